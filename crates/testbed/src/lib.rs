@@ -22,7 +22,10 @@ pub fn is_root() -> bool {
 
 /// True when the Open vSwitch binaries are installed.
 pub fn have_ovs() -> bool {
-    Command::new("ovs-vswitchd").arg("--version").output().is_ok()
+    Command::new("ovs-vswitchd")
+        .arg("--version")
+        .output()
+        .is_ok()
 }
 
 /// Returns false (and says why on stderr) when a real-OVS test cannot run here.
@@ -68,7 +71,9 @@ impl Netns {
         let mut c = Command::new("ip");
         c.args(["netns", "add", name]);
         run(c)?;
-        let ns = Netns { name: name.to_string() };
+        let ns = Netns {
+            name: name.to_string(),
+        };
         ns.exec(["ip", "link", "set", "lo", "up"])?;
         Ok(ns)
     }
@@ -100,7 +105,9 @@ impl Netns {
 
 impl Drop for Netns {
     fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).output();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
     }
 }
 
@@ -152,18 +159,36 @@ impl Ovs {
         c.arg(&db)
             .arg(format!("--remote=punix:{}", ovs.db_sock().display()))
             .arg("--remote=db:Open_vSwitch,Open_vSwitch,manager_options")
-            .arg(format!("--pidfile={}", d.join("ovsdb-server.pid").display()))
-            .arg(format!("--unixctl={}", d.join("ovsdb-server.ctl").display()))
-            .arg(format!("--log-file={}", d.join("ovsdb-server.log").display()))
+            .arg(format!(
+                "--pidfile={}",
+                d.join("ovsdb-server.pid").display()
+            ))
+            .arg(format!(
+                "--unixctl={}",
+                d.join("ovsdb-server.ctl").display()
+            ))
+            .arg(format!(
+                "--log-file={}",
+                d.join("ovsdb-server.log").display()
+            ))
             .arg("--detach");
         run(c)?;
         ovs.vsctl(["--no-wait", "init"])?;
         let mut c = ovs.cmd("ovs-vswitchd");
         c.arg(format!("unix:{}", ovs.db_sock().display()))
             .arg("--disable-system")
-            .arg(format!("--pidfile={}", d.join("ovs-vswitchd.pid").display()))
-            .arg(format!("--unixctl={}", d.join("ovs-vswitchd.ctl").display()))
-            .arg(format!("--log-file={}", d.join("ovs-vswitchd.log").display()))
+            .arg(format!(
+                "--pidfile={}",
+                d.join("ovs-vswitchd.pid").display()
+            ))
+            .arg(format!(
+                "--unixctl={}",
+                d.join("ovs-vswitchd.ctl").display()
+            ))
+            .arg(format!(
+                "--log-file={}",
+                d.join("ovs-vswitchd.log").display()
+            ))
             .arg("--detach");
         run(c)?;
         Ok(ovs)
@@ -195,7 +220,9 @@ impl Ovs {
             None => Command::new(program),
         };
         let d = self.dir();
-        c.env("OVS_RUNDIR", d).env("OVS_LOGDIR", d).env("OVS_DBDIR", d);
+        c.env("OVS_RUNDIR", d)
+            .env("OVS_LOGDIR", d)
+            .env("OVS_DBDIR", d);
         c
     }
 
@@ -230,7 +257,9 @@ impl Ovs {
         S: AsRef<OsStr>,
     {
         let mut c = self.cmd("ovs-appctl");
-        c.arg("-t").arg(self.dir().join("ovs-vswitchd.ctl")).args(args);
+        c.arg("-t")
+            .arg(self.dir().join("ovs-vswitchd.ctl"))
+            .args(args);
         run(c)
     }
 
@@ -260,9 +289,18 @@ impl Ovs {
         c.arg(d.join("conf.db"))
             .arg(format!("--remote=punix:{}", self.db_sock().display()))
             .arg("--remote=db:Open_vSwitch,Open_vSwitch,manager_options")
-            .arg(format!("--pidfile={}", d.join("ovsdb-server.pid").display()))
-            .arg(format!("--unixctl={}", d.join("ovsdb-server.ctl").display()))
-            .arg(format!("--log-file={}", d.join("ovsdb-server.log").display()))
+            .arg(format!(
+                "--pidfile={}",
+                d.join("ovsdb-server.pid").display()
+            ))
+            .arg(format!(
+                "--unixctl={}",
+                d.join("ovsdb-server.ctl").display()
+            ))
+            .arg(format!(
+                "--log-file={}",
+                d.join("ovsdb-server.log").display()
+            ))
             .arg("--detach");
         run(c).map(|_| ())
     }
@@ -333,7 +371,8 @@ mod tests {
         let ovs = Ovs::start_in_netns(&ns).expect("start ovs");
         ovs.add_bridge("br-int").expect("add bridge");
         veth("tb-vm1", None, "tb-vm1-h", Some(&ns)).expect("veth");
-        ovs.vsctl(["add-port", "br-int", "tb-vm1-h"]).expect("add-port");
+        ovs.vsctl(["add-port", "br-int", "tb-vm1-h"])
+            .expect("add-port");
         let ports = ovs.vsctl(["list-ports", "br-int"]).expect("list-ports");
         assert_eq!(ports.trim(), "tb-vm1-h");
         let _ = Command::new("ip").args(["link", "del", "tb-vm1"]).output();

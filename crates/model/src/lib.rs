@@ -1,0 +1,78 @@
+//! Dragonflow's logical model: the northbound (NB) objects that the API server writes and
+//! the local controllers compile, with no I/O and no knowledge of the Neutron JSON.
+//!
+//! Every object is stored as JSON in its own table of the NB store (see [`Table`]); objects
+//! that the datapath must name (networks, ports, routers) carry a small `unique_key`
+//! allocated by the server, which becomes the metadata/register value in flows.
+
+pub mod mac;
+pub mod objects;
+pub mod time;
+
+pub use mac::MacAddr;
+pub use objects::*;
+
+/// The NB store tables, one per object kind, plus the claims table that makes allocations
+/// (IPs, MACs, unique keys, segmentation ids) unique across API servers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Table {
+    Network,
+    Subnet,
+    Port,
+    Router,
+    FloatingIp,
+    SecurityGroup,
+    SecurityGroupRule,
+    Chassis,
+    /// `ip/<subnet>/<addr>`, `mac/<mac>`, `key/<kind>/<n>`, `seg/<type>/<n>` → owner id.
+    Claim,
+}
+
+impl Table {
+    pub const ALL: [Table; 9] = [
+        Table::Network,
+        Table::Subnet,
+        Table::Port,
+        Table::Router,
+        Table::FloatingIp,
+        Table::SecurityGroup,
+        Table::SecurityGroupRule,
+        Table::Chassis,
+        Table::Claim,
+    ];
+
+    /// The table's name in the store.
+    pub fn name(self) -> &'static str {
+        match self {
+            Table::Network => "network",
+            Table::Subnet => "subnet",
+            Table::Port => "port",
+            Table::Router => "router",
+            Table::FloatingIp => "floatingip",
+            Table::SecurityGroup => "secgroup",
+            Table::SecurityGroupRule => "secgroup_rule",
+            Table::Chassis => "chassis",
+            Table::Claim => "claim",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Table> {
+        Table::ALL.into_iter().find(|t| t.name() == name)
+    }
+}
+
+impl std::fmt::Display for Table {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A new random object id (UUID v4, as Neutron uses).
+pub fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// True when `s` is a UUID in any accepted spelling.
+pub fn is_uuid(s: &str) -> bool {
+    uuid::Uuid::parse_str(s).is_ok()
+}

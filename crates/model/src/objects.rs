@@ -1,0 +1,339 @@
+//! The NB objects: networks, subnets, ports, routers, floating IPs, security groups and
+//! their rules, chassis. Plain data with serde; validation lives in the API layer, which
+//! is the only writer.
+
+use crate::MacAddr;
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+/// Attributes every Neutron "standard attribute" resource has.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Meta {
+    pub id: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    pub project_id: String,
+    /// Kept sorted and without duplicates.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    /// Bumped on every update of the object (Neutron's `revision_number`).
+    #[serde(default)]
+    pub revision_number: u64,
+}
+
+/// How a network's traffic is carried between hosts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NetworkType {
+    Geneve,
+    Vxlan,
+    Gre,
+    Vlan,
+    Flat,
+    Local,
+}
+
+impl NetworkType {
+    pub const ALL: [NetworkType; 6] = [
+        NetworkType::Geneve,
+        NetworkType::Vxlan,
+        NetworkType::Gre,
+        NetworkType::Vlan,
+        NetworkType::Flat,
+        NetworkType::Local,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NetworkType::Geneve => "geneve",
+            NetworkType::Vxlan => "vxlan",
+            NetworkType::Gre => "gre",
+            NetworkType::Vlan => "vlan",
+            NetworkType::Flat => "flat",
+            NetworkType::Local => "local",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<NetworkType> {
+        NetworkType::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+
+    /// Tunnelled types carry a VNI/key; vlan carries a tag; flat and local carry nothing.
+    pub fn is_tunnel(self) -> bool {
+        matches!(
+            self,
+            NetworkType::Geneve | NetworkType::Vxlan | NetworkType::Gre
+        )
+    }
+
+    /// True for types that live on a physical network (provider networks).
+    pub fn is_provider(self) -> bool {
+        matches!(self, NetworkType::Vlan | NetworkType::Flat)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Network {
+    #[serde(flatten)]
+    pub meta: Meta,
+    pub admin_state_up: bool,
+    pub mtu: u32,
+    pub shared: bool,
+    /// Neutron's `router:external`.
+    pub external: bool,
+    pub port_security_enabled: bool,
+    pub network_type: NetworkType,
+    pub physical_network: Option<String>,
+    pub segmentation_id: Option<u32>,
+    /// Ids of the network's subnets, in creation order.
+    #[serde(default)]
+    pub subnets: Vec<String>,
+    /// Datapath key (metadata value in flows).
+    pub unique_key: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AllocationPool {
+    pub start: IpAddr,
+    pub end: IpAddr,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostRoute {
+    pub destination: IpNet,
+    pub nexthop: IpAddr,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Subnet {
+    #[serde(flatten)]
+    pub meta: Meta,
+    pub network_id: String,
+    pub ip_version: u8,
+    pub cidr: IpNet,
+    pub gateway_ip: Option<IpAddr>,
+    pub allocation_pools: Vec<AllocationPool>,
+    pub enable_dhcp: bool,
+    pub dns_nameservers: Vec<IpAddr>,
+    pub host_routes: Vec<HostRoute>,
+    pub ipv6_ra_mode: Option<String>,
+    pub ipv6_address_mode: Option<String>,
+}
+
+impl Subnet {
+    /// True when addresses are derived from the MAC (SLAAC or DHCPv6-stateless).
+    pub fn is_auto_address(&self) -> bool {
+        matches!(
+            self.ipv6_address_mode.as_deref(),
+            Some("slaac") | Some("dhcpv6-stateless")
+        )
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FixedIp {
+    pub subnet_id: String,
+    pub ip_address: IpAddr,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddressPair {
+    /// An address or a CIDR.
+    pub ip_address: IpNet,
+    pub mac_address: MacAddr,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExtraDhcpOpt {
+    pub opt_name: String,
+    pub opt_value: String,
+    pub ip_version: u8,
+}
+
+/// Port operational state, reported by the controller that binds it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum PortStatus {
+    Down,
+    Build,
+    Active,
+}
+
+impl PortStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PortStatus::Down => "DOWN",
+            PortStatus::Build => "BUILD",
+            PortStatus::Active => "ACTIVE",
+        }
+    }
+}
+
+/// Device owners with a meaning for the system.
+pub mod owner {
+    pub const ROUTER_INTERFACE: &str = "network:router_interface";
+    pub const ROUTER_GATEWAY: &str = "network:router_gateway";
+    pub const FLOATING_IP: &str = "network:floatingip";
+    pub const DHCP: &str = "network:dhcp";
+
+    /// Ports the system creates and deletes itself, not through the port API.
+    pub fn is_system(owner: &str) -> bool {
+        matches!(
+            owner,
+            ROUTER_INTERFACE | ROUTER_GATEWAY | FLOATING_IP | DHCP
+        )
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Port {
+    #[serde(flatten)]
+    pub meta: Meta,
+    pub network_id: String,
+    pub admin_state_up: bool,
+    pub mac_address: MacAddr,
+    pub fixed_ips: Vec<FixedIp>,
+    pub security_groups: Vec<String>,
+    pub allowed_address_pairs: Vec<AddressPair>,
+    pub port_security_enabled: bool,
+    pub device_owner: String,
+    pub device_id: String,
+    /// `binding:host_id`: the chassis the port is (to be) bound on; empty when unbound.
+    pub binding_host_id: String,
+    pub binding_profile: BTreeMap<String, serde_json::Value>,
+    pub binding_vnic_type: String,
+    pub extra_dhcp_opts: Vec<ExtraDhcpOpt>,
+    pub status: PortStatus,
+    /// Datapath key (reg6/reg7 value in flows).
+    pub unique_key: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExternalGateway {
+    pub network_id: String,
+    pub enable_snat: bool,
+    pub external_fixed_ips: Vec<FixedIp>,
+    /// The gateway port on the external network.
+    pub port_id: String,
+}
+
+/// A router's leg on one subnet: the interface port and its address.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouterInterface {
+    pub port_id: String,
+    pub subnet_id: String,
+    pub network_id: String,
+    pub ip_address: IpAddr,
+    pub cidr: IpNet,
+    pub mac_address: MacAddr,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Router {
+    #[serde(flatten)]
+    pub meta: Meta,
+    pub admin_state_up: bool,
+    pub external_gateway: Option<ExternalGateway>,
+    pub routes: Vec<HostRoute>,
+    pub interfaces: Vec<RouterInterface>,
+    /// Datapath key (reg5 value in flows).
+    pub unique_key: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FloatingIp {
+    #[serde(flatten)]
+    pub meta: Meta,
+    pub floating_network_id: String,
+    pub floating_ip_address: IpAddr,
+    pub floating_subnet_id: String,
+    /// The port on the external network that holds the address.
+    pub floating_port_id: String,
+    pub port_id: Option<String>,
+    pub fixed_ip_address: Option<IpAddr>,
+    pub router_id: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecurityGroup {
+    #[serde(flatten)]
+    pub meta: Meta,
+    pub stateful: bool,
+    /// The project's `default` group (cannot be deleted).
+    pub is_default: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    Ingress,
+    Egress,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EtherType {
+    IPv4,
+    IPv6,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecurityGroupRule {
+    #[serde(flatten)]
+    pub meta: Meta,
+    pub security_group_id: String,
+    pub direction: Direction,
+    pub ethertype: EtherType,
+    /// As the user gave it (a name such as `tcp` or a number); `None` means any.
+    pub protocol: Option<String>,
+    /// IP protocol number, resolved from `protocol`.
+    pub protocol_number: Option<u8>,
+    pub port_range_min: Option<u16>,
+    pub port_range_max: Option<u16>,
+    pub remote_ip_prefix: Option<IpNet>,
+    pub remote_group_id: Option<String>,
+}
+
+/// A compute host running a local controller.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Chassis {
+    pub id: String,
+    pub ip: IpAddr,
+    pub tunnel_types: Vec<NetworkType>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn network_round_trips_through_json() {
+        let n = Network {
+            meta: Meta {
+                id: "n1".into(),
+                project_id: "p".into(),
+                created_at: "t".into(),
+                updated_at: "t".into(),
+                ..Meta::default()
+            },
+            admin_state_up: true,
+            mtu: 1400,
+            shared: false,
+            external: false,
+            port_security_enabled: true,
+            network_type: NetworkType::Geneve,
+            physical_network: None,
+            segmentation_id: Some(7),
+            subnets: vec![],
+            unique_key: 1,
+        };
+        let j = serde_json::to_string(&n).unwrap();
+        assert!(j.contains("\"network_type\":\"geneve\""), "{j}");
+        assert_eq!(serde_json::from_str::<Network>(&j).unwrap(), n);
+    }
+}

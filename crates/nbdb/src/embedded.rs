@@ -1,0 +1,483 @@
+//! The embedded backend: a redb file inside the server process, with group commit.
+//!
+//! One writer thread owns all writes. It drains every transaction queued while the previous
+//! batch was being made durable and applies them in one redb write transaction (each with
+//! its own preconditions and its own revision), so a burst of concurrent API calls costs one
+//! fsync instead of one each. Reads go straight to redb's MVCC snapshots from any thread.
+
+use crate::codec::{decode_changes, decode_object, encode_changes, encode_object};
+use crate::{Change, Expect, Op, Record, Result, Revision, Store, StoreError};
+use async_trait::async_trait;
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc;
+use tokio::sync::{oneshot, watch};
+
+/// `table/id` → encoded object (revision + value).
+const OBJECTS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("objects");
+/// revision → encoded changes of that revision.
+const CHANGES: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("changes");
+/// `revision`, `oldest_change` → u64.
+const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
+
+/// How many revisions of the change log are kept for watchers that resume.
+pub const DEFAULT_RETENTION: u64 = 100_000;
+/// The most transactions folded into one durable commit.
+const MAX_BATCH: usize = 512;
+
+type Reply = oneshot::Sender<Result<Revision>>;
+
+/// The embedded, file-backed store.
+pub struct Embedded {
+    path: PathBuf,
+    db: Arc<Database>,
+    writer: mpsc::Sender<(Vec<Op>, Reply)>,
+    revision: watch::Receiver<Revision>,
+}
+
+impl std::fmt::Debug for Embedded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Embedded({})", self.path.display())
+    }
+}
+
+fn io<E: std::fmt::Display>(e: E) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+fn object_key(table: &str, id: &str) -> String {
+    format!("{table}/{id}")
+}
+
+impl Embedded {
+    /// Opens (or creates) the store file at `path`, creating parent directories.
+    pub fn open(path: impl AsRef<Path>) -> Result<Embedded> {
+        Self::open_with_retention(path, DEFAULT_RETENTION)
+    }
+
+    pub fn open_with_retention(path: impl AsRef<Path>, retention: u64) -> Result<Embedded> {
+        let path = path.as_ref().to_path_buf();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| io(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        let db = Database::create(&path).map_err(|e| io(format!("{}: {e}", path.display())))?;
+        // Make sure every table exists so readers never see "table missing".
+        let txn = db.begin_write().map_err(io)?;
+        let revision = {
+            txn.open_table(OBJECTS).map_err(io)?;
+            txn.open_table(CHANGES).map_err(io)?;
+            let meta = txn.open_table(META).map_err(io)?;
+            meta.get("revision")
+                .map_err(io)?
+                .map(|v| v.value())
+                .unwrap_or(0)
+        };
+        txn.commit().map_err(io)?;
+        let db = Arc::new(db);
+        let (tx, rx) = mpsc::channel();
+        let (rev_tx, rev_rx) = watch::channel(revision);
+        let writer_db = db.clone();
+        std::thread::Builder::new()
+            .name("nbdb-writer".into())
+            .spawn(move || writer_loop(&writer_db, rx, rev_tx, revision, retention))
+            .map_err(io)?;
+        tracing::info!(path = %path.display(), revision, "embedded store open");
+        Ok(Embedded {
+            path,
+            db,
+            writer: tx,
+            revision: rev_rx,
+        })
+    }
+}
+
+fn writer_loop(
+    db: &Database,
+    rx: mpsc::Receiver<(Vec<Op>, Reply)>,
+    rev_tx: watch::Sender<Revision>,
+    mut revision: Revision,
+    retention: u64,
+) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(req) => batch.push(req),
+                Err(_) => break,
+            }
+        }
+        let (results, new_revision) = match apply_batch(db, &batch, revision, retention) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "store commit failed");
+                let msg = e.to_string();
+                for (_, reply) in batch {
+                    let _ = reply.send(Err(StoreError::Unavailable(msg.clone())));
+                }
+                continue;
+            }
+        };
+        revision = new_revision;
+        rev_tx.send_replace(revision);
+        for ((_, reply), result) in batch.into_iter().zip(results) {
+            let _ = reply.send(result);
+        }
+    }
+}
+
+fn check(expect: Expect, current: Option<Revision>) -> bool {
+    match (expect, current) {
+        (Expect::Any, _) => true,
+        (Expect::Absent, None) => true,
+        (Expect::Present, Some(_)) => true,
+        (Expect::Revision(want), Some(have)) => want == have,
+        _ => false,
+    }
+}
+
+type BatchResult = (Vec<Result<Revision>>, Revision);
+
+fn apply_batch(
+    db: &Database,
+    batch: &[(Vec<Op>, Reply)],
+    mut revision: Revision,
+    retention: u64,
+) -> Result<BatchResult> {
+    let txn = db.begin_write().map_err(io)?;
+    let mut results = Vec::with_capacity(batch.len());
+    {
+        let mut objects = txn.open_table(OBJECTS).map_err(io)?;
+        let mut changes = txn.open_table(CHANGES).map_err(io)?;
+        for (ops, _) in batch {
+            results.push(
+                apply_one(&mut objects, &mut changes, ops, revision + 1).map(|()| {
+                    revision += 1;
+                    revision
+                }),
+            );
+        }
+        let mut meta = txn.open_table(META).map_err(io)?;
+        meta.insert("revision", revision).map_err(io)?;
+        let oldest = meta
+            .get("oldest_change")
+            .map_err(io)?
+            .map(|v| v.value())
+            .unwrap_or(1);
+        // Trim the change log in steps, not on every commit.
+        if revision > oldest + retention + 1000 {
+            let keep_from = revision - retention;
+            changes.retain_in(..keep_from, |_, _| false).map_err(io)?;
+            meta.insert("oldest_change", keep_from).map_err(io)?;
+        }
+    }
+    txn.commit().map_err(io)?;
+    Ok((results, revision))
+}
+
+fn apply_one(
+    objects: &mut redb::Table<'_, &str, &[u8]>,
+    changes: &mut redb::Table<'_, u64, &[u8]>,
+    ops: &[Op],
+    revision: Revision,
+) -> Result<()> {
+    let mut seen = HashSet::new();
+    for op in ops {
+        let (table, id) = op.key();
+        if !seen.insert((table, id)) {
+            return Err(StoreError::Invalid(format!("{table}/{id} appears twice")));
+        }
+        let key = object_key(table, id);
+        let current = match objects.get(key.as_str()).map_err(io)? {
+            Some(v) => Some(decode_object(v.value())?.0),
+            None => None,
+        };
+        if !check(op.expect(), current) {
+            return Err(StoreError::Conflict {
+                table: table.into(),
+                id: id.into(),
+            });
+        }
+    }
+    let mut log = Vec::new();
+    for op in ops {
+        match op {
+            Op::Put {
+                table, id, value, ..
+            } => {
+                let key = object_key(table, id);
+                objects
+                    .insert(key.as_str(), encode_object(revision, value).as_slice())
+                    .map_err(io)?;
+                log.push((table.as_str(), id.as_str(), Some(value.as_slice())));
+            }
+            Op::Delete { table, id, .. } => {
+                let key = object_key(table, id);
+                if objects.remove(key.as_str()).map_err(io)?.is_some() {
+                    log.push((table.as_str(), id.as_str(), None));
+                }
+            }
+            Op::Check { .. } => {}
+        }
+    }
+    changes
+        .insert(revision, encode_changes(&log).as_slice())
+        .map_err(io)?;
+    Ok(())
+}
+
+#[async_trait]
+impl Store for Embedded {
+    fn describe(&self) -> String {
+        format!("embedded:{}", self.path.display())
+    }
+
+    // Reads are served from redb's page cache and are short; they run on the caller's task.
+    async fn get(&self, table: &str, id: &str) -> Result<Option<Record>> {
+        let txn = self.db.begin_read().map_err(io)?;
+        let objects = txn.open_table(OBJECTS).map_err(io)?;
+        let key = object_key(table, id);
+        let Some(v) = objects.get(key.as_str()).map_err(io)? else {
+            return Ok(None);
+        };
+        let (revision, value) = decode_object(v.value())?;
+        Ok(Some(Record {
+            table: table.into(),
+            id: id.into(),
+            revision,
+            value: value.to_vec(),
+        }))
+    }
+
+    async fn list(&self, table: &str, prefix: &str) -> Result<Vec<Record>> {
+        let txn = self.db.begin_read().map_err(io)?;
+        let objects = txn.open_table(OBJECTS).map_err(io)?;
+        let start = object_key(table, prefix);
+        let mut out = Vec::new();
+        for entry in objects.range(start.as_str()..).map_err(io)? {
+            let (k, v) = entry.map_err(io)?;
+            let Some(id) = k.value().strip_prefix(start.as_str()) else {
+                break;
+            };
+            let (revision, value) = decode_object(v.value())?;
+            out.push(Record {
+                table: table.into(),
+                id: format!("{prefix}{id}"),
+                revision,
+                value: value.to_vec(),
+            });
+        }
+        Ok(out)
+    }
+
+    async fn commit(&self, ops: Vec<Op>) -> Result<Revision> {
+        if ops.is_empty() {
+            return Err(StoreError::Invalid("empty transaction".into()));
+        }
+        let (tx, rx) = oneshot::channel();
+        self.writer
+            .send((ops, tx))
+            .map_err(|_| StoreError::Unavailable("store writer stopped".into()))?;
+        rx.await
+            .map_err(|_| StoreError::Unavailable("store writer stopped".into()))?
+    }
+
+    async fn revision(&self) -> Result<Revision> {
+        Ok(*self.revision.borrow())
+    }
+
+    async fn changes_since(&self, after: Revision, limit: usize) -> Result<Vec<Change>> {
+        let txn = self.db.begin_read().map_err(io)?;
+        let meta = txn.open_table(META).map_err(io)?;
+        let oldest = meta
+            .get("oldest_change")
+            .map_err(io)?
+            .map(|v| v.value())
+            .unwrap_or(1);
+        if after + 1 < oldest {
+            return Err(StoreError::Compacted {
+                requested: after + 1,
+                oldest,
+            });
+        }
+        let changes = txn.open_table(CHANGES).map_err(io)?;
+        let mut out = Vec::new();
+        for entry in changes.range(after + 1..).map_err(io)?.take(limit) {
+            let (k, v) = entry.map_err(io)?;
+            out.extend(decode_changes(k.value(), v.value())?);
+        }
+        Ok(out)
+    }
+
+    fn subscribe(&self) -> watch::Receiver<Revision> {
+        self.revision.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, Embedded) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Embedded::open(dir.path().join("nb.redb")).unwrap();
+        (dir, s)
+    }
+
+    #[tokio::test]
+    async fn put_get_list_delete() {
+        let (_d, s) = store();
+        let r1 = s
+            .commit(vec![Op::put("port", "a", b"1".to_vec(), Expect::Absent)])
+            .await
+            .unwrap();
+        let r2 = s
+            .commit(vec![Op::put("port", "b", b"2".to_vec(), Expect::Absent)])
+            .await
+            .unwrap();
+        assert!(r2 > r1);
+        s.commit(vec![Op::put("portx", "c", b"3".to_vec(), Expect::Absent)])
+            .await
+            .unwrap();
+        let got = s.get("port", "a").await.unwrap().unwrap();
+        assert_eq!((got.revision, got.value.as_slice()), (r1, &b"1"[..]));
+        let ids: Vec<_> = s
+            .list("port", "")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(ids, ["a", "b"]);
+        s.commit(vec![Op::delete("port", "a", Expect::Revision(r1))])
+            .await
+            .unwrap();
+        assert!(s.get("port", "a").await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn failed_precondition_writes_nothing() {
+        let (_d, s) = store();
+        s.commit(vec![Op::put(
+            "claim",
+            "ip/s/10.0.0.3",
+            b"p1".to_vec(),
+            Expect::Absent,
+        )])
+        .await
+        .unwrap();
+        let err = s
+            .commit(vec![
+                Op::put("port", "p2", b"x".to_vec(), Expect::Absent),
+                Op::put("claim", "ip/s/10.0.0.3", b"p2".to_vec(), Expect::Absent),
+            ])
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Conflict { .. }), "{err}");
+        assert!(s.get("port", "p2").await.unwrap().is_none());
+        let rev = s.revision().await.unwrap();
+        assert_eq!(rev, 1, "a failed transaction takes no revision");
+    }
+
+    #[tokio::test]
+    async fn prefix_listing_stops_at_prefix() {
+        let (_d, s) = store();
+        for id in ["ip/s1/a", "ip/s1/b", "ip/s2/a", "mac/x"] {
+            s.commit(vec![Op::put("claim", id, vec![], Expect::Absent)])
+                .await
+                .unwrap();
+        }
+        let ids: Vec<_> = s
+            .list("claim", "ip/s1/")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(ids, ["ip/s1/a", "ip/s1/b"]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_claims_have_one_winner() {
+        let (_d, s) = store();
+        let s = Arc::new(s);
+        let mut tasks = Vec::new();
+        for i in 0..50 {
+            let s = s.clone();
+            tasks.push(tokio::spawn(async move {
+                s.commit(vec![Op::put(
+                    "claim",
+                    "key/port/1",
+                    vec![i],
+                    Expect::Absent,
+                )])
+                .await
+            }));
+        }
+        let mut ok = 0;
+        for t in tasks {
+            if t.await.unwrap().is_ok() {
+                ok += 1;
+            }
+        }
+        assert_eq!(ok, 1);
+    }
+
+    #[tokio::test]
+    async fn changes_replay_in_order_and_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nb.redb");
+        {
+            let s = Embedded::open(&path).unwrap();
+            s.commit(vec![Op::put("network", "n", b"1".to_vec(), Expect::Absent)])
+                .await
+                .unwrap();
+            s.commit(vec![Op::put(
+                "network",
+                "n",
+                b"2".to_vec(),
+                Expect::Present,
+            )])
+            .await
+            .unwrap();
+            s.commit(vec![Op::delete("network", "n", Expect::Present)])
+                .await
+                .unwrap();
+        }
+        // The writer thread holds the database until its channel closes.
+        let s = loop {
+            match Embedded::open(&path) {
+                Ok(s) => break s,
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(20)),
+            }
+        };
+        assert_eq!(s.revision().await.unwrap(), 3);
+        let ch = s.changes_since(0, 100).await.unwrap();
+        let vals: Vec<_> = ch.iter().map(|c| (c.revision, c.value.clone())).collect();
+        assert_eq!(
+            vals,
+            [
+                (1, Some(b"1".to_vec())),
+                (2, Some(b"2".to_vec())),
+                (3, None)
+            ]
+        );
+        assert_eq!(s.changes_since(2, 100).await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn old_changes_are_compacted_and_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Embedded::open_with_retention(dir.path().join("nb.redb"), 10).unwrap();
+        for i in 0..1100u32 {
+            s.commit(vec![Op::put("t", &i.to_string(), vec![], Expect::Absent)])
+                .await
+                .unwrap();
+        }
+        let err = s.changes_since(0, 10).await.unwrap_err();
+        assert!(matches!(err, StoreError::Compacted { .. }), "{err}");
+        assert_eq!(s.changes_since(1095, 10).await.unwrap().len(), 5);
+    }
+}
