@@ -307,6 +307,38 @@ pub struct Chassis {
     pub tunnel_types: Vec<NetworkType>,
 }
 
+/// An NB object with Neutron's standard attributes, stored in its own table.
+pub trait NbObject: Serialize + serde::de::DeserializeOwned + Clone + Send + Sync + 'static {
+    const TABLE: crate::Table;
+    /// The Neutron resource name used in error types (`Network` → `NetworkNotFound`).
+    const KIND: &'static str;
+    fn meta(&self) -> &Meta;
+    fn meta_mut(&mut self) -> &mut Meta;
+}
+
+macro_rules! nb_object {
+    ($t:ty, $table:ident, $kind:literal) => {
+        impl NbObject for $t {
+            const TABLE: crate::Table = crate::Table::$table;
+            const KIND: &'static str = $kind;
+            fn meta(&self) -> &Meta {
+                &self.meta
+            }
+            fn meta_mut(&mut self) -> &mut Meta {
+                &mut self.meta
+            }
+        }
+    };
+}
+
+nb_object!(Network, Network, "Network");
+nb_object!(Subnet, Subnet, "Subnet");
+nb_object!(Port, Port, "Port");
+nb_object!(Router, Router, "Router");
+nb_object!(FloatingIp, FloatingIp, "FloatingIP");
+nb_object!(SecurityGroup, SecurityGroup, "SecurityGroup");
+nb_object!(SecurityGroupRule, SecurityGroupRule, "SecurityGroupRule");
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,30 @@
+//! The config file (TOML): `[server]` for the process, `[neutron]` for the API settings.
+//! Every key has a default, so the file is optional; flags override it.
+
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::Path;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct File {
+    pub server: Server,
+    pub neutron: neutron_api::ApiConfig,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Server {
+    pub listen: Option<SocketAddr>,
+    pub db: Option<String>,
+}
+
+impl File {
+    pub fn load(path: Option<&Path>) -> Result<File, String> {
+        let Some(path) = path else {
+            return Ok(File::default());
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read config {}: {e}", path.display()))?;
+        toml::from_str(&text).map_err(|e| format!("config {}: {e}", path.display()))
+    }
+}

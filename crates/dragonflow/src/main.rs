@@ -1,0 +1,95 @@
+//! The `dragonflow` command: parses the command line and the config file, sets up logging,
+//! and runs a subcommand. No logic of its own.
+
+mod config;
+
+use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "dragonflow", version, about = "A distributed SDN controller for Neutron-style clouds")]
+struct Cli {
+    /// Config file (TOML); flags override it.
+    #[arg(long, global = true, env = "DRAGONFLOW_CONFIG")]
+    config: Option<PathBuf>,
+    /// Log as JSON lines instead of text.
+    #[arg(long, global = true)]
+    log_json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the Neutron-compatible API server.
+    Server {
+        /// Address to listen on (default 127.0.0.1:9696).
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// NB store: embedded:PATH (default embedded:/var/lib/dragonflow/nb.redb).
+        #[arg(long)]
+        db: Option<String>,
+    },
+}
+
+fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("DRAGONFLOW_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_json);
+    let file = match config::File::load(cli.config.as_deref()) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("dragonflow: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = match cli.command {
+        Command::Server { listen, db } => run_server(file, listen, db),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("dragonflow: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_server(file: config::File, listen: Option<SocketAddr>, db: Option<String>) -> Result<(), String> {
+    let listen = listen.or(file.server.listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9696)));
+    let db = db.or(file.server.db).unwrap_or_else(|| "embedded:/var/lib/dragonflow/nb.redb".into());
+    let settings = file.neutron.check().map_err(|e| format!("config [neutron]: {e}"))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    runtime.block_on(async move {
+        let store = nbdb::open(&db).map_err(|e| format!("cannot open the NB store {db}: {e}"))?;
+        let api = neutron_api::Api::new(store.clone(), settings);
+        let app = neutron_api::router(api);
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+        tracing::info!(%listen, store = %store.describe(), "dragonflow server ready");
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = tokio::signal::ctrl_c().await;
+                tracing::info!("shutting down");
+            })
+            .await
+            .map_err(|e| format!("server failed: {e}"))
+    })
+}

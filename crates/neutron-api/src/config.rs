@@ -1,0 +1,155 @@
+//! The API server's settings: the default project, network types, segmentation ranges,
+//! physical networks and MTUs. Read from the config file's `[neutron]` table.
+
+use model::NetworkType;
+use serde::Deserialize;
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiConfig {
+    /// The project (and admin) of requests that carry no `X-Project-Id`.
+    pub default_project: String,
+    /// The type of networks created without provider attributes.
+    pub tenant_network_type: String,
+    /// Ranges (`min:max`) of tunnel ids for geneve, vxlan and gre networks.
+    pub vni_ranges: Vec<String>,
+    /// `physnet:min:max` ranges of VLAN ids for tenant VLAN networks.
+    pub vlan_ranges: Vec<String>,
+    /// Physical networks that provider (flat/vlan) networks may use.
+    pub physical_networks: Vec<String>,
+    /// MTU of the underlay and of physical networks.
+    pub global_physnet_mtu: u32,
+    /// First three bytes of generated MAC addresses.
+    pub mac_base: String,
+}
+
+impl Default for ApiConfig {
+    fn default() -> ApiConfig {
+        ApiConfig {
+            default_project: "default".into(),
+            tenant_network_type: "geneve".into(),
+            vni_ranges: vec!["1:65535".into()],
+            vlan_ranges: vec![],
+            physical_networks: vec!["physnet1".into()],
+            global_physnet_mtu: 1500,
+            mac_base: "fa:16:3e".into(),
+        }
+    }
+}
+
+/// The checked form of [`ApiConfig`].
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub default_project: String,
+    pub tenant_network_type: NetworkType,
+    pub vni_ranges: Vec<(u32, u32)>,
+    pub vlan_ranges: Vec<(String, u32, u32)>,
+    pub physical_networks: Vec<String>,
+    pub global_physnet_mtu: u32,
+    pub mac_base: [u8; 3],
+}
+
+fn range(s: &str, max: u32) -> Result<(u32, u32), String> {
+    let (a, b) = s.split_once(':').ok_or_else(|| format!("range {s:?} is not min:max"))?;
+    let a: u32 = a.trim().parse().map_err(|_| format!("range {s:?}: bad minimum"))?;
+    let b: u32 = b.trim().parse().map_err(|_| format!("range {s:?}: bad maximum"))?;
+    if a == 0 || a > b || b > max {
+        return Err(format!("range {s:?} must satisfy 1 <= min <= max <= {max}"));
+    }
+    Ok((a, b))
+}
+
+impl ApiConfig {
+    pub fn check(&self) -> Result<Settings, String> {
+        let tenant_network_type = NetworkType::parse(&self.tenant_network_type)
+            .filter(|t| t.is_tunnel() || *t == NetworkType::Vlan)
+            .ok_or_else(|| format!("tenant_network_type {:?} must be geneve, vxlan, gre or vlan", self.tenant_network_type))?;
+        let vni_ranges = self
+            .vni_ranges
+            .iter()
+            .map(|r| range(r, (1 << 24) - 1))
+            .collect::<Result<Vec<_>, _>>()?;
+        let vlan_ranges = self
+            .vlan_ranges
+            .iter()
+            .map(|r| {
+                let (net, rest) = r.split_once(':').ok_or_else(|| format!("vlan range {r:?} is not physnet:min:max"))?;
+                let (a, b) = range(rest, 4094)?;
+                Ok((net.to_string(), a, b))
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        for (net, _, _) in &vlan_ranges {
+            if !self.physical_networks.contains(net) {
+                return Err(format!("vlan range on unknown physical network {net:?}"));
+            }
+        }
+        let base: Vec<u8> = self
+            .mac_base
+            .split(':')
+            .map(|b| u8::from_str_radix(b, 16))
+            .collect::<Result<_, _>>()
+            .map_err(|_| format!("mac_base {:?} is not three hex bytes", self.mac_base))?;
+        let mac_base: [u8; 3] = base
+            .try_into()
+            .map_err(|_| format!("mac_base {:?} is not three hex bytes", self.mac_base))?;
+        if mac_base[0] & 1 == 1 {
+            return Err("mac_base must be unicast".into());
+        }
+        if !(1280..=9216).contains(&self.global_physnet_mtu) {
+            return Err("global_physnet_mtu must be within 1280..=9216".into());
+        }
+        if tenant_network_type == NetworkType::Vlan && vlan_ranges.is_empty() {
+            return Err("tenant_network_type vlan needs vlan_ranges".into());
+        }
+        Ok(Settings {
+            default_project: self.default_project.clone(),
+            tenant_network_type,
+            vni_ranges,
+            vlan_ranges,
+            physical_networks: self.physical_networks.clone(),
+            global_physnet_mtu: self.global_physnet_mtu,
+            mac_base,
+        })
+    }
+}
+
+impl Settings {
+    /// Bytes a network type adds around a VM's frame on the underlay. Geneve keeps room
+    /// for options: 1400 is what works through the userspace datapath with a 1500 underlay.
+    pub fn overhead(t: NetworkType) -> u32 {
+        match t {
+            NetworkType::Geneve => 100,
+            NetworkType::Vxlan => 50,
+            NetworkType::Gre => 42,
+            NetworkType::Vlan | NetworkType::Flat | NetworkType::Local => 0,
+        }
+    }
+
+    /// The largest MTU a network of type `t` can have.
+    pub fn max_mtu(&self, t: NetworkType) -> u32 {
+        self.global_physnet_mtu - Self::overhead(t)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_check() {
+        let s = ApiConfig::default().check().unwrap();
+        assert_eq!(s.tenant_network_type, NetworkType::Geneve);
+        assert_eq!(s.max_mtu(NetworkType::Geneve), 1400);
+        assert_eq!(s.mac_base, [0xfa, 0x16, 0x3e]);
+    }
+
+    #[test]
+    fn bad_ranges_are_refused() {
+        let c = ApiConfig { vni_ranges: vec!["5:1".into()], ..ApiConfig::default() };
+        assert!(c.check().is_err());
+        let c = ApiConfig { vlan_ranges: vec!["nope:1:10".into()], ..ApiConfig::default() };
+        assert!(c.check().is_err());
+        let c = ApiConfig { mac_base: "fb:16:3e".into(), ..ApiConfig::default() };
+        assert!(c.check().is_err());
+    }
+}

@@ -1,0 +1,155 @@
+//! Typed access to the NB store for the API: read objects, build a transaction of typed
+//! writes and claims, commit it, and retry the whole operation when a compare-and-swap
+//! race was lost.
+
+use crate::error::{ApiError, ApiResult};
+use model::{NbObject, Table};
+use nbdb::{Expect, Op, Revision, Store, StoreError};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How many times an operation that lost a race is retried before giving up with 409.
+const MAX_ATTEMPTS: u32 = 50;
+
+/// The store seen through the model's types.
+#[derive(Clone)]
+pub struct Db {
+    pub store: Arc<dyn Store>,
+}
+
+fn decode<T: NbObject>(id: &str, bytes: &[u8]) -> ApiResult<T> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::internal(format!("stored {}/{id} is unreadable: {e}", T::TABLE)))
+}
+
+impl Db {
+    /// The object and the store revision that last wrote it.
+    pub async fn get<T: NbObject>(&self, id: &str) -> ApiResult<Option<(T, Revision)>> {
+        match self.store.get(T::TABLE.name(), id).await? {
+            Some(r) => Ok(Some((decode(id, &r.value)?, r.revision))),
+            None => Ok(None),
+        }
+    }
+
+    /// Like [`Db::get`] but a missing object is a Neutron 404.
+    pub async fn fetch<T: NbObject>(&self, id: &str) -> ApiResult<(T, Revision)> {
+        self.get(id)
+            .await?
+            .ok_or_else(|| ApiError::not_found(T::KIND, id))
+    }
+
+    pub async fn all<T: NbObject>(&self) -> ApiResult<Vec<(T, Revision)>> {
+        self.store
+            .list(T::TABLE.name(), "")
+            .await?
+            .into_iter()
+            .map(|r| Ok((decode(&r.id, &r.value)?, r.revision)))
+            .collect()
+    }
+
+    /// The owner recorded in a claim (`ip/…`, `mac/…`, `key/…`, `seg/…`), if claimed.
+    pub async fn claim_owner(&self, claim: &str) -> ApiResult<Option<String>> {
+        Ok(self
+            .store
+            .get(Table::Claim.name(), claim)
+            .await?
+            .map(|r| String::from_utf8_lossy(&r.value).into_owned()))
+    }
+}
+
+/// A transaction being built: typed object writes plus claims.
+#[derive(Default)]
+pub struct Txn {
+    ops: Vec<Op>,
+    /// Claims the user asked for by value: losing them is their error, not a retry.
+    requested: Vec<(String, ApiError)>,
+}
+
+fn encode<T: NbObject>(obj: &T) -> Vec<u8> {
+    // Serializing plain data structs to JSON cannot fail.
+    serde_json::to_vec(obj).unwrap_or_default()
+}
+
+impl Txn {
+    pub fn new() -> Txn {
+        Txn::default()
+    }
+
+    pub fn create<T: NbObject>(&mut self, obj: &T) {
+        self.ops.push(Op::put(T::TABLE.name(), &obj.meta().id, encode(obj), Expect::Absent));
+    }
+
+    /// Writes `obj` if it is still at revision `rev`.
+    pub fn update<T: NbObject>(&mut self, obj: &T, rev: Revision) {
+        self.ops
+            .push(Op::put(T::TABLE.name(), &obj.meta().id, encode(obj), Expect::Revision(rev)));
+    }
+
+    pub fn delete<T: NbObject>(&mut self, id: &str, rev: Revision) {
+        self.ops.push(Op::delete(T::TABLE.name(), id, Expect::Revision(rev)));
+    }
+
+    /// Commits only if the object is still at revision `rev` (writes nothing to it).
+    pub fn check<T: NbObject>(&mut self, id: &str, rev: Revision) {
+        self.ops.push(Op::check(T::TABLE.name(), id, Expect::Revision(rev)));
+    }
+
+    /// Claims a key allocated by the server; losing it means retrying.
+    pub fn claim(&mut self, claim: &str, owner: &str) {
+        self.ops.push(Op::put(
+            Table::Claim.name(),
+            claim,
+            owner.as_bytes().to_vec(),
+            Expect::Absent,
+        ));
+    }
+
+    /// Claims a key the user asked for; if it is taken the request fails with `err`.
+    pub fn claim_requested(&mut self, claim: &str, owner: &str, err: ApiError) {
+        self.claim(claim, owner);
+        self.requested.push((claim.to_string(), err));
+    }
+
+    pub fn release(&mut self, claim: &str) {
+        self.ops.push(Op::delete(Table::Claim.name(), claim, Expect::Any));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+
+    pub async fn commit(self, db: &Db) -> ApiResult<Revision> {
+        match db.store.commit(self.ops).await {
+            Ok(rev) => Ok(rev),
+            Err(StoreError::Conflict { table, id }) if table == Table::Claim.name() => {
+                match self.requested.into_iter().find(|(c, _)| *c == id) {
+                    Some((_, err)) => Err(err),
+                    None => Err(ApiError::retry(&format!("{table}/{id}"))),
+                }
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// Runs `op` until it does not lose a race, with a short jittered pause between attempts.
+pub async fn retrying<T, F, Fut>(mut op: F) -> ApiResult<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = ApiResult<T>>,
+{
+    let mut last = None;
+    for attempt in 0..MAX_ATTEMPTS {
+        match op().await {
+            Err(e) if e.retry => {
+                tracing::debug!(attempt, "{}", e.message);
+                last = Some(e);
+                let jitter = u64::from(uuid::Uuid::new_v4().as_bytes()[0] % 8);
+                tokio::time::sleep(Duration::from_millis(u64::from(attempt.min(10)) + jitter)).await;
+            }
+            other => return other,
+        }
+    }
+    Err(last.unwrap_or_else(|| ApiError::retry("the store")))
+}

@@ -1,0 +1,100 @@
+//! The OpenStack Networking (Neutron) API v2.0: routes, Neutron JSON ⇄ NB model, IPAM and
+//! validation. The NB store is the only state; this layer is the only writer of policy.
+
+pub mod alloc;
+pub mod body;
+pub mod config;
+pub mod context;
+pub mod db;
+pub mod error;
+pub mod listing;
+pub mod locks;
+pub mod resources;
+pub mod versions;
+
+use axum::Router;
+use axum::routing::{get, put};
+use std::sync::Arc;
+
+pub use config::{ApiConfig, Settings};
+pub use error::{ApiError, ApiResult};
+
+/// Everything a request handler needs.
+pub struct Api {
+    pub db: db::Db,
+    pub config: Settings,
+    pub alloc: alloc::Allocator,
+    pub locks: locks::Locks,
+}
+
+impl Api {
+    pub fn new(store: Arc<dyn nbdb::Store>, config: Settings) -> Arc<Api> {
+        Arc::new(Api {
+            db: db::Db { store },
+            config,
+            alloc: alloc::Allocator::default(),
+            locks: locks::Locks::default(),
+        })
+    }
+}
+
+/// The HTTP routes of the API.
+pub fn router(api: Arc<Api>) -> Router {
+    use resources::{floatingips, networks, ports, routers, security_groups as sg, subnets, tags};
+    Router::new()
+        .route("/", get(versions::versions))
+        .route("/v2.0", get(versions::v2))
+        .route("/v2.0/", get(versions::v2))
+        .route("/v2.0/extensions", get(versions::extensions))
+        .route("/v2.0/extensions/{alias}", get(versions::extension))
+        .route("/v2.0/networks", get(networks::list).post(networks::create))
+        .route(
+            "/v2.0/networks/{id}",
+            get(networks::show).put(networks::update).delete(networks::delete),
+        )
+        .route("/v2.0/subnets", get(subnets::list).post(subnets::create))
+        .route(
+            "/v2.0/subnets/{id}",
+            get(subnets::show).put(subnets::update).delete(subnets::delete),
+        )
+        .route("/v2.0/ports", get(ports::list).post(ports::create))
+        .route(
+            "/v2.0/ports/{id}",
+            get(ports::show).put(ports::update).delete(ports::delete),
+        )
+        .route("/v2.0/routers", get(routers::list).post(routers::create))
+        .route(
+            "/v2.0/routers/{id}",
+            get(routers::show).put(routers::update).delete(routers::delete),
+        )
+        .route("/v2.0/routers/{id}/add_router_interface", put(routers::add_interface))
+        .route("/v2.0/routers/{id}/remove_router_interface", put(routers::remove_interface))
+        .route("/v2.0/routers/{id}/add_extraroutes", put(routers::add_extraroutes))
+        .route("/v2.0/routers/{id}/remove_extraroutes", put(routers::remove_extraroutes))
+        .route("/v2.0/floatingips", get(floatingips::list).post(floatingips::create))
+        .route(
+            "/v2.0/floatingips/{id}",
+            get(floatingips::show).put(floatingips::update).delete(floatingips::delete),
+        )
+        .route("/v2.0/security-groups", get(sg::list_groups).post(sg::create_group))
+        .route(
+            "/v2.0/security-groups/{id}",
+            get(sg::show_group).put(sg::update_group).delete(sg::delete_group),
+        )
+        .route("/v2.0/security-group-rules", get(sg::list_rules).post(sg::create_rule))
+        .route(
+            "/v2.0/security-group-rules/{id}",
+            get(sg::show_rule).put(sg::update_rule).delete(sg::delete_rule),
+        )
+        .route(
+            "/v2.0/{collection}/{id}/tags",
+            get(tags::get_all).put(tags::replace_all).delete(tags::remove_all),
+        )
+        .route(
+            "/v2.0/{collection}/{id}/tags/{tag}",
+            get(tags::check_one).put(tags::add_one).delete(tags::remove_one),
+        )
+        .fallback(versions::not_found)
+        .method_not_allowed_fallback(versions::method_not_allowed)
+        .with_state(api)
+}

@@ -1,0 +1,110 @@
+//! Version discovery (`GET /`, `GET /v2.0/`), the extension list, and JSON answers for
+//! unknown paths and methods.
+
+use crate::Api;
+use crate::error::ApiError;
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+/// Extensions that are really implemented, with a one-line description each.
+pub const EXTENSIONS: &[(&str, &str, &str)] = &[
+    ("allowed-address-pairs", "Allowed Address Pairs", "Extra MAC/IP pairs a port may send from"),
+    ("binding", "Port Binding", "binding:host_id, binding:vif_type, binding:profile"),
+    ("external-net", "Neutron external network", "router:external on networks"),
+    ("ext-gw-mode", "Neutron L3 Configurable external gateway mode", "enable_snat on router gateways"),
+    ("extra_dhcp_opt", "Neutron Extra DHCP options", "extra_dhcp_opts on ports"),
+    ("extraroute", "Neutron Extra Route", "routes on routers"),
+    ("extraroute-atomic", "Atomically add/remove extra routes", "add_extraroutes and remove_extraroutes"),
+    ("filter-validation", "Filter parameters validation", "Unknown filters are rejected with 400"),
+    ("net-mtu", "Network MTU", "mtu on networks"),
+    ("net-mtu-writable", "Network MTU (writable)", "mtu can be set on networks"),
+    ("pagination", "Pagination support", "limit and marker on collections"),
+    ("port-security", "Port Security", "port_security_enabled on networks and ports"),
+    ("project-id", "project_id field enabled", "project_id beside tenant_id"),
+    ("provider", "Provider Network", "provider:network_type, physical_network, segmentation_id"),
+    ("revision-if-match", "If-Match constraints based on revision_number", "If-Match: revision_number=N"),
+    ("router", "Neutron L3 Router", "Routers, interfaces and floating IPs"),
+    ("security-group", "security-group", "Security groups and rules"),
+    ("sorting", "Sorting support", "sort_key and sort_dir on collections"),
+    ("standard-attr-description", "standard-attr-description", "description on every resource"),
+    ("standard-attr-revisions", "Resource revision numbers", "revision_number on every resource"),
+    ("standard-attr-tag", "Tag support for resources with standard attribute", "Tags on networks, subnets, ports, routers, floating IPs and security groups"),
+    ("standard-attr-timestamp", "Resource timestamps", "created_at and updated_at"),
+    ("tag-creation", "Tag support for resource creation", "tags in create requests"),
+];
+
+fn base_url(headers: &HeaderMap) -> String {
+    let host = headers
+        .get("host")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("127.0.0.1:9696");
+    format!("http://{host}")
+}
+
+pub async fn versions(headers: HeaderMap) -> Json<Value> {
+    let base = base_url(&headers);
+    Json(json!({"versions": [{
+        "id": "v2.0", "status": "CURRENT",
+        "links": [{"rel": "self", "href": format!("{base}/v2.0/")}],
+    }]}))
+}
+
+pub async fn v2(headers: HeaderMap) -> Json<Value> {
+    let base = base_url(&headers);
+    let resources: Vec<Value> = [
+        ("network", "networks"),
+        ("subnet", "subnets"),
+        ("port", "ports"),
+        ("router", "routers"),
+        ("floatingip", "floatingips"),
+        ("security_group", "security-groups"),
+        ("security_group_rule", "security-group-rules"),
+    ]
+    .into_iter()
+    .map(|(name, coll)| {
+        json!({"name": name, "collection": coll,
+               "links": [{"rel": "self", "href": format!("{base}/v2.0/{coll}")}]})
+    })
+    .collect();
+    Json(json!({"resources": resources}))
+}
+
+fn extension_json(alias: &str, name: &str, description: &str) -> Value {
+    json!({"alias": alias, "name": name, "description": description,
+           "updated": "2026-11-21T00:00:00-00:00", "links": []})
+}
+
+pub async fn extensions() -> Json<Value> {
+    let list: Vec<Value> = EXTENSIONS
+        .iter()
+        .map(|(a, n, d)| extension_json(a, n, d))
+        .collect();
+    Json(json!({"extensions": list}))
+}
+
+pub async fn extension(Path(alias): Path<String>) -> Result<Json<Value>, ApiError> {
+    EXTENSIONS
+        .iter()
+        .find(|(a, _, _)| *a == alias)
+        .map(|(a, n, d)| Json(json!({"extension": extension_json(a, n, d)})))
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "ExtensionNotFound", format!("Extension with alias {alias} does not exist")))
+}
+
+pub async fn not_found(State(_): State<Arc<Api>>, uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "HTTPNotFound",
+        format!("The resource could not be found: {}", uri.path()),
+    )
+}
+
+pub async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "HTTPMethodNotAllowed",
+        format!("The method {method} is not allowed on {}", uri.path()),
+    )
+}
