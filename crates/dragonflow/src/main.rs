@@ -9,7 +9,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "dragonflow", version, about = "A distributed SDN controller for Neutron-style clouds")]
+#[command(
+    name = "dragonflow",
+    version,
+    about = "A distributed SDN controller for Neutron-style clouds"
+)]
 struct Cli {
     /// Config file (TOML); flags override it.
     #[arg(long, global = true, env = "DRAGONFLOW_CONFIG")]
@@ -37,7 +41,9 @@ enum Command {
 fn init_logging(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("DRAGONFLOW_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if json {
         builder.json().init();
     } else {
@@ -68,10 +74,21 @@ fn main() -> ExitCode {
     }
 }
 
-fn run_server(file: config::File, listen: Option<SocketAddr>, db: Option<String>) -> Result<(), String> {
-    let listen = listen.or(file.server.listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9696)));
-    let db = db.or(file.server.db).unwrap_or_else(|| "embedded:/var/lib/dragonflow/nb.redb".into());
-    let settings = file.neutron.check().map_err(|e| format!("config [neutron]: {e}"))?;
+fn run_server(
+    file: config::File,
+    listen: Option<SocketAddr>,
+    db: Option<String>,
+) -> Result<(), String> {
+    let listen = listen
+        .or(file.server.listen)
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9696)));
+    let db = db
+        .or(file.server.db)
+        .unwrap_or_else(|| "embedded:/var/lib/dragonflow/nb.redb".into());
+    let settings = file
+        .neutron
+        .check()
+        .map_err(|e| format!("config [neutron]: {e}"))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

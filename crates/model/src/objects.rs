@@ -308,7 +308,9 @@ pub struct Chassis {
 }
 
 /// An NB object with Neutron's standard attributes, stored in its own table.
-pub trait NbObject: Serialize + serde::de::DeserializeOwned + Clone + Send + Sync + 'static {
+pub trait NbObject:
+    Serialize + serde::de::DeserializeOwned + Clone + Send + Sync + 'static
+{
     const TABLE: crate::Table;
     /// The Neutron resource name used in error types (`Network` → `NetworkNotFound`).
     const KIND: &'static str;

@@ -116,7 +116,11 @@ impl Allocator {
     }
 
     /// A random unused MAC under `base`, reserved.
-    pub async fn pick_mac(&self, db: &Db, base: [u8; 3]) -> ApiResult<Option<(MacAddr, Reservation<'_>)>> {
+    pub async fn pick_mac(
+        &self,
+        db: &Db,
+        base: [u8; 3],
+    ) -> ApiResult<Option<(MacAddr, Reservation<'_>)>> {
         for _ in 0..32 {
             let mac = MacAddr::random(base);
             let claim = mac_claim(&mac);

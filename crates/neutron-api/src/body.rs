@@ -26,9 +26,9 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(JsonBody(Value::Null));
         }
-        serde_json::from_slice(&bytes)
-            .map(JsonBody)
-            .map_err(|e| ApiError::bad_request("HTTPBadRequest", format!("Malformed request body: {e}")))
+        serde_json::from_slice(&bytes).map(JsonBody).map_err(|e| {
+            ApiError::bad_request("HTTPBadRequest", format!("Malformed request body: {e}"))
+        })
     }
 }
 
@@ -264,7 +264,9 @@ pub fn parse_ip(v: &Value) -> Option<IpAddr> {
 
 /// A CIDR whose host bits are zero, or the error text Neutron gives.
 pub fn parse_cidr(attr: &str, v: &Value) -> ApiResult<IpNet> {
-    let s = v.as_str().ok_or_else(|| bad_attr(attr, format!("'{v}' is not a valid IP subnet")))?;
+    let s = v
+        .as_str()
+        .ok_or_else(|| bad_attr(attr, format!("'{v}' is not a valid IP subnet")))?;
     let net: IpNet = match s.parse() {
         Ok(n) => n,
         Err(_) => match s.parse::<IpAddr>() {
@@ -275,7 +277,10 @@ pub fn parse_cidr(attr: &str, v: &Value) -> ApiResult<IpNet> {
     if net.network() != net.addr() {
         return Err(bad_attr(
             attr,
-            format!("'{s}' isn't a recognized IP subnet cidr, '{}' is recommended", net.trunc()),
+            format!(
+                "'{s}' isn't a recognized IP subnet cidr, '{}' is recommended",
+                net.trunc()
+            ),
         ));
     }
     Ok(net)
@@ -303,7 +308,12 @@ mod tests {
 
     #[test]
     fn unknown_attributes_are_rejected() {
-        let mut a = Attrs::from_body(json!({"network": {"name": "n", "bogus": 1}}), "network", "POST").unwrap();
+        let mut a = Attrs::from_body(
+            json!({"network": {"name": "n", "bogus": 1}}),
+            "network",
+            "POST",
+        )
+        .unwrap();
         assert_eq!(a.string("name").unwrap().as_deref(), Some("n"));
         let e = a.finish().unwrap_err();
         assert_eq!(e.status.as_u16(), 400);
@@ -329,7 +339,10 @@ mod tests {
         let e = parse_cidr("cidr", &json!("10.0.0.1/24")).unwrap_err();
         assert!(e.message.contains("10.0.0.0/24"), "{}", e.message);
         assert!(parse_cidr("cidr", &json!("10.0.0.0/33")).is_err());
-        assert_eq!(parse_cidr("cidr", &json!("fd00::/64")).unwrap().to_string(), "fd00::/64");
+        assert_eq!(
+            parse_cidr("cidr", &json!("fd00::/64")).unwrap().to_string(),
+            "fd00::/64"
+        );
     }
 
     #[test]

@@ -50,9 +50,17 @@ pub struct Settings {
 }
 
 fn range(s: &str, max: u32) -> Result<(u32, u32), String> {
-    let (a, b) = s.split_once(':').ok_or_else(|| format!("range {s:?} is not min:max"))?;
-    let a: u32 = a.trim().parse().map_err(|_| format!("range {s:?}: bad minimum"))?;
-    let b: u32 = b.trim().parse().map_err(|_| format!("range {s:?}: bad maximum"))?;
+    let (a, b) = s
+        .split_once(':')
+        .ok_or_else(|| format!("range {s:?} is not min:max"))?;
+    let a: u32 = a
+        .trim()
+        .parse()
+        .map_err(|_| format!("range {s:?}: bad minimum"))?;
+    let b: u32 = b
+        .trim()
+        .parse()
+        .map_err(|_| format!("range {s:?}: bad maximum"))?;
     if a == 0 || a > b || b > max {
         return Err(format!("range {s:?} must satisfy 1 <= min <= max <= {max}"));
     }
@@ -63,7 +71,12 @@ impl ApiConfig {
     pub fn check(&self) -> Result<Settings, String> {
         let tenant_network_type = NetworkType::parse(&self.tenant_network_type)
             .filter(|t| t.is_tunnel() || *t == NetworkType::Vlan)
-            .ok_or_else(|| format!("tenant_network_type {:?} must be geneve, vxlan, gre or vlan", self.tenant_network_type))?;
+            .ok_or_else(|| {
+                format!(
+                    "tenant_network_type {:?} must be geneve, vxlan, gre or vlan",
+                    self.tenant_network_type
+                )
+            })?;
         let vni_ranges = self
             .vni_ranges
             .iter()
@@ -73,7 +86,9 @@ impl ApiConfig {
             .vlan_ranges
             .iter()
             .map(|r| {
-                let (net, rest) = r.split_once(':').ok_or_else(|| format!("vlan range {r:?} is not physnet:min:max"))?;
+                let (net, rest) = r
+                    .split_once(':')
+                    .ok_or_else(|| format!("vlan range {r:?} is not physnet:min:max"))?;
                 let (a, b) = range(rest, 4094)?;
                 Ok((net.to_string(), a, b))
             })
@@ -145,11 +160,20 @@ mod tests {
 
     #[test]
     fn bad_ranges_are_refused() {
-        let c = ApiConfig { vni_ranges: vec!["5:1".into()], ..ApiConfig::default() };
+        let c = ApiConfig {
+            vni_ranges: vec!["5:1".into()],
+            ..ApiConfig::default()
+        };
         assert!(c.check().is_err());
-        let c = ApiConfig { vlan_ranges: vec!["nope:1:10".into()], ..ApiConfig::default() };
+        let c = ApiConfig {
+            vlan_ranges: vec!["nope:1:10".into()],
+            ..ApiConfig::default()
+        };
         assert!(c.check().is_err());
-        let c = ApiConfig { mac_base: "fb:16:3e".into(), ..ApiConfig::default() };
+        let c = ApiConfig {
+            mac_base: "fb:16:3e".into(),
+            ..ApiConfig::default()
+        };
         assert!(c.check().is_err());
     }
 }

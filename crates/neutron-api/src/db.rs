@@ -77,22 +77,33 @@ impl Txn {
     }
 
     pub fn create<T: NbObject>(&mut self, obj: &T) {
-        self.ops.push(Op::put(T::TABLE.name(), &obj.meta().id, encode(obj), Expect::Absent));
+        self.ops.push(Op::put(
+            T::TABLE.name(),
+            &obj.meta().id,
+            encode(obj),
+            Expect::Absent,
+        ));
     }
 
     /// Writes `obj` if it is still at revision `rev`.
     pub fn update<T: NbObject>(&mut self, obj: &T, rev: Revision) {
-        self.ops
-            .push(Op::put(T::TABLE.name(), &obj.meta().id, encode(obj), Expect::Revision(rev)));
+        self.ops.push(Op::put(
+            T::TABLE.name(),
+            &obj.meta().id,
+            encode(obj),
+            Expect::Revision(rev),
+        ));
     }
 
     pub fn delete<T: NbObject>(&mut self, id: &str, rev: Revision) {
-        self.ops.push(Op::delete(T::TABLE.name(), id, Expect::Revision(rev)));
+        self.ops
+            .push(Op::delete(T::TABLE.name(), id, Expect::Revision(rev)));
     }
 
     /// Commits only if the object is still at revision `rev` (writes nothing to it).
     pub fn check<T: NbObject>(&mut self, id: &str, rev: Revision) {
-        self.ops.push(Op::check(T::TABLE.name(), id, Expect::Revision(rev)));
+        self.ops
+            .push(Op::check(T::TABLE.name(), id, Expect::Revision(rev)));
     }
 
     /// Claims a key allocated by the server; losing it means retrying.
@@ -112,7 +123,8 @@ impl Txn {
     }
 
     pub fn release(&mut self, claim: &str) {
-        self.ops.push(Op::delete(Table::Claim.name(), claim, Expect::Any));
+        self.ops
+            .push(Op::delete(Table::Claim.name(), claim, Expect::Any));
     }
 
     pub fn is_empty(&self) -> bool {
@@ -146,7 +158,8 @@ where
                 tracing::debug!(attempt, "{}", e.message);
                 last = Some(e);
                 let jitter = u64::from(uuid::Uuid::new_v4().as_bytes()[0] % 8);
-                tokio::time::sleep(Duration::from_millis(u64::from(attempt.min(10)) + jitter)).await;
+                tokio::time::sleep(Duration::from_millis(u64::from(attempt.min(10)) + jitter))
+                    .await;
             }
             other => return other,
         }

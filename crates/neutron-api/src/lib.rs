@@ -50,12 +50,16 @@ pub fn router(api: Arc<Api>) -> Router {
         .route("/v2.0/networks", get(networks::list).post(networks::create))
         .route(
             "/v2.0/networks/{id}",
-            get(networks::show).put(networks::update).delete(networks::delete),
+            get(networks::show)
+                .put(networks::update)
+                .delete(networks::delete),
         )
         .route("/v2.0/subnets", get(subnets::list).post(subnets::create))
         .route(
             "/v2.0/subnets/{id}",
-            get(subnets::show).put(subnets::update).delete(subnets::delete),
+            get(subnets::show)
+                .put(subnets::update)
+                .delete(subnets::delete),
         )
         .route("/v2.0/ports", get(ports::list).post(ports::create))
         .route(
@@ -65,34 +69,67 @@ pub fn router(api: Arc<Api>) -> Router {
         .route("/v2.0/routers", get(routers::list).post(routers::create))
         .route(
             "/v2.0/routers/{id}",
-            get(routers::show).put(routers::update).delete(routers::delete),
+            get(routers::show)
+                .put(routers::update)
+                .delete(routers::delete),
         )
-        .route("/v2.0/routers/{id}/add_router_interface", put(routers::add_interface))
-        .route("/v2.0/routers/{id}/remove_router_interface", put(routers::remove_interface))
-        .route("/v2.0/routers/{id}/add_extraroutes", put(routers::add_extraroutes))
-        .route("/v2.0/routers/{id}/remove_extraroutes", put(routers::remove_extraroutes))
-        .route("/v2.0/floatingips", get(floatingips::list).post(floatingips::create))
+        .route(
+            "/v2.0/routers/{id}/add_router_interface",
+            put(routers::add_interface),
+        )
+        .route(
+            "/v2.0/routers/{id}/remove_router_interface",
+            put(routers::remove_interface),
+        )
+        .route(
+            "/v2.0/routers/{id}/add_extraroutes",
+            put(routers::add_extraroutes),
+        )
+        .route(
+            "/v2.0/routers/{id}/remove_extraroutes",
+            put(routers::remove_extraroutes),
+        )
+        .route(
+            "/v2.0/floatingips",
+            get(floatingips::list).post(floatingips::create),
+        )
         .route(
             "/v2.0/floatingips/{id}",
-            get(floatingips::show).put(floatingips::update).delete(floatingips::delete),
+            get(floatingips::show)
+                .put(floatingips::update)
+                .delete(floatingips::delete),
         )
-        .route("/v2.0/security-groups", get(sg::list_groups).post(sg::create_group))
+        .route(
+            "/v2.0/security-groups",
+            get(sg::list_groups).post(sg::create_group),
+        )
         .route(
             "/v2.0/security-groups/{id}",
-            get(sg::show_group).put(sg::update_group).delete(sg::delete_group),
+            get(sg::show_group)
+                .put(sg::update_group)
+                .delete(sg::delete_group),
         )
-        .route("/v2.0/security-group-rules", get(sg::list_rules).post(sg::create_rule))
+        .route(
+            "/v2.0/security-group-rules",
+            get(sg::list_rules).post(sg::create_rule),
+        )
         .route(
             "/v2.0/security-group-rules/{id}",
-            get(sg::show_rule).put(sg::update_rule).delete(sg::delete_rule),
+            get(sg::show_rule)
+                .put(sg::update_rule)
+                .delete(sg::delete_rule),
         )
         .route(
             "/v2.0/{collection}/{id}/tags",
-            get(tags::get_all).put(tags::replace_all).delete(tags::remove_all),
+            get(tags::get_all)
+                .put(tags::replace_all)
+                .delete(tags::remove_all),
         )
         .route(
             "/v2.0/{collection}/{id}/tags/{tag}",
-            get(tags::check_one).put(tags::add_one).delete(tags::remove_one),
+            get(tags::check_one)
+                .put(tags::add_one)
+                .delete(tags::remove_one),
         )
         .fallback(versions::not_found)
         .method_not_allowed_fallback(versions::method_not_allowed)

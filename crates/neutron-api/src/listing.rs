@@ -36,19 +36,27 @@ impl Query {
                 "fields" => q.fields.extend(v.split(',').map(str::to_string)),
                 "sort_key" => {
                     if !attrs.contains(&v.as_str()) {
-                        return Err(bad_filter(format!("{v} is an invalid attribute for sort_key")));
+                        return Err(bad_filter(format!(
+                            "{v} is an invalid attribute for sort_key"
+                        )));
                     }
                     sort_keys.push(v)
                 }
                 "sort_dir" => match v.as_str() {
                     "asc" => sort_dirs.push(true),
                     "desc" => sort_dirs.push(false),
-                    _ => return Err(bad_filter(format!("{v} is an invalid value for sort_dir, valid values are 'asc' and 'desc'"))),
+                    _ => {
+                        return Err(bad_filter(format!(
+                            "{v} is an invalid value for sort_dir, valid values are 'asc' and 'desc'"
+                        )));
+                    }
                 },
                 "limit" => {
-                    let n: i64 = v
-                        .parse()
-                        .map_err(|_| bad_filter(format!("Limit must be an integer 0 or greater and not '{v}'")))?;
+                    let n: i64 = v.parse().map_err(|_| {
+                        bad_filter(format!(
+                            "Limit must be an integer 0 or greater and not '{v}'"
+                        ))
+                    })?;
                     // Neutron: 0 or a negative limit means no limit.
                     q.limit = (n > 0).then_some(n as usize);
                 }
@@ -61,7 +69,9 @@ impl Query {
                     let known = attrs.contains(&k.as_str())
                         || (TAG_FILTERS.contains(&k.as_str()) && attrs.contains(&"tags"));
                     if !known {
-                        return Err(bad_filter(format!("['{k}'] is invalid attribute for filtering")));
+                        return Err(bad_filter(format!(
+                            "['{k}'] is invalid attribute for filtering"
+                        )));
                     }
                     match q.filters.iter_mut().find(|(a, _)| *a == k) {
                         Some((_, vals)) => vals.push(v),
@@ -71,7 +81,9 @@ impl Query {
             }
         }
         if sort_dirs.len() > sort_keys.len() {
-            return Err(bad_filter("The number of sort_keys and sort_dirs must be same".into()));
+            return Err(bad_filter(
+                "The number of sort_keys and sort_dirs must be same".into(),
+            ));
         }
         q.sort = sort_keys
             .into_iter()
@@ -156,7 +168,10 @@ impl Query {
             (None, false) => items.split_off(start.min(items.len())),
             (None, true) => items[..start].to_vec(),
         };
-        let page: Vec<Value> = page.into_iter().map(|i| Value::Object(self.project(i))).collect();
+        let page: Vec<Value> = page
+            .into_iter()
+            .map(|i| Value::Object(self.project(i)))
+            .collect();
         let mut body = Map::new();
         body.insert(collection.to_string(), Value::Array(page));
         if !links.is_empty() {
@@ -173,7 +188,10 @@ impl Query {
         rel: &str,
         reverse: bool,
     ) -> Value {
-        let marker = marker_item.get("id").and_then(Value::as_str).unwrap_or_default();
+        let marker = marker_item
+            .get("id")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         let mut ser = form_urlencoded::Serializer::new(String::new());
         if let Some(l) = self.limit {
             ser.append_pair("limit", &l.to_string());
@@ -222,9 +240,9 @@ fn value_matches(v: &Value, wanted: &str) -> bool {
         Value::Null => wanted.is_empty() || wanted.eq_ignore_ascii_case("none"),
         Value::Array(items) => items.iter().any(|i| match i {
             // `fixed_ips=ip_address=10.0.0.3` style: match a member of each element.
-            Value::Object(o) => wanted.split_once('=').is_some_and(|(k, w)| {
-                o.get(k).is_some_and(|x| value_matches(x, w))
-            }),
+            Value::Object(o) => wanted
+                .split_once('=')
+                .is_some_and(|(k, w)| o.get(k).is_some_and(|x| value_matches(x, w))),
             other => value_matches(other, wanted),
         }),
         Value::Object(_) => false,
@@ -268,13 +286,21 @@ mod tests {
     }
 
     fn ids(body: &Value, coll: &str) -> Vec<String> {
-        body[coll].as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap().to_string()).collect()
+        body[coll]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["id"].as_str().unwrap().to_string())
+            .collect()
     }
 
     #[test]
     fn filters_or_within_and_across() {
         let q = Query::parse(Some("name=n0&mtu=1400&mtu=1402&mtu=1401"), ATTRS).unwrap();
-        assert_eq!(ids(&q.respond("x", "", items()).unwrap(), "x"), ["id0", "id2"]);
+        assert_eq!(
+            ids(&q.respond("x", "", items()).unwrap(), "x"),
+            ["id0", "id2"]
+        );
         let q = Query::parse(Some("shared=True"), ATTRS).unwrap();
         assert_eq!(ids(&q.respond("x", "", items()).unwrap(), "x"), ["id3"]);
         let q = Query::parse(Some("fixed_ips=ip_address%3D10.0.0.4"), ATTRS).unwrap();
@@ -284,9 +310,15 @@ mod tests {
     #[test]
     fn tag_filters() {
         let q = Query::parse(Some("tags=blue,red"), ATTRS).unwrap();
-        assert_eq!(ids(&q.respond("x", "", items()).unwrap(), "x"), ["id2", "id3", "id4"]);
+        assert_eq!(
+            ids(&q.respond("x", "", items()).unwrap(), "x"),
+            ["id2", "id3", "id4"]
+        );
         let q = Query::parse(Some("not-tags-any=blue"), ATTRS).unwrap();
-        assert_eq!(ids(&q.respond("x", "", items()).unwrap(), "x"), ["id0", "id1"]);
+        assert_eq!(
+            ids(&q.respond("x", "", items()).unwrap(), "x"),
+            ["id0", "id1"]
+        );
     }
 
     #[test]
@@ -307,10 +339,17 @@ mod tests {
         let q2 = Query::parse(Some(raw), ATTRS).unwrap();
         let body2 = q2.respond("nets", "http://h", items()).unwrap();
         assert_eq!(ids(&body2, "nets"), ["id2", "id1"]);
-        let q3 = Query::parse(Some("sort_key=mtu&sort_dir=desc&limit=2&marker=id1"), ATTRS).unwrap();
+        let q3 =
+            Query::parse(Some("sort_key=mtu&sort_dir=desc&limit=2&marker=id1"), ATTRS).unwrap();
         let body3 = q3.respond("nets", "http://h", items()).unwrap();
         assert_eq!(ids(&body3, "nets"), ["id0"]);
-        assert!(body3["nets_links"].as_array().unwrap().iter().all(|l| l["rel"] != "next"));
+        assert!(
+            body3["nets_links"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|l| l["rel"] != "next")
+        );
     }
 
     #[test]

@@ -11,29 +11,113 @@ use std::sync::Arc;
 
 /// Extensions that are really implemented, with a one-line description each.
 pub const EXTENSIONS: &[(&str, &str, &str)] = &[
-    ("allowed-address-pairs", "Allowed Address Pairs", "Extra MAC/IP pairs a port may send from"),
-    ("binding", "Port Binding", "binding:host_id, binding:vif_type, binding:profile"),
-    ("external-net", "Neutron external network", "router:external on networks"),
-    ("ext-gw-mode", "Neutron L3 Configurable external gateway mode", "enable_snat on router gateways"),
-    ("extra_dhcp_opt", "Neutron Extra DHCP options", "extra_dhcp_opts on ports"),
+    (
+        "allowed-address-pairs",
+        "Allowed Address Pairs",
+        "Extra MAC/IP pairs a port may send from",
+    ),
+    (
+        "binding",
+        "Port Binding",
+        "binding:host_id, binding:vif_type, binding:profile",
+    ),
+    (
+        "external-net",
+        "Neutron external network",
+        "router:external on networks",
+    ),
+    (
+        "ext-gw-mode",
+        "Neutron L3 Configurable external gateway mode",
+        "enable_snat on router gateways",
+    ),
+    (
+        "extra_dhcp_opt",
+        "Neutron Extra DHCP options",
+        "extra_dhcp_opts on ports",
+    ),
     ("extraroute", "Neutron Extra Route", "routes on routers"),
-    ("extraroute-atomic", "Atomically add/remove extra routes", "add_extraroutes and remove_extraroutes"),
-    ("filter-validation", "Filter parameters validation", "Unknown filters are rejected with 400"),
+    (
+        "extraroute-atomic",
+        "Atomically add/remove extra routes",
+        "add_extraroutes and remove_extraroutes",
+    ),
+    (
+        "filter-validation",
+        "Filter parameters validation",
+        "Unknown filters are rejected with 400",
+    ),
     ("net-mtu", "Network MTU", "mtu on networks"),
-    ("net-mtu-writable", "Network MTU (writable)", "mtu can be set on networks"),
-    ("pagination", "Pagination support", "limit and marker on collections"),
-    ("port-security", "Port Security", "port_security_enabled on networks and ports"),
-    ("project-id", "project_id field enabled", "project_id beside tenant_id"),
-    ("provider", "Provider Network", "provider:network_type, physical_network, segmentation_id"),
-    ("revision-if-match", "If-Match constraints based on revision_number", "If-Match: revision_number=N"),
-    ("router", "Neutron L3 Router", "Routers, interfaces and floating IPs"),
-    ("security-group", "security-group", "Security groups and rules"),
-    ("sorting", "Sorting support", "sort_key and sort_dir on collections"),
-    ("standard-attr-description", "standard-attr-description", "description on every resource"),
-    ("standard-attr-revisions", "Resource revision numbers", "revision_number on every resource"),
-    ("standard-attr-tag", "Tag support for resources with standard attribute", "Tags on networks, subnets, ports, routers, floating IPs and security groups"),
-    ("standard-attr-timestamp", "Resource timestamps", "created_at and updated_at"),
-    ("tag-creation", "Tag support for resource creation", "tags in create requests"),
+    (
+        "net-mtu-writable",
+        "Network MTU (writable)",
+        "mtu can be set on networks",
+    ),
+    (
+        "pagination",
+        "Pagination support",
+        "limit and marker on collections",
+    ),
+    (
+        "port-security",
+        "Port Security",
+        "port_security_enabled on networks and ports",
+    ),
+    (
+        "project-id",
+        "project_id field enabled",
+        "project_id beside tenant_id",
+    ),
+    (
+        "provider",
+        "Provider Network",
+        "provider:network_type, physical_network, segmentation_id",
+    ),
+    (
+        "revision-if-match",
+        "If-Match constraints based on revision_number",
+        "If-Match: revision_number=N",
+    ),
+    (
+        "router",
+        "Neutron L3 Router",
+        "Routers, interfaces and floating IPs",
+    ),
+    (
+        "security-group",
+        "security-group",
+        "Security groups and rules",
+    ),
+    (
+        "sorting",
+        "Sorting support",
+        "sort_key and sort_dir on collections",
+    ),
+    (
+        "standard-attr-description",
+        "standard-attr-description",
+        "description on every resource",
+    ),
+    (
+        "standard-attr-revisions",
+        "Resource revision numbers",
+        "revision_number on every resource",
+    ),
+    (
+        "standard-attr-tag",
+        "Tag support for resources with standard attribute",
+        "Tags on networks, subnets, ports, routers, floating IPs and security groups",
+    ),
+    (
+        "standard-attr-timestamp",
+        "Resource timestamps",
+        "created_at and updated_at",
+    ),
+    (
+        "tag-creation",
+        "Tag support for resource creation",
+        "tags in create requests",
+    ),
 ];
 
 fn base_url(headers: &HeaderMap) -> String {
@@ -90,7 +174,13 @@ pub async fn extension(Path(alias): Path<String>) -> Result<Json<Value>, ApiErro
         .iter()
         .find(|(a, _, _)| *a == alias)
         .map(|(a, n, d)| Json(json!({"extension": extension_json(a, n, d)})))
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "ExtensionNotFound", format!("Extension with alias {alias} does not exist")))
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "ExtensionNotFound",
+                format!("Extension with alias {alias} does not exist"),
+            )
+        })
 }
 
 pub async fn not_found(State(_): State<Arc<Api>>, uri: axum::http::Uri) -> ApiError {

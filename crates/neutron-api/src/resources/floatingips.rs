@@ -19,9 +19,20 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 pub const ATTRS: &[&str] = &[
-    "id", "description", "project_id", "tenant_id", "tags", "created_at", "updated_at",
-    "revision_number", "floating_network_id", "floating_ip_address", "router_id", "port_id",
-    "fixed_ip_address", "status",
+    "id",
+    "description",
+    "project_id",
+    "tenant_id",
+    "tags",
+    "created_at",
+    "updated_at",
+    "revision_number",
+    "floating_network_id",
+    "floating_ip_address",
+    "router_id",
+    "port_id",
+    "fixed_ip_address",
+    "status",
 ];
 
 pub fn render(f: &FloatingIp) -> Map<String, Value> {
@@ -31,7 +42,14 @@ pub fn render(f: &FloatingIp) -> Map<String, Value> {
     m.insert("router_id".into(), json!(f.router_id));
     m.insert("port_id".into(), json!(f.port_id));
     m.insert("fixed_ip_address".into(), json!(f.fixed_ip_address));
-    m.insert("status".into(), json!(if f.port_id.is_some() { "ACTIVE" } else { "DOWN" }));
+    m.insert(
+        "status".into(),
+        json!(if f.port_id.is_some() {
+            "ACTIVE"
+        } else {
+            "DOWN"
+        }),
+    );
     debug_assert_eq!(m.len(), ATTRS.len());
     m
 }
@@ -55,7 +73,11 @@ pub async fn list(
         .filter(|(f, _)| ctx.owns(&f.meta.project_id))
         .map(|(f, _)| render(&f))
         .collect();
-    Ok(Json(query.respond("floatingips", &base_url(&headers), items)?))
+    Ok(Json(query.respond(
+        "floatingips",
+        &base_url(&headers),
+        items,
+    )?))
 }
 
 pub async fn show(
@@ -69,32 +91,71 @@ pub async fn show(
 }
 
 /// Binds `fip` to `port_id` (and one of its IPv4 addresses), deriving the router.
-async fn associate(api: &Api, ctx: &Context, txn: &mut Txn, fip: &mut FloatingIp, port_id: &str, fixed: Option<IpAddr>) -> ApiResult<()> {
+async fn associate(
+    api: &Api,
+    ctx: &Context,
+    txn: &mut Txn,
+    fip: &mut FloatingIp,
+    port_id: &str,
+    fixed: Option<IpAddr>,
+) -> ApiResult<()> {
     let (port, prev) = super::visible::<Port>(api, ctx, port_id).await?;
     if owner::is_system(&port.device_owner) {
-        return Err(ApiError::bad_request("BadRequest", format!("Bad floatingip request: Port {port_id} is owned by {} and cannot have a floating IP.", port.device_owner)));
+        return Err(ApiError::bad_request(
+            "BadRequest",
+            format!(
+                "Bad floatingip request: Port {port_id} is owned by {} and cannot have a floating IP.",
+                port.device_owner
+            ),
+        ));
     }
-    let v4: Vec<_> = port.fixed_ips.iter().filter(|f| f.ip_address.is_ipv4()).collect();
+    let v4: Vec<_> = port
+        .fixed_ips
+        .iter()
+        .filter(|f| f.ip_address.is_ipv4())
+        .collect();
     let chosen = match fixed {
         Some(ip) => *v4.iter().find(|f| f.ip_address == ip).ok_or_else(|| {
-            ApiError::bad_request("BadRequest", format!("Bad floatingip request: Port {port_id} does not have fixed ip {ip}."))
+            ApiError::bad_request(
+                "BadRequest",
+                format!("Bad floatingip request: Port {port_id} does not have fixed ip {ip}."),
+            )
         })?,
         None => match v4.as_slice() {
             [one] => *one,
-            [] => return Err(ApiError::bad_request("BadRequest", format!("Bad floatingip request: Port {port_id} does not have any IPv4 address."))),
-            _ => return Err(ApiError::bad_request("BadRequest", format!("Bad floatingip request: Port {port_id} has multiple fixed IPv4 addresses. Must provide a specific IPv4 address when assigning a floating IP."))),
+            [] => {
+                return Err(ApiError::bad_request(
+                    "BadRequest",
+                    format!(
+                        "Bad floatingip request: Port {port_id} does not have any IPv4 address."
+                    ),
+                ));
+            }
+            _ => {
+                return Err(ApiError::bad_request(
+                    "BadRequest",
+                    format!(
+                        "Bad floatingip request: Port {port_id} has multiple fixed IPv4 addresses. Must provide a specific IPv4 address when assigning a floating IP."
+                    ),
+                ));
+            }
         },
     };
     let routers = api.db.all::<Router>().await?;
     let router = routers.iter().find(|(r, _)| {
-        r.external_gateway.as_ref().is_some_and(|g| g.network_id == fip.floating_network_id)
+        r.external_gateway
+            .as_ref()
+            .is_some_and(|g| g.network_id == fip.floating_network_id)
             && r.interfaces.iter().any(|i| i.subnet_id == chosen.subnet_id)
     });
     let Some((router, rrev)) = router else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "ExternalGatewayForFloatingIPNotFound",
-            format!("External network {} is not reachable from subnet {}. Therefore, cannot associate Port {port_id} with a Floating IP.", fip.floating_network_id, chosen.subnet_id),
+            format!(
+                "External network {} is not reachable from subnet {}. Therefore, cannot associate Port {port_id} with a Floating IP.",
+                fip.floating_network_id, chosen.subnet_id
+            ),
         ));
     };
     txn.check::<Port>(port_id, prev);
@@ -153,17 +214,31 @@ pub async fn create(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let f = retrying(|| async {
         let mut attrs = Attrs::from_body(body.clone(), "floatingip", "POST")?;
-        attrs.forbid(&["id", "status", "router_id", "created_at", "updated_at", "revision_number"])?;
+        attrs.forbid(&[
+            "id",
+            "status",
+            "router_id",
+            "created_at",
+            "updated_at",
+            "revision_number",
+        ])?;
         let mut meta = new_meta(&ctx, &mut attrs)?;
         meta.name.clear();
-        let net_id = attrs.string("floating_network_id")?.ok_or_else(|| bad_attr("floating_network_id", "floating_network_id is required"))?;
+        let net_id = attrs
+            .string("floating_network_id")?
+            .ok_or_else(|| bad_attr("floating_network_id", "floating_network_id is required"))?;
         let address = attrs.ip_or_null("floating_ip_address")?.flatten();
         let subnet = attrs.string_or_null("subnet_id")?.filter(|s| !s.is_empty());
         let (port, fixed) = port_and_ip(&mut attrs)?;
         attrs.finish()?;
         let (network, nrev) = api.db.fetch::<Network>(&net_id).await?;
         if !network.external {
-            return Err(ApiError::bad_request("BadRequest", format!("Bad floatingip request: Network {net_id} is not a valid external network.")));
+            return Err(ApiError::bad_request(
+                "BadRequest",
+                format!(
+                    "Bad floatingip request: Network {net_id} is not a valid external network."
+                ),
+            ));
         }
         let mut txn = Txn::new();
         txn.check::<Network>(&net_id, nrev);
@@ -172,32 +247,66 @@ pub async fn create(
             (None, None) => {
                 // Any IPv4 subnet of the external network.
                 let subnets = super::ipam::network_subnets(&api, &network).await?;
-                let v4: Vec<_> = subnets.iter().filter(|(s, _)| s.ip_version == 4).map(|(s, _)| s.meta.id.clone()).collect();
+                let v4: Vec<_> = subnets
+                    .iter()
+                    .filter(|(s, _)| s.ip_version == 4)
+                    .map(|(s, _)| s.meta.id.clone())
+                    .collect();
                 let mut found = None;
                 for sid in v4 {
                     let mut trial = Txn::new();
                     let mut trial_alloc = Allocation::new(&api);
-                    let req = vec![IpRequest { subnet_id: Some(sid.clone()), ip: None }];
-                    if trial_alloc.assign(&mut trial, &network, &subnets, "probe", model::MacAddr::default(), Some(req), &[]).await.is_ok() {
+                    let req = vec![IpRequest {
+                        subnet_id: Some(sid.clone()),
+                        ip: None,
+                    }];
+                    if trial_alloc
+                        .assign(
+                            &mut trial,
+                            &network,
+                            &subnets,
+                            "probe",
+                            model::MacAddr::default(),
+                            Some(req),
+                            &[],
+                        )
+                        .await
+                        .is_ok()
+                    {
                         found = Some(sid);
                         break;
                     }
                 }
                 let sid = found.ok_or_else(|| super::ipam::exhausted(&net_id))?;
-                vec![IpRequest { subnet_id: Some(sid), ip: None }]
+                vec![IpRequest {
+                    subnet_id: Some(sid),
+                    ip: None,
+                }]
             }
-            (s, a) => vec![IpRequest { subnet_id: s, ip: a }],
+            (s, a) => vec![IpRequest {
+                subnet_id: s,
+                ip: a,
+            }],
         };
         let fid = meta.id.clone();
-        let fport = build_system_port(&api, &mut txn, &mut alloc, SystemPort {
-            network: &network,
-            project_id: String::new(),
-            device_owner: owner::FLOATING_IP,
-            device_id: fid.clone(),
-            fixed_ips: Some(request),
-        })
+        let fport = build_system_port(
+            &api,
+            &mut txn,
+            &mut alloc,
+            SystemPort {
+                network: &network,
+                project_id: String::new(),
+                device_owner: owner::FLOATING_IP,
+                device_id: fid.clone(),
+                fixed_ips: Some(request),
+            },
+        )
         .await?;
-        let first = fport.fixed_ips.first().cloned().ok_or_else(|| ApiError::internal("floating IP port without address"))?;
+        let first = fport
+            .fixed_ips
+            .first()
+            .cloned()
+            .ok_or_else(|| ApiError::internal("floating IP port without address"))?;
         let mut f = FloatingIp {
             meta,
             floating_network_id: net_id.clone(),
@@ -232,7 +341,12 @@ pub async fn update(
         check_if_match(&headers, &f.meta)?;
         let mut attrs = Attrs::from_body(body.clone(), "floatingip", "PUT")?;
         update_meta(&mut f.meta, &mut attrs)?;
-        for k in ["floating_ip_address", "floating_network_id", "router_id", "status"] {
+        for k in [
+            "floating_ip_address",
+            "floating_network_id",
+            "router_id",
+            "status",
+        ] {
             if attrs.has(k) {
                 return Err(read_only(k));
             }
@@ -242,11 +356,16 @@ pub async fn update(
         let mut txn = Txn::new();
         match port {
             None if fixed.is_some() => {
-                return Err(bad_attr("fixed_ip_address", "fixed_ip_address needs port_id"));
+                return Err(bad_attr(
+                    "fixed_ip_address",
+                    "fixed_ip_address needs port_id",
+                ));
             }
             None => {}
             Some(p) => {
-                let same = p.is_some() && p == f.port_id && (fixed.is_none() || fixed == f.fixed_ip_address);
+                let same = p.is_some()
+                    && p == f.port_id
+                    && (fixed.is_none() || fixed == f.fixed_ip_address);
                 if !same {
                     dissociate(&mut txn, &mut f);
                     if let Some(p) = p {

@@ -29,19 +29,30 @@ pub fn parse_fixed_ips(items: Vec<Value>) -> ApiResult<Vec<IpRequest>> {
             let subnet_id = match o.remove("subnet_id") {
                 None | Some(Value::Null) => None,
                 Some(Value::String(s)) => Some(s),
-                Some(v) => return Err(bad_attr("fixed_ips", format!("'{v}' is not a valid subnet id"))),
+                Some(v) => {
+                    return Err(bad_attr(
+                        "fixed_ips",
+                        format!("'{v}' is not a valid subnet id"),
+                    ));
+                }
             };
             let ip = match o.remove("ip_address") {
                 None | Some(Value::Null) => None,
                 Some(v) => Some(parse_ip(&v).ok_or_else(|| {
-                    bad_attr("fixed_ips", format!("'{}' is not a valid IP address", show(&v)))
+                    bad_attr(
+                        "fixed_ips",
+                        format!("'{}' is not a valid IP address", show(&v)),
+                    )
                 })?),
             };
             if let Some(k) = o.keys().next() {
                 return Err(bad_attr("fixed_ips", format!("unrecognized key '{k}'")));
             }
             if subnet_id.is_none() && ip.is_none() {
-                return Err(bad_attr("fixed_ips", "an entry needs subnet_id or ip_address"));
+                return Err(bad_attr(
+                    "fixed_ips",
+                    "an entry needs subnet_id or ip_address",
+                ));
             }
             Ok(IpRequest { subnet_id, ip })
         })
@@ -127,7 +138,13 @@ impl<'a> Allocation<'a> {
     }
 
     /// Claims `ip` on `subnet` for `owner` as the user asked.
-    async fn requested(&mut self, txn: &mut Txn, subnet: &Subnet, ip: IpAddr, owner: &str) -> ApiResult<FixedIp> {
+    async fn requested(
+        &mut self,
+        txn: &mut Txn,
+        subnet: &Subnet,
+        ip: IpAddr,
+        owner: &str,
+    ) -> ApiResult<FixedIp> {
         check_ip_in_subnet(subnet, ip)?;
         let claim = ip_claim(&subnet.meta.id, ip);
         let err = already_allocated(ip, &subnet.meta.id);
@@ -147,7 +164,13 @@ impl<'a> Allocation<'a> {
     }
 
     /// The next free address of `subnet`, or `None` when its pools are full.
-    async fn automatic(&mut self, txn: &mut Txn, subnet: &Subnet, mac: MacAddr, owner: &str) -> ApiResult<Option<FixedIp>> {
+    async fn automatic(
+        &mut self,
+        txn: &mut Txn,
+        subnet: &Subnet,
+        mac: MacAddr,
+        owner: &str,
+    ) -> ApiResult<Option<FixedIp>> {
         if subnet.is_auto_address() {
             let ip = eui64_address(subnet, mac);
             return self.requested(txn, subnet, ip, owner).await.map(Some);
@@ -157,9 +180,12 @@ impl<'a> Allocation<'a> {
         let picked = self
             .api
             .alloc
-            .pick(&self.api.db, &format!("ip/{sid}"), &pool_ranges(subnet), |v| {
-                ip_claim(&sid, u128_to_ip(v, v6))
-            })
+            .pick(
+                &self.api.db,
+                &format!("ip/{sid}"),
+                &pool_ranges(subnet),
+                |v| ip_claim(&sid, u128_to_ip(v, v6)),
+            )
             .await?;
         let Some((v, r)) = picked else {
             return Ok(None);
@@ -209,22 +235,34 @@ impl<'a> Allocation<'a> {
                 if out.iter().any(|f| f.ip_address == ip) {
                     return Err(bad_attr("fixed_ips", format!("duplicate address {ip}")));
                 }
-                if let Some(k) = keep.iter().find(|k| &k.subnet_id == sid && k.ip_address == ip) {
+                if let Some(k) = keep
+                    .iter()
+                    .find(|k| &k.subnet_id == sid && k.ip_address == ip)
+                {
                     out.push(k.clone());
                     continue;
                 }
-                if subnet.is_auto_address() && ip != eui64_address(subnet, mac) && Some(ip) != subnet.gateway_ip {
+                if subnet.is_auto_address()
+                    && ip != eui64_address(subnet, mac)
+                    && Some(ip) != subnet.gateway_ip
+                {
                     return Err(ApiError::invalid(format!(
                         "IPv6 address {ip} cannot be directly assigned to a port on subnet {sid} since the subnet is configured for automatic addresses"
                     )));
                 }
                 out.push(self.requested(txn, subnet, ip, owner).await?);
             } else {
-                if let Some(k) = keep.iter().find(|k| &k.subnet_id == sid && !out.contains(k)) {
+                if let Some(k) = keep
+                    .iter()
+                    .find(|k| &k.subnet_id == sid && !out.contains(k))
+                {
                     out.push(k.clone());
                     continue;
                 }
-                let f = self.automatic(txn, subnet, mac, owner).await?.ok_or_else(|| exhausted(net_id))?;
+                let f = self
+                    .automatic(txn, subnet, mac, owner)
+                    .await?
+                    .ok_or_else(|| exhausted(net_id))?;
                 out.push(f);
             }
         }
@@ -250,7 +288,11 @@ impl<'a> Allocation<'a> {
                 out.push(self.requested(txn, s, eui64_address(s, mac), owner).await?);
                 continue;
             }
-            let done = if s.ip_version == 4 { &mut v4_done } else { &mut v6_done };
+            let done = if s.ip_version == 4 {
+                &mut v4_done
+            } else {
+                &mut v6_done
+            };
             if *done {
                 continue;
             }
@@ -273,6 +315,7 @@ impl<'a> Allocation<'a> {
 pub fn release(api: &Api, txn: &mut Txn, ips: &[FixedIp]) {
     for f in ips {
         txn.release(&ip_claim(&f.subnet_id, f.ip_address));
-        api.alloc.freed(&format!("ip/{}", f.subnet_id), ip_to_u128(f.ip_address));
+        api.alloc
+            .freed(&format!("ip/{}", f.subnet_id), ip_to_u128(f.ip_address));
     }
 }

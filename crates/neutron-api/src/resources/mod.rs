@@ -44,7 +44,9 @@ pub fn new_meta(ctx: &Context, attrs: &mut Attrs) -> ApiResult<Meta> {
             "'project_id' and 'tenant_id' do not match",
         ));
     }
-    let project_id = project_id.or(tenant_id).unwrap_or_else(|| ctx.project_id.clone());
+    let project_id = project_id
+        .or(tenant_id)
+        .unwrap_or_else(|| ctx.project_id.clone());
     if project_id != ctx.project_id && !ctx.is_admin {
         return Err(ApiError::forbidden(
             "Specifying 'project_id' or 'tenant_id' other than the authenticated project in request requires admin privileges",
@@ -69,7 +71,14 @@ pub fn new_meta(ctx: &Context, attrs: &mut Attrs) -> ApiResult<Meta> {
 
 /// Applies name/description from an update and refuses read-only standard attributes.
 pub fn update_meta(meta: &mut Meta, attrs: &mut Attrs) -> ApiResult<()> {
-    for k in ["id", "project_id", "tenant_id", "created_at", "updated_at", "revision_number"] {
+    for k in [
+        "id",
+        "project_id",
+        "tenant_id",
+        "created_at",
+        "updated_at",
+        "revision_number",
+    ] {
         if attrs.has(k) {
             return Err(read_only(k));
         }
@@ -84,7 +93,10 @@ pub fn update_meta(meta: &mut Meta, attrs: &mut Attrs) -> ApiResult<()> {
 }
 
 pub fn read_only(attr: &str) -> ApiError {
-    ApiError::bad_request("HTTPBadRequest", format!("Cannot update read-only attribute {attr}"))
+    ApiError::bad_request(
+        "HTTPBadRequest",
+        format!("Cannot update read-only attribute {attr}"),
+    )
 }
 
 /// Marks an object as changed: new `updated_at`, next `revision_number`.
@@ -100,7 +112,9 @@ pub fn check_if_match(headers: &HeaderMap, meta: &Meta) -> ApiResult<()> {
     };
     for cond in v.split(',') {
         if let Some(n) = cond.trim().strip_prefix("revision_number=") {
-            let n: u64 = n.parse().map_err(|_| bad_attr("If-Match", "revision_number must be an integer"))?;
+            let n: u64 = n
+                .parse()
+                .map_err(|_| bad_attr("If-Match", "revision_number must be an integer"))?;
             if n != meta.revision_number {
                 return Err(ApiError::new(
                     StatusCode::PRECONDITION_FAILED,
@@ -143,7 +157,12 @@ pub fn base_url(headers: &HeaderMap) -> String {
 }
 
 /// `{"<resource>": {...}}` with `fields=` applied.
-pub fn one(resource: &str, item: Map<String, Value>, query: Option<&str>, attrs: &[&str]) -> ApiResult<Value> {
+pub fn one(
+    resource: &str,
+    item: Map<String, Value>,
+    query: Option<&str>,
+    attrs: &[&str],
+) -> ApiResult<Value> {
     let q = Query::parse(query, attrs).unwrap_or_default();
     Ok(json!({ resource: Value::Object(q.project(item)) }))
 }

@@ -1,7 +1,9 @@
 //! `/v2.0/networks`: networks with MTU, sharing, `router:external`, port security and the
 //! provider attributes; segmentation ids are claimed from the configured ranges.
 
-use super::{base_url, check_if_match, new_meta, one, read_only, render_meta, touch, update_meta, visible};
+use super::{
+    base_url, check_if_match, new_meta, one, read_only, render_meta, touch, update_meta, visible,
+};
 use crate::Api;
 use crate::alloc::{Reservation, key_claim};
 use crate::body::{Attrs, JsonBody, bad_attr};
@@ -18,10 +20,25 @@ use serde_json::{Map, Value, json};
 use std::sync::Arc;
 
 pub const ATTRS: &[&str] = &[
-    "id", "name", "description", "project_id", "tenant_id", "tags", "created_at", "updated_at",
-    "revision_number", "admin_state_up", "status", "mtu", "shared", "router:external",
-    "port_security_enabled", "provider:network_type", "provider:physical_network",
-    "provider:segmentation_id", "subnets",
+    "id",
+    "name",
+    "description",
+    "project_id",
+    "tenant_id",
+    "tags",
+    "created_at",
+    "updated_at",
+    "revision_number",
+    "admin_state_up",
+    "status",
+    "mtu",
+    "shared",
+    "router:external",
+    "port_security_enabled",
+    "provider:network_type",
+    "provider:physical_network",
+    "provider:segmentation_id",
+    "subnets",
 ];
 
 /// Largest datapath key of a network (the metadata register keeps it small).
@@ -34,9 +51,18 @@ pub fn render(n: &Network) -> Map<String, Value> {
     m.insert("mtu".into(), json!(n.mtu));
     m.insert("shared".into(), json!(n.shared));
     m.insert("router:external".into(), json!(n.external));
-    m.insert("port_security_enabled".into(), json!(n.port_security_enabled));
-    m.insert("provider:network_type".into(), json!(n.network_type.as_str()));
-    m.insert("provider:physical_network".into(), json!(n.physical_network));
+    m.insert(
+        "port_security_enabled".into(),
+        json!(n.port_security_enabled),
+    );
+    m.insert(
+        "provider:network_type".into(),
+        json!(n.network_type.as_str()),
+    );
+    m.insert(
+        "provider:physical_network".into(),
+        json!(n.physical_network),
+    );
     m.insert("provider:segmentation_id".into(), json!(n.segmentation_id));
     m.insert("subnets".into(), json!(n.subnets));
     debug_assert_eq!(m.len(), ATTRS.len());
@@ -63,7 +89,11 @@ pub async fn list(
         .filter(|(n, _)| usable(&ctx, n))
         .map(|(n, _)| render(&n))
         .collect();
-    Ok(Json(query.respond("networks", &base_url(&headers), items)?))
+    Ok(Json(query.respond(
+        "networks",
+        &base_url(&headers),
+        items,
+    )?))
 }
 
 pub async fn show(
@@ -105,7 +135,9 @@ async fn choose_segment<'a>(
 ) -> ApiResult<Segment> {
     let cfg: &Settings = &api.config;
     let ntype = attrs.string("provider:network_type")?;
-    let physnet = attrs.string_or_null("provider:physical_network")?.filter(|p| !p.is_empty());
+    let physnet = attrs
+        .string_or_null("provider:physical_network")?
+        .filter(|p| !p.is_empty());
     let segid = attrs.u32_or_null("provider:segmentation_id")?.flatten();
     let explicit = ntype.is_some() || physnet.is_some() || segid.is_some();
     if explicit && !ctx.is_admin {
@@ -114,10 +146,17 @@ async fn choose_segment<'a>(
         ));
     }
     let network_type = match ntype {
-        Some(t) => NetworkType::parse(&t)
-            .ok_or_else(|| bad_attr("provider:network_type", format!("network type '{t}' is not supported")))?,
+        Some(t) => NetworkType::parse(&t).ok_or_else(|| {
+            bad_attr(
+                "provider:network_type",
+                format!("network type '{t}' is not supported"),
+            )
+        })?,
         None if explicit => {
-            return Err(bad_attr("provider:network_type", "provider:network_type is required"));
+            return Err(bad_attr(
+                "provider:network_type",
+                "provider:network_type is required",
+            ));
         }
         None => cfg.tenant_network_type,
     };
@@ -129,21 +168,41 @@ async fn choose_segment<'a>(
             )));
         }
         if !cfg.physical_networks.contains(p) {
-            return Err(ApiError::invalid(format!("physical_network '{p}' unknown for {} provider network", network_type.as_str())));
+            return Err(ApiError::invalid(format!(
+                "physical_network '{p}' unknown for {} provider network",
+                network_type.as_str()
+            )));
         }
     }
     match network_type {
-        NetworkType::Local => Ok(Segment { network_type, physical_network: None, segmentation_id: None, claim: None }),
+        NetworkType::Local => Ok(Segment {
+            network_type,
+            physical_network: None,
+            segmentation_id: None,
+            claim: None,
+        }),
         NetworkType::Flat => {
-            let p = physnet.ok_or_else(|| ApiError::invalid("provider:physical_network required for flat provider network"))?;
+            let p = physnet.ok_or_else(|| {
+                ApiError::invalid("provider:physical_network required for flat provider network")
+            })?;
             if segid.is_some() {
-                return Err(ApiError::invalid("provider:segmentation_id specified for flat provider network"));
+                return Err(ApiError::invalid(
+                    "provider:segmentation_id specified for flat provider network",
+                ));
             }
             let claim = seg_claim(network_type, Some(&p), None);
             if api.db.claim_owner(&claim).await?.is_some() {
-                return Err(ApiError::conflict("FlatNetworkInUse", format!("Unable to create the flat network. Physical network {p} is in use.")));
+                return Err(ApiError::conflict(
+                    "FlatNetworkInUse",
+                    format!("Unable to create the flat network. Physical network {p} is in use."),
+                ));
             }
-            Ok(Segment { network_type, physical_network: Some(p), segmentation_id: None, claim: Some((claim, true)) })
+            Ok(Segment {
+                network_type,
+                physical_network: Some(p),
+                segmentation_id: None,
+                claim: Some((claim, true)),
+            })
         }
         NetworkType::Vlan => {
             // Without an explicit physical network, pick one that has a tenant VLAN range.
@@ -153,22 +212,41 @@ async fn choose_segment<'a>(
                 .filter(|(n, _, _)| physnet.as_ref().is_none_or(|p| p == n))
                 .collect();
             if let Some(id) = segid {
-                let p = physnet.ok_or_else(|| ApiError::invalid("provider:physical_network required for vlan provider network"))?;
+                let p = physnet.ok_or_else(|| {
+                    ApiError::invalid(
+                        "provider:physical_network required for vlan provider network",
+                    )
+                })?;
                 if !(1..=4094).contains(&id) {
-                    return Err(ApiError::invalid(format!("segmentation_id {id} out of range (1 through 4094)")));
+                    return Err(ApiError::invalid(format!(
+                        "segmentation_id {id} out of range (1 through 4094)"
+                    )));
                 }
                 let claim = seg_claim(network_type, Some(&p), Some(id));
                 if api.db.claim_owner(&claim).await?.is_some() {
-                    return Err(ApiError::conflict("VlanIdInUse", format!("Unable to create the network. The VLAN {id} on physical network {p} is in use.")));
+                    return Err(ApiError::conflict(
+                        "VlanIdInUse",
+                        format!(
+                            "Unable to create the network. The VLAN {id} on physical network {p} is in use."
+                        ),
+                    ));
                 }
-                return Ok(Segment { network_type, physical_network: Some(p), segmentation_id: Some(id), claim: Some((claim, true)) });
+                return Ok(Segment {
+                    network_type,
+                    physical_network: Some(p),
+                    segmentation_id: Some(id),
+                    claim: Some((claim, true)),
+                });
             }
             for (p, a, b) in ranges {
                 let picked = api
                     .alloc
-                    .pick(&api.db, &format!("seg/vlan/{p}"), &[(u128::from(*a), u128::from(*b))], |v| {
-                        seg_claim(NetworkType::Vlan, Some(p), Some(v as u32))
-                    })
+                    .pick(
+                        &api.db,
+                        &format!("seg/vlan/{p}"),
+                        &[(u128::from(*a), u128::from(*b))],
+                        |v| seg_claim(NetworkType::Vlan, Some(p), Some(v as u32)),
+                    )
                     .await?;
                 if let Some((v, r)) = picked {
                     res.add(r);
@@ -186,23 +264,44 @@ async fn choose_segment<'a>(
         t => {
             if let Some(id) = segid {
                 if id == 0 || id >= 1 << 24 {
-                    return Err(ApiError::invalid(format!("segmentation_id {id} out of range")));
+                    return Err(ApiError::invalid(format!(
+                        "segmentation_id {id} out of range"
+                    )));
                 }
                 let claim = seg_claim(t, None, Some(id));
                 if api.db.claim_owner(&claim).await?.is_some() {
-                    return Err(ApiError::conflict("TunnelIdInUse", format!("Unable to create the network. The tunnel ID {id} is in use.")));
+                    return Err(ApiError::conflict(
+                        "TunnelIdInUse",
+                        format!("Unable to create the network. The tunnel ID {id} is in use."),
+                    ));
                 }
-                return Ok(Segment { network_type: t, physical_network: None, segmentation_id: Some(id), claim: Some((claim, true)) });
+                return Ok(Segment {
+                    network_type: t,
+                    physical_network: None,
+                    segmentation_id: Some(id),
+                    claim: Some((claim, true)),
+                });
             }
-            let ranges: Vec<(u128, u128)> = cfg.vni_ranges.iter().map(|(a, b)| (u128::from(*a), u128::from(*b))).collect();
+            let ranges: Vec<(u128, u128)> = cfg
+                .vni_ranges
+                .iter()
+                .map(|(a, b)| (u128::from(*a), u128::from(*b)))
+                .collect();
             let picked = api
                 .alloc
-                .pick(&api.db, &format!("seg/{}", t.as_str()), &ranges, |v| seg_claim(t, None, Some(v as u32)))
+                .pick(&api.db, &format!("seg/{}", t.as_str()), &ranges, |v| {
+                    seg_claim(t, None, Some(v as u32))
+                })
                 .await?;
             let (v, r) = picked.ok_or_else(no_segments)?;
             res.add(r);
             let id = v as u32;
-            Ok(Segment { network_type: t, physical_network: None, segmentation_id: Some(id), claim: Some((seg_claim(t, None, Some(id)), false)) })
+            Ok(Segment {
+                network_type: t,
+                physical_network: None,
+                segmentation_id: Some(id),
+                claim: Some((seg_claim(t, None, Some(id)), false)),
+            })
         }
     }
 }
@@ -216,12 +315,25 @@ fn no_segments() -> ApiError {
 }
 
 /// Allocates the network's datapath key (lowest free, reused after deletes).
-pub async fn pick_key<'a>(api: &'a Api, kind: &str, max: u128, res: &mut Reservation<'a>) -> ApiResult<u32> {
+pub async fn pick_key<'a>(
+    api: &'a Api,
+    kind: &str,
+    max: u128,
+    res: &mut Reservation<'a>,
+) -> ApiResult<u32> {
     let (v, r) = api
         .alloc
-        .pick(&api.db, &format!("key/{kind}"), &[(1, max)], |v| key_claim(kind, v))
+        .pick(&api.db, &format!("key/{kind}"), &[(1, max)], |v| {
+            key_claim(kind, v)
+        })
         .await?
-        .ok_or_else(|| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "KeysExhausted", format!("No {kind} key is free")))?;
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "KeysExhausted",
+                format!("No {kind} key is free"),
+            )
+        })?;
     res.add(r);
     Ok(v as u32)
 }
@@ -238,13 +350,22 @@ pub async fn create(
 
 async fn create_once(api: &Api, ctx: &Context, body: Value) -> ApiResult<Network> {
     let mut attrs = Attrs::from_body(body, "network", "POST")?;
-    attrs.forbid(&["id", "status", "subnets", "created_at", "updated_at", "revision_number"])?;
+    attrs.forbid(&[
+        "id",
+        "status",
+        "subnets",
+        "created_at",
+        "updated_at",
+        "revision_number",
+    ])?;
     let meta = new_meta(ctx, &mut attrs)?;
     let admin_state_up = attrs.bool("admin_state_up")?.unwrap_or(true);
     let shared = attrs.bool("shared")?.unwrap_or(false);
     let external = attrs.bool("router:external")?.unwrap_or(false);
     if (shared || external) && !ctx.is_admin {
-        return Err(ApiError::forbidden("(rule:create_network:shared) is disallowed by policy"));
+        return Err(ApiError::forbidden(
+            "(rule:create_network:shared) is disallowed by policy",
+        ));
     }
     let port_security_enabled = attrs.bool("port_security_enabled")?.unwrap_or(true);
     let mtu = attrs.u32("mtu")?;
@@ -252,7 +373,10 @@ async fn create_once(api: &Api, ctx: &Context, body: Value) -> ApiResult<Network
     if let Some(az) = attrs.list("availability_zone_hints")?
         && !az.is_empty()
     {
-        return Err(bad_attr("availability_zone_hints", "availability zones are not supported"));
+        return Err(bad_attr(
+            "availability_zone_hints",
+            "availability zones are not supported",
+        ));
     }
     let mut res = api.alloc.reservation();
     let seg = choose_segment(api, ctx, &mut attrs, &mut res).await?;
@@ -260,7 +384,9 @@ async fn create_once(api: &Api, ctx: &Context, body: Value) -> ApiResult<Network
     let max = api.config.max_mtu(seg.network_type);
     let mtu = match mtu {
         Some(m) if m < 68 || m > max => {
-            return Err(ApiError::invalid(format!("Requested MTU is too big (or small), maximum is {max}")));
+            return Err(ApiError::invalid(format!(
+                "Requested MTU is too big (or small), maximum is {max}"
+            )));
         }
         Some(m) => m,
         None => max,
@@ -284,7 +410,11 @@ async fn create_once(api: &Api, ctx: &Context, body: Value) -> ApiResult<Network
     txn.claim(&key_claim("network", u128::from(unique_key)), &n.meta.id);
     if let Some((claim, requested)) = &seg.claim {
         if *requested {
-            txn.claim_requested(claim, &n.meta.id, ApiError::conflict("SegmentInUse", "The requested segment is already in use"));
+            txn.claim_requested(
+                claim,
+                &n.meta.id,
+                ApiError::conflict("SegmentInUse", "The requested segment is already in use"),
+            );
         } else {
             txn.claim(claim, &n.meta.id);
         }
@@ -305,7 +435,13 @@ pub async fn update(
         check_if_match(&headers, &n.meta)?;
         let mut attrs = Attrs::from_body(body.clone(), "network", "PUT")?;
         update_meta(&mut n.meta, &mut attrs)?;
-        for k in ["status", "subnets", "provider:network_type", "provider:physical_network", "provider:segmentation_id"] {
+        for k in [
+            "status",
+            "subnets",
+            "provider:network_type",
+            "provider:physical_network",
+            "provider:segmentation_id",
+        ] {
             if attrs.has(k) {
                 return Err(read_only(k));
             }
@@ -315,13 +451,17 @@ pub async fn update(
         }
         if let Some(v) = attrs.bool("shared")? {
             if !ctx.is_admin && v {
-                return Err(ApiError::forbidden("(rule:update_network:shared) is disallowed by policy"));
+                return Err(ApiError::forbidden(
+                    "(rule:update_network:shared) is disallowed by policy",
+                ));
             }
             n.shared = v;
         }
         if let Some(v) = attrs.bool("router:external")? {
             if !ctx.is_admin {
-                return Err(ApiError::forbidden("(rule:update_network:router:external) is disallowed by policy"));
+                return Err(ApiError::forbidden(
+                    "(rule:update_network:router:external) is disallowed by policy",
+                ));
             }
             n.external = v;
         }
@@ -331,7 +471,9 @@ pub async fn update(
         if let Some(m) = attrs.u32("mtu")? {
             let max = api.config.max_mtu(n.network_type);
             if m < 68 || m > max {
-                return Err(ApiError::invalid(format!("Requested MTU is too big (or small), maximum is {max}")));
+                return Err(ApiError::invalid(format!(
+                    "Requested MTU is too big (or small), maximum is {max}"
+                )));
             }
             n.mtu = m;
         }

@@ -3,6 +3,7 @@
 
 use super::ipam::{self, Allocation, network_subnets, parse_fixed_ips};
 use super::{base_url, check_if_match, new_meta, one, read_only, render_meta, touch, update_meta};
+use crate::Api;
 use crate::alloc::{key_claim, mac_claim};
 use crate::body::{Attrs, JsonBody, bad_attr, parse_ip_or_cidr, render_ip_or_cidr};
 use crate::context::Context;
@@ -10,7 +11,6 @@ use crate::db::{Txn, retrying};
 use crate::error::{ApiError, ApiResult};
 use crate::listing::Query;
 use crate::resources::{floatingips, networks, security_groups};
-use crate::Api;
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -19,11 +19,31 @@ use serde_json::{Map, Value, json};
 use std::sync::Arc;
 
 pub const ATTRS: &[&str] = &[
-    "id", "name", "description", "project_id", "tenant_id", "tags", "created_at", "updated_at",
-    "revision_number", "network_id", "admin_state_up", "mac_address", "fixed_ips", "device_id",
-    "device_owner", "status", "security_groups", "allowed_address_pairs", "port_security_enabled",
-    "binding:host_id", "binding:vif_type", "binding:vif_details", "binding:vnic_type",
-    "binding:profile", "extra_dhcp_opts",
+    "id",
+    "name",
+    "description",
+    "project_id",
+    "tenant_id",
+    "tags",
+    "created_at",
+    "updated_at",
+    "revision_number",
+    "network_id",
+    "admin_state_up",
+    "mac_address",
+    "fixed_ips",
+    "device_id",
+    "device_owner",
+    "status",
+    "security_groups",
+    "allowed_address_pairs",
+    "port_security_enabled",
+    "binding:host_id",
+    "binding:vif_type",
+    "binding:vif_details",
+    "binding:vnic_type",
+    "binding:profile",
+    "extra_dhcp_opts",
 ];
 
 /// Largest datapath key of a port (reg6/reg7 are 32 bits; the top bit is kept free).
@@ -49,12 +69,22 @@ pub fn render(p: &Port) -> Map<String, Value> {
                 .collect(),
         ),
     );
-    m.insert("port_security_enabled".into(), json!(p.port_security_enabled));
+    m.insert(
+        "port_security_enabled".into(),
+        json!(p.port_security_enabled),
+    );
     m.insert("binding:host_id".into(), json!(p.binding_host_id));
-    m.insert("binding:vif_type".into(), json!(if bound { "ovs" } else { "unbound" }));
+    m.insert(
+        "binding:vif_type".into(),
+        json!(if bound { "ovs" } else { "unbound" }),
+    );
     m.insert(
         "binding:vif_details".into(),
-        if bound { json!({"port_filter": true, "connectivity": "l2"}) } else { json!({}) },
+        if bound {
+            json!({"port_filter": true, "connectivity": "l2"})
+        } else {
+            json!({})
+        },
     );
     m.insert("binding:vnic_type".into(), json!(p.binding_vnic_type));
     m.insert("binding:profile".into(), json!(p.binding_profile));
@@ -95,9 +125,14 @@ fn parse_pairs(items: Vec<Value>, port_mac: MacAddr) -> ApiResult<Vec<AddressPai
     let mut out: Vec<AddressPair> = Vec::new();
     for item in items {
         let Value::Object(mut o) = item else {
-            return Err(bad_attr("allowed_address_pairs", "each pair must be a dictionary"));
+            return Err(bad_attr(
+                "allowed_address_pairs",
+                "each pair must be a dictionary",
+            ));
         };
-        let ip = o.remove("ip_address").ok_or_else(|| bad_attr("allowed_address_pairs", "ip_address is required"))?;
+        let ip = o
+            .remove("ip_address")
+            .ok_or_else(|| bad_attr("allowed_address_pairs", "ip_address is required"))?;
         let ip_address = parse_ip_or_cidr("allowed_address_pairs", &ip)?;
         let mac_address = match o.remove("mac_address") {
             None | Some(Value::Null) => port_mac,
@@ -105,14 +140,30 @@ fn parse_pairs(items: Vec<Value>, port_mac: MacAddr) -> ApiResult<Vec<AddressPai
                 .as_str()
                 .and_then(|s| s.parse::<MacAddr>().ok())
                 .filter(MacAddr::is_valid_unicast)
-                .ok_or_else(|| bad_attr("allowed_address_pairs", format!("'{v}' is not a valid MAC address")))?,
+                .ok_or_else(|| {
+                    bad_attr(
+                        "allowed_address_pairs",
+                        format!("'{v}' is not a valid MAC address"),
+                    )
+                })?,
         };
         if let Some(k) = o.keys().next() {
-            return Err(bad_attr("allowed_address_pairs", format!("unrecognized key '{k}'")));
+            return Err(bad_attr(
+                "allowed_address_pairs",
+                format!("unrecognized key '{k}'"),
+            ));
         }
-        let pair = AddressPair { ip_address, mac_address };
+        let pair = AddressPair {
+            ip_address,
+            mac_address,
+        };
         if out.contains(&pair) {
-            return Err(ApiError::bad_request("DuplicateAddressPairInRequest", format!("Request contains duplicate address pair: mac_address {mac_address} ip_address {ip_address}.")));
+            return Err(ApiError::bad_request(
+                "DuplicateAddressPairInRequest",
+                format!(
+                    "Request contains duplicate address pair: mac_address {mac_address} ip_address {ip_address}."
+                ),
+            ));
         }
         out.push(pair);
     }
@@ -122,7 +173,10 @@ fn parse_pairs(items: Vec<Value>, port_mac: MacAddr) -> ApiResult<Vec<AddressPai
 /// Merges `extra_dhcp_opts` from a request into `current` (a null value removes an option).
 fn merge_dhcp_opts(current: &mut Vec<ExtraDhcpOpt>, items: Vec<Value>) -> ApiResult<()> {
     for item in items {
-        let name = item.get("opt_name").and_then(Value::as_str).filter(|s| !s.is_empty());
+        let name = item
+            .get("opt_name")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty());
         let Some(name) = name else {
             return Err(bad_attr("extra_dhcp_opts", "each option needs an opt_name"));
         };
@@ -130,22 +184,48 @@ fn merge_dhcp_opts(current: &mut Vec<ExtraDhcpOpt>, items: Vec<Value>) -> ApiRes
             None | Some(Value::Null) => 4,
             Some(v) if v == &json!(4) || v == &json!("4") => 4,
             Some(v) if v == &json!(6) || v == &json!("6") => 6,
-            Some(v) => return Err(bad_attr("extra_dhcp_opts", format!("ip_version '{v}' is not 4 or 6"))),
+            Some(v) => {
+                return Err(bad_attr(
+                    "extra_dhcp_opts",
+                    format!("ip_version '{v}' is not 4 or 6"),
+                ));
+            }
         };
-        if let Some(k) = item.as_object().and_then(|o| o.keys().find(|k| !["opt_name", "opt_value", "ip_version"].contains(&k.as_str()))) {
-            return Err(bad_attr("extra_dhcp_opts", format!("unrecognized key '{k}'")));
+        if let Some(k) = item.as_object().and_then(|o| {
+            o.keys()
+                .find(|k| !["opt_name", "opt_value", "ip_version"].contains(&k.as_str()))
+        }) {
+            return Err(bad_attr(
+                "extra_dhcp_opts",
+                format!("unrecognized key '{k}'"),
+            ));
         }
         current.retain(|o| !(o.opt_name == name && o.ip_version == ip_version));
         match item.get("opt_value") {
             None | Some(Value::Null) => {}
-            Some(Value::String(v)) => current.push(ExtraDhcpOpt { opt_name: name.into(), opt_value: v.clone(), ip_version }),
-            Some(v) => return Err(bad_attr("extra_dhcp_opts", format!("opt_value '{v}' is not a string"))),
+            Some(Value::String(v)) => current.push(ExtraDhcpOpt {
+                opt_name: name.into(),
+                opt_value: v.clone(),
+                ip_version,
+            }),
+            Some(v) => {
+                return Err(bad_attr(
+                    "extra_dhcp_opts",
+                    format!("opt_value '{v}' is not a string"),
+                ));
+            }
         }
     }
     Ok(())
 }
 
-async fn check_groups(api: &Api, ctx: &Context, project: &str, ids: &[String], txn: &mut Txn) -> ApiResult<()> {
+async fn check_groups(
+    api: &Api,
+    ctx: &Context,
+    project: &str,
+    ids: &[String],
+    txn: &mut Txn,
+) -> ApiResult<()> {
     for id in ids {
         let Some((sg, rev)) = api.db.get::<SecurityGroup>(id).await? else {
             return Err(ApiError::not_found("SecurityGroup", id));
@@ -161,17 +241,28 @@ async fn check_groups(api: &Api, ctx: &Context, project: &str, ids: &[String], t
 fn check_port_security(p: &Port) -> ApiResult<()> {
     if !p.port_security_enabled {
         if !p.security_groups.is_empty() {
-            return Err(ApiError::conflict("PortSecurityPortHasSecurityGroup", "Port has security group associated. Cannot disable port security or ip address until security group is removed"));
+            return Err(ApiError::conflict(
+                "PortSecurityPortHasSecurityGroup",
+                "Port has security group associated. Cannot disable port security or ip address until security group is removed",
+            ));
         }
         if !p.allowed_address_pairs.is_empty() {
-            return Err(ApiError::conflict("AddressPairAndPortSecurityRequired", "Port Security must be enabled in order to have allowed address pairs on a port."));
+            return Err(ApiError::conflict(
+                "AddressPairAndPortSecurityRequired",
+                "Port Security must be enabled in order to have allowed address pairs on a port.",
+            ));
         }
     }
     Ok(())
 }
 
 fn mac_in_use(network: &str, mac: MacAddr) -> ApiError {
-    ApiError::conflict("MacAddressInUse", format!("Unable to complete operation for network {network}. The mac address {mac} is in use."))
+    ApiError::conflict(
+        "MacAddressInUse",
+        format!(
+            "Unable to complete operation for network {network}. The mac address {mac} is in use."
+        ),
+    )
 }
 
 /// What a port being created by the system (router interface, gateway, floating IP) needs.
@@ -184,19 +275,36 @@ pub struct SystemPort<'a> {
 }
 
 /// Builds a system-owned port into `txn` (addresses and MAC claimed) and returns it.
-pub async fn build_system_port<'a>(api: &'a Api, txn: &mut Txn, alloc: &mut Allocation<'a>, sp: SystemPort<'_>) -> ApiResult<Port> {
+pub async fn build_system_port<'a>(
+    api: &'a Api,
+    txn: &mut Txn,
+    alloc: &mut Allocation<'a>,
+    sp: SystemPort<'_>,
+) -> ApiResult<Port> {
     let id = model::new_id();
     let subnets = network_subnets(api, sp.network).await?;
-    let (mac, r) = api.alloc.pick_mac(&api.db, api.config.mac_base).await?.ok_or_else(|| ApiError::retry("mac"))?;
+    let (mac, r) = api
+        .alloc
+        .pick_mac(&api.db, api.config.mac_base)
+        .await?
+        .ok_or_else(|| ApiError::retry("mac"))?;
     alloc.reservation.add(r);
-    let fixed_ips = alloc.assign(txn, sp.network, &subnets, &id, mac, sp.fixed_ips, &[]).await?;
+    let fixed_ips = alloc
+        .assign(txn, sp.network, &subnets, &id, mac, sp.fixed_ips, &[])
+        .await?;
     if fixed_ips.is_empty() {
         return Err(ipam::exhausted(&sp.network.meta.id));
     }
     let unique_key = networks::pick_key(api, "port", MAX_KEY, &mut alloc.reservation).await?;
     let now = model::time::now();
     let port = Port {
-        meta: model::Meta { id: id.clone(), project_id: sp.project_id, created_at: now.clone(), updated_at: now, ..Default::default() },
+        meta: model::Meta {
+            id: id.clone(),
+            project_id: sp.project_id,
+            created_at: now.clone(),
+            updated_at: now,
+            ..Default::default()
+        },
         network_id: sp.network.meta.id.clone(),
         admin_state_up: true,
         mac_address: mac,
@@ -240,11 +348,28 @@ pub async fn create(
 
 async fn create_once(api: &Api, ctx: &Context, body: Value) -> ApiResult<Port> {
     let mut attrs = Attrs::from_body(body, "port", "POST")?;
-    attrs.forbid(&["id", "status", "created_at", "updated_at", "revision_number", "binding:vif_type", "binding:vif_details"])?;
+    attrs.forbid(&[
+        "id",
+        "status",
+        "created_at",
+        "updated_at",
+        "revision_number",
+        "binding:vif_type",
+        "binding:vif_details",
+    ])?;
     let meta = new_meta(ctx, &mut attrs)?;
-    let network_id = attrs.string("network_id")?.ok_or_else(|| bad_attr("network_id", "network_id is required"))?;
+    let network_id = attrs
+        .string("network_id")?
+        .ok_or_else(|| bad_attr("network_id", "network_id is required"))?;
     let mut sg_ids: Vec<String> = security_groups_from(&mut attrs)?.unwrap_or_default();
-    let _locks = api.locks.read(&std::iter::once(network_id.as_str()).chain(sg_ids.iter().map(String::as_str)).collect::<Vec<_>>()).await;
+    let _locks = api
+        .locks
+        .read(
+            &std::iter::once(network_id.as_str())
+                .chain(sg_ids.iter().map(String::as_str))
+                .collect::<Vec<_>>(),
+        )
+        .await;
     let (network, net_rev) = api.db.fetch::<Network>(&network_id).await?;
     if !networks::usable(ctx, &network) {
         return Err(ApiError::not_found("Network", &network_id));
@@ -259,12 +384,20 @@ async fn create_once(api: &Api, ctx: &Context, body: Value) -> ApiResult<Port> {
             if api.db.claim_owner(&claim).await?.is_some() {
                 return Err(mac_in_use(&network_id, mac));
             }
-            alloc.reservation.add(api.alloc.reserve(claim.clone()).ok_or_else(|| mac_in_use(&network_id, mac))?);
+            alloc.reservation.add(
+                api.alloc
+                    .reserve(claim.clone())
+                    .ok_or_else(|| mac_in_use(&network_id, mac))?,
+            );
             txn.claim_requested(&claim, &id, mac_in_use(&network_id, mac));
             mac
         }
         None => {
-            let (mac, r) = api.alloc.pick_mac(&api.db, api.config.mac_base).await?.ok_or_else(|| ApiError::retry("mac"))?;
+            let (mac, r) = api
+                .alloc
+                .pick_mac(&api.db, api.config.mac_base)
+                .await?
+                .ok_or_else(|| ApiError::retry("mac"))?;
             alloc.reservation.add(r);
             txn.claim(&mac_claim(&mac), &id);
             mac
@@ -272,20 +405,37 @@ async fn create_once(api: &Api, ctx: &Context, body: Value) -> ApiResult<Port> {
     };
     let device_owner = attrs.string("device_owner")?.unwrap_or_default();
     let device_id = attrs.string("device_id")?.unwrap_or_default();
-    let port_security_enabled = attrs.bool("port_security_enabled")?.unwrap_or(network.port_security_enabled);
+    let port_security_enabled = attrs
+        .bool("port_security_enabled")?
+        .unwrap_or(network.port_security_enabled);
     let explicit_groups = attrs.has("security_groups") || !sg_ids.is_empty();
     if !explicit_groups && port_security_enabled && !device_owner.starts_with("network:") {
         sg_ids = vec![security_groups::ensure_default(api, &meta.project_id).await?];
     }
     check_groups(api, ctx, &meta.project_id, &sg_ids, &mut txn).await?;
-    let pairs = parse_pairs(attrs.list("allowed_address_pairs")?.unwrap_or_default(), mac)?;
+    let pairs = parse_pairs(
+        attrs.list("allowed_address_pairs")?.unwrap_or_default(),
+        mac,
+    )?;
     let mut extra_dhcp_opts = Vec::new();
-    merge_dhcp_opts(&mut extra_dhcp_opts, attrs.list("extra_dhcp_opts")?.unwrap_or_default())?;
+    merge_dhcp_opts(
+        &mut extra_dhcp_opts,
+        attrs.list("extra_dhcp_opts")?.unwrap_or_default(),
+    )?;
     let binding_host_id = attrs.string("binding:host_id")?.unwrap_or_default();
-    let binding_profile = attrs.object("binding:profile")?.unwrap_or_default().into_iter().collect();
-    let binding_vnic_type = attrs.string("binding:vnic_type")?.unwrap_or_else(|| "normal".into());
+    let binding_profile = attrs
+        .object("binding:profile")?
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    let binding_vnic_type = attrs
+        .string("binding:vnic_type")?
+        .unwrap_or_else(|| "normal".into());
     if binding_vnic_type != "normal" {
-        return Err(bad_attr("binding:vnic_type", format!("'{binding_vnic_type}' is not supported (only 'normal')")));
+        return Err(bad_attr(
+            "binding:vnic_type",
+            format!("'{binding_vnic_type}' is not supported (only 'normal')"),
+        ));
     }
     let admin_state_up = attrs.bool("admin_state_up")?.unwrap_or(true);
     let requests = attrs.list("fixed_ips")?.map(parse_fixed_ips).transpose()?;
@@ -294,7 +444,9 @@ async fn create_once(api: &Api, ctx: &Context, body: Value) -> ApiResult<Port> {
     for (s, rev) in &subnets {
         txn.check::<model::Subnet>(&s.meta.id, *rev);
     }
-    let fixed_ips = alloc.assign(&mut txn, &network, &subnets, &id, mac, requests, &[]).await?;
+    let fixed_ips = alloc
+        .assign(&mut txn, &network, &subnets, &id, mac, requests, &[])
+        .await?;
     let unique_key = networks::pick_key(api, "port", MAX_KEY, &mut alloc.reservation).await?;
     txn.claim(&key_claim("port", u128::from(unique_key)), &id);
     let port = Port {
@@ -342,12 +494,23 @@ pub async fn update(
     Ok(Json(json!({"port": render(&p)})))
 }
 
-async fn update_once(api: &Api, ctx: &Context, id: &str, headers: &HeaderMap, body: Value) -> ApiResult<Port> {
+async fn update_once(
+    api: &Api,
+    ctx: &Context,
+    id: &str,
+    headers: &HeaderMap,
+    body: Value,
+) -> ApiResult<Port> {
     let (mut p, rev) = super::visible::<Port>(api, ctx, id).await?;
     check_if_match(headers, &p.meta)?;
     let mut attrs = Attrs::from_body(body, "port", "PUT")?;
     update_meta(&mut p.meta, &mut attrs)?;
-    for k in ["network_id", "status", "binding:vif_type", "binding:vif_details"] {
+    for k in [
+        "network_id",
+        "status",
+        "binding:vif_type",
+        "binding:vif_details",
+    ] {
         if attrs.has(k) {
             return Err(read_only(k));
         }
@@ -355,12 +518,24 @@ async fn update_once(api: &Api, ctx: &Context, id: &str, headers: &HeaderMap, bo
     let mut txn = Txn::new();
     let mut alloc = Allocation::new(api);
     let new_groups = security_groups_from(&mut attrs)?;
-    let _locks = api.locks.read(&new_groups.iter().flatten().map(String::as_str).collect::<Vec<_>>()).await;
+    let _locks = api
+        .locks
+        .read(
+            &new_groups
+                .iter()
+                .flatten()
+                .map(String::as_str)
+                .collect::<Vec<_>>(),
+        )
+        .await;
     if let Some(mac) = attrs.mac("mac_address")?
         && mac != p.mac_address
     {
         if !p.binding_host_id.is_empty() {
-            return Err(ApiError::conflict("PortBound", format!("Unable to complete operation on port {id}, port is already bound")));
+            return Err(ApiError::conflict(
+                "PortBound",
+                format!("Unable to complete operation on port {id}, port is already bound"),
+            ));
         }
         let claim = mac_claim(&mac);
         if api.db.claim_owner(&claim).await?.is_some() {
@@ -401,17 +576,42 @@ async fn update_once(api: &Api, ctx: &Context, id: &str, headers: &HeaderMap, bo
     if let Some(v) = attrs.string("binding:vnic_type")?
         && v != "normal"
     {
-        return Err(bad_attr("binding:vnic_type", format!("'{v}' is not supported (only 'normal')")));
+        return Err(bad_attr(
+            "binding:vnic_type",
+            format!("'{v}' is not supported (only 'normal')"),
+        ));
     }
     if let Some(items) = attrs.list("fixed_ips")? {
         let requests = parse_fixed_ips(items)?;
         let (network, net_rev) = api.db.fetch::<Network>(&p.network_id).await?;
         txn.check::<Network>(&network.meta.id, net_rev);
         let subnets = network_subnets(api, &network).await?;
-        let new_ips = alloc.assign(&mut txn, &network, &subnets, id, p.mac_address, Some(requests), &p.fixed_ips).await?;
-        let dropped: Vec<_> = p.fixed_ips.iter().filter(|f| !new_ips.contains(f)).cloned().collect();
-        if !dropped.is_empty() && owner::is_system(&p.device_owner) && p.device_owner != owner::DHCP {
-            return Err(ApiError::conflict("PortInUse", format!("Port {id} is owned by {}: change its addresses through the router or floating IP API", p.device_owner)));
+        let new_ips = alloc
+            .assign(
+                &mut txn,
+                &network,
+                &subnets,
+                id,
+                p.mac_address,
+                Some(requests),
+                &p.fixed_ips,
+            )
+            .await?;
+        let dropped: Vec<_> = p
+            .fixed_ips
+            .iter()
+            .filter(|f| !new_ips.contains(f))
+            .cloned()
+            .collect();
+        if !dropped.is_empty() && owner::is_system(&p.device_owner) && p.device_owner != owner::DHCP
+        {
+            return Err(ApiError::conflict(
+                "PortInUse",
+                format!(
+                    "Port {id} is owned by {}: change its addresses through the router or floating IP API",
+                    p.device_owner
+                ),
+            ));
         }
         ipam::release(api, &mut txn, &dropped);
         p.fixed_ips = new_ips;
@@ -436,7 +636,10 @@ pub async fn delete(
         if owner::is_system(&p.device_owner) && p.device_owner != owner::DHCP {
             return Err(ApiError::conflict(
                 "L3PortInUse",
-                format!("Port {id} cannot be deleted directly via the port API: has device owner {}.", p.device_owner),
+                format!(
+                    "Port {id} cannot be deleted directly via the port API: has device owner {}.",
+                    p.device_owner
+                ),
             ));
         }
         let mut txn = Txn::new();

@@ -21,8 +21,19 @@ use serde_json::{Map, Value, json};
 use std::sync::Arc;
 
 pub const ATTRS: &[&str] = &[
-    "id", "name", "description", "project_id", "tenant_id", "tags", "created_at", "updated_at",
-    "revision_number", "admin_state_up", "status", "external_gateway_info", "routes",
+    "id",
+    "name",
+    "description",
+    "project_id",
+    "tenant_id",
+    "tags",
+    "created_at",
+    "updated_at",
+    "revision_number",
+    "admin_state_up",
+    "status",
+    "external_gateway_info",
+    "routes",
 ];
 
 /// Largest datapath key of a router (reg5).
@@ -59,7 +70,11 @@ pub async fn list(
         .filter(|(r, _)| ctx.owns(&r.meta.project_id))
         .map(|(r, _)| render(&r))
         .collect();
-    Ok(Json(query.respond("routers", &base_url(&headers), items)?))
+    Ok(Json(query.respond(
+        "routers",
+        &base_url(&headers),
+        items,
+    )?))
 }
 
 pub async fn show(
@@ -73,20 +88,30 @@ pub async fn show(
 }
 
 /// Parses `external_gateway_info`: `None` when absent, `Some(None)` to clear it.
-fn parse_gateway(attrs: &mut Attrs) -> ApiResult<Option<Option<(String, bool, Option<Vec<IpRequest>>)>>> {
+fn parse_gateway(
+    attrs: &mut Attrs,
+) -> ApiResult<Option<Option<(String, bool, Option<Vec<IpRequest>>)>>> {
     match attrs.take("external_gateway_info") {
         None => Ok(None),
         Some(Value::Null) => Ok(Some(None)),
         Some(Value::Object(o)) if o.is_empty() => Ok(Some(None)),
         Some(Value::Object(o)) => {
             let mut g = Attrs::from_map(o, "PUT");
-            let net = g.string("network_id")?.ok_or_else(|| bad_attr("external_gateway_info", "network_id is required"))?;
+            let net = g
+                .string("network_id")?
+                .ok_or_else(|| bad_attr("external_gateway_info", "network_id is required"))?;
             let snat = g.bool("enable_snat")?.unwrap_or(true);
-            let ips = g.list("external_fixed_ips")?.map(parse_fixed_ips).transpose()?;
+            let ips = g
+                .list("external_fixed_ips")?
+                .map(parse_fixed_ips)
+                .transpose()?;
             g.finish()?;
             Ok(Some(Some((net, snat, ips))))
         }
-        Some(v) => Err(bad_attr("external_gateway_info", format!("'{v}' is not a dictionary"))),
+        Some(v) => Err(bad_attr(
+            "external_gateway_info",
+            format!("'{v}' is not a dictionary"),
+        )),
     }
 }
 
@@ -100,28 +125,50 @@ async fn build_gateway<'a>(
 ) -> ApiResult<ExternalGateway> {
     let (network, nrev) = api.db.fetch::<Network>(&network_id).await?;
     if !network.external {
-        return Err(ApiError::bad_request("BadRequest", format!("Bad router request: Network {network_id} is not a valid external network.")));
+        return Err(ApiError::bad_request(
+            "BadRequest",
+            format!("Bad router request: Network {network_id} is not a valid external network."),
+        ));
     }
     txn.check::<Network>(&network_id, nrev);
-    let port = build_system_port(api, txn, alloc, SystemPort {
-        network: &network,
-        project_id: String::new(),
-        device_owner: owner::ROUTER_GATEWAY,
-        device_id: router.meta.id.clone(),
-        fixed_ips: ips,
-    })
+    let port = build_system_port(
+        api,
+        txn,
+        alloc,
+        SystemPort {
+            network: &network,
+            project_id: String::new(),
+            device_owner: owner::ROUTER_GATEWAY,
+            device_id: router.meta.id.clone(),
+            fixed_ips: ips,
+        },
+    )
     .await?;
-    Ok(ExternalGateway { network_id, enable_snat, external_fixed_ips: port.fixed_ips.clone(), port_id: port.meta.id })
+    Ok(ExternalGateway {
+        network_id,
+        enable_snat,
+        external_fixed_ips: port.fixed_ips.clone(),
+        port_id: port.meta.id,
+    })
 }
 
 async fn remove_gateway(api: &Api, txn: &mut Txn, router: &Router) -> ApiResult<()> {
     let Some(gw) = &router.external_gateway else {
         return Ok(());
     };
-    if api.db.all::<FloatingIp>().await?.iter().any(|(f, _)| f.router_id.as_deref() == Some(router.meta.id.as_str())) {
+    if api
+        .db
+        .all::<FloatingIp>()
+        .await?
+        .iter()
+        .any(|(f, _)| f.router_id.as_deref() == Some(router.meta.id.as_str()))
+    {
         return Err(ApiError::conflict(
             "RouterExternalGatewayInUseByFloatingIp",
-            format!("Gateway cannot be updated for router {}, since a gateway to external network {} is required by one or more floating IPs.", router.meta.id, gw.network_id),
+            format!(
+                "Gateway cannot be updated for router {}, since a gateway to external network {} is required by one or more floating IPs.",
+                router.meta.id, gw.network_id
+            ),
         ));
     }
     if let Some((p, prev)) = api.db.get::<Port>(&gw.port_id).await? {
@@ -144,7 +191,10 @@ async fn check_routes(api: &Api, router: &Router) -> ApiResult<()> {
         if !cidrs.iter().any(|c| c.contains(&r.nexthop)) {
             return Err(ApiError::bad_request(
                 "InvalidRoutes",
-                format!("Invalid format for routes: {{'destination': '{}', 'nexthop': '{}'}}, the nexthop is not connected with router", r.destination, r.nexthop),
+                format!(
+                    "Invalid format for routes: {{'destination': '{}', 'nexthop': '{}'}}, the nexthop is not connected with router",
+                    r.destination, r.nexthop
+                ),
             ));
         }
     }
@@ -158,7 +208,14 @@ pub async fn create(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let r = retrying(|| async {
         let mut attrs = Attrs::from_body(body.clone(), "router", "POST")?;
-        attrs.forbid(&["id", "status", "routes", "created_at", "updated_at", "revision_number"])?;
+        attrs.forbid(&[
+            "id",
+            "status",
+            "routes",
+            "created_at",
+            "updated_at",
+            "revision_number",
+        ])?;
         let meta = new_meta(&ctx, &mut attrs)?;
         let admin_state_up = attrs.bool("admin_state_up")?.unwrap_or(true);
         let gateway = parse_gateway(&mut attrs)?.flatten();
@@ -166,14 +223,25 @@ pub async fn create(
             if let Some(v) = attrs.bool(k)?
                 && v != (k == "distributed")
             {
-                return Err(bad_attr(k, "routers are always distributed and never HA-pair based"));
+                return Err(bad_attr(
+                    k,
+                    "routers are always distributed and never HA-pair based",
+                ));
             }
         }
         attrs.finish()?;
         let mut txn = Txn::new();
         let mut alloc = Allocation::new(&api);
-        let unique_key = networks::pick_key(&api, "router", MAX_KEY, &mut alloc.reservation).await?;
-        let mut r = Router { meta, admin_state_up, external_gateway: None, routes: vec![], interfaces: vec![], unique_key };
+        let unique_key =
+            networks::pick_key(&api, "router", MAX_KEY, &mut alloc.reservation).await?;
+        let mut r = Router {
+            meta,
+            admin_state_up,
+            external_gateway: None,
+            routes: vec![],
+            interfaces: vec![],
+            unique_key,
+        };
         if let Some(g) = gateway {
             r.external_gateway = Some(build_gateway(&api, &mut txn, &mut alloc, &r, g).await?);
         }
@@ -217,7 +285,10 @@ pub async fn update(
                 r.external_gateway = None;
             }
             Some(Some((net, snat, ips))) => {
-                let same_net = r.external_gateway.as_ref().is_some_and(|g| g.network_id == net);
+                let same_net = r
+                    .external_gateway
+                    .as_ref()
+                    .is_some_and(|g| g.network_id == net);
                 if same_net && ips.is_none() {
                     // Only the SNAT mode changes; the gateway port stays.
                     if let Some(g) = r.external_gateway.as_mut() {
@@ -225,7 +296,9 @@ pub async fn update(
                     }
                 } else {
                     remove_gateway(&api, &mut txn, &r).await?;
-                    r.external_gateway = Some(build_gateway(&api, &mut txn, &mut alloc, &r, (net, snat, ips)).await?);
+                    r.external_gateway = Some(
+                        build_gateway(&api, &mut txn, &mut alloc, &r, (net, snat, ips)).await?,
+                    );
                 }
             }
         }
@@ -251,7 +324,10 @@ pub async fn delete(
         let (r, rev) = super::visible::<Router>(&api, &ctx, &id).await?;
         check_if_match(&headers, &r.meta)?;
         if !r.interfaces.is_empty() {
-            return Err(ApiError::conflict("RouterInUse", format!("Router {id} still has ports")));
+            return Err(ApiError::conflict(
+                "RouterInUse",
+                format!("Router {id} still has ports"),
+            ));
         }
         let mut txn = Txn::new();
         remove_gateway(&api, &mut txn, &r).await?;
@@ -277,7 +353,10 @@ fn interface_body(r: &Router, i: &RouterInterface) -> Value {
 /// `{"subnet_id": ..}` or `{"port_id": ..}` from an interface request.
 fn interface_target(body: Value) -> ApiResult<(Option<String>, Option<String>)> {
     let Value::Object(o) = body else {
-        return Err(ApiError::bad_request("HTTPBadRequest", "Resource body required"));
+        return Err(ApiError::bad_request(
+            "HTTPBadRequest",
+            "Resource body required",
+        ));
     };
     let mut a = Attrs::from_map(o, "PUT");
     let subnet = a.string("subnet_id")?;
@@ -413,7 +492,13 @@ pub async fn remove_interface(
     Ok(Json(interface_body(&r, &iface)))
 }
 
-async fn change_routes(api: &Api, ctx: &Context, id: &str, body: Value, add: bool) -> ApiResult<Router> {
+async fn change_routes(
+    api: &Api,
+    ctx: &Context,
+    id: &str,
+    body: Value,
+    add: bool,
+) -> ApiResult<Router> {
     retrying(|| async {
         let (mut r, rev) = super::visible::<Router>(api, ctx, id).await?;
         let mut attrs = Attrs::from_body(body.clone(), "router", "PUT")?;

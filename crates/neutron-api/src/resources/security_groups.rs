@@ -17,22 +17,62 @@ use serde_json::{Map, Value, json};
 use std::sync::Arc;
 
 pub const GROUP_ATTRS: &[&str] = &[
-    "id", "name", "description", "project_id", "tenant_id", "tags", "created_at", "updated_at",
-    "revision_number", "security_group_rules", "stateful",
+    "id",
+    "name",
+    "description",
+    "project_id",
+    "tenant_id",
+    "tags",
+    "created_at",
+    "updated_at",
+    "revision_number",
+    "security_group_rules",
+    "stateful",
 ];
 
 pub const RULE_ATTRS: &[&str] = &[
-    "id", "description", "project_id", "tenant_id", "created_at", "updated_at", "revision_number",
-    "security_group_id", "direction", "ethertype", "protocol", "port_range_min", "port_range_max",
-    "remote_ip_prefix", "remote_group_id",
+    "id",
+    "description",
+    "project_id",
+    "tenant_id",
+    "created_at",
+    "updated_at",
+    "revision_number",
+    "security_group_id",
+    "direction",
+    "ethertype",
+    "protocol",
+    "port_range_min",
+    "port_range_max",
+    "remote_ip_prefix",
+    "remote_group_id",
 ];
 
 /// IP protocol names Neutron accepts, with their numbers.
 const PROTOCOLS: &[(&str, u8)] = &[
-    ("ah", 51), ("dccp", 33), ("egp", 8), ("esp", 50), ("gre", 47), ("icmp", 1), ("icmpv6", 58),
-    ("igmp", 2), ("ipip", 4), ("ipv6-encap", 41), ("ipv6-frag", 44), ("ipv6-icmp", 58),
-    ("ipv6-nonxt", 59), ("ipv6-opts", 60), ("ipv6-route", 43), ("ospf", 89), ("pgm", 113),
-    ("rsvp", 46), ("sctp", 132), ("tcp", 6), ("udp", 17), ("udplite", 136), ("vrrp", 112),
+    ("ah", 51),
+    ("dccp", 33),
+    ("egp", 8),
+    ("esp", 50),
+    ("gre", 47),
+    ("icmp", 1),
+    ("icmpv6", 58),
+    ("igmp", 2),
+    ("ipip", 4),
+    ("ipv6-encap", 41),
+    ("ipv6-frag", 44),
+    ("ipv6-icmp", 58),
+    ("ipv6-nonxt", 59),
+    ("ipv6-opts", 60),
+    ("ipv6-route", 43),
+    ("ospf", 89),
+    ("pgm", 113),
+    ("rsvp", 46),
+    ("sctp", 132),
+    ("tcp", 6),
+    ("udp", 17),
+    ("udplite", 136),
+    ("vrrp", 112),
 ];
 
 /// Protocols whose rules may name a port range.
@@ -47,7 +87,10 @@ pub fn render_rule(r: &SecurityGroupRule) -> Map<String, Value> {
     m.insert("protocol".into(), json!(r.protocol));
     m.insert("port_range_min".into(), json!(r.port_range_min));
     m.insert("port_range_max".into(), json!(r.port_range_max));
-    m.insert("remote_ip_prefix".into(), json!(r.remote_ip_prefix.map(|p| p.to_string())));
+    m.insert(
+        "remote_ip_prefix".into(),
+        json!(r.remote_ip_prefix.map(|p| p.to_string())),
+    );
     m.insert("remote_group_id".into(), json!(r.remote_group_id));
     debug_assert_eq!(m.len(), RULE_ATTRS.len());
     m
@@ -66,9 +109,18 @@ pub fn render_group(g: &SecurityGroup, rules: &[SecurityGroupRule]) -> Map<Strin
     m
 }
 
-fn rule(meta_of: &Meta, group: &str, direction: Direction, ethertype: EtherType, remote_group: Option<String>) -> SecurityGroupRule {
+fn rule(
+    meta_of: &Meta,
+    group: &str,
+    direction: Direction,
+    ethertype: EtherType,
+    remote_group: Option<String>,
+) -> SecurityGroupRule {
     SecurityGroupRule {
-        meta: Meta { id: model::new_id(), ..meta_of.clone() },
+        meta: Meta {
+            id: model::new_id(),
+            ..meta_of.clone()
+        },
         security_group_id: group.into(),
         direction,
         ethertype,
@@ -103,7 +155,11 @@ pub async fn ensure_default(api: &Api, project: &str) -> ApiResult<String> {
             return Ok(id);
         }
         let meta = group_meta(project, "default", "Default security group");
-        let g = SecurityGroup { meta: meta.clone(), stateful: true, is_default: true };
+        let g = SecurityGroup {
+            meta: meta.clone(),
+            stateful: true,
+            is_default: true,
+        };
         let id = g.meta.id.clone();
         let mut rule_meta = meta.clone();
         rule_meta.description = String::new();
@@ -111,7 +167,13 @@ pub async fn ensure_default(api: &Api, project: &str) -> ApiResult<String> {
         txn.create(&g);
         for et in [EtherType::IPv4, EtherType::IPv6] {
             txn.create(&rule(&rule_meta, &id, Direction::Egress, et, None));
-            txn.create(&rule(&rule_meta, &id, Direction::Ingress, et, Some(id.clone())));
+            txn.create(&rule(
+                &rule_meta,
+                &id,
+                Direction::Ingress,
+                et,
+                Some(id.clone()),
+            ));
         }
         txn.claim(&claim, &id);
         match txn.commit(&api.db).await {
@@ -127,7 +189,13 @@ pub async fn ensure_default(api: &Api, project: &str) -> ApiResult<String> {
 }
 
 async fn all_rules(api: &Api) -> ApiResult<Vec<SecurityGroupRule>> {
-    Ok(api.db.all::<SecurityGroupRule>().await?.into_iter().map(|(r, _)| r).collect())
+    Ok(api
+        .db
+        .all::<SecurityGroupRule>()
+        .await?
+        .into_iter()
+        .map(|(r, _)| r)
+        .collect())
 }
 
 pub async fn list_groups(
@@ -147,7 +215,11 @@ pub async fn list_groups(
         .filter(|(g, _)| ctx.owns(&g.meta.project_id))
         .map(|(g, _)| render_group(&g, &rules))
         .collect();
-    Ok(Json(query.respond("security_groups", &base_url(&headers), items)?))
+    Ok(Json(query.respond(
+        "security_groups",
+        &base_url(&headers),
+        items,
+    )?))
 }
 
 pub async fn show_group(
@@ -158,7 +230,12 @@ pub async fn show_group(
 ) -> ApiResult<Json<Value>> {
     let (g, _) = super::visible::<SecurityGroup>(&api, &ctx, &id).await?;
     let rules = all_rules(&api).await?;
-    Ok(Json(one("security_group", render_group(&g, &rules), q.as_deref(), GROUP_ATTRS)?))
+    Ok(Json(one(
+        "security_group",
+        render_group(&g, &rules),
+        q.as_deref(),
+        GROUP_ATTRS,
+    )?))
 }
 
 pub async fn create_group(
@@ -167,15 +244,28 @@ pub async fn create_group(
     JsonBody(body): JsonBody,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let mut attrs = Attrs::from_body(body, "security_group", "POST")?;
-    attrs.forbid(&["id", "security_group_rules", "created_at", "updated_at", "revision_number"])?;
+    attrs.forbid(&[
+        "id",
+        "security_group_rules",
+        "created_at",
+        "updated_at",
+        "revision_number",
+    ])?;
     let meta = new_meta(&ctx, &mut attrs)?;
     let stateful = attrs.bool("stateful")?.unwrap_or(true);
     attrs.finish()?;
     if meta.name == "default" {
-        return Err(ApiError::conflict("SecurityGroupDefaultAlreadyExists", "Default security group already exists."));
+        return Err(ApiError::conflict(
+            "SecurityGroupDefaultAlreadyExists",
+            "Default security group already exists.",
+        ));
     }
     ensure_default(&api, &meta.project_id).await?;
-    let g = SecurityGroup { meta: meta.clone(), stateful, is_default: false };
+    let g = SecurityGroup {
+        meta: meta.clone(),
+        stateful,
+        is_default: false,
+    };
     let mut rule_meta = meta;
     rule_meta.description = String::new();
     rule_meta.tags.clear();
@@ -190,7 +280,10 @@ pub async fn create_group(
     }
     txn.commit(&api.db).await?;
     tracing::info!(group = %g.meta.id, "security group created");
-    Ok((StatusCode::CREATED, Json(json!({"security_group": render_group(&g, &rules)}))))
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"security_group": render_group(&g, &rules)})),
+    ))
 }
 
 pub async fn update_group(
@@ -210,7 +303,10 @@ pub async fn update_group(
         }
         attrs.finish()?;
         if g.is_default && g.meta.name != "default" {
-            return Err(ApiError::conflict("SecurityGroupCannotUpdateDefault", "Updating default security group name not allowed."));
+            return Err(ApiError::conflict(
+                "SecurityGroupCannotUpdateDefault",
+                "Updating default security group name not allowed.",
+            ));
         }
         touch(&mut g.meta);
         let mut txn = Txn::new();
@@ -234,10 +330,22 @@ pub async fn delete_group(
         let (g, rev) = super::visible::<SecurityGroup>(&api, &ctx, &id).await?;
         check_if_match(&headers, &g.meta)?;
         if g.is_default && !ctx.is_admin {
-            return Err(ApiError::conflict("SecurityGroupCannotRemoveDefault", "Insufficient rights for removing default security group."));
+            return Err(ApiError::conflict(
+                "SecurityGroupCannotRemoveDefault",
+                "Insufficient rights for removing default security group.",
+            ));
         }
-        if api.db.all::<Port>().await?.iter().any(|(p, _)| p.security_groups.contains(&id)) {
-            return Err(ApiError::conflict("SecurityGroupInUse", format!("Security Group {id} in use.")));
+        if api
+            .db
+            .all::<Port>()
+            .await?
+            .iter()
+            .any(|(p, _)| p.security_groups.contains(&id))
+        {
+            return Err(ApiError::conflict(
+                "SecurityGroupInUse",
+                format!("Security Group {id} in use."),
+            ));
         }
         let mut txn = Txn::new();
         txn.delete::<SecurityGroup>(&id, rev);
@@ -272,7 +380,11 @@ pub async fn list_rules(
         .filter(|r| ctx.owns(&r.meta.project_id))
         .map(render_rule)
         .collect();
-    Ok(Json(query.respond("security_group_rules", &base_url(&headers), items)?))
+    Ok(Json(query.respond(
+        "security_group_rules",
+        &base_url(&headers),
+        items,
+    )?))
 }
 
 pub async fn show_rule(
@@ -282,7 +394,12 @@ pub async fn show_rule(
     RawQuery(q): RawQuery,
 ) -> ApiResult<Json<Value>> {
     let (r, _) = super::visible::<SecurityGroupRule>(&api, &ctx, &id).await?;
-    Ok(Json(one("security_group_rule", render_rule(&r), q.as_deref(), RULE_ATTRS)?))
+    Ok(Json(one(
+        "security_group_rule",
+        render_rule(&r),
+        q.as_deref(),
+        RULE_ATTRS,
+    )?))
 }
 
 fn parse_protocol(v: Value, ethertype: EtherType) -> ApiResult<(Option<String>, Option<u8>)> {
@@ -290,7 +407,12 @@ fn parse_protocol(v: Value, ethertype: EtherType) -> ApiResult<(Option<String>, 
         Value::Null => return Ok((None, None)),
         Value::String(s) => s.to_ascii_lowercase(),
         Value::Number(n) => n.to_string(),
-        _ => return Err(bad_attr("protocol", format!("'{v}' is not a protocol name or number"))),
+        _ => {
+            return Err(bad_attr(
+                "protocol",
+                format!("'{v}' is not a protocol name or number"),
+            ));
+        }
     };
     if text == "any" || text.is_empty() {
         return Ok((None, None));
@@ -302,9 +424,16 @@ fn parse_protocol(v: Value, ethertype: EtherType) -> ApiResult<(Option<String>, 
         })?,
     };
     if ethertype == EtherType::IPv4 && number == 58 {
-        return Err(ApiError::bad_request("SecurityGroupEthertypeConflictWithProtocol", format!("Ethertype IPv4 is not supported by protocol {text}.")));
+        return Err(ApiError::bad_request(
+            "SecurityGroupEthertypeConflictWithProtocol",
+            format!("Ethertype IPv4 is not supported by protocol {text}."),
+        ));
     }
-    let number = if ethertype == EtherType::IPv6 && number == 1 { 58 } else { number };
+    let number = if ethertype == EtherType::IPv6 && number == 1 {
+        58
+    } else {
+        number
+    };
     Ok((Some(text), Some(number)))
 }
 
@@ -319,7 +448,9 @@ pub async fn create_rule(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let mut attrs = Attrs::from_body(body, "security_group_rule", "POST")?;
     attrs.forbid(&["id", "created_at", "updated_at", "revision_number"])?;
-    let group_id = attrs.string("security_group_id")?.ok_or_else(|| bad_attr("security_group_id", "security_group_id is required"))?;
+    let group_id = attrs
+        .string("security_group_id")?
+        .ok_or_else(|| bad_attr("security_group_id", "security_group_id is required"))?;
     let _lock = api.locks.read(&[group_id.as_str()]).await;
     let (group, grev) = super::visible::<SecurityGroup>(&api, &ctx, &group_id).await?;
     let mut meta = new_meta(&ctx, &mut attrs)?;
@@ -327,55 +458,93 @@ pub async fn create_rule(
     let direction = match attrs.string("direction")?.as_deref() {
         Some("ingress") => Direction::Ingress,
         Some("egress") => Direction::Egress,
-        Some(d) => return Err(bad_attr("direction", format!("'{d}' is not in ['ingress', 'egress']"))),
+        Some(d) => {
+            return Err(bad_attr(
+                "direction",
+                format!("'{d}' is not in ['ingress', 'egress']"),
+            ));
+        }
         None => return Err(bad_attr("direction", "direction is required")),
     };
     let ethertype = match attrs.string("ethertype")?.as_deref() {
         None | Some("IPv4") => EtherType::IPv4,
         Some("IPv6") => EtherType::IPv6,
-        Some(e) => return Err(bad_attr("ethertype", format!("'{e}' is not in ['IPv4', 'IPv6']"))),
+        Some(e) => {
+            return Err(bad_attr(
+                "ethertype",
+                format!("'{e}' is not in ['IPv4', 'IPv6']"),
+            ));
+        }
     };
-    let (protocol, protocol_number) = parse_protocol(attrs.take("protocol").unwrap_or(Value::Null), ethertype)?;
+    let (protocol, protocol_number) =
+        parse_protocol(attrs.take("protocol").unwrap_or(Value::Null), ethertype)?;
     let min = port_value(&mut attrs, "port_range_min")?;
     let max = port_value(&mut attrs, "port_range_max")?;
     let (port_range_min, port_range_max) = match (protocol_number, min, max) {
         (_, None, None) => (None, None),
         (_, None, Some(_)) => {
-            return Err(ApiError::bad_request("SecurityGroupMissingIcmpType", "port_range_max requires port_range_min"));
+            return Err(ApiError::bad_request(
+                "SecurityGroupMissingIcmpType",
+                "port_range_max requires port_range_min",
+            ));
         }
         (Some(p), Some(a), b) if PORT_PROTOCOLS.contains(&p) => {
             let b = b.unwrap_or(a);
             if a == 0 || a > b || b > 65535 {
-                return Err(ApiError::bad_request("SecurityGroupInvalidPortRange", "For TCP/UDP protocols, port_range_min must be <= port_range_max and within 1..65535"));
+                return Err(ApiError::bad_request(
+                    "SecurityGroupInvalidPortRange",
+                    "For TCP/UDP protocols, port_range_min must be <= port_range_max and within 1..65535",
+                ));
             }
             (Some(a as u16), Some(b as u16))
         }
         (Some(1 | 58), Some(t), c) => {
             if t > 255 || c.is_some_and(|c| c > 255) {
-                return Err(ApiError::bad_request("SecurityGroupInvalidIcmpValue", "Invalid value for ICMP: type and code must be within 0..255"));
+                return Err(ApiError::bad_request(
+                    "SecurityGroupInvalidIcmpValue",
+                    "Invalid value for ICMP: type and code must be within 0..255",
+                ));
             }
             (Some(t as u16), c.map(|c| c as u16))
         }
-        _ => return Err(ApiError::bad_request("SecurityGroupInvalidPortRange", "Port ranges are only valid for tcp, udp, sctp, dccp, udplite, icmp and icmpv6")),
+        _ => {
+            return Err(ApiError::bad_request(
+                "SecurityGroupInvalidPortRange",
+                "Port ranges are only valid for tcp, udp, sctp, dccp, udplite, icmp and icmpv6",
+            ));
+        }
     };
     let remote_ip_prefix = match attrs.take("remote_ip_prefix") {
         None | Some(Value::Null) => None,
         Some(v) => {
             // Neutron accepts host bits and normalises the prefix.
-            let s = v.as_str().ok_or_else(|| bad_attr("remote_ip_prefix", format!("'{v}' is not a valid IP prefix")))?;
+            let s = v.as_str().ok_or_else(|| {
+                bad_attr(
+                    "remote_ip_prefix",
+                    format!("'{v}' is not a valid IP prefix"),
+                )
+            })?;
             let net = s
                 .parse::<IpNet>()
                 .map(|n| n.trunc())
                 .or_else(|_| parse_cidr("remote_ip_prefix", &v))?;
             if (ethertype == EtherType::IPv4) != matches!(net, IpNet::V4(_)) {
-                return Err(ApiError::bad_request("SecurityGroupRuleParameterConflict", format!("Conflicting value ethertype {ethertype:?} for CIDR {net}")));
+                return Err(ApiError::bad_request(
+                    "SecurityGroupRuleParameterConflict",
+                    format!("Conflicting value ethertype {ethertype:?} for CIDR {net}"),
+                ));
             }
             Some(net)
         }
     };
-    let remote_group_id = attrs.string_or_null("remote_group_id")?.filter(|s| !s.is_empty());
+    let remote_group_id = attrs
+        .string_or_null("remote_group_id")?
+        .filter(|s| !s.is_empty());
     if remote_group_id.is_some() && remote_ip_prefix.is_some() {
-        return Err(ApiError::bad_request("SecurityGroupRemoteGroupAndRemoteIpPrefix", "Only remote_ip_prefix or remote_group_id may be provided."));
+        return Err(ApiError::bad_request(
+            "SecurityGroupRemoteGroupAndRemoteIpPrefix",
+            "Only remote_ip_prefix or remote_group_id may be provided.",
+        ));
     }
     attrs.finish()?;
     let mut txn = Txn::new();
@@ -409,20 +578,43 @@ pub async fn create_rule(
             && o.remote_group_id == r.remote_group_id
     };
     if let Some(dup) = all_rules(&api).await?.iter().find(|o| same(o)) {
-        return Err(ApiError::conflict("SecurityGroupRuleExists", format!("Security group rule already exists. Rule id is {}.", dup.meta.id)));
+        return Err(ApiError::conflict(
+            "SecurityGroupRuleExists",
+            format!(
+                "Security group rule already exists. Rule id is {}.",
+                dup.meta.id
+            ),
+        ));
     }
     // A claim on the rule's content makes duplicates impossible even under concurrency.
-    txn.claim_requested(&rule_fingerprint(&r), &r.meta.id, ApiError::conflict("SecurityGroupRuleExists", "Security group rule already exists."));
+    txn.claim_requested(
+        &rule_fingerprint(&r),
+        &r.meta.id,
+        ApiError::conflict(
+            "SecurityGroupRuleExists",
+            "Security group rule already exists.",
+        ),
+    );
     txn.create(&r);
     txn.commit(&api.db).await?;
     tracing::info!(rule = %r.meta.id, group = %group_id, "security group rule created");
-    Ok((StatusCode::CREATED, Json(json!({"security_group_rule": render_rule(&r)}))))
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"security_group_rule": render_rule(&r)})),
+    ))
 }
 
 fn rule_fingerprint(r: &SecurityGroupRule) -> String {
     format!(
         "sgrule/{}/{:?}/{:?}/{:?}/{:?}/{:?}/{:?}/{:?}",
-        r.security_group_id, r.direction, r.ethertype, r.protocol_number, r.port_range_min, r.port_range_max, r.remote_ip_prefix, r.remote_group_id
+        r.security_group_id,
+        r.direction,
+        r.ethertype,
+        r.protocol_number,
+        r.port_range_min,
+        r.port_range_max,
+        r.remote_ip_prefix,
+        r.remote_group_id
     )
 }
 

@@ -20,9 +20,25 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 pub const ATTRS: &[&str] = &[
-    "id", "name", "description", "project_id", "tenant_id", "tags", "created_at", "updated_at",
-    "revision_number", "network_id", "ip_version", "cidr", "gateway_ip", "allocation_pools",
-    "enable_dhcp", "dns_nameservers", "host_routes", "ipv6_ra_mode", "ipv6_address_mode",
+    "id",
+    "name",
+    "description",
+    "project_id",
+    "tenant_id",
+    "tags",
+    "created_at",
+    "updated_at",
+    "revision_number",
+    "network_id",
+    "ip_version",
+    "cidr",
+    "gateway_ip",
+    "allocation_pools",
+    "enable_dhcp",
+    "dns_nameservers",
+    "host_routes",
+    "ipv6_ra_mode",
+    "ipv6_address_mode",
     "subnetpool_id",
 ];
 
@@ -57,7 +73,11 @@ async fn usable(api: &Api, ctx: &Context, s: &Subnet) -> ApiResult<bool> {
     if ctx.owns(&s.meta.project_id) {
         return Ok(true);
     }
-    Ok(api.db.get::<Network>(&s.network_id).await?.is_some_and(|(n, _)| networks::usable(ctx, &n)))
+    Ok(api
+        .db
+        .get::<Network>(&s.network_id)
+        .await?
+        .is_some_and(|(n, _)| networks::usable(ctx, &n)))
 }
 
 pub async fn list(
@@ -73,7 +93,11 @@ pub async fn list(
             items.push(render(&s));
         }
     }
-    Ok(Json(query.respond("subnets", &base_url(&headers), items)?))
+    Ok(Json(query.respond(
+        "subnets",
+        &base_url(&headers),
+        items,
+    )?))
 }
 
 pub async fn show(
@@ -100,7 +124,10 @@ fn default_pools(cidr: &IpNet, gateway: Option<IpAddr>) -> Vec<AllocationPool> {
     let last = ip_to_u128(cidr.broadcast()) - u128::from(!v6);
     let to_ip = |v| crate::alloc::u128_to_ip(v, v6);
     let mut pools = Vec::new();
-    match gateway.map(ip_to_u128).filter(|g| (first..=last).contains(g)) {
+    match gateway
+        .map(ip_to_u128)
+        .filter(|g| (first..=last).contains(g))
+    {
         Some(g) => {
             if g > first {
                 pools.push((first, g - 1));
@@ -113,7 +140,10 @@ fn default_pools(cidr: &IpNet, gateway: Option<IpAddr>) -> Vec<AllocationPool> {
     }
     pools
         .into_iter()
-        .map(|(a, b)| AllocationPool { start: to_ip(a), end: to_ip(b) })
+        .map(|(a, b)| AllocationPool {
+            start: to_ip(a),
+            end: to_ip(b),
+        })
         .collect()
 }
 
@@ -123,7 +153,10 @@ fn parse_pools(items: Vec<Value>, cidr: &IpNet) -> ApiResult<Vec<AllocationPool>
         let start = item.get("start").and_then(parse_ip);
         let end = item.get("end").and_then(parse_ip);
         let (Some(start), Some(end)) = (start, end) else {
-            return Err(bad_attr("allocation_pools", format!("'{item}' needs a valid start and end")));
+            return Err(bad_attr(
+                "allocation_pools",
+                format!("'{item}' needs a valid start and end"),
+            ));
         };
         let inside = |ip: &IpAddr| {
             cidr.contains(ip) && *ip != cidr.network() && (ip.is_ipv6() || *ip != cidr.broadcast())
@@ -136,10 +169,16 @@ fn parse_pools(items: Vec<Value>, cidr: &IpNet) -> ApiResult<Vec<AllocationPool>
         }
         pools.push(AllocationPool { start, end });
     }
-    let mut sorted: Vec<_> = pools.iter().map(|p| (ip_to_u128(p.start), ip_to_u128(p.end))).collect();
+    let mut sorted: Vec<_> = pools
+        .iter()
+        .map(|p| (ip_to_u128(p.start), ip_to_u128(p.end)))
+        .collect();
     sorted.sort();
     if sorted.windows(2).any(|w| w[1].0 <= w[0].1) {
-        return Err(ApiError::bad_request("OverlappingAllocationPools", "Found overlapping allocation pools"));
+        return Err(ApiError::bad_request(
+            "OverlappingAllocationPools",
+            "Found overlapping allocation pools",
+        ));
     }
     Ok(pools)
 }
@@ -147,7 +186,10 @@ fn parse_pools(items: Vec<Value>, cidr: &IpNet) -> ApiResult<Vec<AllocationPool>
 fn gateway_in_pools(gw: Option<IpAddr>, pools: &[AllocationPool]) -> ApiResult<()> {
     if let Some(g) = gw {
         let gv = ip_to_u128(g);
-        if pools.iter().any(|p| (ip_to_u128(p.start)..=ip_to_u128(p.end)).contains(&gv)) {
+        if pools
+            .iter()
+            .any(|p| (ip_to_u128(p.start)..=ip_to_u128(p.end)).contains(&gv))
+        {
             return Err(ApiError::conflict(
                 "GatewayConflictWithAllocationPools",
                 format!("Gateway ip {g} conflicts with allocation pool"),
@@ -161,7 +203,10 @@ fn check_gateway(gw: Option<IpAddr>, cidr: &IpNet) -> ApiResult<()> {
     if let Some(g) = gw
         && (!cidr.contains(&g) || g == cidr.network() || (g.is_ipv4() && g == cidr.broadcast()))
     {
-        return Err(ApiError::bad_request("InvalidInput", format!("Invalid input for operation: Gateway is not valid on subnet {cidr}.")));
+        return Err(ApiError::bad_request(
+            "InvalidInput",
+            format!("Invalid input for operation: Gateway is not valid on subnet {cidr}."),
+        ));
     }
     Ok(())
 }
@@ -169,12 +214,23 @@ fn check_gateway(gw: Option<IpAddr>, cidr: &IpNet) -> ApiResult<()> {
 fn parse_nameservers(items: Vec<Value>, cidr: &IpNet) -> ApiResult<Vec<IpAddr>> {
     let mut out: Vec<IpAddr> = Vec::new();
     for v in items {
-        let ip = parse_ip(&v).ok_or_else(|| bad_attr("dns_nameservers", format!("'{}' is not a valid nameserver", body::show(&v))))?;
+        let ip = parse_ip(&v).ok_or_else(|| {
+            bad_attr(
+                "dns_nameservers",
+                format!("'{}' is not a valid nameserver", body::show(&v)),
+            )
+        })?;
         if out.contains(&ip) {
-            return Err(bad_attr("dns_nameservers", format!("Duplicate nameserver '{ip}'")));
+            return Err(bad_attr(
+                "dns_nameservers",
+                format!("Duplicate nameserver '{ip}'"),
+            ));
         }
         if !same_family(&ip, cidr) {
-            return Err(bad_attr("dns_nameservers", format!("'{ip}' is not of the subnet's IP version")));
+            return Err(bad_attr(
+                "dns_nameservers",
+                format!("'{ip}' is not of the subnet's IP version"),
+            ));
         }
         out.push(ip);
     }
@@ -182,21 +238,38 @@ fn parse_nameservers(items: Vec<Value>, cidr: &IpNet) -> ApiResult<Vec<IpAddr>> 
 }
 
 /// Parses `[{"destination", "nexthop"}]` (host routes and router routes).
-pub fn parse_routes(attr: &str, items: Vec<Value>, family: Option<&IpNet>) -> ApiResult<Vec<HostRoute>> {
+pub fn parse_routes(
+    attr: &str,
+    items: Vec<Value>,
+    family: Option<&IpNet>,
+) -> ApiResult<Vec<HostRoute>> {
     let mut out: Vec<HostRoute> = Vec::new();
     for item in items {
-        let dest = item.get("destination").ok_or_else(|| bad_attr(attr, "each route needs a destination"))?;
+        let dest = item
+            .get("destination")
+            .ok_or_else(|| bad_attr(attr, "each route needs a destination"))?;
         let destination = parse_cidr(attr, dest)?;
         let nexthop = item
             .get("nexthop")
             .and_then(parse_ip)
             .ok_or_else(|| bad_attr(attr, format!("'{item}' needs a valid nexthop")))?;
-        if destination.addr().is_ipv4() != nexthop.is_ipv4() || family.is_some_and(|f| !same_family(&nexthop, f)) {
-            return Err(bad_attr(attr, format!("route {destination} via {nexthop} mixes IP versions")));
+        if destination.addr().is_ipv4() != nexthop.is_ipv4()
+            || family.is_some_and(|f| !same_family(&nexthop, f))
+        {
+            return Err(bad_attr(
+                attr,
+                format!("route {destination} via {nexthop} mixes IP versions"),
+            ));
         }
-        let r = HostRoute { destination, nexthop };
+        let r = HostRoute {
+            destination,
+            nexthop,
+        };
         if out.contains(&r) {
-            return Err(bad_attr(attr, format!("duplicate route {destination} via {nexthop}")));
+            return Err(bad_attr(
+                attr,
+                format!("duplicate route {destination} via {nexthop}"),
+            ));
         }
         out.push(r);
     }
@@ -210,7 +283,9 @@ fn ipv6_mode(attrs: &mut Attrs, key: &str, version: u8) -> ApiResult<Option<Stri
             return Err(bad_attr(key, format!("'{m}' is not in {IPV6_MODES:?}")));
         }
         if version != 6 {
-            return Err(ApiError::invalid(format!("{key} set to '{m}' with ip_version set to '{version}' is not valid")));
+            return Err(ApiError::invalid(format!(
+                "{key} set to '{m}' with ip_version set to '{version}' is not valid"
+            )));
         }
     }
     Ok(v)
@@ -230,7 +305,9 @@ async fn create_once(api: &Api, ctx: &Context, body: Value) -> ApiResult<Subnet>
     let mut attrs = Attrs::from_body(body, "subnet", "POST")?;
     attrs.forbid(&["id", "created_at", "updated_at", "revision_number"])?;
     let meta = new_meta(ctx, &mut attrs)?;
-    let network_id = attrs.string("network_id")?.ok_or_else(|| bad_attr("network_id", "network_id is required"))?;
+    let network_id = attrs
+        .string("network_id")?
+        .ok_or_else(|| bad_attr("network_id", "network_id is required"))?;
     let (mut network, net_rev) = api.db.fetch::<Network>(&network_id).await?;
     if !ctx.owns(&network.meta.project_id) {
         return Err(ApiError::not_found("Network", &network_id));
@@ -245,30 +322,47 @@ async fn create_once(api: &Api, ctx: &Context, body: Value) -> ApiResult<Subnet>
     if let Some(v) = attrs.take("use_default_subnet_pool")
         && v != json!(false)
     {
-        return Err(bad_attr("use_default_subnet_pool", "subnet pools are not supported"));
+        return Err(bad_attr(
+            "use_default_subnet_pool",
+            "subnet pools are not supported",
+        ));
     }
     if let Some(st) = attrs.list("service_types")?
         && !st.is_empty()
     {
         return Err(bad_attr("service_types", "service types are not supported"));
     }
-    let version = attrs.u32("ip_version")?.ok_or_else(|| bad_attr("ip_version", "ip_version is required"))?;
+    let version = attrs
+        .u32("ip_version")?
+        .ok_or_else(|| bad_attr("ip_version", "ip_version is required"))?;
     if version != 4 && version != 6 {
-        return Err(bad_attr("ip_version", format!("'{version}' is not in [4, 6]")));
+        return Err(bad_attr(
+            "ip_version",
+            format!("'{version}' is not in [4, 6]"),
+        ));
     }
     let version = version as u8;
-    let cidr_v = attrs.take("cidr").ok_or_else(|| bad_attr("cidr", "cidr is required (subnet pools are not supported)"))?;
+    let cidr_v = attrs
+        .take("cidr")
+        .ok_or_else(|| bad_attr("cidr", "cidr is required (subnet pools are not supported)"))?;
     let cidr = parse_cidr("cidr", &cidr_v)?;
     if (version == 4) != matches!(cidr, IpNet::V4(_)) {
-        return Err(ApiError::invalid(format!("Cidr {cidr} does not match ip_version {version}")));
+        return Err(ApiError::invalid(format!(
+            "Cidr {cidr} does not match ip_version {version}"
+        )));
     }
     let max_prefix = if version == 4 { 30 } else { 126 };
     if cidr.prefix_len() > max_prefix {
-        return Err(ApiError::invalid(format!("cidr {cidr} is too small: the prefix must be at most /{max_prefix}")));
+        return Err(ApiError::invalid(format!(
+            "cidr {cidr} is too small: the prefix must be at most /{max_prefix}"
+        )));
     }
     let gateway_ip = match attrs.ip_or_null("gateway_ip")? {
         Some(g) => g,
-        None => Some(crate::alloc::u128_to_ip(ip_to_u128(cidr.network()) + 1, version == 6)),
+        None => Some(crate::alloc::u128_to_ip(
+            ip_to_u128(cidr.network()) + 1,
+            version == 6,
+        )),
     };
     check_gateway(gateway_ip, &cidr)?;
     let allocation_pools = match attrs.list("allocation_pools")? {
@@ -277,14 +371,21 @@ async fn create_once(api: &Api, ctx: &Context, body: Value) -> ApiResult<Subnet>
     };
     gateway_in_pools(gateway_ip, &allocation_pools)?;
     let enable_dhcp = attrs.bool("enable_dhcp")?.unwrap_or(true);
-    let dns_nameservers = parse_nameservers(attrs.list("dns_nameservers")?.unwrap_or_default(), &cidr)?;
-    let host_routes = parse_routes("host_routes", attrs.list("host_routes")?.unwrap_or_default(), Some(&cidr))?;
+    let dns_nameservers =
+        parse_nameservers(attrs.list("dns_nameservers")?.unwrap_or_default(), &cidr)?;
+    let host_routes = parse_routes(
+        "host_routes",
+        attrs.list("host_routes")?.unwrap_or_default(),
+        Some(&cidr),
+    )?;
     let ipv6_ra_mode = ipv6_mode(&mut attrs, "ipv6_ra_mode", version)?;
     let ipv6_address_mode = ipv6_mode(&mut attrs, "ipv6_address_mode", version)?;
     if let (Some(ra), Some(am)) = (&ipv6_ra_mode, &ipv6_address_mode)
         && ra != am
     {
-        return Err(ApiError::invalid(format!("ipv6_ra_mode set to '{ra}' with ipv6_address_mode set to '{am}' is not valid")));
+        return Err(ApiError::invalid(format!(
+            "ipv6_ra_mode set to '{ra}' with ipv6_address_mode set to '{am}' is not valid"
+        )));
     }
     attrs.finish()?;
     let subnet = Subnet {
@@ -301,13 +402,18 @@ async fn create_once(api: &Api, ctx: &Context, body: Value) -> ApiResult<Subnet>
         ipv6_address_mode,
     };
     if subnet.is_auto_address() && cidr.prefix_len() != 64 {
-        return Err(ApiError::invalid(format!("Invalid CIDR {cidr} for IPv6 address mode. OpenStack uses the EUI-64 address format, which requires the prefix to be /64")));
+        return Err(ApiError::invalid(format!(
+            "Invalid CIDR {cidr} for IPv6 address mode. OpenStack uses the EUI-64 address format, which requires the prefix to be /64"
+        )));
     }
     for (other, _) in crate::resources::ipam::network_subnets(api, &network).await? {
         if other.cidr.contains(&cidr.network()) || cidr.contains(&other.cidr.network()) {
             return Err(ApiError::conflict(
                 "SubnetOverlap",
-                format!("Requested subnet with cidr: {cidr} for network: {network_id} overlaps with another subnet ({} of subnet {})", other.cidr, other.meta.id),
+                format!(
+                    "Requested subnet with cidr: {cidr} for network: {network_id} overlaps with another subnet ({} of subnet {})",
+                    other.cidr, other.meta.id
+                ),
             ));
         }
     }
@@ -336,7 +442,14 @@ pub async fn update(
         check_if_match(&headers, &s.meta)?;
         let mut attrs = Attrs::from_body(body.clone(), "subnet", "PUT")?;
         update_meta(&mut s.meta, &mut attrs)?;
-        for k in ["cidr", "ip_version", "network_id", "ipv6_ra_mode", "ipv6_address_mode", "subnetpool_id"] {
+        for k in [
+            "cidr",
+            "ip_version",
+            "network_id",
+            "ipv6_ra_mode",
+            "ipv6_address_mode",
+            "subnetpool_id",
+        ] {
             if attrs.has(k) {
                 return Err(read_only(k));
             }
@@ -346,7 +459,11 @@ pub async fn update(
             s.gateway_ip = g;
         }
         if let Some(items) = attrs.list("allocation_pools")? {
-            s.allocation_pools = if items.is_empty() { default_pools(&s.cidr, s.gateway_ip) } else { parse_pools(items, &s.cidr)? };
+            s.allocation_pools = if items.is_empty() {
+                default_pools(&s.cidr, s.gateway_ip)
+            } else {
+                parse_pools(items, &s.cidr)?
+            };
         }
         gateway_in_pools(s.gateway_ip, &s.allocation_pools)?;
         if let Some(v) = attrs.bool("enable_dhcp")? {
@@ -413,7 +530,13 @@ mod tests {
     fn default_pools_skip_gateway_network_and_broadcast() {
         let cidr: IpNet = "10.0.0.0/24".parse().unwrap();
         let p = default_pools(&cidr, Some("10.0.0.1".parse().unwrap()));
-        assert_eq!(p, [AllocationPool { start: "10.0.0.2".parse().unwrap(), end: "10.0.0.254".parse().unwrap() }]);
+        assert_eq!(
+            p,
+            [AllocationPool {
+                start: "10.0.0.2".parse().unwrap(),
+                end: "10.0.0.254".parse().unwrap()
+            }]
+        );
         let p = default_pools(&cidr, Some("10.0.0.100".parse().unwrap()));
         assert_eq!(p.len(), 2);
         let v6: IpNet = "fd00::/64".parse().unwrap();
@@ -425,9 +548,18 @@ mod tests {
     #[test]
     fn overlapping_pools_refused() {
         let cidr: IpNet = "10.0.0.0/24".parse().unwrap();
-        let r = parse_pools(vec![json!({"start": "10.0.0.2", "end": "10.0.0.20"}), json!({"start": "10.0.0.20", "end": "10.0.0.30"})], &cidr);
+        let r = parse_pools(
+            vec![
+                json!({"start": "10.0.0.2", "end": "10.0.0.20"}),
+                json!({"start": "10.0.0.20", "end": "10.0.0.30"}),
+            ],
+            &cidr,
+        );
         assert!(r.is_err());
-        let r = parse_pools(vec![json!({"start": "10.0.0.2", "end": "10.0.1.20"})], &cidr);
+        let r = parse_pools(
+            vec![json!({"start": "10.0.0.2", "end": "10.0.1.20"})],
+            &cidr,
+        );
         assert!(r.is_err());
     }
 }

@@ -19,17 +19,24 @@ pub const MAX_TAG_LEN: usize = 255;
 
 fn check_tag(t: &str) -> ApiResult<()> {
     if t.is_empty() || t.len() > MAX_TAG_LEN || t.contains(',') || t.contains('/') {
-        return Err(bad_attr("tags", format!("'{t}' is not a valid tag (1 to {MAX_TAG_LEN} characters, no ',' or '/')")));
+        return Err(bad_attr(
+            "tags",
+            format!("'{t}' is not a valid tag (1 to {MAX_TAG_LEN} characters, no ',' or '/')"),
+        ));
     }
     Ok(())
 }
 
 /// Parses a list of tags (sorted, without duplicates).
 pub fn parse_tags(v: &Value) -> ApiResult<Vec<String>> {
-    let items = v.as_array().ok_or_else(|| bad_attr("tags", format!("'{v}' is not a list")))?;
+    let items = v
+        .as_array()
+        .ok_or_else(|| bad_attr("tags", format!("'{v}' is not a list")))?;
     let mut tags = Vec::new();
     for t in items {
-        let t = t.as_str().ok_or_else(|| bad_attr("tags", format!("'{t}' is not a string")))?;
+        let t = t
+            .as_str()
+            .ok_or_else(|| bad_attr("tags", format!("'{t}' is not a string")))?;
         check_tag(t)?;
         tags.push(t.to_string());
     }
@@ -46,7 +53,12 @@ enum TagOp {
 }
 
 /// Applies `op` to the tags of object `id` of type `T`; returns the tags after it.
-async fn change<T: NbObject>(api: &Api, ctx: &Context, id: &str, op: &TagOp) -> ApiResult<Vec<String>> {
+async fn change<T: NbObject>(
+    api: &Api,
+    ctx: &Context,
+    id: &str,
+    op: &TagOp,
+) -> ApiResult<Vec<String>> {
     retrying(|| async {
         let (mut obj, rev) = super::visible::<T>(api, ctx, id).await?;
         let tags = &mut obj.meta_mut().tags;
@@ -61,7 +73,11 @@ async fn change<T: NbObject>(api: &Api, ctx: &Context, id: &str, op: &TagOp) -> 
             }
             TagOp::Remove(t) => {
                 if !tags.contains(t) {
-                    return Err(ApiError::new(StatusCode::NOT_FOUND, "TagNotFound", format!("Tag {t} could not be found for {} {id}.", T::KIND)));
+                    return Err(ApiError::new(
+                        StatusCode::NOT_FOUND,
+                        "TagNotFound",
+                        format!("Tag {t} could not be found for {} {id}.", T::KIND),
+                    ));
                 }
                 tags.retain(|x| x != t);
             }
@@ -80,7 +96,12 @@ async fn change<T: NbObject>(api: &Api, ctx: &Context, id: &str, op: &TagOp) -> 
 }
 
 async fn read<T: NbObject>(api: &Api, ctx: &Context, id: &str) -> ApiResult<Vec<String>> {
-    Ok(super::visible::<T>(api, ctx, id).await?.0.meta().tags.clone())
+    Ok(super::visible::<T>(api, ctx, id)
+        .await?
+        .0
+        .meta()
+        .tags
+        .clone())
 }
 
 /// Dispatches on the collection name to the object type.
@@ -113,7 +134,9 @@ pub async fn replace_all(
     Path((coll, id)): Path<(String, String)>,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Json<Value>> {
-    let tags = body.get("tags").ok_or_else(|| bad_attr("tags", "the body must be {\"tags\": [...]}"))?;
+    let tags = body
+        .get("tags")
+        .ok_or_else(|| bad_attr("tags", "the body must be {\"tags\": [...]}"))?;
     let op = TagOp::Replace(parse_tags(tags)?);
     let tags = by_collection!(coll.as_str(), change(&api, &ctx, &id, &op))?;
     Ok(Json(json!({"tags": tags})))
@@ -137,7 +160,11 @@ pub async fn check_one(
     if tags.contains(&tag) {
         Ok(StatusCode::NO_CONTENT)
     } else {
-        Err(ApiError::new(StatusCode::NOT_FOUND, "TagNotFound", format!("Tag {tag} could not be found for resource {id}.")))
+        Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "TagNotFound",
+            format!("Tag {tag} could not be found for resource {id}."),
+        ))
     }
 }
 
@@ -147,7 +174,10 @@ pub async fn add_one(
     Path((coll, id, tag)): Path<(String, String, String)>,
 ) -> ApiResult<Response> {
     check_tag(&tag)?;
-    by_collection!(coll.as_str(), change(&api, &ctx, &id, &TagOp::Add(tag.clone())))?;
+    by_collection!(
+        coll.as_str(),
+        change(&api, &ctx, &id, &TagOp::Add(tag.clone()))
+    )?;
     Ok(StatusCode::CREATED.into_response())
 }
 

@@ -1,0 +1,195 @@
+//! Test harness: a real `dragonflow server` process on a free port with its own embedded
+//! store, the real `openstack` CLI pointed at it, and a small HTTP client.
+
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Server {
+    pub url: String,
+    pub addr: String,
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+impl Server {
+    pub fn start() -> Server {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let addr = format!("127.0.0.1:{}", free_port());
+        let mut s = Server {
+            url: format!("http://{addr}"),
+            addr,
+            dir,
+            child: None,
+        };
+        s.spawn();
+        s
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.dir.path().join("nb.redb")
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::File::create(self.dir.path().join("server.log")).expect("log");
+        let child = Command::new(env!("CARGO_BIN_EXE_dragonflow"))
+            .args(["server", "--listen", &self.addr, "--db"])
+            .arg(format!("embedded:{}", self.db_path().display()))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn dragonflow server");
+        self.child = Some(child);
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(20) {
+            if ureq::get(&format!("{}/", self.url)).call().is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("server did not come up: {}", self.log());
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill")
+                .arg("-INT")
+                .arg(c.id().to_string())
+                .status();
+            let start = Instant::now();
+            while start.elapsed() < Duration::from_secs(10) {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+
+    /// An HTTP call; returns the status and the JSON body (Null when empty).
+    pub fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        self.call_as(method, path, body, &[])
+    }
+
+    pub fn call_as(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> (u16, Value) {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let url = format!("{}{path}", self.url);
+        let text = body.map(|b| b.to_string()).unwrap_or_default();
+        let mut req = ureq::http::Request::builder()
+            .method(method)
+            .uri(&url)
+            .header("content-type", "application/json");
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = req.body(text).expect("request");
+        let mut resp = agent.run(req).expect("http call");
+        let status = resp.status().as_u16();
+        let text = resp.body_mut().read_to_string().unwrap_or_default();
+        let v = if text.trim().is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        (status, v)
+    }
+
+    /// POST expecting 201; returns the resource object.
+    pub fn create(&self, collection: &str, resource: &str, attrs: Value) -> Value {
+        let (st, v) = self.call(
+            "POST",
+            &format!("/v2.0/{collection}"),
+            Some(serde_json::json!({ resource: attrs })),
+        );
+        assert_eq!(st, 201, "create {resource}: {v}");
+        v[resource].clone()
+    }
+
+    /// Runs the real `openstack` CLI against this server; returns stdout or stderr.
+    pub fn openstack(&self, args: &[&str]) -> Result<String, String> {
+        let bin = std::env::var("DF_OPENSTACK")
+            .unwrap_or_else(|_| "/opt/dragonflow/venv/bin/openstack".into());
+        let out = Command::new(&bin)
+            .args(["--os-auth-type", "none", "--os-endpoint", &self.url])
+            .args(args)
+            .env_remove("OS_CLOUD")
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {bin} (run scripts/setup): {e}"));
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
+    }
+
+    /// `openstack ... -f json`, parsed; panics with the CLI's output on failure.
+    pub fn os(&self, args: &[&str]) -> Value {
+        let mut a = args.to_vec();
+        a.extend(["-f", "json"]);
+        let out = self.openstack(&a).unwrap_or_else(|e| {
+            panic!(
+                "openstack {}: {e}\nserver log:\n{}",
+                args.join(" "),
+                self.log_tail()
+            )
+        });
+        serde_json::from_str(&out)
+            .unwrap_or_else(|e| panic!("openstack {}: not JSON ({e}): {out}", args.join(" ")))
+    }
+
+    /// An `openstack` command with no output (set, unset, delete, add, remove).
+    pub fn os_ok(&self, args: &[&str]) {
+        if let Err(e) = self.openstack(args) {
+            panic!(
+                "openstack {}: {e}\nserver log:\n{}",
+                args.join(" "),
+                self.log_tail()
+            );
+        }
+    }
+
+    pub fn log_tail(&self) -> String {
+        let log = self.log();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
