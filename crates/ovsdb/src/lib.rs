@@ -15,18 +15,22 @@
 pub mod client;
 pub mod error;
 pub mod framing;
+pub mod iface;
 pub mod monitor;
 pub mod ops;
 pub mod replica;
 pub mod rpc;
 pub mod schema;
 pub mod value;
+pub mod vswitch;
 
 pub use client::{Client, ClientOptions, OPEN_VSWITCH};
 pub use error::{Error, ErrorKind, OvsdbError, Result};
+pub use iface::{InterfaceEvent, InterfaceState, InterfaceWatcher};
 pub use monitor::{Backoff, Monitor, MonitorEvent, MonitorSpec, TableMonitor};
 pub use ops::{Condition, Function, Mutation, Mutator, OpResult, Operation, WaitUntil};
 pub use replica::{ChangeKind, Replica, RowChange};
 pub use rpc::{RpcOptions, Target};
 pub use schema::Schema;
 pub use value::{Atom, Row, Uuid, Value};
+pub use vswitch::{Applied, BridgeSpec, FailMode, PortSpec, TunnelKind};
