@@ -102,10 +102,10 @@ impl Client {
 
     async fn conn(&self) -> Result<(RpcHandle, Arc<Schema>)> {
         let mut guard = self.inner.conn.lock().await;
-        if let Some(c) = guard.as_ref() {
-            if !c.rpc.is_closed() {
-                return Ok((c.rpc.clone(), c.schema.clone()));
-            }
+        if let Some(c) = guard.as_ref()
+            && !c.rpc.is_closed()
+        {
+            return Ok((c.rpc.clone(), c.schema.clone()));
         }
         *guard = None;
         let deadline = Instant::now() + self.inner.opts.connect_timeout;

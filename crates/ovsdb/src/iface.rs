@@ -96,6 +96,10 @@ impl InterfaceState {
 
 /// A change of the watched interfaces.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "events are few and short-lived; boxing would only complicate matching"
+)]
 pub enum InterfaceEvent {
     /// An interface appeared.
     Added(InterfaceState),

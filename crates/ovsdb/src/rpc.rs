@@ -31,14 +31,15 @@ pub enum Target {
 impl Target {
     /// Parses `unix:PATH` or `tcp:IP:PORT`.
     pub fn parse(s: &str) -> Result<Target> {
-        if let Some(p) = s.strip_prefix("unix:") {
-            if !p.is_empty() {
-                return Ok(Target::Unix(PathBuf::from(p)));
-            }
-        } else if let Some(a) = s.strip_prefix("tcp:") {
-            if a.parse::<std::net::SocketAddr>().is_ok() {
-                return Ok(Target::Tcp(a.to_string()));
-            }
+        if let Some(p) = s.strip_prefix("unix:")
+            && !p.is_empty()
+        {
+            return Ok(Target::Unix(PathBuf::from(p)));
+        }
+        if let Some(a) = s.strip_prefix("tcp:")
+            && a.parse::<std::net::SocketAddr>().is_ok()
+        {
+            return Ok(Target::Tcp(a.to_string()));
         }
         Err(Error::BadTarget(s.to_string()))
     }

@@ -1,0 +1,577 @@
+//! Against a real ovsdb-server and ovs-vswitchd (userspace datapath), each test with its own
+//! private instance from `testbed`; `ovs-vsctl` is the oracle. Skipped only when not root.
+
+use std::time::Duration;
+
+use ovsdb::{
+    BridgeSpec, Client, Condition, Error, ErrorKind, FailMode, InterfaceEvent, InterfaceState,
+    InterfaceWatcher, Operation, PortSpec, Row, TunnelKind, Value,
+};
+use testbed::Ovs;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn client(ovs: &Ovs) -> Client {
+    Client::new(&format!("unix:{}", ovs.db_sock().display())).expect("client")
+}
+
+fn vsctl(ovs: &Ovs, args: &[&str]) -> String {
+    ovs.vsctl(args)
+        .unwrap_or_else(|e| panic!("ovs-vsctl {args:?}: {e}"))
+        .trim()
+        .to_string()
+}
+
+fn br_int() -> BridgeSpec {
+    BridgeSpec::new("br-int")
+        .datapath_type("netdev")
+        .fail_mode(FailMode::Secure)
+        .protocols(&["OpenFlow13"])
+        .other_config("disable-in-band", "true")
+}
+
+/// Takes events until `pred` accepts one; fails after [`WAIT`].
+async fn until(
+    w: &mut InterfaceWatcher,
+    what: &str,
+    mut pred: impl FnMut(&InterfaceEvent) -> bool,
+) -> InterfaceEvent {
+    let fut = async {
+        loop {
+            let e = w.next().await.expect("watcher ended");
+            if pred(&e) {
+                return e;
+            }
+        }
+    };
+    tokio::time::timeout(WAIT, fut)
+        .await
+        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+}
+
+fn has_ofport(e: &InterfaceEvent, name: &str) -> Option<InterfaceState> {
+    match e {
+        InterfaceEvent::Added(s) | InterfaceEvent::Changed { new: s, .. }
+            if s.name == name && s.ofport().is_some() =>
+        {
+            Some(s.clone())
+        }
+        _ => None,
+    }
+}
+
+fn removed(e: &InterfaceEvent, name: &str) -> bool {
+    matches!(e, InterfaceEvent::Removed(s) if s.name == name)
+}
+
+async fn ofport_of(c: &Client, name: &str) -> u32 {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if let Some(p) = c
+            .get_interface(name)
+            .await
+            .expect("get_interface")
+            .and_then(|s| s.ofport())
+        {
+            return p;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{name} got no ofport"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ensure_bridge_creates_then_fixes_only_differences() {
+    if !testbed::require_root("ensure_bridge_creates_then_fixes_only_differences") {
+        return;
+    }
+    let ovs = Ovs::start().expect("ovs");
+    let c = client(&ovs);
+    let ctl = format!("unix:{}", ovs.dir().join("ctl.sock").display());
+    let spec = br_int()
+        .controllers(&[&ctl])
+        .external_id("owner", "dragonflow");
+
+    let first = c.ensure_bridge(&spec).await.expect("create");
+    assert!(first.changed);
+    let cfg = first.next_cfg.expect("next_cfg bumped");
+    c.wait_reconfigured(cfg, WAIT)
+        .await
+        .expect("vswitchd applied");
+    assert_eq!(
+        vsctl(&ovs, &["get", "bridge", "br-int", "datapath_type"]),
+        "netdev"
+    );
+    assert_eq!(
+        vsctl(&ovs, &["get", "bridge", "br-int", "fail_mode"]),
+        "secure"
+    );
+    assert_eq!(
+        vsctl(&ovs, &["get", "bridge", "br-int", "protocols"]),
+        "[OpenFlow13]"
+    );
+    assert_eq!(
+        vsctl(
+            &ovs,
+            &["get", "bridge", "br-int", "other_config:disable-in-band"]
+        ),
+        r#""true""#
+    );
+    assert_eq!(
+        vsctl(&ovs, &["get", "bridge", "br-int", "external_ids:owner"]),
+        "dragonflow"
+    );
+    assert_eq!(vsctl(&ovs, &["get-controller", "br-int"]), ctl);
+    assert_eq!(vsctl(&ovs, &["list-br"]), "br-int");
+    // Like add-br: the bridge has its local internal port, and ovs-vswitchd made it.
+    assert_eq!(
+        vsctl(&ovs, &["get", "interface", "br-int", "type"]),
+        "internal"
+    );
+    assert!(
+        testbed::wait_for(WAIT, || ovs.mgmt_sock("br-int").exists()),
+        "ovs-vswitchd did not create br-int"
+    );
+    assert_eq!(
+        c.list_ports("br-int").await.expect("list"),
+        Vec::<String>::new()
+    );
+
+    // Idempotent: nothing to write the second time.
+    let controller_row = vsctl(&ovs, &["get", "bridge", "br-int", "controller"]);
+    let again = c.ensure_bridge(&spec).await.expect("again");
+    assert!(!again.changed);
+    assert_eq!(again.uuid, first.uuid);
+    assert_eq!(again.next_cfg, None);
+
+    // Drift behind our back: only what differs is fixed, the rest (and keys we do not own)
+    // is kept, and the controller row is not replaced.
+    vsctl(
+        &ovs,
+        &[
+            "set",
+            "bridge",
+            "br-int",
+            "fail_mode=standalone",
+            "other_config:foreign=kept",
+        ],
+    );
+    let fixed = c.ensure_bridge(&spec).await.expect("fix");
+    assert!(fixed.changed);
+    assert_eq!(fixed.uuid, first.uuid);
+    assert_eq!(
+        vsctl(&ovs, &["get", "bridge", "br-int", "fail_mode"]),
+        "secure"
+    );
+    assert_eq!(
+        vsctl(&ovs, &["get", "bridge", "br-int", "other_config:foreign"]),
+        "kept"
+    );
+    assert_eq!(
+        vsctl(&ovs, &["get", "bridge", "br-int", "controller"]),
+        controller_row
+    );
+
+    // A new controller target replaces the old one.
+    let ctl2 = "tcp:127.0.0.1:16653";
+    let moved = c
+        .ensure_bridge(&br_int().controllers(&[ctl2]))
+        .await
+        .expect("move controller");
+    assert!(moved.changed);
+    assert_eq!(vsctl(&ovs, &["get-controller", "br-int"]), ctl2);
+    assert_eq!(
+        vsctl(&ovs, &["--columns=target", "--bare", "list", "controller"]),
+        ctl2,
+        "the replaced Controller row was not garbage-collected"
+    );
+
+    assert!(c.del_bridge("br-int").await.expect("del"));
+    assert!(!c.del_bridge("br-int").await.expect("del again"));
+    assert_eq!(vsctl(&ovs, &["list-br"]), "");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ports_of_every_kind() {
+    if !testbed::require_root("ports_of_every_kind") {
+        return;
+    }
+    let ovs = Ovs::start().expect("ovs");
+    let c = client(&ovs);
+    c.ensure_bridge(&br_int()).await.expect("br-int");
+    c.ensure_bridge(&BridgeSpec::new("br-ex").datapath_type("netdev"))
+        .await
+        .expect("br-ex");
+    testbed::veth("odbvm1", None, "odbtap1", None).expect("veth");
+
+    let specs = [
+        PortSpec::internal("odb-int1"),
+        PortSpec::system("odbtap1")
+            .iface_id("3f1c-port")
+            .external_id("attached-mac", "fa:16:3e:11:22:33"),
+        PortSpec::tunnel("tun-geneve", TunnelKind::Geneve),
+        PortSpec::tunnel("tun-vxlan", TunnelKind::Vxlan),
+        PortSpec::tunnel("tun-gre", TunnelKind::Gre),
+        PortSpec::patch("patch-ex", "patch-int").ofport_request(100),
+    ];
+    for s in &specs {
+        let a = c.add_port("br-int", s).await.expect("add_port");
+        assert!(a.changed, "{}", s.name);
+    }
+    c.add_port("br-ex", &PortSpec::patch("patch-int", "patch-ex"))
+        .await
+        .expect("patch peer");
+
+    let mut want: Vec<String> = specs.iter().map(|s| s.name.clone()).collect();
+    want.sort();
+    assert_eq!(c.list_ports("br-int").await.expect("list"), want);
+    assert_eq!(
+        vsctl(&ovs, &["list-ports", "br-int"]),
+        want.join("\n"),
+        "ovs-vsctl disagrees"
+    );
+    for t in ["geneve", "vxlan", "gre"] {
+        let name = format!("tun-{t}");
+        assert_eq!(vsctl(&ovs, &["get", "interface", &name, "type"]), t);
+        assert_eq!(
+            vsctl(&ovs, &["get", "interface", &name, "options:remote_ip"]),
+            "flow"
+        );
+        assert_eq!(
+            vsctl(&ovs, &["get", "interface", &name, "options:key"]),
+            "flow"
+        );
+    }
+    assert_eq!(
+        vsctl(
+            &ovs,
+            &["get", "interface", "odbtap1", "external_ids:iface-id"]
+        ),
+        r#""3f1c-port""#
+    );
+    assert_eq!(
+        vsctl(&ovs, &["get", "interface", "patch-int", "options:peer"]),
+        "patch-ex"
+    );
+    assert_eq!(vsctl(&ovs, &["port-to-br", "patch-int"]), "br-ex");
+
+    // ovs-vswitchd opened every port: each has a valid ofport, the requested one included.
+    for s in &specs {
+        let p = ofport_of(&c, &s.name).await;
+        assert!(p > 0, "{}", s.name);
+    }
+    assert_eq!(ofport_of(&c, "patch-ex").await, 100);
+    let tap = c
+        .get_interface("odbtap1")
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(tap.iface_id.as_deref(), Some("3f1c-port"));
+    assert_eq!(tap.attached_mac.as_deref(), Some("fa:16:3e:11:22:33"));
+
+    // Idempotent, then a real change of one interface only.
+    for s in &specs {
+        assert!(
+            !c.add_port("br-int", s).await.expect("again").changed,
+            "{}",
+            s.name
+        );
+    }
+    let moved = PortSpec::system("odbtap1").iface_id("other-port");
+    assert!(c.add_port("br-int", &moved).await.expect("retag").changed);
+    assert_eq!(
+        vsctl(&ovs, &["get", "interface", "odbtap1", "external_ids"]),
+        r#"{iface-id=other-port}"#
+    );
+
+    // A port of another bridge and an unknown bridge are refused, typed.
+    assert!(matches!(
+        c.add_port("br-int", &PortSpec::patch("patch-int", "x"))
+            .await,
+        Err(Error::Invalid(_))
+    ));
+    assert!(matches!(
+        c.add_port("br-nope", &PortSpec::internal("x")).await,
+        Err(Error::Invalid(_))
+    ));
+
+    assert!(c.del_port("br-int", "tun-gre").await.expect("del"));
+    assert!(!c.del_port("br-int", "tun-gre").await.expect("del again"));
+    assert!(
+        !c.del_port("br-int", "patch-int")
+            .await
+            .expect("not on br-int")
+    );
+    assert!(
+        !vsctl(&ovs, &["list-ports", "br-int"]).contains("tun-gre"),
+        "tun-gre still there"
+    );
+    assert!(c.get_interface("tun-gre").await.expect("get").is_none());
+    let _ = std::process::Command::new("ip")
+        .args(["link", "del", "odbvm1"])
+        .output();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interface_watcher_sees_ofport_assignment_and_removal() {
+    if !testbed::require_root("interface_watcher_sees_ofport_assignment_and_removal") {
+        return;
+    }
+    let ovs = Ovs::start().expect("ovs");
+    let c = client(&ovs);
+    c.ensure_bridge(&br_int()).await.expect("br-int");
+    let mut w = c.watch_interfaces();
+    let first = until(&mut w, "initial resync", |e| {
+        matches!(e, InterfaceEvent::Resync(_))
+    })
+    .await;
+    let InterfaceEvent::Resync(all) = first else {
+        unreachable!()
+    };
+    assert!(all.iter().any(|s| s.name == "br-int"), "{all:?}");
+
+    // Added by our helper: first without ofport, then ovs-vswitchd assigns it.
+    c.add_port("br-int", &PortSpec::internal("odbw1").iface_id("vm-1"))
+        .await
+        .expect("add");
+    let e = until(&mut w, "odbw1 ofport", |e| has_ofport(e, "odbw1").is_some()).await;
+    let s = has_ofport(&e, "odbw1").expect("state");
+    assert_eq!(s.iface_id.as_deref(), Some("vm-1"));
+    assert_eq!(
+        Some(s.ofport().expect("ofport")),
+        Some(ofport_of(&c, "odbw1").await)
+    );
+    assert!(w.current().iter().any(|x| x.name == "odbw1"));
+
+    c.del_port("br-int", "odbw1").await.expect("del");
+    until(&mut w, "odbw1 removal", |e| removed(e, "odbw1")).await;
+
+    // Behind our back, with ovs-vsctl.
+    vsctl(
+        &ovs,
+        &[
+            "add-port",
+            "br-int",
+            "odbw2",
+            "--",
+            "set",
+            "interface",
+            "odbw2",
+            "type=internal",
+            "external_ids:iface-id=vm-2",
+        ],
+    );
+    let e = until(&mut w, "odbw2 ofport", |e| has_ofport(e, "odbw2").is_some()).await;
+    assert_eq!(
+        has_ofport(&e, "odbw2").and_then(|s| s.iface_id),
+        Some("vm-2".to_string())
+    );
+    vsctl(
+        &ovs,
+        &["set", "interface", "odbw2", "external_ids:iface-id=vm-3"],
+    );
+    until(&mut w, "iface-id change", |e| {
+        matches!(e, InterfaceEvent::Changed { old, new }
+            if new.name == "odbw2" && old.iface_id.as_deref() == Some("vm-2")
+                && new.iface_id.as_deref() == Some("vm-3"))
+    })
+    .await;
+    vsctl(&ovs, &["del-port", "odbw2"]);
+    until(&mut w, "odbw2 removal", |e| removed(e, "odbw2")).await;
+    assert!(!w.current().iter().any(|x| x.name == "odbw2"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn monitor_and_client_survive_ovsdb_restart() {
+    if !testbed::require_root("monitor_and_client_survive_ovsdb_restart") {
+        return;
+    }
+    let ovs = Ovs::start().expect("ovs");
+    let c = client(&ovs);
+    c.ensure_bridge(&br_int()).await.expect("br-int");
+    c.add_port("br-int", &PortSpec::internal("odbr1"))
+        .await
+        .expect("port");
+    let mut w = c.watch_interfaces();
+    until(&mut w, "odbr1 with ofport", |e| {
+        has_ofport(e, "odbr1").is_some()
+    })
+    .await;
+
+    ovs.restart_ovsdb().expect("restart ovsdb-server");
+    until(&mut w, "disconnect", |e| {
+        matches!(e, InterfaceEvent::Disconnected)
+    })
+    .await;
+    let resync = until(&mut w, "resync", |e| matches!(e, InterfaceEvent::Resync(_))).await;
+    let InterfaceEvent::Resync(all) = resync else {
+        unreachable!()
+    };
+    assert!(all.iter().any(|s| s.name == "odbr1"), "{all:?}");
+
+    // A change made after the restart is seen, and the client reconnects by itself.
+    vsctl(
+        &ovs,
+        &[
+            "add-port",
+            "br-int",
+            "odbr2",
+            "--",
+            "set",
+            "interface",
+            "odbr2",
+            "type=internal",
+        ],
+    );
+    until(&mut w, "odbr2 after restart", |e| {
+        has_ofport(e, "odbr2").is_some()
+    })
+    .await;
+    c.add_port("br-int", &PortSpec::internal("odbr3"))
+        .await
+        .expect("transact after restart");
+    until(&mut w, "odbr3 after restart", |e| {
+        has_ofport(e, "odbr3").is_some()
+    })
+    .await;
+    assert_eq!(
+        c.list_ports("br-int").await.expect("list"),
+        vec!["odbr1", "odbr2", "odbr3"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transaction_errors_are_typed() {
+    if !testbed::require_root("transaction_errors_are_typed") {
+        return;
+    }
+    let ovs = Ovs::start().expect("ovs");
+    let c = client(&ovs);
+
+    // A value outside the column's constraints (ofport_request is 1..=65279).
+    let mut iface = Row::new();
+    iface.insert("name".into(), Value::from("bad"));
+    iface.insert("ofport_request".into(), Value::from(70000i64));
+    let err = c
+        .transact(&[Operation::insert("Interface", iface)])
+        .await
+        .expect_err("out of range");
+    match &err {
+        Error::Transaction { op: Some(0), error } => {
+            assert_eq!(error.kind, ErrorKind::ConstraintViolation, "{error}");
+            assert!(error.details.is_some());
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+
+    // A value outside an enum.
+    let mut br = Row::new();
+    br.insert("name".into(), Value::from("br-bad"));
+    br.insert("fail_mode".into(), Value::from("sometimes"));
+    let err = c
+        .transact(&[Operation::insert("Bridge", br)])
+        .await
+        .expect_err("bad enum");
+    assert_eq!(
+        err.ovsdb_kind(),
+        Some(&ErrorKind::ConstraintViolation),
+        "{err}"
+    );
+
+    // A strong reference to a row that does not exist fails at commit.
+    let mut port = Row::new();
+    port.insert("name".into(), Value::from("p"));
+    port.insert(
+        "interfaces".into(),
+        Value::set([ovsdb::Atom::Uuid(
+            ovsdb::Uuid::parse("01234567-89ab-cdef-0123-456789abcdef").expect("uuid"),
+        )]),
+    );
+    let err = c
+        .transact(&[Operation::insert("Port", port)])
+        .await
+        .expect_err("dangling reference");
+    assert!(
+        matches!(
+            err.ovsdb_kind(),
+            Some(ErrorKind::ReferentialIntegrityViolation | ErrorKind::ConstraintViolation)
+        ),
+        "{err}"
+    );
+
+    // Unknown table: a request error, still typed.
+    let err = c
+        .transact(&[Operation::select("Nope", vec![], None)])
+        .await
+        .expect_err("unknown table");
+    assert!(err.ovsdb_kind().is_some(), "{err:?}");
+
+    // A failed `wait` is "timed out"; the database is unchanged after all of these.
+    let err = c
+        .transact(&[Operation::Wait {
+            table: "Open_vSwitch".into(),
+            conditions: vec![],
+            columns: vec!["bridges".into()],
+            until: ovsdb::WaitUntil::NotEqual,
+            rows: vec![[("bridges".to_string(), Value::empty_set())].into()],
+            timeout_ms: Some(0),
+        }])
+        .await
+        .expect_err("wait");
+    assert_eq!(err.ovsdb_kind(), Some(&ErrorKind::TimedOut), "{err}");
+    let rows = c
+        .transact(&[Operation::select(
+            "Interface",
+            vec![Condition::eq("name", "bad")],
+            None,
+        )])
+        .await
+        .expect("select");
+    assert_eq!(rows[0].rows.as_ref().map(Vec::len), Some(0));
+
+    // An RPC-level error (unknown database) is typed too.
+    match c.call("get_schema", serde_json::json!(["Nope"])).await {
+        Err(Error::Rpc(e)) => assert!(e.error.contains("unknown database"), "{e}"),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn works_over_tcp() {
+    if !testbed::require_root("works_over_tcp") {
+        return;
+    }
+    let ovs = Ovs::start().expect("ovs");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    vsctl(&ovs, &["set-manager", &format!("ptcp:{port}:127.0.0.1")]);
+    let target = format!("tcp:127.0.0.1:{port}");
+    // ovsdb-server opens the listener shortly after the manager row appears.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let c = loop {
+        match Client::connect(&target).await {
+            Ok(c) => break c,
+            Err(e) => {
+                assert!(tokio::time::Instant::now() < deadline, "{target}: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    let dbs = c
+        .call("list_dbs", serde_json::json!([]))
+        .await
+        .expect("list_dbs");
+    assert!(
+        dbs.as_array()
+            .is_some_and(|a| a.iter().any(|d| d == "Open_vSwitch")),
+        "{dbs}"
+    );
+    let a = c.ensure_bridge(&br_int()).await.expect("bridge over tcp");
+    assert!(a.changed);
+    assert_eq!(vsctl(&ovs, &["list-br"]), "br-int");
+}
