@@ -240,13 +240,20 @@ pub struct Applied {
     pub next_cfg: Option<i64>,
 }
 
-/// Times a helper re-reads and retries after a concurrent change (its `wait` failed).
+/// Times a helper re-reads and retries (see [`is_retryable`]).
 const ATTEMPTS: usize = 5;
 
 const OVS: &str = "Open_vSwitch";
 
-fn is_conflict(e: &Error) -> bool {
-    matches!(e, Error::Transaction { op: Some(_), error } if error.kind == ErrorKind::TimedOut)
+/// Errors after which an idempotent helper simply starts over: a concurrent change (its
+/// `wait` failed) or a connection lost mid-request (whether it committed or not, re-reading
+/// tells).
+fn is_retryable(e: &Error) -> bool {
+    match e {
+        Error::Transaction { op: Some(_), error } => error.kind == ErrorKind::TimedOut,
+        Error::Disconnected => true,
+        _ => false,
+    }
 }
 
 fn named(n: &str) -> Atom {
@@ -759,8 +766,8 @@ where
     let mut attempt = 1;
     loop {
         match f().await {
-            Err(e) if is_conflict(&e) && attempt < ATTEMPTS => {
-                tracing::debug!("concurrent change ({e}); retrying");
+            Err(e) if is_retryable(&e) && attempt < ATTEMPTS => {
+                tracing::debug!("{e}; re-reading and retrying");
                 attempt += 1;
             }
             r => return r,
