@@ -1,5 +1,9 @@
 //! Against a real ovsdb-server and ovs-vswitchd (userspace datapath), each test with its own
 //! private instance from `testbed`; `ovs-vsctl` is the oracle. Skipped only when not root.
+//!
+//! Each instance runs in its own network namespace: the userspace datapath of every
+//! ovs-vswitchd opens a tap device named `ovs-netdev`, and a second instance in the same
+//! namespace fails to create its netdev bridges while the first holds it.
 
 use std::time::Duration;
 
@@ -7,9 +11,21 @@ use ovsdb::{
     BridgeSpec, Client, Condition, Error, ErrorKind, FailMode, InterfaceEvent, InterfaceState,
     InterfaceWatcher, Operation, PortSpec, Row, TunnelKind, Value,
 };
-use testbed::Ovs;
+use testbed::{Netns, Ovs};
 
 const WAIT: Duration = Duration::from_secs(20);
+
+/// An OVS instance in its own namespace (dropped before the namespace).
+struct Host {
+    ovs: Ovs,
+    ns: Netns,
+}
+
+fn host(tag: &str) -> Host {
+    let ns = Netns::new(&format!("odb-{tag}")).expect("netns");
+    let ovs = Ovs::start_in_netns(&ns).expect("ovs");
+    Host { ovs, ns }
+}
 
 fn client(ovs: &Ovs) -> Client {
     Client::new(&format!("unix:{}", ovs.db_sock().display())).expect("client")
@@ -88,8 +104,9 @@ async fn ensure_bridge_creates_then_fixes_only_differences() {
     if !testbed::require_root("ensure_bridge_creates_then_fixes_only_differences") {
         return;
     }
-    let ovs = Ovs::start().expect("ovs");
-    let c = client(&ovs);
+    let h = host("bridge");
+    let ovs = &h.ovs;
+    let c = client(ovs);
     let ctl = format!("unix:{}", ovs.dir().join("ctl.sock").display());
     let spec = br_int()
         .controllers(&[&ctl])
@@ -102,33 +119,33 @@ async fn ensure_bridge_creates_then_fixes_only_differences() {
         .await
         .expect("vswitchd applied");
     assert_eq!(
-        vsctl(&ovs, &["get", "bridge", "br-int", "datapath_type"]),
+        vsctl(ovs, &["get", "bridge", "br-int", "datapath_type"]),
         "netdev"
     );
     assert_eq!(
-        vsctl(&ovs, &["get", "bridge", "br-int", "fail_mode"]),
+        vsctl(ovs, &["get", "bridge", "br-int", "fail_mode"]),
         "secure"
     );
     assert_eq!(
-        vsctl(&ovs, &["get", "bridge", "br-int", "protocols"]),
+        vsctl(ovs, &["get", "bridge", "br-int", "protocols"]),
         "[OpenFlow13]"
     );
     assert_eq!(
         vsctl(
-            &ovs,
+            ovs,
             &["get", "bridge", "br-int", "other_config:disable-in-band"]
         ),
         r#""true""#
     );
     assert_eq!(
-        vsctl(&ovs, &["get", "bridge", "br-int", "external_ids:owner"]),
+        vsctl(ovs, &["get", "bridge", "br-int", "external_ids:owner"]),
         "dragonflow"
     );
-    assert_eq!(vsctl(&ovs, &["get-controller", "br-int"]), ctl);
-    assert_eq!(vsctl(&ovs, &["list-br"]), "br-int");
+    assert_eq!(vsctl(ovs, &["get-controller", "br-int"]), ctl);
+    assert_eq!(vsctl(ovs, &["list-br"]), "br-int");
     // Like add-br: the bridge has its local internal port, and ovs-vswitchd made it.
     assert_eq!(
-        vsctl(&ovs, &["get", "interface", "br-int", "type"]),
+        vsctl(ovs, &["get", "interface", "br-int", "type"]),
         "internal"
     );
     assert!(
@@ -141,7 +158,7 @@ async fn ensure_bridge_creates_then_fixes_only_differences() {
     );
 
     // Idempotent: nothing to write the second time.
-    let controller_row = vsctl(&ovs, &["get", "bridge", "br-int", "controller"]);
+    let controller_row = vsctl(ovs, &["get", "bridge", "br-int", "controller"]);
     let again = c.ensure_bridge(&spec).await.expect("again");
     assert!(!again.changed);
     assert_eq!(again.uuid, first.uuid);
@@ -150,7 +167,7 @@ async fn ensure_bridge_creates_then_fixes_only_differences() {
     // Drift behind our back: only what differs is fixed, the rest (and keys we do not own)
     // is kept, and the controller row is not replaced.
     vsctl(
-        &ovs,
+        ovs,
         &[
             "set",
             "bridge",
@@ -163,15 +180,15 @@ async fn ensure_bridge_creates_then_fixes_only_differences() {
     assert!(fixed.changed);
     assert_eq!(fixed.uuid, first.uuid);
     assert_eq!(
-        vsctl(&ovs, &["get", "bridge", "br-int", "fail_mode"]),
+        vsctl(ovs, &["get", "bridge", "br-int", "fail_mode"]),
         "secure"
     );
     assert_eq!(
-        vsctl(&ovs, &["get", "bridge", "br-int", "other_config:foreign"]),
+        vsctl(ovs, &["get", "bridge", "br-int", "other_config:foreign"]),
         "kept"
     );
     assert_eq!(
-        vsctl(&ovs, &["get", "bridge", "br-int", "controller"]),
+        vsctl(ovs, &["get", "bridge", "br-int", "controller"]),
         controller_row
     );
 
@@ -182,16 +199,16 @@ async fn ensure_bridge_creates_then_fixes_only_differences() {
         .await
         .expect("move controller");
     assert!(moved.changed);
-    assert_eq!(vsctl(&ovs, &["get-controller", "br-int"]), ctl2);
+    assert_eq!(vsctl(ovs, &["get-controller", "br-int"]), ctl2);
     assert_eq!(
-        vsctl(&ovs, &["--columns=target", "--bare", "list", "controller"]),
+        vsctl(ovs, &["--columns=target", "--bare", "list", "controller"]),
         ctl2,
         "the replaced Controller row was not garbage-collected"
     );
 
     assert!(c.del_bridge("br-int").await.expect("del"));
     assert!(!c.del_bridge("br-int").await.expect("del again"));
-    assert_eq!(vsctl(&ovs, &["list-br"]), "");
+    assert_eq!(vsctl(ovs, &["list-br"]), "");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -199,13 +216,14 @@ async fn ports_of_every_kind() {
     if !testbed::require_root("ports_of_every_kind") {
         return;
     }
-    let ovs = Ovs::start().expect("ovs");
-    let c = client(&ovs);
+    let h = host("ports");
+    let ovs = &h.ovs;
+    let c = client(ovs);
     c.ensure_bridge(&br_int()).await.expect("br-int");
     c.ensure_bridge(&BridgeSpec::new("br-ex").datapath_type("netdev"))
         .await
         .expect("br-ex");
-    testbed::veth("odbvm1", None, "odbtap1", None).expect("veth");
+    testbed::veth("odbvm1", Some(&h.ns), "odbtap1", Some(&h.ns)).expect("veth");
 
     let specs = [
         PortSpec::internal("odb-int1"),
@@ -229,34 +247,34 @@ async fn ports_of_every_kind() {
     want.sort();
     assert_eq!(c.list_ports("br-int").await.expect("list"), want);
     assert_eq!(
-        vsctl(&ovs, &["list-ports", "br-int"]),
+        vsctl(ovs, &["list-ports", "br-int"]),
         want.join("\n"),
         "ovs-vsctl disagrees"
     );
     for t in ["geneve", "vxlan", "gre"] {
         let name = format!("tun-{t}");
-        assert_eq!(vsctl(&ovs, &["get", "interface", &name, "type"]), t);
+        assert_eq!(vsctl(ovs, &["get", "interface", &name, "type"]), t);
         assert_eq!(
-            vsctl(&ovs, &["get", "interface", &name, "options:remote_ip"]),
+            vsctl(ovs, &["get", "interface", &name, "options:remote_ip"]),
             "flow"
         );
         assert_eq!(
-            vsctl(&ovs, &["get", "interface", &name, "options:key"]),
+            vsctl(ovs, &["get", "interface", &name, "options:key"]),
             "flow"
         );
     }
     assert_eq!(
         vsctl(
-            &ovs,
+            ovs,
             &["get", "interface", "odbtap1", "external_ids:iface-id"]
         ),
         r#""3f1c-port""#
     );
     assert_eq!(
-        vsctl(&ovs, &["get", "interface", "patch-int", "options:peer"]),
+        vsctl(ovs, &["get", "interface", "patch-int", "options:peer"]),
         "patch-ex"
     );
-    assert_eq!(vsctl(&ovs, &["port-to-br", "patch-int"]), "br-ex");
+    assert_eq!(vsctl(ovs, &["port-to-br", "patch-int"]), "br-ex");
 
     // ovs-vswitchd opened every port: each has a valid ofport, the requested one included.
     for s in &specs {
@@ -283,7 +301,7 @@ async fn ports_of_every_kind() {
     let moved = PortSpec::system("odbtap1").iface_id("other-port");
     assert!(c.add_port("br-int", &moved).await.expect("retag").changed);
     assert_eq!(
-        vsctl(&ovs, &["get", "interface", "odbtap1", "external_ids"]),
+        vsctl(ovs, &["get", "interface", "odbtap1", "external_ids"]),
         r#"{iface-id=other-port}"#
     );
 
@@ -306,13 +324,10 @@ async fn ports_of_every_kind() {
             .expect("not on br-int")
     );
     assert!(
-        !vsctl(&ovs, &["list-ports", "br-int"]).contains("tun-gre"),
+        !vsctl(ovs, &["list-ports", "br-int"]).contains("tun-gre"),
         "tun-gre still there"
     );
     assert!(c.get_interface("tun-gre").await.expect("get").is_none());
-    let _ = std::process::Command::new("ip")
-        .args(["link", "del", "odbvm1"])
-        .output();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -320,8 +335,9 @@ async fn interface_watcher_sees_ofport_assignment_and_removal() {
     if !testbed::require_root("interface_watcher_sees_ofport_assignment_and_removal") {
         return;
     }
-    let ovs = Ovs::start().expect("ovs");
-    let c = client(&ovs);
+    let h = host("watch");
+    let ovs = &h.ovs;
+    let c = client(ovs);
     c.ensure_bridge(&br_int()).await.expect("br-int");
     let mut w = c.watch_interfaces();
     let first = until(&mut w, "initial resync", |e| {
@@ -351,7 +367,7 @@ async fn interface_watcher_sees_ofport_assignment_and_removal() {
 
     // Behind our back, with ovs-vsctl.
     vsctl(
-        &ovs,
+        ovs,
         &[
             "add-port",
             "br-int",
@@ -370,7 +386,7 @@ async fn interface_watcher_sees_ofport_assignment_and_removal() {
         Some("vm-2".to_string())
     );
     vsctl(
-        &ovs,
+        ovs,
         &["set", "interface", "odbw2", "external_ids:iface-id=vm-3"],
     );
     until(&mut w, "iface-id change", |e| {
@@ -379,7 +395,7 @@ async fn interface_watcher_sees_ofport_assignment_and_removal() {
                 && new.iface_id.as_deref() == Some("vm-3"))
     })
     .await;
-    vsctl(&ovs, &["del-port", "odbw2"]);
+    vsctl(ovs, &["del-port", "odbw2"]);
     until(&mut w, "odbw2 removal", |e| removed(e, "odbw2")).await;
     assert!(!w.current().iter().any(|x| x.name == "odbw2"));
 }
@@ -389,8 +405,9 @@ async fn monitor_and_client_survive_ovsdb_restart() {
     if !testbed::require_root("monitor_and_client_survive_ovsdb_restart") {
         return;
     }
-    let ovs = Ovs::start().expect("ovs");
-    let c = client(&ovs);
+    let h = host("restart");
+    let ovs = &h.ovs;
+    let c = client(ovs);
     c.ensure_bridge(&br_int()).await.expect("br-int");
     c.add_port("br-int", &PortSpec::internal("odbr1"))
         .await
@@ -414,7 +431,7 @@ async fn monitor_and_client_survive_ovsdb_restart() {
 
     // A change made after the restart is seen, and the client reconnects by itself.
     vsctl(
-        &ovs,
+        ovs,
         &[
             "add-port",
             "br-int",
@@ -448,8 +465,9 @@ async fn transaction_errors_are_typed() {
     if !testbed::require_root("transaction_errors_are_typed") {
         return;
     }
-    let ovs = Ovs::start().expect("ovs");
-    let c = client(&ovs);
+    let h = host("errors");
+    let ovs = &h.ovs;
+    let c = client(ovs);
 
     // A value outside the column's constraints (ofport_request is 1..=65279).
     let mut iface = Row::new();
@@ -544,12 +562,13 @@ async fn works_over_tcp() {
     if !testbed::require_root("works_over_tcp") {
         return;
     }
-    let ovs = Ovs::start().expect("ovs");
+    let owned = Ovs::start().expect("ovs");
+    let ovs = &owned;
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("free port")
         .port();
-    vsctl(&ovs, &["set-manager", &format!("ptcp:{port}:127.0.0.1")]);
+    vsctl(ovs, &["set-manager", &format!("ptcp:{port}:127.0.0.1")]);
     let target = format!("tcp:127.0.0.1:{port}");
     // ovsdb-server opens the listener shortly after the manager row appears.
     let deadline = tokio::time::Instant::now() + WAIT;
@@ -571,7 +590,11 @@ async fn works_over_tcp() {
             .is_some_and(|a| a.iter().any(|d| d == "Open_vSwitch")),
         "{dbs}"
     );
-    let a = c.ensure_bridge(&br_int()).await.expect("bridge over tcp");
+    // Database content only (this instance shares the root namespace, so no netdev bridge).
+    let a = c
+        .ensure_bridge(&BridgeSpec::new("br-tcp").fail_mode(FailMode::Secure))
+        .await
+        .expect("bridge over tcp");
     assert!(a.changed);
-    assert_eq!(vsctl(&ovs, &["list-br"]), "br-int");
+    assert_eq!(vsctl(ovs, &["list-br"]), "br-tcp");
 }
