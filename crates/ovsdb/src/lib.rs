@@ -12,6 +12,8 @@
 //! - [`vswitch`]: idempotent helpers for bridges, ports and interfaces of the Open_vSwitch
 //!   database; [`iface`]: a watcher of interfaces (ofport, iface-id, link state).
 
+#![warn(missing_docs)]
+
 pub mod client;
 pub mod error;
 pub mod framing;

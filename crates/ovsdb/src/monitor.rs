@@ -224,8 +224,10 @@ async fn run(
         if tx.is_closed() {
             return;
         }
-        if let Err(e) = r {
-            tracing::info!("ovsdb monitor on {target}: {e}; reconnecting");
+        match r {
+            Err(Error::Disconnected) => tracing::info!("ovsdb monitor on {target}: disconnected"),
+            Err(e) => tracing::warn!("ovsdb monitor on {target}: {e}; reconnecting"),
+            Ok(()) => {}
         }
         if established {
             established_before = true;

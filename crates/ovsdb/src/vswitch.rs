@@ -721,6 +721,39 @@ impl Client {
         }
     }
 
+    /// Names of all bridges, sorted.
+    pub async fn list_bridges(&self) -> Result<Vec<String>> {
+        let read = self
+            .transact(&[Operation::select("Bridge", vec![], Some(&["name"]))])
+            .await?;
+        let mut names: Vec<String> = rows_of(read.first())
+            .iter()
+            .filter_map(|r| r.get("name")?.as_str().map(str::to_string))
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    /// Waits until interface `name` has a valid OpenFlow port number assigned by
+    /// ovs-vswitchd and returns it. Fails with [`Error::Timeout`] after `timeout` (also when
+    /// ovs-vswitchd could not open the interface, `ofport` -1).
+    pub async fn wait_ofport(&self, name: &str, timeout: Duration) -> Result<u32> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let state = self.get_interface(name).await?;
+            if let Some(p) = state.as_ref().and_then(InterfaceState::ofport) {
+                return Ok(p);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                let got = state.map(|s| s.ofport);
+                return Err(Error::Timeout(format!(
+                    "interface {name} has no valid ofport (ofport {got:?})"
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Waits until ovs-vswitchd has applied configuration `next_cfg` (`cur_cfg` reached it).
     pub async fn wait_reconfigured(&self, next_cfg: i64, timeout: Duration) -> Result<()> {
         let deadline = tokio::time::Instant::now() + timeout;

@@ -81,22 +81,7 @@ fn removed(e: &InterfaceEvent, name: &str) -> bool {
 }
 
 async fn ofport_of(c: &Client, name: &str) -> u32 {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        if let Some(p) = c
-            .get_interface(name)
-            .await
-            .expect("get_interface")
-            .and_then(|s| s.ofport())
-        {
-            return p;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{name} got no ofport"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    c.wait_ofport(name, WAIT).await.expect("ofport")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -143,6 +128,10 @@ async fn ensure_bridge_creates_then_fixes_only_differences() {
     );
     assert_eq!(vsctl(ovs, &["get-controller", "br-int"]), ctl);
     assert_eq!(vsctl(ovs, &["list-br"]), "br-int");
+    assert_eq!(
+        c.list_bridges().await.expect("list_bridges"),
+        vec!["br-int"]
+    );
     // Like add-br: the bridge has its local internal port, and ovs-vswitchd made it.
     assert_eq!(
         vsctl(ovs, &["get", "interface", "br-int", "type"]),
