@@ -587,3 +587,112 @@ async fn works_over_tcp() {
     assert!(a.changed);
     assert_eq!(vsctl(ovs, &["list-br"]), "br-tcp");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_ensures_create_one_bridge_and_one_port() {
+    if !testbed::require_root("concurrent_ensures_create_one_bridge_and_one_port") {
+        return;
+    }
+    let h = host("race");
+    let ovs = &h.ovs;
+    // Separate clients, so the transactions really interleave on the server.
+    let spec = br_int();
+    let tasks: Vec<_> = (0..4)
+        .map(|_| {
+            let c = client(ovs);
+            let spec = spec.clone();
+            tokio::spawn(async move { c.ensure_bridge(&spec).await })
+        })
+        .collect();
+    let mut uuids = Vec::new();
+    for t in tasks {
+        uuids.push(t.await.expect("join").expect("ensure").uuid);
+    }
+    uuids.sort();
+    uuids.dedup();
+    assert_eq!(uuids.len(), 1, "every caller sees the same bridge");
+    assert_eq!(vsctl(ovs, &["list-br"]), "br-int");
+
+    let port = PortSpec::tunnel("tun-geneve", TunnelKind::Geneve);
+    let tasks: Vec<_> = (0..4)
+        .map(|_| {
+            let c = client(ovs);
+            let port = port.clone();
+            tokio::spawn(async move { c.add_port("br-int", &port).await })
+        })
+        .collect();
+    let mut created = 0;
+    for t in tasks {
+        created += usize::from(t.await.expect("join").expect("add_port").changed);
+    }
+    assert_eq!(created, 1, "exactly one caller created the port");
+    assert_eq!(vsctl(ovs, &["list-ports", "br-int"]), "tun-geneve");
+    assert_eq!(
+        vsctl(
+            ovs,
+            &[
+                "--columns=name",
+                "--bare",
+                "find",
+                "interface",
+                "type=geneve"
+            ]
+        ),
+        "tun-geneve"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inactivity_probe_detects_a_hung_server() {
+    if !testbed::require_root("inactivity_probe_detects_a_hung_server") {
+        return;
+    }
+    let h = host("probe");
+    let ovs = &h.ovs;
+    let opts = ovsdb::ClientOptions {
+        rpc: ovsdb::RpcOptions {
+            probe_interval: Some(Duration::from_millis(500)),
+            ..ovsdb::RpcOptions::default()
+        },
+        ..ovsdb::ClientOptions::default()
+    };
+    let c =
+        Client::with_options(&format!("unix:{}", ovs.db_sock().display()), opts).expect("client");
+    c.ensure_bridge(&br_int()).await.expect("br-int");
+    let mut w = c.watch_interfaces();
+    until(&mut w, "initial resync", |e| {
+        matches!(e, InterfaceEvent::Resync(_))
+    })
+    .await;
+
+    // A stopped server keeps the socket open but never answers: only the probe can tell.
+    let pid = std::fs::read_to_string(ovs.dir().join("ovsdb-server.pid")).expect("pid");
+    let pid = pid.trim().to_string();
+    let signal = |sig: &str| {
+        let ok = std::process::Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill {sig} {pid}");
+    };
+    signal("-STOP");
+    let started = tokio::time::Instant::now();
+    let disconnected = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if matches!(w.next().await, Some(InterfaceEvent::Disconnected) | None) {
+                return;
+            }
+        }
+    })
+    .await;
+    signal("-CONT");
+    assert!(disconnected.is_ok(), "probe did not notice the hung server");
+    assert!(started.elapsed() >= Duration::from_millis(500));
+
+    // Once the server runs again, the watcher resyncs and sees new changes.
+    until(&mut w, "resync", |e| matches!(e, InterfaceEvent::Resync(_))).await;
+    c.add_port("br-int", &PortSpec::internal("odbp1"))
+        .await
+        .expect("add after resume");
+    until(&mut w, "odbp1", |e| has_ofport(e, "odbp1").is_some()).await;
+}
