@@ -11,6 +11,47 @@
 //! - [`client`]: the handle used by everything else;
 //! - [`vswitch`]: idempotent helpers for bridges, ports and interfaces of the Open_vSwitch
 //!   database; [`iface`]: a watcher of interfaces (ofport, iface-id, link state).
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use ovsdb::{BridgeSpec, Client, FailMode, InterfaceEvent, PortSpec, TunnelKind};
+//!
+//! # async fn demo() -> ovsdb::Result<()> {
+//! let ovs = Client::new("unix:/var/run/openvswitch/db.sock")?;
+//! // Idempotent: creates br-int or fixes only what differs.
+//! let br = ovs
+//!     .ensure_bridge(
+//!         &BridgeSpec::new("br-int")
+//!             .datapath_type("netdev")
+//!             .fail_mode(FailMode::Secure)
+//!             .protocols(&["OpenFlow13"])
+//!             .controllers(&["unix:/run/dragonflow/br-int.sock"]),
+//!     )
+//!     .await?;
+//! if let Some(cfg) = br.next_cfg {
+//!     ovs.wait_reconfigured(cfg, Duration::from_secs(10)).await?;
+//! }
+//! ovs.add_port("br-int", &PortSpec::tunnel("tun-geneve", TunnelKind::Geneve)).await?;
+//! let tunnel_ofport = ovs.wait_ofport("tun-geneve", Duration::from_secs(10)).await?;
+//!
+//! // Bind VM ports as ovs-vswitchd numbers them; reconnects and resyncs by itself.
+//! let mut watcher = ovs.watch_interfaces();
+//! while let Some(event) = watcher.next().await {
+//!     match event {
+//!         InterfaceEvent::Added(i) | InterfaceEvent::Changed { new: i, .. } => {
+//!             if let (Some(port), Some(ofport)) = (&i.iface_id, i.ofport()) {
+//!                 println!("neutron port {port} is OpenFlow port {ofport}");
+//!             }
+//!         }
+//!         InterfaceEvent::Removed(i) => println!("{} is gone", i.name),
+//!         InterfaceEvent::Resync(all) => println!("{} interfaces after (re)connect", all.len()),
+//!         InterfaceEvent::Disconnected => println!("ovsdb-server lost; retrying"),
+//!     }
+//! }
+//! # let _ = tunnel_ofport;
+//! # Ok(())
+//! # }
+//! ```
 
 #![warn(missing_docs)]
 
