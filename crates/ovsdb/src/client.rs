@@ -123,7 +123,7 @@ impl Client {
                     }
                     tracing::debug!("connecting to {}: {e}; retrying", self.inner.target);
                     tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(self.inner.opts.backoff.max);
+                    delay = delay.saturating_mul(2).min(self.inner.opts.backoff.max);
                 }
                 Err(e) => return Err(e),
             }

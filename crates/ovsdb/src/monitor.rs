@@ -235,7 +235,7 @@ async fn run(
             let _ = tx.send(MonitorEvent::Disconnected);
         }
         tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(backoff.max);
+        delay = delay.saturating_mul(2).min(backoff.max);
     }
 }
 

@@ -231,7 +231,7 @@ impl ConnTask {
                         return Ok(());
                     };
                     let id = self.next_id;
-                    self.next_id += 1;
+                    self.next_id = self.next_id.wrapping_add(1);
                     let msg = json!({"method": method, "params": params, "id": id});
                     self.pending.insert(id, reply);
                     write_json(&mut wr, &msg).await?;
