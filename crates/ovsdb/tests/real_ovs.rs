@@ -551,7 +551,7 @@ async fn works_over_tcp() {
     if !testbed::require_root("works_over_tcp") {
         return;
     }
-    let owned = Ovs::start().expect("ovs");
+    let owned = Ovs::start_here().expect("ovs");
     let ovs = &owned;
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())

@@ -112,18 +112,26 @@ impl Drop for Netns {
 }
 
 /// Creates a veth pair `a`/`b`, puts `a` into namespace `ns_a` (if given) and `b` into
-/// `ns_b` (if given). Both ends are left down.
+/// `ns_b` (if given). Both ends are left down. The pair is made under temporary names and
+/// renamed where it lands, so `a` may be `eth0` without touching the machine's own `eth0`.
 pub fn veth(a: &str, ns_a: Option<&Netns>, b: &str, ns_b: Option<&Netns>) -> io::Result<()> {
-    let _ = Command::new("ip").args(["link", "del", a]).output();
+    let tmp_a = unique_name("vta");
+    let tmp_b = unique_name("vtb");
     let mut c = Command::new("ip");
-    c.args(["link", "add", a, "type", "veth", "peer", "name", b]);
+    c.args([
+        "link", "add", &tmp_a, "type", "veth", "peer", "name", &tmp_b,
+    ]);
     run(c)?;
-    for (dev, ns) in [(a, ns_a), (b, ns_b)] {
+    for (tmp, dev, ns) in [(&tmp_a, a, ns_a), (&tmp_b, b, ns_b)] {
+        let mut c = Command::new("ip");
         if let Some(ns) = ns {
-            let mut c = Command::new("ip");
-            c.args(["link", "set", dev, "netns", ns.name()]);
+            c.args(["link", "set", tmp, "netns", ns.name()]);
             run(c)?;
+            c = Command::new("ip");
+            c.args(["-n", ns.name()]);
         }
+        c.args(["link", "set", tmp, "name", dev]);
+        run(c)?;
     }
     Ok(())
 }
@@ -133,11 +141,35 @@ pub fn veth(a: &str, ns_a: Option<&Netns>, b: &str, ns_b: Option<&Netns>) -> io:
 pub struct Ovs {
     dir: tempfile::TempDir,
     netns: Option<String>,
+    /// The namespace [`Ovs::start`] made for this instance; removed after the daemons stop.
+    own_ns: Option<Netns>,
+}
+
+/// A namespace name unique to this process and call.
+pub fn unique_name(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 impl Ovs {
-    /// Starts OVS in the current network namespace.
+    /// Starts OVS in a network namespace of its own. Two userspace datapaths in one
+    /// namespace clash (each opens a tap device named `ovs-netdev`), so tests that run in
+    /// parallel must not share one.
     pub fn start() -> io::Result<Ovs> {
+        let ns = Netns::new(&unique_name("tb"))?;
+        let mut ovs = Self::start_in(Some(ns.name().to_string()))?;
+        ovs.own_ns = Some(ns);
+        Ok(ovs)
+    }
+
+    /// Starts OVS in the caller's namespace (reachable over loopback TCP). Do not add
+    /// netdev bridges to such an instance while another one may run (see [`Ovs::start`]).
+    pub fn start_here() -> io::Result<Ovs> {
         Self::start_in(None)
     }
 
@@ -146,10 +178,19 @@ impl Ovs {
         Self::start_in(Some(ns.name().to_string()))
     }
 
+    /// The namespace the daemons run in (None: the caller's).
+    pub fn netns(&self) -> Option<&str> {
+        self.netns.as_deref()
+    }
+
     fn start_in(netns: Option<String>) -> io::Result<Ovs> {
         // Short path: unix socket paths are limited to 108 bytes.
         let dir = tempfile::Builder::new().prefix("ovs-").tempdir_in("/tmp")?;
-        let ovs = Ovs { dir, netns };
+        let ovs = Ovs {
+            dir,
+            netns,
+            own_ns: None,
+        };
         let d = ovs.dir().to_path_buf();
         let db = d.join("conf.db");
         let mut c = ovs.cmd("ovsdb-tool");
@@ -367,7 +408,7 @@ mod tests {
         if !require_root("ovs_runs_inside_a_namespace") {
             return;
         }
-        let ns = Netns::new("tb-host1").expect("netns");
+        let ns = Netns::new(&unique_name("tbh")).expect("netns");
         let ovs = Ovs::start_in_netns(&ns).expect("start ovs");
         ovs.add_bridge("br-int").expect("add bridge");
         veth("tb-vm1", None, "tb-vm1-h", Some(&ns)).expect("veth");
