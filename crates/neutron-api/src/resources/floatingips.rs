@@ -265,8 +265,7 @@ pub async fn create(
                             &mut trial,
                             &network,
                             &subnets,
-                            "probe",
-                            model::MacAddr::default(),
+                            ("probe", model::MacAddr::default()),
                             Some(req),
                             &[],
                         )

@@ -199,15 +199,15 @@ impl<'a> Allocation<'a> {
         }))
     }
 
-    /// Resolves `requests` (or the defaults when `None`) into fixed IPs for `owner`,
+    /// Resolves `requests` (or the defaults when `None`) into fixed IPs for the port
+    /// `owner` with MAC `mac` (for SLAAC addresses),
     /// keeping addresses in `keep` that are asked for again. Claims go into `txn`.
     pub async fn assign(
         &mut self,
         txn: &mut Txn,
         network: &Network,
         subnets: &[(Subnet, Revision)],
-        owner: &str,
-        mac: MacAddr,
+        (owner, mac): (&str, MacAddr),
         requests: Option<Vec<IpRequest>>,
         keep: &[FixedIp],
     ) -> ApiResult<Vec<FixedIp>> {

@@ -290,7 +290,7 @@ pub async fn build_system_port<'a>(
         .ok_or_else(|| ApiError::retry("mac"))?;
     alloc.reservation.add(r);
     let fixed_ips = alloc
-        .assign(txn, sp.network, &subnets, &id, mac, sp.fixed_ips, &[])
+        .assign(txn, sp.network, &subnets, (&id, mac), sp.fixed_ips, &[])
         .await?;
     if fixed_ips.is_empty() {
         return Err(ipam::exhausted(&sp.network.meta.id));
@@ -445,7 +445,7 @@ async fn create_once(api: &Api, ctx: &Context, body: Value) -> ApiResult<Port> {
         txn.check::<model::Subnet>(&s.meta.id, *rev);
     }
     let fixed_ips = alloc
-        .assign(&mut txn, &network, &subnets, &id, mac, requests, &[])
+        .assign(&mut txn, &network, &subnets, (&id, mac), requests, &[])
         .await?;
     let unique_key = networks::pick_key(api, "port", MAX_KEY, &mut alloc.reservation).await?;
     txn.claim(&key_claim("port", u128::from(unique_key)), &id);
@@ -590,9 +590,7 @@ async fn update_once(
             .assign(
                 &mut txn,
                 &network,
-                &subnets,
-                id,
-                p.mac_address,
+                &subnets, (id, p.mac_address),
                 Some(requests),
                 &p.fixed_ips,
             )

@@ -87,10 +87,13 @@ pub async fn show(
     Ok(Json(one("router", render(&r), q.as_deref(), ATTRS)?))
 }
 
+/// A requested external gateway: network, SNAT mode, and optionally its addresses.
+type GatewayRequest = (String, bool, Option<Vec<IpRequest>>);
+
 /// Parses `external_gateway_info`: `None` when absent, `Some(None)` to clear it.
 fn parse_gateway(
     attrs: &mut Attrs,
-) -> ApiResult<Option<Option<(String, bool, Option<Vec<IpRequest>>)>>> {
+) -> ApiResult<Option<Option<GatewayRequest>>> {
     match attrs.take("external_gateway_info") {
         None => Ok(None),
         Some(Value::Null) => Ok(Some(None)),
@@ -121,7 +124,7 @@ async fn build_gateway<'a>(
     txn: &mut Txn,
     alloc: &mut Allocation<'a>,
     router: &Router,
-    (network_id, enable_snat, ips): (String, bool, Option<Vec<IpRequest>>),
+    (network_id, enable_snat, ips): GatewayRequest,
 ) -> ApiResult<ExternalGateway> {
     let (network, nrev) = api.db.fetch::<Network>(&network_id).await?;
     if !network.external {

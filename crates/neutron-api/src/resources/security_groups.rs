@@ -166,14 +166,9 @@ pub async fn ensure_default(api: &Api, project: &str) -> ApiResult<String> {
         let mut txn = Txn::new();
         txn.create(&g);
         for et in [EtherType::IPv4, EtherType::IPv6] {
-            txn.create(&rule(&rule_meta, &id, Direction::Egress, et, None));
-            txn.create(&rule(
-                &rule_meta,
-                &id,
-                Direction::Ingress,
-                et,
-                Some(id.clone()),
-            ));
+            add_rule(&mut txn, &rule(&rule_meta, &id, Direction::Egress, et, None));
+            let from_members = rule(&rule_meta, &id, Direction::Ingress, et, Some(id.clone()));
+            add_rule(&mut txn, &from_members);
         }
         txn.claim(&claim, &id);
         match txn.commit(&api.db).await {
@@ -276,7 +271,7 @@ pub async fn create_group(
     let mut txn = Txn::new();
     txn.create(&g);
     for r in &rules {
-        txn.create(r);
+        add_rule(&mut txn, r);
     }
     txn.commit(&api.db).await?;
     tracing::info!(group = %g.meta.id, "security group created");
@@ -353,6 +348,7 @@ pub async fn delete_group(
         for (r, rrev) in api.db.all::<SecurityGroupRule>().await? {
             if r.security_group_id == id || r.remote_group_id.as_deref() == Some(id.as_str()) {
                 txn.delete::<SecurityGroupRule>(&r.meta.id, rrev);
+                txn.release(&rule_fingerprint(&r));
             }
         }
         if g.is_default {
@@ -602,6 +598,12 @@ pub async fn create_rule(
         StatusCode::CREATED,
         Json(json!({"security_group_rule": render_rule(&r)})),
     ))
+}
+
+/// Writes a rule with the claim on its content that keeps rules unique.
+fn add_rule(txn: &mut Txn, r: &SecurityGroupRule) {
+    txn.create(r);
+    txn.claim(&rule_fingerprint(r), &r.meta.id);
 }
 
 fn rule_fingerprint(r: &SecurityGroupRule) -> String {
