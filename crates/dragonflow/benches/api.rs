@@ -10,7 +10,10 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn post(agent: &ureq::Agent, url: &str, body: &Value) -> Value {
@@ -47,14 +50,29 @@ fn main() {
     let agent: ureq::Agent = ureq::Agent::config_builder().build().into();
     let start = Instant::now();
     while agent.get(&format!("http://{addr}/")).call().is_err() {
-        assert!(start.elapsed() < Duration::from_secs(20), "server did not start");
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "server did not start"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
-    let net = post(&agent, &format!("{base}/networks"), &json!({"network": {"name": "bench"}}));
+    let net = post(
+        &agent,
+        &format!("{base}/networks"),
+        &json!({"network": {"name": "bench"}}),
+    );
     let net_id = net["network"]["id"].as_str().expect("id").to_string();
-    post(&agent, &format!("{base}/subnets"), &json!({"subnet": {"network_id": net_id, "ip_version": 4, "cidr": "10.128.0.0/16"}}));
+    post(
+        &agent,
+        &format!("{base}/subnets"),
+        &json!({"subnet": {"network_id": net_id, "ip_version": 4, "cidr": "10.128.0.0/16"}}),
+    );
     // Warm-up: the default security group and the first allocations.
-    post(&agent, &format!("{base}/ports"), &json!({"port": {"network_id": net_id}}));
+    post(
+        &agent,
+        &format!("{base}/ports"),
+        &json!({"port": {"network_id": net_id}}),
+    );
 
     let per_client = ports / clients;
     let began = Instant::now();
@@ -75,7 +93,10 @@ fn main() {
                 })
             })
             .collect();
-        handles.into_iter().flat_map(|h| h.join().expect("client")).collect()
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("client"))
+            .collect()
     });
     let wall = began.elapsed();
     let _ = server.kill();
@@ -84,9 +105,21 @@ fn main() {
     let n = latencies.len();
     let rate = n as f64 / wall.as_secs_f64();
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    let (p50, p99, max) = (percentile(&latencies, 0.50), percentile(&latencies, 0.99), latencies[n - 1]);
-    println!("port creates: {n} by {clients} clients in {:.2} s", wall.as_secs_f64());
-    println!("rate: {rate:.0} creates/s   p50 {:.2} ms   p99 {:.2} ms   max {:.2} ms", ms(p50), ms(p99), ms(max));
+    let (p50, p99, max) = (
+        percentile(&latencies, 0.50),
+        percentile(&latencies, 0.99),
+        latencies[n - 1],
+    );
+    println!(
+        "port creates: {n} by {clients} clients in {:.2} s",
+        wall.as_secs_f64()
+    );
+    println!(
+        "rate: {rate:.0} creates/s   p50 {:.2} ms   p99 {:.2} ms   max {:.2} ms",
+        ms(p50),
+        ms(p99),
+        ms(max)
+    );
 
     let section = format!(
         "## API: port creation (embedded store)\n\n\
@@ -99,7 +132,9 @@ fn main() {
          | p50 latency | {:.2} ms | |\n\
          | p99 latency | {:.2} ms | < 20 ms |\n\
          | max latency | {:.2} ms | |\n",
-        ms(p50), ms(p99), ms(max)
+        ms(p50),
+        ms(p99),
+        ms(max)
     );
     write_section("api-port-create", &section);
 }
@@ -108,7 +143,10 @@ fn main() {
 fn write_section(name: &str, body: &str) {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/benchmarks.md");
     let old = std::fs::read_to_string(&path).unwrap_or_else(|_| "# Benchmarks\n".into());
-    let (begin, end) = (format!("<!-- begin {name} -->"), format!("<!-- end {name} -->"));
+    let (begin, end) = (
+        format!("<!-- begin {name} -->"),
+        format!("<!-- end {name} -->"),
+    );
     let block = format!("{begin}\n{body}{end}");
     let new = match (old.find(&begin), old.find(&end)) {
         (Some(a), Some(b)) if b > a => format!("{}{block}{}", &old[..a], &old[b + end.len()..]),

@@ -590,7 +590,8 @@ async fn update_once(
             .assign(
                 &mut txn,
                 &network,
-                &subnets, (id, p.mac_address),
+                &subnets,
+                (id, p.mac_address),
                 Some(requests),
                 &p.fixed_ips,
             )

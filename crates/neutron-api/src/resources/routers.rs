@@ -91,9 +91,7 @@ pub async fn show(
 type GatewayRequest = (String, bool, Option<Vec<IpRequest>>);
 
 /// Parses `external_gateway_info`: `None` when absent, `Some(None)` to clear it.
-fn parse_gateway(
-    attrs: &mut Attrs,
-) -> ApiResult<Option<Option<GatewayRequest>>> {
+fn parse_gateway(attrs: &mut Attrs) -> ApiResult<Option<Option<GatewayRequest>>> {
     match attrs.take("external_gateway_info") {
         None => Ok(None),
         Some(Value::Null) => Ok(Some(None)),

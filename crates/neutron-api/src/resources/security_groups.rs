@@ -166,7 +166,10 @@ pub async fn ensure_default(api: &Api, project: &str) -> ApiResult<String> {
         let mut txn = Txn::new();
         txn.create(&g);
         for et in [EtherType::IPv4, EtherType::IPv6] {
-            add_rule(&mut txn, &rule(&rule_meta, &id, Direction::Egress, et, None));
+            add_rule(
+                &mut txn,
+                &rule(&rule_meta, &id, Direction::Egress, et, None),
+            );
             let from_members = rule(&rule_meta, &id, Direction::Ingress, et, Some(id.clone()));
             add_rule(&mut txn, &from_members);
         }

@@ -1,0 +1,164 @@
+//! Random request bodies and query strings against every collection, in process: the API
+//! must answer each with a Neutron error or a success, never a panic or a 500.
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use neutron_api::{Api, ApiConfig, router};
+use proptest::prelude::*;
+use serde_json::{Map, Value, json};
+use tower::ServiceExt;
+
+const KEYS: &[&str] = &[
+    "name",
+    "network_id",
+    "subnet_id",
+    "port_id",
+    "cidr",
+    "ip_version",
+    "gateway_ip",
+    "fixed_ips",
+    "ip_address",
+    "mac_address",
+    "allocation_pools",
+    "start",
+    "end",
+    "security_groups",
+    "allowed_address_pairs",
+    "host_routes",
+    "destination",
+    "nexthop",
+    "dns_nameservers",
+    "external_gateway_info",
+    "routes",
+    "floating_network_id",
+    "protocol",
+    "direction",
+    "ethertype",
+    "port_range_min",
+    "port_range_max",
+    "remote_ip_prefix",
+    "remote_group_id",
+    "security_group_id",
+    "tags",
+    "mtu",
+    "provider:network_type",
+    "provider:segmentation_id",
+    "provider:physical_network",
+    "binding:profile",
+    "extra_dhcp_opts",
+    "opt_name",
+    "opt_value",
+    "enable_dhcp",
+    "ipv6_ra_mode",
+    "ipv6_address_mode",
+    "admin_state_up",
+    "project_id",
+];
+
+fn leaf() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(|n| json!(n)),
+        (0u32..70000).prop_map(|n| json!(n)),
+        "[a-z0-9:./-]{0,20}".prop_map(Value::String),
+        prop_oneof![
+            Just("10.0.0.0/24"),
+            Just("10.0.0.5"),
+            Just("fd00::/64"),
+            Just("fa:16:3e:00:00:01"),
+            Just("tcp"),
+            Just("ingress"),
+            Just("IPv6"),
+            Just("slaac"),
+            Just("vlan"),
+            Just("0.0.0.0/0"),
+        ]
+        .prop_map(|s| json!(s)),
+    ]
+}
+
+fn value() -> impl Strategy<Value = Value> {
+    leaf().prop_recursive(3, 24, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+            prop::collection::vec((prop::sample::select(KEYS), inner), 0..6).prop_map(|kv| {
+                Value::Object(
+                    kv.into_iter()
+                        .map(|(k, v)| (k.to_string(), v))
+                        .collect::<Map<_, _>>(),
+                )
+            }),
+        ]
+    })
+}
+
+const TARGETS: &[(&str, &str)] = &[
+    ("networks", "network"),
+    ("subnets", "subnet"),
+    ("ports", "port"),
+    ("routers", "router"),
+    ("floatingips", "floatingip"),
+    ("security-groups", "security_group"),
+    ("security-group-rules", "security_group_rule"),
+];
+
+async fn send(app: &axum::Router, method: &str, uri: &str, body: String) -> (StatusCode, Value) {
+    let req = Request::builder()
+        .method(method)
+        .uri(uri)
+        .body(Body::from(body))
+        .expect("request");
+    let resp = app.clone().oneshot(req).await.expect("infallible");
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+    let v = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    (status, v)
+}
+
+fn check(status: StatusCode, body: &Value) -> Result<(), TestCaseError> {
+    prop_assert!(!status.is_server_error(), "{status}: {body}");
+    if status.is_client_error() {
+        prop_assert!(body["NeutronError"]["type"].is_string(), "{status}: {body}");
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_bodies_never_fail_the_server(which in 0..TARGETS.len(), attrs in value(), wrap in any::<bool>(), raw in "[ -~]{0,40}") {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        rt.block_on(async {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let store = nbdb::open(&format!("embedded:{}", dir.path().join("nb.redb").display())).expect("store");
+            let app = router(Api::new(store, ApiConfig::default().check().expect("config")));
+            let (coll, res) = TARGETS[which];
+            // A network and subnet to refer to, so deeper validation paths are reached.
+            let (_, net) = send(&app, "POST", "/v2.0/networks", json!({"network": {"name": "n"}}).to_string()).await;
+            let net_id = net["network"]["id"].clone();
+            let mut attrs = attrs;
+            if let Value::Object(m) = &mut attrs && m.contains_key("network_id") {
+                m.insert("network_id".into(), net_id);
+            }
+            let body = if wrap { json!({ res: attrs }).to_string() } else { attrs.to_string() };
+            let (st, v) = send(&app, "POST", &format!("/v2.0/{coll}"), body.clone()).await;
+            check(st, &v)?;
+            let (st, v) = send(&app, "POST", &format!("/v2.0/{coll}"), raw.clone()).await;
+            check(st, &v)?;
+            // The random text as query pairs, encoded so that any of it is a valid URI.
+            let mut q = form_urlencoded::Serializer::new(String::new());
+            for pair in raw.split('&') {
+                let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                q.append_pair(k, v);
+            }
+            let (st, v) = send(&app, "GET", &format!("/v2.0/{coll}?{}", q.finish()), String::new()).await;
+            check(st, &v)?;
+            let (st, v) = send(&app, "PUT", &format!("/v2.0/{coll}/x"), body).await;
+            check(st, &v)?;
+            Ok::<(), TestCaseError>(())
+        })?;
+    }
+}
