@@ -5,8 +5,8 @@
 //! its own preconditions and its own revision), so a burst of concurrent API calls costs one
 //! fsync instead of one each. Reads go straight to redb's MVCC snapshots from any thread.
 
-use crate::codec::{decode_changes, decode_object, encode_changes, encode_object};
-use crate::{Change, Expect, Op, Record, Result, Revision, Store, StoreError};
+use crate::codec::{LogEntry, decode_changes, decode_object, encode_changes, encode_object};
+use crate::{Change, Expect, Op, Record, Result, Revision, Snapshot, Store, StoreError};
 use async_trait::async_trait;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use std::collections::HashSet;
@@ -184,6 +184,8 @@ fn apply_one(
     revision: Revision,
 ) -> Result<()> {
     let mut seen = HashSet::new();
+    // The topic each existing object has, for the deletion events.
+    let mut old_topics = Vec::with_capacity(ops.len());
     for op in ops {
         let (table, id) = op.key();
         if !seen.insert((table, id)) {
@@ -191,32 +193,51 @@ fn apply_one(
         }
         let key = object_key(table, id);
         let current = match objects.get(key.as_str()).map_err(io)? {
-            Some(v) => Some(decode_object(v.value())?.0),
+            Some(v) => {
+                let o = decode_object(v.value())?;
+                Some((o.revision, o.topic.to_string()))
+            }
             None => None,
         };
-        if !check(op.expect(), current) {
+        if !check(op.expect(), current.as_ref().map(|c| c.0)) {
             return Err(StoreError::Conflict {
                 table: table.into(),
                 id: id.into(),
             });
         }
+        old_topics.push(current.map(|c| c.1).unwrap_or_default());
     }
     let mut log = Vec::new();
-    for op in ops {
+    for (op, old_topic) in ops.iter().zip(&old_topics) {
         match op {
             Op::Put {
-                table, id, value, ..
+                table,
+                id,
+                value,
+                topic,
+                ..
             } => {
                 let key = object_key(table, id);
+                let topic = topic.as_deref().unwrap_or("");
                 objects
-                    .insert(key.as_str(), encode_object(revision, value).as_slice())
+                    .insert(key.as_str(), encode_object(revision, topic, value).as_slice())
                     .map_err(io)?;
-                log.push((table.as_str(), id.as_str(), Some(value.as_slice())));
+                log.push(LogEntry {
+                    table,
+                    id,
+                    topic,
+                    value: Some(value),
+                });
             }
             Op::Delete { table, id, .. } => {
                 let key = object_key(table, id);
                 if objects.remove(key.as_str()).map_err(io)?.is_some() {
-                    log.push((table.as_str(), id.as_str(), None));
+                    log.push(LogEntry {
+                        table,
+                        id,
+                        topic: old_topic,
+                        value: None,
+                    });
                 }
             }
             Op::Check { .. } => {}
@@ -226,6 +247,17 @@ fn apply_one(
         .insert(revision, encode_changes(&log).as_slice())
         .map_err(io)?;
     Ok(())
+}
+
+fn record(table: &str, id: String, bytes: &[u8]) -> Result<Record> {
+    let o = decode_object(bytes)?;
+    Ok(Record {
+        table: table.into(),
+        id,
+        revision: o.revision,
+        topic: (!o.topic.is_empty()).then(|| o.topic.to_string()),
+        value: o.value.to_vec(),
+    })
 }
 
 #[async_trait]
@@ -242,13 +274,7 @@ impl Store for Embedded {
         let Some(v) = objects.get(key.as_str()).map_err(io)? else {
             return Ok(None);
         };
-        let (revision, value) = decode_object(v.value())?;
-        Ok(Some(Record {
-            table: table.into(),
-            id: id.into(),
-            revision,
-            value: value.to_vec(),
-        }))
+        record(table, id.into(), v.value()).map(Some)
     }
 
     async fn list(&self, table: &str, prefix: &str) -> Result<Vec<Record>> {
@@ -261,13 +287,7 @@ impl Store for Embedded {
             let Some(id) = k.value().strip_prefix(start.as_str()) else {
                 break;
             };
-            let (revision, value) = decode_object(v.value())?;
-            out.push(Record {
-                table: table.into(),
-                id: format!("{prefix}{id}"),
-                revision,
-                value: value.to_vec(),
-            });
+            out.push(record(table, format!("{prefix}{id}"), v.value())?);
         }
         Ok(out)
     }
@@ -313,6 +333,23 @@ impl Store for Embedded {
 
     fn subscribe(&self) -> watch::Receiver<Revision> {
         self.revision.clone()
+    }
+
+    async fn snapshot(&self) -> Result<Snapshot> {
+        let txn = self.db.begin_read().map_err(io)?;
+        let meta = txn.open_table(META).map_err(io)?;
+        let revision = meta.get("revision").map_err(io)?.map(|v| v.value()).unwrap_or(0);
+        let objects = txn.open_table(OBJECTS).map_err(io)?;
+        let mut records = Vec::new();
+        for entry in objects.iter().map_err(io)? {
+            let (k, v) = entry.map_err(io)?;
+            let (table, id) = k
+                .value()
+                .split_once('/')
+                .ok_or_else(|| StoreError::Corrupt(format!("bad key {:?}", k.value())))?;
+            records.push(record(table, id.to_string(), v.value())?);
+        }
+        Ok(Snapshot { revision, records })
     }
 }
 
@@ -479,5 +516,34 @@ mod tests {
         let err = s.changes_since(0, 10).await.unwrap_err();
         assert!(matches!(err, StoreError::Compacted { .. }), "{err}");
         assert_eq!(s.changes_since(1095, 10).await.unwrap().len(), 5);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn watch_follows_commits_with_topics_and_snapshot_matches() {
+        let dir = tempfile::tempdir().unwrap();
+        let s: Arc<dyn Store> = Arc::new(Embedded::open(dir.path().join("nb.redb")).unwrap());
+        let put = |id: &str, topic: Option<&str>| Op::put("port", id, id.as_bytes().to_vec(), Expect::Any).with_topic(topic);
+        s.commit(vec![put("a", Some("p1"))]).await.unwrap();
+        let snap = s.snapshot().await.unwrap();
+        assert_eq!(snap.revision, 1);
+        assert_eq!(snap.records[0].topic.as_deref(), Some("p1"));
+        let mut w = crate::Watch::new(s.clone(), snap.revision, Some(vec!["p2".into()]));
+        let writer = {
+            let s = s.clone();
+            tokio::spawn(async move {
+                s.commit(vec![put("b", Some("p1"))]).await.unwrap();
+                s.commit(vec![put("c", Some("p2"))]).await.unwrap();
+                s.commit(vec![put("g", None)]).await.unwrap();
+                s.commit(vec![Op::delete("port", "c", Expect::Present)]).await.unwrap();
+            })
+        };
+        let mut got = Vec::new();
+        for _ in 0..3 {
+            let c = w.next().await.unwrap();
+            got.push((c.revision, c.id, c.value.is_some()));
+        }
+        writer.await.unwrap();
+        // p1's change is not delivered; the global one is; the deletion keeps its topic.
+        assert_eq!(got, [(3, "c".into(), true), (4, "g".into(), true), (5, "c".into(), false)]);
     }
 }

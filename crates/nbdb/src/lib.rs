@@ -23,6 +23,8 @@ pub struct Record {
     pub id: String,
     /// The revision of the transaction that last wrote this object.
     pub revision: Revision,
+    /// The distribution topic (the owning project), `None` for objects every host gets.
+    pub topic: Option<String>,
     pub value: Vec<u8>,
 }
 
@@ -44,6 +46,8 @@ pub enum Op {
         id: String,
         value: Vec<u8>,
         expect: Expect,
+        /// See [`Record::topic`].
+        topic: Option<String>,
     },
     Delete {
         table: String,
@@ -65,7 +69,16 @@ impl Op {
             id: id.into(),
             value,
             expect,
+            topic: None,
         }
+    }
+
+    /// Sets the topic of a put (no effect on other ops).
+    pub fn with_topic(mut self, t: Option<&str>) -> Op {
+        if let Op::Put { topic, .. } = &mut self {
+            *topic = t.filter(|t| !t.is_empty()).map(str::to_string);
+        }
+        self
     }
 
     pub fn delete(table: &str, id: &str, expect: Expect) -> Op {
@@ -107,6 +120,8 @@ pub struct Change {
     pub revision: Revision,
     pub table: String,
     pub id: String,
+    /// The object's topic (for a deletion: the topic it had).
+    pub topic: Option<String>,
     /// `None` for a deletion.
     pub value: Option<Vec<u8>>,
 }
@@ -157,6 +172,75 @@ pub trait Store: Send + Sync + 'static {
 
     /// A receiver that sees the latest revision each time something commits.
     fn subscribe(&self) -> tokio::sync::watch::Receiver<Revision>;
+
+    /// Every object of every table, consistent at one revision.
+    async fn snapshot(&self) -> Result<Snapshot>;
+}
+
+/// All objects at one revision: where a watcher starts.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    pub revision: Revision,
+    pub records: Vec<Record>,
+}
+
+/// Follows the change log of a store from a revision: every change exactly once, in
+/// revision order, optionally only those of some topics (plus the topic-less ones).
+pub struct Watch {
+    store: Arc<dyn Store>,
+    after: Revision,
+    topics: Option<Vec<String>>,
+    pending: std::collections::VecDeque<Change>,
+    wakeups: tokio::sync::watch::Receiver<Revision>,
+}
+
+impl Watch {
+    /// Changes after revision `after`. `topics: None` means all topics.
+    pub fn new(store: Arc<dyn Store>, after: Revision, topics: Option<Vec<String>>) -> Watch {
+        let wakeups = store.subscribe();
+        Watch {
+            store,
+            after,
+            topics,
+            pending: Default::default(),
+            wakeups,
+        }
+    }
+
+    /// The revision of the last change handed out (or the starting point).
+    pub fn revision(&self) -> Revision {
+        self.after
+    }
+
+    fn wanted(&self, c: &Change) -> bool {
+        match (&self.topics, &c.topic) {
+            (None, _) | (_, None) => true,
+            (Some(ts), Some(t)) => ts.iter().any(|x| x == t),
+        }
+    }
+
+    /// The next change; waits for one. Fails with [`StoreError::Compacted`] when the log
+    /// no longer reaches back to where this watch stands (take a new snapshot).
+    pub async fn next(&mut self) -> Result<Change> {
+        loop {
+            if let Some(c) = self.pending.pop_front() {
+                return Ok(c);
+            }
+            let batch = self.store.changes_since(self.after, 256).await?;
+            if batch.is_empty() {
+                if self.wakeups.changed().await.is_err() {
+                    return Err(StoreError::Unavailable("store closed".into()));
+                }
+                continue;
+            }
+            for c in batch {
+                self.after = self.after.max(c.revision);
+                if self.wanted(&c) {
+                    self.pending.push_back(c);
+                }
+            }
+        }
+    }
 }
 
 /// Opens a store from a `--db` URL: `embedded:PATH` (or a bare path).

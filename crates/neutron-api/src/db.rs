@@ -71,28 +71,24 @@ fn encode<T: NbObject>(obj: &T) -> Vec<u8> {
     serde_json::to_vec(obj).unwrap_or_default()
 }
 
+/// A write of `obj`, distributed under its project's topic.
+fn put<T: NbObject>(obj: &T, expect: Expect) -> Op {
+    let meta = obj.meta();
+    Op::put(T::TABLE.name(), &meta.id, encode(obj), expect).with_topic(Some(&meta.project_id))
+}
+
 impl Txn {
     pub fn new() -> Txn {
         Txn::default()
     }
 
     pub fn create<T: NbObject>(&mut self, obj: &T) {
-        self.ops.push(Op::put(
-            T::TABLE.name(),
-            &obj.meta().id,
-            encode(obj),
-            Expect::Absent,
-        ));
+        self.ops.push(put(obj, Expect::Absent));
     }
 
     /// Writes `obj` if it is still at revision `rev`.
     pub fn update<T: NbObject>(&mut self, obj: &T, rev: Revision) {
-        self.ops.push(Op::put(
-            T::TABLE.name(),
-            &obj.meta().id,
-            encode(obj),
-            Expect::Revision(rev),
-        ));
+        self.ops.push(put(obj, Expect::Revision(rev)));
     }
 
     pub fn delete<T: NbObject>(&mut self, id: &str, rev: Revision) {
