@@ -88,7 +88,8 @@ impl<'a> Reader<'a> {
     }
 
     fn str(&mut self) -> Result<&'a str, StoreError> {
-        std::str::from_utf8(self.bytes()?).map_err(|_| StoreError::Corrupt("stored key is not UTF-8".into()))
+        std::str::from_utf8(self.bytes()?)
+            .map_err(|_| StoreError::Corrupt("stored key is not UTF-8".into()))
     }
 }
 
@@ -133,8 +134,18 @@ mod tests {
     #[test]
     fn changes_round_trip() {
         let enc = encode_changes(&[
-            LogEntry { table: "port", id: "a", topic: "p1", value: Some(b"{}") },
-            LogEntry { table: "claim", id: "ip/x", topic: "", value: None },
+            LogEntry {
+                table: "port",
+                id: "a",
+                topic: "p1",
+                value: Some(b"{}"),
+            },
+            LogEntry {
+                table: "claim",
+                id: "ip/x",
+                topic: "",
+                value: None,
+            },
         ]);
         let dec = decode_changes(7, &enc).unwrap();
         assert_eq!(dec.len(), 2);
@@ -146,7 +157,12 @@ mod tests {
 
     #[test]
     fn truncated_input_is_an_error_not_a_panic() {
-        let enc = encode_changes(&[LogEntry { table: "port", id: "abc", topic: "t", value: Some(b"{\"x\":1}") }]);
+        let enc = encode_changes(&[LogEntry {
+            table: "port",
+            id: "abc",
+            topic: "t",
+            value: Some(b"{\"x\":1}"),
+        }]);
         for n in 0..enc.len() {
             let _ = decode_changes(1, &enc[..n]);
         }

@@ -220,7 +220,10 @@ fn apply_one(
                 let key = object_key(table, id);
                 let topic = topic.as_deref().unwrap_or("");
                 objects
-                    .insert(key.as_str(), encode_object(revision, topic, value).as_slice())
+                    .insert(
+                        key.as_str(),
+                        encode_object(revision, topic, value).as_slice(),
+                    )
                     .map_err(io)?;
                 log.push(LogEntry {
                     table,
@@ -338,7 +341,11 @@ impl Store for Embedded {
     async fn snapshot(&self) -> Result<Snapshot> {
         let txn = self.db.begin_read().map_err(io)?;
         let meta = txn.open_table(META).map_err(io)?;
-        let revision = meta.get("revision").map_err(io)?.map(|v| v.value()).unwrap_or(0);
+        let revision = meta
+            .get("revision")
+            .map_err(io)?
+            .map(|v| v.value())
+            .unwrap_or(0);
         let objects = txn.open_table(OBJECTS).map_err(io)?;
         let mut records = Vec::new();
         for entry in objects.iter().map_err(io)? {
@@ -522,7 +529,9 @@ mod tests {
     async fn watch_follows_commits_with_topics_and_snapshot_matches() {
         let dir = tempfile::tempdir().unwrap();
         let s: Arc<dyn Store> = Arc::new(Embedded::open(dir.path().join("nb.redb")).unwrap());
-        let put = |id: &str, topic: Option<&str>| Op::put("port", id, id.as_bytes().to_vec(), Expect::Any).with_topic(topic);
+        let put = |id: &str, topic: Option<&str>| {
+            Op::put("port", id, id.as_bytes().to_vec(), Expect::Any).with_topic(topic)
+        };
         s.commit(vec![put("a", Some("p1"))]).await.unwrap();
         let snap = s.snapshot().await.unwrap();
         assert_eq!(snap.revision, 1);
@@ -534,7 +543,9 @@ mod tests {
                 s.commit(vec![put("b", Some("p1"))]).await.unwrap();
                 s.commit(vec![put("c", Some("p2"))]).await.unwrap();
                 s.commit(vec![put("g", None)]).await.unwrap();
-                s.commit(vec![Op::delete("port", "c", Expect::Present)]).await.unwrap();
+                s.commit(vec![Op::delete("port", "c", Expect::Present)])
+                    .await
+                    .unwrap();
             })
         };
         let mut got = Vec::new();
@@ -544,6 +555,13 @@ mod tests {
         }
         writer.await.unwrap();
         // p1's change is not delivered; the global one is; the deletion keeps its topic.
-        assert_eq!(got, [(3, "c".into(), true), (4, "g".into(), true), (5, "c".into(), false)]);
+        assert_eq!(
+            got,
+            [
+                (3, "c".into(), true),
+                (4, "g".into(), true),
+                (5, "c".into(), false)
+            ]
+        );
     }
 }
