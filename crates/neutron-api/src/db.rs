@@ -54,7 +54,7 @@ impl Db {
             .store
             .get(Table::Claim.name(), claim)
             .await?
-            .map(|r| String::from_utf8_lossy(&r.value).into_owned()))
+            .map(|r| serde_json::from_slice(&r.value).unwrap_or_default()))
     }
 }
 
@@ -107,7 +107,8 @@ impl Txn {
         self.ops.push(Op::put(
             Table::Claim.name(),
             claim,
-            owner.as_bytes().to_vec(),
+            // A JSON string, like every other stored value.
+            serde_json::to_vec(owner).unwrap_or_default(),
             Expect::Absent,
         ));
     }

@@ -9,6 +9,7 @@ pub mod db;
 pub mod error;
 pub mod listing;
 pub mod locks;
+pub mod nb_stream;
 pub mod resources;
 pub mod versions;
 
@@ -131,6 +132,9 @@ pub fn router(api: Arc<Api>) -> Router {
                 .put(tags::add_one)
                 .delete(tags::remove_one),
         )
+        .route("/nb/v1/revision", get(nb_stream::revision))
+        .route("/nb/v1/snapshot", get(nb_stream::snapshot))
+        .route("/nb/v1/watch", get(nb_stream::watch))
         .fallback(versions::not_found)
         .method_not_allowed_fallback(versions::method_not_allowed)
         .with_state(api)

@@ -1,0 +1,152 @@
+//! The NB store over HTTP, for controllers and `dragonflow db` when the store is embedded
+//! in the server (nothing else can open its file): the current revision, a snapshot, and a
+//! streaming watch from a revision as newline-delimited JSON.
+//!
+//! `GET /nb/v1/revision`, `GET /nb/v1/snapshot[?topics=..][&tables=..]`,
+//! `GET /nb/v1/watch?after=R[&topics=a,b][&tables=port,network]`. A watch whose `after`
+//! was compacted away gets 410 and takes a new snapshot. A blank line is sent every
+//! 15 s of silence so dead connections are noticed.
+
+use crate::Api;
+use crate::error::{ApiError, ApiResult};
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::{RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use nbdb::{Change, Record, StoreError, Watch};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+
+const HEARTBEAT: Duration = Duration::from_secs(15);
+
+/// Query parameters shared by the endpoints.
+#[derive(Default)]
+struct Params {
+    after: Option<u64>,
+    topics: Option<Vec<String>>,
+    tables: Option<Vec<String>>,
+}
+
+fn params(raw: Option<&str>) -> ApiResult<Params> {
+    let mut p = Params::default();
+    let list = |v: &str| {
+        v.split(',')
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect()
+    };
+    for (k, v) in form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
+        match k.as_ref() {
+            "after" => {
+                p.after = Some(v.parse().map_err(|_| {
+                    ApiError::bad_request("HTTPBadRequest", format!("after={v} is not a revision"))
+                })?)
+            }
+            "topics" => p.topics = Some(list(&v)),
+            "tables" => p.tables = Some(list(&v)),
+            other => {
+                return Err(ApiError::bad_request(
+                    "HTTPBadRequest",
+                    format!("unknown parameter {other}"),
+                ));
+            }
+        }
+    }
+    Ok(p)
+}
+
+fn value_json(bytes: Option<&[u8]>) -> Value {
+    bytes
+        .map(|b| serde_json::from_slice(b).unwrap_or(Value::Null))
+        .unwrap_or(Value::Null)
+}
+
+fn record_json(r: &Record) -> Value {
+    json!({"table": r.table, "id": r.id, "revision": r.revision, "topic": r.topic, "value": value_json(Some(&r.value))})
+}
+
+fn change_json(c: &Change) -> Value {
+    json!({"revision": c.revision, "table": c.table, "id": c.id, "topic": c.topic, "value": value_json(c.value.as_deref())})
+}
+
+fn wanted(p: &Params, table: &str, topic: Option<&str>) -> bool {
+    let table_ok = p
+        .tables
+        .as_ref()
+        .is_none_or(|ts| ts.iter().any(|t| t == table));
+    let topic_ok = match (&p.topics, topic) {
+        (None, _) | (_, None) => true,
+        (Some(ts), Some(t)) => ts.iter().any(|x| x == t),
+    };
+    table_ok && topic_ok
+}
+
+pub async fn revision(State(api): State<Arc<Api>>) -> ApiResult<Json<Value>> {
+    Ok(Json(json!({"revision": api.db.store.revision().await?})))
+}
+
+pub async fn snapshot(
+    State(api): State<Arc<Api>>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Json<Value>> {
+    let p = params(q.as_deref())?;
+    let snap = api.db.store.snapshot().await?;
+    let records: Vec<Value> = snap
+        .records
+        .iter()
+        .filter(|r| wanted(&p, &r.table, r.topic.as_deref()))
+        .map(record_json)
+        .collect();
+    Ok(Json(json!({"revision": snap.revision, "records": records})))
+}
+
+pub async fn watch(State(api): State<Arc<Api>>, RawQuery(q): RawQuery) -> ApiResult<Response> {
+    let p = params(q.as_deref())?;
+    let after = p
+        .after
+        .ok_or_else(|| ApiError::bad_request("HTTPBadRequest", "after=REVISION is required"))?;
+    // Fail now, with a status, if the log no longer reaches back that far.
+    match api.db.store.changes_since(after, 1).await {
+        Err(StoreError::Compacted { requested, oldest }) => {
+            return Err(ApiError::new(
+                StatusCode::GONE,
+                "Compacted",
+                format!(
+                    "revision {requested} was compacted (oldest kept: {oldest}); take a new snapshot"
+                ),
+            ));
+        }
+        Err(e) => return Err(e.into()),
+        Ok(_) => {}
+    }
+    let w = Watch::new(api.db.store.clone(), after, p.topics.clone());
+    let stream = futures_util::stream::unfold((w, p), |(mut w, p)| async move {
+        loop {
+            match tokio::time::timeout(HEARTBEAT, w.next()).await {
+                Err(_) => {
+                    return Some((
+                        Ok::<Bytes, std::io::Error>(Bytes::from_static(b"\n")),
+                        (w, p),
+                    ));
+                }
+                Ok(Err(e)) => {
+                    // The stream ends; the client resumes from its last revision.
+                    tracing::warn!(error = %e, "watch stream ended");
+                    return None;
+                }
+                Ok(Ok(c)) if wanted(&p, &c.table, c.topic.as_deref()) => {
+                    let mut line = change_json(&c).to_string().into_bytes();
+                    line.push(b'\n');
+                    return Some((Ok(Bytes::from(line)), (w, p)));
+                }
+                Ok(Ok(_)) => continue,
+            }
+        }
+    });
+    Response::builder()
+        .header("content-type", "application/x-ndjson")
+        .body(Body::from_stream(stream))
+        .map_err(|e| ApiError::internal(e.to_string()))
+}
