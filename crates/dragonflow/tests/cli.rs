@@ -377,6 +377,10 @@ fn router_and_floating_ip_lifecycle() {
         s(&fip, "floating_ip_address").starts_with("172.24.4."),
         "{fip}"
     );
+    let listed = srv.os(&["floating", "ip", "list"]);
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    let routers = srv.os(&["router", "list"]);
+    assert_eq!(routers.as_array().unwrap()[0]["Name"], "r1", "{routers}");
     srv.os_ok(&["floating", "ip", "set", "--port", &s(&vm, "id"), &fid]);
     let fip = srv.os(&["floating", "ip", "show", &fid]);
     assert_eq!(s(&fip, "router_id"), rid);
@@ -490,6 +494,9 @@ fn security_group_lifecycle() {
         6,
         "2 egress defaults + 4: {rules}"
     );
+    let shown = srv.os(&["security", "group", "rule", "show", &s(&r1, "id")]);
+    assert_eq!(s(&shown, "remote_ip_prefix"), "10.0.1.0/24");
+    assert_eq!(s(&shown, "protocol"), "tcp");
     srv.os_ok(&["security", "group", "rule", "delete", &s(&r1, "id")]);
     srv.os_ok(&["security", "group", "set", "web", "--name", "web2"]);
     assert_eq!(
