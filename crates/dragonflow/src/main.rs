@@ -2,6 +2,7 @@
 //! and runs a subcommand. No logic of its own.
 
 mod config;
+mod db;
 
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
@@ -36,6 +37,17 @@ enum Command {
         #[arg(long)]
         db: Option<String>,
     },
+    /// Inspect the NB store: tables, ls, get, dump, watch.
+    Db {
+        /// A server (`http://127.0.0.1:9696`) or a store URL (`embedded:PATH`).
+        #[arg(long, default_value = "http://127.0.0.1:9696")]
+        nb: String,
+        /// Machine-readable output (one JSON document or JSON line per item).
+        #[arg(long)]
+        json: bool,
+        #[command(subcommand)]
+        command: db::DbCommand,
+    },
 }
 
 fn init_logging(json: bool) {
@@ -63,11 +75,11 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Server { listen, db } => run_server(file, listen, db),
+        Command::Db { nb, json, command } => db::run(&nb, json, command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e}");
             eprintln!("dragonflow: {e}");
             ExitCode::FAILURE
         }

@@ -119,6 +119,7 @@ fn rule(
     SecurityGroupRule {
         meta: Meta {
             id: model::new_id(),
+            name: String::new(),
             ..meta_of.clone()
         },
         security_group_id: group.into(),
@@ -609,17 +610,24 @@ fn add_rule(txn: &mut Txn, r: &SecurityGroupRule) {
     txn.claim(&rule_fingerprint(r), &r.meta.id);
 }
 
+/// The claim id of a rule's content: `sgrule/<group>/<dir>/<ethertype>/<proto>/<min>/<max>/<remote>`.
 fn rule_fingerprint(r: &SecurityGroupRule) -> String {
+    fn opt<T: ToString>(v: Option<T>) -> String {
+        v.map(|v| v.to_string()).unwrap_or_else(|| "any".into())
+    }
+    let remote = match (&r.remote_ip_prefix, &r.remote_group_id) {
+        (Some(p), _) => format!("ip:{p}"),
+        (_, Some(g)) => format!("group:{g}"),
+        _ => "any".into(),
+    };
     format!(
-        "sgrule/{}/{:?}/{:?}/{:?}/{:?}/{:?}/{:?}/{:?}",
+        "sgrule/{}/{:?}/{:?}/{}/{}/{}/{remote}",
         r.security_group_id,
         r.direction,
         r.ethertype,
-        r.protocol_number,
-        r.port_range_min,
-        r.port_range_max,
-        r.remote_ip_prefix,
-        r.remote_group_id
+        opt(r.protocol_number),
+        opt(r.port_range_min),
+        opt(r.port_range_max),
     )
 }
 

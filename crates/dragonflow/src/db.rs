@@ -1,0 +1,299 @@
+//! `dragonflow db`: inspect the NB store. Reads through a server's `/nb/v1` endpoints
+//! (`http://…`, the only way into an embedded store that a running server holds) or
+//! directly from a store URL (`embedded:PATH` of a stopped server, and later etcd/Redis).
+
+use clap::Subcommand;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+
+#[derive(Subcommand)]
+pub enum DbCommand {
+    /// List the tables with their object counts.
+    Tables,
+    /// List the objects of a table.
+    Ls { table: String },
+    /// Show one object.
+    Get { table: String, id: String },
+    /// Print every object of every table.
+    Dump,
+    /// Follow the change stream (from a revision; default: now).
+    Watch {
+        #[arg(long)]
+        from: Option<u64>,
+        /// Only these topics (projects), comma-separated.
+        #[arg(long)]
+        topics: Option<String>,
+    },
+}
+
+/// One object as the store holds it.
+struct Obj {
+    table: String,
+    id: String,
+    revision: u64,
+    topic: Option<String>,
+    value: Value,
+}
+
+fn obj_from_json(v: &Value) -> Obj {
+    Obj {
+        table: v["table"].as_str().unwrap_or_default().to_string(),
+        id: v["id"].as_str().unwrap_or_default().to_string(),
+        revision: v["revision"].as_u64().unwrap_or_default(),
+        topic: v["topic"].as_str().map(str::to_string),
+        value: v["value"].clone(),
+    }
+}
+
+fn obj_json(o: &Obj) -> Value {
+    json!({"table": o.table, "id": o.id, "revision": o.revision, "topic": o.topic, "value": o.value})
+}
+
+enum Source {
+    Http(String),
+    Store(std::sync::Arc<dyn nbdb::Store>, tokio::runtime::Runtime),
+}
+
+impl Source {
+    fn open(url: &str) -> Result<Source, String> {
+        if url.starts_with("http://") || url.starts_with("https://") {
+            return Ok(Source::Http(url.trim_end_matches('/').to_string()));
+        }
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        let store = nbdb::open(url).map_err(|e| {
+            format!("cannot open {url}: {e} (is a server holding it? use --nb http://HOST:9696)")
+        })?;
+        Ok(Source::Store(store, rt))
+    }
+
+    fn snapshot(&self) -> Result<(u64, Vec<Obj>), String> {
+        match self {
+            Source::Http(base) => {
+                let url = format!("{base}/nb/v1/snapshot");
+                let mut resp = ureq::get(&url).call().map_err(|e| format!("{url}: {e}"))?;
+                let v: Value = resp
+                    .body_mut()
+                    .read_json()
+                    .map_err(|e| format!("{url}: {e}"))?;
+                let records = v["records"]
+                    .as_array()
+                    .map(|a| a.iter().map(obj_from_json).collect())
+                    .unwrap_or_default();
+                Ok((v["revision"].as_u64().unwrap_or_default(), records))
+            }
+            Source::Store(store, rt) => {
+                let snap = rt.block_on(store.snapshot()).map_err(|e| e.to_string())?;
+                let records = snap
+                    .records
+                    .into_iter()
+                    .map(|r| Obj {
+                        value: serde_json::from_slice(&r.value).unwrap_or(Value::Null),
+                        table: r.table,
+                        id: r.id,
+                        revision: r.revision,
+                        topic: r.topic,
+                    })
+                    .collect();
+                Ok((snap.revision, records))
+            }
+        }
+    }
+
+    /// Calls `each` for every change after `after` until the stream ends or `each` says stop.
+    fn watch(
+        &self,
+        after: u64,
+        topics: Option<&str>,
+        mut each: impl FnMut(Value) -> bool,
+    ) -> Result<(), String> {
+        match self {
+            Source::Http(base) => {
+                let mut url = format!("{base}/nb/v1/watch?after={after}");
+                if let Some(t) = topics {
+                    url.push_str(&format!("&topics={t}"));
+                }
+                let resp = ureq::get(&url).call().map_err(|e| format!("{url}: {e}"))?;
+                for line in BufReader::new(resp.into_body().into_reader()).lines() {
+                    let line = line.map_err(|e| e.to_string())?;
+                    if line.trim().is_empty() {
+                        continue;
+                    }
+                    let v: Value =
+                        serde_json::from_str(&line).map_err(|e| format!("bad stream line: {e}"))?;
+                    if !each(v) {
+                        break;
+                    }
+                }
+                Err("the server closed the stream".into())
+            }
+            Source::Store(store, rt) => {
+                let topics = topics.map(|t| t.split(',').map(str::to_string).collect());
+                let mut w = nbdb::Watch::new(store.clone(), after, topics);
+                loop {
+                    let c = rt.block_on(w.next()).map_err(|e| e.to_string())?;
+                    let value = c
+                        .value
+                        .as_deref()
+                        .map(|b| serde_json::from_slice(b).unwrap_or(Value::Null))
+                        .unwrap_or(Value::Null);
+                    let v = json!({"revision": c.revision, "table": c.table, "id": c.id, "topic": c.topic, "value": value});
+                    if !each(v) {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A one-line summary of an object for listings.
+fn summary(o: &Obj) -> String {
+    let name = o
+        .value
+        .get("name")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty());
+    let extra = match o.table.as_str() {
+        "port" => o.value.get("fixed_ips").map(|f| {
+            f.as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|x| x["ip_address"].as_str())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
+                .unwrap_or_default()
+        }),
+        "subnet" => o
+            .value
+            .get("cidr")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        "claim" => o.value.as_str().map(|owner| format!("-> {owner}")),
+        _ => None,
+    };
+    let mut s = format!(
+        "{:<45} rev {:<8} topic {:<12}",
+        o.id,
+        o.revision,
+        o.topic.as_deref().unwrap_or("-")
+    );
+    if let Some(n) = name {
+        s.push_str(&format!(" name {n}"));
+    }
+    if let Some(e) = extra.filter(|e| !e.is_empty()) {
+        s.push_str(&format!(" {e}"));
+    }
+    s
+}
+
+pub fn run(nb: &str, json_out: bool, cmd: DbCommand) -> Result<(), String> {
+    let src = Source::open(nb)?;
+    let out = std::io::stdout();
+    let mut out = out.lock();
+    let mut print = |s: String| {
+        // A closed pipe (e.g. `| head`) just ends the listing.
+        let _ = writeln!(out, "{s}");
+    };
+    match cmd {
+        DbCommand::Tables => {
+            let (rev, objs) = src.snapshot()?;
+            let mut counts: BTreeMap<String, usize> = model::Table::ALL
+                .iter()
+                .map(|t| (t.name().to_string(), 0))
+                .collect();
+            for o in &objs {
+                *counts.entry(o.table.clone()).or_default() += 1;
+            }
+            if json_out {
+                print(json!({"revision": rev, "tables": counts}).to_string());
+            } else {
+                print(format!("revision {rev}"));
+                for (t, n) in counts {
+                    print(format!("{t:<16} {n}"));
+                }
+            }
+        }
+        DbCommand::Ls { table } => {
+            let (_, objs) = src.snapshot()?;
+            if model::Table::from_name(&table).is_none() {
+                return Err(format!(
+                    "unknown table {table:?}; see `dragonflow db tables`"
+                ));
+            }
+            for o in objs.iter().filter(|o| o.table == table) {
+                print(if json_out {
+                    obj_json(o).to_string()
+                } else {
+                    summary(o)
+                });
+            }
+        }
+        DbCommand::Get { table, id } => {
+            let (_, objs) = src.snapshot()?;
+            let o = objs
+                .iter()
+                .find(|o| o.table == table && o.id == id)
+                .ok_or_else(|| format!("{table}/{id} not found"))?;
+            print(if json_out {
+                obj_json(o).to_string()
+            } else {
+                format!(
+                    "{}/{} (revision {}, topic {})\n{}",
+                    o.table,
+                    o.id,
+                    o.revision,
+                    o.topic.as_deref().unwrap_or("-"),
+                    serde_json::to_string_pretty(&o.value).unwrap_or_default()
+                )
+            });
+        }
+        DbCommand::Dump => {
+            let (rev, objs) = src.snapshot()?;
+            if json_out {
+                print(json!({"revision": rev, "records": objs.iter().map(obj_json).collect::<Vec<_>>()}).to_string());
+            } else {
+                print(format!("revision {rev}"));
+                let mut current = String::new();
+                for o in &objs {
+                    if o.table != current {
+                        current = o.table.clone();
+                        print(format!("\n[{current}]"));
+                    }
+                    print(summary(o));
+                }
+            }
+        }
+        DbCommand::Watch { from, topics } => {
+            let after = match from {
+                Some(r) => r.saturating_sub(1),
+                None => src.snapshot()?.0,
+            };
+            src.watch(after, topics.as_deref(), |c| {
+                let line = if json_out {
+                    c.to_string()
+                } else {
+                    let op = if c["value"].is_null() {
+                        "delete"
+                    } else {
+                        "put"
+                    };
+                    format!(
+                        "{:<8} {:<6} {}/{} topic {}",
+                        c["revision"],
+                        op,
+                        c["table"].as_str().unwrap_or_default(),
+                        c["id"].as_str().unwrap_or_default(),
+                        c["topic"].as_str().unwrap_or("-")
+                    )
+                };
+                writeln!(std::io::stdout(), "{line}").is_ok()
+            })?;
+        }
+    }
+    Ok(())
+}
