@@ -12,7 +12,7 @@ fn db(nb: &str, args: &[&str]) -> Result<String, String> {
         .args(["db", "--nb", nb])
         .args(args)
         .output()
-        .expect("run dragonflow db");
+        .map_err(|e| format!("cannot run dragonflow db: {e}"))?;
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     if out.status.success() {
         Ok(stdout)
