@@ -4,6 +4,9 @@
 //!
 //! `cargo bench -p dragonflow --bench api` (env: DF_BENCH_PORTS, DF_BENCH_CLIENTS).
 
+mod common;
+
+use common::{ms, percentile, write_section};
 use serde_json::{Value, json};
 use std::net::TcpListener;
 use std::process::{Command, Stdio};
@@ -20,11 +23,6 @@ fn post(agent: &ureq::Agent, url: &str, body: &Value) -> Value {
     let mut resp = agent.post(url).send_json(body).expect("POST");
     assert_eq!(resp.status().as_u16(), 201);
     resp.body_mut().read_json().expect("json")
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
 }
 
 fn main() {
@@ -104,7 +102,6 @@ fn main() {
     latencies.sort();
     let n = latencies.len();
     let rate = n as f64 / wall.as_secs_f64();
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     let (p50, p99, max) = (
         percentile(&latencies, 0.50),
         percentile(&latencies, 0.99),
@@ -137,21 +134,4 @@ fn main() {
         ms(max)
     );
     write_section("api-port-create", &section);
-}
-
-/// Replaces (or appends) the section between `<!-- begin NAME -->` and `<!-- end NAME -->`.
-fn write_section(name: &str, body: &str) {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/benchmarks.md");
-    let old = std::fs::read_to_string(&path).unwrap_or_else(|_| "# Benchmarks\n".into());
-    let (begin, end) = (
-        format!("<!-- begin {name} -->"),
-        format!("<!-- end {name} -->"),
-    );
-    let block = format!("{begin}\n{body}{end}");
-    let new = match (old.find(&begin), old.find(&end)) {
-        (Some(a), Some(b)) if b > a => format!("{}{block}{}", &old[..a], &old[b + end.len()..]),
-        _ => format!("{}\n{block}\n", old.trim_end()),
-    };
-    std::fs::write(&path, new).expect("write docs/benchmarks.md");
-    println!("recorded in {}", path.display());
 }
