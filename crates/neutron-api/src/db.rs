@@ -39,13 +39,20 @@ impl Db {
             .ok_or_else(|| ApiError::not_found(T::KIND, id))
     }
 
+    /// Every object of the table. An object that cannot be decoded is logged with its key
+    /// and left out, so one corrupt record does not take a whole listing down.
     pub async fn all<T: NbObject>(&self) -> ApiResult<Vec<(T, Revision)>> {
-        self.store
-            .list(T::TABLE.name(), "")
-            .await?
+        let records = self.store.list(T::TABLE.name(), "").await?;
+        Ok(records
             .into_iter()
-            .map(|r| Ok((decode(&r.id, &r.value)?, r.revision)))
-            .collect()
+            .filter_map(|r| match decode::<T>(&r.id, &r.value) {
+                Ok(obj) => Some((obj, r.revision)),
+                Err(e) => {
+                    tracing::error!(table = %T::TABLE, id = %r.id, "{}", e.message);
+                    None
+                }
+            })
+            .collect())
     }
 
     /// The owner recorded in a claim (`ip/…`, `mac/…`, `key/…`, `seg/…`), if claimed.

@@ -57,18 +57,33 @@ fn params(raw: Option<&str>) -> ApiResult<Params> {
     Ok(p)
 }
 
-fn value_json(bytes: Option<&[u8]>) -> Value {
-    bytes
-        .map(|b| serde_json::from_slice(b).unwrap_or(Value::Null))
-        .unwrap_or(Value::Null)
+/// The stored JSON value; a value that is not JSON is reported with its key and skipped
+/// (`None`), so one corrupt object never stops a reader.
+fn value_json(table: &str, id: &str, bytes: Option<&[u8]>) -> Option<Value> {
+    let Some(b) = bytes else {
+        return Some(Value::Null);
+    };
+    match serde_json::from_slice(b) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            tracing::error!(table, id, error = %e, "corrupt value in the NB store skipped");
+            None
+        }
+    }
 }
 
-fn record_json(r: &Record) -> Value {
-    json!({"table": r.table, "id": r.id, "revision": r.revision, "topic": r.topic, "value": value_json(Some(&r.value))})
+fn record_json(r: &Record) -> Option<Value> {
+    let value = value_json(&r.table, &r.id, Some(&r.value))?;
+    Some(
+        json!({"table": r.table, "id": r.id, "revision": r.revision, "topic": r.topic, "value": value}),
+    )
 }
 
-fn change_json(c: &Change) -> Value {
-    json!({"revision": c.revision, "table": c.table, "id": c.id, "topic": c.topic, "value": value_json(c.value.as_deref())})
+fn change_json(c: &Change) -> Option<Value> {
+    let value = value_json(&c.table, &c.id, c.value.as_deref())?;
+    Some(
+        json!({"revision": c.revision, "table": c.table, "id": c.id, "topic": c.topic, "value": value}),
+    )
 }
 
 fn wanted(p: &Params, table: &str, topic: Option<&str>) -> bool {
@@ -97,7 +112,7 @@ pub async fn snapshot(
         .records
         .iter()
         .filter(|r| wanted(&p, &r.table, r.topic.as_deref()))
-        .map(record_json)
+        .filter_map(record_json)
         .collect();
     Ok(Json(json!({"revision": snap.revision, "records": records})))
 }
@@ -137,7 +152,8 @@ pub async fn watch(State(api): State<Arc<Api>>, RawQuery(q): RawQuery) -> ApiRes
                     return None;
                 }
                 Ok(Ok(c)) if wanted(&p, &c.table, c.topic.as_deref()) => {
-                    let mut line = change_json(&c).to_string().into_bytes();
+                    let Some(v) = change_json(&c) else { continue };
+                    let mut line = v.to_string().into_bytes();
                     line.push(b'\n');
                     return Some((Ok(Bytes::from(line)), (w, p)));
                 }
