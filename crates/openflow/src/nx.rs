@@ -295,8 +295,21 @@ pub(crate) fn prop_u16(p: &[u8]) -> Result<u16> {
 pub(crate) fn prop_u32(p: &[u8]) -> Result<u32> {
     Reader::new(p, "property").u32()
 }
+/// 64-bit properties carry 4 bytes of padding first so that the value is 8-aligned
+/// (OVS's layout); a bare 8-byte payload is accepted too.
 pub(crate) fn prop_u64(p: &[u8]) -> Result<u64> {
-    Reader::new(p, "property").u64()
+    let mut r = Reader::new(p, "property");
+    if p.len() == 12 {
+        r.skip(4)?;
+    }
+    r.u64()
+}
+
+/// Appends a 64-bit property in OVS's aligned layout (4 zero bytes, then the value).
+pub(crate) fn put_prop_u64(out: &mut Vec<u8>, ty: u16, v: u64) {
+    let mut payload = [0u8; 12];
+    payload[4..].copy_from_slice(&v.to_be_bytes());
+    put_prop(out, ty, &payload);
 }
 
 /// Writes the subtype and body of Nicira action `a` (after the vendor id).

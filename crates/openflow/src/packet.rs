@@ -3,7 +3,7 @@
 use crate::action::{Action, decode_actions, encode_actions};
 use crate::buf::{Reader, patch_u16, put_u8, put_u16, put_u32, put_u64, put_zeros};
 use crate::error::{Error, Result};
-use crate::nx::{prop_u8, prop_u32, prop_u64, put_prop, read_prop};
+use crate::nx::{prop_u8, prop_u32, prop_u64, put_prop, put_prop_u64, read_prop};
 use crate::oxm::{Field, Match, decode_oxms};
 
 /// Packet-in reasons.
@@ -151,7 +151,7 @@ impl PacketIn2 {
             put_prop(out, PINT_TABLE_ID, &[v]);
         }
         if let Some(v) = self.cookie {
-            put_prop(out, PINT_COOKIE, &v.to_be_bytes());
+            put_prop_u64(out, PINT_COOKIE, v);
         }
         if let Some(v) = self.reason {
             put_prop(out, PINT_REASON, &[v]);
