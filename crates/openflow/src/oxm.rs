@@ -465,6 +465,11 @@ impl Field {
     }
 }
 
+/// A value with the `n` low bits set (a mask for an `n`-bit field or subfield).
+pub fn low_bits(n: u32) -> u128 {
+    ones(n)
+}
+
 /// `n` low bits set.
 pub(crate) fn ones(n: u32) -> u128 {
     if n >= 128 {
