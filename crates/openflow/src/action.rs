@@ -349,3 +349,102 @@ pub(crate) fn decode_actions_at(buf: &[u8], depth: u8) -> Result<Vec<Action>> {
     }
     Ok(v)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nx::{Ct, CtZone, Subfield};
+    use crate::oxm::Field;
+
+    fn bytes(a: &Action) -> Vec<u8> {
+        let mut v = Vec::new();
+        a.encode(&mut v);
+        v
+    }
+
+    #[test]
+    fn standard_actions() {
+        assert_eq!(
+            bytes(&Action::controller(128)),
+            [
+                0, 0, 0, 16, 0xff, 0xff, 0xff, 0xfd, 0, 128, 0, 0, 0, 0, 0, 0
+            ]
+        );
+        assert_eq!(bytes(&Action::Group(3)), [0, 22, 0, 8, 0, 0, 0, 3]);
+        // set_field tun_id: OXM_OF_TUNNEL_ID (38) padded to 16 bytes.
+        assert_eq!(
+            bytes(&Action::set_field(Field::TunId, 0x42u64)),
+            [0, 25, 0, 16, 0x80, 0, 0x4c, 8, 0, 0, 0, 0, 0, 0, 0, 0x42]
+        );
+    }
+
+    #[test]
+    fn nicira_actions_match_ovs_layout() {
+        // resubmit(,20): NXAST_RESUBMIT_TABLE with in_port OFPP_IN_PORT (0xfff8).
+        assert_eq!(
+            bytes(&Action::resubmit_table(20)),
+            [
+                0xff, 0xff, 0, 16, 0, 0, 0x23, 0x20, 0, 14, 0xff, 0xf8, 20, 0, 0, 0
+            ]
+        );
+        // load:5->NXM_NX_REG6[]: ofs_nbits = 31.
+        assert_eq!(
+            bytes(&Action::load(Field::Reg(6), 0, 32, 5)),
+            [
+                0xff, 0xff, 0, 24, 0, 0, 0x23, 0x20, 0, 7, 0, 31, 0, 1, 0x0c, 4, 0, 0, 0, 0, 0, 0,
+                0, 5
+            ]
+        );
+        // ct(table=15,zone=NXM_NX_REG6[0..15]), as ovs-ofctl encodes it.
+        let ct = Action::Ct(Ct {
+            zone: CtZone::Field(Subfield::new(Field::Reg(6), 0, 16)),
+            recirc_table: 15,
+            ..Ct::default()
+        });
+        assert_eq!(
+            bytes(&ct),
+            [
+                0xff, 0xff, 0, 24, 0, 0, 0x23, 0x20, 0, 35, 0, 0, 0, 1, 0x0c, 4, 0, 15, 15, 0, 0,
+                0, 0, 0
+            ]
+        );
+        assert_eq!(decode_actions(&bytes(&ct)), Ok(vec![ct]));
+    }
+
+    #[test]
+    fn old_resubmit_and_unknown_subtypes_decode() {
+        // NXAST_RESUBMIT (1) has no table: it means the current table (255).
+        let old = [0xff, 0xff, 0, 16, 0, 0, 0x23, 0x20, 0, 1, 0, 5, 0, 0, 0, 0];
+        assert_eq!(
+            decode_actions(&old),
+            Ok(vec![Action::Resubmit {
+                in_port: 5,
+                table: 255,
+                ct: false
+            }])
+        );
+        // An NX subtype we do not know is kept raw (subtype first).
+        let unknown = [
+            0xff, 0xff, 0, 16, 0, 0, 0x23, 0x20, 0, 200, 1, 2, 3, 4, 5, 6,
+        ];
+        assert_eq!(
+            decode_actions(&unknown),
+            Ok(vec![Action::Experimenter {
+                experimenter: NX_VENDOR_ID,
+                data: vec![0, 200, 1, 2, 3, 4, 5, 6]
+            }])
+        );
+    }
+
+    #[test]
+    fn bad_action_lengths() {
+        assert_eq!(
+            decode_actions(&[0, 0, 0, 12, 0, 0, 0, 0, 0, 0, 0, 0]),
+            Err(Error::BadLength("action"))
+        );
+        assert_eq!(
+            decode_actions(&[0, 0, 0, 16, 0, 0, 0, 0]),
+            Err(Error::Truncated("actions"))
+        );
+    }
+}

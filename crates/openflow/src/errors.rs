@@ -264,3 +264,60 @@ const ONF_CODES: &[(u16, &str)] = &[
     (4447, "OFPBPC_BAD_EXP_VALUE"),
     (4448, "OFPBPC_EPERM"),
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        let e = ErrorMsg {
+            ty: 2,
+            code: 4,
+            experimenter: 0,
+            data: vec![],
+        };
+        assert_eq!(
+            (e.type_name(), e.name()),
+            (Some("OFPET_BAD_ACTION"), Some("OFPBAC_BAD_OUT_PORT"))
+        );
+        let nx = ErrorMsg {
+            ty: 0xffff,
+            code: 15,
+            experimenter: crate::action::NX_VENDOR_ID,
+            data: vec![],
+        };
+        assert_eq!(nx.name(), Some("NXBAC_BAD_CONJUNCTION"));
+        let onf = ErrorMsg {
+            ty: 0xffff,
+            code: 2313,
+            experimenter: crate::action::ONF_VENDOR_ID,
+            data: vec![],
+        };
+        assert_eq!(onf.name(), Some("OFPBFC_MSG_FAILED"));
+        assert_eq!(
+            ErrorMsg {
+                ty: 99,
+                code: 0,
+                experimenter: 0,
+                data: vec![]
+            }
+            .name(),
+            None
+        );
+    }
+
+    #[test]
+    fn experimenter_error_bytes() {
+        let e = ErrorMsg {
+            ty: 0xffff,
+            code: 15,
+            experimenter: 0x2320,
+            data: vec![9],
+        };
+        let mut v = Vec::new();
+        e.encode(&mut v);
+        assert_eq!(v, [0xff, 0xff, 0, 15, 0, 0, 0x23, 0x20, 9]);
+        assert_eq!(ErrorMsg::decode(&mut Reader::new(&v, "error")), Ok(e));
+    }
+}

@@ -154,3 +154,54 @@ impl XidAllocator {
         x
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_header() {
+        let h = Header::parse(&[0x04, 0x0e, 0x00, 0x50, 0xde, 0xad, 0xbe, 0xef]).expect("header");
+        assert_eq!(
+            h,
+            Header {
+                version: 4,
+                ty: msg_type::FLOW_MOD,
+                length: 80,
+                xid: 0xdead_beef
+            }
+        );
+        assert_eq!(
+            Header::parse(&[4, 0, 0]),
+            Err(Error::Truncated("OpenFlow header"))
+        );
+        assert_eq!(
+            Header::parse(&[4, 0, 0, 7, 0, 0, 0, 0]),
+            Err(Error::BadLength("OpenFlow header"))
+        );
+    }
+
+    #[test]
+    fn frames_split_across_reads() {
+        let a = [4u8, 20, 0, 8, 0, 0, 0, 1];
+        let b = [4u8, 2, 0, 11, 0, 0, 0, 2, b'a', b'b', b'c'];
+        let stream: Vec<u8> = a.iter().chain(b.iter()).copied().collect();
+        let mut fr = FrameReader::new();
+        fr.extend(&stream[..5]);
+        assert_eq!(fr.next_frame(), Ok(None));
+        fr.extend(&stream[5..12]);
+        assert_eq!(fr.next_frame(), Ok(Some(&a[..])));
+        assert_eq!(fr.next_frame(), Ok(None));
+        fr.extend(&stream[12..]);
+        assert_eq!(fr.next_frame(), Ok(Some(&b[..])));
+        assert_eq!(fr.pending(), 0);
+    }
+
+    #[test]
+    fn xids_skip_zero() {
+        let mut x = XidAllocator { next: u32::MAX };
+        assert_eq!(x.next_xid(), u32::MAX);
+        assert_eq!(x.next_xid(), 1);
+        assert_eq!(XidAllocator::new().next_xid(), 1);
+    }
+}

@@ -361,3 +361,72 @@ impl Message {
         Ok((h.xid, m))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Instruction;
+
+    #[test]
+    fn hello_and_barrier_bytes() {
+        assert_eq!(
+            Message::Hello(Hello::of13()).to_vec(1),
+            Ok(vec![4, 0, 0, 16, 0, 0, 0, 1, 0, 1, 0, 8, 0, 0, 0, 0x10])
+        );
+        assert_eq!(
+            Message::BarrierRequest.to_vec(7),
+            Ok(vec![4, 20, 0, 8, 0, 0, 0, 7])
+        );
+        // A hello from an OpenFlow 1.0 peer still decodes (version negotiation).
+        assert_eq!(
+            Message::decode(&[1, 0, 0, 8, 0, 0, 0, 3]),
+            Ok((3, Message::Hello(Hello::default())))
+        );
+    }
+
+    #[test]
+    fn flow_mod_bytes() {
+        let fm = FlowMod {
+            instructions: vec![Instruction::GotoTable(1)],
+            ..FlowMod::add(0, 10)
+        };
+        let want: Vec<u8> = vec![
+            4, 14, 0, 64, 0, 0, 0, 5, // header
+            0, 0, 0, 0, 0, 0, 0, 0, // cookie
+            0, 0, 0, 0, 0, 0, 0, 0, // cookie mask
+            0, 0, 0, 0, 0, 0, 0, 10, // table, command, idle, hard, priority
+            0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, // buffer id, out port
+            0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, // out group, flags, pad
+            0, 1, 0, 4, 0, 0, 0, 0, // empty match
+            0, 1, 0, 8, 1, 0, 0, 0, // goto_table:1
+        ];
+        assert_eq!(Message::FlowMod(fm.clone()).to_vec(5), Ok(want.clone()));
+        assert_eq!(Message::decode(&want), Ok((5, Message::FlowMod(fm))));
+    }
+
+    #[test]
+    fn bundle_add_wraps_with_the_same_xid() {
+        let m = Message::BundleAdd {
+            bundle_id: 9,
+            flags: 1,
+            message: Box::new(Message::BarrierRequest),
+        };
+        let b = m.to_vec(0x42).expect("encode");
+        assert_eq!(
+            b,
+            [
+                4, 4, 0, 32, 0, 0, 0, 0x42, 0x4f, 0x4e, 0x46, 0, 0, 0, 0x08, 0xfd, 0, 0, 0, 9, 0,
+                0, 0, 1, 4, 20, 0, 8, 0, 0, 0, 0x42
+            ]
+        );
+        assert_eq!(Message::decode(&b), Ok((0x42, m)));
+    }
+
+    #[test]
+    fn oversized_messages_are_refused() {
+        let mut out = vec![1, 2, 3];
+        let m = Message::EchoRequest(vec![0; 70_000]);
+        assert!(m.encode(1, &mut out).is_err());
+        assert_eq!(out, [1, 2, 3], "nothing appended on error");
+    }
+}

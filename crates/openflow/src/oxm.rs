@@ -753,3 +753,126 @@ pub fn u128_mac(v: u128) -> [u8; 6] {
     m.copy_from_slice(b.get(10..16).unwrap_or(&[0; 6]));
     m
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bytes(f: OxmField) -> Vec<u8> {
+        let mut v = Vec::new();
+        f.encode(&mut v);
+        v
+    }
+
+    #[test]
+    fn encodes_nxm_and_oxm_headers() {
+        // NXM_NX_REG6 = 5: class 0x0001, field 6, length 4.
+        assert_eq!(
+            bytes(OxmField::new(Reg(6), 5u32)),
+            [0x00, 0x01, 0x0c, 0x04, 0, 0, 0, 5]
+        );
+        // OXM_OF_IN_PORT = 1.
+        assert_eq!(
+            bytes(OxmField::new(InPort, 1u32)),
+            [0x80, 0x00, 0x00, 0x04, 0, 0, 0, 1]
+        );
+        // Masked eth_dst: has-mask bit and doubled length.
+        assert_eq!(
+            bytes(OxmField::masked(
+                EthDst,
+                mac_u128([1, 0, 0, 0, 0, 0]),
+                mac_u128([1, 0, 0, 0, 0, 0])
+            )),
+            [0x80, 0x00, 0x07, 0x0c, 1, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0]
+        );
+        // xreg0 lives in the packet-register class 0x8001.
+        assert_eq!(
+            bytes(OxmField::new(XReg(0), 1u64)),
+            [0x80, 0x01, 0x00, 0x08, 0, 0, 0, 0, 0, 0, 0, 1]
+        );
+        // ct_state is NXM_NX 105.
+        assert_eq!(
+            bytes(OxmField::masked(CtState, 0x21u32, 0x21u32)),
+            [0x00, 0x01, 0xd3, 0x08, 0, 0, 0, 0x21, 0, 0, 0, 0x21]
+        );
+    }
+
+    #[test]
+    fn decodes_old_nxm_spellings_and_keeps_unknown_fields() {
+        // NXM_OF_ETH_SRC (class 0, field 2) is eth_src.
+        let f = decode_oxms(&[0x00, 0x00, 0x04, 0x06, 1, 2, 3, 4, 5, 6]).expect("decode");
+        assert_eq!(f, vec![OxmField::new(EthSrc, mac_u128([1, 2, 3, 4, 5, 6]))]);
+        // An experimenter field (class 0xffff) is kept with its experimenter id.
+        let f = decode_oxms(&[0xff, 0xff, 0x02, 0x06, 0x00, 0x00, 0x23, 0x20, 0xab, 0xcd])
+            .expect("decode");
+        assert_eq!(
+            f[0].field,
+            Unknown {
+                class: 0xffff,
+                field: 1,
+                experimenter: 0x2320,
+                len: 2
+            }
+        );
+        assert_eq!(f[0].value, 0xabcd);
+        let mut again = Vec::new();
+        f[0].encode(&mut again);
+        assert_eq!(
+            again,
+            [0xff, 0xff, 0x02, 0x06, 0x00, 0x00, 0x23, 0x20, 0xab, 0xcd]
+        );
+    }
+
+    #[test]
+    fn match_is_padded_to_eight_bytes() {
+        let m = Match::new().in_port(1);
+        let mut v = Vec::new();
+        m.encode(&mut v);
+        assert_eq!(v, [0, 1, 0, 12, 0x80, 0, 0, 4, 0, 0, 0, 1, 0, 0, 0, 0]);
+        assert_eq!(Match::decode(&mut Reader::new(&v, "match")), Ok(m));
+        // The empty match is 4 bytes of header plus 4 of padding.
+        let mut v = Vec::new();
+        Match::new().encode(&mut v);
+        assert_eq!(v, [0, 1, 0, 4, 0, 0, 0, 0]);
+    }
+
+    #[test]
+    fn prerequisites() {
+        let ok = Match::new().eth_type(0x0800).ip_proto(6).tcp_dst(80);
+        assert_eq!(ok.check_prerequisites(), Ok(()));
+        assert_eq!(Match::new().tcp_dst(80).check_prerequisites(), Err(TcpDst));
+        assert_eq!(
+            Match::new()
+                .eth_type(0x86dd)
+                .ipv4_src([1, 2, 3, 4].into())
+                .check_prerequisites(),
+            Err(Ipv4Src)
+        );
+        let nd = Match::new()
+            .eth_type(0x86dd)
+            .ip_proto(58)
+            .icmpv6_type(135)
+            .with(OxmField::new(NdSll, 1u8));
+        assert_eq!(nd.check_prerequisites(), Ok(()));
+        let bad_nd = Match::new()
+            .eth_type(0x86dd)
+            .ip_proto(58)
+            .icmpv6_type(136)
+            .with(OxmField::new(NdSll, 1u8));
+        assert_eq!(bad_nd.check_prerequisites(), Err(NdSll));
+        assert_eq!(
+            Match::new().reg(6, 1).metadata(3).check_prerequisites(),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn truncated_fields_are_errors() {
+        assert!(decode_oxms(&[0x80, 0x00, 0x00, 0x04, 0, 0]).is_err());
+        assert!(decode_oxms(&[0x80, 0x00]).is_err());
+        // Experimenter header whose length cannot hold the experimenter id.
+        assert!(decode_oxms(&[0xff, 0xff, 0x00, 0x02, 0, 0, 0x23, 0x20]).is_err());
+        // Odd masked length.
+        assert!(decode_oxms(&[0x80, 0x00, 0x01, 0x03, 0, 0, 0]).is_err());
+    }
+}
