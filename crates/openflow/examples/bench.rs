@@ -7,7 +7,7 @@
 //! flow-mods + barrier, and one atomic bundle) next to `ovs-ofctl add-flows` of the same
 //! flows from a file (plain and `--bundle`).
 
-#[path = "../tests/common.rs"]
+#[path = "../tests/common/mod.rs"]
 mod common;
 
 use std::hint::black_box;

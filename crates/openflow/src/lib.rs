@@ -4,9 +4,12 @@
 //! 8-byte header, stream framing, xids), [`oxm`] (match fields), [`action`] and [`nx`]
 //! (standard and Nicira actions), [`instruction`], [`message`] (the message enum and its
 //! dispatch), [`flow`] (flow-mod, group-mod, meter-mod), [`packet`] (packet-in, packet-in2,
-//! resume, packet-out), [`multipart`], [`bundle`], [`errors`] (error type/code names).
+//! resume, packet-out), [`switch`] (hello, features, config, ports, role, async config),
+//! [`multipart`], [`bundle`], [`errors`] (error type/code names).
 //!
 //! Decoding any byte string returns a value or an [`Error`]; it never panics.
+
+#![warn(missing_docs)]
 
 pub mod action;
 pub mod buf;

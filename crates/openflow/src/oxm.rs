@@ -254,7 +254,7 @@ impl Field {
     }
 
     /// Value length in bytes.
-    pub fn len(&self) -> u8 {
+    pub fn byte_len(&self) -> u8 {
         self.header().2
     }
 
@@ -268,7 +268,7 @@ impl Field {
             IpFrag => 2,
             TunFlags => 1,
             TcpFlags => 12,
-            _ => u16::from(self.len()) * 8,
+            _ => u16::from(self.byte_len()) * 8,
         }
     }
 
@@ -394,7 +394,7 @@ impl Field {
         };
         match f {
             // A known header with an unexpected length is kept raw rather than misread.
-            Some(f) if f.len() == len => f,
+            Some(f) if f.byte_len() == len => f,
             _ => Unknown {
                 class,
                 field,
@@ -446,7 +446,7 @@ impl Field {
                 .ok_or(Error::BadLength("OXM experimenter header"))?;
         }
         if masked {
-            if len % 2 != 0 {
+            if !len.is_multiple_of(2) {
                 return Err(Error::BadLength("masked OXM field"));
             }
             len /= 2;
@@ -461,7 +461,7 @@ impl Field {
 
     /// A value with every bit of the field set (used as an exact mask).
     pub fn full_mask(&self) -> u128 {
-        ones(u32::from(self.len()) * 8)
+        ones(u32::from(self.byte_len()) * 8)
     }
 }
 
@@ -531,14 +531,14 @@ impl OxmField {
 
     /// Encoded size in bytes.
     pub fn wire_len(&self) -> usize {
-        let l = usize::from(self.field.len());
+        let l = usize::from(self.field.byte_len());
         self.field.header_len() + if self.mask.is_some() { 2 * l } else { l }
     }
 
     /// Appends the TLV.
     pub fn encode(&self, out: &mut Vec<u8>) {
         self.field.put_header_with(out, self.mask.is_some());
-        let len = self.field.len();
+        let len = self.field.byte_len();
         put_value(out, self.value, len);
         if let Some(m) = self.mask {
             put_value(out, m, len);
@@ -548,7 +548,7 @@ impl OxmField {
     /// Reads one TLV.
     pub fn decode(r: &mut Reader<'_>) -> Result<Self> {
         let (field, masked) = Field::read_header(r)?;
-        let len = usize::from(field.len());
+        let len = usize::from(field.byte_len());
         let value = read_value(r, len)?;
         let mask = if masked {
             Some(read_value(r, len)?)

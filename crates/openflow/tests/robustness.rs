@@ -9,11 +9,11 @@ use proptest::prelude::*;
 
 /// Feeds `data` to every decoder; whatever decodes must re-encode and decode again.
 fn all_decoders(data: &[u8]) {
-    if let Ok((xid, m)) = Message::decode(data) {
-        if let Ok(bytes) = m.to_vec(xid) {
-            let again = Message::decode(&bytes);
-            assert!(again.is_ok(), "re-encoded {m:?} does not decode: {again:?}");
-        }
+    if let Ok((xid, m)) = Message::decode(data)
+        && let Ok(bytes) = m.to_vec(xid)
+    {
+        let again = Message::decode(&bytes);
+        assert!(again.is_ok(), "re-encoded {m:?} does not decode: {again:?}");
     }
     let _ = openflow::action::decode_actions(data);
     let _ = openflow::instruction::decode_instructions(data);

@@ -5,9 +5,9 @@ use libfuzzer_sys::fuzz_target;
 use openflow::Message;
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok((xid, m)) = Message::decode(data) {
-        if let Ok(bytes) = m.to_vec(xid) {
-            assert!(Message::decode(&bytes).is_ok(), "re-encoded message does not decode");
-        }
+    if let Ok((xid, m)) = Message::decode(data)
+        && let Ok(bytes) = m.to_vec(xid)
+    {
+        assert!(Message::decode(&bytes).is_ok(), "re-encoded message does not decode");
     }
 });

@@ -77,7 +77,7 @@ pub fn field() -> impl Strategy<Value = Field> {
 }
 
 fn value_for(f: Field) -> impl Strategy<Value = u128> {
-    let m = low_bits(u32::from(f.len()) * 8);
+    let m = low_bits(u32::from(f.byte_len()) * 8);
     any::<u128>().prop_map(move |v| v & m)
 }
 
