@@ -139,6 +139,16 @@ impl PipelineFields for PacketIn2 {
 }
 
 impl PacketIn2 {
+    /// The NXT_RESUME body for this paused packet-in2: the same properties without userdata
+    /// (userdata belongs to packet-in2 only). `None` when the pipeline was not paused.
+    pub fn to_resume(&self) -> Option<PacketIn2> {
+        self.continuation.as_ref()?;
+        Some(PacketIn2 {
+            userdata: None,
+            ..self.clone()
+        })
+    }
+
     pub(crate) fn encode(&self, out: &mut Vec<u8>) {
         put_prop(out, PINT_PACKET, &self.packet);
         if let Some(v) = self.full_len {

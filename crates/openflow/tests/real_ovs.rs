@@ -769,3 +769,54 @@ fn switch_errors_are_decoded_with_names() {
     };
     assert_eq!(e.name(), Some("NXBAC_BAD_CONJUNCTION"), "{e:?}");
 }
+
+#[test]
+fn flow_removed_and_port_status_arrive_decoded() {
+    if !testbed::require_root("flow_removed_and_port_status_arrive_decoded") {
+        return;
+    }
+    let Some((ovs, mut conn)) = start() else {
+        return;
+    };
+    // A service (mgmt socket) connection gets async messages once miss_send_len is nonzero.
+    conn.send_ok(&Message::SetConfig(openflow::switch::SwitchConfig {
+        flags: 0,
+        miss_send_len: 128,
+    }));
+    let mut f = flow(40, 7, 0xfeed, Match::new().reg(6, 9), vec![]);
+    f.hard_timeout = 1;
+    f.flags = openflow::flow::flow_flags::SEND_FLOW_REM;
+    conn.send_ok(&Message::FlowMod(f));
+    let (_, m) = conn.recv_until(|_, m| matches!(m, Message::FlowRemoved(_)));
+    let Message::FlowRemoved(r) = m else {
+        unreachable!()
+    };
+    assert_eq!(
+        (r.cookie, r.priority, r.table_id, r.reason),
+        (0xfeed, 7, 40, 1),
+        "{r:?}"
+    );
+    assert_eq!(r.match_, Match::new().reg(6, 9));
+
+    ovs.vsctl([
+        "add-port",
+        "br-int",
+        "ofps-p",
+        "--",
+        "set",
+        "Interface",
+        "ofps-p",
+        "type=internal",
+    ])
+    .expect("add-port");
+    let (_, m) =
+        conn.recv_until(|_, m| matches!(m, Message::PortStatus(p) if p.port.name == "ofps-p"));
+    let Message::PortStatus(ps) = m else {
+        unreachable!()
+    };
+    assert_eq!(ps.reason, 0, "expected OFPPR_ADD: {ps:?}");
+    assert!(
+        ps.port.port_no >= 1 && ps.port.port_no < port::MAX,
+        "{ps:?}"
+    );
+}

@@ -8,6 +8,9 @@ fuzz_target!(|data: &[u8]| {
     if let Ok((xid, m)) = Message::decode(data)
         && let Ok(bytes) = m.to_vec(xid)
     {
-        assert!(Message::decode(&bytes).is_ok(), "re-encoded message does not decode");
+        assert!(
+            Message::decode(&bytes).is_ok(),
+            "re-encoded message does not decode"
+        );
     }
 });
