@@ -820,3 +820,94 @@ fn flow_removed_and_port_status_arrive_decoded() {
         "{ps:?}"
     );
 }
+
+#[test]
+fn packet_out_goes_through_the_pipeline() {
+    if !testbed::require_root("packet_out_goes_through_the_pipeline") {
+        return;
+    }
+    let Some((_ovs, mut conn)) = start() else {
+        return;
+    };
+    conn.send_ok(&Message::SetConfig(openflow::switch::SwitchConfig {
+        flags: 0,
+        miss_send_len: 0xffff,
+    }));
+    // Packets injected with in_port=CONTROLLER and output:TABLE hit table 0 like any other.
+    conn.send_ok(&Message::FlowMod(flow(
+        0,
+        10,
+        0x77,
+        Match::new().in_port(port::CONTROLLER),
+        vec![apply(vec![
+            Action::load(Field::Reg(3), 0, 32, 0xabcd),
+            Action::controller(openflow::action::OFPCML_NO_BUFFER),
+        ])],
+    )));
+    let frame: Vec<u8> = [
+        &[0xff; 6][..],
+        &[2, 0, 0, 0, 0, 1],
+        &[
+            0x08, 0x06, 0, 1, 8, 0, 6, 4, 0, 1, 2, 0, 0, 0, 0, 1, 10, 0, 0, 1,
+        ],
+        &[0; 6],
+        &[10, 0, 0, 2],
+    ]
+    .concat();
+    conn.send(&Message::PacketOut(openflow::packet::PacketOut {
+        buffer_id: openflow::flow::NO_BUFFER,
+        in_port: port::CONTROLLER,
+        actions: vec![Action::output(port::TABLE)],
+        data: frame.clone(),
+    }));
+    let (_, m) = conn.recv_until(|_, m| matches!(m, Message::PacketIn(_) | Message::Error(_)));
+    let Message::PacketIn(pi) = m else {
+        panic!("{m:?}")
+    };
+    use openflow::packet::PipelineFields;
+    assert_eq!(pi.data, frame);
+    assert_eq!(pi.reg(3), 0xabcd);
+    assert_eq!(pi.cookie, 0x77);
+}
+
+#[test]
+fn meters_are_installed_and_referenced() {
+    if !testbed::require_root("meters_are_installed_and_referenced") {
+        return;
+    }
+    let Some((ovs, mut conn)) = start() else {
+        return;
+    };
+    use openflow::flow::{MeterBand, MeterMod, MeterModCommand, meter_flags};
+    conn.send_ok(&Message::MeterMod(MeterMod {
+        command: MeterModCommand::Add,
+        flags: meter_flags::PKTPS | meter_flags::BURST,
+        meter_id: 1,
+        bands: vec![MeterBand::Drop {
+            rate: 100,
+            burst: 20,
+        }],
+    }));
+    // DHCP to the controller, rate limited per port (table 30).
+    conn.send_ok(&Message::FlowMod(flow(
+        30,
+        100,
+        0x9,
+        ip().ip_proto(17).udp_dst(67),
+        vec![
+            Instruction::Meter(1),
+            apply(vec![Action::controller(openflow::action::OFPCML_NO_BUFFER)]),
+        ],
+    )));
+    let meters = ovs.ofctl(["dump-meters", "br-int"]).expect("dump-meters");
+    assert!(
+        meters.contains("meter=1 pktps burst bands=")
+            && meters.contains("type=drop rate=100 burst_size=20"),
+        "{meters}"
+    );
+    let flows = ovs.ofctl(["dump-flows", "br-int"]).expect("dump-flows");
+    assert!(
+        flows.contains("actions=meter:1,CONTROLLER:65535"),
+        "{flows}"
+    );
+}
