@@ -465,6 +465,118 @@ impl Field {
     }
 }
 
+/// OVS's names of the named fields (see `ovs-fields(7)`).
+const NAMES: &[(Field, &str)] = &[
+    (InPort, "in_port"),
+    (NxmInPort, "in_port_nxm"),
+    (Metadata, "metadata"),
+    (EthDst, "eth_dst"),
+    (EthSrc, "eth_src"),
+    (EthType, "eth_type"),
+    (VlanVid, "vlan_vid"),
+    (VlanPcp, "vlan_pcp"),
+    (IpDscp, "ip_dscp"),
+    (IpEcn, "nw_ecn"),
+    (IpProto, "nw_proto"),
+    (Ipv4Src, "ip_src"),
+    (Ipv4Dst, "ip_dst"),
+    (TcpSrc, "tcp_src"),
+    (TcpDst, "tcp_dst"),
+    (UdpSrc, "udp_src"),
+    (UdpDst, "udp_dst"),
+    (Icmpv4Type, "icmp_type"),
+    (Icmpv4Code, "icmp_code"),
+    (ArpOp, "arp_op"),
+    (ArpSpa, "arp_spa"),
+    (ArpTpa, "arp_tpa"),
+    (ArpSha, "arp_sha"),
+    (ArpTha, "arp_tha"),
+    (Ipv6Src, "ipv6_src"),
+    (Ipv6Dst, "ipv6_dst"),
+    (Icmpv6Type, "icmpv6_type"),
+    (Icmpv6Code, "icmpv6_code"),
+    (NdTarget, "nd_target"),
+    (NdSll, "nd_sll"),
+    (NdTll, "nd_tll"),
+    (TunId, "tun_id"),
+    (TunIpv4Src, "tun_src"),
+    (TunIpv4Dst, "tun_dst"),
+    (TunFlags, "tun_flags"),
+    (CtState, "ct_state"),
+    (CtZone, "ct_zone"),
+    (CtMark, "ct_mark"),
+    (CtLabel, "ct_label"),
+    (CtNwProto, "ct_nw_proto"),
+    (CtNwSrc, "ct_nw_src"),
+    (CtNwDst, "ct_nw_dst"),
+    (CtIpv6Src, "ct_ipv6_src"),
+    (CtIpv6Dst, "ct_ipv6_dst"),
+    (CtTpSrc, "ct_tp_src"),
+    (CtTpDst, "ct_tp_dst"),
+    (PktMark, "pkt_mark"),
+    (IpTtl, "nw_ttl"),
+    (IpFrag, "ip_frag"),
+    (TcpFlags, "tcp_flags"),
+    (RecircId, "recirc_id"),
+    (DpHash, "dp_hash"),
+    (ConjId, "conj_id"),
+];
+
+impl Field {
+    /// The field's OVS name (`reg6`, `tun_id`, `ct_state`, ...); unknown fields are shown
+    /// by their header.
+    pub fn name(&self) -> String {
+        match *self {
+            Reg(n) => format!("reg{n}"),
+            XReg(n) => format!("xreg{n}"),
+            XxReg(n) => format!("xxreg{n}"),
+            Unknown {
+                class,
+                field,
+                experimenter,
+                len,
+            } => {
+                format!("oxm(0x{class:04x},{field},exp=0x{experimenter:x},len={len})")
+            }
+            f => NAMES
+                .iter()
+                .find(|(k, _)| *k == f)
+                .map_or_else(String::new, |(_, n)| (*n).to_string()),
+        }
+    }
+
+    /// The field with this OVS name, if this crate knows it.
+    pub fn from_name(name: &str) -> Option<Field> {
+        let indexed = |prefix: &str, max: u8, mk: fn(u8) -> Field| {
+            name.strip_prefix(prefix)
+                .and_then(|n| n.parse::<u8>().ok())
+                .filter(|n| *n < max)
+                .map(mk)
+        };
+        indexed("xxreg", 4, XxReg)
+            .or_else(|| indexed("xreg", 8, XReg))
+            .or_else(|| indexed("reg", 16, Reg))
+            .or_else(|| NAMES.iter().find(|(_, n)| *n == name).map(|(f, _)| *f))
+    }
+}
+
+impl std::fmt::Display for Field {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.name())
+    }
+}
+
+/// `name=0xvalue` or `name=0xvalue/0xmask`.
+impl std::fmt::Display for OxmField {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}=0x{:x}", self.field, self.value)?;
+        if let Some(m) = self.mask {
+            write!(f, "/0x{m:x}")?;
+        }
+        Ok(())
+    }
+}
+
 /// A value with the `n` low bits set (a mask for an `n`-bit field or subfield).
 pub fn low_bits(n: u32) -> u128 {
     ones(n)
@@ -864,6 +976,23 @@ mod tests {
             Match::new().reg(6, 1).metadata(3).check_prerequisites(),
             Ok(())
         );
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for (f, n) in NAMES {
+            assert_eq!(Field::from_name(n), Some(*f));
+            assert_eq!(f.name(), *n);
+        }
+        assert_eq!(Field::from_name("reg15"), Some(Reg(15)));
+        assert_eq!(Field::from_name("reg16"), None);
+        assert_eq!(Field::from_name("xreg7"), Some(XReg(7)));
+        assert_eq!(Field::from_name("xxreg3"), Some(XxReg(3)));
+        assert_eq!(
+            OxmField::masked(Reg(6), 5u32, 0xffu32).to_string(),
+            "reg6=0x5/0xff"
+        );
+        assert_eq!(OxmField::new(TunId, 0x64u64).to_string(), "tun_id=0x64");
     }
 
     #[test]
