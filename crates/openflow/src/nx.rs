@@ -564,6 +564,11 @@ fn decode_learn(a: &mut Reader<'_>) -> Result<Learn> {
             break;
         }
         let n_bits = h & 0x3ff;
+        // Reserved bits set, or a zero-width spec, would not survive re-encoding (and mean
+        // nothing): refuse them rather than misread them.
+        if n_bits == 0 || h & 0xc400 != 0 {
+            return Err(Error::BadValue("learn spec header"));
+        }
         let imm = h & (1 << 13) != 0;
         let dst_type = (h >> 11) & 3;
         let src = if imm {

@@ -76,6 +76,24 @@ proptest! {
 }
 
 #[test]
+fn fuzz_regressions_replay() {
+    // Inputs that once broke a fuzz target (see fuzz/run.sh), replayed on every test run.
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/fuzz-regressions");
+    let mut n = 0;
+    for entry in std::fs::read_dir(dir).expect("regressions dir") {
+        let data = std::fs::read(entry.expect("entry").path()).expect("read");
+        all_decoders(&data);
+        if let Ok(actions) = openflow::action::decode_actions(&data) {
+            let mut out = Vec::new();
+            openflow::action::encode_actions(&actions, &mut out);
+            assert_eq!(openflow::action::decode_actions(&out), Ok(actions));
+        }
+        n += 1;
+    }
+    assert!(n > 0, "no regression inputs found in {dir}");
+}
+
+#[test]
 fn hostile_nesting_is_bounded() {
     // ct() inside ct() inside ... : decoding must stop with an error, not recurse forever.
     let mut inner: Vec<u8> = Vec::new();
