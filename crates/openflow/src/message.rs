@@ -180,7 +180,10 @@ impl Message {
         put_u8(out, self.msg_type());
         put_u16(out, 0);
         put_u32(out, xid);
-        self.encode_body(xid, out)?;
+        if let Err(e) = self.encode_body(xid, out) {
+            out.truncate(start);
+            return Err(e);
+        }
         let len = out.len() - start;
         if len > usize::from(u16::MAX) {
             out.truncate(start);
@@ -428,5 +431,16 @@ mod tests {
         let m = Message::EchoRequest(vec![0; 70_000]);
         assert!(m.encode(1, &mut out).is_err());
         assert_eq!(out, [1, 2, 3], "nothing appended on error");
+        let wrapped = Message::BundleAdd {
+            bundle_id: 1,
+            flags: 0,
+            message: Box::new(m),
+        };
+        assert!(wrapped.encode(1, &mut out).is_err());
+        assert_eq!(
+            out,
+            [1, 2, 3],
+            "nothing appended when the wrapped message fails"
+        );
     }
 }
