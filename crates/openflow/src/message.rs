@@ -20,6 +20,8 @@ pub mod nxt {
     pub const SET_PACKET_IN_FORMAT: u32 = 16;
     /// NXT_RESUME.
     pub const RESUME: u32 = 28;
+    /// NXT_CT_FLUSH_ZONE.
+    pub const CT_FLUSH_ZONE: u32 = 29;
     /// NXT_PACKET_IN2.
     pub const PACKET_IN2: u32 = 30;
 }
@@ -103,6 +105,8 @@ pub enum Message {
     Resume(PacketIn2),
     /// NXT_SET_PACKET_IN_FORMAT ([`packet_in_format`]).
     SetPacketInFormat(u32),
+    /// NXT_CT_FLUSH_ZONE: drop every conntrack entry of a zone (e.g. a deleted port's).
+    CtFlushZone(u16),
     /// ONF bundle control.
     BundleControl(BundleCtrl),
     /// ONF bundle add: `message` is sent inside with the same xid.
@@ -164,6 +168,7 @@ impl Message {
             PacketIn2(_)
             | Resume(_)
             | SetPacketInFormat(_)
+            | CtFlushZone(_)
             | BundleControl(_)
             | BundleAdd { .. }
             | Experimenter { .. } => t::EXPERIMENTER,
@@ -236,6 +241,11 @@ impl Message {
             SetPacketInFormat(f) => {
                 exp(out, NX_VENDOR_ID, nxt::SET_PACKET_IN_FORMAT);
                 put_u32(out, *f);
+            }
+            CtFlushZone(zone) => {
+                exp(out, NX_VENDOR_ID, nxt::CT_FLUSH_ZONE);
+                out.extend_from_slice(&[0; 6]);
+                put_u16(out, *zone);
             }
             BundleControl(b) => {
                 exp(out, ONF_VENDOR_ID, ONFT_BUNDLE_CONTROL);
@@ -327,6 +337,10 @@ impl Message {
                     }
                     (NX_VENDOR_ID, nxt::RESUME) => Resume(crate::packet::PacketIn2::decode(r)?),
                     (NX_VENDOR_ID, nxt::SET_PACKET_IN_FORMAT) => SetPacketInFormat(r.u32()?),
+                    (NX_VENDOR_ID, nxt::CT_FLUSH_ZONE) => {
+                        r.skip(6)?;
+                        CtFlushZone(r.u16()?)
+                    }
                     (ONF_VENDOR_ID, ONFT_BUNDLE_CONTROL) => BundleControl(BundleCtrl::decode(r)?),
                     (ONF_VENDOR_ID, ONFT_BUNDLE_ADD_MESSAGE) => {
                         let bundle_id = r.u32()?;

@@ -543,6 +543,7 @@ fn cases() -> Vec<(&'static str, Message)> {
             "set_packet_in_format",
             Message::SetPacketInFormat(packet_in_format::NXT_PACKET_IN2),
         ),
+        ("ct_flush_zone", Message::CtFlushZone(6)),
         (
             "bundle_open",
             Message::BundleControl(BundleCtrl {

@@ -621,6 +621,9 @@ fn port_desc_desc_config_role_async() {
     let (_, m) = conn.recv_until(|x, _| x == xid);
     assert_eq!(m, Message::GetAsyncReply(cfg));
 
+    // Flushing a conntrack zone is accepted (no error before the barrier).
+    conn.send_ok(&Message::CtFlushZone(5));
+
     let xid = conn.send(&Message::EchoRequest(b"ping".to_vec()));
     let (_, m) = conn.recv_until(|x, _| x == xid);
     assert_eq!(m, Message::EchoReply(b"ping".to_vec()));

@@ -580,6 +580,8 @@ pub fn message() -> impl Strategy<Value = Message> {
         packet_out().prop_map(Message::PacketOut),
         multipart(),
         Just(Message::BarrierRequest),
+        any::<u16>().prop_map(Message::CtFlushZone),
+        any::<u32>().prop_map(Message::SetPacketInFormat),
         Just(Message::FeaturesRequest),
         vec(any::<u8>(), 0..32).prop_map(Message::EchoRequest),
         (any::<u32>(), any::<u16>(), flow_mod()).prop_map(|(bundle_id, flags, f)| {
