@@ -8,6 +8,34 @@
 //! [`multipart`], [`bundle`], [`errors`] (error type/code names).
 //!
 //! Decoding any byte string returns a value or an [`Error`]; it never panics.
+//!
+//! ```
+//! use openflow::nx::{Ct, CtZone, Subfield, ct_flags};
+//! use openflow::flow::FlowMod;
+//! use openflow::{Action, Field, Instruction, Match, Message};
+//!
+//! // table=10, ip, reg6=5 → ct(commit, zone=reg6[0..15], table=15)
+//! let fm = FlowMod {
+//!     match_: Match::new().eth_type(0x0800).reg(6, 5),
+//!     instructions: vec![Instruction::ApplyActions(vec![Action::Ct(Ct {
+//!         flags: ct_flags::COMMIT,
+//!         zone: CtZone::Field(Subfield::new(Field::Reg(6), 0, 16)),
+//!         recirc_table: 15,
+//!         ..Ct::default()
+//!     })])],
+//!     ..FlowMod::add(10, 100)
+//! };
+//! let mut buf = Vec::new();
+//! Message::FlowMod(fm.clone()).encode(7, &mut buf)?;
+//! Message::BarrierRequest.encode(8, &mut buf)?;
+//!
+//! // The receiving side: split the stream into frames and decode them.
+//! let mut frames = openflow::FrameReader::new();
+//! frames.extend(&buf);
+//! let first = frames.next_frame()?.expect("a whole message");
+//! assert_eq!(Message::decode(first)?, (7, Message::FlowMod(fm)));
+//! # Ok::<(), openflow::Error>(())
+//! ```
 
 #![warn(missing_docs)]
 
