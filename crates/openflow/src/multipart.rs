@@ -1,4 +1,5 @@
-//! Multipart (stats) requests and replies: desc, flow stats, port desc, group desc.
+//! Multipart (stats) requests and replies: desc, flow and aggregate stats, port desc, group
+//! desc. Other types are kept raw.
 
 use crate::action::port;
 use crate::buf::{Reader, patch_u16, put_u8, put_u16, put_u32, put_u64, put_zeros};
@@ -13,6 +14,7 @@ pub mod mp_type {
     #![allow(missing_docs)]
     pub const DESC: u16 = 0;
     pub const FLOW: u16 = 1;
+    pub const AGGREGATE: u16 = 2;
     pub const GROUP_DESC: u16 = 7;
     pub const PORT_DESC: u16 = 13;
 }
@@ -139,6 +141,17 @@ impl FlowStats {
     }
 }
 
+/// Aggregate flow statistics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct AggregateStats {
+    /// Packets matched by the selected flows.
+    pub packet_count: u64,
+    /// Bytes matched.
+    pub byte_count: u64,
+    /// Number of selected flows.
+    pub flow_count: u32,
+}
+
 /// Switch description strings.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Desc {
@@ -174,6 +187,8 @@ pub enum MultipartRequest {
     Desc,
     /// Flow stats.
     Flow(FlowStatsRequest),
+    /// Aggregate stats of the flows selected like a flow stats request.
+    Aggregate(FlowStatsRequest),
     /// Group descriptions.
     GroupDesc,
     /// Port descriptions.
@@ -192,6 +207,7 @@ impl MultipartRequest {
         match self {
             MultipartRequest::Desc => mp_type::DESC,
             MultipartRequest::Flow(_) => mp_type::FLOW,
+            MultipartRequest::Aggregate(_) => mp_type::AGGREGATE,
             MultipartRequest::GroupDesc => mp_type::GROUP_DESC,
             MultipartRequest::PortDesc => mp_type::PORT_DESC,
             MultipartRequest::Other { ty, .. } => *ty,
@@ -203,7 +219,7 @@ impl MultipartRequest {
         put_u16(out, flags);
         put_zeros(out, 4);
         match self {
-            MultipartRequest::Flow(f) => {
+            MultipartRequest::Flow(f) | MultipartRequest::Aggregate(f) => {
                 put_u8(out, f.table_id);
                 put_zeros(out, 3);
                 put_u32(out, f.out_port);
@@ -226,7 +242,7 @@ impl MultipartRequest {
             mp_type::DESC => MultipartRequest::Desc,
             mp_type::GROUP_DESC => MultipartRequest::GroupDesc,
             mp_type::PORT_DESC => MultipartRequest::PortDesc,
-            mp_type::FLOW => {
+            mp_type::FLOW | mp_type::AGGREGATE => {
                 let table_id = r.u8()?;
                 r.skip(3)?;
                 let out_port = r.u32()?;
@@ -235,14 +251,19 @@ impl MultipartRequest {
                 let cookie = r.u64()?;
                 let cookie_mask = r.u64()?;
                 let match_ = Match::decode(r)?;
-                MultipartRequest::Flow(FlowStatsRequest {
+                let req = FlowStatsRequest {
                     table_id,
                     out_port,
                     out_group,
                     cookie,
                     cookie_mask,
                     match_,
-                })
+                };
+                if ty == mp_type::FLOW {
+                    MultipartRequest::Flow(req)
+                } else {
+                    MultipartRequest::Aggregate(req)
+                }
             }
             _ => MultipartRequest::Other {
                 ty,
@@ -260,6 +281,8 @@ pub enum MultipartReply {
     Desc(Desc),
     /// Flow stats.
     Flow(Vec<FlowStats>),
+    /// Aggregate stats.
+    Aggregate(AggregateStats),
     /// Group descriptions.
     GroupDesc(Vec<GroupDesc>),
     /// Port descriptions.
@@ -278,6 +301,7 @@ impl MultipartReply {
         match self {
             MultipartReply::Desc(_) => mp_type::DESC,
             MultipartReply::Flow(_) => mp_type::FLOW,
+            MultipartReply::Aggregate(_) => mp_type::AGGREGATE,
             MultipartReply::GroupDesc(_) => mp_type::GROUP_DESC,
             MultipartReply::PortDesc(_) => mp_type::PORT_DESC,
             MultipartReply::Other { ty, .. } => *ty,
@@ -297,6 +321,12 @@ impl MultipartReply {
                 put_str(out, &d.dp_desc, 256);
             }
             MultipartReply::Flow(v) => v.iter().for_each(|f| f.encode(out)),
+            MultipartReply::Aggregate(a) => {
+                put_u64(out, a.packet_count);
+                put_u64(out, a.byte_count);
+                put_u32(out, a.flow_count);
+                put_zeros(out, 4);
+            }
             MultipartReply::GroupDesc(v) => v.iter().for_each(|g| g.encode(out)),
             MultipartReply::PortDesc(v) => v.iter().for_each(|p| p.encode(out)),
             MultipartReply::Other { body, .. } => out.extend_from_slice(body),
@@ -322,6 +352,11 @@ impl MultipartReply {
                 }
                 MultipartReply::Flow(v)
             }
+            mp_type::AGGREGATE => MultipartReply::Aggregate(AggregateStats {
+                packet_count: r.u64()?,
+                byte_count: r.u64()?,
+                flow_count: r.u32()?,
+            }),
             mp_type::GROUP_DESC => {
                 let mut v = Vec::new();
                 while !r.is_empty() {

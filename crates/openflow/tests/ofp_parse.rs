@@ -437,6 +437,27 @@ fn cases() -> Vec<(&'static str, Message)> {
             },
         ),
         (
+            "mp_aggregate_request",
+            Message::MultipartRequest {
+                flags: 0,
+                body: MultipartRequest::Aggregate(FlowStatsRequest {
+                    table_id: 55,
+                    ..FlowStatsRequest::default()
+                }),
+            },
+        ),
+        (
+            "mp_aggregate_reply",
+            Message::MultipartReply {
+                flags: 0,
+                body: MultipartReply::Aggregate(AggregateStats {
+                    packet_count: 5,
+                    byte_count: 500,
+                    flow_count: 3,
+                }),
+            },
+        ),
+        (
             "mp_port_desc_request",
             Message::MultipartRequest {
                 flags: 0,

@@ -495,6 +495,28 @@ fn pipeline_flows_install_and_dump_back() {
         );
     }
 
+    // The aggregate of table 15 counts its flows.
+    let req = FlowStatsRequest {
+        table_id: 15,
+        ..FlowStatsRequest::default()
+    };
+    let xid = conn.send(&Message::MultipartRequest {
+        flags: 0,
+        body: MultipartRequest::Aggregate(req),
+    });
+    let (_, m) = conn.recv_until(|x, _| x == xid);
+    let Message::MultipartReply {
+        body: MultipartReply::Aggregate(agg),
+        ..
+    } = m
+    else {
+        panic!("{m:?}")
+    };
+    assert_eq!(
+        agg.flow_count as usize,
+        flows.iter().filter(|f| f.table_id == 15).count()
+    );
+
     // 3. Group descriptions read back equal what we sent.
     let xid = conn.send(&Message::MultipartRequest {
         flags: 0,

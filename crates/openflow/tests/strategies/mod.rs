@@ -511,16 +511,21 @@ pub fn multipart() -> impl Strategy<Value = Message> {
         Just(MultipartRequest::Desc),
         Just(MultipartRequest::PortDesc),
         Just(MultipartRequest::GroupDesc),
-        (any::<(u8, u32, u32, u64, u64)>(), match_()).prop_map(
-            |((table_id, out_port, out_group, cookie, cookie_mask), match_)| {
-                MultipartRequest::Flow(FlowStatsRequest {
+        (any::<(u8, u32, u32, u64, u64)>(), match_(), any::<bool>()).prop_map(
+            |((table_id, out_port, out_group, cookie, cookie_mask), match_, aggregate)| {
+                let r = FlowStatsRequest {
                     table_id,
                     out_port,
                     out_group,
                     cookie,
                     cookie_mask,
                     match_,
-                })
+                };
+                if aggregate {
+                    MultipartRequest::Aggregate(r)
+                } else {
+                    MultipartRequest::Flow(r)
+                }
             }
         ),
     ];
@@ -535,6 +540,13 @@ pub fn multipart() -> impl Strategy<Value = Message> {
             })
         }),
         vec(flow_stats(), 0..4).prop_map(MultipartReply::Flow),
+        any::<(u64, u64, u32)>().prop_map(|(packet_count, byte_count, flow_count)| {
+            MultipartReply::Aggregate(AggregateStats {
+                packet_count,
+                byte_count,
+                flow_count,
+            })
+        }),
         vec(port(), 0..4).prop_map(MultipartReply::PortDesc),
         vec(
             (group_type(), any::<u32>(), vec(bucket(), 0..3)).prop_map(
