@@ -13,7 +13,6 @@ use openflow::errors::ErrorMsg;
 use openflow::flow::*;
 use openflow::message::packet_in_format;
 use openflow::multipart::*;
-use openflow::nx::*;
 use openflow::oxm::{Field, Match, OxmField, mac_u128};
 use openflow::packet::{PacketIn, PacketIn2, PacketOut};
 use openflow::switch::*;
@@ -32,113 +31,6 @@ fn port_desc(no: u32, name: &str) -> Port {
         peer: 0,
         curr_speed: 10_000_000,
         max_speed: 0,
-    }
-}
-
-fn big_flow_mod() -> FlowMod {
-    FlowMod {
-        cookie: 0x1234_0000_0000_0001,
-        idle_timeout: 60,
-        hard_timeout: 600,
-        flags: flow_flags::SEND_FLOW_REM | flow_flags::CHECK_OVERLAP,
-        match_: Match::new()
-            .in_port(5)
-            .eth_type(0x86dd)
-            .with(OxmField::new(
-                Field::Ipv6Src,
-                0x2001_0db8_0000_0000_0000_0000_0000_0001u128,
-            ))
-            .masked(
-                Field::Ipv6Dst,
-                0x2001_0db8_0000_0000_0000_0000_0000_0000u128,
-                u128::MAX << 64,
-            )
-            .ip_proto(6)
-            .masked(Field::TcpSrc, 0x400u16, 0xfc00u16)
-            .masked(Field::XReg(3), 5u64, 0xffu64)
-            .masked(Field::TunIpv4Src, 0x0a00_0000u32, 0xff00_0000u32)
-            .with(OxmField::new(Field::TunIpv4Dst, 0x0a00_0002u32))
-            .masked(Field::TunFlags, 1u16, 1u16)
-            .masked(Field::CtMark, 1u32, 1u32)
-            .masked(Field::CtLabel, 1u128 << 64, 1u128 << 64)
-            .ct_zone(3)
-            .masked(Field::PktMark, 0x10u32, 0xf0u32)
-            .with(OxmField::new(Field::VlanVid, 0x1000u16 | 10))
-            .with(OxmField::new(Field::VlanPcp, 3u8))
-            .masked(Field::Metadata, 0x10u64, 0xffffu64),
-        instructions: vec![
-            Instruction::ApplyActions(vec![
-                Action::PushVlan(0x8100),
-                Action::set_field(Field::VlanVid, 0x1000u16 | 20),
-                Action::PopVlan,
-                Action::DecNwTtl,
-                Action::SetQueue(2),
-                Action::RegLoad2(OxmField::masked(Field::Reg(3), 0x50u32, 0xf0u32)),
-                Action::FinTimeout { idle: 10, hard: 20 },
-                Action::Controller {
-                    max_len: 100,
-                    controller_id: 3,
-                    reason: 0,
-                },
-                Action::Multipath(Multipath {
-                    fields: 0,
-                    basis: 50,
-                    algorithm: 2,
-                    max_link: 3,
-                    arg: 0,
-                    dst: Subfield::new(Field::Reg(0), 0, 2),
-                }),
-                Action::Ct(Ct {
-                    flags: ct_flags::COMMIT | ct_flags::FORCE,
-                    zone: CtZone::Imm(5),
-                    recirc_table: 255,
-                    alg: 21,
-                    actions: vec![
-                        Action::Nat(Nat {
-                            flags: nat_flags::DST | nat_flags::PERSISTENT | nat_flags::PROTO_HASH,
-                            addr_min: Some("2001:db8::1".parse().unwrap()),
-                            addr_max: None,
-                            port_min: Some(80),
-                            port_max: None,
-                        }),
-                        Action::set_field(Field::CtLabel, 7u128),
-                    ],
-                }),
-                Action::Learn(Learn {
-                    table_id: 3,
-                    hard_timeout: 10,
-                    flags: learn_flags::SEND_FLOW_REM | learn_flags::DELETE_LEARNED,
-                    fin_idle_timeout: 2,
-                    fin_hard_timeout: 4,
-                    specs: vec![
-                        LearnSpec::Match {
-                            src: LearnSrc::Imm(mac_u128([0xfa, 0x16, 0x3e, 1, 2, 3])),
-                            dst: Subfield::whole(Field::EthSrc),
-                        },
-                        LearnSpec::Load {
-                            src: LearnSrc::Field(Subfield::new(Field::Reg(1), 4, 8)),
-                            dst: Subfield::new(Field::Reg(2), 8, 8),
-                        },
-                        LearnSpec::Output {
-                            src: Subfield::new(Field::Reg(3), 0, 16),
-                        },
-                    ],
-                    ..Learn::default()
-                }),
-                Action::Controller2(Controller2 {
-                    max_len: 64,
-                    controller_id: 2,
-                    reason: 2,
-                    userdata: vec![],
-                    pause: false,
-                    meter_id: 4,
-                }),
-            ]),
-            Instruction::ClearActions,
-            Instruction::WriteActions(vec![Action::Group(7), Action::output(port::NORMAL)]),
-            Instruction::Meter(3),
-        ],
-        ..FlowMod::add(3, 1000)
     }
 }
 
@@ -289,7 +181,7 @@ fn cases() -> Vec<(&'static str, Message)> {
                 data: pkt.clone(),
             }),
         ),
-        ("flow_mod_big", Message::FlowMod(big_flow_mod())),
+        ("flow_mod_big", Message::FlowMod(common::big_flow_mod())),
         (
             "flow_mod_nd",
             Message::FlowMod(FlowMod {

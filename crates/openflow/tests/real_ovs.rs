@@ -936,3 +936,58 @@ fn meters_are_installed_and_referenced() {
         "{flows}"
     );
 }
+
+#[test]
+fn every_action_kind_reads_back_from_the_switch() {
+    if !testbed::require_root("every_action_kind_reads_back_from_the_switch") {
+        return;
+    }
+    let Some((_ovs, mut conn)) = start() else {
+        return;
+    };
+    use openflow::flow::{MeterBand, MeterMod, MeterModCommand, meter_flags};
+    conn.send_ok(&Message::MeterMod(MeterMod {
+        command: MeterModCommand::Add,
+        flags: meter_flags::KBPS,
+        meter_id: 3,
+        bands: vec![MeterBand::Drop {
+            rate: 1000,
+            burst: 0,
+        }],
+    }));
+    conn.send_ok(&Message::GroupMod(GroupMod {
+        command: GroupModCommand::Add,
+        group_type: GroupType::Indirect,
+        group_id: 7,
+        buckets: vec![Bucket::new(vec![Action::output(1)])],
+    }));
+    let sent = common::big_flow_mod();
+    conn.send_ok(&Message::FlowMod(sent.clone()));
+    let stats = dump_flows_via_codec(&mut conn);
+    assert_eq!(stats.len(), 1);
+    let got = &stats[0];
+    // xreg3 is reg6:reg7; OVS reports a match on its low half as reg7.
+    let mut want_match = sent.match_.clone();
+    for f in &mut want_match.fields {
+        if f.field == Field::XReg(3) {
+            *f = OxmField::masked(
+                Field::Reg(7),
+                f.value,
+                f.mask.unwrap_or(u128::from(u32::MAX)),
+            );
+        }
+    }
+    assert_eq!(sorted(&got.match_), sorted(&want_match));
+    assert_eq!(
+        (got.cookie, got.priority, got.table_id),
+        (sent.cookie, sent.priority, sent.table_id)
+    );
+    assert_eq!(
+        (got.idle_timeout, got.hard_timeout),
+        (sent.idle_timeout, sent.hard_timeout)
+    );
+    // OVS returns the meter as an instruction first, as OpenFlow 1.3 orders them.
+    let mut want = sent.instructions.clone();
+    want.sort_by_key(|i| matches!(i, Instruction::Meter(_)).then_some(0).unwrap_or(1));
+    assert_eq!(got.instructions, want);
+}
