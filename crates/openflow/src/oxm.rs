@@ -738,6 +738,70 @@ impl Match {
         ct_zone: CtZone, u16;
         /// icmpv6_type.
         icmpv6_type: Icmpv6Type, u8;
+        /// tcp_src.
+        tcp_src: TcpSrc, u16;
+        /// icmp_type (ICMPv4).
+        icmp_type: Icmpv4Type, u8;
+        /// icmp_code (ICMPv4).
+        icmp_code: Icmpv4Code, u8;
+        /// vlan_vid (include [`OFPVID_PRESENT`] to match tagged frames).
+        vlan_vid: VlanVid, u16;
+        /// conj_id.
+        conj_id: ConjId, u32;
+        /// ct_mark (exact).
+        ct_mark: CtMark, u32;
+        /// pkt_mark (exact).
+        pkt_mark: PktMark, u32;
+    }
+
+    /// ipv6_src.
+    pub fn ipv6_src(self, a: std::net::Ipv6Addr) -> Self {
+        self.with(OxmField::new(Ipv6Src, u128::from(a)))
+    }
+
+    /// ipv6_dst.
+    pub fn ipv6_dst(self, a: std::net::Ipv6Addr) -> Self {
+        self.with(OxmField::new(Ipv6Dst, u128::from(a)))
+    }
+
+    /// nd_target.
+    pub fn nd_target(self, a: std::net::Ipv6Addr) -> Self {
+        self.with(OxmField::new(NdTarget, u128::from(a)))
+    }
+
+    /// arp_spa.
+    pub fn arp_spa(self, a: std::net::Ipv4Addr) -> Self {
+        self.with(OxmField::new(ArpSpa, u32::from(a)))
+    }
+
+    /// arp_tpa.
+    pub fn arp_tpa(self, a: std::net::Ipv4Addr) -> Self {
+        self.with(OxmField::new(ArpTpa, u32::from(a)))
+    }
+
+    /// arp_sha.
+    pub fn arp_sha(self, mac: [u8; 6]) -> Self {
+        self.with(OxmField::new(ArpSha, mac_u128(mac)))
+    }
+
+    /// ipv4_src under a prefix length (e.g. a subnet).
+    pub fn ipv4_src_prefix(self, a: std::net::Ipv4Addr, prefix: u8) -> Self {
+        self.masked(Ipv4Src, u32::from(a), prefix_mask(prefix, 32))
+    }
+
+    /// ipv4_dst under a prefix length.
+    pub fn ipv4_dst_prefix(self, a: std::net::Ipv4Addr, prefix: u8) -> Self {
+        self.masked(Ipv4Dst, u32::from(a), prefix_mask(prefix, 32))
+    }
+
+    /// ipv6_src under a prefix length.
+    pub fn ipv6_src_prefix(self, a: std::net::Ipv6Addr, prefix: u8) -> Self {
+        self.masked(Ipv6Src, u128::from(a), prefix_mask(prefix, 128))
+    }
+
+    /// ipv6_dst under a prefix length.
+    pub fn ipv6_dst_prefix(self, a: std::net::Ipv6Addr, prefix: u8) -> Self {
+        self.masked(Ipv6Dst, u128::from(a), prefix_mask(prefix, 128))
     }
 
     /// eth_dst.
@@ -853,6 +917,12 @@ impl Match {
     }
 }
 
+/// The mask of a `prefix`-bit prefix of a `width`-bit address (prefix clamped to width).
+pub fn prefix_mask(prefix: u8, width: u32) -> u128 {
+    let p = u32::from(prefix).min(width);
+    ones(width) & !ones(width - p)
+}
+
 /// A MAC address as a right-aligned value.
 pub fn mac_u128(mac: [u8; 6]) -> u128 {
     mac.iter().fold(0u128, |a, &b| (a << 8) | u128::from(b))
@@ -946,6 +1016,19 @@ mod tests {
         let mut v = Vec::new();
         Match::new().encode(&mut v);
         assert_eq!(v, [0, 1, 0, 4, 0, 0, 0, 0]);
+    }
+
+    #[test]
+    fn prefixes() {
+        assert_eq!(prefix_mask(24, 32), 0xffff_ff00);
+        assert_eq!(prefix_mask(0, 32), 0);
+        assert_eq!(prefix_mask(40, 32), 0xffff_ffff);
+        assert_eq!(prefix_mask(64, 128), u128::MAX << 64);
+        let m = Match::new().ipv4_dst_prefix([10, 0, 1, 0].into(), 24);
+        assert_eq!(
+            m.fields,
+            vec![OxmField::masked(Ipv4Dst, 0x0a00_0100u32, 0xffff_ff00u32)]
+        );
     }
 
     #[test]
