@@ -29,13 +29,12 @@ fn setup(tag: &str) -> Setup {
     let ns_name = format!("ofp-{tag}");
     let ns = testbed::Netns::new(&ns_name).expect("netns");
     let (vm, host) = (format!("ofp{tag}v"), format!("ofp{tag}h"));
-    // A leftover host end (from an aborted run) would make the veth creation fail.
-    let _ = Command::new("ip").args(["link", "del", &host]).output();
-    testbed::veth(&vm, Some(&ns), &host, None).expect("veth");
+    // The host end lives in the namespace of this OVS instance.
+    testbed::veth(&vm, Some(&ns), &host, ovs.own_netns()).expect("veth");
     ns.exec(["ip", "addr", "add", "10.77.0.1/24", "dev", &vm])
         .expect("addr");
     ns.exec(["ip", "link", "set", &vm, "up"]).expect("up");
-    Command::new("ip")
+    ovs.cmd("ip")
         .args(["link", "set", &host, "up"])
         .output()
         .expect("up host");

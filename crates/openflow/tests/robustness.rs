@@ -77,7 +77,7 @@ proptest! {
 
 #[test]
 fn fuzz_regressions_replay() {
-    // Inputs that once broke a fuzz target (see fuzz/run.sh), replayed on every test run.
+    // Inputs that once broke a fuzz target (see scripts/fuzz), replayed on every test run.
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/fuzz-regressions");
     let mut n = 0;
     for entry in std::fs::read_dir(dir).expect("regressions dir") {

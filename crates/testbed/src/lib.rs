@@ -183,6 +183,11 @@ impl Ovs {
         self.netns.as_deref()
     }
 
+    /// The namespace [`Ovs::start`] made, where ports for its bridges must live.
+    pub fn own_netns(&self) -> Option<&Netns> {
+        self.own_ns.as_ref()
+    }
+
     fn start_in(netns: Option<String>) -> io::Result<Ovs> {
         // Short path: unix socket paths are limited to 108 bytes.
         let dir = tempfile::Builder::new().prefix("ovs-").tempdir_in("/tmp")?;
