@@ -86,6 +86,18 @@ fn main() -> ExitCode {
     }
 }
 
+/// SIGINT or SIGTERM.
+async fn stop_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
 fn run_server(
     file: config::File,
     listen: Option<SocketAddr>,
@@ -108,15 +120,16 @@ fn run_server(
     runtime.block_on(async move {
         let store = nbdb::open(&db).map_err(|e| format!("cannot open the NB store {db}: {e}"))?;
         let api = neutron_api::Api::new(store.clone(), settings);
-        let app = neutron_api::router(api);
+        let app = neutron_api::router(api.clone());
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
         tracing::info!(%listen, store = %store.describe(), "dragonflow server ready");
         axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = tokio::signal::ctrl_c().await;
+            .with_graceful_shutdown(async move {
+                stop_signal().await;
                 tracing::info!("shutting down");
+                api.stop();
             })
             .await
             .map_err(|e| format!("server failed: {e}"))

@@ -7,6 +7,7 @@
 
 pub mod codec;
 pub mod embedded;
+pub mod remote;
 
 use async_trait::async_trait;
 use std::sync::Arc;

@@ -26,6 +26,8 @@ pub struct Api {
     pub config: Settings,
     pub alloc: alloc::Allocator,
     pub locks: locks::Locks,
+    /// Turns true when the server stops, so long-lived streams end and let it exit.
+    stopping: tokio::sync::watch::Sender<bool>,
 }
 
 impl Api {
@@ -35,7 +37,19 @@ impl Api {
             config,
             alloc: alloc::Allocator::default(),
             locks: locks::Locks::default(),
+            stopping: tokio::sync::watch::Sender::new(false),
         })
+    }
+
+    /// Ends the watch streams (the server is shutting down).
+    pub fn stop(&self) {
+        self.stopping.send_replace(true);
+    }
+
+    /// Resolves once [`Api::stop`] was called.
+    pub async fn stopped(&self) {
+        let mut rx = self.stopping.subscribe();
+        let _ = rx.wait_for(|s| *s).await;
     }
 }
 

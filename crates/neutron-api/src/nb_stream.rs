@@ -137,13 +137,17 @@ pub async fn watch(State(api): State<Arc<Api>>, RawQuery(q): RawQuery) -> ApiRes
         Ok(_) => {}
     }
     let w = Watch::new(api.db.store.clone(), after, p.topics.clone());
-    let stream = futures_util::stream::unfold((w, p), |(mut w, p)| async move {
+    let stream = futures_util::stream::unfold((w, p, api), |(mut w, p, api)| async move {
         loop {
-            match tokio::time::timeout(HEARTBEAT, w.next()).await {
+            let next = tokio::select! {
+                _ = api.stopped() => return None,
+                n = tokio::time::timeout(HEARTBEAT, w.next()) => n,
+            };
+            match next {
                 Err(_) => {
                     return Some((
                         Ok::<Bytes, std::io::Error>(Bytes::from_static(b"\n")),
-                        (w, p),
+                        (w, p, api),
                     ));
                 }
                 Ok(Err(e)) => {
@@ -155,7 +159,7 @@ pub async fn watch(State(api): State<Arc<Api>>, RawQuery(q): RawQuery) -> ApiRes
                     let Some(v) = change_json(&c) else { continue };
                     let mut line = v.to_string().into_bytes();
                     line.push(b'\n');
-                    return Some((Ok(Bytes::from(line)), (w, p)));
+                    return Some((Ok(Bytes::from(line)), (w, p, api)));
                 }
                 Ok(Ok(_)) => continue,
             }

@@ -1,0 +1,226 @@
+//! The NB store as a server exposes it over HTTP (`/nb/v1`, see the API server): a client
+//! for hosts that cannot open the store themselves, which is always the case for the
+//! embedded store. A [`RemoteWatch`] resumes from its last revision after the connection
+//! or the server goes away, so nothing is lost or seen twice across a restart.
+
+use crate::{Change, Record, Result, Revision, Snapshot, StoreError};
+use serde_json::Value;
+use std::time::Duration;
+
+/// A server's store endpoints, e.g. `http://127.0.0.1:9696`.
+#[derive(Clone, Debug)]
+pub struct Remote {
+    base: String,
+    client: reqwest::Client,
+}
+
+/// What a snapshot or watch is limited to (`None`: everything).
+#[derive(Clone, Debug, Default)]
+pub struct Filter {
+    pub topics: Option<Vec<String>>,
+    pub tables: Option<Vec<String>>,
+}
+
+impl Filter {
+    fn query(&self) -> String {
+        let mut q = String::new();
+        for (k, v) in [("topics", &self.topics), ("tables", &self.tables)] {
+            if let Some(v) = v {
+                q.push_str(&format!("&{k}={}", v.join(",")));
+            }
+        }
+        q
+    }
+}
+
+fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+/// Decodes one JSON object of the stream (a change or a snapshot record).
+fn parse_item(v: &Value) -> Result<(Revision, String, String, Option<String>, Option<Vec<u8>>)> {
+    let field = |k: &str| {
+        v.get(k)
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| StoreError::Corrupt(format!("stream item without {k}: {v}")))
+    };
+    let revision = v
+        .get("revision")
+        .and_then(Value::as_u64)
+        .ok_or_else(|| StoreError::Corrupt(format!("stream item without revision: {v}")))?;
+    let topic = v.get("topic").and_then(Value::as_str).map(str::to_string);
+    let value = match v.get("value") {
+        None | Some(Value::Null) => None,
+        Some(x) => Some(serde_json::to_vec(x).map_err(|e| StoreError::Corrupt(e.to_string()))?),
+    };
+    Ok((revision, field("table")?, field("id")?, topic, value))
+}
+
+impl Remote {
+    pub fn new(base: &str) -> Remote {
+        Remote {
+            base: base.trim_end_matches('/').to_string(),
+            client: reqwest::Client::new(),
+        }
+    }
+
+    /// All objects (within `filter`) at one revision.
+    pub async fn snapshot(&self, filter: &Filter) -> Result<Snapshot> {
+        let url = format!(
+            "{}/nb/v1/snapshot?{}",
+            self.base,
+            filter.query().trim_start_matches('&')
+        );
+        let resp = self.client.get(&url).send().await.map_err(unavailable)?;
+        if !resp.status().is_success() {
+            return Err(unavailable(format!("{url}: HTTP {}", resp.status())));
+        }
+        let body = resp.bytes().await.map_err(unavailable)?;
+        let v: Value = serde_json::from_slice(&body)
+            .map_err(|e| StoreError::Corrupt(format!("{url}: {e}")))?;
+        let revision = v
+            .get("revision")
+            .and_then(Value::as_u64)
+            .unwrap_or_default();
+        let mut records = Vec::new();
+        for item in v
+            .get("records")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let (rev, table, id, topic, value) = parse_item(item)?;
+            records.push(Record {
+                table,
+                id,
+                revision: rev,
+                topic,
+                value: value.unwrap_or_default(),
+            });
+        }
+        Ok(Snapshot { revision, records })
+    }
+
+    /// Follows the change stream from after `after`.
+    pub fn watch(&self, after: Revision, filter: Filter) -> RemoteWatch {
+        RemoteWatch {
+            remote: self.clone(),
+            filter,
+            last: after,
+            seen_in_last: 0,
+            skip: 0,
+            resp: None,
+            buf: Vec::new(),
+            backoff: Duration::from_millis(50),
+        }
+    }
+}
+
+/// A change stream from a server that survives disconnections.
+pub struct RemoteWatch {
+    remote: Remote,
+    filter: Filter,
+    /// The revision of the last change handed out, and how many of its changes were.
+    last: Revision,
+    seen_in_last: usize,
+    /// Changes of revision `last` to pass over after a reconnect (already handed out).
+    skip: usize,
+    resp: Option<reqwest::Response>,
+    buf: Vec<u8>,
+    backoff: Duration,
+}
+
+/// The longest pause between reconnection attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+impl RemoteWatch {
+    /// The revision of the last change handed out (or the starting point).
+    pub fn revision(&self) -> Revision {
+        self.last
+    }
+
+    async fn connect(&mut self) -> Result<reqwest::Response> {
+        // A revision's changes come together; if only some of the last one were handed
+        // out, ask for it again and pass over those.
+        let after = if self.seen_in_last > 0 {
+            self.last - 1
+        } else {
+            self.last
+        };
+        self.skip = self.seen_in_last;
+        loop {
+            let url = format!(
+                "{}/nb/v1/watch?after={after}{}",
+                self.remote.base,
+                self.filter.query()
+            );
+            match self.remote.client.get(&url).send().await {
+                Ok(r) if r.status().is_success() => {
+                    self.backoff = Duration::from_millis(50);
+                    return Ok(r);
+                }
+                Ok(r) if r.status() == reqwest::StatusCode::GONE => {
+                    return Err(StoreError::Compacted {
+                        requested: after + 1,
+                        oldest: 0,
+                    });
+                }
+                Ok(r) => tracing::warn!(%url, status = %r.status(), "watch refused; retrying"),
+                Err(e) => tracing::debug!(%url, error = %e, "watch connection failed; retrying"),
+            }
+            tokio::time::sleep(self.backoff).await;
+            self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    /// The next change, reconnecting (and resuming after the last revision seen) as often
+    /// as needed. Fails only with [`StoreError::Compacted`] (take a new snapshot) or on a
+    /// malformed stream.
+    pub async fn next(&mut self) -> Result<Change> {
+        loop {
+            if let Some(pos) = self.buf.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = self.buf.drain(..=pos).collect();
+                let line = &line[..line.len() - 1];
+                if line.iter().all(u8::is_ascii_whitespace) {
+                    continue; // heartbeat
+                }
+                let v: Value = serde_json::from_slice(line)
+                    .map_err(|e| StoreError::Corrupt(format!("bad watch line: {e}")))?;
+                let (revision, table, id, topic, value) = parse_item(&v)?;
+                if revision < self.last || (revision == self.last && self.skip > 0) {
+                    self.skip = self.skip.saturating_sub(1);
+                    continue; // handed out before the reconnect
+                }
+                if revision == self.last {
+                    self.seen_in_last += 1;
+                } else {
+                    (self.last, self.seen_in_last, self.skip) = (revision, 1, 0);
+                }
+                return Ok(Change {
+                    revision,
+                    table,
+                    id,
+                    topic,
+                    value,
+                });
+            }
+            let resp = match self.resp.as_mut() {
+                Some(r) => r,
+                None => {
+                    let r = self.connect().await?;
+                    self.resp.insert(r)
+                }
+            };
+            match resp.chunk().await {
+                Ok(Some(bytes)) => self.buf.extend_from_slice(&bytes),
+                Ok(None) | Err(_) => {
+                    // The stream ended: drop any partial line and resume where we are.
+                    tracing::debug!(revision = self.last, "watch stream ended; resuming");
+                    self.resp = None;
+                    self.buf.clear();
+                }
+            }
+        }
+    }
+}
