@@ -38,7 +38,7 @@ fn unavailable(e: impl std::fmt::Display) -> StoreError {
 }
 
 /// Decodes one JSON object of the stream (a change or a snapshot record).
-fn parse_item(v: &Value) -> Result<(Revision, String, String, Option<String>, Option<Vec<u8>>)> {
+fn parse_item(v: &Value) -> Result<Change> {
     let field = |k: &str| {
         v.get(k)
             .and_then(Value::as_str)
@@ -54,7 +54,13 @@ fn parse_item(v: &Value) -> Result<(Revision, String, String, Option<String>, Op
         None | Some(Value::Null) => None,
         Some(x) => Some(serde_json::to_vec(x).map_err(|e| StoreError::Corrupt(e.to_string()))?),
     };
-    Ok((revision, field("table")?, field("id")?, topic, value))
+    Ok(Change {
+        revision,
+        table: field("table")?,
+        id: field("id")?,
+        topic,
+        value,
+    })
 }
 
 impl Remote {
@@ -90,13 +96,13 @@ impl Remote {
             .into_iter()
             .flatten()
         {
-            let (rev, table, id, topic, value) = parse_item(item)?;
+            let c = parse_item(item)?;
             records.push(Record {
-                table,
-                id,
-                revision: rev,
-                topic,
-                value: value.unwrap_or_default(),
+                table: c.table,
+                id: c.id,
+                revision: c.revision,
+                topic: c.topic,
+                value: c.value.unwrap_or_default(),
             });
         }
         Ok(Snapshot { revision, records })
@@ -187,7 +193,8 @@ impl RemoteWatch {
                 }
                 let v: Value = serde_json::from_slice(line)
                     .map_err(|e| StoreError::Corrupt(format!("bad watch line: {e}")))?;
-                let (revision, table, id, topic, value) = parse_item(&v)?;
+                let c = parse_item(&v)?;
+                let revision = c.revision;
                 if revision < self.last || (revision == self.last && self.skip > 0) {
                     self.skip = self.skip.saturating_sub(1);
                     continue; // handed out before the reconnect
@@ -197,13 +204,7 @@ impl RemoteWatch {
                 } else {
                     (self.last, self.seen_in_last, self.skip) = (revision, 1, 0);
                 }
-                return Ok(Change {
-                    revision,
-                    table,
-                    id,
-                    topic,
-                    value,
-                });
+                return Ok(c);
             }
             let resp = match self.resp.as_mut() {
                 Some(r) => r,
