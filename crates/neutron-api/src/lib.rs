@@ -55,17 +55,23 @@ impl Api {
 
 /// The HTTP routes of the API.
 pub fn router(api: Arc<Api>) -> Router {
-    use resources::{floatingips, networks, ports, routers, security_groups as sg, subnets, tags};
+    use model::{FloatingIp, Network, Port};
+    use resources::{
+        floatingips, list, networks, ports, routers, security_groups as sg, show, subnets, tags,
+    };
     Router::new()
         .route("/", get(versions::versions))
         .route("/v2.0", get(versions::v2))
         .route("/v2.0/", get(versions::v2))
         .route("/v2.0/extensions", get(versions::extensions))
         .route("/v2.0/extensions/{alias}", get(versions::extension))
-        .route("/v2.0/networks", get(networks::list).post(networks::create))
+        .route(
+            "/v2.0/networks",
+            get(list::<Network>).post(networks::create),
+        )
         .route(
             "/v2.0/networks/{id}",
-            get(networks::show)
+            get(show::<Network>)
                 .put(networks::update)
                 .delete(networks::delete),
         )
@@ -76,15 +82,18 @@ pub fn router(api: Arc<Api>) -> Router {
                 .put(subnets::update)
                 .delete(subnets::delete),
         )
-        .route("/v2.0/ports", get(ports::list).post(ports::create))
+        .route("/v2.0/ports", get(list::<Port>).post(ports::create))
         .route(
             "/v2.0/ports/{id}",
-            get(ports::show).put(ports::update).delete(ports::delete),
+            get(show::<Port>).put(ports::update).delete(ports::delete),
         )
-        .route("/v2.0/routers", get(routers::list).post(routers::create))
+        .route(
+            "/v2.0/routers",
+            get(list::<model::Router>).post(routers::create),
+        )
         .route(
             "/v2.0/routers/{id}",
-            get(routers::show)
+            get(show::<model::Router>)
                 .put(routers::update)
                 .delete(routers::delete),
         )
@@ -106,11 +115,11 @@ pub fn router(api: Arc<Api>) -> Router {
         )
         .route(
             "/v2.0/floatingips",
-            get(floatingips::list).post(floatingips::create),
+            get(list::<FloatingIp>).post(floatingips::create),
         )
         .route(
             "/v2.0/floatingips/{id}",
-            get(floatingips::show)
+            get(show::<FloatingIp>)
                 .put(floatingips::update)
                 .delete(floatingips::delete),
         )

@@ -3,15 +3,14 @@
 
 use super::ipam::{Allocation, IpRequest};
 use super::ports::{SystemPort, build_system_port, remove_port};
-use super::{base_url, check_if_match, new_meta, one, read_only, render_meta, touch, update_meta};
+use super::{check_if_match, new_meta, read_only, render_meta, touch, update_meta};
 use crate::Api;
 use crate::body::{Attrs, JsonBody, bad_attr};
 use crate::context::Context;
 use crate::db::{Txn, retrying};
 use crate::error::{ApiError, ApiResult};
-use crate::listing::Query;
 use axum::Json;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use model::{FloatingIp, Network, Port, Router, owner};
 use serde_json::{Map, Value, json};
@@ -58,36 +57,13 @@ fn assoc_claim(port: &str, ip: IpAddr) -> String {
     format!("fipassoc/{port}/{ip}")
 }
 
-pub async fn list(
-    State(api): State<Arc<Api>>,
-    ctx: Context,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-) -> ApiResult<Json<Value>> {
-    let query = Query::parse(q.as_deref(), ATTRS)?;
-    let items = api
-        .db
-        .all::<FloatingIp>()
-        .await?
-        .into_iter()
-        .filter(|(f, _)| ctx.owns(&f.meta.project_id))
-        .map(|(f, _)| render(&f))
-        .collect();
-    Ok(Json(query.respond(
-        "floatingips",
-        &base_url(&headers),
-        items,
-    )?))
-}
-
-pub async fn show(
-    State(api): State<Arc<Api>>,
-    ctx: Context,
-    Path(id): Path<String>,
-    RawQuery(q): RawQuery,
-) -> ApiResult<Json<Value>> {
-    let (f, _) = super::visible::<FloatingIp>(&api, &ctx, &id).await?;
-    Ok(Json(one("floatingip", render(&f), q.as_deref(), ATTRS)?))
+impl super::Resource for FloatingIp {
+    const COLLECTION: &'static str = "floatingips";
+    const RESOURCE: &'static str = "floatingip";
+    const ATTRS: &'static [&'static str] = ATTRS;
+    fn render(&self) -> Map<String, Value> {
+        render(self)
+    }
 }
 
 /// Binds `fip` to `port_id` (and one of its IPv4 addresses), deriving the router.

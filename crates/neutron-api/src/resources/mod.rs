@@ -11,13 +11,17 @@ pub mod security_groups;
 pub mod subnets;
 pub mod tags;
 
+use crate::Api;
 use crate::body::{Attrs, bad_attr};
 use crate::context::Context;
 use crate::error::{ApiError, ApiResult};
 use crate::listing::Query;
+use axum::Json;
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use model::{Meta, NbObject};
 use serde_json::{Map, Value, json};
+use std::sync::Arc;
 
 /// Attributes every standard-attribute resource renders.
 pub const META_ATTRS: &[&str] = &[
@@ -179,4 +183,56 @@ pub async fn visible<T: NbObject>(
         return Err(ApiError::not_found(T::KIND, id));
     }
     Ok((obj, rev))
+}
+
+/// A resource whose collection and single-object GETs are the generic ones below.
+pub trait Resource: NbObject {
+    /// `networks`: the collection's name in URLs and list bodies.
+    const COLLECTION: &'static str;
+    /// `network`: the key of a single object's body.
+    const RESOURCE: &'static str;
+    /// Every attribute the JSON has: the valid filters, sort keys and fields.
+    const ATTRS: &'static [&'static str];
+    fn render(&self) -> Map<String, Value>;
+    /// Whether `ctx` may see this object (default: its own project's, or admin).
+    fn visible_to(&self, ctx: &Context) -> bool {
+        ctx.owns(&self.meta().project_id)
+    }
+}
+
+/// `GET /v2.0/<collection>`.
+pub async fn list<T: Resource>(
+    State(api): State<Arc<Api>>,
+    ctx: Context,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> ApiResult<Json<Value>> {
+    let query = Query::parse(q.as_deref(), T::ATTRS)?;
+    let items = api
+        .db
+        .all::<T>()
+        .await?
+        .into_iter()
+        .filter(|(o, _)| o.visible_to(&ctx))
+        .map(|(o, _)| o.render())
+        .collect();
+    Ok(Json(query.respond(
+        T::COLLECTION,
+        &base_url(&headers),
+        items,
+    )?))
+}
+
+/// `GET /v2.0/<collection>/<id>`.
+pub async fn show<T: Resource>(
+    State(api): State<Arc<Api>>,
+    ctx: Context,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Json<Value>> {
+    let (o, _) = api.db.fetch::<T>(&id).await?;
+    if !o.visible_to(&ctx) {
+        return Err(ApiError::not_found(T::KIND, &id));
+    }
+    Ok(Json(one(T::RESOURCE, o.render(), q.as_deref(), T::ATTRS)?))
 }

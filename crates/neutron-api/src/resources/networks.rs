@@ -1,9 +1,7 @@
 //! `/v2.0/networks`: networks with MTU, sharing, `router:external`, port security and the
 //! provider attributes; segmentation ids are claimed from the configured ranges.
 
-use super::{
-    base_url, check_if_match, new_meta, one, read_only, render_meta, touch, update_meta, visible,
-};
+use super::{check_if_match, new_meta, read_only, render_meta, touch, update_meta, visible};
 use crate::Api;
 use crate::alloc::{Reservation, key_claim};
 use crate::body::{Attrs, JsonBody, bad_attr};
@@ -11,9 +9,8 @@ use crate::config::Settings;
 use crate::context::Context;
 use crate::db::{Txn, retrying};
 use crate::error::{ApiError, ApiResult};
-use crate::listing::Query;
 use axum::Json;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use model::{Network, NetworkType, Port, Subnet, owner};
 use serde_json::{Map, Value, json};
@@ -74,39 +71,16 @@ pub fn usable(ctx: &Context, n: &Network) -> bool {
     ctx.owns(&n.meta.project_id) || n.shared || n.external
 }
 
-pub async fn list(
-    State(api): State<Arc<Api>>,
-    ctx: Context,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-) -> ApiResult<Json<Value>> {
-    let query = Query::parse(q.as_deref(), ATTRS)?;
-    let items = api
-        .db
-        .all::<Network>()
-        .await?
-        .into_iter()
-        .filter(|(n, _)| usable(&ctx, n))
-        .map(|(n, _)| render(&n))
-        .collect();
-    Ok(Json(query.respond(
-        "networks",
-        &base_url(&headers),
-        items,
-    )?))
-}
-
-pub async fn show(
-    State(api): State<Arc<Api>>,
-    ctx: Context,
-    Path(id): Path<String>,
-    RawQuery(q): RawQuery,
-) -> ApiResult<Json<Value>> {
-    let (n, _) = api.db.fetch::<Network>(&id).await?;
-    if !usable(&ctx, &n) {
-        return Err(ApiError::not_found("Network", &id));
+impl super::Resource for Network {
+    const COLLECTION: &'static str = "networks";
+    const RESOURCE: &'static str = "network";
+    const ATTRS: &'static [&'static str] = ATTRS;
+    fn render(&self) -> Map<String, Value> {
+        render(self)
     }
-    Ok(Json(one("network", render(&n), q.as_deref(), ATTRS)?))
+    fn visible_to(&self, ctx: &Context) -> bool {
+        usable(ctx, self)
+    }
 }
 
 /// The segment a new network gets: explicit provider attributes (admin) or a tenant segment.

@@ -2,17 +2,16 @@
 //! port security, binding attributes and extra DHCP options.
 
 use super::ipam::{self, Allocation, network_subnets, parse_fixed_ips};
-use super::{base_url, check_if_match, new_meta, one, read_only, render_meta, touch, update_meta};
+use super::{check_if_match, new_meta, read_only, render_meta, touch, update_meta};
 use crate::Api;
 use crate::alloc::{key_claim, mac_claim};
 use crate::body::{Attrs, JsonBody, bad_attr, parse_ip_or_cidr, render_ip_or_cidr};
 use crate::context::Context;
 use crate::db::{Txn, retrying};
 use crate::error::{ApiError, ApiResult};
-use crate::listing::Query;
 use crate::resources::{floatingips, networks, security_groups};
 use axum::Json;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use model::{AddressPair, ExtraDhcpOpt, MacAddr, Network, Port, PortStatus, SecurityGroup, owner};
 use serde_json::{Map, Value, json};
@@ -93,32 +92,13 @@ pub fn render(p: &Port) -> Map<String, Value> {
     m
 }
 
-pub async fn list(
-    State(api): State<Arc<Api>>,
-    ctx: Context,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-) -> ApiResult<Json<Value>> {
-    let query = Query::parse(q.as_deref(), ATTRS)?;
-    let items = api
-        .db
-        .all::<Port>()
-        .await?
-        .into_iter()
-        .filter(|(p, _)| ctx.owns(&p.meta.project_id))
-        .map(|(p, _)| render(&p))
-        .collect();
-    Ok(Json(query.respond("ports", &base_url(&headers), items)?))
-}
-
-pub async fn show(
-    State(api): State<Arc<Api>>,
-    ctx: Context,
-    Path(id): Path<String>,
-    RawQuery(q): RawQuery,
-) -> ApiResult<Json<Value>> {
-    let (p, _) = super::visible::<Port>(&api, &ctx, &id).await?;
-    Ok(Json(one("port", render(&p), q.as_deref(), ATTRS)?))
+impl super::Resource for Port {
+    const COLLECTION: &'static str = "ports";
+    const RESOURCE: &'static str = "port";
+    const ATTRS: &'static [&'static str] = ATTRS;
+    fn render(&self) -> Map<String, Value> {
+        render(self)
+    }
 }
 
 fn parse_pairs(items: Vec<Value>, port_mac: MacAddr) -> ApiResult<Vec<AddressPair>> {

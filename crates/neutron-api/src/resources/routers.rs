@@ -4,17 +4,16 @@
 use super::ipam::{Allocation, IpRequest, parse_fixed_ips};
 use super::ports::{SystemPort, build_system_port, remove_port};
 use super::subnets::{parse_routes, render_routes};
-use super::{base_url, check_if_match, new_meta, one, read_only, render_meta, touch, update_meta};
+use super::{check_if_match, new_meta, read_only, render_meta, touch, update_meta};
 use crate::Api;
 use crate::alloc::key_claim;
 use crate::body::{Attrs, JsonBody, bad_attr};
 use crate::context::Context;
 use crate::db::{Txn, retrying};
 use crate::error::{ApiError, ApiResult};
-use crate::listing::Query;
 use crate::resources::networks;
 use axum::Json;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use model::{ExternalGateway, FloatingIp, Network, Port, Router, RouterInterface, Subnet, owner};
 use serde_json::{Map, Value, json};
@@ -55,36 +54,13 @@ pub fn render(r: &Router) -> Map<String, Value> {
     m
 }
 
-pub async fn list(
-    State(api): State<Arc<Api>>,
-    ctx: Context,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-) -> ApiResult<Json<Value>> {
-    let query = Query::parse(q.as_deref(), ATTRS)?;
-    let items = api
-        .db
-        .all::<Router>()
-        .await?
-        .into_iter()
-        .filter(|(r, _)| ctx.owns(&r.meta.project_id))
-        .map(|(r, _)| render(&r))
-        .collect();
-    Ok(Json(query.respond(
-        "routers",
-        &base_url(&headers),
-        items,
-    )?))
-}
-
-pub async fn show(
-    State(api): State<Arc<Api>>,
-    ctx: Context,
-    Path(id): Path<String>,
-    RawQuery(q): RawQuery,
-) -> ApiResult<Json<Value>> {
-    let (r, _) = super::visible::<Router>(&api, &ctx, &id).await?;
-    Ok(Json(one("router", render(&r), q.as_deref(), ATTRS)?))
+impl super::Resource for Router {
+    const COLLECTION: &'static str = "routers";
+    const RESOURCE: &'static str = "router";
+    const ATTRS: &'static [&'static str] = ATTRS;
+    fn render(&self) -> Map<String, Value> {
+        render(self)
+    }
 }
 
 /// A requested external gateway: network, SNAT mode, and optionally its addresses.
