@@ -1,4 +1,4 @@
-//! Byte encodings of the embedded store's records and change-log entries.
+//! Byte encodings of stored records and change-log entries (embedded and etcd backends).
 //!
 //! Stored bytes are treated as untrusted: decoding returns an error, never panics.
 
@@ -31,6 +31,22 @@ pub fn decode_object(bytes: &[u8]) -> Result<Object<'_>, StoreError> {
         topic,
         value: r.0,
     })
+}
+
+/// An object's payload without a revision, for backends that keep revisions themselves
+/// (etcd): topic length (u32 LE), topic, value.
+pub fn encode_value(topic: &str, value: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(4 + topic.len() + value.len());
+    put_bytes(&mut out, topic.as_bytes());
+    out.extend_from_slice(value);
+    out
+}
+
+/// Splits what [`encode_value`] wrote into (topic, value).
+pub fn decode_value(bytes: &[u8]) -> Result<(&str, &[u8]), StoreError> {
+    let mut r = Reader(bytes);
+    let topic = r.str()?;
+    Ok((topic, r.0))
 }
 
 fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
@@ -88,11 +104,12 @@ impl<'a> Reader<'a> {
     }
 
     fn str(&mut self) -> Result<&'a str, StoreError> {
-        std::str::from_utf8(self.bytes()?).map_err(|_| StoreError::Corrupt("stored key is not UTF-8".into()))
+        std::str::from_utf8(self.bytes()?)
+            .map_err(|_| StoreError::Corrupt("stored key is not UTF-8".into()))
     }
 }
 
-fn topic_of(t: &str) -> Option<String> {
+pub(crate) fn topic_of(t: &str) -> Option<String> {
     (!t.is_empty()).then(|| t.to_string())
 }
 
@@ -133,8 +150,18 @@ mod tests {
     #[test]
     fn changes_round_trip() {
         let enc = encode_changes(&[
-            LogEntry { table: "port", id: "a", topic: "p1", value: Some(b"{}") },
-            LogEntry { table: "claim", id: "ip/x", topic: "", value: None },
+            LogEntry {
+                table: "port",
+                id: "a",
+                topic: "p1",
+                value: Some(b"{}"),
+            },
+            LogEntry {
+                table: "claim",
+                id: "ip/x",
+                topic: "",
+                value: None,
+            },
         ]);
         let dec = decode_changes(7, &enc).unwrap();
         assert_eq!(dec.len(), 2);
@@ -145,8 +172,21 @@ mod tests {
     }
 
     #[test]
+    fn values_round_trip_and_reject_garbage() {
+        let enc = encode_value("p", b"xyz");
+        assert_eq!(decode_value(&enc).unwrap(), ("p", &b"xyz"[..]));
+        assert!(decode_value(b"\xff\xff\xff\x7fabc").is_err());
+        assert!(decode_value(b"\x01").is_err());
+    }
+
+    #[test]
     fn truncated_input_is_an_error_not_a_panic() {
-        let enc = encode_changes(&[LogEntry { table: "port", id: "abc", topic: "t", value: Some(b"{\"x\":1}") }]);
+        let enc = encode_changes(&[LogEntry {
+            table: "port",
+            id: "abc",
+            topic: "t",
+            value: Some(b"{\"x\":1}"),
+        }]);
         for n in 0..enc.len() {
             let _ = decode_changes(1, &enc[..n]);
         }

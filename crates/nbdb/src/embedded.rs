@@ -6,7 +6,7 @@
 //! fsync instead of one each. Reads go straight to redb's MVCC snapshots from any thread.
 
 use crate::codec::{LogEntry, decode_changes, decode_object, encode_changes, encode_object};
-use crate::{Change, Expect, Op, Record, Result, Revision, Snapshot, Store, StoreError};
+use crate::{Change, Op, Record, Result, Revision, Snapshot, Store, StoreError};
 use async_trait::async_trait;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use std::collections::HashSet;
@@ -128,16 +128,6 @@ fn writer_loop(
     }
 }
 
-fn check(expect: Expect, current: Option<Revision>) -> bool {
-    match (expect, current) {
-        (Expect::Any, _) => true,
-        (Expect::Absent, None) => true,
-        (Expect::Present, Some(_)) => true,
-        (Expect::Revision(want), Some(have)) => want == have,
-        _ => false,
-    }
-}
-
 type BatchResult = (Vec<Result<Revision>>, Revision);
 
 fn apply_batch(
@@ -199,7 +189,7 @@ fn apply_one(
             }
             None => None,
         };
-        if !check(op.expect(), current.as_ref().map(|c| c.0)) {
+        if !crate::expect_holds(op.expect(), current.as_ref().map(|c| c.0)) {
             return Err(StoreError::Conflict {
                 table: table.into(),
                 id: id.into(),
@@ -220,7 +210,10 @@ fn apply_one(
                 let key = object_key(table, id);
                 let topic = topic.as_deref().unwrap_or("");
                 objects
-                    .insert(key.as_str(), encode_object(revision, topic, value).as_slice())
+                    .insert(
+                        key.as_str(),
+                        encode_object(revision, topic, value).as_slice(),
+                    )
                     .map_err(io)?;
                 log.push(LogEntry {
                     table,
@@ -293,9 +286,7 @@ impl Store for Embedded {
     }
 
     async fn commit(&self, ops: Vec<Op>) -> Result<Revision> {
-        if ops.is_empty() {
-            return Err(StoreError::Invalid("empty transaction".into()));
-        }
+        crate::validate(&ops)?;
         let (tx, rx) = oneshot::channel();
         self.writer
             .send((ops, tx))
@@ -324,9 +315,17 @@ impl Store for Embedded {
         }
         let changes = txn.open_table(CHANGES).map_err(io)?;
         let mut out = Vec::new();
-        for entry in changes.range(after + 1..).map_err(io)?.take(limit) {
+        let mut revisions = 0;
+        for entry in changes.range(after + 1..).map_err(io)? {
+            if revisions >= limit {
+                break;
+            }
             let (k, v) = entry.map_err(io)?;
-            out.extend(decode_changes(k.value(), v.value())?);
+            let batch = decode_changes(k.value(), v.value())?;
+            if !batch.is_empty() {
+                revisions += 1;
+                out.extend(batch);
+            }
         }
         Ok(out)
     }
@@ -338,7 +337,11 @@ impl Store for Embedded {
     async fn snapshot(&self) -> Result<Snapshot> {
         let txn = self.db.begin_read().map_err(io)?;
         let meta = txn.open_table(META).map_err(io)?;
-        let revision = meta.get("revision").map_err(io)?.map(|v| v.value()).unwrap_or(0);
+        let revision = meta
+            .get("revision")
+            .map_err(io)?
+            .map(|v| v.value())
+            .unwrap_or(0);
         let objects = txn.open_table(OBJECTS).map_err(io)?;
         let mut records = Vec::new();
         for entry in objects.iter().map_err(io)? {
@@ -356,6 +359,7 @@ impl Store for Embedded {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Expect;
 
     fn store() -> (tempfile::TempDir, Embedded) {
         let dir = tempfile::tempdir().unwrap();
@@ -522,7 +526,9 @@ mod tests {
     async fn watch_follows_commits_with_topics_and_snapshot_matches() {
         let dir = tempfile::tempdir().unwrap();
         let s: Arc<dyn Store> = Arc::new(Embedded::open(dir.path().join("nb.redb")).unwrap());
-        let put = |id: &str, topic: Option<&str>| Op::put("port", id, id.as_bytes().to_vec(), Expect::Any).with_topic(topic);
+        let put = |id: &str, topic: Option<&str>| {
+            Op::put("port", id, id.as_bytes().to_vec(), Expect::Any).with_topic(topic)
+        };
         s.commit(vec![put("a", Some("p1"))]).await.unwrap();
         let snap = s.snapshot().await.unwrap();
         assert_eq!(snap.revision, 1);
@@ -534,7 +540,9 @@ mod tests {
                 s.commit(vec![put("b", Some("p1"))]).await.unwrap();
                 s.commit(vec![put("c", Some("p2"))]).await.unwrap();
                 s.commit(vec![put("g", None)]).await.unwrap();
-                s.commit(vec![Op::delete("port", "c", Expect::Present)]).await.unwrap();
+                s.commit(vec![Op::delete("port", "c", Expect::Present)])
+                    .await
+                    .unwrap();
             })
         };
         let mut got = Vec::new();
@@ -544,6 +552,13 @@ mod tests {
         }
         writer.await.unwrap();
         // p1's change is not delivered; the global one is; the deletion keeps its topic.
-        assert_eq!(got, [(3, "c".into(), true), (4, "g".into(), true), (5, "c".into(), false)]);
+        assert_eq!(
+            got,
+            [
+                (3, "c".into(), true),
+                (4, "g".into(), true),
+                (5, "c".into(), false)
+            ]
+        );
     }
 }
