@@ -182,6 +182,19 @@ impl Etcd {
         }
     }
 
+    /// The revision of our last commit (from the marker) and etcd's current revision.
+    async fn latest(&self) -> Result<(Revision, Revision)> {
+        let resp = self
+            .client()
+            .await?
+            .get(self.marker(), None)
+            .await
+            .map_err(io)?;
+        let ours = resp.kvs().first().map(|kv| rev_of(kv.mod_revision()));
+        let now = resp.header().map(|h| rev_of(h.revision())).unwrap_or(0);
+        Ok((ours.unwrap_or(0), now.max(ours.unwrap_or(0))))
+    }
+
     /// Finds the op whose expectation failed from the state read by the failed txn.
     fn conflict(ops: &[Op], responses: &[TxnOpResponse]) -> StoreError {
         for (op, resp) in ops.iter().zip(responses) {
@@ -345,21 +358,11 @@ impl Store for Etcd {
     }
 
     async fn revision(&self) -> Result<Revision> {
-        let resp = self
-            .client()
-            .await?
-            .get(self.marker(), None)
-            .await
-            .map_err(io)?;
-        Ok(resp
-            .kvs()
-            .first()
-            .map(|kv| rev_of(kv.mod_revision()))
-            .unwrap_or(0))
+        Ok(self.latest().await?.1)
     }
 
     async fn changes_since(&self, after: Revision, limit: usize) -> Result<Vec<Change>> {
-        let latest = self.revision().await?;
+        let latest = self.latest().await?.0;
         if latest <= after || limit == 0 {
             return Ok(Vec::new());
         }
