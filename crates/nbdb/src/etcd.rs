@@ -348,7 +348,16 @@ impl Store for Etcd {
         // Last, so a watcher that sees it knows the revision is complete.
         writes.push(TxnOp::put(self.marker(), Vec::new(), None));
         let txn = Txn::new().when(compares).and_then(writes).or_else(reads);
-        let resp = self.client().await?.txn(txn).await.map_err(io)?;
+        let resp = self.client().await?.txn(txn).await.map_err(|e| {
+            let msg = e.to_string();
+            // etcd caps the ops of one txn (--max-txn-ops, 128 by default); each of ours
+            // costs a compare, a write and a read.
+            if msg.contains("too many operations") {
+                StoreError::Invalid(format!("transaction too large for etcd: {msg}"))
+            } else {
+                io(e)
+            }
+        })?;
         if !resp.succeeded() {
             return Err(Self::conflict(&ops, &resp.op_responses()));
         }

@@ -667,6 +667,27 @@ async fn garbage_in_the_store_is_corrupt_not_a_panic(b: &mut Backend) {
     assert_eq!(s.get("port", "good").await.unwrap().unwrap().value, b"v");
 }
 
+async fn a_commit_of_many_ops_is_atomic(b: &mut Backend) {
+    let s = b.open().await;
+    // etcd's default --max-txn-ops of 128 counts a compare, a write and a read per op.
+    let n = 40;
+    let ops: Vec<Op> = (0..n)
+        .map(|i| put("bulk", &format!("{i:03}"), "v", Expect::Absent).with_topic(Some("p")))
+        .collect();
+    let r = s.commit(ops.clone()).await.unwrap();
+    let all = s.list("bulk", "").await.unwrap();
+    assert_eq!(all.len(), n);
+    assert!(all.iter().all(|x| x.revision == r));
+    assert_eq!(s.changes_since(r - 1, 1).await.unwrap().len(), n);
+    // The same ops again plus a new one: the first conflict is named, nothing is written.
+    let mut again = ops;
+    again.push(put("bulk", "new", "v", Expect::Absent));
+    let e = s.commit(again).await.unwrap_err();
+    assert!(is_conflict(&e, "bulk", "000"), "{e}");
+    assert!(s.get("bulk", "new").await.unwrap().is_none());
+    assert_eq!(s.revision().await.unwrap(), r);
+}
+
 async fn open_by_url(b: &mut Backend) {
     let url = b.url();
     let r = {
@@ -712,5 +733,6 @@ conformance!(
     values_survive_reopening,
     a_watch_survives_a_server_restart,
     garbage_in_the_store_is_corrupt_not_a_panic,
+    a_commit_of_many_ops_is_atomic,
     open_by_url,
 );
