@@ -18,10 +18,12 @@ pub enum Kind {
 
 /// Revisions the embedded store and Redis keep in their logs during tests: small, so a
 /// test can push a watcher off the end.
-const RETENTION: u64 = 10;
+pub const RETENTION: u64 = 10;
 
 pub struct Backend {
     pub kind: Kind,
+    /// How many revisions the embedded and Redis logs keep, for stores opened from now on.
+    pub retention: u64,
     dir: tempfile::TempDir,
     ports: (u16, u16),
     server: Option<Child>,
@@ -47,6 +49,7 @@ impl Backend {
     pub async fn start(kind: Kind) -> Backend {
         let mut b = Backend {
             kind,
+            retention: RETENTION,
             dir: tempdir(),
             ports: (free_port(), free_port()),
             server: None,
@@ -72,10 +75,10 @@ impl Backend {
         }
     }
 
-    fn redis_options() -> nbdb::redis::Options {
+    fn redis_options(&self) -> nbdb::redis::Options {
         nbdb::redis::Options {
             prefix: nbdb::redis::Options::default().prefix,
-            retention: RETENTION,
+            retention: self.retention,
         }
     }
 
@@ -89,7 +92,7 @@ impl Backend {
                 }
                 let deadline = Instant::now() + Duration::from_secs(10);
                 loop {
-                    match Embedded::open_with_retention(self.db_path(), RETENTION) {
+                    match Embedded::open_with_retention(self.db_path(), self.retention) {
                         Ok(s) => {
                             let s: Arc<dyn Store> = Arc::new(s);
                             *self.embedded.lock().expect("lock") = Arc::downgrade(&s);
@@ -106,7 +109,7 @@ impl Backend {
                     .expect("etcd client"),
             ),
             Kind::Redis => Arc::new(
-                Redis::connect(&self.url(), Self::redis_options())
+                Redis::connect(&self.url(), self.redis_options())
                     .await
                     .expect("redis client"),
             ),
@@ -256,7 +259,7 @@ impl Backend {
                 admin.compact(now).await.expect("compact");
             }
             Kind::Redis => {
-                let admin = Redis::connect(&self.url(), Self::redis_options())
+                let admin = Redis::connect(&self.url(), self.redis_options())
                     .await
                     .expect("redis admin");
                 admin.trim(now).await.expect("trim");
@@ -298,7 +301,7 @@ impl Backend {
                     .expect("put raw");
             }
             Kind::Redis => {
-                let admin = Redis::connect(&self.url(), Self::redis_options())
+                let admin = Redis::connect(&self.url(), self.redis_options())
                     .await
                     .expect("redis admin");
                 admin
