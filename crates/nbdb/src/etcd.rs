@@ -7,6 +7,13 @@
 //! absent keys, would otherwise take none), tells the latest revision of *this* store
 //! apart from writes to other prefixes, and ends each revision's events in a watch, so a
 //! reader knows when it has seen a revision whole.
+//!
+//! `changes_since` is served from a buffer of recent revisions that the background
+//! follower fills from one long-lived watch over the prefix. A new etcd watch from an old
+//! revision is only synced by the server every 100 ms, which would be the latency of every
+//! step of a [`crate::Watch`]; the buffer makes a step one small read. Watchers further
+//! behind than the buffer, or during a reconnect, get a watch of their own from history.
+//! `revision()` is etcd's header revision (also counting writes outside the prefix).
 
 use crate::codec::{decode_value, encode_value, topic_of};
 use crate::{Change, Expect, Op, Record, Result, Revision, Snapshot, Store, StoreError};
@@ -15,7 +22,8 @@ use etcd_client::{
     Client, Compare, CompareOp, ConnectOptions, EventType, GetOptions, KeyValue, Txn, TxnOp,
     TxnOpResponse, WatchOptions,
 };
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{OnceCell, watch};
 
@@ -24,13 +32,39 @@ pub const DEFAULT_PREFIX: &str = "/dragonflow/";
 /// Keys per range request: keeps every response well under gRPC's 4 MiB message limit.
 const PAGE: i64 = 500;
 
+/// Revisions of changes the follower keeps for `changes_since` by default.
+pub const DEFAULT_BUFFER: usize = 4096;
+
 /// A store on an etcd v3 cluster.
 pub struct Etcd {
+    shared: Arc<Shared>,
+    follower: tokio::task::AbortHandle,
+}
+
+/// What the store and its follower task share.
+pub struct Shared {
     endpoints: Vec<String>,
     prefix: String,
-    client: Arc<OnceCell<Client>>,
+    client: OnceCell<Client>,
+    /// The last revision the follower has seen whole (in `recent`).
     revision: watch::Sender<Revision>,
-    follower: tokio::task::AbortHandle,
+    recent: Mutex<Recent>,
+    buffer: usize,
+}
+
+/// The changes of every revision in `(from, head]` that changed something.
+#[derive(Default)]
+struct Recent {
+    from: Revision,
+    head: Revision,
+    revisions: VecDeque<(Revision, Vec<Change>)>,
+}
+
+impl std::ops::Deref for Etcd {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.shared
+    }
 }
 
 impl std::fmt::Debug for Etcd {
@@ -78,6 +112,13 @@ impl Etcd {
     /// A store on the etcd cluster at `endpoints` (`http://host:port`), keys under
     /// `prefix`. Connects lazily; must be called inside a tokio runtime.
     pub fn new(endpoints: Vec<String>, prefix: &str) -> Result<Etcd> {
+        Etcd::with_buffer(endpoints, prefix, DEFAULT_BUFFER)
+    }
+
+    /// Like [`Etcd::new`], keeping the changes of `buffer` recent revisions in memory.
+    /// A watcher further behind reads etcd's history (which etcd compacts on its own
+    /// schedule, then the watcher gets [`StoreError::Compacted`]).
+    pub fn with_buffer(endpoints: Vec<String>, prefix: &str, buffer: usize) -> Result<Etcd> {
         let handle = tokio::runtime::Handle::try_current()
             .map_err(|_| StoreError::Invalid("the etcd store needs a tokio runtime".into()))?;
         let prefix = if prefix.ends_with('/') {
@@ -85,34 +126,34 @@ impl Etcd {
         } else {
             format!("{prefix}/")
         };
-        let client = Arc::new(OnceCell::new());
         let (tx, _) = watch::channel(0);
-        let follower = handle
-            .spawn(follow(
-                endpoints.clone(),
-                prefix.clone(),
-                client.clone(),
-                tx.clone(),
-            ))
-            .abort_handle();
-        Ok(Etcd {
+        let shared = Arc::new(Shared {
             endpoints,
             prefix,
-            client,
+            client: OnceCell::new(),
             revision: tx,
-            follower,
-        })
+            recent: Mutex::new(Recent::default()),
+            buffer,
+        });
+        let follower = handle.spawn(follow(shared.clone())).abort_handle();
+        Ok(Etcd { shared, follower })
     }
 
-    /// Like [`Etcd::new`], then checks the cluster answers.
-    pub async fn connect(endpoints: Vec<String>, prefix: &str) -> Result<Etcd> {
-        let store = Etcd::new(endpoints, prefix)?;
+    /// Like [`Etcd::with_buffer`], then checks the cluster answers.
+    pub async fn connect(endpoints: Vec<String>, prefix: &str, buffer: usize) -> Result<Etcd> {
+        let store = Etcd::with_buffer(endpoints, prefix, buffer)?;
         store.revision().await?;
         Ok(store)
     }
+}
 
+impl Shared {
     async fn client(&self) -> Result<Client> {
-        client(&self.endpoints, &self.client).await
+        // The client reconnects by itself once built; only building it can fail here.
+        self.client
+            .get_or_try_init(|| connect(&self.endpoints))
+            .await
+            .cloned()
     }
 
     fn key(&self, table: &str, id: &str) -> String {
@@ -152,6 +193,55 @@ impl Etcd {
         }))
     }
 
+    /// The change an event stands for; `None` for the commit marker.
+    fn change(&self, event: &etcd_client::Event) -> Result<Option<Change>> {
+        let Some(kv) = event.kv() else {
+            return Ok(None);
+        };
+        let Some((table, id)) = self.split_key(kv.key())? else {
+            return Ok(None);
+        };
+        let (topic, value) = match event.event_type() {
+            EventType::Put => {
+                let (topic, value) = decode_value(kv.value())?;
+                (topic_of(topic), Some(value.to_vec()))
+            }
+            // A deletion carries the topic the object had.
+            EventType::Delete => match event.prev_kv() {
+                Some(prev) => (topic_of(decode_value(prev.value())?.0), None),
+                None => (None, None),
+            },
+        };
+        Ok(Some(Change {
+            revision: rev_of(kv.mod_revision()),
+            table: table.into(),
+            id: id.into(),
+            topic,
+            value,
+        }))
+    }
+
+    /// Changes after `after` from the follower's buffer, if it holds all of them up to
+    /// `latest`.
+    fn buffered(&self, after: Revision, latest: Revision, limit: usize) -> Option<Vec<Change>> {
+        let recent = self.recent.lock().ok()?;
+        if recent.from > after || recent.head < latest {
+            return None;
+        }
+        let start = recent.revisions.partition_point(|(r, _)| *r <= after);
+        Some(
+            recent
+                .revisions
+                .iter()
+                .skip(start)
+                .take(limit)
+                .flat_map(|(_, changes)| changes.iter().cloned())
+                .collect(),
+        )
+    }
+}
+
+impl Etcd {
     /// Every record with a key in `[start, end)`, page by page, all at one revision.
     async fn range(&self, start: Vec<u8>, end: Vec<u8>) -> Result<(Revision, Vec<Record>)> {
         let mut c = self.client().await?;
@@ -220,23 +310,14 @@ fn conflict_on(table: &str, id: &str) -> StoreError {
     }
 }
 
-async fn client(endpoints: &[String], cell: &OnceCell<Client>) -> Result<Client> {
-    // The client reconnects by itself once built; only building it can fail here.
-    cell.get_or_try_init(|| connect(endpoints)).await.cloned()
-}
-
-/// Keeps `tx` at the latest revision of the store: reads it, then follows the prefix with
-/// a watch; after any failure waits a little and starts over (this also covers commits
-/// made while the server was away).
-async fn follow(
-    endpoints: Vec<String>,
-    prefix: String,
-    cell: Arc<OnceCell<Client>>,
-    tx: watch::Sender<Revision>,
-) {
+/// Follows the prefix with one watch, buffering the changes of recent revisions and
+/// raising the revision channel as each revision is seen whole; after any failure waits a
+/// little and starts over from the current state (which also covers commits made while
+/// the server was away).
+async fn follow(shared: Arc<Shared>) {
     let mut delay = Duration::from_millis(100);
     loop {
-        match follow_once(&endpoints, &prefix, &cell, &tx).await {
+        match follow_once(&shared).await {
             Ok(()) => delay = Duration::from_millis(100),
             Err(e) => {
                 tracing::debug!(error = %e, "etcd change follower restarting");
@@ -247,41 +328,59 @@ async fn follow(
     }
 }
 
-async fn follow_once(
-    endpoints: &[String],
-    prefix: &str,
-    cell: &OnceCell<Client>,
-    tx: &watch::Sender<Revision>,
-) -> Result<()> {
-    let mut c = client(endpoints, cell).await?;
-    let marker = format!("{prefix}/commit");
-    let resp = c.get(marker, None).await.map_err(io)?;
-    let latest = resp
+async fn follow_once(shared: &Shared) -> Result<()> {
+    let mut c = shared.client().await?;
+    let resp = c.get(shared.marker(), None).await.map_err(io)?;
+    let ours = resp
         .kvs()
         .first()
         .map(|kv| rev_of(kv.mod_revision()))
         .unwrap_or(0);
-    crate::bump(tx, latest);
-    let start = resp.header().map(|h| h.revision()).unwrap_or(0) + 1;
+    let now = resp.header().map(|h| h.revision()).unwrap_or(0);
+    // Revisions in (ours, now] are not ours: the buffer is complete from `ours` on.
+    if let Ok(mut recent) = shared.recent.lock() {
+        *recent = Recent {
+            from: ours,
+            head: ours,
+            revisions: VecDeque::new(),
+        };
+    }
+    crate::bump(&shared.revision, ours);
     let opts = WatchOptions::new()
-        .with_start_revision(start)
-        .with_filters([etcd_client::WatchFilterType::NoDelete]);
+        .with_prefix()
+        .with_prev_key()
+        .with_start_revision(now + 1);
     let mut stream = c
-        .watch(format!("{prefix}/commit"), Some(opts))
+        .watch(shared.prefix.clone(), Some(opts))
         .await
         .map_err(io)?;
+    let mut current = Vec::new();
     while let Some(resp) = stream.message().await.map_err(io)? {
-        if resp.canceled() {
+        if resp.canceled() || resp.compact_revision() > 0 {
             return Err(io(format!("watch canceled: {}", resp.cancel_reason())));
         }
-        if let Some(rev) = resp
-            .events()
-            .iter()
-            .filter_map(|e| e.kv())
-            .map(|kv| kv.mod_revision())
-            .max()
-        {
-            crate::bump(tx, rev_of(rev));
+        for event in resp.events() {
+            if let Some(change) = shared.change(event)? {
+                current.push(change);
+                continue;
+            }
+            let Some(kv) = event.kv() else { continue };
+            // The marker closes a revision.
+            let rev = rev_of(kv.mod_revision());
+            if let Ok(mut recent) = shared.recent.lock() {
+                if !current.is_empty() {
+                    recent
+                        .revisions
+                        .push_back((rev, std::mem::take(&mut current)));
+                }
+                while recent.revisions.len() > shared.buffer {
+                    if let Some((old, _)) = recent.revisions.pop_front() {
+                        recent.from = old;
+                    }
+                }
+                recent.head = rev;
+            }
+            crate::bump(&shared.revision, rev);
         }
     }
     Ok(())
@@ -361,9 +460,7 @@ impl Store for Etcd {
         if !resp.succeeded() {
             return Err(Self::conflict(&ops, &resp.op_responses()));
         }
-        let rev = rev_of(resp.header().map(|h| h.revision()).unwrap_or(0));
-        crate::bump(&self.revision, rev);
-        Ok(rev)
+        Ok(rev_of(resp.header().map(|h| h.revision()).unwrap_or(0)))
     }
 
     async fn revision(&self) -> Result<Revision> {
@@ -374,6 +471,15 @@ impl Store for Etcd {
         let latest = self.latest().await?.0;
         if latest <= after || limit == 0 {
             return Ok(Vec::new());
+        }
+        // The follower usually has it already, or within a moment.
+        let mut seen = self.revision.subscribe();
+        let caught_up =
+            tokio::time::timeout(Duration::from_millis(500), seen.wait_for(|r| *r >= latest))
+                .await
+                .is_ok_and(|r| r.is_ok());
+        if caught_up && let Some(changes) = self.buffered(after, latest, limit) {
+            return Ok(changes);
         }
         let opts = WatchOptions::new()
             .with_prefix()
@@ -399,45 +505,19 @@ impl Store for Etcd {
                 return Err(io(format!("watch canceled: {}", resp.cancel_reason())));
             }
             for event in resp.events() {
-                let Some(kv) = event.kv() else { continue };
-                let revision = rev_of(kv.mod_revision());
-                let Some((table, id)) = self.split_key(kv.key())? else {
-                    // The marker closes a revision.
-                    if !current.is_empty() {
-                        revisions += 1;
-                        out.append(&mut current);
-                    }
-                    if revision >= latest || revisions >= limit {
-                        return Ok(out);
-                    }
+                if let Some(change) = self.change(event)? {
+                    current.push(change);
                     continue;
-                };
-                let change = match event.event_type() {
-                    EventType::Put => {
-                        let (topic, value) = decode_value(kv.value())?;
-                        Change {
-                            revision,
-                            table: table.into(),
-                            id: id.into(),
-                            topic: topic_of(topic),
-                            value: Some(value.to_vec()),
-                        }
-                    }
-                    EventType::Delete => {
-                        let topic = match event.prev_kv() {
-                            Some(prev) => topic_of(decode_value(prev.value())?.0),
-                            None => None,
-                        };
-                        Change {
-                            revision,
-                            table: table.into(),
-                            id: id.into(),
-                            topic,
-                            value: None,
-                        }
-                    }
-                };
-                current.push(change);
+                }
+                let Some(kv) = event.kv() else { continue };
+                // The marker closes a revision.
+                if !current.is_empty() {
+                    revisions += 1;
+                    out.append(&mut current);
+                }
+                if rev_of(kv.mod_revision()) >= latest || revisions >= limit {
+                    return Ok(out);
+                }
             }
         }
         Err(io("watch stream ended"))

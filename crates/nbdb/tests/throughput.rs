@@ -66,10 +66,23 @@ async fn measure(kind: Kind) {
     let snap = s.snapshot().await.unwrap();
     let snapshot_ms = t.elapsed().as_secs_f64() * 1000.0;
 
+    // Commit-to-watcher latency, the watcher on its own client.
+    let watcher = b.open().await;
+    let mut w = nbdb::Watch::new(watcher, s.revision().await.unwrap(), None);
+    let rounds = 100;
+    let t = Instant::now();
+    for i in 0..rounds {
+        s.commit(vec![Op::put("lat", &i.to_string(), vec![], Expect::Any)])
+            .await
+            .unwrap();
+        w.next().await.unwrap();
+    }
+    let latency_ms = t.elapsed().as_secs_f64() * 1000.0 / f64::from(rounds);
+
     println!(
         "{kind:?}: {sequential:.0} commits/s one at a time, {concurrent:.0} commits/s from \
          {tasks} tasks (2 puts each), replay {replay:.0} changes/s, snapshot of {} objects \
-         in {snapshot_ms:.1} ms",
+         in {snapshot_ms:.1} ms, commit + watch round {latency_ms:.2} ms",
         snap.records.len()
     );
 }

@@ -22,7 +22,8 @@ pub const RETENTION: u64 = 10;
 
 pub struct Backend {
     pub kind: Kind,
-    /// How many revisions the embedded and Redis logs keep, for stores opened from now on.
+    /// How many revisions the embedded and Redis logs (and the etcd client's buffer) keep,
+    /// for stores opened from now on.
     pub retention: u64,
     dir: tempfile::TempDir,
     ports: (u16, u16),
@@ -104,9 +105,13 @@ impl Backend {
                 }
             }
             Kind::Etcd => Arc::new(
-                Etcd::connect(vec![self.etcd_endpoint()], "/conformance/")
-                    .await
-                    .expect("etcd client"),
+                Etcd::connect(
+                    vec![self.etcd_endpoint()],
+                    "/conformance/",
+                    self.retention as usize,
+                )
+                .await
+                .expect("etcd client"),
             ),
             Kind::Redis => Arc::new(
                 Redis::connect(&self.url(), self.redis_options())
@@ -232,30 +237,34 @@ impl Backend {
 
     /// Pushes every revision up to now out of the store's change log.
     pub async fn force_compaction(&self, store: &Arc<dyn Store>) {
+        // The embedded store trims in steps of 1000 beyond its retention; the etcd client
+        // keeps a buffer as long as the retention.
+        let mut tasks = Vec::new();
+        for chunk in 0..12u32 {
+            let s = store.clone();
+            tasks.push(tokio::spawn(async move {
+                for i in 0..100u32 {
+                    let id = format!("{chunk}-{i}");
+                    s.commit(vec![Op::put("filler", &id, vec![], Expect::Any)])
+                        .await
+                        .expect("filler");
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.expect("filler task");
+        }
         let now = store.revision().await.expect("revision");
         match self.kind {
-            Kind::Embedded => {
-                // The embedded store trims in steps of 1000 beyond its retention.
-                let mut tasks = Vec::new();
-                for chunk in 0..12u32 {
-                    let s = store.clone();
-                    tasks.push(tokio::spawn(async move {
-                        for i in 0..100u32 {
-                            let id = format!("{chunk}-{i}");
-                            s.commit(vec![Op::put("filler", &id, vec![], Expect::Any)])
-                                .await
-                                .expect("filler");
-                        }
-                    }));
-                }
-                for t in tasks {
-                    t.await.expect("filler task");
-                }
-            }
+            Kind::Embedded => {}
             Kind::Etcd => {
-                let admin = Etcd::connect(vec![self.etcd_endpoint()], "/conformance/")
-                    .await
-                    .expect("etcd admin");
+                let admin = Etcd::connect(
+                    vec![self.etcd_endpoint()],
+                    "/conformance/",
+                    self.retention as usize,
+                )
+                .await
+                .expect("etcd admin");
                 admin.compact(now).await.expect("compact");
             }
             Kind::Redis => {
@@ -292,9 +301,13 @@ impl Backend {
                 txn.commit().expect("commit");
             }
             Kind::Etcd => {
-                let admin = Etcd::connect(vec![self.etcd_endpoint()], "/conformance/")
-                    .await
-                    .expect("etcd admin");
+                let admin = Etcd::connect(
+                    vec![self.etcd_endpoint()],
+                    "/conformance/",
+                    self.retention as usize,
+                )
+                .await
+                .expect("etcd admin");
                 admin
                     .put_raw(table, id, b"\xff\xff\xff\x7fgarbage".to_vec())
                     .await
