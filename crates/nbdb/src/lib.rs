@@ -340,3 +340,56 @@ pub async fn connect(url: &str) -> Result<Arc<dyn Store>> {
     store.revision().await?;
     Ok(store)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn urls_name_the_backend_and_its_place() {
+        let s = open("etcd://127.0.0.1:1/cloud-a/").unwrap();
+        assert_eq!(s.describe(), "etcd:http://127.0.0.1:1/cloud-a/");
+        let s = open("etcd://h1:1,h2:2").unwrap();
+        assert_eq!(s.describe(), "etcd:http://h1:1,http://h2:2/dragonflow/");
+        let s = open("redis://127.0.0.1:1/3").unwrap();
+        assert!(
+            s.describe().starts_with("redis:redis://127.0.0.1:1/3"),
+            "{}",
+            s.describe()
+        );
+        for bad in ["etcd:///x", "zookeeper://h:1", "redis://h:notaport"] {
+            assert!(matches!(open(bad), Err(StoreError::Invalid(_))), "{bad}");
+        }
+    }
+
+    #[test]
+    fn remote_backends_outside_a_runtime_are_an_error_not_a_panic() {
+        assert!(matches!(
+            open("etcd://127.0.0.1:1"),
+            Err(StoreError::Invalid(_))
+        ));
+        assert!(matches!(
+            open("redis://127.0.0.1:1"),
+            Err(StoreError::Invalid(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn connect_reports_an_unreachable_server() {
+        // Port 1 on loopback: nothing listens there.
+        let e = connect("redis://127.0.0.1:1").await.err().unwrap();
+        assert!(matches!(e, StoreError::Unavailable(_)), "{e}");
+        let e = connect("etcd://127.0.0.1:1").await.err().unwrap();
+        assert!(matches!(e, StoreError::Unavailable(_)), "{e}");
+    }
+
+    #[test]
+    fn transactions_are_validated() {
+        assert!(validate(&[]).is_err());
+        let p = |t: &str, i: &str| Op::put(t, i, vec![], Expect::Any);
+        assert!(validate(&[p("a", "x"), p("a", "y"), p("b", "x")]).is_ok());
+        assert!(validate(&[p("a", "x"), Op::check("a", "x", Expect::Any)]).is_err());
+        assert!(validate(&[p("", "x")]).is_err());
+        assert!(validate(&[p("a/b", "x")]).is_err());
+    }
+}

@@ -445,6 +445,7 @@ async fn snapshot_then_watch_sees_every_change_once_in_order(b: &mut Backend) {
             ("port", "b", Some("p2"), base + 2)
         ]
     );
+    let mut wakeups = s.subscribe();
     let mut all = Watch::new(s.clone(), snap.revision, None);
     let mut p2 = Watch::new(s.clone(), snap.revision, Some(vec!["p2".into()]));
 
@@ -493,6 +494,15 @@ async fn snapshot_then_watch_sees_every_change_once_in_order(b: &mut Backend) {
         expected
     });
     let expected = writer.await.unwrap();
+    // The writer used its own client: this one hears of its last commit all the same.
+    let writer_last = expected.last().map(|e| e.0).unwrap();
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        wakeups.wait_for(|r| *r >= writer_last),
+    )
+    .await
+    .expect("subscribe() saw the other client's commits")
+    .unwrap();
     assert!(
         expected.iter().any(|e| e.4.is_none()),
         "the writer deleted something"
@@ -644,8 +654,9 @@ async fn a_watch_survives_a_server_restart(b: &mut Backend) {
         .unwrap()
         .unwrap();
     assert_eq!(got, (r2, "b".to_string()));
-    // The original client works too.
+    // The original client works too, and what was written before the restart is kept.
     assert_eq!(s.get("port", "b").await.unwrap().unwrap().revision, r2);
+    assert_eq!(s.get("port", "a").await.unwrap().unwrap().revision, r1);
 }
 
 async fn garbage_in_the_store_is_corrupt_not_a_panic(b: &mut Backend) {

@@ -56,8 +56,14 @@ impl Backend {
             server: None,
             embedded: std::sync::Mutex::new(Weak::<Embedded>::new()),
         };
-        b.start_server().await;
-        b
+        // Another test may take a probed port before the server binds it: try new ones.
+        for _ in 0..3 {
+            if b.start_server().await {
+                return b;
+            }
+            b.ports = (free_port(), free_port());
+        }
+        panic!("{kind:?} server did not start");
     }
 
     fn db_path(&self) -> PathBuf {
@@ -121,11 +127,12 @@ impl Backend {
         }
     }
 
-    async fn start_server(&mut self) {
+    /// Starts the server; `false` if it exited (e.g. its port was taken).
+    async fn start_server(&mut self) -> bool {
         let (client, peer) = self.ports;
         let dir = self.dir.path();
         let mut cmd = match self.kind {
-            Kind::Embedded => return,
+            Kind::Embedded => return true,
             Kind::Etcd => {
                 let mut c = Command::new("etcd");
                 let curl = format!("http://127.0.0.1:{client}");
@@ -169,10 +176,10 @@ impl Backend {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {:?}: {e}", self.kind));
         self.server = Some(child);
-        self.wait_ready().await;
+        self.wait_ready().await
     }
 
-    async fn wait_ready(&mut self) {
+    async fn wait_ready(&mut self) -> bool {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(status) = self
@@ -180,10 +187,12 @@ impl Backend {
                 .as_mut()
                 .and_then(|c| c.try_wait().ok().flatten())
             {
-                panic!("{:?} server exited: {status}", self.kind);
+                eprintln!("{:?} server exited: {status}", self.kind);
+                self.server = None;
+                return false;
             }
             if self.ping().await {
-                return;
+                return true;
             }
             assert!(
                 Instant::now() < deadline,
@@ -232,7 +241,11 @@ impl Backend {
                 .status();
             let _ = tokio::task::spawn_blocking(move || child.wait()).await;
         }
-        self.start_server().await;
+        assert!(
+            self.start_server().await,
+            "{:?} server did not restart",
+            self.kind
+        );
     }
 
     /// Pushes every revision up to now out of the store's change log.
