@@ -449,8 +449,8 @@ impl Store for Etcd {
         let txn = Txn::new().when(compares).and_then(writes).or_else(reads);
         let resp = self.client().await?.txn(txn).await.map_err(|e| {
             let msg = e.to_string();
-            // etcd caps the ops of one txn (--max-txn-ops, 128 by default); each of ours
-            // costs a compare, a write and a read.
+            // etcd caps each branch of a txn (--max-txn-ops, 128 by default), so a commit
+            // holds at most that many ops less one (the marker).
             if msg.contains("too many operations") {
                 StoreError::Invalid(format!("transaction too large for etcd: {msg}"))
             } else {

@@ -13,7 +13,8 @@
 //!
 //! A commit is one Lua script: it checks every expectation before writing anything, then
 //! bumps the counter, writes the objects and appends the stream entry. Redis runs a script
-//! alone, so readers never see half a commit.
+//! alone, so readers never see half a commit. (The entry's fields go through Lua's
+//! `unpack`, which caps a commit at about 1000 ops.)
 
 use crate::{Change, Op, Record, Result, Revision, Snapshot, Store, StoreError};
 use async_trait::async_trait;
@@ -333,7 +334,7 @@ impl Redis {
         format!("{}o:{table}/{id}", self.options.prefix)
     }
 
-    /// Writes a raw string under an object's key, bypassing the layout (tests of
+    /// Replaces an object's hash with the given raw fields, bypassing the layout (tests of
     /// [`StoreError::Corrupt`]).
     pub async fn put_raw(&self, table: &str, id: &str, fields: &[(&str, &[u8])]) -> Result<()> {
         let mut con = self.conn.clone();

@@ -680,8 +680,8 @@ async fn garbage_in_the_store_is_corrupt_not_a_panic(b: &mut Backend) {
 
 async fn a_commit_of_many_ops_is_atomic(b: &mut Backend) {
     let s = b.open().await;
-    // etcd's default --max-txn-ops of 128 counts a compare, a write and a read per op.
-    let n = 40;
+    // etcd's default --max-txn-ops of 128 caps a commit at 127 ops (one write is ours).
+    let n = 120;
     let ops: Vec<Op> = (0..n)
         .map(|i| put("bulk", &format!("{i:03}"), "v", Expect::Absent).with_topic(Some("p")))
         .collect();
@@ -692,6 +692,7 @@ async fn a_commit_of_many_ops_is_atomic(b: &mut Backend) {
     assert_eq!(s.changes_since(r - 1, 1).await.unwrap().len(), n);
     // The same ops again plus a new one: the first conflict is named, nothing is written.
     let mut again = ops;
+    again.truncate(n - 1);
     again.push(put("bulk", "new", "v", Expect::Absent));
     let e = s.commit(again).await.unwrap_err();
     assert!(is_conflict(&e, "bulk", "000"), "{e}");
@@ -747,3 +748,17 @@ conformance!(
     a_commit_of_many_ops_is_atomic,
     open_by_url,
 );
+
+/// Not part of the shared contract: etcd refuses commits beyond its txn size limit, and
+/// that must read as a bad request, not as an outage.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_commit_beyond_its_size_limit_is_invalid() {
+    let b = Backend::start(Kind::Etcd).await;
+    let s = b.open().await;
+    let ops: Vec<Op> = (0..200)
+        .map(|i| put("bulk", &i.to_string(), "v", Expect::Any))
+        .collect();
+    let e = s.commit(ops).await.unwrap_err();
+    assert!(matches!(e, StoreError::Invalid(_)), "{e}");
+    assert!(s.list("bulk", "").await.unwrap().is_empty());
+}
