@@ -42,7 +42,7 @@ pub struct Etcd {
 }
 
 /// What the store and its follower task share.
-pub struct Shared {
+struct Shared {
     endpoints: Vec<String>,
     prefix: String,
     client: OnceCell<Client>,
@@ -60,16 +60,10 @@ struct Recent {
     revisions: VecDeque<(Revision, Vec<Change>)>,
 }
 
-impl std::ops::Deref for Etcd {
-    type Target = Shared;
-    fn deref(&self) -> &Shared {
-        &self.shared
-    }
-}
-
 impl std::fmt::Debug for Etcd {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Etcd({}{})", self.endpoints.join(","), self.prefix)
+        let s = &self.shared;
+        write!(f, "Etcd({}{})", s.endpoints.join(","), s.prefix)
     }
 }
 
@@ -244,7 +238,7 @@ impl Shared {
 impl Etcd {
     /// Every record with a key in `[start, end)`, page by page, all at one revision.
     async fn range(&self, start: Vec<u8>, end: Vec<u8>) -> Result<(Revision, Vec<Record>)> {
-        let mut c = self.client().await?;
+        let mut c = self.shared.client().await?;
         let mut at = 0;
         let mut from = start;
         let mut out = Vec::new();
@@ -258,7 +252,7 @@ impl Etcd {
                 at = resp.header().map(|h| h.revision()).unwrap_or(0);
             }
             for kv in resp.kvs() {
-                if let Some(r) = self.record(kv)? {
+                if let Some(r) = self.shared.record(kv)? {
                     out.push(r);
                 }
             }
@@ -275,9 +269,10 @@ impl Etcd {
     /// The revision of our last commit (from the marker) and etcd's current revision.
     async fn latest(&self) -> Result<(Revision, Revision)> {
         let resp = self
+            .shared
             .client()
             .await?
-            .get(self.marker(), None)
+            .get(self.shared.marker(), None)
             .await
             .map_err(io)?;
         let ours = resp.kvs().first().map(|kv| rev_of(kv.mod_revision()));
@@ -389,24 +384,29 @@ async fn follow_once(shared: &Shared) -> Result<()> {
 #[async_trait]
 impl Store for Etcd {
     fn describe(&self) -> String {
-        format!("etcd:{}{}", self.endpoints.join(","), self.prefix)
+        format!(
+            "etcd:{}{}",
+            self.shared.endpoints.join(","),
+            self.shared.prefix
+        )
     }
 
     async fn get(&self, table: &str, id: &str) -> Result<Option<Record>> {
         let resp = self
+            .shared
             .client()
             .await?
-            .get(self.key(table, id), None)
+            .get(self.shared.key(table, id), None)
             .await
             .map_err(io)?;
         match resp.kvs().first() {
-            Some(kv) => self.record(kv),
+            Some(kv) => self.shared.record(kv),
             None => Ok(None),
         }
     }
 
     async fn list(&self, table: &str, prefix: &str) -> Result<Vec<Record>> {
-        let start = self.key(table, prefix).into_bytes();
+        let start = self.shared.key(table, prefix).into_bytes();
         let end = prefix_end(&start);
         Ok(self.range(start, end).await?.1)
     }
@@ -418,7 +418,7 @@ impl Store for Etcd {
         let mut reads = Vec::new();
         for op in &ops {
             let (table, id) = op.key();
-            let key = self.key(table, id);
+            let key = self.shared.key(table, id);
             match op.expect() {
                 Expect::Any => {}
                 Expect::Absent => {
@@ -445,9 +445,9 @@ impl Store for Etcd {
             reads.push(TxnOp::get(key, Some(GetOptions::new().with_keys_only())));
         }
         // Last, so a watcher that sees it knows the revision is complete.
-        writes.push(TxnOp::put(self.marker(), Vec::new(), None));
+        writes.push(TxnOp::put(self.shared.marker(), Vec::new(), None));
         let txn = Txn::new().when(compares).and_then(writes).or_else(reads);
-        let resp = self.client().await?.txn(txn).await.map_err(|e| {
+        let resp = self.shared.client().await?.txn(txn).await.map_err(|e| {
             let msg = e.to_string();
             // etcd caps each branch of a txn (--max-txn-ops, 128 by default), so a commit
             // holds at most that many ops less one (the marker).
@@ -473,12 +473,12 @@ impl Store for Etcd {
             return Ok(Vec::new());
         }
         // The follower usually has it already, or within a moment.
-        let mut seen = self.revision.subscribe();
+        let mut seen = self.shared.revision.subscribe();
         let caught_up =
             tokio::time::timeout(Duration::from_millis(500), seen.wait_for(|r| *r >= latest))
                 .await
                 .is_ok_and(|r| r.is_ok());
-        if caught_up && let Some(changes) = self.buffered(after, latest, limit) {
+        if caught_up && let Some(changes) = self.shared.buffered(after, latest, limit) {
             return Ok(changes);
         }
         let opts = WatchOptions::new()
@@ -486,9 +486,10 @@ impl Store for Etcd {
             .with_prev_key()
             .with_start_revision(i64::try_from(after + 1).unwrap_or(i64::MAX));
         let mut stream = self
+            .shared
             .client()
             .await?
-            .watch(self.prefix.clone(), Some(opts))
+            .watch(self.shared.prefix.clone(), Some(opts))
             .await
             .map_err(io)?;
         let mut out = Vec::new();
@@ -505,7 +506,7 @@ impl Store for Etcd {
                 return Err(io(format!("watch canceled: {}", resp.cancel_reason())));
             }
             for event in resp.events() {
-                if let Some(change) = self.change(event)? {
+                if let Some(change) = self.shared.change(event)? {
                     current.push(change);
                     continue;
                 }
@@ -524,11 +525,11 @@ impl Store for Etcd {
     }
 
     fn subscribe(&self) -> watch::Receiver<Revision> {
-        self.revision.subscribe()
+        self.shared.revision.subscribe()
     }
 
     async fn snapshot(&self) -> Result<Snapshot> {
-        let start = self.prefix.as_bytes().to_vec();
+        let start = self.shared.prefix.as_bytes().to_vec();
         let end = prefix_end(&start);
         let (revision, records) = self.range(start, end).await?;
         Ok(Snapshot { revision, records })
@@ -539,7 +540,8 @@ impl Store for Etcd {
 impl Etcd {
     /// Compacts etcd's history up to `revision`: watchers behind it get `Compacted`.
     pub async fn compact(&self, revision: Revision) -> Result<()> {
-        self.client()
+        self.shared
+            .client()
             .await?
             .compact(i64::try_from(revision).unwrap_or(i64::MAX), None)
             .await
@@ -550,9 +552,10 @@ impl Etcd {
     /// Writes raw bytes under an object's key, bypassing the encoding (tests of
     /// [`StoreError::Corrupt`]).
     pub async fn put_raw(&self, table: &str, id: &str, bytes: Vec<u8>) -> Result<()> {
-        self.client()
+        self.shared
+            .client()
             .await?
-            .put(self.key(table, id), bytes, None)
+            .put(self.shared.key(table, id), bytes, None)
             .await
             .map_err(io)?;
         Ok(())
