@@ -292,7 +292,7 @@ impl Etcd {
                 return conflict_on(table, id);
             }
         }
-        // The state changed again between the compare and the read: still a conflict.
+        // Not reached: the reads ran in the same txn as the failed compares.
         let (table, id) = ops.first().map(Op::key).unwrap_or(("", ""));
         conflict_on(table, id)
     }

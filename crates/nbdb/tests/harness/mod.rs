@@ -172,9 +172,13 @@ impl Backend {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {:?}: {e}", self.kind));
+        let child = cmd.spawn().unwrap_or_else(|e| {
+            panic!(
+                "cannot start {:?} ({e}): the suite needs the Debian packages etcd-server and \
+                 redis-server",
+                self.kind
+            )
+        });
         self.server = Some(child);
         self.wait_ready().await
     }
