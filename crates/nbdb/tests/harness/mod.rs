@@ -40,8 +40,10 @@ fn free_port() -> u16 {
 }
 
 fn tempdir() -> tempfile::TempDir {
-    // tmpfs when there is one: etcd fsyncs every commit.
-    tempfile::tempdir_in("/dev/shm")
+    // tmpfs when there is one (etcd fsyncs every commit), unless NBDB_TEST_DIR names
+    // another place (e.g. a disk, to measure with real fsyncs).
+    let dir = std::env::var("NBDB_TEST_DIR").unwrap_or_else(|_| "/dev/shm".into());
+    tempfile::tempdir_in(dir)
         .or_else(|_| tempfile::tempdir())
         .expect("tempdir")
 }
