@@ -628,9 +628,33 @@ async fn values_survive_reopening(b: &mut Backend) {
     assert_eq!(r, r2 + 2);
 }
 
+async fn a_watch_resumes_from_its_revision_on_a_new_client(b: &mut Backend) {
+    let at = {
+        let s = b.open().await;
+        let r = s
+            .commit(vec![put("port", "a", "1", Expect::Absent)])
+            .await
+            .unwrap();
+        s.commit(vec![put("port", "b", "1", Expect::Absent)])
+            .await
+            .unwrap();
+        let mut w = Watch::new(s.clone(), r - 1, None);
+        assert_eq!(next(&mut w).await.id, "a");
+        assert_eq!(next(&mut w).await.id, "b");
+        w.revision()
+    };
+    let s = b.open().await;
+    let mut w = Watch::new(s.clone(), at, None);
+    s.commit(vec![put("port", "c", "1", Expect::Absent)])
+        .await
+        .unwrap();
+    let c = next(&mut w).await;
+    assert_eq!((c.id.as_str(), c.revision), ("c", at + 1));
+}
+
 async fn a_watch_survives_a_server_restart(b: &mut Backend) {
     if b.kind == Kind::Embedded {
-        return; // No server: reopening is covered by `values_survive_reopening`.
+        return; // No server; see `a_watch_resumes_from_its_revision_on_a_new_client`.
     }
     let s = b.open().await;
     let r1 = s
@@ -639,13 +663,15 @@ async fn a_watch_survives_a_server_restart(b: &mut Backend) {
         .unwrap();
     let mut w = Watch::new(s.clone(), 0, None);
     assert_eq!(next(&mut w).await.revision, r1);
-    b.restart().await;
-    // Another client writes after the restart: only the change follower can wake `w`.
-    let writer = b.open().await;
+    // The watch is waiting for the next change when the server goes away.
     let waiter = tokio::spawn(async move {
         let c = next(&mut w).await;
         (c.revision, c.id)
     });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    b.restart().await;
+    // Another client writes after the restart: only the change follower can wake `w`.
+    let writer = b.open().await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let r2 = commit_retrying(&writer, vec![put("port", "b", "2", Expect::Absent)]).await;
     assert_eq!(r2, r1 + 1);
@@ -743,6 +769,7 @@ conformance!(
     snapshot_then_watch_sees_every_change_once_in_order,
     a_watcher_behind_compaction_gets_compacted,
     values_survive_reopening,
+    a_watch_resumes_from_its_revision_on_a_new_client,
     a_watch_survives_a_server_restart,
     garbage_in_the_store_is_corrupt_not_a_panic,
     a_commit_of_many_ops_is_atomic,
