@@ -312,14 +312,16 @@ fn conflict_on(table: &str, id: &str) -> StoreError {
 async fn follow(shared: Arc<Shared>) {
     let mut delay = Duration::from_millis(100);
     loop {
-        match follow_once(&shared).await {
-            Ok(()) => delay = Duration::from_millis(100),
-            Err(e) => {
-                tracing::debug!(error = %e, "etcd change follower restarting");
-                delay = (delay * 2).min(Duration::from_secs(2));
-            }
+        let started = tokio::time::Instant::now();
+        if let Err(e) = follow_once(&shared).await {
+            tracing::debug!(error = %e, "etcd change follower restarting");
+        }
+        // Back off only while reconnecting keeps failing.
+        if started.elapsed() > Duration::from_secs(5) {
+            delay = Duration::from_millis(100);
         }
         tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(2));
     }
 }
 

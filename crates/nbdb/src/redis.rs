@@ -251,8 +251,13 @@ fn entry_changes(entry: Value) -> Result<(Revision, Vec<Change>)> {
 async fn follow(client: Client, prefix: String, tx: watch::Sender<Revision>) {
     let mut delay = Duration::from_millis(100);
     loop {
+        let started = tokio::time::Instant::now();
         if let Err(e) = follow_once(&client, &prefix, &tx).await {
             tracing::debug!(error = %e, "redis change follower restarting");
+        }
+        // Back off only while reconnecting keeps failing.
+        if started.elapsed() > Duration::from_secs(5) {
+            delay = Duration::from_millis(100);
         }
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(Duration::from_secs(2));
