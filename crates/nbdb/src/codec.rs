@@ -1,4 +1,4 @@
-//! Byte encodings of the embedded store's records and change-log entries.
+//! Byte encodings of stored records and change-log entries (embedded and etcd backends).
 //!
 //! Stored bytes are treated as untrusted: decoding returns an error, never panics.
 
@@ -31,6 +31,22 @@ pub fn decode_object(bytes: &[u8]) -> Result<Object<'_>, StoreError> {
         topic,
         value: r.0,
     })
+}
+
+/// An object's payload without a revision, for backends that keep revisions themselves
+/// (etcd): topic length (u32 LE), topic, value.
+pub fn encode_value(topic: &str, value: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(4 + topic.len() + value.len());
+    put_bytes(&mut out, topic.as_bytes());
+    out.extend_from_slice(value);
+    out
+}
+
+/// Splits what [`encode_value`] wrote into (topic, value).
+pub fn decode_value(bytes: &[u8]) -> Result<(&str, &[u8]), StoreError> {
+    let mut r = Reader(bytes);
+    let topic = r.str()?;
+    Ok((topic, r.0))
 }
 
 fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
@@ -93,7 +109,7 @@ impl<'a> Reader<'a> {
     }
 }
 
-fn topic_of(t: &str) -> Option<String> {
+pub(crate) fn topic_of(t: &str) -> Option<String> {
     (!t.is_empty()).then(|| t.to_string())
 }
 
@@ -153,6 +169,14 @@ mod tests {
         assert_eq!(dec[0].topic.as_deref(), Some("p1"));
         assert_eq!(dec[1].id, "ip/x");
         assert_eq!((dec[1].value.as_ref(), dec[1].topic.as_ref()), (None, None));
+    }
+
+    #[test]
+    fn values_round_trip_and_reject_garbage() {
+        let enc = encode_value("p", b"xyz");
+        assert_eq!(decode_value(&enc).unwrap(), ("p", &b"xyz"[..]));
+        assert!(decode_value(b"\xff\xff\xff\x7fabc").is_err());
+        assert!(decode_value(b"\x01").is_err());
     }
 
     #[test]

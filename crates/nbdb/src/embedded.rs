@@ -6,7 +6,7 @@
 //! fsync instead of one each. Reads go straight to redb's MVCC snapshots from any thread.
 
 use crate::codec::{LogEntry, decode_changes, decode_object, encode_changes, encode_object};
-use crate::{Change, Expect, Op, Record, Result, Revision, Snapshot, Store, StoreError};
+use crate::{Change, Op, Record, Result, Revision, Snapshot, Store, StoreError};
 use async_trait::async_trait;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use std::collections::HashSet;
@@ -128,16 +128,6 @@ fn writer_loop(
     }
 }
 
-fn check(expect: Expect, current: Option<Revision>) -> bool {
-    match (expect, current) {
-        (Expect::Any, _) => true,
-        (Expect::Absent, None) => true,
-        (Expect::Present, Some(_)) => true,
-        (Expect::Revision(want), Some(have)) => want == have,
-        _ => false,
-    }
-}
-
 type BatchResult = (Vec<Result<Revision>>, Revision);
 
 fn apply_batch(
@@ -199,7 +189,7 @@ fn apply_one(
             }
             None => None,
         };
-        if !check(op.expect(), current.as_ref().map(|c| c.0)) {
+        if !crate::expect_holds(op.expect(), current.as_ref().map(|c| c.0)) {
             return Err(StoreError::Conflict {
                 table: table.into(),
                 id: id.into(),
@@ -296,9 +286,7 @@ impl Store for Embedded {
     }
 
     async fn commit(&self, ops: Vec<Op>) -> Result<Revision> {
-        if ops.is_empty() {
-            return Err(StoreError::Invalid("empty transaction".into()));
-        }
+        crate::validate(&ops)?;
         let (tx, rx) = oneshot::channel();
         self.writer
             .send((ops, tx))
@@ -327,9 +315,17 @@ impl Store for Embedded {
         }
         let changes = txn.open_table(CHANGES).map_err(io)?;
         let mut out = Vec::new();
-        for entry in changes.range(after + 1..).map_err(io)?.take(limit) {
+        let mut revisions = 0;
+        for entry in changes.range(after + 1..).map_err(io)? {
+            if revisions >= limit {
+                break;
+            }
             let (k, v) = entry.map_err(io)?;
-            out.extend(decode_changes(k.value(), v.value())?);
+            let batch = decode_changes(k.value(), v.value())?;
+            if !batch.is_empty() {
+                revisions += 1;
+                out.extend(batch);
+            }
         }
         Ok(out)
     }
@@ -363,6 +359,7 @@ impl Store for Embedded {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Expect;
 
     fn store() -> (tempfile::TempDir, Embedded) {
         let dir = tempfile::tempdir().unwrap();

@@ -8,11 +8,15 @@
 pub mod codec;
 pub mod embedded;
 pub mod remote;
+pub mod etcd;
+pub mod redis;
 
 use async_trait::async_trait;
 use std::sync::Arc;
 
 pub use embedded::Embedded;
+pub use etcd::Etcd;
+pub use redis::Redis;
 
 /// A global store revision. 0 means "nothing written yet".
 pub type Revision = u64;
@@ -168,7 +172,9 @@ pub trait Store: Send + Sync + 'static {
     /// The latest committed revision.
     async fn revision(&self) -> Result<Revision>;
 
-    /// Changes with revision > `after`, in revision order, at most `limit` revisions.
+    /// Changes with revision > `after`, in revision order, of at most `limit` revisions
+    /// (revisions that changed nothing, e.g. a commit of checks only, do not count, so a
+    /// caller always makes progress).
     async fn changes_since(&self, after: Revision, limit: usize) -> Result<Vec<Change>>;
 
     /// A receiver that sees the latest revision each time something commits.
@@ -176,6 +182,45 @@ pub trait Store: Send + Sync + 'static {
 
     /// Every object of every table, consistent at one revision.
     async fn snapshot(&self) -> Result<Snapshot>;
+}
+
+/// Whether an object last written at `current` (`None`: absent) meets `expect`.
+pub(crate) fn expect_holds(expect: Expect, current: Option<Revision>) -> bool {
+    match (expect, current) {
+        (Expect::Any, _) | (Expect::Absent, None) | (Expect::Present, Some(_)) => true,
+        (Expect::Revision(want), Some(have)) => want == have,
+        _ => false,
+    }
+}
+
+/// Rejects transactions no backend can apply: empty, a key twice, or a table name that
+/// cannot be told apart from the id in a `table/id` key.
+pub(crate) fn validate(ops: &[Op]) -> Result<()> {
+    if ops.is_empty() {
+        return Err(StoreError::Invalid("empty transaction".into()));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for op in ops {
+        let (table, id) = op.key();
+        if table.is_empty() || table.contains('/') {
+            return Err(StoreError::Invalid(format!("bad table name {table:?}")));
+        }
+        if !seen.insert((table, id)) {
+            return Err(StoreError::Invalid(format!("{table}/{id} appears twice")));
+        }
+    }
+    Ok(())
+}
+
+/// Raises a revision channel to `rev` (never lowers it, never wakes for nothing).
+pub(crate) fn bump(tx: &tokio::sync::watch::Sender<Revision>, rev: Revision) {
+    tx.send_if_modified(|cur| {
+        let newer = rev > *cur;
+        if newer {
+            *cur = rev;
+        }
+        newer
+    });
 }
 
 /// All objects at one revision: where a watcher starts.
@@ -221,7 +266,9 @@ impl Watch {
     }
 
     /// The next change; waits for one. Fails with [`StoreError::Compacted`] when the log
-    /// no longer reaches back to where this watch stands (take a new snapshot).
+    /// no longer reaches back to where this watch stands (take a new snapshot). After any
+    /// other error (e.g. the server is down) the watch is intact: call `next` again later
+    /// and it resumes where it stood, nothing lost or repeated.
     pub async fn next(&mut self) -> Result<Change> {
         loop {
             if let Some(c) = self.pending.pop_front() {
@@ -244,15 +291,106 @@ impl Watch {
     }
 }
 
-/// Opens a store from a `--db` URL: `embedded:PATH` (or a bare path).
+/// Opens a store from a `--db` URL:
+/// - `embedded:PATH` (or a bare path): a redb file in this process;
+/// - `etcd://HOST:PORT[,HOST:PORT...][/PREFIX]`: etcd v3, keys under `/PREFIX/`
+///   (default `/dragonflow/`);
+/// - `redis://HOST:PORT[/DB]`: Redis, keys under `dragonflow:`.
+///
+/// etcd and Redis connect lazily (the first operation connects, and every operation
+/// reconnects after a failure), so this stays synchronous; it must be called inside a
+/// tokio runtime for them because their change follower is a background task. Use
+/// [`connect`] to fail fast when the server is unreachable.
 pub fn open(url: &str) -> Result<Arc<dyn Store>> {
     if let Some(path) = url.strip_prefix("embedded:") {
         return Ok(Arc::new(Embedded::open(path)?));
     }
+    if let Some(rest) = url.strip_prefix("etcd://") {
+        let (hosts, prefix) = match rest.split_once('/') {
+            Some((h, p)) if !p.trim_matches('/').is_empty() => {
+                (h, format!("/{}/", p.trim_matches('/')))
+            }
+            Some((h, _)) => (h, etcd::DEFAULT_PREFIX.to_string()),
+            None => (rest, etcd::DEFAULT_PREFIX.to_string()),
+        };
+        let endpoints: Vec<String> = hosts
+            .split(',')
+            .filter(|h| !h.is_empty())
+            .map(|h| format!("http://{h}"))
+            .collect();
+        if endpoints.is_empty() {
+            return Err(StoreError::Invalid(format!("no etcd host in {url:?}")));
+        }
+        return Ok(Arc::new(Etcd::new(endpoints, &prefix)?));
+    }
+    if url.starts_with("redis://") {
+        return Ok(Arc::new(Redis::new(url, redis::Options::default())?));
+    }
     if url.contains("://") {
         return Err(StoreError::Invalid(format!(
-            "unsupported store URL {url:?} (supported: embedded:PATH)"
+            "unsupported store URL {url:?} (supported: embedded:PATH, etcd://HOST:PORT[/PREFIX], \
+             redis://HOST:PORT[/DB])"
         )));
     }
     Ok(Arc::new(Embedded::open(url)?))
+}
+
+/// Like [`open`], then reads the revision once so an unreachable server is reported now.
+pub async fn connect(url: &str) -> Result<Arc<dyn Store>> {
+    let store = open(url)?;
+    store.revision().await?;
+    Ok(store)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn urls_name_the_backend_and_its_place() {
+        let s = open("etcd://127.0.0.1:1/cloud-a/").unwrap();
+        assert_eq!(s.describe(), "etcd:http://127.0.0.1:1/cloud-a/");
+        let s = open("etcd://h1:1,h2:2").unwrap();
+        assert_eq!(s.describe(), "etcd:http://h1:1,http://h2:2/dragonflow/");
+        let s = open("redis://127.0.0.1:1/3").unwrap();
+        assert!(
+            s.describe().starts_with("redis:redis://127.0.0.1:1/3"),
+            "{}",
+            s.describe()
+        );
+        for bad in ["etcd:///x", "zookeeper://h:1", "redis://h:notaport"] {
+            assert!(matches!(open(bad), Err(StoreError::Invalid(_))), "{bad}");
+        }
+    }
+
+    #[test]
+    fn remote_backends_outside_a_runtime_are_an_error_not_a_panic() {
+        assert!(matches!(
+            open("etcd://127.0.0.1:1"),
+            Err(StoreError::Invalid(_))
+        ));
+        assert!(matches!(
+            open("redis://127.0.0.1:1"),
+            Err(StoreError::Invalid(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn connect_reports_an_unreachable_server() {
+        // Port 1 on loopback: nothing listens there.
+        let e = connect("redis://127.0.0.1:1").await.err().unwrap();
+        assert!(matches!(e, StoreError::Unavailable(_)), "{e}");
+        let e = connect("etcd://127.0.0.1:1").await.err().unwrap();
+        assert!(matches!(e, StoreError::Unavailable(_)), "{e}");
+    }
+
+    #[test]
+    fn transactions_are_validated() {
+        assert!(validate(&[]).is_err());
+        let p = |t: &str, i: &str| Op::put(t, i, vec![], Expect::Any);
+        assert!(validate(&[p("a", "x"), p("a", "y"), p("b", "x")]).is_ok());
+        assert!(validate(&[p("a", "x"), Op::check("a", "x", Expect::Any)]).is_err());
+        assert!(validate(&[p("", "x")]).is_err());
+        assert!(validate(&[p("a/b", "x")]).is_err());
+    }
 }

@@ -1,0 +1,577 @@
+//! The etcd v3 backend: objects as keys under a prefix, etcd's own revisions, its watch as
+//! the change log.
+//!
+//! Layout: `<prefix><table>/<id>` holds `codec::encode_value(topic, value)`, and every
+//! commit also writes `<prefix>/commit` as its last operation. That marker makes each of
+//! our commits take exactly one etcd revision (a commit of checks only, or of deletions of
+//! absent keys, would otherwise take none), tells the latest revision of *this* store
+//! apart from writes to other prefixes, and ends each revision's events in a watch, so a
+//! reader knows when it has seen a revision whole.
+//!
+//! `changes_since` is served from a buffer of recent revisions that the background
+//! follower fills from one long-lived watch over the prefix. A new etcd watch from an old
+//! revision is only synced by the server every 100 ms, which would be the latency of every
+//! step of a [`crate::Watch`]; the buffer makes a step one small read. Watchers further
+//! behind than the buffer, or during a reconnect, get a watch of their own from history.
+//! `revision()` is etcd's header revision (also counting writes outside the prefix).
+
+use crate::codec::{decode_value, encode_value, topic_of};
+use crate::{Change, Expect, Op, Record, Result, Revision, Snapshot, Store, StoreError};
+use async_trait::async_trait;
+use etcd_client::{
+    Client, Compare, CompareOp, ConnectOptions, EventType, GetOptions, KeyValue, Txn, TxnOp,
+    TxnOpResponse, WatchOptions,
+};
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{OnceCell, watch};
+
+/// Where objects live unless the URL names another prefix.
+pub const DEFAULT_PREFIX: &str = "/dragonflow/";
+/// Keys per range request: keeps every response well under gRPC's 4 MiB message limit.
+const PAGE: i64 = 500;
+
+/// Revisions of changes the follower keeps for `changes_since` by default.
+pub const DEFAULT_BUFFER: usize = 4096;
+
+/// A store on an etcd v3 cluster.
+pub struct Etcd {
+    shared: Arc<Shared>,
+    follower: tokio::task::AbortHandle,
+}
+
+/// What the store and its follower task share.
+struct Shared {
+    endpoints: Vec<String>,
+    prefix: String,
+    client: OnceCell<Client>,
+    /// The last revision the follower has seen whole (in `recent`).
+    revision: watch::Sender<Revision>,
+    recent: Mutex<Recent>,
+    buffer: usize,
+}
+
+/// The changes of every revision in `(from, head]` that changed something.
+#[derive(Default)]
+struct Recent {
+    from: Revision,
+    head: Revision,
+    revisions: VecDeque<(Revision, Vec<Change>)>,
+}
+
+impl std::fmt::Debug for Etcd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = &self.shared;
+        write!(f, "Etcd({}{})", s.endpoints.join(","), s.prefix)
+    }
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        self.follower.abort();
+    }
+}
+
+fn io<E: std::fmt::Display>(e: E) -> StoreError {
+    StoreError::Unavailable(format!("etcd: {e}"))
+}
+
+fn rev_of(r: i64) -> Revision {
+    u64::try_from(r).unwrap_or(0)
+}
+
+/// The smallest key greater than every key starting with `key` (etcd's "range_end").
+fn prefix_end(key: &[u8]) -> Vec<u8> {
+    let mut end = key.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![0]
+}
+
+async fn connect(endpoints: &[String]) -> Result<Client> {
+    let options = ConnectOptions::new()
+        .with_connect_timeout(Duration::from_secs(2))
+        // Detects a dead server under a long-lived watch stream.
+        .with_keep_alive(Duration::from_secs(5), Duration::from_secs(5))
+        .with_keep_alive_while_idle(true);
+    Client::connect(endpoints, Some(options)).await.map_err(io)
+}
+
+impl Etcd {
+    /// A store on the etcd cluster at `endpoints` (`http://host:port`), keys under
+    /// `prefix`. Connects lazily; must be called inside a tokio runtime.
+    pub fn new(endpoints: Vec<String>, prefix: &str) -> Result<Etcd> {
+        Etcd::with_buffer(endpoints, prefix, DEFAULT_BUFFER)
+    }
+
+    /// Like [`Etcd::new`], keeping the changes of `buffer` recent revisions in memory.
+    /// A watcher further behind reads etcd's history (which etcd compacts on its own
+    /// schedule, then the watcher gets [`StoreError::Compacted`]).
+    pub fn with_buffer(endpoints: Vec<String>, prefix: &str, buffer: usize) -> Result<Etcd> {
+        let handle = tokio::runtime::Handle::try_current()
+            .map_err(|_| StoreError::Invalid("the etcd store needs a tokio runtime".into()))?;
+        let prefix = if prefix.ends_with('/') {
+            prefix.to_string()
+        } else {
+            format!("{prefix}/")
+        };
+        let (tx, _) = watch::channel(0);
+        let shared = Arc::new(Shared {
+            endpoints,
+            prefix,
+            client: OnceCell::new(),
+            revision: tx,
+            recent: Mutex::new(Recent::default()),
+            buffer,
+        });
+        let follower = handle.spawn(follow(shared.clone())).abort_handle();
+        Ok(Etcd { shared, follower })
+    }
+
+    /// Like [`Etcd::with_buffer`], then checks the cluster answers.
+    pub async fn connect(endpoints: Vec<String>, prefix: &str, buffer: usize) -> Result<Etcd> {
+        let store = Etcd::with_buffer(endpoints, prefix, buffer)?;
+        store.revision().await?;
+        Ok(store)
+    }
+}
+
+impl Shared {
+    async fn client(&self) -> Result<Client> {
+        // The client reconnects by itself once built; only building it can fail here.
+        self.client
+            .get_or_try_init(|| connect(&self.endpoints))
+            .await
+            .cloned()
+    }
+
+    fn key(&self, table: &str, id: &str) -> String {
+        format!("{}{table}/{id}", self.prefix)
+    }
+
+    fn marker(&self) -> String {
+        format!("{}/commit", self.prefix)
+    }
+
+    /// `(table, id)` of a key under the prefix; `None` for the commit marker.
+    fn split_key<'k>(&self, key: &'k [u8]) -> Result<Option<(&'k str, &'k str)>> {
+        let rest = key
+            .strip_prefix(self.prefix.as_bytes())
+            .ok_or_else(|| StoreError::Corrupt("key outside the store prefix".into()))?;
+        let rest = std::str::from_utf8(rest)
+            .map_err(|_| StoreError::Corrupt("stored key is not UTF-8".into()))?;
+        if rest.starts_with('/') {
+            return Ok(None);
+        }
+        rest.split_once('/')
+            .map(Some)
+            .ok_or_else(|| StoreError::Corrupt(format!("stored key {rest:?} has no table")))
+    }
+
+    fn record(&self, kv: &KeyValue) -> Result<Option<Record>> {
+        let Some((table, id)) = self.split_key(kv.key())? else {
+            return Ok(None);
+        };
+        let (topic, value) = decode_value(kv.value())?;
+        Ok(Some(Record {
+            table: table.into(),
+            id: id.into(),
+            revision: rev_of(kv.mod_revision()),
+            topic: topic_of(topic),
+            value: value.to_vec(),
+        }))
+    }
+
+    /// The change an event stands for; `None` for the commit marker.
+    fn change(&self, event: &etcd_client::Event) -> Result<Option<Change>> {
+        let Some(kv) = event.kv() else {
+            return Ok(None);
+        };
+        let Some((table, id)) = self.split_key(kv.key())? else {
+            return Ok(None);
+        };
+        let (topic, value) = match event.event_type() {
+            EventType::Put => {
+                let (topic, value) = decode_value(kv.value())?;
+                (topic_of(topic), Some(value.to_vec()))
+            }
+            // A deletion carries the topic the object had.
+            EventType::Delete => match event.prev_kv() {
+                Some(prev) => (topic_of(decode_value(prev.value())?.0), None),
+                None => (None, None),
+            },
+        };
+        Ok(Some(Change {
+            revision: rev_of(kv.mod_revision()),
+            table: table.into(),
+            id: id.into(),
+            topic,
+            value,
+        }))
+    }
+
+    /// Changes after `after` from the follower's buffer, if it holds all of them up to
+    /// `latest`.
+    fn buffered(&self, after: Revision, latest: Revision, limit: usize) -> Option<Vec<Change>> {
+        let recent = self.recent.lock().ok()?;
+        if recent.from > after || recent.head < latest {
+            return None;
+        }
+        let start = recent.revisions.partition_point(|(r, _)| *r <= after);
+        Some(
+            recent
+                .revisions
+                .iter()
+                .skip(start)
+                .take(limit)
+                .flat_map(|(_, changes)| changes.iter().cloned())
+                .collect(),
+        )
+    }
+}
+
+impl Etcd {
+    /// Every record with a key in `[start, end)`, page by page, all at one revision.
+    async fn range(&self, start: Vec<u8>, end: Vec<u8>) -> Result<(Revision, Vec<Record>)> {
+        let mut c = self.shared.client().await?;
+        let mut at = 0;
+        let mut from = start;
+        let mut out = Vec::new();
+        loop {
+            let mut opts = GetOptions::new().with_range(end.clone()).with_limit(PAGE);
+            if at > 0 {
+                opts = opts.with_revision(at);
+            }
+            let resp = c.get(from.clone(), Some(opts)).await.map_err(io)?;
+            if at == 0 {
+                at = resp.header().map(|h| h.revision()).unwrap_or(0);
+            }
+            for kv in resp.kvs() {
+                if let Some(r) = self.shared.record(kv)? {
+                    out.push(r);
+                }
+            }
+            match resp.kvs().last() {
+                Some(last) if resp.more() => {
+                    from = last.key().to_vec();
+                    from.push(0);
+                }
+                _ => return Ok((rev_of(at), out)),
+            }
+        }
+    }
+
+    /// The revision of our last commit (from the marker) and etcd's current revision.
+    async fn latest(&self) -> Result<(Revision, Revision)> {
+        let resp = self
+            .shared
+            .client()
+            .await?
+            .get(self.shared.marker(), None)
+            .await
+            .map_err(io)?;
+        let ours = resp.kvs().first().map(|kv| rev_of(kv.mod_revision()));
+        let now = resp.header().map(|h| rev_of(h.revision())).unwrap_or(0);
+        Ok((ours.unwrap_or(0), now.max(ours.unwrap_or(0))))
+    }
+
+    /// Finds the op whose expectation failed from the state read by the failed txn.
+    fn conflict(ops: &[Op], responses: &[TxnOpResponse]) -> StoreError {
+        for (op, resp) in ops.iter().zip(responses) {
+            let current = match resp {
+                TxnOpResponse::Get(g) => g.kvs().first().map(|kv| rev_of(kv.mod_revision())),
+                _ => continue,
+            };
+            if !crate::expect_holds(op.expect(), current) {
+                let (table, id) = op.key();
+                return conflict_on(table, id);
+            }
+        }
+        // Not reached: the reads ran in the same txn as the failed compares.
+        let (table, id) = ops.first().map(Op::key).unwrap_or(("", ""));
+        conflict_on(table, id)
+    }
+}
+
+fn conflict_on(table: &str, id: &str) -> StoreError {
+    StoreError::Conflict {
+        table: table.into(),
+        id: id.into(),
+    }
+}
+
+/// Follows the prefix with one watch, buffering the changes of recent revisions and
+/// raising the revision channel as each revision is seen whole; after any failure waits a
+/// little and starts over from the current state (which also covers commits made while
+/// the server was away).
+async fn follow(shared: Arc<Shared>) {
+    let mut delay = Duration::from_millis(100);
+    loop {
+        let started = tokio::time::Instant::now();
+        if let Err(e) = follow_once(&shared).await {
+            tracing::debug!(error = %e, "etcd change follower restarting");
+        }
+        // Back off only while reconnecting keeps failing.
+        if started.elapsed() > Duration::from_secs(5) {
+            delay = Duration::from_millis(100);
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(2));
+    }
+}
+
+async fn follow_once(shared: &Shared) -> Result<()> {
+    let mut c = shared.client().await?;
+    let resp = c.get(shared.marker(), None).await.map_err(io)?;
+    let ours = resp
+        .kvs()
+        .first()
+        .map(|kv| rev_of(kv.mod_revision()))
+        .unwrap_or(0);
+    let now = resp.header().map(|h| h.revision()).unwrap_or(0);
+    // Revisions in (ours, now] are not ours: the buffer is complete from `ours` on.
+    if let Ok(mut recent) = shared.recent.lock() {
+        *recent = Recent {
+            from: ours,
+            head: ours,
+            revisions: VecDeque::new(),
+        };
+    }
+    crate::bump(&shared.revision, ours);
+    let opts = WatchOptions::new()
+        .with_prefix()
+        .with_prev_key()
+        .with_start_revision(now + 1);
+    let mut stream = c
+        .watch(shared.prefix.clone(), Some(opts))
+        .await
+        .map_err(io)?;
+    let mut current = Vec::new();
+    while let Some(resp) = stream.message().await.map_err(io)? {
+        if resp.canceled() || resp.compact_revision() > 0 {
+            return Err(io(format!("watch canceled: {}", resp.cancel_reason())));
+        }
+        for event in resp.events() {
+            if let Some(change) = shared.change(event)? {
+                current.push(change);
+                continue;
+            }
+            let Some(kv) = event.kv() else { continue };
+            // The marker closes a revision.
+            let rev = rev_of(kv.mod_revision());
+            if let Ok(mut recent) = shared.recent.lock() {
+                if !current.is_empty() {
+                    recent
+                        .revisions
+                        .push_back((rev, std::mem::take(&mut current)));
+                }
+                while recent.revisions.len() > shared.buffer {
+                    if let Some((old, _)) = recent.revisions.pop_front() {
+                        recent.from = old;
+                    }
+                }
+                recent.head = rev;
+            }
+            crate::bump(&shared.revision, rev);
+        }
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl Store for Etcd {
+    fn describe(&self) -> String {
+        format!(
+            "etcd:{}{}",
+            self.shared.endpoints.join(","),
+            self.shared.prefix
+        )
+    }
+
+    async fn get(&self, table: &str, id: &str) -> Result<Option<Record>> {
+        let resp = self
+            .shared
+            .client()
+            .await?
+            .get(self.shared.key(table, id), None)
+            .await
+            .map_err(io)?;
+        match resp.kvs().first() {
+            Some(kv) => self.shared.record(kv),
+            None => Ok(None),
+        }
+    }
+
+    async fn list(&self, table: &str, prefix: &str) -> Result<Vec<Record>> {
+        let start = self.shared.key(table, prefix).into_bytes();
+        let end = prefix_end(&start);
+        Ok(self.range(start, end).await?.1)
+    }
+
+    async fn commit(&self, ops: Vec<Op>) -> Result<Revision> {
+        crate::validate(&ops)?;
+        let mut compares = Vec::new();
+        let mut writes = Vec::new();
+        let mut reads = Vec::new();
+        for op in &ops {
+            let (table, id) = op.key();
+            let key = self.shared.key(table, id);
+            match op.expect() {
+                Expect::Any => {}
+                Expect::Absent => {
+                    compares.push(Compare::create_revision(key.clone(), CompareOp::Equal, 0))
+                }
+                Expect::Present => {
+                    compares.push(Compare::create_revision(key.clone(), CompareOp::Greater, 0))
+                }
+                Expect::Revision(r) => compares.push(Compare::mod_revision(
+                    key.clone(),
+                    CompareOp::Equal,
+                    i64::try_from(r).unwrap_or(i64::MAX),
+                )),
+            }
+            match op {
+                Op::Put { value, topic, .. } => writes.push(TxnOp::put(
+                    key.clone(),
+                    encode_value(topic.as_deref().unwrap_or(""), value),
+                    None,
+                )),
+                Op::Delete { .. } => writes.push(TxnOp::delete(key.clone(), None)),
+                Op::Check { .. } => {}
+            }
+            reads.push(TxnOp::get(key, Some(GetOptions::new().with_keys_only())));
+        }
+        // Last, so a watcher that sees it knows the revision is complete.
+        writes.push(TxnOp::put(self.shared.marker(), Vec::new(), None));
+        let txn = Txn::new().when(compares).and_then(writes).or_else(reads);
+        let resp = self.shared.client().await?.txn(txn).await.map_err(|e| {
+            let msg = e.to_string();
+            // etcd caps each branch of a txn (--max-txn-ops, 128 by default), so a commit
+            // holds at most that many ops less one (the marker).
+            if msg.contains("too many operations") {
+                StoreError::Invalid(format!("transaction too large for etcd: {msg}"))
+            } else {
+                io(e)
+            }
+        })?;
+        if !resp.succeeded() {
+            return Err(Self::conflict(&ops, &resp.op_responses()));
+        }
+        Ok(rev_of(resp.header().map(|h| h.revision()).unwrap_or(0)))
+    }
+
+    async fn revision(&self) -> Result<Revision> {
+        Ok(self.latest().await?.1)
+    }
+
+    async fn changes_since(&self, after: Revision, limit: usize) -> Result<Vec<Change>> {
+        let latest = self.latest().await?.0;
+        if latest <= after || limit == 0 {
+            return Ok(Vec::new());
+        }
+        // The follower usually has it already, or within a moment.
+        let mut seen = self.shared.revision.subscribe();
+        let caught_up =
+            tokio::time::timeout(Duration::from_millis(500), seen.wait_for(|r| *r >= latest))
+                .await
+                .is_ok_and(|r| r.is_ok());
+        if caught_up && let Some(changes) = self.shared.buffered(after, latest, limit) {
+            return Ok(changes);
+        }
+        let opts = WatchOptions::new()
+            .with_prefix()
+            .with_prev_key()
+            .with_start_revision(i64::try_from(after + 1).unwrap_or(i64::MAX));
+        let mut stream = self
+            .shared
+            .client()
+            .await?
+            .watch(self.shared.prefix.clone(), Some(opts))
+            .await
+            .map_err(io)?;
+        let mut out = Vec::new();
+        let mut current = Vec::new();
+        let mut revisions = 0;
+        while let Some(resp) = stream.message().await.map_err(io)? {
+            if resp.compact_revision() > 0 {
+                return Err(StoreError::Compacted {
+                    requested: after + 1,
+                    oldest: rev_of(resp.compact_revision()),
+                });
+            }
+            if resp.canceled() {
+                return Err(io(format!("watch canceled: {}", resp.cancel_reason())));
+            }
+            for event in resp.events() {
+                if let Some(change) = self.shared.change(event)? {
+                    current.push(change);
+                    continue;
+                }
+                let Some(kv) = event.kv() else { continue };
+                // The marker closes a revision.
+                if !current.is_empty() {
+                    revisions += 1;
+                    out.append(&mut current);
+                }
+                if rev_of(kv.mod_revision()) >= latest || revisions >= limit {
+                    return Ok(out);
+                }
+            }
+        }
+        Err(io("watch stream ended"))
+    }
+
+    fn subscribe(&self) -> watch::Receiver<Revision> {
+        self.shared.revision.subscribe()
+    }
+
+    async fn snapshot(&self) -> Result<Snapshot> {
+        let start = self.shared.prefix.as_bytes().to_vec();
+        let end = prefix_end(&start);
+        let (revision, records) = self.range(start, end).await?;
+        Ok(Snapshot { revision, records })
+    }
+}
+
+/// Tools for tests and operations that go around the [`Store`] interface.
+impl Etcd {
+    /// Compacts etcd's history up to `revision`: watchers behind it get `Compacted`.
+    pub async fn compact(&self, revision: Revision) -> Result<()> {
+        self.shared
+            .client()
+            .await?
+            .compact(i64::try_from(revision).unwrap_or(i64::MAX), None)
+            .await
+            .map_err(io)?;
+        Ok(())
+    }
+
+    /// Writes raw bytes under an object's key, bypassing the encoding (tests of
+    /// [`StoreError::Corrupt`]).
+    pub async fn put_raw(&self, table: &str, id: &str, bytes: Vec<u8>) -> Result<()> {
+        self.shared
+            .client()
+            .await?
+            .put(self.shared.key(table, id), bytes, None)
+            .await
+            .map_err(io)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prefix_end;
+
+    #[test]
+    fn prefix_end_increments_the_last_byte() {
+        assert_eq!(prefix_end(b"/df/port/"), b"/df/port0");
+        assert_eq!(prefix_end(b"a\xff"), b"b");
+        assert_eq!(prefix_end(b"\xff"), b"\0");
+    }
+}

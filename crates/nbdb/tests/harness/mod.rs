@@ -1,0 +1,355 @@
+//! Starts each backend's real server for a test (etcd, redis-server: own temp dir, free
+//! loopback ports, killed on drop) and does what the `Store` interface cannot: restart the
+//! server, force log compaction, plant garbage bytes.
+
+use nbdb::{Embedded, Etcd, Expect, Op, Redis, Store};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Embedded,
+    Etcd,
+    Redis,
+}
+
+/// Revisions the embedded store and Redis keep in their logs during tests: small, so a
+/// test can push a watcher off the end.
+pub const RETENTION: u64 = 10;
+
+pub struct Backend {
+    pub kind: Kind,
+    /// How many revisions the embedded and Redis logs (and the etcd client's buffer) keep,
+    /// for stores opened from now on.
+    pub retention: u64,
+    dir: tempfile::TempDir,
+    ports: (u16, u16),
+    server: Option<Child>,
+    /// The open embedded store, if any: its file can be opened only once at a time.
+    embedded: std::sync::Mutex<Weak<dyn Store>>,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+fn tempdir() -> tempfile::TempDir {
+    // tmpfs when there is one (etcd fsyncs every commit), unless NBDB_TEST_DIR names
+    // another place (e.g. a disk, to measure with real fsyncs).
+    let dir = std::env::var("NBDB_TEST_DIR").unwrap_or_else(|_| "/dev/shm".into());
+    tempfile::tempdir_in(dir)
+        .or_else(|_| tempfile::tempdir())
+        .expect("tempdir")
+}
+
+impl Backend {
+    pub async fn start(kind: Kind) -> Backend {
+        let mut b = Backend {
+            kind,
+            retention: RETENTION,
+            dir: tempdir(),
+            ports: (free_port(), free_port()),
+            server: None,
+            embedded: std::sync::Mutex::new(Weak::<Embedded>::new()),
+        };
+        // Another test may take a probed port before the server binds it: try new ones.
+        for _ in 0..3 {
+            if b.start_server().await {
+                return b;
+            }
+            b.ports = (free_port(), free_port());
+        }
+        panic!("{kind:?} server did not start");
+    }
+
+    fn db_path(&self) -> PathBuf {
+        self.dir.path().join("nb.redb")
+    }
+
+    fn etcd_endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.ports.0)
+    }
+
+    pub fn url(&self) -> String {
+        match self.kind {
+            Kind::Embedded => format!("embedded:{}", self.db_path().display()),
+            Kind::Etcd => format!("etcd://127.0.0.1:{}/conformance", self.ports.0),
+            Kind::Redis => format!("redis://127.0.0.1:{}/0", self.ports.0),
+        }
+    }
+
+    fn redis_options(&self) -> nbdb::redis::Options {
+        nbdb::redis::Options {
+            prefix: nbdb::redis::Options::default().prefix,
+            retention: self.retention,
+        }
+    }
+
+    /// A new client of the store. For the embedded store: the instance already open, or
+    /// the file opened again once a previous instance has let go of it.
+    pub async fn open(&self) -> Arc<dyn Store> {
+        match self.kind {
+            Kind::Embedded => {
+                if let Some(s) = self.embedded.lock().expect("lock").upgrade() {
+                    return s;
+                }
+                let deadline = Instant::now() + Duration::from_secs(10);
+                loop {
+                    match Embedded::open_with_retention(self.db_path(), self.retention) {
+                        Ok(s) => {
+                            let s: Arc<dyn Store> = Arc::new(s);
+                            *self.embedded.lock().expect("lock") = Arc::downgrade(&s);
+                            return s;
+                        }
+                        Err(e) if Instant::now() > deadline => panic!("reopen: {e}"),
+                        Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+                    }
+                }
+            }
+            Kind::Etcd => Arc::new(
+                Etcd::connect(
+                    vec![self.etcd_endpoint()],
+                    "/conformance/",
+                    self.retention as usize,
+                )
+                .await
+                .expect("etcd client"),
+            ),
+            Kind::Redis => Arc::new(
+                Redis::connect(&self.url(), self.redis_options())
+                    .await
+                    .expect("redis client"),
+            ),
+        }
+    }
+
+    /// Starts the server; `false` if it exited (e.g. its port was taken).
+    async fn start_server(&mut self) -> bool {
+        let (client, peer) = self.ports;
+        let dir = self.dir.path();
+        let mut cmd = match self.kind {
+            Kind::Embedded => return true,
+            Kind::Etcd => {
+                let mut c = Command::new("etcd");
+                let curl = format!("http://127.0.0.1:{client}");
+                let purl = format!("http://127.0.0.1:{peer}");
+                c.arg("--name")
+                    .arg("conformance")
+                    .arg("--data-dir")
+                    .arg(dir.join("etcd"))
+                    .args([
+                        "--listen-client-urls",
+                        &curl,
+                        "--advertise-client-urls",
+                        &curl,
+                    ])
+                    .args([
+                        "--listen-peer-urls",
+                        &purl,
+                        "--initial-advertise-peer-urls",
+                        &purl,
+                    ])
+                    .arg("--initial-cluster")
+                    .arg(format!("conformance={purl}"))
+                    .args(["--logger", "zap", "--log-level", "error"]);
+                c
+            }
+            Kind::Redis => {
+                let mut c = Command::new("redis-server");
+                c.args(["--port", &client.to_string(), "--bind", "127.0.0.1"])
+                    .arg("--dir")
+                    .arg(dir)
+                    .args(["--save", "", "--appendonly", "yes", "--daemonize", "no"])
+                    .arg("--logfile")
+                    .arg(dir.join("redis.log"));
+                c
+            }
+        };
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let child = cmd.spawn().unwrap_or_else(|e| {
+            panic!(
+                "cannot start {:?} ({e}): the suite needs the Debian packages etcd-server and \
+                 redis-server",
+                self.kind
+            )
+        });
+        self.server = Some(child);
+        self.wait_ready().await
+    }
+
+    async fn wait_ready(&mut self) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self
+                .server
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                eprintln!("{:?} server exited: {status}", self.kind);
+                self.server = None;
+                return false;
+            }
+            if self.ping().await {
+                return true;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{:?} server not ready",
+                self.kind
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn ping(&self) -> bool {
+        match self.kind {
+            Kind::Embedded => true,
+            Kind::Etcd => {
+                let Ok(mut c) = etcd_client::Client::connect([self.etcd_endpoint()], None).await
+                else {
+                    return false;
+                };
+                matches!(
+                    tokio::time::timeout(Duration::from_secs(2), c.get("ping", None)).await,
+                    Ok(Ok(_))
+                )
+            }
+            Kind::Redis => {
+                let Ok(client) = redis::Client::open(self.url()) else {
+                    return false;
+                };
+                let Ok(mut con) = client.get_multiplexed_async_connection().await else {
+                    return false;
+                };
+                redis::cmd("PING")
+                    .query_async::<String>(&mut con)
+                    .await
+                    .is_ok()
+            }
+        }
+    }
+
+    /// Stops the server gracefully (data kept on disk) and starts it again on the same
+    /// ports and data.
+    pub async fn restart(&mut self) {
+        if let Some(mut child) = self.server.take() {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(child.id().to_string())
+                .status();
+            let _ = tokio::task::spawn_blocking(move || child.wait()).await;
+        }
+        assert!(
+            self.start_server().await,
+            "{:?} server did not restart",
+            self.kind
+        );
+    }
+
+    /// Pushes every revision up to now out of the store's change log.
+    pub async fn force_compaction(&self, store: &Arc<dyn Store>) {
+        // The embedded store trims in steps of 1000 beyond its retention; the etcd client
+        // keeps a buffer as long as the retention.
+        let mut tasks = Vec::new();
+        for chunk in 0..12u32 {
+            let s = store.clone();
+            tasks.push(tokio::spawn(async move {
+                for i in 0..100u32 {
+                    let id = format!("{chunk}-{i}");
+                    s.commit(vec![Op::put("filler", &id, vec![], Expect::Any)])
+                        .await
+                        .expect("filler");
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.expect("filler task");
+        }
+        let now = store.revision().await.expect("revision");
+        match self.kind {
+            Kind::Embedded => {}
+            Kind::Etcd => {
+                let admin = Etcd::connect(
+                    vec![self.etcd_endpoint()],
+                    "/conformance/",
+                    self.retention as usize,
+                )
+                .await
+                .expect("etcd admin");
+                admin.compact(now).await.expect("compact");
+            }
+            Kind::Redis => {
+                let admin = Redis::connect(&self.url(), self.redis_options())
+                    .await
+                    .expect("redis admin");
+                admin.trim(now).await.expect("trim");
+            }
+        }
+    }
+
+    /// Stores bytes that are not a valid object under `table/id`. The store must be
+    /// closed for the embedded backend (the file is locked while open).
+    pub async fn plant_garbage(&self, table: &str, id: &str) {
+        match self.kind {
+            Kind::Embedded => {
+                const OBJECTS: redb::TableDefinition<'_, &str, &[u8]> =
+                    redb::TableDefinition::new("objects");
+                let deadline = Instant::now() + Duration::from_secs(10);
+                let db = loop {
+                    match redb::Database::create(self.db_path()) {
+                        Ok(db) => break db,
+                        Err(e) if Instant::now() > deadline => panic!("open redb: {e}"),
+                        Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+                    }
+                };
+                let txn = db.begin_write().expect("write txn");
+                {
+                    let mut t = txn.open_table(OBJECTS).expect("objects");
+                    let key = format!("{table}/{id}");
+                    t.insert(key.as_str(), &b"\x01\x02\x03"[..])
+                        .expect("insert");
+                }
+                txn.commit().expect("commit");
+            }
+            Kind::Etcd => {
+                let admin = Etcd::connect(
+                    vec![self.etcd_endpoint()],
+                    "/conformance/",
+                    self.retention as usize,
+                )
+                .await
+                .expect("etcd admin");
+                admin
+                    .put_raw(table, id, b"\xff\xff\xff\x7fgarbage".to_vec())
+                    .await
+                    .expect("put raw");
+            }
+            Kind::Redis => {
+                let admin = Redis::connect(&self.url(), self.redis_options())
+                    .await
+                    .expect("redis admin");
+                admin
+                    .put_raw(table, id, &[("r", b"not-a-number"), ("v", b"x")])
+                    .await
+                    .expect("put raw");
+            }
+        }
+    }
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.server.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
