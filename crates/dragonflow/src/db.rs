@@ -60,11 +60,13 @@ impl Source {
         if url.starts_with("http://") || url.starts_with("https://") {
             return Ok(Source::Http(url.trim_end_matches('/').to_string()));
         }
-        let rt = tokio::runtime::Builder::new_current_thread()
+        // etcd and Redis clients keep background tasks: a multi-thread runtime runs them.
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
             .enable_all()
             .build()
             .map_err(|e| e.to_string())?;
-        let store = nbdb::open(url).map_err(|e| {
+        let store = rt.block_on(nbdb::connect(url)).map_err(|e| {
             format!("cannot open {url}: {e} (is a server holding it? use --nb http://HOST:9696)")
         })?;
         Ok(Source::Store(store, rt))

@@ -118,7 +118,9 @@ fn run_server(
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
     runtime.block_on(async move {
-        let store = nbdb::open(&db).map_err(|e| format!("cannot open the NB store {db}: {e}"))?;
+        let store = nbdb::connect(&db)
+            .await
+            .map_err(|e| format!("cannot open the NB store {db}: {e}"))?;
         let api = neutron_api::Api::new(store.clone(), settings);
         let app = neutron_api::router(api.clone());
         let listener = tokio::net::TcpListener::bind(listen)

@@ -7,9 +7,9 @@
 
 pub mod codec;
 pub mod embedded;
-pub mod remote;
 pub mod etcd;
 pub mod redis;
+pub mod remote;
 
 use async_trait::async_trait;
 use std::sync::Arc;

@@ -5,6 +5,10 @@
 //! several instances coexist and nothing touches the machine's own OVS. Everything is torn
 //! down on drop. Tests that need root call [`require_root`] and skip with a clear message.
 
+pub mod stores;
+
+pub use stores::{StoreKind, StoreServer};
+
 use std::ffi::OsStr;
 use std::io;
 use std::path::{Path, PathBuf};

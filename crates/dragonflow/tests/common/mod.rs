@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 pub struct Server {
     pub url: String,
     pub addr: String,
+    /// `--db` of the server; the embedded store in `dir` unless given.
+    db: String,
     dir: tempfile::TempDir,
     child: Option<Child>,
 }
@@ -22,12 +24,24 @@ fn free_port() -> u16 {
 }
 
 impl Server {
+    /// A server on its own embedded store.
     pub fn start() -> Server {
         let dir = tempfile::tempdir().expect("tempdir");
+        let db = format!("embedded:{}", dir.path().join("nb.redb").display());
+        Self::start_with(dir, db)
+    }
+
+    /// A server on the store at `db` (e.g. `etcd://…`, shared with other servers).
+    pub fn start_on(db: &str) -> Server {
+        Self::start_with(tempfile::tempdir().expect("tempdir"), db.to_string())
+    }
+
+    fn start_with(dir: tempfile::TempDir, db: String) -> Server {
         let addr = format!("127.0.0.1:{}", free_port());
         let mut s = Server {
             url: format!("http://{addr}"),
             addr,
+            db,
             dir,
             child: None,
         };
@@ -39,20 +53,27 @@ impl Server {
         self.dir.path().join("nb.redb")
     }
 
-    fn spawn(&mut self) {
+    fn launch(&mut self) {
         let log = std::fs::File::create(self.dir.path().join("server.log")).expect("log");
         let child = Command::new(env!("CARGO_BIN_EXE_dragonflow"))
-            .args(["server", "--listen", &self.addr, "--db"])
-            .arg(format!("embedded:{}", self.db_path().display()))
+            .args(["server", "--listen", &self.addr, "--db", &self.db])
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .expect("spawn dragonflow server");
         self.child = Some(child);
+    }
+
+    fn spawn(&mut self) {
+        self.launch();
         let start = Instant::now();
         while start.elapsed() < Duration::from_secs(20) {
             if ureq::get(&format!("{}/", self.url)).call().is_ok() {
                 return;
+            }
+            // A store that was not ready yet makes the server exit: start it again.
+            if let Some(Ok(Some(_))) = self.child.as_mut().map(|c| c.try_wait()) {
+                self.launch();
             }
             std::thread::sleep(Duration::from_millis(50));
         }
