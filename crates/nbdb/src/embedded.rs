@@ -267,7 +267,9 @@ impl Store for Embedded {
         let Some(v) = objects.get(key.as_str()).map_err(io)? else {
             return Ok(None);
         };
-        record(table, id.into(), v.value()).map(Some)
+        record(table, id.into(), v.value())
+            .map(Some)
+            .map_err(|e| crate::with_key(e, table, id))
     }
 
     async fn list(&self, table: &str, prefix: &str) -> Result<Vec<Record>> {
@@ -280,7 +282,9 @@ impl Store for Embedded {
             let Some(id) = k.value().strip_prefix(start.as_str()) else {
                 break;
             };
-            out.push(record(table, format!("{prefix}{id}"), v.value())?);
+            let id = format!("{prefix}{id}");
+            let r = record(table, id.clone(), v.value()).map(Some);
+            out.extend(crate::keep(table, &id, r));
         }
         Ok(out)
     }
@@ -350,7 +354,8 @@ impl Store for Embedded {
                 .value()
                 .split_once('/')
                 .ok_or_else(|| StoreError::Corrupt(format!("bad key {:?}", k.value())))?;
-            records.push(record(table, id.to_string(), v.value())?);
+            let r = record(table, id.to_string(), v.value()).map(Some);
+            records.extend(crate::keep(table, id, r));
         }
         Ok(Snapshot { revision, records })
     }

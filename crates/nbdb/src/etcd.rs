@@ -252,9 +252,8 @@ impl Etcd {
                 at = resp.header().map(|h| h.revision()).unwrap_or(0);
             }
             for kv in resp.kvs() {
-                if let Some(r) = self.shared.record(kv)? {
-                    out.push(r);
-                }
+                let key = String::from_utf8_lossy(kv.key());
+                out.extend(crate::keep("", &key, self.shared.record(kv)));
             }
             match resp.kvs().last() {
                 Some(last) if resp.more() => {
@@ -402,7 +401,10 @@ impl Store for Etcd {
             .await
             .map_err(io)?;
         match resp.kvs().first() {
-            Some(kv) => self.shared.record(kv),
+            Some(kv) => self
+                .shared
+                .record(kv)
+                .map_err(|e| crate::with_key(e, table, id)),
             None => Ok(None),
         }
     }

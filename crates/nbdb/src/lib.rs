@@ -155,6 +155,26 @@ pub enum StoreError {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
+/// Names the object in a decoding error, so an operator can find and repair it.
+pub(crate) fn with_key(e: StoreError, table: &str, id: &str) -> StoreError {
+    match e {
+        StoreError::Corrupt(m) => StoreError::Corrupt(format!("{table}/{id}: {m}")),
+        other => other,
+    }
+}
+
+/// A decoded record for a listing or a snapshot. One that cannot be decoded is logged with
+/// its key and left out, so a corrupt object never takes a whole listing down.
+pub(crate) fn keep(table: &str, id: &str, r: Result<Option<Record>>) -> Option<Record> {
+    match r {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(table, id, error = %e, "corrupt object in the NB store skipped");
+            None
+        }
+    }
+}
+
 /// The interface every backend implements.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {

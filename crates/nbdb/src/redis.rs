@@ -384,7 +384,7 @@ impl Store for Redis {
         let [r, t, v] = reply.as_slice() else {
             return Err(corrupt("bad HMGET reply"));
         };
-        record(table, id.into(), r, t, v)
+        record(table, id.into(), r, t, v).map_err(|e| crate::with_key(e, table, id))
     }
 
     async fn list(&self, table: &str, prefix: &str) -> Result<Vec<Record>> {
@@ -412,9 +412,8 @@ impl Store for Redis {
             let [id, r, t, v] = chunk else {
                 return Err(corrupt("bad list reply"));
             };
-            if let Some(rec) = record(table, string(id)?, r, t, v)? {
-                out.push(rec);
-            }
+            let id = string(id)?;
+            out.extend(crate::keep(table, &id, record(table, id.clone(), r, t, v)));
         }
         Ok(out)
     }
@@ -565,9 +564,12 @@ impl Store for Redis {
             let [table, id, r, t, v] = chunk else {
                 return Err(corrupt("bad snapshot reply"));
             };
-            if let Some(rec) = record(&string(table)?, string(id)?, r, t, v)? {
-                records.push(rec);
-            }
+            let (table, id) = (string(table)?, string(id)?);
+            records.extend(crate::keep(
+                &table,
+                &id,
+                record(&table, id.clone(), r, t, v),
+            ));
         }
         Ok(Snapshot { revision, records })
     }
