@@ -186,6 +186,19 @@ pub trait Store: Send + Sync + 'static {
     /// Every object of `table` whose id starts with `prefix`, ordered by id.
     async fn list(&self, table: &str, prefix: &str) -> Result<Vec<Record>>;
 
+    /// Every object of `table` distributed under `topic` (and, with `with_global`, those
+    /// with no topic), ordered by id.
+    async fn list_topic(&self, table: &str, topic: &str, with_global: bool) -> Result<Vec<Record>> {
+        let all = self.list(table, "").await?;
+        Ok(all
+            .into_iter()
+            .filter(|r| match &r.topic {
+                Some(t) => t == topic,
+                None => with_global,
+            })
+            .collect())
+    }
+
     /// Applies all ops atomically if every expectation holds; returns the new revision.
     async fn commit(&self, ops: Vec<Op>) -> Result<Revision>;
 

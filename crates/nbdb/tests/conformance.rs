@@ -109,6 +109,22 @@ async fn put_get_list_with_prefixes_and_order(b: &mut Backend) {
         .await
         .unwrap();
     assert_eq!(s.get("blob", "x").await.unwrap().unwrap().value, bin);
+    // By topic.
+    s.commit(vec![
+        put("topical", "a", "1", Expect::Absent).with_topic(Some("p1")),
+        put("topical", "b", "2", Expect::Absent).with_topic(Some("p2")),
+        put("topical", "c", "3", Expect::Absent),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(
+        ids(&s.list_topic("topical", "p1", false).await.unwrap()),
+        ["a"]
+    );
+    assert_eq!(
+        ids(&s.list_topic("topical", "p1", true).await.unwrap()),
+        ["a", "c"]
+    );
 }
 
 async fn every_expectation_on_put_delete_and_check(b: &mut Backend) {
