@@ -212,7 +212,11 @@ impl ArpRepr {
 /// Builds the whole Ethernet frame answering `request` with "target IP is at `mac`",
 /// unicast to the requester and keeping its VLAN tag. `None` if it is not a request that
 /// deserves an answer (see [`ArpRepr::reply`]).
-pub fn reply_frame(request: &ArpRepr, mac: EthernetAddress, vlan: Option<VlanTag>) -> Option<Vec<u8>> {
+pub fn reply_frame(
+    request: &ArpRepr,
+    mac: EthernetAddress,
+    vlan: Option<VlanTag>,
+) -> Option<Vec<u8>> {
     let reply = request.reply(mac)?;
     let eth = EthernetRepr {
         src_addr: mac,

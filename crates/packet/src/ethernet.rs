@@ -291,7 +291,14 @@ mod tests {
         ];
         let f = Frame::new_checked(&bytes[..]).unwrap();
         let r = EthernetRepr::parse(&f).unwrap();
-        assert_eq!(r.vlan, Some(VlanTag { pcp: 5, dei: false, vid: 100 }));
+        assert_eq!(
+            r.vlan,
+            Some(VlanTag {
+                pcp: 5,
+                dei: false,
+                vid: 100
+            })
+        );
         assert_eq!(r.ethertype, EtherType::Arp);
         assert_eq!(f.payload(), &[0xaa]);
         assert_eq!(r.build(&[0xaa]), bytes);
@@ -300,7 +307,13 @@ mod tests {
     #[test]
     fn truncated_tag_is_rejected() {
         let bytes = [0u8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x81, 0x00, 0, 1, 8];
-        assert_eq!(Frame::new_checked(&bytes[..]).unwrap_err(), Error::Truncated);
-        assert_eq!(Frame::new_checked(&bytes[..13]).unwrap_err(), Error::Truncated);
+        assert_eq!(
+            Frame::new_checked(&bytes[..]).unwrap_err(),
+            Error::Truncated
+        );
+        assert_eq!(
+            Frame::new_checked(&bytes[..13]).unwrap_err(),
+            Error::Truncated
+        );
     }
 }

@@ -207,7 +207,12 @@ pub struct Ipv4Repr {
 
 impl Ipv4Repr {
     /// A plain unfragmented header with the default TTL.
-    pub fn new(src_addr: Ipv4Addr, dst_addr: Ipv4Addr, protocol: IpProtocol, payload_len: usize) -> Ipv4Repr {
+    pub fn new(
+        src_addr: Ipv4Addr,
+        dst_addr: Ipv4Addr,
+        protocol: IpProtocol,
+        payload_len: usize,
+    ) -> Ipv4Repr {
         Ipv4Repr {
             src_addr,
             dst_addr,

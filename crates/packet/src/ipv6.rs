@@ -139,7 +139,13 @@ pub struct Ipv6Repr {
 
 impl Ipv6Repr {
     /// A header with no traffic class or flow label.
-    pub fn new(src_addr: Ipv6Addr, dst_addr: Ipv6Addr, next_header: IpProtocol, payload_len: usize, hop_limit: u8) -> Ipv6Repr {
+    pub fn new(
+        src_addr: Ipv6Addr,
+        dst_addr: Ipv6Addr,
+        next_header: IpProtocol,
+        payload_len: usize,
+        hop_limit: u8,
+    ) -> Ipv6Repr {
         Ipv6Repr {
             src_addr,
             dst_addr,
@@ -177,7 +183,8 @@ impl Ipv6Repr {
     /// at 65535; jumbograms are not supported).
     pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, packet: &mut Packet<T>) {
         let b = packet.buffer.as_mut();
-        let first = (6u32 << 28) | (u32::from(self.traffic_class) << 20) | (self.flow_label & 0x000f_ffff);
+        let first =
+            (6u32 << 28) | (u32::from(self.traffic_class) << 20) | (self.flow_label & 0x000f_ffff);
         b[0..4].copy_from_slice(&first.to_be_bytes());
         let len = u16::try_from(self.payload_len).unwrap_or(u16::MAX);
         b[4..6].copy_from_slice(&len.to_be_bytes());

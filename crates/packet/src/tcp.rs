@@ -188,12 +188,17 @@ pub struct TcpRepr<'a> {
 impl<'a> TcpRepr<'a> {
     /// Parses a checked segment (the buffer must be exactly the IP payload) and verifies its
     /// checksum.
-    pub fn parse<T: AsRef<[u8]> + ?Sized>(packet: &'a Packet<&'a T>, src: &IpAddr, dst: &IpAddr) -> Result<TcpRepr<'a>> {
+    pub fn parse<T: AsRef<[u8]> + ?Sized>(
+        packet: &Packet<&'a T>,
+        src: &IpAddr,
+        dst: &IpAddr,
+    ) -> Result<TcpRepr<'a>> {
         packet.check_len()?;
         if !packet.verify_checksum(src, dst) {
             return Err(Error::Checksum);
         }
-        let b: &'a [u8] = packet.buffer.as_ref();
+        let buf: &'a T = packet.buffer;
+        let b: &'a [u8] = buf.as_ref();
         Ok(TcpRepr {
             src_port: packet.src_port(),
             dst_port: packet.dst_port(),
@@ -213,7 +218,12 @@ impl<'a> TcpRepr<'a> {
 
     /// Writes the segment into a buffer of exactly `buffer_len()` bytes (the checksum covers
     /// the whole buffer).
-    pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, packet: &mut Packet<T>, src: &IpAddr, dst: &IpAddr) {
+    pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(
+        &self,
+        packet: &mut Packet<T>,
+        src: &IpAddr,
+        dst: &IpAddr,
+    ) {
         {
             let b = packet.buffer.as_mut();
             b[0..2].copy_from_slice(&self.src_port.to_be_bytes());
@@ -257,7 +267,11 @@ impl<'a> TcpRepr<'a> {
         let (seq_number, ack_number, flags) = if self.flags.has(Flags::ACK) {
             (self.ack_number, 0, Flags::RST)
         } else {
-            (0, self.seq_number.wrapping_add(self.segment_len()), Flags::RST | Flags::ACK)
+            (
+                0,
+                self.seq_number.wrapping_add(self.segment_len()),
+                Flags::RST | Flags::ACK,
+            )
         };
         Some(TcpRepr {
             src_port: self.dst_port,
@@ -286,9 +300,12 @@ pub fn rst_packet(original: &[u8]) -> Result<(EtherType, Vec<u8>)> {
         let (src, dst) = (IpAddr::V4(repr.src_addr), IpAddr::V4(repr.dst_addr));
         let seg_buf = ip.payload();
         let seg = Packet::new_checked(seg_buf)?;
-        let rst = TcpRepr::parse(&seg, &src, &dst)?.rst_reply().ok_or(Error::Unsupported)?;
+        let rst = TcpRepr::parse(&seg, &src, &dst)?
+            .rst_reply()
+            .ok_or(Error::Unsupported)?;
         let bytes = rst.build(&dst, &src);
-        let out = ipv4::Ipv4Repr::new(repr.dst_addr, repr.src_addr, IpProtocol::Tcp, 0).build(&bytes);
+        let out =
+            ipv4::Ipv4Repr::new(repr.dst_addr, repr.src_addr, IpProtocol::Tcp, 0).build(&bytes);
         Ok((EtherType::Ipv4, out))
     } else if version == 6 {
         let ip = ipv6::Packet::new_checked(original)?;
@@ -299,9 +316,12 @@ pub fn rst_packet(original: &[u8]) -> Result<(EtherType, Vec<u8>)> {
         let (src, dst) = (IpAddr::V6(repr.src_addr), IpAddr::V6(repr.dst_addr));
         let seg_buf = ip.payload();
         let seg = Packet::new_checked(seg_buf)?;
-        let rst = TcpRepr::parse(&seg, &src, &dst)?.rst_reply().ok_or(Error::Unsupported)?;
+        let rst = TcpRepr::parse(&seg, &src, &dst)?
+            .rst_reply()
+            .ok_or(Error::Unsupported)?;
         let bytes = rst.build(&dst, &src);
-        let out = ipv6::Ipv6Repr::new(repr.dst_addr, repr.src_addr, IpProtocol::Tcp, 0, 64).build(&bytes);
+        let out =
+            ipv6::Ipv6Repr::new(repr.dst_addr, repr.src_addr, IpProtocol::Tcp, 0, 64).build(&bytes);
         Ok((EtherType::Ipv6, out))
     } else {
         Err(Error::Malformed)

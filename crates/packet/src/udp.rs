@@ -125,12 +125,17 @@ pub struct UdpRepr<'a> {
 
 impl<'a> UdpRepr<'a> {
     /// Parses a checked datagram and verifies its checksum against `src` and `dst`.
-    pub fn parse<T: AsRef<[u8]> + ?Sized>(packet: &'a Packet<&'a T>, src: &IpAddr, dst: &IpAddr) -> Result<UdpRepr<'a>> {
+    pub fn parse<T: AsRef<[u8]> + ?Sized>(
+        packet: &Packet<&'a T>,
+        src: &IpAddr,
+        dst: &IpAddr,
+    ) -> Result<UdpRepr<'a>> {
         packet.check_len()?;
         if !packet.verify_checksum(src, dst) {
             return Err(Error::Checksum);
         }
-        let b: &'a [u8] = packet.buffer.as_ref();
+        let buf: &'a T = packet.buffer;
+        let b: &'a [u8] = buf.as_ref();
         Ok(UdpRepr {
             src_port: packet.src_port(),
             dst_port: packet.dst_port(),
@@ -145,7 +150,12 @@ impl<'a> UdpRepr<'a> {
 
     /// Writes the datagram and its checksum into the first `buffer_len()` bytes of `packet`.
     /// Payloads longer than 65527 bytes are cut to fit the length field.
-    pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, packet: &mut Packet<T>, src: &IpAddr, dst: &IpAddr) {
+    pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(
+        &self,
+        packet: &mut Packet<T>,
+        src: &IpAddr,
+        dst: &IpAddr,
+    ) {
         let payload = &self.payload[..self.payload.len().min(usize::from(u16::MAX) - HEADER_LEN)];
         let len = (HEADER_LEN + payload.len()) as u16;
         {
