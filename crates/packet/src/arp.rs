@@ -105,7 +105,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     fn field(&self, index: usize) -> &[u8] {
         let (h, p) = (self.hardware_len(), self.protocol_len());
         let start = 8 + (index / 2) * (h + p) + (index % 2) * h;
-        let len = if index % 2 == 0 { h } else { p };
+        let len = if index.is_multiple_of(2) { h } else { p };
         &self.buffer.as_ref()[start..start + len]
     }
 
