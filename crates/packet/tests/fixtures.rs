@@ -129,7 +129,7 @@ fn arp_request_reply_and_ping() {
 
     // Echo reply: the ICMP message equals Linux's; the IP header differs only in ident/DF.
     let (_, payload) = eth(&f[2]);
-    let reply = icmpv4::echo_reply(&payload[..usize::from(ip.payload_len) + 20]).unwrap();
+    let reply = icmpv4::echo_reply(&payload[..ip.payload_len + 20]).unwrap();
     let (linux_ip, linux_icmp) = ipv4_of(&f[3]);
     assert_eq!(&reply[20..], linux_icmp);
     let ours = Ipv4Repr::parse(&ipv4::Packet::new_checked(&reply[..]).unwrap()).unwrap();
