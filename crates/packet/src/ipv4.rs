@@ -258,7 +258,7 @@ impl Ipv4Repr {
     /// Writes the header (checksum included) into the first 20 bytes of `packet`. The total
     /// length saturates at 65535 if `payload_len` is too large.
     pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, packet: &mut Packet<T>) {
-        let total = u16::try_from(HEADER_LEN + self.payload_len).unwrap_or(u16::MAX);
+        let total = u16::try_from(HEADER_LEN.saturating_add(self.payload_len)).unwrap_or(u16::MAX);
         let frag = (u16::from(self.dont_frag) << 14)
             | (u16::from(self.more_frags) << 13)
             | ((self.frag_offset >> 3) & 0x1fff);

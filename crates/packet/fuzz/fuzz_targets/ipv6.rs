@@ -1,0 +1,44 @@
+//! IPv6 view and Repr plus the builders that take a whole IPv6 packet (ICMPv6 errors, echo
+//! reply, TCP RST).
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+use packet::{icmpv6, ipv6, tcp};
+use std::net::Ipv6Addr;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(p) = ipv6::Packet::new_checked(data) else {
+        return;
+    };
+    let _ = (
+        p.version(),
+        p.traffic_class(),
+        p.flow_label(),
+        p.next_header(),
+        p.hop_limit(),
+        p.src_addr(),
+        p.dst_addr(),
+    );
+    let _ = p.payload();
+    if let Ok(repr) = ipv6::Ipv6Repr::parse(&p) {
+        let rebuilt = repr.build(p.payload());
+        assert_eq!(
+            ipv6::Ipv6Repr::parse(&ipv6::Packet::new_checked(&rebuilt[..]).unwrap()).unwrap(),
+            repr
+        );
+    }
+    let src = Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 1);
+    for out in [
+        icmpv6::time_exceeded(data, 0, src),
+        icmpv6::dst_unreachable(data, 4, src),
+        icmpv6::packet_too_big(data, 1280, src),
+        icmpv6::echo_reply(data),
+        tcp::rst_packet(data).map(|(_, p)| p),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        assert!(out.len() <= 1280 || out.len() == data.len());
+        let p = ipv6::Packet::new_checked(&out[..]).unwrap();
+        ipv6::Ipv6Repr::parse(&p).unwrap();
+    }
+});
