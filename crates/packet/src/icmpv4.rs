@@ -157,7 +157,7 @@ pub enum Icmpv4Repr<'a> {
     },
     /// Destination unreachable.
     DstUnreachable {
-        /// One of [`unreachable`].
+        /// One of [`mod@unreachable`].
         code: u8,
         /// Next-hop MTU (meaningful for `FRAG_NEEDED`, else 0).
         next_hop_mtu: u16,
@@ -166,7 +166,7 @@ pub enum Icmpv4Repr<'a> {
     },
     /// Time exceeded.
     TimeExceeded {
-        /// One of [`time_exceeded`].
+        /// One of [`mod@time_exceeded`].
         code: u8,
         /// The quoted original datagram.
         data: &'a [u8],

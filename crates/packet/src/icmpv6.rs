@@ -276,7 +276,7 @@ pub enum Icmpv6Repr<'a> {
     },
     /// Destination unreachable.
     DstUnreachable {
-        /// One of [`unreachable`].
+        /// One of [`mod@unreachable`].
         code: u8,
         /// As much of the offending packet as fits.
         data: &'a [u8],
@@ -290,7 +290,7 @@ pub enum Icmpv6Repr<'a> {
     },
     /// Time exceeded.
     TimeExceeded {
-        /// One of [`time_exceeded`].
+        /// One of [`mod@time_exceeded`].
         code: u8,
         /// As much of the offending packet as fits.
         data: &'a [u8],

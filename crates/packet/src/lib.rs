@@ -22,6 +22,8 @@
 //! * The builders (`reply_frame`, `time_exceeded`, ...) never panic on any input; they
 //!   return an `Error` when the input cannot be answered.
 
+#![warn(missing_docs)]
+
 pub mod arp;
 pub mod checksum;
 pub mod dhcpv4;
