@@ -70,10 +70,9 @@ fn ipv6_of(frame: &[u8]) -> (Ipv6Repr, &[u8]) {
     )
 }
 
-fn icmp6(repr: &Ipv6Repr, body: &[u8]) -> Icmpv6Repr<'static> {
-    let body: &'static [u8] = Box::leak(body.to_vec().into_boxed_slice());
-    let p = Box::leak(Box::new(icmpv6::Packet::new_checked(body).unwrap()));
-    Icmpv6Repr::parse(p, &repr.src_addr, &repr.dst_addr).unwrap()
+fn icmp6<'a>(repr: &Ipv6Repr, body: &'a [u8]) -> Icmpv6Repr<'a> {
+    let p = icmpv6::Packet::new_checked(body).unwrap();
+    Icmpv6Repr::parse(&p, &repr.src_addr, &repr.dst_addr).unwrap()
 }
 
 #[test]
