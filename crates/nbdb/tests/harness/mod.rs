@@ -3,9 +3,8 @@
 //! server, force log compaction, plant garbage bytes.
 
 use nbdb::{Embedded, Etcd, Expect, Op, Redis, Store};
-use std::net::TcpListener;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -26,17 +25,9 @@ pub struct Backend {
     /// for stores opened from now on.
     pub retention: u64,
     dir: tempfile::TempDir,
-    ports: (u16, u16),
-    server: Option<Child>,
+    server: Option<testbed::StoreServer>,
     /// The open embedded store, if any: its file can be opened only once at a time.
     embedded: std::sync::Mutex<Weak<dyn Store>>,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
 }
 
 fn tempdir() -> tempfile::TempDir {
@@ -50,22 +41,24 @@ fn tempdir() -> tempfile::TempDir {
 
 impl Backend {
     pub async fn start(kind: Kind) -> Backend {
-        let mut b = Backend {
+        let server = match kind {
+            Kind::Embedded => None,
+            Kind::Etcd => Some(testbed::StoreServer::start(testbed::StoreKind::Etcd)),
+            Kind::Redis => Some(testbed::StoreServer::start(testbed::StoreKind::Redis)),
+        };
+        let b = Backend {
             kind,
             retention: RETENTION,
             dir: tempdir(),
-            ports: (free_port(), free_port()),
-            server: None,
+            server: server.map(|s| s.expect("the suite needs etcd-server and redis-server")),
             embedded: std::sync::Mutex::new(Weak::<Embedded>::new()),
         };
-        // Another test may take a probed port before the server binds it: try new ones.
-        for _ in 0..3 {
-            if b.start_server().await {
-                return b;
-            }
-            b.ports = (free_port(), free_port());
-        }
-        panic!("{kind:?} server did not start");
+        b.wait_ready().await;
+        b
+    }
+
+    fn port(&self) -> u16 {
+        self.server.as_ref().map(|s| s.port()).unwrap_or_default()
     }
 
     fn db_path(&self) -> PathBuf {
@@ -73,14 +66,14 @@ impl Backend {
     }
 
     fn etcd_endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.ports.0)
+        format!("http://127.0.0.1:{}", self.port())
     }
 
     pub fn url(&self) -> String {
         match self.kind {
             Kind::Embedded => format!("embedded:{}", self.db_path().display()),
-            Kind::Etcd => format!("etcd://127.0.0.1:{}/conformance", self.ports.0),
-            Kind::Redis => format!("redis://127.0.0.1:{}/0", self.ports.0),
+            Kind::Etcd => format!("etcd://127.0.0.1:{}/conformance", self.port()),
+            Kind::Redis => format!("redis://127.0.0.1:{}/0", self.port()),
         }
     }
 
@@ -129,77 +122,10 @@ impl Backend {
         }
     }
 
-    /// Starts the server; `false` if it exited (e.g. its port was taken).
-    async fn start_server(&mut self) -> bool {
-        let (client, peer) = self.ports;
-        let dir = self.dir.path();
-        let mut cmd = match self.kind {
-            Kind::Embedded => return true,
-            Kind::Etcd => {
-                let mut c = Command::new("etcd");
-                let curl = format!("http://127.0.0.1:{client}");
-                let purl = format!("http://127.0.0.1:{peer}");
-                c.arg("--name")
-                    .arg("conformance")
-                    .arg("--data-dir")
-                    .arg(dir.join("etcd"))
-                    .args([
-                        "--listen-client-urls",
-                        &curl,
-                        "--advertise-client-urls",
-                        &curl,
-                    ])
-                    .args([
-                        "--listen-peer-urls",
-                        &purl,
-                        "--initial-advertise-peer-urls",
-                        &purl,
-                    ])
-                    .arg("--initial-cluster")
-                    .arg(format!("conformance={purl}"))
-                    .args(["--logger", "zap", "--log-level", "error"]);
-                c
-            }
-            Kind::Redis => {
-                let mut c = Command::new("redis-server");
-                c.args(["--port", &client.to_string(), "--bind", "127.0.0.1"])
-                    .arg("--dir")
-                    .arg(dir)
-                    .args(["--save", "", "--appendonly", "yes", "--daemonize", "no"])
-                    .arg("--logfile")
-                    .arg(dir.join("redis.log"));
-                c
-            }
-        };
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        let child = cmd.spawn().unwrap_or_else(|e| {
-            panic!(
-                "cannot start {:?} ({e}): the suite needs the Debian packages etcd-server and \
-                 redis-server",
-                self.kind
-            )
-        });
-        self.server = Some(child);
-        self.wait_ready().await
-    }
-
-    async fn wait_ready(&mut self) -> bool {
+    /// Waits until the server answers its protocol, not only its port.
+    async fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = self
-                .server
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten())
-            {
-                eprintln!("{:?} server exited: {status}", self.kind);
-                self.server = None;
-                return false;
-            }
-            if self.ping().await {
-                return true;
-            }
+        while !self.ping().await {
             assert!(
                 Instant::now() < deadline,
                 "{:?} server not ready",
@@ -240,18 +166,10 @@ impl Backend {
     /// Stops the server gracefully (data kept on disk) and starts it again on the same
     /// ports and data.
     pub async fn restart(&mut self) {
-        if let Some(mut child) = self.server.take() {
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(child.id().to_string())
-                .status();
-            let _ = tokio::task::spawn_blocking(move || child.wait()).await;
+        if let Some(server) = self.server.as_mut() {
+            tokio::task::block_in_place(|| server.restart()).expect("server restart");
         }
-        assert!(
-            self.start_server().await,
-            "{:?} server did not restart",
-            self.kind
-        );
+        self.wait_ready().await;
     }
 
     /// Pushes every revision up to now out of the store's change log.
@@ -341,15 +259,6 @@ impl Backend {
                     .await
                     .expect("put raw");
             }
-        }
-    }
-}
-
-impl Drop for Backend {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.server.take() {
-            let _ = child.kill();
-            let _ = child.wait();
         }
     }
 }
