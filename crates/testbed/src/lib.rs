@@ -205,42 +205,15 @@ impl Ovs {
         let mut c = ovs.cmd("ovsdb-tool");
         c.arg("create").arg(&db).arg(schema_path());
         run(c)?;
-        let mut c = ovs.cmd("ovsdb-server");
-        c.arg(&db)
-            .arg(format!("--remote=punix:{}", ovs.db_sock().display()))
-            .arg("--remote=db:Open_vSwitch,Open_vSwitch,manager_options")
-            .arg(format!(
-                "--pidfile={}",
-                d.join("ovsdb-server.pid").display()
-            ))
-            .arg(format!(
-                "--unixctl={}",
-                d.join("ovsdb-server.ctl").display()
-            ))
-            .arg(format!(
-                "--log-file={}",
-                d.join("ovsdb-server.log").display()
-            ))
-            .arg("--detach");
-        run(c)?;
+        ovs.start_ovsdb()?;
         ovs.vsctl(["--no-wait", "init"])?;
-        let mut c = ovs.cmd("ovs-vswitchd");
-        c.arg(format!("unix:{}", ovs.db_sock().display()))
-            .arg("--disable-system")
-            .arg(format!(
-                "--pidfile={}",
-                d.join("ovs-vswitchd.pid").display()
-            ))
-            .arg(format!(
-                "--unixctl={}",
-                d.join("ovs-vswitchd.ctl").display()
-            ))
-            .arg(format!(
-                "--log-file={}",
-                d.join("ovs-vswitchd.log").display()
-            ))
-            .arg("--detach");
-        run(c)?;
+        run(ovs.daemon(
+            "ovs-vswitchd",
+            &[
+                &format!("unix:{}", ovs.db_sock().display()),
+                "--disable-system",
+            ],
+        ))?;
         Ok(ovs)
     }
 
@@ -334,25 +307,39 @@ impl Ovs {
     /// Restarts ovsdb-server on the same database file (for reconnect tests).
     pub fn restart_ovsdb(&self) -> io::Result<()> {
         self.stop_daemon("ovsdb-server");
+        self.start_ovsdb()
+    }
+
+    fn start_ovsdb(&self) -> io::Result<()> {
+        let db = self.dir().join("conf.db").display().to_string();
+        let sock = format!("--remote=punix:{}", self.db_sock().display());
+        let args = [
+            &db,
+            &sock,
+            "--remote=db:Open_vSwitch,Open_vSwitch,manager_options",
+        ];
+        run(self.daemon("ovsdb-server", &args)).map(|_| ())
+    }
+
+    /// An OVS daemon detached with its pid file, control socket and log in the directory.
+    fn daemon(&self, name: &str, args: &[&str]) -> Command {
         let d = self.dir();
-        let mut c = self.cmd("ovsdb-server");
-        c.arg(d.join("conf.db"))
-            .arg(format!("--remote=punix:{}", self.db_sock().display()))
-            .arg("--remote=db:Open_vSwitch,Open_vSwitch,manager_options")
+        let mut c = self.cmd(name);
+        c.args(args)
             .arg(format!(
                 "--pidfile={}",
-                d.join("ovsdb-server.pid").display()
+                d.join(format!("{name}.pid")).display()
             ))
             .arg(format!(
                 "--unixctl={}",
-                d.join("ovsdb-server.ctl").display()
+                d.join(format!("{name}.ctl")).display()
             ))
             .arg(format!(
                 "--log-file={}",
-                d.join("ovsdb-server.log").display()
+                d.join(format!("{name}.log")).display()
             ))
             .arg("--detach");
-        run(c).map(|_| ())
+        c
     }
 
     fn stop_daemon(&self, name: &str) {
