@@ -60,6 +60,10 @@ fn snapshot_then_watch_sees_later_changes_of_its_topics_only() {
         "bob's network is not delivered: {c1}"
     );
     assert!(c1["revision"].as_u64().unwrap() > rev);
+    // The delete first marks the network (so no server makes a new port on it), then
+    // deletes it.
+    let mark = next();
+    assert_eq!(mark["value"]["deleting"], true, "{mark}");
     let c2 = next();
     assert_eq!(
         (c2["id"].as_str(), &c2["value"]),

@@ -96,6 +96,10 @@ pub struct Network {
     pub subnets: Vec<String>,
     /// Datapath key (metadata value in flows).
     pub unique_key: u32,
+    /// Set while a delete checks that nothing refers to the object any more: creates that
+    /// would refer to it refuse, and ones racing the mark fail their compare-and-swap.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleting: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -124,6 +128,10 @@ pub struct Subnet {
     pub host_routes: Vec<HostRoute>,
     pub ipv6_ra_mode: Option<String>,
     pub ipv6_address_mode: Option<String>,
+    /// Set while a delete checks that nothing refers to the object any more: creates that
+    /// would refer to it refuse, and ones racing the mark fail their compare-and-swap.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleting: bool,
 }
 
 impl Subnet {
@@ -267,6 +275,10 @@ pub struct SecurityGroup {
     pub stateful: bool,
     /// The project's `default` group (cannot be deleted).
     pub is_default: bool,
+    /// Set while a delete checks that nothing refers to the object any more: creates that
+    /// would refer to it refuse, and ones racing the mark fail their compare-and-swap.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleting: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -333,6 +345,27 @@ macro_rules! nb_object {
     };
 }
 
+/// Objects that other objects refer to, deleted only after a `deleting` mark.
+pub trait Deletable: NbObject {
+    fn deleting(&self) -> bool;
+    fn set_deleting(&mut self, on: bool);
+}
+
+macro_rules! deletable {
+    ($($t:ty),*) => {$(
+        impl Deletable for $t {
+            fn deleting(&self) -> bool {
+                self.deleting
+            }
+            fn set_deleting(&mut self, on: bool) {
+                self.deleting = on;
+            }
+        }
+    )*};
+}
+
+deletable!(Network, Subnet, SecurityGroup);
+
 nb_object!(Network, Network, "Network");
 nb_object!(Subnet, Subnet, "Subnet");
 nb_object!(Port, Port, "Port");
@@ -365,6 +398,7 @@ mod tests {
             segmentation_id: Some(7),
             subnets: vec![],
             unique_key: 1,
+            deleting: false,
         };
         let j = serde_json::to_string(&n).unwrap();
         assert!(j.contains("\"network_type\":\"geneve\""), "{j}");

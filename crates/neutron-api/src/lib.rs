@@ -8,7 +8,6 @@ pub mod context;
 pub mod db;
 pub mod error;
 pub mod listing;
-pub mod locks;
 pub mod nb_stream;
 pub mod resources;
 pub mod versions;
@@ -25,7 +24,6 @@ pub struct Api {
     pub db: db::Db,
     pub config: Settings,
     pub alloc: alloc::Allocator,
-    pub locks: locks::Locks,
     /// Turns true when the server stops, so long-lived streams end and let it exit.
     stopping: tokio::sync::watch::Sender<bool>,
 }
@@ -36,7 +34,6 @@ impl Api {
             db: db::Db { store },
             config,
             alloc: alloc::Allocator::default(),
-            locks: locks::Locks::default(),
             stopping: tokio::sync::watch::Sender::new(false),
         })
     }

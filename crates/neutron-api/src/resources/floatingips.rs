@@ -216,6 +216,7 @@ pub async fn create(
                 ),
             ));
         }
+        super::not_deleting(&network)?;
         let mut txn = Txn::new();
         txn.check::<Network>(&net_id, nrev);
         let mut alloc = Allocation::new(&api);

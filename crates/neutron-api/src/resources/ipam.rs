@@ -59,11 +59,14 @@ pub fn parse_fixed_ips(items: Vec<Value>) -> ApiResult<Vec<IpRequest>> {
         .collect()
 }
 
-/// The subnets of a network with their revisions.
+/// The subnets of a network with their revisions, leaving out any being deleted (they
+/// take no new addresses).
 pub async fn network_subnets(api: &Api, network: &Network) -> ApiResult<Vec<(Subnet, Revision)>> {
     let mut out = Vec::new();
     for id in &network.subnets {
-        if let Some(s) = api.db.get::<Subnet>(id).await? {
+        if let Some(s) = api.db.get::<Subnet>(id).await?
+            && !s.0.deleting
+        {
             out.push(s);
         }
     }
@@ -212,6 +215,11 @@ impl<'a> Allocation<'a> {
         keep: &[FixedIp],
     ) -> ApiResult<Vec<FixedIp>> {
         let net_id = &network.meta.id;
+        // The addresses are only valid if the subnets did not change meanwhile (their pools,
+        // or a delete that started: see `mark_deleting`).
+        for (s, rev) in subnets {
+            txn.check::<Subnet>(&s.meta.id, *rev);
+        }
         let Some(requests) = requests else {
             return self.defaults(txn, network, subnets, owner, mac).await;
         };

@@ -19,7 +19,8 @@ use crate::listing::Query;
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
-use model::{Meta, NbObject};
+use model::{Deletable, Meta, NbObject};
+use nbdb::Revision;
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
 
@@ -235,4 +236,44 @@ pub async fn show<T: Resource>(
         return Err(ApiError::not_found(T::KIND, &id));
     }
     Ok(Json(one(T::RESOURCE, o.render(), q.as_deref(), T::ATTRS)?))
+}
+
+/// Refuses to make a new reference to an object that is being deleted.
+pub fn not_deleting<T: Deletable>(obj: &T) -> ApiResult<()> {
+    if obj.deleting() {
+        return Err(ApiError::conflict(
+            "ResourceBeingDeleted",
+            format!("{} {} is being deleted", T::KIND, obj.meta().id),
+        ));
+    }
+    Ok(())
+}
+
+/// First step of deleting an object others refer to: the `deleting` mark, written with
+/// compare-and-swap. Creates on any API server that read the object before the mark fail
+/// their revision check and retry; those after it refuse. So once this returns, the
+/// in-use check sees every reference there will ever be. Returns the new revision.
+pub async fn mark_deleting<T: Deletable>(
+    api: &Api,
+    obj: &mut T,
+    rev: Revision,
+) -> ApiResult<Revision> {
+    if obj.deleting() {
+        return Ok(rev);
+    }
+    obj.set_deleting(true);
+    let mut txn = crate::db::Txn::new();
+    txn.update(obj, rev);
+    txn.commit(&api.db).await
+}
+
+/// Clears the mark when the delete is refused (the object is in use).
+pub async fn unmark_deleting<T: Deletable>(api: &Api, obj: &mut T, rev: Revision) {
+    obj.set_deleting(false);
+    let mut txn = crate::db::Txn::new();
+    txn.update(obj, rev);
+    if let Err(e) = txn.commit(&api.db).await {
+        // Harmless: a later delete of it proceeds, and creates report the mark clearly.
+        tracing::warn!(id = %obj.meta().id, "could not clear the deleting mark: {e}");
+    }
 }

@@ -378,6 +378,7 @@ async fn create_once(api: &Api, ctx: &Context, body: Value) -> ApiResult<Network
         segmentation_id: seg.segmentation_id,
         subnets: vec![],
         unique_key,
+        deleting: false,
     };
     let mut txn = Txn::new();
     txn.create(&n);
@@ -469,12 +470,13 @@ pub async fn delete(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult<StatusCode> {
-    let _lock = api.locks.write(&id).await;
     retrying(|| async {
-        let (n, rev) = visible::<Network>(&api, &ctx, &id).await?;
+        let (mut n, rev) = visible::<Network>(&api, &ctx, &id).await?;
         check_if_match(&headers, &n.meta)?;
+        let rev = super::mark_deleting(&api, &mut n, rev).await?;
         let ports = api.db.all::<Port>().await?;
         if ports.iter().any(|(p, _)| p.network_id == id && p.device_owner != owner::DHCP) {
+            super::unmark_deleting(&api, &mut n, rev).await;
             return Err(ApiError::conflict(
                 "NetworkInUse",
                 format!("Unable to complete operation on network {id}. There are one or more ports still in use on the network."),

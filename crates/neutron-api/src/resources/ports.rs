@@ -213,6 +213,7 @@ async fn check_groups(
         if !ctx.is_admin && sg.meta.project_id != project {
             return Err(ApiError::not_found("SecurityGroup", id));
         }
+        super::not_deleting(&sg)?;
         txn.check::<SecurityGroup>(id, rev);
     }
     Ok(())
@@ -342,18 +343,11 @@ async fn create_once(api: &Api, ctx: &Context, body: Value) -> ApiResult<Port> {
         .string("network_id")?
         .ok_or_else(|| bad_attr("network_id", "network_id is required"))?;
     let mut sg_ids: Vec<String> = security_groups_from(&mut attrs)?.unwrap_or_default();
-    let _locks = api
-        .locks
-        .read(
-            &std::iter::once(network_id.as_str())
-                .chain(sg_ids.iter().map(String::as_str))
-                .collect::<Vec<_>>(),
-        )
-        .await;
     let (network, net_rev) = api.db.fetch::<Network>(&network_id).await?;
     if !networks::usable(ctx, &network) {
         return Err(ApiError::not_found("Network", &network_id));
     }
+    super::not_deleting(&network)?;
     let id = meta.id.clone();
     let mut txn = Txn::new();
     txn.check::<Network>(&network_id, net_rev);
@@ -421,9 +415,6 @@ async fn create_once(api: &Api, ctx: &Context, body: Value) -> ApiResult<Port> {
     let requests = attrs.list("fixed_ips")?.map(parse_fixed_ips).transpose()?;
     attrs.finish()?;
     let subnets = network_subnets(api, &network).await?;
-    for (s, rev) in &subnets {
-        txn.check::<model::Subnet>(&s.meta.id, *rev);
-    }
     let fixed_ips = alloc
         .assign(&mut txn, &network, &subnets, (&id, mac), requests, &[])
         .await?;
@@ -498,16 +489,6 @@ async fn update_once(
     let mut txn = Txn::new();
     let mut alloc = Allocation::new(api);
     let new_groups = security_groups_from(&mut attrs)?;
-    let _locks = api
-        .locks
-        .read(
-            &new_groups
-                .iter()
-                .flatten()
-                .map(String::as_str)
-                .collect::<Vec<_>>(),
-        )
-        .await;
     if let Some(mac) = attrs.mac("mac_address")?
         && mac != p.mac_address
     {

@@ -107,6 +107,7 @@ async fn build_gateway<'a>(
             format!("Bad router request: Network {network_id} is not a valid external network."),
         ));
     }
+    super::not_deleting(&network)?;
     txn.check::<Network>(&network_id, nrev);
     let port = build_system_port(
         api,
@@ -357,12 +358,13 @@ pub async fn add_interface(
             (Some(_), Some(_)) => return Err(ApiError::bad_request("BadRequest", "Bad router request: Cannot specify both subnet-id and port-id")),
             (None, None) => return Err(ApiError::bad_request("BadRequest", "Bad router request: Either subnet_id or port_id must be specified")),
             (Some(sid), None) => {
-                let (subnet, srev) = super::visible::<Subnet>(&api, &ctx, sid).await?;
+                let (subnet, _) = super::visible::<Subnet>(&api, &ctx, sid).await?;
                 let gw = subnet.gateway_ip.ok_or_else(|| {
                     ApiError::bad_request("BadRequest", format!("Bad router request: Subnet {sid} does not have a gateway IP."))
                 })?;
                 let (network, _) = api.db.fetch::<Network>(&subnet.network_id).await?;
-                txn.check::<Subnet>(sid, srev);
+                // `build_system_port` checks the subnet's revision with the address.
+                super::not_deleting(&subnet)?;
                 let port = build_system_port(&api, &mut txn, &mut alloc, SystemPort {
                     network: &network,
                     project_id: r.meta.project_id.clone(),
@@ -382,6 +384,7 @@ pub async fn add_interface(
                     return Err(ApiError::bad_request("BadRequest", "Bad router request: Router port must have exactly one fixed IP"));
                 };
                 let (subnet, srev) = api.db.fetch::<Subnet>(&fixed.subnet_id).await?;
+                super::not_deleting(&subnet)?;
                 txn.check::<Subnet>(&subnet.meta.id, srev);
                 port.device_owner = owner::ROUTER_INTERFACE.into();
                 port.device_id = r.meta.id.clone();

@@ -160,6 +160,7 @@ pub async fn ensure_default(api: &Api, project: &str) -> ApiResult<String> {
             meta: meta.clone(),
             stateful: true,
             is_default: true,
+            deleting: false,
         };
         let id = g.meta.id.clone();
         let mut rule_meta = meta.clone();
@@ -264,6 +265,7 @@ pub async fn create_group(
         meta: meta.clone(),
         stateful,
         is_default: false,
+        deleting: false,
     };
     let mut rule_meta = meta;
     rule_meta.description = String::new();
@@ -324,9 +326,8 @@ pub async fn delete_group(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult<StatusCode> {
-    let _lock = api.locks.write(&id).await;
     retrying(|| async {
-        let (g, rev) = super::visible::<SecurityGroup>(&api, &ctx, &id).await?;
+        let (mut g, rev) = super::visible::<SecurityGroup>(&api, &ctx, &id).await?;
         check_if_match(&headers, &g.meta)?;
         if g.is_default && !ctx.is_admin {
             return Err(ApiError::conflict(
@@ -334,6 +335,7 @@ pub async fn delete_group(
                 "Insufficient rights for removing default security group.",
             ));
         }
+        let rev = super::mark_deleting(&api, &mut g, rev).await?;
         if api
             .db
             .all::<Port>()
@@ -341,6 +343,7 @@ pub async fn delete_group(
             .iter()
             .any(|(p, _)| p.security_groups.contains(&id))
         {
+            super::unmark_deleting(&api, &mut g, rev).await;
             return Err(ApiError::conflict(
                 "SecurityGroupInUse",
                 format!("Security Group {id} in use."),
@@ -451,8 +454,8 @@ pub async fn create_rule(
     let group_id = attrs
         .string("security_group_id")?
         .ok_or_else(|| bad_attr("security_group_id", "security_group_id is required"))?;
-    let _lock = api.locks.read(&[group_id.as_str()]).await;
     let (group, grev) = super::visible::<SecurityGroup>(&api, &ctx, &group_id).await?;
+    super::not_deleting(&group)?;
     let mut meta = new_meta(&ctx, &mut attrs)?;
     meta.project_id = group.meta.project_id.clone();
     let direction = match attrs.string("direction")?.as_deref() {
@@ -550,7 +553,8 @@ pub async fn create_rule(
     let mut txn = Txn::new();
     txn.check::<SecurityGroup>(&group_id, grev);
     if let Some(rg) = &remote_group_id {
-        let (_, rrev) = super::visible::<SecurityGroup>(&api, &ctx, rg).await?;
+        let (remote, rrev) = super::visible::<SecurityGroup>(&api, &ctx, rg).await?;
+        super::not_deleting(&remote)?;
         if rg != &group_id {
             txn.check::<SecurityGroup>(rg, rrev);
         }

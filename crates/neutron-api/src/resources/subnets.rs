@@ -312,6 +312,7 @@ async fn create_once(api: &Api, ctx: &Context, body: Value) -> ApiResult<Subnet>
     if !ctx.owns(&network.meta.project_id) {
         return Err(ApiError::not_found("Network", &network_id));
     }
+    super::not_deleting(&network)?;
     for k in ["subnetpool_id", "segment_id"] {
         if let Some(v) = attrs.take(k)
             && !v.is_null()
@@ -400,6 +401,7 @@ async fn create_once(api: &Api, ctx: &Context, body: Value) -> ApiResult<Subnet>
         host_routes,
         ipv6_ra_mode,
         ipv6_address_mode,
+        deleting: false,
     };
     if subnet.is_auto_address() && cidr.prefix_len() != 64 {
         return Err(ApiError::invalid(format!(
@@ -493,16 +495,16 @@ pub async fn delete(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult<StatusCode> {
-    let (s, _) = api.db.fetch::<Subnet>(&id).await?;
-    let _lock = api.locks.write(&s.network_id).await;
     retrying(|| async {
-        let (s, rev) = api.db.fetch::<Subnet>(&id).await?;
+        let (mut s, rev) = api.db.fetch::<Subnet>(&id).await?;
         if !ctx.owns(&s.meta.project_id) {
             return Err(ApiError::not_found("Subnet", &id));
         }
         check_if_match(&headers, &s.meta)?;
+        let rev = super::mark_deleting(&api, &mut s, rev).await?;
         let claims = api.db.store.list(Table::Claim.name(), &format!("ip/{id}/")).await?;
         if !claims.is_empty() {
+            super::unmark_deleting(&api, &mut s, rev).await;
             return Err(ApiError::conflict(
                 "SubnetInUse",
                 format!("Unable to complete operation on subnet {id}: One or more ports have an IP allocation from this subnet."),
