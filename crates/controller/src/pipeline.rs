@@ -1,0 +1,351 @@
+//! The OpenFlow pipeline, declared once: every table with its role and the tables it may
+//! continue to, the registers the apps share, and the cookie layout that ties a flow back
+//! to its app and object. Table numbers are the original Dragonflow's, so dumps compare.
+
+use openflow::oxm::Field;
+
+/// One table of `br-int`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Table {
+    pub id: u8,
+    pub name: &'static str,
+    pub role: &'static str,
+    /// Tables a flow here may `goto` (always later ones: OVS refuses going back).
+    pub next: &'static [u8],
+}
+
+/// Table numbers.
+pub mod table {
+    pub const CLASSIFY: u8 = 0;
+    pub const PORT_SECURITY: u8 = 1;
+    pub const EGRESS_CT: u8 = 10;
+    pub const EGRESS_SG: u8 = 15;
+    pub const SERVICES: u8 = 20;
+    pub const ARP: u8 = 25;
+    pub const DHCP: u8 = 30;
+    pub const METADATA: u8 = 35;
+    pub const METADATA_REPLY: u8 = 40;
+    pub const ND: u8 = 45;
+    pub const INGRESS_NAT: u8 = 50;
+    pub const INGRESS_SNAT: u8 = 51;
+    pub const L2: u8 = 55;
+    pub const L3: u8 = 60;
+    pub const L3_ROUTES: u8 = 65;
+    pub const EGRESS_NAT: u8 = 70;
+    pub const EGRESS_SNAT: u8 = 71;
+    pub const EGRESS: u8 = 75;
+    pub const FIP_DNAT: u8 = 76;
+    pub const FIP_SNAT: u8 = 77;
+    pub const PROVIDER: u8 = 80;
+    pub const FROM_TUNNEL: u8 = 100;
+    pub const INGRESS_CT: u8 = 105;
+    pub const INGRESS_SG: u8 = 110;
+    pub const DISPATCH: u8 = 115;
+}
+
+use table::*;
+
+/// Every table, in order.
+pub const TABLES: &[Table] = &[
+    Table {
+        id: CLASSIFY,
+        name: "classify",
+        role: "VM port: reg6 = port key, metadata = network key; tunnel: network by tun_id",
+        next: &[PORT_SECURITY, FROM_TUNNEL],
+    },
+    Table {
+        id: PORT_SECURITY,
+        name: "port_security",
+        role: "only the port's MACs and IPs (fixed and allowed address pairs) leave it; ARP/ND spoofing dropped",
+        next: &[EGRESS_CT, SERVICES],
+    },
+    Table {
+        id: EGRESS_CT,
+        name: "egress_ct",
+        role: "egress conntrack in the network's zone",
+        next: &[EGRESS_SG, SERVICES],
+    },
+    Table {
+        id: EGRESS_SG,
+        name: "egress_sg",
+        role: "egress security group rules",
+        next: &[SERVICES],
+    },
+    Table {
+        id: SERVICES,
+        name: "services",
+        role: "ARP, DHCP, metadata, ND to their responders; the rest to L2",
+        next: &[ARP, DHCP, METADATA, ND, INGRESS_NAT, L2],
+    },
+    Table {
+        id: ARP,
+        name: "arp",
+        role: "ARP responder for router interfaces and every known port IP",
+        next: &[L2],
+    },
+    Table {
+        id: DHCP,
+        name: "dhcp",
+        role: "DHCP to the controller, rate limited per port",
+        next: &[L2],
+    },
+    Table {
+        id: METADATA,
+        name: "metadata",
+        role: "metadata service requests",
+        next: &[METADATA_REPLY, L2],
+    },
+    Table {
+        id: METADATA_REPLY,
+        name: "metadata_reply",
+        role: "metadata service replies",
+        next: &[L2],
+    },
+    Table {
+        id: ND,
+        name: "nd",
+        role: "IPv6 neighbour discovery responder",
+        next: &[L2],
+    },
+    Table {
+        id: INGRESS_NAT,
+        name: "ingress_nat",
+        role: "ingress NAT",
+        next: &[INGRESS_SNAT, L2],
+    },
+    Table {
+        id: INGRESS_SNAT,
+        name: "ingress_snat",
+        role: "ingress SNAT (return traffic)",
+        next: &[L2],
+    },
+    Table {
+        id: L2,
+        name: "l2",
+        role: "(network, eth_dst) to reg7; router MAC to L3; broadcast and multicast to groups",
+        next: &[L3, EGRESS],
+    },
+    Table {
+        id: L3,
+        name: "l3",
+        role: "L3 lookup by router (reg5)",
+        next: &[L3_ROUTES, EGRESS_NAT, EGRESS],
+    },
+    Table {
+        id: L3_ROUTES,
+        name: "l3_routes",
+        role: "proactive routes: dec_ttl, rewrite MACs, set destination",
+        next: &[EGRESS_NAT, EGRESS],
+    },
+    Table {
+        id: EGRESS_NAT,
+        name: "egress_nat",
+        role: "egress NAT",
+        next: &[EGRESS_SNAT, EGRESS],
+    },
+    Table {
+        id: EGRESS_SNAT,
+        name: "egress_snat",
+        role: "egress SNAT",
+        next: &[EGRESS],
+    },
+    Table {
+        id: EGRESS,
+        name: "egress",
+        role: "local port to ingress, remote port to its host's tunnel, provider network to its bridge",
+        next: &[FIP_DNAT, PROVIDER, INGRESS_CT],
+    },
+    Table {
+        id: FIP_DNAT,
+        name: "fip_dnat",
+        role: "floating IP DNAT",
+        next: &[FIP_SNAT, PROVIDER, INGRESS_CT],
+    },
+    Table {
+        id: FIP_SNAT,
+        name: "fip_snat",
+        role: "floating IP SNAT",
+        next: &[PROVIDER, INGRESS_CT],
+    },
+    Table {
+        id: PROVIDER,
+        name: "provider",
+        role: "to provider (flat/VLAN) bridges",
+        next: &[],
+    },
+    Table {
+        id: FROM_TUNNEL,
+        name: "from_tunnel",
+        role: "from tunnels: (network, eth_dst) to reg7",
+        next: &[INGRESS_CT],
+    },
+    Table {
+        id: INGRESS_CT,
+        name: "ingress_ct",
+        role: "ingress conntrack in the network's zone",
+        next: &[INGRESS_SG, DISPATCH],
+    },
+    Table {
+        id: INGRESS_SG,
+        name: "ingress_sg",
+        role: "ingress security group rules",
+        next: &[DISPATCH],
+    },
+    Table {
+        id: DISPATCH,
+        name: "dispatch",
+        role: "reg7 to the port",
+        next: &[],
+    },
+];
+
+/// The declaration of table `id`, if there is one.
+pub fn table(id: u8) -> Option<&'static Table> {
+    TABLES.iter().find(|t| t.id == id)
+}
+
+/// Whether a flow in table `from` may continue to table `to`.
+pub fn may_goto(from: u8, to: u8) -> bool {
+    table(from).is_some_and(|t| t.next.contains(&to))
+}
+
+/// Registers the apps share; the network key travels in `metadata`.
+pub mod reg {
+    use super::Field;
+    /// The router key while routing.
+    pub const ROUTER: Field = Field::Reg(5);
+    /// The source port key, set at classification.
+    pub const SRC_PORT: Field = Field::Reg(6);
+    /// The destination port key, set by L2 lookup or routing.
+    pub const DST_PORT: Field = Field::Reg(7);
+}
+
+/// The app that owns a flow: the top byte of its cookie.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum App {
+    Classifier = 1,
+    PortSecurity = 2,
+    L2 = 3,
+    Arp = 4,
+    Nd = 5,
+    Tunnel = 6,
+    Dhcp = 7,
+    L3 = 8,
+    SecurityGroup = 9,
+    Nat = 10,
+    Provider = 11,
+    Metadata = 12,
+}
+
+impl App {
+    const ALL: [App; 12] = [
+        App::Classifier,
+        App::PortSecurity,
+        App::L2,
+        App::Arp,
+        App::Nd,
+        App::Tunnel,
+        App::Dhcp,
+        App::L3,
+        App::SecurityGroup,
+        App::Nat,
+        App::Provider,
+        App::Metadata,
+    ];
+}
+
+/// A flow's cookie: `app (8 bits) | reserved (24 bits) | object key (32 bits)`, so that a
+/// dumped flow names the app and the network/port/router key it was compiled for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cookie {
+    pub app: App,
+    pub key: u32,
+}
+
+impl Cookie {
+    pub fn encode(self) -> u64 {
+        (u64::from(self.app as u8) << 56) | u64::from(self.key)
+    }
+
+    /// Decodes a cookie read from the switch; `None` for flows this controller did not make.
+    pub fn decode(cookie: u64) -> Option<Cookie> {
+        let app = (cookie >> 56) as u8;
+        let app = App::ALL.into_iter().find(|a| *a as u8 == app)?;
+        Some(Cookie {
+            app,
+            key: cookie as u32,
+        })
+    }
+
+    /// The mask that selects every flow of one app (for deletes by cookie).
+    pub const APP_MASK: u64 = 0xff00_0000_0000_0000;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_are_unique_ordered_and_only_go_forward_to_declared_tables() {
+        assert!(
+            TABLES.windows(2).all(|w| w[0].id < w[1].id),
+            "ids in increasing order"
+        );
+        for t in TABLES {
+            for n in t.next {
+                assert!(*n > t.id, "table {} goes back to {n}", t.id);
+                assert!(table(*n).is_some(), "table {} goes to undeclared {n}", t.id);
+            }
+        }
+        assert!(may_goto(CLASSIFY, PORT_SECURITY));
+        assert!(!may_goto(DISPATCH, CLASSIFY));
+    }
+
+    #[test]
+    fn every_table_is_reachable_from_classification() {
+        let mut seen = vec![CLASSIFY];
+        let mut i = 0;
+        while i < seen.len() {
+            for n in table(seen[i]).map(|t| t.next).unwrap_or_default() {
+                if !seen.contains(n) {
+                    seen.push(*n);
+                }
+            }
+            i += 1;
+        }
+        for t in TABLES {
+            assert!(
+                seen.contains(&t.id),
+                "table {} ({}) is unreachable",
+                t.id,
+                t.name
+            );
+        }
+    }
+
+    #[test]
+    fn docs_describe_every_table() {
+        let doc = include_str!("../../../docs/pipeline.md");
+        for t in TABLES {
+            let row = format!("| {} | `{}` |", t.id, t.name);
+            assert!(
+                doc.contains(&row),
+                "docs/pipeline.md has no row `{row}` for table {}",
+                t.id
+            );
+        }
+    }
+
+    #[test]
+    fn cookies_round_trip_and_foreign_cookies_are_ignored() {
+        let c = Cookie {
+            app: App::L3,
+            key: 0xdead_beef,
+        };
+        assert_eq!(Cookie::decode(c.encode()), Some(c));
+        assert_eq!(c.encode() & Cookie::APP_MASK, 8 << 56);
+        assert_eq!(Cookie::decode(0), None);
+        assert_eq!(Cookie::decode(0xab00_0000_0000_0001), None);
+    }
+}
