@@ -1,4 +1,6 @@
 //! The per-host local controller. So far: the pipeline declaration that every app's flows
-//! will be checked against (issue 5 builds the view, the apps and the reconciler on it).
+//! are checked against, and the reconciler that turns desired versus installed flows into
+//! flow-mods (issue 5 builds the local view, the apps and the switch session on these).
 
 pub mod pipeline;
+pub mod reconcile;
