@@ -1,0 +1,424 @@
+//! The host's local view of the NB model: the objects its ports need, kept up to date from
+//! the store's snapshot and change stream, with the indexes the apps look things up by.
+//! Sans-IO: changes go in, the keys of what changed come out.
+
+use model::{
+    Chassis, FloatingIp, NbObject, Network, Port, Router, SecurityGroup, SecurityGroupRule, Subnet,
+    Table,
+};
+use nbdb::{Change, Record, Revision, Snapshot};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// One object that changed (was added, updated or removed).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Touched {
+    pub table: Table,
+    pub id: String,
+}
+
+/// The objects of one table by id.
+pub type Objects<T> = BTreeMap<String, T>;
+
+/// Everything this host knows of the NB model.
+#[derive(Debug, Default)]
+pub struct View {
+    /// This host's chassis name (ports with this `binding:host_id` are local).
+    pub chassis: String,
+    pub revision: Revision,
+    pub networks: Objects<Network>,
+    pub subnets: Objects<Subnet>,
+    pub ports: Objects<Port>,
+    pub routers: Objects<Router>,
+    pub floating_ips: Objects<FloatingIp>,
+    pub security_groups: Objects<SecurityGroup>,
+    pub rules: Objects<SecurityGroupRule>,
+    pub chassis_by_name: Objects<Chassis>,
+    /// Ports of each network.
+    ports_by_network: BTreeMap<String, BTreeSet<String>>,
+}
+
+fn decode<T: serde::de::DeserializeOwned>(table: &str, id: &str, value: &[u8]) -> Option<T> {
+    match serde_json::from_slice(value) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            // One bad object must not stop the host: it is skipped, and named.
+            tracing::error!(table, id, error = %e, "undecodable NB object skipped");
+            None
+        }
+    }
+}
+
+fn set<T: serde::de::DeserializeOwned>(
+    map: &mut Objects<T>,
+    table: &str,
+    id: &str,
+    value: Option<&[u8]>,
+) -> bool {
+    match value {
+        Some(v) => match decode(table, id, v) {
+            Some(obj) => {
+                map.insert(id.to_string(), obj);
+                true
+            }
+            None => map.remove(id).is_some(),
+        },
+        None => map.remove(id).is_some(),
+    }
+}
+
+impl View {
+    pub fn new(chassis: &str) -> View {
+        View {
+            chassis: chassis.to_string(),
+            ..View::default()
+        }
+    }
+
+    /// Replaces the whole view with a snapshot; returns every object that differs.
+    pub fn load(&mut self, snap: &Snapshot) -> Vec<Touched> {
+        let mut fresh = View::new(&self.chassis);
+        for r in &snap.records {
+            fresh.set(&r.table, &r.id, Some(&r.value));
+        }
+        fresh.revision = snap.revision;
+        let touched = self.differences(&fresh);
+        *self = fresh;
+        touched
+    }
+
+    /// Applies one change from the stream; returns what it touched (nothing for tables the
+    /// controller does not use, such as claims).
+    pub fn apply(&mut self, c: &Change) -> Option<Touched> {
+        self.revision = self.revision.max(c.revision);
+        self.set(&c.table, &c.id, c.value.as_deref())
+            .then(|| {
+                Table::from_name(&c.table).map(|table| Touched {
+                    table,
+                    id: c.id.clone(),
+                })
+            })
+            .flatten()
+    }
+
+    fn set(&mut self, table: &str, id: &str, value: Option<&[u8]>) -> bool {
+        match Table::from_name(table) {
+            Some(Table::Network) => set(&mut self.networks, table, id, value),
+            Some(Table::Subnet) => set(&mut self.subnets, table, id, value),
+            Some(Table::Port) => {
+                if let Some(old) = self.ports.get(id)
+                    && let Some(s) = self.ports_by_network.get_mut(&old.network_id)
+                {
+                    s.remove(id);
+                }
+                let changed = set(&mut self.ports, table, id, value);
+                if let Some(p) = self.ports.get(id) {
+                    self.ports_by_network
+                        .entry(p.network_id.clone())
+                        .or_default()
+                        .insert(id.to_string());
+                }
+                changed
+            }
+            Some(Table::Router) => set(&mut self.routers, table, id, value),
+            Some(Table::FloatingIp) => set(&mut self.floating_ips, table, id, value),
+            Some(Table::SecurityGroup) => set(&mut self.security_groups, table, id, value),
+            Some(Table::SecurityGroupRule) => set(&mut self.rules, table, id, value),
+            Some(Table::Chassis) => set(&mut self.chassis_by_name, table, id, value),
+            Some(Table::Claim) | None => false,
+        }
+    }
+
+    /// Objects present in only one of the views, or different in both.
+    fn differences(&self, other: &View) -> Vec<Touched> {
+        fn diff<T: PartialEq>(
+            table: Table,
+            a: &Objects<T>,
+            b: &Objects<T>,
+            out: &mut Vec<Touched>,
+        ) {
+            let ids: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+            for id in ids {
+                if a.get(id) != b.get(id) {
+                    out.push(Touched {
+                        table,
+                        id: id.clone(),
+                    });
+                }
+            }
+        }
+        let mut out = Vec::new();
+        diff(Table::Network, &self.networks, &other.networks, &mut out);
+        diff(Table::Subnet, &self.subnets, &other.subnets, &mut out);
+        diff(Table::Port, &self.ports, &other.ports, &mut out);
+        diff(Table::Router, &self.routers, &other.routers, &mut out);
+        diff(
+            Table::FloatingIp,
+            &self.floating_ips,
+            &other.floating_ips,
+            &mut out,
+        );
+        diff(
+            Table::SecurityGroup,
+            &self.security_groups,
+            &other.security_groups,
+            &mut out,
+        );
+        diff(
+            Table::SecurityGroupRule,
+            &self.rules,
+            &other.rules,
+            &mut out,
+        );
+        diff(
+            Table::Chassis,
+            &self.chassis_by_name,
+            &other.chassis_by_name,
+            &mut out,
+        );
+        out
+    }
+
+    /// The ports of a network.
+    pub fn ports_of(&self, network: &str) -> impl Iterator<Item = &Port> {
+        self.ports_by_network
+            .get(network)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.ports.get(id))
+    }
+
+    /// Ports bound to this host.
+    pub fn local_ports(&self) -> impl Iterator<Item = &Port> {
+        self.ports
+            .values()
+            .filter(|p| p.binding_host_id == self.chassis)
+    }
+
+    /// The topics (projects) this host must follow: those of its ports, of their networks
+    /// and security groups (and the groups those name as remote groups), and, through the
+    /// routers on those networks, of the routers and of the networks behind them.
+    pub fn topics(&self) -> BTreeSet<String> {
+        let mut topics = BTreeSet::new();
+        let mut networks: BTreeSet<&str> = BTreeSet::new();
+        for p in self.local_ports() {
+            topics.insert(p.meta.project_id.clone());
+            networks.insert(&p.network_id);
+            for g in &p.security_groups {
+                if let Some(sg) = self.security_groups.get(g) {
+                    topics.insert(sg.meta.project_id.clone());
+                }
+                for r in self.rules.values().filter(|r| &r.security_group_id == g) {
+                    if let Some(rg) = r
+                        .remote_group_id
+                        .as_ref()
+                        .and_then(|id| self.security_groups.get(id))
+                    {
+                        topics.insert(rg.meta.project_id.clone());
+                    }
+                }
+            }
+        }
+        for r in self.routers.values() {
+            if r.interfaces
+                .iter()
+                .any(|i| networks.contains(i.network_id.as_str()))
+            {
+                topics.insert(r.meta.project_id.clone());
+                for i in &r.interfaces {
+                    if let Some(n) = self.networks.get(&i.network_id) {
+                        topics.insert(n.meta.project_id.clone());
+                    }
+                }
+            }
+        }
+        for n in networks {
+            if let Some(n) = self.networks.get(n) {
+                topics.insert(n.meta.project_id.clone());
+            }
+        }
+        topics.retain(|t| !t.is_empty());
+        topics
+    }
+}
+
+/// The store record of an NB object, for tests and tools.
+pub fn record<T: NbObject>(obj: &T, revision: Revision) -> Record {
+    Record {
+        table: T::TABLE.name().into(),
+        id: obj.meta().id.clone(),
+        revision,
+        topic: Some(obj.meta().project_id.clone()),
+        value: serde_json::to_vec(obj).unwrap_or_default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use model::{Meta, NetworkType, PortStatus};
+
+    fn meta(id: &str, project: &str) -> Meta {
+        Meta {
+            id: id.into(),
+            project_id: project.into(),
+            ..Meta::default()
+        }
+    }
+
+    fn network(id: &str, project: &str) -> Network {
+        Network {
+            meta: meta(id, project),
+            admin_state_up: true,
+            mtu: 1400,
+            shared: false,
+            external: false,
+            port_security_enabled: true,
+            network_type: NetworkType::Geneve,
+            physical_network: None,
+            segmentation_id: Some(1),
+            subnets: vec![],
+            unique_key: 1,
+            deleting: false,
+        }
+    }
+
+    fn port(id: &str, project: &str, net: &str, host: &str) -> Port {
+        Port {
+            meta: meta(id, project),
+            network_id: net.into(),
+            admin_state_up: true,
+            mac_address: model::MacAddr([0xfa, 0x16, 0x3e, 0, 0, 1]),
+            fixed_ips: vec![],
+            security_groups: vec![],
+            allowed_address_pairs: vec![],
+            port_security_enabled: true,
+            device_owner: String::new(),
+            device_id: String::new(),
+            binding_host_id: host.into(),
+            binding_profile: Default::default(),
+            binding_vnic_type: "normal".into(),
+            extra_dhcp_opts: vec![],
+            status: PortStatus::Down,
+            unique_key: 1,
+        }
+    }
+
+    fn change(rev: Revision, r: Record) -> Change {
+        Change {
+            revision: rev,
+            table: r.table,
+            id: r.id,
+            topic: r.topic,
+            value: Some(r.value),
+        }
+    }
+
+    #[test]
+    fn changes_keep_objects_and_indexes() {
+        let mut v = View::new("host-a");
+        assert!(
+            v.apply(&change(1, record(&network("n1", "p1"), 1)))
+                .is_some()
+        );
+        v.apply(&change(2, record(&port("a", "p1", "n1", "host-a"), 2)));
+        v.apply(&change(3, record(&port("b", "p1", "n1", "host-b"), 3)));
+        assert_eq!(v.ports_of("n1").count(), 2);
+        assert_eq!(
+            v.local_ports()
+                .map(|p| p.meta.id.as_str())
+                .collect::<Vec<_>>(),
+            ["a"]
+        );
+        // The port moves to another network, then goes away.
+        v.apply(&change(4, record(&port("b", "p1", "n2", "host-b"), 4)));
+        assert_eq!(v.ports_of("n1").count(), 1);
+        assert_eq!(v.ports_of("n2").count(), 1);
+        let gone = Change {
+            revision: 5,
+            table: "port".into(),
+            id: "b".into(),
+            topic: None,
+            value: None,
+        };
+        assert_eq!(
+            v.apply(&gone),
+            Some(Touched {
+                table: Table::Port,
+                id: "b".into()
+            })
+        );
+        assert_eq!(v.ports_of("n2").count(), 0);
+        assert_eq!(v.revision, 5);
+        // Claims are not the controller's business; garbage is skipped, not fatal.
+        let claim = Change {
+            revision: 6,
+            table: "claim".into(),
+            id: "ip/x".into(),
+            topic: None,
+            value: Some(b"\"p\"".to_vec()),
+        };
+        assert_eq!(v.apply(&claim), None);
+        let bad = Change {
+            revision: 7,
+            table: "port".into(),
+            id: "z".into(),
+            topic: None,
+            value: Some(b"{".to_vec()),
+        };
+        assert_eq!(v.apply(&bad), None);
+    }
+
+    #[test]
+    fn snapshot_load_reports_exactly_the_differences() {
+        let mut v = View::new("h");
+        v.apply(&change(1, record(&network("n1", "p1"), 1)));
+        v.apply(&change(2, record(&network("n2", "p1"), 2)));
+        let mut changed = network("n2", "p1");
+        changed.mtu = 1300;
+        let snap = Snapshot {
+            revision: 9,
+            records: vec![
+                record(&network("n1", "p1"), 1),
+                record(&changed, 8),
+                record(&network("n3", "p2"), 9),
+            ],
+        };
+        let touched: Vec<String> = v.load(&snap).into_iter().map(|t| t.id).collect();
+        assert_eq!(touched, ["n2", "n3"]);
+        assert_eq!(v.revision, 9);
+    }
+
+    #[test]
+    fn topics_follow_local_ports_networks_and_routers() {
+        let mut v = View::new("h");
+        // p1's port on h, on p2's shared network; p3's router joins it to p4's network.
+        let mut shared = network("n-shared", "p2");
+        shared.shared = true;
+        v.apply(&change(1, record(&shared, 1)));
+        v.apply(&change(2, record(&network("n-behind", "p4"), 2)));
+        v.apply(&change(3, record(&port("a", "p1", "n-shared", "h"), 3)));
+        v.apply(&change(
+            4,
+            record(&port("far", "p9", "n-other", "elsewhere"), 4),
+        ));
+        let iface = |net: &str| model::RouterInterface {
+            port_id: format!("rp-{net}"),
+            subnet_id: "s".into(),
+            network_id: net.into(),
+            ip_address: "10.0.0.1".parse().unwrap(),
+            cidr: "10.0.0.0/24".parse().unwrap(),
+            mac_address: model::MacAddr::default(),
+        };
+        let r = Router {
+            meta: meta("r", "p3"),
+            admin_state_up: true,
+            external_gateway: None,
+            routes: vec![],
+            interfaces: vec![iface("n-shared"), iface("n-behind")],
+            unique_key: 1,
+        };
+        v.apply(&change(5, record(&r, 5)));
+        let topics: Vec<String> = v.topics().into_iter().collect();
+        assert_eq!(topics, ["p1", "p2", "p3", "p4"], "p9 has no port here");
+    }
+}
