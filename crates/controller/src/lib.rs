@@ -5,4 +5,5 @@
 
 pub mod pipeline;
 pub mod reconcile;
+pub mod switch;
 pub mod view;

@@ -1,0 +1,248 @@
+//! One OpenFlow session with `br-int`: the OpenFlow 1.3 handshake, reading the installed
+//! flows back (flow stats), and committing flow-mods atomically in a bundle. Messages the
+//! switch sends unasked (packet-ins, port status) while a request waits are kept for the
+//! runtime to take.
+
+use crate::reconcile::{FlowBody, FlowKey, FlowTable};
+use openflow::bundle::{BundleCtrl, BundleCtrlType, bundle_flags};
+use openflow::errors::ErrorMsg;
+use openflow::flow::FlowMod;
+use openflow::multipart::{FlowStatsRequest, MultipartReply, MultipartRequest, OFPMPF_REPLY_MORE};
+use openflow::switch::{Hello, SwitchConfig};
+use openflow::{FrameReader, Message, XidAllocator};
+use std::collections::VecDeque;
+use std::path::Path;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// How long a request may wait for its answer before the session is declared dead.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum SwitchError {
+    #[error("switch connection: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("OpenFlow protocol: {0}")]
+    Protocol(#[from] openflow::Error),
+    #[error("the switch refused: {}", describe(.0))]
+    Refused(ErrorMsg),
+    #[error("the switch does not speak OpenFlow 1.3")]
+    Version,
+    #[error("no answer from the switch within {0:?}")]
+    Timeout(Duration),
+}
+
+fn describe(e: &ErrorMsg) -> String {
+    format!(
+        "{} {}",
+        e.type_name().unwrap_or("?"),
+        e.name().unwrap_or("?")
+    )
+}
+
+pub type Result<T> = std::result::Result<T, SwitchError>;
+
+/// Messages the switch sends on its own, kept for the runtime.
+fn is_async(m: &Message) -> bool {
+    matches!(
+        m,
+        Message::PacketIn(_)
+            | Message::PacketIn2(_)
+            | Message::PortStatus(_)
+            | Message::FlowRemoved(_)
+    )
+}
+
+/// An OpenFlow session over any byte stream (a unix or TCP socket).
+pub struct Session<S> {
+    stream: S,
+    frames: FrameReader,
+    xids: XidAllocator,
+    /// Asynchronous messages received while waiting for a reply.
+    pending: VecDeque<(u32, Message)>,
+    next_bundle: u32,
+}
+
+impl Session<tokio::net::UnixStream> {
+    /// Connects to a unix socket (e.g. the bridge's `br-int.mgmt`) and does the handshake.
+    pub async fn connect_unix(path: &Path) -> Result<Self> {
+        Session::handshake(tokio::net::UnixStream::connect(path).await?).await
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
+    /// Hello (OpenFlow 1.3), then asks for whole packets on packet-in: a service
+    /// connection gets no asynchronous messages until `miss_send_len` is set.
+    pub async fn handshake(stream: S) -> Result<Self> {
+        let mut s = Session {
+            stream,
+            frames: FrameReader::new(),
+            xids: XidAllocator::new(),
+            pending: VecDeque::new(),
+            next_bundle: 1,
+        };
+        s.send(&Message::Hello(Hello::of13())).await?;
+        match s.recv().await? {
+            (_, Message::Hello(h)) if h.supports(4) => {}
+            _ => return Err(SwitchError::Version),
+        }
+        s.send(&Message::SetConfig(SwitchConfig {
+            flags: 0,
+            miss_send_len: 0xffff,
+        }))
+        .await?;
+        s.barrier().await?;
+        Ok(s)
+    }
+
+    async fn send(&mut self, m: &Message) -> Result<u32> {
+        let xid = self.xids.next_xid();
+        let buf = m.to_vec(xid)?;
+        self.stream.write_all(&buf).await?;
+        Ok(xid)
+    }
+
+    /// The next message from the switch (echo requests are answered here).
+    async fn recv(&mut self) -> Result<(u32, Message)> {
+        loop {
+            if let Some(frame) = self.frames.next_frame()? {
+                let (xid, m) = Message::decode(frame)?;
+                if let Message::EchoRequest(data) = &m {
+                    let reply = Message::EchoReply(data.clone()).to_vec(xid)?;
+                    self.stream.write_all(&reply).await?;
+                    continue;
+                }
+                return Ok((xid, m));
+            }
+            let mut buf = [0u8; 65536];
+            let n = tokio::time::timeout(REPLY_TIMEOUT, self.stream.read(&mut buf))
+                .await
+                .map_err(|_| SwitchError::Timeout(REPLY_TIMEOUT))??;
+            if n == 0 {
+                return Err(SwitchError::Io(std::io::ErrorKind::UnexpectedEof.into()));
+            }
+            self.frames.extend(buf.get(..n).unwrap_or_default());
+        }
+    }
+
+    /// Waits for the answers to `xid`: errors for it fail the request; messages that answer
+    /// nothing of ours are kept in `pending`.
+    async fn answer(&mut self, xid: u32, done: impl Fn(&Message) -> bool) -> Result<Message> {
+        loop {
+            let (x, m) = self.recv().await?;
+            match m {
+                Message::Error(e) if x == xid => return Err(SwitchError::Refused(e)),
+                m if x == xid && done(&m) => return Ok(m),
+                m if is_async(&m) => self.pending.push_back((x, m)),
+                other => tracing::debug!(xid = x, "unexpected message while waiting: {other:?}"),
+            }
+        }
+    }
+
+    /// Sends a barrier and waits for it: everything sent before is done.
+    pub async fn barrier(&mut self) -> Result<()> {
+        let xid = self.send(&Message::BarrierRequest).await?;
+        self.answer(xid, |m| *m == Message::BarrierReply)
+            .await
+            .map(|_| ())
+    }
+
+    /// Every flow installed on the switch.
+    pub async fn dump_flows(&mut self) -> Result<FlowTable> {
+        let req = Message::MultipartRequest {
+            flags: 0,
+            body: MultipartRequest::Flow(FlowStatsRequest::default()),
+        };
+        let xid = self.send(&req).await?;
+        let mut table = FlowTable::new();
+        loop {
+            let m = self
+                .answer(xid, |m| matches!(m, Message::MultipartReply { .. }))
+                .await?;
+            let Message::MultipartReply { flags, body } = m else {
+                continue;
+            };
+            if let MultipartReply::Flow(stats) = body {
+                for f in stats {
+                    let key = FlowKey::new(f.table_id, f.priority, f.match_);
+                    table.insert(
+                        key,
+                        FlowBody {
+                            cookie: f.cookie,
+                            instructions: f.instructions,
+                        },
+                    );
+                }
+            }
+            if flags & OFPMPF_REPLY_MORE == 0 {
+                return Ok(table);
+            }
+        }
+    }
+
+    /// Applies `mods` atomically: all of them or, if the switch refuses one, none.
+    pub async fn commit(&mut self, mods: &[FlowMod]) -> Result<()> {
+        if mods.is_empty() {
+            return Ok(());
+        }
+        let bundle_id = self.next_bundle;
+        self.next_bundle = self.next_bundle.wrapping_add(1).max(1);
+        let flags = bundle_flags::ATOMIC | bundle_flags::ORDERED;
+        let ctrl = |ty| {
+            Message::BundleControl(BundleCtrl {
+                bundle_id,
+                ty,
+                flags,
+                properties: vec![],
+            })
+        };
+        let open = self.send(&ctrl(BundleCtrlType::OpenRequest)).await?;
+        self.answer(
+            open,
+            |m| matches!(m, Message::BundleControl(c) if c.ty == BundleCtrlType::OpenReply),
+        )
+        .await?;
+        let mut adds = std::collections::HashSet::new();
+        for m in mods {
+            let add = Message::BundleAdd {
+                bundle_id,
+                flags,
+                message: Box::new(Message::FlowMod(m.clone())),
+            };
+            adds.insert(self.send(&add).await?);
+        }
+        // OVS checks each message as it is added and leaves a refused one out of the bundle
+        // (a commit would apply the rest): collect those errors first, behind a barrier.
+        let barrier = self.send(&Message::BarrierRequest).await?;
+        let mut refused = None;
+        loop {
+            match self.recv().await? {
+                (x, Message::BarrierReply) if x == barrier => break,
+                (x, Message::Error(e)) if adds.contains(&x) => {
+                    refused.get_or_insert(e);
+                }
+                (x, m) if is_async(&m) => self.pending.push_back((x, m)),
+                (x, other) => tracing::debug!(xid = x, "unexpected message in a bundle: {other:?}"),
+            }
+        }
+        if let Some(e) = refused {
+            let discard = self.send(&ctrl(BundleCtrlType::DiscardRequest)).await?;
+            let _ = self
+                .answer(discard, |m| matches!(m, Message::BundleControl(c) if c.ty == BundleCtrlType::DiscardReply))
+                .await;
+            return Err(SwitchError::Refused(e));
+        }
+        let commit = self.send(&ctrl(BundleCtrlType::CommitRequest)).await?;
+        self.answer(
+            commit,
+            |m| matches!(m, Message::BundleControl(c) if c.ty == BundleCtrlType::CommitReply),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Takes the asynchronous messages received so far.
+    pub fn take_pending(&mut self) -> Vec<(u32, Message)> {
+        self.pending.drain(..).collect()
+    }
+}
