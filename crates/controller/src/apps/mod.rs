@@ -1,0 +1,343 @@
+//! The apps: pure functions from the local view (and the host's port numbers) to the flows
+//! they want. Every flow is compiled for one owner, the NB object it comes from, so a
+//! change recompiles only the owners it affects; `Desired` keeps the flows by owner.
+
+pub mod l2;
+pub mod ports;
+
+use crate::pipeline::{App, Cookie, may_goto, table};
+use crate::reconcile::{FlowBody, FlowKey, FlowTable};
+use crate::view::{Touched, View};
+use model::Table;
+use openflow::Instruction;
+use openflow::oxm::Match;
+use std::collections::BTreeMap;
+
+/// What the host knows that the NB store does not: the OpenFlow port each plugged VM
+/// interface got (from the OVSDB Interface watcher, by `iface-id`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Host {
+    pub ofports: BTreeMap<String, u32>,
+}
+
+/// The object a flow was compiled for.
+pub type Owner = Touched;
+
+/// One desired flow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Flow {
+    pub key: FlowKey,
+    pub body: FlowBody,
+}
+
+/// A flow in `table` at `priority`, cookie naming `app` and the object `key`.
+pub fn flow(
+    table: u8,
+    priority: u16,
+    m: Match,
+    app: App,
+    key: u32,
+    instructions: Vec<Instruction>,
+) -> Flow {
+    Flow {
+        key: FlowKey::new(table, priority, m),
+        body: FlowBody {
+            cookie: Cookie { app, key }.encode(),
+            instructions,
+        },
+    }
+}
+
+/// The owner of the flows every pipeline has whatever the topology.
+pub fn base_owner() -> Owner {
+    Touched {
+        table: Table::Chassis,
+        id: String::new(),
+    }
+}
+
+/// All flows of one owner.
+pub fn compile(view: &View, host: &Host, owner: &Owner) -> Vec<Flow> {
+    match owner.table {
+        Table::Chassis if owner.id.is_empty() => ports::base(),
+        Table::Port => view
+            .ports
+            .get(&owner.id)
+            .map(|p| {
+                let mut out = ports::compile(view, host, p);
+                out.extend(l2::compile(view, p));
+                out
+            })
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    }
+}
+
+/// Every owner the view has flows for.
+pub fn owners(view: &View) -> Vec<Owner> {
+    std::iter::once(base_owner())
+        .chain(view.ports.keys().map(|id| Touched {
+            table: Table::Port,
+            id: id.clone(),
+        }))
+        .collect()
+}
+
+/// The owners whose flows depend on a changed object (the object itself among them).
+pub fn affected(view: &View, touched: &Touched) -> Vec<Owner> {
+    match touched.table {
+        // A network's key and its ports' places in L2 come from it.
+        Table::Network => view
+            .ports_of(&touched.id)
+            .map(|p| Touched {
+                table: Table::Port,
+                id: p.meta.id.clone(),
+            })
+            .collect(),
+        Table::Port => vec![touched.clone()],
+        _ => Vec::new(),
+    }
+}
+
+/// The desired flows, by owner.
+#[derive(Debug, Default, Clone)]
+pub struct Desired {
+    by_owner: BTreeMap<Owner, Vec<FlowKey>>,
+    /// For each key, the owner whose flow it holds (the last one compiled wins).
+    owner_of: std::collections::HashMap<FlowKey, Owner>,
+    table: FlowTable,
+}
+
+impl Desired {
+    /// Replaces the flows of `owner` with `flows` (none: the owner is gone).
+    pub fn set(&mut self, owner: &Owner, flows: Vec<Flow>) {
+        for key in self.by_owner.remove(owner).unwrap_or_default() {
+            if self.owner_of.get(&key) == Some(owner) {
+                self.owner_of.remove(&key);
+                self.table.remove(&key);
+            }
+        }
+        if flows.is_empty() {
+            return;
+        }
+        let keys = flows.iter().map(|f| f.key.clone()).collect();
+        for f in flows {
+            // Keys, MACs and port numbers are unique, so two owners never want one flow;
+            // if they do, it is a bug worth seeing in the log.
+            if let Some(other) = self.owner_of.insert(f.key.clone(), owner.clone())
+                && other != *owner
+            {
+                tracing::warn!(?other, ?owner, key = ?f.key, "two owners compiled the same flow");
+            }
+            self.table.insert(f.key, f.body);
+        }
+        self.by_owner.insert(owner.clone(), keys);
+    }
+
+    /// Recompiles `owners` (those [`affected`] by a change) from the view.
+    pub fn update(&mut self, view: &View, host: &Host, owners: impl IntoIterator<Item = Owner>) {
+        for o in owners {
+            let flows = compile(view, host, &o);
+            self.set(&o, flows);
+        }
+    }
+
+    /// Compiles everything from scratch.
+    pub fn full(view: &View, host: &Host) -> Desired {
+        let mut d = Desired::default();
+        d.update(view, host, owners(view));
+        d
+    }
+
+    pub fn table(&self) -> &FlowTable {
+        &self.table
+    }
+}
+
+/// Checks a flow against the pipeline declaration: its table exists and every goto is
+/// to a table it may continue to.
+pub fn check(f: &Flow) -> Result<(), String> {
+    let t = f.key.table;
+    if table(t).is_none() {
+        return Err(format!("flow in undeclared table {t}"));
+    }
+    for i in &f.body.instructions {
+        if let Instruction::GotoTable(n) = i
+            && !may_goto(t, *n)
+        {
+            return Err(format!("table {t} may not go to table {n}"));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::view::record;
+    use model::{MacAddr, Meta, Network, NetworkType, Port, PortStatus};
+    use nbdb::Change;
+
+    fn network(id: &str, key: u32) -> Network {
+        Network {
+            meta: Meta {
+                id: id.into(),
+                project_id: "p".into(),
+                ..Meta::default()
+            },
+            admin_state_up: true,
+            mtu: 1400,
+            shared: false,
+            external: false,
+            port_security_enabled: true,
+            network_type: NetworkType::Geneve,
+            physical_network: None,
+            segmentation_id: Some(key),
+            subnets: vec![],
+            unique_key: key,
+            deleting: false,
+        }
+    }
+
+    fn port(id: &str, net: &str, host: &str, key: u32, mac: u8) -> Port {
+        Port {
+            meta: Meta {
+                id: id.into(),
+                project_id: "p".into(),
+                ..Meta::default()
+            },
+            network_id: net.into(),
+            admin_state_up: true,
+            mac_address: MacAddr([0xfa, 0x16, 0x3e, 0, 0, mac]),
+            fixed_ips: vec![],
+            security_groups: vec![],
+            allowed_address_pairs: vec![],
+            port_security_enabled: true,
+            device_owner: String::new(),
+            device_id: String::new(),
+            binding_host_id: host.into(),
+            binding_profile: Default::default(),
+            binding_vnic_type: "normal".into(),
+            extra_dhcp_opts: vec![],
+            status: PortStatus::Down,
+            unique_key: key,
+        }
+    }
+
+    fn put<T: model::NbObject>(rev: u64, obj: &T) -> Change {
+        let r = record(obj, rev);
+        Change {
+            revision: rev,
+            table: r.table,
+            id: r.id,
+            topic: r.topic,
+            value: Some(r.value),
+        }
+    }
+
+    fn gone(rev: u64, table: &str, id: &str) -> Change {
+        Change {
+            revision: rev,
+            table: table.into(),
+            id: id.into(),
+            topic: None,
+            value: None,
+        }
+    }
+
+    #[test]
+    fn every_flow_fits_the_pipeline() {
+        let mut v = View::new("h");
+        v.apply(&put(1, &network("n", 1)));
+        v.apply(&put(2, &port("a", "n", "h", 1, 1)));
+        v.apply(&put(3, &port("b", "n", "other", 2, 2)));
+        let host = Host {
+            ofports: [("a".to_string(), 5)].into(),
+        };
+        let d = Desired::full(&v, &host);
+        assert!(d.table().len() >= 6, "{:?}", d.table());
+        for (key, body) in d.table().iter() {
+            check(&Flow {
+                key: key.clone(),
+                body: body.clone(),
+            })
+            .unwrap();
+        }
+        // The remote port has an L2 entry but no classification or dispatch.
+        let remote_flows = compile(
+            &v,
+            &host,
+            &Touched {
+                table: Table::Port,
+                id: "b".into(),
+            },
+        );
+        assert_eq!(remote_flows.len(), 1);
+        assert_eq!(remote_flows[0].key.table, table::L2);
+    }
+
+    #[test]
+    fn incremental_equals_full_after_random_changes() {
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut rnd = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let mut v = View::new("h");
+        let mut host = Host::default();
+        let mut d = Desired::default();
+        d.update(&v, &host, owners(&v));
+        // Port keys, MACs and port numbers are unique per port, as the API and OVS make them.
+        for rev in 1..600 {
+            let n = rnd(12);
+            let id = format!("x{n}");
+            let net = format!("n{}", rnd(3));
+            let change = match rnd(6) {
+                0 => put(rev, &network(&net, 1 + rnd(4) as u32)),
+                1 => gone(rev, "network", &net),
+                2 | 3 => put(
+                    rev,
+                    &port(
+                        &id,
+                        &net,
+                        if rnd(2) == 0 { "h" } else { "o" },
+                        1 + n as u32,
+                        n as u8,
+                    ),
+                ),
+                4 => gone(rev, "port", &id),
+                _ => {
+                    // The interface is plugged or unplugged on this host.
+                    if rnd(2) == 0 {
+                        host.ofports.insert(id.clone(), 100 + n as u32);
+                    } else {
+                        host.ofports.remove(&id);
+                    }
+                    let t = Touched {
+                        table: Table::Port,
+                        id,
+                    };
+                    d.update(&v, &host, affected(&v, &t));
+                    assert_eq!(
+                        d.table(),
+                        Desired::full(&v, &host).table(),
+                        "after host change at {rev}"
+                    );
+                    continue;
+                }
+            };
+            if let Some(t) = v.apply(&change) {
+                let mut todo = affected(&v, &t);
+                todo.push(base_owner());
+                d.update(&v, &host, todo);
+            }
+            assert_eq!(
+                d.table(),
+                Desired::full(&v, &host).table(),
+                "after change {rev}: {change:?}"
+            );
+        }
+    }
+}
