@@ -2,6 +2,7 @@
 //! they want. Every flow is compiled for one owner, the NB object it comes from, so a
 //! change recompiles only the owners it affects; `Desired` keeps the flows by owner.
 
+pub mod arp;
 pub mod l2;
 pub mod ports;
 
@@ -66,6 +67,7 @@ pub fn compile(view: &View, host: &Host, owner: &Owner) -> Vec<Flow> {
             .map(|p| {
                 let mut out = ports::compile(view, host, p);
                 out.extend(l2::compile(view, p));
+                out.extend(arp::compile(view, p));
                 out
             })
             .unwrap_or_default(),

@@ -72,9 +72,20 @@ pub fn base() -> Vec<Flow> {
             vec![Instruction::GotoTable(to)],
         )
     };
+    let arp = flow(
+        table::SERVICES,
+        PRIO_PORT,
+        Match::new().eth_type(0x0806),
+        App::Arp,
+        0,
+        vec![Instruction::GotoTable(table::ARP)],
+    );
     vec![
         on(table::PORT_SECURITY, table::SERVICES),
         on(table::SERVICES, table::L2),
+        arp,
+        // A request for an address nobody here knows goes on like any broadcast.
+        on(table::ARP, table::L2),
         on(table::INGRESS_CT, table::DISPATCH),
     ]
 }

@@ -1,0 +1,77 @@
+//! ARP responder: a request for any known port address in a network is answered in the
+//! switch, so it is never flooded to other hosts. The request is turned into the reply in
+//! place and sent back where it came from.
+
+use super::{Flow, flow};
+use crate::pipeline::{App, table};
+use crate::view::View;
+use model::Port;
+use openflow::Instruction;
+use openflow::action::{Action, port};
+use openflow::nx::Subfield;
+use openflow::oxm::{Field, Match};
+use std::net::IpAddr;
+
+const PRIO_ANSWER: u16 = 100;
+const ETH_TYPE_ARP: u16 = 0x0806;
+const ARP_REQUEST: u16 = 1;
+const ARP_REPLY: u16 = 2;
+
+fn moved(src: Field, dst: Field, n_bits: u16) -> Action {
+    Action::RegMove {
+        src: Subfield {
+            field: src,
+            ofs: 0,
+            n_bits,
+        },
+        dst: Subfield {
+            field: dst,
+            ofs: 0,
+            n_bits,
+        },
+    }
+}
+
+/// The actions that make the request a reply from `mac`/`ip`, sent back out its port.
+fn answer(mac: [u8; 6], ip: std::net::Ipv4Addr) -> Vec<Action> {
+    let mac_value = mac.iter().fold(0u128, |acc, b| (acc << 8) | u128::from(*b));
+    vec![
+        moved(Field::EthSrc, Field::EthDst, 48),
+        Action::set_field(Field::EthSrc, mac_value),
+        Action::set_field(Field::ArpOp, ARP_REPLY),
+        moved(Field::ArpSha, Field::ArpTha, 48),
+        moved(Field::ArpSpa, Field::ArpTpa, 32),
+        Action::set_field(Field::ArpSha, mac_value),
+        Action::set_field(Field::ArpSpa, u32::from(ip)),
+        Action::output(port::IN_PORT),
+    ]
+}
+
+/// One answer per IPv4 address of the port (fixed IPs; allowed address pairs are the
+/// VM's own to answer), in the port's network.
+pub fn compile(view: &View, p: &Port) -> Vec<Flow> {
+    let Some(net) = view.networks.get(&p.network_id) else {
+        return Vec::new();
+    };
+    p.fixed_ips
+        .iter()
+        .filter_map(|f| match f.ip_address {
+            IpAddr::V4(ip) => Some(ip),
+            IpAddr::V6(_) => None,
+        })
+        .map(|ip| {
+            flow(
+                table::ARP,
+                PRIO_ANSWER,
+                Match::new()
+                    .metadata(u64::from(net.unique_key))
+                    .eth_type(ETH_TYPE_ARP)
+                    .masked(Field::ArpOp, ARP_REQUEST, 0xffffu16)
+                    .arp_tpa(ip),
+                App::Arp,
+                p.unique_key,
+                vec![Instruction::ApplyActions(answer(p.mac_address.0, ip))],
+            )
+        })
+        .collect()
+}
