@@ -145,122 +145,276 @@ async fn a_refused_bundle_applies_nothing() {
     assert!(s.dump_flows().await.expect("dump").is_empty());
 }
 
+mod host {
+    //! A host for the tests: one OVS, VMs plugged into its br-int, and the NB objects.
+    use controller::apps::{Desired, Host};
+    use controller::switch::Session;
+    use controller::view::{View, record};
+    use model::{AddressPair, FixedIp, MacAddr, Meta, Network, NetworkType, Port, PortStatus};
+
+    pub struct Vm {
+        pub ns: testbed::Netns,
+        pub ofport: u32,
+    }
+
+    /// Plugs VM `n` (MAC fa:16:3e:00:00:n, address 10.0.0.n/24) as port `id`.
+    pub fn plug(ovs: &testbed::Ovs, id: &str, n: u8) -> Vm {
+        let ns = testbed::Netns::new(&testbed::unique_name("vm")).expect("vm");
+        let tap = format!("tap-{id}");
+        testbed::veth("eth0", Some(&ns), &tap, ovs.own_netns()).expect("veth");
+        ns.exec([
+            "ip",
+            "link",
+            "set",
+            "eth0",
+            "address",
+            &format!("fa:16:3e:00:00:{n:02x}"),
+        ])
+        .expect("mac");
+        ns.exec([
+            "ip",
+            "addr",
+            "add",
+            &format!("10.0.0.{n}/24"),
+            "dev",
+            "eth0",
+        ])
+        .expect("addr");
+        ns.exec(["ip", "link", "set", "eth0", "up"]).expect("up");
+        ns.exec(["ethtool", "-K", "eth0", "tx", "off"]).ok();
+        ovs.cmd("ip")
+            .args(["link", "set", &tap, "up"])
+            .output()
+            .expect("up");
+        ovs.vsctl([
+            "add-port",
+            "br-int",
+            &tap,
+            "--",
+            "set",
+            "Interface",
+            &tap,
+            &format!("external_ids:iface-id={id}"),
+        ])
+        .expect("add-port");
+        let ofport = ovs
+            .vsctl(["get", "Interface", &tap, "ofport"])
+            .expect("ofport")
+            .trim()
+            .parse()
+            .expect("number");
+        Vm { ns, ofport }
+    }
+
+    fn meta(id: &str) -> Meta {
+        Meta {
+            id: id.into(),
+            project_id: "p".into(),
+            ..Meta::default()
+        }
+    }
+
+    pub fn network() -> Network {
+        Network {
+            meta: meta("n"),
+            admin_state_up: true,
+            mtu: 1400,
+            shared: false,
+            external: false,
+            port_security_enabled: true,
+            network_type: NetworkType::Geneve,
+            physical_network: None,
+            segmentation_id: Some(3),
+            subnets: vec![],
+            unique_key: 3,
+            deleting: false,
+        }
+    }
+
+    /// Port `id` with key `n`, MAC fa:16:3e:00:00:n and address 10.0.0.n on `host`.
+    pub fn port(id: &str, n: u8, host: &str) -> Port {
+        Port {
+            meta: meta(id),
+            network_id: "n".into(),
+            admin_state_up: true,
+            mac_address: MacAddr([0xfa, 0x16, 0x3e, 0, 0, n]),
+            fixed_ips: vec![FixedIp {
+                subnet_id: "s".into(),
+                ip_address: format!("10.0.0.{n}").parse().unwrap(),
+            }],
+            security_groups: vec![],
+            allowed_address_pairs: vec![],
+            port_security_enabled: true,
+            device_owner: String::new(),
+            device_id: String::new(),
+            binding_host_id: host.into(),
+            binding_profile: Default::default(),
+            binding_vnic_type: "normal".into(),
+            extra_dhcp_opts: vec![],
+            status: PortStatus::Down,
+            unique_key: u32::from(n),
+        }
+    }
+
+    pub fn pair(ip: &str, n: u8) -> AddressPair {
+        AddressPair {
+            ip_address: ip.parse().unwrap(),
+            mac_address: MacAddr([0xfa, 0x16, 0x3e, 0, 0, n]),
+        }
+    }
+
+    /// Compiles the view of `ports` for "host-a" and makes the switch hold exactly that.
+    pub async fn program(
+        s: &mut Session<tokio::net::UnixStream>,
+        ports: &[Port],
+        vms: &[(&str, &Vm)],
+    ) {
+        let mut records = vec![record(&network(), 1)];
+        records.extend(ports.iter().map(|p| record(p, 2)));
+        let mut view = View::new("host-a");
+        view.load(&nbdb::Snapshot {
+            revision: 2,
+            records,
+        });
+        let host = Host {
+            ofports: vms
+                .iter()
+                .map(|(id, vm)| (id.to_string(), vm.ofport))
+                .collect(),
+        };
+        let desired = Desired::full(&view, &host);
+        let installed = s.dump_flows().await.expect("dump");
+        s.commit(&desired.table().diff(&installed))
+            .await
+            .expect("the switch takes every compiled flow");
+    }
+
+    /// Gives the VM `ip` (/24) as its only address.
+    pub fn readdress(vm: &Vm, ip: &str) {
+        vm.ns
+            .exec(["ip", "addr", "flush", "dev", "eth0"])
+            .expect("flush");
+        vm.ns
+            .exec(["ip", "addr", "add", &format!("{ip}/24"), "dev", "eth0"])
+            .expect("addr");
+        let shown = vm
+            .ns
+            .exec(["ip", "-4", "addr", "show", "dev", "eth0"])
+            .expect("show");
+        assert!(shown.contains(ip), "{shown}");
+    }
+
+    /// True when `ip` answers a ping from the VM (its neighbour cache flushed first, so
+    /// an earlier failed ARP does not hold the next attempt back).
+    pub fn pings(vm: &Vm, ip: &str) -> bool {
+        let _ = vm.ns.exec(["ip", "neigh", "flush", "dev", "eth0"]);
+        vm.ns
+            .exec(["ping", "-c", "3", "-i", "0.2", "-W", "1", ip])
+            .is_ok()
+    }
+}
+
 /// The compiled pipeline on a real switch: a VM's ARP request for another port's address
 /// is answered by the switch with that port's MAC.
 #[tokio::test]
 async fn arp_for_a_known_address_is_answered_by_the_switch() {
-    use controller::apps::{Desired, Host};
-    use controller::view::{View, record};
-    use model::{FixedIp, MacAddr, Meta, Network, NetworkType, Port, PortStatus};
-
     if !testbed::require_root("arp_for_a_known_address_is_answered_by_the_switch") {
         return;
     }
     let ovs = testbed::Ovs::start().expect("ovs");
     ovs.add_bridge("br-int").expect("bridge");
-    let vm = testbed::Netns::new(&testbed::unique_name("vm")).expect("vm");
-    testbed::veth("eth0", Some(&vm), "tap-a", ovs.own_netns()).expect("veth");
-    vm.exec(["ip", "link", "set", "eth0", "address", "fa:16:3e:00:00:05"])
-        .expect("mac");
-    vm.exec(["ip", "addr", "add", "10.0.0.5/24", "dev", "eth0"])
-        .expect("addr");
-    vm.exec(["ip", "link", "set", "eth0", "up"]).expect("up");
-    ovs.cmd("ip")
-        .args(["link", "set", "tap-a", "up"])
-        .output()
-        .expect("up");
-    ovs.vsctl([
-        "add-port",
-        "br-int",
-        "tap-a",
-        "--",
-        "set",
-        "Interface",
-        "tap-a",
-        "external_ids:iface-id=a",
-    ])
-    .expect("add-port");
-    let ofport: u32 = ovs
-        .vsctl(["get", "Interface", "tap-a", "ofport"])
-        .expect("ofport")
-        .trim()
-        .parse()
-        .expect("number");
-
-    let meta = |id: &str| Meta {
-        id: id.into(),
-        project_id: "p".into(),
-        ..Meta::default()
-    };
-    let net = Network {
-        meta: meta("n"),
-        admin_state_up: true,
-        mtu: 1400,
-        shared: false,
-        external: false,
-        port_security_enabled: true,
-        network_type: NetworkType::Geneve,
-        physical_network: None,
-        segmentation_id: Some(3),
-        subnets: vec![],
-        unique_key: 3,
-        deleting: false,
-    };
-    let port = |id: &str, key: u32, last: u8, host: &str| Port {
-        meta: meta(id),
-        network_id: "n".into(),
-        admin_state_up: true,
-        mac_address: MacAddr([0xfa, 0x16, 0x3e, 0, 0, last]),
-        fixed_ips: vec![FixedIp {
-            subnet_id: "s".into(),
-            ip_address: format!("10.0.0.{last}").parse().unwrap(),
-        }],
-        security_groups: vec![],
-        allowed_address_pairs: vec![],
-        port_security_enabled: true,
-        device_owner: String::new(),
-        device_id: String::new(),
-        binding_host_id: host.into(),
-        binding_profile: Default::default(),
-        binding_vnic_type: "normal".into(),
-        extra_dhcp_opts: vec![],
-        status: PortStatus::Down,
-        unique_key: key,
-    };
-    let mut view = View::new("host-a");
-    let snap = nbdb::Snapshot {
-        revision: 3,
-        records: vec![
-            record(&net, 1),
-            record(&port("a", 1, 5, "host-a"), 2),
-            record(&port("b", 2, 6, "host-b"), 3),
-        ],
-    };
-    view.load(&snap);
-    let host = Host {
-        ofports: [("a".to_string(), ofport)].into(),
-    };
-    let desired = Desired::full(&view, &host);
+    let a = host::plug(&ovs, "a", 5);
     let mut s = Session::connect_unix(&ovs.mgmt_sock("br-int"))
         .await
         .expect("session");
-    let installed = s.dump_flows().await.expect("dump");
-    s.commit(&desired.table().diff(&installed))
-        .await
-        .expect("the switch takes every compiled flow");
-
+    host::program(
+        &mut s,
+        &[host::port("a", 5, "host-a"), host::port("b", 6, "host-b")],
+        &[("a", &a)],
+    )
+    .await;
     // The VM asks for 10.0.0.6: nothing answers but the switch.
-    let _ = vm.exec(["ping", "-c", "1", "-W", "1", "10.0.0.6"]);
-    let neigh = vm.exec(["ip", "neigh", "show", "10.0.0.6"]).expect("neigh");
+    let _ = host::pings(&a, "10.0.0.6");
+    let neigh =
+        a.ns.exec(["ip", "neigh", "show", "10.0.0.6"])
+            .expect("neigh");
     assert!(
         neigh.contains("lladdr fa:16:3e:00:00:06"),
         "no ARP answer: {neigh:?}\n{}",
         ovs.ofctl(["dump-flows", "br-int"]).unwrap_or_default()
     );
     // An address nobody has stays unanswered.
-    let _ = vm.exec(["ping", "-c", "1", "-W", "1", "10.0.0.99"]);
-    let neigh = vm
-        .exec(["ip", "neigh", "show", "10.0.0.99"])
-        .expect("neigh");
+    let _ = host::pings(&a, "10.0.0.99");
+    let neigh =
+        a.ns.exec(["ip", "neigh", "show", "10.0.0.99"])
+            .expect("neigh");
     assert!(!neigh.contains("lladdr"), "{neigh:?}");
+}
+
+/// Two VMs on one host ping each other; a spoofed source address is dropped unless port
+/// security is off or an allowed address pair admits it.
+#[tokio::test]
+async fn local_switching_and_port_security() {
+    if !testbed::require_root("local_switching_and_port_security") {
+        return;
+    }
+    let ovs = testbed::Ovs::start().expect("ovs");
+    ovs.add_bridge("br-int").expect("bridge");
+    let (a, b) = (host::plug(&ovs, "a", 5), host::plug(&ovs, "b", 6));
+    let vms = [("a", &a), ("b", &b)];
+    let mut s = Session::connect_unix(&ovs.mgmt_sock("br-int"))
+        .await
+        .expect("session");
+    let (pa, pb) = (host::port("a", 5, "host-a"), host::port("b", 6, "host-a"));
+    host::program(&mut s, &[pa.clone(), pb.clone()], &vms).await;
+    assert!(
+        host::pings(&a, "10.0.0.6"),
+        "a reaches b\n{}",
+        ovs.ofctl(["dump-flows", "br-int"]).unwrap_or_default()
+    );
+    assert!(host::pings(&b, "10.0.0.5"), "b reaches a");
+    // a takes an address that is not its own: its packets are dropped.
+    host::readdress(&a, "10.0.0.50");
+    b.ns.exec([
+        "ip",
+        "neigh",
+        "replace",
+        "10.0.0.50",
+        "lladdr",
+        "fa:16:3e:00:00:05",
+        "dev",
+        "eth0",
+    ])
+    .expect("neigh");
+    assert!(
+        !host::pings(&a, "10.0.0.6"),
+        "spoofed source must be dropped"
+    );
+    // An allowed address pair admits it.
+    let mut pa2 = pa.clone();
+    pa2.allowed_address_pairs = vec![host::pair("10.0.0.50/32", 5)];
+    host::program(&mut s, &[pa2, pb.clone()], &vms).await;
+    assert!(
+        host::pings(&a, "10.0.0.6"),
+        "allowed address pair\n{}",
+        ovs.ofctl(["dump-flows", "br-int", "table=1"])
+            .unwrap_or_default()
+    );
+    // So does turning port security off.
+    let mut pa3 = pa;
+    pa3.port_security_enabled = false;
+    host::readdress(&a, "10.0.0.77");
+    b.ns.exec([
+        "ip",
+        "neigh",
+        "replace",
+        "10.0.0.77",
+        "lladdr",
+        "fa:16:3e:00:00:05",
+        "dev",
+        "eth0",
+    ])
+    .expect("neigh");
+    host::program(&mut s, &[pa3, pb], &vms).await;
+    assert!(host::pings(&a, "10.0.0.6"), "port security off");
 }

@@ -4,6 +4,7 @@
 
 pub mod arp;
 pub mod l2;
+pub mod port_security;
 pub mod ports;
 
 use crate::pipeline::{App, Cookie, may_goto, table};
@@ -68,6 +69,7 @@ pub fn compile(view: &View, host: &Host, owner: &Owner) -> Vec<Flow> {
                 let mut out = ports::compile(view, host, p);
                 out.extend(l2::compile(view, p));
                 out.extend(arp::compile(view, p));
+                out.extend(port_security::compile(view, host, p));
                 out
             })
             .unwrap_or_default(),
