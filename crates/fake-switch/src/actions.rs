@@ -101,7 +101,9 @@ impl<'a> Engine<'a> {
                 if !aset.is_empty() {
                     aset.sort_by_key(|a| set_slot(a).0);
                     if aset.iter().any(|a| matches!(a, Action::Group(_))) {
-                        aset.retain(|a| !matches!(a, Action::Output { .. } | Action::OutputReg { .. }));
+                        aset.retain(|a| {
+                            !matches!(a, Action::Output { .. } | Action::OutputReg { .. })
+                        });
                     }
                     self.log(depth, format!("action set: {aset:?}"));
                     let mut scratch = Vec::new();
@@ -122,7 +124,13 @@ impl<'a> Engine<'a> {
         true
     }
 
-    fn run_from(&mut self, pkt: &mut Packet, aset: &mut Vec<Action>, mut table: u8, depth: u8) -> Ctl {
+    fn run_from(
+        &mut self,
+        pkt: &mut Packet,
+        aset: &mut Vec<Action>,
+        mut table: u8,
+        depth: u8,
+    ) -> Ctl {
         loop {
             if !self.tick(depth) {
                 return Ctl::Drop;
@@ -175,8 +183,19 @@ impl<'a> Engine<'a> {
         }
     }
 
-    fn packet_in(&mut self, pkt: &Packet, why: u8, userdata: Vec<u8>, pause: bool, controller_id: u16, depth: u8) {
-        self.log(depth, format!("packet-in reason {why} userdata {userdata:02x?}"));
+    fn packet_in(
+        &mut self,
+        pkt: &Packet,
+        why: u8,
+        userdata: Vec<u8>,
+        pause: bool,
+        controller_id: u16,
+        depth: u8,
+    ) {
+        self.log(
+            depth,
+            format!("packet-in reason {why} userdata {userdata:02x?}"),
+        );
         self.out.to_controller.push(PacketIn {
             reason: why,
             table: self.cur.table,
@@ -201,7 +220,10 @@ impl<'a> Engine<'a> {
                 return;
             }
             p if p == pkt.in_port => {
-                self.log(depth, format!("output:{p} skipped (it is the in_port; use IN_PORT)"));
+                self.log(
+                    depth,
+                    format!("output:{p} skipped (it is the in_port; use IN_PORT)"),
+                );
                 return;
             }
             p => p,
@@ -217,7 +239,13 @@ impl<'a> Engine<'a> {
         });
     }
 
-    fn exec_list(&mut self, pkt: &mut Packet, aset: &mut Vec<Action>, actions: &[Action], depth: u8) -> Ctl {
+    fn exec_list(
+        &mut self,
+        pkt: &mut Packet,
+        aset: &mut Vec<Action>,
+        actions: &[Action],
+        depth: u8,
+    ) -> Ctl {
         for a in actions {
             match a {
                 Action::Output { port, .. } => self.output(pkt, *port, depth),
@@ -232,7 +260,9 @@ impl<'a> Engine<'a> {
                     }
                 }
                 Action::SetField(f) => self.set(pkt, f.field, f.value, u128::MAX, depth),
-                Action::RegLoad2(f) => self.set(pkt, f.field, f.value, f.mask.unwrap_or(u128::MAX), depth),
+                Action::RegLoad2(f) => {
+                    self.set(pkt, f.field, f.value, f.mask.unwrap_or(u128::MAX), depth)
+                }
                 Action::RegLoad { dst, value } => {
                     if !pkt.set_subfield(dst, u128::from(*value)) {
                         self.log(depth, format!("load to {dst:?} not applicable"));
@@ -256,7 +286,11 @@ impl<'a> Engine<'a> {
                     }
                 }
                 Action::Resubmit { in_port, table, .. } => {
-                    let t = if *table == 255 { self.cur.table } else { *table };
+                    let t = if *table == 255 {
+                        self.cur.table
+                    } else {
+                        *table
+                    };
                     let saved_port = pkt.in_port;
                     if *in_port != 0xfff8 {
                         pkt.in_port = u32::from(*in_port);
@@ -284,7 +318,14 @@ impl<'a> Engine<'a> {
                     ..
                 } => self.packet_in(pkt, *reason, Vec::new(), false, *controller_id, depth),
                 Action::Controller2(c) => {
-                    self.packet_in(pkt, c.reason, c.userdata.clone(), c.pause, c.controller_id, depth);
+                    self.packet_in(
+                        pkt,
+                        c.reason,
+                        c.userdata.clone(),
+                        c.pause,
+                        c.controller_id,
+                        depth,
+                    );
                     if c.pause {
                         return Ctl::Drop;
                     }
@@ -318,13 +359,23 @@ impl<'a> Engine<'a> {
         let buckets: Vec<_> = match grp.group_type {
             GroupType::All => grp.buckets.iter().collect(),
             GroupType::Select => select_bucket(&grp.buckets, pkt).into_iter().collect(),
-            GroupType::Indirect | GroupType::FastFailover => grp.buckets.first().into_iter().collect(),
+            GroupType::Indirect | GroupType::FastFailover => {
+                grp.buckets.first().into_iter().collect()
+            }
         };
-        self.log(depth, format!("group {g} ({:?}): {} bucket(s)", grp.group_type, buckets.len()));
+        self.log(
+            depth,
+            format!(
+                "group {g} ({:?}): {} bucket(s)",
+                grp.group_type,
+                buckets.len()
+            ),
+        );
         for b in buckets {
             let mut p = pkt.clone();
             let mut scratch = Vec::new();
-            if self.exec_list(&mut p, &mut scratch, &b.actions, depth.saturating_add(1)) == Ctl::Drop
+            if self.exec_list(&mut p, &mut scratch, &b.actions, depth.saturating_add(1))
+                == Ctl::Drop
                 && self.steps > MAX_STEPS
             {
                 return Ctl::Drop;
@@ -350,7 +401,9 @@ impl<'a> Engine<'a> {
                     sets.push((
                         dst.field,
                         u128::from(*value).checked_shl(ofs).unwrap_or(0),
-                        low_bits(u32::from(dst.n_bits)).checked_shl(ofs).unwrap_or(0),
+                        low_bits(u32::from(dst.n_bits))
+                            .checked_shl(ofs)
+                            .unwrap_or(0),
                     ));
                 }
                 _ => {}
@@ -394,7 +447,9 @@ impl<'a> Engine<'a> {
                 LearnSpec::Match { src, dst } => {
                     let Some(v) = value(src) else { continue };
                     let ofs = u32::from(dst.ofs);
-                    let mask = low_bits(u32::from(dst.n_bits)).checked_shl(ofs).unwrap_or(0);
+                    let mask = low_bits(u32::from(dst.n_bits))
+                        .checked_shl(ofs)
+                        .unwrap_or(0);
                     let v = v.checked_shl(ofs).unwrap_or(0) & mask;
                     let full = dst.field.full_mask();
                     if let Some(e) = m.fields.iter_mut().find(|e| e.field == dst.field) {
@@ -413,17 +468,20 @@ impl<'a> Engine<'a> {
                 LearnSpec::Load { src, dst } => {
                     let Some(v) = value(src) else { continue };
                     let ofs = u32::from(dst.ofs);
-                    let mask = low_bits(u32::from(dst.n_bits)).checked_shl(ofs).unwrap_or(0);
+                    let mask = low_bits(u32::from(dst.n_bits))
+                        .checked_shl(ofs)
+                        .unwrap_or(0);
                     actions.push(Action::RegLoad2(OxmField::masked(
                         dst.field,
                         v.checked_shl(ofs).unwrap_or(0),
                         mask,
                     )));
                 }
-                LearnSpec::Output { src } => actions.push(Action::OutputReg {
-                    src: *src,
-                    max_len: 0,
-                }),
+                LearnSpec::Output { src } => {
+                    if let Some(p) = pkt.get_subfield(src) {
+                        actions.push(Action::output(p as u32));
+                    }
+                }
             }
         }
         let fm = FlowMod {
@@ -435,7 +493,13 @@ impl<'a> Engine<'a> {
         if l.table_id == 255 {
             return;
         }
-        self.log(depth, format!("learn: table {} priority {} {:?}", l.table_id, l.priority, fm.match_.fields));
+        self.log(
+            depth,
+            format!(
+                "learn: table {} priority {} {:?}",
+                l.table_id, l.priority, fm.match_.fields
+            ),
+        );
         self.sw.tables.add_unchecked(&fm);
     }
 }

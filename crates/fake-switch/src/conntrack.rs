@@ -151,9 +151,10 @@ impl Conntrack {
             pkt.ct_state = TRK | INV;
             return;
         };
-        let found = self.conns.iter().position(|c| {
-            c.zone == req.zone && (c.orig == t || c.reply == t)
-        });
+        let found = self
+            .conns
+            .iter()
+            .position(|c| c.zone == req.zone && (c.orig == t || c.reply == t));
         let (idx, reply_dir) = match found {
             Some(i) => {
                 let c = &mut self.conns[i];
@@ -170,7 +171,10 @@ impl Conntrack {
                 if let Some(inner) = icmp_error_inner(pkt)
                     && self.conns.iter().any(|c| {
                         c.zone == req.zone
-                            && (c.orig == inner || c.reply == inner || c.orig == inner.reversed() || c.reply == inner.reversed())
+                            && (c.orig == inner
+                                || c.reply == inner
+                                || c.orig == inner.reversed()
+                                || c.reply == inner.reversed())
                     })
                 {
                     pkt.ct_state = TRK | REL;
@@ -206,7 +210,9 @@ impl Conntrack {
             }
             return;
         };
-        let Some(c) = self.conns.get_mut(i) else { return };
+        let Some(c) = self.conns.get_mut(i) else {
+            return;
+        };
         if req.commit {
             for (f, v, m) in &req.sets {
                 match f {

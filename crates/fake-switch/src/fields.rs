@@ -463,7 +463,9 @@ impl Packet {
                 s = sum(addrs, s);
             }
             s = s.wrapping_add(u32::from(l.proto));
-            s = s.wrapping_add((seg_len & 0xffff) as u32).wrapping_add((seg_len >> 16) as u32);
+            s = s
+                .wrapping_add((seg_len & 0xffff) as u32)
+                .wrapping_add((seg_len >> 16) as u32);
         }
         let Some(seg) = f.get(l4..l.ip_end) else {
             return;

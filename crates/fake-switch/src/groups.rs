@@ -72,7 +72,12 @@ impl Groups {
                     self.map.clear();
                     Ok(ids)
                 } else {
-                    Ok(self.map.remove(&gm.group_id).map(|_| gm.group_id).into_iter().collect())
+                    Ok(self
+                        .map
+                        .remove(&gm.group_id)
+                        .map(|_| gm.group_id)
+                        .into_iter()
+                        .collect())
                 }
             }
         }

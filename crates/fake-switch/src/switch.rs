@@ -156,7 +156,8 @@ impl Switch {
         if fm.command == openflow::flow::FlowModCommand::Add
             || matches!(
                 fm.command,
-                openflow::flow::FlowModCommand::Modify | openflow::flow::FlowModCommand::ModifyStrict
+                openflow::flow::FlowModCommand::Modify
+                    | openflow::flow::FlowModCommand::ModifyStrict
             )
         {
             for i in &fm.instructions {

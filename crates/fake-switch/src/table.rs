@@ -116,7 +116,11 @@ pub struct Tables {
 impl Tables {
     /// Flows of one table, highest priority first.
     pub fn flows(&self, table: u8) -> Vec<&Flow> {
-        let mut v: Vec<&Flow> = self.tables.get(&table).map(|t| t.iter().collect()).unwrap_or_default();
+        let mut v: Vec<&Flow> = self
+            .tables
+            .get(&table)
+            .map(|t| t.iter().collect())
+            .unwrap_or_default();
         v.sort_by(|a, b| b.priority.cmp(&a.priority).then(a.seq.cmp(&b.seq)));
         v
     }
@@ -144,9 +148,7 @@ impl Tables {
 
     /// Checks a flow-mod's instructions (goto tables must be later, as OVS requires).
     pub(crate) fn validate(fm: &FlowMod) -> Result<(), Error> {
-        if fm.table_id == OFPTT_ALL
-            && matches!(fm.command, FlowModCommand::Add)
-        {
+        if fm.table_id == OFPTT_ALL && matches!(fm.command, FlowModCommand::Add) {
             return Err(Error::BadTable(fm.table_id));
         }
         fm.match_
@@ -160,7 +162,9 @@ impl Tables {
                         goto: *t,
                     });
                 }
-                Instruction::Unknown { ty, .. } => return Err(Error::Unsupported(format!("instruction type {ty}"))),
+                Instruction::Unknown { ty, .. } => {
+                    return Err(Error::Unsupported(format!("instruction type {ty}")));
+                }
                 _ => {}
             }
         }
@@ -226,7 +230,10 @@ impl Tables {
                         } else {
                             covered_by(&f.match_, &fm.match_)
                         };
-                        !(hit && cookie_ok(f) && f.outputs_to(fm.out_port) && f.uses_group(fm.out_group))
+                        !(hit
+                            && cookie_ok(f)
+                            && f.outputs_to(fm.out_port)
+                            && f.uses_group(fm.out_group))
                     });
                 }
             }
@@ -244,7 +251,12 @@ impl Tables {
                 continue;
             }
             for a in f.actions() {
-                if let Action::Conjunction { id, clause, n_clauses } = *a {
+                if let Action::Conjunction {
+                    id,
+                    clause,
+                    n_clauses,
+                } = *a
+                {
                     let e = conj.entry(id).or_insert((n_clauses, 0));
                     e.1 |= 1u128.checked_shl(u32::from(clause)).unwrap_or(0);
                 }
@@ -252,9 +264,11 @@ impl Tables {
         }
         let fired: Vec<u32> = conj
             .iter()
-            .filter(|(_, (n, seen))| *n > 0 && *n <= 128 && {
-                let all = openflow::oxm::low_bits(u32::from(*n));
-                seen & all == all
+            .filter(|(_, (n, seen))| {
+                *n > 0 && *n <= 128 && {
+                    let all = openflow::oxm::low_bits(u32::from(*n));
+                    seen & all == all
+                }
             })
             .map(|(&id, _)| id)
             .collect();
