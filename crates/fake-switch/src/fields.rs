@@ -501,3 +501,164 @@ fn fold(mut s: u32) -> u16 {
     }
     s as u16
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn eth(ty: u16, payload: &[u8]) -> Vec<u8> {
+        let mut f = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1];
+        f.extend_from_slice(&ty.to_be_bytes());
+        f.extend_from_slice(payload);
+        f
+    }
+
+    fn ipv4_udp(frag: u16) -> Vec<u8> {
+        ipv4_udp_ck(frag, 1)
+    }
+
+    fn ipv4_udp_ck(frag: u16, ck: u8) -> Vec<u8> {
+        let mut p = vec![0x45, 0xb8, 0, 28, 0, 1];
+        p.extend_from_slice(&frag.to_be_bytes());
+        p.extend_from_slice(&[64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]);
+        p.extend_from_slice(&[0x04, 0xd2, 0, 53, 0, 8, 0, ck]);
+        let mut pkt = Packet::new(1, eth(0x0800, &p));
+        pkt.fix_checksums();
+        pkt.frame
+    }
+
+    fn ones_sum_ok(data: &[u8]) -> bool {
+        fold(sum(data, 0)) == 0xffff
+    }
+
+    #[test]
+    fn registers_have_xreg_and_xxreg_views() {
+        let mut p = Packet::new(1, vec![]);
+        assert!(p.set(Field::XReg(0), 0x1122_3344_5566_7788));
+        assert_eq!(p.regs[0..2], [0x1122_3344, 0x5566_7788]);
+        assert!(p.set(Field::XxReg(1), 0x0102_0304_0506_0708_090a_0b0c_0d0e_0f10));
+        assert_eq!(
+            p.regs[4..8],
+            [0x0102_0304, 0x0506_0708, 0x090a_0b0c, 0x0d0e_0f10]
+        );
+        assert_eq!(p.get(Field::XReg(2)), Some(0x0102_0304_0506_0708));
+        assert!(p.set_subfield(&Subfield::new(Field::Reg(9), 8, 8), 0xab));
+        assert_eq!(p.regs[9], 0xab00);
+        assert_eq!(
+            p.get_subfield(&Subfield::new(Field::Reg(9), 12, 4)),
+            Some(0xa)
+        );
+        assert!(!p.set_subfield(&Subfield::new(Field::Reg(9), 30, 8), 1));
+        assert_eq!(p.get(Field::Reg(16)), None);
+        assert_eq!(p.get(Field::XReg(8)), None);
+        // No frame: no header field.
+        assert_eq!(p.get(Field::EthType), None);
+    }
+
+    #[test]
+    fn fields_follow_prerequisites() {
+        let p = Packet::new(1, ipv4_udp(0));
+        assert_eq!(p.get(Field::EthType), Some(0x0800));
+        assert_eq!(p.get(Field::VlanVid), Some(0));
+        assert_eq!(p.get(Field::IpProto), Some(17));
+        assert_eq!(p.get(Field::IpDscp), Some(0x2e));
+        assert_eq!(p.get(Field::Ipv4Dst), Some(0x0a00_0002));
+        assert_eq!(p.get(Field::UdpSrc), Some(1234));
+        assert_eq!(p.get(Field::UdpDst), Some(53));
+        assert_eq!(p.get(Field::TcpDst), None);
+        assert_eq!(p.get(Field::Ipv6Src), None);
+        assert_eq!(p.get(Field::ArpSpa), None);
+        assert_eq!(p.get(Field::IpFrag), Some(0));
+        // A later fragment has no L4 fields.
+        let p = Packet::new(1, ipv4_udp(0x0010));
+        assert_eq!(p.get(Field::UdpDst), None);
+        assert_eq!(p.get(Field::IpFrag), Some(3));
+        // Truncated frames have nothing past what is there.
+        let p = Packet::new(1, ipv4_udp(0)[..30].to_vec());
+        assert_eq!(p.get(Field::EthType), Some(0x0800));
+        assert_eq!(p.get(Field::Ipv4Src), None);
+        let p = Packet::new(1, vec![0; 13]);
+        assert_eq!(p.get(Field::EthDst), None);
+    }
+
+    #[test]
+    fn vlan_tagged_frames() {
+        let inner = ipv4_udp(0);
+        let mut p = Packet::new(1, inner.clone());
+        p.push_vlan(0x8100);
+        assert!(p.set(Field::VlanVid, 0x1005));
+        assert!(p.set(Field::VlanPcp, 3));
+        assert_eq!(p.get(Field::VlanVid), Some(0x1005));
+        assert_eq!(p.get(Field::VlanPcp), Some(3));
+        assert_eq!(p.get(Field::EthType), Some(0x0800));
+        assert_eq!(p.get(Field::UdpDst), Some(53));
+        assert_eq!(&p.frame[12..16], &[0x81, 0, 0x60, 0x05]);
+        p.pop_vlan();
+        assert_eq!(p.frame, inner);
+        // vlan fields of an untagged frame cannot be set.
+        assert!(!p.set(Field::VlanVid, 0x1005));
+        assert_eq!(p.get(Field::VlanPcp), None);
+    }
+
+    #[test]
+    fn header_writes_fix_checksums() {
+        let mut p = Packet::new(1, ipv4_udp(0));
+        assert!(ones_sum_ok(&p.frame[14..34]));
+        assert!(p.set(Field::Ipv4Dst, 0xc0a8_0001));
+        assert!(p.set(Field::UdpSrc, 999));
+        assert!(p.set_masked(Field::IpDscp, 0, 0x3f));
+        assert_eq!(p.get(Field::IpDscp), Some(0));
+        assert!(ones_sum_ok(&p.frame[14..34]));
+        // UDP: pseudo-header + segment sums to 0xffff.
+        let mut s = sum(&p.frame[26..34], 0);
+        s = s.wrapping_add(17 + 8);
+        assert_eq!(fold(sum(&p.frame[34..42], s)), 0xffff);
+        assert!(p.dec_ttl());
+        assert_eq!(p.get(Field::IpTtl), Some(63));
+        assert!(ones_sum_ok(&p.frame[14..34]));
+        assert!(!p.set(Field::EthType, 0x86dd));
+        // A zero UDP checksum over IPv4 means "none" and stays zero.
+        let mut p = Packet::new(1, ipv4_udp_ck(0, 0));
+        assert!(p.set(Field::UdpDst, 54));
+        assert_eq!(&p.frame[40..42], &[0, 0]);
+    }
+
+    #[test]
+    fn ipv6_neighbour_solicitation() {
+        let target: u128 = 0xfe80_0000_0000_0000_0000_0000_0000_0001;
+        let mut icmp = vec![135, 0, 0, 0, 0, 0, 0, 0];
+        icmp.extend_from_slice(&target.to_be_bytes());
+        icmp.extend_from_slice(&[1, 1, 2, 0, 0, 0, 0, 7]);
+        let mut ip = vec![0x60, 0, 0, 0, 0, icmp.len() as u8, 58, 255];
+        ip.extend_from_slice(&0xfe80_0000_0000_0000_0000_0000_0000_0002u128.to_be_bytes());
+        ip.extend_from_slice(&0xff02_0000_0000_0000_0000_0001_ff00_0001u128.to_be_bytes());
+        ip.extend_from_slice(&icmp);
+        let mut p = Packet::new(1, eth(0x86dd, &ip));
+        assert_eq!(p.get(Field::IpProto), Some(58));
+        assert_eq!(p.get(Field::Icmpv6Type), Some(135));
+        assert_eq!(p.get(Field::NdTarget), Some(target));
+        assert_eq!(p.get(Field::NdSll), Some(0x0200_0000_0007));
+        assert_eq!(p.get(Field::NdTll), None);
+        assert_eq!(p.get(Field::Icmpv4Type), None);
+        assert!(p.set(Field::NdSll, 0x0200_0000_0008));
+        assert_eq!(p.get(Field::NdSll), Some(0x0200_0000_0008));
+        assert!(p.set(Field::Ipv6Src, 1));
+        assert_eq!(p.get(Field::Ipv6Src), Some(1));
+        assert_eq!(p.get(Field::IpTtl), Some(255));
+    }
+
+    #[test]
+    fn arp_fields() {
+        let mut a = vec![0, 1, 8, 0, 6, 4, 0, 1, 2, 0, 0, 0, 0, 1, 10, 0, 0, 1];
+        a.extend_from_slice(&[0; 6]);
+        a.extend_from_slice(&[10, 0, 0, 2]);
+        let mut p = Packet::new(1, eth(0x0806, &a));
+        assert_eq!(p.get(Field::ArpOp), Some(1));
+        assert_eq!(p.get(Field::ArpSha), Some(0x0200_0000_0001));
+        assert_eq!(p.get(Field::ArpSpa), Some(0x0a00_0001));
+        assert_eq!(p.get(Field::ArpTpa), Some(0x0a00_0002));
+        assert_eq!(p.get(Field::Ipv4Src), None);
+        assert!(p.set(Field::ArpOp, 2));
+        assert_eq!(p.frame[21], 2);
+    }
+}
