@@ -41,6 +41,8 @@ pub(crate) struct Engine<'a> {
     pub(crate) out: Outcome,
     steps: usize,
     cur: Cur,
+    /// Running a packet-out: output to TABLE submits the packet to table 0.
+    pub(crate) packet_out: bool,
 }
 
 fn ins_rank(i: &Instruction) -> u8 {
@@ -85,6 +87,7 @@ impl<'a> Engine<'a> {
             out: Outcome::default(),
             steps: 0,
             cur: Cur::default(),
+            packet_out: false,
         }
     }
 
@@ -215,6 +218,15 @@ impl<'a> Engine<'a> {
                 return;
             }
             port::IN_PORT => pkt.in_port,
+            port::TABLE if self.packet_out => {
+                self.log(
+                    depth,
+                    "output:TABLE (packet-out): pipeline from table 0".into(),
+                );
+                let mut p = pkt.clone();
+                self.run_pipeline(&mut p, 0, depth.saturating_add(1));
+                return;
+            }
             port::TABLE | port::ANY => {
                 self.log(depth, format!("output to {p:#x} ignored"));
                 return;
@@ -237,6 +249,17 @@ impl<'a> Engine<'a> {
             tun_dst: pkt.tun_dst,
             packet: pkt.clone(),
         });
+    }
+
+    /// Runs a packet-out's action list.
+    pub(crate) fn run_packet_out(&mut self, pkt: &mut Packet, actions: &[Action]) {
+        self.packet_out = true;
+        self.log(
+            0,
+            format!("packet-out in_port {:#x}: {actions:?}", pkt.in_port),
+        );
+        let mut scratch = Vec::new();
+        let _ = self.exec_list(pkt, &mut scratch, actions, 0);
     }
 
     fn exec_list(

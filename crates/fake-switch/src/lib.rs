@@ -24,7 +24,8 @@
 //!
 //! Modules: [`fields`] (the packet model, reading and writing fields), [`table`] (flows,
 //! flow-mod semantics, lookup and conjunctions), [`groups`], [`conntrack`], `actions` (the
-//! engine) and [`switch`] (the switch and the outcome).
+//! engine), [`switch`] (the switch and the outcome) and [`network`] (several switches
+//! joined by links and tunnels).
 
 #![warn(missing_docs)]
 
@@ -32,6 +33,7 @@ mod actions;
 pub mod conntrack;
 pub mod fields;
 pub mod groups;
+pub mod network;
 pub mod switch;
 pub mod table;
 
@@ -39,6 +41,7 @@ pub use actions::{MAX_DEPTH, MAX_STEPS};
 pub use conntrack::{Conn, Conntrack, Tuple};
 pub use fields::Packet;
 pub use groups::{Group, Groups};
+pub use network::{Delivery, Host, Network};
 pub use switch::{Outcome, Output, PacketIn, Step, Switch, reason};
 pub use table::{Flow, Tables};
 
@@ -64,6 +67,8 @@ pub enum Error {
     UnknownGroup(u32),
     /// An invalid group (bad id, indirect without exactly one bucket).
     BadGroup(u32),
+    /// An add with CHECK_OVERLAP overlaps a flow of the same priority.
+    Overlap,
     /// Something the simulator does not accept.
     Unsupported(String),
 }
@@ -79,6 +84,7 @@ impl fmt::Display for Error {
             Error::GroupExists(g) => write!(f, "group {g} exists"),
             Error::UnknownGroup(g) => write!(f, "group {g} does not exist"),
             Error::BadGroup(g) => write!(f, "invalid group {g}"),
+            Error::Overlap => write!(f, "overlapping flow (check_overlap)"),
             Error::Unsupported(s) => write!(f, "unsupported: {s}"),
         }
     }

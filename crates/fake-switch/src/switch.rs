@@ -153,6 +153,7 @@ impl Switch {
     /// the same table, missing prerequisites, unknown groups, add to table 255).
     pub fn apply_flow_mod(&mut self, fm: &FlowMod) -> Result<(), Error> {
         Tables::validate(fm)?;
+        self.tables.check_overlap(fm)?;
         if fm.command == openflow::flow::FlowModCommand::Add
             || matches!(
                 fm.command,
@@ -243,6 +244,25 @@ impl Switch {
     /// table 0.
     pub fn process_packet(&mut self, pkt: Packet) -> Outcome {
         self.process_from(pkt, 0)
+    }
+
+    /// Executes a packet-out (actions on `data` from `in_port`; output:TABLE runs the
+    /// pipeline from table 0, as OVS does).
+    pub fn packet_out(&mut self, po: &openflow::packet::PacketOut) -> Outcome {
+        let mut pkt = Packet::new(po.in_port, po.data.clone());
+        let mut e = Engine::new(self);
+        e.run_packet_out(&mut pkt, &po.actions);
+        e.out
+    }
+
+    /// All flows, as text, one per line (table, priority, cookie, match, instructions).
+    pub fn dump(&self) -> String {
+        let mut s = String::new();
+        for f in self.tables.all() {
+            s.push_str(&f.to_string());
+            s.push('\n');
+        }
+        s
     }
 
     /// Runs a packet from `table` (as a packet-out to TABLE, or a resumed packet).

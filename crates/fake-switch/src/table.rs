@@ -56,6 +56,34 @@ impl Flow {
     }
 }
 
+impl std::fmt::Display for Flow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "table={}, priority={}, cookie={:#x}",
+            self.table, self.priority, self.cookie
+        )?;
+        for e in &self.match_.fields {
+            match e.mask {
+                Some(m) => write!(f, ", {}={:#x}/{:#x}", e.field.name(), e.value, m)?,
+                None => write!(f, ", {}={:#x}", e.field.name(), e.value)?,
+            }
+        }
+        write!(f, " actions={:?}", self.instructions)
+    }
+}
+
+/// Whether two matches can both match one packet (same priority overlap check).
+fn overlaps(a: &Match, b: &Match) -> bool {
+    a.fields.iter().all(|x| {
+        b.fields.iter().filter(|y| y.field == x.field).all(|y| {
+            let full = x.field.full_mask();
+            let m = x.mask.unwrap_or(full) & y.mask.unwrap_or(full);
+            x.value & m == y.value & m
+        })
+    })
+}
+
 /// The match in canonical form: value masked, full masks dropped, sorted by field name.
 pub(crate) fn canonical(m: &Match) -> Vec<(String, u128, Option<u128>)> {
     let mut v: Vec<_> = m
@@ -125,6 +153,11 @@ impl Tables {
         v
     }
 
+    /// Every flow, by table, highest priority first.
+    pub fn all(&self) -> Vec<&Flow> {
+        self.tables.keys().flat_map(|&t| self.flows(t)).collect()
+    }
+
     /// Number of flows in all tables.
     pub fn len(&self) -> usize {
         self.tables.values().map(Vec::len).sum()
@@ -167,6 +200,23 @@ impl Tables {
                 }
                 _ => {}
             }
+        }
+        Ok(())
+    }
+
+    /// OFPFF_CHECK_OVERLAP: refuses an add overlapping a flow of the same priority.
+    pub(crate) fn check_overlap(&self, fm: &FlowMod) -> Result<(), Error> {
+        if fm.flags & openflow::flow::flow_flags::CHECK_OVERLAP == 0
+            || fm.command != FlowModCommand::Add
+        {
+            return Ok(());
+        }
+        let clash = self.tables.get(&fm.table_id).is_some_and(|t| {
+            t.iter()
+                .any(|f| f.priority == fm.priority && overlaps(&f.match_, &fm.match_))
+        });
+        if clash {
+            return Err(Error::Overlap);
         }
         Ok(())
     }
