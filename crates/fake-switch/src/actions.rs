@@ -43,6 +43,9 @@ pub(crate) struct Engine<'a> {
     cur: Cur,
     /// Running a packet-out: output to TABLE submits the packet to table 0.
     pub(crate) packet_out: bool,
+    /// Recirculations (ct with a table) waiting for the current pass to finish, as in the
+    /// datapath: (packet, table, depth).
+    pending: std::collections::VecDeque<(Packet, u8, u8)>,
 }
 
 fn ins_rank(i: &Instruction) -> u8 {
@@ -88,12 +91,40 @@ impl<'a> Engine<'a> {
             steps: 0,
             cur: Cur::default(),
             packet_out: false,
+            pending: std::collections::VecDeque::new(),
         }
     }
 
     fn log(&mut self, depth: u8, msg: String) {
         let indent = "  ".repeat(usize::from(depth.min(16)));
         self.out.log.push(format!("{indent}{msg}"));
+    }
+
+    /// Runs a packet from `table`, then every recirculation it causes, in order.
+    pub(crate) fn run_with_recirculation(&mut self, pkt: &mut Packet, table: u8) {
+        self.run_pipeline(pkt, table, 0);
+        self.drain_recirculation();
+    }
+
+    pub(crate) fn drain_recirculation(&mut self) {
+        while let Some((mut p, t, depth)) = self.pending.pop_front() {
+            if self.steps > MAX_STEPS {
+                self.log(
+                    0,
+                    format!(
+                        "step limit: {} recirculation(s) dropped",
+                        self.pending.len() + 1
+                    ),
+                );
+                self.pending.clear();
+                break;
+            }
+            self.log(
+                depth,
+                format!("recirculated packet: table {t}, ct_state {:#x}", p.ct_state),
+            );
+            self.run_pipeline(&mut p, t, depth);
+        }
     }
 
     /// Runs a whole pipeline pass (own action set) starting at `table`.
@@ -260,6 +291,7 @@ impl<'a> Engine<'a> {
         );
         let mut scratch = Vec::new();
         let _ = self.exec_list(pkt, &mut scratch, actions, 0);
+        self.drain_recirculation();
     }
 
     fn exec_list(
@@ -451,8 +483,12 @@ impl<'a> Engine<'a> {
             ),
         );
         if ct.recirc_table != 255 {
-            self.log(depth, format!("recirculate to table {}", ct.recirc_table));
-            self.run_pipeline(&mut p, ct.recirc_table, depth.saturating_add(1));
+            self.log(
+                depth,
+                format!("recirculate to table {} (after this pass)", ct.recirc_table),
+            );
+            self.pending
+                .push_back((p, ct.recirc_table, depth.saturating_add(1)));
         } else if nat.is_some() {
             pkt.frame = p.frame;
         }

@@ -268,7 +268,7 @@ impl Switch {
     /// Runs a packet from `table` (as a packet-out to TABLE, or a resumed packet).
     pub fn process_from(&mut self, mut pkt: Packet, table: u8) -> Outcome {
         let mut e = Engine::new(self);
-        e.run_pipeline(&mut pkt, table, 0);
+        e.run_with_recirculation(&mut pkt, table);
         e.out
     }
 }

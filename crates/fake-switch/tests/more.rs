@@ -300,3 +300,81 @@ fn dump_is_readable_and_exit_clear_actions_work() {
     });
     assert_eq!(out.ports(), vec![2]);
 }
+
+#[test]
+fn recirculation_runs_after_the_current_pass_and_loops_end() {
+    let mut sw = Switch::new();
+    sw.apply_flow_mod(&flow(
+        0,
+        1,
+        Match::new().eth_type(0x0800).ct_state(0, ct_state::TRK),
+        vec![apply(vec![ct(false, 5, vec![]), Action::output(3)])],
+    ))
+    .unwrap();
+    sw.apply_flow_mod(&flow(
+        5,
+        1,
+        Match::new().ct_state(ct_state::TRK, ct_state::TRK),
+        vec![apply(vec![Action::output(4)])],
+    ))
+    .unwrap();
+    let f = udp_frame(mac(2), mac(1), ip(10, 0, 0, 1), ip(10, 0, 0, 2), 1, 2, 64);
+    let out = sw.process(1, &f);
+    assert_eq!(out.ports(), vec![3, 4], "{out}");
+    // The copy that continued is untracked; the recirculated one is tracked.
+    assert_eq!(out.outputs[0].packet.ct_state, 0);
+    assert_ne!(out.outputs[1].packet.ct_state & ct_state::TRK, 0);
+    // ct(table=0) forever: ends at the limits.
+    sw.clear();
+    sw.apply_flow_mod(&flow(
+        0,
+        1,
+        Match::new().eth_type(0x0800),
+        vec![apply(vec![ct(false, 0, vec![]), ct(false, 0, vec![])])],
+    ))
+    .unwrap();
+    let out = sw.process(1, &f);
+    assert!(out.log.iter().any(|l| l.contains("limit")), "{out}");
+}
+
+#[test]
+fn ipv6_connections_are_tracked() {
+    let mut sw = Switch::new();
+    let ip6 = || Match::new().eth_type(0x86dd);
+    sw.apply_flow_mod(&flow(
+        0,
+        1,
+        ip6().ct_state(0, ct_state::TRK),
+        vec![apply(vec![ct(false, 1, vec![])])],
+    ))
+    .unwrap();
+    sw.apply_flow_mod(&flow(
+        1,
+        1,
+        ip6().ct_state(ct_state::NEW, ct_state::NEW).in_port(1),
+        vec![apply(vec![ct(true, 255, vec![]), Action::output(2)])],
+    ))
+    .unwrap();
+    sw.apply_flow_mod(&flow(
+        1,
+        1,
+        ip6().ct_state(ct_state::EST, ct_state::EST).in_port(2),
+        vec![apply(vec![Action::output(1)])],
+    ))
+    .unwrap();
+    let v6 = |src: u8, dst: u8, sport: u16, dport: u16| {
+        let mut udp = Vec::new();
+        udp.extend_from_slice(&sport.to_be_bytes());
+        udp.extend_from_slice(&dport.to_be_bytes());
+        udp.extend_from_slice(&[0, 8, 0, 0]);
+        let mut ip = vec![0x60, 0, 0, 0, 0, 8, 17, 64];
+        ip.extend_from_slice(&[0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, src]);
+        ip.extend_from_slice(&[0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, dst]);
+        ip.extend_from_slice(&udp);
+        eth(mac(2), mac(1), 0x86dd, &ip)
+    };
+    assert_eq!(sw.process(1, &v6(1, 2, 546, 547)).ports(), vec![2]);
+    assert_eq!(sw.process(2, &v6(2, 1, 547, 546)).ports(), vec![1]);
+    assert!(sw.process(2, &v6(2, 1, 547, 999)).dropped());
+    assert_eq!(sw.conntrack().connections().len(), 1);
+}
