@@ -25,6 +25,10 @@ pub struct Flow {
     pub instructions: Vec<Instruction>,
     /// Installation order (ties between equal priorities go to the oldest flow).
     pub(crate) seq: u64,
+    /// The match, canonical (for strict comparisons).
+    pub(crate) canon: Canon,
+    /// Whether the flow's actions are conjunction clauses.
+    pub(crate) conj: bool,
 }
 
 impl Flow {
@@ -38,6 +42,10 @@ impl Flow {
 
     /// A flow whose actions are conjunction(...) clauses.
     pub fn is_conjunctive(&self) -> bool {
+        self.conj
+    }
+
+    fn has_conjunction(&self) -> bool {
         self.actions()
             .any(|a| matches!(a, Action::Conjunction { .. }))
     }
@@ -84,19 +92,23 @@ fn overlaps(a: &Match, b: &Match) -> bool {
     })
 }
 
-/// The match in canonical form: value masked, full masks dropped, sorted by field name.
-pub(crate) fn canonical(m: &Match) -> Vec<(String, u128, Option<u128>)> {
-    let mut v: Vec<_> = m
+/// A match in canonical form: values masked, full masks dropped, entries sorted.
+pub(crate) type Canon = Vec<(Field, u128, Option<u128>)>;
+
+/// The canonical form of a match (two matches that select the same packets in the same way
+/// compare equal whatever the order of their entries).
+pub(crate) fn canonical(m: &Match) -> Canon {
+    let mut v: Canon = m
         .fields
         .iter()
         .map(|f| {
             let full = f.field.full_mask();
             let mask = f.mask.map(|m| m & full).filter(|&m| m != full);
             let value = f.value & mask.unwrap_or(full);
-            (format!("{:?}", f.field), value, mask)
+            (f.field, value, mask)
         })
         .collect();
-    v.sort();
+    v.sort_by_key(|(f, v, m)| (f.header(), f.experimenter(), *v, *m));
     v
 }
 
@@ -229,24 +241,29 @@ impl Tables {
         match fm.command {
             FlowModCommand::Add => {
                 self.seq += 1;
-                let flow = Flow {
+                let mut flow = Flow {
                     table: fm.table_id,
                     priority: fm.priority,
                     cookie: fm.cookie,
                     match_: fm.match_.clone(),
                     instructions: fm.instructions.clone(),
                     seq: self.seq,
+                    canon: Vec::new(),
+                    conj: false,
                 };
+                flow.conj = flow.has_conjunction();
                 let t = self.tables.entry(fm.table_id).or_default();
                 if let Some(old) = t
                     .iter_mut()
-                    .find(|f| f.priority == fm.priority && canonical(&f.match_) == canon)
+                    .find(|f| f.priority == fm.priority && f.canon == canon)
                 {
                     // Replacement keeps the flow's place among equal priorities.
                     old.cookie = flow.cookie;
                     old.instructions = flow.instructions;
                     old.match_ = flow.match_;
+                    old.conj = flow.conj;
                 } else {
+                    flow.canon = canon;
                     t.push(flow);
                 }
             }
@@ -258,12 +275,13 @@ impl Tables {
                     }
                     for f in t.iter_mut() {
                         let hit = if strict {
-                            f.priority == fm.priority && canonical(&f.match_) == canon
+                            f.priority == fm.priority && f.canon == canon
                         } else {
                             covered_by(&f.match_, &fm.match_)
                         };
                         if hit && cookie_ok(f) {
                             f.instructions = fm.instructions.clone();
+                            f.conj = f.has_conjunction();
                         }
                     }
                 }
@@ -276,7 +294,7 @@ impl Tables {
                     }
                     t.retain(|f| {
                         let hit = if strict {
-                            f.priority == fm.priority && canonical(&f.match_) == canon
+                            f.priority == fm.priority && f.canon == canon
                         } else {
                             covered_by(&f.match_, &fm.match_)
                         };

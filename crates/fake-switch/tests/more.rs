@@ -378,3 +378,47 @@ fn ipv6_connections_are_tracked() {
     assert!(sw.process(2, &v6(2, 1, 547, 999)).dropped());
     assert_eq!(sw.conntrack().connections().len(), 1);
 }
+
+#[test]
+fn thousands_of_flows_install_and_match() {
+    let mut sw = Switch::new();
+    for i in 0..5000u32 {
+        let m = Match::new().metadata(u64::from(i % 50)).eth_dst([
+            0xfa,
+            0x16,
+            0x3e,
+            0,
+            (i >> 8) as u8,
+            i as u8,
+        ]);
+        sw.apply_flow_mod(&flow(55, 100, m, vec![apply(vec![Action::output(i + 10)])]))
+            .unwrap();
+    }
+    // Re-adding the same flows replaces them.
+    for i in 0..100u32 {
+        let m = Match::new()
+            .eth_dst([0xfa, 0x16, 0x3e, 0, (i >> 8) as u8, i as u8])
+            .metadata(u64::from(i % 50));
+        sw.apply_flow_mod(&flow(
+            55,
+            100,
+            m,
+            vec![apply(vec![Action::output(i + 20_000)])],
+        ))
+        .unwrap();
+    }
+    assert_eq!(sw.flows(55).len(), 5000);
+    for i in (0..5000u32).step_by(50) {
+        let dst = [0xfa, 0x16, 0x3e, 0, (i >> 8) as u8, i as u8];
+        let f = udp_frame(dst, mac(1), ip(10, 0, 0, 1), ip(10, 0, 0, 2), 1, 2, 64);
+        let out = sw.process_from(
+            Packet {
+                metadata: u64::from(i % 50),
+                ..Packet::new(1, f)
+            },
+            55,
+        );
+        let want = if i < 100 { i + 20_000 } else { i + 10 };
+        assert_eq!(out.ports(), vec![want], "{out}");
+    }
+}
