@@ -365,6 +365,7 @@ impl<'a> Engine<'a> {
                     pkt.ct_zone = 0;
                     pkt.ct_mark = 0;
                     pkt.ct_label = 0;
+                    pkt.ct_orig = None;
                 }
                 Action::Learn(l) => self.learn(pkt, l, depth),
                 Action::Controller {

@@ -147,6 +147,7 @@ impl Conntrack {
         pkt.ct_zone = req.zone;
         pkt.ct_mark = 0;
         pkt.ct_label = 0;
+        pkt.ct_orig = None;
         let Some(t) = tuple_of(pkt) else {
             pkt.ct_state = TRK | INV;
             return;
@@ -204,6 +205,7 @@ impl Conntrack {
                 }
             }
         };
+        pkt.ct_orig = Some(idx.and_then(|i| self.conns.get(i)).map_or(t, |c| c.orig));
         let Some(i) = idx else {
             for (f, v, m) in &req.sets {
                 pkt.set_masked(*f, *v, *m);

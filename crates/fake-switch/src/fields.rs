@@ -37,6 +37,9 @@ pub struct Packet {
     pub ct_label: u128,
     /// Packet mark.
     pub pkt_mark: u32,
+    /// Original-direction tuple of the packet's connection (ct_nw_* / ct_tp_* fields),
+    /// once it has been through conntrack.
+    pub ct_orig: Option<crate::conntrack::Tuple>,
 }
 
 /// Where the headers of a frame are.
@@ -246,6 +249,27 @@ impl Packet {
             CtMark => u128::from(self.ct_mark),
             CtLabel => self.ct_label,
             PktMark => u128::from(self.pkt_mark),
+            CtNwProto => u128::from(self.ct_orig?.proto),
+            CtNwSrc | CtNwDst | CtIpv6Src | CtIpv6Dst => {
+                let t = self.ct_orig?;
+                let a = if matches!(f, CtNwSrc | CtIpv6Src) {
+                    t.src
+                } else {
+                    t.dst
+                };
+                match (a, f) {
+                    (std::net::IpAddr::V4(a), CtNwSrc | CtNwDst) => u128::from(u32::from(a)),
+                    (std::net::IpAddr::V6(a), CtIpv6Src | CtIpv6Dst) => u128::from(a),
+                    _ => return None,
+                }
+            }
+            CtTpSrc | CtTpDst => {
+                let t = self.ct_orig?;
+                if !matches!(t.proto, 6 | 17 | 132) {
+                    return None;
+                }
+                u128::from(if f == CtTpSrc { t.sport } else { t.dport })
+            }
             _ => return self.get_header(f),
         })
     }
@@ -342,7 +366,8 @@ impl Packet {
             CtMark => self.ct_mark = new as u32,
             CtLabel => self.ct_label = new,
             PktMark => self.pkt_mark = new as u32,
-            TunFlags | RecircId | DpHash | EthType | IpFrag => return false,
+            TunFlags | RecircId | DpHash | EthType | IpFrag | CtNwProto | CtNwSrc | CtNwDst
+            | CtIpv6Src | CtIpv6Dst | CtTpSrc | CtTpDst => return false,
             VlanVid => {
                 if !self.layout().is_some_and(|l| l.vlan) {
                     return false;

@@ -89,6 +89,18 @@ fn dnat_floating_ip_both_directions() {
     assert!(checksums_ok(&o.frame));
     let est = ct_state::TRK | ct_state::EST | ct_state::RPL;
     assert_eq!(o.packet.ct_state & est, est);
+    // ct_nw_* / ct_tp_* give the connection's original tuple.
+    assert_eq!(
+        o.packet.get(Field::CtNwSrc),
+        Some(u128::from(u32::from(client)))
+    );
+    assert_eq!(
+        o.packet.get(Field::CtNwDst),
+        Some(u128::from(u32::from(fip)))
+    );
+    assert_eq!(o.packet.get(Field::CtNwProto), Some(6));
+    assert_eq!(o.packet.get(Field::CtTpDst), Some(22));
+    assert_eq!(o.packet.get(Field::CtIpv6Src), None);
 }
 
 #[test]
