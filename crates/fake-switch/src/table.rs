@@ -312,8 +312,9 @@ impl Tables {
     /// matching `conj_id=N` is a candidate when every clause of conjunction N matches).
     pub fn lookup(&self, table: u8, pkt: &Packet) -> Option<&Flow> {
         let flows = self.tables.get(&table)?;
-        // id -> (n_clauses, clauses seen as a bit set)
-        let mut conj: BTreeMap<u32, (u8, u128)> = BTreeMap::new();
+        // (id, priority) -> (n_clauses, clauses seen as a bit set). As in OVS, clauses of
+        // one id at different priorities are different conjunctions.
+        let mut conj: BTreeMap<(u32, u16), (u8, u128)> = BTreeMap::new();
         for f in flows.iter().filter(|f| f.is_conjunctive()) {
             if !matches(&f.match_, pkt, &[]) {
                 continue;
@@ -325,7 +326,7 @@ impl Tables {
                     n_clauses,
                 } = *a
                 {
-                    let e = conj.entry(id).or_insert((n_clauses, 0));
+                    let e = conj.entry((id, f.priority)).or_insert((n_clauses, 0));
                     e.1 |= 1u128.checked_shl(u32::from(clause)).unwrap_or(0);
                 }
             }
@@ -338,7 +339,7 @@ impl Tables {
                     seen & all == all
                 }
             })
-            .map(|(&id, _)| id)
+            .map(|(&(id, _), _)| id)
             .collect();
         flows
             .iter()

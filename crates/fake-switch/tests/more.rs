@@ -434,3 +434,33 @@ fn thousands_of_flows_install_and_match() {
         assert_eq!(out.ports(), vec![want], "{out}");
     }
 }
+
+#[test]
+fn conjunction_clauses_at_different_priorities_do_not_combine() {
+    let mut sw = Switch::new();
+    let conj = |clause| {
+        vec![apply(vec![Action::Conjunction {
+            id: 1,
+            clause,
+            n_clauses: 2,
+        }])]
+    };
+    sw.apply_flow_mod(&flow(0, 10, Match::new().in_port(1), conj(0)))
+        .unwrap();
+    sw.apply_flow_mod(&flow(0, 20, Match::new().eth_type(0x0806), conj(1)))
+        .unwrap();
+    sw.apply_flow_mod(&flow(
+        0,
+        10,
+        Match::new().conj_id(1),
+        vec![apply(vec![Action::output(2)])],
+    ))
+    .unwrap();
+    let f = arp_request(mac(1), ip(10, 0, 0, 1), ip(10, 0, 0, 2));
+    assert!(sw.process(1, &f).dropped());
+    // Same priority: the conjunction fires.
+    sw.apply_flow_mod(&flow(0, 10, Match::new().eth_type(0x0806), conj(1)))
+        .unwrap();
+    assert_eq!(sw.process(1, &f).ports(), vec![2]);
+    assert!(sw.process(3, &f).dropped());
+}
