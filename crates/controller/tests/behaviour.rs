@@ -1,0 +1,188 @@
+//! The apps' flows on the fake switch: which port a frame leaves by, what is dropped, what
+//! the switch answers itself.
+
+use controller::apps::{Desired, Host};
+use controller::view::{View, record};
+use fake_switch::Switch;
+use model::{FixedIp, MacAddr, Meta, Network, NetworkType, Port, PortStatus};
+use packet::arp::{self, ArpRepr, Operation};
+use packet::ethernet::{EtherType, EthernetRepr};
+use packet::ipv4::Ipv4Repr;
+use packet::{EthernetAddress, IpProtocol};
+use std::net::Ipv4Addr;
+
+fn meta(id: &str) -> Meta {
+    Meta {
+        id: id.into(),
+        project_id: "p".into(),
+        ..Meta::default()
+    }
+}
+
+fn port(id: &str, n: u8, host: &str) -> Port {
+    Port {
+        meta: meta(id),
+        network_id: "n".into(),
+        admin_state_up: true,
+        mac_address: MacAddr([0xfa, 0x16, 0x3e, 0, 0, n]),
+        fixed_ips: vec![FixedIp {
+            subnet_id: "s".into(),
+            ip_address: format!("10.0.0.{n}").parse().unwrap(),
+        }],
+        security_groups: vec![],
+        allowed_address_pairs: vec![],
+        port_security_enabled: true,
+        device_owner: String::new(),
+        device_id: String::new(),
+        binding_host_id: host.into(),
+        binding_profile: Default::default(),
+        binding_vnic_type: "normal".into(),
+        extra_dhcp_opts: vec![],
+        status: PortStatus::Down,
+        unique_key: u32::from(n),
+    }
+}
+
+/// Ports a (5) and b (6) on this host at OpenFlow ports 1 and 2; c (7) on another host.
+fn switch() -> Switch {
+    let net = Network {
+        meta: meta("n"),
+        admin_state_up: true,
+        mtu: 1400,
+        shared: false,
+        external: false,
+        port_security_enabled: true,
+        network_type: NetworkType::Geneve,
+        physical_network: None,
+        segmentation_id: Some(9),
+        subnets: vec![],
+        unique_key: 9,
+        deleting: false,
+    };
+    let mut view = View::new("h");
+    view.load(&nbdb::Snapshot {
+        revision: 4,
+        records: vec![
+            record(&net, 1),
+            record(&port("a", 5, "h"), 2),
+            record(&port("b", 6, "h"), 3),
+            record(&port("c", 7, "o"), 4),
+        ],
+    });
+    let host = Host {
+        ofports: [("a".to_string(), 1), ("b".to_string(), 2)].into(),
+    };
+    let mut sw = Switch::new();
+    for m in Desired::full(&view, &host)
+        .table()
+        .diff(&Default::default())
+    {
+        sw.apply_flow_mod(&m)
+            .unwrap_or_else(|e| panic!("{e}: {m:?}"));
+    }
+    sw
+}
+
+fn mac(n: u8) -> EthernetAddress {
+    EthernetAddress([0xfa, 0x16, 0x3e, 0, 0, n])
+}
+
+fn udp_frame(src_mac: u8, dst_mac: u8, src_ip: Ipv4Addr, dst_ip: Ipv4Addr) -> Vec<u8> {
+    let payload = [0u8; 12];
+    let ip = Ipv4Repr::new(src_ip, dst_ip, IpProtocol::Udp, payload.len()).build(&payload);
+    EthernetRepr {
+        src_addr: mac(src_mac),
+        dst_addr: mac(dst_mac),
+        vlan: None,
+        ethertype: EtherType::Ipv4,
+    }
+    .build(&ip)
+}
+
+#[test]
+fn unicast_to_a_local_port_leaves_by_its_port() {
+    let mut sw = switch();
+    let out = sw.process(
+        1,
+        &udp_frame(5, 6, Ipv4Addr::new(10, 0, 0, 5), Ipv4Addr::new(10, 0, 0, 6)),
+    );
+    assert_eq!(out.ports(), vec![2], "{out}");
+    let back = sw.process(
+        2,
+        &udp_frame(6, 5, Ipv4Addr::new(10, 0, 0, 6), Ipv4Addr::new(10, 0, 0, 5)),
+    );
+    assert_eq!(back.ports(), vec![1], "{back}");
+}
+
+#[test]
+fn spoofed_sources_are_dropped() {
+    let mut sw = switch();
+    let wrong_ip = sw.process(
+        1,
+        &udp_frame(
+            5,
+            6,
+            Ipv4Addr::new(10, 0, 0, 66),
+            Ipv4Addr::new(10, 0, 0, 6),
+        ),
+    );
+    assert!(wrong_ip.dropped(), "{wrong_ip}");
+    let wrong_mac = sw.process(
+        1,
+        &udp_frame(
+            66,
+            6,
+            Ipv4Addr::new(10, 0, 0, 5),
+            Ipv4Addr::new(10, 0, 0, 6),
+        ),
+    );
+    assert!(wrong_mac.dropped(), "{wrong_mac}");
+    // b's own address from a's port is spoofing too.
+    let as_b = sw.process(
+        1,
+        &udp_frame(6, 6, Ipv4Addr::new(10, 0, 0, 6), Ipv4Addr::new(10, 0, 0, 6)),
+    );
+    assert!(as_b.dropped(), "{as_b}");
+}
+
+#[test]
+fn arp_for_a_remote_port_is_answered_by_the_switch() {
+    let mut sw = switch();
+    let req = ArpRepr {
+        operation: Operation::Request,
+        source_hardware_addr: mac(5),
+        source_protocol_addr: Ipv4Addr::new(10, 0, 0, 5),
+        target_hardware_addr: EthernetAddress([0; 6]),
+        target_protocol_addr: Ipv4Addr::new(10, 0, 0, 7),
+    };
+    let mut body = vec![0u8; req.buffer_len()];
+    req.emit(&mut arp::Packet::new_unchecked(&mut body[..]));
+    let frame = EthernetRepr {
+        src_addr: mac(5),
+        dst_addr: EthernetAddress::BROADCAST,
+        vlan: None,
+        ethertype: EtherType::Arp,
+    }
+    .build(&body);
+    let out = sw.process(1, &frame);
+    assert_eq!(
+        out.ports(),
+        vec![1],
+        "the answer goes back where the request came from: {out}"
+    );
+    let reply = &out.outputs[0].frame;
+    let eth =
+        EthernetRepr::parse(&packet::ethernet::Frame::new_checked(&reply[..]).expect("frame"))
+            .expect("eth");
+    assert_eq!((eth.src_addr, eth.dst_addr), (mac(7), mac(5)));
+    let a = ArpRepr::parse(&arp::Packet::new_checked(&reply[14..]).expect("arp")).expect("arp");
+    assert_eq!(a.operation, Operation::Reply);
+    assert_eq!(
+        (a.source_hardware_addr, a.source_protocol_addr),
+        (mac(7), Ipv4Addr::new(10, 0, 0, 7))
+    );
+    assert_eq!(
+        (a.target_hardware_addr, a.target_protocol_addr),
+        (mac(5), Ipv4Addr::new(10, 0, 0, 5))
+    );
+}
