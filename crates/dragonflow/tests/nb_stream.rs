@@ -83,3 +83,63 @@ fn watch_parameters_are_checked() {
     assert_eq!(st, 200);
     assert!(v["revision"].is_u64());
 }
+
+#[test]
+fn controllers_register_chassis_and_report_port_bindings() {
+    let srv = Server::start();
+    let (st, c) = srv.call(
+        "PUT",
+        "/nb/v1/chassis/host-a",
+        Some(json!({"ip": "192.0.2.10", "tunnel_types": ["geneve", "vxlan"]})),
+    );
+    assert_eq!(st, 200, "{c}");
+    let (_, snap) = srv.call("GET", "/nb/v1/snapshot?tables=chassis", None);
+    assert_eq!(snap["records"][0]["value"]["ip"], "192.0.2.10", "{snap}");
+    assert_eq!(
+        srv.call("PUT", "/nb/v1/chassis/host-b", Some(json!({"ip": "nope"})))
+            .0,
+        400
+    );
+    assert_eq!(
+        srv.call(
+            "PUT",
+            "/nb/v1/chassis/host-b",
+            Some(json!({"ip": "192.0.2.11", "tunnel_types": ["vlan"]}))
+        )
+        .0,
+        400
+    );
+
+    let net = srv.create("networks", "network", json!({"name": "n"}));
+    let port = srv.create("ports", "port", json!({"network_id": net["id"]}));
+    let id = port["id"].as_str().unwrap();
+    assert_eq!(port["status"], "DOWN");
+    let (st, v) = srv.call(
+        "PUT",
+        &format!("/nb/v1/ports/{id}/binding"),
+        Some(json!({"host": "host-a", "status": "ACTIVE"})),
+    );
+    assert_eq!(st, 200, "{v}");
+    let (_, shown) = srv.call("GET", &format!("/v2.0/ports/{id}"), None);
+    assert_eq!(shown["port"]["status"], "ACTIVE");
+    assert_eq!(shown["port"]["binding:host_id"], "host-a");
+    assert_eq!(shown["port"]["binding:vif_type"], "ovs");
+    assert_eq!(
+        srv.call(
+            "PUT",
+            &format!("/nb/v1/ports/{id}/binding"),
+            Some(json!({"status": "UP"}))
+        )
+        .0,
+        400
+    );
+    assert_eq!(
+        srv.call(
+            "PUT",
+            "/nb/v1/ports/9d2c6b03-7d84-4dd9-94d6-c628a39a039e/binding",
+            Some(json!({"status": "DOWN"}))
+        )
+        .0,
+        404
+    );
+}

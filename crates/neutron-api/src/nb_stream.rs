@@ -3,7 +3,8 @@
 //! streaming watch from a revision as newline-delimited JSON.
 //!
 //! `GET /nb/v1/revision`, `GET /nb/v1/snapshot[?topics=..][&tables=..]`,
-//! `GET /nb/v1/watch?after=R[&topics=a,b][&tables=port,network]`. A watch whose `after`
+//! `GET /nb/v1/watch?after=R[&topics=a,b][&tables=port,network]`; and the two writes a
+//! controller makes: `PUT /nb/v1/chassis/{name}` and `PUT /nb/v1/ports/{id}/binding`. A watch whose `after`
 //! was compacted away gets 410 and takes a new snapshot. A blank line is sent every
 //! 15 s of silence so dead connections are noticed.
 
@@ -169,4 +170,96 @@ pub async fn watch(State(api): State<Arc<Api>>, RawQuery(q): RawQuery) -> ApiRes
         .header("content-type", "application/x-ndjson")
         .body(Body::from_stream(stream))
         .map_err(|e| ApiError::internal(e.to_string()))
+}
+
+/// `PUT /nb/v1/chassis/{name}` `{"ip": .., "tunnel_types": [..]}`: a controller registers
+/// its host (topic-less, so every host learns every tunnel endpoint).
+pub async fn put_chassis(
+    State(api): State<Arc<Api>>,
+    axum::extract::Path(name): axum::extract::Path<String>,
+    crate::body::JsonBody(body): crate::body::JsonBody,
+) -> ApiResult<Json<Value>> {
+    let ip = body
+        .get("ip")
+        .and_then(Value::as_str)
+        .and_then(|s| s.parse::<std::net::IpAddr>().ok())
+        .ok_or_else(|| ApiError::bad_request("HTTPBadRequest", "ip must be an IP address"))?;
+    let tunnel_types = body
+        .get("tunnel_types")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .map(|t| {
+                    t.as_str()
+                        .and_then(model::NetworkType::parse)
+                        .filter(|t| t.is_tunnel())
+                })
+                .collect::<Option<Vec<_>>>()
+        })
+        .unwrap_or(Some(vec![]))
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "HTTPBadRequest",
+                "tunnel_types must be geneve, vxlan or gre",
+            )
+        })?;
+    if name.is_empty() || name.len() > 255 {
+        return Err(ApiError::bad_request("HTTPBadRequest", "bad chassis name"));
+    }
+    let chassis = model::Chassis {
+        id: name.clone(),
+        ip,
+        tunnel_types,
+    };
+    let value = serde_json::to_vec(&chassis).map_err(|e| ApiError::internal(e.to_string()))?;
+    api.db
+        .store
+        .commit(vec![nbdb::Op::put(
+            model::Table::Chassis.name(),
+            &name,
+            value,
+            nbdb::Expect::Any,
+        )])
+        .await?;
+    tracing::info!(chassis = %name, %ip, "chassis registered");
+    Ok(Json(json!({"chassis": chassis})))
+}
+
+/// `PUT /nb/v1/ports/{id}/binding` `{"host": .., "status": "ACTIVE"|"DOWN"}`: the
+/// controller that plugged a port binds it and reports its state (ACTIVE once its flows
+/// are confirmed installed).
+pub async fn put_binding(
+    State(api): State<Arc<Api>>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    crate::body::JsonBody(body): crate::body::JsonBody,
+) -> ApiResult<Json<Value>> {
+    let host = body.get("host").and_then(Value::as_str).map(str::to_string);
+    let status = match body.get("status").and_then(Value::as_str) {
+        Some("ACTIVE") => model::PortStatus::Active,
+        Some("DOWN") => model::PortStatus::Down,
+        Some("BUILD") => model::PortStatus::Build,
+        _ => {
+            return Err(ApiError::bad_request(
+                "HTTPBadRequest",
+                "status must be ACTIVE, DOWN or BUILD",
+            ));
+        }
+    };
+    let port = crate::db::retrying(|| async {
+        let (mut p, rev) = api.db.fetch::<model::Port>(&id).await?;
+        if let Some(h) = &host {
+            p.binding_host_id = h.clone();
+        }
+        p.status = status;
+        crate::resources::touch(&mut p.meta);
+        let mut txn = crate::db::Txn::new();
+        txn.update(&p, rev);
+        txn.commit(&api.db).await?;
+        Ok(p)
+    })
+    .await?;
+    tracing::info!(port = %id, host = %port.binding_host_id, status = port.status.as_str(), "port binding reported");
+    Ok(Json(
+        json!({"port": crate::resources::ports::render(&port)}),
+    ))
 }
