@@ -7,5 +7,6 @@
 pub mod apps;
 pub mod pipeline;
 pub mod reconcile;
+pub mod runtime;
 pub mod switch;
 pub mod view;

@@ -152,58 +152,18 @@ mod host {
     use controller::view::{View, record};
     use model::{AddressPair, FixedIp, MacAddr, Meta, Network, NetworkType, Port, PortStatus};
 
-    pub struct Vm {
-        pub ns: testbed::Netns,
-        pub ofport: u32,
-    }
+    pub use testbed::Vm;
 
     /// Plugs VM `n` (MAC fa:16:3e:00:00:n, address 10.0.0.n/24) as port `id`.
     pub fn plug(ovs: &testbed::Ovs, id: &str, n: u8) -> Vm {
-        let ns = testbed::Netns::new(&testbed::unique_name("vm")).expect("vm");
-        let tap = format!("tap-{id}");
-        testbed::veth("eth0", Some(&ns), &tap, ovs.own_netns()).expect("veth");
-        ns.exec([
-            "ip",
-            "link",
-            "set",
-            "eth0",
-            "address",
-            &format!("fa:16:3e:00:00:{n:02x}"),
-        ])
-        .expect("mac");
-        ns.exec([
-            "ip",
-            "addr",
-            "add",
-            &format!("10.0.0.{n}/24"),
-            "dev",
-            "eth0",
-        ])
-        .expect("addr");
-        ns.exec(["ip", "link", "set", "eth0", "up"]).expect("up");
-        ns.exec(["ethtool", "-K", "eth0", "tx", "off"]).ok();
-        ovs.cmd("ip")
-            .args(["link", "set", &tap, "up"])
-            .output()
-            .expect("up");
-        ovs.vsctl([
-            "add-port",
+        Vm::plug(
+            ovs,
             "br-int",
-            &tap,
-            "--",
-            "set",
-            "Interface",
-            &tap,
-            &format!("external_ids:iface-id={id}"),
-        ])
-        .expect("add-port");
-        let ofport = ovs
-            .vsctl(["get", "Interface", &tap, "ofport"])
-            .expect("ofport")
-            .trim()
-            .parse()
-            .expect("number");
-        Vm { ns, ofport }
+            id,
+            &format!("fa:16:3e:00:00:{n:02x}"),
+            &format!("10.0.0.{n}/24"),
+        )
+        .expect("plug")
     }
 
     fn meta(id: &str) -> Meta {
@@ -304,13 +264,8 @@ mod host {
         assert!(shown.contains(ip), "{shown}");
     }
 
-    /// True when `ip` answers a ping from the VM (its neighbour cache flushed first, so
-    /// an earlier failed ARP does not hold the next attempt back).
     pub fn pings(vm: &Vm, ip: &str) -> bool {
-        let _ = vm.ns.exec(["ip", "neigh", "flush", "dev", "eth0"]);
-        vm.ns
-            .exec(["ping", "-c", "3", "-i", "0.2", "-W", "1", ip])
-            .is_ok()
+        vm.pings(ip)
     }
 }
 

@@ -37,6 +37,30 @@ enum Command {
         #[arg(long)]
         db: Option<String>,
     },
+    /// Run the local controller of this host.
+    Controller {
+        /// This host's chassis name.
+        #[arg(long)]
+        chassis: String,
+        /// The API server whose store stream to follow.
+        #[arg(long, default_value = "http://127.0.0.1:9696")]
+        nb: String,
+        /// ovsdb-server: unix:PATH or tcp:IP:PORT.
+        #[arg(long, default_value = "unix:/var/run/openvswitch/db.sock")]
+        ovsdb: String,
+        /// br-int's OpenFlow management socket (unix:PATH).
+        #[arg(long, default_value = "unix:/var/run/openvswitch/br-int.mgmt")]
+        openflow: String,
+        /// This host's tunnel endpoint address.
+        #[arg(long)]
+        local_ip: std::net::IpAddr,
+        /// Tunnel types, comma-separated.
+        #[arg(long, default_value = "geneve")]
+        tunnel_types: String,
+        /// netdev (userspace) or system.
+        #[arg(long, default_value = "netdev")]
+        datapath_type: String,
+    },
     /// Inspect the NB store: tables, ls, get, dump, watch.
     Db {
         /// A server (`http://127.0.0.1:9696`) or a store URL (`embedded:PATH`).
@@ -76,6 +100,37 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Server { listen, db } => run_server(file, listen, db),
         Command::Db { nb, json, command } => db::run(&nb, json, command),
+        Command::Controller {
+            chassis,
+            nb,
+            ovsdb,
+            openflow,
+            local_ip,
+            tunnel_types,
+            datapath_type,
+        } => {
+            let openflow = match openflow.strip_prefix("unix:") {
+                Some(p) => std::path::PathBuf::from(p),
+                None => {
+                    eprintln!("dragonflow: --openflow takes unix:PATH");
+                    return ExitCode::from(2);
+                }
+            };
+            let cfg = controller::runtime::Config {
+                chassis,
+                nb,
+                ovsdb,
+                openflow,
+                local_ip,
+                datapath_type,
+                tunnel_types: tunnel_types.split(',').map(str::to_string).collect(),
+            };
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())
+                .and_then(|rt| rt.block_on(controller::runtime::run(cfg)))
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

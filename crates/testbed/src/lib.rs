@@ -415,3 +415,63 @@ mod tests {
         let _ = Command::new("ip").args(["link", "del", "tb-vm1"]).output();
     }
 }
+
+/// A VM: a namespace whose `eth0` is plugged into a bridge of an [`Ovs`].
+#[derive(Debug)]
+pub struct Vm {
+    pub ns: Netns,
+    /// The OpenFlow port OVS gave its interface.
+    pub ofport: u32,
+}
+
+impl Vm {
+    /// Plugs a new VM into `bridge` of `ovs` as Neutron port `iface_id`, with `mac` and
+    /// `cidr` (e.g. `10.0.0.5/24`) on its `eth0` (checksum offload off, as the userspace
+    /// datapath needs).
+    pub fn plug(ovs: &Ovs, bridge: &str, iface_id: &str, mac: &str, cidr: &str) -> io::Result<Vm> {
+        let ns = Netns::new(&unique_name("vm"))?;
+        let tap = format!(
+            "tap{}",
+            &iface_id
+                .chars()
+                .filter(char::is_ascii_alphanumeric)
+                .take(11)
+                .collect::<String>()
+        );
+        veth("eth0", Some(&ns), &tap, ovs.own_netns())?;
+        ns.exec(["ip", "link", "set", "eth0", "address", mac])?;
+        ns.exec(["ip", "addr", "add", cidr, "dev", "eth0"])?;
+        ns.exec(["ip", "link", "set", "eth0", "up"])?;
+        let _ = ns.exec(["ethtool", "-K", "eth0", "tx", "off"]);
+        run({
+            let mut c = ovs.cmd("ip");
+            c.args(["link", "set", &tap, "up"]);
+            c
+        })?;
+        ovs.vsctl([
+            "add-port",
+            bridge,
+            &tap,
+            "--",
+            "set",
+            "Interface",
+            &tap,
+            &format!("external_ids:iface-id={iface_id}"),
+        ])?;
+        let ofport = ovs
+            .vsctl(["get", "Interface", &tap, "ofport"])?
+            .trim()
+            .parse()
+            .map_err(|_| io::Error::other(format!("{tap}: no ofport")))?;
+        Ok(Vm { ns, ofport })
+    }
+
+    /// True when `ip` answers a ping (the neighbour cache flushed first, so an earlier
+    /// failed ARP does not hold the attempt back).
+    pub fn pings(&self, ip: &str) -> bool {
+        let _ = self.ns.exec(["ip", "neigh", "flush", "dev", "eth0"]);
+        self.ns
+            .exec(["ping", "-c", "3", "-i", "0.2", "-W", "1", ip])
+            .is_ok()
+    }
+}

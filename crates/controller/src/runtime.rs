@@ -1,0 +1,257 @@
+//! The controller process: the only part with I/O. It sets up `br-int` over OVSDB, follows
+//! the NB store's change stream into the view, learns which OpenFlow port each VM
+//! interface got, recompiles the owners a change affects, sends the switch only the
+//! difference, and reports ports ACTIVE once their flows are in (DOWN when unplugged).
+
+use crate::apps::{self, Desired, Host};
+use crate::switch::Session;
+use crate::view::{Touched, View};
+use model::{PortStatus, Table};
+use nbdb::remote::{Filter, Remote, RemoteWatch};
+use ovsdb::{BridgeSpec, FailMode, InterfaceEvent, InterfaceState};
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// What `dragonflow controller` is told on its command line.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub chassis: String,
+    /// The API server (`http://127.0.0.1:9696`), which serves the store's stream.
+    pub nb: String,
+    /// ovsdb-server (`unix:PATH` or `tcp:IP:PORT`).
+    pub ovsdb: String,
+    /// br-int's management socket (`OVS_RUNDIR/br-int.mgmt`).
+    pub openflow: PathBuf,
+    pub local_ip: IpAddr,
+    pub datapath_type: String,
+    pub tunnel_types: Vec<String>,
+}
+
+/// The tables a controller follows (not claims).
+const TABLES: [Table; 8] = [
+    Table::Network,
+    Table::Subnet,
+    Table::Port,
+    Table::Router,
+    Table::FloatingIp,
+    Table::SecurityGroup,
+    Table::SecurityGroupRule,
+    Table::Chassis,
+];
+
+/// Runs until the process is stopped; returns only on a fatal error.
+pub async fn run(cfg: Config) -> Result<(), String> {
+    let http = reqwest::Client::new();
+    register(&http, &cfg).await?;
+    let ovs = ovsdb::Client::connect(&cfg.ovsdb)
+        .await
+        .map_err(|e| format!("ovsdb {}: {e}", cfg.ovsdb))?;
+    let spec = BridgeSpec::new("br-int")
+        .datapath_type(&cfg.datapath_type)
+        .fail_mode(FailMode::Secure)
+        .protocols(&["OpenFlow13"]);
+    ovs.ensure_bridge(&spec)
+        .await
+        .map_err(|e| format!("br-int: {e}"))?;
+    let mut ifaces = ovs.watch_interfaces();
+    let mut session = connect_switch(&cfg.openflow).await?;
+    // Flows survive a controller restart (fail_mode secure): start from what is there.
+    let mut installed = session
+        .dump_flows()
+        .await
+        .map_err(|e| format!("flow dump: {e}"))?;
+
+    let remote = Remote::new(&cfg.nb);
+    let filter = Filter {
+        topics: None,
+        tables: Some(TABLES.iter().map(|t| t.name().to_string()).collect()),
+    };
+    let snap = remote
+        .snapshot(&filter)
+        .await
+        .map_err(|e| format!("NB snapshot: {e}"))?;
+    let mut view = View::new(&cfg.chassis);
+    view.load(&snap);
+    let mut watch: RemoteWatch = remote.watch(snap.revision, filter.clone());
+    let mut host = Host::default();
+    let mut desired = Desired::full(&view, &host);
+    let mut reported: BTreeMap<String, PortStatus> = BTreeMap::new();
+    tracing::info!(chassis = %cfg.chassis, revision = snap.revision, objects = snap.records.len(), "controller ready");
+
+    loop {
+        // Wait for something, then take whatever else is ready before recompiling.
+        let mut owners: Vec<Touched> = Vec::new();
+        tokio::select! {
+            c = watch.next() => match c {
+                Ok(c) => {
+                    if let Some(t) = view.apply(&c) {
+                        owners.extend(apps::affected(&view, &t));
+                    }
+                }
+                Err(nbdb::StoreError::Compacted { .. }) => {
+                    let snap = remote.snapshot(&filter).await.map_err(|e| format!("NB snapshot: {e}"))?;
+                    for t in view.load(&snap) {
+                        owners.extend(apps::affected(&view, &t));
+                    }
+                    watch = remote.watch(snap.revision, filter.clone());
+                }
+                Err(e) => return Err(format!("NB stream: {e}")),
+            },
+            e = ifaces.next() => match e {
+                Some(ev) => owners.extend(interface_event(&mut host, ev)),
+                None => return Err("the OVSDB monitor ended".into()),
+            },
+        }
+        desired.update(&view, &host, owners);
+        let mods = desired.table().diff(&installed);
+        if !mods.is_empty() {
+            session
+                .commit(&mods)
+                .await
+                .map_err(|e| format!("flow commit: {e}"))?;
+            installed = desired.table().clone();
+            tracing::debug!(
+                flow_mods = mods.len(),
+                flows = installed.len(),
+                "switch updated"
+            );
+        }
+        report(&http, &cfg, &view, &host, &mut reported).await;
+    }
+}
+
+/// Registers this chassis (its tunnel endpoint) with the server.
+async fn register(http: &reqwest::Client, cfg: &Config) -> Result<(), String> {
+    let url = format!(
+        "{}/nb/v1/chassis/{}",
+        cfg.nb.trim_end_matches('/'),
+        cfg.chassis
+    );
+    let body =
+        serde_json::json!({"ip": cfg.local_ip, "tunnel_types": cfg.tunnel_types}).to_string();
+    for attempt in 0..50 {
+        match http
+            .put(&url)
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await
+        {
+            Ok(r) if r.status().is_success() => return Ok(()),
+            Ok(r) => return Err(format!("registering chassis: HTTP {}", r.status())),
+            Err(e) if attempt < 49 => {
+                tracing::debug!(error = %e, "server not reachable yet");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => return Err(format!("registering chassis at {url}: {e}")),
+        }
+    }
+    Err("registering chassis: no answer".into())
+}
+
+async fn connect_switch(path: &std::path::Path) -> Result<Session<tokio::net::UnixStream>, String> {
+    // br-int's management socket appears once ovs-vswitchd has created the bridge.
+    for _ in 0..100 {
+        if path.exists() {
+            return Session::connect_unix(path)
+                .await
+                .map_err(|e| format!("OpenFlow {}: {e}", path.display()));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err(format!("no OpenFlow socket at {}", path.display()))
+}
+
+/// Keeps the iface-id → ofport map; returns the ports whose flows depend on the event.
+fn interface_event(host: &mut Host, ev: InterfaceEvent) -> Vec<Touched> {
+    let mut touched = Vec::new();
+    let mut set = |host: &mut Host, s: &InterfaceState, present: bool| {
+        let Some(id) = s.iface_id.clone() else { return };
+        let ofport = s.ofport().filter(|_| present);
+        let changed = match ofport {
+            Some(p) => host.ofports.insert(id.clone(), p) != Some(p),
+            None => host.ofports.remove(&id).is_some(),
+        };
+        if changed {
+            touched.push(Touched {
+                table: Table::Port,
+                id,
+            });
+        }
+    };
+    match ev {
+        InterfaceEvent::Added(s) => set(host, &s, true),
+        InterfaceEvent::Changed { old, new } => {
+            if old.iface_id != new.iface_id {
+                set(host, &old, false);
+            }
+            set(host, &new, true);
+        }
+        InterfaceEvent::Removed(s) => set(host, &s, false),
+        InterfaceEvent::Resync(all) => {
+            let before = std::mem::take(&mut host.ofports);
+            for s in &all {
+                set(host, s, true);
+            }
+            for id in before.keys().filter(|id| !host.ofports.contains_key(*id)) {
+                touched.push(Touched {
+                    table: Table::Port,
+                    id: id.clone(),
+                });
+            }
+        }
+        InterfaceEvent::Disconnected => {}
+    }
+    touched
+}
+
+/// Binds plugged ports to this chassis and reports them ACTIVE once their flows are in
+/// (this runs after the commit), DOWN once unplugged.
+async fn report(
+    http: &reqwest::Client,
+    cfg: &Config,
+    view: &View,
+    host: &Host,
+    reported: &mut BTreeMap<String, PortStatus>,
+) {
+    let mut want: Vec<(String, PortStatus)> = Vec::new();
+    for (id, p) in &view.ports {
+        let plugged = host.ofports.contains_key(id);
+        let ours = p.binding_host_id == cfg.chassis;
+        // Plugged here but not bound here yet: bind it (BUILD); its flows are compiled once
+        // the binding comes back through the stream, and only then is it ACTIVE.
+        let status = match (plugged, ours) {
+            (true, true) => PortStatus::Active,
+            (true, false) => PortStatus::Build,
+            (false, true) => PortStatus::Down,
+            (false, false) => continue,
+        };
+        if ours && p.status == status {
+            reported.remove(id);
+            continue;
+        }
+        if reported.get(id) != Some(&status) {
+            want.push((id.clone(), status));
+        }
+    }
+    for (id, status) in want {
+        let url = format!("{}/nb/v1/ports/{id}/binding", cfg.nb.trim_end_matches('/'));
+        let body = serde_json::json!({"host": cfg.chassis, "status": status.as_str()}).to_string();
+        match http
+            .put(&url)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+        {
+            Ok(r) if r.status().is_success() => {
+                tracing::info!(port = %id, status = status.as_str(), "port status reported");
+                reported.insert(id, status);
+            }
+            Ok(r) => tracing::warn!(port = %id, status = %r.status(), "port status refused"),
+            Err(e) => tracing::warn!(port = %id, error = %e, "port status not reported"),
+        }
+    }
+}
