@@ -86,7 +86,7 @@ pub async fn run(cfg: Config) -> Result<(), String> {
         tokio::select! {
             c = watch.next() => match c {
                 Ok(c) => {
-                    if let Some(t) = view.apply(&c) {
+                    for t in view.apply(&c) {
                         owners.extend(apps::affected(&view, &t));
                     }
                 }

@@ -87,17 +87,32 @@ impl View {
     }
 
     /// Applies one change from the stream; returns what it touched (nothing for tables the
-    /// controller does not use, such as claims).
-    pub fn apply(&mut self, c: &Change) -> Option<Touched> {
+    /// controller does not use, such as claims). A port that leaves a network touches that
+    /// network too.
+    pub fn apply(&mut self, c: &Change) -> Vec<Touched> {
         self.revision = self.revision.max(c.revision);
-        self.set(&c.table, &c.id, c.value.as_deref())
-            .then(|| {
-                Table::from_name(&c.table).map(|table| Touched {
-                    table,
-                    id: c.id.clone(),
-                })
-            })
-            .flatten()
+        let old_network = (c.table == Table::Port.name())
+            .then(|| self.ports.get(&c.id).map(|p| p.network_id.clone()))
+            .flatten();
+        let Some(table) = Table::from_name(&c.table) else {
+            return Vec::new();
+        };
+        if !self.set(&c.table, &c.id, c.value.as_deref()) {
+            return Vec::new();
+        }
+        let mut out = vec![Touched {
+            table,
+            id: c.id.clone(),
+        }];
+        if let Some(n) = old_network
+            && self.ports.get(&c.id).is_none_or(|p| p.network_id != n)
+        {
+            out.push(Touched {
+                table: Table::Network,
+                id: n,
+            });
+        }
+        out
     }
 
     fn set(&mut self, table: &str, id: &str, value: Option<&[u8]>) -> bool {
@@ -316,9 +331,9 @@ mod tests {
     #[test]
     fn changes_keep_objects_and_indexes() {
         let mut v = View::new("host-a");
-        assert!(
-            v.apply(&change(1, record(&network("n1", "p1"), 1)))
-                .is_some()
+        assert_eq!(
+            v.apply(&change(1, record(&network("n1", "p1"), 1))).len(),
+            1
         );
         v.apply(&change(2, record(&port("a", "p1", "n1", "host-a"), 2)));
         v.apply(&change(3, record(&port("b", "p1", "n1", "host-b"), 3)));
@@ -342,10 +357,16 @@ mod tests {
         };
         assert_eq!(
             v.apply(&gone),
-            Some(Touched {
-                table: Table::Port,
-                id: "b".into()
-            })
+            [
+                Touched {
+                    table: Table::Port,
+                    id: "b".into()
+                },
+                Touched {
+                    table: Table::Network,
+                    id: "n2".into()
+                }
+            ]
         );
         assert_eq!(v.ports_of("n2").count(), 0);
         assert_eq!(v.revision, 5);
@@ -357,7 +378,7 @@ mod tests {
             topic: None,
             value: Some(b"\"p\"".to_vec()),
         };
-        assert_eq!(v.apply(&claim), None);
+        assert!(v.apply(&claim).is_empty());
         let bad = Change {
             revision: 7,
             table: "port".into(),
@@ -365,7 +386,7 @@ mod tests {
             topic: None,
             value: Some(b"{".to_vec()),
         };
-        assert_eq!(v.apply(&bad), None);
+        assert!(v.apply(&bad).is_empty());
     }
 
     #[test]

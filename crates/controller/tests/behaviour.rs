@@ -71,6 +71,7 @@ fn switch() -> Switch {
     });
     let host = Host {
         ofports: [("a".to_string(), 1), ("b".to_string(), 2)].into(),
+        ..Host::default()
     };
     let mut sw = Switch::new();
     for m in Desired::full(&view, &host)

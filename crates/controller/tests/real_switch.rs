@@ -241,6 +241,7 @@ mod host {
                 .iter()
                 .map(|(id, vm)| (id.to_string(), vm.ofport))
                 .collect(),
+            ..Host::default()
         };
         let desired = Desired::full(&view, &host);
         let installed = s.dump_flows().await.expect("dump");

@@ -6,6 +6,7 @@ pub mod arp;
 pub mod l2;
 pub mod port_security;
 pub mod ports;
+pub mod tunnel;
 
 use crate::pipeline::{App, Cookie, may_goto, table};
 use crate::reconcile::{FlowBody, FlowKey, FlowTable};
@@ -20,6 +21,8 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Host {
     pub ofports: BTreeMap<String, u32>,
+    /// The OpenFlow port of this host's tunnel port of each type (`geneve`, `vxlan`, ...).
+    pub tunnels: BTreeMap<String, u32>,
 }
 
 /// The object a flow was compiled for.
@@ -70,8 +73,14 @@ pub fn compile(view: &View, host: &Host, owner: &Owner) -> Vec<Flow> {
                 out.extend(l2::compile(view, p));
                 out.extend(arp::compile(view, p));
                 out.extend(port_security::compile(view, host, p));
+                out.extend(tunnel::port(view, host, p));
                 out
             })
+            .unwrap_or_default(),
+        Table::Network => view
+            .networks
+            .get(&owner.id)
+            .map(|n| tunnel::network(view, host, n))
             .unwrap_or_default(),
         _ => Vec::new(),
     }
@@ -80,6 +89,10 @@ pub fn compile(view: &View, host: &Host, owner: &Owner) -> Vec<Flow> {
 /// Every owner the view has flows for.
 pub fn owners(view: &View) -> Vec<Owner> {
     std::iter::once(base_owner())
+        .chain(view.networks.keys().map(|id| Touched {
+            table: Table::Network,
+            id: id.clone(),
+        }))
         .chain(view.ports.keys().map(|id| Touched {
             table: Table::Port,
             id: id.clone(),
@@ -91,14 +104,34 @@ pub fn owners(view: &View) -> Vec<Owner> {
 pub fn affected(view: &View, touched: &Touched) -> Vec<Owner> {
     match touched.table {
         // A network's key and its ports' places in L2 come from it.
-        Table::Network => view
-            .ports_of(&touched.id)
+        Table::Network => std::iter::once(touched.clone())
+            .chain(view.ports_of(&touched.id).map(|p| Touched {
+                table: Table::Port,
+                id: p.meta.id.clone(),
+            }))
+            .collect(),
+        // A port also decides whether its network has a port here (tunnel arrivals); the
+        // view reports the network it left as touched too.
+        Table::Port => {
+            let mut out = vec![touched.clone()];
+            if let Some(p) = view.ports.get(&touched.id) {
+                out.push(Touched {
+                    table: Table::Network,
+                    id: p.network_id.clone(),
+                });
+            }
+            out
+        }
+        // The ports bound to a chassis tunnel to its address.
+        Table::Chassis => view
+            .ports
+            .values()
+            .filter(|p| p.binding_host_id == touched.id)
             .map(|p| Touched {
                 table: Table::Port,
                 id: p.meta.id.clone(),
             })
             .collect(),
-        Table::Port => vec![touched.clone()],
         _ => Vec::new(),
     }
 }
@@ -257,6 +290,7 @@ mod tests {
         v.apply(&put(3, &port("b", "n", "other", 2, 2)));
         let host = Host {
             ofports: [("a".to_string(), 5)].into(),
+            ..Host::default()
         };
         let d = Desired::full(&v, &host);
         assert!(d.table().len() >= 6, "{:?}", d.table());
@@ -290,16 +324,35 @@ mod tests {
             seed % n
         };
         let mut v = View::new("h");
-        let mut host = Host::default();
+        let mut host = Host {
+            tunnels: [("geneve".to_string(), 99)].into(),
+            ..Host::default()
+        };
+        for (rev, name) in [(1000, "h"), (1001, "o")] {
+            let c = model::Chassis {
+                id: name.into(),
+                ip: "192.0.2.1".parse().unwrap(),
+                tunnel_types: vec![NetworkType::Geneve],
+            };
+            v.apply(&Change {
+                revision: rev,
+                table: "chassis".into(),
+                id: name.into(),
+                topic: None,
+                value: Some(serde_json::to_vec(&c).unwrap()),
+            });
+        }
         let mut d = Desired::default();
         d.update(&v, &host, owners(&v));
         // Port keys, MACs and port numbers are unique per port, as the API and OVS make them.
         for rev in 1..600 {
             let n = rnd(12);
             let id = format!("x{n}");
-            let net = format!("n{}", rnd(3));
+            let k = rnd(3);
+            let net = format!("n{k}");
             let change = match rnd(6) {
-                0 => put(rev, &network(&net, 1 + rnd(4) as u32)),
+                // Network keys (and segmentation ids) are unique and never change.
+                0 => put(rev, &network(&net, 1 + k as u32)),
                 1 => gone(rev, "network", &net),
                 2 | 3 => put(
                     rev,
@@ -332,11 +385,13 @@ mod tests {
                     continue;
                 }
             };
-            if let Some(t) = v.apply(&change) {
-                let mut todo = affected(&v, &t);
-                todo.push(base_owner());
-                d.update(&v, &host, todo);
-            }
+            let mut todo: Vec<Owner> = v
+                .apply(&change)
+                .iter()
+                .flat_map(|t| affected(&v, t))
+                .collect();
+            todo.push(base_owner());
+            d.update(&v, &host, todo);
             assert_eq!(
                 d.table(),
                 Desired::full(&v, &host).table(),
