@@ -8,7 +8,7 @@ use crate::switch::Session;
 use crate::view::{Touched, View};
 use model::{PortStatus, Table};
 use nbdb::remote::{Filter, Remote, RemoteWatch};
-use ovsdb::{BridgeSpec, FailMode, InterfaceEvent, InterfaceState};
+use ovsdb::{BridgeSpec, FailMode, InterfaceEvent, InterfaceState, PortSpec, TunnelKind};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -55,6 +55,22 @@ pub async fn run(cfg: Config) -> Result<(), String> {
     ovs.ensure_bridge(&spec)
         .await
         .map_err(|e| format!("br-int: {e}"))?;
+    // One flow-based tunnel port per type: the destination and key are set per flow.
+    for t in &cfg.tunnel_types {
+        let kind = match t.as_str() {
+            "geneve" => TunnelKind::Geneve,
+            "vxlan" => TunnelKind::Vxlan,
+            "gre" => TunnelKind::Gre,
+            other => {
+                return Err(format!(
+                    "unknown tunnel type {other:?} (geneve, vxlan, gre)"
+                ));
+            }
+        };
+        ovs.add_port("br-int", &PortSpec::tunnel(&tunnel_name(t), kind))
+            .await
+            .map_err(|e| format!("tunnel port {t}: {e}"))?;
+    }
     let mut ifaces = ovs.watch_interfaces();
     let mut session = connect_switch(&cfg.openflow).await?;
     // Flows survive a controller restart (fail_mode secure): start from what is there.
@@ -100,7 +116,7 @@ pub async fn run(cfg: Config) -> Result<(), String> {
                 Err(e) => return Err(format!("NB stream: {e}")),
             },
             e = ifaces.next() => match e {
-                Some(ev) => owners.extend(interface_event(&mut host, ev)),
+                Some(ev) => owners.extend(interface_event(&mut host, &view, ev)),
                 None => return Err("the OVSDB monitor ended".into()),
             },
         }
@@ -164,10 +180,28 @@ async fn connect_switch(path: &std::path::Path) -> Result<Session<tokio::net::Un
     Err(format!("no OpenFlow socket at {}", path.display()))
 }
 
-/// Keeps the iface-id → ofport map; returns the ports whose flows depend on the event.
-fn interface_event(host: &mut Host, ev: InterfaceEvent) -> Vec<Touched> {
+/// The name of this host's tunnel port of type `t`.
+fn tunnel_name(t: &str) -> String {
+    format!("tun-{t}")
+}
+
+/// Keeps the iface-id → ofport map and the tunnel ports; returns the owners whose flows
+/// depend on the event.
+fn interface_event(host: &mut Host, view: &View, ev: InterfaceEvent) -> Vec<Touched> {
     let mut touched = Vec::new();
     let mut set = |host: &mut Host, s: &InterfaceState, present: bool| {
+        if let Some(t) = s.name.strip_prefix("tun-") {
+            let ofport = s.ofport().filter(|_| present);
+            let changed = match ofport {
+                Some(p) => host.tunnels.insert(t.to_string(), p) != Some(p),
+                None => host.tunnels.remove(t).is_some(),
+            };
+            if changed {
+                // Every network and port may tunnel.
+                touched.extend(apps::owners(view));
+            }
+            return;
+        }
         let Some(id) = s.iface_id.clone() else { return };
         let ofport = s.ofport().filter(|_| present);
         let changed = match ofport {
@@ -191,6 +225,7 @@ fn interface_event(host: &mut Host, ev: InterfaceEvent) -> Vec<Touched> {
         }
         InterfaceEvent::Removed(s) => set(host, &s, false),
         InterfaceEvent::Resync(all) => {
+            host.tunnels.clear();
             let before = std::mem::take(&mut host.ofports);
             for s in &all {
                 set(host, s, true);
