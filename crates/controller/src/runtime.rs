@@ -115,27 +115,71 @@ pub async fn run(cfg: Config) -> Result<(), String> {
                 }
                 Err(e) => return Err(format!("NB stream: {e}")),
             },
+            m = session.next_event() => match m {
+                // Packet-ins are for the apps still to come (DHCP, ICMP errors).
+                Ok(_) => continue,
+                Err(e) => {
+                    // ovs-vswitchd went away: its flows went with it. Refill once it is back.
+                    tracing::warn!(error = %e, "the switch connection was lost");
+                    session = connect_switch(&cfg.openflow).await?;
+                    installed = session.dump_flows().await.map_err(|e| format!("flow dump: {e}"))?;
+                    owners.extend(apps::owners(&view));
+                }
+            },
             e = ifaces.next() => match e {
                 Some(ev) => owners.extend(interface_event(&mut host, &view, ev)),
                 None => return Err("the OVSDB monitor ended".into()),
             },
         }
         desired.update(&view, &host, owners);
-        let mods = desired.table().diff(&installed);
-        if !mods.is_empty() {
-            session
-                .commit(&mods)
-                .await
-                .map_err(|e| format!("flow commit: {e}"))?;
-            installed = desired.table().clone();
-            tracing::debug!(
-                flow_mods = mods.len(),
-                flows = installed.len(),
-                "switch updated"
-            );
-        }
+        sync(&cfg, &mut session, &mut installed, &desired).await?;
         report(&http, &cfg, &view, &host, &mut reported).await;
     }
+}
+
+/// Makes the switch hold the desired flows. A switch that went away (ovs-vswitchd
+/// restarted: its flows are gone) is reconnected, read back and refilled.
+async fn sync(
+    cfg: &Config,
+    session: &mut Session<tokio::net::UnixStream>,
+    installed: &mut crate::reconcile::FlowTable,
+    desired: &Desired,
+) -> Result<(), String> {
+    for attempt in 0..20 {
+        let mods = desired.table().diff(installed);
+        if mods.is_empty() {
+            return Ok(());
+        }
+        match session.commit(&mods).await {
+            Ok(()) => {
+                *installed = desired.table().clone();
+                tracing::debug!(
+                    flow_mods = mods.len(),
+                    flows = installed.len(),
+                    "switch updated"
+                );
+                return Ok(());
+            }
+            Err(crate::switch::SwitchError::Refused(e)) => {
+                return Err(format!(
+                    "the switch refused the flows: {}",
+                    crate::switch::SwitchError::Refused(e)
+                ));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, attempt, "lost the switch; reconnecting");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                if let Ok(s) = connect_switch(&cfg.openflow).await {
+                    *session = s;
+                    match session.dump_flows().await {
+                        Ok(t) => *installed = t,
+                        Err(e) => tracing::warn!(error = %e, "flow dump after reconnect failed"),
+                    }
+                }
+            }
+        }
+    }
+    Err("the switch stays unreachable".into())
 }
 
 /// Registers this chassis (its tunnel endpoint) with the server.
@@ -168,16 +212,19 @@ async fn register(http: &reqwest::Client, cfg: &Config) -> Result<(), String> {
 }
 
 async fn connect_switch(path: &std::path::Path) -> Result<Session<tokio::net::UnixStream>, String> {
-    // br-int's management socket appears once ovs-vswitchd has created the bridge.
-    for _ in 0..100 {
+    // br-int's management socket appears once ovs-vswitchd has (re)created the bridge;
+    // until then the path is missing or refuses connections.
+    let mut last = String::new();
+    for _ in 0..300 {
         if path.exists() {
-            return Session::connect_unix(path)
-                .await
-                .map_err(|e| format!("OpenFlow {}: {e}", path.display()));
+            match Session::connect_unix(path).await {
+                Ok(s) => return Ok(s),
+                Err(e) => last = e.to_string(),
+            }
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    Err(format!("no OpenFlow socket at {}", path.display()))
+    Err(format!("no OpenFlow switch at {}: {last}", path.display()))
 }
 
 /// The name of this host's tunnel port of type `t`.

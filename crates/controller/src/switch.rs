@@ -102,8 +102,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         Ok(xid)
     }
 
-    /// The next message from the switch (echo requests are answered here).
-    async fn recv(&mut self) -> Result<(u32, Message)> {
+    /// The next message from the switch (echo requests are answered here); with a
+    /// timeout, silence that long is an error.
+    async fn next_message(&mut self, timeout: Option<Duration>) -> Result<(u32, Message)> {
         loop {
             if let Some(frame) = self.frames.next_frame()? {
                 let (xid, m) = Message::decode(frame)?;
@@ -115,14 +116,31 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 return Ok((xid, m));
             }
             let mut buf = [0u8; 65536];
-            let n = tokio::time::timeout(REPLY_TIMEOUT, self.stream.read(&mut buf))
-                .await
-                .map_err(|_| SwitchError::Timeout(REPLY_TIMEOUT))??;
+            // Reading is cancel-safe: a read that did not complete consumed nothing.
+            let n = match timeout {
+                Some(t) => tokio::time::timeout(t, self.stream.read(&mut buf))
+                    .await
+                    .map_err(|_| SwitchError::Timeout(t))??,
+                None => self.stream.read(&mut buf).await?,
+            };
             if n == 0 {
                 return Err(SwitchError::Io(std::io::ErrorKind::UnexpectedEof.into()));
             }
             self.frames.extend(buf.get(..n).unwrap_or_default());
         }
+    }
+
+    async fn recv(&mut self) -> Result<(u32, Message)> {
+        self.next_message(Some(REPLY_TIMEOUT)).await
+    }
+
+    /// Waits for what the switch sends on its own (packet-ins, port status); fails when
+    /// the connection is lost, which is how a restarted ovs-vswitchd is noticed.
+    pub async fn next_event(&mut self) -> Result<(u32, Message)> {
+        if let Some(m) = self.pending.pop_front() {
+            return Ok(m);
+        }
+        self.next_message(None).await
     }
 
     /// Waits for the answers to `xid`: errors for it fail the request; messages that answer

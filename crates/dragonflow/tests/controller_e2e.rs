@@ -320,3 +320,40 @@ fn a_killed_controller_loses_no_packet_and_restarts_hitless() {
     };
     assert_eq!(sorted(&before), sorted(&after), "the restart changed flows");
 }
+
+/// ovs-vswitchd restarts (its flows are gone): the controller notices, reconnects and
+/// refills the switch, and traffic flows again.
+#[test]
+fn a_restarted_vswitchd_gets_its_flows_back() {
+    if !testbed::require_root("a_restarted_vswitchd_gets_its_flows_back") {
+        return;
+    }
+    let t = two_hosts();
+    let net = t.srv.create("networks", "network", json!({"name": "n"}));
+    t.srv.create(
+        "subnets",
+        "subnet",
+        json!({"network_id": net["id"], "ip_version": 4, "cidr": "10.0.0.0/24"}),
+    );
+    let (a, _) = t.vm(&net, 0);
+    let (_b, ip_b) = t.vm(&net, 1);
+    assert!(a.pings(&ip_b), "{}", t.dumps());
+    let count = |ovs: &testbed::Ovs| {
+        ovs.ofctl(["--no-stats", "dump-flows", "br-int"])
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains("table="))
+            .count()
+    };
+    let before = count(&t.ovs[0]);
+    t.ovs[0].restart_vswitchd().expect("restart ovs-vswitchd");
+    let restarted = Instant::now();
+    wait_until("the flows to come back", Duration::from_secs(15), || {
+        count(&t.ovs[0]) == before
+    });
+    eprintln!(
+        "flows restored {:?} after ovs-vswitchd was started again",
+        restarted.elapsed()
+    );
+    assert!(a.pings(&ip_b), "traffic after the restart\n{}", t.dumps());
+}

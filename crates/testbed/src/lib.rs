@@ -207,13 +207,7 @@ impl Ovs {
         run(c)?;
         ovs.start_ovsdb()?;
         ovs.vsctl(["--no-wait", "init"])?;
-        run(ovs.daemon(
-            "ovs-vswitchd",
-            &[
-                &format!("unix:{}", ovs.db_sock().display()),
-                "--disable-system",
-            ],
-        ))?;
+        ovs.start_vswitchd()?;
         Ok(ovs)
     }
 
@@ -308,6 +302,18 @@ impl Ovs {
     pub fn restart_ovsdb(&self) -> io::Result<()> {
         self.stop_daemon("ovsdb-server");
         self.start_ovsdb()
+    }
+
+    /// Restarts ovs-vswitchd (its flows are lost; bridges and ports come back from the
+    /// database).
+    pub fn restart_vswitchd(&self) -> io::Result<()> {
+        self.stop_daemon("ovs-vswitchd");
+        self.start_vswitchd()
+    }
+
+    fn start_vswitchd(&self) -> io::Result<()> {
+        let db = format!("unix:{}", self.db_sock().display());
+        run(self.daemon("ovs-vswitchd", &[&db, "--disable-system"])).map(|_| ())
     }
 
     fn start_ovsdb(&self) -> io::Result<()> {
