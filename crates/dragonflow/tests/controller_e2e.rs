@@ -357,3 +357,49 @@ fn a_restarted_vswitchd_gets_its_flows_back() {
     );
     assert!(a.pings(&ip_b), "traffic after the restart\n{}", t.dumps());
 }
+
+/// Two projects' networks with the same CIDR over the same two hosts stay apart: each VM
+/// reaches the address in its own network, and learns that port's MAC, not the other's.
+#[test]
+fn same_cidr_in_two_projects_stays_isolated() {
+    if !testbed::require_root("same_cidr_in_two_projects_stays_isolated") {
+        return;
+    }
+    let t = two_hosts();
+    let mut nets = Vec::new();
+    for project in ["alice", "bob"] {
+        let h = [("X-Project-Id", project)];
+        let (st, n) = t.srv.call_as(
+            "POST",
+            "/v2.0/networks",
+            Some(json!({"network": {"name": project}})),
+            &h,
+        );
+        assert_eq!(st, 201, "{n}");
+        let sub = json!({"subnet": {"network_id": n["network"]["id"], "ip_version": 4, "cidr": "10.0.0.0/24"}});
+        assert_eq!(t.srv.call_as("POST", "/v2.0/subnets", Some(sub), &h).0, 201);
+        nets.push((n["network"].clone(), h));
+    }
+    // Ports are created by the admin default context on each project's network.
+    let (a1, _) = t.vm(&nets[0].0, 0);
+    let (_a2, ip_a2) = t.vm(&nets[0].0, 1);
+    let (b1, _) = t.vm(&nets[1].0, 0);
+    let (_b2, ip_b2) = t.vm(&nets[1].0, 1);
+    assert_eq!(ip_a2, ip_b2, "both networks hand out the same addresses");
+    assert!(a1.pings(&ip_a2), "{}", t.dumps());
+    assert!(b1.pings(&ip_b2));
+    let mac_of = |vm: &testbed::Vm| {
+        vm.ns
+            .exec(["ip", "neigh", "show", &ip_a2])
+            .unwrap_or_default()
+    };
+    let (seen_a, seen_b) = (mac_of(&a1), mac_of(&b1));
+    assert!(
+        seen_a.contains("lladdr") && seen_b.contains("lladdr"),
+        "{seen_a} / {seen_b}"
+    );
+    assert_ne!(
+        seen_a, seen_b,
+        "each network answers with its own port's MAC"
+    );
+}
