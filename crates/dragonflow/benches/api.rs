@@ -4,13 +4,11 @@
 //!
 //! `cargo bench -p dragonflow --bench api` (env: DF_BENCH_PORTS, DF_BENCH_CLIENTS).
 
-mod common;
-
-use common::{ms, percentile, write_section};
 use serde_json::{Value, json};
 use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use testbed::bench::{ms, percentile, write_section};
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)

@@ -4,12 +4,10 @@
 //!
 //! `cargo bench -p dragonflow --bench store`
 
-mod common;
-
-use common::{ms, percentile, write_section};
 use nbdb::{Expect, Op, Store, Watch};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use testbed::bench::{ms, percentile, write_section};
 
 const WRITES_THROUGHPUT: usize = 5000;
 const WRITERS: usize = 16;

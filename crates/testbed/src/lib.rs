@@ -5,6 +5,7 @@
 //! several instances coexist and nothing touches the machine's own OVS. Everything is torn
 //! down on drop. Tests that need root call [`require_root`] and skip with a clear message.
 
+pub mod bench;
 pub mod stores;
 
 pub use stores::{StoreKind, StoreServer};
