@@ -115,15 +115,15 @@ fn main() {
     );
     println!("resident memory added: {:.1} MiB", rss as f64 / 1024.0);
     let section = format!(
-        "## Controller: full compile of 10,000 ports\\n\\n\
+        "## Controller: full compile of 10,000 ports\n\n\
          `cargo bench -p controller --bench compile`: 10,000 ports in 100 Geneve networks, 1,000 of them on this host \
-         (classification, port security, L2, ARP responder, tunnels so far), in one process.\\n\\n\
-         | measure | value | target |\\n|---|---|---|\\n\
-         | flows on this host | {flows} | |\\n\
-         | view load from a snapshot | {:.1} ms | |\\n\
-         | full compile | {:.1} ms | < 100 ms |\\n\
-         | diff against an empty switch | {:.1} ms | |\\n\
-         | resident memory added (view + desired flows + flow-mods) | {:.1} MiB | < 100 MB |\\n",
+         (classification, port security, L2, ARP responder, tunnels so far), in one process.\n\n\
+         | measure | value | target |\n|---|---|---|\n\
+         | flows on this host | {flows} | |\n\
+         | view load from a snapshot | {:.1} ms | |\n\
+         | full compile | {:.1} ms | < 100 ms |\n\
+         | diff against an empty switch | {:.1} ms | |\n\
+         | resident memory added (view + desired flows + flow-mods) | {:.1} MiB | < 100 MB |\n",
         load.as_secs_f64() * 1e3,
         compile.as_secs_f64() * 1e3,
         diff.as_secs_f64() * 1e3,
