@@ -403,3 +403,47 @@ fn same_cidr_in_two_projects_stays_isolated() {
         "each network answers with its own port's MAC"
     );
 }
+
+/// ARP for a known address is answered on the asking VM's host: no ARP request for it
+/// crosses the underlay to the other host, while the ping itself does.
+#[test]
+fn arp_for_a_known_address_never_crosses_the_underlay() {
+    if !testbed::require_root("arp_for_a_known_address_never_crosses_the_underlay") {
+        return;
+    }
+    let t = two_hosts();
+    let net = t.srv.create("networks", "network", json!({"name": "n"}));
+    t.srv.create(
+        "subnets",
+        "subnet",
+        json!({"network_id": net["id"], "ip_version": 4, "cidr": "10.0.0.0/24"}),
+    );
+    let (a, _) = t.vm(&net, 0);
+    let (_b, ip_b) = t.vm(&net, 1);
+    let host_b = t.ovs[1].own_netns().expect("host b namespace");
+    let capture = host_b
+        .command([
+            "tcpdump", "-l", "-n", "-i", "ul0", "-c", "200", "udp", "port", "6081",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("tcpdump");
+    std::thread::sleep(Duration::from_millis(700));
+    assert!(a.pings(&ip_b), "{}", t.dumps());
+    std::thread::sleep(Duration::from_millis(300));
+    let _ = Command::new("kill")
+        .arg("-INT")
+        .arg(capture.id().to_string())
+        .status();
+    let out = capture.wait_with_output().expect("capture");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("ICMP echo request"),
+        "the ping crossed in the tunnel: {text}"
+    );
+    assert!(
+        !text.contains("who-has"),
+        "an ARP request crossed the underlay:\n{text}"
+    );
+}
