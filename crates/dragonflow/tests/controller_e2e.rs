@@ -378,13 +378,13 @@ fn same_cidr_in_two_projects_stays_isolated() {
         assert_eq!(st, 201, "{n}");
         let sub = json!({"subnet": {"network_id": n["network"]["id"], "ip_version": 4, "cidr": "10.0.0.0/24"}});
         assert_eq!(t.srv.call_as("POST", "/v2.0/subnets", Some(sub), &h).0, 201);
-        nets.push((n["network"].clone(), h));
+        nets.push(n["network"].clone());
     }
     // Ports are created by the admin default context on each project's network.
-    let (a1, _) = t.vm(&nets[0].0, 0);
-    let (_a2, ip_a2) = t.vm(&nets[0].0, 1);
-    let (b1, _) = t.vm(&nets[1].0, 0);
-    let (_b2, ip_b2) = t.vm(&nets[1].0, 1);
+    let (a1, _) = t.vm(&nets[0], 0);
+    let (_a2, ip_a2) = t.vm(&nets[0], 1);
+    let (b1, _) = t.vm(&nets[1], 0);
+    let (_b2, ip_b2) = t.vm(&nets[1], 1);
     assert_eq!(ip_a2, ip_b2, "both networks hand out the same addresses");
     assert!(a1.pings(&ip_a2), "{}", t.dumps());
     assert!(b1.pings(&ip_b2));

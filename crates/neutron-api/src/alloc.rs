@@ -29,8 +29,7 @@ pub struct Reservation<'a> {
 }
 
 impl Reservation<'_> {
-    pub fn add(&mut self, other: Reservation<'_>) {
-        let mut other = other;
+    pub fn add(&mut self, mut other: Reservation<'_>) {
         self.claims.append(&mut other.claims);
     }
 }

@@ -286,12 +286,6 @@ pub fn parse_cidr(attr: &str, v: &Value) -> ApiResult<IpNet> {
     Ok(net)
 }
 
-/// An address or a CIDR (allowed address pairs, remote prefixes): host bits may not be set
-/// except in a bare address.
-pub fn parse_ip_or_cidr(attr: &str, v: &Value) -> ApiResult<IpNet> {
-    parse_cidr(attr, v)
-}
-
 /// Renders a prefix the way users wrote it: a full-length prefix as a bare address.
 pub fn render_ip_or_cidr(net: &IpNet) -> String {
     if net.prefix_len() == net.max_prefix_len() {

@@ -5,7 +5,7 @@ use super::ipam::{self, Allocation, network_subnets, parse_fixed_ips};
 use super::{check_if_match, new_meta, read_only, render_meta, touch, update_meta};
 use crate::Api;
 use crate::alloc::{key_claim, mac_claim};
-use crate::body::{Attrs, JsonBody, bad_attr, parse_ip_or_cidr, render_ip_or_cidr};
+use crate::body::{Attrs, JsonBody, bad_attr, parse_cidr, render_ip_or_cidr};
 use crate::context::Context;
 use crate::db::{Txn, retrying};
 use crate::error::{ApiError, ApiResult};
@@ -113,7 +113,7 @@ fn parse_pairs(items: Vec<Value>, port_mac: MacAddr) -> ApiResult<Vec<AddressPai
         let ip = o
             .remove("ip_address")
             .ok_or_else(|| bad_attr("allowed_address_pairs", "ip_address is required"))?;
-        let ip_address = parse_ip_or_cidr("allowed_address_pairs", &ip)?;
+        let ip_address = parse_cidr("allowed_address_pairs", &ip)?;
         let mac_address = match o.remove("mac_address") {
             None | Some(Value::Null) => port_mac,
             Some(v) => v

@@ -571,33 +571,21 @@ pub async fn create_rule(
         remote_ip_prefix,
         remote_group_id,
     };
-    let same = |o: &SecurityGroupRule| {
-        o.security_group_id == r.security_group_id
-            && o.direction == r.direction
-            && o.ethertype == r.ethertype
-            && o.protocol_number == r.protocol_number
-            && o.port_range_min == r.port_range_min
-            && o.port_range_max == r.port_range_max
-            && o.remote_ip_prefix == r.remote_ip_prefix
-            && o.remote_group_id == r.remote_group_id
-    };
-    if let Some(dup) = all_rules(&api).await?.iter().find(|o| same(o)) {
-        return Err(ApiError::conflict(
+    // The claim on the rule's content names the rule that already has it, and makes
+    // duplicates impossible even under concurrency.
+    let exists = |id: &str| {
+        ApiError::conflict(
             "SecurityGroupRuleExists",
-            format!(
-                "Security group rule already exists. Rule id is {}.",
-                dup.meta.id
-            ),
-        ));
+            format!("Security group rule already exists. Rule id is {id}."),
+        )
+    };
+    if let Some(dup) = api.db.claim_owner(&rule_fingerprint(&r)).await? {
+        return Err(exists(&dup));
     }
-    // A claim on the rule's content makes duplicates impossible even under concurrency.
     txn.claim_requested(
         &rule_fingerprint(&r),
         &r.meta.id,
-        ApiError::conflict(
-            "SecurityGroupRuleExists",
-            "Security group rule already exists.",
-        ),
+        exists("(created meanwhile)"),
     );
     txn.create(&r);
     txn.commit(&api.db).await?;
