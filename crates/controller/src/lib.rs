@@ -1,11 +1,11 @@
-//! The per-host local controller. So far: the pipeline declaration that every app's flows
-//! are checked against, the local view of the NB model, the first apps (classification,
-//! dispatch, L2 lookup) with flows kept by owner, the reconciler that turns desired versus
-//! installed flows into flow-mods, and the OpenFlow session that applies them (issue 5
-//! builds the remaining apps and the runtime on these).
+//! The per-host local controller: the pipeline declaration every app's flows are checked
+//! against, the local view of the NB model, the apps (pure flow compilers, flows kept by
+//! owner), the packet-in handlers, the reconciler that turns desired versus installed flows
+//! into flow-mods, the OpenFlow session that applies them, and the runtime that drives it all.
 
 pub mod apps;
 pub mod pipeline;
+pub mod punt;
 pub mod reconcile;
 pub mod runtime;
 pub mod switch;

@@ -4,6 +4,7 @@
 //! difference, and reports ports ACTIVE once their flows are in (DOWN when unplugged).
 
 use crate::apps::{self, Desired, Host};
+use crate::punt::{Punt, Punted};
 use crate::switch::Session;
 use crate::view::{Touched, View};
 use model::{PortStatus, Table};
@@ -94,6 +95,7 @@ pub async fn run(cfg: Config) -> Result<(), String> {
     let mut host = Host::default();
     let mut desired = Desired::full(&view, &host);
     let mut reported: BTreeMap<String, PortStatus> = BTreeMap::new();
+    let mut punt = Punt::default();
     tracing::info!(chassis = %cfg.chassis, revision = snap.revision, objects = snap.records.len(), "controller ready");
 
     loop {
@@ -116,7 +118,11 @@ pub async fn run(cfg: Config) -> Result<(), String> {
                 Err(e) => return Err(format!("NB stream: {e}")),
             },
             m = session.next_event() => match m {
-                // Packet-ins are for the apps still to come (DHCP, ICMP errors).
+                Ok((_, openflow::Message::PacketIn(pi))) => {
+                    let out = punt.handle(&view, &host, std::time::Instant::now(), &pi);
+                    answer(&mut session, out).await;
+                    continue;
+                }
                 Ok(_) => continue,
                 Err(e) => {
                     // ovs-vswitchd went away: its flows went with it. Refill once it is back.
@@ -180,6 +186,21 @@ async fn sync(
         }
     }
     Err("the switch stays unreachable".into())
+}
+
+/// Sends what a packet-in was answered with. A failure here is the connection going
+/// away, which the event loop notices and handles on its next read.
+async fn answer(session: &mut Session<tokio::net::UnixStream>, out: Punted) {
+    for m in out.flow_mods {
+        if let Err(e) = session.flow_mod(m).await {
+            tracing::warn!(error = %e, "flow-mod for a packet-in not sent");
+        }
+    }
+    for p in out.packets {
+        if let Err(e) = session.packet_out(p).await {
+            tracing::warn!(error = %e, "packet-out not sent");
+        }
+    }
 }
 
 /// Registers this chassis (its tunnel endpoint) with the server.

@@ -259,6 +259,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         .map(|_| ())
     }
 
+    /// Sends a packet out (an answer the controller made); no reply is awaited.
+    pub async fn packet_out(&mut self, p: openflow::packet::PacketOut) -> Result<()> {
+        self.send(&Message::PacketOut(p)).await.map(|_| ())
+    }
+
+    /// Sends a flow-mod outside the reconciled table (a short-lived flow with a timeout);
+    /// an error for it arrives later and is logged, not awaited.
+    pub async fn flow_mod(&mut self, m: FlowMod) -> Result<()> {
+        self.send(&Message::FlowMod(m)).await.map(|_| ())
+    }
+
     /// Takes the asynchronous messages received so far.
     pub fn take_pending(&mut self) -> Vec<(u32, Message)> {
         self.pending.drain(..).collect()

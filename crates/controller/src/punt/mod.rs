@@ -1,0 +1,50 @@
+//! Packets the switch sends to the controller (packet-ins). Each goes to the app whose
+//! flow sent it, named by that flow's cookie, and comes back as packets to send and
+//! flow-mods to apply at once (short-lived flows such as a flood guard's drop). Sans-IO:
+//! the runtime does the sending.
+
+use crate::apps::Host;
+use crate::pipeline::{App, Cookie};
+use crate::view::View;
+use openflow::flow::FlowMod;
+use openflow::packet::{PacketIn, PacketOut};
+use std::time::Instant;
+
+/// What answering one packet-in takes.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Punted {
+    pub packets: Vec<PacketOut>,
+    pub flow_mods: Vec<FlowMod>,
+}
+
+/// The state the packet handlers keep between packets (rate limits, counters).
+#[derive(Debug, Default)]
+pub struct Punt {
+    /// Packet-ins no handler wanted (an app without a handler, a foreign cookie).
+    pub unhandled: u64,
+}
+
+impl Punt {
+    /// Answers one packet-in. Never fails: whatever a VM sends, a bad packet is dropped
+    /// (and counted by the app that owns it).
+    pub fn handle(&mut self, view: &View, host: &Host, now: Instant, pi: &PacketIn) -> Punted {
+        let _ = (view, host, now);
+        match Cookie::decode(pi.cookie).map(|c| c.app) {
+            Some(app) => {
+                self.unhandled += 1;
+                tracing::debug!(?app, table = pi.table_id, "packet-in with no handler");
+                Punted::default()
+            }
+            None => {
+                self.unhandled += 1;
+                tracing::debug!(cookie = pi.cookie, "packet-in from a flow that is not ours");
+                Punted::default()
+            }
+        }
+    }
+}
+
+/// The app a packet-in came from, if its flow is ours.
+pub fn app_of(pi: &PacketIn) -> Option<App> {
+    Cookie::decode(pi.cookie).map(|c| c.app)
+}
