@@ -5,72 +5,10 @@
 mod common;
 
 use common::Server;
-use serde_json::{Value, json};
-use std::process::{Child, Command, Stdio};
+use common::cloud::{Controller, addr, two_hosts, wait_until};
+use serde_json::json;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-struct Controller(Child, tempfile::NamedTempFile);
-
-impl Controller {
-    /// `dragonflow controller` for chassis `name` on `ovs`, following `srv`.
-    fn start(srv: &Server, ovs: &testbed::Ovs, name: &str, ip: &str) -> Controller {
-        let log = tempfile::NamedTempFile::new().expect("log");
-        let child = Command::new(env!("CARGO_BIN_EXE_dragonflow"))
-            .args([
-                "controller",
-                "--chassis",
-                name,
-                "--nb",
-                &srv.url,
-                "--local-ip",
-                ip,
-                "--tunnel-types",
-                "geneve,vxlan",
-            ])
-            .arg(format!("--ovsdb=unix:{}", ovs.db_sock().display()))
-            .arg(format!(
-                "--openflow=unix:{}",
-                ovs.mgmt_sock("br-int").display()
-            ))
-            .env("DRAGONFLOW_LOG", "info")
-            .stderr(Stdio::from(log.reopen().expect("log")))
-            .spawn()
-            .expect("controller");
-        wait_until("br-int", Duration::from_secs(20), || {
-            ovs.vsctl(["br-exists", "br-int"]).is_ok()
-        });
-        Controller(child, log)
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.1.path()).unwrap_or_default()
-    }
-}
-
-impl Drop for Controller {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn wait_until(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !ok() {
-        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn addr(port: &Value) -> (String, String) {
-    (
-        port["mac_address"].as_str().unwrap().to_string(),
-        port["fixed_ips"][0]["ip_address"]
-            .as_str()
-            .unwrap()
-            .to_string(),
-    )
-}
 
 #[test]
 fn one_host_switches_between_ports_created_through_the_api() {
@@ -137,92 +75,6 @@ fn one_host_switches_between_ports_created_through_the_api() {
             .contains(&mac_b)
     });
     assert!(!a.pings(&ip_b), "b's traffic must stop");
-}
-
-/// The underlay of a host: `br-phy` (netdev) holding its end of the wire, with the host's
-/// tunnel address on it.
-fn underlay(ovs: &testbed::Ovs, nic: &str, cidr: &str) {
-    ovs.vsctl([
-        "add-br",
-        "br-phy",
-        "--",
-        "set",
-        "bridge",
-        "br-phy",
-        "datapath_type=netdev",
-    ])
-    .expect("br-phy");
-    ovs.vsctl(["add-port", "br-phy", nic]).expect("nic");
-    for args in [
-        vec!["link", "set", nic, "up"],
-        vec!["addr", "add", cidr, "dev", "br-phy"],
-        vec!["link", "set", "br-phy", "up"],
-    ] {
-        let out = ovs.cmd("ip").args(&args).output().expect("ip");
-        assert!(
-            out.status.success(),
-            "ip {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-}
-
-/// Two hosts, each with its own OVS (and underlay on br-phy) and controller.
-struct TwoHosts {
-    srv: Server,
-    ovs: [testbed::Ovs; 2],
-    ctl: [Controller; 2],
-}
-
-fn two_hosts() -> TwoHosts {
-    let srv = Server::start();
-    let (ovs_a, ovs_b) = (
-        testbed::Ovs::start().expect("ovs a"),
-        testbed::Ovs::start().expect("ovs b"),
-    );
-    testbed::veth("ul0", ovs_a.own_netns(), "ul0", ovs_b.own_netns()).expect("underlay wire");
-    underlay(&ovs_a, "ul0", "192.0.2.1/24");
-    underlay(&ovs_b, "ul0", "192.0.2.2/24");
-    let ctl_a = Controller::start(&srv, &ovs_a, "host-a", "192.0.2.1");
-    let ctl_b = Controller::start(&srv, &ovs_b, "host-b", "192.0.2.2");
-    TwoHosts {
-        srv,
-        ovs: [ovs_a, ovs_b],
-        ctl: [ctl_a, ctl_b],
-    }
-}
-
-impl TwoHosts {
-    fn dumps(&self) -> String {
-        format!(
-            "host a:\n{}\nhost b:\n{}\ncontroller a:\n{}\ncontroller b:\n{}",
-            self.ovs[0]
-                .ofctl(["dump-flows", "br-int"])
-                .unwrap_or_default(),
-            self.ovs[1]
-                .ofctl(["dump-flows", "br-int"])
-                .unwrap_or_default(),
-            self.ctl[0].log(),
-            self.ctl[1].log()
-        )
-    }
-
-    /// A VM on host `h` (0 or 1) for a new port of `net`, once that port is ACTIVE there.
-    fn vm(&self, net: &Value, h: usize) -> (testbed::Vm, String) {
-        let p = self
-            .srv
-            .create("ports", "port", json!({"network_id": net["id"]}));
-        let (mac, ip) = addr(&p);
-        let id = p["id"].as_str().unwrap().to_string();
-        let vm = testbed::Vm::plug(&self.ovs[h], "br-int", &id, &mac, &format!("{ip}/24"))
-            .expect("plug");
-        let host = ["host-a", "host-b"][h];
-        wait_until("the port to turn ACTIVE", Duration::from_secs(20), || {
-            let (_, v) = self.srv.call("GET", &format!("/v2.0/ports/{id}"), None);
-            v["port"]["status"] == "ACTIVE" && v["port"]["binding:host_id"] == host
-        });
-        (vm, ip)
-    }
 }
 
 fn across_hosts(network_type: &str) {

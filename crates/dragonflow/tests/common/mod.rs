@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod cloud;
+
 use serde_json::Value;
 use std::net::TcpListener;
 use std::path::PathBuf;

@@ -1,0 +1,171 @@
+//! The cloud around the controller in end-to-end tests: `dragonflow controller` processes
+//! on real OVS instances, two hosts joined by an underlay wire, VMs plugged for ports made
+//! through the API.
+
+use super::Server;
+use serde_json::{Value, json};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Controller(pub Child, tempfile::NamedTempFile);
+
+impl Controller {
+    /// `dragonflow controller` for chassis `name` on `ovs`, following `srv`.
+    pub fn start(srv: &Server, ovs: &testbed::Ovs, name: &str, ip: &str) -> Controller {
+        let log = tempfile::NamedTempFile::new().expect("log");
+        let child = Command::new(env!("CARGO_BIN_EXE_dragonflow"))
+            .args([
+                "controller",
+                "--chassis",
+                name,
+                "--nb",
+                &srv.url,
+                "--local-ip",
+                ip,
+                "--tunnel-types",
+                "geneve,vxlan",
+            ])
+            .arg(format!("--ovsdb=unix:{}", ovs.db_sock().display()))
+            .arg(format!(
+                "--openflow=unix:{}",
+                ovs.mgmt_sock("br-int").display()
+            ))
+            .env("DRAGONFLOW_LOG", "info")
+            .stderr(Stdio::from(log.reopen().expect("log")))
+            .spawn()
+            .expect("controller");
+        wait_until("br-int", Duration::from_secs(20), || {
+            ovs.vsctl(["br-exists", "br-int"]).is_ok()
+        });
+        Controller(child, log)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.1.path()).unwrap_or_default()
+    }
+}
+
+impl Drop for Controller {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub fn wait_until(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !ok() {
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+pub fn addr(port: &Value) -> (String, String) {
+    (
+        port["mac_address"].as_str().unwrap().to_string(),
+        port["fixed_ips"][0]["ip_address"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+    )
+}
+
+/// The underlay of a host: `br-phy` (netdev) holding its end of the wire, with the host's
+/// tunnel address on it.
+pub fn underlay(ovs: &testbed::Ovs, nic: &str, cidr: &str) {
+    ovs.vsctl([
+        "add-br",
+        "br-phy",
+        "--",
+        "set",
+        "bridge",
+        "br-phy",
+        "datapath_type=netdev",
+    ])
+    .expect("br-phy");
+    ovs.vsctl(["add-port", "br-phy", nic]).expect("nic");
+    for args in [
+        vec!["link", "set", nic, "up"],
+        vec!["addr", "add", cidr, "dev", "br-phy"],
+        vec!["link", "set", "br-phy", "up"],
+    ] {
+        let out = ovs.cmd("ip").args(&args).output().expect("ip");
+        assert!(
+            out.status.success(),
+            "ip {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// Two hosts, each with its own OVS (and underlay on br-phy) and controller.
+pub struct TwoHosts {
+    pub srv: Server,
+    pub ovs: [testbed::Ovs; 2],
+    pub ctl: [Controller; 2],
+}
+
+pub fn two_hosts() -> TwoHosts {
+    let srv = Server::start();
+    let (ovs_a, ovs_b) = (
+        testbed::Ovs::start().expect("ovs a"),
+        testbed::Ovs::start().expect("ovs b"),
+    );
+    testbed::veth("ul0", ovs_a.own_netns(), "ul0", ovs_b.own_netns()).expect("underlay wire");
+    underlay(&ovs_a, "ul0", "192.0.2.1/24");
+    underlay(&ovs_b, "ul0", "192.0.2.2/24");
+    let ctl_a = Controller::start(&srv, &ovs_a, "host-a", "192.0.2.1");
+    let ctl_b = Controller::start(&srv, &ovs_b, "host-b", "192.0.2.2");
+    TwoHosts {
+        srv,
+        ovs: [ovs_a, ovs_b],
+        ctl: [ctl_a, ctl_b],
+    }
+}
+
+impl TwoHosts {
+    pub fn dumps(&self) -> String {
+        format!(
+            "host a:\n{}\nhost b:\n{}\ncontroller a:\n{}\ncontroller b:\n{}",
+            self.ovs[0]
+                .ofctl(["dump-flows", "br-int"])
+                .unwrap_or_default(),
+            self.ovs[1]
+                .ofctl(["dump-flows", "br-int"])
+                .unwrap_or_default(),
+            self.ctl[0].log(),
+            self.ctl[1].log()
+        )
+    }
+
+    /// A VM on host `h` (0 or 1) for a new port of `net` (a /24), once that port is
+    /// ACTIVE there.
+    pub fn vm(&self, net: &Value, h: usize) -> (testbed::Vm, String) {
+        let p = self
+            .srv
+            .create("ports", "port", json!({"network_id": net["id"]}));
+        let ip = addr(&p).1;
+        (self.plug(&p, h, 24), ip)
+    }
+
+    /// Plugs `port` (as the API returned it) into a VM on host `h` with its first fixed IP
+    /// and `prefix_len`, and waits for the port to turn ACTIVE there.
+    pub fn plug(&self, port: &Value, h: usize, prefix_len: u8) -> testbed::Vm {
+        let (mac, ip) = addr(port);
+        let id = port["id"].as_str().unwrap().to_string();
+        let vm = testbed::Vm::plug(
+            &self.ovs[h],
+            "br-int",
+            &id,
+            &mac,
+            &format!("{ip}/{prefix_len}"),
+        )
+        .expect("plug");
+        let host = ["host-a", "host-b"][h];
+        wait_until("the port to turn ACTIVE", Duration::from_secs(20), || {
+            let (_, v) = self.srv.call("GET", &format!("/v2.0/ports/{id}"), None);
+            v["port"]["status"] == "ACTIVE" && v["port"]["binding:host_id"] == host
+        });
+        vm
+    }
+}
