@@ -1,11 +1,11 @@
-//! Desired and installed flows, and the difference between them as flow-mods: the
-//! controller sends only what differs, after a change and after reconnecting to a switch
-//! whose flows survived (fail_mode secure).
+//! Desired and installed flows and groups, and the difference between them as flow-mods
+//! and group-mods: the controller sends only what differs, after a change and after
+//! reconnecting to a switch whose state survived (fail_mode secure).
 
 use openflow::Instruction;
-use openflow::flow::{FlowMod, FlowModCommand};
+use openflow::flow::{Bucket, FlowMod, FlowModCommand, GroupMod, GroupModCommand, GroupType};
 use openflow::oxm::Match;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// What identifies a flow in OpenFlow: table, priority and match (strict semantics).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -144,6 +144,114 @@ impl FlowTable {
     }
 }
 
+/// What a group is: its type and buckets.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct GroupBody {
+    pub group_type: GroupType,
+    pub buckets: Vec<Bucket>,
+}
+
+/// Groups by id: desired, or read back from a switch.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GroupTable {
+    groups: BTreeMap<u32, GroupBody>,
+}
+
+/// The group-mods that turn one group table into another, split by when they may be sent:
+/// a group must exist before a flow points at it and may go only once no flow does.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GroupDiff {
+    /// Adds and modifies: before the flow-mods.
+    pub before: Vec<GroupMod>,
+    /// Deletes: after the flow-mods.
+    pub after: Vec<GroupMod>,
+}
+
+impl GroupDiff {
+    pub fn is_empty(&self) -> bool {
+        self.before.is_empty() && self.after.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.before.len() + self.after.len()
+    }
+}
+
+impl GroupTable {
+    pub fn insert(&mut self, id: u32, body: GroupBody) -> Option<GroupBody> {
+        self.groups.insert(id, body)
+    }
+
+    pub fn remove(&mut self, id: u32) -> Option<GroupBody> {
+        self.groups.remove(&id)
+    }
+
+    pub fn get(&self, id: u32) -> Option<&GroupBody> {
+        self.groups.get(&id)
+    }
+
+    pub fn len(&self) -> usize {
+        self.groups.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.groups.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (u32, &GroupBody)> {
+        self.groups.iter().map(|(id, b)| (*id, b))
+    }
+
+    /// The group-mods that turn `installed` into `self`.
+    pub fn diff(&self, installed: &GroupTable) -> GroupDiff {
+        let mut d = GroupDiff::default();
+        for (id, body) in &self.groups {
+            let command = match installed.groups.get(id) {
+                None => GroupModCommand::Add,
+                Some(b) if b != body => GroupModCommand::Modify,
+                Some(_) => continue,
+            };
+            d.before.push(GroupMod {
+                command,
+                group_type: body.group_type,
+                group_id: *id,
+                buckets: body.buckets.clone(),
+            });
+        }
+        for (id, body) in &installed.groups {
+            if !self.groups.contains_key(id) {
+                d.after.push(GroupMod {
+                    command: GroupModCommand::Delete,
+                    group_type: body.group_type,
+                    group_id: *id,
+                    buckets: Vec::new(),
+                });
+            }
+        }
+        d
+    }
+
+    /// Applies group-mods as a switch would.
+    pub fn apply(&mut self, mods: &[GroupMod]) {
+        for m in mods {
+            match m.command {
+                GroupModCommand::Add | GroupModCommand::Modify => {
+                    self.groups.insert(
+                        m.group_id,
+                        GroupBody {
+                            group_type: m.group_type,
+                            buckets: m.buckets.clone(),
+                        },
+                    );
+                }
+                GroupModCommand::Delete => {
+                    self.groups.remove(&m.group_id);
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -251,5 +359,34 @@ mod tests {
             assert_eq!(installed, desired);
             assert!(desired.diff(&installed).is_empty());
         }
+    }
+
+    #[test]
+    fn group_diff_adds_before_and_deletes_after() {
+        let body = |out: u32| GroupBody {
+            group_type: GroupType::All,
+            buckets: vec![Bucket::new(vec![Action::output(out)])],
+        };
+        let mut installed = GroupTable::default();
+        installed.insert(1, body(1));
+        installed.insert(2, body(2));
+        let mut desired = GroupTable::default();
+        desired.insert(1, body(9));
+        desired.insert(3, body(3));
+        let d = desired.diff(&installed);
+        let cmds = |v: &[GroupMod]| {
+            v.iter()
+                .map(|m| (m.command, m.group_id))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            cmds(&d.before),
+            vec![(GroupModCommand::Modify, 1), (GroupModCommand::Add, 3)]
+        );
+        assert_eq!(cmds(&d.after), vec![(GroupModCommand::Delete, 2)]);
+        installed.apply(&d.before);
+        installed.apply(&d.after);
+        assert_eq!(installed, desired);
+        assert!(desired.diff(&installed).is_empty());
     }
 }

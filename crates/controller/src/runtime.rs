@@ -5,6 +5,7 @@
 
 use crate::apps::{self, Desired, Host};
 use crate::punt::{Punt, Punted};
+use crate::reconcile::{FlowTable, GroupTable};
 use crate::switch::Session;
 use crate::view::{Touched, View};
 use model::{PortStatus, Table};
@@ -75,8 +76,7 @@ pub async fn run(cfg: Config) -> Result<(), String> {
     let mut ifaces = ovs.watch_interfaces();
     let mut session = connect_switch(&cfg.openflow).await?;
     // Flows survive a controller restart (fail_mode secure): start from what is there.
-    let mut installed = session
-        .dump_flows()
+    let mut installed = Installed::read(&mut session)
         .await
         .map_err(|e| format!("flow dump: {e}"))?;
 
@@ -128,7 +128,7 @@ pub async fn run(cfg: Config) -> Result<(), String> {
                     // ovs-vswitchd went away: its flows went with it. Refill once it is back.
                     tracing::warn!(error = %e, "the switch connection was lost");
                     session = connect_switch(&cfg.openflow).await?;
-                    installed = session.dump_flows().await.map_err(|e| format!("flow dump: {e}"))?;
+                    installed = Installed::read(&mut session).await.map_err(|e| format!("flow dump: {e}"))?;
                     owners.extend(apps::owners(&view));
                 }
             },
@@ -143,25 +143,45 @@ pub async fn run(cfg: Config) -> Result<(), String> {
     }
 }
 
-/// Makes the switch hold the desired flows. A switch that went away (ovs-vswitchd
-/// restarted: its flows are gone) is reconnected, read back and refilled.
+/// What the switch holds, as last read or written.
+struct Installed {
+    flows: FlowTable,
+    groups: GroupTable,
+}
+
+impl Installed {
+    async fn read(
+        session: &mut Session<tokio::net::UnixStream>,
+    ) -> crate::switch::Result<Installed> {
+        Ok(Installed {
+            flows: session.dump_flows().await?,
+            groups: session.dump_groups().await?,
+        })
+    }
+}
+
+/// Makes the switch hold the desired flows and groups. A switch that went away
+/// (ovs-vswitchd restarted: its flows are gone) is reconnected, read back and refilled.
 async fn sync(
     cfg: &Config,
     session: &mut Session<tokio::net::UnixStream>,
-    installed: &mut crate::reconcile::FlowTable,
+    installed: &mut Installed,
     desired: &Desired,
 ) -> Result<(), String> {
     for attempt in 0..20 {
-        let mods = desired.table().diff(installed);
-        if mods.is_empty() {
+        let mods = desired.table().diff(&installed.flows);
+        let group_mods = desired.groups().diff(&installed.groups);
+        if mods.is_empty() && group_mods.is_empty() {
             return Ok(());
         }
-        match session.commit(&mods).await {
+        match session.commit_with_groups(&group_mods, &mods).await {
             Ok(()) => {
-                *installed = desired.table().clone();
+                installed.flows = desired.table().clone();
+                installed.groups = desired.groups().clone();
                 tracing::debug!(
                     flow_mods = mods.len(),
-                    flows = installed.len(),
+                    group_mods = group_mods.len(),
+                    flows = installed.flows.len(),
                     "switch updated"
                 );
                 return Ok(());
@@ -177,7 +197,7 @@ async fn sync(
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 if let Ok(s) = connect_switch(&cfg.openflow).await {
                     *session = s;
-                    match session.dump_flows().await {
+                    match Installed::read(session).await {
                         Ok(t) => *installed = t,
                         Err(e) => tracing::warn!(error = %e, "flow dump after reconnect failed"),
                     }

@@ -3,7 +3,7 @@
 //! switch sends unasked (packet-ins, port status) while a request waits are kept for the
 //! runtime to take.
 
-use crate::reconcile::{FlowBody, FlowKey, FlowTable};
+use crate::reconcile::{FlowBody, FlowKey, FlowTable, GroupBody, GroupDiff, GroupTable};
 use openflow::bundle::{BundleCtrl, BundleCtrlType, bundle_flags};
 use openflow::errors::ErrorMsg;
 use openflow::flow::FlowMod;
@@ -61,6 +61,9 @@ pub struct Session<S> {
     /// Asynchronous messages received while waiting for a reply.
     pending: VecDeque<(u32, Message)>,
     next_bundle: u32,
+    /// The read buffer, on the heap: kept inside every pending future it would make each
+    /// one 64 KiB larger.
+    read_buf: Box<[u8]>,
 }
 
 impl Session<tokio::net::UnixStream> {
@@ -80,6 +83,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             xids: XidAllocator::new(),
             pending: VecDeque::new(),
             next_bundle: 1,
+            read_buf: vec![0u8; 65536].into_boxed_slice(),
         };
         s.send(&Message::Hello(Hello::of13())).await?;
         match s.recv().await? {
@@ -115,18 +119,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 }
                 return Ok((xid, m));
             }
-            let mut buf = [0u8; 65536];
             // Reading is cancel-safe: a read that did not complete consumed nothing.
             let n = match timeout {
-                Some(t) => tokio::time::timeout(t, self.stream.read(&mut buf))
+                Some(t) => tokio::time::timeout(t, self.stream.read(&mut self.read_buf))
                     .await
                     .map_err(|_| SwitchError::Timeout(t))??,
-                None => self.stream.read(&mut buf).await?,
+                None => self.stream.read(&mut self.read_buf).await?,
             };
             if n == 0 {
                 return Err(SwitchError::Io(std::io::ErrorKind::UnexpectedEof.into()));
             }
-            self.frames.extend(buf.get(..n).unwrap_or_default());
+            self.frames
+                .extend(self.read_buf.get(..n).unwrap_or_default());
         }
     }
 
@@ -198,11 +202,58 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         }
     }
 
+    /// Every group installed on the switch.
+    pub async fn dump_groups(&mut self) -> Result<GroupTable> {
+        let req = Message::MultipartRequest {
+            flags: 0,
+            body: MultipartRequest::GroupDesc,
+        };
+        let xid = self.send(&req).await?;
+        let mut table = GroupTable::default();
+        loop {
+            let m = self
+                .answer(xid, |m| matches!(m, Message::MultipartReply { .. }))
+                .await?;
+            let Message::MultipartReply { flags, body } = m else {
+                continue;
+            };
+            if let MultipartReply::GroupDesc(groups) = body {
+                for g in groups {
+                    table.insert(
+                        g.group_id,
+                        GroupBody {
+                            group_type: g.group_type,
+                            buckets: g.buckets,
+                        },
+                    );
+                }
+            }
+            if flags & OFPMPF_REPLY_MORE == 0 {
+                return Ok(table);
+            }
+        }
+    }
+
     /// Applies `mods` atomically: all of them or, if the switch refuses one, none.
     pub async fn commit(&mut self, mods: &[FlowMod]) -> Result<()> {
-        if mods.is_empty() {
+        self.commit_with_groups(&GroupDiff::default(), mods).await
+    }
+
+    /// Applies group-mods and flow-mods atomically, in the order that keeps every flow's
+    /// group present: new and changed groups, then the flows, then the groups no flow
+    /// uses any more.
+    pub async fn commit_with_groups(&mut self, groups: &GroupDiff, mods: &[FlowMod]) -> Result<()> {
+        if mods.is_empty() && groups.is_empty() {
             return Ok(());
         }
+        let messages: Vec<Message> = groups
+            .before
+            .iter()
+            .cloned()
+            .map(Message::GroupMod)
+            .chain(mods.iter().cloned().map(Message::FlowMod))
+            .chain(groups.after.iter().cloned().map(Message::GroupMod))
+            .collect();
         let bundle_id = self.next_bundle;
         self.next_bundle = self.next_bundle.wrapping_add(1).max(1);
         let flags = bundle_flags::ATOMIC | bundle_flags::ORDERED;
@@ -221,11 +272,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         )
         .await?;
         let mut adds = std::collections::HashSet::new();
-        for m in mods {
+        for m in messages {
             let add = Message::BundleAdd {
                 bundle_id,
                 flags,
-                message: Box::new(Message::FlowMod(m.clone())),
+                message: Box::new(m),
             };
             adds.insert(self.send(&add).await?);
         }

@@ -67,22 +67,41 @@ fn switch() -> Switch {
             record(&port("a", 5, "h"), 2),
             record(&port("b", 6, "h"), 3),
             record(&port("c", 7, "o"), 4),
+            nbdb::Record {
+                table: "chassis".into(),
+                id: "o".into(),
+                revision: 4,
+                topic: None,
+                value: serde_json::to_vec(&model::Chassis {
+                    id: "o".into(),
+                    ip: OTHER_HOST.into(),
+                    tunnel_types: vec![NetworkType::Geneve],
+                })
+                .unwrap(),
+            },
         ],
     });
     let host = Host {
         ofports: [("a".to_string(), 1), ("b".to_string(), 2)].into(),
-        ..Host::default()
+        tunnels: [("geneve".to_string(), TUNNEL)].into(),
     };
+    let desired = Desired::full(&view, &host);
     let mut sw = Switch::new();
-    for m in Desired::full(&view, &host)
-        .table()
-        .diff(&Default::default())
-    {
+    let groups = desired.groups().diff(&Default::default());
+    for g in &groups.before {
+        sw.apply_group_mod(g)
+            .unwrap_or_else(|e| panic!("{e}: {g:?}"));
+    }
+    for m in desired.table().diff(&Default::default()) {
         sw.apply_flow_mod(&m)
             .unwrap_or_else(|e| panic!("{e}: {m:?}"));
     }
     sw
 }
+
+/// The other host's tunnel address, and this host's Geneve port.
+const OTHER_HOST: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
+const TUNNEL: u32 = 10;
 
 fn mac(n: u8) -> EthernetAddress {
     EthernetAddress([0xfa, 0x16, 0x3e, 0, 0, n])
@@ -186,4 +205,59 @@ fn arp_for_a_remote_port_is_answered_by_the_switch() {
         (a.target_hardware_addr, a.target_protocol_addr),
         (mac(5), Ipv4Addr::new(10, 0, 0, 5))
     );
+}
+
+fn arp_request(from: u8, for_ip: Ipv4Addr) -> Vec<u8> {
+    let req = ArpRepr {
+        operation: Operation::Request,
+        source_hardware_addr: mac(from),
+        source_protocol_addr: Ipv4Addr::new(10, 0, 0, from),
+        target_hardware_addr: EthernetAddress([0; 6]),
+        target_protocol_addr: for_ip,
+    };
+    let mut body = vec![0u8; req.buffer_len()];
+    req.emit(&mut arp::Packet::new_unchecked(&mut body[..]));
+    EthernetRepr {
+        src_addr: mac(from),
+        dst_addr: EthernetAddress::BROADCAST,
+        vlan: None,
+        ethertype: EtherType::Arp,
+    }
+    .build(&body)
+}
+
+#[test]
+fn a_broadcast_reaches_the_other_local_ports_and_each_other_host_once() {
+    let mut sw = switch();
+    // Nobody here knows 10.0.0.99: the request is flooded.
+    let out = sw.process(1, &arp_request(5, Ipv4Addr::new(10, 0, 0, 99)));
+    let mut ports = out.ports();
+    ports.sort_unstable();
+    assert_eq!(
+        ports,
+        vec![2, TUNNEL],
+        "not back to a, once to b and the other host: {out}"
+    );
+    let tunnelled = out
+        .outputs
+        .iter()
+        .find(|o| o.port == TUNNEL)
+        .expect("tunnel copy");
+    assert_eq!(tunnelled.tun_id, 9, "the network's segmentation id");
+    assert_eq!(tunnelled.tun_dst, u32::from(OTHER_HOST));
+}
+
+#[test]
+fn a_broadcast_from_the_tunnel_goes_to_local_ports_only() {
+    let mut sw = switch();
+    let mut pkt = fake_switch::Packet::new(TUNNEL, arp_request(7, Ipv4Addr::new(10, 0, 0, 99)));
+    pkt.tun_id = 9;
+    let out = sw.process_packet(pkt);
+    let mut ports = out.ports();
+    ports.sort_unstable();
+    assert_eq!(ports, vec![1, 2], "never back into the underlay: {out}");
+    // A frame for another network's key is not taken in at all.
+    let mut other = fake_switch::Packet::new(TUNNEL, arp_request(7, Ipv4Addr::new(10, 0, 0, 99)));
+    other.tun_id = 10;
+    assert!(sw.process_packet(other).dropped());
 }

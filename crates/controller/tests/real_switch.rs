@@ -245,9 +245,13 @@ mod host {
         };
         let desired = Desired::full(&view, &host);
         let installed = s.dump_flows().await.expect("dump");
-        s.commit(&desired.table().diff(&installed))
-            .await
-            .expect("the switch takes every compiled flow");
+        let groups = s.dump_groups().await.expect("dump groups");
+        s.commit_with_groups(
+            &desired.groups().diff(&groups),
+            &desired.table().diff(&installed),
+        )
+        .await
+        .expect("the switch takes every compiled flow and group");
     }
 
     /// Gives the VM `ip` (/24) as its only address.
@@ -373,4 +377,74 @@ async fn local_switching_and_port_security() {
     .expect("neigh");
     host::program(&mut s, &[pa3, pb], &vms).await;
     assert!(host::pings(&a, "10.0.0.6"), "port security off");
+}
+
+#[tokio::test]
+async fn groups_commit_with_their_flows_and_read_back_equal() {
+    if !testbed::require_root("groups_commit_with_their_flows_and_read_back_equal") {
+        return;
+    }
+    use controller::reconcile::{GroupBody, GroupTable};
+    use openflow::flow::{Bucket, GroupType};
+    let ovs = testbed::Ovs::start().expect("ovs");
+    ovs.add_bridge("br-int").expect("bridge");
+    let mut s = Session::connect_unix(&ovs.mgmt_sock("br-int"))
+        .await
+        .expect("session");
+    let flood = |buckets: Vec<Vec<Action>>| GroupBody {
+        group_type: GroupType::All,
+        buckets: buckets.into_iter().map(Bucket::new).collect(),
+    };
+    let mut groups = GroupTable::default();
+    groups.insert(
+        7,
+        flood(vec![
+            vec![
+                Action::load(Field::Reg(7), 0, 32, 9),
+                Action::resubmit_table(115),
+            ],
+            vec![
+                Action::set_field(Field::TunId, 5u64),
+                Action::set_field(Field::TunIpv4Dst, 0xc000_0202u32),
+                Action::output(3),
+            ],
+        ]),
+    );
+    let mut flows = FlowTable::new();
+    flow(
+        &mut flows,
+        55,
+        1,
+        Match::new().metadata(7),
+        0x0300_0000_0000_0007,
+        vec![Instruction::ApplyActions(vec![Action::Group(7)])],
+    );
+    // The group goes in before the flow that uses it, in the same bundle.
+    let gd = groups.diff(&s.dump_groups().await.expect("groups"));
+    assert_eq!(gd.before.len(), 1);
+    s.commit_with_groups(&gd, &flows.diff(&FlowTable::new()))
+        .await
+        .expect("commit");
+    assert_eq!(s.dump_groups().await.expect("groups"), groups);
+    let dump = ovs.ofctl(["dump-groups", "br-int"]).expect("dump-groups");
+    assert!(dump.contains("group_id=7,type=all"), "{dump}");
+    // A changed bucket list is a modify; then flow and group go together, the group last.
+    let mut fewer = GroupTable::default();
+    fewer.insert(
+        7,
+        flood(vec![vec![
+            Action::load(Field::Reg(7), 0, 32, 9),
+            Action::resubmit_table(115),
+        ]]),
+    );
+    let gd = fewer.diff(&groups);
+    s.commit_with_groups(&gd, &[]).await.expect("modify");
+    assert_eq!(s.dump_groups().await.expect("groups"), fewer);
+    let gd = GroupTable::default().diff(&fewer);
+    assert_eq!(gd.after.len(), 1);
+    s.commit_with_groups(&gd, &FlowTable::new().diff(&flows))
+        .await
+        .expect("delete");
+    assert!(s.dump_groups().await.expect("groups").is_empty());
+    assert!(s.dump_flows().await.expect("flows").is_empty());
 }

@@ -299,3 +299,38 @@ fn arp_for_a_known_address_never_crosses_the_underlay() {
         "an ARP request crossed the underlay:\n{text}"
     );
 }
+
+/// Broadcast crosses hosts through the flood groups: an address only a VM knows (an
+/// allowed address pair, which the switch does not answer for) is resolved by the VM on
+/// the other host, and traffic to it flows.
+#[test]
+fn a_broadcast_reaches_the_vm_on_the_other_host() {
+    if !testbed::require_root("a_broadcast_reaches_the_vm_on_the_other_host") {
+        return;
+    }
+    let t = two_hosts();
+    let net = t.srv.create("networks", "network", json!({"name": "n"}));
+    t.srv.create(
+        "subnets",
+        "subnet",
+        json!({"network_id": net["id"], "ip_version": 4, "cidr": "10.0.0.0/24"}),
+    );
+    let (a, _) = t.vm(&net, 0);
+    let pb = t.srv.create(
+        "ports",
+        "port",
+        json!({"network_id": net["id"], "allowed_address_pairs": [{"ip_address": "10.0.0.200"}]}),
+    );
+    let b = t.plug(&pb, 1, 24);
+    b.ns.exec(["ip", "addr", "add", "10.0.0.200/24", "dev", "eth0"])
+        .expect("secondary address");
+    assert!(
+        a.pings("10.0.0.200"),
+        "the ARP request is flooded to host b and answered by its VM\n{}",
+        t.dumps()
+    );
+    let dump = t.ovs[0]
+        .ofctl(["dump-groups", "br-int"])
+        .expect("dump-groups");
+    assert!(dump.contains("type=all"), "host a has flood groups: {dump}");
+}

@@ -1,6 +1,7 @@
 //! The apps: pure functions from the local view (and the host's port numbers) to the flows
-//! they want. Every flow is compiled for one owner, the NB object it comes from, so a
-//! change recompiles only the owners it affects; `Desired` keeps the flows by owner.
+//! and groups they want. Every flow and group is compiled for one owner, the NB object it
+//! comes from, so a change recompiles only the owners it affects; `Desired` keeps them by
+//! owner.
 
 pub mod arp;
 pub mod l2;
@@ -9,7 +10,7 @@ pub mod ports;
 pub mod tunnel;
 
 use crate::pipeline::{App, Cookie, may_goto, table};
-use crate::reconcile::{FlowBody, FlowKey, FlowTable};
+use crate::reconcile::{FlowBody, FlowKey, FlowTable, GroupBody, GroupTable};
 use crate::view::{Touched, View};
 use model::Table;
 use openflow::Instruction;
@@ -33,6 +34,13 @@ pub type Owner = Touched;
 pub struct Flow {
     pub key: FlowKey,
     pub body: FlowBody,
+}
+
+/// One desired group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    pub id: u32,
+    pub body: GroupBody,
 }
 
 /// A flow in `table` at `priority`, cookie naming `app` and the object `key`.
@@ -80,7 +88,23 @@ pub fn compile(view: &View, host: &Host, owner: &Owner) -> Vec<Flow> {
         Table::Network => view
             .networks
             .get(&owner.id)
-            .map(|n| tunnel::network(view, host, n))
+            .map(|n| {
+                let mut out = tunnel::network(view, host, n);
+                out.extend(l2::network(view, n));
+                out
+            })
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    }
+}
+
+/// All groups of one owner.
+pub fn compile_groups(view: &View, host: &Host, owner: &Owner) -> Vec<Group> {
+    match owner.table {
+        Table::Network => view
+            .networks
+            .get(&owner.id)
+            .map(|n| l2::groups(view, host, n))
             .unwrap_or_default(),
         _ => Vec::new(),
     }
@@ -122,16 +146,25 @@ pub fn affected(view: &View, touched: &Touched) -> Vec<Owner> {
             }
             out
         }
-        // The ports bound to a chassis tunnel to its address.
-        Table::Chassis => view
-            .ports
-            .values()
-            .filter(|p| p.binding_host_id == touched.id)
-            .map(|p| Touched {
-                table: Table::Port,
-                id: p.meta.id.clone(),
-            })
-            .collect(),
+        // The ports bound to a chassis tunnel to its address, and their networks flood to it.
+        Table::Chassis => {
+            let bound = view
+                .ports
+                .values()
+                .filter(|p| p.binding_host_id == touched.id);
+            let networks: std::collections::BTreeSet<&str> =
+                bound.clone().map(|p| p.network_id.as_str()).collect();
+            bound
+                .map(|p| Touched {
+                    table: Table::Port,
+                    id: p.meta.id.clone(),
+                })
+                .chain(networks.into_iter().map(|n| Touched {
+                    table: Table::Network,
+                    id: n.to_string(),
+                }))
+                .collect()
+        }
         _ => Vec::new(),
     }
 }
@@ -143,6 +176,8 @@ pub struct Desired {
     /// For each key, the owner whose flow it holds (the last one compiled wins).
     owner_of: std::collections::HashMap<FlowKey, Owner>,
     table: FlowTable,
+    groups_by_owner: BTreeMap<Owner, Vec<u32>>,
+    groups: GroupTable,
 }
 
 impl Desired {
@@ -171,11 +206,29 @@ impl Desired {
         self.by_owner.insert(owner.clone(), keys);
     }
 
+    /// Replaces the groups of `owner` (group ids are network and router keys: one owner
+    /// each).
+    pub fn set_groups(&mut self, owner: &Owner, groups: Vec<Group>) {
+        for id in self.groups_by_owner.remove(owner).unwrap_or_default() {
+            self.groups.remove(id);
+        }
+        if groups.is_empty() {
+            return;
+        }
+        let ids = groups.iter().map(|g| g.id).collect();
+        for g in groups {
+            self.groups.insert(g.id, g.body);
+        }
+        self.groups_by_owner.insert(owner.clone(), ids);
+    }
+
     /// Recompiles `owners` (those [`affected`] by a change) from the view.
     pub fn update(&mut self, view: &View, host: &Host, owners: impl IntoIterator<Item = Owner>) {
         for o in owners {
             let flows = compile(view, host, &o);
             self.set(&o, flows);
+            let groups = compile_groups(view, host, &o);
+            self.set_groups(&o, groups);
         }
     }
 
@@ -189,6 +242,25 @@ impl Desired {
     pub fn table(&self) -> &FlowTable {
         &self.table
     }
+
+    pub fn groups(&self) -> &GroupTable {
+        &self.groups
+    }
+}
+
+/// Checks a group against the pipeline declaration: a bucket may only resubmit to a
+/// declared table.
+pub fn check_group(g: &Group) -> Result<(), String> {
+    for b in &g.body.buckets {
+        for a in &b.actions {
+            if let openflow::Action::Resubmit { table: t, .. } = a
+                && table(*t).is_none()
+            {
+                return Err(format!("group {} resubmits to undeclared table {t}", g.id));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Checks a flow against the pipeline declaration: its table exists and every goto is
@@ -294,6 +366,14 @@ mod tests {
         };
         let d = Desired::full(&v, &host);
         assert!(d.table().len() >= 6, "{:?}", d.table());
+        assert_eq!(d.groups().len(), 2, "the network's two flood groups");
+        for (id, body) in d.groups().iter() {
+            check_group(&Group {
+                id,
+                body: body.clone(),
+            })
+            .unwrap();
+        }
         for (key, body) in d.table().iter() {
             check(&Flow {
                 key: key.clone(),
@@ -350,7 +430,7 @@ mod tests {
             let id = format!("x{n}");
             let k = rnd(3);
             let net = format!("n{k}");
-            let change = match rnd(6) {
+            let change = match rnd(7) {
                 // Network keys (and segmentation ids) are unique and never change.
                 0 => put(rev, &network(&net, 1 + k as u32)),
                 1 => gone(rev, "network", &net),
@@ -365,6 +445,21 @@ mod tests {
                     ),
                 ),
                 4 => gone(rev, "port", &id),
+                // The other host moves its tunnel endpoint (or registers anew).
+                5 => {
+                    let c = model::Chassis {
+                        id: "o".into(),
+                        ip: std::net::Ipv4Addr::new(192, 0, 2, 10 + rnd(3) as u8).into(),
+                        tunnel_types: vec![NetworkType::Geneve],
+                    };
+                    Change {
+                        revision: rev,
+                        table: "chassis".into(),
+                        id: "o".into(),
+                        topic: None,
+                        value: Some(serde_json::to_vec(&c).unwrap()),
+                    }
+                }
                 _ => {
                     // The interface is plugged or unplugged on this host.
                     if rnd(2) == 0 {
@@ -377,10 +472,12 @@ mod tests {
                         id,
                     };
                     d.update(&v, &host, affected(&v, &t));
+                    let full = Desired::full(&v, &host);
+                    assert_eq!(d.table(), full.table(), "after host change at {rev}");
                     assert_eq!(
-                        d.table(),
-                        Desired::full(&v, &host).table(),
-                        "after host change at {rev}"
+                        d.groups(),
+                        full.groups(),
+                        "groups after host change at {rev}"
                     );
                     continue;
                 }
@@ -392,10 +489,12 @@ mod tests {
                 .collect();
             todo.push(base_owner());
             d.update(&v, &host, todo);
+            let full = Desired::full(&v, &host);
+            assert_eq!(d.table(), full.table(), "after change {rev}: {change:?}");
             assert_eq!(
-                d.table(),
-                Desired::full(&v, &host).table(),
-                "after change {rev}: {change:?}"
+                d.groups(),
+                full.groups(),
+                "groups after change {rev}: {change:?}"
             );
         }
     }

@@ -74,14 +74,7 @@ pub fn port(view: &View, host: &Host, p: &Port) -> Vec<Flow> {
             ],
         )];
     }
-    let (Some(chassis), Some(ofport), Some(seg)) = (
-        view.chassis_by_name.get(&p.binding_host_id),
-        tunnel_port(host, net),
-        net.segmentation_id,
-    ) else {
-        return Vec::new();
-    };
-    let IpAddr::V4(dst) = chassis.ip else {
+    let Some(actions) = to_chassis(view, host, net, &p.binding_host_id) else {
         return Vec::new();
     };
     vec![flow(
@@ -90,10 +83,22 @@ pub fn port(view: &View, host: &Host, p: &Port) -> Vec<Flow> {
         Match::new().masked(Field::Reg(7), key, u32::MAX),
         App::Tunnel,
         key,
-        vec![Instruction::ApplyActions(vec![
-            Action::set_field(Field::TunId, u64::from(seg)),
-            Action::set_field(Field::TunIpv4Dst, u32::from(dst)),
-            Action::output(ofport),
-        ])],
+        vec![Instruction::ApplyActions(actions)],
     )]
+}
+
+/// The actions that send a frame of `net` to the host `chassis` over this host's tunnel
+/// (`None` when that host or this host's tunnel port of the type is not known yet).
+pub fn to_chassis(view: &View, host: &Host, net: &Network, chassis: &str) -> Option<Vec<Action>> {
+    let c = view.chassis_by_name.get(chassis)?;
+    let ofport = tunnel_port(host, net)?;
+    let seg = net.segmentation_id?;
+    let IpAddr::V4(dst) = c.ip else {
+        return None;
+    };
+    Some(vec![
+        Action::set_field(Field::TunId, u64::from(seg)),
+        Action::set_field(Field::TunIpv4Dst, u32::from(dst)),
+        Action::output(ofport),
+    ])
 }
