@@ -4,17 +4,17 @@
 //! difference, and reports ports ACTIVE once their flows are in (DOWN when unplugged).
 
 use crate::apps::{self, Desired, Host};
+use crate::nb::{Nb, NbWatch};
 use crate::punt::{Punt, Punted};
 use crate::reconcile::{FlowTable, GroupTable};
 use crate::switch::Session;
 use crate::view::{Touched, View};
-use model::{PortStatus, Table};
-use nbdb::remote::{Filter, Remote, RemoteWatch};
+use model::{NbObject, PortStatus, Table};
 use ovsdb::{BridgeSpec, FailMode, InterfaceEvent, InterfaceState, PortSpec, TunnelKind};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// What `dragonflow controller` is told on its command line.
 #[derive(Debug, Clone)]
@@ -43,10 +43,110 @@ const TABLES: [Table; 8] = [
     Table::Chassis,
 ];
 
+/// What the host follows of the NB store: the controller's tables, limited to the topics
+/// (projects) its ports reach. The topics grow when a port of a new project is plugged
+/// here and shrink when the last one goes; each change takes a fresh snapshot of the new
+/// set (rare: the first port of a project on this host), which the view diffs against
+/// what it held.
+struct Follow {
+    nb: Nb,
+    tables: BTreeSet<String>,
+    topics: BTreeSet<String>,
+    /// Whether the view holds a snapshot of `topics` (not yet, or behind a compacted log).
+    loaded: bool,
+    /// The topic (network) of each plugged interface's port, learnt by looking the port up
+    /// since the host does not follow that network before it has a port on it; `None` for
+    /// an interface whose port does not exist (looked up again after a while).
+    plugged: BTreeMap<String, (Option<String>, Instant)>,
+    /// The topics of objects the local ports refer to but the view lacks (see
+    /// [`View::missing`]), looked up once.
+    referred: BTreeMap<Touched, Option<String>>,
+    watch: NbWatch,
+}
+
+/// How long an interface whose port was not found waits before it is looked up again.
+const RELOOKUP: Duration = Duration::from_secs(2);
+
+impl Follow {
+    /// Loads the view for the topics the host needs: the projects of the plugged ports,
+    /// then whatever those reach, until the set is stable. Returns what changed in the view.
+    async fn refresh(&mut self, view: &mut View, host: &Host) -> Result<Vec<Touched>, String> {
+        let now = Instant::now();
+        for id in host.ofports.keys() {
+            let stale = match self.plugged.get(id) {
+                None => true,
+                Some((None, at)) => now.duration_since(*at) > RELOOKUP,
+                Some((Some(_), _)) => false,
+            };
+            if stale {
+                let topic = match view.ports.get(id) {
+                    Some(p) => Some(p.topic().to_string()),
+                    None => self.topic_of("port", id).await?,
+                };
+                self.plugged.insert(id.clone(), (topic, now));
+            }
+        }
+        self.plugged.retain(|id, _| host.ofports.contains_key(id));
+        let mut touched = Vec::new();
+        for _ in 0..8 {
+            for m in view.missing() {
+                if !self.referred.contains_key(&m) {
+                    let topic = self.topic_of(m.table.name(), &m.id).await?;
+                    self.referred.insert(m, topic);
+                }
+            }
+            let mut want = view.topics();
+            want.extend(self.plugged.values().filter_map(|(t, _)| t.clone()));
+            want.extend(self.referred.values().flatten().cloned());
+            if want == self.topics && self.loaded {
+                break;
+            }
+            let snap = self
+                .nb
+                .snapshot(&self.tables, &want)
+                .await
+                .map_err(|e| format!("NB snapshot: {e}"))?;
+            tracing::info!(topics = ?want, revision = snap.revision, objects = snap.records.len(), "following projects");
+            touched.extend(view.load(&snap));
+            self.topics = want;
+            self.loaded = true;
+            self.watch = self.nb.watch(snap.revision, &self.tables, &self.topics);
+        }
+        Ok(touched)
+    }
+
+    /// Whether an interface is plugged whose port was not found (yet).
+    fn has_unknown(&self) -> bool {
+        self.plugged.values().any(|(p, _)| p.is_none())
+    }
+
+    /// The topic of one object, looked up in the store.
+    async fn topic_of(&self, table: &str, id: &str) -> Result<Option<String>, String> {
+        match self.nb.get(table, id).await {
+            Ok(r) => Ok(r.and_then(|r| r.topic)),
+            Err(e) => Err(format!("looking up {table} {id}: {e}")),
+        }
+    }
+}
+
 /// Runs until the process is stopped; returns only on a fatal error.
 pub async fn run(cfg: Config) -> Result<(), String> {
-    let http = reqwest::Client::new();
-    register(&http, &cfg).await?;
+    let nb = Nb::connect(&cfg.nb).await?;
+    let tunnel_types = cfg
+        .tunnel_types
+        .iter()
+        .map(|t| {
+            model::NetworkType::parse(t)
+                .filter(|t| t.is_tunnel())
+                .ok_or_else(|| format!("unknown tunnel type {t:?} (geneve, vxlan, gre)"))
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    nb.register(&model::Chassis {
+        id: cfg.chassis.clone(),
+        ip: cfg.local_ip,
+        tunnel_types,
+    })
+    .await?;
     let ovs = ovsdb::Client::connect(&cfg.ovsdb)
         .await
         .map_err(|e| format!("ovsdb {}: {e}", cfg.ovsdb))?;
@@ -80,42 +180,57 @@ pub async fn run(cfg: Config) -> Result<(), String> {
         .await
         .map_err(|e| format!("flow dump: {e}"))?;
 
-    let remote = Remote::new(&cfg.nb);
-    let filter = Filter {
-        topics: None,
-        tables: Some(TABLES.iter().map(|t| t.name().to_string()).collect()),
-    };
-    let snap = remote
-        .snapshot(&filter)
-        .await
-        .map_err(|e| format!("NB snapshot: {e}"))?;
-    let mut view = View::new(&cfg.chassis);
-    view.load(&snap);
-    let mut watch: RemoteWatch = remote.watch(snap.revision, filter.clone());
+    // What is plugged here decides what to follow: read it before the first compile, so a
+    // restarted controller computes the flows that are installed and changes nothing.
     let mut host = Host::default();
+    match ifaces.next().await {
+        Some(ev) => {
+            interface_event(&mut host, &View::default(), ev);
+        }
+        None => return Err("the OVSDB monitor ended".into()),
+    }
+    let tables: BTreeSet<String> = TABLES.iter().map(|t| t.name().to_string()).collect();
+    let watch = nb.watch(0, &tables, &BTreeSet::new());
+    let mut follow = Follow {
+        nb,
+        tables,
+        topics: BTreeSet::new(),
+        loaded: false,
+        plugged: BTreeMap::new(),
+        referred: BTreeMap::new(),
+        watch,
+    };
+    let mut view = View::new(&cfg.chassis);
+    follow.refresh(&mut view, &host).await?;
     let mut desired = Desired::full(&view, &host);
     let mut reported: BTreeMap<String, PortStatus> = BTreeMap::new();
     let mut punt = Punt::default();
-    tracing::info!(chassis = %cfg.chassis, revision = snap.revision, objects = snap.records.len(), "controller ready");
+    sync(&cfg, &mut session, &mut installed, &desired).await?;
+    tracing::info!(chassis = %cfg.chassis, revision = view.revision, ports = view.ports.len(), plugged = host.ofports.len(), "controller ready");
 
     loop {
         // Wait for something, then take whatever else is ready before recompiling.
         let mut owners: Vec<Touched> = Vec::new();
         tokio::select! {
-            c = watch.next() => match c {
+            c = follow.watch.next() => match c {
                 Ok(c) => {
                     for t in view.apply(&c) {
                         owners.extend(apps::affected(&view, &t));
                     }
                 }
                 Err(nbdb::StoreError::Compacted { .. }) => {
-                    let snap = remote.snapshot(&filter).await.map_err(|e| format!("NB snapshot: {e}"))?;
-                    for t in view.load(&snap) {
+                    // Behind the log: a fresh snapshot of the same topics.
+                    follow.loaded = false;
+                    for t in follow.refresh(&mut view, &host).await? {
                         owners.extend(apps::affected(&view, &t));
                     }
-                    watch = remote.watch(snap.revision, filter.clone());
                 }
-                Err(e) => return Err(format!("NB stream: {e}")),
+                Err(e) => {
+                    // A store (etcd, Redis) that went away: the watch resumes where it stood.
+                    tracing::warn!(error = %e, "NB stream interrupted");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                }
             },
             m = session.next_event() => match m {
                 Ok((_, openflow::Message::PacketIn(pi))) => {
@@ -132,14 +247,29 @@ pub async fn run(cfg: Config) -> Result<(), String> {
                     owners.extend(apps::owners(&view));
                 }
             },
+            // An interface plugged before its port existed: look again now and then.
+            _ = tokio::time::sleep(RELOOKUP), if follow.has_unknown() => {}
             e = ifaces.next() => match e {
                 Some(ev) => owners.extend(interface_event(&mut host, &view, ev)),
                 None => return Err("the OVSDB monitor ended".into()),
             },
         }
+        // A port of a new project plugged here, or the last of one gone: follow what the
+        // host needs now. Only ports, routers, groups and interfaces move the topics.
+        let moves_topics = owners.iter().any(|o| {
+            matches!(
+                o.table,
+                Table::Port | Table::Router | Table::SecurityGroup | Table::SecurityGroupRule
+            )
+        });
+        if moves_topics || follow.has_unknown() || host.ofports.len() != follow.plugged.len() {
+            for t in follow.refresh(&mut view, &host).await? {
+                owners.extend(apps::affected(&view, &t));
+            }
+        }
         desired.update(&view, &host, owners);
         sync(&cfg, &mut session, &mut installed, &desired).await?;
-        report(&http, &cfg, &view, &host, &mut reported).await;
+        report(&follow.nb, &cfg, &view, &host, &mut reported).await;
     }
 }
 
@@ -223,35 +353,6 @@ async fn answer(session: &mut Session<tokio::net::UnixStream>, out: Punted) {
     }
 }
 
-/// Registers this chassis (its tunnel endpoint) with the server.
-async fn register(http: &reqwest::Client, cfg: &Config) -> Result<(), String> {
-    let url = format!(
-        "{}/nb/v1/chassis/{}",
-        cfg.nb.trim_end_matches('/'),
-        cfg.chassis
-    );
-    let body =
-        serde_json::json!({"ip": cfg.local_ip, "tunnel_types": cfg.tunnel_types}).to_string();
-    for attempt in 0..50 {
-        match http
-            .put(&url)
-            .header("content-type", "application/json")
-            .body(body.clone())
-            .send()
-            .await
-        {
-            Ok(r) if r.status().is_success() => return Ok(()),
-            Ok(r) => return Err(format!("registering chassis: HTTP {}", r.status())),
-            Err(e) if attempt < 49 => {
-                tracing::debug!(error = %e, "server not reachable yet");
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-            Err(e) => return Err(format!("registering chassis at {url}: {e}")),
-        }
-    }
-    Err("registering chassis: no answer".into())
-}
-
 async fn connect_switch(path: &std::path::Path) -> Result<Session<tokio::net::UnixStream>, String> {
     // br-int's management socket appears once ovs-vswitchd has (re)created the bridge;
     // until then the path is missing or refuses connections.
@@ -333,7 +434,7 @@ fn interface_event(host: &mut Host, view: &View, ev: InterfaceEvent) -> Vec<Touc
 /// Binds plugged ports to this chassis and reports them ACTIVE once their flows are in
 /// (this runs after the commit), DOWN once unplugged.
 async fn report(
-    http: &reqwest::Client,
+    nb: &Nb,
     cfg: &Config,
     view: &View,
     host: &Host,
@@ -360,20 +461,11 @@ async fn report(
         }
     }
     for (id, status) in want {
-        let url = format!("{}/nb/v1/ports/{id}/binding", cfg.nb.trim_end_matches('/'));
-        let body = serde_json::json!({"host": cfg.chassis, "status": status.as_str()}).to_string();
-        match http
-            .put(&url)
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await
-        {
-            Ok(r) if r.status().is_success() => {
+        match nb.bind(&id, &cfg.chassis, status).await {
+            Ok(()) => {
                 tracing::info!(port = %id, status = status.as_str(), "port status reported");
                 reported.insert(id, status);
             }
-            Ok(r) => tracing::warn!(port = %id, status = %r.status(), "port status refused"),
             Err(e) => tracing::warn!(port = %id, error = %e, "port status not reported"),
         }
     }

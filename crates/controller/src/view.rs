@@ -209,18 +209,18 @@ impl View {
             .filter(|p| p.binding_host_id == self.chassis)
     }
 
-    /// The topics (projects) this host must follow: those of its ports, of their networks
-    /// and security groups (and the groups those name as remote groups), and, through the
-    /// routers on those networks, of the routers and of the networks behind them.
+    /// The topics this host must follow: the networks of its ports (everything on them
+    /// comes with the network's topic), the projects of their security groups and of the
+    /// groups those name as remote groups, and, through the routers on those networks, the
+    /// routers' projects and the networks behind them.
     pub fn topics(&self) -> BTreeSet<String> {
         let mut topics = BTreeSet::new();
         let mut networks: BTreeSet<&str> = BTreeSet::new();
         for p in self.local_ports() {
-            topics.insert(p.meta.project_id.clone());
             networks.insert(&p.network_id);
             for g in &p.security_groups {
                 if let Some(sg) = self.security_groups.get(g) {
-                    topics.insert(sg.meta.project_id.clone());
+                    topics.insert(sg.topic().to_string());
                 }
                 for r in self.rules.values().filter(|r| &r.security_group_id == g) {
                     if let Some(rg) = r
@@ -228,31 +228,68 @@ impl View {
                         .as_ref()
                         .and_then(|id| self.security_groups.get(id))
                     {
-                        topics.insert(rg.meta.project_id.clone());
+                        topics.insert(rg.topic().to_string());
                     }
                 }
             }
         }
+        let mut behind: Vec<String> = Vec::new();
         for r in self.routers.values() {
             if r.interfaces
                 .iter()
                 .any(|i| networks.contains(i.network_id.as_str()))
             {
-                topics.insert(r.meta.project_id.clone());
-                for i in &r.interfaces {
-                    if let Some(n) = self.networks.get(&i.network_id) {
-                        topics.insert(n.meta.project_id.clone());
+                topics.insert(r.topic().to_string());
+                behind.extend(r.interfaces.iter().map(|i| i.network_id.clone()));
+            }
+        }
+        topics.extend(networks.into_iter().map(str::to_string));
+        topics.extend(behind);
+        topics.retain(|t| !t.is_empty());
+        topics
+    }
+
+    /// Objects the host's ports refer to that are not in the view: their topics are not
+    /// followed yet, so the host looks them up to learn them (security groups of local
+    /// ports and their remote groups, routers with an interface on a local port's network).
+    pub fn missing(&self) -> Vec<Touched> {
+        let mut out = BTreeSet::new();
+        let mut networks: BTreeSet<&str> = BTreeSet::new();
+        for p in self.local_ports() {
+            networks.insert(&p.network_id);
+            for g in &p.security_groups {
+                if !self.security_groups.contains_key(g) {
+                    out.insert(Touched {
+                        table: Table::SecurityGroup,
+                        id: g.clone(),
+                    });
+                }
+                for r in self.rules.values().filter(|r| &r.security_group_id == g) {
+                    if let Some(rg) = &r.remote_group_id
+                        && !self.security_groups.contains_key(rg)
+                    {
+                        out.insert(Touched {
+                            table: Table::SecurityGroup,
+                            id: rg.clone(),
+                        });
                     }
                 }
             }
         }
         for n in networks {
-            if let Some(n) = self.networks.get(n) {
-                topics.insert(n.meta.project_id.clone());
+            for p in self.ports_of(n) {
+                if p.device_owner == model::owner::ROUTER_INTERFACE
+                    && !p.device_id.is_empty()
+                    && !self.routers.contains_key(&p.device_id)
+                {
+                    out.insert(Touched {
+                        table: Table::Router,
+                        id: p.device_id.clone(),
+                    });
+                }
             }
         }
-        topics.retain(|t| !t.is_empty());
-        topics
+        out.into_iter().collect()
     }
 }
 
@@ -262,7 +299,7 @@ pub fn record<T: NbObject>(obj: &T, revision: Revision) -> Record {
         table: T::TABLE.name().into(),
         id: obj.meta().id.clone(),
         revision,
-        topic: Some(obj.meta().project_id.clone()),
+        topic: Some(obj.topic().to_string()),
         value: serde_json::to_vec(obj).unwrap_or_default(),
     }
 }
@@ -438,8 +475,30 @@ mod tests {
             interfaces: vec![iface("n-shared"), iface("n-behind")],
             unique_key: 1,
         };
-        v.apply(&change(5, record(&r, 5)));
+        // Before the router is known, its interface port on the local network names it.
+        let mut rp = port("rp-n-shared", "p3", "n-shared", "");
+        rp.device_owner = model::owner::ROUTER_INTERFACE.into();
+        rp.device_id = "r".into();
+        v.apply(&change(5, record(&rp, 5)));
+        let mut a = port("a", "p1", "n-shared", "h");
+        a.security_groups = vec!["sg-unknown".into()];
+        v.apply(&change(6, record(&a, 6)));
+        let missing: Vec<(Table, String)> =
+            v.missing().into_iter().map(|t| (t.table, t.id)).collect();
+        assert_eq!(
+            missing,
+            [
+                (Table::Router, "r".to_string()),
+                (Table::SecurityGroup, "sg-unknown".to_string())
+            ]
+        );
+        v.apply(&change(7, record(&r, 7)));
         let topics: Vec<String> = v.topics().into_iter().collect();
-        assert_eq!(topics, ["p1", "p2", "p3", "p4"], "p9 has no port here");
+        assert_eq!(
+            topics,
+            ["n-behind", "n-shared", "p3"],
+            "the local port's network, the router's project and the network behind it; nothing of n-other"
+        );
+        assert_eq!(v.missing().len(), 1, "only the group is still unknown");
     }
 }

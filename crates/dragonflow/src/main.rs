@@ -42,7 +42,8 @@ enum Command {
         /// This host's chassis name.
         #[arg(long)]
         chassis: String,
-        /// The API server whose store stream to follow.
+        /// Where the NB model comes from: the API server (`http://HOST:9696`, the only way
+        /// to its embedded store) or the store itself (`etcd://HOST:PORT`, `redis://HOST:PORT`).
         #[arg(long, default_value = "http://127.0.0.1:9696")]
         nb: String,
         /// ovsdb-server: unix:PATH or tcp:IP:PORT.

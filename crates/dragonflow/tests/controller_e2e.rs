@@ -334,3 +334,87 @@ fn a_broadcast_reaches_the_vm_on_the_other_host() {
         .expect("dump-groups");
     assert!(dump.contains("type=all"), "host a has flood groups: {dump}");
 }
+
+/// A host follows only the networks its ports are on: host b, with no port on `only-a`,
+/// holds no flow for that network's ports, while host a switches between them.
+#[test]
+fn a_host_holds_nothing_of_networks_it_has_no_port_on() {
+    if !testbed::require_root("a_host_holds_nothing_of_networks_it_has_no_port_on") {
+        return;
+    }
+    let t = two_hosts();
+    let mut nets = Vec::new();
+    for (name, cidr) in [("both", "10.0.0.0/24"), ("only-a", "10.1.0.0/24")] {
+        let n = t.srv.create("networks", "network", json!({"name": name}));
+        t.srv.create(
+            "subnets",
+            "subnet",
+            json!({"network_id": n["id"], "ip_version": 4, "cidr": cidr}),
+        );
+        nets.push(n);
+    }
+    let (a1, _) = t.vm(&nets[0], 0);
+    let (_b1, ip_b1) = t.vm(&nets[0], 1);
+    let (a2, _) = t.vm(&nets[1], 0);
+    let (_a3, ip_a3) = t.vm(&nets[1], 0);
+    assert!(a1.pings(&ip_b1), "{}", t.dumps());
+    assert!(a2.pings(&ip_a3), "{}", t.dumps());
+    let flows_b = t.ovs[1].ofctl(["dump-flows", "br-int"]).expect("dump b");
+    let flows_a = t.ovs[0].ofctl(["dump-flows", "br-int"]).expect("dump a");
+    let (_, ports) = t.srv.call(
+        "GET",
+        &format!("/v2.0/ports?network_id={}", nets[1]["id"].as_str().unwrap()),
+        None,
+    );
+    let macs: Vec<String> = ports["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["mac_address"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(macs.len(), 2);
+    for mac in &macs {
+        assert!(
+            flows_a.contains(mac.as_str()),
+            "host a switches {mac}:\n{flows_a}"
+        );
+        assert!(
+            !flows_b.contains(mac.as_str()),
+            "host b has no port on only-a, so nothing of {mac}:\n{flows_b}"
+        );
+    }
+}
+
+/// Controllers reading etcd or Redis themselves (`--nb etcd://…`), no server in the path:
+/// ports bound and ACTIVE, VMs on two hosts ping.
+fn controllers_on_the_store(kind: testbed::StoreKind) {
+    let store = testbed::StoreServer::start(kind).expect("store server");
+    let srv = Server::start_on(&store.url());
+    let t = common::cloud::two_hosts_on(srv, &store.url());
+    let net = t.srv.create("networks", "network", json!({"name": "n"}));
+    t.srv.create(
+        "subnets",
+        "subnet",
+        json!({"network_id": net["id"], "ip_version": 4, "cidr": "10.0.0.0/24"}),
+    );
+    let (a, ip_a) = t.vm(&net, 0);
+    let (b, ip_b) = t.vm(&net, 1);
+    assert!(a.pings(&ip_b), "{}", t.dumps());
+    assert!(b.pings(&ip_a));
+}
+
+#[test]
+fn controllers_follow_etcd_directly() {
+    if !testbed::require_root("controllers_follow_etcd_directly") {
+        return;
+    }
+    controllers_on_the_store(testbed::StoreKind::Etcd);
+}
+
+#[test]
+fn controllers_follow_redis_directly() {
+    if !testbed::require_root("controllers_follow_redis_directly") {
+        return;
+    }
+    controllers_on_the_store(testbed::StoreKind::Redis);
+}

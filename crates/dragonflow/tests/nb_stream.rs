@@ -1,5 +1,5 @@
 //! The NB store served over HTTP by the server: snapshot, and a watch that streams every
-//! change after a revision, filtered by topic (project) and table.
+//! change after a revision, filtered by topic (a network, or a project) and table.
 
 mod common;
 
@@ -12,40 +12,43 @@ fn snapshot_then_watch_sees_later_changes_of_its_topics_only() {
     let srv = Server::start();
     let alice = [("X-Project-Id", "alice")];
     let bob = [("X-Project-Id", "bob")];
-    let (st, _) = srv.call_as(
-        "POST",
-        "/v2.0/networks",
-        Some(json!({"network": {"name": "a0"}})),
-        &alice,
-    );
-    assert_eq!(st, 201);
+    let network = |name: &str, who: &[(&str, &str)]| {
+        let (st, n) = srv.call_as(
+            "POST",
+            "/v2.0/networks",
+            Some(json!({"network": {"name": name}})),
+            who,
+        );
+        assert_eq!(st, 201, "{n}");
+        n["network"]["id"].as_str().unwrap().to_string()
+    };
+    let (a, b) = (network("a", &alice), network("b", &bob));
     let (_, snap) = srv.call("GET", "/nb/v1/snapshot?tables=network", None);
     let rev = snap["revision"].as_u64().expect("revision");
     let records = snap["records"].as_array().expect("records");
-    assert_eq!(records.len(), 1, "{snap}");
-    assert_eq!(records[0]["value"]["name"], "a0");
-    assert_eq!(records[0]["topic"], "alice");
+    assert_eq!(records.len(), 2, "{snap}");
+    let rec_a = records.iter().find(|r| r["id"] == a.as_str()).expect("a");
+    assert_eq!(rec_a["value"]["name"], "a");
+    assert_eq!(rec_a["topic"], a.as_str(), "a network is its own topic");
 
-    let url = format!(
-        "{}/nb/v1/watch?after={rev}&topics=alice&tables=network",
-        srv.url
-    );
+    // Everything on network a comes with a's topic, whoever creates it.
+    let url = format!("{}/nb/v1/watch?after={rev}&topics={a}&tables=port", srv.url);
     let resp = ureq::get(&url).call().expect("watch");
     let mut lines = BufReader::new(resp.into_body().into_reader()).lines();
     srv.call_as(
         "POST",
-        "/v2.0/networks",
-        Some(json!({"network": {"name": "b1"}})),
+        "/v2.0/ports",
+        Some(json!({"port": {"network_id": b}})),
         &bob,
     );
-    let (_, a1) = srv.call_as(
+    let (st, pa) = srv.call(
         "POST",
-        "/v2.0/networks",
-        Some(json!({"network": {"name": "a1"}})),
-        &alice,
+        "/v2.0/ports",
+        Some(json!({"port": {"network_id": a}})),
     );
-    let id = a1["network"]["id"].as_str().unwrap().to_string();
-    srv.call_as("DELETE", &format!("/v2.0/networks/{id}"), None, &alice);
+    assert_eq!(st, 201, "{pa}");
+    let id = pa["port"]["id"].as_str().unwrap().to_string();
+    srv.call("DELETE", &format!("/v2.0/ports/{id}"), None);
     let mut next = || -> Value {
         loop {
             let l = lines.next().expect("stream open").expect("line");
@@ -56,21 +59,28 @@ fn snapshot_then_watch_sees_later_changes_of_its_topics_only() {
     };
     let c1 = next();
     assert_eq!(
-        c1["value"]["name"], "a1",
-        "bob's network is not delivered: {c1}"
+        c1["id"],
+        id.as_str(),
+        "the port on b is not delivered: {c1}"
     );
     assert!(c1["revision"].as_u64().unwrap() > rev);
-    // The delete first marks the network (so no server makes a new port on it), then
-    // deletes it.
-    let mark = next();
-    assert_eq!(mark["value"]["deleting"], true, "{mark}");
     let c2 = next();
     assert_eq!(
         (c2["id"].as_str(), &c2["value"]),
         (Some(id.as_str()), &Value::Null),
         "deletion: {c2}"
     );
-    assert_eq!(c2["topic"], "alice");
+    assert_eq!(c2["topic"], a.as_str(), "a deletion carries its topic");
+
+    // One object by id, with its topic (how a host learns what to follow).
+    let (st, one) = srv.call("GET", &format!("/nb/v1/objects/network/{b}"), None);
+    assert_eq!(st, 200, "{one}");
+    assert_eq!(
+        (one["topic"].as_str(), &one["value"]["name"]),
+        (Some(b.as_str()), &json!("b"))
+    );
+    let (st, none) = srv.call("GET", "/nb/v1/objects/network/nope", None);
+    assert_eq!(st, 404, "{none}");
 }
 
 #[test]

@@ -328,10 +328,19 @@ pub trait NbObject:
     const KIND: &'static str;
     fn meta(&self) -> &Meta;
     fn meta_mut(&mut self) -> &mut Meta;
+    /// The distribution topic: a host follows the topics its ports reach. A network and
+    /// everything on it (subnets, ports, whoever owns them) share the network's id, so a
+    /// host with a port on a network sees all of it; the rest go by project.
+    fn topic(&self) -> &str {
+        &self.meta().project_id
+    }
 }
 
 macro_rules! nb_object {
     ($t:ty, $table:ident, $kind:literal) => {
+        nb_object!($t, $table, $kind, |o| &o.meta.project_id);
+    };
+    ($t:ty, $table:ident, $kind:literal, $topic:expr) => {
         impl NbObject for $t {
             const TABLE: crate::Table = crate::Table::$table;
             const KIND: &'static str = $kind;
@@ -340,6 +349,10 @@ macro_rules! nb_object {
             }
             fn meta_mut(&mut self) -> &mut Meta {
                 &mut self.meta
+            }
+            fn topic(&self) -> &str {
+                let f: fn(&$t) -> &str = $topic;
+                f(self)
             }
         }
     };
@@ -366,9 +379,9 @@ macro_rules! deletable {
 
 deletable!(Network, Subnet, SecurityGroup);
 
-nb_object!(Network, Network, "Network");
-nb_object!(Subnet, Subnet, "Subnet");
-nb_object!(Port, Port, "Port");
+nb_object!(Network, Network, "Network", |n| &n.meta.id);
+nb_object!(Subnet, Subnet, "Subnet", |s| &s.network_id);
+nb_object!(Port, Port, "Port", |p| &p.network_id);
 nb_object!(Router, Router, "Router");
 nb_object!(FloatingIp, FloatingIp, "FloatingIP");
 nb_object!(SecurityGroup, SecurityGroup, "SecurityGroup");

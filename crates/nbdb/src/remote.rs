@@ -108,6 +108,29 @@ impl Remote {
         Ok(Snapshot { revision, records })
     }
 
+    /// One object, `None` when there is no such object.
+    pub async fn get(&self, table: &str, id: &str) -> Result<Option<Record>> {
+        let url = format!("{}/nb/v1/objects/{table}/{id}", self.base);
+        let resp = self.client.get(&url).send().await.map_err(unavailable)?;
+        if resp.status() == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if !resp.status().is_success() {
+            return Err(unavailable(format!("{url}: HTTP {}", resp.status())));
+        }
+        let body = resp.bytes().await.map_err(unavailable)?;
+        let v: Value = serde_json::from_slice(&body)
+            .map_err(|e| StoreError::Corrupt(format!("{url}: {e}")))?;
+        let c = parse_item(&v)?;
+        Ok(Some(Record {
+            table: c.table,
+            id: c.id,
+            revision: c.revision,
+            topic: c.topic,
+            value: c.value.unwrap_or_default(),
+        }))
+    }
+
     /// Follows the change stream from after `after`.
     pub fn watch(&self, after: Revision, filter: Filter) -> RemoteWatch {
         RemoteWatch {

@@ -78,10 +78,9 @@ fn encode<T: NbObject>(obj: &T) -> Vec<u8> {
     serde_json::to_vec(obj).unwrap_or_default()
 }
 
-/// A write of `obj`, distributed under its project's topic.
+/// A write of `obj`, distributed under its topic (its network, or its project).
 fn put<T: NbObject>(obj: &T, expect: Expect) -> Op {
-    let meta = obj.meta();
-    Op::put(T::TABLE.name(), &meta.id, encode(obj), expect).with_topic(Some(&meta.project_id))
+    Op::put(T::TABLE.name(), &obj.meta().id, encode(obj), expect).with_topic(Some(obj.topic()))
 }
 
 impl Txn {

@@ -155,6 +155,7 @@ pub fn router(api: Arc<Api>) -> Router {
         .route("/nb/v1/revision", get(nb_stream::revision))
         .route("/nb/v1/snapshot", get(nb_stream::snapshot))
         .route("/nb/v1/watch", get(nb_stream::watch))
+        .route("/nb/v1/objects/{table}/{id}", get(nb_stream::object))
         .route("/nb/v1/chassis/{name}", put(nb_stream::put_chassis))
         .route("/nb/v1/ports/{id}/binding", put(nb_stream::put_binding))
         .fallback(versions::not_found)

@@ -3,6 +3,7 @@
 //! streaming watch from a revision as newline-delimited JSON.
 //!
 //! `GET /nb/v1/revision`, `GET /nb/v1/snapshot[?topics=..][&tables=..]`,
+//! `GET /nb/v1/objects/TABLE/ID`,
 //! `GET /nb/v1/watch?after=R[&topics=a,b][&tables=port,network]`; and the two writes a
 //! controller makes: `PUT /nb/v1/chassis/{name}` and `PUT /nb/v1/ports/{id}/binding`. A watch whose `after`
 //! was compacted away gets 410 and takes a new snapshot. A blank line is sent every
@@ -116,6 +117,23 @@ pub async fn snapshot(
         .filter_map(record_json)
         .collect();
     Ok(Json(json!({"revision": snap.revision, "records": records})))
+}
+
+/// `GET /nb/v1/objects/{table}/{id}`: one object, as a snapshot record (a host looks up a
+/// port plugged on it before it follows that port's project).
+pub async fn object(
+    State(api): State<Arc<Api>>,
+    axum::extract::Path((table, id)): axum::extract::Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    let missing = || {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "ObjectNotFound",
+            format!("no {table} {id}"),
+        )
+    };
+    let r = api.db.store.get(&table, &id).await?.ok_or_else(missing)?;
+    record_json(&r).map(Json).ok_or_else(missing)
 }
 
 pub async fn watch(State(api): State<Arc<Api>>, RawQuery(q): RawQuery) -> ApiResult<Response> {

@@ -12,6 +12,11 @@ pub struct Controller(pub Child, tempfile::NamedTempFile);
 impl Controller {
     /// `dragonflow controller` for chassis `name` on `ovs`, following `srv`.
     pub fn start(srv: &Server, ovs: &testbed::Ovs, name: &str, ip: &str) -> Controller {
+        Controller::start_nb(&srv.url, ovs, name, ip)
+    }
+
+    /// The same, with `--nb nb` (a server URL, or a store's such as `etcd://…`).
+    pub fn start_nb(nb: &str, ovs: &testbed::Ovs, name: &str, ip: &str) -> Controller {
         let log = tempfile::NamedTempFile::new().expect("log");
         let child = Command::new(env!("CARGO_BIN_EXE_dragonflow"))
             .args([
@@ -19,7 +24,7 @@ impl Controller {
                 "--chassis",
                 name,
                 "--nb",
-                &srv.url,
+                nb,
                 "--local-ip",
                 ip,
                 "--tunnel-types",
@@ -107,6 +112,12 @@ pub struct TwoHosts {
 
 pub fn two_hosts() -> TwoHosts {
     let srv = Server::start();
+    let nb = srv.url.clone();
+    two_hosts_on(srv, &nb)
+}
+
+/// Two hosts whose controllers follow `nb` (the server's URL or its store's).
+pub fn two_hosts_on(srv: Server, nb: &str) -> TwoHosts {
     let (ovs_a, ovs_b) = (
         testbed::Ovs::start().expect("ovs a"),
         testbed::Ovs::start().expect("ovs b"),
@@ -114,8 +125,8 @@ pub fn two_hosts() -> TwoHosts {
     testbed::veth("ul0", ovs_a.own_netns(), "ul0", ovs_b.own_netns()).expect("underlay wire");
     underlay(&ovs_a, "ul0", "192.0.2.1/24");
     underlay(&ovs_b, "ul0", "192.0.2.2/24");
-    let ctl_a = Controller::start(&srv, &ovs_a, "host-a", "192.0.2.1");
-    let ctl_b = Controller::start(&srv, &ovs_b, "host-b", "192.0.2.2");
+    let ctl_a = Controller::start_nb(nb, &ovs_a, "host-a", "192.0.2.1");
+    let ctl_b = Controller::start_nb(nb, &ovs_b, "host-b", "192.0.2.2");
     TwoHosts {
         srv,
         ovs: [ovs_a, ovs_b],

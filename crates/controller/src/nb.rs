@@ -1,0 +1,202 @@
+//! The controller's link to the NB store: through the API server (`http://…`, the only way
+//! to the embedded store) or straight to etcd or Redis (`etcd://…`, `redis://…`). Either
+//! way the controller reads snapshots and follows changes limited to the topics it needs,
+//! looks up single objects, registers its chassis and reports port bindings.
+
+use model::{Chassis, Port, PortStatus};
+use nbdb::remote::{Filter, Remote, RemoteWatch};
+use nbdb::{Change, Expect, Op, Record, Revision, Snapshot, Store, StoreError, Watch};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Where the NB model comes from.
+pub enum Nb {
+    Server {
+        remote: Remote,
+        base: String,
+        http: reqwest::Client,
+    },
+    Store(Arc<dyn Store>),
+}
+
+/// A change stream limited to some tables and topics.
+pub enum NbWatch {
+    Server(RemoteWatch),
+    Store {
+        watch: Watch,
+        tables: BTreeSet<String>,
+    },
+}
+
+impl NbWatch {
+    /// The next change of a followed table and topic.
+    pub async fn next(&mut self) -> Result<Change, StoreError> {
+        match self {
+            NbWatch::Server(w) => w.next().await,
+            NbWatch::Store { watch, tables } => loop {
+                let c = watch.next().await?;
+                if tables.contains(&c.table) {
+                    return Ok(c);
+                }
+            },
+        }
+    }
+}
+
+impl Nb {
+    /// Connects to `url`; a store is checked reachable now, a server when first used.
+    pub async fn connect(url: &str) -> Result<Nb, String> {
+        if url.starts_with("http://") || url.starts_with("https://") {
+            return Ok(Nb::Server {
+                remote: Remote::new(url),
+                base: url.trim_end_matches('/').to_string(),
+                http: reqwest::Client::new(),
+            });
+        }
+        if url.starts_with("embedded:") || !url.contains("://") {
+            return Err(format!(
+                "--nb {url}: the embedded store belongs to the API server; give the server's URL (http://HOST:9696)"
+            ));
+        }
+        nbdb::connect(url)
+            .await
+            .map(Nb::Store)
+            .map_err(|e| format!("NB store {url}: {e}"))
+    }
+
+    /// Everything of `tables` in `topics` (plus the topic-less objects), at one revision.
+    pub async fn snapshot(
+        &self,
+        tables: &BTreeSet<String>,
+        topics: &BTreeSet<String>,
+    ) -> Result<Snapshot, StoreError> {
+        match self {
+            Nb::Server { remote, .. } => remote.snapshot(&filter(tables, topics)).await,
+            Nb::Store(store) => {
+                let mut snap = store.snapshot().await?;
+                snap.records.retain(|r| {
+                    tables.contains(&r.table) && r.topic.as_ref().is_none_or(|t| topics.contains(t))
+                });
+                Ok(snap)
+            }
+        }
+    }
+
+    /// The changes after `after` of `tables` in `topics` (plus the topic-less ones).
+    pub fn watch(
+        &self,
+        after: Revision,
+        tables: &BTreeSet<String>,
+        topics: &BTreeSet<String>,
+    ) -> NbWatch {
+        match self {
+            Nb::Server { remote, .. } => {
+                NbWatch::Server(remote.watch(after, filter(tables, topics)))
+            }
+            Nb::Store(store) => NbWatch::Store {
+                watch: Watch::new(store.clone(), after, Some(topics.iter().cloned().collect())),
+                tables: tables.clone(),
+            },
+        }
+    }
+
+    /// One object, wherever its topic.
+    pub async fn get(&self, table: &str, id: &str) -> Result<Option<Record>, StoreError> {
+        match self {
+            Nb::Server { remote, .. } => remote.get(table, id).await,
+            Nb::Store(store) => store.get(table, id).await,
+        }
+    }
+
+    /// Registers this host (its tunnel endpoint); waits for a server still starting.
+    pub async fn register(&self, chassis: &Chassis) -> Result<(), String> {
+        match self {
+            Nb::Server { base, http, .. } => {
+                let url = format!("{base}/nb/v1/chassis/{}", chassis.id);
+                let body =
+                    serde_json::json!({"ip": chassis.ip, "tunnel_types": chassis.tunnel_types})
+                        .to_string();
+                for attempt in 0..50 {
+                    match http
+                        .put(&url)
+                        .header("content-type", "application/json")
+                        .body(body.clone())
+                        .send()
+                        .await
+                    {
+                        Ok(r) if r.status().is_success() => return Ok(()),
+                        Ok(r) => return Err(format!("registering chassis: HTTP {}", r.status())),
+                        Err(e) if attempt < 49 => {
+                            tracing::debug!(error = %e, "server not reachable yet");
+                            tokio::time::sleep(Duration::from_millis(200)).await;
+                        }
+                        Err(e) => return Err(format!("registering chassis at {url}: {e}")),
+                    }
+                }
+                Err("registering chassis: no answer".into())
+            }
+            Nb::Store(store) => {
+                let value = serde_json::to_vec(chassis).map_err(|e| e.to_string())?;
+                store
+                    .commit(vec![Op::put("chassis", &chassis.id, value, Expect::Any)])
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| format!("registering chassis: {e}"))
+            }
+        }
+    }
+
+    /// Reports port `id` bound to `host` with `status`.
+    pub async fn bind(&self, id: &str, host: &str, status: PortStatus) -> Result<(), String> {
+        match self {
+            Nb::Server { base, http, .. } => {
+                let url = format!("{base}/nb/v1/ports/{id}/binding");
+                let body = serde_json::json!({"host": host, "status": status.as_str()}).to_string();
+                let r = http
+                    .put(&url)
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .send()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if r.status().is_success() {
+                    Ok(())
+                } else {
+                    Err(format!("HTTP {}", r.status()))
+                }
+            }
+            Nb::Store(store) => {
+                // Compare-and-set on the port's revision: an API update in between wins
+                // and the binding is written again on top of it.
+                for _ in 0..10 {
+                    let Some(r) = store.get("port", id).await.map_err(|e| e.to_string())? else {
+                        return Err(format!("port {id} is gone"));
+                    };
+                    let mut p: Port =
+                        serde_json::from_slice(&r.value).map_err(|e| e.to_string())?;
+                    p.binding_host_id = host.to_string();
+                    p.status = status;
+                    p.meta.updated_at = model::time::now();
+                    p.meta.revision_number += 1;
+                    let value = serde_json::to_vec(&p).map_err(|e| e.to_string())?;
+                    let op = Op::put("port", id, value, Expect::Revision(r.revision))
+                        .with_topic(r.topic.as_deref());
+                    match store.commit(vec![op]).await {
+                        Ok(_) => return Ok(()),
+                        Err(StoreError::Conflict { .. }) => continue,
+                        Err(e) => return Err(e.to_string()),
+                    }
+                }
+                Err(format!("port {id} keeps changing"))
+            }
+        }
+    }
+}
+
+fn filter(tables: &BTreeSet<String>, topics: &BTreeSet<String>) -> Filter {
+    Filter {
+        topics: Some(topics.iter().cloned().collect()),
+        tables: Some(tables.iter().cloned().collect()),
+    }
+}
