@@ -51,7 +51,11 @@ impl Nb {
             return Ok(Nb::Server {
                 remote: Remote::new(url),
                 base: url.trim_end_matches('/').to_string(),
-                http: reqwest::Client::new(),
+                // A request the server never answers must not hold the controller.
+                http: reqwest::Client::builder()
+                    .timeout(Duration::from_secs(5))
+                    .build()
+                    .map_err(|e| e.to_string())?,
             });
         }
         if url.starts_with("embedded:") || !url.contains("://") {

@@ -250,7 +250,10 @@ pub async fn run(cfg: Config) -> Result<(), String> {
             // An interface plugged before its port existed: look again now and then.
             _ = tokio::time::sleep(RELOOKUP), if follow.has_unknown() => {}
             e = ifaces.next() => match e {
-                Some(ev) => owners.extend(interface_event(&mut host, &view, ev)),
+                Some(ev) => {
+                    tracing::debug!(event = ?ev, "interface");
+                    owners.extend(interface_event(&mut host, &view, ev));
+                }
                 None => return Err("the OVSDB monitor ended".into()),
             },
         }
@@ -405,6 +408,9 @@ fn interface_event(host: &mut Host, view: &View, ev: InterfaceEvent) -> Vec<Touc
         }
     };
     match ev {
+        // An interface with no OpenFlow port yet changes nothing; this also keeps the
+        // events replayed after a resync (older than the state it reported) from undoing it.
+        InterfaceEvent::Added(s) if s.ofport().is_none() => {}
         InterfaceEvent::Added(s) => set(host, &s, true),
         InterfaceEvent::Changed { old, new } => {
             if old.iface_id != new.iface_id {

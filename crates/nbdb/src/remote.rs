@@ -7,6 +7,9 @@ use crate::{Change, Record, Result, Revision, Snapshot, StoreError};
 use serde_json::Value;
 use std::time::Duration;
 
+/// How long a snapshot or a lookup may take before the server is taken as unavailable.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// A server's store endpoints, e.g. `http://127.0.0.1:9696`.
 #[derive(Clone, Debug)]
 pub struct Remote {
@@ -78,7 +81,13 @@ impl Remote {
             self.base,
             filter.query().trim_start_matches('&')
         );
-        let resp = self.client.get(&url).send().await.map_err(unavailable)?;
+        let resp = self
+            .client
+            .get(&url)
+            .timeout(REQUEST_TIMEOUT)
+            .send()
+            .await
+            .map_err(unavailable)?;
         if !resp.status().is_success() {
             return Err(unavailable(format!("{url}: HTTP {}", resp.status())));
         }
@@ -111,7 +120,13 @@ impl Remote {
     /// One object, `None` when there is no such object.
     pub async fn get(&self, table: &str, id: &str) -> Result<Option<Record>> {
         let url = format!("{}/nb/v1/objects/{table}/{id}", self.base);
-        let resp = self.client.get(&url).send().await.map_err(unavailable)?;
+        let resp = self
+            .client
+            .get(&url)
+            .timeout(REQUEST_TIMEOUT)
+            .send()
+            .await
+            .map_err(unavailable)?;
         if resp.status() == reqwest::StatusCode::NOT_FOUND {
             return Ok(None);
         }

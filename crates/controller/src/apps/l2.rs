@@ -3,7 +3,7 @@
 //! copy per other host with ports in the network). Frames that came by tunnel are flooded
 //! to the local ports only, so no frame is sent back into the underlay.
 
-use super::{Flow, Group, Host, flow, tunnel};
+use super::{Flow, Group, Host, flow, is_local, tunnel};
 use crate::pipeline::{App, reg, table};
 use crate::reconcile::GroupBody;
 use crate::view::View;
@@ -56,16 +56,15 @@ pub fn compile(view: &View, p: &Port) -> Vec<Flow> {
     )]
 }
 
-/// Whether this host floods in `net`: it has a port bound there.
-fn floods(view: &View, net: &Network) -> bool {
-    view.ports_of(&net.meta.id)
-        .any(|p| p.binding_host_id == view.chassis)
+/// Whether this host floods in `net`: it has a port there.
+fn floods(view: &View, host: &Host, net: &Network) -> bool {
+    view.ports_of(&net.meta.id).any(|p| is_local(view, host, p))
 }
 
 /// The flood flows of a network this host has ports in: what no unicast entry claims goes
 /// to the flood group (from local ports) or the local flood group (from tunnels).
-pub fn network(view: &View, net: &Network) -> Vec<Flow> {
-    if !floods(view, net) {
+pub fn network(view: &View, host: &Host, net: &Network) -> Vec<Flow> {
+    if !floods(view, host, net) {
         return Vec::new();
     }
     let key = net.unique_key;
@@ -89,13 +88,13 @@ pub fn network(view: &View, net: &Network) -> Vec<Flow> {
 /// the frame through ingress (security groups, then dispatch; OVS drops the copy for the
 /// port it came in by); a remote host's bucket sends one copy into the tunnel to it.
 pub fn groups(view: &View, host: &Host, net: &Network) -> Vec<Group> {
-    if !floods(view, net) {
+    if !floods(view, host, net) {
         return Vec::new();
     }
     let mut local = Vec::new();
     let mut remote_hosts = BTreeSet::new();
     for p in view.ports_of(&net.meta.id) {
-        if p.binding_host_id == view.chassis {
+        if is_local(view, host, p) {
             if host.ofports.contains_key(&p.meta.id) {
                 local.push(Bucket::new(vec![
                     Action::load(reg::DST_PORT, 0, 32, u64::from(p.unique_key)),

@@ -61,6 +61,12 @@ pub fn flow(
     }
 }
 
+/// Whether port `p` is this host's: plugged here (what the datapath knows, before the
+/// binding has made its round trip through the store) or bound here.
+pub fn is_local(view: &View, host: &Host, p: &model::Port) -> bool {
+    host.ofports.contains_key(&p.meta.id) || p.binding_host_id == view.chassis
+}
+
 /// The owner of the flows every pipeline has whatever the topology.
 pub fn base_owner() -> Owner {
     Touched {
@@ -90,7 +96,7 @@ pub fn compile(view: &View, host: &Host, owner: &Owner) -> Vec<Flow> {
             .get(&owner.id)
             .map(|n| {
                 let mut out = tunnel::network(view, host, n);
-                out.extend(l2::network(view, n));
+                out.extend(l2::network(view, host, n));
                 out
             })
             .unwrap_or_default(),

@@ -61,8 +61,8 @@ fn allowed(p: &Port) -> Vec<(MacAddr, IpNet)> {
 }
 
 /// The flows of table 1 for a local port.
-pub fn compile(view: &View, host: &Host, p: &Port) -> Vec<Flow> {
-    if p.binding_host_id != view.chassis || !host.ofports.contains_key(&p.meta.id) {
+pub fn compile(_view: &View, host: &Host, p: &Port) -> Vec<Flow> {
+    if !host.ofports.contains_key(&p.meta.id) {
         return Vec::new();
     }
     let key = p.unique_key;

@@ -21,7 +21,7 @@ pub fn compile(view: &View, host: &Host, p: &Port) -> Vec<Flow> {
     ) else {
         return Vec::new();
     };
-    if p.binding_host_id != view.chassis {
+    if !super::is_local(view, host, p) {
         return Vec::new();
     }
     let key = p.unique_key;

@@ -26,7 +26,7 @@ pub fn network(view: &View, host: &Host, net: &Network) -> Vec<Flow> {
     };
     if !view
         .ports_of(&net.meta.id)
-        .any(|p| p.binding_host_id == view.chassis)
+        .any(|p| super::is_local(view, host, p))
     {
         return Vec::new();
     }
@@ -56,7 +56,7 @@ pub fn port(view: &View, host: &Host, p: &Port) -> Vec<Flow> {
         return Vec::new();
     }
     let key = p.unique_key;
-    if p.binding_host_id == view.chassis {
+    if super::is_local(view, host, p) {
         if !host.ofports.contains_key(&p.meta.id) {
             return Vec::new();
         }

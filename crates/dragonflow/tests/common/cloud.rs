@@ -35,7 +35,10 @@ impl Controller {
                 "--openflow=unix:{}",
                 ovs.mgmt_sock("br-int").display()
             ))
-            .env("DRAGONFLOW_LOG", "info")
+            .env(
+                "DRAGONFLOW_LOG",
+                std::env::var("DF_TEST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stderr(Stdio::from(log.reopen().expect("log")))
             .spawn()
             .expect("controller");

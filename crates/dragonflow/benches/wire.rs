@@ -1,0 +1,160 @@
+//! Benchmark: wire latency. For each of 50 ports, the time from the port create call, plus
+//! plugging the VM's interface into br-int, to the VM's first successful ping of a VM
+//! already on the network; p50 and p99. Real `dragonflow server` and `dragonflow
+//! controller` (release builds), a real OVS (userspace datapath), embedded store. Also
+//! counts the host's flows and groups. Records in docs/benchmarks.md.
+//!
+//! `cargo bench -p dragonflow --bench wire` (env: DF_BENCH_PORTS, default 50). Needs root.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use common::Server;
+use common::cloud::{Controller, wait_until};
+use serde_json::json;
+use std::process::Command;
+use std::time::{Duration, Instant};
+use testbed::bench::{ms, percentile, write_section};
+
+fn main() {
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    if !testbed::is_root() {
+        eprintln!("wire: needs root (namespaces, OVS); skipped");
+        return;
+    }
+    let n: usize = std::env::var("DF_BENCH_PORTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50);
+    let srv = Server::start();
+    let ovs = testbed::Ovs::start().expect("ovs");
+    let ctl = Controller::start(&srv, &ovs, "host-a", "192.0.2.1");
+    let net = srv.create("networks", "network", json!({"name": "wire"}));
+    srv.create(
+        "subnets",
+        "subnet",
+        json!({"network_id": net["id"], "ip_version": 4, "cidr": "10.0.0.0/16"}),
+    );
+    // The VM every new one pings.
+    let target = srv.create("ports", "port", json!({"network_id": net["id"]}));
+    let (target_mac, target_ip) = common::cloud::addr(&target);
+    let _target_vm = testbed::Vm::plug(
+        &ovs,
+        "br-int",
+        target["id"].as_str().unwrap(),
+        &target_mac,
+        &format!("{target_ip}/16"),
+    )
+    .expect("plug target");
+    let tid = target["id"].as_str().unwrap().to_string();
+    wait_until("the target port ACTIVE", Duration::from_secs(20), || {
+        srv.call("GET", &format!("/v2.0/ports/{tid}"), None).1["port"]["status"] == "ACTIVE"
+    });
+
+    let mut samples = Vec::with_capacity(n);
+    let mut vms = Vec::new();
+    for i in 0..n {
+        // The VM exists before its port, with the MAC and address it will be given (as
+        // Nova boots an instance for a port): what is timed is Neutron and the wire.
+        let mac = format!("fa:16:3e:77:{:02x}:{:02x}", i / 256, i % 256);
+        let ip = format!("10.0.{}.{}", 1 + i / 250, 1 + i % 250);
+        let ns = testbed::Netns::new(&testbed::unique_name("wire")).expect("netns");
+        let tap = testbed::unique_name("tw");
+        testbed::veth("eth0", Some(&ns), &tap, ovs.own_netns()).expect("veth");
+        for args in [
+            vec!["ip", "link", "set", "eth0", "address", &mac],
+            vec!["ip", "addr", "add", &format!("{ip}/16"), "dev", "eth0"],
+            vec!["ip", "link", "set", "eth0", "up"],
+            vec!["sysctl", "-qw", "net.ipv4.neigh.eth0.retrans_time_ms=10"],
+            // Keep asking for the target's MAC (every 10 ms) rather than failing after three.
+            vec!["sysctl", "-qw", "net.ipv4.neigh.eth0.mcast_solicit=100"],
+        ] {
+            ns.exec(args).expect("vm set-up");
+        }
+        let _ = ns.exec(["ethtool", "-K", "eth0", "tx", "off"]);
+        let up = ovs.cmd("ip").args(["link", "set", &tap, "up"]).status();
+        assert!(up.is_ok_and(|s| s.success()));
+
+        let t0 = Instant::now();
+        let port = srv.create(
+            "ports",
+            "port",
+            json!({"network_id": net["id"], "mac_address": mac, "fixed_ips": [{"ip_address": ip}]}),
+        );
+        let id = port["id"].as_str().unwrap();
+        ovs.vsctl([
+            "add-port",
+            "br-int",
+            &tap,
+            "--",
+            "set",
+            "Interface",
+            &tap,
+            &format!("external_ids:iface-id={id}"),
+        ])
+        .expect("plug");
+        // One echo every 2 ms until the first reply. Until the port's flows are in, the
+        // VM's ARP goes unanswered and ping gives up with "unreachable": ask again.
+        let mut ok = false;
+        while !ok && t0.elapsed() < Duration::from_secs(10) {
+            ok = ns
+                .command([
+                    "ping", "-n", "-q", "-c", "1", "-i", "0.002", "-w", "2", &target_ip,
+                ])
+                .output()
+                .is_ok_and(|o| o.status.success());
+        }
+        let dt = t0.elapsed();
+        assert!(
+            ok,
+            "port {i} never reached the target\n{}\n{}",
+            ovs.ofctl(["dump-flows", "br-int"]).unwrap_or_default(),
+            ctl.log()
+        );
+        samples.push(dt);
+        vms.push(ns);
+    }
+    let mut sorted = samples.clone();
+    sorted.sort();
+    let flows = ovs
+        .ofctl(["dump-flows", "br-int"])
+        .expect("dump-flows")
+        .lines()
+        .filter(|l| l.contains("cookie="))
+        .count();
+    let groups = ovs
+        .ofctl(["dump-groups", "br-int"])
+        .expect("dump-groups")
+        .lines()
+        .filter(|l| l.contains("group_id="))
+        .count();
+    let ports = n + 1;
+    let (p50, p99, max) = (
+        ms(percentile(&sorted, 0.50)),
+        ms(percentile(&sorted, 0.99)),
+        ms(*sorted.last().unwrap()),
+    );
+    println!("wire latency over {n} ports: p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms");
+    println!("flows on the host with {ports} ports on one network: {flows} ({groups} groups)");
+    let kernel = Command::new("uname")
+        .arg("-r")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    write_section(
+        "wire-latency",
+        &format!(
+            "## Controller: wire latency and flows per host\n\n\
+             `cargo bench -p dragonflow --bench wire` (as root): one host (real OVS, userspace datapath, kernel {kernel}) with a release `dragonflow server` (embedded store) and `dragonflow controller`. For each of {n} ports: `POST /v2.0/ports` with the MAC and address of a VM namespace that already exists, `ovs-vsctl add-port` of its interface with the port's `iface-id`, then `ping` every 2 ms from the VM to a VM already on the network until the first reply. Timed from the create call to that reply: the API, the store, the stream, the interface watcher, compiling, the bundle commit, ARP and the echo.\n\n\
+             | measure | value | target |\n|---|---|---|\n\
+             | wire latency p50 | {p50:.1} ms | |\n\
+             | wire latency p99 | {p99:.1} ms | < 100 ms |\n\
+             | wire latency max | {max:.1} ms | |\n\
+             | flows on the host, {ports} local ports on one network | {flows} ({:.1} per port) | |\n\
+             | groups on the host | {groups} (the network's two flood groups) | |\n",
+            flows as f64 / ports as f64
+        ),
+    );
+}
