@@ -200,6 +200,9 @@ impl Cloud {
                 data: pi.frame.clone(),
             };
             let punted = self.punt.handle(&self.view, &self.host, now, &pi);
+            for fm in &punted.flow_mods {
+                self.sw.apply_flow_mod(fm).expect("flood guard");
+            }
             for po in &punted.packets {
                 answers.push(self.sw.packet_out(po));
             }
@@ -382,14 +385,25 @@ fn errors_are_rate_limited_per_router_port() {
     let mut c = Cloud::new(router(vec![]));
     let t0 = Instant::now();
     let sent = udp4("10.0.1.5", "10.0.2.5", 1, mac(201));
-    let answered = (0..20)
-        .filter(|_| !c.send(1, &sent, t0).1.is_empty())
-        .count();
+    let outcomes: Vec<_> = (0..20).map(|_| c.send(1, &sent, t0)).collect();
+    let answered = outcomes.iter().filter(|(_, a)| !a.is_empty()).count();
     assert_eq!(answered, 3, "3 a second by default");
-    assert_eq!(c.punt.l3.limited, 17);
-    // A second later the port may answer again.
+    // The fourth is held back and puts a guard in the switch: the rest never reach the
+    // controller.
+    assert_eq!(c.punt.l3.limited, 1);
+    assert!(
+        outcomes[4..]
+            .iter()
+            .all(|(o, _)| o.dropped() && o.to_controller.is_empty()),
+        "{}",
+        outcomes[4].0
+    );
+    // The guard is narrow: the same sender's traffic with a live TTL is still routed.
+    let (routed, _) = c.send(1, &udp4("10.0.1.5", "10.0.2.5", 64, mac(201)), t0);
+    assert_eq!(routed.ports(), vec![2], "{routed}");
+    // Once the guard has expired (a fresh switch here), a second later it answers again.
+    c.install();
     assert_eq!(c.send(1, &sent, t0 + Duration::from_secs(1)).1.len(), 1);
-    // A flood of echo requests to the router gets more room than errors, but not all.
     let custom = controller::punt::l3::L3Punt::new(1);
     c.punt.l3 = custom;
     let a = (0..3)

@@ -2,15 +2,19 @@
 //! replies from the router's own addresses, port unreachable for other traffic to them,
 //! and host/network unreachable for destinations with no port or no route. Each router
 //! port answers at most `rate` errors a second (echo replies get ten times that), so a VM
-//! cannot make its controller work without limit.
+//! cannot make its controller work without limit: past the rate, the answer is dropped and
+//! a drop flow for that sender's flood (its port, the destination, and the TTL for expiry)
+//! is put above the punting flows for one second, so the excess stays in the switch.
 
 use super::Punted;
 use super::rate::Limiter;
 use crate::apps::l3::router_by_key;
+use crate::pipeline::{App, Cookie, reg, table};
 use crate::view::View;
 use model::{Router, RouterInterface};
 use openflow::action::{Action, port};
-use openflow::flow::NO_BUFFER;
+use openflow::flow::{FlowMod, NO_BUFFER};
+use openflow::oxm::{Field, Match, OxmField};
 use openflow::packet::{PacketIn, PacketOut, PipelineFields};
 use packet::ethernet::{self, EtherType, EthernetRepr};
 use packet::{EthernetAddress, IpProtocol, icmpv4, icmpv6, ipv4, ipv6};
@@ -19,6 +23,9 @@ use std::time::Instant;
 
 /// Default errors per second per router port.
 pub const DEFAULT_RATE: u32 = 3;
+/// The flood guard: above every L3 flow, for this many seconds.
+const GUARD_PRIORITY: u16 = 400;
+const GUARD_SECONDS: u16 = 1;
 
 /// What a router sends back, before the rate limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,14 +66,33 @@ impl L3Punt {
 
     pub fn handle(&mut self, view: &View, now: Instant, pi: &PacketIn) -> Punted {
         match self.answer(view, pi) {
-            Some((iface_port, kind, frame, out_port)) => {
+            Some(Answer {
+                iface_port,
+                kind,
+                frame,
+                out_port,
+                guard,
+            }) => {
                 let limiter = match kind {
                     Kind::Echo => &mut self.echoes,
                     Kind::Error => &mut self.errors,
                 };
                 if !limiter.allow(iface_port, now) {
                     self.limited += 1;
-                    return Punted::default();
+                    return Punted {
+                        packets: Vec::new(),
+                        flow_mods: vec![FlowMod {
+                            cookie: Cookie {
+                                app: App::L3,
+                                key: pi.reg(5),
+                            }
+                            .encode(),
+                            hard_timeout: GUARD_SECONDS,
+                            match_: guard,
+                            instructions: Vec::new(),
+                            ..FlowMod::add(table::L3, GUARD_PRIORITY)
+                        }],
+                    };
                 }
                 self.answered += 1;
                 Punted {
@@ -86,9 +112,8 @@ impl L3Punt {
         }
     }
 
-    /// The answer to one punted frame: the router port it counts against, its kind, the
-    /// frame, and the port to send it out of (the one the frame came in by).
-    fn answer(&self, view: &View, pi: &PacketIn) -> Option<(String, Kind, Vec<u8>, u32)> {
+    /// The answer to one punted frame.
+    fn answer(&self, view: &View, pi: &PacketIn) -> Option<Answer> {
         let in_port = pi.in_port()?;
         let router = router_by_key(view, pi.reg(5))?;
         let eth = ethernet::Frame::new_checked(pi.data.as_slice()).ok()?;
@@ -99,6 +124,34 @@ impl L3Punt {
             EtherType::Ipv6 => v6(router, repr.dst_addr, ip)?,
             _ => return None,
         };
+        // What the flood guard matches: this sender, this destination, and the TTL when
+        // it is the TTL that made the packet come here.
+        let mut guard = Match::new()
+            .masked(reg::ROUTER, pi.reg(5), u32::MAX)
+            .masked(reg::SRC_PORT, pi.reg(6), u32::MAX);
+        guard = match ipv4::Packet::new_checked(ip) {
+            Ok(p) if repr.ethertype == EtherType::Ipv4 => {
+                let g = guard.eth_type(0x0800);
+                let g = if p.ttl() <= 1 {
+                    g.with(OxmField::new(Field::IpTtl, u128::from(p.ttl())))
+                } else {
+                    g
+                };
+                g.ipv4_dst(p.dst_addr())
+            }
+            _ => match ipv6::Packet::new_checked(ip) {
+                Ok(p) => {
+                    let g = guard.eth_type(0x86dd);
+                    let g = if p.hop_limit() <= 1 {
+                        g.with(OxmField::new(Field::IpTtl, u128::from(p.hop_limit())))
+                    } else {
+                        g
+                    };
+                    g.ipv6_dst(p.dst_addr())
+                }
+                Err(_) => return None,
+            },
+        };
         let frame = EthernetRepr {
             src_addr: EthernetAddress(iface.mac_address.0),
             dst_addr: repr.src_addr,
@@ -106,8 +159,26 @@ impl L3Punt {
             ethertype: repr.ethertype,
         }
         .build(&reply);
-        Some((iface.port_id.clone(), kind, frame, in_port))
+        Some(Answer {
+            iface_port: iface.port_id.clone(),
+            kind,
+            frame,
+            out_port: in_port,
+            guard,
+        })
     }
+}
+
+/// The answer to one punted frame, before the rate limit.
+struct Answer {
+    /// The router port it counts against.
+    iface_port: String,
+    kind: Kind,
+    frame: Vec<u8>,
+    /// The port the frame came in by, where the answer goes.
+    out_port: u32,
+    /// The match of the flood guard, should the port be over its rate.
+    guard: Match,
 }
 
 /// The interface a frame came to (by its MAC) with an address of the family `v6`; or, for
