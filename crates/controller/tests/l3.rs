@@ -561,3 +561,32 @@ fn ipv6_is_routed_with_the_hop_limit_decremented() {
     assert_eq!(got.hop_limit(), 63);
     assert_eq!(IpAddr::V6(got.dst_addr()), IpAddr::V6(dst));
 }
+
+/// Every router and ND flow is taken by a real Open vSwitch, and reads back equal (or the
+/// reconciler would rewrite them forever).
+#[tokio::test]
+async fn a_real_switch_takes_every_router_flow_and_reads_it_back_equal() {
+    if !testbed::require_root("a_real_switch_takes_every_router_flow_and_reads_it_back_equal") {
+        return;
+    }
+    let route = HostRoute {
+        destination: "10.9.0.0/16".parse().unwrap(),
+        nexthop: "10.0.2.5".parse().unwrap(),
+    };
+    let c = Cloud::new(router(vec![route]));
+    let ovs = testbed::Ovs::start().expect("ovs");
+    ovs.add_bridge("br-int").expect("bridge");
+    let mut s = controller::switch::Session::connect_unix(&ovs.mgmt_sock("br-int"))
+        .await
+        .expect("session");
+    let want = Desired::full(&c.view, &c.host);
+    // One flow at a time first, so that a refusal names its flow.
+    for m in want.table().diff(&Default::default()) {
+        if let Err(e) = s.commit(std::slice::from_ref(&m)).await {
+            panic!("refused: {e}\n{m:?}");
+        }
+    }
+    let got = s.dump_flows().await.expect("dump");
+    let left = want.table().diff(&got);
+    assert!(left.is_empty(), "read back differs: {left:?}");
+}

@@ -4,7 +4,8 @@
 //! TTL, source MAC = the interface on the destination's network, destination MAC = the
 //! port's, metadata = its network, reg7 = its key) and sends everything else to L3_ROUTES
 //! (table 65), which holds the router's extra routes and its attached subnets by longest
-//! prefix. What the switch cannot answer (TTL expiry, echo to the router, unreachable
+//! prefix. What the switch cannot answer (TTL 0 or 1 matched explicitly, since OVS does
+//! not send dec_ttl's INVALID_TTL packet-ins by default; echo to the router; unreachable
 //! destinations) goes to the controller, which answers by `punt::l3`.
 
 use super::{Flow, flow};
@@ -17,7 +18,8 @@ use openflow::action::{Action, OFPCML_NO_BUFFER};
 use openflow::oxm::{Field, Match};
 use std::net::IpAddr;
 
-/// To the router's own addresses: above everything, a ping to the router with TTL 1 works.
+/// To the router's own addresses: above the TTL check, so a ping to the router with TTL 1
+/// works.
 const PRIO_OWN: u16 = 300;
 /// TTL (hop limit) 0 or 1: time exceeded, before any routing.
 const PRIO_TTL: u16 = 200;
@@ -199,6 +201,7 @@ pub fn compile(view: &View, r: &Router) -> Vec<Flow> {
         ));
     }
     for et in families {
+        // TTL (hop limit) 0 or 1: time exceeded, before any routing.
         for ttl in [0u8, 1] {
             out.push(flow(
                 table::L3,
