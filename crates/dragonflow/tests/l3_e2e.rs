@@ -176,7 +176,8 @@ fn routing_on_one_host_never_touches_the_tunnel() {
     let [(vm1, _), (_, ip2)] = &r.vms;
     // A third VM on net2 on the other host: the control that the capture sees routing.
     let net2 = r.subnets[1]["network_id"].clone();
-    let (_vm3, ip3) = r.t.vm(&json!({"id": net2}), 1);
+    let (vm3, ip3) = r.t.vm(&json!({"id": net2}), 1);
+    default_route(&vm3, &gateway_of(&r.subnets[1]));
     assert!(reaches(vm1, ip2), "{}", r.t.dumps());
     assert!(reaches(vm1, &ip3), "{}", r.t.dumps());
     let cap = capture(&r.t, 0);
