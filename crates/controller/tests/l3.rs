@@ -590,3 +590,65 @@ async fn a_real_switch_takes_every_router_flow_and_reads_it_back_equal() {
     let left = want.table().diff(&got);
     assert!(left.is_empty(), "read back differs: {left:?}");
 }
+
+/// Whatever a VM sends, the router and ND handlers answer or drop it; they never panic.
+/// Random bytes, and valid frames (NS, TTL 1, echo to the router) with random bytes changed.
+#[test]
+fn punted_garbage_never_panics_the_handlers() {
+    let c = Cloud::new(router(vec![]));
+    let mut punt = Punt::default();
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut rnd = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let a: Ipv6Addr = "fd00:1::5".parse().unwrap();
+    let valid = [
+        ns_frame(a, "fd00:1::1".parse().unwrap()),
+        udp4("10.0.1.5", "10.0.2.5", 1, mac(201)),
+        udp4("10.0.1.5", "10.0.1.1", 64, mac(201)),
+        udp4("10.0.1.5", "192.168.1.1", 64, mac(201)),
+    ];
+    let now = Instant::now();
+    let mut answered = 0;
+    for i in 0..20_000u32 {
+        let mut frame = if i % 2 == 0 {
+            valid[(rnd() % valid.len() as u64) as usize].clone()
+        } else {
+            (0..rnd() % 200).map(|_| rnd() as u8).collect()
+        };
+        for _ in 0..rnd() % 4 {
+            if !frame.is_empty() {
+                let at = (rnd() % frame.len() as u64) as usize;
+                frame[at] = rnd() as u8;
+            }
+        }
+        if rnd() % 8 == 0 {
+            frame.truncate((rnd() % 80) as usize);
+        }
+        let app = if rnd() % 2 == 0 { App::L3 } else { App::Nd };
+        let pi = PacketIn {
+            buffer_id: u32::MAX,
+            total_len: frame.len() as u16,
+            reason: 1,
+            table_id: 60,
+            cookie: Cookie {
+                app,
+                key: ROUTER_KEY,
+            }
+            .encode(),
+            match_: Match::new()
+                .in_port(1)
+                .metadata(1)
+                .with(OxmField::new(Field::Reg(5), u128::from(ROUTER_KEY)))
+                .with(OxmField::new(Field::Reg(6), 5u32)),
+            data: frame,
+        };
+        // A new second every 100 packets, so the rate limit lets some through.
+        let t = now + Duration::from_secs(u64::from(i / 100));
+        answered += punt.handle(&c.view, &c.host, t, &pi).packets.len();
+    }
+    assert!(answered > 0, "valid frames among them were answered");
+}
