@@ -34,14 +34,22 @@ impl FlowKey {
 }
 
 /// The match with its fields in one order (by their OXM header), masks normalised away
-/// when they are full.
+/// when they are full. `eth_type` and `ip_proto` come first: OVS checks each field's
+/// prerequisites as it reads it, and Nicira fields (whose headers sort before the standard
+/// ones) such as `nw_ttl`, `ip_frag` or `tcp_flags` need them ahead.
 pub fn canonical(mut m: Match) -> Match {
     for f in &mut m.fields {
         if f.mask == Some(f.field.full_mask()) {
             f.mask = None;
         }
     }
-    m.fields.sort_by_key(|f| f.field.header());
+    let prerequisite_rank = |f: &openflow::oxm::Field| match f {
+        openflow::oxm::Field::EthType => 0,
+        openflow::oxm::Field::IpProto => 1,
+        _ => 2,
+    };
+    m.fields
+        .sort_by_key(|f| (prerequisite_rank(&f.field), f.field.header()));
     m
 }
 

@@ -29,6 +29,8 @@ pub struct Config {
     pub local_ip: IpAddr,
     pub datapath_type: String,
     pub tunnel_types: Vec<String>,
+    /// ICMP errors a router port answers per second (TTL expiry, unreachables).
+    pub icmp_rate: u32,
 }
 
 /// The tables a controller follows (not claims).
@@ -205,6 +207,7 @@ pub async fn run(cfg: Config) -> Result<(), String> {
     let mut desired = Desired::full(&view, &host);
     let mut reported: BTreeMap<String, PortStatus> = BTreeMap::new();
     let mut punt = Punt::default();
+    punt.l3 = crate::punt::l3::L3Punt::new(cfg.icmp_rate);
     sync(&cfg, &mut session, &mut installed, &desired).await?;
     tracing::info!(chassis = %cfg.chassis, revision = view.revision, ports = view.ports.len(), plugged = host.ofports.len(), "controller ready");
 

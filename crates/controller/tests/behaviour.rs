@@ -1,6 +1,8 @@
 //! The apps' flows on the fake switch: which port a frame leaves by, what is dropped, what
 //! the switch answers itself.
 
+mod support;
+
 use controller::apps::{Desired, Host};
 use controller::view::{View, record};
 use fake_switch::Switch;
@@ -85,17 +87,8 @@ fn switch() -> Switch {
         ofports: [("a".to_string(), 1), ("b".to_string(), 2)].into(),
         tunnels: [("geneve".to_string(), TUNNEL)].into(),
     };
-    let desired = Desired::full(&view, &host);
     let mut sw = Switch::new();
-    let groups = desired.groups().diff(&Default::default());
-    for g in &groups.before {
-        sw.apply_group_mod(g)
-            .unwrap_or_else(|e| panic!("{e}: {g:?}"));
-    }
-    for m in desired.table().diff(&Default::default()) {
-        sw.apply_flow_mod(&m)
-            .unwrap_or_else(|e| panic!("{e}: {m:?}"));
-    }
+    support::install(&mut sw, &Desired::full(&view, &host));
     sw
 }
 

@@ -61,6 +61,9 @@ enum Command {
         /// netdev (userspace) or system.
         #[arg(long, default_value = "netdev")]
         datapath_type: String,
+        /// ICMP errors (time exceeded, unreachable) each router port answers per second.
+        #[arg(long, default_value_t = 3)]
+        icmp_rate: u32,
     },
     /// Inspect the NB store: tables, ls, get, dump, watch.
     Db {
@@ -109,6 +112,7 @@ fn main() -> ExitCode {
             local_ip,
             tunnel_types,
             datapath_type,
+            icmp_rate,
         } => {
             let openflow = match openflow.strip_prefix("unix:") {
                 Some(p) => std::path::PathBuf::from(p),
@@ -125,6 +129,7 @@ fn main() -> ExitCode {
                 local_ip,
                 datapath_type,
                 tunnel_types: tunnel_types.split(',').map(str::to_string).collect(),
+                icmp_rate,
             };
             tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

@@ -36,6 +36,10 @@ pub fn compile(view: &View, p: &Port) -> Vec<Flow> {
     let Some(net) = view.networks.get(&p.network_id) else {
         return Vec::new();
     };
+    // A router interface's MAC leads to L3 instead (apps/l3.rs).
+    if p.device_owner == model::owner::ROUTER_INTERFACE {
+        return Vec::new();
+    }
     vec![flow(
         table::L2,
         PRIO_UNICAST,

@@ -5,6 +5,8 @@
 
 pub mod arp;
 pub mod l2;
+pub mod l3;
+pub mod nd;
 pub mod port_security;
 pub mod ports;
 pub mod tunnel;
@@ -78,7 +80,11 @@ pub fn base_owner() -> Owner {
 /// All flows of one owner.
 pub fn compile(view: &View, host: &Host, owner: &Owner) -> Vec<Flow> {
     match owner.table {
-        Table::Chassis if owner.id.is_empty() => ports::base(),
+        Table::Chassis if owner.id.is_empty() => {
+            let mut out = ports::base();
+            out.extend(nd::base());
+            out
+        }
         Table::Port => view
             .ports
             .get(&owner.id)
@@ -86,6 +92,7 @@ pub fn compile(view: &View, host: &Host, owner: &Owner) -> Vec<Flow> {
                 let mut out = ports::compile(view, host, p);
                 out.extend(l2::compile(view, p));
                 out.extend(arp::compile(view, p));
+                out.extend(nd::compile(view, p));
                 out.extend(port_security::compile(view, host, p));
                 out.extend(tunnel::port(view, host, p));
                 out
@@ -99,6 +106,11 @@ pub fn compile(view: &View, host: &Host, owner: &Owner) -> Vec<Flow> {
                 out.extend(l2::network(view, host, n));
                 out
             })
+            .unwrap_or_default(),
+        Table::Router => view
+            .routers
+            .get(&owner.id)
+            .map(|r| l3::compile(view, r))
             .unwrap_or_default(),
         _ => Vec::new(),
     }
@@ -127,6 +139,10 @@ pub fn owners(view: &View) -> Vec<Owner> {
             table: Table::Port,
             id: id.clone(),
         }))
+        .chain(view.routers.keys().map(|id| Touched {
+            table: Table::Router,
+            id: id.clone(),
+        }))
         .collect()
 }
 
@@ -139,6 +155,7 @@ pub fn affected(view: &View, touched: &Touched) -> Vec<Owner> {
                 table: Table::Port,
                 id: p.meta.id.clone(),
             }))
+            .chain(routers_on(view, &touched.id))
             .collect(),
         // A port also decides whether its network has a port here (tunnel arrivals); the
         // view reports the network it left as touched too.
@@ -149,6 +166,7 @@ pub fn affected(view: &View, touched: &Touched) -> Vec<Owner> {
                     table: Table::Network,
                     id: p.network_id.clone(),
                 });
+                out.extend(routers_on(view, &p.network_id));
             }
             out
         }
@@ -171,8 +189,21 @@ pub fn affected(view: &View, touched: &Touched) -> Vec<Owner> {
                 }))
                 .collect()
         }
+        // A router's flows are all its own (its interfaces and routes are in it).
+        Table::Router => vec![touched.clone()],
         _ => Vec::new(),
     }
+}
+
+/// The routers with an interface on `network`, as owners (their host routes and whether
+/// this host needs them follow the network's ports).
+fn routers_on(view: &View, network: &str) -> Vec<Owner> {
+    l3::routers_on(view, network)
+        .map(|r| Touched {
+            table: Table::Router,
+            id: r.meta.id.clone(),
+        })
+        .collect()
 }
 
 /// The desired flows, by owner.
@@ -400,6 +431,50 @@ mod tests {
         assert_eq!(remote_flows[0].key.table, table::L2);
     }
 
+    /// The port's address in network `n<k>` (10.0.k.0/24), as the API would give it.
+    fn with_address(mut p: Port, k: u64, n: u64) -> Port {
+        p.fixed_ips = vec![model::FixedIp {
+            subnet_id: format!("s{k}"),
+            ip_address: format!("10.0.{k}.{}", 10 + n).parse().unwrap(),
+        }];
+        p
+    }
+
+    /// Router r0 or r1 with interfaces on some of n0..n2 and maybe an extra route.
+    fn random_router(rnd: &mut impl FnMut(u64) -> u64) -> model::Router {
+        let which = rnd(2);
+        let interfaces = (0..3u64)
+            .filter(|_| rnd(2) == 0)
+            .map(|k| model::RouterInterface {
+                port_id: format!("rp{which}-{k}"),
+                subnet_id: format!("s{k}"),
+                network_id: format!("n{k}"),
+                ip_address: format!("10.0.{k}.1").parse().unwrap(),
+                cidr: format!("10.0.{k}.0/24").parse().unwrap(),
+                mac_address: model::MacAddr([0xfa, 0x16, 0x3f, which as u8, k as u8, 1]),
+            })
+            .collect();
+        let routes = (rnd(2) == 0)
+            .then(|| model::HostRoute {
+                destination: "10.9.0.0/16".parse().unwrap(),
+                nexthop: format!("10.0.{}.{}", rnd(3), 10 + rnd(12)).parse().unwrap(),
+            })
+            .into_iter()
+            .collect();
+        model::Router {
+            meta: Meta {
+                id: format!("r{which}"),
+                project_id: "p".into(),
+                ..Meta::default()
+            },
+            admin_state_up: true,
+            external_gateway: None,
+            routes,
+            interfaces,
+            unique_key: 50 + which as u32,
+        }
+    }
+
     #[test]
     fn incremental_equals_full_after_random_changes() {
         let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
@@ -430,24 +505,32 @@ mod tests {
         }
         let mut d = Desired::default();
         d.update(&v, &host, owners(&v));
+        let mut routed = 0;
         // Port keys, MACs and port numbers are unique per port, as the API and OVS make them.
         for rev in 1..600 {
             let n = rnd(12);
             let id = format!("x{n}");
             let k = rnd(3);
             let net = format!("n{k}");
-            let change = match rnd(7) {
+            let change = match rnd(9) {
+                // Routers come and go with interfaces on random networks and a route.
+                6 => put(rev, &random_router(&mut rnd)),
+                7 => gone(rev, "router", &format!("r{}", rnd(2))),
                 // Network keys (and segmentation ids) are unique and never change.
                 0 => put(rev, &network(&net, 1 + k as u32)),
                 1 => gone(rev, "network", &net),
                 2 | 3 => put(
                     rev,
-                    &port(
-                        &id,
-                        &net,
-                        if rnd(2) == 0 { "h" } else { "o" },
-                        1 + n as u32,
-                        n as u8,
+                    &with_address(
+                        port(
+                            &id,
+                            &net,
+                            if rnd(2) == 0 { "h" } else { "o" },
+                            1 + n as u32,
+                            n as u8,
+                        ),
+                        k,
+                        n,
                     ),
                 ),
                 4 => gone(rev, "port", &id),
@@ -502,6 +585,12 @@ mod tests {
                 full.groups(),
                 "groups after change {rev}: {change:?}"
             );
+            routed += d
+                .table()
+                .iter()
+                .filter(|(k, _)| k.table == table::L3)
+                .count();
         }
+        assert!(routed > 500, "routers were exercised: {routed}");
     }
 }

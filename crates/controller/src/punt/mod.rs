@@ -3,6 +3,10 @@
 //! flow-mods to apply at once (short-lived flows such as a flood guard's drop). Sans-IO:
 //! the runtime does the sending.
 
+pub mod l3;
+pub mod nd;
+pub mod rate;
+
 use crate::apps::Host;
 use crate::pipeline::{App, Cookie};
 use crate::view::View;
@@ -22,6 +26,10 @@ pub struct Punted {
 pub struct Punt {
     /// Packet-ins no handler wanted (an app without a handler, a foreign cookie).
     pub unhandled: u64,
+    /// Router answers (ICMP errors and echo).
+    pub l3: l3::L3Punt,
+    /// Neighbour advertisements.
+    pub nd: nd::NdPunt,
 }
 
 impl Punt {
@@ -30,6 +38,8 @@ impl Punt {
     pub fn handle(&mut self, view: &View, host: &Host, now: Instant, pi: &PacketIn) -> Punted {
         let _ = (view, host, now);
         match Cookie::decode(pi.cookie).map(|c| c.app) {
+            Some(App::L3) => self.l3.handle(view, now, pi),
+            Some(App::Nd) => self.nd.handle(view, now, pi),
             Some(app) => {
                 self.unhandled += 1;
                 tracing::debug!(?app, table = pi.table_id, "packet-in with no handler");
