@@ -28,6 +28,8 @@ pub struct Config {
     pub local_ip: IpAddr,
     pub datapath_type: String,
     pub tunnel_types: Vec<String>,
+    /// The DHCP responder's settings.
+    pub dhcp: crate::punt::dhcp::Config,
 }
 
 /// The tables a controller follows (not claims).
@@ -96,6 +98,7 @@ pub async fn run(cfg: Config) -> Result<(), String> {
     let mut desired = Desired::full(&view, &host);
     let mut reported: BTreeMap<String, PortStatus> = BTreeMap::new();
     let mut punt = Punt::default();
+    punt.dhcp = crate::punt::dhcp::Dhcp::new(cfg.dhcp.clone());
     tracing::info!(chassis = %cfg.chassis, revision = snap.revision, objects = snap.records.len(), "controller ready");
 
     loop {

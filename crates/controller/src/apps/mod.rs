@@ -3,6 +3,7 @@
 //! change recompiles only the owners it affects; `Desired` keeps the flows by owner.
 
 pub mod arp;
+pub mod dhcp;
 pub mod l2;
 pub mod port_security;
 pub mod ports;
@@ -74,6 +75,7 @@ pub fn compile(view: &View, host: &Host, owner: &Owner) -> Vec<Flow> {
                 out.extend(arp::compile(view, p));
                 out.extend(port_security::compile(view, host, p));
                 out.extend(tunnel::port(view, host, p));
+                out.extend(dhcp::compile(view, host, p));
                 out
             })
             .unwrap_or_default(),
@@ -132,6 +134,8 @@ pub fn affected(view: &View, touched: &Touched) -> Vec<Owner> {
                 id: p.meta.id.clone(),
             })
             .collect(),
+        // Whether a network has DHCP decides its local ports' DHCP flows.
+        Table::Subnet => dhcp::affected_by_subnet(view, &touched.id),
         _ => Vec::new(),
     }
 }

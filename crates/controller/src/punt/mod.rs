@@ -3,6 +3,8 @@
 //! flow-mods to apply at once (short-lived flows such as a flood guard's drop). Sans-IO:
 //! the runtime does the sending.
 
+pub mod dhcp;
+
 use crate::apps::Host;
 use crate::pipeline::{App, Cookie};
 use crate::view::View;
@@ -22,6 +24,8 @@ pub struct Punted {
 pub struct Punt {
     /// Packet-ins no handler wanted (an app without a handler, a foreign cookie).
     pub unhandled: u64,
+    /// The DHCP responder.
+    pub dhcp: dhcp::Dhcp,
 }
 
 impl Punt {
@@ -29,6 +33,11 @@ impl Punt {
     /// (and counted by the app that owns it).
     pub fn handle(&mut self, view: &View, host: &Host, now: Instant, pi: &PacketIn) -> Punted {
         let _ = (view, host, now);
+        if let Some(c) = Cookie::decode(pi.cookie)
+            && c.app == App::Dhcp
+        {
+            return self.dhcp.handle(view, host, now, pi, c.key);
+        }
         match Cookie::decode(pi.cookie).map(|c| c.app) {
             Some(app) => {
                 self.unhandled += 1;
