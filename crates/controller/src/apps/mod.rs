@@ -265,6 +265,27 @@ mod tests {
         }
     }
 
+    fn subnet(id: &str, net: &str, enable_dhcp: bool) -> model::Subnet {
+        model::Subnet {
+            meta: Meta {
+                id: id.into(),
+                project_id: "p".into(),
+                ..Meta::default()
+            },
+            network_id: net.into(),
+            ip_version: 4,
+            cidr: "10.0.0.0/24".parse().unwrap(),
+            gateway_ip: None,
+            allocation_pools: vec![],
+            enable_dhcp,
+            dns_nameservers: vec![],
+            host_routes: vec![],
+            ipv6_ra_mode: None,
+            ipv6_address_mode: None,
+            deleting: false,
+        }
+    }
+
     fn put<T: model::NbObject>(rev: u64, obj: &T) -> Change {
         let r = record(obj, rev);
         Change {
@@ -354,7 +375,7 @@ mod tests {
             let id = format!("x{n}");
             let k = rnd(3);
             let net = format!("n{k}");
-            let change = match rnd(6) {
+            let change = match rnd(9) {
                 // Network keys (and segmentation ids) are unique and never change.
                 0 => put(rev, &network(&net, 1 + k as u32)),
                 1 => gone(rev, "network", &net),
@@ -369,6 +390,16 @@ mod tests {
                     ),
                 ),
                 4 => gone(rev, "port", &id),
+                // DHCP flows follow the network's subnets and their enable_dhcp.
+                6 => put(rev, &subnet(&format!("s{k}"), &net, rnd(2) == 0)),
+                7 => gone(rev, "subnet", &format!("s{k}")),
+                8 => put(
+                    rev,
+                    &Network {
+                        subnets: vec![format!("s{k}")],
+                        ..network(&net, 1 + k as u32)
+                    },
+                ),
                 _ => {
                     // The interface is plugged or unplugged on this host.
                     if rnd(2) == 0 {
