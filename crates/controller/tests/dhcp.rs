@@ -234,6 +234,25 @@ fn request(n: u8, mut dhcp: DhcpRepr, src: Ipv4Addr, dst: Ipv4Addr) -> Vec<u8> {
     .build(&ipv4)
 }
 
+fn arp_request(n: u8, spa: Ipv4Addr, tpa: Ipv4Addr) -> Vec<u8> {
+    let req = packet::arp::ArpRepr {
+        operation: packet::arp::Operation::Request,
+        source_hardware_addr: EthernetAddress(mac(n).0),
+        source_protocol_addr: spa,
+        target_hardware_addr: EthernetAddress([0; 6]),
+        target_protocol_addr: tpa,
+    };
+    let mut body = vec![0u8; req.buffer_len()];
+    req.emit(&mut packet::arp::Packet::new_unchecked(&mut body[..]));
+    EthernetRepr {
+        src_addr: EthernetAddress(mac(n).0),
+        dst_addr: EthernetAddress::BROADCAST,
+        vlan: None,
+        ethertype: EtherType::Arp,
+    }
+    .build(&body)
+}
+
 fn msg(t: MessageType, xid: u32) -> DhcpRepr {
     let mut d = DhcpRepr::new(Op::Request, t, xid, EthernetAddress([0; 6]));
     d.parameter_request_list = Some(vec![1, 3, 6, 15, 26, 121]);
@@ -402,6 +421,21 @@ fn a_request_for_another_address_is_naked_and_a_changed_address_is_renewed_with_
     a.fixed_ips[0].ip_address = IpAddr::V4(ip(50));
     put(&mut c.view, &a);
     c.recompile();
+    // First the client asks for the server's MAC from its old address: answered; asking
+    // for anyone else from it is still spoofing.
+    let (_, left) = c.send(1, &arp_request(5, ip(5), ip(2)));
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!(left[0].0, 1);
+    let reply = packet::arp::ArpRepr::parse(
+        &packet::arp::Packet::new_checked(&left[0].1[14..]).expect("arp"),
+    )
+    .expect("arp");
+    assert_eq!(
+        (reply.source_hardware_addr, reply.source_protocol_addr),
+        (EthernetAddress(mac(2).0), ip(2))
+    );
+    let (_, left) = c.send(1, &arp_request(5, ip(5), ip(6)));
+    assert!(left.is_empty(), "{left:?}");
     let mut renew = msg(MessageType::Request, 8);
     renew.client_ip = ip(5);
     let (_, nak) = c.ask(1, &request(5, renew, ip(5), ip(2)));

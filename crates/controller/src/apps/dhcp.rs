@@ -6,10 +6,11 @@
 use super::{Flow, Host, Owner, flow};
 use crate::pipeline::{App, reg, table};
 use crate::view::{Touched, View};
-use model::{Port, Table};
+use model::{Port, Table, owner};
 use openflow::Instruction;
 use openflow::action::{Action, OFPCML_NO_BUFFER};
 use openflow::oxm::{Field, Match};
+use std::net::{IpAddr, Ipv4Addr};
 
 /// The per-port punt flow.
 pub const PRIO_PUNT: u16 = 100;
@@ -19,6 +20,8 @@ pub const PRIO_BLOCK: u16 = 200;
 const PRIO_PORT_SECURITY: u16 = 95;
 const ETH_IPV4: u16 = 0x0800;
 const UDP: u8 = 17;
+const ETH_ARP: u16 = 0x0806;
+const ARP_REQUEST: u16 = 1;
 
 /// DHCP requests (UDP to port 67) from the port with key `key`.
 pub fn requests_from(key: u32) -> Match {
@@ -85,8 +88,58 @@ pub fn compile(view: &View, host: &Host, p: &Port) -> Vec<Flow> {
             key,
             vec![Instruction::GotoTable(table::SERVICES)],
         ));
+        // For that renewal (unicast) the client first asks for the server's MAC from
+        // its old address: requests for the DHCP port's addresses go on to the ARP
+        // responder, which answers them in place.
+        for ip in server_ips(view, &p.network_id) {
+            out.push(flow(
+                table::PORT_SECURITY,
+                PRIO_PORT_SECURITY,
+                Match::new()
+                    .masked(Field::Reg(6), key, u32::MAX)
+                    .eth_src(p.mac_address.0)
+                    .eth_type(ETH_ARP)
+                    .arp_op(ARP_REQUEST)
+                    .arp_tpa(ip),
+                App::Dhcp,
+                key,
+                vec![Instruction::GotoTable(table::SERVICES)],
+            ));
+        }
     }
     out
+}
+
+/// The IPv4 addresses of the network's DHCP port.
+fn server_ips(view: &View, network_id: &str) -> Vec<Ipv4Addr> {
+    let mut ips: Vec<Ipv4Addr> = view
+        .ports_of(network_id)
+        .filter(|d| d.device_owner == owner::DHCP)
+        .flat_map(|d| &d.fixed_ips)
+        .filter_map(|f| match f.ip_address {
+            IpAddr::V4(a) => Some(a),
+            IpAddr::V6(_) => None,
+        })
+        .collect();
+    ips.sort_unstable();
+    ips.dedup();
+    ips
+}
+
+/// The owners a changed port affects beyond itself: a DHCP port's addresses are in the
+/// port security flows of its network's local ports.
+pub fn affected_by_port(view: &View, port_id: &str) -> Vec<Owner> {
+    match view.ports.get(port_id) {
+        Some(d) if d.device_owner == owner::DHCP => view
+            .ports_of(&d.network_id)
+            .filter(|p| p.meta.id != port_id)
+            .map(|p| Touched {
+                table: Table::Port,
+                id: p.meta.id.clone(),
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
 }
 
 /// The owners a changed subnet affects: the ports of its network (the one it names, and

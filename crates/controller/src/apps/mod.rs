@@ -116,6 +116,7 @@ pub fn affected(view: &View, touched: &Touched) -> Vec<Owner> {
         // view reports the network it left as touched too.
         Table::Port => {
             let mut out = vec![touched.clone()];
+            out.extend(dhcp::affected_by_port(view, &touched.id));
             if let Some(p) = view.ports.get(&touched.id) {
                 out.push(Touched {
                     table: Table::Network,
@@ -375,7 +376,7 @@ mod tests {
             let id = format!("x{n}");
             let k = rnd(3);
             let net = format!("n{k}");
-            let change = match rnd(9) {
+            let change = match rnd(10) {
                 // Network keys (and segmentation ids) are unique and never change.
                 0 => put(rev, &network(&net, 1 + k as u32)),
                 1 => gone(rev, "network", &net),
@@ -398,6 +399,18 @@ mod tests {
                     &Network {
                         subnets: vec![format!("s{k}")],
                         ..network(&net, 1 + k as u32)
+                    },
+                ),
+                // A DHCP port: its addresses are in its network's local ports' flows.
+                9 => put(
+                    rev,
+                    &Port {
+                        device_owner: model::owner::DHCP.into(),
+                        fixed_ips: vec![model::FixedIp {
+                            subnet_id: format!("s{k}"),
+                            ip_address: format!("10.0.0.{}", 2 + n).parse().unwrap(),
+                        }],
+                        ..port(&id, &net, "", 1 + n as u32, n as u8)
                     },
                 ),
                 _ => {
