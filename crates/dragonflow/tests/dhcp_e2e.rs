@@ -516,6 +516,25 @@ fn a_vm_flooding_discovers_does_not_delay_another_vms_lease() {
             || flooded_lease < Duration::from_millis(500),
         "lease under flood {flooded_lease:?} vs quiet {quiet_lease:?}"
     );
+    let worst = flooded.iter().copied().fold(0.0, f64::max);
+    testbed::bench::write_section(
+        "dhcp-flood",
+        &format!(
+            "## DHCP under a flooding VM (end to end)\n\n\
+             `cargo nextest run -p dragonflow --test dhcp_e2e flooding --no-capture`: one host (real OVS, \
+             `dragonflow controller`), VM A sends {sent} DISCOVERs at 1000/s for 8 s (raw socket), VM B \
+             measures DISCOVER→OFFER with a raw client (2/s) and runs `dhclient -1`.\n\n\
+             | measure | quiet host | while A floods |\n|---|---|---|\n\
+             | DISCOVER→OFFER, median of 6 | {q:.2} ms | {f:.2} ms |\n\
+             | DISCOVER→OFFER, worst of 6 | {:.2} ms | {worst:.2} ms |\n\
+             | `dhclient -1` until the address is set | {:.0} ms | {:.0} ms |\n\n\
+             A is answered three times, then blocked in the switch (one drop flow, 100 s); the \
+             target is a delay under 100 ms.\n\n",
+            quiet.iter().copied().fold(0.0, f64::max),
+            quiet_lease.as_secs_f64() * 1e3,
+            flooded_lease.as_secs_f64() * 1e3,
+        ),
+    );
     let log = ctl.log();
     assert_eq!(
         log.matches("DHCP flood").count(),

@@ -79,6 +79,8 @@ pub struct Dhcp {
     pub config: Config,
     pub stats: Stats,
     buckets: HashMap<u32, Bucket>,
+    /// Port ids by datapath key, as last found (checked against the view on every use).
+    by_key: HashMap<u32, String>,
 }
 
 /// An answer: the reply and where it comes from.
@@ -252,12 +254,12 @@ fn extra_option(r: &mut DhcpRepr, opt: &ExtraDhcpOpt) -> bool {
         },
     };
     let text = || (!value.is_empty()).then(|| value.to_string());
-    let ok = match code {
+    match code {
         dhcpv4::code::PAD
         | dhcpv4::code::END
         | dhcpv4::code::MESSAGE_TYPE
         | dhcpv4::code::SERVER_IDENTIFIER
-        | dhcpv4::code::OVERLOAD => return false,
+        | dhcpv4::code::OVERLOAD => false,
         dhcpv4::code::SUBNET_MASK => value.parse().map(|a| r.subnet_mask = Some(a)).is_ok(),
         // An empty router or DNS list takes the option away (Neutron's way to say "no
         // default route").
@@ -291,8 +293,7 @@ fn extra_option(r: &mut DhcpRepr, opt: &ExtraDhcpOpt) -> bool {
             r.other_options.push((other, bytes));
             true
         }
-    };
-    ok
+    }
 }
 
 /// The answer to `req` from `port` (a local port), or `None` when there is none to give.
@@ -355,10 +356,7 @@ impl Dhcp {
         pi: &PacketIn,
         key: u32,
     ) -> Punted {
-        let port = view
-            .ports
-            .values()
-            .find(|p| p.unique_key == key && p.binding_host_id == view.chassis);
+        let port = self.local_port(view, key);
         if let Err(blocked) = self.admit(now, key, port) {
             return blocked;
         }
@@ -434,6 +432,30 @@ impl Dhcp {
             }],
             flow_mods: Vec::new(),
         }
+    }
+
+    /// The local port with datapath key `key`: from the cache of earlier look-ups when it
+    /// still holds (the view may have changed since), else by a scan of the view.
+    fn local_port<'v>(&mut self, view: &'v View, key: u32) -> Option<&'v Port> {
+        let ours = |p: &Port| p.unique_key == key && p.binding_host_id == view.chassis;
+        if let Some(p) = self.by_key.get(&key).and_then(|id| view.ports.get(id))
+            && ours(p)
+        {
+            return Some(p);
+        }
+        let found = view.ports.values().find(|p| ours(p));
+        match found {
+            Some(p) => {
+                if self.by_key.len() > 65_536 {
+                    self.by_key.clear();
+                }
+                self.by_key.insert(key, p.meta.id.clone());
+            }
+            None => {
+                self.by_key.remove(&key);
+            }
+        }
+        found
     }
 
     fn malformed(&mut self, port: &Port, why: &str) -> Punted {
