@@ -607,3 +607,17 @@ fn malformed_requests_are_counted_and_nothing_a_vm_sends_panics() {
     let p = c.punt.handle(&c.view, &c.host, c.now, &pi(good));
     assert_eq!(p.packets.len(), 1);
 }
+
+#[test]
+fn only_the_networks_own_dhcp_port_is_the_server() {
+    let mut c = Cloud::new();
+    // Another project's port on the (shared) network calling itself a DHCP port, sorted
+    // before the real one.
+    let mut fake = port("0fake", 9, "", owner::DHCP);
+    fake.meta.project_id = "q".into();
+    put(&mut c.view, &fake);
+    c.recompile();
+    let (_, offer) = c.ask(1, &discover(5));
+    assert_eq!(offer.dhcp.server_identifier, Some(ip(2)));
+    assert_eq!(offer.ethernet.src_addr, EthernetAddress(mac(2).0));
+}

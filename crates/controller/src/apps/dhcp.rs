@@ -112,9 +112,12 @@ pub fn compile(view: &View, host: &Host, p: &Port) -> Vec<Flow> {
 
 /// The IPv4 addresses of the network's DHCP port.
 fn server_ips(view: &View, network_id: &str) -> Vec<Ipv4Addr> {
+    let Some(network) = view.networks.get(network_id) else {
+        return Vec::new();
+    };
     let mut ips: Vec<Ipv4Addr> = view
         .ports_of(network_id)
-        .filter(|d| d.device_owner == owner::DHCP)
+        .filter(|d| crate::punt::dhcp::is_dhcp_port(network, d))
         .flat_map(|d| &d.fixed_ips)
         .filter_map(|f| match f.ip_address {
             IpAddr::V4(a) => Some(a),

@@ -116,7 +116,7 @@ pub fn lease<'a>(view: &'a View, port: &Port) -> Option<Lease<'a>> {
             .filter(|s| s.enable_dhcp && network.subnets.contains(&s.meta.id))?;
         let (server_mac, server_ip) = view
             .ports_of(&network.meta.id)
-            .filter(|d| d.device_owner == owner::DHCP)
+            .filter(|d| is_dhcp_port(network, d))
             .find_map(|d| {
                 d.fixed_ips.iter().find_map(|g| match g.ip_address {
                     IpAddr::V4(a) if g.subnet_id == f.subnet_id => Some((d.mac_address, a)),
@@ -131,6 +131,12 @@ pub fn lease<'a>(view: &'a View, port: &Port) -> Option<Lease<'a>> {
             server_mac,
         })
     })
+}
+
+/// Whether `d` is the network's DHCP port: owned by `network:dhcp` and by the network's
+/// project (a tenant sharing the network cannot make its own port the server).
+pub fn is_dhcp_port(network: &Network, d: &Port) -> bool {
+    d.device_owner == owner::DHCP && d.meta.project_id == network.meta.project_id
 }
 
 fn mask(prefix_len: u8) -> Ipv4Addr {

@@ -544,14 +544,19 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// The device id of the DHCP port the server makes for a network (ports a user makes with
+/// device owner `network:dhcp` are not it).
+fn dhcp_device_id(network_id: &str) -> String {
+    format!("dhcp-{network_id}")
+}
+
 /// The network's DHCP port (device owner `network:dhcp`), if it has one.
 pub async fn dhcp_port(api: &Api, network_id: &str) -> ApiResult<Option<(Port, nbdb::Revision)>> {
-    Ok(api
-        .db
-        .all::<Port>()
-        .await?
-        .into_iter()
-        .find(|(p, _)| p.network_id == network_id && p.device_owner == owner::DHCP))
+    Ok(api.db.all::<Port>().await?.into_iter().find(|(p, _)| {
+        p.network_id == network_id
+            && p.device_owner == owner::DHCP
+            && p.device_id == dhcp_device_id(network_id)
+    }))
 }
 
 /// Gives the network's DHCP port an address on `subnet` (DHCP just enabled there), creating
@@ -611,7 +616,7 @@ async fn dhcp_join<'a>(
                 allowed_address_pairs: vec![],
                 port_security_enabled: false,
                 device_owner: owner::DHCP.into(),
-                device_id: format!("dhcp-{}", network.meta.id),
+                device_id: dhcp_device_id(&network.meta.id),
                 binding_host_id: String::new(),
                 binding_profile: Default::default(),
                 binding_vnic_type: "normal".into(),
