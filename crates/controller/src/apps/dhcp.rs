@@ -29,13 +29,7 @@ pub fn requests_from(key: u32) -> Match {
         .masked(reg::SRC_PORT, key, u32::MAX)
         .eth_type(ETH_IPV4)
         .ip_proto(UDP)
-        .udp_dst(packet_port::SERVER)
-}
-
-/// UDP ports of DHCP (kept here so the controller's flows do not need the packet crate).
-pub mod packet_port {
-    pub const SERVER: u16 = 67;
-    pub const CLIENT: u16 = 68;
+        .udp_dst(packet::dhcpv4::SERVER_PORT)
 }
 
 /// Whether the port's network has an IPv4 subnet with DHCP enabled. Only subnets the
@@ -82,8 +76,8 @@ pub fn compile(view: &View, host: &Host, p: &Port) -> Vec<Flow> {
                 .eth_src(p.mac_address.0)
                 .eth_type(ETH_IPV4)
                 .ip_proto(UDP)
-                .udp_src(packet_port::CLIENT)
-                .udp_dst(packet_port::SERVER),
+                .udp_src(packet::dhcpv4::CLIENT_PORT)
+                .udp_dst(packet::dhcpv4::SERVER_PORT),
             App::Dhcp,
             key,
             vec![Instruction::GotoTable(table::SERVICES)],
