@@ -93,7 +93,11 @@ pub async fn run(cfg: Config) -> Result<(), String> {
     view.load(&snap);
     let mut watch: RemoteWatch = remote.watch(snap.revision, filter.clone());
     let mut host = Host::default();
+    apps::security_groups::assign_zones(&view, &mut host);
     let mut desired = Desired::full(&view, &host);
+    // What the security groups allowed, to cut the connections a change disallows.
+    let mut cuts = apps::security_groups::Cuts::default();
+    cuts.update(&view, &host, &apps::owners(&view));
     let mut reported: BTreeMap<String, PortStatus> = BTreeMap::new();
     let mut punt = Punt::default();
     tracing::info!(chassis = %cfg.chassis, revision = snap.revision, objects = snap.records.len(), "controller ready");
@@ -137,8 +141,13 @@ pub async fn run(cfg: Config) -> Result<(), String> {
                 None => return Err("the OVSDB monitor ended".into()),
             },
         }
-        desired.update(&view, &host, owners);
+        let zones = apps::security_groups::assign_zones(&view, &mut host);
+        owners.extend(zones.touched);
+        desired.update(&view, &host, owners.iter().cloned());
         sync(&cfg, &mut session, &mut installed, &desired).await?;
+        // Once the flows no longer allow them, cut the connections they allowed.
+        let flushes = cuts.update(&view, &host, &owners);
+        flush(&mut session, zones.released, flushes).await;
         report(&http, &cfg, &view, &host, &mut reported).await;
     }
 }
@@ -186,6 +195,24 @@ async fn sync(
         }
     }
     Err("the switch stays unreachable".into())
+}
+
+/// Flushes the conntrack entries of released zones and of disallowed connections.
+async fn flush(
+    session: &mut Session<tokio::net::UnixStream>,
+    zones: Vec<u16>,
+    flushes: Vec<openflow::ct_flush::CtFlush>,
+) {
+    let msgs = zones
+        .into_iter()
+        .map(openflow::Message::CtFlushZone)
+        .chain(flushes.into_iter().map(openflow::Message::CtFlush));
+    for m in msgs {
+        tracing::debug!(?m, "conntrack flush");
+        if let Err(e) = session.ct_flush(m).await {
+            tracing::warn!(error = %e, "conntrack flush not sent");
+        }
+    }
 }
 
 /// Sends what a packet-in was answered with. A failure here is the connection going

@@ -6,6 +6,7 @@ pub mod arp;
 pub mod l2;
 pub mod port_security;
 pub mod ports;
+pub mod security_groups;
 pub mod tunnel;
 
 use crate::pipeline::{App, Cookie, may_goto, table};
@@ -23,6 +24,9 @@ pub struct Host {
     pub ofports: BTreeMap<String, u32>,
     /// The OpenFlow port of this host's tunnel port of each type (`geneve`, `vxlan`, ...).
     pub tunnels: BTreeMap<String, u32>,
+    /// The conntrack zone of each network with a local port, allocated on this host
+    /// (`security_groups::assign_zones`).
+    pub zones: BTreeMap<String, u16>,
 }
 
 /// The object a flow was compiled for.
@@ -64,7 +68,11 @@ pub fn base_owner() -> Owner {
 /// All flows of one owner.
 pub fn compile(view: &View, host: &Host, owner: &Owner) -> Vec<Flow> {
     match owner.table {
-        Table::Chassis if owner.id.is_empty() => ports::base(),
+        Table::Chassis if owner.id.is_empty() => {
+            let mut out = ports::base();
+            out.extend(security_groups::base());
+            out
+        }
         Table::Port => view
             .ports
             .get(&owner.id)
@@ -74,6 +82,7 @@ pub fn compile(view: &View, host: &Host, owner: &Owner) -> Vec<Flow> {
                 out.extend(arp::compile(view, p));
                 out.extend(port_security::compile(view, host, p));
                 out.extend(tunnel::port(view, host, p));
+                out.extend(security_groups::port(view, host, p));
                 out
             })
             .unwrap_or_default(),
@@ -81,6 +90,11 @@ pub fn compile(view: &View, host: &Host, owner: &Owner) -> Vec<Flow> {
             .networks
             .get(&owner.id)
             .map(|n| tunnel::network(view, host, n))
+            .unwrap_or_default(),
+        Table::SecurityGroupRule => view
+            .rules
+            .get(&owner.id)
+            .map(security_groups::rule)
             .unwrap_or_default(),
         _ => Vec::new(),
     }
@@ -95,6 +109,10 @@ pub fn owners(view: &View) -> Vec<Owner> {
         }))
         .chain(view.ports.keys().map(|id| Touched {
             table: Table::Port,
+            id: id.clone(),
+        }))
+        .chain(view.rules.keys().map(|id| Touched {
+            table: Table::SecurityGroupRule,
             id: id.clone(),
         }))
         .collect()
@@ -120,6 +138,7 @@ pub fn affected(view: &View, touched: &Touched) -> Vec<Owner> {
                     id: p.network_id.clone(),
                 });
             }
+            out.extend(security_groups::affected_by_port(view, &touched.id));
             out
         }
         // The ports bound to a chassis tunnel to its address.
@@ -132,6 +151,9 @@ pub fn affected(view: &View, touched: &Touched) -> Vec<Owner> {
                 id: p.meta.id.clone(),
             })
             .collect(),
+        // A rule's conj_id flow; the view also reports the groups it belongs to and names.
+        Table::SecurityGroupRule => vec![touched.clone()],
+        Table::SecurityGroup => security_groups::affected_by_group(view, &touched.id),
         _ => Vec::new(),
     }
 }
@@ -261,6 +283,31 @@ mod tests {
         }
     }
 
+    /// Rule `r<n>` of group `g<g>`: kinds of rule by `kind` (remote group `g<kind>` for
+    /// the first three).
+    fn sg_rule(n: u64, g: u64, kind: u64) -> model::SecurityGroupRule {
+        model::SecurityGroupRule {
+            meta: Meta {
+                id: format!("r{n}"),
+                project_id: "p".into(),
+                ..Meta::default()
+            },
+            security_group_id: format!("g{g}"),
+            direction: if n.is_multiple_of(2) {
+                model::Direction::Ingress
+            } else {
+                model::Direction::Egress
+            },
+            ethertype: model::EtherType::IPv4,
+            protocol: Some("tcp".into()),
+            protocol_number: Some(6),
+            port_range_min: Some(20 + n as u16),
+            port_range_max: Some(30),
+            remote_ip_prefix: (kind == 3).then(|| "10.0.0.0/24".parse().unwrap()),
+            remote_group_id: (kind < 3).then(|| format!("g{kind}")),
+        }
+    }
+
     fn put<T: model::NbObject>(rev: u64, obj: &T) -> Change {
         let r = record(obj, rev);
         Change {
@@ -350,20 +397,32 @@ mod tests {
             let id = format!("x{n}");
             let k = rnd(3);
             let net = format!("n{k}");
-            let change = match rnd(6) {
+            let change = match rnd(8) {
+                // Security group rules come and go; ports hold random groups (below).
+                6 => put(rev, &sg_rule(rnd(6), rnd(3), rnd(4))),
+                7 => gone(rev, "secgroup_rule", &format!("r{}", rnd(6))),
                 // Network keys (and segmentation ids) are unique and never change.
                 0 => put(rev, &network(&net, 1 + k as u32)),
                 1 => gone(rev, "network", &net),
-                2 | 3 => put(
-                    rev,
-                    &port(
+                2 | 3 => {
+                    let mut p = port(
                         &id,
                         &net,
                         if rnd(2) == 0 { "h" } else { "o" },
                         1 + n as u32,
                         n as u8,
-                    ),
-                ),
+                    );
+                    p.fixed_ips = vec![model::FixedIp {
+                        subnet_id: "s".into(),
+                        ip_address: format!("10.0.0.{}", 1 + n).parse().unwrap(),
+                    }];
+                    p.security_groups = (0..3)
+                        .filter(|_| rnd(2) == 0)
+                        .map(|g| format!("g{g}"))
+                        .collect();
+                    p.port_security_enabled = rnd(4) != 0;
+                    put(rev, &p)
+                }
                 4 => gone(rev, "port", &id),
                 _ => {
                     // The interface is plugged or unplugged on this host.
@@ -376,7 +435,9 @@ mod tests {
                         table: Table::Port,
                         id,
                     };
-                    d.update(&v, &host, affected(&v, &t));
+                    let mut todo = affected(&v, &t);
+                    todo.extend(security_groups::assign_zones(&v, &mut host).touched);
+                    d.update(&v, &host, todo);
                     assert_eq!(
                         d.table(),
                         Desired::full(&v, &host).table(),
@@ -391,6 +452,7 @@ mod tests {
                 .flat_map(|t| affected(&v, t))
                 .collect();
             todo.push(base_owner());
+            todo.extend(security_groups::assign_zones(&v, &mut host).touched);
             d.update(&v, &host, todo);
             assert_eq!(
                 d.table(),

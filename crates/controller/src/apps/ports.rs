@@ -87,5 +87,7 @@ pub fn base() -> Vec<Flow> {
         // A request for an address nobody here knows goes on like any broadcast.
         on(table::ARP, table::L2),
         on(table::INGRESS_CT, table::DISPATCH),
+        // Untracked traffic of filtered ports (ARP) goes on; security_groups adds the rest.
+        on(table::EGRESS_CT, table::SERVICES),
     ]
 }
