@@ -441,7 +441,8 @@ pub fn rule(r: &SecurityGroupRule) -> Vec<Flow> {
     vec![flow(
         t,
         PRIO_CONJ,
-        Match::new().conj_id(id),
+        // ct() needs the IP version in the match.
+        Match::new().conj_id(id).eth_type(eth(r.ethertype)),
         App::SecurityGroup,
         id,
         accept(r.direction),
