@@ -29,7 +29,7 @@ fn port(id: &str, n: u8, host: &str) -> Port {
             subnet_id: "s".into(),
             ip_address: format!("10.0.0.{n}").parse().unwrap(),
         }],
-        security_groups: vec![],
+        security_groups: vec!["open".into()],
         allowed_address_pairs: vec![],
         port_security_enabled: true,
         device_owner: String::new(),
@@ -67,12 +67,16 @@ fn switch() -> Switch {
             record(&port("a", 5, "h"), 2),
             record(&port("b", 6, "h"), 3),
             record(&port("c", 7, "o"), 4),
+            open_group()[0].clone(),
+            open_group()[1].clone(),
+            open_group()[2].clone(),
         ],
     });
-    let host = Host {
+    let mut host = Host {
         ofports: [("a".to_string(), 1), ("b".to_string(), 2)].into(),
         ..Host::default()
     };
+    controller::apps::security_groups::assign_zones(&view, &mut host);
     let mut sw = Switch::new();
     for m in Desired::full(&view, &host)
         .table()
@@ -82,6 +86,34 @@ fn switch() -> Switch {
             .unwrap_or_else(|e| panic!("{e}: {m:?}"));
     }
     sw
+}
+
+/// Group "open": everything in and out (ports with port security on and no group get
+/// nothing, as in Neutron).
+fn open_group() -> Vec<nbdb::Record> {
+    let g = model::SecurityGroup {
+        meta: meta("open"),
+        stateful: true,
+        is_default: false,
+        deleting: false,
+    };
+    let r = |id: &str, d: model::Direction| model::SecurityGroupRule {
+        meta: meta(id),
+        security_group_id: "open".into(),
+        direction: d,
+        ethertype: model::EtherType::IPv4,
+        protocol: None,
+        protocol_number: None,
+        port_range_min: None,
+        port_range_max: None,
+        remote_ip_prefix: None,
+        remote_group_id: None,
+    };
+    vec![
+        record(&g, 1),
+        record(&r("open-in", model::Direction::Ingress), 1),
+        record(&r("open-out", model::Direction::Egress), 1),
+    ]
 }
 
 fn mac(n: u8) -> EthernetAddress {

@@ -545,8 +545,8 @@ pub fn base() -> Vec<Flow> {
 }
 
 /// Owners whose flows a changed security group decides: the ports holding it (their
-/// rules), and the members of the groups its rules name (clause 2 exists only while a
-/// local port holds a rule's group).
+/// rules), the members of the groups its rules name (clause 2 exists only while a local
+/// port holds a rule's group), and the holders of rules that name it.
 pub fn affected_by_group(view: &View, group: &str) -> Vec<Owner> {
     let mut ids: BTreeSet<&str> = view
         .ports_in_group(group)
@@ -555,6 +555,16 @@ pub fn affected_by_group(view: &View, group: &str) -> Vec<Owner> {
     for r in view.rules_of(group) {
         if let Some(rg) = &r.remote_group_id {
             ids.extend(view.ports_in_group(rg).map(|p| p.meta.id.as_str()));
+        }
+    }
+    // The holders of rules naming it as remote group: their flows do not change when its
+    // members do, but what they allow (and so what a removal cuts) does.
+    for r in view.rules.values() {
+        if r.remote_group_id.as_deref() == Some(group) {
+            ids.extend(
+                view.ports_in_group(&r.security_group_id)
+                    .map(|p| p.meta.id.as_str()),
+            );
         }
     }
     ids.into_iter()
@@ -659,33 +669,44 @@ fn flushes_for(pa: &PortAllows, gone: &Allow, out: &mut BTreeSet<CtFlush>) {
             .remote
             .filter(|r| r.prefix_len() == r.max_prefix_len())
             .map(|r| r.addr());
-        let (proto, dst_port) = match gone.proto {
-            Some(p @ (TCP | UDP | SCTP)) => (p, gone.ports.filter(|(a, b)| a == b).map(|p| p.0)),
-            _ => (0, None),
-        };
-        let orig = if gone.direction == 1 {
-            CtTuple {
-                src: host_remote,
-                dst: Some(*addr),
-                dst_port,
-                ..CtTuple::default()
+        // A short port range is flushed port by port; a long one by protocol.
+        let (proto, dst_ports): (u8, Vec<Option<u16>>) = match (gone.proto, gone.ports) {
+            (Some(p @ (TCP | UDP | SCTP)), Some((lo, hi)))
+                if u32::from(hi) + 1 - u32::from(lo) <= MAX_PORTS_FLUSHED =>
+            {
+                (p, (lo..=hi).map(Some).collect())
             }
-        } else {
-            CtTuple {
-                src: Some(*addr),
-                dst: host_remote,
-                dst_port,
-                ..CtTuple::default()
-            }
+            (Some(p @ (TCP | UDP | SCTP)), _) => (p, vec![None]),
+            _ => (0, vec![None]),
         };
-        out.insert(CtFlush {
-            ip_proto: proto,
-            zone: Some(pa.zone),
-            orig,
-            reply: CtTuple::default(),
-        });
+        for dst_port in dst_ports {
+            let orig = if gone.direction == 1 {
+                CtTuple {
+                    src: host_remote,
+                    dst: Some(*addr),
+                    dst_port,
+                    ..CtTuple::default()
+                }
+            } else {
+                CtTuple {
+                    src: Some(*addr),
+                    dst: host_remote,
+                    dst_port,
+                    ..CtTuple::default()
+                }
+            };
+            out.insert(CtFlush {
+                ip_proto: proto,
+                zone: Some(pa.zone),
+                orig,
+                reply: CtTuple::default(),
+            });
+        }
     }
 }
+
+/// Port ranges up to this long are flushed port by port.
+const MAX_PORTS_FLUSHED: u32 = 32;
 
 /// What the filtered local ports allowed when the switch was last told; [`Self::update`]
 /// returns the flushes for what they no longer allow.
