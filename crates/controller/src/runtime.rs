@@ -143,6 +143,10 @@ pub async fn run(cfg: Config) -> Result<(), String> {
         }
         let zones = apps::security_groups::assign_zones(&view, &mut host);
         owners.extend(zones.touched);
+        // Changes touch overlapping sets of owners (a group's holders and members): compile
+        // each once.
+        owners.sort();
+        owners.dedup();
         desired.update(&view, &host, owners.iter().cloned());
         sync(&cfg, &mut session, &mut installed, &desired).await?;
         // Once the flows no longer allow them, cut the connections they allowed.

@@ -138,7 +138,6 @@ pub fn affected(view: &View, touched: &Touched) -> Vec<Owner> {
                     id: p.network_id.clone(),
                 });
             }
-            out.extend(security_groups::affected_by_port(view, &touched.id));
             out
         }
         // The ports bound to a chassis tunnel to its address.

@@ -17,7 +17,7 @@
 //! port), clause 2 is "the remote address is a member of G" (flows owned by each member
 //! port, one per address, with one conjunction action per rule that names G). The flows
 //! grow with rules plus members, not with their product; a member joining or leaving
-//! recompiles only that member.
+//! recompiles only that member (and, for the flushes, the holders of rules naming G).
 
 use super::{Flow, Host, Owner, flow};
 use crate::pipeline::{App, reg, table};
@@ -145,12 +145,6 @@ fn filtered(view: &View, host: &Host, p: &Port) -> Option<u16> {
         return None;
     }
     host.zones.get(&p.network_id).copied()
-}
-
-/// Whether some local port filtered here holds `group` (then its rules have flows here).
-fn held_here(view: &View, host: &Host, group: &str) -> bool {
-    view.ports_in_group(group)
-        .any(|p| filtered(view, host, p).is_some())
 }
 
 /// The conjunction id of a remote-group rule: a hash of its id (ids are UUIDs; a
@@ -326,7 +320,7 @@ fn rules_of_port<'a>(view: &'a View, p: &Port) -> Vec<&'a SecurityGroupRule> {
 
 /// The security group flows a port owns: for a filtered local port its ct() flows and its
 /// rules (clause 1 of its remote-group rules); for any port that is a member of a group
-/// named as remote group by a rule in use here, clause 2 of those rules.
+/// named as remote group by a rule, clause 2 of those rules.
 pub fn port(view: &View, host: &Host, p: &Port) -> Vec<Flow> {
     let key = p.unique_key;
     let mut out = Vec::new();
@@ -396,19 +390,14 @@ pub fn port(view: &View, host: &Host, p: &Port) -> Vec<Flow> {
             }
         }
     }
-    // Clause 2: this port's addresses, for every rule in use here naming one of its groups.
+    // Clause 2: this port's addresses, for every rule naming one of its groups (whether or
+    // not a local port holds the rule's group: then clause 1 is missing and they are inert,
+    // but they depend on this port and the rules alone).
     let addrs = addresses(p);
     if !addrs.is_empty() {
-        let mut held: BTreeMap<&str, bool> = BTreeMap::new();
         for g in &p.security_groups {
             for r in view.rules.values() {
                 if r.remote_group_id.as_deref() != Some(g.as_str()) {
-                    continue;
-                }
-                let in_use = *held
-                    .entry(r.security_group_id.as_str())
-                    .or_insert_with(|| held_here(view, host, &r.security_group_id));
-                if !in_use {
                     continue;
                 }
                 let (t, _, _, _) = dir_tables(r.direction);
@@ -544,19 +533,15 @@ pub fn base() -> Vec<Flow> {
     out
 }
 
-/// Owners whose flows a changed security group decides: the ports holding it (their
-/// rules), the members of the groups its rules name (clause 2 exists only while a local
-/// port holds a rule's group), and the holders of rules that name it.
+/// Owners whose flows a changed security group decides: the ports holding it (their rules,
+/// and as members their clause-2 flows of the rules naming it), and the holders of rules
+/// that name it (their flows stay, but what they allow, and so what a removal cuts, does
+/// not).
 pub fn affected_by_group(view: &View, group: &str) -> Vec<Owner> {
     let mut ids: BTreeSet<&str> = view
         .ports_in_group(group)
         .map(|p| p.meta.id.as_str())
         .collect();
-    for r in view.rules_of(group) {
-        if let Some(rg) = &r.remote_group_id {
-            ids.extend(view.ports_in_group(rg).map(|p| p.meta.id.as_str()));
-        }
-    }
     // The holders of rules naming it as remote group: their flows do not change when its
     // members do, but what they allow (and so what a removal cuts) does.
     for r in view.rules.values() {
@@ -567,29 +552,6 @@ pub fn affected_by_group(view: &View, group: &str) -> Vec<Owner> {
             );
         }
     }
-    ids.into_iter()
-        .map(|id| Touched {
-            table: Table::Port,
-            id: id.to_string(),
-        })
-        .collect()
-}
-
-/// Owners that depend on a port beyond its own flows: whether it is filtered here decides
-/// whether its groups' remote-group rules have clause-2 flows on their members.
-pub fn affected_by_port(view: &View, port: &str) -> Vec<Owner> {
-    let Some(p) = view.ports.get(port) else {
-        return Vec::new();
-    };
-    let mut ids: BTreeSet<&str> = BTreeSet::new();
-    for g in &p.security_groups {
-        for r in view.rules_of(g) {
-            if let Some(rg) = &r.remote_group_id {
-                ids.extend(view.ports_in_group(rg).map(|p| p.meta.id.as_str()));
-            }
-        }
-    }
-    ids.remove(port);
     ids.into_iter()
         .map(|id| Touched {
             table: Table::Port,
@@ -705,6 +667,34 @@ fn flushes_for(pa: &PortAllows, gone: &Allow, out: &mut BTreeSet<CtFlush>) {
     }
 }
 
+/// Beyond this many remote addresses lost by one rule (a remote group rule removed), the
+/// flush names the port's side only: fewer messages, a few more connections restarted.
+const MAX_REMOTES_FLUSHED: usize = 8;
+
+/// Lost allowances, with those that differ only by many remote addresses merged into one
+/// without remote.
+fn coarsen<'a>(gone: impl Iterator<Item = &'a Allow>) -> Vec<Allow> {
+    let mut by_kind: BTreeMap<Allow, Vec<&Allow>> = BTreeMap::new();
+    for a in gone {
+        by_kind
+            .entry(Allow {
+                remote: None,
+                ..a.clone()
+            })
+            .or_default()
+            .push(a);
+    }
+    let mut out = Vec::new();
+    for (kind, all) in by_kind {
+        if all.len() > MAX_REMOTES_FLUSHED {
+            out.push(kind);
+        } else {
+            out.extend(all.into_iter().cloned());
+        }
+    }
+    out
+}
+
 /// Port ranges up to this long are flushed port by port.
 const MAX_PORTS_FLUSHED: u32 = 32;
 
@@ -737,8 +727,8 @@ impl Cuts {
                     // Same place: flush what it lost. Moved (zone or addresses changed): its
                     // old connections can not be reached by the new flows anyway.
                     if before.zone == now.zone && before.addrs == now.addrs {
-                        for gone in before.allows.difference(&now.allows) {
-                            flushes_for(before, gone, &mut out);
+                        for gone in coarsen(before.allows.difference(&now.allows)) {
+                            flushes_for(before, &gone, &mut out);
                         }
                     }
                     self.ports.insert(id.to_string(), now);
