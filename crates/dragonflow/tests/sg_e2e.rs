@@ -153,9 +153,23 @@ fn ingress_rules_by_port_prefix_and_protocol() {
     );
     assert!(!connects(&client, &ip_s, 23), "tcp/23 has no rule");
     assert!(!pings_once(&client, &ip_s), "ICMP has no rule yet");
+    let asked = Instant::now();
     let icmp = rule(
         &t,
         json!({"security_group_id": srv_group, "direction": "ingress", "protocol": "icmp"}),
+    );
+    // From the API call to the rule's flow on the server's switch (polling ovs-ofctl).
+    wait_until("the ICMP rule's flow", Duration::from_secs(5), || {
+        t.ovs[1]
+            .ofctl(["dump-flows", "br-int", "table=110,icmp"])
+            .unwrap_or_default()
+            .contains("ct(commit")
+    });
+    let took = asked.elapsed();
+    eprintln!("API call to the rule's flow in the switch: {took:?}");
+    assert!(
+        took < Duration::from_secs(1),
+        "a rule takes effect promptly: {took:?}"
     );
     let took = within("ICMP to be allowed", Duration::from_secs(5), || {
         pings_once(&client, &ip_s)
@@ -220,7 +234,7 @@ fn remote_group_members_connect_and_joining_opens() {
                "port_range_min": 80, "port_range_max": 80, "remote_group_id": clients}),
     );
     let (member, _, _) = vm(&t, &net, Some(vec![&clients]), 0, 24);
-    let (outsider, _, outsider_id) = vm(&t, &net, Some(vec![&web]), 0, 24);
+    let (outsider, ip_o, outsider_id) = vm(&t, &net, Some(vec![&web]), 0, 24);
     let (server, ip_w, _) = vm(&t, &net, Some(vec![&web]), 1, 24);
     let _l = listen(&server, 80);
     assert!(
@@ -235,6 +249,16 @@ fn remote_group_members_connect_and_joining_opens() {
         Some(json!({"port": {"security_groups": [web, clients]}})),
     );
     assert_eq!(code, 200, "{body}");
+    // The new member's clause on the server's host, from the API call.
+    let clause = format!("nw_src={ip_o} ");
+    let took = within("the member's clause flow", Duration::from_secs(5), || {
+        t.ovs[1]
+            .ofctl(["dump-flows", "br-int", "table=110"])
+            .unwrap_or_default()
+            .contains(&clause)
+    });
+    eprintln!("joining: the member's flow on the server's host after {took:?}");
+    assert!(took < Duration::from_secs(1), "{took:?}");
     let took = within("the new member to connect", Duration::from_secs(5), || {
         connects(&outsider, &ip_w, 80)
     });
