@@ -343,6 +343,20 @@ fn removing_a_rule_asks_to_flush_what_it_allowed() {
     let flushes = c.put(&port("r", 9, "o", &[]));
     assert_eq!(flushes.len(), 1, "{flushes:?}");
     assert_eq!(flushes[0].orig.src, Some(IpAddr::V4(ip(9))));
+    // A group taken off a port: what it allowed goes (egress any, and b's way in).
+    let flushes = c.put(&port("a", 5, "h", &[]));
+    assert!(
+        flushes
+            .iter()
+            .any(|f| f.orig.src == Some(IpAddr::V4(ip(5))) && f.ip_proto == 0),
+        "egress: {flushes:?}"
+    );
+    assert!(
+        flushes
+            .iter()
+            .any(|f| f.orig.dst == Some(IpAddr::V4(ip(5))) && f.orig.dst_port == Some(5353)),
+        "ingress: {flushes:?}"
+    );
 }
 
 #[test]

@@ -390,6 +390,7 @@ mod tests {
         }
         let mut d = Desired::default();
         d.update(&v, &host, owners(&v));
+        let (mut seen_clauses, mut seen_rule) = ([false; 2], false);
         // Port keys, MACs and port numbers are unique per port, as the API and OVS make them.
         for rev in 1..600 {
             let n = rnd(12);
@@ -453,11 +454,26 @@ mod tests {
             todo.push(base_owner());
             todo.extend(security_groups::assign_zones(&v, &mut host).touched);
             d.update(&v, &host, todo);
+            // The changes reach conjunctions (both clauses) and plain rule flows.
+            for (k, b) in d.table().iter() {
+                if let Some(Instruction::ApplyActions(a)) = b.instructions.first() {
+                    for act in a {
+                        if let openflow::Action::Conjunction { clause, .. } = act {
+                            seen_clauses[usize::from(*clause).min(1)] = true;
+                        }
+                    }
+                }
+                seen_rule |= k.table == table::INGRESS_SG && k.priority == 100;
+            }
             assert_eq!(
                 d.table(),
                 Desired::full(&v, &host).table(),
                 "after change {rev}: {change:?}"
             );
         }
+        assert!(
+            seen_clauses == [true, true] && seen_rule,
+            "security groups exercised"
+        );
     }
 }
