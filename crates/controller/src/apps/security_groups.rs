@@ -214,9 +214,16 @@ fn l4_matches(r: &SecurityGroupRule) -> Vec<Match> {
                 (Field::Icmpv6Type, Field::Icmpv6Code)
             };
             let mut m = base;
-            if let Some(t) = r.port_range_min.and_then(|t| u8::try_from(t).ok()) {
+            // Type and code beyond 255 (refused by the API) match nothing rather than all.
+            if let Some(t) = r.port_range_min {
+                let Ok(t) = u8::try_from(t) else {
+                    return Vec::new();
+                };
                 m = m.with(OxmField::new(tf, t));
-                if let Some(c) = r.port_range_max.and_then(|c| u8::try_from(c).ok()) {
+                if let Some(c) = r.port_range_max {
+                    let Ok(c) = u8::try_from(c) else {
+                        return Vec::new();
+                    };
                     m = m.with(OxmField::new(cf, c));
                 }
             }
