@@ -262,6 +262,11 @@ fn main() {
             ms(percentile(del, 0.5))
         );
     }
+    // The machine is shared: the figures scale with what else runs.
+    let load = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "?".into());
     let section = format!(
         "## Controller: security groups at scale\n\n\
          `cargo bench -p controller --bench security_groups`: one host, 100 local ports in one network, each holding one of 5 groups \
@@ -269,7 +274,8 @@ fn main() {
          member ports). A rule change is a remote-group rule added to (then removed from) a group held by 20 local ports: the \
          time from the change entering the view to its flow-mods (and, on removal, its conntrack flushes) being computed, then \
          on a real OVS (userspace datapath) until the bundle's commit is acknowledged. The end-to-end tests print the whole \
-         path (API call → store → controller → OVS → traffic) as well.\n\n\
+         path (API call → store → controller → OVS → traffic) as well. Load average of the 2-core machine when \
+         measured: {load}.\n\n\
          | measure | value | target |\n|---|---|---|\n\
          | flows on this host (security group flows) | {flows} ({sg_flows}) | rules + members, not their product |\n\
          | full compile | {:.1} ms | |\n\
