@@ -567,14 +567,15 @@ pub fn affected_by_group(view: &View, group: &str) -> Vec<Owner> {
         .collect()
 }
 
-/// What one rule lets a port exchange, with remote groups expanded to member addresses:
-/// the unit whose disappearance cuts connections.
+/// What one rule lets a port exchange: the unit whose disappearance cuts connections. A
+/// remote group stays a group here (its members are kept once per group in [`Cuts`]).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 struct Allow {
     direction: u8,
     proto: Option<u8>,
     ports: Option<(u16, u16)>,
     remote: Option<IpNet>,
+    group: Option<String>,
     ipv6: bool,
 }
 
@@ -588,9 +589,9 @@ struct PortAllows {
 
 fn allows_of(view: &View, host: &Host, p: &Port) -> Option<PortAllows> {
     let zone = filtered(view, host, p)?;
-    let mut allows = BTreeSet::new();
-    for r in rules_of_port(view, p) {
-        let a = Allow {
+    let allows = rules_of_port(view, p)
+        .into_iter()
+        .map(|r| Allow {
             direction: match r.direction {
                 Direction::Egress => 0,
                 Direction::Ingress => 1,
@@ -598,32 +599,20 @@ fn allows_of(view: &View, host: &Host, p: &Port) -> Option<PortAllows> {
             proto: r.protocol_number,
             ports: r.port_range_min.map(|m| (m, r.port_range_max.unwrap_or(m))),
             remote: r.remote_ip_prefix,
+            group: r.remote_group_id.clone(),
             ipv6: r.ethertype == EtherType::IPv6,
-        };
-        match &r.remote_group_id {
-            Some(g) => {
-                for m in view.ports_in_group(g) {
-                    for ip in addresses(m)
-                        .into_iter()
-                        .filter(|ip| family(ip) == r.ethertype)
-                    {
-                        allows.insert(Allow {
-                            remote: Some(ip),
-                            ..a.clone()
-                        });
-                    }
-                }
-            }
-            None => {
-                allows.insert(a);
-            }
-        }
-    }
+        })
+        .collect();
     Some(PortAllows {
         zone,
         addrs: p.fixed_ips.iter().map(|f| f.ip_address).collect(),
         allows,
     })
+}
+
+/// The addresses of a group's members.
+fn members(view: &View, group: &str) -> BTreeSet<IpNet> {
+    view.ports_in_group(group).flat_map(addresses).collect()
 }
 
 /// The conntrack entries of `port` that `gone` allowed, as flush requests: the port's
@@ -705,16 +694,20 @@ fn coarsen<'a>(gone: impl Iterator<Item = &'a Allow>) -> Vec<Allow> {
 /// Port ranges up to this long are flushed port by port.
 const MAX_PORTS_FLUSHED: u32 = 32;
 
-/// What the filtered local ports allowed when the switch was last told; [`Self::update`]
-/// returns the flushes for what they no longer allow.
+/// What the filtered local ports allowed when the switch was last told, and the members
+/// of the remote groups they name; [`Self::update`] returns the flushes for what they no
+/// longer allow.
 #[derive(Debug, Default)]
 pub struct Cuts {
     ports: BTreeMap<String, PortAllows>,
+    members: BTreeMap<String, BTreeSet<IpNet>>,
 }
 
 impl Cuts {
     /// Recomputes the ports among `owners` (and forgets ports that are gone or no longer
-    /// filtered); returns the conntrack flushes for the allowances they lost.
+    /// filtered); returns the conntrack flushes for the allowances they lost: rules gone,
+    /// and members gone from the remote groups of the rules that stay. (A change of a
+    /// group's members makes every holder of a rule naming it an owner.)
     pub fn update<'a>(
         &mut self,
         view: &View,
@@ -727,14 +720,47 @@ impl Cuts {
             .filter(|o| o.table == Table::Port)
             .map(|o| o.id.as_str())
             .collect();
+        let mut fresh: BTreeMap<String, BTreeSet<IpNet>> = BTreeMap::new();
+        let empty = BTreeSet::new();
         for id in ids {
             let now = view.ports.get(id).and_then(|p| allows_of(view, host, p));
+            if let Some(now) = &now {
+                for g in now.allows.iter().filter_map(|a| a.group.as_ref()) {
+                    if !fresh.contains_key(g) {
+                        fresh.insert(g.clone(), members(view, g));
+                    }
+                }
+            }
             match (self.ports.get(id), now) {
                 (Some(before), Some(now)) => {
                     // Same place: flush what it lost. Moved (zone or addresses changed): its
                     // old connections can not be reached by the new flows anyway.
                     if before.zone == now.zone && before.addrs == now.addrs {
-                        for gone in coarsen(before.allows.difference(&now.allows)) {
+                        let mut lost = Vec::new();
+                        for a in &before.allows {
+                            let kept = now.allows.contains(a);
+                            let Some(g) = &a.group else {
+                                if !kept {
+                                    lost.push(a.clone());
+                                }
+                                continue;
+                            };
+                            let old = self.members.get(g).unwrap_or(&empty);
+                            if !fresh.contains_key(g) {
+                                fresh.insert(g.clone(), members(view, g));
+                            }
+                            let new = fresh.get(g).unwrap_or(&empty);
+                            for ip in old.iter().filter(|ip| ip.addr().is_ipv6() == a.ipv6) {
+                                if !kept || !new.contains(ip) {
+                                    lost.push(Allow {
+                                        remote: Some(*ip),
+                                        group: None,
+                                        ..a.clone()
+                                    });
+                                }
+                            }
+                        }
+                        for gone in coarsen(lost.iter()) {
                             flushes_for(before, &gone, &mut out);
                         }
                     }
@@ -748,12 +774,14 @@ impl Cuts {
                 }
             }
         }
+        self.members.extend(fresh);
         out.into_iter().collect()
     }
 
     /// Forgets everything (after the switch lost its state).
     pub fn clear(&mut self) {
         self.ports.clear();
+        self.members.clear();
     }
 }
 
