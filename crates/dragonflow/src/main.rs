@@ -64,6 +64,9 @@ enum Command {
         /// ICMP errors (time exceeded, unreachable) each router port answers per second.
         #[arg(long, default_value_t = 3)]
         icmp_rate: u32,
+        /// Physical networks and their bridges: `physnet1:br-ex[,physnet2:br-ex2]`.
+        #[arg(long, default_value = "")]
+        bridge_mappings: String,
     },
     /// Inspect the NB store: tables, ls, get, dump, watch.
     Db {
@@ -113,6 +116,7 @@ fn main() -> ExitCode {
             tunnel_types,
             datapath_type,
             icmp_rate,
+            bridge_mappings,
         } => {
             let openflow = match openflow.strip_prefix("unix:") {
                 Some(p) => std::path::PathBuf::from(p),
@@ -130,6 +134,14 @@ fn main() -> ExitCode {
                 datapath_type,
                 tunnel_types: tunnel_types.split(',').map(str::to_string).collect(),
                 icmp_rate,
+                bridge_mappings: match controller::runtime::parse_bridge_mappings(&bridge_mappings)
+                {
+                    Ok(m) => m,
+                    Err(e) => {
+                        eprintln!("dragonflow: --bridge-mappings: {e}");
+                        std::process::exit(2);
+                    }
+                },
             };
             tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

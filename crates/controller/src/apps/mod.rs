@@ -6,9 +6,11 @@
 pub mod arp;
 pub mod l2;
 pub mod l3;
+pub mod nat;
 pub mod nd;
 pub mod port_security;
 pub mod ports;
+pub mod provider;
 pub mod tunnel;
 
 use crate::pipeline::{App, Cookie, may_goto, table};
@@ -26,6 +28,10 @@ pub struct Host {
     pub ofports: BTreeMap<String, u32>,
     /// The OpenFlow port of this host's tunnel port of each type (`geneve`, `vxlan`, ...).
     pub tunnels: BTreeMap<String, u32>,
+    /// The OpenFlow port of the patch port to each mapped physical network's bridge.
+    pub provider_ports: BTreeMap<String, u32>,
+    /// MACs of next hops on external networks, by (network id, address), learnt from ARP.
+    pub neighbours: BTreeMap<(String, std::net::IpAddr), [u8; 6]>,
 }
 
 /// The object a flow was compiled for.
@@ -95,6 +101,8 @@ pub fn compile(view: &View, host: &Host, owner: &Owner) -> Vec<Flow> {
                 out.extend(nd::compile(view, p));
                 out.extend(port_security::compile(view, host, p));
                 out.extend(tunnel::port(view, host, p));
+                out.extend(provider::port(view, host, p));
+                out.extend(nat::port(view, host, p));
                 out
             })
             .unwrap_or_default(),
@@ -104,13 +112,24 @@ pub fn compile(view: &View, host: &Host, owner: &Owner) -> Vec<Flow> {
             .map(|n| {
                 let mut out = tunnel::network(view, host, n);
                 out.extend(l2::network(view, host, n));
+                out.extend(provider::network(view, host, n));
+                out.extend(nat::network(view, host, n));
                 out
             })
             .unwrap_or_default(),
         Table::Router => view
             .routers
             .get(&owner.id)
-            .map(|r| l3::compile(view, r))
+            .map(|r| {
+                let mut out = l3::compile(view, r);
+                out.extend(nat::router(view, host, r));
+                out
+            })
+            .unwrap_or_default(),
+        Table::FloatingIp => view
+            .floating_ips
+            .get(&owner.id)
+            .map(|f| nat::floating_ip(view, host, f))
             .unwrap_or_default(),
         _ => Vec::new(),
     }
@@ -143,11 +162,69 @@ pub fn owners(view: &View) -> Vec<Owner> {
             table: Table::Router,
             id: id.clone(),
         }))
+        .chain(view.floating_ips.keys().map(|id| Touched {
+            table: Table::FloatingIp,
+            id: id.clone(),
+        }))
         .collect()
+}
+
+/// The north-south owners: provider networks (whether this host serves one follows its
+/// ports and routers) and floating IPs (whose flows follow their port, router and
+/// networks). Few per host, so any change that may move them recompiles them all.
+pub fn north_south(view: &View) -> Vec<Owner> {
+    view.networks
+        .values()
+        .filter(|n| n.network_type.is_provider())
+        .map(|n| Touched {
+            table: Table::Network,
+            id: n.meta.id.clone(),
+        })
+        .chain(view.floating_ips.keys().map(|id| Touched {
+            table: Table::FloatingIp,
+            id: id.clone(),
+        }))
+        .chain(
+            view.routers
+                .values()
+                .filter(|r| r.external_gateway.is_some())
+                .map(|r| Touched {
+                    table: Table::Router,
+                    id: r.meta.id.clone(),
+                }),
+        )
+        .collect()
+}
+
+/// The owners that depend on what the host learnt of next hops' MACs.
+pub fn neighbour_owners(view: &View) -> Vec<Owner> {
+    north_south(view)
 }
 
 /// The owners whose flows depend on a changed object (the object itself among them).
 pub fn affected(view: &View, touched: &Touched) -> Vec<Owner> {
+    let mut out = affected_here(view, touched);
+    if matches!(
+        touched.table,
+        Table::Network | Table::Port | Table::Router | Table::FloatingIp | Table::Subnet
+    ) {
+        out.extend(north_south(view));
+        // The SNAT address port of this host is compiled as a port; it follows its
+        // network's routers.
+        out.extend(
+            view.ports
+                .values()
+                .filter(|p| p.device_owner == nat::CHASSIS_SNAT && p.device_id == view.chassis)
+                .map(|p| Touched {
+                    table: Table::Port,
+                    id: p.meta.id.clone(),
+                }),
+        );
+    }
+    out
+}
+
+fn affected_here(view: &View, touched: &Touched) -> Vec<Owner> {
     match touched.table {
         // A network's key and its ports' places in L2 come from it.
         Table::Network => std::iter::once(touched.clone())
@@ -191,6 +268,7 @@ pub fn affected(view: &View, touched: &Touched) -> Vec<Owner> {
         }
         // A router's flows are all its own (its interfaces and routes are in it).
         Table::Router => vec![touched.clone()],
+        Table::FloatingIp => vec![touched.clone()],
         _ => Vec::new(),
     }
 }

@@ -4,6 +4,7 @@
 //! the runtime does the sending.
 
 pub mod l3;
+pub mod nat;
 pub mod nd;
 pub mod rate;
 
@@ -30,6 +31,8 @@ pub struct Punt {
     pub l3: l3::L3Punt,
     /// Neighbour advertisements.
     pub nd: nd::NdPunt,
+    /// External next hops and announcements (north-south NAT).
+    pub nat: nat::NatPunt,
 }
 
 impl Punt {
@@ -40,6 +43,7 @@ impl Punt {
         match Cookie::decode(pi.cookie).map(|c| c.app) {
             Some(App::L3) => self.l3.handle(view, now, pi),
             Some(App::Nd) => self.nd.handle(view, now, pi),
+            Some(App::Nat) => self.nat.handle(view, pi),
             Some(app) => {
                 self.unhandled += 1;
                 tracing::debug!(?app, table = pi.table_id, "packet-in with no handler");
