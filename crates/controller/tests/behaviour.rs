@@ -86,6 +86,7 @@ fn switch() -> Switch {
     let host = Host {
         ofports: [("a".to_string(), 1), ("b".to_string(), 2)].into(),
         tunnels: [("geneve".to_string(), TUNNEL)].into(),
+        ..Host::default()
     };
     let mut sw = Switch::new();
     support::install(&mut sw, &Desired::full(&view, &host));
