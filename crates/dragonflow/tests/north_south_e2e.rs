@@ -64,9 +64,11 @@ struct Cloud {
     srv: Server,
     ovs: [testbed::Ovs; 2],
     ctl: Vec<Ctl>,
-    /// The physical network: a Linux bridge `phys` with one link per host (`ha`, `hb`) and
-    /// one to the outside (`out`).
-    phys: testbed::Netns,
+    /// The physical network: a switch with one link per host (`ha`, `hb`) and one to the
+    /// outside (`out`): a Linux bridge, or for VLANs (no 8021q module nor bridge VLAN
+    /// filtering here) an OVS in standalone mode whose `out` is an access port.
+    phys: Option<testbed::Netns>,
+    phys_ovs: Option<testbed::Ovs>,
     outside: testbed::Netns,
 }
 
@@ -77,7 +79,15 @@ fn ip(ns: &testbed::Netns, args: &[&str]) {
 }
 
 impl Cloud {
-    fn start() -> Cloud {
+    fn phys(&self) -> &testbed::Netns {
+        self.phys
+            .as_ref()
+            .or_else(|| self.phys_ovs.as_ref().and_then(|o| o.own_netns()))
+            .expect("physical network namespace")
+    }
+
+    /// With `access_vlan`, the outside is on that VLAN of the physical network.
+    fn start(access_vlan: Option<u16>) -> Cloud {
         let srv = Server::start();
         let ovs = [
             testbed::Ovs::start().expect("ovs a"),
@@ -86,14 +96,48 @@ impl Cloud {
         testbed::veth("ul0", ovs[0].own_netns(), "ul0", ovs[1].own_netns()).expect("underlay");
         underlay(&ovs[0], "ul0", "192.0.2.1/24");
         underlay(&ovs[1], "ul0", "192.0.2.2/24");
-        let phys = testbed::Netns::new(&testbed::unique_name("phys")).expect("phys");
         let outside = testbed::Netns::new(&testbed::unique_name("out")).expect("outside");
-        ip(&phys, &["link", "add", "phys", "type", "bridge"]);
-        ip(&phys, &["link", "set", "phys", "up"]);
+        let (phys, phys_ovs) = match access_vlan {
+            None => {
+                let ns = testbed::Netns::new(&testbed::unique_name("phys")).expect("phys");
+                ip(&ns, &["link", "add", "phys", "type", "bridge"]);
+                ip(&ns, &["link", "set", "phys", "up"]);
+                (Some(ns), None)
+            }
+            Some(_) => {
+                let o = testbed::Ovs::start().expect("physical switch");
+                o.vsctl([
+                    "add-br",
+                    "phys",
+                    "--",
+                    "set",
+                    "bridge",
+                    "phys",
+                    "datapath_type=netdev",
+                ])
+                .expect("phys bridge");
+                (None, Some(o))
+            }
+        };
+        let pns = phys
+            .as_ref()
+            .or_else(|| phys_ovs.as_ref().and_then(|o| o.own_netns()))
+            .expect("phys ns");
+        let attach = |end: &str, tag: Option<u16>| match &phys_ovs {
+            None => ip(pns, &["link", "set", end, "master", "phys", "up"]),
+            Some(o) => {
+                let mut args = vec!["add-port".to_string(), "phys".into(), end.into()];
+                if let Some(t) = tag {
+                    args.push(format!("tag={t}"));
+                }
+                o.vsctl(args).expect("phys port");
+                ip(pns, &["link", "set", end, "up"]);
+            }
+        };
         for (h, o) in ovs.iter().enumerate() {
             let end = ["ha", "hb"][h];
-            testbed::veth("ex0", o.own_netns(), end, Some(&phys)).expect("host wire");
-            ip(&phys, &["link", "set", end, "master", "phys", "up"]);
+            testbed::veth("ex0", o.own_netns(), end, Some(pns)).expect("host wire");
+            attach(end, None);
             o.vsctl([
                 "add-br",
                 "br-ex",
@@ -110,8 +154,8 @@ impl Cloud {
                 assert!(st.success());
             }
         }
-        testbed::veth("eth0", Some(&outside), "out", Some(&phys)).expect("outside wire");
-        ip(&phys, &["link", "set", "out", "master", "phys", "up"]);
+        testbed::veth("eth0", Some(&outside), "out", Some(pns)).expect("outside wire");
+        attach("out", access_vlan);
         ip(&outside, &["link", "set", "eth0", "up"]);
         let _ = outside.exec(["ethtool", "-K", "eth0", "tx", "off"]);
         let ctl = vec![
@@ -129,6 +173,7 @@ impl Cloud {
             ovs,
             ctl,
             phys,
+            phys_ovs,
             outside,
         }
     }
@@ -248,7 +293,7 @@ fn capture(ns: &testbed::Netns, iface: &str, filter: &[&str]) -> Child {
     c
 }
 
-fn captured(mut c: Child) -> String {
+fn captured(c: Child) -> String {
     std::thread::sleep(Duration::from_millis(300));
     let _ = Command::new("kill")
         .args(["-INT", &c.id().to_string()])
@@ -279,7 +324,7 @@ fn snat_and_floating_ips_on_the_vms_own_host() {
     if !testbed::require_root("snat_and_floating_ips_on_the_vms_own_host") {
         return;
     }
-    let t = Cloud::start();
+    let t = Cloud::start(None);
     ip(
         &t.outside,
         &["addr", "add", "203.0.113.1/24", "dev", "eth0"],
@@ -419,18 +464,12 @@ fn vlan_provider_network_is_tagged_on_the_wire() {
     if !testbed::require_root("vlan_provider_network_is_tagged_on_the_wire") {
         return;
     }
-    let t = Cloud::start();
+    // The outside is on an access port of VLAN 100 of the physical switch.
+    let t = Cloud::start(Some(100));
     ip(
         &t.outside,
-        &[
-            "link", "add", "link", "eth0", "name", "eth0.100", "type", "vlan", "id", "100",
-        ],
+        &["addr", "add", "198.51.100.1/24", "dev", "eth0"],
     );
-    ip(
-        &t.outside,
-        &["addr", "add", "198.51.100.1/24", "dev", "eth0.100"],
-    );
-    ip(&t.outside, &["link", "set", "eth0.100", "up"]);
     let net = t.srv.create(
         "networks",
         "network",
@@ -449,7 +488,7 @@ fn vlan_provider_network_is_tagged_on_the_wire() {
     let vm_a = t.plug(&pa, 0);
     let vm_b = t.plug(&pb, 1);
     let ip_b = addr(&pb).1;
-    let cap = capture(&t.phys, "ha", &["icmp", "or", "vlan"]);
+    let cap = capture(t.phys(), "ha", &["icmp", "or", "vlan"]);
     assert!(reaches(&vm_a.ns, "198.51.100.1"), "{}", t.dumps());
     assert!(reaches(&vm_a.ns, &ip_b), "across hosts on the VLAN");
     let _srv = tcp_server(&t.outside, 5100);
