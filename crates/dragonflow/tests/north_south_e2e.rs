@@ -226,47 +226,47 @@ fn reaches(ns: &testbed::Netns, ip: &str) -> bool {
     false
 }
 
-/// A one-connection TCP server in `ns` on `port` that prints the peer's address and
-/// answers "hello".
-fn tcp_server(ns: &testbed::Netns, port: u16) -> Child {
-    let script = format!(
-        "import socket\ns=socket.socket()\ns.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\ns.bind(('0.0.0.0',{port}))\ns.listen(1)\nprint('ready',flush=True)\nc,a=s.accept()\nprint(a[0],flush=True)\nc.sendall(b'hello')\nc.close()\n"
-    );
-    let mut c = ns
-        .command(["/usr/bin/python3", "-c", &script])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("server");
-    // Wait for it to listen.
-    use std::io::BufRead;
-    let out = c.stdout.take().expect("stdout");
-    let mut lines = std::io::BufReader::new(out).lines();
-    assert_eq!(lines.next().and_then(Result::ok).as_deref(), Some("ready"));
-    c.stdout = None;
-    // Keep the rest readable: hand the reader back through a thread.
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for l in lines.map_while(Result::ok) {
-            let _ = tx.send(l);
-        }
-    });
-    PEERS.with(|p| p.borrow_mut().push(rx));
-    c
+/// A one-connection TCP server in a namespace that tells the peer's address it saw and
+/// answers "hello"; killed when dropped.
+struct TcpServer {
+    child: Child,
+    peer: std::sync::mpsc::Receiver<String>,
 }
 
-thread_local! {
-    static PEERS: std::cell::RefCell<Vec<std::sync::mpsc::Receiver<String>>> =
-        const { std::cell::RefCell::new(Vec::new()) };
+impl TcpServer {
+    fn start(ns: &testbed::Netns, port: u16) -> TcpServer {
+        use std::io::BufRead;
+        let script = format!(
+            "import socket\ns=socket.socket()\ns.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\ns.bind(('0.0.0.0',{port}))\ns.listen(1)\nprint('ready',flush=True)\nc,a=s.accept()\nprint(a[0],flush=True)\nc.sendall(b'hello')\nc.close()\n"
+        );
+        let mut child = ns
+            .command(["/usr/bin/python3", "-c", &script])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("server");
+        let mut lines = std::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+        assert_eq!(lines.next().and_then(Result::ok).as_deref(), Some("ready"));
+        let (tx, peer) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for l in lines.map_while(Result::ok) {
+                let _ = tx.send(l);
+            }
+        });
+        TcpServer { child, peer }
+    }
+
+    /// The address the connection came from.
+    fn peer(&self) -> Option<String> {
+        self.peer.recv_timeout(Duration::from_secs(5)).ok()
+    }
 }
 
-/// The peer address the last started server saw.
-fn last_peer() -> Option<String> {
-    PEERS.with(|p| {
-        p.borrow()
-            .last()
-            .and_then(|rx| rx.recv_timeout(Duration::from_secs(5)).ok())
-    })
+impl Drop for TcpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// Connects from `ns` to `ip:port` with nc and returns what the server said.
@@ -385,13 +385,13 @@ fn snat_and_floating_ips_on_the_vms_own_host() {
         seen.contains(&format!("{snat_b} > 203.0.113.1: ICMP echo request")),
         "outside saw: {seen}"
     );
-    let _srv = tcp_server(&t.outside, 5001);
+    let srv = TcpServer::start(&t.outside, 5001);
     assert_eq!(tcp_get(&vm_b.ns, "203.0.113.1", 5001), "hello");
-    assert_eq!(last_peer().as_deref(), Some(snat_b.as_str()));
+    assert_eq!(srv.peer().as_deref(), Some(snat_b.as_str()));
     // host a's VM leaves by host a's address.
-    let _srv = tcp_server(&t.outside, 5002);
+    let srv = TcpServer::start(&t.outside, 5002);
     assert_eq!(tcp_get(&vm_a.ns, "203.0.113.1", 5002), "hello");
-    assert_eq!(last_peer().as_deref(), Some(snat_a.as_str()));
+    assert_eq!(srv.peer().as_deref(), Some(snat_a.as_str()));
 
     // A floating IP for vm a: the outside reaches it (ping, tcp), vm a sees the outside's
     // real address, and vm a's own connections leave from the floating IP.
@@ -403,12 +403,12 @@ fn snat_and_floating_ips_on_the_vms_own_host() {
     let fip_ip = fip["floating_ip_address"].as_str().unwrap().to_string();
     let fip_id = fip["id"].as_str().unwrap().to_string();
     assert!(reaches(&t.outside, &fip_ip), "{}", t.dumps());
-    let _srv = tcp_server(&vm_a.ns, 6000);
+    let srv = TcpServer::start(&vm_a.ns, 6000);
     assert_eq!(tcp_get(&t.outside, &fip_ip, 6000), "hello");
-    assert_eq!(last_peer().as_deref(), Some("203.0.113.1"));
-    let _srv = tcp_server(&t.outside, 5003);
+    assert_eq!(srv.peer().as_deref(), Some("203.0.113.1"));
+    let srv = TcpServer::start(&t.outside, 5003);
     assert_eq!(tcp_get(&vm_a.ns, "203.0.113.1", 5003), "hello");
-    assert_eq!(last_peer().as_deref(), Some(fip_ip.as_str()));
+    assert_eq!(srv.peer().as_deref(), Some(fip_ip.as_str()));
 
     // ICMP errors on the floating-IP path are translated: a UDP probe to a closed port of
     // vm a through its floating IP gets "port unreachable" the outside's socket accepts.
@@ -448,15 +448,15 @@ fn snat_and_floating_ips_on_the_vms_own_host() {
         }
     }
     let took = took.unwrap_or_else(|| panic!("the floating IP did not follow: {}", t.dumps()));
-    let _srv = tcp_server(&vm_c.ns, 6001);
+    let srv = TcpServer::start(&vm_c.ns, 6001);
     assert_eq!(tcp_get(&t.outside, &fip_ip, 6001), "hello", "vm c answers");
-    assert_eq!(last_peer().as_deref(), Some("203.0.113.1"));
+    assert_eq!(srv.peer().as_deref(), Some("203.0.113.1"));
     eprintln!("floating IP followed its port to the other host in {took:?}");
     assert!(took < Duration::from_secs(1), "took {took:?}");
     // And vm a is back to its host's SNAT address.
-    let _srv = tcp_server(&t.outside, 5004);
+    let srv = TcpServer::start(&t.outside, 5004);
     assert_eq!(tcp_get(&vm_a.ns, "203.0.113.1", 5004), "hello");
-    assert_eq!(last_peer().as_deref(), Some(snat_a.as_str()));
+    assert_eq!(srv.peer().as_deref(), Some(snat_a.as_str()));
 }
 
 #[test]
@@ -491,9 +491,9 @@ fn vlan_provider_network_is_tagged_on_the_wire() {
     let cap = capture(t.phys(), "ha", &["icmp", "or", "vlan"]);
     assert!(reaches(&vm_a.ns, "198.51.100.1"), "{}", t.dumps());
     assert!(reaches(&vm_a.ns, &ip_b), "across hosts on the VLAN");
-    let _srv = tcp_server(&t.outside, 5100);
+    let srv = TcpServer::start(&t.outside, 5100);
     assert_eq!(tcp_get(&vm_b.ns, "198.51.100.1", 5100), "hello");
-    assert_eq!(last_peer(), Some(ip_b.clone()));
+    assert_eq!(srv.peer(), Some(ip_b.clone()));
     let wire = captured(cap);
     let ip_a = addr(&pa).1;
     let tagged = wire
