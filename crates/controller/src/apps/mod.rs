@@ -539,6 +539,16 @@ mod tests {
             })
             .into_iter()
             .collect();
+        // Sometimes a gateway on the external network, with or without SNAT.
+        let external_gateway = (rnd(2) == 0).then(|| model::ExternalGateway {
+            network_id: "ext".into(),
+            enable_snat: rnd(2) == 0,
+            external_fixed_ips: vec![model::FixedIp {
+                subnet_id: "sext".into(),
+                ip_address: format!("203.0.113.{}", 2 + which).parse().unwrap(),
+            }],
+            port_id: format!("gw{which}"),
+        });
         model::Router {
             meta: Meta {
                 id: format!("r{which}"),
@@ -546,7 +556,7 @@ mod tests {
                 ..Meta::default()
             },
             admin_state_up: true,
-            external_gateway: None,
+            external_gateway,
             routes,
             interfaces,
             unique_key: 50 + which as u32,
@@ -565,8 +575,51 @@ mod tests {
         let mut v = View::new("h");
         let mut host = Host {
             tunnels: [("geneve".to_string(), 99)].into(),
+            provider_ports: [("physnet1".to_string(), 77)].into(),
+            neighbours: [(
+                ("ext".to_string(), "203.0.113.1".parse().unwrap()),
+                [2, 0, 0, 0, 0, 1],
+            )]
+            .into(),
             ..Host::default()
         };
+        // The external network (flat on physnet1), its subnet, and this host's SNAT port.
+        let ext = Network {
+            external: true,
+            network_type: NetworkType::Flat,
+            physical_network: Some("physnet1".into()),
+            segmentation_id: None,
+            ..network("ext", 40)
+        };
+        v.apply(&put(900, &ext));
+        let sext = model::Subnet {
+            meta: Meta {
+                id: "sext".into(),
+                project_id: "p".into(),
+                ..Meta::default()
+            },
+            network_id: "ext".into(),
+            ip_version: 4,
+            cidr: "203.0.113.0/24".parse().unwrap(),
+            gateway_ip: Some("203.0.113.1".parse().unwrap()),
+            allocation_pools: vec![],
+            enable_dhcp: false,
+            dns_nameservers: vec![],
+            host_routes: vec![],
+            ipv6_ra_mode: None,
+            ipv6_address_mode: None,
+            deleting: false,
+        };
+        v.apply(&put(901, &sext));
+        let mut snat = port("snat-h", "ext", "h", 90, 90);
+        snat.device_owner = nat::CHASSIS_SNAT.into();
+        snat.device_id = "h".into();
+        snat.fixed_ips = vec![model::FixedIp {
+            subnet_id: "sext".into(),
+            ip_address: "203.0.113.20".parse().unwrap(),
+        }];
+        v.apply(&put(902, &snat));
+        let mut fip_ports = 0;
         for (rev, name) in [(1000, "h"), (1001, "o")] {
             let c = model::Chassis {
                 id: name.into(),
@@ -584,13 +637,39 @@ mod tests {
         let mut d = Desired::default();
         d.update(&v, &host, owners(&v));
         let mut routed = 0;
+        let mut nated = 0;
         // Port keys, MACs and port numbers are unique per port, as the API and OVS make them.
         for rev in 1..600 {
             let n = rnd(12);
             let id = format!("x{n}");
             let k = rnd(3);
             let net = format!("n{k}");
-            let change = match rnd(9) {
+            let change = match rnd(11) {
+                // Floating IPs come, move between ports and routers, and go.
+                9 => {
+                    let f = model::FloatingIp {
+                        meta: Meta {
+                            id: format!("f{}", rnd(3)),
+                            project_id: "p".into(),
+                            ..Meta::default()
+                        },
+                        floating_network_id: "ext".into(),
+                        floating_ip_address: format!("203.0.113.{}", 30 + n).parse().unwrap(),
+                        floating_subnet_id: "sext".into(),
+                        floating_port_id: format!("fp{n}"),
+                        port_id: Some(id.clone()),
+                        fixed_ip_address: Some(format!("10.0.{k}.{}", 10 + n).parse().unwrap()),
+                        router_id: Some(format!("r{}", rnd(2))),
+                    };
+                    let mut fp = port(&format!("fp{n}"), "ext", "", 60 + n as u32, 60 + n as u8);
+                    fp.device_owner = model::owner::FLOATING_IP.into();
+                    fip_ports += 1;
+                    let touched = v.apply(&put(rev, &fp));
+                    let todo: Vec<Owner> = touched.iter().flat_map(|t| affected(&v, t)).collect();
+                    d.update(&v, &host, todo);
+                    put(rev, &f)
+                }
+                10 => gone(rev, "floatingip", &format!("f{}", rnd(3))),
                 // Routers come and go with interfaces on random networks and a route.
                 6 => put(rev, &random_router(&mut rnd)),
                 7 => gone(rev, "router", &format!("r{}", rnd(2))),
@@ -668,7 +747,14 @@ mod tests {
                 .iter()
                 .filter(|(k, _)| k.table == table::L3)
                 .count();
+            nated += d
+                .table()
+                .iter()
+                .filter(|(k, _)| k.table == table::EGRESS_NAT)
+                .count();
         }
         assert!(routed > 500, "routers were exercised: {routed}");
+        assert!(fip_ports > 10, "floating IPs were exercised: {fip_ports}");
+        assert!(nated > 50, "north-south flows were exercised: {nated}");
     }
 }
