@@ -21,6 +21,14 @@ use std::time::{Duration, Instant};
 
 /// An unresolved next hop is asked again after this long.
 const RETRY: Duration = Duration::from_secs(1);
+/// When an address is announced, from the moment it lives here: three times, since the
+/// host it left may still send a frame or two from its MAC (a reply in flight) after the
+/// first announcement, teaching the physical switches the old place again.
+const ANNOUNCE_AT: [Duration; 3] = [
+    Duration::ZERO,
+    Duration::from_millis(250),
+    Duration::from_millis(1000),
+];
 
 #[derive(Debug, Default)]
 pub struct NatPunt {
@@ -29,8 +37,8 @@ pub struct NatPunt {
     /// Set when `neighbours` changed; the runtime recompiles and clears it.
     changed: bool,
     asked: BTreeMap<(String, Ipv4Addr), Instant>,
-    /// (address, MAC, the port it serves) already announced from this host.
-    announced: BTreeSet<(Ipv4Addr, [u8; 6], String)>,
+    /// (address, MAC, the port it serves) living here: since when, announcements sent.
+    announced: BTreeMap<(Ipv4Addr, [u8; 6], String), (Instant, usize)>,
     /// ARP packet-ins that taught nothing (not a reply from a next hop, malformed).
     pub ignored: u64,
 }
@@ -194,10 +202,17 @@ impl NatPunt {
                 nets.insert(ip, net_id.clone());
             }
         }
-        for (ip, mac, id) in &here {
-            if self.announced.contains(&(*ip, *mac, id.clone())) {
+        self.announced.retain(|k, _| here.contains(k));
+        for k in &here {
+            let (since, sent) = self.announced.entry(k.clone()).or_insert((now, 0));
+            if ANNOUNCE_AT
+                .get(*sent)
+                .is_none_or(|at| now.duration_since(*since) < *at)
+            {
                 continue;
             }
+            *sent += 1;
+            let (ip, mac, _) = k;
             let Some(net) = nets.get(ip).and_then(|n| view.networks.get(n)) else {
                 continue;
             };
@@ -213,7 +228,6 @@ impl NatPunt {
                 out.push(p);
             }
         }
-        self.announced = here;
         out
     }
 }
