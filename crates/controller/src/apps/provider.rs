@@ -12,7 +12,7 @@ use crate::view::View;
 use model::{Network, NetworkType, Port};
 use openflow::Instruction;
 use openflow::action::Action;
-use openflow::oxm::{Field, Match};
+use openflow::oxm::{Field, Match, OxmField};
 
 const PRIO: u16 = 100;
 /// Below every port's own entry in egress (local ports, tunnels).
@@ -94,14 +94,18 @@ pub fn network(view: &View, host: &Host, net: &Network) -> Vec<Flow> {
         Some(vid) => (
             Match::new()
                 .in_port(ofport)
-                .masked(Field::VlanVid, vid | OFPVID_PRESENT, 0x1fffu16),
+                // Exact: OVS reads a full 13-bit mask back as none.
+                .with(OxmField::new(
+                    Field::VlanVid,
+                    u128::from(vid | OFPVID_PRESENT),
+                )),
             vec![Action::PopVlan],
         ),
         // Flat: untagged frames only.
         None => (
             Match::new()
                 .in_port(ofport)
-                .masked(Field::VlanVid, 0u16, 0x1fffu16),
+                .with(OxmField::new(Field::VlanVid, 0u128)),
             Vec::new(),
         ),
     };
