@@ -152,6 +152,25 @@ fn snat_and_floating_ips_on_the_vms_own_host() {
     let srv = TcpServer::start(&t.outside, 5004);
     assert_eq!(tcp_get(&vm_a.ns, "203.0.113.1", 5004), "hello");
     assert_eq!(srv.peer().as_deref(), Some(snat_a.as_str()));
+
+    // Disassociated: the floating IP answers no more, and vm c leaves by host b's address.
+    let (st, body) = t.srv.call(
+        "PUT",
+        &format!("/v2.0/floatingips/{fip_id}"),
+        Some(json!({"floatingip": {"port_id": null}})),
+    );
+    assert_eq!(st, 200, "{body}");
+    wait_until("the floating IP to go", Duration::from_secs(5), || {
+        t.outside
+            .exec(["ping", "-c", "1", "-W", "0.2", &fip_ip])
+            .is_err()
+    });
+    let srv = TcpServer::start(&vm_c.ns, 6002);
+    assert_ne!(tcp_get(&t.outside, &fip_ip, 6002), "hello");
+    drop(srv);
+    let srv = TcpServer::start(&t.outside, 5005);
+    assert_eq!(tcp_get(&vm_c.ns, "203.0.113.1", 5005), "hello");
+    assert_eq!(srv.peer().as_deref(), Some(snat_b.as_str()));
 }
 
 #[test]
