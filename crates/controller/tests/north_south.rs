@@ -500,3 +500,64 @@ async fn the_north_south_pipeline_commits_to_real_ovs_and_reads_back_equal() {
         assert!(dump.contains(want), "{want} not in:\n{dump}");
     }
 }
+
+/// Whatever arrives on the external network and reaches the controller (random bytes,
+/// mangled ARP), the NAT handler does not panic, and learns nothing but next hops.
+#[test]
+fn random_and_mangled_frames_from_outside_never_panic_the_nat_handler() {
+    let mut c = Cloud::new();
+    c.host.neighbours.clear();
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut rnd = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let reply = ArpRepr {
+        operation: Operation::Reply,
+        source_hardware_addr: EthernetAddress([2, 0, 0, 0, 0, 9]),
+        source_protocol_addr: "203.0.113.99".parse().unwrap(),
+        target_hardware_addr: EthernetAddress(mac(20)),
+        target_protocol_addr: "203.0.113.20".parse().unwrap(),
+    };
+    let mut p = [0u8; 28];
+    reply.emit(&mut arp::Packet::new_unchecked(&mut p[..]));
+    let good = eth([2, 0, 0, 0, 0, 9], mac(20), None, EtherType::Arp, &p);
+    let cookie = controller::pipeline::Cookie {
+        app: controller::pipeline::App::Nat,
+        key: 10,
+    }
+    .encode();
+    for i in 0..5000 {
+        let mut frame = if i % 2 == 0 {
+            good.clone()
+        } else {
+            (0..(rnd() % 80) as usize).map(|_| rnd() as u8).collect()
+        };
+        if !frame.is_empty() && i % 2 == 0 {
+            let n = frame.len();
+            frame[(rnd() as usize) % n] = rnd() as u8;
+            frame.truncate((rnd() as usize) % (n + 1));
+        }
+        let pin = PacketIn {
+            buffer_id: u32::MAX,
+            total_len: frame.len() as u16,
+            reason: 1,
+            table_id: 50,
+            cookie,
+            match_: Match::new().metadata(if i % 3 == 0 { 10 } else { rnd() }),
+            data: frame,
+        };
+        c.punt.handle(&c.view, &c.host, Instant::now(), &pin);
+    }
+    // 203.0.113.99 is nobody's next hop: only the router's next hop can ever be learnt (a
+    // mangled byte may well turn a frame into its valid reply).
+    let hop: (String, IpAddr) = ("ext".into(), "203.0.113.1".parse().unwrap());
+    assert!(
+        c.punt.nat.neighbours.keys().all(|k| *k == hop),
+        "{:?}",
+        c.punt.nat.neighbours
+    );
+    assert!(c.punt.nat.ignored > 4000);
+}
