@@ -203,9 +203,41 @@ impl Cloud {
         vm
     }
 
+    /// A port in the project's default group and a group that lets the outside in (ICMP,
+    /// TCP): without it the default group admits only its own members, as in Neutron.
     pub fn port(&self, net: &Value) -> Value {
-        self.srv
-            .create("ports", "port", json!({"network_id": net["id"]}))
+        let (_, groups) = self
+            .srv
+            .call("GET", "/v2.0/security-groups?name=outside-in", None);
+        let sg = match groups["security_groups"].as_array().and_then(|a| a.first()) {
+            Some(g) => g["id"].clone(),
+            None => {
+                let g = self.srv.create(
+                    "security-groups",
+                    "security_group",
+                    json!({"name": "outside-in"}),
+                );
+                for protocol in ["icmp", "tcp", "udp"] {
+                    self.srv.create(
+                        "security-group-rules",
+                        "security_group_rule",
+                        json!({"security_group_id": g["id"], "direction": "ingress",
+                               "ethertype": "IPv4", "protocol": protocol,
+                               "remote_ip_prefix": "0.0.0.0/0"}),
+                    );
+                }
+                g["id"].clone()
+            }
+        };
+        let (_, defaults) = self
+            .srv
+            .call("GET", "/v2.0/security-groups?name=default", None);
+        let default = defaults["security_groups"][0]["id"].clone();
+        self.srv.create(
+            "ports",
+            "port",
+            json!({"network_id": net["id"], "security_groups": [default, sg]}),
+        )
     }
 }
 
