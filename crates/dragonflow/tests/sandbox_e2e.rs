@@ -114,7 +114,10 @@ fn up_checks_and_down_leaves_nothing() {
     let out = text(&up);
     println!("{out}");
     assert!(up.status.success(), "sandbox up failed:\n{out}");
-    assert!(out.contains("starting host 1/2: ovs... controller... ok"), "{out}");
+    assert!(
+        out.contains("starting host 1/2: ovs... controller... ok"),
+        "{out}"
+    );
 
     // The table: every check once, the required ones passing.
     let table = rows(&out);
@@ -142,16 +145,25 @@ fn up_checks_and_down_leaves_nothing() {
     let st = sandbox(&["status"]);
     let st_out = text(&st);
     assert!(st.status.success(), "{st_out}");
-    assert!(st_out.contains("sandbox up") && !st_out.contains("GONE"), "{st_out}");
+    assert!(
+        st_out.contains("sandbox up") && !st_out.contains("GONE"),
+        "{st_out}"
+    );
     let vm1_ip = st_out
         .lines()
         .find(|l| l.trim_start().starts_with("vm1 "))
         .and_then(|l| l.split_whitespace().nth(4))
         .expect("vm1 row in status")
         .to_string();
-    let ex = sandbox(&["exec", "vm1", "--", "ip", "-4", "addr", "show", "dev", "eth0"]);
+    let ex = sandbox(&[
+        "exec", "vm1", "--", "ip", "-4", "addr", "show", "dev", "eth0",
+    ]);
     assert!(ex.status.success(), "{}", text(&ex));
-    assert!(text(&ex).contains(&format!("inet {vm1_ip}/24")), "{}", text(&ex));
+    assert!(
+        text(&ex).contains(&format!("inet {vm1_ip}/24")),
+        "{}",
+        text(&ex)
+    );
     let fails = sandbox(&["exec", "vm1", "--", "false"]);
     assert!(!fails.status.success(), "exec passes on the exit status");
     if std::path::Path::new("/opt/dragonflow/venv/bin/openstack").exists() {
@@ -166,7 +178,11 @@ fn up_checks_and_down_leaves_nothing() {
     // down removes everything; a second down is a no-op.
     let down = sandbox(&["down"]);
     assert!(down.status.success(), "{}", text(&down));
-    assert!(namespaces().is_empty(), "namespaces left: {:?}", namespaces());
+    assert!(
+        namespaces().is_empty(),
+        "namespaces left: {:?}",
+        namespaces()
+    );
     assert!(processes().is_empty(), "processes left: {:?}", processes());
     assert!(!std::path::Path::new(DIR).exists(), "{DIR} left");
     let etc: Vec<_> = std::fs::read_dir("/etc/netns")
@@ -193,15 +209,24 @@ fn down_cleans_up_after_a_crashed_up() {
         .expect("up");
     // Kill it once the first host's OVS runs.
     let ok = testbed::wait_for(std::time::Duration::from_secs(60), || {
-        std::path::Path::new(DIR).join("host1/ovs-vswitchd.pid").exists()
+        std::path::Path::new(DIR)
+            .join("host1/ovs-vswitchd.pid")
+            .exists()
     });
     let _ = up.kill();
     let _ = up.wait();
     assert!(ok, "up never got to host 1");
-    assert!(!namespaces().is_empty(), "nothing to clean: the test proves nothing");
+    assert!(
+        !namespaces().is_empty(),
+        "nothing to clean: the test proves nothing"
+    );
     let down = sandbox(&["down"]);
     assert!(down.status.success(), "{}", text(&down));
-    assert!(namespaces().is_empty(), "namespaces left: {:?}", namespaces());
+    assert!(
+        namespaces().is_empty(),
+        "namespaces left: {:?}",
+        namespaces()
+    );
     assert!(processes().is_empty(), "processes left: {:?}", processes());
     assert!(!std::path::Path::new(DIR).exists(), "{DIR} left");
 }

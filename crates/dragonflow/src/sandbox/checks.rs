@@ -31,6 +31,15 @@ fn connects(ns: &str, ip: &str, port: u16) -> bool {
     ns_exec(ns, ["nc", "-z", "-n", "-w", "2", ip, &port.to_string()]).is_ok()
 }
 
+/// What a failed ping check adds to its detail.
+fn no_answer(ok: bool) -> String {
+    if ok {
+        String::new()
+    } else {
+        format!(": no answer in {} s", PATIENCE.as_secs())
+    }
+}
+
 fn timed(name: &str, f: impl FnOnce() -> (bool, String)) -> CheckResult {
     let start = Instant::now();
     let (pass, detail) = f();
@@ -53,13 +62,14 @@ fn ping_check(st: &State, name: &str, from: &Vm, to: &Vm, what: &str) -> CheckRe
     timed(name, || {
         let ok = pings(&from.ns, &to.ip);
         let detail = format!(
-            "{} ({}, {}) pings {} ({}, {}): {what}",
+            "{} ({}, {}) pings {} ({}, {}): {what}{}",
             from.name,
             from.network,
             host_of(st, from),
             to.name,
             to.network,
-            host_of(st, to)
+            host_of(st, to),
+            no_answer(ok)
         );
         (ok, detail)
     })
@@ -114,9 +124,10 @@ pub fn run(st: &State, mut progress: impl FnMut(&CheckResult)) -> Vec<CheckResul
         (
             ok,
             format!(
-                "{} (demo-b, no floating IP, {}) pings the outside host {OUTSIDE_IP}",
+                "{} (demo-b, no floating IP, {}) pings the outside host {OUTSIDE_IP}{}",
                 vm4.name,
-                host_of(st, &vm4)
+                host_of(st, &vm4),
+                no_answer(ok)
             ),
         )
     }));

@@ -182,7 +182,7 @@ fn up(hosts: usize, db: Db, port: u16) -> Result<(), String> {
     print!("{}", checks::table(&st.checks));
     println!(
         "sandbox up in {:.1} s: `dragonflow sandbox status`, `dragonflow sandbox exec vm1 -- ip addr`,\n\
-         `dragonflow sandbox openstack server list`... and `dragonflow sandbox down` to remove it.",
+         `dragonflow sandbox openstack network list`... and `dragonflow sandbox down` to remove it.",
         started.elapsed().as_secs_f64()
     );
     Ok(())
