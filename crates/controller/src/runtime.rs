@@ -31,6 +31,8 @@ pub struct Config {
     pub tunnel_types: Vec<String>,
     /// ICMP errors a router port answers per second (TTL expiry, unreachables).
     pub icmp_rate: u32,
+    /// The DHCP responder's settings.
+    pub dhcp: crate::punt::dhcp::Config,
 }
 
 /// The tables a controller follows (not claims).
@@ -208,6 +210,7 @@ pub async fn run(cfg: Config) -> Result<(), String> {
     let mut reported: BTreeMap<String, PortStatus> = BTreeMap::new();
     let mut punt = Punt::default();
     punt.l3 = crate::punt::l3::L3Punt::new(cfg.icmp_rate);
+    punt.dhcp = crate::punt::dhcp::Dhcp::new(cfg.dhcp.clone());
     sync(&cfg, &mut session, &mut installed, &desired).await?;
     tracing::info!(chassis = %cfg.chassis, revision = view.revision, ports = view.ports.len(), plugged = host.ofports.len(), "controller ready");
 

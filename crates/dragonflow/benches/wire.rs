@@ -54,6 +54,7 @@ fn main() {
     });
 
     let mut samples = Vec::with_capacity(n);
+    let mut stages = Vec::with_capacity(n);
     let mut vms = Vec::new();
     for i in 0..n {
         // The VM exists before its port, with the MAC and address it will be given (as
@@ -84,6 +85,7 @@ fn main() {
             json!({"network_id": net["id"], "mac_address": mac, "fixed_ips": [{"ip_address": ip}]}),
         );
         let id = port["id"].as_str().unwrap();
+        let t_created = t0.elapsed();
         ovs.vsctl([
             "add-port",
             "br-int",
@@ -95,6 +97,7 @@ fn main() {
             &format!("external_ids:iface-id={id}"),
         ])
         .expect("plug");
+        let t_plugged = t0.elapsed();
         // One echo every 2 ms until the first reply. Until the port's flows are in, the
         // VM's ARP goes unanswered and ping gives up with "unreachable": ask again.
         let mut ok = false;
@@ -114,7 +117,18 @@ fn main() {
             ctl.log()
         );
         samples.push(dt);
+        stages.push((t_created, t_plugged, dt));
         vms.push(ns);
+    }
+    for (i, (c, p, d)) in stages.iter().enumerate() {
+        if std::env::var("DF_BENCH_VERBOSE").is_ok() {
+            eprintln!(
+                "port {i}: created {:.1} ms, plugged {:.1} ms, first reply {:.1} ms",
+                ms(*c),
+                ms(*p),
+                ms(*d)
+            );
+        }
     }
     let mut sorted = samples.clone();
     sorted.sort();

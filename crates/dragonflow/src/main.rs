@@ -65,6 +65,21 @@ enum Command {
         /// ICMP errors (time exceeded, unreachable) each router port answers per second.
         #[arg(long, default_value_t = 3)]
         icmp_rate: u32,
+        /// DHCP requests a VM port may send per second before it is blocked (0: no limit).
+        #[arg(long, default_value_t = 3)]
+        dhcp_rate_limit: u32,
+        /// How long a VM port past the DHCP rate is blocked, in seconds.
+        #[arg(long, default_value_t = 100)]
+        dhcp_block_seconds: u64,
+        /// DNS servers for subnets without dns_nameservers, comma-separated IPv4 addresses.
+        #[arg(long, default_value = "", value_delimiter = ',')]
+        dns_servers: Vec<String>,
+        /// DHCP lease time in seconds.
+        #[arg(long, default_value_t = 86400)]
+        dhcp_lease_seconds: u32,
+        /// Domain name handed out by DHCP.
+        #[arg(long, default_value = "openstacklocal")]
+        domain: String,
     },
     /// Inspect the NB store: tables, ls, get, dump, watch.
     Db {
@@ -120,7 +135,22 @@ fn main() -> ExitCode {
             tunnel_types,
             datapath_type,
             icmp_rate,
+            dhcp_rate_limit,
+            dhcp_block_seconds,
+            dns_servers,
+            dhcp_lease_seconds,
+            domain,
         } => {
+            let mut dns = Vec::new();
+            for d in dns_servers.iter().filter(|d| !d.is_empty()) {
+                match d.trim().parse::<std::net::Ipv4Addr>() {
+                    Ok(a) => dns.push(a),
+                    Err(_) => {
+                        eprintln!("dragonflow: --dns-servers: {d:?} is not an IPv4 address");
+                        return ExitCode::from(2);
+                    }
+                }
+            }
             let openflow = match openflow.strip_prefix("unix:") {
                 Some(p) => std::path::PathBuf::from(p),
                 None => {
@@ -137,6 +167,13 @@ fn main() -> ExitCode {
                 datapath_type,
                 tunnel_types: tunnel_types.split(',').map(str::to_string).collect(),
                 icmp_rate,
+                dhcp: controller::punt::dhcp::Config {
+                    rate_limit: dhcp_rate_limit,
+                    block: std::time::Duration::from_secs(dhcp_block_seconds),
+                    dns_servers: dns,
+                    lease_seconds: dhcp_lease_seconds,
+                    domain,
+                },
             };
             tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

@@ -280,7 +280,10 @@ fn port_lifecycle() {
     let filtered = srv.os(&["port", "list", "--fixed-ip", "ip-address=10.0.1.51"]);
     assert_eq!(filtered.as_array().unwrap().len(), 1, "{filtered}");
     srv.os_ok(&["port", "delete", &id, "p2"]);
-    assert_eq!(srv.os(&["port", "list"]).as_array().unwrap().len(), 0);
+    // What is left is the subnet's DHCP port, listed as in Neutron.
+    assert_eq!(srv.os(&["port", "list"]).as_array().unwrap().len(), 1);
+    let dhcp = srv.os(&["port", "list", "--device-owner", "network:dhcp"]);
+    assert_eq!(dhcp.as_array().unwrap().len(), 1, "{dhcp}");
     // The address is free again.
     let again = srv.os(&[
         "port",

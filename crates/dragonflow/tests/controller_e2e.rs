@@ -366,16 +366,22 @@ fn a_host_holds_nothing_of_networks_it_has_no_port_on() {
         &format!("/v2.0/ports?network_id={}", nets[1]["id"].as_str().unwrap()),
         None,
     );
-    let macs: Vec<String> = ports["ports"]
+    // The two VMs' ports and the network's DHCP port.
+    let macs: Vec<(String, bool)> = ports["ports"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|p| p["mac_address"].as_str().unwrap().to_string())
+        .map(|p| {
+            (
+                p["mac_address"].as_str().unwrap().to_string(),
+                p["device_owner"] == "network:dhcp",
+            )
+        })
         .collect();
-    assert_eq!(macs.len(), 2);
-    for mac in &macs {
+    assert_eq!(macs.len(), 3, "{ports}");
+    for (mac, dhcp) in &macs {
         assert!(
-            flows_a.contains(mac.as_str()),
+            *dhcp || flows_a.contains(mac.as_str()),
             "host a switches {mac}:\n{flows_a}"
         );
         assert!(

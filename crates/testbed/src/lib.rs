@@ -473,6 +473,14 @@ impl Vm {
         Ok(Vm { ns, ofport })
     }
 
+    /// Plugs a new VM with `mac` and no address on its `eth0` (for DHCP clients): as
+    /// [`Vm::plug`], then the placeholder address taken off again.
+    pub fn plug_unaddressed(ovs: &Ovs, bridge: &str, iface_id: &str, mac: &str) -> io::Result<Vm> {
+        let vm = Vm::plug(ovs, bridge, iface_id, mac, "192.0.0.8/32")?;
+        vm.ns.exec(["ip", "-4", "addr", "flush", "dev", "eth0"])?;
+        Ok(vm)
+    }
+
     /// True when `ip` answers a ping (the neighbour cache flushed first, so an earlier
     /// failed ARP does not hold the attempt back).
     pub fn pings(&self, ip: &str) -> bool {

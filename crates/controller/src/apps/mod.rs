@@ -4,6 +4,7 @@
 //! owner.
 
 pub mod arp;
+pub mod dhcp;
 pub mod l2;
 pub mod l3;
 pub mod nd;
@@ -95,6 +96,7 @@ pub fn compile(view: &View, host: &Host, owner: &Owner) -> Vec<Flow> {
                 out.extend(nd::compile(view, p));
                 out.extend(port_security::compile(view, host, p));
                 out.extend(tunnel::port(view, host, p));
+                out.extend(dhcp::compile(view, host, p));
                 out
             })
             .unwrap_or_default(),
@@ -161,6 +163,7 @@ pub fn affected(view: &View, touched: &Touched) -> Vec<Owner> {
         // view reports the network it left as touched too.
         Table::Port => {
             let mut out = vec![touched.clone()];
+            out.extend(dhcp::affected_by_port(view, &touched.id));
             if let Some(p) = view.ports.get(&touched.id) {
                 out.push(Touched {
                     table: Table::Network,
@@ -191,6 +194,8 @@ pub fn affected(view: &View, touched: &Touched) -> Vec<Owner> {
         }
         // A router's flows are all its own (its interfaces and routes are in it).
         Table::Router => vec![touched.clone()],
+        // Whether a network has DHCP decides its local ports' DHCP flows.
+        Table::Subnet => dhcp::affected_by_subnet(view, &touched.id),
         _ => Vec::new(),
     }
 }
@@ -370,6 +375,27 @@ mod tests {
         }
     }
 
+    fn subnet(id: &str, net: &str, enable_dhcp: bool) -> model::Subnet {
+        model::Subnet {
+            meta: Meta {
+                id: id.into(),
+                project_id: "p".into(),
+                ..Meta::default()
+            },
+            network_id: net.into(),
+            ip_version: 4,
+            cidr: "10.0.0.0/24".parse().unwrap(),
+            gateway_ip: None,
+            allocation_pools: vec![],
+            enable_dhcp,
+            dns_nameservers: vec![],
+            host_routes: vec![],
+            ipv6_ra_mode: None,
+            ipv6_address_mode: None,
+            deleting: false,
+        }
+    }
+
     fn put<T: model::NbObject>(rev: u64, obj: &T) -> Change {
         let r = record(obj, rev);
         Change {
@@ -512,7 +538,7 @@ mod tests {
             let id = format!("x{n}");
             let k = rnd(3);
             let net = format!("n{k}");
-            let change = match rnd(9) {
+            let change = match rnd(13) {
                 // Routers come and go with interfaces on random networks and a route.
                 6 => put(rev, &random_router(&mut rnd)),
                 7 => gone(rev, "router", &format!("r{}", rnd(2))),
@@ -549,6 +575,28 @@ mod tests {
                         value: Some(serde_json::to_vec(&c).unwrap()),
                     }
                 }
+                // DHCP flows follow the network's subnets and their enable_dhcp.
+                8 => put(rev, &subnet(&format!("s{k}"), &net, rnd(2) == 0)),
+                9 => gone(rev, "subnet", &format!("s{k}")),
+                10 => put(
+                    rev,
+                    &Network {
+                        subnets: vec![format!("s{k}")],
+                        ..network(&net, 1 + k as u32)
+                    },
+                ),
+                // A DHCP port: its addresses are in its network's local ports' flows.
+                11 => put(
+                    rev,
+                    &Port {
+                        device_owner: model::owner::DHCP.into(),
+                        fixed_ips: vec![model::FixedIp {
+                            subnet_id: format!("s{k}"),
+                            ip_address: format!("10.0.0.{}", 2 + n).parse().unwrap(),
+                        }],
+                        ..port(&id, &net, "", 1 + n as u32, n as u8)
+                    },
+                ),
                 _ => {
                     // The interface is plugged or unplugged on this host.
                     if rnd(2) == 0 {

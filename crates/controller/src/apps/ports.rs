@@ -80,12 +80,24 @@ pub fn base() -> Vec<Flow> {
         0,
         vec![Instruction::GotoTable(table::ARP)],
     );
+    // DHCP requests to the DHCP table, which punts those of ports with DHCP (apps::dhcp).
+    let dhcp = flow(
+        table::SERVICES,
+        PRIO_PORT,
+        Match::new().eth_type(0x0800).ip_proto(17).udp_dst(67),
+        App::Dhcp,
+        0,
+        vec![Instruction::GotoTable(table::DHCP)],
+    );
     vec![
         on(table::PORT_SECURITY, table::SERVICES),
         on(table::SERVICES, table::L2),
         arp,
         // A request for an address nobody here knows goes on like any broadcast.
         on(table::ARP, table::L2),
+        dhcp,
+        // No DHCP here (enable_dhcp off): the request goes on like any broadcast.
+        on(table::DHCP, table::L2),
         on(table::INGRESS_CT, table::DISPATCH),
     ]
 }

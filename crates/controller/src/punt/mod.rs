@@ -3,6 +3,7 @@
 //! flow-mods to apply at once (short-lived flows such as a flood guard's drop). Sans-IO:
 //! the runtime does the sending.
 
+pub mod dhcp;
 pub mod l3;
 pub mod nd;
 pub mod rate;
@@ -30,6 +31,8 @@ pub struct Punt {
     pub l3: l3::L3Punt,
     /// Neighbour advertisements.
     pub nd: nd::NdPunt,
+    /// The DHCP responder.
+    pub dhcp: dhcp::Dhcp,
 }
 
 impl Punt {
@@ -37,6 +40,11 @@ impl Punt {
     /// (and counted by the app that owns it).
     pub fn handle(&mut self, view: &View, host: &Host, now: Instant, pi: &PacketIn) -> Punted {
         let _ = (view, host, now);
+        if let Some(c) = Cookie::decode(pi.cookie)
+            && c.app == App::Dhcp
+        {
+            return self.dhcp.handle(view, host, now, pi, c.key);
+        }
         match Cookie::decode(pi.cookie).map(|c| c.app) {
             Some(App::L3) => self.l3.handle(view, now, pi),
             Some(App::Nd) => self.nd.handle(view, now, pi),

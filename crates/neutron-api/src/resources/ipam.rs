@@ -167,7 +167,7 @@ impl<'a> Allocation<'a> {
     }
 
     /// The next free address of `subnet`, or `None` when its pools are full.
-    async fn automatic(
+    pub async fn automatic(
         &mut self,
         txn: &mut Txn,
         subnet: &Subnet,

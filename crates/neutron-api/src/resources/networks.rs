@@ -486,6 +486,10 @@ pub async fn delete(
         txn.delete::<Network>(&id, rev);
         txn.release(&key_claim("network", u128::from(n.unique_key)));
         txn.release(&seg_claim(n.network_type, n.physical_network.as_deref(), n.segmentation_id));
+        // The DHCP port goes with its network, as in Neutron.
+        for (p, prev) in ports.iter().filter(|(p, _)| p.network_id == id && p.device_owner == owner::DHCP) {
+            super::ports::remove_port(&api, &mut txn, p, *prev);
+        }
         // Subnets go with their network, as in Neutron.
         for sid in &n.subnets {
             if let Some((_, srev)) = api.db.get::<Subnet>(sid).await? {

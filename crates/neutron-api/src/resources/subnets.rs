@@ -9,12 +9,13 @@ use crate::context::Context;
 use crate::db::{Txn, retrying};
 use crate::error::{ApiError, ApiResult};
 use crate::listing::Query;
-use crate::resources::networks;
+use crate::resources::ipam::Allocation;
+use crate::resources::{ipam, networks, ports};
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use ipnet::IpNet;
-use model::{AllocationPool, HostRoute, Network, Subnet, Table};
+use model::{AllocationPool, HostRoute, Network, Port, PortStatus, Subnet, Table, owner};
 use serde_json::{Map, Value, json};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -425,6 +426,10 @@ async fn create_once(api: &Api, ctx: &Context, body: Value) -> ApiResult<Subnet>
     let mut txn = Txn::new();
     txn.create(&subnet);
     txn.update(&network, net_rev);
+    let mut alloc = Allocation::new(api);
+    if subnet.enable_dhcp {
+        dhcp_join(api, &mut txn, &mut alloc, &network, &subnet).await?;
+    }
     txn.commit(&api.db).await?;
     Ok(subnet)
 }
@@ -468,6 +473,7 @@ pub async fn update(
             };
         }
         gateway_in_pools(s.gateway_ip, &s.allocation_pools)?;
+        let had_dhcp = s.enable_dhcp;
         if let Some(v) = attrs.bool("enable_dhcp")? {
             s.enable_dhcp = v;
         }
@@ -481,6 +487,16 @@ pub async fn update(
         touch(&mut s.meta);
         let mut txn = Txn::new();
         txn.update(&s, rev);
+        let mut alloc = Allocation::new(&api);
+        match (had_dhcp, s.enable_dhcp) {
+            (false, true) => {
+                let (network, nrev) = api.db.fetch::<Network>(&s.network_id).await?;
+                txn.check::<Network>(&network.meta.id, nrev);
+                dhcp_join(&api, &mut txn, &mut alloc, &network, &s).await?;
+            }
+            (true, false) => dhcp_leave(&api, &mut txn, &s).await?,
+            _ => {}
+        }
         txn.commit(&api.db).await?;
         Ok(s)
     })
@@ -502,8 +518,11 @@ pub async fn delete(
         }
         check_if_match(&headers, &s.meta)?;
         let rev = super::mark_deleting(&api, &mut s, rev).await?;
+        let dhcp = dhcp_port(&api, &s.network_id).await?;
+        let dhcp_id = dhcp.as_ref().map(|(p, _)| serde_json::to_vec(&p.meta.id).unwrap_or_default());
         let claims = api.db.store.list(Table::Claim.name(), &format!("ip/{id}/")).await?;
-        if !claims.is_empty() {
+        // The DHCP port's address goes with the subnet.
+        if claims.iter().any(|c| Some(&c.value) != dhcp_id.as_ref()) {
             super::unmark_deleting(&api, &mut s, rev).await;
             return Err(ApiError::conflict(
                 "SubnetInUse",
@@ -512,6 +531,7 @@ pub async fn delete(
         }
         let mut txn = Txn::new();
         txn.delete::<Subnet>(&id, rev);
+        dhcp_leave(&api, &mut txn, &s).await?;
         if let Some((mut n, nrev)) = api.db.get::<Network>(&s.network_id).await? {
             n.subnets.retain(|x| *x != id);
             txn.update(&n, nrev);
@@ -522,6 +542,122 @@ pub async fn delete(
     .await?;
     tracing::info!(subnet = %id, "subnet deleted");
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The device id of the DHCP port the server makes for a network (ports a user makes with
+/// device owner `network:dhcp` are not it).
+fn dhcp_device_id(network_id: &str) -> String {
+    format!("dhcp-{network_id}")
+}
+
+/// The network's DHCP port (device owner `network:dhcp`), if it has one.
+pub async fn dhcp_port(api: &Api, network_id: &str) -> ApiResult<Option<(Port, nbdb::Revision)>> {
+    Ok(api.db.all::<Port>().await?.into_iter().find(|(p, _)| {
+        p.network_id == network_id
+            && p.device_owner == owner::DHCP
+            && p.device_id == dhcp_device_id(network_id)
+    }))
+}
+
+/// Gives the network's DHCP port an address on `subnet` (DHCP just enabled there), creating
+/// the port for the network's first DHCP subnet. Everything goes into `txn`, so the subnet
+/// and its DHCP address are written together or not at all.
+async fn dhcp_join<'a>(
+    api: &'a Api,
+    txn: &mut Txn,
+    alloc: &mut Allocation<'a>,
+    network: &Network,
+    subnet: &Subnet,
+) -> ApiResult<()> {
+    match dhcp_port(api, &network.meta.id).await? {
+        Some((mut p, prev)) => {
+            if p.fixed_ips.iter().any(|f| f.subnet_id == subnet.meta.id) {
+                return Ok(());
+            }
+            let Some(f) = alloc
+                .automatic(txn, subnet, p.mac_address, &p.meta.id)
+                .await?
+            else {
+                return Err(ipam::exhausted(&network.meta.id));
+            };
+            p.fixed_ips.push(f);
+            touch(&mut p.meta);
+            txn.update(&p, prev);
+        }
+        None => {
+            let id = model::new_id();
+            let (mac, r) = api
+                .alloc
+                .pick_mac(&api.db, api.config.mac_base)
+                .await?
+                .ok_or_else(|| ApiError::retry("mac"))?;
+            alloc.reservation.add(r);
+            let Some(f) = alloc.automatic(txn, subnet, mac, &id).await? else {
+                return Err(ipam::exhausted(&network.meta.id));
+            };
+            let unique_key =
+                networks::pick_key(api, "port", ports::MAX_KEY, &mut alloc.reservation).await?;
+            let now = model::time::now();
+            let port = Port {
+                meta: model::Meta {
+                    id: id.clone(),
+                    // The network's project, as in Neutron: the port is listed (and
+                    // distributed) with the network's other ports.
+                    project_id: network.meta.project_id.clone(),
+                    created_at: now.clone(),
+                    updated_at: now,
+                    ..Default::default()
+                },
+                network_id: network.meta.id.clone(),
+                admin_state_up: true,
+                mac_address: mac,
+                fixed_ips: vec![f],
+                security_groups: vec![],
+                allowed_address_pairs: vec![],
+                port_security_enabled: false,
+                device_owner: owner::DHCP.into(),
+                device_id: dhcp_device_id(&network.meta.id),
+                binding_host_id: String::new(),
+                binding_profile: Default::default(),
+                binding_vnic_type: "normal".into(),
+                extra_dhcp_opts: vec![],
+                status: PortStatus::Active,
+                unique_key,
+            };
+            txn.create(&port);
+            txn.claim(&crate::alloc::mac_claim(&mac), &id);
+            txn.claim(
+                &crate::alloc::key_claim("port", u128::from(unique_key)),
+                &id,
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Takes the DHCP port's address on `subnet` away (DHCP disabled there, or the subnet
+/// deleted); the port goes with its last address.
+async fn dhcp_leave(api: &Api, txn: &mut Txn, subnet: &Subnet) -> ApiResult<()> {
+    let Some((mut p, prev)) = dhcp_port(api, &subnet.network_id).await? else {
+        return Ok(());
+    };
+    let (gone, kept): (Vec<_>, Vec<_>) = p
+        .fixed_ips
+        .iter()
+        .cloned()
+        .partition(|f| f.subnet_id == subnet.meta.id);
+    if gone.is_empty() {
+        return Ok(());
+    }
+    if kept.is_empty() {
+        ports::remove_port(api, txn, &p, prev);
+    } else {
+        ipam::release(api, txn, &gone);
+        p.fixed_ips = kept;
+        touch(&mut p.meta);
+        txn.update(&p, prev);
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,0 +1,177 @@
+//! DHCP punting: for a local port whose network has a DHCP-enabled IPv4 subnet, its DHCP
+//! requests go to this host's controller (table 30, cookie `App::Dhcp` + port key), which
+//! answers them (`punt::dhcp`). Ports of networks without DHCP fall through to L2, so a
+//! DHCP server the tenant runs in a VM still works there.
+
+use super::{Flow, Host, Owner, flow};
+use crate::pipeline::{App, reg, table};
+use crate::view::{Touched, View};
+use model::{Port, Table, owner};
+use openflow::Instruction;
+use openflow::action::{Action, OFPCML_NO_BUFFER};
+use openflow::oxm::{Field, Match};
+use std::net::{IpAddr, Ipv4Addr};
+
+/// The per-port punt flow.
+pub const PRIO_PUNT: u16 = 100;
+/// The flood guard's temporary drop flow, above the punt flow.
+pub const PRIO_BLOCK: u16 = 200;
+/// In port security: above the 0.0.0.0 DHCP allowance (90), below nothing that matters.
+const PRIO_PORT_SECURITY: u16 = 95;
+const ETH_IPV4: u16 = 0x0800;
+const UDP: u8 = 17;
+const ETH_ARP: u16 = 0x0806;
+const ARP_REQUEST: u16 = 1;
+
+/// DHCP requests (UDP to port 67) from the port with key `key`.
+pub fn requests_from(key: u32) -> Match {
+    Match::new()
+        .masked(reg::SRC_PORT, key, u32::MAX)
+        .eth_type(ETH_IPV4)
+        .ip_proto(UDP)
+        .udp_dst(packet::dhcpv4::SERVER_PORT)
+}
+
+/// Whether the port's network has an IPv4 subnet with DHCP enabled. Only subnets the
+/// network lists count, so a subnet being created or deleted is seen consistently
+/// whichever of the two changes (subnet, network) arrives first.
+pub fn network_has_dhcp(view: &View, network_id: &str) -> bool {
+    view.networks.get(network_id).is_some_and(|n| {
+        n.subnets.iter().any(|s| {
+            view.subnets
+                .get(s)
+                .is_some_and(|s| s.enable_dhcp && s.ip_version == 4)
+        })
+    })
+}
+
+/// The DHCP flows of a local port.
+pub fn compile(view: &View, host: &Host, p: &Port) -> Vec<Flow> {
+    if p.binding_host_id != view.chassis
+        || !host.ofports.contains_key(&p.meta.id)
+        || !network_has_dhcp(view, &p.network_id)
+    {
+        return Vec::new();
+    }
+    let key = p.unique_key;
+    let mut out = vec![flow(
+        table::DHCP,
+        PRIO_PUNT,
+        requests_from(key),
+        App::Dhcp,
+        key,
+        vec![Instruction::ApplyActions(vec![Action::controller(
+            OFPCML_NO_BUFFER,
+        )])],
+    )];
+    if p.port_security_enabled {
+        // A client renewing from an address the port no longer has (its fixed IP was
+        // changed through the API) must still reach us to be told NAK; the request only
+        // goes to the controller, so this opens nothing else.
+        out.push(flow(
+            table::PORT_SECURITY,
+            PRIO_PORT_SECURITY,
+            Match::new()
+                .masked(Field::Reg(6), key, u32::MAX)
+                .eth_src(p.mac_address.0)
+                .eth_type(ETH_IPV4)
+                .ip_proto(UDP)
+                .udp_src(packet::dhcpv4::CLIENT_PORT)
+                .udp_dst(packet::dhcpv4::SERVER_PORT),
+            App::Dhcp,
+            key,
+            vec![Instruction::GotoTable(table::SERVICES)],
+        ));
+        // For that renewal (unicast) the client first asks for the server's MAC from
+        // its old address: requests for the DHCP port's addresses go on to the ARP
+        // responder, which answers them in place.
+        for ip in server_ips(view, &p.network_id) {
+            out.push(flow(
+                table::PORT_SECURITY,
+                PRIO_PORT_SECURITY,
+                Match::new()
+                    .masked(Field::Reg(6), key, u32::MAX)
+                    .eth_src(p.mac_address.0)
+                    .eth_type(ETH_ARP)
+                    .arp_op(ARP_REQUEST)
+                    .arp_tpa(ip),
+                App::Dhcp,
+                key,
+                vec![Instruction::GotoTable(table::SERVICES)],
+            ));
+        }
+    }
+    out
+}
+
+/// The IPv4 addresses of the network's DHCP port.
+fn server_ips(view: &View, network_id: &str) -> Vec<Ipv4Addr> {
+    let Some(network) = view.networks.get(network_id) else {
+        return Vec::new();
+    };
+    let mut ips: Vec<Ipv4Addr> = view
+        .ports_of(network_id)
+        .filter(|d| crate::punt::dhcp::is_dhcp_port(network, d))
+        .flat_map(|d| &d.fixed_ips)
+        .filter_map(|f| match f.ip_address {
+            IpAddr::V4(a) => Some(a),
+            IpAddr::V6(_) => None,
+        })
+        .collect();
+    ips.sort_unstable();
+    ips.dedup();
+    ips
+}
+
+/// The owners a changed port affects beyond itself: a DHCP port's addresses are in the
+/// port security flows of its network's local ports.
+pub fn affected_by_port(view: &View, port_id: &str) -> Vec<Owner> {
+    match view.ports.get(port_id) {
+        Some(d) if d.device_owner == owner::DHCP => view
+            .ports_of(&d.network_id)
+            .filter(|p| p.meta.id != port_id)
+            .map(|p| Touched {
+                table: Table::Port,
+                id: p.meta.id.clone(),
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The owners a changed subnet affects: the ports of its network (the one it names, and
+/// any network still listing it, for a subnet that is gone).
+pub fn affected_by_subnet(view: &View, subnet_id: &str) -> Vec<Owner> {
+    let mut nets: Vec<&str> = view
+        .networks
+        .values()
+        .filter(|n| n.subnets.iter().any(|s| s == subnet_id))
+        .map(|n| n.meta.id.as_str())
+        .collect();
+    if let Some(s) = view.subnets.get(subnet_id) {
+        nets.push(&s.network_id);
+    }
+    nets.sort_unstable();
+    nets.dedup();
+    nets.into_iter()
+        .flat_map(|n| view.ports_of(n))
+        .map(|p| Touched {
+            table: Table::Port,
+            id: p.meta.id.clone(),
+        })
+        .collect()
+}
+
+/// The flood guard's drop for the port with key `key`, for `seconds` (a one-off flow-mod
+/// with a hard timeout: the switch removes it itself; the reconciler never owns it).
+pub fn block(key: u32, seconds: u16) -> openflow::flow::FlowMod {
+    let mut fm = openflow::flow::FlowMod::add(table::DHCP, PRIO_BLOCK);
+    fm.cookie = crate::pipeline::Cookie {
+        app: App::Dhcp,
+        key,
+    }
+    .encode();
+    fm.hard_timeout = seconds.max(1);
+    fm.match_ = requests_from(key);
+    fm
+}
