@@ -132,13 +132,15 @@ pub fn run(st: &State, mut progress: impl FnMut(&CheckResult)) -> Vec<CheckResul
         )
     }));
     push(timed("floating-ip", || match &vm1.floating_ip {
-        Some(fip) => (
-            pings(OUTSIDE, fip),
-            format!(
-                "the outside host pings {} at its floating IP {fip}",
-                vm1.name
-            ),
-        ),
+        Some(fip) => {
+            let ok = pings(OUTSIDE, fip);
+            let detail = format!(
+                "the outside host pings {} at its floating IP {fip}{}",
+                vm1.name,
+                no_answer(ok)
+            );
+            (ok, detail)
+        }
         None => (false, "vm1 has no floating IP".into()),
     }));
     push(timed("security-group", || security_group(&vm1, &vm2)));

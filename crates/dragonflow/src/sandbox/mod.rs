@@ -416,11 +416,19 @@ fn check() -> Result<(), String> {
 }
 
 fn status() -> Result<(), String> {
+    // Written at once, and a closed pipe (`status | head`) is not an error.
+    let mut out = String::new();
+    macro_rules! line {
+        ($($t:tt)*) => {{
+            out.push_str(&format!($($t)*));
+            out.push('\n');
+        }};
+    }
     let Some(st) = State::load() else {
         println!("no sandbox (start one with `dragonflow sandbox up`)");
         return Ok(());
     };
-    println!(
+    line!(
         "sandbox {} in {}: server {} (store: {})",
         if st.ready {
             "up"
@@ -431,18 +439,18 @@ fn status() -> Result<(), String> {
         st.url,
         st.db
     );
-    println!("processes:");
+    line!("processes:");
     for (what, pid) in &st.processes {
         let ok = sys::alive(*pid);
-        println!(
+        line!(
             "  {what:<28} pid {pid:<8} {}",
             if ok { "running" } else { "GONE" }
         );
     }
-    println!("hosts:");
+    line!("hosts:");
     let namespaces = sys::sandbox_namespaces();
     for h in &st.hosts {
-        println!(
+        line!(
             "  {:<8} namespace {:<12} tunnel {:<12} ovs {}  {}",
             h.name,
             h.ns,
@@ -455,10 +463,10 @@ fn status() -> Result<(), String> {
             }
         );
     }
-    println!("VMs:");
+    line!("VMs:");
     for v in &st.vms {
         let host = st.hosts.get(v.host).map(|h| h.name.as_str()).unwrap_or("?");
-        println!(
+        line!(
             "  {:<4} {:<7} {:<7} {:<8} {:<15} {:<10} floating {}",
             v.name,
             host,
@@ -469,15 +477,16 @@ fn status() -> Result<(), String> {
             v.floating_ip.as_deref().unwrap_or("-")
         );
     }
-    println!(
+    line!(
         "  outside  {} on the external network {}",
         st.outside_ip,
         host::EXT_CIDR
     );
     if !st.checks.is_empty() {
-        println!("last checks:");
-        print!("{}", checks::table(&st.checks));
+        line!("last checks:");
+        out.push_str(&checks::table(&st.checks));
     }
+    let _ = std::io::stdout().write_all(out.as_bytes());
     Ok(())
 }
 
