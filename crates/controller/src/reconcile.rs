@@ -128,6 +128,26 @@ impl FlowTable {
         add.chain(delete).collect()
     }
 
+    /// [`FlowTable::diff`] limited to `keys` (the flows that may have changed), in the
+    /// same order.
+    pub fn diff_keys<'a>(
+        &self,
+        installed: &FlowTable,
+        keys: impl Iterator<Item = &'a FlowKey>,
+    ) -> Vec<FlowMod> {
+        let mut want = FlowTable::new();
+        let mut have = FlowTable::new();
+        for k in keys {
+            if let Some(b) = self.flows.get(k) {
+                want.insert(k.clone(), b.clone());
+            }
+            if let Some(b) = installed.flows.get(k) {
+                have.insert(k.clone(), b.clone());
+            }
+        }
+        want.diff(&have)
+    }
+
     /// Applies flow-mods as a switch would (adds and strict deletes only): what the
     /// installed table becomes after [`FlowTable::diff`] is sent.
     pub fn apply(&mut self, mods: &[FlowMod]) {
@@ -237,6 +257,21 @@ impl GroupTable {
             }
         }
         d
+    }
+
+    /// [`GroupTable::diff`] limited to the groups `ids`.
+    pub fn diff_ids(&self, installed: &GroupTable, ids: impl Iterator<Item = u32>) -> GroupDiff {
+        let mut want = GroupTable::default();
+        let mut have = GroupTable::default();
+        for id in ids {
+            if let Some(b) = self.groups.get(&id) {
+                want.insert(id, b.clone());
+            }
+            if let Some(b) = installed.groups.get(&id) {
+                have.insert(id, b.clone());
+            }
+        }
+        want.diff(&have)
     }
 
     /// Applies group-mods as a switch would.

@@ -211,7 +211,7 @@ pub async fn run(cfg: Config) -> Result<(), String> {
     let mut punt = Punt::default();
     punt.l3 = crate::punt::l3::L3Punt::new(cfg.icmp_rate);
     punt.dhcp = crate::punt::dhcp::Dhcp::new(cfg.dhcp.clone());
-    sync(&cfg, &mut session, &mut installed, &desired).await?;
+    sync(&cfg, &mut session, &mut installed, &mut desired).await?;
     tracing::info!(chassis = %cfg.chassis, revision = view.revision, ports = view.ports.len(), plugged = host.ofports.len(), "controller ready");
 
     loop {
@@ -277,7 +277,7 @@ pub async fn run(cfg: Config) -> Result<(), String> {
             }
         }
         desired.update(&view, &host, owners);
-        sync(&cfg, &mut session, &mut installed, &desired).await?;
+        sync(&cfg, &mut session, &mut installed, &mut desired).await?;
         report(&follow.nb, &cfg, &view, &host, &mut reported).await;
     }
 }
@@ -286,6 +286,9 @@ pub async fn run(cfg: Config) -> Result<(), String> {
 struct Installed {
     flows: FlowTable,
     groups: GroupTable,
+    /// Whether the switch held the desired state as of the last sync, so only what changed
+    /// since needs comparing (false after reading the switch back).
+    synced: bool,
 }
 
 impl Installed {
@@ -295,6 +298,7 @@ impl Installed {
         Ok(Installed {
             flows: session.dump_flows().await?,
             groups: session.dump_groups().await?,
+            synced: false,
         })
     }
 }
@@ -305,18 +309,23 @@ async fn sync(
     cfg: &Config,
     session: &mut Session<tokio::net::UnixStream>,
     installed: &mut Installed,
-    desired: &Desired,
+    desired: &mut Desired,
 ) -> Result<(), String> {
     for attempt in 0..20 {
-        let mods = desired.table().diff(&installed.flows);
-        let group_mods = desired.groups().diff(&installed.groups);
+        let (mods, group_mods) =
+            desired.take_dirty(&installed.flows, &installed.groups, !installed.synced);
         if mods.is_empty() && group_mods.is_empty() {
+            installed.synced = true;
             return Ok(());
         }
+        // Until this commit is confirmed, what the switch holds is unknown.
+        installed.synced = false;
         match session.commit_with_groups(&group_mods, &mods).await {
             Ok(()) => {
-                installed.flows = desired.table().clone();
-                installed.groups = desired.groups().clone();
+                installed.flows.apply(&mods);
+                installed.groups.apply(&group_mods.before);
+                installed.groups.apply(&group_mods.after);
+                installed.synced = true;
                 tracing::debug!(
                     flow_mods = mods.len(),
                     group_mods = group_mods.len(),

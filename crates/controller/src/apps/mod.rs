@@ -220,6 +220,10 @@ pub struct Desired {
     table: FlowTable,
     groups_by_owner: BTreeMap<Owner, Vec<u32>>,
     groups: GroupTable,
+    /// Flows and groups changed since [`Desired::take_dirty`]: what a switch that held
+    /// the previous state needs to be told, without comparing every flow.
+    dirty: std::collections::HashSet<FlowKey>,
+    dirty_groups: std::collections::BTreeSet<u32>,
 }
 
 impl Desired {
@@ -229,6 +233,7 @@ impl Desired {
             if self.owner_of.get(&key) == Some(owner) {
                 self.owner_of.remove(&key);
                 self.table.remove(&key);
+                self.dirty.insert(key);
             }
         }
         if flows.is_empty() {
@@ -243,6 +248,7 @@ impl Desired {
             {
                 tracing::warn!(?other, ?owner, key = ?f.key, "two owners compiled the same flow");
             }
+            self.dirty.insert(f.key.clone());
             self.table.insert(f.key, f.body);
         }
         self.by_owner.insert(owner.clone(), keys);
@@ -253,12 +259,14 @@ impl Desired {
     pub fn set_groups(&mut self, owner: &Owner, groups: Vec<Group>) {
         for id in self.groups_by_owner.remove(owner).unwrap_or_default() {
             self.groups.remove(id);
+            self.dirty_groups.insert(id);
         }
         if groups.is_empty() {
             return;
         }
         let ids = groups.iter().map(|g| g.id).collect();
         for g in groups {
+            self.dirty_groups.insert(g.id);
             self.groups.insert(g.id, g.body);
         }
         self.groups_by_owner.insert(owner.clone(), ids);
@@ -278,6 +286,10 @@ impl Desired {
     pub fn full(view: &View, host: &Host) -> Desired {
         let mut d = Desired::default();
         d.update(view, host, owners(view));
+        // Everything changed: a switch is brought to it by a full comparison, not by a list
+        // of every key.
+        d.dirty = Default::default();
+        d.dirty_groups = Default::default();
         d
     }
 
@@ -287,6 +299,26 @@ impl Desired {
 
     pub fn groups(&self) -> &GroupTable {
         &self.groups
+    }
+
+    /// The flow-mods and group-mods that bring a switch holding `flows` and `groups` up to
+    /// date, looking only at what changed since the last call (the switch is assumed to
+    /// have held the desired state then) unless `full`; forgets the changes.
+    pub fn take_dirty(
+        &mut self,
+        flows: &FlowTable,
+        groups: &GroupTable,
+        full: bool,
+    ) -> (Vec<openflow::flow::FlowMod>, crate::reconcile::GroupDiff) {
+        let dirty = std::mem::take(&mut self.dirty);
+        let dirty_groups = std::mem::take(&mut self.dirty_groups);
+        if full {
+            return (self.table.diff(flows), self.groups.diff(groups));
+        }
+        (
+            self.table.diff_keys(flows, dirty.iter()),
+            self.groups.diff_ids(groups, dirty_groups.iter().copied()),
+        )
     }
 }
 
@@ -501,6 +533,24 @@ mod tests {
         }
     }
 
+    /// A switch that is sent only what changed since the last time.
+    #[derive(Default)]
+    struct Sent {
+        flows: FlowTable,
+        groups: GroupTable,
+    }
+
+    impl Sent {
+        fn follow(&mut self, d: &mut Desired) {
+            let (mods, groups) = d.take_dirty(&self.flows, &self.groups, false);
+            self.flows.apply(&mods);
+            self.groups.apply(&groups.before);
+            self.groups.apply(&groups.after);
+            assert_eq!(&self.flows, d.table(), "flows sent by difference");
+            assert_eq!(&self.groups, d.groups(), "groups sent by difference");
+        }
+    }
+
     #[test]
     fn incremental_equals_full_after_random_changes() {
         let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
@@ -531,6 +581,9 @@ mod tests {
         }
         let mut d = Desired::default();
         d.update(&v, &host, owners(&v));
+        // A switch kept up to date with only what changed ends equal to the desired state.
+        let mut sent = Sent::default();
+        sent.follow(&mut d);
         let mut routed = 0;
         // Port keys, MACs and port numbers are unique per port, as the API and OVS make them.
         for rev in 1..600 {
@@ -609,6 +662,7 @@ mod tests {
                         id,
                     };
                     d.update(&v, &host, affected(&v, &t));
+                    sent.follow(&mut d);
                     let full = Desired::full(&v, &host);
                     assert_eq!(d.table(), full.table(), "after host change at {rev}");
                     assert_eq!(
@@ -626,6 +680,7 @@ mod tests {
                 .collect();
             todo.push(base_owner());
             d.update(&v, &host, todo);
+            sent.follow(&mut d);
             let full = Desired::full(&v, &host);
             assert_eq!(d.table(), full.table(), "after change {rev}: {change:?}");
             assert_eq!(
