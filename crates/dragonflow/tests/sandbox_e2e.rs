@@ -73,6 +73,21 @@ fn processes() -> Vec<String> {
     out
 }
 
+/// Status and the controllers' and server's last log lines, for a failed assertion (the
+/// sandbox and its logs are removed when the test ends).
+fn diagnostics() -> String {
+    let mut s = text(&sandbox(&["status"]));
+    for log in ["server.log", "host1/controller.log", "host2/controller.log"] {
+        let t = std::fs::read_to_string(format!("{DIR}/{log}")).unwrap_or_default();
+        let lines: Vec<&str> = t.lines().collect();
+        s.push_str(&format!(
+            "\n== {log}\n{}",
+            lines[lines.len().saturating_sub(30)..].join("\n")
+        ));
+    }
+    s
+}
+
 /// Brings the sandbox down when the test ends, whatever happened.
 struct Down;
 impl Drop for Down {
@@ -125,7 +140,9 @@ fn up_checks_and_down_leaves_nothing() {
     assert_eq!(names, ALL, "one row per check, in order:\n{out}");
     for req in REQUIRED {
         let (_, result, line) = table.iter().find(|(n, _, _)| n == req).expect("row");
-        assert_eq!(result, "PASS", "required check failed: {line}\n{out}");
+        if result != "PASS" {
+            panic!("required check failed: {line}\n{out}\n{}", diagnostics());
+        }
     }
     // A failing check says so in the summary line.
     let passed = table.iter().filter(|(_, r, _)| r == "PASS").count();

@@ -18,7 +18,7 @@ fn one_ping(ns: &str, ip: &str) -> bool {
 /// Pings from namespace `ns` until `ip` answers or the patience runs out.
 fn pings(ns: &str, ip: &str) -> bool {
     let start = Instant::now();
-    while start.elapsed() < PATIENCE {
+    while start.elapsed() < PATIENCE && !super::interrupted() {
         if one_ping(ns, ip) {
             return true;
         }

@@ -77,10 +77,35 @@ pub fn run(cmd: SandboxCommand) -> Result<(), String> {
 /// Progress: "what... " then "ok (0.4 s)" on the same line.
 struct Step(Instant);
 
-fn step(what: &str) -> Step {
+/// Set by Ctrl-C during `up`: the next step stops, and what was started is removed.
+static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Catches Ctrl-C (the daemons, in their own process group, do not see it).
+fn catch_interrupt() {
+    std::thread::spawn(|| {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        if rt.block_on(tokio::signal::ctrl_c()).is_ok() {
+            INTERRUPTED.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    });
+}
+
+fn step(what: &str) -> Result<Step, String> {
+    if interrupted() {
+        return Err("interrupted".into());
+    }
     print!("{what}... ");
     let _ = std::io::stdout().flush();
-    Step(Instant::now())
+    Ok(Step(Instant::now()))
 }
 
 impl Step {
@@ -170,11 +195,12 @@ fn up(hosts: usize, db: Db, port: u16) -> Result<(), String> {
     std::fs::create_dir_all(state::dir())
         .map_err(|e| format!("cannot create {}: {e}", state::DIR))?;
     let mut st = State::default();
+    catch_interrupt();
     let result = build(&mut st, hosts, db, port);
     if let Err(e) = result {
         println!("failed");
         eprintln!("dragonflow sandbox: {e}");
-        eprintln!("removing what was started (logs were in {})", state::DIR);
+        eprintln!("removing what was started");
         let _ = down(false);
         return Err("sandbox up failed (see above)".into());
     }
@@ -194,7 +220,7 @@ fn build(st: &mut State, hosts: usize, db: Db, port: u16) -> Result<(), String> 
     st.url = format!("http://127.0.0.1:{port}");
     st.save()?;
 
-    let s = step("starting the store and the server");
+    let s = step("starting the store and the server")?;
     let server_db = match db {
         Db::Embedded => {
             st.db = "embedded".into();
@@ -294,7 +320,7 @@ fn build(st: &mut State, hosts: usize, db: Db, port: u16) -> Result<(), String> 
     }
     s.ok();
 
-    let s = step("wiring the underlay and the external network");
+    let s = step("wiring the underlay and the external network")?;
     host::wire()?;
     st.namespaces.push(host::WIRE.into());
     host::outside()?;
@@ -304,7 +330,7 @@ fn build(st: &mut State, hosts: usize, db: Db, port: u16) -> Result<(), String> 
     s.ok();
 
     for i in 0..hosts {
-        let s = step(&format!("starting host {}/{hosts}: ovs", i + 1));
+        let s = step(&format!("starting host {}/{hosts}: ovs", i + 1))?;
         host::start_ovs(st, i)?;
         s.part("controller");
         host::start_controller(st, i, &exe)?;
@@ -314,7 +340,7 @@ fn build(st: &mut State, hosts: usize, db: Db, port: u16) -> Result<(), String> 
 
     let s = step(
         "creating the demo topology through the API (2 projects, 3 networks, 2 routers, 4 ports, a floating IP, security groups)",
-    );
+    )?;
     let mut vms = topology::create(&api, hosts)?;
     s.ok();
 
@@ -322,7 +348,7 @@ fn build(st: &mut State, hosts: usize, db: Db, port: u16) -> Result<(), String> 
         let s = step(&format!(
             "plugging {} ({}, {}) into {}",
             vm.name, vm.network, vm.ip, st.hosts[vm.host].name
-        ));
+        ))?;
         st.namespaces.push(vm.ns.clone());
         st.vms.push(vm.clone());
         st.save()?;
@@ -343,7 +369,7 @@ fn build(st: &mut State, hosts: usize, db: Db, port: u16) -> Result<(), String> 
         s.ok();
     }
 
-    let s = step("addressing the VMs by DHCP (dhclient in each)");
+    let s = step("addressing the VMs by DHCP (dhclient in each)")?;
     let t = Instant::now();
     let mut clients = Vec::new();
     for vm in &vms {
@@ -382,10 +408,16 @@ fn build(st: &mut State, hosts: usize, db: Db, port: u16) -> Result<(), String> 
     }
     s.ok();
 
+    if interrupted() {
+        return Err("interrupted".into());
+    }
     println!("running the checks:");
     let mut results = vec![checks::dhcp(st, dhcp_seconds)];
     print_check(&results[0]);
     results.extend(checks::run(st, print_check));
+    if interrupted() {
+        return Err("interrupted".into());
+    }
     st.checks = results;
     st.ready = true;
     st.save()
