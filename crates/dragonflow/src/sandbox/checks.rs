@@ -206,3 +206,50 @@ pub fn table(results: &[CheckResult]) -> String {
     s.push_str(&format!("{passed} of {} checks passed\n", results.len()));
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(name: &str, pass: bool) -> CheckResult {
+        CheckResult {
+            name: name.into(),
+            pass,
+            seconds: 1.25,
+            detail: format!("{name} detail"),
+        }
+    }
+
+    #[test]
+    fn the_table_has_a_row_per_check_and_counts_passes() {
+        let t = table(&[r("switched", true), r("security-group", false)]);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines.len(), 5, "{t}");
+        assert!(lines[0].starts_with("check ") && lines[0].ends_with("detail"));
+        assert_eq!(lines[2], "switched        PASS      1.2 s  switched detail");
+        assert!(lines[3].starts_with("security-group  FAIL "), "{t}");
+        assert_eq!(lines[4], "1 of 2 checks passed");
+    }
+
+    #[test]
+    fn dhcp_passes_only_when_every_vm_got_a_lease() {
+        let vm = |a: &str| Vm {
+            addressing: a.into(),
+            ..Vm::default()
+        };
+        let mut st = State {
+            vms: vec![vm("dhcp"), vm("dhcp")],
+            ..State::default()
+        };
+        assert!(dhcp(&st, 0.1).pass);
+        st.vms.push(vm("static"));
+        let c = dhcp(&st, 0.1);
+        assert!(!c.pass);
+        assert!(
+            c.detail.contains("2/3") && c.detail.contains("static"),
+            "{}",
+            c.detail
+        );
+        assert!(!dhcp(&State::default(), 0.0).pass, "no VM is no pass");
+    }
+}

@@ -208,3 +208,34 @@ pub fn tail(path: &Path, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_processes_by_their_command_line() {
+        let mut child = Command::new("sleep")
+            .arg("30.123456")
+            .spawn()
+            .expect("sleep");
+        assert!(wait_for(Duration::from_secs(5), || pids_mentioning(
+            "30.123456"
+        )
+        .contains(&child.id())));
+        assert!(alive(child.id()));
+        terminate(&[child.id()], Duration::from_secs(5));
+        let _ = child.wait();
+        assert!(!alive(child.id()));
+        assert!(pids_mentioning("30.123456").is_empty());
+        assert!(!pids_mentioning(&std::process::id().to_string()).contains(&std::process::id()));
+    }
+
+    #[test]
+    fn run_reports_the_failing_command() {
+        let e = run(Command::new("sh").args(["-c", "echo oops >&2; exit 3"])).unwrap_err();
+        assert!(e.contains("sh -c") && e.contains("oops"), "{e}");
+        assert_eq!(run(Command::new("echo").arg("hi")).as_deref(), Ok("hi\n"));
+        assert!(have("sh") && !have("no-such-tool-here"));
+    }
+}
