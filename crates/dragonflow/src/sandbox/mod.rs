@@ -137,6 +137,7 @@ fn preflight(db: Db, port: u16) -> Result<(), String> {
     if State::load().is_some()
         || Path::new(state::DIR).exists()
         || !sys::sandbox_namespaces().is_empty()
+        || !sys::sandbox_links().is_empty()
     {
         return Err("a sandbox is already running (or left over from a crash): run `dragonflow sandbox down` first".into());
     }
@@ -633,19 +634,11 @@ fn down(verbose: bool) -> Result<usize, String> {
         }
     }
     // Veth halves left in the machine's namespace by a crash between creation and move.
-    let links = sys::ip(["-o", "link", "show"]).unwrap_or_default();
-    let mut nlinks = 0;
-    for l in links.lines() {
-        if let Some(name) = l
-            .split(": ")
-            .nth(1)
-            .map(|n| n.split('@').next().unwrap_or(n))
-            && name.starts_with(sys::PREFIX)
-        {
-            let _ = sys::ip(["link", "del", name]);
-            nlinks += 1;
-        }
+    let links = sys::sandbox_links();
+    for l in &links {
+        let _ = sys::ip(["link", "del", l]);
     }
+    let nlinks = links.len();
     let had_dir = Path::new(state::DIR).exists();
     if had_dir {
         std::fs::remove_dir_all(state::DIR)

@@ -68,6 +68,18 @@ pub fn sandbox_namespaces() -> Vec<String> {
         .collect()
 }
 
+/// Links in the machine's own namespace with the sandbox prefix (veth halves a crash left
+/// between their creation and their move into a namespace).
+pub fn sandbox_links() -> Vec<String> {
+    ip(["-o", "link", "show"])
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split(": ").nth(1))
+        .map(|n| n.split('@').next().unwrap_or(n).to_string())
+        .filter(|n| n.starts_with(PREFIX))
+        .collect()
+}
+
 /// A veth pair: `a` in namespace `ns_a`, `b` in `ns_b`, both up. Made under temporary names
 /// (with the sandbox prefix, so a crash in between leaves something `down` finds) and
 /// renamed where it lands, so `a` may be `eth0`.
