@@ -218,6 +218,8 @@ pub mod reg {
     pub const SRC_PORT: Field = Field::Reg(6);
     /// The destination port key, set by L2 lookup or routing.
     pub const DST_PORT: Field = Field::Reg(7);
+    /// The conntrack zone of the packet's network on this host (security groups).
+    pub const CT_ZONE: Field = Field::Reg(4);
 }
 
 /// The app that owns a flow: the top byte of its cookie.

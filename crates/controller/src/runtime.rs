@@ -206,7 +206,11 @@ pub async fn run(cfg: Config) -> Result<(), String> {
     };
     let mut view = View::new(&cfg.chassis);
     follow.refresh(&mut view, &host).await?;
+    apps::security_groups::assign_zones(&view, &mut host);
     let mut desired = Desired::full(&view, &host);
+    // What the security groups allowed, to cut the connections a change disallows.
+    let mut cuts = apps::security_groups::Cuts::default();
+    cuts.update(&view, &host, &apps::owners(&view));
     let mut reported: BTreeMap<String, PortStatus> = BTreeMap::new();
     let mut punt = Punt::default();
     punt.l3 = crate::punt::l3::L3Punt::new(cfg.icmp_rate);
@@ -276,8 +280,17 @@ pub async fn run(cfg: Config) -> Result<(), String> {
                 owners.extend(apps::affected(&view, &t));
             }
         }
-        desired.update(&view, &host, owners);
+        let zones = apps::security_groups::assign_zones(&view, &mut host);
+        owners.extend(zones.touched);
+        // Changes touch overlapping sets of owners (a group's holders and members): compile
+        // each once.
+        owners.sort();
+        owners.dedup();
+        desired.update(&view, &host, owners.iter().cloned());
         sync(&cfg, &mut session, &mut installed, &mut desired).await?;
+        // Once the flows no longer allow them, cut the connections they allowed.
+        let flushes = cuts.update(&view, &host, &owners);
+        flush(&mut session, zones.released, flushes).await;
         report(&follow.nb, &cfg, &view, &host, &mut reported).await;
     }
 }
@@ -354,6 +367,24 @@ async fn sync(
         }
     }
     Err("the switch stays unreachable".into())
+}
+
+/// Flushes the conntrack entries of released zones and of disallowed connections.
+async fn flush(
+    session: &mut Session<tokio::net::UnixStream>,
+    zones: Vec<u16>,
+    flushes: Vec<openflow::ct_flush::CtFlush>,
+) {
+    let msgs = zones
+        .into_iter()
+        .map(openflow::Message::CtFlushZone)
+        .chain(flushes.into_iter().map(openflow::Message::CtFlush));
+    for m in msgs {
+        tracing::debug!(?m, "conntrack flush");
+        if let Err(e) = session.ct_flush(m).await {
+            tracing::warn!(error = %e, "conntrack flush not sent");
+        }
+    }
 }
 
 /// Sends what a packet-in was answered with. A failure here is the connection going

@@ -321,6 +321,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         self.send(&Message::FlowMod(m)).await.map(|_| ())
     }
 
+    /// Sends a conntrack flush (NXT_CT_FLUSH or NXT_CT_FLUSH_ZONE); an error for it arrives
+    /// later and is logged, not awaited.
+    pub async fn ct_flush(&mut self, m: Message) -> Result<()> {
+        self.send(&m).await.map(|_| ())
+    }
+
     /// Takes the asynchronous messages received so far.
     pub fn take_pending(&mut self) -> Vec<(u32, Message)> {
         self.pending.drain(..).collect()

@@ -35,6 +35,10 @@ pub struct View {
     pub chassis_by_name: Objects<Chassis>,
     /// Ports of each network.
     ports_by_network: BTreeMap<String, BTreeSet<String>>,
+    /// Ports holding each security group.
+    ports_by_group: BTreeMap<String, BTreeSet<String>>,
+    /// Rules of each security group.
+    rules_by_group: BTreeMap<String, BTreeSet<String>>,
 }
 
 fn decode<T: serde::de::DeserializeOwned>(table: &str, id: &str, value: &[u8]) -> Option<T> {
@@ -81,7 +85,20 @@ impl View {
             fresh.set(&r.table, &r.id, Some(&r.value));
         }
         fresh.revision = snap.revision;
-        let touched = self.differences(&fresh);
+        let mut touched = self.differences(&fresh);
+        // The groups of changed ports and rules, before and after (as `apply` reports).
+        let groups: BTreeSet<String> = touched
+            .iter()
+            .flat_map(|t| {
+                let mut g = self.groups_named(t.table, &t.id);
+                g.extend(fresh.groups_named(t.table, &t.id));
+                g
+            })
+            .collect();
+        touched.extend(groups.into_iter().map(|id| Touched {
+            table: Table::SecurityGroup,
+            id,
+        }));
         *self = fresh;
         touched
     }
@@ -97,9 +114,13 @@ impl View {
         let Some(table) = Table::from_name(&c.table) else {
             return Vec::new();
         };
+        // Security groups a port left or joined, and the groups a rule belonged to or
+        // named as remote before and after: their holders and members depend on them.
+        let groups_before = self.groups_named(table, &c.id);
         if !self.set(&c.table, &c.id, c.value.as_deref()) {
             return Vec::new();
         }
+        let groups_after = self.groups_named(table, &c.id);
         let mut out = vec![Touched {
             table,
             id: c.id.clone(),
@@ -112,7 +133,39 @@ impl View {
                 id: n,
             });
         }
+        let changed: BTreeSet<String> = match table {
+            Table::Port => groups_before
+                .symmetric_difference(&groups_after)
+                .cloned()
+                .collect(),
+            _ => groups_before.union(&groups_after).cloned().collect(),
+        };
+        out.extend(changed.into_iter().map(|id| Touched {
+            table: Table::SecurityGroup,
+            id,
+        }));
         out
+    }
+
+    /// The groups a port holds, or a rule's group and remote group.
+    fn groups_named(&self, table: Table, id: &str) -> BTreeSet<String> {
+        match table {
+            Table::Port => self
+                .ports
+                .get(id)
+                .map(|p| p.security_groups.iter().cloned().collect())
+                .unwrap_or_default(),
+            Table::SecurityGroupRule => self
+                .rules
+                .get(id)
+                .map(|r| {
+                    std::iter::once(r.security_group_id.clone())
+                        .chain(r.remote_group_id.clone())
+                        .collect()
+                })
+                .unwrap_or_default(),
+            _ => BTreeSet::new(),
+        }
     }
 
     fn set(&mut self, table: &str, id: &str, value: Option<&[u8]>) -> bool {
@@ -125,19 +178,46 @@ impl View {
                 {
                     s.remove(id);
                 }
+                if let Some(old) = self.ports.get(id) {
+                    for g in &old.security_groups {
+                        if let Some(s) = self.ports_by_group.get_mut(g) {
+                            s.remove(id);
+                        }
+                    }
+                }
                 let changed = set(&mut self.ports, table, id, value);
                 if let Some(p) = self.ports.get(id) {
                     self.ports_by_network
                         .entry(p.network_id.clone())
                         .or_default()
                         .insert(id.to_string());
+                    for g in &p.security_groups {
+                        self.ports_by_group
+                            .entry(g.clone())
+                            .or_default()
+                            .insert(id.to_string());
+                    }
                 }
                 changed
             }
             Some(Table::Router) => set(&mut self.routers, table, id, value),
             Some(Table::FloatingIp) => set(&mut self.floating_ips, table, id, value),
             Some(Table::SecurityGroup) => set(&mut self.security_groups, table, id, value),
-            Some(Table::SecurityGroupRule) => set(&mut self.rules, table, id, value),
+            Some(Table::SecurityGroupRule) => {
+                if let Some(old) = self.rules.get(id)
+                    && let Some(s) = self.rules_by_group.get_mut(&old.security_group_id)
+                {
+                    s.remove(id);
+                }
+                let changed = set(&mut self.rules, table, id, value);
+                if let Some(r) = self.rules.get(id) {
+                    self.rules_by_group
+                        .entry(r.security_group_id.clone())
+                        .or_default()
+                        .insert(id.to_string());
+                }
+                changed
+            }
             Some(Table::Chassis) => set(&mut self.chassis_by_name, table, id, value),
             Some(Table::Claim) | None => false,
         }
@@ -200,6 +280,24 @@ impl View {
             .into_iter()
             .flatten()
             .filter_map(|id| self.ports.get(id))
+    }
+
+    /// The ports holding a security group.
+    pub fn ports_in_group(&self, group: &str) -> impl Iterator<Item = &Port> {
+        self.ports_by_group
+            .get(group)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.ports.get(id))
+    }
+
+    /// The rules of a security group.
+    pub fn rules_of(&self, group: &str) -> impl Iterator<Item = &SecurityGroupRule> {
+        self.rules_by_group
+            .get(group)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.rules.get(id))
     }
 
     /// Ports bound to this host.

@@ -31,7 +31,7 @@ fn port(id: &str, n: u8, host: &str) -> Port {
             subnet_id: "s".into(),
             ip_address: format!("10.0.0.{n}").parse().unwrap(),
         }],
-        security_groups: vec![],
+        security_groups: vec!["open".into()],
         allowed_address_pairs: vec![],
         port_security_enabled: true,
         device_owner: String::new(),
@@ -81,12 +81,17 @@ fn switch() -> Switch {
                 })
                 .unwrap(),
             },
+            open_group()[0].clone(),
+            open_group()[1].clone(),
+            open_group()[2].clone(),
         ],
     });
-    let host = Host {
+    let mut host = Host {
         ofports: [("a".to_string(), 1), ("b".to_string(), 2)].into(),
         tunnels: [("geneve".to_string(), TUNNEL)].into(),
+        ..Host::default()
     };
+    controller::apps::security_groups::assign_zones(&view, &mut host);
     let mut sw = Switch::new();
     support::install(&mut sw, &Desired::full(&view, &host));
     sw
@@ -95,6 +100,33 @@ fn switch() -> Switch {
 /// The other host's tunnel address, and this host's Geneve port.
 const OTHER_HOST: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
 const TUNNEL: u32 = 10;
+/// Group "open": everything in and out (ports with port security on and no group get
+/// nothing, as in Neutron).
+fn open_group() -> Vec<nbdb::Record> {
+    let g = model::SecurityGroup {
+        meta: meta("open"),
+        stateful: true,
+        is_default: false,
+        deleting: false,
+    };
+    let r = |id: &str, d: model::Direction| model::SecurityGroupRule {
+        meta: meta(id),
+        security_group_id: "open".into(),
+        direction: d,
+        ethertype: model::EtherType::IPv4,
+        protocol: None,
+        protocol_number: None,
+        port_range_min: None,
+        port_range_max: None,
+        remote_ip_prefix: None,
+        remote_group_id: None,
+    };
+    vec![
+        record(&g, 1),
+        record(&r("open-in", model::Direction::Ingress), 1),
+        record(&r("open-out", model::Direction::Egress), 1),
+    ]
+}
 
 fn mac(n: u8) -> EthernetAddress {
     EthernetAddress([0xfa, 0x16, 0x3e, 0, 0, n])

@@ -158,6 +158,7 @@ impl Cloud {
         let host = Host {
             ofports: [("a".to_string(), 1), ("b".to_string(), 2)].into(),
             tunnels: [("geneve".to_string(), 99)].into(),
+            ..Host::default()
         };
         let mut cloud = Cloud {
             view,

@@ -191,6 +191,34 @@ mod host {
         }
     }
 
+    /// Group "open": everything in and out (ports with port security on and no group get
+    /// nothing, as in Neutron).
+    pub fn open_group() -> Vec<nbdb::Record> {
+        let g = model::SecurityGroup {
+            meta: meta("open"),
+            stateful: true,
+            is_default: false,
+            deleting: false,
+        };
+        let r = |id: &str, d: model::Direction| model::SecurityGroupRule {
+            meta: meta(id),
+            security_group_id: "open".into(),
+            direction: d,
+            ethertype: model::EtherType::IPv4,
+            protocol: None,
+            protocol_number: None,
+            port_range_min: None,
+            port_range_max: None,
+            remote_ip_prefix: None,
+            remote_group_id: None,
+        };
+        vec![
+            record(&g, 1),
+            record(&r("open-in", model::Direction::Ingress), 1),
+            record(&r("open-out", model::Direction::Egress), 1),
+        ]
+    }
+
     /// Port `id` with key `n`, MAC fa:16:3e:00:00:n and address 10.0.0.n on `host`.
     pub fn port(id: &str, n: u8, host: &str) -> Port {
         Port {
@@ -202,7 +230,7 @@ mod host {
                 subnet_id: "s".into(),
                 ip_address: format!("10.0.0.{n}").parse().unwrap(),
             }],
-            security_groups: vec![],
+            security_groups: vec!["open".into()],
             allowed_address_pairs: vec![],
             port_security_enabled: true,
             device_owner: String::new(),
@@ -231,18 +259,20 @@ mod host {
     ) {
         let mut records = vec![record(&network(), 1)];
         records.extend(ports.iter().map(|p| record(p, 2)));
+        records.extend(open_group());
         let mut view = View::new("host-a");
         view.load(&nbdb::Snapshot {
             revision: 2,
             records,
         });
-        let host = Host {
+        let mut host = Host {
             ofports: vms
                 .iter()
                 .map(|(id, vm)| (id.to_string(), vm.ofport))
                 .collect(),
             ..Host::default()
         };
+        controller::apps::security_groups::assign_zones(&view, &mut host);
         let desired = Desired::full(&view, &host);
         let installed = s.dump_flows().await.expect("dump");
         let groups = s.dump_groups().await.expect("dump groups");

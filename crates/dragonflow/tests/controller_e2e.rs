@@ -424,3 +424,101 @@ fn controllers_follow_redis_directly() {
     }
     controllers_on_the_store(testbed::StoreKind::Redis);
 }
+
+#[test]
+fn two_hosts_switch_over_a_gre_tunnel() {
+    if !testbed::require_root("two_hosts_switch_over_a_gre_tunnel") {
+        return;
+    }
+    across_hosts("gre");
+}
+
+/// Port security through the API, across two hosts: a spoofed source address or MAC is
+/// dropped at the sender's port; with port security off it passes; an allowed address pair
+/// admits exactly its address and MAC. (b accepts anything: its port has port security off,
+/// so no security group stands in the way of what a sends.)
+#[test]
+fn spoofing_is_dropped_unless_allowed() {
+    if !testbed::require_root("spoofing_is_dropped_unless_allowed") {
+        return;
+    }
+    let t = two_hosts();
+    let net = t.srv.create("networks", "network", json!({"name": "n"}));
+    t.srv.create(
+        "subnets",
+        "subnet",
+        json!({"network_id": net["id"], "ip_version": 4, "cidr": "10.0.0.0/24"}),
+    );
+    let pa = t
+        .srv
+        .create("ports", "port", json!({"network_id": net["id"]}));
+    let pb = t.srv.create(
+        "ports",
+        "port",
+        json!({"network_id": net["id"], "port_security_enabled": false}),
+    );
+    let a = t.plug(&pa, 0, 24);
+    let b = t.plug(&pb, 1, 24);
+    let (mac_a, _) = addr(&pa);
+    let ip_b = addr(&pb).1;
+    let id_a = pa["id"].as_str().unwrap().to_string();
+    let ping_from = |src: &str| {
+        // Neither side may answer from an old neighbour entry (a's MAC changes below).
+        let _ = a.ns.exec(["ip", "neigh", "flush", "dev", "eth0"]);
+        let _ = b.ns.exec(["ip", "neigh", "flush", "dev", "eth0"]);
+        a.ns.exec(["ping", "-c", "2", "-i", "0.2", "-W", "1", "-I", src, &ip_b])
+            .is_ok()
+    };
+    let set_mac = |mac: &str| {
+        a.ns.exec(["ip", "link", "set", "eth0", "address", mac])
+            .expect("mac");
+    };
+    let update = |body: serde_json::Value| {
+        let (st, v) = t.srv.call(
+            "PUT",
+            &format!("/v2.0/ports/{id_a}"),
+            Some(json!({ "port": body })),
+        );
+        assert_eq!(st, 200, "{v}");
+    };
+    a.ns.exec(["ip", "addr", "add", "10.0.0.99/24", "dev", "eth0"])
+        .expect("second address");
+    assert!(
+        ping_from(&addr(&pa).1),
+        "a's own address passes\n{}",
+        t.dumps()
+    );
+    assert!(
+        !ping_from("10.0.0.99"),
+        "a spoofed source address is dropped"
+    );
+    set_mac("fa:16:3e:00:00:99");
+    assert!(!ping_from(&addr(&pa).1), "a spoofed MAC is dropped");
+
+    // An allowed address pair admits its address with its MAC.
+    update(
+        json!({"allowed_address_pairs": [{"ip_address": "10.0.0.99", "mac_address": "fa:16:3e:00:00:99"}]}),
+    );
+    wait_until("the pair to be allowed", Duration::from_secs(10), || {
+        ping_from("10.0.0.99")
+    });
+    set_mac(&mac_a);
+    assert!(
+        !ping_from("10.0.0.99"),
+        "the pair's address with another MAC is dropped"
+    );
+
+    // Port security off: anything goes.
+    update(
+        json!({"port_security_enabled": false, "security_groups": [], "allowed_address_pairs": []}),
+    );
+    set_mac("fa:16:3e:00:00:77");
+    let start = Instant::now();
+    while !ping_from("10.0.0.99") {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "with port security off anything goes\n{}",
+            t.dumps()
+        );
+    }
+}

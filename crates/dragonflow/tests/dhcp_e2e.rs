@@ -165,11 +165,8 @@ fn host(name: &str) -> (testbed::Ovs, &str) {
     (testbed::Ovs::start().expect("ovs"), name)
 }
 
-#[test]
-fn two_vms_on_two_hosts_configured_only_by_dhcp_get_the_neutron_config_and_ping() {
-    if !testbed::require_root("two_vms_on_two_hosts_configured_only_by_dhcp") {
-        return;
-    }
+/// A server and two hosts (OVS on an underlay wire, a controller each).
+fn two_hosts() -> (Server, [testbed::Ovs; 2], [Ctl; 2]) {
     let srv = Server::start();
     let (ovs_a, ovs_b) = (
         testbed::Ovs::start().expect("ovs a"),
@@ -180,6 +177,15 @@ fn two_vms_on_two_hosts_configured_only_by_dhcp_get_the_neutron_config_and_ping(
     underlay(&ovs_b, "ul0", "192.0.2.2/24");
     let ctl_a = Ctl::start(&srv, &ovs_a, "host-a", "192.0.2.1", &[]);
     let ctl_b = Ctl::start(&srv, &ovs_b, "host-b", "192.0.2.2", &[]);
+    (srv, [ovs_a, ovs_b], [ctl_a, ctl_b])
+}
+
+#[test]
+fn two_vms_on_two_hosts_configured_only_by_dhcp_get_the_neutron_config_and_ping() {
+    if !testbed::require_root("two_vms_on_two_hosts_configured_only_by_dhcp") {
+        return;
+    }
+    let (srv, [ovs_a, ovs_b], [ctl_a, ctl_b]) = two_hosts();
     let (net, subnet) = network(&srv, "10.20.0.0/24", json!({}));
     let mtu = net["mtu"].as_u64().unwrap();
 
@@ -734,16 +740,7 @@ fn two_vms_configured_by_dhcp_on_two_networks_behind_a_router_ping() {
     if !testbed::require_root("two_vms_configured_by_dhcp_on_two_networks_behind_a_router_ping") {
         return;
     }
-    let srv = Server::start();
-    let (ovs_a, ovs_b) = (
-        testbed::Ovs::start().expect("ovs a"),
-        testbed::Ovs::start().expect("ovs b"),
-    );
-    testbed::veth("ul0", ovs_a.own_netns(), "ul0", ovs_b.own_netns()).expect("wire");
-    underlay(&ovs_a, "ul0", "192.0.2.1/24");
-    underlay(&ovs_b, "ul0", "192.0.2.2/24");
-    let ctl_a = Ctl::start(&srv, &ovs_a, "host-a", "192.0.2.1", &[]);
-    let ctl_b = Ctl::start(&srv, &ovs_b, "host-b", "192.0.2.2", &[]);
+    let (srv, [ovs_a, ovs_b], [ctl_a, ctl_b]) = two_hosts();
     let (net1, sub1) = network(&srv, "10.31.0.0/24", json!({}));
     let (net2, sub2) = network(&srv, "10.32.0.0/24", json!({}));
     let router = srv.create("routers", "router", json!({"name": "r"}));

@@ -42,6 +42,7 @@
 pub mod action;
 pub mod buf;
 pub mod bundle;
+pub mod ct_flush;
 pub mod error;
 pub mod errors;
 pub mod flow;

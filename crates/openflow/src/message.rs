@@ -22,6 +22,8 @@ pub mod nxt {
     pub const RESUME: u32 = 28;
     /// NXT_CT_FLUSH_ZONE.
     pub const CT_FLUSH_ZONE: u32 = 29;
+    /// NXT_CT_FLUSH (OVS 3.1+).
+    pub const CT_FLUSH: u32 = 32;
     /// NXT_PACKET_IN2.
     pub const PACKET_IN2: u32 = 30;
 }
@@ -107,6 +109,8 @@ pub enum Message {
     SetPacketInFormat(u32),
     /// NXT_CT_FLUSH_ZONE: drop every conntrack entry of a zone (e.g. a deleted port's).
     CtFlushZone(u16),
+    /// NXT_CT_FLUSH: drop the conntrack entries matching a zone and partial tuples.
+    CtFlush(crate::ct_flush::CtFlush),
     /// ONF bundle control.
     BundleControl(BundleCtrl),
     /// ONF bundle add: `message` is sent inside with the same xid.
@@ -169,6 +173,7 @@ impl Message {
             | Resume(_)
             | SetPacketInFormat(_)
             | CtFlushZone(_)
+            | CtFlush(_)
             | BundleControl(_)
             | BundleAdd { .. }
             | Experimenter { .. } => t::EXPERIMENTER,
@@ -246,6 +251,10 @@ impl Message {
                 exp(out, NX_VENDOR_ID, nxt::CT_FLUSH_ZONE);
                 out.extend_from_slice(&[0; 6]);
                 put_u16(out, *zone);
+            }
+            CtFlush(f) => {
+                exp(out, NX_VENDOR_ID, nxt::CT_FLUSH);
+                f.encode(out);
             }
             BundleControl(b) => {
                 exp(out, ONF_VENDOR_ID, ONFT_BUNDLE_CONTROL);
@@ -341,6 +350,7 @@ impl Message {
                         r.skip(6)?;
                         CtFlushZone(r.u16()?)
                     }
+                    (NX_VENDOR_ID, nxt::CT_FLUSH) => CtFlush(crate::ct_flush::CtFlush::decode(r)?),
                     (ONF_VENDOR_ID, ONFT_BUNDLE_CONTROL) => BundleControl(BundleCtrl::decode(r)?),
                     (ONF_VENDOR_ID, ONFT_BUNDLE_ADD_MESSAGE) => {
                         let bundle_id = r.u32()?;

@@ -458,6 +458,23 @@ fn cases() -> Vec<(&'static str, Message)> {
         ),
         ("ct_flush_zone", Message::CtFlushZone(6)),
         (
+            "ct_flush",
+            Message::CtFlush(openflow::ct_flush::CtFlush {
+                ip_proto: 17,
+                zone: Some(3),
+                orig: openflow::ct_flush::CtTuple {
+                    src: Some("10.0.0.1".parse().unwrap()),
+                    dst: Some("10.0.0.2".parse().unwrap()),
+                    dst_port: Some(53),
+                    ..Default::default()
+                },
+                reply: openflow::ct_flush::CtTuple {
+                    src: Some("10.0.0.2".parse().unwrap()),
+                    ..Default::default()
+                },
+            }),
+        ),
+        (
             "bundle_open",
             Message::BundleControl(BundleCtrl {
                 bundle_id: 1,

@@ -10,6 +10,7 @@ pub mod l3;
 pub mod nd;
 pub mod port_security;
 pub mod ports;
+pub mod security_groups;
 pub mod tunnel;
 
 use crate::pipeline::{App, Cookie, may_goto, table};
@@ -27,6 +28,9 @@ pub struct Host {
     pub ofports: BTreeMap<String, u32>,
     /// The OpenFlow port of this host's tunnel port of each type (`geneve`, `vxlan`, ...).
     pub tunnels: BTreeMap<String, u32>,
+    /// The conntrack zone of each network with a local port, allocated on this host
+    /// (`security_groups::assign_zones`).
+    pub zones: BTreeMap<String, u16>,
 }
 
 /// The object a flow was compiled for.
@@ -84,6 +88,7 @@ pub fn compile(view: &View, host: &Host, owner: &Owner) -> Vec<Flow> {
         Table::Chassis if owner.id.is_empty() => {
             let mut out = ports::base();
             out.extend(nd::base());
+            out.extend(security_groups::base());
             out
         }
         Table::Port => view
@@ -97,6 +102,7 @@ pub fn compile(view: &View, host: &Host, owner: &Owner) -> Vec<Flow> {
                 out.extend(port_security::compile(view, host, p));
                 out.extend(tunnel::port(view, host, p));
                 out.extend(dhcp::compile(view, host, p));
+                out.extend(security_groups::port(view, host, p));
                 out
             })
             .unwrap_or_default(),
@@ -113,6 +119,11 @@ pub fn compile(view: &View, host: &Host, owner: &Owner) -> Vec<Flow> {
             .routers
             .get(&owner.id)
             .map(|r| l3::compile(view, r))
+            .unwrap_or_default(),
+        Table::SecurityGroupRule => view
+            .rules
+            .get(&owner.id)
+            .map(security_groups::rule)
             .unwrap_or_default(),
         _ => Vec::new(),
     }
@@ -143,6 +154,10 @@ pub fn owners(view: &View) -> Vec<Owner> {
         }))
         .chain(view.routers.keys().map(|id| Touched {
             table: Table::Router,
+            id: id.clone(),
+        }))
+        .chain(view.rules.keys().map(|id| Touched {
+            table: Table::SecurityGroupRule,
             id: id.clone(),
         }))
         .collect()
@@ -196,6 +211,9 @@ pub fn affected(view: &View, touched: &Touched) -> Vec<Owner> {
         Table::Router => vec![touched.clone()],
         // Whether a network has DHCP decides its local ports' DHCP flows.
         Table::Subnet => dhcp::affected_by_subnet(view, &touched.id),
+        // A rule's conj_id flow; the view also reports the groups it belongs to and names.
+        Table::SecurityGroupRule => vec![touched.clone()],
+        Table::SecurityGroup => security_groups::affected_by_group(view, &touched.id),
         _ => Vec::new(),
     }
 }
@@ -428,6 +446,31 @@ mod tests {
         }
     }
 
+    /// Rule `r<n>` of group `g<g>`: kinds of rule by `kind` (remote group `g<kind>` for
+    /// the first three).
+    fn sg_rule(n: u64, g: u64, kind: u64) -> model::SecurityGroupRule {
+        model::SecurityGroupRule {
+            meta: Meta {
+                id: format!("r{n}"),
+                project_id: "p".into(),
+                ..Meta::default()
+            },
+            security_group_id: format!("g{g}"),
+            direction: if n.is_multiple_of(2) {
+                model::Direction::Ingress
+            } else {
+                model::Direction::Egress
+            },
+            ethertype: model::EtherType::IPv4,
+            protocol: Some("tcp".into()),
+            protocol_number: Some(6),
+            port_range_min: Some(20 + n as u16),
+            port_range_max: Some(30),
+            remote_ip_prefix: (kind == 3).then(|| "10.0.0.0/24".parse().unwrap()),
+            remote_group_id: (kind < 3).then(|| format!("g{kind}")),
+        }
+    }
+
     fn put<T: model::NbObject>(rev: u64, obj: &T) -> Change {
         let r = record(obj, rev);
         Change {
@@ -585,22 +628,25 @@ mod tests {
         let mut sent = Sent::default();
         sent.follow(&mut d);
         let mut routed = 0;
+        let (mut seen_clauses, mut seen_rule) = ([false; 2], false);
         // Port keys, MACs and port numbers are unique per port, as the API and OVS make them.
         for rev in 1..600 {
             let n = rnd(12);
             let id = format!("x{n}");
             let k = rnd(3);
             let net = format!("n{k}");
-            let change = match rnd(13) {
+            let change = match rnd(15) {
                 // Routers come and go with interfaces on random networks and a route.
                 6 => put(rev, &random_router(&mut rnd)),
                 7 => gone(rev, "router", &format!("r{}", rnd(2))),
+                // Security group rules come and go; ports hold random groups (below).
+                12 => put(rev, &sg_rule(rnd(6), rnd(3), rnd(4))),
+                13 => gone(rev, "secgroup_rule", &format!("r{}", rnd(6))),
                 // Network keys (and segmentation ids) are unique and never change.
                 0 => put(rev, &network(&net, 1 + k as u32)),
                 1 => gone(rev, "network", &net),
-                2 | 3 => put(
-                    rev,
-                    &with_address(
+                2 | 3 => {
+                    let mut p = with_address(
                         port(
                             &id,
                             &net,
@@ -610,8 +656,14 @@ mod tests {
                         ),
                         k,
                         n,
-                    ),
-                ),
+                    );
+                    p.security_groups = (0..3)
+                        .filter(|_| rnd(2) == 0)
+                        .map(|g| format!("g{g}"))
+                        .collect();
+                    p.port_security_enabled = rnd(4) != 0;
+                    put(rev, &p)
+                }
                 4 => gone(rev, "port", &id),
                 // The other host moves its tunnel endpoint (or registers anew).
                 5 => {
@@ -645,7 +697,8 @@ mod tests {
                         device_owner: model::owner::DHCP.into(),
                         fixed_ips: vec![model::FixedIp {
                             subnet_id: format!("s{k}"),
-                            ip_address: format!("10.0.0.{}", 2 + n).parse().unwrap(),
+                            // Addresses are unique per network, as the API makes them.
+                            ip_address: format!("10.0.{k}.{}", 100 + n).parse().unwrap(),
                         }],
                         ..port(&id, &net, "", 1 + n as u32, n as u8)
                     },
@@ -661,7 +714,9 @@ mod tests {
                         table: Table::Port,
                         id,
                     };
-                    d.update(&v, &host, affected(&v, &t));
+                    let mut todo = affected(&v, &t);
+                    todo.extend(security_groups::assign_zones(&v, &mut host).touched);
+                    d.update(&v, &host, todo);
                     sent.follow(&mut d);
                     let full = Desired::full(&v, &host);
                     assert_eq!(d.table(), full.table(), "after host change at {rev}");
@@ -679,10 +734,28 @@ mod tests {
                 .flat_map(|t| affected(&v, t))
                 .collect();
             todo.push(base_owner());
+            todo.extend(security_groups::assign_zones(&v, &mut host).touched);
             d.update(&v, &host, todo);
             sent.follow(&mut d);
             let full = Desired::full(&v, &host);
-            assert_eq!(d.table(), full.table(), "after change {rev}: {change:?}");
+            assert!(
+                d.table() == full.table(),
+                "after change {rev} ({} {}): to reach a full compile: {:?}",
+                change.table,
+                change.id,
+                full.table().diff(d.table())
+            );
+            // The changes reach conjunctions (both clauses) and plain rule flows.
+            for (k, b) in d.table().iter() {
+                if let Some(Instruction::ApplyActions(a)) = b.instructions.first() {
+                    for act in a {
+                        if let openflow::Action::Conjunction { clause, .. } = act {
+                            seen_clauses[usize::from(*clause).min(1)] = true;
+                        }
+                    }
+                }
+                seen_rule |= k.table == table::INGRESS_SG && k.priority == 100;
+            }
             assert_eq!(
                 d.groups(),
                 full.groups(),
@@ -695,5 +768,9 @@ mod tests {
                 .count();
         }
         assert!(routed > 500, "routers were exercised: {routed}");
+        assert!(
+            seen_clauses == [true, true] && seen_rule,
+            "security groups exercised"
+        );
     }
 }

@@ -73,7 +73,12 @@ pub fn compile(_view: &View, host: &Host, p: &Port) -> Vec<Flow> {
             m,
             App::PortSecurity,
             key,
-            vec![Instruction::GotoTable(table::SERVICES)],
+            // Security groups (conntrack) apply to ports with port security only.
+            vec![Instruction::GotoTable(if p.port_security_enabled {
+                table::EGRESS_CT
+            } else {
+                table::SERVICES
+            })],
         )
     };
     if !p.port_security_enabled {

@@ -99,5 +99,7 @@ pub fn base() -> Vec<Flow> {
         // No DHCP here (enable_dhcp off): the request goes on like any broadcast.
         on(table::DHCP, table::L2),
         on(table::INGRESS_CT, table::DISPATCH),
+        // Untracked traffic of filtered ports (ARP) goes on; security_groups adds the rest.
+        on(table::EGRESS_CT, table::SERVICES),
     ]
 }

@@ -28,7 +28,7 @@ impl Controller {
                 "--local-ip",
                 ip,
                 "--tunnel-types",
-                "geneve,vxlan",
+                "geneve,vxlan,gre",
             ])
             .arg(format!("--ovsdb=unix:{}", ovs.db_sock().display()))
             .arg(format!(

@@ -1,0 +1,815 @@
+//! Security groups: stateful filtering of local ports with conntrack in tables 10/15
+//! (egress) and 105/110 (ingress), remote groups as conjunctive flows, the per-host
+//! conntrack zone of each network, and the conntrack flushes that cut connections a
+//! removed rule allowed.
+//!
+//! Every IP packet of a port with port security on goes through `ct()` in the zone of its
+//! network (the zone is loaded into [`ZONE_REG`] first so that commits can name it).
+//! Replies (`+est+rpl`), related packets and connections this side already accepted pass;
+//! invalid ones are dropped; anything else must match a rule, which commits it. Egress and
+//! ingress share the zone, so a connection between two ports of one network on one host is
+//! one conntrack entry seen twice: the side that accepted it sets its bit in `ct_mark`
+//! ([`MARK_EGRESS`], [`MARK_INGRESS`]), and the other side still checks its own rules
+//! until it has set its bit too.
+//!
+//! Remote groups: a rule `R` with `remote_group_id = G` is a two-clause conjunction: clause
+//! 1 is "the local port holding R's group, and R's protocol and ports" (flows owned by that
+//! port), clause 2 is "the remote address is a member of G" (flows owned by each member
+//! port, one per address, with one conjunction action per rule that names G). The flows
+//! grow with rules plus members, not with their product; a member joining or leaving
+//! recompiles only that member (and, for the flushes, the holders of rules naming G).
+
+use super::{Flow, Host, Owner, flow};
+use crate::pipeline::{App, reg, table};
+use crate::view::{Touched, View};
+use ipnet::IpNet;
+use model::{Direction, EtherType, Port, SecurityGroupRule, Table};
+use openflow::Instruction;
+use openflow::action::Action;
+use openflow::ct_flush::{CtFlush, CtTuple};
+use openflow::nx::{Ct, CtZone, Subfield, ct_flags};
+use openflow::oxm::{Field, Match, OxmField, ct_state};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::IpAddr;
+
+/// The register that carries the conntrack zone from the ct() flows to the commits.
+pub const ZONE_REG: Field = reg::CT_ZONE;
+/// `ct_mark` bit: the egress rules of the source accepted the connection.
+pub const MARK_EGRESS: u32 = 1;
+/// `ct_mark` bit: the ingress rules of the destination accepted the connection.
+pub const MARK_INGRESS: u32 = 2;
+
+const PRIO_BYPASS: u16 = 200;
+const PRIO_INVALID: u16 = 200;
+const PRIO_REPLY: u16 = 190;
+const PRIO_ACCEPTED: u16 = 180;
+const PRIO_CT: u16 = 100;
+const PRIO_RULE: u16 = 100;
+/// Conjunctive flows and their `conj_id` flows: below the plain rules, so that the two
+/// never overlap at one priority.
+const PRIO_CONJ: u16 = 90;
+const PRIO_FAIL_CLOSED: u16 = 2;
+
+const ETH_IPV4: u16 = 0x0800;
+const ETH_IPV6: u16 = 0x86dd;
+const TCP: u8 = 6;
+const UDP: u8 = 17;
+const SCTP: u8 = 132;
+const ICMP: u8 = 1;
+const ICMPV6: u8 = 58;
+
+fn eth(e: EtherType) -> u16 {
+    match e {
+        EtherType::IPv4 => ETH_IPV4,
+        EtherType::IPv6 => ETH_IPV6,
+    }
+}
+
+fn family(a: &IpNet) -> EtherType {
+    match a {
+        IpNet::V4(_) => EtherType::IPv4,
+        IpNet::V6(_) => EtherType::IPv6,
+    }
+}
+
+/// Where a direction's flows go: (sg table, next table, port register, mark bit).
+fn dir_tables(d: Direction) -> (u8, u8, Field, u32) {
+    match d {
+        Direction::Egress => (
+            table::EGRESS_SG,
+            table::SERVICES,
+            reg::SRC_PORT,
+            MARK_EGRESS,
+        ),
+        Direction::Ingress => (
+            table::INGRESS_SG,
+            table::DISPATCH,
+            reg::DST_PORT,
+            MARK_INGRESS,
+        ),
+    }
+}
+
+/// The local conntrack zone of a network on this host: the lowest free number, given to
+/// every network with a port bound here and taken back when its last one leaves. Zone 0
+/// (the default zone) is never used.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ZoneChanges {
+    /// Ports whose flows name a zone that was given or taken back.
+    pub touched: Vec<Touched>,
+    /// Zones taken back (their conntrack entries should be flushed before reuse).
+    pub released: Vec<u16>,
+}
+
+/// Brings `host.zones` in line with the networks that have local ports.
+pub fn assign_zones(view: &View, host: &mut Host) -> ZoneChanges {
+    let mut out = ZoneChanges::default();
+    let needed: BTreeSet<&str> = view.local_ports().map(|p| p.network_id.as_str()).collect();
+    let gone: Vec<String> = host
+        .zones
+        .keys()
+        .filter(|n| !needed.contains(n.as_str()))
+        .cloned()
+        .collect();
+    for n in gone {
+        if let Some(z) = host.zones.remove(&n) {
+            out.released.push(z);
+        }
+    }
+    let mut used: BTreeSet<u16> = host.zones.values().copied().collect();
+    for n in needed {
+        if host.zones.contains_key(n) {
+            continue;
+        }
+        let Some(z) = (1..=u16::MAX).find(|z| !used.contains(z)) else {
+            tracing::error!(network = n, "no conntrack zone left");
+            continue;
+        };
+        used.insert(z);
+        host.zones.insert(n.to_string(), z);
+        out.touched.extend(view.ports_of(n).map(|p| Touched {
+            table: Table::Port,
+            id: p.meta.id.clone(),
+        }));
+    }
+    out
+}
+
+/// A local port whose traffic the security groups filter: bound and plugged here, with
+/// port security on, in a network with a zone. Returns its zone.
+fn filtered(view: &View, host: &Host, p: &Port) -> Option<u16> {
+    if p.binding_host_id != view.chassis
+        || !host.ofports.contains_key(&p.meta.id)
+        || !p.port_security_enabled
+    {
+        return None;
+    }
+    host.zones.get(&p.network_id).copied()
+}
+
+/// The conjunction id of a remote-group rule: a hash of its id (ids are UUIDs; a
+/// collision would merge two rules' clauses, so the table of rules in use is small
+/// against 2^32).
+pub fn conj_id(rule_id: &str) -> u32 {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in rule_id.bytes() {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    h
+}
+
+/// `[min, max]` as (value, mask) pairs of a 16-bit field.
+pub fn port_masks(min: u16, max: u16) -> Vec<(u16, u16)> {
+    let mut out = Vec::new();
+    let (mut lo, hi) = (u32::from(min), u32::from(max));
+    while lo <= hi {
+        let mut size: u32 = if lo == 0 {
+            1 << 16
+        } else {
+            lo & lo.wrapping_neg()
+        };
+        while lo + size - 1 > hi {
+            size >>= 1;
+        }
+        out.push((lo as u16, (!(size - 1) & 0xffff) as u16));
+        lo += size;
+    }
+    out
+}
+
+/// The protocol and port part of a rule, as the matches it needs (several for a port
+/// range that is not one aligned block). Empty when the rule can never match.
+fn l4_matches(r: &SecurityGroupRule) -> Vec<Match> {
+    let base = Match::new().eth_type(eth(r.ethertype));
+    let Some(proto) = r.protocol_number else {
+        return vec![base];
+    };
+    let base = base.ip_proto(proto);
+    match proto {
+        TCP | UDP => {
+            let field = if proto == TCP {
+                Field::TcpDst
+            } else {
+                Field::UdpDst
+            };
+            match (r.port_range_min, r.port_range_max) {
+                (Some(min), max) => {
+                    let max = max.unwrap_or(min);
+                    if min <= 1 && max == u16::MAX {
+                        return vec![base];
+                    }
+                    port_masks(min, max)
+                        .into_iter()
+                        .map(|(v, m)| base.clone().masked(field, v, m))
+                        .collect()
+                }
+                _ => vec![base],
+            }
+        }
+        ICMP | ICMPV6 => {
+            let (tf, cf) = if proto == ICMP {
+                (Field::Icmpv4Type, Field::Icmpv4Code)
+            } else {
+                (Field::Icmpv6Type, Field::Icmpv6Code)
+            };
+            let mut m = base;
+            // Type and code beyond 255 (refused by the API) match nothing rather than all.
+            if let Some(t) = r.port_range_min {
+                let Ok(t) = u8::try_from(t) else {
+                    return Vec::new();
+                };
+                m = m.with(OxmField::new(tf, t));
+                if let Some(c) = r.port_range_max {
+                    let Ok(c) = u8::try_from(c) else {
+                        return Vec::new();
+                    };
+                    m = m.with(OxmField::new(cf, c));
+                }
+            }
+            vec![m]
+        }
+        _ => vec![base],
+    }
+}
+
+/// A remote address (or prefix) in the direction's remote field.
+fn remote(m: Match, d: Direction, a: IpNet) -> Match {
+    match (d, a) {
+        (Direction::Ingress, IpNet::V4(n)) => m.ipv4_src_prefix(n.addr(), n.prefix_len()),
+        (Direction::Egress, IpNet::V4(n)) => m.ipv4_dst_prefix(n.addr(), n.prefix_len()),
+        (Direction::Ingress, IpNet::V6(n)) => m.ipv6_src_prefix(n.addr(), n.prefix_len()),
+        (Direction::Egress, IpNet::V6(n)) => m.ipv6_dst_prefix(n.addr(), n.prefix_len()),
+    }
+}
+
+/// The addresses of a port as a remote group member: fixed IPs and allowed address pairs.
+fn addresses(p: &Port) -> Vec<IpNet> {
+    let mut out: Vec<IpNet> = p
+        .fixed_ips
+        .iter()
+        .map(|f| IpNet::from(f.ip_address))
+        .chain(p.allowed_address_pairs.iter().map(|a| a.ip_address.trunc()))
+        .collect();
+    out.sort_by_key(|a| a.to_string());
+    out.dedup();
+    out
+}
+
+/// Commit in the zone held by [`ZONE_REG`], setting this side's mark bit; then go on.
+fn accept(d: Direction) -> Vec<Instruction> {
+    let (_, next, _, mark) = dir_tables(d);
+    vec![
+        Instruction::ApplyActions(vec![Action::Ct(Ct {
+            flags: ct_flags::COMMIT,
+            zone: CtZone::Field(Subfield::new(ZONE_REG, 0, 16)),
+            actions: vec![Action::RegLoad2(OxmField::masked(
+                Field::CtMark,
+                u128::from(mark),
+                u128::from(mark),
+            ))],
+            ..Ct::default()
+        })]),
+        Instruction::GotoTable(next),
+    ]
+}
+
+/// Flows with the same key merged: their actions (conjunctions) concatenated.
+#[derive(Default)]
+struct Merged {
+    order: Vec<(u8, u16, Match)>,
+    actions: HashMap<super::FlowKey, Vec<Action>>,
+}
+
+impl Merged {
+    fn add(&mut self, t: u8, prio: u16, m: Match, a: Action) {
+        let key = super::FlowKey::new(t, prio, m.clone());
+        let entry = self.actions.entry(key).or_default();
+        if entry.is_empty() {
+            self.order.push((t, prio, m));
+        }
+        if !entry.contains(&a) {
+            entry.push(a);
+        }
+    }
+
+    fn flows(mut self, key: u32) -> Vec<Flow> {
+        self.order
+            .into_iter()
+            .filter_map(|(t, prio, m)| {
+                let a = self
+                    .actions
+                    .remove(&super::FlowKey::new(t, prio, m.clone()))?;
+                Some(flow(
+                    t,
+                    prio,
+                    m,
+                    App::SecurityGroup,
+                    key,
+                    vec![Instruction::ApplyActions(a)],
+                ))
+            })
+            .collect()
+    }
+}
+
+/// The rules that apply to a port, each once, in a stable order.
+fn rules_of_port<'a>(view: &'a View, p: &Port) -> Vec<&'a SecurityGroupRule> {
+    let mut rules: Vec<&SecurityGroupRule> = p
+        .security_groups
+        .iter()
+        .flat_map(|g| view.rules_of(g))
+        .collect();
+    rules.sort_by(|a, b| a.meta.id.cmp(&b.meta.id));
+    rules.dedup_by(|a, b| a.meta.id == b.meta.id);
+    rules
+}
+
+/// The security group flows a port owns: for a filtered local port its ct() flows and its
+/// rules (clause 1 of its remote-group rules); for any port that is a member of a group
+/// named as remote group by a rule, clause 2 of those rules.
+pub fn port(view: &View, host: &Host, p: &Port) -> Vec<Flow> {
+    let key = p.unique_key;
+    let mut out = Vec::new();
+    let mut conj = Merged::default();
+    if let Some(zone) = filtered(view, host, p) {
+        let load_zone = Action::load(ZONE_REG, 0, 32, u64::from(zone));
+        for (t, sg, r) in [
+            (table::EGRESS_CT, table::EGRESS_SG, reg::SRC_PORT),
+            (table::INGRESS_CT, table::INGRESS_SG, reg::DST_PORT),
+        ] {
+            for et in [ETH_IPV4, ETH_IPV6] {
+                out.push(flow(
+                    t,
+                    PRIO_CT,
+                    Match::new().masked(r, key, u32::MAX).eth_type(et),
+                    App::SecurityGroup,
+                    key,
+                    vec![Instruction::ApplyActions(vec![
+                        load_zone.clone(),
+                        Action::Ct(Ct {
+                            zone: CtZone::Field(Subfield::new(ZONE_REG, 0, 16)),
+                            recirc_table: sg,
+                            ..Ct::default()
+                        }),
+                    ])],
+                ));
+            }
+        }
+        for r in rules_of_port(view, p) {
+            let (t, _, preg, _) = dir_tables(r.direction);
+            let mine = |m: Match| m.masked(preg, key, u32::MAX);
+            if let Some(rg) = &r.remote_group_id {
+                let _ = rg;
+                let id = conj_id(&r.meta.id);
+                for m in l4_matches(r) {
+                    conj.add(
+                        t,
+                        PRIO_CONJ,
+                        mine(m),
+                        Action::Conjunction {
+                            id,
+                            clause: 0,
+                            n_clauses: 2,
+                        },
+                    );
+                }
+                continue;
+            }
+            if let Some(prefix) = r.remote_ip_prefix
+                && family(&prefix) != r.ethertype
+            {
+                continue;
+            }
+            for m in l4_matches(r) {
+                let m = match r.remote_ip_prefix {
+                    Some(prefix) if prefix.prefix_len() > 0 => remote(m, r.direction, prefix),
+                    _ => m,
+                };
+                out.push(flow(
+                    t,
+                    PRIO_RULE,
+                    mine(m),
+                    App::SecurityGroup,
+                    key,
+                    accept(r.direction),
+                ));
+            }
+        }
+    }
+    // Clause 2: this port's addresses, for every rule naming one of its groups (whether or
+    // not a local port holds the rule's group: then clause 1 is missing and they are inert,
+    // but they depend on this port and the rules alone).
+    let addrs = addresses(p);
+    if !addrs.is_empty() {
+        for g in &p.security_groups {
+            for r in view.rules.values() {
+                if r.remote_group_id.as_deref() != Some(g.as_str()) {
+                    continue;
+                }
+                let (t, _, _, _) = dir_tables(r.direction);
+                for a in addrs.iter().filter(|a| family(a) == r.ethertype) {
+                    conj.add(
+                        t,
+                        PRIO_CONJ,
+                        remote(Match::new().eth_type(eth(r.ethertype)), r.direction, *a),
+                        Action::Conjunction {
+                            id: conj_id(&r.meta.id),
+                            clause: 1,
+                            n_clauses: 2,
+                        },
+                    );
+                }
+            }
+        }
+    }
+    out.extend(conj.flows(key));
+    out
+}
+
+/// The `conj_id` flow of a remote-group rule: a packet that met both clauses is accepted.
+pub fn rule(r: &SecurityGroupRule) -> Vec<Flow> {
+    if r.remote_group_id.is_none() {
+        return Vec::new();
+    }
+    let id = conj_id(&r.meta.id);
+    let (t, _, _, _) = dir_tables(r.direction);
+    vec![flow(
+        t,
+        PRIO_CONJ,
+        // ct() needs the IP version in the match.
+        Match::new().conj_id(id).eth_type(eth(r.ethertype)),
+        App::SecurityGroup,
+        id,
+        accept(r.direction),
+    )]
+}
+
+/// The flows every pipeline has: what is never tracked (ARP goes on by the tables' default
+/// flows; neighbour discovery, DHCP), what passes on its conntrack state alone, and the
+/// fail-closed drops.
+pub fn base() -> Vec<Flow> {
+    let mut out = Vec::new();
+    let f = |t: u8, prio: u16, m: Match, next: Option<u8>| {
+        flow(
+            t,
+            prio,
+            m,
+            App::SecurityGroup,
+            0,
+            next.map(Instruction::GotoTable).into_iter().collect(),
+        )
+    };
+    // Neighbour discovery (RS, RA, NS, NA) and DHCP (v4 and v6) are never tracked: DHCP
+    // requests out and replies in pass as in Neutron.
+    for (t, next) in [
+        (table::EGRESS_CT, table::SERVICES),
+        (table::INGRESS_CT, table::DISPATCH),
+    ] {
+        for ty in 133u8..=136 {
+            out.push(f(
+                t,
+                PRIO_BYPASS,
+                Match::new()
+                    .eth_type(ETH_IPV6)
+                    .ip_proto(ICMPV6)
+                    .icmpv6_type(ty),
+                Some(next),
+            ));
+        }
+    }
+    let udp = |et: u16, src: u16, dst: u16| {
+        Match::new()
+            .eth_type(et)
+            .ip_proto(UDP)
+            .udp_src(src)
+            .udp_dst(dst)
+    };
+    out.push(f(
+        table::EGRESS_CT,
+        PRIO_BYPASS,
+        udp(ETH_IPV4, 68, 67),
+        Some(table::SERVICES),
+    ));
+    out.push(f(
+        table::EGRESS_CT,
+        PRIO_BYPASS,
+        udp(ETH_IPV6, 546, 547),
+        Some(table::SERVICES),
+    ));
+    out.push(f(
+        table::INGRESS_CT,
+        PRIO_BYPASS,
+        udp(ETH_IPV4, 67, 68),
+        Some(table::DISPATCH),
+    ));
+    out.push(f(
+        table::INGRESS_CT,
+        PRIO_BYPASS,
+        udp(ETH_IPV6, 547, 546),
+        Some(table::DISPATCH),
+    ));
+    // A filtered port's IP that no ct() flow took (its zone is missing): dropped.
+    for et in [ETH_IPV4, ETH_IPV6] {
+        out.push(f(
+            table::EGRESS_CT,
+            PRIO_FAIL_CLOSED,
+            Match::new().eth_type(et),
+            None,
+        ));
+    }
+    for d in [Direction::Egress, Direction::Ingress] {
+        let (t, next, _, mark) = dir_tables(d);
+        let st = |v: u32, m: u32| Match::new().ct_state(v, m);
+        use ct_state::{EST, INV, REL, RPL, TRK};
+        out.push(f(t, PRIO_INVALID, st(TRK | INV, TRK | INV), None));
+        out.push(f(
+            t,
+            PRIO_REPLY,
+            st(TRK | EST | RPL, TRK | EST | RPL | INV),
+            Some(next),
+        ));
+        out.push(f(t, PRIO_REPLY, st(TRK | REL, TRK | REL | INV), Some(next)));
+        out.push(f(
+            t,
+            PRIO_ACCEPTED,
+            st(TRK | EST, TRK | EST | RPL | INV).masked(Field::CtMark, mark, mark),
+            Some(next),
+        ));
+    }
+    out
+}
+
+/// Owners whose flows a changed security group decides: the ports holding it (their rules,
+/// and as members their clause-2 flows of the rules naming it), and the holders of rules
+/// that name it (their flows stay, but what they allow, and so what a removal cuts, does
+/// not).
+pub fn affected_by_group(view: &View, group: &str) -> Vec<Owner> {
+    let mut ids: BTreeSet<&str> = view
+        .ports_in_group(group)
+        .map(|p| p.meta.id.as_str())
+        .collect();
+    // The holders of rules naming it as remote group: their flows do not change when its
+    // members do, but what they allow (and so what a removal cuts) does.
+    for r in view.rules.values() {
+        if r.remote_group_id.as_deref() == Some(group) {
+            ids.extend(
+                view.ports_in_group(&r.security_group_id)
+                    .map(|p| p.meta.id.as_str()),
+            );
+        }
+    }
+    ids.into_iter()
+        .map(|id| Touched {
+            table: Table::Port,
+            id: id.to_string(),
+        })
+        .collect()
+}
+
+/// What one rule lets a port exchange: the unit whose disappearance cuts connections. A
+/// remote group stays a group here (its members are kept once per group in [`Cuts`]).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Allow {
+    direction: u8,
+    proto: Option<u8>,
+    ports: Option<(u16, u16)>,
+    remote: Option<IpNet>,
+    group: Option<String>,
+    ipv6: bool,
+}
+
+/// What a filtered local port allows, and where its connections live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct PortAllows {
+    zone: u16,
+    addrs: Vec<IpAddr>,
+    allows: BTreeSet<Allow>,
+}
+
+fn allows_of(view: &View, host: &Host, p: &Port) -> Option<PortAllows> {
+    let zone = filtered(view, host, p)?;
+    let allows = rules_of_port(view, p)
+        .into_iter()
+        .map(|r| Allow {
+            direction: match r.direction {
+                Direction::Egress => 0,
+                Direction::Ingress => 1,
+            },
+            proto: r.protocol_number,
+            ports: r.port_range_min.map(|m| (m, r.port_range_max.unwrap_or(m))),
+            remote: r.remote_ip_prefix,
+            group: r.remote_group_id.clone(),
+            ipv6: r.ethertype == EtherType::IPv6,
+        })
+        .collect();
+    Some(PortAllows {
+        zone,
+        addrs: p.fixed_ips.iter().map(|f| f.ip_address).collect(),
+        allows,
+    })
+}
+
+/// The addresses of a group's members.
+fn members(view: &View, group: &str) -> BTreeSet<IpNet> {
+    view.ports_in_group(group).flat_map(addresses).collect()
+}
+
+/// The conntrack entries of `port` that `gone` allowed, as flush requests: the port's
+/// address on its side of the original tuple, the remote host address when there is one,
+/// the protocol and single destination port when the flush can say so. OVS 3.1 compares
+/// ICMP fields exactly, so ICMP and other protocols flush by addresses alone; a flush may
+/// take connections that remaining rules still allow, which then start again as new ones
+/// (through the rules) on their next packet.
+fn flushes_for(pa: &PortAllows, gone: &Allow, out: &mut BTreeSet<CtFlush>) {
+    for addr in pa.addrs.iter().filter(|a| a.is_ipv6() == gone.ipv6) {
+        let host_remote = gone
+            .remote
+            .filter(|r| r.prefix_len() == r.max_prefix_len())
+            .map(|r| r.addr());
+        // A short port range is flushed port by port; a long one by protocol.
+        let (proto, dst_ports): (u8, Vec<Option<u16>>) = match (gone.proto, gone.ports) {
+            (Some(p @ (TCP | UDP | SCTP)), Some((lo, hi)))
+                if u32::from(hi) + 1 - u32::from(lo) <= MAX_PORTS_FLUSHED =>
+            {
+                (p, (lo..=hi).map(Some).collect())
+            }
+            (Some(p @ (TCP | UDP | SCTP)), _) => (p, vec![None]),
+            _ => (0, vec![None]),
+        };
+        for dst_port in dst_ports {
+            let orig = if gone.direction == 1 {
+                CtTuple {
+                    src: host_remote,
+                    dst: Some(*addr),
+                    dst_port,
+                    ..CtTuple::default()
+                }
+            } else {
+                CtTuple {
+                    src: Some(*addr),
+                    dst: host_remote,
+                    dst_port,
+                    ..CtTuple::default()
+                }
+            };
+            out.insert(CtFlush {
+                ip_proto: proto,
+                zone: Some(pa.zone),
+                orig,
+                reply: CtTuple::default(),
+            });
+        }
+    }
+}
+
+/// Beyond this many remote addresses lost by one rule (a remote group rule removed), the
+/// flush names the port's side only: fewer messages, a few more connections restarted.
+const MAX_REMOTES_FLUSHED: usize = 8;
+
+/// Lost allowances, with those that differ only by many remote addresses merged into one
+/// without remote.
+fn coarsen<'a>(gone: impl Iterator<Item = &'a Allow>) -> Vec<Allow> {
+    let mut by_kind: BTreeMap<Allow, Vec<&Allow>> = BTreeMap::new();
+    for a in gone {
+        by_kind
+            .entry(Allow {
+                remote: None,
+                ..a.clone()
+            })
+            .or_default()
+            .push(a);
+    }
+    let mut out = Vec::new();
+    for (kind, all) in by_kind {
+        if all.len() > MAX_REMOTES_FLUSHED {
+            out.push(kind);
+        } else {
+            out.extend(all.into_iter().cloned());
+        }
+    }
+    out
+}
+
+/// Port ranges up to this long are flushed port by port.
+const MAX_PORTS_FLUSHED: u32 = 32;
+
+/// What the filtered local ports allowed when the switch was last told, and the members
+/// of the remote groups they name; [`Self::update`] returns the flushes for what they no
+/// longer allow.
+#[derive(Debug, Default)]
+pub struct Cuts {
+    ports: BTreeMap<String, PortAllows>,
+    members: BTreeMap<String, BTreeSet<IpNet>>,
+}
+
+impl Cuts {
+    /// Recomputes the ports among `owners` (and forgets ports that are gone or no longer
+    /// filtered); returns the conntrack flushes for the allowances they lost: rules gone,
+    /// and members gone from the remote groups of the rules that stay. (A change of a
+    /// group's members makes every holder of a rule naming it an owner.)
+    pub fn update<'a>(
+        &mut self,
+        view: &View,
+        host: &Host,
+        owners: impl IntoIterator<Item = &'a Owner>,
+    ) -> Vec<CtFlush> {
+        let mut out = BTreeSet::new();
+        let ids: BTreeSet<&str> = owners
+            .into_iter()
+            .filter(|o| o.table == Table::Port)
+            .map(|o| o.id.as_str())
+            .collect();
+        let mut fresh: BTreeMap<String, BTreeSet<IpNet>> = BTreeMap::new();
+        let empty = BTreeSet::new();
+        for id in ids {
+            let now = view.ports.get(id).and_then(|p| allows_of(view, host, p));
+            if let Some(now) = &now {
+                for g in now.allows.iter().filter_map(|a| a.group.as_ref()) {
+                    if !fresh.contains_key(g) {
+                        fresh.insert(g.clone(), members(view, g));
+                    }
+                }
+            }
+            match (self.ports.get(id), now) {
+                (Some(before), Some(now)) => {
+                    // Same place: flush what it lost. Moved (zone or addresses changed): its
+                    // old connections can not be reached by the new flows anyway.
+                    if before.zone == now.zone && before.addrs == now.addrs {
+                        let mut lost = Vec::new();
+                        for a in &before.allows {
+                            let kept = now.allows.contains(a);
+                            let Some(g) = &a.group else {
+                                if !kept {
+                                    lost.push(a.clone());
+                                }
+                                continue;
+                            };
+                            let old = self.members.get(g).unwrap_or(&empty);
+                            if !fresh.contains_key(g) {
+                                fresh.insert(g.clone(), members(view, g));
+                            }
+                            let new = fresh.get(g).unwrap_or(&empty);
+                            for ip in old.iter().filter(|ip| ip.addr().is_ipv6() == a.ipv6) {
+                                if !kept || !new.contains(ip) {
+                                    lost.push(Allow {
+                                        remote: Some(*ip),
+                                        group: None,
+                                        ..a.clone()
+                                    });
+                                }
+                            }
+                        }
+                        for gone in coarsen(lost.iter()) {
+                            flushes_for(before, &gone, &mut out);
+                        }
+                    }
+                    self.ports.insert(id.to_string(), now);
+                }
+                (_, Some(now)) => {
+                    self.ports.insert(id.to_string(), now);
+                }
+                (_, None) => {
+                    self.ports.remove(id);
+                }
+            }
+        }
+        self.members.extend(fresh);
+        out.into_iter().collect()
+    }
+
+    /// Forgets everything (after the switch lost its state).
+    pub fn clear(&mut self) {
+        self.ports.clear();
+        self.members.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn port_ranges_become_aligned_blocks() {
+        assert_eq!(port_masks(22, 22), [(22, 0xffff)]);
+        assert_eq!(port_masks(0, 65535), [(0, 0)]);
+        assert_eq!(port_masks(8080, 8083), [(8080, 0xfffc)]);
+        // Every port of a range is covered by exactly one block, and nothing else is.
+        for (lo, hi) in [
+            (1u16, 65535u16),
+            (1000, 1999),
+            (5, 9),
+            (65535, 65535),
+            (3, 3),
+        ] {
+            let blocks = port_masks(lo, hi);
+            for p in [
+                0u16, 1, 2, 3, 4, 5, 9, 10, 999, 1000, 1999, 2000, 65534, 65535,
+            ] {
+                let n = blocks.iter().filter(|(v, m)| p & m == *v).count();
+                assert_eq!(n, usize::from(p >= lo && p <= hi), "{p} in {lo}..={hi}");
+            }
+        }
+        assert!(port_masks(1, 65535).len() <= 16);
+    }
+}

@@ -1,0 +1,415 @@
+//! Security groups on the fake switch (its conntrack model): rules by protocol, port and
+//! prefix, remote groups as conjunctions, replies of accepted connections, two ports of one
+//! network on one host (one zone, both sides' rules still apply), port security off, the
+//! flushes a removed rule asks for, and flows growing with rules plus members.
+
+mod support;
+
+use controller::apps::security_groups::{Cuts, assign_zones};
+use controller::apps::{Desired, Host, affected};
+use controller::view::{View, record};
+use fake_switch::Switch;
+use model::{
+    Direction, EtherType, FixedIp, MacAddr, Meta, Network, NetworkType, Port, PortStatus,
+    SecurityGroup, SecurityGroupRule,
+};
+use nbdb::Change;
+use packet::IpProtocol;
+use packet::ethernet::{EtherType as Eth, EthernetAddress, EthernetRepr};
+use packet::ipv4::Ipv4Repr;
+use packet::udp::UdpRepr;
+use std::net::{IpAddr, Ipv4Addr};
+
+fn meta(id: &str) -> Meta {
+    Meta {
+        id: id.into(),
+        project_id: "p".into(),
+        ..Meta::default()
+    }
+}
+
+fn network() -> Network {
+    Network {
+        meta: meta("n"),
+        admin_state_up: true,
+        mtu: 1400,
+        shared: false,
+        external: false,
+        port_security_enabled: true,
+        network_type: NetworkType::Geneve,
+        physical_network: None,
+        segmentation_id: Some(9),
+        subnets: vec![],
+        unique_key: 9,
+        deleting: false,
+    }
+}
+
+fn ip(n: u8) -> Ipv4Addr {
+    Ipv4Addr::new(10, 0, 0, n)
+}
+
+fn port(id: &str, n: u8, host: &str, groups: &[&str]) -> Port {
+    Port {
+        meta: meta(id),
+        network_id: "n".into(),
+        admin_state_up: true,
+        mac_address: MacAddr([0xfa, 0x16, 0x3e, 0, 0, n]),
+        fixed_ips: vec![FixedIp {
+            subnet_id: "s".into(),
+            ip_address: IpAddr::V4(ip(n)),
+        }],
+        security_groups: groups.iter().map(|g| g.to_string()).collect(),
+        allowed_address_pairs: vec![],
+        port_security_enabled: true,
+        device_owner: String::new(),
+        device_id: String::new(),
+        binding_host_id: host.into(),
+        binding_profile: Default::default(),
+        binding_vnic_type: "normal".into(),
+        extra_dhcp_opts: vec![],
+        status: PortStatus::Down,
+        unique_key: u32::from(n),
+    }
+}
+
+fn group(id: &str) -> SecurityGroup {
+    SecurityGroup {
+        meta: meta(id),
+        stateful: true,
+        is_default: false,
+        deleting: false,
+    }
+}
+
+fn rule(id: &str, g: &str, d: Direction) -> SecurityGroupRule {
+    SecurityGroupRule {
+        meta: meta(id),
+        security_group_id: g.into(),
+        direction: d,
+        ethertype: EtherType::IPv4,
+        protocol: None,
+        protocol_number: None,
+        port_range_min: None,
+        port_range_max: None,
+        remote_ip_prefix: None,
+        remote_group_id: None,
+    }
+}
+
+fn udp_rule(id: &str, g: &str, min: u16, max: u16) -> SecurityGroupRule {
+    SecurityGroupRule {
+        protocol: Some("udp".into()),
+        protocol_number: Some(17),
+        port_range_min: Some(min),
+        port_range_max: Some(max),
+        ..rule(id, g, Direction::Ingress)
+    }
+}
+
+fn put<T: model::NbObject>(rev: u64, obj: &T) -> Change {
+    let r = record(obj, rev);
+    Change {
+        revision: rev,
+        table: r.table,
+        id: r.id,
+        topic: r.topic,
+        value: Some(r.value),
+    }
+}
+
+/// The host `h` with its view, host facts, desired flows, and a fake switch holding them.
+struct Cloud {
+    view: View,
+    host: Host,
+    desired: Desired,
+    sw: Switch,
+    cuts: Cuts,
+    rev: u64,
+}
+
+impl Cloud {
+    /// Ports a (5, "web"), b (6, "clients"), c (7, "other") local at OpenFlow ports 1-3;
+    /// d (8) local at 4 with port security off; r (9, "clients") on another host.
+    fn new() -> Cloud {
+        let mut c = Cloud {
+            view: View::new("h"),
+            host: Host {
+                ofports: [("a", 1), ("b", 2), ("c", 3), ("d", 4)]
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v))
+                    .collect(),
+                ..Host::default()
+            },
+            desired: Desired::default(),
+            sw: Switch::new(),
+            cuts: Cuts::default(),
+            rev: 0,
+        };
+        c.put(&network());
+        for g in ["web", "clients", "other"] {
+            c.put(&group(g));
+            c.put(&rule(&format!("{g}-out"), g, Direction::Egress));
+        }
+        // web: udp 5353 from members of "clients"; udp 6000-6010 from 10.0.0.6 only.
+        c.put(&SecurityGroupRule {
+            remote_group_id: Some("clients".into()),
+            ..udp_rule("web-dns", "web", 5353, 5353)
+        });
+        c.put(&SecurityGroupRule {
+            remote_ip_prefix: Some("10.0.0.6/32".parse().unwrap()),
+            ..udp_rule("web-range", "web", 6000, 6010)
+        });
+        c.put(&port("a", 5, "h", &["web"]));
+        c.put(&port("b", 6, "h", &["clients"]));
+        c.put(&port("c", 7, "h", &["other"]));
+        let mut d = port("d", 8, "h", &[]);
+        d.port_security_enabled = false;
+        c.put(&d);
+        c.put(&port("r", 9, "o", &["clients"]));
+        c
+    }
+
+    /// Applies a change as the runtime does; returns the flushes it asks for.
+    fn apply(&mut self, change: Change) -> Vec<openflow::ct_flush::CtFlush> {
+        let mut owners: Vec<_> = self
+            .view
+            .apply(&change)
+            .iter()
+            .flat_map(|t| affected(&self.view, t))
+            .collect();
+        owners.push(controller::apps::base_owner());
+        owners.extend(assign_zones(&self.view, &mut self.host).touched);
+        let before = self.desired.table().clone();
+        let before_groups = self.desired.groups().clone();
+        self.desired
+            .update(&self.view, &self.host, owners.iter().cloned());
+        assert_eq!(
+            self.desired.table(),
+            Desired::full(&self.view, &self.host).table(),
+            "incremental equals full"
+        );
+        support::apply(
+            &mut self.sw,
+            &self.desired.table().diff(&before),
+            &self.desired.groups().diff(&before_groups),
+        );
+        self.cuts.update(&self.view, &self.host, &owners)
+    }
+
+    fn put<T: model::NbObject>(&mut self, obj: &T) -> Vec<openflow::ct_flush::CtFlush> {
+        self.rev += 1;
+        let c = put(self.rev, obj);
+        self.apply(c)
+    }
+
+    fn delete(&mut self, table: &str, id: &str) -> Vec<openflow::ct_flush::CtFlush> {
+        self.rev += 1;
+        self.apply(Change {
+            revision: self.rev,
+            table: table.into(),
+            id: id.into(),
+            topic: None,
+            value: None,
+        })
+    }
+
+    /// Sends a UDP datagram from port `from` (n) to `to` (n); returns the OpenFlow ports it
+    /// left by.
+    fn udp(&mut self, in_port: u32, from: u8, to: u8, sport: u16, dport: u16) -> Vec<u32> {
+        let (s, d) = (IpAddr::V4(ip(from)), IpAddr::V4(ip(to)));
+        let l4 = UdpRepr {
+            src_port: sport,
+            dst_port: dport,
+            payload: b"hello",
+        }
+        .build(&s, &d);
+        let ip4 = Ipv4Repr::new(ip(from), ip(to), IpProtocol::Udp, l4.len()).build(&l4);
+        let frame = EthernetRepr {
+            src_addr: EthernetAddress([0xfa, 0x16, 0x3e, 0, 0, from]),
+            dst_addr: EthernetAddress([0xfa, 0x16, 0x3e, 0, 0, to]),
+            vlan: None,
+            ethertype: Eth::Ipv4,
+        }
+        .build(&ip4);
+        self.sw.process(in_port, &frame).ports()
+    }
+}
+
+#[test]
+fn a_remote_group_member_gets_in_and_a_non_member_does_not() {
+    let mut c = Cloud::new();
+    assert_eq!(c.udp(2, 6, 5, 40000, 5353), [1], "b is in clients");
+    assert!(c.udp(3, 7, 5, 40000, 5353).is_empty(), "c is not");
+    assert!(
+        c.udp(2, 6, 5, 40000, 5354).is_empty(),
+        "the rule is for 5353 only"
+    );
+    // c joins clients: now it gets in.
+    c.put(&port("c", 7, "h", &["other", "clients"]));
+    assert_eq!(c.udp(3, 7, 5, 40001, 5353), [1]);
+    // ...and leaves again.
+    c.put(&port("c", 7, "h", &["other"]));
+    assert!(c.udp(3, 7, 5, 40002, 5353).is_empty());
+}
+
+#[test]
+fn prefixes_and_port_ranges() {
+    let mut c = Cloud::new();
+    for p in [6000, 6005, 6010] {
+        assert_eq!(c.udp(2, 6, 5, 41000, p), [1], "10.0.0.6 to {p}");
+    }
+    assert!(c.udp(2, 6, 5, 41000, 6011).is_empty());
+    assert!(
+        c.udp(3, 7, 5, 41000, 6005).is_empty(),
+        "10.0.0.7 is outside the prefix"
+    );
+}
+
+#[test]
+fn replies_pass_and_new_connections_to_a_closed_port_do_not() {
+    let mut c = Cloud::new();
+    assert_eq!(c.udp(2, 6, 5, 42000, 5353), [1]);
+    // a answers b: b's group has no ingress rule, the reply passes anyway.
+    assert_eq!(c.udp(1, 5, 6, 5353, 42000), [2]);
+    // a starting something towards b does not.
+    assert!(c.udp(1, 5, 6, 5353, 42001).is_empty());
+    // Both ports are on this host in one network: one zone, one conntrack entry, and the
+    // connection b started was accepted by b's egress and a's ingress rules both.
+    let conns = c.sw.conntrack().connections();
+    let mark = |sport: u16| conns.iter().find(|k| k.orig.sport == sport).map(|k| k.mark);
+    assert_eq!(mark(42000), Some(3), "both sides' bits: {conns:?}");
+    // The one a started passed a's egress rules only: b's ingress never accepted it.
+    assert_eq!(mark(5353), Some(1), "{conns:?}");
+}
+
+#[test]
+fn port_security_off_bypasses_the_groups() {
+    let mut c = Cloud::new();
+    // d has no group at all and port security off: anything reaches it, untracked.
+    assert_eq!(c.udp(1, 5, 8, 1, 9999), [4]);
+    assert_eq!(
+        c.udp(4, 8, 6, 1, 9999),
+        Vec::<u32>::new(),
+        "b still filters"
+    );
+    assert!(c.sw.conntrack().connections().is_empty() || c.udp(4, 8, 5, 1, 5353).is_empty());
+}
+
+#[test]
+fn removing_a_rule_asks_to_flush_what_it_allowed() {
+    let mut c = Cloud::new();
+    assert_eq!(c.udp(2, 6, 5, 43000, 6005), [1]);
+    assert_eq!(c.udp(2, 6, 5, 43001, 5353), [1]);
+    let zone = c.host.zones["n"];
+    let flushes = c.delete("secgroup_rule", "web-range");
+    // A short range: one flush per port.
+    assert_eq!(flushes.len(), 11, "{flushes:?}");
+    for f in &flushes {
+        assert_eq!((f.zone, f.ip_proto), (Some(zone), 17));
+        assert_eq!(f.orig.dst, Some(IpAddr::V4(ip(5))));
+        assert_eq!(f.orig.src, Some(IpAddr::V4(ip(6))), "the /32 prefix");
+    }
+    // The entry they name is there; the other connection is not named by them.
+    let named = |t: &fake_switch::conntrack::Tuple| {
+        flushes.iter().any(|f| {
+            t.proto == f.ip_proto
+                && Some(t.dst) == f.orig.dst
+                && Some(t.src) == f.orig.src
+                && f.orig.dst_port.is_none_or(|p| p == t.dport)
+        })
+    };
+    let conns = c.sw.conntrack().connections().to_vec();
+    assert_eq!(conns.iter().filter(|k| named(&k.orig)).count(), 1);
+    assert!(
+        conns
+            .iter()
+            .any(|k| !named(&k.orig) && k.orig.dport == 5353)
+    );
+    // Without the entry, the next datagram is a new connection: no rule lets it in.
+    c.sw.conntrack_mut().clear();
+    assert!(c.udp(2, 6, 5, 43000, 6005).is_empty());
+    // Removing the remote group rule names each member it allowed (b here and r remote).
+    let flushes = c.delete("secgroup_rule", "web-dns");
+    let srcs: Vec<_> = flushes.iter().map(|f| f.orig.src).collect();
+    assert_eq!(
+        srcs,
+        [Some(IpAddr::V4(ip(6))), Some(IpAddr::V4(ip(9)))],
+        "{flushes:?}"
+    );
+    assert!(flushes.iter().all(|f| f.orig.dst_port == Some(5353)));
+    // A member leaving the group is a removal too.
+    c.put(&SecurityGroupRule {
+        remote_group_id: Some("clients".into()),
+        ..udp_rule("web-dns", "web", 5353, 5353)
+    });
+    let flushes = c.put(&port("r", 9, "o", &[]));
+    assert_eq!(flushes.len(), 1, "{flushes:?}");
+    assert_eq!(flushes[0].orig.src, Some(IpAddr::V4(ip(9))));
+    // A group taken off a port: what it allowed goes (egress any, and b's way in).
+    let flushes = c.put(&port("a", 5, "h", &[]));
+    assert!(
+        flushes
+            .iter()
+            .any(|f| f.orig.src == Some(IpAddr::V4(ip(5))) && f.ip_proto == 0),
+        "egress: {flushes:?}"
+    );
+    assert!(
+        flushes
+            .iter()
+            .any(|f| f.orig.dst == Some(IpAddr::V4(ip(5))) && f.orig.dst_port == Some(5353)),
+        "ingress: {flushes:?}"
+    );
+}
+
+#[test]
+fn remote_group_flows_grow_with_rules_plus_members() {
+    // `n` member ports (remote) and one local port with `r` rules naming their group.
+    let count = |members: u8, rules: usize| {
+        let mut v = View::new("h");
+        let mut rev = 0;
+        let put_ = |v: &mut View, c: Change| {
+            v.apply(&c);
+        };
+        rev += 1;
+        put_(&mut v, put(rev, &network()));
+        for i in 0..rules {
+            rev += 1;
+            put_(
+                &mut v,
+                put(
+                    rev,
+                    &SecurityGroupRule {
+                        remote_group_id: Some("clients".into()),
+                        ..udp_rule(&format!("r{i}"), "web", 1000 + i as u16, 1000 + i as u16)
+                    },
+                ),
+            );
+        }
+        rev += 1;
+        put_(&mut v, put(rev, &port("a", 5, "h", &["web"])));
+        for m in 0..members {
+            rev += 1;
+            put_(
+                &mut v,
+                put(rev, &port(&format!("m{m}"), 20 + m, "o", &["clients"])),
+            );
+        }
+        let mut host = Host {
+            ofports: [("a".to_string(), 1)].into(),
+            ..Host::default()
+        };
+        assign_zones(&v, &mut host);
+        Desired::full(&v, &host).table().len()
+    };
+    let base = count(0, 0);
+    let members_only = count(50, 1) - base;
+    let rules_only = count(1, 20) - base;
+    let both = count(50, 20) - base;
+    // Each extra member adds one flow, each extra rule a few (clause 1, conj_id).
+    assert!(
+        both <= members_only + rules_only + 5,
+        "50 members x 20 rules: {both} flows, not a product (members {members_only}, rules {rules_only})"
+    );
+    assert!(both < 200, "{both}");
+}
