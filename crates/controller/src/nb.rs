@@ -196,6 +196,65 @@ impl Nb {
             }
         }
     }
+
+    /// Makes sure this host has its SNAT address port on external network `network`: an
+    /// ordinary port made through the API (its IPAM, its transaction), with device owner
+    /// `owner` and `device_id` = the chassis, bound here. Looked up first, so a restarted
+    /// controller keeps its address.
+    pub async fn ensure_snat_port(
+        &self,
+        network: &str,
+        chassis: &str,
+        owner: &str,
+    ) -> Result<(), String> {
+        let Nb::Server { base, http, .. } = self else {
+            return Err(
+                "SNAT addresses are allocated through the API server (--nb http://…)".into(),
+            );
+        };
+        let url = format!("{base}/v2.0/ports");
+        // Filtered by the server where it can, and checked here in any case.
+        let r = http
+            .get(format!("{url}?network_id={network}&device_id={chassis}"))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        let text = r.text().await.map_err(|e| e.to_string())?;
+        let list: serde_json::Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+        let have = list["ports"].as_array().is_some_and(|ps| {
+            ps.iter().any(|p| {
+                p["network_id"] == network
+                    && p["device_owner"] == owner
+                    && p["device_id"] == chassis
+            })
+        });
+        if have {
+            return Ok(());
+        }
+        let body = serde_json::json!({"port": {
+            "network_id": network,
+            "name": format!("snat-{chassis}"),
+            "device_owner": owner,
+            "device_id": chassis,
+            "binding:host_id": chassis,
+        }});
+        let r = http
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        if r.status().is_success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "HTTP {}: {}",
+                r.status(),
+                r.text().await.unwrap_or_default()
+            ))
+        }
+    }
 }
 
 fn filter(tables: &BTreeSet<String>, topics: &BTreeSet<String>) -> Filter {

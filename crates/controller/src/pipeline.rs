@@ -51,7 +51,7 @@ pub const TABLES: &[Table] = &[
         id: CLASSIFY,
         name: "classify",
         role: "VM port: reg6 = port key, metadata = network key; tunnel: network by tun_id",
-        next: &[PORT_SECURITY, FROM_TUNNEL],
+        next: &[PORT_SECURITY, FROM_TUNNEL, INGRESS_NAT],
     },
     Table {
         id: PORT_SECURITY,
@@ -110,14 +110,14 @@ pub const TABLES: &[Table] = &[
     Table {
         id: INGRESS_NAT,
         name: "ingress_nat",
-        role: "ingress NAT",
-        next: &[INGRESS_SNAT, L2],
+        role: "from a provider network: floating IP DNAT and SNAT return (ct nat, recirculating to ingress_snat), ARP for local floating IP and SNAT addresses; the rest to the local ports",
+        next: &[INGRESS_SNAT, L2, FROM_TUNNEL],
     },
     Table {
         id: INGRESS_SNAT,
         name: "ingress_snat",
-        role: "ingress SNAT (return traffic)",
-        next: &[L2],
+        role: "after ingress NAT: the connection's router (ct_mark) to reg5, on to L3",
+        next: &[L2, L3],
     },
     Table {
         id: L2,
@@ -140,13 +140,13 @@ pub const TABLES: &[Table] = &[
     Table {
         id: EGRESS_NAT,
         name: "egress_nat",
-        role: "egress NAT",
+        role: "a router's way out: ct commit with SNAT to the floating IP or this host's SNAT address, recirculating to egress_snat",
         next: &[EGRESS_SNAT, EGRESS],
     },
     Table {
         id: EGRESS_SNAT,
         name: "egress_snat",
-        role: "egress SNAT",
+        role: "after SNAT: dec_ttl, external MACs, the external network; on to egress",
         next: &[EGRESS],
     },
     Table {
@@ -170,7 +170,7 @@ pub const TABLES: &[Table] = &[
     Table {
         id: PROVIDER,
         name: "provider",
-        role: "to provider (flat/VLAN) bridges",
+        role: "to the provider (flat/VLAN) bridge by the patch port, VLAN tag pushed",
         next: &[],
     },
     Table {

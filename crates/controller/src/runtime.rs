@@ -33,6 +33,21 @@ pub struct Config {
     pub icmp_rate: u32,
     /// The DHCP responder's settings.
     pub dhcp: crate::punt::dhcp::Config,
+    /// Physical networks and the operator's bridge of each (`--bridge-mappings
+    /// physnet1:br-ex`); the controller patches each bridge to `br-int`.
+    pub bridge_mappings: Vec<(String, String)>,
+}
+
+/// Parses `physnet:bridge[,physnet:bridge]`.
+pub fn parse_bridge_mappings(s: &str) -> Result<Vec<(String, String)>, String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|m| !m.is_empty())
+        .map(|m| match m.split_once(':') {
+            Some((p, b)) if !p.is_empty() && !b.is_empty() => Ok((p.to_string(), b.to_string())),
+            _ => Err(format!("bad bridge mapping {m:?} (physnet:bridge)")),
+        })
+        .collect()
 }
 
 /// The tables a controller follows (not claims).
@@ -177,6 +192,19 @@ pub async fn run(cfg: Config) -> Result<(), String> {
             .await
             .map_err(|e| format!("tunnel port {t}: {e}"))?;
     }
+    // A patch port pair per physical network: br-int <-> the operator's bridge.
+    for (physnet, bridge) in &cfg.bridge_mappings {
+        let (int, ex) = (
+            apps::provider::int_patch(physnet),
+            apps::provider::ex_patch(physnet),
+        );
+        ovs.add_port("br-int", &PortSpec::patch(&int, &ex))
+            .await
+            .map_err(|e| format!("patch port {int}: {e}"))?;
+        ovs.add_port(bridge, &PortSpec::patch(&ex, &int))
+            .await
+            .map_err(|e| format!("patch port {ex} on {bridge}: {e}"))?;
+    }
     let mut ifaces = ovs.watch_interfaces();
     let mut session = connect_switch(&cfg.openflow).await?;
     // Flows survive a controller restart (fail_mode secure): start from what is there.
@@ -216,6 +244,10 @@ pub async fn run(cfg: Config) -> Result<(), String> {
     punt.l3 = crate::punt::l3::L3Punt::new(cfg.icmp_rate);
     punt.dhcp = crate::punt::dhcp::Dhcp::new(cfg.dhcp.clone());
     sync(&cfg, &mut session, &mut installed, &mut desired).await?;
+    // North-south: next-hop ARP and announcements, and this host's SNAT addresses.
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut snat_asked: BTreeMap<String, Instant> = BTreeMap::new();
     tracing::info!(chassis = %cfg.chassis, revision = view.revision, ports = view.ports.len(), plugged = host.ofports.len(), "controller ready");
 
     loop {
@@ -246,7 +278,11 @@ pub async fn run(cfg: Config) -> Result<(), String> {
                 Ok((_, openflow::Message::PacketIn(pi))) => {
                     let out = punt.handle(&view, &host, std::time::Instant::now(), &pi);
                     answer(&mut session, out).await;
-                    continue;
+                    if !punt.nat.take_changed() {
+                        continue;
+                    }
+                    host.neighbours = punt.nat.neighbours.clone();
+                    owners.extend(apps::neighbour_owners(&view));
                 }
                 Ok(_) => continue,
                 Err(e) => {
@@ -257,6 +293,24 @@ pub async fn run(cfg: Config) -> Result<(), String> {
                     owners.extend(apps::owners(&view));
                 }
             },
+            _ = tick.tick() => {
+                let out = Punted {
+                    packets: punt.nat.tick(&view, &host, Instant::now()),
+                    flow_mods: Vec::new(),
+                };
+                answer(&mut session, out).await;
+                for net in apps::nat::snat_ports_wanted(&view, &host) {
+                    if snat_asked.get(&net).is_some_and(|t| t.elapsed() < Duration::from_secs(5)) {
+                        continue;
+                    }
+                    snat_asked.insert(net.clone(), Instant::now());
+                    match follow.nb.ensure_snat_port(&net, &cfg.chassis, apps::nat::CHASSIS_SNAT).await {
+                        Ok(()) => tracing::info!(network = %net, "SNAT address requested"),
+                        Err(e) => tracing::warn!(network = %net, error = %e, "no SNAT address"),
+                    }
+                }
+                continue;
+            }
             // An interface plugged before its port existed: look again now and then.
             _ = tokio::time::sleep(RELOOKUP), if follow.has_unknown() => {}
             e = ifaces.next() => match e {
@@ -428,6 +482,17 @@ fn tunnel_name(t: &str) -> String {
 fn interface_event(host: &mut Host, view: &View, ev: InterfaceEvent) -> Vec<Touched> {
     let mut touched = Vec::new();
     let mut set = |host: &mut Host, s: &InterfaceState, present: bool| {
+        if let Some(physnet) = s.name.strip_prefix("patch-int-") {
+            let ofport = s.ofport().filter(|_| present);
+            let changed = match ofport {
+                Some(p) => host.provider_ports.insert(physnet.to_string(), p) != Some(p),
+                None => host.provider_ports.remove(physnet).is_some(),
+            };
+            if changed {
+                touched.extend(apps::owners(view));
+            }
+            return;
+        }
         if let Some(t) = s.name.strip_prefix("tun-") {
             let ofport = s.ofport().filter(|_| present);
             let changed = match ofport {
@@ -467,6 +532,7 @@ fn interface_event(host: &mut Host, view: &View, ev: InterfaceEvent) -> Vec<Touc
         InterfaceEvent::Removed(s) => set(host, &s, false),
         InterfaceEvent::Resync(all) => {
             host.tunnels.clear();
+            host.provider_ports.clear();
             let before = std::mem::take(&mut host.ofports);
             for s in &all {
                 set(host, s, true);

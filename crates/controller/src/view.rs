@@ -339,6 +339,8 @@ impl View {
             {
                 topics.insert(r.topic().to_string());
                 behind.extend(r.interfaces.iter().map(|i| i.network_id.clone()));
+                // The external network of its gateway: floating IP and SNAT ports live there.
+                behind.extend(r.external_gateway.iter().map(|g| g.network_id.clone()));
             }
         }
         topics.extend(networks.into_iter().map(str::to_string));

@@ -80,6 +80,9 @@ enum Command {
         /// Domain name handed out by DHCP.
         #[arg(long, default_value = "openstacklocal")]
         domain: String,
+        /// Physical networks and their bridges: `physnet1:br-ex[,physnet2:br-ex2]`.
+        #[arg(long, default_value = "")]
+        bridge_mappings: String,
     },
     /// Inspect the NB store: tables, ls, get, dump, watch.
     Db {
@@ -140,6 +143,7 @@ fn main() -> ExitCode {
             dns_servers,
             dhcp_lease_seconds,
             domain,
+            bridge_mappings,
         } => {
             let mut dns = Vec::new();
             for d in dns_servers.iter().filter(|d| !d.is_empty()) {
@@ -173,6 +177,14 @@ fn main() -> ExitCode {
                     dns_servers: dns,
                     lease_seconds: dhcp_lease_seconds,
                     domain,
+                },
+                bridge_mappings: match controller::runtime::parse_bridge_mappings(&bridge_mappings)
+                {
+                    Ok(m) => m,
+                    Err(e) => {
+                        eprintln!("dragonflow: --bridge-mappings: {e}");
+                        std::process::exit(2);
+                    }
                 },
             };
             tokio::runtime::Builder::new_multi_thread()

@@ -118,6 +118,7 @@ pub fn groups(view: &View, host: &Host, net: &Network) -> Vec<Group> {
                 .map(Bucket::new),
         );
     }
+    all.extend(super::provider::flood_bucket(host, net));
     let group = |id: u32, buckets: Vec<Bucket>| Group {
         id,
         body: GroupBody {

@@ -7,9 +7,11 @@ pub mod arp;
 pub mod dhcp;
 pub mod l2;
 pub mod l3;
+pub mod nat;
 pub mod nd;
 pub mod port_security;
 pub mod ports;
+pub mod provider;
 pub mod security_groups;
 pub mod tunnel;
 
@@ -31,6 +33,10 @@ pub struct Host {
     /// The conntrack zone of each network with a local port, allocated on this host
     /// (`security_groups::assign_zones`).
     pub zones: BTreeMap<String, u16>,
+    /// The OpenFlow port of the patch port to each mapped physical network's bridge.
+    pub provider_ports: BTreeMap<String, u32>,
+    /// MACs of next hops on external networks, by (network id, address), learnt from ARP.
+    pub neighbours: BTreeMap<(String, std::net::IpAddr), [u8; 6]>,
 }
 
 /// The object a flow was compiled for.
@@ -103,6 +109,8 @@ pub fn compile(view: &View, host: &Host, owner: &Owner) -> Vec<Flow> {
                 out.extend(tunnel::port(view, host, p));
                 out.extend(dhcp::compile(view, host, p));
                 out.extend(security_groups::port(view, host, p));
+                out.extend(provider::port(view, host, p));
+                out.extend(nat::port(view, host, p));
                 out
             })
             .unwrap_or_default(),
@@ -112,13 +120,24 @@ pub fn compile(view: &View, host: &Host, owner: &Owner) -> Vec<Flow> {
             .map(|n| {
                 let mut out = tunnel::network(view, host, n);
                 out.extend(l2::network(view, host, n));
+                out.extend(provider::network(view, host, n));
+                out.extend(nat::network(view, host, n));
                 out
             })
             .unwrap_or_default(),
         Table::Router => view
             .routers
             .get(&owner.id)
-            .map(|r| l3::compile(view, r))
+            .map(|r| {
+                let mut out = l3::compile(view, r);
+                out.extend(nat::router(view, host, r));
+                out
+            })
+            .unwrap_or_default(),
+        Table::FloatingIp => view
+            .floating_ips
+            .get(&owner.id)
+            .map(|f| nat::floating_ip(view, host, f))
             .unwrap_or_default(),
         Table::SecurityGroupRule => view
             .rules
@@ -160,11 +179,69 @@ pub fn owners(view: &View) -> Vec<Owner> {
             table: Table::SecurityGroupRule,
             id: id.clone(),
         }))
+        .chain(view.floating_ips.keys().map(|id| Touched {
+            table: Table::FloatingIp,
+            id: id.clone(),
+        }))
         .collect()
+}
+
+/// The north-south owners: provider networks (whether this host serves one follows its
+/// ports and routers) and floating IPs (whose flows follow their port, router and
+/// networks). Few per host, so any change that may move them recompiles them all.
+pub fn north_south(view: &View) -> Vec<Owner> {
+    view.networks
+        .values()
+        .filter(|n| n.network_type.is_provider())
+        .map(|n| Touched {
+            table: Table::Network,
+            id: n.meta.id.clone(),
+        })
+        .chain(view.floating_ips.keys().map(|id| Touched {
+            table: Table::FloatingIp,
+            id: id.clone(),
+        }))
+        .chain(
+            view.routers
+                .values()
+                .filter(|r| r.external_gateway.is_some())
+                .map(|r| Touched {
+                    table: Table::Router,
+                    id: r.meta.id.clone(),
+                }),
+        )
+        .collect()
+}
+
+/// The owners that depend on what the host learnt of next hops' MACs.
+pub fn neighbour_owners(view: &View) -> Vec<Owner> {
+    north_south(view)
 }
 
 /// The owners whose flows depend on a changed object (the object itself among them).
 pub fn affected(view: &View, touched: &Touched) -> Vec<Owner> {
+    let mut out = affected_here(view, touched);
+    if matches!(
+        touched.table,
+        Table::Network | Table::Port | Table::Router | Table::FloatingIp | Table::Subnet
+    ) {
+        out.extend(north_south(view));
+        // The SNAT address port of this host is compiled as a port; it follows its
+        // network's routers.
+        out.extend(
+            view.ports
+                .values()
+                .filter(|p| p.device_owner == nat::CHASSIS_SNAT && p.device_id == view.chassis)
+                .map(|p| Touched {
+                    table: Table::Port,
+                    id: p.meta.id.clone(),
+                }),
+        );
+    }
+    out
+}
+
+fn affected_here(view: &View, touched: &Touched) -> Vec<Owner> {
     match touched.table {
         // A network's key and its ports' places in L2 come from it.
         Table::Network => std::iter::once(touched.clone())
@@ -214,6 +291,7 @@ pub fn affected(view: &View, touched: &Touched) -> Vec<Owner> {
         // A rule's conj_id flow; the view also reports the groups it belongs to and names.
         Table::SecurityGroupRule => vec![touched.clone()],
         Table::SecurityGroup => security_groups::affected_by_group(view, &touched.id),
+        Table::FloatingIp => vec![touched.clone()],
         _ => Vec::new(),
     }
 }
@@ -562,6 +640,16 @@ mod tests {
             })
             .into_iter()
             .collect();
+        // Sometimes a gateway on the external network, with or without SNAT.
+        let external_gateway = (rnd(2) == 0).then(|| model::ExternalGateway {
+            network_id: "ext".into(),
+            enable_snat: rnd(2) == 0,
+            external_fixed_ips: vec![model::FixedIp {
+                subnet_id: "sext".into(),
+                ip_address: format!("203.0.113.{}", 2 + which).parse().unwrap(),
+            }],
+            port_id: format!("gw{which}"),
+        });
         model::Router {
             meta: Meta {
                 id: format!("r{which}"),
@@ -569,7 +657,7 @@ mod tests {
                 ..Meta::default()
             },
             admin_state_up: true,
-            external_gateway: None,
+            external_gateway,
             routes,
             interfaces,
             unique_key: 50 + which as u32,
@@ -606,8 +694,51 @@ mod tests {
         let mut v = View::new("h");
         let mut host = Host {
             tunnels: [("geneve".to_string(), 99)].into(),
+            provider_ports: [("physnet1".to_string(), 77)].into(),
+            neighbours: [(
+                ("ext".to_string(), "203.0.113.1".parse().unwrap()),
+                [2, 0, 0, 0, 0, 1],
+            )]
+            .into(),
             ..Host::default()
         };
+        // The external network (flat on physnet1), its subnet, and this host's SNAT port.
+        let ext = Network {
+            external: true,
+            network_type: NetworkType::Flat,
+            physical_network: Some("physnet1".into()),
+            segmentation_id: None,
+            ..network("ext", 40)
+        };
+        v.apply(&put(900, &ext));
+        let sext = model::Subnet {
+            meta: Meta {
+                id: "sext".into(),
+                project_id: "p".into(),
+                ..Meta::default()
+            },
+            network_id: "ext".into(),
+            ip_version: 4,
+            cidr: "203.0.113.0/24".parse().unwrap(),
+            gateway_ip: Some("203.0.113.1".parse().unwrap()),
+            allocation_pools: vec![],
+            enable_dhcp: false,
+            dns_nameservers: vec![],
+            host_routes: vec![],
+            ipv6_ra_mode: None,
+            ipv6_address_mode: None,
+            deleting: false,
+        };
+        v.apply(&put(901, &sext));
+        let mut snat = port("snat-h", "ext", "h", 90, 90);
+        snat.device_owner = nat::CHASSIS_SNAT.into();
+        snat.device_id = "h".into();
+        snat.fixed_ips = vec![model::FixedIp {
+            subnet_id: "sext".into(),
+            ip_address: "203.0.113.20".parse().unwrap(),
+        }];
+        v.apply(&put(902, &snat));
+        let mut fip_ports = 0;
         for (rev, name) in [(1000, "h"), (1001, "o")] {
             let c = model::Chassis {
                 id: name.into(),
@@ -629,13 +760,39 @@ mod tests {
         sent.follow(&mut d);
         let mut routed = 0;
         let (mut seen_clauses, mut seen_rule) = ([false; 2], false);
+        let mut nated = 0;
         // Port keys, MACs and port numbers are unique per port, as the API and OVS make them.
-        for rev in 1..600 {
+        for rev in 1..1000 {
             let n = rnd(12);
             let id = format!("x{n}");
             let k = rnd(3);
             let net = format!("n{k}");
-            let change = match rnd(15) {
+            let change = match rnd(17) {
+                // Floating IPs come, move between ports and routers, and go.
+                14 => {
+                    let f = model::FloatingIp {
+                        meta: Meta {
+                            id: format!("f{}", rnd(3)),
+                            project_id: "p".into(),
+                            ..Meta::default()
+                        },
+                        floating_network_id: "ext".into(),
+                        floating_ip_address: format!("203.0.113.{}", 30 + n).parse().unwrap(),
+                        floating_subnet_id: "sext".into(),
+                        floating_port_id: format!("fp{n}"),
+                        port_id: Some(id.clone()),
+                        fixed_ip_address: Some(format!("10.0.{k}.{}", 10 + n).parse().unwrap()),
+                        router_id: Some(format!("r{}", rnd(2))),
+                    };
+                    let mut fp = port(&format!("fp{n}"), "ext", "", 60 + n as u32, 60 + n as u8);
+                    fp.device_owner = model::owner::FLOATING_IP.into();
+                    fip_ports += 1;
+                    let touched = v.apply(&put(rev, &fp));
+                    let todo: Vec<Owner> = touched.iter().flat_map(|t| affected(&v, t)).collect();
+                    d.update(&v, &host, todo);
+                    put(rev, &f)
+                }
+                15 => gone(rev, "floatingip", &format!("f{}", rnd(3))),
                 // Routers come and go with interfaces on random networks and a route.
                 6 => put(rev, &random_router(&mut rnd)),
                 7 => gone(rev, "router", &format!("r{}", rnd(2))),
@@ -766,11 +923,18 @@ mod tests {
                 .iter()
                 .filter(|(k, _)| k.table == table::L3)
                 .count();
+            nated += d
+                .table()
+                .iter()
+                .filter(|(k, _)| k.table == table::EGRESS_NAT)
+                .count();
         }
         assert!(routed > 500, "routers were exercised: {routed}");
         assert!(
             seen_clauses == [true, true] && seen_rule,
-            "security groups exercised"
+            "security groups exercised: clauses {seen_clauses:?}, rule {seen_rule}"
         );
+        assert!(fip_ports > 10, "floating IPs were exercised: {fip_ports}");
+        assert!(nated > 50, "north-south flows were exercised: {nated}");
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod dhcp;
 pub mod l3;
+pub mod nat;
 pub mod nd;
 pub mod rate;
 
@@ -33,6 +34,8 @@ pub struct Punt {
     pub nd: nd::NdPunt,
     /// The DHCP responder.
     pub dhcp: dhcp::Dhcp,
+    /// External next hops and announcements (north-south NAT).
+    pub nat: nat::NatPunt,
 }
 
 impl Punt {
@@ -48,6 +51,7 @@ impl Punt {
         match Cookie::decode(pi.cookie).map(|c| c.app) {
             Some(App::L3) => self.l3.handle(view, now, pi),
             Some(App::Nd) => self.nd.handle(view, now, pi),
+            Some(App::Nat) => self.nat.handle(view, pi),
             Some(app) => {
                 self.unhandled += 1;
                 tracing::debug!(?app, table = pi.table_id, "packet-in with no handler");
