@@ -3,6 +3,7 @@
 
 mod config;
 mod db;
+mod sandbox;
 
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
@@ -94,6 +95,11 @@ enum Command {
         #[command(subcommand)]
         command: db::DbCommand,
     },
+    /// A whole cloud on one machine: hosts, VMs, a demo topology and live checks.
+    Sandbox {
+        #[command(subcommand)]
+        command: sandbox::SandboxCommand,
+    },
 }
 
 fn init_logging(json: bool) {
@@ -122,6 +128,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Server { listen, db } => run_server(file, listen, db),
         Command::Db { nb, json, command } => db::run(&nb, json, command),
+        Command::Sandbox { command } => sandbox::run(command),
         Command::Controller {
             chassis,
             nb,
