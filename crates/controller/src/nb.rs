@@ -17,7 +17,9 @@ pub enum Nb {
         base: String,
         http: reqwest::Client,
     },
-    Store(Arc<dyn Store>),
+    /// A store read and written directly, and the API server if one was named (`--api`):
+    /// the few writes that need its allocation (a host's SNAT address) go there.
+    Store(Arc<dyn Store>, Option<String>),
 }
 
 /// A change stream limited to some tables and topics.
@@ -46,7 +48,7 @@ impl NbWatch {
 
 impl Nb {
     /// Connects to `url`; a store is checked reachable now, a server when first used.
-    pub async fn connect(url: &str) -> Result<Nb, String> {
+    pub async fn connect(url: &str, api: Option<&str>) -> Result<Nb, String> {
         if url.starts_with("http://") || url.starts_with("https://") {
             return Ok(Nb::Server {
                 remote: Remote::new(url),
@@ -65,7 +67,7 @@ impl Nb {
         }
         nbdb::connect(url)
             .await
-            .map(Nb::Store)
+            .map(|store| Nb::Store(store, api.map(|a| a.trim_end_matches('/').to_string())))
             .map_err(|e| format!("NB store {url}: {e}"))
     }
 
@@ -77,7 +79,7 @@ impl Nb {
     ) -> Result<Snapshot, StoreError> {
         match self {
             Nb::Server { remote, .. } => remote.snapshot(&filter(tables, topics)).await,
-            Nb::Store(store) => {
+            Nb::Store(store, _) => {
                 let mut snap = store.snapshot().await?;
                 snap.records.retain(|r| {
                     tables.contains(&r.table) && r.topic.as_ref().is_none_or(|t| topics.contains(t))
@@ -98,7 +100,7 @@ impl Nb {
             Nb::Server { remote, .. } => {
                 NbWatch::Server(remote.watch(after, filter(tables, topics)))
             }
-            Nb::Store(store) => NbWatch::Store {
+            Nb::Store(store, _) => NbWatch::Store {
                 watch: Watch::new(store.clone(), after, Some(topics.iter().cloned().collect())),
                 tables: tables.clone(),
             },
@@ -109,7 +111,7 @@ impl Nb {
     pub async fn get(&self, table: &str, id: &str) -> Result<Option<Record>, StoreError> {
         match self {
             Nb::Server { remote, .. } => remote.get(table, id).await,
-            Nb::Store(store) => store.get(table, id).await,
+            Nb::Store(store, _) => store.get(table, id).await,
         }
     }
 
@@ -140,7 +142,7 @@ impl Nb {
                 }
                 Err("registering chassis: no answer".into())
             }
-            Nb::Store(store) => {
+            Nb::Store(store, _) => {
                 let value = serde_json::to_vec(chassis).map_err(|e| e.to_string())?;
                 store
                     .commit(vec![Op::put("chassis", &chassis.id, value, Expect::Any)])
@@ -170,7 +172,7 @@ impl Nb {
                     Err(format!("HTTP {}", r.status()))
                 }
             }
-            Nb::Store(store) => {
+            Nb::Store(store, _) => {
                 // Compare-and-set on the port's revision: an API update in between wins
                 // and the binding is written again on top of it.
                 for _ in 0..10 {
@@ -207,10 +209,22 @@ impl Nb {
         chassis: &str,
         owner: &str,
     ) -> Result<(), String> {
-        let Nb::Server { base, http, .. } = self else {
-            return Err(
-                "SNAT addresses are allocated through the API server (--nb http://…)".into(),
-            );
+        let direct;
+        let (base, http) = match self {
+            Nb::Server { base, http, .. } => (base, http),
+            Nb::Store(_, Some(api)) => {
+                direct = reqwest::Client::builder()
+                    .timeout(Duration::from_secs(5))
+                    .build()
+                    .map_err(|e| e.to_string())?;
+                (api, &direct)
+            }
+            Nb::Store(_, None) => {
+                return Err(
+                    "SNAT addresses are allocated by the API server: give --api http://… with a store's --nb"
+                        .into(),
+                );
+            }
         };
         let url = format!("{base}/v2.0/ports");
         // Filtered by the server where it can, and checked here in any case.

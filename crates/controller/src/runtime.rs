@@ -31,6 +31,8 @@ pub struct Config {
     pub tunnel_types: Vec<String>,
     /// ICMP errors a router port answers per second (TTL expiry, unreachables).
     pub icmp_rate: u32,
+    /// The API server, when `nb` names a store: for the writes that need its allocation.
+    pub api: Option<String>,
     /// The DHCP responder's settings.
     pub dhcp: crate::punt::dhcp::Config,
     /// Physical networks and the operator's bridge of each (`--bridge-mappings
@@ -150,7 +152,7 @@ impl Follow {
 
 /// Runs until the process is stopped; returns only on a fatal error.
 pub async fn run(cfg: Config) -> Result<(), String> {
-    let nb = Nb::connect(&cfg.nb).await?;
+    let nb = Nb::connect(&cfg.nb, cfg.api.as_deref()).await?;
     let tunnel_types = cfg
         .tunnel_types
         .iter()

@@ -80,6 +80,10 @@ enum Command {
         /// Domain name handed out by DHCP.
         #[arg(long, default_value = "openstacklocal")]
         domain: String,
+        /// The API server, when --nb names a store (etcd://, redis://): a host's SNAT address
+        /// is allocated through it.
+        #[arg(long)]
+        api: Option<String>,
         /// Physical networks and their bridges: `physnet1:br-ex[,physnet2:br-ex2]`.
         #[arg(long, default_value = "")]
         bridge_mappings: String,
@@ -144,6 +148,7 @@ fn main() -> ExitCode {
             dhcp_lease_seconds,
             domain,
             bridge_mappings,
+            api,
         } => {
             let mut dns = Vec::new();
             for d in dns_servers.iter().filter(|d| !d.is_empty()) {
@@ -171,6 +176,7 @@ fn main() -> ExitCode {
                 datapath_type,
                 tunnel_types: tunnel_types.split(',').map(str::to_string).collect(),
                 icmp_rate,
+                api,
                 dhcp: controller::punt::dhcp::Config {
                     rate_limit: dhcp_rate_limit,
                     block: std::time::Duration::from_secs(dhcp_block_seconds),

@@ -198,6 +198,11 @@ pub fn start_controller(st: &mut State, i: usize, exe: &Path) -> Result<(), Stri
     if controller_has_bridge_mappings(exe) {
         c.arg(format!("--bridge-mappings={PHYSNET}:br-ex"));
     }
+    // Reading etcd or Redis directly, the controller still asks the server for its SNAT
+    // address (the server allocates addresses).
+    if !st.nb.starts_with("http") {
+        c.args(["--api", &st.url]);
+    }
     let pid = spawn_detached(&mut c, &log)?;
     st.processes.push((format!("{} controller", h.name), pid));
     st.save()?;
