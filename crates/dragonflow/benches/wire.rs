@@ -4,7 +4,8 @@
 //! controller` (release builds), a real OVS (userspace datapath), embedded store. Also
 //! counts the host's flows and groups. Records in docs/benchmarks.md.
 //!
-//! `cargo bench -p dragonflow --bench wire` (env: DF_BENCH_PORTS, default 50). Needs root.
+//! `cargo bench -p dragonflow --bench wire` (env: DF_BENCH_PORTS, default 50; DF_BENCH_VERBOSE
+//! prints each port's stages, DF_BENCH_LOG the controller's log). Needs root.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -130,6 +131,19 @@ fn main() {
             );
         }
     }
+    if std::env::var("DF_BENCH_LOG").is_ok() {
+        eprintln!("{}", ctl.log());
+    }
+    // The first and the last ten ports: how the time grows as br-int gains ports.
+    let median_of = |v: &[Duration]| {
+        let mut v = v.to_vec();
+        v.sort();
+        ms(percentile(&v, 0.5))
+    };
+    let k = n.min(10);
+    let (first, last) = (median_of(&samples[..k]), median_of(&samples[n - k..]));
+    let plug_first = median_of(&stages[..k].iter().map(|s| s.1).collect::<Vec<_>>());
+    let plug_last = median_of(&stages[n - k..].iter().map(|s| s.1).collect::<Vec<_>>());
     let mut sorted = samples.clone();
     sorted.sort();
     let flows = ovs
@@ -167,7 +181,8 @@ fn main() {
              | wire latency p99 | {p99:.1} ms | < 100 ms |\n\
              | wire latency max | {max:.1} ms | |\n\
              | flows on the host, {ports} local ports on one network | {flows} ({:.1} per port) | |\n\
-             | groups on the host | {groups} (the network's two flood groups) | |\n",
+             | groups on the host | {groups} (the network's two flood groups) | |\n\n\
+             The time grows with the ports already on br-int: median {first:.1} ms over the first {k} ports, {last:.1} ms over the last {k}; of that, create + `ovs-vsctl add-port` alone took {plug_first:.1} ms and {plug_last:.1} ms.\n",
             flows as f64 / ports as f64
         ),
     );

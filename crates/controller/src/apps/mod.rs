@@ -320,6 +320,8 @@ pub struct Desired {
     /// the previous state needs to be told, without comparing every flow.
     dirty: std::collections::HashSet<FlowKey>,
     dirty_groups: std::collections::BTreeSet<u32>,
+    /// Set while compiling from scratch: everything changes, nothing is worth recording.
+    untracked: bool,
 }
 
 impl Desired {
@@ -329,7 +331,9 @@ impl Desired {
             if self.owner_of.get(&key) == Some(owner) {
                 self.owner_of.remove(&key);
                 self.table.remove(&key);
-                self.dirty.insert(key);
+                if !self.untracked {
+                    self.dirty.insert(key);
+                }
             }
         }
         if flows.is_empty() {
@@ -344,7 +348,9 @@ impl Desired {
             {
                 tracing::warn!(?other, ?owner, key = ?f.key, "two owners compiled the same flow");
             }
-            self.dirty.insert(f.key.clone());
+            if !self.untracked {
+                self.dirty.insert(f.key.clone());
+            }
             self.table.insert(f.key, f.body);
         }
         self.by_owner.insert(owner.clone(), keys);
@@ -355,14 +361,18 @@ impl Desired {
     pub fn set_groups(&mut self, owner: &Owner, groups: Vec<Group>) {
         for id in self.groups_by_owner.remove(owner).unwrap_or_default() {
             self.groups.remove(id);
-            self.dirty_groups.insert(id);
+            if !self.untracked {
+                self.dirty_groups.insert(id);
+            }
         }
         if groups.is_empty() {
             return;
         }
         let ids = groups.iter().map(|g| g.id).collect();
         for g in groups {
-            self.dirty_groups.insert(g.id);
+            if !self.untracked {
+                self.dirty_groups.insert(g.id);
+            }
             self.groups.insert(g.id, g.body);
         }
         self.groups_by_owner.insert(owner.clone(), ids);
@@ -380,12 +390,14 @@ impl Desired {
 
     /// Compiles everything from scratch.
     pub fn full(view: &View, host: &Host) -> Desired {
-        let mut d = Desired::default();
-        d.update(view, host, owners(view));
-        // Everything changed: a switch is brought to it by a full comparison, not by a list
+        // Everything changes: a switch is brought to it by a full comparison, not by a list
         // of every key.
-        d.dirty = Default::default();
-        d.dirty_groups = Default::default();
+        let mut d = Desired {
+            untracked: true,
+            ..Desired::default()
+        };
+        d.update(view, host, owners(view));
+        d.untracked = false;
         d
     }
 
