@@ -7,59 +7,32 @@
 mod common;
 
 use common::Server;
-use common::cloud::{addr, underlay, wait_until};
+use common::cloud::{Controller as Ctl, addr, underlay, wait_until};
 use serde_json::{Value, json};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-/// `dragonflow controller` with extra flags (the shared harness starts it with none).
-struct Ctl(Child, tempfile::NamedTempFile);
-
-impl Ctl {
-    fn start(srv: &Server, ovs: &testbed::Ovs, name: &str, ip: &str, extra: &[&str]) -> Ctl {
-        let log = tempfile::NamedTempFile::new().expect("log");
-        let child = Command::new(env!("CARGO_BIN_EXE_dragonflow"))
-            .args([
-                "controller",
-                "--chassis",
-                name,
-                "--nb",
-                &srv.url,
-                "--local-ip",
-                ip,
-                "--tunnel-types",
-                "geneve",
-                "--dns-servers",
-                "192.0.2.53,192.0.2.54",
-            ])
-            .args(extra)
-            .arg(format!("--ovsdb=unix:{}", ovs.db_sock().display()))
-            .arg(format!(
-                "--openflow=unix:{}",
-                ovs.mgmt_sock("br-int").display()
-            ))
-            .env("DRAGONFLOW_LOG", "info,controller::punt=debug")
-            .env("NO_COLOR", "1")
-            .stderr(Stdio::from(log.reopen().expect("log")))
-            .spawn()
-            .expect("controller");
-        wait_until("br-int", Duration::from_secs(20), || {
-            ovs.vsctl(["br-exists", "br-int"]).is_ok()
-        });
-        Ctl(child, log)
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.1.path()).unwrap_or_default()
-    }
-}
-
-impl Drop for Ctl {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+/// `dragonflow controller` with the DHCP test's DNS servers, the DHCP handler's debug lines
+/// (which the tests read) and `extra` flags.
+fn ctl(srv: &Server, ovs: &testbed::Ovs, name: &str, ip: &str, extra: &[&str]) -> Ctl {
+    let mut args = vec![
+        "--tunnel-types",
+        "geneve",
+        "--dns-servers",
+        "192.0.2.53,192.0.2.54",
+    ];
+    args.extend_from_slice(extra);
+    let c = Ctl::spawn(
+        &srv.url,
+        ovs,
+        name,
+        ip,
+        &args,
+        Some("info,controller::punt=debug"),
+    );
+    c.wait_for_br_int(ovs);
+    c
 }
 
 /// A VM with no address, and its DHCP client's files. Its `/etc/netns/NS/resolv.conf`
@@ -175,8 +148,8 @@ fn two_hosts() -> (Server, [testbed::Ovs; 2], [Ctl; 2]) {
     testbed::veth("ul0", ovs_a.own_netns(), "ul0", ovs_b.own_netns()).expect("wire");
     underlay(&ovs_a, "ul0", "192.0.2.1/24");
     underlay(&ovs_b, "ul0", "192.0.2.2/24");
-    let ctl_a = Ctl::start(&srv, &ovs_a, "host-a", "192.0.2.1", &[]);
-    let ctl_b = Ctl::start(&srv, &ovs_b, "host-b", "192.0.2.2", &[]);
+    let ctl_a = ctl(&srv, &ovs_a, "host-a", "192.0.2.1", &[]);
+    let ctl_b = ctl(&srv, &ovs_b, "host-b", "192.0.2.2", &[]);
     (srv, [ovs_a, ovs_b], [ctl_a, ctl_b])
 }
 
@@ -272,7 +245,7 @@ fn host_routes_arrive_a_changed_address_comes_at_renewal_and_disabled_dhcp_answe
     let srv = Server::start();
     let (ovs, name) = host("host-a");
     // A short lease: renewal (T1) after 3 s.
-    let ctl = Ctl::start(
+    let ctl = ctl(
         &srv,
         &ovs,
         name,
@@ -452,7 +425,7 @@ fn a_vm_flooding_discovers_does_not_delay_another_vms_lease() {
     }
     let srv = Server::start();
     let (ovs, name) = host("host-a");
-    let ctl = Ctl::start(&srv, &ovs, name, "192.0.2.1", &[]);
+    let ctl = ctl(&srv, &ovs, name, "192.0.2.1", &[]);
     let (net, _) = network(&srv, "10.40.0.0/24", json!({}));
     let pf = srv.create("ports", "port", json!({"network_id": net["id"]}));
     let pq = srv.create("ports", "port", json!({"network_id": net["id"]}));

@@ -17,7 +17,33 @@ impl Controller {
 
     /// The same, with `--nb nb` (a server URL, or a store's such as `etcd://…`).
     pub fn start_nb(nb: &str, ovs: &testbed::Ovs, name: &str, ip: &str) -> Controller {
-        let log = tempfile::NamedTempFile::new().expect("log");
+        let c = Controller::spawn(
+            nb,
+            ovs,
+            name,
+            ip,
+            &["--tunnel-types", "geneve,vxlan,gre"],
+            None,
+        );
+        c.wait_for_br_int(ovs);
+        c
+    }
+
+    /// `dragonflow controller` with `args` after the chassis, store and OVS ones, logging at
+    /// `log` (default: `DF_TEST_LOG`, else info) in plain text.
+    pub fn spawn(
+        nb: &str,
+        ovs: &testbed::Ovs,
+        name: &str,
+        ip: &str,
+        args: &[&str],
+        log: Option<&str>,
+    ) -> Controller {
+        let file = tempfile::NamedTempFile::new().expect("log");
+        let level = log
+            .map(str::to_string)
+            .or_else(|| std::env::var("DF_TEST_LOG").ok())
+            .unwrap_or_else(|| "info".into());
         let child = Command::new(env!("CARGO_BIN_EXE_dragonflow"))
             .args([
                 "controller",
@@ -27,25 +53,26 @@ impl Controller {
                 nb,
                 "--local-ip",
                 ip,
-                "--tunnel-types",
-                "geneve,vxlan,gre",
             ])
             .arg(format!("--ovsdb=unix:{}", ovs.db_sock().display()))
             .arg(format!(
                 "--openflow=unix:{}",
                 ovs.mgmt_sock("br-int").display()
             ))
-            .env(
-                "DRAGONFLOW_LOG",
-                std::env::var("DF_TEST_LOG").unwrap_or_else(|_| "info".into()),
-            )
-            .stderr(Stdio::from(log.reopen().expect("log")))
+            .args(args)
+            .env("DRAGONFLOW_LOG", level)
+            .env("NO_COLOR", "1")
+            .stderr(Stdio::from(file.reopen().expect("log")))
             .spawn()
             .expect("controller");
+        Controller(child, file)
+    }
+
+    /// Waits until the controller has made br-int.
+    pub fn wait_for_br_int(&self, ovs: &testbed::Ovs) {
         wait_until("br-int", Duration::from_secs(20), || {
             ovs.vsctl(["br-exists", "br-int"]).is_ok()
         });
-        Controller(child, log)
     }
 
     pub fn log(&self) -> String {

@@ -10,51 +10,24 @@ use serde_json::{Value, json};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A controller process with bridge mappings (the shared harness starts them without).
-pub struct Ctl(Child, tempfile::NamedTempFile);
+pub use crate::common::cloud::Controller as Ctl;
 
-impl Ctl {
-    pub fn start(srv: &Server, ovs: &testbed::Ovs, name: &str, ip: &str) -> Ctl {
-        let log = tempfile::NamedTempFile::new().expect("log");
-        let child = Command::new(env!("CARGO_BIN_EXE_dragonflow"))
-            .args([
-                "controller",
-                "--chassis",
-                name,
-                "--nb",
-                &srv.url,
-                "--local-ip",
-                ip,
-                "--tunnel-types",
-                "geneve",
-                "--bridge-mappings",
-                "physnet1:br-ex",
-            ])
-            .arg(format!("--ovsdb=unix:{}", ovs.db_sock().display()))
-            .arg(format!(
-                "--openflow=unix:{}",
-                ovs.mgmt_sock("br-int").display()
-            ))
-            .env(
-                "DRAGONFLOW_LOG",
-                std::env::var("DF_TEST_LOG").unwrap_or_else(|_| "info".into()),
-            )
-            .stderr(Stdio::from(log.reopen().expect("log")))
-            .spawn()
-            .expect("controller");
-        Ctl(child, log)
-    }
-
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(self.1.path()).unwrap_or_default()
-    }
-}
-
-impl Drop for Ctl {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+/// A controller with `--bridge-mappings physnet1:br-ex` (the shared harness starts them
+/// without).
+pub fn controller(srv: &Server, ovs: &testbed::Ovs, name: &str, ip: &str) -> Ctl {
+    Ctl::spawn(
+        &srv.url,
+        ovs,
+        name,
+        ip,
+        &[
+            "--tunnel-types",
+            "geneve",
+            "--bridge-mappings",
+            "physnet1:br-ex",
+        ],
+        None,
+    )
 }
 
 pub struct Cloud {
@@ -156,8 +129,8 @@ impl Cloud {
         ip(&outside, &["link", "set", "eth0", "up"]);
         let _ = outside.exec(["ethtool", "-K", "eth0", "tx", "off"]);
         let ctl = vec![
-            Ctl::start(&srv, &ovs[0], "host-a", "192.0.2.1"),
-            Ctl::start(&srv, &ovs[1], "host-b", "192.0.2.2"),
+            controller(&srv, &ovs[0], "host-a", "192.0.2.1"),
+            controller(&srv, &ovs[1], "host-b", "192.0.2.2"),
         ];
         for o in &ovs {
             wait_until("patch ports", Duration::from_secs(20), || {
