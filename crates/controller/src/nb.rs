@@ -19,7 +19,22 @@ pub enum Nb {
     },
     /// A store read and written directly, and the API server if one was named (`--api`):
     /// the few writes that need its allocation (a host's SNAT address) go there.
-    Store(Arc<dyn Store>, Option<String>),
+    Store(Arc<dyn Store>, Option<Api>),
+}
+
+/// The API server for the writes only it can make: its URL and one client.
+pub struct Api {
+    base: String,
+    http: reqwest::Client,
+}
+
+/// An HTTP client whose requests give up after a while: a request the server never
+/// answers must not hold the controller.
+fn client() -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .map_err(|e| e.to_string())
 }
 
 /// A change stream limited to some tables and topics.
@@ -53,11 +68,7 @@ impl Nb {
             return Ok(Nb::Server {
                 remote: Remote::new(url),
                 base: url.trim_end_matches('/').to_string(),
-                // A request the server never answers must not hold the controller.
-                http: reqwest::Client::builder()
-                    .timeout(Duration::from_secs(5))
-                    .build()
-                    .map_err(|e| e.to_string())?,
+                http: client()?,
             });
         }
         if url.starts_with("embedded:") || !url.contains("://") {
@@ -65,10 +76,17 @@ impl Nb {
                 "--nb {url}: the embedded store belongs to the API server; give the server's URL (http://HOST:9696)"
             ));
         }
-        nbdb::connect(url)
+        let api = match api {
+            Some(a) => Some(Api {
+                base: a.trim_end_matches('/').to_string(),
+                http: client()?,
+            }),
+            None => None,
+        };
+        let store = nbdb::connect(url)
             .await
-            .map(|store| Nb::Store(store, api.map(|a| a.trim_end_matches('/').to_string())))
-            .map_err(|e| format!("NB store {url}: {e}"))
+            .map_err(|e| format!("NB store {url}: {e}"))?;
+        Ok(Nb::Store(store, api))
     }
 
     /// Everything of `tables` in `topics` (plus the topic-less objects), at one revision.
@@ -209,16 +227,9 @@ impl Nb {
         chassis: &str,
         owner: &str,
     ) -> Result<(), String> {
-        let direct;
         let (base, http) = match self {
             Nb::Server { base, http, .. } => (base, http),
-            Nb::Store(_, Some(api)) => {
-                direct = reqwest::Client::builder()
-                    .timeout(Duration::from_secs(5))
-                    .build()
-                    .map_err(|e| e.to_string())?;
-                (api, &direct)
-            }
+            Nb::Store(_, Some(api)) => (&api.base, &api.http),
             Nb::Store(_, None) => {
                 return Err(
                     "SNAT addresses are allocated by the API server: give --api http://… with a store's --nb"

@@ -320,7 +320,7 @@ impl View {
                 if let Some(sg) = self.security_groups.get(g) {
                     topics.insert(sg.topic().to_string());
                 }
-                for r in self.rules.values().filter(|r| &r.security_group_id == g) {
+                for r in self.rules_of(g) {
                     if let Some(rg) = r
                         .remote_group_id
                         .as_ref()
@@ -364,7 +364,7 @@ impl View {
                         id: g.clone(),
                     });
                 }
-                for r in self.rules.values().filter(|r| &r.security_group_id == g) {
+                for r in self.rules_of(g) {
                     if let Some(rg) = &r.remote_group_id
                         && !self.security_groups.contains_key(rg)
                     {

@@ -66,6 +66,17 @@ fn parse_item(v: &Value) -> Result<Change> {
     })
 }
 
+/// A snapshot record from a decoded stream item.
+fn record(c: Change) -> Record {
+    Record {
+        table: c.table,
+        id: c.id,
+        revision: c.revision,
+        topic: c.topic,
+        value: c.value.unwrap_or_default(),
+    }
+}
+
 impl Remote {
     pub fn new(base: &str) -> Remote {
         Remote {
@@ -74,55 +85,11 @@ impl Remote {
         }
     }
 
-    /// All objects (within `filter`) at one revision.
-    pub async fn snapshot(&self, filter: &Filter) -> Result<Snapshot> {
-        let url = format!(
-            "{}/nb/v1/snapshot?{}",
-            self.base,
-            filter.query().trim_start_matches('&')
-        );
+    /// A JSON document from the server; `None` for 404.
+    async fn get_json(&self, url: &str) -> Result<Option<Value>> {
         let resp = self
             .client
-            .get(&url)
-            .timeout(REQUEST_TIMEOUT)
-            .send()
-            .await
-            .map_err(unavailable)?;
-        if !resp.status().is_success() {
-            return Err(unavailable(format!("{url}: HTTP {}", resp.status())));
-        }
-        let body = resp.bytes().await.map_err(unavailable)?;
-        let v: Value = serde_json::from_slice(&body)
-            .map_err(|e| StoreError::Corrupt(format!("{url}: {e}")))?;
-        let revision = v
-            .get("revision")
-            .and_then(Value::as_u64)
-            .unwrap_or_default();
-        let mut records = Vec::new();
-        for item in v
-            .get("records")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let c = parse_item(item)?;
-            records.push(Record {
-                table: c.table,
-                id: c.id,
-                revision: c.revision,
-                topic: c.topic,
-                value: c.value.unwrap_or_default(),
-            });
-        }
-        Ok(Snapshot { revision, records })
-    }
-
-    /// One object, `None` when there is no such object.
-    pub async fn get(&self, table: &str, id: &str) -> Result<Option<Record>> {
-        let url = format!("{}/nb/v1/objects/{table}/{id}", self.base);
-        let resp = self
-            .client
-            .get(&url)
+            .get(url)
             .timeout(REQUEST_TIMEOUT)
             .send()
             .await
@@ -134,16 +101,43 @@ impl Remote {
             return Err(unavailable(format!("{url}: HTTP {}", resp.status())));
         }
         let body = resp.bytes().await.map_err(unavailable)?;
-        let v: Value = serde_json::from_slice(&body)
-            .map_err(|e| StoreError::Corrupt(format!("{url}: {e}")))?;
-        let c = parse_item(&v)?;
-        Ok(Some(Record {
-            table: c.table,
-            id: c.id,
-            revision: c.revision,
-            topic: c.topic,
-            value: c.value.unwrap_or_default(),
-        }))
+        serde_json::from_slice(&body)
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt(format!("{url}: {e}")))
+    }
+
+    /// All objects (within `filter`) at one revision.
+    pub async fn snapshot(&self, filter: &Filter) -> Result<Snapshot> {
+        let url = format!(
+            "{}/nb/v1/snapshot?{}",
+            self.base,
+            filter.query().trim_start_matches('&')
+        );
+        let v = self
+            .get_json(&url)
+            .await?
+            .ok_or_else(|| unavailable(format!("{url}: HTTP 404")))?;
+        let revision = v
+            .get("revision")
+            .and_then(Value::as_u64)
+            .unwrap_or_default();
+        let records = v
+            .get("records")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .map(|item| parse_item(item).map(record))
+            .collect::<Result<_>>()?;
+        Ok(Snapshot { revision, records })
+    }
+
+    /// One object, `None` when there is no such object.
+    pub async fn get(&self, table: &str, id: &str) -> Result<Option<Record>> {
+        let url = format!("{}/nb/v1/objects/{table}/{id}", self.base);
+        match self.get_json(&url).await? {
+            Some(v) => parse_item(&v).map(|c| Some(record(c))),
+            None => Ok(None),
+        }
     }
 
     /// Follows the change stream from after `after`.
