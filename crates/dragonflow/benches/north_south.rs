@@ -9,7 +9,7 @@ mod common;
 #[path = "../tests/ns/mod.rs"]
 mod ns;
 
-use ns::{Cloud, external, ip, reaches};
+use ns::{Cloud, reaches, routed_inside};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 use testbed::bench::{ms, percentile, write_section};
@@ -43,31 +43,7 @@ fn main() {
         return;
     }
     let t = Cloud::start(None);
-    ip(
-        &t.outside,
-        &["addr", "add", "203.0.113.1/24", "dev", "eth0"],
-    );
-    let (ext, _) = external(&t);
-    let net = t
-        .srv
-        .create("networks", "network", json!({"name": "inside"}));
-    let sub = t.srv.create(
-        "subnets",
-        "subnet",
-        json!({"network_id": net["id"], "ip_version": 4, "cidr": "10.0.0.0/24"}),
-    );
-    let r = t.srv.create(
-        "routers",
-        "router",
-        json!({"name": "r", "external_gateway_info": {"network_id": ext["id"]}}),
-    );
-    let rid = r["id"].as_str().unwrap();
-    let (st, _) = t.srv.call(
-        "PUT",
-        &format!("/v2.0/routers/{rid}/add_router_interface"),
-        Some(json!({"subnet_id": sub["id"]})),
-    );
-    assert_eq!(st, 200);
+    let (ext, net) = routed_inside(&t);
     let ports = [t.port(&net), t.port(&net)];
     let vms = [t.plug(&ports[0], 0), t.plug(&ports[1], 1)];
     for vm in &vms {

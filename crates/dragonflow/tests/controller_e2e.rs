@@ -20,12 +20,7 @@ fn one_host_switches_between_ports_created_through_the_api() {
     let ctl = Controller::start(&srv, &ovs, "host-a", "192.0.2.1");
     let ctl_log = || ctl.log();
 
-    let net = srv.create("networks", "network", json!({"name": "n"}));
-    srv.create(
-        "subnets",
-        "subnet",
-        json!({"network_id": net["id"], "ip_version": 4, "cidr": "10.0.0.0/24"}),
-    );
+    let net = srv.network("n", "10.0.0.0/24");
     let pa = srv.create(
         "ports",
         "port",
@@ -123,12 +118,7 @@ fn a_killed_controller_loses_no_packet_and_restarts_hitless() {
         return;
     }
     let mut t = two_hosts();
-    let net = t.srv.create("networks", "network", json!({"name": "n"}));
-    t.srv.create(
-        "subnets",
-        "subnet",
-        json!({"network_id": net["id"], "ip_version": 4, "cidr": "10.0.0.0/24"}),
-    );
+    let net = t.srv.network("n", "10.0.0.0/24");
     let (a, _) = t.vm(&net, 0);
     let (_b, ip_b) = t.vm(&net, 1);
     assert!(a.pings(&ip_b), "{}", t.dumps());
@@ -181,12 +171,7 @@ fn a_restarted_vswitchd_gets_its_flows_back() {
         return;
     }
     let t = two_hosts();
-    let net = t.srv.create("networks", "network", json!({"name": "n"}));
-    t.srv.create(
-        "subnets",
-        "subnet",
-        json!({"network_id": net["id"], "ip_version": 4, "cidr": "10.0.0.0/24"}),
-    );
+    let net = t.srv.network("n", "10.0.0.0/24");
     let (a, _) = t.vm(&net, 0);
     let (_b, ip_b) = t.vm(&net, 1);
     assert!(a.pings(&ip_b), "{}", t.dumps());
@@ -264,12 +249,7 @@ fn arp_for_a_known_address_never_crosses_the_underlay() {
         return;
     }
     let t = two_hosts();
-    let net = t.srv.create("networks", "network", json!({"name": "n"}));
-    t.srv.create(
-        "subnets",
-        "subnet",
-        json!({"network_id": net["id"], "ip_version": 4, "cidr": "10.0.0.0/24"}),
-    );
+    let net = t.srv.network("n", "10.0.0.0/24");
     let (a, _) = t.vm(&net, 0);
     let (_b, ip_b) = t.vm(&net, 1);
     let host_b = t.ovs[1].own_netns().expect("host b namespace");
@@ -309,12 +289,7 @@ fn a_broadcast_reaches_the_vm_on_the_other_host() {
         return;
     }
     let t = two_hosts();
-    let net = t.srv.create("networks", "network", json!({"name": "n"}));
-    t.srv.create(
-        "subnets",
-        "subnet",
-        json!({"network_id": net["id"], "ip_version": 4, "cidr": "10.0.0.0/24"}),
-    );
+    let net = t.srv.network("n", "10.0.0.0/24");
     let (a, _) = t.vm(&net, 0);
     let pb = t.srv.create(
         "ports",
@@ -397,12 +372,7 @@ fn controllers_on_the_store(kind: testbed::StoreKind) {
     let store = testbed::StoreServer::start(kind).expect("store server");
     let srv = Server::start_on(&store.url());
     let t = common::cloud::two_hosts_on(srv, &store.url());
-    let net = t.srv.create("networks", "network", json!({"name": "n"}));
-    t.srv.create(
-        "subnets",
-        "subnet",
-        json!({"network_id": net["id"], "ip_version": 4, "cidr": "10.0.0.0/24"}),
-    );
+    let net = t.srv.network("n", "10.0.0.0/24");
     let (a, ip_a) = t.vm(&net, 0);
     let (b, ip_b) = t.vm(&net, 1);
     assert!(a.pings(&ip_b), "{}", t.dumps());
@@ -443,12 +413,7 @@ fn spoofing_is_dropped_unless_allowed() {
         return;
     }
     let t = two_hosts();
-    let net = t.srv.create("networks", "network", json!({"name": "n"}));
-    t.srv.create(
-        "subnets",
-        "subnet",
-        json!({"network_id": net["id"], "ip_version": 4, "cidr": "10.0.0.0/24"}),
-    );
+    let net = t.srv.network("n", "10.0.0.0/24");
     let pa = t
         .srv
         .create("ports", "port", json!({"network_id": net["id"]}));

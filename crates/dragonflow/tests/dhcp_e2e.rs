@@ -666,12 +666,7 @@ fn the_dhcp_port_follows_the_subnets_in_the_same_transaction() {
     assert_eq!(st, 204);
     assert!(dhcp_ports(&srv, &net).is_empty());
     // A network delete takes the DHCP port along.
-    let net2 = srv.create("networks", "network", json!({"name": "n2"}));
-    srv.create(
-        "subnets",
-        "subnet",
-        json!({"network_id": net2["id"], "ip_version": 4, "cidr": "10.9.0.0/24"}),
-    );
+    let net2 = srv.network("n2", "10.9.0.0/24");
     assert_eq!(dhcp_ports(&srv, &net2).len(), 1);
     let (st, _) = srv.call(
         "DELETE",

@@ -10,7 +10,7 @@ mod common;
 mod ns;
 
 use common::cloud::{addr, wait_until};
-use ns::{Cloud, TcpServer, capture, captured, external, ip, reaches, tcp_get};
+use ns::{Cloud, TcpServer, capture, captured, ip, reaches, routed_inside, tcp_get};
 use serde_json::json;
 use std::time::{Duration, Instant};
 
@@ -20,31 +20,7 @@ fn snat_and_floating_ips_on_the_vms_own_host() {
         return;
     }
     let t = Cloud::start(None);
-    ip(
-        &t.outside,
-        &["addr", "add", "203.0.113.1/24", "dev", "eth0"],
-    );
-    let (ext, _) = external(&t);
-    let net = t
-        .srv
-        .create("networks", "network", json!({"name": "inside"}));
-    let sub = t.srv.create(
-        "subnets",
-        "subnet",
-        json!({"network_id": net["id"], "ip_version": 4, "cidr": "10.0.0.0/24"}),
-    );
-    let r = t.srv.create(
-        "routers",
-        "router",
-        json!({"name": "r", "external_gateway_info": {"network_id": ext["id"]}}),
-    );
-    let rid = r["id"].as_str().unwrap();
-    let (st, body) = t.srv.call(
-        "PUT",
-        &format!("/v2.0/routers/{rid}/add_router_interface"),
-        Some(json!({"subnet_id": sub["id"]})),
-    );
-    assert_eq!(st, 200, "{body}");
+    let (ext, net) = routed_inside(&t);
     let pa = t.port(&net);
     let pb = t.port(&net);
     let pc = t.port(&net);

@@ -147,6 +147,17 @@ impl Server {
     }
 
     /// POST expecting 201; returns the resource object.
+    /// A network with one IPv4 subnet of `cidr`, as admin; returns the network.
+    pub fn network(&self, name: &str, cidr: &str) -> Value {
+        let net = self.create("networks", "network", serde_json::json!({"name": name}));
+        self.create(
+            "subnets",
+            "subnet",
+            serde_json::json!({"network_id": net["id"], "ip_version": 4, "cidr": cidr}),
+        );
+        net
+    }
+
     pub fn create(&self, collection: &str, resource: &str, attrs: Value) -> Value {
         let (st, v) = self.call(
             "POST",

@@ -304,6 +304,37 @@ pub fn captured(c: Child) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// The outside host at 203.0.113.1, the external network, and an inside network
+/// (10.0.0.0/24) behind a router with its gateway there; returns (external, inside).
+pub fn routed_inside(t: &Cloud) -> (Value, Value) {
+    ip(
+        &t.outside,
+        &["addr", "add", "203.0.113.1/24", "dev", "eth0"],
+    );
+    let (ext, _) = external(t);
+    let net = t
+        .srv
+        .create("networks", "network", json!({"name": "inside"}));
+    let sub = t.srv.create(
+        "subnets",
+        "subnet",
+        json!({"network_id": net["id"], "ip_version": 4, "cidr": "10.0.0.0/24"}),
+    );
+    let r = t.srv.create(
+        "routers",
+        "router",
+        json!({"name": "r", "external_gateway_info": {"network_id": ext["id"]}}),
+    );
+    let rid = r["id"].as_str().unwrap();
+    let (st, body) = t.srv.call(
+        "PUT",
+        &format!("/v2.0/routers/{rid}/add_router_interface"),
+        Some(json!({"subnet_id": sub["id"]})),
+    );
+    assert_eq!(st, 200, "{body}");
+    (ext, net)
+}
+
 pub fn external(t: &Cloud) -> (Value, Value) {
     let net = t.srv.create(
         "networks",
