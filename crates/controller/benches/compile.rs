@@ -108,8 +108,6 @@ fn scenario(local_every: u32) {
     drop(all);
     let rss = rss_kib().saturating_sub(rss_before);
     // The switch now holds it all; one more port is plugged on this host.
-    let installed = desired.table().clone();
-    let installed_groups = desired.groups().clone();
     let mut p = view.ports.get("port1").cloned().expect("a port");
     p.meta.id = "new".into();
     p.unique_key = 20_001;
@@ -130,7 +128,7 @@ fn scenario(local_every: u32) {
         .flat_map(|t| controller::apps::affected(&view, t))
         .collect();
     desired.update(&view, &host, owners);
-    let (mods, groups) = desired.take_dirty(&installed, &installed_groups, false);
+    let (mods, groups) = desired.take_changes();
     let one_more = start.elapsed();
     println!("local={}", host.ofports.len() - 1);
     println!("flows={flows}");

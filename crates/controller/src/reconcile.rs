@@ -7,29 +7,44 @@ use openflow::flow::{Bucket, FlowMod, FlowModCommand, GroupMod, GroupModCommand,
 use openflow::oxm::Match;
 use std::collections::{BTreeMap, HashMap};
 
+/// The hasher of the flow tables: fast on short byte strings, seeded per process (keys
+/// carry addresses that tenants choose).
+pub type Hasher = foldhash::fast::RandomState;
+
 /// What identifies a flow in OpenFlow: table, priority and match (strict semantics).
+///
+/// The match is held encoded (OXM TLVs in canonical order): a controller keeps a hundred
+/// thousand of these, and the bytes are a fifth of the decoded fields' size, hash and compare
+/// as plain memory, and sort for a deterministic diff.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct FlowKey {
     pub table: u8,
     pub priority: u16,
-    /// In canonical field order, so equal matches compare equal however they were built
-    /// (OVS reports fields in its own order).
-    pub match_: Match,
+    oxms: Box<[u8]>,
 }
 
 impl FlowKey {
     pub fn new(table: u8, priority: u16, m: Match) -> FlowKey {
+        let m = canonical(m);
+        let mut oxms = Vec::with_capacity(m.oxm_len());
+        m.encode_oxms(&mut oxms);
         FlowKey {
             table,
             priority,
-            match_: canonical(m),
+            oxms: oxms.into_boxed_slice(),
         }
     }
 
-    fn sort_key(&self) -> (u8, std::cmp::Reverse<u16>, Vec<u8>) {
-        let mut bytes = Vec::new();
-        self.match_.encode_oxms(&mut bytes);
-        (self.table, std::cmp::Reverse(self.priority), bytes)
+    /// The match, decoded (in canonical field order).
+    pub fn match_(&self) -> Match {
+        Match {
+            // The bytes were encoded from a `Match` here: they always decode.
+            fields: openflow::oxm::decode_oxms(&self.oxms).unwrap_or_default(),
+        }
+    }
+
+    fn sort_key(&self) -> (u8, std::cmp::Reverse<u16>, &[u8]) {
+        (self.table, std::cmp::Reverse(self.priority), &self.oxms)
     }
 }
 
@@ -53,19 +68,56 @@ pub fn canonical(mut m: Match) -> Match {
     m
 }
 
-/// What a flow does, and who made it.
+/// What a flow does, and who made it. The instructions are held encoded, as the match is.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct FlowBody {
     pub cookie: u64,
-    pub instructions: Vec<Instruction>,
+    instructions: Box<[u8]>,
+}
+
+impl FlowBody {
+    pub fn new(cookie: u64, instructions: &[Instruction]) -> FlowBody {
+        let mut bytes = Vec::with_capacity(64);
+        openflow::instruction::encode_instructions(instructions, &mut bytes);
+        FlowBody {
+            cookie,
+            instructions: bytes.into_boxed_slice(),
+        }
+    }
+
+    /// The instructions, decoded.
+    pub fn instructions(&self) -> Vec<Instruction> {
+        // Encoded here from instructions: they always decode.
+        openflow::instruction::decode_instructions(&self.instructions).unwrap_or_default()
+    }
+}
+
+/// A flow in a table, with the owner that compiled it (0 in a table read from a switch).
+#[derive(Debug, Clone)]
+struct Entry {
+    body: FlowBody,
+    owner: u32,
 }
 
 /// A set of flows keyed by table, priority and match: the desired state the apps compiled,
 /// or the state read back from a switch.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct FlowTable {
-    flows: HashMap<FlowKey, FlowBody>,
+    flows: HashMap<FlowKey, Entry, Hasher>,
 }
+
+/// Tables are equal when they hold the same flows, whoever compiled them.
+impl PartialEq for FlowTable {
+    fn eq(&self, other: &FlowTable) -> bool {
+        self.flows.len() == other.flows.len()
+            && self
+                .flows
+                .iter()
+                .all(|(k, e)| other.flows.get(k).is_some_and(|o| o.body == e.body))
+    }
+}
+
+impl Eq for FlowTable {}
 
 impl FlowTable {
     pub fn new() -> FlowTable {
@@ -74,15 +126,33 @@ impl FlowTable {
 
     /// Adds or replaces a flow; returns the body it replaced.
     pub fn insert(&mut self, key: FlowKey, body: FlowBody) -> Option<FlowBody> {
-        self.flows.insert(key, body)
+        self.insert_owned(key, body, 0).map(|(b, _)| b)
+    }
+
+    /// Adds or replaces the flow `owner` compiled; returns the body it replaced and its
+    /// owner.
+    pub(crate) fn insert_owned(
+        &mut self,
+        key: FlowKey,
+        body: FlowBody,
+        owner: u32,
+    ) -> Option<(FlowBody, u32)> {
+        self.flows
+            .insert(key, Entry { body, owner })
+            .map(|e| (e.body, e.owner))
+    }
+
+    /// The owner of the flow at `key`.
+    pub(crate) fn owner(&self, key: &FlowKey) -> Option<u32> {
+        self.flows.get(key).map(|e| e.owner)
     }
 
     pub fn remove(&mut self, key: &FlowKey) -> Option<FlowBody> {
-        self.flows.remove(key)
+        self.flows.remove(key).map(|e| e.body)
     }
 
     pub fn get(&self, key: &FlowKey) -> Option<&FlowBody> {
-        self.flows.get(key)
+        self.flows.get(key).map(|e| &e.body)
     }
 
     pub fn len(&self) -> usize {
@@ -94,7 +164,7 @@ impl FlowTable {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&FlowKey, &FlowBody)> {
-        self.flows.iter()
+        self.flows.iter().map(|(k, e)| (k, &e.body))
     }
 
     /// The flow-mods that turn `installed` into `self`: an add for every flow missing or
@@ -102,50 +172,16 @@ impl FlowTable {
     /// included), a strict delete for every flow that should not be there. Adds come
     /// first, each group in table and priority order, so the result is deterministic.
     pub fn diff(&self, installed: &FlowTable) -> Vec<FlowMod> {
-        let mut adds: Vec<(&FlowKey, &FlowBody)> = self
-            .flows
+        let adds = self
             .iter()
-            .filter(|(k, b)| installed.flows.get(*k) != Some(*b))
-            .collect();
-        adds.sort_by_cached_key(|(k, _)| k.sort_key());
-        let mut deletes: Vec<&FlowKey> = installed
+            .filter(|(k, b)| installed.get(k) != Some(*b))
+            .map(|(k, b)| (k, Some(b)));
+        let deletes = installed
             .flows
             .keys()
             .filter(|k| !self.flows.contains_key(*k))
-            .collect();
-        deletes.sort_by_cached_key(|k| k.sort_key());
-        let add = adds.into_iter().map(|(k, b)| FlowMod {
-            cookie: b.cookie,
-            match_: k.match_.clone(),
-            instructions: b.instructions.clone(),
-            ..FlowMod::add(k.table, k.priority)
-        });
-        let delete = deletes.into_iter().map(|k| FlowMod {
-            command: FlowModCommand::DeleteStrict,
-            match_: k.match_.clone(),
-            ..FlowMod::add(k.table, k.priority)
-        });
-        add.chain(delete).collect()
-    }
-
-    /// [`FlowTable::diff`] limited to `keys` (the flows that may have changed), in the
-    /// same order.
-    pub fn diff_keys<'a>(
-        &self,
-        installed: &FlowTable,
-        keys: impl Iterator<Item = &'a FlowKey>,
-    ) -> Vec<FlowMod> {
-        let mut want = FlowTable::new();
-        let mut have = FlowTable::new();
-        for k in keys {
-            if let Some(b) = self.flows.get(k) {
-                want.insert(k.clone(), b.clone());
-            }
-            if let Some(b) = installed.flows.get(k) {
-                have.insert(k.clone(), b.clone());
-            }
-        }
-        want.diff(&have)
+            .map(|k| (k, None));
+        flow_mods(adds.chain(deletes).collect())
     }
 
     /// Applies flow-mods as a switch would (adds and strict deletes only): what the
@@ -155,13 +191,7 @@ impl FlowTable {
             let key = FlowKey::new(m.table_id, m.priority, m.match_.clone());
             match m.command {
                 FlowModCommand::Add => {
-                    self.insert(
-                        key,
-                        FlowBody {
-                            cookie: m.cookie,
-                            instructions: m.instructions.clone(),
-                        },
-                    );
+                    self.insert(key, FlowBody::new(m.cookie, &m.instructions));
                 }
                 FlowModCommand::DeleteStrict => {
                     self.remove(&key);
@@ -170,6 +200,31 @@ impl FlowTable {
             }
         }
     }
+}
+
+/// Flow-mods for flows to set (`Some`: an add, which replaces) or to delete (`None`): adds
+/// first, then deletes, each in table, priority and match order, so the result is
+/// deterministic.
+pub fn flow_mods(mut changes: Vec<(&FlowKey, Option<&FlowBody>)>) -> Vec<FlowMod> {
+    changes.sort_unstable_by(|(a, x), (b, y)| {
+        (x.is_none(), a.sort_key()).cmp(&(y.is_none(), b.sort_key()))
+    });
+    changes
+        .into_iter()
+        .map(|(k, b)| match b {
+            Some(b) => FlowMod {
+                cookie: b.cookie,
+                match_: k.match_(),
+                instructions: b.instructions(),
+                ..FlowMod::add(k.table, k.priority)
+            },
+            None => FlowMod {
+                command: FlowModCommand::DeleteStrict,
+                match_: k.match_(),
+                ..FlowMod::add(k.table, k.priority)
+            },
+        })
+        .collect()
 }
 
 /// What a group is: its type and buckets.
@@ -310,10 +365,10 @@ mod tests {
                     .in_port(port)
                     .masked(Field::Metadata, 7u64, u64::MAX),
             ),
-            FlowBody {
-                cookie: u64::from(port),
-                instructions: vec![Instruction::ApplyActions(vec![Action::output(out)])],
-            },
+            FlowBody::new(
+                u64::from(port),
+                &[Instruction::ApplyActions(vec![Action::output(out)])],
+            ),
         )
     }
 

@@ -351,24 +351,24 @@ pub async fn run(cfg: Config) -> Result<(), String> {
     }
 }
 
-/// What the switch holds, as last read or written.
-struct Installed {
-    flows: FlowTable,
-    groups: GroupTable,
-    /// Whether the switch held the desired state as of the last sync, so only what changed
-    /// since needs comparing (false after reading the switch back).
-    synced: bool,
+/// What the controller knows of what the switch holds.
+enum Installed {
+    /// The desired state as of the last sync: only what changed since needs sending.
+    Synced,
+    /// As read back from the switch: everything needs comparing.
+    Read(FlowTable, GroupTable),
+    /// Unknown (a commit failed and the switch could not be read back yet).
+    Unknown,
 }
 
 impl Installed {
     async fn read(
         session: &mut Session<tokio::net::UnixStream>,
     ) -> crate::switch::Result<Installed> {
-        Ok(Installed {
-            flows: session.dump_flows().await?,
-            groups: session.dump_groups().await?,
-            synced: false,
-        })
+        Ok(Installed::Read(
+            session.dump_flows().await?,
+            session.dump_groups().await?,
+        ))
     }
 }
 
@@ -381,24 +381,26 @@ async fn sync(
     desired: &mut Desired,
 ) -> Result<(), String> {
     for attempt in 0..20 {
-        let (mods, group_mods) =
-            desired.take_dirty(&installed.flows, &installed.groups, !installed.synced);
+        // Until this commit is confirmed, what the switch holds is unknown.
+        let (mods, group_mods) = match std::mem::replace(installed, Installed::Unknown) {
+            Installed::Synced => desired.take_changes(),
+            Installed::Read(flows, groups) => desired.take_all(&flows, &groups),
+            Installed::Unknown => {
+                reconnect(cfg, session, installed).await;
+                continue;
+            }
+        };
         if mods.is_empty() && group_mods.is_empty() {
-            installed.synced = true;
+            *installed = Installed::Synced;
             return Ok(());
         }
-        // Until this commit is confirmed, what the switch holds is unknown.
-        installed.synced = false;
         match session.commit_with_groups(&group_mods, &mods).await {
             Ok(()) => {
-                installed.flows.apply(&mods);
-                installed.groups.apply(&group_mods.before);
-                installed.groups.apply(&group_mods.after);
-                installed.synced = true;
+                *installed = Installed::Synced;
                 tracing::debug!(
                     flow_mods = mods.len(),
                     group_mods = group_mods.len(),
-                    flows = installed.flows.len(),
+                    flows = desired.table().len(),
                     "switch updated"
                 );
                 return Ok(());
@@ -411,18 +413,28 @@ async fn sync(
             }
             Err(e) => {
                 tracing::warn!(error = %e, attempt, "lost the switch; reconnecting");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                if let Ok(s) = connect_switch(&cfg.openflow).await {
-                    *session = s;
-                    match Installed::read(session).await {
-                        Ok(t) => *installed = t,
-                        Err(e) => tracing::warn!(error = %e, "flow dump after reconnect failed"),
-                    }
-                }
+                reconnect(cfg, session, installed).await;
             }
         }
     }
     Err("the switch stays unreachable".into())
+}
+
+/// After a short pause, reconnects to the switch and reads back what it holds (left
+/// unknown if that fails, to be tried again).
+async fn reconnect(
+    cfg: &Config,
+    session: &mut Session<tokio::net::UnixStream>,
+    installed: &mut Installed,
+) {
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    if let Ok(s) = connect_switch(&cfg.openflow).await {
+        *session = s;
+        match Installed::read(session).await {
+            Ok(t) => *installed = t,
+            Err(e) => tracing::warn!(error = %e, "flow dump after reconnect failed"),
+        }
+    }
 }
 
 /// Flushes the conntrack entries of released zones and of disallowed connections.

@@ -187,13 +187,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             if let MultipartReply::Flow(stats) = body {
                 for f in stats {
                     let key = FlowKey::new(f.table_id, f.priority, f.match_);
-                    table.insert(
-                        key,
-                        FlowBody {
-                            cookie: f.cookie,
-                            instructions: f.instructions,
-                        },
-                    );
+                    table.insert(key, FlowBody::new(f.cookie, &f.instructions));
                 }
             }
             if flags & OFPMPF_REPLY_MORE == 0 {

@@ -10,7 +10,7 @@ use nbdb::{Change, Record, Revision, Snapshot};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// One object that changed (was added, updated or removed).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Touched {
     pub table: Table,
     pub id: String,

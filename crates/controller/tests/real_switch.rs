@@ -9,13 +9,7 @@ use openflow::action::Action;
 use openflow::oxm::{Field, Match};
 
 fn flow(t: &mut FlowTable, table: u8, prio: u16, m: Match, cookie: u64, ins: Vec<Instruction>) {
-    t.insert(
-        FlowKey::new(table, prio, m),
-        FlowBody {
-            cookie,
-            instructions: ins,
-        },
-    );
+    t.insert(FlowKey::new(table, prio, m), FlowBody::new(cookie, &ins));
 }
 
 fn desired() -> FlowTable {
@@ -99,10 +93,10 @@ async fn committed_flows_read_back_equal_and_changes_are_minimal() {
     let k115 = FlowKey::new(115, 100, Match::new().masked(Field::Reg(7), 9u32, u32::MAX));
     next.insert(
         k115,
-        FlowBody {
-            cookie: 0x0300_0000_0000_0009,
-            instructions: vec![Instruction::ApplyActions(vec![Action::output(3)])],
-        },
+        FlowBody::new(
+            0x0300_0000_0000_0009,
+            &[Instruction::ApplyActions(vec![Action::output(3)])],
+        ),
     );
     next.remove(&FlowKey::new(
         1,

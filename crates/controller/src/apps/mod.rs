@@ -16,12 +16,15 @@ pub mod security_groups;
 pub mod tunnel;
 
 use crate::pipeline::{App, Cookie, may_goto, table};
-use crate::reconcile::{FlowBody, FlowKey, FlowTable, GroupBody, GroupTable};
+use crate::reconcile::{
+    FlowBody, FlowKey, FlowTable, GroupBody, GroupDiff, GroupTable, Hasher, flow_mods,
+};
 use crate::view::{Touched, View};
 use model::Table;
 use openflow::Instruction;
+use openflow::flow::{FlowMod, GroupMod, GroupModCommand};
 use openflow::oxm::Match;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// What the host knows that the NB store does not: the OpenFlow port each plugged VM
 /// interface got (from the OVSDB Interface watcher, by `iface-id`).
@@ -67,10 +70,7 @@ pub fn flow(
 ) -> Flow {
     Flow {
         key: FlowKey::new(table, priority, m),
-        body: FlowBody {
-            cookie: Cookie { app, key }.encode(),
-            instructions,
-        },
+        body: FlowBody::new(Cookie { app, key }.encode(), &instructions),
     }
 }
 
@@ -307,84 +307,128 @@ fn routers_on(view: &View, network: &str) -> Vec<Owner> {
         .collect()
 }
 
-/// The desired flows, by owner.
-#[derive(Debug, Default, Clone)]
+/// What one owner compiled: its number in the flow table and the keys of its flows and
+/// groups.
+#[derive(Debug, Clone)]
+struct Held {
+    id: u32,
+    keys: Vec<FlowKey>,
+    groups: Vec<u32>,
+}
+
+/// The desired flows and groups, by owner, and what changed since the switch was last
+/// told.
+#[derive(Debug, Clone)]
 pub struct Desired {
-    by_owner: BTreeMap<Owner, Vec<FlowKey>>,
-    /// For each key, the owner whose flow it holds (the last one compiled wins).
-    owner_of: std::collections::HashMap<FlowKey, Owner>,
+    by_owner: HashMap<Owner, Held, Hasher>,
+    /// Owner numbers free for reuse; 0 is never given (it marks flows read from a switch).
+    free_ids: Vec<u32>,
+    next_id: u32,
     table: FlowTable,
-    groups_by_owner: BTreeMap<Owner, Vec<u32>>,
     groups: GroupTable,
-    /// Flows and groups changed since [`Desired::take_dirty`]: what a switch that held
-    /// the previous state needs to be told, without comparing every flow.
-    dirty: std::collections::HashSet<FlowKey>,
-    dirty_groups: std::collections::BTreeSet<u32>,
+    /// Each flow changed since [`Desired::take_changes`], with what it was before the first
+    /// change (`None`: absent): what a switch that held the previous state needs to be told,
+    /// without keeping a copy of the switch.
+    dirty: HashMap<FlowKey, Option<FlowBody>, Hasher>,
+    dirty_groups: BTreeMap<u32, Option<GroupBody>>,
     /// Set while compiling from scratch: everything changes, nothing is worth recording.
     untracked: bool,
 }
 
-impl Desired {
-    /// Replaces the flows of `owner` with `flows` (none: the owner is gone).
-    pub fn set(&mut self, owner: &Owner, flows: Vec<Flow>) {
-        for key in self.by_owner.remove(owner).unwrap_or_default() {
-            if self.owner_of.get(&key) == Some(owner) {
-                self.owner_of.remove(&key);
-                self.table.remove(&key);
-                if !self.untracked {
-                    self.dirty.insert(key);
-                }
-            }
+impl Default for Desired {
+    fn default() -> Desired {
+        Desired {
+            by_owner: HashMap::default(),
+            free_ids: Vec::new(),
+            next_id: 1,
+            table: FlowTable::default(),
+            groups: GroupTable::default(),
+            dirty: HashMap::default(),
+            dirty_groups: BTreeMap::new(),
+            untracked: false,
         }
-        if flows.is_empty() {
-            return;
-        }
-        let keys = flows.iter().map(|f| f.key.clone()).collect();
-        for f in flows {
-            // Keys, MACs and port numbers are unique, so two owners never want one flow;
-            // if they do, it is a bug worth seeing in the log.
-            if let Some(other) = self.owner_of.insert(f.key.clone(), owner.clone())
-                && other != *owner
-            {
-                tracing::warn!(?other, ?owner, key = ?f.key, "two owners compiled the same flow");
-            }
-            if !self.untracked {
-                self.dirty.insert(f.key.clone());
-            }
-            self.table.insert(f.key, f.body);
-        }
-        self.by_owner.insert(owner.clone(), keys);
     }
+}
 
-    /// Replaces the groups of `owner` (group ids are network and router keys: one owner
-    /// each).
-    pub fn set_groups(&mut self, owner: &Owner, groups: Vec<Group>) {
-        for id in self.groups_by_owner.remove(owner).unwrap_or_default() {
-            self.groups.remove(id);
-            if !self.untracked {
-                self.dirty_groups.insert(id);
+impl Desired {
+    /// Replaces the flows and groups of `owner` (none: the owner is gone). Group ids are
+    /// network and router keys: one owner each.
+    fn replace(&mut self, owner: &Owner, flows: Vec<Flow>, groups: Vec<Group>) {
+        let id = match self.by_owner.remove(owner) {
+            Some(held) => {
+                for key in held.keys {
+                    if self.table.owner(&key) == Some(held.id) {
+                        let before = self.table.remove(&key);
+                        self.note(key, before);
+                    }
+                }
+                for g in held.groups {
+                    let before = self.groups.remove(g);
+                    self.note_group(g, before);
+                }
+                held.id
             }
-        }
-        if groups.is_empty() {
+            None => self.free_ids.pop().unwrap_or_else(|| {
+                self.next_id += 1;
+                self.next_id - 1
+            }),
+        };
+        if flows.is_empty() && groups.is_empty() {
+            self.free_ids.push(id);
             return;
+        }
+        let mut keys = Vec::with_capacity(flows.len());
+        for f in flows {
+            keys.push(f.key.clone());
+            let before = match self.table.insert_owned(f.key.clone(), f.body, id) {
+                Some((body, other)) => {
+                    // Keys, MACs and port numbers are unique, so two owners never want one
+                    // flow; if they do, it is a bug worth seeing in the log.
+                    if other != id {
+                        let other = self.by_owner.iter().find(|(_, h)| h.id == other);
+                        tracing::warn!(?other, ?owner, key = ?f.key, "two owners compiled the same flow");
+                    }
+                    Some(body)
+                }
+                None => None,
+            };
+            self.note(f.key, before);
         }
         let ids = groups.iter().map(|g| g.id).collect();
         for g in groups {
-            if !self.untracked {
-                self.dirty_groups.insert(g.id);
-            }
-            self.groups.insert(g.id, g.body);
+            let before = self.groups.insert(g.id, g.body);
+            self.note_group(g.id, before);
         }
-        self.groups_by_owner.insert(owner.clone(), ids);
+        self.by_owner.insert(
+            owner.clone(),
+            Held {
+                id,
+                keys,
+                groups: ids,
+            },
+        );
+    }
+
+    /// Records what the flow at `key` was before its first change since the switch was
+    /// last told.
+    fn note(&mut self, key: FlowKey, before: Option<FlowBody>) {
+        if !self.untracked && !self.dirty.contains_key(&key) {
+            self.dirty.insert(key, before);
+        }
+    }
+
+    fn note_group(&mut self, id: u32, before: Option<GroupBody>) {
+        if !self.untracked {
+            self.dirty_groups.entry(id).or_insert(before);
+        }
     }
 
     /// Recompiles `owners` (those [`affected`] by a change) from the view.
     pub fn update(&mut self, view: &View, host: &Host, owners: impl IntoIterator<Item = Owner>) {
         for o in owners {
             let flows = compile(view, host, &o);
-            self.set(&o, flows);
             let groups = compile_groups(view, host, &o);
-            self.set_groups(&o, groups);
+            self.replace(&o, flows, groups);
         }
     }
 
@@ -409,24 +453,54 @@ impl Desired {
         &self.groups
     }
 
-    /// The flow-mods and group-mods that bring a switch holding `flows` and `groups` up to
-    /// date, looking only at what changed since the last call (the switch is assumed to
-    /// have held the desired state then) unless `full`; forgets the changes.
-    pub fn take_dirty(
+    /// The flow-mods and group-mods that bring a switch that held the desired state as of
+    /// the last call up to date, from what changed since alone; forgets the changes.
+    pub fn take_changes(&mut self) -> (Vec<FlowMod>, GroupDiff) {
+        let dirty = std::mem::take(&mut self.dirty);
+        let changes = dirty
+            .iter()
+            .filter_map(|(k, before)| {
+                let now = self.table.get(k);
+                (now != before.as_ref()).then_some((k, now))
+            })
+            .collect();
+        let mut groups = GroupDiff::default();
+        for (id, before) in std::mem::take(&mut self.dirty_groups) {
+            match (before, self.groups.get(id)) {
+                (before, Some(now)) if before.as_ref() != Some(now) => {
+                    groups.before.push(GroupMod {
+                        command: if before.is_some() {
+                            GroupModCommand::Modify
+                        } else {
+                            GroupModCommand::Add
+                        },
+                        group_type: now.group_type,
+                        group_id: id,
+                        buckets: now.buckets.clone(),
+                    })
+                }
+                (Some(before), None) => groups.after.push(GroupMod {
+                    command: GroupModCommand::Delete,
+                    group_type: before.group_type,
+                    group_id: id,
+                    buckets: Vec::new(),
+                }),
+                _ => {}
+            }
+        }
+        (flow_mods(changes), groups)
+    }
+
+    /// The flow-mods and group-mods that bring a switch holding `flows` and `groups` (as
+    /// read back from it) up to date, by comparing everything; forgets the changes.
+    pub fn take_all(
         &mut self,
         flows: &FlowTable,
         groups: &GroupTable,
-        full: bool,
-    ) -> (Vec<openflow::flow::FlowMod>, crate::reconcile::GroupDiff) {
-        let dirty = std::mem::take(&mut self.dirty);
-        let dirty_groups = std::mem::take(&mut self.dirty_groups);
-        if full {
-            return (self.table.diff(flows), self.groups.diff(groups));
-        }
-        (
-            self.table.diff_keys(flows, dirty.iter()),
-            self.groups.diff_ids(groups, dirty_groups.iter().copied()),
-        )
+    ) -> (Vec<FlowMod>, GroupDiff) {
+        self.dirty.clear();
+        self.dirty_groups.clear();
+        (self.table.diff(flows), self.groups.diff(groups))
     }
 }
 
@@ -452,7 +526,7 @@ pub fn check(f: &Flow) -> Result<(), String> {
     if table(t).is_none() {
         return Err(format!("flow in undeclared table {t}"));
     }
-    for i in &f.body.instructions {
+    for i in &f.body.instructions() {
         if let Instruction::GotoTable(n) = i
             && !may_goto(t, *n)
         {
@@ -685,7 +759,7 @@ mod tests {
 
     impl Sent {
         fn follow(&mut self, d: &mut Desired) {
-            let (mods, groups) = d.take_dirty(&self.flows, &self.groups, false);
+            let (mods, groups) = d.take_changes();
             self.flows.apply(&mods);
             self.groups.apply(&groups.before);
             self.groups.apply(&groups.after);
@@ -916,7 +990,7 @@ mod tests {
             );
             // The changes reach conjunctions (both clauses) and plain rule flows.
             for (k, b) in d.table().iter() {
-                if let Some(Instruction::ApplyActions(a)) = b.instructions.first() {
+                if let Some(Instruction::ApplyActions(a)) = b.instructions().first() {
                     for act in a {
                         if let openflow::Action::Conjunction { clause, .. } = act {
                             seen_clauses[usize::from(*clause).min(1)] = true;
