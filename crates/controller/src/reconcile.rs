@@ -6,6 +6,8 @@ use openflow::Instruction;
 use openflow::flow::{Bucket, FlowMod, FlowModCommand, GroupMod, GroupModCommand, GroupType};
 use openflow::oxm::Match;
 use std::collections::{BTreeMap, HashMap};
+use std::hash::BuildHasher;
+use std::sync::{Arc, LazyLock};
 
 /// The hasher of the flow tables: fast on short byte strings, seeded per process (keys
 /// carry addresses that tenants choose).
@@ -14,14 +16,20 @@ pub type Hasher = foldhash::fast::RandomState;
 /// What identifies a flow in OpenFlow: table, priority and match (strict semantics).
 ///
 /// The match is held encoded (OXM TLVs in canonical order): a controller keeps a hundred
-/// thousand of these, and the bytes are a fifth of the decoded fields' size, hash and compare
-/// as plain memory, and sort for a deterministic diff.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// thousand of these, and the bytes are a fifth of the decoded fields' size, compare as
+/// plain memory and sort for a deterministic diff. The bytes are shared (an owner's list
+/// and the changes name the same key) and the hash is computed once.
+#[derive(Debug, Clone)]
 pub struct FlowKey {
-    pub table: u8,
-    pub priority: u16,
-    oxms: Box<[u8]>,
+    table: u8,
+    priority: u16,
+    hash: u64,
+    oxms: Arc<[u8]>,
 }
+
+/// The seed of [`FlowKey`] hashes: per process, since keys carry addresses that tenants
+/// choose.
+static KEY_SEED: LazyLock<Hasher> = LazyLock::new(Hasher::default);
 
 impl FlowKey {
     pub fn new(table: u8, priority: u16, m: Match) -> FlowKey {
@@ -31,8 +39,17 @@ impl FlowKey {
         FlowKey {
             table,
             priority,
-            oxms: oxms.into_boxed_slice(),
+            hash: KEY_SEED.hash_one((table, priority, &oxms)),
+            oxms: oxms.into(),
         }
+    }
+
+    pub fn table(&self) -> u8 {
+        self.table
+    }
+
+    pub fn priority(&self) -> u16 {
+        self.priority
     }
 
     /// The match, decoded (in canonical field order).
@@ -45,6 +62,23 @@ impl FlowKey {
 
     fn sort_key(&self) -> (u8, std::cmp::Reverse<u16>, &[u8]) {
         (self.table, std::cmp::Reverse(self.priority), &self.oxms)
+    }
+}
+
+impl PartialEq for FlowKey {
+    fn eq(&self, other: &FlowKey) -> bool {
+        self.hash == other.hash
+            && self.table == other.table
+            && self.priority == other.priority
+            && self.oxms == other.oxms
+    }
+}
+
+impl Eq for FlowKey {}
+
+impl std::hash::Hash for FlowKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
     }
 }
 
@@ -167,11 +201,10 @@ impl FlowTable {
         self.flows.iter().map(|(k, e)| (k, &e.body))
     }
 
-    /// The flow-mods that turn `installed` into `self`: an add for every flow missing or
-    /// different (an add with the same table, priority and match replaces the flow, cookie
-    /// included), a strict delete for every flow that should not be there. Adds come
-    /// first, each group in table and priority order, so the result is deterministic.
-    pub fn diff(&self, installed: &FlowTable) -> Vec<FlowMod> {
+    /// What turns `installed` into `self`: every flow missing or different is set (an add
+    /// with the same table, priority and match replaces the flow, cookie included), every
+    /// flow that should not be there is deleted. In [`sort_changes`] order.
+    pub fn changes<'a>(&'a self, installed: &'a FlowTable) -> Vec<Change<'a>> {
         let adds = self
             .iter()
             .filter(|(k, b)| installed.get(k) != Some(*b))
@@ -181,7 +214,14 @@ impl FlowTable {
             .keys()
             .filter(|k| !self.flows.contains_key(*k))
             .map(|k| (k, None));
-        flow_mods(adds.chain(deletes).collect())
+        let mut changes: Vec<_> = adds.chain(deletes).collect();
+        sort_changes(&mut changes);
+        changes
+    }
+
+    /// [`FlowTable::changes`] as flow-mods.
+    pub fn diff(&self, installed: &FlowTable) -> Vec<FlowMod> {
+        self.changes(installed).iter().map(flow_mod).collect()
     }
 
     /// Applies flow-mods as a switch would (adds and strict deletes only): what the
@@ -202,29 +242,32 @@ impl FlowTable {
     }
 }
 
-/// Flow-mods for flows to set (`Some`: an add, which replaces) or to delete (`None`): adds
-/// first, then deletes, each in table, priority and match order, so the result is
-/// deterministic.
-pub fn flow_mods(mut changes: Vec<(&FlowKey, Option<&FlowBody>)>) -> Vec<FlowMod> {
+/// One flow to set (`Some`: an add, which replaces it) or to delete (`None`).
+pub type Change<'a> = (&'a FlowKey, Option<&'a FlowBody>);
+
+/// Puts changes in the order they are sent: adds first, then deletes, each in table,
+/// priority and match order, so the result is deterministic.
+pub fn sort_changes(changes: &mut [Change<'_>]) {
     changes.sort_unstable_by(|(a, x), (b, y)| {
         (x.is_none(), a.sort_key()).cmp(&(y.is_none(), b.sort_key()))
     });
-    changes
-        .into_iter()
-        .map(|(k, b)| match b {
-            Some(b) => FlowMod {
-                cookie: b.cookie,
-                match_: k.match_(),
-                instructions: b.instructions(),
-                ..FlowMod::add(k.table, k.priority)
-            },
-            None => FlowMod {
-                command: FlowModCommand::DeleteStrict,
-                match_: k.match_(),
-                ..FlowMod::add(k.table, k.priority)
-            },
-        })
-        .collect()
+}
+
+/// The flow-mod of one change: an add, or a strict delete.
+pub fn flow_mod((k, b): &Change<'_>) -> FlowMod {
+    match b {
+        Some(b) => FlowMod {
+            cookie: b.cookie,
+            match_: k.match_(),
+            instructions: b.instructions(),
+            ..FlowMod::add(k.table(), k.priority())
+        },
+        None => FlowMod {
+            command: FlowModCommand::DeleteStrict,
+            match_: k.match_(),
+            ..FlowMod::add(k.table(), k.priority())
+        },
+    }
 }
 
 /// What a group is: its type and buckets.

@@ -6,7 +6,7 @@
 use crate::apps::{self, Desired, Host};
 use crate::nb::{Nb, NbWatch};
 use crate::punt::{Punt, Punted};
-use crate::reconcile::{FlowTable, GroupTable};
+use crate::reconcile::{self, FlowTable, GroupTable};
 use crate::switch::Session;
 use crate::view::{Touched, View};
 use model::{NbObject, PortStatus, Table};
@@ -382,24 +382,44 @@ async fn sync(
 ) -> Result<(), String> {
     for attempt in 0..20 {
         // Until this commit is confirmed, what the switch holds is unknown.
-        let (mods, group_mods) = match std::mem::replace(installed, Installed::Unknown) {
-            Installed::Synced => desired.take_changes(),
-            Installed::Read(flows, groups) => desired.take_all(&flows, &groups),
+        let sent = match std::mem::replace(installed, Installed::Unknown) {
+            Installed::Synced => {
+                let (mods, groups) = desired.take_changes();
+                if mods.is_empty() && groups.is_empty() {
+                    *installed = Installed::Synced;
+                    return Ok(());
+                }
+                let n = (mods.len(), groups.len());
+                session
+                    .commit_stream(&groups, mods.into_iter())
+                    .await
+                    .map(|()| n)
+            }
+            Installed::Read(flows, groups) => {
+                desired.forget_changes();
+                let changes = desired.table().changes(&flows);
+                let groups = desired.groups().diff(&groups);
+                if changes.is_empty() && groups.is_empty() {
+                    *installed = Installed::Synced;
+                    return Ok(());
+                }
+                let n = (changes.len(), groups.len());
+                session
+                    .commit_stream(&groups, changes.iter().map(reconcile::flow_mod))
+                    .await
+                    .map(|()| n)
+            }
             Installed::Unknown => {
                 reconnect(cfg, session, installed).await;
                 continue;
             }
         };
-        if mods.is_empty() && group_mods.is_empty() {
-            *installed = Installed::Synced;
-            return Ok(());
-        }
-        match session.commit_with_groups(&group_mods, &mods).await {
-            Ok(()) => {
+        match sent {
+            Ok((flow_mods, group_mods)) => {
                 *installed = Installed::Synced;
                 tracing::debug!(
-                    flow_mods = mods.len(),
-                    group_mods = group_mods.len(),
+                    flow_mods,
+                    group_mods,
                     flows = desired.table().len(),
                     "switch updated"
                 );

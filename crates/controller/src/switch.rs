@@ -240,14 +240,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         if mods.is_empty() && groups.is_empty() {
             return Ok(());
         }
-        let messages: Vec<Message> = groups
+        self.commit_stream(groups, mods.iter().cloned()).await
+    }
+
+    /// [`Session::commit_with_groups`] with the flow-mods made one at a time as they are
+    /// sent: a first sync of a hundred thousand flows never holds them all decoded.
+    pub async fn commit_stream(
+        &mut self,
+        groups: &GroupDiff,
+        mods: impl Iterator<Item = FlowMod>,
+    ) -> Result<()> {
+        let messages = groups
             .before
             .iter()
             .cloned()
             .map(Message::GroupMod)
-            .chain(mods.iter().cloned().map(Message::FlowMod))
-            .chain(groups.after.iter().cloned().map(Message::GroupMod))
-            .collect();
+            .chain(mods.map(Message::FlowMod))
+            .chain(groups.after.iter().cloned().map(Message::GroupMod));
         let bundle_id = self.next_bundle;
         self.next_bundle = self.next_bundle.wrapping_add(1).max(1);
         let flags = bundle_flags::ATOMIC | bundle_flags::ORDERED;

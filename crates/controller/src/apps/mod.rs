@@ -17,7 +17,7 @@ pub mod tunnel;
 
 use crate::pipeline::{App, Cookie, may_goto, table};
 use crate::reconcile::{
-    FlowBody, FlowKey, FlowTable, GroupBody, GroupDiff, GroupTable, Hasher, flow_mods,
+    FlowBody, FlowKey, FlowTable, GroupBody, GroupDiff, GroupTable, Hasher, flow_mod, sort_changes,
 };
 use crate::view::{Touched, View};
 use model::Table;
@@ -457,13 +457,14 @@ impl Desired {
     /// the last call up to date, from what changed since alone; forgets the changes.
     pub fn take_changes(&mut self) -> (Vec<FlowMod>, GroupDiff) {
         let dirty = std::mem::take(&mut self.dirty);
-        let changes = dirty
+        let mut changes: Vec<_> = dirty
             .iter()
             .filter_map(|(k, before)| {
                 let now = self.table.get(k);
                 (now != before.as_ref()).then_some((k, now))
             })
             .collect();
+        sort_changes(&mut changes);
         let mut groups = GroupDiff::default();
         for (id, before) in std::mem::take(&mut self.dirty_groups) {
             match (before, self.groups.get(id)) {
@@ -488,19 +489,14 @@ impl Desired {
                 _ => {}
             }
         }
-        (flow_mods(changes), groups)
+        (changes.iter().map(flow_mod).collect(), groups)
     }
 
-    /// The flow-mods and group-mods that bring a switch holding `flows` and `groups` (as
-    /// read back from it) up to date, by comparing everything; forgets the changes.
-    pub fn take_all(
-        &mut self,
-        flows: &FlowTable,
-        groups: &GroupTable,
-    ) -> (Vec<FlowMod>, GroupDiff) {
+    /// Forgets the changes: the switch is to be brought up to date by comparing
+    /// everything (after reading it back).
+    pub fn forget_changes(&mut self) {
         self.dirty.clear();
         self.dirty_groups.clear();
-        (self.table.diff(flows), self.groups.diff(groups))
     }
 }
 
@@ -522,7 +518,7 @@ pub fn check_group(g: &Group) -> Result<(), String> {
 /// Checks a flow against the pipeline declaration: its table exists and every goto is
 /// to a table it may continue to.
 pub fn check(f: &Flow) -> Result<(), String> {
-    let t = f.key.table;
+    let t = f.key.table();
     if table(t).is_none() {
         return Err(format!("flow in undeclared table {t}"));
     }
@@ -693,7 +689,7 @@ mod tests {
             },
         );
         assert_eq!(remote_flows.len(), 1);
-        assert_eq!(remote_flows[0].key.table, table::L2);
+        assert_eq!(remote_flows[0].key.table(), table::L2);
     }
 
     /// The port's address in network `n<k>` (10.0.k.0/24), as the API would give it.
@@ -997,7 +993,7 @@ mod tests {
                         }
                     }
                 }
-                seen_rule |= k.table == table::INGRESS_SG && k.priority == 100;
+                seen_rule |= k.table() == table::INGRESS_SG && k.priority() == 100;
             }
             assert_eq!(
                 d.groups(),
@@ -1007,12 +1003,12 @@ mod tests {
             routed += d
                 .table()
                 .iter()
-                .filter(|(k, _)| k.table == table::L3)
+                .filter(|(k, _)| k.table() == table::L3)
                 .count();
             nated += d
                 .table()
                 .iter()
-                .filter(|(k, _)| k.table == table::EGRESS_NAT)
+                .filter(|(k, _)| k.table() == table::EGRESS_NAT)
                 .count();
         }
         assert!(routed > 500, "routers were exercised: {routed}");

@@ -55,7 +55,7 @@ fn allowed(p: &Port) -> Vec<(MacAddr, IpNet)> {
             IpNet::from(IpAddr::V6(link_local(pair.mac_address))),
         ));
     }
-    out.sort_by_key(|(m, n)| (*m, n.to_string()));
+    out.sort();
     out.dedup();
     out
 }
