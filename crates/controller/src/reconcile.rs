@@ -34,14 +34,15 @@ static KEY_SEED: LazyLock<Hasher> = LazyLock::new(Hasher::default);
 impl FlowKey {
     pub fn new(table: u8, priority: u16, m: Match) -> FlowKey {
         let m = canonical(m);
-        let mut oxms = Vec::with_capacity(m.oxm_len());
-        m.encode_oxms(&mut oxms);
-        FlowKey {
-            table,
-            priority,
-            hash: KEY_SEED.hash_one((table, priority, &oxms)),
-            oxms: oxms.into(),
-        }
+        encoded(
+            |buf| m.encode_oxms(buf),
+            |oxms| FlowKey {
+                table,
+                priority,
+                hash: KEY_SEED.hash_one((table, priority, oxms)),
+                oxms: oxms.into(),
+            },
+        )
     }
 
     pub fn table(&self) -> u8 {
@@ -63,6 +64,19 @@ impl FlowKey {
     fn sort_key(&self) -> (u8, std::cmp::Reverse<u16>, &[u8]) {
         (self.table, std::cmp::Reverse(self.priority), &self.oxms)
     }
+}
+
+/// Encodes with `encode` into a buffer kept per thread and makes `make` of the bytes: one
+/// exact allocation per key or body, where growing a fresh vector took several.
+fn encoded<T>(encode: impl FnOnce(&mut Vec<u8>), make: impl FnOnce(&[u8]) -> T) -> T {
+    thread_local! {
+        static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    BUF.with_borrow_mut(|buf| {
+        buf.clear();
+        encode(buf);
+        make(buf)
+    })
 }
 
 impl PartialEq for FlowKey {
@@ -111,12 +125,13 @@ pub struct FlowBody {
 
 impl FlowBody {
     pub fn new(cookie: u64, instructions: &[Instruction]) -> FlowBody {
-        let mut bytes = Vec::with_capacity(64);
-        openflow::instruction::encode_instructions(instructions, &mut bytes);
-        FlowBody {
-            cookie,
-            instructions: bytes.into_boxed_slice(),
-        }
+        encoded(
+            |buf| openflow::instruction::encode_instructions(instructions, buf),
+            |bytes| FlowBody {
+                cookie,
+                instructions: bytes.into(),
+            },
+        )
     }
 
     /// The instructions, decoded.

@@ -380,19 +380,23 @@ impl Desired {
         let mut keys = Vec::with_capacity(flows.len());
         for f in flows {
             keys.push(f.key.clone());
-            let before = match self.table.insert_owned(f.key.clone(), f.body, id) {
+            let noted = (!self.untracked).then(|| f.key.clone());
+            let before = match self.table.insert_owned(f.key, f.body, id) {
                 Some((body, other)) => {
                     // Keys, MACs and port numbers are unique, so two owners never want one
                     // flow; if they do, it is a bug worth seeing in the log.
                     if other != id {
                         let other = self.by_owner.iter().find(|(_, h)| h.id == other);
-                        tracing::warn!(?other, ?owner, key = ?f.key, "two owners compiled the same flow");
+                        let key = keys.last();
+                        tracing::warn!(?other, ?owner, ?key, "two owners compiled the same flow");
                     }
                     Some(body)
                 }
                 None => None,
             };
-            self.note(f.key, before);
+            if let Some(key) = noted {
+                self.note(key, before);
+            }
         }
         let ids = groups.iter().map(|g| g.id).collect();
         for g in groups {
