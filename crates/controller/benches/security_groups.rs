@@ -79,6 +79,7 @@ fn change<T: model::NbObject>(rev: u64, obj: &T) -> Change {
 struct Step {
     recompile: Duration,
     mods: Vec<openflow::flow::FlowMod>,
+    groups: controller::reconcile::GroupDiff,
     flushes: usize,
 }
 
@@ -89,8 +90,6 @@ fn step(
     cuts: &mut Cuts,
     c: &Change,
 ) -> Step {
-    // The copy to diff against stands for the installed table the runtime keeps.
-    let before = desired.table().clone();
     let start = Instant::now();
     let mut owners: Vec<_> = view
         .apply(c)
@@ -102,11 +101,13 @@ fn step(
     owners.sort();
     owners.dedup();
     desired.update(view, host, owners.iter().cloned());
-    let mods = desired.table().diff(&before);
+    // What the runtime sends a switch in sync: the changes alone.
+    let (mods, groups) = desired.take_changes();
     let flushes = cuts.update(view, host, &owners).len();
     Step {
         recompile: start.elapsed(),
         mods,
+        groups,
         flushes,
     }
 }
@@ -309,9 +310,12 @@ fn enforce_on_ovs(
             .await
             .ok()?;
         let start = Instant::now();
-        s.commit(&desired.table().diff(&Default::default()))
-            .await
-            .ok()?;
+        s.commit_with_groups(
+            &desired.groups().diff(&Default::default()),
+            &desired.table().diff(&Default::default()),
+        )
+        .await
+        .ok()?;
         let install = start.elapsed();
         let (mut adds, mut dels) = (Vec::new(), Vec::new());
         for k in 0..20u16 {
@@ -320,7 +324,7 @@ fn enforce_on_ovs(
             r.remote_group_id = Some("members5".into());
             let start = Instant::now();
             let st = step(view, host, desired, cuts, &change(rev, &r));
-            s.commit(&st.mods).await.ok()?;
+            s.commit_with_groups(&st.groups, &st.mods).await.ok()?;
             adds.push(start.elapsed());
             rev += 1;
             let gone = Change {
@@ -331,7 +335,6 @@ fn enforce_on_ovs(
                 value: None,
             };
             let start = Instant::now();
-            let before = desired.table().clone();
             let mut owners: Vec<_> = view
                 .apply(&gone)
                 .iter()
@@ -341,8 +344,8 @@ fn enforce_on_ovs(
             owners.sort();
             owners.dedup();
             desired.update(view, host, owners.iter().cloned());
-            let mods = desired.table().diff(&before);
-            s.commit(&mods).await.ok()?;
+            let (mods, groups) = desired.take_changes();
+            s.commit_with_groups(&groups, &mods).await.ok()?;
             for f in cuts.update(view, host, &owners) {
                 s.ct_flush(openflow::Message::CtFlush(f)).await.ok()?;
             }
