@@ -6,61 +6,26 @@ mod support;
 use controller::apps::{Desired, Host};
 use controller::view::{View, record};
 use fake_switch::Switch;
-use model::{FixedIp, MacAddr, Meta, Network, NetworkType, Port, PortStatus};
+use model::{Direction, Port, fixtures};
 use packet::arp::{self, ArpRepr, Operation};
 use packet::ethernet::{EtherType, EthernetRepr};
 use packet::ipv4::Ipv4Repr;
 use packet::{EthernetAddress, IpProtocol};
 use std::net::Ipv4Addr;
 
-fn meta(id: &str) -> Meta {
-    Meta {
-        id: id.into(),
-        project_id: "p".into(),
-        ..Meta::default()
-    }
-}
-
+/// Port `id` with key `n`, MAC fa:16:3e:00:00:n and address 10.0.0.n on `host`, in group
+/// "open".
 fn port(id: &str, n: u8, host: &str) -> Port {
     Port {
-        meta: meta(id),
-        network_id: "n".into(),
-        admin_state_up: true,
-        mac_address: MacAddr([0xfa, 0x16, 0x3e, 0, 0, n]),
-        fixed_ips: vec![FixedIp {
-            subnet_id: "s".into(),
-            ip_address: format!("10.0.0.{n}").parse().unwrap(),
-        }],
+        fixed_ips: vec![fixtures::fixed_ip("s", &format!("10.0.0.{n}"))],
         security_groups: vec!["open".into()],
-        allowed_address_pairs: vec![],
-        port_security_enabled: true,
-        device_owner: String::new(),
-        device_id: String::new(),
-        binding_host_id: host.into(),
-        binding_profile: Default::default(),
-        binding_vnic_type: "normal".into(),
-        extra_dhcp_opts: vec![],
-        status: PortStatus::Down,
-        unique_key: u32::from(n),
+        ..fixtures::port(id, "n", n.into(), host)
     }
 }
 
 /// Ports a (5) and b (6) on this host at OpenFlow ports 1 and 2; c (7) on another host.
 fn switch() -> Switch {
-    let net = Network {
-        meta: meta("n"),
-        admin_state_up: true,
-        mtu: 1400,
-        shared: false,
-        external: false,
-        port_security_enabled: true,
-        network_type: NetworkType::Geneve,
-        physical_network: None,
-        segmentation_id: Some(9),
-        subnets: vec![],
-        unique_key: 9,
-        deleting: false,
-    };
+    let net = fixtures::network("n", 9);
     let mut view = View::new("h");
     view.load(&nbdb::Snapshot {
         revision: 4,
@@ -74,12 +39,8 @@ fn switch() -> Switch {
                 id: "o".into(),
                 revision: 4,
                 topic: None,
-                value: serde_json::to_vec(&model::Chassis {
-                    id: "o".into(),
-                    ip: OTHER_HOST.into(),
-                    tunnel_types: vec![NetworkType::Geneve],
-                })
-                .unwrap(),
+                value: serde_json::to_vec(&fixtures::chassis("o", &OTHER_HOST.to_string()))
+                    .unwrap(),
             },
             open_group()[0].clone(),
             open_group()[1].clone(),
@@ -103,28 +64,11 @@ const TUNNEL: u32 = 10;
 /// Group "open": everything in and out (ports with port security on and no group get
 /// nothing, as in Neutron).
 fn open_group() -> Vec<nbdb::Record> {
-    let g = model::SecurityGroup {
-        meta: meta("open"),
-        stateful: true,
-        is_default: false,
-        deleting: false,
-    };
-    let r = |id: &str, d: model::Direction| model::SecurityGroupRule {
-        meta: meta(id),
-        security_group_id: "open".into(),
-        direction: d,
-        ethertype: model::EtherType::IPv4,
-        protocol: None,
-        protocol_number: None,
-        port_range_min: None,
-        port_range_max: None,
-        remote_ip_prefix: None,
-        remote_group_id: None,
-    };
+    let rule = fixtures::security_group_rule;
     vec![
-        record(&g, 1),
-        record(&r("open-in", model::Direction::Ingress), 1),
-        record(&r("open-out", model::Direction::Egress), 1),
+        record(&fixtures::security_group("open"), 1),
+        record(&rule("open-in", "open", Direction::Ingress), 1),
+        record(&rule("open-out", "open", Direction::Egress), 1),
     ]
 }
 
