@@ -6,22 +6,13 @@ mod support;
 use controller::apps::{Desired, Host};
 use controller::view::{View, record};
 use fake_switch::Switch;
-use model::{Direction, Port, fixtures};
+use model::fixtures;
 use packet::arp::{self, ArpRepr, Operation};
 use packet::ethernet::{EtherType, EthernetRepr};
 use packet::ipv4::Ipv4Repr;
 use packet::{EthernetAddress, IpProtocol};
 use std::net::Ipv4Addr;
-
-/// Port `id` with key `n`, MAC fa:16:3e:00:00:n and address 10.0.0.n on `host`, in group
-/// "open".
-fn port(id: &str, n: u8, host: &str) -> Port {
-    Port {
-        fixed_ips: vec![fixtures::fixed_ip("s", &format!("10.0.0.{n}"))],
-        security_groups: vec!["open".into()],
-        ..fixtures::port(id, "n", n.into(), host)
-    }
-}
+use support::{open_group, open_port};
 
 /// Ports a (5) and b (6) on this host at OpenFlow ports 1 and 2; c (7) on another host.
 fn switch() -> Switch {
@@ -31,9 +22,9 @@ fn switch() -> Switch {
         revision: 4,
         records: vec![
             record(&net, 1),
-            record(&port("a", 5, "h"), 2),
-            record(&port("b", 6, "h"), 3),
-            record(&port("c", 7, "o"), 4),
+            record(&open_port("a", 5, "h"), 2),
+            record(&open_port("b", 6, "h"), 3),
+            record(&open_port("c", 7, "o"), 4),
             nbdb::Record {
                 table: "chassis".into(),
                 id: "o".into(),
@@ -61,17 +52,6 @@ fn switch() -> Switch {
 /// The other host's tunnel address, and this host's Geneve port.
 const OTHER_HOST: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
 const TUNNEL: u32 = 10;
-/// Group "open": everything in and out (ports with port security on and no group get
-/// nothing, as in Neutron).
-fn open_group() -> Vec<nbdb::Record> {
-    let rule = fixtures::security_group_rule;
-    vec![
-        record(&fixtures::security_group("open"), 1),
-        record(&rule("open-in", "open", Direction::Ingress), 1),
-        record(&rule("open-out", "open", Direction::Egress), 1),
-    ]
-}
-
 fn mac(n: u8) -> EthernetAddress {
     EthernetAddress([0xfa, 0x16, 0x3e, 0, 0, n])
 }

@@ -2,11 +2,14 @@
 //! back equal (so a restarted controller finds nothing to change), and a later change is
 //! exactly the flows that differ.
 
+mod support;
+
 use controller::reconcile::{FlowBody, FlowKey, FlowTable};
 use controller::switch::{Session, SwitchError};
 use openflow::Instruction;
 use openflow::action::Action;
 use openflow::oxm::{Field, Match};
+use support::open_port;
 
 fn flow(t: &mut FlowTable, table: u8, prio: u16, m: Match, cookie: u64, ins: Vec<Instruction>) {
     t.insert(FlowKey::new(table, prio, m), FlowBody::new(cookie, &ins));
@@ -141,10 +144,11 @@ async fn a_refused_bundle_applies_nothing() {
 
 mod host {
     //! A host for the tests: one OVS, VMs plugged into its br-int, and the NB objects.
+    use crate::support::open_group;
     use controller::apps::{Desired, Host};
     use controller::switch::Session;
     use controller::view::{View, record};
-    use model::{AddressPair, Direction, Port, fixtures};
+    use model::{AddressPair, Port, fixtures};
 
     pub use testbed::Vm;
 
@@ -158,27 +162,6 @@ mod host {
             &format!("10.0.0.{n}/24"),
         )
         .expect("plug")
-    }
-
-    /// Group "open": everything in and out (ports with port security on and no group get
-    /// nothing, as in Neutron).
-    pub fn open_group() -> Vec<nbdb::Record> {
-        let rule = fixtures::security_group_rule;
-        vec![
-            record(&fixtures::security_group("open"), 1),
-            record(&rule("open-in", "open", Direction::Ingress), 1),
-            record(&rule("open-out", "open", Direction::Egress), 1),
-        ]
-    }
-
-    /// Port `id` with key `n`, MAC fa:16:3e:00:00:n and address 10.0.0.n on `host`, in
-    /// group "open".
-    pub fn port(id: &str, n: u8, host: &str) -> Port {
-        Port {
-            fixed_ips: vec![fixtures::fixed_ip("s", &format!("10.0.0.{n}"))],
-            security_groups: vec!["open".into()],
-            ..fixtures::port(id, "n", n.into(), host)
-        }
     }
 
     pub fn pair(ip: &str, n: u8) -> AddressPair {
@@ -256,7 +239,7 @@ async fn arp_for_a_known_address_is_answered_by_the_switch() {
         .expect("session");
     host::program(
         &mut s,
-        &[host::port("a", 5, "host-a"), host::port("b", 6, "host-b")],
+        &[open_port("a", 5, "host-a"), open_port("b", 6, "host-b")],
         &[("a", &a)],
     )
     .await;
@@ -292,7 +275,7 @@ async fn local_switching_and_port_security() {
     let mut s = Session::connect_unix(&ovs.mgmt_sock("br-int"))
         .await
         .expect("session");
-    let (pa, pb) = (host::port("a", 5, "host-a"), host::port("b", 6, "host-a"));
+    let (pa, pb) = (open_port("a", 5, "host-a"), open_port("b", 6, "host-a"));
     host::program(&mut s, &[pa.clone(), pb.clone()], &vms).await;
     assert!(
         host::pings(&a, "10.0.0.6"),
