@@ -8,7 +8,8 @@
 
 use controller::apps::{Desired, Host};
 use controller::view::{View, record};
-use model::{FixedIp, MacAddr, Meta, Network, NetworkType, Port, PortStatus};
+use model::{MacAddr, Port, PortStatus, fixtures};
+use std::net::Ipv4Addr;
 use std::time::Instant;
 use testbed::bench::write_section;
 
@@ -30,36 +31,14 @@ fn rss_kib() -> u64 {
 /// Figures of one scenario, printed by its process as `key=value` lines.
 fn scenario(local_every: u32) {
     let rss_before = rss_kib();
-    let meta = |id: String| Meta {
-        id,
-        project_id: "p".into(),
-        ..Meta::default()
-    };
     let mut records = Vec::new();
     for n in 0..100u32 {
-        let net = Network {
-            meta: meta(format!("net{n}")),
-            admin_state_up: true,
-            mtu: 1400,
-            shared: false,
-            external: false,
-            port_security_enabled: true,
-            network_type: NetworkType::Geneve,
-            physical_network: None,
-            segmentation_id: Some(n + 1),
-            subnets: vec![],
-            unique_key: n + 1,
-            deleting: false,
-        };
+        let net = fixtures::network(&format!("net{n}"), n + 1);
         records.push(record(&net, 1));
     }
     let mut host = Host::default();
     host.tunnels.insert("geneve".into(), 1);
-    let chassis = model::Chassis {
-        id: "far".into(),
-        ip: "192.0.2.2".parse().unwrap(),
-        tunnel_types: vec![NetworkType::Geneve],
-    };
+    let chassis = fixtures::chassis("far", "192.0.2.2");
     records.push(nbdb::Record {
         table: "chassis".into(),
         id: "far".into(),
@@ -69,26 +48,17 @@ fn scenario(local_every: u32) {
     });
     for i in 0..10_000u32 {
         let local = i % local_every == 0;
+        let ip = Ipv4Addr::from(0x0a00_0000 + i).to_string();
         let p = Port {
-            meta: meta(format!("port{i}")),
-            network_id: format!("net{}", i % 100),
-            admin_state_up: true,
-            mac_address: MacAddr([0xfa, 0x16, 0x3e, (i >> 16) as u8, (i >> 8) as u8, i as u8]),
-            fixed_ips: vec![FixedIp {
-                subnet_id: "s".into(),
-                ip_address: std::net::Ipv4Addr::from(0x0a00_0000 + i).into(),
-            }],
-            security_groups: vec![],
-            allowed_address_pairs: vec![],
-            port_security_enabled: true,
-            device_owner: String::new(),
-            device_id: String::new(),
-            binding_host_id: if local { "here".into() } else { "far".into() },
-            binding_profile: Default::default(),
-            binding_vnic_type: "normal".into(),
-            extra_dhcp_opts: vec![],
+            fixed_ips: vec![fixtures::fixed_ip("s", &ip)],
             status: PortStatus::Active,
             unique_key: i + 1,
+            ..fixtures::port(
+                &format!("port{i}"),
+                &format!("net{}", i % 100),
+                i,
+                if local { "here" } else { "far" },
+            )
         };
         if local {
             host.ofports.insert(p.meta.id.clone(), i + 10);

@@ -5,7 +5,7 @@
 use controller::pipeline::{App, Cookie};
 use controller::punt::Punt;
 use controller::view::{View, record};
-use model::{FixedIp, MacAddr, Meta, Network, NetworkType, Port, PortStatus, Subnet, owner};
+use model::{MacAddr, Network, Port, PortStatus, Subnet, fixtures, owner};
 use openflow::flow::NO_BUFFER;
 use openflow::oxm::Match;
 use openflow::packet::PacketIn;
@@ -17,10 +17,6 @@ use packet::{EthernetAddress, IpProtocol};
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 use testbed::bench::write_section;
-
-fn mac(i: u32) -> MacAddr {
-    MacAddr([0xfa, 0x16, 0x3e, (i >> 16) as u8, (i >> 8) as u8, i as u8])
-}
 
 fn discover(m: MacAddr, xid: u32) -> Vec<u8> {
     let d = DhcpRepr::new(
@@ -51,69 +47,36 @@ fn main() {
     if !std::env::args().any(|a| a == "--bench") {
         return;
     }
-    let meta = |id: String| Meta {
-        id,
-        project_id: "p".into(),
-        ..Meta::default()
-    };
     let mut records = Vec::new();
     for n in 0..100u32 {
         let net = Network {
-            meta: meta(format!("net{n}")),
-            admin_state_up: true,
-            mtu: 1400,
-            shared: false,
-            external: false,
-            port_security_enabled: true,
-            network_type: NetworkType::Geneve,
-            physical_network: None,
-            segmentation_id: Some(n + 1),
             subnets: vec![format!("sub{n}")],
-            unique_key: n + 1,
-            deleting: false,
+            ..fixtures::network(&format!("net{n}"), n + 1)
         };
         records.push(record(&net, 1));
         let sub = Subnet {
-            meta: meta(format!("sub{n}")),
-            network_id: format!("net{n}"),
-            ip_version: 4,
-            cidr: format!("10.{n}.0.0/16").parse().unwrap(),
-            gateway_ip: Some(format!("10.{n}.0.1").parse().unwrap()),
-            allocation_pools: vec![],
-            enable_dhcp: true,
             dns_nameservers: vec!["192.0.2.53".parse().unwrap()],
             host_routes: vec![model::HostRoute {
                 destination: "172.16.0.0/12".parse().unwrap(),
                 nexthop: format!("10.{n}.0.254").parse().unwrap(),
             }],
-            ipv6_ra_mode: None,
-            ipv6_address_mode: None,
-            deleting: false,
+            ..fixtures::subnet(
+                &format!("sub{n}"),
+                &format!("net{n}"),
+                &format!("10.{n}.0.0/16"),
+            )
         };
         records.push(record(&sub, 1));
     }
     let port = |i: u32, net: u32, owner: &str, host: &str, last: u32| Port {
-        meta: meta(format!("port{i}")),
-        network_id: format!("net{net}"),
-        admin_state_up: true,
-        mac_address: mac(i),
-        fixed_ips: vec![FixedIp {
-            subnet_id: format!("sub{net}"),
-            ip_address: format!("10.{net}.{}.{}", last >> 8, last & 0xff)
-                .parse()
-                .unwrap(),
-        }],
-        security_groups: vec![],
-        allowed_address_pairs: vec![],
-        port_security_enabled: true,
+        fixed_ips: vec![fixtures::fixed_ip(
+            &format!("sub{net}"),
+            &format!("10.{net}.{}.{}", last >> 8, last & 0xff),
+        )],
         device_owner: owner.into(),
-        device_id: String::new(),
-        binding_host_id: host.into(),
-        binding_profile: Default::default(),
-        binding_vnic_type: "normal".into(),
-        extra_dhcp_opts: vec![],
         status: PortStatus::Active,
         unique_key: i + 1,
+        ..fixtures::port(&format!("port{i}"), &format!("net{net}"), i, host)
     };
     let mut host = controller::apps::Host::default();
     let mut local = Vec::new();

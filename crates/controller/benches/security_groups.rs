@@ -9,58 +9,30 @@
 use controller::apps::security_groups::{Cuts, assign_zones};
 use controller::apps::{Desired, Host, affected, base_owner};
 use controller::view::{View, record};
-use model::{
-    Direction, EtherType, FixedIp, MacAddr, Meta, Network, NetworkType, Port, PortStatus,
-    SecurityGroup, SecurityGroupRule,
-};
+use model::{Direction, Port, PortStatus, SecurityGroupRule, fixtures};
 use nbdb::Change;
+use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 use testbed::bench::{ms, percentile, write_section};
 
-fn meta(id: String) -> Meta {
-    Meta {
-        id,
-        project_id: "p".into(),
-        ..Meta::default()
-    }
-}
-
 fn rule(id: String, g: String, n: u16) -> SecurityGroupRule {
     SecurityGroupRule {
-        meta: meta(id),
-        security_group_id: g,
-        direction: Direction::Ingress,
-        ethertype: EtherType::IPv4,
         protocol: Some("tcp".into()),
         protocol_number: Some(6),
         port_range_min: Some(1000 + n * 10),
         port_range_max: Some(1000 + n * 10 + 5),
-        remote_ip_prefix: None,
-        remote_group_id: None,
+        ..fixtures::security_group_rule(&id, &g, Direction::Ingress)
     }
 }
 
 fn port(i: u32, host: &str, groups: Vec<String>) -> Port {
+    let ip = Ipv4Addr::from(0x0a00_0000 + i).to_string();
     Port {
-        meta: meta(format!("port{i}")),
-        network_id: "net".into(),
-        admin_state_up: true,
-        mac_address: MacAddr([0xfa, 0x16, 0x3e, 0, (i >> 8) as u8, i as u8]),
-        fixed_ips: vec![FixedIp {
-            subnet_id: "s".into(),
-            ip_address: std::net::Ipv4Addr::from(0x0a00_0000 + i).into(),
-        }],
+        fixed_ips: vec![fixtures::fixed_ip("s", &ip)],
         security_groups: groups,
-        allowed_address_pairs: vec![],
-        port_security_enabled: true,
-        device_owner: String::new(),
-        device_id: String::new(),
-        binding_host_id: host.into(),
-        binding_profile: Default::default(),
-        binding_vnic_type: "normal".into(),
-        extra_dhcp_opts: vec![],
         status: PortStatus::Active,
         unique_key: i + 1,
+        ..fixtures::port(&format!("port{i}"), "net", i, host)
     }
 }
 
@@ -116,26 +88,9 @@ fn main() {
     if !std::env::args().any(|a| a == "--bench") {
         return;
     }
-    let net = Network {
-        meta: meta("net".into()),
-        admin_state_up: true,
-        mtu: 1400,
-        shared: false,
-        external: false,
-        port_security_enabled: true,
-        network_type: NetworkType::Geneve,
-        physical_network: None,
-        segmentation_id: Some(1),
-        subnets: vec![],
-        unique_key: 1,
-        deleting: false,
-    };
+    let net = fixtures::network("net", 1);
     let mut records = vec![record(&net, 1)];
-    let chassis = model::Chassis {
-        id: "far".into(),
-        ip: "192.0.2.2".parse().unwrap(),
-        tunnel_types: vec![NetworkType::Geneve],
-    };
+    let chassis = fixtures::chassis("far", "192.0.2.2");
     records.push(nbdb::Record {
         table: "chassis".into(),
         id: "far".into(),
@@ -143,12 +98,7 @@ fn main() {
         topic: None,
         value: serde_json::to_vec(&chassis).unwrap(),
     });
-    let group = |id: String| SecurityGroup {
-        meta: meta(id),
-        stateful: true,
-        is_default: false,
-        deleting: false,
-    };
+    let group = |id: String| fixtures::security_group(&id);
     for g in 0..5 {
         records.push(record(&group(format!("app{g}")), 1));
         for n in 0..20u16 {

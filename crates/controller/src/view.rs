@@ -407,51 +407,26 @@ pub fn record<T: NbObject>(obj: &T, revision: Revision) -> Record {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use model::{Meta, NetworkType, PortStatus};
+    use model::{Meta, fixtures};
 
     fn meta(id: &str, project: &str) -> Meta {
         Meta {
-            id: id.into(),
             project_id: project.into(),
-            ..Meta::default()
+            ..fixtures::meta(id)
         }
     }
 
     fn network(id: &str, project: &str) -> Network {
         Network {
             meta: meta(id, project),
-            admin_state_up: true,
-            mtu: 1400,
-            shared: false,
-            external: false,
-            port_security_enabled: true,
-            network_type: NetworkType::Geneve,
-            physical_network: None,
-            segmentation_id: Some(1),
-            subnets: vec![],
-            unique_key: 1,
-            deleting: false,
+            ..fixtures::network(id, 1)
         }
     }
 
     fn port(id: &str, project: &str, net: &str, host: &str) -> Port {
         Port {
             meta: meta(id, project),
-            network_id: net.into(),
-            admin_state_up: true,
-            mac_address: model::MacAddr([0xfa, 0x16, 0x3e, 0, 0, 1]),
-            fixed_ips: vec![],
-            security_groups: vec![],
-            allowed_address_pairs: vec![],
-            port_security_enabled: true,
-            device_owner: String::new(),
-            device_id: String::new(),
-            binding_host_id: host.into(),
-            binding_profile: Default::default(),
-            binding_vnic_type: "normal".into(),
-            extra_dhcp_opts: vec![],
-            status: PortStatus::Down,
-            unique_key: 1,
+            ..fixtures::port(id, net, 1, host)
         }
     }
 
@@ -569,11 +544,8 @@ mod tests {
         };
         let r = Router {
             meta: meta("r", "p3"),
-            admin_state_up: true,
-            external_gateway: None,
-            routes: vec![],
             interfaces: vec![iface("n-shared"), iface("n-behind")],
-            unique_key: 1,
+            ..fixtures::router("r", 1)
         };
         // Before the router is known, its interface port on the local network names it.
         let mut rp = port("rp-n-shared", "p3", "n-shared", "");

@@ -6,80 +6,32 @@ mod support;
 use controller::apps::{Desired, Host};
 use controller::view::{View, record};
 use fake_switch::Switch;
-use model::{FixedIp, MacAddr, Meta, Network, NetworkType, Port, PortStatus};
+use model::fixtures;
 use packet::arp::{self, ArpRepr, Operation};
 use packet::ethernet::{EtherType, EthernetRepr};
 use packet::ipv4::Ipv4Repr;
 use packet::{EthernetAddress, IpProtocol};
 use std::net::Ipv4Addr;
-
-fn meta(id: &str) -> Meta {
-    Meta {
-        id: id.into(),
-        project_id: "p".into(),
-        ..Meta::default()
-    }
-}
-
-fn port(id: &str, n: u8, host: &str) -> Port {
-    Port {
-        meta: meta(id),
-        network_id: "n".into(),
-        admin_state_up: true,
-        mac_address: MacAddr([0xfa, 0x16, 0x3e, 0, 0, n]),
-        fixed_ips: vec![FixedIp {
-            subnet_id: "s".into(),
-            ip_address: format!("10.0.0.{n}").parse().unwrap(),
-        }],
-        security_groups: vec!["open".into()],
-        allowed_address_pairs: vec![],
-        port_security_enabled: true,
-        device_owner: String::new(),
-        device_id: String::new(),
-        binding_host_id: host.into(),
-        binding_profile: Default::default(),
-        binding_vnic_type: "normal".into(),
-        extra_dhcp_opts: vec![],
-        status: PortStatus::Down,
-        unique_key: u32::from(n),
-    }
-}
+use support::{open_group, open_port};
 
 /// Ports a (5) and b (6) on this host at OpenFlow ports 1 and 2; c (7) on another host.
 fn switch() -> Switch {
-    let net = Network {
-        meta: meta("n"),
-        admin_state_up: true,
-        mtu: 1400,
-        shared: false,
-        external: false,
-        port_security_enabled: true,
-        network_type: NetworkType::Geneve,
-        physical_network: None,
-        segmentation_id: Some(9),
-        subnets: vec![],
-        unique_key: 9,
-        deleting: false,
-    };
+    let net = fixtures::network("n", 9);
     let mut view = View::new("h");
     view.load(&nbdb::Snapshot {
         revision: 4,
         records: vec![
             record(&net, 1),
-            record(&port("a", 5, "h"), 2),
-            record(&port("b", 6, "h"), 3),
-            record(&port("c", 7, "o"), 4),
+            record(&open_port("a", 5, "h"), 2),
+            record(&open_port("b", 6, "h"), 3),
+            record(&open_port("c", 7, "o"), 4),
             nbdb::Record {
                 table: "chassis".into(),
                 id: "o".into(),
                 revision: 4,
                 topic: None,
-                value: serde_json::to_vec(&model::Chassis {
-                    id: "o".into(),
-                    ip: OTHER_HOST.into(),
-                    tunnel_types: vec![NetworkType::Geneve],
-                })
-                .unwrap(),
+                value: serde_json::to_vec(&fixtures::chassis("o", &OTHER_HOST.to_string()))
+                    .unwrap(),
             },
             open_group()[0].clone(),
             open_group()[1].clone(),
@@ -100,34 +52,6 @@ fn switch() -> Switch {
 /// The other host's tunnel address, and this host's Geneve port.
 const OTHER_HOST: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
 const TUNNEL: u32 = 10;
-/// Group "open": everything in and out (ports with port security on and no group get
-/// nothing, as in Neutron).
-fn open_group() -> Vec<nbdb::Record> {
-    let g = model::SecurityGroup {
-        meta: meta("open"),
-        stateful: true,
-        is_default: false,
-        deleting: false,
-    };
-    let r = |id: &str, d: model::Direction| model::SecurityGroupRule {
-        meta: meta(id),
-        security_group_id: "open".into(),
-        direction: d,
-        ethertype: model::EtherType::IPv4,
-        protocol: None,
-        protocol_number: None,
-        port_range_min: None,
-        port_range_max: None,
-        remote_ip_prefix: None,
-        remote_group_id: None,
-    };
-    vec![
-        record(&g, 1),
-        record(&r("open-in", model::Direction::Ingress), 1),
-        record(&r("open-out", model::Direction::Egress), 1),
-    ]
-}
-
 fn mac(n: u8) -> EthernetAddress {
     EthernetAddress([0xfa, 0x16, 0x3e, 0, 0, n])
 }

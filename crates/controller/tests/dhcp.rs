@@ -10,10 +10,7 @@ use controller::punt::dhcp::Config;
 use controller::punt::{Punt, Punted};
 use controller::view::{View, record};
 use fake_switch::Switch;
-use model::{
-    ExtraDhcpOpt, FixedIp, HostRoute, MacAddr, Meta, Network, NetworkType, Port, PortStatus,
-    Subnet, owner,
-};
+use model::{ExtraDhcpOpt, HostRoute, MacAddr, Network, Port, PortStatus, Subnet, fixtures, owner};
 use nbdb::Change;
 use openflow::flow::NO_BUFFER;
 use openflow::oxm::Match;
@@ -28,14 +25,6 @@ use std::time::{Duration, Instant};
 
 const DNS: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 53);
 
-fn meta(id: &str) -> Meta {
-    Meta {
-        id: id.into(),
-        project_id: "p".into(),
-        ..Meta::default()
-    }
-}
-
 fn mac(n: u8) -> MacAddr {
     MacAddr([0xfa, 0x16, 0x3e, 0, 0, n])
 }
@@ -46,45 +35,22 @@ fn ip(n: u8) -> Ipv4Addr {
 
 fn port(id: &str, n: u8, host: &str, device_owner: &str) -> Port {
     Port {
-        meta: meta(id),
-        network_id: "n".into(),
-        admin_state_up: true,
-        mac_address: mac(n),
-        fixed_ips: vec![FixedIp {
-            subnet_id: "s".into(),
-            ip_address: IpAddr::V4(ip(n)),
-        }],
-        security_groups: vec![],
-        allowed_address_pairs: vec![],
+        fixed_ips: vec![fixtures::fixed_ip("s", &ip(n).to_string())],
         port_security_enabled: device_owner.is_empty(),
         device_owner: device_owner.into(),
-        device_id: String::new(),
-        binding_host_id: host.into(),
-        binding_profile: Default::default(),
-        binding_vnic_type: "normal".into(),
-        extra_dhcp_opts: vec![],
         status: PortStatus::Active,
-        unique_key: u32::from(n),
+        ..fixtures::port(id, "n", n.into(), host)
     }
 }
 
 fn subnet(enable_dhcp: bool) -> Subnet {
     Subnet {
-        meta: meta("s"),
-        network_id: "n".into(),
-        ip_version: 4,
-        cidr: "10.0.0.0/24".parse().unwrap(),
-        gateway_ip: Some("10.0.0.1".parse().unwrap()),
-        allocation_pools: vec![],
         enable_dhcp,
-        dns_nameservers: vec![],
         host_routes: vec![HostRoute {
             destination: "192.168.0.0/16".parse().unwrap(),
             nexthop: "10.0.0.254".parse().unwrap(),
         }],
-        ipv6_ra_mode: None,
-        ipv6_address_mode: None,
-        deleting: false,
+        ..fixtures::subnet("s", "n", "10.0.0.0/24")
     }
 }
 
@@ -116,18 +82,8 @@ impl Cloud {
         put(
             &mut view,
             &Network {
-                meta: meta("n"),
-                admin_state_up: true,
-                mtu: 1400,
-                shared: false,
-                external: false,
-                port_security_enabled: true,
-                network_type: NetworkType::Geneve,
-                physical_network: None,
-                segmentation_id: Some(9),
                 subnets: vec!["s".into()],
-                unique_key: 9,
-                deleting: false,
+                ..fixtures::network("n", 9)
             },
         );
         put(&mut view, &subnet(true));

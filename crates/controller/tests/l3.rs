@@ -12,10 +12,7 @@ use controller::pipeline::{App, Cookie};
 use controller::punt::Punt;
 use controller::view::{View, record};
 use fake_switch::{Outcome, Switch};
-use model::{
-    Chassis, FixedIp, HostRoute, MacAddr, Meta, Network, NetworkType, Port, PortStatus, Router,
-    RouterInterface, owner,
-};
+use model::{HostRoute, MacAddr, Network, Port, Router, RouterInterface, fixtures, owner};
 use openflow::oxm::{Field, Match, OxmField};
 use openflow::packet::PacketIn;
 use packet::ethernet::{EtherType, EthernetRepr, Frame};
@@ -28,28 +25,10 @@ use std::time::{Duration, Instant};
 
 const ROUTER_KEY: u32 = 7;
 
-fn meta(id: &str) -> Meta {
-    Meta {
-        id: id.into(),
-        project_id: "p".into(),
-        ..Meta::default()
-    }
-}
-
 fn network(id: &str, key: u32) -> Network {
     Network {
-        meta: meta(id),
-        admin_state_up: true,
-        mtu: 1400,
-        shared: false,
-        external: false,
-        port_security_enabled: true,
-        network_type: NetworkType::Geneve,
-        physical_network: None,
         segmentation_id: Some(100 + key),
-        subnets: vec![],
-        unique_key: key,
-        deleting: false,
+        ..fixtures::network(id, key)
     }
 }
 
@@ -59,28 +38,9 @@ fn mac(n: u8) -> [u8; 6] {
 
 fn port(id: &str, net: &str, n: u8, host: &str, ips: &[&str]) -> Port {
     Port {
-        meta: meta(id),
-        network_id: net.into(),
-        admin_state_up: true,
-        mac_address: MacAddr(mac(n)),
-        fixed_ips: ips
-            .iter()
-            .map(|ip| FixedIp {
-                subnet_id: "s".into(),
-                ip_address: ip.parse().unwrap(),
-            })
-            .collect(),
-        security_groups: vec![],
-        allowed_address_pairs: vec![],
+        fixed_ips: ips.iter().map(|ip| fixtures::fixed_ip("s", ip)).collect(),
         port_security_enabled: false,
-        device_owner: String::new(),
-        device_id: String::new(),
-        binding_host_id: host.into(),
-        binding_profile: Default::default(),
-        binding_vnic_type: "normal".into(),
-        extra_dhcp_opts: vec![],
-        status: PortStatus::Down,
-        unique_key: u32::from(n),
+        ..fixtures::port(id, net, n.into(), host)
     }
 }
 
@@ -105,16 +65,13 @@ fn iface(port: &str, net: &str, n: u8, ip: &str, cidr: &str) -> RouterInterface 
 
 fn router(routes: Vec<HostRoute>) -> Router {
     Router {
-        meta: meta("r"),
-        admin_state_up: true,
-        external_gateway: None,
         routes,
         interfaces: vec![
             iface("r1", "net1", 201, "10.0.1.1", "10.0.1.0/24"),
             iface("r1v6", "net1", 203, "fd00:1::1", "fd00:1::/64"),
             iface("r2", "net2", 202, "10.0.2.1", "10.0.2.0/24"),
         ],
-        unique_key: ROUTER_KEY,
+        ..fixtures::router("r", ROUTER_KEY)
     }
 }
 
@@ -128,11 +85,7 @@ struct Cloud {
 impl Cloud {
     fn new(r: Router) -> Cloud {
         let mut view = View::new("h");
-        let chassis = Chassis {
-            id: "o".into(),
-            ip: "192.0.2.2".parse().unwrap(),
-            tunnel_types: vec![NetworkType::Geneve],
-        };
+        let chassis = fixtures::chassis("o", "192.0.2.2");
         let mut records = vec![
             record(&network("net1", 1), 1),
             record(&network("net2", 2), 1),

@@ -14,8 +14,8 @@ use controller::punt::Punt;
 use controller::view::{View, record};
 use fake_switch::{Outcome, Switch};
 use model::{
-    ExternalGateway, FixedIp, FloatingIp, MacAddr, Meta, Network, NetworkType, Port, PortStatus,
-    Router, RouterInterface, Subnet, owner,
+    ExternalGateway, FloatingIp, MacAddr, Network, NetworkType, Port, Router, RouterInterface,
+    Subnet, fixtures, owner,
 };
 use openflow::oxm::{Field, Match, OxmField};
 use openflow::packet::PacketIn;
@@ -30,28 +30,15 @@ use std::time::Instant;
 const PATCH: u32 = 50;
 const OUTSIDE_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
 
-fn meta(id: &str) -> Meta {
-    Meta {
-        id: id.into(),
-        project_id: "p".into(),
-        ..Meta::default()
-    }
-}
-
 fn network(id: &str, key: u32, t: NetworkType, seg: u32) -> Network {
     Network {
-        meta: meta(id),
-        admin_state_up: true,
         mtu: 1500,
-        shared: false,
         external: id == "ext",
         port_security_enabled: false,
         network_type: t,
         physical_network: t.is_provider().then(|| "physnet1".to_string()),
         segmentation_id: Some(seg),
-        subnets: vec![],
-        unique_key: key,
-        deleting: false,
+        ..fixtures::network(id, key)
     }
 }
 
@@ -61,59 +48,27 @@ fn mac(n: u8) -> [u8; 6] {
 
 fn port(id: &str, net: &str, n: u8, ip: &str) -> Port {
     Port {
-        meta: meta(id),
-        network_id: net.into(),
-        admin_state_up: true,
-        mac_address: MacAddr(mac(n)),
-        fixed_ips: vec![FixedIp {
-            subnet_id: format!("s-{net}"),
-            ip_address: ip.parse().unwrap(),
-        }],
-        security_groups: vec![],
-        allowed_address_pairs: vec![],
+        fixed_ips: vec![fixtures::fixed_ip(&format!("s-{net}"), ip)],
         port_security_enabled: false,
-        device_owner: String::new(),
-        device_id: String::new(),
-        binding_host_id: "h".into(),
-        binding_profile: Default::default(),
-        binding_vnic_type: "normal".into(),
-        extra_dhcp_opts: vec![],
-        status: PortStatus::Down,
-        unique_key: u32::from(n),
+        ..fixtures::port(id, net, n.into(), "h")
     }
 }
 
 fn ext_subnet() -> Subnet {
     Subnet {
-        meta: meta("s-ext"),
-        network_id: "ext".into(),
-        ip_version: 4,
-        cidr: "203.0.113.0/24".parse().unwrap(),
-        gateway_ip: Some("203.0.113.1".parse().unwrap()),
-        allocation_pools: vec![],
         enable_dhcp: false,
-        dns_nameservers: vec![],
-        host_routes: vec![],
-        ipv6_ra_mode: None,
-        ipv6_address_mode: None,
-        deleting: false,
+        ..fixtures::subnet("s-ext", "ext", "203.0.113.0/24")
     }
 }
 
 fn router() -> Router {
     Router {
-        meta: meta("r"),
-        admin_state_up: true,
         external_gateway: Some(ExternalGateway {
             network_id: "ext".into(),
             enable_snat: true,
-            external_fixed_ips: vec![FixedIp {
-                subnet_id: "s-ext".into(),
-                ip_address: "203.0.113.2".parse().unwrap(),
-            }],
+            external_fixed_ips: vec![fixtures::fixed_ip("s-ext", "203.0.113.2")],
             port_id: "gw".into(),
         }),
-        routes: vec![],
         interfaces: vec![RouterInterface {
             port_id: "r1".into(),
             subnet_id: "s-net1".into(),
@@ -122,13 +77,13 @@ fn router() -> Router {
             cidr: "10.0.1.0/24".parse().unwrap(),
             mac_address: MacAddr(mac(201)),
         }],
-        unique_key: 7,
+        ..fixtures::router("r", 7)
     }
 }
 
 fn fip() -> FloatingIp {
     FloatingIp {
-        meta: meta("fip"),
+        meta: fixtures::meta("fip"),
         floating_network_id: "ext".into(),
         floating_ip_address: "203.0.113.30".parse().unwrap(),
         floating_subnet_id: "s-ext".into(),

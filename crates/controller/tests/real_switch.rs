@@ -2,11 +2,14 @@
 //! back equal (so a restarted controller finds nothing to change), and a later change is
 //! exactly the flows that differ.
 
+mod support;
+
 use controller::reconcile::{FlowBody, FlowKey, FlowTable};
 use controller::switch::{Session, SwitchError};
 use openflow::Instruction;
 use openflow::action::Action;
 use openflow::oxm::{Field, Match};
+use support::open_port;
 
 fn flow(t: &mut FlowTable, table: u8, prio: u16, m: Match, cookie: u64, ins: Vec<Instruction>) {
     t.insert(FlowKey::new(table, prio, m), FlowBody::new(cookie, &ins));
@@ -141,10 +144,11 @@ async fn a_refused_bundle_applies_nothing() {
 
 mod host {
     //! A host for the tests: one OVS, VMs plugged into its br-int, and the NB objects.
+    use crate::support::open_group;
     use controller::apps::{Desired, Host};
     use controller::switch::Session;
     use controller::view::{View, record};
-    use model::{AddressPair, FixedIp, MacAddr, Meta, Network, NetworkType, Port, PortStatus};
+    use model::{AddressPair, Port, fixtures};
 
     pub use testbed::Vm;
 
@@ -160,88 +164,10 @@ mod host {
         .expect("plug")
     }
 
-    fn meta(id: &str) -> Meta {
-        Meta {
-            id: id.into(),
-            project_id: "p".into(),
-            ..Meta::default()
-        }
-    }
-
-    pub fn network() -> Network {
-        Network {
-            meta: meta("n"),
-            admin_state_up: true,
-            mtu: 1400,
-            shared: false,
-            external: false,
-            port_security_enabled: true,
-            network_type: NetworkType::Geneve,
-            physical_network: None,
-            segmentation_id: Some(3),
-            subnets: vec![],
-            unique_key: 3,
-            deleting: false,
-        }
-    }
-
-    /// Group "open": everything in and out (ports with port security on and no group get
-    /// nothing, as in Neutron).
-    pub fn open_group() -> Vec<nbdb::Record> {
-        let g = model::SecurityGroup {
-            meta: meta("open"),
-            stateful: true,
-            is_default: false,
-            deleting: false,
-        };
-        let r = |id: &str, d: model::Direction| model::SecurityGroupRule {
-            meta: meta(id),
-            security_group_id: "open".into(),
-            direction: d,
-            ethertype: model::EtherType::IPv4,
-            protocol: None,
-            protocol_number: None,
-            port_range_min: None,
-            port_range_max: None,
-            remote_ip_prefix: None,
-            remote_group_id: None,
-        };
-        vec![
-            record(&g, 1),
-            record(&r("open-in", model::Direction::Ingress), 1),
-            record(&r("open-out", model::Direction::Egress), 1),
-        ]
-    }
-
-    /// Port `id` with key `n`, MAC fa:16:3e:00:00:n and address 10.0.0.n on `host`.
-    pub fn port(id: &str, n: u8, host: &str) -> Port {
-        Port {
-            meta: meta(id),
-            network_id: "n".into(),
-            admin_state_up: true,
-            mac_address: MacAddr([0xfa, 0x16, 0x3e, 0, 0, n]),
-            fixed_ips: vec![FixedIp {
-                subnet_id: "s".into(),
-                ip_address: format!("10.0.0.{n}").parse().unwrap(),
-            }],
-            security_groups: vec!["open".into()],
-            allowed_address_pairs: vec![],
-            port_security_enabled: true,
-            device_owner: String::new(),
-            device_id: String::new(),
-            binding_host_id: host.into(),
-            binding_profile: Default::default(),
-            binding_vnic_type: "normal".into(),
-            extra_dhcp_opts: vec![],
-            status: PortStatus::Down,
-            unique_key: u32::from(n),
-        }
-    }
-
     pub fn pair(ip: &str, n: u8) -> AddressPair {
         AddressPair {
             ip_address: ip.parse().unwrap(),
-            mac_address: MacAddr([0xfa, 0x16, 0x3e, 0, 0, n]),
+            mac_address: fixtures::mac(n.into()),
         }
     }
 
@@ -251,7 +177,7 @@ mod host {
         ports: &[Port],
         vms: &[(&str, &Vm)],
     ) {
-        let mut records = vec![record(&network(), 1)];
+        let mut records = vec![record(&fixtures::network("n", 3), 1)];
         records.extend(ports.iter().map(|p| record(p, 2)));
         records.extend(open_group());
         let mut view = View::new("host-a");
@@ -313,7 +239,7 @@ async fn arp_for_a_known_address_is_answered_by_the_switch() {
         .expect("session");
     host::program(
         &mut s,
-        &[host::port("a", 5, "host-a"), host::port("b", 6, "host-b")],
+        &[open_port("a", 5, "host-a"), open_port("b", 6, "host-b")],
         &[("a", &a)],
     )
     .await;
@@ -349,7 +275,7 @@ async fn local_switching_and_port_security() {
     let mut s = Session::connect_unix(&ovs.mgmt_sock("br-int"))
         .await
         .expect("session");
-    let (pa, pb) = (host::port("a", 5, "host-a"), host::port("b", 6, "host-a"));
+    let (pa, pb) = (open_port("a", 5, "host-a"), open_port("b", 6, "host-a"));
     host::program(&mut s, &[pa.clone(), pb.clone()], &vms).await;
     assert!(
         host::pings(&a, "10.0.0.6"),

@@ -9,10 +9,7 @@ use controller::apps::security_groups::{Cuts, assign_zones};
 use controller::apps::{Desired, Host, affected};
 use controller::view::{View, record};
 use fake_switch::Switch;
-use model::{
-    Direction, EtherType, FixedIp, MacAddr, Meta, Network, NetworkType, Port, PortStatus,
-    SecurityGroup, SecurityGroupRule,
-};
+use model::{Direction, Port, SecurityGroupRule, fixtures};
 use nbdb::Change;
 use packet::IpProtocol;
 use packet::ethernet::{EtherType as Eth, EthernetAddress, EthernetRepr};
@@ -20,80 +17,15 @@ use packet::ipv4::Ipv4Repr;
 use packet::udp::UdpRepr;
 use std::net::{IpAddr, Ipv4Addr};
 
-fn meta(id: &str) -> Meta {
-    Meta {
-        id: id.into(),
-        project_id: "p".into(),
-        ..Meta::default()
-    }
-}
-
-fn network() -> Network {
-    Network {
-        meta: meta("n"),
-        admin_state_up: true,
-        mtu: 1400,
-        shared: false,
-        external: false,
-        port_security_enabled: true,
-        network_type: NetworkType::Geneve,
-        physical_network: None,
-        segmentation_id: Some(9),
-        subnets: vec![],
-        unique_key: 9,
-        deleting: false,
-    }
-}
-
 fn ip(n: u8) -> Ipv4Addr {
     Ipv4Addr::new(10, 0, 0, n)
 }
 
 fn port(id: &str, n: u8, host: &str, groups: &[&str]) -> Port {
     Port {
-        meta: meta(id),
-        network_id: "n".into(),
-        admin_state_up: true,
-        mac_address: MacAddr([0xfa, 0x16, 0x3e, 0, 0, n]),
-        fixed_ips: vec![FixedIp {
-            subnet_id: "s".into(),
-            ip_address: IpAddr::V4(ip(n)),
-        }],
+        fixed_ips: vec![fixtures::fixed_ip("s", &ip(n).to_string())],
         security_groups: groups.iter().map(|g| g.to_string()).collect(),
-        allowed_address_pairs: vec![],
-        port_security_enabled: true,
-        device_owner: String::new(),
-        device_id: String::new(),
-        binding_host_id: host.into(),
-        binding_profile: Default::default(),
-        binding_vnic_type: "normal".into(),
-        extra_dhcp_opts: vec![],
-        status: PortStatus::Down,
-        unique_key: u32::from(n),
-    }
-}
-
-fn group(id: &str) -> SecurityGroup {
-    SecurityGroup {
-        meta: meta(id),
-        stateful: true,
-        is_default: false,
-        deleting: false,
-    }
-}
-
-fn rule(id: &str, g: &str, d: Direction) -> SecurityGroupRule {
-    SecurityGroupRule {
-        meta: meta(id),
-        security_group_id: g.into(),
-        direction: d,
-        ethertype: EtherType::IPv4,
-        protocol: None,
-        protocol_number: None,
-        port_range_min: None,
-        port_range_max: None,
-        remote_ip_prefix: None,
-        remote_group_id: None,
+        ..fixtures::port(id, "n", n.into(), host)
     }
 }
 
@@ -103,7 +35,7 @@ fn udp_rule(id: &str, g: &str, min: u16, max: u16) -> SecurityGroupRule {
         protocol_number: Some(17),
         port_range_min: Some(min),
         port_range_max: Some(max),
-        ..rule(id, g, Direction::Ingress)
+        ..fixtures::security_group_rule(id, g, Direction::Ingress)
     }
 }
 
@@ -146,10 +78,14 @@ impl Cloud {
             cuts: Cuts::default(),
             rev: 0,
         };
-        c.put(&network());
+        c.put(&fixtures::network("n", 9));
         for g in ["web", "clients", "other"] {
-            c.put(&group(g));
-            c.put(&rule(&format!("{g}-out"), g, Direction::Egress));
+            c.put(&fixtures::security_group(g));
+            c.put(&fixtures::security_group_rule(
+                &format!("{g}-out"),
+                g,
+                Direction::Egress,
+            ));
         }
         // web: udp 5353 from members of "clients"; udp 6000-6010 from 10.0.0.6 only.
         c.put(&SecurityGroupRule {
@@ -372,7 +308,7 @@ fn remote_group_flows_grow_with_rules_plus_members() {
             v.apply(&c);
         };
         rev += 1;
-        put_(&mut v, put(rev, &network()));
+        put_(&mut v, put(rev, &fixtures::network("n", 9)));
         for i in 0..rules {
             rev += 1;
             put_(

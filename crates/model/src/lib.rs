@@ -5,6 +5,8 @@
 //! that the datapath must name (networks, ports, routers) carry a small `unique_key`
 //! allocated by the server, which becomes the metadata/register value in flows.
 
+#[cfg(feature = "fixtures")]
+pub mod fixtures;
 pub mod mac;
 pub mod objects;
 pub mod time;

@@ -540,98 +540,42 @@ pub fn check(f: &Flow) -> Result<(), String> {
 mod tests {
     use super::*;
     use crate::view::record;
-    use model::{MacAddr, Meta, Network, NetworkType, Port, PortStatus};
+    use model::fixtures::{self, network};
+    use model::{Network, NetworkType, Port};
     use nbdb::Change;
 
-    fn network(id: &str, key: u32) -> Network {
-        Network {
-            meta: Meta {
-                id: id.into(),
-                project_id: "p".into(),
-                ..Meta::default()
-            },
-            admin_state_up: true,
-            mtu: 1400,
-            shared: false,
-            external: false,
-            port_security_enabled: true,
-            network_type: NetworkType::Geneve,
-            physical_network: None,
-            segmentation_id: Some(key),
-            subnets: vec![],
-            unique_key: key,
-            deleting: false,
-        }
-    }
-
+    /// Port `id` with key `key` and MAC fa:16:3e:00:00:`mac`.
     fn port(id: &str, net: &str, host: &str, key: u32, mac: u8) -> Port {
         Port {
-            meta: Meta {
-                id: id.into(),
-                project_id: "p".into(),
-                ..Meta::default()
-            },
-            network_id: net.into(),
-            admin_state_up: true,
-            mac_address: MacAddr([0xfa, 0x16, 0x3e, 0, 0, mac]),
-            fixed_ips: vec![],
-            security_groups: vec![],
-            allowed_address_pairs: vec![],
-            port_security_enabled: true,
-            device_owner: String::new(),
-            device_id: String::new(),
-            binding_host_id: host.into(),
-            binding_profile: Default::default(),
-            binding_vnic_type: "normal".into(),
-            extra_dhcp_opts: vec![],
-            status: PortStatus::Down,
             unique_key: key,
+            ..fixtures::port(id, net, mac.into(), host)
         }
     }
 
     fn subnet(id: &str, net: &str, enable_dhcp: bool) -> model::Subnet {
         model::Subnet {
-            meta: Meta {
-                id: id.into(),
-                project_id: "p".into(),
-                ..Meta::default()
-            },
-            network_id: net.into(),
-            ip_version: 4,
-            cidr: "10.0.0.0/24".parse().unwrap(),
             gateway_ip: None,
-            allocation_pools: vec![],
             enable_dhcp,
-            dns_nameservers: vec![],
-            host_routes: vec![],
-            ipv6_ra_mode: None,
-            ipv6_address_mode: None,
-            deleting: false,
+            ..fixtures::subnet(id, net, "10.0.0.0/24")
         }
     }
 
     /// Rule `r<n>` of group `g<g>`: kinds of rule by `kind` (remote group `g<kind>` for
     /// the first three).
     fn sg_rule(n: u64, g: u64, kind: u64) -> model::SecurityGroupRule {
+        let direction = if n.is_multiple_of(2) {
+            model::Direction::Ingress
+        } else {
+            model::Direction::Egress
+        };
         model::SecurityGroupRule {
-            meta: Meta {
-                id: format!("r{n}"),
-                project_id: "p".into(),
-                ..Meta::default()
-            },
-            security_group_id: format!("g{g}"),
-            direction: if n.is_multiple_of(2) {
-                model::Direction::Ingress
-            } else {
-                model::Direction::Egress
-            },
-            ethertype: model::EtherType::IPv4,
             protocol: Some("tcp".into()),
             protocol_number: Some(6),
             port_range_min: Some(20 + n as u16),
             port_range_max: Some(30),
             remote_ip_prefix: (kind == 3).then(|| "10.0.0.0/24".parse().unwrap()),
             remote_group_id: (kind < 3).then(|| format!("g{kind}")),
+            ..fixtures::security_group_rule(&format!("r{n}"), &format!("g{g}"), direction)
         }
     }
 
@@ -698,10 +642,10 @@ mod tests {
 
     /// The port's address in network `n<k>` (10.0.k.0/24), as the API would give it.
     fn with_address(mut p: Port, k: u64, n: u64) -> Port {
-        p.fixed_ips = vec![model::FixedIp {
-            subnet_id: format!("s{k}"),
-            ip_address: format!("10.0.{k}.{}", 10 + n).parse().unwrap(),
-        }];
+        p.fixed_ips = vec![fixtures::fixed_ip(
+            &format!("s{k}"),
+            &format!("10.0.{k}.{}", 10 + n),
+        )];
         p
     }
 
@@ -730,23 +674,17 @@ mod tests {
         let external_gateway = (rnd(2) == 0).then(|| model::ExternalGateway {
             network_id: "ext".into(),
             enable_snat: rnd(2) == 0,
-            external_fixed_ips: vec![model::FixedIp {
-                subnet_id: "sext".into(),
-                ip_address: format!("203.0.113.{}", 2 + which).parse().unwrap(),
-            }],
+            external_fixed_ips: vec![fixtures::fixed_ip(
+                "sext",
+                &format!("203.0.113.{}", 2 + which),
+            )],
             port_id: format!("gw{which}"),
         });
         model::Router {
-            meta: Meta {
-                id: format!("r{which}"),
-                project_id: "p".into(),
-                ..Meta::default()
-            },
-            admin_state_up: true,
             external_gateway,
             routes,
             interfaces,
-            unique_key: 50 + which as u32,
+            ..fixtures::router(&format!("r{which}"), 50 + which as u32)
         }
     }
 
@@ -798,39 +736,18 @@ mod tests {
         };
         v.apply(&put(900, &ext));
         let sext = model::Subnet {
-            meta: Meta {
-                id: "sext".into(),
-                project_id: "p".into(),
-                ..Meta::default()
-            },
-            network_id: "ext".into(),
-            ip_version: 4,
-            cidr: "203.0.113.0/24".parse().unwrap(),
-            gateway_ip: Some("203.0.113.1".parse().unwrap()),
-            allocation_pools: vec![],
             enable_dhcp: false,
-            dns_nameservers: vec![],
-            host_routes: vec![],
-            ipv6_ra_mode: None,
-            ipv6_address_mode: None,
-            deleting: false,
+            ..fixtures::subnet("sext", "ext", "203.0.113.0/24")
         };
         v.apply(&put(901, &sext));
         let mut snat = port("snat-h", "ext", "h", 90, 90);
         snat.device_owner = nat::CHASSIS_SNAT.into();
         snat.device_id = "h".into();
-        snat.fixed_ips = vec![model::FixedIp {
-            subnet_id: "sext".into(),
-            ip_address: "203.0.113.20".parse().unwrap(),
-        }];
+        snat.fixed_ips = vec![fixtures::fixed_ip("sext", "203.0.113.20")];
         v.apply(&put(902, &snat));
         let mut fip_ports = 0;
         for (rev, name) in [(1000, "h"), (1001, "o")] {
-            let c = model::Chassis {
-                id: name.into(),
-                ip: "192.0.2.1".parse().unwrap(),
-                tunnel_types: vec![NetworkType::Geneve],
-            };
+            let c = fixtures::chassis(name, "192.0.2.1");
             v.apply(&Change {
                 revision: rev,
                 table: "chassis".into(),
@@ -857,11 +774,7 @@ mod tests {
                 // Floating IPs come, move between ports and routers, and go.
                 14 => {
                     let f = model::FloatingIp {
-                        meta: Meta {
-                            id: format!("f{}", rnd(3)),
-                            project_id: "p".into(),
-                            ..Meta::default()
-                        },
+                        meta: fixtures::meta(&format!("f{}", rnd(3))),
                         floating_network_id: "ext".into(),
                         floating_ip_address: format!("203.0.113.{}", 30 + n).parse().unwrap(),
                         floating_subnet_id: "sext".into(),
@@ -910,11 +823,7 @@ mod tests {
                 4 => gone(rev, "port", &id),
                 // The other host moves its tunnel endpoint (or registers anew).
                 5 => {
-                    let c = model::Chassis {
-                        id: "o".into(),
-                        ip: std::net::Ipv4Addr::new(192, 0, 2, 10 + rnd(3) as u8).into(),
-                        tunnel_types: vec![NetworkType::Geneve],
-                    };
+                    let c = fixtures::chassis("o", &format!("192.0.2.{}", 10 + rnd(3)));
                     Change {
                         revision: rev,
                         table: "chassis".into(),
@@ -938,11 +847,11 @@ mod tests {
                     rev,
                     &Port {
                         device_owner: model::owner::DHCP.into(),
-                        fixed_ips: vec![model::FixedIp {
-                            subnet_id: format!("s{k}"),
-                            // Addresses are unique per network, as the API makes them.
-                            ip_address: format!("10.0.{k}.{}", 100 + n).parse().unwrap(),
-                        }],
+                        // Addresses are unique per network, as the API makes them.
+                        fixed_ips: vec![fixtures::fixed_ip(
+                            &format!("s{k}"),
+                            &format!("10.0.{k}.{}", 100 + n),
+                        )],
                         ..port(&id, &net, "", 1 + n as u32, n as u8)
                     },
                 ),

@@ -1,11 +1,14 @@
 //! What the app tests share: putting a compiled pipeline (groups, then flows) into a
-//! fake switch, as the runtime's bundle would into a real one.
+//! fake switch, as the runtime's bundle would into a real one; the group "open" and ports
+//! in it.
 
 #![allow(dead_code)]
 
 use controller::apps::Desired;
 use controller::reconcile::GroupDiff;
+use controller::view::record;
 use fake_switch::Switch;
+use model::{Direction, Port, fixtures};
 use openflow::flow::FlowMod;
 
 /// Installs everything `desired` holds into an empty `sw`.
@@ -31,5 +34,26 @@ pub fn apply(sw: &mut Switch, flows: &[FlowMod], groups: &GroupDiff) {
     for g in &groups.after {
         sw.apply_group_mod(g)
             .unwrap_or_else(|e| panic!("{e}: {g:?}"));
+    }
+}
+
+/// Group "open": everything in and out (ports with port security on and no group get
+/// nothing, as in Neutron).
+pub fn open_group() -> Vec<nbdb::Record> {
+    let rule = fixtures::security_group_rule;
+    vec![
+        record(&fixtures::security_group("open"), 1),
+        record(&rule("open-in", "open", Direction::Ingress), 1),
+        record(&rule("open-out", "open", Direction::Egress), 1),
+    ]
+}
+
+/// Port `id` of network "n" with key `n`, MAC fa:16:3e:00:00:n and address 10.0.0.n on
+/// `host`, in group "open".
+pub fn open_port(id: &str, n: u8, host: &str) -> Port {
+    Port {
+        fixed_ips: vec![fixtures::fixed_ip("s", &format!("10.0.0.{n}"))],
+        security_groups: vec!["open".into()],
+        ..fixtures::port(id, "n", n.into(), host)
     }
 }
