@@ -8,7 +8,7 @@
 
 use controller::apps::security_groups::{Cuts, assign_zones};
 use controller::apps::{Desired, Host, affected, base_owner};
-use controller::view::{View, record};
+use controller::view::{View, record, removed, written};
 use model::{Direction, Port, PortStatus, SecurityGroupRule, fixtures};
 use nbdb::Change;
 use std::net::Ipv4Addr;
@@ -33,17 +33,6 @@ fn port(i: u32, host: &str, groups: Vec<String>) -> Port {
         status: PortStatus::Active,
         unique_key: i + 1,
         ..fixtures::port(&format!("port{i}"), "net", i, host)
-    }
-}
-
-fn change<T: model::NbObject>(rev: u64, obj: &T) -> Change {
-    let r = record(obj, rev);
-    Change {
-        revision: rev,
-        table: r.table,
-        id: r.id,
-        topic: r.topic,
-        value: Some(r.value),
     }
 }
 
@@ -157,18 +146,12 @@ fn main() {
             &mut host,
             &mut desired,
             &mut cuts,
-            &change(rev, &r),
+            &written(&r, rev),
         );
         adds.push(s.recompile);
         add_mods = s.mods.len();
         rev += 1;
-        let gone = Change {
-            revision: rev,
-            table: "secgroup_rule".into(),
-            id: r.meta.id.clone(),
-            topic: None,
-            value: None,
-        };
+        let gone = removed("secgroup_rule", &r.meta.id, rev);
         let s = step(&mut view, &mut host, &mut desired, &mut cuts, &gone);
         removes.push(s.recompile);
         del_mods = s.mods.len();
@@ -273,17 +256,11 @@ fn enforce_on_ovs(
             let mut r = rule(format!("more{k}"), "app1".into(), 70 + k);
             r.remote_group_id = Some("members5".into());
             let start = Instant::now();
-            let st = step(view, host, desired, cuts, &change(rev, &r));
+            let st = step(view, host, desired, cuts, &written(&r, rev));
             s.commit_with_groups(&st.groups, &st.mods).await.ok()?;
             adds.push(start.elapsed());
             rev += 1;
-            let gone = Change {
-                revision: rev,
-                table: "secgroup_rule".into(),
-                id: r.meta.id.clone(),
-                topic: None,
-                value: None,
-            };
+            let gone = removed("secgroup_rule", &r.meta.id, rev);
             let start = Instant::now();
             let mut owners: Vec<_> = view
                 .apply(&gone)

@@ -404,6 +404,29 @@ pub fn record<T: NbObject>(obj: &T, revision: Revision) -> Record {
     }
 }
 
+/// The change that writes `obj` at `revision`, as the store's stream carries it.
+pub fn written<T: NbObject>(obj: &T, revision: Revision) -> Change {
+    let r = record(obj, revision);
+    Change {
+        revision,
+        table: r.table,
+        id: r.id,
+        topic: r.topic,
+        value: Some(r.value),
+    }
+}
+
+/// The change that removes object `id` of `table` at `revision`.
+pub fn removed(table: &str, id: &str, revision: Revision) -> Change {
+    Change {
+        revision,
+        table: table.into(),
+        id: id.into(),
+        topic: None,
+        value: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -430,25 +453,12 @@ mod tests {
         }
     }
 
-    fn change(rev: Revision, r: Record) -> Change {
-        Change {
-            revision: rev,
-            table: r.table,
-            id: r.id,
-            topic: r.topic,
-            value: Some(r.value),
-        }
-    }
-
     #[test]
     fn changes_keep_objects_and_indexes() {
         let mut v = View::new("host-a");
-        assert_eq!(
-            v.apply(&change(1, record(&network("n1", "p1"), 1))).len(),
-            1
-        );
-        v.apply(&change(2, record(&port("a", "p1", "n1", "host-a"), 2)));
-        v.apply(&change(3, record(&port("b", "p1", "n1", "host-b"), 3)));
+        assert_eq!(v.apply(&written(&network("n1", "p1"), 1)).len(), 1);
+        v.apply(&written(&port("a", "p1", "n1", "host-a"), 2));
+        v.apply(&written(&port("b", "p1", "n1", "host-b"), 3));
         assert_eq!(v.ports_of("n1").count(), 2);
         assert_eq!(
             v.local_ports()
@@ -457,16 +467,10 @@ mod tests {
             ["a"]
         );
         // The port moves to another network, then goes away.
-        v.apply(&change(4, record(&port("b", "p1", "n2", "host-b"), 4)));
+        v.apply(&written(&port("b", "p1", "n2", "host-b"), 4));
         assert_eq!(v.ports_of("n1").count(), 1);
         assert_eq!(v.ports_of("n2").count(), 1);
-        let gone = Change {
-            revision: 5,
-            table: "port".into(),
-            id: "b".into(),
-            topic: None,
-            value: None,
-        };
+        let gone = removed("port", "b", 5);
         assert_eq!(
             v.apply(&gone),
             [
@@ -504,8 +508,8 @@ mod tests {
     #[test]
     fn snapshot_load_reports_exactly_the_differences() {
         let mut v = View::new("h");
-        v.apply(&change(1, record(&network("n1", "p1"), 1)));
-        v.apply(&change(2, record(&network("n2", "p1"), 2)));
+        v.apply(&written(&network("n1", "p1"), 1));
+        v.apply(&written(&network("n2", "p1"), 2));
         let mut changed = network("n2", "p1");
         changed.mtu = 1300;
         let snap = Snapshot {
@@ -527,13 +531,10 @@ mod tests {
         // p1's port on h, on p2's shared network; p3's router joins it to p4's network.
         let mut shared = network("n-shared", "p2");
         shared.shared = true;
-        v.apply(&change(1, record(&shared, 1)));
-        v.apply(&change(2, record(&network("n-behind", "p4"), 2)));
-        v.apply(&change(3, record(&port("a", "p1", "n-shared", "h"), 3)));
-        v.apply(&change(
-            4,
-            record(&port("far", "p9", "n-other", "elsewhere"), 4),
-        ));
+        v.apply(&written(&shared, 1));
+        v.apply(&written(&network("n-behind", "p4"), 2));
+        v.apply(&written(&port("a", "p1", "n-shared", "h"), 3));
+        v.apply(&written(&port("far", "p9", "n-other", "elsewhere"), 4));
         let iface = |net: &str| model::RouterInterface {
             port_id: format!("rp-{net}"),
             subnet_id: "s".into(),
@@ -551,10 +552,10 @@ mod tests {
         let mut rp = port("rp-n-shared", "p3", "n-shared", "");
         rp.device_owner = model::owner::ROUTER_INTERFACE.into();
         rp.device_id = "r".into();
-        v.apply(&change(5, record(&rp, 5)));
+        v.apply(&written(&rp, 5));
         let mut a = port("a", "p1", "n-shared", "h");
         a.security_groups = vec!["sg-unknown".into()];
-        v.apply(&change(6, record(&a, 6)));
+        v.apply(&written(&a, 6));
         let missing: Vec<(Table, String)> =
             v.missing().into_iter().map(|t| (t.table, t.id)).collect();
         assert_eq!(
@@ -564,7 +565,7 @@ mod tests {
                 (Table::SecurityGroup, "sg-unknown".to_string())
             ]
         );
-        v.apply(&change(7, record(&r, 7)));
+        v.apply(&written(&r, 7));
         let topics: Vec<String> = v.topics().into_iter().collect();
         assert_eq!(
             topics,

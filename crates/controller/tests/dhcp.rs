@@ -8,10 +8,9 @@ use controller::apps::{Desired, Host};
 use controller::pipeline::{App, Cookie, table};
 use controller::punt::dhcp::Config;
 use controller::punt::{Punt, Punted};
-use controller::view::{View, record};
+use controller::view::{View, written};
 use fake_switch::Switch;
 use model::{ExtraDhcpOpt, HostRoute, MacAddr, Network, Port, PortStatus, Subnet, fixtures, owner};
-use nbdb::Change;
 use openflow::flow::NO_BUFFER;
 use openflow::oxm::Match;
 use openflow::packet::PacketIn;
@@ -55,15 +54,7 @@ fn subnet(enable_dhcp: bool) -> Subnet {
 }
 
 fn put<T: model::NbObject>(view: &mut View, obj: &T) {
-    let rev = view.revision + 1;
-    let r = record(obj, rev);
-    view.apply(&Change {
-        revision: rev,
-        table: r.table,
-        id: r.id,
-        topic: r.topic,
-        value: Some(r.value),
-    });
+    view.apply(&written(obj, view.revision + 1));
 }
 
 /// The network: subnet s (DHCP on), DHCP port d (10.0.0.2), VM ports a (10.0.0.5, OpenFlow

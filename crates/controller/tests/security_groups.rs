@@ -7,7 +7,7 @@ mod support;
 
 use controller::apps::security_groups::{Cuts, assign_zones};
 use controller::apps::{Desired, Host, affected};
-use controller::view::{View, record};
+use controller::view::{View, removed, written};
 use fake_switch::Switch;
 use model::{Direction, Port, SecurityGroupRule, fixtures};
 use nbdb::Change;
@@ -36,17 +36,6 @@ fn udp_rule(id: &str, g: &str, min: u16, max: u16) -> SecurityGroupRule {
         port_range_min: Some(min),
         port_range_max: Some(max),
         ..fixtures::security_group_rule(id, g, Direction::Ingress)
-    }
-}
-
-fn put<T: model::NbObject>(rev: u64, obj: &T) -> Change {
-    let r = record(obj, rev);
-    Change {
-        revision: rev,
-        table: r.table,
-        id: r.id,
-        topic: r.topic,
-        value: Some(r.value),
     }
 }
 
@@ -135,19 +124,13 @@ impl Cloud {
 
     fn put<T: model::NbObject>(&mut self, obj: &T) -> Vec<openflow::ct_flush::CtFlush> {
         self.rev += 1;
-        let c = put(self.rev, obj);
+        let c = written(obj, self.rev);
         self.apply(c)
     }
 
     fn delete(&mut self, table: &str, id: &str) -> Vec<openflow::ct_flush::CtFlush> {
         self.rev += 1;
-        self.apply(Change {
-            revision: self.rev,
-            table: table.into(),
-            id: id.into(),
-            topic: None,
-            value: None,
-        })
+        self.apply(removed(table, id, self.rev))
     }
 
     /// Sends a UDP datagram from port `from` (n) to `to` (n); returns the OpenFlow ports it
@@ -308,27 +291,27 @@ fn remote_group_flows_grow_with_rules_plus_members() {
             v.apply(&c);
         };
         rev += 1;
-        put_(&mut v, put(rev, &fixtures::network("n", 9)));
+        put_(&mut v, written(&fixtures::network("n", 9), rev));
         for i in 0..rules {
             rev += 1;
             put_(
                 &mut v,
-                put(
-                    rev,
+                written(
                     &SecurityGroupRule {
                         remote_group_id: Some("clients".into()),
                         ..udp_rule(&format!("r{i}"), "web", 1000 + i as u16, 1000 + i as u16)
                     },
+                    rev,
                 ),
             );
         }
         rev += 1;
-        put_(&mut v, put(rev, &port("a", 5, "h", &["web"])));
+        put_(&mut v, written(&port("a", 5, "h", &["web"]), rev));
         for m in 0..members {
             rev += 1;
             put_(
                 &mut v,
-                put(rev, &port(&format!("m{m}"), 20 + m, "o", &["clients"])),
+                written(&port(&format!("m{m}"), 20 + m, "o", &["clients"]), rev),
             );
         }
         let mut host = Host {

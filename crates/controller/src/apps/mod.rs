@@ -539,7 +539,7 @@ pub fn check(f: &Flow) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::view::record;
+    use crate::view::{removed, written};
     use model::fixtures::{self, network};
     use model::{Network, NetworkType, Port};
     use nbdb::Change;
@@ -579,33 +579,12 @@ mod tests {
         }
     }
 
-    fn put<T: model::NbObject>(rev: u64, obj: &T) -> Change {
-        let r = record(obj, rev);
-        Change {
-            revision: rev,
-            table: r.table,
-            id: r.id,
-            topic: r.topic,
-            value: Some(r.value),
-        }
-    }
-
-    fn gone(rev: u64, table: &str, id: &str) -> Change {
-        Change {
-            revision: rev,
-            table: table.into(),
-            id: id.into(),
-            topic: None,
-            value: None,
-        }
-    }
-
     #[test]
     fn every_flow_fits_the_pipeline() {
         let mut v = View::new("h");
-        v.apply(&put(1, &network("n", 1)));
-        v.apply(&put(2, &port("a", "n", "h", 1, 1)));
-        v.apply(&put(3, &port("b", "n", "other", 2, 2)));
+        v.apply(&written(&network("n", 1), 1));
+        v.apply(&written(&port("a", "n", "h", 1, 1), 2));
+        v.apply(&written(&port("b", "n", "other", 2, 2), 3));
         let host = Host {
             ofports: [("a".to_string(), 5)].into(),
             ..Host::default()
@@ -734,17 +713,17 @@ mod tests {
             segmentation_id: None,
             ..network("ext", 40)
         };
-        v.apply(&put(900, &ext));
+        v.apply(&written(&ext, 900));
         let sext = model::Subnet {
             enable_dhcp: false,
             ..fixtures::subnet("sext", "ext", "203.0.113.0/24")
         };
-        v.apply(&put(901, &sext));
+        v.apply(&written(&sext, 901));
         let mut snat = port("snat-h", "ext", "h", 90, 90);
         snat.device_owner = nat::CHASSIS_SNAT.into();
         snat.device_id = "h".into();
         snat.fixed_ips = vec![fixtures::fixed_ip("sext", "203.0.113.20")];
-        v.apply(&put(902, &snat));
+        v.apply(&written(&snat, 902));
         let mut fip_ports = 0;
         for (rev, name) in [(1000, "h"), (1001, "o")] {
             let c = fixtures::chassis(name, "192.0.2.1");
@@ -786,21 +765,21 @@ mod tests {
                     let mut fp = port(&format!("fp{n}"), "ext", "", 60 + n as u32, 60 + n as u8);
                     fp.device_owner = model::owner::FLOATING_IP.into();
                     fip_ports += 1;
-                    let touched = v.apply(&put(rev, &fp));
+                    let touched = v.apply(&written(&fp, rev));
                     let todo: Vec<Owner> = touched.iter().flat_map(|t| affected(&v, t)).collect();
                     d.update(&v, &host, todo);
-                    put(rev, &f)
+                    written(&f, rev)
                 }
-                15 => gone(rev, "floatingip", &format!("f{}", rnd(3))),
+                15 => removed("floatingip", &format!("f{}", rnd(3)), rev),
                 // Routers come and go with interfaces on random networks and a route.
-                6 => put(rev, &random_router(&mut rnd)),
-                7 => gone(rev, "router", &format!("r{}", rnd(2))),
+                6 => written(&random_router(&mut rnd), rev),
+                7 => removed("router", &format!("r{}", rnd(2)), rev),
                 // Security group rules come and go; ports hold random groups (below).
-                12 => put(rev, &sg_rule(rnd(6), rnd(3), rnd(4))),
-                13 => gone(rev, "secgroup_rule", &format!("r{}", rnd(6))),
+                12 => written(&sg_rule(rnd(6), rnd(3), rnd(4)), rev),
+                13 => removed("secgroup_rule", &format!("r{}", rnd(6)), rev),
                 // Network keys (and segmentation ids) are unique and never change.
-                0 => put(rev, &network(&net, 1 + k as u32)),
-                1 => gone(rev, "network", &net),
+                0 => written(&network(&net, 1 + k as u32), rev),
+                1 => removed("network", &net, rev),
                 2 | 3 => {
                     let mut p = with_address(
                         port(
@@ -818,9 +797,9 @@ mod tests {
                         .map(|g| format!("g{g}"))
                         .collect();
                     p.port_security_enabled = rnd(4) != 0;
-                    put(rev, &p)
+                    written(&p, rev)
                 }
-                4 => gone(rev, "port", &id),
+                4 => removed("port", &id, rev),
                 // The other host moves its tunnel endpoint (or registers anew).
                 5 => {
                     let c = fixtures::chassis("o", &format!("192.0.2.{}", 10 + rnd(3)));
@@ -833,18 +812,17 @@ mod tests {
                     }
                 }
                 // DHCP flows follow the network's subnets and their enable_dhcp.
-                8 => put(rev, &subnet(&format!("s{k}"), &net, rnd(2) == 0)),
-                9 => gone(rev, "subnet", &format!("s{k}")),
-                10 => put(
-                    rev,
+                8 => written(&subnet(&format!("s{k}"), &net, rnd(2) == 0), rev),
+                9 => removed("subnet", &format!("s{k}"), rev),
+                10 => written(
                     &Network {
                         subnets: vec![format!("s{k}")],
                         ..network(&net, 1 + k as u32)
                     },
+                    rev,
                 ),
                 // A DHCP port: its addresses are in its network's local ports' flows.
-                11 => put(
-                    rev,
+                11 => written(
                     &Port {
                         device_owner: model::owner::DHCP.into(),
                         // Addresses are unique per network, as the API makes them.
@@ -854,6 +832,7 @@ mod tests {
                         )],
                         ..port(&id, &net, "", 1 + n as u32, n as u8)
                     },
+                    rev,
                 ),
                 _ => {
                     // The interface is plugged or unplugged on this host.
