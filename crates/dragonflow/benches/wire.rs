@@ -76,8 +76,7 @@ fn main() {
             ns.exec(args).expect("vm set-up");
         }
         let _ = ns.exec(["ethtool", "-K", "eth0", "tx", "off"]);
-        let up = ovs.cmd("ip").args(["link", "set", &tap, "up"]).status();
-        assert!(up.is_ok_and(|s| s.success()));
+        ovs.vm_port_up(&tap).expect("tap up");
 
         let t0 = Instant::now();
         let port = srv.create(
