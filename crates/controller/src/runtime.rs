@@ -337,8 +337,15 @@ pub async fn run(cfg: Config) -> Result<(), String> {
                 owners.extend(apps::affected(&view, &t));
             }
         }
-        let claimed = claim(&follow.nb, &cfg, &mut view, &host, &owners, &mut reported).await;
+        let mut claimed = claim(&cfg, &mut view, &host, &owners, &mut reported);
+        if !claimed.is_empty() {
+            // A port bound here brings its security groups' projects into the followed set.
+            for t in follow.refresh(&mut view, &host).await? {
+                claimed.extend(apps::affected(&view, &t));
+            }
+        }
         owners.extend(claimed);
+        let refreshed = Instant::now();
         let zones = apps::security_groups::assign_zones(&view, &mut host);
         owners.extend(zones.touched);
         // Changes touch overlapping sets of owners (a group's holders and members): compile
@@ -355,7 +362,8 @@ pub async fn run(cfg: Config) -> Result<(), String> {
         report(&follow.nb, &cfg, &view, &host, &mut reported).await;
         tracing::debug!(
             owners = owners.len(),
-            compile_us = (compiled - woke).as_micros() as u64,
+            refresh_us = (refreshed - woke).as_micros() as u64,
+            compile_us = (compiled - refreshed).as_micros() as u64,
             sync_us = (synced - compiled).as_micros() as u64,
             report_us = synced.elapsed().as_micros() as u64,
             "change handled"
@@ -563,51 +571,37 @@ fn interface_event(host: &mut Host, view: &View, ev: InterfaceEvent) -> Vec<Touc
     touched
 }
 
-/// Binds the ports among `touched` that are plugged here but not bound here yet (status
-/// BUILD) and, once the store has taken a binding, applies it to the view at once: a
-/// plugged port's flows that need the binding (security groups, DHCP) then go in with its
-/// first commit, instead of with a second one after the binding's round trip through the
-/// stream. The stream's copy replaces the view's when it arrives (the same binding:
+/// Takes the ports among `touched` that are plugged here but not bound here as bound here
+/// in the view at once, so that their flows that need the binding (security groups, DHCP)
+/// go in with the first commit. The port is this host's either way: `report` writes the
+/// binding, with the status ACTIVE, once the flows are committed (and again on later
+/// changes if the store refuses it). Writing the binding first would put a store write,
+/// or its round trip through the stream, before the flows while the VM is already
+/// sending. The stream's copy replaces the view's when it comes back (the same binding:
 /// nothing to recompile). Returns the owners to recompile.
-async fn claim(
-    nb: &Nb,
+fn claim(
     cfg: &Config,
     view: &mut View,
     host: &Host,
     touched: &[Touched],
     reported: &mut BTreeMap<String, PortStatus>,
 ) -> Vec<Touched> {
-    let unbound: BTreeSet<String> = touched
-        .iter()
-        .filter(|t| t.table == Table::Port && host.ofports.contains_key(&t.id))
-        .filter(|t| {
-            view.ports
-                .get(&t.id)
-                .is_some_and(|p| p.binding_host_id != cfg.chassis)
-                && reported.get(&t.id) != Some(&PortStatus::Build)
-        })
-        .map(|t| t.id.clone())
-        .collect();
     let mut owners = Vec::new();
-    for id in unbound {
-        // A refused binding is left to `report`, which tries again on later changes.
-        if let Err(e) = nb.bind(&id, &cfg.chassis, PortStatus::Build).await {
-            tracing::warn!(port = %id, error = %e, "port status not reported");
+    for t in touched {
+        if t.table != Table::Port || !host.ofports.contains_key(&t.id) {
             continue;
         }
-        tracing::info!(port = %id, status = PortStatus::Build.as_str(), "port status reported");
-        reported.insert(id.clone(), PortStatus::Build);
-        if let Some(p) = view.ports.get_mut(&id) {
-            p.binding_host_id = cfg.chassis.clone();
-            p.status = PortStatus::Build;
+        let Some(p) = view.ports.get_mut(&t.id) else {
+            continue;
+        };
+        if p.binding_host_id == cfg.chassis {
+            continue;
         }
-        owners.extend(apps::affected(
-            view,
-            &Touched {
-                table: Table::Port,
-                id,
-            },
-        ));
+        p.binding_host_id = cfg.chassis.clone();
+        // Not the store's status: one `report` is bound to correct with ACTIVE.
+        p.status = PortStatus::Build;
+        reported.remove(&t.id);
+        owners.extend(apps::affected(view, t));
     }
     owners
 }
@@ -625,8 +619,9 @@ async fn report(
     for (id, p) in &view.ports {
         let plugged = host.ofports.contains_key(id);
         let ours = p.binding_host_id == cfg.chassis;
-        // Plugged here but not bound here yet: bind it (BUILD); its flows are compiled once
-        // the binding comes back through the stream, and only then is it ACTIVE.
+        // Plugged here but not bound here, and not taken by `claim` (plugged before this
+        // controller started): bind it (BUILD); its flows are compiled once the binding
+        // comes back through the stream, and only then is it ACTIVE.
         let status = match (plugged, ours) {
             (true, true) => PortStatus::Active,
             (true, false) => PortStatus::Build,
@@ -655,10 +650,8 @@ async fn report(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use nbdb::{Expect, Op, Store};
-    use std::sync::Arc;
 
-    fn port(id: &str, host: &str) -> model::Port {
+    fn port(id: &str, host: &str, status: PortStatus) -> model::Port {
         model::Port {
             meta: model::Meta {
                 id: id.into(),
@@ -678,7 +671,7 @@ mod tests {
             binding_profile: Default::default(),
             binding_vnic_type: "normal".into(),
             extra_dhcp_opts: vec![],
-            status: PortStatus::Down,
+            status,
             unique_key: 1,
         }
     }
@@ -706,72 +699,48 @@ mod tests {
         }
     }
 
-    #[tokio::test(flavor = "current_thread")]
-    async fn a_plugged_port_is_bound_before_its_flows_are_compiled() {
-        let dir = std::env::temp_dir().join(format!("df-claim-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let store: Arc<dyn Store> =
-            Arc::new(nbdb::embedded::Embedded::open(dir.join("nb.redb")).unwrap());
-        // "a" plugged here and unbound; "b" not plugged; "c" plugged, its binding already
-        // asked for; "d" plugged and bound here already.
-        let ports = [
-            port("a", ""),
-            port("b", ""),
-            port("c", "host-b"),
-            port("d", "host-a"),
-        ];
-        let ops = ports
-            .iter()
-            .map(|p| {
-                Op::put(
-                    "port",
-                    &p.meta.id,
-                    serde_json::to_vec(p).unwrap(),
-                    Expect::Any,
-                )
-                .with_topic(Some("p1"))
-            })
-            .collect();
-        store.commit(ops).await.unwrap();
+    #[test]
+    fn a_plugged_port_is_compiled_as_bound_here_before_the_binding_is_written() {
+        // "a" plugged here, unbound; "b" unbound, not plugged; "c" plugged, bound and
+        // ACTIVE on another host (reported here before); "d" plugged, bound here.
         let mut view = View::new("host-a");
-        view.load(&store.snapshot().await.unwrap());
+        for p in [
+            port("a", "", PortStatus::Down),
+            port("b", "", PortStatus::Down),
+            port("c", "host-b", PortStatus::Active),
+            port("d", "host-a", PortStatus::Active),
+        ] {
+            view.ports.insert(p.meta.id.clone(), p);
+        }
         let mut host = Host::default();
         for (id, ofport) in [("a", 5), ("c", 6), ("d", 7)] {
             host.ofports.insert(id.into(), ofport);
         }
-        let mut reported = BTreeMap::from([("c".to_string(), PortStatus::Build)]);
-        let nb = Nb::Store(store.clone(), None);
+        let mut reported = BTreeMap::from([
+            ("c".to_string(), PortStatus::Active),
+            ("d".to_string(), PortStatus::Active),
+        ]);
         let all: Vec<Touched> = ["a", "b", "c", "d"].map(touched).to_vec();
 
-        let owners = claim(&nb, &config(), &mut view, &host, &all, &mut reported).await;
+        let owners = claim(&config(), &mut view, &host, &all, &mut reported);
 
-        // Bound in the store and, without waiting for the stream, in the view.
-        let stored: model::Port =
-            serde_json::from_slice(&store.get("port", "a").await.unwrap().unwrap().value).unwrap();
-        assert_eq!(
-            (stored.binding_host_id.as_str(), stored.status),
-            ("host-a", PortStatus::Build)
-        );
-        assert_eq!(view.ports["a"].binding_host_id, "host-a");
-        assert_eq!(view.ports["a"].status, PortStatus::Build);
-        assert_eq!(reported.get("a"), Some(&PortStatus::Build));
-        assert!(owners.contains(&touched("a")), "{owners:?}");
-        // The others as they were.
+        for id in ["a", "c"] {
+            assert_eq!(view.ports[id].binding_host_id, "host-a", "{id}");
+            assert!(owners.contains(&touched(id)), "{id}: {owners:?}");
+            // Not written yet: `report` writes ACTIVE (and the binding) after the commit.
+            assert_eq!(view.ports[id].status, PortStatus::Build, "{id}");
+            assert_eq!(reported.get(id), None, "{id}");
+        }
         assert_eq!(view.ports["b"].binding_host_id, "");
-        assert_eq!(view.ports["c"].binding_host_id, "host-b");
-        assert!(!owners.contains(&touched("b")) && !owners.contains(&touched("c")));
-        assert!(!owners.contains(&touched("d")));
-        // Only ports among what changed are claimed here (`report` sees to the rest).
+        assert_eq!(view.ports["d"].status, PortStatus::Active);
+        assert_eq!(reported.get("d"), Some(&PortStatus::Active));
+        for id in ["b", "d"] {
+            assert!(!owners.contains(&touched(id)), "{id}: {owners:?}");
+        }
+        // Only ports among what changed are taken here.
         let mut later = Host::default();
         later.ofports.insert("b".into(), 8);
-        assert!(
-            claim(&nb, &config(), &mut view, &later, &[], &mut reported)
-                .await
-                .is_empty()
-        );
+        assert!(claim(&config(), &mut view, &later, &[], &mut reported).is_empty());
         assert_eq!(view.ports["b"].binding_host_id, "");
-        drop(nb);
-        drop(store);
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }
