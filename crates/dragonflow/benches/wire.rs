@@ -246,7 +246,7 @@ fn main() {
         "wire-latency",
         &format!(
             "## Controller: wire latency and flows per host\n\n\
-             `cargo bench -p dragonflow --bench wire` (as root): one host (real OVS, userspace datapath, kernel {kernel}) with a release `dragonflow server` (embedded store) and `dragonflow controller`. For each of {n} ports: `POST /v2.0/ports` with the MAC and address of a VM namespace that already exists, `ovs-vsctl add-port` of its interface with the port's `iface-id`, then `ping` every 2 ms from the VM to a VM already on the network until the first reply (the VM asks ARP again every 10 ms). Timed from the create call to that reply: the API, the store, the stream, the interface watcher, the binding, compiling, the bundle commit, the datapath, ARP and the echo. All ports hold the default security group (conntrack). The VM interfaces' host ends carry no address, as a hypervisor's do (docs/operations.md, \"Userspace datapath\").\n\n\
+             `cargo bench -p dragonflow --bench wire` (as root): one host (real OVS, userspace datapath, kernel {kernel}) with a release `dragonflow server` (embedded store) and `dragonflow controller`. For each of {n} ports: `POST /v2.0/ports` with the MAC and address of a VM namespace that already exists, `ovs-vsctl add-port` of its interface with the port's `iface-id`, then `ping` every 2 ms from the VM to a VM already on the network until the first reply (the VM asks ARP again every 10 ms, which the kernel's timer ticks make 12–16 ms). Timed from the create call to that reply: the API, the store, the stream, the interface watcher, the binding, compiling, the bundle commit, the datapath, ARP and the echo. All ports hold the default security group (conntrack). The VM interfaces' host ends carry no address, as a hypervisor's do (docs/operations.md, \"Userspace datapath\").\n\n\
              | measure | value | target |\n|---|---|---|\n\
              | wire latency p50 | {p50:.1} ms | |\n\
              | wire latency p99 | {p99:.1} ms | < 100 ms |\n\
@@ -259,7 +259,7 @@ fn main() {
              | `ovs-vsctl add-port` returns | {st_plugged} | OVS: ovsdb-server, then ovs-vswitchd adding the port (a reconfiguration that visits every port) |\n\
              | the controller reports the port ACTIVE (its flows committed) | {st_active} | the controller, from the OVSDB event on; its bundle commit waits for ovs-vswitchd's main loop |\n\
              | the first echo reply | {st_reply} | |\n\
-             | (from ACTIVE to the first reply) | {st_after} | the datapath: the port's first packets met no flow and a drop flow was cached for them, which stays until a revalidator pass (the last one: {dump} over {dp_flows} datapath flows); then the next ARP and the echo |\n\n\
+             | (from ACTIVE to the first reply) | {st_after} | the datapath and the VM: an ARP sent before the port's flows were in met no flow, and the drop flow cached for it stays until a revalidator pass (the last one: {dump} over {dp_flows} datapath flows); then the VM's next ARP and the echo |\n\n\
              The time grows with the ports already on br-int: median {first:.1} ms over the first {k} ports, {last:.1} ms over the last {k}; of that, create + `ovs-vsctl add-port` alone took {plug_first:.1} ms and {plug_last:.1} ms.\n",
             flows as f64 / ports as f64
         ),
