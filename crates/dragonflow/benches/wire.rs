@@ -138,7 +138,20 @@ fn main() {
         vms.push(ns);
     }
     // When the controller reported each port ACTIVE (after its flows were committed), from
-    // its log, on the same clock as the samples' starts.
+    // its log, on the same clock as the samples' starts. The last port's report may still
+    // be on its way (the ping can beat it).
+    let needles: Vec<String> = made
+        .iter()
+        .map(|(id, _)| format!("port={id} status=\"ACTIVE\""))
+        .collect();
+    wait_until(
+        "every port reported ACTIVE",
+        Duration::from_secs(10),
+        || {
+            let log = ctl.log();
+            needles.iter().all(|n| log.contains(n.as_str()))
+        },
+    );
     let log = ctl.log();
     for (s, (id, wall0)) in stages.iter_mut().zip(&made) {
         let needle = format!("port={id} status=\"ACTIVE\"");
