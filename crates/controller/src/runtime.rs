@@ -323,6 +323,7 @@ pub async fn run(cfg: Config) -> Result<(), String> {
                 None => return Err("the OVSDB monitor ended".into()),
             },
         }
+        let woke = Instant::now();
         // A port of a new project plugged here, or the last of one gone: follow what the
         // host needs now. Only ports, routers, groups and interfaces move the topics.
         let moves_topics = owners.iter().any(|o| {
@@ -336,6 +337,15 @@ pub async fn run(cfg: Config) -> Result<(), String> {
                 owners.extend(apps::affected(&view, &t));
             }
         }
+        let mut claimed = claim(&cfg, &mut view, &host, &owners, &mut reported);
+        if !claimed.is_empty() {
+            // A port bound here brings its security groups' projects into the followed set.
+            for t in follow.refresh(&mut view, &host).await? {
+                claimed.extend(apps::affected(&view, &t));
+            }
+        }
+        owners.extend(claimed);
+        let refreshed = Instant::now();
         let zones = apps::security_groups::assign_zones(&view, &mut host);
         owners.extend(zones.touched);
         // Changes touch overlapping sets of owners (a group's holders and members): compile
@@ -343,11 +353,21 @@ pub async fn run(cfg: Config) -> Result<(), String> {
         owners.sort();
         owners.dedup();
         desired.update(&view, &host, owners.iter().cloned());
+        let compiled = Instant::now();
         sync(&cfg, &mut session, &mut installed, &mut desired).await?;
+        let synced = Instant::now();
         // Once the flows no longer allow them, cut the connections they allowed.
         let flushes = cuts.update(&view, &host, &owners);
         flush(&mut session, zones.released, flushes).await;
         report(&follow.nb, &cfg, &view, &host, &mut reported).await;
+        tracing::debug!(
+            owners = owners.len(),
+            refresh_us = (refreshed - woke).as_micros() as u64,
+            compile_us = (compiled - refreshed).as_micros() as u64,
+            sync_us = (synced - compiled).as_micros() as u64,
+            report_us = synced.elapsed().as_micros() as u64,
+            "change handled"
+        );
     }
 }
 
@@ -583,6 +603,41 @@ fn interface_event(host: &mut Host, view: &View, ev: InterfaceEvent) -> Vec<Touc
     touched
 }
 
+/// Takes the ports among `touched` that are plugged here but not bound here as bound here
+/// in the view at once, so that their flows that need the binding (security groups, DHCP)
+/// go in with the first commit. The port is this host's either way: `report` writes the
+/// binding, with the status ACTIVE, once the flows are committed (and again on later
+/// changes if the store refuses it). Writing the binding first would put a store write,
+/// or its round trip through the stream, before the flows while the VM is already
+/// sending. The stream's copy replaces the view's when it comes back (the same binding:
+/// nothing to recompile). Returns the owners to recompile.
+fn claim(
+    cfg: &Config,
+    view: &mut View,
+    host: &Host,
+    touched: &[Touched],
+    reported: &mut BTreeMap<String, PortStatus>,
+) -> Vec<Touched> {
+    let mut owners = Vec::new();
+    for t in touched {
+        if t.table != Table::Port || !host.ofports.contains_key(&t.id) {
+            continue;
+        }
+        let Some(p) = view.ports.get_mut(&t.id) else {
+            continue;
+        };
+        if p.binding_host_id == cfg.chassis {
+            continue;
+        }
+        p.binding_host_id = cfg.chassis.clone();
+        // Not the store's status: one `report` is bound to correct with ACTIVE.
+        p.status = PortStatus::Build;
+        reported.remove(&t.id);
+        owners.extend(apps::affected(view, t));
+    }
+    owners
+}
+
 /// Binds plugged ports to this chassis and reports them ACTIVE once their flows are in
 /// (this runs after the commit), DOWN once unplugged.
 async fn report(
@@ -596,8 +651,9 @@ async fn report(
     for (id, p) in &view.ports {
         let plugged = host.ofports.contains_key(id);
         let ours = p.binding_host_id == cfg.chassis;
-        // Plugged here but not bound here yet: bind it (BUILD); its flows are compiled once
-        // the binding comes back through the stream, and only then is it ACTIVE.
+        // Plugged here but not bound here, and not taken by `claim` (plugged before this
+        // controller started): bind it (BUILD); its flows are compiled once the binding
+        // comes back through the stream, and only then is it ACTIVE.
         let status = match (plugged, ours) {
             (true, true) => PortStatus::Active,
             (true, false) => PortStatus::Build,
@@ -620,5 +676,103 @@ async fn report(
             }
             Err(e) => tracing::warn!(port = %id, error = %e, "port status not reported"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn port(id: &str, host: &str, status: PortStatus) -> model::Port {
+        model::Port {
+            meta: model::Meta {
+                id: id.into(),
+                project_id: "p1".into(),
+                ..model::Meta::default()
+            },
+            network_id: "n1".into(),
+            admin_state_up: true,
+            mac_address: model::MacAddr([0xfa, 0x16, 0x3e, 0, 0, 1]),
+            fixed_ips: vec![],
+            security_groups: vec![],
+            allowed_address_pairs: vec![],
+            port_security_enabled: true,
+            device_owner: String::new(),
+            device_id: String::new(),
+            binding_host_id: host.into(),
+            binding_profile: Default::default(),
+            binding_vnic_type: "normal".into(),
+            extra_dhcp_opts: vec![],
+            status,
+            unique_key: 1,
+        }
+    }
+
+    fn config() -> Config {
+        Config {
+            chassis: "host-a".into(),
+            nb: String::new(),
+            ovsdb: String::new(),
+            openflow: PathBuf::new(),
+            local_ip: "192.0.2.1".parse().unwrap(),
+            datapath_type: "netdev".into(),
+            tunnel_types: vec![],
+            icmp_rate: 3,
+            api: None,
+            dhcp: Default::default(),
+            bridge_mappings: vec![],
+        }
+    }
+
+    fn touched(id: &str) -> Touched {
+        Touched {
+            table: Table::Port,
+            id: id.into(),
+        }
+    }
+
+    #[test]
+    fn a_plugged_port_is_compiled_as_bound_here_before_the_binding_is_written() {
+        // "a" plugged here, unbound; "b" unbound, not plugged; "c" plugged, bound and
+        // ACTIVE on another host (reported here before); "d" plugged, bound here.
+        let mut view = View::new("host-a");
+        for p in [
+            port("a", "", PortStatus::Down),
+            port("b", "", PortStatus::Down),
+            port("c", "host-b", PortStatus::Active),
+            port("d", "host-a", PortStatus::Active),
+        ] {
+            view.ports.insert(p.meta.id.clone(), p);
+        }
+        let mut host = Host::default();
+        for (id, ofport) in [("a", 5), ("c", 6), ("d", 7)] {
+            host.ofports.insert(id.into(), ofport);
+        }
+        let mut reported = BTreeMap::from([
+            ("c".to_string(), PortStatus::Active),
+            ("d".to_string(), PortStatus::Active),
+        ]);
+        let all: Vec<Touched> = ["a", "b", "c", "d"].map(touched).to_vec();
+
+        let owners = claim(&config(), &mut view, &host, &all, &mut reported);
+
+        for id in ["a", "c"] {
+            assert_eq!(view.ports[id].binding_host_id, "host-a", "{id}");
+            assert!(owners.contains(&touched(id)), "{id}: {owners:?}");
+            // Not written yet: `report` writes ACTIVE (and the binding) after the commit.
+            assert_eq!(view.ports[id].status, PortStatus::Build, "{id}");
+            assert_eq!(reported.get(id), None, "{id}");
+        }
+        assert_eq!(view.ports["b"].binding_host_id, "");
+        assert_eq!(view.ports["d"].status, PortStatus::Active);
+        assert_eq!(reported.get("d"), Some(&PortStatus::Active));
+        for id in ["b", "d"] {
+            assert!(!owners.contains(&touched(id)), "{id}: {owners:?}");
+        }
+        // Only ports among what changed are taken here.
+        let mut later = Host::default();
+        later.ofports.insert("b".into(), 8);
+        assert!(claim(&config(), &mut view, &later, &[], &mut reported).is_empty());
+        assert_eq!(view.ports["b"].binding_host_id, "");
     }
 }

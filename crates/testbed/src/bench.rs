@@ -1,7 +1,7 @@
-//! What the benchmarks share: percentiles, milliseconds, and recording their figures in
-//! docs/benchmarks.md (each benchmark owns one section).
+//! What the benchmarks share: percentiles, milliseconds, reading the time of a log line,
+//! and recording their figures in docs/benchmarks.md (each benchmark owns one section).
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 /// The `p` quantile (0..=1) of sorted durations.
 pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -33,5 +33,56 @@ pub fn write_section(name: &str, body: &str) {
     match std::fs::write(&path, new) {
         Ok(()) => println!("recorded in docs/benchmarks.md"),
         Err(e) => eprintln!("cannot write {}: {e}", path.display()),
+    }
+}
+
+/// The time of a log line that starts with an RFC 3339 UTC timestamp with fractional
+/// seconds (`2026-11-21T11:19:17.550580Z`, as `dragonflow` logs), to line up a process's
+/// log with a benchmark's clock.
+pub fn log_time(line: &str) -> Option<SystemTime> {
+    let ts = line.split_whitespace().next()?.strip_suffix('Z')?;
+    let (date, time) = ts.split_once('T')?;
+    let mut d = date.splitn(3, '-').map(|x| x.parse::<i64>().ok());
+    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
+    let mut t = time.splitn(3, ':');
+    let (h, min) = (
+        t.next()?.parse::<u64>().ok()?,
+        t.next()?.parse::<u64>().ok()?,
+    );
+    let secs: f64 = t.next()?.parse().ok()?;
+    if !(1..=12).contains(&m) || !(1..=31).contains(&day) || h > 23 || min > 59 {
+        return None;
+    }
+    // Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * ((m + 9) % 12) + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = u64::try_from(era * 146_097 + doe - 719_468).ok()?;
+    let whole = days * 86_400 + h * 3600 + min * 60;
+    Some(SystemTime::UNIX_EPOCH + Duration::from_secs(whole) + Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_times_are_read() {
+        let t = |s: &str| {
+            log_time(s).map(|t| {
+                t.duration_since(SystemTime::UNIX_EPOCH)
+                    .unwrap()
+                    .as_secs_f64()
+            })
+        };
+        assert_eq!(t("1970-01-01T00:00:00Z x"), Some(0.0));
+        // `date -u -d 2026-11-21T11:19:17Z +%s`
+        let v = t("2026-11-21T11:19:17.550580Z  INFO controller::runtime: port").unwrap();
+        assert!((v - 1_795_259_957.550_58).abs() < 1e-6, "{v}");
+        assert_eq!(t("2000-03-01T00:00:00Z"), Some(951_868_800.0));
+        assert_eq!(t("2026-13-01T00:00:00Z"), None);
+        assert_eq!(t("port status reported"), None);
     }
 }

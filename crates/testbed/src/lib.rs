@@ -281,6 +281,26 @@ impl Ovs {
         run(c)
     }
 
+    /// Brings up `dev`, the host end of a VM's interface in this instance's namespace, with
+    /// no address at all (IPv6 off, so not even a link-local one), as a hypervisor's VM
+    /// ports are. With the userspace datapath, OVS checks every output it translates for a
+    /// tunnel endpoint by scanning all the addresses in its namespace: addressed VM ports
+    /// make each translation and revalidation cost grow with the ports (see
+    /// docs/operations.md, "Userspace datapath").
+    pub fn vm_port_up(&self, dev: &str) -> io::Result<()> {
+        run({
+            let mut c = self.cmd("sysctl");
+            c.args(["-qw", &format!("net.ipv6.conf.{dev}.disable_ipv6=1")]);
+            c
+        })?;
+        run({
+            let mut c = self.cmd("ip");
+            c.args(["link", "set", dev, "up"]);
+            c
+        })
+        .map(|_| ())
+    }
+
     /// Adds a netdev bridge (fail_mode secure, OpenFlow 1.3) and waits for its mgmt socket.
     pub fn add_bridge(&self, name: &str) -> io::Result<()> {
         self.vsctl([
@@ -407,6 +427,31 @@ mod tests {
     }
 
     #[test]
+    fn a_vm_port_carries_no_address() {
+        if !require_root("a_vm_port_carries_no_address") {
+            return;
+        }
+        let ovs = Ovs::start().expect("start ovs");
+        ovs.add_bridge("br-int").expect("add bridge");
+        let vm = Vm::plug(&ovs, "br-int", "p-1", "fa:16:3e:00:00:01", "10.9.0.1/24").expect("plug");
+        // The VM's side keeps its addresses (IPv6 link-local included, once DAD starts).
+        let ip = |args: &[&str]| {
+            let out = ovs.cmd("ip").args(args).output().expect("ip");
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        assert!(ip(&["-o", "link", "show", "tapp1"]).contains("state UP"));
+        // Give the kernel the time it would take to add a link-local address.
+        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(ip(&["-o", "addr", "show", "dev", "tapp1"]), "");
+        assert!(
+            vm.ns
+                .exec(["ip", "-o", "addr", "show", "dev", "eth0"])
+                .unwrap()
+                .contains("10.9.0.1/24")
+        );
+    }
+
+    #[test]
     fn ovs_runs_inside_a_namespace() {
         if !require_root("ovs_runs_inside_a_namespace") {
             return;
@@ -450,11 +495,7 @@ impl Vm {
         ns.exec(["ip", "addr", "add", cidr, "dev", "eth0"])?;
         ns.exec(["ip", "link", "set", "eth0", "up"])?;
         let _ = ns.exec(["ethtool", "-K", "eth0", "tx", "off"]);
-        run({
-            let mut c = ovs.cmd("ip");
-            c.args(["link", "set", &tap, "up"]);
-            c
-        })?;
+        ovs.vm_port_up(&tap)?;
         ovs.vsctl([
             "add-port",
             bridge,

@@ -234,6 +234,16 @@ pub fn plug(st: &State, vm: &state::Vm) -> Result<(), String> {
             .collect::<String>()
     );
     veth("eth0", &vm.ns, &tap, &h.ns)?;
+    // The host end carries no address: with the userspace datapath, OVS scans every address
+    // of the host on each output it translates (docs/operations.md, "Userspace datapath").
+    ns_exec(
+        &h.ns,
+        [
+            "sysctl",
+            "-qw",
+            &format!("net.ipv6.conf.{tap}.disable_ipv6=1"),
+        ],
+    )?;
     ns_exec(&vm.ns, ["ip", "link", "set", "eth0", "down"])?;
     ns_exec(&vm.ns, ["ip", "link", "set", "eth0", "address", &vm.mac])?;
     ns_exec(&vm.ns, ["ip", "link", "set", "eth0", "up"])?;
