@@ -250,6 +250,8 @@ pub async fn run(cfg: Config) -> Result<(), String> {
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut snat_asked: BTreeMap<String, Instant> = BTreeMap::new();
+    // When a status write the store refused is to be tried again (none pending: None).
+    let mut report_again: Option<Instant> = None;
     tracing::info!(chassis = %cfg.chassis, revision = view.revision, ports = view.ports.len(), plugged = host.ofports.len(), "controller ready");
 
     loop {
@@ -301,6 +303,9 @@ pub async fn run(cfg: Config) -> Result<(), String> {
                     flow_mods: Vec::new(),
                 };
                 answer(&mut session, out).await;
+                if report_again.is_some_and(|t| t <= Instant::now()) {
+                    report_again = report(&follow.nb, &cfg, &view, &host, &mut reported).await;
+                }
                 for net in apps::nat::snat_ports_wanted(&view, &host) {
                     if snat_asked.get(&net).is_some_and(|t| t.elapsed() < Duration::from_secs(5)) {
                         continue;
@@ -359,7 +364,7 @@ pub async fn run(cfg: Config) -> Result<(), String> {
         // Once the flows no longer allow them, cut the connections they allowed.
         let flushes = cuts.update(&view, &host, &owners);
         flush(&mut session, zones.released, flushes).await;
-        report(&follow.nb, &cfg, &view, &host, &mut reported).await;
+        report_again = report(&follow.nb, &cfg, &view, &host, &mut reported).await;
         tracing::debug!(
             owners = owners.len(),
             refresh_us = (refreshed - woke).as_micros() as u64,
@@ -639,14 +644,15 @@ fn claim(
 }
 
 /// Binds plugged ports to this chassis and reports them ACTIVE once their flows are in
-/// (this runs after the commit), DOWN once unplugged.
+/// (this runs after the commit), DOWN once unplugged. Returns when to try again if the
+/// store refused a write.
 async fn report(
     nb: &Nb,
     cfg: &Config,
     view: &View,
     host: &Host,
     reported: &mut BTreeMap<String, PortStatus>,
-) {
+) -> Option<Instant> {
     let mut want: Vec<(String, PortStatus)> = Vec::new();
     for (id, p) in &view.ports {
         let plugged = host.ofports.contains_key(id);
@@ -668,15 +674,20 @@ async fn report(
             want.push((id.clone(), status));
         }
     }
+    let mut again = None;
     for (id, status) in want {
         match nb.bind(&id, &cfg.chassis, status).await {
             Ok(()) => {
                 tracing::info!(port = %id, status = status.as_str(), "port status reported");
                 reported.insert(id, status);
             }
-            Err(e) => tracing::warn!(port = %id, error = %e, "port status not reported"),
+            Err(e) => {
+                tracing::warn!(port = %id, error = %e, "port status not reported; trying again in 1 s");
+                again = Some(Instant::now() + Duration::from_secs(1));
+            }
         }
     }
+    again
 }
 
 #[cfg(test)]
@@ -686,25 +697,11 @@ mod tests {
     fn port(id: &str, host: &str, status: PortStatus) -> model::Port {
         model::Port {
             meta: model::Meta {
-                id: id.into(),
                 project_id: "p1".into(),
-                ..model::Meta::default()
+                ..model::fixtures::meta(id)
             },
-            network_id: "n1".into(),
-            admin_state_up: true,
-            mac_address: model::MacAddr([0xfa, 0x16, 0x3e, 0, 0, 1]),
-            fixed_ips: vec![],
-            security_groups: vec![],
-            allowed_address_pairs: vec![],
-            port_security_enabled: true,
-            device_owner: String::new(),
-            device_id: String::new(),
-            binding_host_id: host.into(),
-            binding_profile: Default::default(),
-            binding_vnic_type: "normal".into(),
-            extra_dhcp_opts: vec![],
             status,
-            unique_key: 1,
+            ..model::fixtures::port(id, "n1", 1, host)
         }
     }
 
