@@ -208,6 +208,11 @@ impl FlowTable {
         self.flows.len()
     }
 
+    /// Makes room for `n` more flows.
+    pub fn reserve(&mut self, n: usize) {
+        self.flows.reserve(n);
+    }
+
     pub fn is_empty(&self) -> bool {
         self.flows.is_empty()
     }

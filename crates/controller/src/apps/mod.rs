@@ -444,7 +444,22 @@ impl Desired {
             untracked: true,
             ..Desired::default()
         };
-        d.update(view, host, owners(view));
+        // Compiled first and counted, so the table is sized once instead of growing (and
+        // rehashing) through a hundred thousand inserts.
+        let compiled: Vec<_> = owners(view)
+            .into_iter()
+            .map(|o| {
+                let flows = compile(view, host, &o);
+                let groups = compile_groups(view, host, &o);
+                (o, flows, groups)
+            })
+            .collect();
+        d.table
+            .reserve(compiled.iter().map(|(_, f, _)| f.len()).sum());
+        d.by_owner.reserve(compiled.len());
+        for (o, flows, groups) in compiled {
+            d.replace(&o, flows, groups);
+        }
         d.untracked = false;
         d
     }
