@@ -8,7 +8,9 @@
 
 use controller::apps::{Desired, Host};
 use controller::view::{View, record};
-use model::{MacAddr, Port, PortStatus, fixtures};
+use model::{
+    Direction, EtherType, MacAddr, Port, PortStatus, SecurityGroup, SecurityGroupRule, fixtures,
+};
 use std::net::Ipv4Addr;
 use std::time::Instant;
 use testbed::bench::write_section;
@@ -28,10 +30,34 @@ fn rss_kib() -> u64 {
     status_kib("VmRSS:")
 }
 
-/// Figures of one scenario, printed by its process as `key=value` lines.
-fn scenario(local_every: u32) {
+/// Figures of one scenario, printed by its process as `key=value` lines: one port in
+/// `local_every` on this host, every port in the default security group or in none.
+fn scenario(local_every: u32, default_group: bool) {
     let rss_before = rss_kib();
     let mut records = Vec::new();
+    if default_group {
+        // The group Neutron gives every project: all out, and in from its own members.
+        records.push(record(
+            &SecurityGroup {
+                is_default: true,
+                ..fixtures::security_group("default")
+            },
+            1,
+        ));
+        for (id, direction, ethertype) in [
+            ("out4", Direction::Egress, EtherType::IPv4),
+            ("out6", Direction::Egress, EtherType::IPv6),
+            ("in4", Direction::Ingress, EtherType::IPv4),
+            ("in6", Direction::Ingress, EtherType::IPv6),
+        ] {
+            let rule = SecurityGroupRule {
+                ethertype,
+                remote_group_id: (direction == Direction::Ingress).then(|| "default".into()),
+                ..fixtures::security_group_rule(id, "default", direction)
+            };
+            records.push(record(&rule, 1));
+        }
+    }
     for n in 0..100u32 {
         let net = fixtures::network(&format!("net{n}"), n + 1);
         records.push(record(&net, 1));
@@ -53,6 +79,11 @@ fn scenario(local_every: u32) {
             fixed_ips: vec![fixtures::fixed_ip("s", &ip)],
             status: PortStatus::Active,
             unique_key: i + 1,
+            security_groups: if default_group {
+                vec!["default".into()]
+            } else {
+                vec![]
+            },
             ..fixtures::port(
                 &format!("port{i}"),
                 &format!("net{}", i % 100),
@@ -72,6 +103,8 @@ fn scenario(local_every: u32) {
         records,
     });
     let load = start.elapsed();
+    // As the runtime does before compiling: a conntrack zone per network with local ports.
+    controller::apps::security_groups::assign_zones(&view, &mut host);
     // The median of five full compiles (one machine's noise is large next to 100 ms).
     let mut times = Vec::new();
     let mut desired = Desired::default();
@@ -153,11 +186,15 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
     {
-        scenario(every);
+        scenario(every, std::env::var("DF_BENCH_DEFAULT_GROUP").is_ok());
         return;
     }
-    let run = |every: u32| -> std::collections::BTreeMap<String, String> {
-        let out = std::process::Command::new(std::env::current_exe().expect("exe"))
+    let run = |every: u32, default_group: bool| -> std::collections::BTreeMap<String, String> {
+        let mut cmd = std::process::Command::new(std::env::current_exe().expect("exe"));
+        if default_group {
+            cmd.env("DF_BENCH_DEFAULT_GROUP", "1");
+        }
+        let out = cmd
             .arg("--bench")
             .env("DF_BENCH_LOCAL_EVERY", every.to_string())
             .output()
@@ -173,15 +210,15 @@ fn main() {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
     };
-    let (tenth, all) = (run(10), run(1));
+    let (tenth, all, grouped) = (run(10, false), run(1, false), run(1, true));
     let row = |what: &str, key: &str, unit: &str, target: &str| {
         format!(
-            "| {what} | {} {unit} | {} {unit} | {target} |\n",
-            tenth[key], all[key]
+            "| {what} | {} {unit} | {} {unit} | {} {unit} | {target} |\n",
+            tenth[key], all[key], grouped[key]
         )
     };
     let table = format!(
-        "| measure | 1,000 local | 10,000 local | target |\n|---|---|---|---|\n{}{}{}{}{}{}{}{}{}{}",
+        "| measure | 1,000 local | 10,000 local | 10,000 local, default security group | target |\n|---|---|---|---|---|\n{}{}{}{}{}{}{}{}{}{}",
         row("flows on this host", "flows", "", ""),
         row("view load from a snapshot", "load_ms", "ms", ""),
         row("full compile (median of 5)", "compile_ms", "ms", "< 100 ms"),
@@ -217,7 +254,10 @@ fn main() {
     let section = format!(
         "## Controller: compile of 10,000 ports\n\n\
          `cargo bench -p controller --bench compile`: 10,000 ports in 100 Geneve networks, a tenth of them or all of them on this host \
-         (classification, port security, L2 and flood groups, ARP and ND responders, tunnels, DHCP), each scenario in its own process.\n\n{table}"
+         (classification, port security, L2 and flood groups, ARP and ND responders, tunnels, DHCP), and all of them again each in \
+         the project's default security group (egress anywhere, ingress from the group's members: conntrack and a conjunction per \
+         remote member), each scenario in its own process. Memory is the process's resident size added from before the view was \
+         loaded (after five full compiles, so it includes what the allocator keeps).\n\n{table}"
     );
     write_section("controller-compile", &section);
 }

@@ -64,7 +64,8 @@ fn step(
     desired.update(view, host, owners.iter().cloned());
     // What the runtime sends a switch in sync: the changes alone.
     let (mods, groups) = desired.take_changes();
-    let flushes = cuts.update(view, host, &owners).len();
+    let membership = view.take_membership();
+    let flushes = cuts.update(view, host, &owners, &membership).len();
     Step {
         recompile: start.elapsed(),
         mods,
@@ -130,7 +131,8 @@ fn main() {
         .filter(|(_, b)| b.cookie >> 56 == controller::pipeline::App::SecurityGroup as u64)
         .count();
     let mut cuts = Cuts::default();
-    cuts.update(&view, &host, &controller::apps::owners(&view));
+    let membership = view.take_membership();
+    cuts.update(&view, &host, &controller::apps::owners(&view), &membership);
 
     // Rule changes: a remote-group rule added to and removed from one group (20 holders).
     let mut rev = 10;
@@ -273,7 +275,8 @@ fn enforce_on_ovs(
             desired.update(view, host, owners.iter().cloned());
             let (mods, groups) = desired.take_changes();
             s.commit_with_groups(&groups, &mods).await.ok()?;
-            for f in cuts.update(view, host, &owners) {
+            let membership = view.take_membership();
+            for f in cuts.update(view, host, &owners, &membership) {
                 s.ct_flush(openflow::Message::CtFlush(f)).await.ok()?;
             }
             s.barrier().await.ok()?;

@@ -240,7 +240,8 @@ pub async fn run(cfg: Config) -> Result<(), String> {
     let mut desired = Desired::full(&view, &host);
     // What the security groups allowed, to cut the connections a change disallows.
     let mut cuts = apps::security_groups::Cuts::default();
-    cuts.update(&view, &host, &apps::owners(&view));
+    let membership = view.take_membership();
+    cuts.update(&view, &host, &apps::owners(&view), &membership);
     let mut reported: BTreeMap<String, PortStatus> = BTreeMap::new();
     let mut punt = Punt::default();
     punt.l3 = crate::punt::l3::L3Punt::new(cfg.icmp_rate);
@@ -362,7 +363,8 @@ pub async fn run(cfg: Config) -> Result<(), String> {
         sync(&cfg, &mut session, &mut installed, &mut desired).await?;
         let synced = Instant::now();
         // Once the flows no longer allow them, cut the connections they allowed.
-        let flushes = cuts.update(&view, &host, &owners);
+        let membership = view.take_membership();
+        let flushes = cuts.update(&view, &host, &owners, &membership);
         flush(&mut session, zones.released, flushes).await;
         report_again = report(&follow.nb, &cfg, &view, &host, &mut reported).await;
         tracing::debug!(

@@ -39,6 +39,9 @@ pub struct View {
     ports_by_group: BTreeMap<String, BTreeSet<String>>,
     /// Rules of each security group.
     rules_by_group: BTreeMap<String, BTreeSet<String>>,
+    /// Groups whose members changed (joined, left or changed address) since
+    /// [`View::take_membership`].
+    membership: BTreeSet<String>,
 }
 
 fn decode<T: serde::de::DeserializeOwned>(table: &str, id: &str, value: &[u8]) -> Option<T> {
@@ -86,15 +89,23 @@ impl View {
         }
         fresh.revision = snap.revision;
         let mut touched = self.differences(&fresh);
-        // The groups of changed ports and rules, before and after (as `apply` reports).
-        let groups: BTreeSet<String> = touched
-            .iter()
-            .flat_map(|t| {
-                let mut g = self.groups_named(t.table, &t.id);
-                g.extend(fresh.groups_named(t.table, &t.id));
-                g
-            })
-            .collect();
+        // The groups of changed rules, before and after, and the groups whose members
+        // changed (as `apply` reports them).
+        let mut groups = BTreeSet::new();
+        fresh.membership = std::mem::take(&mut self.membership);
+        for t in &touched {
+            match t.table {
+                Table::SecurityGroupRule => {
+                    groups.extend(self.rule_groups(&t.id));
+                    groups.extend(fresh.rule_groups(&t.id));
+                }
+                Table::Port => fresh.membership.extend(membership_changes(
+                    self.ports.get(&t.id),
+                    fresh.ports.get(&t.id),
+                )),
+                _ => {}
+            }
+        }
         touched.extend(groups.into_iter().map(|id| Touched {
             table: Table::SecurityGroup,
             id,
@@ -105,67 +116,70 @@ impl View {
 
     /// Applies one change from the stream; returns what it touched (nothing for tables the
     /// controller does not use, such as claims). A port that leaves a network touches that
-    /// network too.
+    /// network too; a rule touches its group and the group it names as remote (their
+    /// holders' and members' flows follow it). A port joining or leaving a group touches
+    /// no group: no other port's flows depend on who the members are, only what their
+    /// connections may be cut for (see [`View::take_membership`]).
     pub fn apply(&mut self, c: &Change) -> Vec<Touched> {
         self.revision = self.revision.max(c.revision);
-        let old_network = (c.table == Table::Port.name())
-            .then(|| self.ports.get(&c.id).map(|p| p.network_id.clone()))
-            .flatten();
         let Some(table) = Table::from_name(&c.table) else {
             return Vec::new();
         };
-        // Security groups a port left or joined, and the groups a rule belonged to or
-        // named as remote before and after: their holders and members depend on them.
-        let groups_before = self.groups_named(table, &c.id);
+        let old_port = (table == Table::Port)
+            .then(|| self.ports.get(&c.id).cloned())
+            .flatten();
+        let rule_groups_before = self.rule_groups(&c.id);
         if !self.set(&c.table, &c.id, c.value.as_deref()) {
             return Vec::new();
         }
-        let groups_after = self.groups_named(table, &c.id);
         let mut out = vec![Touched {
             table,
             id: c.id.clone(),
         }];
-        if let Some(n) = old_network
-            && self.ports.get(&c.id).is_none_or(|p| p.network_id != n)
-        {
-            out.push(Touched {
-                table: Table::Network,
-                id: n,
-            });
+        match table {
+            Table::Port => {
+                if let Some(n) = old_port.as_ref().map(|p| &p.network_id)
+                    && self.ports.get(&c.id).is_none_or(|p| p.network_id != *n)
+                {
+                    out.push(Touched {
+                        table: Table::Network,
+                        id: n.clone(),
+                    });
+                }
+                let changed = membership_changes(old_port.as_ref(), self.ports.get(&c.id));
+                self.membership.extend(changed);
+            }
+            Table::SecurityGroupRule => {
+                let groups: BTreeSet<String> = rule_groups_before
+                    .into_iter()
+                    .chain(self.rule_groups(&c.id))
+                    .collect();
+                out.extend(groups.into_iter().map(|id| Touched {
+                    table: Table::SecurityGroup,
+                    id,
+                }));
+            }
+            _ => {}
         }
-        let changed: BTreeSet<String> = match table {
-            Table::Port => groups_before
-                .symmetric_difference(&groups_after)
-                .cloned()
-                .collect(),
-            _ => groups_before.union(&groups_after).cloned().collect(),
-        };
-        out.extend(changed.into_iter().map(|id| Touched {
-            table: Table::SecurityGroup,
-            id,
-        }));
         out
     }
 
-    /// The groups a port holds, or a rule's group and remote group.
-    fn groups_named(&self, table: Table, id: &str) -> BTreeSet<String> {
-        match table {
-            Table::Port => self
-                .ports
-                .get(id)
-                .map(|p| p.security_groups.iter().cloned().collect())
-                .unwrap_or_default(),
-            Table::SecurityGroupRule => self
-                .rules
-                .get(id)
-                .map(|r| {
-                    std::iter::once(r.security_group_id.clone())
-                        .chain(r.remote_group_id.clone())
-                        .collect()
-                })
-                .unwrap_or_default(),
-            _ => BTreeSet::new(),
-        }
+    /// The groups whose members changed since the last call: what conntrack cuts follow
+    /// (`security_groups::Cuts`).
+    pub fn take_membership(&mut self) -> BTreeSet<String> {
+        std::mem::take(&mut self.membership)
+    }
+
+    /// A rule's group and remote group.
+    fn rule_groups(&self, id: &str) -> BTreeSet<String> {
+        self.rules
+            .get(id)
+            .map(|r| {
+                std::iter::once(r.security_group_id.clone())
+                    .chain(r.remote_group_id.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     fn set(&mut self, table: &str, id: &str, value: Option<&[u8]>) -> bool {
@@ -401,6 +415,27 @@ pub fn record<T: NbObject>(obj: &T, revision: Revision) -> Record {
         revision,
         topic: Some(obj.topic().to_string()),
         value: serde_json::to_vec(obj).unwrap_or_default(),
+    }
+}
+
+/// The groups whose members a port's change changes: those it joined or left, or all of
+/// its groups when its addresses changed.
+fn membership_changes(before: Option<&Port>, after: Option<&Port>) -> BTreeSet<String> {
+    let groups = |p: Option<&Port>| -> BTreeSet<String> {
+        p.map(|p| p.security_groups.iter().cloned().collect())
+            .unwrap_or_default()
+    };
+    let (was, is) = (groups(before), groups(after));
+    let moved = match (before, after) {
+        (Some(b), Some(a)) => {
+            b.fixed_ips != a.fixed_ips || b.allowed_address_pairs != a.allowed_address_pairs
+        }
+        _ => false,
+    };
+    if moved {
+        was.union(&is).cloned().collect()
+    } else {
+        was.symmetric_difference(&is).cloned().collect()
     }
 }
 

@@ -119,7 +119,9 @@ impl Cloud {
             &self.desired.table().diff(&before),
             &self.desired.groups().diff(&before_groups),
         );
-        self.cuts.update(&self.view, &self.host, &owners)
+        let membership = self.view.take_membership();
+        self.cuts
+            .update(&self.view, &self.host, &owners, &membership)
     }
 
     fn put<T: model::NbObject>(&mut self, obj: &T) -> Vec<openflow::ct_flush::CtFlush> {
@@ -331,4 +333,35 @@ fn remote_group_flows_grow_with_rules_plus_members() {
         "50 members x 20 rules: {both} flows, not a product (members {members_only}, rules {rules_only})"
     );
     assert!(both < 200, "{both}");
+}
+
+#[test]
+fn a_member_joining_a_group_recompiles_itself_alone() {
+    // Twenty local ports in "clients", whose ingress rule admits the group's members.
+    let rule = |max: u16| SecurityGroupRule {
+        remote_group_id: Some("clients".into()),
+        ..udp_rule("in", "clients", 53, max)
+    };
+    let mut view = View::new("h");
+    view.apply(&written(&fixtures::network("n", 1), 1));
+    view.apply(&written(&rule(53), 2));
+    for n in 1..=20u8 {
+        let p = port(&format!("p{n}"), n, "h", &["clients"]);
+        view.apply(&written(&p, 2 + u64::from(n)));
+    }
+    let recompiled = |view: &View, touched: Vec<controller::view::Touched>| {
+        touched
+            .iter()
+            .flat_map(|t| affected(view, t))
+            .filter(|o| o.table == model::Table::Port)
+            .map(|o| o.id)
+            .collect::<std::collections::BTreeSet<String>>()
+    };
+    // One more member: only it (and what its network and routers hold) is recompiled.
+    let touched = view.apply(&written(&port("new", 30, "h", &["clients"]), 30));
+    assert_eq!(recompiled(&view, touched), ["new".to_string()].into());
+    assert!(view.take_membership().contains("clients"));
+    // A change of the rule itself recompiles every holder.
+    let touched = view.apply(&written(&rule(54), 31));
+    assert_eq!(recompiled(&view, touched).len(), 21);
 }

@@ -68,8 +68,13 @@ pub fn flow(
     key: u32,
     instructions: Vec<Instruction>,
 ) -> Flow {
+    keyed_flow(FlowKey::new(table, priority, m), app, key, instructions)
+}
+
+/// [`flow`] with its key already made.
+pub fn keyed_flow(flow_key: FlowKey, app: App, key: u32, instructions: Vec<Instruction>) -> Flow {
     Flow {
-        key: FlowKey::new(table, priority, m),
+        key: flow_key,
         body: FlowBody::new(Cookie { app, key }.encode(), &instructions),
     }
 }

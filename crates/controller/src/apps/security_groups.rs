@@ -17,7 +17,8 @@
 //! port), clause 2 is "the remote address is a member of G" (flows owned by each member
 //! port, one per address, with one conjunction action per rule that names G). The flows
 //! grow with rules plus members, not with their product; a member joining or leaving
-//! recompiles only that member (and, for the flushes, the holders of rules naming G).
+//! recompiles only that member, and what a departed member was allowed is cut once per
+//! group ([`Cuts::update`]).
 
 use super::{Flow, Host, Owner, flow};
 use crate::pipeline::{App, reg, table};
@@ -251,7 +252,7 @@ fn addresses(p: &Port) -> Vec<IpNet> {
         .map(|f| IpNet::from(f.ip_address))
         .chain(p.allowed_address_pairs.iter().map(|a| a.ip_address.trunc()))
         .collect();
-    out.sort_by_key(|a| a.to_string());
+    out.sort();
     out.dedup();
     out
 }
@@ -274,19 +275,20 @@ fn accept(d: Direction) -> Vec<Instruction> {
     ]
 }
 
-/// Flows with the same key merged: their actions (conjunctions) concatenated.
+/// Flows with the same key merged: their actions (conjunctions) concatenated, in the order
+/// the keys first came.
 #[derive(Default)]
 struct Merged {
-    order: Vec<(u8, u16, Match)>,
+    order: Vec<super::FlowKey>,
     actions: HashMap<super::FlowKey, Vec<Action>>,
 }
 
 impl Merged {
     fn add(&mut self, t: u8, prio: u16, m: Match, a: Action) {
-        let key = super::FlowKey::new(t, prio, m.clone());
-        let entry = self.actions.entry(key).or_default();
+        let key = super::FlowKey::new(t, prio, m);
+        let entry = self.actions.entry(key.clone()).or_default();
         if entry.is_empty() {
-            self.order.push((t, prio, m));
+            self.order.push(key);
         }
         if !entry.contains(&a) {
             entry.push(a);
@@ -296,14 +298,10 @@ impl Merged {
     fn flows(mut self, key: u32) -> Vec<Flow> {
         self.order
             .into_iter()
-            .filter_map(|(t, prio, m)| {
-                let a = self
-                    .actions
-                    .remove(&super::FlowKey::new(t, prio, m.clone()))?;
-                Some(flow(
-                    t,
-                    prio,
-                    m,
+            .filter_map(|k| {
+                let a = self.actions.remove(&k)?;
+                Some(super::keyed_flow(
+                    k,
                     App::SecurityGroup,
                     key,
                     vec![Instruction::ApplyActions(a)],
@@ -540,29 +538,15 @@ pub fn base() -> Vec<Flow> {
     out
 }
 
-/// Owners whose flows a changed security group decides: the ports holding it (their rules,
-/// and as members their clause-2 flows of the rules naming it), and the holders of rules
-/// that name it (their flows stay, but what they allow, and so what a removal cuts, does
-/// not).
+/// Owners whose flows a changed security group decides (its rules, or the rules naming it):
+/// the ports holding it (their rules, and as members their clause-2 flows of the rules
+/// naming it). Who the members are decides no other port's flows: a member joining or
+/// leaving is compiled as a port, and what it leaves behind is cut by [`Cuts::update`].
 pub fn affected_by_group(view: &View, group: &str) -> Vec<Owner> {
-    let mut ids: BTreeSet<&str> = view
-        .ports_in_group(group)
-        .map(|p| p.meta.id.as_str())
-        .collect();
-    // The holders of rules naming it as remote group: their flows do not change when its
-    // members do, but what they allow (and so what a removal cuts) does.
-    for r in view.rules.values() {
-        if r.remote_group_id.as_deref() == Some(group) {
-            ids.extend(
-                view.ports_in_group(&r.security_group_id)
-                    .map(|p| p.meta.id.as_str()),
-            );
-        }
-    }
-    ids.into_iter()
-        .map(|id| Touched {
+    view.ports_in_group(group)
+        .map(|p| Touched {
             table: Table::Port,
-            id: id.to_string(),
+            id: p.meta.id.clone(),
         })
         .collect()
 }
@@ -705,16 +689,51 @@ pub struct Cuts {
 
 impl Cuts {
     /// Recomputes the ports among `owners` (and forgets ports that are gone or no longer
-    /// filtered); returns the conntrack flushes for the allowances they lost: rules gone,
-    /// and members gone from the remote groups of the rules that stay. (A change of a
-    /// group's members makes every holder of a rule naming it an owner.)
+    /// filtered) and the members of the groups in `membership` (those whose members
+    /// changed: [`View::take_membership`]); returns the conntrack flushes for the
+    /// allowances lost: rules gone, and members gone from the remote groups of the rules
+    /// that stay.
     pub fn update<'a>(
         &mut self,
         view: &View,
         host: &Host,
         owners: impl IntoIterator<Item = &'a Owner>,
+        membership: &BTreeSet<String>,
     ) -> Vec<CtFlush> {
         let mut out = BTreeSet::new();
+        // Members gone from a group: what every port naming it allowed them, once per group
+        // rather than per holder, and only when someone left.
+        for g in membership {
+            let Some(old) = self.members.get_mut(g) else {
+                continue;
+            };
+            let new = members(view, g);
+            let departed: Vec<IpNet> = old.difference(&new).copied().collect();
+            *old = new;
+            if departed.is_empty() {
+                continue;
+            }
+            for pa in self.ports.values() {
+                let lost: Vec<Allow> = pa
+                    .allows
+                    .iter()
+                    .filter(|a| a.group.as_ref() == Some(g))
+                    .flat_map(|a| {
+                        departed
+                            .iter()
+                            .filter(|ip| ip.addr().is_ipv6() == a.ipv6)
+                            .map(|ip| Allow {
+                                remote: Some(*ip),
+                                group: None,
+                                ..a.clone()
+                            })
+                    })
+                    .collect();
+                for gone in coarsen(lost.iter()) {
+                    flushes_for(pa, &gone, &mut out);
+                }
+            }
+        }
         let ids: BTreeSet<&str> = owners
             .into_iter()
             .filter(|o| o.table == Table::Port)
