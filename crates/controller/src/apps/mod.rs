@@ -127,6 +127,7 @@ pub fn compile(view: &View, host: &Host, owner: &Owner) -> Vec<Flow> {
                 out.extend(l2::network(view, host, n));
                 out.extend(provider::network(view, host, n));
                 out.extend(nat::network(view, host, n));
+                out.extend(security_groups::network(view, host, n));
                 out
             })
             .unwrap_or_default(),

@@ -24,7 +24,7 @@ use super::{Flow, Host, Owner, flow};
 use crate::pipeline::{App, reg, table};
 use crate::view::{Touched, View};
 use ipnet::IpNet;
-use model::{Direction, EtherType, Port, SecurityGroupRule, Table};
+use model::{Direction, EtherType, Network, Port, SecurityGroupRule, Table};
 use openflow::Instruction;
 use openflow::action::Action;
 use openflow::ct_flush::{CtFlush, CtTuple};
@@ -40,6 +40,8 @@ pub const MARK_EGRESS: u32 = 1;
 /// `ct_mark` bit: the ingress rules of the destination accepted the connection.
 pub const MARK_INGRESS: u32 = 2;
 
+/// A local port with port security off, in: above everything conntrack does.
+const PRIO_UNFILTERED: u16 = 210;
 const PRIO_BYPASS: u16 = 200;
 const PRIO_INVALID: u16 = 200;
 const PRIO_REPLY: u16 = 190;
@@ -96,7 +98,8 @@ fn dir_tables(d: Direction) -> (u8, u8, Field, u32) {
 /// (the default zone) is never used.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct ZoneChanges {
-    /// Ports whose flows name a zone that was given or taken back.
+    /// Networks whose conntrack flows name a zone that was given or taken back, and their
+    /// ports (whose connections live in it).
     pub touched: Vec<Touched>,
     /// Zones taken back (their conntrack entries should be flushed before reuse).
     pub released: Vec<u16>,
@@ -115,6 +118,10 @@ pub fn assign_zones(view: &View, host: &mut Host) -> ZoneChanges {
     for n in gone {
         if let Some(z) = host.zones.remove(&n) {
             out.released.push(z);
+            out.touched.push(Touched {
+                table: Table::Network,
+                id: n,
+            });
         }
     }
     let mut used: BTreeSet<u16> = host.zones.values().copied().collect();
@@ -128,6 +135,10 @@ pub fn assign_zones(view: &View, host: &mut Host) -> ZoneChanges {
         };
         used.insert(z);
         host.zones.insert(n.to_string(), z);
+        out.touched.push(Touched {
+            table: Table::Network,
+            id: n.to_string(),
+        });
         out.touched.extend(view.ports_of(n).map(|p| Touched {
             table: Table::Port,
             id: p.meta.id.clone(),
@@ -330,30 +341,23 @@ pub fn port(view: &View, host: &Host, p: &Port) -> Vec<Flow> {
     let key = p.unique_key;
     let mut out = Vec::new();
     let mut conj = Merged::default();
-    if let Some(zone) = filtered(view, host, p) {
-        let load_zone = Action::load(ZONE_REG, 0, 32, u64::from(zone));
-        for (t, sg, r) in [
-            (table::EGRESS_CT, table::EGRESS_SG, reg::SRC_PORT),
-            (table::INGRESS_CT, table::INGRESS_SG, reg::DST_PORT),
-        ] {
-            for et in [ETH_IPV4, ETH_IPV6] {
-                out.push(flow(
-                    t,
-                    PRIO_CT,
-                    Match::new().masked(r, key, u32::MAX).eth_type(et),
-                    App::SecurityGroup,
-                    key,
-                    vec![Instruction::ApplyActions(vec![
-                        load_zone.clone(),
-                        Action::Ct(Ct {
-                            zone: CtZone::Field(Subfield::new(ZONE_REG, 0, 16)),
-                            recirc_table: sg,
-                            ..Ct::default()
-                        }),
-                    ])],
-                ));
-            }
-        }
+    // A local port with port security off is not tracked: its traffic in passes conntrack
+    // (everything else in a network with a zone goes through ct(), and fails closed
+    // without one).
+    if !p.port_security_enabled
+        && host.ofports.contains_key(&p.meta.id)
+        && p.binding_host_id == view.chassis
+    {
+        out.push(flow(
+            table::INGRESS_CT,
+            PRIO_UNFILTERED,
+            Match::new().masked(reg::DST_PORT, key, u32::MAX),
+            App::SecurityGroup,
+            key,
+            vec![Instruction::GotoTable(table::DISPATCH)],
+        ));
+    }
+    if filtered(view, host, p).is_some() {
         for r in rules_of_port(view, p) {
             let (t, _, preg, _) = dir_tables(r.direction);
             let mine = |m: Match| m.masked(preg, key, u32::MAX);
@@ -422,6 +426,41 @@ pub fn port(view: &View, host: &Host, p: &Port) -> Vec<Flow> {
         }
     }
     out.extend(conj.flows(key));
+    out
+}
+
+/// The conntrack flows of a network with a zone on this host: its local ports' IP traffic,
+/// out (after port security) and in, goes through ct() in that zone (loaded into
+/// [`ZONE_REG`] for the commits) and on to the rules. One set per network rather than per
+/// port: every way into these tables sets the network in metadata.
+pub fn network(_view: &View, host: &Host, net: &Network) -> Vec<Flow> {
+    let Some(zone) = host.zones.get(&net.meta.id) else {
+        return Vec::new();
+    };
+    let key = net.unique_key;
+    let mut out = Vec::new();
+    for (t, sg) in [
+        (table::EGRESS_CT, table::EGRESS_SG),
+        (table::INGRESS_CT, table::INGRESS_SG),
+    ] {
+        for et in [ETH_IPV4, ETH_IPV6] {
+            out.push(flow(
+                t,
+                PRIO_CT,
+                Match::new().metadata(u64::from(key)).eth_type(et),
+                App::SecurityGroup,
+                key,
+                vec![Instruction::ApplyActions(vec![
+                    Action::load(ZONE_REG, 0, 32, u64::from(*zone)),
+                    Action::Ct(Ct {
+                        zone: CtZone::Field(Subfield::new(ZONE_REG, 0, 16)),
+                        recirc_table: sg,
+                        ..Ct::default()
+                    }),
+                ])],
+            ));
+        }
+    }
     out
 }
 
@@ -507,14 +546,12 @@ pub fn base() -> Vec<Flow> {
         udp(ETH_IPV6, 547, 546),
         Some(table::DISPATCH),
     ));
-    // A filtered port's IP that no ct() flow took (its zone is missing): dropped.
-    for et in [ETH_IPV4, ETH_IPV6] {
-        out.push(f(
-            table::EGRESS_CT,
-            PRIO_FAIL_CLOSED,
-            Match::new().eth_type(et),
-            None,
-        ));
+    // IP that no ct() flow took (its network has no zone here) and no port security bypass
+    // let through: dropped.
+    for t in [table::EGRESS_CT, table::INGRESS_CT] {
+        for et in [ETH_IPV4, ETH_IPV6] {
+            out.push(f(t, PRIO_FAIL_CLOSED, Match::new().eth_type(et), None));
+        }
     }
     for d in [Direction::Egress, Direction::Ingress] {
         let (t, next, _, mark) = dir_tables(d);
