@@ -365,3 +365,17 @@ fn a_member_joining_a_group_recompiles_itself_alone() {
     let touched = view.apply(&written(&rule(54), 31));
     assert_eq!(recompiled(&view, touched).len(), 21);
 }
+
+#[test]
+fn without_a_zone_ip_fails_closed_both_ways() {
+    let mut c = Cloud::new();
+    assert_eq!(c.udp(2, 6, 5, 43000, 6005), [1], "allowed with the zone");
+    // The network's zone gone (as if never given): its conntrack flows go with it.
+    c.host.zones.clear();
+    c.desired = Desired::full(&c.view, &c.host);
+    c.sw = Switch::new();
+    support::install(&mut c.sw, &c.desired);
+    assert!(c.udp(2, 6, 5, 43001, 6005).is_empty(), "b to a: dropped");
+    // a to d (port security off, which took it with the zone): a's way out is closed.
+    assert!(c.udp(1, 5, 8, 1, 9999).is_empty(), "a to d: dropped");
+}
