@@ -95,21 +95,21 @@ pub fn groups(view: &View, host: &Host, net: &Network) -> Vec<Group> {
     if !floods(view, host, net) {
         return Vec::new();
     }
-    let mut local = Vec::new();
+    // The local ports' buckets go in both groups: made once each.
+    let (mut local, mut all) = (Vec::new(), Vec::new());
     let mut remote_hosts = BTreeSet::new();
     for p in view.ports_of(&net.meta.id) {
-        if is_local(view, host, p) {
-            if host.ofports.contains_key(&p.meta.id) {
-                local.push(Bucket::new(vec![
-                    Action::load(reg::DST_PORT, 0, 32, u64::from(p.unique_key)),
-                    Action::resubmit_table(table::INGRESS_CT),
-                ]));
-            }
-        } else if !p.binding_host_id.is_empty() {
+        if host.ofports.contains_key(&p.meta.id) {
+            let b = Bucket::new(vec![
+                Action::load(reg::DST_PORT, 0, 32, u64::from(p.unique_key)),
+                Action::resubmit_table(table::INGRESS_CT),
+            ]);
+            all.push(b.clone());
+            local.push(b);
+        } else if p.binding_host_id != view.chassis && !p.binding_host_id.is_empty() {
             remote_hosts.insert(p.binding_host_id.as_str());
         }
     }
-    let mut all = local.clone();
     if net.network_type.is_tunnel() {
         all.extend(
             remote_hosts
