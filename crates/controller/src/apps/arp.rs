@@ -70,7 +70,7 @@ pub fn compile(view: &View, p: &Port) -> Vec<Flow> {
                     .arp_tpa(ip),
                 App::Arp,
                 p.unique_key,
-                vec![Instruction::ApplyActions(answer(p.mac_address.0, ip))],
+                [Instruction::ApplyActions(answer(p.mac_address.0, ip))],
             )
         })
         .collect()

@@ -60,7 +60,7 @@ pub fn compile(view: &View, host: &Host, p: &Port) -> Vec<Flow> {
         requests_from(key),
         App::Dhcp,
         key,
-        vec![Instruction::ApplyActions(vec![Action::controller(
+        [Instruction::ApplyActions(vec![Action::controller(
             OFPCML_NO_BUFFER,
         )])],
     )];
@@ -80,7 +80,7 @@ pub fn compile(view: &View, host: &Host, p: &Port) -> Vec<Flow> {
                 .udp_dst(packet::dhcpv4::SERVER_PORT),
             App::Dhcp,
             key,
-            vec![Instruction::GotoTable(table::SERVICES)],
+            [Instruction::GotoTable(table::SERVICES)],
         ));
         // For that renewal (unicast) the client first asks for the server's MAC from
         // its old address: requests for the DHCP port's addresses go on to the ARP
@@ -97,7 +97,7 @@ pub fn compile(view: &View, host: &Host, p: &Port) -> Vec<Flow> {
                     .arp_tpa(ip),
                 App::Dhcp,
                 key,
-                vec![Instruction::GotoTable(table::SERVICES)],
+                [Instruction::GotoTable(table::SERVICES)],
             ));
         }
     }

@@ -79,7 +79,7 @@ pub fn network(view: &View, host: &Host, net: &Network) -> Vec<Flow> {
             Match::new().metadata(u64::from(key)),
             App::L2,
             key,
-            vec![Instruction::ApplyActions(vec![Action::Group(group)])],
+            [Instruction::ApplyActions(vec![Action::Group(group)])],
         )
     };
     vec![

@@ -230,7 +230,7 @@ pub fn compile(view: &View, r: &Router) -> Vec<Flow> {
             on_router(),
             App::L3,
             key,
-            vec![Instruction::GotoTable(table::L3_ROUTES)],
+            [Instruction::GotoTable(table::L3_ROUTES)],
         ));
     }
     // Extra routes: to the next hop's port, like a host route to it.

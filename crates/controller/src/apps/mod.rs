@@ -66,16 +66,22 @@ pub fn flow(
     m: Match,
     app: App,
     key: u32,
-    instructions: Vec<Instruction>,
+    instructions: impl AsRef<[Instruction]>,
 ) -> Flow {
     keyed_flow(FlowKey::new(table, priority, m), app, key, instructions)
 }
 
 /// [`flow`] with its key already made.
-pub fn keyed_flow(flow_key: FlowKey, app: App, key: u32, instructions: Vec<Instruction>) -> Flow {
+/// (Instructions by reference: an array made on the stack does as well as a vector.)
+pub fn keyed_flow(
+    flow_key: FlowKey,
+    app: App,
+    key: u32,
+    instructions: impl AsRef<[Instruction]>,
+) -> Flow {
     Flow {
         key: flow_key,
-        body: FlowBody::new(Cookie { app, key }.encode(), &instructions),
+        body: FlowBody::new(Cookie { app, key }.encode(), instructions.as_ref()),
     }
 }
 

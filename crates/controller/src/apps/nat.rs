@@ -206,7 +206,7 @@ fn arp(host: &Host, net: &Network, ip: Ipv4Addr, mac: [u8; 6], key: u32) -> Vec<
         on(ARP_REQUEST),
         App::Nat,
         key,
-        vec![Instruction::ApplyActions(answer)],
+        [Instruction::ApplyActions(answer)],
     )]
 }
 
@@ -247,7 +247,7 @@ pub fn router(view: &View, host: &Host, r: &Router) -> Vec<Flow> {
             on_router().eth_type(ETH_IPV4),
             App::Nat,
             key,
-            vec![Instruction::GotoTable(table::EGRESS_NAT)],
+            [Instruction::GotoTable(table::EGRESS_NAT)],
         ),
         // Back in (after un-NAT): the connection's router routes it to the VM.
         flow(
@@ -280,7 +280,7 @@ pub fn router(view: &View, host: &Host, r: &Router) -> Vec<Flow> {
             on_router().eth_type(ETH_IPV4),
             App::Nat,
             key,
-            vec![Instruction::ApplyActions(vec![ct_nat(
+            [Instruction::ApplyActions(vec![ct_nat(
                 nat_flags::SRC,
                 ip,
                 key,
@@ -327,7 +327,7 @@ pub fn port(view: &View, host: &Host, p: &Port) -> Vec<Flow> {
                 .ipv4_dst(ip),
             App::Nat,
             p.unique_key,
-            vec![Instruction::ApplyActions(vec![Action::Ct(Ct {
+            [Instruction::ApplyActions(vec![Action::Ct(Ct {
                 flags: 0,
                 zone: CtZone::Imm(NAT_ZONE),
                 recirc_table: table::INGRESS_SNAT,
@@ -390,7 +390,7 @@ pub fn floating_ip(view: &View, host: &Host, f: &FloatingIp) -> Vec<Flow> {
             .ipv4_dst(l.fip),
         App::Nat,
         key,
-        vec![Instruction::ApplyActions(vec![ct_nat(
+        [Instruction::ApplyActions(vec![ct_nat(
             nat_flags::DST,
             l.fixed,
             rkey,
@@ -404,7 +404,7 @@ pub fn floating_ip(view: &View, host: &Host, f: &FloatingIp) -> Vec<Flow> {
         on_router().eth_type(ETH_IPV4).ipv4_src(l.fixed),
         App::Nat,
         key,
-        vec![Instruction::ApplyActions(vec![ct_nat(
+        [Instruction::ApplyActions(vec![ct_nat(
             nat_flags::SRC,
             l.fip,
             rkey,

@@ -38,7 +38,7 @@ pub fn base() -> Vec<Flow> {
             ns(),
             App::Nd,
             0,
-            vec![Instruction::GotoTable(table::ND)],
+            [Instruction::GotoTable(table::ND)],
         ),
         flow(
             table::ND,
@@ -46,7 +46,7 @@ pub fn base() -> Vec<Flow> {
             ns().ipv6_src(std::net::Ipv6Addr::UNSPECIFIED),
             App::Nd,
             0,
-            vec![Instruction::GotoTable(table::L2)],
+            [Instruction::GotoTable(table::L2)],
         ),
         flow(
             table::ND,
@@ -54,7 +54,7 @@ pub fn base() -> Vec<Flow> {
             Match::new(),
             App::Nd,
             0,
-            vec![Instruction::GotoTable(table::L2)],
+            [Instruction::GotoTable(table::L2)],
         ),
     ]
 }
@@ -77,7 +77,7 @@ pub fn compile(view: &View, p: &Port) -> Vec<Flow> {
                 ns().metadata(u64::from(net.unique_key)).nd_target(ip),
                 App::Nd,
                 p.unique_key,
-                vec![Instruction::ApplyActions(vec![Action::controller(
+                [Instruction::ApplyActions(vec![Action::controller(
                     OFPCML_NO_BUFFER,
                 )])],
             )

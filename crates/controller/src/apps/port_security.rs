@@ -74,7 +74,7 @@ pub fn compile(_view: &View, host: &Host, p: &Port) -> Vec<Flow> {
             App::PortSecurity,
             key,
             // Security groups (conntrack) apply to ports with port security only.
-            vec![Instruction::GotoTable(if p.port_security_enabled {
+            [Instruction::GotoTable(if p.port_security_enabled {
                 table::EGRESS_CT
             } else {
                 table::SERVICES

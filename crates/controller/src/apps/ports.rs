@@ -47,7 +47,7 @@ pub fn compile(view: &View, host: &Host, p: &Port) -> Vec<Flow> {
             Match::new().masked(Field::Reg(7), key, u32::MAX),
             App::L2,
             key,
-            vec![Instruction::GotoTable(table::INGRESS_CT)],
+            [Instruction::GotoTable(table::INGRESS_CT)],
         ),
         flow(
             table::DISPATCH,
@@ -55,7 +55,7 @@ pub fn compile(view: &View, host: &Host, p: &Port) -> Vec<Flow> {
             Match::new().masked(Field::Reg(7), key, u32::MAX),
             App::Classifier,
             key,
-            vec![Instruction::ApplyActions(vec![Action::output(*ofport)])],
+            [Instruction::ApplyActions(vec![Action::output(*ofport)])],
         ),
     ]
 }
@@ -69,7 +69,7 @@ pub fn base() -> Vec<Flow> {
             Match::new(),
             App::Classifier,
             0,
-            vec![Instruction::GotoTable(to)],
+            [Instruction::GotoTable(to)],
         )
     };
     let arp = flow(
@@ -78,7 +78,7 @@ pub fn base() -> Vec<Flow> {
         Match::new().eth_type(0x0806),
         App::Arp,
         0,
-        vec![Instruction::GotoTable(table::ARP)],
+        [Instruction::GotoTable(table::ARP)],
     );
     // DHCP requests to the DHCP table, which punts those of ports with DHCP (apps::dhcp).
     let dhcp = flow(
@@ -87,7 +87,7 @@ pub fn base() -> Vec<Flow> {
         Match::new().eth_type(0x0800).ip_proto(17).udp_dst(67),
         App::Dhcp,
         0,
-        vec![Instruction::GotoTable(table::DHCP)],
+        [Instruction::GotoTable(table::DHCP)],
     );
     vec![
         on(table::PORT_SECURITY, table::SERVICES),

@@ -133,7 +133,7 @@ pub fn network(view: &View, host: &Host, net: &Network) -> Vec<Flow> {
             Match::new().metadata(meta),
             App::Provider,
             key,
-            vec![Instruction::GotoTable(table::FROM_TUNNEL)],
+            [Instruction::GotoTable(table::FROM_TUNNEL)],
         ),
         flow(
             table::EGRESS,
@@ -141,7 +141,7 @@ pub fn network(view: &View, host: &Host, net: &Network) -> Vec<Flow> {
             Match::new().metadata(meta),
             App::Provider,
             key,
-            vec![Instruction::GotoTable(table::PROVIDER)],
+            [Instruction::GotoTable(table::PROVIDER)],
         ),
         flow(
             table::PROVIDER,
@@ -149,7 +149,7 @@ pub fn network(view: &View, host: &Host, net: &Network) -> Vec<Flow> {
             Match::new().metadata(meta),
             App::Provider,
             key,
-            vec![Instruction::ApplyActions(out)],
+            [Instruction::ApplyActions(out)],
         ),
     ]
 }

@@ -315,7 +315,7 @@ impl Merged {
                     k,
                     App::SecurityGroup,
                     key,
-                    vec![Instruction::ApplyActions(a)],
+                    [Instruction::ApplyActions(a)],
                 ))
             })
             .collect()
@@ -354,7 +354,7 @@ pub fn port(view: &View, host: &Host, p: &Port) -> Vec<Flow> {
             Match::new().masked(reg::DST_PORT, key, u32::MAX),
             App::SecurityGroup,
             key,
-            vec![Instruction::GotoTable(table::DISPATCH)],
+            [Instruction::GotoTable(table::DISPATCH)],
         ));
     }
     if filtered(view, host, p).is_some() {
@@ -450,7 +450,7 @@ pub fn network(_view: &View, host: &Host, net: &Network) -> Vec<Flow> {
                 Match::new().metadata(u64::from(key)).eth_type(et),
                 App::SecurityGroup,
                 key,
-                vec![Instruction::ApplyActions(vec![
+                [Instruction::ApplyActions(vec![
                     Action::load(ZONE_REG, 0, 32, u64::from(*zone)),
                     Action::Ct(Ct {
                         zone: CtZone::Field(Subfield::new(ZONE_REG, 0, 16)),
@@ -494,7 +494,9 @@ pub fn base() -> Vec<Flow> {
             m,
             App::SecurityGroup,
             0,
-            next.map(Instruction::GotoTable).into_iter().collect(),
+            next.map(Instruction::GotoTable)
+                .into_iter()
+                .collect::<Vec<_>>(),
         )
     };
     // Neighbour discovery (RS, RA, NS, NA) and DHCP (v4 and v6) are never tracked: DHCP

@@ -83,7 +83,7 @@ pub fn port(view: &View, host: &Host, p: &Port) -> Vec<Flow> {
         Match::new().masked(Field::Reg(7), key, u32::MAX),
         App::Tunnel,
         key,
-        vec![Instruction::ApplyActions(actions)],
+        [Instruction::ApplyActions(actions)],
     )]
 }
 
