@@ -1,6 +1,7 @@
-//! Builders of NB objects for tests and benches (feature `fixtures`): plain values with the
-//! defaults most tests want, which a test adjusts with struct-update syntax
-//! (`Port { port_security_enabled: false, ..fixtures::port("a", "n", 5, "h") }`).
+//! Builders of NB objects for tests and benches (feature `fixtures`; always in this crate's
+//! own tests): plain values with the defaults most tests want, which a test adjusts with
+//! struct-update syntax (`Port { port_security_enabled: false, ..fixtures::port("a", "n",
+//! 5, "h") }`).
 //! Addresses are given as text and panic when they do not parse.
 
 use crate::{

@@ -395,23 +395,12 @@ mod tests {
     fn network_round_trips_through_json() {
         let n = Network {
             meta: Meta {
-                id: "n1".into(),
-                project_id: "p".into(),
                 created_at: "t".into(),
                 updated_at: "t".into(),
-                ..Meta::default()
+                ..crate::fixtures::meta("n1")
             },
-            admin_state_up: true,
-            mtu: 1400,
-            shared: false,
-            external: false,
-            port_security_enabled: true,
-            network_type: NetworkType::Geneve,
-            physical_network: None,
             segmentation_id: Some(7),
-            subnets: vec![],
-            unique_key: 1,
-            deleting: false,
+            ..crate::fixtures::network("n1", 1)
         };
         let j = serde_json::to_string(&n).unwrap();
         assert!(j.contains("\"network_type\":\"geneve\""), "{j}");
