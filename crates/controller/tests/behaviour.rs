@@ -39,7 +39,9 @@ fn switch() -> Switch {
         ],
     });
     let mut host = Host {
-        ofports: [("a".to_string(), 1), ("b".to_string(), 2)].into(),
+        ofports: [("a".to_string(), 1), ("b".to_string(), 2)]
+            .into_iter()
+            .collect(),
         tunnels: [("geneve".to_string(), TUNNEL)].into(),
         ..Host::default()
     };

@@ -83,7 +83,9 @@ impl Cloud {
         put(&mut view, &port("b", 6, "h", ""));
         put(&mut view, &port("c", 7, "o", ""));
         let host = Host {
-            ofports: [("a".to_string(), 1), ("b".to_string(), 2)].into(),
+            ofports: [("a".to_string(), 1), ("b".to_string(), 2)]
+                .into_iter()
+                .collect(),
             ..Host::default()
         };
         let mut punt = Punt::default();

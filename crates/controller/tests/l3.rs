@@ -109,7 +109,9 @@ impl Cloud {
             records,
         });
         let host = Host {
-            ofports: [("a".to_string(), 1), ("b".to_string(), 2)].into(),
+            ofports: [("a".to_string(), 1), ("b".to_string(), 2)]
+                .into_iter()
+                .collect(),
             tunnels: [("geneve".to_string(), 99)].into(),
             ..Host::default()
         };

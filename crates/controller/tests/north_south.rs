@@ -144,7 +144,8 @@ impl Cloud {
                 ("b".to_string(), 2),
                 ("d".to_string(), 3),
             ]
-            .into(),
+            .into_iter()
+            .collect(),
             tunnels: [("geneve".to_string(), 99)].into(),
             provider_ports: [("physnet1".to_string(), PATCH)].into(),
             neighbours: [(

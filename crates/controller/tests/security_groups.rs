@@ -317,7 +317,7 @@ fn remote_group_flows_grow_with_rules_plus_members() {
             );
         }
         let mut host = Host {
-            ofports: [("a".to_string(), 1)].into(),
+            ofports: [("a".to_string(), 1)].into_iter().collect(),
             ..Host::default()
         };
         assign_zones(&v, &mut host);

@@ -30,7 +30,8 @@ use std::collections::{BTreeMap, HashMap};
 /// interface got (from the OVSDB Interface watcher, by `iface-id`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Host {
-    pub ofports: BTreeMap<String, u32>,
+    /// Hashed, not ordered: every app of every local port looks its port up here.
+    pub ofports: HashMap<String, u32, Hasher>,
     /// The OpenFlow port of this host's tunnel port of each type (`geneve`, `vxlan`, ...).
     pub tunnels: BTreeMap<String, u32>,
     /// The conntrack zone of each network with a local port, allocated on this host
@@ -613,7 +614,7 @@ mod tests {
         v.apply(&written(&port("a", "n", "h", 1, 1), 2));
         v.apply(&written(&port("b", "n", "other", 2, 2), 3));
         let host = Host {
-            ofports: [("a".to_string(), 5)].into(),
+            ofports: [("a".to_string(), 5)].into_iter().collect(),
             ..Host::default()
         };
         let d = Desired::full(&v, &host);
