@@ -176,19 +176,8 @@ impl Nb {
         match self {
             Nb::Server { base, http, .. } => {
                 let url = format!("{base}/nb/v1/ports/{id}/binding");
-                let body = serde_json::json!({"host": host, "status": status.as_str()}).to_string();
-                let r = http
-                    .put(&url)
-                    .header("content-type", "application/json")
-                    .body(body)
-                    .send()
-                    .await
-                    .map_err(|e| e.to_string())?;
-                if r.status().is_success() {
-                    Ok(())
-                } else {
-                    Err(format!("HTTP {}", r.status()))
-                }
+                let body = serde_json::json!({"host": host, "status": status.as_str()});
+                send_json(http.put(&url), &body).await
             }
             Nb::Store(store, _) => {
                 // Compare-and-set on the port's revision: an API update in between wins
@@ -263,23 +252,26 @@ impl Nb {
             "device_id": chassis,
             "binding:host_id": chassis,
         }});
-        let r = http
-            .post(&url)
-            .header("content-type", "application/json")
-            .body(body.to_string())
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
-        if r.status().is_success() {
-            Ok(())
-        } else {
-            Err(format!(
-                "HTTP {}: {}",
-                r.status(),
-                r.text().await.unwrap_or_default()
-            ))
-        }
+        send_json(http.post(&url), &body).await
     }
+}
+
+/// Sends `body` as JSON; an answer other than 2xx is an error with its status and text.
+async fn send_json(req: reqwest::RequestBuilder, body: &serde_json::Value) -> Result<(), String> {
+    let r = req
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    if r.status().is_success() {
+        return Ok(());
+    }
+    Err(format!(
+        "HTTP {}: {}",
+        r.status(),
+        r.text().await.unwrap_or_default()
+    ))
 }
 
 fn filter(tables: &BTreeSet<String>, topics: &BTreeSet<String>) -> Filter {

@@ -200,6 +200,22 @@ impl Action {
         }
     }
 
+    /// move:src[0..n_bits]->dst[0..n_bits].
+    pub fn move_field(src: crate::oxm::Field, dst: crate::oxm::Field, n_bits: u16) -> Action {
+        Action::RegMove {
+            src: Subfield {
+                field: src,
+                ofs: 0,
+                n_bits,
+            },
+            dst: Subfield {
+                field: dst,
+                ofs: 0,
+                n_bits,
+            },
+        }
+    }
+
     /// Appends the action.
     pub fn encode(&self, out: &mut Vec<u8>) {
         let start = out.len();

@@ -8,7 +8,6 @@ use crate::view::View;
 use model::Port;
 use openflow::Instruction;
 use openflow::action::{Action, port};
-use openflow::nx::Subfield;
 use openflow::oxm::{Field, Match};
 use std::net::IpAddr;
 
@@ -17,30 +16,15 @@ const ETH_TYPE_ARP: u16 = 0x0806;
 const ARP_REQUEST: u16 = 1;
 const ARP_REPLY: u16 = 2;
 
-fn moved(src: Field, dst: Field, n_bits: u16) -> Action {
-    Action::RegMove {
-        src: Subfield {
-            field: src,
-            ofs: 0,
-            n_bits,
-        },
-        dst: Subfield {
-            field: dst,
-            ofs: 0,
-            n_bits,
-        },
-    }
-}
-
 /// The actions that make the request a reply from `mac`/`ip`, sent back out its port.
 fn answer(mac: [u8; 6], ip: std::net::Ipv4Addr) -> Vec<Action> {
     let mac_value = mac.iter().fold(0u128, |acc, b| (acc << 8) | u128::from(*b));
     vec![
-        moved(Field::EthSrc, Field::EthDst, 48),
+        Action::move_field(Field::EthSrc, Field::EthDst, 48),
         Action::set_field(Field::EthSrc, mac_value),
         Action::set_field(Field::ArpOp, ARP_REPLY),
-        moved(Field::ArpSha, Field::ArpTha, 48),
-        moved(Field::ArpSpa, Field::ArpTpa, 32),
+        Action::move_field(Field::ArpSha, Field::ArpTha, 48),
+        Action::move_field(Field::ArpSpa, Field::ArpTpa, 32),
         Action::set_field(Field::ArpSha, mac_value),
         Action::set_field(Field::ArpSpa, u32::from(ip)),
         Action::output(port::IN_PORT),

@@ -31,6 +31,29 @@ pub fn local_flood_group(key: u32) -> u32 {
     key | LOCAL_ONLY
 }
 
+/// In table `t`: a frame of `net` to `p`'s MAC is for `p` (reg7 = its key); on to `next`.
+/// L2 lookup, and arrivals from tunnels and physical networks, all say this.
+pub fn to_port(t: u8, priority: u16, app: App, net: &Network, p: &Port, next: u8) -> Flow {
+    flow(
+        t,
+        priority,
+        Match::new()
+            .metadata(u64::from(net.unique_key))
+            .eth_dst(p.mac_address.0),
+        app,
+        p.unique_key,
+        [
+            Instruction::ApplyActions(vec![Action::load(
+                reg::DST_PORT,
+                0,
+                32,
+                u64::from(p.unique_key),
+            )]),
+            Instruction::GotoTable(next),
+        ],
+    )
+}
+
 /// The L2 entry of any port (local or remote) of a network this host has.
 pub fn compile(view: &View, p: &Port) -> Vec<Flow> {
     let Some(net) = view.networks.get(&p.network_id) else {
@@ -40,23 +63,13 @@ pub fn compile(view: &View, p: &Port) -> Vec<Flow> {
     if p.device_owner == model::owner::ROUTER_INTERFACE {
         return Vec::new();
     }
-    vec![flow(
+    vec![to_port(
         table::L2,
         PRIO_UNICAST,
-        Match::new()
-            .metadata(u64::from(net.unique_key))
-            .eth_dst(p.mac_address.0),
         App::L2,
-        p.unique_key,
-        vec![
-            Instruction::ApplyActions(vec![Action::load(
-                reg::DST_PORT,
-                0,
-                32,
-                u64::from(p.unique_key),
-            )]),
-            Instruction::GotoTable(table::EGRESS),
-        ],
+        net,
+        p,
+        table::EGRESS,
     )]
 }
 

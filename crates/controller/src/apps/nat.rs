@@ -19,7 +19,7 @@ use crate::view::View;
 use model::{FloatingIp, Network, Port, Router};
 use openflow::Instruction;
 use openflow::action::{Action, OFPCML_NO_BUFFER, port};
-use openflow::nx::{Ct, CtZone, Nat, Subfield, ct_flags, nat_flags};
+use openflow::nx::{Ct, CtZone, Nat, ct_flags, nat_flags};
 use openflow::oxm::{Field, Match};
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -157,21 +157,6 @@ fn leave(g: &Gateway<'_>, src_mac: [u8; 6]) -> Vec<Instruction> {
     ]
 }
 
-fn moved(src: Field, dst: Field, n_bits: u16) -> Action {
-    Action::RegMove {
-        src: Subfield {
-            field: src,
-            ofs: 0,
-            n_bits,
-        },
-        dst: Subfield {
-            field: dst,
-            ofs: 0,
-            n_bits,
-        },
-    }
-}
-
 /// On the external network from the patch port: a request for `ip` is answered with
 /// `mac` back out the patch port (tagged again).
 fn arp(host: &Host, net: &Network, ip: Ipv4Addr, mac: [u8; 6], key: u32) -> Vec<Flow> {
@@ -187,11 +172,11 @@ fn arp(host: &Host, net: &Network, ip: Ipv4Addr, mac: [u8; 6], key: u32) -> Vec<
             .arp_tpa(ip)
     };
     let mut answer = vec![
-        moved(Field::EthSrc, Field::EthDst, 48),
+        Action::move_field(Field::EthSrc, Field::EthDst, 48),
         Action::set_field(Field::EthSrc, mac_u128(mac)),
         Action::set_field(Field::ArpOp, ARP_REPLY),
-        moved(Field::ArpSha, Field::ArpTha, 48),
-        moved(Field::ArpSpa, Field::ArpTpa, 32),
+        Action::move_field(Field::ArpSha, Field::ArpTha, 48),
+        Action::move_field(Field::ArpSpa, Field::ArpTpa, 32),
         Action::set_field(Field::ArpSha, mac_u128(mac)),
         Action::set_field(Field::ArpSpa, u32::from(ip)),
     ];

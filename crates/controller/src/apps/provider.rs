@@ -165,23 +165,13 @@ pub fn port(view: &View, host: &Host, p: &Port) -> Vec<Flow> {
     {
         return Vec::new();
     }
-    vec![flow(
+    vec![super::l2::to_port(
         table::FROM_TUNNEL,
         PRIO,
-        Match::new()
-            .metadata(u64::from(net.unique_key))
-            .eth_dst(p.mac_address.0),
         App::Provider,
-        p.unique_key,
-        vec![
-            Instruction::ApplyActions(vec![Action::load(
-                reg::DST_PORT,
-                0,
-                32,
-                u64::from(p.unique_key),
-            )]),
-            Instruction::GotoTable(table::INGRESS_CT),
-        ],
+        net,
+        p,
+        table::INGRESS_CT,
     )]
 }
 

@@ -524,30 +524,14 @@ pub fn base() -> Vec<Flow> {
             .udp_src(src)
             .udp_dst(dst)
     };
-    out.push(f(
-        table::EGRESS_CT,
-        PRIO_BYPASS,
-        udp(ETH_IPV4, 68, 67),
-        Some(table::SERVICES),
-    ));
-    out.push(f(
-        table::EGRESS_CT,
-        PRIO_BYPASS,
-        udp(ETH_IPV6, 546, 547),
-        Some(table::SERVICES),
-    ));
-    out.push(f(
-        table::INGRESS_CT,
-        PRIO_BYPASS,
-        udp(ETH_IPV4, 67, 68),
-        Some(table::DISPATCH),
-    ));
-    out.push(f(
-        table::INGRESS_CT,
-        PRIO_BYPASS,
-        udp(ETH_IPV6, 547, 546),
-        Some(table::DISPATCH),
-    ));
+    // DHCPv4 and DHCPv6: requests out, replies in.
+    for (t, next, (c4, s4), (c6, s6)) in [
+        (table::EGRESS_CT, table::SERVICES, (68, 67), (546, 547)),
+        (table::INGRESS_CT, table::DISPATCH, (67, 68), (547, 546)),
+    ] {
+        out.push(f(t, PRIO_BYPASS, udp(ETH_IPV4, c4, s4), Some(next)));
+        out.push(f(t, PRIO_BYPASS, udp(ETH_IPV6, c6, s6), Some(next)));
+    }
     // IP that no ct() flow took (its network has no zone here) and no port security bypass
     // let through: dropped.
     for t in [table::EGRESS_CT, table::INGRESS_CT] {

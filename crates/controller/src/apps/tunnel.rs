@@ -4,7 +4,7 @@
 //! delivered to the local port its MAC names.
 
 use super::{Flow, Host, flow};
-use crate::pipeline::{App, reg, table};
+use crate::pipeline::{App, table};
 use crate::view::View;
 use model::{Network, Port};
 use openflow::Instruction;
@@ -60,18 +60,13 @@ pub fn port(view: &View, host: &Host, p: &Port) -> Vec<Flow> {
         if !host.ofports.contains_key(&p.meta.id) {
             return Vec::new();
         }
-        return vec![flow(
+        return vec![super::l2::to_port(
             table::FROM_TUNNEL,
             PRIO,
-            Match::new()
-                .metadata(u64::from(net.unique_key))
-                .eth_dst(p.mac_address.0),
             App::Tunnel,
-            key,
-            vec![
-                Instruction::ApplyActions(vec![Action::load(reg::DST_PORT, 0, 32, u64::from(key))]),
-                Instruction::GotoTable(table::INGRESS_CT),
-            ],
+            net,
+            p,
+            table::INGRESS_CT,
         )];
     }
     let Some(actions) = to_chassis(view, host, net, &p.binding_host_id) else {
