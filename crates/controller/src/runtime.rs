@@ -346,9 +346,12 @@ pub async fn run(cfg: Config) -> Result<(), String> {
         let mut claimed = claim(&cfg, &mut view, &host, &owners, &mut reported);
         if !claimed.is_empty() {
             // A port bound here brings its security groups' projects into the followed set.
-            for t in follow.refresh(&mut view, &host).await? {
-                claimed.extend(apps::affected(&view, &t));
+            // A fresh snapshot replaces the view, claims and all: claim again on it.
+            let touched = follow.refresh(&mut view, &host).await?;
+            for t in &touched {
+                claimed.extend(apps::affected(&view, t));
             }
+            claimed.extend(claim(&cfg, &mut view, &host, &touched, &mut reported));
         }
         owners.extend(claimed);
         let refreshed = Instant::now();
