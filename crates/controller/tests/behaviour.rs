@@ -212,3 +212,118 @@ fn a_broadcast_from_the_tunnel_goes_to_local_ports_only() {
     other.tun_id = 10;
     assert!(sw.process_packet(other).dropped());
 }
+
+/// A frame from port `a` (MAC 5) to `dst`: IPv4 or IPv6 with `l4` as payload, maybe tagged.
+fn frame_from_a(dst: EthernetAddress, ip: Vec<u8>, v6: bool, vlan: Option<u16>) -> Vec<u8> {
+    EthernetRepr {
+        src_addr: mac(5),
+        dst_addr: dst,
+        vlan: vlan.map(|vid| packet::ethernet::VlanTag {
+            pcp: 0,
+            dei: false,
+            vid,
+        }),
+        ethertype: if v6 { EtherType::Ipv6 } else { EtherType::Ipv4 },
+    }
+    .build(&ip)
+}
+
+/// A UDP header (checksum 0) and 12 bytes of payload.
+fn udp(src: u16, dst: u16) -> Vec<u8> {
+    let mut u = Vec::new();
+    u.extend_from_slice(&src.to_be_bytes());
+    u.extend_from_slice(&dst.to_be_bytes());
+    u.extend_from_slice(&20u16.to_be_bytes());
+    u.extend_from_slice(&[0; 14]);
+    u
+}
+
+fn v4(l4: &[u8]) -> Vec<u8> {
+    Ipv4Repr::new(
+        Ipv4Addr::new(10, 0, 0, 5),
+        Ipv4Addr::new(10, 0, 0, 6),
+        IpProtocol::Udp,
+        l4.len(),
+    )
+    .build(l4)
+}
+
+/// From a's link-local address (its MAC's EUI-64) to `dst`.
+fn v6(dst: std::net::Ipv6Addr, next: IpProtocol, l4: &[u8]) -> Vec<u8> {
+    let src: std::net::Ipv6Addr = "fe80::f816:3eff:fe00:5".parse().unwrap();
+    packet::ipv6::Ipv6Repr::new(src, dst, next, l4.len(), 255).build(l4)
+}
+
+#[test]
+fn an_access_port_takes_no_tagged_frame() {
+    let mut sw = switch();
+    let plain = sw.process(1, &frame_from_a(mac(6), v4(&udp(4000, 9999)), false, None));
+    assert_eq!(plain.ports(), vec![2], "{plain}");
+    for vid in [100, 0] {
+        let tagged = sw.process(
+            1,
+            &frame_from_a(mac(6), v4(&udp(4000, 9999)), false, Some(vid)),
+        );
+        assert!(tagged.dropped(), "VLAN {vid}: {tagged}");
+        let flood = sw.process(
+            1,
+            &frame_from_a(
+                EthernetAddress([0xff; 6]),
+                v4(&udp(4000, 9999)),
+                false,
+                Some(vid),
+            ),
+        );
+        assert!(flood.dropped(), "a tagged broadcast: {flood}");
+    }
+}
+
+#[test]
+fn a_vm_is_neither_a_dhcp_server_nor_a_router() {
+    let mut sw = switch();
+    let to_b = sw.process(1, &frame_from_a(mac(6), v4(&udp(68, 67)), false, None));
+    assert!(!to_b.dropped(), "a client's datagram goes on: {to_b}");
+    let offer = sw.process(1, &frame_from_a(mac(6), v4(&udp(67, 68)), false, None));
+    assert!(offer.dropped(), "DHCP server traffic: {offer}");
+    let all_nodes: std::net::Ipv6Addr = "ff02::1".parse().unwrap();
+    let b_ll: std::net::Ipv6Addr = "fe80::f816:3eff:fe00:6".parse().unwrap();
+    let advertise = sw.process(
+        1,
+        &frame_from_a(
+            mac(6),
+            v6(b_ll, IpProtocol::Udp, &udp(547, 546)),
+            true,
+            None,
+        ),
+    );
+    assert!(advertise.dropped(), "DHCPv6 server traffic: {advertise}");
+    // ICMPv6 type, code and checksum (unchecked by the switch), then the message body.
+    for ty in [134u8, 137] {
+        let mut icmp = vec![ty, 0, 0, 0];
+        icmp.extend_from_slice(&[0; 36]);
+        let out = sw.process(
+            1,
+            &frame_from_a(
+                EthernetAddress([0x33, 0x33, 0, 0, 0, 1]),
+                v6(all_nodes, IpProtocol::Icmpv6, &icmp),
+                true,
+                None,
+            ),
+        );
+        assert!(out.dropped(), "ICMPv6 type {ty}: {out}");
+    }
+    // A router solicitation is the VM's to send.
+    let mut rs = vec![133u8, 0, 0, 0];
+    rs.extend_from_slice(&[0; 4]);
+    let all_routers: std::net::Ipv6Addr = "ff02::2".parse().unwrap();
+    let out = sw.process(
+        1,
+        &frame_from_a(
+            EthernetAddress([0x33, 0x33, 0, 0, 0, 2]),
+            v6(all_routers, IpProtocol::Icmpv6, &rs),
+            true,
+            None,
+        ),
+    );
+    assert!(!out.dropped(), "router solicitation: {out}");
+}

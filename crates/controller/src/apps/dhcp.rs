@@ -1,7 +1,9 @@
 //! DHCP punting: for a local port whose network has a DHCP-enabled IPv4 subnet, its DHCP
 //! requests go to this host's controller (table 30, cookie `App::Dhcp` + port key), which
 //! answers them (`punt::dhcp`). Ports of networks without DHCP fall through to L2, so a
-//! DHCP server the tenant runs in a VM still works there.
+//! DHCP server the tenant runs in a VM still works there. Where this controller serves
+//! DHCP, it is the only server: DHCP server traffic towards its filtered local ports is
+//! dropped (its own replies are packet-outs straight to the port).
 
 use super::{Flow, Host, Owner, flow};
 use crate::pipeline::{App, reg, table};
@@ -18,6 +20,9 @@ pub const PRIO_PUNT: u16 = 100;
 pub const PRIO_BLOCK: u16 = 200;
 /// In port security: above the 0.0.0.0 DHCP allowance (90), below nothing that matters.
 const PRIO_PORT_SECURITY: u16 = 95;
+/// In ingress conntrack: above the untracked DHCP replies (200), below ports with port
+/// security off (210).
+const PRIO_NO_OTHER_SERVER: u16 = 205;
 const ETH_IPV4: u16 = 0x0800;
 const UDP: u8 = 17;
 const ETH_ARP: u16 = 0x0806;
@@ -104,6 +109,28 @@ pub fn compile(view: &View, host: &Host, p: &Port) -> Vec<Flow> {
     out
 }
 
+/// The flow of a network with a DHCP-enabled subnet and local ports: DHCP server traffic
+/// from anyone else (a VM with port security off, a server on a provider network) does
+/// not reach the filtered local ports.
+pub fn network(view: &View, host: &Host, net: &model::Network) -> Vec<Flow> {
+    if !host.zones.contains_key(&net.meta.id) || !network_has_dhcp(view, &net.meta.id) {
+        return Vec::new();
+    }
+    vec![flow(
+        table::INGRESS_CT,
+        PRIO_NO_OTHER_SERVER,
+        Match::new()
+            .metadata(u64::from(net.unique_key))
+            .eth_type(ETH_IPV4)
+            .ip_proto(UDP)
+            .udp_src(packet::dhcpv4::SERVER_PORT)
+            .udp_dst(packet::dhcpv4::CLIENT_PORT),
+        App::Dhcp,
+        net.unique_key,
+        vec![],
+    )]
+}
+
 /// The IPv4 addresses of the network's DHCP port.
 fn server_ips(view: &View, network_id: &str) -> Vec<Ipv4Addr> {
     let Some(network) = view.networks.get(network_id) else {
@@ -139,8 +166,8 @@ pub fn affected_by_port(view: &View, port_id: &str) -> Vec<Owner> {
     }
 }
 
-/// The owners a changed subnet affects: the ports of its network (the one it names, and
-/// any network still listing it, for a subnet that is gone).
+/// The owners a changed subnet affects: its network and the network's ports (the one it
+/// names, and any network still listing it, for a subnet that is gone).
 pub fn affected_by_subnet(view: &View, subnet_id: &str) -> Vec<Owner> {
     let mut nets: Vec<&str> = view
         .networks
@@ -154,10 +181,15 @@ pub fn affected_by_subnet(view: &View, subnet_id: &str) -> Vec<Owner> {
     nets.sort_unstable();
     nets.dedup();
     nets.into_iter()
-        .flat_map(|n| view.ports_of(n))
-        .map(|p| Touched {
-            table: Table::Port,
-            id: p.meta.id.clone(),
+        .flat_map(|n| {
+            std::iter::once(Touched {
+                table: Table::Network,
+                id: n.to_string(),
+            })
+            .chain(view.ports_of(n).map(|p| Touched {
+                table: Table::Port,
+                id: p.meta.id.clone(),
+            }))
         })
         .collect()
 }

@@ -105,6 +105,7 @@ pub fn compile(view: &View, host: &Host, owner: &Owner) -> Vec<Flow> {
     match owner.table {
         Table::Chassis if owner.id.is_empty() => {
             let mut out = ports::base();
+            out.extend(port_security::base());
             out.extend(nd::base());
             out.extend(security_groups::base());
             out
@@ -135,6 +136,7 @@ pub fn compile(view: &View, host: &Host, owner: &Owner) -> Vec<Flow> {
                 out.extend(provider::network(view, host, n));
                 out.extend(nat::network(view, host, n));
                 out.extend(security_groups::network(view, host, n));
+                out.extend(dhcp::network(view, host, n));
                 out
             })
             .unwrap_or_default(),
@@ -144,6 +146,9 @@ pub fn compile(view: &View, host: &Host, owner: &Owner) -> Vec<Flow> {
             .map(|r| {
                 let mut out = l3::compile(view, r);
                 out.extend(nat::router(view, host, r));
+                if l3::wanted(view, r) {
+                    out.extend(security_groups::router(view, r));
+                }
                 out
             })
             .unwrap_or_default(),
@@ -647,11 +652,12 @@ mod tests {
         assert_eq!(remote_flows[0].key.table(), table::L2);
     }
 
-    /// The port's address in network `n<k>` (10.0.k.0/24), as the API would give it.
+    /// The port's address in network `n<k>` (10.0.k.0/24; n3 is another project's 10.0.0.0/24,
+    /// overlapping n0), as the API would give it.
     fn with_address(mut p: Port, k: u64, n: u64) -> Port {
         p.fixed_ips = vec![fixtures::fixed_ip(
             &format!("s{k}"),
-            &format!("10.0.{k}.{}", 10 + n),
+            &format!("10.0.{}.{}", k % 3, 10 + n),
         )];
         p
     }
@@ -775,7 +781,8 @@ mod tests {
         for rev in 1..1000 {
             let n = rnd(12);
             let id = format!("x{n}");
-            let k = rnd(3);
+            // n3 overlaps n0: the same addresses on two networks, as two projects have them.
+            let k = rnd(4);
             let net = format!("n{k}");
             let change = match rnd(17) {
                 // Floating IPs come, move between ports and routers, and go.
@@ -787,7 +794,9 @@ mod tests {
                         floating_subnet_id: "sext".into(),
                         floating_port_id: format!("fp{n}"),
                         port_id: Some(id.clone()),
-                        fixed_ip_address: Some(format!("10.0.{k}.{}", 10 + n).parse().unwrap()),
+                        fixed_ip_address: Some(
+                            format!("10.0.{}.{}", k % 3, 10 + n).parse().unwrap(),
+                        ),
                         router_id: Some(format!("r{}", rnd(2))),
                     };
                     let mut fp = port(&format!("fp{n}"), "ext", "", 60 + n as u32, 60 + n as u8);
@@ -825,6 +834,16 @@ mod tests {
                         .map(|g| format!("g{g}"))
                         .collect();
                     p.port_security_enabled = rnd(4) != 0;
+                    // Sometimes another port's address (of this network or an overlapping
+                    // one) as an allowed address pair, as a VM on a shared network may claim.
+                    if rnd(3) == 0 {
+                        p.allowed_address_pairs = vec![model::AddressPair {
+                            ip_address: format!("10.0.{}.{}/32", rnd(3), 10 + rnd(12))
+                                .parse()
+                                .unwrap(),
+                            mac_address: p.mac_address,
+                        }];
+                    }
                     written(&p, rev)
                 }
                 4 => removed("port", &id, rev),

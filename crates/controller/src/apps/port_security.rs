@@ -1,6 +1,8 @@
 //! Port security: a local port may send only from its own MAC and addresses (fixed IPs
-//! and allowed address pairs), including in ARP and neighbour discovery; anything else it
-//! sends is dropped. With `port_security_enabled = false` everything passes.
+//! and allowed address pairs), including in ARP and neighbour discovery, and never as a
+//! router or a DHCP server (router advertisements, redirects, DHCP and DHCPv6 server
+//! replies are dropped, as in Neutron); anything else it sends is dropped. With
+//! `port_security_enabled = false` everything passes.
 
 use super::{Flow, Host, flow};
 use crate::pipeline::{App, table};
@@ -11,6 +13,10 @@ use openflow::Instruction;
 use openflow::oxm::{Field, Match};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+/// A port with port security off: above the drops every other port gets.
+const PRIO_UNFILTERED: u16 = 200;
+/// What no filtered port may send, whatever its addresses: above its allowances.
+const PRIO_NEVER: u16 = 150;
 const PRIO_ALLOW: u16 = 100;
 const PRIO_DHCP: u16 = 90;
 const PRIO_DROP: u16 = 10;
@@ -19,7 +25,10 @@ const ETH_ARP: u16 = 0x0806;
 const ETH_IPV6: u16 = 0x86dd;
 const UDP: u8 = 17;
 const ICMPV6: u8 = 58;
+const ND_RS: u8 = 133;
+const ND_RA: u8 = 134;
 const ND_NS: u8 = 135;
+const ND_REDIRECT: u8 = 137;
 
 fn from_port(key: u32) -> Match {
     Match::new().masked(Field::Reg(6), key, u32::MAX)
@@ -82,7 +91,7 @@ pub fn compile(_view: &View, host: &Host, p: &Port) -> Vec<Flow> {
         )
     };
     if !p.port_security_enabled {
-        return vec![on(from_port(key), PRIO_ALLOW)];
+        return vec![on(from_port(key), PRIO_UNFILTERED)];
     }
     let mut out = Vec::new();
     for (mac, net) in allowed(p) {
@@ -117,7 +126,8 @@ pub fn compile(_view: &View, host: &Host, p: &Port) -> Vec<Flow> {
             }
         }
     }
-    // DHCP discovery from no address, and IPv6 duplicate address detection from ::.
+    // DHCP discovery from no address; IPv6 duplicate address detection and router
+    // solicitation from ::.
     let own = from_port(key).eth_src(p.mac_address.0);
     out.push(on(
         own.clone()
@@ -127,13 +137,16 @@ pub fn compile(_view: &View, host: &Host, p: &Port) -> Vec<Flow> {
             .udp_dst(67),
         PRIO_DHCP,
     ));
-    out.push(on(
-        own.eth_type(ETH_IPV6)
-            .ipv6_src(Ipv6Addr::UNSPECIFIED)
-            .ip_proto(ICMPV6)
-            .icmpv6_type(ND_NS),
-        PRIO_DHCP,
-    ));
+    for ty in [ND_NS, ND_RS] {
+        out.push(on(
+            own.clone()
+                .eth_type(ETH_IPV6)
+                .ipv6_src(Ipv6Addr::UNSPECIFIED)
+                .ip_proto(ICMPV6)
+                .icmpv6_type(ty),
+            PRIO_DHCP,
+        ));
+    }
     // Everything else the port sends is dropped.
     out.push(flow(
         table::PORT_SECURITY,
@@ -143,6 +156,44 @@ pub fn compile(_view: &View, host: &Host, p: &Port) -> Vec<Flow> {
         key,
         vec![],
     ));
+    out
+}
+
+/// What no port with port security may send, whatever its addresses: router
+/// advertisements and redirects (a VM posing as the router), DHCP and DHCPv6 server
+/// replies (a VM posing as the DHCP server). Shared by every port: table 1 only sees
+/// traffic from local ports, and ports with port security off pass above these.
+pub fn base() -> Vec<Flow> {
+    let drop = |m: Match| {
+        flow(
+            table::PORT_SECURITY,
+            PRIO_NEVER,
+            m,
+            App::PortSecurity,
+            0,
+            vec![],
+        )
+    };
+    let mut out: Vec<Flow> = [ND_RA, ND_REDIRECT]
+        .into_iter()
+        .map(|ty| {
+            drop(
+                Match::new()
+                    .eth_type(ETH_IPV6)
+                    .ip_proto(ICMPV6)
+                    .icmpv6_type(ty),
+            )
+        })
+        .collect();
+    for (et, server, client) in [(ETH_IPV4, 67, 68), (ETH_IPV6, 547, 546)] {
+        out.push(drop(
+            Match::new()
+                .eth_type(et)
+                .ip_proto(UDP)
+                .udp_src(server)
+                .udp_dst(client),
+        ));
+    }
     out
 }
 

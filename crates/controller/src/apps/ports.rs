@@ -11,6 +11,8 @@ use openflow::oxm::{Field, Match};
 
 const PRIO_PORT: u16 = 100;
 const PRIO_DEFAULT: u16 = 1;
+/// `vlan_vid` of a frame with no 802.1Q header.
+const OFPVID_NONE: u16 = 0;
 
 /// The flows of a local port: classification in table 0, dispatch in table 115, and
 /// the hand-over from egress to ingress for traffic to it.
@@ -26,10 +28,13 @@ pub fn compile(view: &View, host: &Host, p: &Port) -> Vec<Flow> {
     }
     let key = p.unique_key;
     vec![
+        // Untagged frames only: an access port's tagged frames (priority tags included)
+        // miss and are dropped, or they would carry their tag into other ports, the
+        // underlay and the physical network's VLANs.
         flow(
             table::CLASSIFY,
             PRIO_PORT,
-            Match::new().in_port(*ofport),
+            Match::new().in_port(*ofport).vlan_vid(OFPVID_NONE),
             App::Classifier,
             key,
             vec![

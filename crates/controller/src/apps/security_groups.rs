@@ -14,17 +14,25 @@
 //!
 //! Remote groups: a rule `R` with `remote_group_id = G` is a two-clause conjunction: clause
 //! 1 is "the local port holding R's group, and R's protocol and ports" (flows owned by that
-//! port), clause 2 is "the remote address is a member of G" (flows owned by each member
-//! port, one per address, with one conjunction action per rule that names G). The flows
-//! grow with rules plus members, not with their product; a member joining or leaving
+//! port), clause 2 is "the remote end is a member of G" (flows owned by each member port,
+//! one per address, with one conjunction action per rule that names G). The flows grow
+//! with rules plus members, not with their product; a member joining or leaving
 //! recompiles only that member, and what a departed member was allowed is cut once per
 //! group ([`Cuts::update`]).
+//!
+//! An address alone does not make a member: projects overlap, and a VM on a shared
+//! network may hold another project's member address as an allowed address pair. Clause 2
+//! matches where a member's packets can really be: on the member's network (metadata) from
+//! its own MAC, or on another network of a router it sits behind, from that router's MAC
+//! there (routing happens on the member's host, which rewrites the source MAC). The
+//! routed half is owned by the router ([`router`]). Replies keep working by conntrack;
+//! only the first packet of a connection is matched here.
 
 use super::{Flow, Host, Owner, flow};
 use crate::pipeline::{App, reg, table};
 use crate::view::{Touched, View};
 use ipnet::IpNet;
-use model::{Direction, EtherType, Network, Port, SecurityGroupRule, Table};
+use model::{Direction, EtherType, MacAddr, Network, Port, Router, SecurityGroupRule, Table};
 use openflow::Instruction;
 use openflow::action::Action;
 use openflow::ct_flush::{CtFlush, CtTuple};
@@ -255,17 +263,64 @@ fn remote(m: Match, d: Direction, a: IpNet) -> Match {
     }
 }
 
-/// The addresses of a port as a remote group member: fixed IPs and allowed address pairs.
-fn addresses(p: &Port) -> Vec<IpNet> {
-    let mut out: Vec<IpNet> = p
+/// The addresses of a port as a remote group member, each with the MAC it is sent from:
+/// fixed IPs (the port's MAC) and allowed address pairs (the pair's).
+fn addresses(p: &Port) -> Vec<(IpNet, MacAddr)> {
+    let mut out: Vec<(IpNet, MacAddr)> = p
         .fixed_ips
         .iter()
-        .map(|f| IpNet::from(f.ip_address))
-        .chain(p.allowed_address_pairs.iter().map(|a| a.ip_address.trunc()))
+        .map(|f| (IpNet::from(f.ip_address), p.mac_address))
+        .chain(
+            p.allowed_address_pairs
+                .iter()
+                .map(|a| (a.ip_address.trunc(), a.mac_address)),
+        )
         .collect();
     out.sort();
     out.dedup();
     out
+}
+
+/// Clause 2 of every rule naming one of `groups` as its remote group, for a member with
+/// `addrs` seen in the network with key `net_key`: from each address's own MAC, or from
+/// `via` (a router's MAC on that network) for routed packets. The MAC is the source for
+/// ingress rules and the destination for egress ones.
+fn member_clauses(
+    conj: &mut Merged,
+    view: &View,
+    groups: &[String],
+    addrs: &[(IpNet, MacAddr)],
+    net_key: u32,
+    via: Option<MacAddr>,
+) {
+    for g in groups {
+        for r in view.rules.values() {
+            if r.remote_group_id.as_deref() != Some(g.as_str()) {
+                continue;
+            }
+            let (t, _, _, _) = dir_tables(r.direction);
+            for (a, mac) in addrs.iter().filter(|(a, _)| family(a) == r.ethertype) {
+                let mac = via.unwrap_or(*mac).0;
+                let m = Match::new()
+                    .metadata(u64::from(net_key))
+                    .eth_type(eth(r.ethertype));
+                let m = match r.direction {
+                    Direction::Ingress => m.eth_src(mac),
+                    Direction::Egress => m.eth_dst(mac),
+                };
+                conj.add(
+                    t,
+                    PRIO_CONJ,
+                    remote(m, r.direction, *a),
+                    Action::Conjunction {
+                        id: conj_id(&r.meta.id),
+                        clause: 1,
+                        n_clauses: 2,
+                    },
+                );
+            }
+        }
+    }
 }
 
 /// Commit in the zone held by [`ZONE_REG`], setting this side's mark bit; then go on.
@@ -399,34 +454,55 @@ pub fn port(view: &View, host: &Host, p: &Port) -> Vec<Flow> {
             }
         }
     }
-    // Clause 2: this port's addresses, for every rule naming one of its groups (whether or
-    // not a local port holds the rule's group: then clause 1 is missing and they are inert,
-    // but they depend on this port and the rules alone).
+    // Clause 2: this port's addresses on its own network, for every rule naming one of its
+    // groups (whether or not a local port holds the rule's group: then clause 1 is missing
+    // and they are inert, but they depend on this port, its network and the rules alone).
     let addrs = addresses(p);
-    if !addrs.is_empty() {
-        for g in &p.security_groups {
-            for r in view.rules.values() {
-                if r.remote_group_id.as_deref() != Some(g.as_str()) {
-                    continue;
-                }
-                let (t, _, _, _) = dir_tables(r.direction);
-                for a in addrs.iter().filter(|a| family(a) == r.ethertype) {
-                    conj.add(
-                        t,
-                        PRIO_CONJ,
-                        remote(Match::new().eth_type(eth(r.ethertype)), r.direction, *a),
-                        Action::Conjunction {
-                            id: conj_id(&r.meta.id),
-                            clause: 1,
-                            n_clauses: 2,
-                        },
+    if let Some(net) = view.networks.get(&p.network_id)
+        && !addrs.is_empty()
+    {
+        member_clauses(
+            &mut conj,
+            view,
+            &p.security_groups,
+            &addrs,
+            net.unique_key,
+            None,
+        );
+    }
+    out.extend(conj.flows(key));
+    out
+}
+
+/// Clause 2 for the members behind router `r`: a member on one of its networks as it is
+/// seen on each of the router's other networks (from the router's MAC there).
+pub fn router(view: &View, r: &Router) -> Vec<Flow> {
+    let mut conj = Merged::default();
+    for from in &r.interfaces {
+        for m in view.ports_of(&from.network_id) {
+            if m.security_groups.is_empty() {
+                continue;
+            }
+            let addrs = addresses(m);
+            for to in r
+                .interfaces
+                .iter()
+                .filter(|i| i.network_id != from.network_id)
+            {
+                if let Some(net) = view.networks.get(&to.network_id) {
+                    member_clauses(
+                        &mut conj,
+                        view,
+                        &m.security_groups,
+                        &addrs,
+                        net.unique_key,
+                        Some(to.mac_address),
                     );
                 }
             }
         }
     }
-    out.extend(conj.flows(key));
-    out
+    conj.flows(r.unique_key)
 }
 
 /// The conntrack flows of a network with a zone on this host: its local ports' IP traffic,
@@ -563,15 +639,35 @@ pub fn base() -> Vec<Flow> {
 
 /// Owners whose flows a changed security group decides (its rules, or the rules naming it):
 /// the ports holding it (their rules, and as members their clause-2 flows of the rules
-/// naming it). Who the members are decides no other port's flows: a member joining or
+/// naming it) and the routers on those ports' networks (clause 2 of routed members). Who the members are decides no other port's flows: a member joining or
 /// leaving is compiled as a port, and what it leaves behind is cut by [`Cuts::update`].
 pub fn affected_by_group(view: &View, group: &str) -> Vec<Owner> {
-    view.ports_in_group(group)
+    let mut out: Vec<Owner> = view
+        .ports_in_group(group)
         .map(|p| Touched {
             table: Table::Port,
             id: p.meta.id.clone(),
         })
-        .collect()
+        .collect();
+    // Routers hold the clause 2 of members behind them ([`router`]).
+    let networks: BTreeSet<&str> = view
+        .ports_in_group(group)
+        .map(|p| p.network_id.as_str())
+        .collect();
+    out.extend(
+        view.routers
+            .values()
+            .filter(|r| {
+                r.interfaces
+                    .iter()
+                    .any(|i| networks.contains(i.network_id.as_str()))
+            })
+            .map(|r| Touched {
+                table: Table::Router,
+                id: r.meta.id.clone(),
+            }),
+    );
+    out
 }
 
 /// What one rule lets a port exchange: the unit whose disappearance cuts connections. A
@@ -619,7 +715,10 @@ fn allows_of(view: &View, host: &Host, p: &Port) -> Option<PortAllows> {
 
 /// The addresses of a group's members.
 fn members(view: &View, group: &str) -> BTreeSet<IpNet> {
-    view.ports_in_group(group).flat_map(addresses).collect()
+    view.ports_in_group(group)
+        .flat_map(addresses)
+        .map(|(a, _)| a)
+        .collect()
 }
 
 /// The conntrack entries of `port` that `gone` allowed, as flush requests: the port's
