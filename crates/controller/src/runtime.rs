@@ -308,6 +308,7 @@ pub async fn run(cfg: Config) -> Result<(), String> {
                     flow_mods: Vec::new(),
                 };
                 answer(&mut session, out).await;
+                // Others tunnel to this host by its record: put it back if someone changed it.
                 own.keep(&follow.nb, view.chassis_by_name.get(&cfg.chassis)).await;
                 if report_again.is_some_and(|t| t <= Instant::now()) {
                     report_again = report(&follow.nb, &cfg, &view, &host, &mut reported).await;
