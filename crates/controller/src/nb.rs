@@ -1,7 +1,8 @@
-//! The controller's link to the NB store: through the API server (`http://…`, the only way
-//! to the embedded store) or straight to etcd or Redis (`etcd://…`, `redis://…`). Either
-//! way the controller reads snapshots and follows changes limited to the topics it needs,
-//! looks up single objects, registers its chassis and reports port bindings.
+//! The controller's link to the NB store: through the API server's NB listener (`http://…`,
+//! with this host's token; the only way to the embedded store) or straight to etcd or
+//! Redis (`etcd://…`, `redis://…`). Either way the controller reads snapshots and follows
+//! changes limited to the topics it needs, looks up single objects, registers its chassis
+//! and reports port bindings.
 
 use model::{Chassis, Port, PortStatus};
 use nbdb::remote::{Filter, Remote, RemoteWatch};
@@ -17,21 +18,21 @@ pub enum Nb {
         base: String,
         http: reqwest::Client,
     },
-    /// A store read and written directly, and the API server if one was named (`--api`):
-    /// the few writes that need its allocation (a host's SNAT address) go there.
+    /// A store read and written directly, and the server's NB listener if one was named
+    /// (`--api`): the write that needs its allocation (a host's SNAT address) goes there.
     Store(Arc<dyn Store>, Option<Api>),
 }
 
-/// The API server for the writes only it can make: its URL and one client.
+/// The server's NB listener for the writes only it can make: its URL and one client.
 pub struct Api {
     base: String,
     http: reqwest::Client,
 }
 
-/// An HTTP client whose requests give up after a while: a request the server never
-/// answers must not hold the controller.
-fn client() -> Result<reqwest::Client, String> {
-    reqwest::Client::builder()
+/// An HTTP client with this host's token whose requests give up after a while: a request
+/// the server never answers must not hold the controller.
+fn client(token: Option<&str>) -> Result<reqwest::Client, String> {
+    nbdb::remote::client_with_token(token)
         .timeout(Duration::from_secs(5))
         .build()
         .map_err(|e| e.to_string())
@@ -62,24 +63,25 @@ impl NbWatch {
 }
 
 impl Nb {
-    /// Connects to `url`; a store is checked reachable now, a server when first used.
-    pub async fn connect(url: &str, api: Option<&str>) -> Result<Nb, String> {
+    /// Connects to `url` (a server's NB listener is shown `token`); a store is checked
+    /// reachable now, a server when first used.
+    pub async fn connect(url: &str, api: Option<&str>, token: Option<&str>) -> Result<Nb, String> {
         if url.starts_with("http://") || url.starts_with("https://") {
             return Ok(Nb::Server {
-                remote: Remote::new(url),
+                remote: Remote::with_token(url, token),
                 base: url.trim_end_matches('/').to_string(),
-                http: client()?,
+                http: client(token)?,
             });
         }
         if url.starts_with("embedded:") || !url.contains("://") {
             return Err(format!(
-                "--nb {url}: the embedded store belongs to the API server; give the server's URL (http://HOST:9696)"
+                "--nb {url}: the embedded store belongs to the API server; give the server's NB listener (http://HOST:9697)"
             ));
         }
         let api = match api {
             Some(a) => Some(Api {
                 base: a.trim_end_matches('/').to_string(),
-                http: client()?,
+                http: client(token)?,
             }),
             None => None,
         };
@@ -135,30 +137,33 @@ impl Nb {
 
     /// Registers this host (its tunnel endpoint); waits for a server still starting.
     pub async fn register(&self, chassis: &Chassis) -> Result<(), String> {
+        let Nb::Server { base, http, .. } = self else {
+            return self.write_chassis(chassis).await;
+        };
+        let url = format!("{base}/nb/v1/chassis/{}", chassis.id);
+        for attempt in 0..50 {
+            match send_json(http.put(&url), &chassis_body(chassis)).await {
+                Ok(()) => return Ok(()),
+                // A refusal (a token for another host, or none) is final.
+                Err(SendError::Status(e)) => return Err(format!("registering chassis: {e}")),
+                Err(SendError::Unreachable(e)) if attempt < 49 => {
+                    tracing::debug!(error = %e, "server not reachable yet");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(SendError::Unreachable(e)) => {
+                    return Err(format!("registering chassis at {url}: {e}"));
+                }
+            }
+        }
+        Err("registering chassis: no answer".into())
+    }
+
+    /// Writes this host's chassis record once.
+    pub async fn write_chassis(&self, chassis: &Chassis) -> Result<(), String> {
         match self {
             Nb::Server { base, http, .. } => {
                 let url = format!("{base}/nb/v1/chassis/{}", chassis.id);
-                let body =
-                    serde_json::json!({"ip": chassis.ip, "tunnel_types": chassis.tunnel_types})
-                        .to_string();
-                for attempt in 0..50 {
-                    match http
-                        .put(&url)
-                        .header("content-type", "application/json")
-                        .body(body.clone())
-                        .send()
-                        .await
-                    {
-                        Ok(r) if r.status().is_success() => return Ok(()),
-                        Ok(r) => return Err(format!("registering chassis: HTTP {}", r.status())),
-                        Err(e) if attempt < 49 => {
-                            tracing::debug!(error = %e, "server not reachable yet");
-                            tokio::time::sleep(Duration::from_millis(200)).await;
-                        }
-                        Err(e) => return Err(format!("registering chassis at {url}: {e}")),
-                    }
-                }
-                Err("registering chassis: no answer".into())
+                Ok(send_json(http.put(&url), &chassis_body(chassis)).await?)
             }
             Nb::Store(store, _) => {
                 let value = serde_json::to_vec(chassis).map_err(|e| e.to_string())?;
@@ -177,7 +182,7 @@ impl Nb {
             Nb::Server { base, http, .. } => {
                 let url = format!("{base}/nb/v1/ports/{id}/binding");
                 let body = serde_json::json!({"host": host, "status": status.as_str()});
-                send_json(http.put(&url), &body).await
+                Ok(send_json(http.put(&url), &body).await?)
             }
             Nb::Store(store, _) => {
                 // Compare-and-set on the port's revision: an API update in between wins
@@ -206,72 +211,111 @@ impl Nb {
         }
     }
 
-    /// Makes sure this host has its SNAT address port on external network `network`: an
-    /// ordinary port made through the API (its IPAM, its transaction), with device owner
-    /// `owner` and `device_id` = the chassis, bound here. Looked up first, so a restarted
-    /// controller keeps its address.
-    pub async fn ensure_snat_port(
-        &self,
-        network: &str,
-        chassis: &str,
-        owner: &str,
-    ) -> Result<(), String> {
+    /// Makes sure this host has its SNAT address port on external network `network`: the
+    /// server's NB listener makes it (`PUT /nb/v1/snat/{network}`: an ordinary port through
+    /// its IPAM and transaction, device owner `network:chassis_snat`, `device_id` = the
+    /// chassis, bound here) or answers with the one it has, so a restarted controller keeps
+    /// its address. Only this host's token is needed, no Neutron credentials.
+    pub async fn ensure_snat_port(&self, network: &str, chassis: &str) -> Result<(), String> {
         let (base, http) = match self {
             Nb::Server { base, http, .. } => (base, http),
             Nb::Store(_, Some(api)) => (&api.base, &api.http),
             Nb::Store(_, None) => {
                 return Err(
-                    "SNAT addresses are allocated by the API server: give --api http://… with a store's --nb"
+                    "SNAT addresses are allocated by the API server: give --api http://SERVER:9697 (its NB listener) with a store's --nb"
                         .into(),
                 );
             }
         };
-        let url = format!("{base}/v2.0/ports");
-        // Filtered by the server where it can, and checked here in any case.
-        let r = http
-            .get(format!("{url}?network_id={network}&device_id={chassis}"))
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
-        let text = r.text().await.map_err(|e| e.to_string())?;
-        let list: serde_json::Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
-        let have = list["ports"].as_array().is_some_and(|ps| {
-            ps.iter().any(|p| {
-                p["network_id"] == network
-                    && p["device_owner"] == owner
-                    && p["device_id"] == chassis
-            })
-        });
-        if have {
-            return Ok(());
+        let url = format!("{base}/nb/v1/snat/{network}");
+        Ok(send_json(http.put(&url), &serde_json::json!({"host": chassis})).await?)
+    }
+}
+
+fn chassis_body(chassis: &Chassis) -> serde_json::Value {
+    serde_json::json!({"ip": chassis.ip, "tunnel_types": chassis.tunnel_types})
+}
+
+/// Why a request failed: no answer, or an answer other than 2xx.
+enum SendError {
+    Unreachable(String),
+    Status(String),
+}
+
+impl From<SendError> for String {
+    fn from(e: SendError) -> String {
+        match e {
+            SendError::Unreachable(e) | SendError::Status(e) => e,
         }
-        let body = serde_json::json!({"port": {
-            "network_id": network,
-            "name": format!("snat-{chassis}"),
-            "device_owner": owner,
-            "device_id": chassis,
-            "binding:host_id": chassis,
-        }});
-        send_json(http.post(&url), &body).await
     }
 }
 
 /// Sends `body` as JSON; an answer other than 2xx is an error with its status and text.
-async fn send_json(req: reqwest::RequestBuilder, body: &serde_json::Value) -> Result<(), String> {
+async fn send_json(
+    req: reqwest::RequestBuilder,
+    body: &serde_json::Value,
+) -> Result<(), SendError> {
     let r = req
         .header("content-type", "application/json")
         .body(body.to_string())
         .send()
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| SendError::Unreachable(e.to_string()))?;
     if r.status().is_success() {
         return Ok(());
     }
-    Err(format!(
+    Err(SendError::Status(format!(
         "HTTP {}: {}",
         r.status(),
         r.text().await.unwrap_or_default()
-    ))
+    )))
+}
+
+/// This host's chassis record as the controller registered it. Every other host tunnels
+/// this host's traffic to the address in it, so a record changed or deleted by anyone
+/// else (an admin's mistake, a stolen token, a second controller under the same name) is
+/// written back as soon as the stream shows it.
+pub struct OwnChassis {
+    pub record: Chassis,
+    restored_at: Option<std::time::Instant>,
+}
+
+impl OwnChassis {
+    pub fn new(record: Chassis) -> OwnChassis {
+        OwnChassis {
+            record,
+            restored_at: None,
+        }
+    }
+
+    /// Writes the record back when `seen` (the store's, as the stream brought it) is not
+    /// it; at most once a second, so two controllers with one name log their fight rather
+    /// than flood the store.
+    pub async fn keep(&mut self, nb: &Nb, seen: Option<&Chassis>) {
+        if seen == Some(&self.record)
+            || self
+                .restored_at
+                .is_some_and(|t| t.elapsed() < Duration::from_secs(1))
+        {
+            return;
+        }
+        self.restored_at = Some(std::time::Instant::now());
+        match seen {
+            Some(c) => tracing::warn!(
+                chassis = %c.id, ip = %c.ip, tunnel_types = ?c.tunnel_types, expected_ip = %self.record.ip,
+                "this host's chassis record was changed by someone else (another controller with this name?); restoring it"
+            ),
+            None => {
+                tracing::warn!(chassis = %self.record.id, "this host's chassis record was deleted; restoring it")
+            }
+        }
+        match nb.write_chassis(&self.record).await {
+            Ok(()) => {
+                tracing::info!(chassis = %self.record.id, ip = %self.record.ip, "chassis record restored")
+            }
+            Err(e) => tracing::warn!(error = %e, "chassis record not restored; trying again"),
+        }
+    }
 }
 
 fn filter(tables: &BTreeSet<String>, topics: &BTreeSet<String>) -> Filter {

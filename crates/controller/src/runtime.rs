@@ -20,8 +20,11 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Clone)]
 pub struct Config {
     pub chassis: String,
-    /// The API server (`http://127.0.0.1:9696`), which serves the store's stream.
+    /// The server's NB listener (`http://127.0.0.1:9697`), which serves the store's
+    /// stream, or a store's URL.
     pub nb: String,
+    /// This host's token for the server's NB listener.
+    pub nb_token: Option<String>,
     /// ovsdb-server (`unix:PATH` or `tcp:IP:PORT`).
     pub ovsdb: String,
     /// br-int's management socket (`OVS_RUNDIR/br-int.mgmt`).
@@ -31,7 +34,8 @@ pub struct Config {
     pub tunnel_types: Vec<String>,
     /// ICMP errors a router port answers per second (TTL expiry, unreachables).
     pub icmp_rate: u32,
-    /// The API server, when `nb` names a store: for the writes that need its allocation.
+    /// The server's NB listener, when `nb` names a store: for the write that needs its
+    /// allocation (the SNAT address).
     pub api: Option<String>,
     /// The DHCP responder's settings.
     pub dhcp: crate::punt::dhcp::Config,
@@ -152,7 +156,7 @@ impl Follow {
 
 /// Runs until the process is stopped; returns only on a fatal error.
 pub async fn run(cfg: Config) -> Result<(), String> {
-    let nb = Nb::connect(&cfg.nb, cfg.api.as_deref()).await?;
+    let nb = Nb::connect(&cfg.nb, cfg.api.as_deref(), cfg.nb_token.as_deref()).await?;
     let tunnel_types = cfg
         .tunnel_types
         .iter()
@@ -162,12 +166,12 @@ pub async fn run(cfg: Config) -> Result<(), String> {
                 .ok_or_else(|| format!("unknown tunnel type {t:?} (geneve, vxlan, gre)"))
         })
         .collect::<Result<Vec<_>, String>>()?;
-    nb.register(&model::Chassis {
+    let mut own = crate::nb::OwnChassis::new(model::Chassis {
         id: cfg.chassis.clone(),
         ip: cfg.local_ip,
         tunnel_types,
-    })
-    .await?;
+    });
+    nb.register(&own.record).await?;
     let ovs = ovsdb::Client::connect(&cfg.ovsdb)
         .await
         .map_err(|e| format!("ovsdb {}: {e}", cfg.ovsdb))?;
@@ -304,6 +308,8 @@ pub async fn run(cfg: Config) -> Result<(), String> {
                     flow_mods: Vec::new(),
                 };
                 answer(&mut session, out).await;
+                // Others tunnel to this host by its record: put it back if someone changed it.
+                own.keep(&follow.nb, view.chassis_by_name.get(&cfg.chassis)).await;
                 if report_again.is_some_and(|t| t <= Instant::now()) {
                     report_again = report(&follow.nb, &cfg, &view, &host, &mut reported).await;
                 }
@@ -312,7 +318,7 @@ pub async fn run(cfg: Config) -> Result<(), String> {
                         continue;
                     }
                     snat_asked.insert(net.clone(), Instant::now());
-                    match follow.nb.ensure_snat_port(&net, &cfg.chassis, apps::nat::CHASSIS_SNAT).await {
+                    match follow.nb.ensure_snat_port(&net, &cfg.chassis).await {
                         Ok(()) => tracing::info!(network = %net, "SNAT address requested"),
                         Err(e) => tracing::warn!(network = %net, error = %e, "no SNAT address"),
                     }
@@ -714,6 +720,7 @@ mod tests {
         Config {
             chassis: "host-a".into(),
             nb: String::new(),
+            nb_token: None,
             ovsdb: String::new(),
             openflow: PathBuf::new(),
             local_ip: "192.0.2.1".parse().unwrap(),

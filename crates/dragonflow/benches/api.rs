@@ -31,12 +31,15 @@ fn main() {
     let ports = env_usize("DF_BENCH_PORTS", 5000);
     let clients = env_usize("DF_BENCH_CLIENTS", 16);
     let dir = tempfile::tempdir().expect("tempdir");
-    let addr = {
+    let free = || {
         let l = TcpListener::bind("127.0.0.1:0").expect("bind");
         l.local_addr().expect("addr")
     };
+    let (addr, nb_addr) = (free(), free());
+    // The clients send no project: they act as the default project's admin.
     let mut server = Command::new(env!("CARGO_BIN_EXE_dragonflow"))
-        .args(["server", "--listen", &addr.to_string(), "--db"])
+        .args(["server", "--noauth-admin", "--listen", &addr.to_string()])
+        .args(["--nb-listen", &nb_addr.to_string(), "--db"])
         .arg(format!("embedded:{}", dir.path().join("nb.redb").display()))
         .env("DRAGONFLOW_LOG", "warn")
         .stderr(Stdio::null())

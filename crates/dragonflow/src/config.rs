@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -17,6 +17,10 @@ pub struct File {
 pub struct Server {
     pub listen: Option<SocketAddr>,
     pub db: Option<String>,
+    /// The NB store endpoints' own listener (hosts and tools; never tenants).
+    pub nb_listen: Option<SocketAddr>,
+    /// The secret the NB tokens are derived from.
+    pub nb_secret_file: Option<PathBuf>,
 }
 
 impl File {

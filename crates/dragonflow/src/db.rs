@@ -1,6 +1,7 @@
 //! `dragonflow db`: inspect the NB store. Reads through a server's `/nb/v1` endpoints
-//! (`http://…`, the only way into an embedded store that a running server holds) or
-//! directly from a store URL (`embedded:PATH` of a stopped server, and later etcd/Redis).
+//! (`http://…` of its NB listener, with an NB token: the only way into an embedded store
+//! that a running server holds) or directly from a store URL (`embedded:PATH` of a
+//! stopped server, etcd, Redis).
 
 use clap::Subcommand;
 use serde_json::{Value, json};
@@ -51,14 +52,18 @@ fn obj_json(o: &Obj) -> Value {
 }
 
 enum Source {
-    Http(String),
+    /// A server's NB listener and the token to show it.
+    Http(String, Option<String>),
     Store(std::sync::Arc<dyn nbdb::Store>, tokio::runtime::Runtime),
 }
 
 impl Source {
-    fn open(url: &str) -> Result<Source, String> {
+    fn open(url: &str, token: Option<&str>) -> Result<Source, String> {
         if url.starts_with("http://") || url.starts_with("https://") {
-            return Ok(Source::Http(url.trim_end_matches('/').to_string()));
+            return Ok(Source::Http(
+                url.trim_end_matches('/').to_string(),
+                token.map(str::to_string),
+            ));
         }
         // etcd and Redis clients keep background tasks: a multi-thread runtime runs them.
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -67,16 +72,16 @@ impl Source {
             .build()
             .map_err(|e| e.to_string())?;
         let store = rt.block_on(nbdb::connect(url)).map_err(|e| {
-            format!("cannot open {url}: {e} (is a server holding it? use --nb http://HOST:9696)")
+            format!("cannot open {url}: {e} (is a server holding it? use --nb http://HOST:9697)")
         })?;
         Ok(Source::Store(store, rt))
     }
 
     fn snapshot(&self) -> Result<(u64, Vec<Obj>), String> {
         match self {
-            Source::Http(base) => {
+            Source::Http(base, token) => {
                 let url = format!("{base}/nb/v1/snapshot");
-                let mut resp = ureq::get(&url).call().map_err(|e| format!("{url}: {e}"))?;
+                let mut resp = get(&url, token.as_deref())?;
                 let v: Value = resp
                     .body_mut()
                     .read_json()
@@ -113,12 +118,12 @@ impl Source {
         mut each: impl FnMut(Value) -> bool,
     ) -> Result<(), String> {
         match self {
-            Source::Http(base) => {
+            Source::Http(base, token) => {
                 let mut url = format!("{base}/nb/v1/watch?after={after}");
                 if let Some(t) = topics {
                     url.push_str(&format!("&topics={t}"));
                 }
-                let resp = ureq::get(&url).call().map_err(|e| format!("{url}: {e}"))?;
+                let resp = get(&url, token.as_deref())?;
                 for line in BufReader::new(resp.into_body().into_reader()).lines() {
                     let line = line.map_err(|e| e.to_string())?;
                     if line.trim().is_empty() {
@@ -149,6 +154,21 @@ impl Source {
                 }
             }
         }
+    }
+}
+
+/// A GET of the server's NB listener with `token`; a refusal says what to do.
+fn get(url: &str, token: Option<&str>) -> Result<ureq::http::Response<ureq::Body>, String> {
+    let mut req = ureq::get(url);
+    if let Some(t) = token {
+        req = req.header("Authorization", &format!("Bearer {t}"));
+    }
+    match req.call() {
+        Ok(r) => Ok(r),
+        Err(ureq::Error::StatusCode(401)) => Err(format!(
+            "{url}: 401: the NB listener needs a token (--nb-token-file, or DRAGONFLOW_NB_TOKEN; made with `dragonflow nb-token --reader`)"
+        )),
+        Err(e) => Err(format!("{url}: {e}")),
     }
 }
 
@@ -193,8 +213,8 @@ fn summary(o: &Obj) -> String {
     s
 }
 
-pub fn run(nb: &str, json_out: bool, cmd: DbCommand) -> Result<(), String> {
-    let src = Source::open(nb)?;
+pub fn run(nb: &str, token: Option<&str>, json_out: bool, cmd: DbCommand) -> Result<(), String> {
+    let src = Source::open(nb, token)?;
     let out = std::io::stdout();
     let mut out = out.lock();
     let mut print = |s: String| {

@@ -5,10 +5,13 @@ mod config;
 mod db;
 mod sandbox;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+
+/// Where a server keeps the NB secret when the store is not an embedded file beside it.
+const DEFAULT_SECRET: &str = "/var/lib/dragonflow/nb-secret";
 
 #[derive(Parser)]
 #[command(
@@ -39,16 +42,35 @@ enum Command {
         /// NB store: embedded:PATH (default embedded:/var/lib/dragonflow/nb.redb).
         #[arg(long)]
         db: Option<String>,
+        /// Address of the NB store endpoints (/nb/v1) for hosts and tools, never the
+        /// Neutron listener (default 127.0.0.1:9697).
+        #[arg(long)]
+        nb_listen: Option<SocketAddr>,
+        /// The secret NB tokens are derived from; made (mode 0600) if missing (default:
+        /// nb-secret beside the embedded store, else /var/lib/dragonflow/nb-secret).
+        #[arg(long)]
+        nb_secret_file: Option<PathBuf>,
+        /// Requests without X-Project-Id act as the default project's admin (a
+        /// single-operator cloud on a trusted machine; `[neutron] noauth_default_admin`).
+        #[arg(long)]
+        noauth_admin: bool,
     },
+    /// Print the NB token of a host (or of the admin, or a reader) for the server's secret.
+    NbToken(NbTokenArgs),
     /// Run the local controller of this host.
     Controller {
         /// This host's chassis name.
         #[arg(long)]
         chassis: String,
-        /// Where the NB model comes from: the API server (`http://HOST:9696`, the only way
-        /// to its embedded store) or the store itself (`etcd://HOST:PORT`, `redis://HOST:PORT`).
-        #[arg(long, default_value = "http://127.0.0.1:9696")]
+        /// Where the NB model comes from: the server's NB listener (`http://HOST:9697`, the
+        /// only way to its embedded store) or the store itself (`etcd://HOST:PORT`,
+        /// `redis://HOST:PORT`).
+        #[arg(long, default_value = "http://127.0.0.1:9697")]
         nb: String,
+        /// A file holding this host's NB token (`dragonflow nb-token --host CHASSIS`); else
+        /// the environment's DRAGONFLOW_NB_TOKEN.
+        #[arg(long)]
+        nb_token_file: Option<PathBuf>,
         /// ovsdb-server: unix:PATH or tcp:IP:PORT.
         #[arg(long, default_value = "unix:/var/run/openvswitch/db.sock")]
         ovsdb: String,
@@ -82,8 +104,8 @@ enum Command {
         /// Domain name handed out by DHCP.
         #[arg(long, default_value = "openstacklocal")]
         domain: String,
-        /// The API server, when --nb names a store (etcd://, redis://): a host's SNAT address
-        /// is allocated through it.
+        /// The server's NB listener (`http://HOST:9697`), when --nb names a store (etcd://,
+        /// redis://): a host's SNAT address is allocated through it.
         #[arg(long)]
         api: Option<String>,
         /// Physical networks and their bridges: `physnet1:br-ex[,physnet2:br-ex2]`.
@@ -92,9 +114,13 @@ enum Command {
     },
     /// Inspect the NB store: tables, ls, get, dump, watch.
     Db {
-        /// A server (`http://127.0.0.1:9696`) or a store URL (`embedded:PATH`).
-        #[arg(long, default_value = "http://127.0.0.1:9696")]
+        /// A server's NB listener (`http://127.0.0.1:9697`) or a store URL (`embedded:PATH`).
+        #[arg(long, default_value = "http://127.0.0.1:9697")]
         nb: String,
+        /// A file holding an NB token (`dragonflow nb-token --admin` or `--reader`); else
+        /// the environment's DRAGONFLOW_NB_TOKEN.
+        #[arg(long)]
+        nb_token_file: Option<PathBuf>,
         /// Machine-readable output (one JSON document or JSON line per item).
         #[arg(long)]
         json: bool,
@@ -106,6 +132,59 @@ enum Command {
         #[command(subcommand)]
         command: sandbox::SandboxCommand,
     },
+}
+
+#[derive(Args)]
+#[group(skip)]
+#[command(group(clap::ArgGroup::new("who").required(true).args(["host", "admin", "reader"])))]
+struct NbTokenArgs {
+    /// The server's NB secret.
+    #[arg(long, default_value = DEFAULT_SECRET)]
+    secret_file: PathBuf,
+    /// The token of this host's controller (its --chassis).
+    #[arg(long)]
+    host: Option<String>,
+    /// The admin token: reads and writes anything (repairs).
+    #[arg(long)]
+    admin: bool,
+    /// A read-only token (`dragonflow db`, monitoring).
+    #[arg(long)]
+    reader: bool,
+}
+
+/// `dragonflow nb-token`: the token, on one line.
+fn nb_token_command(a: NbTokenArgs) -> Result<(), String> {
+    use neutron_api::nb_auth::{NbAuth, Principal};
+    let secret = std::fs::read(&a.secret_file).map_err(|e| {
+        format!(
+            "cannot read the NB secret {}: {e} (the server makes it at its first start)",
+            a.secret_file.display()
+        )
+    })?;
+    let auth = NbAuth::new(&secret).map_err(|e| format!("{}: {e}", a.secret_file.display()))?;
+    let who = match (a.host, a.admin) {
+        (Some(h), _) if h.is_empty() => return Err("--host needs a chassis name".into()),
+        (Some(h), _) => Principal::Host(h),
+        (None, true) => Principal::Admin,
+        (None, false) => Principal::Reader,
+    };
+    println!("{}", auth.token(&who));
+    Ok(())
+}
+
+/// The NB token from `file`, else from `DRAGONFLOW_NB_TOKEN` (never a flag: a command
+/// line is visible to every user of the machine).
+fn nb_token(file: Option<&Path>) -> Result<Option<String>, String> {
+    let token = match file {
+        Some(f) => Some(
+            std::fs::read_to_string(f)
+                .map_err(|e| format!("cannot read the NB token {}: {e}", f.display()))?,
+        ),
+        None => std::env::var("DRAGONFLOW_NB_TOKEN").ok(),
+    };
+    Ok(token
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty()))
 }
 
 fn init_logging(json: bool) {
@@ -132,12 +211,35 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Command::Server { listen, db } => run_server(file, listen, db),
-        Command::Db { nb, json, command } => db::run(&nb, json, command),
+        Command::Server {
+            listen,
+            db,
+            nb_listen,
+            nb_secret_file,
+            noauth_admin,
+        } => run_server(
+            file,
+            ServerArgs {
+                listen,
+                db,
+                nb_listen,
+                nb_secret_file,
+                noauth_admin,
+            },
+        ),
+        Command::NbToken(a) => nb_token_command(a),
+        Command::Db {
+            nb,
+            nb_token_file,
+            json,
+            command,
+        } => nb_token(nb_token_file.as_deref())
+            .and_then(|token| db::run(&nb, token.as_deref(), json, command)),
         Command::Sandbox { command } => sandbox::run(command),
         Command::Controller {
             chassis,
             nb,
+            nb_token_file,
             ovsdb,
             openflow,
             local_ip,
@@ -162,6 +264,13 @@ fn main() -> ExitCode {
                     }
                 }
             }
+            let nb_token = match nb_token(nb_token_file.as_deref()) {
+                Ok(t) => t,
+                Err(e) => {
+                    eprintln!("dragonflow: {e}");
+                    return ExitCode::from(2);
+                }
+            };
             let openflow = match openflow.strip_prefix("unix:") {
                 Some(p) => std::path::PathBuf::from(p),
                 None => {
@@ -172,6 +281,7 @@ fn main() -> ExitCode {
             let cfg = controller::runtime::Config {
                 chassis,
                 nb,
+                nb_token,
                 ovsdb,
                 openflow,
                 local_ip,
@@ -223,21 +333,55 @@ async fn stop_signal() {
     }
 }
 
-fn run_server(
-    file: config::File,
+/// The server's flags (each overrides the config file's `[server]` key).
+struct ServerArgs {
     listen: Option<SocketAddr>,
     db: Option<String>,
-) -> Result<(), String> {
-    let listen = listen
+    nb_listen: Option<SocketAddr>,
+    nb_secret_file: Option<PathBuf>,
+    noauth_admin: bool,
+}
+
+fn run_server(file: config::File, args: ServerArgs) -> Result<(), String> {
+    let listen = args
+        .listen
         .or(file.server.listen)
         .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9696)));
-    let db = db
+    let nb_listen = args
+        .nb_listen
+        .or(file.server.nb_listen)
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9697)));
+    let db = args
+        .db
         .or(file.server.db)
         .unwrap_or_else(|| "embedded:/var/lib/dragonflow/nb.redb".into());
-    let settings = file
-        .neutron
+    // The secret lives with the server's state: beside an embedded store's file.
+    let secret_file = args
+        .nb_secret_file
+        .or(file.server.nb_secret_file)
+        .unwrap_or_else(|| match db.strip_prefix("embedded:").map(Path::new) {
+            Some(p) => p.with_file_name("nb-secret"),
+            None => PathBuf::from(DEFAULT_SECRET),
+        });
+    let mut neutron = file.neutron;
+    neutron.noauth_default_admin |= args.noauth_admin;
+    let settings = neutron
         .check()
         .map_err(|e| format!("config [neutron]: {e}"))?;
+    let (auth, made) = neutron_api::nb_auth::NbAuth::load_or_create(&secret_file)?;
+    if made {
+        tracing::warn!(
+            path = %secret_file.display(),
+            "made a new NB secret: give each host its token with `dragonflow nb-token --secret-file {} --host CHASSIS`",
+            secret_file.display()
+        );
+    }
+    if settings.noauth_default_admin {
+        tracing::warn!(
+            project = %settings.default_project,
+            "noauth_default_admin is on: any request without X-Project-Id, from anyone who can reach {listen}, acts as admin"
+        );
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -247,18 +391,35 @@ fn run_server(
             .await
             .map_err(|e| format!("cannot open the NB store {db}: {e}"))?;
         let api = neutron_api::Api::new(store.clone(), settings);
-        let app = neutron_api::router(api.clone());
-        let listener = tokio::net::TcpListener::bind(listen)
-            .await
-            .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-        tracing::info!(%listen, store = %store.describe(), "dragonflow server ready");
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
+        let bind = |addr: SocketAddr| async move {
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("cannot listen on {addr}: {e}"))
+        };
+        let (listener, nb_listener) = (bind(listen).await?, bind(nb_listen).await?);
+        tracing::info!(%listen, %nb_listen, store = %store.describe(), secret = %secret_file.display(), "dragonflow server ready");
+        let stopping = {
+            let api = api.clone();
+            tokio::spawn(async move {
                 stop_signal().await;
                 tracing::info!("shutting down");
                 api.stop();
             })
-            .await
-            .map_err(|e| format!("server failed: {e}"))
+        };
+        let serve = |l, app| {
+            let api = api.clone();
+            async move {
+                axum::serve(l, app)
+                    .with_graceful_shutdown(async move { api.stopped().await })
+                    .await
+                    .map_err(|e| format!("server failed: {e}"))
+            }
+        };
+        let result = tokio::try_join!(
+            serve(listener, neutron_api::router(api.clone())),
+            serve(nb_listener, neutron_api::nb_router(api.clone(), auth)),
+        );
+        stopping.abort();
+        result.map(|_| ())
     })
 }

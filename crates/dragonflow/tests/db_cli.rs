@@ -4,12 +4,15 @@
 mod common;
 
 use common::Server;
+use neutron_api::nb_auth::Principal;
 use serde_json::{Value, json};
 use std::process::Command;
 
+/// `dragonflow db --nb nb ARGS`, with a reader token for a server's NB listener.
 fn db(nb: &str, args: &[&str]) -> Result<String, String> {
     let out = Command::new(env!("CARGO_BIN_EXE_dragonflow"))
         .args(["db", "--nb", nb])
+        .env("DRAGONFLOW_NB_TOKEN", common::token(Principal::Reader))
         .args(args)
         .output()
         .map_err(|e| format!("cannot run dragonflow db: {e}"))?;
@@ -27,24 +30,25 @@ fn db_reads_through_the_server_and_from_the_file() {
     let net = srv.create("networks", "network", json!({"name": "blue"}));
     let id = net["id"].as_str().unwrap().to_string();
     let tables: Value =
-        serde_json::from_str(&db(&srv.url, &["--json", "tables"]).unwrap()).unwrap();
+        serde_json::from_str(&db(&srv.nb_url, &["--json", "tables"]).unwrap()).unwrap();
     assert_eq!(tables["tables"]["network"], 1, "{tables}");
-    let ls = db(&srv.url, &["ls", "network"]).unwrap();
+    let ls = db(&srv.nb_url, &["ls", "network"]).unwrap();
     assert!(ls.contains(&id) && ls.contains("name blue"), "{ls}");
     let got: Value =
-        serde_json::from_str(&db(&srv.url, &["--json", "get", "network", &id]).unwrap()).unwrap();
+        serde_json::from_str(&db(&srv.nb_url, &["--json", "get", "network", &id]).unwrap())
+            .unwrap();
     assert_eq!(got["value"]["name"], "blue");
     assert!(
-        db(&srv.url, &["ls", "widgets"])
+        db(&srv.nb_url, &["ls", "widgets"])
             .unwrap_err()
             .contains("unknown table")
     );
     assert!(
-        db(&srv.url, &["get", "network", "nope"])
+        db(&srv.nb_url, &["get", "network", "nope"])
             .unwrap_err()
             .contains("not found")
     );
-    let dump = db(&srv.url, &["dump"]).unwrap();
+    let dump = db(&srv.nb_url, &["dump"]).unwrap();
     assert!(
         dump.contains("[network]") && dump.contains("key/network/1"),
         "{dump}"
@@ -61,7 +65,8 @@ fn db_watch_prints_changes_from_a_revision() {
     let srv = Server::start();
     srv.create("networks", "network", json!({"name": "w"}));
     let mut child = Command::new(env!("CARGO_BIN_EXE_dragonflow"))
-        .args(["db", "--nb", &srv.url, "--json", "watch", "--from", "1"])
+        .args(["db", "--nb", &srv.nb_url, "--json", "watch", "--from", "1"])
+        .env("DRAGONFLOW_NB_TOKEN", common::token(Principal::Reader))
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("spawn watch");

@@ -24,7 +24,7 @@ fn ctl(srv: &Server, ovs: &testbed::Ovs, name: &str, ip: &str, extra: &[&str]) -
     ];
     args.extend_from_slice(extra);
     let c = Ctl::spawn(
-        &srv.url,
+        &srv.nb_url,
         ovs,
         name,
         ip,

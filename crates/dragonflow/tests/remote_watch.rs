@@ -7,6 +7,7 @@ mod common;
 
 use common::Server;
 use nbdb::remote::{Filter, Remote};
+use neutron_api::nb_auth::Principal;
 use serde_json::json;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -20,7 +21,8 @@ fn collect(url: String, after: u64, until: std::sync::mpsc::Receiver<u64>) -> Se
         .build()
         .expect("runtime");
     rt.block_on(async move {
-        let mut w = Remote::new(&url).watch(after, Filter::default());
+        let token = common::token(Principal::Reader);
+        let mut w = Remote::with_token(&url, Some(&token)).watch(after, Filter::default());
         let mut seen = Vec::new();
         let mut target = None;
         loop {
@@ -44,11 +46,11 @@ fn collect(url: String, after: u64, until: std::sync::mpsc::Receiver<u64>) -> Se
 #[test]
 fn remote_watch_survives_a_server_restart_during_a_burst() {
     let mut srv = Server::start();
-    let url = srv.url.clone();
+    let (url, nb_url) = (srv.url.clone(), srv.nb_url.clone());
     let (tx, rx) = std::sync::mpsc::channel();
     let watcher = {
-        let url = url.clone();
-        std::thread::spawn(move || collect(url, 0, rx))
+        let nb_url = nb_url.clone();
+        std::thread::spawn(move || collect(nb_url, 0, rx))
     };
     const WRITES: usize = 10_000;
     let done = AtomicUsize::new(0);
@@ -78,14 +80,14 @@ fn remote_watch_survives_a_server_restart_during_a_burst() {
         }
         srv.restart();
     });
-    let (_, v) = srv.call("GET", "/nb/v1/revision", None);
+    let (_, v) = srv.nb_call("GET", "/nb/v1/revision", None);
     let last = v["revision"].as_u64().expect("revision");
     tx.send(last).expect("send");
     let seen = watcher.join().expect("watcher");
     // The reference: one uninterrupted watch of the same history.
     let (tx2, rx2) = std::sync::mpsc::channel();
     tx2.send(last).expect("send");
-    let reference = collect(url, 0, rx2);
+    let reference = collect(nb_url, 0, rx2);
     assert!(
         reference.len() >= WRITES * 3,
         "each network write is 3 changes: {}",

@@ -189,6 +189,14 @@ pub mod owner {
     pub const ROUTER_GATEWAY: &str = "network:router_gateway";
     pub const FLOATING_IP: &str = "network:floatingip";
     pub const DHCP: &str = "network:dhcp";
+    /// A host's SNAT address on an external network (`device_id`: the chassis).
+    pub const CHASSIS_SNAT: &str = "network:chassis_snat";
+    /// Neutron's router interface owners: ports that name a router in `device_id`.
+    pub const ROUTER_INTERFACE_OWNERS: [&str; 3] = [
+        ROUTER_INTERFACE,
+        "network:ha_router_replicated_interface",
+        "network:router_interface_distributed",
+    ];
 
     /// Ports the system creates and deletes itself, not through the port API.
     pub fn is_system(owner: &str) -> bool {

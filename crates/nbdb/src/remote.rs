@@ -1,7 +1,8 @@
-//! The NB store as a server exposes it over HTTP (`/nb/v1`, see the API server): a client
-//! for hosts that cannot open the store themselves, which is always the case for the
-//! embedded store. A [`RemoteWatch`] resumes from its last revision after the connection
-//! or the server goes away, so nothing is lost or seen twice across a restart.
+//! The NB store as a server exposes it over HTTP (`/nb/v1` on its NB listener, see the API
+//! server): a client for hosts that cannot open the store themselves, which is always the
+//! case for the embedded store. Every request carries the host's bearer token. A
+//! [`RemoteWatch`] resumes from its last revision after the connection or the server goes
+//! away, so nothing is lost or seen twice across a restart.
 
 use crate::{Change, Record, Result, Revision, Snapshot, StoreError};
 use serde_json::Value;
@@ -77,11 +78,30 @@ fn record(c: Change) -> Record {
     }
 }
 
+/// An HTTP client that sends `token` (if any) as `Authorization: Bearer` on every request.
+pub fn client_with_token(token: Option<&str>) -> reqwest::ClientBuilder {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(t) = token
+        && let Ok(mut v) = reqwest::header::HeaderValue::from_str(&format!("Bearer {t}"))
+    {
+        v.set_sensitive(true);
+        headers.insert(reqwest::header::AUTHORIZATION, v);
+    }
+    reqwest::Client::builder().default_headers(headers)
+}
+
 impl Remote {
+    /// The endpoints at `base`, without a token.
     pub fn new(base: &str) -> Remote {
+        Remote::with_token(base, None)
+    }
+
+    /// The endpoints at `base`, every request with `token`.
+    pub fn with_token(base: &str, token: Option<&str>) -> Remote {
         Remote {
             base: base.trim_end_matches('/').to_string(),
-            client: reqwest::Client::new(),
+            // Without TLS, building a client fails only as `Client::new` would: by panicking.
+            client: client_with_token(token).build().expect("an HTTP client"),
         }
     }
 

@@ -1,10 +1,12 @@
-//! Request bodies: the JSON extractor (malformed JSON is a Neutron 400, not axum's text) and
-//! a reader that takes attributes one by one, validates their types, and rejects whatever
-//! is left over as unrecognized.
+//! Request bodies: the JSON extractor (malformed JSON is a Neutron 400, not axum's text; a
+//! body that is not `application/json` a 415; one over [`MAX_BODY_BYTES`] a 413) and a
+//! reader that takes attributes one by one, validates their types, and rejects whatever is
+//! left over as unrecognized.
 
 use crate::error::{ApiError, ApiResult};
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
+use axum::http::{HeaderMap, StatusCode, header::CONTENT_TYPE};
 use ipnet::IpNet;
 use model::MacAddr;
 use serde_json::{Map, Value};
@@ -13,18 +15,61 @@ use std::net::IpAddr;
 /// Longest name or description Neutron accepts.
 pub const MAX_NAME_LEN: usize = 255;
 
+/// The largest request body read (axum's default, kept explicit so the 413 can say it;
+/// oslo.middleware's `max_request_body_size` in front of Neutron is 112 KiB).
+pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
+
 /// A JSON request body (possibly empty).
 pub struct JsonBody(pub Value);
+
+/// Whether the request says its body is JSON (`application/json`, any parameters).
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
+}
+
+/// 413 in oslo.middleware's words (Neutron's request size limiter).
+pub fn too_large() -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "HTTPRequestEntityTooLarge",
+        format!("Request is too large. Larger than max_request_body_size ({MAX_BODY_BYTES})."),
+    )
+}
 
 impl<S: Send + Sync> FromRequest<S> for JsonBody {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<JsonBody, ApiError> {
-        let bytes = Bytes::from_request(req, state)
-            .await
-            .map_err(|e| ApiError::bad_request("HTTPBadRequest", e.to_string()))?;
+        let json = is_json(req.headers());
+        let content_type = req
+            .headers()
+            .get(CONTENT_TYPE)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                too_large()
+            } else {
+                ApiError::bad_request("HTTPBadRequest", e.body_text())
+            }
+        })?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(JsonBody(Value::Null));
+        }
+        // Only JSON is read: a `text/plain` or form POST is what a web page may send to
+        // another origin without asking (no CORS preflight), so it must not act.
+        if !json {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "HTTPUnsupportedMediaType",
+                format!(
+                    "The request media type {} is not supported by this server.",
+                    content_type.as_deref().unwrap_or("(none)")
+                ),
+            ));
         }
         serde_json::from_slice(&bytes).map(JsonBody).map_err(|e| {
             ApiError::bad_request("HTTPBadRequest", format!("Malformed request body: {e}"))

@@ -7,8 +7,12 @@ use serde::Deserialize;
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ApiConfig {
-    /// The project (and admin) of requests that carry no `X-Project-Id`.
+    /// The project (and admin) of requests that carry no `X-Project-Id`, when
+    /// `noauth_default_admin` is on.
     pub default_project: String,
+    /// A request without `X-Project-Id` acts as the default project's admin (otherwise it
+    /// is refused with 401). For a single-operator cloud on a trusted host only.
+    pub noauth_default_admin: bool,
     /// The type of networks created without provider attributes.
     pub tenant_network_type: String,
     /// Ranges (`min:max`) of tunnel ids for geneve, vxlan and gre networks.
@@ -27,6 +31,7 @@ impl Default for ApiConfig {
     fn default() -> ApiConfig {
         ApiConfig {
             default_project: "default".into(),
+            noauth_default_admin: false,
             tenant_network_type: "geneve".into(),
             vni_ranges: vec!["1:65535".into()],
             vlan_ranges: vec![],
@@ -41,6 +46,7 @@ impl Default for ApiConfig {
 #[derive(Clone, Debug)]
 pub struct Settings {
     pub default_project: String,
+    pub noauth_default_admin: bool,
     pub tenant_network_type: NetworkType,
     pub vni_ranges: Vec<(u32, u32)>,
     pub vlan_ranges: Vec<(String, u32, u32)>,
@@ -118,6 +124,7 @@ impl ApiConfig {
         }
         Ok(Settings {
             default_project: self.default_project.clone(),
+            noauth_default_admin: self.noauth_default_admin,
             tenant_network_type,
             vni_ranges,
             vlan_ranges,

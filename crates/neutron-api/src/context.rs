@@ -1,13 +1,15 @@
 //! The request context: who is calling. There is no Keystone: the project comes from the
-//! `X-Project-Id` header (admin with `X-Roles: admin`), else from the configured default,
-//! which is an admin (a single-operator cloud, as the sandbox is).
+//! `X-Project-Id` header (admin with `X-Roles: admin`). A request without one is refused
+//! (401), unless the operator turned on `noauth_default_admin`: then it acts for the
+//! configured default project as admin (a single-operator cloud, as the sandbox is).
 
 use axum::extract::FromRequestParts;
+use axum::http::StatusCode;
 use axum::http::request::Parts;
-use std::convert::Infallible;
 use std::sync::Arc;
 
 use crate::Api;
+use crate::error::ApiError;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Context {
@@ -23,9 +25,9 @@ impl Context {
 }
 
 impl FromRequestParts<Arc<Api>> for Context {
-    type Rejection = Infallible;
+    type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, api: &Arc<Api>) -> Result<Context, Infallible> {
+    async fn from_request_parts(parts: &mut Parts, api: &Arc<Api>) -> Result<Context, ApiError> {
         let header = |name: &str| {
             parts
                 .headers
@@ -35,17 +37,24 @@ impl FromRequestParts<Arc<Api>> for Context {
                 .filter(|v| !v.is_empty())
         };
         let project = header("x-project-id").or_else(|| header("x-tenant-id"));
-        Ok(match project {
-            Some(p) => Context {
+        match project {
+            Some(p) => Ok(Context {
                 project_id: p.to_string(),
                 is_admin: header("x-roles")
                     .map(|r| r.split(',').any(|r| r.trim() == "admin"))
                     .unwrap_or(false),
-            },
-            None => Context {
+            }),
+            None if api.config.noauth_default_admin => Ok(Context {
                 project_id: api.config.default_project.clone(),
                 is_admin: true,
-            },
-        })
+            }),
+            // Keystone's wording for a request without credentials.
+            None => Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "HTTPUnauthorized",
+                "The request you have made requires authentication: send X-Project-Id \
+                 (or run the server with noauth_default_admin for a single-operator cloud).",
+            )),
+        }
     }
 }

@@ -7,12 +7,16 @@ pub mod config;
 pub mod context;
 pub mod db;
 pub mod error;
+pub mod limits;
 pub mod listing;
+pub mod nb_auth;
 pub mod nb_stream;
 pub mod resources;
 pub mod versions;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware::{from_fn, from_fn_with_state, map_response};
 use axum::routing::{get, put};
 use std::sync::Arc;
 
@@ -50,13 +54,22 @@ impl Api {
     }
 }
 
-/// The HTTP routes of the API.
+/// What every listener does around its routes: a Neutron error body for whatever axum
+/// refuses itself, and the URL and body size limits.
+fn limited(router: Router) -> Router {
+    router
+        .layer(DefaultBodyLimit::max(body::MAX_BODY_BYTES))
+        .layer(from_fn(limits::check_url))
+        .layer(map_response(limits::json_errors))
+}
+
+/// The HTTP routes of the Neutron API (never the NB store's: see [`nb_router`]).
 pub fn router(api: Arc<Api>) -> Router {
     use model::{FloatingIp, Network, Port};
     use resources::{
         floatingips, list, networks, ports, routers, security_groups as sg, show, subnets, tags,
     };
-    Router::new()
+    let r = Router::new()
         .route("/", get(versions::versions))
         .route("/v2.0", get(versions::v2))
         .route("/v2.0/", get(versions::v2))
@@ -152,13 +165,26 @@ pub fn router(api: Arc<Api>) -> Router {
                 .put(tags::add_one)
                 .delete(tags::remove_one),
         )
+        .fallback(versions::not_found)
+        .method_not_allowed_fallback(versions::method_not_allowed)
+        .with_state(api);
+    limited(r)
+}
+
+/// The NB store's routes (`/nb/v1`), for hosts and tools, on a listener of their own:
+/// every request, unknown paths included, needs a token of `auth`'s secret.
+pub fn nb_router(api: Arc<Api>, auth: nb_auth::NbAuth) -> Router {
+    let r = Router::new()
         .route("/nb/v1/revision", get(nb_stream::revision))
         .route("/nb/v1/snapshot", get(nb_stream::snapshot))
         .route("/nb/v1/watch", get(nb_stream::watch))
         .route("/nb/v1/objects/{table}/{id}", get(nb_stream::object))
         .route("/nb/v1/chassis/{name}", put(nb_stream::put_chassis))
         .route("/nb/v1/ports/{id}/binding", put(nb_stream::put_binding))
+        .route("/nb/v1/snat/{network}", put(nb_stream::put_snat))
         .fallback(versions::not_found)
         .method_not_allowed_fallback(versions::method_not_allowed)
-        .with_state(api)
+        .layer(from_fn_with_state(Arc::new(auth), nb_auth::authenticate))
+        .with_state(api);
+    limited(r)
 }

@@ -52,13 +52,16 @@ impl Query {
                     }
                 },
                 "limit" => {
-                    let n: i64 = v.parse().map_err(|_| {
-                        bad_filter(format!(
-                            "Limit must be an integer 0 or greater and not '{v}'"
-                        ))
+                    // Neutron: an integer 0 or greater, 0 meaning no limit.
+                    let n: usize = v.trim().parse().map_err(|_| {
+                        ApiError::bad_request(
+                            "BadRequest",
+                            format!(
+                                "Bad limit request: Limit must be an integer 0 or greater and not '{v}'."
+                            ),
+                        )
                     })?;
-                    // Neutron: 0 or a negative limit means no limit.
-                    q.limit = (n > 0).then_some(n as usize);
+                    q.limit = (n > 0).then_some(n);
                 }
                 "marker" => q.marker = Some(v),
                 "page_reverse" => {

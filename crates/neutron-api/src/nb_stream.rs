@@ -1,21 +1,26 @@
 //! The NB store over HTTP, for controllers and `dragonflow db` when the store is embedded
 //! in the server (nothing else can open its file): the current revision, a snapshot, and a
-//! streaming watch from a revision as newline-delimited JSON.
+//! streaming watch from a revision as newline-delimited JSON. Served on its own listener,
+//! every request authenticated by [`crate::nb_auth`].
 //!
 //! `GET /nb/v1/revision`, `GET /nb/v1/snapshot[?topics=..][&tables=..]`,
 //! `GET /nb/v1/objects/TABLE/ID`,
-//! `GET /nb/v1/watch?after=R[&topics=a,b][&tables=port,network]`; and the two writes a
-//! controller makes: `PUT /nb/v1/chassis/{name}` and `PUT /nb/v1/ports/{id}/binding`. A watch whose `after`
-//! was compacted away gets 410 and takes a new snapshot. A blank line is sent every
-//! 15 s of silence so dead connections are noticed.
+//! `GET /nb/v1/watch?after=R[&topics=a,b][&tables=port,network]`; and the writes a
+//! controller makes: `PUT /nb/v1/chassis/{name}`, `PUT /nb/v1/ports/{id}/binding` and
+//! `PUT /nb/v1/snat/{network}`. Any valid token reads; a host writes only its own chassis,
+//! the bindings of ports it takes or holds, and its own SNAT port; the admin writes
+//! anything; the reader nothing. A watch whose `after` was compacted away gets 410 and
+//! takes a new snapshot. A blank line is sent every 15 s of silence so dead connections
+//! are noticed.
 
 use crate::Api;
 use crate::error::{ApiError, ApiResult};
-use axum::Json;
+use crate::nb_auth::Principal;
 use axum::body::{Body, Bytes};
-use axum::extract::{RawQuery, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
+use axum::{Extension, Json};
 use nbdb::{Change, Record, StoreError, Watch};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -123,7 +128,7 @@ pub async fn snapshot(
 /// port plugged on it before it follows that port's project).
 pub async fn object(
     State(api): State<Arc<Api>>,
-    axum::extract::Path((table, id)): axum::extract::Path<(String, String)>,
+    Path((table, id)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
     let missing = || {
         ApiError::new(
@@ -190,13 +195,26 @@ pub async fn watch(State(api): State<Arc<Api>>, RawQuery(q): RawQuery) -> ApiRes
         .map_err(|e| ApiError::internal(e.to_string()))
 }
 
+/// 403 for a write the caller's token does not allow.
+fn refused(p: &Principal, what: impl std::fmt::Display) -> ApiError {
+    tracing::warn!(principal = %p, "NB write refused: {what}");
+    ApiError::forbidden(format!("{p} may not {what}"))
+}
+
 /// `PUT /nb/v1/chassis/{name}` `{"ip": .., "tunnel_types": [..]}`: a controller registers
-/// its host (topic-less, so every host learns every tunnel endpoint).
+/// its host (topic-less, so every host learns every tunnel endpoint). Every host tunnels
+/// to the address written here, so only that host (or the admin) may write it.
 pub async fn put_chassis(
     State(api): State<Arc<Api>>,
-    axum::extract::Path(name): axum::extract::Path<String>,
+    Extension(who): Extension<Principal>,
+    Path(name): Path<String>,
     crate::body::JsonBody(body): crate::body::JsonBody,
 ) -> ApiResult<Json<Value>> {
+    match &who {
+        Principal::Admin => {}
+        Principal::Host(me) if *me == name => {}
+        _ => return Err(refused(&who, format_args!("write chassis {name}"))),
+    }
     let ip = body
         .get("ip")
         .and_then(Value::as_str)
@@ -243,14 +261,33 @@ pub async fn put_chassis(
     Ok(Json(json!({"chassis": chassis})))
 }
 
+/// Whether `who` may set the binding of a port bound to `current` to `wanted` (`None`:
+/// only its status). A host binds ports to itself (a VM plugged there, moved there), and
+/// changes or clears the binding of a port only while that port is its own.
+fn may_bind(who: &Principal, current: &str, wanted: Option<&str>) -> bool {
+    match who {
+        Principal::Admin => true,
+        Principal::Reader => false,
+        Principal::Host(me) => match wanted {
+            Some(h) if h == me => true,
+            Some("") | None => current == me,
+            Some(_) => false,
+        },
+    }
+}
+
 /// `PUT /nb/v1/ports/{id}/binding` `{"host": .., "status": "ACTIVE"|"DOWN"}`: the
 /// controller that plugged a port binds it and reports its state (ACTIVE once its flows
 /// are confirmed installed).
 pub async fn put_binding(
     State(api): State<Arc<Api>>,
-    axum::extract::Path(id): axum::extract::Path<String>,
+    Extension(who): Extension<Principal>,
+    Path(id): Path<String>,
     crate::body::JsonBody(body): crate::body::JsonBody,
 ) -> ApiResult<Json<Value>> {
+    if who == Principal::Reader {
+        return Err(refused(&who, format_args!("bind port {id}")));
+    }
     let host = body.get("host").and_then(Value::as_str).map(str::to_string);
     let status = match body.get("status").and_then(Value::as_str) {
         Some("ACTIVE") => model::PortStatus::Active,
@@ -265,6 +302,16 @@ pub async fn put_binding(
     };
     let port = crate::db::retrying(|| async {
         let (mut p, rev) = api.db.fetch::<model::Port>(&id).await?;
+        if !may_bind(&who, &p.binding_host_id, host.as_deref()) {
+            return Err(refused(
+                &who,
+                format_args!(
+                    "bind port {id} (bound to {:?}) to {:?}",
+                    p.binding_host_id,
+                    host.as_deref().unwrap_or(&p.binding_host_id)
+                ),
+            ));
+        }
         if let Some(h) = &host {
             p.binding_host_id = h.clone();
         }
@@ -280,4 +327,70 @@ pub async fn put_binding(
     Ok(Json(
         json!({"port": crate::resources::ports::render(&port)}),
     ))
+}
+
+/// `PUT /nb/v1/snat/{network}` `{"host": ..}`: the calling host's SNAT address port on
+/// external network `network`, made by the ports resource if it has none yet (201) or
+/// the one it has (200). A host asks only for itself (`host` may be left out); the admin
+/// names the host.
+pub async fn put_snat(
+    State(api): State<Arc<Api>>,
+    Extension(who): Extension<Principal>,
+    Path(network): Path<String>,
+    crate::body::JsonBody(body): crate::body::JsonBody,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let asked = body.get("host").and_then(Value::as_str);
+    let host = match (&who, asked) {
+        (Principal::Host(me), None) => me.clone(),
+        (Principal::Host(me), Some(h)) if h == me => me.clone(),
+        (Principal::Admin, Some(h)) if !h.is_empty() => h.to_string(),
+        (Principal::Admin, _) => {
+            return Err(ApiError::bad_request(
+                "HTTPBadRequest",
+                "host is required with the admin token",
+            ));
+        }
+        _ => {
+            return Err(refused(
+                &who,
+                format_args!("make the SNAT port of {:?}", asked.unwrap_or_default()),
+            ));
+        }
+    };
+    let (port, created) =
+        crate::resources::ports::ensure_chassis_snat(&api, &network, &host).await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((
+        status,
+        Json(json!({"port": crate::resources::ports::render(&port)})),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_host_binds_to_itself_and_releases_only_its_own() {
+        let me = Principal::Host("a".into());
+        assert!(may_bind(&me, "", Some("a")), "a new port plugged here");
+        assert!(may_bind(&me, "b", Some("a")), "a VM moved here");
+        assert!(may_bind(&me, "a", None), "status of its own port");
+        assert!(may_bind(&me, "a", Some("")), "releasing its own port");
+        assert!(!may_bind(&me, "b", None), "status of another host's port");
+        assert!(
+            !may_bind(&me, "b", Some("")),
+            "releasing another host's port"
+        );
+        assert!(
+            !may_bind(&me, "", Some("b")),
+            "binding a port to another host"
+        );
+        assert!(!may_bind(&Principal::Reader, "", Some("a")));
+        assert!(may_bind(&Principal::Admin, "b", Some("c")));
+    }
 }

@@ -184,8 +184,18 @@ fn controller_has_bridge_mappings(exe: &Path) -> bool {
 pub fn start_controller(st: &mut State, i: usize, exe: &Path) -> Result<(), String> {
     let h = st.hosts[i].clone();
     let log = h.ovs_dir.join("controller.log");
+    // The host's own NB token: it may write only its chassis and its ports' bindings.
+    let token = h.ovs_dir.join("nb-token");
+    let (auth, _) = neutron_api::nb_auth::NbAuth::load_or_create(&super::state::nb_secret())?;
+    super::write_token(
+        &auth,
+        &neutron_api::nb_auth::Principal::Host(h.name.clone()),
+        &token,
+    )?;
     let mut c = Command::new(exe);
     c.args(["controller", "--chassis", &h.name, "--nb", &st.nb])
+        .arg("--nb-token-file")
+        .arg(&token)
         .args(["--local-ip", &h.ip, "--tunnel-types", "geneve,vxlan"])
         .arg(format!(
             "--ovsdb=unix:{}",
@@ -198,10 +208,10 @@ pub fn start_controller(st: &mut State, i: usize, exe: &Path) -> Result<(), Stri
     if controller_has_bridge_mappings(exe) {
         c.arg(format!("--bridge-mappings={PHYSNET}:br-ex"));
     }
-    // Reading etcd or Redis directly, the controller still asks the server for its SNAT
-    // address (the server allocates addresses).
+    // Reading etcd or Redis directly, the controller still asks the server's NB listener
+    // for its SNAT address (the server allocates addresses).
     if !st.nb.starts_with("http") {
-        c.args(["--api", &st.url]);
+        c.args(["--api", &st.nb_url]);
     }
     let pid = spawn_detached(&mut c, &log)?;
     st.processes.push((format!("{} controller", h.name), pid));

@@ -219,13 +219,22 @@ fn up(hosts: usize, db: Db, port: u16) -> Result<(), String> {
 fn build(st: &mut State, hosts: usize, db: Db, port: u16) -> Result<(), String> {
     let exe = std::env::current_exe().map_err(|e| format!("where am I? {e}"))?;
     st.url = format!("http://127.0.0.1:{port}");
+    st.nb_url = format!("http://127.0.0.1:{}", free_port()?);
     st.save()?;
+    // The NB secret, made here so the hosts' tokens can be handed out before the server
+    // is up; the admin token for `dragonflow db`.
+    let (auth, _) = neutron_api::nb_auth::NbAuth::load_or_create(&state::nb_secret())?;
+    write_token(
+        &auth,
+        &neutron_api::nb_auth::Principal::Admin,
+        &state::nb_admin_token(),
+    )?;
 
     let s = step("starting the store and the server")?;
     let server_db = match db {
         Db::Embedded => {
             st.db = "embedded".into();
-            st.nb = st.url.clone();
+            st.nb = st.nb_url.clone();
             format!("embedded:{}", state::dir().join("nb.redb").display())
         }
         Db::Etcd | Db::Redis => {
@@ -297,7 +306,13 @@ fn build(st: &mut State, hosts: usize, db: Db, port: u16) -> Result<(), String> 
             &format!("127.0.0.1:{port}"),
             "--db",
             &server_db,
-        ]);
+            "--nb-listen",
+            st.nb_url.trim_start_matches("http://"),
+            // A single-operator cloud: the demo and `sandbox openstack` send no project.
+            "--noauth-admin",
+        ])
+        .arg("--nb-secret-file")
+        .arg(state::nb_secret());
         let pid = sys::spawn_detached(&mut c, &log)?;
         st.processes.push(("server".into(), pid));
         st.save()?;
@@ -448,6 +463,16 @@ fn check() -> Result<(), String> {
     st.save()
 }
 
+/// Writes `who`'s NB token to `path`, readable by root only.
+fn write_token(
+    auth: &neutron_api::nb_auth::NbAuth,
+    who: &neutron_api::nb_auth::Principal,
+    path: &Path,
+) -> Result<(), String> {
+    neutron_api::nb_auth::write_private(path, format!("{}\n", auth.token(who)).as_bytes())
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
 fn status() -> Result<(), String> {
     // Written at once, and a closed pipe (`status | head`) is not an error.
     let mut out = String::new();
@@ -471,6 +496,12 @@ fn status() -> Result<(), String> {
         state::DIR,
         st.url,
         st.db
+    );
+    line!(
+        "NB store endpoints: {} (dragonflow db --nb {} --nb-token-file {})",
+        st.nb_url,
+        st.nb_url,
+        state::nb_admin_token().display()
     );
     line!("processes:");
     for (what, pid) in &st.processes {

@@ -13,6 +13,16 @@ pub fn dir() -> PathBuf {
     PathBuf::from(DIR)
 }
 
+/// The server's NB secret; host tokens are derived from it.
+pub fn nb_secret() -> PathBuf {
+    dir().join("nb-secret")
+}
+
+/// The NB admin token, for `dragonflow db --nb-token-file`.
+pub fn nb_admin_token() -> PathBuf {
+    dir().join("nb-admin-token")
+}
+
 fn file() -> PathBuf {
     dir().join("state.json")
 }
@@ -25,6 +35,9 @@ pub struct State {
     pub db: String,
     /// The `--nb` the controllers follow.
     pub nb: String,
+    /// The server's NB listener (`/nb/v1`: controllers, `dragonflow db`).
+    #[serde(default)]
+    pub nb_url: String,
     /// Every namespace made, in order.
     pub namespaces: Vec<String>,
     /// Every detached process: (what, pid).

@@ -10,12 +10,13 @@ use std::time::{Duration, Instant};
 pub struct Controller(pub Child, tempfile::NamedTempFile);
 
 impl Controller {
-    /// `dragonflow controller` for chassis `name` on `ovs`, following `srv`.
+    /// `dragonflow controller` for chassis `name` on `ovs`, following `srv`'s NB listener.
     pub fn start(srv: &Server, ovs: &testbed::Ovs, name: &str, ip: &str) -> Controller {
-        Controller::start_nb(&srv.url, ovs, name, ip)
+        Controller::start_nb(&srv.nb_url, ovs, name, ip)
     }
 
-    /// The same, with `--nb nb` (a server URL, or a store's such as `etcd://…`).
+    /// The same, with `--nb nb` (a server's NB listener, or a store's URL such as
+    /// `etcd://…`).
     pub fn start_nb(nb: &str, ovs: &testbed::Ovs, name: &str, ip: &str) -> Controller {
         let c = Controller::spawn(
             nb,
@@ -30,7 +31,8 @@ impl Controller {
     }
 
     /// `dragonflow controller` with `args` after the chassis, store and OVS ones, logging at
-    /// `log` (default: `DF_TEST_LOG`, else info) in plain text.
+    /// `log` (default: `DF_TEST_LOG`, else info) in plain text, with the host's NB token
+    /// (of the tests' secret) in `DRAGONFLOW_NB_TOKEN`.
     pub fn spawn(
         nb: &str,
         ovs: &testbed::Ovs,
@@ -61,6 +63,7 @@ impl Controller {
             ))
             .args(args)
             .env("DRAGONFLOW_LOG", level)
+            .env("DRAGONFLOW_NB_TOKEN", super::host_token(name))
             .env("NO_COLOR", "1")
             .stderr(Stdio::from(file.reopen().expect("log")))
             .spawn()
@@ -142,11 +145,11 @@ pub struct TwoHosts {
 
 pub fn two_hosts() -> TwoHosts {
     let srv = Server::start();
-    let nb = srv.url.clone();
+    let nb = srv.nb_url.clone();
     two_hosts_on(srv, &nb)
 }
 
-/// Two hosts whose controllers follow `nb` (the server's URL or its store's).
+/// Two hosts whose controllers follow `nb` (the server's NB listener or its store's URL).
 pub fn two_hosts_on(srv: Server, nb: &str) -> TwoHosts {
     let (ovs_a, ovs_b) = (
         testbed::Ovs::start().expect("ovs a"),

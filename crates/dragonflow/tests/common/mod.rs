@@ -1,21 +1,44 @@
-//! Test harness: a real `dragonflow server` process on a free port with its own embedded
-//! store, the real `openstack` CLI pointed at it, and a small HTTP client.
+//! Test harness: a real `dragonflow server` process on free ports (the Neutron API and
+//! the NB store endpoints) with its own embedded store, the real `openstack` CLI pointed at
+//! it, and a small HTTP client. Every server uses [`TEST_SECRET`] for its NB tokens.
 
 #![allow(dead_code)]
 
 pub mod cloud;
 
+use neutron_api::nb_auth::{NbAuth, Principal};
 use serde_json::Value;
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// The NB secret of every test server (tests are not about keeping it).
+pub const TEST_SECRET: &str = "dragonflow-tests-nb-secret-0123456789";
+
+/// The NB token of `who` for [`TEST_SECRET`].
+pub fn token(who: Principal) -> String {
+    NbAuth::new(TEST_SECRET.as_bytes())
+        .expect("secret")
+        .token(&who)
+}
+
+/// The NB token of host `name`'s controller.
+pub fn host_token(name: &str) -> String {
+    token(Principal::Host(name.to_string()))
+}
+
 pub struct Server {
+    /// The Neutron API.
     pub url: String,
     pub addr: String,
+    /// The NB store endpoints (`/nb/v1`), for hosts and tools.
+    pub nb_url: String,
+    nb_addr: String,
     /// `--db` of the server; the embedded store in `dir` unless given.
     db: String,
+    /// Flags after the listeners and the store (e.g. `--noauth-admin`).
+    args: Vec<String>,
     dir: tempfile::TempDir,
     child: Option<Child>,
 }
@@ -26,29 +49,50 @@ fn free_port() -> u16 {
 }
 
 impl Server {
-    /// A server on its own embedded store.
+    /// A server on its own embedded store, where a request without a project acts as the
+    /// default project's admin (`--noauth-admin`, which most tests and the CLI rely on).
     pub fn start() -> Server {
+        Self::start_args(&["--noauth-admin"])
+    }
+
+    /// A server on its own embedded store with `args` (no `--noauth-admin` unless given).
+    pub fn start_args(args: &[&str]) -> Server {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = format!("embedded:{}", dir.path().join("nb.redb").display());
-        Self::start_with(dir, db)
+        Self::start_with(dir, db, args)
     }
 
-    /// A server on the store at `db` (e.g. `etcd://…`, shared with other servers).
+    /// A server on the store at `db` (e.g. `etcd://…`, shared with other servers), with
+    /// `--noauth-admin`.
     pub fn start_on(db: &str) -> Server {
-        Self::start_with(tempfile::tempdir().expect("tempdir"), db.to_string())
+        Self::start_with(
+            tempfile::tempdir().expect("tempdir"),
+            db.to_string(),
+            &["--noauth-admin"],
+        )
     }
 
-    fn start_with(dir: tempfile::TempDir, db: String) -> Server {
+    fn start_with(dir: tempfile::TempDir, db: String, args: &[&str]) -> Server {
         let addr = format!("127.0.0.1:{}", free_port());
+        let nb_addr = format!("127.0.0.1:{}", free_port());
+        std::fs::write(dir.path().join("nb-secret"), TEST_SECRET).expect("secret");
         let mut s = Server {
             url: format!("http://{addr}"),
             addr,
+            nb_url: format!("http://{nb_addr}"),
+            nb_addr,
             db,
+            args: args.iter().map(|a| a.to_string()).collect(),
             dir,
             child: None,
         };
         s.spawn();
         s
+    }
+
+    /// The server's NB secret file.
+    pub fn secret_file(&self) -> PathBuf {
+        self.dir.path().join("nb-secret")
     }
 
     pub fn db_path(&self) -> PathBuf {
@@ -59,6 +103,10 @@ impl Server {
         let log = std::fs::File::create(self.dir.path().join("server.log")).expect("log");
         let child = Command::new(env!("CARGO_BIN_EXE_dragonflow"))
             .args(["server", "--listen", &self.addr, "--db", &self.db])
+            .args(["--nb-listen", &self.nb_addr])
+            .arg("--nb-secret-file")
+            .arg(self.secret_file())
+            .args(&self.args)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -121,29 +169,26 @@ impl Server {
         body: Option<Value>,
         headers: &[(&str, &str)],
     ) -> (u16, Value) {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .build()
-            .into();
-        let url = format!("{}{path}", self.url);
-        let text = body.map(|b| b.to_string()).unwrap_or_default();
-        let mut req = ureq::http::Request::builder()
-            .method(method)
-            .uri(&url)
-            .header("content-type", "application/json");
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        let req = req.body(text).expect("request");
-        let mut resp = agent.run(req).expect("http call");
-        let status = resp.status().as_u16();
-        let text = resp.body_mut().read_to_string().unwrap_or_default();
-        let v = if text.trim().is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or(Value::String(text))
-        };
-        (status, v)
+        http_call(&format!("{}{path}", self.url), method, body, headers)
+    }
+
+    /// A call to the NB listener with the admin token.
+    pub fn nb_call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        self.nb_call_as(method, path, body, Some(&token(Principal::Admin)))
+    }
+
+    /// A call to the NB listener with `token` (or none).
+    pub fn nb_call_as(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        token: Option<&str>,
+    ) -> (u16, Value) {
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let headers: Vec<(&str, &str)> =
+            auth.iter().map(|a| ("Authorization", a.as_str())).collect();
+        http_call(&format!("{}{path}", self.nb_url), method, body, &headers)
     }
 
     /// POST expecting 201; returns the resource object.
@@ -220,6 +265,38 @@ impl Server {
         let lines: Vec<&str> = log.lines().collect();
         lines[lines.len().saturating_sub(20)..].join("\n")
     }
+}
+
+/// An HTTP call with a JSON body; returns the status and the JSON body (Null when empty,
+/// a string when not JSON).
+pub fn http_call(
+    url: &str,
+    method: &str,
+    body: Option<Value>,
+    headers: &[(&str, &str)],
+) -> (u16, Value) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let text = body.map(|b| b.to_string()).unwrap_or_default();
+    let mut req = ureq::http::Request::builder()
+        .method(method)
+        .uri(url)
+        .header("content-type", "application/json");
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let req = req.body(text).expect("request");
+    let mut resp = agent.run(req).expect("http call");
+    let status = resp.status().as_u16();
+    let text = resp.body_mut().read_to_string().unwrap_or_default();
+    let v = if text.trim().is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    };
+    (status, v)
 }
 
 impl Drop for Server {

@@ -16,7 +16,7 @@ pub use crate::common::cloud::Controller as Ctl;
 /// without).
 pub fn controller(srv: &Server, ovs: &testbed::Ovs, name: &str, ip: &str) -> Ctl {
     Ctl::spawn(
-        &srv.url,
+        &srv.nb_url,
         ovs,
         name,
         ip,

@@ -379,6 +379,7 @@ async fn create_once(api: &Api, ctx: &Context, body: Value) -> ApiResult<Port> {
     };
     let device_owner = attrs.string("device_owner")?.unwrap_or_default();
     let device_id = attrs.string("device_id")?.unwrap_or_default();
+    check_router_device(api, ctx, &device_owner, &device_id, &meta.project_id).await?;
     let port_security_enabled = attrs
         .bool("port_security_enabled")?
         .unwrap_or(network.port_security_enabled);
@@ -442,6 +443,74 @@ async fn create_once(api: &Api, ctx: &Context, body: Value) -> ApiResult<Port> {
     txn.create(&port);
     txn.commit(&api.db).await?;
     Ok(port)
+}
+
+/// Neutron's `_enforce_device_owner_not_router_intf_or_device_id`: a non-admin's port may
+/// not pose as an interface of another project's router (which would route into it).
+async fn check_router_device(
+    api: &Api,
+    ctx: &Context,
+    device_owner: &str,
+    device_id: &str,
+    project: &str,
+) -> ApiResult<()> {
+    if ctx.is_admin
+        || device_id.is_empty()
+        || !owner::ROUTER_INTERFACE_OWNERS.contains(&device_owner)
+    {
+        return Ok(());
+    }
+    match api.db.get::<model::Router>(device_id).await? {
+        Some((r, _)) if r.meta.project_id != project => Err(ApiError::conflict(
+            "DeviceIDNotOwnedByTenant",
+            format!(
+                "The following device_id {device_id} is not owned by your tenant or matches another tenants router."
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// This host's SNAT address port on external network `network_id`: the one it has, or a
+/// new one made like any port (its IPAM, one transaction), bound to `host`, with no
+/// project (a system port, as router gateways). Returns whether it was made.
+pub async fn ensure_chassis_snat(
+    api: &Api,
+    network_id: &str,
+    host: &str,
+) -> ApiResult<(Port, bool)> {
+    let (network, _) = api.db.fetch::<Network>(network_id).await?;
+    if !network.external {
+        return Err(ApiError::invalid(format!(
+            "network {network_id} is not an external network"
+        )));
+    }
+    let mine = |p: &Port| {
+        p.network_id == network_id && p.device_owner == owner::CHASSIS_SNAT && p.device_id == host
+    };
+    if let Some((p, _)) = api
+        .db
+        .all::<Port>()
+        .await?
+        .into_iter()
+        .find(|(p, _)| mine(p))
+    {
+        return Ok((p, false));
+    }
+    let ctx = Context {
+        project_id: String::new(),
+        is_admin: true,
+    };
+    let body = json!({"port": {
+        "network_id": network_id,
+        "name": format!("snat-{host}"),
+        "device_owner": owner::CHASSIS_SNAT,
+        "device_id": host,
+        "binding:host_id": host,
+    }});
+    let p = retrying(|| create_once(api, &ctx, body.clone())).await?;
+    tracing::info!(port = %p.meta.id, network = %network_id, %host, ips = ?p.fixed_ips.iter().map(|f| f.ip_address).collect::<Vec<_>>(), "SNAT port created");
+    Ok((p, true))
 }
 
 fn security_groups_from(attrs: &mut Attrs) -> ApiResult<Option<Vec<String>>> {
@@ -509,11 +578,12 @@ async fn update_once(
     if let Some(v) = attrs.bool("admin_state_up")? {
         p.admin_state_up = v;
     }
-    if let Some(v) = attrs.string("device_owner")? {
-        p.device_owner = v;
-    }
-    if let Some(v) = attrs.string("device_id")? {
-        p.device_id = v;
+    let owner = attrs.string("device_owner")?;
+    let device = attrs.string("device_id")?;
+    if owner.is_some() || device.is_some() {
+        p.device_owner = owner.unwrap_or(p.device_owner);
+        p.device_id = device.unwrap_or(p.device_id);
+        check_router_device(api, ctx, &p.device_owner, &p.device_id, &p.meta.project_id).await?;
     }
     if let Some(v) = attrs.bool("port_security_enabled")? {
         p.port_security_enabled = v;
