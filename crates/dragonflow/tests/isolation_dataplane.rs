@@ -1,4 +1,4 @@
-//! Isolation end to end: a VM tries what an attacker would (rogue router advertisements and
+//! Isolation of the data plane, end to end: a VM tries what an attacker would (rogue router advertisements and
 //! DHCP servers, VLAN-tagged frames, an address that impersonates another project's group
 //! member) from a real VM namespace, with raw frames made by `tests/tools/vmattack.py`;
 //! victims on the same host and on the other host count what reaches them. Each attack
