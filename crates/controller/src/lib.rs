@@ -6,7 +6,6 @@
 pub mod apps;
 pub mod nb;
 pub mod pipeline;
-pub mod punt;
 pub mod reconcile;
 pub mod runtime;
 pub mod switch;

@@ -4,8 +4,8 @@
 //! difference, and reports ports ACTIVE once their flows are in (DOWN when unplugged).
 
 use crate::apps::{self, Desired, Host};
+use crate::apps::{Punt, Punted};
 use crate::nb::{Nb, NbWatch};
-use crate::punt::{Punt, Punted};
 use crate::reconcile::{self, FlowTable, GroupTable};
 use crate::switch::Session;
 use crate::view::{Touched, View};
@@ -34,7 +34,7 @@ pub struct Config {
     /// The API server, when `nb` names a store: for the writes that need its allocation.
     pub api: Option<String>,
     /// The DHCP responder's settings.
-    pub dhcp: crate::punt::dhcp::Config,
+    pub dhcp: crate::apps::dhcp::responder::Config,
     /// Physical networks and the operator's bridge of each (`--bridge-mappings
     /// physnet1:br-ex`); the controller patches each bridge to `br-int`.
     pub bridge_mappings: Vec<(String, String)>,
@@ -243,9 +243,10 @@ pub async fn run(cfg: Config) -> Result<(), String> {
     let membership = view.take_membership();
     cuts.update(&view, &host, &apps::owners(&view), &membership);
     let mut reported: BTreeMap<String, PortStatus> = BTreeMap::new();
-    let mut punt = Punt::default();
-    punt.l3 = crate::punt::l3::L3Punt::new(cfg.icmp_rate);
-    punt.dhcp = crate::punt::dhcp::Dhcp::new(cfg.dhcp.clone());
+    let mut punt = Punt::new(&apps::Settings {
+        icmp_rate: cfg.icmp_rate,
+        dhcp: cfg.dhcp.clone(),
+    });
     sync(&cfg, &mut session, &mut installed, &mut desired).await?;
     // North-south: next-hop ARP and announcements, and this host's SNAT addresses.
     let mut tick = tokio::time::interval(Duration::from_millis(100));
@@ -281,13 +282,13 @@ pub async fn run(cfg: Config) -> Result<(), String> {
             },
             m = session.next_event() => match m {
                 Ok((_, openflow::Message::PacketIn(pi))) => {
-                    let out = punt.handle(&view, &host, std::time::Instant::now(), &pi);
+                    let mut out = punt.handle(&view, &mut host, std::time::Instant::now(), &pi);
+                    let recompile = std::mem::take(&mut out.recompile);
                     answer(&mut session, out).await;
-                    if !punt.nat.take_changed() {
+                    if recompile.is_empty() {
                         continue;
                     }
-                    host.neighbours = punt.nat.neighbours.clone();
-                    owners.extend(apps::neighbour_owners(&view));
+                    owners.extend(recompile);
                 }
                 Ok(_) => continue,
                 Err(e) => {
@@ -299,10 +300,7 @@ pub async fn run(cfg: Config) -> Result<(), String> {
                 }
             },
             _ = tick.tick() => {
-                let out = Punted {
-                    packets: punt.nat.tick(&view, &host, Instant::now()),
-                    flow_mods: Vec::new(),
-                };
+                let out = punt.tick(&view, &host, Instant::now());
                 answer(&mut session, out).await;
                 if report_again.is_some_and(|t| t <= Instant::now()) {
                     report_again = report(&follow.nb, &cfg, &view, &host, &mut reported).await;
