@@ -208,10 +208,10 @@ impl Io {
                 self.watch = self.nb.watch(revision, &self.tables, &topics);
             }
             self.send(&mut fx).await;
-            if let Some(me) = fx.register.take() {
-                if let Err(e) = self.nb.register(&me).await {
-                    tracing::warn!(error = %e, "chassis record not written");
-                }
+            if let Some(me) = fx.register.take()
+                && let Err(e) = self.nb.register(&me).await
+            {
+                tracing::warn!(error = %e, "chassis record not written");
             }
             for net in std::mem::take(&mut fx.snat_ports) {
                 match self
