@@ -2,8 +2,9 @@
 //! (1,000 of them local) in 100 networks answers DISCOVERs of its local ports, and drops
 //! malformed requests. Prints the figures and records them in docs/benchmarks.md.
 
+use controller::apps::dhcp::responder::{Config, Dhcp};
+use controller::apps::{Punt, Settings};
 use controller::pipeline::{App, Cookie};
-use controller::punt::Punt;
 use controller::view::{View, record};
 use model::{MacAddr, Network, Port, PortStatus, Subnet, fixtures, owner};
 use openflow::flow::NO_BUFFER;
@@ -103,8 +104,13 @@ fn main() {
         revision: 2,
         records,
     });
-    let mut punt = Punt::default();
-    punt.dhcp.config.rate_limit = 0;
+    let mut punt = Punt::new(&Settings {
+        dhcp: Config {
+            rate_limit: 0,
+            ..Config::default()
+        },
+        ..Settings::default()
+    });
     let pi = |key: u32, ofport: u32, data: Vec<u8>| PacketIn {
         buffer_id: NO_BUFFER,
         total_len: data.len() as u16,
@@ -129,7 +135,7 @@ fn main() {
     let mut answered = 0usize;
     for _ in 0..rounds {
         for r in &requests {
-            answered += punt.handle(&view, &host, now, r).packets.len();
+            answered += punt.handle(&view, &mut host, now, r).packets.len();
         }
     }
     let answer = start.elapsed() / (rounds * requests.len()) as u32;
@@ -146,11 +152,13 @@ fn main() {
     let start = Instant::now();
     for _ in 0..rounds {
         for r in &junk {
-            punt.handle(&view, &host, now, r);
+            punt.handle(&view, &mut host, now, r);
         }
     }
     let malformed = start.elapsed() / (rounds * junk.len()) as u32;
-    assert!(punt.dhcp.stats.malformed >= (rounds * junk.len()) as u64);
+    assert!(
+        punt.get::<Dhcp>().expect("DHCP handler").stats.malformed >= (rounds * junk.len()) as u64
+    );
 
     // With the flood guard on: one port sends 100,000 requests at once; the first three
     // are answered, one flow-mod blocks it, the rest cost only the guard's check.
@@ -159,7 +167,7 @@ fn main() {
     let start = Instant::now();
     let (mut out, mut mods) = (0, 0);
     for _ in 0..100_000 {
-        let p = guarded.handle(&view, &host, now, flood);
+        let p = guarded.handle(&view, &mut host, now, flood);
         out += p.packets.len();
         mods += p.flow_mods.len();
     }

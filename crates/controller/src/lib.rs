@@ -4,9 +4,9 @@
 //! into flow-mods, the OpenFlow session that applies them, and the runtime that drives it all.
 
 pub mod apps;
+pub mod engine;
 pub mod nb;
 pub mod pipeline;
-pub mod punt;
 pub mod reconcile;
 pub mod runtime;
 pub mod switch;

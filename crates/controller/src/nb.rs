@@ -271,53 +271,6 @@ async fn send_json(
     )))
 }
 
-/// This host's chassis record as the controller registered it. Every other host tunnels
-/// this host's traffic to the address in it, so a record changed or deleted by anyone
-/// else (an admin's mistake, a stolen token, a second controller under the same name) is
-/// written back as soon as the stream shows it.
-pub struct OwnChassis {
-    pub record: Chassis,
-    restored_at: Option<std::time::Instant>,
-}
-
-impl OwnChassis {
-    pub fn new(record: Chassis) -> OwnChassis {
-        OwnChassis {
-            record,
-            restored_at: None,
-        }
-    }
-
-    /// Writes the record back when `seen` (the store's, as the stream brought it) is not
-    /// it; at most once a second, so two controllers with one name log their fight rather
-    /// than flood the store.
-    pub async fn keep(&mut self, nb: &Nb, seen: Option<&Chassis>) {
-        if seen == Some(&self.record)
-            || self
-                .restored_at
-                .is_some_and(|t| t.elapsed() < Duration::from_secs(1))
-        {
-            return;
-        }
-        self.restored_at = Some(std::time::Instant::now());
-        match seen {
-            Some(c) => tracing::warn!(
-                chassis = %c.id, ip = %c.ip, tunnel_types = ?c.tunnel_types, expected_ip = %self.record.ip,
-                "this host's chassis record was changed by someone else (another controller with this name?); restoring it"
-            ),
-            None => {
-                tracing::warn!(chassis = %self.record.id, "this host's chassis record was deleted; restoring it")
-            }
-        }
-        match nb.write_chassis(&self.record).await {
-            Ok(()) => {
-                tracing::info!(chassis = %self.record.id, ip = %self.record.ip, "chassis record restored")
-            }
-            Err(e) => tracing::warn!(error = %e, "chassis record not restored; trying again"),
-        }
-    }
-}
-
 fn filter(tables: &BTreeSet<String>, topics: &BTreeSet<String>) -> Filter {
     Filter {
         topics: Some(topics.iter().cloned().collect()),

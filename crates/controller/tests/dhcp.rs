@@ -4,10 +4,11 @@
 
 mod support;
 
+use controller::apps::Settings;
+use controller::apps::dhcp::responder::{Config, Dhcp};
 use controller::apps::{Desired, Host};
+use controller::apps::{Punt, Punted};
 use controller::pipeline::{App, Cookie, table};
-use controller::punt::dhcp::Config;
-use controller::punt::{Punt, Punted};
 use controller::view::{View, written};
 use fake_switch::Switch;
 use model::{ExtraDhcpOpt, HostRoute, MacAddr, Network, Port, PortStatus, Subnet, fixtures, owner};
@@ -88,11 +89,13 @@ impl Cloud {
                 .collect(),
             ..Host::default()
         };
-        let mut punt = Punt::default();
-        punt.dhcp.config = Config {
-            dns_servers: vec![DNS],
-            ..Config::default()
-        };
+        let punt = Punt::new(&Settings {
+            dhcp: Config {
+                dns_servers: vec![DNS],
+                ..Config::default()
+            },
+            ..Settings::default()
+        });
         let mut c = Cloud {
             view,
             host,
@@ -102,6 +105,11 @@ impl Cloud {
         };
         c.recompile();
         c
+    }
+
+    /// The DHCP responder, its settings and counters.
+    fn dhcp(&mut self) -> &mut Dhcp {
+        self.punt.get_mut::<Dhcp>().expect("the DHCP app's handler")
     }
 
     /// Loads the switch with the flows compiled from the view.
@@ -130,7 +138,7 @@ impl Cloud {
                 match_: Match::new().in_port(pi.packet.in_port),
                 data: pi.frame.clone(),
             };
-            let punted = self.punt.handle(&self.view, &self.host, self.now, &pi);
+            let punted = self.punt.handle(&self.view, &mut self.host, self.now, &pi);
             for fm in &punted.flow_mods {
                 self.sw.apply_flow_mod(fm).expect("flow-mod");
             }
@@ -258,8 +266,8 @@ fn discover_gets_an_offer_with_the_neutron_configuration_and_request_an_ack() {
     assert_eq!(ack.dhcp.message_type, MessageType::Ack);
     assert_eq!(ack.dhcp.your_ip, ip(5));
     assert_eq!(ack.dhcp.lease_time, Some(86_400));
-    assert_eq!(c.punt.dhcp.stats.offers, 1);
-    assert_eq!(c.punt.dhcp.stats.acks, 1);
+    assert_eq!(c.dhcp().stats.offers, 1);
+    assert_eq!(c.dhcp().stats.acks, 1);
 
     // The other local port gets its own address.
     let (port, offer) = c.ask(2, &discover(6));
@@ -345,7 +353,7 @@ fn a_request_for_another_address_is_naked_and_a_changed_address_is_renewed_with_
     assert_eq!(nak.ethernet.dst_addr, EthernetAddress::BROADCAST);
     assert_eq!(nak.dhcp.your_ip, Ipv4Addr::UNSPECIFIED);
     assert_eq!(nak.dhcp.lease_time, None);
-    assert_eq!(c.punt.dhcp.stats.naks, 1);
+    assert_eq!(c.dhcp().stats.naks, 1);
 
     // A REQUEST naming another server is that server's business.
     let mut other = msg(MessageType::Request, 7);
@@ -409,7 +417,7 @@ fn release_is_taken_without_a_reply_and_inform_gets_options_without_a_lease() {
     let (answers, left) = c.send(1, &request(5, release, ip(5), ip(2)));
     assert_eq!(answers.len(), 1, "it reached the controller");
     assert!(left.is_empty(), "{left:?}");
-    assert_eq!(c.punt.dhcp.stats.releases, 1);
+    assert_eq!(c.dhcp().stats.releases, 1);
 
     let mut inform = msg(MessageType::Inform, 2);
     inform.client_ip = ip(5);
@@ -448,7 +456,7 @@ fn enable_dhcp_false_means_no_answer_and_the_request_goes_on_as_a_broadcast() {
         match_: Match::new().in_port(1),
         data: discover(5),
     };
-    let p = c.punt.handle(&c.view, &c.host, c.now, &pi);
+    let p = c.punt.handle(&c.view, &mut c.host, c.now, &pi);
     assert!(p.packets.is_empty());
     // And back on: answered again.
     put(&mut c.view, &subnet(true));
@@ -460,7 +468,7 @@ fn enable_dhcp_false_means_no_answer_and_the_request_goes_on_as_a_broadcast() {
 #[test]
 fn a_flooding_port_is_blocked_in_the_switch_and_others_are_still_answered() {
     let mut c = Cloud::new();
-    c.punt.dhcp.config.block = Duration::from_secs(100);
+    c.dhcp().config.block = Duration::from_secs(100);
     let mut answered = 0;
     let mut blocks = Vec::new();
     for _ in 0..50 {
@@ -474,11 +482,11 @@ fn a_flooding_port_is_blocked_in_the_switch_and_others_are_still_answered() {
     assert_eq!(blocks.len(), 1, "one drop flow, once");
     assert_eq!(blocks[0].hard_timeout, 100);
     assert_eq!(blocks[0].table_id, table::DHCP);
-    assert_eq!(c.punt.dhcp.stats.blocks, 1);
+    assert_eq!(c.dhcp().stats.blocks, 1);
     // The drop flow keeps the flood in the switch: nothing reaches the controller.
     let out = c.sw.process(1, &discover(5));
     assert!(out.dropped(), "{out}");
-    assert_eq!(c.punt.dhcp.stats.rate_limited, 1);
+    assert_eq!(c.dhcp().stats.rate_limited, 1);
     // The other port is served at once.
     let (port, offer) = c.ask(2, &discover(6));
     assert_eq!((port, offer.dhcp.your_ip), (2, ip(6)));
@@ -492,7 +500,7 @@ fn a_flooding_port_is_blocked_in_the_switch_and_others_are_still_answered() {
 #[test]
 fn malformed_requests_are_counted_and_nothing_a_vm_sends_panics() {
     let mut c = Cloud::new();
-    c.punt.dhcp.config.rate_limit = 0;
+    c.dhcp().config.rate_limit = 0;
     let good = discover(5);
     let pi = |data: Vec<u8>| PacketIn {
         buffer_id: NO_BUFFER,
@@ -511,10 +519,10 @@ fn malformed_requests_are_counted_and_nothing_a_vm_sends_panics() {
     for n in 0..good.len() {
         let p = c
             .punt
-            .handle(&c.view, &c.host, c.now, &pi(good[..n].to_vec()));
+            .handle(&c.view, &mut c.host, c.now, &pi(good[..n].to_vec()));
         assert!(p.packets.is_empty(), "truncated at {n}");
     }
-    assert!(c.punt.dhcp.stats.malformed >= good.len() as u64 - 1);
+    assert!(c.dhcp().stats.malformed >= good.len() as u64 - 1);
     // Random bytes and random corruptions of a good request.
     let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
     let mut rnd = move || {
@@ -529,10 +537,10 @@ fn malformed_requests_are_counted_and_nothing_a_vm_sends_panics() {
             let at = (rnd() as usize) % f.len();
             f[at] = rnd() as u8;
         }
-        let _ = c.punt.handle(&c.view, &c.host, c.now, &pi(f));
+        let _ = c.punt.handle(&c.view, &mut c.host, c.now, &pi(f));
         let len = (rnd() % 600) as usize;
         let junk: Vec<u8> = (0..len).map(|_| rnd() as u8).collect();
-        let _ = c.punt.handle(&c.view, &c.host, c.now, &pi(junk));
+        let _ = c.punt.handle(&c.view, &mut c.host, c.now, &pi(junk));
     }
     // A packet-in claiming another port's cookie but arriving by port 1 is not answered.
     let mut wrong = pi(discover(6));
@@ -543,12 +551,12 @@ fn malformed_requests_are_counted_and_nothing_a_vm_sends_panics() {
     .encode();
     assert!(
         c.punt
-            .handle(&c.view, &c.host, c.now, &wrong)
+            .handle(&c.view, &mut c.host, c.now, &wrong)
             .packets
             .is_empty()
     );
     // Still answering.
-    let p = c.punt.handle(&c.view, &c.host, c.now, &pi(good));
+    let p = c.punt.handle(&c.view, &mut c.host, c.now, &pi(good));
     assert_eq!(p.packets.len(), 1);
 }
 

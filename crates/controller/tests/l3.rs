@@ -7,9 +7,10 @@
 
 mod support;
 
+use controller::apps::l3::punt::L3Punt;
 use controller::apps::{Desired, Host};
+use controller::apps::{Punt, Settings};
 use controller::pipeline::{App, Cookie};
-use controller::punt::Punt;
 use controller::view::{View, record};
 use fake_switch::{Outcome, Switch};
 use model::{HostRoute, MacAddr, Network, Port, Router, RouterInterface, fixtures, owner};
@@ -150,7 +151,7 @@ impl Cloud {
                     .with(OxmField::new(Field::Reg(6), u128::from(p.regs[6]))),
                 data: pi.frame.clone(),
             };
-            let punted = self.punt.handle(&self.view, &self.host, now, &pi);
+            let punted = self.punt.handle(&self.view, &mut self.host, now, &pi);
             for fm in &punted.flow_mods {
                 self.sw.apply_flow_mod(fm).expect("flood guard");
             }
@@ -341,7 +342,7 @@ fn errors_are_rate_limited_per_router_port() {
     assert_eq!(answered, 3, "3 a second by default");
     // The fourth is held back and puts a guard in the switch: the rest never reach the
     // controller.
-    assert_eq!(c.punt.l3.limited, 1);
+    assert_eq!(c.punt.get::<L3Punt>().expect("L3 handler").limited, 1);
     assert!(
         outcomes[4..]
             .iter()
@@ -355,8 +356,10 @@ fn errors_are_rate_limited_per_router_port() {
     // Once the guard has expired (a fresh switch here), a second later it answers again.
     c.install();
     assert_eq!(c.send(1, &sent, t0 + Duration::from_secs(1)).1.len(), 1);
-    let custom = controller::punt::l3::L3Punt::new(1);
-    c.punt.l3 = custom;
+    c.punt = Punt::new(&Settings {
+        icmp_rate: 1,
+        ..Settings::default()
+    });
     let a = (0..3)
         .filter(|_| !c.send(1, &sent, t0).1.is_empty())
         .count();
@@ -549,7 +552,7 @@ async fn a_real_switch_takes_every_router_flow_and_reads_it_back_equal() {
 /// Random bytes, and valid frames (NS, TTL 1, echo to the router) with random bytes changed.
 #[test]
 fn punted_garbage_never_panics_the_handlers() {
-    let c = Cloud::new(router(vec![]));
+    let mut c = Cloud::new(router(vec![]));
     let mut punt = Punt::default();
     let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
     let mut rnd = move || {
@@ -602,7 +605,7 @@ fn punted_garbage_never_panics_the_handlers() {
         };
         // A new second every 100 packets, so the rate limit lets some through.
         let t = now + Duration::from_secs(u64::from(i / 100));
-        answered += punt.handle(&c.view, &c.host, t, &pi).packets.len();
+        answered += punt.handle(&c.view, &mut c.host, t, &pi).packets.len();
     }
     assert!(answered > 0, "valid frames among them were answered");
 }

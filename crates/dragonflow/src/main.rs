@@ -289,7 +289,7 @@ fn main() -> ExitCode {
                 tunnel_types: tunnel_types.split(',').map(str::to_string).collect(),
                 icmp_rate,
                 api,
-                dhcp: controller::punt::dhcp::Config {
+                dhcp: controller::apps::dhcp::responder::Config {
                     rate_limit: dhcp_rate_limit,
                     block: std::time::Duration::from_secs(dhcp_block_seconds),
                     dns_servers: dns,

@@ -29,7 +29,7 @@ fn ctl(srv: &Server, ovs: &testbed::Ovs, name: &str, ip: &str, extra: &[&str]) -
         name,
         ip,
         &args,
-        Some("info,controller::punt=debug"),
+        Some("info,controller::apps::dhcp=debug"),
     );
     c.wait_for_br_int(ovs);
     c

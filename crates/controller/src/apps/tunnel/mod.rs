@@ -3,25 +3,18 @@
 //! address as destination; a frame arriving by tunnel is put in its network by key and
 //! delivered to the local port its MAC names.
 
-use super::{Flow, Host, flow};
-use crate::pipeline::{App, table};
-use crate::view::View;
-use model::{Network, Port};
+use super::{App, Cx, Flow, Host, Object, Owner, Sink, deliver, flow};
+use crate::pipeline::{App as AppId, table};
+use crate::view::{Touched, View};
+use model::{Network, Port, Table};
 use openflow::Instruction;
-use openflow::action::Action;
 use openflow::oxm::{Field, Match};
-use std::net::IpAddr;
 
 const PRIO: u16 = 100;
 
-/// The tunnel port of this host for the network's type (geneve, vxlan, gre).
-fn tunnel_port(host: &Host, net: &Network) -> Option<u32> {
-    host.tunnels.get(net.network_type.as_str()).copied()
-}
-
 /// Arrivals: the network of a frame by its key, for networks with a port on this host.
 pub fn network(view: &View, host: &Host, net: &Network) -> Vec<Flow> {
-    let (Some(ofport), Some(seg)) = (tunnel_port(host, net), net.segmentation_id) else {
+    let (Some(ofport), Some(seg)) = (deliver::tunnel_port(host, net), net.segmentation_id) else {
         return Vec::new();
     };
     if !view
@@ -34,7 +27,7 @@ pub fn network(view: &View, host: &Host, net: &Network) -> Vec<Flow> {
         table::CLASSIFY,
         PRIO,
         Match::new().in_port(ofport).tun_id(u64::from(seg)),
-        App::Tunnel,
+        AppId::Tunnel,
         net.unique_key,
         vec![
             Instruction::WriteMetadata {
@@ -60,40 +53,65 @@ pub fn port(view: &View, host: &Host, p: &Port) -> Vec<Flow> {
         if !host.ofports.contains_key(&p.meta.id) {
             return Vec::new();
         }
-        return vec![super::l2::to_port(
+        return vec![deliver::to_port(
             table::FROM_TUNNEL,
             PRIO,
-            App::Tunnel,
+            AppId::Tunnel,
             net,
             p,
             table::INGRESS_CT,
         )];
     }
-    let Some(actions) = to_chassis(view, host, net, &p.binding_host_id) else {
+    let Some(actions) = deliver::to_chassis(view, host, net, &p.binding_host_id) else {
         return Vec::new();
     };
     vec![flow(
         table::EGRESS,
         PRIO,
         Match::new().masked(Field::Reg(7), key, u32::MAX),
-        App::Tunnel,
+        AppId::Tunnel,
         key,
         [Instruction::ApplyActions(actions)],
     )]
 }
 
-/// The actions that send a frame of `net` to the host `chassis` over this host's tunnel
-/// (`None` when that host or this host's tunnel port of the type is not known yet).
-pub fn to_chassis(view: &View, host: &Host, net: &Network, chassis: &str) -> Option<Vec<Action>> {
-    let c = view.chassis_by_name.get(chassis)?;
-    let ofport = tunnel_port(host, net)?;
-    let seg = net.segmentation_id?;
-    let IpAddr::V4(dst) = c.ip else {
-        return None;
-    };
-    Some(vec![
-        Action::set_field(Field::TunId, u64::from(seg)),
-        Action::set_field(Field::TunIpv4Dst, u32::from(dst)),
-        Action::output(ofport),
-    ])
+pub struct Tunnel;
+
+impl App for Tunnel {
+    fn id(&self) -> AppId {
+        AppId::Tunnel
+    }
+
+    fn tables(&self) -> &'static [u8] {
+        &[table::CLASSIFY, table::FROM_TUNNEL, table::EGRESS]
+    }
+
+    fn compile(&self, cx: Cx<'_>, obj: Object<'_>, out: &mut Sink<'_>) {
+        match obj {
+            Object::Port(p) => out.extend(port(cx.view, cx.host, p)),
+            Object::Network(n) => out.extend(network(cx.view, cx.host, n)),
+            _ => {}
+        }
+    }
+
+    /// The ports bound to a chassis tunnel to its address, and their networks flood to it.
+    fn affected(&self, view: &View, changed: &Touched, out: &mut Vec<Owner>) {
+        if changed.table != Table::Chassis || changed.id.is_empty() {
+            return;
+        }
+        let bound = view
+            .ports
+            .values()
+            .filter(|p| p.binding_host_id == changed.id);
+        let networks: std::collections::BTreeSet<&str> =
+            bound.clone().map(|p| p.network_id.as_str()).collect();
+        out.extend(bound.map(|p| Touched {
+            table: Table::Port,
+            id: p.meta.id.clone(),
+        }));
+        out.extend(networks.into_iter().map(|n| Touched {
+            table: Table::Network,
+            id: n.to_string(),
+        }));
+    }
 }

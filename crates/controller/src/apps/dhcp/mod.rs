@@ -1,12 +1,14 @@
 //! DHCP punting: for a local port whose network has a DHCP-enabled IPv4 subnet, its DHCP
-//! requests go to this host's controller (table 30, cookie `App::Dhcp` + port key), which
-//! answers them (`punt::dhcp`). Ports of networks without DHCP fall through to L2, so a
+//! requests go to this host's controller (table 30, cookie `AppId::Dhcp` + port key), which
+//! answers them ([`responder`]). Ports of networks without DHCP fall through to L2, so a
 //! DHCP server the tenant runs in a VM still works there. Where this controller serves
 //! DHCP, it is the only server: DHCP server traffic towards its filtered local ports is
 //! dropped (its own replies are packet-outs straight to the port).
 
-use super::{Flow, Host, Owner, flow};
-use crate::pipeline::{App, reg, table};
+pub mod responder;
+
+use super::{App, Cx, Flow, Handler, Host, Object, Owner, Settings, Sink, flow};
+use crate::pipeline::{App as AppId, reg, table};
 use crate::view::{Touched, View};
 use model::{Port, Table, owner};
 use openflow::Instruction;
@@ -23,6 +25,9 @@ const PRIO_PORT_SECURITY: u16 = 95;
 /// In ingress conntrack: above the untracked DHCP replies (200), below ports with port
 /// security off (210).
 const PRIO_NO_OTHER_SERVER: u16 = 205;
+/// In the services table, beside the other services' entries.
+const PRIO_SERVICE: u16 = 100;
+const PRIO_DEFAULT: u16 = 1;
 const ETH_IPV4: u16 = 0x0800;
 const UDP: u8 = 17;
 const ETH_ARP: u16 = 0x0806;
@@ -63,7 +68,7 @@ pub fn compile(view: &View, host: &Host, p: &Port) -> Vec<Flow> {
         table::DHCP,
         PRIO_PUNT,
         requests_from(key),
-        App::Dhcp,
+        AppId::Dhcp,
         key,
         [Instruction::ApplyActions(vec![Action::controller(
             OFPCML_NO_BUFFER,
@@ -83,7 +88,7 @@ pub fn compile(view: &View, host: &Host, p: &Port) -> Vec<Flow> {
                 .ip_proto(UDP)
                 .udp_src(packet::dhcpv4::CLIENT_PORT)
                 .udp_dst(packet::dhcpv4::SERVER_PORT),
-            App::Dhcp,
+            AppId::Dhcp,
             key,
             [Instruction::GotoTable(table::SERVICES)],
         ));
@@ -100,7 +105,7 @@ pub fn compile(view: &View, host: &Host, p: &Port) -> Vec<Flow> {
                     .eth_type(ETH_ARP)
                     .arp_op(ARP_REQUEST)
                     .arp_tpa(ip),
-                App::Dhcp,
+                AppId::Dhcp,
                 key,
                 [Instruction::GotoTable(table::SERVICES)],
             ));
@@ -125,7 +130,7 @@ pub fn network(view: &View, host: &Host, net: &model::Network) -> Vec<Flow> {
             .ip_proto(UDP)
             .udp_src(packet::dhcpv4::SERVER_PORT)
             .udp_dst(packet::dhcpv4::CLIENT_PORT),
-        App::Dhcp,
+        AppId::Dhcp,
         net.unique_key,
         vec![],
     )]
@@ -138,7 +143,7 @@ fn server_ips(view: &View, network_id: &str) -> Vec<Ipv4Addr> {
     };
     let mut ips: Vec<Ipv4Addr> = view
         .ports_of(network_id)
-        .filter(|d| crate::punt::dhcp::is_dhcp_port(network, d))
+        .filter(|d| responder::is_dhcp_port(network, d))
         .flat_map(|d| &d.fixed_ips)
         .filter_map(|f| match f.ip_address {
             IpAddr::V4(a) => Some(a),
@@ -199,11 +204,75 @@ pub fn affected_by_subnet(view: &View, subnet_id: &str) -> Vec<Owner> {
 pub fn block(key: u32, seconds: u16) -> openflow::flow::FlowMod {
     let mut fm = openflow::flow::FlowMod::add(table::DHCP, PRIO_BLOCK);
     fm.cookie = crate::pipeline::Cookie {
-        app: App::Dhcp,
+        app: AppId::Dhcp,
         key,
     }
     .encode();
     fm.hard_timeout = seconds.max(1);
     fm.match_ = requests_from(key);
     fm
+}
+
+/// DHCP requests go from the services table to the DHCP table, which punts those of ports
+/// with DHCP; with no DHCP here (enable_dhcp off), a request goes on like any broadcast.
+fn base() -> [Flow; 2] {
+    [
+        flow(
+            table::SERVICES,
+            PRIO_SERVICE,
+            Match::new()
+                .eth_type(ETH_IPV4)
+                .ip_proto(UDP)
+                .udp_dst(packet::dhcpv4::SERVER_PORT),
+            AppId::Dhcp,
+            0,
+            [Instruction::GotoTable(table::DHCP)],
+        ),
+        flow(
+            table::DHCP,
+            PRIO_DEFAULT,
+            Match::new(),
+            AppId::Dhcp,
+            0,
+            [Instruction::GotoTable(table::L2)],
+        ),
+    ]
+}
+
+pub struct Dhcp;
+
+impl App for Dhcp {
+    fn id(&self) -> AppId {
+        AppId::Dhcp
+    }
+
+    fn tables(&self) -> &'static [u8] {
+        &[
+            table::PORT_SECURITY,
+            table::SERVICES,
+            table::DHCP,
+            table::INGRESS_CT,
+        ]
+    }
+
+    fn compile(&self, cx: Cx<'_>, obj: Object<'_>, out: &mut Sink<'_>) {
+        match obj {
+            Object::Base => out.extend(base()),
+            Object::Port(p) => out.extend(compile(cx.view, cx.host, p)),
+            Object::Network(n) => out.extend(network(cx.view, cx.host, n)),
+            _ => {}
+        }
+    }
+
+    fn affected(&self, view: &View, changed: &Touched, out: &mut Vec<Owner>) {
+        match changed.table {
+            Table::Port => out.extend(affected_by_port(view, &changed.id)),
+            Table::Subnet => out.extend(affected_by_subnet(view, &changed.id)),
+            _ => {}
+        }
+    }
+
+    fn handler(&self, settings: &Settings) -> Option<Box<dyn Handler>> {
+        Some(Box::new(responder::Dhcp::new(settings.dhcp.clone())))
+    }
 }

@@ -1,12 +1,14 @@
 //! IPv6 neighbour discovery responder: a Neighbour Solicitation for any known port address
 //! in a network (VM ports and router interfaces) goes to the controller, which answers
-//! with the Neighbour Advertisement (`punt::nd`), so ND for a known address never floods.
+//! with the Neighbour Advertisement ([`punt`]), so ND for a known address never floods.
 //! The answer is built by the controller rather than rewritten in the switch: turning an
 //! NS into an NA in place needs the ND flags and option-type fields, which this codec does
 //! not carry. DAD probes (from `::`) are never answered: the VM is checking its own address.
 
-use super::{Flow, flow};
-use crate::pipeline::{App, table};
+pub mod punt;
+
+use super::{App, Cx, Flow, Handler, Object, Settings, Sink, flow};
+use crate::pipeline::{App as AppId, table};
 use crate::view::View;
 use model::Port;
 use openflow::Instruction;
@@ -36,7 +38,7 @@ pub fn base() -> Vec<Flow> {
             table::SERVICES,
             PRIO_ANSWER,
             ns(),
-            App::Nd,
+            AppId::Nd,
             0,
             [Instruction::GotoTable(table::ND)],
         ),
@@ -44,7 +46,7 @@ pub fn base() -> Vec<Flow> {
             table::ND,
             PRIO_DAD,
             ns().ipv6_src(std::net::Ipv6Addr::UNSPECIFIED),
-            App::Nd,
+            AppId::Nd,
             0,
             [Instruction::GotoTable(table::L2)],
         ),
@@ -52,7 +54,7 @@ pub fn base() -> Vec<Flow> {
             table::ND,
             1,
             Match::new(),
-            App::Nd,
+            AppId::Nd,
             0,
             [Instruction::GotoTable(table::L2)],
         ),
@@ -75,7 +77,7 @@ pub fn compile(view: &View, p: &Port) -> Vec<Flow> {
                 table::ND,
                 PRIO_ANSWER,
                 ns().metadata(u64::from(net.unique_key)).nd_target(ip),
-                App::Nd,
+                AppId::Nd,
                 p.unique_key,
                 [Instruction::ApplyActions(vec![Action::controller(
                     OFPCML_NO_BUFFER,
@@ -83,4 +85,28 @@ pub fn compile(view: &View, p: &Port) -> Vec<Flow> {
             )
         })
         .collect()
+}
+
+pub struct Nd;
+
+impl App for Nd {
+    fn id(&self) -> AppId {
+        AppId::Nd
+    }
+
+    fn tables(&self) -> &'static [u8] {
+        &[table::SERVICES, table::ND]
+    }
+
+    fn compile(&self, cx: Cx<'_>, obj: Object<'_>, out: &mut Sink<'_>) {
+        match obj {
+            Object::Base => out.extend(base()),
+            Object::Port(p) => out.extend(compile(cx.view, p)),
+            _ => {}
+        }
+    }
+
+    fn handler(&self, _settings: &Settings) -> Option<Box<dyn Handler>> {
+        Some(Box::new(punt::NdPunt::default()))
+    }
 }

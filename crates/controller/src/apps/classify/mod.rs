@@ -1,8 +1,9 @@
 //! Classification and dispatch of local ports (port → reg6 and metadata at the door,
-//! reg7 → the port at the end), and the flows every pipeline has.
+//! reg7 → the port at the end), and the pipeline's skeleton: what no service claims goes
+//! on to L2.
 
-use super::{Flow, Host, flow};
-use crate::pipeline::{App, reg, table};
+use super::{App, Cx, Flow, Host, Object, Sink, flow};
+use crate::pipeline::{App as AppId, reg, table};
 use crate::view::View;
 use model::Port;
 use openflow::Instruction;
@@ -35,7 +36,7 @@ pub fn compile(view: &View, host: &Host, p: &Port) -> Vec<Flow> {
             table::CLASSIFY,
             PRIO_PORT,
             Match::new().in_port(*ofport).vlan_vid(OFPVID_NONE),
-            App::Classifier,
+            AppId::Classifier,
             key,
             vec![
                 Instruction::ApplyActions(vec![Action::load(reg::SRC_PORT, 0, 32, u64::from(key))]),
@@ -50,7 +51,7 @@ pub fn compile(view: &View, host: &Host, p: &Port) -> Vec<Flow> {
             table::EGRESS,
             PRIO_PORT,
             Match::new().masked(Field::Reg(7), key, u32::MAX),
-            App::L2,
+            AppId::Classifier,
             key,
             [Instruction::GotoTable(table::INGRESS_CT)],
         ),
@@ -58,53 +59,46 @@ pub fn compile(view: &View, host: &Host, p: &Port) -> Vec<Flow> {
             table::DISPATCH,
             PRIO_PORT,
             Match::new().masked(Field::Reg(7), key, u32::MAX),
-            App::Classifier,
+            AppId::Classifier,
             key,
             [Instruction::ApplyActions(vec![Action::output(*ofport)])],
         ),
     ]
 }
 
-/// The default path through the tables no app has claimed yet: straight on.
-pub fn base() -> Vec<Flow> {
-    let on = |from: u8, to: u8| {
-        flow(
-            from,
-            PRIO_DEFAULT,
-            Match::new(),
-            App::Classifier,
-            0,
-            [Instruction::GotoTable(to)],
-        )
-    };
-    let arp = flow(
+/// What no service claims goes on to L2.
+fn base() -> Flow {
+    flow(
         table::SERVICES,
-        PRIO_PORT,
-        Match::new().eth_type(0x0806),
-        App::Arp,
+        PRIO_DEFAULT,
+        Match::new(),
+        AppId::Classifier,
         0,
-        [Instruction::GotoTable(table::ARP)],
-    );
-    // DHCP requests to the DHCP table, which punts those of ports with DHCP (apps::dhcp).
-    let dhcp = flow(
-        table::SERVICES,
-        PRIO_PORT,
-        Match::new().eth_type(0x0800).ip_proto(17).udp_dst(67),
-        App::Dhcp,
-        0,
-        [Instruction::GotoTable(table::DHCP)],
-    );
-    vec![
-        on(table::PORT_SECURITY, table::SERVICES),
-        on(table::SERVICES, table::L2),
-        arp,
-        // A request for an address nobody here knows goes on like any broadcast.
-        on(table::ARP, table::L2),
-        dhcp,
-        // No DHCP here (enable_dhcp off): the request goes on like any broadcast.
-        on(table::DHCP, table::L2),
-        on(table::INGRESS_CT, table::DISPATCH),
-        // Untracked traffic of filtered ports (ARP) goes on; security_groups adds the rest.
-        on(table::EGRESS_CT, table::SERVICES),
-    ]
+        [Instruction::GotoTable(table::L2)],
+    )
+}
+
+pub struct Classify;
+
+impl App for Classify {
+    fn id(&self) -> AppId {
+        AppId::Classifier
+    }
+
+    fn tables(&self) -> &'static [u8] {
+        &[
+            table::CLASSIFY,
+            table::SERVICES,
+            table::EGRESS,
+            table::DISPATCH,
+        ]
+    }
+
+    fn compile(&self, cx: Cx<'_>, obj: Object<'_>, out: &mut Sink<'_>) {
+        match obj {
+            Object::Base => out.push(base()),
+            Object::Port(p) => out.extend(compile(cx.view, cx.host, p)),
+            _ => {}
+        }
+    }
 }

@@ -4,8 +4,8 @@
 //! replies are dropped, as in Neutron); anything else it sends is dropped. With
 //! `port_security_enabled = false` everything passes.
 
-use super::{Flow, Host, flow};
-use crate::pipeline::{App, table};
+use super::{App, Cx, Flow, Host, Object, Sink, flow};
+use crate::pipeline::{App as AppId, table};
 use crate::view::View;
 use ipnet::IpNet;
 use model::{MacAddr, Port};
@@ -20,6 +20,7 @@ const PRIO_NEVER: u16 = 150;
 const PRIO_ALLOW: u16 = 100;
 const PRIO_DHCP: u16 = 90;
 const PRIO_DROP: u16 = 10;
+const PRIO_DEFAULT: u16 = 1;
 const ETH_IPV4: u16 = 0x0800;
 const ETH_ARP: u16 = 0x0806;
 const ETH_IPV6: u16 = 0x86dd;
@@ -80,7 +81,7 @@ pub fn compile(_view: &View, host: &Host, p: &Port) -> Vec<Flow> {
             table::PORT_SECURITY,
             prio,
             m,
-            App::PortSecurity,
+            AppId::PortSecurity,
             key,
             // Security groups (conntrack) apply to ports with port security only.
             [Instruction::GotoTable(if p.port_security_enabled {
@@ -152,7 +153,7 @@ pub fn compile(_view: &View, host: &Host, p: &Port) -> Vec<Flow> {
         table::PORT_SECURITY,
         PRIO_DROP,
         from_port(key),
-        App::PortSecurity,
+        AppId::PortSecurity,
         key,
         vec![],
     ));
@@ -169,7 +170,7 @@ pub fn base() -> Vec<Flow> {
             table::PORT_SECURITY,
             PRIO_NEVER,
             m,
-            App::PortSecurity,
+            AppId::PortSecurity,
             0,
             vec![],
         )
@@ -194,6 +195,16 @@ pub fn base() -> Vec<Flow> {
                 .udp_dst(client),
         ));
     }
+    // Traffic of a port no flow here knows (not yet compiled) goes on, as before port
+    // security: the port's own flows decide once they are in.
+    out.push(flow(
+        table::PORT_SECURITY,
+        PRIO_DEFAULT,
+        Match::new(),
+        AppId::PortSecurity,
+        0,
+        [Instruction::GotoTable(table::SERVICES)],
+    ));
     out
 }
 
@@ -202,5 +213,25 @@ fn prefix_mask_v4(len: u8) -> u32 {
         0
     } else {
         u32::MAX << (32 - u32::from(len))
+    }
+}
+
+pub struct PortSecurity;
+
+impl App for PortSecurity {
+    fn id(&self) -> AppId {
+        AppId::PortSecurity
+    }
+
+    fn tables(&self) -> &'static [u8] {
+        &[table::PORT_SECURITY]
+    }
+
+    fn compile(&self, cx: Cx<'_>, obj: Object<'_>, out: &mut Sink<'_>) {
+        match obj {
+            Object::Base => out.extend(base()),
+            Object::Port(p) => out.extend(compile(cx.view, cx.host, p)),
+            _ => {}
+        }
     }
 }

@@ -4,8 +4,9 @@
 //! address) that starts living on this host, so the physical network's switches learn at
 //! once where its MAC now is (a floating IP moved between hosts keeps its MAC).
 
-use super::Punted;
-use crate::apps::{Host, nat, provider};
+use crate::apps::deliver::to_physical;
+use crate::apps::here::{is_local, routes_for, serves};
+use crate::apps::{Handler, Host, Punted, nat};
 use crate::view::View;
 use model::Network;
 use openflow::action::port;
@@ -30,12 +31,9 @@ const ANNOUNCE_AT: [Duration; 3] = [
     Duration::from_millis(1000),
 ];
 
+/// What the host asked and announced; the next hops it learns go into [`Host::neighbours`].
 #[derive(Debug, Default)]
 pub struct NatPunt {
-    /// Next hops' MACs by (external network id, address).
-    pub neighbours: BTreeMap<(String, IpAddr), [u8; 6]>,
-    /// Set when `neighbours` changed; the runtime recompiles and clears it.
-    changed: bool,
     asked: BTreeMap<(String, Ipv4Addr), Instant>,
     /// (address, MAC, the port it serves) living here: since when, announcements sent.
     announced: BTreeMap<(Ipv4Addr, [u8; 6], String), (Instant, usize)>,
@@ -45,7 +43,7 @@ pub struct NatPunt {
 
 /// An ARP frame of `net`, from `src_mac`, as it leaves by the patch port.
 fn arp_out(host: &Host, net: &Network, dst: [u8; 6], a: &ArpRepr) -> Option<PacketOut> {
-    let actions = provider::to_physical(host, net)?;
+    let actions = to_physical(host, net)?;
     let eth = EthernetRepr {
         src_addr: a.source_hardware_addr,
         dst_addr: EthernetAddress(dst),
@@ -84,7 +82,7 @@ fn own_address(view: &View, host: &Host, net: &str) -> Option<(Ipv4Addr, [u8; 6]
             f.port_id
                 .as_ref()
                 .and_then(|p| view.ports.get(p))
-                .is_some_and(|p| crate::apps::is_local(view, host, p))
+                .is_some_and(|p| is_local(view, host, p))
         })
         .find_map(|f| {
             Some((
@@ -95,13 +93,8 @@ fn own_address(view: &View, host: &Host, net: &str) -> Option<(Ipv4Addr, [u8; 6]
 }
 
 impl NatPunt {
-    /// Whether the next hops changed since the last call (and forgets it).
-    pub fn take_changed(&mut self) -> bool {
-        std::mem::take(&mut self.changed)
-    }
-
     /// An ARP frame from an external network: a reply from a next hop teaches its MAC.
-    pub fn handle(&mut self, view: &View, pi: &PacketIn) -> Punted {
+    fn learn(&mut self, view: &View, host: &mut Host, pi: &PacketIn) -> Punted {
         let learnt = (|| {
             let key = pi.field(Field::Metadata)? as u32;
             let net = view.networks.values().find(|n| n.unique_key == key)?;
@@ -123,9 +116,12 @@ impl NatPunt {
         })();
         match learnt {
             Some((k, mac)) => {
-                if self.neighbours.insert(k.clone(), mac) != Some(mac) {
+                if host.neighbours.insert(k.clone(), mac) != Some(mac) {
                     tracing::info!(network = %k.0, ip = %k.1, mac = ?mac, "next hop learnt");
-                    self.changed = true;
+                    return Punted {
+                        recompile: nat::north_south(view),
+                        ..Punted::default()
+                    };
                 }
             }
             None => self.ignored += 1,
@@ -135,11 +131,11 @@ impl NatPunt {
 
     /// What the host sends on its own now: ARP requests for unresolved next hops (once a
     /// second each) and gratuitous ARP for addresses that became this host's.
-    pub fn tick(&mut self, view: &View, host: &Host, now: Instant) -> Vec<PacketOut> {
+    fn send(&mut self, view: &View, host: &Host, now: Instant) -> Vec<PacketOut> {
         let mut out = Vec::new();
         let mut hops = BTreeSet::new();
         for r in view.routers.values() {
-            if !r.admin_state_up || !crate::apps::l3::wanted(view, r) {
+            if !r.admin_state_up || !routes_for(view, r) {
                 continue;
             }
             if let Some((net, ip)) = nat::nexthop(view, r) {
@@ -147,7 +143,7 @@ impl NatPunt {
             }
         }
         for (net_id, ip) in &hops {
-            if self
+            if host
                 .neighbours
                 .contains_key(&(net_id.clone(), IpAddr::V4(*ip)))
             {
@@ -196,7 +192,7 @@ impl NatPunt {
                 && view
                     .networks
                     .get(net_id)
-                    .is_some_and(|n| provider::serves(view, host, n))
+                    .is_some_and(|n| serves(view, host, n))
             {
                 here.insert((ip, p.mac_address.0, p.meta.id.clone()));
                 nets.insert(ip, net_id.clone());
@@ -229,5 +225,29 @@ impl NatPunt {
             }
         }
         out
+    }
+}
+
+impl Handler for NatPunt {
+    fn packet_in(
+        &mut self,
+        view: &View,
+        host: &mut Host,
+        _now: Instant,
+        pi: &PacketIn,
+        _key: u32,
+    ) -> Punted {
+        self.learn(view, host, pi)
+    }
+
+    fn tick(&mut self, view: &View, host: &Host, now: Instant) -> Punted {
+        Punted {
+            packets: self.send(view, host, now),
+            ..Punted::default()
+        }
+    }
+
+    fn counters(&self) -> Vec<(&'static str, u64)> {
+        vec![("ignored", self.ignored)]
     }
 }

@@ -3,11 +3,11 @@
 //! copy per other host with ports in the network). Frames that came by tunnel are flooded
 //! to the local ports only, so no frame is sent back into the underlay.
 
-use super::{Flow, Group, Host, flow, is_local, tunnel};
-use crate::pipeline::{App, reg, table};
+use super::{App, Cx, Flow, Group, Host, Object, Owner, Sink, deliver, flow, is_local};
+use crate::pipeline::{App as AppId, table};
 use crate::reconcile::GroupBody;
-use crate::view::View;
-use model::{Network, Port};
+use crate::view::{Touched, View};
+use model::{Network, Port, Table};
 use openflow::Instruction;
 use openflow::action::Action;
 use openflow::flow::{Bucket, GroupType};
@@ -31,29 +31,6 @@ pub fn local_flood_group(key: u32) -> u32 {
     key | LOCAL_ONLY
 }
 
-/// In table `t`: a frame of `net` to `p`'s MAC is for `p` (reg7 = its key); on to `next`.
-/// L2 lookup, and arrivals from tunnels and physical networks, all say this.
-pub fn to_port(t: u8, priority: u16, app: App, net: &Network, p: &Port, next: u8) -> Flow {
-    flow(
-        t,
-        priority,
-        Match::new()
-            .metadata(u64::from(net.unique_key))
-            .eth_dst(p.mac_address.0),
-        app,
-        p.unique_key,
-        [
-            Instruction::ApplyActions(vec![Action::load(
-                reg::DST_PORT,
-                0,
-                32,
-                u64::from(p.unique_key),
-            )]),
-            Instruction::GotoTable(next),
-        ],
-    )
-}
-
 /// The L2 entry of any port (local or remote) of a network this host has.
 pub fn compile(view: &View, p: &Port) -> Vec<Flow> {
     let Some(net) = view.networks.get(&p.network_id) else {
@@ -63,10 +40,10 @@ pub fn compile(view: &View, p: &Port) -> Vec<Flow> {
     if p.device_owner == model::owner::ROUTER_INTERFACE {
         return Vec::new();
     }
-    vec![to_port(
+    vec![deliver::to_port(
         table::L2,
         PRIO_UNICAST,
-        App::L2,
+        AppId::L2,
         net,
         p,
         table::EGRESS,
@@ -90,7 +67,7 @@ pub fn network(view: &View, host: &Host, net: &Network) -> Vec<Flow> {
             t,
             PRIO_FLOOD,
             Match::new().metadata(u64::from(key)),
-            App::L2,
+            AppId::L2,
             key,
             [Instruction::ApplyActions(vec![Action::Group(group)])],
         )
@@ -113,10 +90,7 @@ pub fn groups(view: &View, host: &Host, net: &Network) -> Vec<Group> {
     let mut remote_hosts = BTreeSet::new();
     for p in view.ports_of(&net.meta.id) {
         if host.ofports.contains_key(&p.meta.id) {
-            let b = Bucket::new(vec![
-                Action::load(reg::DST_PORT, 0, 32, u64::from(p.unique_key)),
-                Action::resubmit_table(table::INGRESS_CT),
-            ]);
+            let b = deliver::local_bucket(p);
             all.push(b.clone());
             local.push(b);
         } else if p.binding_host_id != view.chassis && !p.binding_host_id.is_empty() {
@@ -127,11 +101,12 @@ pub fn groups(view: &View, host: &Host, net: &Network) -> Vec<Group> {
         all.extend(
             remote_hosts
                 .into_iter()
-                .filter_map(|c| tunnel::to_chassis(view, host, net, c))
+                .filter_map(|c| deliver::to_chassis(view, host, net, c))
                 .map(Bucket::new),
         );
     }
-    all.extend(super::provider::flood_bucket(host, net));
+    // A provider network reaches the other hosts and the outside on the physical network.
+    all.extend(deliver::to_physical(host, net).map(Bucket::new));
     let group = |id: u32, buckets: Vec<Bucket>| Group {
         id,
         body: GroupBody {
@@ -143,4 +118,42 @@ pub fn groups(view: &View, host: &Host, net: &Network) -> Vec<Group> {
         group(flood_group(net.unique_key), all),
         group(local_flood_group(net.unique_key), local),
     ]
+}
+
+pub struct L2;
+
+impl App for L2 {
+    fn id(&self) -> AppId {
+        AppId::L2
+    }
+
+    fn tables(&self) -> &'static [u8] {
+        &[table::L2, table::FROM_TUNNEL]
+    }
+
+    fn compile(&self, cx: Cx<'_>, obj: Object<'_>, out: &mut Sink<'_>) {
+        match obj {
+            Object::Port(p) => out.extend(compile(cx.view, p)),
+            Object::Network(n) => {
+                out.extend(network(cx.view, cx.host, n));
+                for g in groups(cx.view, cx.host, n) {
+                    out.group(g);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// A port decides whether its network has a port here (flooding, the flood groups'
+    /// buckets); the view reports the network it left as touched too.
+    fn affected(&self, view: &View, changed: &Touched, out: &mut Vec<Owner>) {
+        if changed.table == Table::Port
+            && let Some(p) = view.ports.get(&changed.id)
+        {
+            out.push(Touched {
+                table: Table::Network,
+                id: p.network_id.clone(),
+            });
+        }
+    }
 }

@@ -13,10 +13,14 @@
 //! PROVIDER; and from the patch port: INGRESS_NAT (ct nat; ARP) → INGRESS_SNAT (after
 //! recirculation: the router by ct_mark) → L3.
 
-use super::{Flow, Host, flow, is_local, provider};
-use crate::pipeline::{App, reg, table};
-use crate::view::View;
-use model::{FloatingIp, Network, Port, Router};
+pub mod punt;
+
+use super::deliver::{patch_port, to_physical};
+use super::here::{routes_for, serves};
+use super::{App, Cx, Flow, Handler, Host, Object, Owner, Settings, Sink, flow, is_local};
+use crate::pipeline::{App as AppId, reg, table};
+use crate::view::{Touched, View};
+use model::{FloatingIp, Network, Port, Router, Table};
 use openflow::Instruction;
 use openflow::action::{Action, OFPCML_NO_BUFFER, port};
 use openflow::nx::{Ct, CtZone, Nat, ct_flags, nat_flags};
@@ -29,7 +33,7 @@ pub const NAT_ZONE: u16 = 0xfff0;
 
 /// The device owner of a host's SNAT address port on an external network (one per host
 /// and external network, `device_id` = the chassis name).
-pub const CHASSIS_SNAT: &str = "network:chassis_snat";
+pub use model::owner::CHASSIS_SNAT;
 
 /// A floating IP's own flows, above the router's SNAT to the host address.
 const PRIO_FIP: u16 = 100;
@@ -82,11 +86,11 @@ pub fn nexthop<'a>(view: &'a View, r: &Router) -> Option<(&'a Network, Ipv4Addr)
 /// The router's way out from this host: it routes here, its gateway network is a provider
 /// network mapped here, and the next hop's MAC is known.
 pub fn gateway<'a>(view: &'a View, host: &Host, r: &'a Router) -> Option<Gateway<'a>> {
-    if !r.admin_state_up || !super::l3::wanted(view, r) {
+    if !r.admin_state_up || !routes_for(view, r) {
         return None;
     }
     let (net, nh) = nexthop(view, r)?;
-    provider::patch_port(host, net)?;
+    patch_port(host, net)?;
     let mac = host
         .neighbours
         .get(&(net.meta.id.clone(), IpAddr::V4(nh)))?;
@@ -111,9 +115,9 @@ pub fn snat_ports_wanted(view: &View, host: &Host) -> Vec<String> {
         .routers
         .values()
         .filter(|r| r.external_gateway.as_ref().is_some_and(|g| g.enable_snat))
-        .filter(|r| r.admin_state_up && super::l3::wanted(view, r))
+        .filter(|r| r.admin_state_up && routes_for(view, r))
         .filter_map(|r| nexthop(view, r))
-        .filter(|(net, _)| provider::patch_port(host, net).is_some())
+        .filter(|(net, _)| patch_port(host, net).is_some())
         .filter(|(net, _)| snat_port(view, &net.meta.id).is_none())
         .map(|(net, _)| net.meta.id.clone())
         .collect();
@@ -160,7 +164,7 @@ fn leave(g: &Gateway<'_>, src_mac: [u8; 6]) -> Vec<Instruction> {
 /// On the external network from the patch port: a request for `ip` is answered with
 /// `mac` back out the patch port (tagged again).
 fn arp(host: &Host, net: &Network, ip: Ipv4Addr, mac: [u8; 6], key: u32) -> Vec<Flow> {
-    let Some(out) = provider::to_physical(host, net) else {
+    let Some(out) = to_physical(host, net) else {
         return Vec::new();
     };
     let meta = u64::from(net.unique_key);
@@ -189,7 +193,7 @@ fn arp(host: &Host, net: &Network, ip: Ipv4Addr, mac: [u8; 6], key: u32) -> Vec<
         table::INGRESS_NAT,
         PRIO_ARP,
         on(ARP_REQUEST),
-        App::Nat,
+        AppId::Nat,
         key,
         [Instruction::ApplyActions(answer)],
     )]
@@ -198,7 +202,7 @@ fn arp(host: &Host, net: &Network, ip: Ipv4Addr, mac: [u8; 6], key: u32) -> Vec<
 /// An external network this host serves: ARP replies arriving on it are copied to the
 /// controller (which learns the next hops' MACs from them) and go on as usual.
 pub fn network(view: &View, host: &Host, net: &Network) -> Vec<Flow> {
-    if !net.external || !provider::serves(view, host, net) {
+    if !net.external || !serves(view, host, net) {
         return Vec::new();
     }
     vec![flow(
@@ -208,7 +212,7 @@ pub fn network(view: &View, host: &Host, net: &Network) -> Vec<Flow> {
             .metadata(u64::from(net.unique_key))
             .eth_type(ETH_ARP)
             .masked(Field::ArpOp, ARP_REPLY, 0xffffu16),
-        App::Nat,
+        AppId::Nat,
         net.unique_key,
         vec![
             Instruction::ApplyActions(vec![Action::controller(OFPCML_NO_BUFFER)]),
@@ -230,7 +234,7 @@ pub fn router(view: &View, host: &Host, r: &Router) -> Vec<Flow> {
             table::L3_ROUTES,
             PRIO_DEFAULT_ROUTE,
             on_router().eth_type(ETH_IPV4),
-            App::Nat,
+            AppId::Nat,
             key,
             [Instruction::GotoTable(table::EGRESS_NAT)],
         ),
@@ -243,7 +247,7 @@ pub fn router(view: &View, host: &Host, r: &Router) -> Vec<Flow> {
                 .eth_type(ETH_IPV4)
                 .ct_state(CT_TRK, CT_TRK)
                 .masked(Field::CtMark, key, u32::MAX),
-            App::Nat,
+            AppId::Nat,
             key,
             vec![
                 Instruction::ApplyActions(vec![Action::load(reg::ROUTER, 0, 32, u64::from(key))]),
@@ -263,7 +267,7 @@ pub fn router(view: &View, host: &Host, r: &Router) -> Vec<Flow> {
             table::EGRESS_NAT,
             PRIO_SNAT,
             on_router().eth_type(ETH_IPV4),
-            App::Nat,
+            AppId::Nat,
             key,
             [Instruction::ApplyActions(vec![ct_nat(
                 nat_flags::SRC,
@@ -276,7 +280,7 @@ pub fn router(view: &View, host: &Host, r: &Router) -> Vec<Flow> {
             table::EGRESS_SNAT,
             PRIO_SNAT,
             on_router().eth_type(ETH_IPV4).ipv4_src(ip),
-            App::Nat,
+            AppId::Nat,
             key,
             leave(&g, p.mac_address.0),
         ));
@@ -297,7 +301,7 @@ pub fn port(view: &View, host: &Host, p: &Port) -> Vec<Flow> {
     let Some(net) = view.networks.get(&p.network_id) else {
         return Vec::new();
     };
-    if !provider::serves(view, host, net) {
+    if !serves(view, host, net) {
         return Vec::new();
     }
     let mut out = Vec::new();
@@ -310,7 +314,7 @@ pub fn port(view: &View, host: &Host, p: &Port) -> Vec<Flow> {
                 .metadata(u64::from(net.unique_key))
                 .eth_type(ETH_IPV4)
                 .ipv4_dst(ip),
-            App::Nat,
+            AppId::Nat,
             p.unique_key,
             [Instruction::ApplyActions(vec![Action::Ct(Ct {
                 flags: 0,
@@ -373,7 +377,7 @@ pub fn floating_ip(view: &View, host: &Host, f: &FloatingIp) -> Vec<Flow> {
             .metadata(meta)
             .eth_type(ETH_IPV4)
             .ipv4_dst(l.fip),
-        App::Nat,
+        AppId::Nat,
         key,
         [Instruction::ApplyActions(vec![ct_nat(
             nat_flags::DST,
@@ -387,7 +391,7 @@ pub fn floating_ip(view: &View, host: &Host, f: &FloatingIp) -> Vec<Flow> {
         table::EGRESS_NAT,
         PRIO_FIP,
         on_router().eth_type(ETH_IPV4).ipv4_src(l.fixed),
-        App::Nat,
+        AppId::Nat,
         key,
         [Instruction::ApplyActions(vec![ct_nat(
             nat_flags::SRC,
@@ -400,9 +404,91 @@ pub fn floating_ip(view: &View, host: &Host, f: &FloatingIp) -> Vec<Flow> {
         table::EGRESS_SNAT,
         PRIO_FIP,
         on_router().eth_type(ETH_IPV4).ipv4_src(l.fip),
-        App::Nat,
+        AppId::Nat,
         key,
         leave(g, l.mac),
     ));
     out
+}
+
+/// The north-south owners: provider networks (whether this host serves one follows its
+/// ports and routers), floating IPs (whose flows follow their port, router and networks)
+/// and routers with a gateway. Few per host, so any change that may move them recompiles
+/// them all.
+pub fn north_south(view: &View) -> Vec<Owner> {
+    view.networks
+        .values()
+        .filter(|n| n.network_type.is_provider())
+        .map(|n| Touched {
+            table: Table::Network,
+            id: n.meta.id.clone(),
+        })
+        .chain(view.floating_ips.keys().map(|id| Touched {
+            table: Table::FloatingIp,
+            id: id.clone(),
+        }))
+        .chain(
+            view.routers
+                .values()
+                .filter(|r| r.external_gateway.is_some())
+                .map(|r| Touched {
+                    table: Table::Router,
+                    id: r.meta.id.clone(),
+                }),
+        )
+        .collect()
+}
+
+pub struct NorthSouth;
+
+impl App for NorthSouth {
+    fn id(&self) -> AppId {
+        AppId::Nat
+    }
+
+    fn tables(&self) -> &'static [u8] {
+        &[
+            table::INGRESS_NAT,
+            table::INGRESS_SNAT,
+            table::L3_ROUTES,
+            table::EGRESS_NAT,
+            table::EGRESS_SNAT,
+        ]
+    }
+
+    fn compile(&self, cx: Cx<'_>, obj: Object<'_>, out: &mut Sink<'_>) {
+        let (view, host) = (cx.view, cx.host);
+        match obj {
+            Object::Port(p) => out.extend(port(view, host, p)),
+            Object::Network(n) => out.extend(network(view, host, n)),
+            Object::Router(r) => out.extend(router(view, host, r)),
+            Object::FloatingIp(f) => out.extend(floating_ip(view, host, f)),
+            _ => {}
+        }
+    }
+
+    fn affected(&self, view: &View, changed: &Touched, out: &mut Vec<Owner>) {
+        if !matches!(
+            changed.table,
+            Table::Network | Table::Port | Table::Router | Table::FloatingIp | Table::Subnet
+        ) {
+            return;
+        }
+        out.extend(north_south(view));
+        // The SNAT address port of this host is compiled as a port; it follows its
+        // network's routers.
+        out.extend(
+            view.ports
+                .values()
+                .filter(|p| p.device_owner == CHASSIS_SNAT && p.device_id == view.chassis)
+                .map(|p| Touched {
+                    table: Table::Port,
+                    id: p.meta.id.clone(),
+                }),
+        );
+    }
+
+    fn handler(&self, _settings: &Settings) -> Option<Box<dyn Handler>> {
+        Some(Box::new(punt::NatPunt::default()))
+    }
 }

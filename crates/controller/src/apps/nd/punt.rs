@@ -3,9 +3,9 @@
 //! router flag for router interfaces), back out of the port that asked. Rate limited per
 //! asking port, generously: ND is on every first packet.
 
-use super::Punted;
-use super::rate::Limiter;
-use crate::apps::l3::is_router_port;
+use crate::apps::here::is_router_port;
+use crate::apps::rate::Limiter;
+use crate::apps::{Handler, Host, Punted};
 use crate::view::View;
 use openflow::action::{Action, port};
 use openflow::flow::NO_BUFFER;
@@ -37,8 +37,15 @@ impl Default for NdPunt {
     }
 }
 
-impl NdPunt {
-    pub fn handle(&mut self, view: &View, now: Instant, pi: &PacketIn) -> Punted {
+impl Handler for NdPunt {
+    fn packet_in(
+        &mut self,
+        view: &View,
+        _host: &mut Host,
+        now: Instant,
+        pi: &PacketIn,
+        _key: u32,
+    ) -> Punted {
         let Some((frame, in_port)) = answer(view, pi) else {
             self.ignored += 1;
             return Punted::default();
@@ -55,8 +62,16 @@ impl NdPunt {
                 actions: vec![Action::output(in_port)],
                 data: frame,
             }],
-            flow_mods: Vec::new(),
+            ..Punted::default()
         }
+    }
+
+    fn counters(&self) -> Vec<(&'static str, u64)> {
+        vec![
+            ("answered", self.answered),
+            ("limited", self.limited),
+            ("ignored", self.ignored),
+        ]
     }
 }
 

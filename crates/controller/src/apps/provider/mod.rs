@@ -6,10 +6,12 @@
 //! tagged for VLAN networks. Other hosts' ports on a provider network are reached through
 //! the physical network, never through a tunnel.
 
-use super::{Flow, Host, flow, is_local};
-use crate::pipeline::{App, reg, table};
+use super::deliver::{self, OFPVID_PRESENT, patch_port, to_physical, vlan};
+use super::here::serves;
+use super::{App, Cx, Flow, Host, Object, Sink, flow, is_local};
+use crate::pipeline::{App as AppId, reg, table};
 use crate::view::View;
-use model::{Network, NetworkType, Port};
+use model::{Network, Port};
 use openflow::Instruction;
 use openflow::action::Action;
 use openflow::oxm::{Field, Match, OxmField};
@@ -20,10 +22,6 @@ const PRIO_EGRESS: u16 = 10;
 /// What no ingress NAT flow claims goes on to the local ports.
 const PRIO_INGRESS_DEFAULT: u16 = 1;
 
-/// OpenFlow's "a VLAN tag is present" bit of `vlan_vid`.
-const OFPVID_PRESENT: u16 = 0x1000;
-const TPID_8021Q: u16 = 0x8100;
-
 /// The name of the patch port on `br-int` for physical network `physnet`.
 pub fn int_patch(physnet: &str) -> String {
     format!("patch-int-{physnet}")
@@ -32,50 +30,6 @@ pub fn int_patch(physnet: &str) -> String {
 /// The name of its peer on the physical network's bridge.
 pub fn ex_patch(physnet: &str) -> String {
     format!("patch-ex-{physnet}")
-}
-
-/// The patch port (on `br-int`) of the network's physical network, if it is a provider
-/// network mapped on this host.
-pub fn patch_port(host: &Host, net: &Network) -> Option<u32> {
-    if !net.network_type.is_provider() {
-        return None;
-    }
-    host.provider_ports
-        .get(net.physical_network.as_deref()?)
-        .copied()
-}
-
-/// The VLAN id of a VLAN network (`None` for flat).
-fn vlan(net: &Network) -> Option<u16> {
-    match net.network_type {
-        NetworkType::Vlan => net.segmentation_id.map(|s| (s & 0x0fff) as u16),
-        _ => None,
-    }
-}
-
-/// The actions that send a frame of `net` out to its physical network (tagged for VLAN).
-pub fn to_physical(host: &Host, net: &Network) -> Option<Vec<Action>> {
-    let ofport = patch_port(host, net)?;
-    let mut out = Vec::new();
-    if let Some(vid) = vlan(net) {
-        out.push(Action::PushVlan(TPID_8021Q));
-        out.push(Action::set_field(Field::VlanVid, vid | OFPVID_PRESENT));
-    }
-    out.push(Action::output(ofport));
-    Some(out)
-}
-
-/// Whether this host needs the provider network: it is mapped here and a local port is on
-/// it, or it is the gateway network of a router this host routes for.
-pub fn serves(view: &View, host: &Host, net: &Network) -> bool {
-    patch_port(host, net).is_some()
-        && (view.ports_of(&net.meta.id).any(|p| is_local(view, host, p))
-            || view.routers.values().any(|r| {
-                r.external_gateway
-                    .as_ref()
-                    .is_some_and(|g| g.network_id == net.meta.id)
-                    && super::l3::wanted(view, r)
-            }))
 }
 
 /// The network's own flows on a host that serves it: arrival from the patch port (tag
@@ -116,7 +70,7 @@ pub fn network(view: &View, host: &Host, net: &Network) -> Vec<Flow> {
             table::CLASSIFY,
             PRIO,
             arrive,
-            App::Provider,
+            AppId::Provider,
             key,
             vec![
                 Instruction::ApplyActions(actions),
@@ -131,7 +85,7 @@ pub fn network(view: &View, host: &Host, net: &Network) -> Vec<Flow> {
             table::INGRESS_NAT,
             PRIO_INGRESS_DEFAULT,
             Match::new().metadata(meta),
-            App::Provider,
+            AppId::Provider,
             key,
             [Instruction::GotoTable(table::FROM_TUNNEL)],
         ),
@@ -139,7 +93,7 @@ pub fn network(view: &View, host: &Host, net: &Network) -> Vec<Flow> {
             table::EGRESS,
             PRIO_EGRESS,
             Match::new().metadata(meta),
-            App::Provider,
+            AppId::Provider,
             key,
             [Instruction::GotoTable(table::PROVIDER)],
         ),
@@ -147,7 +101,7 @@ pub fn network(view: &View, host: &Host, net: &Network) -> Vec<Flow> {
             table::PROVIDER,
             PRIO,
             Match::new().metadata(meta),
-            App::Provider,
+            AppId::Provider,
             key,
             [Instruction::ApplyActions(out)],
         ),
@@ -165,18 +119,38 @@ pub fn port(view: &View, host: &Host, p: &Port) -> Vec<Flow> {
     {
         return Vec::new();
     }
-    vec![super::l2::to_port(
+    vec![deliver::to_port(
         table::FROM_TUNNEL,
         PRIO,
-        App::Provider,
+        AppId::Provider,
         net,
         p,
         table::INGRESS_CT,
     )]
 }
 
-/// The flood group's bucket to the physical network (a provider network reaches the other
-/// hosts and the outside there, not through tunnels).
-pub fn flood_bucket(host: &Host, net: &Network) -> Option<openflow::flow::Bucket> {
-    to_physical(host, net).map(openflow::flow::Bucket::new)
+pub struct Provider;
+
+impl App for Provider {
+    fn id(&self) -> AppId {
+        AppId::Provider
+    }
+
+    fn tables(&self) -> &'static [u8] {
+        &[
+            table::CLASSIFY,
+            table::INGRESS_NAT,
+            table::EGRESS,
+            table::PROVIDER,
+            table::FROM_TUNNEL,
+        ]
+    }
+
+    fn compile(&self, cx: Cx<'_>, obj: Object<'_>, out: &mut Sink<'_>) {
+        match obj {
+            Object::Port(p) => out.extend(port(cx.view, cx.host, p)),
+            Object::Network(n) => out.extend(network(cx.view, cx.host, n)),
+            _ => {}
+        }
+    }
 }

@@ -28,18 +28,23 @@
 //! routed half is owned by the router ([`router`]). Replies keep working by conntrack;
 //! only the first packet of a connection is matched here.
 
-use super::{Flow, Host, Owner, flow};
-use crate::pipeline::{App, reg, table};
+mod cuts;
+mod zones;
+
+pub use cuts::Cuts;
+pub use zones::{ZoneChanges, assign_zones};
+
+use super::here::routes_for;
+use super::{App, Cx, Flow, Host, Object, Owner, Sink, flow};
+use crate::pipeline::{App as AppId, reg, table};
 use crate::view::{Touched, View};
 use ipnet::IpNet;
 use model::{Direction, EtherType, MacAddr, Network, Port, Router, SecurityGroupRule, Table};
 use openflow::Instruction;
 use openflow::action::Action;
-use openflow::ct_flush::{CtFlush, CtTuple};
 use openflow::nx::{Ct, CtZone, Subfield, ct_flags};
 use openflow::oxm::{Field, Match, OxmField, ct_state};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::net::IpAddr;
+use std::collections::{BTreeSet, HashMap};
 
 /// The register that carries the conntrack zone from the ct() flows to the commits.
 pub const ZONE_REG: Field = reg::CT_ZONE;
@@ -60,12 +65,13 @@ const PRIO_RULE: u16 = 100;
 /// never overlap at one priority.
 const PRIO_CONJ: u16 = 90;
 const PRIO_FAIL_CLOSED: u16 = 2;
+const PRIO_DEFAULT: u16 = 1;
 
 const ETH_IPV4: u16 = 0x0800;
 const ETH_IPV6: u16 = 0x86dd;
-const TCP: u8 = 6;
-const UDP: u8 = 17;
-const SCTP: u8 = 132;
+pub(super) const TCP: u8 = 6;
+pub(super) const UDP: u8 = 17;
+pub(super) const SCTP: u8 = 132;
 const ICMP: u8 = 1;
 const ICMPV6: u8 = 58;
 
@@ -101,63 +107,9 @@ fn dir_tables(d: Direction) -> (u8, u8, Field, u32) {
     }
 }
 
-/// The local conntrack zone of a network on this host: the lowest free number, given to
-/// every network with a port bound here and taken back when its last one leaves. Zone 0
-/// (the default zone) is never used.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct ZoneChanges {
-    /// Networks whose conntrack flows name a zone that was given or taken back, and their
-    /// ports (whose connections live in it).
-    pub touched: Vec<Touched>,
-    /// Zones taken back (their conntrack entries should be flushed before reuse).
-    pub released: Vec<u16>,
-}
-
-/// Brings `host.zones` in line with the networks that have local ports.
-pub fn assign_zones(view: &View, host: &mut Host) -> ZoneChanges {
-    let mut out = ZoneChanges::default();
-    let needed: BTreeSet<&str> = view.local_ports().map(|p| p.network_id.as_str()).collect();
-    let gone: Vec<String> = host
-        .zones
-        .keys()
-        .filter(|n| !needed.contains(n.as_str()))
-        .cloned()
-        .collect();
-    for n in gone {
-        if let Some(z) = host.zones.remove(&n) {
-            out.released.push(z);
-            out.touched.push(Touched {
-                table: Table::Network,
-                id: n,
-            });
-        }
-    }
-    let mut used: BTreeSet<u16> = host.zones.values().copied().collect();
-    for n in needed {
-        if host.zones.contains_key(n) {
-            continue;
-        }
-        let Some(z) = (1..=u16::MAX).find(|z| !used.contains(z)) else {
-            tracing::error!(network = n, "no conntrack zone left");
-            continue;
-        };
-        used.insert(z);
-        host.zones.insert(n.to_string(), z);
-        out.touched.push(Touched {
-            table: Table::Network,
-            id: n.to_string(),
-        });
-        out.touched.extend(view.ports_of(n).map(|p| Touched {
-            table: Table::Port,
-            id: p.meta.id.clone(),
-        }));
-    }
-    out
-}
-
 /// A local port whose traffic the security groups filter: bound and plugged here, with
 /// port security on, in a network with a zone. Returns its zone.
-fn filtered(view: &View, host: &Host, p: &Port) -> Option<u16> {
+pub(super) fn filtered(view: &View, host: &Host, p: &Port) -> Option<u16> {
     if p.binding_host_id != view.chassis
         || !host.ofports.contains_key(&p.meta.id)
         || !p.port_security_enabled
@@ -265,7 +217,7 @@ fn remote(m: Match, d: Direction, a: IpNet) -> Match {
 
 /// The addresses of a port as a remote group member, each with the MAC it is sent from:
 /// fixed IPs (the port's MAC) and allowed address pairs (the pair's).
-fn addresses(p: &Port) -> Vec<(IpNet, MacAddr)> {
+pub(super) fn addresses(p: &Port) -> Vec<(IpNet, MacAddr)> {
     let mut out: Vec<(IpNet, MacAddr)> = p
         .fixed_ips
         .iter()
@@ -368,7 +320,7 @@ impl Merged {
                 let a = self.actions.remove(&k)?;
                 Some(super::keyed_flow(
                     k,
-                    App::SecurityGroup,
+                    AppId::SecurityGroup,
                     key,
                     [Instruction::ApplyActions(a)],
                 ))
@@ -378,7 +330,7 @@ impl Merged {
 }
 
 /// The rules that apply to a port, each once, in a stable order.
-fn rules_of_port<'a>(view: &'a View, p: &Port) -> Vec<&'a SecurityGroupRule> {
+pub(super) fn rules_of_port<'a>(view: &'a View, p: &Port) -> Vec<&'a SecurityGroupRule> {
     let mut rules: Vec<&SecurityGroupRule> = p
         .security_groups
         .iter()
@@ -407,7 +359,7 @@ pub fn port(view: &View, host: &Host, p: &Port) -> Vec<Flow> {
             table::INGRESS_CT,
             PRIO_UNFILTERED,
             Match::new().masked(reg::DST_PORT, key, u32::MAX),
-            App::SecurityGroup,
+            AppId::SecurityGroup,
             key,
             [Instruction::GotoTable(table::DISPATCH)],
         ));
@@ -447,7 +399,7 @@ pub fn port(view: &View, host: &Host, p: &Port) -> Vec<Flow> {
                     t,
                     PRIO_RULE,
                     mine(m),
-                    App::SecurityGroup,
+                    AppId::SecurityGroup,
                     key,
                     accept(r.direction),
                 ));
@@ -524,7 +476,7 @@ pub fn network(_view: &View, host: &Host, net: &Network) -> Vec<Flow> {
                 t,
                 PRIO_CT,
                 Match::new().metadata(u64::from(key)).eth_type(et),
-                App::SecurityGroup,
+                AppId::SecurityGroup,
                 key,
                 [Instruction::ApplyActions(vec![
                     Action::load(ZONE_REG, 0, 32, u64::from(*zone)),
@@ -552,7 +504,7 @@ pub fn rule(r: &SecurityGroupRule) -> Vec<Flow> {
         PRIO_CONJ,
         // ct() needs the IP version in the match.
         Match::new().conj_id(id).eth_type(eth(r.ethertype)),
-        App::SecurityGroup,
+        AppId::SecurityGroup,
         id,
         accept(r.direction),
     )]
@@ -568,7 +520,7 @@ pub fn base() -> Vec<Flow> {
             t,
             prio,
             m,
-            App::SecurityGroup,
+            AppId::SecurityGroup,
             0,
             next.map(Instruction::GotoTable)
                 .into_iter()
@@ -608,6 +560,19 @@ pub fn base() -> Vec<Flow> {
         out.push(f(t, PRIO_BYPASS, udp(ETH_IPV4, c4, s4), Some(next)));
         out.push(f(t, PRIO_BYPASS, udp(ETH_IPV6, c6, s6), Some(next)));
     }
+    // What is not IP (ARP) is not tracked: straight on.
+    out.push(f(
+        table::EGRESS_CT,
+        PRIO_DEFAULT,
+        Match::new(),
+        Some(table::SERVICES),
+    ));
+    out.push(f(
+        table::INGRESS_CT,
+        PRIO_DEFAULT,
+        Match::new(),
+        Some(table::DISPATCH),
+    ));
     // IP that no ct() flow took (its network has no zone here) and no port security bypass
     // let through: dropped.
     for t in [table::EGRESS_CT, table::INGRESS_CT] {
@@ -670,259 +635,38 @@ pub fn affected_by_group(view: &View, group: &str) -> Vec<Owner> {
     out
 }
 
-/// What one rule lets a port exchange: the unit whose disappearance cuts connections. A
-/// remote group stays a group here (its members are kept once per group in [`Cuts`]).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-struct Allow {
-    direction: u8,
-    proto: Option<u8>,
-    ports: Option<(u16, u16)>,
-    remote: Option<IpNet>,
-    group: Option<String>,
-    ipv6: bool,
-}
+pub struct SecurityGroups;
 
-/// What a filtered local port allows, and where its connections live.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct PortAllows {
-    zone: u16,
-    addrs: Vec<IpAddr>,
-    allows: BTreeSet<Allow>,
-}
-
-fn allows_of(view: &View, host: &Host, p: &Port) -> Option<PortAllows> {
-    let zone = filtered(view, host, p)?;
-    let allows = rules_of_port(view, p)
-        .into_iter()
-        .map(|r| Allow {
-            direction: match r.direction {
-                Direction::Egress => 0,
-                Direction::Ingress => 1,
-            },
-            proto: r.protocol_number,
-            ports: r.port_range_min.map(|m| (m, r.port_range_max.unwrap_or(m))),
-            remote: r.remote_ip_prefix,
-            group: r.remote_group_id.clone(),
-            ipv6: r.ethertype == EtherType::IPv6,
-        })
-        .collect();
-    Some(PortAllows {
-        zone,
-        addrs: p.fixed_ips.iter().map(|f| f.ip_address).collect(),
-        allows,
-    })
-}
-
-/// The addresses of a group's members.
-fn members(view: &View, group: &str) -> BTreeSet<IpNet> {
-    view.ports_in_group(group)
-        .flat_map(addresses)
-        .map(|(a, _)| a)
-        .collect()
-}
-
-/// The conntrack entries of `port` that `gone` allowed, as flush requests: the port's
-/// address on its side of the original tuple, the remote host address when there is one,
-/// the protocol and single destination port when the flush can say so. OVS 3.1 compares
-/// ICMP fields exactly, so ICMP and other protocols flush by addresses alone; a flush may
-/// take connections that remaining rules still allow, which then start again as new ones
-/// (through the rules) on their next packet.
-fn flushes_for(pa: &PortAllows, gone: &Allow, out: &mut BTreeSet<CtFlush>) {
-    for addr in pa.addrs.iter().filter(|a| a.is_ipv6() == gone.ipv6) {
-        let host_remote = gone
-            .remote
-            .filter(|r| r.prefix_len() == r.max_prefix_len())
-            .map(|r| r.addr());
-        // A short port range is flushed port by port; a long one by protocol.
-        let (proto, dst_ports): (u8, Vec<Option<u16>>) = match (gone.proto, gone.ports) {
-            (Some(p @ (TCP | UDP | SCTP)), Some((lo, hi)))
-                if u32::from(hi) + 1 - u32::from(lo) <= MAX_PORTS_FLUSHED =>
-            {
-                (p, (lo..=hi).map(Some).collect())
-            }
-            (Some(p @ (TCP | UDP | SCTP)), _) => (p, vec![None]),
-            _ => (0, vec![None]),
-        };
-        for dst_port in dst_ports {
-            let orig = if gone.direction == 1 {
-                CtTuple {
-                    src: host_remote,
-                    dst: Some(*addr),
-                    dst_port,
-                    ..CtTuple::default()
-                }
-            } else {
-                CtTuple {
-                    src: Some(*addr),
-                    dst: host_remote,
-                    dst_port,
-                    ..CtTuple::default()
-                }
-            };
-            out.insert(CtFlush {
-                ip_proto: proto,
-                zone: Some(pa.zone),
-                orig,
-                reply: CtTuple::default(),
-            });
-        }
-    }
-}
-
-/// Beyond this many remote addresses lost by one rule (a remote group rule removed), the
-/// flush names the port's side only: fewer messages, a few more connections restarted.
-const MAX_REMOTES_FLUSHED: usize = 8;
-
-/// Lost allowances, with those that differ only by many remote addresses merged into one
-/// without remote.
-fn coarsen<'a>(gone: impl Iterator<Item = &'a Allow>) -> Vec<Allow> {
-    let mut by_kind: BTreeMap<Allow, Vec<&Allow>> = BTreeMap::new();
-    for a in gone {
-        by_kind
-            .entry(Allow {
-                remote: None,
-                ..a.clone()
-            })
-            .or_default()
-            .push(a);
-    }
-    let mut out = Vec::new();
-    for (kind, all) in by_kind {
-        if all.len() > MAX_REMOTES_FLUSHED {
-            out.push(kind);
-        } else {
-            out.extend(all.into_iter().cloned());
-        }
-    }
-    out
-}
-
-/// Port ranges up to this long are flushed port by port.
-const MAX_PORTS_FLUSHED: u32 = 32;
-
-/// What the filtered local ports allowed when the switch was last told, and the members
-/// of the remote groups they name; [`Self::update`] returns the flushes for what they no
-/// longer allow.
-#[derive(Debug, Default)]
-pub struct Cuts {
-    ports: BTreeMap<String, PortAllows>,
-    members: BTreeMap<String, BTreeSet<IpNet>>,
-}
-
-impl Cuts {
-    /// Recomputes the ports among `owners` (and forgets ports that are gone or no longer
-    /// filtered) and the members of the groups in `membership` (those whose members
-    /// changed: [`View::take_membership`]); returns the conntrack flushes for the
-    /// allowances lost: rules gone, and members gone from the remote groups of the rules
-    /// that stay.
-    pub fn update<'a>(
-        &mut self,
-        view: &View,
-        host: &Host,
-        owners: impl IntoIterator<Item = &'a Owner>,
-        membership: &BTreeSet<String>,
-    ) -> Vec<CtFlush> {
-        let mut out = BTreeSet::new();
-        // Members gone from a group: what every port naming it allowed them, once per group
-        // rather than per holder, and only when someone left.
-        for g in membership {
-            let Some(old) = self.members.get_mut(g) else {
-                continue;
-            };
-            let new = members(view, g);
-            let departed: Vec<IpNet> = old.difference(&new).copied().collect();
-            *old = new;
-            if departed.is_empty() {
-                continue;
-            }
-            for pa in self.ports.values() {
-                let lost: Vec<Allow> = pa
-                    .allows
-                    .iter()
-                    .filter(|a| a.group.as_ref() == Some(g))
-                    .flat_map(|a| {
-                        departed
-                            .iter()
-                            .filter(|ip| ip.addr().is_ipv6() == a.ipv6)
-                            .map(|ip| Allow {
-                                remote: Some(*ip),
-                                group: None,
-                                ..a.clone()
-                            })
-                    })
-                    .collect();
-                for gone in coarsen(lost.iter()) {
-                    flushes_for(pa, &gone, &mut out);
-                }
-            }
-        }
-        let ids: BTreeSet<&str> = owners
-            .into_iter()
-            .filter(|o| o.table == Table::Port)
-            .map(|o| o.id.as_str())
-            .collect();
-        let mut fresh: BTreeMap<String, BTreeSet<IpNet>> = BTreeMap::new();
-        let empty = BTreeSet::new();
-        for id in ids {
-            let now = view.ports.get(id).and_then(|p| allows_of(view, host, p));
-            if let Some(now) = &now {
-                for g in now.allows.iter().filter_map(|a| a.group.as_ref()) {
-                    if !fresh.contains_key(g) {
-                        fresh.insert(g.clone(), members(view, g));
-                    }
-                }
-            }
-            match (self.ports.get(id), now) {
-                (Some(before), Some(now)) => {
-                    // Same place: flush what it lost. Moved (zone or addresses changed): its
-                    // old connections can not be reached by the new flows anyway.
-                    if before.zone == now.zone && before.addrs == now.addrs {
-                        let mut lost = Vec::new();
-                        for a in &before.allows {
-                            let kept = now.allows.contains(a);
-                            let Some(g) = &a.group else {
-                                if !kept {
-                                    lost.push(a.clone());
-                                }
-                                continue;
-                            };
-                            let old = self.members.get(g).unwrap_or(&empty);
-                            if !fresh.contains_key(g) {
-                                fresh.insert(g.clone(), members(view, g));
-                            }
-                            let new = fresh.get(g).unwrap_or(&empty);
-                            for ip in old.iter().filter(|ip| ip.addr().is_ipv6() == a.ipv6) {
-                                if !kept || !new.contains(ip) {
-                                    lost.push(Allow {
-                                        remote: Some(*ip),
-                                        group: None,
-                                        ..a.clone()
-                                    });
-                                }
-                            }
-                        }
-                        for gone in coarsen(lost.iter()) {
-                            flushes_for(before, &gone, &mut out);
-                        }
-                    }
-                    self.ports.insert(id.to_string(), now);
-                }
-                (_, Some(now)) => {
-                    self.ports.insert(id.to_string(), now);
-                }
-                (_, None) => {
-                    self.ports.remove(id);
-                }
-            }
-        }
-        self.members.extend(fresh);
-        out.into_iter().collect()
+impl App for SecurityGroups {
+    fn id(&self) -> AppId {
+        AppId::SecurityGroup
     }
 
-    /// Forgets everything (after the switch lost its state).
-    pub fn clear(&mut self) {
-        self.ports.clear();
-        self.members.clear();
+    fn tables(&self) -> &'static [u8] {
+        &[
+            table::EGRESS_CT,
+            table::EGRESS_SG,
+            table::INGRESS_CT,
+            table::INGRESS_SG,
+        ]
+    }
+
+    fn compile(&self, cx: Cx<'_>, obj: Object<'_>, out: &mut Sink<'_>) {
+        let (view, host) = (cx.view, cx.host);
+        match obj {
+            Object::Base => out.extend(base()),
+            Object::Port(p) => out.extend(port(view, host, p)),
+            Object::Network(n) => out.extend(network(view, host, n)),
+            Object::Router(r) if routes_for(view, r) => out.extend(router(view, r)),
+            Object::Rule(r) => out.extend(rule(r)),
+            _ => {}
+        }
+    }
+
+    fn affected(&self, view: &View, changed: &Touched, out: &mut Vec<Owner>) {
+        if changed.table == Table::SecurityGroup {
+            out.extend(affected_by_group(view, &changed.id));
+        }
     }
 }
 

@@ -1,4 +1,4 @@
-//! The DHCPv4 responder: a VM's request, punted by its port's flow (`apps::dhcp`), is
+//! The DHCPv4 responder: a VM's request, punted by its port's flow ([`super`]), is
 //! answered from the local view with the port's Neutron configuration, from the network's
 //! DHCP port (its MAC, and its address in the client's subnet). No leases are kept: the
 //! address is the port's, so every answer is computed afresh (an address changed through
@@ -6,8 +6,7 @@
 //! guards the controller from a flooding VM: past it, a drop flow with a hard timeout
 //! blocks the port's DHCP in the switch for a while, logged once per block.
 
-use super::Punted;
-use crate::apps::{self, Host};
+use crate::apps::{Handler, Host, Punted};
 use crate::view::View;
 use model::{ExtraDhcpOpt, MacAddr, Network, Port, Subnet, owner};
 use openflow::action::{Action, port as of_port};
@@ -436,7 +435,7 @@ impl Dhcp {
                 actions: vec![Action::output(ofport)],
                 data: frame,
             }],
-            flow_mods: Vec::new(),
+            ..Punted::default()
         }
     }
 
@@ -520,9 +519,37 @@ impl Dhcp {
             "DHCP flood: the port's DHCP is blocked in the switch"
         );
         Err(Punted {
-            packets: Vec::new(),
-            flow_mods: vec![apps::dhcp::block(key, seconds)],
+            flow_mods: vec![super::block(key, seconds)],
+            ..Punted::default()
         })
+    }
+}
+
+impl Handler for Dhcp {
+    fn packet_in(
+        &mut self,
+        view: &View,
+        host: &mut Host,
+        now: Instant,
+        pi: &PacketIn,
+        key: u32,
+    ) -> Punted {
+        self.handle(view, host, now, pi, key)
+    }
+
+    fn counters(&self) -> Vec<(&'static str, u64)> {
+        let s = &self.stats;
+        vec![
+            ("offers", s.offers),
+            ("acks", s.acks),
+            ("naks", s.naks),
+            ("releases", s.releases),
+            ("declines", s.declines),
+            ("malformed", s.malformed),
+            ("ignored", s.ignored),
+            ("rate_limited", s.rate_limited),
+            ("blocks", s.blocks),
+        ]
     }
 }
 

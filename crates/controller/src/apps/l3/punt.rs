@@ -6,9 +6,9 @@
 //! a drop flow for that sender's flood (its port, the destination, and the TTL for expiry)
 //! is put above the punting flows for one second, so the excess stays in the switch.
 
-use super::Punted;
-use super::rate::Limiter;
-use crate::apps::l3::router_by_key;
+use super::router_by_key;
+use crate::apps::rate::Limiter;
+use crate::apps::{Handler, Host, Punted};
 use crate::pipeline::{App, Cookie, reg, table};
 use crate::view::View;
 use model::{Router, RouterInterface};
@@ -64,7 +64,7 @@ impl L3Punt {
         }
     }
 
-    pub fn handle(&mut self, view: &View, now: Instant, pi: &PacketIn) -> Punted {
+    fn handle(&mut self, view: &View, now: Instant, pi: &PacketIn) -> Punted {
         match self.answer(view, pi) {
             Some(Answer {
                 iface_port,
@@ -80,7 +80,6 @@ impl L3Punt {
                 if !limiter.allow(iface_port, now) {
                     self.limited += 1;
                     return Punted {
-                        packets: Vec::new(),
                         flow_mods: vec![FlowMod {
                             cookie: Cookie {
                                 app: App::L3,
@@ -92,6 +91,7 @@ impl L3Punt {
                             instructions: Vec::new(),
                             ..FlowMod::add(table::L3, GUARD_PRIORITY)
                         }],
+                        ..Punted::default()
                     };
                 }
                 self.answered += 1;
@@ -102,7 +102,7 @@ impl L3Punt {
                         actions: vec![Action::output(out_port)],
                         data: frame,
                     }],
-                    flow_mods: Vec::new(),
+                    ..Punted::default()
                 }
             }
             None => {
@@ -269,4 +269,24 @@ fn v6<'a>(
         icmpv6::dst_unreachable(ip, icmpv6::unreachable::NO_ROUTE, from)
     };
     Some((Kind::Error, iface, reply.ok()?))
+}
+impl Handler for L3Punt {
+    fn packet_in(
+        &mut self,
+        view: &View,
+        _host: &mut Host,
+        now: Instant,
+        pi: &PacketIn,
+        _key: u32,
+    ) -> Punted {
+        self.handle(view, now, pi)
+    }
+
+    fn counters(&self) -> Vec<(&'static str, u64)> {
+        vec![
+            ("answered", self.answered),
+            ("limited", self.limited),
+            ("ignored", self.ignored),
+        ]
+    }
 }

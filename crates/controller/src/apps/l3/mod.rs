@@ -6,13 +6,16 @@
 //! (table 65), which holds the router's extra routes and its attached subnets by longest
 //! prefix. What the switch cannot answer (TTL 0 or 1 matched explicitly, since OVS does
 //! not send dec_ttl's INVALID_TTL packet-ins by default; echo to the router; unreachable
-//! destinations) goes to the controller, which answers by `punt::l3`.
+//! destinations) goes to the controller, which answers ([`punt`]).
 
-use super::{Flow, flow};
-use crate::pipeline::{App, reg, table};
-use crate::view::View;
+pub mod punt;
+
+use super::here::{is_router_port, routers_on, routes_for as wanted};
+use super::{App, Cx, Flow, Handler, Object, Owner, Settings, Sink, flow};
+use crate::pipeline::{App as AppId, reg, table};
+use crate::view::{Touched, View};
 use ipnet::IpNet;
-use model::{Port, Router, RouterInterface, owner};
+use model::{Port, Router, RouterInterface, Table};
 use openflow::Instruction;
 use openflow::action::{Action, OFPCML_NO_BUFFER};
 use openflow::oxm::{Field, Match};
@@ -74,29 +77,9 @@ fn punt() -> Vec<Instruction> {
     )])]
 }
 
-/// Whether this host needs the router: it has a local port on one of its networks.
-pub fn wanted(view: &View, r: &Router) -> bool {
-    r.interfaces.iter().any(|i| {
-        view.ports_of(&i.network_id)
-            .any(|p| p.binding_host_id == view.chassis && !is_router_port(p))
-    })
-}
-
-/// Ports that belong to a router rather than to a VM.
-pub fn is_router_port(p: &Port) -> bool {
-    p.device_owner == owner::ROUTER_INTERFACE || p.device_owner == owner::ROUTER_GATEWAY
-}
-
 /// The router whose key is `key`, if this view has it.
 pub fn router_by_key(view: &View, key: u32) -> Option<&Router> {
     view.routers.values().find(|r| r.unique_key == key)
-}
-
-/// The routers with an interface on `network`.
-pub fn routers_on<'a>(view: &'a View, network: &'a str) -> impl Iterator<Item = &'a Router> {
-    view.routers
-        .values()
-        .filter(move |r| r.interfaces.iter().any(|i| i.network_id == network))
 }
 
 /// Where a routed packet goes: to `p` at `ip` on the network of interface `i`.
@@ -155,7 +138,7 @@ pub fn compile(view: &View, r: &Router) -> Vec<Flow> {
             Match::new()
                 .metadata(u64::from(net.unique_key))
                 .eth_dst(i.mac_address.0),
-            App::L3,
+            AppId::L3,
             key,
             vec![
                 Instruction::ApplyActions(vec![Action::load(reg::ROUTER, 0, 32, u64::from(key))]),
@@ -167,7 +150,7 @@ pub fn compile(view: &View, r: &Router) -> Vec<Flow> {
             table::L3,
             PRIO_OWN,
             dst_exact(on_router(), &i.ip_address),
-            App::L3,
+            AppId::L3,
             key,
             punt(),
         ));
@@ -183,7 +166,7 @@ pub fn compile(view: &View, r: &Router) -> Vec<Flow> {
                         table::L3,
                         PRIO_HOST,
                         dst_exact(on_router(), &f.ip_address),
-                        App::L3,
+                        AppId::L3,
                         key,
                         instructions,
                     ));
@@ -195,7 +178,7 @@ pub fn compile(view: &View, r: &Router) -> Vec<Flow> {
             table::L3_ROUTES,
             PRIO_PREFIX + 2 * u16::from(i.cidr.prefix_len()) + 1,
             dst_prefix(on_router(), &i.cidr),
-            App::L3,
+            AppId::L3,
             key,
             punt(),
         ));
@@ -209,7 +192,7 @@ pub fn compile(view: &View, r: &Router) -> Vec<Flow> {
                 on_router()
                     .eth_type(et)
                     .with(openflow::oxm::OxmField::new(Field::IpTtl, u128::from(ttl))),
-                App::L3,
+                AppId::L3,
                 key,
                 punt(),
             ));
@@ -218,7 +201,7 @@ pub fn compile(view: &View, r: &Router) -> Vec<Flow> {
             table::L3_ROUTES,
             PRIO_NO_ROUTE,
             on_router().eth_type(et),
-            App::L3,
+            AppId::L3,
             key,
             punt(),
         ));
@@ -228,7 +211,7 @@ pub fn compile(view: &View, r: &Router) -> Vec<Flow> {
             table::L3,
             PRIO_TO_ROUTES,
             on_router(),
-            App::L3,
+            AppId::L3,
             key,
             [Instruction::GotoTable(table::L3_ROUTES)],
         ));
@@ -244,11 +227,56 @@ pub fn compile(view: &View, r: &Router) -> Vec<Flow> {
             .and_then(|(i, p)| deliver(view, i, p))
             // A next hop with no port (yet): unreachable, answered by the controller.
             .unwrap_or_else(punt);
-        out.push(flow(table::L3_ROUTES, prio, m, App::L3, key, instructions));
+        out.push(flow(
+            table::L3_ROUTES,
+            prio,
+            m,
+            AppId::L3,
+            key,
+            instructions,
+        ));
     }
     // Two interfaces never share a subnet (the API refuses overlaps), but a route may
     // repeat another one's prefix: keep the first of equal keys.
     let mut seen = std::collections::HashSet::new();
     out.retain(|f| seen.insert(f.key.clone()));
     out
+}
+
+pub struct L3;
+
+impl App for L3 {
+    fn id(&self) -> AppId {
+        AppId::L3
+    }
+
+    fn tables(&self) -> &'static [u8] {
+        &[table::L2, table::L3, table::L3_ROUTES]
+    }
+
+    fn compile(&self, cx: Cx<'_>, obj: Object<'_>, out: &mut Sink<'_>) {
+        if let Object::Router(r) = obj {
+            out.extend(compile(cx.view, r));
+        }
+    }
+
+    /// A router's flows follow its networks and their ports (host routes, and whether this
+    /// host routes for it at all).
+    fn affected(&self, view: &View, changed: &Touched, out: &mut Vec<Owner>) {
+        let network = match changed.table {
+            Table::Network => Some(changed.id.as_str()),
+            Table::Port => view.ports.get(&changed.id).map(|p| p.network_id.as_str()),
+            _ => None,
+        };
+        if let Some(n) = network {
+            out.extend(routers_on(view, n).map(|r| Touched {
+                table: Table::Router,
+                id: r.meta.id.clone(),
+            }));
+        }
+    }
+
+    fn handler(&self, settings: &Settings) -> Option<Box<dyn Handler>> {
+        Some(Box::new(punt::L3Punt::new(settings.icmp_rate)))
+    }
 }

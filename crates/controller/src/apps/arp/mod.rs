@@ -2,8 +2,8 @@
 //! switch, so it is never flooded to other hosts. The request is turned into the reply in
 //! place and sent back where it came from.
 
-use super::{Flow, flow};
-use crate::pipeline::{App, table};
+use super::{App, Cx, Flow, Object, Sink, flow};
+use crate::pipeline::{App as AppId, table};
 use crate::view::View;
 use model::Port;
 use openflow::Instruction;
@@ -12,6 +12,7 @@ use openflow::oxm::{Field, Match};
 use std::net::IpAddr;
 
 const PRIO_ANSWER: u16 = 100;
+const PRIO_DEFAULT: u16 = 1;
 const ETH_TYPE_ARP: u16 = 0x0806;
 const ARP_REQUEST: u16 = 1;
 const ARP_REPLY: u16 = 2;
@@ -52,10 +53,53 @@ pub fn compile(view: &View, p: &Port) -> Vec<Flow> {
                     .eth_type(ETH_TYPE_ARP)
                     .masked(Field::ArpOp, ARP_REQUEST, 0xffffu16)
                     .arp_tpa(ip),
-                App::Arp,
+                AppId::Arp,
                 p.unique_key,
                 [Instruction::ApplyActions(answer(p.mac_address.0, ip))],
             )
         })
         .collect()
+}
+
+/// ARP goes from the services table to the responder; a request for an address nobody
+/// here knows goes on like any broadcast.
+fn base() -> [Flow; 2] {
+    [
+        flow(
+            table::SERVICES,
+            PRIO_ANSWER,
+            Match::new().eth_type(ETH_TYPE_ARP),
+            AppId::Arp,
+            0,
+            [Instruction::GotoTable(table::ARP)],
+        ),
+        flow(
+            table::ARP,
+            PRIO_DEFAULT,
+            Match::new(),
+            AppId::Arp,
+            0,
+            [Instruction::GotoTable(table::L2)],
+        ),
+    ]
+}
+
+pub struct Arp;
+
+impl App for Arp {
+    fn id(&self) -> AppId {
+        AppId::Arp
+    }
+
+    fn tables(&self) -> &'static [u8] {
+        &[table::SERVICES, table::ARP]
+    }
+
+    fn compile(&self, cx: Cx<'_>, obj: Object<'_>, out: &mut Sink<'_>) {
+        match obj {
+            Object::Base => out.extend(base()),
+            Object::Port(p) => out.extend(compile(cx.view, p)),
+            _ => {}
+        }
+    }
 }

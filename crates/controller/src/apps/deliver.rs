@@ -1,0 +1,100 @@
+//! Delivery primitives shared by the apps: how a frame of a network reaches a port
+//! (reg7), another host (its tunnel), or the physical network (the patch port, tagged for
+//! VLAN), and the flood group buckets made of them. Policy-free: the apps decide when.
+
+use super::{Flow, Host, flow};
+use crate::pipeline::{App, reg, table};
+use crate::view::View;
+use model::{Network, NetworkType, Port};
+use openflow::Instruction;
+use openflow::action::Action;
+use openflow::flow::Bucket;
+use openflow::oxm::{Field, Match};
+use std::net::IpAddr;
+
+/// OpenFlow's "a VLAN tag is present" bit of `vlan_vid`.
+pub const OFPVID_PRESENT: u16 = 0x1000;
+const TPID_8021Q: u16 = 0x8100;
+
+/// In table `t`: a frame of `net` to `p`'s MAC is for `p` (reg7 = its key); on to `next`.
+/// L2 lookup, and arrivals from tunnels and physical networks, all say this.
+pub fn to_port(t: u8, priority: u16, app: App, net: &Network, p: &Port, next: u8) -> Flow {
+    flow(
+        t,
+        priority,
+        Match::new()
+            .metadata(u64::from(net.unique_key))
+            .eth_dst(p.mac_address.0),
+        app,
+        p.unique_key,
+        [
+            Instruction::ApplyActions(vec![Action::load(
+                reg::DST_PORT,
+                0,
+                32,
+                u64::from(p.unique_key),
+            )]),
+            Instruction::GotoTable(next),
+        ],
+    )
+}
+
+/// A flood bucket to a local port: through ingress (security groups, then dispatch).
+pub fn local_bucket(p: &Port) -> Bucket {
+    Bucket::new(vec![
+        Action::load(reg::DST_PORT, 0, 32, u64::from(p.unique_key)),
+        Action::resubmit_table(table::INGRESS_CT),
+    ])
+}
+
+/// The tunnel port of this host for the network's type (geneve, vxlan, gre).
+pub fn tunnel_port(host: &Host, net: &Network) -> Option<u32> {
+    host.tunnels.get(net.network_type.as_str()).copied()
+}
+
+/// The actions that send a frame of `net` to the host `chassis` over this host's tunnel
+/// (`None` when that host or this host's tunnel port of the type is not known yet).
+pub fn to_chassis(view: &View, host: &Host, net: &Network, chassis: &str) -> Option<Vec<Action>> {
+    let c = view.chassis_by_name.get(chassis)?;
+    let ofport = tunnel_port(host, net)?;
+    let seg = net.segmentation_id?;
+    let IpAddr::V4(dst) = c.ip else {
+        return None;
+    };
+    Some(vec![
+        Action::set_field(Field::TunId, u64::from(seg)),
+        Action::set_field(Field::TunIpv4Dst, u32::from(dst)),
+        Action::output(ofport),
+    ])
+}
+
+/// The patch port (on `br-int`) of the network's physical network, if it is a provider
+/// network mapped on this host.
+pub fn patch_port(host: &Host, net: &Network) -> Option<u32> {
+    if !net.network_type.is_provider() {
+        return None;
+    }
+    host.provider_ports
+        .get(net.physical_network.as_deref()?)
+        .copied()
+}
+
+/// The VLAN id of a VLAN network (`None` for flat).
+pub fn vlan(net: &Network) -> Option<u16> {
+    match net.network_type {
+        NetworkType::Vlan => net.segmentation_id.map(|s| (s & 0x0fff) as u16),
+        _ => None,
+    }
+}
+
+/// The actions that send a frame of `net` out to its physical network (tagged for VLAN).
+pub fn to_physical(host: &Host, net: &Network) -> Option<Vec<Action>> {
+    let ofport = patch_port(host, net)?;
+    let mut out = Vec::new();
+    if let Some(vid) = vlan(net) {
+        out.push(Action::PushVlan(TPID_8021Q));
+        out.push(Action::set_field(Field::VlanVid, vid | OFPVID_PRESENT));
+    }
+    out.push(Action::output(ofport));
+    Some(out)
+}

@@ -1,0 +1,389 @@
+//! The apps together: every flow fits the pipeline, and incremental compiles equal a
+//! full one through random changes.
+
+use super::*;
+use crate::reconcile::{FlowTable, GroupTable};
+use crate::view::{removed, written};
+use model::fixtures::{self, network};
+use model::{Network, NetworkType, Port};
+use nbdb::Change;
+
+/// Port `id` with key `key` and MAC fa:16:3e:00:00:`mac`.
+fn port(id: &str, net: &str, host: &str, key: u32, mac: u8) -> Port {
+    Port {
+        unique_key: key,
+        ..fixtures::port(id, net, mac.into(), host)
+    }
+}
+
+fn subnet(id: &str, net: &str, enable_dhcp: bool) -> model::Subnet {
+    model::Subnet {
+        gateway_ip: None,
+        enable_dhcp,
+        ..fixtures::subnet(id, net, "10.0.0.0/24")
+    }
+}
+
+/// Rule `r<n>` of group `g<g>`: kinds of rule by `kind` (remote group `g<kind>` for
+/// the first three).
+fn sg_rule(n: u64, g: u64, kind: u64) -> model::SecurityGroupRule {
+    let direction = if n.is_multiple_of(2) {
+        model::Direction::Ingress
+    } else {
+        model::Direction::Egress
+    };
+    model::SecurityGroupRule {
+        protocol: Some("tcp".into()),
+        protocol_number: Some(6),
+        port_range_min: Some(20 + n as u16),
+        port_range_max: Some(30),
+        remote_ip_prefix: (kind == 3).then(|| "10.0.0.0/24".parse().unwrap()),
+        remote_group_id: (kind < 3).then(|| format!("g{kind}")),
+        ..fixtures::security_group_rule(&format!("r{n}"), &format!("g{g}"), direction)
+    }
+}
+
+#[test]
+fn every_flow_fits_the_pipeline() {
+    let mut v = View::new("h");
+    v.apply(&written(&network("n", 1), 1));
+    v.apply(&written(&port("a", "n", "h", 1, 1), 2));
+    v.apply(&written(&port("b", "n", "other", 2, 2), 3));
+    let host = Host {
+        ofports: [("a".to_string(), 5)].into_iter().collect(),
+        ..Host::default()
+    };
+    let d = Desired::full(&v, &host);
+    assert!(d.table().len() >= 6, "{:?}", d.table());
+    assert_eq!(d.groups().len(), 2, "the network's two flood groups");
+    for (id, body) in d.groups().iter() {
+        check_group(&Group {
+            id,
+            body: body.clone(),
+        })
+        .unwrap();
+    }
+    for (key, body) in d.table().iter() {
+        check(&Flow {
+            key: key.clone(),
+            body: body.clone(),
+        })
+        .unwrap();
+    }
+    // The remote port has an L2 entry but no classification or dispatch.
+    let remote_flows = compile(
+        &v,
+        &host,
+        &Touched {
+            table: Table::Port,
+            id: "b".into(),
+        },
+    );
+    assert_eq!(remote_flows.len(), 1);
+    assert_eq!(remote_flows[0].key.table(), table::L2);
+}
+
+/// The port's address in network `n<k>` (10.0.k.0/24; n3 is another project's 10.0.0.0/24,
+/// overlapping n0), as the API would give it.
+fn with_address(mut p: Port, k: u64, n: u64) -> Port {
+    p.fixed_ips = vec![fixtures::fixed_ip(
+        &format!("s{k}"),
+        &format!("10.0.{}.{}", k % 3, 10 + n),
+    )];
+    p
+}
+
+/// Router r0 or r1 with interfaces on some of n0..n2 and maybe an extra route.
+fn random_router(rnd: &mut impl FnMut(u64) -> u64) -> model::Router {
+    let which = rnd(2);
+    let interfaces = (0..3u64)
+        .filter(|_| rnd(2) == 0)
+        .map(|k| model::RouterInterface {
+            port_id: format!("rp{which}-{k}"),
+            subnet_id: format!("s{k}"),
+            network_id: format!("n{k}"),
+            ip_address: format!("10.0.{k}.1").parse().unwrap(),
+            cidr: format!("10.0.{k}.0/24").parse().unwrap(),
+            mac_address: model::MacAddr([0xfa, 0x16, 0x3f, which as u8, k as u8, 1]),
+        })
+        .collect();
+    let routes = (rnd(2) == 0)
+        .then(|| model::HostRoute {
+            destination: "10.9.0.0/16".parse().unwrap(),
+            nexthop: format!("10.0.{}.{}", rnd(3), 10 + rnd(12)).parse().unwrap(),
+        })
+        .into_iter()
+        .collect();
+    // Sometimes a gateway on the external network, with or without SNAT.
+    let external_gateway = (rnd(2) == 0).then(|| model::ExternalGateway {
+        network_id: "ext".into(),
+        enable_snat: rnd(2) == 0,
+        external_fixed_ips: vec![fixtures::fixed_ip(
+            "sext",
+            &format!("203.0.113.{}", 2 + which),
+        )],
+        port_id: format!("gw{which}"),
+    });
+    model::Router {
+        external_gateway,
+        routes,
+        interfaces,
+        ..fixtures::router(&format!("r{which}"), 50 + which as u32)
+    }
+}
+
+/// A switch that is sent only what changed since the last time.
+#[derive(Default)]
+struct Sent {
+    flows: FlowTable,
+    groups: GroupTable,
+}
+
+impl Sent {
+    fn follow(&mut self, d: &mut Desired) {
+        let (mods, groups) = d.take_changes();
+        self.flows.apply(&mods);
+        self.groups.apply(&groups.before);
+        self.groups.apply(&groups.after);
+        assert_eq!(&self.flows, d.table(), "flows sent by difference");
+        assert_eq!(&self.groups, d.groups(), "groups sent by difference");
+    }
+}
+
+#[test]
+fn incremental_equals_full_after_random_changes() {
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut rnd = |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    let mut v = View::new("h");
+    let mut host = Host {
+        tunnels: [("geneve".to_string(), 99)].into(),
+        provider_ports: [("physnet1".to_string(), 77)].into(),
+        neighbours: [(
+            ("ext".to_string(), "203.0.113.1".parse().unwrap()),
+            [2, 0, 0, 0, 0, 1],
+        )]
+        .into(),
+        ..Host::default()
+    };
+    // The external network (flat on physnet1), its subnet, and this host's SNAT port.
+    let ext = Network {
+        external: true,
+        network_type: NetworkType::Flat,
+        physical_network: Some("physnet1".into()),
+        segmentation_id: None,
+        ..network("ext", 40)
+    };
+    v.apply(&written(&ext, 900));
+    let sext = model::Subnet {
+        enable_dhcp: false,
+        ..fixtures::subnet("sext", "ext", "203.0.113.0/24")
+    };
+    v.apply(&written(&sext, 901));
+    let mut snat = port("snat-h", "ext", "h", 90, 90);
+    snat.device_owner = nat::CHASSIS_SNAT.into();
+    snat.device_id = "h".into();
+    snat.fixed_ips = vec![fixtures::fixed_ip("sext", "203.0.113.20")];
+    v.apply(&written(&snat, 902));
+    let mut fip_ports = 0;
+    for (rev, name) in [(1000, "h"), (1001, "o")] {
+        let c = fixtures::chassis(name, "192.0.2.1");
+        v.apply(&Change {
+            revision: rev,
+            table: "chassis".into(),
+            id: name.into(),
+            topic: None,
+            value: Some(serde_json::to_vec(&c).unwrap()),
+        });
+    }
+    let mut d = Desired::default();
+    d.update(&v, &host, owners(&v));
+    // A switch kept up to date with only what changed ends equal to the desired state.
+    let mut sent = Sent::default();
+    sent.follow(&mut d);
+    let mut routed = 0;
+    let (mut seen_clauses, mut seen_rule) = ([false; 2], false);
+    let mut nated = 0;
+    // Port keys, MACs and port numbers are unique per port, as the API and OVS make them.
+    for rev in 1..1000 {
+        let n = rnd(12);
+        let id = format!("x{n}");
+        // n3 overlaps n0: the same addresses on two networks, as two projects have them.
+        let k = rnd(4);
+        let net = format!("n{k}");
+        let change = match rnd(17) {
+            // Floating IPs come, move between ports and routers, and go.
+            14 => {
+                let f = model::FloatingIp {
+                    meta: fixtures::meta(&format!("f{}", rnd(3))),
+                    floating_network_id: "ext".into(),
+                    floating_ip_address: format!("203.0.113.{}", 30 + n).parse().unwrap(),
+                    floating_subnet_id: "sext".into(),
+                    floating_port_id: format!("fp{n}"),
+                    port_id: Some(id.clone()),
+                    fixed_ip_address: Some(format!("10.0.{}.{}", k % 3, 10 + n).parse().unwrap()),
+                    router_id: Some(format!("r{}", rnd(2))),
+                };
+                let mut fp = port(&format!("fp{n}"), "ext", "", 60 + n as u32, 60 + n as u8);
+                fp.device_owner = model::owner::FLOATING_IP.into();
+                fip_ports += 1;
+                let touched = v.apply(&written(&fp, rev));
+                let todo: Vec<Owner> = touched.iter().flat_map(|t| affected(&v, t)).collect();
+                d.update(&v, &host, todo);
+                written(&f, rev)
+            }
+            15 => removed("floatingip", &format!("f{}", rnd(3)), rev),
+            // Routers come and go with interfaces on random networks and a route.
+            6 => written(&random_router(&mut rnd), rev),
+            7 => removed("router", &format!("r{}", rnd(2)), rev),
+            // Security group rules come and go; ports hold random groups (below).
+            12 => written(&sg_rule(rnd(6), rnd(3), rnd(4)), rev),
+            13 => removed("secgroup_rule", &format!("r{}", rnd(6)), rev),
+            // Network keys (and segmentation ids) are unique and never change.
+            0 => written(&network(&net, 1 + k as u32), rev),
+            1 => removed("network", &net, rev),
+            2 | 3 => {
+                let mut p = with_address(
+                    port(
+                        &id,
+                        &net,
+                        if rnd(2) == 0 { "h" } else { "o" },
+                        1 + n as u32,
+                        n as u8,
+                    ),
+                    k,
+                    n,
+                );
+                p.security_groups = (0..3)
+                    .filter(|_| rnd(2) == 0)
+                    .map(|g| format!("g{g}"))
+                    .collect();
+                p.port_security_enabled = rnd(4) != 0;
+                // Sometimes another port's address (of this network or an overlapping
+                // one) as an allowed address pair, as a VM on a shared network may claim.
+                if rnd(3) == 0 {
+                    p.allowed_address_pairs = vec![model::AddressPair {
+                        ip_address: format!("10.0.{}.{}/32", rnd(3), 10 + rnd(12))
+                            .parse()
+                            .unwrap(),
+                        mac_address: p.mac_address,
+                    }];
+                }
+                written(&p, rev)
+            }
+            4 => removed("port", &id, rev),
+            // The other host moves its tunnel endpoint (or registers anew).
+            5 => {
+                let c = fixtures::chassis("o", &format!("192.0.2.{}", 10 + rnd(3)));
+                Change {
+                    revision: rev,
+                    table: "chassis".into(),
+                    id: "o".into(),
+                    topic: None,
+                    value: Some(serde_json::to_vec(&c).unwrap()),
+                }
+            }
+            // DHCP flows follow the network's subnets and their enable_dhcp.
+            8 => written(&subnet(&format!("s{k}"), &net, rnd(2) == 0), rev),
+            9 => removed("subnet", &format!("s{k}"), rev),
+            10 => written(
+                &Network {
+                    subnets: vec![format!("s{k}")],
+                    ..network(&net, 1 + k as u32)
+                },
+                rev,
+            ),
+            // A DHCP port: its addresses are in its network's local ports' flows.
+            11 => written(
+                &Port {
+                    device_owner: model::owner::DHCP.into(),
+                    // Addresses are unique per network, as the API makes them.
+                    fixed_ips: vec![fixtures::fixed_ip(
+                        &format!("s{k}"),
+                        &format!("10.0.{k}.{}", 100 + n),
+                    )],
+                    ..port(&id, &net, "", 1 + n as u32, n as u8)
+                },
+                rev,
+            ),
+            _ => {
+                // The interface is plugged or unplugged on this host.
+                if rnd(2) == 0 {
+                    host.ofports.insert(id.clone(), 100 + n as u32);
+                } else {
+                    host.ofports.remove(&id);
+                }
+                let t = Touched {
+                    table: Table::Port,
+                    id,
+                };
+                let mut todo = affected(&v, &t);
+                todo.extend(security_groups::assign_zones(&v, &mut host).touched);
+                d.update(&v, &host, todo);
+                sent.follow(&mut d);
+                let full = Desired::full(&v, &host);
+                assert_eq!(d.table(), full.table(), "after host change at {rev}");
+                assert_eq!(
+                    d.groups(),
+                    full.groups(),
+                    "groups after host change at {rev}"
+                );
+                continue;
+            }
+        };
+        let mut todo: Vec<Owner> = v
+            .apply(&change)
+            .iter()
+            .flat_map(|t| affected(&v, t))
+            .collect();
+        todo.push(base_owner());
+        todo.extend(security_groups::assign_zones(&v, &mut host).touched);
+        d.update(&v, &host, todo);
+        sent.follow(&mut d);
+        let full = Desired::full(&v, &host);
+        assert!(
+            d.table() == full.table(),
+            "after change {rev} ({} {}): to reach a full compile: {:?}",
+            change.table,
+            change.id,
+            full.table().diff(d.table())
+        );
+        // The changes reach conjunctions (both clauses) and plain rule flows.
+        for (k, b) in d.table().iter() {
+            if let Some(Instruction::ApplyActions(a)) = b.instructions().first() {
+                for act in a {
+                    if let openflow::Action::Conjunction { clause, .. } = act {
+                        seen_clauses[usize::from(*clause).min(1)] = true;
+                    }
+                }
+            }
+            seen_rule |= k.table() == table::INGRESS_SG && k.priority() == 100;
+        }
+        assert_eq!(
+            d.groups(),
+            full.groups(),
+            "groups after change {rev}: {change:?}"
+        );
+        routed += d
+            .table()
+            .iter()
+            .filter(|(k, _)| k.table() == table::L3)
+            .count();
+        nated += d
+            .table()
+            .iter()
+            .filter(|(k, _)| k.table() == table::EGRESS_NAT)
+            .count();
+    }
+    assert!(routed > 500, "routers were exercised: {routed}");
+    assert!(
+        seen_clauses == [true, true] && seen_rule,
+        "security groups exercised: clauses {seen_clauses:?}, rule {seen_rule}"
+    );
+    assert!(fip_ports > 10, "floating IPs were exercised: {fip_ports}");
+    assert!(nated > 50, "north-south flows were exercised: {nated}");
+}

@@ -1,0 +1,545 @@
+//! The controller's core, sans-IO: every decision the local controller makes. Events go in
+//! (NB changes and the answers to reads, interface changes, packet-ins, ticks, what the
+//! switch did), effects come out (objects to look up and snapshots to take, flows and
+//! groups to commit, packets to send, conntrack flushes, statuses to report, this host's
+//! chassis record to write again, SNAT addresses to ask for). The runtime owns the
+//! sockets and timers and performs the effects; tests drive the same core with a fake
+//! switch, an in-memory store and a clock.
+//!
+//! One change goes through the same steps, in this order, whoever drives it: follow what
+//! the host needs now (look-ups and snapshots), take plugged ports as bound here (and
+//! follow what they bring), give conntrack zones, compile the affected owners, commit, cut
+//! the connections the flows no longer allow, report statuses.
+
+mod follow;
+mod ports;
+
+pub use follow::{RELOOKUP, Read};
+pub use ports::interface_event;
+
+use crate::apps::security_groups::{Cuts, assign_zones};
+use crate::apps::{self, Desired, Host, Owner, Punt};
+use crate::reconcile::{self, FlowTable, GroupDiff, GroupTable};
+use crate::view::{Touched, View};
+use follow::Follow;
+use model::{Chassis, PortStatus, Table};
+use nbdb::{Change, Revision, Snapshot};
+use openflow::flow::FlowMod;
+use openflow::packet::{PacketIn, PacketOut};
+use ovsdb::InterfaceEvent;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+/// A refused status write is tried again after this long.
+const REPORT_AGAIN: Duration = Duration::from_secs(1);
+/// This host's SNAT address on an external network is asked for at most this often.
+const SNAT_AGAIN: Duration = Duration::from_secs(5);
+/// This host's chassis record is written back at most this often.
+const REASSERT_AGAIN: Duration = Duration::from_secs(1);
+
+/// What happened.
+#[derive(Debug)]
+// One event at a time, moved once into `handle`: its size costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
+pub enum Event {
+    /// A change from the NB stream.
+    Change(Change),
+    /// The stream fell behind the store's log (compacted): a fresh snapshot is needed.
+    Compacted,
+    /// The answers to [`Read::Lookups`]: each object's topic (`Ok(None)`: no such object).
+    LookedUp(Vec<(Touched, Result<Option<String>, String>)>),
+    /// The answer to [`Read::Snapshot`].
+    Snapshot(Result<Snapshot, String>),
+    /// An OVSDB Interface change.
+    Interface(InterfaceEvent),
+    PacketIn(PacketIn),
+    /// The 100 ms timer.
+    Tick,
+    /// The switch was (re)connected and read back: it holds these flows and groups.
+    SwitchRead(FlowTable, GroupTable),
+    /// The connection to the switch was lost: what it holds is unknown until read back.
+    SwitchLost,
+    /// The switch applied the commit [`Controller::commit`] gave.
+    Committed,
+    /// The statuses written for [`Effects::reports`], with the store's answers.
+    Reported(Vec<(String, PortStatus, Result<(), String>)>),
+}
+
+/// What the runtime is to do, in this order: read, commit, then the rest.
+#[derive(Debug, Default)]
+pub struct Effects {
+    /// Read this from the store and hand the answer back before anything else.
+    pub read: Option<Read>,
+    /// Follow the change stream from this revision with these topics (after a snapshot).
+    pub watch_from: Option<(Revision, BTreeSet<String>)>,
+    /// [`Controller::commit`] has flows and groups for the switch.
+    pub commit: bool,
+    /// Packets to send, and short-lived flows to add at once (not reconciled).
+    pub packets: Vec<PacketOut>,
+    pub flow_mods: Vec<FlowMod>,
+    /// Conntrack flushes (zones given back, connections no longer allowed), after the
+    /// commit that disallowed them.
+    pub flushes: Vec<openflow::Message>,
+    /// Port statuses (and bindings to this host) to write.
+    pub reports: Vec<(String, PortStatus)>,
+    /// This host's chassis record, to write (again).
+    pub register: Option<Chassis>,
+    /// External networks on which this host needs its SNAT address port.
+    pub snat_ports: Vec<String>,
+}
+
+/// What the core knows of what the switch holds.
+#[derive(Debug)]
+enum Installed {
+    /// The desired state as of the last commit: only what changed since needs sending.
+    Synced,
+    /// As read back from the switch: everything needs comparing.
+    Read(FlowTable, GroupTable),
+    /// Unknown (the connection was lost; the runtime reconnects and reads it back).
+    Unknown,
+}
+
+/// Where the handling of changes stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Nothing to do.
+    Idle,
+    /// Following what the host needs; `claimed` once plugged ports were taken as bound
+    /// here (they may bring new topics: the view is refreshed once more).
+    Refresh { claimed: bool },
+    /// A commit was handed out and is not confirmed yet.
+    Committing,
+    /// Waiting for the switch to be read back.
+    NoSwitch,
+}
+
+/// What is to be sent at the next [`Controller::commit`].
+#[derive(Debug)]
+enum Outgoing {
+    Changes(Vec<FlowMod>, GroupDiff),
+    /// Everything that differs from what was read back.
+    Full,
+}
+
+/// A commit for the switch: group-mods before and after the flow-mods, in one bundle.
+pub struct Commit<'a> {
+    pub groups: GroupDiff,
+    pub flow_mods: Box<dyn Iterator<Item = FlowMod> + Send + 'a>,
+    /// (flow-mods, group-mods), for the log.
+    pub counts: (usize, usize),
+}
+
+/// The local controller's state and decisions.
+pub struct Controller {
+    me: Chassis,
+    view: View,
+    host: Host,
+    desired: Desired,
+    cuts: Cuts,
+    punt: Punt,
+    follow: Follow,
+    installed: Installed,
+    phase: Phase,
+    /// The first full compile is done.
+    started: bool,
+    /// Owners to recompile at the next compile.
+    pending: Vec<Owner>,
+    /// What the snapshots of a second refresh (after claiming) touched: ports to claim
+    /// again on the fresh view.
+    touched: Vec<Touched>,
+    /// What the last compile recompiled, and the zones it gave back: for the cuts and
+    /// flushes once committed.
+    compiled: Vec<Owner>,
+    released: Vec<u16>,
+    outgoing: Option<Outgoing>,
+    /// Statuses written (or being written) and not yet seen back in the stream.
+    reported: BTreeMap<String, PortStatus>,
+    report_again: Option<Instant>,
+    snat_asked: BTreeMap<String, Instant>,
+    /// When this host's chassis record was last written back.
+    reasserted: Option<Instant>,
+}
+
+impl Controller {
+    /// A controller for this host (`me`: its chassis record, as registered).
+    pub fn new(me: Chassis, settings: &apps::Settings) -> Controller {
+        Controller {
+            view: View::new(&me.id),
+            me,
+            host: Host::default(),
+            desired: Desired::default(),
+            cuts: Cuts::default(),
+            punt: Punt::new(settings),
+            follow: Follow::default(),
+            installed: Installed::Unknown,
+            phase: Phase::Refresh { claimed: false },
+            started: false,
+            pending: Vec::new(),
+            touched: Vec::new(),
+            compiled: Vec::new(),
+            released: Vec::new(),
+            outgoing: None,
+            reported: BTreeMap::new(),
+            report_again: None,
+            snat_asked: BTreeMap::new(),
+            reasserted: None,
+        }
+    }
+
+    pub fn view(&self) -> &View {
+        &self.view
+    }
+
+    pub fn host(&self) -> &Host {
+        &self.host
+    }
+
+    pub fn desired(&self) -> &Desired {
+        &self.desired
+    }
+
+    pub fn punt(&self) -> &Punt {
+        &self.punt
+    }
+
+    pub fn punt_mut(&mut self) -> &mut Punt {
+        &mut self.punt
+    }
+
+    /// Whether the first compile was committed (or had nothing to commit).
+    pub fn ready(&self) -> bool {
+        self.started && self.phase == Phase::Idle
+    }
+
+    /// Whether a commit is being waited for.
+    pub fn committing(&self) -> bool {
+        self.phase == Phase::Committing
+    }
+
+    /// Handles one event; returns what to do about it.
+    pub fn handle(&mut self, ev: Event, now: Instant) -> Effects {
+        let mut fx = Effects::default();
+        match ev {
+            Event::Change(c) => {
+                let touched = self.view.apply(&c);
+                self.changed(touched);
+            }
+            Event::Compacted => {
+                // Behind the log: a fresh snapshot of the same topics.
+                self.follow.loaded = false;
+                self.refresh();
+            }
+            Event::LookedUp(answers) => self.follow.looked_up(answers, now),
+            Event::Snapshot(Ok(snap)) => {
+                if let Some(topics) = self.follow.snapshot_done(true, now) {
+                    tracing::info!(topics = ?topics, revision = snap.revision, objects = snap.records.len(), "following projects");
+                    let touched = self.view.load(&snap);
+                    self.changed(touched);
+                    fx.watch_from = Some((snap.revision, topics));
+                }
+            }
+            Event::Snapshot(Err(e)) => {
+                tracing::warn!(error = %e, "NB snapshot failed; trying again in 1 s");
+                self.follow.snapshot_done(false, now);
+            }
+            Event::Interface(ev) => {
+                tracing::debug!(event = ?ev, "interface");
+                let owners = interface_event(&mut self.host, &self.view, ev);
+                self.pending.extend(owners);
+                self.refresh();
+            }
+            Event::PacketIn(pi) => {
+                let out = self.punt.handle(&self.view, &mut self.host, now, &pi);
+                fx.packets.extend(out.packets);
+                fx.flow_mods.extend(out.flow_mods);
+                if !out.recompile.is_empty() {
+                    self.pending.extend(out.recompile);
+                    self.refresh();
+                }
+            }
+            Event::Tick => self.tick(now, &mut fx),
+            Event::SwitchRead(flows, groups) => {
+                // Whatever was out is forgotten: everything is compared with what is there.
+                self.installed = Installed::Read(flows, groups);
+                self.outgoing = None;
+                if matches!(self.phase, Phase::NoSwitch | Phase::Committing) {
+                    self.phase = Phase::Idle;
+                }
+                if self.started {
+                    self.pending.extend(apps::owners(&self.view));
+                    self.refresh();
+                }
+            }
+            Event::SwitchLost => {
+                self.installed = Installed::Unknown;
+                self.outgoing = None;
+                if self.phase == Phase::Committing {
+                    self.phase = Phase::NoSwitch;
+                }
+            }
+            Event::Committed => {
+                if self.phase == Phase::Committing {
+                    self.installed = Installed::Synced;
+                    self.outgoing = None;
+                    self.after_commit(now, &mut fx);
+                }
+            }
+            Event::Reported(results) => {
+                for (id, status, r) in results {
+                    match r {
+                        Ok(()) => {
+                            tracing::info!(port = %id, status = status.as_str(), "port status reported");
+                            self.reported.insert(id, status);
+                        }
+                        Err(e) => {
+                            tracing::warn!(port = %id, error = %e, "port status not reported; trying again in 1 s");
+                            self.report_again = Some(now + REPORT_AGAIN);
+                        }
+                    }
+                }
+            }
+        }
+        self.advance(now, &mut fx);
+        fx
+    }
+
+    /// The flows and groups to send now ([`Effects::commit`]); the runtime answers with
+    /// [`Event::Committed`] or [`Event::SwitchLost`].
+    pub fn commit(&mut self) -> Option<Commit<'_>> {
+        match self.outgoing.as_ref()? {
+            Outgoing::Changes(..) => {
+                let Some(Outgoing::Changes(mods, groups)) = self.outgoing.take() else {
+                    return None;
+                };
+                let counts = (mods.len(), groups.len());
+                Some(Commit {
+                    groups,
+                    flow_mods: Box::new(mods.into_iter()),
+                    counts,
+                })
+            }
+            Outgoing::Full => {
+                let Installed::Read(flows, groups) = &self.installed else {
+                    return None;
+                };
+                let changes = self.desired.table().changes(flows);
+                let groups = self.desired.groups().diff(groups);
+                let counts = (changes.len(), groups.len());
+                Some(Commit {
+                    groups,
+                    flow_mods: Box::new(changes.into_iter().map(|c| reconcile::flow_mod(&c))),
+                    counts,
+                })
+            }
+        }
+    }
+
+    /// Objects changed in the view: their owners are to be recompiled.
+    fn changed(&mut self, touched: Vec<Touched>) {
+        for t in &touched {
+            self.pending.extend(apps::affected(&self.view, t));
+        }
+        if self.phase == (Phase::Refresh { claimed: true }) {
+            self.touched.extend(touched);
+        }
+        self.refresh();
+    }
+
+    /// Whether what is pending may move the followed topics: a port of a new network
+    /// plugged here, or the last of one gone. Only ports, routers and groups do.
+    fn moves_topics(&self) -> bool {
+        self.pending.iter().any(|o| {
+            matches!(
+                o.table,
+                Table::Port | Table::Router | Table::SecurityGroup | Table::SecurityGroupRule
+            )
+        })
+    }
+
+    /// Something is to be recompiled: start over from following, unless a commit is out
+    /// (its confirmation comes first) or the switch is away.
+    fn refresh(&mut self) {
+        if self.phase == Phase::Idle {
+            self.phase = Phase::Refresh { claimed: false };
+            self.follow.restart();
+        }
+    }
+
+    /// Others tunnel to this host by its chassis record: when the store's differs from
+    /// what this host registered (someone changed or deleted it), it is written back; at
+    /// most once a second, so two controllers with one name log their fight rather than
+    /// flood the store.
+    fn reassert(&mut self, now: Instant, fx: &mut Effects) {
+        let seen = self.view.chassis_by_name.get(&self.me.id);
+        if !self.started
+            || seen == Some(&self.me)
+            || self
+                .reasserted
+                .is_some_and(|t| now.duration_since(t) < REASSERT_AGAIN)
+        {
+            return;
+        }
+        match seen {
+            Some(c) => tracing::warn!(
+                chassis = %c.id, ip = %c.ip, tunnel_types = ?c.tunnel_types, expected_ip = %self.me.ip,
+                "this host's chassis record was changed by someone else (another controller with this name?); restoring it"
+            ),
+            None => tracing::warn!(chassis = %self.me.id, "this host's chassis record was deleted; restoring it"),
+        }
+        self.reasserted = Some(now);
+        fx.register = Some(self.me.clone());
+    }
+
+    fn tick(&mut self, now: Instant, fx: &mut Effects) {
+        self.reassert(now, fx);
+        let out = self.punt.tick(&self.view, &self.host, now);
+        fx.packets.extend(out.packets);
+        fx.flow_mods.extend(out.flow_mods);
+        if !out.recompile.is_empty() {
+            self.pending.extend(out.recompile);
+            self.refresh();
+        }
+        if self.phase == Phase::Idle && self.report_again.is_some_and(|t| t <= now) {
+            self.report_again = None;
+            fx.reports =
+                ports::reports_due(&self.me.id, &self.view, &self.host, &mut self.reported);
+        }
+        if self.follow.relookup_due(now) {
+            self.refresh();
+        }
+        for net in apps::nat::snat_ports_wanted(&self.view, &self.host) {
+            if self
+                .snat_asked
+                .get(&net)
+                .is_some_and(|t| now.duration_since(*t) < SNAT_AGAIN)
+            {
+                continue;
+            }
+            self.snat_asked.insert(net.clone(), now);
+            fx.snat_ports.push(net);
+        }
+    }
+
+    /// Goes through the steps as far as it can without an answer from outside.
+    fn advance(&mut self, now: Instant, fx: &mut Effects) {
+        loop {
+            match self.phase {
+                Phase::Idle | Phase::Committing | Phase::NoSwitch => return,
+                Phase::Refresh { claimed } => {
+                    let gated = claimed
+                        || self.moves_topics()
+                        || self.follow.has_unknown()
+                        || self.follow.plugged_changed(&self.host)
+                        || !self.follow.loaded;
+                    if gated {
+                        if fx.read.is_some() || self.follow.waiting(now) {
+                            return;
+                        }
+                        if let Some(read) = self.follow.next(&self.view, &self.host, now) {
+                            fx.read = Some(read);
+                            return;
+                        }
+                    }
+                    // Plugged ports among what changed are taken as bound here: first among
+                    // the owners to recompile, then (second refresh) among what the fresh
+                    // snapshots brought.
+                    let among = if claimed {
+                        std::mem::take(&mut self.touched)
+                    } else {
+                        self.pending.clone()
+                    };
+                    let claimed_now = ports::claim(
+                        &self.me.id,
+                        &mut self.view,
+                        &self.host,
+                        &among,
+                        &mut self.reported,
+                    );
+                    self.pending.extend(claimed_now.iter().cloned());
+                    if !claimed && !claimed_now.is_empty() {
+                        // A port bound here brings its security groups' projects into the
+                        // followed set; a fresh snapshot replaces the view, claims and all,
+                        // and the ports are claimed again on it.
+                        self.phase = Phase::Refresh { claimed: true };
+                        self.follow.restart();
+                        continue;
+                    }
+                    self.compile(now, fx);
+                }
+            }
+        }
+    }
+
+    /// Gives zones, recompiles what is pending, and hands out the commit.
+    fn compile(&mut self, now: Instant, fx: &mut Effects) {
+        let zones = assign_zones(&self.view, &mut self.host);
+        self.pending.extend(zones.touched);
+        self.released.extend(zones.released);
+        let mut owners = std::mem::take(&mut self.pending);
+        if self.started {
+            // Changes touch overlapping sets of owners (a group's holders and members):
+            // compile each once.
+            owners.sort();
+            owners.dedup();
+            self.desired
+                .update(&self.view, &self.host, owners.iter().cloned());
+        } else {
+            self.desired = Desired::full(&self.view, &self.host);
+            owners = apps::owners(&self.view);
+        }
+        self.compiled.extend(owners);
+        let outgoing = match &self.installed {
+            Installed::Unknown => {
+                self.phase = Phase::NoSwitch;
+                return;
+            }
+            Installed::Synced => {
+                let (mods, groups) = self.desired.take_changes();
+                (!mods.is_empty() || !groups.is_empty()).then_some(Outgoing::Changes(mods, groups))
+            }
+            Installed::Read(flows, groups) => {
+                self.desired.forget_changes();
+                let same = self.desired.table().changes(flows).is_empty()
+                    && self.desired.groups().diff(groups).is_empty();
+                (!same).then_some(Outgoing::Full)
+            }
+        };
+        match outgoing {
+            Some(o) => {
+                self.outgoing = Some(o);
+                self.phase = Phase::Committing;
+                fx.commit = true;
+            }
+            None => {
+                self.installed = Installed::Synced;
+                self.after_commit(now, fx);
+            }
+        }
+    }
+
+    /// The switch holds the desired flows: cut what they no longer allow, report statuses.
+    fn after_commit(&mut self, now: Instant, fx: &mut Effects) {
+        let membership = self.view.take_membership();
+        let owners = std::mem::take(&mut self.compiled);
+        let flushes = self
+            .cuts
+            .update(&self.view, &self.host, &owners, &membership);
+        fx.flushes.extend(
+            std::mem::take(&mut self.released)
+                .into_iter()
+                .map(openflow::Message::CtFlushZone)
+                .chain(flushes.into_iter().map(openflow::Message::CtFlush)),
+        );
+        if !self.started {
+            self.started = true;
+            tracing::info!(chassis = %self.me.id, revision = self.view.revision, ports = self.view.ports.len(), plugged = self.host.ofports.len(), "controller ready");
+        }
+        fx.reports = ports::reports_due(&self.me.id, &self.view, &self.host, &mut self.reported);
+        let _ = now;
+        // Changes that came in while the commit was out are handled now.
+        self.phase = Phase::Idle;
+        if !self.pending.is_empty() {
+            self.refresh();
+        }
+    }
+}
