@@ -3,52 +3,27 @@
 
 mod support;
 
-use controller::apps::{Desired, Host};
-use controller::view::{View, record};
-use fake_switch::Switch;
 use model::fixtures;
 use packet::arp::{self, ArpRepr, Operation};
 use packet::ethernet::{EtherType, EthernetRepr};
 use packet::ipv4::Ipv4Repr;
 use packet::{EthernetAddress, IpProtocol};
 use std::net::Ipv4Addr;
-use support::{open_group, open_port};
+use support::open_port;
+use support::sim::Sim;
 
-/// Ports a (5) and b (6) on this host at OpenFlow ports 1 and 2; c (7) on another host.
-fn switch() -> Switch {
-    let net = fixtures::network("n", 9);
-    let mut view = View::new("h");
-    view.load(&nbdb::Snapshot {
-        revision: 4,
-        records: vec![
-            record(&net, 1),
-            record(&open_port("a", 5, "h"), 2),
-            record(&open_port("b", 6, "h"), 3),
-            record(&open_port("c", 7, "o"), 4),
-            nbdb::Record {
-                table: "chassis".into(),
-                id: "o".into(),
-                revision: 4,
-                topic: None,
-                value: serde_json::to_vec(&fixtures::chassis("o", &OTHER_HOST.to_string()))
-                    .unwrap(),
-            },
-            open_group()[0].clone(),
-            open_group()[1].clone(),
-            open_group()[2].clone(),
-        ],
-    });
-    let mut host = Host {
-        ofports: [("a".to_string(), 1), ("b".to_string(), 2)]
-            .into_iter()
-            .collect(),
-        tunnels: [("geneve".to_string(), TUNNEL)].into(),
-        ..Host::default()
-    };
-    controller::apps::security_groups::assign_zones(&view, &mut host);
-    let mut sw = Switch::new();
-    support::install(&mut sw, &Desired::full(&view, &host));
-    sw
+/// Ports a (5) and b (6) plugged here at OpenFlow ports 1 and 2; c (7) on another host.
+fn world() -> Sim {
+    let mut sim = Sim::new("h", TUNNEL);
+    sim.chassis("o", &OTHER_HOST.to_string());
+    sim.put(&fixtures::network("n", 9));
+    support::put_open_group(&mut sim);
+    for (id, n, ofport) in [("a", 5, 1), ("b", 6, 2)] {
+        sim.put(&open_port(id, n, ""));
+        sim.plug(id, ofport);
+    }
+    sim.put(&open_port("c", 7, "o"));
+    sim
 }
 
 /// The other host's tunnel address, and this host's Geneve port.
@@ -72,53 +47,63 @@ fn udp_frame(src_mac: u8, dst_mac: u8, src_ip: Ipv4Addr, dst_ip: Ipv4Addr) -> Ve
 
 #[test]
 fn unicast_to_a_local_port_leaves_by_its_port() {
-    let mut sw = switch();
-    let out = sw.process(
-        1,
-        &udp_frame(5, 6, Ipv4Addr::new(10, 0, 0, 5), Ipv4Addr::new(10, 0, 0, 6)),
-    );
+    let mut sim = world();
+    let out = sim
+        .send(
+            1,
+            &udp_frame(5, 6, Ipv4Addr::new(10, 0, 0, 5), Ipv4Addr::new(10, 0, 0, 6)),
+        )
+        .outcome;
     assert_eq!(out.ports(), vec![2], "{out}");
-    let back = sw.process(
-        2,
-        &udp_frame(6, 5, Ipv4Addr::new(10, 0, 0, 6), Ipv4Addr::new(10, 0, 0, 5)),
-    );
+    let back = sim
+        .send(
+            2,
+            &udp_frame(6, 5, Ipv4Addr::new(10, 0, 0, 6), Ipv4Addr::new(10, 0, 0, 5)),
+        )
+        .outcome;
     assert_eq!(back.ports(), vec![1], "{back}");
 }
 
 #[test]
 fn spoofed_sources_are_dropped() {
-    let mut sw = switch();
-    let wrong_ip = sw.process(
-        1,
-        &udp_frame(
-            5,
-            6,
-            Ipv4Addr::new(10, 0, 0, 66),
-            Ipv4Addr::new(10, 0, 0, 6),
-        ),
-    );
+    let mut sim = world();
+    let wrong_ip = sim
+        .send(
+            1,
+            &udp_frame(
+                5,
+                6,
+                Ipv4Addr::new(10, 0, 0, 66),
+                Ipv4Addr::new(10, 0, 0, 6),
+            ),
+        )
+        .outcome;
     assert!(wrong_ip.dropped(), "{wrong_ip}");
-    let wrong_mac = sw.process(
-        1,
-        &udp_frame(
-            66,
-            6,
-            Ipv4Addr::new(10, 0, 0, 5),
-            Ipv4Addr::new(10, 0, 0, 6),
-        ),
-    );
+    let wrong_mac = sim
+        .send(
+            1,
+            &udp_frame(
+                66,
+                6,
+                Ipv4Addr::new(10, 0, 0, 5),
+                Ipv4Addr::new(10, 0, 0, 6),
+            ),
+        )
+        .outcome;
     assert!(wrong_mac.dropped(), "{wrong_mac}");
     // b's own address from a's port is spoofing too.
-    let as_b = sw.process(
-        1,
-        &udp_frame(6, 6, Ipv4Addr::new(10, 0, 0, 6), Ipv4Addr::new(10, 0, 0, 6)),
-    );
+    let as_b = sim
+        .send(
+            1,
+            &udp_frame(6, 6, Ipv4Addr::new(10, 0, 0, 6), Ipv4Addr::new(10, 0, 0, 6)),
+        )
+        .outcome;
     assert!(as_b.dropped(), "{as_b}");
 }
 
 #[test]
 fn arp_for_a_remote_port_is_answered_by_the_switch() {
-    let mut sw = switch();
+    let mut sim = world();
     let req = ArpRepr {
         operation: Operation::Request,
         source_hardware_addr: mac(5),
@@ -135,7 +120,7 @@ fn arp_for_a_remote_port_is_answered_by_the_switch() {
         ethertype: EtherType::Arp,
     }
     .build(&body);
-    let out = sw.process(1, &frame);
+    let out = sim.send(1, &frame).outcome;
     assert_eq!(
         out.ports(),
         vec![1],
@@ -179,9 +164,11 @@ fn arp_request(from: u8, for_ip: Ipv4Addr) -> Vec<u8> {
 
 #[test]
 fn a_broadcast_reaches_the_other_local_ports_and_each_other_host_once() {
-    let mut sw = switch();
+    let mut sim = world();
     // Nobody here knows 10.0.0.99: the request is flooded.
-    let out = sw.process(1, &arp_request(5, Ipv4Addr::new(10, 0, 0, 99)));
+    let out = sim
+        .send(1, &arp_request(5, Ipv4Addr::new(10, 0, 0, 99)))
+        .outcome;
     let mut ports = out.ports();
     ports.sort_unstable();
     assert_eq!(
@@ -200,17 +187,17 @@ fn a_broadcast_reaches_the_other_local_ports_and_each_other_host_once() {
 
 #[test]
 fn a_broadcast_from_the_tunnel_goes_to_local_ports_only() {
-    let mut sw = switch();
+    let mut sim = world();
     let mut pkt = fake_switch::Packet::new(TUNNEL, arp_request(7, Ipv4Addr::new(10, 0, 0, 99)));
     pkt.tun_id = 9;
-    let out = sw.process_packet(pkt);
+    let out = sim.send_packet(pkt).outcome;
     let mut ports = out.ports();
     ports.sort_unstable();
     assert_eq!(ports, vec![1, 2], "never back into the underlay: {out}");
     // A frame for another network's key is not taken in at all.
     let mut other = fake_switch::Packet::new(TUNNEL, arp_request(7, Ipv4Addr::new(10, 0, 0, 99)));
     other.tun_id = 10;
-    assert!(sw.process_packet(other).dropped());
+    assert!(sim.send_packet(other).outcome.dropped());
 }
 
 /// A frame from port `a` (MAC 5) to `dst`: IPv4 or IPv6 with `l4` as payload, maybe tagged.
@@ -256,74 +243,90 @@ fn v6(dst: std::net::Ipv6Addr, next: IpProtocol, l4: &[u8]) -> Vec<u8> {
 
 #[test]
 fn an_access_port_takes_no_tagged_frame() {
-    let mut sw = switch();
-    let plain = sw.process(1, &frame_from_a(mac(6), v4(&udp(4000, 9999)), false, None));
+    let mut sim = world();
+    let plain = sim
+        .send(1, &frame_from_a(mac(6), v4(&udp(4000, 9999)), false, None))
+        .outcome;
     assert_eq!(plain.ports(), vec![2], "{plain}");
     for vid in [100, 0] {
-        let tagged = sw.process(
-            1,
-            &frame_from_a(mac(6), v4(&udp(4000, 9999)), false, Some(vid)),
-        );
+        let tagged = sim
+            .send(
+                1,
+                &frame_from_a(mac(6), v4(&udp(4000, 9999)), false, Some(vid)),
+            )
+            .outcome;
         assert!(tagged.dropped(), "VLAN {vid}: {tagged}");
-        let flood = sw.process(
-            1,
-            &frame_from_a(
-                EthernetAddress([0xff; 6]),
-                v4(&udp(4000, 9999)),
-                false,
-                Some(vid),
-            ),
-        );
+        let flood = sim
+            .send(
+                1,
+                &frame_from_a(
+                    EthernetAddress([0xff; 6]),
+                    v4(&udp(4000, 9999)),
+                    false,
+                    Some(vid),
+                ),
+            )
+            .outcome;
         assert!(flood.dropped(), "a tagged broadcast: {flood}");
     }
 }
 
 #[test]
 fn a_vm_is_neither_a_dhcp_server_nor_a_router() {
-    let mut sw = switch();
-    let to_b = sw.process(1, &frame_from_a(mac(6), v4(&udp(68, 67)), false, None));
+    let mut sim = world();
+    let to_b = sim
+        .send(1, &frame_from_a(mac(6), v4(&udp(68, 67)), false, None))
+        .outcome;
     assert!(!to_b.dropped(), "a client's datagram goes on: {to_b}");
-    let offer = sw.process(1, &frame_from_a(mac(6), v4(&udp(67, 68)), false, None));
+    let offer = sim
+        .send(1, &frame_from_a(mac(6), v4(&udp(67, 68)), false, None))
+        .outcome;
     assert!(offer.dropped(), "DHCP server traffic: {offer}");
     let all_nodes: std::net::Ipv6Addr = "ff02::1".parse().unwrap();
     let b_ll: std::net::Ipv6Addr = "fe80::f816:3eff:fe00:6".parse().unwrap();
-    let advertise = sw.process(
-        1,
-        &frame_from_a(
-            mac(6),
-            v6(b_ll, IpProtocol::Udp, &udp(547, 546)),
-            true,
-            None,
-        ),
-    );
+    let advertise = sim
+        .send(
+            1,
+            &frame_from_a(
+                mac(6),
+                v6(b_ll, IpProtocol::Udp, &udp(547, 546)),
+                true,
+                None,
+            ),
+        )
+        .outcome;
     assert!(advertise.dropped(), "DHCPv6 server traffic: {advertise}");
     // ICMPv6 type, code and checksum (unchecked by the switch), then the message body.
     for ty in [134u8, 137] {
         let mut icmp = vec![ty, 0, 0, 0];
         icmp.extend_from_slice(&[0; 36]);
-        let out = sw.process(
-            1,
-            &frame_from_a(
-                EthernetAddress([0x33, 0x33, 0, 0, 0, 1]),
-                v6(all_nodes, IpProtocol::Icmpv6, &icmp),
-                true,
-                None,
-            ),
-        );
+        let out = sim
+            .send(
+                1,
+                &frame_from_a(
+                    EthernetAddress([0x33, 0x33, 0, 0, 0, 1]),
+                    v6(all_nodes, IpProtocol::Icmpv6, &icmp),
+                    true,
+                    None,
+                ),
+            )
+            .outcome;
         assert!(out.dropped(), "ICMPv6 type {ty}: {out}");
     }
     // A router solicitation is the VM's to send.
     let mut rs = vec![133u8, 0, 0, 0];
     rs.extend_from_slice(&[0; 4]);
     let all_routers: std::net::Ipv6Addr = "ff02::2".parse().unwrap();
-    let out = sw.process(
-        1,
-        &frame_from_a(
-            EthernetAddress([0x33, 0x33, 0, 0, 0, 2]),
-            v6(all_routers, IpProtocol::Icmpv6, &rs),
-            true,
-            None,
-        ),
-    );
+    let out = sim
+        .send(
+            1,
+            &frame_from_a(
+                EthernetAddress([0x33, 0x33, 0, 0, 0, 2]),
+                v6(all_routers, IpProtocol::Icmpv6, &rs),
+                true,
+                None,
+            ),
+        )
+        .outcome;
     assert!(!out.dropped(), "router solicitation: {out}");
 }

@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod sim;
+
 use controller::apps::Desired;
 use controller::reconcile::GroupDiff;
 use controller::view::record;
@@ -55,5 +57,16 @@ pub fn open_port(id: &str, n: u8, host: &str) -> Port {
         fixed_ips: vec![fixtures::fixed_ip("s", &format!("10.0.0.{n}"))],
         security_groups: vec!["open".into()],
         ..fixtures::port(id, "n", n.into(), host)
+    }
+}
+
+/// Puts group "open" and its two rules into the harness's store.
+pub fn put_open_group(sim: &mut sim::Sim) {
+    sim.put(&fixtures::security_group("open"));
+    for (id, d) in [
+        ("open-in", Direction::Ingress),
+        ("open-out", Direction::Egress),
+    ] {
+        sim.put(&fixtures::security_group_rule(id, "open", d));
     }
 }

@@ -1,0 +1,410 @@
+//! The one harness of the app tests: the controller's real core (`engine::Controller`)
+//! with an in-memory NB store, a fake switch and a clock. A test puts and deletes NB
+//! objects, plugs interfaces, sends frames in and sees what comes out; everything goes
+//! through the same orchestration as the real runtime (look-ups, snapshots, claims, zones,
+//! compile, commit, flushes, reports written back to the store and streamed again).
+//! After every event it checks that the incremental state equals a full compile and that
+//! the switch holds exactly the desired flows and groups.
+
+use controller::apps::{self, Desired, Punted, Settings};
+use controller::engine::{Controller, Effects, Event, Read};
+use controller::reconcile::{FlowTable, GroupTable};
+use controller::view::Touched;
+use fake_switch::{Outcome, Switch};
+use model::{Chassis, NbObject, Port, PortStatus, Table};
+use nbdb::{Change, Record, Snapshot};
+use openflow::oxm::Match;
+use openflow::packet::PacketIn;
+use ovsdb::{InterfaceEvent, InterfaceState, Uuid};
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+/// What came of one frame: what the switch did with it, and what the controller answered
+/// (its packet-outs already went through the switch: their outputs are in `answers`).
+pub struct Sent {
+    pub outcome: Outcome,
+    pub punted: Vec<Punted>,
+    pub answers: Vec<Outcome>,
+}
+
+impl Sent {
+    /// Every frame that left, by port: the switch's own and the controller's answers.
+    pub fn frames(&self) -> Vec<(u32, Vec<u8>)> {
+        self.outcome
+            .outputs
+            .iter()
+            .chain(self.answers.iter().flat_map(|a| a.outputs.iter()))
+            .map(|o| (o.port, o.frame.clone()))
+            .collect()
+    }
+}
+
+pub struct Sim {
+    pub core: Controller,
+    pub switch: Switch,
+    pub now: Instant,
+    /// The store: records by (table, id), and the last revision.
+    store: BTreeMap<(String, String), Record>,
+    revision: u64,
+    /// What the controller follows (as its watch would filter).
+    topics: Option<BTreeSet<String>>,
+    /// Conntrack flushes sent, in order.
+    pub flushes: Vec<openflow::Message>,
+    /// Statuses reported, in order.
+    pub reports: Vec<(String, PortStatus)>,
+    /// Interfaces plugged: port id → OpenFlow port.
+    plugged: BTreeMap<String, u32>,
+    /// Skip the equality checks (benchmark-sized worlds).
+    pub unchecked: bool,
+    /// What the commits sent, applied in order: what a real switch would hold.
+    sent: (FlowTable, GroupTable),
+}
+
+fn iface(name: &str, iface_id: Option<&str>, ofport: u32) -> InterfaceState {
+    InterfaceState {
+        uuid: Uuid::nil(),
+        name: name.to_string(),
+        iface_type: String::new(),
+        iface_id: iface_id.map(str::to_string),
+        attached_mac: None,
+        ofport: Some(i64::from(ofport)),
+        admin_state: None,
+        link_state: None,
+        mac_in_use: None,
+        external_ids: BTreeMap::new(),
+    }
+}
+
+impl Sim {
+    /// A controller for chassis `name` (tunnel address 192.0.2.1) on an empty switch with a
+    /// Geneve tunnel port at `tunnel` (none: 0), following an empty store.
+    pub fn new(name: &str, tunnel: u32) -> Sim {
+        Sim::with(name, tunnel, &[], &Settings::default())
+    }
+
+    /// The same with provider patch ports (`physnet`, OpenFlow port) and handler settings.
+    pub fn with(name: &str, tunnel: u32, patches: &[(&str, u32)], settings: &Settings) -> Sim {
+        let me = model::fixtures::chassis(name, "192.0.2.1");
+        let mut sim = Sim {
+            core: Controller::new(me.clone(), settings),
+            switch: Switch::new(),
+            now: Instant::now(),
+            store: BTreeMap::new(),
+            revision: 0,
+            topics: None,
+            flushes: Vec::new(),
+            reports: Vec::new(),
+            plugged: BTreeMap::new(),
+            unchecked: false,
+            sent: Default::default(),
+        };
+        sim.write_chassis(&me);
+        sim.event(Event::SwitchRead(
+            FlowTable::default(),
+            GroupTable::default(),
+        ));
+        let mut all = Vec::new();
+        if tunnel != 0 {
+            all.push(iface("tun-geneve", None, tunnel));
+        }
+        for (physnet, port) in patches {
+            all.push(iface(&format!("patch-int-{physnet}"), None, *port));
+        }
+        sim.event(Event::Interface(InterfaceEvent::Resync(all)));
+        sim
+    }
+
+    /// Writes an object to the store (and streams the change if the controller follows it).
+    pub fn put<T: NbObject>(&mut self, obj: &T) {
+        let c = self.write(obj);
+        self.stream(c);
+    }
+
+    fn write<T: NbObject>(&mut self, obj: &T) -> Change {
+        let r = controller::view::record(obj, self.revision + 1);
+        self.write_record(r)
+    }
+
+    /// Chassis records are not `NbObject`s: written under their name, with no topic.
+    fn write_chassis(&mut self, c: &Chassis) -> Change {
+        self.write_record(Record {
+            table: Table::Chassis.name().to_string(),
+            id: c.id.clone(),
+            revision: self.revision + 1,
+            topic: None,
+            value: serde_json::to_vec(c).expect("chassis"),
+        })
+    }
+
+    fn write_record(&mut self, r: Record) -> Change {
+        self.revision += 1;
+        let c = Change {
+            revision: r.revision,
+            table: r.table.clone(),
+            id: r.id.clone(),
+            topic: r.topic.clone(),
+            value: Some(r.value.clone()),
+        };
+        self.store.insert((r.table.clone(), r.id.clone()), r);
+        c
+    }
+
+    /// Deletes an object from the store.
+    pub fn delete(&mut self, table: Table, id: &str) {
+        let Some(r) = self
+            .store
+            .remove(&(table.name().to_string(), id.to_string()))
+        else {
+            return;
+        };
+        self.revision += 1;
+        self.stream(Change {
+            revision: self.revision,
+            table: r.table,
+            id: r.id,
+            topic: r.topic,
+            value: None,
+        });
+    }
+
+    /// A chassis record for another host at `ip`.
+    pub fn chassis(&mut self, name: &str, ip: &str) {
+        let c = self.write_chassis(&model::fixtures::chassis(name, ip));
+        self.stream(c);
+    }
+
+    fn stream(&mut self, c: Change) {
+        let followed = match (&self.topics, &c.topic) {
+            (None, _) => false,
+            (Some(_), None) => true,
+            (Some(t), Some(topic)) => t.contains(topic),
+        };
+        if followed {
+            self.event(Event::Change(c));
+        }
+    }
+
+    /// Plugs an interface for port `id` at OpenFlow port `ofport`.
+    pub fn plug(&mut self, id: &str, ofport: u32) {
+        self.plugged.insert(id.to_string(), ofport);
+        let s = iface(&format!("tap{ofport}"), Some(id), ofport);
+        self.event(Event::Interface(InterfaceEvent::Added(s)));
+    }
+
+    /// Unplugs the interface of port `id`.
+    pub fn unplug(&mut self, id: &str) {
+        if let Some(ofport) = self.plugged.remove(id) {
+            let s = iface(&format!("tap{ofport}"), Some(id), ofport);
+            self.event(Event::Interface(InterfaceEvent::Removed(s)));
+        }
+    }
+
+    /// Moves the clock on by `d`, in 100 ms ticks.
+    pub fn wait(&mut self, d: Duration) -> Vec<Punted> {
+        let mut out = Vec::new();
+        let end = self.now + d;
+        while self.now < end {
+            self.now += Duration::from_millis(100);
+            let fx = self.core.handle(Event::Tick, self.now);
+            out.push(Punted {
+                packets: fx.packets.clone(),
+                flow_mods: fx.flow_mods.clone(),
+                recompile: Vec::new(),
+            });
+            self.perform(fx);
+        }
+        out
+    }
+
+    /// Sends a frame in by OpenFlow port `ofport`; packet-ins go to the controller, whose
+    /// answers go through the switch in turn.
+    pub fn send(&mut self, ofport: u32, frame: &[u8]) -> Sent {
+        let outcome = self.switch.process(ofport, frame);
+        self.settle(outcome)
+    }
+
+    /// Sends a packet already made (tunnel metadata and all).
+    pub fn send_packet(&mut self, pkt: fake_switch::Packet) -> Sent {
+        let outcome = self.switch.process_packet(pkt);
+        self.settle(outcome)
+    }
+
+    fn settle(&mut self, outcome: Outcome) -> Sent {
+        let mut punted = Vec::new();
+        let mut answers = Vec::new();
+        for pi in &outcome.to_controller {
+            let mut m = Match::new()
+                .in_port(pi.packet.in_port)
+                .metadata(pi.packet.metadata);
+            for r in [5u8, 6, 7] {
+                m = m.with(openflow::oxm::OxmField::new(
+                    openflow::oxm::Field::Reg(r),
+                    u128::from(pi.packet.regs[usize::from(r)]),
+                ));
+            }
+            let msg = PacketIn {
+                buffer_id: u32::MAX,
+                total_len: pi.frame.len() as u16,
+                reason: pi.reason,
+                table_id: pi.table,
+                cookie: pi.cookie,
+                match_: m,
+                data: pi.frame.clone(),
+            };
+            let fx = self.core.handle(Event::PacketIn(msg), self.now);
+            punted.push(Punted {
+                packets: fx.packets.clone(),
+                flow_mods: fx.flow_mods.clone(),
+                recompile: Vec::new(),
+            });
+            answers.extend(self.perform(fx));
+        }
+        Sent {
+            outcome,
+            punted,
+            answers,
+        }
+    }
+
+    /// Hands an event to the core and performs what it asks.
+    pub fn event(&mut self, ev: Event) {
+        let fx = self.core.handle(ev, self.now);
+        self.perform(fx);
+    }
+
+    /// Performs effects as the runtime does; returns what the packet-outs did.
+    fn perform(&mut self, fx: Effects) -> Vec<Outcome> {
+        let mut answers = Vec::new();
+        let mut queue = vec![fx];
+        while let Some(mut fx) = queue.pop() {
+            if let Some((_, topics)) = fx.watch_from.take() {
+                self.topics = Some(topics);
+            }
+            for m in std::mem::take(&mut fx.flow_mods) {
+                self.switch.apply_flow_mod(&m).expect("one-off flow-mod");
+            }
+            for p in std::mem::take(&mut fx.packets) {
+                answers.push(self.switch.packet_out(&p));
+            }
+            if let Some(me) = fx.register.take() {
+                let c = self.write_chassis(&me);
+                self.stream(c);
+            }
+            let next = if let Some(read) = fx.read.take() {
+                Some(self.read(read))
+            } else if fx.commit {
+                fx.commit = false;
+                let c = self.core.commit().expect("a commit");
+                let mods: Vec<_> = c.flow_mods.collect();
+                for g in &c.groups.before {
+                    self.switch.apply_group_mod(g).expect("group-mod");
+                }
+                for m in &mods {
+                    self.switch
+                        .apply_flow_mod(m)
+                        .unwrap_or_else(|e| panic!("{e}: {m:?}"));
+                }
+                for g in &c.groups.after {
+                    self.switch.apply_group_mod(g).expect("group-mod");
+                }
+                self.sent.0.apply(&mods);
+                self.sent.1.apply(&c.groups.before);
+                self.sent.1.apply(&c.groups.after);
+                Some(Event::Committed)
+            } else {
+                None
+            };
+            if let Some(ev) = next {
+                queue.push(fx);
+                queue.push(self.core.handle(ev, self.now));
+                continue;
+            }
+            self.flushes.append(&mut fx.flushes);
+            if !fx.reports.is_empty() {
+                let reports = std::mem::take(&mut fx.reports);
+                let results = reports
+                    .iter()
+                    .map(|(id, status)| (id.clone(), *status, self.bind(id, *status)))
+                    .collect();
+                self.reports.extend(reports);
+                queue.push(self.core.handle(Event::Reported(results), self.now));
+            }
+        }
+        if !self.unchecked {
+            self.check();
+        }
+        answers
+    }
+
+    /// Writes a port's binding and status, as the store write of a report does.
+    fn bind(&mut self, id: &str, status: PortStatus) -> Result<(), String> {
+        let key = (Table::Port.name().to_string(), id.to_string());
+        let Some(r) = self.store.get(&key) else {
+            return Err(format!("port {id} is gone"));
+        };
+        let mut p: Port = serde_json::from_slice(&r.value).map_err(|e| e.to_string())?;
+        p.binding_host_id = self.core.view().chassis.clone();
+        p.status = status;
+        let c = self.write(&p);
+        // The stream brings it back later, as a real one would.
+        self.stream(c);
+        Ok(())
+    }
+
+    fn read(&self, read: Read) -> Event {
+        match read {
+            Read::Lookups(objects) => Event::LookedUp(
+                objects
+                    .into_iter()
+                    .map(|t: Touched| {
+                        let topic = self
+                            .store
+                            .get(&(t.table.name().to_string(), t.id.clone()))
+                            .map(|r| r.topic.clone());
+                        (t, Ok(topic.flatten()))
+                    })
+                    .collect(),
+            ),
+            Read::Snapshot(topics) => Event::Snapshot(Ok(Snapshot {
+                revision: self.revision,
+                records: self
+                    .store
+                    .values()
+                    .filter(|r| r.topic.as_ref().is_none_or(|t| topics.contains(t)))
+                    .filter(|r| r.table != "claim")
+                    .cloned()
+                    .collect(),
+            })),
+        }
+    }
+
+    /// The core's incremental state equals a full compile of its view, every flow fits the
+    /// pipeline, and the commits sent add up to exactly what the core wants.
+    pub fn check(&self) {
+        if !self.core.ready() {
+            return;
+        }
+        let (view, host) = (self.core.view(), self.core.host());
+        let full = Desired::full(view, host);
+        let d = self.core.desired();
+        assert!(
+            d.table() == full.table(),
+            "incremental differs from full: {:?}",
+            full.table().diff(d.table())
+        );
+        assert_eq!(d.groups(), full.groups(), "groups: incremental vs full");
+        for (key, body) in d.table().iter() {
+            apps::check(&apps::Flow {
+                key: key.clone(),
+                body: body.clone(),
+            })
+            .unwrap_or_else(|e| panic!("{e}"));
+        }
+        assert!(
+            &self.sent.0 == d.table(),
+            "the commits sent differ from the desired flows: {:?}",
+            d.table().diff(&self.sent.0)
+        );
+        assert_eq!(&self.sent.1, d.groups(), "the commits' groups");
+    }
+}
