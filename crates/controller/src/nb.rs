@@ -5,28 +5,41 @@
 //! and reports port bindings.
 
 use model::{Chassis, Port, PortStatus};
-use nbdb::remote::{Filter, Remote, RemoteWatch};
-use nbdb::{Change, Expect, Op, Record, Revision, Snapshot, Store, StoreError, Watch};
+use nbdb::remote::Remote;
+use nbdb::{Changes, Expect, Filter, Op, Record, Revision, Snapshot, Source, Store, StoreError};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Where the NB model comes from.
-pub enum Nb {
-    Server {
-        remote: Remote,
-        base: String,
-        http: reqwest::Client,
-    },
-    /// A store read and written directly, and the server's NB listener if one was named
-    /// (`--api`): the write that needs its allocation (a host's SNAT address) goes there.
+/// Where the NB model comes from and where this host's few writes go.
+pub struct Nb {
+    /// Snapshots, the change stream and look-ups: the server's NB listener or a store.
+    source: Box<dyn Source>,
+    writes: Writes,
+}
+
+/// Where this host's writes (its chassis record, bindings, its SNAT address) go.
+enum Writes {
+    /// The server's NB listener: its URL and one client with this host's token.
+    Server(Api),
+    /// A store written directly, and the server's NB listener if one was named (`--api`):
+    /// the write that needs its allocation (a host's SNAT address) goes there.
     Store(Arc<dyn Store>, Option<Api>),
 }
 
-/// The server's NB listener for the writes only it can make: its URL and one client.
-pub struct Api {
+/// The server's NB listener: its URL and one client.
+struct Api {
     base: String,
     http: reqwest::Client,
+}
+
+impl Api {
+    fn new(base: &str, token: Option<&str>) -> Result<Api, String> {
+        Ok(Api {
+            base: base.trim_end_matches('/').to_string(),
+            http: client(token)?,
+        })
+    }
 }
 
 /// An HTTP client with this host's token whose requests give up after a while: a request
@@ -39,38 +52,16 @@ fn client(token: Option<&str>) -> Result<reqwest::Client, String> {
 }
 
 /// A change stream limited to some tables and topics.
-pub enum NbWatch {
-    Server(RemoteWatch),
-    Store {
-        watch: Watch,
-        tables: BTreeSet<String>,
-    },
-}
-
-impl NbWatch {
-    /// The next change of a followed table and topic.
-    pub async fn next(&mut self) -> Result<Change, StoreError> {
-        match self {
-            NbWatch::Server(w) => w.next().await,
-            NbWatch::Store { watch, tables } => loop {
-                let c = watch.next().await?;
-                if tables.contains(&c.table) {
-                    return Ok(c);
-                }
-            },
-        }
-    }
-}
+pub type NbWatch = Changes;
 
 impl Nb {
     /// Connects to `url` (a server's NB listener is shown `token`); a store is checked
     /// reachable now, a server when first used.
     pub async fn connect(url: &str, api: Option<&str>, token: Option<&str>) -> Result<Nb, String> {
         if url.starts_with("http://") || url.starts_with("https://") {
-            return Ok(Nb::Server {
-                remote: Remote::with_token(url, token),
-                base: url.trim_end_matches('/').to_string(),
-                http: client(token)?,
+            return Ok(Nb {
+                source: Box::new(Remote::with_token(url, token)),
+                writes: Writes::Server(Api::new(url, token)?),
             });
         }
         if url.starts_with("embedded:") || !url.contains("://") {
@@ -78,17 +69,14 @@ impl Nb {
                 "--nb {url}: the embedded store belongs to the API server; give the server's NB listener (http://HOST:9697)"
             ));
         }
-        let api = match api {
-            Some(a) => Some(Api {
-                base: a.trim_end_matches('/').to_string(),
-                http: client(token)?,
-            }),
-            None => None,
-        };
+        let api = api.map(|a| Api::new(a, token)).transpose()?;
         let store = nbdb::connect(url)
             .await
             .map_err(|e| format!("NB store {url}: {e}"))?;
-        Ok(Nb::Store(store, api))
+        Ok(Nb {
+            source: Box::new(store.clone()),
+            writes: Writes::Store(store, api),
+        })
     }
 
     /// Everything of `tables` in `topics` (plus the topic-less objects), at one revision.
@@ -97,16 +85,7 @@ impl Nb {
         tables: &BTreeSet<String>,
         topics: &BTreeSet<String>,
     ) -> Result<Snapshot, StoreError> {
-        match self {
-            Nb::Server { remote, .. } => remote.snapshot(&filter(tables, topics)).await,
-            Nb::Store(store, _) => {
-                let mut snap = store.snapshot().await?;
-                snap.records.retain(|r| {
-                    tables.contains(&r.table) && r.topic.as_ref().is_none_or(|t| topics.contains(t))
-                });
-                Ok(snap)
-            }
-        }
+        self.source.snapshot(&Filter::new(tables, topics)).await
     }
 
     /// The changes after `after` of `tables` in `topics` (plus the topic-less ones).
@@ -116,28 +95,17 @@ impl Nb {
         tables: &BTreeSet<String>,
         topics: &BTreeSet<String>,
     ) -> NbWatch {
-        match self {
-            Nb::Server { remote, .. } => {
-                NbWatch::Server(remote.watch(after, filter(tables, topics)))
-            }
-            Nb::Store(store, _) => NbWatch::Store {
-                watch: Watch::new(store.clone(), after, Some(topics.iter().cloned().collect())),
-                tables: tables.clone(),
-            },
-        }
+        self.source.watch(after, Filter::new(tables, topics))
     }
 
     /// One object, wherever its topic.
     pub async fn get(&self, table: &str, id: &str) -> Result<Option<Record>, StoreError> {
-        match self {
-            Nb::Server { remote, .. } => remote.get(table, id).await,
-            Nb::Store(store, _) => store.get(table, id).await,
-        }
+        self.source.get(table, id).await
     }
 
     /// Registers this host (its tunnel endpoint); waits for a server still starting.
     pub async fn register(&self, chassis: &Chassis) -> Result<(), String> {
-        let Nb::Server { base, http, .. } = self else {
+        let Writes::Server(Api { base, http }) = &self.writes else {
             return self.write_chassis(chassis).await;
         };
         let url = format!("{base}/nb/v1/chassis/{}", chassis.id);
@@ -160,12 +128,12 @@ impl Nb {
 
     /// Writes this host's chassis record once.
     pub async fn write_chassis(&self, chassis: &Chassis) -> Result<(), String> {
-        match self {
-            Nb::Server { base, http, .. } => {
+        match &self.writes {
+            Writes::Server(Api { base, http }) => {
                 let url = format!("{base}/nb/v1/chassis/{}", chassis.id);
                 Ok(send_json(http.put(&url), &chassis_body(chassis)).await?)
             }
-            Nb::Store(store, _) => {
+            Writes::Store(store, _) => {
                 let value = serde_json::to_vec(chassis).map_err(|e| e.to_string())?;
                 store
                     .commit(vec![Op::put("chassis", &chassis.id, value, Expect::Any)])
@@ -178,13 +146,13 @@ impl Nb {
 
     /// Reports port `id` bound to `host` with `status`.
     pub async fn bind(&self, id: &str, host: &str, status: PortStatus) -> Result<(), String> {
-        match self {
-            Nb::Server { base, http, .. } => {
+        match &self.writes {
+            Writes::Server(Api { base, http }) => {
                 let url = format!("{base}/nb/v1/ports/{id}/binding");
                 let body = serde_json::json!({"host": host, "status": status.as_str()});
                 Ok(send_json(http.put(&url), &body).await?)
             }
-            Nb::Store(store, _) => {
+            Writes::Store(store, _) => {
                 // Compare-and-set on the port's revision: an API update in between wins
                 // and the binding is written again on top of it.
                 for _ in 0..10 {
@@ -193,10 +161,7 @@ impl Nb {
                     };
                     let mut p: Port =
                         serde_json::from_slice(&r.value).map_err(|e| e.to_string())?;
-                    p.binding_host_id = host.to_string();
-                    p.status = status;
-                    p.meta.updated_at = model::time::now();
-                    p.meta.revision_number += 1;
+                    p.bind(host, status);
                     let value = serde_json::to_vec(&p).map_err(|e| e.to_string())?;
                     let op = Op::put("port", id, value, Expect::Revision(r.revision))
                         .with_topic(r.topic.as_deref());
@@ -217,10 +182,9 @@ impl Nb {
     /// chassis, bound here) or answers with the one it has, so a restarted controller keeps
     /// its address. Only this host's token is needed, no Neutron credentials.
     pub async fn ensure_snat_port(&self, network: &str, chassis: &str) -> Result<(), String> {
-        let (base, http) = match self {
-            Nb::Server { base, http, .. } => (base, http),
-            Nb::Store(_, Some(api)) => (&api.base, &api.http),
-            Nb::Store(_, None) => {
+        let Api { base, http } = match &self.writes {
+            Writes::Server(api) | Writes::Store(_, Some(api)) => api,
+            Writes::Store(_, None) => {
                 return Err(
                     "SNAT addresses are allocated by the API server: give --api http://SERVER:9697 (its NB listener) with a store's --nb"
                         .into(),
@@ -271,9 +235,3 @@ async fn send_json(
     )))
 }
 
-fn filter(tables: &BTreeSet<String>, topics: &BTreeSet<String>) -> Filter {
-    Filter {
-        topics: Some(topics.iter().cloned().collect()),
-        tables: Some(tables.iter().cloned().collect()),
-    }
-}

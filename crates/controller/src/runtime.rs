@@ -7,10 +7,9 @@
 //! the process.
 
 use crate::apps;
-use crate::engine::{Controller, Effects, Event, Read};
+use crate::engine::{self, Controller, Effects, Event, Read};
 use crate::nb::{Nb, NbWatch};
 use crate::switch::{Session, SwitchError};
-use model::Table;
 use ovsdb::{BridgeSpec, FailMode, PortSpec, TunnelKind};
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -56,18 +55,6 @@ pub fn parse_bridge_mappings(s: &str) -> Result<Vec<(String, String)>, String> {
         })
         .collect()
 }
-
-/// The tables a controller follows (not claims).
-const TABLES: [Table; 8] = [
-    Table::Network,
-    Table::Subnet,
-    Table::Port,
-    Table::Router,
-    Table::FloatingIp,
-    Table::SecurityGroup,
-    Table::SecurityGroupRule,
-    Table::Chassis,
-];
 
 type Switch = Session<tokio::net::UnixStream>;
 
@@ -139,7 +126,7 @@ pub async fn run(cfg: Config) -> Result<(), String> {
     }
     let mut ifaces = ovs.watch_interfaces();
     let session = connect_switch(&cfg.openflow).await?;
-    let tables: BTreeSet<String> = TABLES.iter().map(|t| t.name().to_string()).collect();
+    let tables = engine::followed_tables();
     // Replaced by the first snapshot's watch before anything is read from it.
     let watch = nb.watch(0, &tables, &BTreeSet::new());
     let mut core = Controller::new(
@@ -214,8 +201,12 @@ impl Io {
             self.send(&mut fx).await;
             if let Some(me) = fx.register.take() {
                 match self.nb.write_chassis(&me).await {
-                    Ok(()) => tracing::info!(chassis = %me.id, ip = %me.ip, "chassis record restored"),
-                    Err(e) => tracing::warn!(error = %e, "chassis record not restored; trying again"),
+                    Ok(()) => {
+                        tracing::info!(chassis = %me.id, ip = %me.ip, "chassis record restored")
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "chassis record not restored; trying again")
+                    }
                 }
             }
             for net in std::mem::take(&mut fx.snat_ports) {

@@ -6,7 +6,8 @@
 mod common;
 
 use common::Server;
-use nbdb::remote::{Filter, Remote};
+use nbdb::Filter;
+use nbdb::remote::Remote;
 use neutron_api::nb_auth::Principal;
 use serde_json::json;
 use std::sync::atomic::{AtomicUsize, Ordering};

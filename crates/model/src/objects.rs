@@ -27,6 +27,14 @@ pub struct Meta {
     pub revision_number: u64,
 }
 
+impl Meta {
+    /// Marks an update: a new `updated_at` and the next `revision_number`.
+    pub fn touch(&mut self) {
+        self.updated_at = crate::time::now();
+        self.revision_number += 1;
+    }
+}
+
 /// How a network's traffic is carried between hosts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -228,6 +236,16 @@ pub struct Port {
     pub status: PortStatus,
     /// Datapath key (reg6/reg7 value in flows).
     pub unique_key: u32,
+}
+
+impl Port {
+    /// The port bound to `host` with `status`, as the host that plugged it reports it: the
+    /// same write whether it goes through a server or straight to the store.
+    pub fn bind(&mut self, host: &str, status: PortStatus) {
+        self.binding_host_id = host.to_string();
+        self.status = status;
+        self.meta.touch();
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

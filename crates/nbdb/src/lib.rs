@@ -10,6 +10,7 @@ pub mod embedded;
 pub mod etcd;
 pub mod redis;
 pub mod remote;
+pub mod source;
 
 use async_trait::async_trait;
 use std::sync::Arc;
@@ -17,6 +18,7 @@ use std::sync::Arc;
 pub use embedded::Embedded;
 pub use etcd::Etcd;
 pub use redis::Redis;
+pub use source::{Changes, Filter, Source};
 
 /// A global store revision. 0 means "nothing written yet".
 pub type Revision = u64;
@@ -264,23 +266,33 @@ pub struct Snapshot {
 }
 
 /// Follows the change log of a store from a revision: every change exactly once, in
-/// revision order, optionally only those of some topics (plus the topic-less ones).
+/// revision order, optionally only those within a [`Filter`].
 pub struct Watch {
     store: Arc<dyn Store>,
     after: Revision,
-    topics: Option<Vec<String>>,
+    filter: Filter,
     pending: std::collections::VecDeque<Change>,
     wakeups: tokio::sync::watch::Receiver<Revision>,
 }
 
 impl Watch {
-    /// Changes after revision `after`. `topics: None` means all topics.
+    /// Changes after revision `after`, of these topics (plus the topic-less ones; `None`:
+    /// all topics).
     pub fn new(store: Arc<dyn Store>, after: Revision, topics: Option<Vec<String>>) -> Watch {
+        let filter = Filter {
+            tables: None,
+            topics: topics.map(|t| t.into_iter().collect()),
+        };
+        Watch::filtered(store, after, filter)
+    }
+
+    /// Changes after revision `after` within `filter`.
+    pub fn filtered(store: Arc<dyn Store>, after: Revision, filter: Filter) -> Watch {
         let wakeups = store.subscribe();
         Watch {
             store,
             after,
-            topics,
+            filter,
             pending: Default::default(),
             wakeups,
         }
@@ -292,10 +304,7 @@ impl Watch {
     }
 
     fn wanted(&self, c: &Change) -> bool {
-        match (&self.topics, &c.topic) {
-            (None, _) | (_, None) => true,
-            (Some(ts), Some(t)) => ts.iter().any(|x| x == t),
-        }
+        self.filter.admits(&c.table, c.topic.as_deref())
     }
 
     /// The next change; waits for one. Fails with [`StoreError::Compacted`] when the log

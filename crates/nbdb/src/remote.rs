@@ -4,6 +4,7 @@
 //! [`RemoteWatch`] resumes from its last revision after the connection or the server goes
 //! away, so nothing is lost or seen twice across a restart.
 
+use crate::source::{Filter, wire};
 use crate::{Change, Record, Result, Revision, Snapshot, StoreError};
 use serde_json::Value;
 use std::time::Duration;
@@ -18,64 +19,8 @@ pub struct Remote {
     client: reqwest::Client,
 }
 
-/// What a snapshot or watch is limited to (`None`: everything).
-#[derive(Clone, Debug, Default)]
-pub struct Filter {
-    pub topics: Option<Vec<String>>,
-    pub tables: Option<Vec<String>>,
-}
-
-impl Filter {
-    fn query(&self) -> String {
-        let mut q = String::new();
-        for (k, v) in [("topics", &self.topics), ("tables", &self.tables)] {
-            if let Some(v) = v {
-                q.push_str(&format!("&{k}={}", v.join(",")));
-            }
-        }
-        q
-    }
-}
-
 fn unavailable(e: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(e.to_string())
-}
-
-/// Decodes one JSON object of the stream (a change or a snapshot record).
-fn parse_item(v: &Value) -> Result<Change> {
-    let field = |k: &str| {
-        v.get(k)
-            .and_then(Value::as_str)
-            .map(str::to_string)
-            .ok_or_else(|| StoreError::Corrupt(format!("stream item without {k}: {v}")))
-    };
-    let revision = v
-        .get("revision")
-        .and_then(Value::as_u64)
-        .ok_or_else(|| StoreError::Corrupt(format!("stream item without revision: {v}")))?;
-    let topic = v.get("topic").and_then(Value::as_str).map(str::to_string);
-    let value = match v.get("value") {
-        None | Some(Value::Null) => None,
-        Some(x) => Some(serde_json::to_vec(x).map_err(|e| StoreError::Corrupt(e.to_string()))?),
-    };
-    Ok(Change {
-        revision,
-        table: field("table")?,
-        id: field("id")?,
-        topic,
-        value,
-    })
-}
-
-/// A snapshot record from a decoded stream item.
-fn record(c: Change) -> Record {
-    Record {
-        table: c.table,
-        id: c.id,
-        revision: c.revision,
-        topic: c.topic,
-        value: c.value.unwrap_or_default(),
-    }
 }
 
 /// An HTTP client that sends `token` (if any) as `Authorization: Bearer` on every request.
@@ -128,11 +73,7 @@ impl Remote {
 
     /// All objects (within `filter`) at one revision.
     pub async fn snapshot(&self, filter: &Filter) -> Result<Snapshot> {
-        let url = format!(
-            "{}/nb/v1/snapshot?{}",
-            self.base,
-            filter.query().trim_start_matches('&')
-        );
+        let url = format!("{}/nb/v1/snapshot?{}", self.base, filter.to_query());
         let v = self
             .get_json(&url)
             .await?
@@ -146,7 +87,7 @@ impl Remote {
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
-            .map(|item| parse_item(item).map(record))
+            .map(|item| wire::parse(item).map(wire::into_record))
             .collect::<Result<_>>()?;
         Ok(Snapshot { revision, records })
     }
@@ -155,7 +96,7 @@ impl Remote {
     pub async fn get(&self, table: &str, id: &str) -> Result<Option<Record>> {
         let url = format!("{}/nb/v1/objects/{table}/{id}", self.base);
         match self.get_json(&url).await? {
-            Some(v) => parse_item(&v).map(|c| Some(record(c))),
+            Some(v) => wire::parse(&v).map(|c| Some(wire::into_record(c))),
             None => Ok(None),
         }
     }
@@ -209,9 +150,9 @@ impl RemoteWatch {
         self.skip = self.seen_in_last;
         loop {
             let url = format!(
-                "{}/nb/v1/watch?after={after}{}",
+                "{}/nb/v1/watch?after={after}&{}",
                 self.remote.base,
-                self.filter.query()
+                self.filter.to_query()
             );
             match self.remote.client.get(&url).send().await {
                 Ok(r) if r.status().is_success() => {
@@ -245,7 +186,7 @@ impl RemoteWatch {
                 }
                 let v: Value = serde_json::from_slice(line)
                     .map_err(|e| StoreError::Corrupt(format!("bad watch line: {e}")))?;
-                let c = parse_item(&v)?;
+                let c = wire::parse(&v)?;
                 let revision = c.revision;
                 if revision < self.last || (revision == self.last && self.skip > 0) {
                     self.skip = self.skip.saturating_sub(1);

@@ -21,88 +21,18 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::{Extension, Json};
-use nbdb::{Change, Record, StoreError, Watch};
+use nbdb::source::wire;
+use nbdb::{Filter, StoreError, Watch};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
 
 const HEARTBEAT: Duration = Duration::from_secs(15);
 
-/// Query parameters shared by the endpoints.
-#[derive(Default)]
-struct Params {
-    after: Option<u64>,
-    topics: Option<Vec<String>>,
-    tables: Option<Vec<String>>,
-}
-
-fn params(raw: Option<&str>) -> ApiResult<Params> {
-    let mut p = Params::default();
-    let list = |v: &str| {
-        v.split(',')
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
-            .collect()
-    };
-    for (k, v) in form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
-        match k.as_ref() {
-            "after" => {
-                p.after = Some(v.parse().map_err(|_| {
-                    ApiError::bad_request("HTTPBadRequest", format!("after={v} is not a revision"))
-                })?)
-            }
-            "topics" => p.topics = Some(list(&v)),
-            "tables" => p.tables = Some(list(&v)),
-            other => {
-                return Err(ApiError::bad_request(
-                    "HTTPBadRequest",
-                    format!("unknown parameter {other}"),
-                ));
-            }
-        }
-    }
-    Ok(p)
-}
-
-/// The stored JSON value; a value that is not JSON is reported with its key and skipped
-/// (`None`), so one corrupt object never stops a reader.
-fn value_json(table: &str, id: &str, bytes: Option<&[u8]>) -> Option<Value> {
-    let Some(b) = bytes else {
-        return Some(Value::Null);
-    };
-    match serde_json::from_slice(b) {
-        Ok(v) => Some(v),
-        Err(e) => {
-            tracing::error!(table, id, error = %e, "corrupt value in the NB store skipped");
-            None
-        }
-    }
-}
-
-fn record_json(r: &Record) -> Option<Value> {
-    let value = value_json(&r.table, &r.id, Some(&r.value))?;
-    Some(
-        json!({"table": r.table, "id": r.id, "revision": r.revision, "topic": r.topic, "value": value}),
-    )
-}
-
-fn change_json(c: &Change) -> Option<Value> {
-    let value = value_json(&c.table, &c.id, c.value.as_deref())?;
-    Some(
-        json!({"revision": c.revision, "table": c.table, "id": c.id, "topic": c.topic, "value": value}),
-    )
-}
-
-fn wanted(p: &Params, table: &str, topic: Option<&str>) -> bool {
-    let table_ok = p
-        .tables
-        .as_ref()
-        .is_none_or(|ts| ts.iter().any(|t| t == table));
-    let topic_ok = match (&p.topics, topic) {
-        (None, _) | (_, None) => true,
-        (Some(ts), Some(t)) => ts.iter().any(|x| x == t),
-    };
-    table_ok && topic_ok
+/// The filter (and `after`) of a request's query string; a bad one is a 400.
+fn params(raw: Option<&str>, with_after: bool) -> ApiResult<(Filter, Option<u64>)> {
+    Filter::from_query(raw.unwrap_or(""), with_after)
+        .map_err(|e| ApiError::bad_request("HTTPBadRequest", e))
 }
 
 pub async fn revision(State(api): State<Arc<Api>>) -> ApiResult<Json<Value>> {
@@ -113,13 +43,13 @@ pub async fn snapshot(
     State(api): State<Arc<Api>>,
     RawQuery(q): RawQuery,
 ) -> ApiResult<Json<Value>> {
-    let p = params(q.as_deref())?;
+    let (filter, _) = params(q.as_deref(), false)?;
     let snap = api.db.store.snapshot().await?;
     let records: Vec<Value> = snap
         .records
         .iter()
-        .filter(|r| wanted(&p, &r.table, r.topic.as_deref()))
-        .filter_map(record_json)
+        .filter(|r| filter.admits(&r.table, r.topic.as_deref()))
+        .filter_map(wire::record)
         .collect();
     Ok(Json(json!({"revision": snap.revision, "records": records})))
 }
@@ -138,14 +68,12 @@ pub async fn object(
         )
     };
     let r = api.db.store.get(&table, &id).await?.ok_or_else(missing)?;
-    record_json(&r).map(Json).ok_or_else(missing)
+    wire::record(&r).map(Json).ok_or_else(missing)
 }
 
 pub async fn watch(State(api): State<Arc<Api>>, RawQuery(q): RawQuery) -> ApiResult<Response> {
-    let p = params(q.as_deref())?;
-    let after = p
-        .after
-        .ok_or_else(|| ApiError::bad_request("HTTPBadRequest", "after=REVISION is required"))?;
+    let (filter, after) = params(q.as_deref(), true)?;
+    let after = after.ok_or_else(|| ApiError::bad_request("HTTPBadRequest", "after=REVISION is required"))?;
     // Fail now, with a status, if the log no longer reaches back that far.
     match api.db.store.changes_since(after, 1).await {
         Err(StoreError::Compacted { requested, oldest }) => {
@@ -160,8 +88,8 @@ pub async fn watch(State(api): State<Arc<Api>>, RawQuery(q): RawQuery) -> ApiRes
         Err(e) => return Err(e.into()),
         Ok(_) => {}
     }
-    let w = Watch::new(api.db.store.clone(), after, p.topics.clone());
-    let stream = futures_util::stream::unfold((w, p, api), |(mut w, p, api)| async move {
+    let w = Watch::filtered(api.db.store.clone(), after, filter);
+    let stream = futures_util::stream::unfold((w, api), |(mut w, api)| async move {
         loop {
             let next = tokio::select! {
                 _ = api.stopped() => return None,
@@ -171,7 +99,7 @@ pub async fn watch(State(api): State<Arc<Api>>, RawQuery(q): RawQuery) -> ApiRes
                 Err(_) => {
                     return Some((
                         Ok::<Bytes, std::io::Error>(Bytes::from_static(b"\n")),
-                        (w, p, api),
+                        (w, api),
                     ));
                 }
                 Ok(Err(e)) => {
@@ -179,13 +107,12 @@ pub async fn watch(State(api): State<Arc<Api>>, RawQuery(q): RawQuery) -> ApiRes
                     tracing::warn!(error = %e, "watch stream ended");
                     return None;
                 }
-                Ok(Ok(c)) if wanted(&p, &c.table, c.topic.as_deref()) => {
-                    let Some(v) = change_json(&c) else { continue };
+                Ok(Ok(c)) => {
+                    let Some(v) = wire::change(&c) else { continue };
                     let mut line = v.to_string().into_bytes();
                     line.push(b'\n');
-                    return Some((Ok(Bytes::from(line)), (w, p, api)));
+                    return Some((Ok(Bytes::from(line)), (w, api)));
                 }
-                Ok(Ok(_)) => continue,
             }
         }
     });
@@ -312,11 +239,8 @@ pub async fn put_binding(
                 ),
             ));
         }
-        if let Some(h) = &host {
-            p.binding_host_id = h.clone();
-        }
-        p.status = status;
-        crate::resources::touch(&mut p.meta);
+        let h = host.clone().unwrap_or_else(|| p.binding_host_id.clone());
+        p.bind(&h, status);
         let mut txn = crate::db::Txn::new();
         txn.update(&p, rev);
         txn.commit(&api.db).await?;

@@ -30,6 +30,23 @@ use ovsdb::InterfaceEvent;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
+/// The tables a controller follows (not claims).
+pub const TABLES: [Table; 8] = [
+    Table::Network,
+    Table::Subnet,
+    Table::Port,
+    Table::Router,
+    Table::FloatingIp,
+    Table::SecurityGroup,
+    Table::SecurityGroupRule,
+    Table::Chassis,
+];
+
+/// [`TABLES`] by name, as snapshots and watches are limited to them.
+pub fn followed_tables() -> BTreeSet<String> {
+    TABLES.iter().map(|t| t.name().to_string()).collect()
+}
+
 /// A refused status write is tried again after this long.
 const REPORT_AGAIN: Duration = Duration::from_secs(1);
 /// This host's SNAT address on an external network is asked for at most this often.
@@ -384,7 +401,9 @@ impl Controller {
                 chassis = %c.id, ip = %c.ip, tunnel_types = ?c.tunnel_types, expected_ip = %self.me.ip,
                 "this host's chassis record was changed by someone else (another controller with this name?); restoring it"
             ),
-            None => tracing::warn!(chassis = %self.me.id, "this host's chassis record was deleted; restoring it"),
+            None => {
+                tracing::warn!(chassis = %self.me.id, "this host's chassis record was deleted; restoring it")
+            }
         }
         self.reasserted = Some(now);
         fx.register = Some(self.me.clone());

@@ -7,16 +7,16 @@
 //! the switch holds exactly the desired flows and groups.
 
 use controller::apps::{self, Desired, Punted, Settings};
-use controller::engine::{Controller, Effects, Event, Read};
+use controller::engine::{self, Controller, Effects, Event, Read};
 use controller::reconcile::{FlowTable, GroupTable};
 use controller::view::Touched;
 use fake_switch::{Outcome, Switch};
 use model::{Chassis, NbObject, Port, PortStatus, Table};
-use nbdb::{Change, Record, Snapshot};
+use nbdb::{Change, Filter, Record, Snapshot};
 use openflow::oxm::Match;
 use openflow::packet::PacketIn;
 use ovsdb::{InterfaceEvent, InterfaceState, Uuid};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 /// What came of one frame: what the switch did with it, and what the controller answered
@@ -46,8 +46,8 @@ pub struct Sim {
     /// The store: records by (table, id), and the last revision.
     store: BTreeMap<(String, String), Record>,
     revision: u64,
-    /// What the controller follows (as its watch would filter).
-    topics: Option<BTreeSet<String>>,
+    /// What the controller's watch follows.
+    followed: Option<Filter>,
     /// Conntrack flushes sent, in order.
     pub flushes: Vec<openflow::Message>,
     /// Statuses reported, in order.
@@ -91,7 +91,7 @@ impl Sim {
             now: Instant::now(),
             store: BTreeMap::new(),
             revision: 0,
-            topics: None,
+            followed: None,
             flushes: Vec::new(),
             reports: Vec::new(),
             plugged: BTreeMap::new(),
@@ -173,13 +173,14 @@ impl Sim {
         self.stream(c);
     }
 
+    /// Hands the change to the controller if its watch would (nothing before its first
+    /// snapshot: that snapshot brings it).
     fn stream(&mut self, c: Change) {
-        let followed = match (&self.topics, &c.topic) {
-            (None, _) => false,
-            (Some(_), None) => true,
-            (Some(t), Some(topic)) => t.contains(topic),
-        };
-        if followed {
+        if self
+            .followed
+            .as_ref()
+            .is_some_and(|f| f.admits(&c.table, c.topic.as_deref()))
+        {
             self.event(Event::Change(c));
         }
     }
@@ -278,7 +279,7 @@ impl Sim {
         let mut queue = vec![fx];
         while let Some(mut fx) = queue.pop() {
             if let Some((_, topics)) = fx.watch_from.take() {
-                self.topics = Some(topics);
+                self.followed = Some(Filter::new(&engine::followed_tables(), &topics));
             }
             for m in std::mem::take(&mut fx.flow_mods) {
                 self.switch.apply_flow_mod(&m).expect("one-off flow-mod");
@@ -365,16 +366,18 @@ impl Sim {
                     })
                     .collect(),
             ),
-            Read::Snapshot(topics) => Event::Snapshot(Ok(Snapshot {
-                revision: self.revision,
-                records: self
-                    .store
-                    .values()
-                    .filter(|r| r.topic.as_ref().is_none_or(|t| topics.contains(t)))
-                    .filter(|r| r.table != "claim")
-                    .cloned()
-                    .collect(),
-            })),
+            Read::Snapshot(topics) => {
+                let filter = Filter::new(&engine::followed_tables(), &topics);
+                Event::Snapshot(Ok(Snapshot {
+                    revision: self.revision,
+                    records: self
+                        .store
+                        .values()
+                        .filter(|r| filter.admits(&r.table, r.topic.as_deref()))
+                        .cloned()
+                        .collect(),
+                }))
+            }
         }
     }
 

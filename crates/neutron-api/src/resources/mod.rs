@@ -106,8 +106,7 @@ pub fn read_only(attr: &str) -> ApiError {
 
 /// Marks an object as changed: new `updated_at`, next `revision_number`.
 pub fn touch(meta: &mut Meta) {
-    meta.updated_at = model::time::now();
-    meta.revision_number += 1;
+    meta.touch();
 }
 
 /// Honours `If-Match: revision_number=N` (412 when the object moved on).
