@@ -1,6 +1,6 @@
 //! What the app tests share: putting a compiled pipeline (groups, then flows) into a
 //! fake switch, as the runtime's bundle would into a real one; the group "open" and ports
-//! in it.
+//! in it; the pseudo-random bytes the fuzz loops send.
 
 #![allow(dead_code)]
 
@@ -68,5 +68,16 @@ pub fn put_open_group(sim: &mut sim::Sim) {
         ("open-out", Direction::Egress),
     ] {
         sim.put(&fixtures::security_group_rule(id, "open", d));
+    }
+}
+
+/// The same stream of pseudo-random numbers every run (xorshift).
+pub fn rng() -> impl FnMut() -> u64 {
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
     }
 }

@@ -4,15 +4,17 @@
 //! through the same orchestration as the real runtime (look-ups, snapshots, claims, zones,
 //! compile, commit, flushes, reports written back to the store and streamed again).
 //! After every event it checks that the incremental state equals a full compile and that
-//! the switch holds exactly the desired flows and groups.
+//! the switch holds exactly the desired flows and groups. The one-off flows the handlers
+//! add (flood guards) expire with the clock, as the switch's hard timeouts would.
 
-use controller::apps::{self, Desired, Punted, Settings};
+use controller::apps::{self, Desired, Handler, Punted, Settings};
 use controller::engine::{self, Controller, Effects, Event, Read};
 use controller::reconcile::{FlowTable, GroupTable};
 use controller::view::Touched;
 use fake_switch::{Outcome, Switch};
 use model::{Chassis, NbObject, Port, PortStatus, Table};
 use nbdb::{Change, Filter, Record, Snapshot};
+use openflow::flow::{FlowMod, FlowModCommand, OFPG_ANY};
 use openflow::oxm::Match;
 use openflow::packet::PacketIn;
 use ovsdb::{InterfaceEvent, InterfaceState, Uuid};
@@ -58,6 +60,8 @@ pub struct Sim {
     pub unchecked: bool,
     /// What the commits sent, applied in order: what a real switch would hold.
     sent: (FlowTable, GroupTable),
+    /// One-off flows with a hard timeout, and when the switch drops each.
+    expiring: Vec<(Instant, FlowMod)>,
 }
 
 fn iface(name: &str, iface_id: Option<&str>, ofport: u32) -> InterfaceState {
@@ -97,6 +101,7 @@ impl Sim {
             plugged: BTreeMap::new(),
             unchecked: false,
             sent: Default::default(),
+            expiring: Vec::new(),
         };
         sim.write_chassis(&me);
         sim.event(Event::SwitchRead(
@@ -200,12 +205,14 @@ impl Sim {
         }
     }
 
-    /// Moves the clock on by `d`, in 100 ms ticks.
+    /// Moves the clock on by `d`, in 100 ms ticks; the one-off flows whose hard timeout
+    /// is over leave the switch first.
     pub fn wait(&mut self, d: Duration) -> Vec<Punted> {
         let mut out = Vec::new();
         let end = self.now + d;
         while self.now < end {
             self.now += Duration::from_millis(100);
+            self.expire();
             let fx = self.core.handle(Event::Tick, self.now);
             out.push(Punted {
                 packets: fx.packets.clone(),
@@ -215,6 +222,53 @@ impl Sim {
             self.perform(fx);
         }
         out
+    }
+
+    /// The switch drops the one-off flows whose hard timeout is over.
+    fn expire(&mut self) {
+        let now = self.now;
+        let (gone, kept) = std::mem::take(&mut self.expiring)
+            .into_iter()
+            .partition(|(t, _)| *t <= now);
+        self.expiring = kept;
+        for (_, m) in gone {
+            let del = FlowMod {
+                command: FlowModCommand::DeleteStrict,
+                cookie_mask: 0,
+                out_port: openflow::action::port::ANY,
+                out_group: OFPG_ANY,
+                instructions: Vec::new(),
+                ..m
+            };
+            self.switch.apply_flow_mod(&del).expect("expiry");
+        }
+    }
+
+    /// A one-off flow-mod from a handler, applied at once; one with a hard timeout is
+    /// dropped when it is over (a flow added again starts its timeout again).
+    fn one_off(&mut self, m: FlowMod) {
+        self.switch.apply_flow_mod(&m).expect("one-off flow-mod");
+        if m.command != FlowModCommand::Add {
+            return;
+        }
+        let key = |f: &FlowMod| (f.table_id, f.priority, f.match_.clone());
+        self.expiring.retain(|(_, f)| key(f) != key(&m));
+        if m.hard_timeout > 0 {
+            let at = self.now + Duration::from_secs(m.hard_timeout.into());
+            self.expiring.push((at, m));
+        }
+    }
+
+    /// The packet-in handler of type `T` (its settings and counters).
+    pub fn handler<T: Handler>(&self) -> &T {
+        self.core.punt().get::<T>().expect("no such handler")
+    }
+
+    pub fn handler_mut<T: Handler>(&mut self) -> &mut T {
+        self.core
+            .punt_mut()
+            .get_mut::<T>()
+            .expect("no such handler")
     }
 
     /// Sends a frame in by OpenFlow port `ofport`; packet-ins go to the controller, whose
@@ -252,19 +306,31 @@ impl Sim {
                 match_: m,
                 data: pi.frame.clone(),
             };
-            let fx = self.core.handle(Event::PacketIn(msg), self.now);
-            punted.push(Punted {
-                packets: fx.packets.clone(),
-                flow_mods: fx.flow_mods.clone(),
-                recompile: Vec::new(),
-            });
-            answers.extend(self.perform(fx));
+            let (p, a) = self.punt(msg);
+            punted.push(p);
+            answers.extend(a);
         }
         Sent {
             outcome,
             punted,
             answers,
         }
+    }
+
+    /// Hands the controller a packet-in made up by the test (not from the switch); returns
+    /// what it answered (its packet-outs already went through the switch).
+    pub fn packet_in(&mut self, msg: PacketIn) -> Punted {
+        self.punt(msg).0
+    }
+
+    fn punt(&mut self, msg: PacketIn) -> (Punted, Vec<Outcome>) {
+        let fx = self.core.handle(Event::PacketIn(msg), self.now);
+        let punted = Punted {
+            packets: fx.packets.clone(),
+            flow_mods: fx.flow_mods.clone(),
+            recompile: Vec::new(),
+        };
+        (punted, self.perform(fx))
     }
 
     /// Hands an event to the core and performs what it asks.
@@ -282,7 +348,7 @@ impl Sim {
                 self.followed = Some(Filter::new(&engine::followed_tables(), &topics));
             }
             for m in std::mem::take(&mut fx.flow_mods) {
-                self.switch.apply_flow_mod(&m).expect("one-off flow-mod");
+                self.one_off(m);
             }
             for p in std::mem::take(&mut fx.packets) {
                 answers.push(self.switch.packet_out(&p));
