@@ -8,11 +8,9 @@
 mod support;
 
 use controller::apps::l3::punt::L3Punt;
-use controller::apps::{Desired, Host};
 use controller::apps::{Punt, Settings};
 use controller::pipeline::{App, Cookie};
-use controller::view::{View, record};
-use fake_switch::{Outcome, Switch};
+use fake_switch::Outcome;
 use model::{HostRoute, MacAddr, Network, Port, Router, RouterInterface, fixtures, owner};
 use openflow::oxm::{Field, Match, OxmField};
 use openflow::packet::PacketIn;
@@ -22,7 +20,8 @@ use packet::ipv4::Ipv4Repr;
 use packet::ipv6::Ipv6Repr;
 use packet::{EthernetAddress, IpProtocol, icmpv4, ipv4, ipv6};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use support::sim::Sim;
 
 const ROUTER_KEY: u32 = 7;
 
@@ -76,91 +75,34 @@ fn router(routes: Vec<HostRoute>) -> Router {
     }
 }
 
-struct Cloud {
-    view: View,
-    host: Host,
-    sw: Switch,
-    punt: Punt,
+/// Ports a and b plugged here at OpenFlow ports 1 and 2, c on host o; the router `r`.
+fn world(r: Router) -> Sim {
+    let mut sim = Sim::new("h", 99);
+    sim.chassis("o", "192.0.2.2");
+    sim.put(&network("net1", 1));
+    sim.put(&network("net2", 2));
+    // As Neutron makes them: the router before its interfaces' ports.
+    sim.put(&r);
+    sim.put(&router_port("r1", "net1", 201, "10.0.1.1"));
+    sim.put(&router_port("r1v6", "net1", 203, "fd00:1::1"));
+    sim.put(&router_port("r2", "net2", 202, "10.0.2.1"));
+    let local: [(&str, &str, u8, &[&str], u32); 2] = [
+        ("a", "net1", 5, &["10.0.1.5", "fd00:1::5"], 1),
+        ("b", "net2", 6, &["10.0.2.5"], 2),
+    ];
+    for (id, net, n, ips, ofport) in local {
+        sim.put(&port(id, net, n, "", ips));
+        sim.plug(id, ofport);
+    }
+    sim.put(&port("c", "net2", 8, "o", &["10.0.2.6"]));
+    sim
 }
 
-impl Cloud {
-    fn new(r: Router) -> Cloud {
-        let mut view = View::new("h");
-        let chassis = fixtures::chassis("o", "192.0.2.2");
-        let mut records = vec![
-            record(&network("net1", 1), 1),
-            record(&network("net2", 2), 1),
-            record(&port("a", "net1", 5, "h", &["10.0.1.5", "fd00:1::5"]), 1),
-            record(&port("b", "net2", 6, "h", &["10.0.2.5"]), 1),
-            record(&port("c", "net2", 8, "o", &["10.0.2.6"]), 1),
-            record(&router_port("r1", "net1", 201, "10.0.1.1"), 1),
-            record(&router_port("r1v6", "net1", 203, "fd00:1::1"), 1),
-            record(&router_port("r2", "net2", 202, "10.0.2.1"), 1),
-            record(&r, 1),
-        ];
-        records.push(nbdb::Record {
-            table: "chassis".into(),
-            id: "o".into(),
-            revision: 1,
-            topic: None,
-            value: serde_json::to_vec(&chassis).unwrap(),
-        });
-        view.load(&nbdb::Snapshot {
-            revision: 1,
-            records,
-        });
-        let host = Host {
-            ofports: [("a".to_string(), 1), ("b".to_string(), 2)]
-                .into_iter()
-                .collect(),
-            tunnels: [("geneve".to_string(), 99)].into(),
-            ..Host::default()
-        };
-        let mut cloud = Cloud {
-            view,
-            host,
-            sw: Switch::new(),
-            punt: Punt::default(),
-        };
-        cloud.install();
-        cloud
-    }
-
-    fn install(&mut self) {
-        self.sw = Switch::new();
-        support::install(&mut self.sw, &Desired::full(&self.view, &self.host));
-    }
-
-    /// Sends `frame` in by `port`; every packet-in goes through the controller, whose
-    /// packet-outs are returned (as outcomes on the switch).
-    fn send(&mut self, port: u32, frame: &[u8], now: Instant) -> (Outcome, Vec<Outcome>) {
-        let out = self.sw.process(port, frame);
-        let mut answers = Vec::new();
-        for pi in &out.to_controller {
-            let p = &pi.packet;
-            let pi = PacketIn {
-                buffer_id: u32::MAX,
-                total_len: pi.frame.len() as u16,
-                reason: pi.reason,
-                table_id: pi.table,
-                cookie: pi.cookie,
-                match_: Match::new()
-                    .in_port(p.in_port)
-                    .metadata(p.metadata)
-                    .with(OxmField::new(Field::Reg(5), u128::from(p.regs[5])))
-                    .with(OxmField::new(Field::Reg(6), u128::from(p.regs[6]))),
-                data: pi.frame.clone(),
-            };
-            let punted = self.punt.handle(&self.view, &mut self.host, now, &pi);
-            for fm in &punted.flow_mods {
-                self.sw.apply_flow_mod(fm).expect("flood guard");
-            }
-            for po in &punted.packets {
-                answers.push(self.sw.packet_out(po));
-            }
-        }
-        (out, answers)
-    }
+/// Sends `frame` in by `port`: what the switch did, and what the controller's packet-outs
+/// did.
+fn send(sim: &mut Sim, port: u32, frame: &[u8]) -> (Outcome, Vec<Outcome>) {
+    let sent = sim.send(port, frame);
+    (sent.outcome, sent.answers)
 }
 
 fn eth(src: [u8; 6], dst: [u8; 6], et: EtherType, payload: &[u8]) -> Vec<u8> {
@@ -197,12 +139,8 @@ fn headers(frame: &[u8]) -> (EthernetRepr, Ipv4Repr) {
 
 #[test]
 fn routing_between_two_local_networks_rewrites_macs_and_ttl_and_stays_on_the_host() {
-    let mut c = Cloud::new(router(vec![]));
-    let (out, _) = c.send(
-        1,
-        &udp4("10.0.1.5", "10.0.2.5", 64, mac(201)),
-        Instant::now(),
-    );
+    let mut sim = world(router(vec![]));
+    let (out, _) = send(&mut sim, 1, &udp4("10.0.1.5", "10.0.2.5", 64, mac(201)));
     assert_eq!(out.ports(), vec![2], "{out}");
     let (e, ip) = headers(&out.outputs[0].frame);
     assert_eq!(e.src_addr.0, mac(202), "source MAC: the interface on net2");
@@ -216,7 +154,7 @@ fn routing_between_two_local_networks_rewrites_macs_and_ttl_and_stays_on_the_hos
     // And back.
     let mut back = udp4("10.0.2.5", "10.0.1.5", 64, mac(202));
     back[6..12].copy_from_slice(&mac(6));
-    let (out, _) = c.send(2, &back, Instant::now());
+    let (out, _) = send(&mut sim, 2, &back);
     assert_eq!(out.ports(), vec![1], "{out}");
     assert!(
         out.trace
@@ -228,12 +166,8 @@ fn routing_between_two_local_networks_rewrites_macs_and_ttl_and_stays_on_the_hos
 
 #[test]
 fn routing_to_a_remote_port_enters_the_tunnel_of_the_destination_network() {
-    let mut c = Cloud::new(router(vec![]));
-    let (out, _) = c.send(
-        1,
-        &udp4("10.0.1.5", "10.0.2.6", 64, mac(201)),
-        Instant::now(),
-    );
+    let mut sim = world(router(vec![]));
+    let (out, _) = send(&mut sim, 1, &udp4("10.0.1.5", "10.0.2.6", 64, mac(201)));
     let o = out.single().unwrap_or_else(|| panic!("{out}"));
     assert_eq!(o.port, 99);
     assert_eq!(o.tun_id, 102, "net2's segmentation id");
@@ -244,9 +178,9 @@ fn routing_to_a_remote_port_enters_the_tunnel_of_the_destination_network() {
 
 #[test]
 fn ttl_one_gets_time_exceeded_from_the_ingress_interface() {
-    let mut c = Cloud::new(router(vec![]));
+    let mut sim = world(router(vec![]));
     let sent = udp4("10.0.1.5", "10.0.2.5", 1, mac(201));
-    let (out, answers) = c.send(1, &sent, Instant::now());
+    let (out, answers) = send(&mut sim, 1, &sent);
     assert!(out.outputs.is_empty(), "not forwarded: {out}");
     assert_eq!(answers.len(), 1, "{out}");
     assert_eq!(answers[0].ports(), vec![1], "{}", answers[0]);
@@ -264,7 +198,7 @@ fn ttl_one_gets_time_exceeded_from_the_ingress_interface() {
 
 #[test]
 fn the_router_answers_ping_and_arp_for_its_addresses() {
-    let mut c = Cloud::new(router(vec![]));
+    let mut sim = world(router(vec![]));
     // ARP for the gateway: answered by the switch with the interface's MAC.
     let req = packet::arp::ArpRepr {
         operation: packet::arp::Operation::Request,
@@ -275,11 +209,7 @@ fn the_router_answers_ping_and_arp_for_its_addresses() {
     };
     let mut body = vec![0u8; req.buffer_len()];
     req.emit(&mut packet::arp::Packet::new_unchecked(&mut body[..]));
-    let (out, _) = c.send(
-        1,
-        &eth(mac(5), [0xff; 6], EtherType::Arp, &body),
-        Instant::now(),
-    );
+    let (out, _) = send(&mut sim, 1, &eth(mac(5), [0xff; 6], EtherType::Arp, &body));
     assert_eq!(out.ports(), vec![1], "{out}");
     assert_eq!(&out.outputs[0].frame[6..12], &mac(201));
     // Echo to the other interface's address, TTL 1: still answered (it is the router's).
@@ -297,7 +227,7 @@ fn the_router_answers_ping_and_arp_for_its_addresses() {
     );
     ip.ttl = 1;
     let frame = eth(mac(5), mac(201), EtherType::Ipv4, &ip.build(&echo));
-    let (_, answers) = c.send(1, &frame, Instant::now());
+    let (_, answers) = send(&mut sim, 1, &frame);
     assert_eq!(answers.len(), 1);
     let reply = &answers[0].outputs[0].frame;
     let (_, rip) = headers(reply);
@@ -310,13 +240,12 @@ fn the_router_answers_ping_and_arp_for_its_addresses() {
 
 #[test]
 fn unknown_destinations_are_unreachable_host_or_network() {
-    let mut c = Cloud::new(router(vec![]));
-    let now = Instant::now();
+    let mut sim = world(router(vec![]));
     for (dst, code) in [
         ("10.0.2.99", icmpv4::unreachable::HOST),
         ("192.168.7.7", icmpv4::unreachable::NET),
     ] {
-        let (out, answers) = c.send(1, &udp4("10.0.1.5", dst, 64, mac(201)), now);
+        let (out, answers) = send(&mut sim, 1, &udp4("10.0.1.5", dst, 64, mac(201)));
         assert!(out.outputs.is_empty(), "{out}");
         let reply = &answers
             .first()
@@ -334,15 +263,14 @@ fn unknown_destinations_are_unreachable_host_or_network() {
 
 #[test]
 fn errors_are_rate_limited_per_router_port() {
-    let mut c = Cloud::new(router(vec![]));
-    let t0 = Instant::now();
+    let mut sim = world(router(vec![]));
     let sent = udp4("10.0.1.5", "10.0.2.5", 1, mac(201));
-    let outcomes: Vec<_> = (0..20).map(|_| c.send(1, &sent, t0)).collect();
+    let outcomes: Vec<_> = (0..20).map(|_| send(&mut sim, 1, &sent)).collect();
     let answered = outcomes.iter().filter(|(_, a)| !a.is_empty()).count();
     assert_eq!(answered, 3, "3 a second by default");
     // The fourth is held back and puts a guard in the switch: the rest never reach the
     // controller.
-    assert_eq!(c.punt.get::<L3Punt>().expect("L3 handler").limited, 1);
+    assert_eq!(sim.handler::<L3Punt>().limited, 1);
     assert!(
         outcomes[4..]
             .iter()
@@ -351,17 +279,18 @@ fn errors_are_rate_limited_per_router_port() {
         outcomes[4].0
     );
     // The guard is narrow: the same sender's traffic with a live TTL is still routed.
-    let (routed, _) = c.send(1, &udp4("10.0.1.5", "10.0.2.5", 64, mac(201)), t0);
+    let (routed, _) = send(&mut sim, 1, &udp4("10.0.1.5", "10.0.2.5", 64, mac(201)));
     assert_eq!(routed.ports(), vec![2], "{routed}");
-    // Once the guard has expired (a fresh switch here), a second later it answers again.
-    c.install();
-    assert_eq!(c.send(1, &sent, t0 + Duration::from_secs(1)).1.len(), 1);
-    c.punt = Punt::new(&Settings {
+    // A second later the guard has expired (the switch dropped it), and it answers again.
+    sim.wait(Duration::from_secs(1));
+    assert_eq!(send(&mut sim, 1, &sent).1.len(), 1);
+    // The handlers started again with another rate.
+    *sim.core.punt_mut() = Punt::new(&Settings {
         icmp_rate: 1,
         ..Settings::default()
     });
     let a = (0..3)
-        .filter(|_| !c.send(1, &sent, t0).1.is_empty())
+        .filter(|_| !send(&mut sim, 1, &sent).1.is_empty())
         .count();
     assert_eq!(a, 1, "the rate is configurable");
 }
@@ -372,12 +301,8 @@ fn an_extra_route_goes_to_its_next_hop() {
         destination: "10.9.0.0/16".parse().unwrap(),
         nexthop: "10.0.2.5".parse().unwrap(),
     };
-    let mut c = Cloud::new(router(vec![route]));
-    let (out, _) = c.send(
-        1,
-        &udp4("10.0.1.5", "10.9.3.4", 64, mac(201)),
-        Instant::now(),
-    );
+    let mut sim = world(router(vec![route]));
+    let (out, _) = send(&mut sim, 1, &udp4("10.0.1.5", "10.9.3.4", 64, mac(201)));
     assert_eq!(out.ports(), vec![2], "{out}");
     let (e, ip) = headers(&out.outputs[0].frame);
     assert_eq!((e.src_addr.0, e.dst_addr.0), (mac(202), mac(6)));
@@ -390,22 +315,11 @@ fn an_extra_route_goes_to_its_next_hop() {
 
 #[test]
 fn removing_an_interface_stops_routing_to_its_network() {
-    let mut c = Cloud::new(router(vec![]));
+    let mut sim = world(router(vec![]));
     let mut r = router(vec![]);
     r.interfaces.retain(|i| i.network_id != "net2");
-    c.view.apply(&nbdb::Change {
-        revision: 2,
-        table: "router".into(),
-        id: "r".into(),
-        topic: Some("p".into()),
-        value: Some(serde_json::to_vec(&r).unwrap()),
-    });
-    c.install();
-    let (out, answers) = c.send(
-        1,
-        &udp4("10.0.1.5", "10.0.2.5", 64, mac(201)),
-        Instant::now(),
-    );
+    sim.put(&r);
+    let (out, answers) = send(&mut sim, 1, &udp4("10.0.1.5", "10.0.2.5", 64, mac(201)));
     assert!(out.outputs.is_empty(), "{out}");
     let icmp = &ip_of(&answers[0].outputs[0].frame)[20..];
     assert_eq!((icmp[0], icmp[1]), (3, icmpv4::unreachable::NET));
@@ -430,10 +344,10 @@ fn ns_frame(src: Ipv6Addr, target: Ipv6Addr) -> Vec<u8> {
 
 #[test]
 fn neighbour_solicitations_for_known_addresses_are_answered_never_flooded() {
-    let mut c = Cloud::new(router(vec![]));
+    let mut sim = world(router(vec![]));
     let a: Ipv6Addr = "fd00:1::5".parse().unwrap();
     let gw: Ipv6Addr = "fd00:1::1".parse().unwrap();
-    let (out, answers) = c.send(1, &ns_frame(a, gw), Instant::now());
+    let (out, answers) = send(&mut sim, 1, &ns_frame(a, gw));
     assert!(out.outputs.is_empty(), "not flooded: {out}");
     assert_eq!(answers.len(), 1, "{out}");
     assert_eq!(answers[0].ports(), vec![1]);
@@ -454,44 +368,24 @@ fn neighbour_solicitations_for_known_addresses_are_answered_never_flooded() {
     }
     assert_eq!(na.ipv6.dst_addr, a);
     // DAD for the same address is not answered by us (it goes on to L2).
-    let (out, answers) = c.send(1, &ns_frame(Ipv6Addr::UNSPECIFIED, gw), Instant::now());
+    let (out, answers) = send(&mut sim, 1, &ns_frame(Ipv6Addr::UNSPECIFIED, gw));
     assert!(answers.is_empty() && out.to_controller.is_empty(), "{out}");
     // An unknown target goes on to L2 as before.
-    let (out, _) = c.send(
-        1,
-        &ns_frame(a, "fd00:1::99".parse().unwrap()),
-        Instant::now(),
-    );
+    let (out, _) = send(&mut sim, 1, &ns_frame(a, "fd00:1::99".parse().unwrap()));
     assert!(out.to_controller.is_empty(), "{out}");
 }
 
 #[test]
 fn ipv6_is_routed_with_the_hop_limit_decremented() {
-    let mut c = Cloud::new(router(vec![]));
+    let mut sim = world(router(vec![]));
     // b gets an IPv6 address on a second IPv6 subnet of net2 behind the router.
     let mut r = router(vec![]);
     r.interfaces
         .push(iface("r2v6", "net2", 204, "fd00:2::1", "fd00:2::/64"));
     let b = port("b", "net2", 6, "h", &["10.0.2.5", "fd00:2::5"]);
-    for (rev, table, id, value) in [
-        (2, "router", "r", serde_json::to_vec(&r).unwrap()),
-        (3, "port", "b", serde_json::to_vec(&b).unwrap()),
-        (
-            4,
-            "port",
-            "r2v6",
-            serde_json::to_vec(&router_port("r2v6", "net2", 204, "fd00:2::1")).unwrap(),
-        ),
-    ] {
-        c.view.apply(&nbdb::Change {
-            revision: rev,
-            table: table.into(),
-            id: id.into(),
-            topic: Some("p".into()),
-            value: Some(value),
-        });
-    }
-    c.install();
+    sim.put(&r);
+    sim.put(&b);
+    sim.put(&router_port("r2v6", "net2", 204, "fd00:2::1"));
     let echo = icmpv6::Icmpv6Repr::EchoRequest {
         ident: 1,
         seq_no: 1,
@@ -507,7 +401,7 @@ fn ipv6_is_routed_with_the_hop_limit_decremented() {
         &ip,
         &echo,
     );
-    let (out, _) = c.send(1, &frame, Instant::now());
+    let (out, _) = send(&mut sim, 1, &frame);
     assert_eq!(out.ports(), vec![2], "{out}");
     let f = &out.outputs[0].frame;
     assert_eq!((&f[6..12], &f[0..6]), (&mac(204)[..], &mac(6)[..]));
@@ -527,13 +421,13 @@ async fn a_real_switch_takes_every_router_flow_and_reads_it_back_equal() {
         destination: "10.9.0.0/16".parse().unwrap(),
         nexthop: "10.0.2.5".parse().unwrap(),
     };
-    let c = Cloud::new(router(vec![route]));
+    let sim = world(router(vec![route]));
     let ovs = testbed::Ovs::start().expect("ovs");
     ovs.add_bridge("br-int").expect("bridge");
     let mut s = controller::switch::Session::connect_unix(&ovs.mgmt_sock("br-int"))
         .await
         .expect("session");
-    let want = Desired::full(&c.view, &c.host);
+    let want = sim.core.desired();
     s.commit_with_groups(&want.groups().diff(&Default::default()), &[])
         .await
         .expect("groups");
@@ -552,15 +446,8 @@ async fn a_real_switch_takes_every_router_flow_and_reads_it_back_equal() {
 /// Random bytes, and valid frames (NS, TTL 1, echo to the router) with random bytes changed.
 #[test]
 fn punted_garbage_never_panics_the_handlers() {
-    let mut c = Cloud::new(router(vec![]));
-    let mut punt = Punt::default();
-    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
-    let mut rnd = move || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed
-    };
+    let mut sim = world(router(vec![]));
+    let mut rnd = support::rng();
     let a: Ipv6Addr = "fd00:1::5".parse().unwrap();
     let valid = [
         ns_frame(a, "fd00:1::1".parse().unwrap()),
@@ -568,9 +455,12 @@ fn punted_garbage_never_panics_the_handlers() {
         udp4("10.0.1.5", "10.0.1.1", 64, mac(201)),
         udp4("10.0.1.5", "192.168.1.1", 64, mac(201)),
     ];
-    let now = Instant::now();
     let mut answered = 0;
     for i in 0..20_000u32 {
+        // A new second every 100 packets, so the rate limit lets some through.
+        if i > 0 && i % 100 == 0 {
+            sim.wait(Duration::from_secs(1));
+        }
         let mut frame = if i % 2 == 0 {
             valid[(rnd() % valid.len() as u64) as usize].clone()
         } else {
@@ -582,10 +472,14 @@ fn punted_garbage_never_panics_the_handlers() {
                 frame[at] = rnd() as u8;
             }
         }
-        if rnd() % 8 == 0 {
+        if rnd().is_multiple_of(8) {
             frame.truncate((rnd() % 80) as usize);
         }
-        let app = if rnd() % 2 == 0 { App::L3 } else { App::Nd };
+        let app = if rnd().is_multiple_of(2) {
+            App::L3
+        } else {
+            App::Nd
+        };
         let pi = PacketIn {
             buffer_id: u32::MAX,
             total_len: frame.len() as u16,
@@ -603,9 +497,27 @@ fn punted_garbage_never_panics_the_handlers() {
                 .with(OxmField::new(Field::Reg(6), 5u32)),
             data: frame,
         };
-        // A new second every 100 packets, so the rate limit lets some through.
-        let t = now + Duration::from_secs(u64::from(i / 100));
-        answered += punt.handle(&c.view, &mut c.host, t, &pi).packets.len();
+        answered += sim.packet_in(pi).packets.len();
     }
     assert!(answered > 0, "valid frames among them were answered");
+}
+
+/// A router written to the store after the port of its interface (a resync that writes the
+/// ports table before the routers table) is looked up once, not found, and never again:
+/// its project is not followed, so it never reaches the view. (`Follow::looked_up` keeps a
+/// referred object that was not found for good; only failed look-ups are tried again.)
+#[test]
+#[ignore = "known bug: a referred object not found at its look-up is never looked up again"]
+fn a_router_written_after_its_interface_port_is_followed() {
+    let mut sim = Sim::new("h", 99);
+    sim.put(&network("net1", 1));
+    sim.put(&port("a", "net1", 5, "", &["10.0.1.5"]));
+    sim.plug("a", 1);
+    sim.put(&router_port("r1", "net1", 201, "10.0.1.1"));
+    sim.put(&router(vec![]));
+    sim.wait(Duration::from_secs(5));
+    assert!(
+        sim.core.view().routers.contains_key("r"),
+        "the router is never followed"
+    );
 }
