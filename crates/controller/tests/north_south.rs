@@ -8,25 +8,24 @@
 
 mod support;
 
+use controller::apps::Settings;
 use controller::apps::nat::CHASSIS_SNAT;
 use controller::apps::nat::punt::NatPunt;
-use controller::apps::{Desired, Host};
-use controller::apps::{Owner, Punt};
-use controller::view::{View, record};
-use fake_switch::{Outcome, Switch};
+use fake_switch::Outcome;
 use model::{
     ExternalGateway, FloatingIp, MacAddr, Network, NetworkType, Port, Router, RouterInterface,
     Subnet, fixtures, owner,
 };
-use openflow::oxm::{Field, Match, OxmField};
-use openflow::packet::PacketIn;
+use openflow::oxm::Match;
+use openflow::packet::{PacketIn, PacketOut};
 use packet::arp::{self, ArpRepr, Operation};
 use packet::ethernet::{EtherType, EthernetRepr, Frame, VlanTag};
 use packet::ipv4::Ipv4Repr;
 use packet::udp::UdpRepr;
 use packet::{EthernetAddress, IpProtocol, ipv4, udp};
 use std::net::{IpAddr, Ipv4Addr};
-use std::time::Instant;
+use std::time::Duration;
+use support::sim::Sim;
 
 const PATCH: u32 = 50;
 const OUTSIDE_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
@@ -95,116 +94,83 @@ fn fip() -> FloatingIp {
     }
 }
 
-struct Cloud {
-    view: View,
-    host: Host,
-    sw: Switch,
-    punt: Punt,
-    /// The owners the handlers asked to recompile (after learning a next hop).
-    recompile: Vec<Owner>,
+/// The world with the next hop not known yet: a, b and d plugged at OpenFlow ports 1-3,
+/// the patch port to physnet1 at 50, the geneve tunnel at 99.
+fn bare() -> Sim {
+    let mut sim = Sim::with("h", 99, &[("physnet1", PATCH)], &Settings::default());
+    sim.put(&network("net1", 1, NetworkType::Geneve, 101));
+    sim.put(&network("ext", 10, NetworkType::Flat, 0));
+    sim.put(&network("v100", 3, NetworkType::Vlan, 100));
+    sim.put(&ext_subnet());
+    // As Neutron makes them: the router before its interfaces' ports.
+    sim.put(&router());
+    for (id, net, n, ip, ofport) in [
+        ("a", "net1", 5, "10.0.1.5", 1),
+        ("b", "net1", 6, "10.0.1.6", 2),
+        ("d", "v100", 8, "198.51.100.5", 3),
+    ] {
+        sim.put(&port(id, net, n, ip));
+        sim.plug(id, ofport);
+    }
+    sim.put(&Port {
+        device_owner: owner::ROUTER_INTERFACE.into(),
+        device_id: "r".into(),
+        binding_host_id: String::new(),
+        ..port("r1", "net1", 201, "10.0.1.1")
+    });
+    sim.put(&Port {
+        device_owner: CHASSIS_SNAT.into(),
+        device_id: "h".into(),
+        ..port("snat-h", "ext", 20, "203.0.113.20")
+    });
+    sim.put(&Port {
+        device_owner: owner::FLOATING_IP.into(),
+        binding_host_id: String::new(),
+        ..port("fip-port", "ext", 30, "203.0.113.30")
+    });
+    sim.put(&fip());
+    sim
 }
 
-impl Cloud {
-    fn new() -> Cloud {
-        let mut view = View::new("h");
-        let snat = Port {
-            device_owner: CHASSIS_SNAT.into(),
-            device_id: "h".into(),
-            ..port("snat-h", "ext", 20, "203.0.113.20")
-        };
-        let fip_port = Port {
-            device_owner: owner::FLOATING_IP.into(),
-            binding_host_id: String::new(),
-            ..port("fip-port", "ext", 30, "203.0.113.30")
-        };
-        let rport = Port {
-            device_owner: owner::ROUTER_INTERFACE.into(),
-            device_id: "r".into(),
-            binding_host_id: String::new(),
-            ..port("r1", "net1", 201, "10.0.1.1")
-        };
-        let records = vec![
-            record(&network("net1", 1, NetworkType::Geneve, 101), 1),
-            record(&network("ext", 10, NetworkType::Flat, 0), 1),
-            record(&network("v100", 3, NetworkType::Vlan, 100), 1),
-            record(&ext_subnet(), 1),
-            record(&port("a", "net1", 5, "10.0.1.5"), 1),
-            record(&port("b", "net1", 6, "10.0.1.6"), 1),
-            record(&port("d", "v100", 8, "198.51.100.5"), 1),
-            record(&rport, 1),
-            record(&snat, 1),
-            record(&fip_port, 1),
-            record(&router(), 1),
-            record(&fip(), 1),
-        ];
-        view.load(&nbdb::Snapshot {
-            revision: 1,
-            records,
-        });
-        let host = Host {
-            ofports: [
-                ("a".to_string(), 1),
-                ("b".to_string(), 2),
-                ("d".to_string(), 3),
-            ]
-            .into_iter()
-            .collect(),
-            tunnels: [("geneve".to_string(), 99)].into(),
-            provider_ports: [("physnet1".to_string(), PATCH)].into(),
-            neighbours: [(
-                ("ext".to_string(), "203.0.113.1".parse().unwrap()),
-                OUTSIDE_MAC,
-            )]
-            .into(),
-            ..Host::default()
-        };
-        let mut c = Cloud {
-            view,
-            host,
-            sw: Switch::new(),
-            punt: Punt::default(),
-            recompile: Vec::new(),
-        };
-        c.install();
-        c
-    }
+/// The next hop's ARP reply (from 203.0.113.1 at `from`), to this host's SNAT address.
+fn next_hop_reply(from: [u8; 6]) -> Vec<u8> {
+    let reply = ArpRepr {
+        operation: Operation::Reply,
+        source_hardware_addr: EthernetAddress(from),
+        source_protocol_addr: "203.0.113.1".parse().unwrap(),
+        target_hardware_addr: EthernetAddress(mac(20)),
+        target_protocol_addr: "203.0.113.20".parse().unwrap(),
+    };
+    let mut p = [0u8; 28];
+    reply.emit(&mut arp::Packet::new_unchecked(&mut p[..]));
+    eth(from, mac(20), None, EtherType::Arp, &p)
+}
 
-    fn install(&mut self) {
-        self.sw = Switch::new();
-        let d = Desired::full(&self.view, &self.host);
-        for (key, body) in d.table().iter() {
-            controller::apps::check(&controller::apps::Flow {
-                key: key.clone(),
-                body: body.clone(),
-            })
-            .unwrap();
-        }
-        support::install(&mut self.sw, &d);
-    }
+/// The next hop learnt, as `from`.
+fn next_hop(sim: &Sim) -> Option<[u8; 6]> {
+    let hop: (String, IpAddr) = ("ext".into(), "203.0.113.1".parse().unwrap());
+    sim.core.host().neighbours.get(&hop).copied()
+}
 
-    /// Processes `frame` from `port`, handing packet-ins to the controller.
-    fn send(&mut self, port: u32, frame: &[u8]) -> Outcome {
-        let out = self.sw.process(port, frame);
-        for pi in &out.to_controller {
-            let pin = PacketIn {
-                buffer_id: u32::MAX,
-                total_len: pi.frame.len() as u16,
-                reason: pi.reason,
-                table_id: pi.table,
-                cookie: pi.cookie,
-                match_: Match::new()
-                    .in_port(pi.packet.in_port)
-                    .metadata(pi.packet.metadata)
-                    .with(OxmField::new(Field::Reg(6), u128::from(pi.packet.regs[6]))),
-                data: pi.frame.clone(),
-            };
-            let punted = self
-                .punt
-                .handle(&self.view, &mut self.host, Instant::now(), &pin);
-            self.recompile.extend(punted.recompile);
-        }
-        out
-    }
+/// Processes `frame` from `port` (packet-ins go to the controller).
+fn send(sim: &mut Sim, port: u32, frame: &[u8]) -> Outcome {
+    sim.send(port, frame).outcome
+}
+
+/// What the controller sends on its own at the next tick.
+fn ticked(sim: &mut Sim) -> Vec<PacketOut> {
+    sim.wait(Duration::from_millis(100))
+        .into_iter()
+        .flat_map(|p| p.packets)
+        .collect()
+}
+
+/// The world once the next hop (at OUTSIDE_MAC) answered.
+fn world() -> Sim {
+    let mut sim = bare();
+    sim.send(PATCH, &next_hop_reply(OUTSIDE_MAC));
+    assert_eq!(next_hop(&sim), Some(OUTSIDE_MAC));
+    sim
 }
 
 fn eth(src: [u8; 6], dst: [u8; 6], vlan: Option<u16>, et: EtherType, payload: &[u8]) -> Vec<u8> {
@@ -250,8 +216,9 @@ fn parsed(frame: &[u8]) -> (EthernetRepr, Ipv4Repr, u16, u16) {
 
 #[test]
 fn a_vm_without_floating_ip_leaves_by_this_hosts_snat_address_and_the_reply_comes_back() {
-    let mut c = Cloud::new();
-    let out = c.send(
+    let mut sim = world();
+    let out = send(
+        &mut sim,
         2,
         &udp_frame("10.0.1.6", "198.18.0.9", 4000, 53, mac(6), mac(201)),
     );
@@ -263,7 +230,8 @@ fn a_vm_without_floating_ip_leaves_by_this_hosts_snat_address_and_the_reply_come
     assert_eq!(ip.src_addr, Ipv4Addr::new(203, 0, 113, 20));
     assert_eq!(ip.ttl, 63);
     // The reply, to the SNAT address and the port conntrack chose.
-    let back = c.send(
+    let back = send(
+        &mut sim,
         PATCH,
         &udp_frame(
             "198.18.0.9",
@@ -281,7 +249,8 @@ fn a_vm_without_floating_ip_leaves_by_this_hosts_snat_address_and_the_reply_come
     assert_eq!(e.dst_addr.0, mac(6));
     assert_eq!(e.src_addr.0, mac(201), "from the router");
     // Something nobody asked for, to the SNAT address, goes nowhere.
-    let stray = c.send(
+    let stray = send(
+        &mut sim,
         PATCH,
         &udp_frame("198.18.0.9", "203.0.113.20", 53, 9999, OUTSIDE_MAC, mac(20)),
     );
@@ -290,8 +259,9 @@ fn a_vm_without_floating_ip_leaves_by_this_hosts_snat_address_and_the_reply_come
 
 #[test]
 fn a_floating_ip_is_dnated_to_its_vm_and_the_vm_leaves_by_it() {
-    let mut c = Cloud::new();
-    let inbound = c.send(
+    let mut sim = world();
+    let inbound = send(
+        &mut sim,
         PATCH,
         &udp_frame("198.18.0.9", "203.0.113.30", 5555, 80, OUTSIDE_MAC, mac(30)),
     );
@@ -305,7 +275,8 @@ fn a_floating_ip_is_dnated_to_its_vm_and_the_vm_leaves_by_it() {
     assert_eq!((sport, dport), (5555, 80));
     assert_eq!(e.dst_addr.0, mac(5));
     // The answer leaves from the floating IP.
-    let reply = c.send(
+    let reply = send(
+        &mut sim,
         1,
         &udp_frame("10.0.1.5", "198.18.0.9", 80, 5555, mac(5), mac(201)),
     );
@@ -315,13 +286,17 @@ fn a_floating_ip_is_dnated_to_its_vm_and_the_vm_leaves_by_it() {
     assert_eq!(sport, 80);
     assert_eq!(e.src_addr.0, mac(30), "the floating IP's MAC");
     // East-west is untouched: a to b stays routed inside (no NAT, not out the patch).
-    let inside = c.send(1, &udp_frame("10.0.1.5", "10.0.1.6", 1, 2, mac(5), mac(6)));
+    let inside = send(
+        &mut sim,
+        1,
+        &udp_frame("10.0.1.5", "10.0.1.6", 1, 2, mac(5), mac(6)),
+    );
     assert_eq!(inside.ports(), vec![2], "{inside}");
 }
 
 #[test]
 fn arp_for_local_addresses_is_answered_on_the_external_network_and_replies_teach_the_next_hop() {
-    let mut c = Cloud::new();
+    let mut sim = world();
     let ask = |target: &str| {
         let a = ArpRepr {
             operation: Operation::Request,
@@ -335,7 +310,7 @@ fn arp_for_local_addresses_is_answered_on_the_external_network_and_replies_teach
         eth(OUTSIDE_MAC, [0xff; 6], None, EtherType::Arp, &p)
     };
     for (ip, m) in [("203.0.113.30", mac(30)), ("203.0.113.20", mac(20))] {
-        let out = c.send(PATCH, &ask(ip));
+        let out = send(&mut sim, PATCH, &ask(ip));
         assert_eq!(out.ports(), vec![PATCH], "{out}");
         let f = Frame::new_checked(&out.outputs[0].frame[..]).unwrap();
         let r = ArpRepr::parse(&arp::Packet::new_checked(f.payload()).unwrap()).unwrap();
@@ -346,16 +321,14 @@ fn arp_for_local_addresses_is_answered_on_the_external_network_and_replies_teach
     }
     // The router's gateway address and anything else are not this host's to answer.
     for ip in ["203.0.113.2", "203.0.113.77"] {
-        let out = c.send(PATCH, &ask(ip));
+        let out = send(&mut sim, PATCH, &ask(ip));
         assert!(!out.ports().contains(&PATCH), "{ip}: {out}");
     }
-    // A reply from the next hop is learnt.
-    c.host.neighbours.clear();
-    c.punt = Punt::default();
-    c.install();
+    // A reply from the next hop is learnt: on a host that does not know it yet.
+    let mut sim = bare();
     // Unknown, the controller asks for it from this host's SNAT address, and announces
     // the SNAT address (gratuitous ARP) once.
-    let asks = c.punt.tick(&c.view, &c.host, Instant::now()).packets;
+    let asks = ticked(&mut sim);
     let target = |p: &openflow::packet::PacketOut| p.data[38..42].to_vec();
     assert!(
         asks.iter()
@@ -366,29 +339,23 @@ fn arp_for_local_addresses_is_answered_on_the_external_network_and_replies_teach
         asks.iter().any(|p| target(p) == [203, 0, 113, 20]),
         "gratuitous ARP: {asks:?}"
     );
-    let reply = ArpRepr {
-        operation: Operation::Reply,
-        source_hardware_addr: EthernetAddress([2, 0, 0, 0, 0, 9]),
-        source_protocol_addr: "203.0.113.1".parse().unwrap(),
-        target_hardware_addr: EthernetAddress(mac(20)),
-        target_protocol_addr: "203.0.113.20".parse().unwrap(),
-    };
-    let mut p = [0u8; 28];
-    reply.emit(&mut arp::Packet::new_unchecked(&mut p[..]));
-    c.send(
-        PATCH,
-        &eth([2, 0, 0, 0, 0, 9], mac(20), None, EtherType::Arp, &p),
+    let before = sim.core.desired().table().clone();
+    send(&mut sim, PATCH, &next_hop_reply([2, 0, 0, 0, 0, 9]));
+    assert_eq!(next_hop(&sim), Some([2, 0, 0, 0, 0, 9]));
+    assert!(
+        sim.core.desired().table() != &before,
+        "what was learnt is compiled in"
     );
-    assert!(!c.recompile.is_empty(), "what was learnt is compiled in");
-    assert_eq!(
-        c.host
-            .neighbours
-            .get(&("ext".to_string(), "203.0.113.1".parse().unwrap())),
-        Some(&[2, 0, 0, 0, 0, 9])
+    let out = send(
+        &mut sim,
+        2,
+        &udp_frame("10.0.1.6", "198.18.0.9", 4000, 53, mac(6), mac(201)),
     );
+    assert_eq!(out.ports(), vec![PATCH], "{out}");
+    assert_eq!(&out.outputs[0].frame[..6], &[2, 0, 0, 0, 0, 9], "{out}");
     // Once known, it is not asked for again; the SNAT address was announced once.
     // (The floating IP, whose way out is known now, is announced for the first time.)
-    let later = c.punt.tick(&c.view, &c.host, Instant::now()).packets;
+    let later = ticked(&mut sim);
     assert!(
         later
             .iter()
@@ -399,8 +366,9 @@ fn arp_for_local_addresses_is_answered_on_the_external_network_and_replies_teach
 
 #[test]
 fn a_vlan_network_is_tagged_towards_the_physical_network_and_untagged_inside() {
-    let mut c = Cloud::new();
-    let out = c.send(
+    let mut sim = world();
+    let out = send(
+        &mut sim,
         3,
         &udp_frame("198.51.100.5", "198.51.100.1", 1, 2, mac(8), OUTSIDE_MAC),
     );
@@ -423,11 +391,11 @@ fn a_vlan_network_is_tagged_towards_the_physical_network_and_untagged_inside() {
             &ip.build(&[0, 2, 0, 1, 0, 8, 0, 0]),
         )
     };
-    let inbound = c.send(PATCH, &reply(100));
+    let inbound = send(&mut sim, PATCH, &reply(100));
     assert_eq!(inbound.ports(), vec![3], "{inbound}");
     let f = Frame::new_checked(&inbound.outputs[0].frame[..]).unwrap();
     assert_eq!(f.vlan(), None);
-    assert!(c.send(PATCH, &reply(101)).outputs.is_empty());
+    assert!(send(&mut sim, PATCH, &reply(101)).outputs.is_empty());
 }
 
 /// Every north-south flow and group, committed to a real OVS, reads back equal (so a
@@ -437,8 +405,8 @@ async fn the_north_south_pipeline_commits_to_real_ovs_and_reads_back_equal() {
     if !testbed::require_root("the_north_south_pipeline_commits_to_real_ovs_and_reads_back_equal") {
         return;
     }
-    let c = Cloud::new();
-    let d = Desired::full(&c.view, &c.host);
+    let sim = world();
+    let d = sim.core.desired();
     let ovs = testbed::Ovs::start().expect("ovs");
     ovs.add_bridge("br-int").expect("bridge");
     let mut s = controller::switch::Session::connect_unix(&ovs.mgmt_sock("br-int"))
@@ -473,15 +441,8 @@ async fn the_north_south_pipeline_commits_to_real_ovs_and_reads_back_equal() {
 /// mangled ARP), the NAT handler does not panic, and learns nothing but next hops.
 #[test]
 fn random_and_mangled_frames_from_outside_never_panic_the_nat_handler() {
-    let mut c = Cloud::new();
-    c.host.neighbours.clear();
-    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
-    let mut rnd = move || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed
-    };
+    let mut sim = bare();
+    let mut rnd = support::rng();
     let reply = ArpRepr {
         operation: Operation::Reply,
         source_hardware_addr: EthernetAddress([2, 0, 0, 0, 0, 9]),
@@ -517,15 +478,12 @@ fn random_and_mangled_frames_from_outside_never_panic_the_nat_handler() {
             match_: Match::new().metadata(if i % 3 == 0 { 10 } else { rnd() }),
             data: frame,
         };
-        c.punt.handle(&c.view, &mut c.host, Instant::now(), &pin);
+        sim.packet_in(pin);
     }
     // 203.0.113.99 is nobody's next hop: only the router's next hop can ever be learnt (a
     // mangled byte may well turn a frame into its valid reply).
     let hop: (String, IpAddr) = ("ext".into(), "203.0.113.1".parse().unwrap());
-    assert!(
-        c.host.neighbours.keys().all(|k| *k == hop),
-        "{:?}",
-        c.host.neighbours
-    );
-    assert!(c.punt.get::<NatPunt>().expect("NAT handler").ignored > 4000);
+    let neighbours = &sim.core.host().neighbours;
+    assert!(neighbours.keys().all(|k| *k == hop), "{neighbours:?}");
+    assert!(sim.handler::<NatPunt>().ignored > 4000);
 }
