@@ -234,4 +234,3 @@ async fn send_json(
         r.text().await.unwrap_or_default()
     )))
 }
-

@@ -54,7 +54,10 @@ impl Filter {
 
     /// Reads `tables` and `topics` out of a query string, and `after` when `with_after`;
     /// anything else is an error naming the parameter.
-    pub fn from_query(raw: &str, with_after: bool) -> std::result::Result<(Filter, Option<Revision>), String> {
+    pub fn from_query(
+        raw: &str,
+        with_after: bool,
+    ) -> std::result::Result<(Filter, Option<Revision>), String> {
         let mut f = Filter::default();
         let mut after = None;
         let list = |v: &str| -> BTreeSet<String> {
@@ -102,13 +105,17 @@ pub mod wire {
     /// A snapshot record.
     pub fn record(r: &Record) -> Option<Value> {
         let value = value(&r.table, &r.id, Some(&r.value))?;
-        Some(json!({"table": r.table, "id": r.id, "revision": r.revision, "topic": r.topic, "value": value}))
+        Some(
+            json!({"table": r.table, "id": r.id, "revision": r.revision, "topic": r.topic, "value": value}),
+        )
     }
 
     /// A change (a deleted object's value is null).
     pub fn change(c: &Change) -> Option<Value> {
         let value = value(&c.table, &c.id, c.value.as_deref())?;
-        Some(json!({"revision": c.revision, "table": c.table, "id": c.id, "topic": c.topic, "value": value}))
+        Some(
+            json!({"revision": c.revision, "table": c.table, "id": c.id, "topic": c.topic, "value": value}),
+        )
     }
 
     /// Decodes one item (a change or a record).
@@ -126,9 +133,7 @@ pub mod wire {
         let topic = v.get("topic").and_then(Value::as_str).map(str::to_string);
         let value = match v.get("value") {
             None | Some(Value::Null) => None,
-            Some(x) => {
-                Some(serde_json::to_vec(x).map_err(|e| StoreError::Corrupt(e.to_string()))?)
-            }
+            Some(x) => Some(serde_json::to_vec(x).map_err(|e| StoreError::Corrupt(e.to_string()))?),
         };
         Ok(Change {
             revision,
@@ -259,12 +264,21 @@ mod tests {
             value: Some(br#"{"a":1}"#.to_vec()),
         };
         assert_eq!(wire::parse(&wire::change(&c).unwrap()).unwrap(), c);
-        let gone = Change { value: None, ..c.clone() };
+        let gone = Change {
+            value: None,
+            ..c.clone()
+        };
         assert_eq!(wire::parse(&wire::change(&gone).unwrap()).unwrap(), gone);
         let r = wire::into_record(c.clone());
-        assert_eq!(wire::into_record(wire::parse(&wire::record(&r).unwrap()).unwrap()), r);
+        assert_eq!(
+            wire::into_record(wire::parse(&wire::record(&r).unwrap()).unwrap()),
+            r
+        );
         // A value that is not JSON is left out, not sent broken.
-        let bad = Change { value: Some(b"\xff".to_vec()), ..c };
+        let bad = Change {
+            value: Some(b"\xff".to_vec()),
+            ..c
+        };
         assert_eq!(wire::change(&bad), None);
     }
 }

@@ -73,7 +73,8 @@ pub async fn object(
 
 pub async fn watch(State(api): State<Arc<Api>>, RawQuery(q): RawQuery) -> ApiResult<Response> {
     let (filter, after) = params(q.as_deref(), true)?;
-    let after = after.ok_or_else(|| ApiError::bad_request("HTTPBadRequest", "after=REVISION is required"))?;
+    let after = after
+        .ok_or_else(|| ApiError::bad_request("HTTPBadRequest", "after=REVISION is required"))?;
     // Fail now, with a status, if the log no longer reaches back that far.
     match api.db.store.changes_since(after, 1).await {
         Err(StoreError::Compacted { requested, oldest }) => {
