@@ -21,6 +21,7 @@ use packet::ipv6::Ipv6Repr;
 use packet::{EthernetAddress, IpProtocol, icmpv4, ipv4, ipv6};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
+use support::mac;
 use support::sim::Sim;
 
 const ROUTER_KEY: u32 = 7;
@@ -30,10 +31,6 @@ fn network(id: &str, key: u32) -> Network {
         segmentation_id: Some(100 + key),
         ..fixtures::network(id, key)
     }
-}
-
-fn mac(n: u8) -> [u8; 6] {
-    [0xfa, 0x16, 0x3e, 0, 0, n]
 }
 
 fn port(id: &str, net: &str, n: u8, host: &str, ips: &[&str]) -> Port {
@@ -422,11 +419,8 @@ async fn a_real_switch_takes_every_router_flow_and_reads_it_back_equal() {
         nexthop: "10.0.2.5".parse().unwrap(),
     };
     let sim = world(router(vec![route]));
-    let ovs = testbed::Ovs::start().expect("ovs");
-    ovs.add_bridge("br-int").expect("bridge");
-    let mut s = controller::switch::Session::connect_unix(&ovs.mgmt_sock("br-int"))
-        .await
-        .expect("session");
+    let ovs = support::ovs();
+    let mut s = support::session(&ovs).await;
     let want = sim.core.desired();
     s.commit_with_groups(&want.groups().diff(&Default::default()), &[])
         .await

@@ -21,10 +21,10 @@ use openflow::packet::{PacketIn, PacketOut};
 use packet::arp::{self, ArpRepr, Operation};
 use packet::ethernet::{EtherType, EthernetRepr, Frame, VlanTag};
 use packet::ipv4::Ipv4Repr;
-use packet::udp::UdpRepr;
 use packet::{EthernetAddress, IpProtocol, ipv4, udp};
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
+use support::mac;
 use support::sim::Sim;
 
 const PATCH: u32 = 50;
@@ -40,10 +40,6 @@ fn network(id: &str, key: u32, t: NetworkType, seg: u32) -> Network {
         segmentation_id: Some(seg),
         ..fixtures::network(id, key)
     }
-}
-
-fn mac(n: u8) -> [u8; 6] {
-    [0xfa, 0x16, 0x3e, 0, 0, n]
 }
 
 fn port(id: &str, net: &str, n: u8, ip: &str) -> Port {
@@ -188,20 +184,8 @@ fn eth(src: [u8; 6], dst: [u8; 6], vlan: Option<u16>, et: EtherType, payload: &[
 }
 
 fn udp_frame(src: &str, dst: &str, sport: u16, dport: u16, from: [u8; 6], to: [u8; 6]) -> Vec<u8> {
-    let (s, d): (IpAddr, IpAddr) = (src.parse().unwrap(), dst.parse().unwrap());
-    let payload = UdpRepr {
-        src_port: sport,
-        dst_port: dport,
-        payload: b"hello",
-    }
-    .build(&s, &d);
-    let ip = Ipv4Repr::new(
-        src.parse().unwrap(),
-        dst.parse().unwrap(),
-        IpProtocol::Udp,
-        payload.len(),
-    );
-    eth(from, to, None, EtherType::Ipv4, &ip.build(&payload))
+    let ip = |a: &str| a.parse().unwrap();
+    support::udp_frame(from, to, (ip(src), sport), (ip(dst), dport))
 }
 
 /// (eth, ip, udp source port, udp destination port) of a frame.
@@ -407,11 +391,8 @@ async fn the_north_south_pipeline_commits_to_real_ovs_and_reads_back_equal() {
     }
     let sim = world();
     let d = sim.core.desired();
-    let ovs = testbed::Ovs::start().expect("ovs");
-    ovs.add_bridge("br-int").expect("bridge");
-    let mut s = controller::switch::Session::connect_unix(&ovs.mgmt_sock("br-int"))
-        .await
-        .expect("session");
+    let ovs = support::ovs();
+    let mut s = support::session(&ovs).await;
     let groups = d.groups().diff(&s.dump_groups().await.expect("groups"));
     let flows = d.table().diff(&s.dump_flows().await.expect("flows"));
     s.commit_with_groups(&groups, &flows)

@@ -5,7 +5,7 @@
 mod support;
 
 use controller::reconcile::{FlowBody, FlowKey, FlowTable};
-use controller::switch::{Session, SwitchError};
+use controller::switch::SwitchError;
 use openflow::Instruction;
 use openflow::action::Action;
 use openflow::oxm::{Field, Match};
@@ -71,11 +71,8 @@ async fn committed_flows_read_back_equal_and_changes_are_minimal() {
     if !testbed::require_root("committed_flows_read_back_equal_and_changes_are_minimal") {
         return;
     }
-    let ovs = testbed::Ovs::start().expect("ovs");
-    ovs.add_bridge("br-int").expect("bridge");
-    let mut s = Session::connect_unix(&ovs.mgmt_sock("br-int"))
-        .await
-        .expect("session");
+    let ovs = support::ovs();
+    let mut s = support::session(&ovs).await;
     let installed = s.dump_flows().await.expect("dump");
     assert!(
         installed.is_empty(),
@@ -122,11 +119,8 @@ async fn a_refused_bundle_applies_nothing() {
     if !testbed::require_root("a_refused_bundle_applies_nothing") {
         return;
     }
-    let ovs = testbed::Ovs::start().expect("ovs");
-    ovs.add_bridge("br-int").expect("bridge");
-    let mut s = Session::connect_unix(&ovs.mgmt_sock("br-int"))
-        .await
-        .expect("session");
+    let ovs = support::ovs();
+    let mut s = support::session(&ovs).await;
     let mut t = desired();
     // A goto backwards: OVS refuses it, and the whole bundle with it.
     flow(
@@ -231,12 +225,9 @@ async fn arp_for_a_known_address_is_answered_by_the_switch() {
     if !testbed::require_root("arp_for_a_known_address_is_answered_by_the_switch") {
         return;
     }
-    let ovs = testbed::Ovs::start().expect("ovs");
-    ovs.add_bridge("br-int").expect("bridge");
+    let ovs = support::ovs();
     let a = host::plug(&ovs, "a", 5);
-    let mut s = Session::connect_unix(&ovs.mgmt_sock("br-int"))
-        .await
-        .expect("session");
+    let mut s = support::session(&ovs).await;
     host::program(
         &mut s,
         &[open_port("a", 5, "host-a"), open_port("b", 6, "host-b")],
@@ -268,13 +259,10 @@ async fn local_switching_and_port_security() {
     if !testbed::require_root("local_switching_and_port_security") {
         return;
     }
-    let ovs = testbed::Ovs::start().expect("ovs");
-    ovs.add_bridge("br-int").expect("bridge");
+    let ovs = support::ovs();
     let (a, b) = (host::plug(&ovs, "a", 5), host::plug(&ovs, "b", 6));
     let vms = [("a", &a), ("b", &b)];
-    let mut s = Session::connect_unix(&ovs.mgmt_sock("br-int"))
-        .await
-        .expect("session");
+    let mut s = support::session(&ovs).await;
     let (pa, pb) = (open_port("a", 5, "host-a"), open_port("b", 6, "host-a"));
     host::program(&mut s, &[pa.clone(), pb.clone()], &vms).await;
     assert!(
@@ -336,11 +324,8 @@ async fn groups_commit_with_their_flows_and_read_back_equal() {
     }
     use controller::reconcile::{GroupBody, GroupTable};
     use openflow::flow::{Bucket, GroupType};
-    let ovs = testbed::Ovs::start().expect("ovs");
-    ovs.add_bridge("br-int").expect("bridge");
-    let mut s = Session::connect_unix(&ovs.mgmt_sock("br-int"))
-        .await
-        .expect("session");
+    let ovs = support::ovs();
+    let mut s = support::session(&ovs).await;
     let flood = |buckets: Vec<Vec<Action>>| GroupBody {
         group_type: GroupType::All,
         buckets: buckets.into_iter().map(Bucket::new).collect(),

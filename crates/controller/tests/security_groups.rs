@@ -10,11 +10,8 @@ use controller::view::{View, written};
 use fake_switch::Switch;
 use model::{Direction, Port, SecurityGroupRule, Table, fixtures};
 use openflow::ct_flush::CtFlush;
-use packet::IpProtocol;
-use packet::ethernet::{EtherType as Eth, EthernetAddress, EthernetRepr};
-use packet::ipv4::Ipv4Repr;
-use packet::udp::UdpRepr;
 use std::net::{IpAddr, Ipv4Addr};
+use support::mac;
 use support::sim::Sim;
 
 fn ip(n: u8) -> Ipv4Addr {
@@ -106,21 +103,7 @@ fn delete(sim: &mut Sim, table: Table, id: &str) -> Vec<CtFlush> {
 
 /// A UDP datagram from port n `from` to n `to`.
 fn udp_frame(from: u8, to: u8, sport: u16, dport: u16) -> Vec<u8> {
-    let (s, d) = (IpAddr::V4(ip(from)), IpAddr::V4(ip(to)));
-    let l4 = UdpRepr {
-        src_port: sport,
-        dst_port: dport,
-        payload: b"hello",
-    }
-    .build(&s, &d);
-    let ip4 = Ipv4Repr::new(ip(from), ip(to), IpProtocol::Udp, l4.len()).build(&l4);
-    EthernetRepr {
-        src_addr: EthernetAddress([0xfa, 0x16, 0x3e, 0, 0, from]),
-        dst_addr: EthernetAddress([0xfa, 0x16, 0x3e, 0, 0, to]),
-        vlan: None,
-        ethertype: Eth::Ipv4,
-    }
-    .build(&ip4)
+    support::udp_frame(mac(from), mac(to), (ip(from), sport), (ip(to), dport))
 }
 
 /// Sends a UDP datagram in by `in_port`; returns the OpenFlow ports it left by.

@@ -1,6 +1,7 @@
 //! What the app tests share: putting a compiled pipeline (groups, then flows) into a
-//! fake switch, as the runtime's bundle would into a real one; the group "open" and ports
-//! in it; the pseudo-random bytes the fuzz loops send.
+//! fake switch, as the runtime's bundle would into a real one; a real Open vSwitch and a
+//! session to it; the group "open" and ports in it; MACs and UDP frames; the pseudo-random
+//! bytes the fuzz loops send.
 
 #![allow(dead_code)]
 
@@ -8,10 +9,15 @@ pub mod sim;
 
 use controller::apps::Desired;
 use controller::reconcile::GroupDiff;
+use controller::switch::Session;
 use controller::view::record;
 use fake_switch::Switch;
 use model::{Direction, Port, fixtures};
 use openflow::flow::FlowMod;
+use packet::ethernet::{EtherType, EthernetAddress, EthernetRepr};
+use packet::ipv4::Ipv4Repr;
+use packet::udp::UdpRepr;
+use std::net::{IpAddr, Ipv4Addr};
 
 /// Installs everything `desired` holds into an empty `sw`.
 pub fn install(sw: &mut Switch, desired: &Desired) {
@@ -80,4 +86,48 @@ pub fn rng() -> impl FnMut() -> u64 {
         seed ^= seed << 17;
         seed
     }
+}
+
+/// A real Open vSwitch with the integration bridge br-int (the real-switch tests run as
+/// root only).
+pub fn ovs() -> testbed::Ovs {
+    let ovs = testbed::Ovs::start().expect("ovs");
+    ovs.add_bridge("br-int").expect("bridge");
+    ovs
+}
+
+/// An OpenFlow session to `ovs`'s br-int.
+pub async fn session(ovs: &testbed::Ovs) -> Session<tokio::net::UnixStream> {
+    Session::connect_unix(&ovs.mgmt_sock("br-int"))
+        .await
+        .expect("session")
+}
+
+/// The MAC fa:16:3e:00:00:n.
+pub fn mac(n: u8) -> [u8; 6] {
+    [0xfa, 0x16, 0x3e, 0, 0, n]
+}
+
+/// A UDP datagram (payload "hello", checksummed) from `src` to `dst` in an Ethernet frame
+/// from MAC `from` to `to`.
+pub fn udp_frame(
+    from: [u8; 6],
+    to: [u8; 6],
+    (src, sport): (Ipv4Addr, u16),
+    (dst, dport): (Ipv4Addr, u16),
+) -> Vec<u8> {
+    let l4 = UdpRepr {
+        src_port: sport,
+        dst_port: dport,
+        payload: b"hello",
+    }
+    .build(&IpAddr::V4(src), &IpAddr::V4(dst));
+    let ip = Ipv4Repr::new(src, dst, packet::IpProtocol::Udp, l4.len()).build(&l4);
+    EthernetRepr {
+        src_addr: EthernetAddress(from),
+        dst_addr: EthernetAddress(to),
+        vlan: None,
+        ethertype: EtherType::Ipv4,
+    }
+    .build(&ip)
 }
