@@ -497,11 +497,9 @@ fn punted_garbage_never_panics_the_handlers() {
 }
 
 /// A router written to the store after the port of its interface (a resync that writes the
-/// ports table before the routers table) is looked up once, not found, and never again:
-/// its project is not followed, so it never reaches the view. (`Follow::looked_up` keeps a
-/// referred object that was not found for good; only failed look-ups are tried again.)
+/// ports table before the routers table) is not found at its first look-up; it is looked
+/// up again while it is missing, and its project is followed once it exists.
 #[test]
-#[ignore = "known bug: a referred object not found at its look-up is never looked up again"]
 fn a_router_written_after_its_interface_port_is_followed() {
     let mut sim = Sim::new("h", 99);
     sim.put(&network("net1", 1));

@@ -39,7 +39,9 @@ pub struct Follow {
     /// an interface whose port does not exist (looked up again after [`RELOOKUP`]).
     plugged: BTreeMap<String, (Option<String>, Instant)>,
     /// The topics of objects the local ports refer to but the view lacks
-    /// ([`View::missing`]), looked up once (again after [`RELOOKUP`] if that failed).
+    /// ([`View::missing`]), looked up once; one not found (written later, under a project
+    /// this host does not follow yet) or whose look-up failed is looked up again after
+    /// [`RELOOKUP`], for as long as it is missing.
     referred: BTreeMap<Touched, (Option<String>, Option<Instant>)>,
     /// The snapshot asked for and not answered yet, and when it may be asked again after a
     /// failure.
@@ -64,11 +66,14 @@ impl Follow {
         host.ofports.len() != self.plugged.len()
     }
 
-    /// Whether an unknown interface is due to be looked up again.
+    /// Whether an unknown interface or a missing reference is due to be looked up again.
     pub fn relookup_due(&self, now: Instant) -> bool {
-        self.plugged
-            .values()
-            .any(|(p, at)| p.is_none() && now.duration_since(*at) > RELOOKUP)
+        let due = |at: &Instant| now.duration_since(*at) > RELOOKUP;
+        self.plugged.values().any(|(p, at)| p.is_none() && due(at))
+            || self
+                .referred
+                .values()
+                .any(|(_, again)| again.as_ref().is_some_and(due))
     }
 
     /// What must be read before the view holds what the host needs; `None` once it does
@@ -129,7 +134,7 @@ impl Follow {
         self.asked.is_some() || self.retry_at.is_some_and(|t| now < t)
     }
 
-    /// The answers to [`Read::Lookups`]. A failed look-up counts as "not found" and is
+    /// The answers to [`Read::Lookups`]. A failed look-up counts as "not found"; either is
     /// tried again after [`RELOOKUP`].
     pub fn looked_up(
         &mut self,
@@ -137,18 +142,15 @@ impl Follow {
         now: Instant,
     ) {
         for (t, topic) in answers {
-            let failed = match &topic {
-                Ok(_) => None,
-                Err(e) => {
-                    tracing::warn!(table = t.table.name(), id = %t.id, error = %e, "NB look-up failed; trying again later");
-                    Some(now)
-                }
-            };
+            if let Err(e) = &topic {
+                tracing::warn!(table = t.table.name(), id = %t.id, error = %e, "NB look-up failed; trying again later");
+            }
             let topic = topic.unwrap_or(None);
+            let again = topic.is_none().then_some(now);
             if t.table == Table::Port {
                 self.plugged.insert(t.id, (topic, now));
             } else {
-                self.referred.insert(t, (topic, failed));
+                self.referred.insert(t, (topic, again));
             }
         }
     }

@@ -175,6 +175,8 @@ pub struct Controller {
     snat_asked: BTreeMap<String, Instant>,
     /// When this host's chassis record was last written back.
     reasserted: Option<Instant>,
+    /// A refresh is following what the host needs (until no read is left to make).
+    following: bool,
 }
 
 impl Controller {
@@ -200,6 +202,7 @@ impl Controller {
             report_again: None,
             snat_asked: BTreeMap::new(),
             reasserted: None,
+            following: false,
         }
     }
 
@@ -445,12 +448,15 @@ impl Controller {
             match self.phase {
                 Phase::Idle | Phase::Committing | Phase::NoSwitch => return,
                 Phase::Refresh { claimed } => {
-                    let gated = claimed
+                    // Once started, following goes on until the view holds what the host
+                    // needs, across the reads it takes.
+                    self.following |= claimed
                         || self.moves_topics()
                         || self.follow.has_unknown()
+                        || self.follow.relookup_due(now)
                         || self.follow.plugged_changed(&self.host)
                         || !self.follow.loaded;
-                    if gated {
+                    if self.following {
                         if fx.read.is_some() || self.follow.waiting(now) {
                             return;
                         }
@@ -459,6 +465,7 @@ impl Controller {
                             return;
                         }
                     }
+                    self.following = false;
                     // Plugged ports among what changed are taken as bound here: first among
                     // the owners to recompile, then (second refresh) among what the fresh
                     // snapshots brought.
