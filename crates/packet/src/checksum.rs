@@ -26,7 +26,8 @@ fn fold(mut acc: u64) -> u16 {
     while acc > 0xffff {
         acc = (acc & 0xffff) + (acc >> 16);
     }
-    acc as u16
+    // Folded into 16 bits by the loop above.
+    u16::try_from(acc).unwrap_or(u16::MAX)
 }
 
 /// Partial sum of the pseudo-header for `protocol` carrying `length` bytes.
@@ -36,7 +37,8 @@ fn fold(mut acc: u64) -> u16 {
 pub fn pseudo_header(src: &IpAddr, dst: &IpAddr, protocol: u8, length: u32) -> u16 {
     match (src, dst) {
         (IpAddr::V4(s), IpAddr::V4(d)) => {
-            let len = (length as u16).to_be_bytes();
+            // An IPv4 datagram is at most 65535 bytes long.
+            let len = u16::try_from(length).unwrap_or(u16::MAX).to_be_bytes();
             let mut buf = [0u8; 12];
             buf[0..4].copy_from_slice(&s.octets());
             buf[4..8].copy_from_slice(&d.octets());
@@ -62,7 +64,12 @@ pub fn pseudo_header(src: &IpAddr, dst: &IpAddr, protocol: u8, length: u32) -> u
 /// The checksum field value for `data` preceded by the pseudo-header: complemented sum.
 pub fn with_pseudo_header(src: &IpAddr, dst: &IpAddr, protocol: u8, data: &[u8]) -> u16 {
     !combine(&[
-        pseudo_header(src, dst, protocol, data.len() as u32),
+        pseudo_header(
+            src,
+            dst,
+            protocol,
+            u32::try_from(data.len()).unwrap_or(u32::MAX),
+        ),
         self::data(data),
     ])
 }

@@ -672,7 +672,8 @@ impl DhcpRepr {
             }
             for chunk in chunks {
                 b[at] = *c;
-                b[at + 1] = chunk.len() as u8;
+                // Chunks are at most 255 bytes long.
+                b[at + 1] = u8::try_from(chunk.len()).unwrap_or(u8::MAX);
                 b[at + 2..at + 2 + chunk.len()].copy_from_slice(chunk);
                 at += 2 + chunk.len();
             }

@@ -65,10 +65,10 @@ pub mod time_exceeded {
 }
 
 mod opt {
-    pub const SOURCE_LLADDR: u8 = 1;
-    pub const TARGET_LLADDR: u8 = 2;
-    pub const PREFIX_INFO: u8 = 3;
-    pub const MTU: u8 = 5;
+    pub(super) const SOURCE_LLADDR: u8 = 1;
+    pub(super) const TARGET_LLADDR: u8 = 2;
+    pub(super) const PREFIX_INFO: u8 = 3;
+    pub(super) const MTU: u8 = 5;
 }
 
 fn min_len(msg_type: u8) -> usize {

@@ -22,6 +22,14 @@
 //! * The builders (`reply_frame`, `time_exceeded`, ...) never panic on any input; they
 //!   return an `Error` when the input cannot be answered.
 
+// Bytes from the network: a narrowing cast must say what bounds it (try_from, or a
+// reason beside it), and nothing is public that the crate's users cannot reach.
+#![warn(
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss,
+    unreachable_pub
+)]
 #![warn(missing_docs)]
 
 pub mod arp;

@@ -10,6 +10,8 @@ use std::net::IpAddr;
 
 /// Length of a header without options.
 pub const HEADER_LEN: usize = 20;
+/// The data offset field of a header with no options: its length in 32-bit words.
+const DATA_OFFSET: u8 = 5;
 const PROTOCOL: u8 = 6;
 
 /// TCP flag bits as found in byte 13 of the header.
@@ -230,7 +232,7 @@ impl<'a> TcpRepr<'a> {
             b[2..4].copy_from_slice(&self.dst_port.to_be_bytes());
             b[4..8].copy_from_slice(&self.seq_number.to_be_bytes());
             b[8..12].copy_from_slice(&self.ack_number.to_be_bytes());
-            b[12] = ((HEADER_LEN / 4) as u8) << 4;
+            b[12] = DATA_OFFSET << 4;
             b[13] = self.flags.0;
             b[14..16].copy_from_slice(&self.window_len.to_be_bytes());
             b[18..20].copy_from_slice(&self.urgent_at.to_be_bytes());
@@ -248,7 +250,7 @@ impl<'a> TcpRepr<'a> {
 
     /// Sequence space the segment occupies: payload plus one each for SYN and FIN.
     pub fn segment_len(&self) -> u32 {
-        let mut n = self.payload.len() as u32;
+        let mut n = u32::try_from(self.payload.len()).unwrap_or(u32::MAX);
         if self.flags.has(Flags::SYN) {
             n = n.wrapping_add(1);
         }

@@ -91,7 +91,12 @@ impl<T: AsRef<[u8]>> Packet<T> {
         }
         let data = &self.buffer.as_ref()[..usize::from(self.len())];
         !checksum::combine(&[
-            checksum::pseudo_header(src, dst, PROTOCOL, data.len() as u32),
+            checksum::pseudo_header(
+                src,
+                dst,
+                PROTOCOL,
+                u32::try_from(data.len()).unwrap_or(u32::MAX),
+            ),
             checksum::data(data),
         ]) == 0
     }
@@ -157,7 +162,8 @@ impl<'a> UdpRepr<'a> {
         dst: &IpAddr,
     ) {
         let payload = &self.payload[..self.payload.len().min(usize::from(u16::MAX) - HEADER_LEN)];
-        let len = (HEADER_LEN + payload.len()) as u16;
+        // At most 65535: the payload was cut to fit above.
+        let len = u16::try_from(HEADER_LEN + payload.len()).unwrap_or(u16::MAX);
         {
             let b = packet.buffer.as_mut();
             b[0..2].copy_from_slice(&self.src_port.to_be_bytes());
