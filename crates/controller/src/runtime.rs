@@ -156,44 +156,87 @@ pub async fn run(cfg: Config) -> Result<(), String> {
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let ev = tokio::select! {
-            c = io.watch.next() => match c {
-                Ok(c) => Event::Change(c),
-                Err(nbdb::StoreError::Compacted { .. }) => Event::Compacted,
-                Err(e) => {
+        // Wait for something, then take whatever else is ready at once: one batch, one
+        // pass through the engine (one bundle, one status write).
+        let mut batch = Vec::new();
+        let mut wait = true;
+        while batch.len() < MAX_BATCH {
+            let got = tokio::select! {
+                biased;
+                e = ifaces.next() => match e {
+                    Some(ev) => Got::Event(Event::Interface(ev)),
+                    None => return Err("the OVSDB monitor ended".into()),
+                },
+                c = io.watch.next() => match c {
+                    Ok(c) => Got::Event(Event::Change(c)),
+                    Err(nbdb::StoreError::Compacted { .. }) => Got::Event(Event::Compacted),
+                    Err(e) => Got::StoreAway(e),
+                },
+                m = io.session.next_event() => match m {
+                    Ok((_, openflow::Message::PacketIn(pi))) => Got::Event(Event::PacketIn(pi)),
+                    Ok(_) => Got::Nothing,
+                    Err(e) => Got::SwitchLost(e),
+                },
+                _ = tick.tick(), if wait => Got::Event(Event::Tick),
+                _ = std::future::ready(()), if !wait => break,
+            };
+            match got {
+                Got::Event(ev) => batch.push(ev),
+                Got::Nothing => {}
+                Got::StoreAway(e) => {
                     // A store (etcd, Redis) that went away: the watch resumes where it stood.
                     tracing::warn!(error = %e, "NB stream interrupted");
                     tokio::time::sleep(Duration::from_millis(200)).await;
-                    continue;
                 }
-            },
-            m = io.session.next_event() => match m {
-                Ok((_, openflow::Message::PacketIn(pi))) => Event::PacketIn(pi),
-                Ok(_) => continue,
-                Err(e) => {
+                Got::SwitchLost(e) => {
                     // ovs-vswitchd went away: its flows went with it. Refill once it is back.
                     tracing::warn!(error = %e, "the switch connection was lost");
+                    io.perform_batch(&mut core, std::mem::take(&mut batch))
+                        .await?;
                     io.perform(&mut core, Event::SwitchLost).await?;
                     io.reconnect(&mut core).await?;
-                    continue;
                 }
-            },
-            _ = tick.tick() => Event::Tick,
-            e = ifaces.next() => match e {
-                Some(ev) => Event::Interface(ev),
-                None => return Err("the OVSDB monitor ended".into()),
-            },
-        };
-        io.perform(&mut core, ev).await?;
+            }
+            wait = batch.is_empty();
+        }
+        if batch.len() > 1 {
+            tracing::debug!(events = batch.len(), "batch");
+        }
+        io.perform_batch(&mut core, batch).await?;
     }
+}
+
+/// Events taken in one batch at most (a stream of changes still gets a pass now and then).
+const MAX_BATCH: usize = 10_000;
+
+/// What one wait for the sources gave.
+// Made and taken apart at once, one at a time: its size costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
+enum Got {
+    Event(Event),
+    Nothing,
+    StoreAway(nbdb::StoreError),
+    SwitchLost(crate::switch::SwitchError),
 }
 
 impl Io {
     /// Hands `ev` to the core and performs what it asks, feeding the answers back, until
     /// it asks nothing more.
     async fn perform(&mut self, core: &mut Controller, ev: Event) -> Result<(), String> {
+        self.perform_batch(core, vec![ev]).await
+    }
+
+    /// The same for every event of a batch at once.
+    async fn perform_batch(
+        &mut self,
+        core: &mut Controller,
+        events: Vec<Event>,
+    ) -> Result<(), String> {
+        if events.is_empty() {
+            return Ok(());
+        }
         let start = Instant::now();
-        let mut queue = vec![core.handle(ev, Instant::now())];
+        let mut queue = vec![core.handle_batch(events, Instant::now())];
         while let Some(mut fx) = queue.pop() {
             if let Some((revision, topics)) = fx.watch_from.take() {
                 self.watch = self.nb.watch(revision, &self.tables, &topics);
