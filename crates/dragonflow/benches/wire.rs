@@ -11,6 +11,7 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+mod vm;
 
 use common::Server;
 use common::cloud::{Controller, wait_until};
@@ -73,21 +74,7 @@ fn main() {
         // Nova boots an instance for a port): what is timed is Neutron and the wire.
         let mac = format!("fa:16:3e:77:{:02x}:{:02x}", i / 256, i % 256);
         let ip = format!("10.0.{}.{}", 1 + i / 250, 1 + i % 250);
-        let ns = testbed::Netns::new(&testbed::unique_name("wire")).expect("netns");
-        let tap = testbed::unique_name("tw");
-        testbed::veth("eth0", Some(&ns), &tap, ovs.own_netns()).expect("veth");
-        for args in [
-            vec!["ip", "link", "set", "eth0", "address", &mac],
-            vec!["ip", "addr", "add", &format!("{ip}/16"), "dev", "eth0"],
-            vec!["ip", "link", "set", "eth0", "up"],
-            vec!["sysctl", "-qw", "net.ipv4.neigh.eth0.retrans_time_ms=10"],
-            // Keep asking for the target's MAC (every 10 ms) rather than failing after three.
-            vec!["sysctl", "-qw", "net.ipv4.neigh.eth0.mcast_solicit=100"],
-        ] {
-            ns.exec(args).expect("vm set-up");
-        }
-        let _ = ns.exec(["ethtool", "-K", "eth0", "tx", "off"]);
-        ovs.vm_port_up(&tap).expect("tap up");
+        let (ns, tap) = vm::make(&ovs, &mac, &ip, 16);
 
         let (t0, wall0) = (Instant::now(), SystemTime::now());
         let port = srv.create(
@@ -97,29 +84,9 @@ fn main() {
         );
         let id = port["id"].as_str().unwrap().to_string();
         let t_created = t0.elapsed();
-        ovs.vsctl([
-            "add-port",
-            "br-int",
-            &tap,
-            "--",
-            "set",
-            "Interface",
-            &tap,
-            &format!("external_ids:iface-id={id}"),
-        ])
-        .expect("plug");
+        vm::plug(&ovs, &tap, &id);
         let t_plugged = t0.elapsed();
-        // One echo every 2 ms until the first reply. Until the port's flows are in, the
-        // VM's ARP goes unanswered and ping gives up with "unreachable": ask again.
-        let mut ok = false;
-        while !ok && t0.elapsed() < Duration::from_secs(10) {
-            ok = ns
-                .command([
-                    "ping", "-n", "-q", "-c", "1", "-i", "0.002", "-w", "2", &target_ip,
-                ])
-                .output()
-                .is_ok_and(|o| o.status.success());
-        }
+        let ok = vm::first_reply(&ns, &target_ip, t0, Duration::from_secs(10));
         let dt = t0.elapsed();
         assert!(
             ok,

@@ -90,6 +90,11 @@ impl Server {
         s
     }
 
+    /// The server process's id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// The server's NB secret file.
     pub fn secret_file(&self) -> PathBuf {
         self.dir.path().join("nb-secret")
