@@ -144,34 +144,32 @@ impl Nb {
         }
     }
 
-    /// Reports port `id` bound to `host` with `status`.
-    pub async fn bind(&self, id: &str, host: &str, status: PortStatus) -> Result<(), String> {
+    /// Reports many ports bound to `host`, each with its status, in as few writes as the
+    /// backend allows (one request to a server; a transaction per hundred ports to a
+    /// store); the result of each, in order.
+    pub async fn bind_many(
+        &self,
+        host: &str,
+        ports: &[(String, PortStatus)],
+    ) -> Vec<Result<(), String>> {
         match &self.writes {
             Writes::Server(Api { base, http }) => {
-                let url = format!("{base}/nb/v1/ports/{id}/binding");
-                let body = serde_json::json!({"host": host, "status": status.as_str()});
-                Ok(send_json(http.put(&url), &body).await?)
+                let body = serde_json::json!({"bindings": ports
+                    .iter()
+                    .map(|(id, st)| serde_json::json!({"port": id, "host": host, "status": st.as_str()}))
+                    .collect::<Vec<_>>()});
+                match post_bindings(http, &format!("{base}/nb/v1/bindings"), &body).await {
+                    Ok(results) if results.len() == ports.len() => results,
+                    Ok(_) => vec![Err("the server answered for other ports".into()); ports.len()],
+                    Err(e) => vec![Err(e); ports.len()],
+                }
             }
             Writes::Store(store, _) => {
-                // Compare-and-set on the port's revision: an API update in between wins
-                // and the binding is written again on top of it.
-                for _ in 0..10 {
-                    let Some(r) = store.get("port", id).await.map_err(|e| e.to_string())? else {
-                        return Err(format!("port {id} is gone"));
-                    };
-                    let mut p: Port =
-                        serde_json::from_slice(&r.value).map_err(|e| e.to_string())?;
-                    p.bind(host, status);
-                    let value = serde_json::to_vec(&p).map_err(|e| e.to_string())?;
-                    let op = Op::put("port", id, value, Expect::Revision(r.revision))
-                        .with_topic(r.topic.as_deref());
-                    match store.commit(vec![op]).await {
-                        Ok(_) => return Ok(()),
-                        Err(StoreError::Conflict { .. }) => continue,
-                        Err(e) => return Err(e.to_string()),
-                    }
+                let mut out = Vec::with_capacity(ports.len());
+                for chunk in ports.chunks(BINDINGS_PER_TXN) {
+                    out.extend(bind_in_store(store, host, chunk).await);
                 }
-                Err(format!("port {id} keeps changing"))
+                out
             }
         }
     }
@@ -194,6 +192,118 @@ impl Nb {
         let url = format!("{base}/nb/v1/snat/{network}");
         Ok(send_json(http.put(&url), &serde_json::json!({"host": chassis})).await?)
     }
+}
+
+/// Bindings written to a store in one transaction at most (etcd takes 127 operations).
+const BINDINGS_PER_TXN: usize = 100;
+
+/// Sends many bindings to the server; the result of each.
+async fn post_bindings(
+    http: &reqwest::Client,
+    url: &str,
+    body: &serde_json::Value,
+) -> Result<Vec<Result<(), String>>, String> {
+    let r = http
+        .put(url)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = r.status();
+    let text = r.text().await.map_err(|e| e.to_string())?;
+    if !status.is_success() {
+        return Err(format!("HTTP {status}: {text}"));
+    }
+    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+    Ok(v["results"]
+        .as_array()
+        .map(|rs| {
+            rs.iter()
+                .map(|r| match r["ok"].as_bool() {
+                    Some(true) => Ok(()),
+                    _ => Err(r["error"].as_str().unwrap_or("refused").to_string()),
+                })
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
+/// Binds ports in one compare-and-set transaction on their revisions; if another write
+/// got in between, each port is bound on its own.
+async fn bind_in_store(
+    store: &Arc<dyn Store>,
+    host: &str,
+    ports: &[(String, PortStatus)],
+) -> Vec<Result<(), String>> {
+    let mut ops = Vec::with_capacity(ports.len());
+    let mut out: Vec<Result<(), String>> = Vec::with_capacity(ports.len());
+    for (id, status) in ports {
+        match store.get("port", id).await {
+            Ok(Some(r)) => match serde_json::from_slice::<Port>(&r.value) {
+                Ok(mut p) => {
+                    p.bind(host, *status);
+                    match serde_json::to_vec(&p) {
+                        Ok(value) => {
+                            ops.push(
+                                Op::put("port", id, value, Expect::Revision(r.revision))
+                                    .with_topic(r.topic.as_deref()),
+                            );
+                            out.push(Ok(()));
+                        }
+                        Err(e) => out.push(Err(e.to_string())),
+                    }
+                }
+                Err(e) => out.push(Err(e.to_string())),
+            },
+            Ok(None) => out.push(Err(format!("port {id} is gone"))),
+            Err(e) => out.push(Err(e.to_string())),
+        }
+    }
+    if ops.is_empty() {
+        return out;
+    }
+    match store.commit(ops).await {
+        Ok(_) => out,
+        Err(StoreError::Conflict { .. }) => {
+            // Someone wrote one of them meanwhile: one by one, each with its own retries.
+            let mut again = Vec::with_capacity(ports.len());
+            for ((id, status), r) in ports.iter().zip(out) {
+                again.push(match r {
+                    Ok(()) => bind_one(store, id, host, *status).await,
+                    Err(e) => Err(e),
+                });
+            }
+            again
+        }
+        Err(e) => vec![Err(e.to_string()); ports.len()],
+    }
+}
+
+/// Binds one port with compare-and-set on its revision: an API update in between wins, and
+/// the binding is written again on top of it.
+async fn bind_one(
+    store: &Arc<dyn Store>,
+    id: &str,
+    host: &str,
+    status: PortStatus,
+) -> Result<(), String> {
+    for _ in 0..10 {
+        let Some(r) = store.get("port", id).await.map_err(|e| e.to_string())? else {
+            return Err(format!("port {id} is gone"));
+        };
+        let mut p: Port = serde_json::from_slice(&r.value).map_err(|e| e.to_string())?;
+        p.bind(host, status);
+        let value = serde_json::to_vec(&p).map_err(|e| e.to_string())?;
+        let op =
+            Op::put("port", id, value, Expect::Revision(r.revision)).with_topic(r.topic.as_deref());
+        match store.commit(vec![op]).await {
+            Ok(_) => return Ok(()),
+            Err(StoreError::Conflict { .. }) => continue,
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    Err(format!("port {id} keeps changing"))
 }
 
 fn chassis_body(chassis: &Chassis) -> serde_json::Value {

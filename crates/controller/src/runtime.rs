@@ -275,11 +275,13 @@ impl Io {
             }
             self.flush(std::mem::take(&mut fx.flushes)).await;
             if !fx.reports.is_empty() {
-                let mut results = Vec::new();
-                for (id, status) in std::mem::take(&mut fx.reports) {
-                    let r = self.nb.bind(&id, &self.cfg.chassis, status).await;
-                    results.push((id, status, r));
-                }
+                let reports = std::mem::take(&mut fx.reports);
+                let answers = self.nb.bind_many(&self.cfg.chassis, &reports).await;
+                let results = reports
+                    .into_iter()
+                    .zip(answers)
+                    .map(|((id, status), r)| (id, status, r))
+                    .collect();
                 queue.push(core.handle(Event::Reported(results), Instant::now()));
             }
         }

@@ -181,6 +181,7 @@ pub fn nb_router(api: Arc<Api>, auth: nb_auth::NbAuth) -> Router {
         .route("/nb/v1/objects/{table}/{id}", get(nb_stream::object))
         .route("/nb/v1/chassis/{name}", put(nb_stream::put_chassis))
         .route("/nb/v1/ports/{id}/binding", put(nb_stream::put_binding))
+        .route("/nb/v1/bindings", put(nb_stream::put_bindings))
         .route("/nb/v1/snat/{network}", put(nb_stream::put_snat))
         .fallback(versions::not_found)
         .method_not_allowed_fallback(versions::method_not_allowed)

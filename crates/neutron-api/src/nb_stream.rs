@@ -217,17 +217,7 @@ pub async fn put_binding(
         return Err(refused(&who, format_args!("bind port {id}")));
     }
     let host = body.get("host").and_then(Value::as_str).map(str::to_string);
-    let status = match body.get("status").and_then(Value::as_str) {
-        Some("ACTIVE") => model::PortStatus::Active,
-        Some("DOWN") => model::PortStatus::Down,
-        Some("BUILD") => model::PortStatus::Build,
-        _ => {
-            return Err(ApiError::bad_request(
-                "HTTPBadRequest",
-                "status must be ACTIVE, DOWN or BUILD",
-            ));
-        }
-    };
+    let status = status_of(body.get("status"))?;
     let port = crate::db::retrying(|| async {
         let (mut p, rev) = api.db.fetch::<model::Port>(&id).await?;
         if !may_bind(&who, &p.binding_host_id, host.as_deref()) {
@@ -252,6 +242,97 @@ pub async fn put_binding(
     Ok(Json(
         json!({"port": crate::resources::ports::render(&port)}),
     ))
+}
+
+/// A binding as a request names it: the port, its host (`None`: unchanged), its status.
+type Binding = (String, Option<String>, model::PortStatus);
+
+fn status_of(v: Option<&Value>) -> ApiResult<model::PortStatus> {
+    match v.and_then(Value::as_str) {
+        Some("ACTIVE") => Ok(model::PortStatus::Active),
+        Some("DOWN") => Ok(model::PortStatus::Down),
+        Some("BUILD") => Ok(model::PortStatus::Build),
+        _ => Err(ApiError::bad_request(
+            "HTTPBadRequest",
+            "status must be ACTIVE, DOWN or BUILD",
+        )),
+    }
+}
+
+/// Bindings written in one transaction at most: etcd takes at most 127 operations in one.
+const BINDINGS_PER_TXN: usize = 100;
+/// Bindings one request may carry.
+const MAX_BINDINGS: usize = 20_000;
+
+/// `PUT /nb/v1/bindings` `{"bindings": [{"port": .., "host": .., "status": ..}, ..]}`: the
+/// bindings and statuses of many ports in one request (a host that plugged hundreds of
+/// ports at once reports them together), written a hundred to a transaction. Each port is
+/// checked as `put_binding` checks it; the answer says, port by port, what was written
+/// (`{"results": [{"port": .., "ok": true} | {"port": .., "error": ..}]}`).
+pub async fn put_bindings(
+    State(api): State<Arc<Api>>,
+    Extension(who): Extension<Principal>,
+    crate::body::JsonBody(body): crate::body::JsonBody,
+) -> ApiResult<Json<Value>> {
+    if who == Principal::Reader {
+        return Err(refused(&who, "bind ports"));
+    }
+    let items = body
+        .get("bindings")
+        .and_then(Value::as_array)
+        .ok_or_else(|| ApiError::bad_request("HTTPBadRequest", "bindings must be a list"))?;
+    if items.len() > MAX_BINDINGS {
+        return Err(ApiError::bad_request(
+            "HTTPBadRequest",
+            format!("at most {MAX_BINDINGS} bindings in one request"),
+        ));
+    }
+    let mut wanted: Vec<Binding> = Vec::with_capacity(items.len());
+    for item in items {
+        let port = item
+            .get("port")
+            .and_then(Value::as_str)
+            .filter(|p| !p.is_empty())
+            .ok_or_else(|| ApiError::bad_request("HTTPBadRequest", "each binding names a port"))?;
+        let host = item.get("host").and_then(Value::as_str).map(str::to_string);
+        wanted.push((port.to_string(), host, status_of(item.get("status"))?));
+    }
+    let mut results = Vec::with_capacity(wanted.len());
+    for chunk in wanted.chunks(BINDINGS_PER_TXN) {
+        results.extend(bind_chunk(&api, &who, chunk).await?);
+    }
+    let written = results.iter().filter(|r| r["ok"] == true).count();
+    tracing::info!(principal = %who, ports = results.len(), written, "port bindings reported");
+    Ok(Json(json!({ "results": results })))
+}
+
+/// One transaction's worth of bindings: what may be written is, all at once; a port that
+/// is gone or not the caller's to bind is answered as such.
+async fn bind_chunk(api: &Api, who: &Principal, chunk: &[Binding]) -> ApiResult<Vec<Value>> {
+    crate::db::retrying(|| async {
+        let mut txn = crate::db::Txn::new();
+        let mut results = Vec::with_capacity(chunk.len());
+        for (id, host, status) in chunk {
+            let Some((mut p, rev)) = api.db.get::<model::Port>(id).await? else {
+                results.push(json!({"port": id, "error": "no such port"}));
+                continue;
+            };
+            if !may_bind(who, &p.binding_host_id, host.as_deref()) {
+                let e = refused(who, format_args!("bind port {id}"));
+                results.push(json!({"port": id, "error": e.message}));
+                continue;
+            }
+            let h = host.clone().unwrap_or_else(|| p.binding_host_id.clone());
+            p.bind(&h, *status);
+            txn.update(&p, rev);
+            results.push(json!({"port": id, "ok": true}));
+        }
+        if !txn.is_empty() {
+            txn.commit(&api.db).await?;
+        }
+        Ok(results)
+    })
+    .await
 }
 
 /// `PUT /nb/v1/snat/{network}` `{"host": ..}`: the calling host's SNAT address port on

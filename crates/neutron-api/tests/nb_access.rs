@@ -318,3 +318,92 @@ async fn a_host_gets_its_own_snat_port_and_no_other() {
     let (st, v) = nb(&c, "PUT", "/nb/v1/snat/no-such-network", None, &a).await;
     assert_eq!((st, error_type(&v)), (404, "NetworkNotFound"), "{v}");
 }
+
+#[tokio::test]
+async fn a_host_reports_many_bindings_in_one_request_and_only_its_own_are_written() {
+    let c = Cloud::new();
+    let (a, b) = (c.host("host-a"), c.host("host-b"));
+    let (_, net) = call(
+        &c.neutron,
+        "POST",
+        "/v2.0/networks",
+        Some(json!({"network": {"name": "n"}})),
+        ADMIN,
+    )
+    .await;
+    let mut ids = Vec::new();
+    // More than one transaction's worth (a hundred to a transaction).
+    for _ in 0..130 {
+        let (st, port) = call(
+            &c.neutron,
+            "POST",
+            "/v2.0/ports",
+            Some(json!({"port": {"network_id": net["network"]["id"]}})),
+            ADMIN,
+        )
+        .await;
+        assert_eq!(st, 201, "{port}");
+        ids.push(port["port"]["id"].as_str().unwrap().to_string());
+    }
+    // host-b holds the last one.
+    let last = ids.last().unwrap().clone();
+    let (st, v) = nb(
+        &c,
+        "PUT",
+        &format!("/nb/v1/ports/{last}/binding"),
+        Some(json!({"host": "host-b", "status": "ACTIVE"})),
+        &b,
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    // host-a may take any port (a VM plugged or moved there), but not bind one to host-b.
+    let mut bindings: Vec<Value> = ids
+        .iter()
+        .map(|id| json!({"port": id, "host": "host-a", "status": "ACTIVE"}))
+        .collect();
+    if let Some(b) = bindings.last_mut() {
+        b["host"] = json!("host-b");
+    }
+    bindings.push(json!({"port": "no-such-port", "host": "host-a", "status": "ACTIVE"}));
+    let body = Some(json!({ "bindings": bindings }));
+    let (st, v) = nb(
+        &c,
+        "PUT",
+        "/nb/v1/bindings",
+        body.clone(),
+        &c.token(Principal::Reader),
+    )
+    .await;
+    assert_eq!(st, 403, "the reader writes nothing: {v}");
+    let (st, v) = nb(&c, "PUT", "/nb/v1/bindings", body, &a).await;
+    assert_eq!(st, 200, "{v}");
+    let results = v["results"].as_array().expect("results");
+    assert_eq!(results.len(), ids.len() + 1);
+    let ok = |i: usize| results[i]["ok"] == true;
+    assert!((0..ids.len() - 1).all(ok), "every port free to take: {v}");
+    assert!(
+        !ok(ids.len() - 1),
+        "host-b's port: {}",
+        results[ids.len() - 1]
+    );
+    assert!(!ok(ids.len()), "a port that does not exist");
+    for (i, id) in ids.iter().enumerate() {
+        let (_, p) = call(&c.neutron, "GET", &format!("/v2.0/ports/{id}"), None, ADMIN).await;
+        let (host, status) = if i + 1 == ids.len() {
+            ("host-b", "ACTIVE")
+        } else {
+            ("host-a", "ACTIVE")
+        };
+        assert_eq!(p["port"]["binding:host_id"], host, "{p}");
+        assert_eq!(p["port"]["status"], status);
+    }
+    let (st, v) = nb(
+        &c,
+        "PUT",
+        "/nb/v1/bindings",
+        Some(json!({"bindings": [{"port": ids[0], "status": "SLEEPING"}]})),
+        &a,
+    )
+    .await;
+    assert_eq!(st, 400, "a bad status refuses the whole request: {v}");
+}
