@@ -103,6 +103,14 @@ impl Nb {
         self.source.get(table, id).await
     }
 
+    /// Many objects at once, in order.
+    pub async fn get_many(
+        &self,
+        keys: &[(String, String)],
+    ) -> Result<Vec<Option<Record>>, StoreError> {
+        self.source.get_many(keys).await
+    }
+
     /// Registers this host (its tunnel endpoint); waits for a server still starting.
     pub async fn register(&self, chassis: &Chassis) -> Result<(), String> {
         let Writes::Server(Api { base, http }) = &self.writes else {

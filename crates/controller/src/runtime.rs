@@ -293,17 +293,19 @@ impl Io {
     async fn read(&mut self, read: Read) -> Event {
         match read {
             Read::Lookups(objects) => {
-                let mut answers = Vec::new();
-                for t in objects {
-                    let topic = self
-                        .nb
-                        .get(t.table.name(), &t.id)
-                        .await
-                        .map(|r| r.and_then(|r| r.topic))
-                        .map_err(|e| format!("looking up {} {}: {e}", t.table.name(), t.id));
-                    answers.push((t, topic));
-                }
-                Event::LookedUp(answers)
+                let keys: Vec<(String, String)> = objects
+                    .iter()
+                    .map(|t| (t.table.name().to_string(), t.id.clone()))
+                    .collect();
+                let answers: Vec<Result<Option<String>, String>> =
+                    match self.nb.get_many(&keys).await {
+                        Ok(records) => records
+                            .into_iter()
+                            .map(|r| Ok(r.and_then(|r| r.topic)))
+                            .collect(),
+                        Err(e) => vec![Err(format!("NB look-up: {e}")); objects.len()],
+                    };
+                Event::LookedUp(objects.into_iter().zip(answers).collect())
             }
             Read::Snapshot(topics) => Event::Snapshot(
                 self.nb

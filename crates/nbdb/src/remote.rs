@@ -101,6 +101,49 @@ impl Remote {
         }
     }
 
+    /// Many objects in one request (`POST /nb/v1/lookup`), in order; `None` for those that
+    /// do not exist.
+    pub async fn get_many(&self, keys: &[(String, String)]) -> Result<Vec<Option<Record>>> {
+        let url = format!("{}/nb/v1/lookup", self.base);
+        let body = serde_json::json!({"objects": keys
+            .iter()
+            .map(|(t, id)| serde_json::json!({"table": t, "id": id}))
+            .collect::<Vec<_>>()});
+        let resp = self
+            .client
+            .post(&url)
+            .timeout(REQUEST_TIMEOUT)
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .map_err(unavailable)?;
+        if !resp.status().is_success() {
+            return Err(unavailable(format!("{url}: HTTP {}", resp.status())));
+        }
+        let bytes = resp.bytes().await.map_err(unavailable)?;
+        let v: Value = serde_json::from_slice(&bytes)
+            .map_err(|e| StoreError::Corrupt(format!("{url}: {e}")))?;
+        let records = v
+            .get("records")
+            .and_then(Value::as_array)
+            .ok_or_else(|| StoreError::Corrupt(format!("{url}: no records")))?;
+        if records.len() != keys.len() {
+            return Err(StoreError::Corrupt(format!(
+                "{url}: {} records for {} objects",
+                records.len(),
+                keys.len()
+            )));
+        }
+        records
+            .iter()
+            .map(|r| match r {
+                Value::Null => Ok(None),
+                r => wire::parse(r).map(|c| Some(wire::into_record(c))),
+            })
+            .collect()
+    }
+
     /// Follows the change stream from after `after`.
     pub fn watch(&self, after: Revision, filter: Filter) -> RemoteWatch {
         RemoteWatch {

@@ -165,6 +165,14 @@ pub trait Source: Send + Sync {
     fn watch(&self, after: Revision, filter: Filter) -> Changes;
     /// One object, whatever its topic; `None` when there is no such object.
     async fn get(&self, table: &str, id: &str) -> Result<Option<Record>>;
+    /// Many objects at once (one request to a server), in order.
+    async fn get_many(&self, keys: &[(String, String)]) -> Result<Vec<Option<Record>>> {
+        let mut out = Vec::with_capacity(keys.len());
+        for (table, id) in keys {
+            out.push(self.get(table, id).await?);
+        }
+        Ok(out)
+    }
 }
 
 /// A change stream from a [`Source`].
@@ -214,6 +222,10 @@ impl Source for Remote {
 
     async fn get(&self, table: &str, id: &str) -> Result<Option<Record>> {
         Remote::get(self, table, id).await
+    }
+
+    async fn get_many(&self, keys: &[(String, String)]) -> Result<Vec<Option<Record>>> {
+        Remote::get_many(self, keys).await
     }
 }
 

@@ -17,7 +17,7 @@ pub mod versions;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware::{from_fn, from_fn_with_state, map_response};
-use axum::routing::{get, put};
+use axum::routing::{get, post, put};
 use std::sync::Arc;
 
 pub use config::{ApiConfig, Settings};
@@ -179,6 +179,7 @@ pub fn nb_router(api: Arc<Api>, auth: nb_auth::NbAuth) -> Router {
         .route("/nb/v1/snapshot", get(nb_stream::snapshot))
         .route("/nb/v1/watch", get(nb_stream::watch))
         .route("/nb/v1/objects/{table}/{id}", get(nb_stream::object))
+        .route("/nb/v1/lookup", post(nb_stream::lookup))
         .route("/nb/v1/chassis/{name}", put(nb_stream::put_chassis))
         .route("/nb/v1/ports/{id}/binding", put(nb_stream::put_binding))
         .route("/nb/v1/bindings", put(nb_stream::put_bindings))

@@ -71,6 +71,41 @@ pub async fn object(
     wire::record(&r).map(Json).ok_or_else(missing)
 }
 
+/// Objects one look-up may ask for.
+const MAX_LOOKUPS: usize = 20_000;
+
+/// `POST /nb/v1/lookup` `{"objects": [{"table": .., "id": ..}, ..]}`: many objects in one
+/// request, as snapshot records in the order asked, `null` for those that do not exist (a
+/// host that plugged hundreds of ports at once looks them all up together).
+pub async fn lookup(
+    State(api): State<Arc<Api>>,
+    crate::body::JsonBody(body): crate::body::JsonBody,
+) -> ApiResult<Json<Value>> {
+    let objects = body
+        .get("objects")
+        .and_then(Value::as_array)
+        .ok_or_else(|| ApiError::bad_request("HTTPBadRequest", "objects must be a list"))?;
+    if objects.len() > MAX_LOOKUPS {
+        return Err(ApiError::bad_request(
+            "HTTPBadRequest",
+            format!("at most {MAX_LOOKUPS} objects in one look-up"),
+        ));
+    }
+    let mut records = Vec::with_capacity(objects.len());
+    for o in objects {
+        let field = |k: &str| o.get(k).and_then(Value::as_str).filter(|s| !s.is_empty());
+        let (Some(table), Some(id)) = (field("table"), field("id")) else {
+            return Err(ApiError::bad_request(
+                "HTTPBadRequest",
+                "each object names its table and id",
+            ));
+        };
+        let r = api.db.store.get(table, id).await?;
+        records.push(r.as_ref().and_then(wire::record).unwrap_or(Value::Null));
+    }
+    Ok(Json(json!({ "records": records })))
+}
+
 pub async fn watch(State(api): State<Arc<Api>>, RawQuery(q): RawQuery) -> ApiResult<Response> {
     let (filter, after) = params(q.as_deref(), true)?;
     let after = after

@@ -407,3 +407,65 @@ async fn a_host_reports_many_bindings_in_one_request_and_only_its_own_are_writte
     .await;
     assert_eq!(st, 400, "a bad status refuses the whole request: {v}");
 }
+
+#[tokio::test]
+async fn many_objects_are_looked_up_in_one_request_in_order() {
+    let c = Cloud::new();
+    let reader = c.token(Principal::Reader);
+    let (_, net) = call(
+        &c.neutron,
+        "POST",
+        "/v2.0/networks",
+        Some(json!({"network": {"name": "n"}})),
+        ADMIN,
+    )
+    .await;
+    let net_id = net["network"]["id"].as_str().unwrap().to_string();
+    let (_, port) = call(
+        &c.neutron,
+        "POST",
+        "/v2.0/ports",
+        Some(json!({"port": {"network_id": net_id}})),
+        ADMIN,
+    )
+    .await;
+    let port_id = port["port"]["id"].as_str().unwrap().to_string();
+    let body = json!({"objects": [
+        {"table": "port", "id": port_id},
+        {"table": "port", "id": "not-there"},
+        {"table": "network", "id": net_id},
+    ]});
+    let (st, v) = nb(&c, "POST", "/nb/v1/lookup", Some(body), &reader).await;
+    assert_eq!(st, 200, "{v}");
+    let r = v["records"].as_array().expect("records");
+    assert_eq!(r.len(), 3);
+    assert_eq!(r[0]["id"], port_id.as_str());
+    assert_eq!(
+        r[0]["topic"],
+        net_id.as_str(),
+        "a port's topic is its network"
+    );
+    assert!(r[1].is_null(), "{v}");
+    assert_eq!(
+        (r[2]["table"].as_str(), r[2]["id"].as_str()),
+        (Some("network"), Some(net_id.as_str()))
+    );
+    let (st, _) = nb(
+        &c,
+        "POST",
+        "/nb/v1/lookup",
+        Some(json!({"objects": [{"id": "x"}]})),
+        &reader,
+    )
+    .await;
+    assert_eq!(st, 400, "an object with no table");
+    let (st, _) = call(
+        &c.nb,
+        "POST",
+        "/nb/v1/lookup",
+        Some(json!({"objects": []})),
+        &[],
+    )
+    .await;
+    assert_eq!(st, 401, "no token");
+}
