@@ -76,12 +76,19 @@ impl Detached {
         use std::sync::atomic::{AtomicU32, Ordering};
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        (format!("{}{n}a", self.prefix), format!("{}{n}b", self.prefix))
+        (
+            format!("{}{n}a", self.prefix),
+            format!("{}{n}b", self.prefix),
+        )
     }
 
     /// A veth pair: `a` in `ns_a`, `b` in `ns_b`, both up.
     pub fn veth(&self, a: &str, ns_a: &Netns, b: &str, ns_b: &Netns) -> io::Result<()> {
-        veth_via(self.tmp_names(), (a, Some(ns_a.name())), (b, Some(ns_b.name())))?;
+        veth_via(
+            self.tmp_names(),
+            (a, Some(ns_a.name())),
+            (b, Some(ns_b.name())),
+        )?;
         ns_a.ip(["link", "set", a, "up"])?;
         ns_b.ip(["link", "set", b, "up"]).map(|_| ())
     }
@@ -93,7 +100,14 @@ impl Detached {
 
     /// Plugs the kept namespace `PREFIX-NAME` (created) as a VM into `bridge` of `ovs`
     /// with no address ([`Vm::plug_into`]); stays plugged.
-    pub fn vm(&self, name: &str, ovs: &Ovs, bridge: &str, iface_id: &str, mac: &str) -> io::Result<Vm> {
+    pub fn vm(
+        &self,
+        name: &str,
+        ovs: &Ovs,
+        bridge: &str,
+        iface_id: &str,
+        mac: &str,
+    ) -> io::Result<Vm> {
         let ns = self.netns(name)?;
         Vm::plug_via(Some(self.tmp_names()), ns, ovs, bridge, iface_id, mac, None)
     }
@@ -125,11 +139,7 @@ impl Detached {
     /// processes get SIGTERM, then SIGKILL after 5 s; then the namespaces, the links and
     /// the directory go. Idempotent; fails only if a namespace or the directory stays.
     pub fn sweep(&self, pids: &[u32], namespaces: &[String]) -> io::Result<Swept> {
-        let mut pids: Vec<u32> = pids
-            .iter()
-            .copied()
-            .filter(|&p| crate::alive(p))
-            .collect();
+        let mut pids: Vec<u32> = pids.iter().copied().filter(|&p| crate::alive(p)).collect();
         let mut nss = self.namespaces();
         for ns in namespaces {
             if !nss.contains(ns) && Path::new("/run/netns").join(ns).exists() {
@@ -199,12 +209,25 @@ mod tests {
         assert!(vm.ofport > 0);
         let wire = lab.netns("w").expect("wire");
         lab.veth("va", &host, "vb", &wire).expect("veth");
-        assert!(host.ip(["-o", "link", "show", "va"]).unwrap().contains("UP"));
+        assert!(
+            host.ip(["-o", "link", "show", "va"])
+                .unwrap()
+                .contains("UP")
+        );
         // A stray half in the machine's namespace, and a process that only the directory
         // it names ties to the lab.
         let stray = format!("{prefix}99a");
-        crate::ip(["link", "add", &stray, "type", "veth", "peer", "name", &format!("{prefix}99b")])
-            .expect("stray veth");
+        crate::ip([
+            "link",
+            "add",
+            &stray,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &format!("{prefix}99b"),
+        ])
+        .expect("stray veth");
         let logs = lab.mkdir("logs").expect("dir");
         let sleeper = crate::spawn_detached(
             Command::new("tail").arg("-f").arg(logs.join("tail.log")),
@@ -218,14 +241,20 @@ mod tests {
         // Nothing went with the values.
         let mut names = lab.namespaces();
         names.sort();
-        assert_eq!(names, [lab.ns_name("h"), lab.ns_name("vm"), lab.ns_name("w")]);
+        assert_eq!(
+            names,
+            [lab.ns_name("h"), lab.ns_name("vm"), lab.ns_name("w")]
+        );
         assert!(ovs_pids.iter().all(|&p| crate::alive(p)) && crate::alive(sleeper));
         assert!(lab.exists());
 
         // Nothing recorded: the sweep finds it all by scanning.
         let swept = lab.sweep(&[], &[]).expect("sweep");
         assert_eq!(swept.namespaces, 3, "{swept:?}");
-        assert!(swept.processes >= 3 && swept.links >= 1 && swept.dir, "{swept:?}");
+        assert!(
+            swept.processes >= 3 && swept.links >= 1 && swept.dir,
+            "{swept:?}"
+        );
         assert!(lab.namespaces().is_empty() && lab.stray_links().is_empty());
         assert!(!ovs_pids.iter().any(|&p| crate::alive(p)) && !crate::alive(sleeper));
         assert!(!lab.exists());

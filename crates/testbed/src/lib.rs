@@ -27,8 +27,8 @@ pub use detached::{Detached, Swept};
 pub use netns::{Netns, veth};
 pub use ovs::{Ovs, schema_path};
 pub use process::{
-    alive, have, ip, is_root, pids_in_ns, pids_mentioning, read_pid, run, spawn_detached,
-    tail, terminate, wait_for,
+    alive, have, ip, is_root, pids_in_ns, pids_mentioning, read_pid, run, spawn_detached, tail,
+    terminate, wait_for,
 };
 pub use stores::{StoreKind, StoreServer};
 pub use vm::Vm;

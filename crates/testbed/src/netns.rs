@@ -189,7 +189,9 @@ pub(crate) fn veth_via(
     a: (&str, Option<&str>),
     b: (&str, Option<&str>),
 ) -> io::Result<()> {
-    ip(["link", "add", &tmp.0, "type", "veth", "peer", "name", &tmp.1])?;
+    ip([
+        "link", "add", &tmp.0, "type", "veth", "peer", "name", &tmp.1,
+    ])?;
     for (tmp, (dev, ns)) in [(&tmp.0, a), (&tmp.1, b)] {
         let mut c = Command::new("ip");
         if let Some(ns) = ns {

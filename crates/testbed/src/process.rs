@@ -201,7 +201,10 @@ mod tests {
         let e = run(Command::new("sh").args(["-c", "echo oops >&2; exit 3"])).unwrap_err();
         let e = e.to_string();
         assert!(e.contains("sh -c") && e.contains("oops"), "{e}");
-        assert_eq!(run(Command::new("echo").arg("hi")).ok().as_deref(), Some("hi\n"));
+        assert_eq!(
+            run(Command::new("echo").arg("hi")).ok().as_deref(),
+            Some("hi\n")
+        );
         assert!(have("sh") && !have("no-such-tool-here"));
     }
 
