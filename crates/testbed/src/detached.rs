@@ -187,8 +187,9 @@ impl Detached {
     }
 }
 
+/// On real OVS and namespaces (root; `real_ovs` puts it in the real-OVS test step).
 #[cfg(test)]
-mod tests {
+mod real_ovs {
     use super::*;
     use std::process::Command;
 

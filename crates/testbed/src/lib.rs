@@ -71,8 +71,10 @@ pub fn unique_name(prefix: &str) -> String {
     )
 }
 
+/// The lab's own tests on real OVS and namespaces (root; the `real_ovs` in their path puts
+/// them in the real-OVS test step).
 #[cfg(test)]
-mod tests {
+mod real_ovs {
     use super::*;
     use std::time::Duration;
 
