@@ -99,7 +99,7 @@ impl Detached {
     }
 
     /// Plugs the kept namespace `PREFIX-NAME` (created) as a VM into `bridge` of `ovs`
-    /// with no address ([`Vm::plug_into`]); stays plugged.
+    /// with no address, as `Vm::plug` does; stays plugged.
     pub fn vm(
         &self,
         name: &str,
@@ -109,7 +109,7 @@ impl Detached {
         mac: &str,
     ) -> io::Result<Vm> {
         let ns = self.netns(name)?;
-        Vm::plug_via(Some(self.tmp_names()), ns, ovs, bridge, iface_id, mac, None)
+        Vm::plug_into(Some(self.tmp_names()), ns, ovs, bridge, iface_id, mac, None)
     }
 
     /// Starts an etcd or Redis server with its data in `DIR/SUB` and its output in `log`,

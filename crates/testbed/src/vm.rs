@@ -12,7 +12,7 @@ use std::process::Command;
 /// A VM: a namespace whose `eth0` is plugged into a bridge of an [`Ovs`]. One plugged by
 /// [`Vm::plug`] is unplugged on drop: its OVS port deleted, then its namespace (deleting a
 /// plugged veth and making it again under the same name silently stops forwarding unless
-/// the OVS port goes too). One plugged into a kept namespace ([`Vm::plug_into`]) stays.
+/// the OVS port goes too). One plugged into a kept namespace (`Detached::vm`) stays.
 #[derive(Debug)]
 pub struct Vm {
     pub ns: Netns,
@@ -28,13 +28,13 @@ impl Vm {
     /// datapath needs).
     pub fn plug(ovs: &Ovs, bridge: &str, iface_id: &str, mac: &str, cidr: &str) -> io::Result<Vm> {
         let ns = Netns::new(&crate::unique_name("vm"))?;
-        Self::plug_into(ns, ovs, bridge, iface_id, mac, Some(cidr))
+        Self::plug_into(None, ns, ovs, bridge, iface_id, mac, Some(cidr))
     }
 
     /// Plugs a new VM with `mac` and no address on its `eth0` (for DHCP clients).
     pub fn plug_unaddressed(ovs: &Ovs, bridge: &str, iface_id: &str, mac: &str) -> io::Result<Vm> {
         let ns = Netns::new(&crate::unique_name("vm"))?;
-        Self::plug_into(ns, ovs, bridge, iface_id, mac, None)
+        Self::plug_into(None, ns, ovs, bridge, iface_id, mac, None)
     }
 
     /// Plugs namespace `ns` as a VM: a veth whose `eth0` end goes into `ns` with `mac` (and
@@ -42,22 +42,10 @@ impl Vm {
     /// bad checksums through the userspace datapath), and whose host end
     /// ([`Vm::tap_name`]) goes into `ovs`'s namespace with no address ([`Ovs::vm_port_up`])
     /// and into `bridge` with `external_ids:iface-id` (and `attached-mac`), as Nova does.
-    /// A VM in a kept namespace stays plugged when dropped.
-    pub fn plug_into(
-        ns: Netns,
-        ovs: &Ovs,
-        bridge: &str,
-        iface_id: &str,
-        mac: &str,
-        cidr: Option<&str>,
-    ) -> io::Result<Vm> {
-        Self::plug_via(None, ns, ovs, bridge, iface_id, mac, cidr)
-    }
-
-    /// [`Vm::plug_into`] with the veth pair made under the temporary names `tmp` (see
-    /// [`crate::Detached::veth`]); with None, unique ones.
+    /// The pair is made under the temporary names `tmp` (see [`crate::Detached::veth`]), or
+    /// unique ones. A VM in a kept namespace stays plugged when dropped.
     #[allow(clippy::too_many_arguments)]
-    pub(crate) fn plug_via(
+    pub(crate) fn plug_into(
         tmp: Option<(String, String)>,
         ns: Netns,
         ovs: &Ovs,
