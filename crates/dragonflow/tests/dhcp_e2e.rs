@@ -40,7 +40,7 @@ fn ctl(srv: &Server, ovs: &testbed::Ovs, name: &str, ip: &str, extra: &[&str]) -
 struct DhcpVm {
     vm: testbed::Vm,
     dir: tempfile::TempDir,
-    etc: PathBuf,
+    resolv: PathBuf,
 }
 
 impl DhcpVm {
@@ -48,9 +48,7 @@ impl DhcpVm {
         let (mac, _) = addr(port);
         let id = port["id"].as_str().unwrap();
         let vm = testbed::Vm::plug_unaddressed(ovs, "br-int", id, &mac).expect("plug");
-        let etc = PathBuf::from("/etc/netns").join(vm.ns.name());
-        std::fs::create_dir_all(&etc).expect("/etc/netns/NS");
-        std::fs::write(etc.join("resolv.conf"), "").expect("resolv.conf");
+        let resolv = vm.ns.resolv_conf().expect("/etc/netns/NS/resolv.conf");
         wait_until("the port to turn ACTIVE", Duration::from_secs(20), || {
             let (_, v) = srv.call("GET", &format!("/v2.0/ports/{id}"), None);
             v["port"]["status"] == "ACTIVE" && v["port"]["binding:host_id"] == host
@@ -58,7 +56,7 @@ impl DhcpVm {
         DhcpVm {
             vm,
             dir: tempfile::tempdir().expect("tmp"),
-            etc,
+            resolv,
         }
     }
 
@@ -69,10 +67,12 @@ impl DhcpVm {
     /// `dhclient` with this VM's own pid and lease files; extra args before the interface.
     fn dhclient(&self, args: &[&str]) -> std::process::Output {
         let (pf, lf) = (self.file("pid"), self.file("leases"));
-        let mut argv = vec!["dhclient", "-v", "-pf", &pf, "-lf", &lf];
-        argv.extend_from_slice(args);
-        argv.extend(["-sf", "/sbin/dhclient-script", "eth0"]);
-        self.vm.ns.command(&argv).output().expect("dhclient")
+        self.vm
+            .ns
+            .dhclient("eth0", pf.as_ref(), lf.as_ref(), args)
+            .expect("resolv.conf")
+            .output()
+            .expect("dhclient")
     }
 
     /// Obtains a lease (dhclient then keeps running in the background, renewing);
@@ -102,15 +102,14 @@ impl DhcpVm {
     }
 
     fn resolv(&self) -> String {
-        std::fs::read_to_string(self.etc.join("resolv.conf")).unwrap_or_default()
+        std::fs::read_to_string(&self.resolv).unwrap_or_default()
     }
 }
 
 impl Drop for DhcpVm {
     fn drop(&mut self) {
-        // Stop the background client without a RELEASE, then the namespace's files.
+        // Stop the background client without a RELEASE (the namespace's files go with it).
         let _ = self.dhclient(&["-x"]);
-        let _ = std::fs::remove_dir_all(&self.etc);
     }
 }
 

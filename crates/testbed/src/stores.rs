@@ -1,8 +1,10 @@
-//! Real etcd and Redis servers for tests and benchmarks: each in its own temp dir on free
-//! loopback ports, killed on drop. Their data survives [`StoreServer::restart`].
+//! Real etcd and Redis servers on free loopback ports: for tests and benchmarks each in its
+//! own temp dir and killed on drop (their data survives [`StoreServer::restart`]); for the
+//! sandbox detached, in a directory it owns, left running.
 
 use std::io;
 use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -16,10 +18,18 @@ pub enum StoreKind {
 #[derive(Debug)]
 pub struct StoreServer {
     pub kind: StoreKind,
-    dir: tempfile::TempDir,
+    dir: Dir,
     /// Client port, and etcd's peer port.
     ports: (u16, u16),
     child: Option<Child>,
+}
+
+/// Where the data lives: a temp dir, removed with the server (scoped), or a directory of
+/// the caller's with the server's output in `log` (detached).
+#[derive(Debug)]
+enum Dir {
+    Temp(tempfile::TempDir),
+    Kept { dir: PathBuf, log: PathBuf },
 }
 
 fn free_port() -> io::Result<u16> {
@@ -30,6 +40,23 @@ impl StoreServer {
     /// Starts a server; data goes to tmpfs when there is one (etcd fsyncs every commit).
     pub fn start(kind: StoreKind) -> io::Result<StoreServer> {
         let dir = tempfile::tempdir_in("/dev/shm").or_else(|_| tempfile::tempdir())?;
+        Self::start_in(kind, Dir::Temp(dir))
+    }
+
+    /// Starts a server detached (its own process group) with its data in `dir` (created)
+    /// and its output in `log`: it keeps running when the value is dropped and after this
+    /// process ends ([`StoreServer::pid`]). etcd compacts its history hourly.
+    pub fn start_kept(kind: StoreKind, dir: &Path, log: &Path) -> io::Result<StoreServer> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", dir.display())))?;
+        let dir = Dir::Kept {
+            dir: dir.to_path_buf(),
+            log: log.to_path_buf(),
+        };
+        Self::start_in(kind, dir)
+    }
+
+    fn start_in(kind: StoreKind, dir: Dir) -> io::Result<StoreServer> {
         let mut s = StoreServer {
             kind,
             dir,
@@ -59,9 +86,17 @@ impl StoreServer {
         self.ports.0
     }
 
+    /// The server's pid.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     fn spawn(&mut self) -> io::Result<bool> {
         let (client, peer) = self.ports;
-        let dir = self.dir.path();
+        let dir = match &self.dir {
+            Dir::Temp(t) => t.path(),
+            Dir::Kept { dir, .. } => dir,
+        };
         let mut cmd = match self.kind {
             StoreKind::Etcd => {
                 let (curl, purl) = (
@@ -87,6 +122,9 @@ impl StoreServer {
                 ]);
                 c.arg("--initial-cluster").arg(format!("test={purl}"));
                 c.args(["--logger", "zap", "--log-level", "error"]);
+                if matches!(self.dir, Dir::Kept { .. }) {
+                    c.args(["--auto-compaction-retention", "1"]);
+                }
                 c
             }
             StoreKind::Redis => {
@@ -98,15 +136,21 @@ impl StoreServer {
                 c
             }
         };
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        let child = cmd.spawn().map_err(|e| {
+        let missing = |e: io::Error| {
             io::Error::other(format!(
                 "cannot start {:?} ({e}): install etcd-server and redis-server (scripts/setup)",
                 self.kind
             ))
-        })?;
+        };
+        let child = match &self.dir {
+            Dir::Temp(_) => cmd
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .map_err(missing)?,
+            Dir::Kept { log, .. } => crate::process::spawn_detached_child(&mut cmd, log)?,
+        };
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
@@ -121,8 +165,12 @@ impl StoreServer {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+        let log = match &self.dir {
+            Dir::Temp(_) => String::new(),
+            Dir::Kept { log, .. } => format!(": {}", crate::tail(log, 3)),
+        };
         Err(io::Error::other(format!(
-            "{:?} server not listening after 30 s",
+            "{:?} server not listening after 30 s{log}",
             self.kind
         )))
     }
@@ -153,6 +201,9 @@ impl StoreServer {
 
 impl Drop for StoreServer {
     fn drop(&mut self) {
+        if matches!(self.dir, Dir::Kept { .. }) {
+            return;
+        }
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();

@@ -2,17 +2,19 @@
 //! namespaces), and the table that shows them. A check passes only on what it saw.
 
 use super::host::{OUTSIDE, OUTSIDE_IP};
-use super::state::{CheckResult, State, Vm};
-use super::sys::{in_ns, ns_exec};
+use super::state::{self, CheckResult, State, Vm};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
+use testbed::Netns;
 
 /// How long a reachability check retries (flows land a moment after the API answers).
 const PATIENCE: Duration = Duration::from_secs(15);
 
 fn one_ping(ns: &str, ip: &str) -> bool {
-    let _ = ns_exec(ns, ["ip", "neigh", "flush", "dev", "eth0"]);
-    ns_exec(ns, ["ping", "-c", "2", "-i", "0.2", "-W", "1", ip]).is_ok()
+    let ns = Netns::attach(ns);
+    let _ = ns.ip(["neigh", "flush", "dev", "eth0"]);
+    ns.exec(["ping", "-c", "2", "-i", "0.2", "-W", "1", ip])
+        .is_ok()
 }
 
 /// Pings from namespace `ns` until `ip` answers or the patience runs out.
@@ -28,7 +30,9 @@ fn pings(ns: &str, ip: &str) -> bool {
 
 /// Whether a TCP connection from `ns` to `ip:port` is accepted within 2 s.
 fn connects(ns: &str, ip: &str, port: u16) -> bool {
-    ns_exec(ns, ["nc", "-z", "-n", "-w", "2", ip, &port.to_string()]).is_ok()
+    Netns::attach(ns)
+        .exec(["nc", "-z", "-n", "-w", "2", ip, &port.to_string()])
+        .is_ok()
 }
 
 /// What a failed ping check adds to its detail.
@@ -133,7 +137,7 @@ pub fn run(st: &State, mut progress: impl FnMut(&CheckResult)) -> Vec<CheckResul
     }));
     push(timed("floating-ip", || match &vm1.floating_ip {
         Some(fip) => {
-            let ok = pings(OUTSIDE, fip);
+            let ok = pings(&state::lab().ns_name(OUTSIDE), fip);
             let detail = format!(
                 "the outside host pings {} at its floating IP {fip}{}",
                 vm1.name,
@@ -152,7 +156,8 @@ pub fn run(st: &State, mut progress: impl FnMut(&CheckResult)) -> Vec<CheckResul
 fn security_group(from: &Vm, to: &Vm) -> (bool, String) {
     let mut listeners = Vec::new();
     for port in ["22", "23"] {
-        if let Ok(c) = in_ns(&to.ns, ["nc", "-l", "-k", "-n", "-p", port])
+        if let Ok(c) = Netns::attach(&to.ns)
+            .command(["nc", "-l", "-k", "-n", "-p", port])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -1,13 +1,18 @@
-//! The sandbox's state file: what `up` made (namespaces, processes, OVS directories, the
-//! server's address, the VMs and the last checks), so `status`, `exec` and `down` find it.
-//! Written after every step, so a crashed `up` still leaves an accurate record.
+//! The sandbox's place and state file: its prefix and directory (the detached lab), and
+//! what `up` made (namespaces, processes, OVS directories, the server's address, the VMs
+//! and the last checks), so `status`, `exec` and `down` find it. Written after every step,
+//! so a crashed `up` still leaves an accurate record.
 
 use serde::{Deserialize, Serialize};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Where a sandbox keeps everything (one at a time per machine). `/run` is a tmpfs: a
 /// reboot, which also removes the namespaces, clears it too.
 pub const DIR: &str = "/run/dragonflow-sandbox";
+
+/// Prefix of every namespace (`dfsb-…`), and of every link made in the machine's own
+/// namespace.
+pub const PREFIX: &str = "dfsb";
 
 pub fn dir() -> PathBuf {
     PathBuf::from(DIR)
@@ -21,6 +26,12 @@ pub fn nb_secret() -> PathBuf {
 /// The NB admin token, for `dragonflow db --nb-token-file`.
 pub fn nb_admin_token() -> PathBuf {
     dir().join("nb-admin-token")
+}
+
+/// The sandbox's detached lab: what it makes is named with [`PREFIX`], lives under
+/// [`DIR`] and outlives `up`.
+pub fn lab() -> testbed::Detached {
+    testbed::Detached::new(PREFIX, Path::new(DIR))
 }
 
 fn file() -> PathBuf {

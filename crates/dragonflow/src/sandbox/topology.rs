@@ -162,7 +162,7 @@ fn vm(
         .unwrap_or(24);
     Ok(Vm {
         name: name.into(),
-        ns: format!("{}-{name}", super::sys::PREFIX),
+        ns: super::state::lab().ns_name(name),
         host,
         project: project.into(),
         network: net.0.into(),

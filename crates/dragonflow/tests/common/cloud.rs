@@ -111,29 +111,8 @@ pub fn addr(port: &Value) -> (String, String) {
 /// The underlay of a host: `br-phy` (netdev) holding its end of the wire, with the host's
 /// tunnel address on it.
 pub fn underlay(ovs: &testbed::Ovs, nic: &str, cidr: &str) {
-    ovs.vsctl([
-        "add-br",
-        "br-phy",
-        "--",
-        "set",
-        "bridge",
-        "br-phy",
-        "datapath_type=netdev",
-    ])
-    .expect("br-phy");
-    ovs.vsctl(["add-port", "br-phy", nic]).expect("nic");
-    for args in [
-        vec!["link", "set", nic, "up"],
-        vec!["addr", "add", cidr, "dev", "br-phy"],
-        vec!["link", "set", "br-phy", "up"],
-    ] {
-        let out = ovs.cmd("ip").args(&args).output().expect("ip");
-        assert!(
-            out.status.success(),
-            "ip {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    ovs.add_nic_bridge("br-phy", nic, Some(cidr))
+        .expect("underlay");
 }
 
 /// Two hosts, each with its own OVS (and underlay on br-phy) and controller.

@@ -108,21 +108,7 @@ impl Cloud {
             let end = ["ha", "hb"][h];
             testbed::veth("ex0", o.own_netns(), end, Some(pns)).expect("host wire");
             attach(end, None);
-            o.vsctl([
-                "add-br",
-                "br-ex",
-                "--",
-                "set",
-                "bridge",
-                "br-ex",
-                "datapath_type=netdev",
-            ])
-            .expect("br-ex");
-            o.vsctl(["add-port", "br-ex", "ex0"]).expect("ex0");
-            for args in [["link", "set", "ex0", "up"], ["link", "set", "br-ex", "up"]] {
-                let st = o.cmd("ip").args(args).status().expect("ip");
-                assert!(st.success());
-            }
+            o.add_nic_bridge("br-ex", "ex0", None).expect("br-ex");
         }
         testbed::veth("eth0", Some(&outside), "out", Some(pns)).expect("outside wire");
         attach("out", access_vlan);

@@ -1,0 +1,123 @@
+//! `dragonflow controller`: its flags, turned into the local controller's configuration
+//! (`::controller::runtime::Config`, of the `controller` crate), and running it.
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// This host's chassis name.
+    #[arg(long)]
+    chassis: String,
+    /// Where the NB model comes from: the server's NB listener (`http://HOST:9697`, the
+    /// only way to its embedded store) or the store itself (`etcd://HOST:PORT`,
+    /// `redis://HOST:PORT`).
+    #[arg(long, default_value = "http://127.0.0.1:9697")]
+    nb: String,
+    /// A file holding this host's NB token (`dragonflow nb-token --host CHASSIS`); else
+    /// the environment's DRAGONFLOW_NB_TOKEN.
+    #[arg(long)]
+    nb_token_file: Option<std::path::PathBuf>,
+    /// ovsdb-server: unix:PATH or tcp:IP:PORT.
+    #[arg(long, default_value = "unix:/var/run/openvswitch/db.sock")]
+    ovsdb: String,
+    /// br-int's OpenFlow management socket (unix:PATH).
+    #[arg(long, default_value = "unix:/var/run/openvswitch/br-int.mgmt")]
+    openflow: String,
+    /// This host's tunnel endpoint address.
+    #[arg(long)]
+    local_ip: std::net::IpAddr,
+    /// Tunnel types, comma-separated.
+    #[arg(long, default_value = "geneve")]
+    tunnel_types: String,
+    /// netdev (userspace) or system.
+    #[arg(long, default_value = "netdev")]
+    datapath_type: String,
+    /// ICMP errors (time exceeded, unreachable) each router port answers per second.
+    #[arg(long, default_value_t = 3)]
+    icmp_rate: u32,
+    /// DHCP requests a VM port may send per second before it is blocked (0: no limit).
+    #[arg(long, default_value_t = 3)]
+    dhcp_rate_limit: u32,
+    /// How long a VM port past the DHCP rate is blocked, in seconds.
+    #[arg(long, default_value_t = 100)]
+    dhcp_block_seconds: u64,
+    /// DNS servers for subnets without dns_nameservers, comma-separated IPv4 addresses.
+    #[arg(long, default_value = "", value_delimiter = ',')]
+    dns_servers: Vec<String>,
+    /// DHCP lease time in seconds.
+    #[arg(long, default_value_t = 86400)]
+    dhcp_lease_seconds: u32,
+    /// Domain name handed out by DHCP.
+    #[arg(long, default_value = "openstacklocal")]
+    domain: String,
+    /// The server's NB listener (`http://HOST:9697`), when --nb names a store (etcd://,
+    /// redis://): a host's SNAT address is allocated through it.
+    #[arg(long)]
+    api: Option<String>,
+    /// Physical networks and their bridges: `physnet1:br-ex[,physnet2:br-ex2]`.
+    #[arg(long, default_value = "")]
+    bridge_mappings: String,
+}
+
+/// The controller's configuration, or what is wrong with a flag.
+pub fn config(args: Args) -> Result<::controller::runtime::Config, String> {
+    let Args {
+        chassis,
+        nb,
+        nb_token_file,
+        ovsdb,
+        openflow,
+        local_ip,
+        tunnel_types,
+        datapath_type,
+        icmp_rate,
+        dhcp_rate_limit,
+        dhcp_block_seconds,
+        dns_servers,
+        dhcp_lease_seconds,
+        domain,
+        bridge_mappings,
+        api,
+    } = args;
+    let mut dns = Vec::new();
+    for d in dns_servers.iter().filter(|d| !d.is_empty()) {
+        match d.trim().parse::<std::net::Ipv4Addr>() {
+            Ok(a) => dns.push(a),
+            Err(_) => return Err(format!("--dns-servers: {d:?} is not an IPv4 address")),
+        }
+    }
+    let nb_token = crate::nb_token::read(nb_token_file.as_deref())?;
+    let openflow = match openflow.strip_prefix("unix:") {
+        Some(p) => std::path::PathBuf::from(p),
+        None => return Err("--openflow takes unix:PATH".into()),
+    };
+    let bridge_mappings = ::controller::runtime::parse_bridge_mappings(&bridge_mappings)
+        .map_err(|e| format!("--bridge-mappings: {e}"))?;
+    Ok(::controller::runtime::Config {
+        chassis,
+        nb,
+        nb_token,
+        ovsdb,
+        openflow,
+        local_ip,
+        datapath_type,
+        tunnel_types: tunnel_types.split(',').map(str::to_string).collect(),
+        icmp_rate,
+        api,
+        dhcp: ::controller::apps::dhcp::responder::Config {
+            rate_limit: dhcp_rate_limit,
+            block: std::time::Duration::from_secs(dhcp_block_seconds),
+            dns_servers: dns,
+            lease_seconds: dhcp_lease_seconds,
+            domain,
+        },
+        bridge_mappings,
+    })
+}
+
+/// Runs the controller until it stops.
+pub fn run(cfg: ::controller::runtime::Config) -> Result<(), String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())
+        .and_then(|rt| rt.block_on(::controller::runtime::run(cfg)))
+}

@@ -1,0 +1,123 @@
+//! `dragonflow server`: its flags, and starting the Neutron API (`neutron_api`) and the NB
+//! store's endpoints for hosts, each on its listener, on the NB store (`nbdb`) until SIGINT
+//! or SIGTERM.
+
+use crate::config;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Address to listen on (default 127.0.0.1:9696).
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// NB store: embedded:PATH (default embedded:/var/lib/dragonflow/nb.redb).
+    #[arg(long)]
+    db: Option<String>,
+    /// Address of the NB store endpoints (/nb/v1) for hosts and tools, never the
+    /// Neutron listener (default 127.0.0.1:9697).
+    #[arg(long)]
+    nb_listen: Option<SocketAddr>,
+    /// The secret NB tokens are derived from; made (mode 0600) if missing (default:
+    /// nb-secret beside the embedded store, else /var/lib/dragonflow/nb-secret).
+    #[arg(long)]
+    nb_secret_file: Option<PathBuf>,
+    /// Requests without X-Project-Id act as the default project's admin (a
+    /// single-operator cloud on a trusted machine; `[neutron] noauth_default_admin`).
+    #[arg(long)]
+    noauth_admin: bool,
+}
+
+/// SIGINT or SIGTERM.
+async fn stop_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+pub fn run(file: config::File, args: Args) -> Result<(), String> {
+    let listen = args
+        .listen
+        .or(file.server.listen)
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9696)));
+    let nb_listen = args
+        .nb_listen
+        .or(file.server.nb_listen)
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9697)));
+    let db = args
+        .db
+        .or(file.server.db)
+        .unwrap_or_else(|| "embedded:/var/lib/dragonflow/nb.redb".into());
+    // The secret lives with the server's state: beside an embedded store's file.
+    let secret_file = args
+        .nb_secret_file
+        .or(file.server.nb_secret_file)
+        .unwrap_or_else(|| match db.strip_prefix("embedded:").map(Path::new) {
+            Some(p) => p.with_file_name("nb-secret"),
+            None => PathBuf::from(crate::nb_token::DEFAULT_SECRET),
+        });
+    let mut neutron = file.neutron;
+    neutron.noauth_default_admin |= args.noauth_admin;
+    let settings = neutron
+        .check()
+        .map_err(|e| format!("config [neutron]: {e}"))?;
+    let (auth, made) = neutron_api::nb_auth::NbAuth::load_or_create(&secret_file)?;
+    if made {
+        tracing::warn!(
+            path = %secret_file.display(),
+            "made a new NB secret: give each host its token with `dragonflow nb-token --secret-file {} --host CHASSIS`",
+            secret_file.display()
+        );
+    }
+    if settings.noauth_default_admin {
+        tracing::warn!(
+            project = %settings.default_project,
+            "noauth_default_admin is on: any request without X-Project-Id, from anyone who can reach {listen}, acts as admin"
+        );
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    runtime.block_on(async move {
+        let store = nbdb::connect(&db)
+            .await
+            .map_err(|e| format!("cannot open the NB store {db}: {e}"))?;
+        let api = neutron_api::Api::new(store.clone(), settings);
+        let bind = |addr: SocketAddr| async move {
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("cannot listen on {addr}: {e}"))
+        };
+        let (listener, nb_listener) = (bind(listen).await?, bind(nb_listen).await?);
+        tracing::info!(%listen, %nb_listen, store = %store.describe(), secret = %secret_file.display(), "dragonflow server ready");
+        let stopping = {
+            let api = api.clone();
+            tokio::spawn(async move {
+                stop_signal().await;
+                tracing::info!("shutting down");
+                api.stop();
+            })
+        };
+        let serve = |l, app| {
+            let api = api.clone();
+            async move {
+                axum::serve(l, app)
+                    .with_graceful_shutdown(async move { api.stopped().await })
+                    .await
+                    .map_err(|e| format!("server failed: {e}"))
+            }
+        };
+        let result = tokio::try_join!(
+            serve(listener, neutron_api::router(api.clone())),
+            serve(nb_listener, neutron_api::nb_router(api.clone(), auth)),
+        );
+        stopping.abort();
+        result.map(|_| ())
+    })
+}
