@@ -147,12 +147,14 @@ pub async fn run(cfg: Config) -> Result<(), String> {
     // from what is plugged, so a restarted controller computes the flows that are
     // installed and changes nothing.
     let read = read_switch(&mut io.session).await?;
-    io.perform(&mut core, Event::SwitchRead(read.0, read.1))
-        .await?;
     let Some(first) = ifaces.next().await else {
         return Err("the OVSDB monitor ended".into());
     };
-    io.perform(&mut core, Event::Interface(first)).await?;
+    io.perform_batch(
+        &mut core,
+        vec![Event::SwitchRead(read.0, read.1), Event::Interface(first)],
+    )
+    .await?;
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

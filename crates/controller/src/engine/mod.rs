@@ -177,6 +177,9 @@ pub struct Controller {
     reasserted: Option<Instant>,
     /// A refresh is following what the host needs (until no read is left to make).
     following: bool,
+    /// The interface watcher has told what is plugged: until then, a compile would take
+    /// away the flows of every port a previous run left in the switch.
+    interfaces_known: bool,
 }
 
 impl Controller {
@@ -203,6 +206,7 @@ impl Controller {
             snat_asked: BTreeMap::new(),
             reasserted: None,
             following: false,
+            interfaces_known: false,
         }
     }
 
@@ -281,6 +285,7 @@ impl Controller {
             }
             Event::Interface(ev) => {
                 tracing::debug!(event = ?ev, "interface");
+                self.interfaces_known = true;
                 let owners = interface_event(&mut self.host, &self.view, ev);
                 self.pending.extend(owners);
                 self.refresh();
@@ -459,6 +464,11 @@ impl Controller {
 
     /// Goes through the steps as far as it can without an answer from outside.
     fn advance(&mut self, now: Instant, fx: &mut Effects) {
+        // A restarted controller computes, from what is plugged, the flows that are
+        // installed, and changes nothing: it starts once it knows what is plugged.
+        if !self.interfaces_known {
+            return;
+        }
         loop {
             match self.phase {
                 Phase::Idle | Phase::Committing | Phase::NoSwitch => return,
