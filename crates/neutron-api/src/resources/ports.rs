@@ -5,7 +5,7 @@ use super::Resource;
 use super::lifecycle::Lifecycle;
 use super::ops::deleting::not_deleting;
 use super::ops::ipam::{self, IpRequest, network_subnets, parse_fixed_ips};
-use super::ops::ports::{MAX_KEY, release_claims};
+use super::ops::ports::{MAX_KEY, pick_mac, release_claims};
 use super::ops::{Plan, floating, groups, pick_key, usable_network};
 use crate::Api;
 use crate::alloc::mac_claim;
@@ -184,16 +184,7 @@ impl Lifecycle for Port {
                     .claim_requested(&claim, &id, mac_in_use(network_id, mac));
                 mac
             }
-            None => {
-                let (mac, r) = api
-                    .alloc
-                    .pick_mac(&api.db, api.config.mac_base)
-                    .await?
-                    .ok_or_else(|| ApiError::retry("mac"))?;
-                plan.alloc.reservation.add(r);
-                plan.txn.claim(&mac_claim(&mac), &id);
-                mac
-            }
+            None => pick_mac(api, plan, &id).await?,
         };
         let project = &meta.project_id;
         check_router_device(api, ctx, &req.device_owner, &req.device_id, project).await?;

@@ -8,7 +8,7 @@ use crate::Api;
 use crate::alloc::mac_claim;
 use crate::db::{Txn, retrying};
 use crate::error::{ApiError, ApiResult};
-use model::{Network, Port, PortStatus, Subnet, owner};
+use model::{MacAddr, Network, Port, PortStatus, Subnet, owner};
 use nbdb::Revision;
 
 /// Largest datapath key of a port (reg6/reg7 are 32 bits; the top bit is kept free).
@@ -42,13 +42,7 @@ pub async fn build_system_port(
 ) -> ApiResult<Port> {
     let id = model::new_id();
     let network = sp.network;
-    let (mac, r) = api
-        .alloc
-        .pick_mac(&api.db, api.config.mac_base)
-        .await?
-        .ok_or_else(|| ApiError::retry("mac"))?;
-    plan.alloc.reservation.add(r);
-    plan.txn.claim(&mac_claim(&mac), &id);
+    let mac = pick_mac(api, plan, &id).await?;
     let fixed_ips = match sp.addresses {
         Addresses::On(subnet) => {
             let f = plan
@@ -100,6 +94,18 @@ pub async fn build_system_port(
         status: PortStatus::Active,
         unique_key,
     })
+}
+
+/// A free MAC under the configured base for port `owner`, claimed in `plan`.
+pub async fn pick_mac(api: &Api, plan: &mut Plan<'_>, owner: &str) -> ApiResult<MacAddr> {
+    let (mac, r) = api
+        .alloc
+        .pick_mac(&api.db, api.config.mac_base)
+        .await?
+        .ok_or_else(|| ApiError::retry("mac"))?;
+    plan.alloc.reservation.add(r);
+    plan.txn.claim(&mac_claim(&mac), owner);
+    Ok(mac)
 }
 
 /// Removes a port and its claims within `txn`. Floating IPs associated with it are the
