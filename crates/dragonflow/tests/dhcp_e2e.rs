@@ -495,11 +495,19 @@ fn a_vm_flooding_discovers_does_not_delay_another_vms_lease() {
         "lease under flood {flooded_lease:?} vs quiet {quiet_lease:?}"
     );
     let worst = flooded.iter().copied().fold(0.0, f64::max);
+    println!(
+        "DISCOVER->OFFER median quiet {q:.2} ms, flooded {f:.2} ms; worst flooded {worst:.2} ms"
+    );
+    // A test run leaves the docs alone (under load its figures say more about the
+    // neighbours than about DHCP): DF_RECORD=1 records them, as a benchmark would.
+    if std::env::var_os("DF_RECORD").is_none() {
+        return;
+    }
     testbed::bench::write_section(
         "dhcp-flood",
         &format!(
             "## DHCP under a flooding VM (end to end)\n\n\
-             `cargo nextest run -p dragonflow --test dhcp_e2e flooding --no-capture`: one host (real OVS, \
+             `DF_RECORD=1 cargo nextest run -p dragonflow --test dhcp_e2e flooding --no-capture`: one host (real OVS, \
              `dragonflow controller`), VM A sends {sent} DISCOVERs at 1000/s for 8 s (raw socket), VM B \
              measures DISCOVER→OFFER with a raw client (2/s) and runs `dhclient -1`.\n\n\
              | measure | quiet host | while A floods |\n|---|---|---|\n\

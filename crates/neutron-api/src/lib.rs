@@ -65,48 +65,34 @@ fn limited(router: Router) -> Router {
 
 /// The HTTP routes of the Neutron API (never the NB store's: see [`nb_router`]).
 pub fn router(api: Arc<Api>) -> Router {
-    use model::{FloatingIp, Network, Port};
-    use resources::{
-        floatingips, list, networks, ports, routers, security_groups as sg, show, subnets, tags,
-    };
+    use model::{FloatingIp, Network, Port, SecurityGroup, SecurityGroupRule, Subnet};
+    use resources::lifecycle::Lifecycle;
+    use resources::{routers, tags};
+    /// The collection and object routes of a resource: list, create, show, update, delete.
+    fn resource<T: Lifecycle>(r: Router<Arc<Api>>, path: &str) -> Router<Arc<Api>> {
+        use resources::{lifecycle, list, show};
+        r.route(path, get(list::<T>).post(lifecycle::create::<T>))
+            .route(
+                &format!("{path}/{{id}}"),
+                get(show::<T>)
+                    .put(lifecycle::update::<T>)
+                    .delete(lifecycle::delete::<T>),
+            )
+    }
     let r = Router::new()
         .route("/", get(versions::versions))
         .route("/v2.0", get(versions::v2))
         .route("/v2.0/", get(versions::v2))
         .route("/v2.0/extensions", get(versions::extensions))
-        .route("/v2.0/extensions/{alias}", get(versions::extension))
-        .route(
-            "/v2.0/networks",
-            get(list::<Network>).post(networks::create),
-        )
-        .route(
-            "/v2.0/networks/{id}",
-            get(show::<Network>)
-                .put(networks::update)
-                .delete(networks::delete),
-        )
-        .route("/v2.0/subnets", get(subnets::list).post(subnets::create))
-        .route(
-            "/v2.0/subnets/{id}",
-            get(subnets::show)
-                .put(subnets::update)
-                .delete(subnets::delete),
-        )
-        .route("/v2.0/ports", get(list::<Port>).post(ports::create))
-        .route(
-            "/v2.0/ports/{id}",
-            get(show::<Port>).put(ports::update).delete(ports::delete),
-        )
-        .route(
-            "/v2.0/routers",
-            get(list::<model::Router>).post(routers::create),
-        )
-        .route(
-            "/v2.0/routers/{id}",
-            get(show::<model::Router>)
-                .put(routers::update)
-                .delete(routers::delete),
-        )
+        .route("/v2.0/extensions/{alias}", get(versions::extension));
+    let r = resource::<Network>(r, "/v2.0/networks");
+    let r = resource::<Subnet>(r, "/v2.0/subnets");
+    let r = resource::<Port>(r, "/v2.0/ports");
+    let r = resource::<model::Router>(r, "/v2.0/routers");
+    let r = resource::<FloatingIp>(r, "/v2.0/floatingips");
+    let r = resource::<SecurityGroup>(r, "/v2.0/security-groups");
+    let r = resource::<SecurityGroupRule>(r, "/v2.0/security-group-rules");
+    let r = r
         .route(
             "/v2.0/routers/{id}/add_router_interface",
             put(routers::add_interface),
@@ -122,36 +108,6 @@ pub fn router(api: Arc<Api>) -> Router {
         .route(
             "/v2.0/routers/{id}/remove_extraroutes",
             put(routers::remove_extraroutes),
-        )
-        .route(
-            "/v2.0/floatingips",
-            get(list::<FloatingIp>).post(floatingips::create),
-        )
-        .route(
-            "/v2.0/floatingips/{id}",
-            get(show::<FloatingIp>)
-                .put(floatingips::update)
-                .delete(floatingips::delete),
-        )
-        .route(
-            "/v2.0/security-groups",
-            get(sg::list_groups).post(sg::create_group),
-        )
-        .route(
-            "/v2.0/security-groups/{id}",
-            get(sg::show_group)
-                .put(sg::update_group)
-                .delete(sg::delete_group),
-        )
-        .route(
-            "/v2.0/security-group-rules",
-            get(sg::list_rules).post(sg::create_rule),
-        )
-        .route(
-            "/v2.0/security-group-rules/{id}",
-            get(sg::show_rule)
-                .put(sg::update_rule)
-                .delete(sg::delete_rule),
         )
         .route(
             "/v2.0/{collection}/{id}/tags",

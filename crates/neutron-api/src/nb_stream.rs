@@ -274,9 +274,7 @@ pub async fn put_binding(
     })
     .await?;
     tracing::info!(port = %id, host = %port.binding_host_id, status = port.status.as_str(), "port binding reported");
-    Ok(Json(
-        json!({"port": crate::resources::ports::render(&port)}),
-    ))
+    Ok(Json(json!({"port": crate::resources::render(&port)})))
 }
 
 /// A binding as a request names it: the port, its host (`None`: unchanged), its status.
@@ -399,7 +397,7 @@ pub async fn put_snat(
         }
     };
     let (port, created) =
-        crate::resources::ports::ensure_chassis_snat(&api, &network, &host).await?;
+        crate::resources::ops::ports::ensure_chassis_snat(&api, &network, &host).await?;
     let status = if created {
         StatusCode::CREATED
     } else {
@@ -407,7 +405,7 @@ pub async fn put_snat(
     };
     Ok((
         status,
-        Json(json!({"port": crate::resources::ports::render(&port)})),
+        Json(json!({"port": crate::resources::render(&port)})),
     ))
 }
 

@@ -1,81 +1,245 @@
 //! `/v2.0/floatingips`: addresses allocated from an external network's subnet, associated
 //! with a port's fixed IP; the router is derived from the topology.
 
-use super::ipam::{Allocation, IpRequest};
-use super::ports::{SystemPort, build_system_port, remove_port};
-use super::{check_if_match, new_meta, read_only, render_meta, touch, update_meta};
+use super::lifecycle::Lifecycle;
+use super::ops::Plan;
+use super::ops::deleting::not_deleting;
+use super::ops::floating::{assoc_claim, dissociate};
+use super::ops::ipam::{self, IpRequest};
+use super::ops::ports::{Addresses, SystemPort, build_system_port, remove_port_by_id};
+use super::{Resource, Standard, visible};
 use crate::Api;
-use crate::body::{Attrs, JsonBody, bad_attr};
+use crate::body::{Attrs, bad_attr};
 use crate::context::Context;
-use crate::db::{Txn, retrying};
 use crate::error::{ApiError, ApiResult};
-use axum::Json;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use model::{FloatingIp, Network, Port, Router, owner};
+use axum::http::StatusCode;
+use model::{FloatingIp, Meta, Network, Port, Router, owner};
 use serde_json::{Map, Value, json};
 use std::net::IpAddr;
-use std::sync::Arc;
 
-pub const ATTRS: &[&str] = &[
-    "id",
-    "description",
-    "project_id",
-    "tenant_id",
-    "tags",
-    "created_at",
-    "updated_at",
-    "revision_number",
-    "floating_network_id",
-    "floating_ip_address",
-    "router_id",
-    "port_id",
-    "fixed_ip_address",
-    "status",
-];
+impl Resource for FloatingIp {
+    const COLLECTION: &'static str = "floatingips";
+    const RESOURCE: &'static str = "floatingip";
+    const STANDARD: Standard = Standard {
+        name: false,
+        tags: true,
+    };
+    const OWN_ATTRS: &'static [&'static str] = &[
+        "floating_network_id",
+        "floating_ip_address",
+        "router_id",
+        "port_id",
+        "fixed_ip_address",
+        "status",
+    ];
 
-pub fn render(f: &FloatingIp) -> Map<String, Value> {
-    let mut m = render_meta(&f.meta, false);
-    m.insert("floating_network_id".into(), json!(f.floating_network_id));
-    m.insert("floating_ip_address".into(), json!(f.floating_ip_address));
-    m.insert("router_id".into(), json!(f.router_id));
-    m.insert("port_id".into(), json!(f.port_id));
-    m.insert("fixed_ip_address".into(), json!(f.fixed_ip_address));
-    m.insert(
-        "status".into(),
-        json!(if f.port_id.is_some() {
+    fn render_own(&self, m: &mut Map<String, Value>) {
+        m.insert(
+            "floating_network_id".into(),
+            json!(self.floating_network_id),
+        );
+        m.insert(
+            "floating_ip_address".into(),
+            json!(self.floating_ip_address),
+        );
+        m.insert("router_id".into(), json!(self.router_id));
+        m.insert("port_id".into(), json!(self.port_id));
+        m.insert("fixed_ip_address".into(), json!(self.fixed_ip_address));
+        let status = if self.port_id.is_some() {
             "ACTIVE"
         } else {
             "DOWN"
-        }),
-    );
-    debug_assert_eq!(m.len(), ATTRS.len());
-    m
-}
-
-fn assoc_claim(port: &str, ip: IpAddr) -> String {
-    format!("fipassoc/{port}/{ip}")
-}
-
-impl super::Resource for FloatingIp {
-    const COLLECTION: &'static str = "floatingips";
-    const RESOURCE: &'static str = "floatingip";
-    const ATTRS: &'static [&'static str] = ATTRS;
-    fn render(&self) -> Map<String, Value> {
-        render(self)
+        };
+        m.insert("status".into(), json!(status));
     }
+}
+
+/// A POST's own attributes.
+pub struct NewFloatingIp {
+    network_id: String,
+    address: Option<IpAddr>,
+    subnet_id: Option<String>,
+    port: Association,
+}
+
+/// `port_id` and `fixed_ip_address` as asked: `port_id` absent (`None`), null
+/// (`Some(None)`) or a port.
+pub struct Association {
+    port_id: Option<Option<String>>,
+    fixed_ip: Option<IpAddr>,
+}
+
+impl Lifecycle for FloatingIp {
+    type Create = NewFloatingIp;
+    type Update = Association;
+    const POST_FORBIDDEN: &'static [&'static str] = &["status", "router_id"];
+    const PUT_READ_ONLY: &'static [&'static str] = &[
+        "floating_ip_address",
+        "floating_network_id",
+        "router_id",
+        "status",
+    ];
+
+    fn parse_create(_ctx: &Context, attrs: &mut Attrs) -> ApiResult<NewFloatingIp> {
+        Ok(NewFloatingIp {
+            network_id: attrs.string("floating_network_id")?.ok_or_else(|| {
+                bad_attr("floating_network_id", "floating_network_id is required")
+            })?,
+            address: attrs.ip_or_null("floating_ip_address")?.flatten(),
+            subnet_id: attrs.string_or_null("subnet_id")?.filter(|s| !s.is_empty()),
+            port: association(attrs)?,
+        })
+    }
+
+    async fn plan_create(
+        api: &Api,
+        ctx: &Context,
+        meta: Meta,
+        req: &NewFloatingIp,
+        plan: &mut Plan<'_>,
+    ) -> ApiResult<FloatingIp> {
+        let net_id = &req.network_id;
+        let (network, nrev) = api.db.fetch::<Network>(net_id).await?;
+        if !network.external {
+            return Err(ApiError::bad_request(
+                "BadRequest",
+                format!(
+                    "Bad floatingip request: Network {net_id} is not a valid external network."
+                ),
+            ));
+        }
+        not_deleting(&network)?;
+        plan.txn.check::<Network>(net_id, nrev);
+        let subnet_id = match (&req.subnet_id, req.address) {
+            (None, None) => Some(v4_subnet_with_room(api, &network).await?),
+            (s, _) => s.clone(),
+        };
+        let request = vec![IpRequest {
+            subnet_id,
+            ip: req.address,
+        }];
+        let sp = SystemPort {
+            network: &network,
+            project_id: String::new(),
+            device_owner: owner::FLOATING_IP,
+            device_id: meta.id.clone(),
+            addresses: Addresses::Requested(Some(request)),
+        };
+        let fport = build_system_port(api, plan, sp).await?;
+        plan.txn.create(&fport);
+        let first = fport
+            .fixed_ips
+            .first()
+            .cloned()
+            .ok_or_else(|| ApiError::internal("floating IP port without address"))?;
+        let mut f = FloatingIp {
+            meta,
+            floating_network_id: net_id.clone(),
+            floating_ip_address: first.ip_address,
+            floating_subnet_id: first.subnet_id,
+            floating_port_id: fport.meta.id.clone(),
+            port_id: None,
+            fixed_ip_address: None,
+            router_id: None,
+        };
+        if let Some(Some(p)) = &req.port.port_id {
+            associate(api, ctx, plan, &mut f, p, req.port.fixed_ip).await?;
+        }
+        Ok(f)
+    }
+
+    fn parse_update(_: &Context, _: &FloatingIp, attrs: &mut Attrs) -> ApiResult<Association> {
+        let a = association(attrs)?;
+        if a.port_id.is_none() && a.fixed_ip.is_some() {
+            return Err(bad_attr(
+                "fixed_ip_address",
+                "fixed_ip_address needs port_id",
+            ));
+        }
+        Ok(a)
+    }
+
+    async fn plan_update(
+        api: &Api,
+        ctx: &Context,
+        f: &mut FloatingIp,
+        req: Association,
+        plan: &mut Plan<'_>,
+    ) -> ApiResult<()> {
+        let Some(port) = req.port_id else {
+            return Ok(());
+        };
+        let fixed = req.fixed_ip;
+        let same =
+            port.is_some() && port == f.port_id && (fixed.is_none() || fixed == f.fixed_ip_address);
+        if !same {
+            dissociate(&mut plan.txn, f);
+            if let Some(p) = port {
+                associate(api, ctx, plan, f, &p, fixed).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn plan_delete(
+        api: &Api,
+        _ctx: &Context,
+        f: &FloatingIp,
+        plan: &mut Plan<'_>,
+    ) -> ApiResult<()> {
+        dissociate(&mut plan.txn, &mut f.clone());
+        remove_port_by_id(api, &mut plan.txn, &f.floating_port_id).await
+    }
+
+    fn summary(&self) -> String {
+        format!(
+            "({} on port {:?}, fixed IP {:?})",
+            self.floating_ip_address, self.port_id, self.fixed_ip_address
+        )
+    }
+}
+
+fn association(attrs: &mut Attrs) -> ApiResult<Association> {
+    let port_id = match attrs.take("port_id") {
+        None => None,
+        Some(Value::Null) => Some(None),
+        Some(Value::String(s)) => Some(Some(s)),
+        Some(v) => return Err(bad_attr("port_id", format!("'{v}' is not a valid port id"))),
+    };
+    let fixed_ip = attrs.ip_or_null("fixed_ip_address")?.flatten();
+    Ok(Association { port_id, fixed_ip })
+}
+
+/// Any IPv4 subnet of the external network that has a free address.
+async fn v4_subnet_with_room(api: &Api, network: &Network) -> ApiResult<String> {
+    let subnets = ipam::network_subnets(api, network).await?;
+    for (s, _) in subnets.iter().filter(|(s, _)| s.ip_version == 4) {
+        let mut trial = Plan::new(api);
+        let req = vec![IpRequest {
+            subnet_id: Some(s.meta.id.clone()),
+            ip: None,
+        }];
+        let probe = ("probe", model::MacAddr::default());
+        let assigned = (trial.alloc)
+            .assign(&mut trial.txn, network, &subnets, probe, Some(req), &[])
+            .await;
+        if assigned.is_ok() {
+            return Ok(s.meta.id.clone());
+        }
+    }
+    Err(ipam::exhausted(&network.meta.id))
 }
 
 /// Binds `fip` to `port_id` (and one of its IPv4 addresses), deriving the router.
 async fn associate(
     api: &Api,
     ctx: &Context,
-    txn: &mut Txn,
+    plan: &mut Plan<'_>,
     fip: &mut FloatingIp,
     port_id: &str,
     fixed: Option<IpAddr>,
 ) -> ApiResult<()> {
-    let (port, prev) = super::visible::<Port>(api, ctx, port_id).await?;
+    let (port, prev) = visible::<Port>(api, ctx, port_id).await?;
     if owner::is_system(&port.device_owner) {
         return Err(ApiError::bad_request(
             "BadRequest",
@@ -90,32 +254,24 @@ async fn associate(
         .iter()
         .filter(|f| f.ip_address.is_ipv4())
         .collect();
-    let chosen = match fixed {
-        Some(ip) => *v4.iter().find(|f| f.ip_address == ip).ok_or_else(|| {
-            ApiError::bad_request(
-                "BadRequest",
-                format!("Bad floatingip request: Port {port_id} does not have fixed ip {ip}."),
-            )
-        })?,
-        None => match v4.as_slice() {
-            [one] => *one,
-            [] => {
-                return Err(ApiError::bad_request(
-                    "BadRequest",
-                    format!(
-                        "Bad floatingip request: Port {port_id} does not have any IPv4 address."
-                    ),
-                ));
-            }
-            _ => {
-                return Err(ApiError::bad_request(
-                    "BadRequest",
-                    format!(
-                        "Bad floatingip request: Port {port_id} has multiple fixed IPv4 addresses. Must provide a specific IPv4 address when assigning a floating IP."
-                    ),
-                ));
-            }
-        },
+    let bad =
+        |why: String| ApiError::bad_request("BadRequest", format!("Bad floatingip request: {why}"));
+    let chosen = match (fixed, v4.as_slice()) {
+        (Some(ip), _) => *v4
+            .iter()
+            .find(|f| f.ip_address == ip)
+            .ok_or_else(|| bad(format!("Port {port_id} does not have fixed ip {ip}.")))?,
+        (None, [one]) => *one,
+        (None, []) => {
+            return Err(bad(format!(
+                "Port {port_id} does not have any IPv4 address."
+            )));
+        }
+        (None, _) => {
+            return Err(bad(format!(
+                "Port {port_id} has multiple fixed IPv4 addresses. Must provide a specific IPv4 address when assigning a floating IP."
+            )));
+        }
     };
     let routers = api.db.all::<Router>().await?;
     let router = routers.iter().find(|(r, _)| {
@@ -134,6 +290,7 @@ async fn associate(
             ),
         ));
     };
+    let txn = &mut plan.txn;
     txn.check::<Port>(port_id, prev);
     txn.check::<Router>(&router.meta.id, *rrev);
     let ip = chosen.ip_address;
@@ -149,236 +306,4 @@ async fn associate(
     fip.fixed_ip_address = Some(ip);
     fip.router_id = Some(router.meta.id.clone());
     Ok(())
-}
-
-fn dissociate(txn: &mut Txn, fip: &mut FloatingIp) {
-    if let (Some(p), Some(ip)) = (&fip.port_id, fip.fixed_ip_address) {
-        txn.release(&assoc_claim(p, ip));
-    }
-    fip.port_id = None;
-    fip.fixed_ip_address = None;
-    fip.router_id = None;
-}
-
-/// Disassociates every floating IP of a port that is going away (within `txn`).
-pub async fn disassociate_port(api: &Api, txn: &mut Txn, port_id: &str) -> ApiResult<()> {
-    for (mut f, rev) in api.db.all::<FloatingIp>().await? {
-        if f.port_id.as_deref() == Some(port_id) {
-            dissociate(txn, &mut f);
-            touch(&mut f.meta);
-            txn.update(&f, rev);
-        }
-    }
-    Ok(())
-}
-
-fn port_and_ip(attrs: &mut Attrs) -> ApiResult<(Option<Option<String>>, Option<IpAddr>)> {
-    let port = match attrs.take("port_id") {
-        None => None,
-        Some(Value::Null) => Some(None),
-        Some(Value::String(s)) => Some(Some(s)),
-        Some(v) => return Err(bad_attr("port_id", format!("'{v}' is not a valid port id"))),
-    };
-    let fixed = attrs.ip_or_null("fixed_ip_address")?.flatten();
-    Ok((port, fixed))
-}
-
-pub async fn create(
-    State(api): State<Arc<Api>>,
-    ctx: Context,
-    JsonBody(body): JsonBody,
-) -> ApiResult<(StatusCode, Json<Value>)> {
-    let f = retrying(|| async {
-        let mut attrs = Attrs::from_body(body.clone(), "floatingip", "POST")?;
-        attrs.forbid(&[
-            "id",
-            "status",
-            "router_id",
-            "created_at",
-            "updated_at",
-            "revision_number",
-        ])?;
-        let mut meta = new_meta(&ctx, &mut attrs)?;
-        meta.name.clear();
-        let net_id = attrs
-            .string("floating_network_id")?
-            .ok_or_else(|| bad_attr("floating_network_id", "floating_network_id is required"))?;
-        let address = attrs.ip_or_null("floating_ip_address")?.flatten();
-        let subnet = attrs.string_or_null("subnet_id")?.filter(|s| !s.is_empty());
-        let (port, fixed) = port_and_ip(&mut attrs)?;
-        attrs.finish()?;
-        let (network, nrev) = api.db.fetch::<Network>(&net_id).await?;
-        if !network.external {
-            return Err(ApiError::bad_request(
-                "BadRequest",
-                format!(
-                    "Bad floatingip request: Network {net_id} is not a valid external network."
-                ),
-            ));
-        }
-        super::not_deleting(&network)?;
-        let mut txn = Txn::new();
-        txn.check::<Network>(&net_id, nrev);
-        let mut alloc = Allocation::new(&api);
-        let request = match (subnet, address) {
-            (None, None) => {
-                // Any IPv4 subnet of the external network.
-                let subnets = super::ipam::network_subnets(&api, &network).await?;
-                let v4: Vec<_> = subnets
-                    .iter()
-                    .filter(|(s, _)| s.ip_version == 4)
-                    .map(|(s, _)| s.meta.id.clone())
-                    .collect();
-                let mut found = None;
-                for sid in v4 {
-                    let mut trial = Txn::new();
-                    let mut trial_alloc = Allocation::new(&api);
-                    let req = vec![IpRequest {
-                        subnet_id: Some(sid.clone()),
-                        ip: None,
-                    }];
-                    if trial_alloc
-                        .assign(
-                            &mut trial,
-                            &network,
-                            &subnets,
-                            ("probe", model::MacAddr::default()),
-                            Some(req),
-                            &[],
-                        )
-                        .await
-                        .is_ok()
-                    {
-                        found = Some(sid);
-                        break;
-                    }
-                }
-                let sid = found.ok_or_else(|| super::ipam::exhausted(&net_id))?;
-                vec![IpRequest {
-                    subnet_id: Some(sid),
-                    ip: None,
-                }]
-            }
-            (s, a) => vec![IpRequest {
-                subnet_id: s,
-                ip: a,
-            }],
-        };
-        let fid = meta.id.clone();
-        let fport = build_system_port(
-            &api,
-            &mut txn,
-            &mut alloc,
-            SystemPort {
-                network: &network,
-                project_id: String::new(),
-                device_owner: owner::FLOATING_IP,
-                device_id: fid.clone(),
-                fixed_ips: Some(request),
-            },
-        )
-        .await?;
-        let first = fport
-            .fixed_ips
-            .first()
-            .cloned()
-            .ok_or_else(|| ApiError::internal("floating IP port without address"))?;
-        let mut f = FloatingIp {
-            meta,
-            floating_network_id: net_id.clone(),
-            floating_ip_address: first.ip_address,
-            floating_subnet_id: first.subnet_id,
-            floating_port_id: fport.meta.id.clone(),
-            port_id: None,
-            fixed_ip_address: None,
-            router_id: None,
-        };
-        if let Some(Some(p)) = port {
-            associate(&api, &ctx, &mut txn, &mut f, &p, fixed).await?;
-        }
-        txn.create(&f);
-        txn.commit(&api.db).await?;
-        Ok(f)
-    })
-    .await?;
-    tracing::info!(floatingip = %f.meta.id, address = %f.floating_ip_address, port = ?f.port_id, "floating IP created");
-    Ok((StatusCode::CREATED, Json(json!({"floatingip": render(&f)}))))
-}
-
-pub async fn update(
-    State(api): State<Arc<Api>>,
-    ctx: Context,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    JsonBody(body): JsonBody,
-) -> ApiResult<Json<Value>> {
-    let f = retrying(|| async {
-        let (mut f, rev) = super::visible::<FloatingIp>(&api, &ctx, &id).await?;
-        check_if_match(&headers, &f.meta)?;
-        let mut attrs = Attrs::from_body(body.clone(), "floatingip", "PUT")?;
-        update_meta(&mut f.meta, &mut attrs)?;
-        for k in [
-            "floating_ip_address",
-            "floating_network_id",
-            "router_id",
-            "status",
-        ] {
-            if attrs.has(k) {
-                return Err(read_only(k));
-            }
-        }
-        let (port, fixed) = port_and_ip(&mut attrs)?;
-        attrs.finish()?;
-        let mut txn = Txn::new();
-        match port {
-            None if fixed.is_some() => {
-                return Err(bad_attr(
-                    "fixed_ip_address",
-                    "fixed_ip_address needs port_id",
-                ));
-            }
-            None => {}
-            Some(p) => {
-                let same = p.is_some()
-                    && p == f.port_id
-                    && (fixed.is_none() || fixed == f.fixed_ip_address);
-                if !same {
-                    dissociate(&mut txn, &mut f);
-                    if let Some(p) = p {
-                        associate(&api, &ctx, &mut txn, &mut f, &p, fixed).await?;
-                    }
-                }
-            }
-        }
-        touch(&mut f.meta);
-        txn.update(&f, rev);
-        txn.commit(&api.db).await?;
-        Ok(f)
-    })
-    .await?;
-    tracing::info!(floatingip = %f.meta.id, port = ?f.port_id, fixed = ?f.fixed_ip_address, "floating IP updated");
-    Ok(Json(json!({"floatingip": render(&f)})))
-}
-
-pub async fn delete(
-    State(api): State<Arc<Api>>,
-    ctx: Context,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-) -> ApiResult<StatusCode> {
-    retrying(|| async {
-        let (mut f, rev) = super::visible::<FloatingIp>(&api, &ctx, &id).await?;
-        check_if_match(&headers, &f.meta)?;
-        let mut txn = Txn::new();
-        dissociate(&mut txn, &mut f);
-        txn.delete::<FloatingIp>(&id, rev);
-        if let Some((p, prev)) = api.db.get::<Port>(&f.floating_port_id).await? {
-            remove_port(&api, &mut txn, &p, prev);
-        }
-        txn.commit(&api.db).await?;
-        Ok(())
-    })
-    .await?;
-    tracing::info!(floatingip = %id, "floating IP deleted");
-    Ok(StatusCode::NO_CONTENT)
 }

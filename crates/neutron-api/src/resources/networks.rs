@@ -1,85 +1,295 @@
 //! `/v2.0/networks`: networks with MTU, sharing, `router:external`, port security and the
 //! provider attributes; segmentation ids are claimed from the configured ranges.
 
-use super::{check_if_match, new_meta, read_only, render_meta, touch, update_meta, visible};
+use super::Resource;
+use super::lifecycle::Lifecycle;
+use super::ops::{Plan, pick_key, ports::remove_port, release_key, usable_network};
 use crate::Api;
-use crate::alloc::{Reservation, key_claim};
-use crate::body::{Attrs, JsonBody, bad_attr};
-use crate::config::Settings;
+use crate::body::{Attrs, bad_attr};
 use crate::context::Context;
-use crate::db::{Txn, retrying};
 use crate::error::{ApiError, ApiResult};
-use axum::Json;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use model::{Network, NetworkType, Port, Subnet, owner};
+use axum::http::StatusCode;
+use model::{Meta, Network, NetworkType, Port, Subnet, owner};
 use serde_json::{Map, Value, json};
-use std::sync::Arc;
-
-pub const ATTRS: &[&str] = &[
-    "id",
-    "name",
-    "description",
-    "project_id",
-    "tenant_id",
-    "tags",
-    "created_at",
-    "updated_at",
-    "revision_number",
-    "admin_state_up",
-    "status",
-    "mtu",
-    "shared",
-    "router:external",
-    "port_security_enabled",
-    "provider:network_type",
-    "provider:physical_network",
-    "provider:segmentation_id",
-    "subnets",
-];
 
 /// Largest datapath key of a network (the metadata register keeps it small).
 pub const MAX_KEY: u128 = 0x00ff_ffff;
 
-pub fn render(n: &Network) -> Map<String, Value> {
-    let mut m = render_meta(&n.meta, true);
-    m.insert("admin_state_up".into(), json!(n.admin_state_up));
-    m.insert("status".into(), json!("ACTIVE"));
-    m.insert("mtu".into(), json!(n.mtu));
-    m.insert("shared".into(), json!(n.shared));
-    m.insert("router:external".into(), json!(n.external));
-    m.insert(
-        "port_security_enabled".into(),
-        json!(n.port_security_enabled),
-    );
-    m.insert(
-        "provider:network_type".into(),
-        json!(n.network_type.as_str()),
-    );
-    m.insert(
-        "provider:physical_network".into(),
-        json!(n.physical_network),
-    );
-    m.insert("provider:segmentation_id".into(), json!(n.segmentation_id));
-    m.insert("subnets".into(), json!(n.subnets));
-    debug_assert_eq!(m.len(), ATTRS.len());
-    m
-}
-
-/// A network a caller may use: its own, shared or external ones.
-pub fn usable(ctx: &Context, n: &Network) -> bool {
-    ctx.owns(&n.meta.project_id) || n.shared || n.external
-}
-
-impl super::Resource for Network {
+impl Resource for Network {
     const COLLECTION: &'static str = "networks";
     const RESOURCE: &'static str = "network";
-    const ATTRS: &'static [&'static str] = ATTRS;
-    fn render(&self) -> Map<String, Value> {
-        render(self)
+    const OWN_ATTRS: &'static [&'static str] = &[
+        "admin_state_up",
+        "status",
+        "mtu",
+        "shared",
+        "router:external",
+        "port_security_enabled",
+        "provider:network_type",
+        "provider:physical_network",
+        "provider:segmentation_id",
+        "subnets",
+    ];
+
+    fn render_own(&self, m: &mut Map<String, Value>) {
+        m.insert("admin_state_up".into(), json!(self.admin_state_up));
+        m.insert("status".into(), json!("ACTIVE"));
+        m.insert("mtu".into(), json!(self.mtu));
+        m.insert("shared".into(), json!(self.shared));
+        m.insert("router:external".into(), json!(self.external));
+        m.insert(
+            "port_security_enabled".into(),
+            json!(self.port_security_enabled),
+        );
+        m.insert(
+            "provider:network_type".into(),
+            json!(self.network_type.as_str()),
+        );
+        m.insert(
+            "provider:physical_network".into(),
+            json!(self.physical_network),
+        );
+        m.insert(
+            "provider:segmentation_id".into(),
+            json!(self.segmentation_id),
+        );
+        m.insert("subnets".into(), json!(self.subnets));
     }
+
     fn visible_to(&self, ctx: &Context) -> bool {
-        usable(ctx, self)
+        usable_network(ctx, self)
+    }
+}
+
+/// A POST's own attributes.
+pub struct NewNetwork {
+    admin_state_up: bool,
+    shared: bool,
+    external: bool,
+    port_security_enabled: bool,
+    mtu: Option<u32>,
+    segment: SegmentRequest,
+}
+
+/// The provider attributes of a POST (admin only); all `None` for a tenant network.
+struct SegmentRequest {
+    network_type: Option<NetworkType>,
+    physical_network: Option<String>,
+    segmentation_id: Option<u32>,
+}
+
+/// A PUT's own attributes.
+pub struct NetworkUpdate {
+    admin_state_up: Option<bool>,
+    shared: Option<bool>,
+    external: Option<bool>,
+    port_security_enabled: Option<bool>,
+    mtu: Option<u32>,
+}
+
+impl Lifecycle for Network {
+    type Create = NewNetwork;
+    type Update = NetworkUpdate;
+    const POST_FORBIDDEN: &'static [&'static str] = &["status", "subnets"];
+    const PUT_READ_ONLY: &'static [&'static str] = &[
+        "status",
+        "subnets",
+        "provider:network_type",
+        "provider:physical_network",
+        "provider:segmentation_id",
+    ];
+
+    fn parse_create(ctx: &Context, attrs: &mut Attrs) -> ApiResult<NewNetwork> {
+        let admin_state_up = attrs.bool("admin_state_up")?.unwrap_or(true);
+        let shared = attrs.bool("shared")?.unwrap_or(false);
+        let external = attrs.bool("router:external")?.unwrap_or(false);
+        if (shared || external) && !ctx.is_admin {
+            return Err(ApiError::forbidden(
+                "(rule:create_network:shared) is disallowed by policy",
+            ));
+        }
+        let port_security_enabled = attrs.bool("port_security_enabled")?.unwrap_or(true);
+        let mtu = attrs.u32("mtu")?;
+        // Accepted for compatibility when empty; availability zones are not implemented.
+        if let Some(az) = attrs.list("availability_zone_hints")?
+            && !az.is_empty()
+        {
+            return Err(bad_attr(
+                "availability_zone_hints",
+                "availability zones are not supported",
+            ));
+        }
+        let network_type = attrs.string("provider:network_type")?;
+        let physical_network = attrs
+            .string_or_null("provider:physical_network")?
+            .filter(|p| !p.is_empty());
+        let segmentation_id = attrs.u32_or_null("provider:segmentation_id")?.flatten();
+        let explicit =
+            network_type.is_some() || physical_network.is_some() || segmentation_id.is_some();
+        if explicit && !ctx.is_admin {
+            return Err(ApiError::forbidden(
+                "(rule:create_network:provider:network_type) is disallowed by policy",
+            ));
+        }
+        let network_type = match network_type {
+            Some(t) => Some(NetworkType::parse(&t).ok_or_else(|| {
+                bad_attr(
+                    "provider:network_type",
+                    format!("network type '{t}' is not supported"),
+                )
+            })?),
+            None if explicit => {
+                return Err(bad_attr(
+                    "provider:network_type",
+                    "provider:network_type is required",
+                ));
+            }
+            None => None,
+        };
+        Ok(NewNetwork {
+            admin_state_up,
+            shared,
+            external,
+            port_security_enabled,
+            mtu,
+            segment: SegmentRequest {
+                network_type,
+                physical_network,
+                segmentation_id,
+            },
+        })
+    }
+
+    async fn plan_create(
+        api: &Api,
+        _ctx: &Context,
+        meta: Meta,
+        req: &NewNetwork,
+        plan: &mut Plan<'_>,
+    ) -> ApiResult<Network> {
+        let seg = choose_segment(api, &req.segment, plan, &meta.id).await?;
+        let mtu = check_mtu(api, seg.network_type, req.mtu)?;
+        let unique_key = pick_key(api, plan, "network", MAX_KEY, &meta.id).await?;
+        Ok(Network {
+            meta,
+            admin_state_up: req.admin_state_up,
+            mtu,
+            shared: req.shared,
+            external: req.external,
+            port_security_enabled: req.port_security_enabled,
+            network_type: seg.network_type,
+            physical_network: seg.physical_network,
+            segmentation_id: seg.segmentation_id,
+            subnets: vec![],
+            unique_key,
+            deleting: false,
+        })
+    }
+
+    fn parse_update(ctx: &Context, _: &Network, attrs: &mut Attrs) -> ApiResult<NetworkUpdate> {
+        let admin_state_up = attrs.bool("admin_state_up")?;
+        let shared = attrs.bool("shared")?;
+        if shared == Some(true) && !ctx.is_admin {
+            return Err(ApiError::forbidden(
+                "(rule:update_network:shared) is disallowed by policy",
+            ));
+        }
+        let external = attrs.bool("router:external")?;
+        if external.is_some() && !ctx.is_admin {
+            return Err(ApiError::forbidden(
+                "(rule:update_network:router:external) is disallowed by policy",
+            ));
+        }
+        Ok(NetworkUpdate {
+            admin_state_up,
+            shared,
+            external,
+            port_security_enabled: attrs.bool("port_security_enabled")?,
+            mtu: attrs.u32("mtu")?,
+        })
+    }
+
+    async fn plan_update(
+        api: &Api,
+        _ctx: &Context,
+        n: &mut Network,
+        req: NetworkUpdate,
+        _plan: &mut Plan<'_>,
+    ) -> ApiResult<()> {
+        if req.mtu.is_some() {
+            n.mtu = check_mtu(api, n.network_type, req.mtu)?;
+        }
+        n.admin_state_up = req.admin_state_up.unwrap_or(n.admin_state_up);
+        n.shared = req.shared.unwrap_or(n.shared);
+        n.external = req.external.unwrap_or(n.external);
+        n.port_security_enabled = req.port_security_enabled.unwrap_or(n.port_security_enabled);
+        Ok(())
+    }
+
+    fn deleting_mark(&mut self) -> Option<&mut bool> {
+        Some(&mut self.deleting)
+    }
+
+    async fn plan_delete(
+        api: &Api,
+        _ctx: &Context,
+        n: &Network,
+        plan: &mut Plan<'_>,
+    ) -> ApiResult<()> {
+        let id = &n.meta.id;
+        let ports = api.db.all::<Port>().await?;
+        let on_it = |p: &Port| p.network_id == *id;
+        if ports
+            .iter()
+            .any(|(p, _)| on_it(p) && p.device_owner != owner::DHCP)
+        {
+            return Err(ApiError::conflict(
+                "NetworkInUse",
+                format!(
+                    "Unable to complete operation on network {id}. There are one or more ports still in use on the network."
+                ),
+            ));
+        }
+        let txn = &mut plan.txn;
+        release_key(api, txn, "network", n.unique_key);
+        txn.release(&seg_claim(
+            n.network_type,
+            n.physical_network.as_deref(),
+            n.segmentation_id,
+        ));
+        // The DHCP port and the subnets go with their network, as in Neutron.
+        for (p, prev) in ports
+            .iter()
+            .filter(|(p, _)| on_it(p) && p.device_owner == owner::DHCP)
+        {
+            remove_port(api, txn, p, *prev);
+        }
+        for sid in &n.subnets {
+            if let Some((_, srev)) = api.db.get::<Subnet>(sid).await? {
+                txn.delete::<Subnet>(sid, srev);
+            }
+        }
+        Ok(())
+    }
+
+    fn summary(&self) -> String {
+        format!(
+            "({}, segment {:?})",
+            self.network_type.as_str(),
+            self.segmentation_id
+        )
+    }
+}
+
+/// The MTU asked for (at most what the network type carries), or that maximum.
+fn check_mtu(api: &Api, t: NetworkType, mtu: Option<u32>) -> ApiResult<u32> {
+    let max = api.config.max_mtu(t);
+    match mtu {
+        Some(m) if m < 68 || m > max => Err(ApiError::invalid(format!(
+            "Requested MTU is too big (or small), maximum is {max}"
+        ))),
+        Some(m) => Ok(m),
+        None => Ok(max),
     }
 }
 
@@ -88,8 +298,6 @@ struct Segment {
     network_type: NetworkType,
     physical_network: Option<String>,
     segmentation_id: Option<u32>,
-    /// The claim that makes the segment unique, and whether the user asked for it.
-    claim: Option<(String, bool)>,
 }
 
 fn seg_claim(t: NetworkType, physnet: Option<&str>, id: Option<u32>) -> String {
@@ -101,39 +309,71 @@ fn seg_claim(t: NetworkType, physnet: Option<&str>, id: Option<u32>) -> String {
     }
 }
 
-async fn choose_segment<'a>(
-    api: &'a Api,
-    ctx: &Context,
-    attrs: &mut Attrs,
-    res: &mut Reservation<'a>,
+/// Claims the segment the user asked for in `plan` (409 `kind` when it is taken).
+async fn claim_requested(
+    api: &Api,
+    plan: &mut Plan<'_>,
+    owner: &str,
+    seg: Segment,
+    kind: &str,
+    taken: String,
 ) -> ApiResult<Segment> {
-    let cfg: &Settings = &api.config;
-    let ntype = attrs.string("provider:network_type")?;
-    let physnet = attrs
-        .string_or_null("provider:physical_network")?
-        .filter(|p| !p.is_empty());
-    let segid = attrs.u32_or_null("provider:segmentation_id")?.flatten();
-    let explicit = ntype.is_some() || physnet.is_some() || segid.is_some();
-    if explicit && !ctx.is_admin {
-        return Err(ApiError::forbidden(
-            "(rule:create_network:provider:network_type) is disallowed by policy",
-        ));
+    let claim = seg_claim(
+        seg.network_type,
+        seg.physical_network.as_deref(),
+        seg.segmentation_id,
+    );
+    if api.db.claim_owner(&claim).await?.is_some() {
+        return Err(ApiError::conflict(kind, taken));
     }
-    let network_type = match ntype {
-        Some(t) => NetworkType::parse(&t).ok_or_else(|| {
-            bad_attr(
-                "provider:network_type",
-                format!("network type '{t}' is not supported"),
-            )
-        })?,
-        None if explicit => {
-            return Err(bad_attr(
-                "provider:network_type",
-                "provider:network_type is required",
-            ));
-        }
-        None => cfg.tenant_network_type,
+    plan.txn.claim_requested(
+        &claim,
+        owner,
+        ApiError::conflict("SegmentInUse", "The requested segment is already in use"),
+    );
+    Ok(seg)
+}
+
+/// Picks a free segmentation id of type `t` (on `physnet`) in `ranges` and claims it.
+async fn claim_free(
+    api: &Api,
+    plan: &mut Plan<'_>,
+    owner: &str,
+    t: NetworkType,
+    physnet: Option<&str>,
+    ranges: &[(u128, u128)],
+) -> ApiResult<Option<Segment>> {
+    let space = match physnet {
+        Some(p) => format!("seg/{}/{p}", t.as_str()),
+        None => format!("seg/{}", t.as_str()),
     };
+    let picked = (api.alloc)
+        .pick(&api.db, &space, ranges, |v| {
+            seg_claim(t, physnet, Some(v as u32))
+        })
+        .await?;
+    let Some((v, r)) = picked else {
+        return Ok(None);
+    };
+    plan.alloc.reservation.add(r);
+    let id = v as u32;
+    plan.txn.claim(&seg_claim(t, physnet, Some(id)), owner);
+    Ok(Some(Segment {
+        network_type: t,
+        physical_network: physnet.map(str::to_string),
+        segmentation_id: Some(id),
+    }))
+}
+
+async fn choose_segment(
+    api: &Api,
+    req: &SegmentRequest,
+    plan: &mut Plan<'_>,
+    owner: &str,
+) -> ApiResult<Segment> {
+    let cfg = &api.config;
+    let network_type = req.network_type.unwrap_or(cfg.tenant_network_type);
+    let (physnet, segid) = (req.physical_network.clone(), req.segmentation_id);
     if let Some(p) = &physnet {
         if !network_type.is_provider() {
             return Err(ApiError::invalid(format!(
@@ -148,13 +388,13 @@ async fn choose_segment<'a>(
             )));
         }
     }
+    let seg = |physical_network, segmentation_id| Segment {
+        network_type,
+        physical_network,
+        segmentation_id,
+    };
     match network_type {
-        NetworkType::Local => Ok(Segment {
-            network_type,
-            physical_network: None,
-            segmentation_id: None,
-            claim: None,
-        }),
+        NetworkType::Local => Ok(seg(None, None)),
         NetworkType::Flat => {
             let p = physnet.ok_or_else(|| {
                 ApiError::invalid("provider:physical_network required for flat provider network")
@@ -164,27 +404,19 @@ async fn choose_segment<'a>(
                     "provider:segmentation_id specified for flat provider network",
                 ));
             }
-            let claim = seg_claim(network_type, Some(&p), None);
-            if api.db.claim_owner(&claim).await?.is_some() {
-                return Err(ApiError::conflict(
-                    "FlatNetworkInUse",
-                    format!("Unable to create the flat network. Physical network {p} is in use."),
-                ));
-            }
-            Ok(Segment {
-                network_type,
-                physical_network: Some(p),
-                segmentation_id: None,
-                claim: Some((claim, true)),
-            })
+            let taken =
+                format!("Unable to create the flat network. Physical network {p} is in use.");
+            claim_requested(
+                api,
+                plan,
+                owner,
+                seg(Some(p), None),
+                "FlatNetworkInUse",
+                taken,
+            )
+            .await
         }
         NetworkType::Vlan => {
-            // Without an explicit physical network, pick one that has a tenant VLAN range.
-            let ranges: Vec<&(String, u32, u32)> = cfg
-                .vlan_ranges
-                .iter()
-                .filter(|(n, _, _)| physnet.as_ref().is_none_or(|p| p == n))
-                .collect();
             if let Some(id) = segid {
                 let p = physnet.ok_or_else(|| {
                     ApiError::invalid(
@@ -196,41 +428,28 @@ async fn choose_segment<'a>(
                         "segmentation_id {id} out of range (1 through 4094)"
                     )));
                 }
-                let claim = seg_claim(network_type, Some(&p), Some(id));
-                if api.db.claim_owner(&claim).await?.is_some() {
-                    return Err(ApiError::conflict(
-                        "VlanIdInUse",
-                        format!(
-                            "Unable to create the network. The VLAN {id} on physical network {p} is in use."
-                        ),
-                    ));
-                }
-                return Ok(Segment {
-                    network_type,
-                    physical_network: Some(p),
-                    segmentation_id: Some(id),
-                    claim: Some((claim, true)),
-                });
+                let taken = format!(
+                    "Unable to create the network. The VLAN {id} on physical network {p} is in use."
+                );
+                return claim_requested(
+                    api,
+                    plan,
+                    owner,
+                    seg(Some(p), Some(id)),
+                    "VlanIdInUse",
+                    taken,
+                )
+                .await;
             }
-            for (p, a, b) in ranges {
-                let picked = api
-                    .alloc
-                    .pick(
-                        &api.db,
-                        &format!("seg/vlan/{p}"),
-                        &[(u128::from(*a), u128::from(*b))],
-                        |v| seg_claim(NetworkType::Vlan, Some(p), Some(v as u32)),
-                    )
-                    .await?;
-                if let Some((v, r)) = picked {
-                    res.add(r);
-                    let id = v as u32;
-                    return Ok(Segment {
-                        network_type,
-                        physical_network: Some(p.clone()),
-                        segmentation_id: Some(id),
-                        claim: Some((seg_claim(network_type, Some(p), Some(id)), false)),
-                    });
+            // Without an explicit physical network, pick one that has a tenant VLAN range.
+            for (p, a, b) in &cfg.vlan_ranges {
+                if physnet.as_ref().is_some_and(|want| want != p) {
+                    continue;
+                }
+                let range = [(u128::from(*a), u128::from(*b))];
+                if let Some(s) = claim_free(api, plan, owner, network_type, Some(p), &range).await?
+                {
+                    return Ok(s);
                 }
             }
             Err(no_segments())
@@ -242,40 +461,25 @@ async fn choose_segment<'a>(
                         "segmentation_id {id} out of range"
                     )));
                 }
-                let claim = seg_claim(t, None, Some(id));
-                if api.db.claim_owner(&claim).await?.is_some() {
-                    return Err(ApiError::conflict(
-                        "TunnelIdInUse",
-                        format!("Unable to create the network. The tunnel ID {id} is in use."),
-                    ));
-                }
-                return Ok(Segment {
-                    network_type: t,
-                    physical_network: None,
-                    segmentation_id: Some(id),
-                    claim: Some((claim, true)),
-                });
+                let taken = format!("Unable to create the network. The tunnel ID {id} is in use.");
+                return claim_requested(
+                    api,
+                    plan,
+                    owner,
+                    seg(None, Some(id)),
+                    "TunnelIdInUse",
+                    taken,
+                )
+                .await;
             }
             let ranges: Vec<(u128, u128)> = cfg
                 .vni_ranges
                 .iter()
                 .map(|(a, b)| (u128::from(*a), u128::from(*b)))
                 .collect();
-            let picked = api
-                .alloc
-                .pick(&api.db, &format!("seg/{}", t.as_str()), &ranges, |v| {
-                    seg_claim(t, None, Some(v as u32))
-                })
-                .await?;
-            let (v, r) = picked.ok_or_else(no_segments)?;
-            res.add(r);
-            let id = v as u32;
-            Ok(Segment {
-                network_type: t,
-                physical_network: None,
-                segmentation_id: Some(id),
-                claim: Some((seg_claim(t, None, Some(id)), false)),
-            })
+            claim_free(api, plan, owner, t, None, &ranges)
+                .await?
+                .ok_or_else(no_segments)
         }
     }
 }
@@ -286,221 +490,4 @@ fn no_segments() -> ApiError {
         "NoNetworkAvailable",
         "Unable to create the network. No tenant network is available for allocation.",
     )
-}
-
-/// Allocates the network's datapath key (lowest free, reused after deletes).
-pub async fn pick_key<'a>(
-    api: &'a Api,
-    kind: &str,
-    max: u128,
-    res: &mut Reservation<'a>,
-) -> ApiResult<u32> {
-    let (v, r) = api
-        .alloc
-        .pick(&api.db, &format!("key/{kind}"), &[(1, max)], |v| {
-            key_claim(kind, v)
-        })
-        .await?
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "KeysExhausted",
-                format!("No {kind} key is free"),
-            )
-        })?;
-    res.add(r);
-    Ok(v as u32)
-}
-
-pub async fn create(
-    State(api): State<Arc<Api>>,
-    ctx: Context,
-    JsonBody(body): JsonBody,
-) -> ApiResult<(StatusCode, Json<Value>)> {
-    let n = retrying(|| create_once(&api, &ctx, body.clone())).await?;
-    tracing::info!(network = %n.meta.id, r#type = n.network_type.as_str(), segment = ?n.segmentation_id, "network created");
-    Ok((StatusCode::CREATED, Json(json!({"network": render(&n)}))))
-}
-
-async fn create_once(api: &Api, ctx: &Context, body: Value) -> ApiResult<Network> {
-    let mut attrs = Attrs::from_body(body, "network", "POST")?;
-    attrs.forbid(&[
-        "id",
-        "status",
-        "subnets",
-        "created_at",
-        "updated_at",
-        "revision_number",
-    ])?;
-    let meta = new_meta(ctx, &mut attrs)?;
-    let admin_state_up = attrs.bool("admin_state_up")?.unwrap_or(true);
-    let shared = attrs.bool("shared")?.unwrap_or(false);
-    let external = attrs.bool("router:external")?.unwrap_or(false);
-    if (shared || external) && !ctx.is_admin {
-        return Err(ApiError::forbidden(
-            "(rule:create_network:shared) is disallowed by policy",
-        ));
-    }
-    let port_security_enabled = attrs.bool("port_security_enabled")?.unwrap_or(true);
-    let mtu = attrs.u32("mtu")?;
-    // Accepted for compatibility when empty; availability zones are not implemented.
-    if let Some(az) = attrs.list("availability_zone_hints")?
-        && !az.is_empty()
-    {
-        return Err(bad_attr(
-            "availability_zone_hints",
-            "availability zones are not supported",
-        ));
-    }
-    let mut res = api.alloc.reservation();
-    let seg = choose_segment(api, ctx, &mut attrs, &mut res).await?;
-    attrs.finish()?;
-    let max = api.config.max_mtu(seg.network_type);
-    let mtu = match mtu {
-        Some(m) if m < 68 || m > max => {
-            return Err(ApiError::invalid(format!(
-                "Requested MTU is too big (or small), maximum is {max}"
-            )));
-        }
-        Some(m) => m,
-        None => max,
-    };
-    let unique_key = pick_key(api, "network", MAX_KEY, &mut res).await?;
-    let n = Network {
-        meta,
-        admin_state_up,
-        mtu,
-        shared,
-        external,
-        port_security_enabled,
-        network_type: seg.network_type,
-        physical_network: seg.physical_network,
-        segmentation_id: seg.segmentation_id,
-        subnets: vec![],
-        unique_key,
-        deleting: false,
-    };
-    let mut txn = Txn::new();
-    txn.create(&n);
-    txn.claim(&key_claim("network", u128::from(unique_key)), &n.meta.id);
-    if let Some((claim, requested)) = &seg.claim {
-        if *requested {
-            txn.claim_requested(
-                claim,
-                &n.meta.id,
-                ApiError::conflict("SegmentInUse", "The requested segment is already in use"),
-            );
-        } else {
-            txn.claim(claim, &n.meta.id);
-        }
-    }
-    txn.commit(&api.db).await?;
-    Ok(n)
-}
-
-pub async fn update(
-    State(api): State<Arc<Api>>,
-    ctx: Context,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    JsonBody(body): JsonBody,
-) -> ApiResult<Json<Value>> {
-    let n = retrying(|| async {
-        let (mut n, rev) = visible::<Network>(&api, &ctx, &id).await?;
-        check_if_match(&headers, &n.meta)?;
-        let mut attrs = Attrs::from_body(body.clone(), "network", "PUT")?;
-        update_meta(&mut n.meta, &mut attrs)?;
-        for k in [
-            "status",
-            "subnets",
-            "provider:network_type",
-            "provider:physical_network",
-            "provider:segmentation_id",
-        ] {
-            if attrs.has(k) {
-                return Err(read_only(k));
-            }
-        }
-        if let Some(v) = attrs.bool("admin_state_up")? {
-            n.admin_state_up = v;
-        }
-        if let Some(v) = attrs.bool("shared")? {
-            if !ctx.is_admin && v {
-                return Err(ApiError::forbidden(
-                    "(rule:update_network:shared) is disallowed by policy",
-                ));
-            }
-            n.shared = v;
-        }
-        if let Some(v) = attrs.bool("router:external")? {
-            if !ctx.is_admin {
-                return Err(ApiError::forbidden(
-                    "(rule:update_network:router:external) is disallowed by policy",
-                ));
-            }
-            n.external = v;
-        }
-        if let Some(v) = attrs.bool("port_security_enabled")? {
-            n.port_security_enabled = v;
-        }
-        if let Some(m) = attrs.u32("mtu")? {
-            let max = api.config.max_mtu(n.network_type);
-            if m < 68 || m > max {
-                return Err(ApiError::invalid(format!(
-                    "Requested MTU is too big (or small), maximum is {max}"
-                )));
-            }
-            n.mtu = m;
-        }
-        attrs.finish()?;
-        touch(&mut n.meta);
-        let mut txn = Txn::new();
-        txn.update(&n, rev);
-        txn.commit(&api.db).await?;
-        Ok(n)
-    })
-    .await?;
-    tracing::info!(network = %n.meta.id, "network updated");
-    Ok(Json(json!({"network": render(&n)})))
-}
-
-pub async fn delete(
-    State(api): State<Arc<Api>>,
-    ctx: Context,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-) -> ApiResult<StatusCode> {
-    retrying(|| async {
-        let (mut n, rev) = visible::<Network>(&api, &ctx, &id).await?;
-        check_if_match(&headers, &n.meta)?;
-        let rev = super::mark_deleting(&api, &mut n, rev).await?;
-        let ports = api.db.all::<Port>().await?;
-        if ports.iter().any(|(p, _)| p.network_id == id && p.device_owner != owner::DHCP) {
-            super::unmark_deleting(&api, &mut n, rev).await;
-            return Err(ApiError::conflict(
-                "NetworkInUse",
-                format!("Unable to complete operation on network {id}. There are one or more ports still in use on the network."),
-            ));
-        }
-        let mut txn = Txn::new();
-        txn.delete::<Network>(&id, rev);
-        txn.release(&key_claim("network", u128::from(n.unique_key)));
-        txn.release(&seg_claim(n.network_type, n.physical_network.as_deref(), n.segmentation_id));
-        // The DHCP port goes with its network, as in Neutron.
-        for (p, prev) in ports.iter().filter(|(p, _)| p.network_id == id && p.device_owner == owner::DHCP) {
-            super::ports::remove_port(&api, &mut txn, p, *prev);
-        }
-        // Subnets go with their network, as in Neutron.
-        for sid in &n.subnets {
-            if let Some((_, srev)) = api.db.get::<Subnet>(sid).await? {
-                txn.delete::<Subnet>(sid, srev);
-            }
-        }
-        txn.commit(&api.db).await?;
-        api.alloc.freed("key/network", u128::from(n.unique_key));
-        Ok(())
-    })
-    .await?;
-    tracing::info!(network = %id, "network deleted");
-    Ok(StatusCode::NO_CONTENT)
 }

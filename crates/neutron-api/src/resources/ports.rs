@@ -1,108 +1,388 @@
 //! `/v2.0/ports`: ports with IPAM, MAC allocation, security groups, allowed address pairs,
 //! port security, binding attributes and extra DHCP options.
 
-use super::ipam::{self, Allocation, network_subnets, parse_fixed_ips};
-use super::{check_if_match, new_meta, read_only, render_meta, touch, update_meta};
+use super::Resource;
+use super::lifecycle::Lifecycle;
+use super::ops::deleting::not_deleting;
+use super::ops::ipam::{self, IpRequest, network_subnets, parse_fixed_ips};
+use super::ops::ports::{MAX_KEY, pick_mac, release_claims};
+use super::ops::{Plan, floating, groups, pick_key, usable_network};
 use crate::Api;
-use crate::alloc::{key_claim, mac_claim};
-use crate::body::{Attrs, JsonBody, bad_attr, parse_cidr, render_ip_or_cidr};
+use crate::alloc::mac_claim;
+use crate::body::{Attrs, bad_attr, parse_cidr, render_ip_or_cidr};
 use crate::context::Context;
-use crate::db::{Txn, retrying};
 use crate::error::{ApiError, ApiResult};
-use crate::resources::{floatingips, networks, security_groups};
-use axum::Json;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use model::{AddressPair, ExtraDhcpOpt, MacAddr, Network, Port, PortStatus, SecurityGroup, owner};
+use ipnet::IpNet;
+use model::{
+    AddressPair, ExtraDhcpOpt, MacAddr, Meta, Network, Port, PortStatus, SecurityGroup, owner,
+};
 use serde_json::{Map, Value, json};
-use std::sync::Arc;
+use std::collections::BTreeMap;
 
-pub const ATTRS: &[&str] = &[
-    "id",
-    "name",
-    "description",
-    "project_id",
-    "tenant_id",
-    "tags",
-    "created_at",
-    "updated_at",
-    "revision_number",
-    "network_id",
-    "admin_state_up",
-    "mac_address",
-    "fixed_ips",
-    "device_id",
-    "device_owner",
-    "status",
-    "security_groups",
-    "allowed_address_pairs",
-    "port_security_enabled",
-    "binding:host_id",
-    "binding:vif_type",
-    "binding:vif_details",
-    "binding:vnic_type",
-    "binding:profile",
-    "extra_dhcp_opts",
-];
-
-/// Largest datapath key of a port (reg6/reg7 are 32 bits; the top bit is kept free).
-pub const MAX_KEY: u128 = 0x7fff_ffff;
-
-pub fn render(p: &Port) -> Map<String, Value> {
-    let mut m = render_meta(&p.meta, true);
-    let bound = !p.binding_host_id.is_empty();
-    m.insert("network_id".into(), json!(p.network_id));
-    m.insert("admin_state_up".into(), json!(p.admin_state_up));
-    m.insert("mac_address".into(), json!(p.mac_address));
-    m.insert("fixed_ips".into(), json!(p.fixed_ips));
-    m.insert("device_id".into(), json!(p.device_id));
-    m.insert("device_owner".into(), json!(p.device_owner));
-    m.insert("status".into(), json!(p.status.as_str()));
-    m.insert("security_groups".into(), json!(p.security_groups));
-    m.insert(
-        "allowed_address_pairs".into(),
-        Value::Array(
-            p.allowed_address_pairs
-                .iter()
-                .map(|a| json!({"ip_address": render_ip_or_cidr(&a.ip_address), "mac_address": a.mac_address}))
-                .collect(),
-        ),
-    );
-    m.insert(
-        "port_security_enabled".into(),
-        json!(p.port_security_enabled),
-    );
-    m.insert("binding:host_id".into(), json!(p.binding_host_id));
-    m.insert(
-        "binding:vif_type".into(),
-        json!(if bound { "ovs" } else { "unbound" }),
-    );
-    m.insert(
-        "binding:vif_details".into(),
-        if bound {
-            json!({"port_filter": true, "connectivity": "l2"})
-        } else {
-            json!({})
-        },
-    );
-    m.insert("binding:vnic_type".into(), json!(p.binding_vnic_type));
-    m.insert("binding:profile".into(), json!(p.binding_profile));
-    m.insert("extra_dhcp_opts".into(), json!(p.extra_dhcp_opts));
-    debug_assert_eq!(m.len(), ATTRS.len());
-    m
-}
-
-impl super::Resource for Port {
+impl Resource for Port {
     const COLLECTION: &'static str = "ports";
     const RESOURCE: &'static str = "port";
-    const ATTRS: &'static [&'static str] = ATTRS;
-    fn render(&self) -> Map<String, Value> {
-        render(self)
+    const OWN_ATTRS: &'static [&'static str] = &[
+        "network_id",
+        "admin_state_up",
+        "mac_address",
+        "fixed_ips",
+        "device_id",
+        "device_owner",
+        "status",
+        "security_groups",
+        "allowed_address_pairs",
+        "port_security_enabled",
+        "binding:host_id",
+        "binding:vif_type",
+        "binding:vif_details",
+        "binding:vnic_type",
+        "binding:profile",
+        "extra_dhcp_opts",
+    ];
+
+    fn render_own(&self, m: &mut Map<String, Value>) {
+        let p = self;
+        let bound = !p.binding_host_id.is_empty();
+        m.insert("network_id".into(), json!(p.network_id));
+        m.insert("admin_state_up".into(), json!(p.admin_state_up));
+        m.insert("mac_address".into(), json!(p.mac_address));
+        m.insert("fixed_ips".into(), json!(p.fixed_ips));
+        m.insert("device_id".into(), json!(p.device_id));
+        m.insert("device_owner".into(), json!(p.device_owner));
+        m.insert("status".into(), json!(p.status.as_str()));
+        m.insert("security_groups".into(), json!(p.security_groups));
+        let pairs = p.allowed_address_pairs.iter().map(|a| {
+            json!({"ip_address": render_ip_or_cidr(&a.ip_address), "mac_address": a.mac_address})
+        });
+        m.insert("allowed_address_pairs".into(), pairs.collect());
+        m.insert(
+            "port_security_enabled".into(),
+            json!(p.port_security_enabled),
+        );
+        m.insert("binding:host_id".into(), json!(p.binding_host_id));
+        m.insert(
+            "binding:vif_type".into(),
+            json!(if bound { "ovs" } else { "unbound" }),
+        );
+        m.insert(
+            "binding:vif_details".into(),
+            if bound {
+                json!({"port_filter": true, "connectivity": "l2"})
+            } else {
+                json!({})
+            },
+        );
+        m.insert("binding:vnic_type".into(), json!(p.binding_vnic_type));
+        m.insert("binding:profile".into(), json!(p.binding_profile));
+        m.insert("extra_dhcp_opts".into(), json!(p.extra_dhcp_opts));
     }
 }
 
-fn parse_pairs(items: Vec<Value>, port_mac: MacAddr) -> ApiResult<Vec<AddressPair>> {
-    let mut out: Vec<AddressPair> = Vec::new();
+/// An allowed address pair as asked: without a MAC it takes the port's.
+type PairRequest = (IpNet, Option<MacAddr>);
+
+/// A POST's own attributes.
+pub struct NewPort {
+    network_id: String,
+    mac_address: Option<MacAddr>,
+    /// `None`: the project's default group, when the port has port security.
+    security_groups: Option<Vec<String>>,
+    device_owner: String,
+    device_id: String,
+    port_security_enabled: Option<bool>,
+    pairs: Vec<PairRequest>,
+    extra_dhcp_opts: Vec<ExtraDhcpOpt>,
+    binding_host_id: String,
+    binding_profile: BTreeMap<String, Value>,
+    admin_state_up: bool,
+    fixed_ips: Option<Vec<IpRequest>>,
+}
+
+/// A PUT's own attributes.
+pub struct PortUpdate {
+    security_groups: Option<Vec<String>>,
+    mac_address: Option<MacAddr>,
+    admin_state_up: Option<bool>,
+    device_owner: Option<String>,
+    device_id: Option<String>,
+    port_security_enabled: Option<bool>,
+    pairs: Option<Vec<PairRequest>>,
+    extra_dhcp_opts: Option<Vec<ExtraDhcpOpt>>,
+    binding_host_id: Option<String>,
+    binding_profile: Option<BTreeMap<String, Value>>,
+    fixed_ips: Option<Vec<IpRequest>>,
+}
+
+impl Lifecycle for Port {
+    type Create = NewPort;
+    type Update = PortUpdate;
+    const POST_FORBIDDEN: &'static [&'static str] =
+        &["status", "binding:vif_type", "binding:vif_details"];
+    const PUT_READ_ONLY: &'static [&'static str] = &[
+        "network_id",
+        "status",
+        "binding:vif_type",
+        "binding:vif_details",
+    ];
+
+    fn parse_create(_ctx: &Context, attrs: &mut Attrs) -> ApiResult<NewPort> {
+        let network_id = attrs
+            .string("network_id")?
+            .ok_or_else(|| bad_attr("network_id", "network_id is required"))?;
+        // An empty list, like none, means the default group.
+        let security_groups = security_groups_from(attrs)?.filter(|g| !g.is_empty());
+        let mut extra_dhcp_opts = Vec::new();
+        merge_dhcp_opts(
+            &mut extra_dhcp_opts,
+            attrs.list("extra_dhcp_opts")?.unwrap_or_default(),
+        )?;
+        let binding_profile = attrs.object("binding:profile")?.unwrap_or_default();
+        vnic_type(attrs)?;
+        Ok(NewPort {
+            network_id,
+            mac_address: attrs.mac("mac_address")?,
+            security_groups,
+            device_owner: attrs.string("device_owner")?.unwrap_or_default(),
+            device_id: attrs.string("device_id")?.unwrap_or_default(),
+            port_security_enabled: attrs.bool("port_security_enabled")?,
+            pairs: parse_pairs(attrs.list("allowed_address_pairs")?.unwrap_or_default())?,
+            extra_dhcp_opts,
+            binding_host_id: attrs.string("binding:host_id")?.unwrap_or_default(),
+            binding_profile: binding_profile.into_iter().collect(),
+            admin_state_up: attrs.bool("admin_state_up")?.unwrap_or(true),
+            fixed_ips: attrs.list("fixed_ips")?.map(parse_fixed_ips).transpose()?,
+        })
+    }
+
+    async fn plan_create(
+        api: &Api,
+        ctx: &Context,
+        meta: Meta,
+        req: &NewPort,
+        plan: &mut Plan<'_>,
+    ) -> ApiResult<Port> {
+        let network_id = &req.network_id;
+        let (network, net_rev) = api.db.fetch::<Network>(network_id).await?;
+        if !usable_network(ctx, &network) {
+            return Err(ApiError::not_found("Network", network_id));
+        }
+        not_deleting(&network)?;
+        let id = meta.id.clone();
+        plan.txn.check::<Network>(network_id, net_rev);
+        let mac = match req.mac_address {
+            Some(mac) => {
+                let claim = mac_claim(&mac);
+                if api.db.claim_owner(&claim).await?.is_some() {
+                    return Err(mac_in_use(network_id, mac));
+                }
+                let reserved = api.alloc.reserve(claim.clone());
+                plan.alloc
+                    .reservation
+                    .add(reserved.ok_or_else(|| mac_in_use(network_id, mac))?);
+                plan.txn
+                    .claim_requested(&claim, &id, mac_in_use(network_id, mac));
+                mac
+            }
+            None => pick_mac(api, plan, &id).await?,
+        };
+        let project = &meta.project_id;
+        check_router_device(api, ctx, &req.device_owner, &req.device_id, project).await?;
+        let port_security_enabled = req
+            .port_security_enabled
+            .unwrap_or(network.port_security_enabled);
+        let security_groups = match &req.security_groups {
+            Some(ids) => ids.clone(),
+            None if port_security_enabled && !req.device_owner.starts_with("network:") => {
+                vec![groups::ensure_default(api, project).await?]
+            }
+            None => vec![],
+        };
+        check_groups(api, ctx, project, &security_groups, plan).await?;
+        let subnets = network_subnets(api, &network).await?;
+        let requests = req.fixed_ips.clone();
+        let fixed_ips = (plan.alloc)
+            .assign(&mut plan.txn, &network, &subnets, (&id, mac), requests, &[])
+            .await?;
+        let unique_key = pick_key(api, plan, "port", MAX_KEY, &id).await?;
+        let port = Port {
+            meta,
+            network_id: network_id.clone(),
+            admin_state_up: req.admin_state_up,
+            mac_address: mac,
+            fixed_ips,
+            security_groups,
+            allowed_address_pairs: resolve_pairs(&req.pairs, mac)?,
+            port_security_enabled,
+            device_owner: req.device_owner.clone(),
+            device_id: req.device_id.clone(),
+            binding_host_id: req.binding_host_id.clone(),
+            binding_profile: req.binding_profile.clone(),
+            binding_vnic_type: "normal".into(),
+            extra_dhcp_opts: req.extra_dhcp_opts.clone(),
+            status: PortStatus::Down,
+            unique_key,
+        };
+        check_port_security(&port)?;
+        Ok(port)
+    }
+
+    fn parse_update(_ctx: &Context, p: &Port, attrs: &mut Attrs) -> ApiResult<PortUpdate> {
+        let extra_dhcp_opts = match attrs.list("extra_dhcp_opts")? {
+            Some(items) => {
+                let mut opts = p.extra_dhcp_opts.clone();
+                merge_dhcp_opts(&mut opts, items)?;
+                Some(opts)
+            }
+            None => None,
+        };
+        let binding_profile = attrs.object("binding:profile")?;
+        vnic_type(attrs)?;
+        Ok(PortUpdate {
+            security_groups: security_groups_from(attrs)?,
+            mac_address: attrs.mac("mac_address")?,
+            admin_state_up: attrs.bool("admin_state_up")?,
+            device_owner: attrs.string("device_owner")?,
+            device_id: attrs.string("device_id")?,
+            port_security_enabled: attrs.bool("port_security_enabled")?,
+            pairs: attrs
+                .list("allowed_address_pairs")?
+                .map(parse_pairs)
+                .transpose()?,
+            extra_dhcp_opts,
+            binding_host_id: attrs.string_or_null("binding:host_id")?,
+            binding_profile: binding_profile.map(|prof| prof.into_iter().collect()),
+            fixed_ips: attrs.list("fixed_ips")?.map(parse_fixed_ips).transpose()?,
+        })
+    }
+
+    async fn plan_update(
+        api: &Api,
+        ctx: &Context,
+        p: &mut Port,
+        req: PortUpdate,
+        plan: &mut Plan<'_>,
+    ) -> ApiResult<()> {
+        let id = p.meta.id.clone();
+        if let Some(mac) = req.mac_address
+            && mac != p.mac_address
+        {
+            if !p.binding_host_id.is_empty() {
+                return Err(ApiError::conflict(
+                    "PortBound",
+                    format!("Unable to complete operation on port {id}, port is already bound"),
+                ));
+            }
+            let claim = mac_claim(&mac);
+            if api.db.claim_owner(&claim).await?.is_some() {
+                return Err(mac_in_use(&p.network_id, mac));
+            }
+            let txn = &mut plan.txn;
+            txn.claim_requested(&claim, &id, mac_in_use(&p.network_id, mac));
+            txn.release(&mac_claim(&p.mac_address));
+            p.mac_address = mac;
+        }
+        p.admin_state_up = req.admin_state_up.unwrap_or(p.admin_state_up);
+        if req.device_owner.is_some() || req.device_id.is_some() {
+            p.device_owner = req.device_owner.unwrap_or(p.device_owner.clone());
+            p.device_id = req.device_id.unwrap_or(p.device_id.clone());
+            check_router_device(api, ctx, &p.device_owner, &p.device_id, &p.meta.project_id)
+                .await?;
+        }
+        p.port_security_enabled = req.port_security_enabled.unwrap_or(p.port_security_enabled);
+        if let Some(groups) = req.security_groups {
+            check_groups(api, ctx, &p.meta.project_id, &groups, plan).await?;
+            p.security_groups = groups;
+        }
+        if let Some(pairs) = &req.pairs {
+            p.allowed_address_pairs = resolve_pairs(pairs, p.mac_address)?;
+        }
+        p.extra_dhcp_opts = req.extra_dhcp_opts.unwrap_or(p.extra_dhcp_opts.clone());
+        p.binding_host_id = req.binding_host_id.unwrap_or(p.binding_host_id.clone());
+        p.binding_profile = req.binding_profile.unwrap_or(p.binding_profile.clone());
+        if let Some(requests) = req.fixed_ips {
+            let (network, net_rev) = api.db.fetch::<Network>(&p.network_id).await?;
+            plan.txn.check::<Network>(&network.meta.id, net_rev);
+            let subnets = network_subnets(api, &network).await?;
+            let owner = (id.as_str(), p.mac_address);
+            let new_ips = (plan.alloc)
+                .assign(
+                    &mut plan.txn,
+                    &network,
+                    &subnets,
+                    owner,
+                    Some(requests),
+                    &p.fixed_ips,
+                )
+                .await?;
+            let dropped: Vec<_> = (p.fixed_ips.iter())
+                .filter(|f| !new_ips.contains(f))
+                .cloned()
+                .collect();
+            if !dropped.is_empty()
+                && owner::is_system(&p.device_owner)
+                && p.device_owner != owner::DHCP
+            {
+                return Err(ApiError::conflict(
+                    "PortInUse",
+                    format!(
+                        "Port {id} is owned by {}: change its addresses through the router or floating IP API",
+                        p.device_owner
+                    ),
+                ));
+            }
+            ipam::release(api, &mut plan.txn, &dropped);
+            p.fixed_ips = new_ips;
+        }
+        check_port_security(p)
+    }
+
+    fn check_delete(&self, _ctx: &Context) -> ApiResult<()> {
+        if owner::is_system(&self.device_owner) && self.device_owner != owner::DHCP {
+            return Err(ApiError::conflict(
+                "L3PortInUse",
+                format!(
+                    "Port {} cannot be deleted directly via the port API: has device owner {}.",
+                    self.meta.id, self.device_owner
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    async fn plan_delete(
+        api: &Api,
+        _ctx: &Context,
+        p: &Port,
+        plan: &mut Plan<'_>,
+    ) -> ApiResult<()> {
+        floating::disassociate_port(api, &mut plan.txn, &p.meta.id).await?;
+        release_claims(api, &mut plan.txn, p);
+        Ok(())
+    }
+
+    fn summary(&self) -> String {
+        let ips: Vec<_> = self.fixed_ips.iter().map(|f| f.ip_address).collect();
+        format!(
+            "(network {}, MAC {}, addresses {ips:?})",
+            self.network_id, self.mac_address
+        )
+    }
+}
+
+/// Only `normal` ports (no SR-IOV, no direct).
+fn vnic_type(attrs: &mut Attrs) -> ApiResult<()> {
+    match attrs.string("binding:vnic_type")? {
+        Some(v) if v != "normal" => Err(bad_attr(
+            "binding:vnic_type",
+            format!("'{v}' is not supported (only 'normal')"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn parse_pairs(items: Vec<Value>) -> ApiResult<Vec<PairRequest>> {
+    let mut out = Vec::new();
     for item in items {
         let Value::Object(mut o) = item else {
             return Err(bad_attr(
@@ -115,17 +395,18 @@ fn parse_pairs(items: Vec<Value>, port_mac: MacAddr) -> ApiResult<Vec<AddressPai
             .ok_or_else(|| bad_attr("allowed_address_pairs", "ip_address is required"))?;
         let ip_address = parse_cidr("allowed_address_pairs", &ip)?;
         let mac_address = match o.remove("mac_address") {
-            None | Some(Value::Null) => port_mac,
-            Some(v) => v
-                .as_str()
-                .and_then(|s| s.parse::<MacAddr>().ok())
-                .filter(MacAddr::is_valid_unicast)
-                .ok_or_else(|| {
-                    bad_attr(
-                        "allowed_address_pairs",
-                        format!("'{v}' is not a valid MAC address"),
-                    )
-                })?,
+            None | Some(Value::Null) => None,
+            Some(v) => Some(
+                v.as_str()
+                    .and_then(|s| s.parse::<MacAddr>().ok())
+                    .filter(MacAddr::is_valid_unicast)
+                    .ok_or_else(|| {
+                        bad_attr(
+                            "allowed_address_pairs",
+                            format!("'{v}' is not a valid MAC address"),
+                        )
+                    })?,
+            ),
         };
         if let Some(k) = o.keys().next() {
             return Err(bad_attr(
@@ -133,15 +414,25 @@ fn parse_pairs(items: Vec<Value>, port_mac: MacAddr) -> ApiResult<Vec<AddressPai
                 format!("unrecognized key '{k}'"),
             ));
         }
+        out.push((ip_address, mac_address));
+    }
+    Ok(out)
+}
+
+/// The pairs with the port's MAC where none was given; no pair twice.
+fn resolve_pairs(pairs: &[PairRequest], port_mac: MacAddr) -> ApiResult<Vec<AddressPair>> {
+    let mut out: Vec<AddressPair> = Vec::new();
+    for (ip_address, mac) in pairs {
         let pair = AddressPair {
-            ip_address,
-            mac_address,
+            ip_address: *ip_address,
+            mac_address: mac.unwrap_or(port_mac),
         };
         if out.contains(&pair) {
             return Err(ApiError::bad_request(
                 "DuplicateAddressPairInRequest",
                 format!(
-                    "Request contains duplicate address pair: mac_address {mac_address} ip_address {ip_address}."
+                    "Request contains duplicate address pair: mac_address {} ip_address {ip_address}.",
+                    pair.mac_address
                 ),
             ));
         }
@@ -199,12 +490,14 @@ fn merge_dhcp_opts(current: &mut Vec<ExtraDhcpOpt>, items: Vec<Value>) -> ApiRes
     Ok(())
 }
 
+/// The groups exist, are the project's (any, for an admin), are not being deleted, and
+/// stay so until the commit.
 async fn check_groups(
     api: &Api,
     ctx: &Context,
     project: &str,
     ids: &[String],
-    txn: &mut Txn,
+    plan: &mut Plan<'_>,
 ) -> ApiResult<()> {
     for id in ids {
         let Some((sg, rev)) = api.db.get::<SecurityGroup>(id).await? else {
@@ -213,8 +506,8 @@ async fn check_groups(
         if !ctx.is_admin && sg.meta.project_id != project {
             return Err(ApiError::not_found("SecurityGroup", id));
         }
-        super::not_deleting(&sg)?;
-        txn.check::<SecurityGroup>(id, rev);
+        not_deleting(&sg)?;
+        plan.txn.check::<SecurityGroup>(id, rev);
     }
     Ok(())
 }
@@ -246,205 +539,6 @@ fn mac_in_use(network: &str, mac: MacAddr) -> ApiError {
     )
 }
 
-/// What a port being created by the system (router interface, gateway, floating IP) needs.
-pub struct SystemPort<'a> {
-    pub network: &'a Network,
-    pub project_id: String,
-    pub device_owner: &'static str,
-    pub device_id: String,
-    pub fixed_ips: Option<Vec<ipam::IpRequest>>,
-}
-
-/// Builds a system-owned port into `txn` (addresses and MAC claimed) and returns it.
-pub async fn build_system_port<'a>(
-    api: &'a Api,
-    txn: &mut Txn,
-    alloc: &mut Allocation<'a>,
-    sp: SystemPort<'_>,
-) -> ApiResult<Port> {
-    let id = model::new_id();
-    let subnets = network_subnets(api, sp.network).await?;
-    let (mac, r) = api
-        .alloc
-        .pick_mac(&api.db, api.config.mac_base)
-        .await?
-        .ok_or_else(|| ApiError::retry("mac"))?;
-    alloc.reservation.add(r);
-    let fixed_ips = alloc
-        .assign(txn, sp.network, &subnets, (&id, mac), sp.fixed_ips, &[])
-        .await?;
-    if fixed_ips.is_empty() {
-        return Err(ipam::exhausted(&sp.network.meta.id));
-    }
-    let unique_key = networks::pick_key(api, "port", MAX_KEY, &mut alloc.reservation).await?;
-    let now = model::time::now();
-    let port = Port {
-        meta: model::Meta {
-            id: id.clone(),
-            project_id: sp.project_id,
-            created_at: now.clone(),
-            updated_at: now,
-            ..Default::default()
-        },
-        network_id: sp.network.meta.id.clone(),
-        admin_state_up: true,
-        mac_address: mac,
-        fixed_ips,
-        security_groups: vec![],
-        allowed_address_pairs: vec![],
-        port_security_enabled: false,
-        device_owner: sp.device_owner.into(),
-        device_id: sp.device_id,
-        binding_host_id: String::new(),
-        binding_profile: Default::default(),
-        binding_vnic_type: "normal".into(),
-        extra_dhcp_opts: vec![],
-        status: PortStatus::Active,
-        unique_key,
-    };
-    txn.create(&port);
-    txn.claim(&mac_claim(&mac), &id);
-    txn.claim(&key_claim("port", u128::from(unique_key)), &id);
-    Ok(port)
-}
-
-/// Removes a port and its claims within `txn`.
-pub fn remove_port(api: &Api, txn: &mut Txn, p: &Port, rev: nbdb::Revision) {
-    txn.delete::<Port>(&p.meta.id, rev);
-    txn.release(&mac_claim(&p.mac_address));
-    txn.release(&key_claim("port", u128::from(p.unique_key)));
-    ipam::release(api, txn, &p.fixed_ips);
-    api.alloc.freed("key/port", u128::from(p.unique_key));
-}
-
-pub async fn create(
-    State(api): State<Arc<Api>>,
-    ctx: Context,
-    JsonBody(body): JsonBody,
-) -> ApiResult<(StatusCode, Json<Value>)> {
-    let p = retrying(|| create_once(&api, &ctx, body.clone())).await?;
-    tracing::info!(port = %p.meta.id, network = %p.network_id, mac = %p.mac_address, ips = ?p.fixed_ips.iter().map(|f| f.ip_address).collect::<Vec<_>>(), "port created");
-    Ok((StatusCode::CREATED, Json(json!({"port": render(&p)}))))
-}
-
-async fn create_once(api: &Api, ctx: &Context, body: Value) -> ApiResult<Port> {
-    let mut attrs = Attrs::from_body(body, "port", "POST")?;
-    attrs.forbid(&[
-        "id",
-        "status",
-        "created_at",
-        "updated_at",
-        "revision_number",
-        "binding:vif_type",
-        "binding:vif_details",
-    ])?;
-    let meta = new_meta(ctx, &mut attrs)?;
-    let network_id = attrs
-        .string("network_id")?
-        .ok_or_else(|| bad_attr("network_id", "network_id is required"))?;
-    let mut sg_ids: Vec<String> = security_groups_from(&mut attrs)?.unwrap_or_default();
-    let (network, net_rev) = api.db.fetch::<Network>(&network_id).await?;
-    if !networks::usable(ctx, &network) {
-        return Err(ApiError::not_found("Network", &network_id));
-    }
-    super::not_deleting(&network)?;
-    let id = meta.id.clone();
-    let mut txn = Txn::new();
-    txn.check::<Network>(&network_id, net_rev);
-    let mut alloc = Allocation::new(api);
-    let mac = match attrs.mac("mac_address")? {
-        Some(mac) => {
-            let claim = mac_claim(&mac);
-            if api.db.claim_owner(&claim).await?.is_some() {
-                return Err(mac_in_use(&network_id, mac));
-            }
-            alloc.reservation.add(
-                api.alloc
-                    .reserve(claim.clone())
-                    .ok_or_else(|| mac_in_use(&network_id, mac))?,
-            );
-            txn.claim_requested(&claim, &id, mac_in_use(&network_id, mac));
-            mac
-        }
-        None => {
-            let (mac, r) = api
-                .alloc
-                .pick_mac(&api.db, api.config.mac_base)
-                .await?
-                .ok_or_else(|| ApiError::retry("mac"))?;
-            alloc.reservation.add(r);
-            txn.claim(&mac_claim(&mac), &id);
-            mac
-        }
-    };
-    let device_owner = attrs.string("device_owner")?.unwrap_or_default();
-    let device_id = attrs.string("device_id")?.unwrap_or_default();
-    check_router_device(api, ctx, &device_owner, &device_id, &meta.project_id).await?;
-    let port_security_enabled = attrs
-        .bool("port_security_enabled")?
-        .unwrap_or(network.port_security_enabled);
-    let explicit_groups = attrs.has("security_groups") || !sg_ids.is_empty();
-    if !explicit_groups && port_security_enabled && !device_owner.starts_with("network:") {
-        sg_ids = vec![security_groups::ensure_default(api, &meta.project_id).await?];
-    }
-    check_groups(api, ctx, &meta.project_id, &sg_ids, &mut txn).await?;
-    let pairs = parse_pairs(
-        attrs.list("allowed_address_pairs")?.unwrap_or_default(),
-        mac,
-    )?;
-    let mut extra_dhcp_opts = Vec::new();
-    merge_dhcp_opts(
-        &mut extra_dhcp_opts,
-        attrs.list("extra_dhcp_opts")?.unwrap_or_default(),
-    )?;
-    let binding_host_id = attrs.string("binding:host_id")?.unwrap_or_default();
-    let binding_profile = attrs
-        .object("binding:profile")?
-        .unwrap_or_default()
-        .into_iter()
-        .collect();
-    let binding_vnic_type = attrs
-        .string("binding:vnic_type")?
-        .unwrap_or_else(|| "normal".into());
-    if binding_vnic_type != "normal" {
-        return Err(bad_attr(
-            "binding:vnic_type",
-            format!("'{binding_vnic_type}' is not supported (only 'normal')"),
-        ));
-    }
-    let admin_state_up = attrs.bool("admin_state_up")?.unwrap_or(true);
-    let requests = attrs.list("fixed_ips")?.map(parse_fixed_ips).transpose()?;
-    attrs.finish()?;
-    let subnets = network_subnets(api, &network).await?;
-    let fixed_ips = alloc
-        .assign(&mut txn, &network, &subnets, (&id, mac), requests, &[])
-        .await?;
-    let unique_key = networks::pick_key(api, "port", MAX_KEY, &mut alloc.reservation).await?;
-    txn.claim(&key_claim("port", u128::from(unique_key)), &id);
-    let port = Port {
-        meta,
-        network_id,
-        admin_state_up,
-        mac_address: mac,
-        fixed_ips,
-        security_groups: sg_ids,
-        allowed_address_pairs: pairs,
-        port_security_enabled,
-        device_owner,
-        device_id,
-        binding_host_id,
-        binding_profile,
-        binding_vnic_type,
-        extra_dhcp_opts,
-        status: PortStatus::Down,
-        unique_key,
-    };
-    check_port_security(&port)?;
-    txn.create(&port);
-    txn.commit(&api.db).await?;
-    Ok(port)
-}
-
 /// Neutron's `_enforce_device_owner_not_router_intf_or_device_id`: a non-admin's port may
 /// not pose as an interface of another project's router (which would route into it).
 async fn check_router_device(
@@ -471,48 +565,7 @@ async fn check_router_device(
     }
 }
 
-/// This host's SNAT address port on external network `network_id`: the one it has, or a
-/// new one made like any port (its IPAM, one transaction), bound to `host`, with no
-/// project (a system port, as router gateways). Returns whether it was made.
-pub async fn ensure_chassis_snat(
-    api: &Api,
-    network_id: &str,
-    host: &str,
-) -> ApiResult<(Port, bool)> {
-    let (network, _) = api.db.fetch::<Network>(network_id).await?;
-    if !network.external {
-        return Err(ApiError::invalid(format!(
-            "network {network_id} is not an external network"
-        )));
-    }
-    let mine = |p: &Port| {
-        p.network_id == network_id && p.device_owner == owner::CHASSIS_SNAT && p.device_id == host
-    };
-    if let Some((p, _)) = api
-        .db
-        .all::<Port>()
-        .await?
-        .into_iter()
-        .find(|(p, _)| mine(p))
-    {
-        return Ok((p, false));
-    }
-    let ctx = Context {
-        project_id: String::new(),
-        is_admin: true,
-    };
-    let body = json!({"port": {
-        "network_id": network_id,
-        "name": format!("snat-{host}"),
-        "device_owner": owner::CHASSIS_SNAT,
-        "device_id": host,
-        "binding:host_id": host,
-    }});
-    let p = retrying(|| create_once(api, &ctx, body.clone())).await?;
-    tracing::info!(port = %p.meta.id, network = %network_id, %host, ips = ?p.fixed_ips.iter().map(|f| f.ip_address).collect::<Vec<_>>(), "SNAT port created");
-    Ok((p, true))
-}
-
+/// The requested groups, sorted and without duplicates.
 fn security_groups_from(attrs: &mut Attrs) -> ApiResult<Option<Vec<String>>> {
     let Some(mut ids) = attrs.strings("security_groups")? else {
         return Ok(None);
@@ -520,165 +573,4 @@ fn security_groups_from(attrs: &mut Attrs) -> ApiResult<Option<Vec<String>>> {
     ids.sort();
     ids.dedup();
     Ok(Some(ids))
-}
-
-pub async fn update(
-    State(api): State<Arc<Api>>,
-    ctx: Context,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    JsonBody(body): JsonBody,
-) -> ApiResult<Json<Value>> {
-    let p = retrying(|| update_once(&api, &ctx, &id, &headers, body.clone())).await?;
-    tracing::info!(port = %p.meta.id, "port updated");
-    Ok(Json(json!({"port": render(&p)})))
-}
-
-async fn update_once(
-    api: &Api,
-    ctx: &Context,
-    id: &str,
-    headers: &HeaderMap,
-    body: Value,
-) -> ApiResult<Port> {
-    let (mut p, rev) = super::visible::<Port>(api, ctx, id).await?;
-    check_if_match(headers, &p.meta)?;
-    let mut attrs = Attrs::from_body(body, "port", "PUT")?;
-    update_meta(&mut p.meta, &mut attrs)?;
-    for k in [
-        "network_id",
-        "status",
-        "binding:vif_type",
-        "binding:vif_details",
-    ] {
-        if attrs.has(k) {
-            return Err(read_only(k));
-        }
-    }
-    let mut txn = Txn::new();
-    let mut alloc = Allocation::new(api);
-    let new_groups = security_groups_from(&mut attrs)?;
-    if let Some(mac) = attrs.mac("mac_address")?
-        && mac != p.mac_address
-    {
-        if !p.binding_host_id.is_empty() {
-            return Err(ApiError::conflict(
-                "PortBound",
-                format!("Unable to complete operation on port {id}, port is already bound"),
-            ));
-        }
-        let claim = mac_claim(&mac);
-        if api.db.claim_owner(&claim).await?.is_some() {
-            return Err(mac_in_use(&p.network_id, mac));
-        }
-        txn.claim_requested(&claim, id, mac_in_use(&p.network_id, mac));
-        txn.release(&mac_claim(&p.mac_address));
-        p.mac_address = mac;
-    }
-    if let Some(v) = attrs.bool("admin_state_up")? {
-        p.admin_state_up = v;
-    }
-    let owner = attrs.string("device_owner")?;
-    let device = attrs.string("device_id")?;
-    if owner.is_some() || device.is_some() {
-        p.device_owner = owner.unwrap_or(p.device_owner);
-        p.device_id = device.unwrap_or(p.device_id);
-        check_router_device(api, ctx, &p.device_owner, &p.device_id, &p.meta.project_id).await?;
-    }
-    if let Some(v) = attrs.bool("port_security_enabled")? {
-        p.port_security_enabled = v;
-    }
-    if let Some(groups) = new_groups {
-        check_groups(api, ctx, &p.meta.project_id, &groups, &mut txn).await?;
-        p.security_groups = groups;
-    }
-    if let Some(items) = attrs.list("allowed_address_pairs")? {
-        p.allowed_address_pairs = parse_pairs(items, p.mac_address)?;
-    }
-    if let Some(items) = attrs.list("extra_dhcp_opts")? {
-        merge_dhcp_opts(&mut p.extra_dhcp_opts, items)?;
-    }
-    if let Some(h) = attrs.string_or_null("binding:host_id")? {
-        p.binding_host_id = h;
-    }
-    if let Some(prof) = attrs.object("binding:profile")? {
-        p.binding_profile = prof.into_iter().collect();
-    }
-    if let Some(v) = attrs.string("binding:vnic_type")?
-        && v != "normal"
-    {
-        return Err(bad_attr(
-            "binding:vnic_type",
-            format!("'{v}' is not supported (only 'normal')"),
-        ));
-    }
-    if let Some(items) = attrs.list("fixed_ips")? {
-        let requests = parse_fixed_ips(items)?;
-        let (network, net_rev) = api.db.fetch::<Network>(&p.network_id).await?;
-        txn.check::<Network>(&network.meta.id, net_rev);
-        let subnets = network_subnets(api, &network).await?;
-        let new_ips = alloc
-            .assign(
-                &mut txn,
-                &network,
-                &subnets,
-                (id, p.mac_address),
-                Some(requests),
-                &p.fixed_ips,
-            )
-            .await?;
-        let dropped: Vec<_> = p
-            .fixed_ips
-            .iter()
-            .filter(|f| !new_ips.contains(f))
-            .cloned()
-            .collect();
-        if !dropped.is_empty() && owner::is_system(&p.device_owner) && p.device_owner != owner::DHCP
-        {
-            return Err(ApiError::conflict(
-                "PortInUse",
-                format!(
-                    "Port {id} is owned by {}: change its addresses through the router or floating IP API",
-                    p.device_owner
-                ),
-            ));
-        }
-        ipam::release(api, &mut txn, &dropped);
-        p.fixed_ips = new_ips;
-    }
-    attrs.finish()?;
-    check_port_security(&p)?;
-    touch(&mut p.meta);
-    txn.update(&p, rev);
-    txn.commit(&api.db).await?;
-    Ok(p)
-}
-
-pub async fn delete(
-    State(api): State<Arc<Api>>,
-    ctx: Context,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-) -> ApiResult<StatusCode> {
-    retrying(|| async {
-        let (p, rev) = super::visible::<Port>(&api, &ctx, &id).await?;
-        check_if_match(&headers, &p.meta)?;
-        if owner::is_system(&p.device_owner) && p.device_owner != owner::DHCP {
-            return Err(ApiError::conflict(
-                "L3PortInUse",
-                format!(
-                    "Port {id} cannot be deleted directly via the port API: has device owner {}.",
-                    p.device_owner
-                ),
-            ));
-        }
-        let mut txn = Txn::new();
-        floatingips::disassociate_port(&api, &mut txn, &id).await?;
-        remove_port(&api, &mut txn, &p, rev);
-        txn.commit(&api.db).await?;
-        Ok(())
-    })
-    .await?;
-    tracing::info!(port = %id, "port deleted");
-    Ok(StatusCode::NO_CONTENT)
 }

@@ -1,70 +1,192 @@
 //! `/v2.0/routers`: routers with an external gateway (SNAT, external fixed IPs), extra
 //! routes, and interfaces added and removed by subnet or by port.
 
-use super::ipam::{Allocation, IpRequest, parse_fixed_ips};
-use super::ports::{SystemPort, build_system_port, remove_port};
-use super::subnets::{parse_routes, render_routes};
-use super::{check_if_match, new_meta, read_only, render_meta, touch, update_meta};
+use super::lifecycle::Lifecycle;
+use super::ops::deleting::not_deleting;
+use super::ops::ipam::{IpRequest, parse_fixed_ips};
+use super::ops::ports::{Addresses, SystemPort, build_system_port, remove_port_by_id};
+use super::ops::routes::{parse_routes, render_routes};
+use super::ops::{Plan, pick_key, release_key};
+use super::{Resource, one, render, touch, visible};
 use crate::Api;
-use crate::alloc::key_claim;
 use crate::body::{Attrs, JsonBody, bad_attr};
 use crate::context::Context;
-use crate::db::{Txn, retrying};
+use crate::db::retrying;
 use crate::error::{ApiError, ApiResult};
-use crate::resources::networks;
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use model::{ExternalGateway, FloatingIp, Network, Port, Router, RouterInterface, Subnet, owner};
+use axum::http::StatusCode;
+use model::{
+    ExternalGateway, FloatingIp, HostRoute, Meta, Network, Port, Router, RouterInterface, Subnet,
+    owner,
+};
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
-
-pub const ATTRS: &[&str] = &[
-    "id",
-    "name",
-    "description",
-    "project_id",
-    "tenant_id",
-    "tags",
-    "created_at",
-    "updated_at",
-    "revision_number",
-    "admin_state_up",
-    "status",
-    "external_gateway_info",
-    "routes",
-];
 
 /// Largest datapath key of a router (reg5).
 pub const MAX_KEY: u128 = 0x00ff_ffff;
 
-pub fn render(r: &Router) -> Map<String, Value> {
-    let mut m = render_meta(&r.meta, true);
-    m.insert("admin_state_up".into(), json!(r.admin_state_up));
-    m.insert("status".into(), json!("ACTIVE"));
-    m.insert(
-        "external_gateway_info".into(),
-        match &r.external_gateway {
-            Some(g) => json!({"network_id": g.network_id, "enable_snat": g.enable_snat, "external_fixed_ips": g.external_fixed_ips}),
-            None => Value::Null,
-        },
-    );
-    m.insert("routes".into(), json!(render_routes(&r.routes)));
-    debug_assert_eq!(m.len(), ATTRS.len());
-    m
-}
-
-impl super::Resource for Router {
+impl Resource for Router {
     const COLLECTION: &'static str = "routers";
     const RESOURCE: &'static str = "router";
-    const ATTRS: &'static [&'static str] = ATTRS;
-    fn render(&self) -> Map<String, Value> {
-        render(self)
+    const OWN_ATTRS: &'static [&'static str] = &[
+        "admin_state_up",
+        "status",
+        "external_gateway_info",
+        "routes",
+    ];
+
+    fn render_own(&self, m: &mut Map<String, Value>) {
+        m.insert("admin_state_up".into(), json!(self.admin_state_up));
+        m.insert("status".into(), json!("ACTIVE"));
+        let gateway = match &self.external_gateway {
+            Some(g) => {
+                json!({"network_id": g.network_id, "enable_snat": g.enable_snat, "external_fixed_ips": g.external_fixed_ips})
+            }
+            None => Value::Null,
+        };
+        m.insert("external_gateway_info".into(), gateway);
+        m.insert("routes".into(), json!(render_routes(&self.routes)));
     }
 }
 
 /// A requested external gateway: network, SNAT mode, and optionally its addresses.
-type GatewayRequest = (String, bool, Option<Vec<IpRequest>>);
+#[derive(Clone)]
+pub struct GatewayRequest {
+    network_id: String,
+    enable_snat: bool,
+    fixed_ips: Option<Vec<IpRequest>>,
+}
+
+/// A POST's own attributes.
+pub struct NewRouter {
+    admin_state_up: bool,
+    gateway: Option<GatewayRequest>,
+}
+
+/// A PUT's own attributes; `gateway` is `Some(None)` to clear it.
+pub struct RouterUpdate {
+    admin_state_up: Option<bool>,
+    routes: Option<Vec<HostRoute>>,
+    gateway: Option<Option<GatewayRequest>>,
+}
+
+impl Lifecycle for Router {
+    type Create = NewRouter;
+    type Update = RouterUpdate;
+    const POST_FORBIDDEN: &'static [&'static str] = &["status", "routes"];
+    const PUT_READ_ONLY: &'static [&'static str] = &["status"];
+
+    fn parse_create(_ctx: &Context, attrs: &mut Attrs) -> ApiResult<NewRouter> {
+        let admin_state_up = attrs.bool("admin_state_up")?.unwrap_or(true);
+        let gateway = parse_gateway(attrs)?.flatten();
+        for k in ["distributed", "ha"] {
+            if let Some(v) = attrs.bool(k)?
+                && v != (k == "distributed")
+            {
+                return Err(bad_attr(
+                    k,
+                    "routers are always distributed and never HA-pair based",
+                ));
+            }
+        }
+        Ok(NewRouter {
+            admin_state_up,
+            gateway,
+        })
+    }
+
+    async fn plan_create(
+        api: &Api,
+        _ctx: &Context,
+        meta: Meta,
+        req: &NewRouter,
+        plan: &mut Plan<'_>,
+    ) -> ApiResult<Router> {
+        let unique_key = pick_key(api, plan, "router", MAX_KEY, &meta.id).await?;
+        let mut r = Router {
+            meta,
+            admin_state_up: req.admin_state_up,
+            external_gateway: None,
+            routes: vec![],
+            interfaces: vec![],
+            unique_key,
+        };
+        if let Some(g) = &req.gateway {
+            r.external_gateway = Some(build_gateway(api, plan, &r, g.clone()).await?);
+        }
+        Ok(r)
+    }
+
+    fn parse_update(_: &Context, _: &Router, attrs: &mut Attrs) -> ApiResult<RouterUpdate> {
+        Ok(RouterUpdate {
+            admin_state_up: attrs.bool("admin_state_up")?,
+            routes: (attrs.list("routes")?)
+                .map(|items| parse_routes("routes", items, None))
+                .transpose()?,
+            gateway: parse_gateway(attrs)?,
+        })
+    }
+
+    async fn plan_update(
+        api: &Api,
+        _ctx: &Context,
+        r: &mut Router,
+        req: RouterUpdate,
+        plan: &mut Plan<'_>,
+    ) -> ApiResult<()> {
+        r.admin_state_up = req.admin_state_up.unwrap_or(r.admin_state_up);
+        r.routes = req.routes.unwrap_or(r.routes.clone());
+        match req.gateway {
+            None => {}
+            Some(None) => {
+                remove_gateway(api, plan, r).await?;
+                r.external_gateway = None;
+            }
+            Some(Some(g)) => {
+                let same_net =
+                    (r.external_gateway.as_ref()).is_some_and(|old| old.network_id == g.network_id);
+                match r.external_gateway.as_mut() {
+                    // Only the SNAT mode changes; the gateway port stays.
+                    Some(old) if same_net && g.fixed_ips.is_none() => {
+                        old.enable_snat = g.enable_snat
+                    }
+                    _ => {
+                        remove_gateway(api, plan, r).await?;
+                        r.external_gateway = Some(build_gateway(api, plan, r, g).await?);
+                    }
+                }
+            }
+        }
+        check_routes(api, r).await
+    }
+
+    fn check_delete(&self, _ctx: &Context) -> ApiResult<()> {
+        if !self.interfaces.is_empty() {
+            return Err(ApiError::conflict(
+                "RouterInUse",
+                format!("Router {} still has ports", self.meta.id),
+            ));
+        }
+        Ok(())
+    }
+
+    async fn plan_delete(
+        api: &Api,
+        _ctx: &Context,
+        r: &Router,
+        plan: &mut Plan<'_>,
+    ) -> ApiResult<()> {
+        remove_gateway(api, plan, r).await?;
+        release_key(api, &mut plan.txn, "router", r.unique_key);
+        Ok(())
+    }
+
+    fn summary(&self) -> String {
+        let gateway = self.external_gateway.as_ref().map(|g| &g.network_id);
+        format!("(gateway {gateway:?})")
+    }
+}
 
 /// Parses `external_gateway_info`: `None` when absent, `Some(None)` to clear it.
 fn parse_gateway(attrs: &mut Attrs) -> ApiResult<Option<Option<GatewayRequest>>> {
@@ -74,16 +196,20 @@ fn parse_gateway(attrs: &mut Attrs) -> ApiResult<Option<Option<GatewayRequest>>>
         Some(Value::Object(o)) if o.is_empty() => Ok(Some(None)),
         Some(Value::Object(o)) => {
             let mut g = Attrs::from_map(o, "PUT");
-            let net = g
+            let network_id = g
                 .string("network_id")?
                 .ok_or_else(|| bad_attr("external_gateway_info", "network_id is required"))?;
-            let snat = g.bool("enable_snat")?.unwrap_or(true);
-            let ips = g
+            let enable_snat = g.bool("enable_snat")?.unwrap_or(true);
+            let fixed_ips = g
                 .list("external_fixed_ips")?
                 .map(parse_fixed_ips)
                 .transpose()?;
             g.finish()?;
-            Ok(Some(Some((net, snat, ips))))
+            Ok(Some(Some(GatewayRequest {
+                network_id,
+                enable_snat,
+                fixed_ips,
+            })))
         }
         Some(v) => Err(bad_attr(
             "external_gateway_info",
@@ -92,14 +218,14 @@ fn parse_gateway(attrs: &mut Attrs) -> ApiResult<Option<Option<GatewayRequest>>>
     }
 }
 
-/// Creates the gateway port of `router` on the external network into `txn`.
-async fn build_gateway<'a>(
-    api: &'a Api,
-    txn: &mut Txn,
-    alloc: &mut Allocation<'a>,
+/// Creates the gateway port of `router` on the external network into `plan`.
+async fn build_gateway(
+    api: &Api,
+    plan: &mut Plan<'_>,
     router: &Router,
-    (network_id, enable_snat, ips): GatewayRequest,
+    req: GatewayRequest,
 ) -> ApiResult<ExternalGateway> {
+    let network_id = req.network_id;
     let (network, nrev) = api.db.fetch::<Network>(&network_id).await?;
     if !network.external {
         return Err(ApiError::bad_request(
@@ -107,30 +233,26 @@ async fn build_gateway<'a>(
             format!("Bad router request: Network {network_id} is not a valid external network."),
         ));
     }
-    super::not_deleting(&network)?;
-    txn.check::<Network>(&network_id, nrev);
-    let port = build_system_port(
-        api,
-        txn,
-        alloc,
-        SystemPort {
-            network: &network,
-            project_id: String::new(),
-            device_owner: owner::ROUTER_GATEWAY,
-            device_id: router.meta.id.clone(),
-            fixed_ips: ips,
-        },
-    )
-    .await?;
+    not_deleting(&network)?;
+    plan.txn.check::<Network>(&network_id, nrev);
+    let sp = SystemPort {
+        network: &network,
+        project_id: String::new(),
+        device_owner: owner::ROUTER_GATEWAY,
+        device_id: router.meta.id.clone(),
+        addresses: Addresses::Requested(req.fixed_ips),
+    };
+    let port = build_system_port(api, plan, sp).await?;
+    plan.txn.create(&port);
     Ok(ExternalGateway {
         network_id,
-        enable_snat,
+        enable_snat: req.enable_snat,
         external_fixed_ips: port.fixed_ips.clone(),
         port_id: port.meta.id,
     })
 }
 
-async fn remove_gateway(api: &Api, txn: &mut Txn, router: &Router) -> ApiResult<()> {
+async fn remove_gateway(api: &Api, plan: &mut Plan<'_>, router: &Router) -> ApiResult<()> {
     let Some(gw) = &router.external_gateway else {
         return Ok(());
     };
@@ -149,10 +271,7 @@ async fn remove_gateway(api: &Api, txn: &mut Txn, router: &Router) -> ApiResult<
             ),
         ));
     }
-    if let Some((p, prev)) = api.db.get::<Port>(&gw.port_id).await? {
-        remove_port(api, txn, &p, prev);
-    }
-    Ok(())
+    remove_port_by_id(api, &mut plan.txn, &gw.port_id).await
 }
 
 /// Every next hop must sit on one of the router's subnets (interfaces or gateway).
@@ -179,147 +298,6 @@ async fn check_routes(api: &Api, router: &Router) -> ApiResult<()> {
     Ok(())
 }
 
-pub async fn create(
-    State(api): State<Arc<Api>>,
-    ctx: Context,
-    JsonBody(body): JsonBody,
-) -> ApiResult<(StatusCode, Json<Value>)> {
-    let r = retrying(|| async {
-        let mut attrs = Attrs::from_body(body.clone(), "router", "POST")?;
-        attrs.forbid(&[
-            "id",
-            "status",
-            "routes",
-            "created_at",
-            "updated_at",
-            "revision_number",
-        ])?;
-        let meta = new_meta(&ctx, &mut attrs)?;
-        let admin_state_up = attrs.bool("admin_state_up")?.unwrap_or(true);
-        let gateway = parse_gateway(&mut attrs)?.flatten();
-        for k in ["distributed", "ha"] {
-            if let Some(v) = attrs.bool(k)?
-                && v != (k == "distributed")
-            {
-                return Err(bad_attr(
-                    k,
-                    "routers are always distributed and never HA-pair based",
-                ));
-            }
-        }
-        attrs.finish()?;
-        let mut txn = Txn::new();
-        let mut alloc = Allocation::new(&api);
-        let unique_key =
-            networks::pick_key(&api, "router", MAX_KEY, &mut alloc.reservation).await?;
-        let mut r = Router {
-            meta,
-            admin_state_up,
-            external_gateway: None,
-            routes: vec![],
-            interfaces: vec![],
-            unique_key,
-        };
-        if let Some(g) = gateway {
-            r.external_gateway = Some(build_gateway(&api, &mut txn, &mut alloc, &r, g).await?);
-        }
-        txn.claim(&key_claim("router", u128::from(unique_key)), &r.meta.id);
-        txn.create(&r);
-        txn.commit(&api.db).await?;
-        Ok(r)
-    })
-    .await?;
-    tracing::info!(router = %r.meta.id, gateway = ?r.external_gateway.as_ref().map(|g| &g.network_id), "router created");
-    Ok((StatusCode::CREATED, Json(json!({"router": render(&r)}))))
-}
-
-pub async fn update(
-    State(api): State<Arc<Api>>,
-    ctx: Context,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    JsonBody(body): JsonBody,
-) -> ApiResult<Json<Value>> {
-    let r = retrying(|| async {
-        let (mut r, rev) = super::visible::<Router>(&api, &ctx, &id).await?;
-        check_if_match(&headers, &r.meta)?;
-        let mut attrs = Attrs::from_body(body.clone(), "router", "PUT")?;
-        update_meta(&mut r.meta, &mut attrs)?;
-        if attrs.has("status") {
-            return Err(read_only("status"));
-        }
-        let mut txn = Txn::new();
-        let mut alloc = Allocation::new(&api);
-        if let Some(v) = attrs.bool("admin_state_up")? {
-            r.admin_state_up = v;
-        }
-        if let Some(items) = attrs.list("routes")? {
-            r.routes = parse_routes("routes", items, None)?;
-        }
-        match parse_gateway(&mut attrs)? {
-            None => {}
-            Some(None) => {
-                remove_gateway(&api, &mut txn, &r).await?;
-                r.external_gateway = None;
-            }
-            Some(Some((net, snat, ips))) => {
-                let same_net = r
-                    .external_gateway
-                    .as_ref()
-                    .is_some_and(|g| g.network_id == net);
-                if same_net && ips.is_none() {
-                    // Only the SNAT mode changes; the gateway port stays.
-                    if let Some(g) = r.external_gateway.as_mut() {
-                        g.enable_snat = snat;
-                    }
-                } else {
-                    remove_gateway(&api, &mut txn, &r).await?;
-                    r.external_gateway = Some(
-                        build_gateway(&api, &mut txn, &mut alloc, &r, (net, snat, ips)).await?,
-                    );
-                }
-            }
-        }
-        attrs.finish()?;
-        check_routes(&api, &r).await?;
-        touch(&mut r.meta);
-        txn.update(&r, rev);
-        txn.commit(&api.db).await?;
-        Ok(r)
-    })
-    .await?;
-    tracing::info!(router = %r.meta.id, "router updated");
-    Ok(Json(json!({"router": render(&r)})))
-}
-
-pub async fn delete(
-    State(api): State<Arc<Api>>,
-    ctx: Context,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-) -> ApiResult<StatusCode> {
-    retrying(|| async {
-        let (r, rev) = super::visible::<Router>(&api, &ctx, &id).await?;
-        check_if_match(&headers, &r.meta)?;
-        if !r.interfaces.is_empty() {
-            return Err(ApiError::conflict(
-                "RouterInUse",
-                format!("Router {id} still has ports"),
-            ));
-        }
-        let mut txn = Txn::new();
-        remove_gateway(&api, &mut txn, &r).await?;
-        txn.delete::<Router>(&id, rev);
-        txn.release(&key_claim("router", u128::from(r.unique_key)));
-        txn.commit(&api.db).await?;
-        api.alloc.freed("key/router", u128::from(r.unique_key));
-        Ok(())
-    })
-    .await?;
-    tracing::info!(router = %id, "router deleted");
-    Ok(StatusCode::NO_CONTENT)
-}
-
 fn interface_body(r: &Router, i: &RouterInterface) -> Value {
     json!({
         "id": r.meta.id, "tenant_id": r.meta.project_id, "project_id": r.meta.project_id,
@@ -343,6 +321,81 @@ fn interface_target(body: Value) -> ApiResult<(Option<String>, Option<String>)> 
     Ok((subnet, port))
 }
 
+fn bad_router_request(why: impl std::fmt::Display) -> ApiError {
+    ApiError::bad_request("BadRequest", format!("Bad router request: {why}"))
+}
+
+/// The port and subnet of a new interface: a new system port at the subnet's gateway
+/// address, or the user's port (with one fixed IP) taken over.
+async fn interface_port(
+    api: &Api,
+    ctx: &Context,
+    plan: &mut Plan<'_>,
+    r: &Router,
+    target: (&Option<String>, &Option<String>),
+) -> ApiResult<(Port, Subnet)> {
+    match target {
+        (Some(_), Some(_)) => Err(bad_router_request(
+            "Cannot specify both subnet-id and port-id",
+        )),
+        (None, None) => Err(bad_router_request(
+            "Either subnet_id or port_id must be specified",
+        )),
+        (Some(sid), None) => {
+            let (subnet, _) = visible::<Subnet>(api, ctx, sid).await?;
+            let gw = subnet.gateway_ip.ok_or_else(|| {
+                bad_router_request(format!("Subnet {sid} does not have a gateway IP."))
+            })?;
+            let (network, _) = api.db.fetch::<Network>(&subnet.network_id).await?;
+            // `build_system_port` checks the subnet's revision with the address.
+            not_deleting(&subnet)?;
+            let at_gateway = IpRequest {
+                subnet_id: Some(sid.clone()),
+                ip: Some(gw),
+            };
+            let sp = SystemPort {
+                network: &network,
+                project_id: r.meta.project_id.clone(),
+                device_owner: owner::ROUTER_INTERFACE,
+                device_id: r.meta.id.clone(),
+                addresses: Addresses::Requested(Some(vec![at_gateway])),
+            };
+            let port = build_system_port(api, plan, sp).await?;
+            plan.txn.create(&port);
+            Ok((port, subnet))
+        }
+        (None, Some(pid)) => {
+            let (mut port, prev) = visible::<Port>(api, ctx, pid).await?;
+            if !port.device_id.is_empty() || !port.device_owner.is_empty() {
+                return Err(ApiError::conflict(
+                    "PortInUse",
+                    format!(
+                        "Unable to complete operation on port {pid} for network {}. Port already has an attached device {}.",
+                        port.network_id, port.device_id
+                    ),
+                ));
+            }
+            let [fixed] = port.fixed_ips.as_slice() else {
+                return Err(bad_router_request(
+                    "Router port must have exactly one fixed IP",
+                ));
+            };
+            let (subnet, srev) = api.db.fetch::<Subnet>(&fixed.subnet_id).await?;
+            not_deleting(&subnet)?;
+            plan.txn.check::<Subnet>(&subnet.meta.id, srev);
+            port.device_owner = owner::ROUTER_INTERFACE.into();
+            port.device_id = r.meta.id.clone();
+            port.security_groups.clear();
+            port.allowed_address_pairs.clear();
+            port.port_security_enabled = false;
+            port.status = model::PortStatus::Active;
+            touch(&mut port.meta);
+            plan.txn.update(&port, prev);
+            Ok((port, subnet))
+        }
+    }
+}
+
 pub async fn add_interface(
     State(api): State<Arc<Api>>,
     ctx: Context,
@@ -351,61 +404,28 @@ pub async fn add_interface(
 ) -> ApiResult<Json<Value>> {
     let (subnet_id, port_id) = interface_target(body)?;
     let (r, iface) = retrying(|| async {
-        let (mut r, rev) = super::visible::<Router>(&api, &ctx, &id).await?;
-        let mut txn = Txn::new();
-        let mut alloc = Allocation::new(&api);
-        let (port, subnet) = match (&subnet_id, &port_id) {
-            (Some(_), Some(_)) => return Err(ApiError::bad_request("BadRequest", "Bad router request: Cannot specify both subnet-id and port-id")),
-            (None, None) => return Err(ApiError::bad_request("BadRequest", "Bad router request: Either subnet_id or port_id must be specified")),
-            (Some(sid), None) => {
-                let (subnet, _) = super::visible::<Subnet>(&api, &ctx, sid).await?;
-                let gw = subnet.gateway_ip.ok_or_else(|| {
-                    ApiError::bad_request("BadRequest", format!("Bad router request: Subnet {sid} does not have a gateway IP."))
-                })?;
-                let (network, _) = api.db.fetch::<Network>(&subnet.network_id).await?;
-                // `build_system_port` checks the subnet's revision with the address.
-                super::not_deleting(&subnet)?;
-                let port = build_system_port(&api, &mut txn, &mut alloc, SystemPort {
-                    network: &network,
-                    project_id: r.meta.project_id.clone(),
-                    device_owner: owner::ROUTER_INTERFACE,
-                    device_id: r.meta.id.clone(),
-                    fixed_ips: Some(vec![IpRequest { subnet_id: Some(sid.clone()), ip: Some(gw) }]),
-                })
-                .await?;
-                (port, subnet)
-            }
-            (None, Some(pid)) => {
-                let (mut port, prev) = super::visible::<Port>(&api, &ctx, pid).await?;
-                if !port.device_id.is_empty() || !port.device_owner.is_empty() {
-                    return Err(ApiError::conflict("PortInUse", format!("Unable to complete operation on port {pid} for network {}. Port already has an attached device {}.", port.network_id, port.device_id)));
-                }
-                let [fixed] = port.fixed_ips.as_slice() else {
-                    return Err(ApiError::bad_request("BadRequest", "Bad router request: Router port must have exactly one fixed IP"));
-                };
-                let (subnet, srev) = api.db.fetch::<Subnet>(&fixed.subnet_id).await?;
-                super::not_deleting(&subnet)?;
-                txn.check::<Subnet>(&subnet.meta.id, srev);
-                port.device_owner = owner::ROUTER_INTERFACE.into();
-                port.device_id = r.meta.id.clone();
-                port.security_groups.clear();
-                port.allowed_address_pairs.clear();
-                port.port_security_enabled = false;
-                port.status = model::PortStatus::Active;
-                touch(&mut port.meta);
-                txn.update(&port, prev);
-                (port, subnet)
-            }
-        };
+        let (mut r, rev) = visible::<Router>(&api, &ctx, &id).await?;
+        let mut plan = Plan::new(&api);
+        let (port, subnet) =
+            interface_port(&api, &ctx, &mut plan, &r, (&subnet_id, &port_id)).await?;
         for other in &r.interfaces {
-            if other.cidr.contains(&subnet.cidr.network()) || subnet.cidr.contains(&other.cidr.network()) {
+            if other.cidr.contains(&subnet.cidr.network())
+                || subnet.cidr.contains(&other.cidr.network())
+            {
                 return Err(ApiError::conflict(
                     "SubnetOverlap",
-                    format!("Cidr {} of subnet {} overlaps with cidr {} of subnet {} on router {}", subnet.cidr, subnet.meta.id, other.cidr, other.subnet_id, r.meta.id),
+                    format!(
+                        "Cidr {} of subnet {} overlaps with cidr {} of subnet {} on router {}",
+                        subnet.cidr, subnet.meta.id, other.cidr, other.subnet_id, r.meta.id
+                    ),
                 ));
             }
         }
-        let ip = port.fixed_ips.first().map(|f| f.ip_address).ok_or_else(|| ApiError::internal("router port without address"))?;
+        let ip = port
+            .fixed_ips
+            .first()
+            .map(|f| f.ip_address)
+            .ok_or_else(|| ApiError::internal("router port without address"))?;
         let iface = RouterInterface {
             port_id: port.meta.id.clone(),
             subnet_id: subnet.meta.id.clone(),
@@ -416,8 +436,8 @@ pub async fn add_interface(
         };
         r.interfaces.push(iface.clone());
         touch(&mut r.meta);
-        txn.update(&r, rev);
-        txn.commit(&api.db).await?;
+        plan.txn.update(&r, rev);
+        plan.commit(&api).await?;
         Ok((r, iface))
     })
     .await?;
@@ -433,7 +453,7 @@ pub async fn remove_interface(
 ) -> ApiResult<Json<Value>> {
     let (subnet_id, port_id) = interface_target(body)?;
     let (r, iface) = retrying(|| async {
-        let (mut r, rev) = super::visible::<Router>(&api, &ctx, &id).await?;
+        let (mut r, rev) = visible::<Router>(&api, &ctx, &id).await?;
         let found = r.interfaces.iter().position(|i| {
             subnet_id.as_ref().is_none_or(|s| *s == i.subnet_id) && port_id.as_ref().is_none_or(|p| *p == i.port_id)
         });
@@ -441,7 +461,7 @@ pub async fn remove_interface(
             return Err(match (&subnet_id, &port_id) {
                 (Some(s), None) => ApiError::new(StatusCode::NOT_FOUND, "RouterInterfaceNotFoundForSubnet", format!("Router {id} has no interface on subnet {s}")),
                 (_, Some(p)) => ApiError::new(StatusCode::NOT_FOUND, "RouterInterfaceNotFound", format!("Router {id} does not have an interface with id {p}")),
-                (None, None) => ApiError::bad_request("BadRequest", "Bad router request: Either subnet_id or port_id must be specified"),
+                (None, None) => bad_router_request("Either subnet_id or port_id must be specified"),
             });
         };
         let iface = r.interfaces.remove(pos);
@@ -458,13 +478,11 @@ pub async fn remove_interface(
                 format!("Router interface for subnet {} on router {id} cannot be deleted, as it is required by one or more floating IPs.", iface.subnet_id),
             ));
         }
-        let mut txn = Txn::new();
-        if let Some((p, prev)) = api.db.get::<Port>(&iface.port_id).await? {
-            remove_port(&api, &mut txn, &p, prev);
-        }
+        let mut plan = Plan::new(&api);
+        remove_port_by_id(&api, &mut plan.txn, &iface.port_id).await?;
         touch(&mut r.meta);
-        txn.update(&r, rev);
-        txn.commit(&api.db).await?;
+        plan.txn.update(&r, rev);
+        plan.commit(&api).await?;
         Ok((r, iface))
     })
     .await?;
@@ -472,15 +490,16 @@ pub async fn remove_interface(
     Ok(Json(interface_body(&r, &iface)))
 }
 
+/// `add_extraroutes` and `remove_extraroutes`.
 async fn change_routes(
     api: &Api,
     ctx: &Context,
     id: &str,
     body: Value,
     add: bool,
-) -> ApiResult<Router> {
-    retrying(|| async {
-        let (mut r, rev) = super::visible::<Router>(api, ctx, id).await?;
+) -> ApiResult<Json<Value>> {
+    let r = retrying(|| async {
+        let (mut r, rev) = visible::<Router>(api, ctx, id).await?;
         let mut attrs = Attrs::from_body(body.clone(), "router", "PUT")?;
         let routes = parse_routes("routes", attrs.list("routes")?.unwrap_or_default(), None)?;
         attrs.finish()?;
@@ -494,12 +513,13 @@ async fn change_routes(
         }
         check_routes(api, &r).await?;
         touch(&mut r.meta);
-        let mut txn = Txn::new();
-        txn.update(&r, rev);
-        txn.commit(&api.db).await?;
+        let mut plan = Plan::new(api);
+        plan.txn.update(&r, rev);
+        plan.commit(api).await?;
         Ok(r)
     })
-    .await
+    .await?;
+    Ok(Json(one::<Router>(render(&r), None)))
 }
 
 pub async fn add_extraroutes(
@@ -508,8 +528,7 @@ pub async fn add_extraroutes(
     Path(id): Path<String>,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Json<Value>> {
-    let r = change_routes(&api, &ctx, &id, body, true).await?;
-    Ok(Json(json!({"router": render(&r)})))
+    change_routes(&api, &ctx, &id, body, true).await
 }
 
 pub async fn remove_extraroutes(
@@ -518,6 +537,5 @@ pub async fn remove_extraroutes(
     Path(id): Path<String>,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Json<Value>> {
-    let r = change_routes(&api, &ctx, &id, body, false).await?;
-    Ok(Json(json!({"router": render(&r)})))
+    change_routes(&api, &ctx, &id, body, false).await
 }

@@ -216,7 +216,7 @@ impl<'a> Allocation<'a> {
     ) -> ApiResult<Vec<FixedIp>> {
         let net_id = &network.meta.id;
         // The addresses are only valid if the subnets did not change meanwhile (their pools,
-        // or a delete that started: see `mark_deleting`).
+        // or a delete that started: see `ops::deleting`).
         for (s, rev) in subnets {
             txn.check::<Subnet>(&s.meta.id, *rev);
         }

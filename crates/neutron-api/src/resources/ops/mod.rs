@@ -1,0 +1,83 @@
+//! What several resources do to each other's objects, below the handlers: addresses
+//! (`ipam`), ports the system makes and removes (`ports`, `dhcp`), floating IP
+//! associations (`floating`), the `deleting` mark (`deleting`), the default security
+//! group and rule claims (`groups`), routes (`routes`), datapath keys and who may use a
+//! network (here). Resource files import these, never each other.
+
+pub mod deleting;
+pub mod dhcp;
+pub mod floating;
+pub mod groups;
+pub mod ipam;
+pub mod ports;
+pub mod routes;
+
+use crate::Api;
+use crate::alloc::key_claim;
+use crate::context::Context;
+use crate::db::Txn;
+use crate::error::{ApiError, ApiResult};
+use axum::http::StatusCode;
+use ipam::Allocation;
+use model::Network;
+use nbdb::Revision;
+
+/// What one attempt of a write builds: its transaction, and the values it reserved in
+/// memory (addresses, keys, MACs), held until the commit so that concurrent requests of
+/// this server pick others.
+pub struct Plan<'a> {
+    pub txn: Txn,
+    pub alloc: Allocation<'a>,
+}
+
+impl<'a> Plan<'a> {
+    pub fn new(api: &'a Api) -> Plan<'a> {
+        Plan {
+            txn: Txn::new(),
+            alloc: Allocation::new(api),
+        }
+    }
+
+    /// Commits the transaction, then lets the reservations go.
+    pub async fn commit(self, api: &Api) -> ApiResult<Revision> {
+        self.txn.commit(&api.db).await
+    }
+}
+
+/// A network a caller may use: its own, shared or external ones.
+pub fn usable_network(ctx: &Context, n: &Network) -> bool {
+    ctx.owns(&n.meta.project_id) || n.shared || n.external
+}
+
+/// Allocates a datapath key of `kind` (`network`, `port`, `router`) up to `max` for
+/// object `owner` and claims it in `plan`: the lowest free one, reused after deletes.
+pub async fn pick_key(
+    api: &Api,
+    plan: &mut Plan<'_>,
+    kind: &str,
+    max: u128,
+    owner: &str,
+) -> ApiResult<u32> {
+    let (v, r) = api
+        .alloc
+        .pick(&api.db, &format!("key/{kind}"), &[(1, max)], |v| {
+            key_claim(kind, v)
+        })
+        .await?
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "KeysExhausted",
+                format!("No {kind} key is free"),
+            )
+        })?;
+    plan.alloc.reservation.add(r);
+    plan.txn.claim(&key_claim(kind, v), owner);
+    Ok(v as u32)
+}
+
+/// Gives a datapath key back (its claim released in `txn`, the lowest free one reused).
+pub fn release_key(api: &Api, txn: &mut Txn, kind: &str, key: u32) {
+    txn.release(&key_claim(kind, u128::from(key)));
+    api.alloc.freed(&format!("key/{kind}"), u128::from(key));
+}
