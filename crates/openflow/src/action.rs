@@ -284,7 +284,7 @@ impl Action {
         }
         pad_to_8(out, start);
         let len = out.len() - start;
-        patch_u16(out, start + 2, len as u16);
+        patch_u16(out, start + 2, crate::buf::field_len(len));
     }
 
     /// Reads one action.

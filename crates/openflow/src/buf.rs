@@ -143,6 +143,14 @@ pub fn patch_u16(out: &mut [u8], at: usize, v: u16) {
     }
 }
 
+/// The 16-bit length field of a part of a message: a message is at most 64 KiB (checked
+/// where it is framed), so a part of one fits; should it not, the field says the most it
+/// can rather than a wrapped-around small length.
+#[inline]
+pub fn field_len(n: usize) -> u16 {
+    u16::try_from(n).unwrap_or(u16::MAX)
+}
+
 /// Converts a length to u16, failing when it does not fit (encoders of huge values).
 pub fn len16(n: usize, what: &'static str) -> Result<u16> {
     u16::try_from(n).map_err(|_| Error::BadLength(what))

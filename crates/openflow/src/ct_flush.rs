@@ -12,20 +12,20 @@ use std::net::{IpAddr, Ipv6Addr};
 
 /// Property types of the message.
 mod prop {
-    pub const ORIG_TUPLE: u16 = 0;
-    pub const REPLY_TUPLE: u16 = 1;
-    pub const ZONE_ID: u16 = 2;
+    pub(super) const ORIG_TUPLE: u16 = 0;
+    pub(super) const REPLY_TUPLE: u16 = 1;
+    pub(super) const ZONE_ID: u16 = 2;
 }
 
 /// Property types inside a tuple.
 mod tuple {
-    pub const SRC: u16 = 0;
-    pub const DST: u16 = 1;
-    pub const SRC_PORT: u16 = 2;
-    pub const DST_PORT: u16 = 3;
-    pub const ICMP_ID: u16 = 4;
-    pub const ICMP_TYPE: u16 = 5;
-    pub const ICMP_CODE: u16 = 6;
+    pub(super) const SRC: u16 = 0;
+    pub(super) const DST: u16 = 1;
+    pub(super) const SRC_PORT: u16 = 2;
+    pub(super) const DST_PORT: u16 = 3;
+    pub(super) const ICMP_ID: u16 = 4;
+    pub(super) const ICMP_TYPE: u16 = 5;
+    pub(super) const ICMP_CODE: u16 = 6;
 }
 
 /// One direction's tuple; `None` fields are wildcards.
@@ -101,7 +101,7 @@ impl CtTuple {
         if let Some(v) = self.icmp_code {
             u8p(out, tuple::ICMP_CODE, v);
         }
-        let len = (out.len() - start) as u16;
+        let len = crate::buf::field_len(out.len() - start);
         patch_u16(out, start + 2, len);
     }
 
@@ -263,7 +263,7 @@ mod tests {
         for n in 0..bytes.len() {
             let mut b = bytes[..n].to_vec();
             if b.len() >= 4 {
-                b[2..4].copy_from_slice(&(n as u16).to_be_bytes());
+                b[2..4].copy_from_slice(&crate::buf::field_len(n).to_be_bytes());
             }
             let _ = Message::decode(&b);
         }

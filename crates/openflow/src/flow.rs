@@ -239,7 +239,7 @@ impl Bucket {
         put_zeros(out, 4);
         encode_actions(&self.actions, out);
         let len = out.len() - start;
-        patch_u16(out, start, len as u16);
+        patch_u16(out, start, crate::buf::field_len(len));
     }
 
     pub(crate) fn decode_list(buf: &[u8]) -> Result<Vec<Bucket>> {
@@ -332,7 +332,7 @@ impl GroupDesc {
             b.encode(out);
         }
         let len = out.len() - start;
-        patch_u16(out, start, len as u16);
+        patch_u16(out, start, crate::buf::field_len(len));
     }
 
     pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self> {

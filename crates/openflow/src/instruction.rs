@@ -69,7 +69,7 @@ impl Instruction {
                 put_zeros(out, 4);
                 encode_actions(a, out);
                 let len = out.len() - start;
-                patch_u16(out, start + 2, len as u16);
+                patch_u16(out, start + 2, crate::buf::field_len(len));
             }
             Instruction::ClearActions => {
                 put_u16(out, CLEAR_ACTIONS);
@@ -83,7 +83,7 @@ impl Instruction {
             }
             Instruction::Unknown { ty, data } => {
                 put_u16(out, *ty);
-                put_u16(out, (4 + data.len()) as u16);
+                put_u16(out, crate::buf::field_len(4 + data.len()));
                 out.extend_from_slice(data);
             }
         }

@@ -37,6 +37,14 @@
 //! # Ok::<(), openflow::Error>(())
 //! ```
 
+// Bytes from the switch: a narrowing cast must say what bounds it, and nothing is public
+// that the crate's users cannot reach.
+#![warn(
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss,
+    unreachable_pub
+)]
 #![warn(missing_docs)]
 
 pub mod action;

@@ -199,7 +199,7 @@ impl Message {
             out.truncate(start);
             return Err(Error::BadLength("message longer than 65535 bytes"));
         }
-        patch_u16(out, start + 2, len as u16);
+        patch_u16(out, start + 2, crate::buf::field_len(len));
         Ok(())
     }
 

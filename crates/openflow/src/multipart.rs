@@ -100,7 +100,7 @@ impl FlowStats {
         self.match_.encode(out);
         encode_instructions(&self.instructions, out);
         let len = out.len() - start;
-        patch_u16(out, start, len as u16);
+        patch_u16(out, start, crate::buf::field_len(len));
     }
 
     fn decode(r: &mut Reader<'_>) -> Result<Self> {

@@ -269,7 +269,7 @@ const C2_METER_ID: u16 = 5;
 pub(crate) fn put_prop(out: &mut Vec<u8>, ty: u16, payload: &[u8]) {
     let start = out.len();
     put_u16(out, ty);
-    put_u16(out, (4 + payload.len()) as u16);
+    put_u16(out, crate::buf::field_len(4 + payload.len()));
     out.extend_from_slice(payload);
     pad_to_8(out, start);
 }
@@ -382,7 +382,7 @@ pub(crate) fn encode_body(a: &Action, out: &mut Vec<u8>) {
         }
         Action::DecTtlCntIds(ids) => {
             put_u16(out, DEC_TTL_CNT_IDS);
-            put_u16(out, ids.len() as u16);
+            put_u16(out, crate::buf::field_len(ids.len()));
             put_zeros(out, 4);
             for id in ids {
                 put_u16(out, *id);
@@ -525,7 +525,7 @@ fn encode_learn_spec(spec: &LearnSpec, out: &mut Vec<u8>) {
             if bytes > 16 {
                 put_zeros(out, bytes - 16);
             }
-            put_value(out, v, bytes.min(16) as u8);
+            put_value(out, v, u8::try_from(bytes.min(16)).unwrap_or(16));
         }
         None => {}
     }

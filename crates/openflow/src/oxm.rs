@@ -855,7 +855,7 @@ impl Match {
     pub fn encode(&self, out: &mut Vec<u8>) {
         let start = out.len();
         put_u16(out, 1); // OFPMT_OXM
-        put_u16(out, (4 + self.oxm_len()) as u16);
+        put_u16(out, crate::buf::field_len(4 + self.oxm_len()));
         self.encode_oxms(out);
         crate::buf::pad_to_8(out, start);
     }

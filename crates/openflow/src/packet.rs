@@ -47,17 +47,23 @@ pub trait PipelineFields {
 
     /// in_port.
     fn in_port(&self) -> Option<u32> {
-        self.field(Field::InPort).map(|v| v as u32)
+        self.field(Field::InPort)
+            .and_then(|v| u32::try_from(v).ok())
     }
 
     /// reg`n` (0 when absent: OVS omits zero registers).
     fn reg(&self, n: u8) -> u32 {
-        self.field(Field::Reg(n)).unwrap_or(0) as u32
+        // A register is 32 bits wide: its value always fits.
+        self.field(Field::Reg(n))
+            .and_then(|v| u32::try_from(v).ok())
+            .unwrap_or(0)
     }
 
     /// metadata (0 when absent).
     fn metadata(&self) -> u64 {
-        self.field(Field::Metadata).unwrap_or(0) as u64
+        self.field(Field::Metadata)
+            .and_then(|v| u64::try_from(v).ok())
+            .unwrap_or(0)
     }
 }
 
@@ -171,7 +177,7 @@ impl PacketIn2 {
         put_u16(out, 0);
         self.metadata.encode_oxms(out);
         let len = out.len() - start;
-        patch_u16(out, start + 2, len as u16);
+        patch_u16(out, start + 2, crate::buf::field_len(len));
         crate::buf::pad_to_8(out, start);
         if let Some(u) = &self.userdata {
             put_prop(out, PINT_USERDATA, u);
@@ -229,7 +235,7 @@ impl PacketOut {
         let start = out.len();
         encode_actions(&self.actions, out);
         let alen = out.len() - start;
-        patch_u16(out, at, alen as u16);
+        patch_u16(out, at, crate::buf::field_len(alen));
         out.extend_from_slice(&self.data);
     }
 

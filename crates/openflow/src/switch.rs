@@ -33,7 +33,7 @@ impl Hello {
         if let Some(words) = &self.version_bitmap {
             let start = out.len();
             put_u16(out, 1);
-            put_u16(out, (4 + 4 * words.len()) as u16);
+            put_u16(out, crate::buf::field_len(4 + 4 * words.len()));
             for w in words {
                 put_u32(out, *w);
             }
