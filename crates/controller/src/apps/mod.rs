@@ -55,6 +55,10 @@ pub struct Host {
     pub provider_ports: BTreeMap<String, u32>,
     /// MACs of next hops on external networks, by (network id, address), learnt from ARP.
     pub neighbours: BTreeMap<(String, std::net::IpAddr), [u8; 6]>,
+    /// Interfaces with an `iface-id` that ovs-vswitchd has not given an OpenFlow port yet:
+    /// not plugged for the flows, but their ports are looked up and their networks
+    /// followed already, while ovs-vswitchd reconfigures (a few hundred ms for hundreds).
+    pub announced: std::collections::BTreeSet<String>,
 }
 
 /// The object a flow was compiled for.

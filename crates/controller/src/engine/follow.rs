@@ -63,7 +63,7 @@ impl Follow {
 
     /// Whether the plugged ports known here are not those of the host.
     pub fn plugged_changed(&self, host: &Host) -> bool {
-        host.ofports.len() != self.plugged.len()
+        host.ofports.len() + host.announced.len() != self.plugged.len()
     }
 
     /// Whether an unknown interface or a missing reference is due to be looked up again.
@@ -84,7 +84,7 @@ impl Follow {
         }
         self.retry_at = None;
         let mut lookups = Vec::new();
-        for id in host.ofports.keys() {
+        for id in host.ofports.keys().chain(&host.announced) {
             let stale = match self.plugged.get(id) {
                 None => true,
                 Some((None, at)) => now.duration_since(*at) > RELOOKUP,
@@ -104,7 +104,8 @@ impl Follow {
                 }),
             }
         }
-        self.plugged.retain(|id, _| host.ofports.contains_key(id));
+        self.plugged
+            .retain(|id, _| host.ofports.contains_key(id) || host.announced.contains(id));
         self.referred
             .retain(|_, (_, failed)| failed.is_none_or(|t| now.duration_since(t) <= RELOOKUP));
         lookups.extend(

@@ -34,6 +34,12 @@ pub fn interface_event(host: &mut Host, view: &View, ev: InterfaceEvent) -> Vec<
             return;
         }
         let Some(id) = s.iface_id.clone() else { return };
+        // Announced until it has an OpenFlow port (followed already, not yet plugged).
+        if present && ofport.is_none() {
+            host.announced.insert(id.clone());
+        } else {
+            host.announced.remove(&id);
+        }
         let changed = match ofport {
             Some(p) => host.ofports.insert(id.clone(), p) != Some(p),
             None => host.ofports.remove(&id).is_some(),
@@ -46,9 +52,18 @@ pub fn interface_event(host: &mut Host, view: &View, ev: InterfaceEvent) -> Vec<
         }
     };
     match ev {
-        // An interface with no OpenFlow port yet changes nothing; this also keeps the
-        // events replayed after a resync (older than the state it reported) from undoing it.
-        InterfaceEvent::Added(s) if s.ofport().is_none() => {}
+        // An interface with no OpenFlow port yet is only announced (its port is followed
+        // ahead of the flows); it changes no flow, which also keeps the events replayed
+        // after a resync (older than the state it reported) from undoing it.
+        InterfaceEvent::Added(s) if s.ofport().is_none() => {
+            if let Some(id) = s
+                .iface_id
+                .as_ref()
+                .filter(|id| !host.ofports.contains_key(*id))
+            {
+                host.announced.insert(id.clone());
+            }
+        }
         InterfaceEvent::Added(s) => set(host, &s, true),
         InterfaceEvent::Changed { old, new } => {
             if old.iface_id != new.iface_id {
@@ -60,6 +75,7 @@ pub fn interface_event(host: &mut Host, view: &View, ev: InterfaceEvent) -> Vec<
         InterfaceEvent::Resync(all) => {
             host.tunnels.clear();
             host.provider_ports.clear();
+            host.announced.clear();
             let before = std::mem::take(&mut host.ofports);
             for s in &all {
                 set(host, s, true);
