@@ -42,6 +42,9 @@ pub struct View {
     /// Groups whose members changed (joined, left or changed address) since
     /// [`View::take_membership`].
     membership: BTreeSet<String>,
+    /// Topics added by [`View::merge`], at the snapshot's revision: the stream, resumed
+    /// from before it, brings their older changes again, which the snapshot already holds.
+    merged_at: BTreeMap<String, Revision>,
 }
 
 fn decode<T: serde::de::DeserializeOwned>(table: &str, id: &str, value: &[u8]) -> Option<T> {
@@ -122,37 +125,79 @@ impl View {
     /// connections may be cut for (see [`View::take_membership`]).
     pub fn apply(&mut self, c: &Change) -> Vec<Touched> {
         self.revision = self.revision.max(c.revision);
-        let Some(table) = Table::from_name(&c.table) else {
+        if !self.merged_at.is_empty() {
+            let merged = c
+                .topic
+                .as_ref()
+                .and_then(|t| self.merged_at.get(t))
+                .is_some_and(|at| c.revision <= *at);
+            let now = self.revision;
+            // Past a snapshot's revision the stream brings only what it did not hold.
+            self.merged_at.retain(|_, at| *at >= now);
+            if merged {
+                return Vec::new();
+            }
+        }
+        self.put(c.revision, &c.table, &c.id, c.value.as_deref())
+    }
+
+    /// Adds a snapshot of topics the view did not hold (`new`; its other objects, which the
+    /// stream keeps current, are left as they are); returns what it added.
+    pub fn merge(&mut self, snap: &Snapshot, new: &BTreeSet<String>) -> Vec<Touched> {
+        let revision = self.revision;
+        let mut touched = Vec::new();
+        for r in &snap.records {
+            if r.topic.as_ref().is_some_and(|t| new.contains(t)) {
+                touched.extend(self.put(snap.revision, &r.table, &r.id, Some(&r.value)));
+            }
+        }
+        // The rest of the view is only as current as the stream that kept it.
+        self.revision = revision;
+        self.merged_at
+            .extend(new.iter().map(|t| (t.clone(), snap.revision)));
+        touched
+    }
+
+    /// Sets (or, without a value, removes) one object; returns what that touched.
+    fn put(
+        &mut self,
+        revision: Revision,
+        name: &str,
+        id: &str,
+        value: Option<&[u8]>,
+    ) -> Vec<Touched> {
+        self.revision = self.revision.max(revision);
+        let Some(table) = Table::from_name(name) else {
             return Vec::new();
         };
         let old_port = (table == Table::Port)
-            .then(|| self.ports.get(&c.id).cloned())
+            .then(|| self.ports.get(id).cloned())
             .flatten();
-        let rule_groups_before = self.rule_groups(&c.id);
-        if !self.set(&c.table, &c.id, c.value.as_deref()) {
+        let rule_groups_before = self.rule_groups(id);
+        if !self.set(name, id, value) {
             return Vec::new();
         }
         let mut out = vec![Touched {
             table,
-            id: c.id.clone(),
+            id: id.to_string(),
         }];
         match table {
             Table::Port => {
                 if let Some(n) = old_port.as_ref().map(|p| &p.network_id)
-                    && self.ports.get(&c.id).is_none_or(|p| p.network_id != *n)
+                    && self.ports.get(id).is_none_or(|p| p.network_id != *n)
                 {
                     out.push(Touched {
                         table: Table::Network,
                         id: n.clone(),
                     });
                 }
-                let changed = membership_changes(old_port.as_ref(), self.ports.get(&c.id));
+                let changed = membership_changes(old_port.as_ref(), self.ports.get(id));
                 self.membership.extend(changed);
             }
             Table::SecurityGroupRule => {
                 let groups: BTreeSet<String> = rule_groups_before
                     .into_iter()
-                    .chain(self.rule_groups(&c.id))
+                    .chain(self.rule_groups(id))
                     .collect();
                 out.extend(groups.into_iter().map(|id| Touched {
                     table: Table::SecurityGroup,
@@ -558,6 +603,58 @@ mod tests {
         let touched: Vec<String> = v.load(&snap).into_iter().map(|t| t.id).collect();
         assert_eq!(touched, ["n2", "n3"]);
         assert_eq!(v.revision, 9);
+    }
+
+    #[test]
+    fn a_merged_snapshot_adds_its_topics_and_the_resumed_stream_does_not_undo_it() {
+        let mut v = View::new("host-a");
+        let a = port("a", "p1", "n1", "host-a");
+        v.load(&Snapshot {
+            revision: 5,
+            records: vec![record(&network("n1", "p1"), 1), record(&a, 5)],
+        });
+        let mut a6 = a.clone();
+        a6.meta.name = "a6".into();
+        v.apply(&written(&a6, 6));
+        // n2 joins at revision 9; its port b was written at 7 and again at 8.
+        let b7 = port("b", "p1", "n2", "host-b");
+        let mut b8 = b7.clone();
+        b8.meta.name = "b8".into();
+        let snap = Snapshot {
+            revision: 9,
+            records: vec![
+                record(&network("n1", "p1"), 1),
+                record(&a6, 6),
+                record(&network("n2", "p1"), 2),
+                record(&b8, 8),
+            ],
+        };
+        let new = BTreeSet::from([b8.topic().to_string(), "n2".to_string()]);
+        let mut touched: Vec<String> = v.merge(&snap, &new).into_iter().map(|t| t.id).collect();
+        touched.sort();
+        assert_eq!(touched, ["b", "n2"], "only the new topics' objects");
+        assert_eq!(v.revision, 6, "the old topics are as current as the stream");
+        // The stream resumes from revision 5 for every topic: 6 again, then n2's past.
+        assert_eq!(v.apply(&written(&a6, 6)).len(), 1);
+        assert!(
+            v.apply(&written(&b7, 7)).is_empty(),
+            "older than the snapshot"
+        );
+        assert!(v.apply(&written(&b8, 8)).is_empty());
+        assert_eq!(v.ports["b"].meta.name, "b8");
+        let mut b10 = b7.clone();
+        b10.meta.name = "b10".into();
+        assert_eq!(
+            v.apply(&written(&b10, 10)).len(),
+            1,
+            "newer than the snapshot"
+        );
+        assert_eq!(v.ports["b"].meta.name, "b10");
+        assert!(
+            v.merged_at.is_empty(),
+            "forgotten once the stream is past it"
+        );
+        assert_eq!(v.ports_of("n2").count(), 1);
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! What the host follows of the NB store: the controller's tables, limited to the topics
 //! its ports reach (their networks, the projects of their groups and routers). The topics
-//! grow when a port of a new network is plugged here and shrink when the last one goes;
-//! each change takes a fresh snapshot of the new set (rare), which the view diffs against
-//! what it held. Sans-IO: it says which objects to look up and which snapshot to take,
+//! grow when a port of a new network is plugged here and shrink when the last one goes.
+//! Growing takes a snapshot of only the new topics, merged into the view; shrinking (rare),
+//! or a view behind a compacted log, takes a fresh snapshot of the whole set, which the
+//! view diffs against what it held. Sans-IO: it says which objects to look up and which snapshot to take,
 //! and is told the answers.
 
 use crate::apps::Host;
@@ -28,6 +29,18 @@ pub enum Read {
     Snapshot(BTreeSet<String>),
 }
 
+/// What an answered snapshot holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Loaded {
+    /// Everything the host follows, these topics: it replaces the view.
+    Whole(BTreeSet<String>),
+    /// Only the topics `new`, added to what the view holds; `all` is followed from now on.
+    Added {
+        new: BTreeSet<String>,
+        all: BTreeSet<String>,
+    },
+}
+
 #[derive(Debug, Default)]
 pub struct Follow {
     /// The topics the view holds a snapshot of.
@@ -43,9 +56,9 @@ pub struct Follow {
     /// this host does not follow yet) or whose look-up failed is looked up again after
     /// [`RELOOKUP`], for as long as it is missing.
     referred: BTreeMap<Touched, (Option<String>, Option<Instant>)>,
-    /// The snapshot asked for and not answered yet, and when it may be asked again after a
-    /// failure.
-    asked: Option<BTreeSet<String>>,
+    /// The snapshot asked for and not answered yet (what it will hold), and when it may be
+    /// asked again after a failure.
+    asked: Option<Loaded>,
     retry_at: Option<Instant>,
     rounds: u8,
 }
@@ -126,8 +139,16 @@ impl Follow {
             return None;
         }
         self.rounds += 1;
-        self.asked = Some(want.clone());
-        Some(Read::Snapshot(want))
+        // Growing by a few networks needs only theirs: the stream keeps the rest current.
+        let (asked, read) = if self.loaded && want.is_superset(&self.topics) {
+            let new: BTreeSet<String> = want.difference(&self.topics).cloned().collect();
+            let read = new.clone();
+            (Loaded::Added { new, all: want }, read)
+        } else {
+            (Loaded::Whole(want.clone()), want)
+        };
+        self.asked = Some(asked);
+        Some(Read::Snapshot(read))
     }
 
     /// Whether a read is outstanding or waiting to be tried again.
@@ -156,11 +177,13 @@ impl Follow {
         }
     }
 
-    /// The snapshot asked for arrived (the view has loaded it) or failed.
-    pub fn snapshot_done(&mut self, ok: bool, now: Instant) -> Option<BTreeSet<String>> {
+    /// The snapshot asked for arrived (the view is to load it as it says) or failed.
+    pub fn snapshot_done(&mut self, ok: bool, now: Instant) -> Option<Loaded> {
         let asked = self.asked.take()?;
         if ok {
-            self.topics = asked.clone();
+            self.topics = match &asked {
+                Loaded::Whole(all) | Loaded::Added { all, .. } => all.clone(),
+            };
             self.loaded = true;
             Some(asked)
         } else {

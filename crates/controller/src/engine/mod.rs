@@ -21,7 +21,7 @@ use crate::apps::security_groups::{Cuts, assign_zones};
 use crate::apps::{self, Desired, Host, Owner, Punt};
 use crate::reconcile::{self, FlowTable, GroupDiff, GroupTable};
 use crate::view::{Touched, View};
-use follow::Follow;
+use follow::{Follow, Loaded};
 use model::{Chassis, PortStatus, Table};
 use nbdb::{Change, Revision, Snapshot};
 use openflow::flow::FlowMod;
@@ -271,14 +271,23 @@ impl Controller {
                 self.refresh();
             }
             Event::LookedUp(answers) => self.follow.looked_up(answers, now),
-            Event::Snapshot(Ok(snap)) => {
-                if let Some(topics) = self.follow.snapshot_done(true, now) {
+            Event::Snapshot(Ok(snap)) => match self.follow.snapshot_done(true, now) {
+                Some(Loaded::Whole(topics)) => {
                     tracing::info!(topics = ?topics, revision = snap.revision, objects = snap.records.len(), "following projects");
                     let touched = self.view.load(&snap);
                     self.changed(touched);
                     fx.watch_from = Some((snap.revision, topics));
                 }
-            }
+                Some(Loaded::Added { new, all }) => {
+                    tracing::info!(topics = ?new, revision = snap.revision, objects = snap.records.len(), "following more projects");
+                    let touched = self.view.merge(&snap, &new);
+                    self.changed(touched);
+                    // The rest of the view is as current as the stream was: resume from
+                    // there (its last revision again, in case a batch split it), for all.
+                    fx.watch_from = Some((self.view.revision.saturating_sub(1), all));
+                }
+                None => {}
+            },
             Event::Snapshot(Err(e)) => {
                 tracing::warn!(error = %e, "NB snapshot failed; trying again in 1 s");
                 self.follow.snapshot_done(false, now);
