@@ -201,9 +201,6 @@ pub async fn run(cfg: Config) -> Result<(), String> {
             }
             wait = batch.is_empty();
         }
-        if batch.len() > 1 {
-            tracing::debug!(events = batch.len(), "batch");
-        }
         io.perform_batch(&mut core, batch).await?;
     }
 }
@@ -238,7 +235,11 @@ impl Io {
             return Ok(());
         }
         let start = Instant::now();
+        let n = events.len();
+        // Where the batch's time went (core, store reads, switch, store writes), for the log.
+        let mut spent = [Duration::ZERO; 4];
         let mut queue = vec![core.handle_batch(events, Instant::now())];
+        spent[0] += start.elapsed();
         while let Some(mut fx) = queue.pop() {
             if let Some((revision, topics)) = fx.watch_from.take() {
                 self.watch = self.nb.watch(revision, &self.tables, &topics);
@@ -262,23 +263,32 @@ impl Io {
             }
             // What the core waits for comes back first; the rest of this round's effects
             // follow it.
+            let t = Instant::now();
             let next = if let Some(read) = fx.read.take() {
-                Some(self.read(read).await)
+                let ev = self.read(read).await;
+                spent[1] += t.elapsed();
+                Some(ev)
             } else if fx.commit {
                 fx.commit = false;
-                Some(self.commit(core).await?)
+                let ev = self.commit(core).await?;
+                spent[2] += t.elapsed();
+                Some(ev)
             } else {
                 None
             };
             if let Some(ev) = next {
                 queue.push(fx);
+                let t = Instant::now();
                 queue.push(core.handle(ev, Instant::now()));
+                spent[0] += t.elapsed();
                 continue;
             }
             self.flush(std::mem::take(&mut fx.flushes)).await;
             if !fx.reports.is_empty() {
                 let reports = std::mem::take(&mut fx.reports);
+                let t = Instant::now();
                 let answers = self.nb.bind_many(&self.cfg.chassis, &reports).await;
+                spent[3] += t.elapsed();
                 let results = reports
                     .into_iter()
                     .zip(answers)
@@ -287,7 +297,20 @@ impl Io {
                 queue.push(core.handle(Event::Reported(results), Instant::now()));
             }
         }
-        tracing::trace!(us = start.elapsed().as_micros() as u64, "event handled");
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        // Not every idle tick: a batch, or one event that took a while.
+        if n == 1 && start.elapsed() < Duration::from_millis(2) {
+            return Ok(());
+        }
+        tracing::debug!(
+            events = n,
+            total_ms = ms(start.elapsed()),
+            core_ms = ms(spent[0]),
+            reads_ms = ms(spent[1]),
+            switch_ms = ms(spent[2]),
+            writes_ms = ms(spent[3]),
+            "batch handled"
+        );
         Ok(())
     }
 
