@@ -3,8 +3,9 @@
 //! switch's messages, a 100 ms timer) into events for the [`engine::Controller`] and
 //! performs the effects it returns: reads from the store, commits to the switch, packets,
 //! conntrack flushes, status writes. A transient failure (the store or the switch away for
-//! a while) is retried here; only a switch that refuses flows, or stays unreachable, ends
-//! the process.
+//! a while) is retried here; flows the switch refuses go back to the core (which leaves
+//! their owners out); only a switch that stays unreachable, or refuses a request outside
+//! a bundle, ends the process.
 
 use crate::apps;
 use crate::engine::{self, Controller, Effects, Event, Read};
@@ -342,8 +343,9 @@ impl Io {
     }
 
     /// Sends the core's commit in one bundle; a switch that went away is reconnected and
-    /// read back (the core then compares everything). A refusal is fatal: the flows are
-    /// wrong, and sending them again would not help.
+    /// read back (the core then compares everything). The messages of a refused bundle go
+    /// back to the core, which leaves out what they were for and commits the rest; any
+    /// other refusal is fatal.
     async fn commit(&mut self, core: &mut Controller) -> Result<Event, String> {
         let (sent, (flow_mods, group_mods)) = {
             let Some(c) = core.commit() else {
@@ -359,6 +361,15 @@ impl Io {
             Ok(()) => {
                 tracing::debug!(flow_mods, group_mods, "switch updated");
                 Ok(Event::Committed)
+            }
+            Err(SwitchError::BundleRefused(refused)) => {
+                tracing::warn!(
+                    flow_mods,
+                    group_mods,
+                    refused = refused.len(),
+                    "the switch refused a commit"
+                );
+                Ok(Event::Refused(refused))
             }
             Err(SwitchError::Refused(e)) => Err(format!(
                 "the switch refused the flows: {}",

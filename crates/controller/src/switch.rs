@@ -26,6 +26,10 @@ pub enum SwitchError {
     Protocol(#[from] openflow::Error),
     #[error("the switch refused: {}", describe(.0))]
     Refused(ErrorMsg),
+    /// A bundle was refused: these of its messages, each for its reason. The bundle was
+    /// discarded (nothing of it applied).
+    #[error("the switch refused {} message(s) of a bundle, the first: {}", .0.len(), .0.first().map(|r| describe(&r.error)).unwrap_or_default())]
+    BundleRefused(Vec<Refusal>),
     #[error("the switch does not speak OpenFlow 1.3")]
     Version,
     #[error("no answer from the switch within {0:?}")]
@@ -41,6 +45,24 @@ fn describe(e: &ErrorMsg) -> String {
 }
 
 pub type Result<T> = std::result::Result<T, SwitchError>;
+
+/// One message of a bundle that the switch refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub what: Refused,
+    pub error: ErrorMsg,
+}
+
+/// Which message of a commit was refused. A flow-mod by its position among the commit's
+/// flow-mods: they are made one at a time as they are sent and not kept, and the one who
+/// made the commit knows what it holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// The n-th flow-mod (from 0).
+    Flow(usize),
+    /// The group-mod of this group.
+    Group(u32),
+}
 
 /// Messages the switch sends on its own, kept for the runtime.
 fn is_async(m: &Message) -> bool {
@@ -228,7 +250,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         }
     }
 
-    /// Applies `mods` atomically: all of them or, if the switch refuses one, none.
+    /// Applies `mods` atomically: all of them or, if the switch refuses any, none
+    /// ([`SwitchError::BundleRefused`] names each one refused).
     pub async fn commit(&mut self, mods: &[FlowMod]) -> Result<()> {
         self.commit_with_groups(&GroupDiff::default(), mods).await
     }
@@ -274,35 +297,47 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             |m| matches!(m, Message::BundleControl(c) if c.ty == BundleCtrlType::OpenReply),
         )
         .await?;
-        let mut adds = std::collections::HashSet::new();
+        // Each add's xid, to what it carried: OVS answers every refused add (not only the
+        // first) with an error under that add's xid.
+        let mut adds = std::collections::HashMap::new();
+        let mut flows = 0usize;
         for m in messages {
+            let what = match &m {
+                Message::GroupMod(g) => Refused::Group(g.group_id),
+                _ => {
+                    flows += 1;
+                    Refused::Flow(flows - 1)
+                }
+            };
             let add = Message::BundleAdd {
                 bundle_id,
                 flags,
                 message: Box::new(m),
             };
-            adds.insert(self.send(&add).await?);
+            adds.insert(self.send(&add).await?, what);
         }
         // OVS checks each message as it is added and leaves a refused one out of the bundle
         // (a commit would apply the rest): collect those errors first, behind a barrier.
         let barrier = self.send(&Message::BarrierRequest).await?;
-        let mut refused = None;
+        let mut refused = Vec::new();
         loop {
             match self.recv().await? {
                 (x, Message::BarrierReply) if x == barrier => break,
-                (x, Message::Error(e)) if adds.contains(&x) => {
-                    refused.get_or_insert(e);
+                (x, Message::Error(error)) if adds.contains_key(&x) => {
+                    if let Some(what) = adds.remove(&x) {
+                        refused.push(Refusal { what, error });
+                    }
                 }
                 (x, m) if is_async(&m) => self.pending.push_back((x, m)),
                 (x, other) => tracing::debug!(xid = x, "unexpected message in a bundle: {other:?}"),
             }
         }
-        if let Some(e) = refused {
+        if !refused.is_empty() {
             let discard = self.send(&ctrl(BundleCtrlType::DiscardRequest)).await?;
             let _ = self
                 .answer(discard, |m| matches!(m, Message::BundleControl(c) if c.ty == BundleCtrlType::DiscardReply))
                 .await;
-            return Err(SwitchError::Refused(e));
+            return Err(SwitchError::BundleRefused(refused));
         }
         let commit = self.send(&ctrl(BundleCtrlType::CommitRequest)).await?;
         self.answer(

@@ -131,8 +131,40 @@ async fn a_refused_bundle_applies_nothing() {
         1,
         vec![Instruction::GotoTable(10)],
     );
-    let err = s.commit(&t.diff(&FlowTable::new())).await.unwrap_err();
-    assert!(matches!(err, SwitchError::Refused(_)), "{err}");
+    // And a second one: every refused flow-mod is named, by its place in the commit.
+    flow(
+        &mut t,
+        115,
+        1,
+        Match::new(),
+        2,
+        vec![Instruction::GotoTable(55)],
+    );
+    let mods = t.diff(&FlowTable::new());
+    let bad: Vec<usize> = mods
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| m.cookie == 1 || m.cookie == 2)
+        .map(|(i, _)| i)
+        .collect();
+    let err = s.commit(&mods).await.unwrap_err();
+    let SwitchError::BundleRefused(refused) = err else {
+        panic!("{err}");
+    };
+    let named: Vec<usize> = refused
+        .iter()
+        .map(|r| match r.what {
+            controller::switch::Refused::Flow(i) => i,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(named, bad, "{refused:?}");
+    assert!(
+        refused
+            .iter()
+            .all(|r| r.error.name() == Some("OFPBIC_BAD_TABLE_ID")),
+        "{refused:?}"
+    );
     assert!(s.dump_flows().await.expect("dump").is_empty());
 }
 

@@ -179,6 +179,9 @@ pub enum PortStatus {
     Down,
     Build,
     Active,
+    /// Plugged and bound, but the switch refused its flows (the controller's log names
+    /// the flow).
+    Error,
 }
 
 impl PortStatus {
@@ -187,6 +190,7 @@ impl PortStatus {
             PortStatus::Down => "DOWN",
             PortStatus::Build => "BUILD",
             PortStatus::Active => "ACTIVE",
+            PortStatus::Error => "ERROR",
         }
     }
 }

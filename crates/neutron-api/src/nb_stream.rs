@@ -285,9 +285,10 @@ fn status_of(v: Option<&Value>) -> ApiResult<model::PortStatus> {
         Some("ACTIVE") => Ok(model::PortStatus::Active),
         Some("DOWN") => Ok(model::PortStatus::Down),
         Some("BUILD") => Ok(model::PortStatus::Build),
+        Some("ERROR") => Ok(model::PortStatus::Error),
         _ => Err(ApiError::bad_request(
             "HTTPBadRequest",
-            "status must be ACTIVE, DOWN or BUILD",
+            "status must be ACTIVE, DOWN, BUILD or ERROR",
         )),
     }
 }

@@ -175,8 +175,16 @@ impl Desired {
     /// The flow-mods and group-mods that bring a switch that held the desired state as of
     /// the last call up to date, from what changed since alone; forgets the changes.
     pub fn take_changes(&mut self) -> (Vec<FlowMod>, GroupDiff) {
-        let dirty = std::mem::take(&mut self.dirty);
-        let mut changes: Vec<_> = dirty
+        let changes = self.changes();
+        self.forget_changes();
+        changes
+    }
+
+    /// [`Desired::take_changes`], keeping the changes: a commit the switch refuses is made
+    /// again from them, less what was left out.
+    pub fn changes(&self) -> (Vec<FlowMod>, GroupDiff) {
+        let mut changes: Vec<_> = self
+            .dirty
             .iter()
             .filter_map(|(k, before)| {
                 let now = self.table.get(k);
@@ -185,7 +193,7 @@ impl Desired {
             .collect();
         sort_changes(&mut changes);
         let mut groups = GroupDiff::default();
-        for (id, before) in std::mem::take(&mut self.dirty_groups) {
+        for (&id, before) in &self.dirty_groups {
             match (before, self.groups.get(id)) {
                 (before, Some(now)) if before.as_ref() != Some(now) => {
                     groups.before.push(GroupMod {
@@ -216,5 +224,37 @@ impl Desired {
     pub fn forget_changes(&mut self) {
         self.dirty.clear();
         self.dirty_groups.clear();
+    }
+
+    /// The owner of the desired flow at `key`. (A walk over the owners: asked only when
+    /// the switch refuses a flow.)
+    pub fn owner_of(&self, key: &FlowKey) -> Option<&Owner> {
+        let id = self.table.owner(key)?;
+        self.by_owner
+            .iter()
+            .find_map(|(o, h)| (h.id == id).then_some(o))
+    }
+
+    /// The owner of the desired group `id`.
+    pub fn owner_of_group(&self, id: u32) -> Option<&Owner> {
+        self.by_owner
+            .iter()
+            .find_map(|(o, h)| h.groups.contains(&id).then_some(o))
+    }
+
+    /// Leaves `owner`'s flows and groups out (as if it compiled none), until it is
+    /// compiled again.
+    pub fn drop_owner(&mut self, owner: &Owner) {
+        self.replace(owner, Vec::new(), Vec::new());
+    }
+
+    /// Forgets the change of one flow: the switch is taken to hold what it held.
+    pub fn forget_change(&mut self, key: &FlowKey) {
+        self.dirty.remove(key);
+    }
+
+    /// Forgets the change of one group.
+    pub fn forget_group_change(&mut self, id: u32) {
+        self.dirty_groups.remove(&id);
     }
 }

@@ -14,6 +14,8 @@ pub mod classify;
 pub mod deliver;
 mod desired;
 pub mod dhcp;
+#[cfg(feature = "fault-injection")]
+pub mod fault;
 pub mod here;
 pub mod l2;
 pub mod l3;
@@ -200,6 +202,11 @@ pub fn compile_owner(view: &View, host: &Host, owner: &Owner) -> (Vec<Flow>, Vec
         let cx = Cx { view, host };
         for app in APPS {
             app.compile(cx, obj, &mut Sink::new(*app, &mut flows, &mut groups));
+        }
+        // Past the sink: the flow is meant to break the pipeline's rules.
+        #[cfg(feature = "fault-injection")]
+        if let Object::Port(p) = obj {
+            fault::compile(cx, p, &mut flows);
         }
     }
     (flows, groups)

@@ -13,6 +13,7 @@
 
 mod follow;
 mod ports;
+mod refused;
 
 pub use follow::{RELOOKUP, Read};
 pub use ports::interface_event;
@@ -78,6 +79,8 @@ pub enum Event {
     SwitchLost,
     /// The switch applied the commit [`Controller::commit`] gave.
     Committed,
+    /// The switch refused these messages of that commit, and applied none of it.
+    Refused(Vec<crate::switch::Refusal>),
     /// The statuses written for [`Effects::reports`], with the store's answers.
     Reported(Vec<(String, PortStatus, Result<(), String>)>),
 }
@@ -130,7 +133,8 @@ enum Phase {
     NoSwitch,
 }
 
-/// What is to be sent at the next [`Controller::commit`].
+/// What is to be sent at the next [`Controller::commit`], kept until the switch answers:
+/// a refusal names flow-mods by their place in it.
 #[derive(Debug)]
 enum Outgoing {
     Changes(Vec<FlowMod>, GroupDiff),
@@ -169,6 +173,9 @@ pub struct Controller {
     compiled: Vec<Owner>,
     released: Vec<u16>,
     outgoing: Option<Outgoing>,
+    /// Owners whose flows the switch refused: left out of the desired flows until they are
+    /// compiled again (they or what they depend on changed).
+    failed: BTreeSet<Owner>,
     /// Statuses written (or being written) and not yet seen back in the stream.
     reported: BTreeMap<String, PortStatus>,
     report_again: Option<Instant>,
@@ -201,6 +208,7 @@ impl Controller {
             compiled: Vec::new(),
             released: Vec::new(),
             outgoing: None,
+            failed: BTreeSet::new(),
             reported: BTreeMap::new(),
             report_again: None,
             snat_asked: BTreeMap::new(),
@@ -220,6 +228,11 @@ impl Controller {
 
     pub fn desired(&self) -> &Desired {
         &self.desired
+    }
+
+    /// The owners whose flows the switch refused, left out of [`Controller::desired`].
+    pub fn failed(&self) -> &BTreeSet<Owner> {
+        &self.failed
     }
 
     pub fn punt(&self) -> &Punt {
@@ -262,8 +275,13 @@ impl Controller {
     fn absorb(&mut self, ev: Event, now: Instant, fx: &mut Effects) {
         match ev {
             Event::Change(c) => {
+                // A failed port's own status write coming back changes nothing of its
+                // flows: compiling it again would only be refused again.
+                let echo = self.status_echo(&c);
                 let touched = self.view.apply(&c);
-                self.changed(touched);
+                if !echo {
+                    self.changed(touched);
+                }
             }
             Event::Compacted => {
                 // Behind the log: a fresh snapshot of the same topics.
@@ -332,9 +350,11 @@ impl Controller {
                 if self.phase == Phase::Committing {
                     self.installed = Installed::Synced;
                     self.outgoing = None;
+                    self.desired.forget_changes();
                     self.after_commit(now, fx);
                 }
             }
+            Event::Refused(refusals) => self.refused(refusals, now, fx),
             Event::Reported(results) => {
                 for (id, status, r) in results {
                     match r {
@@ -356,17 +376,11 @@ impl Controller {
     /// [`Event::Committed`] or [`Event::SwitchLost`].
     pub fn commit(&mut self) -> Option<Commit<'_>> {
         match self.outgoing.as_ref()? {
-            Outgoing::Changes(..) => {
-                let Some(Outgoing::Changes(mods, groups)) = self.outgoing.take() else {
-                    return None;
-                };
-                let counts = (mods.len(), groups.len());
-                Some(Commit {
-                    groups,
-                    flow_mods: Box::new(mods.into_iter()),
-                    counts,
-                })
-            }
+            Outgoing::Changes(mods, groups) => Some(Commit {
+                groups: groups.clone(),
+                flow_mods: Box::new(mods.iter().cloned()),
+                counts: (mods.len(), groups.len()),
+            }),
             Outgoing::Full => {
                 let Installed::Read(flows, groups) = &self.installed else {
                     return None;
@@ -452,8 +466,13 @@ impl Controller {
         }
         if self.phase == Phase::Idle && self.report_again.is_some_and(|t| t <= now) {
             self.report_again = None;
-            fx.reports =
-                ports::reports_due(&self.me.id, &self.view, &self.host, &mut self.reported);
+            fx.reports = ports::reports_due(
+                &self.me.id,
+                &self.view,
+                &self.host,
+                &self.failed,
+                &mut self.reported,
+            );
         }
         if self.follow.relookup_due(now) {
             self.refresh();
@@ -541,21 +560,39 @@ impl Controller {
             // compile each once.
             owners.sort();
             owners.dedup();
+            for o in &owners {
+                // Compiled again: it may go in this time.
+                self.failed.remove(o);
+            }
             self.desired
                 .update(&self.view, &self.host, owners.iter().cloned());
         } else {
             self.desired = Desired::full(&self.view, &self.host);
+            self.failed.clear();
             owners = apps::owners(&self.view);
         }
         self.compiled.extend(owners);
+        self.hand_out(now, fx);
+    }
+
+    /// Hands out what brings the switch to the desired flows, or goes on at once when it
+    /// holds them already.
+    fn hand_out(&mut self, now: Instant, fx: &mut Effects) {
         let outgoing = match &self.installed {
             Installed::Unknown => {
                 self.phase = Phase::NoSwitch;
                 return;
             }
             Installed::Synced => {
-                let (mods, groups) = self.desired.take_changes();
-                (!mods.is_empty() || !groups.is_empty()).then_some(Outgoing::Changes(mods, groups))
+                // The changes are kept until the commit is confirmed: a refused one is
+                // made again from them.
+                let (mods, groups) = self.desired.changes();
+                if mods.is_empty() && groups.is_empty() {
+                    self.desired.forget_changes();
+                    None
+                } else {
+                    Some(Outgoing::Changes(mods, groups))
+                }
             }
             Installed::Read(flows, groups) => {
                 self.desired.forget_changes();
@@ -594,7 +631,13 @@ impl Controller {
             self.started = true;
             tracing::info!(chassis = %self.me.id, revision = self.view.revision, ports = self.view.ports.len(), plugged = self.host.ofports.len(), "controller ready");
         }
-        fx.reports = ports::reports_due(&self.me.id, &self.view, &self.host, &mut self.reported);
+        fx.reports = ports::reports_due(
+            &self.me.id,
+            &self.view,
+            &self.host,
+            &self.failed,
+            &mut self.reported,
+        );
         let _ = now;
         // Changes that came in while the commit was out are handled now.
         self.phase = Phase::Idle;

@@ -6,7 +6,7 @@ use crate::apps::{self, Host, Owner};
 use crate::view::{Touched, View};
 use model::{PortStatus, Table};
 use ovsdb::{InterfaceEvent, InterfaceState};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Keeps the iface-id → ofport map, the tunnel and patch ports; returns the owners whose
 /// flows depend on the event.
@@ -128,20 +128,28 @@ pub fn claim(
 }
 
 /// The statuses to write now (this runs after the commit): plugged and bound here →
-/// ACTIVE, plugged but bound elsewhere (plugged before this controller started, not
+/// ACTIVE (ERROR when the switch refused its flows: it is among `failed`), plugged but
+/// bound elsewhere (plugged before this controller started, not
 /// claimed) → BUILD with the binding, bound here but unplugged → DOWN. What the store
 /// already says, or what was written and not yet seen back, is not written again.
 pub fn reports_due(
     chassis: &str,
     view: &View,
     host: &Host,
+    failed: &BTreeSet<Owner>,
     reported: &mut BTreeMap<String, PortStatus>,
 ) -> Vec<(String, PortStatus)> {
+    let failed: BTreeSet<&str> = failed
+        .iter()
+        .filter(|o| o.table == Table::Port)
+        .map(|o| o.id.as_str())
+        .collect();
     let mut want = Vec::new();
     for (id, p) in &view.ports {
         let plugged = host.ofports.contains_key(id);
         let ours = p.binding_host_id == chassis;
         let status = match (plugged, ours) {
+            (true, true) if failed.contains(id.as_str()) => PortStatus::Error,
             (true, true) => PortStatus::Active,
             (true, false) => PortStatus::Build,
             (false, true) => PortStatus::Down,

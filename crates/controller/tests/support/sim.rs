@@ -10,6 +10,7 @@
 use controller::apps::{self, Desired, Handler, Punted, Settings};
 use controller::engine::{self, Controller, Effects, Event, Read};
 use controller::reconcile::{FlowTable, GroupTable};
+use controller::switch::{Refusal, Refused};
 use controller::view::Touched;
 use fake_switch::{Outcome, Switch};
 use model::{Chassis, NbObject, Port, PortStatus, Table};
@@ -41,6 +42,9 @@ impl Sent {
     }
 }
 
+/// Which flow-mods the switch refuses.
+pub type Refuse = Box<dyn Fn(&FlowMod) -> bool>;
+
 pub struct Sim {
     pub core: Controller,
     pub switch: Switch,
@@ -62,6 +66,12 @@ pub struct Sim {
     sent: (FlowTable, GroupTable),
     /// One-off flows with a hard timeout, and when the switch drops each.
     expiring: Vec<(Instant, FlowMod)>,
+    /// Flow-mods the switch refuses (as Open vSwitch refuses a bundle: every refused one
+    /// named, none of the bundle applied).
+    pub refuse: Option<Refuse>,
+    /// Commits handed to the switch, and those it refused.
+    pub commits: usize,
+    pub refused: usize,
 }
 
 fn iface(name: &str, iface_id: Option<&str>, ofport: u32) -> InterfaceState {
@@ -102,6 +112,9 @@ impl Sim {
             unchecked: false,
             sent: Default::default(),
             expiring: Vec::new(),
+            refuse: None,
+            commits: 0,
+            refused: 0,
         };
         sim.write_chassis(&me);
         sim.event(Event::SwitchRead(
@@ -195,6 +208,21 @@ impl Sim {
         self.plugged.insert(id.to_string(), ofport);
         let s = iface(&format!("tap{ofport}"), Some(id), ofport);
         self.event(Event::Interface(InterfaceEvent::Added(s)));
+    }
+
+    /// Plugs interfaces for many ports at once, as one `ovs-vsctl` does: one batch of
+    /// events (one pass through the core).
+    pub fn plug_batch(&mut self, ports: &[(String, u32)]) {
+        let events = ports
+            .iter()
+            .map(|(id, ofport)| {
+                self.plugged.insert(id.clone(), *ofport);
+                let s = iface(&format!("tap{ofport}"), Some(id), *ofport);
+                Event::Interface(InterfaceEvent::Added(s))
+            })
+            .collect();
+        let fx = self.core.handle_batch(events, self.now);
+        self.perform(fx);
     }
 
     /// Unplugs the interface of port `id`.
@@ -342,6 +370,7 @@ impl Sim {
     /// Performs effects as the runtime does; returns what the packet-outs did.
     fn perform(&mut self, fx: Effects) -> Vec<Outcome> {
         let mut answers = Vec::new();
+        let mut echoes = Vec::new();
         let mut queue = vec![fx];
         while let Some(mut fx) = queue.pop() {
             if let Some((_, topics)) = fx.watch_from.take() {
@@ -361,9 +390,27 @@ impl Sim {
                 Some(self.read(read))
             } else if fx.commit {
                 fx.commit = false;
-                let c = self.core.commit().expect("a commit");
-                let mods: Vec<_> = c.flow_mods.collect();
-                for g in &c.groups.before {
+                let (mods, groups) = {
+                    let c = self.core.commit().expect("a commit");
+                    (c.flow_mods.collect::<Vec<_>>(), c.groups)
+                };
+                self.commits += 1;
+                let refused: Vec<Refusal> = mods
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, m)| self.refuse.as_ref().is_some_and(|r| r(m)))
+                    .map(|(i, _)| Refusal {
+                        what: Refused::Flow(i),
+                        error: refusal_error(),
+                    })
+                    .collect();
+                if !refused.is_empty() {
+                    self.refused += 1;
+                    queue.push(fx);
+                    queue.push(self.core.handle(Event::Refused(refused), self.now));
+                    continue;
+                }
+                for g in &groups.before {
                     self.switch.apply_group_mod(g).expect("group-mod");
                 }
                 for m in &mods {
@@ -371,12 +418,12 @@ impl Sim {
                         .apply_flow_mod(m)
                         .unwrap_or_else(|e| panic!("{e}: {m:?}"));
                 }
-                for g in &c.groups.after {
+                for g in &groups.after {
                     self.switch.apply_group_mod(g).expect("group-mod");
                 }
                 self.sent.0.apply(&mods);
-                self.sent.1.apply(&c.groups.before);
-                self.sent.1.apply(&c.groups.after);
+                self.sent.1.apply(&groups.before);
+                self.sent.1.apply(&groups.after);
                 Some(Event::Committed)
             } else {
                 None
@@ -391,11 +438,19 @@ impl Sim {
                 let reports = std::mem::take(&mut fx.reports);
                 let results = reports
                     .iter()
-                    .map(|(id, status)| (id.clone(), *status, self.bind(id, *status)))
+                    .map(|(id, status)| {
+                        let r = self.bind(id, *status);
+                        (id.clone(), *status, r.map(|c| echoes.push(c)))
+                    })
                     .collect();
                 self.reports.extend(reports);
                 queue.push(self.core.handle(Event::Reported(results), self.now));
             }
+        }
+        // The stream brings the status writes back later, as a real one would (and one
+        // at a time: hundreds of reports do not nest).
+        for c in echoes {
+            self.stream(c);
         }
         if !self.unchecked {
             self.check();
@@ -403,8 +458,9 @@ impl Sim {
         answers
     }
 
-    /// Writes a port's binding and status, as the store write of a report does.
-    fn bind(&mut self, id: &str, status: PortStatus) -> Result<(), String> {
+    /// Writes a port's binding and status, as the store write of a report does; returns
+    /// the change for the stream.
+    fn bind(&mut self, id: &str, status: PortStatus) -> Result<Change, String> {
         let key = (Table::Port.name().to_string(), id.to_string());
         let Some(r) = self.store.get(&key) else {
             return Err(format!("port {id} is gone"));
@@ -412,10 +468,7 @@ impl Sim {
         let mut p: Port = serde_json::from_slice(&r.value).map_err(|e| e.to_string())?;
         p.binding_host_id = self.core.view().chassis.clone();
         p.status = status;
-        let c = self.write(&p);
-        // The stream brings it back later, as a real one would.
-        self.stream(c);
-        Ok(())
+        Ok(self.write(&p))
     }
 
     fn read(&self, read: Read) -> Event {
@@ -454,7 +507,10 @@ impl Sim {
             return;
         }
         let (view, host) = (self.core.view(), self.core.host());
-        let full = Desired::full(view, host);
+        let mut full = Desired::full(view, host);
+        for o in self.core.failed() {
+            full.drop_owner(o);
+        }
         let d = self.core.desired();
         assert!(
             d.table() == full.table(),
@@ -475,5 +531,16 @@ impl Sim {
             d.table().diff(&self.sent.0)
         );
         assert_eq!(&self.sent.1, d.groups(), "the commits' groups");
+    }
+}
+
+/// What Open vSwitch answers a `goto_table` backwards: OFPET_BAD_INSTRUCTION
+/// OFPBIC_BAD_TABLE_ID.
+fn refusal_error() -> openflow::errors::ErrorMsg {
+    openflow::errors::ErrorMsg {
+        ty: 3,
+        code: 2,
+        experimenter: 0,
+        data: Vec::new(),
     }
 }
