@@ -31,7 +31,7 @@ fn server(ks: &Keystone, cache_secs: u64) -> Server {
             "[neutron]\nauth_strategy = \"keystone\"\n\n[keystone_authtoken]\n\
              auth_url = \"{url}/v3\"\nwww_authenticate_uri = \"{url}\"\n\
              username = \"neutron\"\npassword = \"{NEUTRON_PASSWORD}\"\nproject_name = \"service\"\n\
-             token_cache_time = {cache_secs}\n",
+             token_cache_time = {cache_secs}\nhttp_timeout = 30\n",
             url = ks.url()
         ),
     )
