@@ -1,4 +1,5 @@
-//! The config file (TOML): `[server]` for the process, `[neutron]` for the API settings.
+//! The config file (TOML): `[server]` for the process, `[neutron]` for the API settings,
+//! `[keystone_authtoken]` for Keystone when `[neutron] auth_strategy = "keystone"`.
 //! Every key has a default, so the file is optional; flags override it.
 
 use serde::Deserialize;
@@ -10,6 +11,7 @@ use std::path::{Path, PathBuf};
 pub struct File {
     pub server: Server,
     pub neutron: neutron_api::ApiConfig,
+    pub keystone_authtoken: neutron_api::keystone::KeystoneConfig,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -66,6 +66,16 @@ pub fn run(file: config::File, args: Args) -> Result<(), String> {
     let settings = neutron
         .check()
         .map_err(|e| format!("config [neutron]: {e}"))?;
+    let keystone = match settings.auth_strategy {
+        neutron_api::config::AuthStrategy::Keystone => {
+            let ks = file
+                .keystone_authtoken
+                .check()
+                .map_err(|e| format!("config [keystone_authtoken]: {e}"))?;
+            Some(neutron_api::keystone::Keystone::new(ks)?)
+        }
+        neutron_api::config::AuthStrategy::NoAuth => None,
+    };
     let (auth, made) = neutron_api::nb_auth::NbAuth::load_or_create(&secret_file)?;
     if made {
         tracing::warn!(
@@ -95,7 +105,16 @@ pub fn run(file: config::File, args: Args) -> Result<(), String> {
                 .map_err(|e| format!("cannot listen on {addr}: {e}"))
         };
         let (listener, nb_listener) = (bind(listen).await?, bind(nb_listen).await?);
-        tracing::info!(%listen, %nb_listen, store = %store.describe(), secret = %secret_file.display(), "dragonflow server ready");
+        let neutron = match &keystone {
+            Some(ks) => {
+                let warm = ks.clone();
+                tokio::spawn(async move { warm.warm_up().await });
+                neutron_api::keystone::router(api.clone(), ks.clone())
+            }
+            None => neutron_api::router(api.clone()),
+        };
+        let auth_strategy = if keystone.is_some() { "keystone" } else { "noauth" };
+        tracing::info!(%listen, %nb_listen, store = %store.describe(), secret = %secret_file.display(), auth_strategy, "dragonflow server ready");
         let stopping = {
             let api = api.clone();
             tokio::spawn(async move {
@@ -114,7 +133,7 @@ pub fn run(file: config::File, args: Args) -> Result<(), String> {
             }
         };
         let result = tokio::try_join!(
-            serve(listener, neutron_api::router(api.clone())),
+            serve(listener, neutron),
             serve(nb_listener, neutron_api::nb_router(api.clone(), auth)),
         );
         stopping.abort();

@@ -174,6 +174,8 @@ fn up_checks_and_down_leaves_nothing() {
         st_out.contains("sandbox up") && !st_out.contains("GONE"),
         "{st_out}"
     );
+    // The sandbox keeps noauth, and says so.
+    assert!(st_out.contains("auth: noauth"), "{st_out}");
     let vm1_ip = st_out
         .lines()
         .find(|l| l.trim_start().starts_with("vm1 "))

@@ -1,5 +1,6 @@
 //! The API server's settings: the default project, network types, segmentation ranges,
-//! physical networks and MTUs. Read from the config file's `[neutron]` table.
+//! physical networks, MTUs and how requests authenticate. Read from the config file's
+//! `[neutron]` table (Keystone's own settings: `[keystone_authtoken]`, [`crate::keystone`]).
 
 use model::NetworkType;
 use serde::Deserialize;
@@ -7,6 +8,9 @@ use serde::Deserialize;
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ApiConfig {
+    /// `noauth` (the project from `X-Project-Id`) or `keystone` (from a validated
+    /// `X-Auth-Token`; see `[keystone_authtoken]`).
+    pub auth_strategy: String,
     /// The project (and admin) of requests that carry no `X-Project-Id`, when
     /// `noauth_default_admin` is on.
     pub default_project: String,
@@ -30,6 +34,7 @@ pub struct ApiConfig {
 impl Default for ApiConfig {
     fn default() -> ApiConfig {
         ApiConfig {
+            auth_strategy: "noauth".into(),
             default_project: "default".into(),
             noauth_default_admin: false,
             tenant_network_type: "geneve".into(),
@@ -42,9 +47,17 @@ impl Default for ApiConfig {
     }
 }
 
+/// Who a request is: see [`crate::context`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthStrategy {
+    NoAuth,
+    Keystone,
+}
+
 /// The checked form of [`ApiConfig`].
 #[derive(Clone, Debug)]
 pub struct Settings {
+    pub auth_strategy: AuthStrategy,
     pub default_project: String,
     pub noauth_default_admin: bool,
     pub tenant_network_type: NetworkType,
@@ -75,6 +88,14 @@ fn range(s: &str, max: u32) -> Result<(u32, u32), String> {
 
 impl ApiConfig {
     pub fn check(&self) -> Result<Settings, String> {
+        let auth_strategy = match self.auth_strategy.as_str() {
+            "noauth" => AuthStrategy::NoAuth,
+            "keystone" => AuthStrategy::Keystone,
+            s => return Err(format!("auth_strategy {s:?} must be noauth or keystone")),
+        };
+        if auth_strategy == AuthStrategy::Keystone && self.noauth_default_admin {
+            return Err("noauth_default_admin cannot be on with auth_strategy = keystone".into());
+        }
         let tenant_network_type = NetworkType::parse(&self.tenant_network_type)
             .filter(|t| t.is_tunnel() || *t == NetworkType::Vlan)
             .ok_or_else(|| {
@@ -123,6 +144,7 @@ impl ApiConfig {
             return Err("tenant_network_type vlan needs vlan_ranges".into());
         }
         Ok(Settings {
+            auth_strategy,
             default_project: self.default_project.clone(),
             noauth_default_admin: self.noauth_default_admin,
             tenant_network_type,
@@ -179,6 +201,28 @@ mod tests {
         assert!(c.check().is_err());
         let c = ApiConfig {
             mac_base: "fb:16:3e".into(),
+            ..ApiConfig::default()
+        };
+        assert!(c.check().is_err());
+    }
+
+    #[test]
+    fn auth_strategy_is_noauth_or_keystone_never_with_a_default_admin() {
+        let s = ApiConfig::default().check().unwrap();
+        assert_eq!(s.auth_strategy, AuthStrategy::NoAuth);
+        let c = ApiConfig {
+            auth_strategy: "keystone".into(),
+            ..ApiConfig::default()
+        };
+        assert_eq!(c.check().unwrap().auth_strategy, AuthStrategy::Keystone);
+        let c = ApiConfig {
+            auth_strategy: "keystone".into(),
+            noauth_default_admin: true,
+            ..ApiConfig::default()
+        };
+        assert!(c.check().is_err());
+        let c = ApiConfig {
+            auth_strategy: "ldap".into(),
             ..ApiConfig::default()
         };
         assert!(c.check().is_err());

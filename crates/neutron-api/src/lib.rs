@@ -7,6 +7,7 @@ pub mod config;
 pub mod context;
 pub mod db;
 pub mod error;
+pub mod keystone;
 pub mod limits;
 pub mod listing;
 pub mod nb_auth;

@@ -1,5 +1,5 @@
 //! The lab: real Open vSwitch instances, network namespaces, veth pairs, VMs, etcd and Redis
-//! servers, and the system tools that drive them, in two modes.
+//! servers, a Keystone, and the system tools that drive them, in two modes.
 //!
 //! - **Scoped**, for tests and benchmarks: [`Netns::new`], [`veth`], [`Ovs::start`],
 //!   [`Vm::plug`], [`StoreServer::start`]. Everything is torn down on drop. Each [`Ovs`] runs
@@ -17,6 +17,7 @@
 
 pub mod bench;
 mod detached;
+pub mod keystone;
 mod netns;
 mod ovs;
 mod process;

@@ -145,6 +145,10 @@ fn status() -> Result<()> {
         st.url,
         st.db
     );
+    // The sandbox's server runs with --noauth-admin (up.rs): say so, as Keystone exists.
+    line!(
+        "auth: noauth (no Keystone; a request without X-Project-Id acts as admin): a cloud uses auth_strategy = keystone (docs/operations.md)"
+    );
     line!(
         "NB store endpoints: {} (dragonflow db --nb {} --nb-token-file {})",
         st.nb_url,

@@ -1,0 +1,335 @@
+//! A real Keystone (OpenStack Identity, from the venv scripts/setup makes) on a free
+//! loopback port, in its own temp dir with a sqlite database, served by gunicorn; killed
+//! on drop. Bootstrapped with an admin, a `service` project holding the `neutron` service
+//! user (roles `admin` and `service`), and whatever projects and users a test adds.
+//!
+//! Its access log names the `X-Subject-Token` of every request, so a test can count how
+//! often each token was validated ([`Keystone::validations`]).
+
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const ADMIN_PASSWORD: &str = "admin-secret";
+pub const NEUTRON_PASSWORD: &str = "neutron-secret";
+
+/// Where scripts/setup installs Keystone and gunicorn.
+pub fn venv() -> PathBuf {
+    std::env::var_os("DF_KEYSTONE_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/opt/dragonflow/keystone-venv"))
+}
+
+/// True when Keystone is installed (scripts/setup).
+pub fn installed() -> bool {
+    venv().join("bin/keystone-manage").exists() && venv().join("bin/gunicorn").exists()
+}
+
+pub struct Keystone {
+    dir: tempfile::TempDir,
+    pub port: u16,
+    child: Option<Child>,
+}
+
+// oslo.config in Keystone's WSGI app parses sys.argv, which under gunicorn holds
+// gunicorn's flags: the shim empties it before the app loads.
+const SHIM: &str = "import sys\nsys.argv = sys.argv[:1]\nfrom keystone.wsgi.api import application  # noqa: E402,F401\n";
+
+fn run(cmd: &mut Command) -> io::Result<()> {
+    let out = cmd.stdin(Stdio::null()).output().map_err(|e| {
+        io::Error::other(format!(
+            "cannot run {:?} ({e}): run scripts/setup",
+            cmd.get_program()
+        ))
+    })?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(io::Error::other(format!(
+            "{:?} failed: {}",
+            cmd.get_args().collect::<Vec<_>>(),
+            String::from_utf8_lossy(&out.stderr)
+        )))
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into()
+}
+
+impl Keystone {
+    /// Sets up and starts a Keystone whose tokens live `expiration` (a test of expiry
+    /// and renewal wants it short). Takes some 20-40 s: once per test binary.
+    pub fn start(expiration: Duration) -> io::Result<Keystone> {
+        let dir = tempfile::tempdir()?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let d = dir.path().display();
+        // Password hashing at bcrypt's minimum cost: tests issue many tokens.
+        let conf = format!(
+            "[DEFAULT]\nlog_file = {d}/keystone.log\n\
+             [database]\nconnection = sqlite:///{d}/keystone.db\n\
+             [token]\nprovider = fernet\nexpiration = {}\n\
+             [fernet_tokens]\nkey_repository = {d}/fernet-keys\n\
+             [credential]\nkey_repository = {d}/credential-keys\n\
+             [identity]\npassword_hash_rounds = 4\n",
+            expiration.as_secs().max(1)
+        );
+        std::fs::write(dir.path().join("keystone.conf"), conf)?;
+        std::fs::write(dir.path().join("df_keystone_wsgi.py"), SHIM)?;
+        let manage = |args: &[&str]| {
+            let mut c = Command::new(venv().join("bin/keystone-manage"));
+            c.arg("--config-file")
+                .arg(dir.path().join("keystone.conf"))
+                .args(args);
+            run(&mut c)
+        };
+        manage(&["db_sync"])?;
+        let owner = ["--keystone-user", "root", "--keystone-group", "root"];
+        manage(&[&["fernet_setup"][..], &owner].concat())?;
+        manage(&[&["credential_setup"][..], &owner].concat())?;
+        let public = format!("http://127.0.0.1:{port}/v3");
+        manage(&[
+            "bootstrap",
+            "--bootstrap-password",
+            ADMIN_PASSWORD,
+            "--bootstrap-region-id",
+            "RegionOne",
+            "--bootstrap-public-url",
+            &public,
+        ])?;
+        let mut k = Keystone {
+            dir,
+            port,
+            child: None,
+        };
+        k.spawn()?;
+        // The service project and the user this server validates tokens as.
+        let service = k.project("service")?;
+        k.user("neutron", NEUTRON_PASSWORD, &service, &["admin", "service"])?;
+        Ok(k)
+    }
+
+    fn spawn(&mut self) -> io::Result<()> {
+        let d = self.dir.path();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(d.join("gunicorn.log"))?;
+        let child = Command::new(venv().join("bin/gunicorn"))
+            .arg("--pythonpath")
+            .arg(d)
+            .args(["--bind", &format!("127.0.0.1:{}", self.port)])
+            // Threads, as Keystone runs under mod_wsgi: 50 validations at once queue on
+            // two processes otherwise.
+            .args(["--workers", "2", "--threads", "8", "--timeout", "120"])
+            .arg("--access-logfile")
+            .arg(d.join("access.log"))
+            .args([
+                "--access-logformat",
+                "%(m)s %(U)s %(s)s subject=%({x-subject-token}i)s",
+            ])
+            .arg("df_keystone_wsgi:application")
+            .env("OS_KEYSTONE_CONFIG_FILES", d.join("keystone.conf"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()?;
+        self.child = Some(child);
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(90) {
+            if let Ok(r) = agent().get(&format!("{}/v3", self.url())).call()
+                && r.status().as_u16() == 200
+            {
+                return Ok(());
+            }
+            if let Some(Ok(Some(_))) = self.child.as_mut().map(|c| c.try_wait()) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Err(io::Error::other(format!(
+            "Keystone did not come up: {}",
+            crate::tail(&d.join("gunicorn.log"), 10)
+        )))
+    }
+
+    /// `http://127.0.0.1:PORT` (the auth_url, without `/v3`).
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Stops Keystone (SIGTERM to gunicorn, which ends its workers); data is kept.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(c.id().to_string())
+                .status();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts it again on the same port, with the same keys and database.
+    pub fn restart(&mut self) -> io::Result<()> {
+        self.stop();
+        self.spawn()
+    }
+
+    /// A token of `user` (password `password`) scoped to project `project` (names in the
+    /// Default domain).
+    pub fn token(&self, user: &str, password: &str, project: &str) -> io::Result<String> {
+        let body = json!({"auth": {
+            "identity": {"methods": ["password"], "password": {"user": {
+                "name": user, "domain": {"name": "Default"}, "password": password}}},
+            "scope": {"project": {"name": project, "domain": {"name": "Default"}}},
+        }});
+        let r = agent()
+            .post(&format!("{}/v3/auth/tokens?nocatalog", self.url()))
+            .send_json(&body)
+            .map_err(io::Error::other)?;
+        if r.status().as_u16() != 201 {
+            return Err(io::Error::other(format!(
+                "token for {user}: {}",
+                r.status()
+            )));
+        }
+        r.headers()
+            .get("x-subject-token")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+            .ok_or_else(|| io::Error::other("no X-Subject-Token"))
+    }
+
+    fn admin(&self, method: &str, path: &str, body: Option<Value>) -> io::Result<Value> {
+        let token = self.token("admin", ADMIN_PASSWORD, "admin")?;
+        let req = ureq::http::Request::builder()
+            .method(method)
+            .uri(format!("{}/v3{path}", self.url()))
+            .header("x-auth-token", token)
+            .header("content-type", "application/json")
+            .body(body.map(|b| b.to_string()).unwrap_or_default())
+            .map_err(io::Error::other)?;
+        let mut r = agent().run(req).map_err(io::Error::other)?;
+        let status = r.status().as_u16();
+        let text = r.body_mut().read_to_string().unwrap_or_default();
+        if !(200..300).contains(&status) {
+            return Err(io::Error::other(format!(
+                "{method} {path}: {status} {text}"
+            )));
+        }
+        Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// Makes a project in the Default domain; returns its id.
+    pub fn project(&self, name: &str) -> io::Result<String> {
+        let v = self.admin(
+            "POST",
+            "/projects",
+            Some(json!({"project": {"name": name, "domain_id": "default"}})),
+        )?;
+        Ok(v["project"]["id"].as_str().unwrap_or_default().to_string())
+    }
+
+    fn role_id(&self, name: &str) -> io::Result<String> {
+        let v = self.admin("GET", &format!("/roles?name={name}"), None)?;
+        if let Some(id) = v["roles"][0]["id"].as_str() {
+            return Ok(id.to_string());
+        }
+        let v = self.admin("POST", "/roles", Some(json!({"role": {"name": name}})))?;
+        Ok(v["role"]["id"].as_str().unwrap_or_default().to_string())
+    }
+
+    /// Makes a user with `roles` on project `project_id`; returns its id.
+    pub fn user(
+        &self,
+        name: &str,
+        password: &str,
+        project_id: &str,
+        roles: &[&str],
+    ) -> io::Result<String> {
+        let v = self.admin(
+            "POST",
+            "/users",
+            Some(json!({"user": {"name": name, "password": password, "domain_id": "default"}})),
+        )?;
+        let user = v["user"]["id"].as_str().unwrap_or_default().to_string();
+        for r in roles {
+            let role = self.role_id(r)?;
+            self.admin(
+                "PUT",
+                &format!("/projects/{project_id}/users/{user}/roles/{role}"),
+                None,
+            )?;
+        }
+        Ok(user)
+    }
+
+    /// Revokes a token (`DELETE /v3/auth/tokens`).
+    pub fn revoke(&self, token: &str) -> io::Result<()> {
+        let admin = self.token("admin", ADMIN_PASSWORD, "admin")?;
+        let req = ureq::http::Request::builder()
+            .method("DELETE")
+            .uri(format!("{}/v3/auth/tokens", self.url()))
+            .header("x-auth-token", admin)
+            .header("x-subject-token", token)
+            .body(String::new())
+            .map_err(io::Error::other)?;
+        let r = agent().run(req).map_err(io::Error::other)?;
+        match r.status().as_u16() {
+            204 => Ok(()),
+            s => Err(io::Error::other(format!("revoke: {s}"))),
+        }
+    }
+
+    /// Registers a `network` service whose public endpoint is `url` in the catalog, so
+    /// the openstack CLI finds the Neutron API through Keystone.
+    pub fn register_network(&self, url: &str) -> io::Result<()> {
+        let v = self.admin(
+            "POST",
+            "/services",
+            Some(json!({"service": {"type": "network", "name": "neutron"}})),
+        )?;
+        let id = v["service"]["id"].as_str().unwrap_or_default().to_string();
+        self.admin(
+            "POST",
+            "/endpoints",
+            Some(json!({"endpoint": {"service_id": id, "interface": "public",
+                "url": url, "region_id": "RegionOne"}})),
+        )?;
+        Ok(())
+    }
+
+    /// How many times each token was validated (`GET /v3/auth/tokens`), from the access
+    /// log.
+    pub fn validations(&self) -> HashMap<String, usize> {
+        let log = std::fs::read_to_string(self.dir.path().join("access.log")).unwrap_or_default();
+        let mut n = HashMap::new();
+        for l in log.lines() {
+            if let Some(rest) = l.strip_prefix("GET /v3/auth/tokens ")
+                && let Some((_, subject)) = rest.split_once("subject=")
+            {
+                *n.entry(subject.trim().to_string()).or_default() += 1;
+            }
+        }
+        n
+    }
+}
+
+impl Drop for Keystone {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
