@@ -20,8 +20,11 @@ const OBJECTS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("objects"
 const CHANGES: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("changes");
 /// `revision`, `oldest_change`, `topic_index` (1 once the index is complete) → u64.
 const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
-/// The topic index: `topic NUL table/id` → (), topic "" for topic-less objects, written in
-/// the same transaction as the object, so a snapshot of a few topics reads only theirs.
+/// The topic index, written in the same transaction as the objects: `topic NUL table/id`
+/// → () for each object with a topic, and `NUL table` → () for each table that has (or
+/// had) topic-less objects, which a topic-limited snapshot reads whole. Topic-less objects
+/// are not indexed one by one: most are claims, three to a port create, and an index
+/// entry each cost the create path a B-tree insert each.
 const TOPICS: TableDefinition<'_, &str, ()> = TableDefinition::new("topics");
 
 /// How many revisions of the change log are kept for watchers that resume.
@@ -58,24 +61,43 @@ fn topic_key(topic: &str, key: &str) -> String {
     format!("{topic}\0{key}")
 }
 
-/// Indexes every object once: a store file written before the index existed.
+/// The version of the topic index's layout; an index of another is built anew.
+const TOPIC_INDEX: u64 = 2;
+
+/// Indexes `key`'s object under `topic` ("": marks its table as holding topic-less ones).
+fn index(topics: &mut redb::Table<'_, &str, ()>, topic: &str, key: &str) -> Result<()> {
+    if !topic.is_empty() {
+        topics
+            .insert(topic_key(topic, key).as_str(), ())
+            .map_err(io)?;
+        return Ok(());
+    }
+    let table = key.split_once('/').map_or(key, |(t, _)| t);
+    let mark = topic_key("", table);
+    // Looked up first: a put of an unchanged mark would still dirty a page.
+    if topics.get(mark.as_str()).map_err(io)?.is_none() {
+        topics.insert(mark.as_str(), ()).map_err(io)?;
+    }
+    Ok(())
+}
+
+/// Indexes every object once: a store file written before this index layout.
 fn build_topic_index(txn: &redb::WriteTransaction) -> Result<()> {
     let mut meta = txn.open_table(META).map_err(io)?;
-    if meta.get("topic_index").map_err(io)?.is_some() {
+    if meta.get("topic_index").map_err(io)?.map(|v| v.value()) == Some(TOPIC_INDEX) {
         return Ok(());
     }
     let objects = txn.open_table(OBJECTS).map_err(io)?;
     let mut topics = txn.open_table(TOPICS).map_err(io)?;
+    topics.retain(|_, _| false).map_err(io)?;
     for entry in objects.iter().map_err(io)? {
         let (k, v) = entry.map_err(io)?;
         // An undecodable object is reported when it is read; it is left out of the index.
         if let Ok(o) = decode_object(v.value()) {
-            topics
-                .insert(topic_key(o.topic, k.value()).as_str(), ())
-                .map_err(io)?;
+            index(&mut topics, o.topic, k.value())?;
         }
     }
-    meta.insert("topic_index", 1).map_err(io)?;
+    meta.insert("topic_index", TOPIC_INDEX).map_err(io)?;
     Ok(())
 }
 
@@ -255,12 +277,10 @@ fn apply_one(t: &mut Tables<'_, '_>, ops: &[Op], revision: Revision) -> Result<(
                     )
                     .map_err(io)?;
                 if old_topic.as_deref() != Some(topic) {
-                    if let Some(old) = old_topic {
+                    if let Some(old) = old_topic.as_deref().filter(|t| !t.is_empty()) {
                         topics.remove(topic_key(old, &key).as_str()).map_err(io)?;
                     }
-                    topics
-                        .insert(topic_key(topic, &key).as_str(), ())
-                        .map_err(io)?;
+                    index(topics, topic, &key)?;
                 }
                 log.push(LogEntry {
                     table,
@@ -274,7 +294,9 @@ fn apply_one(t: &mut Tables<'_, '_>, ops: &[Op], revision: Revision) -> Result<(
                 if let Some(old) = old_topic
                     && objects.remove(key.as_str()).map_err(io)?.is_some()
                 {
-                    topics.remove(topic_key(old, &key).as_str()).map_err(io)?;
+                    if !old.is_empty() {
+                        topics.remove(topic_key(old, &key).as_str()).map_err(io)?;
+                    }
                     log.push(LogEntry {
                         table,
                         id,
@@ -434,28 +456,54 @@ impl Store for Embedded {
             return Ok(Snapshot { revision, records });
         };
         let index = txn.open_table(TOPICS).map_err(io)?;
+        // Tables holding topic-less objects (which every topic limit admits) are read
+        // whole; the others through the index, topic by topic.
+        let mut whole = std::collections::BTreeSet::new();
+        for entry in index.range("\0"..).map_err(io)? {
+            let (k, _) = entry.map_err(io)?;
+            let Some(table) = k.value().strip_prefix('\0') else {
+                break;
+            };
+            if filter.tables.as_ref().is_none_or(|ts| ts.contains(table)) {
+                whole.insert(format!("{table}/"));
+            }
+        }
+        for prefix in &whole {
+            for entry in objects.range(prefix.as_str()..).map_err(io)? {
+                let (k, v) = entry.map_err(io)?;
+                if !k.value().starts_with(prefix.as_str()) {
+                    break;
+                }
+                let r = keyed_record(k.value(), v.value())?;
+                records.extend(r.filter(|r| filter.admits(&r.table, r.topic.as_deref())));
+            }
+        }
         let mut keys = Vec::new();
-        // Topic "" holds the topic-less objects, which every topic limit admits.
-        let topics = std::iter::once("").chain(wanted.iter().map(String::as_str));
-        for topic in topics.collect::<std::collections::BTreeSet<_>>() {
+        for topic in wanted.iter().filter(|t| !t.is_empty()) {
             for prefix in &table_prefixes {
                 let start = topic_key(topic, prefix);
                 for entry in index.range(start.as_str()..).map_err(io)? {
                     let (k, _) = entry.map_err(io)?;
-                    let Some(key) = k.value().strip_prefix(start.as_str()) else {
+                    let Some(key) = k.value().strip_prefix(&format!("{topic}\0")) else {
                         break;
                     };
-                    keys.push(format!("{prefix}{key}"));
+                    if !key.starts_with(prefix.as_str()) {
+                        break;
+                    }
+                    let table = key.split_once('/').map_or(key, |(t, _)| t);
+                    if !whole.contains(&format!("{table}/")) {
+                        keys.push(key.to_string());
+                    }
                 }
             }
         }
-        // The order of a whole snapshot: by `table/id`.
-        keys.sort_unstable();
         for key in keys {
             if let Some(v) = objects.get(key.as_str()).map_err(io)? {
                 records.extend(keyed_record(&key, v.value())?);
             }
         }
+        // The order of a whole snapshot: by `table/id`.
+        records.sort_unstable_by(|a, b| (&a.table, &a.id).cmp(&(&b.table, &b.id)));
         Ok(Snapshot { revision, records })
     }
 }

@@ -219,7 +219,7 @@ pub trait Store: Send + Sync + 'static {
     async fn snapshot(&self) -> Result<Snapshot>;
 
     /// The objects within `filter` (topic-less ones pass any topic limit), consistent at
-    /// one revision, in the order of [`Store::snapshot`]. Backends override this to read
+    /// one revision, ordered by table and id. Backends override this to read
     /// only what the filter asks for; this default reads everything and filters.
     async fn snapshot_filtered(&self, filter: &Filter) -> Result<Snapshot> {
         let mut snap = self.snapshot().await?;
