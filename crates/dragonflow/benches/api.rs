@@ -1,6 +1,8 @@
 //! Benchmark: port creations through the HTTP API of a real `dragonflow server` (release
-//! build, embedded store, durable commits). Prints creates per second and latency
-//! percentiles, and records them in docs/benchmarks.md.
+//! build, embedded store, durable commits) by clients in this process, on a fresh store with
+//! the server logging at `warn` (what an outside client sees of a grown store: `api_wrk`).
+//! Prints creates per second and latency percentiles, and records them in
+//! docs/benchmarks.md.
 //!
 //! `cargo bench -p dragonflow --bench api` (env: DF_BENCH_PORTS, DF_BENCH_CLIENTS).
 
@@ -120,11 +122,13 @@ fn main() {
     );
 
     let section = format!(
-        "## API: port creation (embedded store)\n\n\
+        "## API: port creation by the bench's own clients (embedded store)\n\n\
          `cargo bench -p dragonflow --bench api`: {n} `POST /v2.0/ports` on one /16 subnet by {clients} concurrent \
-         keep-alive HTTP clients against a release `dragonflow server` on the same 2-core machine (clients and server \
-         share the cores), embedded store with durable (fsync) group commits. Each create allocates an IP, a MAC and a \
-         port key, and assigns the project's default security group.\n\n\
+         keep-alive HTTP clients (threads of the bench process) against a release `dragonflow server` on the same \
+         2-core machine (clients and server share the cores), embedded store with durable (fsync) group commits, a \
+         fresh store, the server's log at `warn`. Each create allocates an IP, a MAC and a port key, and assigns the \
+         project's default security group. Not what an outside client sees of a grown store: see the `api_wrk` \
+         section.\n\n\
          | measure | value | target |\n|---|---|---|\n\
          | port creates per second | {rate:.0} | >= 1000 |\n\
          | p50 latency | {:.2} ms | |\n\

@@ -6,10 +6,9 @@
 //! fsync instead of one each. Reads go straight to redb's MVCC snapshots from any thread.
 
 use crate::codec::{LogEntry, decode_changes, decode_object, encode_changes, encode_object};
-use crate::{Change, Op, Record, Result, Revision, Snapshot, Store, StoreError};
+use crate::{Change, Filter, Op, Record, Result, Revision, Snapshot, Store, StoreError};
 use async_trait::async_trait;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc;
@@ -19,8 +18,14 @@ use tokio::sync::{oneshot, watch};
 const OBJECTS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("objects");
 /// revision → encoded changes of that revision.
 const CHANGES: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("changes");
-/// `revision`, `oldest_change` → u64.
+/// `revision`, `oldest_change`, `topic_index` (1 once the index is complete) → u64.
 const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
+/// The topic index, written in the same transaction as the objects: `topic NUL table/id`
+/// → () for each object with a topic, and `NUL table` → () for each table that has (or
+/// had) topic-less objects, which a topic-limited snapshot reads whole. Topic-less objects
+/// are not indexed one by one: most are claims, three to a port create, and an index
+/// entry each cost the create path a B-tree insert each.
+const TOPICS: TableDefinition<'_, &str, ()> = TableDefinition::new("topics");
 
 /// How many revisions of the change log are kept for watchers that resume.
 pub const DEFAULT_RETENTION: u64 = 100_000;
@@ -51,6 +56,51 @@ fn object_key(table: &str, id: &str) -> String {
     format!("{table}/{id}")
 }
 
+/// The topic index entry of the object at `key` (`table/id`).
+fn topic_key(topic: &str, key: &str) -> String {
+    format!("{topic}\0{key}")
+}
+
+/// The version of the topic index's layout; an index of another is built anew.
+const TOPIC_INDEX: u64 = 2;
+
+/// Indexes `key`'s object under `topic` ("": marks its table as holding topic-less ones).
+fn index(topics: &mut redb::Table<'_, &str, ()>, topic: &str, key: &str) -> Result<()> {
+    if !topic.is_empty() {
+        topics
+            .insert(topic_key(topic, key).as_str(), ())
+            .map_err(io)?;
+        return Ok(());
+    }
+    let table = key.split_once('/').map_or(key, |(t, _)| t);
+    let mark = topic_key("", table);
+    // Looked up first: a put of an unchanged mark would still dirty a page.
+    if topics.get(mark.as_str()).map_err(io)?.is_none() {
+        topics.insert(mark.as_str(), ()).map_err(io)?;
+    }
+    Ok(())
+}
+
+/// Indexes every object once: a store file written before this index layout.
+fn build_topic_index(txn: &redb::WriteTransaction) -> Result<()> {
+    let mut meta = txn.open_table(META).map_err(io)?;
+    if meta.get("topic_index").map_err(io)?.map(|v| v.value()) == Some(TOPIC_INDEX) {
+        return Ok(());
+    }
+    let objects = txn.open_table(OBJECTS).map_err(io)?;
+    let mut topics = txn.open_table(TOPICS).map_err(io)?;
+    topics.retain(|_, _| false).map_err(io)?;
+    for entry in objects.iter().map_err(io)? {
+        let (k, v) = entry.map_err(io)?;
+        // An undecodable object is reported when it is read; it is left out of the index.
+        if let Ok(o) = decode_object(v.value()) {
+            index(&mut topics, o.topic, k.value())?;
+        }
+    }
+    meta.insert("topic_index", TOPIC_INDEX).map_err(io)?;
+    Ok(())
+}
+
 impl Embedded {
     /// Opens (or creates) the store file at `path`, creating parent directories.
     pub fn open(path: impl AsRef<Path>) -> Result<Embedded> {
@@ -69,6 +119,8 @@ impl Embedded {
         let revision = {
             txn.open_table(OBJECTS).map_err(io)?;
             txn.open_table(CHANGES).map_err(io)?;
+            txn.open_table(TOPICS).map_err(io)?;
+            build_topic_index(&txn)?;
             let meta = txn.open_table(META).map_err(io)?;
             meta.get("revision")
                 .map_err(io)?
@@ -141,13 +193,17 @@ fn apply_batch(
     {
         let mut objects = txn.open_table(OBJECTS).map_err(io)?;
         let mut changes = txn.open_table(CHANGES).map_err(io)?;
+        let mut topics = txn.open_table(TOPICS).map_err(io)?;
         for (ops, _) in batch {
-            results.push(
-                apply_one(&mut objects, &mut changes, ops, revision + 1).map(|()| {
-                    revision += 1;
-                    revision
-                }),
-            );
+            let mut tables = Tables {
+                objects: &mut objects,
+                changes: &mut changes,
+                topics: &mut topics,
+            };
+            results.push(apply_one(&mut tables, ops, revision + 1).map(|()| {
+                revision += 1;
+                revision
+            }));
         }
         let mut meta = txn.open_table(META).map_err(io)?;
         meta.insert("revision", revision).map_err(io)?;
@@ -167,20 +223,25 @@ fn apply_batch(
     Ok((results, revision))
 }
 
-fn apply_one(
-    objects: &mut redb::Table<'_, &str, &[u8]>,
-    changes: &mut redb::Table<'_, u64, &[u8]>,
-    ops: &[Op],
-    revision: Revision,
-) -> Result<()> {
-    let mut seen = HashSet::new();
-    // The topic each existing object has, for the deletion events.
-    let mut old_topics = Vec::with_capacity(ops.len());
+/// The tables a commit writes.
+struct Tables<'a, 't> {
+    objects: &'a mut redb::Table<'t, &'static str, &'static [u8]>,
+    changes: &'a mut redb::Table<'t, u64, &'static [u8]>,
+    topics: &'a mut redb::Table<'t, &'static str, ()>,
+}
+
+fn apply_one(t: &mut Tables<'_, '_>, ops: &[Op], revision: Revision) -> Result<()> {
+    let Tables {
+        objects,
+        changes,
+        topics,
+    } = t;
+    // The topic each existing object has (`None`: absent), for the deletion events and
+    // the topic index.
+    let mut old_topics: Vec<Option<String>> = Vec::with_capacity(ops.len());
     for op in ops {
+        // `Embedded::commit` validated the ops (no key twice) before queueing them.
         let (table, id) = op.key();
-        if !seen.insert((table, id)) {
-            return Err(StoreError::Invalid(format!("{table}/{id} appears twice")));
-        }
         let key = object_key(table, id);
         let current = match objects.get(key.as_str()).map_err(io)? {
             Some(v) => {
@@ -195,7 +256,7 @@ fn apply_one(
                 id: id.into(),
             });
         }
-        old_topics.push(current.map(|c| c.1).unwrap_or_default());
+        old_topics.push(current.map(|c| c.1));
     }
     let mut log = Vec::new();
     for (op, old_topic) in ops.iter().zip(&old_topics) {
@@ -215,6 +276,12 @@ fn apply_one(
                         encode_object(revision, topic, value).as_slice(),
                     )
                     .map_err(io)?;
+                if old_topic.as_deref() != Some(topic) {
+                    if let Some(old) = old_topic.as_deref().filter(|t| !t.is_empty()) {
+                        topics.remove(topic_key(old, &key).as_str()).map_err(io)?;
+                    }
+                    index(topics, topic, &key)?;
+                }
                 log.push(LogEntry {
                     table,
                     id,
@@ -224,11 +291,16 @@ fn apply_one(
             }
             Op::Delete { table, id, .. } => {
                 let key = object_key(table, id);
-                if objects.remove(key.as_str()).map_err(io)?.is_some() {
+                if let Some(old) = old_topic
+                    && objects.remove(key.as_str()).map_err(io)?.is_some()
+                {
+                    if !old.is_empty() {
+                        topics.remove(topic_key(old, &key).as_str()).map_err(io)?;
+                    }
                     log.push(LogEntry {
                         table,
                         id,
-                        topic: old_topic,
+                        topic: old,
                         value: None,
                     });
                 }
@@ -350,15 +422,99 @@ impl Store for Embedded {
         let mut records = Vec::new();
         for entry in objects.iter().map_err(io)? {
             let (k, v) = entry.map_err(io)?;
-            let (table, id) = k
-                .value()
-                .split_once('/')
-                .ok_or_else(|| StoreError::Corrupt(format!("bad key {:?}", k.value())))?;
-            let r = record(table, id.to_string(), v.value()).map(Some);
-            records.extend(crate::keep(table, id, r));
+            records.extend(keyed_record(k.value(), v.value())?);
         }
         Ok(Snapshot { revision, records })
     }
+
+    /// Tables are key ranges of the objects; topics are read from the topic index, then
+    /// each of their objects by key: the cost follows what is asked, not the store's size.
+    async fn snapshot_filtered(&self, filter: &Filter) -> Result<Snapshot> {
+        let txn = self.db.begin_read().map_err(io)?;
+        let meta = txn.open_table(META).map_err(io)?;
+        let revision = meta
+            .get("revision")
+            .map_err(io)?
+            .map(|v| v.value())
+            .unwrap_or(0);
+        let objects = txn.open_table(OBJECTS).map_err(io)?;
+        let table_prefixes: Vec<String> = match &filter.tables {
+            Some(ts) => ts.iter().map(|t| format!("{t}/")).collect(),
+            None => vec![String::new()],
+        };
+        let mut records = Vec::new();
+        let Some(wanted) = &filter.topics else {
+            for prefix in &table_prefixes {
+                for entry in objects.range(prefix.as_str()..).map_err(io)? {
+                    let (k, v) = entry.map_err(io)?;
+                    if !k.value().starts_with(prefix.as_str()) {
+                        break;
+                    }
+                    records.extend(keyed_record(k.value(), v.value())?);
+                }
+            }
+            return Ok(Snapshot { revision, records });
+        };
+        let index = txn.open_table(TOPICS).map_err(io)?;
+        // Tables holding topic-less objects (which every topic limit admits) are read
+        // whole; the others through the index, topic by topic.
+        let mut whole = std::collections::BTreeSet::new();
+        for entry in index.range("\0"..).map_err(io)? {
+            let (k, _) = entry.map_err(io)?;
+            let Some(table) = k.value().strip_prefix('\0') else {
+                break;
+            };
+            if filter.tables.as_ref().is_none_or(|ts| ts.contains(table)) {
+                whole.insert(format!("{table}/"));
+            }
+        }
+        for prefix in &whole {
+            for entry in objects.range(prefix.as_str()..).map_err(io)? {
+                let (k, v) = entry.map_err(io)?;
+                if !k.value().starts_with(prefix.as_str()) {
+                    break;
+                }
+                let r = keyed_record(k.value(), v.value())?;
+                records.extend(r.filter(|r| filter.admits(&r.table, r.topic.as_deref())));
+            }
+        }
+        let mut keys = Vec::new();
+        for topic in wanted.iter().filter(|t| !t.is_empty()) {
+            for prefix in &table_prefixes {
+                let start = topic_key(topic, prefix);
+                for entry in index.range(start.as_str()..).map_err(io)? {
+                    let (k, _) = entry.map_err(io)?;
+                    let Some(key) = k.value().strip_prefix(&format!("{topic}\0")) else {
+                        break;
+                    };
+                    if !key.starts_with(prefix.as_str()) {
+                        break;
+                    }
+                    let table = key.split_once('/').map_or(key, |(t, _)| t);
+                    if !whole.contains(&format!("{table}/")) {
+                        keys.push(key.to_string());
+                    }
+                }
+            }
+        }
+        for key in keys {
+            if let Some(v) = objects.get(key.as_str()).map_err(io)? {
+                records.extend(keyed_record(&key, v.value())?);
+            }
+        }
+        // The order of a whole snapshot: by `table/id`.
+        records.sort_unstable_by(|a, b| (&a.table, &a.id).cmp(&(&b.table, &b.id)));
+        Ok(Snapshot { revision, records })
+    }
+}
+
+/// The record stored under `table/id`, `None` (logged) if its bytes cannot be decoded.
+fn keyed_record(key: &str, bytes: &[u8]) -> Result<Option<Record>> {
+    let (table, id) = key
+        .split_once('/')
+        .ok_or_else(|| StoreError::Corrupt(format!("bad key {key:?}")))?;
+    let r = record(table, id.to_string(), bytes).map(Some);
+    Ok(crate::keep(table, id, r))
 }
 
 #[cfg(test)]
@@ -525,6 +681,41 @@ mod tests {
         let err = s.changes_since(0, 10).await.unwrap_err();
         assert!(matches!(err, StoreError::Compacted { .. }), "{err}");
         assert_eq!(s.changes_since(1095, 10).await.unwrap().len(), 5);
+    }
+
+    #[tokio::test]
+    async fn a_store_written_before_the_topic_index_is_indexed_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nb.redb");
+        {
+            let s = Embedded::open(&path).unwrap();
+            for (id, topic) in [("a", Some("p1")), ("b", Some("p2")), ("g", None)] {
+                s.commit(vec![
+                    Op::put("port", id, b"1".to_vec(), Expect::Absent).with_topic(topic),
+                ])
+                .await
+                .unwrap();
+            }
+        }
+        // Make it a file of before the index: no index table, no marker.
+        let db = loop {
+            match Database::create(&path) {
+                Ok(db) => break db,
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(20)),
+            }
+        };
+        let txn = db.begin_write().unwrap();
+        assert!(txn.delete_table(TOPICS).unwrap());
+        txn.open_table(META).unwrap().remove("topic_index").unwrap();
+        txn.commit().unwrap();
+        drop(db);
+        let s = Embedded::open(&path).unwrap();
+        let f = Filter::new(&["port".into()].into(), &["p1".into()].into());
+        let ids: Vec<_> = (s.snapshot_filtered(&f).await.unwrap().records)
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(ids, ["a", "g"]);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -238,8 +238,17 @@ impl Shared {
 impl Etcd {
     /// Every record with a key in `[start, end)`, page by page, all at one revision.
     async fn range(&self, start: Vec<u8>, end: Vec<u8>) -> Result<(Revision, Vec<Record>)> {
+        self.range_at(start, end, 0).await
+    }
+
+    /// Like [`Etcd::range`], at revision `at` (0: the latest).
+    async fn range_at(
+        &self,
+        start: Vec<u8>,
+        end: Vec<u8>,
+        mut at: i64,
+    ) -> Result<(Revision, Vec<Record>)> {
         let mut c = self.shared.client().await?;
-        let mut at = 0;
         let mut from = start;
         let mut out = Vec::new();
         loop {
@@ -537,6 +546,39 @@ impl Store for Etcd {
         let end = prefix_end(&start);
         let (revision, records) = self.range(start, end).await?;
         Ok(Snapshot { revision, records })
+    }
+
+    /// Each table asked for is a key range of its own, all read at one revision. Topics
+    /// are filtered here: etcd keeps no topic index (a transaction cannot read an
+    /// object's old topic to move its index entry), so a topic limit saves the wire, not
+    /// the range read.
+    async fn snapshot_filtered(&self, filter: &crate::Filter) -> Result<Snapshot> {
+        let Some(tables) = &filter.tables else {
+            let mut snap = self.snapshot().await?;
+            snap.records
+                .retain(|r| filter.admits(&r.table, r.topic.as_deref()));
+            return Ok(snap);
+        };
+        let (mut at, mut records) = (0, Vec::new());
+        if tables.is_empty() {
+            at = self.latest().await?.1;
+        }
+        for table in tables {
+            let start = self.shared.key(table, "").into_bytes();
+            let end = prefix_end(&start);
+            let (rev, got) = self
+                .range_at(start, end, i64::try_from(at).unwrap_or(i64::MAX))
+                .await?;
+            at = rev;
+            records.extend(
+                got.into_iter()
+                    .filter(|r| filter.admits(&r.table, r.topic.as_deref())),
+            );
+        }
+        Ok(Snapshot {
+            revision: at,
+            records,
+        })
     }
 }
 

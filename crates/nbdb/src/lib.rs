@@ -217,6 +217,16 @@ pub trait Store: Send + Sync + 'static {
 
     /// Every object of every table, consistent at one revision.
     async fn snapshot(&self) -> Result<Snapshot>;
+
+    /// The objects within `filter` (topic-less ones pass any topic limit), consistent at
+    /// one revision, ordered by table and id. Backends override this to read
+    /// only what the filter asks for; this default reads everything and filters.
+    async fn snapshot_filtered(&self, filter: &Filter) -> Result<Snapshot> {
+        let mut snap = self.snapshot().await?;
+        snap.records
+            .retain(|r| filter.admits(&r.table, r.topic.as_deref()));
+        Ok(snap)
+    }
 }
 
 /// Whether an object last written at `current` (`None`: absent) meets `expect`.

@@ -5,6 +5,9 @@
 //! - `o:<table>/<id>`: hash `r` (revision that wrote it), `t` (topic, "" for none), `v`;
 //! - `t:<table>`: sorted set of the table's ids, all scores 0 so ZRANGEBYLEX orders them;
 //! - `tables`: set of table names (what a snapshot walks);
+//! - `i:<topic>/<table>`: set of the table's ids under that topic ("" for none), what a
+//!   snapshot of a few topics reads; `topicidx` is set once it holds every object (a store
+//!   written before it existed is indexed by the first such snapshot);
 //! - `rev`: the latest revision;
 //! - `log`: stream with one entry per revision, id `<rev>-0`, fields `p`/`d` (put/delete,
 //!   value = table), `i` (id), `t` (topic), `v` (value, puts only); `n` for a revision that
@@ -49,6 +52,7 @@ pub struct Redis {
     commit: Script,
     list: Script,
     snapshot: Script,
+    snapshot_topics: Script,
     revision: watch::Sender<Revision>,
     follower: tokio::task::AbortHandle,
 }
@@ -93,10 +97,15 @@ for i = 0, n - 1 do
     redis.call('HSET', key, 'r', rev, 't', ARGV[b + 5], 'v', ARGV[b + 6])
     redis.call('ZADD', p .. 't:' .. tbl, 0, id)
     redis.call('SADD', p .. 'tables', tbl)
+    if not old[i][1] or old[i][2] ~= ARGV[b + 5] then
+      if old[i][1] then redis.call('SREM', p .. 'i:' .. old[i][2] .. '/' .. tbl, id) end
+      redis.call('SADD', p .. 'i:' .. ARGV[b + 5] .. '/' .. tbl, id)
+    end
     for _, x in ipairs({'p', tbl, 'i', id, 't', ARGV[b + 5], 'v', ARGV[b + 6]}) do f[#f + 1] = x end
   elseif kind == 'd' and old[i][1] then
     redis.call('DEL', key)
     redis.call('ZREM', p .. 't:' .. tbl, id)
+    redis.call('SREM', p .. 'i:' .. old[i][2] .. '/' .. tbl, id)
     for _, x in ipairs({'d', tbl, 'i', id, 't', old[i][2]}) do f[#f + 1] = x end
   end
 end
@@ -124,6 +133,44 @@ local tables = redis.call('SMEMBERS', p .. 'tables')
 table.sort(tables)
 for _, tbl in ipairs(tables) do
   for _, id in ipairs(redis.call('ZRANGE', p .. 't:' .. tbl, 0, -1)) do
+    local h = redis.call('HMGET', p .. 'o:' .. tbl .. '/' .. id, 'r', 't', 'v')
+    for _, x in ipairs({tbl, id, h[1], h[2], h[3]}) do out[#out + 1] = x end
+  end
+end
+return out
+"#;
+
+/// ARGV: prefix, the number of tables (0: every table), the tables, then the topics ("" for
+/// the topic-less objects). Returns what SNAPSHOT does, for those tables and topics only,
+/// read from the topic index.
+const SNAPSHOT_TOPICS: &str = r#"
+local p, nt = ARGV[1], tonumber(ARGV[2])
+if redis.call('EXISTS', p .. 'topicidx') == 0 then
+  for _, tbl in ipairs(redis.call('SMEMBERS', p .. 'tables')) do
+    for _, id in ipairs(redis.call('ZRANGE', p .. 't:' .. tbl, 0, -1)) do
+      local t = redis.call('HGET', p .. 'o:' .. tbl .. '/' .. id, 't')
+      if t then redis.call('SADD', p .. 'i:' .. t .. '/' .. tbl, id) end
+    end
+  end
+  redis.call('SET', p .. 'topicidx', '1')
+end
+local tables = {}
+if nt == 0 then
+  tables = redis.call('SMEMBERS', p .. 'tables')
+else
+  for i = 1, nt do tables[i] = ARGV[2 + i] end
+end
+table.sort(tables)
+local out = {redis.call('GET', p .. 'rev') or '0'}
+for _, tbl in ipairs(tables) do
+  local ids = {}
+  for i = 3 + nt, #ARGV do
+    for _, id in ipairs(redis.call('SMEMBERS', p .. 'i:' .. ARGV[i] .. '/' .. tbl)) do
+      ids[#ids + 1] = id
+    end
+  end
+  table.sort(ids)
+  for _, id in ipairs(ids) do
     local h = redis.call('HMGET', p .. 'o:' .. tbl .. '/' .. id, 'r', 't', 'v')
     for _, x in ipairs({tbl, id, h[1], h[2], h[3]}) do out[#out + 1] = x end
   end
@@ -323,6 +370,7 @@ impl Redis {
             commit: Script::new(COMMIT),
             list: Script::new(LIST),
             snapshot: Script::new(SNAPSHOT),
+            snapshot_topics: Script::new(SNAPSHOT_TOPICS),
             revision: tx,
             follower,
         })
@@ -552,27 +600,59 @@ impl Store for Redis {
             .invoke_async(&mut con)
             .await
             .map_err(err)?;
-        let mut items = array(reply)?.into_iter();
-        let revision = number(
-            &items
-                .next()
-                .ok_or_else(|| corrupt("empty snapshot reply"))?,
-        )?;
-        let items: Vec<Value> = items.collect();
-        let mut records = Vec::with_capacity(items.len() / 5);
-        for chunk in items.chunks(5) {
-            let [table, id, r, t, v] = chunk else {
-                return Err(corrupt("bad snapshot reply"));
-            };
-            let (table, id) = (string(table)?, string(id)?);
-            records.extend(crate::keep(
-                &table,
-                &id,
-                record(&table, id.clone(), r, t, v),
-            ));
-        }
-        Ok(Snapshot { revision, records })
+        snapshot_reply(reply)
     }
+
+    /// Topics are read from the topic index, tables from their own sets: the script
+    /// touches only the objects asked for.
+    async fn snapshot_filtered(&self, filter: &crate::Filter) -> Result<Snapshot> {
+        let Some(topics) = &filter.topics else {
+            let mut snap = self.snapshot().await?;
+            snap.records.retain(|r| filter.admits(&r.table, None));
+            return Ok(snap);
+        };
+        let tables: Vec<&String> = filter.tables.iter().flatten().collect();
+        if filter.tables.is_some() && tables.is_empty() {
+            return Ok(Snapshot {
+                revision: self.revision().await?,
+                records: vec![],
+            });
+        }
+        let mut con = self.conn.clone();
+        let mut call = self.snapshot_topics.prepare_invoke();
+        call.arg(&self.options.prefix)
+            .arg(tables.len())
+            .arg(&tables);
+        // "" is the topic-less objects' set, which every topic limit admits.
+        call.arg("")
+            .arg(topics.iter().filter(|t| !t.is_empty()).collect::<Vec<_>>());
+        let reply: Value = call.invoke_async(&mut con).await.map_err(err)?;
+        snapshot_reply(reply)
+    }
+}
+
+/// The records of a SNAPSHOT (or SNAPSHOT_TOPICS) reply.
+fn snapshot_reply(reply: Value) -> Result<Snapshot> {
+    let mut items = array(reply)?.into_iter();
+    let revision = number(
+        &items
+            .next()
+            .ok_or_else(|| corrupt("empty snapshot reply"))?,
+    )?;
+    let items: Vec<Value> = items.collect();
+    let mut records = Vec::with_capacity(items.len() / 5);
+    for chunk in items.chunks(5) {
+        let [table, id, r, t, v] = chunk else {
+            return Err(corrupt("bad snapshot reply"));
+        };
+        let (table, id) = (string(table)?, string(id)?);
+        records.extend(crate::keep(
+            &table,
+            &id,
+            record(&table, id.clone(), r, t, v),
+        ));
+    }
+    Ok(Snapshot { revision, records })
 }
 
 /// Tools for tests and operations that go around the [`Store`] interface.

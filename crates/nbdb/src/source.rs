@@ -102,6 +102,34 @@ pub mod wire {
         }
     }
 
+    /// A snapshot record as the server sends it: the stored JSON value is checked and
+    /// copied through as it is, never parsed into a tree and serialised again.
+    #[derive(serde::Serialize)]
+    pub struct RawRecord<'a> {
+        pub table: &'a str,
+        pub id: &'a str,
+        pub revision: Revision,
+        pub topic: Option<&'a str>,
+        pub value: &'a serde_json::value::RawValue,
+    }
+
+    /// [`record`] without the parse: `None` (logged) when the value is not JSON.
+    pub fn raw_record(r: &Record) -> Option<RawRecord<'_>> {
+        match serde_json::from_slice(&r.value) {
+            Ok(value) => Some(RawRecord {
+                table: &r.table,
+                id: &r.id,
+                revision: r.revision,
+                topic: r.topic.as_deref(),
+                value,
+            }),
+            Err(e) => {
+                tracing::error!(table = %r.table, id = %r.id, error = %e, "corrupt value in the NB store skipped");
+                None
+            }
+        }
+    }
+
     /// A snapshot record.
     pub fn record(r: &Record) -> Option<Value> {
         let value = value(&r.table, &r.id, Some(&r.value))?;
@@ -195,10 +223,7 @@ impl Changes {
 #[async_trait::async_trait]
 impl Source for Arc<dyn Store> {
     async fn snapshot(&self, filter: &Filter) -> Result<Snapshot> {
-        let mut snap = Store::snapshot(self.as_ref()).await?;
-        snap.records
-            .retain(|r| filter.admits(&r.table, r.topic.as_deref()));
-        Ok(snap)
+        Store::snapshot_filtered(self.as_ref(), filter).await
     }
 
     fn watch(&self, after: Revision, filter: Filter) -> Changes {
@@ -285,6 +310,16 @@ mod tests {
         assert_eq!(
             wire::into_record(wire::parse(&wire::record(&r).unwrap()).unwrap()),
             r
+        );
+        // The raw form reads back as the parsed one.
+        let raw = serde_json::to_value(wire::raw_record(&r).unwrap()).unwrap();
+        assert_eq!(raw, wire::record(&r).unwrap());
+        assert!(
+            wire::raw_record(&Record {
+                value: b"{".to_vec(),
+                ..r.clone()
+            })
+            .is_none()
         );
         // A value that is not JSON is left out, not sent broken.
         let bad = Change {

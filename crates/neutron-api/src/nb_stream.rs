@@ -19,7 +19,7 @@ use crate::nb_auth::Principal;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use nbdb::source::wire;
 use nbdb::{Filter, StoreError, Watch};
@@ -39,19 +39,22 @@ pub async fn revision(State(api): State<Arc<Api>>) -> ApiResult<Json<Value>> {
     Ok(Json(json!({"revision": api.db.store.revision().await?})))
 }
 
-pub async fn snapshot(
-    State(api): State<Arc<Api>>,
-    RawQuery(q): RawQuery,
-) -> ApiResult<Json<Value>> {
+/// A snapshot's answer, serialised straight from the stored bytes.
+#[derive(serde::Serialize)]
+struct SnapshotBody<'a> {
+    revision: u64,
+    records: Vec<wire::RawRecord<'a>>,
+}
+
+pub async fn snapshot(State(api): State<Arc<Api>>, RawQuery(q): RawQuery) -> ApiResult<Response> {
     let (filter, _) = params(q.as_deref(), false)?;
-    let snap = api.db.store.snapshot().await?;
-    let records: Vec<Value> = snap
-        .records
-        .iter()
-        .filter(|r| filter.admits(&r.table, r.topic.as_deref()))
-        .filter_map(wire::record)
-        .collect();
-    Ok(Json(json!({"revision": snap.revision, "records": records})))
+    // The store reads only the tables and topics asked for (see `Store::snapshot_filtered`).
+    let snap = api.db.store.snapshot_filtered(&filter).await?;
+    let body = SnapshotBody {
+        revision: snap.revision,
+        records: snap.records.iter().filter_map(wire::raw_record).collect(),
+    };
+    Ok(Json(body).into_response())
 }
 
 /// `GET /nb/v1/objects/{table}/{id}`: one object, as a snapshot record (a host looks up a
@@ -59,7 +62,7 @@ pub async fn snapshot(
 pub async fn object(
     State(api): State<Arc<Api>>,
     Path((table, id)): Path<(String, String)>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     let missing = || {
         ApiError::new(
             StatusCode::NOT_FOUND,
@@ -68,7 +71,8 @@ pub async fn object(
         )
     };
     let r = api.db.store.get(&table, &id).await?.ok_or_else(missing)?;
-    wire::record(&r).map(Json).ok_or_else(missing)
+    let raw = wire::raw_record(&r).ok_or_else(missing)?;
+    Ok(Json(raw).into_response())
 }
 
 /// Objects one look-up may ask for.
@@ -80,7 +84,7 @@ const MAX_LOOKUPS: usize = 20_000;
 pub async fn lookup(
     State(api): State<Arc<Api>>,
     crate::body::JsonBody(body): crate::body::JsonBody,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     let objects = body
         .get("objects")
         .and_then(Value::as_array)
@@ -91,7 +95,8 @@ pub async fn lookup(
             format!("at most {MAX_LOOKUPS} objects in one look-up"),
         ));
     }
-    let mut records = Vec::with_capacity(objects.len());
+    // Each object is read by its key, and its stored JSON copied through unparsed.
+    let mut found = Vec::with_capacity(objects.len());
     for o in objects {
         let field = |k: &str| o.get(k).and_then(Value::as_str).filter(|s| !s.is_empty());
         let (Some(table), Some(id)) = (field("table"), field("id")) else {
@@ -100,10 +105,17 @@ pub async fn lookup(
                 "each object names its table and id",
             ));
         };
-        let r = api.db.store.get(table, id).await?;
-        records.push(r.as_ref().and_then(wire::record).unwrap_or(Value::Null));
+        found.push(api.db.store.get(table, id).await?);
     }
-    Ok(Json(json!({ "records": records })))
+    #[derive(serde::Serialize)]
+    struct LookupBody<'a> {
+        records: Vec<Option<wire::RawRecord<'a>>>,
+    }
+    let records = found
+        .iter()
+        .map(|r| r.as_ref().and_then(wire::raw_record))
+        .collect();
+    Ok(Json(LookupBody { records }).into_response())
 }
 
 pub async fn watch(State(api): State<Arc<Api>>, RawQuery(q): RawQuery) -> ApiResult<Response> {
