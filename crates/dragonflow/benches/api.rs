@@ -10,14 +10,7 @@ use serde_json::{Value, json};
 use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use testbed::bench::{ms, percentile, write_section};
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+use testbed::bench::{env, ms, percentile, write_section};
 
 fn post(agent: &ureq::Agent, url: &str, body: &Value) -> Value {
     let mut resp = agent.post(url).send_json(body).expect("POST");
@@ -30,8 +23,8 @@ fn main() {
     if !std::env::args().any(|a| a == "--bench") {
         return;
     }
-    let ports = env_usize("DF_BENCH_PORTS", 5000);
-    let clients = env_usize("DF_BENCH_CLIENTS", 16);
+    let ports = env("DF_BENCH_PORTS", 5000);
+    let clients = env("DF_BENCH_CLIENTS", 16);
     let dir = tempfile::tempdir().expect("tempdir");
     let free = || {
         let l = TcpListener::bind("127.0.0.1:0").expect("bind");

@@ -16,23 +16,7 @@ mod common;
 use common::Server;
 use serde_json::json;
 use std::process::Command;
-use testbed::bench::write_section;
-
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// CPU seconds (user + system) a process has used.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    (ticks(11) + ticks(12)) / 100.0
-}
+use testbed::bench::{cpu_seconds, env, write_section};
 
 /// The machine's (busy, total) jiffies from /proc/stat, all cores.
 fn machine_jiffies() -> (u64, u64) {

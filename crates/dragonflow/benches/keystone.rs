@@ -9,15 +9,8 @@ use serde_json::{Value, json};
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use testbed::bench::{ms, percentile, write_section};
+use testbed::bench::{env, ms, percentile, write_section};
 use testbed::keystone::{Keystone, NEUTRON_PASSWORD};
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn post(agent: &ureq::Agent, url: &str, token: Option<&str>, body: &Value) -> Value {
     let mut req = agent.post(url);
@@ -131,8 +124,8 @@ fn main() {
     if !std::env::args().any(|a| a == "--bench") {
         return;
     }
-    let ports = env_usize("DF_BENCH_PORTS", 3000);
-    let clients = env_usize("DF_BENCH_CLIENTS", 16);
+    let ports = env("DF_BENCH_PORTS", 3000);
+    let clients = env("DF_BENCH_CLIENTS", 16);
     let ks = Keystone::start(Duration::from_secs(3600)).expect("Keystone (scripts/setup)");
     let project = ks.project("bench").expect("project");
     ks.user("bencher", "bench-pw", &project, &["member"])
