@@ -397,6 +397,17 @@ impl Controller {
         }
     }
 
+    /// The port statuses to write now ([`ports::reports_due`]).
+    fn reports_due(&mut self) -> Vec<(String, PortStatus)> {
+        ports::reports_due(
+            &self.me.id,
+            &self.view,
+            &self.host,
+            &self.failed,
+            &mut self.reported,
+        )
+    }
+
     /// Objects changed in the view: their owners are to be recompiled.
     fn changed(&mut self, touched: Vec<Touched>) {
         for t in &touched {
@@ -466,13 +477,7 @@ impl Controller {
         }
         if self.phase == Phase::Idle && self.report_again.is_some_and(|t| t <= now) {
             self.report_again = None;
-            fx.reports = ports::reports_due(
-                &self.me.id,
-                &self.view,
-                &self.host,
-                &self.failed,
-                &mut self.reported,
-            );
+            fx.reports = self.reports_due();
         }
         if self.follow.relookup_due(now) {
             self.refresh();
@@ -631,13 +636,7 @@ impl Controller {
             self.started = true;
             tracing::info!(chassis = %self.me.id, revision = self.view.revision, ports = self.view.ports.len(), plugged = self.host.ofports.len(), "controller ready");
         }
-        fx.reports = ports::reports_due(
-            &self.me.id,
-            &self.view,
-            &self.host,
-            &self.failed,
-            &mut self.reported,
-        );
+        fx.reports = self.reports_due();
         let _ = now;
         // Changes that came in while the commit was out are handled now.
         self.phase = Phase::Idle;
