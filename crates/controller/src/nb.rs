@@ -244,13 +244,14 @@ async fn bind_in_store(
     host: &str,
     ports: &[(String, PortStatus)],
 ) -> Vec<Result<(), String>> {
-    let mut ops = Vec::with_capacity(ports.len());
+    let mut ops = Vec::with_capacity(ports.len() + 1);
     let mut out: Vec<Result<(), String>> = Vec::with_capacity(ports.len());
+    let mut events = Vec::new();
     for (id, status) in ports {
         match store.get("port", id).await {
             Ok(Some(r)) => match serde_json::from_slice::<Port>(&r.value) {
                 Ok(mut p) => {
-                    p.bind(host, *status);
+                    events.extend(p.bind(host, *status));
                     match serde_json::to_vec(&p) {
                         Ok(value) => {
                             ops.push(
@@ -271,6 +272,7 @@ async fn bind_in_store(
     if ops.is_empty() {
         return out;
     }
+    ops.extend(nova_outbox(events));
     match store.commit(ops).await {
         Ok(_) => out,
         Err(StoreError::Conflict { .. }) => {
@@ -301,17 +303,26 @@ async fn bind_one(
             return Err(format!("port {id} is gone"));
         };
         let mut p: Port = serde_json::from_slice(&r.value).map_err(|e| e.to_string())?;
-        p.bind(host, status);
+        let event = p.bind(host, status);
         let value = serde_json::to_vec(&p).map_err(|e| e.to_string())?;
         let op =
             Op::put("port", id, value, Expect::Revision(r.revision)).with_topic(r.topic.as_deref());
-        match store.commit(vec![op]).await {
+        let ops = std::iter::once(op)
+            .chain(nova_outbox(event.into_iter().collect()))
+            .collect();
+        match store.commit(ops).await {
             Ok(_) => return Ok(()),
             Err(StoreError::Conflict { .. }) => continue,
             Err(e) => return Err(e.to_string()),
         }
     }
     Err(format!("port {id} keeps changing"))
+}
+
+/// The outbox record of the Nova events a binding transaction sends (see `model::nova`).
+fn nova_outbox(events: Vec<model::nova::Event>) -> Option<Op> {
+    let (key, value) = model::nova::Outbox::record(events)?;
+    Some(Op::put(model::nova::OUTBOX, &key, value, Expect::Absent))
 }
 
 fn chassis_body(chassis: &Chassis) -> serde_json::Value {

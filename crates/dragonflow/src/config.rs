@@ -1,5 +1,6 @@
 //! The config file (TOML): `[server]` for the process, `[neutron]` for the API settings,
-//! `[keystone_authtoken]` for Keystone when `[neutron] auth_strategy = "keystone"`.
+//! `[keystone_authtoken]` for Keystone when `[neutron] auth_strategy = "keystone"`, `[nova]`
+//! for the port events sent to Nova.
 //! Every key has a default, so the file is optional; flags override it.
 
 use serde::Deserialize;
@@ -12,6 +13,7 @@ pub struct File {
     pub server: Server,
     pub neutron: neutron_api::ApiConfig,
     pub keystone_authtoken: neutron_api::keystone::KeystoneConfig,
+    pub nova: neutron_api::nova::NovaConfig,
 }
 
 #[derive(Debug, Default, Deserialize)]

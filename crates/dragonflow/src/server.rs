@@ -76,6 +76,7 @@ pub fn run(file: config::File, args: Args) -> Result<(), String> {
         }
         neutron_api::config::AuthStrategy::NoAuth => None,
     };
+    let nova = file.nova;
     let (auth, made) = neutron_api::nb_auth::NbAuth::load_or_create(&secret_file)?;
     if made {
         tracing::warn!(
@@ -99,6 +100,13 @@ pub fn run(file: config::File, args: Args) -> Result<(), String> {
             .await
             .map_err(|e| format!("cannot open the NB store {db}: {e}"))?;
         let api = neutron_api::Api::new(store.clone(), settings);
+        let nova = nova
+            .sender(store.clone(), keystone.clone())
+            .map_err(|e| format!("config [nova]: {e}"))?;
+        {
+            let api = api.clone();
+            tokio::spawn(async move { nova.run(api.stopped()).await });
+        }
         let bind = |addr: SocketAddr| async move {
             tokio::net::TcpListener::bind(addr)
                 .await

@@ -8,6 +8,7 @@
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
 pub mod mac;
+pub mod nova;
 pub mod objects;
 pub mod time;
 

@@ -244,11 +244,15 @@ pub struct Port {
 
 impl Port {
     /// The port bound to `host` with `status`, as the host that plugged it reports it: the
-    /// same write whether it goes through a server or straight to the store.
-    pub fn bind(&mut self, host: &str, status: PortStatus) {
+    /// same write whether it goes through a server or straight to the store. Returns the
+    /// event Nova must hear of, which goes into the same transaction (see [`crate::nova`]).
+    #[must_use = "the Nova event belongs in the same transaction"]
+    pub fn bind(&mut self, host: &str, status: PortStatus) -> Option<crate::nova::Event> {
+        let old = self.status;
         self.binding_host_id = host.to_string();
         self.status = status;
         self.meta.touch();
+        crate::nova::on_status(self, old)
     }
 }
 

@@ -130,6 +130,15 @@ impl Txn {
             .push(Op::delete(Table::Claim.name(), claim, Expect::Any));
     }
 
+    /// Queues Nova's events of this transaction's port changes (one outbox record; none
+    /// without events): delivered by [`crate::nova`] once the transaction is in.
+    pub fn nova_events(&mut self, events: Vec<model::nova::Event>) {
+        if let Some((key, value)) = model::nova::Outbox::record(events) {
+            self.ops
+                .push(Op::put(model::nova::OUTBOX, &key, value, Expect::Absent));
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.ops.is_empty()
     }

@@ -12,6 +12,7 @@ pub mod limits;
 pub mod listing;
 pub mod nb_auth;
 pub mod nb_stream;
+pub mod nova;
 pub mod resources;
 pub mod versions;
 

@@ -278,9 +278,10 @@ pub async fn put_binding(
             ));
         }
         let h = host.clone().unwrap_or_else(|| p.binding_host_id.clone());
-        p.bind(&h, status);
+        let event = p.bind(&h, status);
         let mut txn = crate::db::Txn::new();
         txn.update(&p, rev);
+        txn.nova_events(event.into_iter().collect());
         txn.commit(&api.db).await?;
         Ok(p)
     })
@@ -358,6 +359,7 @@ async fn bind_chunk(api: &Api, who: &Principal, chunk: &[Binding]) -> ApiResult<
     crate::db::retrying(|| async {
         let mut txn = crate::db::Txn::new();
         let mut results = Vec::with_capacity(chunk.len());
+        let mut events = Vec::new();
         for (id, host, status) in chunk {
             let Some((mut p, rev)) = api.db.get::<model::Port>(id).await? else {
                 results.push(json!({"port": id, "error": "no such port"}));
@@ -369,10 +371,11 @@ async fn bind_chunk(api: &Api, who: &Principal, chunk: &[Binding]) -> ApiResult<
                 continue;
             }
             let h = host.clone().unwrap_or_else(|| p.binding_host_id.clone());
-            p.bind(&h, *status);
+            events.extend(p.bind(&h, *status));
             txn.update(&p, rev);
             results.push(json!({"port": id, "ok": true}));
         }
+        txn.nova_events(events);
         if !txn.is_empty() {
             txn.commit(&api.db).await?;
         }

@@ -268,7 +268,9 @@ impl Keystone {
 
     /// The service token: the current one, or a new one when it is due for renewal or is
     /// the one Keystone just `rejected`.
-    async fn service_token(&self, rejected: Option<&str>) -> Result<String, String> {
+    /// The server's own token (renewed when due, or when `rejected` is the one we have):
+    /// also what this server shows Nova.
+    pub async fn service_token(&self, rejected: Option<&str>) -> Result<String, String> {
         let mut current = self.service.lock().await;
         if let Some(t) = current.as_ref()
             && Instant::now() < t.renew_at

@@ -68,7 +68,10 @@ impl Resource for Port {
         m.insert(
             "binding:vif_details".into(),
             if bound {
-                json!({"port_filter": true, "connectivity": "l2"})
+                // As ML2's Open vSwitch driver presents a port to Nova's os-vif: plugged
+                // straight into br-int (no hybrid bridge: the controller filters).
+                json!({"port_filter": true, "ovs_hybrid_plug": false, "datapath_type": "system",
+                       "bridge_name": "br-int", "connectivity": "l2"})
             } else {
                 json!({})
             },
@@ -358,6 +361,8 @@ impl Lifecycle for Port {
     ) -> ApiResult<()> {
         floating::disassociate_port(api, &mut plan.txn, &p.meta.id).await?;
         release_claims(api, &mut plan.txn, p);
+        plan.txn
+            .nova_events(model::nova::on_delete(p).into_iter().collect());
         Ok(())
     }
 
