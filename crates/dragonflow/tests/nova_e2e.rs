@@ -145,7 +145,8 @@ fn nova_hears_of_ports_plugged_unplugged_and_deleted() {
     );
     let ks = Keystone::start(Duration::from_secs(3600)).expect("start Keystone");
     let demo = ks.project("demo").expect("project");
-    ks.user("dana", "dana-pw", &demo, &["member"]).expect("user");
+    ks.user("dana", "dana-pw", &demo, &["member"])
+        .expect("user");
     let nova = Recorder::start();
     let conf_dir = tempfile::tempdir().expect("tempdir");
     let conf = conf_dir.path().join("dragonflow.toml");
@@ -167,8 +168,13 @@ fn nova_hears_of_ports_plugged_unplugged_and_deleted() {
     let admin = ks.token("admin", ADMIN_PASSWORD, "admin").expect("token");
     let dana = ks.token("dana", "dana-pw", "demo").expect("token");
 
-    let net = call(&srv, &dana, "POST", "/v2.0/networks", Some(json!({"network": {"name": "n"}})))
-        ["network"]["id"]
+    let net = call(
+        &srv,
+        &dana,
+        "POST",
+        "/v2.0/networks",
+        Some(json!({"network": {"name": "n"}})),
+    )["network"]["id"]
         .clone();
     call(
         &srv,
@@ -216,9 +222,11 @@ fn nova_hears_of_ports_plugged_unplugged_and_deleted() {
         port_of(&srv, &dana, &id)["status"] == "ACTIVE"
     });
     let all_ok = |_: &Received| true;
-    wait_until("Nova to hear it is plugged", Duration::from_secs(10), || {
-        !nova.delivered(&all_ok).is_empty()
-    });
+    wait_until(
+        "Nova to hear it is plugged",
+        Duration::from_secs(10),
+        || !nova.delivered(&all_ok).is_empty(),
+    );
     let first = nova.received()[0].clone();
     assert_eq!(first.method, "POST");
     assert_eq!(first.path, "/v2.1/os-server-external-events");
@@ -244,9 +252,11 @@ fn nova_hears_of_ports_plugged_unplugged_and_deleted() {
     wait_until("the port to go DOWN", Duration::from_secs(20), || {
         port_of(&srv, &dana, &id)["status"] == "DOWN"
     });
-    wait_until("Nova to hear it is unplugged", Duration::from_secs(10), || {
-        nova.delivered(&all_ok).len() == 2
-    });
+    wait_until(
+        "Nova to hear it is unplugged",
+        Duration::from_secs(10),
+        || nova.delivered(&all_ok).len() == 2,
+    );
     assert_eq!(
         nova.delivered(&all_ok)[1],
         json!({"name": "network-vif-unplugged", "server_uuid": vm_uuid, "tag": id, "status": "completed"})
@@ -274,10 +284,17 @@ fn nova_hears_of_ports_plugged_unplugged_and_deleted() {
         .collect();
     assert_eq!(
         after,
-        vec![json!({"name": "network-vif-deleted", "server_uuid": vm_uuid, "tag": id, "status": "completed"})]
+        vec![
+            json!({"name": "network-vif-deleted", "server_uuid": vm_uuid, "tag": id, "status": "completed"})
+        ]
     );
     // Delivered once: nothing more comes.
     std::thread::sleep(Duration::from_secs(3));
-    assert_eq!(nova.received().len(), restarted_at + 1, "{:?}", nova.received());
+    assert_eq!(
+        nova.received().len(),
+        restarted_at + 1,
+        "{:?}",
+        nova.received()
+    );
     drop(ctl);
 }

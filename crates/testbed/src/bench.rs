@@ -19,7 +19,14 @@ pub fn ms(d: Duration) -> f64 {
 /// Replaces (or appends) the section between `<!-- begin NAME -->` and `<!-- end NAME -->`
 /// of the repository's docs/benchmarks.md.
 pub fn write_section(name: &str, body: &str) {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/benchmarks.md");
+    write_doc_section("benchmarks.md", name, body);
+}
+
+/// [`write_section`] for any file of the repository's docs/.
+pub fn write_doc_section(doc: &str, name: &str, body: &str) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../docs")
+        .join(doc);
     let old = std::fs::read_to_string(&path).unwrap_or_else(|_| "# Benchmarks\n".into());
     let (begin, end) = (
         format!("<!-- begin {name} -->"),
@@ -31,7 +38,7 @@ pub fn write_section(name: &str, body: &str) {
         _ => format!("{}\n\n{block}\n", old.trim_end()),
     };
     match std::fs::write(&path, new) {
-        Ok(()) => println!("recorded in docs/benchmarks.md"),
+        Ok(()) => println!("recorded in docs/{doc}"),
         Err(e) => eprintln!("cannot write {}: {e}", path.display()),
     }
 }

@@ -22,6 +22,7 @@ mod netns;
 mod ovs;
 mod process;
 pub mod stores;
+pub mod tempest;
 mod vm;
 
 pub use detached::{Detached, Swept};
