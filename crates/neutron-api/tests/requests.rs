@@ -137,6 +137,24 @@ async fn a_cross_origin_text_plain_post_is_refused_and_no_cors_header_is_sent() 
         "{:?}",
         a.headers
     );
+    // A client that names no type and is no web page (tempest's PUTs) is read as JSON.
+    let r = Request::builder()
+        .method("POST")
+        .uri("/v2.0/networks")
+        .body(Body::from(
+            json!({"network": {"name": "untyped"}}).to_string(),
+        ))
+        .unwrap();
+    let a = send(&app, r).await;
+    assert_eq!(a.status, 201, "{}", a.body);
+    assert_eq!(a.body["network"]["name"], "untyped");
+    let id = a.body["network"]["id"].as_str().unwrap().to_string();
+    let r = Request::builder()
+        .method("DELETE")
+        .uri(format!("/v2.0/networks/{id}"))
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(send(&app, r).await.status, 204);
     // JSON with parameters, and bodiless calls, still work.
     let r = Request::builder()
         .method("POST")
