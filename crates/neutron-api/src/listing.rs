@@ -150,7 +150,9 @@ impl Query {
         let page: Vec<_> = match (self.limit, self.page_reverse) {
             (Some(limit), false) => {
                 let end = (start + limit).min(items.len());
-                if end < items.len() {
+                // Neutron's rule: a full page has a next link, even the last full one
+                // (the empty page after it has none).
+                if end - start == limit && end > start {
                     links.push(self.link(collection, base_url, &items[end - 1], "next", false));
                 }
                 if self.marker.is_some() && end > start {
@@ -160,7 +162,7 @@ impl Query {
             }
             (Some(limit), true) => {
                 let begin = start.saturating_sub(limit);
-                if begin > 0 && start > begin {
+                if start - begin == limit && start > begin {
                     links.push(self.link(collection, base_url, &items[begin], "previous", true));
                 }
                 if start > begin && start < items.len() {
@@ -353,6 +355,31 @@ mod tests {
                 .iter()
                 .all(|l| l["rel"] != "next")
         );
+    }
+
+    #[test]
+    fn a_full_page_links_to_the_next_even_when_it_is_empty() {
+        let rels = |b: &Value| -> Vec<String> {
+            b["nets_links"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|l| l["rel"].as_str().unwrap().to_string())
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let all = Query::parse(Some("sort_key=id&limit=5"), ATTRS).unwrap();
+        let body = all.respond("nets", "http://h", items()).unwrap();
+        assert_eq!(ids(&body, "nets").len(), 5);
+        assert_eq!(rels(&body), ["next"], "the full last page");
+        let after = Query::parse(Some("sort_key=id&limit=5&marker=id4"), ATTRS).unwrap();
+        let body = after.respond("nets", "http://h", items()).unwrap();
+        assert!(ids(&body, "nets").is_empty());
+        assert!(!rels(&body).contains(&"next".to_string()), "the empty page");
+        let short = Query::parse(Some("sort_key=id&limit=6"), ATTRS).unwrap();
+        let body = short.respond("nets", "http://h", items()).unwrap();
+        assert!(rels(&body).is_empty(), "a page that is not full");
     }
 
     #[test]
