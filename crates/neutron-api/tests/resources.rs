@@ -220,7 +220,7 @@ fn rows(w: &World) -> Vec<Row> {
         Row {
             path: "security-group-rules",
             key: "security_group_rule",
-            create: json!({"security_group_rule": {"security_group_id": w.group, "direction": "ingress", "protocol": "tcp", "port_range_min": 22}}),
+            create: json!({"security_group_rule": {"security_group_id": w.group, "direction": "ingress", "protocol": "tcp", "port_range_min": 22, "port_range_max": 22}}),
             invalid: (
                 json!({"security_group_rule": {"security_group_id": w.group, "direction": "sideways"}}),
                 "HTTPBadRequest",
@@ -401,4 +401,27 @@ async fn attributes_a_resource_does_not_have_are_refused() {
         )
         .await;
     assert_eq!(status, 400, "status is the server's: {v}");
+}
+
+#[tokio::test]
+async fn no_group_but_the_default_one_is_called_default() {
+    let c = Cloud::new();
+    let w = world(&c).await;
+    let uri = format!("/v2.0/security-groups/{}", w.group);
+    let (status, v) = c
+        .call(
+            OWNER,
+            "PUT",
+            &uri,
+            Some(json!({"security_group": {"name": "default"}})),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, &v["NeutronError"]["type"]),
+        (409, &json!("SecurityGroupDefaultAlreadyExists")),
+        "{v}"
+    );
+    let (_, v) = c.call(OWNER, "GET", &uri, None, None).await;
+    assert_ne!(v["security_group"]["name"], "default", "nothing written");
 }

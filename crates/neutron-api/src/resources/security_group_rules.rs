@@ -126,8 +126,8 @@ impl Lifecycle for SecurityGroupRule {
         };
         let (protocol, protocol_number) =
             parse_protocol(attrs.take("protocol").unwrap_or(Value::Null), ethertype)?;
-        let min = attrs.u32_or_null("port_range_min")?.flatten();
-        let max = attrs.u32_or_null("port_range_max")?.flatten();
+        let min = port_value(attrs.take("port_range_min"))?;
+        let max = port_value(attrs.take("port_range_max"))?;
         let (port_range_min, port_range_max) = port_range(protocol_number, min, max)?;
         let remote_ip_prefix = remote_prefix(attrs.take("remote_ip_prefix"), ethertype)?;
         let remote_group_id = attrs
@@ -260,36 +260,73 @@ fn parse_protocol(v: Value, ethertype: EtherType) -> ApiResult<(Option<String>, 
     Ok((Some(text), Some(number)))
 }
 
-/// The port range of TCP-like protocols, or the type and code of ICMP.
+/// A port bound as given: an integer (or its string) within 0..=65535, or absent/null.
+fn port_value(v: Option<Value>) -> ApiResult<Option<u32>> {
+    let v = match v {
+        None | Some(Value::Null) => return Ok(None),
+        Some(v) => v,
+    };
+    let n = match &v {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.trim().parse::<i64>().ok(),
+        _ => None,
+    };
+    match n {
+        Some(n) if (0..=65535).contains(&n) => Ok(Some(n as u32)),
+        _ => Err(ApiError::bad_request(
+            "SecurityGroupInvalidPortValue",
+            format!("Invalid value for port {}", crate::body::show(&v)),
+        )),
+    }
+}
+
+/// The port range of TCP-like protocols, or the type and code of ICMP, checked as
+/// Neutron checks them (and with its messages, which clients match on).
 fn port_range(
     protocol: Option<u8>,
     min: Option<u32>,
     max: Option<u32>,
 ) -> ApiResult<(Option<u16>, Option<u16>)> {
+    let invalid_range = || {
+        ApiError::bad_request(
+            "SecurityGroupInvalidPortRange",
+            "For TCP/UDP protocols, port_range_min must be <= port_range_max",
+        )
+    };
     match (protocol, min, max) {
         (_, None, None) => Ok((None, None)),
-        (_, None, Some(_)) => Err(ApiError::bad_request(
-            "SecurityGroupMissingIcmpType",
-            "port_range_max requires port_range_min",
+        (None, _, _) => Err(ApiError::bad_request(
+            "SecurityGroupProtocolRequiredWithPorts",
+            "Must also specify protocol if port range is given.",
         )),
-        (Some(p), Some(a), b) if PORT_PROTOCOLS.contains(&p) => {
-            let b = b.unwrap_or(a);
-            if a == 0 || a > b || b > 65535 {
-                return Err(ApiError::bad_request(
-                    "SecurityGroupInvalidPortRange",
-                    "For TCP/UDP protocols, port_range_min must be <= port_range_max and within 1..65535",
-                ));
+        (Some(p), a, b) if PORT_PROTOCOLS.contains(&p) => match (a, b) {
+            (Some(0), _) | (_, Some(0)) => Err(ApiError::bad_request(
+                "SecurityGroupInvalidPortValue",
+                "Invalid value for port 0",
+            )),
+            (Some(a), Some(b)) if a <= b => Ok((Some(a as u16), Some(b as u16))),
+            _ => Err(invalid_range()),
+        },
+        (Some(1 | 58), t, c) => {
+            for (field, attr, v) in [("type", "port_range_min", t), ("code", "port_range_max", c)] {
+                if let Some(v) = v.filter(|v| *v > 255) {
+                    return Err(ApiError::bad_request(
+                        "SecurityGroupInvalidIcmpValue",
+                        format!(
+                            "Invalid value for ICMP {field} ({attr}): {v}. It must be 0 to 255."
+                        ),
+                    ));
+                }
             }
-            Ok((Some(a as u16), Some(b as u16)))
-        }
-        (Some(1 | 58), Some(t), c) => {
-            if t > 255 || c.is_some_and(|c| c > 255) {
-                return Err(ApiError::bad_request(
-                    "SecurityGroupInvalidIcmpValue",
-                    "Invalid value for ICMP: type and code must be within 0..255",
-                ));
+            match (t, c) {
+                (None, Some(c)) => Err(ApiError::bad_request(
+                    "SecurityGroupMissingIcmpType",
+                    format!(
+                        "ICMP code (port-range-max) {c} is provided but ICMP type (port-range-min) is missing."
+                    ),
+                )),
+                (t, c) => Ok((t.map(|t| t as u16), c.map(|c| c as u16))),
             }
-            Ok((Some(t as u16), c.map(|c| c as u16)))
         }
         _ => Err(ApiError::bad_request(
             "SecurityGroupInvalidPortRange",
@@ -322,4 +359,66 @@ fn remote_prefix(v: Option<Value>, ethertype: EtherType) -> ApiResult<Option<IpN
         ));
     }
     Ok(Some(net))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The message of the error a (protocol, min, max) gets, as given in JSON.
+    fn refusal(protocol: Option<u8>, min: Value, max: Value) -> String {
+        let r = port_value(Some(min))
+            .and_then(|a| Ok((a, port_value(Some(max))?)))
+            .and_then(|(a, b)| port_range(protocol, a, b));
+        match r {
+            Ok(v) => panic!("accepted: {v:?}"),
+            Err(e) => e.message,
+        }
+    }
+
+    #[test]
+    fn port_ranges_are_refused_with_neutrons_messages() {
+        let tcp = Some(6);
+        let icmp = Some(1);
+        let cases = [
+            (tcp, json!(-16), json!(80), "Invalid value for port -16"),
+            (
+                tcp,
+                json!(80),
+                json!(79),
+                "port_range_min must be <= port_range_max",
+            ),
+            (tcp, json!(80), json!(65536), "Invalid value for port 65536"),
+            (
+                tcp,
+                json!(null),
+                json!(6),
+                "port_range_min must be <= port_range_max",
+            ),
+            (tcp, json!(-16), json!(65536), "Invalid value for port"),
+            (tcp, json!(0), json!(80), "Invalid value for port 0"),
+            (tcp, json!("x"), json!(80), "Invalid value for port x"),
+            (icmp, json!(1), json!(256), "Invalid value for ICMP code"),
+            (icmp, json!(-1), json!(25), "Invalid value"),
+            (
+                icmp,
+                json!(null),
+                json!(6),
+                "ICMP type (port-range-min) is missing",
+            ),
+            (icmp, json!(300), json!(1), "Invalid value for ICMP type"),
+            (None, json!(22), json!(22), "Must also specify protocol"),
+        ];
+        for (p, a, b, want) in cases {
+            let got = refusal(p, a.clone(), b.clone());
+            assert!(got.contains(want), "{p:?} {a} {b}: {got}");
+        }
+        assert_eq!(
+            port_range(tcp, Some(22), Some(22)).unwrap(),
+            (Some(22), Some(22))
+        );
+        assert_eq!(port_value(Some(json!("8080"))).unwrap(), Some(8080));
+        assert_eq!(port_range(icmp, Some(8), None).unwrap(), (Some(8), None));
+        assert_eq!(port_range(tcp, None, None).unwrap(), (None, None));
+    }
 }

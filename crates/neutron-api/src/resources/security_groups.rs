@@ -115,6 +115,13 @@ impl Lifecycle for SecurityGroup {
                 "Updating default security group name not allowed.",
             ));
         }
+        // Only the project's own default group is called `default`.
+        if !g.is_default && g.meta.name == "default" {
+            return Err(ApiError::conflict(
+                "SecurityGroupDefaultAlreadyExists",
+                "Default security group already exists.",
+            ));
+        }
         Ok(())
     }
 
