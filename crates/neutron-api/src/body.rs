@@ -133,6 +133,16 @@ impl Attrs {
         self.map.contains_key(key)
     }
 
+    /// True when no attribute is left (or none was given).
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// Sets an attribute as if the client had sent it.
+    pub fn set(&mut self, key: &str, value: Value) {
+        self.map.insert(key.to_string(), value);
+    }
+
     pub fn take(&mut self, key: &str) -> Option<Value> {
         self.map.remove(key)
     }

@@ -425,3 +425,76 @@ async fn no_group_but_the_default_one_is_called_default() {
     let (_, v) = c.call(OWNER, "GET", &uri, None, None).await;
     assert_ne!(v["security_group"]["name"], "default", "nothing written");
 }
+
+#[tokio::test]
+async fn a_port_asked_with_no_groups_has_none() {
+    let c = Cloud::new();
+    let w = world(&c).await;
+    let (status, v) = c
+        .call(
+            OWNER,
+            "POST",
+            "/v2.0/ports",
+            Some(json!({"port": {"network_id": w.network, "security_groups": []}})),
+            None,
+        )
+        .await;
+    assert_eq!(status, 201, "{v}");
+    assert_eq!(v["port"]["security_groups"], json!([]), "{v}");
+    let (_, v) = c
+        .call(
+            OWNER,
+            "POST",
+            "/v2.0/ports",
+            Some(json!({"port": {"network_id": w.network}})),
+            None,
+        )
+        .await;
+    assert_eq!(
+        v["port"]["security_groups"].as_array().map(Vec::len),
+        Some(1),
+        "{v}"
+    );
+}
+
+#[tokio::test]
+async fn an_empty_floating_ip_update_dissociates_it_and_a_description_does_not() {
+    let c = Cloud::new();
+    let w = world(&c).await;
+    let router = c
+        .made(
+            OWNER,
+            "routers",
+            json!({"router": {"external_gateway_info": {"network_id": w.external}}}),
+        )
+        .await;
+    let (status, v) = c
+        .call(
+            OWNER,
+            "PUT",
+            &format!("/v2.0/routers/{router}/add_router_interface"),
+            Some(json!({"subnet_id": w.subnet})),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let port = c
+        .made(OWNER, "ports", json!({"port": {"network_id": w.network}}))
+        .await;
+    let fip = c
+        .made(
+            OWNER,
+            "floatingips",
+            json!({"floatingip": {"floating_network_id": w.external, "port_id": port}}),
+        )
+        .await;
+    let uri = format!("/v2.0/floatingips/{fip}");
+    let put = |body: Value| c.call(OWNER, "PUT", &uri, Some(body), None);
+    let (status, v) = put(json!({"floatingip": {"description": "d"}})).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["floatingip"]["port_id"], json!(port), "kept: {v}");
+    let (status, v) = put(json!({"floatingip": {}})).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["floatingip"]["port_id"], Value::Null, "dissociated: {v}");
+    assert_eq!(v["floatingip"]["fixed_ip_address"], Value::Null, "{v}");
+}

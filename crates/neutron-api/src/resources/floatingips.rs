@@ -148,6 +148,11 @@ impl Lifecycle for FloatingIp {
         Ok(f)
     }
 
+    /// Neutron's legacy rule, which clients rely on: an empty update dissociates.
+    fn blank_update() -> Option<(&'static str, Value)> {
+        Some(("port_id", Value::Null))
+    }
+
     fn parse_update(_: &Context, _: &FloatingIp, attrs: &mut Attrs) -> ApiResult<Association> {
         let a = association(attrs)?;
         if a.port_id.is_none() && a.fixed_ip.is_some() {

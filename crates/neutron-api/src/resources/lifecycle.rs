@@ -47,6 +47,12 @@ pub trait Lifecycle: Resource {
         plan: &mut Plan<'a>,
     ) -> impl Future<Output = ApiResult<Self>> + Send;
 
+    /// What a PUT with no attributes at all means (default: nothing): an attribute and
+    /// value read as if the client had sent them.
+    fn blank_update() -> Option<(&'static str, Value)> {
+        None
+    }
+
     /// Reads a PUT's attributes, knowing the object they change.
     fn parse_update(ctx: &Context, current: &Self, attrs: &mut Attrs) -> ApiResult<Self::Update>;
 
@@ -152,6 +158,11 @@ pub async fn update<T: Lifecycle>(
         let (mut obj, rev) = visible::<T>(&api, &ctx, &id).await?;
         check_if_match(&headers, obj.meta())?;
         let mut attrs = Attrs::from_body(body.clone(), T::RESOURCE, "PUT")?;
+        if attrs.is_empty()
+            && let Some((k, v)) = T::blank_update()
+        {
+            attrs.set(k, v);
+        }
         standard::update_meta(obj.meta_mut(), T::STANDARD, &mut attrs)?;
         if let Some(k) = T::PUT_READ_ONLY.iter().find(|k| attrs.has(k)) {
             return Err(read_only(k));

@@ -133,8 +133,8 @@ impl Lifecycle for Port {
         let network_id = attrs
             .string("network_id")?
             .ok_or_else(|| bad_attr("network_id", "network_id is required"))?;
-        // An empty list, like none, means the default group.
-        let security_groups = security_groups_from(attrs)?.filter(|g| !g.is_empty());
+        // None means the default group; an empty list, none at all (as in Neutron).
+        let security_groups = security_groups_from(attrs)?;
         let mut extra_dhcp_opts = Vec::new();
         merge_dhcp_opts(
             &mut extra_dhcp_opts,
