@@ -26,6 +26,9 @@ const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
 /// are not indexed one by one: most are claims, three to a port create, and an index
 /// entry each cost the create path a B-tree insert each.
 const TOPICS: TableDefinition<'_, &str, ()> = TableDefinition::new("topics");
+/// The lease space (see [`crate::Lease`]): key → deadline (ms since the epoch, big-endian;
+/// 0: none) followed by the value. Outside the revisions and the change log.
+const LEASES: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("leases");
 
 /// How many revisions of the change log are kept for watchers that resume.
 pub const DEFAULT_RETENTION: u64 = 100_000;
@@ -34,11 +37,44 @@ const MAX_BATCH: usize = 512;
 
 type Reply = oneshot::Sender<Result<Revision>>;
 
+/// What the writer thread is asked to do: a commit, or a lease write (which shares the
+/// batch's durable commit but takes no revision).
+enum Job {
+    Commit(Vec<Op>, Reply),
+    /// `Some((deadline, value))` puts, `None` deletes; answers whether one was there.
+    Lease(
+        String,
+        Option<(u64, Vec<u8>)>,
+        oneshot::Sender<Result<bool>>,
+    ),
+}
+
+/// Now, in ms since the epoch: the embedded store's lease clock.
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// A stored lease, read back; bytes too short to hold a deadline are corrupt.
+fn decode_lease(key: &str, bytes: &[u8], now: u64) -> Result<crate::Lease> {
+    let (deadline, value) = bytes
+        .split_first_chunk::<8>()
+        .ok_or_else(|| StoreError::Corrupt(format!("lease {key}: {} bytes", bytes.len())))?;
+    let deadline = u64::from_be_bytes(*deadline);
+    Ok(crate::Lease {
+        key: key.to_string(),
+        value: value.to_vec(),
+        live: deadline == 0 || deadline > now,
+    })
+}
+
 /// The embedded, file-backed store.
 pub struct Embedded {
     path: PathBuf,
     db: Arc<Database>,
-    writer: mpsc::Sender<(Vec<Op>, Reply)>,
+    writer: mpsc::Sender<Job>,
     revision: watch::Receiver<Revision>,
 }
 
@@ -120,6 +156,7 @@ impl Embedded {
             txn.open_table(OBJECTS).map_err(io)?;
             txn.open_table(CHANGES).map_err(io)?;
             txn.open_table(TOPICS).map_err(io)?;
+            txn.open_table(LEASES).map_err(io)?;
             build_topic_index(&txn)?;
             let meta = txn.open_table(META).map_err(io)?;
             meta.get("revision")
@@ -148,7 +185,7 @@ impl Embedded {
 
 fn writer_loop(
     db: &Database,
-    rx: mpsc::Receiver<(Vec<Op>, Reply)>,
+    rx: mpsc::Receiver<Job>,
     rev_tx: watch::Sender<Revision>,
     mut revision: Revision,
     retention: u64,
@@ -166,25 +203,39 @@ fn writer_loop(
             Err(e) => {
                 tracing::error!(error = %e, "store commit failed");
                 let msg = e.to_string();
-                for (_, reply) in batch {
-                    let _ = reply.send(Err(StoreError::Unavailable(msg.clone())));
+                for job in batch {
+                    let e = StoreError::Unavailable(msg.clone());
+                    match job {
+                        Job::Commit(_, reply) => drop(reply.send(Err(e))),
+                        Job::Lease(_, _, reply) => drop(reply.send(Err(e))),
+                    }
                 }
                 continue;
             }
         };
         revision = new_revision;
         rev_tx.send_replace(revision);
-        for ((_, reply), result) in batch.into_iter().zip(results) {
-            let _ = reply.send(result);
+        for (job, result) in batch.into_iter().zip(results) {
+            match (job, result) {
+                (Job::Commit(_, reply), Done::Commit(r)) => drop(reply.send(r)),
+                (Job::Lease(_, _, reply), Done::Lease(r)) => drop(reply.send(r)),
+                _ => {}
+            }
         }
     }
 }
 
-type BatchResult = (Vec<Result<Revision>>, Revision);
+/// What a job of a batch came to.
+enum Done {
+    Commit(Result<Revision>),
+    Lease(Result<bool>),
+}
+
+type BatchResult = (Vec<Done>, Revision);
 
 fn apply_batch(
     db: &Database,
-    batch: &[(Vec<Op>, Reply)],
+    batch: &[Job],
     mut revision: Revision,
     retention: u64,
 ) -> Result<BatchResult> {
@@ -194,16 +245,34 @@ fn apply_batch(
         let mut objects = txn.open_table(OBJECTS).map_err(io)?;
         let mut changes = txn.open_table(CHANGES).map_err(io)?;
         let mut topics = txn.open_table(TOPICS).map_err(io)?;
-        for (ops, _) in batch {
+        let mut leases = txn.open_table(LEASES).map_err(io)?;
+        for job in batch {
+            let ops = match job {
+                Job::Commit(ops, _) => ops,
+                Job::Lease(key, value, _) => {
+                    let had = match value {
+                        Some((deadline, v)) => {
+                            let mut bytes = deadline.to_be_bytes().to_vec();
+                            bytes.extend_from_slice(v);
+                            leases.insert(key.as_str(), bytes.as_slice()).map_err(io)?
+                        }
+                        None => leases.remove(key.as_str()).map_err(io)?,
+                    };
+                    results.push(Done::Lease(Ok(had.is_some())));
+                    continue;
+                }
+            };
             let mut tables = Tables {
                 objects: &mut objects,
                 changes: &mut changes,
                 topics: &mut topics,
             };
-            results.push(apply_one(&mut tables, ops, revision + 1).map(|()| {
-                revision += 1;
-                revision
-            }));
+            results.push(Done::Commit(apply_one(&mut tables, ops, revision + 1).map(
+                |()| {
+                    revision += 1;
+                    revision
+                },
+            )));
         }
         let mut meta = txn.open_table(META).map_err(io)?;
         meta.insert("revision", revision).map_err(io)?;
@@ -325,6 +394,17 @@ fn record(table: &str, id: String, bytes: &[u8]) -> Result<Record> {
     })
 }
 
+impl Embedded {
+    async fn lease_job(&self, key: &str, value: Option<(u64, Vec<u8>)>) -> Result<bool> {
+        let (tx, rx) = oneshot::channel();
+        self.writer
+            .send(Job::Lease(key.to_string(), value, tx))
+            .map_err(|_| StoreError::Unavailable("store writer stopped".into()))?;
+        rx.await
+            .map_err(|_| StoreError::Unavailable("store writer stopped".into()))?
+    }
+}
+
 #[async_trait]
 impl Store for Embedded {
     fn describe(&self) -> String {
@@ -365,10 +445,56 @@ impl Store for Embedded {
         crate::validate(&ops)?;
         let (tx, rx) = oneshot::channel();
         self.writer
-            .send((ops, tx))
+            .send(Job::Commit(ops, tx))
             .map_err(|_| StoreError::Unavailable("store writer stopped".into()))?;
         rx.await
             .map_err(|_| StoreError::Unavailable("store writer stopped".into()))?
+    }
+
+    async fn put_lease(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        ttl: Option<std::time::Duration>,
+    ) -> Result<()> {
+        // 0 means "no deadline": a deadline is never 0.
+        let deadline = ttl.map_or(0, |t| {
+            now_ms()
+                .saturating_add(u64::try_from(t.as_millis()).unwrap_or(u64::MAX))
+                .max(1)
+        });
+        self.lease_job(key, Some((deadline, value))).await.map(drop)
+    }
+
+    async fn get_lease(&self, key: &str) -> Result<Option<crate::Lease>> {
+        let txn = self.db.begin_read().map_err(io)?;
+        let leases = txn.open_table(LEASES).map_err(io)?;
+        let Some(v) = leases.get(key).map_err(io)? else {
+            return Ok(None);
+        };
+        decode_lease(key, v.value(), now_ms()).map(Some)
+    }
+
+    async fn leases(&self, prefix: &str) -> Result<Vec<crate::Lease>> {
+        let txn = self.db.begin_read().map_err(io)?;
+        let leases = txn.open_table(LEASES).map_err(io)?;
+        let now = now_ms();
+        let mut out = Vec::new();
+        for entry in leases.range(prefix..).map_err(io)? {
+            let (k, v) = entry.map_err(io)?;
+            if !k.value().starts_with(prefix) {
+                break;
+            }
+            match decode_lease(k.value(), v.value(), now) {
+                Ok(l) => out.push(l),
+                Err(e) => tracing::error!(error = %e, "corrupt lease skipped"),
+            }
+        }
+        Ok(out)
+    }
+
+    async fn delete_lease(&self, key: &str) -> Result<bool> {
+        self.lease_job(key, None).await
     }
 
     async fn revision(&self) -> Result<Revision> {
