@@ -5,9 +5,12 @@
 //! its own preconditions and its own revision), so a burst of concurrent API calls costs one
 //! fsync instead of one each. Reads go straight to redb's MVCC snapshots from any thread.
 
+mod leases;
+
 use crate::codec::{LogEntry, decode_changes, decode_object, encode_changes, encode_object};
 use crate::{Change, Filter, Op, Record, Result, Revision, Snapshot, Store, StoreError};
 use async_trait::async_trait;
+use leases::LEASES;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -26,9 +29,6 @@ const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
 /// are not indexed one by one: most are claims, three to a port create, and an index
 /// entry each cost the create path a B-tree insert each.
 const TOPICS: TableDefinition<'_, &str, ()> = TableDefinition::new("topics");
-/// The lease space (see [`crate::Lease`]): key → deadline (ms since the epoch, big-endian;
-/// 0: none) followed by the value. Outside the revisions and the change log.
-const LEASES: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("leases");
 
 /// How many revisions of the change log are kept for watchers that resume.
 pub const DEFAULT_RETENTION: u64 = 100_000;
@@ -47,27 +47,6 @@ enum Job {
         Option<(u64, Vec<u8>)>,
         oneshot::Sender<Result<bool>>,
     ),
-}
-
-/// Now, in ms since the epoch: the embedded store's lease clock.
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
-}
-
-/// A stored lease, read back; bytes too short to hold a deadline are corrupt.
-fn decode_lease(key: &str, bytes: &[u8], now: u64) -> Result<crate::Lease> {
-    let (deadline, value) = bytes
-        .split_first_chunk::<8>()
-        .ok_or_else(|| StoreError::Corrupt(format!("lease {key}: {} bytes", bytes.len())))?;
-    let deadline = u64::from_be_bytes(*deadline);
-    Ok(crate::Lease {
-        key: key.to_string(),
-        value: value.to_vec(),
-        live: deadline == 0 || deadline > now,
-    })
 }
 
 /// The embedded, file-backed store.
@@ -457,40 +436,17 @@ impl Store for Embedded {
         value: Vec<u8>,
         ttl: Option<std::time::Duration>,
     ) -> Result<()> {
-        // 0 means "no deadline": a deadline is never 0.
-        let deadline = ttl.map_or(0, |t| {
-            now_ms()
-                .saturating_add(u64::try_from(t.as_millis()).unwrap_or(u64::MAX))
-                .max(1)
-        });
-        self.lease_job(key, Some((deadline, value))).await.map(drop)
+        self.lease_job(key, Some((leases::deadline(ttl), value)))
+            .await
+            .map(drop)
     }
 
     async fn get_lease(&self, key: &str) -> Result<Option<crate::Lease>> {
-        let txn = self.db.begin_read().map_err(io)?;
-        let leases = txn.open_table(LEASES).map_err(io)?;
-        let Some(v) = leases.get(key).map_err(io)? else {
-            return Ok(None);
-        };
-        decode_lease(key, v.value(), now_ms()).map(Some)
+        leases::get(&self.db, key)
     }
 
     async fn leases(&self, prefix: &str) -> Result<Vec<crate::Lease>> {
-        let txn = self.db.begin_read().map_err(io)?;
-        let leases = txn.open_table(LEASES).map_err(io)?;
-        let now = now_ms();
-        let mut out = Vec::new();
-        for entry in leases.range(prefix..).map_err(io)? {
-            let (k, v) = entry.map_err(io)?;
-            if !k.value().starts_with(prefix) {
-                break;
-            }
-            match decode_lease(k.value(), v.value(), now) {
-                Ok(l) => out.push(l),
-                Err(e) => tracing::error!(error = %e, "corrupt lease skipped"),
-            }
-        }
-        Ok(out)
+        leases::list(&self.db, prefix)
     }
 
     async fn delete_lease(&self, key: &str) -> Result<bool> {
