@@ -5,7 +5,7 @@
 
 use super::io;
 use crate::{Lease, Result, StoreError};
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadableDatabase, TableDefinition};
 use std::time::Duration;
 
 pub(super) const LEASES: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("leases");
