@@ -235,6 +235,7 @@ async fn the_admin_lists_shows_updates_and_deletes_agents() {
     assert_eq!(a["binary"], "dragonflow-controller");
     assert_eq!(a["alive"], true);
     assert_eq!(a["admin_state_up"], true);
+    assert_eq!(a["description"], Value::Null, "none set");
     assert_eq!(a["started_at"], "2026-12-02 10:00:00");
     let ts = a["heartbeat_timestamp"].as_str().unwrap();
     assert!(ts.len() == 19 && ts.as_bytes()[10] == b' ', "{ts}");

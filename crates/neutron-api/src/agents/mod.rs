@@ -80,7 +80,8 @@ pub fn render(a: &Agent) -> Map<String, Value> {
         "heartbeat_timestamp": neutron_time(&a.heartbeat.heartbeat_timestamp),
         "started_at": neutron_time(&r.started_at),
         "created_at": neutron_time(&a.heartbeat.created_at),
-        "description": a.admin.description,
+        // Neutron's agents have no description until one is set: null.
+        "description": (!a.admin.description.is_empty()).then_some(&a.admin.description),
         "configurations": configurations,
         "resources_synced": Value::Null,
     });
@@ -205,7 +206,7 @@ pub async fn update(
     if let Some(up) = attrs.bool("admin_state_up")? {
         a.admin.admin_state_up = up;
     }
-    if let Some(d) = attrs.string("description")? {
+    if let Some(d) = attrs.string_or_null("description")? {
         if d.chars().count() > MAX_DESCRIPTION {
             return Err(bad_attr(
                 "description",
