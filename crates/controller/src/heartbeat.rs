@@ -93,3 +93,74 @@ pub async fn run(beats: Beats, s: Settings, mut status: watch::Receiver<Status>)
         tokio::time::sleep(EARLY.min(s.report_interval)).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn applied(store: &std::sync::Arc<dyn nbdb::Store>) -> Option<u64> {
+        let l = store
+            .get_lease(&agent::key(agent::CONTROLLER_BINARY, "h1"))
+            .await
+            .unwrap()?;
+        let hb: agent::Heartbeat = serde_json::from_slice(&l.value).unwrap();
+        assert!(l.live);
+        Some(hb.report.applied_revision)
+    }
+
+    /// The first heartbeat goes out at once; a newer revision within about a second, long
+    /// before the 30 s interval; nothing more when nothing changed; none after the runtime
+    /// is gone.
+    #[tokio::test]
+    async fn a_newer_revision_is_reported_early_and_the_interval_otherwise() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = nbdb::open(&format!("embedded:{}", dir.path().join("nb").display())).unwrap();
+        let settings = Settings {
+            host: "h1".into(),
+            tunnel_types: vec!["geneve".into()],
+            bridge_mappings: vec![("physnet1".into(), "br-ex".into())],
+            report_interval: Duration::from_secs(30),
+            agent_down_time: Duration::from_secs(75),
+        };
+        let (tx, rx) = watch::channel(Status {
+            applied: 4,
+            flows: 10,
+            devices: 1,
+        });
+        let task = tokio::spawn(run(Beats::to_store(store.clone()), settings, rx));
+        let wait_for = |want: u64| {
+            let store = store.clone();
+            async move {
+                let start = tokio::time::Instant::now();
+                while applied(&store).await != Some(want) {
+                    assert!(
+                        start.elapsed() < Duration::from_secs(3),
+                        "never reported {want}"
+                    );
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                start.elapsed()
+            }
+        };
+        wait_for(4).await;
+        let l = store
+            .get_lease(&agent::key(agent::CONTROLLER_BINARY, "h1"))
+            .await
+            .unwrap()
+            .unwrap();
+        let hb: agent::Heartbeat = serde_json::from_slice(&l.value).unwrap();
+        assert_eq!(hb.report.configurations["flows"], json!(10));
+        assert_eq!(
+            hb.report.configurations["bridge_mappings"],
+            json!({"physnet1": "br-ex"})
+        );
+        tx.send_modify(|s| s.applied = 9);
+        let took = wait_for(9).await;
+        assert!(took < Duration::from_millis(1500), "{took:?}");
+        drop(tx);
+        tokio::time::timeout(Duration::from_secs(3), task)
+            .await
+            .expect("the task ends with the runtime's sender")
+            .unwrap();
+    }
+}

@@ -223,6 +223,11 @@ enum BeatsTo {
 }
 
 impl Beats {
+    /// Heartbeats written to `store` directly.
+    pub fn to_store(store: Arc<dyn Store>) -> Beats {
+        Beats(BeatsTo::Store(store))
+    }
+
     /// Writes one heartbeat; `ttl` is its time to live when written to a store directly.
     pub async fn send(&self, report: &model::agent::Report, ttl: Duration) -> Result<(), String> {
         match &self.0 {

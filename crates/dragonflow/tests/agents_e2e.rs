@@ -269,6 +269,30 @@ fn agents_are_listed_alive_go_down_when_stopped_and_changes_are_waited_for() {
     );
     assert!(ok, "{out}");
 
+    // A change neither host follows (another project's network): both are current past
+    // it as soon as their streams say how far they read, with no change to apply.
+    let (st, other) = srv.call_as(
+        "POST",
+        "/v2.0/networks",
+        Some(json!({"network": {"name": "elsewhere"}})),
+        &[("X-Project-Id", "elsewhere")],
+    );
+    assert_eq!(st, 201, "{other}");
+    let (_, rev) = db(srv, &["revision"]);
+    let (ok, out) = db(
+        srv,
+        &[
+            "wait",
+            "--revision",
+            rev.trim(),
+            "--hosts",
+            "host-a,host-b",
+            "--timeout",
+            "10",
+        ],
+    );
+    assert!(ok, "hosts past a change they do not follow: {out}");
+
     // The admin disables an agent, and deletes a dead one (it comes back when it reports).
     let a_id = agents(srv)
         .into_iter()
