@@ -329,3 +329,85 @@ fn agents_are_listed_alive_go_down_when_stopped_and_changes_are_waited_for() {
         .expect("back");
     assert_ne!(back.3, a_id, "a new agent");
 }
+
+/// `dragonflow db --nb URL ARGS` straight on a store.
+fn db_on(url: &str, args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_dragonflow"))
+        .args(["db", "--nb", url])
+        .args(args)
+        .output()
+        .expect("dragonflow db");
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// A controller reading and writing etcd itself: its heartbeat is held by an etcd lease
+/// of its `--agent-down-time`, which etcd runs out when the controller stops; `db wait`
+/// reads the store directly, and etcd's revision (which counts the leases too) is reached
+/// at the model's last commit.
+#[test]
+fn a_controller_on_etcd_lives_by_an_etcd_lease() {
+    if !testbed::require_root("a_controller_on_etcd_lives_by_an_etcd_lease") {
+        return;
+    }
+    let etcd = testbed::StoreServer::start(testbed::StoreKind::Etcd).expect("etcd");
+    let url = etcd.url();
+    let srv = Server::start_on(&url);
+    let ovs = testbed::Ovs::start().expect("ovs");
+    let args = [
+        "--tunnel-types",
+        "geneve",
+        "--report-interval",
+        "1",
+        "--agent-down-time",
+        "3",
+    ];
+    let ctl = Controller::spawn(&url, &ovs, "host-e", "192.0.2.9", &args, None);
+    ctl.wait_for_br_int(&ovs);
+    wait_until("host-e alive", Duration::from_secs(20), || {
+        api_alive(&srv, "host-e") == Some(true)
+    });
+    srv.network("n", "10.0.0.0/24");
+    let (ok, rev) = db_on(&url, &["revision"]);
+    assert!(ok, "{rev}");
+    let (ok, out) = db_on(&url, &["wait", "--revision", rev.trim(), "--timeout", "20"]);
+    assert!(ok && out.contains("host-e"), "{out}\n{}", ctl.log());
+
+    signal(&ctl, "-STOP");
+    let stopped = Instant::now();
+    wait_until(
+        "etcd to run host-e's lease out",
+        Duration::from_secs(10),
+        || api_alive(&srv, "host-e") == Some(false),
+    );
+    let down_after = stopped.elapsed();
+    // 3 s from the last heartbeat (at most about 1 s old), etcd checking every 0.5 s.
+    assert!(
+        down_after >= Duration::from_millis(1500) && down_after < Duration::from_secs(5),
+        "host-e dead {down_after:?} after SIGSTOP"
+    );
+    println!("host-e (etcd lease) shown dead {down_after:?} after SIGSTOP");
+    let (ok, out) = db_on(
+        &url,
+        &[
+            "wait",
+            "--revision",
+            rev.trim(),
+            "--hosts",
+            "host-e",
+            "--timeout",
+            "1",
+        ],
+    );
+    assert!(!ok && out.contains("host-e (not alive"), "{out}");
+    signal(&ctl, "-CONT");
+    wait_until("host-e alive again", Duration::from_secs(10), || {
+        api_alive(&srv, "host-e") == Some(true)
+    });
+}
