@@ -5,6 +5,7 @@
 
 pub mod apps;
 pub mod engine;
+pub mod heartbeat;
 pub mod nb;
 pub mod pipeline;
 pub mod reconcile;

@@ -1,8 +1,8 @@
 //! The controller's link to the NB store: through the API server's NB listener (`http://…`,
 //! with this host's token; the only way to the embedded store) or straight to etcd or
 //! Redis (`etcd://…`, `redis://…`). Either way the controller reads snapshots and follows
-//! changes limited to the topics it needs, looks up single objects, registers its chassis
-//! and reports port bindings.
+//! changes limited to the topics it needs, looks up single objects, registers its chassis,
+//! reports port bindings and writes its heartbeat ([`Beats`]).
 
 use model::{Chassis, Port, PortStatus};
 use nbdb::remote::Remote;
@@ -28,6 +28,7 @@ enum Writes {
 }
 
 /// The server's NB listener: its URL and one client.
+#[derive(Clone)]
 struct Api {
     base: String,
     http: reqwest::Client,
@@ -77,6 +78,14 @@ impl Nb {
             source: Box::new(store.clone()),
             writes: Writes::Store(store, api),
         })
+    }
+
+    /// Where this host's heartbeats go, for a task of their own.
+    pub fn beats(&self) -> Beats {
+        match &self.writes {
+            Writes::Server(api) => Beats(BeatsTo::Server(api.clone())),
+            Writes::Store(store, _) => Beats(BeatsTo::Store(store.clone())),
+        }
     }
 
     /// Everything of `tables` in `topics` (plus the topic-less objects), at one revision.
@@ -199,6 +208,52 @@ impl Nb {
         };
         let url = format!("{base}/nb/v1/snat/{network}");
         Ok(send_json(http.put(&url), &serde_json::json!({"host": chassis})).await?)
+    }
+}
+
+/// Where this host's heartbeats go: the server's NB listener (which stamps them with its
+/// clock and gives them its `agent_down_time` to live), or the store itself.
+#[derive(Clone)]
+pub struct Beats(BeatsTo);
+
+#[derive(Clone)]
+enum BeatsTo {
+    Server(Api),
+    Store(Arc<dyn Store>),
+}
+
+impl Beats {
+    /// Heartbeats written to `store` directly.
+    pub fn to_store(store: Arc<dyn Store>) -> Beats {
+        Beats(BeatsTo::Store(store))
+    }
+
+    /// Writes one heartbeat; `ttl` is its time to live when written to a store directly.
+    pub async fn send(&self, report: &model::agent::Report, ttl: Duration) -> Result<(), String> {
+        match &self.0 {
+            BeatsTo::Server(Api { base, http }) => {
+                let url = format!("{base}/nb/v1/agents/{}", report.host);
+                let body = serde_json::to_value(report).map_err(|e| e.to_string())?;
+                Ok(send_json(http.put(&url), &body).await?)
+            }
+            BeatsTo::Store(store) => {
+                // As the server writes it (`neutron_api::agents::beat::write`): the id and
+                // creation time carried over, this host's clock, the store's lease.
+                let key = model::agent::key(&report.binary, &report.host);
+                let previous = store
+                    .get_lease(&key)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .and_then(|l| serde_json::from_slice(&l.value).ok());
+                let hb =
+                    model::agent::Heartbeat::next(previous, report.clone(), &model::time::now());
+                let value = serde_json::to_vec(&hb).map_err(|e| e.to_string())?;
+                store
+                    .put_lease(&key, value, Some(ttl))
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+        }
     }
 }
 

@@ -7,10 +7,10 @@
 //! their owners out); only a switch that stays unreachable, or refuses a request outside
 //! a bundle, ends the process.
 
-use crate::apps;
 use crate::engine::{self, Controller, Effects, Event, Read};
 use crate::nb::{Nb, NbWatch};
 use crate::switch::{Session, SwitchError};
+use crate::{apps, heartbeat};
 use ovsdb::{BridgeSpec, FailMode, PortSpec, TunnelKind};
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -43,6 +43,11 @@ pub struct Config {
     /// Physical networks and the operator's bridge of each (`--bridge-mappings
     /// physnet1:br-ex`); the controller patches each bridge to `br-int`.
     pub bridge_mappings: Vec<(String, String)>,
+    /// Seconds between heartbeats (Neutron's `report_interval`).
+    pub report_interval: Duration,
+    /// The heartbeat's time to live when it is written to a store directly (through a
+    /// server, the server's `agent_down_time` applies).
+    pub agent_down_time: Duration,
 }
 
 /// Parses `physnet:bridge[,physnet:bridge]`.
@@ -137,6 +142,19 @@ pub async fn run(cfg: Config) -> Result<(), String> {
             dhcp: cfg.dhcp.clone(),
         },
     );
+    // The heartbeat has a task of its own; it is told what to report after every batch.
+    let (status, status_rx) = tokio::sync::watch::channel(heartbeat::Status::default());
+    tokio::spawn(heartbeat::run(
+        nb.beats(),
+        heartbeat::Settings {
+            host: cfg.chassis.clone(),
+            tunnel_types: cfg.tunnel_types.clone(),
+            bridge_mappings: cfg.bridge_mappings.clone(),
+            report_interval: cfg.report_interval,
+            agent_down_time: cfg.agent_down_time,
+        },
+        status_rx,
+    ));
     let mut io = Io {
         cfg,
         nb,
@@ -203,7 +221,36 @@ pub async fn run(cfg: Config) -> Result<(), String> {
             wait = batch.is_empty();
         }
         io.perform_batch(&mut core, batch).await?;
+        report_status(&core, &io.watch, &status);
     }
+}
+
+/// Tells the heartbeat what the switch now reflects. Only when the core is idle (every
+/// change handed out is compiled and its commit confirmed) does the stream's position
+/// count as applied: then everything within the host's filter up to it is installed.
+fn report_status(
+    core: &Controller,
+    watch: &NbWatch,
+    status: &tokio::sync::watch::Sender<heartbeat::Status>,
+) {
+    if !core.ready() {
+        return;
+    }
+    let now = heartbeat::Status {
+        applied: watch.position(),
+        flows: core.desired().table().len(),
+        devices: core.host().ofports.len(),
+    };
+    status.send_if_modified(|s| {
+        let changed = now.applied > s.applied || now.flows != s.flows || now.devices != s.devices;
+        if changed {
+            *s = heartbeat::Status {
+                applied: now.applied.max(s.applied),
+                ..now
+            };
+        }
+        changed
+    });
 }
 
 /// Events taken in one batch at most (a stream of changes still gets a pass now and then).

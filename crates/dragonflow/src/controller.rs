@@ -55,6 +55,13 @@ pub struct Args {
     /// Physical networks and their bridges: `physnet1:br-ex[,physnet2:br-ex2]`.
     #[arg(long, default_value = "")]
     bridge_mappings: String,
+    /// Seconds between this controller's heartbeats (Neutron's `report_interval`).
+    #[arg(long, default_value_t = 30)]
+    report_interval: u64,
+    /// Seconds a heartbeat lives when written to etcd or Redis directly (through the
+    /// server's NB listener, the server's `agent_down_time` applies).
+    #[arg(long, default_value_t = 75)]
+    agent_down_time: u64,
 }
 
 /// The controller's configuration, or what is wrong with a flag.
@@ -76,7 +83,12 @@ pub fn config(args: Args) -> Result<::controller::runtime::Config, String> {
         domain,
         bridge_mappings,
         api,
+        report_interval,
+        agent_down_time,
     } = args;
+    if report_interval == 0 || agent_down_time == 0 {
+        return Err("--report-interval and --agent-down-time must be at least 1".into());
+    }
     let mut dns = Vec::new();
     for d in dns_servers.iter().filter(|d| !d.is_empty()) {
         match d.trim().parse::<std::net::Ipv4Addr>() {
@@ -110,6 +122,8 @@ pub fn config(args: Args) -> Result<::controller::runtime::Config, String> {
             domain,
         },
         bridge_mappings,
+        report_interval: std::time::Duration::from_secs(report_interval),
+        agent_down_time: std::time::Duration::from_secs(agent_down_time),
     })
 }
 

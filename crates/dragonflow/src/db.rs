@@ -3,10 +3,13 @@
 //! that a running server holds) or directly from a store URL (`embedded:PATH` of a
 //! stopped server, etcd, Redis).
 
+mod wait;
+
 use clap::Subcommand;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
+use std::time::Duration;
 
 #[derive(Subcommand)]
 pub enum DbCommand {
@@ -18,6 +21,20 @@ pub enum DbCommand {
     Get { table: String, id: String },
     /// Print every object of every table.
     Dump,
+    /// Print the store's current revision: what `db wait` waits for after a change.
+    Revision,
+    /// Wait until the hosts' controllers have applied a revision (their switches reflect
+    /// every change up to it); fail naming the hosts behind on timeout.
+    Wait {
+        #[arg(long)]
+        revision: u64,
+        /// Hosts (chassis names), comma-separated; default: every live controller.
+        #[arg(long, value_delimiter = ',')]
+        hosts: Option<Vec<String>>,
+        /// Seconds to wait at most.
+        #[arg(long, default_value_t = 60.0)]
+        timeout: f64,
+    },
     /// Follow the change stream (from a revision; default: now).
     Watch {
         #[arg(long)]
@@ -131,6 +148,9 @@ impl Source {
                     }
                     let v: Value =
                         serde_json::from_str(&line).map_err(|e| format!("bad stream line: {e}"))?;
+                    if nbdb::source::wire::progress(&v).is_some() {
+                        continue;
+                    }
                     if !each(v) {
                         break;
                     }
@@ -154,6 +174,55 @@ impl Source {
                 }
             }
         }
+    }
+}
+
+impl Source {
+    /// The store's current revision.
+    fn revision(&self) -> Result<u64, String> {
+        match self {
+            Source::Http(base, token) => {
+                let url = format!("{base}/nb/v1/revision");
+                let v: Value = get(&url, token.as_deref())?
+                    .body_mut()
+                    .read_json()
+                    .map_err(|e| format!("{url}: {e}"))?;
+                v["revision"]
+                    .as_u64()
+                    .ok_or_else(|| format!("{url}: no revision in {v}"))
+            }
+            Source::Store(store, rt) => rt.block_on(store.revision()).map_err(|e| e.to_string()),
+        }
+    }
+
+    /// The realized state: the last commit and every agent's heartbeat.
+    fn realized(&self) -> Result<wait::Realized, String> {
+        let v = match self {
+            Source::Http(base, token) => {
+                let url = format!("{base}/nb/v1/agents");
+                get(&url, token.as_deref())?
+                    .body_mut()
+                    .read_json()
+                    .map_err(|e| format!("{url}: {e}"))?
+            }
+            Source::Store(store, rt) => rt.block_on(async {
+                let last_commit = store.last_commit().await.map_err(|e| e.to_string())?;
+                let leases = store
+                    .leases(model::agent::PREFIX)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let agents: Vec<Value> = leases
+                    .iter()
+                    .filter_map(|l| {
+                        let hb: model::agent::Heartbeat = serde_json::from_slice(&l.value).ok()?;
+                        Some(json!({"host": hb.report.host, "binary": hb.report.binary,
+                            "alive": l.live, "applied_revision": hb.report.applied_revision}))
+                    })
+                    .collect();
+                Ok::<_, String>(json!({"last_commit": last_commit, "agents": agents}))
+            })?,
+        };
+        wait::Realized::from_json(&v)
     }
 }
 
@@ -289,6 +358,30 @@ pub fn run(nb: &str, token: Option<&str>, json_out: bool, cmd: DbCommand) -> Res
                     print(summary(o));
                 }
             }
+        }
+        DbCommand::Revision => {
+            let rev = src.revision()?;
+            print(if json_out {
+                json!({ "revision": rev }).to_string()
+            } else {
+                rev.to_string()
+            });
+        }
+        DbCommand::Wait {
+            revision,
+            hosts,
+            timeout,
+        } => {
+            let timeout = Duration::try_from_secs_f64(timeout)
+                .map_err(|_| format!("--timeout {timeout}: not a number of seconds"))?;
+            let done = wait::wait(|| src.realized(), revision, hosts.as_deref(), timeout)?;
+            print(if json_out {
+                json!({"revision": revision, "hosts": done}).to_string()
+            } else if done.is_empty() {
+                format!("revision {revision}: no live controller to wait for")
+            } else {
+                format!("revision {revision} applied on {}", done.join(", "))
+            });
         }
         DbCommand::Watch { from, topics } => {
             let after = match from {

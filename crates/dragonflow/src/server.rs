@@ -26,6 +26,26 @@ pub struct Args {
     /// single-operator cloud on a trusted machine; `[neutron] noauth_default_admin`).
     #[arg(long)]
     noauth_admin: bool,
+    /// Seconds between this server's heartbeats (`[neutron] report_interval`, 30).
+    #[arg(long)]
+    report_interval: Option<u64>,
+    /// Seconds after its last heartbeat that an agent is down (`[neutron]
+    /// agent_down_time`, 75).
+    #[arg(long)]
+    agent_down_time: Option<u64>,
+    /// The name this server reports as its agent's host (default: the machine's
+    /// hostname).
+    #[arg(long)]
+    host: Option<String>,
+}
+
+/// The machine's host name, as the kernel has it.
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
 }
 
 /// SIGINT or SIGTERM.
@@ -63,6 +83,9 @@ pub fn run(file: config::File, args: Args) -> Result<(), String> {
         });
     let mut neutron = file.neutron;
     neutron.noauth_default_admin |= args.noauth_admin;
+    neutron.report_interval = args.report_interval.unwrap_or(neutron.report_interval);
+    neutron.agent_down_time = args.agent_down_time.unwrap_or(neutron.agent_down_time);
+    let host = args.host.unwrap_or_else(hostname);
     let settings = neutron
         .check()
         .map_err(|e| format!("config [neutron]: {e}"))?;
@@ -123,6 +146,8 @@ pub fn run(file: config::File, args: Args) -> Result<(), String> {
         };
         let auth_strategy = if keystone.is_some() { "keystone" } else { "noauth" };
         tracing::info!(%listen, %nb_listen, store = %store.describe(), secret = %secret_file.display(), auth_strategy, "dragonflow server ready");
+        // This server's own heartbeat: an agent `DF API server` on `host`.
+        tokio::spawn(neutron_api::agents::beat::serve(api.clone(), host));
         let stopping = {
             let api = api.clone();
             tokio::spawn(async move {

@@ -5,6 +5,7 @@
 //! that the datapath must name (networks, ports, routers) carry a small `unique_key`
 //! allocated by the server, which becomes the metadata/register value in flows.
 
+pub mod agent;
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
 pub mod mac;

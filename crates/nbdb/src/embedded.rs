@@ -5,9 +5,12 @@
 //! its own preconditions and its own revision), so a burst of concurrent API calls costs one
 //! fsync instead of one each. Reads go straight to redb's MVCC snapshots from any thread.
 
+mod leases;
+
 use crate::codec::{LogEntry, decode_changes, decode_object, encode_changes, encode_object};
 use crate::{Change, Filter, Op, Record, Result, Revision, Snapshot, Store, StoreError};
 use async_trait::async_trait;
+use leases::LEASES;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -34,11 +37,23 @@ const MAX_BATCH: usize = 512;
 
 type Reply = oneshot::Sender<Result<Revision>>;
 
+/// What the writer thread is asked to do: a commit, or a lease write (which shares the
+/// batch's durable commit but takes no revision).
+enum Job {
+    Commit(Vec<Op>, Reply),
+    /// `Some((deadline, value))` puts, `None` deletes; answers whether one was there.
+    Lease(
+        String,
+        Option<(u64, Vec<u8>)>,
+        oneshot::Sender<Result<bool>>,
+    ),
+}
+
 /// The embedded, file-backed store.
 pub struct Embedded {
     path: PathBuf,
     db: Arc<Database>,
-    writer: mpsc::Sender<(Vec<Op>, Reply)>,
+    writer: mpsc::Sender<Job>,
     revision: watch::Receiver<Revision>,
 }
 
@@ -120,6 +135,7 @@ impl Embedded {
             txn.open_table(OBJECTS).map_err(io)?;
             txn.open_table(CHANGES).map_err(io)?;
             txn.open_table(TOPICS).map_err(io)?;
+            txn.open_table(LEASES).map_err(io)?;
             build_topic_index(&txn)?;
             let meta = txn.open_table(META).map_err(io)?;
             meta.get("revision")
@@ -148,7 +164,7 @@ impl Embedded {
 
 fn writer_loop(
     db: &Database,
-    rx: mpsc::Receiver<(Vec<Op>, Reply)>,
+    rx: mpsc::Receiver<Job>,
     rev_tx: watch::Sender<Revision>,
     mut revision: Revision,
     retention: u64,
@@ -166,25 +182,39 @@ fn writer_loop(
             Err(e) => {
                 tracing::error!(error = %e, "store commit failed");
                 let msg = e.to_string();
-                for (_, reply) in batch {
-                    let _ = reply.send(Err(StoreError::Unavailable(msg.clone())));
+                for job in batch {
+                    let e = StoreError::Unavailable(msg.clone());
+                    match job {
+                        Job::Commit(_, reply) => drop(reply.send(Err(e))),
+                        Job::Lease(_, _, reply) => drop(reply.send(Err(e))),
+                    }
                 }
                 continue;
             }
         };
         revision = new_revision;
         rev_tx.send_replace(revision);
-        for ((_, reply), result) in batch.into_iter().zip(results) {
-            let _ = reply.send(result);
+        for (job, result) in batch.into_iter().zip(results) {
+            match (job, result) {
+                (Job::Commit(_, reply), Done::Commit(r)) => drop(reply.send(r)),
+                (Job::Lease(_, _, reply), Done::Lease(r)) => drop(reply.send(r)),
+                _ => {}
+            }
         }
     }
 }
 
-type BatchResult = (Vec<Result<Revision>>, Revision);
+/// What a job of a batch came to.
+enum Done {
+    Commit(Result<Revision>),
+    Lease(Result<bool>),
+}
+
+type BatchResult = (Vec<Done>, Revision);
 
 fn apply_batch(
     db: &Database,
-    batch: &[(Vec<Op>, Reply)],
+    batch: &[Job],
     mut revision: Revision,
     retention: u64,
 ) -> Result<BatchResult> {
@@ -194,16 +224,34 @@ fn apply_batch(
         let mut objects = txn.open_table(OBJECTS).map_err(io)?;
         let mut changes = txn.open_table(CHANGES).map_err(io)?;
         let mut topics = txn.open_table(TOPICS).map_err(io)?;
-        for (ops, _) in batch {
+        let mut leases = txn.open_table(LEASES).map_err(io)?;
+        for job in batch {
+            let ops = match job {
+                Job::Commit(ops, _) => ops,
+                Job::Lease(key, value, _) => {
+                    let had = match value {
+                        Some((deadline, v)) => {
+                            let mut bytes = deadline.to_be_bytes().to_vec();
+                            bytes.extend_from_slice(v);
+                            leases.insert(key.as_str(), bytes.as_slice()).map_err(io)?
+                        }
+                        None => leases.remove(key.as_str()).map_err(io)?,
+                    };
+                    results.push(Done::Lease(Ok(had.is_some())));
+                    continue;
+                }
+            };
             let mut tables = Tables {
                 objects: &mut objects,
                 changes: &mut changes,
                 topics: &mut topics,
             };
-            results.push(apply_one(&mut tables, ops, revision + 1).map(|()| {
-                revision += 1;
-                revision
-            }));
+            results.push(Done::Commit(apply_one(&mut tables, ops, revision + 1).map(
+                |()| {
+                    revision += 1;
+                    revision
+                },
+            )));
         }
         let mut meta = txn.open_table(META).map_err(io)?;
         meta.insert("revision", revision).map_err(io)?;
@@ -325,6 +373,17 @@ fn record(table: &str, id: String, bytes: &[u8]) -> Result<Record> {
     })
 }
 
+impl Embedded {
+    async fn lease_job(&self, key: &str, value: Option<(u64, Vec<u8>)>) -> Result<bool> {
+        let (tx, rx) = oneshot::channel();
+        self.writer
+            .send(Job::Lease(key.to_string(), value, tx))
+            .map_err(|_| StoreError::Unavailable("store writer stopped".into()))?;
+        rx.await
+            .map_err(|_| StoreError::Unavailable("store writer stopped".into()))?
+    }
+}
+
 #[async_trait]
 impl Store for Embedded {
     fn describe(&self) -> String {
@@ -365,10 +424,33 @@ impl Store for Embedded {
         crate::validate(&ops)?;
         let (tx, rx) = oneshot::channel();
         self.writer
-            .send((ops, tx))
+            .send(Job::Commit(ops, tx))
             .map_err(|_| StoreError::Unavailable("store writer stopped".into()))?;
         rx.await
             .map_err(|_| StoreError::Unavailable("store writer stopped".into()))?
+    }
+
+    async fn put_lease(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        ttl: Option<std::time::Duration>,
+    ) -> Result<()> {
+        self.lease_job(key, Some((leases::deadline(ttl), value)))
+            .await
+            .map(drop)
+    }
+
+    async fn get_lease(&self, key: &str) -> Result<Option<crate::Lease>> {
+        leases::get(&self.db, key)
+    }
+
+    async fn leases(&self, prefix: &str) -> Result<Vec<crate::Lease>> {
+        leases::list(&self.db, prefix)
+    }
+
+    async fn delete_lease(&self, key: &str) -> Result<bool> {
+        self.lease_job(key, None).await
     }
 
     async fn revision(&self) -> Result<Revision> {

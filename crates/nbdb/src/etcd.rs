@@ -14,13 +14,18 @@
 //! step of a [`crate::Watch`]; the buffer makes a step one small read. Watchers further
 //! behind than the buffer, or during a reconnect, get a watch of their own from history.
 //! `revision()` is etcd's header revision (also counting writes outside the prefix).
+//!
+//! Leases ([`crate::Lease`]) live beside the prefix, never under it (so the follower never
+//! sees them): `<prefix>.leases/v/<key>` holds the value and `<prefix>.leases/live/<key>`
+//! is attached to an etcd lease of the time to live, so etcd itself drops it when the
+//! writer stops renewing: liveness is etcd's clock, not the writer's.
 
 use crate::codec::{decode_value, encode_value, topic_of};
 use crate::{Change, Expect, Op, Record, Result, Revision, Snapshot, Store, StoreError};
 use async_trait::async_trait;
 use etcd_client::{
-    Client, Compare, CompareOp, ConnectOptions, EventType, GetOptions, KeyValue, Txn, TxnOp,
-    TxnOpResponse, WatchOptions,
+    Client, Compare, CompareOp, ConnectOptions, EventType, GetOptions, KeyValue, PutOptions, Txn,
+    TxnOp, TxnOpResponse, WatchOptions,
 };
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -156,6 +161,11 @@ impl Shared {
 
     fn marker(&self) -> String {
         format!("{}/commit", self.prefix)
+    }
+
+    /// Where lease `key`'s value (`v`) or liveness (`live`) is kept: beside the prefix.
+    fn lease_key(&self, part: &str, key: &str) -> String {
+        format!("{}.leases/{part}/{key}", self.prefix.trim_end_matches('/'))
     }
 
     /// `(table, id)` of a key under the prefix; `None` for the commit marker.
@@ -391,6 +401,59 @@ async fn follow_once(shared: &Shared) -> Result<()> {
     Ok(())
 }
 
+impl Etcd {
+    /// The leases at `key` (with `prefix`: every one whose key starts with it), read with
+    /// their liveness in one transaction.
+    async fn leases_at(&self, key: &str, prefix: bool) -> Result<Vec<crate::Lease>> {
+        let (v, live) = (
+            self.shared.lease_key("v", key),
+            self.shared.lease_key("live", key),
+        );
+        let opts = |keys_only: bool| {
+            let o = if prefix {
+                GetOptions::new().with_prefix()
+            } else {
+                GetOptions::new()
+            };
+            if keys_only { o.with_keys_only() } else { o }
+        };
+        let txn = Txn::new().and_then(vec![
+            TxnOp::get(v.clone(), Some(opts(false))),
+            TxnOp::get(live.clone(), Some(opts(true))),
+        ]);
+        let resp = self.shared.client().await?.txn(txn).await.map_err(io)?;
+        let ops = resp.op_responses();
+        let (Some(TxnOpResponse::Get(values)), Some(TxnOpResponse::Get(lives))) =
+            (ops.first(), ops.get(1))
+        else {
+            return Err(StoreError::Corrupt(
+                "etcd: lease read answered oddly".into(),
+            ));
+        };
+        let strip = |k: &[u8], root: &str| -> Option<String> {
+            let rest = k.strip_prefix(root.strip_suffix(key).unwrap_or(root).as_bytes())?;
+            String::from_utf8(rest.to_vec()).ok()
+        };
+        let live: std::collections::BTreeSet<String> = lives
+            .kvs()
+            .iter()
+            .filter_map(|kv| strip(kv.key(), &live))
+            .collect();
+        Ok(values
+            .kvs()
+            .iter()
+            .filter_map(|kv| {
+                let k = strip(kv.key(), &v)?;
+                Some(crate::Lease {
+                    live: live.contains(&k),
+                    key: k,
+                    value: kv.value().to_vec(),
+                })
+            })
+            .collect())
+    }
+}
+
 #[async_trait]
 impl Store for Etcd {
     fn describe(&self) -> String {
@@ -478,6 +541,51 @@ impl Store for Etcd {
 
     async fn revision(&self) -> Result<Revision> {
         Ok(self.latest().await?.1)
+    }
+
+    async fn last_commit(&self) -> Result<Revision> {
+        Ok(self.latest().await?.0)
+    }
+
+    async fn put_lease(&self, key: &str, value: Vec<u8>, ttl: Option<Duration>) -> Result<()> {
+        let mut c = self.shared.client().await?;
+        let live = match ttl {
+            // etcd counts whole seconds (and raises a lease below its minimum to it).
+            Some(t) => {
+                let secs = i64::try_from(t.as_millis().div_ceil(1000))
+                    .unwrap_or(i64::MAX)
+                    .max(1);
+                let lease = c.lease_grant(secs, None).await.map_err(io)?;
+                Some(PutOptions::new().with_lease(lease.id()))
+            }
+            None => None,
+        };
+        let txn = Txn::new().and_then(vec![
+            TxnOp::put(self.shared.lease_key("v", key), value, None),
+            TxnOp::put(self.shared.lease_key("live", key), Vec::new(), live),
+        ]);
+        c.txn(txn).await.map_err(io)?;
+        Ok(())
+    }
+
+    async fn get_lease(&self, key: &str) -> Result<Option<crate::Lease>> {
+        Ok(self.leases_at(key, false).await?.pop())
+    }
+
+    async fn leases(&self, prefix: &str) -> Result<Vec<crate::Lease>> {
+        self.leases_at(prefix, true).await
+    }
+
+    async fn delete_lease(&self, key: &str) -> Result<bool> {
+        let txn = Txn::new().and_then(vec![
+            TxnOp::delete(self.shared.lease_key("v", key), None),
+            TxnOp::delete(self.shared.lease_key("live", key), None),
+        ]);
+        let resp = self.shared.client().await?.txn(txn).await.map_err(io)?;
+        Ok(resp
+            .op_responses()
+            .first()
+            .is_some_and(|r| matches!(r, TxnOpResponse::Delete(d) if d.deleted() > 0)))
     }
 
     async fn changes_since(&self, after: Revision, limit: usize) -> Result<Vec<Change>> {

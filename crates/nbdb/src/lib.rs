@@ -14,6 +14,7 @@ pub mod source;
 
 use async_trait::async_trait;
 use std::sync::Arc;
+use std::time::Duration;
 
 pub use embedded::Embedded;
 pub use etcd::Etcd;
@@ -157,6 +158,18 @@ pub enum StoreError {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
+/// A liveness record (an agent's heartbeat): a value under a key, outside the revisioned
+/// model. Writing one takes no revision and adds nothing to the change log, so a thousand
+/// hosts reporting every 30 s wake no watcher. It is *live* until its time to live runs
+/// out, on the store's clock: etcd's own lease, Redis's key expiry, the embedded store's
+/// deadline (the server's clock). The value outlives it, so a dead agent can be shown.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lease {
+    pub key: String,
+    pub value: Vec<u8>,
+    pub live: bool,
+}
+
 /// Names the object in a decoding error, so an operator can find and repair it.
 pub(crate) fn with_key(e: StoreError, table: &str, id: &str) -> StoreError {
     match e {
@@ -211,6 +224,26 @@ pub trait Store: Send + Sync + 'static {
     /// (revisions that changed nothing, e.g. a commit of checks only, do not count, so a
     /// caller always makes progress).
     async fn changes_since(&self, after: Revision, limit: usize) -> Result<Vec<Change>>;
+
+    /// The revision of the last commit to the model: [`Store::revision`], except where
+    /// the backend's revision also counts other writes (etcd: its leases and other
+    /// prefixes). What a host that has applied every change has reached.
+    async fn last_commit(&self) -> Result<Revision> {
+        self.revision().await
+    }
+
+    /// Writes `value` under `key` in the lease space, live for `ttl` from now (`None`:
+    /// until deleted). See [`Lease`].
+    async fn put_lease(&self, key: &str, value: Vec<u8>, ttl: Option<Duration>) -> Result<()>;
+
+    /// One lease, live or not.
+    async fn get_lease(&self, key: &str) -> Result<Option<Lease>>;
+
+    /// Every lease whose key starts with `prefix`, ordered by key.
+    async fn leases(&self, prefix: &str) -> Result<Vec<Lease>>;
+
+    /// Removes a lease; whether there was one.
+    async fn delete_lease(&self, key: &str) -> Result<bool>;
 
     /// A receiver that sees the latest revision each time something commits.
     fn subscribe(&self) -> tokio::sync::watch::Receiver<Revision>;
@@ -313,6 +346,16 @@ impl Watch {
         self.after
     }
 
+    /// The revision up to which every change within the filter has been handed out: past
+    /// the changes the filter left out too, and up to the last commit once nothing is left
+    /// (what a host that applied everything it was given has reached).
+    pub fn position(&self) -> Revision {
+        match self.pending.front() {
+            Some(c) => c.revision.saturating_sub(1),
+            None => self.after,
+        }
+    }
+
     fn wanted(&self, c: &Change) -> bool {
         self.filter.admits(&c.table, c.topic.as_deref())
     }
@@ -326,8 +369,12 @@ impl Watch {
             if let Some(c) = self.pending.pop_front() {
                 return Ok(c);
             }
+            // Read before the log: a commit after this read wakes the wait below.
+            let known = *self.wakeups.borrow_and_update();
             let batch = self.store.changes_since(self.after, 256).await?;
             if batch.is_empty() {
+                // Nothing up to `known` is left to hand out: that far is seen.
+                self.after = self.after.max(known);
                 if self.wakeups.changed().await.is_err() {
                     return Err(StoreError::Unavailable("store closed".into()));
                 }

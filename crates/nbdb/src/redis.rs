@@ -14,6 +14,10 @@
 //!   changed nothing. Every revision has an entry, so a gap at the start of a read means
 //!   the stream was trimmed past it.
 //!
+//! - leases ([`crate::Lease`]), outside the revisions and the stream: `lv:<key>` (the
+//!   value), `ll:<key>` (present while live: Redis's own expiry, `PX`, is the time to
+//!   live), `leases` (sorted set of their keys).
+//!
 //! A commit is one Lua script: it checks every expectation before writing anything, then
 //! bumps the counter, writes the objects and appends the stream entry. Redis runs a script
 //! alone, so readers never see half a commit. (The entry's fields go through Lua's
@@ -413,6 +417,40 @@ impl Redis {
     }
 }
 
+impl Redis {
+    /// The leases at `keys` (those that exist), each with whether it is live, read in one
+    /// round trip.
+    async fn read_leases(&self, keys: Vec<String>) -> Result<Vec<crate::Lease>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let p = &self.options.prefix;
+        let mut pipe = redis::pipe();
+        for k in &keys {
+            pipe.cmd("GET").arg(format!("{p}lv:{k}"));
+            pipe.cmd("EXISTS").arg(format!("{p}ll:{k}"));
+        }
+        let replies: Vec<Value> = pipe
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(err)?;
+        if replies.len() != keys.len() * 2 {
+            return Err(corrupt("lease read answered oddly"));
+        }
+        let mut out = Vec::new();
+        for (key, r) in keys.into_iter().zip(replies.chunks(2)) {
+            if let Some(value) = bytes(&r[0])? {
+                out.push(crate::Lease {
+                    key,
+                    value,
+                    live: number(&r[1])? > 0,
+                });
+            }
+        }
+        Ok(out)
+    }
+}
+
 #[async_trait]
 impl Store for Redis {
     fn describe(&self) -> String {
@@ -507,6 +545,64 @@ impl Store for Redis {
             table: table.into(),
             id: id.into(),
         })
+    }
+
+    async fn put_lease(&self, key: &str, value: Vec<u8>, ttl: Option<Duration>) -> Result<()> {
+        let p = &self.options.prefix;
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .cmd("SET")
+            .arg(format!("{p}lv:{key}"))
+            .arg(value)
+            .ignore();
+        let mut live = redis::cmd("SET");
+        live.arg(format!("{p}ll:{key}")).arg(1);
+        if let Some(t) = ttl {
+            live.arg("PX")
+                .arg(u64::try_from(t.as_millis()).unwrap_or(u64::MAX).max(1));
+        }
+        pipe.add_command(live).ignore();
+        pipe.cmd("ZADD")
+            .arg(format!("{p}leases"))
+            .arg(0)
+            .arg(key)
+            .ignore();
+        pipe.query_async::<()>(&mut self.conn.clone())
+            .await
+            .map_err(err)
+    }
+
+    async fn get_lease(&self, key: &str) -> Result<Option<crate::Lease>> {
+        Ok(self.read_leases(vec![key.to_string()]).await?.pop())
+    }
+
+    async fn leases(&self, prefix: &str) -> Result<Vec<crate::Lease>> {
+        let keys: Vec<String> = redis::cmd("ZRANGE")
+            .arg(format!("{}leases", self.options.prefix))
+            .arg(0)
+            .arg(-1)
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(err)?;
+        let keys = keys.into_iter().filter(|k| k.starts_with(prefix)).collect();
+        self.read_leases(keys).await
+    }
+
+    async fn delete_lease(&self, key: &str) -> Result<bool> {
+        let p = &self.options.prefix;
+        let (gone, _, _): (u64, u64, u64) = redis::pipe()
+            .atomic()
+            .cmd("DEL")
+            .arg(format!("{p}lv:{key}"))
+            .cmd("DEL")
+            .arg(format!("{p}ll:{key}"))
+            .cmd("ZREM")
+            .arg(format!("{p}leases"))
+            .arg(key)
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(err)?;
+        Ok(gone > 0)
     }
 
     async fn revision(&self) -> Result<Revision> {

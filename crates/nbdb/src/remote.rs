@@ -152,6 +152,7 @@ impl Remote {
             last: after,
             seen_in_last: 0,
             skip: 0,
+            progress: after,
             resp: None,
             buf: Vec::new(),
             backoff: Duration::from_millis(50),
@@ -168,6 +169,8 @@ pub struct RemoteWatch {
     seen_in_last: usize,
     /// Changes of revision `last` to pass over after a reconnect (already handed out).
     skip: usize,
+    /// The server's word that everything within the filter up to here was sent.
+    progress: Revision,
     resp: Option<reqwest::Response>,
     buf: Vec<u8>,
     backoff: Duration,
@@ -180,6 +183,17 @@ impl RemoteWatch {
     /// The revision of the last change handed out (or the starting point).
     pub fn revision(&self) -> Revision {
         self.last
+    }
+
+    /// The revision up to which every change within the filter has been handed out: the
+    /// server's progress lines carry it past the changes the filter leaves out. Until one
+    /// comes, the last revision handed out counts as possibly incomplete.
+    pub fn position(&self) -> Revision {
+        if self.progress >= self.last {
+            self.progress
+        } else {
+            self.last.saturating_sub(1)
+        }
     }
 
     async fn connect(&mut self) -> Result<reqwest::Response> {
@@ -229,6 +243,10 @@ impl RemoteWatch {
                 }
                 let v: Value = serde_json::from_slice(line)
                     .map_err(|e| StoreError::Corrupt(format!("bad watch line: {e}")))?;
+                if let Some(p) = wire::progress(&v) {
+                    self.progress = self.progress.max(p);
+                    continue;
+                }
                 let c = wire::parse(&v)?;
                 let revision = c.revision;
                 if revision < self.last || (revision == self.last && self.skip > 0) {

@@ -146,6 +146,20 @@ pub mod wire {
         )
     }
 
+    /// A progress line: `{"progress": R}`, every change within the watch's filter up to
+    /// `R` was sent (the filter left the rest out).
+    pub fn progress_line(revision: Revision) -> Value {
+        json!({ "progress": revision })
+    }
+
+    /// The revision of a progress line; `None` for anything else.
+    pub fn progress(v: &Value) -> Option<Revision> {
+        v.as_object()
+            .filter(|o| o.len() == 1)?
+            .get("progress")?
+            .as_u64()
+    }
+
     /// Decodes one item (a change or a record).
     pub fn parse(v: &Value) -> Result<Change> {
         let field = |k: &str| {
@@ -216,6 +230,15 @@ impl Changes {
         match self {
             Changes::Store(w) => w.next().await,
             Changes::Remote(w) => w.next().await,
+        }
+    }
+
+    /// The revision up to which every change within the filter has been handed out (see
+    /// [`Watch::position`], [`RemoteWatch::position`]).
+    pub fn position(&self) -> Revision {
+        match self {
+            Changes::Store(w) => w.position(),
+            Changes::Remote(w) => w.position(),
         }
     }
 }

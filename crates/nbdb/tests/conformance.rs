@@ -851,7 +851,107 @@ conformance!(
     a_commit_of_many_ops_is_atomic,
     open_by_url,
     filtered_snapshots_are_the_filtered_whole,
+    leases_run_out_on_their_own_and_stay_out_of_the_model,
+    a_watch_position_passes_the_changes_its_filter_leaves_out,
 );
+
+/// Leases (heartbeats): written and read back by prefix, live until their time to live
+/// runs out on the store's clock (the value stays), renewed, deleted; never a change in
+/// the log nor a commit of the model, and kept across a reopen.
+async fn leases_run_out_on_their_own_and_stay_out_of_the_model(b: &mut Backend) {
+    let s = b.open().await;
+    let before = s.last_commit().await.unwrap();
+    s.put_lease("agent/c/h1", b"one".to_vec(), Some(Duration::from_secs(2)))
+        .await
+        .unwrap();
+    s.put_lease("agent/c/h2", b"two".to_vec(), None)
+        .await
+        .unwrap();
+    s.put_lease("agent-admin/c/h1", b"adm".to_vec(), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.last_commit().await.unwrap(),
+        before,
+        "no commit of the model"
+    );
+    assert!(s.changes_since(before, 10).await.unwrap().is_empty());
+    let all = s.leases("agent/").await.unwrap();
+    let seen: Vec<(&str, &[u8], bool)> = all
+        .iter()
+        .map(|l| (l.key.as_str(), l.value.as_slice(), l.live))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("agent/c/h1", &b"one"[..], true),
+            ("agent/c/h2", &b"two"[..], true)
+        ]
+    );
+    assert_eq!(s.leases("agent-admin/").await.unwrap().len(), 1);
+    assert!(s.get_lease("agent/c/h3").await.unwrap().is_none());
+    // The store's clock runs it out (etcd checks leases about every half second).
+    let start = tokio::time::Instant::now();
+    loop {
+        let l = s.get_lease("agent/c/h1").await.unwrap().expect("kept");
+        if !l.live {
+            assert_eq!(l.value, b"one", "the value outlives the lease");
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(8), "h1 never ran out");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        start.elapsed() >= Duration::from_millis(1000),
+        "ran out too early"
+    );
+    assert!(s.get_lease("agent/c/h2").await.unwrap().unwrap().live);
+    // Renewed.
+    s.put_lease("agent/c/h1", b"uno".to_vec(), Some(Duration::from_secs(30)))
+        .await
+        .unwrap();
+    let l = s.get_lease("agent/c/h1").await.unwrap().unwrap();
+    assert!(l.live && l.value == b"uno");
+    // Kept across a reopen.
+    drop(s);
+    let s = b.open().await;
+    assert!(s.get_lease("agent/c/h1").await.unwrap().unwrap().live);
+    assert!(s.delete_lease("agent/c/h1").await.unwrap());
+    assert!(!s.delete_lease("agent/c/h1").await.unwrap());
+    assert_eq!(ids_of(&s.leases("agent/").await.unwrap()), ["agent/c/h2"]);
+    assert_eq!(s.last_commit().await.unwrap(), before);
+}
+
+fn ids_of(leases: &[nbdb::Lease]) -> Vec<&str> {
+    leases.iter().map(|l| l.key.as_str()).collect()
+}
+
+/// A watch limited to one topic reaches the store's last commit once it has read past
+/// other topics' changes: a host that applied everything it was given is that far.
+async fn a_watch_position_passes_the_changes_its_filter_leaves_out(b: &mut Backend) {
+    let s = b.open().await;
+    let start = s.last_commit().await.unwrap();
+    let mut w = Watch::new(s.clone(), start, Some(vec!["mine".into()]));
+    let mine = commit_retrying(
+        &s,
+        vec![put("network", "m", "1", Expect::Any).with_topic(Some("mine"))],
+    )
+    .await;
+    let mut last = mine;
+    for i in 0..5 {
+        last = commit_retrying(
+            &s,
+            vec![put("network", &format!("o{i}"), "1", Expect::Any).with_topic(Some("other"))],
+        )
+        .await;
+    }
+    assert_eq!(next(&mut w).await.revision, mine);
+    assert!(w.position() >= mine);
+    // Nothing more for this watch; waiting for it reads past the others' changes.
+    let _ = tokio::time::timeout(Duration::from_millis(1500), w.next()).await;
+    assert_eq!(w.position(), last);
+    assert_eq!(s.last_commit().await.unwrap(), last);
+}
 
 /// A filtered snapshot holds exactly what the whole snapshot holds within the filter, after
 /// objects were created, moved between topics, made topic-less and deleted (what a topic

@@ -29,6 +29,11 @@ pub struct ApiConfig {
     pub global_physnet_mtu: u32,
     /// First three bytes of generated MAC addresses.
     pub mac_base: String,
+    /// Seconds between this server's own heartbeats (Neutron's `report_interval`).
+    pub report_interval: u64,
+    /// Seconds after its last heartbeat that an agent is taken as down: the time to live
+    /// of the heartbeats written through this server (Neutron's `agent_down_time`).
+    pub agent_down_time: u64,
 }
 
 impl Default for ApiConfig {
@@ -43,6 +48,8 @@ impl Default for ApiConfig {
             physical_networks: vec!["physnet1".into()],
             global_physnet_mtu: 1500,
             mac_base: "fa:16:3e".into(),
+            report_interval: 30,
+            agent_down_time: 75,
         }
     }
 }
@@ -66,6 +73,8 @@ pub struct Settings {
     pub physical_networks: Vec<String>,
     pub global_physnet_mtu: u32,
     pub mac_base: [u8; 3],
+    pub report_interval: std::time::Duration,
+    pub agent_down_time: std::time::Duration,
 }
 
 fn range(s: &str, max: u32) -> Result<(u32, u32), String> {
@@ -140,6 +149,17 @@ impl ApiConfig {
         if !(1280..=9216).contains(&self.global_physnet_mtu) {
             return Err("global_physnet_mtu must be within 1280..=9216".into());
         }
+        if self.report_interval == 0 || self.agent_down_time == 0 {
+            return Err("report_interval and agent_down_time must be at least 1 s".into());
+        }
+        if self.agent_down_time < 2 * self.report_interval {
+            // Neutron's advice: one lost heartbeat should not make an agent look down.
+            tracing::warn!(
+                report_interval = self.report_interval,
+                agent_down_time = self.agent_down_time,
+                "agent_down_time is under twice report_interval: one late heartbeat shows an agent down"
+            );
+        }
         if tenant_network_type == NetworkType::Vlan && vlan_ranges.is_empty() {
             return Err("tenant_network_type vlan needs vlan_ranges".into());
         }
@@ -153,6 +173,8 @@ impl ApiConfig {
             physical_networks: self.physical_networks.clone(),
             global_physnet_mtu: self.global_physnet_mtu,
             mac_base,
+            report_interval: std::time::Duration::from_secs(self.report_interval),
+            agent_down_time: std::time::Duration::from_secs(self.agent_down_time),
         })
     }
 }

@@ -1,6 +1,7 @@
 //! The OpenStack Networking (Neutron) API v2.0: routes, Neutron JSON ⇄ NB model, IPAM and
 //! validation. The NB store is the only state; this layer is the only writer of policy.
 
+pub mod agents;
 pub mod alloc;
 pub mod body;
 pub mod config;
@@ -111,6 +112,11 @@ pub fn router(api: Arc<Api>) -> Router {
             "/v2.0/routers/{id}/remove_extraroutes",
             put(routers::remove_extraroutes),
         )
+        .route("/v2.0/agents", get(agents::list))
+        .route(
+            "/v2.0/agents/{id}",
+            get(agents::show).put(agents::update).delete(agents::delete),
+        )
         .route(
             "/v2.0/{collection}/{id}/tags",
             get(tags::get_all)
@@ -142,6 +148,8 @@ pub fn nb_router(api: Arc<Api>, auth: nb_auth::NbAuth) -> Router {
         .route("/nb/v1/ports/{id}/binding", put(nb_stream::put_binding))
         .route("/nb/v1/bindings", put(nb_stream::put_bindings))
         .route("/nb/v1/snat/{network}", put(nb_stream::put_snat))
+        .route("/nb/v1/agents", get(agents::beat::get))
+        .route("/nb/v1/agents/{host}", put(agents::beat::put))
         .fallback(versions::not_found)
         .method_not_allowed_fallback(versions::method_not_allowed)
         .layer(from_fn_with_state(Arc::new(auth), nb_auth::authenticate))

@@ -11,7 +11,8 @@
 //! the bindings of ports it takes or holds, and its own SNAT port; the admin writes
 //! anything; the reader nothing. A watch whose `after` was compacted away gets 410 and
 //! takes a new snapshot. A blank line is sent every 15 s of silence so dead connections
-//! are noticed.
+//! are noticed, and `{"progress": R}` after half a second without a change to send when
+//! the watch has read past changes its filter left out (see `nbdb::remote`).
 
 use crate::Api;
 use crate::error::{ApiError, ApiResult};
@@ -28,6 +29,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 const HEARTBEAT: Duration = Duration::from_secs(15);
+/// After this long without a change to send, a watch whose filter left changes out says
+/// how far it has read (`{"progress": R}`): a host's realized revision goes on past
+/// other projects' changes.
+const PROGRESS: Duration = Duration::from_millis(500);
 
 /// The filter (and `after`) of a request's query string; a bad one is a 400.
 fn params(raw: Option<&str>, with_after: bool) -> ApiResult<(Filter, Option<u64>)> {
@@ -137,19 +142,24 @@ pub async fn watch(State(api): State<Arc<Api>>, RawQuery(q): RawQuery) -> ApiRes
         Ok(_) => {}
     }
     let w = Watch::filtered(api.db.store.clone(), after, filter);
-    let stream = futures_util::stream::unfold((w, api), |(mut w, api)| async move {
+    // The stream's state: the watch, the position last told, when a line was last sent.
+    let state = (w, api, after, tokio::time::Instant::now());
+    let stream = futures_util::stream::unfold(state, |(mut w, api, told, sent)| async move {
         loop {
             let next = tokio::select! {
                 _ = api.stopped() => return None,
-                n = tokio::time::timeout(HEARTBEAT, w.next()) => n,
+                n = tokio::time::timeout(PROGRESS, w.next()) => n,
             };
-            match next {
-                Err(_) => {
-                    return Some((
-                        Ok::<Bytes, std::io::Error>(Bytes::from_static(b"\n")),
-                        (w, api),
-                    ));
+            let now = tokio::time::Instant::now();
+            let line = match next {
+                Err(_) if w.position() > told => {
+                    let at = w.position();
+                    let mut line = wire::progress_line(at).to_string().into_bytes();
+                    line.push(b'\n');
+                    return Some((Ok(Bytes::from(line)), (w, api, at, now)));
                 }
+                Err(_) if now.duration_since(sent) >= HEARTBEAT => Bytes::from_static(b"\n"),
+                Err(_) => continue,
                 Ok(Err(e)) => {
                     // The stream ends; the client resumes from its last revision.
                     tracing::warn!(error = %e, "watch stream ended");
@@ -159,9 +169,10 @@ pub async fn watch(State(api): State<Arc<Api>>, RawQuery(q): RawQuery) -> ApiRes
                     let Some(v) = wire::change(&c) else { continue };
                     let mut line = v.to_string().into_bytes();
                     line.push(b'\n');
-                    return Some((Ok(Bytes::from(line)), (w, api)));
+                    Bytes::from(line)
                 }
-            }
+            };
+            return Some((Ok::<Bytes, std::io::Error>(line), (w, api, told, now)));
         }
     });
     Response::builder()

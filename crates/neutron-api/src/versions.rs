@@ -12,6 +12,11 @@ use std::sync::Arc;
 /// Extensions that are really implemented, with a one-line description each.
 pub const EXTENSIONS: &[(&str, &str, &str)] = &[
     (
+        "agent",
+        "agent",
+        "The agent management extension: controllers and API servers, alive or not",
+    ),
+    (
         "allowed-address-pairs",
         "Allowed Address Pairs",
         "Extra MAC/IP pairs a port may send from",
@@ -146,6 +151,7 @@ pub async fn v2(headers: HeaderMap) -> Json<Value> {
         ("floatingip", "floatingips"),
         ("security_group", "security-groups"),
         ("security_group_rule", "security-group-rules"),
+        ("agent", "agents"),
     ]
     .into_iter()
     .map(|(name, coll)| {
