@@ -26,12 +26,14 @@ pub enum Table {
     SecurityGroup,
     SecurityGroupRule,
     Chassis,
+    /// RBAC policies: a network or security group shared with a project (or `*`).
+    RbacPolicy,
     /// `ip/<subnet>/<addr>`, `mac/<mac>`, `key/<kind>/<n>`, `seg/<type>/<n>` → owner id.
     Claim,
 }
 
 impl Table {
-    pub const ALL: [Table; 9] = [
+    pub const ALL: [Table; 10] = [
         Table::Network,
         Table::Subnet,
         Table::Port,
@@ -40,6 +42,7 @@ impl Table {
         Table::SecurityGroup,
         Table::SecurityGroupRule,
         Table::Chassis,
+        Table::RbacPolicy,
         Table::Claim,
     ];
 
@@ -54,6 +57,7 @@ impl Table {
             Table::SecurityGroup => "secgroup",
             Table::SecurityGroupRule => "secgroup_rule",
             Table::Chassis => "chassis",
+            Table::RbacPolicy => "rbac_policy",
             Table::Claim => "claim",
         }
     }

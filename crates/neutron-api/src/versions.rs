@@ -74,6 +74,16 @@ pub const EXTENSIONS: &[(&str, &str, &str)] = &[
         "provider:network_type, physical_network, segmentation_id",
     ),
     (
+        "rbac-policies",
+        "RBAC Policies",
+        "Allows creation and modification of policies that control project access to resources.",
+    ),
+    (
+        "rbac-security-groups",
+        "Add security_group type to network RBAC",
+        "Add security_group type to network RBAC",
+    ),
+    (
         "revision-if-match",
         "If-Match constraints based on revision_number",
         "If-Match: revision_number=N",
@@ -146,6 +156,7 @@ pub async fn v2(headers: HeaderMap) -> Json<Value> {
         ("floatingip", "floatingips"),
         ("security_group", "security-groups"),
         ("security_group_rule", "security-group-rules"),
+        ("rbac_policy", "rbac-policies"),
     ]
     .into_iter()
     .map(|(name, coll)| {

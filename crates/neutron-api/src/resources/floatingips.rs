@@ -23,6 +23,7 @@ impl Resource for FloatingIp {
     const STANDARD: Standard = Standard {
         name: false,
         tags: true,
+        described: true,
     };
     const OWN_ATTRS: &'static [&'static str] = &[
         "floating_network_id",
@@ -99,7 +100,8 @@ impl Lifecycle for FloatingIp {
         plan: &mut Plan<'_>,
     ) -> ApiResult<FloatingIp> {
         let net_id = &req.network_id;
-        let (network, nrev) = api.db.fetch::<Network>(net_id).await?;
+        let (network, nrev) =
+            super::ops::rbac::external_for(api, &meta.project_id, net_id).await?;
         if !network.external {
             return Err(ApiError::bad_request(
                 "BadRequest",

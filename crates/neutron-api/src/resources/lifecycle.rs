@@ -7,12 +7,13 @@
 use super::ops::Plan;
 use super::ops::deleting;
 use super::standard::{self, check_if_match, read_only, touch};
-use super::{Resource, one, visible};
+use super::{Resource, one, writable};
 use crate::Api;
 use crate::body::{Attrs, JsonBody};
 use crate::context::Context;
 use crate::db::retrying;
 use crate::error::ApiResult;
+use crate::policy::{self, Target};
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -46,6 +47,19 @@ pub trait Lifecycle: Resource {
         req: &Self::Create,
         plan: &mut Plan<'a>,
     ) -> impl Future<Output = ApiResult<Self>> + Send;
+
+    /// What the policy's `create` rule is checked against (default: the new object's
+    /// project). Ports and subnets add their network (404 when the caller may not use
+    /// it), RBAC policies their target.
+    fn create_target(
+        _api: &Api,
+        _ctx: &Context,
+        meta: &Meta,
+        _req: &Self::Create,
+    ) -> impl Future<Output = ApiResult<Target>> + Send {
+        let t = Target::project(&meta.project_id);
+        async move { Ok(t) }
+    }
 
     /// Reads a PUT's attributes, knowing the object they change.
     fn parse_update(ctx: &Context, current: &Self, attrs: &mut Attrs) -> ApiResult<Self::Update>;
@@ -134,7 +148,11 @@ pub async fn create<T: Lifecycle>(
     RawQuery(q): RawQuery,
     JsonBody(body): JsonBody,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
+    let present = policy::request_attrs(&body, T::RESOURCE);
     let (meta, req) = parse_create::<T>(&ctx, body)?;
+    let target = T::create_target(&api, &ctx, &meta, &req).await?;
+    let present: Vec<&str> = present.iter().map(String::as_str).collect();
+    policy::enforce(&ctx, T::RESOURCE, "create", &target, &present)?;
     let obj = create_parsed::<T>(&api, &ctx, meta, &req).await?;
     Ok((StatusCode::CREATED, answer(&api, obj, q.as_deref()).await?))
 }
@@ -148,8 +166,10 @@ pub async fn update<T: Lifecycle>(
     headers: HeaderMap,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Json<Value>> {
+    let present = policy::request_attrs(&body, T::RESOURCE);
+    let present: Vec<&str> = present.iter().map(String::as_str).collect();
     let obj = retrying(|| async {
-        let (mut obj, rev) = visible::<T>(&api, &ctx, &id).await?;
+        let (mut obj, rev) = writable::<T>(&api, &ctx, &id, "update", &present).await?;
         check_if_match(&headers, obj.meta())?;
         let mut attrs = Attrs::from_body(body.clone(), T::RESOURCE, "PUT")?;
         standard::update_meta(obj.meta_mut(), T::STANDARD, &mut attrs)?;
@@ -178,7 +198,7 @@ pub async fn delete<T: Lifecycle>(
     headers: HeaderMap,
 ) -> ApiResult<StatusCode> {
     retrying(|| async {
-        let (mut obj, rev) = visible::<T>(&api, &ctx, &id).await?;
+        let (mut obj, rev) = writable::<T>(&api, &ctx, &id, "delete", &[]).await?;
         check_if_match(&headers, obj.meta())?;
         obj.check_delete(&ctx)?;
         let rev = deleting::mark(&api, &mut obj, rev, T::deleting_mark).await?;

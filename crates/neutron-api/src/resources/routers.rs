@@ -6,8 +6,9 @@ use super::ops::deleting::not_deleting;
 use super::ops::ipam::{IpRequest, parse_fixed_ips};
 use super::ops::ports::{Addresses, SystemPort, build_system_port, remove_port_by_id};
 use super::ops::routes::{parse_routes, render_routes};
+use super::ops::rbac::external_for;
 use super::ops::{Plan, pick_key, release_key};
-use super::{Resource, one, render, touch, visible};
+use super::{Resource, one, render, touch, visible, writable};
 use crate::Api;
 use crate::body::{Attrs, JsonBody, bad_attr};
 use crate::context::Context;
@@ -226,7 +227,7 @@ async fn build_gateway(
     req: GatewayRequest,
 ) -> ApiResult<ExternalGateway> {
     let network_id = req.network_id;
-    let (network, nrev) = api.db.fetch::<Network>(&network_id).await?;
+    let (network, nrev) = external_for(api, &router.meta.project_id, &network_id).await?;
     if !network.external {
         return Err(ApiError::bad_request(
             "BadRequest",
@@ -404,7 +405,7 @@ pub async fn add_interface(
 ) -> ApiResult<Json<Value>> {
     let (subnet_id, port_id) = interface_target(body)?;
     let (r, iface) = retrying(|| async {
-        let (mut r, rev) = visible::<Router>(&api, &ctx, &id).await?;
+        let (mut r, rev) = writable::<Router>(&api, &ctx, &id, "add_router_interface", &[]).await?;
         let mut plan = Plan::new(&api);
         let (port, subnet) =
             interface_port(&api, &ctx, &mut plan, &r, (&subnet_id, &port_id)).await?;
@@ -453,7 +454,7 @@ pub async fn remove_interface(
 ) -> ApiResult<Json<Value>> {
     let (subnet_id, port_id) = interface_target(body)?;
     let (r, iface) = retrying(|| async {
-        let (mut r, rev) = visible::<Router>(&api, &ctx, &id).await?;
+        let (mut r, rev) = writable::<Router>(&api, &ctx, &id, "remove_router_interface", &[]).await?;
         let found = r.interfaces.iter().position(|i| {
             subnet_id.as_ref().is_none_or(|s| *s == i.subnet_id) && port_id.as_ref().is_none_or(|p| *p == i.port_id)
         });
@@ -499,7 +500,12 @@ async fn change_routes(
     add: bool,
 ) -> ApiResult<Json<Value>> {
     let r = retrying(|| async {
-        let (mut r, rev) = visible::<Router>(api, ctx, id).await?;
+        let action = if add {
+            "add_extraroutes"
+        } else {
+            "remove_extraroutes"
+        };
+        let (mut r, rev) = writable::<Router>(api, ctx, id, action, &[]).await?;
         let mut attrs = Attrs::from_body(body.clone(), "router", "PUT")?;
         let routes = parse_routes("routes", attrs.list("routes")?.unwrap_or_default(), None)?;
         attrs.finish()?;
