@@ -137,13 +137,13 @@ impl Lifecycle for RbacPolicy {
     type Update = String;
     const PUT_READ_ONLY: &'static [&'static str] = &["object_type", "object_id", "action"];
 
+    /// The policy's rules are checked before its object, as in Neutron.
     async fn create_target(
-        api: &Api,
-        ctx: &Context,
+        _api: &Api,
+        _ctx: &Context,
         meta: &Meta,
         req: &NewPolicy,
     ) -> ApiResult<Target> {
-        check_object(api, ctx, &req.object_type, &req.object_id).await?;
         Ok(Target {
             wildcard: req.target_tenant == WILDCARD,
             ..Target::project(&meta.project_id)
@@ -190,11 +190,12 @@ impl Lifecycle for RbacPolicy {
 
     async fn plan_create(
         api: &Api,
-        _ctx: &Context,
+        ctx: &Context,
         meta: Meta,
         req: &NewPolicy,
         plan: &mut Plan<'_>,
     ) -> ApiResult<RbacPolicy> {
+        check_object(api, ctx, &req.object_type, &req.object_id).await?;
         let p = RbacPolicy {
             meta,
             object_type: req.object_type.clone(),
