@@ -17,10 +17,8 @@ pub const SECURITY_GROUP: &str = "security_group";
 
 /// The actions each object type takes, as Neutron's `rbac-policies` and
 /// `rbac-security-groups` extensions define them.
-pub const ACTIONS: &[(&str, &[&str])] = &[
-    (NETWORK, &[SHARED, EXTERNAL]),
-    (SECURITY_GROUP, &[SHARED]),
-];
+pub const ACTIONS: &[(&str, &[&str])] =
+    &[(NETWORK, &[SHARED, EXTERNAL]), (SECURITY_GROUP, &[SHARED])];
 
 /// The `(object id, action)` pairs granted to one project, by policies naming it or `*`.
 #[derive(Debug, Default)]
@@ -73,7 +71,10 @@ impl Grants {
 }
 
 /// The policies on one object.
-pub async fn policies_on(api: &Api, object_id: &str) -> ApiResult<Vec<(RbacPolicy, nbdb::Revision)>> {
+pub async fn policies_on(
+    api: &Api,
+    object_id: &str,
+) -> ApiResult<Vec<(RbacPolicy, nbdb::Revision)>> {
     let all = api.db.all::<RbacPolicy>().await?;
     Ok(all
         .into_iter()
@@ -152,9 +153,8 @@ pub async fn check_removal(
         }
         (NETWORK, EXTERNAL) => {
             let routers = api.db.all::<Router>().await?;
-            let attached = |r: &Router| {
-                (r.external_gateway.as_ref()).is_some_and(|g| g.network_id == *id)
-            };
+            let attached =
+                |r: &Router| (r.external_gateway.as_ref()).is_some_and(|g| g.network_id == *id);
             if routers
                 .iter()
                 .any(|(r, _)| attached(r) && loses(&r.meta.project_id))

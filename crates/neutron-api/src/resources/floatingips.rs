@@ -100,8 +100,7 @@ impl Lifecycle for FloatingIp {
         plan: &mut Plan<'_>,
     ) -> ApiResult<FloatingIp> {
         let net_id = &req.network_id;
-        let (network, nrev) =
-            super::ops::rbac::external_for(api, &meta.project_id, net_id).await?;
+        let (network, nrev) = super::ops::rbac::external_for(api, &meta.project_id, net_id).await?;
         if !network.external {
             return Err(ApiError::bad_request(
                 "BadRequest",

@@ -72,9 +72,7 @@ impl Resource for Network {
         let grants = Grants::load(api, ctx, needed).await?;
         Ok(objs
             .into_iter()
-            .filter(|n| {
-                crate::policy::allowed(ctx, "network", "get", &network_target(&grants, n))
-            })
+            .filter(|n| crate::policy::allowed(ctx, "network", "get", &network_target(&grants, n)))
             .map(|mut n| {
                 n.shared = grants.shared_network(&n);
                 n

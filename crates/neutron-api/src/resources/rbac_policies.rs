@@ -70,7 +70,10 @@ async fn check_object(api: &Api, ctx: &Context, object_type: &str, id: &str) -> 
         let (n, _) = api.db.fetch::<Network>(id).await?;
         let grants = Grants::load(api, ctx, n.meta.project_id != ctx.project_id).await?;
         let t = super::networks::network_target(&grants, &n);
-        (n.meta.project_id, policy::allowed(ctx, "network", "get", &t))
+        (
+            n.meta.project_id,
+            policy::allowed(ctx, "network", "get", &t),
+        )
     } else {
         let (g, _) = api.db.fetch::<SecurityGroup>(id).await?;
         let grants = Grants::load(api, ctx, g.meta.project_id != ctx.project_id).await?;
@@ -105,7 +108,12 @@ async fn check_object(api: &Api, ctx: &Context, object_type: &str, id: &str) -> 
 /// The owner of the object a policy is on.
 async fn object_owner(api: &Api, p: &RbacPolicy) -> ApiResult<String> {
     Ok(if p.object_type == NETWORK {
-        api.db.fetch::<Network>(&p.object_id).await?.0.meta.project_id
+        api.db
+            .fetch::<Network>(&p.object_id)
+            .await?
+            .0
+            .meta
+            .project_id
     } else {
         (api.db.fetch::<SecurityGroup>(&p.object_id).await?.0)
             .meta
@@ -115,7 +123,12 @@ async fn object_owner(api: &Api, p: &RbacPolicy) -> ApiResult<String> {
 
 /// Keeps a network's `shared` and `router:external` in step with its policies: a `*`
 /// shared policy is `shared`; an external policy makes it external, as in Neutron.
-async fn sync_network(api: &Api, plan: &mut Plan<'_>, id: &str, after: &[RbacPolicy]) -> ApiResult<()> {
+async fn sync_network(
+    api: &Api,
+    plan: &mut Plan<'_>,
+    id: &str,
+    after: &[RbacPolicy],
+) -> ApiResult<()> {
     let (mut n, rev) = api.db.fetch::<Network>(id).await?;
     let shared = after
         .iter()
@@ -204,11 +217,17 @@ impl Lifecycle for RbacPolicy {
             target_tenant: req.target_tenant.clone(),
         };
         // The policy itself is written by the handler; its claim makes it unique.
-        plan.txn
-            .claim_requested(&crate::policy::rbac::claim(&p), &p.meta.id, ops_rbac::duplicate());
+        plan.txn.claim_requested(
+            &crate::policy::rbac::claim(&p),
+            &p.meta.id,
+            ops_rbac::duplicate(),
+        );
         if p.object_type == NETWORK {
-            let mut after: Vec<RbacPolicy> =
-                policies_on(api, &p.object_id).await?.into_iter().map(|(p, _)| p).collect();
+            let mut after: Vec<RbacPolicy> = policies_on(api, &p.object_id)
+                .await?
+                .into_iter()
+                .map(|(p, _)| p)
+                .collect();
             after.push(p.clone());
             sync_network(api, plan, &p.object_id, &after).await?;
         } else {
@@ -247,8 +266,11 @@ impl Lifecycle for RbacPolicy {
         check_removal(api, &on, p, Some(&new), &owner).await?;
         plan.txn.release(&crate::policy::rbac::claim(p));
         p.target_tenant = new;
-        plan.txn
-            .claim_requested(&crate::policy::rbac::claim(p), &p.meta.id, ops_rbac::duplicate());
+        plan.txn.claim_requested(
+            &crate::policy::rbac::claim(p),
+            &p.meta.id,
+            ops_rbac::duplicate(),
+        );
         if p.object_type == NETWORK {
             let after: Vec<RbacPolicy> = on
                 .into_iter()
@@ -283,8 +305,7 @@ impl Lifecycle for RbacPolicy {
             if p.action == EXTERNAL && !after.iter().any(|o| o.action == EXTERNAL) {
                 let mut trial = n.clone();
                 trial.external = true;
-                ops_rbac::set_network_external(api, &mut Plan::new(api), &mut trial, false)
-                    .await?;
+                ops_rbac::set_network_external(api, &mut Plan::new(api), &mut trial, false).await?;
                 n.external = false;
             }
             super::touch(&mut n.meta);

@@ -162,8 +162,7 @@ impl Lifecycle for SecurityGroupRule {
     ) -> ApiResult<SecurityGroupRule> {
         let group_id = &req.security_group_id;
         // Adding a rule changes the group: a group shared with the caller is not its own.
-        let (group, grev) =
-            writable::<SecurityGroup>(api, ctx, group_id, "update", &[]).await?;
+        let (group, grev) = writable::<SecurityGroup>(api, ctx, group_id, "update", &[]).await?;
         not_deleting(&group)?;
         plan.txn.check::<SecurityGroup>(group_id, grev);
         if let Some(rg) = &req.remote_group_id {

@@ -2,8 +2,8 @@
 //! `default` group appears on first sight (`ops::groups`) and is the admin's to delete.
 
 use super::lifecycle::Lifecycle;
-use super::ops::{Plan, rbac as ops_rbac};
 use super::ops::groups::{add_rule, default_claim, ensure_default, plain_rule, rule_fingerprint};
+use super::ops::{Plan, rbac as ops_rbac};
 use super::{Resource, render};
 use crate::Api;
 use crate::body::Attrs;

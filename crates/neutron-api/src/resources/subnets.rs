@@ -80,9 +80,8 @@ impl Resource for Subnet {
                 Target {
                     project_id: s.meta.project_id.clone(),
                     network_owner: n.map(|n| n.meta.project_id.clone()),
-                    shared: n.is_some_and(|n| {
-                        grants.shared_network(n) || grants.external_network(n)
-                    }),
+                    shared: n
+                        .is_some_and(|n| grants.shared_network(n) || grants.external_network(n)),
                     wildcard: false,
                 }
             })

@@ -15,7 +15,8 @@ pub fn add_wildcard(plan: &mut Plan<'_>, object_type: &str, id: &str, action: &s
 
 /// Adds a new policy to `plan`; a duplicate is 409 `DuplicateRbacPolicy`.
 pub fn add(plan: &mut Plan<'_>, p: &RbacPolicy) {
-    plan.txn.claim_requested(&rbac::claim(p), &p.meta.id, duplicate());
+    plan.txn
+        .claim_requested(&rbac::claim(p), &p.meta.id, duplicate());
     plan.txn.create(p);
 }
 
