@@ -666,3 +666,57 @@ async fn external_networks_are_opened_per_project_and_shared_subnets_take_router
         .await;
     assert_eq!((st, kind(&v)), (403, "PolicyNotAuthorized"), "{v}");
 }
+
+#[tokio::test]
+async fn provider_and_binding_attributes_are_the_admins_to_see() {
+    let c = Cloud::new();
+    let w = world(&c).await;
+    let port = c
+        .made(
+            P_MEMBER,
+            "ports",
+            json!({"port": {"network_id": w.network}}),
+        )
+        .await;
+    let (_, v) = c
+        .call(P_MEMBER, "GET", &format!("/v2.0/ports/{port}"), None)
+        .await;
+    let p = v["port"].as_object().expect("port");
+    for a in [
+        "binding:host_id",
+        "binding:profile",
+        "binding:vif_type",
+        "binding:vif_details",
+    ] {
+        assert!(!p.contains_key(a), "{a} shown to a member: {v}");
+    }
+    assert!(
+        p.contains_key("binding:vnic_type") && p.contains_key("mac_address"),
+        "{v}"
+    );
+    let (_, v) = c
+        .call(ADMIN, "GET", &format!("/v2.0/ports/{port}"), None)
+        .await;
+    assert_eq!(v["port"]["binding:vif_type"], "unbound", "{v}");
+    let (_, v) = c.call(P_READER, "GET", "/v2.0/networks", None).await;
+    let n = v["networks"][0].as_object().expect("network");
+    assert!(
+        !n.contains_key("provider:network_type") && n.contains_key("mtu"),
+        "{v}"
+    );
+    let (_, v) = c
+        .call(ADMIN, "GET", &format!("/v2.0/networks/{}", w.network), None)
+        .await;
+    assert_eq!(v["network"]["provider:network_type"], "geneve", "{v}");
+    // Setting one is refused to a member, naming both rules.
+    let body = json!({"port": {"network_id": w.network, "binding:host_id": "h"}});
+    let (st, v) = c.call(P_MEMBER, "POST", "/v2.0/ports", Some(body)).await;
+    assert_eq!(
+        (st, v["NeutronError"]["message"].as_str()),
+        (
+            403,
+            Some("(rule:create_port and rule:create_port:binding:host_id) is disallowed by policy")
+        ),
+        "{v}"
+    );
+}

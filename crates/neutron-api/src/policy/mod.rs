@@ -169,6 +169,17 @@ pub fn enforce_on(
     enforce(ctx, resource, action, target, attrs)
 }
 
+/// Removes from `item` (an object of `resource` as rendered) the attributes `ctx` may
+/// not see: those with a `get` rule it fails. Those rules look at no object (they are
+/// all admin-only), so one answer holds for a whole listing.
+pub fn hide(ctx: &Context, resource: &str, item: &mut serde_json::Map<String, serde_json::Value>) {
+    for (r, a, attr, rule) in ATTR_RULES {
+        if *r == resource && *a == "get" && !rule.allows(ctx, &Target::default()) {
+            item.remove(*attr);
+        }
+    }
+}
+
 /// The attributes a request body `{"<resource>": {...}}` sets, as the rules name them:
 /// each key, and `key:inner` for the keys of an object or of a list of objects in it
 /// (`fixed_ips:ip_address`). Anything that is not an object sets nothing.
@@ -201,7 +212,9 @@ pub fn markdown() -> String {
     for (r, a, rule) in RULES {
         out.push_str(&format!("| {r} | {a} | {} |\n", rule.text()));
     }
-    out.push_str("\n| resource | action | attribute | who may set it |\n|---|---|---|---|\n");
+    out.push_str(
+        "\n| resource | action | attribute | who may set it (`get`: see it) |\n|---|---|---|---|\n",
+    );
     for (r, a, attr, rule) in ATTR_RULES {
         out.push_str(&format!("| {r} | {a} | `{attr}` | {} |\n", rule.text()));
     }

@@ -44,8 +44,12 @@ pub const RULES: &[(&str, &str, Rule)] = &[
 ];
 
 /// `(resource, action, attribute, rule)`: checked, with the action's own rule, when a
-/// request sets the attribute (`a:b` is key `b` inside attribute `a`).
+/// request sets the attribute (`a:b` is key `b` inside attribute `a`); for `get`, who
+/// sees the attribute in answers (left out for the others).
 pub const ATTR_RULES: &[(&str, &str, &str, Rule)] = &[
+    ("network", "get", "provider:network_type", Admin),
+    ("network", "get", "provider:physical_network", Admin),
+    ("network", "get", "provider:segmentation_id", Admin),
     ("network", "create", "shared", Admin),
     ("network", "create", "router:external", Admin),
     ("network", "create", "provider:network_type", Admin),
@@ -56,6 +60,10 @@ pub const ATTR_RULES: &[(&str, &str, &str, Rule)] = &[
     ("network", "update", "provider:network_type", Admin),
     ("network", "update", "provider:physical_network", Admin),
     ("network", "update", "provider:segmentation_id", Admin),
+    ("port", "get", "binding:host_id", Admin),
+    ("port", "get", "binding:profile", Admin),
+    ("port", "get", "binding:vif_type", Admin),
+    ("port", "get", "binding:vif_details", Admin),
     ("port", "create", "mac_address", NetOwnerMember),
     ("port", "create", "fixed_ips:ip_address", NetOwnerMember),
     ("port", "create", "port_security_enabled", NetOwnerMember),

@@ -103,13 +103,18 @@ fn log<T: Lifecycle>(obj: &T, verb: &str) {
     tracing::info!(id = %obj.meta().id, "{} {verb} {}", T::RESOURCE, obj.summary());
 }
 
-/// The body of a write's answer: `{"<resource>": {...}}`, with `fields=` applied.
-async fn answer<T: Lifecycle>(api: &Api, obj: T, query: Option<&str>) -> ApiResult<Json<Value>> {
+/// The body of a write's answer: `{"<resource>": {...}}`, as `ctx` may see it, with
+/// `fields=` applied.
+async fn answer<T: Lifecycle>(
+    api: &Api,
+    ctx: &Context,
+    obj: T,
+    query: Option<&str>,
+) -> ApiResult<Json<Value>> {
     let item = T::render_all(api, std::slice::from_ref(&obj)).await?;
-    Ok(Json(one::<T>(
-        item.into_iter().next().unwrap_or_default(),
-        query,
-    )))
+    let mut item = item.into_iter().next().unwrap_or_default();
+    policy::hide(ctx, T::RESOURCE, &mut item);
+    Ok(Json(one::<T>(item, query)))
 }
 
 /// Parses a POST body: the standard attributes, then the resource's own.
@@ -154,7 +159,10 @@ pub async fn create<T: Lifecycle>(
     let present: Vec<&str> = present.iter().map(String::as_str).collect();
     policy::enforce(&ctx, T::RESOURCE, "create", &target, &present)?;
     let obj = create_parsed::<T>(&api, &ctx, meta, &req).await?;
-    Ok((StatusCode::CREATED, answer(&api, obj, q.as_deref()).await?))
+    Ok((
+        StatusCode::CREATED,
+        answer(&api, &ctx, obj, q.as_deref()).await?,
+    ))
 }
 
 /// `PUT /v2.0/<collection>/<id>`.
@@ -187,7 +195,7 @@ pub async fn update<T: Lifecycle>(
     })
     .await?;
     log(&obj, "updated");
-    answer(&api, obj, q.as_deref()).await
+    answer(&api, &ctx, obj, q.as_deref()).await
 }
 
 /// `DELETE /v2.0/<collection>/<id>`.

@@ -175,7 +175,10 @@ pub async fn list<T: Resource>(
         .map(|(o, _)| o)
         .collect();
     let seen = T::readable(&api, &ctx, all).await?;
-    let items = T::render_all(&api, &seen).await?;
+    let mut items = T::render_all(&api, &seen).await?;
+    for item in &mut items {
+        policy::hide(&ctx, T::RESOURCE, item);
+    }
     Ok(Json(query.respond(
         T::COLLECTION,
         &base_url(&headers),
@@ -195,6 +198,7 @@ pub async fn show<T: Resource>(
         return Err(ApiError::not_found(T::KIND, &id));
     };
     let item = T::render_all(&api, std::slice::from_ref(&o)).await?;
-    let item = item.into_iter().next().unwrap_or_default();
+    let mut item = item.into_iter().next().unwrap_or_default();
+    policy::hide(&ctx, T::RESOURCE, &mut item);
     Ok(Json(one::<T>(item, q.as_deref())))
 }
