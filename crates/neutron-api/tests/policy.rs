@@ -354,8 +354,21 @@ async fn a_network_shared_with_one_project_is_its_to_use_until_the_policy_goes()
         )
         .await;
     assert_eq!(st, 403);
-    // A port on the network is also its owner's to see.
+    // A port on the network is also its owner's to see, but not to give a floating IP.
     assert_eq!(c.call(P_READER, "GET", &q_port, None).await.0, 200);
+    let q_port_id = q_port.rsplit('/').next().unwrap();
+    let fip = json!({"floatingip": {"floating_network_id": w.external, "port_id": q_port_id}});
+    let (st, v) = c
+        .call(P_MEMBER, "POST", "/v2.0/floatingips", Some(fip))
+        .await;
+    assert_eq!(st, 400, "{v}");
+    assert!(
+        v["NeutronError"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("owned by a different tenant"),
+        "{v}"
+    );
 
     // While Q has a port there, the policy stays: not removed, not retargeted.
     let (st, v) = c.call(P_MEMBER, "DELETE", &policy_uri, None).await;

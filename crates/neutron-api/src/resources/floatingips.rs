@@ -241,6 +241,16 @@ async fn associate(
     fixed: Option<IpAddr>,
 ) -> ApiResult<()> {
     let (port, prev) = visible::<Port>(api, ctx, port_id).await?;
+    // A network owner sees other projects' ports on its network; it may not give them
+    // its floating IPs (Neutron's wording).
+    if !ctx.is_admin && port.meta.project_id != fip.meta.project_id {
+        return Err(ApiError::bad_request(
+            "BadRequest",
+            format!(
+                "Bad floatingip request: Cannot create floating IP and bind it to Port {port_id}, since that port is owned by a different tenant."
+            ),
+        ));
+    }
     if owner::is_system(&port.device_owner) {
         return Err(ApiError::bad_request(
             "BadRequest",

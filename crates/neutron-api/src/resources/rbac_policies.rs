@@ -105,20 +105,22 @@ async fn check_object(api: &Api, ctx: &Context, object_type: &str, id: &str) -> 
     Ok(())
 }
 
-/// The owner of the object a policy is on.
-async fn object_owner(api: &Api, p: &RbacPolicy) -> ApiResult<String> {
+/// The owner of the object a policy is on; `None` when the object is gone (its
+/// policies go with it, so only a policy left by an interrupted delete).
+async fn object_owner(api: &Api, p: &RbacPolicy) -> ApiResult<Option<String>> {
     Ok(if p.object_type == NETWORK {
-        api.db
-            .fetch::<Network>(&p.object_id)
-            .await?
-            .0
-            .meta
-            .project_id
+        (api.db.get::<Network>(&p.object_id).await?).map(|(n, _)| n.meta.project_id)
     } else {
-        (api.db.fetch::<SecurityGroup>(&p.object_id).await?.0)
-            .meta
-            .project_id
+        (api.db.get::<SecurityGroup>(&p.object_id).await?).map(|(g, _)| g.meta.project_id)
     })
+}
+
+fn kind(p: &RbacPolicy) -> &'static str {
+    if p.object_type == NETWORK {
+        "Network"
+    } else {
+        "SecurityGroup"
+    }
 }
 
 /// Keeps a network's `shared` and `router:external` in step with its policies: a `*`
@@ -262,7 +264,9 @@ impl Lifecycle for RbacPolicy {
             .into_iter()
             .map(|(p, _)| p)
             .collect();
-        let owner = object_owner(api, p).await?;
+        let Some(owner) = object_owner(api, p).await? else {
+            return Err(ApiError::not_found(kind(p), &p.object_id));
+        };
         check_removal(api, &on, p, Some(&new), &owner).await?;
         plan.txn.release(&crate::policy::rbac::claim(p));
         p.target_tenant = new;
@@ -291,9 +295,11 @@ impl Lifecycle for RbacPolicy {
             .into_iter()
             .map(|(p, _)| p)
             .collect();
-        let owner = object_owner(api, p).await?;
-        check_removal(api, &on, p, None, &owner).await?;
         plan.txn.release(&crate::policy::rbac::claim(p));
+        let Some(owner) = object_owner(api, p).await? else {
+            return Ok(());
+        };
+        check_removal(api, &on, p, None, &owner).await?;
         if p.object_type == NETWORK {
             let after: Vec<RbacPolicy> =
                 on.into_iter().filter(|o| o.meta.id != p.meta.id).collect();

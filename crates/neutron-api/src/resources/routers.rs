@@ -366,7 +366,14 @@ async fn interface_port(
             Ok((port, subnet))
         }
         (None, Some(pid)) => {
-            let (mut port, prev) = visible::<Port>(api, ctx, pid).await?;
+            let (mut port, prev) = writable::<Port>(api, ctx, pid, "update", &[]).await?;
+            // Seen as its network's owner is not enough: the port must be the router's
+            // project's (Neutron's check).
+            if !ctx.is_admin && port.meta.project_id != r.meta.project_id {
+                return Err(bad_router_request(format!(
+                    "Cannot add interface using port {pid} of another tenant"
+                )));
+            }
             if !port.device_id.is_empty() || !port.device_owner.is_empty() {
                 return Err(ApiError::conflict(
                     "PortInUse",
