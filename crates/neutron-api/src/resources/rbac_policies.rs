@@ -5,13 +5,13 @@
 
 use super::lifecycle::Lifecycle;
 use super::ops::{Plan, rbac as ops_rbac};
-use super::{Resource, Standard};
+use super::{Resource, Standard, visible};
 use crate::Api;
 use crate::body::{Attrs, bad_attr};
 use crate::context::Context;
 use crate::error::{ApiError, ApiResult};
 use crate::policy::rbac::{
-    ACTIONS, EXTERNAL, Grants, NETWORK, SHARED, WILDCARD, check_removal, policies_on,
+    ACTIONS, EXTERNAL, NETWORK, SHARED, WILDCARD, check_removal, policies_on,
 };
 use crate::policy::{self, Target};
 use model::{Meta, Network, RbacPolicy, SecurityGroup};
@@ -66,38 +66,14 @@ fn target_tenant(attrs: &mut Attrs) -> ApiResult<Option<String>> {
 /// The object a policy is on, as `ctx` may see it: 404 when it does not exist or is not
 /// visible to the caller, 400 when the caller sees it (shared) but does not own it.
 async fn check_object(api: &Api, ctx: &Context, object_type: &str, id: &str) -> ApiResult<()> {
-    let (owner, visible) = if object_type == NETWORK {
-        let (n, _) = api.db.fetch::<Network>(id).await?;
-        let grants = Grants::load(api, ctx, n.meta.project_id != ctx.project_id).await?;
-        let t = super::networks::network_target(&grants, &n);
-        (
-            n.meta.project_id,
-            policy::allowed(ctx, "network", "get", &t),
-        )
+    let (owner, what) = if object_type == NETWORK {
+        let (n, _) = visible::<Network>(api, ctx, id).await?;
+        (n.meta.project_id, "networks")
     } else {
-        let (g, _) = api.db.fetch::<SecurityGroup>(id).await?;
-        let grants = Grants::load(api, ctx, g.meta.project_id != ctx.project_id).await?;
-        let t = Target {
-            shared: grants.has(id, SHARED),
-            ..Target::project(&g.meta.project_id)
-        };
-        let visible = policy::allowed(ctx, "security_group", "get", &t);
-        (g.meta.project_id, visible)
+        let (g, _) = visible::<SecurityGroup>(api, ctx, id).await?;
+        (g.meta.project_id, "objects")
     };
-    if !visible {
-        let kind = if object_type == NETWORK {
-            "Network"
-        } else {
-            "SecurityGroup"
-        };
-        return Err(ApiError::not_found(kind, id));
-    }
     if !ctx.is_admin && owner != ctx.project_id {
-        let what = if object_type == NETWORK {
-            "networks"
-        } else {
-            "objects"
-        };
         return Err(ApiError::invalid(format!(
             "Only admins can manipulate policies on {what} they do not own"
         )));
