@@ -353,6 +353,10 @@ pub struct RbacPolicy {
     pub object_id: String,
     pub action: String,
     pub target_tenant: String,
+    /// Set while a delete checks that no project still relies on the policy: new uses
+    /// refuse it, and ones racing the mark fail their compare-and-swap.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleting: bool,
 }
 
 /// A compute host running a local controller.
@@ -421,7 +425,7 @@ macro_rules! deletable {
     )*};
 }
 
-deletable!(Network, Subnet, SecurityGroup);
+deletable!(Network, Subnet, SecurityGroup, RbacPolicy);
 
 nb_object!(Network, Network, "Network", |n| &n.meta.id);
 nb_object!(Subnet, Subnet, "Subnet", |s| &s.network_id);

@@ -26,6 +26,7 @@ const CALLERS: [Who; 5] = [ADMIN, P_MEMBER, P_READER, Q_MEMBER, Q_READER];
 
 pub struct Cloud {
     app: axum::Router,
+    store: std::sync::Arc<dyn nbdb::Store>,
     _dir: tempfile::TempDir,
     counter: AtomicU32,
 }
@@ -40,7 +41,8 @@ impl Cloud {
         .expect("store");
         let config = ApiConfig::default().check().expect("config");
         Cloud {
-            app: router(Api::new(store, config)),
+            app: router(Api::new(store.clone(), config)),
+            store,
             _dir: dir,
             counter: AtomicU32::new(1),
         }
@@ -380,6 +382,13 @@ async fn a_network_shared_with_one_project_is_its_to_use_until_the_policy_goes()
             .contains("Details: Unable to reconfigure sharing settings"),
         "{v}"
     );
+    // The refused delete left the policy usable (its mark cleared).
+    let (st, v) = c
+        .call(Q_MEMBER, "POST", "/v2.0/ports", Some(port.clone()))
+        .await;
+    assert_eq!(st, 201, "after a refused delete: {v}");
+    let again = format!("/v2.0/ports/{}", v["port"]["id"].as_str().unwrap());
+    assert_eq!(c.call(Q_MEMBER, "DELETE", &again, None).await.0, 204);
     let other = format!("{:032x}", 77);
     let retarget = json!({"rbac_policy": {"target_tenant": other}});
     let (st, v) = c
@@ -732,4 +741,50 @@ async fn provider_and_binding_attributes_are_the_admins_to_see() {
         ),
         "{v}"
     );
+}
+
+#[tokio::test]
+async fn a_policy_being_deleted_takes_no_new_users() {
+    let c = Cloud::new();
+    let w = world(&c).await;
+    let (st, v) = policy_on(&c, P_MEMBER, "network", &w.network, "access_as_shared", Q).await;
+    assert_eq!(st, 201, "{v}");
+    let id = v["rbac_policy"]["id"].as_str().unwrap().to_string();
+    // Another server has started deleting it: set its mark as that delete would.
+    let rec = c
+        .store
+        .get("rbac_policy", &id)
+        .await
+        .expect("get")
+        .expect("present");
+    let mut stored: Value = serde_json::from_slice(&rec.value).expect("json");
+    stored["deleting"] = json!(true);
+    let op = nbdb::Op::put(
+        "rbac_policy",
+        &id,
+        stored.to_string().into_bytes(),
+        nbdb::Expect::Revision(rec.revision),
+    )
+    .with_topic(rec.topic.as_deref());
+    c.store.commit(vec![op]).await.expect("mark");
+    // Q still sees the network, but may not start using it.
+    assert_eq!(
+        c.call(
+            Q_READER,
+            "GET",
+            &format!("/v2.0/networks/{}", w.network),
+            None
+        )
+        .await
+        .0,
+        200
+    );
+    let port = json!({"port": {"network_id": w.network}});
+    let (st, v) = c.call(Q_MEMBER, "POST", "/v2.0/ports", Some(port)).await;
+    assert_eq!((st, kind(&v)), (404, "NetworkNotFound"), "{v}");
+    // The mark is not shown, and the delete goes through.
+    let uri = format!("/v2.0/rbac-policies/{id}");
+    let (_, v) = c.call(P_MEMBER, "GET", &uri, None).await;
+    assert!(v["rbac_policy"].get("deleting").is_none(), "{v}");
+    assert_eq!(c.call(P_MEMBER, "DELETE", &uri, None).await.0, 204);
 }

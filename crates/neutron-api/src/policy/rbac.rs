@@ -6,7 +6,8 @@ use crate::Api;
 use crate::context::Context;
 use crate::error::{ApiError, ApiResult};
 use model::{Network, Port, RbacPolicy, Router};
-use std::collections::HashSet;
+use nbdb::Revision;
+use std::collections::{HashMap, HashSet};
 
 pub const SHARED: &str = "access_as_shared";
 pub const EXTERNAL: &str = "access_as_external";
@@ -20,22 +21,40 @@ pub const SECURITY_GROUP: &str = "security_group";
 pub const ACTIONS: &[(&str, &[&str])] =
     &[(NETWORK, &[SHARED, EXTERNAL]), (SECURITY_GROUP, &[SHARED])];
 
-/// The `(object id, action)` pairs granted to one project, by policies naming it or `*`.
+/// One granting policy: its id, revision, and whether it is being deleted.
+#[derive(Debug)]
+struct Grant {
+    id: String,
+    rev: Revision,
+    deleting: bool,
+}
+
+/// What the policies naming one project (or `*`) grant it: for each `(object id,
+/// action)`, the policies that do, with their revisions and whether they are being
+/// deleted.
 #[derive(Debug, Default)]
 pub struct Grants {
-    granted: HashSet<(String, String)>,
+    granted: HashMap<(String, String), Vec<Grant>>,
 }
 
 impl Grants {
     pub fn from_policies<'a>(
-        policies: impl IntoIterator<Item = &'a RbacPolicy>,
+        policies: impl IntoIterator<Item = (&'a RbacPolicy, Revision)>,
         project: &str,
     ) -> Grants {
-        let granted = policies
-            .into_iter()
-            .filter(|p| p.target_tenant == WILDCARD || p.target_tenant == project)
-            .map(|p| (p.object_id.clone(), p.action.clone()))
-            .collect();
+        let mut granted: HashMap<(String, String), Vec<Grant>> = HashMap::new();
+        for (p, rev) in policies {
+            if p.target_tenant == WILDCARD || p.target_tenant == project {
+                granted
+                    .entry((p.object_id.clone(), p.action.clone()))
+                    .or_default()
+                    .push(Grant {
+                        id: p.meta.id.clone(),
+                        rev,
+                        deleting: p.deleting,
+                    });
+            }
+        }
         Grants { granted }
     }
 
@@ -51,12 +70,26 @@ impl Grants {
             return Ok(Grants::default());
         }
         let all = api.db.all::<RbacPolicy>().await?;
-        Ok(Grants::from_policies(all.iter().map(|(p, _)| p), project))
+        Ok(Grants::from_policies(
+            all.iter().map(|(p, rev)| (p, *rev)),
+            project,
+        ))
     }
 
+    /// Whether a policy grants `action` on the object (for reading it).
     pub fn has(&self, object_id: &str, action: &str) -> bool {
         self.granted
-            .contains(&(object_id.to_string(), action.to_string()))
+            .contains_key(&(object_id.to_string(), action.to_string()))
+    }
+
+    /// A policy granting `action` that is not being deleted, with its revision: what a
+    /// new use of the object (a port, a gateway) relies on and checks at its commit.
+    pub fn usable(&self, object_id: &str, action: &str) -> Option<(&str, Revision)> {
+        self.granted
+            .get(&(object_id.to_string(), action.to_string()))?
+            .iter()
+            .find(|g| !g.deleting)
+            .map(|g| (g.id.as_str(), g.rev))
     }
 
     /// The network is shared with the project (`shared`, or a policy).
@@ -206,5 +239,6 @@ pub fn wildcard(object_type: &str, object_id: &str, action: &str, project: &str)
         object_id: object_id.to_string(),
         action: action.to_string(),
         target_tenant: WILDCARD.to_string(),
+        deleting: false,
     }
 }

@@ -13,7 +13,7 @@ use crate::body::{Attrs, bad_attr, parse_cidr, render_ip_or_cidr};
 use crate::context::Context;
 use crate::error::{ApiError, ApiResult};
 use crate::policy::Target;
-use crate::policy::rbac::{Grants, SHARED};
+use crate::policy::rbac::SHARED;
 use ipnet::IpNet;
 use model::{
     AddressPair, ExtraDhcpOpt, MacAddr, Meta, Network, Port, PortStatus, SecurityGroup, owner,
@@ -196,6 +196,7 @@ impl Lifecycle for Port {
         let network_id = &req.network_id;
         let (network, net_rev) = api.db.fetch::<Network>(network_id).await?;
         not_deleting(&network)?;
+        ops_rbac::use_network(api, plan, ctx, &meta.project_id, &network).await?;
         let id = meta.id.clone();
         plan.txn.check::<Network>(network_id, net_rev);
         let mac = match req.mac_address {
@@ -527,18 +528,15 @@ async fn check_groups(
     ids: &[String],
     plan: &mut Plan<'_>,
 ) -> ApiResult<()> {
-    let mut grants: Option<Grants> = None;
     for id in ids {
         let Some((sg, rev)) = api.db.get::<SecurityGroup>(id).await? else {
             return Err(ApiError::not_found("SecurityGroup", id));
         };
-        if !ctx.is_admin && sg.meta.project_id != project {
-            if grants.is_none() {
-                grants = Some(Grants::load_for(api, project, true).await?);
-            }
-            if !grants.as_ref().is_some_and(|g| g.has(id, SHARED)) {
-                return Err(ApiError::not_found("SecurityGroup", id));
-            }
+        if !ctx.is_admin
+            && sg.meta.project_id != project
+            && !ops_rbac::rely_on(api, plan, project, id, SHARED).await?
+        {
+            return Err(ApiError::not_found("SecurityGroup", id));
         }
         not_deleting(&sg)?;
         plan.txn.check::<SecurityGroup>(id, rev);

@@ -193,6 +193,7 @@ impl Lifecycle for RbacPolicy {
             object_id: req.object_id.clone(),
             action: req.action.clone(),
             target_tenant: req.target_tenant.clone(),
+            deleting: false,
         };
         // The policy itself is written by the handler; its claim makes it unique.
         plan.txn.claim_requested(
@@ -259,6 +260,12 @@ impl Lifecycle for RbacPolicy {
             sync_network(api, plan, &p.object_id, &after).await?;
         }
         Ok(())
+    }
+
+    /// Marked before the in-use check: a port create that relied on the policy either
+    /// committed before (and is seen) or fails its check of the policy and retries.
+    fn deleting_mark(&mut self) -> Option<&mut bool> {
+        Some(&mut self.deleting)
     }
 
     async fn plan_delete(

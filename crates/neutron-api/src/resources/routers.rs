@@ -5,7 +5,7 @@ use super::lifecycle::Lifecycle;
 use super::ops::deleting::not_deleting;
 use super::ops::ipam::{IpRequest, parse_fixed_ips};
 use super::ops::ports::{Addresses, SystemPort, build_system_port, remove_port_by_id};
-use super::ops::rbac::external_for;
+use super::ops::rbac::{external_for, rely_on, use_network};
 use super::ops::routes::{parse_routes, render_routes};
 use super::ops::{Plan, pick_key, release_key};
 use super::{Resource, one, render, touch, visible, writable};
@@ -14,6 +14,7 @@ use crate::body::{Attrs, JsonBody, bad_attr};
 use crate::context::Context;
 use crate::db::retrying;
 use crate::error::{ApiError, ApiResult};
+use crate::policy::rbac::EXTERNAL;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -228,6 +229,14 @@ async fn build_gateway(
 ) -> ApiResult<ExternalGateway> {
     let network_id = req.network_id;
     let (network, nrev) = external_for(api, &router.meta.project_id, &network_id).await?;
+    let project = &router.meta.project_id;
+    if network.external
+        && !project.is_empty()
+        && network.meta.project_id != *project
+        && !rely_on(api, plan, project, &network_id, EXTERNAL).await?
+    {
+        return Err(ApiError::not_found("Network", &network_id));
+    }
     if !network.external {
         return Err(ApiError::bad_request(
             "BadRequest",
@@ -350,6 +359,9 @@ async fn interface_port(
             let (network, _) = api.db.fetch::<Network>(&subnet.network_id).await?;
             // `build_system_port` checks the subnet's revision with the address.
             not_deleting(&subnet)?;
+            // On another project's network only through a shared policy, which must
+            // still be there at the commit.
+            use_network(api, plan, ctx, &r.meta.project_id, &network).await?;
             let at_gateway = IpRequest {
                 subnet_id: Some(sid.clone()),
                 ip: Some(gw),

@@ -160,3 +160,47 @@ pub async fn external_for(
     }
     Ok((n, rev))
 }
+
+/// A new use of object `object_id` by project `project` that only a policy allows (a
+/// port on a network shared with it, a router gateway, a shared group in its port):
+/// checks in `plan` that a granting policy is still there at the commit, so a delete
+/// that marks it (`Lifecycle::deleting_mark`) makes this create retry and see the
+/// mark. False when no policy that is not being deleted grants `action`.
+pub async fn rely_on(
+    api: &Api,
+    plan: &mut Plan<'_>,
+    project: &str,
+    object_id: &str,
+    action: &str,
+) -> ApiResult<bool> {
+    let grants = rbac::Grants::load_for(api, project, true).await?;
+    match grants.usable(object_id, action) {
+        Some((id, rev)) => {
+            plan.txn.check::<RbacPolicy>(id, rev);
+            Ok(true)
+        }
+        None => Ok(false),
+    }
+}
+
+/// A port or router interface of `project` on network `n`: its owner's, or relying on a
+/// shared policy (else 404 `NetworkNotFound`). A `shared` network with no policy object
+/// (written before policies existed) is taken as shared with everyone.
+pub async fn use_network(
+    api: &Api,
+    plan: &mut Plan<'_>,
+    ctx: &crate::context::Context,
+    project: &str,
+    n: &Network,
+) -> ApiResult<()> {
+    if ctx.is_admin || n.meta.project_id == project {
+        return Ok(());
+    }
+    if rely_on(api, plan, project, &n.meta.id, SHARED).await? {
+        return Ok(());
+    }
+    if n.shared && policies_on(api, &n.meta.id).await?.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::not_found("Network", &n.meta.id))
+}
