@@ -278,7 +278,7 @@ impl View {
                 changed
             }
             Some(Table::Chassis) => set(&mut self.chassis_by_name, table, id, value),
-            Some(Table::Claim) | None => false,
+            Some(Table::Claim | Table::RbacPolicy) | None => false,
         }
     }
 

@@ -28,12 +28,14 @@ pub enum Table {
     SecurityGroup,
     SecurityGroupRule,
     Chassis,
+    /// RBAC policies: a network or security group shared with a project (or `*`).
+    RbacPolicy,
     /// `ip/<subnet>/<addr>`, `mac/<mac>`, `key/<kind>/<n>`, `seg/<type>/<n>` → owner id.
     Claim,
 }
 
 impl Table {
-    pub const ALL: [Table; 9] = [
+    pub const ALL: [Table; 10] = [
         Table::Network,
         Table::Subnet,
         Table::Port,
@@ -42,6 +44,7 @@ impl Table {
         Table::SecurityGroup,
         Table::SecurityGroupRule,
         Table::Chassis,
+        Table::RbacPolicy,
         Table::Claim,
     ];
 
@@ -56,6 +59,7 @@ impl Table {
             Table::SecurityGroup => "secgroup",
             Table::SecurityGroupRule => "secgroup_rule",
             Table::Chassis => "chassis",
+            Table::RbacPolicy => "rbac_policy",
             Table::Claim => "claim",
         }
     }

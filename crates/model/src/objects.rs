@@ -345,6 +345,24 @@ pub struct SecurityGroupRule {
     pub remote_group_id: Option<String>,
 }
 
+/// A Neutron RBAC policy: `object_type` `object_id` is granted `action`
+/// (`access_as_shared`, `access_as_external`) to project `target_tenant` (or `*`, every
+/// project). Only the API server uses them (hosts ignore the table).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RbacPolicy {
+    #[serde(flatten)]
+    pub meta: Meta,
+    /// `network` or `security_group`.
+    pub object_type: String,
+    pub object_id: String,
+    pub action: String,
+    pub target_tenant: String,
+    /// Set while a delete checks that no project still relies on the policy: new uses
+    /// refuse it, and ones racing the mark fail their compare-and-swap.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleting: bool,
+}
+
 /// A compute host running a local controller.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Chassis {
@@ -411,7 +429,7 @@ macro_rules! deletable {
     )*};
 }
 
-deletable!(Network, Subnet, SecurityGroup);
+deletable!(Network, Subnet, SecurityGroup, RbacPolicy);
 
 nb_object!(Network, Network, "Network", |n| &n.meta.id);
 nb_object!(Subnet, Subnet, "Subnet", |s| &s.network_id);
@@ -420,6 +438,7 @@ nb_object!(Router, Router, "Router");
 nb_object!(FloatingIp, FloatingIp, "FloatingIP");
 nb_object!(SecurityGroup, SecurityGroup, "SecurityGroup");
 nb_object!(SecurityGroupRule, SecurityGroupRule, "SecurityGroupRule");
+nb_object!(RbacPolicy, RbacPolicy, "RbacPolicy");
 
 #[cfg(test)]
 mod tests {

@@ -1,7 +1,7 @@
 //! The request context: who is calling. Under `auth_strategy = keystone` it is the one
 //! the Keystone middleware ([`crate::keystone`]) put on the request from a validated token,
 //! and nothing a client sends. Under `noauth` the project comes from the `X-Project-Id`
-//! header (admin with `X-Roles: admin`). A request without one is refused (401), unless
+//! header (roles from `X-Roles`, none meaning `member`). A request without one is refused (401), unless
 //! the operator turned on `noauth_default_admin`: then it acts for the configured default
 //! project as admin (a single-operator cloud, as the sandbox is).
 
@@ -19,14 +19,30 @@ pub struct Context {
     pub project_id: String,
     pub is_admin: bool,
     /// Role names (`admin`, `member`, `reader`, ...): the token's under Keystone,
-    /// `X-Roles` under noauth. For the policy work to come; `is_admin` decides today.
+    /// `X-Roles` under noauth (`member` when it names none). `crate::policy` reads them.
     pub roles: Vec<String>,
 }
 
 impl Context {
-    /// True when this caller may see an object owned by `project_id`.
+    /// True when this caller acts for `project_id`, or is admin.
     pub fn owns(&self, project_id: &str) -> bool {
         self.is_admin || self.project_id == project_id
+    }
+
+    fn has_role(&self, role: &str) -> bool {
+        // oslo.policy compares role names without case.
+        self.roles.iter().any(|r| r.eq_ignore_ascii_case(role))
+    }
+
+    /// May write in its project: `member` (or `admin`, which implies it, as Keystone's
+    /// default implied roles say).
+    pub fn is_member(&self) -> bool {
+        self.is_admin || self.has_role("member") || self.has_role("admin")
+    }
+
+    /// May read its project: `reader`, or a role that implies it.
+    pub fn is_reader(&self) -> bool {
+        self.is_member() || self.has_role("reader")
     }
 }
 
@@ -65,6 +81,12 @@ impl FromRequestParts<Arc<Api>> for Context {
                             .collect()
                     })
                     .unwrap_or_default();
+                // No roles is a member, as it always was under noauth.
+                let roles = if roles.is_empty() {
+                    vec!["member".to_string()]
+                } else {
+                    roles
+                };
                 Ok(Context {
                     project_id: p.to_string(),
                     is_admin: roles.iter().any(|r| r == "admin"),
@@ -74,7 +96,7 @@ impl FromRequestParts<Arc<Api>> for Context {
             None if api.config.noauth_default_admin => Ok(Context {
                 project_id: api.config.default_project.clone(),
                 is_admin: true,
-                roles: vec!["admin".into()],
+                roles: vec!["admin".into(), "member".into(), "reader".into()],
             }),
             // Keystone's wording for a request without credentials.
             None => Err(ApiError::new(

@@ -14,6 +14,7 @@ pub mod listing;
 pub mod nb_auth;
 pub mod nb_stream;
 pub mod nova;
+pub mod policy;
 pub mod resources;
 pub mod versions;
 
@@ -95,6 +96,7 @@ pub fn router(api: Arc<Api>) -> Router {
     let r = resource::<FloatingIp>(r, "/v2.0/floatingips");
     let r = resource::<SecurityGroup>(r, "/v2.0/security-groups");
     let r = resource::<SecurityGroupRule>(r, "/v2.0/security-group-rules");
+    let r = resource::<model::RbacPolicy>(r, "/v2.0/rbac-policies");
     let r = r
         .route(
             "/v2.0/routers/{id}/add_router_interface",

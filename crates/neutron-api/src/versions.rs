@@ -79,6 +79,16 @@ pub const EXTENSIONS: &[(&str, &str, &str)] = &[
         "provider:network_type, physical_network, segmentation_id",
     ),
     (
+        "rbac-policies",
+        "RBAC Policies",
+        "Allows creation and modification of policies that control project access to resources.",
+    ),
+    (
+        "rbac-security-groups",
+        "Add security_group type to network RBAC",
+        "Add security_group type to network RBAC",
+    ),
+    (
         "revision-if-match",
         "If-Match constraints based on revision_number",
         "If-Match: revision_number=N",
@@ -152,6 +162,7 @@ pub async fn v2(headers: HeaderMap) -> Json<Value> {
         ("security_group", "security-groups"),
         ("security_group_rule", "security-group-rules"),
         ("agent", "agents"),
+        ("rbac_policy", "rbac-policies"),
     ]
     .into_iter()
     .map(|(name, coll)| {

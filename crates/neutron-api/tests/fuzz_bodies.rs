@@ -54,6 +54,10 @@ const KEYS: &[&str] = &[
     "ipv6_address_mode",
     "admin_state_up",
     "project_id",
+    "object_type",
+    "object_id",
+    "action",
+    "target_tenant",
 ];
 
 fn leaf() -> impl Strategy<Value = Value> {
@@ -74,6 +78,11 @@ fn leaf() -> impl Strategy<Value = Value> {
             Just("slaac"),
             Just("vlan"),
             Just("0.0.0.0/0"),
+            Just("network"),
+            Just("security_group"),
+            Just("access_as_shared"),
+            Just("access_as_external"),
+            Just("*"),
         ]
         .prop_map(|s| json!(s)),
     ]
@@ -102,6 +111,7 @@ const TARGETS: &[(&str, &str)] = &[
     ("floatingips", "floatingip"),
     ("security-groups", "security_group"),
     ("security-group-rules", "security_group_rule"),
+    ("rbac-policies", "rbac_policy"),
 ];
 
 async fn send(app: &axum::Router, method: &str, uri: &str, body: String) -> (StatusCode, Value) {
@@ -146,8 +156,12 @@ proptest! {
             let (_, net) = send(&app, "POST", "/v2.0/networks", json!({"network": {"name": "n"}}).to_string()).await;
             let net_id = net["network"]["id"].clone();
             let mut attrs = attrs;
-            if let Value::Object(m) = &mut attrs && m.contains_key("network_id") {
-                m.insert("network_id".into(), net_id);
+            if let Value::Object(m) = &mut attrs {
+                for k in ["network_id", "object_id"] {
+                    if m.contains_key(k) {
+                        m.insert(k.into(), net_id.clone());
+                    }
+                }
             }
             let body = if wrap { json!({ res: attrs }).to_string() } else { attrs.to_string() };
             let (st, v) = send(&app, "POST", &format!("/v2.0/{coll}"), body.clone()).await;

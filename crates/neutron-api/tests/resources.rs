@@ -163,7 +163,7 @@ fn rows(w: &World) -> Vec<Row> {
                 "HTTPBadRequest",
             ),
             change: ("mtu", json!(1200)),
-            read_only: ("provider:network_type", json!("vxlan")),
+            read_only: ("status", json!("DOWN")),
         },
         Row {
             path: "subnets",

@@ -23,6 +23,7 @@ impl Resource for FloatingIp {
     const STANDARD: Standard = Standard {
         name: false,
         tags: true,
+        described: true,
     };
     const OWN_ATTRS: &'static [&'static str] = &[
         "floating_network_id",
@@ -99,7 +100,7 @@ impl Lifecycle for FloatingIp {
         plan: &mut Plan<'_>,
     ) -> ApiResult<FloatingIp> {
         let net_id = &req.network_id;
-        let (network, nrev) = api.db.fetch::<Network>(net_id).await?;
+        let (network, nrev) = super::ops::rbac::external_for(api, &meta.project_id, net_id).await?;
         if !network.external {
             return Err(ApiError::bad_request(
                 "BadRequest",
@@ -245,6 +246,16 @@ async fn associate(
     fixed: Option<IpAddr>,
 ) -> ApiResult<()> {
     let (port, prev) = visible::<Port>(api, ctx, port_id).await?;
+    // A network owner sees other projects' ports on its network; it may not give them
+    // its floating IPs (Neutron's wording).
+    if !ctx.is_admin && port.meta.project_id != fip.meta.project_id {
+        return Err(ApiError::bad_request(
+            "BadRequest",
+            format!(
+                "Bad floatingip request: Cannot create floating IP and bind it to Port {port_id}, since that port is owned by a different tenant."
+            ),
+        ));
+    }
     if owner::is_system(&port.device_owner) {
         return Err(ApiError::bad_request(
             "BadRequest",

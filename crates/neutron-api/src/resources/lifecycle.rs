@@ -7,12 +7,13 @@
 use super::ops::Plan;
 use super::ops::deleting;
 use super::standard::{self, check_if_match, read_only, touch};
-use super::{Resource, one, visible};
+use super::{Resource, one, writable};
 use crate::Api;
 use crate::body::{Attrs, JsonBody};
 use crate::context::Context;
 use crate::db::retrying;
 use crate::error::ApiResult;
+use crate::policy::{self, Target};
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -51,6 +52,19 @@ pub trait Lifecycle: Resource {
     /// value read as if the client had sent them.
     fn blank_update() -> Option<(&'static str, Value)> {
         None
+    }
+
+    /// What the policy's `create` rule is checked against (default: the new object's
+    /// project). Ports and subnets add their network (404 when the caller may not use
+    /// it), RBAC policies their target.
+    fn create_target(
+        _api: &Api,
+        _ctx: &Context,
+        meta: &Meta,
+        _req: &Self::Create,
+    ) -> impl Future<Output = ApiResult<Target>> + Send {
+        let t = Target::project(&meta.project_id);
+        async move { Ok(t) }
     }
 
     /// Reads a PUT's attributes, knowing the object they change.
@@ -95,13 +109,18 @@ fn log<T: Lifecycle>(obj: &T, verb: &str) {
     tracing::info!(id = %obj.meta().id, "{} {verb} {}", T::RESOURCE, obj.summary());
 }
 
-/// The body of a write's answer: `{"<resource>": {...}}`, with `fields=` applied.
-async fn answer<T: Lifecycle>(api: &Api, obj: T, query: Option<&str>) -> ApiResult<Json<Value>> {
+/// The body of a write's answer: `{"<resource>": {...}}`, as `ctx` may see it, with
+/// `fields=` applied.
+async fn answer<T: Lifecycle>(
+    api: &Api,
+    ctx: &Context,
+    obj: T,
+    query: Option<&str>,
+) -> ApiResult<Json<Value>> {
     let item = T::render_all(api, std::slice::from_ref(&obj)).await?;
-    Ok(Json(one::<T>(
-        item.into_iter().next().unwrap_or_default(),
-        query,
-    )))
+    let mut item = item.into_iter().next().unwrap_or_default();
+    policy::hide(ctx, T::RESOURCE, &mut item);
+    Ok(Json(one::<T>(item, query)))
 }
 
 /// Parses a POST body: the standard attributes, then the resource's own.
@@ -140,9 +159,16 @@ pub async fn create<T: Lifecycle>(
     RawQuery(q): RawQuery,
     JsonBody(body): JsonBody,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
+    let present = policy::request_attrs(&body, T::RESOURCE);
     let (meta, req) = parse_create::<T>(&ctx, body)?;
+    let target = T::create_target(&api, &ctx, &meta, &req).await?;
+    let present: Vec<&str> = present.iter().map(String::as_str).collect();
+    policy::enforce(&ctx, T::RESOURCE, "create", &target, &present)?;
     let obj = create_parsed::<T>(&api, &ctx, meta, &req).await?;
-    Ok((StatusCode::CREATED, answer(&api, obj, q.as_deref()).await?))
+    Ok((
+        StatusCode::CREATED,
+        answer(&api, &ctx, obj, q.as_deref()).await?,
+    ))
 }
 
 /// `PUT /v2.0/<collection>/<id>`.
@@ -154,8 +180,10 @@ pub async fn update<T: Lifecycle>(
     headers: HeaderMap,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Json<Value>> {
+    let present = policy::request_attrs(&body, T::RESOURCE);
+    let present: Vec<&str> = present.iter().map(String::as_str).collect();
     let obj = retrying(|| async {
-        let (mut obj, rev) = visible::<T>(&api, &ctx, &id).await?;
+        let (mut obj, rev) = writable::<T>(&api, &ctx, &id, "update", &present).await?;
         check_if_match(&headers, obj.meta())?;
         let mut attrs = Attrs::from_body(body.clone(), T::RESOURCE, "PUT")?;
         if attrs.is_empty()
@@ -178,7 +206,7 @@ pub async fn update<T: Lifecycle>(
     })
     .await?;
     log(&obj, "updated");
-    answer(&api, obj, q.as_deref()).await
+    answer(&api, &ctx, obj, q.as_deref()).await
 }
 
 /// `DELETE /v2.0/<collection>/<id>`.
@@ -189,7 +217,7 @@ pub async fn delete<T: Lifecycle>(
     headers: HeaderMap,
 ) -> ApiResult<StatusCode> {
     retrying(|| async {
-        let (mut obj, rev) = visible::<T>(&api, &ctx, &id).await?;
+        let (mut obj, rev) = writable::<T>(&api, &ctx, &id, "delete", &[]).await?;
         check_if_match(&headers, obj.meta())?;
         obj.check_delete(&ctx)?;
         let rev = deleting::mark(&api, &mut obj, rev, T::deleting_mark).await?;

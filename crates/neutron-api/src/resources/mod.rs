@@ -9,6 +9,7 @@ pub mod lifecycle;
 pub mod networks;
 pub mod ops;
 pub mod ports;
+pub mod rbac_policies;
 pub mod routers;
 pub mod security_group_rules;
 pub mod security_groups;
@@ -22,6 +23,7 @@ use crate::Api;
 use crate::context::Context;
 use crate::error::{ApiError, ApiResult};
 use crate::listing::Query;
+use crate::policy::{self, Target};
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;
@@ -46,19 +48,38 @@ pub trait Resource: NbObject {
     /// Adds the object's own attributes to its standard ones in `m`.
     fn render_own(&self, m: &mut Map<String, Value>);
 
-    /// Whether `ctx` may see this object (default: its own project's, or admin).
-    fn visible_to(&self, ctx: &Context) -> bool {
-        ctx.owns(&self.meta().project_id)
+    /// What the policy checks of each of `objs` are made against (default: its
+    /// project). Override when they need other objects: a subnet's or port's network
+    /// owner, whether an RBAC policy shares the object with `ctx`'s project.
+    fn targets(
+        _api: &Api,
+        _ctx: &Context,
+        objs: &[Self],
+    ) -> impl Future<Output = ApiResult<Vec<Target>>> + Send {
+        let out = objs
+            .iter()
+            .map(|o| Target::project(&o.meta().project_id))
+            .collect();
+        async move { Ok(out) }
     }
 
-    /// The objects of `objs` that `ctx` may read. Override when visibility needs other
-    /// objects (a subnet is seen with its network).
+    /// The objects of `objs` that `ctx` may read (the policy's `get`), as `ctx` sees
+    /// them. Override to change how they look (a network shared with the caller says
+    /// `shared`).
     fn readable(
-        _api: &Api,
+        api: &Api,
         ctx: &Context,
         objs: Vec<Self>,
     ) -> impl Future<Output = ApiResult<Vec<Self>>> + Send {
-        async move { Ok(objs.into_iter().filter(|o| o.visible_to(ctx)).collect()) }
+        async move {
+            let targets = Self::targets(api, ctx, &objs).await?;
+            Ok(objs
+                .into_iter()
+                .zip(targets)
+                .filter(|(_, t)| policy::allowed(ctx, Self::RESOURCE, "get", t))
+                .map(|(o, _)| o)
+                .collect())
+        }
     }
 
     /// The JSON of `objs`. Override when it shows other objects (a group's rules): they
@@ -108,17 +129,32 @@ pub fn one<T: Resource>(item: Map<String, Value>, query: Option<&str>) -> Value 
     json!({ T::RESOURCE: Value::Object(q.project(item)) })
 }
 
-/// Fetches an object of `ctx`'s project (any, for an admin), else 404: another project's
-/// object is not disclosed. What writes start from.
-pub async fn visible<T: NbObject>(
+/// Fetches an object `ctx` may read, else 404: an object the caller may not see is not
+/// disclosed.
+pub async fn visible<T: Resource>(
     api: &Api,
     ctx: &Context,
     id: &str,
 ) -> ApiResult<(T, nbdb::Revision)> {
+    writable::<T>(api, ctx, id, "get", &[]).await
+}
+
+/// Fetches an object for `action` (with the request's attributes `attrs`, for their
+/// own rules): 404 when `ctx` may not see it, 403 when it may see but not do this.
+/// What writes start from.
+pub async fn writable<T: Resource>(
+    api: &Api,
+    ctx: &Context,
+    id: &str,
+    action: &str,
+    attrs: &[&str],
+) -> ApiResult<(T, nbdb::Revision)> {
     let (obj, rev) = api.db.fetch::<T>(id).await?;
-    if !ctx.owns(&obj.meta().project_id) {
-        return Err(ApiError::not_found(T::KIND, id));
-    }
+    let target = T::targets(api, ctx, std::slice::from_ref(&obj))
+        .await?
+        .pop()
+        .unwrap_or_default();
+    policy::enforce_on(ctx, T::RESOURCE, T::KIND, id, action, &target, attrs)?;
     Ok((obj, rev))
 }
 
@@ -139,7 +175,10 @@ pub async fn list<T: Resource>(
         .map(|(o, _)| o)
         .collect();
     let seen = T::readable(&api, &ctx, all).await?;
-    let items = T::render_all(&api, &seen).await?;
+    let mut items = T::render_all(&api, &seen).await?;
+    for item in &mut items {
+        policy::hide(&ctx, T::RESOURCE, item);
+    }
     Ok(Json(query.respond(
         T::COLLECTION,
         &base_url(&headers),
@@ -159,6 +198,7 @@ pub async fn show<T: Resource>(
         return Err(ApiError::not_found(T::KIND, &id));
     };
     let item = T::render_all(&api, std::slice::from_ref(&o)).await?;
-    let item = item.into_iter().next().unwrap_or_default();
+    let mut item = item.into_iter().next().unwrap_or_default();
+    policy::hide(&ctx, T::RESOURCE, &mut item);
     Ok(Json(one::<T>(item, q.as_deref())))
 }

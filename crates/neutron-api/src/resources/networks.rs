@@ -3,11 +3,13 @@
 
 use super::Resource;
 use super::lifecycle::Lifecycle;
-use super::ops::{Plan, pick_key, ports::remove_port, release_key, usable_network};
+use super::ops::{Plan, pick_key, ports::remove_port, rbac as ops_rbac, release_key};
 use crate::Api;
 use crate::body::{Attrs, bad_attr};
 use crate::context::Context;
 use crate::error::{ApiError, ApiResult};
+use crate::policy::Target;
+use crate::policy::rbac::{EXTERNAL, Grants, NETWORK, SHARED};
 use axum::http::StatusCode;
 use model::{Meta, Network, NetworkType, Port, Subnet, owner};
 use serde_json::{Map, Value, json};
@@ -56,8 +58,36 @@ impl Resource for Network {
         m.insert("subnets".into(), json!(self.subnets));
     }
 
-    fn visible_to(&self, ctx: &Context) -> bool {
-        usable_network(ctx, self)
+    /// Shared with the caller: `shared`, or an RBAC policy (shared or external).
+    async fn targets(api: &Api, ctx: &Context, objs: &[Network]) -> ApiResult<Vec<Target>> {
+        let needed = objs.iter().any(|n| n.meta.project_id != ctx.project_id);
+        let grants = Grants::load(api, ctx, needed).await?;
+        Ok(objs.iter().map(|n| network_target(&grants, n)).collect())
+    }
+
+    /// A network shared with the caller's project by a policy says `shared: true` to it,
+    /// as in Neutron.
+    async fn readable(api: &Api, ctx: &Context, objs: Vec<Network>) -> ApiResult<Vec<Network>> {
+        let needed = objs.iter().any(|n| n.meta.project_id != ctx.project_id);
+        let grants = Grants::load(api, ctx, needed).await?;
+        Ok(objs
+            .into_iter()
+            .filter(|n| crate::policy::allowed(ctx, "network", "get", &network_target(&grants, n)))
+            .map(|mut n| {
+                n.shared = grants.shared_network(&n);
+                n
+            })
+            .collect())
+    }
+}
+
+/// The policy target of a network for a project with `grants`.
+pub fn network_target(grants: &Grants, n: &Network) -> Target {
+    Target {
+        project_id: n.meta.project_id.clone(),
+        network_owner: Some(n.meta.project_id.clone()),
+        shared: grants.shared_network(n) || grants.external_network(n),
+        wildcard: false,
     }
 }
 
@@ -99,15 +129,10 @@ impl Lifecycle for Network {
         "provider:segmentation_id",
     ];
 
-    fn parse_create(ctx: &Context, attrs: &mut Attrs) -> ApiResult<NewNetwork> {
+    fn parse_create(_ctx: &Context, attrs: &mut Attrs) -> ApiResult<NewNetwork> {
         let admin_state_up = attrs.bool("admin_state_up")?.unwrap_or(true);
         let shared = attrs.bool("shared")?.unwrap_or(false);
         let external = attrs.bool("router:external")?.unwrap_or(false);
-        if (shared || external) && !ctx.is_admin {
-            return Err(ApiError::forbidden(
-                "(rule:create_network:shared) is disallowed by policy",
-            ));
-        }
         let port_security_enabled = attrs.bool("port_security_enabled")?.unwrap_or(true);
         let mtu = attrs.u32("mtu")?;
         // Accepted for compatibility when empty; availability zones are not implemented.
@@ -126,11 +151,6 @@ impl Lifecycle for Network {
         let segmentation_id = attrs.u32_or_null("provider:segmentation_id")?.flatten();
         let explicit =
             network_type.is_some() || physical_network.is_some() || segmentation_id.is_some();
-        if explicit && !ctx.is_admin {
-            return Err(ApiError::forbidden(
-                "(rule:create_network:provider:network_type) is disallowed by policy",
-            ));
-        }
         let network_type = match network_type {
             Some(t) => Some(NetworkType::parse(&t).ok_or_else(|| {
                 bad_attr(
@@ -170,6 +190,12 @@ impl Lifecycle for Network {
         let seg = choose_segment(api, &req.segment, plan, &meta.id).await?;
         let mtu = check_mtu(api, seg.network_type, req.mtu)?;
         let unique_key = pick_key(api, plan, "network", MAX_KEY, &meta.id).await?;
+        // `shared` and `router:external` are the `*` policies, as in Neutron.
+        for (on, action) in [(req.shared, SHARED), (req.external, EXTERNAL)] {
+            if on {
+                ops_rbac::add_wildcard(plan, NETWORK, &meta.id, action, &meta.project_id);
+            }
+        }
         Ok(Network {
             meta,
             admin_state_up: req.admin_state_up,
@@ -186,20 +212,10 @@ impl Lifecycle for Network {
         })
     }
 
-    fn parse_update(ctx: &Context, _: &Network, attrs: &mut Attrs) -> ApiResult<NetworkUpdate> {
+    fn parse_update(_ctx: &Context, _: &Network, attrs: &mut Attrs) -> ApiResult<NetworkUpdate> {
         let admin_state_up = attrs.bool("admin_state_up")?;
         let shared = attrs.bool("shared")?;
-        if shared == Some(true) && !ctx.is_admin {
-            return Err(ApiError::forbidden(
-                "(rule:update_network:shared) is disallowed by policy",
-            ));
-        }
         let external = attrs.bool("router:external")?;
-        if external.is_some() && !ctx.is_admin {
-            return Err(ApiError::forbidden(
-                "(rule:update_network:router:external) is disallowed by policy",
-            ));
-        }
         Ok(NetworkUpdate {
             admin_state_up,
             shared,
@@ -214,14 +230,18 @@ impl Lifecycle for Network {
         _ctx: &Context,
         n: &mut Network,
         req: NetworkUpdate,
-        _plan: &mut Plan<'_>,
+        plan: &mut Plan<'_>,
     ) -> ApiResult<()> {
         if req.mtu.is_some() {
             n.mtu = check_mtu(api, n.network_type, req.mtu)?;
         }
         n.admin_state_up = req.admin_state_up.unwrap_or(n.admin_state_up);
-        n.shared = req.shared.unwrap_or(n.shared);
-        n.external = req.external.unwrap_or(n.external);
+        if let Some(shared) = req.shared {
+            ops_rbac::set_network_shared(api, plan, n, shared).await?;
+        }
+        if let Some(external) = req.external {
+            ops_rbac::set_network_external(api, plan, n, external).await?;
+        }
         n.port_security_enabled = req.port_security_enabled.unwrap_or(n.port_security_enabled);
         Ok(())
     }
@@ -250,6 +270,7 @@ impl Lifecycle for Network {
                 ),
             ));
         }
+        ops_rbac::remove_all(api, plan, id).await?;
         let txn = &mut plan.txn;
         release_key(api, txn, "network", n.unique_key);
         txn.release(&seg_claim(

@@ -6,12 +6,14 @@ use super::lifecycle::Lifecycle;
 use super::ops::deleting::not_deleting;
 use super::ops::ipam::{self, IpRequest, network_subnets, parse_fixed_ips};
 use super::ops::ports::{MAX_KEY, pick_mac, release_claims};
-use super::ops::{Plan, floating, groups, pick_key, usable_network};
+use super::ops::{Plan, floating, groups, pick_key, rbac as ops_rbac};
 use crate::Api;
 use crate::alloc::mac_claim;
 use crate::body::{Attrs, bad_attr, parse_cidr, render_ip_or_cidr};
 use crate::context::Context;
 use crate::error::{ApiError, ApiResult};
+use crate::policy::Target;
+use crate::policy::rbac::SHARED;
 use ipnet::IpNet;
 use model::{
     AddressPair, ExtraDhcpOpt, MacAddr, Meta, Network, Port, PortStatus, SecurityGroup, owner,
@@ -80,6 +82,26 @@ impl Resource for Port {
         m.insert("binding:profile".into(), json!(p.binding_profile));
         m.insert("extra_dhcp_opts".into(), json!(p.extra_dhcp_opts));
     }
+
+    /// A port is also its network owner's to see and delete.
+    async fn targets(api: &Api, ctx: &Context, objs: &[Port]) -> ApiResult<Vec<Target>> {
+        let owners: std::collections::HashMap<String, String> =
+            if ctx.is_admin || objs.iter().all(|p| p.meta.project_id == ctx.project_id) {
+                Default::default()
+            } else {
+                (api.db.all::<Network>().await?)
+                    .into_iter()
+                    .map(|(n, _)| (n.meta.id, n.meta.project_id))
+                    .collect()
+            };
+        Ok(objs
+            .iter()
+            .map(|p| Target {
+                network_owner: owners.get(&p.network_id).cloned(),
+                ..Target::project(&p.meta.project_id)
+            })
+            .collect())
+    }
 }
 
 /// An allowed address pair as asked: without a MAC it takes the port's.
@@ -129,6 +151,15 @@ impl Lifecycle for Port {
         "binding:vif_details",
     ];
 
+    async fn create_target(
+        api: &Api,
+        ctx: &Context,
+        meta: &Meta,
+        req: &NewPort,
+    ) -> ApiResult<Target> {
+        ops_rbac::on_network(api, ctx, &meta.project_id, &req.network_id).await
+    }
+
     fn parse_create(_ctx: &Context, attrs: &mut Attrs) -> ApiResult<NewPort> {
         let network_id = attrs
             .string("network_id")?
@@ -167,10 +198,8 @@ impl Lifecycle for Port {
     ) -> ApiResult<Port> {
         let network_id = &req.network_id;
         let (network, net_rev) = api.db.fetch::<Network>(network_id).await?;
-        if !usable_network(ctx, &network) {
-            return Err(ApiError::not_found("Network", network_id));
-        }
         not_deleting(&network)?;
+        ops_rbac::use_network(api, plan, ctx, &meta.project_id, &network).await?;
         let id = meta.id.clone();
         plan.txn.check::<Network>(network_id, net_rev);
         let mac = match req.mac_address {
@@ -495,8 +524,8 @@ fn merge_dhcp_opts(current: &mut Vec<ExtraDhcpOpt>, items: Vec<Value>) -> ApiRes
     Ok(())
 }
 
-/// The groups exist, are the project's (any, for an admin), are not being deleted, and
-/// stay so until the commit.
+/// The groups exist, are the project's or shared with it by an RBAC policy (any, for an
+/// admin), are not being deleted, and stay so until the commit.
 async fn check_groups(
     api: &Api,
     ctx: &Context,
@@ -508,7 +537,10 @@ async fn check_groups(
         let Some((sg, rev)) = api.db.get::<SecurityGroup>(id).await? else {
             return Err(ApiError::not_found("SecurityGroup", id));
         };
-        if !ctx.is_admin && sg.meta.project_id != project {
+        if !ctx.is_admin
+            && sg.meta.project_id != project
+            && !ops_rbac::rely_on(api, plan, project, id, SHARED).await?
+        {
             return Err(ApiError::not_found("SecurityGroup", id));
         }
         not_deleting(&sg)?;

@@ -5,14 +5,16 @@ use super::lifecycle::Lifecycle;
 use super::ops::deleting::not_deleting;
 use super::ops::ipam::{IpRequest, parse_fixed_ips};
 use super::ops::ports::{Addresses, SystemPort, build_system_port, remove_port_by_id};
+use super::ops::rbac::{external_for, rely_on, use_network};
 use super::ops::routes::{parse_routes, render_routes};
 use super::ops::{Plan, pick_key, release_key};
-use super::{Resource, one, render, touch, visible};
+use super::{Resource, one, render, touch, visible, writable};
 use crate::Api;
 use crate::body::{Attrs, JsonBody, bad_attr};
 use crate::context::Context;
 use crate::db::retrying;
 use crate::error::{ApiError, ApiResult};
+use crate::policy::rbac::EXTERNAL;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -226,7 +228,15 @@ async fn build_gateway(
     req: GatewayRequest,
 ) -> ApiResult<ExternalGateway> {
     let network_id = req.network_id;
-    let (network, nrev) = api.db.fetch::<Network>(&network_id).await?;
+    let (network, nrev) = external_for(api, &router.meta.project_id, &network_id).await?;
+    let project = &router.meta.project_id;
+    if network.external
+        && !project.is_empty()
+        && network.meta.project_id != *project
+        && !rely_on(api, plan, project, &network_id, EXTERNAL).await?
+    {
+        return Err(ApiError::not_found("Network", &network_id));
+    }
     if !network.external {
         return Err(ApiError::bad_request(
             "BadRequest",
@@ -349,6 +359,9 @@ async fn interface_port(
             let (network, _) = api.db.fetch::<Network>(&subnet.network_id).await?;
             // `build_system_port` checks the subnet's revision with the address.
             not_deleting(&subnet)?;
+            // On another project's network only through a shared policy, which must
+            // still be there at the commit.
+            use_network(api, plan, ctx, &r.meta.project_id, &network).await?;
             let at_gateway = IpRequest {
                 subnet_id: Some(sid.clone()),
                 ip: Some(gw),
@@ -365,7 +378,14 @@ async fn interface_port(
             Ok((port, subnet))
         }
         (None, Some(pid)) => {
-            let (mut port, prev) = visible::<Port>(api, ctx, pid).await?;
+            let (mut port, prev) = writable::<Port>(api, ctx, pid, "update", &[]).await?;
+            // Seen as its network's owner is not enough: the port must be the router's
+            // project's (Neutron's check).
+            if !ctx.is_admin && port.meta.project_id != r.meta.project_id {
+                return Err(bad_router_request(format!(
+                    "Cannot add interface using port {pid} of another tenant"
+                )));
+            }
             if !port.device_id.is_empty() || !port.device_owner.is_empty() {
                 return Err(ApiError::conflict(
                     "PortInUse",
@@ -404,7 +424,7 @@ pub async fn add_interface(
 ) -> ApiResult<Json<Value>> {
     let (subnet_id, port_id) = interface_target(body)?;
     let (r, iface) = retrying(|| async {
-        let (mut r, rev) = visible::<Router>(&api, &ctx, &id).await?;
+        let (mut r, rev) = writable::<Router>(&api, &ctx, &id, "add_router_interface", &[]).await?;
         let mut plan = Plan::new(&api);
         let (port, subnet) =
             interface_port(&api, &ctx, &mut plan, &r, (&subnet_id, &port_id)).await?;
@@ -453,7 +473,7 @@ pub async fn remove_interface(
 ) -> ApiResult<Json<Value>> {
     let (subnet_id, port_id) = interface_target(body)?;
     let (r, iface) = retrying(|| async {
-        let (mut r, rev) = visible::<Router>(&api, &ctx, &id).await?;
+        let (mut r, rev) = writable::<Router>(&api, &ctx, &id, "remove_router_interface", &[]).await?;
         let found = r.interfaces.iter().position(|i| {
             subnet_id.as_ref().is_none_or(|s| *s == i.subnet_id) && port_id.as_ref().is_none_or(|p| *p == i.port_id)
         });
@@ -499,7 +519,12 @@ async fn change_routes(
     add: bool,
 ) -> ApiResult<Json<Value>> {
     let r = retrying(|| async {
-        let (mut r, rev) = visible::<Router>(api, ctx, id).await?;
+        let action = if add {
+            "add_extraroutes"
+        } else {
+            "remove_extraroutes"
+        };
+        let (mut r, rev) = writable::<Router>(api, ctx, id, action, &[]).await?;
         let mut attrs = Attrs::from_body(body.clone(), "router", "PUT")?;
         let routes = parse_routes("routes", attrs.list("routes")?.unwrap_or_default(), None)?;
         attrs.finish()?;

@@ -5,7 +5,7 @@ use super::lifecycle::Lifecycle;
 use super::ops::Plan;
 use super::ops::deleting::not_deleting;
 use super::ops::groups::{ensure_default, rule_fingerprint};
-use super::{Resource, Standard, visible};
+use super::{Resource, Standard, visible, writable};
 use crate::Api;
 use crate::body::{Attrs, bad_attr, parse_cidr, show};
 use crate::context::Context;
@@ -50,6 +50,7 @@ impl Resource for SecurityGroupRule {
     const STANDARD: Standard = Standard {
         name: false,
         tags: false,
+        described: true,
     };
     const OWN_ATTRS: &'static [&'static str] = &[
         "security_group_id",
@@ -160,7 +161,8 @@ impl Lifecycle for SecurityGroupRule {
         plan: &mut Plan<'_>,
     ) -> ApiResult<SecurityGroupRule> {
         let group_id = &req.security_group_id;
-        let (group, grev) = visible::<SecurityGroup>(api, ctx, group_id).await?;
+        // Adding a rule changes the group: a group shared with the caller is not its own.
+        let (group, grev) = writable::<SecurityGroup>(api, ctx, group_id, "update", &[]).await?;
         not_deleting(&group)?;
         plan.txn.check::<SecurityGroup>(group_id, grev);
         if let Some(rg) = &req.remote_group_id {

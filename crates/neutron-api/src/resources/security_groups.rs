@@ -2,13 +2,15 @@
 //! `default` group appears on first sight (`ops::groups`) and is the admin's to delete.
 
 use super::lifecycle::Lifecycle;
-use super::ops::Plan;
 use super::ops::groups::{add_rule, default_claim, ensure_default, plain_rule, rule_fingerprint};
+use super::ops::{Plan, rbac as ops_rbac};
 use super::{Resource, render};
 use crate::Api;
 use crate::body::Attrs;
 use crate::context::Context;
 use crate::error::{ApiError, ApiResult};
+use crate::policy::Target;
+use crate::policy::rbac::{Grants, SHARED};
 use model::{Direction, EtherType, Meta, Port, SecurityGroup, SecurityGroupRule};
 use serde_json::{Map, Value, json};
 
@@ -36,6 +38,19 @@ impl Resource for SecurityGroup {
                 let mine = mine.map(|r| Value::Object(render(r))).collect();
                 m.insert("security_group_rules".into(), Value::Array(mine));
                 m
+            })
+            .collect())
+    }
+
+    /// Shared with the caller's project by an RBAC policy: seen, and usable in its ports.
+    async fn targets(api: &Api, ctx: &Context, objs: &[SecurityGroup]) -> ApiResult<Vec<Target>> {
+        let needed = objs.iter().any(|g| g.meta.project_id != ctx.project_id);
+        let grants = Grants::load(api, ctx, needed).await?;
+        Ok(objs
+            .iter()
+            .map(|g| Target {
+                shared: grants.has(&g.meta.id, SHARED),
+                ..Target::project(&g.meta.project_id)
             })
             .collect())
     }
@@ -163,6 +178,6 @@ impl Lifecycle for SecurityGroup {
         if g.is_default {
             plan.txn.release(&default_claim(&g.meta.project_id));
         }
-        Ok(())
+        ops_rbac::remove_all(api, plan, id).await
     }
 }

@@ -27,23 +27,35 @@ const ALL: [&str; 9] = [
 const SERVER_SET: [&str; 4] = ["id", "created_at", "updated_at", "revision_number"];
 
 /// Which of the optional standard attributes a resource has (floating IPs have no name,
-/// security group rules neither name nor tags); the others every resource has.
+/// security group rules neither name nor tags, RBAC policies only id and project); the
+/// others every resource has.
 #[derive(Clone, Copy, Debug)]
 pub struct Standard {
     pub name: bool,
     pub tags: bool,
+    /// description, timestamps and revision number.
+    pub described: bool,
 }
 
 impl Standard {
     pub const ALL: Standard = Standard {
         name: true,
         tags: true,
+        described: true,
+    };
+
+    /// id and project only (RBAC policies).
+    pub const BARE: Standard = Standard {
+        name: false,
+        tags: false,
+        described: false,
     };
 
     pub fn has(self, attr: &str) -> bool {
         match attr {
             "name" => self.name,
             "tags" => self.tags,
+            "description" | "created_at" | "updated_at" | "revision_number" => self.described,
             a => ALL.contains(&a),
         }
     }
@@ -85,7 +97,11 @@ pub fn new_meta(ctx: &Context, std: Standard, attrs: &mut Attrs) -> ApiResult<Me
     Ok(Meta {
         id: model::new_id(),
         name: if std.name { name } else { String::new() },
-        description: attrs.string("description")?.unwrap_or_default(),
+        description: if std.described {
+            attrs.string("description")?.unwrap_or_default()
+        } else {
+            String::new()
+        },
         project_id,
         tags,
         created_at: now.clone(),
@@ -107,7 +123,9 @@ pub fn update_meta(meta: &mut Meta, std: Standard, attrs: &mut Attrs) -> ApiResu
     {
         meta.name = n;
     }
-    if let Some(d) = attrs.string("description")? {
+    if std.described
+        && let Some(d) = attrs.string("description")?
+    {
         meta.description = d;
     }
     Ok(())
@@ -179,6 +197,7 @@ mod tests {
         let rule = Standard {
             name: false,
             tags: false,
+            described: true,
         };
         let m = render(&meta, rule);
         assert!(!m.contains_key("name") && !m.contains_key("tags"));

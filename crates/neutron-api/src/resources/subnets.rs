@@ -5,12 +5,14 @@ use super::Resource;
 use super::lifecycle::Lifecycle;
 use super::ops::deleting::not_deleting;
 use super::ops::routes::{parse_routes, render_routes, same_family};
-use super::ops::{Plan, dhcp, ipam, usable_network};
+use super::ops::{Plan, dhcp, ipam, rbac as ops_rbac};
 use crate::Api;
 use crate::alloc::{ip_to_u128, u128_to_ip};
 use crate::body::{self, Attrs, bad_attr, parse_cidr, parse_ip};
 use crate::context::Context;
 use crate::error::{ApiError, ApiResult};
+use crate::policy::Target;
+use crate::policy::rbac::Grants;
 use ipnet::IpNet;
 use model::{AllocationPool, HostRoute, Meta, Network, Subnet, Table};
 use serde_json::{Map, Value, json};
@@ -53,22 +55,35 @@ impl Resource for Subnet {
         m.insert("subnetpool_id".into(), Value::Null);
     }
 
-    /// A subnet is seen with its network (shared and external ones too).
-    async fn readable(api: &Api, ctx: &Context, objs: Vec<Subnet>) -> ApiResult<Vec<Subnet>> {
-        if objs.iter().all(|s| ctx.owns(&s.meta.project_id)) {
-            return Ok(objs);
+    /// A subnet is seen with its network (shared and external ones too), and is its
+    /// network owner's to change.
+    async fn targets(api: &Api, ctx: &Context, objs: &[Subnet]) -> ApiResult<Vec<Target>> {
+        if ctx.is_admin || objs.iter().all(|s| s.meta.project_id == ctx.project_id) {
+            // A subnet is its network owner's.
+            return Ok(objs
+                .iter()
+                .map(|s| Target {
+                    network_owner: Some(s.meta.project_id.clone()),
+                    ..Target::project(&s.meta.project_id)
+                })
+                .collect());
         }
+        let grants = Grants::load(api, ctx, true).await?;
         let networks: HashMap<String, Network> = (api.db.all::<Network>().await?)
             .into_iter()
             .map(|(n, _)| (n.meta.id.clone(), n))
             .collect();
         Ok(objs
-            .into_iter()
-            .filter(|s| {
-                ctx.owns(&s.meta.project_id)
-                    || networks
-                        .get(&s.network_id)
-                        .is_some_and(|n| usable_network(ctx, n))
+            .iter()
+            .map(|s| {
+                let n = networks.get(&s.network_id);
+                Target {
+                    project_id: s.meta.project_id.clone(),
+                    network_owner: n.map(|n| n.meta.project_id.clone()),
+                    shared: n
+                        .is_some_and(|n| grants.shared_network(n) || grants.external_network(n)),
+                    wildcard: false,
+                }
             })
             .collect())
     }
@@ -108,6 +123,15 @@ impl Lifecycle for Subnet {
         "ipv6_address_mode",
         "subnetpool_id",
     ];
+
+    async fn create_target(
+        api: &Api,
+        ctx: &Context,
+        meta: &Meta,
+        req: &NewSubnet,
+    ) -> ApiResult<Target> {
+        ops_rbac::on_network(api, ctx, &meta.project_id, &req.network_id).await
+    }
 
     fn parse_create(_ctx: &Context, attrs: &mut Attrs) -> ApiResult<NewSubnet> {
         let network_id = attrs
@@ -201,16 +225,13 @@ impl Lifecycle for Subnet {
 
     async fn plan_create(
         api: &Api,
-        ctx: &Context,
+        _ctx: &Context,
         meta: Meta,
         req: &NewSubnet,
         plan: &mut Plan<'_>,
     ) -> ApiResult<Subnet> {
         let network_id = &req.network_id;
         let (mut network, net_rev) = api.db.fetch::<Network>(network_id).await?;
-        if !ctx.owns(&network.meta.project_id) {
-            return Err(ApiError::not_found("Network", network_id));
-        }
         not_deleting(&network)?;
         let cidr = req.cidr;
         let subnet = Subnet {

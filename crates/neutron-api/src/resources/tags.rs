@@ -11,7 +11,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use model::{FloatingIp, NbObject, Network, Port, Router, SecurityGroup, Subnet};
+use model::{FloatingIp, Network, Port, Router, SecurityGroup, Subnet};
 use serde_json::{Value, json};
 use std::sync::Arc;
 
@@ -53,14 +53,15 @@ enum TagOp {
 }
 
 /// Applies `op` to the tags of object `id` of type `T`; returns the tags after it.
-async fn change<T: NbObject>(
+async fn change<T: super::Resource>(
     api: &Api,
     ctx: &Context,
     id: &str,
     op: &TagOp,
 ) -> ApiResult<Vec<String>> {
     retrying(|| async {
-        let (mut obj, rev) = super::visible::<T>(api, ctx, id).await?;
+        // Tags are the object's: changing them is an update of it.
+        let (mut obj, rev) = super::writable::<T>(api, ctx, id, "update", &[]).await?;
         let tags = &mut obj.meta_mut().tags;
         let before = tags.clone();
         match op {
@@ -95,7 +96,7 @@ async fn change<T: NbObject>(
     .await
 }
 
-async fn read<T: NbObject>(api: &Api, ctx: &Context, id: &str) -> ApiResult<Vec<String>> {
+async fn read<T: super::Resource>(api: &Api, ctx: &Context, id: &str) -> ApiResult<Vec<String>> {
     Ok(super::visible::<T>(api, ctx, id)
         .await?
         .0

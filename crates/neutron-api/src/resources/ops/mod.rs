@@ -1,8 +1,8 @@
 //! What several resources do to each other's objects, below the handlers: addresses
 //! (`ipam`), ports the system makes and removes (`ports`, `dhcp`), floating IP
 //! associations (`floating`), the `deleting` mark (`deleting`), the default security
-//! group and rule claims (`groups`), routes (`routes`), datapath keys and who may use a
-//! network (here). Resource files import these, never each other.
+//! group and rule claims (`groups`), routes (`routes`), the RBAC policies other
+//! resources write (`rbac`), datapath keys (here). Resource files import these, never each other.
 
 pub mod deleting;
 pub mod dhcp;
@@ -10,16 +10,15 @@ pub mod floating;
 pub mod groups;
 pub mod ipam;
 pub mod ports;
+pub mod rbac;
 pub mod routes;
 
 use crate::Api;
 use crate::alloc::key_claim;
-use crate::context::Context;
 use crate::db::Txn;
 use crate::error::{ApiError, ApiResult};
 use axum::http::StatusCode;
 use ipam::Allocation;
-use model::Network;
 use nbdb::Revision;
 
 /// What one attempt of a write builds: its transaction, and the values it reserved in
@@ -42,11 +41,6 @@ impl<'a> Plan<'a> {
     pub async fn commit(self, api: &Api) -> ApiResult<Revision> {
         self.txn.commit(&api.db).await
     }
-}
-
-/// A network a caller may use: its own, shared or external ones.
-pub fn usable_network(ctx: &Context, n: &Network) -> bool {
-    ctx.owns(&n.meta.project_id) || n.shared || n.external
 }
 
 /// Allocates a datapath key of `kind` (`network`, `port`, `router`) up to `max` for
