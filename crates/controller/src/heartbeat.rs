@@ -28,6 +28,8 @@ pub struct Settings {
     pub host: String,
     pub tunnel_types: Vec<String>,
     pub bridge_mappings: Vec<(String, String)>,
+    /// Open vSwitch's datapath (`system`, `netdev`): Nova's os-vif plugs VMs accordingly.
+    pub datapath_type: String,
     pub report_interval: Duration,
     /// The heartbeat's time to live when written to a store directly (the server gives
     /// its own `agent_down_time` to those it writes).
@@ -47,6 +49,7 @@ pub fn report(s: &Settings, started_at: &str, status: &Status) -> Report {
         .map(|(p, b)| (p.as_str(), b.as_str()))
         .collect();
     configurations.insert("bridge_mappings".into(), json!(mappings));
+    configurations.insert("datapath_type".into(), json!(s.datapath_type));
     configurations.insert("flows".into(), json!(status.flows));
     configurations.insert("devices".into(), json!(status.devices));
     Report {
@@ -119,6 +122,7 @@ mod tests {
             host: "h1".into(),
             tunnel_types: vec!["geneve".into()],
             bridge_mappings: vec![("physnet1".into(), "br-ex".into())],
+            datapath_type: "netdev".into(),
             report_interval: Duration::from_secs(30),
             agent_down_time: Duration::from_secs(75),
         };
@@ -150,6 +154,7 @@ mod tests {
             .unwrap();
         let hb: agent::Heartbeat = serde_json::from_slice(&l.value).unwrap();
         assert_eq!(hb.report.configurations["flows"], json!(10));
+        assert_eq!(hb.report.configurations["datapath_type"], "netdev");
         assert_eq!(
             hb.report.configurations["bridge_mappings"],
             json!({"physnet1": "br-ex"})

@@ -150,6 +150,7 @@ pub async fn run(cfg: Config) -> Result<(), String> {
             host: cfg.chassis.clone(),
             tunnel_types: cfg.tunnel_types.clone(),
             bridge_mappings: cfg.bridge_mappings.clone(),
+            datapath_type: cfg.datapath_type.clone(),
             report_interval: cfg.report_interval,
             agent_down_time: cfg.agent_down_time,
         },

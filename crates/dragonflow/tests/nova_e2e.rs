@@ -194,7 +194,35 @@ fn nova_hears_of_ports_plugged_unplugged_and_deleted() {
     )["port"]
         .clone();
     let id = port["id"].as_str().expect("id").to_string();
-    assert_eq!(port["binding:vif_type"], "unbound", "{port}");
+    assert_eq!(port_of(&srv, &admin, &id)["binding:vif_type"], "unbound");
+    // A host without a live controller cannot bind it, as ML2 answers.
+    let failed = call(
+        &srv,
+        &admin,
+        "PUT",
+        &format!("/v2.0/ports/{id}"),
+        Some(json!({"port": {"binding:host_id": "host-nowhere"}})),
+    )["port"]
+        .clone();
+    assert_eq!(failed["binding:vif_type"], "binding_failed", "{failed}");
+    assert_eq!(failed["binding:vif_details"], json!({}), "{failed}");
+    // host-a's controller reports itself alive (and its datapath) by its heartbeat.
+    let mut datapath = Value::Null;
+    wait_until(
+        "host-a's controller to report",
+        Duration::from_secs(20),
+        || {
+            let agents = call(&srv, &admin, "GET", "/v2.0/agents?host=host-a", None);
+            match agents["agents"].as_array().and_then(|a| a.first()) {
+                Some(a) if a["alive"] == true => {
+                    datapath = a["configurations"]["datapath_type"].clone();
+                    true
+                }
+                _ => false,
+            }
+        },
+    );
+    assert!(datapath.is_string(), "{datapath}");
     let bound = call(
         &srv,
         &admin,
@@ -209,7 +237,7 @@ fn nova_hears_of_ports_plugged_unplugged_and_deleted() {
     assert_eq!(details["ovs_hybrid_plug"], false, "{bound}");
     assert_eq!(details["bridge_name"], "br-int", "{bound}");
     assert_eq!(details["connectivity"], "l2", "{bound}");
-    assert!(details["datapath_type"].is_string(), "{bound}");
+    assert_eq!(details["datapath_type"], datapath, "{bound}");
     // Bound but not plugged: DOWN, and nothing for Nova, over several send intervals.
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(port_of(&srv, &dana, &id)["status"], "DOWN");

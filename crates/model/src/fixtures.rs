@@ -67,6 +67,7 @@ pub fn port(id: &str, network_id: &str, n: u32, host: &str) -> Port {
         binding_host_id: host.into(),
         binding_profile: Default::default(),
         binding_vnic_type: "normal".into(),
+        binding_failed: false,
         extra_dhcp_opts: vec![],
         status: PortStatus::Down,
         unique_key: n,

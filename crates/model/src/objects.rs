@@ -236,6 +236,11 @@ pub struct Port {
     pub binding_host_id: String,
     pub binding_profile: BTreeMap<String, serde_json::Value>,
     pub binding_vnic_type: String,
+    /// Bound through the API to a host with no live controller (`binding:vif_type`
+    /// `binding_failed`, as ML2 answers when no agent can bind it); cleared when a
+    /// controller binds the port.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub binding_failed: bool,
     pub extra_dhcp_opts: Vec<ExtraDhcpOpt>,
     pub status: PortStatus,
     /// Datapath key (reg6/reg7 value in flows).
@@ -250,6 +255,7 @@ impl Port {
     pub fn bind(&mut self, host: &str, status: PortStatus) -> Option<crate::nova::Event> {
         let old = self.status;
         self.binding_host_id = host.to_string();
+        self.binding_failed = false;
         self.status = status;
         self.meta.touch();
         crate::nova::on_status(self, old)

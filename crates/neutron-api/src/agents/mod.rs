@@ -127,6 +127,33 @@ pub async fn live_controller(api: &Api, host: &str) -> ApiResult<bool> {
     Ok(api.db.store.get_lease(&key).await?.is_some_and(|l| l.live))
 }
 
+/// The datapath type (`system`, `netdev`) each of `hosts`' controllers reports, for the
+/// hosts whose controller reports one.
+pub async fn datapath_types<'a>(
+    api: &Api,
+    hosts: impl IntoIterator<Item = &'a str>,
+) -> ApiResult<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for host in hosts {
+        let key = agent::key(agent::CONTROLLER_BINARY, host);
+        let Some(lease) = api.db.store.get_lease(&key).await? else {
+            continue;
+        };
+        let Ok(hb) = serde_json::from_slice::<Heartbeat>(&lease.value) else {
+            continue;
+        };
+        if let Some(dp) = hb
+            .report
+            .configurations
+            .get("datapath_type")
+            .and_then(Value::as_str)
+        {
+            out.insert(host.to_string(), dp.to_string());
+        }
+    }
+    Ok(out)
+}
+
 /// Neutron hides agents from non-admins: an object they may not see is "not found".
 fn hidden() -> ApiError {
     ApiError::new(

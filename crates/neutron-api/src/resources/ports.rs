@@ -8,6 +8,7 @@ use super::ops::ipam::{self, IpRequest, network_subnets, parse_fixed_ips};
 use super::ops::ports::{MAX_KEY, pick_mac, release_claims};
 use super::ops::{Plan, floating, groups, pick_key, rbac as ops_rbac};
 use crate::Api;
+use crate::agents;
 use crate::alloc::mac_claim;
 use crate::body::{Attrs, bad_attr, parse_cidr, render_ip_or_cidr};
 use crate::context::Context;
@@ -20,6 +21,9 @@ use model::{
 };
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
+
+/// The datapath type a host's controller does not report: the kernel's.
+const DEFAULT_DATAPATH: &str = "system";
 
 impl Resource for Port {
     const COLLECTION: &'static str = "ports";
@@ -63,17 +67,21 @@ impl Resource for Port {
             json!(p.port_security_enabled),
         );
         m.insert("binding:host_id".into(), json!(p.binding_host_id));
-        m.insert(
-            "binding:vif_type".into(),
-            json!(if bound { "ovs" } else { "unbound" }),
-        );
+        let vif_type = match (bound, p.binding_failed) {
+            (false, _) => "unbound",
+            (true, true) => "binding_failed",
+            (true, false) => "ovs",
+        };
+        m.insert("binding:vif_type".into(), json!(vif_type));
         m.insert(
             "binding:vif_details".into(),
-            if bound {
+            if vif_type == "ovs" {
                 // As ML2's Open vSwitch driver presents a port to Nova's os-vif: plugged
-                // straight into br-int (no hybrid bridge: the controller filters).
-                json!({"port_filter": true, "ovs_hybrid_plug": false, "datapath_type": "system",
-                       "bridge_name": "br-int", "connectivity": "l2"})
+                // straight into br-int (no hybrid bridge: the controller filters). The
+                // datapath is the host's, from its controller's heartbeat (`render_all`).
+                json!({"port_filter": true, "ovs_hybrid_plug": false,
+                       "datapath_type": DEFAULT_DATAPATH, "bridge_name": "br-int",
+                       "connectivity": "l2"})
             } else {
                 json!({})
             },
@@ -81,6 +89,31 @@ impl Resource for Port {
         m.insert("binding:vnic_type".into(), json!(p.binding_vnic_type));
         m.insert("binding:profile".into(), json!(p.binding_profile));
         m.insert("extra_dhcp_opts".into(), json!(p.extra_dhcp_opts));
+    }
+
+    /// Bound ports show their host's datapath type, as its controller reports it: one
+    /// heartbeat read per host of the listing.
+    async fn render_all(api: &Api, objs: &[Port]) -> ApiResult<Vec<Map<String, Value>>> {
+        let hosts: std::collections::BTreeSet<&str> = objs
+            .iter()
+            .filter(|p| !p.binding_host_id.is_empty() && !p.binding_failed)
+            .map(|p| p.binding_host_id.as_str())
+            .collect();
+        let datapaths = agents::datapath_types(api, hosts).await?;
+        Ok(objs
+            .iter()
+            .map(|p| {
+                let mut m = super::render(p);
+                if let (Some(dp), Some(Value::Object(d))) = (
+                    datapaths.get(p.binding_host_id.as_str()),
+                    m.get_mut("binding:vif_details"),
+                ) && d.contains_key("datapath_type")
+                {
+                    d.insert("datapath_type".into(), json!(dp));
+                }
+                m
+            })
+            .collect())
     }
 
     /// A port is also its network owner's to see and delete.
@@ -251,6 +284,8 @@ impl Lifecycle for Port {
             binding_host_id: req.binding_host_id.clone(),
             binding_profile: req.binding_profile.clone(),
             binding_vnic_type: "normal".into(),
+            binding_failed: !req.binding_host_id.is_empty()
+                && !agents::live_controller(api, &req.binding_host_id).await?,
             extra_dhcp_opts: req.extra_dhcp_opts.clone(),
             status: PortStatus::Down,
             unique_key,
@@ -330,7 +365,11 @@ impl Lifecycle for Port {
             p.allowed_address_pairs = resolve_pairs(pairs, p.mac_address)?;
         }
         p.extra_dhcp_opts = req.extra_dhcp_opts.unwrap_or(p.extra_dhcp_opts.clone());
-        p.binding_host_id = req.binding_host_id.unwrap_or(p.binding_host_id.clone());
+        if let Some(host) = req.binding_host_id {
+            // Bound (again) by the API: as ML2, it fails where no agent could bind it.
+            p.binding_failed = !host.is_empty() && !agents::live_controller(api, &host).await?;
+            p.binding_host_id = host;
+        }
         p.binding_profile = req.binding_profile.unwrap_or(p.binding_profile.clone());
         if let Some(requests) = req.fixed_ips {
             let (network, net_rev) = api.db.fetch::<Network>(&p.network_id).await?;

@@ -90,6 +90,7 @@ pub async fn build_system_port(
         binding_host_id: String::new(),
         binding_profile: Default::default(),
         binding_vnic_type: "normal".into(),
+        binding_failed: false,
         extra_dhcp_opts: vec![],
         status: PortStatus::Active,
         unique_key,
