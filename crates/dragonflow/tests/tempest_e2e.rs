@@ -117,6 +117,12 @@ fn upstream_network_api_suites() {
         .expect("tempest run");
     let minutes = run_started.elapsed().as_secs_f64() / 60.0;
     let output = String::from_utf8_lossy(&out.stdout);
+    // Kept for reading the failures: the run's output and tempest's request log.
+    let keep = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let _ = std::fs::write(keep.join("tempest-run.log"), output.as_bytes());
+    let _ = std::fs::copy(ws.join("tempest.log"), keep.join("tempest-requests.log"));
+    let _ = std::fs::write(keep.join("tempest-server.log"), srv.log());
+    eprintln!("tempest's output and logs: {}/tempest-*.log", keep.display());
     let results = tempest::parse_run(&output);
     assert!(
         results.len() > 500,
