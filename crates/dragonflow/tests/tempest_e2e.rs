@@ -122,7 +122,10 @@ fn upstream_network_api_suites() {
     let _ = std::fs::write(keep.join("tempest-run.log"), output.as_bytes());
     let _ = std::fs::copy(ws.join("tempest.log"), keep.join("tempest-requests.log"));
     let _ = std::fs::write(keep.join("tempest-server.log"), srv.log());
-    eprintln!("tempest's output and logs: {}/tempest-*.log", keep.display());
+    eprintln!(
+        "tempest's output and logs: {}/tempest-*.log",
+        keep.display()
+    );
     let results = tempest::parse_run(&output);
     assert!(
         results.len() > 500,

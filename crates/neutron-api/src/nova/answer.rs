@@ -83,3 +83,37 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any answer from the network is judged without a panic, and a 200 is always
+        /// delivered (Nova took the batch, whatever it says of the events).
+        #[test]
+        fn any_answer_is_judged(status in 100u16..600, body in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let o = judge(status, &body);
+            if status == 200 {
+                let delivered = matches!(o, Outcome::Delivered { .. });
+                prop_assert!(delivered, "a 200 is delivered: {:?}", o);
+            }
+        }
+
+        /// Events echoed with arbitrary codes: those not 200 are the refused ones.
+        #[test]
+        fn refused_events_are_those_with_another_code(codes in proptest::collection::vec(0u64..1000, 0..20)) {
+            let events: Vec<serde_json::Value> = codes
+                .iter()
+                .enumerate()
+                .map(|(i, c)| serde_json::json!({"name": "network-vif-plugged", "tag": format!("p{i}"), "code": c}))
+                .collect();
+            let body = serde_json::json!({ "events": events }).to_string();
+            let Outcome::Delivered { refused } = judge(207, body.as_bytes()) else {
+                return Err(TestCaseError::fail("a 207 is delivered"));
+            };
+            prop_assert_eq!(refused.len(), codes.iter().filter(|c| **c != 200).count());
+        }
+    }
+}
