@@ -86,13 +86,20 @@ fn upstream_network_api_suites() {
 
     let ws = tempfile::tempdir().expect("tempdir");
     let tempest_bin = tempest::venv().join("bin/tempest");
+    // tempest keeps a registry of workspaces under $HOME: this run's own, thrown away.
+    let home = ws.path().join("home");
+    std::fs::create_dir_all(&home).expect("home");
     let init = Command::new(&tempest_bin)
         .arg("init")
         .arg(ws.path().join("ws"))
-        .stdout(Stdio::null())
-        .status()
+        .env("HOME", &home)
+        .output()
         .expect("tempest init");
-    assert!(init.success(), "tempest init failed");
+    assert!(
+        init.status.success(),
+        "tempest init failed: {}",
+        String::from_utf8_lossy(&init.stderr)
+    );
     let ws = ws.path().join("ws");
     std::fs::write(
         ws.join("etc/tempest.conf"),
@@ -112,6 +119,7 @@ fn upstream_network_api_suites() {
     let out = Command::new(&tempest_bin)
         .args(["run", "--concurrency", "2", "--regex", tempest::SELECTION])
         .current_dir(&ws)
+        .env("HOME", &home)
         .stderr(Stdio::inherit())
         .output()
         .expect("tempest run");

@@ -150,29 +150,24 @@ impl Query {
         let page: Vec<_> = match (self.limit, self.page_reverse) {
             (Some(limit), false) => {
                 let end = (start + limit).min(items.len());
-                // Neutron's rule: a full page has a next link, even the last full one
-                // (the empty page after it has none).
-                if end - start == limit && end > start {
-                    links.push(self.link(collection, base_url, &items[end - 1], "next", false));
-                }
-                if self.marker.is_some() && end > start {
-                    links.push(self.link(collection, base_url, &items[start], "previous", true));
-                }
                 items[start..end].to_vec()
             }
-            (Some(limit), true) => {
-                let begin = start.saturating_sub(limit);
-                if start - begin == limit && start > begin {
-                    links.push(self.link(collection, base_url, &items[begin], "previous", true));
-                }
-                if start > begin && start < items.len() {
-                    links.push(self.link(collection, base_url, &items[start - 1], "next", false));
-                }
-                items[begin..start].to_vec()
-            }
+            (Some(limit), true) => items[start.saturating_sub(limit)..start].to_vec(),
             (None, false) => items.split_off(start.min(items.len())),
             (None, true) => items[..start].to_vec(),
         };
+        // Neutron's links (api_common.get_pagination_links): `next` unless a forward page
+        // came short, `previous` unless a reverse page came short; each marks the page's
+        // last (first) item, or none on an empty page.
+        if let Some(limit) = self.limit {
+            let short = page.len() < limit;
+            if !(short && !self.page_reverse) {
+                links.push(self.link(collection, base_url, page.last(), "next", false));
+            }
+            if !(short && self.page_reverse) {
+                links.push(self.link(collection, base_url, page.first(), "previous", true));
+            }
+        }
         let page: Vec<Value> = page
             .into_iter()
             .map(|i| Value::Object(self.project(i)))
@@ -189,14 +184,13 @@ impl Query {
         &self,
         collection: &str,
         base_url: &str,
-        marker_item: &Map<String, Value>,
+        marker_item: Option<&Map<String, Value>>,
         rel: &str,
         reverse: bool,
     ) -> Value {
         let marker = marker_item
-            .get("id")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
+            .and_then(|i| i.get("id"))
+            .and_then(Value::as_str);
         let mut ser = form_urlencoded::Serializer::new(String::new());
         if let Some(l) = self.limit {
             ser.append_pair("limit", &l.to_string());
@@ -213,7 +207,9 @@ impl Query {
             ser.append_pair("sort_key", k);
             ser.append_pair("sort_dir", if *asc { "asc" } else { "desc" });
         }
-        ser.append_pair("marker", marker);
+        if let Some(m) = marker {
+            ser.append_pair("marker", m);
+        }
         if reverse {
             ser.append_pair("page_reverse", "True");
         }
@@ -358,28 +354,47 @@ mod tests {
     }
 
     #[test]
-    fn a_full_page_links_to_the_next_even_when_it_is_empty() {
-        let rels = |b: &Value| -> Vec<String> {
-            b["nets_links"]
+    fn links_follow_neutrons_rule() {
+        let links = |q: &str| -> Vec<(String, String)> {
+            let body = Query::parse(Some(q), ATTRS)
+                .unwrap()
+                .respond("nets", "http://h", items())
+                .unwrap();
+            body["nets_links"]
                 .as_array()
                 .map(|a| {
                     a.iter()
-                        .map(|l| l["rel"].as_str().unwrap().to_string())
+                        .map(|l| {
+                            let href = l["href"].as_str().unwrap();
+                            let q = href.split_once('?').unwrap().1.to_string();
+                            (l["rel"].as_str().unwrap().to_string(), q)
+                        })
                         .collect()
                 })
                 .unwrap_or_default()
         };
-        let all = Query::parse(Some("sort_key=id&limit=5"), ATTRS).unwrap();
-        let body = all.respond("nets", "http://h", items()).unwrap();
-        assert_eq!(ids(&body, "nets").len(), 5);
-        assert_eq!(rels(&body), ["next"], "the full last page");
-        let after = Query::parse(Some("sort_key=id&limit=5&marker=id4"), ATTRS).unwrap();
-        let body = after.respond("nets", "http://h", items()).unwrap();
-        assert!(ids(&body, "nets").is_empty());
-        assert!(!rels(&body).contains(&"next".to_string()), "the empty page");
-        let short = Query::parse(Some("sort_key=id&limit=6"), ATTRS).unwrap();
-        let body = short.respond("nets", "http://h", items()).unwrap();
-        assert!(rels(&body).is_empty(), "a page that is not full");
+        let rels = |l: &[(String, String)]| l.iter().map(|(r, _)| r.clone()).collect::<Vec<_>>();
+        // A full forward page: next (its last item) and previous (its first).
+        let full = links("sort_key=id&limit=5");
+        assert_eq!(rels(&full), ["next", "previous"]);
+        assert!(full[0].1.contains("marker=id4") && !full[0].1.contains("page_reverse"));
+        assert!(full[1].1.contains("marker=id0") && full[1].1.contains("page_reverse=True"));
+        // The empty page after it: no next; previous without a marker walks back from
+        // the end.
+        let empty = links("sort_key=id&limit=5&marker=id4");
+        assert_eq!(rels(&empty), ["previous"]);
+        assert!(!empty[0].1.contains("marker"), "{:?}", empty);
+        let back = Query::parse(Some(&empty[0].1), ATTRS)
+            .unwrap()
+            .respond("nets", "http://h", items())
+            .unwrap();
+        assert_eq!(ids(&back, "nets"), ["id0", "id1", "id2", "id3", "id4"]);
+        // A short page: previous only; a short reverse page: next only.
+        assert_eq!(rels(&links("sort_key=id&limit=6")), ["previous"]);
+        assert_eq!(
+            rels(&links("sort_key=id&limit=2&marker=id1&page_reverse=True")),
+            ["next"]
+        );
     }
 
     #[test]
