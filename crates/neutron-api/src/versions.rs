@@ -129,6 +129,11 @@ pub const EXTENSIONS: &[(&str, &str, &str)] = &[
         "created_at and updated_at",
     ),
     (
+        "subnet-external-network",
+        "Subnet External Network",
+        "Subnets of external networks are visible to every project (a router gateway's)",
+    ),
+    (
         "tag-creation",
         "Tag support for resource creation",
         "tags in create requests",

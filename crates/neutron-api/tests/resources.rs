@@ -296,6 +296,13 @@ async fn every_resource_lives_through_one_lifecycle() {
             .await;
         assert_eq!(status, 412, "{path}: {v}");
         assert_eq!(v["NeutronError"]["type"], "RevisionNumberConstraintFailed");
+        let (status, v) = c.call(OWNER, "GET", &uri, None, None).await;
+        assert_eq!(status, 200, "{path}: {v}");
+        let body = json!({key: {attr: value.clone()}});
+        let (status, _) = c
+            .call(OWNER, "PUT", &uri, Some(body), Some("revision_number=-1"))
+            .await;
+        assert_eq!(status, 412, "{path}: a revision that can never be");
 
         let (attr, value) = row.read_only;
         let (status, v) = c

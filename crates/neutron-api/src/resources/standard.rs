@@ -150,10 +150,12 @@ pub fn check_if_match(headers: &HeaderMap, meta: &Meta) -> ApiResult<()> {
     };
     for cond in v.split(',') {
         if let Some(n) = cond.trim().strip_prefix("revision_number=") {
-            let n: u64 = n
+            // Any integer, as Neutron reads it: a negative one simply never matches.
+            let n: i64 = n
+                .trim()
                 .parse()
                 .map_err(|_| bad_attr("If-Match", "revision_number must be an integer"))?;
-            if n != meta.revision_number {
+            if u64::try_from(n).ok() != Some(meta.revision_number) {
                 return Err(ApiError::new(
                     StatusCode::PRECONDITION_FAILED,
                     "RevisionNumberConstraintFailed",
