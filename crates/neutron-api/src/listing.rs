@@ -18,6 +18,8 @@ pub struct Query {
     pub limit: Option<usize>,
     pub marker: Option<String>,
     pub page_reverse: bool,
+    /// Attributes one may filter on that answers do not show (a subnet's `shared`).
+    pub hidden: Vec<&'static str>,
 }
 
 fn bad_filter(msg: String) -> ApiError {
@@ -25,6 +27,11 @@ fn bad_filter(msg: String) -> ApiError {
 }
 
 impl Query {
+    /// True when the query filters on `attr`.
+    pub fn filters_on(&self, attr: &str) -> bool {
+        self.filters.iter().any(|(k, _)| k == attr)
+    }
+
     /// Parses `raw` for a collection whose objects have `attrs`.
     pub fn parse(raw: Option<&str>, attrs: &[&str]) -> ApiResult<Query> {
         let mut q = Query::default();
@@ -122,7 +129,16 @@ impl Query {
         base_url: &str,
         items: Vec<Map<String, Value>>,
     ) -> ApiResult<Value> {
-        let mut items: Vec<_> = items.into_iter().filter(|i| self.matches(i)).collect();
+        let mut items: Vec<_> = items
+            .into_iter()
+            .filter(|i| self.matches(i))
+            .map(|mut i| {
+                for h in &self.hidden {
+                    i.remove(*h);
+                }
+                i
+            })
+            .collect();
         // Pagination needs a total order: the sort keys, then id.
         if !self.sort.is_empty() || self.limit.is_some() || self.marker.is_some() {
             items.sort_by(|a, b| {

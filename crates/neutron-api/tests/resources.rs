@@ -505,3 +505,57 @@ async fn an_empty_floating_ip_update_dissociates_it_and_a_description_does_not()
     assert_eq!(v["floatingip"]["port_id"], Value::Null, "dissociated: {v}");
     assert_eq!(v["floatingip"]["fixed_ip_address"], Value::Null, "{v}");
 }
+
+#[tokio::test]
+async fn subnets_filter_on_shared_without_showing_it() {
+    let c = Cloud::new();
+    let w = world(&c).await;
+    let shared = c
+        .made(
+            ADMIN,
+            "networks",
+            json!({"network": {"name": "s", "shared": true}}),
+        )
+        .await;
+    let shared_subnet = c
+        .made(
+            ADMIN,
+            "subnets",
+            json!({"subnet": {"network_id": shared, "ip_version": 4, "cidr": "10.9.0.0/24"}}),
+        )
+        .await;
+    let ids = |v: &Value| -> Vec<String> {
+        v["subnets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                assert!(s.get("shared").is_none(), "shared is not shown: {s}");
+                s["id"].as_str().unwrap().to_string()
+            })
+            .collect()
+    };
+    let (status, v) = c
+        .call(OWNER, "GET", "/v2.0/subnets?shared=True", None, None)
+        .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(ids(&v), [shared_subnet.clone()]);
+    let (_, v) = c
+        .call(OWNER, "GET", "/v2.0/subnets?shared=False", None, None)
+        .await;
+    let own = ids(&v);
+    assert!(
+        own.contains(&w.subnet) && !own.contains(&shared_subnet),
+        "{own:?}"
+    );
+    let (_, v) = c
+        .call(
+            OWNER,
+            "GET",
+            &format!("/v2.0/subnets/{shared_subnet}"),
+            None,
+            None,
+        )
+        .await;
+    assert!(v["subnet"].get("shared").is_none(), "{v}");
+}

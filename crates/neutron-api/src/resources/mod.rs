@@ -92,6 +92,21 @@ pub trait Resource: NbObject {
         async move { Ok(out) }
     }
 
+    /// Attributes a listing may filter on that answers do not show (Neutron's
+    /// `is_visible: False` ones, such as a subnet's `shared`).
+    const FILTER_ONLY: &'static [&'static str] = &[];
+
+    /// Adds the [`Resource::FILTER_ONLY`] attributes to `items` (rendered from `objs`,
+    /// in order) for a listing that filters on them.
+    fn filter_values(
+        _api: &Api,
+        _ctx: &Context,
+        _objs: &[Self],
+        _items: &mut [Map<String, Value>],
+    ) -> impl Future<Output = ApiResult<()>> + Send {
+        async { Ok(()) }
+    }
+
     /// Runs before a listing (the default security group appears on first sight).
     fn before_list(_api: &Api, _ctx: &Context) -> impl Future<Output = ApiResult<()>> + Send {
         async { Ok(()) }
@@ -165,7 +180,10 @@ pub async fn list<T: Resource>(
     RawQuery(q): RawQuery,
     headers: HeaderMap,
 ) -> ApiResult<Json<Value>> {
-    let query = Query::parse(q.as_deref(), &attrs::<T>())?;
+    let mut names = attrs::<T>();
+    names.extend_from_slice(T::FILTER_ONLY);
+    let mut query = Query::parse(q.as_deref(), &names)?;
+    query.hidden = T::FILTER_ONLY.to_vec();
     T::before_list(&api, &ctx).await?;
     let all = api
         .db
@@ -178,6 +196,9 @@ pub async fn list<T: Resource>(
     let mut items = T::render_all(&api, &seen).await?;
     for item in &mut items {
         policy::hide(&ctx, T::RESOURCE, item);
+    }
+    if T::FILTER_ONLY.iter().any(|a| query.filters_on(a)) {
+        T::filter_values(&api, &ctx, &seen, &mut items).await?;
     }
     Ok(Json(query.respond(
         T::COLLECTION,

@@ -57,6 +57,28 @@ impl Resource for Subnet {
 
     /// A subnet is seen with its network (shared and external ones too), and is its
     /// network owner's to change.
+    /// A subnet is `shared` when its network is shared with the caller (a filter only, as
+    /// in Neutron).
+    const FILTER_ONLY: &'static [&'static str] = &["shared"];
+
+    async fn filter_values(
+        api: &Api,
+        ctx: &Context,
+        objs: &[Subnet],
+        items: &mut [Map<String, Value>],
+    ) -> ApiResult<()> {
+        let grants = Grants::load(api, ctx, true).await?;
+        let shared: HashMap<String, bool> = (api.db.all::<Network>().await?)
+            .into_iter()
+            .map(|(n, _)| (n.meta.id.clone(), grants.shared_network(&n)))
+            .collect();
+        for (s, item) in objs.iter().zip(items.iter_mut()) {
+            let v = shared.get(&s.network_id).copied().unwrap_or(false);
+            item.insert("shared".into(), json!(v));
+        }
+        Ok(())
+    }
+
     async fn targets(api: &Api, ctx: &Context, objs: &[Subnet]) -> ApiResult<Vec<Target>> {
         if ctx.is_admin || objs.iter().all(|s| s.meta.project_id == ctx.project_id) {
             // A subnet is its network owner's.
