@@ -177,10 +177,10 @@ impl Query {
         // last (first) item, or none on an empty page.
         if let Some(limit) = self.limit {
             let short = page.len() < limit;
-            if !(short && !self.page_reverse) {
+            if !short || self.page_reverse {
                 links.push(self.link(collection, base_url, page.last(), "next", false));
             }
-            if !(short && self.page_reverse) {
+            if !short || !self.page_reverse {
                 links.push(self.link(collection, base_url, page.first(), "previous", true));
             }
         }
