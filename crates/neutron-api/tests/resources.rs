@@ -539,7 +539,7 @@ async fn subnets_filter_on_shared_without_showing_it() {
         .call(OWNER, "GET", "/v2.0/subnets?shared=True", None, None)
         .await;
     assert_eq!(status, 200, "{v}");
-    assert_eq!(ids(&v), [shared_subnet.clone()]);
+    assert_eq!(ids(&v), std::slice::from_ref(&shared_subnet));
     let (_, v) = c
         .call(OWNER, "GET", "/v2.0/subnets?shared=False", None, None)
         .await;
