@@ -168,6 +168,14 @@ proptest! {
             check(st, &v)?;
             let (st, v) = send(&app, "POST", &format!("/v2.0/{coll}"), raw.clone()).await;
             check(st, &v)?;
+            // The bulk form: the same attributes twice, and once beside junk.
+            let plural = coll.replace('-', "_");
+            let bulk = json!({ plural.as_str(): [attrs.clone(), attrs.clone()] }).to_string();
+            let (st, v) = send(&app, "POST", &format!("/v2.0/{coll}"), bulk).await;
+            check(st, &v)?;
+            let bulk = json!({ plural.as_str(): [attrs.clone(), raw.clone()] }).to_string();
+            let (st, v) = send(&app, "POST", &format!("/v2.0/{coll}"), bulk).await;
+            check(st, &v)?;
             // The random text as query pairs, encoded so that any of it is a valid URI.
             let mut q = form_urlencoded::Serializer::new(String::new());
             for pair in raw.split('&') {

@@ -559,3 +559,72 @@ async fn subnets_filter_on_shared_without_showing_it() {
         .await;
     assert!(v["subnet"].get("shared").is_none(), "{v}");
 }
+
+#[tokio::test]
+async fn bulk_creates_are_all_or_nothing() {
+    let c = Cloud::new();
+    let w = world(&c).await;
+    let count = |v: &Value, key: &str| v[key].as_array().map(Vec::len).unwrap_or(0);
+    let (status, v) = c
+        .call(
+            OWNER,
+            "POST",
+            "/v2.0/networks",
+            Some(json!({"networks": [{"name": "b1"}, {"name": "b2"}]})),
+            None,
+        )
+        .await;
+    assert_eq!(status, 201, "{v}");
+    assert_eq!(count(&v, "networks"), 2, "{v}");
+    assert_eq!(v["networks"][1]["name"], "b2");
+    let (status, v) = c
+        .call(
+            OWNER,
+            "POST",
+            "/v2.0/security-groups",
+            Some(json!({"security_groups": [{"name": "s1"}, {"name": "s2"}]})),
+            None,
+        )
+        .await;
+    assert_eq!(status, 201, "{v}");
+    assert_eq!(count(&v, "security_groups"), 2, "{v}");
+
+    let uri = format!("/v2.0/ports?network_id={}", w.network);
+    let ports = || async { count(&c.call(OWNER, "GET", &uri, None, None).await.1, "ports") };
+    let before = ports().await;
+    // A bad item: nothing is written.
+    let (status, v) = c
+        .call(
+            OWNER,
+            "POST",
+            "/v2.0/ports",
+            Some(json!({"ports": [{"network_id": w.network}, {"network_id": w.network, "mac_address": "nope"}]})),
+            None,
+        )
+        .await;
+    assert_eq!(status, 400, "{v}");
+    assert_eq!(ports().await, before, "nothing written");
+    // An item that fails when written (the same address twice): the first goes again.
+    let ip = json!([{"subnet_id": w.subnet, "ip_address": "10.0.0.77"}]);
+    let (status, v) = c
+        .call(
+            OWNER,
+            "POST",
+            "/v2.0/ports",
+            Some(json!({"ports": [{"network_id": w.network, "fixed_ips": ip}, {"network_id": w.network, "fixed_ips": ip}]})),
+            None,
+        )
+        .await;
+    assert_eq!(status, 409, "{v}");
+    assert_eq!(ports().await, before, "the first port was removed again");
+    let (status, _) = c
+        .call(
+            OWNER,
+            "POST",
+            "/v2.0/ports",
+            Some(json!({"ports": []})),
+            None,
+        )
+        .await;
+    assert_eq!(status, 400, "an empty bulk");
+}

@@ -159,6 +159,9 @@ pub async fn create<T: Lifecycle>(
     RawQuery(q): RawQuery,
     JsonBody(body): JsonBody,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
+    if let Some(items) = super::bulk::items::<T>(&body)? {
+        return super::bulk::create::<T>(&api, &ctx, items, q.as_deref()).await;
+    }
     let present = policy::request_attrs(&body, T::RESOURCE);
     let (meta, req) = parse_create::<T>(&ctx, body)?;
     let target = T::create_target(&api, &ctx, &meta, &req).await?;
@@ -216,25 +219,38 @@ pub async fn delete<T: Lifecycle>(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult<StatusCode> {
+    delete_one::<T>(&api, &ctx, &id, &headers).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Deletes the object `id` as `ctx` (honouring `If-Match` in `headers`), retrying lost
+/// races; logs it.
+pub async fn delete_one<T: Lifecycle>(
+    api: &Api,
+    ctx: &Context,
+    id: &str,
+    headers: &HeaderMap,
+) -> ApiResult<()> {
+    let (api, ctx) = (api, ctx);
     retrying(|| async {
-        let (mut obj, rev) = writable::<T>(&api, &ctx, &id, "delete", &[]).await?;
-        check_if_match(&headers, obj.meta())?;
-        obj.check_delete(&ctx)?;
-        let rev = deleting::mark(&api, &mut obj, rev, T::deleting_mark).await?;
-        let mut plan = Plan::new(&api);
-        if let Err(e) = T::plan_delete(&api, &ctx, &obj, &mut plan).await {
+        let (mut obj, rev) = writable::<T>(api, ctx, id, "delete", &[]).await?;
+        check_if_match(headers, obj.meta())?;
+        obj.check_delete(ctx)?;
+        let rev = deleting::mark(api, &mut obj, rev, T::deleting_mark).await?;
+        let mut plan = Plan::new(api);
+        if let Err(e) = T::plan_delete(api, ctx, &obj, &mut plan).await {
             // Refused (in use): the object stays, usable again. A lost race keeps the
             // mark for the next attempt.
             if !e.retry {
-                deleting::unmark(&api, &mut obj, rev, T::deleting_mark).await;
+                deleting::unmark(api, &mut obj, rev, T::deleting_mark).await;
             }
             return Err(e);
         }
-        plan.txn.delete::<T>(&id, rev);
-        plan.commit(&api).await?;
+        plan.txn.delete::<T>(id, rev);
+        plan.commit(api).await?;
         Ok(())
     })
     .await?;
     tracing::info!(%id, "{} deleted", T::RESOURCE);
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }

@@ -4,6 +4,7 @@
 //! operations several resources share (`ops`). A resource file imports `ops`, never
 //! another resource file.
 
+pub mod bulk;
 pub mod floatingips;
 pub mod lifecycle;
 pub mod networks;
