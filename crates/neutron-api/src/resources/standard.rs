@@ -84,7 +84,9 @@ pub fn new_meta(ctx: &Context, std: Standard, attrs: &mut Attrs) -> ApiResult<Me
         .or(tenant_id)
         .unwrap_or_else(|| ctx.project_id.clone());
     if project_id != ctx.project_id && !ctx.is_admin {
-        return Err(ApiError::forbidden(
+        // A 400, as neutron-lib's `_validate_privileges` answers it.
+        return Err(ApiError::bad_request(
+            "HTTPBadRequest",
             "Specifying 'project_id' or 'tenant_id' other than the authenticated project in request requires admin privileges",
         ));
     }
