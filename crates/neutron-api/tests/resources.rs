@@ -628,3 +628,26 @@ async fn bulk_creates_are_all_or_nothing() {
         .await;
     assert_eq!(status, 400, "an empty bulk");
 }
+
+#[tokio::test]
+async fn a_port_names_each_group_once() {
+    let c = Cloud::new();
+    let w = world(&c).await;
+    let (status, v) = c
+        .call(
+            OWNER,
+            "POST",
+            "/v2.0/ports",
+            Some(json!({"port": {"network_id": w.network, "security_groups": [w.group, w.group]}})),
+            None,
+        )
+        .await;
+    assert_eq!(status, 400, "{v}");
+    assert!(
+        v["NeutronError"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Duplicate"),
+        "{v}"
+    );
+}

@@ -647,6 +647,10 @@ fn security_groups_from(attrs: &mut Attrs) -> ApiResult<Option<Vec<String>>> {
         return Ok(None);
     };
     ids.sort();
+    let n = ids.len();
     ids.dedup();
+    if ids.len() != n {
+        return Err(bad_attr("security_groups", "Duplicate items in the list"));
+    }
     Ok(Some(ids))
 }

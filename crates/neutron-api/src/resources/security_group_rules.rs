@@ -41,6 +41,10 @@ const PROTOCOLS: &[(&str, u8)] = &[
     ("vrrp", 112),
 ];
 
+/// Protocols that exist only over IPv6 (refused in IPv4 rules, by name or number):
+/// ipv6-encap, ipv6-route, ipv6-frag, ipv6-icmp, ipv6-nonxt, ipv6-opts.
+const IPV6_ONLY: [u8; 6] = [41, 43, 44, 58, 59, 60];
+
 /// Protocols whose rules may name a port range.
 const PORT_PROTOCOLS: [u8; 5] = [6, 17, 33, 132, 136];
 
@@ -248,7 +252,7 @@ fn parse_protocol(v: Value, ethertype: EtherType) -> ApiResult<(Option<String>, 
             ApiError::bad_request("SecurityGroupRuleInvalidProtocol", format!("Security group rule protocol {} not supported. Only protocol values {:?} and integer representations [0 to 255] are supported.", show(&v), PROTOCOLS.iter().map(|p| p.0).collect::<Vec<_>>()))
         })?,
     };
-    if ethertype == EtherType::IPv4 && number == 58 {
+    if ethertype == EtherType::IPv4 && IPV6_ONLY.contains(&number) {
         return Err(ApiError::bad_request(
             "SecurityGroupEthertypeConflictWithProtocol",
             format!("Ethertype IPv4 is not supported by protocol {text}."),
@@ -376,6 +380,27 @@ mod tests {
             Ok(v) => panic!("accepted: {v:?}"),
             Err(e) => e.message,
         }
+    }
+
+    #[test]
+    fn ipv6_only_protocols_are_refused_in_ipv4_rules() {
+        for p in [
+            "ipv6-encap",
+            "ipv6-frag",
+            "ipv6-icmp",
+            "ipv6-nonxt",
+            "ipv6-opts",
+            "ipv6-route",
+            "icmpv6",
+        ] {
+            let e = parse_protocol(json!(p), EtherType::IPv4).unwrap_err();
+            assert_eq!(e.kind, "SecurityGroupEthertypeConflictWithProtocol", "{p}");
+            assert!(parse_protocol(json!(p), EtherType::IPv6).is_ok(), "{p}");
+        }
+        for n in [41, 43, 44, 58, 59, 60] {
+            assert!(parse_protocol(json!(n), EtherType::IPv4).is_err(), "{n}");
+        }
+        assert!(parse_protocol(json!("tcp"), EtherType::IPv4).is_ok());
     }
 
     #[test]
