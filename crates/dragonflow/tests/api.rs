@@ -238,8 +238,8 @@ fn conflicts_are_409_and_write_nothing() {
     let overlap = json!({"subnet": {"network_id": net, "ip_version": 4, "cidr": "10.0.0.0/16"}});
     assert_error(
         srv.call("POST", "/v2.0/subnets", Some(overlap)),
-        409,
-        "SubnetOverlap",
+        400,
+        "InvalidInput",
     );
     // The /29 pool holds .2 to .6, the subnet's DHCP port has .2: two left (.5 .6), then
     // it is exhausted.
@@ -277,7 +277,7 @@ fn conflicts_are_409_and_write_nothing() {
         )
     };
     assert_eq!(add(&sub_b).0, 200);
-    assert_error(add(&sub_c), 409, "SubnetOverlap");
+    assert_error(add(&sub_c), 400, "BadRequest");
     assert_error(
         srv.call("DELETE", &format!("/v2.0/routers/{rid}"), None),
         409,

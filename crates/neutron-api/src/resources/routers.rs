@@ -432,11 +432,11 @@ pub async fn add_interface(
             if other.cidr.contains(&subnet.cidr.network())
                 || subnet.cidr.contains(&other.cidr.network())
             {
-                return Err(ApiError::conflict(
-                    "SubnetOverlap",
+                return Err(ApiError::bad_request(
+                    "BadRequest",
                     format!(
-                        "Cidr {} of subnet {} overlaps with cidr {} of subnet {} on router {}",
-                        subnet.cidr, subnet.meta.id, other.cidr, other.subnet_id, r.meta.id
+                        "Bad router request: Cidr {} of subnet {} overlaps with cidr {} of subnet {}.",
+                        subnet.cidr, subnet.meta.id, other.cidr, other.subnet_id
                     ),
                 ));
             }

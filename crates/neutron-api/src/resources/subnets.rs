@@ -277,11 +277,12 @@ impl Lifecycle for Subnet {
         }
         for (other, _) in ipam::network_subnets(api, &network).await? {
             if other.cidr.contains(&cidr.network()) || cidr.contains(&other.cidr.network()) {
-                return Err(ApiError::conflict(
-                    "SubnetOverlap",
+                // Neutron's InvalidInput (400): clients retry on exactly this message.
+                tracing::debug!(%cidr, other = %other.cidr, subnet = %other.meta.id, "subnet overlap");
+                return Err(ApiError::bad_request(
+                    "InvalidInput",
                     format!(
-                        "Requested subnet with cidr: {cidr} for network: {network_id} overlaps with another subnet ({} of subnet {})",
-                        other.cidr, other.meta.id
+                        "Invalid input for operation: Requested subnet with cidr: {cidr} for network: {network_id} overlaps with another subnet."
                     ),
                 ));
             }
