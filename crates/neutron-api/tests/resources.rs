@@ -651,3 +651,106 @@ async fn a_port_names_each_group_once() {
         "{v}"
     );
 }
+
+#[tokio::test]
+async fn a_childs_change_moves_its_parents_revision() {
+    let c = Cloud::new();
+    let w = world(&c).await;
+    let rev = |v: &Value, key: &str| v[key]["revision_number"].as_u64().unwrap();
+    let group_uri = format!("/v2.0/security-groups/{}", w.group);
+    let before = rev(
+        &c.call(OWNER, "GET", &group_uri, None, None).await.1,
+        "security_group",
+    );
+    let rule = c
+        .made(
+            OWNER,
+            "security-group-rules",
+            json!({"security_group_rule": {"security_group_id": w.group, "direction": "ingress", "protocol": "udp"}}),
+        )
+        .await;
+    let after_add = rev(
+        &c.call(OWNER, "GET", &group_uri, None, None).await.1,
+        "security_group",
+    );
+    assert!(after_add > before, "{before} -> {after_add}");
+    let (st, _) = c
+        .call(
+            OWNER,
+            "DELETE",
+            &format!("/v2.0/security-group-rules/{rule}"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(st, 204);
+    let after_del = rev(
+        &c.call(OWNER, "GET", &group_uri, None, None).await.1,
+        "security_group",
+    );
+    assert!(after_del > after_add, "{after_add} -> {after_del}");
+
+    let net_uri = format!("/v2.0/networks/{}", w.network);
+    let before = rev(
+        &c.call(OWNER, "GET", &net_uri, None, None).await.1,
+        "network",
+    );
+    let (st, v) = c
+        .call(
+            OWNER,
+            "PUT",
+            &format!("/v2.0/subnets/{}", w.subnet),
+            Some(json!({"subnet": {"name": "renamed"}})),
+            None,
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let after = rev(
+        &c.call(OWNER, "GET", &net_uri, None, None).await.1,
+        "network",
+    );
+    assert!(after > before, "{before} -> {after}");
+}
+
+#[tokio::test]
+async fn a_gateway_a_router_holds_does_not_move() {
+    let c = Cloud::new();
+    let net = c
+        .made(OWNER, "networks", json!({"network": {"name": "g"}}))
+        .await;
+    let subnet = c
+        .made(
+            OWNER,
+            "subnets",
+            json!({"subnet": {"network_id": net, "ip_version": 4, "cidr": "10.5.0.0/24",
+                "allocation_pools": [{"start": "10.5.0.10", "end": "10.5.0.20"}]}}),
+        )
+        .await;
+    let router = c
+        .made(OWNER, "routers", json!({"router": {"name": "r"}}))
+        .await;
+    let (st, v) = c
+        .call(
+            OWNER,
+            "PUT",
+            &format!("/v2.0/routers/{router}/add_router_interface"),
+            Some(json!({"subnet_id": subnet})),
+            None,
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let (st, v) = c
+        .call(
+            OWNER,
+            "PUT",
+            &format!("/v2.0/subnets/{subnet}"),
+            Some(json!({"subnet": {"gateway_ip": "10.5.0.254"}})),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (st, &v["NeutronError"]["type"]),
+        (409, &json!("GatewayIpInUse")),
+        "{v}"
+    );
+}

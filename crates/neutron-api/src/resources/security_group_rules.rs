@@ -168,7 +168,7 @@ impl Lifecycle for SecurityGroupRule {
         // Adding a rule changes the group: a group shared with the caller is not its own.
         let (group, grev) = writable::<SecurityGroup>(api, ctx, group_id, "update", &[]).await?;
         not_deleting(&group)?;
-        plan.txn.check::<SecurityGroup>(group_id, grev);
+        touch_group(api, plan, group_id, grev).await?;
         if let Some(rg) = &req.remote_group_id {
             let (remote, rrev) = visible::<SecurityGroup>(api, ctx, rg).await?;
             not_deleting(&remote)?;
@@ -221,14 +221,36 @@ impl Lifecycle for SecurityGroupRule {
     }
 
     async fn plan_delete(
-        _api: &Api,
+        api: &Api,
         _ctx: &Context,
         r: &SecurityGroupRule,
         plan: &mut Plan<'_>,
     ) -> ApiResult<()> {
         plan.txn.release(&rule_fingerprint(r));
+        // The group may be going too (its rules go with it): then it is not touched.
+        if let Some((_, grev)) = api.db.get::<SecurityGroup>(&r.security_group_id).await? {
+            touch_group(api, plan, &r.security_group_id, grev).await?;
+        }
         Ok(())
     }
+}
+
+/// A rule's change is its group's too (Neutron's revision plugin): the group's revision
+/// moves in the same transaction, written as stored (not as the caller sees it), and only
+/// if it is still at `rev`.
+async fn touch_group(
+    api: &Api,
+    plan: &mut Plan<'_>,
+    id: &str,
+    rev: nbdb::Revision,
+) -> ApiResult<()> {
+    let (mut group, now) = api.db.fetch::<SecurityGroup>(id).await?;
+    if now != rev {
+        return Err(ApiError::retry(&format!("security group {id}")));
+    }
+    group.meta.touch();
+    plan.txn.update(&group, rev);
+    Ok(())
 }
 
 fn parse_protocol(v: Value, ethertype: EtherType) -> ApiResult<(Option<String>, Option<u8>)> {

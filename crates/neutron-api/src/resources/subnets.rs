@@ -290,6 +290,8 @@ impl Lifecycle for Subnet {
         // The network's subnet list changes too; its compare-and-swap orders concurrent
         // subnet creations on one network, so the overlap check above cannot be raced.
         network.subnets.push(subnet.meta.id.clone());
+        // A child's change is its parent's too (Neutron's revision plugin).
+        network.meta.touch();
         plan.txn.update(&network, net_rev);
         if subnet.enable_dhcp {
             dhcp::join(api, plan, &network, &subnet).await?;
@@ -336,15 +338,24 @@ impl Lifecycle for Subnet {
         plan: &mut Plan<'_>,
     ) -> ApiResult<()> {
         let had_dhcp = s.enable_dhcp;
+        if let Some(new) = req.gateway_ip
+            && new != s.gateway_ip
+            && let Some(old) = s.gateway_ip
+        {
+            gateway_not_held(api, &s.meta.id, old).await?;
+        }
         s.gateway_ip = req.gateway_ip.unwrap_or(s.gateway_ip);
         s.allocation_pools = req.allocation_pools.unwrap_or(s.allocation_pools.clone());
         s.enable_dhcp = req.enable_dhcp.unwrap_or(s.enable_dhcp);
         s.dns_nameservers = req.dns_nameservers.unwrap_or(s.dns_nameservers.clone());
         s.host_routes = req.host_routes.unwrap_or(s.host_routes.clone());
+        // A child's change is its parent's too (Neutron's revision plugin); the write
+        // also orders this update against others on the network.
+        let (mut network, nrev) = api.db.fetch::<Network>(&s.network_id).await?;
+        network.meta.touch();
+        plan.txn.update(&network, nrev);
         match (had_dhcp, s.enable_dhcp) {
             (false, true) => {
-                let (network, nrev) = api.db.fetch::<Network>(&s.network_id).await?;
-                plan.txn.check::<Network>(&network.meta.id, nrev);
                 dhcp::join(api, plan, &network, s).await?;
             }
             (true, false) => dhcp::leave(api, &mut plan.txn, s).await?,
@@ -383,6 +394,7 @@ impl Lifecycle for Subnet {
         dhcp::leave(api, &mut plan.txn, s).await?;
         if let Some((mut n, nrev)) = api.db.get::<Network>(&s.network_id).await? {
             n.subnets.retain(|x| x != id);
+            n.meta.touch();
             plan.txn.update(&n, nrev);
         }
         Ok(())
@@ -566,5 +578,28 @@ mod tests {
             &cidr,
         );
         assert!(r.is_err());
+    }
+}
+
+/// 409 when a router interface holds the subnet's gateway address `ip` (it cannot move
+/// under the router).
+async fn gateway_not_held(api: &Api, subnet_id: &str, ip: IpAddr) -> ApiResult<()> {
+    let Some(owner) = api
+        .db
+        .claim_owner(&crate::alloc::ip_claim(subnet_id, ip))
+        .await?
+    else {
+        return Ok(());
+    };
+    match api.db.get::<model::Port>(&owner).await? {
+        Some((p, _)) if p.device_owner.starts_with("network:router_interface") => {
+            Err(ApiError::conflict(
+                "GatewayIpInUse",
+                format!(
+                    "Current gateway ip {ip} already in use by port {owner}. Unable to update."
+                ),
+            ))
+        }
+        _ => Ok(()),
     }
 }
