@@ -539,6 +539,29 @@ fn ipv6_mode(attrs: &mut Attrs, key: &str, version: u8) -> ApiResult<Option<Stri
     Ok(v)
 }
 
+/// 409 when a router interface holds the subnet's gateway address `ip` (it cannot move
+/// under the router).
+async fn gateway_not_held(api: &Api, subnet_id: &str, ip: IpAddr) -> ApiResult<()> {
+    let Some(owner) = api
+        .db
+        .claim_owner(&crate::alloc::ip_claim(subnet_id, ip))
+        .await?
+    else {
+        return Ok(());
+    };
+    match api.db.get::<model::Port>(&owner).await? {
+        Some((p, _)) if p.device_owner.starts_with("network:router_interface") => {
+            Err(ApiError::conflict(
+                "GatewayIpInUse",
+                format!(
+                    "Current gateway ip {ip} already in use by port {owner}. Unable to update."
+                ),
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -578,28 +601,5 @@ mod tests {
             &cidr,
         );
         assert!(r.is_err());
-    }
-}
-
-/// 409 when a router interface holds the subnet's gateway address `ip` (it cannot move
-/// under the router).
-async fn gateway_not_held(api: &Api, subnet_id: &str, ip: IpAddr) -> ApiResult<()> {
-    let Some(owner) = api
-        .db
-        .claim_owner(&crate::alloc::ip_claim(subnet_id, ip))
-        .await?
-    else {
-        return Ok(());
-    };
-    match api.db.get::<model::Port>(&owner).await? {
-        Some((p, _)) if p.device_owner.starts_with("network:router_interface") => {
-            Err(ApiError::conflict(
-                "GatewayIpInUse",
-                format!(
-                    "Current gateway ip {ip} already in use by port {owner}. Unable to update."
-                ),
-            ))
-        }
-        _ => Ok(()),
     }
 }
