@@ -1,5 +1,6 @@
 //! The config file (TOML): `[server]` for the process, `[neutron]` for the API settings,
-//! `[keystone_authtoken]` for Keystone when `[neutron] auth_strategy = "keystone"`.
+//! `[keystone_authtoken]` for Keystone when `[neutron] auth_strategy = "keystone"`,
+//! `[quotas]` for the default quotas.
 //! Every key has a default, so the file is optional; flags override it.
 
 use serde::Deserialize;
@@ -12,6 +13,7 @@ pub struct File {
     pub server: Server,
     pub neutron: neutron_api::ApiConfig,
     pub keystone_authtoken: neutron_api::keystone::KeystoneConfig,
+    pub quotas: neutron_api::config::QuotaConfig,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -63,9 +63,13 @@ pub fn run(file: config::File, args: Args) -> Result<(), String> {
         });
     let mut neutron = file.neutron;
     neutron.noauth_default_admin |= args.noauth_admin;
-    let settings = neutron
+    let mut settings = neutron
         .check()
         .map_err(|e| format!("config [neutron]: {e}"))?;
+    settings.quotas = file
+        .quotas
+        .check()
+        .map_err(|e| format!("config [quotas]: {e}"))?;
     let keystone = match settings.auth_strategy {
         neutron_api::config::AuthStrategy::Keystone => {
             let ks = file

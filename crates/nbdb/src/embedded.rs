@@ -6,7 +6,7 @@
 //! fsync instead of one each. Reads go straight to redb's MVCC snapshots from any thread.
 
 use crate::codec::{LogEntry, decode_changes, decode_object, encode_changes, encode_object};
-use crate::{Change, Filter, Op, Record, Result, Revision, Snapshot, Store, StoreError};
+use crate::{Change, Count, Filter, Op, Record, Result, Revision, Snapshot, Store, StoreError};
 use async_trait::async_trait;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use std::path::{Path, PathBuf};
@@ -26,6 +26,8 @@ const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
 /// are not indexed one by one: most are claims, three to a port create, and an index
 /// entry each cost the create path a B-tree insert each.
 const TOPICS: TableDefinition<'_, &str, ()> = TableDefinition::new("topics");
+/// Counters ([`Count`]) → value; a counter at 0 has no entry.
+const COUNTERS: TableDefinition<'_, &str, i64> = TableDefinition::new("counters");
 
 /// How many revisions of the change log are kept for watchers that resume.
 pub const DEFAULT_RETENTION: u64 = 100_000;
@@ -33,12 +35,14 @@ pub const DEFAULT_RETENTION: u64 = 100_000;
 const MAX_BATCH: usize = 512;
 
 type Reply = oneshot::Sender<Result<Revision>>;
+/// One queued commit.
+type Request = (Vec<Op>, Vec<Count>, Reply);
 
 /// The embedded, file-backed store.
 pub struct Embedded {
     path: PathBuf,
     db: Arc<Database>,
-    writer: mpsc::Sender<(Vec<Op>, Reply)>,
+    writer: mpsc::Sender<Request>,
     revision: watch::Receiver<Revision>,
 }
 
@@ -120,6 +124,7 @@ impl Embedded {
             txn.open_table(OBJECTS).map_err(io)?;
             txn.open_table(CHANGES).map_err(io)?;
             txn.open_table(TOPICS).map_err(io)?;
+            txn.open_table(COUNTERS).map_err(io)?;
             build_topic_index(&txn)?;
             let meta = txn.open_table(META).map_err(io)?;
             meta.get("revision")
@@ -148,7 +153,7 @@ impl Embedded {
 
 fn writer_loop(
     db: &Database,
-    rx: mpsc::Receiver<(Vec<Op>, Reply)>,
+    rx: mpsc::Receiver<Request>,
     rev_tx: watch::Sender<Revision>,
     mut revision: Revision,
     retention: u64,
@@ -166,7 +171,7 @@ fn writer_loop(
             Err(e) => {
                 tracing::error!(error = %e, "store commit failed");
                 let msg = e.to_string();
-                for (_, reply) in batch {
+                for (_, _, reply) in batch {
                     let _ = reply.send(Err(StoreError::Unavailable(msg.clone())));
                 }
                 continue;
@@ -174,7 +179,7 @@ fn writer_loop(
         };
         revision = new_revision;
         rev_tx.send_replace(revision);
-        for ((_, reply), result) in batch.into_iter().zip(results) {
+        for ((_, _, reply), result) in batch.into_iter().zip(results) {
             let _ = reply.send(result);
         }
     }
@@ -184,7 +189,7 @@ type BatchResult = (Vec<Result<Revision>>, Revision);
 
 fn apply_batch(
     db: &Database,
-    batch: &[(Vec<Op>, Reply)],
+    batch: &[Request],
     mut revision: Revision,
     retention: u64,
 ) -> Result<BatchResult> {
@@ -194,13 +199,15 @@ fn apply_batch(
         let mut objects = txn.open_table(OBJECTS).map_err(io)?;
         let mut changes = txn.open_table(CHANGES).map_err(io)?;
         let mut topics = txn.open_table(TOPICS).map_err(io)?;
-        for (ops, _) in batch {
+        let mut counters = txn.open_table(COUNTERS).map_err(io)?;
+        for (ops, counts, _) in batch {
             let mut tables = Tables {
                 objects: &mut objects,
                 changes: &mut changes,
                 topics: &mut topics,
+                counters: &mut counters,
             };
-            results.push(apply_one(&mut tables, ops, revision + 1).map(|()| {
+            results.push(apply_one(&mut tables, ops, counts, revision + 1).map(|()| {
                 revision += 1;
                 revision
             }));
@@ -228,13 +235,20 @@ struct Tables<'a, 't> {
     objects: &'a mut redb::Table<'t, &'static str, &'static [u8]>,
     changes: &'a mut redb::Table<'t, u64, &'static [u8]>,
     topics: &'a mut redb::Table<'t, &'static str, ()>,
+    counters: &'a mut redb::Table<'t, &'static str, i64>,
 }
 
-fn apply_one(t: &mut Tables<'_, '_>, ops: &[Op], revision: Revision) -> Result<()> {
+fn apply_one(
+    t: &mut Tables<'_, '_>,
+    ops: &[Op],
+    counts: &[Count],
+    revision: Revision,
+) -> Result<()> {
     let Tables {
         objects,
         changes,
         topics,
+        counters,
     } = t;
     // The topic each existing object has (`None`: absent), for the deletion events and
     // the topic index.
@@ -257,6 +271,20 @@ fn apply_one(t: &mut Tables<'_, '_>, ops: &[Op], revision: Revision) -> Result<(
             });
         }
         old_topics.push(current.map(|c| c.1));
+    }
+    // Counters are checked with the expectations, before anything is written: the one
+    // writer thread makes the read and the write a single step.
+    let mut counted = Vec::with_capacity(counts.len());
+    for c in counts {
+        let current = counters.get(c.name()).map_err(io)?.map_or(0, |v| v.value());
+        counted.push((c.name(), c.apply(current)?));
+    }
+    for (name, value) in counted {
+        if value == 0 {
+            counters.remove(name).map_err(io)?;
+        } else {
+            counters.insert(name, value).map_err(io)?;
+        }
     }
     let mut log = Vec::new();
     for (op, old_topic) in ops.iter().zip(&old_topics) {
@@ -361,14 +389,28 @@ impl Store for Embedded {
         Ok(out)
     }
 
-    async fn commit(&self, ops: Vec<Op>) -> Result<Revision> {
-        crate::validate(&ops)?;
+    async fn commit_counted(&self, ops: Vec<Op>, counts: Vec<Count>) -> Result<Revision> {
+        crate::counters::validate_commit(&ops, &counts)?;
         let (tx, rx) = oneshot::channel();
         self.writer
-            .send((ops, tx))
+            .send((ops, counts, tx))
             .map_err(|_| StoreError::Unavailable("store writer stopped".into()))?;
         rx.await
             .map_err(|_| StoreError::Unavailable("store writer stopped".into()))?
+    }
+
+    async fn counters(&self, prefix: &str) -> Result<Vec<(String, i64)>> {
+        let txn = self.db.begin_read().map_err(io)?;
+        let counters = txn.open_table(COUNTERS).map_err(io)?;
+        let mut out = Vec::new();
+        for entry in counters.range(prefix..).map_err(io)? {
+            let (k, v) = entry.map_err(io)?;
+            if !k.value().starts_with(prefix) {
+                break;
+            }
+            out.push((k.value().to_string(), v.value()));
+        }
+        Ok(out)
     }
 
     async fn revision(&self) -> Result<Revision> {

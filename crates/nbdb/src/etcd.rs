@@ -16,7 +16,7 @@
 //! `revision()` is etcd's header revision (also counting writes outside the prefix).
 
 use crate::codec::{decode_value, encode_value, topic_of};
-use crate::{Change, Expect, Op, Record, Result, Revision, Snapshot, Store, StoreError};
+use crate::{Change, Count, Expect, Op, Record, Result, Revision, Snapshot, Store, StoreError};
 use async_trait::async_trait;
 use etcd_client::{
     Client, Compare, CompareOp, ConnectOptions, EventType, GetOptions, KeyValue, Txn, TxnOp,
@@ -158,6 +158,12 @@ impl Shared {
         format!("{}/commit", self.prefix)
     }
 
+    /// A counter's key: beside the prefix, not under it (`/dragonflow#n/<name>` for
+    /// `/dragonflow/`), so the follower's watch, listings and snapshots never see it.
+    fn counter(&self, name: &str) -> String {
+        format!("{}#n/{name}", self.prefix.trim_end_matches('/'))
+    }
+
     /// `(table, id)` of a key under the prefix; `None` for the commit marker.
     fn split_key<'k>(&self, key: &'k [u8]) -> Result<Option<(&'k str, &'k str)>> {
         let rest = key
@@ -274,6 +280,62 @@ impl Etcd {
         }
     }
 
+    /// One attempt of a commit: `None` when only a counter moved since it was read.
+    async fn try_commit(&self, ops: &[Op], counts: &[Count]) -> Result<Option<Revision>> {
+        let (mut compares, mut writes) = self.counted(counts).await?;
+        let mut reads = Vec::new();
+        for op in ops {
+            let (table, id) = op.key();
+            let key = self.shared.key(table, id);
+            match op.expect() {
+                Expect::Any => {}
+                Expect::Absent => {
+                    compares.push(Compare::create_revision(key.clone(), CompareOp::Equal, 0))
+                }
+                Expect::Present => {
+                    compares.push(Compare::create_revision(key.clone(), CompareOp::Greater, 0))
+                }
+                Expect::Revision(r) => compares.push(Compare::mod_revision(
+                    key.clone(),
+                    CompareOp::Equal,
+                    i64::try_from(r).unwrap_or(i64::MAX),
+                )),
+            }
+            match op {
+                Op::Put { value, topic, .. } => writes.push(TxnOp::put(
+                    key.clone(),
+                    encode_value(topic.as_deref().unwrap_or(""), value),
+                    None,
+                )),
+                Op::Delete { .. } => writes.push(TxnOp::delete(key.clone(), None)),
+                Op::Check { .. } => {}
+            }
+            reads.push(TxnOp::get(key, Some(GetOptions::new().with_keys_only())));
+        }
+        // Last, so a watcher that sees it knows the revision is complete.
+        writes.push(TxnOp::put(self.shared.marker(), Vec::new(), None));
+        let txn = Txn::new().when(compares).and_then(writes).or_else(reads);
+        let resp = self.shared.client().await?.txn(txn).await.map_err(|e| {
+            let msg = e.to_string();
+            // etcd caps each branch of a txn (--max-txn-ops, 128 by default), so a commit
+            // holds at most that many ops less one (the marker).
+            if msg.contains("too many operations") {
+                StoreError::Invalid(format!("transaction too large for etcd: {msg}"))
+            } else {
+                io(e)
+            }
+        })?;
+        if !resp.succeeded() {
+            return match Self::conflict(ops, &resp.op_responses()) {
+                Some(e) => Err(e),
+                None => Ok(None),
+            };
+        }
+        Ok(Some(rev_of(
+            resp.header().map(|h| h.revision()).unwrap_or(0),
+        )))
+    }
+
     /// The revision of our last commit (from the marker) and etcd's current revision.
     async fn latest(&self) -> Result<(Revision, Revision)> {
         let resp = self
@@ -288,8 +350,9 @@ impl Etcd {
         Ok((ours.unwrap_or(0), now.max(ours.unwrap_or(0))))
     }
 
-    /// Finds the op whose expectation failed from the state read by the failed txn.
-    fn conflict(ops: &[Op], responses: &[TxnOpResponse]) -> StoreError {
+    /// Finds the op whose expectation failed from the state read by the failed txn;
+    /// `None` when every op's held (a counter moved since it was read).
+    fn conflict(ops: &[Op], responses: &[TxnOpResponse]) -> Option<StoreError> {
         for (op, resp) in ops.iter().zip(responses) {
             let current = match resp {
                 TxnOpResponse::Get(g) => g.kvs().first().map(|kv| rev_of(kv.mod_revision())),
@@ -297,13 +360,52 @@ impl Etcd {
             };
             if !crate::expect_holds(op.expect(), current) {
                 let (table, id) = op.key();
-                return conflict_on(table, id);
+                return Some(conflict_on(table, id));
             }
         }
-        // Not reached: the reads ran in the same txn as the failed compares.
-        let (table, id) = ops.first().map(Op::key).unwrap_or(("", ""));
-        conflict_on(table, id)
+        None
     }
+
+    /// The compares and writes that move `counts` on from their current values: etcd
+    /// has no in-transaction arithmetic, so each counter is read, then compared by its
+    /// `mod_revision` when written (a moved counter fails the txn, which is tried again).
+    async fn counted(&self, counts: &[Count]) -> Result<(Vec<Compare>, Vec<TxnOp>)> {
+        let (mut compares, mut writes) = (Vec::new(), Vec::new());
+        if counts.is_empty() {
+            return Ok((compares, writes));
+        }
+        let mut c = self.shared.client().await?;
+        for count in counts {
+            let key = self.shared.counter(count.name());
+            let resp = c.get(key.clone(), None).await.map_err(io)?;
+            let (current, rev) = match resp.kvs().first() {
+                Some(kv) => (number(count.name(), kv.value())?, kv.mod_revision()),
+                None => (0, 0),
+            };
+            let next = count.apply(current)?;
+            if matches!(count, Count::Add { .. }) {
+                compares.push(if rev == 0 {
+                    Compare::create_revision(key.clone(), CompareOp::Equal, 0)
+                } else {
+                    Compare::mod_revision(key.clone(), CompareOp::Equal, rev)
+                });
+            }
+            writes.push(if next == 0 {
+                TxnOp::delete(key, None)
+            } else {
+                TxnOp::put(key, next.to_string(), None)
+            });
+        }
+        Ok((compares, writes))
+    }
+}
+
+/// A counter's stored value.
+fn number(name: &str, bytes: &[u8]) -> Result<i64> {
+    std::str::from_utf8(bytes)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| StoreError::Corrupt(format!("counter {name} is not a number")))
 }
 
 fn conflict_on(table: &str, id: &str) -> StoreError {
@@ -424,56 +526,36 @@ impl Store for Etcd {
         Ok(self.range(start, end).await?.1)
     }
 
-    async fn commit(&self, ops: Vec<Op>) -> Result<Revision> {
-        crate::validate(&ops)?;
-        let mut compares = Vec::new();
-        let mut writes = Vec::new();
-        let mut reads = Vec::new();
-        for op in &ops {
-            let (table, id) = op.key();
-            let key = self.shared.key(table, id);
-            match op.expect() {
-                Expect::Any => {}
-                Expect::Absent => {
-                    compares.push(Compare::create_revision(key.clone(), CompareOp::Equal, 0))
-                }
-                Expect::Present => {
-                    compares.push(Compare::create_revision(key.clone(), CompareOp::Greater, 0))
-                }
-                Expect::Revision(r) => compares.push(Compare::mod_revision(
-                    key.clone(),
-                    CompareOp::Equal,
-                    i64::try_from(r).unwrap_or(i64::MAX),
-                )),
+    async fn commit_counted(&self, ops: Vec<Op>, counts: Vec<Count>) -> Result<Revision> {
+        crate::counters::validate_commit(&ops, &counts)?;
+        // Lost races on counters alone are tried again here; a bound keeps a pathological
+        // case from spinning forever (the caller then sees an ordinary conflict).
+        for _ in 0..1000 {
+            if let Some(rev) = self.try_commit(&ops, &counts).await? {
+                return Ok(rev);
             }
-            match op {
-                Op::Put { value, topic, .. } => writes.push(TxnOp::put(
-                    key.clone(),
-                    encode_value(topic.as_deref().unwrap_or(""), value),
-                    None,
-                )),
-                Op::Delete { .. } => writes.push(TxnOp::delete(key.clone(), None)),
-                Op::Check { .. } => {}
-            }
-            reads.push(TxnOp::get(key, Some(GetOptions::new().with_keys_only())));
         }
-        // Last, so a watcher that sees it knows the revision is complete.
-        writes.push(TxnOp::put(self.shared.marker(), Vec::new(), None));
-        let txn = Txn::new().when(compares).and_then(writes).or_else(reads);
-        let resp = self.shared.client().await?.txn(txn).await.map_err(|e| {
-            let msg = e.to_string();
-            // etcd caps each branch of a txn (--max-txn-ops, 128 by default), so a commit
-            // holds at most that many ops less one (the marker).
-            if msg.contains("too many operations") {
-                StoreError::Invalid(format!("transaction too large for etcd: {msg}"))
-            } else {
-                io(e)
-            }
-        })?;
-        if !resp.succeeded() {
-            return Err(Self::conflict(&ops, &resp.op_responses()));
+        let name = counts.first().map(Count::name).unwrap_or_default();
+        Err(conflict_on("#n", name))
+    }
+
+    async fn counters(&self, prefix: &str) -> Result<Vec<(String, i64)>> {
+        let start = self.shared.counter(prefix).into_bytes();
+        let base = self.shared.counter("").len();
+        let opts = GetOptions::new().with_range(prefix_end(&start));
+        let resp = self
+            .shared
+            .client()
+            .await?
+            .get(start, Some(opts))
+            .await
+            .map_err(io)?;
+        let mut out = Vec::new();
+        for kv in resp.kvs() {
+            let name = String::from_utf8_lossy(kv.key().get(base..).unwrap_or_default());
+            out.push((name.to_string(), number(&name, kv.value())?));
         }
-        Ok(rev_of(resp.header().map(|h| h.revision()).unwrap_or(0)))
+        Ok(out)
     }
 
     async fn revision(&self) -> Result<Revision> {

@@ -12,6 +12,7 @@ pub mod limits;
 pub mod listing;
 pub mod nb_auth;
 pub mod nb_stream;
+pub mod quotas;
 pub mod resources;
 pub mod versions;
 
@@ -35,8 +36,9 @@ pub struct Api {
 
 impl Api {
     pub fn new(store: Arc<dyn nbdb::Store>, config: Settings) -> Arc<Api> {
+        let quotas = Arc::new(quotas::Quotas::new(config.quotas));
         Arc::new(Api {
-            db: db::Db { store },
+            db: db::Db { store, quotas },
             config,
             alloc: alloc::Allocator::default(),
             stopping: tokio::sync::watch::Sender::new(false),
@@ -109,6 +111,21 @@ pub fn router(api: Arc<Api>) -> Router {
         .route(
             "/v2.0/routers/{id}/remove_extraroutes",
             put(routers::remove_extraroutes),
+        )
+        .route("/v2.0/quotas", get(quotas::api::list))
+        .route(
+            "/v2.0/quotas/{project_id}",
+            get(quotas::api::show_one)
+                .put(quotas::api::update)
+                .delete(quotas::api::reset),
+        )
+        .route(
+            "/v2.0/quotas/{project_id}/details",
+            get(quotas::api::details),
+        )
+        .route(
+            "/v2.0/quotas/{project_id}/default",
+            get(quotas::api::defaults),
         )
         .route(
             "/v2.0/{collection}/{id}/tags",

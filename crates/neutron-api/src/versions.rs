@@ -74,6 +74,21 @@ pub const EXTENSIONS: &[(&str, &str, &str)] = &[
         "provider:network_type, physical_network, segmentation_id",
     ),
     (
+        "quota-check-limit",
+        "Quota engine limit check",
+        "check_limit in quota updates: refuse a limit below the current usage",
+    ),
+    (
+        "quota_details",
+        "Quota details management support",
+        "used, limit and reserved per resource",
+    ),
+    (
+        "quotas",
+        "Quota management support",
+        "Per-project limits on networks, subnets, ports, routers, floating IPs and security groups",
+    ),
+    (
         "revision-if-match",
         "If-Match constraints based on revision_number",
         "If-Match: revision_number=N",
@@ -146,6 +161,7 @@ pub async fn v2(headers: HeaderMap) -> Json<Value> {
         ("floatingip", "floatingips"),
         ("security_group", "security-groups"),
         ("security_group_rule", "security-group-rules"),
+        ("quota", "quotas"),
     ]
     .into_iter()
     .map(|(name, coll)| {
