@@ -14,14 +14,10 @@ pub const MARKER_ID: &str = "counted";
 /// Counter changes per commit: etcd takes at most 127 operations in one.
 const CHUNK: usize = 100;
 
-/// The owner of a stored object, read without decoding the rest of it.
+/// The owner of a stored object (its `meta` is flattened), read without decoding the
+/// rest of it.
 #[derive(serde::Deserialize)]
 struct Owned {
-    meta: Owner,
-}
-
-#[derive(serde::Deserialize)]
-struct Owner {
     #[serde(default)]
     project_id: String,
 }
@@ -57,10 +53,8 @@ pub async fn count_existing(db: &Db) -> ApiResult<()> {
         let Ok(o) = serde_json::from_slice::<Owned>(&r.value) else {
             continue;
         };
-        if !o.meta.project_id.is_empty() {
-            *counts
-                .entry(counter(&o.meta.project_id, resource))
-                .or_default() += 1;
+        if !o.project_id.is_empty() {
+            *counts.entry(counter(&o.project_id, resource)).or_default() += 1;
         }
     }
     let objects = snap.records.len();
