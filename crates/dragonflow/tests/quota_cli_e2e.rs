@@ -1,7 +1,8 @@
 //! Quotas with the real `openstack` CLI through a real Keystone (testbed::keystone,
 //! installed by scripts/setup): the admin shows, sets and deletes a project's network
-//! quotas, the usage is what the project made, a member is refused past the quota and may
-//! show its own project's quotas but not set them.
+//! quotas (the CLI's limit check against the usage, and `--force`), the usage is what the
+//! project made, a member is refused past the quota and may show its own project's quotas
+//! but not set them.
 //!
 //! One test: Keystone takes 20-40 s to set up.
 
@@ -79,8 +80,9 @@ fn rows(out: &str) -> std::collections::BTreeMap<String, (Value, Value)> {
         .unwrap_or_else(|| panic!("rows: {out}"))
         .iter()
         .map(|r| {
-            let name = r["resource"].as_str().unwrap_or_default().to_string();
-            (name, (r["limit"].clone(), r["in_use"].clone()))
+            // The CLI's column headers are the keys.
+            let name = r["Resource"].as_str().unwrap_or_default().to_string();
+            (name, (r["Limit"].clone(), r["In Use"].clone()))
         })
         .collect()
 }
@@ -123,9 +125,9 @@ fn openstack_quota_show_set_and_delete_through_keystone() {
         ("subnets", 100),
         ("ports", 500),
         ("routers", 10),
-        ("floating-ips", 50),
-        ("secgroups", 10),
-        ("secgroup-rules", 100),
+        ("floating_ips", 50),
+        ("security_groups", 10),
+        ("security_group_rules", 100),
     ] {
         assert_eq!(limit(&q, r), want, "default {r}: {q:?}");
     }
@@ -155,9 +157,21 @@ fn openstack_quota_show_set_and_delete_through_keystone() {
     let q = show(admin, &["--usage", "alpha"]);
     assert_eq!(q["networks"], (1.into(), 1.into()), "{q:?}");
 
+    // The CLI asks Neutron to check the limit against the usage unless forced.
+    let e = openstack(&ks, admin, &["quota", "set", "--networks", "0", "alpha"])
+        .expect_err("a limit below the usage");
+    assert!(e.contains("Change would make usage less than 0"), "{e}");
+    openstack(
+        &ks,
+        admin,
+        &["quota", "set", "--force", "--networks", "0", "alpha"],
+    )
+    .expect("quota set --force");
+    assert_eq!(limit(&show(admin, &["alpha"]), "networks"), 0);
+
     // The member may show its own project's quotas (by id), not set them.
     let q = show(alice, &[alpha.as_str()]);
-    assert_eq!(limit(&q, "networks"), 1);
+    assert_eq!(limit(&q, "networks"), 0);
     let e = openstack(&ks, alice, &["quota", "set", "--networks", "5", &alpha])
         .expect_err("a member setting quotas");
     assert!(e.contains("update_quota") || e.contains("403"), "{e}");

@@ -14,7 +14,7 @@ const TENANT: &[(&str, &str)] = &[("X-Project-Id", "q")];
 fn used(srv: &Server) -> Value {
     let (st, v) = srv.call_as("GET", "/v2.0/quotas/q/details", None, TENANT);
     assert_eq!(st, 200, "{v}");
-    v["quota"]["network"].clone()
+    v["quota"]["network"]["used"].clone()
 }
 
 fn hundred_creates_against_ten(servers: &[&Server]) {

@@ -214,6 +214,15 @@ pub async fn update(
             ));
         }
     }
+    if req.limits.is_empty() {
+        // Nothing to set: no record either (the project stays out of the list).
+        return Ok(one(api
+            .db
+            .quotas
+            .limits(&api.db, &project)
+            .await?
+            .to_json()));
+    }
     let limits: Limits = crate::db::retrying(|| async {
         let (mut own, expect) = match api.db.store.get(QUOTA_TABLE, &project).await? {
             Some(r) => (
