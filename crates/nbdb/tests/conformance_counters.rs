@@ -117,7 +117,7 @@ async fn counters_move_with_their_commit_only(b: &mut Backend) {
     let snap = s.snapshot().await.unwrap();
     let tables: std::collections::BTreeSet<_> =
         snap.records.iter().map(|r| r.table.as_str()).collect();
-    assert_eq!(tables, ["network".into()].into(), "{tables:?}");
+    assert_eq!(tables, ["network"].into(), "{tables:?}");
     for c in s.changes_since(0, 1000).await.unwrap() {
         assert!(c.table == "network", "{c:?}");
     }

@@ -95,6 +95,13 @@ pub fn rss_mib(pid: u32) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// A `dragonflow` config file whose `[quotas]` make every resource unlimited: for the
+/// benches (and the few tests) that make more of one project's objects than Neutron's
+/// default quotas allow (500 ports, 100 networks, 10 routers, ...).
+pub const UNLIMITED_QUOTAS: &str = "[quotas]\nquota_network = -1\nquota_subnet = -1\n\
+    quota_port = -1\nquota_router = -1\nquota_floatingip = -1\nquota_security_group = -1\n\
+    quota_security_group_rule = -1\n";
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,10 +124,3 @@ mod tests {
         assert_eq!(t("port status reported"), None);
     }
 }
-
-/// A `dragonflow` config file whose `[quotas]` make every resource unlimited: for the
-/// benches (and the few tests) that make more of one project's objects than Neutron's
-/// default quotas allow (500 ports, 100 networks, 10 routers, ...).
-pub const UNLIMITED_QUOTAS: &str = "[quotas]\nquota_network = -1\nquota_subnet = -1\n\
-    quota_port = -1\nquota_router = -1\nquota_floatingip = -1\nquota_security_group = -1\n\
-    quota_security_group_rule = -1\n";
