@@ -23,6 +23,8 @@ use etcd_client::{
     TxnOpResponse, WatchOptions,
 };
 use std::collections::VecDeque;
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{OnceCell, watch};
@@ -158,8 +160,9 @@ impl Shared {
         format!("{}/commit", self.prefix)
     }
 
-    /// A counter's key: beside the prefix, not under it (`/dragonflow#n/<name>` for
-    /// `/dragonflow/`), so the follower's watch, listings and snapshots never see it.
+    /// A counter's keys start with this (`/dragonflow#n/<name>` for `/dragonflow/`, each
+    /// shard `/<NN>` after it): beside the prefix, not under it, so the follower's watch,
+    /// listings and snapshots never see them.
     fn counter(&self, name: &str) -> String {
         format!("{}#n/{name}", self.prefix.trim_end_matches('/'))
     }
@@ -366,9 +369,15 @@ impl Etcd {
         None
     }
 
-    /// The compares and writes that move `counts` on from their current values: etcd
-    /// has no in-transaction arithmetic, so each counter is read, then compared by its
-    /// `mod_revision` when written (a moved counter fails the txn, which is tried again).
+    /// The compares and writes that move `counts` on from their current values. etcd has
+    /// no arithmetic in a transaction, so a counter is read, then compared when written (a
+    /// moved counter fails the txn, which is tried again). To keep concurrent commits off
+    /// one key, a counter is [`SHARDS`] keys and an increment moves one picked at random:
+    /// - without a limit (an unlimited quota, a delete) only that shard is compared;
+    /// - with one, the room left under the limit is shared out: each other shard may have
+    ///   grown by at most its share (compared by value, the values being encoded so that
+    ///   byte order is numeric order) when this one commits, so the sum cannot pass the
+    ///   limit; near the limit the share is 0 and every shard is compared exactly.
     async fn counted(&self, counts: &[Count]) -> Result<(Vec<Compare>, Vec<TxnOp>)> {
         let (mut compares, mut writes) = (Vec::new(), Vec::new());
         if counts.is_empty() {
@@ -376,36 +385,82 @@ impl Etcd {
         }
         let mut c = self.shared.client().await?;
         for count in counts {
-            let key = self.shared.counter(count.name());
-            let resp = c.get(key.clone(), None).await.map_err(io)?;
-            let (current, rev) = match resp.kvs().first() {
-                Some(kv) => (number(count.name(), kv.value())?, kv.mod_revision()),
-                None => (0, 0),
-            };
-            let next = count.apply(current)?;
-            if matches!(count, Count::Add { .. }) {
-                compares.push(if rev == 0 {
-                    Compare::create_revision(key.clone(), CompareOp::Equal, 0)
-                } else {
-                    Compare::mod_revision(key.clone(), CompareOp::Equal, rev)
-                });
+            let name = count.name();
+            let base = format!("{}/", self.shared.counter(name));
+            let opts = GetOptions::new().with_range(prefix_end(base.as_bytes()));
+            let resp = c.get(base.clone(), Some(opts)).await.map_err(io)?;
+            let mut shards = [None; SHARDS];
+            for kv in resp.kvs() {
+                if let Some(i) = shard_of(&kv.key()[base.len()..]) {
+                    shards[i] = Some((number(name, kv.value())?, kv.mod_revision()));
+                }
             }
-            writes.push(if next == 0 {
-                TxnOp::delete(key, None)
-            } else {
-                TxnOp::put(key, next.to_string(), None)
-            });
+            let key = |i: usize| format!("{base}{i:02}");
+            let unchanged = |i: usize| match shards[i] {
+                Some((_, r)) => Compare::mod_revision(key(i), CompareOp::Equal, r),
+                None => Compare::create_revision(key(i), CompareOp::Equal, 0),
+            };
+            match count {
+                Count::Add { delta, limit, .. } => {
+                    let i = (RandomState::new().hash_one(name) % SHARDS as u64) as usize;
+                    let own = shards[i].map_or(0, |s| s.0);
+                    compares.push(unchanged(i));
+                    writes.push(TxnOp::put(
+                        key(i),
+                        encode_count(own.saturating_add(*delta)),
+                        None,
+                    ));
+                    if let (Some(limit), true) = (limit, *delta > 0) {
+                        let sum: i64 = shards.iter().flatten().map(|s| s.0).sum();
+                        count.apply(sum)?;
+                        let share = (limit - sum - delta) / (SHARDS as i64 - 1);
+                        for j in (0..SHARDS).filter(|j| *j != i) {
+                            compares.push(match shards[j] {
+                                Some((v, _)) if share > 0 => Compare::value(
+                                    key(j),
+                                    CompareOp::Less,
+                                    encode_count(v.saturating_add(share + 1)),
+                                ),
+                                _ => unchanged(j),
+                            });
+                        }
+                    }
+                }
+                Count::Set { value, .. } => {
+                    writes.push(TxnOp::put(key(0), encode_count(*value), None));
+                    for i in (1..SHARDS).filter(|i| shards[*i].is_some()) {
+                        writes.push(TxnOp::delete(key(i), None));
+                    }
+                }
+            }
         }
         Ok((compares, writes))
     }
+}
+
+/// How many keys a counter is spread over (see [`Etcd::counted`]).
+const SHARDS: usize = 16;
+
+/// A counter shard's stored form: the value with its sign bit flipped, as 20 decimal
+/// digits, so that comparing the bytes compares the numbers.
+fn encode_count(v: i64) -> String {
+    format!("{:020}", (v ^ i64::MIN) as u64)
 }
 
 /// A counter's stored value.
 fn number(name: &str, bytes: &[u8]) -> Result<i64> {
     std::str::from_utf8(bytes)
         .ok()
-        .and_then(|v| v.parse().ok())
+        .filter(|v| v.len() == 20)
+        .and_then(|v| v.parse::<u64>().ok())
+        .map(|v| (v as i64) ^ i64::MIN)
         .ok_or_else(|| StoreError::Corrupt(format!("counter {name} is not a number")))
+}
+
+/// The shard a counter key's last part names (`00` to `15`).
+fn shard_of(rest: &[u8]) -> Option<usize> {
+    let i: usize = std::str::from_utf8(rest).ok()?.parse().ok()?;
+    (rest.len() == 2 && i < SHARDS).then_some(i)
 }
 
 fn conflict_on(table: &str, id: &str) -> StoreError {
@@ -550,12 +605,21 @@ impl Store for Etcd {
             .get(start, Some(opts))
             .await
             .map_err(io)?;
-        let mut out = Vec::new();
+        // `<name>/<shard>`: the shards of one counter are added up.
+        let mut out: std::collections::BTreeMap<String, i64> = Default::default();
         for kv in resp.kvs() {
-            let name = String::from_utf8_lossy(kv.key().get(base..).unwrap_or_default());
-            out.push((name.to_string(), number(&name, kv.value())?));
+            let rest = kv.key().get(base..).unwrap_or_default();
+            let Some((name, shard)) = rest.len().checked_sub(3).map(|n| rest.split_at(n)) else {
+                continue;
+            };
+            if shard.first() != Some(&b'/') || shard_of(&shard[1..]).is_none() {
+                continue;
+            }
+            let name = String::from_utf8_lossy(name).into_owned();
+            let v = number(&name, kv.value())?;
+            *out.entry(name).or_default() += v;
         }
-        Ok(out)
+        Ok(out.into_iter().filter(|(_, v)| *v != 0).collect())
     }
 
     async fn revision(&self) -> Result<Revision> {
@@ -692,7 +756,22 @@ impl Etcd {
 
 #[cfg(test)]
 mod tests {
-    use super::prefix_end;
+    use super::{encode_count, number, prefix_end, shard_of};
+
+    #[test]
+    fn counter_values_sort_as_bytes_as_they_do_as_numbers() {
+        let values = [i64::MIN, -5_000, -1, 0, 1, 9, 10, 499, 500, i64::MAX];
+        for w in values.windows(2) {
+            assert!(encode_count(w[0]) < encode_count(w[1]), "{w:?}");
+        }
+        for v in values {
+            assert_eq!(number("c", encode_count(v).as_bytes()).unwrap(), v);
+        }
+        assert!(number("c", b"12").is_err());
+        assert_eq!(shard_of(b"07"), Some(7));
+        assert_eq!(shard_of(b"16"), None);
+        assert_eq!(shard_of(b"7"), None);
+    }
 
     #[test]
     fn prefix_end_increments_the_last_byte() {

@@ -150,6 +150,40 @@ async fn concurrent_limited_increments_stop_exactly_at_the_limit(b: &mut Backend
     assert_eq!(counters(s, "p/").await, [("p/network".to_string(), 10)]);
 }
 
+/// Far from the limit, and then up to it: exactly the limit's worth go through (etcd
+/// shares the room left among its counter's shards while there is room, then compares
+/// exactly), with unlimited increments of the same counter from elsewhere mixed in.
+async fn a_roomy_limit_holds_under_concurrency_up_to_the_last_one(b: &mut Backend) {
+    let stores = [b.open().await, b.open().await];
+    s_commit(&stores[0], "pre", Count::add("p/port", 5, None))
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..200usize {
+        let s = stores[i % 2].clone();
+        tasks.push(tokio::spawn(async move {
+            s_commit(&s, &format!("r{i:03}"), Count::add("p/port", 1, Some(60))).await
+        }));
+    }
+    let (mut ok, mut over) = (0, 0);
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => ok += 1,
+            Err(e) if is_over(&e, "p/port") => over += 1,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!((ok, over), (55, 145));
+    assert_eq!(
+        counters(&stores[1], "p/").await,
+        [("p/port".to_string(), 60)]
+    );
+}
+
+async fn s_commit(s: &Arc<dyn Store>, id: &str, c: Count) -> Result<u64, StoreError> {
+    s.commit_counted(vec![put("port", id)], vec![c]).await
+}
+
 async fn counters_survive_reopening_and_a_restart(b: &mut Backend) {
     {
         let s = b.open().await;
@@ -199,5 +233,6 @@ macro_rules! conformance {
 conformance!(
     counters_move_with_their_commit_only,
     concurrent_limited_increments_stop_exactly_at_the_limit,
+    a_roomy_limit_holds_under_concurrency_up_to_the_last_one,
     counters_survive_reopening_and_a_restart,
 );
