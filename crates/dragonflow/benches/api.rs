@@ -31,8 +31,13 @@ fn main() {
         l.local_addr().expect("addr")
     };
     let (addr, nb_addr) = (free(), free());
-    // The clients send no project: they act as the default project's admin.
+    // The clients send no project: they act as the default project's admin, with no
+    // quota (thousands of ports in one project).
+    let conf = dir.path().join("unlimited.toml");
+    std::fs::write(&conf, testbed::bench::UNLIMITED_QUOTAS).expect("config");
     let mut server = Command::new(env!("CARGO_BIN_EXE_dragonflow"))
+        .arg("--config")
+        .arg(&conf)
         .args(["server", "--noauth-admin", "--listen", &addr.to_string()])
         .args(["--nb-listen", &nb_addr.to_string(), "--db"])
         .arg(format!("embedded:{}", dir.path().join("nb.redb").display()))

@@ -131,9 +131,11 @@ fn main() {
     ks.user("bencher", "bench-pw", &project, &["member"])
         .expect("user");
     let dir = tempfile::tempdir().expect("tempdir");
-    let (mut noauth, noauth_url) = server(dir.path(), "noauth", "", &["--noauth-admin"]);
+    // Thousands of ports in one project: no quota, in both modes.
+    let unlimited = testbed::bench::UNLIMITED_QUOTAS;
+    let (mut noauth, noauth_url) = server(dir.path(), "noauth", unlimited, &["--noauth-admin"]);
     let config = format!(
-        "[neutron]\nauth_strategy = \"keystone\"\n\n[keystone_authtoken]\n\
+        "{unlimited}\n[neutron]\nauth_strategy = \"keystone\"\n\n[keystone_authtoken]\n\
          auth_url = \"{}/v3\"\nusername = \"neutron\"\npassword = \"{NEUTRON_PASSWORD}\"\n\
          project_name = \"service\"\n",
         ks.url()

@@ -202,7 +202,8 @@ fn wait_all_up(start: Instant, want: &BTreeSet<String>, mut up: impl FnMut() -> 
 }
 
 fn ours(shape: Shape) -> Figures {
-    let srv = Server::start();
+    // Up to thousands of ports in one project: no quota.
+    let srv = Server::start_unlimited();
     let (_wire, ovs) = hosts(shape.hosts);
     let mut ctl: Vec<Controller> = ovs
         .iter()

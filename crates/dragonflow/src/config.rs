@@ -1,6 +1,6 @@
 //! The config file (TOML): `[server]` for the process, `[neutron]` for the API settings,
 //! `[keystone_authtoken]` for Keystone when `[neutron] auth_strategy = "keystone"`, `[nova]`
-//! for the port events sent to Nova.
+//! for the port events sent to Nova, `[quotas]` for the default quotas.
 //! Every key has a default, so the file is optional; flags override it.
 
 use serde::Deserialize;
@@ -14,6 +14,7 @@ pub struct File {
     pub neutron: neutron_api::ApiConfig,
     pub keystone_authtoken: neutron_api::keystone::KeystoneConfig,
     pub nova: neutron_api::nova::NovaConfig,
+    pub quotas: neutron_api::config::QuotaConfig,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -86,9 +86,13 @@ pub fn run(file: config::File, args: Args) -> Result<(), String> {
     neutron.report_interval = args.report_interval.unwrap_or(neutron.report_interval);
     neutron.agent_down_time = args.agent_down_time.unwrap_or(neutron.agent_down_time);
     let host = args.host.unwrap_or_else(hostname);
-    let settings = neutron
+    let mut settings = neutron
         .check()
         .map_err(|e| format!("config [neutron]: {e}"))?;
+    settings.quotas = file
+        .quotas
+        .check()
+        .map_err(|e| format!("config [quotas]: {e}"))?;
     let keystone = match settings.auth_strategy {
         neutron_api::config::AuthStrategy::Keystone => {
             let ks = file

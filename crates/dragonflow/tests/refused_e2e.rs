@@ -24,7 +24,8 @@ fn one_port_refused_by_real_ovs_among_500_plugged_at_once_is_error_and_the_rest_
     ) {
         return;
     }
-    let srv = Server::start();
+    // 500 ports and the DHCP port: past Neutron's default port quota.
+    let srv = Server::start_unlimited();
     let ovs = testbed::Ovs::start().expect("ovs");
     let ctl = Controller::start(&srv, &ovs, "host-a", "192.0.2.1");
     let net = srv.network("n", "10.0.0.0/22");

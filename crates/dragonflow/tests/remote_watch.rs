@@ -46,7 +46,8 @@ fn collect(url: String, after: u64, until: std::sync::mpsc::Receiver<u64>) -> Se
 
 #[test]
 fn remote_watch_survives_a_server_restart_during_a_burst() {
-    let mut srv = Server::start();
+    // 10,000 networks in one project: past the default network quota.
+    let mut srv = Server::start_unlimited();
     let (url, nb_url) = (srv.url.clone(), srv.nb_url.clone());
     let (tx, rx) = std::sync::mpsc::channel();
     let watcher = {

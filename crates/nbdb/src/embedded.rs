@@ -8,7 +8,7 @@
 mod leases;
 
 use crate::codec::{LogEntry, decode_changes, decode_object, encode_changes, encode_object};
-use crate::{Change, Filter, Op, Record, Result, Revision, Snapshot, Store, StoreError};
+use crate::{Change, Count, Filter, Op, Record, Result, Revision, Snapshot, Store, StoreError};
 use async_trait::async_trait;
 use leases::LEASES;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
@@ -29,6 +29,8 @@ const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
 /// are not indexed one by one: most are claims, three to a port create, and an index
 /// entry each cost the create path a B-tree insert each.
 const TOPICS: TableDefinition<'_, &str, ()> = TableDefinition::new("topics");
+/// Counters ([`Count`]) → value; a counter at 0 has no entry.
+const COUNTERS: TableDefinition<'_, &str, i64> = TableDefinition::new("counters");
 
 /// How many revisions of the change log are kept for watchers that resume.
 pub const DEFAULT_RETENTION: u64 = 100_000;
@@ -40,7 +42,7 @@ type Reply = oneshot::Sender<Result<Revision>>;
 /// What the writer thread is asked to do: a commit, or a lease write (which shares the
 /// batch's durable commit but takes no revision).
 enum Job {
-    Commit(Vec<Op>, Reply),
+    Commit(Vec<Op>, Vec<Count>, Reply),
     /// `Some((deadline, value))` puts, `None` deletes; answers whether one was there.
     Lease(
         String,
@@ -136,6 +138,7 @@ impl Embedded {
             txn.open_table(CHANGES).map_err(io)?;
             txn.open_table(TOPICS).map_err(io)?;
             txn.open_table(LEASES).map_err(io)?;
+            txn.open_table(COUNTERS).map_err(io)?;
             build_topic_index(&txn)?;
             let meta = txn.open_table(META).map_err(io)?;
             meta.get("revision")
@@ -185,7 +188,7 @@ fn writer_loop(
                 for job in batch {
                     let e = StoreError::Unavailable(msg.clone());
                     match job {
-                        Job::Commit(_, reply) => drop(reply.send(Err(e))),
+                        Job::Commit(_, _, reply) => drop(reply.send(Err(e))),
                         Job::Lease(_, _, reply) => drop(reply.send(Err(e))),
                     }
                 }
@@ -196,7 +199,7 @@ fn writer_loop(
         rev_tx.send_replace(revision);
         for (job, result) in batch.into_iter().zip(results) {
             match (job, result) {
-                (Job::Commit(_, reply), Done::Commit(r)) => drop(reply.send(r)),
+                (Job::Commit(_, _, reply), Done::Commit(r)) => drop(reply.send(r)),
                 (Job::Lease(_, _, reply), Done::Lease(r)) => drop(reply.send(r)),
                 _ => {}
             }
@@ -225,9 +228,10 @@ fn apply_batch(
         let mut changes = txn.open_table(CHANGES).map_err(io)?;
         let mut topics = txn.open_table(TOPICS).map_err(io)?;
         let mut leases = txn.open_table(LEASES).map_err(io)?;
+        let mut counters = txn.open_table(COUNTERS).map_err(io)?;
         for job in batch {
-            let ops = match job {
-                Job::Commit(ops, _) => ops,
+            let (ops, counts) = match job {
+                Job::Commit(ops, counts, _) => (ops, counts),
                 Job::Lease(key, value, _) => {
                     let had = match value {
                         Some((deadline, v)) => {
@@ -245,13 +249,14 @@ fn apply_batch(
                 objects: &mut objects,
                 changes: &mut changes,
                 topics: &mut topics,
+                counters: &mut counters,
             };
-            results.push(Done::Commit(apply_one(&mut tables, ops, revision + 1).map(
-                |()| {
+            results.push(Done::Commit(
+                apply_one(&mut tables, ops, counts, revision + 1).map(|()| {
                     revision += 1;
                     revision
-                },
-            )));
+                }),
+            ));
         }
         let mut meta = txn.open_table(META).map_err(io)?;
         meta.insert("revision", revision).map_err(io)?;
@@ -276,13 +281,20 @@ struct Tables<'a, 't> {
     objects: &'a mut redb::Table<'t, &'static str, &'static [u8]>,
     changes: &'a mut redb::Table<'t, u64, &'static [u8]>,
     topics: &'a mut redb::Table<'t, &'static str, ()>,
+    counters: &'a mut redb::Table<'t, &'static str, i64>,
 }
 
-fn apply_one(t: &mut Tables<'_, '_>, ops: &[Op], revision: Revision) -> Result<()> {
+fn apply_one(
+    t: &mut Tables<'_, '_>,
+    ops: &[Op],
+    counts: &[Count],
+    revision: Revision,
+) -> Result<()> {
     let Tables {
         objects,
         changes,
         topics,
+        counters,
     } = t;
     // The topic each existing object has (`None`: absent), for the deletion events and
     // the topic index.
@@ -305,6 +317,20 @@ fn apply_one(t: &mut Tables<'_, '_>, ops: &[Op], revision: Revision) -> Result<(
             });
         }
         old_topics.push(current.map(|c| c.1));
+    }
+    // Counters are checked with the expectations, before anything is written: the one
+    // writer thread makes the read and the write a single step.
+    let mut counted = Vec::with_capacity(counts.len());
+    for c in counts {
+        let current = counters.get(c.name()).map_err(io)?.map_or(0, |v| v.value());
+        counted.push((c.name(), c.apply(current)?));
+    }
+    for (name, value) in counted {
+        if value == 0 {
+            counters.remove(name).map_err(io)?;
+        } else {
+            counters.insert(name, value).map_err(io)?;
+        }
     }
     let mut log = Vec::new();
     for (op, old_topic) in ops.iter().zip(&old_topics) {
@@ -420,11 +446,11 @@ impl Store for Embedded {
         Ok(out)
     }
 
-    async fn commit(&self, ops: Vec<Op>) -> Result<Revision> {
-        crate::validate(&ops)?;
+    async fn commit_counted(&self, ops: Vec<Op>, counts: Vec<Count>) -> Result<Revision> {
+        crate::counters::validate_commit(&ops, &counts)?;
         let (tx, rx) = oneshot::channel();
         self.writer
-            .send(Job::Commit(ops, tx))
+            .send(Job::Commit(ops, counts, tx))
             .map_err(|_| StoreError::Unavailable("store writer stopped".into()))?;
         rx.await
             .map_err(|_| StoreError::Unavailable("store writer stopped".into()))?
@@ -451,6 +477,20 @@ impl Store for Embedded {
 
     async fn delete_lease(&self, key: &str) -> Result<bool> {
         self.lease_job(key, None).await
+    }
+
+    async fn counters(&self, prefix: &str) -> Result<Vec<(String, i64)>> {
+        let txn = self.db.begin_read().map_err(io)?;
+        let counters = txn.open_table(COUNTERS).map_err(io)?;
+        let mut out = Vec::new();
+        for entry in counters.range(prefix..).map_err(io)? {
+            let (k, v) = entry.map_err(io)?;
+            if !k.value().starts_with(prefix) {
+                break;
+            }
+            out.push((k.value().to_string(), v.value()));
+        }
+        Ok(out)
     }
 
     async fn revision(&self) -> Result<Revision> {

@@ -21,13 +21,15 @@
 //! writer stops renewing: liveness is etcd's clock, not the writer's.
 
 use crate::codec::{decode_value, encode_value, topic_of};
-use crate::{Change, Expect, Op, Record, Result, Revision, Snapshot, Store, StoreError};
+use crate::{Change, Count, Expect, Op, Record, Result, Revision, Snapshot, Store, StoreError};
 use async_trait::async_trait;
 use etcd_client::{
     Client, Compare, CompareOp, ConnectOptions, EventType, GetOptions, KeyValue, PutOptions, Txn,
     TxnOp, TxnOpResponse, WatchOptions,
 };
 use std::collections::VecDeque;
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{OnceCell, watch};
@@ -168,6 +170,13 @@ impl Shared {
         format!("{}.leases/{part}/{key}", self.prefix.trim_end_matches('/'))
     }
 
+    /// A counter's keys start with this (`/dragonflow#n/<name>` for `/dragonflow/`, each
+    /// shard `/<NN>` after it): beside the prefix, not under it, so the follower's watch,
+    /// listings and snapshots never see them.
+    fn counter(&self, name: &str) -> String {
+        format!("{}#n/{name}", self.prefix.trim_end_matches('/'))
+    }
+
     /// `(table, id)` of a key under the prefix; `None` for the commit marker.
     fn split_key<'k>(&self, key: &'k [u8]) -> Result<Option<(&'k str, &'k str)>> {
         let rest = key
@@ -284,6 +293,62 @@ impl Etcd {
         }
     }
 
+    /// One attempt of a commit: `None` when only a counter moved since it was read.
+    async fn try_commit(&self, ops: &[Op], counts: &[Count]) -> Result<Option<Revision>> {
+        let (mut compares, mut writes) = self.counted(counts).await?;
+        let mut reads = Vec::new();
+        for op in ops {
+            let (table, id) = op.key();
+            let key = self.shared.key(table, id);
+            match op.expect() {
+                Expect::Any => {}
+                Expect::Absent => {
+                    compares.push(Compare::create_revision(key.clone(), CompareOp::Equal, 0))
+                }
+                Expect::Present => {
+                    compares.push(Compare::create_revision(key.clone(), CompareOp::Greater, 0))
+                }
+                Expect::Revision(r) => compares.push(Compare::mod_revision(
+                    key.clone(),
+                    CompareOp::Equal,
+                    i64::try_from(r).unwrap_or(i64::MAX),
+                )),
+            }
+            match op {
+                Op::Put { value, topic, .. } => writes.push(TxnOp::put(
+                    key.clone(),
+                    encode_value(topic.as_deref().unwrap_or(""), value),
+                    None,
+                )),
+                Op::Delete { .. } => writes.push(TxnOp::delete(key.clone(), None)),
+                Op::Check { .. } => {}
+            }
+            reads.push(TxnOp::get(key, Some(GetOptions::new().with_keys_only())));
+        }
+        // Last, so a watcher that sees it knows the revision is complete.
+        writes.push(TxnOp::put(self.shared.marker(), Vec::new(), None));
+        let txn = Txn::new().when(compares).and_then(writes).or_else(reads);
+        let resp = self.shared.client().await?.txn(txn).await.map_err(|e| {
+            let msg = e.to_string();
+            // etcd caps each branch of a txn (--max-txn-ops, 128 by default), so a commit
+            // holds at most that many ops less one (the marker).
+            if msg.contains("too many operations") {
+                StoreError::Invalid(format!("transaction too large for etcd: {msg}"))
+            } else {
+                io(e)
+            }
+        })?;
+        if !resp.succeeded() {
+            return match Self::conflict(ops, &resp.op_responses()) {
+                Some(e) => Err(e),
+                None => Ok(None),
+            };
+        }
+        Ok(Some(rev_of(
+            resp.header().map(|h| h.revision()).unwrap_or(0),
+        )))
+    }
+
     /// The revision of our last commit (from the marker) and etcd's current revision.
     async fn latest(&self) -> Result<(Revision, Revision)> {
         let resp = self
@@ -298,8 +363,9 @@ impl Etcd {
         Ok((ours.unwrap_or(0), now.max(ours.unwrap_or(0))))
     }
 
-    /// Finds the op whose expectation failed from the state read by the failed txn.
-    fn conflict(ops: &[Op], responses: &[TxnOpResponse]) -> StoreError {
+    /// Finds the op whose expectation failed from the state read by the failed txn;
+    /// `None` when every op's held (a counter moved since it was read).
+    fn conflict(ops: &[Op], responses: &[TxnOpResponse]) -> Option<StoreError> {
         for (op, resp) in ops.iter().zip(responses) {
             let current = match resp {
                 TxnOpResponse::Get(g) => g.kvs().first().map(|kv| rev_of(kv.mod_revision())),
@@ -307,13 +373,104 @@ impl Etcd {
             };
             if !crate::expect_holds(op.expect(), current) {
                 let (table, id) = op.key();
-                return conflict_on(table, id);
+                return Some(conflict_on(table, id));
             }
         }
-        // Not reached: the reads ran in the same txn as the failed compares.
-        let (table, id) = ops.first().map(Op::key).unwrap_or(("", ""));
-        conflict_on(table, id)
+        None
     }
+
+    /// The compares and writes that move `counts` on from their current values. etcd has
+    /// no arithmetic in a transaction, so a counter is read, then compared when written (a
+    /// moved counter fails the txn, which is tried again). To keep concurrent commits off
+    /// one key, a counter is [`SHARDS`] keys and an increment moves one picked at random:
+    /// - without a limit (an unlimited quota, a delete) only that shard is compared;
+    /// - with one, the room left under the limit is shared out: each other shard may have
+    ///   grown by at most its share (compared by value, the values being encoded so that
+    ///   byte order is numeric order) when this one commits, so the sum cannot pass the
+    ///   limit; near the limit the share is 0 and every shard is compared exactly.
+    async fn counted(&self, counts: &[Count]) -> Result<(Vec<Compare>, Vec<TxnOp>)> {
+        let (mut compares, mut writes) = (Vec::new(), Vec::new());
+        if counts.is_empty() {
+            return Ok((compares, writes));
+        }
+        let mut c = self.shared.client().await?;
+        for count in counts {
+            let name = count.name();
+            let base = format!("{}/", self.shared.counter(name));
+            let opts = GetOptions::new().with_range(prefix_end(base.as_bytes()));
+            let resp = c.get(base.clone(), Some(opts)).await.map_err(io)?;
+            let mut shards = [None; SHARDS];
+            for kv in resp.kvs() {
+                if let Some(i) = shard_of(&kv.key()[base.len()..]) {
+                    shards[i] = Some((number(name, kv.value())?, kv.mod_revision()));
+                }
+            }
+            let key = |i: usize| format!("{base}{i:02}");
+            let unchanged = |i: usize| match shards[i] {
+                Some((_, r)) => Compare::mod_revision(key(i), CompareOp::Equal, r),
+                None => Compare::create_revision(key(i), CompareOp::Equal, 0),
+            };
+            match count {
+                Count::Add { delta, limit, .. } => {
+                    let i = (RandomState::new().hash_one(name) % SHARDS as u64) as usize;
+                    let own = shards[i].map_or(0, |s| s.0);
+                    compares.push(unchanged(i));
+                    writes.push(TxnOp::put(
+                        key(i),
+                        encode_count(own.saturating_add(*delta)),
+                        None,
+                    ));
+                    if let (Some(limit), true) = (limit, *delta > 0) {
+                        let sum: i64 = shards.iter().flatten().map(|s| s.0).sum();
+                        count.apply(sum)?;
+                        let share = (limit - sum - delta) / (SHARDS as i64 - 1);
+                        for j in (0..SHARDS).filter(|j| *j != i) {
+                            compares.push(match shards[j] {
+                                Some((v, _)) if share > 0 => Compare::value(
+                                    key(j),
+                                    CompareOp::Less,
+                                    encode_count(v.saturating_add(share + 1)),
+                                ),
+                                _ => unchanged(j),
+                            });
+                        }
+                    }
+                }
+                Count::Set { value, .. } => {
+                    writes.push(TxnOp::put(key(0), encode_count(*value), None));
+                    for i in (1..SHARDS).filter(|i| shards[*i].is_some()) {
+                        writes.push(TxnOp::delete(key(i), None));
+                    }
+                }
+            }
+        }
+        Ok((compares, writes))
+    }
+}
+
+/// How many keys a counter is spread over (see [`Etcd::counted`]).
+const SHARDS: usize = 16;
+
+/// A counter shard's stored form: the value with its sign bit flipped, as 20 decimal
+/// digits, so that comparing the bytes compares the numbers.
+fn encode_count(v: i64) -> String {
+    format!("{:020}", (v ^ i64::MIN) as u64)
+}
+
+/// A counter's stored value.
+fn number(name: &str, bytes: &[u8]) -> Result<i64> {
+    std::str::from_utf8(bytes)
+        .ok()
+        .filter(|v| v.len() == 20)
+        .and_then(|v| v.parse::<u64>().ok())
+        .map(|v| (v as i64) ^ i64::MIN)
+        .ok_or_else(|| StoreError::Corrupt(format!("counter {name} is not a number")))
+}
+
+/// The shard a counter key's last part names (`00` to `15`).
+fn shard_of(rest: &[u8]) -> Option<usize> {
+    let i: usize = std::str::from_utf8(rest).ok()?.parse().ok()?;
+    (rest.len() == 2 && i < SHARDS).then_some(i)
 }
 
 fn conflict_on(table: &str, id: &str) -> StoreError {
@@ -487,56 +644,45 @@ impl Store for Etcd {
         Ok(self.range(start, end).await?.1)
     }
 
-    async fn commit(&self, ops: Vec<Op>) -> Result<Revision> {
-        crate::validate(&ops)?;
-        let mut compares = Vec::new();
-        let mut writes = Vec::new();
-        let mut reads = Vec::new();
-        for op in &ops {
-            let (table, id) = op.key();
-            let key = self.shared.key(table, id);
-            match op.expect() {
-                Expect::Any => {}
-                Expect::Absent => {
-                    compares.push(Compare::create_revision(key.clone(), CompareOp::Equal, 0))
-                }
-                Expect::Present => {
-                    compares.push(Compare::create_revision(key.clone(), CompareOp::Greater, 0))
-                }
-                Expect::Revision(r) => compares.push(Compare::mod_revision(
-                    key.clone(),
-                    CompareOp::Equal,
-                    i64::try_from(r).unwrap_or(i64::MAX),
-                )),
+    async fn commit_counted(&self, ops: Vec<Op>, counts: Vec<Count>) -> Result<Revision> {
+        crate::counters::validate_commit(&ops, &counts)?;
+        // Lost races on counters alone are tried again here; a bound keeps a pathological
+        // case from spinning forever (the caller then sees an ordinary conflict).
+        for _ in 0..1000 {
+            if let Some(rev) = self.try_commit(&ops, &counts).await? {
+                return Ok(rev);
             }
-            match op {
-                Op::Put { value, topic, .. } => writes.push(TxnOp::put(
-                    key.clone(),
-                    encode_value(topic.as_deref().unwrap_or(""), value),
-                    None,
-                )),
-                Op::Delete { .. } => writes.push(TxnOp::delete(key.clone(), None)),
-                Op::Check { .. } => {}
-            }
-            reads.push(TxnOp::get(key, Some(GetOptions::new().with_keys_only())));
         }
-        // Last, so a watcher that sees it knows the revision is complete.
-        writes.push(TxnOp::put(self.shared.marker(), Vec::new(), None));
-        let txn = Txn::new().when(compares).and_then(writes).or_else(reads);
-        let resp = self.shared.client().await?.txn(txn).await.map_err(|e| {
-            let msg = e.to_string();
-            // etcd caps each branch of a txn (--max-txn-ops, 128 by default), so a commit
-            // holds at most that many ops less one (the marker).
-            if msg.contains("too many operations") {
-                StoreError::Invalid(format!("transaction too large for etcd: {msg}"))
-            } else {
-                io(e)
+        let name = counts.first().map(Count::name).unwrap_or_default();
+        Err(conflict_on("#n", name))
+    }
+
+    async fn counters(&self, prefix: &str) -> Result<Vec<(String, i64)>> {
+        let start = self.shared.counter(prefix).into_bytes();
+        let base = self.shared.counter("").len();
+        let opts = GetOptions::new().with_range(prefix_end(&start));
+        let resp = self
+            .shared
+            .client()
+            .await?
+            .get(start, Some(opts))
+            .await
+            .map_err(io)?;
+        // `<name>/<shard>`: the shards of one counter are added up.
+        let mut out: std::collections::BTreeMap<String, i64> = Default::default();
+        for kv in resp.kvs() {
+            let rest = kv.key().get(base..).unwrap_or_default();
+            let Some((name, shard)) = rest.len().checked_sub(3).map(|n| rest.split_at(n)) else {
+                continue;
+            };
+            if shard.first() != Some(&b'/') || shard_of(&shard[1..]).is_none() {
+                continue;
             }
-        })?;
-        if !resp.succeeded() {
-            return Err(Self::conflict(&ops, &resp.op_responses()));
+            let name = String::from_utf8_lossy(name).into_owned();
+            let v = number(&name, kv.value())?;
+            *out.entry(name).or_default() += v;
         }
-        Ok(rev_of(resp.header().map(|h| h.revision()).unwrap_or(0)))
+        Ok(out.into_iter().filter(|(_, v)| *v != 0).collect())
     }
 
     async fn revision(&self) -> Result<Revision> {
@@ -718,7 +864,22 @@ impl Etcd {
 
 #[cfg(test)]
 mod tests {
-    use super::prefix_end;
+    use super::{encode_count, number, prefix_end, shard_of};
+
+    #[test]
+    fn counter_values_sort_as_bytes_as_they_do_as_numbers() {
+        let values = [i64::MIN, -5_000, -1, 0, 1, 9, 10, 499, 500, i64::MAX];
+        for w in values.windows(2) {
+            assert!(encode_count(w[0]) < encode_count(w[1]), "{w:?}");
+        }
+        for v in values {
+            assert_eq!(number("c", encode_count(v).as_bytes()).unwrap(), v);
+        }
+        assert!(number("c", b"12").is_err());
+        assert_eq!(shard_of(b"07"), Some(7));
+        assert_eq!(shard_of(b"16"), None);
+        assert_eq!(shard_of(b"7"), None);
+    }
 
     #[test]
     fn prefix_end_increments_the_last_byte() {

@@ -6,6 +6,7 @@
 //! Backends implement [`Store`]; the API server and the controllers only see that trait.
 
 pub mod codec;
+pub mod counters;
 pub mod embedded;
 pub mod etcd;
 pub mod redis;
@@ -16,6 +17,7 @@ use async_trait::async_trait;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use counters::Count;
 pub use embedded::Embedded;
 pub use etcd::Etcd;
 pub use redis::Redis;
@@ -151,6 +153,9 @@ pub enum StoreError {
     /// Stored bytes that cannot be decoded.
     #[error("corrupt store data: {0}")]
     Corrupt(String),
+    /// A [`Count`] with a limit would have taken its counter above it; nothing was written.
+    #[error("counter {counter} is at its limit")]
+    OverLimit { counter: String },
     /// The backend failed (I/O, connection, ...).
     #[error("store unavailable: {0}")]
     Unavailable(String),
@@ -215,7 +220,18 @@ pub trait Store: Send + Sync + 'static {
     }
 
     /// Applies all ops atomically if every expectation holds; returns the new revision.
-    async fn commit(&self, ops: Vec<Op>) -> Result<Revision>;
+    async fn commit(&self, ops: Vec<Op>) -> Result<Revision> {
+        self.commit_counted(ops, Vec::new()).await
+    }
+
+    /// Like [`Store::commit`], and changes counters in the same transaction: the commit
+    /// fails with [`StoreError::OverLimit`] (nothing written) when a limited increment
+    /// would exceed its limit. `ops` may be empty when `counts` is not.
+    async fn commit_counted(&self, ops: Vec<Op>, counts: Vec<Count>) -> Result<Revision>;
+
+    /// Every counter whose name starts with `prefix`, ordered by name (never-set and
+    /// zero counters may be left out).
+    async fn counters(&self, prefix: &str) -> Result<Vec<(String, i64)>>;
 
     /// The latest committed revision.
     async fn revision(&self) -> Result<Revision>;

@@ -23,7 +23,7 @@
 //! alone, so readers never see half a commit. (The entry's fields go through Lua's
 //! `unpack`, which caps a commit at about 1000 ops.)
 
-use crate::{Change, Op, Record, Result, Revision, Snapshot, Store, StoreError};
+use crate::{Change, Count, Op, Record, Result, Revision, Snapshot, Store, StoreError};
 use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncConnectionConfig, Client, Script, Value};
@@ -73,15 +73,19 @@ impl Drop for Redis {
     }
 }
 
-/// ARGV: prefix, retention, then 7 per op: kind (p/d/c), table, id, expectation
-/// (a: any, A: absent, P: present, R: revision), expected revision, topic, value.
-/// Returns {1, revision} or {0, index of the op whose expectation failed}.
+/// ARGV: prefix, retention, number of ops, then 7 per op: kind (p/d/c), table, id,
+/// expectation (a: any, A: absent, P: present, R: revision), expected revision, topic,
+/// value; then 4 per counter change: kind (a: add, s: set), name, delta or value, limit
+/// ('' for none). Counters live in the hash `<prefix>n`.
+/// Returns {1, revision}, {0, index of the op whose expectation failed} or {2, index of
+/// the counter that would pass its limit}.
 const COMMIT: &str = r#"
 local p = ARGV[1]
-local n = (#ARGV - 2) / 7
+local n = tonumber(ARGV[3])
+local nc = (#ARGV - 3 - n * 7) / 4
 local old = {}
 for i = 0, n - 1 do
-  local b = 3 + i * 7
+  local b = 4 + i * 7
   local key = p .. 'o:' .. ARGV[b + 1] .. '/' .. ARGV[b + 2]
   local cur = redis.call('HMGET', key, 'r', 't')
   local e = ARGV[b + 3]
@@ -91,10 +95,29 @@ for i = 0, n - 1 do
   if not ok then return {0, i} end
   old[i] = {exists, cur[2] or ''}
 end
+local counted = {}
+for j = 0, nc - 1 do
+  local b = 4 + n * 7 + j * 4
+  local v = tonumber(ARGV[b + 2])
+  if ARGV[b] == 'a' then
+    local next = tonumber(redis.call('HGET', p .. 'n', ARGV[b + 1]) or '0') + v
+    if v > 0 and ARGV[b + 3] ~= '' and next > tonumber(ARGV[b + 3]) then return {2, j} end
+    v = next
+  end
+  counted[j] = v
+end
+for j = 0, nc - 1 do
+  local name = ARGV[4 + n * 7 + j * 4 + 1]
+  if counted[j] == 0 then
+    redis.call('HDEL', p .. 'n', name)
+  else
+    redis.call('HSET', p .. 'n', name, string.format('%d', counted[j]))
+  end
+end
 local rev = redis.call('INCR', p .. 'rev')
 local f = {}
 for i = 0, n - 1 do
-  local b = 3 + i * 7
+  local b = 4 + i * 7
   local kind, tbl, id = ARGV[b], ARGV[b + 1], ARGV[b + 2]
   local key = p .. 'o:' .. tbl .. '/' .. id
   if kind == 'p' then
@@ -504,11 +527,12 @@ impl Store for Redis {
         Ok(out)
     }
 
-    async fn commit(&self, ops: Vec<Op>) -> Result<Revision> {
-        crate::validate(&ops)?;
+    async fn commit_counted(&self, ops: Vec<Op>, counts: Vec<Count>) -> Result<Revision> {
+        crate::counters::validate_commit(&ops, &counts)?;
         let mut inv = self.commit.prepare_invoke();
         inv.arg(&self.options.prefix)
-            .arg(self.options.retention.max(1));
+            .arg(self.options.retention.max(1))
+            .arg(ops.len());
         for op in &ops {
             let (table, id) = op.key();
             let (kind, topic, value): (&str, &str, &[u8]) = match op {
@@ -530,11 +554,30 @@ impl Store for Redis {
                 .arg(topic)
                 .arg(value);
         }
+        for c in &counts {
+            let (kind, v, limit) = match c {
+                Count::Add { delta, limit, .. } => ("a", *delta, limit.map(|l| l.to_string())),
+                Count::Set { value, .. } => ("s", *value, None),
+            };
+            inv.arg(kind)
+                .arg(c.name())
+                .arg(v)
+                .arg(limit.unwrap_or_default());
+        }
         let mut con = self.conn.clone();
         let (ok, n): (i64, u64) = inv.invoke_async(&mut con).await.map_err(err)?;
         if ok == 1 {
             crate::bump(&self.revision, n);
             return Ok(n);
+        }
+        if ok == 2 {
+            let c = usize::try_from(n)
+                .ok()
+                .and_then(|i| counts.get(i))
+                .ok_or_else(|| corrupt("commit script named no counter"))?;
+            return Err(StoreError::OverLimit {
+                counter: c.name().to_string(),
+            });
         }
         let (table, id) = usize::try_from(n)
             .ok()
@@ -603,6 +646,24 @@ impl Store for Redis {
             .await
             .map_err(err)?;
         Ok(gone > 0)
+    }
+
+    async fn counters(&self, prefix: &str) -> Result<Vec<(String, i64)>> {
+        let mut con = self.conn.clone();
+        let all: Vec<(String, String)> = redis::cmd("HGETALL")
+            .arg(format!("{}n", self.options.prefix))
+            .query_async(&mut con)
+            .await
+            .map_err(err)?;
+        let mut out = Vec::new();
+        for (name, v) in all.into_iter().filter(|(n, _)| n.starts_with(prefix)) {
+            let v = v
+                .parse()
+                .map_err(|_| corrupt(&format!("counter {name} is not a number")))?;
+            out.push((name, v));
+        }
+        out.sort();
+        Ok(out)
     }
 
     async fn revision(&self) -> Result<Revision> {

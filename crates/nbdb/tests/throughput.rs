@@ -6,7 +6,7 @@
 mod harness;
 
 use harness::{Backend, Kind};
-use nbdb::{Expect, Op};
+use nbdb::{Count, Expect, Op};
 use std::time::Instant;
 
 async fn measure(kind: Kind) {
@@ -51,6 +51,34 @@ async fn measure(kind: Kind) {
     }
     let concurrent = f64::from(tasks * each) / t.elapsed().as_secs_f64();
 
+    // The same with quota usage: every commit also moves one project's counter (the
+    // worst case: all tasks on one counter), without a limit (an unlimited quota) and with
+    // one that never binds (a finite quota).
+    let mut counted = Vec::new();
+    for (round, limit) in [None, Some(1_000_000)].into_iter().enumerate() {
+        let t = Instant::now();
+        let mut handles = Vec::new();
+        for k in 0..tasks {
+            let s = s.clone();
+            let value = value.clone();
+            handles.push(tokio::spawn(async move {
+                for i in 0..each {
+                    let id = format!("q{round}-{k}-{i}");
+                    let ops = vec![
+                        Op::put("port", &id, value.clone(), Expect::Absent),
+                        Op::put("claim", &format!("ip/{id}"), vec![], Expect::Absent),
+                    ];
+                    let counts = vec![Count::add("p/port", 1, limit)];
+                    s.commit_counted(ops, counts).await.unwrap();
+                }
+            }));
+        }
+        for h in handles {
+            h.await.unwrap();
+        }
+        counted.push(f64::from(tasks * each) / t.elapsed().as_secs_f64());
+    }
+
     let t = Instant::now();
     let mut after = base;
     let mut changes = 0;
@@ -81,8 +109,11 @@ async fn measure(kind: Kind) {
 
     println!(
         "{kind:?}: {sequential:.0} commits/s one at a time, {concurrent:.0} commits/s from \
-         {tasks} tasks (2 puts each), replay {replay:.0} changes/s, snapshot of {} objects \
+         {tasks} tasks (2 puts each), {:.0} and {:.0} commits/s with one counter of \
+         all tasks moved by each (no limit, a limit), replay {replay:.0} changes/s, snapshot of {} objects \
          in {snapshot_ms:.1} ms, commit + watch round {latency_ms:.2} ms",
+        counted[0],
+        counted[1],
         snap.records.len()
     );
 }

@@ -1,6 +1,7 @@
 //! The API server's settings: the default project, network types, segmentation ranges,
 //! physical networks, MTUs and how requests authenticate. Read from the config file's
-//! `[neutron]` table (Keystone's own settings: `[keystone_authtoken]`, [`crate::keystone`]).
+//! `[neutron]` table (Keystone's own settings: `[keystone_authtoken]`, [`crate::keystone`];
+//! the default quotas: `[quotas]`, [`QuotaConfig`]).
 
 use model::NetworkType;
 use serde::Deserialize;
@@ -75,6 +76,60 @@ pub struct Settings {
     pub mac_base: [u8; 3],
     pub report_interval: std::time::Duration,
     pub agent_down_time: std::time::Duration,
+    /// The quotas of projects that have none of their own (`[quotas]`).
+    pub quotas: crate::quotas::Limits,
+}
+
+/// `[quotas]`: the default limits, with Neutron's option names and defaults; -1 is
+/// unlimited.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QuotaConfig {
+    pub quota_network: i64,
+    pub quota_subnet: i64,
+    pub quota_port: i64,
+    pub quota_router: i64,
+    pub quota_floatingip: i64,
+    pub quota_security_group: i64,
+    pub quota_security_group_rule: i64,
+}
+
+impl Default for QuotaConfig {
+    fn default() -> QuotaConfig {
+        let [n, s, p, r, f, g, gr] = crate::quotas::Limits::default().0;
+        QuotaConfig {
+            quota_network: n,
+            quota_subnet: s,
+            quota_port: p,
+            quota_router: r,
+            quota_floatingip: f,
+            quota_security_group: g,
+            quota_security_group_rule: gr,
+        }
+    }
+}
+
+impl QuotaConfig {
+    pub fn check(&self) -> Result<crate::quotas::Limits, String> {
+        let l = [
+            self.quota_network,
+            self.quota_subnet,
+            self.quota_port,
+            self.quota_router,
+            self.quota_floatingip,
+            self.quota_security_group,
+            self.quota_security_group_rule,
+        ];
+        for ((r, _), v) in crate::quotas::RESOURCES.iter().zip(l) {
+            if !(-1..=crate::quotas::MAX_LIMIT).contains(&v) {
+                return Err(format!(
+                    "quota_{r} = {v}: must be -1 (unlimited) or 0 to {}",
+                    crate::quotas::MAX_LIMIT
+                ));
+            }
+        }
+        Ok(crate::quotas::Limits(l))
+    }
 }
 
 fn range(s: &str, max: u32) -> Result<(u32, u32), String> {
@@ -175,6 +230,7 @@ impl ApiConfig {
             mac_base,
             report_interval: std::time::Duration::from_secs(self.report_interval),
             agent_down_time: std::time::Duration::from_secs(self.agent_down_time),
+            quotas: crate::quotas::Limits::default(),
         })
     }
 }
@@ -207,6 +263,26 @@ mod tests {
         assert_eq!(s.tenant_network_type, NetworkType::Geneve);
         assert_eq!(s.max_mtu(NetworkType::Geneve), 1400);
         assert_eq!(s.mac_base, [0xfa, 0x16, 0x3e]);
+    }
+
+    #[test]
+    fn quotas_default_to_neutrons_and_refuse_below_minus_one() {
+        let l = QuotaConfig::default().check().unwrap();
+        assert_eq!(l.0, [100, 100, 500, 10, 50, 10, 100]);
+        assert_eq!(ApiConfig::default().check().unwrap().quotas, l);
+        let c: QuotaConfig =
+            serde_json::from_str(r#"{"quota_port": -1, "quota_network": 3}"#).unwrap();
+        let l = c.check().unwrap();
+        assert_eq!(
+            (l.get("port"), l.get("network"), l.get("router")),
+            (-1, 3, 10)
+        );
+        let c = QuotaConfig {
+            quota_router: -2,
+            ..QuotaConfig::default()
+        };
+        assert!(c.check().unwrap_err().contains("quota_router"));
+        assert!(serde_json::from_str::<QuotaConfig>(r#"{"quota_volume": 1}"#).is_err());
     }
 
     #[test]

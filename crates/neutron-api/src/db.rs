@@ -1,6 +1,7 @@
 //! Typed access to the NB store for the API: read objects, build a transaction of typed
 //! writes and claims, commit it, and retry the whole operation when a compare-and-swap
-//! race was lost.
+//! race was lost. A transaction also carries the quota usage its creates and deletes
+//! move (`crate::quotas`), committed with it.
 
 use crate::error::{ApiError, ApiResult};
 use model::{NbObject, Table};
@@ -16,6 +17,7 @@ const MAX_ATTEMPTS: u32 = 50;
 #[derive(Clone)]
 pub struct Db {
     pub store: Arc<dyn Store>,
+    pub quotas: Arc<crate::quotas::Quotas>,
 }
 
 fn decode<T: NbObject>(id: &str, bytes: &[u8]) -> ApiResult<T> {
@@ -71,6 +73,8 @@ pub struct Txn {
     ops: Vec<Op>,
     /// Claims the user asked for by value: losing them is their error, not a retry.
     requested: Vec<(String, ApiError)>,
+    /// The quota usage the creates and deletes move.
+    usage: crate::quotas::Usage,
 }
 
 fn encode<T: NbObject>(obj: &T) -> Vec<u8> {
@@ -90,6 +94,13 @@ impl Txn {
 
     pub fn create<T: NbObject>(&mut self, obj: &T) {
         self.ops.push(put(obj, Expect::Absent));
+        self.usage.add(T::TABLE, &obj.meta().project_id, 1);
+    }
+
+    /// Makes the create of `obj` (already in the transaction) fit in its project's quota:
+    /// the object a POST asked for.
+    pub fn within_quota<T: NbObject>(&mut self, obj: &T) {
+        self.usage.limit(T::TABLE, &obj.meta().project_id);
     }
 
     /// Writes `obj` if it is still at revision `rev`.
@@ -97,9 +108,12 @@ impl Txn {
         self.ops.push(put(obj, Expect::Revision(rev)));
     }
 
-    pub fn delete<T: NbObject>(&mut self, id: &str, rev: Revision) {
+    /// Deletes `obj` if it is still at revision `rev` (its usage released with it).
+    pub fn delete<T: NbObject>(&mut self, obj: &T, rev: Revision) {
+        let meta = obj.meta();
         self.ops
-            .push(Op::delete(T::TABLE.name(), id, Expect::Revision(rev)));
+            .push(Op::delete(T::TABLE.name(), &meta.id, Expect::Revision(rev)));
+        self.usage.add(T::TABLE, &meta.project_id, -1);
     }
 
     /// Commits only if the object is still at revision `rev` (writes nothing to it).
@@ -144,8 +158,10 @@ impl Txn {
     }
 
     pub async fn commit(self, db: &Db) -> ApiResult<Revision> {
-        match db.store.commit(self.ops).await {
+        let counts = db.quotas.counts(db, &self.usage).await?;
+        match db.store.commit_counted(self.ops, counts).await {
             Ok(rev) => Ok(rev),
+            Err(StoreError::OverLimit { counter }) => Err(crate::quotas::over_limit(&counter)),
             Err(StoreError::Conflict { table, id }) if table == Table::Claim.name() => {
                 match self.requested.into_iter().find(|(c, _)| *c == id) {
                     Some((_, err)) => Err(err),

@@ -86,6 +86,7 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
         match e {
             StoreError::Conflict { table, id } => ApiError::retry(&format!("{table}/{id}")),
+            StoreError::OverLimit { counter } => crate::quotas::over_limit(&counter),
             StoreError::Unavailable(m) => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "ServiceUnavailable",

@@ -15,6 +15,7 @@ pub mod nb_auth;
 pub mod nb_stream;
 pub mod nova;
 pub mod policy;
+pub mod quotas;
 pub mod resources;
 pub mod versions;
 
@@ -38,8 +39,9 @@ pub struct Api {
 
 impl Api {
     pub fn new(store: Arc<dyn nbdb::Store>, config: Settings) -> Arc<Api> {
+        let quotas = Arc::new(quotas::Quotas::new(config.quotas));
         Arc::new(Api {
-            db: db::Db { store },
+            db: db::Db { store, quotas },
             config,
             alloc: alloc::Allocator::default(),
             stopping: tokio::sync::watch::Sender::new(false),
@@ -118,6 +120,21 @@ pub fn router(api: Arc<Api>) -> Router {
         .route(
             "/v2.0/agents/{id}",
             get(agents::show).put(agents::update).delete(agents::delete),
+        )
+        .route("/v2.0/quotas", get(quotas::api::list))
+        .route(
+            "/v2.0/quotas/{project_id}",
+            get(quotas::api::show_one)
+                .put(quotas::api::update)
+                .delete(quotas::api::reset),
+        )
+        .route(
+            "/v2.0/quotas/{project_id}/details",
+            get(quotas::api::details),
+        )
+        .route(
+            "/v2.0/quotas/{project_id}/default",
+            get(quotas::api::defaults),
         )
         .route(
             "/v2.0/{collection}/{id}/tags",

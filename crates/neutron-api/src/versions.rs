@@ -79,6 +79,21 @@ pub const EXTENSIONS: &[(&str, &str, &str)] = &[
         "provider:network_type, physical_network, segmentation_id",
     ),
     (
+        "quota-check-limit",
+        "Quota engine limit check",
+        "check_limit in quota updates: refuse a limit below the current usage",
+    ),
+    (
+        "quota_details",
+        "Quota details management support",
+        "used, limit and reserved per resource",
+    ),
+    (
+        "quotas",
+        "Quota management support",
+        "Per-project limits on networks, subnets, ports, routers, floating IPs and security groups",
+    ),
+    (
         "rbac-policies",
         "RBAC Policies",
         "Allows creation and modification of policies that control project access to resources.",
@@ -168,6 +183,7 @@ pub async fn v2(headers: HeaderMap) -> Json<Value> {
         ("security_group_rule", "security-group-rules"),
         ("agent", "agents"),
         ("rbac_policy", "rbac-policies"),
+        ("quota", "quotas"),
     ]
     .into_iter()
     .map(|(name, coll)| {

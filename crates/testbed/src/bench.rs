@@ -1,5 +1,6 @@
 //! What the benchmarks share: percentiles, milliseconds, reading the time of a log line,
-//! and recording their figures in docs/benchmarks.md (each benchmark owns one section).
+//! recording their figures in docs/benchmarks.md (each benchmark owns one section), and the
+//! config that lifts quotas for scale runs.
 
 use std::time::{Duration, SystemTime};
 
@@ -100,6 +101,13 @@ pub fn rss_mib(pid: u32) -> f64 {
         .map(|kib| kib / 1024.0)
         .unwrap_or(0.0)
 }
+
+/// A `dragonflow` config file whose `[quotas]` make every resource unlimited: for the
+/// benches (and the few tests) that make more of one project's objects than Neutron's
+/// default quotas allow (500 ports, 100 networks, 10 routers, ...).
+pub const UNLIMITED_QUOTAS: &str = "[quotas]\nquota_network = -1\nquota_subnet = -1\n\
+    quota_port = -1\nquota_router = -1\nquota_floatingip = -1\nquota_security_group = -1\n\
+    quota_security_group_rule = -1\n";
 
 #[cfg(test)]
 mod tests {

@@ -55,6 +55,18 @@ impl Server {
         Self::start_args(&["--noauth-admin"])
     }
 
+    /// Like [`Server::start`], with every quota unlimited (`[quotas]` at -1): for the
+    /// benches and tests that make more of one project's objects than Neutron's default
+    /// quotas allow (500 ports, 100 networks, 10 routers, ...).
+    pub fn start_unlimited() -> Server {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let conf = dir.path().join("unlimited.toml");
+        std::fs::write(&conf, testbed::bench::UNLIMITED_QUOTAS).expect("config");
+        let db = format!("embedded:{}", dir.path().join("nb.redb").display());
+        let conf = conf.display().to_string();
+        Self::start_with(dir, db, &["--noauth-admin", "--config", &conf])
+    }
+
     /// A server on its own embedded store with `args` (no `--noauth-admin` unless given).
     pub fn start_args(args: &[&str]) -> Server {
         let dir = tempfile::tempdir().expect("tempdir");

@@ -144,6 +144,7 @@ pub async fn create_parsed<T: Lifecycle>(
         let mut plan = Plan::new(api);
         let obj = T::plan_create(api, ctx, meta.clone(), req, &mut plan).await?;
         plan.txn.create(&obj);
+        plan.txn.within_quota(&obj);
         plan.commit(api).await?;
         Ok(obj)
     })
@@ -246,7 +247,7 @@ pub async fn delete_one<T: Lifecycle>(
             }
             return Err(e);
         }
-        plan.txn.delete::<T>(id, rev);
+        plan.txn.delete(&obj, rev);
         plan.commit(api).await?;
         Ok(())
     })

@@ -286,8 +286,8 @@ impl Lifecycle for Network {
             remove_port(api, txn, p, *prev);
         }
         for sid in &n.subnets {
-            if let Some((_, srev)) = api.db.get::<Subnet>(sid).await? {
-                txn.delete::<Subnet>(sid, srev);
+            if let Some((s, srev)) = api.db.get::<Subnet>(sid).await? {
+                txn.delete(&s, srev);
             }
         }
         Ok(())

@@ -171,7 +171,7 @@ impl Lifecycle for SecurityGroup {
         // Rules of the group, and rules elsewhere that name it as their remote group.
         for (r, rrev) in api.db.all::<SecurityGroupRule>().await? {
             if r.security_group_id == *id || r.remote_group_id.as_ref() == Some(id) {
-                plan.txn.delete::<SecurityGroupRule>(&r.meta.id, rrev);
+                plan.txn.delete(&r, rrev);
                 plan.txn.release(&rule_fingerprint(&r));
             }
         }

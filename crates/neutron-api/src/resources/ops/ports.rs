@@ -112,7 +112,7 @@ pub async fn pick_mac(api: &Api, plan: &mut Plan<'_>, owner: &str) -> ApiResult<
 /// Removes a port and its claims within `txn`. Floating IPs associated with it are the
 /// caller's (`floating::disassociate_port`).
 pub fn remove_port(api: &Api, txn: &mut Txn, p: &Port, rev: Revision) {
-    txn.delete::<Port>(&p.meta.id, rev);
+    txn.delete(p, rev);
     release_claims(api, txn, p);
 }
 

@@ -30,7 +30,7 @@ pub fn duplicate() -> ApiError {
 /// Deletes a policy (and its claim) in `plan`.
 pub fn remove(plan: &mut Plan<'_>, p: &RbacPolicy, rev: nbdb::Revision) {
     plan.txn.release(&rbac::claim(p));
-    plan.txn.delete::<RbacPolicy>(&p.meta.id, rev);
+    plan.txn.delete(p, rev);
 }
 
 /// Every policy on an object that is being deleted goes with it.
