@@ -404,6 +404,28 @@ impl Keystone {
         Ok(())
     }
 
+    /// Points the `network` endpoints of the catalog (see [`Keystone::register_network`])
+    /// at `url`: a test that runs one server after another.
+    pub fn point_network(&self, url: &str) -> io::Result<()> {
+        let services = self.admin("GET", "/services?type=network", None)?;
+        for s in services["services"].as_array().into_iter().flatten() {
+            let Some(sid) = s["id"].as_str() else {
+                continue;
+            };
+            let eps = self.admin("GET", &format!("/endpoints?service_id={sid}"), None)?;
+            for e in eps["endpoints"].as_array().into_iter().flatten() {
+                if let Some(id) = e["id"].as_str() {
+                    self.admin(
+                        "PATCH",
+                        &format!("/endpoints/{id}"),
+                        Some(json!({"endpoint": {"url": url}})),
+                    )?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// How many times each token was validated (`GET /v3/auth/tokens`), from the access
     /// log.
     pub fn validations(&self) -> HashMap<String, usize> {

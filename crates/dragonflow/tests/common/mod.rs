@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod cloud;
+pub mod lifecycle;
 
 use neutron_api::nb_auth::{NbAuth, Principal};
 use serde_json::Value;
@@ -41,6 +42,8 @@ pub struct Server {
     args: Vec<String>,
     dir: tempfile::TempDir,
     child: Option<Child>,
+    /// How the `openstack` CLI authenticates (empty: `--os-auth-type none` at `url`).
+    cli_auth: Vec<String>,
 }
 
 fn free_port() -> u16 {
@@ -97,6 +100,7 @@ impl Server {
             args: args.iter().map(|a| a.to_string()).collect(),
             dir,
             child: None,
+            cli_auth: Vec::new(),
         };
         s.spawn();
         s
@@ -230,12 +234,47 @@ impl Server {
         v[resource].clone()
     }
 
+    /// The `openstack` CLI authenticates with password `user`/`password` on `project`
+    /// at Keystone `keystone_url` and finds this server in its catalog.
+    pub fn set_cli_auth(&mut self, keystone_url: &str, user: &str, password: &str, project: &str) {
+        self.cli_auth = [
+            "--os-auth-type",
+            "password",
+            "--os-identity-api-version",
+            "3",
+            "--os-auth-url",
+            &format!("{keystone_url}/v3"),
+            "--os-username",
+            user,
+            "--os-password",
+            password,
+            "--os-project-name",
+            project,
+            "--os-user-domain-name",
+            "Default",
+            "--os-project-domain-name",
+            "Default",
+            "--os-region-name",
+            "RegionOne",
+            "--os-interface",
+            "public",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    }
+
     /// Runs the real `openstack` CLI against this server; returns stdout or stderr.
     pub fn openstack(&self, args: &[&str]) -> Result<String, String> {
         let bin = std::env::var("DF_OPENSTACK")
             .unwrap_or_else(|_| "/opt/dragonflow/venv/bin/openstack".into());
-        let out = Command::new(&bin)
-            .args(["--os-auth-type", "none", "--os-endpoint", &self.url])
+        let mut cmd = Command::new(&bin);
+        if self.cli_auth.is_empty() {
+            cmd.args(["--os-auth-type", "none", "--os-endpoint", &self.url]);
+        } else {
+            cmd.args(&self.cli_auth);
+        }
+        let out = cmd
             .args(args)
             .env_remove("OS_CLOUD")
             .output()
