@@ -754,3 +754,33 @@ async fn a_gateway_a_router_holds_does_not_move() {
         "{v}"
     );
 }
+
+#[tokio::test]
+async fn subnets_show_and_filter_on_their_networks_router_external() {
+    let c = Cloud::new();
+    let w = world(&c).await;
+    let (st, v) = c
+        .call(
+            ADMIN,
+            "GET",
+            "/v2.0/subnets?router%3Aexternal=True",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let subnets = v["subnets"].as_array().unwrap();
+    assert_eq!(subnets.len(), 1, "{v}");
+    assert_eq!(subnets[0]["network_id"], json!(w.external));
+    assert_eq!(subnets[0]["router:external"], true);
+    let (_, v) = c
+        .call(
+            OWNER,
+            "GET",
+            &format!("/v2.0/subnets/{}", w.subnet),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(v["subnet"]["router:external"], false, "{v}");
+}

@@ -36,6 +36,7 @@ impl Resource for Subnet {
         "ipv6_ra_mode",
         "ipv6_address_mode",
         "subnetpool_id",
+        "router:external",
     ];
 
     fn render_own(&self, m: &mut Map<String, Value>) {
@@ -53,6 +54,34 @@ impl Resource for Subnet {
         m.insert("ipv6_ra_mode".into(), json!(self.ipv6_ra_mode));
         m.insert("ipv6_address_mode".into(), json!(self.ipv6_address_mode));
         m.insert("subnetpool_id".into(), Value::Null);
+        // Its network's, filled in by `render_all` (the subnet-external-network extension).
+        m.insert("router:external".into(), json!(false));
+    }
+
+    async fn render_all(api: &Api, objs: &[Subnet]) -> ApiResult<Vec<Map<String, Value>>> {
+        let mut external: HashMap<&str, bool> = HashMap::new();
+        for s in objs {
+            if !external.contains_key(s.network_id.as_str()) {
+                let ext = api
+                    .db
+                    .get::<Network>(&s.network_id)
+                    .await?
+                    .is_some_and(|(n, _)| n.external);
+                external.insert(&s.network_id, ext);
+            }
+        }
+        Ok(objs
+            .iter()
+            .map(|s| {
+                let mut m = super::render(s);
+                let ext = external
+                    .get(s.network_id.as_str())
+                    .copied()
+                    .unwrap_or(false);
+                m.insert("router:external".into(), json!(ext));
+                m
+            })
+            .collect())
     }
 
     /// A subnet is seen with its network (shared and external ones too), and is its
