@@ -213,7 +213,8 @@ fn main() {
         rows.push(line);
     }
     let body = format!(
-        "{agents} simulated controllers, each reporting every {} s ({rounds} rounds), spread \
+        "## Service health: heartbeat load on the store\n\n\
+         `cargo bench -p dragonflow --bench heartbeats` (release): {agents} simulated controllers, each reporting every {} s ({rounds} rounds), spread \
          evenly over the interval, through the server's write (read the previous heartbeat, \
          write the new one with a 75 s lease).\n\n\
          | backend | controllers | writes/s sustained | latency p50 / p99 | late writes | all at once | live data (keys + values) | on disk | revisions taken |\n\
