@@ -7,7 +7,7 @@ mod common;
 use common::{Server, lifecycle};
 use serde_json::Value;
 use std::time::Duration;
-use testbed::keystone::{ADMIN_PASSWORD, Keystone, NEUTRON_PASSWORD};
+use testbed::keystone::{ADMIN_PASSWORD, Keystone};
 
 fn names(v: &Value) -> Vec<String> {
     let mut n: Vec<String> = v
@@ -35,20 +35,8 @@ fn the_cli_through_keystone_as_an_admin_and_two_projects() {
     ks.user("alice", "alice-pw", &alpha, &["member"])
         .expect("user");
     ks.user("bob", "bob-pw", &beta, &["member"]).expect("user");
-    let conf_dir = tempfile::tempdir().expect("tempdir");
-    let conf = conf_dir.path().join("dragonflow.toml");
-    std::fs::write(
-        &conf,
-        format!(
-            "[neutron]\nauth_strategy = \"keystone\"\n\n[keystone_authtoken]\n\
-             auth_url = \"{}/v3\"\nusername = \"neutron\"\npassword = \"{NEUTRON_PASSWORD}\"\n\
-             project_name = \"service\"\n",
-            ks.url()
-        ),
-    )
-    .expect("config");
     let start = || {
-        let mut srv = Server::start_args(&["--config", conf.to_str().expect("path")]);
+        let mut srv = Server::start_keystone(&ks.url(), "");
         ks.point_network(&srv.url).expect("catalog");
         srv.set_cli_auth(&ks.url(), "admin", ADMIN_PASSWORD, "admin");
         srv

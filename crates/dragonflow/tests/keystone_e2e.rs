@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use std::collections::HashSet;
 use std::process::Command;
 use std::time::{Duration, Instant};
-use testbed::keystone::{Keystone, NEUTRON_PASSWORD};
+use testbed::keystone::Keystone;
 
 /// Keystone's token lifetime here: short, so expiry and service-token renewal happen
 /// within the test.
@@ -23,23 +23,7 @@ const TOKEN_LIFE: Duration = Duration::from_secs(40);
 
 /// A server behind `ks`, keeping verdicts `cache_secs`.
 fn server(ks: &Keystone, cache_secs: u64) -> Server {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let conf = dir.path().join("dragonflow.toml");
-    std::fs::write(
-        &conf,
-        format!(
-            "[neutron]\nauth_strategy = \"keystone\"\n\n[keystone_authtoken]\n\
-             auth_url = \"{url}/v3\"\nwww_authenticate_uri = \"{url}\"\n\
-             username = \"neutron\"\npassword = \"{NEUTRON_PASSWORD}\"\nproject_name = \"service\"\n\
-             token_cache_time = {cache_secs}\nhttp_timeout = 30\n",
-            url = ks.url()
-        ),
-    )
-    .expect("config");
-    let s = Server::start_args(&["--config", conf.to_str().expect("path")]);
-    // The config file must outlive the server's start only.
-    drop(dir);
-    s
+    Server::start_keystone(&ks.url(), &format!("token_cache_time = {cache_secs}\n"))
 }
 
 fn get(srv: &Server, path: &str, headers: &[(&str, &str)]) -> (u16, Value) {

@@ -20,7 +20,7 @@ use std::net::TcpListener;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use testbed::keystone::{ADMIN_PASSWORD, Keystone, NEUTRON_PASSWORD};
+use testbed::keystone::{ADMIN_PASSWORD, Keystone};
 
 /// What the pretend Nova received: method, path, headers (lower-case names), body.
 #[derive(Clone, Debug)]
@@ -148,20 +148,13 @@ fn nova_hears_of_ports_plugged_unplugged_and_deleted() {
     ks.user("dana", "dana-pw", &demo, &["member"])
         .expect("user");
     let nova = Recorder::start();
-    let conf_dir = tempfile::tempdir().expect("tempdir");
-    let conf = conf_dir.path().join("dragonflow.toml");
-    std::fs::write(
-        &conf,
-        format!(
-            "[neutron]\nauth_strategy = \"keystone\"\n\n[keystone_authtoken]\n\
-             auth_url = \"{ks}/v3\"\nusername = \"neutron\"\npassword = \"{NEUTRON_PASSWORD}\"\n\
-             project_name = \"service\"\n\n[nova]\nurl = \"{nova}/v2.1\"\nsend_events_interval = 1\n",
-            ks = ks.url(),
-            nova = nova.url
+    let mut srv = Server::start_keystone(
+        &ks.url(),
+        &format!(
+            "\n[nova]\nurl = \"{}/v2.1\"\nsend_events_interval = 1\n",
+            nova.url
         ),
-    )
-    .expect("config");
-    let mut srv = Server::start_args(&["--config", conf.to_str().expect("path")]);
+    );
     let ovs = testbed::Ovs::start().expect("ovs");
     let ctl = Controller::start(&srv, &ovs, "host-a", "192.0.2.1");
     ctl.wait_for_br_int(&ovs);

@@ -12,26 +12,11 @@ use common::Server;
 use serde_json::Value;
 use std::process::Command;
 use std::time::Duration;
-use testbed::keystone::{ADMIN_PASSWORD, Keystone, NEUTRON_PASSWORD};
+use testbed::keystone::{ADMIN_PASSWORD, Keystone};
 
 /// A server behind `ks`.
 fn server(ks: &Keystone) -> Server {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let conf = dir.path().join("dragonflow.toml");
-    std::fs::write(
-        &conf,
-        format!(
-            "[neutron]\nauth_strategy = \"keystone\"\n\n[keystone_authtoken]\n\
-             auth_url = \"{url}/v3\"\nwww_authenticate_uri = \"{url}\"\n\
-             username = \"neutron\"\npassword = \"{NEUTRON_PASSWORD}\"\nproject_name = \"service\"\n\
-             http_timeout = 30\n",
-            url = ks.url()
-        ),
-    )
-    .expect("config");
-    let s = Server::start_args(&["--config", conf.to_str().expect("path")]);
-    drop(dir);
-    s
+    Server::start_keystone(&ks.url(), "")
 }
 
 /// Runs the CLI as `user` of `project`: its stdout, or its stdout and stderr on failure.

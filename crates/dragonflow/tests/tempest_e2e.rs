@@ -14,7 +14,7 @@ use common::Server;
 use serde_json::{Value, json};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use testbed::keystone::{ADMIN_PASSWORD, Keystone, NEUTRON_PASSWORD};
+use testbed::keystone::{ADMIN_PASSWORD, Keystone};
 use testbed::tempest::{self, Outcome};
 
 fn call(srv: &Server, token: &str, method: &str, path: &str, body: Value) -> Value {
@@ -35,19 +35,7 @@ fn upstream_network_api_suites() {
     );
     let started = Instant::now();
     let ks = Keystone::start(Duration::from_secs(4 * 3600)).expect("start Keystone");
-    let conf_dir = tempfile::tempdir().expect("tempdir");
-    let conf = conf_dir.path().join("dragonflow.toml");
-    std::fs::write(
-        &conf,
-        format!(
-            "[neutron]\nauth_strategy = \"keystone\"\n\n[keystone_authtoken]\n\
-             auth_url = \"{}/v3\"\nusername = \"neutron\"\npassword = \"{NEUTRON_PASSWORD}\"\n\
-             project_name = \"service\"\n",
-            ks.url()
-        ),
-    )
-    .expect("config");
-    let srv = Server::start_args(&["--config", conf.to_str().expect("path")]);
+    let srv = Server::start_keystone(&ks.url(), "");
     ks.register_network(&srv.url).expect("catalog");
     let admin = ks.token("admin", ADMIN_PASSWORD, "admin").expect("token");
 

@@ -87,6 +87,30 @@ impl Server {
         )
     }
 
+    /// A server on its own embedded store with `auth_strategy = keystone` behind the
+    /// Keystone at `ks_url` (its `neutron` service user, as `testbed::keystone` makes it).
+    /// `extra` is appended to the config file right after `[keystone_authtoken]`'s keys
+    /// (more of them, or further sections). The file stays in the server's directory, so
+    /// a restart reads it too.
+    pub fn start_keystone(ks_url: &str, extra: &str) -> Server {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let conf = dir.path().join("dragonflow.toml");
+        std::fs::write(
+            &conf,
+            format!(
+                "[neutron]\nauth_strategy = \"keystone\"\n\n[keystone_authtoken]\n\
+                 auth_url = \"{ks_url}/v3\"\nwww_authenticate_uri = \"{ks_url}\"\n\
+                 username = \"neutron\"\npassword = \"{}\"\nproject_name = \"service\"\n\
+                 http_timeout = 30\n{extra}",
+                testbed::keystone::NEUTRON_PASSWORD
+            ),
+        )
+        .expect("config");
+        let conf = conf.to_str().expect("path").to_string();
+        let db = format!("embedded:{}", dir.path().join("nb.redb").display());
+        Self::start_with(dir, db, &["--config", &conf])
+    }
+
     fn start_with(dir: tempfile::TempDir, db: String, args: &[&str]) -> Server {
         let addr = format!("127.0.0.1:{}", free_port());
         let nb_addr = format!("127.0.0.1:{}", free_port());
