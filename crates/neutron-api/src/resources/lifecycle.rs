@@ -232,7 +232,6 @@ pub async fn delete_one<T: Lifecycle>(
     id: &str,
     headers: &HeaderMap,
 ) -> ApiResult<()> {
-    let (api, ctx) = (api, ctx);
     retrying(|| async {
         let (mut obj, rev) = writable::<T>(api, ctx, id, "delete", &[]).await?;
         check_if_match(headers, obj.meta())?;
