@@ -103,9 +103,13 @@ fn upstream_network_api_suites() {
         "set up in {:.0} s; running the suites",
         started.elapsed().as_secs_f64()
     );
+    // A narrower selection for working on one module (DF_TEMPEST_REGEX): its results are
+    // checked the same way but not recorded in the docs.
+    let narrowed = std::env::var("DF_TEMPEST_REGEX").ok();
+    let selection = narrowed.as_deref().unwrap_or(tempest::SELECTION);
     let run_started = Instant::now();
     let out = Command::new(&tempest_bin)
-        .args(["run", "--concurrency", "2", "--regex", tempest::SELECTION])
+        .args(["run", "--concurrency", "2", "--regex", selection])
         .current_dir(&ws)
         .env("HOME", &home)
         .stderr(Stdio::inherit())
@@ -123,8 +127,9 @@ fn upstream_network_api_suites() {
         keep.display()
     );
     let results = tempest::parse_run(&output);
+    let expected = if narrowed.is_some() { 1 } else { 500 };
     assert!(
-        results.len() > 500,
+        results.len() >= expected,
         "tempest ran too few tests ({}): its output ends\n{}",
         results.len(),
         output.lines().rev().take(40).collect::<Vec<_>>().join("\n")
@@ -165,15 +170,19 @@ fn upstream_network_api_suites() {
         n = now_passing.len(),
     );
     println!("{summary}");
-    testbed::bench::write_section("tempest", &summary);
-    testbed::bench::write_doc_section(
-        "api.md",
-        "tempest-modules",
-        &format!(
-            "Results by test module, from the last run ({passed} passed, {failed} failed, {skipped} skipped):\n\n{}",
-            tempest::module_table(&results)
-        ),
-    );
+    if narrowed.is_none() {
+        testbed::bench::write_section("tempest", &summary);
+        testbed::bench::write_doc_section(
+            "api.md",
+            "tempest-modules",
+            &format!(
+                "Results by test module, from the last run ({passed} passed, {failed} failed, {skipped} skipped):\n\n{}",
+                tempest::module_table(&results)
+            ),
+        );
+    } else {
+        println!("{}", tempest::module_table(&results));
+    }
     for id in &now_passing {
         println!("named as failing but passed: {id} (remove it from docs/api.md)");
     }
