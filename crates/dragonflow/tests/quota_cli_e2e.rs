@@ -113,6 +113,7 @@ fn openstack_quota_show_set_and_delete_through_keystone() {
         ("floating_ips", 50),
         ("security_groups", 10),
         ("security_group_rules", 100),
+        ("rbac_policies", 10),
     ] {
         assert_eq!(limit(&q, r), want, "default {r}: {q:?}");
     }

@@ -92,11 +92,12 @@ pub struct QuotaConfig {
     pub quota_floatingip: i64,
     pub quota_security_group: i64,
     pub quota_security_group_rule: i64,
+    pub quota_rbac_policy: i64,
 }
 
 impl Default for QuotaConfig {
     fn default() -> QuotaConfig {
-        let [n, s, p, r, f, g, gr] = crate::quotas::Limits::default().0;
+        let [n, s, p, r, f, g, gr, rbac] = crate::quotas::Limits::default().0;
         QuotaConfig {
             quota_network: n,
             quota_subnet: s,
@@ -105,6 +106,7 @@ impl Default for QuotaConfig {
             quota_floatingip: f,
             quota_security_group: g,
             quota_security_group_rule: gr,
+            quota_rbac_policy: rbac,
         }
     }
 }
@@ -119,6 +121,7 @@ impl QuotaConfig {
             self.quota_floatingip,
             self.quota_security_group,
             self.quota_security_group_rule,
+            self.quota_rbac_policy,
         ];
         for ((r, _), v) in crate::quotas::RESOURCES.iter().zip(l) {
             if !(-1..=crate::quotas::MAX_LIMIT).contains(&v) {
@@ -268,7 +271,7 @@ mod tests {
     #[test]
     fn quotas_default_to_neutrons_and_refuse_below_minus_one() {
         let l = QuotaConfig::default().check().unwrap();
-        assert_eq!(l.0, [100, 100, 500, 10, 50, 10, 100]);
+        assert_eq!(l.0, [100, 100, 500, 10, 50, 10, 100, 10]);
         assert_eq!(ApiConfig::default().check().unwrap().quotas, l);
         let c: QuotaConfig =
             serde_json::from_str(r#"{"quota_port": -1, "quota_network": 3}"#).unwrap();

@@ -1,5 +1,5 @@
 //! Random quota request bodies and project ids, in process: parsing never panics and
-//! accepts only limits from -1 to Neutron's maximum for the seven resources; through the
+//! accepts only limits from -1 to Neutron's maximum for the eight resources; through the
 //! API every PUT is a 200 or a Neutron 400, never a 5xx, and afterwards the project's
 //! quotas are exactly the defaults with the accepted bodies' limits on top.
 

@@ -105,7 +105,7 @@ impl Cloud {
 
 fn defaults() -> Value {
     json!({"network": 100, "subnet": 100, "port": 500, "router": 10, "floatingip": 50,
-           "security_group": 10, "security_group_rule": 100})
+           "security_group": 10, "security_group_rule": 100, "rbac_policy": 10})
 }
 
 fn error_type(v: &Value) -> &str {
@@ -171,11 +171,11 @@ async fn show_update_reset_list_details_and_who_may() {
         (&json!("p1"), &json!("p1"), &json!(5), &json!(100))
     );
 
-    // Details: used, limit, reserved for each of the seven.
+    // Details: used, limit, reserved for each of the eight.
     let (s, v) = c.call(P1, "GET", "/v2.0/quotas/p1/details", None).await;
     assert_eq!(s, 200, "{v}");
     let q = v["quota"].as_object().expect("quota");
-    assert_eq!(q.len(), 7, "{v}");
+    assert_eq!(q.len(), 8, "{v}");
     assert_eq!(q["network"], json!({"used": 0, "limit": 5, "reserved": 0}));
     assert_eq!(q["port"]["limit"], -1);
 
@@ -296,7 +296,7 @@ async fn creates_past_the_limit_are_over_quota_and_deletes_free_room() {
     // check_limit refuses a limit below the usage; without it the limit is taken.
     let body = json!({"quota": {"network": 1, "check_limit": true}});
     let (s, v) = c.call(ADMIN, "PUT", "/v2.0/quotas/p1", Some(body)).await;
-    assert_eq!((s, error_type(&v)), (409, "InvalidQuotaValue"), "{v}");
+    assert_eq!((s, error_type(&v)), (400, "InvalidQuotaValue"), "{v}");
     // Unlimited: no refusal at all.
     c.set("p1", json!({"network": -1})).await;
     for i in 0..5 {

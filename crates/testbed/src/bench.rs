@@ -107,7 +107,7 @@ pub fn rss_mib(pid: u32) -> f64 {
 /// default quotas allow (500 ports, 100 networks, 10 routers, ...).
 pub const UNLIMITED_QUOTAS: &str = "[quotas]\nquota_network = -1\nquota_subnet = -1\n\
     quota_port = -1\nquota_router = -1\nquota_floatingip = -1\nquota_security_group = -1\n\
-    quota_security_group_rule = -1\n";
+    quota_security_group_rule = -1\nquota_rbac_policy = -1\n";
 
 #[cfg(test)]
 mod tests {

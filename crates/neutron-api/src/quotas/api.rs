@@ -205,7 +205,8 @@ pub async fn update(
             .map(|((r, _), _)| format!("'{r}'"))
             .collect();
         if !unders.is_empty() {
-            return Err(ApiError::conflict(
+            // A 400, as Neutron's quota-check-limit answers (its tests expect exactly it).
+            return Err(ApiError::bad_request(
                 "InvalidQuotaValue",
                 format!(
                     "Change would make usage less than 0 for the following resources: [{}].",

@@ -20,7 +20,7 @@ use nbdb::Count;
 use std::collections::BTreeMap;
 
 /// The counted resources: Neutron's names, and the table of each.
-pub const RESOURCES: [(&str, Table); 7] = [
+pub const RESOURCES: [(&str, Table); N] = [
     ("network", Table::Network),
     ("subnet", Table::Subnet),
     ("port", Table::Port),
@@ -28,7 +28,11 @@ pub const RESOURCES: [(&str, Table); 7] = [
     ("floatingip", Table::FloatingIp),
     ("security_group", Table::SecurityGroup),
     ("security_group_rule", Table::SecurityGroupRule),
+    ("rbac_policy", Table::RbacPolicy),
 ];
+
+/// How many resources have quotas.
+pub const N: usize = 8;
 
 /// Where per-project limits live: `quota/<project>` = `{"network": 10, ...}` (only the
 /// resources set for the project). Not a model table: hosts never follow it.
@@ -47,12 +51,12 @@ pub fn resource_of(table: Table) -> Option<&'static str> {
 
 /// One limit per resource, in [`RESOURCES`] order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Limits(pub [i64; 7]);
+pub struct Limits(pub [i64; N]);
 
 impl Default for Limits {
     /// Neutron's defaults.
     fn default() -> Limits {
-        Limits([100, 100, 500, 10, 50, 10, 100])
+        Limits([100, 100, 500, 10, 50, 10, 100, 10])
     }
 }
 
@@ -66,7 +70,7 @@ impl Limits {
 
     /// Every limit unlimited (the scale benches' setting).
     pub fn unlimited() -> Limits {
-        Limits([UNLIMITED; 7])
+        Limits([UNLIMITED; N])
     }
 
     /// These limits with a project's own on top.
@@ -114,7 +118,7 @@ pub fn over_limit(counter: &str) -> ApiError {
 #[derive(Debug, Default)]
 pub struct Usage {
     deltas: BTreeMap<(String, &'static str), i64>,
-    limited: Option<(String, &'static str)>,
+    limited: Vec<(String, &'static str)>,
 }
 
 impl Usage {
@@ -126,12 +130,15 @@ impl Usage {
         }
     }
 
-    /// The create of `table` for `project` is what the request asked for: it must fit in
-    /// the quota (the other objects a create brings, e.g. a network's DHCP port or a
-    /// group's rules, are counted but not refused, as in Neutron).
+    /// The creates of `table` for `project` must fit in the quota: what the request asked
+    /// for, and what Neutron also checks (a new group's rules). The other objects a
+    /// create brings (a network's DHCP port) are counted but not refused, as in Neutron.
     pub fn limit(&mut self, table: Table, project: &str) {
         if let Some(r) = resource_of(table).filter(|_| !project.is_empty()) {
-            self.limited = Some((project.to_string(), r));
+            let key = (project.to_string(), r);
+            if !self.limited.contains(&key) {
+                self.limited.push(key);
+            }
         }
     }
 }
@@ -169,10 +176,10 @@ impl Quotas {
     }
 
     /// Usage of `project` by resource (in [`RESOURCES`] order).
-    pub async fn used(&self, db: &Db, project: &str) -> ApiResult<[i64; 7]> {
+    pub async fn used(&self, db: &Db, project: &str) -> ApiResult<[i64; N]> {
         self.ready(db).await?;
         let prefix = counter(project, "");
-        let mut used = [0; 7];
+        let mut used = [0; N];
         for (name, v) in db.store.counters(&prefix).await? {
             let r = name.get(prefix.len()..).unwrap_or_default();
             if let Some(i) = RESOURCES.iter().position(|(n, _)| *n == r) {
@@ -203,7 +210,7 @@ impl Quotas {
                 continue;
             }
             let key = (project.clone(), *resource);
-            let limit = if *delta > 0 && usage.limited.as_ref() == Some(&key) {
+            let limit = if *delta > 0 && usage.limited.contains(&key) {
                 Some(self.limits(db, project).await?.get(resource)).filter(|l| *l != UNLIMITED)
             } else {
                 None

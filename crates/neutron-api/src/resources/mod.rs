@@ -108,8 +108,13 @@ pub trait Resource: NbObject {
         async { Ok(()) }
     }
 
-    /// Runs before a listing (the default security group appears on first sight).
-    fn before_list(_api: &Api, _ctx: &Context) -> impl Future<Output = ApiResult<()>> + Send {
+    /// Runs before a listing with its query (the default security group appears on
+    /// first sight).
+    fn before_list(
+        _api: &Api,
+        _ctx: &Context,
+        _query: &Query,
+    ) -> impl Future<Output = ApiResult<()>> + Send {
         async { Ok(()) }
     }
 }
@@ -185,7 +190,7 @@ pub async fn list<T: Resource>(
     names.extend_from_slice(T::FILTER_ONLY);
     let mut query = Query::parse(q.as_deref(), &names)?;
     query.hidden = T::FILTER_ONLY.to_vec();
-    T::before_list(&api, &ctx).await?;
+    T::before_list(&api, &ctx, &query).await?;
     let all = api
         .db
         .all::<T>()

@@ -4,12 +4,13 @@
 use super::lifecycle::Lifecycle;
 use super::ops::Plan;
 use super::ops::deleting::not_deleting;
-use super::ops::groups::{ensure_default, rule_fingerprint};
+use super::ops::groups::{ensure_default, listed_project, rule_fingerprint};
 use super::{Resource, Standard, visible, writable};
 use crate::Api;
 use crate::body::{Attrs, bad_attr, parse_cidr, show};
 use crate::context::Context;
 use crate::error::{ApiError, ApiResult};
+use crate::listing::Query;
 use ipnet::IpNet;
 use model::{Direction, EtherType, Meta, SecurityGroup, SecurityGroupRule};
 use serde_json::{Map, Value, json};
@@ -81,8 +82,10 @@ impl Resource for SecurityGroupRule {
         m.insert("remote_group_id".into(), json!(self.remote_group_id));
     }
 
-    async fn before_list(api: &Api, ctx: &Context) -> ApiResult<()> {
-        ensure_default(api, &ctx.project_id).await.map(drop)
+    async fn before_list(api: &Api, ctx: &Context, query: &Query) -> ApiResult<()> {
+        ensure_default(api, &listed_project(ctx, query))
+            .await
+            .map(drop)
     }
 }
 

@@ -2,13 +2,16 @@
 //! `default` group appears on first sight (`ops::groups`) and is the admin's to delete.
 
 use super::lifecycle::Lifecycle;
-use super::ops::groups::{add_rule, default_claim, ensure_default, plain_rule, rule_fingerprint};
+use super::ops::groups::{
+    add_rule, default_claim, ensure_default, listed_project, plain_rule, rule_fingerprint,
+};
 use super::ops::{Plan, rbac as ops_rbac};
 use super::{Resource, render};
 use crate::Api;
 use crate::body::Attrs;
 use crate::context::Context;
 use crate::error::{ApiError, ApiResult};
+use crate::listing::Query;
 use crate::policy::Target;
 use crate::policy::rbac::{Grants, SHARED};
 use model::{Direction, EtherType, Meta, Port, SecurityGroup, SecurityGroupRule};
@@ -55,8 +58,10 @@ impl Resource for SecurityGroup {
             .collect())
     }
 
-    async fn before_list(api: &Api, ctx: &Context) -> ApiResult<()> {
-        ensure_default(api, &ctx.project_id).await.map(drop)
+    async fn before_list(api: &Api, ctx: &Context, query: &Query) -> ApiResult<()> {
+        ensure_default(api, &listed_project(ctx, query))
+            .await
+            .map(drop)
     }
 }
 
@@ -99,6 +104,8 @@ impl Lifecycle for SecurityGroup {
         for et in [EtherType::IPv4, EtherType::IPv6] {
             let out = plain_rule(&rule_meta, &meta.id, Direction::Egress, et, None);
             add_rule(&mut plan.txn, &out);
+            // Its rules must fit the rule quota too: Neutron refuses the group otherwise.
+            plan.txn.within_quota(&out);
         }
         Ok(SecurityGroup {
             meta,

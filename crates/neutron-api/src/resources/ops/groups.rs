@@ -3,8 +3,10 @@
 //! unique (written with the rule, released with it or its group).
 
 use crate::Api;
+use crate::context::Context;
 use crate::db::Txn;
 use crate::error::ApiResult;
+use crate::listing::Query;
 use model::{Direction, EtherType, Meta, SecurityGroup, SecurityGroupRule};
 
 /// A rule of `group` with no protocol, ports or prefix (the standard rules); its
@@ -37,6 +39,23 @@ pub fn plain_rule(
 /// The claim of `project`'s default group.
 pub fn default_claim(project: &str) -> String {
     format!("defaultsg/{project}")
+}
+
+/// The project whose default group a listing makes sure of: an admin's `project_id`
+/// (or `tenant_id`) filter names it, as in Neutron (so an admin sees, and a quota counts,
+/// the group a project will have); anyone else's own.
+pub fn listed_project(ctx: &Context, query: &Query) -> String {
+    let named = ["project_id", "tenant_id"].iter().find_map(|k| {
+        query
+            .filters
+            .iter()
+            .find(|(f, _)| f == k)
+            .and_then(|(_, v)| v.first().cloned())
+    });
+    match named {
+        Some(p) if ctx.is_admin && !p.is_empty() => p,
+        _ => ctx.project_id.clone(),
+    }
 }
 
 /// The id of `project`'s default group, creating it (with its four rules) on first use.
