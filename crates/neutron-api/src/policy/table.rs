@@ -71,6 +71,8 @@ pub const ATTR_RULES: &[(&str, &str, &str, Rule)] = &[
     ("port", "create", "binding:host_id", Admin),
     ("port", "create", "binding:profile", Admin),
     ("port", "update", "fixed_ips:ip_address", NetOwnerMember),
+    ("port", "update", "port_security_enabled", NetOwnerMember),
+    ("port", "update", "allowed_address_pairs", NetOwnerMember),
     ("port", "update", "binding:host_id", Admin),
     ("port", "update", "binding:profile", Admin),
     (

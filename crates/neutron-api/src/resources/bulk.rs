@@ -67,7 +67,16 @@ pub async fn create<T: Lifecycle>(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let mut parsed = Vec::with_capacity(items.len());
     for item in items {
-        let body = json!({ T::RESOURCE: item });
+        // Neutron takes an item either bare or wrapped in the resource's key (tempest's
+        // clients send `{"security_groups": [{"security_group": {...}}]}`).
+        let wrapped = item
+            .as_object()
+            .is_some_and(|o| o.contains_key(T::RESOURCE));
+        let body = if wrapped {
+            item
+        } else {
+            json!({ T::RESOURCE: item })
+        };
         let present = policy::request_attrs(&body, T::RESOURCE);
         let (meta, req) = parse_create::<T>(ctx, body)?;
         let target = T::create_target(api, ctx, &meta, &req).await?;

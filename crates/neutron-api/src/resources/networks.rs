@@ -3,7 +3,10 @@
 
 use super::Resource;
 use super::lifecycle::Lifecycle;
-use super::ops::{Plan, pick_key, ports::remove_port, rbac as ops_rbac, release_key};
+use super::ops::{
+    Plan, check_mtu_fits, floating, ipam, pick_key, ports::remove_port, rbac as ops_rbac,
+    release_key,
+};
 use crate::Api;
 use crate::body::{Attrs, bad_attr};
 use crate::context::Context;
@@ -234,6 +237,9 @@ impl Lifecycle for Network {
     ) -> ApiResult<()> {
         if req.mtu.is_some() {
             n.mtu = check_mtu(api, n.network_type, req.mtu)?;
+            for (s, _) in ipam::network_subnets(api, n).await? {
+                check_mtu_fits(&n.meta.id, n.mtu, s.ip_version)?;
+            }
         }
         n.admin_state_up = req.admin_state_up.unwrap_or(n.admin_state_up);
         if let Some(shared) = req.shared {
@@ -257,12 +263,16 @@ impl Lifecycle for Network {
         plan: &mut Plan<'_>,
     ) -> ApiResult<()> {
         let id = &n.meta.id;
+        let fips = floating::unassociated_on(api, id).await?;
         let ports = api.db.all::<Port>().await?;
         let on_it = |p: &Port| p.network_id == *id;
-        if ports
-            .iter()
-            .any(|(p, _)| on_it(p) && p.device_owner != owner::DHCP)
-        {
+        // What goes with the network: its DHCP port and the ports of its unassociated
+        // floating IPs.
+        let goes = |p: &Port| {
+            p.device_owner == owner::DHCP
+                || fips.iter().any(|(f, _)| f.floating_port_id == p.meta.id)
+        };
+        if ports.iter().any(|(p, _)| on_it(p) && !goes(p)) {
             return Err(ApiError::conflict(
                 "NetworkInUse",
                 format!(
@@ -278,12 +288,13 @@ impl Lifecycle for Network {
             n.physical_network.as_deref(),
             n.segmentation_id,
         ));
-        // The DHCP port and the subnets go with their network, as in Neutron.
-        for (p, prev) in ports
-            .iter()
-            .filter(|(p, _)| on_it(p) && p.device_owner == owner::DHCP)
-        {
+        // The DHCP port, unassociated floating IPs and the subnets go with their network,
+        // as in Neutron.
+        for (p, prev) in ports.iter().filter(|(p, _)| on_it(p) && goes(p)) {
             remove_port(api, txn, p, *prev);
+        }
+        for (f, frev) in &fips {
+            txn.delete(f, *frev);
         }
         for sid in &n.subnets {
             if let Some((s, srev)) = api.db.get::<Subnet>(sid).await? {
@@ -306,8 +317,10 @@ impl Lifecycle for Network {
 fn check_mtu(api: &Api, t: NetworkType, mtu: Option<u32>) -> ApiResult<u32> {
     let max = api.config.max_mtu(t);
     match mtu {
-        Some(m) if m < 68 || m > max => Err(ApiError::invalid(format!(
-            "Requested MTU is too big (or small), maximum is {max}"
+        // Neutron takes any non-negative MTU up to the maximum; the minimum of each IP
+        // version is checked against the network's subnets (`check_mtu_fits`).
+        Some(m) if m > max => Err(ApiError::invalid(format!(
+            "Requested MTU is too big, maximum is {max}"
         ))),
         Some(m) => Ok(m),
         None => Ok(max),

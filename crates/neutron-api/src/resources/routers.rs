@@ -328,6 +328,12 @@ fn interface_target(body: Value) -> ApiResult<(Option<String>, Option<String>)> 
     let subnet = a.string("subnet_id")?;
     let port = a.string("port_id")?;
     a.finish()?;
+    // Neutron validates both as UUIDs before looking anything up (400, not 404).
+    for (attr, v) in [("subnet_id", &subnet), ("port_id", &port)] {
+        if let Some(v) = v.as_deref().filter(|v| !model::is_uuid(v)) {
+            return Err(bad_attr(attr, format!("'{v}' is not a valid UUID")));
+        }
+    }
     Ok((subnet, port))
 }
 

@@ -14,7 +14,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::policy::Target;
 use crate::policy::rbac::Grants;
 use ipnet::IpNet;
-use model::{AllocationPool, HostRoute, Meta, Network, Subnet, Table};
+use model::{AllocationPool, HostRoute, Meta, Network, Port, Subnet, Table, owner};
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -284,6 +284,7 @@ impl Lifecycle for Subnet {
         let network_id = &req.network_id;
         let (mut network, net_rev) = api.db.fetch::<Network>(network_id).await?;
         not_deleting(&network)?;
+        super::ops::check_mtu_fits(network_id, network.mtu, req.ip_version)?;
         let cidr = req.cidr;
         let subnet = Subnet {
             meta,
@@ -411,14 +412,40 @@ impl Lifecycle for Subnet {
         let claims = (api.db.store)
             .list(Table::Claim.name(), &format!("ip/{id}/"))
             .await?;
-        // The DHCP port's address goes with the subnet.
-        if claims.iter().any(|c| Some(&c.value) != dhcp_id.as_ref()) {
-            return Err(ApiError::conflict(
+        let in_use = || {
+            ApiError::conflict(
                 "SubnetInUse",
                 format!(
                     "Unable to complete operation on subnet {id}: One or more ports have an IP allocation from this subnet."
                 ),
-            ));
+            )
+        };
+        // The DHCP port's address goes with the subnet; so do the addresses of a SLAAC or
+        // DHCPv6-stateless subnet, which ports hold only because it exists (as in
+        // Neutron), except a router interface's.
+        let mut holders: Vec<String> = claims
+            .iter()
+            .filter(|c| Some(&c.value) != dhcp_id.as_ref())
+            .map(|c| serde_json::from_slice(&c.value).unwrap_or_default())
+            .collect();
+        holders.sort();
+        holders.dedup();
+        if !holders.is_empty() && !s.is_auto_address() {
+            return Err(in_use());
+        }
+        for port_id in holders {
+            let Some((mut p, prev)) = api.db.get::<Port>(&port_id).await? else {
+                return Err(ApiError::retry(&format!("port {port_id}")));
+            };
+            if owner::ROUTER_INTERFACE_OWNERS.contains(&p.device_owner.as_str()) {
+                return Err(in_use());
+            }
+            let (gone, kept) = p.fixed_ips.into_iter().partition(|f| f.subnet_id == *id);
+            p.fixed_ips = kept;
+            let gone: Vec<model::FixedIp> = gone;
+            ipam::release(api, &mut plan.txn, &gone);
+            p.meta.touch();
+            plan.txn.update(&p, prev);
         }
         dhcp::leave(api, &mut plan.txn, s).await?;
         if let Some((mut n, nrev)) = api.db.get::<Network>(&s.network_id).await? {

@@ -1,12 +1,13 @@
 //! Floating IP associations as other resources see them: the claim that gives a fixed IP
 //! at most one floating IP, dropping an association, and dropping every association of a
-//! port that goes away.
+//! port that goes away, and the unassociated floating IPs that go with their network.
 
 use crate::Api;
 use crate::db::Txn;
 use crate::error::ApiResult;
 use crate::resources::touch;
 use model::FloatingIp;
+use nbdb::Revision;
 use std::net::IpAddr;
 
 /// The claim that gives fixed IP `ip` of `port` at most one floating IP.
@@ -34,4 +35,19 @@ pub async fn disassociate_port(api: &Api, txn: &mut Txn, port_id: &str) -> ApiRe
         }
     }
     Ok(())
+}
+
+/// The floating IPs of external network `network_id` that no port uses: Neutron deletes
+/// them with their network (an associated one keeps the network in use).
+pub async fn unassociated_on(
+    api: &Api,
+    network_id: &str,
+) -> ApiResult<Vec<(FloatingIp, Revision)>> {
+    Ok(api
+        .db
+        .all::<FloatingIp>()
+        .await?
+        .into_iter()
+        .filter(|(f, _)| f.floating_network_id == network_id && f.port_id.is_none())
+        .collect())
 }

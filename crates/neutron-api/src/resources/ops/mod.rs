@@ -75,3 +75,22 @@ pub fn release_key(api: &Api, txn: &mut Txn, kind: &str, key: u32) {
     txn.release(&key_claim(kind, u128::from(key)));
     api.alloc.freed(&format!("key/{kind}"), u128::from(key));
 }
+
+/// The smallest MTU a network with subnets of `ip_version` may have (RFC 791, RFC 8200).
+pub fn min_mtu(ip_version: u8) -> u32 {
+    if ip_version == 6 { 1280 } else { 68 }
+}
+
+/// Refuses (409, as Neutron) an MTU of `network_id` too small for a subnet of `ip_version`.
+pub fn check_mtu_fits(network_id: &str, mtu: u32, ip_version: u8) -> ApiResult<()> {
+    let min = min_mtu(ip_version);
+    if mtu < min {
+        return Err(ApiError::conflict(
+            "NetworkMTUTooSmall",
+            format!(
+                "The MTU {mtu} of network {network_id} is below the minimum of {min} that IPv{ip_version} subnets need"
+            ),
+        ));
+    }
+    Ok(())
+}
