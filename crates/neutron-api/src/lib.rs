@@ -8,6 +8,7 @@ pub mod config;
 pub mod context;
 pub mod db;
 pub mod error;
+pub mod ip_availability;
 pub mod keystone;
 pub mod limits;
 pub mod listing;
@@ -116,6 +117,15 @@ pub fn router(api: Arc<Api>) -> Router {
             "/v2.0/routers/{id}/remove_extraroutes",
             put(routers::remove_extraroutes),
         )
+        .route(
+            "/v2.0/network-ip-availabilities",
+            get(ip_availability::list),
+        )
+        .route(
+            "/v2.0/network-ip-availabilities/{id}",
+            get(ip_availability::show),
+        )
+        .route("/v2.0/service-providers", get(versions::service_providers))
         .route("/v2.0/agents", get(agents::list))
         .route(
             "/v2.0/agents/{id}",

@@ -1,10 +1,11 @@
-//! Version discovery (`GET /`, `GET /v2.0/`), the extension list, and JSON answers for
-//! unknown paths and methods.
+//! Version discovery (`GET /`, `GET /v2.0/`), the extension list, the service providers,
+//! and JSON answers for unknown paths and methods.
 
 use crate::Api;
 use crate::error::ApiError;
+use crate::listing::Query;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -59,6 +60,11 @@ pub const EXTENSIONS: &[(&str, &str, &str)] = &[
         "mtu can be set on networks",
     ),
     (
+        "network-ip-availability",
+        "Network IP Availability",
+        "Total and used addresses per network and subnet",
+    ),
+    (
         "pagination",
         "Pagination support",
         "limit and marker on collections",
@@ -91,7 +97,7 @@ pub const EXTENSIONS: &[(&str, &str, &str)] = &[
     (
         "quotas",
         "Quota management support",
-        "Per-project limits on networks, subnets, ports, routers, floating IPs and security groups",
+        "Per-project limits on networks, subnets, ports, routers, floating IPs, security groups and RBAC policies",
     ),
     (
         "rbac-policies",
@@ -117,6 +123,11 @@ pub const EXTENSIONS: &[(&str, &str, &str)] = &[
         "security-group",
         "security-group",
         "Security groups and rules",
+    ),
+    (
+        "service-type",
+        "Neutron Service Type Management",
+        "The service providers: this project's distributed routers",
     ),
     (
         "sorting",
@@ -184,6 +195,8 @@ pub async fn v2(headers: HeaderMap) -> Json<Value> {
         ("agent", "agents"),
         ("rbac_policy", "rbac-policies"),
         ("quota", "quotas"),
+        ("network_ip_availability", "network-ip-availabilities"),
+        ("service_provider", "service-providers"),
     ]
     .into_iter()
     .map(|(name, coll)| {
@@ -235,4 +248,24 @@ pub async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri
         "HTTPMethodNotAllowed",
         format!("The method {method} is not allowed on {}", uri.path()),
     )
+}
+
+/// `GET /v2.0/service-providers` (the `service-type` extension): the one provider of
+/// each service built here. Routers are this project's own distributed routers; there
+/// are no other providers to choose from.
+pub async fn service_providers(
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let query = Query::parse(q.as_deref(), &["service_type", "name", "default"])?;
+    let items =
+        vec![json!({"service_type": "L3_ROUTER_NAT", "name": "dragonflow", "default": true})]
+            .into_iter()
+            .filter_map(|v| v.as_object().cloned())
+            .collect();
+    Ok(Json(query.respond(
+        "service_providers",
+        &base_url(&headers),
+        items,
+    )?))
 }
