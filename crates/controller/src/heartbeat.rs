@@ -34,6 +34,8 @@ pub struct Settings {
     /// The heartbeat's time to live when written to a store directly (the server gives
     /// its own `agent_down_time` to those it writes).
     pub agent_down_time: Duration,
+    /// The zone this host is in (`nova` unless configured).
+    pub availability_zone: String,
 }
 
 /// The shortest gap between two heartbeats that only report a newer revision.
@@ -57,7 +59,7 @@ pub fn report(s: &Settings, started_at: &str, status: &Status) -> Report {
         binary: agent::CONTROLLER_BINARY.into(),
         host: s.host.clone(),
         topic: "N/A".into(),
-        availability_zone: None,
+        availability_zone: Some(s.availability_zone.clone()),
         version: env!("CARGO_PKG_VERSION").into(),
         started_at: started_at.into(),
         applied_revision: status.applied,
@@ -125,6 +127,7 @@ mod tests {
             datapath_type: "netdev".into(),
             report_interval: Duration::from_secs(30),
             agent_down_time: Duration::from_secs(75),
+            availability_zone: "az1".into(),
         };
         let (tx, rx) = watch::channel(Status {
             applied: 4,
@@ -155,6 +158,7 @@ mod tests {
         let hb: agent::Heartbeat = serde_json::from_slice(&l.value).unwrap();
         assert_eq!(hb.report.configurations["flows"], json!(10));
         assert_eq!(hb.report.configurations["datapath_type"], "netdev");
+        assert_eq!(hb.report.availability_zone.as_deref(), Some("az1"));
         assert_eq!(
             hb.report.configurations["bridge_mappings"],
             json!({"physnet1": "br-ex"})

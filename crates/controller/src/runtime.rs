@@ -48,6 +48,8 @@ pub struct Config {
     /// The heartbeat's time to live when it is written to a store directly (through a
     /// server, the server's `agent_down_time` applies).
     pub agent_down_time: Duration,
+    /// The availability zone this host is in (its agent reports it).
+    pub availability_zone: String,
 }
 
 /// Parses `physnet:bridge[,physnet:bridge]`.
@@ -153,6 +155,7 @@ pub async fn run(cfg: Config) -> Result<(), String> {
             datapath_type: cfg.datapath_type.clone(),
             report_interval: cfg.report_interval,
             agent_down_time: cfg.agent_down_time,
+            availability_zone: cfg.availability_zone.clone(),
         },
         status_rx,
     ));

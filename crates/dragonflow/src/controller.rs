@@ -62,6 +62,10 @@ pub struct Args {
     /// server's NB listener, the server's `agent_down_time` applies).
     #[arg(long, default_value_t = 75)]
     agent_down_time: u64,
+    /// The availability zone this host is in (Neutron's `availability_zone`, `nova`):
+    /// its agent shows it, and networks and routers may name it as a hint.
+    #[arg(long, default_value = "nova")]
+    availability_zone: String,
 }
 
 /// The controller's configuration, or what is wrong with a flag.
@@ -85,9 +89,14 @@ pub fn config(args: Args) -> Result<::controller::runtime::Config, String> {
         api,
         report_interval,
         agent_down_time,
+        availability_zone,
     } = args;
     if report_interval == 0 || agent_down_time == 0 {
         return Err("--report-interval and --agent-down-time must be at least 1".into());
+    }
+    // Neutron's limit on a zone's name; an empty one would be a zone nobody can name.
+    if availability_zone.is_empty() || availability_zone.len() > 255 {
+        return Err("--availability-zone takes a name of 1 to 255 bytes".into());
     }
     let mut dns = Vec::new();
     for d in dns_servers.iter().filter(|d| !d.is_empty()) {
@@ -124,6 +133,7 @@ pub fn config(args: Args) -> Result<::controller::runtime::Config, String> {
         bridge_mappings,
         report_interval: std::time::Duration::from_secs(report_interval),
         agent_down_time: std::time::Duration::from_secs(agent_down_time),
+        availability_zone,
     })
 }
 

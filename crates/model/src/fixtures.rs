@@ -41,6 +41,8 @@ pub fn network(id: &str, unique_key: u32) -> Network {
         subnets: vec![],
         unique_key,
         deleting: false,
+        availability_zone_hints: vec![],
+        is_default: false,
     }
 }
 
@@ -117,6 +119,7 @@ pub fn router(id: &str, unique_key: u32) -> Router {
         routes: vec![],
         interfaces: vec![],
         unique_key,
+        availability_zone_hints: vec![],
     }
 }
 

@@ -108,6 +108,12 @@ pub struct Network {
     /// would refer to it refuse, and ones racing the mark fail their compare-and-swap.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub deleting: bool,
+    /// Neutron's `availability_zone_hints`: kept and shown, placing nothing.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub availability_zone_hints: Vec<String>,
+    /// The default external network (Neutron's `is_default`; only an external one).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub is_default: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -292,6 +298,9 @@ pub struct Router {
     pub interfaces: Vec<RouterInterface>,
     /// Datapath key (reg5 value in flows).
     pub unique_key: u32,
+    /// Neutron's `availability_zone_hints`: kept and shown, placing nothing.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub availability_zone_hints: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

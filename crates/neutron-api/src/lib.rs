@@ -3,6 +3,7 @@
 
 pub mod agents;
 pub mod alloc;
+pub mod availability_zones;
 pub mod body;
 pub mod config;
 pub mod context;
@@ -126,6 +127,7 @@ pub fn router(api: Arc<Api>) -> Router {
             get(ip_availability::show),
         )
         .route("/v2.0/service-providers", get(versions::service_providers))
+        .route("/v2.0/availability_zones", get(availability_zones::list))
         .route("/v2.0/agents", get(agents::list))
         .route(
             "/v2.0/agents/{id}",

@@ -23,6 +23,11 @@ pub const EXTENSIONS: &[(&str, &str, &str)] = &[
         "Extra MAC/IP pairs a port may send from",
     ),
     (
+        "availability_zone",
+        "Availability Zone",
+        "The zones host controllers report, and hints on networks and routers",
+    ),
+    (
         "binding",
         "Port Binding",
         "binding:host_id, binding:vif_type, binding:profile",
@@ -63,6 +68,11 @@ pub const EXTENSIONS: &[(&str, &str, &str)] = &[
         "network-ip-availability",
         "Network IP Availability",
         "Total and used addresses per network and subnet",
+    ),
+    (
+        "network_availability_zone",
+        "Network Availability Zone",
+        "availability_zone_hints and availability_zones on networks",
     ),
     (
         "pagination",
@@ -118,6 +128,11 @@ pub const EXTENSIONS: &[(&str, &str, &str)] = &[
         "router",
         "Neutron L3 Router",
         "Routers, interfaces and floating IPs",
+    ),
+    (
+        "router_availability_zone",
+        "Router Availability Zone",
+        "availability_zone_hints and availability_zones on routers",
     ),
     (
         "security-group",
@@ -197,6 +212,7 @@ pub async fn v2(headers: HeaderMap) -> Json<Value> {
         ("quota", "quotas"),
         ("network_ip_availability", "network-ip-availabilities"),
         ("service_provider", "service-providers"),
+        ("availability_zone", "availability_zones"),
     ]
     .into_iter()
     .map(|(name, coll)| {

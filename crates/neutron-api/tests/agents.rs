@@ -419,6 +419,82 @@ async fn an_agent_is_down_once_its_lease_runs_out_and_back_with_its_next_heartbe
     assert_eq!(hosts(&v), ["h1"]);
 }
 
+/// Zones come from the controllers' heartbeats: listed for networks and routers, named as
+/// hints on create (an unknown one is 404, a change later is refused), and a network or
+/// router shows the zones with a live controller.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn availability_zones_are_the_ones_controllers_report() {
+    let c = Cloud::new();
+    let t = c.token(Principal::Host("h1".into()));
+    let mut r = report("h1", 1);
+    r["availability_zone"] = json!("az1");
+    assert_eq!(nb(&c, "PUT", "/nb/v1/agents/h1", Some(r), &t).await.0, 200);
+    let (st, v) = c.member("GET", "/v2.0/availability_zones", None).await;
+    assert_eq!(st, 200, "{v}");
+    let mut got: Vec<String> = v["availability_zones"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|z| format!("{} {} {}", z["name"], z["resource"], z["state"]))
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            r#""az1" "network" "available""#,
+            r#""az1" "router" "available""#
+        ]
+    );
+    let (_, v) = c
+        .member("GET", "/v2.0/availability_zones?resource=router", None)
+        .await;
+    assert_eq!(v["availability_zones"].as_array().unwrap().len(), 1);
+
+    for (coll, key) in [("networks", "network"), ("routers", "router")] {
+        let (st, v) = c
+            .member(
+                "POST",
+                &format!("/v2.0/{coll}"),
+                Some(json!({ key: {"availability_zone_hints": ["az2"]} })),
+            )
+            .await;
+        assert_eq!(
+            (st, v["NeutronError"]["type"].as_str()),
+            (404, Some("AvailabilityZoneNotFound")),
+            "{v}"
+        );
+        let (st, v) = c
+            .member(
+                "POST",
+                &format!("/v2.0/{coll}"),
+                Some(json!({ key: {"availability_zone_hints": ["az1"]} })),
+            )
+            .await;
+        assert_eq!(st, 201, "{v}");
+        assert_eq!(v[key]["availability_zone_hints"], json!(["az1"]));
+        assert_eq!(v[key]["availability_zones"], json!(["az1"]));
+        let id = v[key]["id"].as_str().unwrap();
+        let (st, v) = c
+            .member(
+                "PUT",
+                &format!("/v2.0/{coll}/{id}"),
+                Some(json!({ key: {"availability_zone_hints": []} })),
+            )
+            .await;
+        assert_eq!(st, 400, "{v}");
+    }
+    let (_, v) = c.member("GET", "/v2.0/networks", None).await;
+    assert_eq!(v["networks"].as_array().unwrap().len(), 1, "{v}");
+    // Once the zone's only controller is down, nothing serves there.
+    tokio::time::sleep(std::time::Duration::from_millis(1300)).await;
+    let (_, v) = c.member("GET", "/v2.0/routers", None).await;
+    assert_eq!(v["routers"][0]["availability_zones"], json!([]), "{v}");
+    let (_, v) = c
+        .member("GET", "/v2.0/availability_zones?state=unavailable", None)
+        .await;
+    assert_eq!(v["availability_zones"].as_array().unwrap().len(), 2, "{v}");
+}
+
 /// A JSON value of a few levels, from the shapes a report or an update is made of.
 fn value() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![

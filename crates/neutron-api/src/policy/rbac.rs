@@ -136,7 +136,7 @@ fn remaining(
     Some(keep)
 }
 
-fn in_use(object_id: &str, details: &str) -> ApiError {
+pub fn in_use(object_id: &str, details: &str) -> ApiError {
     ApiError::conflict(
         "RbacPolicyInUse",
         format!(

@@ -57,6 +57,7 @@ pub const ATTR_RULES: &[(&str, &str, &str, Rule)] = &[
     ("network", "create", "provider:segmentation_id", Admin),
     ("network", "update", "shared", Admin),
     ("network", "update", "router:external", Admin),
+    ("network", "update", "is_default", Admin),
     ("network", "update", "provider:network_type", Admin),
     ("network", "update", "provider:physical_network", Admin),
     ("network", "update", "provider:segmentation_id", Admin),

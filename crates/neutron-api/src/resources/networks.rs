@@ -8,6 +8,7 @@ use super::ops::{
     release_key,
 };
 use crate::Api;
+use crate::availability_zones;
 use crate::body::{Attrs, bad_attr};
 use crate::context::Context;
 use crate::error::{ApiError, ApiResult};
@@ -34,6 +35,9 @@ impl Resource for Network {
         "provider:physical_network",
         "provider:segmentation_id",
         "subnets",
+        "availability_zone_hints",
+        "availability_zones",
+        "is_default",
     ];
 
     fn render_own(&self, m: &mut Map<String, Value>) {
@@ -59,6 +63,19 @@ impl Resource for Network {
             json!(self.segmentation_id),
         );
         m.insert("subnets".into(), json!(self.subnets));
+        m.insert(
+            "availability_zone_hints".into(),
+            json!(self.availability_zone_hints),
+        );
+        // Filled in by `render_all`, which reads the zones once for a whole listing.
+        m.insert("availability_zones".into(), json!([]));
+        m.insert("is_default".into(), json!(self.is_default));
+    }
+
+    async fn render_all(api: &Api, objs: &[Network]) -> ApiResult<Vec<Map<String, Value>>> {
+        let mut items: Vec<_> = objs.iter().map(super::render).collect();
+        availability_zones::add_serving(&mut items, &availability_zones::serving(api).await?);
+        Ok(items)
     }
 
     /// Shared with the caller: `shared`, or an RBAC policy (shared or external).
@@ -84,6 +101,32 @@ impl Resource for Network {
     }
 }
 
+/// The claim that keeps a single default external network.
+const DEFAULT_EXTERNAL: &str = "default-external-network";
+
+/// Makes `n` the default external network, or no longer (Neutron's `is_default`, which
+/// `auto-allocated-topology` reads): only an external network can be, and only one at a
+/// time (409 `DefaultExternalNetworkExists`, decided by a claim in the same write).
+fn set_default(plan: &mut Plan<'_>, n: &mut Network, want: bool) {
+    let want = want && n.external;
+    if want && !n.is_default {
+        plan.txn.claim_requested(
+            DEFAULT_EXTERNAL,
+            &n.meta.id,
+            ApiError::conflict(
+                "DefaultExternalNetworkExists",
+                format!(
+                    "Unable to set network {} as default: another external network is the default one.",
+                    n.meta.id
+                ),
+            ),
+        );
+    } else if !want && n.is_default {
+        plan.txn.release(DEFAULT_EXTERNAL);
+    }
+    n.is_default = want;
+}
+
 /// The policy target of a network for a project with `grants`.
 pub fn network_target(grants: &Grants, n: &Network) -> Target {
     Target {
@@ -101,6 +144,7 @@ pub struct NewNetwork {
     external: bool,
     port_security_enabled: bool,
     mtu: Option<u32>,
+    availability_zone_hints: Vec<String>,
     segment: SegmentRequest,
 }
 
@@ -118,15 +162,18 @@ pub struct NetworkUpdate {
     external: Option<bool>,
     port_security_enabled: Option<bool>,
     mtu: Option<u32>,
+    is_default: Option<bool>,
 }
 
 impl Lifecycle for Network {
     type Create = NewNetwork;
     type Update = NetworkUpdate;
-    const POST_FORBIDDEN: &'static [&'static str] = &["status", "subnets"];
+    const POST_FORBIDDEN: &'static [&'static str] = &["status", "subnets", "availability_zones"];
     const PUT_READ_ONLY: &'static [&'static str] = &[
         "status",
         "subnets",
+        "availability_zone_hints",
+        "availability_zones",
         "provider:network_type",
         "provider:physical_network",
         "provider:segmentation_id",
@@ -138,15 +185,7 @@ impl Lifecycle for Network {
         let external = attrs.bool("router:external")?.unwrap_or(false);
         let port_security_enabled = attrs.bool("port_security_enabled")?.unwrap_or(true);
         let mtu = attrs.u32("mtu")?;
-        // Accepted for compatibility when empty; availability zones are not implemented.
-        if let Some(az) = attrs.list("availability_zone_hints")?
-            && !az.is_empty()
-        {
-            return Err(bad_attr(
-                "availability_zone_hints",
-                "availability zones are not supported",
-            ));
-        }
+        let availability_zone_hints = availability_zones::parse_hints(attrs)?;
         let network_type = attrs.string("provider:network_type")?;
         let physical_network = attrs
             .string_or_null("provider:physical_network")?
@@ -175,6 +214,7 @@ impl Lifecycle for Network {
             external,
             port_security_enabled,
             mtu,
+            availability_zone_hints,
             segment: SegmentRequest {
                 network_type,
                 physical_network,
@@ -190,6 +230,7 @@ impl Lifecycle for Network {
         req: &NewNetwork,
         plan: &mut Plan<'_>,
     ) -> ApiResult<Network> {
+        availability_zones::check_hints(api, &req.availability_zone_hints).await?;
         let seg = choose_segment(api, &req.segment, plan, &meta.id).await?;
         let mtu = check_mtu(api, seg.network_type, req.mtu)?;
         let unique_key = pick_key(api, plan, "network", MAX_KEY, &meta.id).await?;
@@ -212,6 +253,8 @@ impl Lifecycle for Network {
             subnets: vec![],
             unique_key,
             deleting: false,
+            availability_zone_hints: req.availability_zone_hints.clone(),
+            is_default: false,
         })
     }
 
@@ -225,6 +268,7 @@ impl Lifecycle for Network {
             external,
             port_security_enabled: attrs.bool("port_security_enabled")?,
             mtu: attrs.u32("mtu")?,
+            is_default: attrs.bool("is_default")?,
         })
     }
 
@@ -248,6 +292,7 @@ impl Lifecycle for Network {
         if let Some(external) = req.external {
             ops_rbac::set_network_external(api, plan, n, external).await?;
         }
+        set_default(plan, n, req.is_default.unwrap_or(n.is_default));
         n.port_security_enabled = req.port_security_enabled.unwrap_or(n.port_security_enabled);
         Ok(())
     }
@@ -282,6 +327,9 @@ impl Lifecycle for Network {
         }
         ops_rbac::remove_all(api, plan, id).await?;
         let txn = &mut plan.txn;
+        if n.is_default {
+            txn.release(DEFAULT_EXTERNAL);
+        }
         release_key(api, txn, "network", n.unique_key);
         txn.release(&seg_claim(
             n.network_type,

@@ -282,6 +282,15 @@ impl Lifecycle for RbacPolicy {
         let Some(owner) = object_owner(api, p).await? else {
             return Ok(());
         };
+        if p.object_type == NETWORK && p.action == EXTERNAL && p.target_tenant == WILDCARD {
+            let (n, _) = api.db.fetch::<Network>(&p.object_id).await?;
+            if n.is_default {
+                return Err(crate::policy::rbac::in_use(
+                    &p.object_id,
+                    "Default external networks must be shared to everyone.",
+                ));
+            }
+        }
         check_removal(api, &on, p, None, &owner).await?;
         if p.object_type == NETWORK {
             let after: Vec<RbacPolicy> =

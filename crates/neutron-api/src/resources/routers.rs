@@ -10,6 +10,7 @@ use super::ops::routes::{parse_routes, render_routes};
 use super::ops::{Plan, pick_key, release_key};
 use super::{Resource, one, render, touch, visible, writable};
 use crate::Api;
+use crate::availability_zones;
 use crate::body::{Attrs, JsonBody, bad_attr};
 use crate::context::Context;
 use crate::db::retrying;
@@ -36,6 +37,9 @@ impl Resource for Router {
         "status",
         "external_gateway_info",
         "routes",
+        "availability_zone_hints",
+        "availability_zones",
+        "flavor_id",
     ];
 
     fn render_own(&self, m: &mut Map<String, Value>) {
@@ -49,6 +53,20 @@ impl Resource for Router {
         };
         m.insert("external_gateway_info".into(), gateway);
         m.insert("routes".into(), json!(render_routes(&self.routes)));
+        m.insert(
+            "availability_zone_hints".into(),
+            json!(self.availability_zone_hints),
+        );
+        // Filled in by `render_all`, which reads the zones once for a whole listing.
+        m.insert("availability_zones".into(), json!([]));
+        // There are no router flavors (`flavors` is not built): every router has none.
+        m.insert("flavor_id".into(), Value::Null);
+    }
+
+    async fn render_all(api: &Api, objs: &[Router]) -> ApiResult<Vec<Map<String, Value>>> {
+        let mut items: Vec<_> = objs.iter().map(super::render).collect();
+        availability_zones::add_serving(&mut items, &availability_zones::serving(api).await?);
+        Ok(items)
     }
 }
 
@@ -64,6 +82,7 @@ pub struct GatewayRequest {
 pub struct NewRouter {
     admin_state_up: bool,
     gateway: Option<GatewayRequest>,
+    availability_zone_hints: Vec<String>,
 }
 
 /// A PUT's own attributes; `gateway` is `Some(None)` to clear it.
@@ -76,12 +95,25 @@ pub struct RouterUpdate {
 impl Lifecycle for Router {
     type Create = NewRouter;
     type Update = RouterUpdate;
-    const POST_FORBIDDEN: &'static [&'static str] = &["status", "routes"];
-    const PUT_READ_ONLY: &'static [&'static str] = &["status"];
+    const POST_FORBIDDEN: &'static [&'static str] = &["status", "routes", "availability_zones"];
+    const PUT_READ_ONLY: &'static [&'static str] = &[
+        "status",
+        "availability_zone_hints",
+        "availability_zones",
+        "flavor_id",
+    ];
 
     fn parse_create(_ctx: &Context, attrs: &mut Attrs) -> ApiResult<NewRouter> {
         let admin_state_up = attrs.bool("admin_state_up")?.unwrap_or(true);
         let gateway = parse_gateway(attrs)?.flatten();
+        // `flavor_id` names a flavor, and none exists (Neutron's answer for an unknown one).
+        if let Some(f) = attrs.string_or_null("flavor_id")?.filter(|f| !f.is_empty()) {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "FlavorNotFound",
+                format!("Flavor {f} could not be found."),
+            ));
+        }
         for k in ["distributed", "ha"] {
             if let Some(v) = attrs.bool(k)?
                 && v != (k == "distributed")
@@ -95,6 +127,7 @@ impl Lifecycle for Router {
         Ok(NewRouter {
             admin_state_up,
             gateway,
+            availability_zone_hints: availability_zones::parse_hints(attrs)?,
         })
     }
 
@@ -105,6 +138,7 @@ impl Lifecycle for Router {
         req: &NewRouter,
         plan: &mut Plan<'_>,
     ) -> ApiResult<Router> {
+        availability_zones::check_hints(api, &req.availability_zone_hints).await?;
         let unique_key = pick_key(api, plan, "router", MAX_KEY, &meta.id).await?;
         let mut r = Router {
             meta,
@@ -113,6 +147,7 @@ impl Lifecycle for Router {
             routes: vec![],
             interfaces: vec![],
             unique_key,
+            availability_zone_hints: req.availability_zone_hints.clone(),
         };
         if let Some(g) = &req.gateway {
             r.external_gateway = Some(build_gateway(api, plan, &r, g.clone()).await?);
