@@ -285,7 +285,12 @@ async fn build_gateway(
         project_id: String::new(),
         device_owner: owner::ROUTER_GATEWAY,
         device_id: router.meta.id.clone(),
-        addresses: Addresses::Requested(req.fixed_ips),
+        // An external network with no subnet yet gives a gateway without addresses, as
+        // in Neutron; one whose subnets are full is still refused.
+        addresses: match req.fixed_ips {
+            None if network.subnets.is_empty() => Addresses::Defaults,
+            asked => Addresses::Requested(asked),
+        },
     };
     let port = build_system_port(api, plan, sp).await?;
     plan.txn.create(&port);
