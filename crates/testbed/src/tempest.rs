@@ -52,7 +52,8 @@ pub fn conf(c: &Conf<'_>) -> String {
          project_network_cidr = 10.100.0.0/16\nproject_network_mask_bits = 28\n\
          project_networks_reachable = false\n\n\
          [network-feature-enabled]\napi_extensions = {ext}\nipv6 = true\n\
-         ipv6_subnet_attributes = true\n",
+         ipv6_subnet_attributes = true\n\n\
+         [neutron_plugin_options]\nagent_availability_zone = nova\n",
         pw = c.admin_password,
         ks = c.keystone_url,
         public = c.public_network_id,
