@@ -34,6 +34,8 @@ impl Resource for Network {
         "provider:physical_network",
         "provider:segmentation_id",
         "subnets",
+        "ipv4_address_scope",
+        "ipv6_address_scope",
     ];
 
     fn render_own(&self, m: &mut Map<String, Value>) {
@@ -59,6 +61,23 @@ impl Resource for Network {
             json!(self.segmentation_id),
         );
         m.insert("subnets".into(), json!(self.subnets));
+        // Its subnets' pools' scopes, filled in by `render_all`.
+        m.insert("ipv4_address_scope".into(), Value::Null);
+        m.insert("ipv6_address_scope".into(), Value::Null);
+    }
+
+    async fn render_all(api: &Api, objs: &[Network]) -> ApiResult<Vec<Map<String, Value>>> {
+        let scopes = super::ops::pools::network_scopes(api, objs).await?;
+        Ok(objs
+            .iter()
+            .zip(scopes)
+            .map(|(n, [v4, v6])| {
+                let mut m = super::render(n);
+                m.insert("ipv4_address_scope".into(), json!(v4));
+                m.insert("ipv6_address_scope".into(), json!(v6));
+                m
+            })
+            .collect())
     }
 
     /// Shared with the caller: `shared`, or an RBAC policy (shared or external).
