@@ -315,10 +315,26 @@ async fn one_network_takes_subnets_of_one_version_from_one_pool() {
         (400, "NetworkSubnetPoolAffinityError"),
         "{v}"
     );
-    // Nothing was written: the pool has no allocation and can go.
+    // Nothing was written: the pool's only allocation is the one of another network,
+    // whose delete gives it back.
+    let other = c.network(ADMIN).await;
+    let (st, v) = c
+        .subnet(
+            ADMIN,
+            &other,
+            json!({"subnetpool_id": pool["id"], "prefixlen": 24}),
+        )
+        .await;
+    assert_eq!(st, 201, "{v}");
     let uri = format!("/v2.0/subnetpools/{}", pool["id"].as_str().unwrap());
     let (st, _) = c.call(ADMIN, "DELETE", &uri, None).await;
+    assert_eq!(st, 400);
+    let (st, _) = c
+        .call(ADMIN, "DELETE", &format!("/v2.0/networks/{other}"), None)
+        .await;
     assert_eq!(st, 204);
+    let (st, v) = c.call(ADMIN, "DELETE", &uri, None).await;
+    assert_eq!(st, 204, "{v}");
 }
 
 #[tokio::test]

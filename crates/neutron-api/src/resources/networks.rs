@@ -318,6 +318,7 @@ impl Lifecycle for Network {
         for sid in &n.subnets {
             if let Some((s, srev)) = api.db.get::<Subnet>(sid).await? {
                 txn.delete(&s, srev);
+                super::ops::pools::release(txn, &s);
             }
         }
         Ok(())

@@ -468,7 +468,7 @@ impl Lifecycle for Subnet {
             plan.txn.update(&p, prev);
         }
         dhcp::leave(api, &mut plan.txn, s).await?;
-        pools::release(plan, s);
+        pools::release(&mut plan.txn, s);
         if let Some((mut n, nrev)) = api.db.get::<Network>(&s.network_id).await? {
             n.subnets.retain(|x| x != id);
             n.meta.touch();

@@ -8,6 +8,7 @@ use crate::Api;
 use crate::alloc::{ip_to_u128, u128_to_ip};
 use crate::body::{Attrs, bad_attr};
 use crate::context::Context;
+use crate::db::Txn;
 use crate::error::{ApiError, ApiResult};
 use crate::resources::Resource;
 use crate::resources::ops::deleting::not_deleting;
@@ -381,10 +382,11 @@ async fn check_quota(
     Ok(())
 }
 
-/// Gives a deleted subnet's CIDR back to its pool.
-pub fn release(plan: &mut Plan<'_>, subnet: &Subnet) {
+/// Gives a deleted subnet's CIDR back to its pool (in the subnet's delete, or its
+/// network's).
+pub fn release(txn: &mut Txn, subnet: &Subnet) {
     if let Some(pool) = &subnet.subnetpool_id {
-        plan.txn.release(&allocation_claim(pool, &subnet.cidr));
+        txn.release(&allocation_claim(pool, &subnet.cidr));
     }
 }
 
