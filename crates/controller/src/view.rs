@@ -278,7 +278,8 @@ impl View {
                 changed
             }
             Some(Table::Chassis) => set(&mut self.chassis_by_name, table, id, value),
-            Some(Table::Claim | Table::RbacPolicy) | None => false,
+            Some(Table::Claim | Table::RbacPolicy | Table::SubnetPool | Table::AddressScope)
+            | None => false,
         }
     }
 

@@ -106,6 +106,7 @@ pub fn subnet(id: &str, network_id: &str, cidr: &str) -> Subnet {
         host_routes: vec![],
         ipv6_ra_mode: None,
         ipv6_address_mode: None,
+        subnetpool_id: None,
         deleting: false,
     }
 }

@@ -11,10 +11,12 @@ pub mod fixtures;
 pub mod mac;
 pub mod nova;
 pub mod objects;
+pub mod pools;
 pub mod time;
 
 pub use mac::MacAddr;
 pub use objects::*;
+pub use pools::{AddressScope, SubnetPool};
 
 /// The NB store tables, one per object kind, plus the claims table that makes allocations
 /// (IPs, MACs, unique keys, segmentation ids) unique across API servers.
@@ -30,12 +32,15 @@ pub enum Table {
     Chassis,
     /// RBAC policies: a network or security group shared with a project (or `*`).
     RbacPolicy,
+    /// Subnet pools and address scopes (`pools`): the API server's only.
+    SubnetPool,
+    AddressScope,
     /// `ip/<subnet>/<addr>`, `mac/<mac>`, `key/<kind>/<n>`, `seg/<type>/<n>` → owner id.
     Claim,
 }
 
 impl Table {
-    pub const ALL: [Table; 10] = [
+    pub const ALL: [Table; 12] = [
         Table::Network,
         Table::Subnet,
         Table::Port,
@@ -45,6 +50,8 @@ impl Table {
         Table::SecurityGroupRule,
         Table::Chassis,
         Table::RbacPolicy,
+        Table::SubnetPool,
+        Table::AddressScope,
         Table::Claim,
     ];
 
@@ -60,6 +67,8 @@ impl Table {
             Table::SecurityGroupRule => "secgroup_rule",
             Table::Chassis => "chassis",
             Table::RbacPolicy => "rbac_policy",
+            Table::SubnetPool => "subnetpool",
+            Table::AddressScope => "address_scope",
             Table::Claim => "claim",
         }
     }

@@ -142,6 +142,9 @@ pub struct Subnet {
     pub host_routes: Vec<HostRoute>,
     pub ipv6_ra_mode: Option<String>,
     pub ipv6_address_mode: Option<String>,
+    /// The subnet pool its CIDR was allocated from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnetpool_id: Option<String>,
     /// Set while a delete checks that nothing refers to the object any more: creates that
     /// would refer to it refuse, and ones racing the mark fail their compare-and-swap.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]

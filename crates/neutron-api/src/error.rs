@@ -48,6 +48,8 @@ impl ApiError {
             "FloatingIP" => "Floating IP".to_string(),
             "SecurityGroup" => "Security group".to_string(),
             "SecurityGroupRule" => "Security group rule".to_string(),
+            "SubnetPool" => "Subnet pool".to_string(),
+            "AddressScope" => "Address scope".to_string(),
             k => k.to_string(),
         };
         ApiError::new(

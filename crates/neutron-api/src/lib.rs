@@ -101,6 +101,8 @@ pub fn router(api: Arc<Api>) -> Router {
     let r = resource::<SecurityGroup>(r, "/v2.0/security-groups");
     let r = resource::<SecurityGroupRule>(r, "/v2.0/security-group-rules");
     let r = resource::<model::RbacPolicy>(r, "/v2.0/rbac-policies");
+    let r = resource::<model::SubnetPool>(r, "/v2.0/subnetpools");
+    let r = resource::<model::AddressScope>(r, "/v2.0/address-scopes");
     let r = r
         .route(
             "/v2.0/routers/{id}/add_router_interface",
@@ -117,6 +119,14 @@ pub fn router(api: Arc<Api>) -> Router {
         .route(
             "/v2.0/routers/{id}/remove_extraroutes",
             put(routers::remove_extraroutes),
+        )
+        .route(
+            "/v2.0/subnetpools/{id}/add_prefixes",
+            put(resources::subnet_pools::add_prefixes),
+        )
+        .route(
+            "/v2.0/subnetpools/{id}/remove_prefixes",
+            put(resources::subnet_pools::remove_prefixes),
         )
         .route(
             "/v2.0/network-ip-availabilities",

@@ -13,6 +13,11 @@ use std::sync::Arc;
 /// Extensions that are really implemented, with a one-line description each.
 pub const EXTENSIONS: &[(&str, &str, &str)] = &[
     (
+        "address-scope",
+        "Address scope",
+        "Address scopes: subnet pools with unique prefixes; ipv4/ipv6_address_scope on networks",
+    ),
+    (
         "agent",
         "agent",
         "The agent management extension: controllers and API servers, alive or not",
@@ -31,6 +36,11 @@ pub const EXTENSIONS: &[(&str, &str, &str)] = &[
         "binding",
         "Port Binding",
         "binding:host_id, binding:vif_type, binding:profile",
+    ),
+    (
+        "default-subnetpools",
+        "Default Subnetpools",
+        "is_default on subnet pools; use_default_subnetpool on subnets",
     ),
     (
         "external-net",
@@ -162,7 +172,7 @@ pub const EXTENSIONS: &[(&str, &str, &str)] = &[
     (
         "standard-attr-tag",
         "Tag support for resources with standard attribute",
-        "Tags on networks, subnets, ports, routers, floating IPs and security groups",
+        "Tags on networks, subnets, ports, routers, floating IPs, security groups and subnet pools",
     ),
     (
         "standard-attr-timestamp",
@@ -173,6 +183,16 @@ pub const EXTENSIONS: &[(&str, &str, &str)] = &[
         "subnet-external-network",
         "Subnet External Network",
         "Subnets of external networks are visible to every project (a router gateway's)",
+    ),
+    (
+        "subnet_allocation",
+        "Subnet Allocation",
+        "Subnet pools: subnets take their CIDR from a pool's prefixes",
+    ),
+    (
+        "subnetpool-prefix-ops",
+        "Subnetpool prefix operations",
+        "add_prefixes and remove_prefixes on subnet pools",
     ),
     (
         "tag-creation",
@@ -213,6 +233,8 @@ pub async fn v2(headers: HeaderMap) -> Json<Value> {
         ("network_ip_availability", "network-ip-availabilities"),
         ("service_provider", "service-providers"),
         ("availability_zone", "availability_zones"),
+        ("subnetpool", "subnetpools"),
+        ("address_scope", "address-scopes"),
     ]
     .into_iter()
     .map(|(name, coll)| {

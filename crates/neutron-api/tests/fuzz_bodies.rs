@@ -58,6 +58,17 @@ const KEYS: &[&str] = &[
     "object_id",
     "action",
     "target_tenant",
+    "prefixes",
+    "min_prefixlen",
+    "max_prefixlen",
+    "default_prefixlen",
+    "default_quota",
+    "prefixlen",
+    "subnetpool_id",
+    "use_default_subnetpool",
+    "is_default",
+    "shared",
+    "address_scope_id",
 ];
 
 fn leaf() -> impl Strategy<Value = Value> {
@@ -83,6 +94,8 @@ fn leaf() -> impl Strategy<Value = Value> {
             Just("access_as_shared"),
             Just("access_as_external"),
             Just("*"),
+            Just("10.0.0.0/8"),
+            Just("28"),
         ]
         .prop_map(|s| json!(s)),
     ]
@@ -112,6 +125,8 @@ const TARGETS: &[(&str, &str)] = &[
     ("security-groups", "security_group"),
     ("security-group-rules", "security_group_rule"),
     ("rbac-policies", "rbac_policy"),
+    ("subnetpools", "subnetpool"),
+    ("address-scopes", "address_scope"),
 ];
 
 async fn send(app: &axum::Router, method: &str, uri: &str, body: String) -> (StatusCode, Value) {
@@ -155,11 +170,19 @@ proptest! {
             // A network and subnet to refer to, so deeper validation paths are reached.
             let (_, net) = send(&app, "POST", "/v2.0/networks", json!({"network": {"name": "n"}}).to_string()).await;
             let net_id = net["network"]["id"].clone();
+            // A scope and a pool in it, for subnets and pools to name.
+            let (_, scope) = send(&app, "POST", "/v2.0/address-scopes", json!({"address_scope": {"name": "s", "ip_version": 4}}).to_string()).await;
+            let (_, pool) = send(&app, "POST", "/v2.0/subnetpools", json!({"subnetpool": {"name": "p", "prefixes": ["10.0.0.0/8"], "address_scope_id": scope["address_scope"]["id"]}}).to_string()).await;
             let mut attrs = attrs;
             if let Value::Object(m) = &mut attrs {
-                for k in ["network_id", "object_id"] {
+                for (k, v) in [
+                    ("network_id", &net_id),
+                    ("object_id", &net_id),
+                    ("subnetpool_id", &pool["subnetpool"]["id"]),
+                    ("address_scope_id", &scope["address_scope"]["id"]),
+                ] {
                     if m.contains_key(k) {
-                        m.insert(k.into(), net_id.clone());
+                        m.insert(k.into(), v.clone());
                     }
                 }
             }
@@ -184,8 +207,22 @@ proptest! {
             }
             let (st, v) = send(&app, "GET", &format!("/v2.0/{coll}?{}", q.finish()), String::new()).await;
             check(st, &v)?;
-            let (st, v) = send(&app, "PUT", &format!("/v2.0/{coll}/x"), body).await;
+            let (st, v) = send(&app, "PUT", &format!("/v2.0/{coll}/x"), body.clone()).await;
             check(st, &v)?;
+            // An update of a real pool and scope, and the prefix operations.
+            let pool_id = pool["subnetpool"]["id"].as_str().unwrap_or_default();
+            let scope_id = scope["address_scope"]["id"].as_str().unwrap_or_default();
+            for uri in [
+                format!("/v2.0/subnetpools/{pool_id}"),
+                format!("/v2.0/address-scopes/{scope_id}"),
+                format!("/v2.0/subnetpools/{pool_id}/add_prefixes"),
+                format!("/v2.0/subnetpools/{pool_id}/remove_prefixes"),
+            ] {
+                let (st, v) = send(&app, "PUT", &uri, body.clone()).await;
+                check(st, &v)?;
+                let (st, v) = send(&app, "PUT", &uri, attrs.to_string()).await;
+                check(st, &v)?;
+            }
             Ok::<(), TestCaseError>(())
         })?;
     }

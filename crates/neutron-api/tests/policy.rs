@@ -141,6 +141,10 @@ fn body(c: &Cloud, w: &World, key: &str) -> Value {
         "security_group_rule" => json!({"security_group_rule": {
             "security_group_id": w.group, "direction": "ingress", "protocol": "tcp",
             "port_range_min": n, "port_range_max": n}}),
+        "subnetpool" => {
+            json!({"subnetpool": {"name": "p", "prefixes": [format!("10.{}.0.0/16", n % 250 + 1)]}})
+        }
+        "address_scope" => json!({"address_scope": {"name": "s", "ip_version": 4}}),
         _ => json!({"rbac_policy": {"object_type": "network", "object_id": w.network,
             "action": "access_as_shared", "target_tenant": format!("{n:032x}")}}),
     }
@@ -156,7 +160,7 @@ fn change(key: &str) -> Value {
     }
 }
 
-const RESOURCES: [(&str, &str); 8] = [
+const RESOURCES: [(&str, &str); 10] = [
     ("network", "networks"),
     ("subnet", "subnets"),
     ("port", "ports"),
@@ -165,6 +169,8 @@ const RESOURCES: [(&str, &str); 8] = [
     ("security_group", "security-groups"),
     ("security_group_rule", "security-group-rules"),
     ("rbac_policy", "rbac-policies"),
+    ("subnetpool", "subnetpools"),
+    ("address_scope", "address-scopes"),
 ];
 
 /// The expected create status for each caller (admin, P member, P reader, Q member, Q

@@ -41,6 +41,16 @@ pub const RULES: &[(&str, &str, Rule)] = &[
     ("rbac_policy", "get", ProjectReader),
     ("rbac_policy", "update", ProjectMember),
     ("rbac_policy", "delete", ProjectMember),
+    ("subnetpool", "create", ProjectMember),
+    ("subnetpool", "get", ProjectReaderOrShared),
+    ("subnetpool", "update", ProjectMember),
+    ("subnetpool", "delete", ProjectMember),
+    ("subnetpool", "add_prefixes", ProjectMember),
+    ("subnetpool", "remove_prefixes", ProjectMember),
+    ("address_scope", "create", ProjectMember),
+    ("address_scope", "get", ProjectReaderOrShared),
+    ("address_scope", "update", ProjectMember),
+    ("address_scope", "delete", ProjectMember),
 ];
 
 /// `(resource, action, attribute, rule)`: checked, with the action's own rule, when a
@@ -102,4 +112,9 @@ pub const ATTR_RULES: &[(&str, &str, &str, Rule)] = &[
     ),
     ("rbac_policy", "create", "target_tenant", NotWildcard),
     ("rbac_policy", "update", "target_tenant", NotWildcard),
+    ("subnetpool", "create", "shared", Admin),
+    ("subnetpool", "create", "is_default", Admin),
+    ("subnetpool", "update", "is_default", Admin),
+    ("address_scope", "create", "shared", Admin),
+    ("address_scope", "update", "shared", Admin),
 ];

@@ -186,6 +186,10 @@ pub async fn update<T: Lifecycle>(
 ) -> ApiResult<Json<Value>> {
     let present = policy::request_attrs(&body, T::RESOURCE);
     let present: Vec<&str> = present.iter().map(String::as_str).collect();
+    // Neutron refuses a read-only attribute before it looks the object up.
+    if let Some(k) = T::PUT_READ_ONLY.iter().find(|k| present.contains(k)) {
+        return Err(read_only(k));
+    }
     let obj = retrying(|| async {
         let (mut obj, rev) = writable::<T>(&api, &ctx, &id, "update", &present).await?;
         check_if_match(&headers, obj.meta())?;

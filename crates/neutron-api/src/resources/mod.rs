@@ -4,6 +4,7 @@
 //! operations several resources share (`ops`). A resource file imports `ops`, never
 //! another resource file.
 
+pub mod address_scopes;
 pub mod bulk;
 pub mod floatingips;
 pub mod lifecycle;
@@ -15,6 +16,7 @@ pub mod routers;
 pub mod security_group_rules;
 pub mod security_groups;
 pub mod standard;
+pub mod subnet_pools;
 pub mod subnets;
 pub mod tags;
 

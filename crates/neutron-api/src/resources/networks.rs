@@ -38,6 +38,8 @@ impl Resource for Network {
         "availability_zone_hints",
         "availability_zones",
         "is_default",
+        "ipv4_address_scope",
+        "ipv6_address_scope",
     ];
 
     fn render_own(&self, m: &mut Map<String, Value>) {
@@ -70,12 +72,25 @@ impl Resource for Network {
         // Filled in by `render_all`, which reads the zones once for a whole listing.
         m.insert("availability_zones".into(), json!([]));
         m.insert("is_default".into(), json!(self.is_default));
+        // Its subnets' pools' scopes, filled in by `render_all`.
+        m.insert("ipv4_address_scope".into(), Value::Null);
+        m.insert("ipv6_address_scope".into(), Value::Null);
     }
 
     async fn render_all(api: &Api, objs: &[Network]) -> ApiResult<Vec<Map<String, Value>>> {
-        let mut items: Vec<_> = objs.iter().map(super::render).collect();
-        availability_zones::add_serving(&mut items, &availability_zones::serving(api).await?);
-        Ok(items)
+        let scopes = super::ops::pools::network_scopes(api, objs).await?;
+        let serving = availability_zones::serving(api).await?;
+        Ok(objs
+            .iter()
+            .zip(scopes)
+            .map(|(n, [v4, v6])| {
+                let mut m = super::render(n);
+                m.insert("ipv4_address_scope".into(), json!(v4));
+                m.insert("ipv6_address_scope".into(), json!(v6));
+                m.insert("availability_zones".into(), json!(serving));
+                m
+            })
+            .collect())
     }
 
     /// Shared with the caller: `shared`, or an RBAC policy (shared or external).
@@ -347,6 +362,7 @@ impl Lifecycle for Network {
         for sid in &n.subnets {
             if let Some((s, srev)) = api.db.get::<Subnet>(sid).await? {
                 txn.delete(&s, srev);
+                super::ops::pools::release(txn, &s);
             }
         }
         Ok(())

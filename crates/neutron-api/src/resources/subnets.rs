@@ -5,7 +5,7 @@ use super::Resource;
 use super::lifecycle::Lifecycle;
 use super::ops::deleting::not_deleting;
 use super::ops::routes::{parse_routes, render_routes, same_family};
-use super::ops::{Plan, dhcp, ipam, rbac as ops_rbac};
+use super::ops::{Plan, dhcp, ipam, pools, rbac as ops_rbac};
 use crate::Api;
 use crate::alloc::{ip_to_u128, u128_to_ip};
 use crate::body::{self, Attrs, bad_attr, parse_cidr, parse_ip};
@@ -53,7 +53,7 @@ impl Resource for Subnet {
         );
         m.insert("ipv6_ra_mode".into(), json!(self.ipv6_ra_mode));
         m.insert("ipv6_address_mode".into(), json!(self.ipv6_address_mode));
-        m.insert("subnetpool_id".into(), Value::Null);
+        m.insert("subnetpool_id".into(), json!(self.subnetpool_id));
         // Its network's, filled in by `render_all` (the subnet-external-network extension).
         m.insert("router:external".into(), json!(false));
     }
@@ -144,7 +144,10 @@ impl Resource for Subnet {
 pub struct NewSubnet {
     network_id: String,
     ip_version: u8,
-    cidr: IpNet,
+    /// None: allocated from the pool (`pool`), with the gateway asked for (`gateway`).
+    cidr: Option<IpNet>,
+    pool: pools::PoolRequest,
+    gateway: Option<Option<IpAddr>>,
     gateway_ip: Option<IpAddr>,
     allocation_pools: Vec<AllocationPool>,
     enable_dhcp: bool,
@@ -188,20 +191,10 @@ impl Lifecycle for Subnet {
         let network_id = attrs
             .string("network_id")?
             .ok_or_else(|| bad_attr("network_id", "network_id is required"))?;
-        for k in ["subnetpool_id", "segment_id"] {
-            if let Some(v) = attrs.take(k)
-                && !v.is_null()
-            {
-                return Err(bad_attr(k, "subnet pools and segments are not supported"));
-            }
-        }
-        if let Some(v) = attrs.take("use_default_subnet_pool")
-            && v != json!(false)
+        if let Some(v) = attrs.take("segment_id")
+            && !v.is_null()
         {
-            return Err(bad_attr(
-                "use_default_subnet_pool",
-                "subnet pools are not supported",
-            ));
+            return Err(bad_attr("segment_id", "segments are not supported"));
         }
         if let Some(st) = attrs.list("service_types")?
             && !st.is_empty()
@@ -218,38 +211,35 @@ impl Lifecycle for Subnet {
             ));
         }
         let version = version as u8;
-        let cidr_v = attrs
-            .take("cidr")
-            .ok_or_else(|| bad_attr("cidr", "cidr is required (subnet pools are not supported)"))?;
-        let cidr = parse_cidr("cidr", &cidr_v)?;
-        if (version == 4) != matches!(cidr, IpNet::V4(_)) {
-            return Err(ApiError::invalid(format!(
-                "Cidr {cidr} does not match ip_version {version}"
-            )));
-        }
-        let max_prefix = if version == 4 { 30 } else { 126 };
-        if cidr.prefix_len() > max_prefix {
-            return Err(ApiError::invalid(format!(
-                "cidr {cidr} is too small: the prefix must be at most /{max_prefix}"
-            )));
-        }
-        let gateway_ip = match attrs.ip_or_null("gateway_ip")? {
-            Some(g) => g,
-            None => Some(u128_to_ip(ip_to_u128(cidr.network()) + 1, version == 6)),
+        let cidr = match attrs.take("cidr") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(parse_cidr("cidr", &v)?),
         };
-        check_gateway(gateway_ip, &cidr)?;
-        let allocation_pools = match attrs.list("allocation_pools")? {
-            Some(items) if !items.is_empty() => parse_pools(items, &cidr)?,
-            _ => default_pools(&cidr, gateway_ip),
+        let pool = pools::parse_request(attrs, cidr.is_some())?;
+        let gateway = attrs.ip_or_null("gateway_ip")?;
+        let requested_pools = attrs.list("allocation_pools")?.unwrap_or_default();
+        let (gateway_ip, allocation_pools) = match cidr {
+            Some(cidr) => layout(version, cidr, gateway, requested_pools)?,
+            None if !requested_pools.is_empty() => {
+                return Err(pools::bad_subnet_request(
+                    "allocation_pools allowed only for specific subnet requests.",
+                ));
+            }
+            None => (None, Vec::new()),
         };
-        gateway_in_pools(gateway_ip, &allocation_pools)?;
         let enable_dhcp = attrs.bool("enable_dhcp")?.unwrap_or(true);
+        // Only the address family matters to these, known before a pool gives the CIDR.
+        let family = IpNet::from(if version == 4 {
+            IpAddr::from(std::net::Ipv4Addr::UNSPECIFIED)
+        } else {
+            IpAddr::from(std::net::Ipv6Addr::UNSPECIFIED)
+        });
         let dns_nameservers =
-            parse_nameservers(attrs.list("dns_nameservers")?.unwrap_or_default(), &cidr)?;
+            parse_nameservers(attrs.list("dns_nameservers")?.unwrap_or_default(), &family)?;
         let host_routes = parse_routes(
             "host_routes",
             attrs.list("host_routes")?.unwrap_or_default(),
-            Some(&cidr),
+            Some(&family),
         )?;
         let ipv6_ra_mode = ipv6_mode(attrs, "ipv6_ra_mode", version)?;
         let ipv6_address_mode = ipv6_mode(attrs, "ipv6_address_mode", version)?;
@@ -264,6 +254,8 @@ impl Lifecycle for Subnet {
             network_id,
             ip_version: version,
             cidr,
+            pool,
+            gateway,
             gateway_ip,
             allocation_pools,
             enable_dhcp,
@@ -276,7 +268,7 @@ impl Lifecycle for Subnet {
 
     async fn plan_create(
         api: &Api,
-        _ctx: &Context,
+        ctx: &Context,
         meta: Meta,
         req: &NewSubnet,
         plan: &mut Plan<'_>,
@@ -285,19 +277,47 @@ impl Lifecycle for Subnet {
         let (mut network, net_rev) = api.db.fetch::<Network>(network_id).await?;
         not_deleting(&network)?;
         super::ops::check_mtu_fits(network_id, network.mtu, req.ip_version)?;
-        let cidr = req.cidr;
+        let others: Vec<Subnet> = (ipam::network_subnets(api, &network).await?)
+            .into_iter()
+            .map(|(s, _)| s)
+            .collect();
+        let pool = pools::requested_pool(api, ctx, &req.pool, req.ip_version).await?;
+        let pool_id = pool.as_ref().map(|(p, _)| p.meta.id.clone());
+        pools::check_affinity(&others, req.ip_version, pool_id.as_deref())?;
+        let (cidr, gateway_ip, allocation_pools) = match (&pool, req.cidr) {
+            (Some((p, rev)), asked) => {
+                let (id, project) = (&meta.id, &meta.project_id);
+                let prefixlen = req.pool.prefixlen;
+                let cidr =
+                    pools::allocate(api, plan, (p, *rev), asked, prefixlen, project, id).await?;
+                match asked {
+                    Some(_) => (cidr, req.gateway_ip, req.allocation_pools.clone()),
+                    None => {
+                        let (g, a) = layout(req.ip_version, cidr, req.gateway, Vec::new())?;
+                        (cidr, g, a)
+                    }
+                }
+            }
+            (None, Some(c)) => (c, req.gateway_ip, req.allocation_pools.clone()),
+            (None, None) => {
+                return Err(pools::bad_subnet_request(
+                    "a subnetpool must be specified in the absence of a cidr",
+                ));
+            }
+        };
         let subnet = Subnet {
             meta,
             network_id: network_id.clone(),
             ip_version: req.ip_version,
             cidr,
-            gateway_ip: req.gateway_ip,
-            allocation_pools: req.allocation_pools.clone(),
+            gateway_ip,
+            allocation_pools,
             enable_dhcp: req.enable_dhcp,
             dns_nameservers: req.dns_nameservers.clone(),
             host_routes: req.host_routes.clone(),
             ipv6_ra_mode: req.ipv6_ra_mode.clone(),
             ipv6_address_mode: req.ipv6_address_mode.clone(),
+            subnetpool_id: pool_id,
             deleting: false,
         };
         if subnet.is_auto_address() && cidr.prefix_len() != 64 {
@@ -305,7 +325,7 @@ impl Lifecycle for Subnet {
                 "Invalid CIDR {cidr} for IPv6 address mode. OpenStack uses the EUI-64 address format, which requires the prefix to be /64"
             )));
         }
-        for (other, _) in ipam::network_subnets(api, &network).await? {
+        for other in &others {
             if other.cidr.contains(&cidr.network()) || cidr.contains(&other.cidr.network()) {
                 // Neutron's InvalidInput (400): clients retry on exactly this message.
                 tracing::debug!(%cidr, other = %other.cidr, subnet = %other.meta.id, "subnet overlap");
@@ -448,6 +468,7 @@ impl Lifecycle for Subnet {
             plan.txn.update(&p, prev);
         }
         dhcp::leave(api, &mut plan.txn, s).await?;
+        pools::release(&mut plan.txn, s);
         if let Some((mut n, nrev)) = api.db.get::<Network>(&s.network_id).await? {
             n.subnets.retain(|x| x != id);
             n.meta.touch();
@@ -459,6 +480,39 @@ impl Lifecycle for Subnet {
     fn summary(&self) -> String {
         format!("({} on network {})", self.cidr, self.network_id)
     }
+}
+
+/// The gateway (`gateway`: as asked, `None` for the first address) and allocation pools
+/// (`requested`, or all host addresses but the gateway) of a subnet on `cidr`.
+fn layout(
+    version: u8,
+    cidr: IpNet,
+    gateway: Option<Option<IpAddr>>,
+    requested: Vec<Value>,
+) -> ApiResult<(Option<IpAddr>, Vec<AllocationPool>)> {
+    if (version == 4) != matches!(cidr, IpNet::V4(_)) {
+        return Err(ApiError::invalid(format!(
+            "Cidr {cidr} does not match ip_version {version}"
+        )));
+    }
+    let max_prefix = if version == 4 { 30 } else { 126 };
+    if cidr.prefix_len() > max_prefix {
+        return Err(ApiError::invalid(format!(
+            "cidr {cidr} is too small: the prefix must be at most /{max_prefix}"
+        )));
+    }
+    let gateway_ip = match gateway {
+        Some(g) => g,
+        None => Some(u128_to_ip(ip_to_u128(cidr.network()) + 1, version == 6)),
+    };
+    check_gateway(gateway_ip, &cidr)?;
+    let allocation_pools = if requested.is_empty() {
+        default_pools(&cidr, gateway_ip)
+    } else {
+        parse_pools(requested, &cidr)?
+    };
+    gateway_in_pools(gateway_ip, &allocation_pools)?;
+    Ok((gateway_ip, allocation_pools))
 }
 
 /// Default pool: every host address except network, broadcast (IPv4) and the gateway.

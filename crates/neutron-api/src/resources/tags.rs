@@ -115,6 +115,7 @@ macro_rules! by_collection {
             "routers" => $f::<Router>($($arg),*).await,
             "floatingips" => $f::<FloatingIp>($($arg),*).await,
             "security-groups" => $f::<SecurityGroup>($($arg),*).await,
+            "subnetpools" => $f::<model::SubnetPool>($($arg),*).await,
             other => Err(ApiError::new(StatusCode::NOT_FOUND, "HTTPNotFound", format!("The resource could not be found: {other} does not support tags"))),
         }
     };

@@ -1,7 +1,8 @@
 //! What several resources do to each other's objects, below the handlers: addresses
 //! (`ipam`), ports the system makes and removes (`ports`, `dhcp`), floating IP
 //! associations (`floating`), the `deleting` mark (`deleting`), the default security
-//! group and rule claims (`groups`), routes (`routes`), the RBAC policies other
+//! group and rule claims (`groups`), routes (`routes`), subnet pool allocation
+//! (`pools`), the RBAC policies other
 //! resources write (`rbac`), datapath keys (here). Resource files import these, never each other.
 
 pub mod deleting;
@@ -9,6 +10,7 @@ pub mod dhcp;
 pub mod floating;
 pub mod groups;
 pub mod ipam;
+pub mod pools;
 pub mod ports;
 pub mod rbac;
 pub mod routes;
