@@ -53,6 +53,8 @@ const KEYS: &[&str] = &[
     "ipv6_ra_mode",
     "ipv6_address_mode",
     "admin_state_up",
+    "availability_zone_hints",
+    "flavor_id",
     "project_id",
     "object_type",
     "object_id",
@@ -205,8 +207,14 @@ proptest! {
                 let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
                 q.append_pair(k, v);
             }
-            let (st, v) = send(&app, "GET", &format!("/v2.0/{coll}?{}", q.finish()), String::new()).await;
+            let query = q.finish();
+            let (st, v) = send(&app, "GET", &format!("/v2.0/{coll}?{query}"), String::new()).await;
             check(st, &v)?;
+            // The read-only collections take the same queries.
+            for ro in ["availability_zones", "network-ip-availabilities", "service-providers"] {
+                let (st, v) = send(&app, "GET", &format!("/v2.0/{ro}?{query}"), String::new()).await;
+                check(st, &v)?;
+            }
             let (st, v) = send(&app, "PUT", &format!("/v2.0/{coll}/x"), body.clone()).await;
             check(st, &v)?;
             // An update of a real pool and scope, and the prefix operations.
