@@ -227,6 +227,7 @@ fn incremental_equals_full_after_random_changes() {
                     port_id: Some(id.clone()),
                     fixed_ip_address: Some(format!("10.0.{}.{}", k % 3, 10 + n).parse().unwrap()),
                     router_id: Some(format!("r{}", rnd(2))),
+                    port_forwardings: Vec::new(),
                 };
                 let mut fp = port(&format!("fp{n}"), "ext", "", 60 + n as u32, 60 + n as u8);
                 fp.device_owner = model::owner::FLOATING_IP.into();
