@@ -58,6 +58,11 @@ const KEYS: &[&str] = &[
     "object_id",
     "action",
     "target_tenant",
+    "internal_port_id",
+    "internal_ip_address",
+    "internal_port",
+    "external_port",
+    "description",
 ];
 
 fn leaf() -> impl Strategy<Value = Value> {
@@ -112,7 +117,56 @@ const TARGETS: &[(&str, &str)] = &[
     ("security-groups", "security_group"),
     ("security-group-rules", "security_group_rule"),
     ("rbac-policies", "rbac_policy"),
+    // `{fip}`: a floating IP made for the case, with a port its forwardings may use.
+    ("floatingips/{fip}/port_forwardings", "port_forwarding"),
 ];
+
+/// An external network reached by a router from a subnet with a port on it, and a floating
+/// IP of that network: `(floating IP id, port id)`.
+async fn forwarding_world(app: &axum::Router, net_id: &Value) -> (String, Value) {
+    let post = |coll: &'static str, body: Value| async move {
+        send(app, "POST", &format!("/v2.0/{coll}"), body.to_string())
+            .await
+            .1
+    };
+    let ext = post("networks", json!({"network": {"router:external": true}})).await;
+    let ext_id = ext["network"]["id"].clone();
+    post(
+        "subnets",
+        json!({"subnet": {"network_id": ext_id, "cidr": "203.0.113.0/24", "ip_version": 4}}),
+    )
+    .await;
+    let sub = post(
+        "subnets",
+        json!({"subnet": {"network_id": net_id, "cidr": "10.0.0.0/24", "ip_version": 4}}),
+    )
+    .await;
+    let router = post(
+        "routers",
+        json!({"router": {"external_gateway_info": {"network_id": ext_id}}}),
+    )
+    .await;
+    let rid = router["router"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let iface = json!({"subnet_id": sub["subnet"]["id"]}).to_string();
+    send(
+        app,
+        "PUT",
+        &format!("/v2.0/routers/{rid}/add_router_interface"),
+        iface,
+    )
+    .await;
+    let port = post("ports", json!({"port": {"network_id": net_id}})).await;
+    let fip = post(
+        "floatingips",
+        json!({"floatingip": {"floating_network_id": ext_id}}),
+    )
+    .await;
+    let fip_id = fip["floatingip"]["id"].as_str().unwrap_or("x").to_string();
+    (fip_id, port["port"]["id"].clone())
+}
 
 async fn send(app: &axum::Router, method: &str, uri: &str, body: String) -> (StatusCode, Value) {
     let req = Request::builder()
@@ -154,6 +208,13 @@ proptest! {
             let (coll, res) = TARGETS[which];
             // A network and subnet to refer to, so deeper validation paths are reached.
             let (_, net) = send(&app, "POST", "/v2.0/networks", json!({"network": {"name": "n"}}).to_string()).await;
+            let mut coll = coll.to_string();
+            let mut port_id = Value::Null;
+            if coll.contains("{fip}") {
+                let (fip, port) = forwarding_world(&app, &net["network"]["id"]).await;
+                coll = coll.replace("{fip}", &fip);
+                port_id = port;
+            }
             let net_id = net["network"]["id"].clone();
             let mut attrs = attrs;
             if let Value::Object(m) = &mut attrs {
@@ -162,10 +223,18 @@ proptest! {
                         m.insert(k.into(), net_id.clone());
                     }
                 }
+                if m.contains_key("internal_port_id") && !port_id.is_null() {
+                    m.insert("internal_port_id".into(), port_id.clone());
+                }
             }
             let body = if wrap { json!({ res: attrs }).to_string() } else { attrs.to_string() };
             let (st, v) = send(&app, "POST", &format!("/v2.0/{coll}"), body.clone()).await;
             check(st, &v)?;
+            // A forwarding made is then updated with the same body (reaching its checks).
+            let put_id = match v[res]["id"].as_str() {
+                Some(id) if res == "port_forwarding" => id.to_string(),
+                _ => "x".to_string(),
+            };
             let (st, v) = send(&app, "POST", &format!("/v2.0/{coll}"), raw.clone()).await;
             check(st, &v)?;
             // The bulk form: the same attributes twice, and once beside junk.
@@ -184,7 +253,7 @@ proptest! {
             }
             let (st, v) = send(&app, "GET", &format!("/v2.0/{coll}?{}", q.finish()), String::new()).await;
             check(st, &v)?;
-            let (st, v) = send(&app, "PUT", &format!("/v2.0/{coll}/x"), body).await;
+            let (st, v) = send(&app, "PUT", &format!("/v2.0/{coll}/{put_id}"), body).await;
             check(st, &v)?;
             Ok::<(), TestCaseError>(())
         })?;
