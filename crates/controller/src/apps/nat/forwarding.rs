@@ -53,19 +53,20 @@ fn ct_nat_port(flags: u16, addr: Ipv4Addr, port: u16, router: u32, recirc: u8) -
     })
 }
 
-/// The forwardings of `f` served from this host, with what they need: this host holds
-/// the address (its first forwarding's port is here), its router leaves from here onto
-/// the floating IP's network, and each forwarding's port is plugged here.
-pub fn local<'a>(
-    view: &'a View,
-    host: &Host,
-    f: &'a FloatingIp,
-) -> Option<(
-    Ipv4Addr,
-    [u8; 6],
-    Gateway<'a>,
-    Vec<(&'a PortForwarding, u32)>,
-)> {
+/// A floating IP whose forwardings this host serves.
+pub struct Held<'a> {
+    pub fip: Ipv4Addr,
+    /// The floating IP port's MAC.
+    pub mac: [u8; 6],
+    pub gateway: Gateway<'a>,
+    /// The forwardings whose port is here, with that port's key.
+    pub local: Vec<(&'a PortForwarding, u32)>,
+}
+
+/// The forwardings of `f` served from this host: it holds the address (its first
+/// forwarding's port is here), its router leaves from here onto the floating IP's
+/// network, and each forwarding's port is plugged here.
+pub fn held<'a>(view: &'a View, host: &Host, f: &'a FloatingIp) -> Option<Held<'a>> {
     let here = |port_id: &str| {
         view.ports
             .get(port_id)
@@ -73,24 +74,32 @@ pub fn local<'a>(
     };
     here(&f.port_forwardings.first()?.internal_port_id)?;
     let r = view.routers.get(f.router_id.as_ref()?)?;
-    let g = gateway(view, host, r)?;
-    if g.net.meta.id != f.floating_network_id {
+    let gateway = gateway(view, host, r)?;
+    if gateway.net.meta.id != f.floating_network_id {
         return None;
     }
-    let mac = view.ports.get(&f.floating_port_id)?.mac_address.0;
-    let fip = v4(&f.floating_ip_address)?;
-    let pfs = (f.port_forwardings.iter())
-        .filter(|pf| pf.internal_ip_address.is_ipv4())
+    let local = (f.port_forwardings.iter())
         .filter_map(|pf| Some((pf, here(&pf.internal_port_id)?.unique_key)))
         .collect();
-    Some((fip, mac, g, pfs))
+    Some(Held {
+        fip: v4(&f.floating_ip_address)?,
+        mac: view.ports.get(&f.floating_port_id)?.mac_address.0,
+        gateway,
+        local,
+    })
 }
 
 /// The flows of floating IP `f`'s forwardings on this host (none unless it holds them):
 /// ARP for the address; per forwarding, DNAT of arrivals to the internal end and the
 /// internal end's traffic SNATed back to the external one; the way out by the address.
 pub fn flows(view: &View, host: &Host, f: &FloatingIp) -> Vec<Flow> {
-    let Some((fip, mac, g, pfs)) = local(view, host, f) else {
+    let Some(Held {
+        fip,
+        mac,
+        gateway: g,
+        local: pfs,
+    }) = held(view, host, f)
+    else {
         return Vec::new();
     };
     let rkey = g.router.unique_key;
