@@ -171,6 +171,10 @@ async fn lifecycle_and_what_the_floating_ip_shows() {
     assert_eq!(st, 200);
     assert_eq!(v["floatingip"]["port_forwardings"], json!([]));
     assert_eq!(v["floatingip"]["status"], "DOWN");
+    // The tag routes of floating IPs still answer beside the forwardings'.
+    let tag = format!("/v2.0/floatingips/{fip}/tags/red");
+    assert_eq!(c.call(OWNER, "PUT", &tag, None).await.0, 201);
+    assert_eq!(c.call(OWNER, "GET", &tag, None).await.0, 204);
 
     let mut body = pf(&port, &ip, 22, 2222, "tcp");
     body["port_forwarding"]["description"] = json!("ssh");
@@ -397,7 +401,7 @@ async fn forwardings_go_with_their_port_or_address() {
     // A new address for the port: the forwarding to the old one goes.
     let (st, v) = c
         .call(
-            OWNER,
+            ADMIN,
             "PUT",
             &format!("/v2.0/ports/{port}"),
             Some(json!({"port": {"fixed_ips": [{"ip_address": "10.0.0.200"}]}})),
