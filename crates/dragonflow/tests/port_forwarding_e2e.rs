@@ -8,7 +8,7 @@ mod common;
 mod ns;
 
 use common::cloud::addr;
-use ns::{Cloud, routed_inside};
+use ns::{Cloud, capture, captured, routed_inside};
 use serde_json::json;
 use std::io::Write;
 use std::process::{Child, Stdio};
@@ -21,7 +21,8 @@ struct Listener(Option<Child>);
 impl Listener {
     fn start(ns: &testbed::Netns, port: u16, says: &str) -> Listener {
         let mut child = ns
-            .command(["nc", "-v", "-N", "-w", "5", "-l", &port.to_string()])
+            // -n: no name lookups (the namespace has no resolver; -v would wait on one).
+            .command(["nc", "-n", "-v", "-N", "-w", "5", "-l", &port.to_string()])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -65,7 +66,7 @@ impl Drop for Listener {
 /// Connects from `ns` to `ip:port`, sends `says` and returns what came back.
 fn talk(ns: &testbed::Netns, ip: &str, port: u16, says: &str) -> String {
     let mut c = ns
-        .command(["nc", "-N", "-w", "3", ip, &port.to_string()])
+        .command(["nc", "-n", "-N", "-w", "3", ip, &port.to_string()])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -110,6 +111,7 @@ fn a_forwarded_port_reaches_the_vm_and_others_do_not() {
     let pf_id = pf["port_forwarding"]["id"].as_str().unwrap().to_string();
 
     // Until the controller has it, a try may find nothing: a fresh listener each time.
+    let cap = capture(&t.outside, "eth0", &["tcp"]);
     let start = Instant::now();
     let (got, heard, who) = loop {
         let l = Listener::start(&vm.ns, 22, "from-vm\n");
@@ -119,7 +121,13 @@ fn a_forwarded_port_reaches_the_vm_and_others_do_not() {
             break (got, heard, who);
         }
     };
-    assert_eq!(got, "from-vm\n", "{}", t.dumps());
+    let wire = captured(cap);
+    assert_eq!(
+        got,
+        "from-vm\n",
+        "heard {heard:?}, {who}; the outside saw:\n{wire}\n{}",
+        t.dumps()
+    );
     assert_eq!(heard, "from-outside\n");
     assert!(
         who.contains("203.0.113.1"),
