@@ -87,6 +87,7 @@ fn fip() -> FloatingIp {
         port_id: Some("a".into()),
         fixed_ip_address: Some("10.0.1.5".parse().unwrap()),
         router_id: Some("r".into()),
+        port_forwardings: Vec::new(),
     }
 }
 

@@ -318,6 +318,50 @@ pub struct FloatingIp {
     pub port_id: Option<String>,
     pub fixed_ip_address: Option<IpAddr>,
     pub router_id: Option<String>,
+    /// Its port forwardings, in creation order: a floating IP has these or a port, never
+    /// both (`router_id` is then the router that reaches their ports).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub port_forwardings: Vec<PortForwarding>,
+}
+
+/// The transport protocol of a port forwarding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PfProtocol {
+    Tcp,
+    Udp,
+}
+
+impl PfProtocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PfProtocol::Tcp => "tcp",
+            PfProtocol::Udp => "udp",
+        }
+    }
+
+    /// The IP protocol number.
+    pub fn number(self) -> u8 {
+        match self {
+            PfProtocol::Tcp => 6,
+            PfProtocol::Udp => 17,
+        }
+    }
+}
+
+/// Neutron's floating IP port forwarding: `external_port`/`protocol` of the floating IP
+/// go to `internal_ip_address:internal_port` of port `internal_port_id`. Kept inside its
+/// floating IP, so a host receives them with it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortForwarding {
+    pub id: String,
+    pub internal_port_id: String,
+    pub internal_ip_address: IpAddr,
+    pub internal_port: u16,
+    pub external_port: u16,
+    pub protocol: PfProtocol,
+    #[serde(default)]
+    pub description: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -57,6 +57,15 @@ impl Db {
             .collect())
     }
 
+    /// The store revision that last wrote `claim`, if claimed.
+    pub async fn claim_revision(&self, claim: &str) -> ApiResult<Option<Revision>> {
+        Ok(self
+            .store
+            .get(Table::Claim.name(), claim)
+            .await?
+            .map(|r| r.revision))
+    }
+
     /// The owner recorded in a claim (`ip/…`, `mac/…`, `key/…`, `seg/…`), if claimed.
     pub async fn claim_owner(&self, claim: &str) -> ApiResult<Option<String>> {
         Ok(self
@@ -137,6 +146,29 @@ impl Txn {
     pub fn claim_requested(&mut self, claim: &str, owner: &str, err: ApiError) {
         self.claim(claim, owner);
         self.requested.push((claim.to_string(), err));
+    }
+
+    /// Commits only if nobody holds `claim`.
+    pub fn check_unclaimed(&mut self, claim: &str) {
+        self.ops
+            .push(Op::check(Table::Claim.name(), claim, Expect::Absent));
+    }
+
+    /// Writes (`keep`) or removes a claim shared by several owners, as it was at `rev`
+    /// (`None`: absent): concurrent writers of the same claim conflict and retry.
+    pub fn shared_claim(&mut self, claim: &str, owner: &str, rev: Option<Revision>, keep: bool) {
+        let expect = rev.map_or(Expect::Absent, Expect::Revision);
+        let table = Table::Claim.name();
+        self.ops.push(match (keep, rev) {
+            (true, _) => Op::put(
+                table,
+                claim,
+                serde_json::to_vec(owner).unwrap_or_default(),
+                expect,
+            ),
+            (false, Some(_)) => Op::delete(table, claim, expect),
+            (false, None) => Op::check(table, claim, expect),
+        });
     }
 
     pub fn release(&mut self, claim: &str) {

@@ -98,6 +98,17 @@ pub fn router(api: Arc<Api>) -> Router {
     let r = resource::<Port>(r, "/v2.0/ports");
     let r = resource::<model::Router>(r, "/v2.0/routers");
     let r = resource::<FloatingIp>(r, "/v2.0/floatingips");
+    let r = {
+        use resources::port_forwardings as pf;
+        r.route(
+            "/v2.0/floatingips/{id}/port_forwardings",
+            get(pf::list).post(pf::create),
+        )
+        .route(
+            "/v2.0/floatingips/{id}/port_forwardings/{pf}",
+            get(pf::show).put(pf::update).delete(pf::delete),
+        )
+    };
     let r = resource::<SecurityGroup>(r, "/v2.0/security-groups");
     let r = resource::<SecurityGroupRule>(r, "/v2.0/security-group-rules");
     let r = resource::<model::RbacPolicy>(r, "/v2.0/rbac-policies");

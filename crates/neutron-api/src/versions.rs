@@ -43,6 +43,11 @@ pub const EXTENSIONS: &[(&str, &str, &str)] = &[
         "is_default on subnet pools; use_default_subnetpool on subnets",
     ),
     (
+        "expose-port-forwarding-in-fip",
+        "Expose port forwardings in floating IPs",
+        "port_forwardings on floating IPs",
+    ),
+    (
         "external-net",
         "Neutron external network",
         "router:external on networks",
@@ -67,6 +72,21 @@ pub const EXTENSIONS: &[(&str, &str, &str)] = &[
         "filter-validation",
         "Filter parameters validation",
         "Unknown filters are rejected with 400",
+    ),
+    (
+        "floating-ip-port-forwarding",
+        "Floating IP Port Forwarding",
+        "Allow port forwarding from floating IP port to an internal port",
+    ),
+    (
+        "floating-ip-port-forwarding-description",
+        "Floating IP Port Forwarding description",
+        "description on port forwardings",
+    ),
+    (
+        "floating-ip-port-forwarding-detail",
+        "Floating IP Port Forwarding detail",
+        "id and internal_port_id in a floating IP's port_forwardings",
     ),
     ("net-mtu", "Network MTU", "mtu on networks"),
     (

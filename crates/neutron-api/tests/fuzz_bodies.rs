@@ -71,6 +71,11 @@ const KEYS: &[&str] = &[
     "is_default",
     "shared",
     "address_scope_id",
+    "internal_port_id",
+    "internal_ip_address",
+    "internal_port",
+    "external_port",
+    "description",
 ];
 
 fn leaf() -> impl Strategy<Value = Value> {
@@ -129,7 +134,56 @@ const TARGETS: &[(&str, &str)] = &[
     ("rbac-policies", "rbac_policy"),
     ("subnetpools", "subnetpool"),
     ("address-scopes", "address_scope"),
+    // `{fip}`: a floating IP made for the case, with a port its forwardings may use.
+    ("floatingips/{fip}/port_forwardings", "port_forwarding"),
 ];
+
+/// An external network reached by a router from a subnet with a port on it, and a floating
+/// IP of that network: `(floating IP id, port id)`.
+async fn forwarding_world(app: &axum::Router, net_id: &Value) -> (String, Value) {
+    let post = |coll: &'static str, body: Value| async move {
+        send(app, "POST", &format!("/v2.0/{coll}"), body.to_string())
+            .await
+            .1
+    };
+    let ext = post("networks", json!({"network": {"router:external": true}})).await;
+    let ext_id = ext["network"]["id"].clone();
+    post(
+        "subnets",
+        json!({"subnet": {"network_id": ext_id, "cidr": "203.0.113.0/24", "ip_version": 4}}),
+    )
+    .await;
+    let sub = post(
+        "subnets",
+        json!({"subnet": {"network_id": net_id, "cidr": "10.0.0.0/24", "ip_version": 4}}),
+    )
+    .await;
+    let router = post(
+        "routers",
+        json!({"router": {"external_gateway_info": {"network_id": ext_id}}}),
+    )
+    .await;
+    let rid = router["router"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let iface = json!({"subnet_id": sub["subnet"]["id"]}).to_string();
+    send(
+        app,
+        "PUT",
+        &format!("/v2.0/routers/{rid}/add_router_interface"),
+        iface,
+    )
+    .await;
+    let port = post("ports", json!({"port": {"network_id": net_id}})).await;
+    let fip = post(
+        "floatingips",
+        json!({"floatingip": {"floating_network_id": ext_id}}),
+    )
+    .await;
+    let fip_id = fip["floatingip"]["id"].as_str().unwrap_or("x").to_string();
+    (fip_id, port["port"]["id"].clone())
+}
 
 async fn send(app: &axum::Router, method: &str, uri: &str, body: String) -> (StatusCode, Value) {
     let req = Request::builder()
@@ -171,6 +225,13 @@ proptest! {
             let (coll, res) = TARGETS[which];
             // A network and subnet to refer to, so deeper validation paths are reached.
             let (_, net) = send(&app, "POST", "/v2.0/networks", json!({"network": {"name": "n"}}).to_string()).await;
+            let mut coll = coll.to_string();
+            let mut port_id = Value::Null;
+            if coll.contains("{fip}") {
+                let (fip, port) = forwarding_world(&app, &net["network"]["id"]).await;
+                coll = coll.replace("{fip}", &fip);
+                port_id = port;
+            }
             let net_id = net["network"]["id"].clone();
             // A scope and a pool in it, for subnets and pools to name.
             let (_, scope) = send(&app, "POST", "/v2.0/address-scopes", json!({"address_scope": {"name": "s", "ip_version": 4}}).to_string()).await;
@@ -187,10 +248,18 @@ proptest! {
                         m.insert(k.into(), v.clone());
                     }
                 }
+                if m.contains_key("internal_port_id") && !port_id.is_null() {
+                    m.insert("internal_port_id".into(), port_id.clone());
+                }
             }
             let body = if wrap { json!({ res: attrs }).to_string() } else { attrs.to_string() };
             let (st, v) = send(&app, "POST", &format!("/v2.0/{coll}"), body.clone()).await;
             check(st, &v)?;
+            // A forwarding made is then updated with the same body (reaching its checks).
+            let put_id = match v[res]["id"].as_str() {
+                Some(id) if res == "port_forwarding" => id.to_string(),
+                _ => "x".to_string(),
+            };
             let (st, v) = send(&app, "POST", &format!("/v2.0/{coll}"), raw.clone()).await;
             check(st, &v)?;
             // The bulk form: the same attributes twice, and once beside junk.
@@ -215,7 +284,7 @@ proptest! {
                 let (st, v) = send(&app, "GET", &format!("/v2.0/{ro}?{query}"), String::new()).await;
                 check(st, &v)?;
             }
-            let (st, v) = send(&app, "PUT", &format!("/v2.0/{coll}/x"), body.clone()).await;
+            let (st, v) = send(&app, "PUT", &format!("/v2.0/{coll}/{put_id}"), body.clone()).await;
             check(st, &v)?;
             // An update of a real pool and scope, and the prefix operations.
             let pool_id = pool["subnetpool"]["id"].as_str().unwrap_or_default();

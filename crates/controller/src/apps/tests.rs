@@ -217,16 +217,31 @@ fn incremental_equals_full_after_random_changes() {
         let net = format!("n{k}");
         let change = match rnd(17) {
             // Floating IPs come, move between ports and routers, and go.
+            // Half of them with a port forwarding instead of a port.
             14 => {
+                let fixed = format!("10.0.{}.{}", k % 3, 10 + n).parse().unwrap();
+                let forwarded = rnd(2) == 0;
                 let f = model::FloatingIp {
                     meta: fixtures::meta(&format!("f{}", rnd(3))),
                     floating_network_id: "ext".into(),
                     floating_ip_address: format!("203.0.113.{}", 30 + n).parse().unwrap(),
                     floating_subnet_id: "sext".into(),
                     floating_port_id: format!("fp{n}"),
-                    port_id: Some(id.clone()),
-                    fixed_ip_address: Some(format!("10.0.{}.{}", k % 3, 10 + n).parse().unwrap()),
+                    port_id: (!forwarded).then(|| id.clone()),
+                    fixed_ip_address: (!forwarded).then_some(fixed),
                     router_id: Some(format!("r{}", rnd(2))),
+                    port_forwardings: (forwarded)
+                        .then(|| model::PortForwarding {
+                            id: format!("pf{n}"),
+                            internal_port_id: id.clone(),
+                            internal_ip_address: fixed,
+                            internal_port: 22,
+                            external_port: 2000 + n as u16,
+                            protocol: model::PfProtocol::Tcp,
+                            description: String::new(),
+                        })
+                        .into_iter()
+                        .collect(),
                 };
                 let mut fp = port(&format!("fp{n}"), "ext", "", 60 + n as u32, 60 + n as u8);
                 fp.device_owner = model::owner::FLOATING_IP.into();

@@ -48,6 +48,7 @@ fn every_resource_has_its_four_actions_once() {
         "port",
         "router",
         "floatingip",
+        "floatingip_port_forwarding",
         "security_group",
         "security_group_rule",
         "rbac_policy",

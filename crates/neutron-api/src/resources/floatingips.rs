@@ -4,7 +4,8 @@
 use super::lifecycle::Lifecycle;
 use super::ops::Plan;
 use super::ops::deleting::not_deleting;
-use super::ops::floating::{assoc_claim, dissociate};
+use super::ops::floating::{assoc_claim, dissociate, in_use_by_forwarding, router_reaching};
+use super::ops::forwarding::check_not_forwarded;
 use super::ops::ipam::{self, IpRequest};
 use super::ops::ports::{Addresses, SystemPort, build_system_port, remove_port_by_id};
 use super::{Resource, Standard, visible};
@@ -32,6 +33,7 @@ impl Resource for FloatingIp {
         "port_id",
         "fixed_ip_address",
         "status",
+        "port_forwardings",
     ];
 
     fn render_own(&self, m: &mut Map<String, Value>) {
@@ -46,7 +48,21 @@ impl Resource for FloatingIp {
         m.insert("router_id".into(), json!(self.router_id));
         m.insert("port_id".into(), json!(self.port_id));
         m.insert("fixed_ip_address".into(), json!(self.fixed_ip_address));
-        let status = if self.port_id.is_some() {
+        // `expose-port-forwarding-in-fip` with `floating-ip-port-forwarding-detail`.
+        let pfs: Vec<Value> = (self.port_forwardings.iter())
+            .map(|pf| {
+                json!({
+                    "id": pf.id,
+                    "internal_port_id": pf.internal_port_id,
+                    "internal_ip_address": pf.internal_ip_address,
+                    "internal_port": pf.internal_port,
+                    "external_port": pf.external_port,
+                    "protocol": pf.protocol.as_str(),
+                })
+            })
+            .collect();
+        m.insert("port_forwardings".into(), Value::Array(pfs));
+        let status = if self.port_id.is_some() || !self.port_forwardings.is_empty() {
             "ACTIVE"
         } else {
             "DOWN"
@@ -73,12 +89,13 @@ pub struct Association {
 impl Lifecycle for FloatingIp {
     type Create = NewFloatingIp;
     type Update = Association;
-    const POST_FORBIDDEN: &'static [&'static str] = &["status", "router_id"];
+    const POST_FORBIDDEN: &'static [&'static str] = &["status", "router_id", "port_forwardings"];
     const PUT_READ_ONLY: &'static [&'static str] = &[
         "floating_ip_address",
         "floating_network_id",
         "router_id",
         "status",
+        "port_forwardings",
     ];
 
     fn parse_create(_ctx: &Context, attrs: &mut Attrs) -> ApiResult<NewFloatingIp> {
@@ -142,6 +159,7 @@ impl Lifecycle for FloatingIp {
             port_id: None,
             fixed_ip_address: None,
             router_id: None,
+            port_forwardings: Vec::new(),
         };
         if let Some(Some(p)) = &req.port.port_id {
             associate(api, ctx, plan, &mut f, p, req.port.fixed_ip).await?;
@@ -175,6 +193,14 @@ impl Lifecycle for FloatingIp {
         let Some(port) = req.port_id else {
             return Ok(());
         };
+        // Only a free floating IP takes forwardings, and one with forwardings no port
+        // (a dissociation of it changes nothing).
+        if !f.port_forwardings.is_empty() {
+            return match port {
+                Some(_) => Err(in_use_by_forwarding(&f.meta.id)),
+                None => Ok(()),
+            };
+        }
         let fixed = req.fixed_ip;
         let same =
             port.is_some() && port == f.port_id && (fixed.is_none() || fixed == f.fixed_ip_address);
@@ -193,6 +219,9 @@ impl Lifecycle for FloatingIp {
         f: &FloatingIp,
         plan: &mut Plan<'_>,
     ) -> ApiResult<()> {
+        if !f.port_forwardings.is_empty() {
+            return Err(in_use_by_forwarding(&f.meta.id));
+        }
         dissociate(&mut plan.txn, &mut f.clone());
         remove_port_by_id(api, &mut plan.txn, &f.floating_port_id).await
     }
@@ -289,13 +318,7 @@ async fn associate(
             )));
         }
     };
-    let routers = api.db.all::<Router>().await?;
-    let router = routers.iter().find(|(r, _)| {
-        r.external_gateway
-            .as_ref()
-            .is_some_and(|g| g.network_id == fip.floating_network_id)
-            && r.interfaces.iter().any(|i| i.subnet_id == chosen.subnet_id)
-    });
+    let router = router_reaching(api, &fip.floating_network_id, &chosen.subnet_id).await?;
     let Some((router, rrev)) = router else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -308,8 +331,9 @@ async fn associate(
     };
     let txn = &mut plan.txn;
     txn.check::<Port>(port_id, prev);
-    txn.check::<Router>(&router.meta.id, *rrev);
+    txn.check::<Router>(&router.meta.id, rrev);
     let ip = chosen.ip_address;
+    check_not_forwarded(api, txn, port_id, ip).await?;
     txn.claim_requested(
         &assoc_claim(port_id, ip),
         &fip.meta.id,

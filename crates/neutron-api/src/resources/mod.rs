@@ -10,6 +10,7 @@ pub mod floatingips;
 pub mod lifecycle;
 pub mod networks;
 pub mod ops;
+pub mod port_forwardings;
 pub mod ports;
 pub mod rbac_policies;
 pub mod routers;

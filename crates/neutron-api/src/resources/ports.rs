@@ -6,7 +6,7 @@ use super::lifecycle::Lifecycle;
 use super::ops::deleting::not_deleting;
 use super::ops::ipam::{self, IpRequest, network_subnets, parse_fixed_ips};
 use super::ops::ports::{MAX_KEY, pick_mac, release_claims};
-use super::ops::{Plan, floating, groups, pick_key, rbac as ops_rbac};
+use super::ops::{Plan, floating, forwarding, groups, pick_key, rbac as ops_rbac};
 use crate::Api;
 use crate::agents;
 use crate::alloc::mac_claim;
@@ -413,6 +413,12 @@ impl Lifecycle for Port {
                 ));
             }
             ipam::release(api, &mut plan.txn, &dropped);
+            // Forwardings to an address the port no longer has go, as in Neutron.
+            let dropped: Vec<_> = dropped.iter().map(|f| f.ip_address).collect();
+            let kept: Vec<_> = new_ips.iter().map(|f| f.ip_address).collect();
+            if !dropped.is_empty() {
+                forwarding::drop_for_port(api, &mut plan.txn, &id, &dropped, &kept).await?;
+            }
             p.fixed_ips = new_ips;
         }
         check_port_security(p)
@@ -438,6 +444,8 @@ impl Lifecycle for Port {
         plan: &mut Plan<'_>,
     ) -> ApiResult<()> {
         floating::disassociate_port(api, &mut plan.txn, &p.meta.id).await?;
+        let addrs: Vec<_> = p.fixed_ips.iter().map(|f| f.ip_address).collect();
+        forwarding::drop_for_port(api, &mut plan.txn, &p.meta.id, &addrs, &[]).await?;
         release_claims(api, &mut plan.txn, p);
         plan.txn
             .nova_events(model::nova::on_delete(p).into_iter().collect());

@@ -538,7 +538,8 @@ pub async fn remove_interface(
             ));
         }
         let fips = api.db.all::<FloatingIp>().await?;
-        if fips.iter().any(|(f, _)| f.router_id.as_deref() == Some(id.as_str()) && f.fixed_ip_address.is_some_and(|ip| iface.cidr.contains(&ip))) {
+        let uses = |f: &FloatingIp| f.fixed_ip_address.iter().chain(f.port_forwardings.iter().map(|pf| &pf.internal_ip_address)).any(|ip| iface.cidr.contains(ip));
+        if fips.iter().any(|(f, _)| f.router_id.as_deref() == Some(id.as_str()) && uses(f)) {
             return Err(ApiError::conflict(
                 "RouterInterfaceInUseByFloatingIP",
                 format!("Router interface for subnet {} on router {id} cannot be deleted, as it is required by one or more floating IPs.", iface.subnet_id),

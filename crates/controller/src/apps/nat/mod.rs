@@ -11,8 +11,10 @@
 //! Tables: L3_ROUTES (default route of a router with a gateway) → EGRESS_NAT (ct nat,
 //! commit) → EGRESS_SNAT (after recirculation: external MACs, external network) → EGRESS →
 //! PROVIDER; and from the patch port: INGRESS_NAT (ct nat; ARP) → INGRESS_SNAT (after
-//! recirculation: the router by ct_mark) → L3.
+//! recirculation: the router by ct_mark) → L3. A floating IP's port forwardings use the
+//! same tables (`forwarding`).
 
+pub mod forwarding;
 pub mod punt;
 
 use super::deliver::{patch_port, to_physical};
@@ -462,7 +464,10 @@ impl App for NorthSouth {
             Object::Port(p) => out.extend(port(view, host, p)),
             Object::Network(n) => out.extend(network(view, host, n)),
             Object::Router(r) => out.extend(router(view, host, r)),
-            Object::FloatingIp(f) => out.extend(floating_ip(view, host, f)),
+            Object::FloatingIp(f) => {
+                out.extend(floating_ip(view, host, f));
+                out.extend(forwarding::flows(view, host, f));
+            }
             _ => {}
         }
     }

@@ -184,6 +184,12 @@ impl NatPunt {
             if let Some(l) = nat::local_fip(view, host, f) {
                 here.insert((l.fip, l.mac, l.vm.meta.id.clone()));
                 nets.insert(l.fip, l.gateway.net.meta.id.clone());
+            } else if let Some(h) = nat::forwarding::held(view, host, f)
+                && let Some(first) = f.port_forwardings.first()
+            {
+                // Held for its port forwardings: it moves with the first one's port.
+                here.insert((h.fip, h.mac, first.internal_port_id.clone()));
+                nets.insert(h.fip, h.gateway.net.meta.id.clone());
             }
         }
         for net_id in hops.iter().map(|(n, _)| n) {

@@ -1,13 +1,14 @@
 //! What several resources do to each other's objects, below the handlers: addresses
 //! (`ipam`), ports the system makes and removes (`ports`, `dhcp`), floating IP
-//! associations (`floating`), the `deleting` mark (`deleting`), the default security
-//! group and rule claims (`groups`), routes (`routes`), subnet pool allocation
-//! (`pools`), the RBAC policies other
+//! associations (`floating`), port forwardings (`forwarding`), the `deleting` mark
+//! (`deleting`), the default security group and rule claims (`groups`), routes
+//! (`routes`), subnet pool allocation (`pools`), the RBAC policies other
 //! resources write (`rbac`), datapath keys (here). Resource files import these, never each other.
 
 pub mod deleting;
 pub mod dhcp;
 pub mod floating;
+pub mod forwarding;
 pub mod groups;
 pub mod ipam;
 pub mod pools;
