@@ -30,12 +30,16 @@ pub enum Table {
     Chassis,
     /// RBAC policies: a network or security group shared with a project (or `*`).
     RbacPolicy,
+    /// Address groups: prefixes that security group rules name as their remote end.
+    AddressGroup,
+    /// Templates of the rules a new security group gets (only the API server reads them).
+    DefaultSecurityGroupRule,
     /// `ip/<subnet>/<addr>`, `mac/<mac>`, `key/<kind>/<n>`, `seg/<type>/<n>` → owner id.
     Claim,
 }
 
 impl Table {
-    pub const ALL: [Table; 10] = [
+    pub const ALL: [Table; 12] = [
         Table::Network,
         Table::Subnet,
         Table::Port,
@@ -45,6 +49,8 @@ impl Table {
         Table::SecurityGroupRule,
         Table::Chassis,
         Table::RbacPolicy,
+        Table::AddressGroup,
+        Table::DefaultSecurityGroupRule,
         Table::Claim,
     ];
 
@@ -60,6 +66,8 @@ impl Table {
             Table::SecurityGroupRule => "secgroup_rule",
             Table::Chassis => "chassis",
             Table::RbacPolicy => "rbac_policy",
+            Table::AddressGroup => "address_group",
+            Table::DefaultSecurityGroupRule => "default_secgroup_rule",
             Table::Claim => "claim",
         }
     }

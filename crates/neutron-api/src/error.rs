@@ -48,6 +48,7 @@ impl ApiError {
             "FloatingIP" => "Floating IP".to_string(),
             "SecurityGroup" => "Security group".to_string(),
             "SecurityGroupRule" => "Security group rule".to_string(),
+            "AddressGroup" => "Address group".to_string(),
             k => k.to_string(),
         };
         ApiError::new(

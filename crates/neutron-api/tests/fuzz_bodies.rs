@@ -58,6 +58,11 @@ const KEYS: &[&str] = &[
     "object_id",
     "action",
     "target_tenant",
+    "addresses",
+    "remote_address_group_id",
+    "used_in_default_sg",
+    "used_in_non_default_sg",
+    "stateful",
 ];
 
 fn leaf() -> impl Strategy<Value = Value> {
@@ -83,6 +88,8 @@ fn leaf() -> impl Strategy<Value = Value> {
             Just("access_as_shared"),
             Just("access_as_external"),
             Just("*"),
+            Just("PARENT"),
+            Just("10.0.0.7/24"),
         ]
         .prop_map(|s| json!(s)),
     ]
@@ -112,6 +119,8 @@ const TARGETS: &[(&str, &str)] = &[
     ("security-groups", "security_group"),
     ("security-group-rules", "security_group_rule"),
     ("rbac-policies", "rbac_policy"),
+    ("address-groups", "address_group"),
+    ("default-security-group-rules", "default_security_group_rule"),
 ];
 
 async fn send(app: &axum::Router, method: &str, uri: &str, body: String) -> (StatusCode, Value) {
@@ -184,8 +193,21 @@ proptest! {
             }
             let (st, v) = send(&app, "GET", &format!("/v2.0/{coll}?{}", q.finish()), String::new()).await;
             check(st, &v)?;
-            let (st, v) = send(&app, "PUT", &format!("/v2.0/{coll}/x"), body).await;
+            let (st, v) = send(&app, "PUT", &format!("/v2.0/{coll}/x"), body.clone()).await;
             check(st, &v)?;
+            // The address group actions, on a group that exists.
+            if coll == "address-groups" {
+                let ag = json!({"address_group": {"addresses": ["10.0.0.0/24"]}}).to_string();
+                let (_, ag) = send(&app, "POST", "/v2.0/address-groups", ag).await;
+                let id = ag["address_group"]["id"].as_str().unwrap_or("x").to_string();
+                for action in ["add_addresses", "remove_addresses"] {
+                    let uri = format!("/v2.0/address-groups/{id}/{action}");
+                    let (st, v) = send(&app, "PUT", &uri, body.clone()).await;
+                    check(st, &v)?;
+                    let (st, v) = send(&app, "PUT", &uri, raw.clone()).await;
+                    check(st, &v)?;
+                }
+            }
             Ok::<(), TestCaseError>(())
         })?;
     }

@@ -1,5 +1,5 @@
 //! The policy matrix, in process: five callers (admin; member and reader of the owning
-//! project; member and reader of another project) × eight resources × create, list,
+//! project; member and reader of another project) × nine resources × create, list,
 //! show, update and delete, each checked for Neutron's status (201/200/204, 403, 404),
 //! and the error type of every refusal. Then what RBAC policies change.
 
@@ -141,6 +141,8 @@ fn body(c: &Cloud, w: &World, key: &str) -> Value {
         "security_group_rule" => json!({"security_group_rule": {
             "security_group_id": w.group, "direction": "ingress", "protocol": "tcp",
             "port_range_min": n, "port_range_max": n}}),
+        "address_group" => json!({"address_group": {"name": "a",
+            "addresses": [format!("10.{}.0.0/16", n % 250)]}}),
         _ => json!({"rbac_policy": {"object_type": "network", "object_id": w.network,
             "action": "access_as_shared", "target_tenant": format!("{n:032x}")}}),
     }
@@ -156,7 +158,7 @@ fn change(key: &str) -> Value {
     }
 }
 
-const RESOURCES: [(&str, &str); 8] = [
+const RESOURCES: [(&str, &str); 9] = [
     ("network", "networks"),
     ("subnet", "subnets"),
     ("port", "ports"),
@@ -165,6 +167,7 @@ const RESOURCES: [(&str, &str); 8] = [
     ("security_group", "security-groups"),
     ("security_group_rule", "security-group-rules"),
     ("rbac_policy", "rbac-policies"),
+    ("address_group", "address-groups"),
 ];
 
 /// The expected create status for each caller (admin, P member, P reader, Q member, Q

@@ -2,7 +2,7 @@
 //! (`ipam`), ports the system makes and removes (`ports`, `dhcp`), floating IP
 //! associations (`floating`), the `deleting` mark (`deleting`), the default security
 //! group and rule claims (`groups`), routes (`routes`), the RBAC policies other
-//! resources write (`rbac`), datapath keys (here). Resource files import these, never each other.
+//! resources write (`rbac`), a rule's content (`rules`), datapath keys (here). Resource files import these, never each other.
 
 pub mod deleting;
 pub mod dhcp;
@@ -12,6 +12,7 @@ pub mod ipam;
 pub mod ports;
 pub mod rbac;
 pub mod routes;
+pub mod rules;
 
 use crate::Api;
 use crate::alloc::key_claim;
