@@ -102,17 +102,27 @@ fn an_address_group_admits_its_prefixes_and_follows_their_changes() {
     // The group is not known yet: the rule matches nothing.
     assert!(udp(&mut sim, 2, 6, 5, 40000, 7000).is_empty());
     sim.put(&address_group("ag", &["10.0.0.6/32", "2001:db8::/64"]));
-    assert_eq!(udp(&mut sim, 2, 6, 5, 40001, 7000), [1], "b is in the group");
+    assert_eq!(
+        udp(&mut sim, 2, 6, 5, 40001, 7000),
+        [1],
+        "b is in the group"
+    );
     assert!(udp(&mut sim, 3, 7, 5, 40001, 7000).is_empty(), "c is not");
     assert!(
         udp(&mut sim, 2, 6, 5, 40002, 7001).is_empty(),
         "the rule's port only"
     );
     // c's address joins the group: c gets in without any change of the rule.
-    put(&mut sim, &address_group("ag", &["10.0.0.6/32", "10.0.0.7/32"]));
+    put(
+        &mut sim,
+        &address_group("ag", &["10.0.0.6/32", "10.0.0.7/32"]),
+    );
     assert_eq!(udp(&mut sim, 3, 7, 5, 40003, 7000), [1]);
     // b's leaves: what it was allowed is flushed, and it is refused from then on.
-    let flushes = put(&mut sim, &address_group("ag", &["10.0.0.0/30", "10.0.0.7/32"]));
+    let flushes = put(
+        &mut sim,
+        &address_group("ag", &["10.0.0.0/30", "10.0.0.7/32"]),
+    );
     assert!(
         flushes
             .iter()

@@ -220,7 +220,10 @@ pub async fn v2(headers: HeaderMap) -> Json<Value> {
         ("agent", "agents"),
         ("rbac_policy", "rbac-policies"),
         ("address_group", "address-groups"),
-        ("default_security_group_rule", "default-security-group-rules"),
+        (
+            "default_security_group_rule",
+            "default-security-group-rules",
+        ),
         ("quota", "quotas"),
         ("network_ip_availability", "network-ip-availabilities"),
         ("service_provider", "service-providers"),

@@ -120,7 +120,10 @@ const TARGETS: &[(&str, &str)] = &[
     ("security-group-rules", "security_group_rule"),
     ("rbac-policies", "rbac_policy"),
     ("address-groups", "address_group"),
-    ("default-security-group-rules", "default_security_group_rule"),
+    (
+        "default-security-group-rules",
+        "default_security_group_rule",
+    ),
 ];
 
 async fn send(app: &axum::Router, method: &str, uri: &str, body: String) -> (StatusCode, Value) {

@@ -97,7 +97,10 @@ async fn the_legacy_templates_make_the_groups_until_the_admin_changes_them() {
         .call(OWNER, "GET", "/v2.0/default-security-group-rules", None)
         .await;
     assert_eq!(status, 200, "{v}");
-    let templates = v["default_security_group_rules"].as_array().unwrap().clone();
+    let templates = v["default_security_group_rules"]
+        .as_array()
+        .unwrap()
+        .clone();
     assert_eq!(templates.len(), 4, "{v}");
     let parent = templates
         .iter()
@@ -334,9 +337,7 @@ async fn address_groups_hold_normalised_prefixes_and_refuse_what_neutron_does() 
         )
         .await;
     assert_eq!(status, 404, "another project's group: {v}");
-    let r = c
-        .made(OWNER, "security-group-rules", rule(json!({})))
-        .await;
+    let r = c.made(OWNER, "security-group-rules", rule(json!({}))).await;
     assert_eq!(r["remote_address_group_id"], json!(id));
     assert_eq!(r["remote_ip_prefix"], Value::Null);
     // In use: 409 until the rule goes.
@@ -369,9 +370,8 @@ async fn stateful_is_one_kind_per_port_and_fixed_while_in_use() {
     let stateless = c.made(OWNER, "security-groups", group(false)).await;
     let stateful = c.made(OWNER, "security-groups", group(true)).await;
     assert_eq!(stateless["stateful"], false);
-    let port = |groups: Vec<&Value>| {
-        json!({"port": {"network_id": net["id"], "security_groups": groups}})
-    };
+    let port =
+        |groups: Vec<&Value>| json!({"port": {"network_id": net["id"], "security_groups": groups}});
     let (status, v) = c
         .call(
             OWNER,
@@ -381,9 +381,7 @@ async fn stateful_is_one_kind_per_port_and_fixed_while_in_use() {
         )
         .await;
     assert_eq!((status, kind(&v)), (409, "SecurityGroupConflict"), "{v}");
-    let p = c
-        .made(OWNER, "ports", port(vec![&stateless["id"]]))
-        .await;
+    let p = c.made(OWNER, "ports", port(vec![&stateless["id"]])).await;
     let p_uri = format!("/v2.0/ports/{}", p["id"].as_str().unwrap());
     let (status, _) = c
         .call(
@@ -395,7 +393,10 @@ async fn stateful_is_one_kind_per_port_and_fixed_while_in_use() {
         .await;
     assert_eq!(status, 409);
     // In use: its kind stays; the same value, or another attribute, is fine.
-    let g_uri = format!("/v2.0/security-groups/{}", stateless["id"].as_str().unwrap());
+    let g_uri = format!(
+        "/v2.0/security-groups/{}",
+        stateless["id"].as_str().unwrap()
+    );
     let (status, v) = c
         .call(
             OWNER,
@@ -465,5 +466,9 @@ async fn a_rule_shows_its_prefix_as_given_and_normalised() {
             None,
         )
         .await;
-    assert_eq!(v["security_group_rules"].as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(
+        v["security_group_rules"].as_array().unwrap().len(),
+        1,
+        "{v}"
+    );
 }

@@ -151,12 +151,21 @@ fn listed(a: &[IpNet]) -> String {
 /// `PUT /v2.0/address-groups/{id}/add_addresses` and `remove_addresses`: adding one
 /// already there is a 400 (`AddressesAlreadyExist`), removing one that is not a 404
 /// (`AddressesNotFound`), nothing changed either way.
-async fn change(api: &Api, ctx: &Context, id: &str, body: Value, add: bool) -> ApiResult<Json<Value>> {
-    let action = if add { "add_addresses" } else { "remove_addresses" };
+async fn change(
+    api: &Api,
+    ctx: &Context,
+    id: &str,
+    body: Value,
+    add: bool,
+) -> ApiResult<Json<Value>> {
+    let action = if add {
+        "add_addresses"
+    } else {
+        "remove_addresses"
+    };
     let mut attrs = Attrs::from_body(body, AddressGroup::RESOURCE, "PUT")?;
-    let given = parse_addresses(&mut attrs, true)?.ok_or_else(|| {
-        bad_attr("addresses", "addresses is required")
-    })?;
+    let given = parse_addresses(&mut attrs, true)?
+        .ok_or_else(|| bad_attr("addresses", "addresses is required"))?;
     attrs.finish()?;
     let given = normal(given);
     let g = retrying(|| async {

@@ -67,7 +67,10 @@ impl Resource for DefaultSecurityGroupRule {
         ctx: &Context,
         objs: &[DefaultSecurityGroupRule],
     ) -> ApiResult<Vec<Target>> {
-        Ok(objs.iter().map(|_| Target::project(&ctx.project_id)).collect())
+        Ok(objs
+            .iter()
+            .map(|_| Target::project(&ctx.project_id))
+            .collect())
     }
 
     async fn before_list(api: &Api, _ctx: &Context, _query: &Query) -> ApiResult<()> {

@@ -188,4 +188,3 @@ async fn touch_group(
     plan.txn.update(&group, rev);
     Ok(())
 }
-

@@ -32,3 +32,60 @@ pub fn remotes(view: &View, r: &SecurityGroupRule) -> Vec<Option<IpNet>> {
     }
     vec![None]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::view::written;
+    use model::{AddressGroup, Direction, EtherType, Table, fixtures};
+
+    #[test]
+    fn a_rule_matches_each_prefix_of_its_version_and_follows_the_group() {
+        let mut view = View::new("h");
+        let rule = SecurityGroupRule {
+            remote_address_group_id: Some("ag".into()),
+            ..fixtures::security_group_rule("r", "g", Direction::Ingress)
+        };
+        view.apply(&written(&rule, 1));
+        assert!(
+            remotes(&view, &rule).is_empty(),
+            "an unknown group: nothing"
+        );
+        let net = |s: &str| s.parse::<IpNet>().unwrap();
+        let ag = AddressGroup {
+            meta: fixtures::meta("ag"),
+            addresses: vec![net("10.0.0.0/24"), net("10.1.0.0/16"), net("fd00::/64")],
+            deleting: false,
+        };
+        let touched = view.apply(&written(&ag, 2));
+        assert!(
+            touched
+                .iter()
+                .any(|t| t.table == Table::SecurityGroup && t.id == "g"),
+            "the group whose rule names it: {touched:?}"
+        );
+        assert_eq!(
+            remotes(&view, &rule),
+            [Some(net("10.0.0.0/24")), Some(net("10.1.0.0/16"))]
+        );
+        let v6 = SecurityGroupRule {
+            ethertype: EtherType::IPv6,
+            ..rule.clone()
+        };
+        assert_eq!(remotes(&view, &v6), [Some(net("fd00::/64"))]);
+        // A prefix as given (host bits) is matched without them.
+        let prefix = SecurityGroupRule {
+            remote_ip_prefix: Some(net("10.0.0.34/24")),
+            remote_address_group_id: None,
+            ..rule.clone()
+        };
+        assert_eq!(remotes(&view, &prefix), [Some(net("10.0.0.0/24"))]);
+        assert_eq!(
+            remotes(
+                &view,
+                &fixtures::security_group_rule("x", "g", Direction::Egress)
+            ),
+            [None]
+        );
+    }
+}

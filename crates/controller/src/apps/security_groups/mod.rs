@@ -32,7 +32,7 @@
 
 mod address_groups;
 mod cuts;
-pub mod stateless;
+mod stateless;
 mod zones;
 
 pub use cuts::Cuts;

@@ -47,9 +47,7 @@ pub fn bypass(key: u32) -> Vec<Flow> {
             out.push(flow(
                 ct,
                 PRIO_STATELESS,
-                Match::new()
-                    .eth_type(eth(et))
-                    .masked(preg, key, u32::MAX),
+                Match::new().eth_type(eth(et)).masked(preg, key, u32::MAX),
                 AppId::SecurityGroup,
                 key,
                 [Instruction::GotoTable(sg)],
@@ -57,4 +55,58 @@ pub fn bypass(key: u32) -> Vec<Flow> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::table;
+    use openflow::action::Action;
+
+    fn commits(i: &[Instruction]) -> bool {
+        i.iter().any(|i| {
+            matches!(i, Instruction::ApplyActions(a)
+                if a.iter().any(|a| matches!(a, Action::Ct(c) if c.flags & openflow::nx::ct_flags::COMMIT != 0)))
+        })
+    }
+
+    #[test]
+    fn stateless_rules_go_on_without_a_commit() {
+        for (d, next) in [
+            (Direction::Egress, table::SERVICES),
+            (Direction::Ingress, table::DISPATCH),
+        ] {
+            assert!(commits(&pass(d, true)));
+            assert_eq!(pass(d, false), [Instruction::GotoTable(next)]);
+        }
+    }
+
+    #[test]
+    fn a_stateless_port_skips_ct_for_ip_only() {
+        let flows = bypass(7);
+        let mut seen: Vec<(u8, u16, u8)> = flows
+            .iter()
+            .map(|f| {
+                let ins = f.body.instructions();
+                let [Instruction::GotoTable(to)] = ins.as_slice() else {
+                    panic!("{f:?}");
+                };
+                (f.key.table(), f.key.priority(), *to)
+            })
+            .collect();
+        seen.sort();
+        assert_eq!(
+            seen,
+            [
+                (table::EGRESS_CT, PRIO_STATELESS, table::EGRESS_SG),
+                (table::EGRESS_CT, PRIO_STATELESS, table::EGRESS_SG),
+                (table::INGRESS_CT, PRIO_STATELESS, table::INGRESS_SG),
+                (table::INGRESS_CT, PRIO_STATELESS, table::INGRESS_SG),
+            ]
+        );
+        // Between the network's ct() flows and what is never tracked (ND, DHCP).
+        assert!(
+            super::super::PRIO_CT < PRIO_STATELESS && PRIO_STATELESS < super::super::PRIO_BYPASS
+        );
+    }
 }

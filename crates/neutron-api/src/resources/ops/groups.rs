@@ -3,12 +3,12 @@
 //! four legacy rules until an admin changes them), and the claim on a rule's content that
 //! keeps rules unique (written with the rule, released with it or its group).
 
+use super::rules::content_key;
 use crate::Api;
 use crate::context::Context;
 use crate::db::Txn;
 use crate::error::ApiResult;
 use crate::listing::Query;
-use super::rules::content_key;
 use model::{
     DefaultSecurityGroupRule, Direction, EtherType, Meta, SecurityGroup, SecurityGroupRule,
 };
@@ -136,7 +136,12 @@ fn legacy_templates() -> Vec<DefaultSecurityGroupRule> {
     for et in [EtherType::IPv4, EtherType::IPv6] {
         for (direction, remote, non_default, what) in [
             (Direction::Egress, None, true, "egress"),
-            (Direction::Ingress, Some(PARENT.to_string()), false, "ingress"),
+            (
+                Direction::Ingress,
+                Some(PARENT.to_string()),
+                false,
+                "ingress",
+            ),
         ] {
             out.push(DefaultSecurityGroupRule {
                 meta: Meta {
