@@ -64,8 +64,10 @@ const PRIO_INVALID: u16 = 200;
 const PRIO_REPLY: u16 = 190;
 const PRIO_ACCEPTED: u16 = 180;
 const PRIO_CT: u16 = 100;
-/// A stateless port's IP traffic past conntrack ([`stateless::bypass`]).
+/// A stateless port's IP traffic past conntrack ([`stateless::bypass`]): above the
+/// network's ct() flows, below what is never tracked (ND, DHCP).
 const PRIO_STATELESS: u16 = 150;
+const _: () = assert!(PRIO_CT < PRIO_STATELESS && PRIO_STATELESS < PRIO_BYPASS);
 const PRIO_RULE: u16 = 100;
 /// Conjunctive flows and their `conj_id` flows: below the plain rules, so that the two
 /// never overlap at one priority.
