@@ -163,7 +163,12 @@ async fn change(
     } else {
         "remove_addresses"
     };
-    let mut attrs = Attrs::from_body(body, AddressGroup::RESOURCE, "PUT")?;
+    // Neutron reads `{"addresses": [...]}` (its client sends that); the body wrapped in
+    // `address_group`, as other actions take theirs, is accepted too.
+    let mut attrs = match body {
+        Value::Object(m) if !m.contains_key(AddressGroup::RESOURCE) => Attrs::from_map(m, "PUT"),
+        body => Attrs::from_body(body, AddressGroup::RESOURCE, "PUT")?,
+    };
     let given = parse_addresses(&mut attrs, true)?
         .ok_or_else(|| bad_attr("addresses", "addresses is required"))?;
     attrs.finish()?;
