@@ -3,8 +3,8 @@
 //! Sans-IO: changes go in, the keys of what changed come out.
 
 use model::{
-    Chassis, FloatingIp, NbObject, Network, Port, Router, SecurityGroup, SecurityGroupRule, Subnet,
-    Table,
+    AddressGroup, Chassis, FloatingIp, NbObject, Network, Port, Router, SecurityGroup,
+    SecurityGroupRule, Subnet, Table,
 };
 use nbdb::{Change, Record, Revision, Snapshot};
 use std::collections::{BTreeMap, BTreeSet};
@@ -32,6 +32,7 @@ pub struct View {
     pub floating_ips: Objects<FloatingIp>,
     pub security_groups: Objects<SecurityGroup>,
     pub rules: Objects<SecurityGroupRule>,
+    pub address_groups: Objects<AddressGroup>,
     pub chassis_by_name: Objects<Chassis>,
     /// Ports of each network.
     ports_by_network: BTreeMap<String, BTreeSet<String>>,
@@ -102,6 +103,7 @@ impl View {
                     groups.extend(self.rule_groups(&t.id));
                     groups.extend(fresh.rule_groups(&t.id));
                 }
+                Table::AddressGroup => groups.extend(fresh.groups_naming_address_group(&t.id)),
                 Table::Port => fresh.membership.extend(membership_changes(
                     self.ports.get(&t.id),
                     fresh.ports.get(&t.id),
@@ -204,9 +206,29 @@ impl View {
                     id,
                 }));
             }
+            // Its addresses are matched in the rules that name it: their groups change.
+            Table::AddressGroup => {
+                out.extend(
+                    self.groups_naming_address_group(id)
+                        .into_iter()
+                        .map(|id| Touched {
+                            table: Table::SecurityGroup,
+                            id,
+                        }),
+                );
+            }
             _ => {}
         }
         out
+    }
+
+    /// The groups with a rule whose remote end is address group `ag`.
+    fn groups_naming_address_group(&self, ag: &str) -> BTreeSet<String> {
+        self.rules
+            .values()
+            .filter(|r| r.remote_address_group_id.as_deref() == Some(ag))
+            .map(|r| r.security_group_id.clone())
+            .collect()
     }
 
     /// The groups whose members changed since the last call: what conntrack cuts follow
@@ -278,7 +300,14 @@ impl View {
                 changed
             }
             Some(Table::Chassis) => set(&mut self.chassis_by_name, table, id, value),
-            Some(Table::Claim | Table::RbacPolicy | Table::SubnetPool | Table::AddressScope)
+            Some(Table::AddressGroup) => set(&mut self.address_groups, table, id, value),
+            Some(
+                Table::Claim
+                | Table::RbacPolicy
+                | Table::SubnetPool
+                | Table::AddressScope
+                | Table::DefaultSecurityGroupRule,
+            )
             | None => false,
         }
     }
@@ -322,6 +351,12 @@ impl View {
             Table::SecurityGroupRule,
             &self.rules,
             &other.rules,
+            &mut out,
+        );
+        diff(
+            Table::AddressGroup,
+            &self.address_groups,
+            &other.address_groups,
             &mut out,
         );
         diff(
@@ -388,6 +423,13 @@ impl View {
                     {
                         topics.insert(rg.topic().to_string());
                     }
+                    if let Some(ag) = r
+                        .remote_address_group_id
+                        .as_ref()
+                        .and_then(|id| self.address_groups.get(id))
+                    {
+                        topics.insert(ag.topic().to_string());
+                    }
                 }
             }
         }
@@ -411,7 +453,7 @@ impl View {
 
     /// Objects the host's ports refer to that are not in the view: their topics are not
     /// followed yet, so the host looks them up to learn them (security groups of local
-    /// ports and their remote groups, routers with an interface on a local port's network).
+    /// ports, their remote groups and address groups, routers with an interface on a local port's network).
     pub fn missing(&self) -> Vec<Touched> {
         let mut out = BTreeSet::new();
         let mut networks: BTreeSet<&str> = BTreeSet::new();
@@ -431,6 +473,14 @@ impl View {
                         out.insert(Touched {
                             table: Table::SecurityGroup,
                             id: rg.clone(),
+                        });
+                    }
+                    if let Some(ag) = &r.remote_address_group_id
+                        && !self.address_groups.contains_key(ag)
+                    {
+                        out.insert(Touched {
+                            table: Table::AddressGroup,
+                            id: ag.clone(),
                         });
                     }
                 }

@@ -402,3 +402,122 @@ fn an_ipv6_rule_allows_ping6_and_its_absence_blocks_it() {
         !ping6(&client, &ip_s)
     });
 }
+
+#[test]
+fn a_stateless_group_passes_and_blocks_as_its_rules_say() {
+    if !testbed::require_root("a_stateless_group_passes_and_blocks_as_its_rules_say") {
+        return;
+    }
+    let t = two_hosts();
+    let net = network(&t, "10.0.1.0/24", 4);
+    let g = t.srv.create(
+        "security-groups",
+        "security_group",
+        json!({"name": "stateless", "stateful": false}),
+    );
+    assert_eq!(g["stateful"], false);
+    let sg = id(&g);
+    // Its rules from the templates: everything out.
+    let egress: Vec<String> = g["security_group_rules"]
+        .as_array()
+        .expect("rules")
+        .iter()
+        .filter(|r| r["direction"] == "egress")
+        .map(id)
+        .collect();
+    assert_eq!(egress.len(), 2, "{g}");
+    rule(
+        &t,
+        json!({"security_group_id": sg, "direction": "ingress", "protocol": "tcp",
+               "port_range_min": 22, "port_range_max": 22}),
+    );
+    let (client, _, _) = vm(&t, &net, None, 0, 24);
+    let (server, ip_s, _) = vm(&t, &net, Some(vec![&sg]), 1, 24);
+    let _l22 = listen(&server, 22);
+    let _l23 = listen(&server, 23);
+    assert!(
+        reaches(&client, &ip_s, 22),
+        "tcp/22 in, the replies out by the egress rules\n{}",
+        t.dumps()
+    );
+    assert!(!connects(&client, &ip_s, 23), "tcp/23 has no rule");
+    // The server's packets skip conntrack: its rule's flow (priority 100) commits nothing.
+    let flows = t.ovs[1]
+        .ofctl(["dump-flows", "br-int", "table=110,tcp"])
+        .unwrap_or_default();
+    assert!(
+        flows.contains("priority=100") && !flows.contains("ct(commit"),
+        "{flows}"
+    );
+    // Without egress rules nothing remembers the client's SYN: the replies are dropped.
+    for r in &egress {
+        delete_rule(&t, r);
+    }
+    within("the handshake to fail", Duration::from_secs(5), || {
+        !connects(&client, &ip_s, 22)
+    });
+    // Replies allowed by a rule of their own (to the client's ephemeral ports).
+    rule(
+        &t,
+        json!({"security_group_id": sg, "direction": "egress", "protocol": "tcp",
+               "port_range_min": 1024, "port_range_max": 65535}),
+    );
+    within(
+        "the handshake to work again",
+        Duration::from_secs(5),
+        || connects(&client, &ip_s, 22),
+    );
+    assert!(!connects(&client, &ip_s, 23), "tcp/23 still has no rule");
+}
+
+#[test]
+fn an_address_group_admits_its_prefixes_and_follows_their_changes() {
+    if !testbed::require_root("an_address_group_admits_its_prefixes_and_follows_their_changes") {
+        return;
+    }
+    let t = two_hosts();
+    let net = network(&t, "10.0.1.0/24", 4);
+    let (client, ip_c, _) = vm(&t, &net, None, 0, 24);
+    let (other, ip_o, _) = vm(&t, &net, None, 0, 24);
+    let ag = t.srv.create(
+        "address-groups",
+        "address_group",
+        json!({"name": "admins", "addresses": [format!("{ip_c}/32")]}),
+    );
+    let ag = id(&ag);
+    let g = group(&t, "ssh-from-admins");
+    rule(
+        &t,
+        json!({"security_group_id": g, "direction": "ingress", "protocol": "tcp",
+               "port_range_min": 22, "port_range_max": 22, "remote_address_group_id": ag}),
+    );
+    let (server, ip_s, _) = vm(&t, &net, Some(vec![&g]), 1, 24);
+    let _l = listen(&server, 22);
+    assert!(
+        reaches(&client, &ip_s, 22),
+        "the group's address connects\n{}",
+        t.dumps()
+    );
+    assert!(!connects(&other, &ip_s, 22), "another address does not");
+    let change = |action: &str, ip: &str| {
+        let (code, body) = t.srv.call(
+            "PUT",
+            &format!("/v2.0/address-groups/{ag}/{action}"),
+            Some(json!({"address_group": {"addresses": [format!("{ip}/32")]}})),
+        );
+        assert_eq!(code, 200, "{body}");
+    };
+    change("add_addresses", &ip_o);
+    within(
+        "the added address to connect",
+        Duration::from_secs(5),
+        || connects(&other, &ip_s, 22),
+    );
+    change("remove_addresses", &ip_c);
+    within(
+        "the removed address to be refused",
+        Duration::from_secs(5),
+        || !connects(&client, &ip_s, 22),
+    );
+    assert!(reaches(&other, &ip_s, 22));
+}

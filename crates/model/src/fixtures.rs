@@ -152,6 +152,7 @@ pub fn security_group_rule(
         port_range_max: None,
         remote_ip_prefix: None,
         remote_group_id: None,
+        remote_address_group_id: None,
     }
 }
 

@@ -35,12 +35,16 @@ pub enum Table {
     /// Subnet pools and address scopes (`pools`): the API server's only.
     SubnetPool,
     AddressScope,
+    /// Address groups: prefixes that security group rules name as their remote end.
+    AddressGroup,
+    /// Templates of the rules a new security group gets (only the API server reads them).
+    DefaultSecurityGroupRule,
     /// `ip/<subnet>/<addr>`, `mac/<mac>`, `key/<kind>/<n>`, `seg/<type>/<n>` → owner id.
     Claim,
 }
 
 impl Table {
-    pub const ALL: [Table; 12] = [
+    pub const ALL: [Table; 14] = [
         Table::Network,
         Table::Subnet,
         Table::Port,
@@ -52,6 +56,8 @@ impl Table {
         Table::RbacPolicy,
         Table::SubnetPool,
         Table::AddressScope,
+        Table::AddressGroup,
+        Table::DefaultSecurityGroupRule,
         Table::Claim,
     ];
 
@@ -69,6 +75,8 @@ impl Table {
             Table::RbacPolicy => "rbac_policy",
             Table::SubnetPool => "subnetpool",
             Table::AddressScope => "address_scope",
+            Table::AddressGroup => "address_group",
+            Table::DefaultSecurityGroupRule => "default_secgroup_rule",
             Table::Claim => "claim",
         }
     }

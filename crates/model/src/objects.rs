@@ -403,8 +403,45 @@ pub struct SecurityGroupRule {
     pub protocol_number: Option<u8>,
     pub port_range_min: Option<u16>,
     pub port_range_max: Option<u16>,
+    /// As the user gave it (host bits kept, Neutron's `remote_ip_prefix`); matched
+    /// truncated (its `normalized_cidr`).
     pub remote_ip_prefix: Option<IpNet>,
     pub remote_group_id: Option<String>,
+    /// The address group whose addresses are the remote end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_address_group_id: Option<String>,
+}
+
+/// A named set of prefixes that rules name as their remote end
+/// (`remote_address_group_id`); hosts expand such a rule into one match per prefix.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddressGroup {
+    #[serde(flatten)]
+    pub meta: Meta,
+    /// Normalised (host bits cleared), sorted, without duplicates.
+    pub addresses: Vec<IpNet>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleting: bool,
+}
+
+/// A template of the rules new security groups get (Neutron's
+/// `security-groups-default-rules`). Only the API server reads them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DefaultSecurityGroupRule {
+    #[serde(flatten)]
+    pub meta: Meta,
+    pub direction: Direction,
+    pub ethertype: EtherType,
+    pub protocol: Option<String>,
+    pub protocol_number: Option<u8>,
+    pub port_range_min: Option<u16>,
+    pub port_range_max: Option<u16>,
+    pub remote_ip_prefix: Option<IpNet>,
+    /// A group id, or `PARENT`: the new group itself.
+    pub remote_group_id: Option<String>,
+    pub remote_address_group_id: Option<String>,
+    pub used_in_default_sg: bool,
+    pub used_in_non_default_sg: bool,
 }
 
 /// A Neutron RBAC policy: `object_type` `object_id` is granted `action`
@@ -491,7 +528,7 @@ macro_rules! deletable {
     )*};
 }
 
-deletable!(Network, Subnet, SecurityGroup, RbacPolicy);
+deletable!(Network, Subnet, SecurityGroup, RbacPolicy, AddressGroup);
 
 nb_object!(Network, Network, "Network", |n| &n.meta.id);
 nb_object!(Subnet, Subnet, "Subnet", |s| &s.network_id);
@@ -501,6 +538,12 @@ nb_object!(FloatingIp, FloatingIp, "FloatingIP");
 nb_object!(SecurityGroup, SecurityGroup, "SecurityGroup");
 nb_object!(SecurityGroupRule, SecurityGroupRule, "SecurityGroupRule");
 nb_object!(RbacPolicy, RbacPolicy, "RbacPolicy");
+nb_object!(AddressGroup, AddressGroup, "AddressGroup");
+nb_object!(
+    DefaultSecurityGroupRule,
+    DefaultSecurityGroupRule,
+    "DefaultSecurityGroupRule"
+);
 
 #[cfg(test)]
 mod tests {

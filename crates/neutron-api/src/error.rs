@@ -50,6 +50,7 @@ impl ApiError {
             "SecurityGroupRule" => "Security group rule".to_string(),
             "SubnetPool" => "Subnet pool".to_string(),
             "AddressScope" => "Address scope".to_string(),
+            "AddressGroup" => "Address group".to_string(),
             k => k.to_string(),
         };
         ApiError::new(

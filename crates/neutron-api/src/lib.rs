@@ -75,7 +75,7 @@ fn limited(router: Router) -> Router {
 pub fn router(api: Arc<Api>) -> Router {
     use model::{FloatingIp, Network, Port, SecurityGroup, SecurityGroupRule, Subnet};
     use resources::lifecycle::Lifecycle;
-    use resources::{routers, tags};
+    use resources::{address_groups, routers, tags};
     /// The collection and object routes of a resource: list, create, show, update, delete.
     fn resource<T: Lifecycle>(r: Router<Arc<Api>>, path: &str) -> Router<Arc<Api>> {
         use resources::{lifecycle, list, show};
@@ -114,6 +114,8 @@ pub fn router(api: Arc<Api>) -> Router {
     let r = resource::<model::RbacPolicy>(r, "/v2.0/rbac-policies");
     let r = resource::<model::SubnetPool>(r, "/v2.0/subnetpools");
     let r = resource::<model::AddressScope>(r, "/v2.0/address-scopes");
+    let r = resource::<model::AddressGroup>(r, "/v2.0/address-groups");
+    let r = resource::<model::DefaultSecurityGroupRule>(r, "/v2.0/default-security-group-rules");
     let r = r
         .route(
             "/v2.0/routers/{id}/add_router_interface",
@@ -138,6 +140,14 @@ pub fn router(api: Arc<Api>) -> Router {
         .route(
             "/v2.0/subnetpools/{id}/remove_prefixes",
             put(resources::subnet_pools::remove_prefixes),
+        )
+        .route(
+            "/v2.0/address-groups/{id}/add_addresses",
+            put(address_groups::add_addresses),
+        )
+        .route(
+            "/v2.0/address-groups/{id}/remove_addresses",
+            put(address_groups::remove_addresses),
         )
         .route(
             "/v2.0/network-ip-availabilities",

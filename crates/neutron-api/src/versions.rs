@@ -13,6 +13,11 @@ use std::sync::Arc;
 /// Extensions that are really implemented, with a one-line description each.
 pub const EXTENSIONS: &[(&str, &str, &str)] = &[
     (
+        "address-group",
+        "Address group",
+        "Named sets of prefixes, the remote end of security group rules",
+    ),
+    (
         "address-scope",
         "Address scope",
         "Address scopes: subnet pools with unique prefixes; ipv4/ipv6_address_scope on networks",
@@ -170,6 +175,21 @@ pub const EXTENSIONS: &[(&str, &str, &str)] = &[
         "Security groups and rules",
     ),
     (
+        "security-groups-default-rules",
+        "Default rules for security groups",
+        "Templates of the rules new security groups get",
+    ),
+    (
+        "security-groups-normalized-cidr",
+        "Normalized CIDR field for security group rules",
+        "normalized_cidr on security group rules",
+    ),
+    (
+        "security-groups-remote-address-group",
+        "Remote address group id field for security group rules",
+        "remote_address_group_id on security group rules",
+    ),
+    (
         "service-type",
         "Neutron Service Type Management",
         "The service providers: this project's distributed routers",
@@ -198,6 +218,11 @@ pub const EXTENSIONS: &[(&str, &str, &str)] = &[
         "standard-attr-timestamp",
         "Resource timestamps",
         "created_at and updated_at",
+    ),
+    (
+        "stateful-security-group",
+        "Stateful security group",
+        "stateful on security groups: a stateless group's rules filter without conntrack",
     ),
     (
         "subnet-external-network",
@@ -249,6 +274,11 @@ pub async fn v2(headers: HeaderMap) -> Json<Value> {
         ("security_group_rule", "security-group-rules"),
         ("agent", "agents"),
         ("rbac_policy", "rbac-policies"),
+        ("address_group", "address-groups"),
+        (
+            "default_security_group_rule",
+            "default-security-group-rules",
+        ),
         ("quota", "quotas"),
         ("network_ip_availability", "network-ip-availabilities"),
         ("service_provider", "service-providers"),

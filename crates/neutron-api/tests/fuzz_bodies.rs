@@ -76,6 +76,11 @@ const KEYS: &[&str] = &[
     "internal_port",
     "external_port",
     "description",
+    "addresses",
+    "remote_address_group_id",
+    "used_in_default_sg",
+    "used_in_non_default_sg",
+    "stateful",
 ];
 
 fn leaf() -> impl Strategy<Value = Value> {
@@ -103,6 +108,8 @@ fn leaf() -> impl Strategy<Value = Value> {
             Just("*"),
             Just("10.0.0.0/8"),
             Just("28"),
+            Just("PARENT"),
+            Just("10.0.0.7/24"),
         ]
         .prop_map(|s| json!(s)),
     ]
@@ -136,6 +143,11 @@ const TARGETS: &[(&str, &str)] = &[
     ("address-scopes", "address_scope"),
     // `{fip}`: a floating IP made for the case, with a port its forwardings may use.
     ("floatingips/{fip}/port_forwardings", "port_forwarding"),
+    ("address-groups", "address_group"),
+    (
+        "default-security-group-rules",
+        "default_security_group_rule",
+    ),
 ];
 
 /// An external network reached by a router from a subnet with a port on it, and a floating
@@ -286,6 +298,19 @@ proptest! {
             }
             let (st, v) = send(&app, "PUT", &format!("/v2.0/{coll}/{put_id}"), body.clone()).await;
             check(st, &v)?;
+            // The address group actions, on a group that exists.
+            if coll == "address-groups" {
+                let ag = json!({"address_group": {"addresses": ["10.0.0.0/24"]}}).to_string();
+                let (_, ag) = send(&app, "POST", "/v2.0/address-groups", ag).await;
+                let id = ag["address_group"]["id"].as_str().unwrap_or("x").to_string();
+                for action in ["add_addresses", "remove_addresses"] {
+                    let uri = format!("/v2.0/address-groups/{id}/{action}");
+                    let (st, v) = send(&app, "PUT", &uri, body.clone()).await;
+                    check(st, &v)?;
+                    let (st, v) = send(&app, "PUT", &uri, raw.clone()).await;
+                    check(st, &v)?;
+                }
+            }
             // An update of a real pool and scope, and the prefix operations.
             let pool_id = pool["subnetpool"]["id"].as_str().unwrap_or_default();
             let scope_id = scope["address_scope"]["id"].as_str().unwrap_or_default();

@@ -1,5 +1,5 @@
 //! The policy matrix, in process: five callers (admin; member and reader of the owning
-//! project; member and reader of another project) × eight resources × create, list,
+//! project; member and reader of another project) × nine resources × create, list,
 //! show, update and delete, each checked for Neutron's status (201/200/204, 403, 404),
 //! and the error type of every refusal. Then what RBAC policies change.
 
@@ -145,6 +145,8 @@ fn body(c: &Cloud, w: &World, key: &str) -> Value {
             json!({"subnetpool": {"name": "p", "prefixes": [format!("10.{}.0.0/16", n % 250 + 1)]}})
         }
         "address_scope" => json!({"address_scope": {"name": "s", "ip_version": 4}}),
+        "address_group" => json!({"address_group": {"name": "a",
+            "addresses": [format!("10.{}.0.0/16", n % 250)]}}),
         _ => json!({"rbac_policy": {"object_type": "network", "object_id": w.network,
             "action": "access_as_shared", "target_tenant": format!("{n:032x}")}}),
     }
@@ -160,7 +162,7 @@ fn change(key: &str) -> Value {
     }
 }
 
-const RESOURCES: [(&str, &str); 10] = [
+const RESOURCES: [(&str, &str); 11] = [
     ("network", "networks"),
     ("subnet", "subnets"),
     ("port", "ports"),
@@ -171,6 +173,7 @@ const RESOURCES: [(&str, &str); 10] = [
     ("rbac_policy", "rbac-policies"),
     ("subnetpool", "subnetpools"),
     ("address_scope", "address-scopes"),
+    ("address_group", "address-groups"),
 ];
 
 /// The expected create status for each caller (admin, P member, P reader, Q member, Q

@@ -228,6 +228,17 @@ fn rows(w: &World) -> Vec<Row> {
             change: ("description", json!("ssh")),
             read_only: ("created_at", json!("2020-01-01T00:00:00Z")),
         },
+        Row {
+            path: "address-groups",
+            key: "address_group",
+            create: json!({"address_group": {"name": "admins", "addresses": ["10.9.0.0/24"]}}),
+            invalid: (
+                json!({"address_group": {"addresses": ["10.9.0.1"]}}),
+                "HTTPBadRequest",
+            ),
+            change: ("name", json!("ops")),
+            read_only: ("addresses", json!(["10.8.0.0/24"])),
+        },
     ]
 }
 
@@ -337,6 +348,7 @@ fn kind_of(key: &str) -> &'static str {
         "router" => "Router",
         "floatingip" => "FloatingIP",
         "security_group" => "SecurityGroup",
+        "address_group" => "AddressGroup",
         _ => "SecurityGroupRule",
     }
 }

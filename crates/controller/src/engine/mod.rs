@@ -32,7 +32,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 /// The tables a controller follows (not claims).
-pub const TABLES: [Table; 8] = [
+pub const TABLES: [Table; 9] = [
     Table::Network,
     Table::Subnet,
     Table::Port,
@@ -40,6 +40,7 @@ pub const TABLES: [Table; 8] = [
     Table::FloatingIp,
     Table::SecurityGroup,
     Table::SecurityGroupRule,
+    Table::AddressGroup,
     Table::Chassis,
 ];
 

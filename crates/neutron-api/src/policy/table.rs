@@ -55,6 +55,16 @@ pub const RULES: &[(&str, &str, Rule)] = &[
     ("address_scope", "get", ProjectReaderOrShared),
     ("address_scope", "update", ProjectMember),
     ("address_scope", "delete", ProjectMember),
+    ("address_group", "create", ProjectMember),
+    ("address_group", "get", ProjectReader),
+    ("address_group", "update", ProjectMember),
+    ("address_group", "delete", ProjectMember),
+    ("address_group", "add_addresses", ProjectMember),
+    ("address_group", "remove_addresses", ProjectMember),
+    ("default_security_group_rule", "create", Admin),
+    ("default_security_group_rule", "get", ProjectReader),
+    ("default_security_group_rule", "update", Admin),
+    ("default_security_group_rule", "delete", Admin),
 ];
 
 /// `(resource, action, attribute, rule)`: checked, with the action's own rule, when a

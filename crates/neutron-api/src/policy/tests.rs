@@ -52,6 +52,8 @@ fn every_resource_has_its_four_actions_once() {
         "security_group",
         "security_group_rule",
         "rbac_policy",
+        "address_group",
+        "default_security_group_rule",
     ] {
         for a in ["create", "get", "update", "delete"] {
             let n = RULES.iter().filter(|(x, y, _)| *x == r && *y == a).count();

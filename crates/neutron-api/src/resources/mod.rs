@@ -4,8 +4,10 @@
 //! operations several resources share (`ops`). A resource file imports `ops`, never
 //! another resource file.
 
+pub mod address_groups;
 pub mod address_scopes;
 pub mod bulk;
+pub mod default_sg_rules;
 pub mod floatingips;
 pub mod lifecycle;
 pub mod networks;

@@ -590,6 +590,7 @@ async fn check_groups(
     ids: &[String],
     plan: &mut Plan<'_>,
 ) -> ApiResult<()> {
+    let mut kinds = std::collections::BTreeSet::new();
     for id in ids {
         let Some((sg, rev)) = api.db.get::<SecurityGroup>(id).await? else {
             return Err(ApiError::not_found("SecurityGroup", id));
@@ -602,6 +603,14 @@ async fn check_groups(
         }
         not_deleting(&sg)?;
         plan.txn.check::<SecurityGroup>(id, rev);
+        kinds.insert(sg.stateful);
+    }
+    // Conntrack is on or off for the whole port (Neutron refuses the mix).
+    if kinds.len() > 1 {
+        return Err(ApiError::conflict(
+            "SecurityGroupConflict",
+            "Error Cannot apply both stateful and stateless security groups on the same port at the same time. while attempting the operation.",
+        ));
     }
     Ok(())
 }

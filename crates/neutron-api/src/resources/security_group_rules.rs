@@ -1,53 +1,19 @@
-//! `/v2.0/security-group-rules`: a group's rules (direction, ethertype, protocol, port or
-//! ICMP range, remote prefix or group), unique by content (`ops::groups`).
+//! `/v2.0/security-group-rules`: a group's rules (their content is checked in
+//! `ops::rules`), unique by content (`ops::groups`).
 
 use super::lifecycle::Lifecycle;
 use super::ops::Plan;
 use super::ops::deleting::not_deleting;
 use super::ops::groups::{ensure_default, listed_project, rule_fingerprint};
+use super::ops::rules::{RuleContent, normalized, parse_content};
 use super::{Resource, Standard, visible, writable};
 use crate::Api;
-use crate::body::{Attrs, bad_attr, parse_cidr, show};
+use crate::body::{Attrs, bad_attr};
 use crate::context::Context;
 use crate::error::{ApiError, ApiResult};
 use crate::listing::Query;
-use ipnet::IpNet;
-use model::{Direction, EtherType, Meta, SecurityGroup, SecurityGroupRule};
+use model::{AddressGroup, Meta, SecurityGroup, SecurityGroupRule};
 use serde_json::{Map, Value, json};
-
-/// IP protocol names Neutron accepts, with their numbers.
-const PROTOCOLS: &[(&str, u8)] = &[
-    ("ah", 51),
-    ("dccp", 33),
-    ("egp", 8),
-    ("esp", 50),
-    ("gre", 47),
-    ("icmp", 1),
-    ("icmpv6", 58),
-    ("igmp", 2),
-    ("ipip", 4),
-    ("ipv6-encap", 41),
-    ("ipv6-frag", 44),
-    ("ipv6-icmp", 58),
-    ("ipv6-nonxt", 59),
-    ("ipv6-opts", 60),
-    ("ipv6-route", 43),
-    ("ospf", 89),
-    ("pgm", 113),
-    ("rsvp", 46),
-    ("sctp", 132),
-    ("tcp", 6),
-    ("udp", 17),
-    ("udplite", 136),
-    ("vrrp", 112),
-];
-
-/// Protocols that exist only over IPv6 (refused in IPv4 rules, by name or number):
-/// ipv6-encap, ipv6-route, ipv6-frag, ipv6-icmp, ipv6-nonxt, ipv6-opts.
-const IPV6_ONLY: [u8; 6] = [41, 43, 44, 58, 59, 60];
-
-/// Protocols whose rules may name a port range.
-const PORT_PROTOCOLS: [u8; 5] = [6, 17, 33, 132, 136];
 
 impl Resource for SecurityGroupRule {
     const COLLECTION: &'static str = "security_group_rules";
@@ -65,7 +31,9 @@ impl Resource for SecurityGroupRule {
         "port_range_min",
         "port_range_max",
         "remote_ip_prefix",
+        "normalized_cidr",
         "remote_group_id",
+        "remote_address_group_id",
     ];
 
     fn render_own(&self, m: &mut Map<String, Value>) {
@@ -79,7 +47,12 @@ impl Resource for SecurityGroupRule {
             "remote_ip_prefix".into(),
             json!(self.remote_ip_prefix.map(|p| p.to_string())),
         );
+        m.insert("normalized_cidr".into(), normalized(&self.remote_ip_prefix));
         m.insert("remote_group_id".into(), json!(self.remote_group_id));
+        m.insert(
+            "remote_address_group_id".into(),
+            json!(self.remote_address_group_id),
+        );
     }
 
     async fn before_list(api: &Api, ctx: &Context, query: &Query) -> ApiResult<()> {
@@ -89,74 +62,25 @@ impl Resource for SecurityGroupRule {
     }
 }
 
-/// A POST's own attributes: the rule's content, checked.
+/// A POST's own attributes: the rule's group and content, checked.
 pub struct NewRule {
     security_group_id: String,
-    direction: Direction,
-    ethertype: EtherType,
-    protocol: Option<String>,
-    protocol_number: Option<u8>,
-    port_range_min: Option<u16>,
-    port_range_max: Option<u16>,
-    remote_ip_prefix: Option<IpNet>,
-    remote_group_id: Option<String>,
+    content: RuleContent,
 }
 
 impl Lifecycle for SecurityGroupRule {
     type Create = NewRule;
     /// Only the description changes (a standard attribute).
     type Update = ();
+    const POST_FORBIDDEN: &'static [&'static str] = &["normalized_cidr"];
 
     fn parse_create(_ctx: &Context, attrs: &mut Attrs) -> ApiResult<NewRule> {
         let security_group_id = attrs
             .string("security_group_id")?
             .ok_or_else(|| bad_attr("security_group_id", "security_group_id is required"))?;
-        let direction = match attrs.string("direction")?.as_deref() {
-            Some("ingress") => Direction::Ingress,
-            Some("egress") => Direction::Egress,
-            Some(d) => {
-                return Err(bad_attr(
-                    "direction",
-                    format!("'{d}' is not in ['ingress', 'egress']"),
-                ));
-            }
-            None => return Err(bad_attr("direction", "direction is required")),
-        };
-        let ethertype = match attrs.string("ethertype")?.as_deref() {
-            None | Some("IPv4") => EtherType::IPv4,
-            Some("IPv6") => EtherType::IPv6,
-            Some(e) => {
-                return Err(bad_attr(
-                    "ethertype",
-                    format!("'{e}' is not in ['IPv4', 'IPv6']"),
-                ));
-            }
-        };
-        let (protocol, protocol_number) =
-            parse_protocol(attrs.take("protocol").unwrap_or(Value::Null), ethertype)?;
-        let min = port_value(attrs.take("port_range_min"))?;
-        let max = port_value(attrs.take("port_range_max"))?;
-        let (port_range_min, port_range_max) = port_range(protocol_number, min, max)?;
-        let remote_ip_prefix = remote_prefix(attrs.take("remote_ip_prefix"), ethertype)?;
-        let remote_group_id = attrs
-            .string_or_null("remote_group_id")?
-            .filter(|s| !s.is_empty());
-        if remote_group_id.is_some() && remote_ip_prefix.is_some() {
-            return Err(ApiError::bad_request(
-                "SecurityGroupRemoteGroupAndRemoteIpPrefix",
-                "Only remote_ip_prefix or remote_group_id may be provided.",
-            ));
-        }
         Ok(NewRule {
             security_group_id,
-            direction,
-            ethertype,
-            protocol,
-            protocol_number,
-            port_range_min,
-            port_range_max,
-            remote_ip_prefix,
-            remote_group_id,
+            content: parse_content(attrs)?,
         })
     }
 
@@ -168,30 +92,39 @@ impl Lifecycle for SecurityGroupRule {
         plan: &mut Plan<'_>,
     ) -> ApiResult<SecurityGroupRule> {
         let group_id = &req.security_group_id;
+        let c = &req.content;
         // Adding a rule changes the group: a group shared with the caller is not its own.
         let (group, grev) = writable::<SecurityGroup>(api, ctx, group_id, "update", &[]).await?;
         not_deleting(&group)?;
         touch_group(api, plan, group_id, grev).await?;
-        if let Some(rg) = &req.remote_group_id {
+        if let Some(rg) = &c.remote_group_id {
             let (remote, rrev) = visible::<SecurityGroup>(api, ctx, rg).await?;
             not_deleting(&remote)?;
             if rg != group_id {
                 plan.txn.check::<SecurityGroup>(rg, rrev);
             }
         }
+        // The address group stays until no rule names it (its delete checks, under the
+        // `deleting` mark this revision check races).
+        if let Some(ag) = &c.remote_address_group_id {
+            let (remote, rev) = visible::<AddressGroup>(api, ctx, ag).await?;
+            not_deleting(&remote)?;
+            plan.txn.check::<AddressGroup>(ag, rev);
+        }
         // A rule belongs to its group's project, whoever adds it.
         meta.project_id = group.meta.project_id;
         let r = SecurityGroupRule {
             meta,
             security_group_id: group_id.clone(),
-            direction: req.direction,
-            ethertype: req.ethertype,
-            protocol: req.protocol.clone(),
-            protocol_number: req.protocol_number,
-            port_range_min: req.port_range_min,
-            port_range_max: req.port_range_max,
-            remote_ip_prefix: req.remote_ip_prefix,
-            remote_group_id: req.remote_group_id.clone(),
+            direction: c.direction,
+            ethertype: c.ethertype,
+            protocol: c.protocol.clone(),
+            protocol_number: c.protocol_number,
+            port_range_min: c.port_range_min,
+            port_range_max: c.port_range_max,
+            remote_ip_prefix: c.remote_ip_prefix,
+            remote_group_id: c.remote_group_id.clone(),
+            remote_address_group_id: c.remote_address_group_id.clone(),
         };
         // The claim on the rule's content names the rule that already has it, and makes
         // duplicates impossible even under concurrency.
@@ -254,223 +187,4 @@ async fn touch_group(
     group.meta.touch();
     plan.txn.update(&group, rev);
     Ok(())
-}
-
-fn parse_protocol(v: Value, ethertype: EtherType) -> ApiResult<(Option<String>, Option<u8>)> {
-    let text = match &v {
-        Value::Null => return Ok((None, None)),
-        Value::String(s) => s.to_ascii_lowercase(),
-        Value::Number(n) => n.to_string(),
-        _ => {
-            return Err(bad_attr(
-                "protocol",
-                format!("'{v}' is not a protocol name or number"),
-            ));
-        }
-    };
-    if text == "any" || text.is_empty() {
-        return Ok((None, None));
-    }
-    let number = match PROTOCOLS.iter().find(|(n, _)| *n == text) {
-        Some((_, n)) => *n,
-        None => text.parse::<u8>().map_err(|_| {
-            ApiError::bad_request("SecurityGroupRuleInvalidProtocol", format!("Security group rule protocol {} not supported. Only protocol values {:?} and integer representations [0 to 255] are supported.", show(&v), PROTOCOLS.iter().map(|p| p.0).collect::<Vec<_>>()))
-        })?,
-    };
-    if ethertype == EtherType::IPv4 && IPV6_ONLY.contains(&number) {
-        return Err(ApiError::bad_request(
-            "SecurityGroupEthertypeConflictWithProtocol",
-            format!("Ethertype IPv4 is not supported by protocol {text}."),
-        ));
-    }
-    let number = if ethertype == EtherType::IPv6 && number == 1 {
-        58
-    } else {
-        number
-    };
-    Ok((Some(text), Some(number)))
-}
-
-/// A port bound as given: an integer (or its string) within 0..=65535, or absent/null.
-fn port_value(v: Option<Value>) -> ApiResult<Option<u32>> {
-    let v = match v {
-        None | Some(Value::Null) => return Ok(None),
-        Some(v) => v,
-    };
-    let n = match &v {
-        Value::Number(n) => n.as_i64(),
-        Value::String(s) => s.trim().parse::<i64>().ok(),
-        _ => None,
-    };
-    match n {
-        Some(n) if (0..=65535).contains(&n) => Ok(Some(n as u32)),
-        _ => Err(ApiError::bad_request(
-            "SecurityGroupInvalidPortValue",
-            format!("Invalid value for port {}", crate::body::show(&v)),
-        )),
-    }
-}
-
-/// The port range of TCP-like protocols, or the type and code of ICMP, checked as
-/// Neutron checks them (and with its messages, which clients match on).
-fn port_range(
-    protocol: Option<u8>,
-    min: Option<u32>,
-    max: Option<u32>,
-) -> ApiResult<(Option<u16>, Option<u16>)> {
-    let invalid_range = || {
-        ApiError::bad_request(
-            "SecurityGroupInvalidPortRange",
-            "For TCP/UDP protocols, port_range_min must be <= port_range_max",
-        )
-    };
-    match (protocol, min, max) {
-        (_, None, None) => Ok((None, None)),
-        (None, _, _) => Err(ApiError::bad_request(
-            "SecurityGroupProtocolRequiredWithPorts",
-            "Must also specify protocol if port range is given.",
-        )),
-        (Some(p), a, b) if PORT_PROTOCOLS.contains(&p) => match (a, b) {
-            (Some(0), _) | (_, Some(0)) => Err(ApiError::bad_request(
-                "SecurityGroupInvalidPortValue",
-                "Invalid value for port 0",
-            )),
-            (Some(a), Some(b)) if a <= b => Ok((Some(a as u16), Some(b as u16))),
-            _ => Err(invalid_range()),
-        },
-        (Some(1 | 58), t, c) => {
-            for (field, attr, v) in [("type", "port_range_min", t), ("code", "port_range_max", c)] {
-                if let Some(v) = v.filter(|v| *v > 255) {
-                    return Err(ApiError::bad_request(
-                        "SecurityGroupInvalidIcmpValue",
-                        format!(
-                            "Invalid value for ICMP {field} ({attr}): {v}. It must be 0 to 255."
-                        ),
-                    ));
-                }
-            }
-            match (t, c) {
-                (None, Some(c)) => Err(ApiError::bad_request(
-                    "SecurityGroupMissingIcmpType",
-                    format!(
-                        "ICMP code (port-range-max) {c} is provided but ICMP type (port-range-min) is missing."
-                    ),
-                )),
-                (t, c) => Ok((t.map(|t| t as u16), c.map(|c| c as u16))),
-            }
-        }
-        _ => Err(ApiError::bad_request(
-            "SecurityGroupInvalidPortRange",
-            "Port ranges are only valid for tcp, udp, sctp, dccp, udplite, icmp and icmpv6",
-        )),
-    }
-}
-
-/// `remote_ip_prefix`, of the rule's ethertype.
-fn remote_prefix(v: Option<Value>, ethertype: EtherType) -> ApiResult<Option<IpNet>> {
-    let v = match v {
-        None | Some(Value::Null) => return Ok(None),
-        Some(v) => v,
-    };
-    // Neutron accepts host bits and normalises the prefix.
-    let s = v.as_str().ok_or_else(|| {
-        bad_attr(
-            "remote_ip_prefix",
-            format!("'{v}' is not a valid IP prefix"),
-        )
-    })?;
-    let net = s
-        .parse::<IpNet>()
-        .map(|n| n.trunc())
-        .or_else(|_| parse_cidr("remote_ip_prefix", &v))?;
-    if (ethertype == EtherType::IPv4) != matches!(net, IpNet::V4(_)) {
-        return Err(ApiError::bad_request(
-            "SecurityGroupRuleParameterConflict",
-            format!("Conflicting value ethertype {ethertype:?} for CIDR {net}"),
-        ));
-    }
-    Ok(Some(net))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The message of the error a (protocol, min, max) gets, as given in JSON.
-    fn refusal(protocol: Option<u8>, min: Value, max: Value) -> String {
-        let r = port_value(Some(min))
-            .and_then(|a| Ok((a, port_value(Some(max))?)))
-            .and_then(|(a, b)| port_range(protocol, a, b));
-        match r {
-            Ok(v) => panic!("accepted: {v:?}"),
-            Err(e) => e.message,
-        }
-    }
-
-    #[test]
-    fn ipv6_only_protocols_are_refused_in_ipv4_rules() {
-        for p in [
-            "ipv6-encap",
-            "ipv6-frag",
-            "ipv6-icmp",
-            "ipv6-nonxt",
-            "ipv6-opts",
-            "ipv6-route",
-            "icmpv6",
-        ] {
-            let e = parse_protocol(json!(p), EtherType::IPv4).unwrap_err();
-            assert_eq!(e.kind, "SecurityGroupEthertypeConflictWithProtocol", "{p}");
-            assert!(parse_protocol(json!(p), EtherType::IPv6).is_ok(), "{p}");
-        }
-        for n in [41, 43, 44, 58, 59, 60] {
-            assert!(parse_protocol(json!(n), EtherType::IPv4).is_err(), "{n}");
-        }
-        assert!(parse_protocol(json!("tcp"), EtherType::IPv4).is_ok());
-    }
-
-    #[test]
-    fn port_ranges_are_refused_with_neutrons_messages() {
-        let tcp = Some(6);
-        let icmp = Some(1);
-        let cases = [
-            (tcp, json!(-16), json!(80), "Invalid value for port -16"),
-            (
-                tcp,
-                json!(80),
-                json!(79),
-                "port_range_min must be <= port_range_max",
-            ),
-            (tcp, json!(80), json!(65536), "Invalid value for port 65536"),
-            (
-                tcp,
-                json!(null),
-                json!(6),
-                "port_range_min must be <= port_range_max",
-            ),
-            (tcp, json!(-16), json!(65536), "Invalid value for port"),
-            (tcp, json!(0), json!(80), "Invalid value for port 0"),
-            (tcp, json!("x"), json!(80), "Invalid value for port x"),
-            (icmp, json!(1), json!(256), "Invalid value for ICMP code"),
-            (icmp, json!(-1), json!(25), "Invalid value"),
-            (
-                icmp,
-                json!(null),
-                json!(6),
-                "ICMP type (port-range-min) is missing",
-            ),
-            (icmp, json!(300), json!(1), "Invalid value for ICMP type"),
-            (None, json!(22), json!(22), "Must also specify protocol"),
-        ];
-        for (p, a, b, want) in cases {
-            let got = refusal(p, a.clone(), b.clone());
-            assert!(got.contains(want), "{p:?} {a} {b}: {got}");
-        }
-        assert_eq!(
-            port_range(tcp, Some(22), Some(22)).unwrap(),
-            (Some(22), Some(22))
-        );
-        assert_eq!(port_value(Some(json!("8080"))).unwrap(), Some(8080));
-        assert_eq!(port_range(icmp, Some(8), None).unwrap(), (Some(8), None));
-        assert_eq!(port_range(tcp, None, None).unwrap(), (None, None));
-    }
 }

@@ -3,7 +3,8 @@
 
 use super::lifecycle::Lifecycle;
 use super::ops::groups::{
-    add_rule, default_claim, ensure_default, listed_project, plain_rule, rule_fingerprint,
+    add_rule, default_claim, ensure_default, listed_project, rule_fingerprint, rules_from,
+    templates,
 };
 use super::ops::{Plan, rbac as ops_rbac};
 use super::{Resource, render};
@@ -14,7 +15,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::listing::Query;
 use crate::policy::Target;
 use crate::policy::rbac::{Grants, SHARED};
-use model::{Direction, EtherType, Meta, Port, SecurityGroup, SecurityGroupRule};
+use model::{Meta, Port, SecurityGroup, SecurityGroupRule};
 use serde_json::{Map, Value, json};
 
 impl Resource for SecurityGroup {
@@ -95,17 +96,16 @@ impl Lifecycle for SecurityGroup {
             ));
         }
         ensure_default(api, &meta.project_id).await?;
-        // A new group lets everything out, as in Neutron.
+        // The templates' rules for other groups (by default: everything out).
         let rule_meta = Meta {
             description: String::new(),
             tags: vec![],
             ..meta.clone()
         };
-        for et in [EtherType::IPv4, EtherType::IPv6] {
-            let out = plain_rule(&rule_meta, &meta.id, Direction::Egress, et, None);
-            add_rule(&mut plan.txn, &out);
+        for r in rules_from(&templates(api).await?, &rule_meta, &meta.id, false) {
+            add_rule(&mut plan.txn, &r);
             // Its rules must fit the rule quota too: Neutron refuses the group otherwise.
-            plan.txn.within_quota(&out);
+            plan.txn.within_quota(&r);
         }
         Ok(SecurityGroup {
             meta,
@@ -124,13 +124,26 @@ impl Lifecycle for SecurityGroup {
     }
 
     async fn plan_update(
-        _api: &Api,
+        api: &Api,
         _ctx: &Context,
         g: &mut SecurityGroup,
         req: GroupRequest,
         _plan: &mut Plan<'_>,
     ) -> ApiResult<()> {
-        g.stateful = req.stateful.unwrap_or(g.stateful);
+        // A port's groups are all stateful or all stateless (`ports`), so a group in use
+        // keeps its kind, as in Neutron. A port taking the group meanwhile checks the
+        // group's revision, which this update moves.
+        if let Some(stateful) = req.stateful.filter(|s| *s != g.stateful) {
+            let id = &g.meta.id;
+            let ports = api.db.all::<Port>().await?;
+            if ports.iter().any(|(p, _)| p.security_groups.contains(id)) {
+                return Err(ApiError::conflict(
+                    "SecurityGroupInUse",
+                    format!("Security Group {id} in use."),
+                ));
+            }
+            g.stateful = stateful;
+        }
         if g.is_default && g.meta.name != "default" {
             return Err(ApiError::conflict(
                 "SecurityGroupCannotUpdateDefault",

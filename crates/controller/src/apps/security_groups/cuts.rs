@@ -1,6 +1,7 @@
 //! Cutting connections: what each filtered local port allowed when the switch was last
 //! told, and the conntrack flushes for what a change no longer allows.
 
+use super::address_groups::remotes;
 use super::{SCTP, TCP, UDP, addresses, filtered, rules_of_port};
 use crate::apps::{Host, Owner};
 use crate::view::View;
@@ -32,18 +33,26 @@ struct PortAllows {
 
 fn allows_of(view: &View, host: &Host, p: &Port) -> Option<PortAllows> {
     let zone = filtered(view, host, p)?;
+    // An address group's prefixes are one allowance each, as the flows have them: a
+    // prefix leaving the group is an allowance gone.
     let allows = rules_of_port(view, p)
         .into_iter()
-        .map(|r| Allow {
-            direction: match r.direction {
-                Direction::Egress => 0,
-                Direction::Ingress => 1,
-            },
-            proto: r.protocol_number,
-            ports: r.port_range_min.map(|m| (m, r.port_range_max.unwrap_or(m))),
-            remote: r.remote_ip_prefix,
-            group: r.remote_group_id.clone(),
-            ipv6: r.ethertype == EtherType::IPv6,
+        .flat_map(|r| {
+            let remotes = match r.remote_group_id {
+                Some(_) => vec![None],
+                None => remotes(view, r),
+            };
+            remotes.into_iter().map(move |remote| Allow {
+                direction: match r.direction {
+                    Direction::Egress => 0,
+                    Direction::Ingress => 1,
+                },
+                proto: r.protocol_number,
+                ports: r.port_range_min.map(|m| (m, r.port_range_max.unwrap_or(m))),
+                remote,
+                group: r.remote_group_id.clone(),
+                ipv6: r.ethertype == EtherType::IPv6,
+            })
         })
         .collect();
     Some(PortAllows {

@@ -27,8 +27,12 @@
 //! there (routing happens on the member's host, which rewrites the source MAC). The
 //! routed half is owned by the router ([`router`]). Replies keep working by conntrack;
 //! only the first packet of a connection is matched here.
+//!
+//! Address groups and stateless groups: see [`address_groups`] and [`stateless`].
 
+mod address_groups;
 mod cuts;
+mod stateless;
 mod zones;
 
 pub use cuts::Cuts;
@@ -60,6 +64,10 @@ const PRIO_INVALID: u16 = 200;
 const PRIO_REPLY: u16 = 190;
 const PRIO_ACCEPTED: u16 = 180;
 const PRIO_CT: u16 = 100;
+/// A stateless port's IP traffic past conntrack ([`stateless::bypass`]): above the
+/// network's ct() flows, below what is never tracked (ND, DHCP).
+const PRIO_STATELESS: u16 = 150;
+const _: () = assert!(PRIO_CT < PRIO_STATELESS && PRIO_STATELESS < PRIO_BYPASS);
 const PRIO_RULE: u16 = 100;
 /// Conjunctive flows and their `conj_id` flows: below the plain rules, so that the two
 /// never overlap at one priority.
@@ -365,11 +373,14 @@ pub fn port(view: &View, host: &Host, p: &Port) -> Vec<Flow> {
         ));
     }
     if filtered(view, host, p).is_some() {
+        let tracked = stateless::tracked(view, p);
+        if !tracked {
+            out.extend(stateless::bypass(key));
+        }
         for r in rules_of_port(view, p) {
             let (t, _, preg, _) = dir_tables(r.direction);
             let mine = |m: Match| m.masked(preg, key, u32::MAX);
-            if let Some(rg) = &r.remote_group_id {
-                let _ = rg;
+            if r.remote_group_id.is_some() {
                 let id = conj_id(&r.meta.id);
                 for m in l4_matches(r) {
                     conj.add(
@@ -385,24 +396,24 @@ pub fn port(view: &View, host: &Host, p: &Port) -> Vec<Flow> {
                 }
                 continue;
             }
-            if let Some(prefix) = r.remote_ip_prefix
-                && family(&prefix) != r.ethertype
-            {
-                continue;
-            }
+            let remotes = address_groups::remotes(view, r);
             for m in l4_matches(r) {
-                let m = match r.remote_ip_prefix {
-                    Some(prefix) if prefix.prefix_len() > 0 => remote(m, r.direction, prefix),
-                    _ => m,
-                };
-                out.push(flow(
-                    t,
-                    PRIO_RULE,
-                    mine(m),
-                    AppId::SecurityGroup,
-                    key,
-                    accept(r.direction),
-                ));
+                for rem in &remotes {
+                    let m = match rem {
+                        Some(prefix) if prefix.prefix_len() > 0 => {
+                            remote(m.clone(), r.direction, *prefix)
+                        }
+                        _ => m.clone(),
+                    };
+                    out.push(flow(
+                        t,
+                        PRIO_RULE,
+                        mine(m),
+                        AppId::SecurityGroup,
+                        key,
+                        stateless::pass(r.direction, tracked),
+                    ));
+                }
             }
         }
     }
@@ -492,8 +503,9 @@ pub fn network(_view: &View, host: &Host, net: &Network) -> Vec<Flow> {
     out
 }
 
-/// The `conj_id` flow of a remote-group rule: a packet that met both clauses is accepted.
-pub fn rule(r: &SecurityGroupRule) -> Vec<Flow> {
+/// The `conj_id` flow of a remote-group rule: a packet that met both clauses is accepted
+/// (committed unless the rule's group is stateless).
+pub fn rule(view: &View, r: &SecurityGroupRule) -> Vec<Flow> {
     if r.remote_group_id.is_none() {
         return Vec::new();
     }
@@ -506,7 +518,10 @@ pub fn rule(r: &SecurityGroupRule) -> Vec<Flow> {
         Match::new().conj_id(id).eth_type(eth(r.ethertype)),
         AppId::SecurityGroup,
         id,
-        accept(r.direction),
+        stateless::pass(
+            r.direction,
+            stateless::group_tracked(view, &r.security_group_id),
+        ),
     )]
 }
 
@@ -604,7 +619,7 @@ pub fn base() -> Vec<Flow> {
 
 /// Owners whose flows a changed security group decides (its rules, or the rules naming it):
 /// the ports holding it (their rules, and as members their clause-2 flows of the rules
-/// naming it) and the routers on those ports' networks (clause 2 of routed members). Who the members are decides no other port's flows: a member joining or
+/// naming it), its rules (their `conj_id` flows) and the routers on those ports' networks (clause 2 of routed members). Who the members are decides no other port's flows: a member joining or
 /// leaving is compiled as a port, and what it leaves behind is cut by [`Cuts::update`].
 pub fn affected_by_group(view: &View, group: &str) -> Vec<Owner> {
     let mut out: Vec<Owner> = view
@@ -619,6 +634,11 @@ pub fn affected_by_group(view: &View, group: &str) -> Vec<Owner> {
         .ports_in_group(group)
         .map(|p| p.network_id.as_str())
         .collect();
+    // The `conj_id` flows of its rules commit or not as the group is stateful.
+    out.extend(view.rules_of(group).map(|r| Touched {
+        table: Table::SecurityGroupRule,
+        id: r.meta.id.clone(),
+    }));
     out.extend(
         view.routers
             .values()
@@ -658,7 +678,7 @@ impl App for SecurityGroups {
             Object::Port(p) => out.extend(port(view, host, p)),
             Object::Network(n) => out.extend(network(view, host, n)),
             Object::Router(r) if routes_for(view, r) => out.extend(router(view, r)),
-            Object::Rule(r) => out.extend(rule(r)),
+            Object::Rule(r) => out.extend(rule(view, r)),
             _ => {}
         }
     }

@@ -2,8 +2,9 @@
 //! (`ipam`), ports the system makes and removes (`ports`, `dhcp`), floating IP
 //! associations (`floating`), port forwardings (`forwarding`), the `deleting` mark
 //! (`deleting`), the default security group and rule claims (`groups`), routes
-//! (`routes`), subnet pool allocation (`pools`), the RBAC policies other
-//! resources write (`rbac`), datapath keys (here). Resource files import these, never each other.
+//! (`routes`), subnet pool allocation (`pools`), the RBAC policies other resources write
+//! (`rbac`), a rule's content (`rules`), datapath keys (here). Resource files import
+//! these, never each other.
 
 pub mod deleting;
 pub mod dhcp;
@@ -15,6 +16,7 @@ pub mod pools;
 pub mod ports;
 pub mod rbac;
 pub mod routes;
+pub mod rules;
 
 use crate::Api;
 use crate::alloc::key_claim;
