@@ -505,10 +505,14 @@ fn projects_if_match_and_discovery() {
         "standard-attr-tag",
         "pagination",
         "sorting",
+        "subnet_allocation",
+        "availability_zone",
+        "floating-ip-port-forwarding",
+        "address-group",
     ] {
         assert!(aliases.contains(&a), "{a} missing from {aliases:?}");
     }
-    for a in ["qos", "trunk", "dvr", "l3-ha", "subnet_allocation"] {
+    for a in ["qos", "trunk", "dvr", "l3-ha", "metering", "segment"] {
         assert!(!aliases.contains(&a), "{a} is not implemented");
     }
     assert_eq!(srv.call("GET", "/v2.0/extensions/router", None).0, 200);
