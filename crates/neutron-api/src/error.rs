@@ -51,6 +51,7 @@ impl ApiError {
             "SubnetPool" => "Subnet pool".to_string(),
             "AddressScope" => "Address scope".to_string(),
             "AddressGroup" => "Address group".to_string(),
+            "PortForwarding" => "Port Forwarding".to_string(),
             k => k.to_string(),
         };
         ApiError::new(
