@@ -3,57 +3,13 @@
 //! default pool), the prefix quota, prefix updates and operations, scopes and their
 //! overlap rule, refused deletes, and concurrent allocations that never overlap.
 
-use axum::body::Body;
-use axum::http::Request;
-use http_body_util::BodyExt;
+mod common;
+
+use common::{ADMIN, Cloud, OTHER, OWNER, Who, call, kind};
 use ipnet::IpNet;
-use neutron_api::{Api, ApiConfig, router};
 use serde_json::{Value, json};
-use tower::ServiceExt;
-
-#[derive(Clone, Copy)]
-struct Who(&'static str, bool);
-
-const OWNER: Who = Who("p1", false);
-const OTHER: Who = Who("p2", false);
-const ADMIN: Who = Who("admin", true);
-
-struct Cloud {
-    app: axum::Router,
-    _dir: tempfile::TempDir,
-}
 
 impl Cloud {
-    fn new() -> Cloud {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = nbdb::open(&format!(
-            "embedded:{}",
-            dir.path().join("nb.redb").display()
-        ))
-        .expect("store");
-        let config = ApiConfig::default().check().expect("config");
-        Cloud {
-            app: router(Api::new(store, config)),
-            _dir: dir,
-        }
-    }
-
-    async fn call(&self, who: Who, method: &str, uri: &str, body: Option<Value>) -> (u16, Value) {
-        call(&self.app, who, method, uri, body).await
-    }
-
-    /// Creates `body` under `collection`, expecting success; the new object.
-    async fn made(&self, who: Who, collection: &str, body: Value) -> Value {
-        let (status, v) = self
-            .call(who, "POST", &format!("/v2.0/{collection}"), Some(body))
-            .await;
-        assert_eq!(status, 201, "{collection}: {v}");
-        v.as_object()
-            .and_then(|o| o.values().next())
-            .cloned()
-            .expect("object")
-    }
-
     async fn network(&self, who: Who) -> String {
         let n = self
             .made(who, "networks", json!({"network": {"name": "n"}}))
@@ -80,37 +36,6 @@ impl Cloud {
         )
         .await
     }
-}
-
-async fn call(
-    app: &axum::Router,
-    who: Who,
-    method: &str,
-    uri: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut r = Request::builder()
-        .method(method)
-        .uri(uri)
-        .header("content-type", "application/json")
-        .header("x-project-id", who.0);
-    if who.1 {
-        r = r.header("x-roles", "admin");
-    }
-    let req = r
-        .body(body.map_or_else(Body::empty, |b| Body::from(b.to_string())))
-        .expect("request");
-    let resp = app.clone().oneshot(req).await.expect("infallible");
-    let status = resp.status().as_u16();
-    let bytes = resp.into_body().collect().await.expect("body").to_bytes();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
-}
-
-fn kind(v: &Value) -> &str {
-    v["NeutronError"]["type"].as_str().unwrap_or_default()
 }
 
 #[tokio::test]

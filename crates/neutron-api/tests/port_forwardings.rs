@@ -3,70 +3,10 @@
 //! ways), what goes with a port or its address, and concurrent creates racing for one
 //! external port.
 
-use axum::body::Body;
-use axum::http::Request;
-use http_body_util::BodyExt;
-use neutron_api::{Api, ApiConfig, router};
+mod common;
+
+use common::{ADMIN, Cloud, OTHER, OWNER, READER};
 use serde_json::{Value, json};
-use tower::ServiceExt;
-
-struct Cloud {
-    app: axum::Router,
-    _dir: tempfile::TempDir,
-}
-
-/// The caller: project and roles.
-type Who = (&'static str, &'static str);
-const OWNER: Who = ("p1", "member");
-const OTHER: Who = ("p2", "member");
-const READER: Who = ("p1", "reader");
-const ADMIN: Who = ("admin", "admin");
-
-impl Cloud {
-    fn new() -> Cloud {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = nbdb::open(&format!(
-            "embedded:{}",
-            dir.path().join("nb.redb").display()
-        ))
-        .expect("store");
-        let config = ApiConfig::default().check().expect("config");
-        Cloud {
-            app: router(Api::new(store, config)),
-            _dir: dir,
-        }
-    }
-
-    async fn call(&self, who: Who, method: &str, uri: &str, body: Option<Value>) -> (u16, Value) {
-        let req = Request::builder()
-            .method(method)
-            .uri(uri)
-            .header("content-type", "application/json")
-            .header("x-project-id", who.0)
-            .header("x-roles", who.1)
-            .body(body.map_or_else(Body::empty, |b| Body::from(b.to_string())))
-            .expect("request");
-        let resp = self.app.clone().oneshot(req).await.expect("infallible");
-        let status = resp.status().as_u16();
-        let bytes = resp.into_body().collect().await.expect("body").to_bytes();
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        )
-    }
-
-    /// POSTs `body` to `collection` (201 expected) and returns the object.
-    async fn made(&self, who: Who, collection: &str, body: Value) -> Value {
-        let (status, v) = self
-            .call(who, "POST", &format!("/v2.0/{collection}"), Some(body))
-            .await;
-        assert_eq!(status, 201, "{collection}: {v}");
-        v.as_object()
-            .and_then(|o| o.values().next())
-            .cloned()
-            .expect("object")
-    }
-}
 
 fn id(v: &Value) -> String {
     v["id"].as_str().expect("id").to_string()

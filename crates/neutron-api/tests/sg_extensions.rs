@@ -3,77 +3,10 @@
 //! address groups (CRUD, the add/remove actions and their errors, rules naming them, in
 //! use), `stateful` (no mixing on a port, no change while in use) and `normalized_cidr`.
 
-use axum::body::Body;
-use axum::http::Request;
-use http_body_util::BodyExt;
-use neutron_api::{Api, ApiConfig, router};
+mod common;
+
+use common::{ADMIN, Cloud, OTHER, OWNER, kind};
 use serde_json::{Value, json};
-use tower::ServiceExt;
-
-#[derive(Clone, Copy)]
-struct Who(&'static str, bool);
-
-const OWNER: Who = Who("p1", false);
-const OTHER: Who = Who("p2", false);
-const ADMIN: Who = Who("admin", true);
-
-struct Cloud {
-    app: axum::Router,
-    _dir: tempfile::TempDir,
-}
-
-impl Cloud {
-    fn new() -> Cloud {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = nbdb::open(&format!(
-            "embedded:{}",
-            dir.path().join("nb.redb").display()
-        ))
-        .expect("store");
-        let config = ApiConfig::default().check().expect("config");
-        Cloud {
-            app: router(Api::new(store, config)),
-            _dir: dir,
-        }
-    }
-
-    async fn call(&self, who: Who, method: &str, uri: &str, body: Option<Value>) -> (u16, Value) {
-        let mut r = Request::builder()
-            .method(method)
-            .uri(uri)
-            .header("content-type", "application/json")
-            .header("x-project-id", who.0);
-        if who.1 {
-            r = r.header("x-roles", "admin");
-        }
-        let req = r
-            .body(body.map_or_else(Body::empty, |b| Body::from(b.to_string())))
-            .expect("request");
-        let resp = self.app.clone().oneshot(req).await.expect("infallible");
-        let status = resp.status().as_u16();
-        let bytes = resp.into_body().collect().await.expect("body").to_bytes();
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        )
-    }
-
-    /// POSTs `body`, expecting 201; returns the object.
-    async fn made(&self, who: Who, collection: &str, body: Value) -> Value {
-        let (status, v) = self
-            .call(who, "POST", &format!("/v2.0/{collection}"), Some(body))
-            .await;
-        assert_eq!(status, 201, "{collection}: {v}");
-        v.as_object()
-            .and_then(|o| o.values().next())
-            .cloned()
-            .expect("object")
-    }
-}
-
-fn kind(v: &Value) -> &str {
-    v["NeutronError"]["type"].as_str().unwrap_or_default()
-}
 
 /// A rule's content as the templates test compares it.
 fn content(r: &Value) -> Value {

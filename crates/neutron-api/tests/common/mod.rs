@@ -1,0 +1,93 @@
+//! The in-process harness the API's integration tests share: the server's router on a
+//! fresh embedded store, and calls made as a project with its roles (noauth headers).
+
+// Each test binary compiles this module and uses only part of it.
+#![allow(dead_code)]
+
+use axum::body::Body;
+use axum::http::Request;
+use http_body_util::BodyExt;
+use neutron_api::{Api, ApiConfig, router};
+use serde_json::Value;
+use tower::ServiceExt;
+
+/// The caller: its project and roles (`x-project-id`, `x-roles`).
+pub type Who = (&'static str, &'static str);
+pub const OWNER: Who = ("p1", "member");
+pub const OTHER: Who = ("p2", "member");
+pub const READER: Who = ("p1", "reader");
+pub const ADMIN: Who = ("admin", "admin");
+
+/// A server on its own embedded store, with Neutron's default configuration.
+pub struct Cloud {
+    pub app: axum::Router,
+    _dir: tempfile::TempDir,
+}
+
+impl Cloud {
+    pub fn new() -> Cloud {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = nbdb::open(&format!(
+            "embedded:{}",
+            dir.path().join("nb.redb").display()
+        ))
+        .expect("store");
+        let config = ApiConfig::default().check().expect("config");
+        Cloud {
+            app: router(Api::new(store, config)),
+            _dir: dir,
+        }
+    }
+
+    pub async fn call(
+        &self,
+        who: Who,
+        method: &str,
+        uri: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        call(&self.app, who, method, uri, body).await
+    }
+
+    /// POSTs `body` to `collection` (201 expected) and returns the object.
+    pub async fn made(&self, who: Who, collection: &str, body: Value) -> Value {
+        let (status, v) = self
+            .call(who, "POST", &format!("/v2.0/{collection}"), Some(body))
+            .await;
+        assert_eq!(status, 201, "{collection}: {v}");
+        v.as_object()
+            .and_then(|o| o.values().next())
+            .cloned()
+            .expect("object")
+    }
+}
+
+/// One request to `app` as `who`: the status and the JSON answer (null if none).
+pub async fn call(
+    app: &axum::Router,
+    who: Who,
+    method: &str,
+    uri: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let req = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("content-type", "application/json")
+        .header("x-project-id", who.0)
+        .header("x-roles", who.1)
+        .body(body.map_or_else(Body::empty, |b| Body::from(b.to_string())))
+        .expect("request");
+    let resp = app.clone().oneshot(req).await.expect("infallible");
+    let status = resp.status().as_u16();
+    let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+/// A Neutron error's type.
+pub fn kind(v: &Value) -> &str {
+    v["NeutronError"]["type"].as_str().unwrap_or_default()
+}
