@@ -262,7 +262,15 @@ fn arp_for_a_known_address_never_crosses_the_underlay() {
         .spawn()
         .expect("tcpdump");
     std::thread::sleep(Duration::from_millis(700));
-    assert!(a.pings(&ip_b), "{}", t.dumps());
+    // Under a loaded machine a first round of three echoes can all be lost (the
+    // userspace datapath's slow path); each further round asks ARP again, which only
+    // makes the claim below stronger.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut reached = a.pings(&ip_b);
+    while !reached && Instant::now() < deadline {
+        reached = a.pings(&ip_b);
+    }
+    assert!(reached, "{}", t.dumps());
     std::thread::sleep(Duration::from_millis(300));
     let _ = Command::new("kill")
         .arg("-INT")
