@@ -1,6 +1,7 @@
 //! The `dragonflow` command: parses the command line and the config file, sets up logging,
 //! and runs a subcommand. No logic of its own.
 
+mod cni;
 mod config;
 // The `controller` subcommand; the `controller` crate is `::controller`.
 mod controller;
@@ -10,7 +11,7 @@ mod sandbox;
 mod server;
 
 use clap::{Parser, Subcommand};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -55,6 +56,9 @@ enum Command {
         #[command(subcommand)]
         command: db::DbCommand,
     },
+    /// A CNI plugin invocation (`CNI_COMMAND` and the rest in the environment, the network
+    /// configuration on stdin); installed as `dragonflow-cni`, the binary runs this by itself.
+    Cni,
     /// A whole cloud on one machine: hosts, VMs, a demo topology and live checks.
     Sandbox {
         #[command(subcommand)]
@@ -82,6 +86,13 @@ fn usage(e: &str) -> ExitCode {
 }
 
 fn main() -> ExitCode {
+    // A container runtime runs a plugin by the name its configuration's `type` gives,
+    // with no arguments: as `dragonflow-cni`, this binary is that plugin.
+    let argv0 = std::env::args_os().next().unwrap_or_default();
+    if Path::new(&argv0).file_name() == Some("dragonflow-cni".as_ref()) {
+        init_logging(false);
+        return cni::run();
+    }
     let cli = Cli::parse();
     init_logging(cli.log_json);
     let file = match config::File::load(cli.config.as_deref()) {
@@ -105,6 +116,7 @@ fn main() -> ExitCode {
             Err(e) => return usage(&e),
         },
         Command::Sandbox { command } => sandbox::run(command),
+        Command::Cni => return cni::run(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,383 @@
+//! The CNI plugin end to end, executed exactly as a container runtime executes it: the
+//! binary found as `dragonflow-cni` in `CNI_PATH`, the `CNI_*` environment and the network
+//! configuration on stdin, on namespace "pods" of two hosts (real OVS, real controllers,
+//! the reference `loopback` plugin from Debian's containernetworking-plugins beside it).
+
+mod common;
+
+use common::cloud::{TwoHosts, two_hosts, wait_until};
+use serde_json::{Value, json};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+const PROJECT: &str = "pods-project";
+
+/// The plugin installed as a runtime finds it: `dragonflow-cni` in a CNI_PATH directory.
+struct Plugin {
+    dir: tempfile::TempDir,
+}
+
+impl Plugin {
+    fn install() -> Plugin {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::os::unix::fs::symlink(
+            env!("CARGO_BIN_EXE_dragonflow"),
+            dir.path().join("dragonflow-cni"),
+        )
+        .expect("symlink");
+        Plugin { dir }
+    }
+
+    /// Runs `command` for `container`: exit success, stdout as JSON (Null when empty).
+    fn exec(&self, command: &str, container: &str, netns: &Path, conf: &Value) -> (bool, Value) {
+        self.exec_raw(command, container, netns, conf.to_string().as_bytes())
+    }
+
+    fn exec_raw(
+        &self,
+        command: &str,
+        container: &str,
+        netns: &Path,
+        stdin: &[u8],
+    ) -> (bool, Value) {
+        let mut child = Command::new(self.dir.path().join("dragonflow-cni"))
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("CNI_COMMAND", command)
+            .env("CNI_CONTAINERID", container)
+            .env("CNI_NETNS", netns)
+            .env("CNI_IFNAME", "eth0")
+            .env("CNI_PATH", self.dir.path())
+            .env("DRAGONFLOW_LOG", "info")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("plugin");
+        child.stdin.take().unwrap().write_all(stdin).unwrap();
+        let out = child.wait_with_output().expect("plugin");
+        let text = String::from_utf8_lossy(&out.stdout);
+        eprintln!(
+            "{command} {container}: {text}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v = if text.trim().is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text)
+                .unwrap_or_else(|e| panic!("{command}: not JSON ({e}): {text}"))
+        };
+        (out.status.success(), v)
+    }
+}
+
+/// The network configuration for host `h` of `t`.
+fn conf(t: &TwoHosts, h: usize, extra: Value) -> Value {
+    let host = ["host-a", "host-b"][h];
+    let mut c = json!({
+        "cniVersion": "1.0.0",
+        "name": "pods",
+        "type": "dragonflow-cni",
+        "api": {"url": t.srv.url, "auth": {"strategy": "noauth", "project_id": PROJECT}},
+        "network": "pods",
+        "ovsdb": format!("unix:{}", t.ovs[h].db_sock().display()),
+        "ovs_netns": t.ovs[h].netns().expect("host namespace"),
+        "host": host,
+    });
+    for (k, v) in extra.as_object().into_iter().flatten() {
+        c[k] = v.clone();
+    }
+    c
+}
+
+/// A pod: a network namespace with its loopback set up by the reference plugin.
+fn pod() -> (testbed::Netns, PathBuf) {
+    let ns = testbed::Netns::new(&testbed::unique_name("pod")).expect("netns");
+    let path = PathBuf::from(format!("/var/run/netns/{}", ns.name()));
+    let lo = Command::new("/usr/lib/cni/loopback")
+        .env("CNI_COMMAND", "ADD")
+        .env("CNI_CONTAINERID", ns.name())
+        .env("CNI_NETNS", &path)
+        .env("CNI_IFNAME", "lo")
+        .env("CNI_PATH", "/usr/lib/cni")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .and_then(|mut c| {
+            c.stdin
+                .take()
+                .unwrap()
+                .write_all(br#"{"cniVersion":"1.0.0","name":"lo","type":"loopback"}"#)?;
+            c.wait()
+        })
+        .expect("the reference loopback plugin (containernetworking-plugins)");
+    assert!(lo.success(), "loopback plugin failed");
+    (ns, path)
+}
+
+fn pings(ns: &testbed::Netns, ip: &str) -> bool {
+    ns.exec(["ping", "-c", "2", "-i", "0.2", "-W", "1", ip])
+        .is_ok()
+}
+
+fn address(result: &Value) -> String {
+    let a = result["ips"][0]["address"].as_str().expect("an address");
+    a.split('/').next().unwrap().to_string()
+}
+
+fn container_ports(t: &TwoHosts, container: &str) -> Vec<Value> {
+    let (st, v) = t
+        .srv
+        .call("GET", &format!("/v2.0/ports?device_id={container}"), None);
+    assert_eq!(st, 200);
+    v["ports"].as_array().cloned().unwrap_or_default()
+}
+
+fn ovs_ports(t: &TwoHosts, h: usize) -> String {
+    t.ovs[h].vsctl(["list-ports", "br-int"]).unwrap_or_default()
+}
+
+fn setup() -> TwoHosts {
+    let t = two_hosts();
+    let h = [("X-Project-Id", PROJECT)];
+    let (st, n) = t.srv.call_as(
+        "POST",
+        "/v2.0/networks",
+        Some(json!({"network": {"name": "pods"}})),
+        &h,
+    );
+    assert_eq!(st, 201, "{n}");
+    let sub = json!({"subnet": {"network_id": n["network"]["id"], "ip_version": 4,
+        "cidr": "10.10.0.0/24", "dns_nameservers": ["10.10.0.53"]}});
+    assert_eq!(t.srv.call_as("POST", "/v2.0/subnets", Some(sub), &h).0, 201);
+    t
+}
+
+/// Two pods on two hosts reach each other and a VM through their Neutron ports; the result
+/// is the port's; DEL leaves no OVS port and no Neutron port, and is idempotent.
+#[test]
+fn pods_on_two_hosts_get_ports_reach_each_other_and_leave_nothing() {
+    if !testbed::require_root("pods_on_two_hosts_get_ports_reach_each_other_and_leave_nothing") {
+        return;
+    }
+    let t = setup();
+    let plugin = Plugin::install();
+    let (pod_a, path_a) = pod();
+    let (pod_b, path_b) = pod();
+    let (ok, ra) = plugin.exec("ADD", "ctr-a", &path_a, &conf(&t, 0, json!({})));
+    assert!(ok, "ADD a: {ra}");
+    let (ok, rb) = plugin.exec("ADD", "ctr-b", &path_b, &conf(&t, 1, json!({})));
+    assert!(ok, "ADD b: {rb}");
+
+    // The result is the port's, and the port is ACTIVE when ADD answers.
+    let ports = container_ports(&t, "ctr-a");
+    assert_eq!(ports.len(), 1, "{ports:?}");
+    let p = &ports[0];
+    assert_eq!(p["status"], "ACTIVE");
+    assert_eq!(p["device_owner"], "compute:container");
+    assert_eq!(p["binding:host_id"], "host-a");
+    assert_eq!(p["project_id"], PROJECT);
+    assert_eq!(ra["cniVersion"], "1.0.0");
+    assert_eq!(ra["interfaces"][0]["mac"], p["mac_address"]);
+    assert_eq!(ra["interfaces"][0]["sandbox"], path_a.display().to_string());
+    assert_eq!(
+        address(&ra),
+        p["fixed_ips"][0]["ip_address"].as_str().unwrap()
+    );
+    assert_eq!(ra["ips"][0]["gateway"], "10.10.0.1");
+    assert_eq!(ra["routes"][0]["dst"], "0.0.0.0/0");
+    assert_eq!(ra["dns"]["nameservers"], json!(["10.10.0.53"]));
+    let link = pod_a.exec(["ip", "-j", "addr", "show", "eth0"]).unwrap();
+    assert!(link.contains(p["mac_address"].as_str().unwrap()), "{link}");
+    assert!(
+        pod_a
+            .exec(["ip", "route"])
+            .unwrap()
+            .contains("default via 10.10.0.1")
+    );
+
+    // The first packet is not lost: ADD answered once the port's flows were in.
+    assert!(pings(&pod_a, &address(&rb)), "{}", t.dumps());
+    // A VM of the same project (its default group admits its members) on host b.
+    let vm_net = t.srv.call("GET", "/v2.0/networks?name=pods", None).1["networks"][0].clone();
+    let (st, vm_port) = t.srv.call_as(
+        "POST",
+        "/v2.0/ports",
+        Some(json!({"port": {"network_id": vm_net["id"]}})),
+        &[("X-Project-Id", PROJECT)],
+    );
+    assert_eq!(st, 201, "{vm_port}");
+    let _vm = t.plug(&vm_port["port"], 1, 24);
+    let vm_ip = vm_port["port"]["fixed_ips"][0]["ip_address"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(pings(&pod_a, &vm_ip), "pod to VM\n{}", t.dumps());
+
+    // CHECK agrees with what ADD made.
+    let (ok, v) = plugin.exec(
+        "CHECK",
+        "ctr-a",
+        &path_a,
+        &conf(&t, 0, json!({"prevResult": ra})),
+    );
+    assert!(ok, "CHECK: {v}");
+
+    // ADD again without DEL: a clear error, nothing changed or leaked.
+    let (ok, v) = plugin.exec("ADD", "ctr-a", &path_a, &conf(&t, 0, json!({})));
+    assert!(!ok);
+    assert_eq!(v["code"], 101, "{v}");
+    assert_eq!(container_ports(&t, "ctr-a").len(), 1);
+    assert!(pings(&pod_a, &address(&rb)));
+
+    // DEL: no OVS port and no Neutron port; a second DEL succeeds too.
+    let tap_b = format!(
+        "tap{}",
+        container_ports(&t, "ctr-b")[0]["id"]
+            .as_str()
+            .unwrap()
+            .replace('-', "")
+            .chars()
+            .take(11)
+            .collect::<String>()
+    );
+    assert!(ovs_ports(&t, 1).contains(&tap_b));
+    for _ in 0..2 {
+        let (ok, v) = plugin.exec("DEL", "ctr-b", &path_b, &conf(&t, 1, json!({})));
+        assert!(ok, "DEL: {v}");
+        assert!(container_ports(&t, "ctr-b").is_empty());
+        assert!(!ovs_ports(&t, 1).contains(&tap_b), "{}", ovs_ports(&t, 1));
+        assert!(
+            pod_b.exec(["ip", "link", "show", "eth0"]).is_err(),
+            "eth0 left in the pod"
+        );
+    }
+    // CHECK of what is gone fails.
+    let (ok, v) = plugin.exec("CHECK", "ctr-b", &path_b, &conf(&t, 1, json!({})));
+    assert!(!ok && v["code"] == 102, "{v}");
+}
+
+/// The pod's port holds the configured security group: ICMP to it is dropped until a rule
+/// admits it.
+#[test]
+fn a_pod_gets_its_security_groups_filtering() {
+    if !testbed::require_root("a_pod_gets_its_security_groups_filtering") {
+        return;
+    }
+    let t = setup();
+    let h = [("X-Project-Id", PROJECT)];
+    let (st, sg) = t.srv.call_as(
+        "POST",
+        "/v2.0/security-groups",
+        Some(json!({"security_group": {"name": "closed"}})),
+        &h,
+    );
+    assert_eq!(st, 201, "{sg}");
+    let plugin = Plugin::install();
+    let (pod_a, path_a) = pod();
+    let (_pod_b, path_b) = pod();
+    let (ok, _) = plugin.exec("ADD", "ctr-a", &path_a, &conf(&t, 0, json!({})));
+    assert!(ok);
+    let closed = conf(&t, 1, json!({"security_groups": ["closed"]}));
+    let (ok, rb) = plugin.exec("ADD", "ctr-b", &path_b, &closed);
+    assert!(ok, "{rb}");
+    let port_b = &container_ports(&t, "ctr-b")[0];
+    assert_eq!(
+        port_b["security_groups"],
+        json!([sg["security_group"]["id"]])
+    );
+    assert!(
+        !pings(&pod_a, &address(&rb)),
+        "no ingress rule, yet ICMP passed"
+    );
+    let rule = json!({"security_group_rule": {"security_group_id": sg["security_group"]["id"],
+        "direction": "ingress", "ethertype": "IPv4", "protocol": "icmp"}});
+    assert_eq!(
+        t.srv
+            .call_as("POST", "/v2.0/security-group-rules", Some(rule), &h)
+            .0,
+        201
+    );
+    wait_until("the rule to admit ICMP", Duration::from_secs(10), || {
+        pings(&pod_a, &address(&rb))
+    });
+}
+
+/// Bad input gets the specification's errors and leaves nothing behind; a port left by an
+/// interrupted ADD is adopted by the next one; DEL of an unknown container succeeds.
+#[test]
+fn bad_input_gets_clear_errors_and_nothing_leaks() {
+    if !testbed::require_root("bad_input_gets_clear_errors_and_nothing_leaks") {
+        return;
+    }
+    let t = setup();
+    let plugin = Plugin::install();
+    let (pod_a, path_a) = pod();
+    let before = ovs_ports(&t, 0);
+    let count = || {
+        t.srv.call("GET", "/v2.0/ports", None).1["ports"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    let ports_before = count();
+
+    let (ok, v) = plugin.exec_raw("ADD", "ctr-x", &path_a, b"{not json");
+    assert!(!ok && v["code"] == 6, "malformed config: {v}");
+    let (ok, v) = plugin.exec(
+        "ADD",
+        "ctr-x",
+        &path_a,
+        &conf(&t, 0, json!({"network": "nowhere"})),
+    );
+    assert!(!ok && v["code"] == 7, "unknown network: {v}");
+    assert!(v["details"].as_str().unwrap().contains("nowhere"), "{v}");
+    let (ok, v) = plugin.exec("ADD", "ctr-x", &path_a, &conf(&t, 0, json!({"bridge": 5})));
+    assert!(!ok && v["code"] == 7, "bad field: {v}");
+    let gone = Path::new("/var/run/netns/no-such-pod");
+    let (ok, v) = plugin.exec("ADD", "ctr-x", gone, &conf(&t, 0, json!({})));
+    assert!(!ok && v["code"] == 8, "no netns: {v}");
+    let unreachable = json!({"api": {"url": "http://127.0.0.1:9", "auth": {"strategy": "noauth", "project_id": PROJECT}}});
+    let (ok, v) = plugin.exec("ADD", "ctr-x", &path_a, &conf(&t, 0, unreachable));
+    assert!(!ok && v["code"] == 11, "API unreachable is retryable: {v}");
+    assert_eq!(count(), ports_before, "a failed ADD left a port");
+    assert_eq!(ovs_ports(&t, 0), before, "a failed ADD left an OVS port");
+    assert!(pod_a.exec(["ip", "link", "show", "eth0"]).is_err());
+
+    // DEL before ADD, of a container never seen: success.
+    let (ok, v) = plugin.exec("DEL", "ctr-never", &path_a, &conf(&t, 0, json!({})));
+    assert!(ok, "{v}");
+
+    // A runtime killed mid-ADD left the container's port: the next ADD adopts it.
+    let net = t.srv.call("GET", "/v2.0/networks?name=pods", None).1["networks"][0].clone();
+    let (st, left) = t.srv.call_as(
+        "POST",
+        "/v2.0/ports",
+        Some(
+            json!({"port": {"network_id": net["id"], "device_owner": "compute:container",
+            "device_id": "ctr-k"}}),
+        ),
+        &[("X-Project-Id", PROJECT)],
+    );
+    assert_eq!(st, 201, "{left}");
+    let (ok, r) = plugin.exec("ADD", "ctr-k", &path_a, &conf(&t, 0, json!({})));
+    assert!(ok, "{r}");
+    assert_eq!(
+        address(&r),
+        left["port"]["fixed_ips"][0]["ip_address"].as_str().unwrap()
+    );
+    assert_eq!(container_ports(&t, "ctr-k").len(), 1);
+
+    // VERSION as the specification says.
+    let (ok, v) = plugin.exec("VERSION", "", &path_a, &json!({"cniVersion": "1.0.0"}));
+    assert!(ok);
+    assert!(
+        v["supportedVersions"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("1.0.0")),
+        "{v}"
+    );
+}
