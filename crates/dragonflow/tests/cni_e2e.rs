@@ -4,6 +4,7 @@
 //! the reference `loopback` plugin from Debian's containernetworking-plugins beside it).
 
 mod common;
+mod ns;
 
 use common::cloud::{TwoHosts, two_hosts, wait_until};
 use serde_json::{Value, json};
@@ -75,15 +76,25 @@ impl Plugin {
 
 /// The network configuration for host `h` of `t`.
 fn conf(t: &TwoHosts, h: usize, extra: Value) -> Value {
-    let host = ["host-a", "host-b"][h];
+    conf_for(
+        &t.srv.url,
+        &t.ovs[h],
+        ["host-a", "host-b"][h],
+        PROJECT,
+        extra,
+    )
+}
+
+/// The network configuration of a plugin on the host of `ovs`, acting in `project`.
+fn conf_for(url: &str, ovs: &testbed::Ovs, host: &str, project: &str, extra: Value) -> Value {
     let mut c = json!({
         "cniVersion": "1.0.0",
         "name": "pods",
         "type": "dragonflow-cni",
-        "api": {"url": t.srv.url, "auth": {"strategy": "noauth", "project_id": PROJECT}},
+        "api": {"url": url, "auth": {"strategy": "noauth", "project_id": project}},
         "network": "pods",
-        "ovsdb": format!("unix:{}", t.ovs[h].db_sock().display()),
-        "ovs_netns": t.ovs[h].netns().expect("host namespace"),
+        "ovsdb": format!("unix:{}", ovs.db_sock().display()),
+        "ovs_netns": ovs.netns().expect("host namespace"),
         "host": host,
     });
     for (k, v) in extra.as_object().into_iter().flatten() {
@@ -380,4 +391,33 @@ fn bad_input_gets_clear_errors_and_nothing_leaks() {
             .contains(&json!("1.0.0")),
         "{v}"
     );
+}
+
+/// A pod behind a router with a gateway reaches the outside through its host's SNAT
+/// address, as a VM does.
+#[test]
+fn a_pod_reaches_the_outside_through_snat() {
+    if !testbed::require_root("a_pod_reaches_the_outside_through_snat") {
+        return;
+    }
+    let t = ns::Cloud::start(None);
+    let (_ext, inside) = ns::routed_inside(&t);
+    let plugin = Plugin::install();
+    let (pod_a, path_a) = pod();
+    let project = inside["project_id"].as_str().unwrap();
+    let c = conf_for(
+        &t.srv.url,
+        &t.ovs[0],
+        "host-a",
+        project,
+        json!({"network": inside["id"]}),
+    );
+    let (ok, r) = plugin.exec("ADD", "ctr-out", &path_a, &c);
+    assert!(ok, "{r}");
+    assert!(ns::reaches(&pod_a, "203.0.113.1"), "{}", t.dumps());
+    let server = ns::TcpServer::start(&t.outside, 8080);
+    assert_eq!(ns::tcp_get(&pod_a, "203.0.113.1", 8080), "hello");
+    let peer = server.peer().expect("the outside saw the connection");
+    assert!(peer.starts_with("203.0.113."), "not SNATed: {peer}");
+    assert_ne!(peer, address(&r));
 }
