@@ -7,72 +7,12 @@ mod common;
 mod ns;
 
 use common::cloud::{TwoHosts, two_hosts, wait_until};
+use common::cni::{Plugin, pod};
 use serde_json::{Value, json};
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
 use std::time::Duration;
 
 const PROJECT: &str = "pods-project";
-
-/// The plugin installed as a runtime finds it: `dragonflow-cni` in a CNI_PATH directory.
-struct Plugin {
-    dir: tempfile::TempDir,
-}
-
-impl Plugin {
-    fn install() -> Plugin {
-        let dir = tempfile::tempdir().expect("tempdir");
-        std::os::unix::fs::symlink(
-            env!("CARGO_BIN_EXE_dragonflow"),
-            dir.path().join("dragonflow-cni"),
-        )
-        .expect("symlink");
-        Plugin { dir }
-    }
-
-    /// Runs `command` for `container`: exit success, stdout as JSON (Null when empty).
-    fn exec(&self, command: &str, container: &str, netns: &Path, conf: &Value) -> (bool, Value) {
-        self.exec_raw(command, container, netns, conf.to_string().as_bytes())
-    }
-
-    fn exec_raw(
-        &self,
-        command: &str,
-        container: &str,
-        netns: &Path,
-        stdin: &[u8],
-    ) -> (bool, Value) {
-        let mut child = Command::new(self.dir.path().join("dragonflow-cni"))
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("CNI_COMMAND", command)
-            .env("CNI_CONTAINERID", container)
-            .env("CNI_NETNS", netns)
-            .env("CNI_IFNAME", "eth0")
-            .env("CNI_PATH", self.dir.path())
-            .env("DRAGONFLOW_LOG", "info")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("plugin");
-        child.stdin.take().unwrap().write_all(stdin).unwrap();
-        let out = child.wait_with_output().expect("plugin");
-        let text = String::from_utf8_lossy(&out.stdout);
-        eprintln!(
-            "{command} {container}: {text}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let v = if text.trim().is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text)
-                .unwrap_or_else(|e| panic!("{command}: not JSON ({e}): {text}"))
-        };
-        (out.status.success(), v)
-    }
-}
 
 /// The network configuration for host `h` of `t`.
 fn conf(t: &TwoHosts, h: usize, extra: Value) -> Value {
@@ -101,31 +41,6 @@ fn conf_for(url: &str, ovs: &testbed::Ovs, host: &str, project: &str, extra: Val
         c[k] = v.clone();
     }
     c
-}
-
-/// A pod: a network namespace with its loopback set up by the reference plugin.
-fn pod() -> (testbed::Netns, PathBuf) {
-    let ns = testbed::Netns::new(&testbed::unique_name("pod")).expect("netns");
-    let path = PathBuf::from(format!("/var/run/netns/{}", ns.name()));
-    let lo = Command::new("/usr/lib/cni/loopback")
-        .env("CNI_COMMAND", "ADD")
-        .env("CNI_CONTAINERID", ns.name())
-        .env("CNI_NETNS", &path)
-        .env("CNI_IFNAME", "lo")
-        .env("CNI_PATH", "/usr/lib/cni")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .and_then(|mut c| {
-            c.stdin
-                .take()
-                .unwrap()
-                .write_all(br#"{"cniVersion":"1.0.0","name":"lo","type":"loopback"}"#)?;
-            c.wait()
-        })
-        .expect("the reference loopback plugin (containernetworking-plugins)");
-    assert!(lo.success(), "loopback plugin failed");
-    (ns, path)
 }
 
 fn pings(ns: &testbed::Netns, ip: &str) -> bool {

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod cloud;
+pub mod cni;
 pub mod lifecycle;
 
 use neutron_api::nb_auth::{NbAuth, Principal};

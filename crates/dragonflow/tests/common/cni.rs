@@ -1,0 +1,103 @@
+//! The CNI plugin as a container runtime runs it: the `dragonflow` binary found as
+//! `dragonflow-cni` in a CNI_PATH directory, the `CNI_*` environment and the network
+//! configuration on stdin; and pods, namespaces with their loopback set up by Debian's
+//! reference `loopback` plugin.
+
+use serde_json::Value;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// The plugin installed as a runtime finds it: `dragonflow-cni` in a CNI_PATH directory.
+pub struct Plugin {
+    dir: tempfile::TempDir,
+    /// Print each invocation's output (tests: yes; benches: no).
+    pub verbose: bool,
+}
+
+impl Plugin {
+    pub fn install() -> Plugin {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::os::unix::fs::symlink(
+            env!("CARGO_BIN_EXE_dragonflow"),
+            dir.path().join("dragonflow-cni"),
+        )
+        .expect("symlink");
+        Plugin { dir, verbose: true }
+    }
+
+    /// Runs `command` for `container`: exit success, stdout as JSON (Null when empty).
+    pub fn exec(
+        &self,
+        command: &str,
+        container: &str,
+        netns: &Path,
+        conf: &Value,
+    ) -> (bool, Value) {
+        self.exec_raw(command, container, netns, conf.to_string().as_bytes())
+    }
+
+    pub fn exec_raw(
+        &self,
+        command: &str,
+        container: &str,
+        netns: &Path,
+        stdin: &[u8],
+    ) -> (bool, Value) {
+        let mut child = Command::new(self.dir.path().join("dragonflow-cni"))
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("CNI_COMMAND", command)
+            .env("CNI_CONTAINERID", container)
+            .env("CNI_NETNS", netns)
+            .env("CNI_IFNAME", "eth0")
+            .env("CNI_PATH", self.dir.path())
+            .env("DRAGONFLOW_LOG", "info")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("plugin");
+        child.stdin.take().unwrap().write_all(stdin).unwrap();
+        let out = child.wait_with_output().expect("plugin");
+        let text = String::from_utf8_lossy(&out.stdout);
+        if self.verbose {
+            eprintln!(
+                "{command} {container}: {text}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let v = if text.trim().is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text)
+                .unwrap_or_else(|e| panic!("{command}: not JSON ({e}): {text}"))
+        };
+        (out.status.success(), v)
+    }
+}
+
+/// A pod: a network namespace with its loopback set up by the reference plugin.
+pub fn pod() -> (testbed::Netns, PathBuf) {
+    let ns = testbed::Netns::new(&testbed::unique_name("pod")).expect("netns");
+    let path = PathBuf::from(format!("/var/run/netns/{}", ns.name()));
+    let lo = Command::new("/usr/lib/cni/loopback")
+        .env("CNI_COMMAND", "ADD")
+        .env("CNI_CONTAINERID", ns.name())
+        .env("CNI_NETNS", &path)
+        .env("CNI_IFNAME", "lo")
+        .env("CNI_PATH", "/usr/lib/cni")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .and_then(|mut c| {
+            c.stdin
+                .take()
+                .unwrap()
+                .write_all(br#"{"cniVersion":"1.0.0","name":"lo","type":"loopback"}"#)?;
+            c.wait()
+        })
+        .expect("the reference loopback plugin (containernetworking-plugins)");
+    assert!(lo.success(), "loopback plugin failed");
+    (ns, path)
+}
