@@ -88,7 +88,9 @@ fn main() {
     }
     let (add50, add99) = p50_p99(&mut adds);
     let (rep50, rep99) = p50_p99(&mut replies);
-    println!("ADD to first reply over {n} pods: p50 {rep50:.1} ms, p99 {rep99:.1} ms (ADD alone {add50:.1} / {add99:.1})");
+    println!(
+        "ADD to first reply over {n} pods: p50 {rep50:.1} ms, p99 {rep99:.1} ms (ADD alone {add50:.1} / {add99:.1})"
+    );
 
     // 10 ADDs at a time until `burst` pods are up.
     let paths: Vec<(testbed::Netns, PathBuf)> = (0..burst).map(|_| pod()).collect();
@@ -108,7 +110,10 @@ fn main() {
     });
     let elapsed = t0.elapsed();
     let rate = burst as f64 / elapsed.as_secs_f64();
-    println!("{burst} ADDs, 10 at a time: {:.2} s, {rate:.1} ADDs/s", elapsed.as_secs_f64());
+    println!(
+        "{burst} ADDs, 10 at a time: {:.2} s, {rate:.1} ADDs/s",
+        elapsed.as_secs_f64()
+    );
 
     write_section(
         "cni",

@@ -336,3 +336,92 @@ fn a_pod_reaches_the_outside_through_snat() {
     assert!(peer.starts_with("203.0.113."), "not SNATed: {peer}");
     assert_ne!(peer, address(&r));
 }
+
+/// A real runtime: podman (Debian's 4.3, CNI backend) runs a container from a directory
+/// root filesystem (a static busybox, no image pulled) on the pods network through
+/// dragonflow-cni; the container pings a VM on the other host, and podman's own teardown
+/// (DEL) leaves no Neutron port.
+#[test]
+fn podman_runs_a_container_that_pings_a_vm() {
+    if !testbed::require_root("podman_runs_a_container_that_pings_a_vm") {
+        return;
+    }
+    let t = setup();
+    let plugin = Plugin::install();
+    let dir = tempfile::tempdir().expect("tempdir");
+    // The root filesystem: busybox and its applets.
+    let rootfs = dir.path().join("rootfs");
+    std::fs::create_dir_all(rootfs.join("bin")).unwrap();
+    std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).expect("busybox-static");
+    for applet in ["sh", "ping", "ip"] {
+        std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet)).unwrap();
+    }
+    // podman's network configuration and plugin directories, its storage, all private.
+    let netd = dir.path().join("net.d");
+    std::fs::create_dir_all(&netd).unwrap();
+    let mut c = conf(&t, 1, json!({}));
+    c.as_object_mut().unwrap().remove("cniVersion");
+    c.as_object_mut().unwrap().remove("name");
+    let list = json!({"cniVersion": "1.0.0", "name": "pods", "plugins": [c]});
+    std::fs::write(netd.join("pods.conflist"), list.to_string()).unwrap();
+    let conf_file = dir.path().join("containers.conf");
+    std::fs::write(
+        &conf_file,
+        format!(
+            "[network]\nnetwork_backend = \"cni\"\ncni_plugin_dirs = [\"{}\", \"/usr/lib/cni\"]\nnetwork_config_dir = \"{}\"\n",
+            plugin.dir().display(),
+            netd.display()
+        ),
+    )
+    .unwrap();
+    // The VM the container pings, of the same project, on host a.
+    let net = t.srv.call("GET", "/v2.0/networks?name=pods", None).1["networks"][0].clone();
+    let (st, vm_port) = t.srv.call_as(
+        "POST",
+        "/v2.0/ports",
+        Some(json!({"port": {"network_id": net["id"]}})),
+        &[("X-Project-Id", PROJECT)],
+    );
+    assert_eq!(st, 201);
+    let _vm = t.plug(&vm_port["port"], 0, 24);
+    let vm_ip = vm_port["port"]["fixed_ips"][0]["ip_address"]
+        .as_str()
+        .unwrap();
+    let out = std::process::Command::new("podman")
+        .env("CONTAINERS_CONF", &conf_file)
+        .arg(format!("--root={}", dir.path().join("storage").display()))
+        .arg(format!("--runroot={}", dir.path().join("run").display()))
+        // runc, not Debian's default crun: crun refuses this machine's hybrid cgroup
+        // layout (v1 controllers beside a v2 mount). Limits within this VM's hard ones:
+        // podman's defaults for open files and processes are refused here.
+        .args(["--runtime", "runc", "run", "--rm"])
+        .args([
+            "--ulimit",
+            "nofile=1024:1024",
+            "--ulimit",
+            "nproc=1024:1024",
+        ])
+        .args(["--network", "pods", "--rootfs"])
+        .arg(&rootfs)
+        .args(["/bin/ping", "-c", "3", "-W", "2", vm_ip])
+        .output()
+        .expect("podman");
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "podman run: {text}\n{}", t.dumps());
+    // At least one echo answered (busybox ping fails without). The first may be lost: the
+    // VM's host admits the pod's address into its default group's remote-group rule when
+    // the new port reaches it over the NB stream, which ADD does not wait for.
+    assert!(text.contains(&format!("bytes from {vm_ip}")), "{text}");
+    let left: Vec<Value> = t
+        .srv
+        .call("GET", "/v2.0/ports?device_owner=compute:container", None)
+        .1["ports"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(left.is_empty(), "podman's teardown left ports: {left:?}");
+}

@@ -26,6 +26,11 @@ impl Plugin {
         Plugin { dir, verbose: true }
     }
 
+    /// The CNI_PATH directory holding `dragonflow-cni`.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
     /// Runs `command` for `container`: exit success, stdout as JSON (Null when empty).
     pub fn exec(
         &self,
