@@ -425,3 +425,34 @@ fn podman_runs_a_container_that_pings_a_vm() {
         .unwrap_or_default();
     assert!(left.is_empty(), "podman's teardown left ports: {left:?}");
 }
+
+/// A runtime killed mid-ADD (the plugin killed once its port exists): DEL then removes
+/// everything that ADD had made, and a new ADD attaches the container afresh.
+#[test]
+fn an_add_killed_midway_is_cleaned_by_del() {
+    if !testbed::require_root("an_add_killed_midway_is_cleaned_by_del") {
+        return;
+    }
+    let t = setup();
+    let plugin = Plugin::install();
+    let (pod_a, path_a) = pod();
+    let c = conf(&t, 0, json!({}));
+    let before = ovs_ports(&t, 0);
+    let mut child = plugin.spawn("ADD", "ctr-kill", &path_a, c.to_string().as_bytes());
+    wait_until("the ADD to make its port", Duration::from_secs(10), || {
+        !container_ports(&t, "ctr-kill").is_empty()
+    });
+    child.kill().expect("kill -9");
+    let _ = child.wait();
+    let (ok, v) = plugin.exec("DEL", "ctr-kill", &path_a, &c);
+    assert!(ok, "{v}");
+    assert!(container_ports(&t, "ctr-kill").is_empty());
+    assert_eq!(ovs_ports(&t, 0), before, "the killed ADD left an OVS port");
+    assert!(
+        pod_a.exec(["ip", "link", "show", "eth0"]).is_err(),
+        "eth0 left in the pod"
+    );
+    let (ok, r) = plugin.exec("ADD", "ctr-kill", &path_a, &c);
+    assert!(ok, "{r}");
+    assert_eq!(container_ports(&t, "ctr-kill")[0]["status"], "ACTIVE");
+}

@@ -6,7 +6,7 @@
 use serde_json::Value;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 
 /// The plugin installed as a runtime finds it: `dragonflow-cni` in a CNI_PATH directory.
 pub struct Plugin {
@@ -24,6 +24,26 @@ impl Plugin {
         )
         .expect("symlink");
         Plugin { dir, verbose: true }
+    }
+
+    /// Starts `command` for `container` with `stdin` written; the runtime's side of it.
+    pub fn spawn(&self, command: &str, container: &str, netns: &Path, stdin: &[u8]) -> Child {
+        let mut child = Command::new(self.dir.path().join("dragonflow-cni"))
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("CNI_COMMAND", command)
+            .env("CNI_CONTAINERID", container)
+            .env("CNI_NETNS", netns)
+            .env("CNI_IFNAME", "eth0")
+            .env("CNI_PATH", self.dir.path())
+            .env("DRAGONFLOW_LOG", "info")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("plugin");
+        child.stdin.take().unwrap().write_all(stdin).unwrap();
+        child
     }
 
     /// The CNI_PATH directory holding `dragonflow-cni`.
@@ -49,21 +69,7 @@ impl Plugin {
         netns: &Path,
         stdin: &[u8],
     ) -> (bool, Value) {
-        let mut child = Command::new(self.dir.path().join("dragonflow-cni"))
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("CNI_COMMAND", command)
-            .env("CNI_CONTAINERID", container)
-            .env("CNI_NETNS", netns)
-            .env("CNI_IFNAME", "eth0")
-            .env("CNI_PATH", self.dir.path())
-            .env("DRAGONFLOW_LOG", "info")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("plugin");
-        child.stdin.take().unwrap().write_all(stdin).unwrap();
+        let child = self.spawn(command, container, netns, stdin);
         let out = child.wait_with_output().expect("plugin");
         let text = String::from_utf8_lossy(&out.stdout);
         if self.verbose {
