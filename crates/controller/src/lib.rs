@@ -6,6 +6,7 @@
 pub mod apps;
 pub mod engine;
 pub mod heartbeat;
+pub mod metrics;
 pub mod nb;
 pub mod pipeline;
 pub mod reconcile;

@@ -241,7 +241,7 @@ pub enum App {
 }
 
 impl App {
-    const ALL: [App; 12] = [
+    pub const ALL: [App; 12] = [
         App::Classifier,
         App::PortSecurity,
         App::L2,

@@ -8,6 +8,7 @@
 //! a bundle, ends the process.
 
 use crate::engine::{self, Controller, Effects, Event, Read};
+use crate::metrics::{Metrics, Resync};
 use crate::nb::{Nb, NbWatch};
 use crate::switch::{Session, SwitchError};
 use crate::{apps, heartbeat};
@@ -73,10 +74,11 @@ struct Io {
     tables: BTreeSet<String>,
     watch: NbWatch,
     session: Switch,
+    metrics: std::sync::Arc<Metrics>,
 }
 
 /// Runs until the process is stopped; returns only on a fatal error.
-pub async fn run(cfg: Config) -> Result<(), String> {
+pub async fn run(cfg: Config, metrics: std::sync::Arc<Metrics>) -> Result<(), String> {
     let nb = Nb::connect(&cfg.nb, cfg.api.as_deref(), cfg.nb_token.as_deref()).await?;
     let tunnel_types = cfg
         .tunnel_types
@@ -165,11 +167,13 @@ pub async fn run(cfg: Config) -> Result<(), String> {
         tables,
         watch,
         session,
+        metrics,
     };
     // Flows survive a controller restart (fail_mode secure): start from what is there, and
     // from what is plugged, so a restarted controller computes the flows that are
     // installed and changes nothing.
     let read = read_switch(&mut io.session).await?;
+    io.metrics.resync(Resync::Start);
     let Some(first) = ifaces.next().await else {
         return Err("the OVSDB monitor ended".into());
     };
@@ -194,11 +198,17 @@ pub async fn run(cfg: Config) -> Result<(), String> {
                 },
                 c = io.watch.next() => match c {
                     Ok(c) => Got::Event(Event::Change(c)),
-                    Err(nbdb::StoreError::Compacted { .. }) => Got::Event(Event::Compacted),
+                    Err(nbdb::StoreError::Compacted { .. }) => {
+                        io.metrics.resync(Resync::NbCompacted);
+                        Got::Event(Event::Compacted)
+                    }
                     Err(e) => Got::StoreAway(e),
                 },
                 m = io.session.next_event() => match m {
-                    Ok((_, openflow::Message::PacketIn(pi))) => Got::Event(Event::PacketIn(pi)),
+                    Ok((_, openflow::Message::PacketIn(pi))) => {
+                        io.metrics.packet_in(pi.cookie);
+                        Got::Event(Event::PacketIn(pi))
+                    }
                     Ok(_) => Got::Nothing,
                     Err(e) => Got::SwitchLost(e),
                 },
@@ -226,6 +236,7 @@ pub async fn run(cfg: Config) -> Result<(), String> {
         }
         io.perform_batch(&mut core, batch).await?;
         report_status(&core, &io.watch, &status);
+        io.metrics.observe(&core, Instant::now());
     }
 }
 
@@ -403,10 +414,10 @@ impl Io {
                 return Ok(Event::Committed);
             };
             let counts = c.counts;
-            (
-                self.session.commit_stream(&c.groups, c.flow_mods).await,
-                counts,
-            )
+            let started = Instant::now();
+            let sent = self.session.commit_stream(&c.groups, c.flow_mods).await;
+            self.metrics.committed(started.elapsed());
+            (sent, counts)
         };
         match sent {
             Ok(()) => {
@@ -432,6 +443,7 @@ impl Io {
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 self.session = connect_switch(&self.cfg.openflow).await?;
                 let (flows, groups) = read_switch(&mut self.session).await?;
+                self.metrics.resync(Resync::SwitchReconnected);
                 Ok(Event::SwitchRead(flows, groups))
             }
         }
@@ -441,6 +453,7 @@ impl Io {
     async fn reconnect(&mut self, core: &mut Controller) -> Result<(), String> {
         self.session = connect_switch(&self.cfg.openflow).await?;
         let (flows, groups) = read_switch(&mut self.session).await?;
+        self.metrics.resync(Resync::SwitchReconnected);
         self.perform(core, Event::SwitchRead(flows, groups)).await
     }
 
@@ -452,6 +465,7 @@ impl Io {
                 tracing::warn!(error = %e, "flow-mod not sent");
             }
         }
+        self.metrics.packets_out(fx.packets.len());
         for p in std::mem::take(&mut fx.packets) {
             if let Err(e) = self.session.packet_out(p).await {
                 tracing::warn!(error = %e, "packet-out not sent");

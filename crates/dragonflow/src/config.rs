@@ -26,6 +26,8 @@ pub struct Server {
     pub nb_listen: Option<SocketAddr>,
     /// The secret the NB tokens are derived from.
     pub nb_secret_file: Option<PathBuf>,
+    /// Where Prometheus metrics are served (`/metrics`); none: not served.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl File {

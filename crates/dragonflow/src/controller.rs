@@ -66,10 +66,16 @@ pub struct Args {
     /// its agent shows it, and networks and routers may name it as a hint.
     #[arg(long, default_value = "nova")]
     availability_zone: String,
+    /// Serve Prometheus metrics on `http://ADDR/metrics` (off by default).
+    #[arg(long)]
+    metrics_listen: Option<std::net::SocketAddr>,
 }
 
+/// The controller's configuration and where its metrics are served.
+pub type Setup = (::controller::runtime::Config, Option<std::net::SocketAddr>);
+
 /// The controller's configuration, or what is wrong with a flag.
-pub fn config(args: Args) -> Result<::controller::runtime::Config, String> {
+pub fn config(args: Args) -> Result<Setup, String> {
     let Args {
         chassis,
         nb,
@@ -90,6 +96,7 @@ pub fn config(args: Args) -> Result<::controller::runtime::Config, String> {
         report_interval,
         agent_down_time,
         availability_zone,
+        metrics_listen,
     } = args;
     if report_interval == 0 || agent_down_time == 0 {
         return Err("--report-interval and --agent-down-time must be at least 1".into());
@@ -112,7 +119,7 @@ pub fn config(args: Args) -> Result<::controller::runtime::Config, String> {
     };
     let bridge_mappings = ::controller::runtime::parse_bridge_mappings(&bridge_mappings)
         .map_err(|e| format!("--bridge-mappings: {e}"))?;
-    Ok(::controller::runtime::Config {
+    let cfg = ::controller::runtime::Config {
         chassis,
         nb,
         nb_token,
@@ -134,14 +141,31 @@ pub fn config(args: Args) -> Result<::controller::runtime::Config, String> {
         report_interval: std::time::Duration::from_secs(report_interval),
         agent_down_time: std::time::Duration::from_secs(agent_down_time),
         availability_zone,
-    })
+    };
+    Ok((cfg, metrics_listen))
 }
 
 /// Runs the controller until it stops.
-pub fn run(cfg: ::controller::runtime::Config) -> Result<(), String> {
+pub fn run((cfg, metrics_listen): Setup) -> Result<(), String> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| e.to_string())
-        .and_then(|rt| rt.block_on(::controller::runtime::run(cfg)))
+        .and_then(|rt| {
+            rt.block_on(async move {
+                let metrics = std::sync::Arc::new(
+                    ::controller::metrics::Metrics::new(&cfg.chassis)
+                        .map_err(|e| format!("metrics: {e}"))?,
+                );
+                if let Some(addr) = metrics_listen {
+                    let m = metrics.clone();
+                    crate::metrics::serve(addr, move || {
+                        let m = m.clone();
+                        async move { m.render() }
+                    })
+                    .await?;
+                }
+                ::controller::runtime::run(cfg, metrics).await
+            })
+        })
 }

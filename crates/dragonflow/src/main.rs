@@ -6,6 +6,7 @@ mod config;
 // The `controller` subcommand; the `controller` crate is `::controller`.
 mod controller;
 mod db;
+mod metrics;
 mod nb_token;
 mod sandbox;
 mod server;

@@ -37,6 +37,10 @@ pub struct Args {
     /// hostname).
     #[arg(long)]
     host: Option<String>,
+    /// Serve Prometheus metrics on `http://ADDR/metrics` (`[server] metrics_listen`; off
+    /// by default).
+    #[arg(long)]
+    metrics_listen: Option<SocketAddr>,
 }
 
 /// The machine's host name, as the kernel has it.
@@ -86,6 +90,7 @@ pub fn run(file: config::File, args: Args) -> Result<(), String> {
     neutron.report_interval = args.report_interval.unwrap_or(neutron.report_interval);
     neutron.agent_down_time = args.agent_down_time.unwrap_or(neutron.agent_down_time);
     let host = args.host.unwrap_or_else(hostname);
+    let metrics_listen = args.metrics_listen.or(file.server.metrics_listen);
     let mut settings = neutron
         .check()
         .map_err(|e| format!("config [neutron]: {e}"))?;
@@ -148,6 +153,21 @@ pub fn run(file: config::File, args: Args) -> Result<(), String> {
             }
             None => neutron_api::router(api.clone()),
         };
+        let metrics = std::sync::Arc::new(
+            neutron_api::metrics::ApiMetrics::new().map_err(|e| format!("metrics: {e}"))?,
+        );
+        let neutron = neutron.route_layer(axum::middleware::from_fn_with_state(
+            metrics.clone(),
+            neutron_api::metrics::track,
+        ));
+        if let Some(addr) = metrics_listen {
+            let store = store.clone();
+            crate::metrics::serve(addr, move || {
+                let (m, store) = (metrics.clone(), store.clone());
+                async move { m.render(store.as_ref()).await }
+            })
+            .await?;
+        }
         let auth_strategy = if keystone.is_some() { "keystone" } else { "noauth" };
         tracing::info!(%listen, %nb_listen, store = %store.describe(), secret = %secret_file.display(), auth_strategy, "dragonflow server ready");
         // This server's own heartbeat: an agent `DF API server` on `host`.

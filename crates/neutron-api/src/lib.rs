@@ -13,6 +13,7 @@ pub mod ip_availability;
 pub mod keystone;
 pub mod limits;
 pub mod listing;
+pub mod metrics;
 pub mod nb_auth;
 pub mod nb_stream;
 pub mod nova;
