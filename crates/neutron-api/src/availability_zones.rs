@@ -43,14 +43,30 @@ pub async fn zones(api: &Api) -> ApiResult<BTreeMap<String, bool>> {
     Ok(out)
 }
 
+/// How long the zones with a live controller are reused: every network and router answer
+/// shows them, and reading them is a scan of the agents' heartbeats.
+const SERVING_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// The zones a network or router is in: every zone with a live controller, since every
-/// host serves what its ports need.
+/// host serves what its ports need. Read at most once a [`SERVING_TTL`].
 pub async fn serving(api: &Api) -> ApiResult<Vec<String>> {
-    Ok(zones(api)
+    let now = std::time::Instant::now();
+    if let Some((at, zones)) = api
+        .serving_zones
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_ref()
+        && now.duration_since(*at) < SERVING_TTL
+    {
+        return Ok(zones.clone());
+    }
+    let fresh: Vec<String> = zones(api)
         .await?
         .into_iter()
         .filter_map(|(z, up)| up.then_some(z))
-        .collect())
+        .collect();
+    *api.serving_zones.lock().unwrap_or_else(|e| e.into_inner()) = Some((now, fresh.clone()));
+    Ok(fresh)
 }
 
 /// Reads `availability_zone_hints` from a create body: a list of distinct strings whose

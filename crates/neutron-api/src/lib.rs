@@ -38,6 +38,9 @@ pub struct Api {
     pub alloc: alloc::Allocator,
     /// Turns true when the server stops, so long-lived streams end and let it exit.
     stopping: tokio::sync::watch::Sender<bool>,
+    /// The zones with a live controller, as last read, and when
+    /// ([`availability_zones::serving`]).
+    pub(crate) serving_zones: std::sync::Mutex<Option<(std::time::Instant, Vec<String>)>>,
 }
 
 impl Api {
@@ -48,6 +51,7 @@ impl Api {
             config,
             alloc: alloc::Allocator::default(),
             stopping: tokio::sync::watch::Sender::new(false),
+            serving_zones: std::sync::Mutex::new(None),
         })
     }
 
