@@ -311,7 +311,10 @@ fn incremental_equals_full_after_random_changes() {
             }
             // DHCP and DHCPv6 flows follow the network's subnets, their enable_dhcp and
             // their IPv6 address mode.
-            8 => written(&subnet(&format!("s{k}"), &net, rnd(2) == 0, rnd(3) == 0), rev),
+            8 => written(
+                &subnet(&format!("s{k}"), &net, rnd(2) == 0, rnd(3) == 0),
+                rev,
+            ),
             9 => removed("subnet", &format!("s{k}"), rev),
             10 => written(
                 &Network {
