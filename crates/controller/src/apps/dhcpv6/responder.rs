@@ -14,7 +14,7 @@
 //!   valid = twice that, T1 = ½ and T2 = 0.8 of the preferred lifetime (RFC 8415 21.4's
 //!   recommendation): the client renews well before its address is deprecated, and an
 //!   address stays valid for a lease's time after renewals stop (a controller away).
-//! - **Checks** (RFC 8415 16): no Client Identifier (but Information-request) or a Server
+//! - **Checks and answers** (`packet::dhcpv6_server`, RFC 8415 16 and 18.3): no Client Identifier (but Information-request) or a Server
 //!   Identifier where none may be (Solicit, Confirm, Rebind) drops the message; Request,
 //!   Renew, Release and Decline must name this server; an Information-request naming
 //!   another server or holding an IA is dropped.
@@ -34,9 +34,8 @@ use openflow::flow::NO_BUFFER;
 use openflow::oxm::Field;
 use openflow::packet::{PacketIn, PacketOut};
 use packet::EthernetAddress;
-use packet::dhcpv6::{
-    self, Dhcpv6Repr, IaAddress, IaNa, MessageType, StatusCode, code, encode_domain, status,
-};
+use packet::dhcpv6::{self, Dhcpv6Repr, MessageType, code, encode_domain};
+use packet::dhcpv6_server::{self as server_core, Binding, Lifetimes, Options};
 use std::net::{IpAddr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
@@ -104,8 +103,7 @@ pub fn server(view: &View, network_id: &str) -> Option<Server> {
     let network = view.networks.get(network_id)?;
     let d = view
         .ports_of(network_id)
-        .filter(|d| crate::apps::dhcp::responder::is_dhcp_port(network, d))
-        .min_by(|a, b| a.meta.id.cmp(&b.meta.id))?;
+        .find(|d| crate::apps::dhcp::responder::is_dhcp_port(network, d))?;
     Some(Server {
         mac: d.mac_address,
         link_local: link_local(d.mac_address),
@@ -120,10 +118,16 @@ pub struct Reply {
     pub server: Server,
 }
 
-/// (preferred, valid, T1, T2) for `cfg`.
-pub fn lifetimes(cfg: &Config) -> (u32, u32, u32, u32) {
+/// The lifetimes for `cfg`: preferred = the lease, valid twice it, T1 ½, T2 0.8 of it.
+pub fn lifetimes(cfg: &Config) -> Lifetimes {
     let p = cfg.lease_seconds.max(1);
-    (p, p.saturating_mul(2), p / 2, (u64::from(p) * 4 / 5) as u32)
+    Lifetimes {
+        preferred: p,
+        valid: p.saturating_mul(2),
+        t1: p / 2,
+        // At most 0.8 × u32::MAX.
+        t2: (u64::from(p) * 4 / 5) as u32,
+    }
 }
 
 /// The port's binding: its IPv6 addresses on the network's stateful DHCPv6 subnets.
@@ -155,7 +159,8 @@ pub fn domain_search(_view: &View, _port: &Port, cfg: &Config) -> Vec<String> {
 /// The configuration options of a reply to `port`: DNS servers of its DHCPv6 subnets (the
 /// ones it has an address on, else all of the network's), the domain search list, then
 /// its `extra_dhcp_opts` of version 6 over them.
-fn configure(r: &mut Dhcpv6Repr, view: &View, cfg: &Config, port: &Port) {
+pub fn options(view: &View, cfg: &Config, port: &Port) -> Options {
+    let mut o = Options::default();
     let all = super::subnets(view, &port.network_id);
     let mine: Vec<&Subnet> = all
         .iter()
@@ -166,18 +171,19 @@ fn configure(r: &mut Dhcpv6Repr, view: &View, cfg: &Config, port: &Port) {
     for s in from {
         for d in &s.dns_nameservers {
             if let IpAddr::V6(a) = d
-                && !r.dns_servers.contains(a)
+                && !o.dns_servers.contains(a)
             {
-                r.dns_servers.push(*a);
+                o.dns_servers.push(*a);
             }
         }
     }
-    r.domain_list = domain_search(view, port, cfg);
+    o.domain_list = domain_search(view, port, cfg);
     for opt in port.extra_dhcp_opts.iter().filter(|o| o.ip_version == 6) {
-        if !extra_option(r, opt) {
+        if !extra_option(&mut o, opt) {
             tracing::debug!(port = %port.meta.id, name = %opt.opt_name, value = %opt.opt_value, "extra_dhcp_opt (IPv6) not understood; left out");
         }
     }
+    o
 }
 
 /// dnsmasq's DHCPv6 option names, as Neutron's `extra_dhcp_opts` use them.
@@ -188,29 +194,6 @@ const OPTION_NAMES: &[(&str, u16)] = &[
     ("information-refresh-time", code::INFORMATION_REFRESH_TIME),
     ("ntp-server", 56),
     ("bootfile-url", 59),
-];
-
-/// Options only the server's own logic writes: an `extra_dhcp_opt` may not set them.
-const RESERVED: &[u16] = &[
-    0,
-    code::CLIENTID,
-    code::SERVERID,
-    code::IA_NA,
-    code::IA_TA,
-    code::IAADDR,
-    code::ORO,
-    code::PREFERENCE,
-    code::ELAPSED_TIME,
-    code::RELAY_MSG,
-    code::AUTH,
-    code::UNICAST,
-    code::STATUS_CODE,
-    code::RAPID_COMMIT,
-    code::INTERFACE_ID,
-    code::RECONF_MSG,
-    code::RECONF_ACCEPT,
-    code::IA_PD,
-    code::IAPREFIX,
 ];
 
 /// A comma list of IPv6 addresses, dnsmasq's brackets allowed (`[2001:db8::1]`).
@@ -224,7 +207,7 @@ fn ip_list(v: &str) -> Option<Vec<Ipv6Addr>> {
 
 /// Applies one `extra_dhcp_opt` (name or number, dnsmasq's `option6:` prefix allowed)
 /// over the computed options; false when it is not understood.
-fn extra_option(r: &mut Dhcpv6Repr, opt: &ExtraDhcpOpt) -> bool {
+fn extra_option(r: &mut Options, opt: &ExtraDhcpOpt) -> bool {
     let name = opt.opt_name.trim();
     let name = name
         .strip_prefix("option6:")
@@ -238,7 +221,7 @@ fn extra_option(r: &mut Dhcpv6Repr, opt: &ExtraDhcpOpt) -> bool {
             None => return false,
         },
     };
-    if RESERVED.contains(&c) {
+    if server_core::server_only(c) {
         return false;
     }
     let bytes = match c {
@@ -277,192 +260,37 @@ fn extra_option(r: &mut Dhcpv6Repr, opt: &ExtraDhcpOpt) -> bool {
     if bytes.len() > usize::from(u16::MAX) {
         return false;
     }
-    r.other_options.retain(|(o, _)| *o != c);
-    r.other_options.push((c, bytes));
+    r.other.retain(|(o, _)| *o != c);
+    r.other.push((c, bytes));
     true
 }
 
-/// The IA answering the client's `ia` with the binding `addrs`: the binding's addresses
-/// with their lifetimes, and those the client listed that are not in it with lifetimes 0
-/// (RFC 8415 18.3.4: no longer appropriate). With no binding: `empty`'s status.
-fn ia_reply(ia: &IaNa, addrs: &[Ipv6Addr], cfg: &Config, empty: u16) -> IaNa {
-    let (preferred, valid, t1, t2) = lifetimes(cfg);
-    if addrs.is_empty() {
-        let text = if empty == status::NO_BINDING {
-            "no binding for this port"
-        } else {
-            "no stateful DHCPv6 address for this port"
-        };
-        return IaNa {
-            iaid: ia.iaid,
-            t1: 0,
-            t2: 0,
-            addresses: Vec::new(),
-            status: Some(StatusCode::new(empty, text)),
-        };
-    }
-    let mut addresses: Vec<IaAddress> = addrs
-        .iter()
-        .map(|a| IaAddress {
-            addr: *a,
-            preferred,
-            valid,
-            status: None,
-        })
-        .collect();
-    for old in &ia.addresses {
-        if !addrs.contains(&old.addr) && !addresses.iter().any(|a| a.addr == old.addr) {
-            addresses.push(IaAddress {
-                addr: old.addr,
-                preferred: 0,
-                valid: 0,
-                status: None,
-            });
-        }
-    }
-    IaNa {
-        iaid: ia.iaid,
-        t1,
-        t2,
-        addresses,
-        status: None,
-    }
-}
-
-/// Whether the message's identifiers let this server answer it (RFC 8415 16).
-fn acceptable(req: &Dhcpv6Repr, t: MessageType, duid: &[u8]) -> bool {
-    let ours = req.server_id.as_deref() == Some(duid);
-    match t {
-        MessageType::Solicit | MessageType::Confirm | MessageType::Rebind => {
-            req.client_id.is_some() && req.server_id.is_none()
-        }
-        MessageType::Request | MessageType::Renew | MessageType::Release | MessageType::Decline => {
-            req.client_id.is_some() && ours
-        }
-        MessageType::InformationRequest => (req.server_id.is_none() || ours) && !req.has_ia(),
-        _ => false,
-    }
-}
-
-/// The answer to `req` from `port` (a local port), or `None` when there is none to give.
+/// The answer to `req` from `port` (a local port), or `None` when there is none to give:
+/// the port's binding from the view, answered by [`server_core::answer`].
 pub fn answer(view: &View, cfg: &Config, port: &Port, req: &Dhcpv6Repr) -> Option<Reply> {
-    let t = req.message_type?;
     let nets = super::subnets(view, &port.network_id);
     if nets.is_empty() {
         return None;
     }
     let server = server(view, &port.network_id)?;
-    if !acceptable(req, t, &server.duid) {
-        return None;
-    }
-    let addrs = addresses(view, port);
-    let reply = |t| Dhcpv6Repr::reply_to(req, t, &server.duid);
-    let dhcp = match t {
-        MessageType::Solicit => {
-            if addrs.is_empty() {
-                // RFC 8415 18.3.9: nothing to assign: only the status (no IA).
-                let mut r = reply(MessageType::Advertise);
-                r.status = Some(StatusCode::new(
-                    status::NO_ADDRS_AVAIL,
-                    "no stateful DHCPv6 address for this port",
-                ));
-                r
-            } else {
-                let rapid = req.rapid_commit;
-                let mut r = reply(if rapid {
-                    MessageType::Reply
-                } else {
-                    MessageType::Advertise
-                });
-                r.rapid_commit = rapid;
-                // The only server the network lets through: no need for the client to
-                // wait for others (RFC 8415 18.2.1, preference 255).
-                r.preference = (!rapid).then_some(255);
-                r.ia_na = req
-                    .ia_na
-                    .iter()
-                    .map(|ia| ia_reply(ia, &addrs, cfg, status::NO_ADDRS_AVAIL))
-                    .collect();
-                configure(&mut r, view, cfg, port);
-                r
-            }
-        }
-        MessageType::Request | MessageType::Renew | MessageType::Rebind => {
-            let empty = if t == MessageType::Request {
-                status::NO_ADDRS_AVAIL
-            } else {
-                status::NO_BINDING
-            };
-            let mut r = reply(MessageType::Reply);
-            r.ia_na = req
-                .ia_na
-                .iter()
-                .map(|ia| {
-                    if t == MessageType::Rebind && addrs.is_empty() && !ia.addresses.is_empty() {
-                        zeroed(ia)
-                    } else {
-                        ia_reply(ia, &addrs, cfg, empty)
-                    }
-                })
-                .collect();
-            configure(&mut r, view, cfg, port);
-            r
-        }
-        MessageType::Confirm => {
-            let listed: Vec<Ipv6Addr> = req
-                .ia_na
-                .iter()
-                .flat_map(|ia| ia.addresses.iter().map(|a| a.addr))
-                .collect();
-            if listed.is_empty() {
-                // RFC 8415 18.3.3: nothing to confirm, no reply.
-                return None;
-            }
-            let on_link = listed
-                .iter()
-                .all(|a| nets.iter().any(|s| s.cidr.contains(&IpAddr::V6(*a))));
-            let mut r = reply(MessageType::Reply);
-            r.status = Some(if on_link {
-                StatusCode::new(status::SUCCESS, "on link")
-            } else {
-                StatusCode::new(status::NOT_ON_LINK, "not on this link")
-            });
-            r
-        }
-        MessageType::Release | MessageType::Decline => {
-            let mut r = reply(MessageType::Reply);
-            r.status = Some(StatusCode::new(status::SUCCESS, "noted"));
-            r
-        }
-        MessageType::InformationRequest => {
-            let mut r = reply(MessageType::Reply);
-            configure(&mut r, view, cfg, port);
-            r
-        }
-        _ => return None,
+    let links: Vec<(Ipv6Addr, u8)> = nets
+        .iter()
+        .filter_map(|s| match s.cidr {
+            ipnet::IpNet::V6(n) => Some((n.network(), n.prefix_len())),
+            ipnet::IpNet::V4(_) => None,
+        })
+        .collect();
+    let addresses = addresses(view, port);
+    let options = options(view, cfg, port);
+    let binding = Binding {
+        server_id: &server.duid,
+        addresses: &addresses,
+        links: &links,
+        lifetimes: lifetimes(cfg),
+        options: &options,
     };
+    let dhcp = server_core::answer(&binding, req)?;
     Some(Reply { dhcp, server })
-}
-
-/// The client's IA with its addresses' lifetimes 0: a Rebind's answer when the port has
-/// no binding any more (RFC 8415 18.3.5: the addresses are not appropriate for the link).
-fn zeroed(client: &IaNa) -> IaNa {
-    IaNa {
-        iaid: client.iaid,
-        t1: 0,
-        t2: 0,
-        addresses: client
-            .addresses
-            .iter()
-            .map(|a| IaAddress {
-                addr: a.addr,
-                preferred: 0,
-                valid: 0,
-                status: None,
-            })
-            .collect(),
-        status: None,
-    }
 }
 
 impl Dhcpv6 {
@@ -542,15 +370,17 @@ impl Dhcpv6 {
         } else {
             self.stats.replies += 1;
         }
-        let given: Vec<String> = reply
-            .dhcp
-            .ia_na
-            .iter()
-            .flat_map(|ia| &ia.addresses)
-            .filter(|a| a.valid > 0)
-            .map(|a| a.addr.to_string())
-            .collect();
-        tracing::debug!(port = %port.meta.id, request = ?req.message_type, reply = ?reply.dhcp.message_type, addresses = %given.join(","), "DHCPv6 answered");
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            let given: Vec<String> = reply
+                .dhcp
+                .ia_na
+                .iter()
+                .flat_map(|ia| &ia.addresses)
+                .filter(|a| a.valid > 0)
+                .map(|a| a.addr.to_string())
+                .collect();
+            tracing::debug!(port = %port.meta.id, request = ?req.message_type, reply = ?reply.dhcp.message_type, addresses = %given.join(","), "DHCPv6 answered");
+        }
         let data = dhcpv6::reply_frame(
             &reply.dhcp,
             (EthernetAddress(reply.server.mac.0), reply.server.link_local),
