@@ -18,8 +18,14 @@ pub fn message(data: &[u8]) {
     assert_eq!(again, repr);
     let frame = dhcpv6::reply_frame(
         &repr,
-        (EthernetAddress([2, 0, 0, 0, 0, 1]), "fe80::1".parse().unwrap()),
-        (EthernetAddress([2, 0, 0, 0, 0, 2]), "fe80::2".parse().unwrap()),
+        (
+            EthernetAddress([2, 0, 0, 0, 0, 1]),
+            "fe80::1".parse().unwrap(),
+        ),
+        (
+            EthernetAddress([2, 0, 0, 0, 0, 2]),
+            "fe80::2".parse().unwrap(),
+        ),
         None,
     );
     assert_eq!(dhcpv6::parse_frame(&frame).unwrap().dhcp, repr);

@@ -29,7 +29,12 @@ fuzz_target!(|data: &[u8]| {
                 server_id: &duid,
                 addresses,
                 links: &[("2001:db8::".parse().unwrap(), 64)],
-                lifetimes: Lifetimes { preferred: 100, valid: 200, t1: 50, t2: 80 },
+                lifetimes: Lifetimes {
+                    preferred: 100,
+                    valid: 200,
+                    t1: 50,
+                    t2: 80,
+                },
                 options: &options,
             };
             let Some(r) = answer(&b, &req) else {
@@ -41,15 +46,25 @@ fuzz_target!(|data: &[u8]| {
             for ia in &r.ia_na {
                 assert!(req.ia_na.iter().any(|q| q.iaid == ia.iaid));
                 for a in &ia.addresses {
-                    let listed = req.ia_na.iter().flat_map(|q| &q.addresses).any(|x| x.addr == a.addr);
+                    let listed = req
+                        .ia_na
+                        .iter()
+                        .flat_map(|q| &q.addresses)
+                        .any(|x| x.addr == a.addr);
                     assert!(addresses.contains(&a.addr) || (listed && a.valid == 0));
                 }
             }
             assert!(r.other_options.iter().all(|o| o == &options.other[0]));
             let frame = dhcpv6::reply_frame(
                 &r,
-                (EthernetAddress([2, 0, 0, 0, 0, 1]), "fe80::1".parse().unwrap()),
-                (EthernetAddress([2, 0, 0, 0, 0, 2]), "fe80::2".parse().unwrap()),
+                (
+                    EthernetAddress([2, 0, 0, 0, 0, 1]),
+                    "fe80::1".parse().unwrap(),
+                ),
+                (
+                    EthernetAddress([2, 0, 0, 0, 0, 2]),
+                    "fe80::2".parse().unwrap(),
+                ),
                 None,
             );
             assert_eq!(dhcpv6::parse_frame(&frame).unwrap().dhcp, r);
