@@ -3,7 +3,9 @@
 //! taken) that run ISC `dhclient -6` and get exactly the Neutron address from their own
 //! host's controller, a changed address at the next Renew, the DNS servers by
 //! `dhclient -6 -S` on a stateless subnet; `dhcpcd` as a second client; a rogue DHCPv6
-//! server in a VM never reaches another VM (tcpdump on the victims).
+//! server in a VM never reaches another VM (tcpdump on the victims); a VM flooding
+//! 10,000 Solicits a second is blocked in the switch and does not hold up another's
+//! Advertise.
 
 mod common;
 
@@ -501,4 +503,166 @@ fn a_rogue_dhcpv6_server_in_a_vm_never_reaches_the_other_vms() {
     // The victims still get their own addresses from their controllers.
     v1.lease(&[]);
     assert!(!v1.global().trim().is_empty(), "{}", dumps());
+}
+
+/// A raw DHCPv6 client in Python (AF_PACKET, from the VM's own MAC and link-local
+/// address): `flood RATE SECS` sends Solicits at RATE per second and prints how many;
+/// `probe N MS` sends N Solicits MS apart and prints the Solicit→Advertise time of each
+/// in milliseconds (or `lost`).
+const RAW_CLIENT: &str = r#"
+import socket, struct, sys, time, random, select
+mac = bytes(int(x, 16) for x in open('/sys/class/net/eth0/address').read().strip().split(':'))
+ll = b'\xfe\x80' + b'\0' * 6 + bytes([mac[0] ^ 2]) + mac[1:3] + b'\xff\xfe' + mac[3:]
+dst = socket.inet_pton(socket.AF_INET6, 'ff02::1:2')
+def csum(b):
+    if len(b) % 2: b += b'\0'
+    s = sum(struct.unpack('!%dH' % (len(b) // 2), b))
+    while s >> 16: s = (s & 0xffff) + (s >> 16)
+    return ~s & 0xffff
+def solicit(xid):
+    d = struct.pack('!I', (1 << 24) | xid)
+    d += struct.pack('!HHHH', 1, 10, 3, 1) + mac
+    d += struct.pack('!HHH', 8, 2, 0)
+    d += struct.pack('!HHIII', 3, 12, xid, 0, 0)
+    udp = struct.pack('!HHHH', 546, 547, 8 + len(d), 0) + d
+    ph = ll + dst + struct.pack('!IxxxB', len(udp), 17)
+    c = csum(ph + udp) or 0xffff
+    udp = udp[:6] + struct.pack('!H', c) + udp[8:]
+    ip = struct.pack('!IHBB', 6 << 28, len(udp), 17, 1) + ll + dst
+    return b'\x33\x33\x00\x01\x00\x02' + mac + b'\x86\xdd' + ip + udp
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x86dd))
+s.bind(('eth0', 0))
+if sys.argv[1] == 'flood':
+    rate, secs = int(sys.argv[2]), float(sys.argv[3])
+    t0 = time.monotonic(); n = 0
+    while time.monotonic() - t0 < secs:
+        s.send(solicit(random.getrandbits(24))); n += 1
+        d = t0 + n / rate - time.monotonic()
+        if d > 0: time.sleep(d)
+    print(n)
+else:
+    n, gap = int(sys.argv[2]), int(sys.argv[3]) / 1000.0
+    for i in range(n):
+        xid = random.getrandbits(24)
+        t = time.monotonic()
+        s.send(solicit(xid))
+        got = None
+        while time.monotonic() - t < 2.0:
+            r, _, _ = select.select([s], [], [], 0.05)
+            if not r: continue
+            f = s.recv(2048)
+            if len(f) < 14 + 40 + 8 + 4 or f[20] != 17: continue
+            u = 14 + 40
+            if struct.unpack('!HH', f[u:u+4]) != (547, 546): continue
+            m = f[u+8:]
+            if m[0] == 2 and struct.unpack('!I', b'\0' + m[1:4])[0] == xid:
+                got = (time.monotonic() - t) * 1000.0; break
+        print('%.3f' % got if got is not None else 'lost', flush=True)
+        time.sleep(gap)
+"#;
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+#[test]
+fn a_vm_flooding_solicits_does_not_delay_another_vms_advertise() {
+    if !testbed::require_root("a_vm_flooding_solicits_does_not_delay") {
+        return;
+    }
+    let (srv, [ovs_a, _ovs_b], [ctl_a, _ctl_b]) = two_hosts(&[]);
+    let (net, _) = network(&srv, "2001:db8:65::/64", "dhcpv6-stateful", json!({}));
+    let pf = srv.create("ports", "port", json!({"network_id": net["id"]}));
+    let pq = srv.create("ports", "port", json!({"network_id": net["id"]}));
+    let flooder = V6Vm::plug(&ovs_a, &pf, &srv, "host-a");
+    let prober = V6Vm::plug(&ovs_a, &pq, &srv, "host-a");
+    let script = prober.dir.path().join("rawdhcp6.py");
+    std::fs::write(&script, RAW_CLIENT).expect("script");
+    let script = script.display().to_string();
+    // Two probes a second: within the prober's own rate of 3.
+    let probe = |n: usize| -> Vec<f64> {
+        let out = prober
+            .vm
+            .ns
+            .command(["python3", &script, "probe", &n.to_string(), "500"])
+            .output()
+            .expect("python3");
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            out.status.success(),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text.lines()
+            .map(|l| {
+                l.parse::<f64>()
+                    .unwrap_or_else(|_| panic!("a probe got no advertise: {text}\n{}", ctl_a.log()))
+            })
+            .collect()
+    };
+    let quiet = probe(6);
+    let flood = flooder
+        .vm
+        .ns
+        .command(["python3", &script, "flood", "10000", "6"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("flood");
+    std::thread::sleep(Duration::from_millis(500));
+    let flooded = probe(6);
+    let sent = flood.wait_with_output().expect("flood");
+    let sent: u64 = String::from_utf8_lossy(&sent.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0);
+    let (q, f) = (median(quiet.clone()), median(flooded.clone()));
+    println!(
+        "Solicit->Advertise on a quiet host: {quiet:?} ms (median {q:.2}); while another VM \
+         floods {sent} Solicits (target 10,000/s): {flooded:?} ms (median {f:.2})"
+    );
+    assert!(sent > 5000, "the flood ran: {sent}");
+    assert!(
+        f - q < 100.0,
+        "the flood delayed another VM's advertise by {:.1} ms",
+        f - q
+    );
+    let log = ctl_a.log();
+    assert_eq!(
+        log.matches("DHCPv6 flood").count(),
+        1,
+        "blocked and logged once:\n{log}"
+    );
+    let dump = ovs_a
+        .ofctl(["dump-flows", "br-int", "table=31"])
+        .unwrap_or_default();
+    assert!(
+        dump.contains("hard_timeout=100") && dump.contains("priority=200"),
+        "the flooder is blocked in the switch:\n{dump}"
+    );
+    let flooder_ip = v6_of(&pf);
+    let answers = log.lines().filter(|l| answered(l, &flooder_ip)).count();
+    assert!(answers <= 3, "{answers} answers to the flooder");
+    // A test run leaves the docs alone: DF_RECORD=1 records the figures.
+    if std::env::var_os("DF_RECORD").is_some() {
+        let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+        let load = load.split_whitespace().next().unwrap_or("?").to_string();
+        testbed::bench::write_section(
+            "dhcpv6-flood",
+            &format!(
+                "## DHCPv6 under a flooding VM (end to end)\n\n\
+                 `DF_RECORD=1 cargo nextest run -p dragonflow --test dhcpv6_e2e flooding --no-capture`: \
+                 one host (real OVS, `dragonflow controller`), VM A sends {sent} Solicits in 6 s \
+                 (raw socket, aiming at 10,000/s), VM B measures Solicit→Advertise (2/s).\n\n\
+                 | measure | quiet host | while A floods |\n|---|---|---|\n\
+                 | Solicit→Advertise, median of 6 | {q:.2} ms | {f:.2} ms |\n\
+                 | Solicit→Advertise, worst of 6 | {:.2} ms | {:.2} ms |\n\n\
+                 A is answered three times, then blocked in the switch (one drop flow in table \
+                 31, 100 s). The issue's target: under 5 ms at the median while flooded. \
+                 Machine load (1 min) when recorded: {load}.\n\n",
+                quiet.iter().copied().fold(0.0, f64::max),
+                flooded.iter().copied().fold(0.0, f64::max),
+            ),
+        );
+    }
 }
