@@ -150,3 +150,137 @@ fn message_types_round_trip() {
     assert!(MessageType::Solicit.from_client());
     assert!(!MessageType::Advertise.from_client());
 }
+
+mod server {
+    use packet::EthernetAddress;
+    use packet::dhcpv6::{Dhcpv6Repr, IaAddress, IaNa, MessageType, duid_ll, status};
+    use packet::dhcpv6_server::{Binding, Lifetimes, Options, acceptable, answer};
+    use std::net::Ipv6Addr;
+
+    const L: Lifetimes = Lifetimes {
+        preferred: 100,
+        valid: 200,
+        t1: 50,
+        t2: 80,
+    };
+
+    fn a(s: &str) -> Ipv6Addr {
+        s.parse().unwrap()
+    }
+
+    fn msg(t: MessageType, listed: &[&str], server: Option<&[u8]>) -> Dhcpv6Repr {
+        let mut d = Dhcpv6Repr::new(t, 42);
+        d.client_id = Some(vec![0, 3, 0, 1, 1, 2, 3, 4, 5, 6]);
+        d.server_id = server.map(<[u8]>::to_vec);
+        d.ia_na = vec![IaNa {
+            iaid: 9,
+            t1: 0,
+            t2: 0,
+            addresses: listed
+                .iter()
+                .map(|s| IaAddress {
+                    addr: a(s),
+                    preferred: 0,
+                    valid: 0,
+                    status: None,
+                })
+                .collect(),
+            status: None,
+        }];
+        d
+    }
+
+    #[test]
+    fn who_may_be_answered() {
+        let us = duid_ll(EthernetAddress([2, 0, 0, 0, 0, 1]));
+        let other = duid_ll(EthernetAddress([2, 0, 0, 0, 0, 9]));
+        use MessageType::*;
+        for (t, none, ours, theirs) in [
+            (Solicit, true, false, false),
+            (Confirm, true, false, false),
+            (Rebind, true, false, false),
+            (Request, false, true, false),
+            (Renew, false, true, false),
+            (Release, false, true, false),
+            (Decline, false, true, false),
+            (Advertise, false, false, false),
+            (Reply, false, false, false),
+        ] {
+            assert_eq!(acceptable(&msg(t, &[], None), &us), none, "{t:?} without");
+            assert_eq!(acceptable(&msg(t, &[], Some(&us)), &us), ours, "{t:?} ours");
+            assert_eq!(
+                acceptable(&msg(t, &[], Some(&other)), &us),
+                theirs,
+                "{t:?} theirs"
+            );
+        }
+        let mut info = Dhcpv6Repr::new(InformationRequest, 1);
+        assert!(acceptable(&info, &us), "no client id needed");
+        info.server_id = Some(other);
+        assert!(!acceptable(&info, &us));
+        assert!(
+            !acceptable(&msg(InformationRequest, &[], None), &us),
+            "with an IA"
+        );
+        let mut anon = msg(Solicit, &[], None);
+        anon.client_id = None;
+        assert!(!acceptable(&anon, &us));
+    }
+
+    #[test]
+    fn renew_gives_the_new_address_and_expires_the_old_and_confirm_checks_the_link() {
+        let us = duid_ll(EthernetAddress([2, 0, 0, 0, 0, 1]));
+        let options = Options {
+            dns_servers: vec![a("2001:db8::53")],
+            domain_list: vec!["example.org".into()],
+            // A server-only option never goes out, whatever the configuration says.
+            other: vec![(2, vec![1, 2, 3]), (56, vec![0, 1, 0, 0])],
+        };
+        let mine = [a("2001:db8::77")];
+        let b = Binding {
+            server_id: &us,
+            addresses: &mine,
+            links: &[(a("2001:db8::"), 64)],
+            lifetimes: L,
+            options: &options,
+        };
+        let r = answer(&b, &msg(MessageType::Renew, &["2001:db8::5"], Some(&us))).unwrap();
+        assert_eq!(r.message_type, Some(MessageType::Reply));
+        assert_eq!(r.transaction_id, 42);
+        let ia = &r.ia_na[0];
+        assert_eq!((ia.iaid, ia.t1, ia.t2), (9, 50, 80));
+        let got: Vec<(Ipv6Addr, u32, u32)> = ia
+            .addresses
+            .iter()
+            .map(|x| (x.addr, x.preferred, x.valid))
+            .collect();
+        assert_eq!(got, [(mine[0], 100, 200), (a("2001:db8::5"), 0, 0)]);
+        assert_eq!(r.dns_servers, options.dns_servers);
+        assert_eq!(r.other_options, [(56, vec![0, 1, 0, 0])]);
+
+        let confirm = |s: &str| answer(&b, &msg(MessageType::Confirm, &[s], None)).unwrap();
+        assert_eq!(
+            confirm("2001:db8::1234").status.unwrap().code,
+            status::SUCCESS
+        );
+        assert_eq!(
+            confirm("2001:db9::1").status.unwrap().code,
+            status::NOT_ON_LINK
+        );
+        assert_eq!(answer(&b, &msg(MessageType::Confirm, &[], None)), None);
+
+        // No binding: Renew is told NoBinding, Rebind gets its addresses back with 0.
+        let none = Binding {
+            addresses: &[],
+            ..b
+        };
+        let r = answer(&none, &msg(MessageType::Renew, &["2001:db8::5"], Some(&us))).unwrap();
+        assert_eq!(r.ia_na[0].status.as_ref().unwrap().code, status::NO_BINDING);
+        let r = answer(&none, &msg(MessageType::Rebind, &["2001:db8::5"], None)).unwrap();
+        assert_eq!(r.ia_na[0].addresses[0].valid, 0);
+        let r = answer(&none, &msg(MessageType::Solicit, &[], None)).unwrap();
+        assert_eq!(r.message_type, Some(MessageType::Advertise));
+        assert!(r.ia_na.is_empty());
+        assert_eq!(r.status.unwrap().code, status::NO_ADDRS_AVAIL);
+    }
+}
