@@ -313,7 +313,16 @@ fn stateless_dhclient_gets_the_dns_servers_and_dhcpcd_is_served_too() {
         "dhcpv6-stateless",
         json!({"dns_nameservers": ["2001:db8:62::53", "2001:db8:62::54"]}),
     );
-    let p = srv.create("ports", "port", json!({"network_id": net["id"]}));
+    // The port's IPv6 extra_dhcp_opts add to the domain search list; its IPv4 ones are not
+    // DHCPv6's.
+    let p = srv.create(
+        "ports",
+        "port",
+        json!({"network_id": net["id"], "extra_dhcp_opts": [
+            {"opt_name": "domain-search", "opt_value": "example.org,openstacklocal", "ip_version": 6},
+            {"opt_name": "domain-name", "opt_value": "v4.example", "ip_version": 4}
+        ]}),
+    );
     let vm = V6Vm::plug(&ovs_a, &p, &srv, "host-a");
     vm.lease(&["-S"]);
     let resolv = vm.resolv();
@@ -324,9 +333,10 @@ fn stateless_dhclient_gets_the_dns_servers_and_dhcpcd_is_served_too() {
         ctl_a.log()
     );
     assert!(
-        resolv.contains("openstacklocal"),
-        "the domain search list: {resolv}"
+        resolv.contains("example.org") && resolv.contains("openstacklocal"),
+        "the domain search list, from the port's extra_dhcp_opts: {resolv}"
     );
+    assert!(!resolv.contains("v4.example"), "{resolv}");
     assert_eq!(vm.global().trim(), "", "stateless: no address from DHCPv6");
     assert!(
         ctl_a
