@@ -359,16 +359,31 @@ fn stateless_dhclient_gets_the_dns_servers_and_dhcpcd_is_served_too() {
 }
 
 /// Runs `dhcpcd -6` once in the VM (`-1 -B`: configure, then exit), with `conf` as its
-/// configuration; returns its output.
+/// configuration; returns its output. dhcpcd keeps its pid file and control socket under
+/// `/run/dhcpcd` by interface name (every VM's is eth0): each run gets a private one, a
+/// tmpfs in a mount namespace of its own.
 fn dhcpcd(vm: &V6Vm, args: &[&str], conf: &str) -> String {
     let file = vm.file("dhcpcd.conf");
     std::fs::write(&file, format!("noipv6rs\n{conf}")).expect("dhcpcd.conf");
-    let mut argv = vec![
-        "timeout", "30", "dhcpcd", "-6", "-1", "-B", "-d", "-t", "20", "-f", &file,
-    ];
-    argv.extend_from_slice(args);
-    argv.push("eth0");
-    let out = vm.vm.ns.command(&argv).output().expect("dhcpcd");
+    let script = format!(
+        "mkdir -p /run/dhcpcd && mount -t tmpfs tmpfs /run/dhcpcd && \
+         exec timeout 30 dhcpcd -6 -1 -B -d -t 20 -f {file} {} eth0",
+        args.join(" ")
+    );
+    let out = vm
+        .vm
+        .ns
+        .command([
+            "unshare",
+            "-m",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            &script,
+        ])
+        .output()
+        .expect("dhcpcd");
     format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -393,7 +408,6 @@ fn dhcpcd_gets_the_neutron_address_on_a_stateful_subnet() {
         "dhcpcd: exactly the Neutron address: {g}\n{out}\n{}",
         ctl_a.log()
     );
-    let _ = vm.vm.ns.command(["dhcpcd", "-6", "-x", "eth0"]).output();
 }
 
 /// `tcpdump` on a VM's eth0: UDP frames from `mac`, printed one a line.
