@@ -14,10 +14,11 @@
 //!   valid = twice that, T1 = ½ and T2 = 0.8 of the preferred lifetime (RFC 8415 21.4's
 //!   recommendation): the client renews well before its address is deprecated, and an
 //!   address stays valid for a lease's time after renewals stop (a controller away).
-//! - **Checks and answers** (`packet::dhcpv6_server`, RFC 8415 16 and 18.3): no Client Identifier (but Information-request) or a Server
-//!   Identifier where none may be (Solicit, Confirm, Rebind) drops the message; Request,
-//!   Renew, Release and Decline must name this server; an Information-request naming
-//!   another server or holding an IA is dropped.
+//! - **Checks and answers** are the protocol's, in `packet::dhcpv6_server` (RFC 8415 16
+//!   and 18.3): no Client Identifier (but Information-request) or a Server Identifier
+//!   where none may be (Solicit, Confirm, Rebind) drops the message; Request, Renew,
+//!   Release and Decline must name this server; an Information-request naming another
+//!   server or holding an IA is dropped. This module only works out the port's binding.
 //!
 //! Replies go back out of the port the message came in by, from the server's link-local
 //! address to the address and MAC the message came from, UDP 547 → 546. The flood guard is
