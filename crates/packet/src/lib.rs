@@ -7,7 +7,7 @@
 //! * a high-level `Repr` with `parse(&view) -> Result<Repr>`, `buffer_len()` and
 //!   `emit(&self, &mut view)`;
 //! * builders for the replies a controller sends (ARP reply, neighbor advertisement, ICMP
-//!   errors quoting the offending datagram, TCP RST, DHCP replies).
+//!   errors quoting the offending datagram, TCP RST, DHCP and DHCPv6 replies).
 //!
 //! # Panic contract
 //!
@@ -35,6 +35,8 @@
 pub mod arp;
 pub mod checksum;
 pub mod dhcpv4;
+pub mod dhcpv6;
+pub mod dhcpv6_server;
 pub mod ethernet;
 pub mod icmpv4;
 pub mod icmpv6;

@@ -5,6 +5,7 @@
 use super::{Host, deliver};
 use crate::view::View;
 use model::{Network, Port, Router, owner};
+use std::collections::HashMap;
 
 /// Whether port `p` is this host's: plugged here (what the datapath knows, before the
 /// binding has made its round trip through the store) or bound here.
@@ -43,4 +44,37 @@ pub fn serves(view: &View, host: &Host, net: &Network) -> bool {
                     .is_some_and(|g| g.network_id == net.meta.id)
                     && routes_for(view, r)
             }))
+}
+
+/// This host's ports by datapath key, as packet-in handlers look them up (a cookie carries
+/// the key): a cache of earlier look-ups, checked against the view on every use (it may
+/// have changed since), else a scan of the view.
+#[derive(Debug, Default)]
+pub struct LocalPorts {
+    by_key: HashMap<u32, String>,
+}
+
+impl LocalPorts {
+    /// The port with key `key` bound to this chassis.
+    pub fn get<'v>(&mut self, view: &'v View, key: u32) -> Option<&'v Port> {
+        let ours = |p: &Port| p.unique_key == key && p.binding_host_id == view.chassis;
+        if let Some(p) = self.by_key.get(&key).and_then(|id| view.ports.get(id))
+            && ours(p)
+        {
+            return Some(p);
+        }
+        let found = view.ports.values().find(|p| ours(p));
+        match found {
+            Some(p) => {
+                if self.by_key.len() > 65_536 {
+                    self.by_key.clear();
+                }
+                self.by_key.insert(key, p.meta.id.clone());
+            }
+            None => {
+                self.by_key.remove(&key);
+            }
+        }
+        found
+    }
 }

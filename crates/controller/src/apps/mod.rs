@@ -14,6 +14,7 @@ pub mod classify;
 pub mod deliver;
 mod desired;
 pub mod dhcp;
+pub mod dhcpv6;
 #[cfg(feature = "fault-injection")]
 pub mod fault;
 pub mod here;
@@ -180,6 +181,7 @@ pub static APPS: &[&dyn App] = &[
     &provider::Provider,
     &nat::NorthSouth,
     &l3::L3,
+    &dhcpv6::Dhcpv6,
 ];
 
 /// The object an owner names, if the view has it.

@@ -16,11 +16,18 @@ fn port(id: &str, net: &str, host: &str, key: u32, mac: u8) -> Port {
     }
 }
 
-fn subnet(id: &str, net: &str, enable_dhcp: bool) -> model::Subnet {
+/// An IPv4 subnet, or (`v6`) a DHCPv6-stateful one.
+fn subnet(id: &str, net: &str, enable_dhcp: bool, v6: bool) -> model::Subnet {
+    let (cidr, mode) = if v6 {
+        ("2001:db8::/64", Some("dhcpv6-stateful".to_string()))
+    } else {
+        ("10.0.0.0/24", None)
+    };
     model::Subnet {
         gateway_ip: None,
         enable_dhcp,
-        ..fixtures::subnet(id, net, "10.0.0.0/24")
+        ipv6_address_mode: mode,
+        ..fixtures::subnet(id, net, cidr)
     }
 }
 
@@ -302,8 +309,12 @@ fn incremental_equals_full_after_random_changes() {
                     value: Some(serde_json::to_vec(&c).unwrap()),
                 }
             }
-            // DHCP flows follow the network's subnets and their enable_dhcp.
-            8 => written(&subnet(&format!("s{k}"), &net, rnd(2) == 0), rev),
+            // DHCP and DHCPv6 flows follow the network's subnets, their enable_dhcp and
+            // their IPv6 address mode.
+            8 => written(
+                &subnet(&format!("s{k}"), &net, rnd(2) == 0, rnd(3) == 0),
+                rev,
+            ),
             9 => removed("subnet", &format!("s{k}"), rev),
             10 => written(
                 &Network {

@@ -1,5 +1,5 @@
 //! Whole Ethernet frames through the frame-level parsers and responders a controller calls
-//! on packet-in: ND (parse + NA reply), DHCP, ARP.
+//! on packet-in: ND (parse + NA reply), DHCP, DHCPv6, ARP.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use packet::ethernet::{EtherType, EthernetRepr, Frame};
@@ -12,6 +12,7 @@ fuzz_target!(|data: &[u8]| {
         icmpv6::parse_frame(&na).unwrap();
     }
     let _ = dhcpv4::parse_frame(data);
+    let _ = packet::dhcpv6::parse_frame(data);
     if let Ok(f) = Frame::new_checked(data) {
         let eth = EthernetRepr::parse(&f).unwrap();
         if eth.ethertype == EtherType::Arp {

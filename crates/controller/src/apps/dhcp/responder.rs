@@ -6,6 +6,8 @@
 //! guards the controller from a flooding VM: past it, a drop flow with a hard timeout
 //! blocks the port's DHCP in the switch for a while, logged once per block.
 
+use crate::apps::here::LocalPorts;
+use crate::apps::rate::{Admit, FloodGuard};
 use crate::apps::{Handler, Host, Punted};
 use crate::view::View;
 use model::{ExtraDhcpOpt, MacAddr, Network, Port, Subnet, owner};
@@ -15,7 +17,6 @@ use openflow::oxm::Field;
 use openflow::packet::{PacketIn, PacketOut};
 use packet::EthernetAddress;
 use packet::dhcpv4::{self, ClasslessRoute, DhcpRepr, MessageType, Op};
-use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
@@ -65,21 +66,13 @@ pub struct Stats {
     pub blocks: u64,
 }
 
-#[derive(Debug)]
-struct Bucket {
-    tokens: f64,
-    last: Instant,
-    blocked_until: Option<Instant>,
-}
-
 /// The responder's state: settings, counters and the per-port buckets.
 #[derive(Debug, Default)]
 pub struct Dhcp {
     pub config: Config,
     pub stats: Stats,
-    buckets: HashMap<u32, Bucket>,
-    /// Port ids by datapath key, as last found (checked against the view on every use).
-    by_key: HashMap<u32, String>,
+    guard: FloodGuard,
+    ports: LocalPorts,
 }
 
 /// An answer: the reply and where it comes from.
@@ -439,28 +432,8 @@ impl Dhcp {
         }
     }
 
-    /// The local port with datapath key `key`: from the cache of earlier look-ups when it
-    /// still holds (the view may have changed since), else by a scan of the view.
     fn local_port<'v>(&mut self, view: &'v View, key: u32) -> Option<&'v Port> {
-        let ours = |p: &Port| p.unique_key == key && p.binding_host_id == view.chassis;
-        if let Some(p) = self.by_key.get(&key).and_then(|id| view.ports.get(id))
-            && ours(p)
-        {
-            return Some(p);
-        }
-        let found = view.ports.values().find(|p| ours(p));
-        match found {
-            Some(p) => {
-                if self.by_key.len() > 65_536 {
-                    self.by_key.clear();
-                }
-                self.by_key.insert(key, p.meta.id.clone());
-            }
-            None => {
-                self.by_key.remove(&key);
-            }
-        }
-        found
+        self.ports.get(view, key)
     }
 
     fn malformed(&mut self, port: &Port, why: &str) -> Punted {
@@ -476,41 +449,19 @@ impl Dhcp {
     /// burst). A port past it is blocked in the switch for `block`; what reaches us
     /// meanwhile (sent before the drop flow was in) is dropped here.
     fn admit(&mut self, now: Instant, key: u32, port: Option<&Port>) -> Result<(), Punted> {
-        let rate = f64::from(self.config.rate_limit);
-        if self.config.rate_limit == 0 {
-            return Ok(());
-        }
-        if self.buckets.len() > 4096 {
-            // Ports come and go; forget those quiet for a while.
-            let horizon = self.config.block.max(Duration::from_secs(60));
-            self.buckets
-                .retain(|_, b| now.saturating_duration_since(b.last) < horizon);
-        }
-        let b = self.buckets.entry(key).or_insert(Bucket {
-            tokens: rate,
-            last: now,
-            blocked_until: None,
-        });
-        if let Some(until) = b.blocked_until {
-            if now < until {
+        let seconds = match self
+            .guard
+            .admit(now, key, self.config.rate_limit, self.config.block)
+        {
+            Admit::Pass => return Ok(()),
+            Admit::Dropped => {
                 self.stats.rate_limited += 1;
                 return Err(Punted::default());
             }
-            b.blocked_until = None;
-            b.tokens = rate;
-            b.last = now;
-        }
-        let elapsed = now.saturating_duration_since(b.last).as_secs_f64();
-        b.tokens = (b.tokens + elapsed * rate).min(rate);
-        b.last = now;
-        if b.tokens >= 1.0 {
-            b.tokens -= 1.0;
-            return Ok(());
-        }
-        b.blocked_until = Some(now + self.config.block);
+            Admit::Block(seconds) => seconds,
+        };
         self.stats.rate_limited += 1;
         self.stats.blocks += 1;
-        let seconds = self.config.block.as_secs().clamp(1, u64::from(u16::MAX)) as u16;
         tracing::warn!(
             port = port.map(|p| p.meta.id.as_str()).unwrap_or("?"),
             port_key = key,

@@ -36,7 +36,7 @@ fn from_port(key: u32) -> Match {
 }
 
 /// The IPv6 link-local address of a MAC (fe80::/64 with its EUI-64).
-fn link_local(mac: MacAddr) -> Ipv6Addr {
+pub fn link_local(mac: MacAddr) -> Ipv6Addr {
     let mut b = [0u8; 16];
     b[0] = 0xfe;
     b[1] = 0x80;

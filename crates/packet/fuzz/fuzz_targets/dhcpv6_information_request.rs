@@ -1,0 +1,7 @@
+//! DHCPv6 information-request messages (type 11): arbitrary options after the header.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+#[path = "dhcpv6_check.rs"]
+mod check;
+
+fuzz_target!(|data: &[u8]| check::typed(11, data));
