@@ -26,6 +26,7 @@ pub mod table {
     pub const METADATA: u8 = 35;
     pub const METADATA_REPLY: u8 = 40;
     pub const ND: u8 = 45;
+    pub const RA: u8 = 46;
     pub const INGRESS_NAT: u8 = 50;
     pub const INGRESS_SNAT: u8 = 51;
     pub const L2: u8 = 55;
@@ -75,7 +76,7 @@ pub const TABLES: &[Table] = &[
         id: SERVICES,
         name: "services",
         role: "ARP, DHCP, metadata, ND to their responders; the rest to L2",
-        next: &[ARP, DHCP, METADATA, ND, INGRESS_NAT, L2],
+        next: &[ARP, DHCP, METADATA, ND, RA, INGRESS_NAT, L2],
     },
     Table {
         id: ARP,
@@ -105,6 +106,12 @@ pub const TABLES: &[Table] = &[
         id: ND,
         name: "nd",
         role: "IPv6 neighbour discovery responder",
+        next: &[L2],
+    },
+    Table {
+        id: RA,
+        name: "ra",
+        role: "router solicitations of ports on networks with router advertisements to the controller",
         next: &[L2],
     },
     Table {
@@ -238,10 +245,11 @@ pub enum App {
     Nat = 10,
     Provider = 11,
     Metadata = 12,
+    Ra = 13,
 }
 
 impl App {
-    const ALL: [App; 12] = [
+    const ALL: [App; 13] = [
         App::Classifier,
         App::PortSecurity,
         App::L2,
@@ -254,6 +262,7 @@ impl App {
         App::Nat,
         App::Provider,
         App::Metadata,
+        App::Ra,
     ];
 }
 

@@ -24,6 +24,7 @@ pub mod nd;
 pub mod port_security;
 pub mod provider;
 pub mod punt;
+pub mod ra;
 pub mod rate;
 pub mod security_groups;
 mod sink;
@@ -180,6 +181,7 @@ pub static APPS: &[&dyn App] = &[
     &provider::Provider,
     &nat::NorthSouth,
     &l3::L3,
+    &ra::Ra,
 ];
 
 /// The object an owner names, if the view has it.
