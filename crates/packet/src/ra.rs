@@ -103,10 +103,8 @@ impl RouterAdvert {
             }
             let o = rest.get(..len).ok_or(Error::Truncated)?;
             match ty {
-                OPT_SOURCE_LLADDR if len == 8 => {
-                    if ra.source_lladdr.is_none() {
-                        ra.source_lladdr = EthernetAddress::from_bytes(&o[2..8]);
-                    }
+                OPT_SOURCE_LLADDR if len == 8 && ra.source_lladdr.is_none() => {
+                    ra.source_lladdr = EthernetAddress::from_bytes(&o[2..8]);
                 }
                 OPT_MTU => {
                     if len != 8 {
