@@ -27,6 +27,7 @@ pub mod table {
     pub const METADATA_REPLY: u8 = 40;
     pub const ND: u8 = 45;
     pub const RA: u8 = 46;
+    pub const ND_REPLY: u8 = 47;
     pub const INGRESS_NAT: u8 = 50;
     pub const INGRESS_SNAT: u8 = 51;
     pub const L2: u8 = 55;
@@ -106,13 +107,19 @@ pub const TABLES: &[Table] = &[
         id: ND,
         name: "nd",
         role: "IPv6 neighbour discovery responder",
-        next: &[L2],
+        next: &[ND_REPLY, L2],
     },
     Table {
         id: RA,
         name: "ra",
         role: "router solicitations of ports on networks with router advertisements to the controller",
         next: &[L2],
+    },
+    Table {
+        id: ND_REPLY,
+        name: "nd_reply",
+        role: "neighbour advertisements made in nd: the target link-layer address, back out of the asking port",
+        next: &[],
     },
     Table {
         id: INGRESS_NAT,

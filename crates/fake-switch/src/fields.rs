@@ -204,6 +204,14 @@ fn locate(frame: &[u8], f: Field) -> Option<(usize, usize, u32, u32)> {
         Icmpv6Type if v6 => whole(l.l4_of(58, 4, frame)?, 1),
         Icmpv6Code if v6 => whole(l.l4_of(58, 4, frame)? + 1, 1),
         NdTarget => whole(l.nd(frame)?.0 + 8, 16),
+        NdReserved => whole(l.nd(frame)?.0 + 4, 4),
+        // The first option's type byte, as OVS reads it (0 when there is no option).
+        NdOptionsType => {
+            let at = l.nd(frame)?.0 + 24;
+            (at < l.ip_end)
+                .then_some((at, 1, 0, 8))
+                .or(Some((0, 0, 0, 0)))
+        }
         ArpOp => whole(l.arp(frame)? + 6, 2),
         ArpSha => whole(l.arp(frame)? + 8, 6),
         ArpSpa => whole(l.arp(frame)? + 14, 4),
