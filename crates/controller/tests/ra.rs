@@ -32,7 +32,7 @@ fn subnet(mode: Option<&str>) -> Subnet {
         ipv6_ra_mode: mode.map(str::to_string),
         ipv6_address_mode: mode.map(str::to_string),
         dns_nameservers: vec![DNS.parse().unwrap(), "192.0.2.53".parse().unwrap()],
-        enable_dhcp: false,
+        enable_dhcp: true,
         ..fixtures::subnet("s6", "n", "fd00:1::/64")
     }
 }
