@@ -302,8 +302,17 @@ fn incremental_equals_full_after_random_changes() {
                     value: Some(serde_json::to_vec(&c).unwrap()),
                 }
             }
-            // DHCP flows follow the network's subnets and their enable_dhcp.
-            8 => written(&subnet(&format!("s{k}"), &net, rnd(2) == 0), rev),
+            // DHCP flows follow the network's subnets and their enable_dhcp; RA punts
+            // follow an IPv6 subnet's ipv6_ra_mode.
+            8 => {
+                let mut s = subnet(&format!("s{k}"), &net, rnd(2) == 0);
+                if rnd(2) == 0 {
+                    s.ip_version = 6;
+                    s.cidr = format!("fd00:{k}::/64").parse().unwrap();
+                    s.ipv6_ra_mode = (rnd(2) == 0).then(|| "slaac".to_string());
+                }
+                written(&s, rev)
+            }
             9 => removed("subnet", &format!("s{k}"), rev),
             10 => written(
                 &Network {
