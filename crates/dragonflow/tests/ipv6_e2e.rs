@@ -103,6 +103,21 @@ fn eui64_link_local(mac: &str) -> String {
     )
 }
 
+/// Whether `ip` answers ping6 within 10 s (flows arrive a moment after the API answers).
+fn pings6(vm: &testbed::Vm, ip: &str) -> bool {
+    let start = std::time::Instant::now();
+    while start.elapsed() < Duration::from_secs(10) {
+        if vm
+            .ns
+            .exec(["ping", "-6", "-c", "2", "-i", "0.2", "-W", "1", ip])
+            .is_ok()
+        {
+            return true;
+        }
+    }
+    false
+}
+
 /// rdisc6's account of the first RA it gets for its solicitation.
 fn rdisc6(vm: &testbed::Vm) -> String {
     for _ in 0..5 {
@@ -139,7 +154,7 @@ fn each_mode_advertises_what_neutron_says_and_slaac_forms_the_api_address() {
         ("dhcpv6-stateful", "fd00:53::/64", "Yes", "Yes", "No"),
     ];
     for (i, (mode, cidr, managed, other, autonomous)) in modes.into_iter().enumerate() {
-        let (net, _) = advertised(&t, mode, cidr, Some(mode));
+        let (net, sub) = advertised(&t, mode, cidr, Some(mode));
         let port = t
             .srv
             .create("ports", "port", json!({"network_id": net["id"]}));
@@ -185,6 +200,8 @@ fn each_mode_advertises_what_neutron_says_and_slaac_forms_the_api_address() {
             .find_map(|l| l.trim().strip_prefix("from "))
             .expect("the RA's source");
         assert_eq!(from, eui64_link_local(router_mac), "{ctx}");
+        // The router answers ping6 at the link-local address its RAs come from.
+        assert!(pings6(&vm, &format!("{from}%eth0")), "ping6 {from}: {ctx}");
         if autonomous == "Yes" {
             wait_until(
                 &format!("{mode}: the kernel's SLAAC address {fixed}"),
@@ -196,6 +213,8 @@ fn each_mode_advertises_what_neutron_says_and_slaac_forms_the_api_address() {
                 vec![fixed.clone()],
                 "exactly the API's: {ctx}"
             );
+            let gw = sub["gateway_ip"].as_str().expect("gateway");
+            assert!(pings6(&vm, gw), "ping6 the router at {gw}: {ctx}");
         } else {
             std::thread::sleep(Duration::from_secs(2));
             assert!(globals(&vm).is_empty(), "no SLAAC when stateful: {ctx}");
