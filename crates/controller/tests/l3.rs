@@ -488,10 +488,11 @@ fn punted_garbage_never_panics_the_handlers() {
         if rnd().is_multiple_of(8) {
             frame.truncate((rnd() % 80) as usize);
         }
+        // ND is answered in the switch now; the other IPv6 handler is RA's.
         let app = if rnd().is_multiple_of(2) {
             App::L3
         } else {
-            App::Nd
+            App::Ra
         };
         let pi = PacketIn {
             buffer_id: u32::MAX,
