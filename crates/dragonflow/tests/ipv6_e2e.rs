@@ -343,3 +343,69 @@ fn a_vm_with_port_security_is_never_a_router_or_a_dhcpv6_server_one_without_may_
     );
     assert!(seen.contains("546"), "and its DHCPv6 replies:\n{seen}");
 }
+
+/// Two VMs on a slaac network on two hosts configure themselves and reach each other;
+/// on the underlay only the ping6 crosses: router solicitations are answered on the
+/// asking VM's host, RAs go only to local ports, and ND for a known address is answered
+/// by the switch.
+#[test]
+fn slaac_vms_on_two_hosts_reach_each_other_and_no_nd_or_ra_crosses_the_underlay() {
+    if !testbed::require_root(
+        "slaac_vms_on_two_hosts_reach_each_other_and_no_nd_or_ra_crosses_the_underlay",
+    ) {
+        return;
+    }
+    let t = two_hosts();
+    let (net, _) = advertised(&t, "sl", "fd00:57::/64", Some("slaac"));
+    let ports: Vec<Value> = (0..2)
+        .map(|_| {
+            t.srv
+                .create("ports", "port", json!({"network_id": net["id"]}))
+        })
+        .collect();
+    let fixed: Vec<String> = ports.iter().map(|p| common::cloud::addr(p).1).collect();
+    let underlay = t.ovs[1]
+        .own_netns()
+        .expect("host b namespace")
+        .command([
+            "tcpdump", "-l", "-n", "-i", "ul0", "-c", "500", "udp", "port", "6081",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("tcpdump");
+    std::thread::sleep(Duration::from_millis(700));
+    let vms: Vec<testbed::Vm> = ports
+        .iter()
+        .enumerate()
+        .map(|(h, p)| plug(&t, p, h))
+        .collect();
+    for (vm, ip) in vms.iter().zip(&fixed) {
+        // The kernel solicits on link up; its SLAAC address is the API's.
+        wait_until(&format!("SLAAC {ip}"), Duration::from_secs(20), || {
+            globals(vm).contains(ip)
+        });
+    }
+    assert!(pings6(&vms[0], &fixed[1]), "{}", t.dumps());
+    let text = stop(underlay);
+    assert!(
+        text.contains("ICMP6, echo request"),
+        "the ping6 crossed in the tunnel: {text}"
+    );
+    // DAD probes (from ::) for a new address do flood, as they must; no other
+    // solicitation does.
+    let ns: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("neighbor solicitation") && !l.contains("IP6 :: >"))
+        .collect();
+    assert!(
+        ns.is_empty(),
+        "a neighbour solicitation crossed the underlay: {ns:?}"
+    );
+    for what in ["router solicitation", "router advertisement"] {
+        assert!(
+            !text.contains(what),
+            "a {what} crossed the underlay:\n{text}"
+        );
+    }
+}
