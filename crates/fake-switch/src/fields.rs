@@ -678,6 +678,19 @@ mod tests {
         assert!(p.set(Field::Ipv6Src, 1));
         assert_eq!(p.get(Field::Ipv6Src), Some(1));
         assert_eq!(p.get(Field::IpTtl), Some(255));
+        // Into an advertisement, as the ND responder's flows do it: flags, option type,
+        // message type; then the target link-layer address is the TLL option's.
+        assert_eq!(p.get(Field::NdReserved), Some(0));
+        assert_eq!(p.get(Field::NdOptionsType), Some(1));
+        assert!(p.set(Field::NdReserved, 0x6000_0000));
+        assert!(p.set(Field::NdOptionsType, 2));
+        assert!(p.set(Field::Icmpv6Type, 136));
+        assert_eq!(p.get(Field::NdSll), None);
+        assert_eq!(p.get(Field::NdTll), Some(0x0200_0000_0008));
+        assert!(p.set(Field::NdTll, 0x0200_0000_0009));
+        let l4 = 14 + 40;
+        assert_eq!(&p.frame[l4 + 4..l4 + 8], &[0x60, 0, 0, 0]);
+        assert_eq!(&p.frame[l4 + 24..l4 + 32], &[2, 1, 2, 0, 0, 0, 0, 9]);
     }
 
     #[test]
