@@ -207,13 +207,20 @@ fn without_an_ra_mode_solicitations_go_on_like_any_multicast() {
 }
 
 #[test]
-fn a_flood_of_solicitations_is_answered_at_the_rate_limit() {
+fn a_flood_of_solicitations_is_answered_at_the_rate_then_blocked_in_the_switch() {
     let mut sim = world(Some("slaac"));
     let answered: usize = (0..100).map(|_| solicit(&mut sim, 1, 5).len()).sum();
     assert_eq!(answered, 10);
-    assert_eq!(sim.handler::<Ra>().stats.limited, 90);
+    let stats = &sim.handler::<Ra>().stats;
+    assert_eq!((stats.limited, stats.blocks), (1, 1), "{stats:?}");
+    // The rest never reached the controller: the switch dropped them.
+    let sent = sim.send(1, &rs(5));
+    assert!(sent.outcome.to_controller.is_empty() && sent.outcome.outputs.is_empty());
     // b is not held back by a's flood.
     assert_eq!(solicit(&mut sim, 2, 6).len(), 1);
+    // The block ends by itself (hard timeout).
+    sim.wait(Duration::from_secs(11));
+    assert_eq!(solicit(&mut sim, 1, 5).len(), 1);
 }
 
 #[test]

@@ -19,6 +19,8 @@ use openflow::action::{Action, OFPCML_NO_BUFFER};
 use openflow::oxm::Match;
 
 const PRIO_PUNT: u16 = 100;
+/// The flood guard's temporary drop flow, above the punt flow.
+pub const PRIO_BLOCK: u16 = 200;
 /// In the services table, beside ND's entry (which matches type 135 only).
 const PRIO_SERVICE: u16 = 100;
 const PRIO_DEFAULT: u16 = 1;
@@ -37,6 +39,21 @@ fn rs() -> Match {
 /// Router solicitations from the port with key `key`.
 pub fn solicitations_from(key: u32) -> Match {
     rs().masked(reg::SRC_PORT, key, u32::MAX)
+}
+
+/// The flood guard's drop of the solicitations of the port with key `key`, for `seconds`
+/// (a one-off flow-mod with a hard timeout: the switch removes it itself; the reconciler
+/// never owns it).
+pub fn block(key: u32, seconds: u16) -> openflow::flow::FlowMod {
+    let mut fm = openflow::flow::FlowMod::add(table::RA, PRIO_BLOCK);
+    fm.cookie = crate::pipeline::Cookie {
+        app: AppId::Ra,
+        key,
+    }
+    .encode();
+    fm.hard_timeout = seconds.max(1);
+    fm.match_ = solicitations_from(key);
+    fm
 }
 
 /// RS from the services table to table 46; what no port flow takes goes on to L2.

@@ -19,8 +19,10 @@ use packet::icmpv6::{self, Icmpv6Repr};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-/// Solicitations answered per second per asking port.
+/// Solicitations answered per second per asking port (and burst).
 const RATE: u32 = 10;
+/// How long a port past that rate has its solicitations dropped in the switch.
+pub const BLOCK_SECONDS: u16 = 10;
 /// RAs sent at the shorter initial intervals (MAX_INITIAL_RTR_ADVERTISEMENTS).
 const INITIAL: u32 = 3;
 /// Bounds of the initial intervals (the RFC's cap is 16 s).
@@ -35,6 +37,8 @@ pub struct Stats {
     pub answered: u64,
     /// Solicitations over the per-port rate.
     pub limited: u64,
+    /// Times a port was blocked in the switch for going over it.
+    pub blocks: u64,
     /// Punted frames that were not a valid solicitation, or from a port with no router
     /// advertising on its network.
     pub ignored: u64,
@@ -56,6 +60,8 @@ pub struct Ra {
     /// Local ports on advertising networks, by port key.
     ports: HashMap<u32, Local>,
     synced: Option<(u64, usize, Instant)>,
+    /// Ports blocked in the switch, until when.
+    blocked: HashMap<u32, Instant>,
     pub stats: Stats,
 }
 
@@ -65,6 +71,7 @@ impl Default for Ra {
             limiter: Limiter::new(RATE),
             ports: HashMap::new(),
             synced: None,
+            blocked: HashMap::new(),
             stats: Stats::default(),
         }
     }
@@ -177,8 +184,24 @@ impl Ra {
             return Punted::default();
         }
         if !self.limiter.allow(key, now) {
+            // Past the rate: the switch drops the port's solicitations for a while (what
+            // was already on its way meanwhile is dropped here), so a flooding VM costs
+            // the controller nothing.
             self.stats.limited += 1;
-            return Punted::default();
+            if self.blocked.get(&key).is_some_and(|until| now < *until) {
+                return Punted::default();
+            }
+            if self.blocked.len() > 4096 {
+                self.blocked.retain(|_, until| now < *until);
+            }
+            self.blocked
+                .insert(key, now + Duration::from_secs(BLOCK_SECONDS.into()));
+            self.stats.blocks += 1;
+            tracing::warn!(port = %p.meta.id, seconds = BLOCK_SECONDS, "RS flood: the port's solicitations are blocked in the switch");
+            return Punted {
+                flow_mods: vec![super::block(key, BLOCK_SECONDS)],
+                ..Punted::default()
+            };
         }
         self.stats.answered += 1;
         Punted {
@@ -211,6 +234,7 @@ impl Handler for Ra {
         vec![
             ("answered", self.stats.answered),
             ("limited", self.stats.limited),
+            ("blocks", self.stats.blocks),
             ("ignored", self.stats.ignored),
             ("unsolicited", self.stats.unsolicited),
         ]
