@@ -27,6 +27,8 @@ pub mod table {
     pub const METADATA: u8 = 35;
     pub const METADATA_REPLY: u8 = 40;
     pub const ND: u8 = 45;
+    pub const RA: u8 = 46;
+    pub const ND_REPLY: u8 = 47;
     pub const INGRESS_NAT: u8 = 50;
     pub const INGRESS_SNAT: u8 = 51;
     pub const L2: u8 = 55;
@@ -75,8 +77,8 @@ pub const TABLES: &[Table] = &[
     Table {
         id: SERVICES,
         name: "services",
-        role: "ARP, DHCP, DHCPv6, metadata, ND to their responders; the rest to L2",
-        next: &[ARP, DHCP, DHCPV6, METADATA, ND, INGRESS_NAT, L2],
+        role: "ARP, DHCP, DHCPv6, metadata, ND, router solicitations to their responders; the rest to L2",
+        next: &[ARP, DHCP, DHCPV6, METADATA, ND, RA, INGRESS_NAT, L2],
     },
     Table {
         id: ARP,
@@ -112,7 +114,19 @@ pub const TABLES: &[Table] = &[
         id: ND,
         name: "nd",
         role: "IPv6 neighbour discovery responder",
+        next: &[ND_REPLY, L2],
+    },
+    Table {
+        id: RA,
+        name: "ra",
+        role: "router solicitations of ports on networks with router advertisements to the controller",
         next: &[L2],
+    },
+    Table {
+        id: ND_REPLY,
+        name: "nd_reply",
+        role: "neighbour advertisements made in nd: the target link-layer address, back out of the asking port",
+        next: &[],
     },
     Table {
         id: INGRESS_NAT,
@@ -246,10 +260,11 @@ pub enum App {
     Provider = 11,
     Metadata = 12,
     Dhcpv6 = 13,
+    Ra = 14,
 }
 
 impl App {
-    pub const ALL: [App; 13] = [
+    pub const ALL: [App; 14] = [
         App::Classifier,
         App::PortSecurity,
         App::L2,
@@ -263,6 +278,7 @@ impl App {
         App::Provider,
         App::Metadata,
         App::Dhcpv6,
+        App::Ra,
     ];
 }
 

@@ -344,11 +344,14 @@ fn neighbour_solicitations_for_known_addresses_are_answered_never_flooded() {
     let mut sim = world(router(vec![]));
     let a: Ipv6Addr = "fd00:1::5".parse().unwrap();
     let gw: Ipv6Addr = "fd00:1::1".parse().unwrap();
+    // Answered by the switch itself: back out of the asking port, never to the controller.
     let (out, answers) = send(&mut sim, 1, &ns_frame(a, gw));
-    assert!(out.outputs.is_empty(), "not flooded: {out}");
-    assert_eq!(answers.len(), 1, "{out}");
-    assert_eq!(answers[0].ports(), vec![1]);
-    let na = icmpv6::parse_frame(&answers[0].outputs[0].frame).expect("an NA");
+    assert!(out.to_controller.is_empty() && answers.is_empty(), "{out}");
+    assert_eq!(out.ports(), vec![1], "not flooded: {out}");
+    let na = icmpv6::parse_frame(&out.outputs[0].frame).expect("an NA, checksum and all");
+    assert_eq!(na.ethernet.dst_addr, EthernetAddress(mac(5)));
+    assert_eq!(na.ethernet.src_addr, EthernetAddress(mac(203)));
+    assert_eq!(na.ipv6.src_addr, gw);
     match na.icmpv6 {
         Icmpv6Repr::NeighborAdvert {
             router,
@@ -364,6 +367,22 @@ fn neighbour_solicitations_for_known_addresses_are_answered_never_flooded() {
         other => panic!("{other:?}"),
     }
     assert_eq!(na.ipv6.dst_addr, a);
+    // The router's link-local address (where its RAs come from) is answered too; a VM's
+    // address without the router flag.
+    let ll = ipv6::link_local(mac(203));
+    let (out, _) = send(&mut sim, 1, &ns_frame(a, ll));
+    assert_eq!(out.ports(), vec![1], "{out}");
+    let na = icmpv6::parse_frame(&out.outputs[0].frame).expect("an NA");
+    assert!(
+        matches!(na.icmpv6, Icmpv6Repr::NeighborAdvert { router: true, target_addr, .. } if target_addr == ll)
+    );
+    let (out, _) = send(&mut sim, 1, &ns_frame(gw, a));
+    let na = icmpv6::parse_frame(&out.outputs[0].frame).expect("an NA");
+    assert!(
+        matches!(na.icmpv6, Icmpv6Repr::NeighborAdvert { router: false, solicited: true, lladdr: Some(m), .. } if m == EthernetAddress(mac(5))),
+        "{:?}",
+        na.icmpv6
+    );
     // DAD for the same address is not answered by us (it goes on to L2).
     let (out, answers) = send(&mut sim, 1, &ns_frame(Ipv6Addr::UNSPECIFIED, gw));
     assert!(answers.is_empty() && out.to_controller.is_empty(), "{out}");
@@ -469,10 +488,11 @@ fn punted_garbage_never_panics_the_handlers() {
         if rnd().is_multiple_of(8) {
             frame.truncate((rnd() % 80) as usize);
         }
+        // ND is answered in the switch now; the other IPv6 handler is RA's.
         let app = if rnd().is_multiple_of(2) {
             App::L3
         } else {
-            App::Nd
+            App::Ra
         };
         let pi = PacketIn {
             buffer_id: u32::MAX,

@@ -204,6 +204,14 @@ fn locate(frame: &[u8], f: Field) -> Option<(usize, usize, u32, u32)> {
         Icmpv6Type if v6 => whole(l.l4_of(58, 4, frame)?, 1),
         Icmpv6Code if v6 => whole(l.l4_of(58, 4, frame)? + 1, 1),
         NdTarget => whole(l.nd(frame)?.0 + 8, 16),
+        NdReserved => whole(l.nd(frame)?.0 + 4, 4),
+        // The first option's type byte, as OVS reads it (0 when there is no option).
+        NdOptionsType => {
+            let at = l.nd(frame)?.0 + 24;
+            (at < l.ip_end)
+                .then_some((at, 1, 0, 8))
+                .or(Some((0, 0, 0, 0)))
+        }
         ArpOp => whole(l.arp(frame)? + 6, 2),
         ArpSha => whole(l.arp(frame)? + 8, 6),
         ArpSpa => whole(l.arp(frame)? + 14, 4),
@@ -670,6 +678,19 @@ mod tests {
         assert!(p.set(Field::Ipv6Src, 1));
         assert_eq!(p.get(Field::Ipv6Src), Some(1));
         assert_eq!(p.get(Field::IpTtl), Some(255));
+        // Into an advertisement, as the ND responder's flows do it: flags, option type,
+        // message type; then the target link-layer address is the TLL option's.
+        assert_eq!(p.get(Field::NdReserved), Some(0));
+        assert_eq!(p.get(Field::NdOptionsType), Some(1));
+        assert!(p.set(Field::NdReserved, 0x6000_0000));
+        assert!(p.set(Field::NdOptionsType, 2));
+        assert!(p.set(Field::Icmpv6Type, 136));
+        assert_eq!(p.get(Field::NdSll), None);
+        assert_eq!(p.get(Field::NdTll), Some(0x0200_0000_0008));
+        assert!(p.set(Field::NdTll, 0x0200_0000_0009));
+        let l4 = 14 + 40;
+        assert_eq!(&p.frame[l4 + 4..l4 + 8], &[0x60, 0, 0, 0]);
+        assert_eq!(&p.frame[l4 + 24..l4 + 32], &[2, 1, 2, 0, 0, 0, 0, 9]);
     }
 
     #[test]

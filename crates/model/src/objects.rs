@@ -152,12 +152,12 @@ pub struct Subnet {
 }
 
 impl Subnet {
-    /// True when addresses are derived from the MAC (SLAAC or DHCPv6-stateless).
+    /// True when addresses are derived from the MAC (SLAAC or DHCPv6-stateless), as
+    /// Neutron's `is_auto_address_subnet` says: either mode counts, so a subnet whose only
+    /// mode is `ipv6_ra_mode: slaac` gets EUI-64 addresses too.
     pub fn is_auto_address(&self) -> bool {
-        matches!(
-            self.ipv6_address_mode.as_deref(),
-            Some("slaac") | Some("dhcpv6-stateless")
-        )
+        let auto = |m: &Option<String>| matches!(m.as_deref(), Some("slaac" | "dhcpv6-stateless"));
+        auto(&self.ipv6_address_mode) || auto(&self.ipv6_ra_mode)
     }
 }
 

@@ -19,6 +19,8 @@ pub const NXM_CLASS_OF: u16 = 0x0000;
 pub const NXM_CLASS_NX: u16 = 0x0001;
 /// OXM experimenter class (followed by a 32-bit experimenter id).
 pub const OXM_CLASS_EXPERIMENTER: u16 = 0xffff;
+/// Ericsson's OXM class, which OVS 2.11+ uses for the ND reserved and option-type fields.
+pub const ERICOXM_CLASS_OF: u16 = 0x1000;
 
 /// `vlan_vid` bit meaning "a VLAN tag is present".
 pub const OFPVID_PRESENT: u16 = 0x1000;
@@ -108,6 +110,10 @@ pub enum Field {
     NdSll,
     /// ND target link-layer address.
     NdTll,
+    /// The 32 bits after an ND message's checksum (an NA's R/S/O flags), OVS 2.11+.
+    NdReserved,
+    /// The type of an ND message's first option (1: SLL, 2: TLL), OVS 2.11+.
+    NdOptionsType,
     /// Tunnel id (VNI / key), OXM_OF_TUNNEL_ID.
     TunId,
     /// 32-bit register `reg0`..`reg15`.
@@ -210,6 +216,8 @@ impl Field {
             NdTarget => (b, 31, 16),
             NdSll => (b, 32, 6),
             NdTll => (b, 33, 6),
+            NdReserved => (ERICOXM_CLASS_OF, 1, 4),
+            NdOptionsType => (ERICOXM_CLASS_OF, 2, 1),
             TunId => (b, 38, 8),
             Reg(n) => (nx, n, 4),
             XReg(n) => (OXM_CLASS_PKT_REG, n, 8),
@@ -286,6 +294,8 @@ impl Field {
                 | Icmpv4Code
                 | Icmpv6Type
                 | Icmpv6Code
+                | NdReserved
+                | NdOptionsType
                 | ArpOp
                 | EthType
                 | CtZone
@@ -334,6 +344,8 @@ impl Field {
                 _ => None,
             },
             (OXM_CLASS_PKT_REG, n) if n < 8 => Some(XReg(n)),
+            (ERICOXM_CLASS_OF, 1) => Some(NdReserved),
+            (ERICOXM_CLASS_OF, 2) => Some(NdOptionsType),
             // Old NXM_OF_* spellings of basic fields.
             (NXM_CLASS_OF, n) => match n {
                 0 => Some(NxmInPort),
@@ -498,6 +510,8 @@ const NAMES: &[(Field, &str)] = &[
     (NdTarget, "nd_target"),
     (NdSll, "nd_sll"),
     (NdTll, "nd_tll"),
+    (NdReserved, "nd_reserved"),
+    (NdOptionsType, "nd_options_type"),
     (TunId, "tun_id"),
     (TunIpv4Src, "tun_src"),
     (TunIpv4Dst, "tun_dst"),
@@ -904,6 +918,9 @@ impl Match {
                 }
                 NdSll => is6 && proto == Some(58) && exact(Icmpv6Type) == Some(135),
                 NdTll => is6 && proto == Some(58) && exact(Icmpv6Type) == Some(136),
+                NdReserved | NdOptionsType => {
+                    is6 && proto == Some(58) && matches!(exact(Icmpv6Type), Some(135) | Some(136))
+                }
                 VlanPcp => self
                     .get(VlanVid)
                     .is_some_and(|v| v.value & u128::from(OFPVID_PRESENT) != 0),

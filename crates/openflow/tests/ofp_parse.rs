@@ -34,6 +34,31 @@ fn port_desc(no: u32, name: &str) -> Port {
     }
 }
 
+/// The NS → NA rewrite of the ND responder (OVS 2.11+'s nd_reserved and nd_options_type).
+fn nd_responder() -> FlowMod {
+    let mac = mac_u128([0xfa, 0x16, 0x3e, 0, 0, 1]);
+    let target: std::net::Ipv6Addr = "fd00::1".parse().unwrap();
+    let mut fm = FlowMod::add(45, 100);
+    fm.match_ = Match::new()
+        .metadata(1)
+        .eth_type(0x86dd)
+        .ip_proto(58)
+        .icmpv6_type(135)
+        .nd_target(target);
+    fm.instructions = vec![Instruction::ApplyActions(vec![
+        Action::move_field(Field::EthSrc, Field::EthDst, 48),
+        Action::set_field(Field::EthSrc, mac),
+        Action::move_field(Field::Ipv6Src, Field::Ipv6Dst, 128),
+        Action::set_field(Field::Ipv6Src, u128::from(target)),
+        Action::set_field(Field::NdSll, mac),
+        Action::set_field(Field::NdReserved, 0xe000_0000u32),
+        Action::set_field(Field::NdOptionsType, 2u8),
+        Action::set_field(Field::Icmpv6Type, 136u8),
+        Action::output(port::IN_PORT),
+    ])];
+    fm
+}
+
 fn cases() -> Vec<(&'static str, Message)> {
     let pkt = vec![
         0xffu8, 0xff, 0xff, 0xff, 0xff, 0xff, 2, 0, 0, 0, 0, 1, 0x08, 0x06, 0, 1, 8, 0, 6, 4, 0, 1,
@@ -512,6 +537,7 @@ fn cases() -> Vec<(&'static str, Message)> {
                 })),
             },
         ),
+        ("flow_mod_nd_responder", Message::FlowMod(nd_responder())),
     ]
 }
 

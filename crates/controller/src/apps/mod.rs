@@ -25,6 +25,7 @@ pub mod nd;
 pub mod port_security;
 pub mod provider;
 pub mod punt;
+pub mod ra;
 pub mod rate;
 pub mod security_groups;
 mod sink;
@@ -182,6 +183,7 @@ pub static APPS: &[&dyn App] = &[
     &nat::NorthSouth,
     &l3::L3,
     &dhcpv6::Dhcpv6,
+    &ra::Ra,
 ];
 
 /// The object an owner names, if the view has it.

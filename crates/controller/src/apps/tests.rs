@@ -310,11 +310,16 @@ fn incremental_equals_full_after_random_changes() {
                 }
             }
             // DHCP and DHCPv6 flows follow the network's subnets, their enable_dhcp and
-            // their IPv6 address mode.
-            8 => written(
-                &subnet(&format!("s{k}"), &net, rnd(2) == 0, rnd(3) == 0),
-                rev,
-            ),
+            // their IPv6 address mode; RA punts follow an IPv6 subnet's ipv6_ra_mode.
+            8 => {
+                let mut s = subnet(&format!("s{k}"), &net, rnd(2) == 0, rnd(3) == 0);
+                if rnd(2) == 0 {
+                    s.ip_version = 6;
+                    s.cidr = format!("fd00:{k}::/64").parse().unwrap();
+                    s.ipv6_ra_mode = (rnd(2) == 0).then(|| "slaac".to_string());
+                }
+                written(&s, rev)
+            }
             9 => removed("subnet", &format!("s{k}"), rev),
             10 => written(
                 &Network {

@@ -243,11 +243,17 @@ impl Lifecycle for Subnet {
         )?;
         let ipv6_ra_mode = ipv6_mode(attrs, "ipv6_ra_mode", version)?;
         let ipv6_address_mode = ipv6_mode(attrs, "ipv6_address_mode", version)?;
+        // Neutron's order: DHCP first, then the pair, then (with the CIDR) EUI-64's /64.
+        if (ipv6_ra_mode.is_some() || ipv6_address_mode.is_some()) && !enable_dhcp {
+            return Err(ApiError::invalid(
+                "ipv6_ra_mode or ipv6_address_mode cannot be set when enable_dhcp is set to False",
+            ));
+        }
         if let (Some(ra), Some(am)) = (&ipv6_ra_mode, &ipv6_address_mode)
             && ra != am
         {
             return Err(ApiError::invalid(format!(
-                "ipv6_ra_mode set to '{ra}' with ipv6_address_mode set to '{am}' is not valid"
+                "ipv6_ra_mode set to '{ra}' with ipv6_address_mode set to '{am}' is not valid. If both attributes are set, they must be the same value"
             )));
         }
         Ok(NewSubnet {
@@ -365,6 +371,12 @@ impl Lifecycle for Subnet {
             allocation_pools.as_deref().unwrap_or(&s.allocation_pools),
         )?;
         let enable_dhcp = attrs.bool("enable_dhcp")?;
+        if enable_dhcp == Some(false) && (s.ipv6_ra_mode.is_some() || s.ipv6_address_mode.is_some())
+        {
+            return Err(ApiError::invalid(
+                "Cannot disable enable_dhcp with ipv6 attributes set",
+            ));
+        }
         let dns_nameservers = (attrs.list("dns_nameservers")?)
             .map(|items| parse_nameservers(items, &s.cidr))
             .transpose()?;
@@ -642,7 +654,7 @@ fn ipv6_mode(attrs: &mut Attrs, key: &str, version: u8) -> ApiResult<Option<Stri
         }
         if version != 6 {
             return Err(ApiError::invalid(format!(
-                "{key} set to '{m}' with ip_version set to '{version}' is not valid"
+                "{key} is not valid when ip_version is {version}"
             )));
         }
     }

@@ -126,6 +126,7 @@ pub fn compile(view: &View, r: &Router) -> Vec<Flow> {
     let on_router = || Match::new().masked(reg::ROUTER, key, u32::MAX);
     let mut out = Vec::new();
     let mut families = std::collections::BTreeSet::new();
+    let mut linklocals = Vec::new();
     for i in &r.interfaces {
         let Some(net) = view.networks.get(&i.network_id) else {
             continue;
@@ -145,15 +146,25 @@ pub fn compile(view: &View, r: &Router) -> Vec<Flow> {
                 Instruction::GotoTable(table::L3),
             ],
         ));
-        // The router's own address: echo, and unreachable ports, from the controller.
-        out.push(flow(
-            table::L3,
-            PRIO_OWN,
-            dst_exact(on_router(), &i.ip_address),
-            AppId::L3,
-            key,
-            punt(),
-        ));
+        // The router's own address: echo, and unreachable ports, from the controller. An
+        // IPv6 interface's link-local address too (once per MAC: a port may hold several
+        // subnets).
+        let mut own = vec![i.ip_address];
+        let ll = IpAddr::V6(packet::ipv6::link_local(i.mac_address.0));
+        if i.ip_address.is_ipv6() && !linklocals.contains(&ll) {
+            linklocals.push(ll);
+            own.push(ll);
+        }
+        for ip in own {
+            out.push(flow(
+                table::L3,
+                PRIO_OWN,
+                dst_exact(on_router(), &ip),
+                AppId::L3,
+                key,
+                punt(),
+            ));
+        }
         // Host routes to every VM port of the interface's subnet.
         for p in view.ports_of(&i.network_id).filter(|p| !is_router_port(p)) {
             for f in p

@@ -199,8 +199,14 @@ fn ingress(router: &Router, mac: EthernetAddress, v6: bool) -> Option<&RouterInt
         .find(|i| i.network_id == by_mac.network_id)
 }
 
+/// An address of the router's: an interface's, or the link-local address of an IPv6
+/// interface (its router advertisements come from there).
 fn is_own(router: &Router, ip: IpAddr) -> bool {
-    router.interfaces.iter().any(|i| i.ip_address == ip)
+    router.interfaces.iter().any(|i| {
+        i.ip_address == ip
+            || (i.ip_address.is_ipv6()
+                && ip == IpAddr::V6(packet::ipv6::link_local(i.mac_address.0)))
+    })
 }
 
 fn attached(router: &Router, ip: IpAddr) -> bool {
