@@ -35,6 +35,7 @@
 pub mod arp;
 pub mod checksum;
 pub mod dhcpv4;
+pub mod dns;
 pub mod ethernet;
 pub mod icmpv4;
 pub mod icmpv6;
