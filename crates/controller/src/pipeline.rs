@@ -23,6 +23,7 @@ pub mod table {
     pub const SERVICES: u8 = 20;
     pub const ARP: u8 = 25;
     pub const DHCP: u8 = 30;
+    pub const DNS: u8 = 32;
     pub const METADATA: u8 = 35;
     pub const METADATA_REPLY: u8 = 40;
     pub const ND: u8 = 45;
@@ -74,8 +75,8 @@ pub const TABLES: &[Table] = &[
     Table {
         id: SERVICES,
         name: "services",
-        role: "ARP, DHCP, metadata, ND to their responders; the rest to L2",
-        next: &[ARP, DHCP, METADATA, ND, INGRESS_NAT, L2],
+        role: "ARP, DHCP, DNS, metadata, ND to their responders; the rest to L2",
+        next: &[ARP, DHCP, DNS, METADATA, ND, INGRESS_NAT, L2],
     },
     Table {
         id: ARP,
@@ -87,6 +88,12 @@ pub const TABLES: &[Table] = &[
         id: DHCP,
         name: "dhcp",
         role: "DHCP to the controller, rate limited per port",
+        next: &[L2],
+    },
+    Table {
+        id: DNS,
+        name: "dns",
+        role: "DNS queries to the network's DNS address (the DHCP port's) to the controller",
         next: &[L2],
     },
     Table {
@@ -238,10 +245,11 @@ pub enum App {
     Nat = 10,
     Provider = 11,
     Metadata = 12,
+    Dns = 13,
 }
 
 impl App {
-    const ALL: [App; 12] = [
+    const ALL: [App; 13] = [
         App::Classifier,
         App::PortSecurity,
         App::L2,
@@ -254,6 +262,7 @@ impl App {
         App::Nat,
         App::Provider,
         App::Metadata,
+        App::Dns,
     ];
 }
 

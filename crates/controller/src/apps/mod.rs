@@ -14,6 +14,7 @@ pub mod classify;
 pub mod deliver;
 mod desired;
 pub mod dhcp;
+pub mod dns;
 #[cfg(feature = "fault-injection")]
 pub mod fault;
 pub mod here;
@@ -139,6 +140,7 @@ pub struct Settings {
     /// ICMP errors a router port answers per second.
     pub icmp_rate: u32,
     pub dhcp: dhcp::responder::Config,
+    pub dns: dns::responder::Config,
 }
 
 impl Default for Settings {
@@ -146,6 +148,7 @@ impl Default for Settings {
         Settings {
             icmp_rate: l3::punt::DEFAULT_RATE,
             dhcp: dhcp::responder::Config::default(),
+            dns: dns::responder::Config::default(),
         }
     }
 }
@@ -180,6 +183,7 @@ pub static APPS: &[&dyn App] = &[
     &provider::Provider,
     &nat::NorthSouth,
     &l3::L3,
+    &dns::Dns,
 ];
 
 /// The object an owner names, if the view has it.
