@@ -342,6 +342,7 @@ impl DnsResponder {
                 } else {
                     self.stats.answered += 1;
                 }
+                tracing::debug!(port = %port.meta.id, name = ?question.name.to_lowercase_dotted(), qtype = question.qtype, rcode = code, answers = answers.len(), "DNS answered");
                 r.rcode = code;
                 r.authoritative = true;
                 r.answers = answers;
@@ -354,6 +355,7 @@ impl DnsResponder {
             }
             Resolution::Elsewhere => {
                 self.stats.forwarded += 1;
+                tracing::debug!(port = %port.meta.id, name = ?question.name.to_lowercase_dotted(), "DNS forwarded");
                 Punted {
                     dns: vec![Forward {
                         query: query.payload,
