@@ -64,16 +64,28 @@ pub fn resolve(view: &View, domain: &str, asker: &Port, q: &Question) -> Resolut
     if !internal(&qname, domain) {
         return Resolution::Elsewhere;
     }
+    // The host part the name asks for (`vm1` of `vm1.openstacklocal.` or of `vm1.`), and
+    // the address a default name (`host-10-0-0-5`) stands for: compared with each port's
+    // name without building any (a look-up scans the reachable ports).
+    let host = qname
+        .strip_suffix(&format!(".{domain}"))
+        .or_else(|| qname.strip_suffix('.'))
+        .unwrap_or(&qname);
+    let default_ip = default_address(host);
     let mut found = false;
     let mut answers = Vec::new();
     for p in visible(view, asker) {
-        for a in model::dns::assignment(p, domain) {
-            let bare = format!("{}.", a.hostname);
-            if a.fqdn != qname && bare != qname {
+        let named = match p.dns_name.as_str() {
+            "" => None,
+            n if n.ends_with('.') => Some(n == qname),
+            n => Some(n == host),
+        };
+        for f in &p.fixed_ips {
+            if !named.unwrap_or(default_ip == Some(f.ip_address)) {
                 continue;
             }
             found = true;
-            let data = match (a.ip_address, q.qtype) {
+            let data = match (f.ip_address, q.qtype) {
                 (IpAddr::V4(ip), rtype::A | rtype::ANY) => Data::A(ip),
                 (IpAddr::V6(ip), rtype::AAAA | rtype::ANY) => Data::Aaaa(ip),
                 _ => continue,
@@ -87,13 +99,21 @@ pub fn resolve(view: &View, domain: &str, asker: &Port, q: &Question) -> Resolut
     }
     Resolution::Answer {
         // A known name without an address of the type asked: no data, but no NXDOMAIN.
-        rcode: if found {
-            rcode::NOERROR
-        } else {
-            rcode::NXDOMAIN
-        },
+        rcode: if found { rcode::NOERROR } else { rcode::NXDOMAIN },
         answers,
     }
+}
+
+/// The address a default host name stands for: `host-10-0-0-5` is 10.0.0.5, `host-fd00--5`
+/// is fd00::5 (`model::dns::default_hostname` backwards).
+fn default_address(host: &str) -> Option<IpAddr> {
+    let rest = host.strip_prefix("host-")?;
+    let ip = if rest.matches('-').count() == 3 {
+        rest.replace('-', ".").parse::<std::net::Ipv4Addr>().ok()?.into()
+    } else {
+        rest.replace('-', ":").parse::<std::net::Ipv6Addr>().ok()?.into()
+    };
+    (model::dns::default_hostname(ip) == host).then_some(ip)
 }
 
 /// A PTR question for `ip`: a visible port's address is named; another address of the
@@ -101,8 +121,12 @@ pub fn resolve(view: &View, domain: &str, asker: &Port, q: &Question) -> Resolut
 /// ours.
 fn reverse(view: &View, domain: &str, asker: &Port, q: &Question, ip: IpAddr) -> Resolution {
     let named = visible(view, asker)
-        .flat_map(|p| model::dns::assignment(p, domain))
-        .find(|a| a.ip_address == ip);
+        .find(|p| p.fixed_ips.iter().any(|f| f.ip_address == ip))
+        .and_then(|p| {
+            model::dns::assignment(p, domain)
+                .into_iter()
+                .find(|a| a.ip_address == ip)
+        });
     if let Some(a) = named {
         let answers = match (q.qtype, Name::from_dotted(&a.fqdn)) {
             (rtype::PTR | rtype::ANY, Ok(target)) => vec![Answer {
