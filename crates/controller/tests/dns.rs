@@ -417,3 +417,61 @@ fn a_question_is_echoed_as_asked() {
     );
     assert_eq!(m.answers[0].name, m.questions[0].name);
 }
+
+#[test]
+fn queries_over_ipv6_get_aaaa_answers_from_the_ipv6_dns_address() {
+    let mut sim = world(&Settings::default());
+    let mut net = Network {
+        subnets: vec!["s".into(), "s6".into()],
+        shared: true,
+        ..fixtures::network("n", 9)
+    };
+    net.meta.project_id = "p1".into();
+    sim.put(&net);
+    sim.put(&fixtures::subnet("s6", "n", "fd00::/64"));
+    for (id, n, host) in [("d", 2, ""), ("a", 5, ""), ("b", 6, "o")] {
+        let mut p = sim.core.view().ports[id].clone();
+        p.fixed_ips
+            .push(fixtures::fixed_ip("s6", &format!("fd00::{n}")));
+        p.binding_host_id = host.into();
+        sim.put(&p);
+    }
+    let (src, dst): (std::net::Ipv6Addr, std::net::Ipv6Addr) =
+        ("fd00::5".parse().unwrap(), "fd00::2".parse().unwrap());
+    let mut q = vec![0, 9, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+    for l in ["vm2", "openstacklocal"] {
+        q.push(l.len() as u8);
+        q.extend_from_slice(l.as_bytes());
+    }
+    q.extend_from_slice(&[0, 0, 28, 0, 1]);
+    let udp = UdpRepr {
+        src_port: 40_001,
+        dst_port: 53,
+        payload: &q,
+    }
+    .build(&src.into(), &dst.into());
+    let ip = packet::ipv6::Ipv6Repr::new(src, dst, IpProtocol::Udp, udp.len(), 64).build(&udp);
+    let frame = EthernetRepr {
+        src_addr: EthernetAddress(fixtures::mac(5).0),
+        dst_addr: EthernetAddress(fixtures::mac(2).0),
+        vlan: None,
+        ethertype: EtherType::Ipv6,
+    }
+    .build(&ip);
+    let sent = sim.send(1, &frame);
+    let out = sent.frames();
+    let [(1, reply)] = out.as_slice() else {
+        panic!("one answer back out of port 1, got {out:?}");
+    };
+    let eth = packet::ethernet::Frame::new_checked(&reply[..]).unwrap();
+    let ipp = packet::ipv6::Packet::new_checked(eth.payload()).unwrap();
+    assert_eq!((ipp.src_addr(), ipp.dst_addr()), (dst, src));
+    let u = packet::udp::Packet::new_checked(ipp.payload()).unwrap();
+    let u = UdpRepr::parse(&u, &dst.into(), &src.into()).unwrap();
+    let m = Message::parse(u.payload).unwrap();
+    assert_eq!(m.answers.len(), 1);
+    assert_eq!(
+        m.answers[0].data,
+        "fd00::6".parse::<std::net::Ipv6Addr>().unwrap().octets()
+    );
+}

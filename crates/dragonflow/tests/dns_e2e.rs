@@ -72,10 +72,12 @@ impl Cloud {
         )
     }
 
-    /// A network shared with every project and its subnet, made with the CLI; returns the
-    /// network and its DHCP port's address (the DNS address).
-    fn network(&self, name: &str, cidr: &str) -> (Value, String) {
-        let net = self.srv.os(&["network", "create", "--share", name]);
+    /// A network shared with every project (with `extra` flags) and its subnet, made with
+    /// the CLI; returns the network and its DHCP port's address (the DNS address).
+    fn network(&self, name: &str, cidr: &str, extra: &[&str]) -> (Value, String) {
+        let mut args = vec!["network", "create", "--share", name];
+        args.extend_from_slice(extra);
+        let net = self.srv.os(&args);
         self.srv.os(&[
             "subnet",
             "create",
@@ -136,8 +138,8 @@ fn dig_from_a_vm_finds_its_neighbours_across_hosts_by_name_and_address() {
     }
     assert!(testbed::have("dig"), "dig is missing: run scripts/setup");
     let c = Cloud::start(&[]);
-    let (net, dns) = c.network("dnsnet", "10.53.0.0/24");
-    assert_eq!(net["dns_domain"], "", "{net}");
+    let (net, dns) = c.network("dnsnet", "10.53.0.0/24", &["--dns-domain", "Example.ORG."]);
+    assert_eq!(net["dns_domain"], "example.org.", "{net}");
     // The CLI sets and shows the attributes.
     let p1 = c.srv.os(&[
         "port",
@@ -283,7 +285,7 @@ fn other_names_are_forwarded_to_the_upstream_resolver() {
     );
     let _up = Upstream::start();
     let c = Cloud::start(&["--dns-upstream", "198.51.100.2"]);
-    let (_, dns) = c.network("fwdnet", "10.54.0.0/24");
+    let (_, dns) = c.network("fwdnet", "10.54.0.0/24", &[]);
     let p1 = c.srv.os(&[
         "port",
         "create",

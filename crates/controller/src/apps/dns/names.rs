@@ -99,7 +99,11 @@ pub fn resolve(view: &View, domain: &str, asker: &Port, q: &Question) -> Resolut
     }
     Resolution::Answer {
         // A known name without an address of the type asked: no data, but no NXDOMAIN.
-        rcode: if found { rcode::NOERROR } else { rcode::NXDOMAIN },
+        rcode: if found {
+            rcode::NOERROR
+        } else {
+            rcode::NXDOMAIN
+        },
         answers,
     }
 }
@@ -109,9 +113,15 @@ pub fn resolve(view: &View, domain: &str, asker: &Port, q: &Question) -> Resolut
 fn default_address(host: &str) -> Option<IpAddr> {
     let rest = host.strip_prefix("host-")?;
     let ip = if rest.matches('-').count() == 3 {
-        rest.replace('-', ".").parse::<std::net::Ipv4Addr>().ok()?.into()
+        rest.replace('-', ".")
+            .parse::<std::net::Ipv4Addr>()
+            .ok()?
+            .into()
     } else {
-        rest.replace('-', ":").parse::<std::net::Ipv6Addr>().ok()?.into()
+        rest.replace('-', ":")
+            .parse::<std::net::Ipv6Addr>()
+            .ok()?
+            .into()
     };
     (model::dns::default_hostname(ip) == host).then_some(ip)
 }
