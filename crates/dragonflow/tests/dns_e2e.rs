@@ -309,3 +309,65 @@ fn other_names_are_forwarded_to_the_upstream_resolver() {
     let (_, answers) = dig(&vm1, &dns, &["vm1.openstacklocal", "A"]);
     assert_eq!(answers, [addr(&p1).1]);
 }
+
+#[test]
+fn a_vm_flooding_queries_is_blocked_in_the_switch_and_its_neighbour_still_answered() {
+    if !testbed::require_root("a_vm_flooding_queries_is_blocked_in_the_switch") {
+        return;
+    }
+    let c = Cloud::start(&[]);
+    let (_, dns) = c.network("floodnet", "10.55.0.0/24", &[]);
+    let mk = |name: &str| {
+        c.srv.os(&[
+            "port",
+            "create",
+            "--network",
+            "floodnet",
+            "--dns-name",
+            name,
+            name,
+        ])
+    };
+    let (p1, p2) = (mk("flooder"), mk("quiet"));
+    let flooder = c.plug(&p1, 0);
+    let quiet = c.plug(&p2, 0);
+    // Raw queries for quiet.openstacklocal as fast as Python sends them, for 3 s.
+    let script = format!(
+        "import socket,time\n\
+         q=bytes([0,1,1,0,0,1,0,0,0,0,0,0,5])+b'quiet'+bytes([14])+b'openstacklocal'+bytes([0,0,1,0,1])\n\
+         s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n\
+         t=time.time();n=0\n\
+         while time.time()-t<3:\n    s.sendto(q,('{dns}',53));n+=1\n\
+         print(n)\n"
+    );
+    let flood = flooder
+        .ns
+        .command(["python3", "-c", &script])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    std::thread::sleep(Duration::from_millis(700));
+    let table = c.ovs[0]
+        .ofctl(["dump-flows", "br-int", "table=32"])
+        .unwrap_or_default();
+    let (status, answers) = dig(&quiet, &dns, &["flooder.openstacklocal", "A"]);
+    let sent = String::from_utf8_lossy(&flood.wait_with_output().expect("flood").stdout)
+        .trim()
+        .to_string();
+    println!("the flooder sent {sent} queries in 3 s");
+    assert!(
+        table.contains("priority=200") && table.contains("hard_timeout=1"),
+        "the flooder's block in table 32:\n{table}\n{}",
+        c.dumps()
+    );
+    assert_eq!(
+        (status.as_str(), answers),
+        ("NOERROR", vec![addr(&p1).1]),
+        "the neighbour is answered during the flood"
+    );
+    assert!(
+        c.ctl[0].log().contains("DNS flood"),
+        "logged once:\n{}",
+        c.ctl[0].log()
+    );
+}
