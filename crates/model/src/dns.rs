@@ -244,6 +244,19 @@ mod tests {
     }
 
     #[test]
+    fn objects_stored_before_dns_still_read() {
+        let p = crate::fixtures::port("p", "n", 1, "");
+        let v = serde_json::to_value(&p).unwrap();
+        assert!(v.get("dns_name").is_none() && v.get("dns_domain").is_none());
+        let back: Port = serde_json::from_value(v).unwrap();
+        assert_eq!(back, p);
+        let n = crate::fixtures::network("n", 1);
+        let v = serde_json::to_value(&n).unwrap();
+        assert!(v.get("dns_domain").is_none());
+        assert_eq!(serde_json::from_value::<crate::Network>(v).unwrap(), n);
+    }
+
+    #[test]
     fn domains_are_absolute_names() {
         assert!(validate_domain("").is_ok());
         assert!(validate_domain("example.org.").is_ok());
