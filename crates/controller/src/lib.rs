@@ -4,6 +4,7 @@
 //! into flow-mods, the OpenFlow session that applies them, and the runtime that drives it all.
 
 pub mod apps;
+pub mod dns_forward;
 pub mod engine;
 pub mod heartbeat;
 pub mod metrics;

@@ -24,6 +24,7 @@ pub mod table {
     pub const ARP: u8 = 25;
     pub const DHCP: u8 = 30;
     pub const DHCPV6: u8 = 31;
+    pub const DNS: u8 = 32;
     pub const METADATA: u8 = 35;
     pub const METADATA_REPLY: u8 = 40;
     pub const ND: u8 = 45;
@@ -77,8 +78,8 @@ pub const TABLES: &[Table] = &[
     Table {
         id: SERVICES,
         name: "services",
-        role: "ARP, DHCP, DHCPv6, metadata, ND, router solicitations to their responders; the rest to L2",
-        next: &[ARP, DHCP, DHCPV6, METADATA, ND, RA, INGRESS_NAT, L2],
+        role: "ARP, DHCP, DHCPv6, DNS, metadata, ND, router solicitations to their responders; the rest to L2",
+        next: &[ARP, DHCP, DHCPV6, DNS, METADATA, ND, RA, INGRESS_NAT, L2],
     },
     Table {
         id: ARP,
@@ -96,6 +97,12 @@ pub const TABLES: &[Table] = &[
         id: DHCPV6,
         name: "dhcpv6",
         role: "DHCPv6 to the controller, rate limited per port",
+        next: &[L2],
+    },
+    Table {
+        id: DNS,
+        name: "dns",
+        role: "DNS queries to the network's DNS address (the DHCP port's) to the controller",
         next: &[L2],
     },
     Table {
@@ -261,10 +268,11 @@ pub enum App {
     Metadata = 12,
     Dhcpv6 = 13,
     Ra = 14,
+    Dns = 15,
 }
 
 impl App {
-    pub const ALL: [App; 14] = [
+    pub const ALL: [App; 15] = [
         App::Classifier,
         App::PortSecurity,
         App::L2,
@@ -279,6 +287,7 @@ impl App {
         App::Metadata,
         App::Dhcpv6,
         App::Ra,
+        App::Dns,
     ];
 }
 

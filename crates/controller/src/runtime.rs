@@ -41,6 +41,8 @@ pub struct Config {
     pub api: Option<String>,
     /// The DHCP responder's settings.
     pub dhcp: crate::apps::dhcp::responder::Config,
+    /// The DNS responder's settings (internal domain, upstream resolvers, rate).
+    pub dns: crate::apps::dns::responder::Config,
     /// Physical networks and the operator's bridge of each (`--bridge-mappings
     /// physnet1:br-ex`); the controller patches each bridge to `br-int`.
     pub bridge_mappings: Vec<(String, String)>,
@@ -75,6 +77,8 @@ struct Io {
     watch: NbWatch,
     session: Switch,
     metrics: std::sync::Arc<Metrics>,
+    /// Asks upstream resolvers what internal DNS does not answer.
+    dns: crate::dns_forward::Forwarder,
 }
 
 /// Runs until the process is stopped; returns only on a fatal error.
@@ -144,6 +148,7 @@ pub async fn run(cfg: Config, metrics: std::sync::Arc<Metrics>) -> Result<(), St
         &apps::Settings {
             icmp_rate: cfg.icmp_rate,
             dhcp: cfg.dhcp.clone(),
+            dns: cfg.dns.clone(),
         },
     );
     // The heartbeat has a task of its own; it is told what to report after every batch.
@@ -161,6 +166,7 @@ pub async fn run(cfg: Config, metrics: std::sync::Arc<Metrics>) -> Result<(), St
         },
         status_rx,
     ));
+    let (dns, mut dns_answers) = crate::dns_forward::Forwarder::new();
     let mut io = Io {
         cfg,
         nb,
@@ -168,6 +174,7 @@ pub async fn run(cfg: Config, metrics: std::sync::Arc<Metrics>) -> Result<(), St
         watch,
         session,
         metrics,
+        dns,
     };
     // Flows survive a controller restart (fail_mode secure): start from what is there, and
     // from what is plugged, so a restarted controller computes the flows that are
@@ -212,12 +219,21 @@ pub async fn run(cfg: Config, metrics: std::sync::Arc<Metrics>) -> Result<(), St
                     Ok(_) => Got::Nothing,
                     Err(e) => Got::SwitchLost(e),
                 },
+                a = dns_answers.recv() => match a {
+                    Some(p) => Got::Relay(p),
+                    None => Got::Nothing,
+                },
                 _ = tick.tick(), if wait => Got::Event(Event::Tick),
                 _ = std::future::ready(()), if !wait => break,
             };
             match got {
                 Got::Event(ev) => batch.push(ev),
                 Got::Nothing => {}
+                Got::Relay(p) => {
+                    if let Err(e) = io.session.packet_out(p).await {
+                        tracing::warn!(error = %e, "DNS answer not sent");
+                    }
+                }
                 Got::StoreAway(e) => {
                     // A store (etcd, Redis) that went away: the watch resumes where it stood.
                     tracing::warn!(error = %e, "NB stream interrupted");
@@ -277,6 +293,8 @@ const MAX_BATCH: usize = 10_000;
 enum Got {
     Event(Event),
     Nothing,
+    /// An upstream resolver's answer for a VM, as a packet-out.
+    Relay(openflow::packet::PacketOut),
     StoreAway(nbdb::StoreError),
     SwitchLost(crate::switch::SwitchError),
 }
@@ -466,6 +484,9 @@ impl Io {
             }
         }
         self.metrics.packets_out(fx.packets.len());
+        for f in std::mem::take(&mut fx.dns) {
+            self.dns.forward(f);
+        }
         for p in std::mem::take(&mut fx.packets) {
             if let Err(e) = self.session.packet_out(p).await {
                 tracing::warn!(error = %e, "packet-out not sent");

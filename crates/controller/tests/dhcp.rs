@@ -474,3 +474,30 @@ fn only_the_networks_own_dhcp_port_is_the_server() {
     assert_eq!(offer.dhcp.server_identifier, Some(ip(2)));
     assert_eq!(offer.ethernet.src_addr, EthernetAddress(mac(2).0));
 }
+
+#[test]
+fn the_hostname_is_the_ports_dns_name_and_internal_dns_the_default_server() {
+    let mut sim = world();
+    let mut a = port("a", 5, "h", "");
+    a.dns_name = "vm-a".into();
+    sim.put(&a);
+    let (_, offer) = ask(&mut sim, 1, &discover(5));
+    assert_eq!(offer.dhcp.hostname.as_deref(), Some("vm-a"));
+    assert_eq!(offer.dhcp.domain_name.as_deref(), Some("openstacklocal"));
+    // No dns_name: host-<address>, as Neutron's dns_assignment.
+    let (_, offer) = ask(&mut sim, 2, &discover(6));
+    assert_eq!(offer.dhcp.hostname.as_deref(), Some("host-10-0-0-6"));
+
+    // With no DNS server configured anywhere, the DHCP port's address: this host answers.
+    let mut sim = Sim::with("h", 0, &[], &Settings::default());
+    sim.put(&Network {
+        subnets: vec!["s".into()],
+        ..fixtures::network("n", 9)
+    });
+    sim.put(&subnet(true));
+    sim.put(&port("d", 2, "", owner::DHCP));
+    sim.put(&port("a", 5, "", ""));
+    sim.plug("a", 1);
+    let (_, offer) = ask(&mut sim, 1, &discover(5));
+    assert_eq!(offer.dhcp.dns_servers, [ip(2)]);
+}

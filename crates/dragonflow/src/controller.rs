@@ -45,9 +45,18 @@ pub struct Args {
     /// DHCP lease time in seconds.
     #[arg(long, default_value_t = 86400)]
     dhcp_lease_seconds: u32,
-    /// Domain name handed out by DHCP.
+    /// The internal DNS domain: handed out by DHCP (option 15) and answered by internal
+    /// DNS. Set it to the server's `dns_domain`.
     #[arg(long, default_value = "openstacklocal")]
     domain: String,
+    /// Resolvers that internal DNS forwards other names to, comma-separated (`IP` or
+    /// `IP:PORT`, `[IPv6]:PORT`); none: such questions are refused.
+    #[arg(long, default_value = "", value_delimiter = ',')]
+    dns_upstream: Vec<String>,
+    /// DNS queries a VM port may send per second (and in a burst) before its queries are
+    /// dropped in the switch for a second.
+    #[arg(long, default_value_t = 100)]
+    dns_rate_limit: u32,
     /// The server's NB listener (`http://HOST:9697`), when --nb names a store (etcd://,
     /// redis://): a host's SNAT address is allocated through it.
     #[arg(long)]
@@ -91,6 +100,8 @@ pub fn config(args: Args) -> Result<Setup, String> {
         dns_servers,
         dhcp_lease_seconds,
         domain,
+        dns_upstream,
+        dns_rate_limit,
         bridge_mappings,
         api,
         report_interval,
@@ -111,6 +122,18 @@ pub fn config(args: Args) -> Result<Setup, String> {
             Ok(a) => dns.push(a),
             Err(_) => return Err(format!("--dns-servers: {d:?} is not an IPv4 address")),
         }
+    }
+    let mut upstreams = Vec::new();
+    for u in dns_upstream
+        .iter()
+        .map(|u| u.trim())
+        .filter(|u| !u.is_empty())
+    {
+        let addr = u
+            .parse::<std::net::SocketAddr>()
+            .or_else(|_| u.parse::<std::net::IpAddr>().map(|ip| (ip, 53).into()))
+            .map_err(|_| format!("--dns-upstream: {u:?} is not IP or IP:PORT"))?;
+        upstreams.push(addr);
     }
     let nb_token = crate::nb_token::read(nb_token_file.as_deref())?;
     let openflow = match openflow.strip_prefix("unix:") {
@@ -135,7 +158,13 @@ pub fn config(args: Args) -> Result<Setup, String> {
             block: std::time::Duration::from_secs(dhcp_block_seconds),
             dns_servers: dns,
             lease_seconds: dhcp_lease_seconds,
+            domain: domain.clone(),
+        },
+        dns: ::controller::apps::dns::responder::Config {
             domain,
+            upstreams,
+            rate_limit: dns_rate_limit,
+            ..Default::default()
         },
         bridge_mappings,
         report_interval: std::time::Duration::from_secs(report_interval),

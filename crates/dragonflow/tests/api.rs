@@ -509,6 +509,8 @@ fn projects_if_match_and_discovery() {
         "availability_zone",
         "floating-ip-port-forwarding",
         "address-group",
+        "dns-integration",
+        "dns-domain-ports",
     ] {
         assert!(aliases.contains(&a), "{a} missing from {aliases:?}");
     }

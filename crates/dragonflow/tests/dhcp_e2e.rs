@@ -334,6 +334,9 @@ fn host_routes_arrive_a_changed_address_comes_at_renewal_and_disabled_dhcp_answe
         .command([
             "timeout",
             "8",
+            // A UTS namespace of its own: the offer carries a host name (option 12).
+            "unshare",
+            "--uts",
             "dhclient",
             "-1",
             "-d",

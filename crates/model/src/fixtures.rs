@@ -43,6 +43,7 @@ pub fn network(id: &str, unique_key: u32) -> Network {
         deleting: false,
         availability_zone_hints: vec![],
         is_default: false,
+        dns_domain: Default::default(),
     }
 }
 
@@ -73,6 +74,8 @@ pub fn port(id: &str, network_id: &str, n: u32, host: &str) -> Port {
         extra_dhcp_opts: vec![],
         status: PortStatus::Down,
         unique_key: n,
+        dns_domain: Default::default(),
+        dns_name: Default::default(),
     }
 }
 

@@ -6,6 +6,7 @@
 //! allocated by the server, which becomes the metadata/register value in flows.
 
 pub mod agent;
+pub mod dns;
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
 pub mod mac;

@@ -114,6 +114,9 @@ pub struct Network {
     /// The default external network (Neutron's `is_default`; only an external one).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub is_default: bool,
+    /// `dns_domain` (`dns-integration`): kept and shown, see [`crate::dns`].
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub dns_domain: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -254,6 +257,13 @@ pub struct Port {
     pub status: PortStatus,
     /// Datapath key (reg6/reg7 value in flows).
     pub unique_key: u32,
+    /// `dns_name` (lowercase; empty: `host-<address>`), see [`crate::dns`].
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub dns_name: String,
+    /// `dns_domain` (`dns-domain-ports`): kept and shown; internal names use the
+    /// configured domain, as in Neutron without an external DNS service.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub dns_domain: String,
 }
 
 impl Port {

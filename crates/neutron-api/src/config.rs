@@ -35,6 +35,9 @@ pub struct ApiConfig {
     /// Seconds after its last heartbeat that an agent is taken as down: the time to live
     /// of the heartbeats written through this server (Neutron's `agent_down_time`).
     pub agent_down_time: u64,
+    /// The domain of internal DNS names (`dns_assignment`'s FQDNs; Neutron's
+    /// `dns_domain`). The controllers' `--domain` should name the same.
+    pub dns_domain: String,
 }
 
 impl Default for ApiConfig {
@@ -51,6 +54,7 @@ impl Default for ApiConfig {
             mac_base: "fa:16:3e".into(),
             report_interval: 30,
             agent_down_time: 75,
+            dns_domain: model::dns::DEFAULT_DOMAIN.into(),
         }
     }
 }
@@ -76,6 +80,8 @@ pub struct Settings {
     pub mac_base: [u8; 3],
     pub report_interval: std::time::Duration,
     pub agent_down_time: std::time::Duration,
+    /// The domain of internal names, lowercase, without the trailing dot.
+    pub dns_domain: String,
     /// The quotas of projects that have none of their own (`[quotas]`).
     pub quotas: crate::quotas::Limits,
 }
@@ -218,6 +224,15 @@ impl ApiConfig {
                 "agent_down_time is under twice report_interval: one late heartbeat shows an agent down"
             );
         }
+        let dns_domain = self.dns_domain.to_lowercase();
+        let dns_domain = dns_domain
+            .strip_suffix('.')
+            .unwrap_or(&dns_domain)
+            .to_string();
+        if !dns_domain.is_empty() {
+            model::dns::validate_domain(&format!("{dns_domain}."))
+                .map_err(|e| format!("dns_domain: {e}"))?;
+        }
         if tenant_network_type == NetworkType::Vlan && vlan_ranges.is_empty() {
             return Err("tenant_network_type vlan needs vlan_ranges".into());
         }
@@ -233,6 +248,7 @@ impl ApiConfig {
             mac_base,
             report_interval: std::time::Duration::from_secs(self.report_interval),
             agent_down_time: std::time::Duration::from_secs(self.agent_down_time),
+            dns_domain,
             quotas: crate::quotas::Limits::default(),
         })
     }

@@ -48,6 +48,16 @@ pub const EXTENSIONS: &[(&str, &str, &str)] = &[
         "is_default on subnet pools; use_default_subnetpool on subnets",
     ),
     (
+        "dns-domain-ports",
+        "dns_domain for ports",
+        "Allows the DNS domain to be specified for a network port.",
+    ),
+    (
+        "dns-integration",
+        "DNS Integration",
+        "Provides integration with DNS.",
+    ),
+    (
         "expose-port-forwarding-in-fip",
         "Expose port forwardings in floating IPs",
         "port_forwardings on floating IPs",

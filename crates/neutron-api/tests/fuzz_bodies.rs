@@ -81,6 +81,9 @@ const KEYS: &[&str] = &[
     "used_in_default_sg",
     "used_in_non_default_sg",
     "stateful",
+    "dns_name",
+    "dns_domain",
+    "dns_assignment",
 ];
 
 fn leaf() -> impl Strategy<Value = Value> {
@@ -110,6 +113,10 @@ fn leaf() -> impl Strategy<Value = Value> {
             Just("28"),
             Just("PARENT"),
             Just("10.0.0.7/24"),
+            Just("vm1"),
+            Just("VM-1.openstacklocal."),
+            Just("example.org."),
+            Just("-bad..name_"),
         ]
         .prop_map(|s| json!(s)),
     ]

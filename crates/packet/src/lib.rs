@@ -37,6 +37,7 @@ pub mod checksum;
 pub mod dhcpv4;
 pub mod dhcpv6;
 pub mod dhcpv6_server;
+pub mod dns;
 pub mod ethernet;
 pub mod icmpv4;
 pub mod icmpv6;

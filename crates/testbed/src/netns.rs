@@ -97,7 +97,7 @@ impl Netns {
     }
 
     /// ISC `dhclient -v -pf PIDFILE -lf LEASES ARGS -sf /sbin/dhclient-script DEV` in the
-    /// namespace, not yet run; the namespace's own resolv.conf is made first
+    /// namespace (and a UTS namespace of its own), not yet run; the namespace's own resolv.conf is made first
     /// ([`Netns::resolv_conf`]), so the client never writes the machine's.
     pub fn dhclient(
         &self,
@@ -107,7 +107,9 @@ impl Netns {
         args: &[&str],
     ) -> io::Result<Command> {
         self.resolv_conf()?;
-        let mut c = self.command(["dhclient", "-v", "-pf"]);
+        // In a UTS namespace of its own, as a real VM's: DHCP hands out a host name
+        // (option 12), which dhclient-script sets when the machine's is `localhost`.
+        let mut c = self.command(["unshare", "--uts", "dhclient", "-v", "-pf"]);
         c.arg(pidfile).arg("-lf").arg(leases).args(args);
         c.args(["-sf", "/sbin/dhclient-script", dev]);
         Ok(c)

@@ -15,6 +15,7 @@ pub mod deliver;
 mod desired;
 pub mod dhcp;
 pub mod dhcpv6;
+pub mod dns;
 #[cfg(feature = "fault-injection")]
 pub mod fault;
 pub mod here;
@@ -141,6 +142,7 @@ pub struct Settings {
     /// ICMP errors a router port answers per second.
     pub icmp_rate: u32,
     pub dhcp: dhcp::responder::Config,
+    pub dns: dns::responder::Config,
 }
 
 impl Default for Settings {
@@ -148,6 +150,7 @@ impl Default for Settings {
         Settings {
             icmp_rate: l3::punt::DEFAULT_RATE,
             dhcp: dhcp::responder::Config::default(),
+            dns: dns::responder::Config::default(),
         }
     }
 }
@@ -184,6 +187,7 @@ pub static APPS: &[&dyn App] = &[
     &l3::L3,
     &dhcpv6::Dhcpv6,
     &ra::Ra,
+    &dns::Dns,
 ];
 
 /// The object an owner names, if the view has it.

@@ -19,17 +19,23 @@ pub struct Punted {
     pub flow_mods: Vec<FlowMod>,
     /// Owners whose flows follow what the handler learnt (in [`Host`]).
     pub recompile: Vec<Owner>,
+    /// DNS questions for the upstream resolvers (I/O: the runtime asks them).
+    pub dns: Vec<super::dns::responder::Forward>,
 }
 
 impl Punted {
     pub fn is_empty(&self) -> bool {
-        self.packets.is_empty() && self.flow_mods.is_empty() && self.recompile.is_empty()
+        self.packets.is_empty()
+            && self.flow_mods.is_empty()
+            && self.recompile.is_empty()
+            && self.dns.is_empty()
     }
 
     pub fn append(&mut self, mut other: Punted) {
         self.packets.append(&mut other.packets);
         self.flow_mods.append(&mut other.flow_mods);
         self.recompile.append(&mut other.recompile);
+        self.dns.append(&mut other.dns);
     }
 }
 

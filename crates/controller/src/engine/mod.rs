@@ -98,6 +98,8 @@ pub struct Effects {
     /// Packets to send, and short-lived flows to add at once (not reconciled).
     pub packets: Vec<PacketOut>,
     pub flow_mods: Vec<FlowMod>,
+    /// DNS questions to forward to the upstream resolvers (`apps::dns`).
+    pub dns: Vec<apps::dns::responder::Forward>,
     /// Conntrack flushes (zones given back, connections no longer allowed), after the
     /// commit that disallowed them.
     pub flushes: Vec<openflow::Message>,
@@ -322,6 +324,7 @@ impl Controller {
                 let out = self.punt.handle(&self.view, &mut self.host, now, &pi);
                 fx.packets.extend(out.packets);
                 fx.flow_mods.extend(out.flow_mods);
+                fx.dns.extend(out.dns);
                 if !out.recompile.is_empty() {
                     self.pending.extend(out.recompile);
                     self.refresh();

@@ -246,6 +246,7 @@ impl Sim {
                 packets: fx.packets.clone(),
                 flow_mods: fx.flow_mods.clone(),
                 recompile: Vec::new(),
+                dns: fx.dns.clone(),
             });
             self.perform(fx);
         }
@@ -357,6 +358,7 @@ impl Sim {
             packets: fx.packets.clone(),
             flow_mods: fx.flow_mods.clone(),
             recompile: Vec::new(),
+            dns: fx.dns.clone(),
         };
         (punted, self.perform(fx))
     }

@@ -40,6 +40,7 @@ impl Resource for Network {
         "is_default",
         "ipv4_address_scope",
         "ipv6_address_scope",
+        "dns_domain",
     ];
 
     fn render_own(&self, m: &mut Map<String, Value>) {
@@ -72,6 +73,7 @@ impl Resource for Network {
         // Filled in by `render_all`, which reads the zones once for a whole listing.
         m.insert("availability_zones".into(), json!([]));
         m.insert("is_default".into(), json!(self.is_default));
+        m.insert("dns_domain".into(), json!(self.dns_domain));
         // Its subnets' pools' scopes, filled in by `render_all`.
         m.insert("ipv4_address_scope".into(), Value::Null);
         m.insert("ipv6_address_scope".into(), Value::Null);
@@ -161,6 +163,7 @@ pub struct NewNetwork {
     mtu: Option<u32>,
     availability_zone_hints: Vec<String>,
     segment: SegmentRequest,
+    dns_domain: String,
 }
 
 /// The provider attributes of a POST (admin only); all `None` for a tenant network.
@@ -178,6 +181,7 @@ pub struct NetworkUpdate {
     port_security_enabled: Option<bool>,
     mtu: Option<u32>,
     is_default: Option<bool>,
+    dns_domain: Option<String>,
 }
 
 impl Lifecycle for Network {
@@ -230,6 +234,7 @@ impl Lifecycle for Network {
             port_security_enabled,
             mtu,
             availability_zone_hints,
+            dns_domain: super::ops::dns::domain(attrs)?.unwrap_or_default(),
             segment: SegmentRequest {
                 network_type,
                 physical_network,
@@ -270,6 +275,7 @@ impl Lifecycle for Network {
             deleting: false,
             availability_zone_hints: req.availability_zone_hints.clone(),
             is_default: false,
+            dns_domain: req.dns_domain.clone(),
         })
     }
 
@@ -284,6 +290,7 @@ impl Lifecycle for Network {
             port_security_enabled: attrs.bool("port_security_enabled")?,
             mtu: attrs.u32("mtu")?,
             is_default: attrs.bool("is_default")?,
+            dns_domain: super::ops::dns::domain(attrs)?,
         })
     }
 
@@ -294,6 +301,7 @@ impl Lifecycle for Network {
         req: NetworkUpdate,
         plan: &mut Plan<'_>,
     ) -> ApiResult<()> {
+        n.dns_domain = req.dns_domain.unwrap_or(std::mem::take(&mut n.dns_domain));
         if req.mtu.is_some() {
             n.mtu = check_mtu(api, n.network_type, req.mtu)?;
             for (s, _) in ipam::network_subnets(api, n).await? {

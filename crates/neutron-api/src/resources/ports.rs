@@ -6,7 +6,7 @@ use super::lifecycle::Lifecycle;
 use super::ops::deleting::not_deleting;
 use super::ops::ipam::{self, IpRequest, network_subnets, parse_fixed_ips};
 use super::ops::ports::{MAX_KEY, pick_mac, release_claims};
-use super::ops::{Plan, floating, forwarding, groups, pick_key, rbac as ops_rbac};
+use super::ops::{Plan, dns, floating, forwarding, groups, pick_key, rbac as ops_rbac};
 use crate::Api;
 use crate::agents;
 use crate::alloc::mac_claim;
@@ -45,6 +45,9 @@ impl Resource for Port {
         "binding:vnic_type",
         "binding:profile",
         "extra_dhcp_opts",
+        "dns_name",
+        "dns_domain",
+        "dns_assignment",
     ];
 
     fn render_own(&self, m: &mut Map<String, Value>) {
@@ -89,6 +92,13 @@ impl Resource for Port {
         m.insert("binding:vnic_type".into(), json!(p.binding_vnic_type));
         m.insert("binding:profile".into(), json!(p.binding_profile));
         m.insert("extra_dhcp_opts".into(), json!(p.extra_dhcp_opts));
+        m.insert("dns_name".into(), json!(p.dns_name));
+        m.insert("dns_domain".into(), json!(p.dns_domain));
+        // Under the configured domain: `render_all` writes it again with the server's.
+        m.insert(
+            "dns_assignment".into(),
+            dns::assignment(p, model::dns::DEFAULT_DOMAIN),
+        );
     }
 
     /// Bound ports show their host's datapath type, as its controller reports it: one
@@ -104,6 +114,10 @@ impl Resource for Port {
             .iter()
             .map(|p| {
                 let mut m = super::render(p);
+                if m.contains_key("dns_assignment") {
+                    let a = dns::assignment(p, &api.config.dns_domain);
+                    m.insert("dns_assignment".into(), a);
+                }
                 if let (Some(dp), Some(Value::Object(d))) = (
                     datapaths.get(p.binding_host_id.as_str()),
                     m.get_mut("binding:vif_details"),
@@ -165,6 +179,8 @@ pub struct NewPort {
     binding_profile: BTreeMap<String, Value>,
     admin_state_up: bool,
     fixed_ips: Option<Vec<IpRequest>>,
+    dns_name: String,
+    dns_domain: String,
 }
 
 /// A PUT's own attributes.
@@ -180,18 +196,25 @@ pub struct PortUpdate {
     binding_host_id: Option<String>,
     binding_profile: Option<BTreeMap<String, Value>>,
     fixed_ips: Option<Vec<IpRequest>>,
+    dns_name: Option<String>,
+    dns_domain: Option<String>,
 }
 
 impl Lifecycle for Port {
     type Create = NewPort;
     type Update = PortUpdate;
-    const POST_FORBIDDEN: &'static [&'static str] =
-        &["status", "binding:vif_type", "binding:vif_details"];
+    const POST_FORBIDDEN: &'static [&'static str] = &[
+        "status",
+        "binding:vif_type",
+        "binding:vif_details",
+        "dns_assignment",
+    ];
     const PUT_READ_ONLY: &'static [&'static str] = &[
         "network_id",
         "status",
         "binding:vif_type",
         "binding:vif_details",
+        "dns_assignment",
     ];
 
     async fn create_target(
@@ -229,6 +252,8 @@ impl Lifecycle for Port {
             binding_profile: binding_profile.into_iter().collect(),
             admin_state_up: attrs.bool("admin_state_up")?.unwrap_or(true),
             fixed_ips: attrs.list("fixed_ips")?.map(parse_fixed_ips).transpose()?,
+            dns_name: dns::name(attrs)?.unwrap_or_default(),
+            dns_domain: dns::domain(attrs)?.unwrap_or_default(),
         })
     }
 
@@ -280,7 +305,7 @@ impl Lifecycle for Port {
             .assign(&mut plan.txn, &network, &subnets, (&id, mac), requests, &[])
             .await?;
         let unique_key = pick_key(api, plan, "port", MAX_KEY, &id).await?;
-        let port = Port {
+        let mut port = Port {
             meta,
             network_id: network_id.clone(),
             admin_state_up: req.admin_state_up,
@@ -299,7 +324,10 @@ impl Lifecycle for Port {
             extra_dhcp_opts: req.extra_dhcp_opts.clone(),
             status: PortStatus::Down,
             unique_key,
+            dns_domain: req.dns_domain.clone(),
+            dns_name: String::new(),
         };
+        dns::set_name(api, &mut plan.txn, &mut port, req.dns_name.clone())?;
         check_port_security(&port)?;
         Ok(port)
     }
@@ -330,6 +358,8 @@ impl Lifecycle for Port {
             binding_host_id: attrs.string_or_null("binding:host_id")?,
             binding_profile: binding_profile.map(|prof| prof.into_iter().collect()),
             fixed_ips: attrs.list("fixed_ips")?.map(parse_fixed_ips).transpose()?,
+            dns_name: dns::name(attrs)?,
+            dns_domain: dns::domain(attrs)?,
         })
     }
 
@@ -381,6 +411,10 @@ impl Lifecycle for Port {
             p.binding_host_id = host;
         }
         p.binding_profile = req.binding_profile.unwrap_or(p.binding_profile.clone());
+        if let Some(name) = req.dns_name {
+            dns::set_name(api, &mut plan.txn, p, name)?;
+        }
+        p.dns_domain = req.dns_domain.unwrap_or(std::mem::take(&mut p.dns_domain));
         if let Some(requests) = req.fixed_ips {
             let (network, net_rev) = api.db.fetch::<Network>(&p.network_id).await?;
             plan.txn.check::<Network>(&network.meta.id, net_rev);

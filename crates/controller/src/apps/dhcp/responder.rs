@@ -27,7 +27,8 @@ pub struct Config {
     pub rate_limit: u32,
     /// How long a port past its rate is blocked in the switch.
     pub block: Duration,
-    /// DNS servers for subnets that name none.
+    /// DNS servers for subnets that name none; with none either, the DHCP port's address,
+    /// where internal DNS answers (`apps::dns`).
     pub dns_servers: Vec<Ipv4Addr>,
     /// Lease time; renewal (T1) at half of it, rebinding (T2) at seven eighths.
     pub lease_seconds: u32,
@@ -152,7 +153,19 @@ fn configure(r: &mut DhcpRepr, cfg: &Config, l: &Lease<'_>, port: &Port, inform:
     if r.dns_servers.is_empty() {
         r.dns_servers = cfg.dns_servers.clone();
     }
+    if r.dns_servers.is_empty() {
+        // As Neutron's dnsmasq offers itself: this host's controller answers DNS at the
+        // DHCP port's address (`apps::dns`).
+        r.dns_servers = vec![l.server_ip];
+    }
     r.domain_name = (!cfg.domain.is_empty()).then(|| cfg.domain.clone());
+    // The address's name from the port's dns_assignment: its dns_name (the host label of
+    // a fully qualified one) or host-<address>, as Neutron's dnsmasq hands it out.
+    let name = match port.dns_name.split('.').next() {
+        Some(label) if !label.is_empty() => label.to_string(),
+        _ => model::dns::default_hostname(IpAddr::V4(l.ip)),
+    };
+    r.hostname = Some(name);
     r.interface_mtu = (l.network.mtu >= 68).then(|| l.network.mtu.min(65_535) as u16);
     if !inform {
         set_lease_time(r, cfg.lease_seconds);

@@ -3,11 +3,12 @@
 //! associations (`floating`), port forwardings (`forwarding`), the `deleting` mark
 //! (`deleting`), the default security group and rule claims (`groups`), routes
 //! (`routes`), subnet pool allocation (`pools`), the RBAC policies other resources write
-//! (`rbac`), a rule's content (`rules`), datapath keys (here). Resource files import
+//! (`rbac`), a rule's content (`rules`), DNS names (`dns`), datapath keys (here). Resource files import
 //! these, never each other.
 
 pub mod deleting;
 pub mod dhcp;
+pub mod dns;
 pub mod floating;
 pub mod forwarding;
 pub mod groups;

@@ -1,0 +1,281 @@
+//! `dns-integration` and `dns-domain-ports`, in process: `dns_name` checked and lowercased
+//! as Neutron does, `dns_assignment` under the configured domain (`host-<address>` for a
+//! port with no name), `dns_domain` on networks and ports, a name unique on its network
+//! (409, freed by a rename or a delete) and the read-only assignment.
+
+mod common;
+
+use common::{OTHER, OWNER, Who, call, kind};
+use neutron_api::{Api, ApiConfig, router};
+use serde_json::{Value, json};
+
+struct Cloud {
+    app: axum::Router,
+    _dir: tempfile::TempDir,
+}
+
+impl Cloud {
+    fn with_domain(domain: &str) -> Cloud {
+        let dir = tempfile::tempdir().unwrap();
+        let store = nbdb::open(&format!("embedded:{}", dir.path().join("nb").display())).unwrap();
+        let config = ApiConfig {
+            dns_domain: domain.into(),
+            ..ApiConfig::default()
+        };
+        Cloud {
+            app: router(Api::new(store, config.check().unwrap())),
+            _dir: dir,
+        }
+    }
+
+    async fn call(&self, who: Who, method: &str, uri: &str, body: Option<Value>) -> (u16, Value) {
+        call(&self.app, who, method, uri, body).await
+    }
+
+    async fn made(&self, who: Who, collection: &str, body: Value) -> Value {
+        let (status, v) = self
+            .call(who, "POST", &format!("/v2.0/{collection}"), Some(body))
+            .await;
+        assert_eq!(status, 201, "{collection}: {v}");
+        v.as_object()
+            .and_then(|o| o.values().next())
+            .cloned()
+            .unwrap()
+    }
+
+    /// A network with an IPv4 and an IPv6 subnet.
+    async fn network(&self, who: Who) -> String {
+        let n = self
+            .made(who, "networks", json!({"network": {"name": "n"}}))
+            .await;
+        let id = n["id"].as_str().unwrap().to_string();
+        for (cidr, v) in [("10.0.0.0/24", 4), ("fd00::/64", 6)] {
+            self.made(
+                who,
+                "subnets",
+                json!({"subnet": {"network_id": id, "cidr": cidr, "ip_version": v}}),
+            )
+            .await;
+        }
+        id
+    }
+
+    async fn port(&self, who: Who, net: &str, extra: Value) -> (u16, Value) {
+        let mut body = json!({"network_id": net});
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        let (status, v) = self
+            .call(who, "POST", "/v2.0/ports", Some(json!({ "port": body })))
+            .await;
+        let port = v.get("port").cloned();
+        (status, port.unwrap_or(v))
+    }
+}
+
+#[tokio::test]
+async fn a_port_is_named_under_the_configured_domain() {
+    let c = Cloud::with_domain("example.org");
+    let net = c.network(OWNER).await;
+    let (status, p) = c.port(OWNER, &net, json!({"dns_name": "VM1"})).await;
+    assert_eq!(status, 201, "{p}");
+    assert_eq!(p["dns_name"], "vm1", "lowercased, as Neutron converts it");
+    assert_eq!(p["dns_domain"], "");
+    let a = p["dns_assignment"].as_array().unwrap();
+    assert_eq!(a.len(), 2, "one per fixed IP: {p}");
+    for (entry, ip) in a.iter().zip(p["fixed_ips"].as_array().unwrap()) {
+        assert_eq!(entry["ip_address"], ip["ip_address"]);
+        assert_eq!(entry["hostname"], "vm1");
+        assert_eq!(entry["fqdn"], "vm1.example.org.");
+    }
+    // No name: host-<address with dashes>, IPv6 colons too.
+    let (_, q) = c.port(OWNER, &net, json!({})).await;
+    assert_eq!(q["dns_name"], "");
+    for entry in q["dns_assignment"].as_array().unwrap() {
+        let ip = entry["ip_address"].as_str().unwrap();
+        let host = format!("host-{}", ip.replace(['.', ':'], "-"));
+        assert_eq!(entry["hostname"], host.as_str());
+        assert_eq!(entry["fqdn"], format!("{host}.example.org."));
+    }
+    // A fully qualified name within the domain is kept as it is.
+    let (status, r) = c
+        .port(OWNER, &net, json!({"dns_name": "vm2.example.org."}))
+        .await;
+    assert_eq!(status, 201, "{r}");
+    assert_eq!(r["dns_assignment"][0]["fqdn"], "vm2.example.org.");
+    // The name follows a PUT, and shows in a GET.
+    let id = p["id"].as_str().unwrap();
+    let (status, v) = c
+        .call(
+            OWNER,
+            "PUT",
+            &format!("/v2.0/ports/{id}"),
+            Some(json!({"port": {"dns_name": "web"}})),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let (_, v) = c
+        .call(OWNER, "GET", &format!("/v2.0/ports/{id}"), None)
+        .await;
+    assert_eq!(v["port"]["dns_assignment"][0]["fqdn"], "web.example.org.");
+    // Filter by name.
+    let (_, v) = c.call(OWNER, "GET", "/v2.0/ports?dns_name=web", None).await;
+    assert_eq!(v["ports"].as_array().unwrap().len(), 1, "{v}");
+}
+
+#[tokio::test]
+async fn the_default_domain_is_openstacklocal() {
+    let c = Cloud::with_domain("openstacklocal");
+    let net = c.network(OWNER).await;
+    let (_, p) = c.port(OWNER, &net, json!({"dns_name": "vm1"})).await;
+    assert_eq!(p["dns_assignment"][0]["fqdn"], "vm1.openstacklocal.");
+    assert_eq!(ApiConfig::default().dns_domain, "openstacklocal");
+}
+
+#[tokio::test]
+async fn bad_names_and_domains_are_refused_as_neutron_does() {
+    let c = Cloud::with_domain("example.org");
+    let net = c.network(OWNER).await;
+    for bad in [
+        json!("-vm"),
+        json!("vm_1"),
+        json!("a..b"),
+        json!("vm1.123"),
+        json!("x".repeat(64)),
+        json!("vm1.other.org."),
+        json!(7),
+    ] {
+        let (status, v) = c.port(OWNER, &net, json!({ "dns_name": bad })).await;
+        assert_eq!(status, 400, "{bad}: {v}");
+    }
+    for bad in [json!("example.org"), json!("ex_ample.org."), json!(["a."])] {
+        let (status, v) = c
+            .call(
+                OWNER,
+                "POST",
+                "/v2.0/networks",
+                Some(json!({"network": {"dns_domain": bad}})),
+            )
+            .await;
+        assert_eq!(status, 400, "{bad}: {v}");
+        let (status, v) = c.port(OWNER, &net, json!({ "dns_domain": bad })).await;
+        assert_eq!(status, 400, "{bad}: {v}");
+    }
+    let (status, v) = c.port(OWNER, &net, json!({"dns_assignment": []})).await;
+    assert_eq!(status, 400, "read-only: {v}");
+    let (_, p) = c.port(OWNER, &net, json!({})).await;
+    let id = p["id"].as_str().unwrap();
+    let (status, v) = c
+        .call(
+            OWNER,
+            "PUT",
+            &format!("/v2.0/ports/{id}"),
+            Some(json!({"port": {"dns_assignment": []}})),
+        )
+        .await;
+    assert_eq!(status, 400, "read-only: {v}");
+}
+
+#[tokio::test]
+async fn domains_are_kept_on_networks_and_ports() {
+    let c = Cloud::with_domain("example.org");
+    let n = c
+        .made(
+            OWNER,
+            "networks",
+            json!({"network": {"dns_domain": "Corp.Example.org."}}),
+        )
+        .await;
+    assert_eq!(n["dns_domain"], "corp.example.org.");
+    let id = n["id"].as_str().unwrap();
+    let (status, v) = c
+        .call(
+            OWNER,
+            "PUT",
+            &format!("/v2.0/networks/{id}"),
+            Some(json!({"network": {"dns_domain": ""}})),
+        )
+        .await;
+    assert_eq!(
+        (status, &v["network"]["dns_domain"]),
+        (200, &json!("")),
+        "{v}"
+    );
+    let (status, p) = c
+        .port(OWNER, id, json!({"dns_domain": "a.example.org."}))
+        .await;
+    assert_eq!(
+        (status, &p["dns_domain"]),
+        (201, &json!("a.example.org.")),
+        "{p}"
+    );
+    let pid = p["id"].as_str().unwrap();
+    let (_, v) = c
+        .call(
+            OWNER,
+            "PUT",
+            &format!("/v2.0/ports/{pid}"),
+            Some(json!({"port": {"dns_domain": "b.example.org."}})),
+        )
+        .await;
+    assert_eq!(v["port"]["dns_domain"], "b.example.org.");
+}
+
+#[tokio::test]
+async fn a_name_is_unique_on_its_network_until_released() {
+    let c = Cloud::with_domain("example.org");
+    let net = c.network(OWNER).await;
+    let (_, p) = c.port(OWNER, &net, json!({"dns_name": "vm1"})).await;
+    let (status, v) = c.port(OWNER, &net, json!({"dns_name": "VM1"})).await;
+    assert_eq!(status, 409, "{v}");
+    assert_eq!(kind(&v), "DuplicateRecordSet");
+    let (_, q) = c.port(OWNER, &net, json!({})).await;
+    let q_id = q["id"].as_str().unwrap();
+    let put = |name: &str| json!({"port": {"dns_name": name}});
+    let (status, _) = c
+        .call(
+            OWNER,
+            "PUT",
+            &format!("/v2.0/ports/{q_id}"),
+            Some(put("vm1")),
+        )
+        .await;
+    assert_eq!(status, 409);
+    // Another network may use it.
+    let other = c.network(OWNER).await;
+    let (status, _) = c.port(OWNER, &other, json!({"dns_name": "vm1"})).await;
+    assert_eq!(status, 201);
+    // A rename frees the old name; a delete frees the new one.
+    let p_id = p["id"].as_str().unwrap();
+    let (status, _) = c
+        .call(
+            OWNER,
+            "PUT",
+            &format!("/v2.0/ports/{p_id}"),
+            Some(put("vm9")),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, v) = c
+        .call(
+            OWNER,
+            "PUT",
+            &format!("/v2.0/ports/{q_id}"),
+            Some(put("vm1")),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let (status, _) = c
+        .call(OWNER, "DELETE", &format!("/v2.0/ports/{p_id}"), None)
+        .await;
+    assert_eq!(status, 204);
+    let (status, v) = c.port(OWNER, &net, json!({"dns_name": "vm9"})).await;
+    assert_eq!(status, 201, "{v}");
+    // An empty name is no name: any number of ports have one.
+    let (status, _) = c.port(OWNER, &net, json!({"dns_name": ""})).await;
+    assert_eq!(status, 201);
+    // Another project never sees whose name it is: its own network, its own names.
+    let theirs = c.network(OTHER).await;
+    let (status, _) = c.port(OTHER, &theirs, json!({"dns_name": "vm1"})).await;
+    assert_eq!(status, 201);
+}
