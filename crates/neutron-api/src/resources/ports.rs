@@ -327,7 +327,7 @@ impl Lifecycle for Port {
             dns_domain: req.dns_domain.clone(),
             dns_name: String::new(),
         };
-        dns::set_name(api, &mut plan.txn, &mut port, req.dns_name.clone())?;
+        dns::set_name(api, &mut port, req.dns_name.clone())?;
         check_port_security(&port)?;
         Ok(port)
     }
@@ -412,7 +412,7 @@ impl Lifecycle for Port {
         }
         p.binding_profile = req.binding_profile.unwrap_or(p.binding_profile.clone());
         if let Some(name) = req.dns_name {
-            dns::set_name(api, &mut plan.txn, p, name)?;
+            dns::set_name(api, p, name)?;
         }
         p.dns_domain = req.dns_domain.unwrap_or(std::mem::take(&mut p.dns_domain));
         if let Some(requests) = req.fixed_ips {

@@ -1,12 +1,12 @@
 //! DNS names of ports and networks (`dns-integration`, `dns-domain-ports`): reading and
-//! checking `dns_name` and `dns_domain`, the claim that keeps a `dns_name` unique on its
-//! network, and the `dns_assignment` a port shows. The rules themselves are
+//! checking `dns_name` and `dns_domain`, and the `dns_assignment` a port shows. As in
+//! Neutron, a name is not unique on its network (its own API suite renames two ports of
+//! one network to the same name); internal DNS then answers with every address. The rules themselves are
 //! [`model::dns`]'s, shared with the controllers that answer the names.
 
 use crate::Api;
 use crate::body::{Attrs, bad_attr};
-use crate::db::Txn;
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use model::Port;
 use serde_json::{Value, json};
 
@@ -30,43 +30,14 @@ fn lowercase(attrs: &mut Attrs, key: &str) -> ApiResult<Option<String>> {
     Ok(attrs.string_or_null(key)?.map(|s| s.to_lowercase()))
 }
 
-/// Sets the port's `dns_name` to `new`: checked against the configured domain, claimed on
-/// its network (another port there holding it is a 409) and the old claim released.
-pub fn set_name(api: &Api, txn: &mut Txn, p: &mut Port, new: String) -> ApiResult<()> {
+/// Sets the port's `dns_name` to `new`, checked against the configured domain.
+pub fn set_name(api: &Api, p: &mut Port, new: String) -> ApiResult<()> {
     if new == p.dns_name {
         return Ok(());
     }
     model::dns::validate_name(&new, &api.config.dns_domain).map_err(|e| bad_attr("dns_name", e))?;
-    if !new.is_empty() {
-        let err = duplicate(&p.network_id, &new);
-        txn.claim_requested(&claim(&p.network_id, &new), &p.meta.id, err);
-    }
-    release_name(txn, p);
     p.dns_name = new;
     Ok(())
-}
-
-/// Gives back the port's name claim (the port goes, or takes another name).
-pub fn release_name(txn: &mut Txn, p: &Port) {
-    if !p.dns_name.is_empty() {
-        txn.release(&claim(&p.network_id, &p.dns_name));
-    }
-}
-
-/// `dns/<network>/<dns_name>`: the name as the user wrote it (lowercased), so releasing it
-/// never depends on the configured domain.
-fn claim(network_id: &str, name: &str) -> String {
-    format!("dns/{network_id}/{name}")
-}
-
-/// Neutron checks no uniqueness itself (dnsmasq would answer one of the two); a second
-/// port with a name on one network would make internal DNS ambiguous, so it is refused
-/// with the Conflict Neutron's DNS drivers use for a duplicate name.
-fn duplicate(network_id: &str, name: &str) -> ApiError {
-    ApiError::conflict(
-        "DuplicateRecordSet",
-        format!("Name {name} is duplicated in the internal DNS of network {network_id}"),
-    )
 }
 
 /// The port's `dns_assignment` under the configured `domain`.

@@ -121,7 +121,6 @@ pub fn remove_port(api: &Api, txn: &mut Txn, p: &Port, rev: Revision) {
 /// Releases what a port being deleted holds: its addresses, MAC and key.
 pub fn release_claims(api: &Api, txn: &mut Txn, p: &Port) {
     txn.release(&mac_claim(&p.mac_address));
-    super::dns::release_name(txn, p);
     release_key(api, txn, "port", p.unique_key);
     ipam::release(api, txn, &p.fixed_ips);
 }
