@@ -10,6 +10,7 @@ mod metrics;
 mod nb_token;
 mod sandbox;
 mod server;
+mod trace;
 
 use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
@@ -56,6 +57,18 @@ enum Command {
         json: bool,
         #[command(subcommand)]
         command: db::DbCommand,
+    },
+    /// Follows a packet through the pipeline each host compiles, in Neutron terms: every
+    /// flow it hits with the object that owns it, and a one-line verdict.
+    Trace {
+        /// A server's NB listener (`http://127.0.0.1:9697`) or a store URL (`embedded:PATH`).
+        #[arg(long, default_value = "http://127.0.0.1:9697")]
+        nb: String,
+        /// A file holding an NB token; else the environment's DRAGONFLOW_NB_TOKEN.
+        #[arg(long)]
+        nb_token_file: Option<PathBuf>,
+        #[command(flatten)]
+        args: trace::Args,
     },
     /// A CNI plugin invocation (`CNI_COMMAND` and the rest in the environment, the network
     /// configuration on stdin); installed as `dragonflow-cni`, the binary runs this by itself.
@@ -114,6 +127,14 @@ fn main() -> ExitCode {
             command,
         } => match nb_token::read(nb_token_file.as_deref()) {
             Ok(token) => db::run(&nb, token.as_deref(), json, command),
+            Err(e) => return usage(&e),
+        },
+        Command::Trace {
+            nb,
+            nb_token_file,
+            args,
+        } => match nb_token::read(nb_token_file.as_deref()) {
+            Ok(token) => trace::run(&nb, token.as_deref(), args),
             Err(e) => return usage(&e),
         },
         Command::Sandbox { command } => sandbox::run(command),

@@ -12,7 +12,7 @@
 //! the connections the flows no longer allow, report statuses.
 
 mod follow;
-mod ports;
+pub mod ports;
 mod refused;
 
 pub use follow::{RELOOKUP, Read};
