@@ -243,6 +243,11 @@ pub fn snapshot(nb: &str, token: Option<&str>) -> Result<nbdb::Snapshot, String>
     Ok(nbdb::Snapshot { revision, records })
 }
 
+/// Every host controller's applied revision and liveness (from their heartbeats).
+pub fn realized(nb: &str, token: Option<&str>) -> Result<Vec<wait::Host>, String> {
+    Ok(Source::open(nb, token)?.realized()?.hosts)
+}
+
 fn get(url: &str, token: Option<&str>) -> Result<ureq::http::Response<ureq::Body>, String> {
     let mut req = ureq::get(url);
     if let Some(t) = token {

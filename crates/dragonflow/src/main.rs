@@ -70,6 +70,30 @@ enum Command {
         #[command(flatten)]
         args: trace::Args,
     },
+    /// A port as its host realizes it: binding, status, whether the host's controller has
+    /// applied its last change, its flows by app.
+    Port {
+        /// The port's id, name or fixed IP.
+        port: String,
+        #[arg(long, default_value = "http://127.0.0.1:9697")]
+        nb: String,
+        #[arg(long)]
+        nb_token_file: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The flows each host compiles for one Neutron object (port, network, router, security
+    /// group rule or floating IP, by id or name).
+    Flows {
+        #[arg(long)]
+        owner: String,
+        #[arg(long, default_value = "http://127.0.0.1:9697")]
+        nb: String,
+        #[arg(long)]
+        nb_token_file: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
     /// A CNI plugin invocation (`CNI_COMMAND` and the rest in the environment, the network
     /// configuration on stdin); installed as `dragonflow-cni`, the binary runs this by itself.
     Cni,
@@ -135,6 +159,24 @@ fn main() -> ExitCode {
             args,
         } => match nb_token::read(nb_token_file.as_deref()) {
             Ok(token) => trace::run(&nb, token.as_deref(), args),
+            Err(e) => return usage(&e),
+        },
+        Command::Port {
+            port,
+            nb,
+            nb_token_file,
+            json,
+        } => match nb_token::read(nb_token_file.as_deref()) {
+            Ok(token) => trace::port(&nb, token.as_deref(), &port, json),
+            Err(e) => return usage(&e),
+        },
+        Command::Flows {
+            owner,
+            nb,
+            nb_token_file,
+            json,
+        } => match nb_token::read(nb_token_file.as_deref()) {
+            Ok(token) => trace::flows(&nb, token.as_deref(), &owner, json),
             Err(e) => return usage(&e),
         },
         Command::Sandbox { command } => sandbox::run(command),

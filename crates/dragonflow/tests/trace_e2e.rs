@@ -34,6 +34,23 @@ fn trace(t: &TwoHosts, h: usize, args: &[&str]) -> (bool, Value, String) {
     (out.status.success(), report, format!("{stdout}{stderr}"))
 }
 
+/// `dragonflow SUBCOMMAND ARGS --json` against the server; its JSON and output.
+fn inspect(t: &TwoHosts, args: &[&str]) -> (bool, Value, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_dragonflow"))
+        .args(args)
+        .args(["--nb", &t.srv.nb_url, "--json"])
+        .env(
+            "DRAGONFLOW_NB_TOKEN",
+            common::token(neutron_api::nb_auth::Principal::Reader),
+        )
+        .output()
+        .expect("dragonflow");
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let v = serde_json::from_str(stdout.trim()).unwrap_or(Value::Null);
+    let all = format!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), v, all)
+}
+
 struct Proc(Child);
 
 impl Drop for Proc {
@@ -171,6 +188,20 @@ fn a_missing_rule_is_named_nc_times_out_and_after_the_rule_both_agree_it_is_deli
         "{text}"
     );
 
+    // `dragonflow port`: bound, plugged, realized by its host, flows by app.
+    let (ok, v, out) = inspect(&t, &["port", "server"]);
+    assert!(ok, "{out}");
+    assert_eq!(v["binding_host_id"], "host-b", "{out}");
+    assert_eq!(v["status"], "ACTIVE", "{out}");
+    assert!(v["plugged_at_ofport"].as_u64().is_some(), "{out}");
+    assert_eq!(v["realized"]["realized"], true, "{out}");
+    for app in ["Classifier", "L2", "SecurityGroup"] {
+        assert!(
+            v["flows_by_app"][app].as_u64().unwrap_or(0) > 0,
+            "{app}: {out}"
+        );
+    }
+
     // `established`: a packet of a connection already admitted passes the groups too.
     let (ok, r, out) = trace(
         &t,
@@ -243,6 +274,16 @@ fn a_routed_packet_names_its_router_and_ovs_agrees() {
     wait_until("ping across the router", Duration::from_secs(10), || {
         vma.ns.exec(["ping", "-c", "1", "-W", "1", &ipb]).is_ok()
     });
+
+    // `dragonflow flows --owner`: the router's flows, on both hosts (distributed).
+    let (ok, v, out) = inspect(&t, &["flows", "--owner", "edge"]);
+    assert!(ok, "{out}");
+    for h in ["host-a", "host-b"] {
+        let flows = v["hosts"][h].as_array().map_or(0, Vec::len);
+        assert!(flows > 0, "{h}: {out}");
+    }
+    let (ok, _, out) = inspect(&t, &["flows", "--owner", "no-such-thing"]);
+    assert!(!ok && out.contains("no port, network, router"), "{out}");
 
     // An address nobody has: the trace says where it went, and no port is named falsely.
     let (ok, r, out) = trace(&t, 0, &["--from", "left-vm", "--to", "10.0.3.99"]);

@@ -6,6 +6,7 @@
 
 mod explain;
 mod frame;
+mod inspect;
 mod real;
 mod rules;
 #[cfg(test)]
@@ -58,6 +59,37 @@ pub struct Args {
 enum State {
     New,
     Established,
+}
+
+/// `dragonflow flows --owner X`.
+pub fn flows(nb: &str, token: Option<&str>, owner: &str, json: bool) -> Result<(), String> {
+    let snap = crate::db::snapshot(nb, token)?;
+    inspect::flows(&World::compile(&snap, None)?, owner, json)
+}
+
+/// `dragonflow port X`.
+pub fn port(nb: &str, token: Option<&str>, what: &str, json: bool) -> Result<(), String> {
+    let snap = crate::db::snapshot(nb, token)?;
+    let hosts = crate::db::realized(nb, token)?;
+    let stored_at = |id: &str| {
+        snap.records
+            .iter()
+            .find(|r| r.table == model::Table::Port.name() && r.id == id)
+            .map_or(0, |r| r.revision)
+    };
+    let applied = |host: &str| {
+        hosts
+            .iter()
+            .find(|h| h.host == host)
+            .map(|h| (h.applied, h.alive))
+    };
+    inspect::port(
+        &World::compile(&snap, None)?,
+        what,
+        stored_at,
+        applied,
+        json,
+    )
 }
 
 pub fn run(nb: &str, token: Option<&str>, args: Args) -> Result<(), String> {
