@@ -10,31 +10,18 @@ use serde_json::{Value, json};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-/// `dragonflow trace ARGS --json` against the server (reader token), with host `h`'s OVS
-/// for `--real`; the report and whether the command succeeded.
+/// `dragonflow trace ARGS` with host `h`'s OVS for `--real`.
 fn trace(t: &TwoHosts, h: usize, args: &[&str]) -> (bool, Value, String) {
     let ovs = &t.ovs[h];
-    let out = Command::new(env!("CARGO_BIN_EXE_dragonflow"))
-        .args(["trace", "--nb", &t.srv.nb_url, "--json"])
-        .args(["--ovsdb", &format!("unix:{}", ovs.db_sock().display())])
-        .args([
-            "--vswitchd-ctl",
-            &ovs.dir().join("ovs-vswitchd.ctl").display().to_string(),
-        ])
-        .args(args)
-        .env(
-            "DRAGONFLOW_NB_TOKEN",
-            common::token(neutron_api::nb_auth::Principal::Reader),
-        )
-        .output()
-        .expect("dragonflow trace");
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    let report = serde_json::from_str(stdout.trim()).unwrap_or(Value::Null);
-    (out.status.success(), report, format!("{stdout}{stderr}"))
+    let db = format!("unix:{}", ovs.db_sock().display());
+    let ctl = ovs.dir().join("ovs-vswitchd.ctl").display().to_string();
+    let mut all = vec!["trace", "--ovsdb", &db, "--vswitchd-ctl", &ctl];
+    all.extend_from_slice(args);
+    inspect(t, &all)
 }
 
-/// `dragonflow SUBCOMMAND ARGS --json` against the server; its JSON and output.
+/// `dragonflow ARGS --json` against the server with the reader token: whether it
+/// succeeded, its JSON, and all it printed.
 fn inspect(t: &TwoHosts, args: &[&str]) -> (bool, Value, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_dragonflow"))
         .args(args)

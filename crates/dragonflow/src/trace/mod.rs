@@ -49,9 +49,6 @@ pub struct Args {
     /// ovs-vswitchd's control socket for `--real` (default: OVS's own).
     #[arg(long)]
     vswitchd_ctl: Option<String>,
-    /// Print the account as JSON.
-    #[arg(long)]
-    json: bool,
 }
 
 /// Connection state of the traced packet.
@@ -92,7 +89,7 @@ pub fn port(nb: &str, token: Option<&str>, what: &str, json: bool) -> Result<(),
     )
 }
 
-pub fn run(nb: &str, token: Option<&str>, args: Args) -> Result<(), String> {
+pub fn run(nb: &str, token: Option<&str>, json: bool, args: Args) -> Result<(), String> {
     let snap = crate::db::snapshot(nb, token)?;
     let mut all = controller::view::View::new("");
     all.load(&snap);
@@ -143,7 +140,7 @@ pub fn run(nb: &str, token: Option<&str>, args: Args) -> Result<(), String> {
         .as_ref()
         .filter(|(t, _)| *t == report.first_host_tables)
         .map(|(t, _)| t.as_slice());
-    print(&report, args.json, agreed);
+    print(&report, json, agreed);
     if let Some((tables, text)) = agreement
         && tables != report.first_host_tables
     {
