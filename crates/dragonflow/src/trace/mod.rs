@@ -49,6 +49,10 @@ pub struct Args {
     /// ovs-vswitchd's control socket for `--real` (default: OVS's own).
     #[arg(long)]
     vswitchd_ctl: Option<String>,
+    /// Each host's OVS directory (the sandbox's): where `--real` finds the sender's OVS
+    /// when `--ovsdb` and `--vswitchd-ctl` are not given.
+    #[arg(skip)]
+    pub ovs_dirs: std::collections::BTreeMap<String, std::path::PathBuf>,
 }
 
 /// Connection state of the traced packet.
@@ -89,11 +93,17 @@ pub fn port(nb: &str, token: Option<&str>, what: &str, json: bool) -> Result<(),
     )
 }
 
-pub fn run(nb: &str, token: Option<&str>, json: bool, args: Args) -> Result<(), String> {
+pub fn run(nb: &str, token: Option<&str>, json: bool, mut args: Args) -> Result<(), String> {
     let snap = crate::db::snapshot(nb, token)?;
     let mut all = controller::view::View::new("");
     all.load(&snap);
     let from = frame::find_port(&all, &args.from)?;
+    if let Some(dir) = args.ovs_dirs.get(&from.binding_host_id) {
+        let ovsdb = format!("unix:{}", dir.join("db.sock").display());
+        let ctl = dir.join("ovs-vswitchd.ctl").display().to_string();
+        args.ovsdb.get_or_insert(ovsdb);
+        args.vswitchd_ctl.get_or_insert(ctl);
+    }
     let real_ifaces = if args.real {
         Some((
             from.binding_host_id.clone(),
