@@ -20,9 +20,9 @@ fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// The .deb (version 0.1.0-1) of this build's binary, made once per binary (the tests of
-/// this file share it: packaging strips and compresses 120 MB, about 20 s) in
-/// target/tmp/deb-package/.
+/// The .deb (version 0.1.0-1) of this build's binary, made once per binary and packaging
+/// files (the tests of this file share it: packaging strips and compresses 120 MB, about
+/// 20 s) in target/tmp/deb-package/.
 fn package() -> PathBuf {
     let bin = Path::new(env!("CARGO_BIN_EXE_dragonflow"));
     let meta = std::fs::metadata(bin).expect("the binary");
@@ -35,7 +35,25 @@ fn package() -> PathBuf {
     std::fs::create_dir_all(&base).expect("deb-package dir");
     let lock = std::fs::File::create(base.join("lock")).expect("lock");
     lock.lock().expect("lock");
-    let out = base.join(format!("{stamp}-{}", meta.len()));
+    // The packaging's inputs too: a change of the units or the metadata packages again.
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut inputs = vec![
+        crate_dir.join("Cargo.toml"),
+        workspace().join("scripts/package"),
+    ];
+    let mut debian: Vec<PathBuf> = std::fs::read_dir(crate_dir.join("debian"))
+        .expect("debian/")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    debian.sort();
+    inputs.extend(debian);
+    for f in inputs {
+        std::hash::Hash::hash(&std::fs::read(&f).expect("packaging input"), &mut h);
+    }
+    let inputs = std::hash::Hasher::finish(&h);
+    let out = base.join(format!("{stamp}-{}-{inputs:016x}", meta.len()));
     let made = std::fs::read_dir(&out).ok().and_then(|d| {
         d.flatten()
             .map(|e| e.path())
