@@ -3,8 +3,10 @@
 //! judge it, and a fresh Debian 12 root (debootstrap, cached) installs it with its
 //! dependencies through apt, runs it (the CLI, the CNI plugin's name, a server on the
 //! packaged config), upgrades it (a changed conffile kept; the units restarted, never
-//! stopped) and purges it, leaving no file behind.
+//! stopped) and purges it, leaving no file behind. And the controller runs as its unit
+//! runs it: root without any capability, no new privileges, on real Open vSwitch.
 
+mod common;
 mod debroot;
 
 use debroot::{Root, ok, output};
@@ -442,4 +444,126 @@ fn units_verify_and_are_hardened(root: &Root) {
         eprintln!("{line}");
         assert!(level <= 2.5, "{path} too exposed:\n{sec}");
     }
+}
+
+/// dragonflow-controller.service runs the controller as root with an empty capability
+/// bounding set and no new privileges, on a read-only file system (systemd is not PID 1
+/// here: `unshare`, a read-only bind mount and `setpriv` make the same process). So run,
+/// on real Open vSwitch, it still makes br-int, installs its flows and binds two VMs'
+/// ports, which then ping each other.
+#[test]
+fn the_controller_works_without_capabilities_as_its_unit_runs_it() {
+    if !testbed::require_root("the_controller_works_without_capabilities_as_its_unit_runs_it") {
+        return;
+    }
+    let srv = common::Server::start();
+    let ovs = testbed::Ovs::start().expect("ovs");
+    let log = tempfile::NamedTempFile::new().expect("log");
+    // ProtectSystem=strict's view: the whole file system read-only (a read-only bind of /
+    // in a mount namespace of its own, /proc, /sys and /dev as they are), checked by a
+    // write that must fail before the controller starts there.
+    let view = tempfile::tempdir().expect("mount point");
+    let mut ctl = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "--", "sh", "-c"])
+        .arg(
+            r#"v=$1; shift
+               mount --rbind / "$v" && mount -o remount,bind,ro "$v" || exit 98
+               touch "$v/etc/dragonflow-write-probe" 2>/dev/null && exit 99
+               exec chroot "$v" "$@""#,
+        )
+        .arg("sh")
+        .arg(view.path())
+        .arg("setpriv")
+        .args([
+            "--bounding-set=-all",
+            "--inh-caps=-all",
+            "--ambient-caps=-all",
+            "--no-new-privs",
+            "--",
+        ])
+        .arg(env!("CARGO_BIN_EXE_dragonflow"))
+        .args([
+            "controller",
+            "--chassis",
+            "host-a",
+            "--local-ip",
+            "192.0.2.1",
+        ])
+        .args(["--nb", &srv.nb_url])
+        .arg(format!("--ovsdb=unix:{}", ovs.db_sock().display()))
+        .arg(format!(
+            "--openflow=unix:{}",
+            ovs.mgmt_sock("br-int").display()
+        ))
+        .env("DRAGONFLOW_NB_TOKEN", common::host_token("host-a"))
+        .stderr(log.reopen().expect("log"))
+        .spawn()
+        .expect("setpriv dragonflow controller");
+    let dump = |ctl_log: &tempfile::NamedTempFile| {
+        format!(
+            "flows:\n{}\ncontroller:\n{}",
+            ovs.ofctl(["dump-flows", "br-int"]).unwrap_or_default(),
+            std::fs::read_to_string(ctl_log.path()).unwrap_or_default()
+        )
+    };
+
+    // What the process holds once it is the controller (unshare, sh, chroot and setpriv
+    // each exec the next): no capability at all, and no way to gain one.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::fs::read_to_string(format!("/proc/{}/comm", ctl.id())).unwrap_or_default()
+        != "dragonflow\n"
+    {
+        if let Ok(Some(st)) = ctl.try_wait() {
+            panic!("the controller's wrapper stopped: {st}\n{}", dump(&log));
+        }
+        assert!(Instant::now() < deadline, "no controller:\n{}", dump(&log));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let status = std::fs::read_to_string(format!("/proc/{}/status", ctl.id())).expect("status");
+    for field in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
+        let line = status
+            .lines()
+            .find(|l| l.starts_with(field))
+            .unwrap_or_else(|| panic!("{field}: {status}"));
+        assert!(line.ends_with("0000000000000000"), "{line}");
+    }
+    assert!(status.lines().any(|l| l == "NoNewPrivs:\t1"), "{status}");
+    assert!(
+        status.lines().any(|l| l.starts_with("Uid:\t0\t")),
+        "{status}"
+    );
+
+    common::cloud::wait_until("br-int", Duration::from_secs(20), || {
+        ovs.vsctl(["br-exists", "br-int"]).is_ok()
+    });
+    let net = srv.network("caps", "10.77.0.0/24");
+    let mut vms = Vec::new();
+    let mut ips = Vec::new();
+    for _ in 0..2 {
+        let p = srv.create(
+            "ports",
+            "port",
+            serde_json::json!({"network_id": net["id"]}),
+        );
+        let (mac, ip) = common::cloud::addr(&p);
+        let id = p["id"].as_str().expect("id").to_string();
+        vms.push(testbed::Vm::plug(&ovs, "br-int", &id, &mac, &format!("{ip}/24")).expect("plug"));
+        ips.push(ip);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let (_, v) = srv.call("GET", &format!("/v2.0/ports/{id}"), None);
+            if v["port"]["status"] == "ACTIVE" {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "port not ACTIVE:\n{}",
+                dump(&log)
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    assert!(vms[0].pings(&ips[1]), "no ping:\n{}", dump(&log));
+    let _ = ctl.kill();
+    let _ = ctl.wait();
 }
