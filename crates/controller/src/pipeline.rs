@@ -55,7 +55,7 @@ pub const TABLES: &[Table] = &[
         id: CLASSIFY,
         name: "classify",
         role: "VM port: reg6 = port key, metadata = network key; tunnel: network by tun_id",
-        next: &[PORT_SECURITY, FROM_TUNNEL, INGRESS_NAT],
+        next: &[PORT_SECURITY, METADATA, FROM_TUNNEL, INGRESS_NAT],
     },
     Table {
         id: PORT_SECURITY,
@@ -108,14 +108,14 @@ pub const TABLES: &[Table] = &[
     Table {
         id: METADATA,
         name: "metadata",
-        role: "metadata service requests",
-        next: &[METADATA_REPLY, L2],
+        role: "metadata service: a VM port's requests rewritten to the server (learning the way back), the server's replies through the learned flows to ingress",
+        next: &[L2, INGRESS_CT],
     },
     Table {
         id: METADATA_REPLY,
         name: "metadata_reply",
-        role: "metadata service replies",
-        next: &[L2],
+        role: "metadata service replies: the flows learned in 35 (VM address, MAC, port and network restored), reached by resubmit",
+        next: &[],
     },
     Table {
         id: ND,

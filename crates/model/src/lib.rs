@@ -7,6 +7,7 @@
 
 pub mod agent;
 pub mod dns;
+pub mod instance;
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
 pub mod mac;
