@@ -203,16 +203,33 @@ fn cloud_init_reads_each_vms_own_identity_on_two_hosts() {
     assert_eq!(code, 400);
 
     let vm1 = c.plug(&p1, 0);
-    let vm2 = c.plug(&p2, 1);
-    // vm1 reaches the address on-link (the switch answers its ARP); vm2 through its
-    // subnet's DHCP port, as the DHCP route says for an isolated subnet.
+    // vm1 reaches the address on-link (the switch answers its ARP).
     vm1.ns
         .exec(["ip", "route", "add", "169.254.169.254/32", "dev", "eth0"])
         .expect("route");
+    // vm2 boots as a cloud image does: DHCP, then cloud-init at once. The lease's
+    // option 121 routes the address through the isolated subnet's DHCP port, and the
+    // metadata flows went in with the DHCP flows, before any reply.
+    let (mac2, _) = addr(&p2);
+    let vm2 = testbed::Vm::plug_unaddressed(&c.ovs[1], "br-int", p2["id"].as_str().unwrap(), &mac2)
+        .expect("plug");
+    let dir = tempfile::tempdir().expect("tmp");
+    let (pf, lf) = (dir.path().join("pid"), dir.path().join("leases"));
+    let out = vm2
+        .ns
+        .dhclient("eth0", &pf, &lf, &["-1"])
+        .expect("dhclient")
+        .output()
+        .expect("dhclient");
+    assert!(out.status.success(), "no lease: {}", String::from_utf8_lossy(&out.stderr));
+    let _stop = Stop(&vm2, &pf, &lf);
+    let r2 = cloud_init_read(&vm2).unwrap_or_else(|e| panic!("{e}\n{}", c.dumps()));
+    let routes = vm2.ns.exec(["ip", "-4", "route"]).unwrap_or_default();
     let dhcp2 = dhcp_address(&c, &p2);
-    vm2.ns
-        .exec(["ip", "route", "add", "169.254.169.254/32", "via", &dhcp2])
-        .expect("route");
+    assert!(
+        routes.contains(&format!("169.254.169.254 via {dhcp2}")),
+        "the DHCP route to the metadata address: {routes}"
+    );
 
     let t = Instant::now();
     let r1 = cloud_init_read(&vm1).unwrap_or_else(|e| panic!("{e}\n{}", c.dumps()));
@@ -240,7 +257,6 @@ fn cloud_init_reads_each_vms_own_identity_on_two_hosts() {
     assert_eq!(r1["ec2"]["placement"]["availability-zone"], "nova");
 
     // The other VM, on another network and host: its own identity, no user data.
-    let r2 = cloud_init_read(&vm2).unwrap_or_else(|e| panic!("{e}\n{}", c.dumps()));
     assert_eq!(r2["metadata"]["uuid"], dev2, "{r2}");
     assert_eq!(r2["metadata"]["hostname"], "db-1.openstacklocal");
     assert_eq!(r2["userdata"], "");
@@ -282,6 +298,15 @@ fn cloud_init_reads_each_vms_own_identity_on_two_hosts() {
     assert_ne!(code, 200, "an oversized request is not served");
     // The service still answers afterwards.
     assert_eq!(curl(&vm1, &[&md("/openstack")]).0, 200);
+}
+
+/// Stops a VM's background DHCP client when the test ends, however it ends.
+struct Stop<'a>(&'a testbed::Vm, &'a std::path::Path, &'a std::path::Path);
+
+impl Drop for Stop<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.ns.dhclient("eth0", self.1, self.2, &["-x"]).map(|mut c| c.output());
+    }
 }
 
 /// The first address of the DHCP port of `port`'s network.
