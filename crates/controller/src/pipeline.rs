@@ -49,6 +49,11 @@ pub mod table {
 
 use table::*;
 
+/// Tables reached by `resubmit` rather than `goto` (from, to): a resubmit runs the other
+/// table's actions and comes back, which a learned flow (it can only load and output)
+/// needs to be followed by a `goto`.
+pub const RESUBMITS: &[(u8, u8)] = &[(METADATA, METADATA_REPLY)];
+
 /// Every table, in order.
 pub const TABLES: &[Table] = &[
     Table {
@@ -343,7 +348,14 @@ mod tests {
         let mut seen = vec![CLASSIFY];
         let mut i = 0;
         while i < seen.len() {
-            for n in table(seen[i]).map(|t| t.next).unwrap_or_default() {
+            let from = seen[i];
+            let resubmits = RESUBMITS.iter().filter(|(f, _)| *f == from);
+            for n in table(from)
+                .map(|t| t.next)
+                .unwrap_or_default()
+                .iter()
+                .chain(resubmits.map(|(_, t)| t))
+            {
                 if !seen.contains(n) {
                     seen.push(*n);
                 }

@@ -230,6 +230,10 @@ fn configure(r: &mut DhcpRepr, cfg: &Config, l: &Lease<'_>, port: &Port, inform:
             tracing::debug!(port = %port.meta.id, name = %opt.opt_name, value = %opt.opt_value, "extra_dhcp_opt not understood; left out");
         }
     }
+    // An empty `router` option says "no default route": option 121 must not bring it back.
+    if r.router.is_empty() {
+        r.classless_routes.retain(|c| c.prefix_len != 0);
+    }
 }
 
 fn set_lease_time(r: &mut DhcpRepr, seconds: u32) {
