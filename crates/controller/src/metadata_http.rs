@@ -191,19 +191,26 @@ pub async fn serve(listener: tokio::net::TcpListener, ask: mpsc::Sender<Question
         let (ask, http) = (ask.clone(), http.clone());
         tokio::spawn(async move {
             let _slot = slot;
-            let source = *peer.ip();
-            let service = hyper::service::service_fn(move |req| {
-                let (ask, http) = (ask.clone(), http.clone());
-                async move { Ok::<_, std::convert::Infallible>(handle(req, source, ask, http).await) }
-            });
-            let conn = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_TIMEOUT)
-                .max_buf_size(MAX_HEADERS)
-                .serve_connection(TokioIo::new(stream), service);
-            let _ = tokio::time::timeout(CONNECTION_TIMEOUT, conn).await;
+            connection(stream, *peer.ip(), ask, http).await;
         });
     }
+}
+
+/// Serves one connection from `source` (HTTP/1 with the limits above) until it ends.
+pub async fn connection<I>(io: I, source: Ipv4Addr, ask: mpsc::Sender<Question>, http: reqwest::Client)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |req| {
+        let (ask, http) = (ask.clone(), http.clone());
+        async move { Ok::<_, std::convert::Infallible>(handle(req, source, ask, http).await) }
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .max_buf_size(MAX_HEADERS)
+        .serve_connection(TokioIo::new(io), service);
+    let _ = tokio::time::timeout(CONNECTION_TIMEOUT, conn).await;
 }
 
 fn response(status: u16, content_type: &str, body: Vec<u8>) -> hyper::Response<Full<Bytes>> {
@@ -285,14 +292,19 @@ async fn nova(http: &reqwest::Client, p: metadata::serve::Proxy) -> hyper::Respo
 }
 
 /// Answers one question from the event loop's view (called there, between batches).
-pub fn answer(
+pub fn answer(server: &mut metadata::serve::Server, core: &crate::engine::Controller, q: Question) {
+    reply(server, core.view(), core.host(), q);
+}
+
+/// Answers one question from `view`.
+pub fn reply(
     server: &mut metadata::serve::Server,
-    core: &crate::engine::Controller,
+    view: &crate::view::View,
+    host: &crate::apps::Host,
     q: Question,
 ) {
-    let host = core.host();
     let a = server.answer(
-        core.view(),
+        view,
         host,
         host.metadata.range,
         Request {
