@@ -184,6 +184,8 @@ pub async fn serve(listener: tokio::net::TcpListener, ask: mpsc::Sender<Question
             }
         };
         let SocketAddr::V4(peer) = peer else { continue };
+        // Small answers written as they come: no waiting on the client's delayed ACK.
+        let _ = stream.set_nodelay(true);
         let Some(slot) = held.take(*peer.ip()) else {
             tracing::debug!(source = %peer.ip(), "too many metadata connections; one closed");
             continue;
