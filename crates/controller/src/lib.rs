@@ -5,9 +5,9 @@
 
 pub mod apps;
 pub mod dns_forward;
-pub mod metadata_http;
 pub mod engine;
 pub mod heartbeat;
+pub mod metadata_http;
 pub mod metrics;
 pub mod nb;
 pub mod pipeline;

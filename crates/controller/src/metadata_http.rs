@@ -57,10 +57,12 @@ pub struct Setup {
 pub fn vswitchd_netns(mgmt: &std::path::Path) -> Option<std::path::PathBuf> {
     let pid = std::fs::read_to_string(mgmt.parent()?.join("ovs-vswitchd.pid")).ok()?;
     let theirs = std::path::PathBuf::from(format!("/proc/{}/ns/net", pid.trim()));
-    let ino = |p: &std::path::Path| std::fs::metadata(p).ok().map(|m| {
-        use std::os::unix::fs::MetadataExt;
-        (m.dev(), m.ino())
-    });
+    let ino = |p: &std::path::Path| {
+        std::fs::metadata(p).ok().map(|m| {
+            use std::os::unix::fs::MetadataExt;
+            (m.dev(), m.ino())
+        })
+    };
     let t = ino(&theirs)?;
     (Some(t) != ino(std::path::Path::new("/proc/self/ns/net"))).then_some(theirs)
 }
@@ -105,7 +107,9 @@ fn configure(setup: &Setup) -> Result<std::net::TcpListener, String> {
     // No IPv6 link-local address: nothing to answer there, and the userspace datapath
     // scans every address of the namespace on each output it translates.
     ip(&["link", "set", "dev", PORT_NAME, "addrgenmode", "none"])?;
-    ip(&["link", "set", "dev", PORT_NAME, "address", &mac, "arp", "off", "up"])?;
+    ip(&[
+        "link", "set", "dev", PORT_NAME, "address", &mac, "arp", "off", "up",
+    ])?;
     let server = metadata::server(setup.range);
     let cidr = format!("{server}/{}", setup.range.prefix_len());
     ip(&["addr", "replace", &cidr, "dev", PORT_NAME])?;
@@ -199,8 +203,12 @@ pub async fn serve(listener: tokio::net::TcpListener, ask: mpsc::Sender<Question
 }
 
 /// Serves one connection from `source` (HTTP/1 with the limits above) until it ends.
-pub async fn connection<I>(io: I, source: Ipv4Addr, ask: mpsc::Sender<Question>, http: reqwest::Client)
-where
+pub async fn connection<I>(
+    io: I,
+    source: Ipv4Addr,
+    ask: mpsc::Sender<Question>,
+    http: reqwest::Client,
+) where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let service = hyper::service::service_fn(move |req| {
@@ -237,7 +245,11 @@ async fn handle(
         .is_some_and(|v| v.as_bytes() != b"0")
         || req.headers().contains_key(hyper::header::TRANSFER_ENCODING);
     if has_body {
-        let mut r = response(413, "text/plain", b"413 Request Entity Too Large\n".to_vec());
+        let mut r = response(
+            413,
+            "text/plain",
+            b"413 Request Entity Too Large\n".to_vec(),
+        );
         r.headers_mut().insert(
             hyper::header::CONNECTION,
             hyper::header::HeaderValue::from_static("close"),

@@ -55,12 +55,7 @@ fn world() -> Sim {
 }
 
 /// A TCP segment in a frame.
-fn tcp(
-    eth: (MacAddr, [u8; 6]),
-    src: (Ipv4Addr, u16),
-    dst: (Ipv4Addr, u16),
-    flags: u8,
-) -> Vec<u8> {
+fn tcp(eth: (MacAddr, [u8; 6]), src: (Ipv4Addr, u16), dst: (Ipv4Addr, u16), flags: u8) -> Vec<u8> {
     let mut seg = vec![0u8; 20];
     seg[0..2].copy_from_slice(&src.1.to_be_bytes());
     seg[2..4].copy_from_slice(&dst.1.to_be_bytes());
@@ -100,7 +95,12 @@ const SYN_ACK: u8 = 0x12;
 fn a_request_reaches_the_server_as_its_port_and_the_reply_finds_the_vm() {
     let mut sim = world();
     let router_mac = mac(2).0; // sent to the DHCP port's MAC, as its route says
-    let syn = tcp((mac(5), router_mac), (ip(5), 40000), (metadata::IP, 80), SYN);
+    let syn = tcp(
+        (mac(5), router_mac),
+        (ip(5), 40000),
+        (metadata::IP, 80),
+        SYN,
+    );
     let out = sim.send(1, &syn).frames();
     let [(port, f)] = out.as_slice() else {
         panic!("one frame out: {out:?}");
@@ -117,7 +117,10 @@ fn a_request_reaches_the_server_as_its_port_and_the_reply_finds_the_vm() {
         panic!("one frame out: {out:?}");
     };
     assert_eq!(*port, 1, "back to the VM that asked");
-    assert_eq!(fields(f), (mac(5).0, router_mac, metadata::IP, ip(5), 80, 40000));
+    assert_eq!(
+        fields(f),
+        (mac(5).0, router_mac, metadata::IP, ip(5), 80, 40000)
+    );
 
     // A reply for a connection nobody opened (another TCP port) goes nowhere.
     let stray = tcp((MacAddr(MAC), MAC), (srv, 80), (me, 40001), SYN_ACK);

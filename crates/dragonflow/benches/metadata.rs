@@ -94,7 +94,12 @@ fn main() {
         &ovs,
         "host-a",
         "192.0.2.1",
-        &["--tunnel-types", "geneve", "--metadata-rate-limit", "1000000"],
+        &[
+            "--tunnel-types",
+            "geneve",
+            "--metadata-rate-limit",
+            "1000000",
+        ],
         Some("warn"),
     );
     ctl.wait_for_br_int(&ovs);
@@ -130,7 +135,11 @@ fn main() {
             served(&vm, &uuid)
         });
         took.push(t.elapsed());
-        let (code, _) = srv.call("DELETE", &format!("/v2.0/ports/{}", p["id"].as_str().unwrap()), None);
+        let (code, _) = srv.call(
+            "DELETE",
+            &format!("/v2.0/ports/{}", p["id"].as_str().unwrap()),
+            None,
+        );
         assert_eq!(code, 204);
     }
     took.sort();
@@ -147,7 +156,13 @@ fn main() {
         });
     }
     let one = finish(wrk(&vms[0]));
-    let many: Vec<Wrk> = vms.iter().map(wrk).collect::<Vec<_>>().into_iter().map(finish).collect();
+    let many: Vec<Wrk> = vms
+        .iter()
+        .map(wrk)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(finish)
+        .collect();
     let total: f64 = many.iter().map(|w| w.rps).sum();
     let mut p99s: Vec<Duration> = many.iter().map(|w| w.p99).collect();
     p99s.sort();

@@ -141,20 +141,16 @@ print(json.dumps({"metadata": res["metadata"], "userdata": ud,
 "#;
     let py = format!("{CLOUD_INIT}/venv/bin/python");
     let path = format!("PYTHONPATH={CLOUD_INIT}/root/usr/lib/python3/dist-packages");
-    let out = vm.ns.exec(["env", &path, &py, "-c", script]).map_err(|e| e.to_string())?;
+    let out = vm
+        .ns
+        .exec(["env", &path, &py, "-c", script])
+        .map_err(|e| e.to_string())?;
     serde_json::from_str(out.trim()).map_err(|e| format!("{e}: {out}"))
 }
 
 /// `curl` in `vm`: status and body.
 fn curl(vm: &testbed::Vm, args: &[&str]) -> (u16, String) {
-    let mut argv = vec![
-        "curl",
-        "-s",
-        "-m",
-        "3",
-        "-w",
-        "\n%{http_code}",
-    ];
+    let mut argv = vec!["curl", "-s", "-m", "3", "-w", "\n%{http_code}"];
     argv.extend_from_slice(args);
     let out = vm.ns.exec(&argv).unwrap_or_else(|e| format!("\n000 {e}"));
     let (body, code) = out.rsplit_once('\n').unwrap_or(("", "0"));
@@ -174,7 +170,10 @@ fn cloud_init_reads_each_vms_own_identity_on_two_hosts() {
     if !testbed::require_root("cloud_init_reads_each_vms_own_identity_on_two_hosts") {
         return;
     }
-    assert!(have_cloud_init(), "cloud-init is missing: run scripts/setup");
+    assert!(
+        have_cloud_init(),
+        "cloud-init is missing: run scripts/setup"
+    );
     let c = Cloud::start(2, &[]);
     c.network("mdnet1", "10.61.1.0/24");
     c.network("mdnet2", "10.61.2.0/24");
@@ -221,7 +220,11 @@ fn cloud_init_reads_each_vms_own_identity_on_two_hosts() {
         .expect("dhclient")
         .output()
         .expect("dhclient");
-    assert!(out.status.success(), "no lease: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "no lease: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let _stop = Stop(&vm2, &pf, &lf);
     let r2 = cloud_init_read(&vm2).unwrap_or_else(|e| panic!("{e}\n{}", c.dumps()));
     let routes = vm2.ns.exec(["ip", "-4", "route"]).unwrap_or_default();
@@ -260,7 +263,10 @@ fn cloud_init_reads_each_vms_own_identity_on_two_hosts() {
     assert_eq!(r2["metadata"]["uuid"], dev2, "{r2}");
     assert_eq!(r2["metadata"]["hostname"], "db-1.openstacklocal");
     assert_eq!(r2["userdata"], "");
-    assert_eq!(r2["networkdata"]["links"][0]["ethernet_mac_address"], addr(&p2).0);
+    assert_eq!(
+        r2["networkdata"]["links"][0]["ethernet_mac_address"],
+        addr(&p2).0
+    );
     assert!(
         c.ctl[1].log().contains("metadata answered") && !c.ctl[0].log().contains(dev2),
         "vm2 is answered on its own host"
@@ -273,13 +279,19 @@ fn cloud_init_reads_each_vms_own_identity_on_two_hosts() {
         curl(&vm1, &[&md("/2009-04-04/meta-data/instance-id")]),
         (200, format!("i-{:08x}", keys[0]))
     );
-    assert_eq!(curl(&vm1, &[&md("/2009-04-04/meta-data/local-ipv4")]), (200, ip1.clone()));
+    assert_eq!(
+        curl(&vm1, &[&md("/2009-04-04/meta-data/local-ipv4")]),
+        (200, ip1.clone())
+    );
     assert_eq!(
         curl(&vm1, &[&md("/2009-04-04/meta-data/hostname")]),
         (200, "vm1.openstacklocal".into())
     );
     assert_eq!(
-        curl(&vm1, &[&md("/2009-04-04/meta-data/public-keys/0/openssh-key")]),
+        curl(
+            &vm1,
+            &[&md("/2009-04-04/meta-data/public-keys/0/openssh-key")]
+        ),
         (200, key.to_string())
     );
     let (code, listing) = curl(&vm1, &[&md("/latest/meta-data/")]);
@@ -288,11 +300,17 @@ fn cloud_init_reads_each_vms_own_identity_on_two_hosts() {
     let (code, versions) = curl(&vm1, &[&md("/openstack")]);
     assert_eq!(code, 200);
     assert!(versions.lines().any(|l| l == "2018-08-27") && versions.ends_with("latest"));
-    assert_eq!(curl(&vm1, &[&md("/openstack/latest/user_data")]), (200, user_data.to_string()));
+    assert_eq!(
+        curl(&vm1, &[&md("/openstack/latest/user_data")]),
+        (200, user_data.to_string())
+    );
     assert_eq!(curl(&vm2, &[&md("/openstack/latest/user_data")]).0, 404);
     assert_eq!(curl(&vm1, &[&md("/nothing")]).0, 404);
     // Requests with a body are refused; the request size is bounded.
-    assert_eq!(curl(&vm1, &["-X", "POST", "-d", "x=1", &md("/openstack")]).0, 413);
+    assert_eq!(
+        curl(&vm1, &["-X", "POST", "-d", "x=1", &md("/openstack")]).0,
+        413
+    );
     let long = format!("/openstack/{}", "a".repeat(20_000));
     let (code, _) = curl(&vm1, &[&md(&long)]);
     assert_ne!(code, 200, "an oversized request is not served");
@@ -305,7 +323,11 @@ struct Stop<'a>(&'a testbed::Vm, &'a std::path::Path, &'a std::path::Path);
 
 impl Drop for Stop<'_> {
     fn drop(&mut self) {
-        let _ = self.0.ns.dhclient("eth0", self.1, self.2, &["-x"]).map(|mut c| c.output());
+        let _ = self
+            .0
+            .ns
+            .dhclient("eth0", self.1, self.2, &["-x"])
+            .map(|mut c| c.output());
     }
 }
 
@@ -343,7 +365,11 @@ fn base64_encode(data: &[u8]) -> String {
     const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for chunk in data.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
@@ -372,7 +398,9 @@ fn a_vm_forging_its_address_mac_or_headers_reads_only_its_own_metadata() {
     let (code, v) = c.srv.call(
         "PUT",
         &format!("/v2.0/ports/{}", p3["id"].as_str().unwrap()),
-        Some(json!({"port": {"instance_metadata": {"user_data": base64_encode(b"victim secret")}}})),
+        Some(
+            json!({"port": {"instance_metadata": {"user_data": base64_encode(b"victim secret")}}}),
+        ),
     );
     assert_eq!(code, 200, "{v}");
     let vm1 = c.plug(&p1, 0);
@@ -412,7 +440,11 @@ fn a_vm_forging_its_address_mac_or_headers_reads_only_its_own_metadata() {
     ))
     .expect("spoof");
     let got = uuid(&vm1, &[]);
-    assert_ne!(got.as_deref(), Some(dev3), "forged identity read the victim's metadata");
+    assert_ne!(
+        got.as_deref(),
+        Some(dev3),
+        "forged identity read the victim's metadata"
+    );
     assert_eq!(got, None, "port security drops the forged frames");
     let (_, body) = curl(&vm1, &[&md("/openstack/latest/user_data")]);
     assert!(!body.contains("victim secret"));
@@ -434,7 +466,10 @@ fn a_vm_forging_its_address_mac_or_headers_reads_only_its_own_metadata() {
     };
     assert_eq!(got.as_deref(), Some(dev1), "{}", c.dumps());
     let (code, body) = curl(&vm1, &[&md("/openstack/latest/user_data")]);
-    assert!(code == 404 && !body.contains("victim secret"), "{code} {body}");
+    assert!(
+        code == 404 && !body.contains("victim secret"),
+        "{code} {body}"
+    );
     // The victim is still itself.
     assert_eq!(uuid(&vm3, &[]).as_deref(), Some(dev3));
 }
@@ -539,17 +574,144 @@ fn with_nova_requests_are_passed_on_signed_as_neutrons_agent_does() {
         .expect("route");
     let (code, body) = curl(
         &vm,
-        &["-H", "X-Instance-ID: someone-else", &md("/openstack/latest/meta_data.json?x=1")],
+        &[
+            "-H",
+            "X-Instance-ID: someone-else",
+            &md("/openstack/latest/meta_data.json?x=1"),
+        ],
     );
     assert_eq!(code, 200, "{body}\n{}", c.dumps());
     let v: Value = serde_json::from_str(&body).expect("json");
-    assert_eq!((v["uuid"].as_str(), v["served_by"].as_str()), (Some(dev), Some("nova")));
+    assert_eq!(
+        (v["uuid"].as_str(), v["served_by"].as_str()),
+        (Some(dev), Some("nova"))
+    );
     let seen = nova.seen.lock().unwrap().clone();
     let h = seen.last().expect("a request reached Nova");
     let get = |k: &str| h.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
-    assert_eq!(get("request"), Some("GET /openstack/latest/meta_data.json?x=1 HTTP/1.1"));
-    assert_eq!(get("x-instance-id"), Some(dev), "the VM's header is not passed on");
+    assert_eq!(
+        get("request"),
+        Some("GET /openstack/latest/meta_data.json?x=1 HTTP/1.1")
+    );
+    assert_eq!(
+        get("x-instance-id"),
+        Some(dev),
+        "the VM's header is not passed on"
+    );
     assert_eq!(get("x-tenant-id"), p["project_id"].as_str());
     assert_eq!(get("x-forwarded-for"), Some(addr(&p).1.as_str()));
-    assert_eq!(get("x-instance-id-signature"), Some(python_hmac(secret, dev).as_str()));
+    assert_eq!(
+        get("x-instance-id-signature"),
+        Some(python_hmac(secret, dev).as_str())
+    );
+}
+
+/// Slowloris from `vm`: `n` connections that send headers a line a second and never end
+/// them; prints how many the server closed within `secs` seconds.
+const SLOWLORIS: &str = r#"
+import socket, sys, time
+n, secs = int(sys.argv[1]), float(sys.argv[2])
+socks = []
+for _ in range(n):
+    s = socket.socket()
+    s.settimeout(0.2)
+    try:
+        s.connect(("169.254.169.254", 80))
+        s.send(b"GET /openstack HTTP/1.1\r\nHost: x\r\n")
+    except OSError:
+        pass
+    socks.append(s)
+closed = set()
+end = time.time() + secs
+while time.time() < end and len(closed) < n:
+    for i, s in enumerate(socks):
+        if i in closed:
+            continue
+        try:
+            s.send(b"X-Slow: 1\r\n")
+            if s.recv(4096) == b"":
+                closed.add(i)
+        except socket.timeout:
+            pass
+        except OSError:
+            closed.add(i)
+    time.sleep(0.5)
+print(len(closed))
+"#;
+
+/// `n` requests from `vm` as fast as it can: how many were 200 and how many 429.
+const FLOOD: &str = r#"
+import http.client, sys
+ok = limited = 0
+for _ in range(int(sys.argv[1])):
+    c = http.client.HTTPConnection("169.254.169.254", 80, timeout=2)
+    c.request("GET", "/openstack")
+    r = c.getresponse(); r.read(); c.close()
+    ok += r.status == 200
+    limited += r.status == 429
+print(ok, limited)
+"#;
+
+#[test]
+fn slowloris_and_a_flooding_vm_do_not_stop_others_being_answered() {
+    if !testbed::require_root("slowloris_and_a_flooding_vm") {
+        return;
+    }
+    let c = Cloud::start(1, &[]);
+    c.network("loris", "10.64.0.0/24");
+    let pa = c.port("loris", "attacker", "", "");
+    let pb = c.port("loris", "bystander", "", "");
+    let (va, vb) = (c.plug(&pa, 0), c.plug(&pb, 0));
+    for vm in [&va, &vb] {
+        vm.ns
+            .exec(["ip", "route", "add", "169.254.169.254/32", "dev", "eth0"])
+            .expect("route");
+    }
+    let bystander_answered = |what: &str| {
+        for _ in 0..5 {
+            let t = Instant::now();
+            let (code, _) = curl(&vb, &[&md("/openstack/latest/meta_data.json")]);
+            assert_eq!(code, 200, "the bystander during {what}\n{}", c.dumps());
+            assert!(
+                t.elapsed() < Duration::from_secs(1),
+                "{what}: {:?}",
+                t.elapsed()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    // 20 connections that never finish their headers: 8 held (the per-VM cap), the rest
+    // closed at once, the held ones closed by the header timeout (5 s).
+    let loris = va
+        .ns
+        .command(["python3", "-c", SLOWLORIS, "20", "9"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    std::thread::sleep(Duration::from_millis(500));
+    bystander_answered("slowloris");
+    let out = loris.wait_with_output().expect("slowloris");
+    let closed: usize = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0);
+    assert_eq!(closed, 20, "every slow connection was closed by the server");
+
+    // A flood: past its 20 a second, the attacker gets 429s; the bystander is answered.
+    let flood = va
+        .ns
+        .command(["python3", "-c", FLOOD, "300"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    bystander_answered("a flood");
+    let out = flood.wait_with_output().expect("flood");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut it = text
+        .split_whitespace()
+        .map(|n| n.parse::<u32>().unwrap_or(0));
+    let (ok, limited) = (it.next().unwrap_or(0), it.next().unwrap_or(0));
+    println!("flood: {ok} answered, {limited} refused with 429");
+    assert!(limited > 0 && ok >= 20, "{ok} answered, {limited} limited");
+    assert_eq!(ok + limited, 300);
 }

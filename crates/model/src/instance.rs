@@ -100,9 +100,11 @@ mod tests {
     #[test]
     fn keys_are_single_lines_and_meta_is_bounded() {
         let mut m = InstanceMetadata::default();
-        m.public_keys.insert("k".into(), "ssh-ed25519 AAAA x\nroot".into());
+        m.public_keys
+            .insert("k".into(), "ssh-ed25519 AAAA x\nroot".into());
         assert!(m.validate().is_err());
-        m.public_keys.insert("k".into(), "ssh-ed25519 AAAA x".into());
+        m.public_keys
+            .insert("k".into(), "ssh-ed25519 AAAA x".into());
         assert!(m.validate().is_ok());
         m.meta.insert("a".into(), "b".repeat(MAX_META_LEN + 1));
         assert!(m.validate().is_err());

@@ -7,9 +7,9 @@
 
 pub mod agent;
 pub mod dns;
-pub mod instance;
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
+pub mod instance;
 pub mod mac;
 pub mod nova;
 pub mod objects;

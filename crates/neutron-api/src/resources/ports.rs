@@ -172,10 +172,9 @@ fn instance_metadata(attrs: &mut Attrs) -> ApiResult<Option<Option<InstanceMetad
         None => Ok(None),
         Some(Value::Null) => Ok(Some(None)),
         Some(v @ Value::Object(_)) => {
-            let m: InstanceMetadata = serde_json::from_value(deny_unknown(&v)?)
-                .map_err(|e| bad_attr(ATTR, e))?;
-            m.validate()
-                .map_err(|e| bad_attr(ATTR, e))?;
+            let m: InstanceMetadata =
+                serde_json::from_value(deny_unknown(&v)?).map_err(|e| bad_attr(ATTR, e))?;
+            m.validate().map_err(|e| bad_attr(ATTR, e))?;
             Ok(Some((m != InstanceMetadata::default()).then_some(m)))
         }
         Some(other) => Err(bad_attr(

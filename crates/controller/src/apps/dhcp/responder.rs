@@ -213,7 +213,9 @@ fn configure(r: &mut DhcpRepr, cfg: &Config, l: &Lease<'_>, port: &Port, inform:
         .collect();
     if cfg.metadata_route
         && let Some(via) = metadata_route(l, gateway)
-        && !routes.iter().any(|r| r.prefix_len == 32 && r.destination == METADATA_IP)
+        && !routes
+            .iter()
+            .any(|r| r.prefix_len == 32 && r.destination == METADATA_IP)
     {
         routes.push(ClasslessRoute::new(METADATA_IP, 32, via));
     }

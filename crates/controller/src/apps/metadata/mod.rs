@@ -109,14 +109,8 @@ fn requests() -> Match {
 /// The reverse flow a request learns in table 40: replies to the port's address and this
 /// TCP source port get the VM's addresses, port and network back.
 fn learn(key: u32, net_key: u32, client: Ipv4Addr) -> Action {
-    let m = |src, dst| LearnSpec::Match {
-        src,
-        dst: sub(dst),
-    };
-    let load = |src, dst| LearnSpec::Load {
-        src,
-        dst: sub(dst),
-    };
+    let m = |src, dst| LearnSpec::Match { src, dst: sub(dst) };
+    let load = |src, dst| LearnSpec::Load { src, dst: sub(dst) };
     let f = |field| LearnSrc::Field(sub(field));
     Action::Learn(Learn {
         idle_timeout: IDLE,

@@ -333,7 +333,10 @@ fn proxy(nova: &Nova, port: &Port, target: &str) -> Answer {
     let mut headers = vec![
         ("X-Instance-ID", port.device_id.clone()),
         ("X-Tenant-ID", port.meta.project_id.clone()),
-        ("X-Instance-ID-Signature", sign(&nova.secret, &port.device_id)),
+        (
+            "X-Instance-ID-Signature",
+            sign(&nova.secret, &port.device_id),
+        ),
     ];
     if let Some(ip) = content::first_v4(port) {
         headers.push(("X-Forwarded-For", ip.to_string()));

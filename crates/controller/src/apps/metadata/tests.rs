@@ -45,7 +45,8 @@ mod serving {
             user_data: Some("aGVsbG8=".into()),
             ..Default::default()
         };
-        m.public_keys.insert("k".into(), "ssh-ed25519 AAAA me".into());
+        m.public_keys
+            .insert("k".into(), "ssh-ed25519 AAAA me".into());
         m.meta.insert("role".into(), "web".into());
         p.instance_metadata = Some(m);
         let mut q = fixtures::port("q", "n", 6, "o");
@@ -95,9 +96,18 @@ mod serving {
         assert_eq!(nd["links"][0]["ethernet_mac_address"], "fa:16:3e:00:00:05");
         assert_eq!(nd["networks"][0]["ip_address"], "10.0.0.5");
         assert_eq!(nd["networks"][0]["routes"][0]["gateway"], "10.0.0.1");
-        assert_eq!(ask(&mut s, 5, "/openstack/latest/user_data"), (200, "hello".into()));
-        assert_eq!(ask(&mut s, 5, "/openstack/latest/vendor_data2.json"), (200, "{}".into()));
-        assert_eq!(ask(&mut s, 5, "/openstack/2099-01-01/meta_data.json").0, 404);
+        assert_eq!(
+            ask(&mut s, 5, "/openstack/latest/user_data"),
+            (200, "hello".into())
+        );
+        assert_eq!(
+            ask(&mut s, 5, "/openstack/latest/vendor_data2.json"),
+            (200, "{}".into())
+        );
+        assert_eq!(
+            ask(&mut s, 5, "/openstack/2099-01-01/meta_data.json").0,
+            404
+        );
         assert_eq!(
             ask(&mut s, 5, "/2009-04-04/meta-data/instance-id"),
             (200, "i-00000005".into())
@@ -114,7 +124,10 @@ mod serving {
             ask(&mut s, 5, "/latest/meta-data/public-keys/0/openssh-key"),
             (200, "ssh-ed25519 AAAA me".into())
         );
-        assert_eq!(ask(&mut s, 5, "/latest/meta-data/public-keys/1/openssh-key").0, 404);
+        assert_eq!(
+            ask(&mut s, 5, "/latest/meta-data/public-keys/1/openssh-key").0,
+            404
+        );
         assert_eq!(ask(&mut s, 5, "/latest/user-data"), (200, "hello".into()));
         assert_eq!(ask(&mut s, 5, "/../../etc/passwd").0, 404);
     }
@@ -156,7 +169,13 @@ mod serving {
             target: "/openstack",
             source,
         };
-        let a = s.answer(&view, &host, DEFAULT_RANGE, later, t0 + Duration::from_secs(1));
+        let a = s.answer(
+            &view,
+            &host,
+            DEFAULT_RANGE,
+            later,
+            t0 + Duration::from_secs(1),
+        );
         assert!(matches!(a, Answer::Reply(r) if r.status == 405));
         assert_eq!(s.stats.limited, 2);
     }
@@ -185,10 +204,21 @@ mod serving {
             panic!("a request for Nova");
         };
         assert_eq!(p.url, "http://nova:8775/openstack/latest/meta_data.json");
-        let h = |k: &str| p.headers.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone());
+        let h = |k: &str| {
+            p.headers
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.clone())
+        };
         assert_eq!(h("X-Instance-ID").as_deref(), Some("instance-5"));
-        assert_eq!(h("X-Tenant-ID").as_deref(), Some(view.ports["p"].meta.project_id.as_str()));
+        assert_eq!(
+            h("X-Tenant-ID").as_deref(),
+            Some(view.ports["p"].meta.project_id.as_str())
+        );
         assert_eq!(h("X-Forwarded-For").as_deref(), Some("10.0.0.5"));
-        assert_eq!(h("X-Instance-ID-Signature"), Some(sign(b"Jefe", "instance-5")));
+        assert_eq!(
+            h("X-Instance-ID-Signature"),
+            Some(sign(b"Jefe", "instance-5"))
+        );
     }
 }
