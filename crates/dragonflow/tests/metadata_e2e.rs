@@ -478,8 +478,11 @@ fn a_vm_forging_its_address_mac_or_headers_reads_only_its_own_metadata() {
 /// `X-Instance-ID-Signature` is `expected` for their `X-Instance-ID`.
 struct Nova {
     port: u16,
-    seen: Arc<Mutex<Vec<Vec<(String, String)>>>>,
+    seen: Arc<Mutex<Vec<Headers>>>,
 }
+
+/// One request's line (as `request`) and headers (names in lower case).
+type Headers = Vec<(String, String)>;
 
 impl Nova {
     fn start(expected: std::collections::BTreeMap<String, String>) -> Nova {
