@@ -49,13 +49,18 @@ pub mod table {
 
 use table::*;
 
+/// Tables reached by `resubmit` rather than `goto` (from, to): a resubmit runs the other
+/// table's actions and comes back, which a learned flow (it can only load and output)
+/// needs to be followed by a `goto`.
+pub const RESUBMITS: &[(u8, u8)] = &[(METADATA, METADATA_REPLY)];
+
 /// Every table, in order.
 pub const TABLES: &[Table] = &[
     Table {
         id: CLASSIFY,
         name: "classify",
         role: "VM port: reg6 = port key, metadata = network key; tunnel: network by tun_id",
-        next: &[PORT_SECURITY, FROM_TUNNEL, INGRESS_NAT],
+        next: &[PORT_SECURITY, METADATA, FROM_TUNNEL, INGRESS_NAT],
     },
     Table {
         id: PORT_SECURITY,
@@ -108,14 +113,14 @@ pub const TABLES: &[Table] = &[
     Table {
         id: METADATA,
         name: "metadata",
-        role: "metadata service requests",
-        next: &[METADATA_REPLY, L2],
+        role: "metadata service: a VM port's requests rewritten to the server (learning the way back), the server's replies through the learned flows to ingress",
+        next: &[L2, INGRESS_CT],
     },
     Table {
         id: METADATA_REPLY,
         name: "metadata_reply",
-        role: "metadata service replies",
-        next: &[L2],
+        role: "metadata service replies: the flows learned in 35 (VM address, MAC, port and network restored), reached by resubmit",
+        next: &[],
     },
     Table {
         id: ND,
@@ -343,7 +348,14 @@ mod tests {
         let mut seen = vec![CLASSIFY];
         let mut i = 0;
         while i < seen.len() {
-            for n in table(seen[i]).map(|t| t.next).unwrap_or_default() {
+            let from = seen[i];
+            let resubmits = RESUBMITS.iter().filter(|(f, _)| *f == from);
+            for n in table(from)
+                .map(|t| t.next)
+                .unwrap_or_default()
+                .iter()
+                .chain(resubmits.map(|(_, t)| t))
+            {
                 if !seen.contains(n) {
                     seen.push(*n);
                 }

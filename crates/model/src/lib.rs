@@ -9,6 +9,7 @@ pub mod agent;
 pub mod dns;
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
+pub mod instance;
 pub mod mac;
 pub mod nova;
 pub mod objects;

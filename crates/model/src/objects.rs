@@ -264,6 +264,10 @@ pub struct Port {
     /// configured domain, as in Neutron without an external DNS service.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub dns_domain: String,
+    /// What the metadata service serves the VM beyond the port (user data, keys,
+    /// properties), see [`crate::instance`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_metadata: Option<crate::instance::InstanceMetadata>,
 }
 
 impl Port {

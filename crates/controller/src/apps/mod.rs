@@ -21,6 +21,7 @@ pub mod fault;
 pub mod here;
 pub mod l2;
 pub mod l3;
+pub mod metadata;
 pub mod nat;
 pub mod nd;
 pub mod port_security;
@@ -64,6 +65,8 @@ pub struct Host {
     /// not plugged for the flows, but their ports are looked up and their networks
     /// followed already, while ovs-vswitchd reconfigures (a few hundred ms for hundreds).
     pub announced: std::collections::BTreeSet<String>,
+    /// The metadata service's internal port and address range.
+    pub metadata: metadata::HostSide,
 }
 
 /// The object a flow was compiled for.
@@ -143,6 +146,8 @@ pub struct Settings {
     pub icmp_rate: u32,
     pub dhcp: dhcp::responder::Config,
     pub dns: dns::responder::Config,
+    /// The metadata server's address range (`metadata::HostSide::range`).
+    pub metadata_range: ipnet::Ipv4Net,
 }
 
 impl Default for Settings {
@@ -151,6 +156,7 @@ impl Default for Settings {
             icmp_rate: l3::punt::DEFAULT_RATE,
             dhcp: dhcp::responder::Config::default(),
             dns: dns::responder::Config::default(),
+            metadata_range: metadata::DEFAULT_RANGE,
         }
     }
 }
@@ -188,6 +194,7 @@ pub static APPS: &[&dyn App] = &[
     &dhcpv6::Dhcpv6,
     &ra::Ra,
     &dns::Dns,
+    &metadata::Metadata,
 ];
 
 /// The object an owner names, if the view has it.

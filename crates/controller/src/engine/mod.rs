@@ -198,7 +198,13 @@ impl Controller {
         Controller {
             view: View::new(&me.id),
             me,
-            host: Host::default(),
+            host: Host {
+                metadata: apps::metadata::HostSide {
+                    ofport: None,
+                    range: settings.metadata_range,
+                },
+                ..Host::default()
+            },
             desired: Desired::default(),
             cuts: Cuts::default(),
             punt: Punt::new(settings),

@@ -210,6 +210,14 @@ impl Sim {
         self.event(Event::Interface(InterfaceEvent::Added(s)));
     }
 
+    /// Plugs an interface with no port (`name` tells the controller what it is, as the
+    /// metadata service's internal port `df-metadata`).
+    #[allow(dead_code)]
+    pub fn plug_named(&mut self, name: &str, ofport: u32) {
+        let s = iface(name, None, ofport);
+        self.event(Event::Interface(InterfaceEvent::Added(s)));
+    }
+
     /// Plugs interfaces for many ports at once, as one `ovs-vsctl` does: one batch of
     /// events (one pass through the core).
     pub fn plug_batch(&mut self, ports: &[(String, u32)]) {

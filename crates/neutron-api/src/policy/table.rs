@@ -89,6 +89,8 @@ pub const ATTR_RULES: &[(&str, &str, &str, Rule)] = &[
     ("port", "get", "binding:profile", Admin),
     ("port", "get", "binding:vif_type", Admin),
     ("port", "get", "binding:vif_details", Admin),
+    // User data may hold secrets: not for the owner of a shared network the port is on.
+    ("port", "get", "instance_metadata", ProjectReader),
     ("port", "create", "mac_address", NetOwnerMember),
     ("port", "create", "fixed_ips:ip_address", NetOwnerMember),
     ("port", "create", "port_security_enabled", NetOwnerMember),

@@ -16,6 +16,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::policy::Target;
 use crate::policy::rbac::SHARED;
 use ipnet::IpNet;
+use model::instance::InstanceMetadata;
 use model::{
     AddressPair, ExtraDhcpOpt, MacAddr, Meta, Network, Port, PortStatus, SecurityGroup, owner,
 };
@@ -48,6 +49,7 @@ impl Resource for Port {
         "dns_name",
         "dns_domain",
         "dns_assignment",
+        "instance_metadata",
     ];
 
     fn render_own(&self, m: &mut Map<String, Value>) {
@@ -99,6 +101,7 @@ impl Resource for Port {
             "dns_assignment".into(),
             dns::assignment(p, model::dns::DEFAULT_DOMAIN),
         );
+        m.insert("instance_metadata".into(), json!(p.instance_metadata));
     }
 
     /// Bound ports show their host's datapath type, as its controller reports it: one
@@ -161,6 +164,41 @@ impl Resource for Port {
     }
 }
 
+/// `instance_metadata`: absent (None), null or `{}` (Some(None): none), or an object with
+/// `user_data` (base64), `public_keys` and `meta` within Nova's limits.
+fn instance_metadata(attrs: &mut Attrs) -> ApiResult<Option<Option<InstanceMetadata>>> {
+    const ATTR: &str = "instance_metadata";
+    match attrs.take(ATTR) {
+        None => Ok(None),
+        Some(Value::Null) => Ok(Some(None)),
+        Some(v @ Value::Object(_)) => {
+            let m: InstanceMetadata =
+                serde_json::from_value(deny_unknown(&v)?).map_err(|e| bad_attr(ATTR, e))?;
+            m.validate().map_err(|e| bad_attr(ATTR, e))?;
+            Ok(Some((m != InstanceMetadata::default()).then_some(m)))
+        }
+        Some(other) => Err(bad_attr(
+            ATTR,
+            format!("{} is not a dictionary", crate::body::show(&other)),
+        )),
+    }
+}
+
+/// The object itself, once checked to hold only the known keys.
+fn deny_unknown(v: &Value) -> ApiResult<Value> {
+    if let Value::Object(o) = v
+        && let Some(k) = o
+            .keys()
+            .find(|k| !["user_data", "public_keys", "meta"].contains(&k.as_str()))
+    {
+        return Err(bad_attr(
+            "instance_metadata",
+            format!("unknown key {k:?} (user_data, public_keys, meta)"),
+        ));
+    }
+    Ok(v.clone())
+}
+
 /// An allowed address pair as asked: without a MAC it takes the port's.
 type PairRequest = (IpNet, Option<MacAddr>);
 
@@ -181,6 +219,7 @@ pub struct NewPort {
     fixed_ips: Option<Vec<IpRequest>>,
     dns_name: String,
     dns_domain: String,
+    instance_metadata: Option<InstanceMetadata>,
 }
 
 /// A PUT's own attributes.
@@ -198,6 +237,8 @@ pub struct PortUpdate {
     fixed_ips: Option<Vec<IpRequest>>,
     dns_name: Option<String>,
     dns_domain: Option<String>,
+    /// `Some(None)`: cleared (null).
+    instance_metadata: Option<Option<InstanceMetadata>>,
 }
 
 impl Lifecycle for Port {
@@ -254,6 +295,7 @@ impl Lifecycle for Port {
             fixed_ips: attrs.list("fixed_ips")?.map(parse_fixed_ips).transpose()?,
             dns_name: dns::name(attrs)?.unwrap_or_default(),
             dns_domain: dns::domain(attrs)?.unwrap_or_default(),
+            instance_metadata: instance_metadata(attrs)?.flatten(),
         })
     }
 
@@ -326,6 +368,7 @@ impl Lifecycle for Port {
             unique_key,
             dns_domain: req.dns_domain.clone(),
             dns_name: String::new(),
+            instance_metadata: req.instance_metadata.clone(),
         };
         dns::set_name(api, &mut port, req.dns_name.clone())?;
         check_port_security(&port)?;
@@ -360,6 +403,7 @@ impl Lifecycle for Port {
             fixed_ips: attrs.list("fixed_ips")?.map(parse_fixed_ips).transpose()?,
             dns_name: dns::name(attrs)?,
             dns_domain: dns::domain(attrs)?,
+            instance_metadata: instance_metadata(attrs)?,
         })
     }
 
@@ -415,6 +459,9 @@ impl Lifecycle for Port {
             dns::set_name(api, p, name)?;
         }
         p.dns_domain = req.dns_domain.unwrap_or(std::mem::take(&mut p.dns_domain));
+        if let Some(m) = req.instance_metadata {
+            p.instance_metadata = m;
+        }
         if let Some(requests) = req.fixed_ips {
             let (network, net_rev) = api.db.fetch::<Network>(&p.network_id).await?;
             plan.txn.check::<Network>(&network.meta.id, net_rev);

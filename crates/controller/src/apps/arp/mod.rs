@@ -18,7 +18,7 @@ const ARP_REQUEST: u16 = 1;
 const ARP_REPLY: u16 = 2;
 
 /// The actions that make the request a reply from `mac`/`ip`, sent back out its port.
-fn answer(mac: [u8; 6], ip: std::net::Ipv4Addr) -> Vec<Action> {
+pub fn answer(mac: [u8; 6], ip: std::net::Ipv4Addr) -> Vec<Action> {
     let mac_value = mac.iter().fold(0u128, |acc, b| (acc << 8) | u128::from(*b));
     vec![
         Action::move_field(Field::EthSrc, Field::EthDst, 48),
