@@ -30,6 +30,7 @@ pub mod ra;
 pub mod rate;
 pub mod security_groups;
 mod sink;
+pub mod trunk;
 pub mod tunnel;
 
 pub use desired::Desired;
@@ -64,6 +65,25 @@ pub struct Host {
     /// not plugged for the flows, but their ports are looked up and their networks
     /// followed already, while ovs-vswitchd reconfigures (a few hundred ms for hundreds).
     pub announced: std::collections::BTreeSet<String>,
+    /// Trunk subports wired on this host, by port id (`trunk::wire`): they have no
+    /// interface of their own; their frames pass through their parent's, tagged.
+    pub subports: HashMap<String, trunk::Wired, Hasher>,
+}
+
+impl Host {
+    /// Whether port `id` is plugged here: an interface of its own, or a trunk subport
+    /// wired through its parent's.
+    pub fn plugged(&self, id: &str) -> bool {
+        self.ofports.contains_key(id) || self.subports.contains_key(id)
+    }
+
+    /// The OpenFlow port the frames of port `id` come in by (a subport's: its parent's).
+    pub fn door(&self, id: &str) -> Option<u32> {
+        self.ofports
+            .get(id)
+            .or_else(|| self.subports.get(id).map(|w| &w.ofport))
+            .copied()
+    }
 }
 
 /// The object a flow was compiled for.
@@ -188,6 +208,7 @@ pub static APPS: &[&dyn App] = &[
     &dhcpv6::Dhcpv6,
     &ra::Ra,
     &dns::Dns,
+    &trunk::Trunk,
 ];
 
 /// The object an owner names, if the view has it.

@@ -114,7 +114,7 @@ pub fn port(view: &View, host: &Host, p: &Port) -> Vec<Flow> {
         return Vec::new();
     };
     if patch_port(host, net).is_none()
-        || !host.ofports.contains_key(&p.meta.id)
+        || !host.plugged(&p.meta.id)
         || !is_local(view, host, p)
     {
         return Vec::new();

@@ -119,7 +119,7 @@ fn dir_tables(d: Direction) -> (u8, u8, Field, u32) {
 /// port security on, in a network with a zone. Returns its zone.
 pub(super) fn filtered(view: &View, host: &Host, p: &Port) -> Option<u16> {
     if p.binding_host_id != view.chassis
-        || !host.ofports.contains_key(&p.meta.id)
+        || !host.plugged(&p.meta.id)
         || !p.port_security_enabled
     {
         return None;
@@ -360,7 +360,7 @@ pub fn port(view: &View, host: &Host, p: &Port) -> Vec<Flow> {
     // (everything else in a network with a zone goes through ct(), and fails closed
     // without one).
     if !p.port_security_enabled
-        && host.ofports.contains_key(&p.meta.id)
+        && host.plugged(&p.meta.id)
         && p.binding_host_id == view.chassis
     {
         out.push(flow(
