@@ -33,7 +33,11 @@ fn network(sim: &mut Sim, n: u8) {
         subnets: vec![format!("s{n}")],
         ..fixtures::network(&id, n.into())
     });
-    sim.put(&fixtures::subnet(&format!("s{n}"), &id, &format!("10.{n}.0.0/24")));
+    sim.put(&fixtures::subnet(
+        &format!("s{n}"),
+        &id,
+        &format!("10.{n}.0.0/24"),
+    ));
     sim.put(&Port {
         fixed_ips: vec![fixtures::fixed_ip(&format!("s{n}"), &format!("10.{n}.0.2"))],
         device_owner: owner::DHCP.into(),
@@ -81,8 +85,16 @@ fn world() -> Sim {
     let mut sim = Sim::with("h", TUNNEL, &[], &Settings::default());
     sim.chassis("o", "192.0.2.2");
     sim.put(&fixtures::security_group("open"));
-    sim.put(&fixtures::security_group_rule("in", "open", Direction::Ingress));
-    sim.put(&fixtures::security_group_rule("out", "open", Direction::Egress));
+    sim.put(&fixtures::security_group_rule(
+        "in",
+        "open",
+        Direction::Ingress,
+    ));
+    sim.put(&fixtures::security_group_rule(
+        "out",
+        "open",
+        Direction::Egress,
+    ));
     for n in 1..=3 {
         network(&mut sim, n);
     }
@@ -106,11 +118,7 @@ fn tag(vid: u16) -> Option<VlanTag> {
 }
 
 /// A UDP frame from `src` (MAC m, address) to `dst`, with an optional tag.
-fn udp(
-    vlan: Option<VlanTag>,
-    (sm, sip): (u8, Ipv4Addr),
-    (dm, dip): (u8, Ipv4Addr),
-) -> Vec<u8> {
+fn udp(vlan: Option<VlanTag>, (sm, sip): (u8, Ipv4Addr), (dm, dip): (u8, Ipv4Addr)) -> Vec<u8> {
     let udp = UdpRepr {
         src_port: 4000,
         dst_port: 5000,
@@ -194,12 +202,22 @@ fn answers_to_a_subport_are_tagged() {
     .build(&body);
     let out = sim.send(PARENT, &frame);
     let frames = out.frames();
-    assert_eq!(frames.len(), 1, "answered in the switch: {:?}", out.outcome.log);
+    assert_eq!(
+        frames.len(),
+        1,
+        "answered in the switch: {:?}",
+        out.outcome.log
+    );
     assert_eq!((frames[0].0, vid_of(&frames[0].1)), (PARENT, Some(101)));
 
     // DHCP from s3 (VLAN 102): the controller's offer goes back tagged 102, from n3's
     // DHCP port, with s3's address.
-    let mut d = DhcpRepr::new(Op::Request, MessageType::Discover, 7, EthernetAddress(mac(3).0));
+    let mut d = DhcpRepr::new(
+        Op::Request,
+        MessageType::Discover,
+        7,
+        EthernetAddress(mac(3).0),
+    );
     d.parameter_request_list = Some(vec![1, 3, 6]);
     let payload = d.build();
     let (src, dst) = (Ipv4Addr::UNSPECIFIED, Ipv4Addr::BROADCAST);
@@ -307,11 +325,22 @@ fn flows_per_subport() {
     let added: Vec<&String> = after.difference(&before).collect();
     let mut by_table = std::collections::BTreeMap::<u8, usize>::new();
     for l in &added {
-        let t = l["table=".len()..].split(',').next().unwrap().parse().unwrap();
+        let t = l["table=".len()..]
+            .split(',')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
         *by_table.entry(t).or_default() += 1;
     }
-    println!("flows per trunk subport: {} by table {by_table:?}", added.len());
-    assert!(before.difference(&after).next().is_none(), "nothing else changed");
+    println!(
+        "flows per trunk subport: {} by table {by_table:?}",
+        added.len()
+    );
+    assert!(
+        before.difference(&after).next().is_none(),
+        "nothing else changed"
+    );
     // The trunk's own: classify, egress, dispatch ×3, reply.
     let app = |l: &str| {
         let c = l.split("cookie=0x").nth(1)?.split([',', ' ']).next()?;
@@ -323,4 +352,14 @@ fn flows_per_subport() {
         .count();
     assert_eq!(trunk_app, 6, "{added:#?}");
     assert_eq!(added.len(), 21, "{added:#?}");
+    // Beside it, an access port of the same kind on the same network.
+    sim.put(&port("a6", 2, 9, 8, ""));
+    sim.plug("a6", 9);
+    let access = lines(&sim).difference(&after).count();
+    println!("flows per access port, the same way: {access}");
+    assert_eq!(
+        access,
+        added.len() - 6 + 3,
+        "classify's 3 instead of the trunk app's 6"
+    );
 }

@@ -92,7 +92,10 @@ impl TrunkVm {
 
     /// `dhclient ARGS DEV` with the interface's own pid and lease files.
     fn dhclient(&self, dev: &str, args: &[&str]) -> Output {
-        let (pf, lf) = (self.file(&format!("{dev}.pid")), self.file(&format!("{dev}.leases")));
+        let (pf, lf) = (
+            self.file(&format!("{dev}.pid")),
+            self.file(&format!("{dev}.leases")),
+        );
         self.vm
             .ns
             .dhclient(dev, &pf, &lf, args)
@@ -178,8 +181,8 @@ fn heard(vm: &testbed::Vm, src: &str, during: impl FnOnce()) -> bool {
     let cap = vm
         .ns
         .command([
-            "timeout", "6", "tcpdump", "-l", "-n", "-i", "eth0", "-c", "1", "icmp", "and",
-            "src", src,
+            "timeout", "6", "tcpdump", "-l", "-n", "-i", "eth0", "-c", "1", "icmp", "and", "src",
+            src,
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -210,7 +213,10 @@ fn a_vlan_aware_vm_reaches_each_subports_network_across_hosts() {
         "--parent-port",
         id(&parent),
         "--subport",
-        &format!("port={},segmentation-type=vlan,segmentation-id=101", id(&s101)),
+        &format!(
+            "port={},segmentation-type=vlan,segmentation-id=101",
+            id(&s101)
+        ),
         "trunk1",
     ]);
     assert_eq!(trunk["port_id"], parent["id"], "{trunk}");
@@ -225,15 +231,29 @@ fn a_vlan_aware_vm_reaches_each_subports_network_across_hosts() {
     // Each interface gets its own port's address by DHCP from its own network.
     assert_eq!(vm.lease("par"), addr(&parent).1, "{}", t.dumps());
     assert_eq!(vm.lease("v101"), addr(&s101).1, "{}", t.dumps());
-    let (_, v) = t.srv.call("GET", &format!("/v2.0/ports/{}", id(&s101)), None);
+    let (_, v) = t
+        .srv
+        .call("GET", &format!("/v2.0/ports/{}", id(&s101)), None);
     assert_eq!(
-        (&v["port"]["status"], &v["port"]["binding:host_id"], &v["port"]["device_owner"]),
+        (
+            &v["port"]["status"],
+            &v["port"]["binding:host_id"],
+            &v["port"]["device_owner"]
+        ),
         (&json!("ACTIVE"), &json!("host-a"), &json!("trunk:subport")),
         "{v}"
     );
     // Over Geneve to host b: each to its own network's VM.
-    assert!(vm.ping("v101", &b101_ip, "3"), "v101 → net101\n{}", t.dumps());
-    assert!(vm.ping("par", &bp_ip, "3"), "par → parent-net\n{}", t.dumps());
+    assert!(
+        vm.ping("v101", &b101_ip, "3"),
+        "v101 → net101\n{}",
+        t.dumps()
+    );
+    assert!(
+        vm.ping("par", &bp_ip, "3"),
+        "par → parent-net\n{}",
+        t.dumps()
+    );
     // VLAN 101 is net101 only: a frame to the parent network's VM (its MAC known, as if
     // on-link) never reaches it, while the same from the parent's interface does.
     let (bp_mac, _) = {
@@ -254,7 +274,15 @@ fn a_vlan_aware_vm_reaches_each_subports_network_across_hosts() {
     vm.vm
         .ns
         .ip([
-            "neigh", "replace", &bp_ip, "lladdr", &bp_mac, "dev", "v101", "nud", "permanent",
+            "neigh",
+            "replace",
+            &bp_ip,
+            "lladdr",
+            &bp_mac,
+            "dev",
+            "v101",
+            "nud",
+            "permanent",
         ])
         .expect("neighbour");
     let v101_ip = addr(&s101).1;
@@ -284,14 +312,22 @@ fn a_vlan_aware_vm_reaches_each_subports_network_across_hosts() {
     let (st, v) = t.srv.call(
         "PUT",
         &format!("/v2.0/trunks/{}/add_subports", id(&trunk)),
-        Some(json!({"sub_ports": [{"port_id": s102["id"], "segmentation_type": "vlan",
-            "segmentation_id": 102}]})),
+        Some(
+            json!({"sub_ports": [{"port_id": s102["id"], "segmentation_type": "vlan",
+            "segmentation_id": 102}]}),
+        ),
     );
     assert_eq!(st, 200, "{v}");
     vm.access("v102", 102, &addr(&s102).0);
     vm.vm
         .ns
-        .ip(["addr", "add", &format!("{}/24", addr(&s102).1), "dev", "v102"])
+        .ip([
+            "addr",
+            "add",
+            &format!("{}/24", addr(&s102).1),
+            "dev",
+            "v102",
+        ])
         .expect("address");
     let mut first = None;
     while start.elapsed() < Duration::from_secs(30) {
@@ -302,12 +338,23 @@ fn a_vlan_aware_vm_reaches_each_subports_network_across_hosts() {
     }
     let first = first.unwrap_or_else(|| panic!("v102 never reached net102\n{}", t.dumps()));
     println!("add_subports to the subport's first ping (debug build): {first:?}");
-    vm.vm.ns.ip(["addr", "flush", "dev", "v102"]).expect("flush");
+    vm.vm
+        .ns
+        .ip(["addr", "flush", "dev", "v102"])
+        .expect("flush");
     assert_eq!(vm.lease("v102"), addr(&s102).1, "{}", t.dumps());
-    assert!(vm.ping("v102", &b102_ip, "3"), "v102 → net102\n{}", t.dumps());
+    assert!(
+        vm.ping("v102", &b102_ip, "3"),
+        "v102 → net102\n{}",
+        t.dumps()
+    );
     let shown = t.srv.os(&["network", "trunk", "show", id(&trunk)]);
     assert_eq!(shown["status"], "ACTIVE", "{shown}");
-    assert_eq!(shown["sub_ports"].as_array().map(Vec::len), Some(2), "{shown}");
+    assert_eq!(
+        shown["sub_ports"].as_array().map(Vec::len),
+        Some(2),
+        "{shown}"
+    );
 
     // Removed with the CLI: every flow of it goes, back to the dump before it came.
     let _ = vm.dhclient("v102", &["-x"]);
@@ -339,7 +386,9 @@ fn a_vlan_aware_vm_reaches_each_subports_network_across_hosts() {
     }
     assert!(!vm.ping("v102", &b102_ip, "2"), "VLAN 102 is nothing now");
     assert!(vm.ping("v101", &b101_ip, "2"), "VLAN 101 still works");
-    let (_, v) = t.srv.call("GET", &format!("/v2.0/ports/{}", id(&s102)), None);
+    let (_, v) = t
+        .srv
+        .call("GET", &format!("/v2.0/ports/{}", id(&s102)), None);
     assert_eq!(v["port"]["device_owner"], "", "{v}");
     assert_eq!(v["port"]["status"], "DOWN", "{v}");
     drop(vm);

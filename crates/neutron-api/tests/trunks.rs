@@ -64,7 +64,12 @@ async fn subports_join_with_their_vlan_and_leave_as_they_were() {
     assert_eq!(t["admin_state_up"], true);
     assert_eq!(t["tags"], json!(["x"]));
     let (_, v) = c
-        .call(ADMIN, "GET", &format!("/v2.0/ports/{}", a["id"].as_str().unwrap()), None)
+        .call(
+            ADMIN,
+            "GET",
+            &format!("/v2.0/ports/{}", a["id"].as_str().unwrap()),
+            None,
+        )
         .await;
     assert_eq!(v["port"]["device_owner"], "trunk:subport");
     assert_eq!(v["port"]["binding:host_id"], "host-a");
@@ -79,15 +84,29 @@ async fn subports_join_with_their_vlan_and_leave_as_they_were() {
         )
         .await;
     assert_eq!(st, 200, "{v}");
-    assert_eq!(v["sub_ports"][1], sub(&b, 333), "an action answers unwrapped: {v}");
+    assert_eq!(
+        v["sub_ports"][1],
+        sub(&b, 333),
+        "an action answers unwrapped: {v}"
+    );
     let (_, v) = c
-        .call(OWNER, "GET", &format!("/v2.0/trunks/{id}/get_subports"), None)
+        .call(
+            OWNER,
+            "GET",
+            &format!("/v2.0/trunks/{id}/get_subports"),
+            None,
+        )
         .await;
     assert_eq!(v, json!({"sub_ports": [sub(&a, 101), sub(&b, 333)]}));
 
     // The parent shows its trunk; other ports have no trunk_details.
     let (_, v) = c
-        .call(OWNER, "GET", &format!("/v2.0/ports/{}", parent["id"].as_str().unwrap()), None)
+        .call(
+            OWNER,
+            "GET",
+            &format!("/v2.0/ports/{}", parent["id"].as_str().unwrap()),
+            None,
+        )
         .await;
     assert_eq!(v["port"]["trunk_details"]["trunk_id"], json!(id));
     assert_eq!(
@@ -105,9 +124,17 @@ async fn subports_join_with_their_vlan_and_leave_as_they_were() {
     assert_eq!(with.len(), 1, "only the parent: {v}");
 
     // Ports in a trunk are not deleted.
-    for (p, want) in [(&parent, "PortInUseAsTrunkParent"), (&a, "PortInUseAsSubPort")] {
+    for (p, want) in [
+        (&parent, "PortInUseAsTrunkParent"),
+        (&a, "PortInUseAsSubPort"),
+    ] {
         let (st, v) = c
-            .call(OWNER, "DELETE", &format!("/v2.0/ports/{}", p["id"].as_str().unwrap()), None)
+            .call(
+                OWNER,
+                "DELETE",
+                &format!("/v2.0/ports/{}", p["id"].as_str().unwrap()),
+                None,
+            )
             .await;
         assert_eq!((st, kind(&v)), (409, want), "{v}");
     }
@@ -159,12 +186,22 @@ async fn subports_join_with_their_vlan_and_leave_as_they_were() {
         .await;
     assert_eq!(st, 204, "{v}");
     let (_, v) = c
-        .call(OWNER, "GET", &format!("/v2.0/ports/{}", b["id"].as_str().unwrap()), None)
+        .call(
+            OWNER,
+            "GET",
+            &format!("/v2.0/ports/{}", b["id"].as_str().unwrap()),
+            None,
+        )
         .await;
     assert_eq!(v["port"]["device_owner"], "", "{v}");
     // The parent is free again.
     let (st, _) = c
-        .call(OWNER, "DELETE", &format!("/v2.0/ports/{}", parent["id"].as_str().unwrap()), None)
+        .call(
+            OWNER,
+            "DELETE",
+            &format!("/v2.0/ports/{}", parent["id"].as_str().unwrap()),
+            None,
+        )
         .await;
     assert_eq!(st, 204);
 }
@@ -189,14 +226,22 @@ async fn neutrons_refusals() {
     let add = |body: Value| {
         let uri = format!("/v2.0/trunks/{id}/add_subports");
         let c = &c;
-        async move { c.call(OWNER, "PUT", &uri, Some(json!({"sub_ports": body}))).await }
+        async move {
+            c.call(OWNER, "PUT", &uri, Some(json!({"sub_ports": body})))
+                .await
+        }
     };
 
     // The parent as its own subport; a second trunk on the parent or on a subport.
     let (st, v) = add(json!([sub(&parent, 2)])).await;
     assert_eq!((st, kind(&v)), (409, "ParentPortInUse"), "{v}");
     let (st, v) = c
-        .call(OWNER, "POST", "/v2.0/trunks", Some(json!({"trunk": {"port_id": parent["id"]}})))
+        .call(
+            OWNER,
+            "POST",
+            "/v2.0/trunks",
+            Some(json!({"trunk": {"port_id": parent["id"]}})),
+        )
         .await;
     assert_eq!((st, kind(&v)), (409, "ParentPortInUse"), "{v}");
     assert_eq!(add(json!([sub(&a, 2)])).await.0, 200);
@@ -210,7 +255,12 @@ async fn neutrons_refusals() {
         .await;
     assert_eq!((st, kind(&v)), (409, "TrunkPortInUse"), "{v}");
     let (st, v) = c
-        .call(OWNER, "POST", "/v2.0/trunks", Some(json!({"trunk": {"port_id": a["id"]}})))
+        .call(
+            OWNER,
+            "POST",
+            "/v2.0/trunks",
+            Some(json!({"trunk": {"port_id": a["id"]}})),
+        )
         .await;
     assert_eq!((st, kind(&v)), (409, "TrunkPortInUse"), "{v}");
 
@@ -241,14 +291,27 @@ async fn neutrons_refusals() {
             Some(json!({"trunk": {"port_id": big_parent["id"], "sub_ports": [sub(&b, 9)]}})),
         )
         .await;
-    assert_eq!((st, kind(&v)), (409, "SubPortMtuGreaterThanTrunkPortMtu"), "{v}");
+    assert_eq!(
+        (st, kind(&v)),
+        (409, "SubPortMtuGreaterThanTrunkPortMtu"),
+        "{v}"
+    );
 
     // A disabled trunk: no subport change, no delete; it may be enabled again.
     let uri = format!("/v2.0/trunks/{id}");
     let (st, v) = c
-        .call(OWNER, "PUT", &uri, Some(json!({"trunk": {"admin_state_up": false}})))
+        .call(
+            OWNER,
+            "PUT",
+            &uri,
+            Some(json!({"trunk": {"admin_state_up": false}})),
+        )
         .await;
-    assert_eq!((st, &v["trunk"]["admin_state_up"]), (200, &json!(false)), "{v}");
+    assert_eq!(
+        (st, &v["trunk"]["admin_state_up"]),
+        (200, &json!(false)),
+        "{v}"
+    );
     let (st, v) = add(json!([sub(&b, 5)])).await;
     assert_eq!((st, kind(&v)), (409, "TrunkDisabled"), "{v}");
     let (st, v) = c
@@ -263,12 +326,22 @@ async fn neutrons_refusals() {
     let (st, v) = c.call(OWNER, "DELETE", &uri, None).await;
     assert_eq!((st, kind(&v)), (409, "TrunkDisabled"), "{v}");
     let (st, _) = c
-        .call(OWNER, "PUT", &uri, Some(json!({"trunk": {"admin_state_up": true}})))
+        .call(
+            OWNER,
+            "PUT",
+            &uri,
+            Some(json!({"trunk": {"admin_state_up": true}})),
+        )
         .await;
     assert_eq!(st, 200);
     // Read-only after create.
     let (st, _) = c
-        .call(OWNER, "PUT", &uri, Some(json!({"trunk": {"sub_ports": []}})))
+        .call(
+            OWNER,
+            "PUT",
+            &uri,
+            Some(json!({"trunk": {"sub_ports": []}})),
+        )
         .await;
     assert_eq!(st, 400);
     assert_eq!(c.call(OWNER, "DELETE", &uri, None).await.0, 204);

@@ -23,7 +23,8 @@ use std::sync::Arc;
 impl Resource for Trunk {
     const COLLECTION: &'static str = "trunks";
     const RESOURCE: &'static str = "trunk";
-    const OWN_ATTRS: &'static [&'static str] = &["admin_state_up", "port_id", "status", "sub_ports"];
+    const OWN_ATTRS: &'static [&'static str] =
+        &["admin_state_up", "port_id", "status", "sub_ports"];
 
     /// `status` is written again by [`Resource::render_all`], from the ports.
     fn render_own(&self, m: &mut Map<String, Value>) {
@@ -123,9 +124,10 @@ fn parse_subports(v: Value) -> Result<Vec<SubportRequest>, String> {
         let Some(port) = m.get("port_id") else {
             return Err(invalid("A valid port UUID must be specified".into()));
         };
-        let port_id = port.as_str().filter(|s| model::is_uuid(s)).ok_or_else(|| {
-            invalid(format!("Invalid UUID for subport: '{}'", show(port)))
-        })?;
+        let port_id = port
+            .as_str()
+            .filter(|s| model::is_uuid(s))
+            .ok_or_else(|| invalid(format!("Invalid UUID for subport: '{}'", show(port))))?;
         if !ids.insert(port_id.to_string()) {
             return Err(invalid(format!("Non unique UUID for subport: '{port_id}'")));
         }
@@ -449,7 +451,11 @@ impl Lifecycle for Trunk {
     }
 
     fn summary(&self) -> String {
-        format!("(parent {}, {} subports)", self.port_id, self.sub_ports.len())
+        format!(
+            "(parent {}, {} subports)",
+            self.port_id,
+            self.sub_ports.len()
+        )
     }
 }
 
@@ -462,7 +468,10 @@ fn action_subports(body: Value) -> ApiResult<Vec<SubportRequest>> {
         ));
     };
     let v = m.remove("sub_ports").ok_or_else(|| {
-        ApiError::bad_request("HTTPBadRequest", "Unable to find 'sub_ports' in request body")
+        ApiError::bad_request(
+            "HTTPBadRequest",
+            "Unable to find 'sub_ports' in request body",
+        )
     })?;
     parse_subports(v).map_err(ApiError::invalid)
 }
@@ -470,7 +479,9 @@ fn action_subports(body: Value) -> ApiResult<Vec<SubportRequest>> {
 /// The trunk as an action answers it: unwrapped, as Neutron's actions do.
 async fn answer(api: &Api, t: &Trunk) -> ApiResult<Json<Value>> {
     let item = Trunk::render_all(api, std::slice::from_ref(t)).await?;
-    Ok(Json(Value::Object(item.into_iter().next().unwrap_or_default())))
+    Ok(Json(Value::Object(
+        item.into_iter().next().unwrap_or_default(),
+    )))
 }
 
 /// `PUT /v2.0/trunks/{id}/add_subports`.
@@ -489,8 +500,7 @@ pub async fn add_subports(
         disabled(&t)?;
         for s in &added {
             if t.sub_ports.iter().any(|o| {
-                o.segmentation_type == s.segmentation_type
-                    && o.segmentation_id == s.segmentation_id
+                o.segmentation_type == s.segmentation_type && o.segmentation_id == s.segmentation_id
             }) {
                 return Err(ApiError::conflict(
                     "DuplicateSubPort",
@@ -521,7 +531,6 @@ pub async fn remove_subports(
     Path(id): Path<String>,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Json<Value>> {
-    let body = body;
     let t = retrying(|| async {
         let (mut t, rev) = writable::<Trunk>(&api, &ctx, &id, "remove_subports", &[]).await?;
         disabled(&t)?;
@@ -532,7 +541,10 @@ pub async fn remove_subports(
                 return Err(ApiError::new(
                     axum::http::StatusCode::NOT_FOUND,
                     "SubPortNotFound",
-                    format!("SubPort {} on trunk {} could not be found.", r.port_id, t.meta.id),
+                    format!(
+                        "SubPort {} on trunk {} could not be found.",
+                        r.port_id, t.meta.id
+                    ),
                 ));
             };
             gone.push(t.sub_ports.remove(i));
@@ -575,7 +587,11 @@ pub async fn trunk_details(api: &Api, ports: &[Port]) -> ApiResult<BTreeMap<Stri
         for s in &t.sub_ports {
             let mac = match ports.iter().find(|p| p.meta.id == s.port_id) {
                 Some(p) => Some(p.mac_address),
-                None => api.db.get::<Port>(&s.port_id).await?.map(|(p, _)| p.mac_address),
+                None => api
+                    .db
+                    .get::<Port>(&s.port_id)
+                    .await?
+                    .map(|(p, _)| p.mac_address),
             };
             subs.push(json!({"segmentation_id": s.segmentation_id,
                              "segmentation_type": s.segmentation_type,
@@ -610,8 +626,10 @@ mod tests {
             "one segmentation attribute without the other"
         );
         assert!(
-            bad(json!([{"port_id": A, "segmentation_type": "vlan", "segmentation_id": 2},
-                       {"port_id": B, "segmentation_type": "vlan", "segmentation_id": 2}]))
+            bad(
+                json!([{"port_id": A, "segmentation_type": "vlan", "segmentation_id": 2},
+                       {"port_id": B, "segmentation_type": "vlan", "segmentation_id": 2}])
+            )
             .contains("is not unique"),
             "segmentation ids are unique"
         );

@@ -193,7 +193,10 @@ fn packet_out(to: &ReplyTo, payload: &[u8]) -> PacketOut {
         buffer_id: NO_BUFFER,
         in_port: of_port::CONTROLLER,
         actions: {
-            let mut a = to.vlan.map(super::super::deliver::push_tag).unwrap_or_default();
+            let mut a = to
+                .vlan
+                .map(super::super::deliver::push_tag)
+                .unwrap_or_default();
             a.push(Action::output(to.ofport));
             a
         },

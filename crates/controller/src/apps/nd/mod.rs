@@ -84,7 +84,11 @@ pub fn base() -> Vec<Flow> {
             AppId::Nd,
             0,
             [
-                Instruction::ApplyActions(vec![Action::move_field(Field::EthSrc, Field::NdTll, 48)]),
+                Instruction::ApplyActions(vec![Action::move_field(
+                    Field::EthSrc,
+                    Field::NdTll,
+                    48,
+                )]),
                 Instruction::GotoTable(table::REPLY),
             ],
         ),

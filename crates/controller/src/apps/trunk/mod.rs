@@ -65,7 +65,11 @@ pub fn wire(view: &View, host: &mut Host) -> Vec<Touched> {
     let mut touched: Vec<Touched> = now
         .iter()
         .filter(|(id, w)| host.subports.get(*id) != Some(*w))
-        .chain(host.subports.iter().filter(|(id, _)| !now.contains_key(*id)))
+        .chain(
+            host.subports
+                .iter()
+                .filter(|(id, _)| !now.contains_key(*id)),
+        )
         .map(|(id, _)| Touched {
             table: Table::Port,
             id: id.clone(),
@@ -126,7 +130,14 @@ fn subport(view: &View, p: &Port, w: Wired) -> Vec<Flow> {
             key,
             [Instruction::GotoTable(table::INGRESS_CT)],
         ),
-        flow(table::DISPATCH, PRIO_PORT, dst(key), AppId::Trunk, key, out(w.ofport)),
+        flow(
+            table::DISPATCH,
+            PRIO_PORT,
+            dst(key),
+            AppId::Trunk,
+            key,
+            out(w.ofport),
+        ),
         flow(
             table::DISPATCH,
             PRIO_HAIRPIN,
@@ -164,7 +175,9 @@ fn parent(p: &Port, ofport: u32) -> Vec<Flow> {
             dst(key).in_port(ofport),
             AppId::Trunk,
             key,
-            [Instruction::ApplyActions(vec![Action::output(port::IN_PORT)])],
+            [Instruction::ApplyActions(vec![Action::output(
+                port::IN_PORT,
+            )])],
         ),
         flow(
             table::DISPATCH,
@@ -196,7 +209,9 @@ fn base() -> Flow {
         Match::new(),
         AppId::Trunk,
         0,
-        [Instruction::ApplyActions(vec![Action::output(port::IN_PORT)])],
+        [Instruction::ApplyActions(vec![Action::output(
+            port::IN_PORT,
+        )])],
     )
 }
 
@@ -208,7 +223,12 @@ impl App for Trunk {
     }
 
     fn tables(&self) -> &'static [u8] {
-        &[table::CLASSIFY, table::EGRESS, table::DISPATCH, table::REPLY]
+        &[
+            table::CLASSIFY,
+            table::EGRESS,
+            table::DISPATCH,
+            table::REPLY,
+        ]
     }
 
     fn compile(&self, cx: Cx<'_>, obj: Object<'_>, out: &mut Sink<'_>) {

@@ -34,7 +34,11 @@ fn subports_are_wired_where_their_parent_is_plugged() {
     v.apply(&written(&fixtures::port("a", "n2", 2, ""), 2));
     v.apply(&written(&fixtures::port("b", "n2", 3, ""), 3));
     let touched = v.apply(&written(&trunk(&[("a", 101), ("b", 4095)]), 4));
-    assert_eq!(ids(&touched), ["t", "a", "b", "p"], "the trunk touches its ports");
+    assert_eq!(
+        ids(&touched),
+        ["t", "a", "b", "p"],
+        "the trunk touches its ports"
+    );
     let mut host = Host::default();
     assert!(wire(&v, &mut host).is_empty(), "the parent is not plugged");
     host.ofports.insert("p".into(), 7);
