@@ -60,6 +60,14 @@ fn port(id: &str, n: u8, host_octet: u8, m: u8, host: &str) -> Port {
     }
 }
 
+/// Subport `id` as the API leaves it in a trunk: marked `trunk:subport`.
+fn subport(id: &str, n: u8, host_octet: u8, m: u8) -> Port {
+    Port {
+        device_owner: model::trunk::SUBPORT_OWNER.into(),
+        ..port(id, n, host_octet, m, "")
+    }
+}
+
 fn sub(id: &str, vid: u32, n: u8) -> SubPort {
     SubPort {
         port_id: id.into(),
@@ -99,8 +107,8 @@ fn world() -> Sim {
         network(&mut sim, n);
     }
     sim.put(&port("p", 1, 5, 1, ""));
-    sim.put(&port("s2", 2, 5, 2, ""));
-    sim.put(&port("s3", 3, 5, 3, ""));
+    sim.put(&subport("s2", 2, 5, 2));
+    sim.put(&subport("s3", 3, 5, 3));
     sim.put(&port("l2", 2, 6, 4, ""));
     sim.put(&port("r2", 2, 7, 5, "o"));
     sim.put(&trunk(vec![sub("s2", 101, 2), sub("s3", 102, 3)]));
@@ -276,7 +284,7 @@ fn a_removed_subport_leaves_no_flow_behind() {
     // s4 (VLAN 103) on a fourth network joins, and leaves again as the API leaves it:
     // no longer a subport, unbound.
     network(&mut sim, 4);
-    sim.put(&port("s4", 4, 5, 6, ""));
+    sim.put(&subport("s4", 4, 5, 6));
     sim.put(&trunk(vec![
         sub("s2", 101, 2),
         sub("s3", 102, 3),
@@ -290,11 +298,24 @@ fn a_removed_subport_leaves_no_flow_behind() {
         "VLAN 103 is s4's: {:?}",
         out.outcome.log
     );
-    sim.put(&trunk(vec![sub("s2", 101, 2), sub("s3", 102, 3)]));
-    sim.put(&Port {
+    // The API's transaction unbinds s4 with the trunk change; the stream brings the trunk
+    // first, so the host still sees s4 bound here and reports it DOWN: old news, which
+    // must not bind it back (the host would then follow its network for ever).
+    let unbound = sim.write(&Port {
         status: PortStatus::Down,
         ..port("s4", 4, 5, 6, "")
     });
+    sim.put(&trunk(vec![sub("s2", 101, 2), sub("s3", 102, 3)]));
+    assert_eq!(
+        sim.reports.last(),
+        Some(&("s4".to_string(), PortStatus::Down))
+    );
+    sim.stream(unbound);
+    let stored = sim.stored_port("s4").expect("s4");
+    assert_eq!(
+        stored.binding_host_id, "",
+        "the DOWN report did not bind it back"
+    );
     let after = sim.switch.dump();
     assert_eq!(after, before, "every flow of s4 is gone");
     assert_eq!(format!("{:?}", sim.switch.groups()), groups_before);
@@ -315,7 +336,7 @@ fn flows_per_subport() {
         sim.switch.dump().lines().map(str::to_string).collect()
     };
     let before = lines(&sim);
-    sim.put(&port("s5", 2, 8, 7, ""));
+    sim.put(&subport("s5", 2, 8, 7));
     sim.put(&trunk(vec![
         sub("s2", 101, 2),
         sub("s3", 102, 3),

@@ -378,8 +378,13 @@ fn a_vlan_aware_vm_reaches_each_subports_network_across_hosts() {
     if after != before {
         let b: std::collections::BTreeSet<&str> = before.lines().collect();
         let a: std::collections::BTreeSet<&str> = after.lines().collect();
+        let (_, port) = t
+            .srv
+            .call("GET", &format!("/v2.0/ports/{}", id(&s102)), None);
+        let log = t.ctl[0].log();
+        let about: Vec<&str> = log.lines().filter(|l| l.contains(id(&s102))).collect();
         panic!(
-            "host a's flows differ after the subport left:\nleft behind: {:#?}\nmissing: {:#?}",
+            "host a's flows differ after the subport left:\nleft behind: {:#?}\nmissing: {:#?}\nthe port: {port}\nhost a on it: {about:#?}",
             a.difference(&b).collect::<Vec<_>>(),
             b.difference(&a).collect::<Vec<_>>()
         );

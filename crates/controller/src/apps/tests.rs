@@ -317,6 +317,10 @@ fn incremental_equals_full_after_random_changes() {
                     .map(|g| format!("g{g}"))
                     .collect();
                 p.port_security_enabled = rnd(4) != 0;
+                // Trunks' subports (x2..x11) are marked, as the API marks them, or not.
+                if n >= 2 && rnd(3) != 0 {
+                    p.device_owner = model::trunk::SUBPORT_OWNER.into();
+                }
                 // Sometimes another port's address (of this network or an overlapping
                 // one) as an allowed address pair, as a VM on a shared network may claim.
                 if rnd(3) == 0 {

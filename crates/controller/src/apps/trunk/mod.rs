@@ -37,7 +37,11 @@ pub struct Wired {
 
 /// The subports wired on this host, from the view and the plugged parents: a subport of
 /// a trunk whose parent is plugged here, with a valid VLAN, once the view holds the
-/// subport. Returns the subports whose wiring changed (their flows and status follow).
+/// subport marked `trunk:subport`. The API writes the mark in the same transaction as
+/// the trunk; requiring both means that whichever of the two changes arrives first, a
+/// subport leaving is unwired rather than taken for a port plugged here and not bound
+/// (which the host would bind back). Returns the subports whose wiring changed (their
+/// flows and status follow).
 pub fn wire(view: &View, host: &mut Host) -> Vec<Touched> {
     let mut now = std::collections::HashMap::with_hasher(Default::default());
     for t in view.trunks.values() {
@@ -48,6 +52,9 @@ pub fn wire(view: &View, host: &mut Host) -> Vec<Touched> {
             let (Some(p), Some(vid)) = (view.ports.get(&s.port_id), t.vlan_of(&s.port_id)) else {
                 continue;
             };
+            if p.device_owner != model::trunk::SUBPORT_OWNER {
+                continue;
+            }
             // A port plugged as an interface of its own is not also a subport here.
             if host.ofports.contains_key(&s.port_id) {
                 continue;
