@@ -30,6 +30,7 @@ pub mod table {
     pub const ND: u8 = 45;
     pub const RA: u8 = 46;
     pub const ND_REPLY: u8 = 47;
+    pub const REPLY: u8 = 48;
     pub const INGRESS_NAT: u8 = 50;
     pub const INGRESS_SNAT: u8 = 51;
     pub const L2: u8 = 55;
@@ -90,7 +91,7 @@ pub const TABLES: &[Table] = &[
         id: ARP,
         name: "arp",
         role: "ARP responder for router interfaces and every known port IP",
-        next: &[L2],
+        next: &[REPLY, L2],
     },
     Table {
         id: DHCP,
@@ -138,6 +139,12 @@ pub const TABLES: &[Table] = &[
         id: ND_REPLY,
         name: "nd_reply",
         role: "neighbour advertisements made in nd: the target link-layer address, back out of the asking port",
+        next: &[REPLY],
+    },
+    Table {
+        id: REPLY,
+        name: "reply",
+        role: "answers made in the switch (ARP, ND) back out of the asking port, tagged again for a trunk subport",
         next: &[],
     },
     Table {
@@ -274,10 +281,11 @@ pub enum App {
     Dhcpv6 = 13,
     Ra = 14,
     Dns = 15,
+    Trunk = 16,
 }
 
 impl App {
-    pub const ALL: [App; 15] = [
+    pub const ALL: [App; 16] = [
         App::Classifier,
         App::PortSecurity,
         App::L2,
@@ -293,6 +301,7 @@ impl App {
         App::Dhcpv6,
         App::Ra,
         App::Dns,
+        App::Trunk,
     ];
 }
 

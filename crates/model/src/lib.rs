@@ -15,10 +15,12 @@ pub mod nova;
 pub mod objects;
 pub mod pools;
 pub mod time;
+pub mod trunk;
 
 pub use mac::MacAddr;
 pub use objects::*;
 pub use pools::{AddressScope, SubnetPool};
+pub use trunk::{SubPort, Trunk};
 
 /// The NB store tables, one per object kind, plus the claims table that makes allocations
 /// (IPs, MACs, unique keys, segmentation ids) unique across API servers.
@@ -41,12 +43,14 @@ pub enum Table {
     AddressGroup,
     /// Templates of the rules a new security group gets (only the API server reads them).
     DefaultSecurityGroupRule,
+    /// Trunks (VLAN-aware VMs): a parent port and its subports.
+    Trunk,
     /// `ip/<subnet>/<addr>`, `mac/<mac>`, `key/<kind>/<n>`, `seg/<type>/<n>` → owner id.
     Claim,
 }
 
 impl Table {
-    pub const ALL: [Table; 14] = [
+    pub const ALL: [Table; 15] = [
         Table::Network,
         Table::Subnet,
         Table::Port,
@@ -60,6 +64,7 @@ impl Table {
         Table::AddressScope,
         Table::AddressGroup,
         Table::DefaultSecurityGroupRule,
+        Table::Trunk,
         Table::Claim,
     ];
 
@@ -79,6 +84,7 @@ impl Table {
             Table::AddressScope => "address_scope",
             Table::AddressGroup => "address_group",
             Table::DefaultSecurityGroupRule => "default_secgroup_rule",
+            Table::Trunk => "trunk",
             Table::Claim => "claim",
         }
     }

@@ -222,7 +222,7 @@ pub const EXTENSIONS: &[(&str, &str, &str)] = &[
     (
         "standard-attr-tag",
         "Tag support for resources with standard attribute",
-        "Tags on networks, subnets, ports, routers, floating IPs, security groups and subnet pools",
+        "Tags on networks, subnets, ports, routers, floating IPs, security groups, subnet pools and trunks",
     ),
     (
         "standard-attr-timestamp",
@@ -253,6 +253,16 @@ pub const EXTENSIONS: &[(&str, &str, &str)] = &[
         "tag-creation",
         "Tag support for resource creation",
         "tags in create requests",
+    ),
+    (
+        "trunk",
+        "Trunk Extension",
+        "Provides support for trunk ports",
+    ),
+    (
+        "trunk-details",
+        "Trunk port details",
+        "Expose trunk port details",
     ),
 ];
 
@@ -295,6 +305,7 @@ pub async fn v2(headers: HeaderMap) -> Json<Value> {
         ("availability_zone", "availability_zones"),
         ("subnetpool", "subnetpools"),
         ("address_scope", "address-scopes"),
+        ("trunk", "trunks"),
     ]
     .into_iter()
     .map(|(name, coll)| {

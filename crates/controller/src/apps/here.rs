@@ -10,7 +10,7 @@ use std::collections::HashMap;
 /// Whether port `p` is this host's: plugged here (what the datapath knows, before the
 /// binding has made its round trip through the store) or bound here.
 pub fn is_local(view: &View, host: &Host, p: &Port) -> bool {
-    host.ofports.contains_key(&p.meta.id) || p.binding_host_id == view.chassis
+    host.plugged(&p.meta.id) || p.binding_host_id == view.chassis
 }
 
 /// Ports that belong to a router rather than to a VM.

@@ -31,6 +31,7 @@ pub mod ra;
 pub mod rate;
 pub mod security_groups;
 mod sink;
+pub mod trunk;
 pub mod tunnel;
 
 pub use desired::Desired;
@@ -67,6 +68,25 @@ pub struct Host {
     pub announced: std::collections::BTreeSet<String>,
     /// The metadata service's internal port and address range.
     pub metadata: metadata::HostSide,
+    /// Trunk subports wired on this host, by port id (`trunk::wire`): they have no
+    /// interface of their own; their frames pass through their parent's, tagged.
+    pub subports: HashMap<String, trunk::Wired, Hasher>,
+}
+
+impl Host {
+    /// Whether port `id` is plugged here: an interface of its own, or a trunk subport
+    /// wired through its parent's.
+    pub fn plugged(&self, id: &str) -> bool {
+        self.ofports.contains_key(id) || self.subports.contains_key(id)
+    }
+
+    /// The OpenFlow port the frames of port `id` come in by (a subport's: its parent's).
+    pub fn door(&self, id: &str) -> Option<u32> {
+        self.ofports
+            .get(id)
+            .or_else(|| self.subports.get(id).map(|w| &w.ofport))
+            .copied()
+    }
 }
 
 /// The object a flow was compiled for.
@@ -195,6 +215,7 @@ pub static APPS: &[&dyn App] = &[
     &ra::Ra,
     &dns::Dns,
     &metadata::Metadata,
+    &trunk::Trunk,
 ];
 
 /// The object an owner names, if the view has it.

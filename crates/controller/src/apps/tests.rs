@@ -215,6 +215,7 @@ fn incremental_equals_full_after_random_changes() {
     let mut routed = 0;
     let (mut seen_clauses, mut seen_rule) = ([false; 2], false);
     let mut nated = 0;
+    let mut trunked = 0;
     // Port keys, MACs and port numbers are unique per port, as the API and OVS make them.
     for rev in 1..1000 {
         let n = rnd(12);
@@ -222,7 +223,38 @@ fn incremental_equals_full_after_random_changes() {
         // n3 overlaps n0: the same addresses on two networks, as two projects have them.
         let k = rnd(4);
         let net = format!("n{k}");
-        let change = match rnd(17) {
+        let change = match rnd(19) {
+            // Trunks t0 (parent x0, subports among x2..x6) and t1 (x1; x7..x11) come,
+            // change their subports and go.
+            16 => {
+                let w = rnd(2);
+                let sub_ports = (0..5u64)
+                    .filter(|_| rnd(2) == 0)
+                    .map(|i| {
+                        let sp = format!("x{}", 2 + 5 * w + i);
+                        model::SubPort {
+                            network_id: v
+                                .ports
+                                .get(&sp)
+                                .map_or("n0".into(), |p| p.network_id.clone()),
+                            port_id: sp,
+                            segmentation_type: "vlan".into(),
+                            segmentation_id: 100 + i as u32,
+                        }
+                    })
+                    .collect();
+                written(
+                    &model::Trunk {
+                        meta: fixtures::meta(&format!("t{w}")),
+                        admin_state_up: true,
+                        port_id: format!("x{w}"),
+                        network_id: "n0".into(),
+                        sub_ports,
+                    },
+                    rev,
+                )
+            }
+            17 => removed("trunk", &format!("t{}", rnd(2)), rev),
             // Floating IPs come, move between ports and routers, and go.
             // Half of them with a port forwarding instead of a port.
             14 => {
@@ -285,6 +317,10 @@ fn incremental_equals_full_after_random_changes() {
                     .map(|g| format!("g{g}"))
                     .collect();
                 p.port_security_enabled = rnd(4) != 0;
+                // Trunks' subports (x2..x11) are marked, as the API marks them, or not.
+                if n >= 2 && rnd(3) != 0 {
+                    p.device_owner = model::trunk::SUBPORT_OWNER.into();
+                }
                 // Sometimes another port's address (of this network or an overlapping
                 // one) as an allowed address pair, as a VM on a shared network may claim.
                 if rnd(3) == 0 {
@@ -353,6 +389,9 @@ fn incremental_equals_full_after_random_changes() {
                     id,
                 };
                 let mut todo = affected(&v, &t);
+                for t in trunk::wire(&v, &mut host) {
+                    todo.extend(affected(&v, &t));
+                }
                 todo.extend(security_groups::assign_zones(&v, &mut host).touched);
                 d.update(&v, &host, todo);
                 sent.follow(&mut d);
@@ -372,6 +411,9 @@ fn incremental_equals_full_after_random_changes() {
             .flat_map(|t| affected(&v, t))
             .collect();
         todo.push(base_owner());
+        for t in trunk::wire(&v, &mut host) {
+            todo.extend(affected(&v, &t));
+        }
         todo.extend(security_groups::assign_zones(&v, &mut host).touched);
         d.update(&v, &host, todo);
         sent.follow(&mut d);
@@ -404,6 +446,7 @@ fn incremental_equals_full_after_random_changes() {
             .iter()
             .filter(|(k, _)| k.table() == table::L3)
             .count();
+        trunked += host.subports.len();
         nated += d
             .table()
             .iter()
@@ -417,4 +460,5 @@ fn incremental_equals_full_after_random_changes() {
     );
     assert!(fip_ports > 10, "floating IPs were exercised: {fip_ports}");
     assert!(nated > 50, "north-south flows were exercised: {nated}");
+    assert!(trunked > 100, "subports were wired: {trunked}");
 }

@@ -120,7 +120,7 @@ pub fn claim(
 ) -> Vec<Owner> {
     let mut owners = Vec::new();
     for t in touched {
-        if t.table != Table::Port || !host.ofports.contains_key(&t.id) {
+        if t.table != Table::Port || !host.plugged(&t.id) {
             continue;
         }
         let Some(p) = view.ports.get_mut(&t.id) else {
@@ -157,7 +157,7 @@ pub fn reports_due(
         .collect();
     let mut want = Vec::new();
     for (id, p) in &view.ports {
-        let plugged = host.ofports.contains_key(id);
+        let plugged = host.plugged(id);
         let ours = p.binding_host_id == chassis;
         let status = match (plugged, ours) {
             (true, true) if failed.contains(id.as_str()) => PortStatus::Error,

@@ -22,6 +22,7 @@ pub mod standard;
 pub mod subnet_pools;
 pub mod subnets;
 pub mod tags;
+pub mod trunks;
 
 pub use standard::{Standard, touch};
 

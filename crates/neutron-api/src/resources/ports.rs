@@ -6,7 +6,7 @@ use super::lifecycle::Lifecycle;
 use super::ops::deleting::not_deleting;
 use super::ops::ipam::{self, IpRequest, network_subnets, parse_fixed_ips};
 use super::ops::ports::{MAX_KEY, pick_mac, release_claims};
-use super::ops::{Plan, dns, floating, forwarding, groups, pick_key, rbac as ops_rbac};
+use super::ops::{Plan, dns, floating, forwarding, groups, pick_key, rbac as ops_rbac, trunks};
 use crate::Api;
 use crate::agents;
 use crate::alloc::mac_claim;
@@ -113,6 +113,7 @@ impl Resource for Port {
             .map(|p| p.binding_host_id.as_str())
             .collect();
         let datapaths = agents::datapath_types(api, hosts).await?;
+        let mut trunks = super::trunks::trunk_details(api, objs).await?;
         Ok(objs
             .iter()
             .map(|p| {
@@ -127,6 +128,10 @@ impl Resource for Port {
                 ) && d.contains_key("datapath_type")
                 {
                     d.insert("datapath_type".into(), json!(dp));
+                }
+                // `trunk-details`: parents only (others have no such key, as in Neutron).
+                if let Some(t) = trunks.remove(&p.meta.id) {
+                    m.insert("trunk_details".into(), t);
                 }
                 m
             })
@@ -524,6 +529,7 @@ impl Lifecycle for Port {
         p: &Port,
         plan: &mut Plan<'_>,
     ) -> ApiResult<()> {
+        trunks::check_port_free(api, &mut plan.txn, &p.meta.id).await?;
         floating::disassociate_port(api, &mut plan.txn, &p.meta.id).await?;
         let addrs: Vec<_> = p.fixed_ips.iter().map(|f| f.ip_address).collect();
         forwarding::drop_for_port(api, &mut plan.txn, &p.meta.id, &addrs, &[]).await?;

@@ -11,7 +11,7 @@ use crate::apps::rate::{Admit, FloodGuard};
 use crate::apps::{Handler, Host, Punted};
 use crate::view::View;
 use model::{ExtraDhcpOpt, MacAddr, Network, Port, Subnet, owner};
-use openflow::action::{Action, port as of_port};
+use openflow::action::port as of_port;
 use openflow::flow::NO_BUFFER;
 use openflow::oxm::Field;
 use openflow::packet::{PacketIn, PacketOut};
@@ -417,7 +417,10 @@ impl Dhcp {
         };
         // The packet-out goes back to the port the request came in by, which must be the
         // port the flow was for.
-        let Some(&ofport) = host.ofports.get(&port.meta.id) else {
+        let (Some(ofport), Some(out)) = (
+            host.door(&port.meta.id),
+            super::super::deliver::to_local(host, &port.meta.id),
+        ) else {
             self.stats.ignored += 1;
             return Punted::default();
         };
@@ -478,7 +481,7 @@ impl Dhcp {
             packets: vec![PacketOut {
                 buffer_id: NO_BUFFER,
                 in_port: of_port::CONTROLLER,
-                actions: vec![Action::output(ofport)],
+                actions: out,
                 data: frame,
             }],
             ..Punted::default()

@@ -343,7 +343,7 @@ pub struct LocalFip<'a> {
 /// from here.
 pub fn local_fip<'a>(view: &'a View, host: &Host, f: &'a FloatingIp) -> Option<LocalFip<'a>> {
     let vm = view.ports.get(f.port_id.as_ref()?)?;
-    if !is_local(view, host, vm) || !host.ofports.contains_key(&vm.meta.id) {
+    if !is_local(view, host, vm) || !host.plugged(&vm.meta.id) {
         return None;
     }
     let r = view.routers.get(f.router_id.as_ref()?)?;

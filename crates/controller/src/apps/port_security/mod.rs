@@ -72,7 +72,7 @@ fn allowed(p: &Port) -> Vec<(MacAddr, IpNet)> {
 
 /// The flows of table 1 for a local port.
 pub fn compile(_view: &View, host: &Host, p: &Port) -> Vec<Flow> {
-    if !host.ofports.contains_key(&p.meta.id) {
+    if !host.plugged(&p.meta.id) {
         return Vec::new();
     }
     let key = p.unique_key;
