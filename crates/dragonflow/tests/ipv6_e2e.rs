@@ -126,8 +126,7 @@ fn rdisc6(vm: &testbed::Vm) -> String {
 /// rdisc6's account of the first RA on `ns`'s eth0.
 fn rdisc6_in(ns: &testbed::Netns) -> String {
     for _ in 0..5 {
-        if let Ok(out) = ns.exec(["rdisc6", "-1", "-r", "3", "-w", "1500", "eth0"])
-        {
+        if let Ok(out) = ns.exec(["rdisc6", "-1", "-r", "3", "-w", "1500", "eth0"]) {
             return out;
         }
     }
@@ -548,7 +547,10 @@ fn our_router_advertisement_reads_as_radvd_configured_by_neutron() {
                "enable_dhcp": false}),
     );
     let (_, routers) = t.srv.call("GET", "/v2.0/routers?name=reference", None);
-    let rid = routers["routers"][0]["id"].as_str().expect("router").to_string();
+    let rid = routers["routers"][0]["id"]
+        .as_str()
+        .expect("router")
+        .to_string();
     let (st, body) = t.srv.call(
         "PUT",
         &format!("/v2.0/routers/{rid}"),
@@ -572,10 +574,14 @@ fn our_router_advertisement_reads_as_radvd_configured_by_neutron() {
         .exec(["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"])
         .expect("forwarding");
     for ns in [&router, &client] {
-        wait_until("a link-local address past DAD", Duration::from_secs(10), || {
-            ns.exec(["ip", "-6", "addr", "show", "dev", "eth0", "scope", "link"])
-                .is_ok_and(|s| s.contains("fe80::") && !s.contains("tentative"))
-        });
+        wait_until(
+            "a link-local address past DAD",
+            Duration::from_secs(10),
+            || {
+                ns.exec(["ip", "-6", "addr", "show", "dev", "eth0", "scope", "link"])
+                    .is_ok_and(|s| s.contains("fe80::") && !s.contains("tentative"))
+            },
+        );
     }
     let dir = tempfile::tempdir().expect("dir");
     let conf = dir.path().join("radvd.conf");
@@ -611,7 +617,13 @@ fn our_router_advertisement_reads_as_radvd_configured_by_neutron() {
         "ours:\n{ours}\nradvd's:\n{theirs}"
     );
     // Not vacuous: the fields are there.
-    for f in ["Router lifetime", "Prefix", "Valid time", "Recursive DNS server", "MTU"] {
+    for f in [
+        "Router lifetime",
+        "Prefix",
+        "Valid time",
+        "Recursive DNS server",
+        "MTU",
+    ] {
         assert!(theirs.contains(f), "{f}: {theirs}");
     }
 }

@@ -99,7 +99,9 @@ fn a_vm_flooding_router_solicitations_does_not_delay_another_vms_advertisement()
         json!({"network_id": net["id"], "ip_version": 6, "cidr": "2001:db8:66::/64",
                "ipv6_ra_mode": "slaac", "ipv6_address_mode": "slaac"}),
     );
-    let r = t.srv.create("routers", "router", json!({"name": "rs-flood"}));
+    let r = t
+        .srv
+        .create("routers", "router", json!({"name": "rs-flood"}));
     let (st, body) = t.srv.call(
         "PUT",
         &format!(

@@ -87,7 +87,15 @@ fn ipv6_is_routed_to_the_outside_and_back_without_nat() {
     let t = Cloud::start(None);
     ip(
         &t.outside,
-        &["-6", "addr", "add", &format!("{OUTSIDE}/64"), "dev", "eth0", "nodad"],
+        &[
+            "-6",
+            "addr",
+            "add",
+            &format!("{OUTSIDE}/64"),
+            "dev",
+            "eth0",
+            "nodad",
+        ],
     );
     // Another machine on the external subnet, the next hop of an extra route (the outside
     // does not forward: a packet for its prefix sent to the outside instead is lost).
@@ -99,9 +107,20 @@ fn ipv6_is_routed_to_the_outside_and_back_without_nat() {
     let _ = far.exec(["ethtool", "-K", "eth0", "tx", "off"]);
     ip(
         &far,
-        &["-6", "addr", "add", &format!("{FAR}/64"), "dev", "eth0", "nodad"],
+        &[
+            "-6",
+            "addr",
+            "add",
+            &format!("{FAR}/64"),
+            "dev",
+            "eth0",
+            "nodad",
+        ],
     );
-    ip(&far, &["-6", "addr", "add", &format!("{FAR_HOST}/128"), "dev", "lo"]);
+    ip(
+        &far,
+        &["-6", "addr", "add", &format!("{FAR_HOST}/128"), "dev", "lo"],
+    );
 
     // The external network: IPv4 and IPv6 subnets.
     let (ext, _) = external(&t);
@@ -196,8 +215,16 @@ fn ipv6_is_routed_to_the_outside_and_back_without_nat() {
     }
     // In: the outside reaches both VMs' global addresses (one of them through the host
     // that answered for the gateway address, then the tunnel).
-    assert!(reaches6(&t.outside, &ip_a), "outside to vm a: {}", t.dumps());
-    assert!(reaches6(&t.outside, &ip_b), "outside to vm b: {}", t.dumps());
+    assert!(
+        reaches6(&t.outside, &ip_a),
+        "outside to vm a: {}",
+        t.dumps()
+    );
+    assert!(
+        reaches6(&t.outside, &ip_b),
+        "outside to vm b: {}",
+        t.dumps()
+    );
     // The gateway address is answered (ndisc6, a real ND client) with a host's own MAC on
     // the external network, never the router's gateway port MAC (which several hosts
     // would then send from).
@@ -227,17 +254,26 @@ fn ipv6_is_routed_to_the_outside_and_back_without_nat() {
         "{nd}"
     );
     // The router's IPv6 default route leaves by the external network's gateway.
-    assert!(!t.ovs[0]
-        .ofctl(["dump-flows", "br-int", "table=65,ipv6"])
-        .unwrap_or_default()
-        .is_empty());
+    assert!(
+        !t.ovs[0]
+            .ofctl(["dump-flows", "br-int", "table=65,ipv6"])
+            .unwrap_or_default()
+            .is_empty()
+    );
 
     // Extra routes with IPv6 next hops: a prefix behind vm b, and one behind the far
     // machine on the external subnet.
     ip(&vm_b.ns, &["link", "set", "lo", "up"]);
     ip(
         &vm_b.ns,
-        &["-6", "addr", "add", &format!("{BEHIND_B_HOST}/128"), "dev", "lo"],
+        &[
+            "-6",
+            "addr",
+            "add",
+            &format!("{BEHIND_B_HOST}/128"),
+            "dev",
+            "lo",
+        ],
     );
     assert!(
         t.outside

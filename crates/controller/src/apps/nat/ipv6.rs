@@ -335,9 +335,8 @@ pub fn learn(view: &View, net: &Network, frame: &[u8]) -> Option<((String, IpAdd
         return None;
     }
     let wanted = view.routers.values().any(|r| {
-        uplink(view, r).is_some_and(|u| {
-            u.net.meta.id == net.meta.id && nexthops(&u, r).contains(&target_addr)
-        })
+        uplink(view, r)
+            .is_some_and(|u| u.net.meta.id == net.meta.id && nexthops(&u, r).contains(&target_addr))
     });
     wanted.then(|| ((net.meta.id.clone(), IpAddr::V6(target_addr)), mac.0))
 }
@@ -367,7 +366,10 @@ pub fn answer(view: &View, host: &Host, pi: &PacketIn) -> Option<PacketOut> {
 
 /// The next hops this host sends to and does not know the MAC of: (external network,
 /// router's gateway address, this host's MAC there, next hop).
-pub fn unresolved<'a>(view: &'a View, host: &Host) -> Vec<(&'a Network, Ipv6Addr, [u8; 6], Ipv6Addr)> {
+pub fn unresolved<'a>(
+    view: &'a View,
+    host: &Host,
+) -> Vec<(&'a Network, Ipv6Addr, [u8; 6], Ipv6Addr)> {
     let mut out: Vec<(&Network, Ipv6Addr, [u8; 6], Ipv6Addr)> = Vec::new();
     for r in view.routers.values() {
         let Some((up, mac)) = here(view, host, r) else {
