@@ -376,13 +376,12 @@ fn extra_routes_with_ipv6_next_hops_inside_and_outside() {
     // The outside next hop is solicited, and learnt from its advertisement.
     let asks = ticked(&mut sim);
     assert!(
-        asks.iter()
-            .any(|p| {
-                icmpv6::parse_frame(&p.data).is_ok_and(|f| matches!(
+        asks.iter().any(|p| {
+            icmpv6::parse_frame(&p.data).is_ok_and(|f| matches!(
             f.icmpv6,
             Icmpv6Repr::NeighborSolicit { target_addr, .. } if target_addr == ip6("2001:db8:ff::5")
         ))
-            }),
+        }),
         "{asks:?}"
     );
     let na = Icmpv6Repr::NeighborAdvert {
