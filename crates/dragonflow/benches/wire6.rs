@@ -166,7 +166,7 @@ fn main() {
              | wire latency p50 | {p50_4:.1} ms | {p50_6:.1} ms | {r50:.2} |\n\
              | wire latency p99 | {p99_4:.1} ms | {p99_6:.1} ms | {r99:.2} |\n\
              | wire latency max | {max_4:.1} ms | {max_6:.1} ms | |\n\n\
-             The issue's target: IPv6 within 20 % of IPv4.\n\n"
+             The issue's target: IPv6 within 20 % of IPv4. The absolute figures follow the machine's load, not the family: compare the ratio (and `--bench wire`'s IPv4 figures run beside it).\n\n"
         ),
     );
 }

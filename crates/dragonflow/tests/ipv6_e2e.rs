@@ -1,8 +1,10 @@
 //! IPv6 configured the way a VM does it, end to end on real OVS: the Linux kernel's own
 //! SLAAC forms exactly the address the API shows, `rdisc6` reads the router
 //! advertisement of each of the three modes off the wire (flags, prefix, MTU, RDNSS,
-//! router lifetime), and a VM with port security cannot be a rogue router or DHCPv6
-//! server (tcpdump on the victim), while one with port security off can.
+//! router lifetime) and finds it equal to radvd's configured as Neutron configures it, a
+//! VM with port security cannot be a rogue router or DHCPv6 server (tcpdump on the
+//! victim) while one with port security off can, and MLD reports and queries are flooded
+//! within their network only.
 
 mod common;
 

@@ -4,7 +4,9 @@
 //! and back without NAT, as in Neutron. The outside routes the tenant prefix through the
 //! router's gateway address (the operator's part in Neutron too). An extra route with an
 //! IPv6 next hop inside (a VM routing a prefix of its own) and one outside (another
-//! machine on the external subnet) are followed both ways.
+//! machine on the external subnet) are followed both ways. A VM on a slaac network of the
+//! same router configures its address and default route from the router's advertisements
+//! and is routed both ways too.
 
 mod common;
 
@@ -22,6 +24,7 @@ const FAR_HOST: &str = "2001:db8:77::1";
 const BEHIND_B: &str = "2001:db8:99::/64";
 const BEHIND_B_HOST: &str = "2001:db8:99::1";
 const INSIDE: &str = "2001:db8:1::/64";
+const SLAAC: &str = "2001:db8:2::/64";
 
 /// ping6 from `ns` until it works, up to 20 s.
 fn reaches6(ns: &testbed::Netns, ip: &str) -> bool {
@@ -253,6 +256,59 @@ fn ipv6_is_routed_to_the_outside_and_back_without_nat() {
         host_macs.iter().any(|m| answer.contains(m)) && !answer.contains(&gw_mac[0]),
         "{nd}"
     );
+    // A slaac network on the same router: the VM configures itself from our RAs (address
+    // and default route, the router having a way out) and is reached both ways.
+    let slaac = t
+        .srv
+        .create("networks", "network", json!({"name": "slaac6"}));
+    let ssub = t.srv.create(
+        "subnets",
+        "subnet",
+        json!({"network_id": slaac["id"], "ip_version": 6, "cidr": SLAAC,
+               "ipv6_ra_mode": "slaac", "ipv6_address_mode": "slaac"}),
+    );
+    let (st, body) = t.srv.call(
+        "PUT",
+        &format!("/v2.0/routers/{rid}/add_router_interface"),
+        Some(json!({"subnet_id": ssub["id"]})),
+    );
+    assert_eq!(st, 200, "{body}");
+    ip(&t.outside, &["-6", "route", "add", SLAAC, "via", &gw6]);
+    let pc = t.srv.create(
+        "ports",
+        "port",
+        json!({"network_id": slaac["id"], "security_groups": groups}),
+    );
+    let ip_c = v6(&pc);
+    let vm_c = {
+        let id = pc["id"].as_str().unwrap();
+        let mac = pc["mac_address"].as_str().unwrap();
+        let vm = testbed::Vm::plug_unaddressed(&t.ovs[1], "br-int", id, mac).expect("plug");
+        for (k, v) in [("accept_ra", "1"), ("autoconf", "1"), ("use_tempaddr", "0")] {
+            vm.ns
+                .exec(["sysctl", "-qw", &format!("net.ipv6.conf.eth0.{k}={v}")])
+                .expect("sysctl");
+        }
+        vm
+    };
+    wait_until(
+        "SLAAC address and default route from the RA",
+        Duration::from_secs(30),
+        || {
+            let addrs = vm_c
+                .ns
+                .exec(["ip", "-6", "addr", "show", "dev", "eth0", "scope", "global"])
+                .unwrap_or_default();
+            let routes = vm_c
+                .ns
+                .exec(["ip", "-6", "route", "show", "default"])
+                .unwrap_or_default();
+            addrs.contains(&ip_c) && !addrs.contains("tentative") && routes.contains("fe80::")
+        },
+    );
+    assert!(reaches6(&vm_c.ns, OUTSIDE), "slaac vm out: {}", t.dumps());
+    assert!(reaches6(&t.outside, &ip_c), "outside to the slaac vm");
+
     // The router's IPv6 default route leaves by the external network's gateway.
     assert!(
         !t.ovs[0]
