@@ -26,8 +26,6 @@ const ETH_ARP: u16 = 0x0806;
 const ETH_IPV6: u16 = 0x86dd;
 const UDP: u8 = 17;
 const ICMPV6: u8 = 58;
-const MLD_REPORT: u8 = 131;
-const MLD_REPORT_V2: u8 = 143;
 const ND_RS: u8 = 133;
 const ND_RA: u8 = 134;
 const ND_NS: u8 = 135;
@@ -129,9 +127,10 @@ pub fn compile(_view: &View, host: &Host, p: &Port) -> Vec<Flow> {
             }
         }
     }
-    // DHCP discovery from no address; IPv6 duplicate address detection, router
-    // solicitation and MLD reports (v1, v2: sent from :: before the link-local address is
-    // usable, RFC 3590) from ::, as Neutron allows (ICMPV6_ALLOWED_UNSPEC_ADDR_TYPES).
+    // DHCP discovery from no address; IPv6 duplicate address detection and router
+    // solicitation from ::. Not MLD reports from :: (Neutron allows them): two flows more
+    // per port for reports the kernel sends again from its link-local address, and MLD is
+    // flooded anyway; snooping will want them.
     let own = from_port(key).eth_src(p.mac_address.0);
     out.push(on(
         own.clone()
@@ -141,7 +140,7 @@ pub fn compile(_view: &View, host: &Host, p: &Port) -> Vec<Flow> {
             .udp_dst(67),
         PRIO_DHCP,
     ));
-    for ty in [ND_NS, ND_RS, MLD_REPORT, MLD_REPORT_V2] {
+    for ty in [ND_NS, ND_RS] {
         out.push(on(
             own.clone()
                 .eth_type(ETH_IPV6)
