@@ -151,7 +151,7 @@ pub const TABLES: &[Table] = &[
         id: INGRESS_NAT,
         name: "ingress_nat",
         role: "from a provider network: floating IP DNAT and SNAT return (ct nat, recirculating to ingress_snat), ARP for local floating IP and SNAT addresses; the rest to the local ports",
-        next: &[INGRESS_SNAT, L2, FROM_TUNNEL],
+        next: &[INGRESS_SNAT, L2, L3, FROM_TUNNEL],
     },
     Table {
         id: INGRESS_SNAT,

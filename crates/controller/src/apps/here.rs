@@ -26,6 +26,17 @@ pub fn routes_for(view: &View, r: &Router) -> bool {
     })
 }
 
+/// Whether `ip` is on one of the subnets of the router's gateway (an extra route's next hop
+/// outside, rather than behind one of its interfaces).
+pub fn on_gateway_subnet(view: &View, r: &Router, ip: &std::net::IpAddr) -> bool {
+    r.external_gateway.as_ref().is_some_and(|g| {
+        g.external_fixed_ips
+            .iter()
+            .filter_map(|f| view.subnets.get(&f.subnet_id))
+            .any(|s| s.cidr.contains(ip))
+    })
+}
+
 /// The routers with an interface on `network`.
 pub fn routers_on<'a>(view: &'a View, network: &'a str) -> impl Iterator<Item = &'a Router> {
     view.routers

@@ -114,22 +114,39 @@ fn random_router(rnd: &mut impl FnMut(u64) -> u64) -> model::Router {
             mac_address: model::MacAddr([0xfa, 0x16, 0x3f, which as u8, k as u8, 1]),
         })
         .collect();
-    let routes = (rnd(2) == 0)
+    let mut routes: Vec<model::HostRoute> = (rnd(2) == 0)
         .then(|| model::HostRoute {
             destination: "10.9.0.0/16".parse().unwrap(),
             nexthop: format!("10.0.{}.{}", rnd(3), 10 + rnd(12)).parse().unwrap(),
         })
         .into_iter()
         .collect();
-    // Sometimes a gateway on the external network, with or without SNAT.
-    let external_gateway = (rnd(2) == 0).then(|| model::ExternalGateway {
-        network_id: "ext".into(),
-        enable_snat: rnd(2) == 0,
-        external_fixed_ips: vec![fixtures::fixed_ip(
+    // Sometimes an IPv6 route to a next hop outside (on the IPv6 external subnet).
+    if rnd(3) == 0 {
+        routes.push(model::HostRoute {
+            destination: "2001:db8:77::/64".parse().unwrap(),
+            nexthop: "2001:db8:ff::5".parse().unwrap(),
+        });
+    }
+    // Sometimes a gateway on the external network, with or without SNAT, and sometimes
+    // an IPv6 address there too (routed, no NAT).
+    let external_gateway = (rnd(2) == 0).then(|| {
+        let mut ips = vec![fixtures::fixed_ip(
             "sext",
             &format!("203.0.113.{}", 2 + which),
-        )],
-        port_id: format!("gw{which}"),
+        )];
+        if rnd(2) == 0 {
+            ips.push(fixtures::fixed_ip(
+                "sext6",
+                &format!("2001:db8:ff::{}", 2 + which),
+            ));
+        }
+        model::ExternalGateway {
+            network_id: "ext".into(),
+            enable_snat: rnd(2) == 0,
+            external_fixed_ips: ips,
+            port_id: format!("gw{which}"),
+        }
     });
     model::Router {
         external_gateway,
@@ -170,10 +187,20 @@ fn incremental_equals_full_after_random_changes() {
     let mut host = Host {
         tunnels: [("geneve".to_string(), 99)].into(),
         provider_ports: [("physnet1".to_string(), 77)].into(),
-        neighbours: [(
-            ("ext".to_string(), "203.0.113.1".parse().unwrap()),
-            [2, 0, 0, 0, 0, 1],
-        )]
+        neighbours: [
+            (
+                ("ext".to_string(), "203.0.113.1".parse().unwrap()),
+                [2, 0, 0, 0, 0, 1],
+            ),
+            (
+                ("ext".to_string(), "2001:db8:ff::1".parse().unwrap()),
+                [2, 0, 0, 0, 0, 1],
+            ),
+            (
+                ("ext".to_string(), "2001:db8:ff::5".parse().unwrap()),
+                [2, 0, 0, 0, 0, 5],
+            ),
+        ]
         .into(),
         ..Host::default()
     };
@@ -191,10 +218,18 @@ fn incremental_equals_full_after_random_changes() {
         ..fixtures::subnet("sext", "ext", "203.0.113.0/24")
     };
     v.apply(&written(&sext, 901));
+    let sext6 = model::Subnet {
+        enable_dhcp: false,
+        ..fixtures::subnet("sext6", "ext", "2001:db8:ff::/64")
+    };
+    v.apply(&written(&sext6, 903));
     let mut snat = port("snat-h", "ext", "h", 90, 90);
     snat.device_owner = nat::CHASSIS_SNAT.into();
     snat.device_id = "h".into();
-    snat.fixed_ips = vec![fixtures::fixed_ip("sext", "203.0.113.20")];
+    snat.fixed_ips = vec![
+        fixtures::fixed_ip("sext", "203.0.113.20"),
+        fixtures::fixed_ip("sext6", "2001:db8:ff::20"),
+    ];
     v.apply(&written(&snat, 902));
     let mut fip_ports = 0;
     for (rev, name) in [(1000, "h"), (1001, "o")] {
@@ -213,6 +248,7 @@ fn incremental_equals_full_after_random_changes() {
     let mut sent = Sent::default();
     sent.follow(&mut d);
     let mut routed = 0;
+    let mut routed6 = 0;
     let (mut seen_clauses, mut seen_rule) = ([false; 2], false);
     let mut nated = 0;
     let mut trunked = 0;
@@ -452,8 +488,15 @@ fn incremental_equals_full_after_random_changes() {
             .iter()
             .filter(|(k, _)| k.table() == table::EGRESS_NAT)
             .count();
+        // IPv6 north-south: the ND answers for routers' IPv6 gateway addresses.
+        routed6 += d
+            .table()
+            .iter()
+            .filter(|(k, _)| k.table() == table::INGRESS_NAT && k.priority() == 201)
+            .count();
     }
     assert!(routed > 500, "routers were exercised: {routed}");
+    assert!(routed6 > 50, "IPv6 gateways were exercised: {routed6}");
     assert!(
         seen_clauses == [true, true] && seen_rule,
         "security groups exercised: clauses {seen_clauses:?}, rule {seen_rule}"

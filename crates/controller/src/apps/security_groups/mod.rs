@@ -536,13 +536,16 @@ pub fn base() -> Vec<Flow> {
                 .collect::<Vec<_>>(),
         )
     };
-    // Neighbour discovery (RS, RA, NS, NA) and DHCP (v4 and v6) are never tracked: DHCP
-    // requests out and replies in pass as in Neutron.
+    // Neighbour discovery (RS, RA, NS, NA), MLD (query, report, done, v2 report) and DHCP
+    // (v4 and v6) are never tracked: DHCP requests out and replies in pass as in Neutron,
+    // and ND and MLD are what the kernel's conntrack leaves untracked (OVS's userspace
+    // conntrack calls MLD invalid, which would keep multicast listeners from ever being
+    // heard).
     for (t, next) in [
         (table::EGRESS_CT, table::SERVICES),
         (table::INGRESS_CT, table::DISPATCH),
     ] {
-        for ty in 133u8..=136 {
+        for ty in [130u8, 131, 132, 133, 134, 135, 136, 143] {
             out.push(f(
                 t,
                 PRIO_BYPASS,
