@@ -211,7 +211,11 @@ pub fn base(host: &Host) -> Vec<Flow> {
                 .arp_tpa(IP),
             AppId::Metadata,
             0,
-            [Instruction::ApplyActions(super::arp::answer(MAC, IP))],
+            // The reply table sends it back out of the asking port (tagged for a subport).
+            [
+                Instruction::ApplyActions(super::arp::answer(MAC, IP)),
+                Instruction::GotoTable(table::REPLY),
+            ],
         ),
     ];
     if let Some(ofport) = host.metadata.ofport {
