@@ -4,9 +4,10 @@
 //! and back without NAT, as in Neutron. The outside routes the tenant prefix through the
 //! router's gateway address (the operator's part in Neutron too). An extra route with an
 //! IPv6 next hop inside (a VM routing a prefix of its own) and one outside (another
-//! machine on the external subnet) are followed both ways. A VM on a slaac network of the
-//! same router configures its address and default route from the router's advertisements
-//! and is routed both ways too.
+//! machine on the external subnet) are followed both ways. A VM in each address mode
+//! (slaac, dhcpv6-stateless, dhcpv6-stateful with a real `dhclient -6`) on networks of the
+//! same router configures itself from the router's advertisements or DHCPv6 and is routed
+//! both ways too.
 
 mod common;
 
@@ -25,6 +26,8 @@ const BEHIND_B: &str = "2001:db8:99::/64";
 const BEHIND_B_HOST: &str = "2001:db8:99::1";
 const INSIDE: &str = "2001:db8:1::/64";
 const SLAAC: &str = "2001:db8:2::/64";
+const STATELESS: &str = "2001:db8:3::/64";
+const STATEFUL: &str = "2001:db8:4::/64";
 
 /// ping6 from `ns` until it works, up to 20 s.
 fn reaches6(ns: &testbed::Netns, ip: &str) -> bool {
@@ -256,58 +259,93 @@ fn ipv6_is_routed_to_the_outside_and_back_without_nat() {
         host_macs.iter().any(|m| answer.contains(m)) && !answer.contains(&gw_mac[0]),
         "{nd}"
     );
-    // A slaac network on the same router: the VM configures itself from our RAs (address
-    // and default route, the router having a way out) and is reached both ways.
-    let slaac = t
-        .srv
-        .create("networks", "network", json!({"name": "slaac6"}));
-    let ssub = t.srv.create(
-        "subnets",
-        "subnet",
-        json!({"network_id": slaac["id"], "ip_version": 6, "cidr": SLAAC,
-               "ipv6_ra_mode": "slaac", "ipv6_address_mode": "slaac"}),
-    );
-    let (st, body) = t.srv.call(
-        "PUT",
-        &format!("/v2.0/routers/{rid}/add_router_interface"),
-        Some(json!({"subnet_id": ssub["id"]})),
-    );
-    assert_eq!(st, 200, "{body}");
-    ip(&t.outside, &["-6", "route", "add", SLAAC, "via", &gw6]);
-    let pc = t.srv.create(
-        "ports",
-        "port",
-        json!({"network_id": slaac["id"], "security_groups": groups}),
-    );
-    let ip_c = v6(&pc);
-    let vm_c = {
-        let id = pc["id"].as_str().unwrap();
-        let mac = pc["mac_address"].as_str().unwrap();
-        let vm = testbed::Vm::plug_unaddressed(&t.ovs[1], "br-int", id, mac).expect("plug");
+    // A network per address mode on the same router: the VM configures itself from our
+    // RAs (slaac, dhcpv6-stateless) or from DHCPv6 (dhcpv6-stateful, the default route
+    // still from the RA, the router having a way out), and is reached both ways.
+    for (h, (mode, cidr)) in [
+        ("slaac", SLAAC),
+        ("dhcpv6-stateless", STATELESS),
+        ("dhcpv6-stateful", STATEFUL),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let net = t.srv.create("networks", "network", json!({"name": mode}));
+        let sub = t.srv.create(
+            "subnets",
+            "subnet",
+            json!({"network_id": net["id"], "ip_version": 6, "cidr": cidr,
+                   "ipv6_ra_mode": mode, "ipv6_address_mode": mode}),
+        );
+        let (st, body) = t.srv.call(
+            "PUT",
+            &format!("/v2.0/routers/{rid}/add_router_interface"),
+            Some(json!({"subnet_id": sub["id"]})),
+        );
+        assert_eq!(st, 200, "{body}");
+        ip(&t.outside, &["-6", "route", "add", cidr, "via", &gw6]);
+        let port = t.srv.create(
+            "ports",
+            "port",
+            json!({"network_id": net["id"], "security_groups": groups}),
+        );
+        let addr = v6(&port);
+        let id = port["id"].as_str().unwrap();
+        let mac = port["mac_address"].as_str().unwrap();
+        let vm = testbed::Vm::plug_unaddressed(&t.ovs[h % 2], "br-int", id, mac).expect("plug");
         for (k, v) in [("accept_ra", "1"), ("autoconf", "1"), ("use_tempaddr", "0")] {
             vm.ns
                 .exec(["sysctl", "-qw", &format!("net.ipv6.conf.eth0.{k}={v}")])
                 .expect("sysctl");
         }
-        vm
-    };
-    wait_until(
-        "SLAAC address and default route from the RA",
-        Duration::from_secs(30),
-        || {
-            let addrs = vm_c
+        let leases = tempfile::tempdir().expect("tmp");
+        let (pf, lf) = (leases.path().join("pid6"), leases.path().join("leases6"));
+        if mode == "dhcpv6-stateful" {
+            // dhclient binds to the link-local address: it must have passed DAD.
+            wait_until("the link-local address", Duration::from_secs(10), || {
+                let a = vm
+                    .ns
+                    .exec(["ip", "-6", "addr", "show", "dev", "eth0", "scope", "link"])
+                    .unwrap_or_default();
+                a.contains("fe80") && !a.contains("tentative")
+            });
+            let out = vm
                 .ns
-                .exec(["ip", "-6", "addr", "show", "dev", "eth0", "scope", "global"])
-                .unwrap_or_default();
-            let routes = vm_c
+                .dhclient("eth0", &pf, &lf, &["-6", "-1"])
+                .expect("resolv.conf")
+                .output()
+                .expect("dhclient");
+            assert!(
+                out.status.success(),
+                "dhclient -6: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        wait_until(
+            &format!("{mode}: the API's address and a default route from the RA"),
+            Duration::from_secs(30),
+            || {
+                let addrs = vm
+                    .ns
+                    .exec(["ip", "-6", "addr", "show", "dev", "eth0", "scope", "global"])
+                    .unwrap_or_default();
+                let routes = vm
+                    .ns
+                    .exec(["ip", "-6", "route", "show", "default"])
+                    .unwrap_or_default();
+                addrs.contains(&addr) && !addrs.contains("tentative") && routes.contains("fe80::")
+            },
+        );
+        assert!(reaches6(&vm.ns, OUTSIDE), "{mode} vm out: {}", t.dumps());
+        assert!(reaches6(&t.outside, &addr), "outside to the {mode} vm");
+        if mode == "dhcpv6-stateful" {
+            // Stop the background client without a RELEASE.
+            let _ = vm
                 .ns
-                .exec(["ip", "-6", "route", "show", "default"])
-                .unwrap_or_default();
-            addrs.contains(&ip_c) && !addrs.contains("tentative") && routes.contains("fe80::")
-        },
-    );
-    assert!(reaches6(&vm_c.ns, OUTSIDE), "slaac vm out: {}", t.dumps());
-    assert!(reaches6(&t.outside, &ip_c), "outside to the slaac vm");
+                .dhclient("eth0", &pf, &lf, &["-6", "-x"])
+                .map(|mut c| c.output());
+        }
+    }
 
     // The router's IPv6 default route leaves by the external network's gateway.
     assert!(
