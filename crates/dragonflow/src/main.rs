@@ -1,6 +1,7 @@
 //! The `dragonflow` command: parses the command line and the config file, sets up logging,
 //! and runs a subcommand. No logic of its own.
 
+mod capture;
 mod cni;
 mod config;
 // The `controller` subcommand; the `controller` crate is `::controller`.
@@ -74,6 +75,14 @@ enum Command {
         #[command(flatten)]
         nb: NbArgs,
     },
+    /// A tcpdump of one port on its host, through an OVS mirror that is removed afterwards:
+    /// `dragonflow capture vm1 -- -c 10 icmp`.
+    Capture {
+        #[command(flatten)]
+        args: capture::Args,
+        #[command(flatten)]
+        nb: NbArgs,
+    },
     /// A CNI plugin invocation (`CNI_COMMAND` and the rest in the environment, the network
     /// configuration on stdin); installed as `dragonflow-cni`, the binary runs this by itself.
     Cni,
@@ -128,6 +137,7 @@ fn main() -> ExitCode {
         Command::Trace { nb, args } => return nb.run(|u, t, j| trace::run(u, t, j, args)),
         Command::Port { port, nb } => return nb.run(|u, t, j| trace::port(u, t, &port, j)),
         Command::Flows { owner, nb } => return nb.run(|u, t, j| trace::flows(u, t, &owner, j)),
+        Command::Capture { args, nb } => return nb.run(|u, t, _| capture::run(u, t, args)),
         Command::Sandbox { command } => sandbox::run(command),
         Command::Cni => return cni::run(),
     };

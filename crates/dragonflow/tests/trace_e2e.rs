@@ -2,6 +2,7 @@
 //! controller. A missing security group rule is named by the trace and `nc` really times
 //! out; after the rule is added the trace says delivered and `nc` connects; a routed
 //! packet names its router; and Open vSwitch's own `ofproto/trace` agrees table by table.
+//! `dragonflow capture` shows a VM's pings both ways through a mirror it then removes.
 
 mod common;
 
@@ -261,6 +262,76 @@ fn a_routed_packet_names_its_router_and_ovs_agrees() {
     wait_until("ping across the router", Duration::from_secs(10), || {
         vma.ns.exec(["ping", "-c", "1", "-W", "1", &ipb]).is_ok()
     });
+
+    // `dragonflow capture` of the VM's port on its host (in the namespace of that host's
+    // OVS, where the capture port appears): its pings seen through a mirror, and neither
+    // the mirror nor the capture port left afterwards. By id: the store is not needed.
+    let mut cap = t.ovs[0].cmd(env!("CARGO_BIN_EXE_dragonflow"));
+    cap.args(["capture", &id(&pa), "--", "-c", "4", "icmp"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut cap = cap.spawn().expect("dragonflow capture");
+    let mirrors = || t.ovs[0].vsctl(["--bare", "--columns=name", "list", "Mirror"]);
+    let start = std::time::Instant::now();
+    while !mirrors().is_ok_and(|m| m.contains("dragonflow-capture-")) {
+        if cap.try_wait().expect("capture").is_some() {
+            let out = cap.wait_with_output().expect("capture output");
+            panic!(
+                "capture ended early: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "no mirror");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // tcpdump opens the port just after the mirror exists: ping until 4 packets are seen.
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            for _ in 0..20 {
+                if done.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+                let _ = vma.ns.exec(["ping", "-c", "1", "-W", "1", &ipb]);
+                std::thread::sleep(Duration::from_millis(300));
+            }
+        });
+        let out = cap.wait_with_output().expect("capture output");
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        let text = String::from_utf8_lossy(&out.stdout);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{text}{err}");
+        let ipa = addr(&pa).1;
+        assert!(
+            text.contains(&format!("{ipa} > {ipb}: ICMP echo request"))
+                && text.contains(&format!("{ipb} > {ipa}: ICMP echo reply")),
+            "both directions captured: {text}{err}"
+        );
+        assert!(err.contains("removed mirror"), "{err}");
+    });
+    let left = mirrors().unwrap_or_default();
+    assert!(!left.contains("dragonflow-capture-"), "mirror left: {left}");
+    let ports = t.ovs[0].vsctl(["list-ports", "br-int"]).unwrap_or_default();
+    assert!(!ports.contains("dfcap"), "capture port left: {ports}");
+    // By name, on a host where the port is not: the store says which port it is and where
+    // it is bound; a clear error, and nothing added.
+    let db = format!("unix:{}", t.ovs[1].db_sock().display());
+    let out = Command::new(env!("CARGO_BIN_EXE_dragonflow"))
+        .args(["capture", "left-vm", "--ovsdb", &db, "--nb", &t.srv.nb_url])
+        .env(
+            "DRAGONFLOW_NB_TOKEN",
+            common::token(neutron_api::nb_auth::Principal::Reader),
+        )
+        .output()
+        .expect("dragonflow capture");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("not plugged on this host") && err.contains("host-a"),
+        "{err}"
+    );
+    let ports = t.ovs[1].vsctl(["list-ports", "br-int"]).unwrap_or_default();
+    assert!(!ports.contains("dfcap"), "{ports}");
 
     // `dragonflow flows --owner`: the router's flows, on both hosts (distributed).
     let (ok, v, out) = inspect(&t, &["flows", "--owner", "edge"]);

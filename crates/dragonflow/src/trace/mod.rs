@@ -5,9 +5,9 @@
 //! also runs the frame through this host's Open vSwitch and checks that it agrees.
 
 mod explain;
-mod frame;
+pub(crate) mod frame;
 mod inspect;
-mod real;
+pub(crate) mod real;
 mod rules;
 #[cfg(test)]
 mod tests;

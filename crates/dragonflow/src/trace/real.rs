@@ -6,7 +6,7 @@ use super::world::Iface;
 use serde_json::Value;
 use std::process::Command;
 
-fn run(program: &str, args: &[&str]) -> Result<String, String> {
+pub(crate) fn run(program: &str, args: &[&str]) -> Result<String, String> {
     let out = Command::new(program)
         .args(args)
         .output()
