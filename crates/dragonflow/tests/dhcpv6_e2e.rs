@@ -87,13 +87,7 @@ impl V6Vm {
             v["port"]["status"] == "ACTIVE" && v["port"]["binding:host_id"] == host
         });
         // dhclient binds to the link-local address: it must have passed DAD.
-        wait_until("the link-local address", Duration::from_secs(10), || {
-            let a = vm
-                .ns
-                .exec(["ip", "-6", "addr", "show", "dev", "eth0", "scope", "link"])
-                .unwrap_or_default();
-            a.contains("fe80") && !a.contains("tentative")
-        });
+        common::cloud::wait_link_local(&vm.ns);
         V6Vm {
             vm,
             dir: tempfile::tempdir().expect("tmp"),

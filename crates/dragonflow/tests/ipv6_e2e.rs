@@ -58,15 +58,7 @@ fn plug(t: &TwoHosts, port: &Value, h: usize) -> testbed::Vm {
         let (_, v) = t.srv.call("GET", &format!("/v2.0/ports/{id}"), None);
         v["port"]["status"] == "ACTIVE" && v["port"]["binding:host_id"] == host
     });
-    wait_until(
-        "a link-local address past DAD",
-        Duration::from_secs(10),
-        || {
-            vm.ns
-                .exec(["ip", "-6", "addr", "show", "dev", "eth0", "scope", "link"])
-                .is_ok_and(|s| s.contains("fe80::") && !s.contains("tentative"))
-        },
-    );
+    common::cloud::wait_link_local(&vm.ns);
     vm
 }
 

@@ -302,13 +302,7 @@ fn ipv6_is_routed_to_the_outside_and_back_without_nat() {
         let (pf, lf) = (leases.path().join("pid6"), leases.path().join("leases6"));
         if mode == "dhcpv6-stateful" {
             // dhclient binds to the link-local address: it must have passed DAD.
-            wait_until("the link-local address", Duration::from_secs(10), || {
-                let a = vm
-                    .ns
-                    .exec(["ip", "-6", "addr", "show", "dev", "eth0", "scope", "link"])
-                    .unwrap_or_default();
-                a.contains("fe80") && !a.contains("tentative")
-            });
+            common::cloud::wait_link_local(&vm.ns);
             let out = vm
                 .ns
                 .dhclient("eth0", &pf, &lf, &["-6", "-1"])

@@ -98,6 +98,19 @@ pub fn wait_until(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
     }
 }
 
+/// Waits until eth0 in `ns` has a link-local address past DAD (what dhclient -6 binds to,
+/// and the source of RS and ND).
+pub fn wait_link_local(ns: &testbed::Netns) {
+    wait_until(
+        "a link-local address past DAD",
+        Duration::from_secs(10),
+        || {
+            ns.exec(["ip", "-6", "addr", "show", "dev", "eth0", "scope", "link"])
+                .is_ok_and(|s| s.contains("fe80::") && !s.contains("tentative"))
+        },
+    );
+}
+
 pub fn addr(port: &Value) -> (String, String) {
     (
         port["mac_address"].as_str().unwrap().to_string(),
