@@ -380,7 +380,7 @@ fn an_answer_over_512_bytes_is_truncated_over_udp_and_whole_over_tcp() {
     let msg_size: usize = out
         .split("MSG SIZE  rcvd: ")
         .nth(1)
-        .and_then(|s| s.trim().split_whitespace().next())
+        .and_then(|s| s.split_whitespace().next())
         .and_then(|s| s.parse().ok())
         .expect("a size");
     assert!(msg_size <= 512, "{out}");

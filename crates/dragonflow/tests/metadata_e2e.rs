@@ -351,14 +351,16 @@ fn metadata_keys(ovs: &testbed::Ovs) -> Vec<u32> {
     let flows = ovs
         .ofctl(["dump-flows", "br-int", "table=35"])
         .unwrap_or_default();
-    flows
+    // One flow per IP family, both with the port's key.
+    let keys: std::collections::BTreeSet<u32> = flows
         .lines()
         .filter_map(|l| l.split("reg6=").nth(1))
         .filter_map(|s| {
             let v = s.split([',', ' ']).next()?;
             u32::from_str_radix(v.trim_start_matches("0x"), 16).ok()
         })
-        .collect()
+        .collect();
+    keys.into_iter().collect()
 }
 
 fn base64_encode(data: &[u8]) -> String {
