@@ -262,7 +262,7 @@ fn main() {
              no switch; parse, rate check, look-up, answer frame), on a view of 10,000 named \
              ports (1,000 local) in 100 networks, 100 ports a network; {n} queries of each \
              kind. A look-up scans the asker's reachable networks (here 100 ports), with no \
-             index. Measured on the *debug* build on a shared 2-core machine (load about 8): \
+             index. Measured on the *debug* build on a shared 2-core machine (load 8 to 10; the last run beside the controller test suite): \
              the DHCP bench run the same way gives 159 µs per DISCOVER against its 6.5 µs \
              release figure above, so divide by about 25 for an optimised build; the p99 is \
              mostly other processes' CPU.\n\n\
