@@ -5,6 +5,7 @@
 
 pub mod apps;
 pub mod dns_forward;
+pub mod dns_tcp;
 pub mod engine;
 pub mod heartbeat;
 pub mod metadata_http;

@@ -17,7 +17,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use ipnet::Ipv4Net;
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -39,7 +39,7 @@ const MAX_NOVA_BODY: usize = 1 << 20;
 pub struct Question {
     pub method: String,
     pub target: String,
-    pub source: Ipv4Addr,
+    pub source: IpAddr,
     pub reply: oneshot::Sender<Answer>,
 }
 
@@ -83,10 +83,24 @@ fn ip(args: &[&str]) -> Result<String, String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// The listening sockets behind the internal port: HTTP (metadata) and DNS over TCP, each
+/// on the server's IPv4 and IPv6 addresses.
+pub struct Listeners {
+    pub http: Vec<tokio::net::TcpListener>,
+    pub dns: Vec<tokio::net::TcpListener>,
+}
+
+fn listen(addr: SocketAddr) -> Result<std::net::TcpListener, String> {
+    let l = std::net::TcpListener::bind(addr).map_err(|e| format!("listen {addr}: {e}"))?;
+    l.set_nonblocking(true).map_err(|e| e.to_string())?;
+    Ok(l)
+}
+
 /// In ovs-vswitchd's namespace (a thread of its own moves there): waits for the internal
-/// port's device, gives it the MAC and the server's address with no ARP (replies take the
-/// learned flows, whatever their Ethernet destination) and no IPv6, and listens there.
-fn configure(setup: &Setup) -> Result<std::net::TcpListener, String> {
+/// port's device, gives it the MAC and the server's addresses with no ARP or ND (replies
+/// take the learned flows, whatever their Ethernet destination; the kernel then uses the
+/// device's own MAC) and no link-local address, and listens there.
+fn configure(setup: &Setup) -> Result<[Vec<std::net::TcpListener>; 2], String> {
     if let Some(ns) = &setup.netns {
         let f = std::fs::File::open(ns).map_err(|e| format!("{}: {e}", ns.display()))?;
         rustix::thread::move_into_link_name_space(
@@ -104,8 +118,9 @@ fn configure(setup: &Setup) -> Result<std::net::TcpListener, String> {
         std::thread::sleep(Duration::from_millis(50));
     }
     let mac = metadata::MAC.map(|b| format!("{b:02x}")).join(":");
-    // No IPv6 link-local address: nothing to answer there, and the userspace datapath
-    // scans every address of the namespace on each output it translates.
+    // No IPv6 link-local address (no router solicitations, MLD or DAD from it), and only
+    // the one IPv6 address below: the userspace datapath scans every address of the
+    // namespace on each output it translates.
     ip(&["link", "set", "dev", PORT_NAME, "addrgenmode", "none"])?;
     ip(&[
         "link", "set", "dev", PORT_NAME, "address", &mac, "arp", "off", "up",
@@ -113,19 +128,25 @@ fn configure(setup: &Setup) -> Result<std::net::TcpListener, String> {
     let server = metadata::server(setup.range);
     let cidr = format!("{server}/{}", setup.range.prefix_len());
     ip(&["addr", "replace", &cidr, "dev", PORT_NAME])?;
-    let addr = SocketAddr::from((server, PORT));
-    let l = std::net::TcpListener::bind(addr).map_err(|e| format!("listen {addr}: {e}"))?;
-    l.set_nonblocking(true).map_err(|e| e.to_string())?;
-    Ok(l)
+    let server6 = metadata::server6();
+    let cidr6 = format!("{server6}/{}", metadata::RANGE6.prefix_len());
+    ip(&["-6", "addr", "replace", &cidr6, "dev", PORT_NAME, "nodad"])?;
+    let both = |port: u16| -> Result<Vec<std::net::TcpListener>, String> {
+        Ok(vec![
+            listen(SocketAddr::from((server, port)))?,
+            listen(SocketAddr::from((server6, port)))?,
+        ])
+    };
+    Ok([both(PORT)?, both(packet::dns::PORT)?])
 }
 
-/// Makes the internal port on br-int and the listener behind it.
-pub async fn start(ovs: &ovsdb::Client, setup: &Setup) -> Result<tokio::net::TcpListener, String> {
+/// Makes the internal port on br-int and the listeners behind it.
+pub async fn start(ovs: &ovsdb::Client, setup: &Setup) -> Result<Listeners, String> {
     ovs.add_port("br-int", &ovsdb::PortSpec::internal(PORT_NAME))
         .await
         .map_err(|e| format!("{PORT_NAME}: {e}"))?;
     let s = setup.clone();
-    let listener = tokio::task::spawn_blocking(move || {
+    let [http, dns] = tokio::task::spawn_blocking(move || {
         // A thread of its own: it may leave the process's namespace for good.
         std::thread::spawn(move || configure(&s))
             .join()
@@ -133,20 +154,45 @@ pub async fn start(ovs: &ovsdb::Client, setup: &Setup) -> Result<tokio::net::Tcp
     })
     .await
     .map_err(|e| e.to_string())??;
-    tracing::info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
-        port = PORT_NAME, netns = ?setup.netns, "metadata service listening");
-    tokio::net::TcpListener::from_std(listener).map_err(|e| e.to_string())
+    let tokio = |ls: Vec<std::net::TcpListener>| -> Result<Vec<_>, String> {
+        ls.into_iter()
+            .map(|l| tokio::net::TcpListener::from_std(l).map_err(|e| e.to_string()))
+            .collect()
+    };
+    let l = Listeners {
+        http: tokio(http)?,
+        dns: tokio(dns)?,
+    };
+    let addrs: Vec<String> = l
+        .http
+        .iter()
+        .chain(&l.dns)
+        .filter_map(|l| l.local_addr().ok().map(|a| a.to_string()))
+        .collect();
+    tracing::info!(addrs = ?addrs, port = PORT_NAME, netns = ?setup.netns, "metadata service and DNS over TCP listening");
+    Ok(l)
 }
 
-/// Connections held per source address.
-#[derive(Default)]
-struct Held(Mutex<(usize, HashMap<Ipv4Addr, usize>)>);
+/// Connections held per source address (one VM's, written by the switch), up to `per_vm`
+/// each and [`MAX_CONNECTIONS`] in all.
+pub struct Held {
+    per_vm: usize,
+    held: Mutex<(usize, HashMap<IpAddr, usize>)>,
+}
 
 impl Held {
-    fn take(self: &Arc<Self>, a: Ipv4Addr) -> Option<Slot> {
-        let mut g = self.0.lock().unwrap_or_else(|e| e.into_inner());
+    pub fn new(per_vm: usize) -> Arc<Held> {
+        Arc::new(Held {
+            per_vm,
+            held: Mutex::default(),
+        })
+    }
+
+    /// A place for a connection from `a`, if it has one left.
+    pub fn take(self: &Arc<Self>, a: IpAddr) -> Option<Slot> {
+        let mut g = self.held.lock().unwrap_or_else(|e| e.into_inner());
         let n = g.1.get(&a).copied().unwrap_or(0);
-        if n >= MAX_PER_VM || g.0 >= MAX_CONNECTIONS {
+        if n >= self.per_vm || g.0 >= MAX_CONNECTIONS {
             return None;
         }
         g.0 += 1;
@@ -156,11 +202,11 @@ impl Held {
 }
 
 /// One connection's place, given back when it ends.
-struct Slot(Arc<Held>, Ipv4Addr);
+pub struct Slot(Arc<Held>, IpAddr);
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        let mut g = self.0.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut g = self.0.held.lock().unwrap_or_else(|e| e.into_inner());
         g.0 -= 1;
         if let Some(n) = g.1.get_mut(&self.1) {
             *n -= 1;
@@ -171,9 +217,13 @@ impl Drop for Slot {
     }
 }
 
-/// Accepts connections until the process ends; questions go to `ask`.
-pub async fn serve(listener: tokio::net::TcpListener, ask: mpsc::Sender<Question>) {
-    let held = Arc::new(Held::default());
+/// Accepts connections on `listener` until the process ends; questions go to `ask`.
+/// `held` is shared by the listeners of both families.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    held: Arc<Held>,
+    ask: mpsc::Sender<Question>,
+) {
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
@@ -187,17 +237,16 @@ pub async fn serve(listener: tokio::net::TcpListener, ask: mpsc::Sender<Question
                 continue;
             }
         };
-        let SocketAddr::V4(peer) = peer else { continue };
         // Small answers written as they come: no waiting on the client's delayed ACK.
         let _ = stream.set_nodelay(true);
-        let Some(slot) = held.take(*peer.ip()) else {
+        let Some(slot) = held.take(peer.ip()) else {
             tracing::debug!(source = %peer.ip(), "too many metadata connections; one closed");
             continue;
         };
         let (ask, http) = (ask.clone(), http.clone());
         tokio::spawn(async move {
             let _slot = slot;
-            connection(stream, *peer.ip(), ask, http).await;
+            connection(stream, peer.ip(), ask, http).await;
         });
     }
 }
@@ -205,7 +254,7 @@ pub async fn serve(listener: tokio::net::TcpListener, ask: mpsc::Sender<Question
 /// Serves one connection from `source` (HTTP/1 with the limits above) until it ends.
 pub async fn connection<I>(
     io: I,
-    source: Ipv4Addr,
+    source: IpAddr,
     ask: mpsc::Sender<Question>,
     http: reqwest::Client,
 ) where
@@ -235,7 +284,7 @@ fn response(status: u16, content_type: &str, body: Vec<u8>) -> hyper::Response<F
 
 async fn handle(
     req: hyper::Request<Incoming>,
-    source: Ipv4Addr,
+    source: IpAddr,
     ask: mpsc::Sender<Question>,
     http: reqwest::Client,
 ) -> hyper::Response<Full<Bytes>> {

@@ -108,8 +108,8 @@ pub const TABLES: &[Table] = &[
     Table {
         id: DNS,
         name: "dns",
-        role: "DNS queries to the network's DNS address (the DHCP port's) to the controller",
-        next: &[L2],
+        role: "DNS queries to the network's DNS address (the DHCP port's): UDP to the controller, TCP to the metadata table (the host's server)",
+        next: &[METADATA, L2],
     },
     Table {
         id: METADATA,

@@ -143,21 +143,33 @@ pub async fn run(cfg: Config, metrics: std::sync::Arc<Metrics>) -> Result<(), St
     // The metadata service: br-int's internal port and the listener behind it. A host
     // where it cannot be set up still switches and routes (logged).
     let (md_tx, mut md_rx) = tokio::sync::mpsc::channel::<crate::metadata_http::Question>(1024);
+    let (dt_tx, mut dt_rx) = tokio::sync::mpsc::channel::<crate::dns_tcp::Question>(1024);
     let mut md_server = None;
+    // DNS over TCP rides the same internal port; its own responder (and rate per port).
+    let mut dns_tcp = None;
     if let Some((range, server_cfg)) = &cfg.metadata {
         let setup = crate::metadata_http::Setup {
             range: *range,
             netns: crate::metadata_http::vswitchd_netns(&cfg.openflow),
         };
         match crate::metadata_http::start(&ovs, &setup).await {
-            Ok(listener) => {
-                tokio::spawn(crate::metadata_http::serve(listener, md_tx.clone()));
+            Ok(listeners) => {
+                let held = crate::metadata_http::Held::new(crate::metadata_http::MAX_PER_VM);
+                for l in listeners.http {
+                    tokio::spawn(crate::metadata_http::serve(l, held.clone(), md_tx.clone()));
+                }
+                let held = crate::metadata_http::Held::new(crate::dns_tcp::MAX_PER_VM);
+                for l in listeners.dns {
+                    tokio::spawn(crate::dns_tcp::serve(l, held.clone(), dt_tx.clone()));
+                }
                 md_server = Some(apps::metadata::serve::Server::new(server_cfg.clone()));
+                dns_tcp = Some(apps::dns::responder::DnsResponder::new(cfg.dns.clone()));
             }
             Err(e) => tracing::warn!(error = %e, "no metadata service on this host"),
         }
     }
     drop(md_tx);
+    drop(dt_tx);
     let mut ifaces = ovs.watch_interfaces();
     let session = connect_switch(&cfg.openflow).await?;
     let tables = engine::followed_tables();
@@ -251,6 +263,10 @@ pub async fn run(cfg: Config, metrics: std::sync::Arc<Metrics>) -> Result<(), St
                     Some(q) => Got::Metadata(q),
                     None => Got::Nothing,
                 },
+                q = dt_rx.recv(), if dns_tcp.is_some() => match q {
+                    Some(q) => Got::DnsTcp(q),
+                    None => Got::Nothing,
+                },
                 _ = tick.tick(), if wait => Got::Event(Event::Tick),
                 _ = std::future::ready(()), if !wait => break,
             };
@@ -260,6 +276,11 @@ pub async fn run(cfg: Config, metrics: std::sync::Arc<Metrics>) -> Result<(), St
                 Got::Metadata(q) => {
                     if let Some(server) = md_server.as_mut() {
                         crate::metadata_http::answer(server, &core, q);
+                    }
+                }
+                Got::DnsTcp(q) => {
+                    if let Some(r) = dns_tcp.as_mut() {
+                        crate::dns_tcp::answer(r, &core, q);
                     }
                 }
                 Got::Relay(p) => {
@@ -330,6 +351,8 @@ enum Got {
     Relay(openflow::packet::PacketOut),
     /// A metadata request, answered from the view between batches.
     Metadata(crate::metadata_http::Question),
+    /// A DNS query over TCP, answered from the view between batches.
+    DnsTcp(crate::dns_tcp::Question),
     StoreAway(nbdb::StoreError),
     SwitchLost(crate::switch::SwitchError),
 }

@@ -324,7 +324,10 @@ fn only_queries_to_the_dns_address_are_punted() {
         .iter()
         .filter(|(k, _)| k.table() == table::DNS)
         .count();
-    assert_eq!(dns_flows, 2, "the default and port a's punt");
+    assert_eq!(
+        dns_flows, 3,
+        "the default, and for the DNS address: the UDP punt and TCP to the server"
+    );
 }
 
 #[test]

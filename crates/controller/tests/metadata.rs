@@ -190,3 +190,112 @@ fn the_metadata_address_is_answered_by_arp_and_nothing_flows_before_the_internal
     assert_eq!(&reply[22..28], &MAC, "sha");
     assert_eq!(&reply[28..32], &metadata::IP.octets(), "spa");
 }
+
+#[test]
+fn dns_over_tcp_to_the_dns_address_rides_the_same_way_and_never_mixes_with_metadata() {
+    let mut sim = world();
+    let dns = ip(2); // the DHCP port's address: the network's DNS address
+    let srv = server(DEFAULT_RANGE);
+    let me = client(DEFAULT_RANGE, 5).unwrap();
+    // One source port, two services: DNS and metadata.
+    let syn = tcp((mac(5), mac(2).0), (ip(5), 40000), (dns, 53), SYN);
+    let out = sim.send(1, &syn).frames();
+    let [(port, f)] = out.as_slice() else {
+        panic!("one frame out: {out:?}");
+    };
+    assert_eq!(*port, MD_OFPORT, "to the internal port");
+    assert_eq!(fields(f), (MAC, mac(5).0, me, srv, 40000, 53));
+    let syn = tcp((mac(5), MAC), (ip(5), 40000), (metadata::IP, 80), SYN);
+    assert_eq!(sim.send(1, &syn).frames()[0].0, MD_OFPORT);
+
+    // Each answer comes back from the address the VM asked.
+    let synack = tcp((MacAddr(MAC), MAC), (srv, 53), (me, 40000), SYN_ACK);
+    let out = sim.send(MD_OFPORT, &synack).frames();
+    let [(port, f)] = out.as_slice() else {
+        panic!("one frame out: {out:?}");
+    };
+    assert_eq!(*port, 1);
+    assert_eq!(fields(f), (mac(5).0, mac(2).0, dns, ip(5), 53, 40000));
+    let synack = tcp((MacAddr(MAC), MAC), (srv, 80), (me, 40000), SYN_ACK);
+    let out = sim.send(MD_OFPORT, &synack).frames();
+    assert_eq!(fields(&out[0].1).2, metadata::IP);
+
+    // TCP 53 to another address is not ours: it goes on as any packet.
+    let syn = tcp((mac(5), mac(6).0), (ip(5), 40001), (ip(6), 53), SYN);
+    let out = sim.send(1, &syn).frames();
+    assert!(out.iter().all(|(p, _)| *p != MD_OFPORT), "{out:?}");
+}
+
+/// A TCP segment over IPv6 in a frame.
+fn tcp6(
+    eth: ([u8; 6], [u8; 6]),
+    src: (std::net::Ipv6Addr, u16),
+    dst: (std::net::Ipv6Addr, u16),
+    flags: u8,
+) -> Vec<u8> {
+    let mut seg = vec![0u8; 20];
+    seg[0..2].copy_from_slice(&src.1.to_be_bytes());
+    seg[2..4].copy_from_slice(&dst.1.to_be_bytes());
+    seg[12] = 5 << 4;
+    seg[13] = flags;
+    seg[14..16].copy_from_slice(&64240u16.to_be_bytes());
+    let mut p = packet::tcp::Packet::new_unchecked(&mut seg[..]);
+    p.fill_checksum(&IpAddr::V6(src.0), &IpAddr::V6(dst.0));
+    let ip = packet::ipv6::Ipv6Repr::new(src.0, dst.0, IpProtocol::Tcp, seg.len(), 64).build(&seg);
+    EthernetRepr {
+        src_addr: EthernetAddress(eth.0),
+        dst_addr: EthernetAddress(eth.1),
+        vlan: None,
+        ethertype: EtherType::Ipv6,
+    }
+    .build(&ip)
+}
+
+/// (eth dst, eth src, ip src, ip dst, tcp src, tcp dst) of an IPv6 frame.
+fn fields6(
+    f: &[u8],
+) -> (
+    [u8; 6],
+    [u8; 6],
+    std::net::Ipv6Addr,
+    std::net::Ipv6Addr,
+    u16,
+    u16,
+) {
+    let a = |o: usize| std::net::Ipv6Addr::from(<[u8; 16]>::try_from(&f[o..o + 16]).unwrap());
+    (
+        f[0..6].try_into().unwrap(),
+        f[6..12].try_into().unwrap(),
+        a(22),
+        a(38),
+        u16::from_be_bytes([f[54], f[55]]),
+        u16::from_be_bytes([f[56], f[57]]),
+    )
+}
+
+#[test]
+fn over_ipv6_a_request_to_fe80_a9fe_a9fe_reaches_the_server_as_its_port_and_back() {
+    let mut sim = world();
+    let ll = |n: u8| packet::ipv6::link_local(mac(n).0);
+    // b forges a's link-local address and MAC: the switch still names b.
+    for (ofport, key) in [(1u32, 5u32), (2, 6)] {
+        let syn = tcp6((mac(5).0, MAC), (ll(5), 40000), (metadata::IP6, 80), SYN);
+        let out = sim.send(ofport, &syn).frames();
+        let [(port, f)] = out.as_slice() else {
+            panic!("one frame out: {out:?}");
+        };
+        assert_eq!(*port, MD_OFPORT);
+        let me = metadata::client6(key).unwrap();
+        assert_eq!(
+            fields6(f),
+            (MAC, mac(5).0, me, metadata::server6(), 40000, 80)
+        );
+        let synack = tcp6((MAC, MAC), (metadata::server6(), 80), (me, 40000), SYN_ACK);
+        let out = sim.send(MD_OFPORT, &synack).frames();
+        let [(port, f)] = out.as_slice() else {
+            panic!("one frame out: {out:?}");
+        };
+        assert_eq!(*port, ofport, "back to the port that asked");
+        assert_eq!(fields6(f), (mac(5).0, MAC, metadata::IP6, ll(5), 80, 40000));
+    }
+}

@@ -308,6 +308,116 @@ fn other_names_are_forwarded_to_the_upstream_resolver() {
     assert!(status == "NXDOMAIN" || status == "REFUSED", "{status}");
     let (_, answers) = dig(&vm1, &dns, &["vm1.openstacklocal", "A"]);
     assert_eq!(answers, [addr(&p1).1]);
+    // Over TCP the question goes upstream over TCP too.
+    let (status, answers) = dig(&vm1, &dns, &["+tcp", "www.outside.test", "A"]);
+    assert_eq!(
+        (status.as_str(), answers),
+        ("NOERROR", vec!["203.0.113.7".to_string()]),
+        "{}",
+        c.dumps()
+    );
+}
+
+/// The addresses of a port with `n` fixed IPs on `subnet` from 10.55.0.(100 + i).
+fn many_fixed_ips(n: usize, subnet: &str) -> Vec<String> {
+    (0..n)
+        .flat_map(|i| {
+            [
+                "--fixed-ip".to_string(),
+                format!("subnet={subnet},ip-address=10.55.0.{}", 100 + i),
+            ]
+        })
+        .collect()
+}
+
+#[test]
+fn an_answer_over_512_bytes_is_truncated_over_udp_and_whole_over_tcp() {
+    if !testbed::require_root("an_answer_over_512_bytes_is_truncated_over_udp") {
+        return;
+    }
+    assert!(testbed::have("dig"), "dig is missing: run scripts/setup");
+    let c = Cloud::start(&[]);
+    let (_, dns) = c.network("bignet", "10.55.0.0/24", &[]);
+    // 40 addresses: 40 A records of 16 bytes, over the 512 bytes of a UDP answer.
+    let mut args: Vec<String> = ["port", "create", "--network", "bignet", "--dns-name", "big"]
+        .map(String::from)
+        .into();
+    args.extend(many_fixed_ips(40, "bignet-v4"));
+    args.push("big".into());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let big = c.srv.os(&args);
+    assert_eq!(big["fixed_ips"].as_array().map(Vec::len), Some(40), "{big}");
+    let want: std::collections::BTreeSet<String> =
+        (0..40).map(|i| format!("10.55.0.{}", 100 + i)).collect();
+    let asker = c.srv.os(&[
+        "port",
+        "create",
+        "--network",
+        "bignet",
+        "--dns-name",
+        "asker",
+        "asker",
+    ]);
+    let vm = c.plug(&asker, 0);
+    let _big_vm = c.plug(&big, 1);
+    let set = |a: Vec<String>| a.into_iter().collect::<std::collections::BTreeSet<_>>();
+
+    // Over UDP alone: TC set, and only what fits in 512 bytes.
+    let out = vm
+        .ns
+        .exec([
+            "dig",
+            &format!("@{dns}"),
+            "+time=1",
+            "+tries=2",
+            "+notcp",
+            "+ignore",
+            "big.openstacklocal",
+            "A",
+        ])
+        .expect("dig");
+    assert!(out.contains("flags: qr aa tc rd"), "{out}\n{}", c.dumps());
+    let msg_size: usize = out
+        .split("MSG SIZE  rcvd: ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|s| s.parse().ok())
+        .expect("a size");
+    assert!(msg_size <= 512, "{out}");
+    // dig as it comes: the truncated answer makes it ask again over TCP, and it gets all.
+    let (status, answers) = dig(&vm, &dns, &["big.openstacklocal", "A"]);
+    assert_eq!(status, "NOERROR", "{}", c.dumps());
+    assert_eq!(set(answers), want, "{}", c.dumps());
+    // +tcp from the start, and a reverse name over TCP.
+    let (status, answers) = dig(&vm, &dns, &["+tcp", "big.openstacklocal", "A"]);
+    assert_eq!((status.as_str(), set(answers)), ("NOERROR", want.clone()));
+    let (_, answers) = dig(&vm, &dns, &["+tcp", "-x", "10.55.0.117"]);
+    assert_eq!(answers, ["big.openstacklocal."]);
+    // Several queries on one connection (+keepopen), in order.
+    let (_, answers) = dig(
+        &vm,
+        &dns,
+        &[
+            "+tcp",
+            "+keepopen",
+            "asker.openstacklocal",
+            "A",
+            "-x",
+            &addr(&asker).1,
+        ],
+    );
+    assert_eq!(
+        answers,
+        [addr(&asker).1, "asker.openstacklocal.".to_string()],
+        "{}",
+        c.dumps()
+    );
+    // The answers came back through the port's ingress conntrack: the learned reply flows
+    // (table 40) carry the server's TCP port 53.
+    let flows = c.ovs[0]
+        .ofctl(["dump-flows", "br-int", "table=40"])
+        .unwrap_or_default();
+    assert!(flows.contains("tp_src=53"), "{flows}");
 }
 
 #[test]

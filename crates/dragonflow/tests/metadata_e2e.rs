@@ -351,14 +351,16 @@ fn metadata_keys(ovs: &testbed::Ovs) -> Vec<u32> {
     let flows = ovs
         .ofctl(["dump-flows", "br-int", "table=35"])
         .unwrap_or_default();
-    flows
+    // One flow per IP family, both with the port's key.
+    let keys: std::collections::BTreeSet<u32> = flows
         .lines()
         .filter_map(|l| l.split("reg6=").nth(1))
         .filter_map(|s| {
             let v = s.split([',', ' ']).next()?;
             u32::from_str_radix(v.trim_start_matches("0x"), 16).ok()
         })
-        .collect()
+        .collect();
+    keys.into_iter().collect()
 }
 
 fn base64_encode(data: &[u8]) -> String {
@@ -472,6 +474,148 @@ fn a_vm_forging_its_address_mac_or_headers_reads_only_its_own_metadata() {
     );
     // The victim is still itself.
     assert_eq!(uuid(&vm3, &[]).as_deref(), Some(dev3));
+}
+
+/// The VM's link-local address once past DAD.
+fn link_local(vm: &testbed::Vm) -> String {
+    let mut found = String::new();
+    wait_until(
+        "a link-local address past DAD",
+        Duration::from_secs(10),
+        || {
+            let out = vm
+                .ns
+                .exec([
+                    "ip", "-6", "-o", "addr", "show", "dev", "eth0", "scope", "link",
+                ])
+                .unwrap_or_default();
+            found = out
+                .split_whitespace()
+                .skip_while(|w| *w != "inet6")
+                .nth(1)
+                .and_then(|a| a.split('/').next())
+                .unwrap_or("")
+                .to_string();
+            !found.is_empty() && !out.contains("tentative")
+        },
+    );
+    found
+}
+
+/// The IPv6 metadata address, as a VM names it on its link.
+fn md6(path: &str) -> String {
+    format!("http://[fe80::a9fe:a9fe%eth0]{path}")
+}
+
+#[test]
+fn over_ipv6_each_vm_reads_its_own_metadata_at_fe80_a9fe_a9fe_even_forging() {
+    if !testbed::require_root("over_ipv6_each_vm_reads_its_own_metadata") {
+        return;
+    }
+    let c = Cloud::start(2, &[]);
+    c.network("md6net", "10.63.0.0/24");
+    c.srv.os(&[
+        "subnet",
+        "create",
+        "--network",
+        "md6net",
+        "--ip-version",
+        "6",
+        "--ipv6-address-mode",
+        "slaac",
+        "--ipv6-ra-mode",
+        "slaac",
+        "--subnet-range",
+        "2001:db8:63::/64",
+        "md6net-v6",
+    ]);
+    let (dev1, dev2, dev3) = (
+        "6e0f0000-0000-4000-8000-000000000001",
+        "6e0f0000-0000-4000-8000-000000000002",
+        "6e0f0000-0000-4000-8000-000000000003",
+    );
+    let p1 = c.port("md6net", "six-attacker", dev1, "six-attacker");
+    let p2 = c.port("md6net", "six-remote", dev2, "six-remote");
+    let p3 = c.port("md6net", "six-victim", dev3, "six-victim");
+    let (code, v) = c.srv.call(
+        "PUT",
+        &format!("/v2.0/ports/{}", p3["id"].as_str().unwrap()),
+        Some(json!({"port": {"instance_metadata": {"user_data": base64_encode(b"six secret")}}})),
+    );
+    assert_eq!(code, 200, "{v}");
+    let vm1 = c.plug(&p1, 0);
+    let vm2 = c.plug(&p2, 1);
+    let vm3 = c.plug(&p3, 0);
+    for vm in [&vm1, &vm2, &vm3] {
+        link_local(vm);
+    }
+    let uuid = |vm: &testbed::Vm| {
+        let (code, body) = curl(vm, &["-g", &md6("/openstack/latest/meta_data.json")]);
+        (code == 200)
+            .then(|| serde_json::from_str::<Value>(&body).ok())
+            .flatten()
+            .map(|v| v["uuid"].as_str().unwrap_or("").to_string())
+    };
+    // The version list, as the brief's client asks it.
+    let (code, body) = curl(&vm1, &["-g", &md6("/openstack")]);
+    assert_eq!(code, 200, "{body}\n{}", c.dumps());
+    assert!(body.lines().any(|l| l == "latest"), "{body}");
+    assert_eq!(uuid(&vm1).as_deref(), Some(dev1), "{}", c.dumps());
+    assert_eq!(uuid(&vm2).as_deref(), Some(dev2), "{}", c.dumps());
+    assert_eq!(uuid(&vm3).as_deref(), Some(dev3));
+    let (code, body) = curl(&vm3, &["-g", &md6("/openstack/latest/user_data")]);
+    assert_eq!((code, body.as_str()), (200, "six secret"));
+    // The switch answered the neighbour solicitation with the metadata MAC.
+    let neigh = vm1
+        .ns
+        .exec([
+            "ip",
+            "-6",
+            "neigh",
+            "show",
+            "fe80::a9fe:a9fe",
+            "dev",
+            "eth0",
+        ])
+        .unwrap_or_default();
+    assert!(neigh.contains("02:a9:fe:a9:fe:fe"), "{neigh}");
+
+    // The attacker takes the victim's MAC and link-local address (port security off, so
+    // the frames pass): the switch still knows the port, and the answer is its own.
+    let (code, v) = c.srv.call(
+        "PUT",
+        &format!("/v2.0/ports/{}", p1["id"].as_str().unwrap()),
+        Some(json!({"port": {"port_security_enabled": false, "security_groups": []}})),
+    );
+    assert_eq!(code, 200, "{v}");
+    let victim_ll = link_local(&vm3);
+    let mine = link_local(&vm1);
+    let (mac3, _) = addr(&p3);
+    vm1.ns
+        .exec([
+            "sh",
+            "-c",
+            &format!(
+                "ip link set eth0 address {mac3}; ip -6 addr del {mine}/64 dev eth0; ip -6 addr add {victim_ll}/64 dev eth0 nodad; ip -6 neigh flush dev eth0"
+            ),
+        ])
+        .expect("spoof");
+    let start = Instant::now();
+    let got = loop {
+        let got = uuid(&vm1);
+        if got.is_some() || start.elapsed() > Duration::from_secs(10) {
+            break got;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(got.as_deref(), Some(dev1), "{}", c.dumps());
+    let (_, body) = curl(&vm1, &["-g", &md6("/openstack/latest/user_data")]);
+    assert!(!body.contains("six secret"), "{body}");
+    assert_eq!(
+        uuid(&vm3).as_deref(),
+        Some(dev3),
+        "the victim is still itself"
+    );
 }
 
 /// A recording stand-in for Nova's metadata API: answers 200 only to requests whose

@@ -42,7 +42,7 @@ fuzz_target!(|data: &[u8]| {
     rt.block_on(async {
         let (view, host) = world();
         let mut server = serve::Server::new(serve::Config::default());
-        let source = metadata::client(host.metadata.range, 5).unwrap();
+        let source = metadata::client(host.metadata.range, 5).unwrap().into();
         let (ask, mut questions) = tokio::sync::mpsc::channel::<Question>(16);
         let (mut vm, srv) = tokio::io::duplex(1 << 16);
         let conn = tokio::spawn(connection(srv, source, ask, reqwest::Client::new()));

@@ -9,6 +9,7 @@
 
 pub mod names;
 pub mod responder;
+pub mod tcp;
 
 use super::{App, Cx, Flow, Handler, Host, Object, Owner, Settings, Sink, flow, is_local};
 use crate::pipeline::{App as AppId, reg, table};
@@ -29,6 +30,7 @@ const PRIO_DEFAULT: u16 = 1;
 const ETH_IPV4: u16 = 0x0800;
 const ETH_IPV6: u16 = 0x86dd;
 const UDP: u8 = 17;
+const TCP: u8 = 6;
 
 /// Whether `d` is the network's DHCP port, whose addresses are the network's DNS
 /// addresses: owned by `network:dhcp` and by the network's project (a tenant sharing the
@@ -62,7 +64,20 @@ pub fn queries_to(key: u32, server: IpAddr) -> Match {
     m.udp_dst(packet::dns::PORT)
 }
 
-/// The DNS flows of a network with a local port: one punt per DNS address.
+/// Queries over TCP on the network with key `key` to `server`, port 53.
+pub fn tcp_to(key: u32, server: IpAddr) -> Match {
+    let m = Match::new().metadata(u64::from(key));
+    let m = match server {
+        IpAddr::V4(a) => m.eth_type(ETH_IPV4).ip_proto(TCP).ipv4_dst(a),
+        IpAddr::V6(a) => m.eth_type(ETH_IPV6).ip_proto(TCP).ipv6_dst(a),
+    };
+    m.tcp_dst(packet::dns::PORT)
+}
+
+/// The DNS flows of a network with a local port, per DNS address: UDP punted; TCP to the
+/// metadata table, whose per-port flows take it to this host's server (DNS over TCP, the
+/// fallback for truncated answers) the way they take metadata requests, learning the way
+/// back, so the answers pass the port's ingress conntrack and security groups.
 pub fn compile(view: &View, host: &Host, net: &Network) -> Vec<Flow> {
     if !view.ports_of(&net.meta.id).any(|p| is_local(view, host, p)) {
         return Vec::new();
@@ -70,17 +85,27 @@ pub fn compile(view: &View, host: &Host, net: &Network) -> Vec<Flow> {
     let key = net.unique_key;
     server_addresses(view, &net.meta.id)
         .into_iter()
-        .map(|(ip, _)| {
-            flow(
-                table::DNS,
-                PRIO_PUNT,
-                queries_to(key, ip),
-                AppId::Dns,
-                key,
-                [Instruction::ApplyActions(vec![Action::controller(
-                    OFPCML_NO_BUFFER,
-                )])],
-            )
+        .flat_map(|(ip, _)| {
+            [
+                flow(
+                    table::DNS,
+                    PRIO_PUNT,
+                    queries_to(key, ip),
+                    AppId::Dns,
+                    key,
+                    [Instruction::ApplyActions(vec![Action::controller(
+                        OFPCML_NO_BUFFER,
+                    )])],
+                ),
+                flow(
+                    table::DNS,
+                    PRIO_PUNT,
+                    tcp_to(key, ip),
+                    AppId::Dns,
+                    key,
+                    [Instruction::GotoTable(table::METADATA)],
+                ),
+            ]
         })
         .collect()
 }
@@ -105,19 +130,28 @@ pub fn block(key: u32, seconds: u16) -> [openflow::flow::FlowMod; 2] {
     })
 }
 
-/// UDP to port 53 goes from the services table to the DNS table; what no port's flow
-/// takes there (a query to another resolver) goes on to L2.
+/// UDP and TCP to port 53 go from the services table to the DNS table; what no network's
+/// flow takes there (a query to another resolver) goes on to L2.
 fn base() -> Vec<Flow> {
     let mut out: Vec<Flow> = [ETH_IPV4, ETH_IPV6]
         .into_iter()
-        .map(|eth| {
-            flow(
-                table::SERVICES,
-                PRIO_SERVICE,
+        .flat_map(|eth| {
+            [
                 Match::new()
                     .eth_type(eth)
                     .ip_proto(UDP)
                     .udp_dst(packet::dns::PORT),
+                Match::new()
+                    .eth_type(eth)
+                    .ip_proto(TCP)
+                    .tcp_dst(packet::dns::PORT),
+            ]
+        })
+        .map(|m| {
+            flow(
+                table::SERVICES,
+                PRIO_SERVICE,
+                m,
                 AppId::Dns,
                 0,
                 [Instruction::GotoTable(table::DNS)],

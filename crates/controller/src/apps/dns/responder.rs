@@ -208,11 +208,11 @@ fn packet_out(to: &ReplyTo, payload: &[u8]) -> PacketOut {
 /// very query (response, same id and question); one larger than the asker takes becomes
 /// an empty answer with TC set.
 pub fn relay(f: &Forward, answer: &[u8]) -> Option<PacketOut> {
-    let q = Message::parse(&f.query).ok()?;
-    let a = Message::parse(answer).ok()?;
-    if !a.is_response() || a.id != q.id || a.questions.first() != q.questions.first() {
+    if !answers(&f.query, answer) {
         return None;
     }
+    let q = Message::parse(&f.query).ok()?;
+    let a = Message::parse(answer).ok()?;
     if answer.len() <= f.to.max_len {
         return Some(packet_out(&f.to, answer));
     }
@@ -328,11 +328,27 @@ impl DnsResponder {
             server_ip: query.server_ip,
             max_len: usize::from(msg.edns_udp_size().unwrap_or(0)).clamp(dns::MAX_UDP_LEN, 1232),
         };
-        let reply = |r: Response| Punted {
-            packets: vec![packet_out(&to, &r.build(dns::MAX_UDP_LEN))],
-            ..Punted::default()
-        };
-        let mut r = Response::to(&msg, rcode::NOERROR);
+        match self.respond(view, port, &msg, dns::MAX_UDP_LEN) {
+            Outcome::Reply(bytes) => Punted {
+                packets: vec![packet_out(&to, &bytes)],
+                ..Punted::default()
+            },
+            Outcome::Elsewhere => Punted {
+                dns: vec![Forward {
+                    query: query.payload,
+                    upstreams: self.config.upstreams.clone(),
+                    to,
+                }],
+                ..Punted::default()
+            },
+        }
+    }
+
+    /// The answer to query `msg` of `port`, at most `max_len` bytes (TC set when cut), or
+    /// [`Outcome::Elsewhere`] for a name the upstream resolvers answer.
+    fn respond(&mut self, view: &View, port: &Port, msg: &Message, max_len: usize) -> Outcome {
+        let reply = |r: Response| Outcome::Reply(r.build(max_len));
+        let mut r = Response::to(msg, rcode::NOERROR);
         r.recursion_available = !self.config.upstreams.is_empty();
         if msg.opcode() != 0 {
             r.rcode = rcode::NOTIMP;
@@ -367,17 +383,79 @@ impl DnsResponder {
             Resolution::Elsewhere => {
                 self.stats.forwarded += 1;
                 tracing::debug!(port = %port.meta.id, name = ?question.name.to_lowercase_dotted(), "DNS forwarded");
-                Punted {
-                    dns: vec![Forward {
-                        query: query.payload,
-                        upstreams: self.config.upstreams.clone(),
-                        to,
-                    }],
-                    ..Punted::default()
-                }
+                Outcome::Elsewhere
             }
         }
     }
+
+    /// Answers one query that came over TCP (its length prefix taken off) from the local
+    /// port with key `key`: the key comes from the connection's source address, which the
+    /// switch wrote (`apps::metadata`), never from the bytes. No size limit but the
+    /// message's own (64 KiB); the rate is the port's, as over UDP, but past it the
+    /// runtime closes the connection rather than blocking the port in the switch.
+    pub fn answer_tcp(
+        &mut self,
+        view: &View,
+        host: &Host,
+        now: Instant,
+        key: u32,
+        query: &[u8],
+    ) -> TcpAnswer {
+        let Some(port) = crate::apps::metadata::serve::local_port(view, host, key) else {
+            self.stats.ignored += 1;
+            return TcpAnswer::Close;
+        };
+        if !self.limiter.allow(key, now) {
+            self.stats.rate_limited += 1;
+            return TcpAnswer::Close;
+        }
+        let msg = match Message::parse(query) {
+            Ok(m) if !m.is_response() => m,
+            Ok(_) => {
+                self.stats.ignored += 1;
+                return TcpAnswer::Close;
+            }
+            Err(_) => {
+                self.stats.malformed += 1;
+                return TcpAnswer::Close;
+            }
+        };
+        match self.respond(view, port, &msg, usize::from(u16::MAX)) {
+            Outcome::Reply(bytes) => TcpAnswer::Reply(bytes),
+            Outcome::Elsewhere => TcpAnswer::Forward {
+                query: query.to_vec(),
+                upstreams: self.config.upstreams.clone(),
+            },
+        }
+    }
+}
+
+/// What [`DnsResponder::respond`] decided.
+enum Outcome {
+    Reply(Vec<u8>),
+    Elsewhere,
+}
+
+/// The answer to a query over TCP, for the runtime (`dns_tcp`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TcpAnswer {
+    /// The answer to write back.
+    Reply(Vec<u8>),
+    /// Ask the upstream resolvers (over TCP) and pass on what [`answers`] accepts.
+    Forward {
+        query: Vec<u8>,
+        upstreams: Vec<SocketAddr>,
+    },
+    /// Nothing to answer (unknown asker, garbage, a response, past the rate): close.
+    Close,
+}
+
+/// Whether `answer` answers `query`: a response with its id and question.
+pub fn answers(query: &[u8], answer: &[u8]) -> bool {
+    let (Ok(q), Ok(a)) = (Message::parse(query), Message::parse(answer)) else {
+        return false;
+    };
+    a.is_response() && a.id == q.id && a.questions.first() == q.questions.first()
 }
 
 impl Handler for DnsResponder {

@@ -19,16 +19,19 @@ pub mod serve;
 use super::{App, Cx, Flow, Host, Object, Sink, flow, is_local};
 use crate::pipeline::{App as AppId, Cookie, reg, table};
 use crate::view::View;
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 use model::Port;
 use openflow::Instruction;
 use openflow::action::Action;
 use openflow::nx::{Learn, LearnSpec, LearnSrc, Subfield, learn_flags};
 use openflow::oxm::{Field, Match};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// The address VMs ask.
 pub const IP: Ipv4Addr = Ipv4Addr::new(169, 254, 169, 254);
+/// The address IPv6 VMs ask (link-local, so on every network, with or without an IPv6
+/// subnet; answered by ND in the switch).
+pub const IP6: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0xa9fe, 0xa9fe);
 /// The port VMs ask.
 pub const PORT: u16 = 80;
 /// The MAC of the metadata address (ARP answers) and of the internal port.
@@ -41,6 +44,12 @@ pub const DEFAULT_RANGE: Ipv4Net = match Ipv4Net::new(Ipv4Addr::new(198, 18, 0, 
     Ok(n) => n,
     Err(_) => panic!("a valid prefix"),
 };
+/// The server's IPv6 address (the prefix's first) and the addresses that encode port keys
+/// for IPv6 requests: RFC 5180's benchmarking block, routed nowhere, as the IPv4 range.
+pub const RANGE6: Ipv6Net = match Ipv6Net::new(Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 0), 48) {
+    Ok(n) => n,
+    Err(_) => panic!("a valid prefix"),
+};
 /// Learned reply flows go after this long without a packet.
 pub const IDLE: u16 = 60;
 /// ... or this long after a FIN or RST.
@@ -50,10 +59,13 @@ const PRIO_SERVICE: u16 = 100;
 const PRIO_REQUEST: u16 = 100;
 const PRIO_REPLY: u16 = 100;
 const PRIO_ARP: u16 = 110;
+const PRIO_ND: u16 = 110;
 const PRIO_DEFAULT: u16 = 1;
 const ETH_IPV4: u16 = 0x0800;
 const ETH_ARP: u16 = 0x0806;
+const ETH_IPV6: u16 = 0x86dd;
 const TCP: u8 = 6;
+const ICMPV6: u8 = 58;
 
 /// What this host's side of the service is: the internal port's OpenFlow port (once
 /// plugged) and the address range.
@@ -89,6 +101,30 @@ pub fn key_of(range: Ipv4Net, a: Ipv4Addr) -> Option<u32> {
     (client(range, key) == Some(a)).then_some(key)
 }
 
+/// The server's IPv6 address.
+pub fn server6() -> Ipv6Addr {
+    Ipv6Addr::from(u128::from(RANGE6.network()) + 1)
+}
+
+/// The IPv6 address that stands for port `key`.
+pub fn client6(key: u32) -> Option<Ipv6Addr> {
+    (key > 0).then(|| Ipv6Addr::from(u128::from(server6()) + u128::from(key)))
+}
+
+/// The port key an IPv6 address stands for (the inverse of [`client6`]).
+pub fn key_of6(a: Ipv6Addr) -> Option<u32> {
+    let d = u128::from(a).checked_sub(u128::from(server6()))?;
+    u32::try_from(d).ok().filter(|k| *k > 0)
+}
+
+/// The port key a connection's source address stands for, either family.
+pub fn key_of_ip(range: Ipv4Net, a: IpAddr) -> Option<u32> {
+    match a {
+        IpAddr::V4(a) => key_of(range, a),
+        IpAddr::V6(a) => key_of6(a),
+    }
+}
+
 fn mac_u128(m: [u8; 6]) -> u128 {
     m.iter().fold(0, |acc, b| (acc << 8) | u128::from(*b))
 }
@@ -106,9 +142,38 @@ fn requests() -> Match {
         .tcp_dst(PORT)
 }
 
-/// The reverse flow a request learns in table 40: replies to the port's address and this
-/// TCP source port get the VM's addresses, port and network back.
-fn learn(key: u32, net_key: u32, client: Ipv4Addr) -> Action {
+/// The same over IPv6, to [`IP6`].
+fn requests6() -> Match {
+    Match::new()
+        .eth_type(ETH_IPV6)
+        .ip_proto(TCP)
+        .ipv6_dst(IP6)
+        .tcp_dst(PORT)
+}
+
+/// One IP family's fields.
+#[derive(Clone, Copy)]
+struct Family {
+    eth: u16,
+    src: Field,
+    dst: Field,
+}
+
+const V4: Family = Family {
+    eth: ETH_IPV4,
+    src: Field::Ipv4Src,
+    dst: Field::Ipv4Dst,
+};
+const V6: Family = Family {
+    eth: ETH_IPV6,
+    src: Field::Ipv6Src,
+    dst: Field::Ipv6Dst,
+};
+
+/// The reverse flow a request learns in table 40: replies to the port's address (`client`)
+/// from the service's TCP port to this connection's source port get the VM's addresses
+/// (the address it asked, whichever service that was), port and network back.
+fn learn(key: u32, net_key: u32, fam: Family, client: u128) -> Action {
     let m = |src, dst| LearnSpec::Match { src, dst: sub(dst) };
     let load = |src, dst| LearnSpec::Load { src, dst: sub(dst) };
     let f = |field| LearnSrc::Field(sub(field));
@@ -126,26 +191,34 @@ fn learn(key: u32, net_key: u32, client: Ipv4Addr) -> Action {
         fin_idle_timeout: FIN_IDLE,
         fin_hard_timeout: 0,
         specs: vec![
-            m(LearnSrc::Imm(ETH_IPV4.into()), Field::EthType),
+            m(LearnSrc::Imm(fam.eth.into()), Field::EthType),
             m(LearnSrc::Imm(TCP.into()), Field::IpProto),
-            m(LearnSrc::Imm(u32::from(client).into()), Field::Ipv4Dst),
+            m(LearnSrc::Imm(client), fam.dst),
             m(f(Field::TcpSrc), Field::TcpDst),
+            m(f(Field::TcpDst), Field::TcpSrc),
             load(f(Field::EthDst), Field::EthSrc),
             load(f(Field::EthSrc), Field::EthDst),
-            load(LearnSrc::Imm(u32::from(IP).into()), Field::Ipv4Src),
-            load(f(Field::Ipv4Src), Field::Ipv4Dst),
+            load(f(fam.dst), fam.src),
+            load(f(fam.src), fam.dst),
             load(LearnSrc::Imm(key.into()), reg::DST_PORT),
             load(LearnSrc::Imm(net_key.into()), Field::Metadata),
         ],
     })
 }
 
-/// The request flow of a local port: learn the way back, rewrite the addresses, out to
-/// the server. Nothing for a port whose key the range cannot hold, or before the internal
-/// port is plugged.
+/// The request flows of a local port, one per IP family: learn the way back, rewrite the
+/// addresses, out to the server. They match any TCP of the port that reached table 35:
+/// only the services table (metadata) and the DNS table (DNS over TCP to the network's
+/// DNS address) send it there, and the destination port is kept, so the server's listener
+/// on that port answers. Nothing for a port whose key the range cannot hold, or before
+/// the internal port is plugged.
 pub fn compile(view: &View, host: &Host, p: &Port) -> Vec<Flow> {
     let side = &host.metadata;
-    let (Some(ofport), Some(client)) = (side.ofport, client(side.range, p.unique_key)) else {
+    let (Some(ofport), Some(client), Some(client6)) = (
+        side.ofport,
+        client(side.range, p.unique_key),
+        client6(p.unique_key),
+    ) else {
         return Vec::new();
     };
     if !is_local(view, host, p) || p.device_owner.starts_with("network:") {
@@ -154,42 +227,67 @@ pub fn compile(view: &View, host: &Host, p: &Port) -> Vec<Flow> {
     let Some(net) = view.networks.get(&p.network_id) else {
         return Vec::new();
     };
-    vec![flow(
-        table::METADATA,
-        PRIO_REQUEST,
-        requests().masked(reg::SRC_PORT, p.unique_key, u32::MAX),
-        AppId::Metadata,
-        p.unique_key,
-        [Instruction::ApplyActions(vec![
-            learn(p.unique_key, net.unique_key, client),
-            Action::set_field(Field::Ipv4Src, u32::from(client)),
-            Action::set_field(Field::Ipv4Dst, u32::from(server(side.range))),
-            Action::set_field(Field::EthDst, mac_u128(MAC)),
-            Action::output(ofport),
-        ])],
-    )]
+    let per_family = |fam: Family, client: u128, server: u128| {
+        flow(
+            table::METADATA,
+            PRIO_REQUEST,
+            Match::new()
+                .masked(reg::SRC_PORT, p.unique_key, u32::MAX)
+                .eth_type(fam.eth)
+                .ip_proto(TCP),
+            AppId::Metadata,
+            p.unique_key,
+            [Instruction::ApplyActions(vec![
+                learn(p.unique_key, net.unique_key, fam, client),
+                Action::set_field(fam.src, client),
+                Action::set_field(fam.dst, server),
+                Action::set_field(Field::EthDst, mac_u128(MAC)),
+                Action::output(ofport),
+            ])],
+        )
+    };
+    vec![
+        per_family(
+            V4,
+            u32::from(client).into(),
+            u32::from(server(side.range)).into(),
+        ),
+        per_family(V6, u128::from(client6), u128::from(server6())),
+    ]
 }
 
-/// Replies from the server: the learned flow restores the VM's side, then the port's
-/// ingress security groups decide as for any reply.
-fn replies(range: Ipv4Net, ofport: u32) -> Match {
-    Match::new()
-        .in_port(ofport)
-        .eth_type(ETH_IPV4)
-        .ip_proto(TCP)
-        .ipv4_src(server(range))
-        .tcp_src(PORT)
+/// Replies from the server (one family, one service port): the learned flow restores the
+/// VM's side, then the port's ingress security groups decide as for any reply.
+fn replies(range: Ipv4Net, ofport: u32, fam: Family, service: u16) -> Match {
+    let m = Match::new().in_port(ofport).eth_type(fam.eth).ip_proto(TCP);
+    let m = if fam.eth == ETH_IPV4 {
+        m.ipv4_src(server(range))
+    } else {
+        m.ipv6_src(server6())
+    };
+    m.tcp_src(service)
 }
+
+/// The services the server answers on its internal port: metadata (HTTP) and DNS over TCP.
+const SERVICES: [u16; 2] = [PORT, packet::dns::PORT];
 
 /// The flows every pipeline has: requests to table 35 (what no port's flow takes goes on
-/// to L2), ARP for the metadata address answered, and, once the internal port is plugged,
-/// the server's replies through table 40's learned flows to ingress.
+/// to L2), ARP and ND for the metadata addresses answered, and, once the internal port is
+/// plugged, the server's replies through table 40's learned flows to ingress.
 pub fn base(host: &Host) -> Vec<Flow> {
     let mut out = vec![
         flow(
             table::SERVICES,
             PRIO_SERVICE,
             requests(),
+            AppId::Metadata,
+            0,
+            [Instruction::GotoTable(table::METADATA)],
+        ),
+        flow(
+            table::SERVICES,
+            PRIO_SERVICE,
+            requests6(),
             AppId::Metadata,
             0,
             [Instruction::GotoTable(table::METADATA)],
@@ -217,31 +315,51 @@ pub fn base(host: &Host) -> Vec<Flow> {
                 Instruction::GotoTable(table::REPLY),
             ],
         ),
-    ];
-    if let Some(ofport) = host.metadata.ofport {
-        let range = host.metadata.range;
-        out.push(flow(
-            table::CLASSIFY,
-            PRIO_REPLY,
-            replies(range, ofport),
-            AppId::Metadata,
-            0,
-            [Instruction::GotoTable(table::METADATA)],
-        ));
-        out.push(flow(
-            table::METADATA,
-            PRIO_REPLY,
-            replies(range, ofport),
+        // In every network, as ARP's: the ND table's DAD and no-SLL flows stay above.
+        flow(
+            table::ND,
+            PRIO_ND,
+            Match::new()
+                .eth_type(ETH_IPV6)
+                .ip_proto(ICMPV6)
+                .icmpv6_type(super::nd::NS)
+                .nd_target(IP6),
             AppId::Metadata,
             0,
             [
-                Instruction::ApplyActions(vec![
-                    Action::resubmit_table(table::METADATA_REPLY),
-                    // No learned flow (expired): reg7 stays 0 and ingress drops it.
-                ]),
-                Instruction::GotoTable(table::INGRESS_CT),
+                Instruction::ApplyActions(super::nd::answer(MAC, IP6, false)),
+                Instruction::GotoTable(table::ND_REPLY),
             ],
-        ));
+        ),
+    ];
+    if let Some(ofport) = host.metadata.ofport {
+        let range = host.metadata.range;
+        for fam in [V4, V6] {
+            for service in SERVICES {
+                out.push(flow(
+                    table::CLASSIFY,
+                    PRIO_REPLY,
+                    replies(range, ofport, fam, service),
+                    AppId::Metadata,
+                    0,
+                    [Instruction::GotoTable(table::METADATA)],
+                ));
+                out.push(flow(
+                    table::METADATA,
+                    PRIO_REPLY,
+                    replies(range, ofport, fam, service),
+                    AppId::Metadata,
+                    0,
+                    [
+                        Instruction::ApplyActions(vec![
+                            Action::resubmit_table(table::METADATA_REPLY),
+                            // No learned flow (expired): reg7 stays 0 and ingress drops it.
+                        ]),
+                        Instruction::GotoTable(table::INGRESS_CT),
+                    ],
+                ));
+            }
+        }
     }
     out
 }
@@ -259,6 +377,7 @@ impl App for Metadata {
             table::SERVICES,
             table::ARP,
             table::METADATA,
+            table::ND,
         ]
     }
 

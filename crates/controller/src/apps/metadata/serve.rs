@@ -1,6 +1,6 @@
 //! The metadata server's core, sans-IO: one request (method, path, the source address the
 //! switch wrote) and the view in, one answer out: a reply, or what to ask Nova. The
-//! source address names the port ([`super::key_of`]); nothing the VM sends in the request
+//! source address names the port ([`super::key_of_ip`]); nothing the VM sends in the request
 //! decides who it is. The runtime (`metadata_http`) owns the sockets.
 
 use super::content::{self, Instance};
@@ -10,7 +10,7 @@ use crate::view::View;
 use hmac::{KeyInit, Mac};
 use ipnet::Ipv4Net;
 use model::Port;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::time::Instant;
 
 /// The OpenStack versions listed under `/openstack` (cloud-init takes the newest it knows).
@@ -102,8 +102,8 @@ pub struct Request<'a> {
     pub method: &'a str,
     /// The path and query, as sent.
     pub target: &'a str,
-    /// The source address of the connection (written by the switch).
-    pub source: Ipv4Addr,
+    /// The source address of the connection (written by the switch; either family).
+    pub source: IpAddr,
 }
 
 /// Counters.
@@ -150,10 +150,12 @@ pub fn sign(secret: &[u8], instance_id: &str) -> String {
     hex::encode(mac.finalize().into_bytes())
 }
 
-/// The port with datapath key `key` if it is plugged on this host.
+/// The port with datapath key `key` if it is plugged on this host: an interface of its
+/// own, or a trunk subport wired through its parent's (its answers go back tagged).
 pub fn local_port<'a>(view: &'a View, host: &Host, key: u32) -> Option<&'a Port> {
     host.ofports
         .keys()
+        .chain(host.subports.keys())
         .filter_map(|id| view.ports.get(id))
         .find(|p| p.unique_key == key)
 }
@@ -176,7 +178,8 @@ impl Server {
         req: Request<'_>,
         now: Instant,
     ) -> Answer {
-        let Some(port) = super::key_of(range, req.source).and_then(|k| local_port(view, host, k))
+        let Some(port) =
+            super::key_of_ip(range, req.source).and_then(|k| local_port(view, host, k))
         else {
             // Not from a VM of this host (the host itself, or a port gone since).
             self.stats.unknown_source += 1;

@@ -62,7 +62,7 @@ mod serving {
 
     fn ask(s: &mut Server, key: u32, target: &str) -> (u16, String) {
         let (view, host) = world();
-        let source = client(DEFAULT_RANGE, key).unwrap();
+        let source = client(DEFAULT_RANGE, key).unwrap().into();
         let req = Request {
             method: "GET",
             target,
@@ -72,6 +72,55 @@ mod serving {
             Answer::Reply(r) => (r.status, String::from_utf8_lossy(&r.body).into_owned()),
             Answer::Proxy(p) => (0, format!("{p:?}")),
         }
+    }
+
+    /// `answer` for a request from `source` in `world()` with `host` changed by `edit`.
+    fn ask_from(source: std::net::IpAddr, edit: impl Fn(&mut View, &mut Host)) -> u16 {
+        let (mut view, mut host) = world();
+        edit(&mut view, &mut host);
+        let mut s = Server::new(Config::default());
+        let req = Request {
+            method: "GET",
+            target: "/openstack",
+            source,
+        };
+        match s.answer(&view, &host, DEFAULT_RANGE, req, Instant::now()) {
+            Answer::Reply(r) => r.status,
+            Answer::Proxy(_) => 0,
+        }
+    }
+
+    #[test]
+    fn an_ipv6_source_and_a_trunk_subport_name_their_port() {
+        let v6 = |k| client6(k).unwrap().into();
+        assert_eq!(ask_from(v6(5), |_, _| {}), 200);
+        // Port 6 is on another host; then a subport wired here through p's interface.
+        assert_eq!(ask_from(v6(6), |_, _| {}), 403);
+        assert_eq!(
+            ask_from(client(DEFAULT_RANGE, 6).unwrap().into(), |_, _| {}),
+            403
+        );
+        let wire = |view: &mut View, host: &mut Host| {
+            let mut q = fixtures::port("q", "n", 6, "h");
+            q.device_owner = "trunk:subport".into();
+            view.apply(&written(&q, 9));
+            host.subports.insert(
+                "q".into(),
+                crate::apps::trunk::Wired {
+                    ofport: 1,
+                    vid: 101,
+                    key: 6,
+                },
+            );
+        };
+        assert_eq!(ask_from(v6(6), wire), 200);
+        assert_eq!(
+            ask_from(client(DEFAULT_RANGE, 6).unwrap().into(), wire),
+            200
+        );
+        // Addresses standing for nothing.
+        assert_eq!(ask_from(server6().into(), |_, _| {}), 403);
+        assert_eq!(ask_from("fe80::a9fe:a9fe".parse().unwrap(), |_, _| {}), 403);
     }
 
     #[test]
@@ -144,12 +193,12 @@ mod serving {
         let req = Request {
             method: "GET",
             target: "/",
-            source: server(DEFAULT_RANGE),
+            source: server(DEFAULT_RANGE).into(),
         };
         let a = s.answer(&view, &host, DEFAULT_RANGE, req, Instant::now());
         assert!(matches!(a, Answer::Reply(r) if r.status == 403));
         let t0 = Instant::now();
-        let source = client(DEFAULT_RANGE, 5).unwrap();
+        let source = client(DEFAULT_RANGE, 5).unwrap().into();
         let codes: Vec<u16> = (0..5)
             .map(|_| {
                 let req = Request {
@@ -198,7 +247,7 @@ mod serving {
         let req = Request {
             method: "GET",
             target: "/openstack/latest/meta_data.json",
-            source: client(DEFAULT_RANGE, 5).unwrap(),
+            source: client(DEFAULT_RANGE, 5).unwrap().into(),
         };
         let Answer::Proxy(p) = s.answer(&view, &host, DEFAULT_RANGE, req, Instant::now()) else {
             panic!("a request for Nova");
@@ -219,6 +268,23 @@ mod serving {
         assert_eq!(
             h("X-Instance-ID-Signature"),
             Some(sign(b"Jefe", "instance-5"))
+        );
+    }
+}
+
+#[test]
+fn ipv6_port_keys_map_to_addresses_and_back() {
+    assert_eq!(server6(), "2001:2::1".parse::<Ipv6Addr>().unwrap());
+    assert_eq!(client6(0), None, "key 0 is no port");
+    assert_eq!(client6(1), Some("2001:2::2".parse().unwrap()));
+    assert_eq!(key_of6(server6()), None);
+    assert_eq!(key_of6("2001:2::1:0:0:0".parse().unwrap()), None);
+    assert_eq!(key_of6("fe80::2".parse().unwrap()), None);
+    for k in [1, 2, 77, (1 << 24) - 1, u32::MAX - 1] {
+        assert_eq!(key_of6(client6(k).unwrap()), Some(k));
+        assert_eq!(
+            key_of_ip(DEFAULT_RANGE, client6(k).unwrap().into()),
+            Some(k)
         );
     }
 }
