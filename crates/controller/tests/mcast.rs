@@ -230,9 +230,7 @@ fn the_querier_queries_every_local_port_until_a_router_does() {
         "one round per interval"
     );
     // A router in VM c queries: its query reaches a and b, and ours stop.
-    let mut q = vec![0x11, 100, 0, 0, 0, 0, 0, 0, 2, 125, 0, 0];
-    let c = !checksum::data(&q);
-    q[2..4].copy_from_slice(&c.to_be_bytes());
+    let q = vec![0x11, 100, 0, 0, 0, 0, 0, 0, 2, 125, 0, 0];
     let sent = sim.send(3, &igmp(3, Ipv4Addr::new(224, 0, 0, 1), q));
     let mut to: Vec<u32> = sent.answers.iter().flat_map(|a| a.ports()).collect();
     to.sort_unstable();
@@ -271,6 +269,11 @@ fn a_port_flooding_reports_is_blocked_in_the_switch() {
 #[test]
 fn mld_reports_register_ipv6_groups() {
     let mut sim = world(&["mcast_snoop"]);
+    // The default group's IPv6 egress rule.
+    sim.put(&model::SecurityGroupRule {
+        ethertype: model::EtherType::IPv6,
+        ..fixtures::security_group_rule("open-out6", "open", model::Direction::Egress)
+    });
     let g6: Ipv6Addr = "ff15::1234".parse().unwrap();
     let src = packet::ipv6::link_local(mac(1));
     let dst: Ipv6Addr = "ff02::16".parse().unwrap();
@@ -289,7 +292,8 @@ fn mld_reports_register_ipv6_groups() {
     f.extend_from_slice(&mac(1));
     f.extend_from_slice(&[0x86, 0xdd]);
     f.extend_from_slice(&ip);
-    assert_eq!(sim.send(1, &f).outcome.to_controller.len(), 1);
+    let out = sim.send(1, &f).outcome;
+    assert_eq!(out.to_controller.len(), 1, "{out}");
     sim.wait(Duration::from_millis(200));
     assert_eq!(records(&sim), vec![format!("n/h/{g6}")]);
 }

@@ -361,9 +361,22 @@ impl App for Mcast {
     }
 
     /// Another host's record changes its network's groups (a record's id starts with
-    /// its network's); a port decides whether the network has a port here (L2 already
+    /// its network's), and that host's tunnel endpoint their buckets; a port decides whether the network has a port here (L2 already
     /// recompiles the network for it).
-    fn affected(&self, _view: &View, changed: &Touched, out: &mut Vec<Owner>) {
+    fn affected(&self, view: &View, changed: &Touched, out: &mut Vec<Owner>) {
+        // A host that moves its tunnel endpoint: the groups with buckets to it.
+        if changed.table == Table::Chassis {
+            let nets: BTreeSet<&str> = view
+                .mcast_groups
+                .values()
+                .filter(|r| r.chassis == changed.id)
+                .map(|r| r.network_id.as_str())
+                .collect();
+            out.extend(nets.into_iter().map(|id| Touched {
+                table: Table::Network,
+                id: id.to_string(),
+            }));
+        }
         if changed.table == Table::McastGroup
             && let Some(net) = changed.id.split('/').next()
         {
