@@ -45,29 +45,8 @@ impl McastGroup {
 /// that are always flooded (224.0.0.0/24, ff02::/16) and the node-local ff01::/16.
 pub fn snoopable(group: &IpAddr) -> bool {
     match group {
-        IpAddr::V4(a) => a.is_multicast() && !(a.octets()[..3] == [224, 0, 0]),
+        IpAddr::V4(a) => a.is_multicast() && a.octets()[..3] != [224, 0, 0],
         IpAddr::V6(a) => a.is_multicast() && !matches!(a.segments()[0], 0xff01 | 0xff02),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn link_local_groups_are_not_snooped() {
-        for (g, want) in [
-            ("239.1.1.1", true),
-            ("224.0.1.1", true),
-            ("224.0.0.251", false),
-            ("10.0.0.1", false),
-            ("ff15::1", true),
-            ("ff02::fb", false),
-            ("ff01::1", false),
-            ("fe80::1", false),
-        ] {
-            assert_eq!(snoopable(&g.parse().unwrap()), want, "{g}");
-        }
     }
 }
 
@@ -100,4 +79,25 @@ pub fn plan(
 /// The id prefix of a host's records in a network.
 pub fn prefix(network_id: &str, chassis: &str) -> String {
     format!("{network_id}/{chassis}/")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn link_local_groups_are_not_snooped() {
+        for (g, want) in [
+            ("239.1.1.1", true),
+            ("224.0.1.1", true),
+            ("224.0.0.251", false),
+            ("10.0.0.1", false),
+            ("ff15::1", true),
+            ("ff02::fb", false),
+            ("ff01::1", false),
+            ("fe80::1", false),
+        ] {
+            assert_eq!(snoopable(&g.parse().unwrap()), want, "{g}");
+        }
+    }
 }
