@@ -141,7 +141,7 @@ fn main() {
     let t0 = Instant::now();
     // The ports' schedules first (one tick), so look-ups by key are what a running host
     // does.
-    punt.tick(&view, &host, t0);
+    punt.tick(&view, &mut host, t0);
     let rounds = 10u32;
     let start = Instant::now();
     let mut answered = 0usize;
@@ -162,13 +162,13 @@ fn main() {
     // One tick where all 1,000 local ports are due (a fresh handler: all new).
     let mut fresh = Ra::default();
     let start = Instant::now();
-    let sent = fresh.tick(&view, &host, t0).packets.len();
+    let sent = fresh.tick(&view, &mut host, t0).packets.len();
     let tick_all = start.elapsed();
     assert_eq!(sent, local.len());
     // And a tick where none is due (the steady state between RAs).
     let start = Instant::now();
     for i in 1..=100u64 {
-        fresh.tick(&view, &host, t0 + Duration::from_millis(10 * i));
+        fresh.tick(&view, &mut host, t0 + Duration::from_millis(10 * i));
     }
     let tick_idle = start.elapsed() / 100;
 

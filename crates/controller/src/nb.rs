@@ -191,6 +191,49 @@ impl Nb {
         }
     }
 
+    /// Makes this host's records of `network` say it listens to exactly `groups`
+    /// (IGMP/MLD snooping): `PUT /nb/v1/mcast/{network}` to a server, or the same
+    /// records put and deleted in one transaction in a store.
+    pub async fn set_mcast(
+        &self,
+        network: &str,
+        chassis: &str,
+        groups: &BTreeSet<std::net::IpAddr>,
+    ) -> Result<(), String> {
+        match &self.writes {
+            Writes::Server(Api { base, http }) => {
+                let url = format!("{base}/nb/v1/mcast/{network}");
+                let body = serde_json::json!({"host": chassis, "groups": groups});
+                Ok(send_json(http.put(&url), &body).await?)
+            }
+            Writes::Store(store, _) => {
+                let table = model::Table::McastGroup.name();
+                let existing: Vec<String> = store
+                    .list(table, &model::mcast::prefix(network, chassis))
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .into_iter()
+                    .map(|r| r.id)
+                    .collect();
+                let (puts, deletes) = model::mcast::plan(network, chassis, groups, &existing);
+                let mut ops = Vec::new();
+                for g in &puts {
+                    let value = serde_json::to_vec(g).map_err(|e| e.to_string())?;
+                    ops.push(Op::put(table, &g.id, value, Expect::Any).with_topic(Some(network)));
+                }
+                ops.extend(deletes.iter().map(|id| Op::delete(table, id, Expect::Any)));
+                if ops.is_empty() {
+                    return Ok(());
+                }
+                store
+                    .commit(ops)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            }
+        }
+    }
+
     /// Makes sure this host has its SNAT address port on external network `network`: the
     /// server's NB listener makes it (`PUT /nb/v1/snat/{network}`: an ordinary port through
     /// its IPAM and transaction, device owner `network:chassis_snat`, `device_id` = the

@@ -43,6 +43,8 @@ pub struct Config {
     pub dhcp: crate::apps::dhcp::responder::Config,
     /// The DNS responder's settings (internal domain, upstream resolvers, rate).
     pub dns: crate::apps::dns::responder::Config,
+    /// IGMP/MLD snooping (`apps::mcast`).
+    pub mcast: crate::apps::mcast::snoop::Config,
     /// Physical networks and the operator's bridge of each (`--bridge-mappings
     /// physnet1:br-ex`); the controller patches each bridge to `br-int`.
     pub bridge_mappings: Vec<(String, String)>,
@@ -181,6 +183,7 @@ pub async fn run(cfg: Config, metrics: std::sync::Arc<Metrics>) -> Result<(), St
             icmp_rate: cfg.icmp_rate,
             dhcp: cfg.dhcp.clone(),
             dns: cfg.dns.clone(),
+            mcast: cfg.mcast.clone(),
             metadata_range: cfg
                 .metadata
                 .as_ref()
@@ -391,6 +394,16 @@ impl Io {
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "chassis record not restored; trying again")
+                    }
+                }
+            }
+            for (net, groups) in std::mem::take(&mut fx.mcast) {
+                match self.nb.set_mcast(&net, &self.cfg.chassis, &groups).await {
+                    Ok(()) => {
+                        tracing::info!(network = %net, groups = ?groups, "multicast groups written")
+                    }
+                    Err(e) => {
+                        tracing::warn!(network = %net, error = %e, "multicast groups not written")
                     }
                 }
             }

@@ -3,7 +3,7 @@
 //! Sans-IO: changes go in, the keys of what changed come out.
 
 use model::{
-    AddressGroup, Chassis, FloatingIp, NbObject, Network, Port, Router, SecurityGroup,
+    AddressGroup, Chassis, FloatingIp, McastGroup, NbObject, Network, Port, Router, SecurityGroup,
     SecurityGroupRule, Subnet, Table, Trunk,
 };
 use nbdb::{Change, Record, Revision, Snapshot};
@@ -36,6 +36,8 @@ pub struct View {
     pub chassis_by_name: Objects<Chassis>,
     /// Trunks of the followed networks' parent ports.
     pub trunks: Objects<Trunk>,
+    /// Multicast group memberships of the followed networks, by `network/chassis/group`.
+    pub mcast_groups: Objects<McastGroup>,
     /// The trunk of each port in one (parent or subport).
     trunk_by_port: BTreeMap<String, String>,
     /// Ports of each network.
@@ -343,6 +345,7 @@ impl View {
             }
             Some(Table::Chassis) => set(&mut self.chassis_by_name, table, id, value),
             Some(Table::AddressGroup) => set(&mut self.address_groups, table, id, value),
+            Some(Table::McastGroup) => set(&mut self.mcast_groups, table, id, value),
             Some(Table::Trunk) => {
                 for p in self.trunk_ports(id) {
                     if self.trunk_by_port.get(&p).is_some_and(|t| t == id) {
@@ -420,7 +423,25 @@ impl View {
             &mut out,
         );
         diff(Table::Trunk, &self.trunks, &other.trunks, &mut out);
+        diff(
+            Table::McastGroup,
+            &self.mcast_groups,
+            &other.mcast_groups,
+            &mut out,
+        );
         out
+    }
+
+    /// The multicast group memberships of a network (every host's).
+    pub fn mcast_groups_of<'a>(
+        &'a self,
+        network: &str,
+    ) -> impl Iterator<Item = &'a McastGroup> + use<'a> {
+        let prefix = format!("{network}/");
+        self.mcast_groups
+            .range(prefix.clone()..)
+            .take_while(move |(id, _)| id.starts_with(&prefix))
+            .map(|(_, r)| r)
     }
 
     /// The ports of a network.

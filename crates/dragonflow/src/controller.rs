@@ -39,6 +39,18 @@ pub struct Args {
     /// How long a VM port past the DHCP rate is blocked, in seconds.
     #[arg(long, default_value_t = 100)]
     dhcp_block_seconds: u64,
+    /// IGMP/MLD membership messages a VM port may send per second before its messages
+    /// are dropped in the switch (0: no limit). Snooping is per network: tag it
+    /// `mcast_snoop`.
+    #[arg(long, default_value_t = 20)]
+    mcast_rate_limit: u32,
+    /// How long a VM port past the IGMP/MLD rate has its messages dropped, in seconds.
+    #[arg(long, default_value_t = 10)]
+    mcast_block_seconds: u64,
+    /// The IGMP/MLD querier's interval in seconds (listeners expire after twice this plus
+    /// the 10 s response time without a report).
+    #[arg(long, default_value_t = 125)]
+    mcast_query_interval: u64,
     /// DNS servers for subnets without dns_nameservers, comma-separated IPv4 addresses.
     #[arg(long, default_value = "", value_delimiter = ',')]
     dns_servers: Vec<String>,
@@ -116,6 +128,9 @@ pub fn config(args: Args) -> Result<Setup, String> {
         icmp_rate,
         dhcp_rate_limit,
         dhcp_block_seconds,
+        mcast_rate_limit,
+        mcast_block_seconds,
+        mcast_query_interval,
         dns_servers,
         dhcp_lease_seconds,
         domain,
@@ -220,6 +235,12 @@ pub fn config(args: Args) -> Result<Setup, String> {
             domain,
             upstreams,
             rate_limit: dns_rate_limit,
+            ..Default::default()
+        },
+        mcast: ::controller::apps::mcast::snoop::Config {
+            rate: mcast_rate_limit,
+            block: std::time::Duration::from_secs(mcast_block_seconds),
+            query_interval: std::time::Duration::from_secs(mcast_query_interval.max(1)),
             ..Default::default()
         },
         bridge_mappings,

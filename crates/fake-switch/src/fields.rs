@@ -51,6 +51,8 @@ pub(crate) struct Layout {
     /// 4 or 6 when a complete IP header is present.
     pub ip: u8,
     pub proto: u8,
+    /// Where `proto` is read from (IPv6: the last extension header's next header).
+    pub proto_at: usize,
     /// Offset of the L4 header (not for non-first fragments).
     pub l4: Option<usize>,
     /// End of the IP datagram within the frame.
@@ -94,6 +96,7 @@ impl Layout {
             l3,
             ip: 0,
             proto: 0,
+            proto_at: 0,
             l4: None,
             ip_end: frame.len(),
             frag: false,
@@ -123,7 +126,20 @@ impl Layout {
                 lay.proto = be(frame, l3 + 6, 1)? as u8;
                 let plen = be(frame, l3 + 4, 2)? as usize;
                 lay.ip_end = (l3 + 40 + plen).min(frame.len());
-                lay.l4 = Some(l3 + 40);
+                // As OVS (parse_ipv6_ext_hdrs): hop-by-hop, routing and destination
+                // options headers are skipped, so ip_proto is the upper layer's (MLD
+                // comes after a hop-by-hop router alert).
+                let mut at = l3 + 40;
+                lay.proto_at = l3 + 6;
+                for _ in 0..4 {
+                    if !matches!(lay.proto, 0 | 43 | 60) {
+                        break;
+                    }
+                    lay.proto_at = at;
+                    lay.proto = be(frame, at, 1)? as u8;
+                    at += (be(frame, at + 1, 1)? as usize + 1) * 8;
+                }
+                lay.l4 = Some(at);
             }
             _ => {}
         }
@@ -184,7 +200,8 @@ fn locate(frame: &[u8], f: Field) -> Option<(usize, usize, u32, u32)> {
         EthDst => whole(0, 6),
         EthSrc => whole(6, 6),
         VlanPcp if l.vlan => Some((14, 1, 5, 3)),
-        IpProto if l.ip != 0 => whole(l.l3 + if v4 { 9 } else { 6 }, 1),
+        // IPv6: the upper layer's, past extension headers (`Layout::proto_at`).
+        IpProto if l.ip != 0 => whole(if v4 { l.l3 + 9 } else { l.proto_at }, 1),
         IpTtl if l.ip != 0 => whole(l.l3 + if v4 { 8 } else { 7 }, 1),
         IpDscp if v4 => Some((l.l3 + 1, 1, 2, 6)),
         IpEcn if v4 => Some((l.l3 + 1, 1, 0, 2)),

@@ -11,6 +11,7 @@ pub mod dns;
 pub mod fixtures;
 pub mod instance;
 pub mod mac;
+pub mod mcast;
 pub mod nova;
 pub mod objects;
 pub mod pools;
@@ -18,6 +19,7 @@ pub mod time;
 pub mod trunk;
 
 pub use mac::MacAddr;
+pub use mcast::McastGroup;
 pub use objects::*;
 pub use pools::{AddressScope, SubnetPool};
 pub use trunk::{SubPort, Trunk};
@@ -45,12 +47,14 @@ pub enum Table {
     DefaultSecurityGroupRule,
     /// Trunks (VLAN-aware VMs): a parent port and its subports.
     Trunk,
+    /// Multicast group memberships by host (IGMP/MLD snooping), written by the hosts.
+    McastGroup,
     /// `ip/<subnet>/<addr>`, `mac/<mac>`, `key/<kind>/<n>`, `seg/<type>/<n>` → owner id.
     Claim,
 }
 
 impl Table {
-    pub const ALL: [Table; 15] = [
+    pub const ALL: [Table; 16] = [
         Table::Network,
         Table::Subnet,
         Table::Port,
@@ -65,6 +69,7 @@ impl Table {
         Table::AddressGroup,
         Table::DefaultSecurityGroupRule,
         Table::Trunk,
+        Table::McastGroup,
         Table::Claim,
     ];
 
@@ -85,6 +90,7 @@ impl Table {
             Table::AddressGroup => "address_group",
             Table::DefaultSecurityGroupRule => "default_secgroup_rule",
             Table::Trunk => "trunk",
+            Table::McastGroup => "mcast_group",
             Table::Claim => "claim",
         }
     }

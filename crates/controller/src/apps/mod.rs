@@ -21,6 +21,7 @@ pub mod fault;
 pub mod here;
 pub mod l2;
 pub mod l3;
+pub mod mcast;
 pub mod metadata;
 pub mod nat;
 pub mod nd;
@@ -71,6 +72,8 @@ pub struct Host {
     /// Trunk subports wired on this host, by port id (`trunk::wire`): they have no
     /// interface of their own; their frames pass through their parent's, tagged.
     pub subports: HashMap<String, trunk::Wired, Hasher>,
+    /// Multicast listeners learnt by snooping, and the numbers of their groups.
+    pub mcast: mcast::State,
 }
 
 impl Host {
@@ -168,6 +171,7 @@ pub struct Settings {
     pub dns: dns::responder::Config,
     /// The metadata server's address range (`metadata::HostSide::range`).
     pub metadata_range: ipnet::Ipv4Net,
+    pub mcast: mcast::snoop::Config,
 }
 
 impl Default for Settings {
@@ -177,6 +181,7 @@ impl Default for Settings {
             dhcp: dhcp::responder::Config::default(),
             dns: dns::responder::Config::default(),
             metadata_range: metadata::DEFAULT_RANGE,
+            mcast: mcast::snoop::Config::default(),
         }
     }
 }
@@ -216,6 +221,7 @@ pub static APPS: &[&dyn App] = &[
     &dns::Dns,
     &metadata::Metadata,
     &trunk::Trunk,
+    &mcast::Mcast,
 ];
 
 /// The object an owner names, if the view has it.

@@ -21,6 +21,8 @@ pub struct Punted {
     pub recompile: Vec<Owner>,
     /// DNS questions for the upstream resolvers (I/O: the runtime asks them).
     pub dns: Vec<super::dns::responder::Forward>,
+    /// This host's multicast groups of a network, to write to the NB store.
+    pub mcast: Vec<(String, std::collections::BTreeSet<std::net::IpAddr>)>,
 }
 
 impl Punted {
@@ -29,6 +31,7 @@ impl Punted {
             && self.flow_mods.is_empty()
             && self.recompile.is_empty()
             && self.dns.is_empty()
+            && self.mcast.is_empty()
     }
 
     pub fn append(&mut self, mut other: Punted) {
@@ -36,6 +39,7 @@ impl Punted {
         self.flow_mods.append(&mut other.flow_mods);
         self.recompile.append(&mut other.recompile);
         self.dns.append(&mut other.dns);
+        self.mcast.append(&mut other.mcast);
     }
 }
 
@@ -53,7 +57,7 @@ pub trait Handler: Any + Send {
     ) -> Punted;
 
     /// What the app sends on its own, called every 100 ms.
-    fn tick(&mut self, _view: &View, _host: &Host, _now: Instant) -> Punted {
+    fn tick(&mut self, _view: &View, _host: &mut Host, _now: Instant) -> Punted {
         Punted::default()
     }
 
@@ -103,7 +107,7 @@ impl Punt {
     }
 
     /// What every handler sends on its own now.
-    pub fn tick(&mut self, view: &View, host: &Host, now: Instant) -> Punted {
+    pub fn tick(&mut self, view: &View, host: &mut Host, now: Instant) -> Punted {
         let mut out = Punted::default();
         for (_, h) in &mut self.handlers {
             out.append(h.tick(view, host, now));

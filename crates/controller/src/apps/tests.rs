@@ -259,7 +259,7 @@ fn incremental_equals_full_after_random_changes() {
         // n3 overlaps n0: the same addresses on two networks, as two projects have them.
         let k = rnd(4);
         let net = format!("n{k}");
-        let change = match rnd(19) {
+        let change = match rnd(22) {
             // Trunks t0 (parent x0, subports among x2..x6) and t1 (x1; x7..x11) come,
             // change their subports and go.
             16 => {
@@ -291,6 +291,46 @@ fn incremental_equals_full_after_random_changes() {
                 )
             }
             17 => removed("trunk", &format!("t{}", rnd(2)), rev),
+            // Another host joins or leaves a multicast group of a network.
+            18 => {
+                let g = model::McastGroup::new(
+                    &net,
+                    format!("239.0.0.{}", rnd(3)).parse().unwrap(),
+                    "o",
+                );
+                Change {
+                    revision: rev,
+                    table: "mcast_group".into(),
+                    id: g.id.clone(),
+                    topic: Some(net.clone()),
+                    value: Some(serde_json::to_vec(&g).unwrap()),
+                }
+            }
+            19 => removed(
+                "mcast_group",
+                &model::McastGroup::key(&net, format!("239.0.0.{}", rnd(3)).parse().unwrap(), "o"),
+                rev,
+            ),
+            // A local port joins or leaves a group (what snooping learnt).
+            20 => {
+                let key = (net.clone(), format!("239.0.0.{}", rnd(3)).parse().unwrap());
+                let m = host.mcast.members.entry(key).or_default();
+                if m.remove(&(1 + n as u32)).is_none() {
+                    m.insert(1 + n as u32, std::time::Instant::now());
+                }
+                host.mcast.members.retain(|_, m| !m.is_empty());
+                let mut todo = vec![Touched {
+                    table: Table::Network,
+                    id: net.clone(),
+                }];
+                todo.extend(mcast::assign_ids(&v, &mut host));
+                d.update(&v, &host, todo);
+                sent.follow(&mut d);
+                let full = Desired::full(&v, &host);
+                assert_eq!(d.table(), full.table(), "after a join at {rev}");
+                assert_eq!(d.groups(), full.groups(), "groups after a join at {rev}");
+                continue;
+            }
             // Floating IPs come, move between ports and routers, and go.
             // Half of them with a port forwarding instead of a port.
             14 => {
@@ -334,7 +374,7 @@ fn incremental_equals_full_after_random_changes() {
             12 => written(&sg_rule(rnd(6), rnd(3), rnd(4)), rev),
             13 => removed("secgroup_rule", &format!("r{}", rnd(6)), rev),
             // Network keys (and segmentation ids) are unique and never change.
-            0 => written(&network(&net, 1 + k as u32), rev),
+            0 => written(&snooping(network(&net, 1 + k as u32), rnd(2) == 0), rev),
             1 => removed("network", &net, rev),
             2 | 3 => {
                 let mut p = with_address(
@@ -394,10 +434,13 @@ fn incremental_equals_full_after_random_changes() {
             }
             9 => removed("subnet", &format!("s{k}"), rev),
             10 => written(
-                &Network {
-                    subnets: vec![format!("s{k}")],
-                    ..network(&net, 1 + k as u32)
-                },
+                &snooping(
+                    Network {
+                        subnets: vec![format!("s{k}")],
+                        ..network(&net, 1 + k as u32)
+                    },
+                    rnd(2) == 0,
+                ),
                 rev,
             ),
             // A DHCP port: its addresses are in its network's local ports' flows.
@@ -429,6 +472,7 @@ fn incremental_equals_full_after_random_changes() {
                     todo.extend(affected(&v, &t));
                 }
                 todo.extend(security_groups::assign_zones(&v, &mut host).touched);
+                todo.extend(mcast::assign_ids(&v, &mut host));
                 d.update(&v, &host, todo);
                 sent.follow(&mut d);
                 let full = Desired::full(&v, &host);
@@ -451,6 +495,7 @@ fn incremental_equals_full_after_random_changes() {
             todo.extend(affected(&v, &t));
         }
         todo.extend(security_groups::assign_zones(&v, &mut host).touched);
+        todo.extend(mcast::assign_ids(&v, &mut host));
         d.update(&v, &host, todo);
         sent.follow(&mut d);
         let full = Desired::full(&v, &host);
@@ -504,4 +549,12 @@ fn incremental_equals_full_after_random_changes() {
     assert!(fip_ports > 10, "floating IPs were exercised: {fip_ports}");
     assert!(nated > 50, "north-south flows were exercised: {nated}");
     assert!(trunked > 100, "subports were wired: {trunked}");
+}
+
+/// The network, tagged `mcast_snoop` when `on`.
+fn snooping(mut n: Network, on: bool) -> Network {
+    if on {
+        n.meta.tags = vec![model::mcast::SNOOP_TAG.into()];
+    }
+    n
 }

@@ -32,7 +32,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 /// The tables a controller follows (not claims).
-pub const TABLES: [Table; 10] = [
+pub const TABLES: [Table; 11] = [
     Table::Network,
     Table::Subnet,
     Table::Port,
@@ -43,6 +43,7 @@ pub const TABLES: [Table; 10] = [
     Table::AddressGroup,
     Table::Chassis,
     Table::Trunk,
+    Table::McastGroup,
 ];
 
 /// [`TABLES`] by name, as snapshots and watches are limited to them.
@@ -110,6 +111,8 @@ pub struct Effects {
     pub register: Option<Chassis>,
     /// External networks on which this host needs its SNAT address port.
     pub snat_ports: Vec<String>,
+    /// This host's multicast groups of a network, to write (`apps::mcast`).
+    pub mcast: Vec<(String, BTreeSet<std::net::IpAddr>)>,
 }
 
 /// What the core knows of what the switch holds.
@@ -245,6 +248,11 @@ impl Controller {
         &self.failed
     }
 
+    /// This host's chassis name.
+    pub fn chassis(&self) -> &str {
+        &self.me.id
+    }
+
     pub fn punt(&self) -> &Punt {
         &self.punt
     }
@@ -332,6 +340,7 @@ impl Controller {
                 fx.packets.extend(out.packets);
                 fx.flow_mods.extend(out.flow_mods);
                 fx.dns.extend(out.dns);
+                fx.mcast.extend(out.mcast);
                 if !out.recompile.is_empty() {
                     self.pending.extend(out.recompile);
                     self.refresh();
@@ -479,9 +488,10 @@ impl Controller {
 
     fn tick(&mut self, now: Instant, fx: &mut Effects) {
         self.reassert(now, fx);
-        let out = self.punt.tick(&self.view, &self.host, now);
+        let out = self.punt.tick(&self.view, &mut self.host, now);
         fx.packets.extend(out.packets);
         fx.flow_mods.extend(out.flow_mods);
+        fx.mcast.extend(out.mcast);
         if !out.recompile.is_empty() {
             self.pending.extend(out.recompile);
             self.refresh();
@@ -577,6 +587,8 @@ impl Controller {
         let zones = assign_zones(&self.view, &mut self.host);
         self.pending.extend(zones.touched);
         self.released.extend(zones.released);
+        let ids = apps::mcast::assign_ids(&self.view, &mut self.host);
+        self.pending.extend(ids);
         let mut owners = std::mem::take(&mut self.pending);
         if self.started {
             // Changes touch overlapping sets of owners (a group's holders and members):

@@ -156,6 +156,69 @@ impl Sim {
         })
     }
 
+    /// This host's multicast records of `network`, made to say `groups` (as the server's
+    /// `PUT /nb/v1/mcast/{network}` does).
+    fn write_mcast(
+        &mut self,
+        network: &str,
+        groups: &std::collections::BTreeSet<std::net::IpAddr>,
+    ) -> Vec<Change> {
+        let me = self.core.chassis().to_string();
+        let table = Table::McastGroup.name().to_string();
+        let prefix = model::mcast::prefix(network, &me);
+        let existing: Vec<String> = self
+            .store
+            .keys()
+            .filter(|(t, id)| *t == table && id.starts_with(&prefix))
+            .map(|(_, id)| id.clone())
+            .collect();
+        let (puts, deletes) = model::mcast::plan(network, &me, groups, &existing);
+        let mut out = Vec::new();
+        for g in puts {
+            out.push(self.write_record(Record {
+                table: table.clone(),
+                id: g.id.clone(),
+                revision: self.revision + 1,
+                topic: Some(network.to_string()),
+                value: serde_json::to_vec(&g).expect("record"),
+            }));
+        }
+        for id in deletes {
+            if let Some(r) = self.store.remove(&(table.clone(), id)) {
+                self.revision += 1;
+                out.push(Change {
+                    revision: self.revision,
+                    table: r.table,
+                    id: r.id,
+                    topic: r.topic,
+                    value: None,
+                });
+            }
+        }
+        out
+    }
+
+    /// The ids of the store's objects of `table`, in order.
+    pub fn stored(&self, table: Table) -> Vec<String> {
+        self.store
+            .keys()
+            .filter(|(t, _)| t == table.name())
+            .map(|(_, id)| id.clone())
+            .collect()
+    }
+
+    /// Another host's membership record, written and streamed.
+    pub fn put_mcast(&mut self, g: &model::McastGroup) {
+        let c = self.write_record(Record {
+            table: Table::McastGroup.name().to_string(),
+            id: g.id.clone(),
+            revision: self.revision + 1,
+            topic: Some(g.network_id.clone()),
+            value: serde_json::to_vec(g).expect("record"),
+        });
+        self.stream(c);
+    }
+
     fn write_record(&mut self, r: Record) -> Change {
         self.revision += 1;
         let c = Change {
@@ -257,6 +320,7 @@ impl Sim {
                 flow_mods: fx.flow_mods.clone(),
                 recompile: Vec::new(),
                 dns: fx.dns.clone(),
+                mcast: fx.mcast.clone(),
             });
             self.perform(fx);
         }
@@ -369,6 +433,7 @@ impl Sim {
             flow_mods: fx.flow_mods.clone(),
             recompile: Vec::new(),
             dns: fx.dns.clone(),
+            mcast: fx.mcast.clone(),
         };
         (punted, self.perform(fx))
     }
@@ -393,6 +458,11 @@ impl Sim {
             }
             for p in std::mem::take(&mut fx.packets) {
                 answers.push(self.switch.packet_out(&p));
+            }
+            for (net, groups) in std::mem::take(&mut fx.mcast) {
+                for c in self.write_mcast(&net, &groups) {
+                    self.stream(c);
+                }
             }
             if let Some(me) = fx.register.take() {
                 let c = self.write_chassis(&me);

@@ -275,7 +275,7 @@ impl Handler for NatPunt {
         self.learn(view, host, pi)
     }
 
-    fn tick(&mut self, view: &View, host: &Host, now: Instant) -> Punted {
+    fn tick(&mut self, view: &View, host: &mut Host, now: Instant) -> Punted {
         Punted {
             packets: self.send(view, host, now),
             ..Punted::default()

@@ -231,7 +231,7 @@ impl Handler for Ra {
         self.answer(view, host, now, pi, key)
     }
 
-    fn tick(&mut self, view: &View, host: &Host, now: Instant) -> Punted {
+    fn tick(&mut self, view: &View, host: &mut Host, now: Instant) -> Punted {
         Punted {
             packets: self.unsolicited(view, host, now),
             ..Punted::default()
