@@ -360,7 +360,8 @@ impl View {
                 | Table::RbacPolicy
                 | Table::SubnetPool
                 | Table::AddressScope
-                | Table::DefaultSecurityGroupRule,
+                | Table::DefaultSecurityGroupRule
+                | Table::LoadBalancer,
             )
             | None => false,
         }

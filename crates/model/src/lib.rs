@@ -10,6 +10,7 @@ pub mod dns;
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
 pub mod instance;
+pub mod lb;
 pub mod mac;
 pub mod nova;
 pub mod objects;
@@ -17,6 +18,7 @@ pub mod pools;
 pub mod time;
 pub mod trunk;
 
+pub use lb::LoadBalancer;
 pub use mac::MacAddr;
 pub use objects::*;
 pub use pools::{AddressScope, SubnetPool};
@@ -45,12 +47,14 @@ pub enum Table {
     DefaultSecurityGroupRule,
     /// Trunks (VLAN-aware VMs): a parent port and its subports.
     Trunk,
+    /// Load balancers (Octavia), each with its whole tree.
+    LoadBalancer,
     /// `ip/<subnet>/<addr>`, `mac/<mac>`, `key/<kind>/<n>`, `seg/<type>/<n>` → owner id.
     Claim,
 }
 
 impl Table {
-    pub const ALL: [Table; 15] = [
+    pub const ALL: [Table; 16] = [
         Table::Network,
         Table::Subnet,
         Table::Port,
@@ -65,6 +69,7 @@ impl Table {
         Table::AddressGroup,
         Table::DefaultSecurityGroupRule,
         Table::Trunk,
+        Table::LoadBalancer,
         Table::Claim,
     ];
 
@@ -85,6 +90,7 @@ impl Table {
             Table::AddressGroup => "address_group",
             Table::DefaultSecurityGroupRule => "default_secgroup_rule",
             Table::Trunk => "trunk",
+            Table::LoadBalancer => "loadbalancer",
             Table::Claim => "claim",
         }
     }

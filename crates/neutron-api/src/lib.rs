@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod nb_auth;
 pub mod nb_stream;
 pub mod nova;
+pub mod octavia;
 pub mod policy;
 pub mod quotas;
 pub mod resources;
