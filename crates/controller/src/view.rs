@@ -2,6 +2,7 @@
 //! the store's snapshot and change stream, with the indexes the apps look things up by.
 //! Sans-IO: changes go in, the keys of what changed come out.
 
+use model::LoadBalancer;
 use model::{
     AddressGroup, Chassis, FloatingIp, NbObject, Network, Port, Router, SecurityGroup,
     SecurityGroupRule, Subnet, Table, Trunk,
@@ -38,6 +39,8 @@ pub struct View {
     pub trunks: Objects<Trunk>,
     /// The trunk of each port in one (parent or subport).
     trunk_by_port: BTreeMap<String, String>,
+    /// Load balancers with their VIP on a followed network.
+    pub loadbalancers: Objects<LoadBalancer>,
     /// Ports of each network.
     ports_by_network: BTreeMap<String, BTreeSet<String>>,
     /// Ports holding each security group.
@@ -342,6 +345,7 @@ impl View {
                 changed
             }
             Some(Table::Chassis) => set(&mut self.chassis_by_name, table, id, value),
+            Some(Table::LoadBalancer) => set(&mut self.loadbalancers, table, id, value),
             Some(Table::AddressGroup) => set(&mut self.address_groups, table, id, value),
             Some(Table::Trunk) => {
                 for p in self.trunk_ports(id) {
@@ -360,8 +364,7 @@ impl View {
                 | Table::RbacPolicy
                 | Table::SubnetPool
                 | Table::AddressScope
-                | Table::DefaultSecurityGroupRule
-                | Table::LoadBalancer,
+                | Table::DefaultSecurityGroupRule,
             )
             | None => false,
         }
@@ -421,6 +424,12 @@ impl View {
             &mut out,
         );
         diff(Table::Trunk, &self.trunks, &other.trunks, &mut out);
+        diff(
+            Table::LoadBalancer,
+            &self.loadbalancers,
+            &other.loadbalancers,
+            &mut out,
+        );
         out
     }
 

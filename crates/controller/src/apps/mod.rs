@@ -21,6 +21,7 @@ pub mod fault;
 pub mod here;
 pub mod l2;
 pub mod l3;
+pub mod lb;
 pub mod metadata;
 pub mod nat;
 pub mod nd;
@@ -150,6 +151,7 @@ pub enum Object<'a> {
     Router(&'a Router),
     FloatingIp(&'a FloatingIp),
     Rule(&'a SecurityGroupRule),
+    LoadBalancer(&'a model::LoadBalancer),
 }
 
 /// What an app compiles from: the local view and what the host knows.
@@ -216,6 +218,7 @@ pub static APPS: &[&dyn App] = &[
     &dns::Dns,
     &metadata::Metadata,
     &trunk::Trunk,
+    &lb::Lb,
 ];
 
 /// The object an owner names, if the view has it.
@@ -227,6 +230,7 @@ fn object<'a>(view: &'a View, owner: &Owner) -> Option<Object<'a>> {
         Table::Router => Object::Router(view.routers.get(&owner.id)?),
         Table::FloatingIp => Object::FloatingIp(view.floating_ips.get(&owner.id)?),
         Table::SecurityGroupRule => Object::Rule(view.rules.get(&owner.id)?),
+        Table::LoadBalancer => Object::LoadBalancer(view.loadbalancers.get(&owner.id)?),
         _ => return None,
     })
 }
@@ -276,6 +280,10 @@ pub fn owners(view: &View) -> Vec<Owner> {
             table: Table::FloatingIp,
             id: id.clone(),
         }))
+        .chain(view.loadbalancers.keys().map(|id| Touched {
+            table: Table::LoadBalancer,
+            id: id.clone(),
+        }))
         .collect()
 }
 
@@ -292,9 +300,11 @@ pub fn affected(view: &View, touched: &Touched) -> Vec<Owner> {
                 id: p.meta.id.clone(),
             }));
         }
-        Table::Port | Table::Router | Table::FloatingIp | Table::SecurityGroupRule => {
-            out.push(touched.clone())
-        }
+        Table::Port
+        | Table::Router
+        | Table::FloatingIp
+        | Table::SecurityGroupRule
+        | Table::LoadBalancer => out.push(touched.clone()),
         _ => {}
     }
     for app in APPS {
