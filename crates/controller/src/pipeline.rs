@@ -21,6 +21,9 @@ pub mod table {
     pub const EGRESS_CT: u8 = 10;
     pub const EGRESS_SG: u8 = 15;
     pub const SERVICES: u8 = 20;
+    pub const LB: u8 = 21;
+    pub const LB_SELECT: u8 = 22;
+    pub const LB_OUT: u8 = 23;
     pub const ARP: u8 = 25;
     pub const DHCP: u8 = 30;
     pub const DHCPV6: u8 = 31;
@@ -44,6 +47,7 @@ pub mod table {
     pub const PROVIDER: u8 = 80;
     pub const FROM_TUNNEL: u8 = 100;
     pub const INGRESS_CT: u8 = 105;
+    pub const LB_REPLY: u8 = 106;
     pub const INGRESS_SG: u8 = 110;
     pub const DISPATCH: u8 = 115;
 }
@@ -53,7 +57,7 @@ use table::*;
 /// Tables reached by `resubmit` rather than `goto` (from, to): a resubmit runs the other
 /// table's actions and comes back, which a learned flow (it can only load and output)
 /// needs to be followed by a `goto`.
-pub const RESUBMITS: &[(u8, u8)] = &[(METADATA, METADATA_REPLY)];
+pub const RESUBMITS: &[(u8, u8)] = &[(METADATA, METADATA_REPLY), (LB_REPLY, INGRESS_CT)];
 
 /// Every table, in order.
 pub const TABLES: &[Table] = &[
@@ -85,7 +89,36 @@ pub const TABLES: &[Table] = &[
         id: SERVICES,
         name: "services",
         role: "ARP, DHCP, DHCPv6, DNS, metadata, ND, router solicitations to their responders; the rest to L2",
-        next: &[ARP, DHCP, DHCPV6, DNS, METADATA, ND, RA, INGRESS_NAT, L2],
+        next: &[
+            LB,
+            ARP,
+            DHCP,
+            DHCPV6,
+            DNS,
+            METADATA,
+            ND,
+            RA,
+            INGRESS_NAT,
+            L2,
+        ],
+    },
+    Table {
+        id: LB,
+        name: "lb",
+        role: "load balancer VIPs: ct(nat) in the balancers' zone, so established connections find their member",
+        next: &[LB_SELECT],
+    },
+    Table {
+        id: LB_SELECT,
+        name: "lb_select",
+        role: "new connections to a listener's select group (one bucket per member: ct(commit, nat(dst=member))); established ones on",
+        next: &[LB_OUT],
+    },
+    Table {
+        id: LB_OUT,
+        name: "lb_out",
+        role: "to the chosen member's MAC, then L2",
+        next: &[L2],
     },
     Table {
         id: ARP,
@@ -223,7 +256,13 @@ pub const TABLES: &[Table] = &[
         id: INGRESS_CT,
         name: "ingress_ct",
         role: "ingress conntrack in the network's zone",
-        next: &[INGRESS_SG, DISPATCH],
+        next: &[INGRESS_SG, DISPATCH, LB_REPLY],
+    },
+    Table {
+        id: LB_REPLY,
+        name: "lb_reply",
+        role: "replies of balanced connections after un-NAT (source back to the VIP), resubmitted to ingress conntrack",
+        next: &[],
     },
     Table {
         id: INGRESS_SG,
@@ -260,6 +299,8 @@ pub mod reg {
     pub const DST_PORT: Field = Field::Reg(7);
     /// The conntrack zone of the packet's network on this host (security groups).
     pub const CT_ZONE: Field = Field::Reg(4);
+    /// Load balancing flags (bit 0: the reply was un-NATed already).
+    pub const LB_FLAGS: Field = Field::Reg(3);
 }
 
 /// The app that owns a flow: the top byte of its cookie.
@@ -283,10 +324,11 @@ pub enum App {
     Dns = 15,
     Trunk = 16,
     Mcast = 17,
+    Lb = 18,
 }
 
 impl App {
-    pub const ALL: [App; 17] = [
+    pub const ALL: [App; 18] = [
         App::Classifier,
         App::PortSecurity,
         App::L2,
@@ -304,6 +346,7 @@ impl App {
         App::Dns,
         App::Trunk,
         App::Mcast,
+        App::Lb,
     ];
 }
 

@@ -2,6 +2,7 @@
 //! the store's snapshot and change stream, with the indexes the apps look things up by.
 //! Sans-IO: changes go in, the keys of what changed come out.
 
+use model::LoadBalancer;
 use model::{
     AddressGroup, Chassis, FloatingIp, McastGroup, NbObject, Network, Port, Router, SecurityGroup,
     SecurityGroupRule, Subnet, Table, Trunk,
@@ -40,6 +41,8 @@ pub struct View {
     pub mcast_groups: Objects<McastGroup>,
     /// The trunk of each port in one (parent or subport).
     trunk_by_port: BTreeMap<String, String>,
+    /// Load balancers with their VIP on a followed network.
+    pub loadbalancers: Objects<LoadBalancer>,
     /// Ports of each network.
     ports_by_network: BTreeMap<String, BTreeSet<String>>,
     /// Ports holding each security group.
@@ -344,6 +347,7 @@ impl View {
                 changed
             }
             Some(Table::Chassis) => set(&mut self.chassis_by_name, table, id, value),
+            Some(Table::LoadBalancer) => set(&mut self.loadbalancers, table, id, value),
             Some(Table::AddressGroup) => set(&mut self.address_groups, table, id, value),
             Some(Table::McastGroup) => set(&mut self.mcast_groups, table, id, value),
             Some(Table::Trunk) => {
@@ -427,6 +431,12 @@ impl View {
             Table::McastGroup,
             &self.mcast_groups,
             &other.mcast_groups,
+            &mut out,
+        );
+        diff(
+            Table::LoadBalancer,
+            &self.loadbalancers,
+            &other.loadbalancers,
             &mut out,
         );
         out

@@ -18,6 +18,10 @@ pub struct Args {
     /// Neutron listener (default 127.0.0.1:9697).
     #[arg(long)]
     nb_listen: Option<SocketAddr>,
+    /// Address of the Octavia v2 API, the `load-balancer` service (default
+    /// 127.0.0.1:9876, Octavia's port; `[server] octavia_listen`).
+    #[arg(long)]
+    octavia_listen: Option<SocketAddr>,
     /// The secret NB tokens are derived from; made (mode 0600) if missing (default:
     /// nb-secret beside the embedded store, else /var/lib/dragonflow/nb-secret).
     #[arg(long)]
@@ -73,6 +77,10 @@ pub fn run(file: config::File, args: Args) -> Result<(), String> {
         .nb_listen
         .or(file.server.nb_listen)
         .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9697)));
+    let octavia_listen = args
+        .octavia_listen
+        .or(file.server.octavia_listen)
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9876)));
     let db = args
         .db
         .or(file.server.db)
@@ -145,6 +153,7 @@ pub fn run(file: config::File, args: Args) -> Result<(), String> {
                 .map_err(|e| format!("cannot listen on {addr}: {e}"))
         };
         let (listener, nb_listener) = (bind(listen).await?, bind(nb_listen).await?);
+        let octavia_listener = bind(octavia_listen).await?;
         let neutron = match &keystone {
             Some(ks) => {
                 let warm = ks.clone();
@@ -152,6 +161,10 @@ pub fn run(file: config::File, args: Args) -> Result<(), String> {
                 neutron_api::keystone::router(api.clone(), ks.clone())
             }
             None => neutron_api::router(api.clone()),
+        };
+        let octavia = match &keystone {
+            Some(ks) => neutron_api::keystone::octavia_router(api.clone(), ks.clone()),
+            None => neutron_api::octavia::router(api.clone()),
         };
         let metrics = std::sync::Arc::new(
             neutron_api::metrics::ApiMetrics::new().map_err(|e| format!("metrics: {e}"))?,
@@ -169,7 +182,7 @@ pub fn run(file: config::File, args: Args) -> Result<(), String> {
             .await?;
         }
         let auth_strategy = if keystone.is_some() { "keystone" } else { "noauth" };
-        tracing::info!(%listen, %nb_listen, store = %store.describe(), secret = %secret_file.display(), auth_strategy, "dragonflow server ready");
+        tracing::info!(%listen, %nb_listen, %octavia_listen, store = %store.describe(), secret = %secret_file.display(), auth_strategy, "dragonflow server ready");
         // This server's own heartbeat: an agent `DF API server` on `host`.
         tokio::spawn(neutron_api::agents::beat::serve(api.clone(), host));
         let stopping = {
@@ -192,6 +205,7 @@ pub fn run(file: config::File, args: Args) -> Result<(), String> {
         let result = tokio::try_join!(
             serve(listener, neutron),
             serve(nb_listener, neutron_api::nb_router(api.clone(), auth)),
+            serve(octavia_listener, octavia),
         );
         stopping.abort();
         result.map(|_| ())

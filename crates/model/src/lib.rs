@@ -10,6 +10,7 @@ pub mod dns;
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
 pub mod instance;
+pub mod lb;
 pub mod mac;
 pub mod mcast;
 pub mod nova;
@@ -18,6 +19,7 @@ pub mod pools;
 pub mod time;
 pub mod trunk;
 
+pub use lb::LoadBalancer;
 pub use mac::MacAddr;
 pub use mcast::McastGroup;
 pub use objects::*;
@@ -49,12 +51,14 @@ pub enum Table {
     Trunk,
     /// Multicast group memberships by host (IGMP/MLD snooping), written by the hosts.
     McastGroup,
+    /// Load balancers (Octavia), each with its whole tree.
+    LoadBalancer,
     /// `ip/<subnet>/<addr>`, `mac/<mac>`, `key/<kind>/<n>`, `seg/<type>/<n>` → owner id.
     Claim,
 }
 
 impl Table {
-    pub const ALL: [Table; 16] = [
+    pub const ALL: [Table; 17] = [
         Table::Network,
         Table::Subnet,
         Table::Port,
@@ -70,6 +74,7 @@ impl Table {
         Table::DefaultSecurityGroupRule,
         Table::Trunk,
         Table::McastGroup,
+        Table::LoadBalancer,
         Table::Claim,
     ];
 
@@ -91,6 +96,7 @@ impl Table {
             Table::DefaultSecurityGroupRule => "default_secgroup_rule",
             Table::Trunk => "trunk",
             Table::McastGroup => "mcast_group",
+            Table::LoadBalancer => "loadbalancer",
             Table::Claim => "claim",
         }
     }

@@ -18,6 +18,7 @@ pub mod nb_auth;
 pub mod nb_mcast;
 pub mod nb_stream;
 pub mod nova;
+pub mod octavia;
 pub mod policy;
 pub mod quotas;
 pub mod resources;

@@ -22,6 +22,7 @@ pub mod here;
 pub mod l2;
 pub mod l3;
 pub mod mcast;
+pub mod lb;
 pub mod metadata;
 pub mod nat;
 pub mod nd;
@@ -153,6 +154,7 @@ pub enum Object<'a> {
     Router(&'a Router),
     FloatingIp(&'a FloatingIp),
     Rule(&'a SecurityGroupRule),
+    LoadBalancer(&'a model::LoadBalancer),
 }
 
 /// What an app compiles from: the local view and what the host knows.
@@ -222,6 +224,7 @@ pub static APPS: &[&dyn App] = &[
     &metadata::Metadata,
     &trunk::Trunk,
     &mcast::Mcast,
+    &lb::Lb,
 ];
 
 /// The object an owner names, if the view has it.
@@ -233,6 +236,7 @@ fn object<'a>(view: &'a View, owner: &Owner) -> Option<Object<'a>> {
         Table::Router => Object::Router(view.routers.get(&owner.id)?),
         Table::FloatingIp => Object::FloatingIp(view.floating_ips.get(&owner.id)?),
         Table::SecurityGroupRule => Object::Rule(view.rules.get(&owner.id)?),
+        Table::LoadBalancer => Object::LoadBalancer(view.loadbalancers.get(&owner.id)?),
         _ => return None,
     })
 }
@@ -282,6 +286,10 @@ pub fn owners(view: &View) -> Vec<Owner> {
             table: Table::FloatingIp,
             id: id.clone(),
         }))
+        .chain(view.loadbalancers.keys().map(|id| Touched {
+            table: Table::LoadBalancer,
+            id: id.clone(),
+        }))
         .collect()
 }
 
@@ -298,9 +306,11 @@ pub fn affected(view: &View, touched: &Touched) -> Vec<Owner> {
                 id: p.meta.id.clone(),
             }));
         }
-        Table::Port | Table::Router | Table::FloatingIp | Table::SecurityGroupRule => {
-            out.push(touched.clone())
-        }
+        Table::Port
+        | Table::Router
+        | Table::FloatingIp
+        | Table::SecurityGroupRule
+        | Table::LoadBalancer => out.push(touched.clone()),
         _ => {}
     }
     for app in APPS {

@@ -100,6 +100,71 @@ fn with_address(mut p: Port, k: u64, n: u64) -> Port {
     p
 }
 
+/// Balancer b0 or b1 with its VIP on network n`k`: a TCP listener on 80 and one on 81
+/// (maybe down), members among the addresses ports of n`k` may have (weights 0..3).
+fn random_lb(rnd: &mut impl FnMut(u64) -> u64, k: u64) -> model::LoadBalancer {
+    use model::lb::*;
+    let b = rnd(2);
+    let st = || Status {
+        provisioning_status: "ACTIVE".into(),
+        operating_status: "ONLINE".into(),
+    };
+    let listener = |port: u16, up: bool| Listener {
+        meta: fixtures::meta(&format!("b{b}l{port}")),
+        status: st(),
+        admin_state_up: up,
+        protocol: Protocol::Tcp,
+        protocol_port: port,
+        connection_limit: -1,
+        allowed_cidrs: vec![],
+        default_pool_id: Some(format!("b{b}p")),
+    };
+    let mut members = Vec::new();
+    for n in 0..12u64 {
+        if rnd(3) != 0 {
+            continue;
+        }
+        members.push(Member {
+            meta: fixtures::meta(&format!("b{b}m{n}")),
+            status: st(),
+            admin_state_up: rnd(5) != 0,
+            address: format!("10.0.{}.{}", k % 3, 10 + n).parse().unwrap(),
+            protocol_port: 8000,
+            weight: rnd(4) as u16,
+            backup: false,
+            subnet_id: None,
+            monitor_address: None,
+            monitor_port: None,
+        });
+    }
+    LoadBalancer {
+        meta: fixtures::meta(&format!("b{b}")),
+        status: st(),
+        admin_state_up: true,
+        provider: PROVIDER.into(),
+        // Its own VIP: a port's address, unique in its network.
+        vip_address: format!("10.0.{}.{}", k % 3, 200 + b).parse().unwrap(),
+        vip_port_id: String::new(),
+        vip_subnet_id: format!("s{k}"),
+        vip_network_id: format!("n{k}"),
+        vip_mac: fixtures::mac(200),
+        vip_port_owned: true,
+        unique_key: b as u32 + 1,
+        listeners: vec![listener(80, true), listener(81, rnd(2) == 0)],
+        pools: vec![Pool {
+            meta: fixtures::meta(&format!("b{b}p")),
+            status: st(),
+            admin_state_up: true,
+            protocol: Protocol::Tcp,
+            lb_algorithm: Algorithm::RoundRobin,
+            session_persistence: None,
+            listener_id: None,
+            members,
+            healthmonitor: None,
+        }],
+    }
+}
+
 /// Router r0 or r1 with interfaces on some of n0..n2 and maybe an extra route.
 fn random_router(rnd: &mut impl FnMut(u64) -> u64) -> model::Router {
     let which = rnd(2);
@@ -252,6 +317,7 @@ fn incremental_equals_full_after_random_changes() {
     let (mut seen_clauses, mut seen_rule) = ([false; 2], false);
     let mut nated = 0;
     let mut trunked = 0;
+    let mut balanced = 0;
     // Port keys, MACs and port numbers are unique per port, as the API and OVS make them.
     for rev in 1..1000 {
         let n = rnd(12);
@@ -259,7 +325,10 @@ fn incremental_equals_full_after_random_changes() {
         // n3 overlaps n0: the same addresses on two networks, as two projects have them.
         let k = rnd(4);
         let net = format!("n{k}");
-        let change = match rnd(22) {
+        let change = match rnd(23) {
+            // Balancers come, change their members and go.
+            22 if rnd(3) == 0 => removed("loadbalancer", &format!("b{}", rnd(2)), rev),
+            22 => written(&random_lb(&mut rnd, k), rev),
             // Trunks t0 (parent x0, subports among x2..x6) and t1 (x1; x7..x11) come,
             // change their subports and go.
             16 => {
@@ -528,6 +597,11 @@ fn incremental_equals_full_after_random_changes() {
             .filter(|(k, _)| k.table() == table::L3)
             .count();
         trunked += host.subports.len();
+        balanced += d
+            .table()
+            .iter()
+            .filter(|(k, _)| k.table() == table::LB_OUT)
+            .count();
         nated += d
             .table()
             .iter()
@@ -549,6 +623,7 @@ fn incremental_equals_full_after_random_changes() {
     assert!(fip_ports > 10, "floating IPs were exercised: {fip_ports}");
     assert!(nated > 50, "north-south flows were exercised: {nated}");
     assert!(trunked > 100, "subports were wired: {trunked}");
+    assert!(balanced > 50, "load balancers were exercised: {balanced}");
 }
 
 /// The network, tagged `mcast_snoop` when `on`.

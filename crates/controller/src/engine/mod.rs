@@ -32,7 +32,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 /// The tables a controller follows (not claims).
-pub const TABLES: [Table; 11] = [
+pub const TABLES: [Table; 12] = [
     Table::Network,
     Table::Subnet,
     Table::Port,
@@ -44,6 +44,7 @@ pub const TABLES: [Table; 11] = [
     Table::Chassis,
     Table::Trunk,
     Table::McastGroup,
+    Table::LoadBalancer,
 ];
 
 /// [`TABLES`] by name, as snapshots and watches are limited to them.

@@ -267,6 +267,7 @@ fn start_store(st: &mut State, db: Db) -> Result<String> {
 /// `server.log`), recorded in `st`, and waits until it answers.
 fn start_server(st: &mut State, exe: &Path, port: u16, db: &str) -> Result<()> {
     let log = state::dir().join("server.log");
+    let octavia = format!("127.0.0.1:{}", port.wrapping_add(180));
     let launch = |st: &mut State| -> Result<u32> {
         let mut c = Command::new(exe);
         c.args([
@@ -277,6 +278,9 @@ fn start_server(st: &mut State, exe: &Path, port: u16, db: &str) -> Result<()> {
             db,
             "--nb-listen",
             st.nb_url.trim_start_matches("http://"),
+            // Octavia's port beside Neutron's (9876 beside 9696).
+            "--octavia-listen",
+            octavia.as_str(),
             // A single-operator cloud: the demo and `sandbox openstack` send no project.
             "--noauth-admin",
         ])

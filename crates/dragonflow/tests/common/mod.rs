@@ -37,6 +37,9 @@ pub struct Server {
     /// The NB store endpoints (`/nb/v1`), for hosts and tools.
     pub nb_url: String,
     nb_addr: String,
+    /// The Octavia (load-balancer) API.
+    pub octavia_url: String,
+    octavia_addr: String,
     /// `--db` of the server; the embedded store in `dir` unless given.
     db: String,
     /// Flags after the listeners and the store (e.g. `--noauth-admin`).
@@ -115,12 +118,15 @@ impl Server {
     fn start_with(dir: tempfile::TempDir, db: String, args: &[&str]) -> Server {
         let addr = format!("127.0.0.1:{}", free_port());
         let nb_addr = format!("127.0.0.1:{}", free_port());
+        let octavia_addr = format!("127.0.0.1:{}", free_port());
         std::fs::write(dir.path().join("nb-secret"), TEST_SECRET).expect("secret");
         let mut s = Server {
             url: format!("http://{addr}"),
             addr,
             nb_url: format!("http://{nb_addr}"),
             nb_addr,
+            octavia_url: format!("http://{octavia_addr}"),
+            octavia_addr,
             db,
             args: args.iter().map(|a| a.to_string()).collect(),
             dir,
@@ -150,6 +156,7 @@ impl Server {
         let child = Command::new(env!("CARGO_BIN_EXE_dragonflow"))
             .args(["server", "--listen", &self.addr, "--db", &self.db])
             .args(["--nb-listen", &self.nb_addr])
+            .args(["--octavia-listen", &self.octavia_addr])
             .arg("--nb-secret-file")
             .arg(self.secret_file())
             .args(&self.args)

@@ -428,5 +428,10 @@ pub fn router(api: Arc<Api>, ks: Arc<Keystone>) -> Router {
     crate::router(api).layer(from_fn_with_state(ks, authenticate))
 }
 
+/// The Octavia routes ([`crate::octavia::router`]) behind Keystone.
+pub fn octavia_router(api: Arc<Api>, ks: Arc<Keystone>) -> Router {
+    crate::octavia::router(api).layer(from_fn_with_state(ks, authenticate))
+}
+
 #[cfg(test)]
 mod tests;

@@ -21,6 +21,8 @@ pub const ADMIN: Who = ("admin", "admin");
 /// A server on its own embedded store, with Neutron's default configuration.
 pub struct Cloud {
     pub app: axum::Router,
+    /// The Octavia routes on the same server.
+    pub octavia: axum::Router,
     _dir: tempfile::TempDir,
 }
 
@@ -33,8 +35,10 @@ impl Cloud {
         ))
         .expect("store");
         let config = ApiConfig::default().check().expect("config");
+        let api = Api::new(store, config);
         Cloud {
-            app: router(Api::new(store, config)),
+            app: router(api.clone()),
+            octavia: neutron_api::octavia::router(api),
             _dir: dir,
         }
     }
@@ -47,6 +51,11 @@ impl Cloud {
         body: Option<Value>,
     ) -> (u16, Value) {
         call(&self.app, who, method, uri, body).await
+    }
+
+    /// One request to the Octavia API.
+    pub async fn lb(&self, who: Who, method: &str, uri: &str, body: Option<Value>) -> (u16, Value) {
+        call(&self.octavia, who, method, uri, body).await
     }
 
     /// POSTs `body` to `collection` (201 expected) and returns the object.

@@ -1,0 +1,385 @@
+//! Distributed L4 load balancing (Octavia, issue 23): every host with a port on a
+//! balancer's VIP network balances its own ports' connections to the VIP, so there is no
+//! balancer VM and no central hop.
+//!
+//! Out, after the client's egress security groups (which see the VIP):
+//! - services (20): TCP/UDP to a listener's VIP and port (from an allowed CIDR) → 21;
+//! - lb (21): `ct(nat)` in [`LB_ZONE`], so an established connection gets its member back
+//!   → 22;
+//! - lb_select (22): a new connection goes to the listener's select group: one bucket per
+//!   member that takes traffic, weighted, each `ct(commit, nat(dst=member:port))` → 23
+//!   (OVS hashes the 5-tuple with dp_hash); a known one (`+dnat`: table 21 found its
+//!   member, replied or not) goes straight on to 23;
+//! - lb_out (23): to the member's MAC, then L2 (55) carries it as any frame to the member,
+//!   whose ingress security groups see the client and the member's own address.
+//!
+//! Back, on the client's host: ingress conntrack (105) sends TCP/UDP from a member's
+//! address and port through `ct(nat)` in [`LB_ZONE`] (un-DNAT: the source becomes the
+//! VIP) to lb_reply (106), marked in [`reg::LB_FLAGS`] so that it is not taken twice, and
+//! 106 resubmits it to 105, where the client's own ingress security groups see the VIP,
+//! as a reply to what its egress allowed. A packet from a member that is not a balanced
+//! connection comes out of `ct(nat)` unchanged and is filtered as ever.
+//!
+//! The VIP's ARP answer is the ARP responder's: the VIP port is a port of the network.
+//! IPv4 only for now (an IPv6 VIP compiles nothing).
+
+use super::{App, Cx, Flow, Group, Object, Owner, Sink, flow};
+use crate::pipeline::{App as AppId, reg, table};
+use crate::reconcile::GroupBody;
+use crate::view::{Touched, View};
+use model::LoadBalancer;
+use model::lb::{Listener, Pool, Protocol};
+use openflow::Instruction;
+use openflow::action::Action;
+use openflow::flow::{Bucket, GroupType};
+use openflow::nx::{Ct, CtZone, Nat, ct_flags, nat_flags};
+use openflow::oxm::{Field, Match, ct_state, mac_u128};
+use std::net::{IpAddr, Ipv4Addr};
+
+/// The conntrack zone of balanced connections on every host (north-south NAT has
+/// 0xfff0; security groups allocate from the bottom).
+pub const LB_ZONE: u16 = 0xfff1;
+/// [`reg::LB_FLAGS`] bit: this packet already went through the reply un-NAT.
+const UNNATTED: u32 = 1;
+
+const ETH_IPV4: u16 = 0x0800;
+const PRIO_VIP: u16 = 150;
+const PRIO_NEW: u16 = 100;
+const PRIO_EST: u16 = 50;
+const PRIO_MEMBER: u16 = 100;
+/// Above every other ingress conntrack flow (the unfiltered ports' 210 included): a
+/// reply must be un-NATed before anything reads its source.
+const PRIO_REPLY: u16 = 220;
+const PRIO_DEFAULT: u16 = 1;
+
+/// Bit that sets balancer groups apart from network flood groups (keys use 24 bits,
+/// bit 24 is the local-only flood group).
+const GROUP_BIT: u32 = 1 << 25;
+
+/// The select group of listener `index` of the balancer with key `key`.
+pub fn group_id(key: u32, index: usize) -> u32 {
+    GROUP_BIT | ((key & 0xffff) << 8) | (index as u32 & 0xff)
+}
+
+fn ipv4(a: IpAddr) -> Option<Ipv4Addr> {
+    match a {
+        IpAddr::V4(a) => Some(a),
+        IpAddr::V6(_) => None,
+    }
+}
+
+/// The L4 match of a protocol: destination port `port`.
+fn to_port(m: Match, proto: Protocol, port: u16) -> Match {
+    let m = m.ip_proto(proto.number());
+    match proto {
+        Protocol::Tcp => m.tcp_dst(port),
+        Protocol::Udp => m.udp_dst(port),
+    }
+}
+
+/// The L4 match of a protocol: source port `port`.
+fn from_port(m: Match, proto: Protocol, port: u16) -> Match {
+    let m = m.ip_proto(proto.number());
+    match proto {
+        Protocol::Tcp => m.tcp_src(port),
+        Protocol::Udp => m.udp_src(port),
+    }
+}
+
+/// The listener's pool when the listener, the pool and the balancer are up.
+fn serving<'a>(lb: &'a LoadBalancer, l: &Listener) -> Option<&'a Pool> {
+    if !lb.admin_state_up || !l.admin_state_up {
+        return None;
+    }
+    let pool = lb.pool(l.default_pool_id.as_deref()?)?;
+    pool.admin_state_up.then_some(pool)
+}
+
+/// Whether this host balances for the network: one of its ports there is plugged here.
+fn here(cx: Cx<'_>, network: &str) -> bool {
+    cx.view
+        .ports_of(network)
+        .any(|p| cx.host.plugged(&p.meta.id) && p.binding_host_id == cx.view.chassis)
+}
+
+/// The flows and groups of one balancer on this host.
+pub fn compile(cx: Cx<'_>, lb: &LoadBalancer) -> (Vec<Flow>, Vec<Group>) {
+    let (mut flows, mut groups) = (Vec::new(), Vec::new());
+    let Some(net) = cx.view.networks.get(&lb.vip_network_id) else {
+        return (flows, groups);
+    };
+    let Some(vip) = ipv4(lb.vip_address) else {
+        return (flows, groups);
+    };
+    if !here(cx, &net.meta.id) {
+        return (flows, groups);
+    }
+    let key = lb.unique_key;
+    let on_net = || {
+        Match::new()
+            .metadata(u64::from(net.unique_key))
+            .eth_type(ETH_IPV4)
+    };
+    let mut members = std::collections::BTreeMap::new();
+    for (i, l) in lb.listeners.iter().enumerate() {
+        let Some(pool) = serving(lb, l) else {
+            continue;
+        };
+        let vip_match = || to_port(on_net().ipv4_dst(vip), l.protocol, l.protocol_port);
+        // Into the balancer, from the allowed sources only.
+        let sources: Vec<Match> = if l.allowed_cidrs.is_empty() {
+            vec![vip_match()]
+        } else {
+            l.allowed_cidrs
+                .iter()
+                .filter_map(|c| match c {
+                    ipnet::IpNet::V4(c) => {
+                        Some(vip_match().ipv4_src_prefix(c.network(), c.prefix_len()))
+                    }
+                    ipnet::IpNet::V6(_) => None,
+                })
+                .collect()
+        };
+        for m in sources {
+            flows.push(flow(
+                table::SERVICES,
+                PRIO_VIP,
+                m,
+                AppId::Lb,
+                key,
+                [Instruction::GotoTable(table::LB)],
+            ));
+        }
+        flows.push(flow(
+            table::LB,
+            PRIO_VIP,
+            vip_match(),
+            AppId::Lb,
+            key,
+            [Instruction::ApplyActions(vec![Action::Ct(Ct {
+                zone: CtZone::Imm(LB_ZONE),
+                recirc_table: table::LB_SELECT,
+                actions: vec![Action::Nat(Nat::default())],
+                ..Ct::default()
+            })])],
+        ));
+        // A new connection picks a member.
+        let gid = group_id(key, i);
+        flows.push(flow(
+            table::LB_SELECT,
+            PRIO_NEW,
+            vip_match().ct_state(
+                ct_state::TRK | ct_state::NEW,
+                ct_state::TRK | ct_state::NEW | ct_state::INV,
+            ),
+            AppId::Lb,
+            key,
+            [Instruction::ApplyActions(vec![Action::Group(gid)])],
+        ));
+        let buckets = pool
+            .members
+            .iter()
+            .filter(|m| m.takes_traffic())
+            .filter_map(|m| Some((m, ipv4(m.address)?)))
+            .map(|(m, addr)| {
+                members.insert(addr, ());
+                Bucket {
+                    weight: m.weight,
+                    ..Bucket::new(vec![Action::Ct(Ct {
+                        flags: ct_flags::COMMIT,
+                        zone: CtZone::Imm(LB_ZONE),
+                        recirc_table: table::LB_OUT,
+                        alg: 0,
+                        actions: vec![Action::Nat(Nat {
+                            flags: nat_flags::DST,
+                            addr_min: Some(IpAddr::V4(addr)),
+                            addr_max: Some(IpAddr::V4(addr)),
+                            port_min: Some(m.protocol_port),
+                            port_max: Some(m.protocol_port),
+                        })],
+                    })])
+                }
+            })
+            .collect();
+        groups.push(Group {
+            id: gid,
+            body: GroupBody {
+                group_type: GroupType::Select,
+                buckets,
+            },
+        });
+        // Replies from each member's address and port, un-NATed on the client's host.
+        for m in pool.members.iter() {
+            let Some(addr) = ipv4(m.address) else {
+                continue;
+            };
+            flows.push(flow(
+                table::INGRESS_CT,
+                PRIO_REPLY,
+                from_port(on_net().ipv4_src(addr), l.protocol, m.protocol_port).masked(
+                    reg::LB_FLAGS,
+                    0u32,
+                    UNNATTED,
+                ),
+                AppId::Lb,
+                key,
+                [Instruction::ApplyActions(vec![
+                    Action::load(reg::LB_FLAGS, 0, 1, u64::from(UNNATTED)),
+                    Action::Ct(Ct {
+                        zone: CtZone::Imm(LB_ZONE),
+                        recirc_table: table::LB_REPLY,
+                        actions: vec![Action::Nat(Nat::default())],
+                        ..Ct::default()
+                    }),
+                ])],
+            ));
+        }
+    }
+    // To each member's port, by its MAC (a member the view does not know as a port of
+    // the network is not reached).
+    for addr in members.keys() {
+        let Some(port) = cx.view.ports_of(&net.meta.id).find(|p| {
+            p.fixed_ips
+                .iter()
+                .any(|f| f.ip_address == IpAddr::V4(*addr))
+        }) else {
+            continue;
+        };
+        flows.push(flow(
+            table::LB_OUT,
+            PRIO_MEMBER,
+            on_net().ipv4_dst(*addr),
+            AppId::Lb,
+            key,
+            [
+                Instruction::ApplyActions(vec![Action::set_field(
+                    Field::EthDst,
+                    mac_u128(port.mac_address.0),
+                )]),
+                Instruction::GotoTable(table::L2),
+            ],
+        ));
+    }
+    (flows, groups)
+}
+
+/// What every pipeline has: a packet of a known connection (its member's NAT applied by
+/// table 21: `+dnat`, whether a reply was seen yet or not) and related ones go on from
+/// the select table; what
+/// the balancer cannot place (invalid, a member with no port) is dropped; un-NATed
+/// replies go back to ingress conntrack.
+fn base() -> Vec<Flow> {
+    vec![
+        flow(
+            table::LB_SELECT,
+            PRIO_EST,
+            Match::new().ct_state(
+                ct_state::TRK | ct_state::DNAT,
+                ct_state::TRK | ct_state::DNAT,
+            ),
+            AppId::Lb,
+            0,
+            [Instruction::GotoTable(table::LB_OUT)],
+        ),
+        flow(
+            table::LB_SELECT,
+            PRIO_EST,
+            Match::new().ct_state(ct_state::TRK | ct_state::REL, ct_state::TRK | ct_state::REL),
+            AppId::Lb,
+            0,
+            [Instruction::GotoTable(table::LB_OUT)],
+        ),
+        flow(
+            table::LB_SELECT,
+            PRIO_DEFAULT,
+            Match::new(),
+            AppId::Lb,
+            0,
+            Vec::<Instruction>::new(),
+        ),
+        flow(
+            table::LB,
+            PRIO_DEFAULT,
+            Match::new(),
+            AppId::Lb,
+            0,
+            Vec::<Instruction>::new(),
+        ),
+        flow(
+            table::LB_OUT,
+            PRIO_DEFAULT,
+            Match::new(),
+            AppId::Lb,
+            0,
+            Vec::<Instruction>::new(),
+        ),
+        flow(
+            table::LB_REPLY,
+            PRIO_DEFAULT,
+            Match::new(),
+            AppId::Lb,
+            0,
+            [Instruction::ApplyActions(vec![Action::Resubmit {
+                in_port: 0xfff8,
+                table: table::INGRESS_CT,
+                ct: false,
+            }])],
+        ),
+    ]
+}
+
+/// The balancers whose VIP is on `network`.
+fn on_network<'a>(view: &'a View, network: &'a str) -> impl Iterator<Item = &'a LoadBalancer> {
+    view.loadbalancers
+        .values()
+        .filter(move |lb| lb.vip_network_id == network)
+}
+
+pub struct Lb;
+
+impl App for Lb {
+    fn id(&self) -> AppId {
+        AppId::Lb
+    }
+
+    fn tables(&self) -> &'static [u8] {
+        &[
+            table::SERVICES,
+            table::LB,
+            table::LB_SELECT,
+            table::LB_OUT,
+            table::INGRESS_CT,
+            table::LB_REPLY,
+        ]
+    }
+
+    fn compile(&self, cx: Cx<'_>, obj: Object<'_>, out: &mut Sink<'_>) {
+        match obj {
+            Object::Base => out.extend(base()),
+            Object::LoadBalancer(lb) => {
+                let (flows, groups) = compile(cx, lb);
+                out.extend(flows);
+                for g in groups {
+                    out.group(g);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// A balancer reads its network's ports (which are here, members' MACs) and the
+    /// network itself.
+    fn affected(&self, view: &View, changed: &Touched, out: &mut Vec<Owner>) {
+        let network = match changed.table {
+            model::Table::Network => Some(changed.id.as_str()),
+            model::Table::Port => view.ports.get(&changed.id).map(|p| p.network_id.as_str()),
+            _ => None,
+        };
+        if let Some(n) = network {
+            out.extend(on_network(view, n).map(|lb| Touched {
+                table: model::Table::LoadBalancer,
+                id: lb.meta.id.clone(),
+            }));
+        }
+    }
+}

@@ -1,0 +1,282 @@
+//! Distributed load balancing on the fake switch (issue 23): a client's datagrams to the
+//! VIP are spread over the members (a local one and one behind the tunnel), one
+//! connection stays on its member, replies come back from the VIP, members that take no
+//! traffic get none, an established connection survives a member added, and the VIP is
+//! answered by ARP in the switch.
+
+mod support;
+
+use controller::apps::Settings;
+use model::lb::{HealthMonitor, Listener, LoadBalancer, Member, Pool, Protocol, Status};
+use model::{Network, Port, fixtures};
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+use support::sim::Sim;
+use support::{mac, open_port, put_open_group, udp_frame};
+
+const CLIENT: u32 = 1;
+const LOCAL_MEMBER: u32 = 2;
+const TUNNEL: u32 = 100;
+const VIP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 100);
+const CLIENT_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 5);
+
+fn up() -> Status {
+    Status {
+        provisioning_status: "ACTIVE".into(),
+        operating_status: "ONLINE".into(),
+    }
+}
+
+fn member(id: &str, last: u8, weight: u16) -> Member {
+    Member {
+        meta: fixtures::meta(id),
+        status: up(),
+        admin_state_up: true,
+        address: IpAddr::V4(Ipv4Addr::new(10, 0, 0, last)),
+        protocol_port: 5353,
+        weight,
+        backup: false,
+        subnet_id: None,
+        monitor_address: None,
+        monitor_port: None,
+    }
+}
+
+/// A UDP balancer on 10.0.0.100:53 over `members` (port 5353).
+fn balancer(members: Vec<Member>) -> LoadBalancer {
+    LoadBalancer {
+        meta: fixtures::meta("lb"),
+        status: up(),
+        admin_state_up: true,
+        provider: "dragonflow".into(),
+        vip_address: IpAddr::V4(VIP),
+        vip_port_id: "vip".into(),
+        vip_subnet_id: "s".into(),
+        vip_network_id: "n".into(),
+        vip_mac: fixtures::mac(100),
+        vip_port_owned: true,
+        unique_key: 7,
+        listeners: vec![Listener {
+            meta: fixtures::meta("l"),
+            status: up(),
+            admin_state_up: true,
+            protocol: Protocol::Udp,
+            protocol_port: 53,
+            connection_limit: -1,
+            allowed_cidrs: vec![],
+            default_pool_id: Some("pool".into()),
+        }],
+        pools: vec![Pool {
+            meta: fixtures::meta("pool"),
+            status: up(),
+            admin_state_up: true,
+            protocol: Protocol::Udp,
+            lb_algorithm: model::lb::Algorithm::SourceIpPort,
+            session_persistence: None,
+            listener_id: Some("l".into()),
+            members,
+            healthmonitor: None::<HealthMonitor>,
+        }],
+    }
+}
+
+/// Network n (10.0.0.0/24) on host h: the client (.5, plugged), a local member m1 (.11)
+/// and a member m2 (.12) on host o, the VIP port (.100, unbound), and the balancer.
+fn world(members: Vec<Member>) -> Sim {
+    let mut sim = Sim::with("h", TUNNEL, &[], &Settings::default());
+    sim.chassis("o", "192.0.2.2");
+    put_open_group(&mut sim);
+    sim.put(&Network {
+        subnets: vec!["s".into()],
+        ..fixtures::network("n", 1)
+    });
+    sim.put(&fixtures::subnet("s", "n", "10.0.0.0/24"));
+    sim.put(&open_port("c", 5, "h"));
+    sim.put(&open_port("m1", 11, "h"));
+    sim.put(&open_port("m2", 12, "o"));
+    sim.put(&Port {
+        fixed_ips: vec![fixtures::fixed_ip("s", "10.0.0.100")],
+        device_owner: "Octavia".into(),
+        ..fixtures::port("vip", "n", 100, "")
+    });
+    sim.plug("c", CLIENT);
+    sim.plug("m1", LOCAL_MEMBER);
+    sim.put(&balancer(members));
+    sim
+}
+
+/// The IPv4 destination (address, UDP port) and Ethernet destination of a frame.
+fn dst(frame: &[u8]) -> (Ipv4Addr, u16, [u8; 6]) {
+    let ip = &frame[14..];
+    let ihl = usize::from(ip[0] & 0x0f) * 4;
+    let a = Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]);
+    let port = u16::from_be_bytes([ip[ihl + 2], ip[ihl + 3]]);
+    let mut m = [0u8; 6];
+    m.copy_from_slice(&frame[0..6]);
+    (a, port, m)
+}
+
+fn src(frame: &[u8]) -> (Ipv4Addr, u16) {
+    let ip = &frame[14..];
+    let ihl = usize::from(ip[0] & 0x0f) * 4;
+    (
+        Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]),
+        u16::from_be_bytes([ip[ihl], ip[ihl + 1]]),
+    )
+}
+
+/// A datagram from the client's port `sport` to the VIP: where it went, as (OpenFlow
+/// port, destination address, destination port).
+fn to_vip(sim: &mut Sim, sport: u16) -> Vec<(u32, Ipv4Addr, u16, [u8; 6])> {
+    let f = udp_frame(mac(5), fixtures::mac(100).0, (CLIENT_IP, sport), (VIP, 53));
+    sim.send(CLIENT, &f)
+        .frames()
+        .into_iter()
+        .map(|(port, fr)| {
+            let (a, p, m) = dst(&fr);
+            (port, a, p, m)
+        })
+        .collect()
+}
+
+#[test]
+fn connections_spread_over_members_and_stay_on_theirs() {
+    let mut sim = world(vec![member("m1", 11, 1), member("m2", 12, 1)]);
+    let mut seen: BTreeMap<Ipv4Addr, usize> = BTreeMap::new();
+    let mut first = BTreeMap::new();
+    for sport in 1000..1064u16 {
+        let out = to_vip(&mut sim, sport);
+        assert_eq!(out.len(), 1, "one copy, to one member: {out:?}");
+        let (port, addr, dport, eth) = out[0];
+        assert_eq!(dport, 5353, "the member's port");
+        match addr.octets()[3] {
+            11 => {
+                assert_eq!(port, LOCAL_MEMBER);
+                assert_eq!(eth, mac(11));
+            }
+            12 => {
+                assert_eq!(port, TUNNEL);
+                assert_eq!(eth, mac(12));
+            }
+            _ => panic!("to {addr}"),
+        }
+        *seen.entry(addr).or_default() += 1;
+        first.insert(sport, addr);
+    }
+    assert_eq!(seen.len(), 2, "both members get connections: {seen:?}");
+    assert!(seen.values().all(|n| *n >= 16), "roughly even: {seen:?}");
+    // The same connection again: the same member, whatever the hash would say now.
+    for sport in 1000..1016u16 {
+        let out = to_vip(&mut sim, sport);
+        assert_eq!(out[0].1, first[&sport], "connection {sport} moved");
+    }
+}
+
+#[test]
+fn replies_come_back_from_the_vip() {
+    let mut sim = world(vec![member("m1", 11, 1)]);
+    let out = to_vip(&mut sim, 4000);
+    assert_eq!(out[0].0, LOCAL_MEMBER);
+    let reply = udp_frame(
+        mac(11),
+        mac(5),
+        (Ipv4Addr::new(10, 0, 0, 11), 5353),
+        (CLIENT_IP, 4000),
+    );
+    let frames = sim.send(LOCAL_MEMBER, &reply).frames();
+    assert_eq!(frames.len(), 1, "{frames:?}");
+    assert_eq!(frames[0].0, CLIENT);
+    assert_eq!(src(&frames[0].1), (VIP, 53), "un-NATed to the VIP");
+    // A datagram from the member that no balanced connection explains is left alone
+    // (and filtered as ever: the open group lets it in).
+    let direct = udp_frame(
+        mac(11),
+        mac(5),
+        (Ipv4Addr::new(10, 0, 0, 11), 5353),
+        (CLIENT_IP, 4001),
+    );
+    let frames = sim.send(LOCAL_MEMBER, &direct).frames();
+    assert_eq!(frames.len(), 1, "{frames:?}");
+    assert_eq!(src(&frames[0].1), (Ipv4Addr::new(10, 0, 0, 11), 5353));
+}
+
+#[test]
+fn members_that_take_no_traffic_get_none_and_established_connections_stay() {
+    let mut down = member("m2", 12, 1);
+    down.admin_state_up = false;
+    let mut sim = world(vec![member("m1", 11, 1), down, member("m3", 13, 0)]);
+    for sport in 2000..2032u16 {
+        let out = to_vip(&mut sim, sport);
+        assert_eq!(out.len(), 1);
+        assert_eq!(
+            out[0].1,
+            Ipv4Addr::new(10, 0, 0, 11),
+            "only m1 takes traffic"
+        );
+    }
+    // m2 comes up (a bucket added): established connections stay on m1, new ones spread.
+    sim.put(&balancer(vec![member("m1", 11, 1), member("m2", 12, 1)]));
+    for sport in 2000..2032u16 {
+        assert_eq!(to_vip(&mut sim, sport)[0].1, Ipv4Addr::new(10, 0, 0, 11));
+    }
+    let fresh: Vec<Ipv4Addr> = (3000..3032u16).map(|s| to_vip(&mut sim, s)[0].1).collect();
+    assert!(fresh.contains(&Ipv4Addr::new(10, 0, 0, 12)), "{fresh:?}");
+    // The balancer goes: the VIP is no longer balanced, and nothing of it stays.
+    sim.delete(model::Table::LoadBalancer, "lb");
+    assert!(to_vip(&mut sim, 5000).is_empty(), "nothing answers the VIP");
+    for t in 0..=255u8 {
+        assert!(
+            !sim.switch
+                .flows(t)
+                .iter()
+                .any(|f| f.cookie >> 56 == 17 && f.cookie & 0xffff_ffff == 7),
+            "a flow of the balancer stayed in table {t}"
+        );
+    }
+    assert!(
+        sim.switch
+            .groups()
+            .get(controller::apps::lb::group_id(7, 0))
+            .is_none()
+    );
+}
+
+fn arp_request(from: [u8; 6], ip: Ipv4Addr, for_ip: Ipv4Addr) -> Vec<u8> {
+    use packet::EthernetAddress;
+    use packet::arp::{self, ArpRepr, Operation};
+    use packet::ethernet::{EtherType, EthernetRepr};
+    let req = ArpRepr {
+        operation: Operation::Request,
+        source_hardware_addr: EthernetAddress(from),
+        source_protocol_addr: ip,
+        target_hardware_addr: EthernetAddress([0; 6]),
+        target_protocol_addr: for_ip,
+    };
+    let mut body = vec![0u8; req.buffer_len()];
+    req.emit(&mut arp::Packet::new_unchecked(&mut body[..]));
+    EthernetRepr {
+        src_addr: EthernetAddress(from),
+        dst_addr: EthernetAddress::BROADCAST,
+        vlan: None,
+        ethertype: EtherType::Arp,
+    }
+    .build(&body)
+}
+
+#[test]
+fn the_vip_is_answered_by_arp_and_an_ipv6_or_disabled_balancer_compiles_nothing() {
+    let mut sim = world(vec![member("m1", 11, 1)]);
+    let frames = sim
+        .send(CLIENT, &arp_request(mac(5), CLIENT_IP, VIP))
+        .frames();
+    assert_eq!(frames.len(), 1, "{frames:?}");
+    assert_eq!(
+        &frames[0].1[22..28],
+        &fixtures::mac(100).0,
+        "the VIP port's MAC"
+    );
+    let mut off = balancer(vec![member("m1", 11, 1)]);
+    off.admin_state_up = false;
+    sim.put(&off);
+    assert!(to_vip(&mut sim, 6000).is_empty());
+}

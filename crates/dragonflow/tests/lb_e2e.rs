@@ -1,0 +1,229 @@
+//! Distributed load balancing end to end (issue 23): two hosts with real OVS, a balancer
+//! made through the Octavia API, members serving HTTP with Python's `http.server` in VM
+//! namespaces on both hosts, and a client VM on the first host that reaches them through
+//! the VIP: every member answers, one connection stays on one member (also while a member
+//! is added), and a removed member gets no new connection.
+
+mod common;
+
+use common::Server;
+use common::cloud::{TwoHosts, two_hosts, wait_until};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+/// A child process killed when dropped (the HTTP servers).
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// An HTTP/1.1 server on port 8000 in the VM answering every GET with `name` (keep-alive,
+/// so one connection can carry several requests).
+const SERVER: &str = r#"
+import http.server, sys
+name = sys.argv[1].encode()
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(name)))
+        self.end_headers()
+        self.wfile.write(name)
+    def log_message(self, *a):
+        pass
+http.server.ThreadingHTTPServer(("0.0.0.0", 8000), H).serve_forever()
+"#;
+
+/// One TCP connection to `vip:80`: a request, `pause` seconds, a second request; prints
+/// both answers on one line.
+const KEEPALIVE: &str = r#"
+import http.client, sys, time
+c = http.client.HTTPConnection(sys.argv[1], 80, timeout=5)
+c.request("GET", "/"); a = c.getresponse().read().decode()
+time.sleep(float(sys.argv[2]))
+c.request("GET", "/"); b = c.getresponse().read().decode()
+print(a, b)
+"#;
+
+fn python() -> String {
+    std::env::var("DF_PYTHON").unwrap_or_else(|_| "python3".into())
+}
+
+fn serve(vm: &testbed::Vm, name: &str) -> Proc {
+    let mut c = vm.ns.command([&python(), "-c", SERVER, name]);
+    c.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    Proc(c.spawn().expect("http server"))
+}
+
+/// One request through a new connection (curl); the member's name, or None.
+fn curl(vm: &testbed::Vm, url: &str) -> Option<String> {
+    vm.ns
+        .exec(["curl", "-s", "--max-time", "2", url])
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+}
+
+/// The Octavia API of the server (noauth admin).
+fn lb(srv: &Server, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    common::http_call(&format!("{}{path}", srv.octavia_url), method, body, &[])
+}
+
+fn made(srv: &Server, path: &str, body: Value) -> Value {
+    let (st, v) = lb(srv, "POST", path, Some(body));
+    assert_eq!(st, 201, "POST {path}: {v}\n{}", srv.log_tail());
+    v.as_object().unwrap().values().next().unwrap().clone()
+}
+
+fn tally(vm: &testbed::Vm, url: &str, n: usize) -> BTreeMap<String, usize> {
+    let mut seen = BTreeMap::new();
+    for _ in 0..n {
+        let who = curl(vm, url).unwrap_or_else(|| "(no answer)".into());
+        *seen.entry(who).or_default() += 1;
+    }
+    seen
+}
+
+#[test]
+fn a_vip_spreads_connections_over_members_on_two_hosts() {
+    let t: TwoHosts = two_hosts();
+    let srv = &t.srv;
+    let net = srv.network("lbnet", "10.50.0.0/24");
+    let (_, subnets) = srv.call(
+        "GET",
+        &format!("/v2.0/subnets?network_id={}", net["id"].as_str().unwrap()),
+        None,
+    );
+    let subnet = subnets["subnets"][0]["id"].as_str().unwrap().to_string();
+    // The default group lets the members in from the client (same group) and the client's
+    // replies back (conntrack).
+    let (client, _) = t.vm(&net, 0);
+    let (m1, ip1) = t.vm(&net, 0);
+    let (m2, ip2) = t.vm(&net, 1);
+    let (m3, ip3) = t.vm(&net, 1);
+    let _servers = [serve(&m1, "m1"), serve(&m2, "m2"), serve(&m3, "m3")];
+    for ip in [&ip1, &ip2, &ip3] {
+        wait_until("a member to serve", Duration::from_secs(20), || {
+            curl(&client, &format!("http://{ip}:8000/")).is_some()
+        });
+    }
+
+    let b = made(
+        srv,
+        "/v2/lbaas/loadbalancers",
+        json!({"loadbalancer": {"name": "web", "vip_subnet_id": subnet}}),
+    );
+    let lb_id = b["id"].as_str().unwrap().to_string();
+    let vip = b["vip_address"].as_str().unwrap().to_string();
+    let l = made(
+        srv,
+        "/v2/lbaas/listeners",
+        json!({"listener": {"loadbalancer_id": lb_id, "protocol": "TCP", "protocol_port": 80}}),
+    );
+    let pool = made(
+        srv,
+        "/v2/lbaas/pools",
+        json!({"pool": {"listener_id": l["id"], "protocol": "TCP",
+            "lb_algorithm": "ROUND_ROBIN"}}),
+    );
+    let members = format!("/v2/lbaas/pools/{}/members", pool["id"].as_str().unwrap());
+    let mut ids = BTreeMap::new();
+    for (name, ip) in [("m1", &ip1), ("m2", &ip2)] {
+        let m = made(
+            srv,
+            &members,
+            json!({"member": {"address": ip, "protocol_port": 8000, "subnet_id": subnet}}),
+        );
+        ids.insert(name, m["id"].as_str().unwrap().to_string());
+    }
+    let url = format!("http://{vip}/");
+
+    // 30 new connections: both members answer, nothing is lost.
+    wait_until("the VIP to answer", Duration::from_secs(20), || {
+        curl(&client, &url).is_some()
+    });
+    let seen = tally(&client, &url, 30);
+    assert_eq!(
+        seen.keys().cloned().collect::<Vec<_>>(),
+        ["m1", "m2"],
+        "every member answers, and only members: {seen:?}\n{}",
+        t.dumps()
+    );
+    assert!(seen.values().all(|n| *n >= 5), "spread: {seen:?}");
+
+    // One connection stays on its member, even when a member is added meanwhile.
+    let mut keep = client.ns.command([&python(), "-c", KEEPALIVE, &vip, "3"]);
+    keep.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let keep = keep.spawn().expect("keepalive client");
+    std::thread::sleep(Duration::from_millis(800));
+    let m = made(
+        srv,
+        &members,
+        json!({"member": {"address": ip3, "protocol_port": 8000}}),
+    );
+    ids.insert("m3", m["id"].as_str().unwrap().to_string());
+    let out = keep.wait_with_output().expect("keepalive");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "the connection broke: {text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let answers: Vec<&str> = text.split_whitespace().collect();
+    assert_eq!(answers.len(), 2, "{text}");
+    assert_eq!(answers[0], answers[1], "one connection, one member");
+    wait_until(
+        "the new member to take connections",
+        Duration::from_secs(20),
+        || tally(&client, &url, 6).contains_key("m3"),
+    );
+
+    // A member removed gets no new connection.
+    let (st, v) = lb(srv, "DELETE", &format!("{members}/{}", ids["m2"]), None);
+    assert_eq!(st, 204, "{v}");
+    std::thread::sleep(Duration::from_secs(1));
+    let seen = tally(&client, &url, 30);
+    assert!(
+        !seen.contains_key("m2"),
+        "a removed member answered: {seen:?}"
+    );
+    assert_eq!(
+        seen.keys().cloned().collect::<Vec<_>>(),
+        ["m1", "m3"],
+        "the others still answer, every time: {seen:?}"
+    );
+
+    // The status tree, and the balancer gone with its VIP.
+    let (st, v) = lb(
+        srv,
+        "GET",
+        &format!("/v2/lbaas/loadbalancers/{lb_id}/status"),
+        None,
+    );
+    assert_eq!(st, 200);
+    assert_eq!(
+        v["statuses"]["loadbalancer"]["listeners"][0]["pools"][0]["members"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    let (st, _) = lb(
+        srv,
+        "DELETE",
+        &format!("/v2/lbaas/loadbalancers/{lb_id}?cascade=true"),
+        None,
+    );
+    assert_eq!(st, 204);
+    wait_until("the VIP to go quiet", Duration::from_secs(20), || {
+        curl(&client, &url).is_none()
+    });
+}

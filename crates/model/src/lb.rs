@@ -1,0 +1,305 @@
+//! Load balancers (Octavia v2's L4 subset, issue 23): one NB object per load balancer
+//! holding its whole tree (listeners, pools, members, health monitors), so a host compiles
+//! a balancer from one object and a change of any part is one compare-and-swap write.
+
+use crate::{Meta, NbObject};
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
+
+/// The `provider` this server implements (and the only one it lists).
+pub const PROVIDER: &str = "dragonflow";
+/// The device owner of a VIP port (Octavia's).
+pub const VIP_OWNER: &str = "Octavia";
+
+/// Octavia's `provisioning_status` values used here.
+pub mod provisioning {
+    pub const ACTIVE: &str = "ACTIVE";
+    pub const PENDING_CREATE: &str = "PENDING_CREATE";
+    pub const PENDING_UPDATE: &str = "PENDING_UPDATE";
+    pub const PENDING_DELETE: &str = "PENDING_DELETE";
+    pub const ERROR: &str = "ERROR";
+}
+
+/// Octavia's `operating_status` values.
+pub mod operating {
+    pub const ONLINE: &str = "ONLINE";
+    pub const OFFLINE: &str = "OFFLINE";
+    pub const DEGRADED: &str = "DEGRADED";
+    pub const ERROR: &str = "ERROR";
+    pub const NO_MONITOR: &str = "NO_MONITOR";
+}
+
+/// The status pair every node of the tree carries.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    pub provisioning_status: String,
+    pub operating_status: String,
+}
+
+/// L4 protocols a distributed balancer carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Protocol {
+    #[serde(rename = "TCP")]
+    Tcp,
+    #[serde(rename = "UDP")]
+    Udp,
+}
+
+impl Protocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "TCP",
+            Protocol::Udp => "UDP",
+        }
+    }
+
+    /// The IP protocol number.
+    pub fn number(self) -> u8 {
+        match self {
+            Protocol::Tcp => 6,
+            Protocol::Udp => 17,
+        }
+    }
+}
+
+/// How a pool picks a member for a new connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Algorithm {
+    /// A hash of the 5-tuple (the select group's dp_hash): each new connection anew.
+    #[serde(rename = "SOURCE_IP_PORT")]
+    SourceIpPort,
+    /// Served as SOURCE_IP_PORT: a hash spreads new connections as evenly over time.
+    #[serde(rename = "ROUND_ROBIN")]
+    RoundRobin,
+}
+
+impl Algorithm {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Algorithm::SourceIpPort => "SOURCE_IP_PORT",
+            Algorithm::RoundRobin => "ROUND_ROBIN",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Listener {
+    #[serde(flatten)]
+    pub meta: Meta,
+    #[serde(flatten)]
+    pub status: Status,
+    pub admin_state_up: bool,
+    pub protocol: Protocol,
+    pub protocol_port: u16,
+    /// -1: no limit.
+    pub connection_limit: i64,
+    #[serde(default)]
+    pub allowed_cidrs: Vec<IpNet>,
+    pub default_pool_id: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pool {
+    #[serde(flatten)]
+    pub meta: Meta,
+    #[serde(flatten)]
+    pub status: Status,
+    pub admin_state_up: bool,
+    pub protocol: Protocol,
+    pub lb_algorithm: Algorithm,
+    /// Its type, when one is honoured (none is yet: the API refuses them).
+    pub session_persistence: Option<String>,
+    /// The listener the pool was created for (its default pool), if any.
+    pub listener_id: Option<String>,
+    #[serde(default)]
+    pub members: Vec<Member>,
+    pub healthmonitor: Option<HealthMonitor>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    #[serde(flatten)]
+    pub meta: Meta,
+    #[serde(flatten)]
+    pub status: Status,
+    pub admin_state_up: bool,
+    pub address: IpAddr,
+    pub protocol_port: u16,
+    /// 0..=256; 0 takes no new connections.
+    pub weight: u16,
+    pub backup: bool,
+    pub subnet_id: Option<String>,
+    pub monitor_address: Option<IpAddr>,
+    pub monitor_port: Option<u16>,
+}
+
+impl Member {
+    /// True when new connections may go to it: enabled, weighted, and not marked down by
+    /// a health monitor.
+    pub fn takes_traffic(&self) -> bool {
+        self.admin_state_up && self.weight > 0 && self.status.operating_status != operating::ERROR
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthMonitor {
+    #[serde(flatten)]
+    pub meta: Meta,
+    #[serde(flatten)]
+    pub status: Status,
+    pub admin_state_up: bool,
+    /// `TCP`, `UDP-CONNECT`, `PING` or `HTTP`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub delay: u32,
+    pub timeout: u32,
+    pub max_retries: u8,
+    pub max_retries_down: u8,
+    /// HTTP only.
+    pub http_method: Option<String>,
+    pub url_path: Option<String>,
+    pub expected_codes: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoadBalancer {
+    #[serde(flatten)]
+    pub meta: Meta,
+    #[serde(flatten)]
+    pub status: Status,
+    pub admin_state_up: bool,
+    pub provider: String,
+    pub vip_address: IpAddr,
+    pub vip_port_id: String,
+    pub vip_subnet_id: String,
+    pub vip_network_id: String,
+    /// The VIP port's MAC: the ARP and ND responders answer with it.
+    pub vip_mac: crate::MacAddr,
+    /// The VIP port was made for this balancer (and goes with it); false when the client
+    /// named its own port.
+    #[serde(default)]
+    pub vip_port_owned: bool,
+    /// Datapath key (16 bits): the cookie and group ids of its flows.
+    pub unique_key: u32,
+    #[serde(default)]
+    pub listeners: Vec<Listener>,
+    #[serde(default)]
+    pub pools: Vec<Pool>,
+}
+
+impl LoadBalancer {
+    pub fn listener(&self, id: &str) -> Option<&Listener> {
+        self.listeners.iter().find(|l| l.meta.id == id)
+    }
+
+    pub fn pool(&self, id: &str) -> Option<&Pool> {
+        self.pools.iter().find(|p| p.meta.id == id)
+    }
+
+    pub fn pool_mut(&mut self, id: &str) -> Option<&mut Pool> {
+        self.pools.iter_mut().find(|p| p.meta.id == id)
+    }
+
+    /// The pool holding member `id`.
+    pub fn pool_of_member(&self, id: &str) -> Option<&Pool> {
+        self.pools
+            .iter()
+            .find(|p| p.members.iter().any(|m| m.meta.id == id))
+    }
+
+    /// The pool holding health monitor `id`.
+    pub fn pool_of_monitor(&self, id: &str) -> Option<&Pool> {
+        self.pools
+            .iter()
+            .find(|p| p.healthmonitor.as_ref().is_some_and(|h| h.meta.id == id))
+    }
+
+    /// The listeners whose default pool is `pool`.
+    pub fn listeners_of(&self, pool: &str) -> impl Iterator<Item = &Listener> {
+        self.listeners
+            .iter()
+            .filter(move |l| l.default_pool_id.as_deref() == Some(pool))
+    }
+
+    /// True when this balancer holds `id` anywhere in its tree.
+    pub fn holds(&self, id: &str) -> bool {
+        self.meta.id == id
+            || self.listener(id).is_some()
+            || self.pool(id).is_some()
+            || self.pool_of_member(id).is_some()
+            || self.pool_of_monitor(id).is_some()
+    }
+
+    /// Recomputes every operating status from the members' (Octavia's roll-up): a pool is
+    /// ONLINE when all its enabled members are, DEGRADED when some are down, ERROR when all
+    /// are; a listener follows its default pool, the balancer its worst listener.
+    pub fn roll_up(&mut self) {
+        use operating::*;
+        for p in &mut self.pools {
+            let enabled: Vec<&Member> = p.members.iter().filter(|m| m.admin_state_up).collect();
+            let down = enabled
+                .iter()
+                .filter(|m| m.status.operating_status == ERROR)
+                .count();
+            p.status.operating_status = if !p.admin_state_up {
+                OFFLINE
+            } else if down == 0 {
+                ONLINE
+            } else if down == enabled.len() {
+                ERROR
+            } else {
+                DEGRADED
+            }
+            .into();
+        }
+        let pools = self.pools.clone();
+        for l in &mut self.listeners {
+            let pool = l
+                .default_pool_id
+                .as_deref()
+                .and_then(|id| pools.iter().find(|p| p.meta.id == id));
+            l.status.operating_status = if !l.admin_state_up {
+                OFFLINE.into()
+            } else {
+                match pool.map(|p| p.status.operating_status.as_str()) {
+                    Some(ERROR) => ERROR.into(),
+                    Some(DEGRADED) => DEGRADED.into(),
+                    _ => ONLINE.into(),
+                }
+            };
+        }
+        let worst = |s: &str| match s {
+            ERROR => 2,
+            DEGRADED => 1,
+            _ => 0,
+        };
+        let w = self
+            .listeners
+            .iter()
+            .map(|l| worst(&l.status.operating_status))
+            .max()
+            .unwrap_or(0);
+        self.status.operating_status = if !self.admin_state_up {
+            OFFLINE
+        } else {
+            [ONLINE, DEGRADED, DEGRADED][w]
+        }
+        .into();
+    }
+}
+
+impl NbObject for LoadBalancer {
+    const TABLE: crate::Table = crate::Table::LoadBalancer;
+    const KIND: &'static str = "LoadBalancer";
+    fn meta(&self) -> &Meta {
+        &self.meta
+    }
+    fn meta_mut(&mut self) -> &mut Meta {
+        &mut self.meta
+    }
+    /// The VIP's network: the hosts of its ports (its clients) follow it.
+    fn topic(&self) -> &str {
+        &self.vip_network_id
+    }
+}
