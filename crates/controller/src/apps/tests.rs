@@ -615,7 +615,7 @@ fn incremental_equals_full_after_random_changes() {
             .count();
     }
     assert!(routed > 500, "routers were exercised: {routed}");
-    assert!(routed6 > 50, "IPv6 gateways were exercised: {routed6}");
+    assert!(routed6 > 40, "IPv6 gateways were exercised: {routed6}");
     assert!(
         seen_clauses == [true, true] && seen_rule,
         "security groups exercised: clauses {seen_clauses:?}, rule {seen_rule}"

@@ -213,6 +213,9 @@ pub fn compile(cx: Cx<'_>, lb: &LoadBalancer) -> (Vec<Flow>, Vec<Group>) {
             let Some(addr) = ipv4(m.address) else {
                 continue;
             };
+            if !first_with(cx.view, lb, addr, Some((l.protocol, m.protocol_port))) {
+                continue;
+            }
             flows.push(flow(
                 table::INGRESS_CT,
                 PRIO_REPLY,
@@ -238,6 +241,9 @@ pub fn compile(cx: Cx<'_>, lb: &LoadBalancer) -> (Vec<Flow>, Vec<Group>) {
     // To each member's port, by its MAC (a member the view does not know as a port of
     // the network is not reached).
     for addr in members.keys() {
+        if !first_with(cx.view, lb, *addr, None) {
+            continue;
+        }
         let Some(port) = cx.view.ports_of(&net.meta.id).find(|p| {
             p.fixed_ips
                 .iter()
@@ -328,6 +334,32 @@ fn base() -> Vec<Flow> {
     ]
 }
 
+/// Whether `lb` is the one balancer of its network (the lowest id) that makes the flows
+/// every balancer with member `addr` (on `port`, when given) would make alike: two
+/// balancers may front the same member, and one flow has one owner, so the one that
+/// owns it must not depend on which balancer changed last.
+fn first_with(
+    view: &View,
+    lb: &LoadBalancer,
+    addr: Ipv4Addr,
+    port: Option<(Protocol, u16)>,
+) -> bool {
+    let has = |other: &LoadBalancer| {
+        ipv4(other.vip_address).is_some()
+            && other.listeners.iter().any(|l| {
+                serving(other, l).is_some_and(|pool| {
+                    pool.members.iter().any(|m| {
+                        ipv4(m.address) == Some(addr)
+                            && port.is_none_or(|(proto, p)| {
+                                l.protocol == proto && m.protocol_port == p
+                            })
+                    })
+                })
+            })
+    };
+    !on_network(view, &lb.vip_network_id).any(|other| other.meta.id < lb.meta.id && has(other))
+}
+
 /// The balancers whose VIP is on `network`.
 fn on_network<'a>(view: &'a View, network: &'a str) -> impl Iterator<Item = &'a LoadBalancer> {
     view.loadbalancers
@@ -367,12 +399,23 @@ impl App for Lb {
         }
     }
 
-    /// A balancer reads its network's ports (which are here, members' MACs) and the
-    /// network itself.
+    /// A balancer reads its network's ports (which are here, members' MACs), the network
+    /// itself, and the network's other balancers (which of them makes a shared member
+    /// flow: [`first_with`]); a balancer gone from the view touches every balancer.
     fn affected(&self, view: &View, changed: &Touched, out: &mut Vec<Owner>) {
         let network = match changed.table {
             model::Table::Network => Some(changed.id.as_str()),
             model::Table::Port => view.ports.get(&changed.id).map(|p| p.network_id.as_str()),
+            model::Table::LoadBalancer => match view.loadbalancers.get(&changed.id) {
+                Some(lb) => Some(lb.vip_network_id.as_str()),
+                None => {
+                    out.extend(view.loadbalancers.keys().map(|id| Touched {
+                        table: model::Table::LoadBalancer,
+                        id: id.clone(),
+                    }));
+                    None
+                }
+            },
             _ => None,
         };
         if let Some(n) = network {
