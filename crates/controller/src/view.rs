@@ -306,7 +306,8 @@ impl View {
                 | Table::RbacPolicy
                 | Table::SubnetPool
                 | Table::AddressScope
-                | Table::DefaultSecurityGroupRule,
+                | Table::DefaultSecurityGroupRule
+                | Table::QosPolicy,
             )
             | None => false,
         }

@@ -13,11 +13,13 @@ pub mod mac;
 pub mod nova;
 pub mod objects;
 pub mod pools;
+pub mod qos;
 pub mod time;
 
 pub use mac::MacAddr;
 pub use objects::*;
 pub use pools::{AddressScope, SubnetPool};
+pub use qos::{QosDirection, QosPolicy, QosRule, QosRuleKind};
 
 /// The NB store tables, one per object kind, plus the claims table that makes allocations
 /// (IPs, MACs, unique keys, segmentation ids) unique across API servers.
@@ -40,12 +42,14 @@ pub enum Table {
     AddressGroup,
     /// Templates of the rules a new security group gets (only the API server reads them).
     DefaultSecurityGroupRule,
+    /// QoS policies with their rules (`qos`).
+    QosPolicy,
     /// `ip/<subnet>/<addr>`, `mac/<mac>`, `key/<kind>/<n>`, `seg/<type>/<n>` → owner id.
     Claim,
 }
 
 impl Table {
-    pub const ALL: [Table; 14] = [
+    pub const ALL: [Table; 15] = [
         Table::Network,
         Table::Subnet,
         Table::Port,
@@ -59,6 +63,7 @@ impl Table {
         Table::AddressScope,
         Table::AddressGroup,
         Table::DefaultSecurityGroupRule,
+        Table::QosPolicy,
         Table::Claim,
     ];
 
@@ -78,6 +83,7 @@ impl Table {
             Table::AddressScope => "address_scope",
             Table::AddressGroup => "address_group",
             Table::DefaultSecurityGroupRule => "default_secgroup_rule",
+            Table::QosPolicy => "qos_policy",
             Table::Claim => "claim",
         }
     }

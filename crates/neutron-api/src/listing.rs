@@ -20,6 +20,9 @@ pub struct Query {
     pub page_reverse: bool,
     /// Attributes one may filter on that answers do not show (a subnet's `shared`).
     pub hidden: Vec<&'static str>,
+    /// The collection's path under `/v2.0` in page links, when it is not the
+    /// collection's name (`qos/policies`).
+    pub path: Option<&'static str>,
 }
 
 fn bad_filter(msg: String) -> ApiError {
@@ -229,7 +232,8 @@ impl Query {
         if reverse {
             ser.append_pair("page_reverse", "True");
         }
-        json!({"rel": rel, "href": format!("{base_url}/v2.0/{collection}?{}", ser.finish())})
+        let path = self.path.unwrap_or(collection);
+        json!({"rel": rel, "href": format!("{base_url}/v2.0/{path}?{}", ser.finish())})
     }
 }
 

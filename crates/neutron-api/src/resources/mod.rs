@@ -14,6 +14,7 @@ pub mod networks;
 pub mod ops;
 pub mod port_forwardings;
 pub mod ports;
+pub mod qos;
 pub mod rbac_policies;
 pub mod routers;
 pub mod security_group_rules;
@@ -47,6 +48,8 @@ pub trait Resource: NbObject {
     const RESOURCE: &'static str;
     /// The standard attributes it has (all of them unless said otherwise).
     const STANDARD: Standard = Standard::ALL;
+    /// Its path under `/v2.0` when it is not [`Resource::COLLECTION`] (`qos/policies`).
+    const PATH: Option<&'static str> = None;
     /// Its own attributes, after the standard ones: with them, the valid filters, sort
     /// keys and fields.
     const OWN_ATTRS: &'static [&'static str];
@@ -195,6 +198,7 @@ pub async fn list<T: Resource>(
     names.extend_from_slice(T::FILTER_ONLY);
     let mut query = Query::parse(q.as_deref(), &names)?;
     query.hidden = T::FILTER_ONLY.to_vec();
+    query.path = T::PATH;
     T::before_list(&api, &ctx, &query).await?;
     let all = api
         .db

@@ -6,7 +6,7 @@ use super::lifecycle::Lifecycle;
 use super::ops::deleting::not_deleting;
 use super::ops::ipam::{self, IpRequest, network_subnets, parse_fixed_ips};
 use super::ops::ports::{MAX_KEY, pick_mac, release_claims};
-use super::ops::{Plan, dns, floating, forwarding, groups, pick_key, rbac as ops_rbac};
+use super::ops::{Plan, dns, floating, forwarding, groups, pick_key, qos, rbac as ops_rbac};
 use crate::Api;
 use crate::agents;
 use crate::alloc::mac_claim;
@@ -48,6 +48,8 @@ impl Resource for Port {
         "dns_name",
         "dns_domain",
         "dns_assignment",
+        "qos_policy_id",
+        "qos_network_policy_id",
     ];
 
     fn render_own(&self, m: &mut Map<String, Value>) {
@@ -99,6 +101,9 @@ impl Resource for Port {
             "dns_assignment".into(),
             dns::assignment(p, model::dns::DEFAULT_DOMAIN),
         );
+        m.insert("qos_policy_id".into(), json!(p.qos_policy_id));
+        // Its network's, filled in by `render_all`.
+        m.insert("qos_network_policy_id".into(), Value::Null);
     }
 
     /// Bound ports show their host's datapath type, as its controller reports it: one
@@ -110,6 +115,7 @@ impl Resource for Port {
             .map(|p| p.binding_host_id.as_str())
             .collect();
         let datapaths = agents::datapath_types(api, hosts).await?;
+        let net_policies = qos::network_policies(api, objs).await?;
         Ok(objs
             .iter()
             .map(|p| {
@@ -125,6 +131,8 @@ impl Resource for Port {
                 {
                     d.insert("datapath_type".into(), json!(dp));
                 }
+                let net_policy = net_policies.get(p.network_id.as_str());
+                m.insert("qos_network_policy_id".into(), json!(net_policy));
                 m
             })
             .collect())
@@ -181,6 +189,7 @@ pub struct NewPort {
     fixed_ips: Option<Vec<IpRequest>>,
     dns_name: String,
     dns_domain: String,
+    qos_policy_id: Option<String>,
 }
 
 /// A PUT's own attributes.
@@ -198,6 +207,7 @@ pub struct PortUpdate {
     fixed_ips: Option<Vec<IpRequest>>,
     dns_name: Option<String>,
     dns_domain: Option<String>,
+    qos_policy_id: Option<Option<String>>,
 }
 
 impl Lifecycle for Port {
@@ -208,6 +218,7 @@ impl Lifecycle for Port {
         "binding:vif_type",
         "binding:vif_details",
         "dns_assignment",
+        "qos_network_policy_id",
     ];
     const PUT_READ_ONLY: &'static [&'static str] = &[
         "network_id",
@@ -215,6 +226,7 @@ impl Lifecycle for Port {
         "binding:vif_type",
         "binding:vif_details",
         "dns_assignment",
+        "qos_network_policy_id",
     ];
 
     async fn create_target(
@@ -254,6 +266,7 @@ impl Lifecycle for Port {
             fixed_ips: attrs.list("fixed_ips")?.map(parse_fixed_ips).transpose()?,
             dns_name: dns::name(attrs)?.unwrap_or_default(),
             dns_domain: dns::domain(attrs)?.unwrap_or_default(),
+            qos_policy_id: qos::parse_id(attrs)?.flatten(),
         })
     }
 
@@ -326,7 +339,10 @@ impl Lifecycle for Port {
             unique_key,
             dns_domain: req.dns_domain.clone(),
             dns_name: String::new(),
+            qos_policy_id: None,
         };
+        let asked = req.qos_policy_id.clone();
+        qos::change(api, plan, ctx, &mut port.qos_policy_id, asked).await?;
         dns::set_name(api, &mut port, req.dns_name.clone())?;
         check_port_security(&port)?;
         Ok(port)
@@ -360,6 +376,7 @@ impl Lifecycle for Port {
             fixed_ips: attrs.list("fixed_ips")?.map(parse_fixed_ips).transpose()?,
             dns_name: dns::name(attrs)?,
             dns_domain: dns::domain(attrs)?,
+            qos_policy_id: qos::parse_id(attrs)?,
         })
     }
 
@@ -415,6 +432,9 @@ impl Lifecycle for Port {
             dns::set_name(api, p, name)?;
         }
         p.dns_domain = req.dns_domain.unwrap_or(std::mem::take(&mut p.dns_domain));
+        if let Some(policy) = req.qos_policy_id {
+            qos::change(api, plan, ctx, &mut p.qos_policy_id, policy).await?;
+        }
         if let Some(requests) = req.fixed_ips {
             let (network, net_rev) = api.db.fetch::<Network>(&p.network_id).await?;
             plan.txn.check::<Network>(&network.meta.id, net_rev);

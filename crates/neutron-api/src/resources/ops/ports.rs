@@ -96,6 +96,7 @@ pub async fn build_system_port(
         unique_key,
         dns_domain: Default::default(),
         dns_name: Default::default(),
+        qos_policy_id: None,
     })
 }
 
