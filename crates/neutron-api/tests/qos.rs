@@ -13,7 +13,9 @@ fn id(v: &Value) -> String {
 }
 
 async fn policy(c: &Cloud, body: Value) -> String {
-    id(&c.made(ADMIN, "qos/policies", json!({ "policy": body })).await)
+    id(&c
+        .made(ADMIN, "qos/policies", json!({ "policy": body }))
+        .await)
 }
 
 #[tokio::test]
@@ -21,11 +23,18 @@ async fn policies_and_rules_follow_neutron() {
     let c = Cloud::new();
     // Creating policies is the admin's, even in one's own project.
     let (st, v) = c
-        .call(OWNER, "POST", "/v2.0/qos/policies", Some(json!({"policy": {"name": "x"}})))
+        .call(
+            OWNER,
+            "POST",
+            "/v2.0/qos/policies",
+            Some(json!({"policy": {"name": "x"}})),
+        )
         .await;
     assert_eq!((st, kind(&v)), (403, "PolicyNotAuthorized"), "{v}");
     let p = policy(&c, json!({"name": "gold", "project_id": "p1"})).await;
-    let (st, v) = c.call(OWNER, "GET", &format!("/v2.0/qos/policies/{p}"), None).await;
+    let (st, v) = c
+        .call(OWNER, "GET", &format!("/v2.0/qos/policies/{p}"), None)
+        .await;
     assert_eq!(st, 200, "{v}");
     let pol = &v["policy"];
     assert_eq!(pol["rules"], json!([]));
@@ -33,16 +42,28 @@ async fn policies_and_rules_follow_neutron() {
     assert_eq!(pol["is_default"], json!(false));
     assert_eq!(pol["revision_number"], json!(0));
     // Another project does not see it.
-    let (st, v) = c.call(OTHER, "GET", &format!("/v2.0/qos/policies/{p}"), None).await;
+    let (st, v) = c
+        .call(OTHER, "GET", &format!("/v2.0/qos/policies/{p}"), None)
+        .await;
     assert_eq!((st, kind(&v)), (404, "QosPolicyNotFound"), "{v}");
 
     let rules = format!("/v2.0/qos/policies/{p}/bandwidth_limit_rules");
     let (st, v) = c
-        .call(OWNER, "POST", &rules, Some(json!({"bandwidth_limit_rule": {"max_kbps": 1}})))
+        .call(
+            OWNER,
+            "POST",
+            &rules,
+            Some(json!({"bandwidth_limit_rule": {"max_kbps": 1}})),
+        )
         .await;
     assert_eq!(st, 403, "{v}");
     let (st, v) = c
-        .call(ADMIN, "POST", &rules, Some(json!({"bandwidth_limit_rule": {"max_kbps": 10000}})))
+        .call(
+            ADMIN,
+            "POST",
+            &rules,
+            Some(json!({"bandwidth_limit_rule": {"max_kbps": 10000}})),
+        )
         .await;
     assert_eq!(st, 201, "{v}");
     let r = &v["bandwidth_limit_rule"];
@@ -51,78 +72,151 @@ async fn policies_and_rules_follow_neutron() {
     let egress = id(r);
     // One per type and direction; the other direction is another rule.
     let (st, v) = c
-        .call(ADMIN, "POST", &rules, Some(json!({"bandwidth_limit_rule": {"max_kbps": 5}})))
+        .call(
+            ADMIN,
+            "POST",
+            &rules,
+            Some(json!({"bandwidth_limit_rule": {"max_kbps": 5}})),
+        )
         .await;
     assert_eq!((st, kind(&v)), (409, "QoSRulesConflict"), "{v}");
     let (st, v) = c
-        .call(ADMIN, "POST", &rules, Some(json!({"bandwidth_limit_rule":
-            {"max_kbps": 20000, "max_burst_kbps": 2000, "direction": "ingress"}})))
+        .call(
+            ADMIN,
+            "POST",
+            &rules,
+            Some(json!({"bandwidth_limit_rule":
+            {"max_kbps": 20000, "max_burst_kbps": 2000, "direction": "ingress"}})),
+        )
         .await;
     assert_eq!(st, 201, "{v}");
     let (st, v) = c
-        .call(ADMIN, "POST", &rules, Some(json!({"bandwidth_limit_rule":
-            {"max_kbps": -1}})))
+        .call(
+            ADMIN,
+            "POST",
+            &rules,
+            Some(json!({"bandwidth_limit_rule":
+            {"max_kbps": -1}})),
+        )
         .await;
     assert_eq!(st, 400, "{v}");
     // A minimum above the limit of its direction is refused.
     let mins = format!("/v2.0/qos/policies/{p}/minimum_bandwidth_rules");
     let (st, v) = c
-        .call(ADMIN, "POST", &mins, Some(json!({"minimum_bandwidth_rule": {"min_kbps": 50000}})))
+        .call(
+            ADMIN,
+            "POST",
+            &mins,
+            Some(json!({"minimum_bandwidth_rule": {"min_kbps": 50000}})),
+        )
         .await;
     assert_eq!((st, kind(&v)), (409, "QoSRuleParameterConflict"), "{v}");
     let (st, v) = c
-        .call(ADMIN, "POST", &mins, Some(json!({"minimum_bandwidth_rule": {}})))
+        .call(
+            ADMIN,
+            "POST",
+            &mins,
+            Some(json!({"minimum_bandwidth_rule": {}})),
+        )
         .await;
     assert_eq!(st, 400, "{v}");
     // DSCP marks: Neutron's list only.
     let dscp = format!("/v2.0/qos/policies/{p}/dscp_marking_rules");
     for bad in [58, 1, 42] {
         let (st, v) = c
-            .call(ADMIN, "POST", &dscp, Some(json!({"dscp_marking_rule": {"dscp_mark": bad}})))
+            .call(
+                ADMIN,
+                "POST",
+                &dscp,
+                Some(json!({"dscp_marking_rule": {"dscp_mark": bad}})),
+            )
             .await;
         assert_eq!(st, 400, "{bad}: {v}");
     }
     let (st, v) = c
-        .call(ADMIN, "POST", &dscp, Some(json!({"dscp_marking_rule": {"dscp_mark": 46}})))
+        .call(
+            ADMIN,
+            "POST",
+            &dscp,
+            Some(json!({"dscp_marking_rule": {"dscp_mark": 46}})),
+        )
         .await;
     assert_eq!(st, 201, "{v}");
     let mark = id(&v["dscp_marking_rule"]);
 
     // The policy shows its rules with their type and policy; its revision moved.
-    let (_, v) = c.call(OWNER, "GET", &format!("/v2.0/qos/policies/{p}"), None).await;
+    let (_, v) = c
+        .call(OWNER, "GET", &format!("/v2.0/qos/policies/{p}"), None)
+        .await;
     let shown = v["policy"]["rules"].as_array().expect("rules").clone();
     assert_eq!(shown.len(), 3, "{v}");
     assert!(shown.iter().all(|r| r["qos_policy_id"] == json!(p)));
-    assert!(shown.iter().any(|r| r["type"] == "dscp_marking" && r["dscp_mark"] == 46));
+    assert!(
+        shown
+            .iter()
+            .any(|r| r["type"] == "dscp_marking" && r["dscp_mark"] == 46)
+    );
     assert_eq!(v["policy"]["revision_number"], json!(3));
     // The member of the owning project reads rules, but may not change them.
     let one = format!("{rules}/{egress}");
     let (st, _) = c.call(OWNER, "GET", &one, None).await;
     assert_eq!(st, 200);
     let (st, _) = c
-        .call(OWNER, "PUT", &one, Some(json!({"bandwidth_limit_rule": {"max_kbps": 2}})))
+        .call(
+            OWNER,
+            "PUT",
+            &one,
+            Some(json!({"bandwidth_limit_rule": {"max_kbps": 2}})),
+        )
         .await;
     assert_eq!(st, 403);
     let (st, v) = c
-        .call(ADMIN, "PUT", &one, Some(json!({"bandwidth_limit_rule": {"max_kbps": 12000}})))
+        .call(
+            ADMIN,
+            "PUT",
+            &one,
+            Some(json!({"bandwidth_limit_rule": {"max_kbps": 12000}})),
+        )
         .await;
-    assert_eq!((st, &v["bandwidth_limit_rule"]["max_kbps"]), (200, &json!(12000)), "{v}");
+    assert_eq!(
+        (st, &v["bandwidth_limit_rule"]["max_kbps"]),
+        (200, &json!(12000)),
+        "{v}"
+    );
     // Moving it to the direction that has a rule conflicts.
     let (st, v) = c
-        .call(ADMIN, "PUT", &one, Some(json!({"bandwidth_limit_rule": {"direction": "ingress"}})))
+        .call(
+            ADMIN,
+            "PUT",
+            &one,
+            Some(json!({"bandwidth_limit_rule": {"direction": "ingress"}})),
+        )
         .await;
     assert_eq!((st, kind(&v)), (409, "QoSRulesConflict"), "{v}");
 
     // The alias API finds a rule by its id alone.
     let alias = format!("/v2.0/qos/alias-dscp-marking-rules/{mark}");
     let (st, v) = c.call(OWNER, "GET", &alias, None).await;
-    assert_eq!((st, &v["alias_dscp_marking_rule"]["dscp_mark"]), (200, &json!(46)), "{v}");
+    assert_eq!(
+        (st, &v["alias_dscp_marking_rule"]["dscp_mark"]),
+        (200, &json!(46)),
+        "{v}"
+    );
     let (st, v) = c.call(OTHER, "GET", &alias, None).await;
     assert_eq!(st, 404, "{v}");
     let (st, v) = c
-        .call(ADMIN, "PUT", &alias, Some(json!({"alias_dscp_marking_rule": {"dscp_mark": 10}})))
+        .call(
+            ADMIN,
+            "PUT",
+            &alias,
+            Some(json!({"alias_dscp_marking_rule": {"dscp_mark": 10}})),
+        )
         .await;
-    assert_eq!((st, &v["alias_dscp_marking_rule"]["dscp_mark"]), (200, &json!(10)), "{v}");
+    assert_eq!(
+        (st, &v["alias_dscp_marking_rule"]["dscp_mark"]),
+        (200, &json!(10)),
+        "{v}"
+    );
     let (st, _) = c.call(ADMIN, "DELETE", &alias, None).await;
     assert_eq!(st, 204);
     let (st, v) = c.call(ADMIN, "GET", &format!("{dscp}/{mark}"), None).await;
@@ -137,13 +231,24 @@ async fn rule_types_and_their_details() {
     let types: Vec<&str> = (v["rule_types"].as_array().expect("types").iter())
         .map(|t| t["type"].as_str().expect("type"))
         .collect();
-    assert_eq!(types, ["bandwidth_limit", "dscp_marking", "minimum_bandwidth"]);
-    let (st, v) = c.call(OWNER, "GET", "/v2.0/qos/rule-types/dscp_marking", None).await;
+    assert_eq!(
+        types,
+        ["bandwidth_limit", "dscp_marking", "minimum_bandwidth"]
+    );
+    let (st, v) = c
+        .call(OWNER, "GET", "/v2.0/qos/rule-types/dscp_marking", None)
+        .await;
     assert_eq!((st, kind(&v)), (403, "NotAuthorized"));
-    let (st, v) = c.call(ADMIN, "GET", "/v2.0/qos/rule-types/dscp_marking", None).await;
+    let (st, v) = c
+        .call(ADMIN, "GET", "/v2.0/qos/rule-types/dscp_marking", None)
+        .await;
     assert_eq!(st, 200);
     let params = &v["rule_type"]["drivers"][0]["supported_parameters"][0];
-    assert_eq!(params["parameter_values"].as_array().map(Vec::len), Some(22), "{v}");
+    assert_eq!(
+        params["parameter_values"].as_array().map(Vec::len),
+        Some(22),
+        "{v}"
+    );
 }
 
 #[tokio::test]
@@ -151,10 +256,18 @@ async fn networks_and_ports_take_policies() {
     let c = Cloud::new();
     let default = policy(&c, json!({"project_id": "p1", "is_default": true})).await;
     let (st, v) = c
-        .call(ADMIN, "POST", "/v2.0/qos/policies",
-            Some(json!({"policy": {"project_id": "p1", "is_default": true}})))
+        .call(
+            ADMIN,
+            "POST",
+            "/v2.0/qos/policies",
+            Some(json!({"policy": {"project_id": "p1", "is_default": true}})),
+        )
         .await;
-    assert_eq!((st, kind(&v)), (409, "QoSPolicyDefaultAlreadyExists"), "{v}");
+    assert_eq!(
+        (st, kind(&v)),
+        (409, "QoSPolicyDefaultAlreadyExists"),
+        "{v}"
+    );
     // A network made without a policy takes its project's default.
     let net = c.made(OWNER, "networks", json!({"network": {}})).await;
     assert_eq!(net["qos_policy_id"], json!(default));
@@ -162,47 +275,91 @@ async fn networks_and_ports_take_policies() {
     // Another project's policy is not found, unless shared with the caller.
     let foreign = policy(&c, json!({"project_id": "p2"})).await;
     let (st, v) = c
-        .call(OWNER, "POST", "/v2.0/ports",
-            Some(json!({"port": {"network_id": net, "qos_policy_id": foreign}})))
+        .call(
+            OWNER,
+            "POST",
+            "/v2.0/ports",
+            Some(json!({"port": {"network_id": net, "qos_policy_id": foreign}})),
+        )
         .await;
     assert_eq!((st, kind(&v)), (404, "QosPolicyNotFound"), "{v}");
     let shared = policy(&c, json!({"project_id": "p2", "shared": true})).await;
     let port = c
-        .made(OWNER, "ports", json!({"port": {"network_id": net, "qos_policy_id": shared}}))
+        .made(
+            OWNER,
+            "ports",
+            json!({"port": {"network_id": net, "qos_policy_id": shared}}),
+        )
         .await;
     assert_eq!(port["qos_policy_id"], json!(shared));
     assert_eq!(port["qos_network_policy_id"], json!(default));
     let port = id(&port);
     let (st, v) = c
-        .call(OWNER, "PUT", &format!("/v2.0/ports/{port}"),
-            Some(json!({"port": {"qos_network_policy_id": shared}})))
+        .call(
+            OWNER,
+            "PUT",
+            &format!("/v2.0/ports/{port}"),
+            Some(json!({"port": {"qos_network_policy_id": shared}})),
+        )
         .await;
     assert_eq!(st, 400, "{v}");
     // In use: neither the default (its network) nor the shared one (the port) goes,
     // and the shared one stays shared while another project uses it.
     for p in [&default, &shared] {
-        let (st, v) = c.call(ADMIN, "DELETE", &format!("/v2.0/qos/policies/{p}"), None).await;
+        let (st, v) = c
+            .call(ADMIN, "DELETE", &format!("/v2.0/qos/policies/{p}"), None)
+            .await;
         assert_eq!((st, kind(&v)), (409, "QosPolicyInUse"), "{v}");
     }
     let (st, v) = c
-        .call(ADMIN, "PUT", &format!("/v2.0/qos/policies/{shared}"),
-            Some(json!({"policy": {"shared": false}})))
+        .call(
+            ADMIN,
+            "PUT",
+            &format!("/v2.0/qos/policies/{shared}"),
+            Some(json!({"policy": {"shared": false}})),
+        )
         .await;
     assert_eq!((st, kind(&v)), (409, "RbacPolicyInUse"), "{v}");
     // Detached, they go.
     let (st, v) = c
-        .call(OWNER, "PUT", &format!("/v2.0/ports/{port}"),
-            Some(json!({"port": {"qos_policy_id": null}})))
+        .call(
+            OWNER,
+            "PUT",
+            &format!("/v2.0/ports/{port}"),
+            Some(json!({"port": {"qos_policy_id": null}})),
+        )
         .await;
-    assert_eq!((st, &v["port"]["qos_policy_id"]), (200, &Value::Null), "{v}");
-    let (st, _) = c.call(ADMIN, "DELETE", &format!("/v2.0/qos/policies/{shared}"), None).await;
+    assert_eq!(
+        (st, &v["port"]["qos_policy_id"]),
+        (200, &Value::Null),
+        "{v}"
+    );
+    let (st, _) = c
+        .call(
+            ADMIN,
+            "DELETE",
+            &format!("/v2.0/qos/policies/{shared}"),
+            None,
+        )
+        .await;
     assert_eq!(st, 204);
     let (st, _) = c
-        .call(OWNER, "PUT", &format!("/v2.0/networks/{net}"),
-            Some(json!({"network": {"qos_policy_id": null}})))
+        .call(
+            OWNER,
+            "PUT",
+            &format!("/v2.0/networks/{net}"),
+            Some(json!({"network": {"qos_policy_id": null}})),
+        )
         .await;
     assert_eq!(st, 200);
-    let (st, _) = c.call(ADMIN, "DELETE", &format!("/v2.0/qos/policies/{default}"), None).await;
+    let (st, _) = c
+        .call(
+            ADMIN,
+            "DELETE",
+            &format!("/v2.0/qos/policies/{default}"),
+            None,
+        )
+        .await;
     assert_eq!(st, 204);
     // The default is free again.
     policy(&c, json!({"project_id": "p1", "is_default": true})).await;

@@ -79,7 +79,7 @@ impl MeterConfig {
 
     pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self> {
         let len = usize::from(r.peek_u16()?);
-        if len < 8 || (len - 8) % usize::from(BAND_LEN) != 0 {
+        if len < 8 || !(len - 8).is_multiple_of(usize::from(BAND_LEN)) {
             return Err(Error::BadLength("meter config"));
         }
         let mut b = Reader::new(r.take(len)?, "meter config");
@@ -151,7 +151,7 @@ impl MeterStats {
             Some(&[a, b]) => usize::from(u16::from_be_bytes([a, b])),
             _ => return Err(Error::BadLength("meter stats")),
         };
-        if len < STATS_HEADER || (len - STATS_HEADER) % 16 != 0 {
+        if len < STATS_HEADER || !(len - STATS_HEADER).is_multiple_of(16) {
             return Err(Error::BadLength("meter stats"));
         }
         let mut b = Reader::new(r.take(len)?, "meter stats");

@@ -5,8 +5,8 @@ use crate::action::port;
 use crate::buf::{Reader, patch_u16, put_u8, put_u16, put_u32, put_u64, put_zeros};
 use crate::error::{Error, Result};
 use crate::flow::{GroupDesc, OFPG_ANY, OFPTT_ALL};
-use crate::meter::{MeterConfig, MeterStats};
 use crate::instruction::{Instruction, decode_instructions, encode_instructions};
+use crate::meter::{MeterConfig, MeterStats};
 use crate::oxm::Match;
 use crate::switch::Port;
 
@@ -401,7 +401,9 @@ impl MultipartReply {
                 }
                 MultipartReply::PortDesc(v)
             }
-            mp_type::METER => MultipartReply::MeterStats(crate::meter::decode_stats(r.take_rest())?),
+            mp_type::METER => {
+                MultipartReply::MeterStats(crate::meter::decode_stats(r.take_rest())?)
+            }
             mp_type::METER_CONFIG => {
                 MultipartReply::MeterConfig(crate::meter::decode_configs(r.take_rest())?)
             }

@@ -982,11 +982,23 @@ fn meter_configs_and_stats_read_back_and_modify_in_place() {
     let c = configs(&mut conn);
     assert_eq!(c.len(), 1, "{c:?}");
     assert_eq!((c[0].meter_id, c[0].flags), (7, flags), "{c:?}");
-    assert_eq!(c[0].bands, vec![MeterBand::Drop { rate: 10_000, burst: 2_000 }]);
+    assert_eq!(
+        c[0].bands,
+        vec![MeterBand::Drop {
+            rate: 10_000,
+            burst: 2_000
+        }]
+    );
     // A modify keeps the meter (and the flow that uses it): what a rule change does.
     conn.send_ok(&meter(MeterModCommand::Modify, 20_000));
     let c = configs(&mut conn);
-    assert_eq!(c[0].bands, vec![MeterBand::Drop { rate: 20_000, burst: 4_000 }]);
+    assert_eq!(
+        c[0].bands,
+        vec![MeterBand::Drop {
+            rate: 20_000,
+            burst: 4_000
+        }]
+    );
     match read(&mut conn, MultipartRequest::MeterStats(7)) {
         MultipartReply::MeterStats(v) => {
             assert_eq!(v.len(), 1, "{v:?}");

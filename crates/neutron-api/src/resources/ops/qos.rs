@@ -22,7 +22,10 @@ pub fn default_claim(project: &str) -> String {
 
 /// Whether `ctx` may use (and see) policy `p`: admin, its owner, or shared with it.
 pub fn accessible(ctx: &Context, grants: &Grants, p: &QosPolicy) -> bool {
-    ctx.is_admin || p.meta.project_id == ctx.project_id || p.shared || grants.has(&p.meta.id, SHARED)
+    ctx.is_admin
+        || p.meta.project_id == ctx.project_id
+        || p.shared
+        || grants.has(&p.meta.id, SHARED)
 }
 
 /// `qos_policy_id` in a POST or PUT: `Some(None)` for null (or empty), else a UUID.
@@ -34,7 +37,10 @@ pub fn parse_id(attrs: &mut Attrs) -> ApiResult<Option<Option<String>>> {
         return Ok(Some(None));
     }
     if !model::is_uuid(&v) {
-        return Err(bad_attr("qos_policy_id", format!("'{v}' is not a valid UUID")));
+        return Err(bad_attr(
+            "qos_policy_id",
+            format!("'{v}' is not a valid UUID"),
+        ));
     }
     Ok(Some(Some(v)))
 }
@@ -120,7 +126,10 @@ pub async fn for_new_network(
 /// `QosPolicyInUse`.
 pub async fn user(api: &Api, id: &str) -> ApiResult<Option<(&'static str, String)>> {
     let nets = api.db.all::<Network>().await?;
-    if let Some((n, _)) = nets.iter().find(|(n, _)| n.qos_policy_id.as_deref() == Some(id)) {
+    if let Some((n, _)) = nets
+        .iter()
+        .find(|(n, _)| n.qos_policy_id.as_deref() == Some(id))
+    {
         return Ok(Some(("network", n.meta.id.clone())));
     }
     let ports = api.db.all::<Port>().await?;

@@ -2,10 +2,10 @@
 //! `*` RBAC policy (`ops::rbac`), one `is_default` per project (a claim), and refused
 //! deletes while a network or port uses them.
 
+use super::super::Resource;
 use super::super::lifecycle::Lifecycle;
 use super::super::ops::qos::{QOS_POLICY, accessible, default_claim, user};
 use super::super::ops::{Plan, rbac as ops_rbac};
-use super::super::Resource;
 use super::rules::render_in_policy;
 use crate::Api;
 use crate::body::Attrs;
@@ -24,7 +24,10 @@ impl Resource for QosPolicy {
 
     fn render_own(&self, m: &mut Map<String, Value>) {
         m.insert("shared".into(), json!(self.shared));
-        let rules = self.rules.iter().map(|r| render_in_policy(&self.meta.id, r));
+        let rules = self
+            .rules
+            .iter()
+            .map(|r| render_in_policy(&self.meta.id, r));
         m.insert("rules".into(), Value::Array(rules.collect()));
         m.insert("is_default".into(), json!(self.is_default));
     }

@@ -69,10 +69,7 @@ impl RuleType {
 
     /// The type of an alias collection (`alias-bandwidth-limit-rules`) or 404.
     fn from_alias(coll: &str) -> ApiResult<RuleType> {
-        let name = coll
-            .strip_prefix("alias-")
-            .unwrap_or("")
-            .replace('-', "_");
+        let name = coll.strip_prefix("alias-").unwrap_or("").replace('-', "_");
         Self::from_collection(&name)
     }
 
@@ -130,7 +127,10 @@ fn rate(attrs: &mut Attrs, key: &str) -> ApiResult<Option<u32>> {
             }
             .ok_or_else(|| bad_attr(key, format!("'{v}' is not an integer")))?;
             if n < 0 {
-                return Err(bad_attr(key, format!("'{n}' is too small - must be at least '0'")));
+                return Err(bad_attr(
+                    key,
+                    format!("'{n}' is too small - must be at least '0'"),
+                ));
             }
             if n > i64::from(MAX_RATE) {
                 return Err(bad_attr(
@@ -171,7 +171,12 @@ fn dscp(attrs: &mut Attrs) -> ApiResult<Option<u8>> {
 }
 
 /// Reads a POST (no `old`) or PUT (over `old`) body of a rule of type `t`.
-fn parse(t: RuleType, body: Value, method: &'static str, old: Option<&QosRuleKind>) -> ApiResult<QosRuleKind> {
+fn parse(
+    t: RuleType,
+    body: Value,
+    method: &'static str,
+    old: Option<&QosRuleKind>,
+) -> ApiResult<QosRuleKind> {
     let key = t.resource();
     let mut attrs = Attrs::from_body(body, &key, method)?;
     attrs.forbid(&["id"])?;
@@ -288,7 +293,13 @@ async fn policy_for(
 ) -> ApiResult<(QosPolicy, Revision)> {
     let (p, rev) = visible::<QosPolicy>(api, ctx, id).await?;
     let target = Target::project(&p.meta.project_id);
-    policy::enforce(ctx, &format!("{prefix}_{}", t.resource()), action, &target, &[])?;
+    policy::enforce(
+        ctx,
+        &format!("{prefix}_{}", t.resource()),
+        action,
+        &target,
+        &[],
+    )?;
     Ok((p, rev))
 }
 
@@ -346,7 +357,13 @@ pub async fn create(
     let t = RuleType::from_collection(&coll)?;
     let kind = parse(t, body, "POST", None)?;
     let resource = format!("policy_{}", t.resource());
-    policy::enforce(&ctx, &resource, "create", &Target::project(&ctx.project_id), &[])?;
+    policy::enforce(
+        &ctx,
+        &resource,
+        "create",
+        &Target::project(&ctx.project_id),
+        &[],
+    )?;
     let rule = QosRule {
         id: model::new_id(),
         kind,
@@ -362,7 +379,10 @@ pub async fn create(
     })
     .await?;
     tracing::info!(id = %rule.id, policy = %policy_id, "QoS rule created ({:?})", rule.kind);
-    Ok((StatusCode::CREATED, one(t, &t.resource(), &rule, q.as_deref())?))
+    Ok((
+        StatusCode::CREATED,
+        one(t, &t.resource(), &rule, q.as_deref())?,
+    ))
 }
 
 /// Changes rule `rule` of type `t` in policy `policy_id` (found by the rule alone when
@@ -430,7 +450,16 @@ pub async fn update(
     JsonBody(body): JsonBody,
 ) -> ApiResult<Json<Value>> {
     let t = RuleType::from_collection(&coll)?;
-    let r = write(&api, &ctx, Some(&policy_id), t, &rule, Some(&body), "policy").await?;
+    let r = write(
+        &api,
+        &ctx,
+        Some(&policy_id),
+        t,
+        &rule,
+        Some(&body),
+        "policy",
+    )
+    .await?;
     let r = r.ok_or_else(|| rule_not_found(&rule, &policy_id))?;
     tracing::info!(id = %rule, policy = %policy_id, "QoS rule updated ({:?})", r.kind);
     one(t, &t.resource(), &r, q.as_deref())
@@ -459,7 +488,12 @@ pub async fn alias_show(
     let pid = holder(&api, t, &rule).await?;
     let (p, _) = policy_for(&api, &ctx, &pid, t, "get", "alias").await?;
     let pos = position(&p, t, &rule)?;
-    one(t, &format!("alias_{}", t.resource()), &p.rules[pos], q.as_deref())
+    one(
+        t,
+        &format!("alias_{}", t.resource()),
+        &p.rules[pos],
+        q.as_deref(),
+    )
 }
 
 /// `PUT /v2.0/qos/alias-<type>-rules/{rule}`: the body is keyed `alias_<type>_rule`.
