@@ -364,3 +364,50 @@ async fn networks_and_ports_take_policies() {
     // The default is free again.
     policy(&c, json!({"project_id": "p1", "is_default": true})).await;
 }
+
+#[tokio::test]
+async fn policies_page_by_marker_to_the_end() {
+    let c = Cloud::new();
+    for n in ["a", "b", "c"] {
+        policy(&c, json!({"name": n, "description": "page"})).await;
+    }
+    let mut uri =
+        "/v2.0/qos/policies?limit=1&sort_key=name&sort_dir=asc&description=page".to_string();
+    let mut names = Vec::new();
+    for _ in 0..5 {
+        let (st, v) = c.call(ADMIN, "GET", &uri, None).await;
+        assert_eq!(st, 200, "{uri}: {v}");
+        names.extend(
+            (v["policies"].as_array().expect("policies").iter())
+                .map(|p| p["name"].as_str().expect("name").to_string()),
+        );
+        let next = (v["policies_links"].as_array().into_iter().flatten())
+            .find(|l| l["rel"] == "next")
+            .map(|l| l["href"].as_str().expect("href").to_string());
+        let Some(next) = next else { break };
+        uri = next.split_once("/v2.0").expect("path").1.replace("", "");
+        uri = format!("/v2.0{uri}");
+    }
+    assert_eq!(names, ["a", "b", "c"]);
+}
+
+/// A marker the caller cannot see still places the page (Neutron's pagination of
+/// another project's object): the member following the admin's last `next` link gets
+/// an empty page, and a `previous` link.
+#[tokio::test]
+async fn an_invisible_marker_pages_from_where_it_stands() {
+    let c = Cloud::new();
+    let a = policy(&c, json!({"name": "a"})).await;
+    let uri = format!("/v2.0/qos/policies?limit=1&sort_key=name&sort_dir=asc&marker={a}");
+    let (st, v) = c.call(OWNER, "GET", &uri, None).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["policies"], json!([]));
+    let rels: Vec<&str> = (v["policies_links"].as_array().into_iter().flatten())
+        .filter_map(|l| l["rel"].as_str())
+        .collect();
+    assert_eq!(rels, ["previous"], "{v}");
+    // A marker that does not exist stays a 400.
+    let uri = "/v2.0/qos/policies?limit=1&marker=5a3c1b0e-0000-4000-8000-000000000000";
+    let (st, _) = c.call(OWNER, "GET", uri, None).await;
+    assert_eq!(st, 400);
+}

@@ -200,14 +200,20 @@ pub async fn list<T: Resource>(
     query.hidden = T::FILTER_ONLY.to_vec();
     query.path = T::PATH;
     T::before_list(&api, &ctx, &query).await?;
-    let all = api
+    let all: Vec<T> = api
         .db
         .all::<T>()
         .await?
         .into_iter()
         .map(|(o, _)| o)
         .collect();
+    let marker_obj =
+        (query.marker.as_ref()).and_then(|m| all.iter().find(|o| o.meta().id == *m).cloned());
     let seen = T::readable(&api, &ctx, all).await?;
+    if let Some(m) = marker_obj.filter(|m| !seen.iter().any(|o| o.meta().id == m.meta().id)) {
+        let mut item = T::render_all(&api, std::slice::from_ref(&m)).await?;
+        query.hidden_marker = item.pop();
+    }
     let mut items = T::render_all(&api, &seen).await?;
     for item in &mut items {
         policy::hide(&ctx, T::RESOURCE, item);

@@ -178,19 +178,22 @@ pub async fn sync_shared(
 }
 
 /// The policies of the networks of `ports` (`qos_network_policy_id`): one read per
-/// network of the listing.
+/// network of a short listing, one read of every network for a long one.
 pub async fn network_policies(
     api: &Api,
     ports: &[Port],
 ) -> ApiResult<std::collections::HashMap<String, String>> {
     let nets: std::collections::BTreeSet<&str> =
         ports.iter().map(|p| p.network_id.as_str()).collect();
+    let policy = |n: Network| n.qos_policy_id.map(|q| (n.meta.id, q));
+    if nets.len() > 16 {
+        let all = api.db.all::<Network>().await?;
+        return Ok(all.into_iter().filter_map(|(n, _)| policy(n)).collect());
+    }
     let mut out = std::collections::HashMap::new();
     for id in nets {
-        if let Some((n, _)) = api.db.get::<Network>(id).await?
-            && let Some(q) = n.qos_policy_id
-        {
-            out.insert(id.to_string(), q);
+        if let Some((n, _)) = api.db.get::<Network>(id).await? {
+            out.extend(policy(n));
         }
     }
     Ok(out)
