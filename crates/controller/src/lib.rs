@@ -7,6 +7,7 @@ pub mod apps;
 pub mod dns_forward;
 pub mod engine;
 pub mod heartbeat;
+pub mod metadata_http;
 pub mod metrics;
 pub mod nb;
 pub mod pipeline;

@@ -305,6 +305,8 @@ async fn bind_in_store(
     for (id, status) in ports {
         match store.get("port", id).await {
             Ok(Some(r)) => match serde_json::from_slice::<Port>(&r.value) {
+                // Old news (unbound or moved since): nothing to write.
+                Ok(p) if !p.report_applies(host, *status) => out.push(Ok(())),
                 Ok(mut p) => {
                     events.extend(p.bind(host, *status));
                     match serde_json::to_vec(&p) {
@@ -358,6 +360,9 @@ async fn bind_one(
             return Err(format!("port {id} is gone"));
         };
         let mut p: Port = serde_json::from_slice(&r.value).map_err(|e| e.to_string())?;
+        if !p.report_applies(host, status) {
+            return Ok(());
+        }
         let event = p.bind(host, status);
         let value = serde_json::to_vec(&p).map_err(|e| e.to_string())?;
         let op =

@@ -30,6 +30,7 @@ pub mod table {
     pub const ND: u8 = 45;
     pub const RA: u8 = 46;
     pub const ND_REPLY: u8 = 47;
+    pub const REPLY: u8 = 48;
     pub const INGRESS_NAT: u8 = 50;
     pub const INGRESS_SNAT: u8 = 51;
     pub const L2: u8 = 55;
@@ -49,13 +50,18 @@ pub mod table {
 
 use table::*;
 
+/// Tables reached by `resubmit` rather than `goto` (from, to): a resubmit runs the other
+/// table's actions and comes back, which a learned flow (it can only load and output)
+/// needs to be followed by a `goto`.
+pub const RESUBMITS: &[(u8, u8)] = &[(METADATA, METADATA_REPLY)];
+
 /// Every table, in order.
 pub const TABLES: &[Table] = &[
     Table {
         id: CLASSIFY,
         name: "classify",
         role: "VM port: reg6 = port key, metadata = network key; tunnel: network by tun_id",
-        next: &[PORT_SECURITY, FROM_TUNNEL, INGRESS_NAT],
+        next: &[PORT_SECURITY, METADATA, FROM_TUNNEL, INGRESS_NAT],
     },
     Table {
         id: PORT_SECURITY,
@@ -85,7 +91,7 @@ pub const TABLES: &[Table] = &[
         id: ARP,
         name: "arp",
         role: "ARP responder for router interfaces and every known port IP",
-        next: &[L2],
+        next: &[REPLY, L2],
     },
     Table {
         id: DHCP,
@@ -108,14 +114,14 @@ pub const TABLES: &[Table] = &[
     Table {
         id: METADATA,
         name: "metadata",
-        role: "metadata service requests",
-        next: &[METADATA_REPLY, L2],
+        role: "metadata service: a VM port's requests rewritten to the server (learning the way back), the server's replies through the learned flows to ingress",
+        next: &[L2, INGRESS_CT],
     },
     Table {
         id: METADATA_REPLY,
         name: "metadata_reply",
-        role: "metadata service replies",
-        next: &[L2],
+        role: "metadata service replies: the flows learned in 35 (VM address, MAC, port and network restored), reached by resubmit",
+        next: &[],
     },
     Table {
         id: ND,
@@ -133,13 +139,19 @@ pub const TABLES: &[Table] = &[
         id: ND_REPLY,
         name: "nd_reply",
         role: "neighbour advertisements made in nd: the target link-layer address, back out of the asking port",
+        next: &[REPLY],
+    },
+    Table {
+        id: REPLY,
+        name: "reply",
+        role: "answers made in the switch (ARP, ND) back out of the asking port, tagged again for a trunk subport",
         next: &[],
     },
     Table {
         id: INGRESS_NAT,
         name: "ingress_nat",
         role: "from a provider network: floating IP DNAT and SNAT return (ct nat, recirculating to ingress_snat), ARP for local floating IP and SNAT addresses; the rest to the local ports",
-        next: &[INGRESS_SNAT, L2, FROM_TUNNEL],
+        next: &[INGRESS_SNAT, L2, L3, FROM_TUNNEL],
     },
     Table {
         id: INGRESS_SNAT,
@@ -269,10 +281,11 @@ pub enum App {
     Dhcpv6 = 13,
     Ra = 14,
     Dns = 15,
+    Trunk = 16,
 }
 
 impl App {
-    pub const ALL: [App; 15] = [
+    pub const ALL: [App; 16] = [
         App::Classifier,
         App::PortSecurity,
         App::L2,
@@ -288,6 +301,7 @@ impl App {
         App::Dhcpv6,
         App::Ra,
         App::Dns,
+        App::Trunk,
     ];
 }
 
@@ -343,7 +357,14 @@ mod tests {
         let mut seen = vec![CLASSIFY];
         let mut i = 0;
         while i < seen.len() {
-            for n in table(seen[i]).map(|t| t.next).unwrap_or_default() {
+            let from = seen[i];
+            let resubmits = RESUBMITS.iter().filter(|(f, _)| *f == from);
+            for n in table(from)
+                .map(|t| t.next)
+                .unwrap_or_default()
+                .iter()
+                .chain(resubmits.map(|(_, t)| t))
+            {
                 if !seen.contains(n) {
                     seen.push(*n);
                 }

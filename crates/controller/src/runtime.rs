@@ -53,6 +53,8 @@ pub struct Config {
     pub agent_down_time: Duration,
     /// The availability zone this host is in (its agent reports it).
     pub availability_zone: String,
+    /// The metadata service (None: off): its address range and the server's settings.
+    pub metadata: Option<(ipnet::Ipv4Net, crate::apps::metadata::serve::Config)>,
 }
 
 /// Parses `physnet:bridge[,physnet:bridge]`.
@@ -138,6 +140,24 @@ pub async fn run(cfg: Config, metrics: std::sync::Arc<Metrics>) -> Result<(), St
             .await
             .map_err(|e| format!("patch port {ex} on {bridge}: {e}"))?;
     }
+    // The metadata service: br-int's internal port and the listener behind it. A host
+    // where it cannot be set up still switches and routes (logged).
+    let (md_tx, mut md_rx) = tokio::sync::mpsc::channel::<crate::metadata_http::Question>(1024);
+    let mut md_server = None;
+    if let Some((range, server_cfg)) = &cfg.metadata {
+        let setup = crate::metadata_http::Setup {
+            range: *range,
+            netns: crate::metadata_http::vswitchd_netns(&cfg.openflow),
+        };
+        match crate::metadata_http::start(&ovs, &setup).await {
+            Ok(listener) => {
+                tokio::spawn(crate::metadata_http::serve(listener, md_tx.clone()));
+                md_server = Some(apps::metadata::serve::Server::new(server_cfg.clone()));
+            }
+            Err(e) => tracing::warn!(error = %e, "no metadata service on this host"),
+        }
+    }
+    drop(md_tx);
     let mut ifaces = ovs.watch_interfaces();
     let session = connect_switch(&cfg.openflow).await?;
     let tables = engine::followed_tables();
@@ -149,6 +169,10 @@ pub async fn run(cfg: Config, metrics: std::sync::Arc<Metrics>) -> Result<(), St
             icmp_rate: cfg.icmp_rate,
             dhcp: cfg.dhcp.clone(),
             dns: cfg.dns.clone(),
+            metadata_range: cfg
+                .metadata
+                .as_ref()
+                .map_or(apps::metadata::DEFAULT_RANGE, |m| m.0),
         },
     );
     // The heartbeat has a task of its own; it is told what to report after every batch.
@@ -223,12 +247,21 @@ pub async fn run(cfg: Config, metrics: std::sync::Arc<Metrics>) -> Result<(), St
                     Some(p) => Got::Relay(p),
                     None => Got::Nothing,
                 },
+                q = md_rx.recv(), if md_server.is_some() => match q {
+                    Some(q) => Got::Metadata(q),
+                    None => Got::Nothing,
+                },
                 _ = tick.tick(), if wait => Got::Event(Event::Tick),
                 _ = std::future::ready(()), if !wait => break,
             };
             match got {
                 Got::Event(ev) => batch.push(ev),
                 Got::Nothing => {}
+                Got::Metadata(q) => {
+                    if let Some(server) = md_server.as_mut() {
+                        crate::metadata_http::answer(server, &core, q);
+                    }
+                }
                 Got::Relay(p) => {
                     if let Err(e) = io.session.packet_out(p).await {
                         tracing::warn!(error = %e, "DNS answer not sent");
@@ -295,6 +328,8 @@ enum Got {
     Nothing,
     /// An upstream resolver's answer for a VM, as a packet-out.
     Relay(openflow::packet::PacketOut),
+    /// A metadata request, answered from the view between batches.
+    Metadata(crate::metadata_http::Question),
     StoreAway(nbdb::StoreError),
     SwitchLost(crate::switch::SwitchError),
 }

@@ -4,7 +4,7 @@
 
 use model::{
     AddressGroup, Chassis, FloatingIp, NbObject, Network, Port, Router, SecurityGroup,
-    SecurityGroupRule, Subnet, Table,
+    SecurityGroupRule, Subnet, Table, Trunk,
 };
 use nbdb::{Change, Record, Revision, Snapshot};
 use std::collections::{BTreeMap, BTreeSet};
@@ -34,6 +34,10 @@ pub struct View {
     pub rules: Objects<SecurityGroupRule>,
     pub address_groups: Objects<AddressGroup>,
     pub chassis_by_name: Objects<Chassis>,
+    /// Trunks of the followed networks' parent ports.
+    pub trunks: Objects<Trunk>,
+    /// The trunk of each port in one (parent or subport).
+    trunk_by_port: BTreeMap<String, String>,
     /// Ports of each network.
     ports_by_network: BTreeMap<String, BTreeSet<String>>,
     /// Ports holding each security group.
@@ -96,6 +100,7 @@ impl View {
         // The groups of changed rules, before and after, and the groups whose members
         // changed (as `apply` reports them).
         let mut groups = BTreeSet::new();
+        let mut trunk_ports = BTreeSet::new();
         fresh.membership = std::mem::take(&mut self.membership);
         for t in &touched {
             match t.table {
@@ -104,6 +109,10 @@ impl View {
                     groups.extend(fresh.rule_groups(&t.id));
                 }
                 Table::AddressGroup => groups.extend(fresh.groups_naming_address_group(&t.id)),
+                Table::Trunk => {
+                    trunk_ports.extend(self.trunk_ports(&t.id));
+                    trunk_ports.extend(fresh.trunk_ports(&t.id));
+                }
                 Table::Port => fresh.membership.extend(membership_changes(
                     self.ports.get(&t.id),
                     fresh.ports.get(&t.id),
@@ -113,6 +122,10 @@ impl View {
         }
         touched.extend(groups.into_iter().map(|id| Touched {
             table: Table::SecurityGroup,
+            id,
+        }));
+        touched.extend(trunk_ports.into_iter().map(|id| Touched {
+            table: Table::Port,
             id,
         }));
         *self = fresh;
@@ -176,6 +189,7 @@ impl View {
             .then(|| self.ports.get(id).cloned())
             .flatten();
         let rule_groups_before = self.rule_groups(id);
+        let trunk_ports_before = self.trunk_ports(id);
         if !self.set(name, id, value) {
             return Vec::new();
         }
@@ -206,6 +220,17 @@ impl View {
                     id,
                 }));
             }
+            // Its parent's and subports' flows (and which subports are wired) follow it.
+            Table::Trunk => {
+                let ports: BTreeSet<String> = trunk_ports_before
+                    .into_iter()
+                    .chain(self.trunk_ports(id))
+                    .collect();
+                out.extend(ports.into_iter().map(|id| Touched {
+                    table: Table::Port,
+                    id,
+                }));
+            }
             // Its addresses are matched in the rules that name it: their groups change.
             Table::AddressGroup => {
                 out.extend(
@@ -220,6 +245,23 @@ impl View {
             _ => {}
         }
         out
+    }
+
+    /// The ports of trunk `id` (parent first), if the view holds it.
+    fn trunk_ports(&self, id: &str) -> Vec<String> {
+        self.trunks
+            .get(id)
+            .map(|t| {
+                std::iter::once(t.port_id.clone())
+                    .chain(t.sub_ports.iter().map(|s| s.port_id.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The trunk port `id` is in (as its parent or a subport).
+    pub fn trunk_of(&self, id: &str) -> Option<&Trunk> {
+        self.trunks.get(self.trunk_by_port.get(id)?)
     }
 
     /// The groups with a rule whose remote end is address group `ag`.
@@ -301,6 +343,18 @@ impl View {
             }
             Some(Table::Chassis) => set(&mut self.chassis_by_name, table, id, value),
             Some(Table::AddressGroup) => set(&mut self.address_groups, table, id, value),
+            Some(Table::Trunk) => {
+                for p in self.trunk_ports(id) {
+                    if self.trunk_by_port.get(&p).is_some_and(|t| t == id) {
+                        self.trunk_by_port.remove(&p);
+                    }
+                }
+                let changed = set(&mut self.trunks, table, id, value);
+                for p in self.trunk_ports(id) {
+                    self.trunk_by_port.insert(p, id.to_string());
+                }
+                changed
+            }
             Some(
                 Table::Claim
                 | Table::RbacPolicy
@@ -366,6 +420,7 @@ impl View {
             &other.chassis_by_name,
             &mut out,
         );
+        diff(Table::Trunk, &self.trunks, &other.trunks, &mut out);
         out
     }
 
@@ -412,6 +467,10 @@ impl View {
         let mut networks: BTreeSet<&str> = BTreeSet::new();
         for p in self.local_ports() {
             networks.insert(&p.network_id);
+            // A trunk's parent here brings its subports' networks: they are wired here.
+            if let Some(t) = self.trunk_of(&p.meta.id).filter(|t| t.port_id == p.meta.id) {
+                networks.extend(t.sub_ports.iter().map(|s| s.network_id.as_str()));
+            }
             for g in &p.security_groups {
                 if let Some(sg) = self.security_groups.get(g) {
                     topics.insert(sg.topic().to_string());

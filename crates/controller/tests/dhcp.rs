@@ -204,9 +204,12 @@ fn discover_gets_an_offer_with_the_neutron_configuration_and_request_an_ack() {
         d.classless_routes,
         [
             dhcpv4::ClasslessRoute::new(Ipv4Addr::new(192, 168, 0, 0), 16, ip(254)),
+            // No router on the subnet (isolated, in Neutron's words): the metadata
+            // address through the DHCP port, as Neutron's DHCP agent routes it.
+            dhcpv4::ClasslessRoute::new(Ipv4Addr::new(169, 254, 169, 254), 32, ip(2)),
             dhcpv4::ClasslessRoute::new(Ipv4Addr::UNSPECIFIED, 0, ip(1)),
         ],
-        "host routes plus the default route"
+        "host routes, the metadata route, the default route"
     );
 
     let (_, ack) = ask(&mut sim, 1, &select(5, ip(5)));
@@ -260,9 +263,14 @@ fn the_subnet_dns_servers_win_and_extra_dhcp_opts_override() {
         d.router.is_empty(),
         "an empty router option removes the gateway"
     );
-    assert!(
-        d.classless_routes.is_empty(),
-        "no host routes: no option 121"
+    assert_eq!(
+        d.classless_routes,
+        [dhcpv4::ClasslessRoute::new(
+            Ipv4Addr::new(169, 254, 169, 254),
+            32,
+            ip(2)
+        )],
+        "no host routes: the metadata route alone (no default: the router option took it)"
     );
     assert!(
         d.other_options.contains(&(67, b"pxelinux.0".to_vec())),

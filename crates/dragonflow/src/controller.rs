@@ -78,6 +78,25 @@ pub struct Args {
     /// Serve Prometheus metrics on `http://ADDR/metrics` (off by default).
     #[arg(long)]
     metrics_listen: Option<std::net::SocketAddr>,
+    /// Do not serve the metadata service (169.254.169.254) on this host.
+    #[arg(long)]
+    no_metadata: bool,
+    /// The metadata server's address (the range's first) and the addresses standing for
+    /// VM ports (the server's plus the port key) on br-int's internal port `df-metadata`:
+    /// a block this host uses for nothing else, large enough for the cloud's port keys.
+    #[arg(long, default_value = "198.18.0.0/15")]
+    metadata_range: ipnet::Ipv4Net,
+    /// Metadata requests a VM may make per second (and in a burst); past it, 429.
+    #[arg(long, default_value_t = 20)]
+    metadata_rate_limit: u32,
+    /// Nova's metadata API (`http://HOST:8775`): requests are passed on to it, signed, as
+    /// Neutron's metadata agent does. Without it, answers come from the ports.
+    #[arg(long)]
+    nova_metadata_url: Option<String>,
+    /// The file holding Nova's `metadata_proxy_shared_secret` (needed with
+    /// --nova-metadata-url).
+    #[arg(long)]
+    metadata_proxy_shared_secret_file: Option<std::path::PathBuf>,
 }
 
 /// The controller's configuration and where its metrics are served.
@@ -108,6 +127,11 @@ pub fn config(args: Args) -> Result<Setup, String> {
         agent_down_time,
         availability_zone,
         metrics_listen,
+        no_metadata,
+        metadata_range,
+        metadata_rate_limit,
+        nova_metadata_url,
+        metadata_proxy_shared_secret_file,
     } = args;
     if report_interval == 0 || agent_down_time == 0 {
         return Err("--report-interval and --agent-down-time must be at least 1".into());
@@ -142,6 +166,37 @@ pub fn config(args: Args) -> Result<Setup, String> {
     };
     let bridge_mappings = ::controller::runtime::parse_bridge_mappings(&bridge_mappings)
         .map_err(|e| format!("--bridge-mappings: {e}"))?;
+    let nova = match (nova_metadata_url, metadata_proxy_shared_secret_file) {
+        (None, None) => None,
+        (Some(url), Some(file)) => {
+            let secret = std::fs::read(&file)
+                .map_err(|e| format!("--metadata-proxy-shared-secret-file: {e}"))?;
+            let secret = String::from_utf8_lossy(&secret).trim().as_bytes().to_vec();
+            if !url.starts_with("http://") && !url.starts_with("https://") {
+                return Err("--nova-metadata-url takes http://HOST:PORT".into());
+            }
+            Some(::controller::apps::metadata::serve::Nova { url, secret })
+        }
+        _ => {
+            return Err(
+                "--nova-metadata-url and --metadata-proxy-shared-secret-file go together".into(),
+            );
+        }
+    };
+    if metadata_range.prefix_len() > 30 {
+        return Err("--metadata-range needs room for the server and ports (/30 at most)".into());
+    }
+    let metadata = (!no_metadata).then(|| {
+        (
+            metadata_range,
+            ::controller::apps::metadata::serve::Config {
+                rate: metadata_rate_limit,
+                domain: domain.clone(),
+                availability_zone: availability_zone.clone(),
+                nova,
+            },
+        )
+    });
     let cfg = ::controller::runtime::Config {
         chassis,
         nb,
@@ -159,6 +214,7 @@ pub fn config(args: Args) -> Result<Setup, String> {
             dns_servers: dns,
             lease_seconds: dhcp_lease_seconds,
             domain: domain.clone(),
+            metadata_route: !no_metadata,
         },
         dns: ::controller::apps::dns::responder::Config {
             domain,
@@ -170,6 +226,7 @@ pub fn config(args: Args) -> Result<Setup, String> {
         report_interval: std::time::Duration::from_secs(report_interval),
         agent_down_time: std::time::Duration::from_secs(agent_down_time),
         availability_zone,
+        metadata,
     };
     Ok((cfg, metrics_listen))
 }

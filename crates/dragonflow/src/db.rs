@@ -227,6 +227,27 @@ impl Source {
 }
 
 /// A GET of the server's NB listener with `token`; a refusal says what to do.
+/// Every object of the store, as records (what `dragonflow trace` compiles from).
+pub fn snapshot(nb: &str, token: Option<&str>) -> Result<nbdb::Snapshot, String> {
+    let (revision, objs) = Source::open(nb, token)?.snapshot()?;
+    let records = objs
+        .into_iter()
+        .map(|o| nbdb::Record {
+            value: serde_json::to_vec(&o.value).unwrap_or_default(),
+            table: o.table,
+            id: o.id,
+            revision: o.revision,
+            topic: o.topic,
+        })
+        .collect();
+    Ok(nbdb::Snapshot { revision, records })
+}
+
+/// Every host controller's applied revision and liveness (from their heartbeats).
+pub fn realized(nb: &str, token: Option<&str>) -> Result<Vec<wait::Host>, String> {
+    Ok(Source::open(nb, token)?.realized()?.hosts)
+}
+
 fn get(url: &str, token: Option<&str>) -> Result<ureq::http::Response<ureq::Body>, String> {
     let mut req = ureq::get(url);
     if let Some(t) = token {

@@ -10,6 +10,7 @@ mod metrics;
 mod nb_token;
 mod sandbox;
 mod server;
+mod trace;
 
 use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
@@ -44,18 +45,34 @@ enum Command {
     Controller(controller::Args),
     /// Inspect the NB store: tables, ls, get, dump, watch.
     Db {
-        /// A server's NB listener (`http://127.0.0.1:9697`) or a store URL (`embedded:PATH`).
-        #[arg(long, default_value = "http://127.0.0.1:9697")]
-        nb: String,
-        /// A file holding an NB token (`dragonflow nb-token --admin` or `--reader`); else
-        /// the environment's DRAGONFLOW_NB_TOKEN.
-        #[arg(long)]
-        nb_token_file: Option<PathBuf>,
-        /// Machine-readable output (one JSON document or JSON line per item).
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        nb: NbArgs,
         #[command(subcommand)]
         command: db::DbCommand,
+    },
+    /// Follows a packet through the pipeline each host compiles, in Neutron terms: every
+    /// flow it hits with the object that owns it, and a one-line verdict.
+    Trace {
+        #[command(flatten)]
+        nb: NbArgs,
+        #[command(flatten)]
+        args: trace::Args,
+    },
+    /// A port as its host realizes it: binding, status, whether the host's controller has
+    /// applied its last change, its flows by app.
+    Port {
+        /// The port's id, name or fixed IP.
+        port: String,
+        #[command(flatten)]
+        nb: NbArgs,
+    },
+    /// The flows each host compiles for one Neutron object (port, network, router, security
+    /// group rule or floating IP, by id or name).
+    Flows {
+        #[arg(long)]
+        owner: String,
+        #[command(flatten)]
+        nb: NbArgs,
     },
     /// A CNI plugin invocation (`CNI_COMMAND` and the rest in the environment, the network
     /// configuration on stdin); installed as `dragonflow-cni`, the binary runs this by itself.
@@ -107,23 +124,48 @@ fn main() -> ExitCode {
             Err(e) => return usage(&e),
         },
         Command::NbToken(args) => nb_token::print(args),
-        Command::Db {
-            nb,
-            nb_token_file,
-            json,
-            command,
-        } => match nb_token::read(nb_token_file.as_deref()) {
-            Ok(token) => db::run(&nb, token.as_deref(), json, command),
-            Err(e) => return usage(&e),
-        },
+        Command::Db { nb, command } => return nb.run(|u, t, j| db::run(u, t, j, command)),
+        Command::Trace { nb, args } => return nb.run(|u, t, j| trace::run(u, t, j, args)),
+        Command::Port { port, nb } => return nb.run(|u, t, j| trace::port(u, t, &port, j)),
+        Command::Flows { owner, nb } => return nb.run(|u, t, j| trace::flows(u, t, &owner, j)),
         Command::Sandbox { command } => sandbox::run(command),
         Command::Cni => return cni::run(),
     };
+    finish(result)
+}
+
+fn finish(result: Result<(), String>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("dragonflow: {e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// How the tools that read the NB store reach it.
+#[derive(clap::Args)]
+struct NbArgs {
+    /// A server's NB listener (`http://127.0.0.1:9697`) or a store URL (`embedded:PATH`).
+    #[arg(long, default_value = "http://127.0.0.1:9697")]
+    nb: String,
+    /// A file holding an NB token (`dragonflow nb-token --admin` or `--reader`); else
+    /// the environment's DRAGONFLOW_NB_TOKEN.
+    #[arg(long)]
+    nb_token_file: Option<PathBuf>,
+    /// Machine-readable output (one JSON document or JSON line per item).
+    #[arg(long)]
+    json: bool,
+}
+
+impl NbArgs {
+    /// Runs `f` with the store's URL, the token and `--json`; an unreadable token file is a
+    /// usage error.
+    fn run(self, f: impl FnOnce(&str, Option<&str>, bool) -> Result<(), String>) -> ExitCode {
+        match nb_token::read(self.nb_token_file.as_deref()) {
+            Ok(token) => finish(f(&self.nb, token.as_deref(), self.json)),
+            Err(e) => usage(&e),
         }
     }
 }

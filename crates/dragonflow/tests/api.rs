@@ -511,10 +511,12 @@ fn projects_if_match_and_discovery() {
         "address-group",
         "dns-integration",
         "dns-domain-ports",
+        "trunk",
+        "trunk-details",
     ] {
         assert!(aliases.contains(&a), "{a} missing from {aliases:?}");
     }
-    for a in ["qos", "trunk", "dvr", "l3-ha", "metering", "segment"] {
+    for a in ["qos", "dvr", "l3-ha", "metering", "segment"] {
         assert!(!aliases.contains(&a), "{a} is not implemented");
     }
     assert_eq!(srv.call("GET", "/v2.0/extensions/router", None).0, 200);

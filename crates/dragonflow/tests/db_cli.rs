@@ -84,3 +84,48 @@ fn db_watch_prints_changes_from_a_revision() {
     let _ = child.wait();
     assert!(found, "the watch saw the later network");
 }
+
+/// The embedded store's backup is its file (and the NB secret beside it), copied while the
+/// server is stopped (docs/operations.md, "Backing up and restoring the store"): copied
+/// back, the server serves what the backup held and nothing made after it, and goes on
+/// from there.
+#[test]
+fn a_stopped_servers_store_file_is_its_backup_and_restores() {
+    let mut srv = Server::start();
+    srv.create("networks", "network", json!({"name": "before-backup"}));
+    srv.stop();
+    let backup = tempfile::tempdir().unwrap();
+    for f in [srv.db_path(), srv.secret_file()] {
+        std::fs::copy(&f, backup.path().join(f.file_name().unwrap())).unwrap();
+    }
+    srv.restart();
+    srv.create("networks", "network", json!({"name": "after-backup"}));
+    let names = |srv: &Server| -> Vec<String> {
+        let (code, body) = srv.call("GET", "/v2.0/networks", None);
+        assert_eq!(code, 200, "{body}");
+        let mut n: Vec<String> = body["networks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["name"].as_str().unwrap().to_string())
+            .collect();
+        n.sort();
+        n
+    };
+    assert_eq!(names(&srv), ["after-backup", "before-backup"]);
+
+    srv.stop();
+    for f in [srv.db_path(), srv.secret_file()] {
+        std::fs::copy(backup.path().join(f.file_name().unwrap()), &f).unwrap();
+    }
+    srv.restart();
+    assert_eq!(names(&srv), ["before-backup"]);
+    let file_rev = db(&srv.nb_url, &["revision"]).unwrap();
+    srv.create("networks", "network", json!({"name": "after-restore"}));
+    assert_eq!(names(&srv), ["after-restore", "before-backup"]);
+    let rev = db(&srv.nb_url, &["revision"]).unwrap();
+    assert!(
+        rev.trim().parse::<u64>().unwrap() > file_rev.trim().parse::<u64>().unwrap(),
+        "{file_rev} then {rev}"
+    );
+}

@@ -1,8 +1,10 @@
 //! IPv6 configured the way a VM does it, end to end on real OVS: the Linux kernel's own
 //! SLAAC forms exactly the address the API shows, `rdisc6` reads the router
 //! advertisement of each of the three modes off the wire (flags, prefix, MTU, RDNSS,
-//! router lifetime), and a VM with port security cannot be a rogue router or DHCPv6
-//! server (tcpdump on the victim), while one with port security off can.
+//! router lifetime) and finds it equal to radvd's configured as Neutron configures it, a
+//! VM with port security cannot be a rogue router or DHCPv6 server (tcpdump on the
+//! victim) while one with port security off can, and MLD reports and queries are flooded
+//! within their network only.
 
 mod common;
 
@@ -120,11 +122,13 @@ fn pings6(vm: &testbed::Vm, ip: &str) -> bool {
 
 /// rdisc6's account of the first RA it gets for its solicitation.
 fn rdisc6(vm: &testbed::Vm) -> String {
+    rdisc6_in(&vm.ns)
+}
+
+/// rdisc6's account of the first RA on `ns`'s eth0.
+fn rdisc6_in(ns: &testbed::Netns) -> String {
     for _ in 0..5 {
-        if let Ok(out) = vm
-            .ns
-            .exec(["rdisc6", "-1", "-r", "3", "-w", "1500", "eth0"])
-        {
+        if let Ok(out) = ns.exec(["rdisc6", "-1", "-r", "3", "-w", "1500", "eth0"]) {
             return out;
         }
     }
@@ -407,5 +411,221 @@ fn slaac_vms_on_two_hosts_reach_each_other_and_no_nd_or_ra_crosses_the_underlay(
             !text.contains(what),
             "a {what} crossed the underlay:\n{text}"
         );
+    }
+}
+
+/// From the VM: joins ff05::1234 (the kernel sends its MLDv2 reports to ff02::16) and sends
+/// three MLDv1 general queries to all nodes from a raw socket.
+fn mld(vm: &testbed::Vm) {
+    let script = r#"
+import socket, struct, time
+idx = socket.if_nametoindex('eth0')
+j = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+j.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP,
+             socket.inet_pton(socket.AF_INET6, 'ff05::1234') + struct.pack('@I', idx))
+q = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+q.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 1)
+query = struct.pack('!BBHHH', 130, 0, 0, 1000, 0) + bytes(16)
+for _ in range(3):
+    q.sendto(query, ('ff02::1', 0, 0, idx))
+    time.sleep(0.3)
+"#;
+    vm.ns.exec(["python3", "-c", script]).expect("mld sender");
+}
+
+/// MLD is flooded within its network as other multicast is (until MLD snooping): a VM's
+/// reports and queries reach the other VMs of its network on both hosts, and no VM of
+/// another network, even on the same hosts.
+#[test]
+fn mld_from_a_vm_reaches_its_network_and_no_other() {
+    if !testbed::require_root("mld_from_a_vm_reaches_its_network_and_no_other") {
+        return;
+    }
+    let t = two_hosts();
+    let (net, _) = advertised(&t, "mld", "fd00:31::/64", None);
+    let (other, _) = advertised(&t, "mld-other", "fd00:32::/64", None);
+    let sg = t.srv.create(
+        "security-groups",
+        "security_group",
+        json!({"name": "icmp6-in"}),
+    );
+    t.srv.create(
+        "security-group-rules",
+        "security_group_rule",
+        json!({"security_group_id": sg["id"], "direction": "ingress", "ethertype": "IPv6",
+               "protocol": "ipv6-icmp", "remote_ip_prefix": "::/0"}),
+    );
+    let port = |n: &Value| {
+        t.srv.create(
+            "ports",
+            "port",
+            json!({"network_id": n["id"], "security_groups": [sg["id"]]}),
+        )
+    };
+    let sender = plug(&t, &port(&net), 0);
+    let near = plug(&t, &port(&net), 0);
+    let far = plug(&t, &port(&net), 1);
+    let apart_near = plug(&t, &port(&other), 0);
+    let apart_far = plug(&t, &port(&other), 1);
+    let from = link_local(&sender);
+    let filter = format!("ip6 and src host {from}");
+    let caps: Vec<Child> = [&near, &far, &apart_near, &apart_far]
+        .iter()
+        .map(|vm| capture(vm, &filter))
+        .collect();
+    mld(&sender);
+    let seen: Vec<String> = caps.into_iter().map(stop).collect();
+    for (name, s) in ["same host", "other host"].iter().zip(&seen[..2]) {
+        assert!(
+            s.contains("multicast listener report v2"),
+            "{name}: no MLD report from {from}:\n{s}\n{}",
+            t.dumps()
+        );
+        assert!(
+            s.contains("multicast listener query"),
+            "{name}: no MLD query from {from}:\n{s}"
+        );
+    }
+    for (name, s) in ["same host", "other host"].iter().zip(&seen[2..]) {
+        assert!(
+            !s.contains(&from),
+            "another network's VM ({name}) heard {from}:\n{s}"
+        );
+    }
+}
+
+/// radvd in a namespace of its own, stopped when dropped.
+struct Radvd(Child);
+
+impl Drop for Radvd {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// What rdisc6 says of an RA, without what names its sender (source address, MAC), in
+/// order (the options' order in the message means nothing).
+fn contents(rdisc6: &str) -> Vec<String> {
+    let mut lines: Vec<String> = rdisc6
+        .lines()
+        .map(str::trim)
+        .filter(|l| {
+            !l.is_empty()
+                && !l.starts_with("Soliciting")
+                && !l.starts_with("Source link-layer address")
+                && !l.starts_with("from ")
+        })
+        .map(str::to_string)
+        .collect();
+    lines.sort();
+    lines
+}
+
+/// radvd as the reference: configured as Neutron's L3 agent configures it for a slaac
+/// subnet (its template: Neutron's intervals, the network's MTU, the subnet's DNS servers
+/// as RDNSS, the prefix on-link and autonomous), it advertises what our controller does,
+/// field for field as rdisc6 reads them (flags, hop limit, router lifetime, reachable and
+/// retransmit times, prefix and its lifetimes, RDNSS and its lifetime, MTU).
+#[test]
+fn our_router_advertisement_reads_as_radvd_configured_by_neutron() {
+    if !testbed::require_root("our_router_advertisement_reads_as_radvd_configured_by_neutron") {
+        return;
+    }
+    let t = two_hosts();
+    let cidr = "fd00:58::/64";
+    let (net, _) = advertised(&t, "reference", cidr, Some("slaac"));
+    // A router with a way out (radvd as Neutron runs it always advertises a lifetime).
+    let ext = t.srv.create(
+        "networks",
+        "network",
+        json!({"name": "ext", "router:external": true,
+               "provider:network_type": "flat", "provider:physical_network": "physnet1"}),
+    );
+    t.srv.create(
+        "subnets",
+        "subnet",
+        json!({"network_id": ext["id"], "ip_version": 4, "cidr": "198.51.100.0/24",
+               "enable_dhcp": false}),
+    );
+    let (_, routers) = t.srv.call("GET", "/v2.0/routers?name=reference", None);
+    let rid = routers["routers"][0]["id"]
+        .as_str()
+        .expect("router")
+        .to_string();
+    let (st, body) = t.srv.call(
+        "PUT",
+        &format!("/v2.0/routers/{rid}"),
+        Some(json!({"router": {"external_gateway_info": {"network_id": ext["id"]}}})),
+    );
+    assert_eq!(st, 200, "{body}");
+    let port = t
+        .srv
+        .create("ports", "port", json!({"network_id": net["id"]}));
+    let vm = plug(&t, &port, 0);
+    let mtu = net["mtu"].as_u64().expect("network MTU");
+
+    // radvd on a wire of its own, from Neutron's template.
+    let router = testbed::Netns::new(&testbed::unique_name("radvd")).expect("radvd ns");
+    let client = testbed::Netns::new(&testbed::unique_name("rdisc")).expect("client ns");
+    testbed::veth("eth0", Some(&router), "eth0", Some(&client)).expect("wire");
+    for ns in [&router, &client] {
+        ns.exec(["ip", "link", "set", "eth0", "up"]).expect("up");
+    }
+    router
+        .exec(["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"])
+        .expect("forwarding");
+    for ns in [&router, &client] {
+        wait_until(
+            "a link-local address past DAD",
+            Duration::from_secs(10),
+            || {
+                ns.exec(["ip", "-6", "addr", "show", "dev", "eth0", "scope", "link"])
+                    .is_ok_and(|s| s.contains("fe80::") && !s.contains("tentative"))
+            },
+        );
+    }
+    let dir = tempfile::tempdir().expect("dir");
+    let conf = dir.path().join("radvd.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "interface eth0\n{{\n   AdvSendAdvert on;\n   MinRtrAdvInterval 30;\n   MaxRtrAdvInterval 100;\n   AdvLinkMTU {mtu};\n   RDNSS {DNS} {{}};\n   prefix {cidr}\n   {{\n        AdvOnLink on;\n        AdvAutonomous on;\n   }};\n}};\n"
+        ),
+    )
+    .expect("radvd.conf");
+    let _radvd = Radvd(
+        router
+            .command([
+                "radvd",
+                "-n",
+                "-m",
+                "stderr",
+                "-C",
+                conf.to_str().unwrap(),
+                "-p",
+                dir.path().join("radvd.pid").to_str().unwrap(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("radvd"),
+    );
+    let theirs = rdisc6_in(&client);
+    let ours = rdisc6(&vm);
+    assert_eq!(
+        contents(&ours),
+        contents(&theirs),
+        "ours:\n{ours}\nradvd's:\n{theirs}"
+    );
+    // Not vacuous: the fields are there.
+    for f in [
+        "Router lifetime",
+        "Prefix",
+        "Valid time",
+        "Recursive DNS server",
+        "MTU",
+    ] {
+        assert!(theirs.contains(f), "{f}: {theirs}");
     }
 }

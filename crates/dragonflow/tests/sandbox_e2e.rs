@@ -191,6 +191,22 @@ fn up_checks_and_down_leaves_nothing() {
         "{}",
         text(&ex)
     );
+    // A trace from vm1 to vm2 (same network, the other host) is delivered, and the
+    // sender's real Open vSwitch agrees with the compiled pipeline (--real).
+    let vm2_ip = st_out
+        .lines()
+        .find(|l| l.trim_start().starts_with("vm2 "))
+        .and_then(|l| l.split_whitespace().nth(4))
+        .expect("vm2 row in status")
+        .to_string();
+    let tr = sandbox(&[
+        "trace", "--from", "vm1", "--to", &vm2_ip, "--real", "--json",
+    ]);
+    assert!(tr.status.success(), "{}", text(&tr));
+    let report: serde_json::Value =
+        serde_json::from_slice(&tr.stdout).unwrap_or(serde_json::Value::Null);
+    assert_eq!(report["outcome"], "delivered", "{}", text(&tr));
+    assert!(report["ovs_tables"].is_array(), "{}", text(&tr));
     let fails = sandbox(&["exec", "vm1", "--", "false"]);
     assert!(!fails.status.success(), "exec passes on the exit status");
     if std::path::Path::new("/opt/dragonflow/venv/bin/openstack").exists() {

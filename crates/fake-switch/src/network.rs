@@ -35,6 +35,9 @@ pub struct Delivery {
     pub lost: Vec<(String, u32, u32)>,
     /// Readable account of every hop.
     pub log: Vec<String>,
+    /// Every switch traversal in order: the host and what its switch did (the flows hit,
+    /// in `Outcome::trace`), for a step-by-step account such as `dragonflow trace`.
+    pub hops: Vec<(String, crate::switch::Outcome)>,
 }
 
 impl Delivery {
@@ -118,6 +121,7 @@ impl Network {
                 pkt.in_port, pkt.tun_id
             ));
             let out = h.switch.process_packet(pkt);
+            d.hops.push((name.clone(), out.clone()));
             let my_ip = h.ip;
             let my_tunnels = h.tunnel_ports.clone();
             d.log

@@ -76,6 +76,7 @@ pub fn port(id: &str, network_id: &str, n: u32, host: &str) -> Port {
         status: PortStatus::Down,
         unique_key: n,
         dns_domain: Default::default(),
+        instance_metadata: None,
         dns_name: Default::default(),
         qos_policy_id: None,
     }

@@ -9,17 +9,20 @@ pub mod agent;
 pub mod dns;
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
+pub mod instance;
 pub mod mac;
 pub mod nova;
 pub mod objects;
 pub mod pools;
 pub mod qos;
 pub mod time;
+pub mod trunk;
 
 pub use mac::MacAddr;
 pub use objects::*;
 pub use pools::{AddressScope, SubnetPool};
 pub use qos::{QosDirection, QosPolicy, QosRule, QosRuleKind};
+pub use trunk::{SubPort, Trunk};
 
 /// The NB store tables, one per object kind, plus the claims table that makes allocations
 /// (IPs, MACs, unique keys, segmentation ids) unique across API servers.
@@ -44,6 +47,8 @@ pub enum Table {
     DefaultSecurityGroupRule,
     /// QoS policies with their rules (`qos`).
     QosPolicy,
+    /// Trunks (VLAN-aware VMs): a parent port and its subports.
+    Trunk,
     /// `ip/<subnet>/<addr>`, `mac/<mac>`, `key/<kind>/<n>`, `seg/<type>/<n>` → owner id.
     Claim,
 }
@@ -64,6 +69,7 @@ impl Table {
         Table::AddressGroup,
         Table::DefaultSecurityGroupRule,
         Table::QosPolicy,
+        Table::Trunk,
         Table::Claim,
     ];
 
@@ -84,6 +90,7 @@ impl Table {
             Table::AddressGroup => "address_group",
             Table::DefaultSecurityGroupRule => "default_secgroup_rule",
             Table::QosPolicy => "qos_policy",
+            Table::Trunk => "trunk",
             Table::Claim => "claim",
         }
     }

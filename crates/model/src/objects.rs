@@ -270,9 +270,21 @@ pub struct Port {
     /// The port's own QoS policy (else its network's applies).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub qos_policy_id: Option<String>,
+    /// What the metadata service serves the VM beyond the port (user data, keys,
+    /// properties), see [`crate::instance`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_metadata: Option<crate::instance::InstanceMetadata>,
 }
 
 impl Port {
+    /// Whether a report of `status` from `host` is news: DOWN bound to a host the port is
+    /// no longer bound to is not (it was unbound or moved since the host last saw it, e.g.
+    /// a subport taken out of its trunk), and must not bind it back. A release (DOWN, no
+    /// host) always applies.
+    pub fn report_applies(&self, host: &str, status: PortStatus) -> bool {
+        status != PortStatus::Down || host.is_empty() || self.binding_host_id == host
+    }
+
     /// The port bound to `host` with `status`, as the host that plugged it reports it: the
     /// same write whether it goes through a server or straight to the store. Returns the
     /// event Nova must hear of, which goes into the same transaction (see [`crate::nova`]).

@@ -141,6 +141,7 @@ pub fn router(api: Arc<Api>) -> Router {
                     .delete(rules::alias_delete),
             )
     };
+    let r = resource::<model::Trunk>(r, "/v2.0/trunks");
     let r = r
         .route(
             "/v2.0/routers/{id}/add_router_interface",
@@ -173,6 +174,18 @@ pub fn router(api: Arc<Api>) -> Router {
         .route(
             "/v2.0/address-groups/{id}/remove_addresses",
             put(address_groups::remove_addresses),
+        )
+        .route(
+            "/v2.0/trunks/{id}/add_subports",
+            put(resources::trunks::add_subports),
+        )
+        .route(
+            "/v2.0/trunks/{id}/remove_subports",
+            put(resources::trunks::remove_subports),
+        )
+        .route(
+            "/v2.0/trunks/{id}/get_subports",
+            get(resources::trunks::get_subports),
         )
         .route(
             "/v2.0/network-ip-availabilities",

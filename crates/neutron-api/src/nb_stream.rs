@@ -289,6 +289,9 @@ pub async fn put_binding(
             ));
         }
         let h = host.clone().unwrap_or_else(|| p.binding_host_id.clone());
+        if !p.report_applies(&h, status) {
+            return Ok(p);
+        }
         let event = p.bind(&h, status);
         let mut txn = crate::db::Txn::new();
         txn.update(&p, rev);
@@ -382,6 +385,10 @@ async fn bind_chunk(api: &Api, who: &Principal, chunk: &[Binding]) -> ApiResult<
                 continue;
             }
             let h = host.clone().unwrap_or_else(|| p.binding_host_id.clone());
+            if !p.report_applies(&h, *status) {
+                results.push(json!({"port": id, "ok": true}));
+                continue;
+            }
             events.extend(p.bind(&h, *status));
             txn.update(&p, rev);
             results.push(json!({"port": id, "ok": true}));

@@ -257,7 +257,7 @@ pub const EXTENSIONS: &[(&str, &str, &str)] = &[
     (
         "standard-attr-tag",
         "Tag support for resources with standard attribute",
-        "Tags on networks, subnets, ports, routers, floating IPs, security groups and subnet pools",
+        "Tags on networks, subnets, ports, routers, floating IPs, security groups, subnet pools and trunks",
     ),
     (
         "standard-attr-timestamp",
@@ -288,6 +288,16 @@ pub const EXTENSIONS: &[(&str, &str, &str)] = &[
         "tag-creation",
         "Tag support for resource creation",
         "tags in create requests",
+    ),
+    (
+        "trunk",
+        "Trunk Extension",
+        "Provides support for trunk ports",
+    ),
+    (
+        "trunk-details",
+        "Trunk port details",
+        "Expose trunk port details",
     ),
 ];
 
@@ -332,6 +342,7 @@ pub async fn v2(headers: HeaderMap) -> Json<Value> {
         ("address_scope", "address-scopes"),
         ("policy", "qos/policies"),
         ("rule_type", "qos/rule-types"),
+        ("trunk", "trunks"),
     ]
     .into_iter()
     .map(|(name, coll)| {

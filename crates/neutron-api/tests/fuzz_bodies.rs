@@ -84,6 +84,9 @@ const KEYS: &[&str] = &[
     "dns_name",
     "dns_domain",
     "dns_assignment",
+    "sub_ports",
+    "segmentation_type",
+    "segmentation_id",
 ];
 
 fn leaf() -> impl Strategy<Value = Value> {
@@ -117,6 +120,7 @@ fn leaf() -> impl Strategy<Value = Value> {
             Just("VM-1.openstacklocal."),
             Just("example.org."),
             Just("-bad..name_"),
+            Just("inherit"),
         ]
         .prop_map(|s| json!(s)),
     ]
@@ -151,6 +155,7 @@ const TARGETS: &[(&str, &str)] = &[
     // `{fip}`: a floating IP made for the case, with a port its forwardings may use.
     ("floatingips/{fip}/port_forwardings", "port_forwarding"),
     ("address-groups", "address_group"),
+    ("trunks", "trunk"),
     (
         "default-security-group-rules",
         "default_security_group_rule",
@@ -267,6 +272,11 @@ proptest! {
                         m.insert(k.into(), v.clone());
                     }
                 }
+                // A trunk's parent: a port that exists.
+                if coll == "trunks" && m.contains_key("port_id") {
+                    let (_, p) = send(&app, "POST", "/v2.0/ports", json!({"port": {"network_id": net_id}}).to_string()).await;
+                    m.insert("port_id".into(), p["port"]["id"].clone());
+                }
                 if m.contains_key("internal_port_id") && !port_id.is_null() {
                     m.insert("internal_port_id".into(), port_id.clone());
                 }
@@ -317,6 +327,27 @@ proptest! {
                     let (st, v) = send(&app, "PUT", &uri, raw.clone()).await;
                     check(st, &v)?;
                 }
+            }
+            // The trunk actions, on a trunk that exists, with a subport to name.
+            if coll == "trunks" {
+                let port = |_: ()| json!({"port": {"network_id": net_id}}).to_string();
+                let (_, parent) = send(&app, "POST", "/v2.0/ports", port(())).await;
+                let (_, subport) = send(&app, "POST", "/v2.0/ports", port(())).await;
+                let t = json!({"trunk": {"port_id": parent["port"]["id"], "sub_ports": [
+                    {"port_id": subport["port"]["id"], "segmentation_type": "vlan", "segmentation_id": 7}]}});
+                let (_, t) = send(&app, "POST", "/v2.0/trunks", t.to_string()).await;
+                let id = t["trunk"]["id"].as_str().unwrap_or("x").to_string();
+                for action in ["add_subports", "remove_subports"] {
+                    let uri = format!("/v2.0/trunks/{id}/{action}");
+                    for b in [&body, &raw, &json!({"sub_ports": attrs.clone()}).to_string()] {
+                        let (st, v) = send(&app, "PUT", &uri, b.clone()).await;
+                        check(st, &v)?;
+                    }
+                }
+                let (st, v) = send(&app, "GET", &format!("/v2.0/trunks/{id}/get_subports?{query}"), String::new()).await;
+                check(st, &v)?;
+                let (st, v) = send(&app, "GET", &format!("/v2.0/ports?{query}"), String::new()).await;
+                check(st, &v)?;
             }
             // An update of a real pool and scope, and the prefix operations.
             let pool_id = pool["subnetpool"]["id"].as_str().unwrap_or_default();

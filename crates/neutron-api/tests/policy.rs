@@ -88,6 +88,8 @@ struct World {
     network: String,
     group: String,
     external: String,
+    /// P's ports, each the parent of at most one trunk.
+    ports: Vec<String>,
 }
 
 async fn world(c: &Cloud) -> World {
@@ -120,12 +122,21 @@ async fn world(c: &Cloud) -> World {
         json!({"subnet": {"network_id": external, "ip_version": 4, "cidr": "203.0.113.0/24"}}),
     )
     .await;
+    let mut ports = Vec::new();
+    for _ in 0..PARENTS {
+        let body = json!({"port": {"network_id": network}});
+        ports.push(c.made(P_MEMBER, "ports", body).await);
+    }
     World {
         network,
         group,
         external,
+        ports,
     }
 }
+
+/// Ports made for trunks: more than the trunk row creates.
+const PARENTS: usize = 16;
 
 /// A fresh POST body of a resource (unique where uniqueness is checked).
 fn body(c: &Cloud, w: &World, key: &str) -> Value {
@@ -147,6 +158,7 @@ fn body(c: &Cloud, w: &World, key: &str) -> Value {
         "address_scope" => json!({"address_scope": {"name": "s", "ip_version": 4}}),
         "address_group" => json!({"address_group": {"name": "a",
             "addresses": [format!("10.{}.0.0/16", n % 250)]}}),
+        "trunk" => json!({"trunk": {"port_id": w.ports[n as usize % PARENTS]}}),
         _ => json!({"rbac_policy": {"object_type": "network", "object_id": w.network,
             "action": "access_as_shared", "target_tenant": format!("{n:032x}")}}),
     }
@@ -162,7 +174,7 @@ fn change(key: &str) -> Value {
     }
 }
 
-const RESOURCES: [(&str, &str); 11] = [
+const RESOURCES: [(&str, &str); 12] = [
     ("network", "networks"),
     ("subnet", "subnets"),
     ("port", "ports"),
@@ -174,6 +186,7 @@ const RESOURCES: [(&str, &str); 11] = [
     ("subnetpool", "subnetpools"),
     ("address_scope", "address-scopes"),
     ("address_group", "address-groups"),
+    ("trunk", "trunks"),
 ];
 
 /// The expected create status for each caller (admin, P member, P reader, Q member, Q
@@ -183,6 +196,8 @@ const RESOURCES: [(&str, &str); 11] = [
 fn create_expected(key: &str) -> [u16; 5] {
     match key {
         "subnet" | "port" => [201, 201, 403, 404, 404],
+        // Q's member may create trunks, but not on P's port, which it cannot see.
+        "trunk" => [201, 201, 403, 404, 403],
         "security_group_rule" | "rbac_policy" => [201, 201, 403, 404, 403],
         _ => [201, 201, 403, 201, 403],
     }

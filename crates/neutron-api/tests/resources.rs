@@ -96,6 +96,8 @@ struct World {
     subnet: String,
     external: String,
     group: String,
+    /// A port of the owner (a trunk's parent).
+    port: String,
 }
 
 async fn world(c: &Cloud) -> World {
@@ -129,11 +131,15 @@ async fn world(c: &Cloud) -> World {
             json!({"security_group": {"name": "g"}}),
         )
         .await;
+    let port = c
+        .made(OWNER, "ports", json!({"port": {"network_id": network}}))
+        .await;
     World {
         network,
         subnet,
         external,
         group,
+        port,
     }
 }
 
@@ -238,6 +244,17 @@ fn rows(w: &World) -> Vec<Row> {
             ),
             change: ("name", json!("ops")),
             read_only: ("addresses", json!(["10.8.0.0/24"])),
+        },
+        Row {
+            path: "trunks",
+            key: "trunk",
+            create: json!({"trunk": {"port_id": w.port, "name": "t"}}),
+            invalid: (
+                json!({"trunk": {"port_id": w.port, "sub_ports": {"port_id": w.port}}}),
+                "HTTPBadRequest",
+            ),
+            change: ("name", json!("t2")),
+            read_only: ("port_id", json!(w.port)),
         },
     ]
 }
@@ -349,6 +366,7 @@ fn kind_of(key: &str) -> &'static str {
         "floatingip" => "FloatingIP",
         "security_group" => "SecurityGroup",
         "address_group" => "AddressGroup",
+        "trunk" => "Trunk",
         _ => "SecurityGroupRule",
     }
 }

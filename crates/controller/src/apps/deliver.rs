@@ -1,6 +1,7 @@
 //! Delivery primitives shared by the apps: how a frame of a network reaches a port
 //! (reg7), another host (its tunnel), or the physical network (the patch port, tagged for
-//! VLAN), and the flood group buckets made of them. Policy-free: the apps decide when.
+//! VLAN), and the flood group buckets made of them; how the controller's own packets reach
+//! a local port (a trunk subport's tagged, out of its parent). Policy-free: the apps decide when.
 
 use super::{Flow, Host, flow};
 use crate::pipeline::{App, reg, table};
@@ -90,11 +91,42 @@ pub fn vlan(net: &Network) -> Option<u16> {
 /// The actions that send a frame of `net` out to its physical network (tagged for VLAN).
 pub fn to_physical(host: &Host, net: &Network) -> Option<Vec<Action>> {
     let ofport = patch_port(host, net)?;
-    let mut out = Vec::new();
-    if let Some(vid) = vlan(net) {
-        out.push(Action::PushVlan(TPID_8021Q));
-        out.push(Action::set_field(Field::VlanVid, vid | OFPVID_PRESENT));
-    }
+    let mut out = vlan(net).map(push_tag).unwrap_or_default();
     out.push(Action::output(ofport));
     Some(out)
+}
+
+/// The actions that put an 802.1Q tag with VLAN `vid` on a frame.
+pub fn push_tag(vid: u16) -> Vec<Action> {
+    vec![
+        Action::PushVlan(TPID_8021Q),
+        Action::set_field(Field::VlanVid, vid | OFPVID_PRESENT),
+    ]
+}
+
+/// The actions that send a frame the controller made to local port `id`: out of its
+/// own OpenFlow port, or, for a trunk subport wired here, tagged with its VLAN out of
+/// its parent's (as dispatch sends it). `None` when the port is not plugged here.
+pub fn to_local(host: &Host, id: &str) -> Option<Vec<Action>> {
+    if let Some(&ofport) = host.ofports.get(id) {
+        return Some(vec![Action::output(ofport)]);
+    }
+    let w = host.subports.get(id)?;
+    let mut out = push_tag(w.vid);
+    out.push(Action::output(w.ofport));
+    Some(out)
+}
+
+/// The actions that send the controller's answer to a frame from source port key `src`
+/// (reg6) back out the OpenFlow port `in_port` it came in by: tagged again when the
+/// sender is a trunk subport.
+pub fn back(host: &Host, src: u32, in_port: u32) -> Vec<Action> {
+    let mut out = host
+        .subports
+        .values()
+        .find(|w| w.key == src && w.ofport == in_port)
+        .map(|w| push_tag(w.vid))
+        .unwrap_or_default();
+    out.push(Action::output(in_port));
+    out
 }

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 /// Whether port `p` is this host's: plugged here (what the datapath knows, before the
 /// binding has made its round trip through the store) or bound here.
 pub fn is_local(view: &View, host: &Host, p: &Port) -> bool {
-    host.ofports.contains_key(&p.meta.id) || p.binding_host_id == view.chassis
+    host.plugged(&p.meta.id) || p.binding_host_id == view.chassis
 }
 
 /// Ports that belong to a router rather than to a VM.
@@ -23,6 +23,17 @@ pub fn routes_for(view: &View, r: &Router) -> bool {
     r.interfaces.iter().any(|i| {
         view.ports_of(&i.network_id)
             .any(|p| p.binding_host_id == view.chassis && !is_router_port(p))
+    })
+}
+
+/// Whether `ip` is on one of the subnets of the router's gateway (an extra route's next hop
+/// outside, rather than behind one of its interfaces).
+pub fn on_gateway_subnet(view: &View, r: &Router, ip: &std::net::IpAddr) -> bool {
+    r.external_gateway.as_ref().is_some_and(|g| {
+        g.external_fixed_ips
+            .iter()
+            .filter_map(|f| view.subnets.get(&f.subnet_id))
+            .any(|s| s.cidr.contains(ip))
     })
 }
 

@@ -21,6 +21,7 @@ pub mod fault;
 pub mod here;
 pub mod l2;
 pub mod l3;
+pub mod metadata;
 pub mod nat;
 pub mod nd;
 pub mod port_security;
@@ -30,6 +31,7 @@ pub mod ra;
 pub mod rate;
 pub mod security_groups;
 mod sink;
+pub mod trunk;
 pub mod tunnel;
 
 pub use desired::Desired;
@@ -64,6 +66,27 @@ pub struct Host {
     /// not plugged for the flows, but their ports are looked up and their networks
     /// followed already, while ovs-vswitchd reconfigures (a few hundred ms for hundreds).
     pub announced: std::collections::BTreeSet<String>,
+    /// The metadata service's internal port and address range.
+    pub metadata: metadata::HostSide,
+    /// Trunk subports wired on this host, by port id (`trunk::wire`): they have no
+    /// interface of their own; their frames pass through their parent's, tagged.
+    pub subports: HashMap<String, trunk::Wired, Hasher>,
+}
+
+impl Host {
+    /// Whether port `id` is plugged here: an interface of its own, or a trunk subport
+    /// wired through its parent's.
+    pub fn plugged(&self, id: &str) -> bool {
+        self.ofports.contains_key(id) || self.subports.contains_key(id)
+    }
+
+    /// The OpenFlow port the frames of port `id` come in by (a subport's: its parent's).
+    pub fn door(&self, id: &str) -> Option<u32> {
+        self.ofports
+            .get(id)
+            .or_else(|| self.subports.get(id).map(|w| &w.ofport))
+            .copied()
+    }
 }
 
 /// The object a flow was compiled for.
@@ -143,6 +166,8 @@ pub struct Settings {
     pub icmp_rate: u32,
     pub dhcp: dhcp::responder::Config,
     pub dns: dns::responder::Config,
+    /// The metadata server's address range (`metadata::HostSide::range`).
+    pub metadata_range: ipnet::Ipv4Net,
 }
 
 impl Default for Settings {
@@ -151,6 +176,7 @@ impl Default for Settings {
             icmp_rate: l3::punt::DEFAULT_RATE,
             dhcp: dhcp::responder::Config::default(),
             dns: dns::responder::Config::default(),
+            metadata_range: metadata::DEFAULT_RANGE,
         }
     }
 }
@@ -188,6 +214,8 @@ pub static APPS: &[&dyn App] = &[
     &dhcpv6::Dhcpv6,
     &ra::Ra,
     &dns::Dns,
+    &metadata::Metadata,
+    &trunk::Trunk,
 ];
 
 /// The object an owner names, if the view has it.

@@ -114,22 +114,39 @@ fn random_router(rnd: &mut impl FnMut(u64) -> u64) -> model::Router {
             mac_address: model::MacAddr([0xfa, 0x16, 0x3f, which as u8, k as u8, 1]),
         })
         .collect();
-    let routes = (rnd(2) == 0)
+    let mut routes: Vec<model::HostRoute> = (rnd(2) == 0)
         .then(|| model::HostRoute {
             destination: "10.9.0.0/16".parse().unwrap(),
             nexthop: format!("10.0.{}.{}", rnd(3), 10 + rnd(12)).parse().unwrap(),
         })
         .into_iter()
         .collect();
-    // Sometimes a gateway on the external network, with or without SNAT.
-    let external_gateway = (rnd(2) == 0).then(|| model::ExternalGateway {
-        network_id: "ext".into(),
-        enable_snat: rnd(2) == 0,
-        external_fixed_ips: vec![fixtures::fixed_ip(
+    // Sometimes an IPv6 route to a next hop outside (on the IPv6 external subnet).
+    if rnd(3) == 0 {
+        routes.push(model::HostRoute {
+            destination: "2001:db8:77::/64".parse().unwrap(),
+            nexthop: "2001:db8:ff::5".parse().unwrap(),
+        });
+    }
+    // Sometimes a gateway on the external network, with or without SNAT, and sometimes
+    // an IPv6 address there too (routed, no NAT).
+    let external_gateway = (rnd(2) == 0).then(|| {
+        let mut ips = vec![fixtures::fixed_ip(
             "sext",
             &format!("203.0.113.{}", 2 + which),
-        )],
-        port_id: format!("gw{which}"),
+        )];
+        if rnd(2) == 0 {
+            ips.push(fixtures::fixed_ip(
+                "sext6",
+                &format!("2001:db8:ff::{}", 2 + which),
+            ));
+        }
+        model::ExternalGateway {
+            network_id: "ext".into(),
+            enable_snat: rnd(2) == 0,
+            external_fixed_ips: ips,
+            port_id: format!("gw{which}"),
+        }
     });
     model::Router {
         external_gateway,
@@ -170,10 +187,20 @@ fn incremental_equals_full_after_random_changes() {
     let mut host = Host {
         tunnels: [("geneve".to_string(), 99)].into(),
         provider_ports: [("physnet1".to_string(), 77)].into(),
-        neighbours: [(
-            ("ext".to_string(), "203.0.113.1".parse().unwrap()),
-            [2, 0, 0, 0, 0, 1],
-        )]
+        neighbours: [
+            (
+                ("ext".to_string(), "203.0.113.1".parse().unwrap()),
+                [2, 0, 0, 0, 0, 1],
+            ),
+            (
+                ("ext".to_string(), "2001:db8:ff::1".parse().unwrap()),
+                [2, 0, 0, 0, 0, 1],
+            ),
+            (
+                ("ext".to_string(), "2001:db8:ff::5".parse().unwrap()),
+                [2, 0, 0, 0, 0, 5],
+            ),
+        ]
         .into(),
         ..Host::default()
     };
@@ -191,10 +218,18 @@ fn incremental_equals_full_after_random_changes() {
         ..fixtures::subnet("sext", "ext", "203.0.113.0/24")
     };
     v.apply(&written(&sext, 901));
+    let sext6 = model::Subnet {
+        enable_dhcp: false,
+        ..fixtures::subnet("sext6", "ext", "2001:db8:ff::/64")
+    };
+    v.apply(&written(&sext6, 903));
     let mut snat = port("snat-h", "ext", "h", 90, 90);
     snat.device_owner = nat::CHASSIS_SNAT.into();
     snat.device_id = "h".into();
-    snat.fixed_ips = vec![fixtures::fixed_ip("sext", "203.0.113.20")];
+    snat.fixed_ips = vec![
+        fixtures::fixed_ip("sext", "203.0.113.20"),
+        fixtures::fixed_ip("sext6", "2001:db8:ff::20"),
+    ];
     v.apply(&written(&snat, 902));
     let mut fip_ports = 0;
     for (rev, name) in [(1000, "h"), (1001, "o")] {
@@ -213,8 +248,10 @@ fn incremental_equals_full_after_random_changes() {
     let mut sent = Sent::default();
     sent.follow(&mut d);
     let mut routed = 0;
+    let mut routed6 = 0;
     let (mut seen_clauses, mut seen_rule) = ([false; 2], false);
     let mut nated = 0;
+    let mut trunked = 0;
     // Port keys, MACs and port numbers are unique per port, as the API and OVS make them.
     for rev in 1..1000 {
         let n = rnd(12);
@@ -222,7 +259,38 @@ fn incremental_equals_full_after_random_changes() {
         // n3 overlaps n0: the same addresses on two networks, as two projects have them.
         let k = rnd(4);
         let net = format!("n{k}");
-        let change = match rnd(17) {
+        let change = match rnd(19) {
+            // Trunks t0 (parent x0, subports among x2..x6) and t1 (x1; x7..x11) come,
+            // change their subports and go.
+            16 => {
+                let w = rnd(2);
+                let sub_ports = (0..5u64)
+                    .filter(|_| rnd(2) == 0)
+                    .map(|i| {
+                        let sp = format!("x{}", 2 + 5 * w + i);
+                        model::SubPort {
+                            network_id: v
+                                .ports
+                                .get(&sp)
+                                .map_or("n0".into(), |p| p.network_id.clone()),
+                            port_id: sp,
+                            segmentation_type: "vlan".into(),
+                            segmentation_id: 100 + i as u32,
+                        }
+                    })
+                    .collect();
+                written(
+                    &model::Trunk {
+                        meta: fixtures::meta(&format!("t{w}")),
+                        admin_state_up: true,
+                        port_id: format!("x{w}"),
+                        network_id: "n0".into(),
+                        sub_ports,
+                    },
+                    rev,
+                )
+            }
+            17 => removed("trunk", &format!("t{}", rnd(2)), rev),
             // Floating IPs come, move between ports and routers, and go.
             // Half of them with a port forwarding instead of a port.
             14 => {
@@ -285,6 +353,10 @@ fn incremental_equals_full_after_random_changes() {
                     .map(|g| format!("g{g}"))
                     .collect();
                 p.port_security_enabled = rnd(4) != 0;
+                // Trunks' subports (x2..x11) are marked, as the API marks them, or not.
+                if n >= 2 && rnd(3) != 0 {
+                    p.device_owner = model::trunk::SUBPORT_OWNER.into();
+                }
                 // Sometimes another port's address (of this network or an overlapping
                 // one) as an allowed address pair, as a VM on a shared network may claim.
                 if rnd(3) == 0 {
@@ -353,6 +425,9 @@ fn incremental_equals_full_after_random_changes() {
                     id,
                 };
                 let mut todo = affected(&v, &t);
+                for t in trunk::wire(&v, &mut host) {
+                    todo.extend(affected(&v, &t));
+                }
                 todo.extend(security_groups::assign_zones(&v, &mut host).touched);
                 d.update(&v, &host, todo);
                 sent.follow(&mut d);
@@ -372,6 +447,9 @@ fn incremental_equals_full_after_random_changes() {
             .flat_map(|t| affected(&v, t))
             .collect();
         todo.push(base_owner());
+        for t in trunk::wire(&v, &mut host) {
+            todo.extend(affected(&v, &t));
+        }
         todo.extend(security_groups::assign_zones(&v, &mut host).touched);
         d.update(&v, &host, todo);
         sent.follow(&mut d);
@@ -404,17 +482,26 @@ fn incremental_equals_full_after_random_changes() {
             .iter()
             .filter(|(k, _)| k.table() == table::L3)
             .count();
+        trunked += host.subports.len();
         nated += d
             .table()
             .iter()
             .filter(|(k, _)| k.table() == table::EGRESS_NAT)
             .count();
+        // IPv6 north-south: the ND answers for routers' IPv6 gateway addresses.
+        routed6 += d
+            .table()
+            .iter()
+            .filter(|(k, _)| k.table() == table::INGRESS_NAT && k.priority() == 201)
+            .count();
     }
     assert!(routed > 500, "routers were exercised: {routed}");
+    assert!(routed6 > 50, "IPv6 gateways were exercised: {routed6}");
     assert!(
         seen_clauses == [true, true] && seen_rule,
         "security groups exercised: clauses {seen_clauses:?}, rule {seen_rule}"
     );
     assert!(fip_ports > 10, "floating IPs were exercised: {fip_ports}");
     assert!(nated > 50, "north-south flows were exercised: {nated}");
+    assert!(trunked > 100, "subports were wired: {trunked}");
 }

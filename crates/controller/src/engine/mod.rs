@@ -12,7 +12,7 @@
 //! the connections the flows no longer allow, report statuses.
 
 mod follow;
-mod ports;
+pub mod ports;
 mod refused;
 
 pub use follow::{RELOOKUP, Read};
@@ -32,7 +32,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 /// The tables a controller follows (not claims).
-pub const TABLES: [Table; 9] = [
+pub const TABLES: [Table; 10] = [
     Table::Network,
     Table::Subnet,
     Table::Port,
@@ -42,6 +42,7 @@ pub const TABLES: [Table; 9] = [
     Table::SecurityGroupRule,
     Table::AddressGroup,
     Table::Chassis,
+    Table::Trunk,
 ];
 
 /// [`TABLES`] by name, as snapshots and watches are limited to them.
@@ -198,7 +199,13 @@ impl Controller {
         Controller {
             view: View::new(&me.id),
             me,
-            host: Host::default(),
+            host: Host {
+                metadata: apps::metadata::HostSide {
+                    ofport: None,
+                    range: settings.metadata_range,
+                },
+                ..Host::default()
+            },
             desired: Desired::default(),
             cuts: Cuts::default(),
             punt: Punt::new(settings),
@@ -531,11 +538,18 @@ impl Controller {
                     // Plugged ports among what changed are taken as bound here: first among
                     // the owners to recompile, then (second refresh) among what the fresh
                     // snapshots brought.
-                    let among = if claimed {
+                    let mut among = if claimed {
                         std::mem::take(&mut self.touched)
                     } else {
                         self.pending.clone()
                     };
+                    // Trunk subports wired or unwired by what changed (their parent
+                    // plugged, the trunk, the subport itself) are plugged ports too.
+                    let wired = apps::trunk::wire(&self.view, &mut self.host);
+                    for t in &wired {
+                        self.pending.extend(apps::affected(&self.view, t));
+                    }
+                    among.extend(wired);
                     let claimed_now = ports::claim(
                         &self.me.id,
                         &mut self.view,

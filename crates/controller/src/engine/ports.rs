@@ -23,6 +23,13 @@ pub fn interface_event(host: &mut Host, view: &View, ev: InterfaceEvent) -> Vec<
             (None, Some(t)) => Some((&mut host.tunnels, t)),
             _ => None,
         };
+        if s.name == apps::metadata::PORT_NAME {
+            if host.metadata.ofport != ofport {
+                host.metadata.ofport = ofport;
+                touched.extend(apps::owners(view));
+            }
+            return;
+        }
         if let Some((ports, name)) = infra {
             let changed = match ofport {
                 Some(p) => ports.insert(name.to_string(), p) != Some(p),
@@ -75,10 +82,14 @@ pub fn interface_event(host: &mut Host, view: &View, ev: InterfaceEvent) -> Vec<
         InterfaceEvent::Resync(all) => {
             host.tunnels.clear();
             host.provider_ports.clear();
+            let metadata_before = host.metadata.ofport.take();
             host.announced.clear();
             let before = std::mem::take(&mut host.ofports);
             for s in &all {
                 set(host, s, true);
+            }
+            if metadata_before.is_some() && host.metadata.ofport.is_none() {
+                touched.extend(apps::owners(view));
             }
             for id in before.keys().filter(|id| !host.ofports.contains_key(*id)) {
                 touched.push(Touched {
@@ -109,7 +120,7 @@ pub fn claim(
 ) -> Vec<Owner> {
     let mut owners = Vec::new();
     for t in touched {
-        if t.table != Table::Port || !host.ofports.contains_key(&t.id) {
+        if t.table != Table::Port || !host.plugged(&t.id) {
             continue;
         }
         let Some(p) = view.ports.get_mut(&t.id) else {
@@ -146,7 +157,7 @@ pub fn reports_due(
         .collect();
     let mut want = Vec::new();
     for (id, p) in &view.ports {
-        let plugged = host.ofports.contains_key(id);
+        let plugged = host.plugged(id);
         let ours = p.binding_host_id == chassis;
         let status = match (plugged, ours) {
             (true, true) if failed.contains(id.as_str()) => PortStatus::Error,

@@ -138,7 +138,9 @@ impl Sim {
         self.stream(c);
     }
 
-    fn write<T: NbObject>(&mut self, obj: &T) -> Change {
+    /// Writes an object to the store only: its change reaches the controller when given
+    /// to [`Sim::stream`] (a write the stream has not delivered yet).
+    pub fn write<T: NbObject>(&mut self, obj: &T) -> Change {
         let r = controller::view::record(obj, self.revision + 1);
         self.write_record(r)
     }
@@ -193,7 +195,7 @@ impl Sim {
 
     /// Hands the change to the controller if its watch would (nothing before its first
     /// snapshot: that snapshot brings it).
-    fn stream(&mut self, c: Change) {
+    pub fn stream(&mut self, c: Change) {
         if self
             .followed
             .as_ref()
@@ -207,6 +209,14 @@ impl Sim {
     pub fn plug(&mut self, id: &str, ofport: u32) {
         self.plugged.insert(id.to_string(), ofport);
         let s = iface(&format!("tap{ofport}"), Some(id), ofport);
+        self.event(Event::Interface(InterfaceEvent::Added(s)));
+    }
+
+    /// Plugs an interface with no port (`name` tells the controller what it is, as the
+    /// metadata service's internal port `df-metadata`).
+    #[allow(dead_code)]
+    pub fn plug_named(&mut self, name: &str, ofport: u32) {
+        let s = iface(name, None, ofport);
         self.event(Event::Interface(InterfaceEvent::Added(s)));
     }
 
@@ -442,7 +452,7 @@ impl Sim {
                     .iter()
                     .map(|(id, status)| {
                         let r = self.bind(id, *status);
-                        (id.clone(), *status, r.map(|c| echoes.push(c)))
+                        (id.clone(), *status, r.map(|c| echoes.extend(c)))
                     })
                     .collect();
                 self.reports.extend(reports);
@@ -460,17 +470,29 @@ impl Sim {
         answers
     }
 
+    /// The port as the store holds it.
+    pub fn stored_port(&self, id: &str) -> Option<Port> {
+        let r = self
+            .store
+            .get(&(Table::Port.name().to_string(), id.to_string()))?;
+        serde_json::from_slice(&r.value).ok()
+    }
+
     /// Writes a port's binding and status, as the store write of a report does; returns
     /// the change for the stream.
-    fn bind(&mut self, id: &str, status: PortStatus) -> Result<Change, String> {
+    fn bind(&mut self, id: &str, status: PortStatus) -> Result<Option<Change>, String> {
         let key = (Table::Port.name().to_string(), id.to_string());
         let Some(r) = self.store.get(&key) else {
             return Err(format!("port {id} is gone"));
         };
         let mut p: Port = serde_json::from_slice(&r.value).map_err(|e| e.to_string())?;
-        p.binding_host_id = self.core.view().chassis.clone();
+        let chassis = self.core.view().chassis.clone();
+        if !p.report_applies(&chassis, status) {
+            return Ok(None);
+        }
+        p.binding_host_id = chassis;
         p.status = status;
-        Ok(self.write(&p))
+        Ok(Some(self.write(&p)))
     }
 
     fn read(&self, read: Read) -> Event {

@@ -34,6 +34,38 @@ pub fn make(ovs: &testbed::Ovs, mac: &str, ip: &str, prefix: u8) -> (testbed::Ne
     (ns, tap)
 }
 
+/// [`make`] for an IPv6-only VM: `ip/64` on its eth0 (no duplicate address detection, as
+/// a VM whose address was given to it), no router advertisements taken, neighbour
+/// solicitations again every 10 ms without giving up. The IPv4 side is left as a new
+/// namespace has it (no address).
+pub fn make6(ovs: &testbed::Ovs, mac: &str, ip: &str) -> (testbed::Netns, String) {
+    let ns = testbed::Netns::new(&testbed::unique_name("bvm")).expect("netns");
+    let tap = testbed::unique_name("tb");
+    testbed::veth("eth0", Some(&ns), &tap, ovs.own_netns()).expect("veth");
+    for args in [
+        vec!["ip", "link", "set", "eth0", "address", mac],
+        vec!["sysctl", "-qw", "net.ipv6.conf.eth0.accept_ra=0"],
+        vec!["sysctl", "-qw", "net.ipv6.neigh.eth0.retrans_time_ms=10"],
+        vec!["sysctl", "-qw", "net.ipv6.neigh.eth0.mcast_solicit=100"],
+        vec![
+            "ip",
+            "-6",
+            "addr",
+            "add",
+            &format!("{ip}/64"),
+            "dev",
+            "eth0",
+            "nodad",
+        ],
+        vec!["ip", "link", "set", "eth0", "up"],
+    ] {
+        ns.exec(args).expect("vm set-up");
+    }
+    let _ = ns.exec(["ethtool", "-K", "eth0", "tx", "off"]);
+    ovs.vm_port_up(&tap).expect("tap up");
+    (ns, tap)
+}
+
 /// Plugs `tap` into br-int as Neutron port `id`.
 pub fn plug(ovs: &testbed::Ovs, tap: &str, id: &str) {
     ovs.vsctl([
@@ -53,6 +85,7 @@ pub fn plug(ovs: &testbed::Ovs, tap: &str, id: &str) {
 /// in, the VM's ARP goes unanswered and ping gives up: it is asked again); whether one
 /// came within `limit`.
 pub fn first_reply(ns: &testbed::Netns, target: &str, start: Instant, limit: Duration) -> bool {
+    // `ping` speaks IPv6 to an IPv6 address by itself.
     while start.elapsed() < limit {
         if ns
             .command([

@@ -54,6 +54,15 @@ pub enum SandboxCommand {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// `dragonflow trace` against the sandbox (its NB endpoint, token, and with `--real` the
+    /// sender's host's Open vSwitch): `sandbox trace --from vm1 --to 10.0.2.5:22`.
+    Trace {
+        #[command(flatten)]
+        args: crate::trace::Args,
+        /// Print the account as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Remove every namespace, process and file of the sandbox (also after a crash).
     Down,
 }
@@ -73,9 +82,23 @@ pub fn run(cmd: SandboxCommand) -> Result<(), String> {
         SandboxCommand::Exec { vm, cmd } => exec(&vm, &cmd),
         SandboxCommand::Env => running().map(|st| print!("{}", env_text(&st))),
         SandboxCommand::Openstack { args } => openstack(&args),
+        SandboxCommand::Trace { args, json } => return trace(args, json),
         SandboxCommand::Down => down(true),
     };
     result.map_err(|e| e.to_string())
+}
+
+/// A trace in the running sandbox: its hosts' OVS instances are where `--real` looks.
+fn trace(mut args: crate::trace::Args, json: bool) -> Result<(), String> {
+    let st = running().map_err(|e| e.to_string())?;
+    args.ovs_dirs = st
+        .hosts
+        .iter()
+        .map(|h| (h.name.clone(), h.ovs_dir.clone()))
+        .collect();
+    let token = std::fs::read_to_string(state::nb_admin_token())
+        .map_err(|e| format!("{}: {e}", state::nb_admin_token().display()))?;
+    crate::trace::run(&st.nb_url, Some(token.trim()), json, args)
 }
 
 /// The state of a sandbox that `up` finished, or the line that says what to do.

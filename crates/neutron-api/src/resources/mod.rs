@@ -23,6 +23,7 @@ pub mod standard;
 pub mod subnet_pools;
 pub mod subnets;
 pub mod tags;
+pub mod trunks;
 
 pub use standard::{Standard, touch};
 

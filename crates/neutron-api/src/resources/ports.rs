@@ -6,7 +6,9 @@ use super::lifecycle::Lifecycle;
 use super::ops::deleting::not_deleting;
 use super::ops::ipam::{self, IpRequest, network_subnets, parse_fixed_ips};
 use super::ops::ports::{MAX_KEY, pick_mac, release_claims};
-use super::ops::{Plan, dns, floating, forwarding, groups, pick_key, qos, rbac as ops_rbac};
+use super::ops::{
+    Plan, dns, floating, forwarding, groups, pick_key, qos, rbac as ops_rbac, trunks,
+};
 use crate::Api;
 use crate::agents;
 use crate::alloc::mac_claim;
@@ -16,6 +18,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::policy::Target;
 use crate::policy::rbac::SHARED;
 use ipnet::IpNet;
+use model::instance::InstanceMetadata;
 use model::{
     AddressPair, ExtraDhcpOpt, MacAddr, Meta, Network, Port, PortStatus, SecurityGroup, owner,
 };
@@ -50,6 +53,7 @@ impl Resource for Port {
         "dns_assignment",
         "qos_policy_id",
         "qos_network_policy_id",
+        "instance_metadata",
     ];
 
     fn render_own(&self, m: &mut Map<String, Value>) {
@@ -104,6 +108,7 @@ impl Resource for Port {
         m.insert("qos_policy_id".into(), json!(p.qos_policy_id));
         // Its network's, filled in by `render_all`.
         m.insert("qos_network_policy_id".into(), Value::Null);
+        m.insert("instance_metadata".into(), json!(p.instance_metadata));
     }
 
     /// Bound ports show their host's datapath type, as its controller reports it: one
@@ -116,6 +121,7 @@ impl Resource for Port {
             .collect();
         let datapaths = agents::datapath_types(api, hosts).await?;
         let net_policies = qos::network_policies(api, objs).await?;
+        let mut trunks = super::trunks::trunk_details(api, objs).await?;
         Ok(objs
             .iter()
             .map(|p| {
@@ -133,6 +139,10 @@ impl Resource for Port {
                 }
                 let net_policy = net_policies.get(p.network_id.as_str());
                 m.insert("qos_network_policy_id".into(), json!(net_policy));
+                // `trunk-details`: parents only (others have no such key, as in Neutron).
+                if let Some(t) = trunks.remove(&p.meta.id) {
+                    m.insert("trunk_details".into(), t);
+                }
                 m
             })
             .collect())
@@ -169,6 +179,41 @@ impl Resource for Port {
     }
 }
 
+/// `instance_metadata`: absent (None), null or `{}` (Some(None): none), or an object with
+/// `user_data` (base64), `public_keys` and `meta` within Nova's limits.
+fn instance_metadata(attrs: &mut Attrs) -> ApiResult<Option<Option<InstanceMetadata>>> {
+    const ATTR: &str = "instance_metadata";
+    match attrs.take(ATTR) {
+        None => Ok(None),
+        Some(Value::Null) => Ok(Some(None)),
+        Some(v @ Value::Object(_)) => {
+            let m: InstanceMetadata =
+                serde_json::from_value(deny_unknown(&v)?).map_err(|e| bad_attr(ATTR, e))?;
+            m.validate().map_err(|e| bad_attr(ATTR, e))?;
+            Ok(Some((m != InstanceMetadata::default()).then_some(m)))
+        }
+        Some(other) => Err(bad_attr(
+            ATTR,
+            format!("{} is not a dictionary", crate::body::show(&other)),
+        )),
+    }
+}
+
+/// The object itself, once checked to hold only the known keys.
+fn deny_unknown(v: &Value) -> ApiResult<Value> {
+    if let Value::Object(o) = v
+        && let Some(k) = o
+            .keys()
+            .find(|k| !["user_data", "public_keys", "meta"].contains(&k.as_str()))
+    {
+        return Err(bad_attr(
+            "instance_metadata",
+            format!("unknown key {k:?} (user_data, public_keys, meta)"),
+        ));
+    }
+    Ok(v.clone())
+}
+
 /// An allowed address pair as asked: without a MAC it takes the port's.
 type PairRequest = (IpNet, Option<MacAddr>);
 
@@ -190,6 +235,7 @@ pub struct NewPort {
     dns_name: String,
     dns_domain: String,
     qos_policy_id: Option<String>,
+    instance_metadata: Option<InstanceMetadata>,
 }
 
 /// A PUT's own attributes.
@@ -208,6 +254,8 @@ pub struct PortUpdate {
     dns_name: Option<String>,
     dns_domain: Option<String>,
     qos_policy_id: Option<Option<String>>,
+    /// `Some(None)`: cleared (null).
+    instance_metadata: Option<Option<InstanceMetadata>>,
 }
 
 impl Lifecycle for Port {
@@ -267,6 +315,7 @@ impl Lifecycle for Port {
             dns_name: dns::name(attrs)?.unwrap_or_default(),
             dns_domain: dns::domain(attrs)?.unwrap_or_default(),
             qos_policy_id: qos::parse_id(attrs)?.flatten(),
+            instance_metadata: instance_metadata(attrs)?.flatten(),
         })
     }
 
@@ -340,6 +389,7 @@ impl Lifecycle for Port {
             dns_domain: req.dns_domain.clone(),
             dns_name: String::new(),
             qos_policy_id: None,
+            instance_metadata: req.instance_metadata.clone(),
         };
         let asked = req.qos_policy_id.clone();
         qos::change(api, plan, ctx, &mut port.qos_policy_id, asked).await?;
@@ -377,6 +427,7 @@ impl Lifecycle for Port {
             dns_name: dns::name(attrs)?,
             dns_domain: dns::domain(attrs)?,
             qos_policy_id: qos::parse_id(attrs)?,
+            instance_metadata: instance_metadata(attrs)?,
         })
     }
 
@@ -434,6 +485,9 @@ impl Lifecycle for Port {
         p.dns_domain = req.dns_domain.unwrap_or(std::mem::take(&mut p.dns_domain));
         if let Some(policy) = req.qos_policy_id {
             qos::change(api, plan, ctx, &mut p.qos_policy_id, policy).await?;
+        }
+        if let Some(m) = req.instance_metadata {
+            p.instance_metadata = m;
         }
         if let Some(requests) = req.fixed_ips {
             let (network, net_rev) = api.db.fetch::<Network>(&p.network_id).await?;
@@ -497,6 +551,7 @@ impl Lifecycle for Port {
         p: &Port,
         plan: &mut Plan<'_>,
     ) -> ApiResult<()> {
+        trunks::check_port_free(api, &mut plan.txn, &p.meta.id).await?;
         floating::disassociate_port(api, &mut plan.txn, &p.meta.id).await?;
         let addrs: Vec<_> = p.fixed_ips.iter().map(|f| f.ip_address).collect();
         forwarding::drop_for_port(api, &mut plan.txn, &p.meta.id, &addrs, &[]).await?;

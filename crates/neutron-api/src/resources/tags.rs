@@ -117,6 +117,7 @@ macro_rules! by_collection {
             "security-groups" => $f::<SecurityGroup>($($arg),*).await,
             "subnetpools" => $f::<model::SubnetPool>($($arg),*).await,
             "policies" => $f::<model::QosPolicy>($($arg),*).await,
+            "trunks" => $f::<model::Trunk>($($arg),*).await,
             other => Err(ApiError::new(StatusCode::NOT_FOUND, "HTTPNotFound", format!("The resource could not be found: {other} does not support tags"))),
         }
     };

@@ -7,7 +7,7 @@ use crate::pipeline::{App as AppId, table};
 use crate::view::View;
 use model::Port;
 use openflow::Instruction;
-use openflow::action::{Action, port};
+use openflow::action::Action;
 use openflow::oxm::{Field, Match};
 use std::net::IpAddr;
 
@@ -18,7 +18,7 @@ const ARP_REQUEST: u16 = 1;
 const ARP_REPLY: u16 = 2;
 
 /// The actions that make the request a reply from `mac`/`ip`, sent back out its port.
-fn answer(mac: [u8; 6], ip: std::net::Ipv4Addr) -> Vec<Action> {
+pub fn answer(mac: [u8; 6], ip: std::net::Ipv4Addr) -> Vec<Action> {
     let mac_value = mac.iter().fold(0u128, |acc, b| (acc << 8) | u128::from(*b));
     vec![
         Action::move_field(Field::EthSrc, Field::EthDst, 48),
@@ -28,7 +28,6 @@ fn answer(mac: [u8; 6], ip: std::net::Ipv4Addr) -> Vec<Action> {
         Action::move_field(Field::ArpSpa, Field::ArpTpa, 32),
         Action::set_field(Field::ArpSha, mac_value),
         Action::set_field(Field::ArpSpa, u32::from(ip)),
-        Action::output(port::IN_PORT),
     ]
 }
 
@@ -55,7 +54,10 @@ pub fn compile(view: &View, p: &Port) -> Vec<Flow> {
                     .arp_tpa(ip),
                 AppId::Arp,
                 p.unique_key,
-                [Instruction::ApplyActions(answer(p.mac_address.0, ip))],
+                [
+                    Instruction::ApplyActions(answer(p.mac_address.0, ip)),
+                    Instruction::GotoTable(table::REPLY),
+                ],
             )
         })
         .collect()

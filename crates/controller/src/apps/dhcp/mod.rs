@@ -58,7 +58,7 @@ pub fn network_has_dhcp(view: &View, network_id: &str) -> bool {
 /// The DHCP flows of a local port.
 pub fn compile(view: &View, host: &Host, p: &Port) -> Vec<Flow> {
     if p.binding_host_id != view.chassis
-        || !host.ofports.contains_key(&p.meta.id)
+        || !host.plugged(&p.meta.id)
         || !network_has_dhcp(view, &p.network_id)
     {
         return Vec::new();

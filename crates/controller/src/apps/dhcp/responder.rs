@@ -11,7 +11,7 @@ use crate::apps::rate::{Admit, FloodGuard};
 use crate::apps::{Handler, Host, Punted};
 use crate::view::View;
 use model::{ExtraDhcpOpt, MacAddr, Network, Port, Subnet, owner};
-use openflow::action::{Action, port as of_port};
+use openflow::action::port as of_port;
 use openflow::flow::NO_BUFFER;
 use openflow::oxm::Field;
 use openflow::packet::{PacketIn, PacketOut};
@@ -34,6 +34,9 @@ pub struct Config {
     pub lease_seconds: u32,
     /// Domain name (option 15); empty: none.
     pub domain: String,
+    /// Whether this host serves the metadata service: then option 121 carries the route
+    /// to 169.254.169.254 where Neutron's DHCP agent puts it ([`metadata_route`]).
+    pub metadata_route: bool,
 }
 
 impl Default for Config {
@@ -44,6 +47,7 @@ impl Default for Config {
             dns_servers: Vec::new(),
             lease_seconds: 86_400,
             domain: "openstacklocal".into(),
+            metadata_route: true,
         }
     }
 }
@@ -93,6 +97,8 @@ pub struct Lease<'a> {
     pub ip: Ipv4Addr,
     pub server_ip: Ipv4Addr,
     pub server_mac: MacAddr,
+    /// No router interface holds the subnet's gateway address (Neutron's "isolated").
+    pub isolated: bool,
 }
 
 /// The port's lease: its first IPv4 address on a DHCP-enabled subnet of its network that
@@ -116,12 +122,19 @@ pub fn lease<'a>(view: &'a View, port: &Port) -> Option<Lease<'a>> {
                     _ => None,
                 })
             })?;
+        let isolated = !view.ports_of(&network.meta.id).any(|r| {
+            r.device_owner.starts_with("network:router_interface")
+                && r.fixed_ips.iter().any(|g| {
+                    g.subnet_id == subnet.meta.id && Some(g.ip_address) == subnet.gateway_ip
+                })
+        });
         Some(Lease {
             network,
             subnet,
             ip,
             server_ip,
             server_mac,
+            isolated,
         })
     })
 }
@@ -138,6 +151,21 @@ fn mask(prefix_len: u8) -> Ipv4Addr {
             .checked_shl(32 - u32::from(prefix_len))
             .unwrap_or(0),
     )
+}
+
+const METADATA_IP: Ipv4Addr = crate::apps::metadata::IP;
+
+/// Where the route to 169.254.169.254/32 goes, by the rule of Neutron's DHCP agent with
+/// `enable_isolated_metadata`: an isolated subnet by the DHCP port's address, a routed one
+/// with a gateway by the gateway. This host's switch takes the requests before L2 and L3
+/// either way; the route only makes the VM send them (a subnet with a router and no
+/// gateway gets none, as in Neutron: its VMs reach the address by their own routes).
+pub fn metadata_route(l: &Lease<'_>, gateway: Option<Ipv4Addr>) -> Option<Ipv4Addr> {
+    if l.isolated {
+        Some(l.server_ip)
+    } else {
+        gateway
+    }
 }
 
 /// The configuration options of a reply to `port` (with lease times unless `inform`).
@@ -183,6 +211,14 @@ fn configure(r: &mut DhcpRepr, cfg: &Config, l: &Lease<'_>, port: &Port, inform:
             _ => None,
         })
         .collect();
+    if cfg.metadata_route
+        && let Some(via) = metadata_route(l, gateway)
+        && !routes
+            .iter()
+            .any(|r| r.prefix_len == 32 && r.destination == METADATA_IP)
+    {
+        routes.push(ClasslessRoute::new(METADATA_IP, 32, via));
+    }
     if !routes.is_empty() {
         if let Some(gw) = gateway
             && !routes.iter().any(|r| r.prefix_len == 0)
@@ -195,6 +231,10 @@ fn configure(r: &mut DhcpRepr, cfg: &Config, l: &Lease<'_>, port: &Port, inform:
         if !extra_option(r, opt) {
             tracing::debug!(port = %port.meta.id, name = %opt.opt_name, value = %opt.opt_value, "extra_dhcp_opt not understood; left out");
         }
+    }
+    // An empty `router` option says "no default route": option 121 must not bring it back.
+    if r.router.is_empty() {
+        r.classless_routes.retain(|c| c.prefix_len != 0);
     }
 }
 
@@ -377,7 +417,10 @@ impl Dhcp {
         };
         // The packet-out goes back to the port the request came in by, which must be the
         // port the flow was for.
-        let Some(&ofport) = host.ofports.get(&port.meta.id) else {
+        let (Some(ofport), Some(out)) = (
+            host.door(&port.meta.id),
+            super::super::deliver::to_local(host, &port.meta.id),
+        ) else {
             self.stats.ignored += 1;
             return Punted::default();
         };
@@ -438,7 +481,7 @@ impl Dhcp {
             packets: vec![PacketOut {
                 buffer_id: NO_BUFFER,
                 in_port: of_port::CONTROLLER,
-                actions: vec![Action::output(ofport)],
+                actions: out,
                 data: frame,
             }],
             ..Punted::default()

@@ -83,7 +83,7 @@ pub fn requests_from(key: u32) -> Match {
 /// untracked.)
 pub fn compile(view: &View, host: &Host, p: &model::Port) -> Vec<Flow> {
     if p.binding_host_id != view.chassis
-        || !host.ofports.contains_key(&p.meta.id)
+        || !host.plugged(&p.meta.id)
         || !network_has_dhcpv6(view, &p.network_id)
     {
         return Vec::new();

@@ -30,7 +30,7 @@ use crate::apps::rate::{Admit, FloodGuard};
 use crate::apps::{Handler, Host, Punted};
 use crate::view::View;
 use model::{ExtraDhcpOpt, MacAddr, Port, Subnet};
-use openflow::action::{Action, port as of_port};
+use openflow::action::port as of_port;
 use openflow::flow::NO_BUFFER;
 use openflow::oxm::Field;
 use openflow::packet::{PacketIn, PacketOut};
@@ -322,7 +322,10 @@ impl Dhcpv6 {
         };
         // The reply goes back to the port the message came in by, which must be the port
         // the flow was for.
-        let Some(&ofport) = host.ofports.get(&port.meta.id) else {
+        let (Some(ofport), Some(out)) = (
+            host.door(&port.meta.id),
+            super::super::deliver::to_local(host, &port.meta.id),
+        ) else {
             self.stats.ignored += 1;
             return Punted::default();
         };
@@ -392,7 +395,7 @@ impl Dhcpv6 {
             packets: vec![PacketOut {
                 buffer_id: NO_BUFFER,
                 in_port: of_port::CONTROLLER,
-                actions: vec![Action::output(ofport)],
+                actions: out,
                 data,
             }],
             ..Punted::default()

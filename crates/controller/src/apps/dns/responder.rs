@@ -73,6 +73,8 @@ pub struct Stats {
 pub struct ReplyTo {
     /// The asking port's OpenFlow port.
     pub ofport: u32,
+    /// The VLAN the answer is tagged with (the asker is a trunk subport).
+    pub vlan: Option<u16>,
     pub vm_mac: EthernetAddress,
     pub vm: SocketAddr,
     pub server_mac: EthernetAddress,
@@ -190,7 +192,14 @@ fn packet_out(to: &ReplyTo, payload: &[u8]) -> PacketOut {
     PacketOut {
         buffer_id: NO_BUFFER,
         in_port: of_port::CONTROLLER,
-        actions: vec![Action::output(to.ofport)],
+        actions: {
+            let mut a = to
+                .vlan
+                .map(super::super::deliver::push_tag)
+                .unwrap_or_default();
+            a.push(Action::output(to.ofport));
+            a
+        },
         data: frame(to, payload),
     }
 }
@@ -279,7 +288,8 @@ impl DnsResponder {
             self.stats.ignored += 1;
             return Punted::default();
         };
-        let Some(&ofport) = host.ofports.get(&port.meta.id) else {
+        let vlan = host.subports.get(&port.meta.id).map(|w| w.vid);
+        let Some(ofport) = host.door(&port.meta.id) else {
             self.stats.ignored += 1;
             return Punted::default();
         };
@@ -311,6 +321,7 @@ impl DnsResponder {
         };
         let to = ReplyTo {
             ofport,
+            vlan,
             vm_mac: query.vm_mac,
             vm: query.vm,
             server_mac: EthernetAddress(server_mac.0),

@@ -89,7 +89,7 @@ pub fn groups(view: &View, host: &Host, net: &Network) -> Vec<Group> {
     let (mut local, mut all) = (Vec::new(), Vec::new());
     let mut remote_hosts = BTreeSet::new();
     for p in view.ports_of(&net.meta.id) {
-        if host.ofports.contains_key(&p.meta.id) {
+        if host.plugged(&p.meta.id) {
             let b = deliver::local_bucket(p);
             all.push(b.clone());
             local.push(b);

@@ -10,7 +10,7 @@
 
 pub mod punt;
 
-use super::here::{is_router_port, routers_on, routes_for as wanted};
+use super::here::{is_router_port, on_gateway_subnet, routers_on, routes_for as wanted};
 use super::{App, Cx, Flow, Handler, Object, Owner, Settings, Sink, flow};
 use crate::pipeline::{App as AppId, reg, table};
 use crate::view::{Touched, View};
@@ -232,6 +232,10 @@ pub fn compile(view: &View, r: &Router) -> Vec<Flow> {
         let prio = PRIO_PREFIX + 2 * u16::from(route.destination.prefix_len());
         let m = dst_prefix(on_router(), &route.destination);
         if eth_type(&route.nexthop) != eth_type(&route.destination.network()) {
+            continue;
+        }
+        // IPv6 next hops outside are north-south's (apps::nat::ipv6).
+        if route.nexthop.is_ipv6() && on_gateway_subnet(view, r, &route.nexthop) {
             continue;
         }
         let instructions = port_at(view, r, route.nexthop)

@@ -12,7 +12,7 @@ use crate::apps::{Handler, Host, Punted};
 use crate::pipeline::{App, Cookie, reg, table};
 use crate::view::View;
 use model::{Router, RouterInterface};
-use openflow::action::{Action, port};
+use openflow::action::port;
 use openflow::flow::{FlowMod, NO_BUFFER};
 use openflow::oxm::{Field, Match, OxmField};
 use openflow::packet::{PacketIn, PacketOut, PipelineFields};
@@ -64,7 +64,7 @@ impl L3Punt {
         }
     }
 
-    fn handle(&mut self, view: &View, now: Instant, pi: &PacketIn) -> Punted {
+    fn handle(&mut self, view: &View, host: &Host, now: Instant, pi: &PacketIn) -> Punted {
         match self.answer(view, pi) {
             Some(Answer {
                 iface_port,
@@ -99,7 +99,8 @@ impl L3Punt {
                     packets: vec![PacketOut {
                         buffer_id: NO_BUFFER,
                         in_port: port::CONTROLLER,
-                        actions: vec![Action::output(out_port)],
+                        // Back the way it came: tagged again for a trunk subport.
+                        actions: super::super::deliver::back(host, pi.reg(6), out_port),
                         data: frame,
                     }],
                     ..Punted::default()
@@ -280,12 +281,12 @@ impl Handler for L3Punt {
     fn packet_in(
         &mut self,
         view: &View,
-        _host: &mut Host,
+        host: &mut Host,
         now: Instant,
         pi: &PacketIn,
         _key: u32,
     ) -> Punted {
-        self.handle(view, now, pi)
+        self.handle(view, host, now, pi)
     }
 
     fn counters(&self) -> Vec<(&'static str, u64)> {

@@ -70,7 +70,7 @@ pub fn held<'a>(view: &'a View, host: &Host, f: &'a FloatingIp) -> Option<Held<'
     let here = |port_id: &str| {
         view.ports
             .get(port_id)
-            .filter(|p| is_local(view, host, p) && host.ofports.contains_key(&p.meta.id))
+            .filter(|p| is_local(view, host, p) && host.plugged(&p.meta.id))
     };
     here(&f.port_forwardings.first()?.internal_port_id)?;
     let r = view.routers.get(f.router_id.as_ref()?)?;

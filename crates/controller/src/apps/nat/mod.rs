@@ -15,6 +15,7 @@
 //! same tables (`forwarding`).
 
 pub mod forwarding;
+pub mod ipv6;
 pub mod punt;
 
 use super::deliver::{patch_port, to_physical};
@@ -116,12 +117,17 @@ pub fn snat_ports_wanted(view: &View, host: &Host) -> Vec<String> {
     let mut out: Vec<String> = view
         .routers
         .values()
-        .filter(|r| r.external_gateway.as_ref().is_some_and(|g| g.enable_snat))
         .filter(|r| r.admin_state_up && routes_for(view, r))
-        .filter_map(|r| nexthop(view, r))
-        .filter(|(net, _)| patch_port(host, net).is_some())
-        .filter(|(net, _)| snat_port(view, &net.meta.id).is_none())
-        .map(|(net, _)| net.meta.id.clone())
+        .filter_map(|r| {
+            // IPv4 SNAT needs the address; IPv6 routing needs the port's MAC.
+            let snat = r.external_gateway.as_ref().is_some_and(|g| g.enable_snat);
+            snat.then(|| nexthop(view, r).map(|(n, _)| n))
+                .flatten()
+                .or_else(|| ipv6::uplink(view, r).map(|u| u.net))
+        })
+        .filter(|net| patch_port(host, net).is_some())
+        .filter(|net| snat_port(view, &net.meta.id).is_none())
+        .map(|net| net.meta.id.clone())
         .collect();
     out.sort();
     out.dedup();
@@ -207,7 +213,8 @@ pub fn network(view: &View, host: &Host, net: &Network) -> Vec<Flow> {
     if !net.external || !serves(view, host, net) {
         return Vec::new();
     }
-    vec![flow(
+    let mut out = ipv6::network(net);
+    out.push(flow(
         table::INGRESS_NAT,
         PRIO_ARP,
         Match::new()
@@ -220,7 +227,8 @@ pub fn network(view: &View, host: &Host, net: &Network) -> Vec<Flow> {
             Instruction::ApplyActions(vec![Action::controller(OFPCML_NO_BUFFER)]),
             Instruction::GotoTable(table::FROM_TUNNEL),
         ],
-    )]
+    ));
+    out
 }
 
 /// A router's north-south flows on this host: its default route to egress NAT, SNAT to
@@ -343,7 +351,7 @@ pub struct LocalFip<'a> {
 /// from here.
 pub fn local_fip<'a>(view: &'a View, host: &Host, f: &'a FloatingIp) -> Option<LocalFip<'a>> {
     let vm = view.ports.get(f.port_id.as_ref()?)?;
-    if !is_local(view, host, vm) || !host.ofports.contains_key(&vm.meta.id) {
+    if !is_local(view, host, vm) || !host.plugged(&vm.meta.id) {
         return None;
     }
     let r = view.routers.get(f.router_id.as_ref()?)?;
@@ -463,7 +471,10 @@ impl App for NorthSouth {
         match obj {
             Object::Port(p) => out.extend(port(view, host, p)),
             Object::Network(n) => out.extend(network(view, host, n)),
-            Object::Router(r) => out.extend(router(view, host, r)),
+            Object::Router(r) => {
+                out.extend(router(view, host, r));
+                out.extend(ipv6::router(view, host, r));
+            }
             Object::FloatingIp(f) => {
                 out.extend(floating_ip(view, host, f));
                 out.extend(forwarding::flows(view, host, f));

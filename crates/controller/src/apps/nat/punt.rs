@@ -7,6 +7,8 @@
 use crate::apps::deliver::to_physical;
 use crate::apps::here::{is_local, routes_for, serves};
 use crate::apps::{Handler, Host, Punted, nat};
+
+use crate::apps::nat::ipv6;
 use crate::view::View;
 use model::Network;
 use openflow::action::port;
@@ -34,7 +36,7 @@ const ANNOUNCE_AT: [Duration; 3] = [
 /// What the host asked and announced; the next hops it learns go into [`Host::neighbours`].
 #[derive(Debug, Default)]
 pub struct NatPunt {
-    asked: BTreeMap<(String, Ipv4Addr), Instant>,
+    asked: BTreeMap<(String, IpAddr), Instant>,
     /// (address, MAC, the port it serves) living here: since when, announcements sent.
     announced: BTreeMap<(Ipv4Addr, [u8; 6], String), (Instant, usize)>,
     /// ARP packet-ins that taught nothing (not a reply from a next hop, malformed).
@@ -95,10 +97,19 @@ fn own_address(view: &View, host: &Host, net: &str) -> Option<(Ipv4Addr, [u8; 6]
 impl NatPunt {
     /// An ARP frame from an external network: a reply from a next hop teaches its MAC.
     fn learn(&mut self, view: &View, host: &mut Host, pi: &PacketIn) -> Punted {
+        if let Some(p) = ipv6::answer(view, host, pi) {
+            return Punted {
+                packets: vec![p],
+                ..Punted::default()
+            };
+        }
         let learnt = (|| {
             let key = pi.field(Field::Metadata)? as u32;
             let net = view.networks.values().find(|n| n.unique_key == key)?;
             let frame = Frame::new_checked(&pi.data[..]).ok()?;
+            if frame.ethertype() == EtherType::Ipv6 {
+                return ipv6::learn(view, net, &pi.data);
+            }
             if frame.ethertype() != EtherType::Arp {
                 return None;
             }
@@ -149,7 +160,7 @@ impl NatPunt {
             {
                 continue;
             }
-            let k = (net_id.clone(), *ip);
+            let k = (net_id.clone(), IpAddr::V4(*ip));
             if self
                 .asked
                 .get(&k)
@@ -174,8 +185,26 @@ impl NatPunt {
                 self.asked.insert(k, now);
             }
         }
-        self.asked
-            .retain(|(n, ip), _| hops.contains(&(n.clone(), *ip)));
+        let mut hops6 = BTreeSet::new();
+        for (net, src, mac, ip) in ipv6::unresolved(view, host) {
+            let k = (net.meta.id.clone(), IpAddr::V6(ip));
+            hops6.insert(k.clone());
+            if self
+                .asked
+                .get(&k)
+                .is_some_and(|t| now.duration_since(*t) < RETRY)
+            {
+                continue;
+            }
+            if let Some(p) = ipv6::solicit(host, net, src, mac, ip) {
+                out.push(p);
+                self.asked.insert(k, now);
+            }
+        }
+        self.asked.retain(|(n, ip), _| match ip {
+            IpAddr::V4(a) => hops.contains(&(n.clone(), *a)),
+            IpAddr::V6(_) => hops6.contains(&(n.clone(), *ip)),
+        });
 
         // Gratuitous ARP for what lives here now.
         let mut here = BTreeSet::new();

@@ -16,7 +16,7 @@ use crate::pipeline::{App as AppId, table};
 use crate::view::View;
 use model::Port;
 use openflow::Instruction;
-use openflow::action::{Action, port};
+use openflow::action::Action;
 use openflow::oxm::{Field, Match, mac_u128};
 use std::net::{IpAddr, Ipv6Addr};
 
@@ -83,10 +83,14 @@ pub fn base() -> Vec<Flow> {
                 .icmpv6_type(NA),
             AppId::Nd,
             0,
-            [Instruction::ApplyActions(vec![
-                Action::move_field(Field::EthSrc, Field::NdTll, 48),
-                Action::output(port::IN_PORT),
-            ])],
+            [
+                Instruction::ApplyActions(vec![Action::move_field(
+                    Field::EthSrc,
+                    Field::NdTll,
+                    48,
+                )]),
+                Instruction::GotoTable(table::REPLY),
+            ],
         ),
     ]
 }

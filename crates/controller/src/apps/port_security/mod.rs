@@ -72,7 +72,7 @@ fn allowed(p: &Port) -> Vec<(MacAddr, IpNet)> {
 
 /// The flows of table 1 for a local port.
 pub fn compile(_view: &View, host: &Host, p: &Port) -> Vec<Flow> {
-    if !host.ofports.contains_key(&p.meta.id) {
+    if !host.plugged(&p.meta.id) {
         return Vec::new();
     }
     let key = p.unique_key;
@@ -128,7 +128,9 @@ pub fn compile(_view: &View, host: &Host, p: &Port) -> Vec<Flow> {
         }
     }
     // DHCP discovery from no address; IPv6 duplicate address detection and router
-    // solicitation from ::.
+    // solicitation from ::. Not MLD reports from :: (Neutron allows them): two flows more
+    // per port for reports the kernel sends again from its link-local address, and MLD is
+    // flooded anyway; snooping will want them.
     let own = from_port(key).eth_src(p.mac_address.0);
     out.push(on(
         own.clone()

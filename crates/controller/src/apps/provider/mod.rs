@@ -113,10 +113,7 @@ pub fn port(view: &View, host: &Host, p: &Port) -> Vec<Flow> {
     let Some(net) = view.networks.get(&p.network_id) else {
         return Vec::new();
     };
-    if patch_port(host, net).is_none()
-        || !host.ofports.contains_key(&p.meta.id)
-        || !is_local(view, host, p)
-    {
+    if patch_port(host, net).is_none() || !host.plugged(&p.meta.id) || !is_local(view, host, p) {
         return Vec::new();
     }
     vec![deliver::to_port(

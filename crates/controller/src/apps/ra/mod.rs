@@ -80,7 +80,7 @@ fn base() -> [Flow; 2] {
 
 /// The punt of a local port's solicitations, if its network advertises.
 pub fn compile(view: &View, host: &Host, p: &Port) -> Option<Flow> {
-    if !host.ofports.contains_key(&p.meta.id)
+    if !host.plugged(&p.meta.id)
         || is_router_port(p)
         || !advert::network_advertises(view, &p.network_id)
     {

@@ -10,7 +10,7 @@
 use super::advert::{self, MAX_INTERVAL, MIN_INTERVAL};
 use crate::apps::here::is_router_port;
 use crate::apps::rate::Limiter;
-use crate::apps::{Handler, Host, Punted};
+use crate::apps::{Handler, Host, Punted, deliver};
 use crate::view::View;
 use openflow::action::{Action, port};
 use openflow::flow::NO_BUFFER;
@@ -49,7 +49,8 @@ pub struct Stats {
 #[derive(Debug)]
 struct Local {
     id: String,
-    ofport: u32,
+    /// How its RAs reach it (`deliver::to_local`: a trunk subport's are tagged).
+    out: Vec<Action>,
     next: Instant,
     sent: u32,
 }
@@ -96,8 +97,8 @@ pub fn interval(key: u32, sent: u32) -> Duration {
     }
 }
 
-/// The RA frames for a port's network, each out of OpenFlow port `ofport`.
-fn packets(view: &View, network_id: &str, ofport: u32) -> Vec<PacketOut> {
+/// The RA frames for a port's network, each sent with `out`.
+fn packets(view: &View, network_id: &str, out: &[Action]) -> Vec<PacketOut> {
     let Some(net) = view.networks.get(network_id) else {
         return Vec::new();
     };
@@ -106,7 +107,7 @@ fn packets(view: &View, network_id: &str, ofport: u32) -> Vec<PacketOut> {
         .map(|(mac, ra)| PacketOut {
             buffer_id: NO_BUFFER,
             in_port: port::CONTROLLER,
-            actions: vec![Action::output(ofport)],
+            actions: out.to_vec(),
             data: ra.multicast_frame(mac),
         })
         .collect()
@@ -116,7 +117,7 @@ impl Ra {
     /// Brings the set of local ports on advertising networks up to date with the view:
     /// a new port is due at once, a gone one forgotten.
     fn sync(&mut self, view: &View, host: &Host, now: Instant) {
-        let mark = (view.revision, host.ofports.len());
+        let mark = (view.revision, host.ofports.len() + host.subports.len());
         if let Some((rev, n, at)) = self.synced
             && (rev, n) == mark
             && now.saturating_duration_since(at) < RESYNC
@@ -125,18 +126,18 @@ impl Ra {
         }
         self.synced = Some((mark.0, mark.1, now));
         let mut keep = HashMap::with_capacity(self.ports.len());
-        for (id, ofport) in &host.ofports {
-            let Some(p) = view.ports.get(id) else {
+        for id in host.ofports.keys().chain(host.subports.keys()) {
+            let (Some(p), Some(out)) = (view.ports.get(id), deliver::to_local(host, id)) else {
                 continue;
             };
             if is_router_port(p) || !advert::network_advertises(view, &p.network_id) {
                 continue;
             }
             let l = match self.ports.remove(&p.unique_key) {
-                Some(l) if l.id == *id && l.ofport == *ofport => l,
+                Some(l) if l.id == *id && l.out == out => l,
                 _ => Local {
                     id: id.clone(),
-                    ofport: *ofport,
+                    out,
                     next: now,
                     sent: 0,
                 },
@@ -157,7 +158,7 @@ impl Ra {
             let Some(p) = view.ports.get(&l.id) else {
                 continue;
             };
-            let sent = packets(view, &p.network_id, l.ofport);
+            let sent = packets(view, &p.network_id, &l.out);
             self.stats.unsolicited += sent.len() as u64;
             out.extend(sent);
             l.sent = l.sent.saturating_add(1);
@@ -166,7 +167,14 @@ impl Ra {
         out
     }
 
-    fn answer(&mut self, view: &View, now: Instant, pi: &PacketIn, key: u32) -> Punted {
+    fn answer(
+        &mut self,
+        view: &View,
+        host: &Host,
+        now: Instant,
+        pi: &PacketIn,
+        key: u32,
+    ) -> Punted {
         let in_port = pi.in_port();
         let is_rs = icmpv6::parse_frame(&pi.data)
             .is_ok_and(|f| matches!(f.icmpv6, Icmpv6Repr::RouterSolicit { .. }));
@@ -178,7 +186,7 @@ impl Ra {
             self.stats.ignored += 1;
             return Punted::default();
         };
-        let packets = packets(view, &p.network_id, in_port);
+        let packets = packets(view, &p.network_id, &deliver::back(host, key, in_port));
         if packets.is_empty() {
             self.stats.ignored += 1;
             return Punted::default();
@@ -215,12 +223,12 @@ impl Handler for Ra {
     fn packet_in(
         &mut self,
         view: &View,
-        _host: &mut Host,
+        host: &mut Host,
         now: Instant,
         pi: &PacketIn,
         key: u32,
     ) -> Punted {
-        self.answer(view, now, pi, key)
+        self.answer(view, host, now, pi, key)
     }
 
     fn tick(&mut self, view: &View, host: &Host, now: Instant) -> Punted {

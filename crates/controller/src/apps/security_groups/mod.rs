@@ -118,10 +118,7 @@ fn dir_tables(d: Direction) -> (u8, u8, Field, u32) {
 /// A local port whose traffic the security groups filter: bound and plugged here, with
 /// port security on, in a network with a zone. Returns its zone.
 pub(super) fn filtered(view: &View, host: &Host, p: &Port) -> Option<u16> {
-    if p.binding_host_id != view.chassis
-        || !host.ofports.contains_key(&p.meta.id)
-        || !p.port_security_enabled
-    {
+    if p.binding_host_id != view.chassis || !host.plugged(&p.meta.id) || !p.port_security_enabled {
         return None;
     }
     host.zones.get(&p.network_id).copied()
@@ -359,10 +356,7 @@ pub fn port(view: &View, host: &Host, p: &Port) -> Vec<Flow> {
     // A local port with port security off is not tracked: its traffic in passes conntrack
     // (everything else in a network with a zone goes through ct(), and fails closed
     // without one).
-    if !p.port_security_enabled
-        && host.ofports.contains_key(&p.meta.id)
-        && p.binding_host_id == view.chassis
-    {
+    if !p.port_security_enabled && host.plugged(&p.meta.id) && p.binding_host_id == view.chassis {
         out.push(flow(
             table::INGRESS_CT,
             PRIO_UNFILTERED,
@@ -542,13 +536,16 @@ pub fn base() -> Vec<Flow> {
                 .collect::<Vec<_>>(),
         )
     };
-    // Neighbour discovery (RS, RA, NS, NA) and DHCP (v4 and v6) are never tracked: DHCP
-    // requests out and replies in pass as in Neutron.
+    // Neighbour discovery (RS, RA, NS, NA), MLD (query, report, done, v2 report) and DHCP
+    // (v4 and v6) are never tracked: DHCP requests out and replies in pass as in Neutron,
+    // and ND and MLD are what the kernel's conntrack leaves untracked (OVS's userspace
+    // conntrack calls MLD invalid, which would keep multicast listeners from ever being
+    // heard).
     for (t, next) in [
         (table::EGRESS_CT, table::SERVICES),
         (table::INGRESS_CT, table::DISPATCH),
     ] {
-        for ty in 133u8..=136 {
+        for ty in [130u8, 131, 132, 133, 134, 135, 136, 143] {
             out.push(f(
                 t,
                 PRIO_BYPASS,

@@ -50,7 +50,7 @@ pub fn port(view: &View, host: &Host, p: &Port) -> Vec<Flow> {
     }
     let key = p.unique_key;
     if super::is_local(view, host, p) {
-        if !host.ofports.contains_key(&p.meta.id) {
+        if !host.plugged(&p.meta.id) {
             return Vec::new();
         }
         return vec![deliver::to_port(

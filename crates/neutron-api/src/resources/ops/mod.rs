@@ -3,7 +3,7 @@
 //! associations (`floating`), port forwardings (`forwarding`), the `deleting` mark
 //! (`deleting`), the default security group and rule claims (`groups`), routes
 //! (`routes`), subnet pool allocation (`pools`), the RBAC policies other resources write
-//! (`rbac`), QoS policies of ports and networks (`qos`), a rule's content (`rules`), DNS names (`dns`), datapath keys (here). Resource files import
+//! (`rbac`), QoS policies of ports and networks (`qos`), a rule's content (`rules`), ports in trunks (`trunks`), DNS names (`dns`), datapath keys (here). Resource files import
 //! these, never each other.
 
 pub mod deleting;
@@ -19,6 +19,7 @@ pub mod qos;
 pub mod rbac;
 pub mod routes;
 pub mod rules;
+pub mod trunks;
 
 use crate::Api;
 use crate::alloc::key_claim;

@@ -95,6 +95,7 @@ pub async fn build_system_port(
         status: PortStatus::Active,
         unique_key,
         dns_domain: Default::default(),
+        instance_metadata: None,
         dns_name: Default::default(),
         qos_policy_id: None,
     })

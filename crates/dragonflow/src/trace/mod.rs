@@ -1,0 +1,190 @@
+//! `dragonflow trace`: follows a packet, described in Neutron terms, through the pipeline
+//! that each host's controller compiles, and says what happened to it and which Neutron
+//! objects decided. The pipelines are compiled from a snapshot of the NB store by the
+//! controller's own compiler onto the fake switch, hosts joined by their tunnels; `--real`
+//! also runs the frame through this host's Open vSwitch and checks that it agrees.
+
+mod explain;
+mod frame;
+mod inspect;
+mod real;
+mod rules;
+#[cfg(test)]
+mod tests;
+mod world;
+
+use explain::Report;
+use frame::Proto;
+use world::World;
+
+/// What to trace.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The sender: a port's id, name, or fixed IP address.
+    #[arg(long)]
+    from: String,
+    /// The destination: IP, IP:PORT or [IPv6]:PORT.
+    #[arg(long, required_unless_present = "frame")]
+    to: Option<String>,
+    /// The protocol (default: tcp with a destination port, else icmp echo).
+    #[arg(long, value_enum)]
+    proto: Option<Proto>,
+    /// A first packet (`new`), or one of a connection already admitted (`established`: the
+    /// same packet is sent once before the traced one, so conntrack knows it).
+    #[arg(long, value_enum, default_value = "new")]
+    state: State,
+    /// Experts: this Ethernet frame (hex) sent by the port instead of one made up.
+    #[arg(long)]
+    frame: Option<String>,
+    /// Also trace the frame through this host's Open vSwitch (`ovs-appctl ofproto/trace`;
+    /// run on the sender's host) and fail if its tables differ from the compiled ones.
+    #[arg(long)]
+    real: bool,
+    /// The integration bridge, for `--real`.
+    #[arg(long, default_value = "br-int")]
+    bridge: String,
+    /// OVSDB for `--real` (`unix:PATH`; default: OVS's own, under `OVS_RUNDIR`).
+    #[arg(long)]
+    ovsdb: Option<String>,
+    /// ovs-vswitchd's control socket for `--real` (default: OVS's own).
+    #[arg(long)]
+    vswitchd_ctl: Option<String>,
+    /// Each host's OVS directory (the sandbox's): where `--real` finds the sender's OVS
+    /// when `--ovsdb` and `--vswitchd-ctl` are not given.
+    #[arg(skip)]
+    pub ovs_dirs: std::collections::BTreeMap<String, std::path::PathBuf>,
+}
+
+/// Connection state of the traced packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum State {
+    New,
+    Established,
+}
+
+/// `dragonflow flows --owner X`.
+pub fn flows(nb: &str, token: Option<&str>, owner: &str, json: bool) -> Result<(), String> {
+    let snap = crate::db::snapshot(nb, token)?;
+    inspect::flows(&World::compile(&snap, None)?, owner, json)
+}
+
+/// `dragonflow port X`.
+pub fn port(nb: &str, token: Option<&str>, what: &str, json: bool) -> Result<(), String> {
+    let snap = crate::db::snapshot(nb, token)?;
+    let hosts = crate::db::realized(nb, token)?;
+    let stored_at = |id: &str| {
+        snap.records
+            .iter()
+            .find(|r| r.table == model::Table::Port.name() && r.id == id)
+            .map_or(0, |r| r.revision)
+    };
+    let applied = |host: &str| {
+        hosts
+            .iter()
+            .find(|h| h.host == host)
+            .map(|h| (h.applied, h.alive))
+    };
+    inspect::port(
+        &World::compile(&snap, None)?,
+        what,
+        stored_at,
+        applied,
+        json,
+    )
+}
+
+pub fn run(nb: &str, token: Option<&str>, json: bool, mut args: Args) -> Result<(), String> {
+    let snap = crate::db::snapshot(nb, token)?;
+    let mut all = controller::view::View::new("");
+    all.load(&snap);
+    let from = frame::find_port(&all, &args.from)?;
+    if let Some(dir) = args.ovs_dirs.get(&from.binding_host_id) {
+        let ovsdb = format!("unix:{}", dir.join("db.sock").display());
+        let ctl = dir.join("ovs-vswitchd.ctl").display().to_string();
+        args.ovsdb.get_or_insert(ovsdb);
+        args.vswitchd_ctl.get_or_insert(ctl);
+    }
+    let real_ifaces = if args.real {
+        Some((
+            from.binding_host_id.clone(),
+            real::interfaces(args.ovsdb.as_deref())?,
+        ))
+    } else {
+        None
+    };
+    let mut world = World::compile(
+        &snap,
+        real_ifaces.as_ref().map(|(h, i)| (h.as_str(), i.clone())),
+    )?;
+    let host = world.host_of(&from)?;
+    let host_name = host.chassis.id.clone();
+    let ofport = host.ofport_of(&from.meta.id).ok_or_else(|| {
+        format!(
+            "port {} is bound to {host_name} but not plugged there (no interface has its iface-id)",
+            from.meta.id
+        )
+    })?;
+    let (probe, bytes) = match &args.frame {
+        Some(hex) => (None, frame::parse_hex(hex)?),
+        None => {
+            let to = args.to.as_deref().unwrap_or_default();
+            let (dst, dport) = frame::parse_to(to)?;
+            let p = frame::probe(&world.view, from.clone(), dst, dport, args.proto)?;
+            let bytes = frame::frame(&world.view, &p)?;
+            (Some(p), bytes)
+        }
+    };
+    if args.state == State::Established {
+        world.net.send(&host_name, ofport, &bytes);
+    }
+    let delivery = world.net.send(&host_name, ofport, &bytes);
+    let report = explain::explain(&world, &host_name, probe.as_ref(), &delivery);
+    let agreement = if args.real {
+        let (tables, text) =
+            real::ofproto_trace(args.vswitchd_ctl.as_deref(), &args.bridge, ofport, &bytes)?;
+        Some((tables, text))
+    } else {
+        None
+    };
+    let agreed = agreement
+        .as_ref()
+        .filter(|(t, _)| *t == report.first_host_tables)
+        .map(|(t, _)| t.as_slice());
+    print(&report, json, agreed);
+    if let Some((tables, text)) = agreement
+        && tables != report.first_host_tables
+    {
+        return Err(format!(
+            "Open vSwitch disagrees: it went through tables {tables:?}, the compiled pipeline through {:?} (a bug of ours). Its trace:\n{text}",
+            report.first_host_tables
+        ));
+    }
+    Ok(())
+}
+
+fn print(r: &Report, json: bool, real: Option<&[u8]>) {
+    if json {
+        let mut v = serde_json::to_value(r).unwrap_or_default();
+        if let Some(t) = real {
+            v["ovs_tables"] = serde_json::json!(t);
+        }
+        println!("{v}");
+        return;
+    }
+    let mut host = "";
+    for s in &r.steps {
+        if s.host != host {
+            host = &s.host;
+            println!("{host}:");
+        }
+        let indent = "  ".repeat(usize::from(s.depth) + 1);
+        println!(
+            "{indent}{:>3} {:<14} prio {:<5} {:<14} {}",
+            s.table, s.table_name, s.priority, s.app, s.owner
+        );
+    }
+    if let Some(t) = real {
+        println!("Open vSwitch agrees: tables {t:?}");
+    }
+    println!("{}", r.verdict);
+}

@@ -1,0 +1,720 @@
+//! The metadata service end to end: real OVS, `dragonflow controller` per host serving
+//! 169.254.169.254 behind br-int's internal port, user data and keys set through the API,
+//! and the real client, cloud-init's own OpenStack reader (Debian's package, extracted by
+//! scripts/setup), run in the VM namespaces of two hosts; `curl` for the EC2 paths; a VM
+//! that forges its address, MAC and headers still reads only its own metadata; and the
+//! Nova proxy mode against a recording endpoint that checks the signature.
+
+mod common;
+
+use common::Server;
+use common::cloud::{Controller as Ctl, addr, underlay, wait_until};
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader, Write};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const CLOUD_INIT: &str = "/opt/dragonflow/cloud-init";
+
+/// Hosts whose controllers run with `extra` flags.
+struct Cloud {
+    srv: Server,
+    ovs: Vec<testbed::Ovs>,
+    ctl: Vec<Ctl>,
+}
+
+const HOSTS: [(&str, &str); 2] = [("host-a", "192.0.2.1"), ("host-b", "192.0.2.2")];
+
+impl Cloud {
+    fn start(hosts: usize, extra: &[&str]) -> Cloud {
+        let srv = Server::start();
+        let ovs: Vec<testbed::Ovs> = (0..hosts)
+            .map(|_| testbed::Ovs::start().expect("ovs"))
+            .collect();
+        if hosts == 2 {
+            testbed::veth("ul0", ovs[0].own_netns(), "ul0", ovs[1].own_netns()).expect("wire");
+        }
+        for (h, o) in ovs.iter().enumerate() {
+            if hosts == 2 {
+                underlay(o, "ul0", &format!("{}/24", HOSTS[h].1));
+            }
+        }
+        let mut args = vec!["--tunnel-types", "geneve"];
+        args.extend_from_slice(extra);
+        let ctl = (0..hosts)
+            .map(|h| {
+                let (name, ip) = HOSTS[h];
+                let c = Ctl::spawn(
+                    &srv.nb_url,
+                    &ovs[h],
+                    name,
+                    ip,
+                    &args,
+                    Some("info,controller::metadata_http=debug"),
+                );
+                c.wait_for_br_int(&ovs[h]);
+                c
+            })
+            .collect();
+        Cloud { srv, ovs, ctl }
+    }
+
+    /// Plugs `port` into a VM on host `h` with its address, once ACTIVE there.
+    fn plug(&self, port: &Value, h: usize) -> testbed::Vm {
+        let (mac, ip) = addr(port);
+        let id = port["id"].as_str().unwrap();
+        let vm =
+            testbed::Vm::plug(&self.ovs[h], "br-int", id, &mac, &format!("{ip}/24")).expect("plug");
+        self.active(id, h);
+        vm
+    }
+
+    fn active(&self, id: &str, h: usize) {
+        wait_until("the port to turn ACTIVE", Duration::from_secs(20), || {
+            let (_, v) = self.srv.call("GET", &format!("/v2.0/ports/{id}"), None);
+            v["port"]["status"] == "ACTIVE" && v["port"]["binding:host_id"] == HOSTS[h].0
+        });
+    }
+
+    fn dumps(&self) -> String {
+        let mut s = String::new();
+        for (h, o) in self.ovs.iter().enumerate() {
+            s += &format!(
+                "host {h} flows:\n{}\ncontroller {h}:\n{}\n",
+                o.ofctl(["dump-flows", "br-int"]).unwrap_or_default(),
+                self.ctl[h].log()
+            );
+        }
+        s
+    }
+
+    /// A network and its subnet, made with the CLI.
+    fn network(&self, name: &str, cidr: &str) -> Value {
+        let net = self.srv.os(&["network", "create", name]);
+        self.srv.os(&[
+            "subnet",
+            "create",
+            "--network",
+            name,
+            "--subnet-range",
+            cidr,
+            &format!("{name}-v4"),
+        ]);
+        net
+    }
+
+    /// A port made with the CLI (`--device-id`, `--dns-name`).
+    fn port(&self, net: &str, name: &str, device: &str, dns: &str) -> Value {
+        let mut args = vec![
+            "port",
+            "create",
+            "--network",
+            net,
+            "--device",
+            device,
+            "--device-owner",
+            "compute:nova",
+        ];
+        if !dns.is_empty() {
+            args.extend(["--dns-name", dns]);
+        }
+        args.push(name);
+        self.srv.os(&args)
+    }
+}
+
+/// The reader cloud-init's OpenStack data source uses, run in `vm`: its `read_v2()`, as
+/// JSON (user data as text).
+fn cloud_init_read(vm: &testbed::Vm) -> Result<Value, String> {
+    let script = r#"
+import json
+from cloudinit.sources.helpers import openstack
+r = openstack.MetadataReader("http://169.254.169.254", timeout=5, retries=2)
+res = r.read_v2()
+ud = res.get("userdata")
+if isinstance(ud, bytes):
+    ud = ud.decode()
+print(json.dumps({"metadata": res["metadata"], "userdata": ud,
+                  "networkdata": res.get("networkdata"),
+                  "vendordata": res.get("vendordata"),
+                  "ec2": res.get("ec2-metadata")}, default=str))
+"#;
+    let py = format!("{CLOUD_INIT}/venv/bin/python");
+    let path = format!("PYTHONPATH={CLOUD_INIT}/root/usr/lib/python3/dist-packages");
+    let out = vm
+        .ns
+        .exec(["env", &path, &py, "-c", script])
+        .map_err(|e| e.to_string())?;
+    serde_json::from_str(out.trim()).map_err(|e| format!("{e}: {out}"))
+}
+
+/// `curl` in `vm`: status and body.
+fn curl(vm: &testbed::Vm, args: &[&str]) -> (u16, String) {
+    let mut argv = vec!["curl", "-s", "-m", "3", "-w", "\n%{http_code}"];
+    argv.extend_from_slice(args);
+    let out = vm.ns.exec(&argv).unwrap_or_else(|e| format!("\n000 {e}"));
+    let (body, code) = out.rsplit_once('\n').unwrap_or(("", "0"));
+    (code.trim().parse().unwrap_or(0), body.to_string())
+}
+
+fn md(path: &str) -> String {
+    format!("http://169.254.169.254{path}")
+}
+
+fn have_cloud_init() -> bool {
+    std::path::Path::new(&format!("{CLOUD_INIT}/venv/bin/python")).exists()
+}
+
+#[test]
+fn cloud_init_reads_each_vms_own_identity_on_two_hosts() {
+    if !testbed::require_root("cloud_init_reads_each_vms_own_identity_on_two_hosts") {
+        return;
+    }
+    assert!(
+        have_cloud_init(),
+        "cloud-init is missing: run scripts/setup"
+    );
+    let c = Cloud::start(2, &[]);
+    c.network("mdnet1", "10.61.1.0/24");
+    c.network("mdnet2", "10.61.2.0/24");
+    let dev1 = "6c1a1d5e-0000-4000-8000-000000000001";
+    let dev2 = "6c1a1d5e-0000-4000-8000-000000000002";
+    let p1 = c.port("mdnet1", "web-1", dev1, "vm1");
+    let p2 = c.port("mdnet2", "db-1", dev2, "");
+    // User data, keys and properties through the API (the CLI has no option for them).
+    let user_data = "#cloud-config\nhostname: from-user-data\n";
+    let key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHx5Zf0rVxjJ6Yb2k2pT4xxkYq2iQnQ5Yb2q test@df";
+    let b64 = base64_encode(user_data.as_bytes());
+    let (code, v) = c.srv.call(
+        "PUT",
+        &format!("/v2.0/ports/{}", p1["id"].as_str().unwrap()),
+        Some(json!({"port": {"instance_metadata": {
+            "user_data": b64, "public_keys": {"mykey": key}, "meta": {"role": "web"}}}})),
+    );
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["port"]["instance_metadata"]["meta"]["role"], "web");
+    // Bad input is a Neutron 400.
+    let (code, _) = c.srv.call(
+        "PUT",
+        &format!("/v2.0/ports/{}", p1["id"].as_str().unwrap()),
+        Some(json!({"port": {"instance_metadata": {"user_data": "not base64!"}}})),
+    );
+    assert_eq!(code, 400);
+
+    let vm1 = c.plug(&p1, 0);
+    // vm1 reaches the address on-link (the switch answers its ARP).
+    vm1.ns
+        .exec(["ip", "route", "add", "169.254.169.254/32", "dev", "eth0"])
+        .expect("route");
+    // vm2 boots as a cloud image does: DHCP, then cloud-init at once. The lease's
+    // option 121 routes the address through the isolated subnet's DHCP port, and the
+    // metadata flows went in with the DHCP flows, before any reply.
+    let (mac2, _) = addr(&p2);
+    let vm2 = testbed::Vm::plug_unaddressed(&c.ovs[1], "br-int", p2["id"].as_str().unwrap(), &mac2)
+        .expect("plug");
+    let dir = tempfile::tempdir().expect("tmp");
+    let (pf, lf) = (dir.path().join("pid"), dir.path().join("leases"));
+    let out = vm2
+        .ns
+        .dhclient("eth0", &pf, &lf, &["-1"])
+        .expect("dhclient")
+        .output()
+        .expect("dhclient");
+    assert!(
+        out.status.success(),
+        "no lease: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _stop = Stop(&vm2, &pf, &lf);
+    let r2 = cloud_init_read(&vm2).unwrap_or_else(|e| panic!("{e}\n{}", c.dumps()));
+    let routes = vm2.ns.exec(["ip", "-4", "route"]).unwrap_or_default();
+    let dhcp2 = dhcp_address(&c, &p2);
+    assert!(
+        routes.contains(&format!("169.254.169.254 via {dhcp2}")),
+        "the DHCP route to the metadata address: {routes}"
+    );
+
+    let t = Instant::now();
+    let r1 = cloud_init_read(&vm1).unwrap_or_else(|e| panic!("{e}\n{}", c.dumps()));
+    println!("cloud-init read_v2 on vm1 took {:?}", t.elapsed());
+    assert_eq!(r1["metadata"]["uuid"], dev1, "{r1}");
+    assert_eq!(r1["metadata"]["name"], "web-1");
+    assert_eq!(r1["metadata"]["hostname"], "vm1.openstacklocal");
+    assert_eq!(r1["metadata"]["public_keys"]["mykey"], key);
+    assert_eq!(r1["metadata"]["keys"][0]["data"], key);
+    assert_eq!(r1["metadata"]["meta"]["role"], "web");
+    assert_eq!(r1["metadata"]["project_id"], p1["project_id"]);
+    assert_eq!(r1["metadata"]["availability_zone"], "nova");
+    assert_eq!(r1["userdata"], user_data);
+    let (mac1, ip1) = addr(&p1);
+    let nd = &r1["networkdata"];
+    assert_eq!(nd["links"][0]["ethernet_mac_address"], mac1, "{nd}");
+    assert_eq!(nd["links"][0]["vif_id"], p1["id"]);
+    assert_eq!(nd["networks"][0]["ip_address"], ip1.as_str());
+    assert_eq!(nd["networks"][0]["netmask"], "255.255.255.0");
+    assert_eq!(nd["networks"][0]["type"], "ipv4_dhcp");
+    assert_eq!(nd["services"][0]["type"], "dns");
+    // cloud-init crawled the EC2 tree too.
+    assert_eq!(r1["ec2"]["local-ipv4"], ip1.as_str(), "{}", r1["ec2"]);
+    assert_eq!(r1["ec2"]["public-keys"]["mykey"], key, "{}", r1["ec2"]);
+    assert_eq!(r1["ec2"]["placement"]["availability-zone"], "nova");
+
+    // The other VM, on another network and host: its own identity, no user data.
+    assert_eq!(r2["metadata"]["uuid"], dev2, "{r2}");
+    assert_eq!(r2["metadata"]["hostname"], "db-1.openstacklocal");
+    assert_eq!(r2["userdata"], "");
+    assert_eq!(
+        r2["networkdata"]["links"][0]["ethernet_mac_address"],
+        addr(&p2).0
+    );
+    assert!(
+        c.ctl[1].log().contains("metadata answered") && !c.ctl[0].log().contains(dev2),
+        "vm2 is answered on its own host"
+    );
+
+    // curl on the EC2 paths.
+    let keys = metadata_keys(&c.ovs[0]);
+    assert_eq!(keys.len(), 1, "one VM port on host a has a metadata flow");
+    assert_eq!(
+        curl(&vm1, &[&md("/2009-04-04/meta-data/instance-id")]),
+        (200, format!("i-{:08x}", keys[0]))
+    );
+    assert_eq!(
+        curl(&vm1, &[&md("/2009-04-04/meta-data/local-ipv4")]),
+        (200, ip1.clone())
+    );
+    assert_eq!(
+        curl(&vm1, &[&md("/2009-04-04/meta-data/hostname")]),
+        (200, "vm1.openstacklocal".into())
+    );
+    assert_eq!(
+        curl(
+            &vm1,
+            &[&md("/2009-04-04/meta-data/public-keys/0/openssh-key")]
+        ),
+        (200, key.to_string())
+    );
+    let (code, listing) = curl(&vm1, &[&md("/latest/meta-data/")]);
+    assert_eq!(code, 200);
+    assert!(listing.lines().any(|l| l == "instance-id"), "{listing}");
+    let (code, versions) = curl(&vm1, &[&md("/openstack")]);
+    assert_eq!(code, 200);
+    assert!(versions.lines().any(|l| l == "2018-08-27") && versions.ends_with("latest"));
+    assert_eq!(
+        curl(&vm1, &[&md("/openstack/latest/user_data")]),
+        (200, user_data.to_string())
+    );
+    assert_eq!(curl(&vm2, &[&md("/openstack/latest/user_data")]).0, 404);
+    assert_eq!(curl(&vm1, &[&md("/nothing")]).0, 404);
+    // Requests with a body are refused; the request size is bounded.
+    assert_eq!(
+        curl(&vm1, &["-X", "POST", "-d", "x=1", &md("/openstack")]).0,
+        413
+    );
+    let long = format!("/openstack/{}", "a".repeat(20_000));
+    let (code, _) = curl(&vm1, &[&md(&long)]);
+    assert_ne!(code, 200, "an oversized request is not served");
+    // The service still answers afterwards.
+    assert_eq!(curl(&vm1, &[&md("/openstack")]).0, 200);
+}
+
+/// Stops a VM's background DHCP client when the test ends, however it ends.
+struct Stop<'a>(&'a testbed::Vm, &'a std::path::Path, &'a std::path::Path);
+
+impl Drop for Stop<'_> {
+    fn drop(&mut self) {
+        let _ = self
+            .0
+            .ns
+            .dhclient("eth0", self.1, self.2, &["-x"])
+            .map(|mut c| c.output());
+    }
+}
+
+/// The first address of the DHCP port of `port`'s network.
+fn dhcp_address(c: &Cloud, port: &Value) -> String {
+    let net = port["network_id"].as_str().unwrap();
+    let (_, ports) = c.srv.call(
+        "GET",
+        &format!("/v2.0/ports?network_id={net}&device_owner=network:dhcp"),
+        None,
+    );
+    ports["ports"][0]["fixed_ips"][0]["ip_address"]
+        .as_str()
+        .expect("the DHCP port")
+        .to_string()
+}
+
+/// The port keys of the VM ports with a metadata flow on `ovs` (reg6 of table 35's
+/// request flows; the key is not in the API's JSON).
+fn metadata_keys(ovs: &testbed::Ovs) -> Vec<u32> {
+    let flows = ovs
+        .ofctl(["dump-flows", "br-int", "table=35"])
+        .unwrap_or_default();
+    flows
+        .lines()
+        .filter_map(|l| l.split("reg6=").nth(1))
+        .filter_map(|s| {
+            let v = s.split([',', ' ']).next()?;
+            u32::from_str_radix(v.trim_start_matches("0x"), 16).ok()
+        })
+        .collect()
+}
+
+fn base64_encode(data: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in data.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn a_vm_forging_its_address_mac_or_headers_reads_only_its_own_metadata() {
+    if !testbed::require_root("a_vm_forging_its_address_mac_or_headers") {
+        return;
+    }
+    let c = Cloud::start(1, &[]);
+    c.network("spoofnet", "10.62.0.0/24");
+    let (dev1, dev3) = (
+        "5e0f0000-0000-4000-8000-000000000001",
+        "5e0f0000-0000-4000-8000-000000000003",
+    );
+    let p1 = c.port("spoofnet", "attacker", dev1, "attacker");
+    let p3 = c.port("spoofnet", "victim", dev3, "victim");
+    let (code, v) = c.srv.call(
+        "PUT",
+        &format!("/v2.0/ports/{}", p3["id"].as_str().unwrap()),
+        Some(
+            json!({"port": {"instance_metadata": {"user_data": base64_encode(b"victim secret")}}}),
+        ),
+    );
+    assert_eq!(code, 200, "{v}");
+    let vm1 = c.plug(&p1, 0);
+    let vm3 = c.plug(&p3, 0);
+    for vm in [&vm1, &vm3] {
+        vm.ns
+            .exec(["ip", "route", "add", "169.254.169.254/32", "dev", "eth0"])
+            .expect("route");
+    }
+    let uuid = |vm: &testbed::Vm, extra: &[&str]| {
+        let mut args = extra.to_vec();
+        let url = md("/openstack/latest/meta_data.json");
+        args.push(&url);
+        let (code, body) = curl(vm, &args);
+        (code == 200)
+            .then(|| serde_json::from_str::<Value>(&body).ok())
+            .flatten()
+            .map(|v| v["uuid"].as_str().unwrap_or("").to_string())
+    };
+    assert_eq!(uuid(&vm3, &[]).as_deref(), Some(dev3), "{}", c.dumps());
+    assert_eq!(uuid(&vm1, &[]).as_deref(), Some(dev1));
+    // Headers naming another instance change nothing.
+    let forged = [
+        "-H",
+        "X-Instance-ID: 5e0f0000-0000-4000-8000-000000000003",
+        "-H",
+        "X-Forwarded-For: 10.62.0.99",
+    ];
+    assert_eq!(uuid(&vm1, &forged).as_deref(), Some(dev1));
+
+    // The attacker takes the victim's address and MAC: port security drops it.
+    let (mac3, ip3) = addr(&p3);
+    let (_, ip1) = addr(&p1);
+    let sh = |cmd: &str| vm1.ns.exec(["sh", "-c", cmd]).map(|_| ());
+    sh(&format!(
+        "ip addr del {ip1}/24 dev eth0; ip addr add {ip3}/24 dev eth0; ip link set eth0 address {mac3}; ip route replace 169.254.169.254/32 dev eth0"
+    ))
+    .expect("spoof");
+    let got = uuid(&vm1, &[]);
+    assert_ne!(
+        got.as_deref(),
+        Some(dev3),
+        "forged identity read the victim's metadata"
+    );
+    assert_eq!(got, None, "port security drops the forged frames");
+    let (_, body) = curl(&vm1, &[&md("/openstack/latest/user_data")]);
+    assert!(!body.contains("victim secret"));
+
+    // With port security off the forged frames pass: the switch still knows the port.
+    let (code, v) = c.srv.call(
+        "PUT",
+        &format!("/v2.0/ports/{}", p1["id"].as_str().unwrap()),
+        Some(json!({"port": {"port_security_enabled": false, "security_groups": []}})),
+    );
+    assert_eq!(code, 200, "{v}");
+    let start = Instant::now();
+    let got = loop {
+        let got = uuid(&vm1, &[]);
+        if got.is_some() || start.elapsed() > Duration::from_secs(10) {
+            break got;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(got.as_deref(), Some(dev1), "{}", c.dumps());
+    let (code, body) = curl(&vm1, &[&md("/openstack/latest/user_data")]);
+    assert!(
+        code == 404 && !body.contains("victim secret"),
+        "{code} {body}"
+    );
+    // The victim is still itself.
+    assert_eq!(uuid(&vm3, &[]).as_deref(), Some(dev3));
+}
+
+/// A recording stand-in for Nova's metadata API: answers 200 only to requests whose
+/// `X-Instance-ID-Signature` is `expected` for their `X-Instance-ID`.
+struct Nova {
+    port: u16,
+    seen: Arc<Mutex<Vec<Headers>>>,
+}
+
+/// One request's line (as `request`) and headers (names in lower case).
+type Headers = Vec<(String, String)>;
+
+impl Nova {
+    fn start(expected: std::collections::BTreeMap<String, String>) -> Nova {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = l.local_addr().unwrap().port();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let rec = seen.clone();
+        std::thread::spawn(move || {
+            for s in l.incoming().flatten() {
+                let mut r = BufReader::new(s.try_clone().unwrap());
+                let mut first = String::new();
+                let _ = r.read_line(&mut first);
+                let mut headers = vec![("request".to_string(), first.trim().to_string())];
+                loop {
+                    let mut line = String::new();
+                    if r.read_line(&mut line).unwrap_or(0) == 0 || line.trim().is_empty() {
+                        break;
+                    }
+                    if let Some((k, v)) = line.split_once(':') {
+                        headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
+                    }
+                }
+                let get = |k: &str| {
+                    headers
+                        .iter()
+                        .find(|(h, _)| h == k)
+                        .map(|(_, v)| v.clone())
+                        .unwrap_or_default()
+                };
+                let id = get("x-instance-id");
+                let ok = expected.get(&id) == Some(&get("x-instance-id-signature"));
+                let body = if ok {
+                    json!({"uuid": id, "served_by": "nova"}).to_string()
+                } else {
+                    "bad signature".to_string()
+                };
+                let status = if ok { "200 OK" } else { "403 Forbidden" };
+                rec.lock().unwrap().push(headers);
+                let mut s = s;
+                let _ = write!(
+                    s,
+                    "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        Nova { port, seen }
+    }
+}
+
+/// HMAC-SHA256 of `msg` with `key`, hex, by Python's hmac (not the code under test).
+fn python_hmac(key: &str, msg: &str) -> String {
+    let out = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import hmac,hashlib,sys;print(hmac.new(sys.argv[1].encode(),sys.argv[2].encode(),hashlib.sha256).hexdigest())",
+            key,
+            msg,
+        ])
+        .output()
+        .expect("python3");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn with_nova_requests_are_passed_on_signed_as_neutrons_agent_does() {
+    if !testbed::require_root("with_nova_requests_are_passed_on_signed") {
+        return;
+    }
+    let secret = "nova-shared-secret-for-tests";
+    let dev = "0a0a0a0a-0000-4000-8000-00000000000a";
+    let nova = Nova::start([(dev.to_string(), python_hmac(secret, dev))].into());
+    let dir = tempfile::tempdir().expect("tmp");
+    let secret_file = dir.path().join("secret");
+    std::fs::write(&secret_file, format!("{secret}\n")).expect("secret");
+    let url = format!("http://127.0.0.1:{}", nova.port);
+    let secret_arg = secret_file.display().to_string();
+    let c = Cloud::start(
+        1,
+        &[
+            "--nova-metadata-url",
+            &url,
+            "--metadata-proxy-shared-secret-file",
+            &secret_arg,
+        ],
+    );
+    c.network("novanet", "10.63.0.0/24");
+    let p = c.port("novanet", "server-1", dev, "server-1");
+    let vm = c.plug(&p, 0);
+    vm.ns
+        .exec(["ip", "route", "add", "169.254.169.254/32", "dev", "eth0"])
+        .expect("route");
+    let (code, body) = curl(
+        &vm,
+        &[
+            "-H",
+            "X-Instance-ID: someone-else",
+            &md("/openstack/latest/meta_data.json?x=1"),
+        ],
+    );
+    assert_eq!(code, 200, "{body}\n{}", c.dumps());
+    let v: Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(
+        (v["uuid"].as_str(), v["served_by"].as_str()),
+        (Some(dev), Some("nova"))
+    );
+    let seen = nova.seen.lock().unwrap().clone();
+    let h = seen.last().expect("a request reached Nova");
+    let get = |k: &str| h.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    assert_eq!(
+        get("request"),
+        Some("GET /openstack/latest/meta_data.json?x=1 HTTP/1.1")
+    );
+    assert_eq!(
+        get("x-instance-id"),
+        Some(dev),
+        "the VM's header is not passed on"
+    );
+    assert_eq!(get("x-tenant-id"), p["project_id"].as_str());
+    assert_eq!(get("x-forwarded-for"), Some(addr(&p).1.as_str()));
+    assert_eq!(
+        get("x-instance-id-signature"),
+        Some(python_hmac(secret, dev).as_str())
+    );
+}
+
+/// Slowloris from `vm`: `n` connections that send headers a line a second and never end
+/// them; prints how many the server closed within `secs` seconds.
+const SLOWLORIS: &str = r#"
+import socket, sys, time
+n, secs = int(sys.argv[1]), float(sys.argv[2])
+socks = []
+for _ in range(n):
+    s = socket.socket()
+    s.settimeout(0.2)
+    try:
+        s.connect(("169.254.169.254", 80))
+        s.send(b"GET /openstack HTTP/1.1\r\nHost: x\r\n")
+    except OSError:
+        pass
+    socks.append(s)
+closed = set()
+end = time.time() + secs
+while time.time() < end and len(closed) < n:
+    for i, s in enumerate(socks):
+        if i in closed:
+            continue
+        try:
+            s.send(b"X-Slow: 1\r\n")
+            if s.recv(4096) == b"":
+                closed.add(i)
+        except socket.timeout:
+            pass
+        except OSError:
+            closed.add(i)
+    time.sleep(0.5)
+print(len(closed))
+"#;
+
+/// `n` requests from `vm` as fast as it can: how many were 200 and how many 429.
+const FLOOD: &str = r#"
+import http.client, sys
+ok = limited = 0
+for _ in range(int(sys.argv[1])):
+    c = http.client.HTTPConnection("169.254.169.254", 80, timeout=2)
+    c.request("GET", "/openstack")
+    r = c.getresponse(); r.read(); c.close()
+    ok += r.status == 200
+    limited += r.status == 429
+print(ok, limited)
+"#;
+
+#[test]
+fn slowloris_and_a_flooding_vm_do_not_stop_others_being_answered() {
+    if !testbed::require_root("slowloris_and_a_flooding_vm") {
+        return;
+    }
+    let c = Cloud::start(1, &[]);
+    c.network("loris", "10.64.0.0/24");
+    let pa = c.port("loris", "attacker", "", "");
+    let pb = c.port("loris", "bystander", "", "");
+    let (va, vb) = (c.plug(&pa, 0), c.plug(&pb, 0));
+    for vm in [&va, &vb] {
+        vm.ns
+            .exec(["ip", "route", "add", "169.254.169.254/32", "dev", "eth0"])
+            .expect("route");
+    }
+    let bystander_answered = |what: &str| {
+        for _ in 0..5 {
+            let t = Instant::now();
+            let (code, _) = curl(&vb, &[&md("/openstack/latest/meta_data.json")]);
+            assert_eq!(code, 200, "the bystander during {what}\n{}", c.dumps());
+            assert!(
+                t.elapsed() < Duration::from_secs(1),
+                "{what}: {:?}",
+                t.elapsed()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    // 20 connections that never finish their headers: 8 held (the per-VM cap), the rest
+    // closed at once, the held ones closed by the header timeout (5 s).
+    let loris = va
+        .ns
+        .command(["python3", "-c", SLOWLORIS, "20", "9"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    std::thread::sleep(Duration::from_millis(500));
+    bystander_answered("slowloris");
+    let out = loris.wait_with_output().expect("slowloris");
+    let closed: usize = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0);
+    assert_eq!(closed, 20, "every slow connection was closed by the server");
+
+    // A flood: past its 20 a second, the attacker gets 429s; the bystander is answered.
+    let flood = va
+        .ns
+        .command(["python3", "-c", FLOOD, "300"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    bystander_answered("a flood");
+    let out = flood.wait_with_output().expect("flood");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut it = text
+        .split_whitespace()
+        .map(|n| n.parse::<u32>().unwrap_or(0));
+    let (ok, limited) = (it.next().unwrap_or(0), it.next().unwrap_or(0));
+    println!("flood: {ok} answered, {limited} refused with 429");
+    assert!(limited > 0 && ok >= 20, "{ok} answered, {limited} limited");
+    assert_eq!(ok + limited, 300);
+}
