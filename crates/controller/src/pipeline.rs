@@ -282,10 +282,11 @@ pub enum App {
     Ra = 14,
     Dns = 15,
     Trunk = 16,
+    Qos = 17,
 }
 
 impl App {
-    pub const ALL: [App; 16] = [
+    pub const ALL: [App; 17] = [
         App::Classifier,
         App::PortSecurity,
         App::L2,
@@ -302,6 +303,7 @@ impl App {
         App::Ra,
         App::Dns,
         App::Trunk,
+        App::Qos,
     ];
 }
 

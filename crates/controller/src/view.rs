@@ -3,7 +3,7 @@
 //! Sans-IO: changes go in, the keys of what changed come out.
 
 use model::{
-    AddressGroup, Chassis, FloatingIp, NbObject, Network, Port, Router, SecurityGroup,
+    AddressGroup, Chassis, FloatingIp, NbObject, Network, Port, QosPolicy, Router, SecurityGroup,
     SecurityGroupRule, Subnet, Table, Trunk,
 };
 use nbdb::{Change, Record, Revision, Snapshot};
@@ -36,6 +36,8 @@ pub struct View {
     pub chassis_by_name: Objects<Chassis>,
     /// Trunks of the followed networks' parent ports.
     pub trunks: Objects<Trunk>,
+    /// QoS policies of local ports and of their networks (followed by their project).
+    pub qos_policies: Objects<QosPolicy>,
     /// The trunk of each port in one (parent or subport).
     trunk_by_port: BTreeMap<String, String>,
     /// Ports of each network.
@@ -355,13 +357,13 @@ impl View {
                 }
                 changed
             }
+            Some(Table::QosPolicy) => set(&mut self.qos_policies, table, id, value),
             Some(
                 Table::Claim
                 | Table::RbacPolicy
                 | Table::SubnetPool
                 | Table::AddressScope
-                | Table::DefaultSecurityGroupRule
-                | Table::QosPolicy,
+                | Table::DefaultSecurityGroupRule,
             )
             | None => false,
         }
@@ -421,6 +423,12 @@ impl View {
             &mut out,
         );
         diff(Table::Trunk, &self.trunks, &other.trunks, &mut out);
+        diff(
+            Table::QosPolicy,
+            &self.qos_policies,
+            &other.qos_policies,
+            &mut out,
+        );
         out
     }
 
@@ -451,6 +459,15 @@ impl View {
             .filter_map(|id| self.rules.get(id))
     }
 
+    /// The QoS policy that applies to a port: its own, else its network's.
+    pub fn qos_policy_of<'a>(&'a self, p: &'a Port) -> Option<&'a str> {
+        p.qos_policy_id.as_deref().or_else(|| {
+            self.networks
+                .get(&p.network_id)
+                .and_then(|n| n.qos_policy_id.as_deref())
+        })
+    }
+
     /// Ports bound to this host.
     pub fn local_ports(&self) -> impl Iterator<Item = &Port> {
         self.ports
@@ -470,6 +487,12 @@ impl View {
             // A trunk's parent here brings its subports' networks: they are wired here.
             if let Some(t) = self.trunk_of(&p.meta.id).filter(|t| t.port_id == p.meta.id) {
                 networks.extend(t.sub_ports.iter().map(|s| s.network_id.as_str()));
+            }
+            if let Some(q) = self
+                .qos_policy_of(p)
+                .and_then(|id| self.qos_policies.get(id))
+            {
+                topics.insert(q.topic().to_string());
             }
             for g in &p.security_groups {
                 if let Some(sg) = self.security_groups.get(g) {
@@ -519,6 +542,14 @@ impl View {
         let mut networks: BTreeSet<&str> = BTreeSet::new();
         for p in self.local_ports() {
             networks.insert(&p.network_id);
+            if let Some(q) = self.qos_policy_of(p)
+                && !self.qos_policies.contains_key(q)
+            {
+                out.insert(Touched {
+                    table: Table::QosPolicy,
+                    id: q.to_string(),
+                });
+            }
             for g in &p.security_groups {
                 if !self.security_groups.contains_key(g) {
                     out.insert(Touched {

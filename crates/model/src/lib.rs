@@ -54,7 +54,7 @@ pub enum Table {
 }
 
 impl Table {
-    pub const ALL: [Table; 15] = [
+    pub const ALL: [Table; 16] = [
         Table::Network,
         Table::Subnet,
         Table::Port,

@@ -169,6 +169,8 @@ impl Sent {
         self.flows.apply(&mods);
         self.groups.apply(&groups.before);
         self.groups.apply(&groups.after);
+        self.groups.apply_meters(&groups.meters_before);
+        self.groups.apply_meters(&groups.meters_after);
         assert_eq!(&self.flows, d.table(), "flows sent by difference");
         assert_eq!(&self.groups, d.groups(), "groups sent by difference");
     }
@@ -259,7 +261,7 @@ fn incremental_equals_full_after_random_changes() {
         // n3 overlaps n0: the same addresses on two networks, as two projects have them.
         let k = rnd(4);
         let net = format!("n{k}");
-        let change = match rnd(19) {
+        let change = match rnd(21) {
             // Trunks t0 (parent x0, subports among x2..x6) and t1 (x1; x7..x11) come,
             // change their subports and go.
             16 => {
@@ -291,6 +293,49 @@ fn incremental_equals_full_after_random_changes() {
                 )
             }
             17 => removed("trunk", &format!("t{}", rnd(2)), rev),
+            // QoS policies q0 and q1 come with random limits and marks, and go; ports
+            // and networks name them (below).
+            18 => {
+                let dir = |i| {
+                    if i == 0 {
+                        model::QosDirection::Egress
+                    } else {
+                        model::QosDirection::Ingress
+                    }
+                };
+                let mut rules = Vec::new();
+                for i in 0..2u64 {
+                    if rnd(2) == 0 {
+                        rules.push(model::QosRule {
+                            id: format!("l{i}"),
+                            kind: model::QosRuleKind::BandwidthLimit {
+                                max_kbps: 1000 * (1 + rnd(3) as u32),
+                                max_burst_kbps: 0,
+                                direction: dir(i),
+                            },
+                        });
+                    }
+                }
+                if rnd(2) == 0 {
+                    rules.push(model::QosRule {
+                        id: "m".into(),
+                        kind: model::QosRuleKind::DscpMarking {
+                            dscp_mark: [10u8, 46][rnd(2) as usize],
+                        },
+                    });
+                }
+                written(
+                    &model::QosPolicy {
+                        meta: fixtures::meta(&format!("q{}", rnd(2))),
+                        shared: false,
+                        is_default: false,
+                        rules,
+                        deleting: false,
+                    },
+                    rev,
+                )
+            }
+            19 => removed("qos_policy", &format!("q{}", rnd(2)), rev),
             // Floating IPs come, move between ports and routers, and go.
             // Half of them with a port forwarding instead of a port.
             14 => {
@@ -353,6 +398,8 @@ fn incremental_equals_full_after_random_changes() {
                     .map(|g| format!("g{g}"))
                     .collect();
                 p.port_security_enabled = rnd(4) != 0;
+                p.qos_policy_id =
+                    [None, Some("q0"), Some("q1")][rnd(3) as usize].map(str::to_string);
                 // Trunks' subports (x2..x11) are marked, as the API marks them, or not.
                 if n >= 2 && rnd(3) != 0 {
                     p.device_owner = model::trunk::SUBPORT_OWNER.into();
@@ -396,6 +443,7 @@ fn incremental_equals_full_after_random_changes() {
             10 => written(
                 &Network {
                     subnets: vec![format!("s{k}")],
+                    qos_policy_id: (rnd(2) == 0).then(|| format!("q{}", rnd(2))),
                     ..network(&net, 1 + k as u32)
                 },
                 rev,

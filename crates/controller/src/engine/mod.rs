@@ -32,7 +32,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 /// The tables a controller follows (not claims).
-pub const TABLES: [Table; 10] = [
+pub const TABLES: [Table; 11] = [
     Table::Network,
     Table::Subnet,
     Table::Port,
@@ -43,6 +43,7 @@ pub const TABLES: [Table; 10] = [
     Table::AddressGroup,
     Table::Chassis,
     Table::Trunk,
+    Table::QosPolicy,
 ];
 
 /// [`TABLES`] by name, as snapshots and watches are limited to them.
