@@ -325,10 +325,11 @@ pub enum App {
     Trunk = 16,
     Mcast = 17,
     Lb = 18,
+    Qos = 19,
 }
 
 impl App {
-    pub const ALL: [App; 18] = [
+    pub const ALL: [App; 19] = [
         App::Classifier,
         App::PortSecurity,
         App::L2,
@@ -347,6 +348,7 @@ impl App {
         App::Trunk,
         App::Mcast,
         App::Lb,
+        App::Qos,
     ];
 }
 

@@ -1,9 +1,12 @@
-//! Desired and installed flows and groups, and the difference between them as flow-mods
-//! and group-mods: the controller sends only what differs, after a change and after
-//! reconnecting to a switch whose state survived (fail_mode secure).
+//! Desired and installed flows, groups and meters, and the difference between them as
+//! flow-mods, group-mods and meter-mods: the controller sends only what differs, after a
+//! change and after reconnecting to a switch whose state survived (fail_mode secure).
 
 use openflow::Instruction;
-use openflow::flow::{Bucket, FlowMod, FlowModCommand, GroupMod, GroupModCommand, GroupType};
+use openflow::flow::{
+    Bucket, FlowMod, FlowModCommand, GroupMod, GroupModCommand, GroupType, MeterBand, MeterMod,
+    MeterModCommand,
+};
 use openflow::oxm::Match;
 use std::collections::{BTreeMap, HashMap};
 use std::hash::BuildHasher;
@@ -297,30 +300,74 @@ pub struct GroupBody {
     pub buckets: Vec<Bucket>,
 }
 
-/// Groups by id: desired, or read back from a switch.
+/// What a meter is: its flags and bands.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct MeterBody {
+    pub flags: u16,
+    pub bands: Vec<MeterBand>,
+}
+
+/// Groups and meters by id, the switch state flows point at: desired, or read back from a
+/// switch. (Meters ride with groups: both must exist before a flow names them and may go
+/// only once no flow does.)
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GroupTable {
     groups: BTreeMap<u32, GroupBody>,
+    meters: BTreeMap<u32, MeterBody>,
 }
 
-/// The group-mods that turn one group table into another, split by when they may be sent:
-/// a group must exist before a flow points at it and may go only once no flow does.
+/// The group-mods and meter-mods that turn one group table into another, split by when
+/// they may be sent: a group or meter must exist before a flow points at it and may go
+/// only once no flow does (OVS deletes the flows of a deleted meter).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GroupDiff {
     /// Adds and modifies: before the flow-mods.
     pub before: Vec<GroupMod>,
     /// Deletes: after the flow-mods.
     pub after: Vec<GroupMod>,
+    /// Meter adds and modifies: before the flow-mods. A modify keeps the meter's flows
+    /// (and the connections through them): how a rule change reaches a port.
+    pub meters_before: Vec<MeterMod>,
+    /// Meter deletes: after the flow-mods.
+    pub meters_after: Vec<MeterMod>,
 }
 
 impl GroupDiff {
     pub fn is_empty(&self) -> bool {
-        self.before.is_empty() && self.after.is_empty()
+        self.len() == 0
     }
 
     pub fn len(&self) -> usize {
-        self.before.len() + self.after.len()
+        self.before.len() + self.after.len() + self.meters_before.len() + self.meters_after.len()
     }
+}
+
+/// The meter-mod that makes meter `id` what `now` is (`before`: what it was), if any.
+pub fn meter_mod(id: u32, before: Option<&MeterBody>, now: Option<&MeterBody>) -> Option<MeterMod> {
+    let (command, body) = match (before, now) {
+        (b, Some(n)) if b != Some(n) => (
+            if b.is_some() {
+                MeterModCommand::Modify
+            } else {
+                MeterModCommand::Add
+            },
+            n.clone(),
+        ),
+        (Some(_), None) => (
+            MeterModCommand::Delete,
+            MeterBody {
+                flags: 0,
+                bands: Vec::new(),
+            },
+        ),
+        _ => return None,
+    };
+    Some(MeterMod {
+        command,
+        flags: body.flags,
+        meter_id: id,
+        bands: body.bands,
+    })
 }
 
 impl GroupTable {
@@ -348,6 +395,42 @@ impl GroupTable {
         self.groups.iter().map(|(id, b)| (*id, b))
     }
 
+    pub fn insert_meter(&mut self, id: u32, body: MeterBody) -> Option<MeterBody> {
+        self.meters.insert(id, body)
+    }
+
+    pub fn remove_meter(&mut self, id: u32) -> Option<MeterBody> {
+        self.meters.remove(&id)
+    }
+
+    pub fn meter(&self, id: u32) -> Option<&MeterBody> {
+        self.meters.get(&id)
+    }
+
+    pub fn meters(&self) -> impl Iterator<Item = (u32, &MeterBody)> {
+        self.meters.iter().map(|(id, b)| (*id, b))
+    }
+
+    /// Applies meter-mods as a switch would.
+    pub fn apply_meters(&mut self, mods: &[MeterMod]) {
+        for m in mods {
+            match m.command {
+                MeterModCommand::Add | MeterModCommand::Modify => {
+                    self.meters.insert(
+                        m.meter_id,
+                        MeterBody {
+                            flags: m.flags,
+                            bands: m.bands.clone(),
+                        },
+                    );
+                }
+                MeterModCommand::Delete => {
+                    self.meters.remove(&m.meter_id);
+                }
+            }
+        }
+    }
+
     /// The group-mods that turn `installed` into `self`.
     pub fn diff(&self, installed: &GroupTable) -> GroupDiff {
         let mut d = GroupDiff::default();
@@ -372,6 +455,20 @@ impl GroupTable {
                     group_id: *id,
                     buckets: Vec::new(),
                 });
+            }
+        }
+        let ids: std::collections::BTreeSet<u32> = self
+            .meters
+            .keys()
+            .chain(installed.meters.keys())
+            .copied()
+            .collect();
+        for id in ids {
+            let m = meter_mod(id, installed.meters.get(&id), self.meters.get(&id));
+            match m {
+                Some(m) if m.command == MeterModCommand::Delete => d.meters_after.push(m),
+                Some(m) => d.meters_before.push(m),
+                None => {}
             }
         }
         d

@@ -1,12 +1,13 @@
 //! One OpenFlow session with `br-int`: the OpenFlow 1.3 handshake, reading the installed
-//! flows back (flow stats), and committing flow-mods atomically in a bundle. Messages the
+//! flows, groups and meters back, and committing flow-mods and group-mods atomically in a
+//! bundle (meter-mods around it: OVS does not take them in bundles). Messages the
 //! switch sends unasked (packet-ins, port status) while a request waits are kept for the
 //! runtime to take.
 
-use crate::reconcile::{FlowBody, FlowKey, FlowTable, GroupBody, GroupDiff, GroupTable};
+use crate::reconcile::{FlowBody, FlowKey, FlowTable, GroupBody, GroupDiff, GroupTable, MeterBody};
 use openflow::bundle::{BundleCtrl, BundleCtrlType, bundle_flags};
 use openflow::errors::ErrorMsg;
-use openflow::flow::FlowMod;
+use openflow::flow::{FlowMod, MeterMod, MeterModCommand};
 use openflow::multipart::{FlowStatsRequest, MultipartReply, MultipartRequest, OFPMPF_REPLY_MORE};
 use openflow::switch::{Hello, SwitchConfig};
 use openflow::{FrameReader, Message, XidAllocator};
@@ -245,9 +246,110 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 }
             }
             if flags & OFPMPF_REPLY_MORE == 0 {
-                return Ok(table);
+                break;
             }
         }
+        self.dump_meters(&mut table).await?;
+        Ok(table)
+    }
+
+    /// Adds every meter installed on the switch to `table`.
+    async fn dump_meters(&mut self, table: &mut GroupTable) -> Result<()> {
+        let req = Message::MultipartRequest {
+            flags: 0,
+            body: MultipartRequest::MeterConfig(openflow::meter::OFPM_ALL),
+        };
+        let xid = self.send(&req).await?;
+        loop {
+            let m = self
+                .answer(xid, |m| matches!(m, Message::MultipartReply { .. }))
+                .await?;
+            let Message::MultipartReply { flags, body } = m else {
+                continue;
+            };
+            if let MultipartReply::MeterConfig(meters) = body {
+                for c in meters {
+                    let body = MeterBody {
+                        flags: c.flags,
+                        bands: c.bands,
+                    };
+                    table.insert_meter(c.meter_id, body);
+                }
+            }
+            if flags & OFPMPF_REPLY_MORE == 0 {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Every meter's counters (`dragonflow port` and tests read them).
+    pub async fn meter_stats(&mut self) -> Result<Vec<openflow::meter::MeterStats>> {
+        let req = Message::MultipartRequest {
+            flags: 0,
+            body: MultipartRequest::MeterStats(openflow::meter::OFPM_ALL),
+        };
+        let xid = self.send(&req).await?;
+        let mut out = Vec::new();
+        loop {
+            let m = self
+                .answer(xid, |m| matches!(m, Message::MultipartReply { .. }))
+                .await?;
+            let Message::MultipartReply { flags, body } = m else {
+                continue;
+            };
+            if let MultipartReply::MeterStats(v) = body {
+                out.extend(v);
+            }
+            if flags & OFPMPF_REPLY_MORE == 0 {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// Sends meter-mods outside any bundle (OVS 3.1 does not bundle them) and waits for
+    /// them behind a barrier. An add of a meter that exists (a commit made again after a
+    /// refused bundle: its meters went in) is sent again as a modify; a delete of a
+    /// missing one is nothing to do. Any other refusal is logged: the flows naming the
+    /// meter are then refused in the bundle, and their owner is left out as for any
+    /// refused flow.
+    async fn meter_mods(&mut self, mods: &[MeterMod]) -> Result<()> {
+        let mut again = Vec::new();
+        let mut sent = std::collections::HashMap::new();
+        for m in mods {
+            sent.insert(self.send(&Message::MeterMod(m.clone())).await?, m);
+        }
+        let barrier = self.send(&Message::BarrierRequest).await?;
+        loop {
+            match self.recv().await? {
+                (x, Message::BarrierReply) if x == barrier => break,
+                (x, Message::Error(error)) if sent.contains_key(&x) => {
+                    let m = sent[&x];
+                    match (m.command, error.name()) {
+                        (MeterModCommand::Add, Some("OFPMMFC_METER_EXISTS")) => {
+                            again.push(MeterMod {
+                                command: MeterModCommand::Modify,
+                                ..m.clone()
+                            })
+                        }
+                        (MeterModCommand::Delete, Some("OFPMMFC_UNKNOWN_METER")) => {}
+                        _ => tracing::warn!(
+                            meter = m.meter_id,
+                            command = ?m.command,
+                            "the switch refused a meter-mod: {}",
+                            describe(&error)
+                        ),
+                    }
+                }
+                (x, m) if is_async(&m) => self.pending.push_back((x, m)),
+                (x, other) => {
+                    tracing::debug!(xid = x, "unexpected message after meter-mods: {other:?}")
+                }
+            }
+        }
+        if !again.is_empty() {
+            Box::pin(self.meter_mods(&again)).await?;
+        }
+        Ok(())
     }
 
     /// Applies `mods` atomically: all of them or, if the switch refuses any, none
@@ -267,8 +369,26 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     }
 
     /// [`Session::commit_with_groups`] with the flow-mods made one at a time as they are
-    /// sent: a first sync of a hundred thousand flows never holds them all decoded.
+    /// sent: a first sync of a hundred thousand flows never holds them all decoded. New
+    /// and changed meters go first, outside the bundle (a meter without flows is harmless;
+    /// a flow naming a missing meter is refused); meters no flow names any more go after
+    /// the commit (deleting a meter deletes its flows).
     pub async fn commit_stream(
+        &mut self,
+        groups: &GroupDiff,
+        mods: impl Iterator<Item = FlowMod>,
+    ) -> Result<()> {
+        if !groups.meters_before.is_empty() {
+            self.meter_mods(&groups.meters_before).await?;
+        }
+        self.bundle(groups, mods).await?;
+        if !groups.meters_after.is_empty() {
+            self.meter_mods(&groups.meters_after).await?;
+        }
+        Ok(())
+    }
+
+    async fn bundle(
         &mut self,
         groups: &GroupDiff,
         mods: impl Iterator<Item = FlowMod>,

@@ -4,8 +4,8 @@
 
 use model::LoadBalancer;
 use model::{
-    AddressGroup, Chassis, FloatingIp, McastGroup, NbObject, Network, Port, Router, SecurityGroup,
-    SecurityGroupRule, Subnet, Table, Trunk,
+    AddressGroup, Chassis, FloatingIp, McastGroup, NbObject, Network, Port, QosPolicy, Router,
+    SecurityGroup, SecurityGroupRule, Subnet, Table, Trunk,
 };
 use nbdb::{Change, Record, Revision, Snapshot};
 use std::collections::{BTreeMap, BTreeSet};
@@ -39,6 +39,8 @@ pub struct View {
     pub trunks: Objects<Trunk>,
     /// Multicast group memberships of the followed networks, by `network/chassis/group`.
     pub mcast_groups: Objects<McastGroup>,
+    /// QoS policies of local ports and of their networks (followed by their project).
+    pub qos_policies: Objects<QosPolicy>,
     /// The trunk of each port in one (parent or subport).
     trunk_by_port: BTreeMap<String, String>,
     /// Load balancers with their VIP on a followed network.
@@ -212,6 +214,22 @@ impl View {
                         id: n.clone(),
                     });
                 }
+                // A DHCP port's addresses are in its network's other ports' flows (their
+                // renewals reach it): once it is gone, moved or renumbered, those ports
+                // are recompiled from here, where the old port is still known.
+                if let Some(old) = old_port.as_ref().filter(|o| {
+                    o.device_owner == model::owner::DHCP
+                        && self.ports.get(id).is_none_or(|p| {
+                            p.device_owner != o.device_owner
+                                || p.network_id != o.network_id
+                                || p.fixed_ips != o.fixed_ips
+                        })
+                }) {
+                    out.extend(self.ports_of(&old.network_id).map(|p| Touched {
+                        table: Table::Port,
+                        id: p.meta.id.clone(),
+                    }));
+                }
                 let changed = membership_changes(old_port.as_ref(), self.ports.get(id));
                 self.membership.extend(changed);
             }
@@ -362,6 +380,7 @@ impl View {
                 }
                 changed
             }
+            Some(Table::QosPolicy) => set(&mut self.qos_policies, table, id, value),
             Some(
                 Table::Claim
                 | Table::RbacPolicy
@@ -439,6 +458,12 @@ impl View {
             &other.loadbalancers,
             &mut out,
         );
+        diff(
+            Table::QosPolicy,
+            &self.qos_policies,
+            &other.qos_policies,
+            &mut out,
+        );
         out
     }
 
@@ -481,6 +506,15 @@ impl View {
             .filter_map(|id| self.rules.get(id))
     }
 
+    /// The QoS policy that applies to a port: its own, else its network's.
+    pub fn qos_policy_of<'a>(&'a self, p: &'a Port) -> Option<&'a str> {
+        p.qos_policy_id.as_deref().or_else(|| {
+            self.networks
+                .get(&p.network_id)
+                .and_then(|n| n.qos_policy_id.as_deref())
+        })
+    }
+
     /// Ports bound to this host.
     pub fn local_ports(&self) -> impl Iterator<Item = &Port> {
         self.ports
@@ -500,6 +534,12 @@ impl View {
             // A trunk's parent here brings its subports' networks: they are wired here.
             if let Some(t) = self.trunk_of(&p.meta.id).filter(|t| t.port_id == p.meta.id) {
                 networks.extend(t.sub_ports.iter().map(|s| s.network_id.as_str()));
+            }
+            if let Some(q) = self
+                .qos_policy_of(p)
+                .and_then(|id| self.qos_policies.get(id))
+            {
+                topics.insert(q.topic().to_string());
             }
             for g in &p.security_groups {
                 if let Some(sg) = self.security_groups.get(g) {
@@ -549,6 +589,14 @@ impl View {
         let mut networks: BTreeSet<&str> = BTreeSet::new();
         for p in self.local_ports() {
             networks.insert(&p.network_id);
+            if let Some(q) = self.qos_policy_of(p)
+                && !self.qos_policies.contains_key(q)
+            {
+                out.insert(Touched {
+                    table: Table::QosPolicy,
+                    id: q.to_string(),
+                });
+            }
             for g in &p.security_groups {
                 if !self.security_groups.contains_key(g) {
                     out.insert(Touched {

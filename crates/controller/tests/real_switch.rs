@@ -415,3 +415,66 @@ async fn groups_commit_with_their_flows_and_read_back_equal() {
     assert!(s.dump_groups().await.expect("groups").is_empty());
     assert!(s.dump_flows().await.expect("flows").is_empty());
 }
+
+#[tokio::test]
+async fn meters_go_in_before_their_flows_change_in_place_and_go_after() {
+    if !testbed::require_root("meters_go_in_before_their_flows_change_in_place_and_go_after") {
+        return;
+    }
+    use controller::reconcile::{GroupTable, MeterBody};
+    use openflow::flow::{MeterBand, MeterModCommand};
+    let ovs = support::ovs();
+    let mut s = support::session(&ovs).await;
+    let meter = |rate| MeterBody {
+        flags: controller::apps::qos::FLAGS,
+        bands: vec![MeterBand::Drop {
+            rate,
+            burst: rate / 10 * 8,
+        }],
+    };
+    let mut want = GroupTable::default();
+    want.insert_meter(6, meter(10_000));
+    let mut flows = FlowTable::new();
+    flow(
+        &mut flows,
+        0,
+        105,
+        Match::new().in_port(1),
+        0x1100_0000_0000_0003,
+        vec![
+            Instruction::Meter(6),
+            Instruction::ApplyActions(vec![Action::load(Field::Reg(6), 0, 32, 3)]),
+            Instruction::GotoTable(1),
+        ],
+    );
+    // The meter goes first (outside the bundle: OVS 3.1 bundles no meter-mods), then the
+    // flow naming it; both read back equal.
+    let d = want.diff(&s.dump_groups().await.expect("read back"));
+    assert_eq!(d.meters_before.len(), 1);
+    s.commit_with_groups(&d, &flows.diff(&FlowTable::new()))
+        .await
+        .expect("commit");
+    assert_eq!(s.dump_groups().await.expect("read back"), want);
+    assert!(want.diff(&s.dump_groups().await.unwrap()).is_empty());
+    // A new rate is a modify of the same meter: the flow stays.
+    let mut faster = GroupTable::default();
+    faster.insert_meter(6, meter(20_000));
+    let d = faster.diff(&want);
+    assert_eq!(d.meters_before[0].command, MeterModCommand::Modify);
+    s.commit_with_groups(&d, &[]).await.expect("modify");
+    assert_eq!(s.dump_groups().await.unwrap(), faster);
+    assert_eq!(s.dump_flows().await.unwrap(), flows, "the flow is kept");
+    let dump = ovs.ofctl(["dump-meters", "br-int"]).expect("dump-meters");
+    assert!(dump.contains("rate=20000"), "{dump}");
+    // An add of a meter that is there (a commit made again) becomes a modify.
+    let d = faster.diff(&GroupTable::default());
+    s.commit_with_groups(&d, &[]).await.expect("add again");
+    // Gone: the flow first, then the meter.
+    let d = GroupTable::default().diff(&faster);
+    assert_eq!(d.meters_after.len(), 1);
+    s.commit_with_groups(&d, &FlowTable::new().diff(&flows))
+        .await
+        .expect("delete");
+    assert!(s.dump_groups().await.unwrap().is_empty());
+    assert!(s.dump_flows().await.unwrap().is_empty());
+}

@@ -64,6 +64,11 @@ enum Command {
     Port {
         /// The port's id, name or fixed IP.
         port: String,
+        /// Also read its QoS meters' counters from its host's integration bridge (the
+        /// bridge's management socket, e.g. /var/run/openvswitch/br-int.mgmt; run on the
+        /// port's host, as root).
+        #[arg(long)]
+        switch: Option<std::path::PathBuf>,
         #[command(flatten)]
         nb: NbArgs,
     },
@@ -135,7 +140,9 @@ fn main() -> ExitCode {
         Command::NbToken(args) => nb_token::print(args),
         Command::Db { nb, command } => return nb.run(|u, t, j| db::run(u, t, j, command)),
         Command::Trace { nb, args } => return nb.run(|u, t, j| trace::run(u, t, j, args)),
-        Command::Port { port, nb } => return nb.run(|u, t, j| trace::port(u, t, &port, j)),
+        Command::Port { port, switch, nb } => {
+            return nb.run(|u, t, j| trace::port(u, t, &port, switch.as_deref(), j));
+        }
         Command::Flows { owner, nb } => return nb.run(|u, t, j| trace::flows(u, t, &owner, j)),
         Command::Capture { args, nb } => return nb.run(|u, t, _| capture::run(u, t, args)),
         Command::Sandbox { command } => sandbox::run(command),

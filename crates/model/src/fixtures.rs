@@ -44,6 +44,7 @@ pub fn network(id: &str, unique_key: u32) -> Network {
         availability_zone_hints: vec![],
         is_default: false,
         dns_domain: Default::default(),
+        qos_policy_id: None,
     }
 }
 
@@ -77,6 +78,7 @@ pub fn port(id: &str, network_id: &str, n: u32, host: &str) -> Port {
         dns_domain: Default::default(),
         instance_metadata: None,
         dns_name: Default::default(),
+        qos_policy_id: None,
     }
 }
 

@@ -16,6 +16,7 @@ pub mod mcast;
 pub mod nova;
 pub mod objects;
 pub mod pools;
+pub mod qos;
 pub mod time;
 pub mod trunk;
 
@@ -24,6 +25,7 @@ pub use mac::MacAddr;
 pub use mcast::McastGroup;
 pub use objects::*;
 pub use pools::{AddressScope, SubnetPool};
+pub use qos::{QosDirection, QosPolicy, QosRule, QosRuleKind};
 pub use trunk::{SubPort, Trunk};
 
 /// The NB store tables, one per object kind, plus the claims table that makes allocations
@@ -47,6 +49,8 @@ pub enum Table {
     AddressGroup,
     /// Templates of the rules a new security group gets (only the API server reads them).
     DefaultSecurityGroupRule,
+    /// QoS policies with their rules (`qos`).
+    QosPolicy,
     /// Trunks (VLAN-aware VMs): a parent port and its subports.
     Trunk,
     /// Multicast group memberships by host (IGMP/MLD snooping), written by the hosts.
@@ -58,7 +62,7 @@ pub enum Table {
 }
 
 impl Table {
-    pub const ALL: [Table; 17] = [
+    pub const ALL: [Table; 18] = [
         Table::Network,
         Table::Subnet,
         Table::Port,
@@ -72,6 +76,7 @@ impl Table {
         Table::AddressScope,
         Table::AddressGroup,
         Table::DefaultSecurityGroupRule,
+        Table::QosPolicy,
         Table::Trunk,
         Table::McastGroup,
         Table::LoadBalancer,
@@ -94,6 +99,7 @@ impl Table {
             Table::AddressScope => "address_scope",
             Table::AddressGroup => "address_group",
             Table::DefaultSecurityGroupRule => "default_secgroup_rule",
+            Table::QosPolicy => "qos_policy",
             Table::Trunk => "trunk",
             Table::McastGroup => "mcast_group",
             Table::LoadBalancer => "loadbalancer",

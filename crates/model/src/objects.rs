@@ -117,6 +117,9 @@ pub struct Network {
     /// `dns_domain` (`dns-integration`): kept and shown, see [`crate::dns`].
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub dns_domain: String,
+    /// The QoS policy of the network's ports that have none of their own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qos_policy_id: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -264,6 +267,9 @@ pub struct Port {
     /// configured domain, as in Neutron without an external DNS service.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub dns_domain: String,
+    /// The port's own QoS policy (else its network's applies).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qos_policy_id: Option<String>,
     /// What the metadata service serves the VM beyond the port (user data, keys,
     /// properties), see [`crate::instance`].
     #[serde(default, skip_serializing_if = "Option::is_none")]

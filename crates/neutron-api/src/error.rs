@@ -52,6 +52,7 @@ impl ApiError {
             "AddressScope" => "Address scope".to_string(),
             "AddressGroup" => "Address group".to_string(),
             "PortForwarding" => "Port Forwarding".to_string(),
+            "QosPolicy" => "QoS policy".to_string(),
             k => k.to_string(),
         };
         ApiError::new(

@@ -123,6 +123,26 @@ pub fn router(api: Arc<Api>) -> Router {
     let r = resource::<model::AddressScope>(r, "/v2.0/address-scopes");
     let r = resource::<model::AddressGroup>(r, "/v2.0/address-groups");
     let r = resource::<model::DefaultSecurityGroupRule>(r, "/v2.0/default-security-group-rules");
+    let r = resource::<model::QosPolicy>(r, "/v2.0/qos/policies");
+    let r = {
+        use resources::qos::{rule_types, rules};
+        r.route("/v2.0/qos/rule-types", get(rule_types::list))
+            .route("/v2.0/qos/rule-types/{name}", get(rule_types::show))
+            .route(
+                "/v2.0/qos/policies/{id}/{rules}",
+                get(rules::list).post(rules::create),
+            )
+            .route(
+                "/v2.0/qos/policies/{id}/{rules}/{rule}",
+                get(rules::show).put(rules::update).delete(rules::delete),
+            )
+            .route(
+                "/v2.0/qos/{alias}/{rule}",
+                get(rules::alias_show)
+                    .put(rules::alias_update)
+                    .delete(rules::alias_delete),
+            )
+    };
     let r = resource::<model::Trunk>(r, "/v2.0/trunks");
     let r = r
         .route(

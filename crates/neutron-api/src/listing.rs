@@ -20,6 +20,12 @@ pub struct Query {
     pub page_reverse: bool,
     /// Attributes one may filter on that answers do not show (a subnet's `shared`).
     pub hidden: Vec<&'static str>,
+    /// The collection's path under `/v2.0` in page links, when it is not the
+    /// collection's name (`qos/policies`).
+    pub path: Option<&'static str>,
+    /// The marker's object when the caller cannot see it: Neutron places such a marker
+    /// in the sort order all the same, and pages from there over what the caller sees.
+    pub hidden_marker: Option<Map<String, Value>>,
 }
 
 fn bad_filter(msg: String) -> ApiError {
@@ -141,18 +147,30 @@ impl Query {
             .collect();
         // Pagination needs a total order: the sort keys, then id.
         if !self.sort.is_empty() || self.limit.is_some() || self.marker.is_some() {
-            items.sort_by(|a, b| {
-                for (key, asc) in &self.sort {
-                    let o = compare(a.get(key), b.get(key));
-                    if o != Ordering::Equal {
-                        return if *asc { o } else { o.reverse() };
-                    }
-                }
-                compare(a.get("id"), b.get("id"))
-            });
+            items.sort_by(|a, b| self.order(a, b));
         }
         let mut links = Vec::new();
+        let hidden = self.hidden_marker.as_ref().filter(|h| {
+            let id = h.get("id").and_then(Value::as_str);
+            id.is_some() && id == self.marker.as_deref()
+        });
+        if let Some(h) = hidden {
+            let at = items.partition_point(|i| self.before(i, h));
+            items.insert(at, h.clone());
+        }
         let start = match &self.marker {
+            Some(m) if hidden.is_some() => {
+                // Stand-in for the marker only: taken out again, the page starts where it
+                // stood (forwards or backwards).
+                let pos = items
+                    .iter()
+                    .position(|i| i.get("id").and_then(Value::as_str) == Some(m.as_str()))
+                    .unwrap_or(items.len());
+                if pos < items.len() {
+                    items.remove(pos);
+                }
+                pos
+            }
             Some(m) => {
                 let pos = items
                     .iter()
@@ -196,6 +214,21 @@ impl Query {
         Ok(Value::Object(body))
     }
 
+    /// The listing's order: the sort keys, then id.
+    fn order(&self, a: &Map<String, Value>, b: &Map<String, Value>) -> Ordering {
+        for (key, asc) in &self.sort {
+            let o = compare(a.get(key), b.get(key));
+            if o != Ordering::Equal {
+                return if *asc { o } else { o.reverse() };
+            }
+        }
+        compare(a.get("id"), b.get("id"))
+    }
+
+    fn before(&self, a: &Map<String, Value>, b: &Map<String, Value>) -> bool {
+        self.order(a, b) == Ordering::Less
+    }
+
     fn link(
         &self,
         collection: &str,
@@ -229,7 +262,8 @@ impl Query {
         if reverse {
             ser.append_pair("page_reverse", "True");
         }
-        json!({"rel": rel, "href": format!("{base_url}/v2.0/{collection}?{}", ser.finish())})
+        let path = self.path.unwrap_or(collection);
+        json!({"rel": rel, "href": format!("{base_url}/v2.0/{path}?{}", ser.finish())})
     }
 }
 

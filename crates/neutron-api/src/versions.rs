@@ -150,6 +150,41 @@ pub const EXTENSIONS: &[(&str, &str, &str)] = &[
         "used, limit and reserved per resource",
     ),
     (
+        "qos",
+        "Quality of Service",
+        "QoS policies with bandwidth limit, DSCP marking and minimum bandwidth rules; qos_policy_id on ports and networks",
+    ),
+    (
+        "qos-bw-limit-direction",
+        "Direction for QoS bandwidth limit rule",
+        "direction (egress or ingress) on bandwidth limit rules",
+    ),
+    (
+        "qos-bw-minimum-ingress",
+        "Ingress direction for QoS minimum bandwidth rule",
+        "direction ingress on minimum bandwidth rules",
+    ),
+    (
+        "qos-default",
+        "QoS default policy",
+        "is_default on QoS policies: a project's new networks take its default policy",
+    ),
+    (
+        "qos-port-network-policy",
+        "QoS port network policy ID",
+        "qos_network_policy_id on ports",
+    ),
+    (
+        "qos-rule-type-details",
+        "Details of QoS rule types",
+        "drivers and their parameters on QoS rule types (admins)",
+    ),
+    (
+        "qos-rules-alias",
+        "Quality of Service rules alias API",
+        "GET, PUT and DELETE of QoS rules without their policy id",
+    ),
+    (
         "quotas",
         "Quota management support",
         "Per-project limits on networks, subnets, ports, routers, floating IPs, security groups and RBAC policies",
@@ -305,6 +340,8 @@ pub async fn v2(headers: HeaderMap) -> Json<Value> {
         ("availability_zone", "availability_zones"),
         ("subnetpool", "subnetpools"),
         ("address_scope", "address-scopes"),
+        ("policy", "qos/policies"),
+        ("rule_type", "qos/rule-types"),
         ("trunk", "trunks"),
     ]
     .into_iter()

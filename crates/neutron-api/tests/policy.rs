@@ -498,9 +498,14 @@ async fn rbac_requests_are_validated_as_neutron_does() {
     let w = world(&c).await;
     let cases = [
         (
-            json!({"object_type": "qos_policy", "object_id": w.network, "action": "access_as_shared", "target_tenant": Q}),
+            json!({"object_type": "bgpvpn", "object_id": w.network, "action": "access_as_shared", "target_tenant": Q}),
             400,
             "InvalidInput",
+        ),
+        (
+            json!({"object_type": "qos_policy", "object_id": w.network, "action": "access_as_shared", "target_tenant": Q}),
+            404,
+            "QosPolicyNotFound",
         ),
         (
             json!({"object_type": "security_group", "object_id": w.group, "action": "access_as_external", "target_tenant": Q}),

@@ -416,27 +416,7 @@ impl MeterMod {
         put_u16(out, self.flags);
         put_u32(out, self.meter_id);
         for b in &self.bands {
-            match *b {
-                MeterBand::Drop { rate, burst } => {
-                    put_u16(out, 1);
-                    put_u16(out, 16);
-                    put_u32(out, rate);
-                    put_u32(out, burst);
-                    put_zeros(out, 4);
-                }
-                MeterBand::DscpRemark {
-                    rate,
-                    burst,
-                    prec_level,
-                } => {
-                    put_u16(out, 2);
-                    put_u16(out, 16);
-                    put_u32(out, rate);
-                    put_u32(out, burst);
-                    put_u8(out, prec_level);
-                    put_zeros(out, 3);
-                }
-            }
+            crate::meter::encode_band(b, out);
         }
     }
 
@@ -451,24 +431,7 @@ impl MeterMod {
         let meter_id = r.u32()?;
         let mut bands = Vec::new();
         while !r.is_empty() {
-            let ty = r.u16()?;
-            let len = r.u16()?;
-            if len != 16 {
-                return Err(Error::BadLength("meter band"));
-            }
-            let rate = r.u32()?;
-            let burst = r.u32()?;
-            let prec_level = r.u8()?;
-            r.skip(3)?;
-            bands.push(match ty {
-                1 => MeterBand::Drop { rate, burst },
-                2 => MeterBand::DscpRemark {
-                    rate,
-                    burst,
-                    prec_level,
-                },
-                _ => return Err(Error::Unsupported("meter band type")),
-            });
+            bands.push(crate::meter::decode_band(r)?);
         }
         Ok(MeterMod {
             command,

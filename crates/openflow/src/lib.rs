@@ -5,7 +5,7 @@
 //! (standard and Nicira actions), [`instruction`], [`message`] (the message enum and its
 //! dispatch), [`flow`] (flow-mod, group-mod, meter-mod), [`packet`] (packet-in, packet-in2,
 //! resume, packet-out), [`switch`] (hello, features, config, ports, role, async config),
-//! [`multipart`], [`bundle`], [`errors`] (error type/code names).
+//! [`multipart`] (with [`meter`] configs and stats), [`bundle`], [`errors`] (error type/code names).
 //!
 //! Decoding any byte string returns a value or an [`Error`]; it never panics.
 //!
@@ -57,6 +57,7 @@ pub mod flow;
 pub mod header;
 pub mod instruction;
 pub mod message;
+pub mod meter;
 pub mod multipart;
 pub mod nx;
 pub mod oxm;

@@ -6,6 +6,7 @@ use crate::buf::{Reader, patch_u16, put_u8, put_u16, put_u32, put_u64, put_zeros
 use crate::error::{Error, Result};
 use crate::flow::{GroupDesc, OFPG_ANY, OFPTT_ALL};
 use crate::instruction::{Instruction, decode_instructions, encode_instructions};
+use crate::meter::{MeterConfig, MeterStats};
 use crate::oxm::Match;
 use crate::switch::Port;
 
@@ -16,6 +17,8 @@ pub mod mp_type {
     pub const FLOW: u16 = 1;
     pub const AGGREGATE: u16 = 2;
     pub const GROUP_DESC: u16 = 7;
+    pub const METER: u16 = 9;
+    pub const METER_CONFIG: u16 = 10;
     pub const PORT_DESC: u16 = 13;
 }
 
@@ -193,6 +196,10 @@ pub enum MultipartRequest {
     GroupDesc,
     /// Port descriptions.
     PortDesc,
+    /// Statistics of one meter, or of all ([`crate::meter::OFPM_ALL`]).
+    MeterStats(u32),
+    /// Configuration of one meter, or of all.
+    MeterConfig(u32),
     /// Another type, raw body.
     Other {
         /// Multipart type.
@@ -210,6 +217,8 @@ impl MultipartRequest {
             MultipartRequest::Aggregate(_) => mp_type::AGGREGATE,
             MultipartRequest::GroupDesc => mp_type::GROUP_DESC,
             MultipartRequest::PortDesc => mp_type::PORT_DESC,
+            MultipartRequest::MeterStats(_) => mp_type::METER,
+            MultipartRequest::MeterConfig(_) => mp_type::METER_CONFIG,
             MultipartRequest::Other { ty, .. } => *ty,
         }
     }
@@ -229,6 +238,10 @@ impl MultipartRequest {
                 put_u64(out, f.cookie_mask);
                 f.match_.encode(out);
             }
+            MultipartRequest::MeterStats(id) | MultipartRequest::MeterConfig(id) => {
+                put_u32(out, *id);
+                put_zeros(out, 4);
+            }
             MultipartRequest::Other { body, .. } => out.extend_from_slice(body),
             _ => {}
         }
@@ -242,6 +255,15 @@ impl MultipartRequest {
             mp_type::DESC => MultipartRequest::Desc,
             mp_type::GROUP_DESC => MultipartRequest::GroupDesc,
             mp_type::PORT_DESC => MultipartRequest::PortDesc,
+            mp_type::METER | mp_type::METER_CONFIG => {
+                let id = r.u32()?;
+                r.skip(4)?;
+                if ty == mp_type::METER {
+                    MultipartRequest::MeterStats(id)
+                } else {
+                    MultipartRequest::MeterConfig(id)
+                }
+            }
             mp_type::FLOW | mp_type::AGGREGATE => {
                 let table_id = r.u8()?;
                 r.skip(3)?;
@@ -287,6 +309,10 @@ pub enum MultipartReply {
     GroupDesc(Vec<GroupDesc>),
     /// Port descriptions.
     PortDesc(Vec<Port>),
+    /// Meter statistics.
+    MeterStats(Vec<MeterStats>),
+    /// Meter configurations.
+    MeterConfig(Vec<MeterConfig>),
     /// Another type, raw body.
     Other {
         /// Multipart type.
@@ -304,6 +330,8 @@ impl MultipartReply {
             MultipartReply::Aggregate(_) => mp_type::AGGREGATE,
             MultipartReply::GroupDesc(_) => mp_type::GROUP_DESC,
             MultipartReply::PortDesc(_) => mp_type::PORT_DESC,
+            MultipartReply::MeterStats(_) => mp_type::METER,
+            MultipartReply::MeterConfig(_) => mp_type::METER_CONFIG,
             MultipartReply::Other { ty, .. } => *ty,
         }
     }
@@ -329,6 +357,8 @@ impl MultipartReply {
             }
             MultipartReply::GroupDesc(v) => v.iter().for_each(|g| g.encode(out)),
             MultipartReply::PortDesc(v) => v.iter().for_each(|p| p.encode(out)),
+            MultipartReply::MeterStats(v) => v.iter().for_each(|m| m.encode(out)),
+            MultipartReply::MeterConfig(v) => v.iter().for_each(|m| m.encode(out)),
             MultipartReply::Other { body, .. } => out.extend_from_slice(body),
         }
     }
@@ -370,6 +400,12 @@ impl MultipartReply {
                     v.push(Port::decode(r)?);
                 }
                 MultipartReply::PortDesc(v)
+            }
+            mp_type::METER => {
+                MultipartReply::MeterStats(crate::meter::decode_stats(r.take_rest())?)
+            }
+            mp_type::METER_CONFIG => {
+                MultipartReply::MeterConfig(crate::meter::decode_configs(r.take_rest())?)
             }
             _ => MultipartReply::Other {
                 ty,

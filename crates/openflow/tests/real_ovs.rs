@@ -938,6 +938,80 @@ fn meters_are_installed_and_referenced() {
 }
 
 #[test]
+fn meter_configs_and_stats_read_back_and_modify_in_place() {
+    if !testbed::require_root("meter_configs_and_stats_read_back_and_modify_in_place") {
+        return;
+    }
+    let Some((_ovs, mut conn)) = start() else {
+        return;
+    };
+    use openflow::flow::{MeterBand, MeterMod, MeterModCommand, meter_flags};
+    use openflow::meter::OFPM_ALL;
+    let flags = meter_flags::KBPS | meter_flags::BURST | meter_flags::STATS;
+    let meter = |command, rate| {
+        Message::MeterMod(MeterMod {
+            command,
+            flags,
+            meter_id: 7,
+            bands: vec![MeterBand::Drop {
+                rate,
+                burst: rate / 5,
+            }],
+        })
+    };
+    conn.send_ok(&meter(MeterModCommand::Add, 10_000));
+    conn.send_ok(&Message::FlowMod(flow(
+        0,
+        100,
+        0x7,
+        Match::new().in_port(1),
+        vec![Instruction::Meter(7), apply(vec![Action::output(2)])],
+    )));
+    let read = |conn: &mut Conn, body| {
+        let xid = conn.send(&Message::MultipartRequest { flags: 0, body });
+        let (_, m) = conn.recv_until(|x, _| x == xid);
+        match m {
+            Message::MultipartReply { body, .. } => body,
+            other => panic!("{other:?}"),
+        }
+    };
+    let configs = |conn: &mut Conn| match read(conn, MultipartRequest::MeterConfig(OFPM_ALL)) {
+        MultipartReply::MeterConfig(v) => v,
+        other => panic!("{other:?}"),
+    };
+    let c = configs(&mut conn);
+    assert_eq!(c.len(), 1, "{c:?}");
+    assert_eq!((c[0].meter_id, c[0].flags), (7, flags), "{c:?}");
+    assert_eq!(
+        c[0].bands,
+        vec![MeterBand::Drop {
+            rate: 10_000,
+            burst: 2_000
+        }]
+    );
+    // A modify keeps the meter (and the flow that uses it): what a rule change does.
+    conn.send_ok(&meter(MeterModCommand::Modify, 20_000));
+    let c = configs(&mut conn);
+    assert_eq!(
+        c[0].bands,
+        vec![MeterBand::Drop {
+            rate: 20_000,
+            burst: 4_000
+        }]
+    );
+    match read(&mut conn, MultipartRequest::MeterStats(7)) {
+        MultipartReply::MeterStats(v) => {
+            assert_eq!(v.len(), 1, "{v:?}");
+            assert_eq!((v[0].meter_id, v[0].flow_count), (7, 1), "{v:?}");
+            assert_eq!(v[0].bands.len(), 1, "{v:?}");
+        }
+        other => panic!("{other:?}"),
+    }
+    conn.send_ok(&meter(MeterModCommand::Delete, 0));
+    assert!(configs(&mut conn).is_empty());
+}
+
+#[test]
 fn every_action_kind_reads_back_from_the_switch() {
     if !testbed::require_root("every_action_kind_reads_back_from_the_switch") {
         return;

@@ -40,6 +40,22 @@ pub fn to_port(t: u8, priority: u16, app: App, net: &Network, p: &Port, next: u8
     )
 }
 
+/// What table 0 does to a frame from a local port `key` of network `net_key`, `extra`
+/// actions applied with it: reg6 and metadata set, on to port security. (Classification
+/// and the QoS flows that shadow it for a limited or marked port say the same.)
+pub fn classified(key: u32, net_key: u32, extra: Vec<Action>) -> Vec<Instruction> {
+    let mut actions = vec![Action::load(reg::SRC_PORT, 0, 32, u64::from(key))];
+    actions.extend(extra);
+    vec![
+        Instruction::ApplyActions(actions),
+        Instruction::WriteMetadata {
+            metadata: u64::from(net_key),
+            mask: u64::MAX,
+        },
+        Instruction::GotoTable(table::PORT_SECURITY),
+    ]
+}
+
 /// A flood bucket to a local port: through ingress (security groups, then dispatch).
 pub fn local_bucket(p: &Port) -> Bucket {
     Bucket::new(vec![

@@ -1,12 +1,13 @@
-//! The desired flows and groups, kept by owner (the NB object they were compiled for),
+//! The desired flows, groups and meters, kept by owner (the NB object they were compiled for),
 //! and what changed since the switch was last told: the controller's whole flow state.
 
-use super::{Flow, Group, Host, Owner, compile_owner, owners};
+use super::{Compiled, Host, Meter, Owner, compile_owner, owners};
 use crate::reconcile::{
-    FlowBody, FlowKey, FlowTable, GroupBody, GroupDiff, GroupTable, Hasher, flow_mod, sort_changes,
+    FlowBody, FlowKey, FlowTable, GroupBody, GroupDiff, GroupTable, Hasher, MeterBody, flow_mod,
+    meter_mod, sort_changes,
 };
 use crate::view::View;
-use openflow::flow::{FlowMod, GroupMod, GroupModCommand};
+use openflow::flow::{FlowMod, GroupMod, GroupModCommand, MeterModCommand};
 use std::collections::{BTreeMap, HashMap};
 
 /// What one owner compiled: its number in the flow table and the keys of its flows and
@@ -16,6 +17,7 @@ struct Held {
     id: u32,
     keys: Vec<FlowKey>,
     groups: Vec<u32>,
+    meters: Vec<u32>,
 }
 
 /// The desired flows and groups, by owner, and what changed since the switch was last
@@ -33,6 +35,7 @@ pub struct Desired {
     /// without keeping a copy of the switch.
     dirty: HashMap<FlowKey, Option<FlowBody>, Hasher>,
     dirty_groups: BTreeMap<u32, Option<GroupBody>>,
+    dirty_meters: BTreeMap<u32, Option<MeterBody>>,
     /// Set while compiling from scratch: everything changes, nothing is worth recording.
     untracked: bool,
 }
@@ -47,6 +50,7 @@ impl Default for Desired {
             groups: GroupTable::default(),
             dirty: HashMap::default(),
             dirty_groups: BTreeMap::new(),
+            dirty_meters: BTreeMap::new(),
             untracked: false,
         }
     }
@@ -55,7 +59,12 @@ impl Default for Desired {
 impl Desired {
     /// Replaces the flows and groups of `owner` (none: the owner is gone). Group ids are
     /// network and router keys: one owner each.
-    fn replace(&mut self, owner: &Owner, flows: Vec<Flow>, groups: Vec<Group>) {
+    fn replace(&mut self, owner: &Owner, c: Compiled) {
+        let Compiled {
+            flows,
+            groups,
+            meters,
+        } = c;
         let id = match self.by_owner.remove(owner) {
             Some(held) => {
                 for key in held.keys {
@@ -68,6 +77,10 @@ impl Desired {
                     let before = self.groups.remove(g);
                     self.note_group(g, before);
                 }
+                for m in held.meters {
+                    let before = self.groups.remove_meter(m);
+                    self.note_meter(m, before);
+                }
                 held.id
             }
             None => self.free_ids.pop().unwrap_or_else(|| {
@@ -75,7 +88,7 @@ impl Desired {
                 self.next_id - 1
             }),
         };
-        if flows.is_empty() && groups.is_empty() {
+        if flows.is_empty() && groups.is_empty() && meters.is_empty() {
             self.free_ids.push(id);
             return;
         }
@@ -105,12 +118,18 @@ impl Desired {
             let before = self.groups.insert(g.id, g.body);
             self.note_group(g.id, before);
         }
+        let meter_ids = meters.iter().map(|m| m.id).collect();
+        for Meter { id: m, body } in meters {
+            let before = self.groups.insert_meter(m, body);
+            self.note_meter(m, before);
+        }
         self.by_owner.insert(
             owner.clone(),
             Held {
                 id,
                 keys,
                 groups: ids,
+                meters: meter_ids,
             },
         );
     }
@@ -129,11 +148,17 @@ impl Desired {
         }
     }
 
+    fn note_meter(&mut self, id: u32, before: Option<MeterBody>) {
+        if !self.untracked {
+            self.dirty_meters.entry(id).or_insert(before);
+        }
+    }
+
     /// Recompiles `owners` (those [`super::affected`] by a change) from the view.
     pub fn update(&mut self, view: &View, host: &Host, owners: impl IntoIterator<Item = Owner>) {
         for o in owners {
-            let (flows, groups) = compile_owner(view, host, &o);
-            self.replace(&o, flows, groups);
+            let c = compile_owner(view, host, &o);
+            self.replace(&o, c);
         }
     }
 
@@ -150,15 +175,15 @@ impl Desired {
         let compiled: Vec<_> = owners(view)
             .into_iter()
             .map(|o| {
-                let (flows, groups) = compile_owner(view, host, &o);
-                (o, flows, groups)
+                let c = compile_owner(view, host, &o);
+                (o, c)
             })
             .collect();
         d.table
-            .reserve(compiled.iter().map(|(_, f, _)| f.len()).sum());
+            .reserve(compiled.iter().map(|(_, c)| c.flows.len()).sum());
         d.by_owner.reserve(compiled.len());
-        for (o, flows, groups) in compiled {
-            d.replace(&o, flows, groups);
+        for (o, c) in compiled {
+            d.replace(&o, c);
         }
         d.untracked = false;
         d
@@ -216,6 +241,13 @@ impl Desired {
                 _ => {}
             }
         }
+        for (&id, before) in &self.dirty_meters {
+            match meter_mod(id, before.as_ref(), self.groups.meter(id)) {
+                Some(m) if m.command == MeterModCommand::Delete => groups.meters_after.push(m),
+                Some(m) => groups.meters_before.push(m),
+                None => {}
+            }
+        }
         (changes.iter().map(flow_mod).collect(), groups)
     }
 
@@ -224,6 +256,7 @@ impl Desired {
     pub fn forget_changes(&mut self) {
         self.dirty.clear();
         self.dirty_groups.clear();
+        self.dirty_meters.clear();
     }
 
     /// The owner of the desired flow at `key`. (A walk over the owners: asked only when
@@ -245,7 +278,7 @@ impl Desired {
     /// Leaves `owner`'s flows and groups out (as if it compiled none), until it is
     /// compiled again.
     pub fn drop_owner(&mut self, owner: &Owner) {
-        self.replace(owner, Vec::new(), Vec::new());
+        self.replace(owner, Compiled::default());
     }
 
     /// Forgets the change of one flow: the switch is taken to hold what it held.

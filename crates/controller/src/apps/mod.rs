@@ -29,6 +29,7 @@ pub mod nd;
 pub mod port_security;
 pub mod provider;
 pub mod punt;
+pub mod qos;
 pub mod ra;
 pub mod rate;
 pub mod security_groups;
@@ -42,7 +43,7 @@ pub use punt::{Handler, Punt, Punted};
 pub use sink::Sink;
 
 use crate::pipeline::{App as AppId, Cookie, may_goto, table};
-use crate::reconcile::{FlowBody, FlowKey, GroupBody, Hasher};
+use crate::reconcile::{FlowBody, FlowKey, GroupBody, Hasher, MeterBody};
 use crate::view::{Touched, View};
 use model::{FloatingIp, Network, Port, Router, SecurityGroupRule, Table};
 use openflow::Instruction;
@@ -108,6 +109,21 @@ pub struct Flow {
 pub struct Group {
     pub id: u32,
     pub body: GroupBody,
+}
+
+/// One desired meter (its id is the owner's to choose: a port's key and direction).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Meter {
+    pub id: u32,
+    pub body: MeterBody,
+}
+
+/// What one owner compiled, from every app.
+#[derive(Debug, Clone, Default)]
+pub struct Compiled {
+    pub flows: Vec<Flow>,
+    pub groups: Vec<Group>,
+    pub meters: Vec<Meter>,
 }
 
 /// A flow in `table` at `priority`, cookie naming `app` and the object `key`.
@@ -225,6 +241,7 @@ pub static APPS: &[&dyn App] = &[
     &trunk::Trunk,
     &mcast::Mcast,
     &lb::Lb,
+    &qos::Qos,
 ];
 
 /// The object an owner names, if the view has it.
@@ -241,26 +258,26 @@ fn object<'a>(view: &'a View, owner: &Owner) -> Option<Object<'a>> {
     })
 }
 
-/// All flows and groups of one owner, from every app.
-pub fn compile_owner(view: &View, host: &Host, owner: &Owner) -> (Vec<Flow>, Vec<Group>) {
-    let (mut flows, mut groups) = (Vec::new(), Vec::new());
+/// All flows, groups and meters of one owner, from every app.
+pub fn compile_owner(view: &View, host: &Host, owner: &Owner) -> Compiled {
+    let mut c = Compiled::default();
     if let Some(obj) = object(view, owner) {
         let cx = Cx { view, host };
         for app in APPS {
-            app.compile(cx, obj, &mut Sink::new(*app, &mut flows, &mut groups));
+            app.compile(cx, obj, &mut Sink::new(*app, &mut c));
         }
         // Past the sink: the flow is meant to break the pipeline's rules.
         #[cfg(feature = "fault-injection")]
         if let Object::Port(p) = obj {
-            fault::compile(cx, p, &mut flows);
+            fault::compile(cx, p, &mut c.flows);
         }
     }
-    (flows, groups)
+    c
 }
 
 /// All flows of one owner.
 pub fn compile(view: &View, host: &Host, owner: &Owner) -> Vec<Flow> {
-    compile_owner(view, host, owner).0
+    compile_owner(view, host, owner).flows
 }
 
 /// Every owner the view has flows for.

@@ -2,7 +2,7 @@
 //! cookie, and checks (in debug builds, so in every test) that each flow is in a table the
 //! app declared and goes only to tables the pipeline allows next.
 
-use super::{App, Flow, Group, check, check_group, flow, keyed_flow};
+use super::{App, Compiled, Flow, Group, Meter, check, check_group, flow, keyed_flow};
 use crate::pipeline::App as AppId;
 use crate::reconcile::FlowKey;
 use openflow::Instruction;
@@ -12,17 +12,15 @@ use openflow::oxm::Match;
 pub struct Sink<'a> {
     app: AppId,
     tables: &'static [u8],
-    flows: &'a mut Vec<Flow>,
-    groups: &'a mut Vec<Group>,
+    out: &'a mut Compiled,
 }
 
 impl<'a> Sink<'a> {
-    pub(super) fn new(app: &dyn App, flows: &'a mut Vec<Flow>, groups: &'a mut Vec<Group>) -> Self {
+    pub(super) fn new(app: &dyn App, out: &'a mut Compiled) -> Self {
         Sink {
             app: app.id(),
             tables: app.tables(),
-            flows,
-            groups,
+            out,
         }
     }
 
@@ -53,7 +51,7 @@ impl<'a> Sink<'a> {
         if cfg!(debug_assertions) {
             self.check(&f);
         }
-        self.flows.push(f);
+        self.out.flows.push(f);
     }
 
     pub fn extend(&mut self, flows: impl IntoIterator<Item = Flow>) {
@@ -68,7 +66,12 @@ impl<'a> Sink<'a> {
         {
             panic!("app {:?}: {e}", self.app);
         }
-        self.groups.push(g);
+        self.out.groups.push(g);
+    }
+
+    /// A meter the app's flows name (`Instruction::Meter`).
+    pub fn meter(&mut self, m: Meter) {
+        self.out.meters.push(m);
     }
 
     fn check(&self, f: &Flow) {

@@ -234,6 +234,8 @@ impl Sent {
         self.flows.apply(&mods);
         self.groups.apply(&groups.before);
         self.groups.apply(&groups.after);
+        self.groups.apply_meters(&groups.meters_before);
+        self.groups.apply_meters(&groups.meters_after);
         assert_eq!(&self.flows, d.table(), "flows sent by difference");
         assert_eq!(&self.groups, d.groups(), "groups sent by difference");
     }
@@ -319,13 +321,13 @@ fn incremental_equals_full_after_random_changes() {
     let mut trunked = 0;
     let mut balanced = 0;
     // Port keys, MACs and port numbers are unique per port, as the API and OVS make them.
-    for rev in 1..1000 {
+    for rev in 1..2000 {
         let n = rnd(12);
         let id = format!("x{n}");
         // n3 overlaps n0: the same addresses on two networks, as two projects have them.
         let k = rnd(4);
         let net = format!("n{k}");
-        let change = match rnd(23) {
+        let change = match rnd(27) {
             // Balancers come, change their members and go.
             22 if rnd(3) == 0 => removed("loadbalancer", &format!("b{}", rnd(2)), rev),
             22 => written(&random_lb(&mut rnd, k), rev),
@@ -400,6 +402,49 @@ fn incremental_equals_full_after_random_changes() {
                 assert_eq!(d.groups(), full.groups(), "groups after a join at {rev}");
                 continue;
             }
+            // QoS policies q0 and q1 come with random limits and marks, and go; ports
+            // and networks name them (below).
+            23 => {
+                let dir = |i| {
+                    if i == 0 {
+                        model::QosDirection::Egress
+                    } else {
+                        model::QosDirection::Ingress
+                    }
+                };
+                let mut rules = Vec::new();
+                for i in 0..2u64 {
+                    if rnd(2) == 0 {
+                        rules.push(model::QosRule {
+                            id: format!("l{i}"),
+                            kind: model::QosRuleKind::BandwidthLimit {
+                                max_kbps: 1000 * (1 + rnd(3) as u32),
+                                max_burst_kbps: 0,
+                                direction: dir(i),
+                            },
+                        });
+                    }
+                }
+                if rnd(2) == 0 {
+                    rules.push(model::QosRule {
+                        id: "m".into(),
+                        kind: model::QosRuleKind::DscpMarking {
+                            dscp_mark: [10u8, 46][rnd(2) as usize],
+                        },
+                    });
+                }
+                written(
+                    &model::QosPolicy {
+                        meta: fixtures::meta(&format!("q{}", rnd(2))),
+                        shared: false,
+                        is_default: false,
+                        rules,
+                        deleting: false,
+                    },
+                    rev,
+                )
+            }
+            24 => removed("qos_policy", &format!("q{}", rnd(2)), rev),
             // Floating IPs come, move between ports and routers, and go.
             // Half of them with a port forwarding instead of a port.
             14 => {
@@ -462,6 +507,8 @@ fn incremental_equals_full_after_random_changes() {
                     .map(|g| format!("g{g}"))
                     .collect();
                 p.port_security_enabled = rnd(4) != 0;
+                p.qos_policy_id =
+                    [None, Some("q0"), Some("q1")][rnd(3) as usize].map(str::to_string);
                 // Trunks' subports (x2..x11) are marked, as the API marks them, or not.
                 if n >= 2 && rnd(3) != 0 {
                     p.device_owner = model::trunk::SUBPORT_OWNER.into();
@@ -506,6 +553,7 @@ fn incremental_equals_full_after_random_changes() {
                 &snooping(
                     Network {
                         subnets: vec![format!("s{k}")],
+                        qos_policy_id: (rnd(2) == 0).then(|| format!("q{}", rnd(2))),
                         ..network(&net, 1 + k as u32)
                     },
                     rnd(2) == 0,
@@ -615,7 +663,7 @@ fn incremental_equals_full_after_random_changes() {
             .count();
     }
     assert!(routed > 500, "routers were exercised: {routed}");
-    assert!(routed6 > 40, "IPv6 gateways were exercised: {routed6}");
+    assert!(routed6 > 50, "IPv6 gateways were exercised: {routed6}");
     assert!(
         seen_clauses == [true, true] && seen_rule,
         "security groups exercised: clauses {seen_clauses:?}, rule {seen_rule}"

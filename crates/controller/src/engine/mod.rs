@@ -32,7 +32,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 /// The tables a controller follows (not claims).
-pub const TABLES: [Table; 12] = [
+pub const TABLES: [Table; 13] = [
     Table::Network,
     Table::Subnet,
     Table::Port,
@@ -45,6 +45,7 @@ pub const TABLES: [Table; 12] = [
     Table::Trunk,
     Table::McastGroup,
     Table::LoadBalancer,
+    Table::QosPolicy,
 ];
 
 /// [`TABLES`] by name, as snapshots and watches are limited to them.

@@ -506,6 +506,8 @@ impl Sim {
                 self.sent.0.apply(&mods);
                 self.sent.1.apply(&groups.before);
                 self.sent.1.apply(&groups.after);
+                self.sent.1.apply_meters(&groups.meters_before);
+                self.sent.1.apply_meters(&groups.meters_after);
                 Some(Event::Committed)
             } else {
                 None

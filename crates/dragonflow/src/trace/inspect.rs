@@ -1,6 +1,7 @@
 //! `dragonflow port` and `dragonflow flows --owner`: a port as its host realizes it
 //! (binding, status, whether its host's controller has applied its last change, its flows
-//! by app), and the flows each host compiles for one Neutron object; from the same
+//! by app, its QoS meters with the rule each comes from and, read from the switch, their
+//! counters), and the flows each host compiles for one Neutron object; from the same
 //! compiled world as `dragonflow trace`.
 
 use super::explain::describe;
@@ -163,6 +164,7 @@ pub fn port(
     what: &str,
     stored_at: impl Fn(&str) -> u64,
     applied: impl Fn(&str) -> Option<(u64, bool)>,
+    counters: Option<&[openflow::meter::MeterStats]>,
     json_out: bool,
 ) -> Result<(), String> {
     let p = super::frame::find_port(&world.view, what)?;
@@ -205,6 +207,7 @@ pub fn port(
         "realized": realized,
         "flows_by_app": by_app,
         "security_groups": p.security_groups,
+        "qos": qos(&world.view, &p, host, counters),
     });
     if json_out {
         println!("{v}");
@@ -217,4 +220,48 @@ pub fn port(
         println!("(bound to no host with a chassis record: no flows are compiled for it anywhere)");
     }
     Ok(())
+}
+
+/// The port's QoS: the policy that applies (its own or its network's), its DSCP mark, and
+/// each meter with the rule it comes from, whether its host compiles it, and (read from
+/// the switch) its counters: packets and bytes in, and dropped by its band.
+fn qos(
+    view: &View,
+    p: &model::Port,
+    host: Option<&Compiled>,
+    counters: Option<&[openflow::meter::MeterStats]>,
+) -> Value {
+    use controller::apps::qos;
+    let Some(policy) = view.qos_policy_of(p) else {
+        return Value::Null;
+    };
+    let meters: Vec<Value> = qos::meters_of(view, p)
+        .into_iter()
+        .map(|m| {
+            let compiled = host.is_some_and(|c| c.desired.groups().meter(m.id).is_some());
+            let mut v = json!({
+                "meter": m.id,
+                "direction": m.direction.as_str(),
+                "rate_kbps": m.rate_kbps,
+                "burst_kb": m.burst_kb,
+                "rule": m.rule_id,
+                "policy": m.policy_id,
+                "on_host": compiled,
+            });
+            if let Some(s) = counters.and_then(|c| c.iter().find(|s| s.meter_id == m.id)) {
+                v["packets_in"] = json!(s.packet_in_count);
+                v["bytes_in"] = json!(s.byte_in_count);
+                let dropped = s.bands.first();
+                v["packets_dropped"] = json!(dropped.map(|b| b.packet_count));
+                v["bytes_dropped"] = json!(dropped.map(|b| b.byte_count));
+            }
+            v
+        })
+        .collect();
+    json!({
+        "policy": policy,
+        "from": if p.qos_policy_id.is_some() { "port" } else { "network" },
+        "dscp_mark": qos::mark_of(view, p),
+        "meters": meters,
+    })
 }

@@ -69,8 +69,15 @@ pub fn flows(nb: &str, token: Option<&str>, owner: &str, json: bool) -> Result<(
 }
 
 /// `dragonflow port X`.
-pub fn port(nb: &str, token: Option<&str>, what: &str, json: bool) -> Result<(), String> {
+pub fn port(
+    nb: &str,
+    token: Option<&str>,
+    what: &str,
+    switch: Option<&std::path::Path>,
+    json: bool,
+) -> Result<(), String> {
     let snap = crate::db::snapshot(nb, token)?;
+    let counters = switch.map(meter_stats).transpose()?;
     let hosts = crate::db::realized(nb, token)?;
     let stored_at = |id: &str| {
         snap.records
@@ -89,8 +96,25 @@ pub fn port(nb: &str, token: Option<&str>, what: &str, json: bool) -> Result<(),
         what,
         stored_at,
         applied,
+        counters.as_deref(),
         json,
     )
+}
+
+/// Every meter's counters, read from the bridge at `socket` over OpenFlow.
+fn meter_stats(socket: &std::path::Path) -> Result<Vec<openflow::meter::MeterStats>, String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    rt.block_on(async {
+        let mut sw = controller::switch::Session::connect_unix(socket)
+            .await
+            .map_err(|e| format!("{}: {e}", socket.display()))?;
+        sw.meter_stats()
+            .await
+            .map_err(|e| format!("meter stats: {e}"))
+    })
 }
 
 pub fn run(nb: &str, token: Option<&str>, json: bool, mut args: Args) -> Result<(), String> {

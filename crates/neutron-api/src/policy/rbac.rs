@@ -15,11 +15,15 @@ pub const EXTERNAL: &str = "access_as_external";
 pub const WILDCARD: &str = "*";
 pub const NETWORK: &str = "network";
 pub const SECURITY_GROUP: &str = "security_group";
+pub const QOS_POLICY: &str = "qos_policy";
 
-/// The actions each object type takes, as Neutron's `rbac-policies` and
-/// `rbac-security-groups` extensions define them.
-pub const ACTIONS: &[(&str, &[&str])] =
-    &[(NETWORK, &[SHARED, EXTERNAL]), (SECURITY_GROUP, &[SHARED])];
+/// The actions each object type takes, as Neutron's `rbac-policies`,
+/// `rbac-security-groups` and `qos` extensions define them.
+pub const ACTIONS: &[(&str, &[&str])] = &[
+    (NETWORK, &[SHARED, EXTERNAL]),
+    (SECURITY_GROUP, &[SHARED]),
+    (QOS_POLICY, &[SHARED]),
+];
 
 /// One granting policy: its id, revision, and whether it is being deleted.
 #[derive(Debug)]
@@ -159,6 +163,9 @@ pub async fn check_removal(
     if new_target == Some(removed.target_tenant.as_str()) || removed.target_tenant == owner {
         return Ok(());
     }
+    if removed.object_type == QOS_POLICY {
+        return check_qos_removal(api, policies, removed).await;
+    }
     let Some(keep) = remaining(policies, removed, new_target, owner) else {
         return Ok(());
     };
@@ -211,6 +218,34 @@ pub async fn check_removal(
                 ));
             }
         }
+    }
+    Ok(())
+}
+
+/// Neutron's check for a QoS policy: the projects whose networks and ports use it
+/// (its owner too) must keep access through the policies that remain (a retarget counts
+/// as a removal, and the owner is not exempt).
+async fn check_qos_removal(
+    api: &Api,
+    policies: &[RbacPolicy],
+    removed: &RbacPolicy,
+) -> ApiResult<()> {
+    let others: Vec<&RbacPolicy> = policies
+        .iter()
+        .filter(|p| p.meta.id != removed.meta.id && p.action == SHARED)
+        .collect();
+    let id = &removed.object_id;
+    let bound = crate::resources::ops::qos::bound_projects(api, id).await?;
+    let target = &removed.target_tenant;
+    let fails = if target != WILDCARD {
+        !others.iter().any(|p| p.target_tenant == WILDCARD) && bound.contains(target)
+    } else {
+        bound
+            .iter()
+            .any(|b| !others.iter().any(|p| p.target_tenant == *b))
+    };
+    if fails {
+        return Err(in_use(id, &format!("project_id={target}")));
     }
     Ok(())
 }

@@ -190,6 +190,16 @@ pub async fn update<T: Lifecycle>(
     if let Some(k) = T::PUT_READ_ONLY.iter().find(|k| present.contains(k)) {
         return Err(read_only(k));
     }
+    // So is a name or description Neutron would not take (too long, not a string): 400
+    // even for an object the caller cannot see.
+    {
+        let mut attrs = Attrs::from_body(body.clone(), T::RESOURCE, "PUT")?;
+        for k in ["name", "description"] {
+            if T::STANDARD.has(k) {
+                attrs.string(k)?;
+            }
+        }
+    }
     let obj = retrying(|| async {
         let (mut obj, rev) = writable::<T>(&api, &ctx, &id, "update", &present).await?;
         check_if_match(&headers, obj.meta())?;

@@ -14,6 +14,7 @@ pub mod networks;
 pub mod ops;
 pub mod port_forwardings;
 pub mod ports;
+pub mod qos;
 pub mod rbac_policies;
 pub mod routers;
 pub mod security_group_rules;
@@ -48,6 +49,8 @@ pub trait Resource: NbObject {
     const RESOURCE: &'static str;
     /// The standard attributes it has (all of them unless said otherwise).
     const STANDARD: Standard = Standard::ALL;
+    /// Its path under `/v2.0` when it is not [`Resource::COLLECTION`] (`qos/policies`).
+    const PATH: Option<&'static str> = None;
     /// Its own attributes, after the standard ones: with them, the valid filters, sort
     /// keys and fields.
     const OWN_ATTRS: &'static [&'static str];
@@ -196,15 +199,22 @@ pub async fn list<T: Resource>(
     names.extend_from_slice(T::FILTER_ONLY);
     let mut query = Query::parse(q.as_deref(), &names)?;
     query.hidden = T::FILTER_ONLY.to_vec();
+    query.path = T::PATH;
     T::before_list(&api, &ctx, &query).await?;
-    let all = api
+    let all: Vec<T> = api
         .db
         .all::<T>()
         .await?
         .into_iter()
         .map(|(o, _)| o)
         .collect();
+    let marker_obj =
+        (query.marker.as_ref()).and_then(|m| all.iter().find(|o| o.meta().id == *m).cloned());
     let seen = T::readable(&api, &ctx, all).await?;
+    if let Some(m) = marker_obj.filter(|m| !seen.iter().any(|o| o.meta().id == m.meta().id)) {
+        let mut item = T::render_all(&api, std::slice::from_ref(&m)).await?;
+        query.hidden_marker = item.pop();
+    }
     let mut items = T::render_all(&api, &seen).await?;
     for item in &mut items {
         policy::hide(&ctx, T::RESOURCE, item);

@@ -4,8 +4,8 @@
 use super::Resource;
 use super::lifecycle::Lifecycle;
 use super::ops::{
-    Plan, check_mtu_fits, floating, ipam, pick_key, ports::remove_port, rbac as ops_rbac,
-    release_key,
+    Plan, check_mtu_fits, floating, ipam, pick_key, ports::remove_port, qos as ops_qos,
+    rbac as ops_rbac, release_key,
 };
 use crate::Api;
 use crate::availability_zones;
@@ -41,6 +41,7 @@ impl Resource for Network {
         "ipv4_address_scope",
         "ipv6_address_scope",
         "dns_domain",
+        "qos_policy_id",
     ];
 
     fn render_own(&self, m: &mut Map<String, Value>) {
@@ -74,6 +75,7 @@ impl Resource for Network {
         m.insert("availability_zones".into(), json!([]));
         m.insert("is_default".into(), json!(self.is_default));
         m.insert("dns_domain".into(), json!(self.dns_domain));
+        m.insert("qos_policy_id".into(), json!(self.qos_policy_id));
         // Its subnets' pools' scopes, filled in by `render_all`.
         m.insert("ipv4_address_scope".into(), Value::Null);
         m.insert("ipv6_address_scope".into(), Value::Null);
@@ -164,6 +166,7 @@ pub struct NewNetwork {
     availability_zone_hints: Vec<String>,
     segment: SegmentRequest,
     dns_domain: String,
+    qos_policy_id: Option<String>,
 }
 
 /// The provider attributes of a POST (admin only); all `None` for a tenant network.
@@ -182,6 +185,7 @@ pub struct NetworkUpdate {
     mtu: Option<u32>,
     is_default: Option<bool>,
     dns_domain: Option<String>,
+    qos_policy_id: Option<Option<String>>,
 }
 
 impl Lifecycle for Network {
@@ -235,6 +239,7 @@ impl Lifecycle for Network {
             mtu,
             availability_zone_hints,
             dns_domain: super::ops::dns::domain(attrs)?.unwrap_or_default(),
+            qos_policy_id: ops_qos::parse_id(attrs)?.flatten(),
             segment: SegmentRequest {
                 network_type,
                 physical_network,
@@ -245,7 +250,7 @@ impl Lifecycle for Network {
 
     async fn plan_create(
         api: &Api,
-        _ctx: &Context,
+        ctx: &Context,
         meta: Meta,
         req: &NewNetwork,
         plan: &mut Plan<'_>,
@@ -254,6 +259,8 @@ impl Lifecycle for Network {
         let seg = choose_segment(api, &req.segment, plan, &meta.id).await?;
         let mtu = check_mtu(api, seg.network_type, req.mtu)?;
         let unique_key = pick_key(api, plan, "network", MAX_KEY, &meta.id).await?;
+        let qos = req.qos_policy_id.as_deref();
+        let qos_policy_id = ops_qos::for_new_network(api, plan, ctx, &meta.project_id, qos).await?;
         // `shared` and `router:external` are the `*` policies, as in Neutron.
         for (on, action) in [(req.shared, SHARED), (req.external, EXTERNAL)] {
             if on {
@@ -276,6 +283,7 @@ impl Lifecycle for Network {
             availability_zone_hints: req.availability_zone_hints.clone(),
             is_default: false,
             dns_domain: req.dns_domain.clone(),
+            qos_policy_id,
         })
     }
 
@@ -291,12 +299,13 @@ impl Lifecycle for Network {
             mtu: attrs.u32("mtu")?,
             is_default: attrs.bool("is_default")?,
             dns_domain: super::ops::dns::domain(attrs)?,
+            qos_policy_id: ops_qos::parse_id(attrs)?,
         })
     }
 
     async fn plan_update(
         api: &Api,
-        _ctx: &Context,
+        ctx: &Context,
         n: &mut Network,
         req: NetworkUpdate,
         plan: &mut Plan<'_>,
@@ -317,6 +326,9 @@ impl Lifecycle for Network {
         }
         set_default(plan, n, req.is_default.unwrap_or(n.is_default));
         n.port_security_enabled = req.port_security_enabled.unwrap_or(n.port_security_enabled);
+        if let Some(qos) = req.qos_policy_id {
+            ops_qos::change(api, plan, ctx, &mut n.qos_policy_id, qos).await?;
+        }
         Ok(())
     }
 

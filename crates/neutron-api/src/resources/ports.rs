@@ -6,7 +6,9 @@ use super::lifecycle::Lifecycle;
 use super::ops::deleting::not_deleting;
 use super::ops::ipam::{self, IpRequest, network_subnets, parse_fixed_ips};
 use super::ops::ports::{MAX_KEY, pick_mac, release_claims};
-use super::ops::{Plan, dns, floating, forwarding, groups, pick_key, rbac as ops_rbac, trunks};
+use super::ops::{
+    Plan, dns, floating, forwarding, groups, pick_key, qos, rbac as ops_rbac, trunks,
+};
 use crate::Api;
 use crate::agents;
 use crate::alloc::mac_claim;
@@ -49,6 +51,8 @@ impl Resource for Port {
         "dns_name",
         "dns_domain",
         "dns_assignment",
+        "qos_policy_id",
+        "qos_network_policy_id",
         "instance_metadata",
     ];
 
@@ -101,6 +105,9 @@ impl Resource for Port {
             "dns_assignment".into(),
             dns::assignment(p, model::dns::DEFAULT_DOMAIN),
         );
+        m.insert("qos_policy_id".into(), json!(p.qos_policy_id));
+        // Its network's, filled in by `render_all`.
+        m.insert("qos_network_policy_id".into(), Value::Null);
         m.insert("instance_metadata".into(), json!(p.instance_metadata));
     }
 
@@ -113,6 +120,7 @@ impl Resource for Port {
             .map(|p| p.binding_host_id.as_str())
             .collect();
         let datapaths = agents::datapath_types(api, hosts).await?;
+        let net_policies = qos::network_policies(api, objs).await?;
         let mut trunks = super::trunks::trunk_details(api, objs).await?;
         Ok(objs
             .iter()
@@ -129,6 +137,8 @@ impl Resource for Port {
                 {
                     d.insert("datapath_type".into(), json!(dp));
                 }
+                let net_policy = net_policies.get(p.network_id.as_str());
+                m.insert("qos_network_policy_id".into(), json!(net_policy));
                 // `trunk-details`: parents only (others have no such key, as in Neutron).
                 if let Some(t) = trunks.remove(&p.meta.id) {
                     m.insert("trunk_details".into(), t);
@@ -224,6 +234,7 @@ pub struct NewPort {
     fixed_ips: Option<Vec<IpRequest>>,
     dns_name: String,
     dns_domain: String,
+    qos_policy_id: Option<String>,
     instance_metadata: Option<InstanceMetadata>,
 }
 
@@ -242,6 +253,7 @@ pub struct PortUpdate {
     fixed_ips: Option<Vec<IpRequest>>,
     dns_name: Option<String>,
     dns_domain: Option<String>,
+    qos_policy_id: Option<Option<String>>,
     /// `Some(None)`: cleared (null).
     instance_metadata: Option<Option<InstanceMetadata>>,
 }
@@ -254,6 +266,7 @@ impl Lifecycle for Port {
         "binding:vif_type",
         "binding:vif_details",
         "dns_assignment",
+        "qos_network_policy_id",
     ];
     const PUT_READ_ONLY: &'static [&'static str] = &[
         "network_id",
@@ -261,6 +274,7 @@ impl Lifecycle for Port {
         "binding:vif_type",
         "binding:vif_details",
         "dns_assignment",
+        "qos_network_policy_id",
     ];
 
     async fn create_target(
@@ -300,6 +314,7 @@ impl Lifecycle for Port {
             fixed_ips: attrs.list("fixed_ips")?.map(parse_fixed_ips).transpose()?,
             dns_name: dns::name(attrs)?.unwrap_or_default(),
             dns_domain: dns::domain(attrs)?.unwrap_or_default(),
+            qos_policy_id: qos::parse_id(attrs)?.flatten(),
             instance_metadata: instance_metadata(attrs)?.flatten(),
         })
     }
@@ -373,8 +388,11 @@ impl Lifecycle for Port {
             unique_key,
             dns_domain: req.dns_domain.clone(),
             dns_name: String::new(),
+            qos_policy_id: None,
             instance_metadata: req.instance_metadata.clone(),
         };
+        let asked = req.qos_policy_id.clone();
+        qos::change(api, plan, ctx, &mut port.qos_policy_id, asked).await?;
         dns::set_name(api, &mut port, req.dns_name.clone())?;
         check_port_security(&port)?;
         Ok(port)
@@ -408,6 +426,7 @@ impl Lifecycle for Port {
             fixed_ips: attrs.list("fixed_ips")?.map(parse_fixed_ips).transpose()?,
             dns_name: dns::name(attrs)?,
             dns_domain: dns::domain(attrs)?,
+            qos_policy_id: qos::parse_id(attrs)?,
             instance_metadata: instance_metadata(attrs)?,
         })
     }
@@ -464,6 +483,9 @@ impl Lifecycle for Port {
             dns::set_name(api, p, name)?;
         }
         p.dns_domain = req.dns_domain.unwrap_or(std::mem::take(&mut p.dns_domain));
+        if let Some(policy) = req.qos_policy_id {
+            qos::change(api, plan, ctx, &mut p.qos_policy_id, policy).await?;
+        }
         if let Some(m) = req.instance_metadata {
             p.instance_metadata = m;
         }

@@ -1,20 +1,21 @@
-//! `/v2.0/rbac-policies`: sharing a network (`access_as_shared`, `access_as_external`) or
-//! a security group (`access_as_shared`) with one project or with every one (`*`). A
-//! network's `shared` and `router:external` are its `*` policies (`ops::rbac`); what a
+//! `/v2.0/rbac-policies`: sharing a network (`access_as_shared`, `access_as_external`), a
+//! security group or a QoS policy (`access_as_shared`) with one project or with every one
+//! (`*`). A network's and QoS policy's `shared` and a network's `router:external` are
+//! their `*` policies (`ops::rbac`, `ops::qos`); what a
 //! policy grants is read by `crate::policy::rbac`.
 
 use super::lifecycle::Lifecycle;
-use super::ops::{Plan, rbac as ops_rbac};
+use super::ops::{Plan, qos as ops_qos, rbac as ops_rbac};
 use super::{Resource, Standard, visible};
 use crate::Api;
 use crate::body::{Attrs, bad_attr};
 use crate::context::Context;
 use crate::error::{ApiError, ApiResult};
 use crate::policy::rbac::{
-    ACTIONS, EXTERNAL, NETWORK, SHARED, WILDCARD, check_removal, policies_on,
+    ACTIONS, EXTERNAL, NETWORK, QOS_POLICY, SHARED, WILDCARD, check_removal, policies_on,
 };
 use crate::policy::{self, Target};
-use model::{Meta, Network, RbacPolicy, SecurityGroup};
+use model::{Meta, Network, QosPolicy, RbacPolicy, SecurityGroup};
 use serde_json::{Map, Value, json};
 
 impl Resource for RbacPolicy {
@@ -69,6 +70,9 @@ async fn check_object(api: &Api, ctx: &Context, object_type: &str, id: &str) -> 
     let (owner, what) = if object_type == NETWORK {
         let (n, _) = visible::<Network>(api, ctx, id).await?;
         (n.meta.project_id, "networks")
+    } else if object_type == QOS_POLICY {
+        let (p, _) = visible::<QosPolicy>(api, ctx, id).await?;
+        (p.meta.project_id, "objects")
     } else {
         let (g, _) = visible::<SecurityGroup>(api, ctx, id).await?;
         (g.meta.project_id, "objects")
@@ -86,6 +90,8 @@ async fn check_object(api: &Api, ctx: &Context, object_type: &str, id: &str) -> 
 async fn object_owner(api: &Api, p: &RbacPolicy) -> ApiResult<Option<String>> {
     Ok(if p.object_type == NETWORK {
         (api.db.get::<Network>(&p.object_id).await?).map(|(n, _)| n.meta.project_id)
+    } else if p.object_type == QOS_POLICY {
+        (api.db.get::<QosPolicy>(&p.object_id).await?).map(|(q, _)| q.meta.project_id)
     } else {
         (api.db.get::<SecurityGroup>(&p.object_id).await?).map(|(g, _)| g.meta.project_id)
     })
@@ -94,6 +100,8 @@ async fn object_owner(api: &Api, p: &RbacPolicy) -> ApiResult<Option<String>> {
 fn kind(p: &RbacPolicy) -> &'static str {
     if p.object_type == NETWORK {
         "Network"
+    } else if p.object_type == QOS_POLICY {
+        "QosPolicy"
     } else {
         "SecurityGroup"
     }
@@ -209,6 +217,13 @@ impl Lifecycle for RbacPolicy {
                 .collect();
             after.push(p.clone());
             sync_network(api, plan, &p.object_id, &after).await?;
+        } else if p.object_type == QOS_POLICY {
+            let mut after: Vec<RbacPolicy> = (policies_on(api, &p.object_id).await?)
+                .into_iter()
+                .map(|(p, _)| p)
+                .collect();
+            after.push(p.clone());
+            ops_qos::sync_shared(api, plan, &p.object_id, &after).await?;
         } else {
             let (_, rev) = api.db.fetch::<SecurityGroup>(&p.object_id).await?;
             plan.txn.check::<SecurityGroup>(&p.object_id, rev);
@@ -258,6 +273,12 @@ impl Lifecycle for RbacPolicy {
                 .map(|o| if o.meta.id == p.meta.id { p.clone() } else { o })
                 .collect();
             sync_network(api, plan, &p.object_id, &after).await?;
+        } else if p.object_type == QOS_POLICY {
+            let after: Vec<RbacPolicy> = on
+                .into_iter()
+                .map(|o| if o.meta.id == p.meta.id { p.clone() } else { o })
+                .collect();
+            ops_qos::sync_shared(api, plan, &p.object_id, &after).await?;
         }
         Ok(())
     }
@@ -308,6 +329,10 @@ impl Lifecycle for RbacPolicy {
             }
             super::touch(&mut n.meta);
             plan.txn.update(&n, rev);
+        } else if p.object_type == QOS_POLICY {
+            let after: Vec<RbacPolicy> =
+                on.into_iter().filter(|o| o.meta.id != p.meta.id).collect();
+            ops_qos::sync_shared(api, plan, &p.object_id, &after).await?;
         }
         Ok(())
     }

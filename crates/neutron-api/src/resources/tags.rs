@@ -116,6 +116,7 @@ macro_rules! by_collection {
             "floatingips" => $f::<FloatingIp>($($arg),*).await,
             "security-groups" => $f::<SecurityGroup>($($arg),*).await,
             "subnetpools" => $f::<model::SubnetPool>($($arg),*).await,
+            "policies" => $f::<model::QosPolicy>($($arg),*).await,
             "trunks" => $f::<model::Trunk>($($arg),*).await,
             other => Err(ApiError::new(StatusCode::NOT_FOUND, "HTTPNotFound", format!("The resource could not be found: {other} does not support tags"))),
         }

@@ -3,7 +3,7 @@
 //! on to L2.
 
 use super::{App, Cx, Flow, Host, Object, Sink, flow};
-use crate::pipeline::{App as AppId, reg, table};
+use crate::pipeline::{App as AppId, table};
 use crate::view::View;
 use model::Port;
 use openflow::Instruction;
@@ -38,14 +38,7 @@ pub fn compile(view: &View, host: &Host, p: &Port) -> Vec<Flow> {
             Match::new().in_port(*ofport).vlan_vid(OFPVID_NONE),
             AppId::Classifier,
             key,
-            vec![
-                Instruction::ApplyActions(vec![Action::load(reg::SRC_PORT, 0, 32, u64::from(key))]),
-                Instruction::WriteMetadata {
-                    metadata: u64::from(net.unique_key),
-                    mask: u64::MAX,
-                },
-                Instruction::GotoTable(table::PORT_SECURITY),
-            ],
+            super::deliver::classified(key, net.unique_key, Vec::new()),
         ),
         flow(
             table::EGRESS,

@@ -401,21 +401,19 @@ impl App for Lb {
 
     /// A balancer reads its network's ports (which are here, members' MACs), the network
     /// itself, and the network's other balancers (which of them makes a shared member
-    /// flow: [`first_with`]); a balancer gone from the view touches every balancer.
+    /// flow: [`first_with`]); a changed balancer touches every balancer (few per host).
     fn affected(&self, view: &View, changed: &Touched, out: &mut Vec<Owner>) {
         let network = match changed.table {
             model::Table::Network => Some(changed.id.as_str()),
             model::Table::Port => view.ports.get(&changed.id).map(|p| p.network_id.as_str()),
-            model::Table::LoadBalancer => match view.loadbalancers.get(&changed.id) {
-                Some(lb) => Some(lb.vip_network_id.as_str()),
-                None => {
-                    out.extend(view.loadbalancers.keys().map(|id| Touched {
-                        table: model::Table::LoadBalancer,
-                        id: id.clone(),
-                    }));
-                    None
-                }
-            },
+            // The view no longer knows the network it was on, if it moved or went.
+            model::Table::LoadBalancer => {
+                out.extend(view.loadbalancers.keys().map(|id| Touched {
+                    table: model::Table::LoadBalancer,
+                    id: id.clone(),
+                }));
+                None
+            }
             _ => None,
         };
         if let Some(n) = network {

@@ -3,7 +3,7 @@
 //! associations (`floating`), port forwardings (`forwarding`), the `deleting` mark
 //! (`deleting`), the default security group and rule claims (`groups`), routes
 //! (`routes`), subnet pool allocation (`pools`), the RBAC policies other resources write
-//! (`rbac`), a rule's content (`rules`), ports in trunks (`trunks`), DNS names (`dns`), datapath keys (here). Resource files import
+//! (`rbac`), QoS policies of ports and networks (`qos`), a rule's content (`rules`), ports in trunks (`trunks`), DNS names (`dns`), datapath keys (here). Resource files import
 //! these, never each other.
 
 pub mod deleting;
@@ -15,6 +15,7 @@ pub mod groups;
 pub mod ipam;
 pub mod pools;
 pub mod ports;
+pub mod qos;
 pub mod rbac;
 pub mod routes;
 pub mod rules;

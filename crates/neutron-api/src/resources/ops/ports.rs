@@ -97,6 +97,7 @@ pub async fn build_system_port(
         dns_domain: Default::default(),
         instance_metadata: None,
         dns_name: Default::default(),
+        qos_policy_id: None,
     })
 }
 
