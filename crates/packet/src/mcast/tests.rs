@@ -1,3 +1,5 @@
+//! Tests of the IGMP and MLD parser and query builders: byte-level cases and round trips.
+
 use super::*;
 
 const MAC: [u8; 6] = [0xfa, 0x16, 0x3e, 0, 0, 2];
