@@ -513,15 +513,21 @@ fn projects_if_match_and_discovery() {
         "dns-domain-ports",
         "trunk",
         "trunk-details",
+        "qos",
+        "qos-bw-limit-direction",
+        "qos-default",
+        "qos-rule-type-details",
+        "qos-rules-alias",
+        "qos-port-network-policy",
     ] {
         assert!(aliases.contains(&a), "{a} missing from {aliases:?}");
     }
-    for a in ["qos", "dvr", "l3-ha", "metering", "segment"] {
+    for a in ["dvr", "l3-ha", "metering", "segment"] {
         assert!(!aliases.contains(&a), "{a} is not implemented");
     }
     assert_eq!(srv.call("GET", "/v2.0/extensions/router", None).0, 200);
     assert_error(
-        srv.call("GET", "/v2.0/extensions/qos", None),
+        srv.call("GET", "/v2.0/extensions/metering", None),
         404,
         "ExtensionNotFound",
     );
