@@ -98,7 +98,8 @@ pub struct Args {
     /// a block this host uses for nothing else, large enough for the cloud's port keys.
     #[arg(long, default_value = "198.18.0.0/15")]
     metadata_range: ipnet::Ipv4Net,
-    /// Metadata requests a VM may make per second (and in a burst); past it, 429.
+    /// Metadata requests a VM may make per second (and five times as many in a burst, for
+    /// a booting VM's crawl); past it, 429.
     #[arg(long, default_value_t = 20)]
     metadata_rate_limit: u32,
     /// Nova's metadata API (`http://HOST:8775`): requests are passed on to it, signed, as

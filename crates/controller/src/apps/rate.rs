@@ -10,28 +10,35 @@ use std::time::{Duration, Instant};
 #[derive(Debug)]
 pub struct Limiter<K> {
     rate: f64,
+    burst: f64,
     buckets: HashMap<K, (f64, Instant)>,
 }
 
 impl<K: Hash + Eq> Limiter<K> {
     pub fn new(rate: u32) -> Limiter<K> {
+        Limiter::with_burst(rate, rate)
+    }
+
+    /// `rate` tokens a second, up to `burst` saved (at least `rate`).
+    pub fn with_burst(rate: u32, burst: u32) -> Limiter<K> {
         Limiter {
             rate: f64::from(rate.max(1)),
+            burst: f64::from(burst.max(rate).max(1)),
             buckets: HashMap::new(),
         }
     }
 
     /// Takes one token for `key` at `now`: false when its bucket is empty.
     pub fn allow(&mut self, key: K, now: Instant) -> bool {
-        let rate = self.rate;
+        let (rate, burst) = (self.rate, self.burst);
         // Keys are ports of this host's routers and VMs: forget idle ones now and then.
         if self.buckets.len() > 4096 {
             self.buckets
                 .retain(|_, (_, at)| now.saturating_duration_since(*at).as_secs() < 2);
         }
-        let (tokens, at) = self.buckets.entry(key).or_insert((rate, now));
+        let (tokens, at) = self.buckets.entry(key).or_insert((burst, now));
         let refill = now.saturating_duration_since(*at).as_secs_f64() * rate;
-        *tokens = (*tokens + refill).min(rate);
+        *tokens = (*tokens + refill).min(burst);
         *at = now;
         if *tokens >= 1.0 {
             *tokens -= 1.0;
@@ -110,6 +117,18 @@ impl FloodGuard {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_burst_is_saved_up_to_its_size_and_refilled_at_the_rate() {
+        let t0 = Instant::now();
+        let mut l = Limiter::with_burst(2, 6);
+        assert_eq!((0..8).filter(|_| l.allow(1u32, t0)).count(), 6);
+        // Half a second refills one token, not a burst.
+        let t1 = t0 + std::time::Duration::from_millis(500);
+        assert_eq!((0..3).filter(|_| l.allow(1u32, t1)).count(), 1);
+        // Another key has its own bucket.
+        assert!(l.allow(2u32, t1));
+    }
 
     #[test]
     fn bursts_up_to_the_rate_then_refills_at_the_rate() {

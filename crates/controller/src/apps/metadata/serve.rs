@@ -50,10 +50,15 @@ pub struct Nova {
     pub secret: Vec<u8>,
 }
 
+/// A booting VM's first crawl (cloud-init reads the OpenStack files and walks the whole
+/// EC2 tree: 30 requests and more in a second) must not meet a 429; a flood still does,
+/// after this many seconds' worth.
+pub const BURST: u32 = 5;
+
 /// The server's settings.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Requests a second per VM (and as many in a burst).
+    /// Requests a second per VM, and [`BURST`] times as many in a burst.
     pub rate: u32,
     /// The DNS domain host names are given under (`--domain`).
     pub domain: String,
@@ -163,7 +168,7 @@ pub fn local_port<'a>(view: &'a View, host: &Host, key: u32) -> Option<&'a Port>
 impl Server {
     pub fn new(cfg: Config) -> Server {
         Server {
-            limiter: Limiter::new(cfg.rate),
+            limiter: Limiter::with_burst(cfg.rate, cfg.rate.saturating_mul(BURST)),
             cfg,
             stats: Stats::default(),
         }

@@ -199,7 +199,8 @@ mod serving {
         assert!(matches!(a, Answer::Reply(r) if r.status == 403));
         let t0 = Instant::now();
         let source = client(DEFAULT_RANGE, 5).unwrap().into();
-        let codes: Vec<u16> = (0..5)
+        // A burst of BURST times the rate (15), then 429.
+        let codes: Vec<u16> = (0..17)
             .map(|_| {
                 let req = Request {
                     method: "GET",
@@ -212,7 +213,8 @@ mod serving {
                 }
             })
             .collect();
-        assert_eq!(codes, [200, 200, 200, 429, 429]);
+        assert_eq!(codes[..15], [200; 15]);
+        assert_eq!(codes[15..], [429, 429]);
         let later = Request {
             method: "POST",
             target: "/openstack",
