@@ -192,103 +192,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             .map(|_| ())
     }
 
-    /// Every flow installed on the switch.
-    pub async fn dump_flows(&mut self) -> Result<FlowTable> {
-        let req = Message::MultipartRequest {
-            flags: 0,
-            body: MultipartRequest::Flow(FlowStatsRequest::default()),
-        };
-        let xid = self.send(&req).await?;
-        let mut table = FlowTable::new();
-        loop {
-            let m = self
-                .answer(xid, |m| matches!(m, Message::MultipartReply { .. }))
-                .await?;
-            let Message::MultipartReply { flags, body } = m else {
-                continue;
-            };
-            if let MultipartReply::Flow(stats) = body {
-                for f in stats {
-                    let key = FlowKey::new(f.table_id, f.priority, f.match_);
-                    table.insert(key, FlowBody::new(f.cookie, &f.instructions));
-                }
-            }
-            if flags & OFPMPF_REPLY_MORE == 0 {
-                return Ok(table);
-            }
-        }
-    }
-
-    /// Every group installed on the switch.
-    pub async fn dump_groups(&mut self) -> Result<GroupTable> {
-        let req = Message::MultipartRequest {
-            flags: 0,
-            body: MultipartRequest::GroupDesc,
-        };
-        let xid = self.send(&req).await?;
-        let mut table = GroupTable::default();
-        loop {
-            let m = self
-                .answer(xid, |m| matches!(m, Message::MultipartReply { .. }))
-                .await?;
-            let Message::MultipartReply { flags, body } = m else {
-                continue;
-            };
-            if let MultipartReply::GroupDesc(groups) = body {
-                for g in groups {
-                    table.insert(
-                        g.group_id,
-                        GroupBody {
-                            group_type: g.group_type,
-                            buckets: g.buckets,
-                        },
-                    );
-                }
-            }
-            if flags & OFPMPF_REPLY_MORE == 0 {
-                break;
-            }
-        }
-        self.dump_meters(&mut table).await?;
-        Ok(table)
-    }
-
-    /// Adds every meter installed on the switch to `table`.
-    async fn dump_meters(&mut self, table: &mut GroupTable) -> Result<()> {
-        let req = Message::MultipartRequest {
-            flags: 0,
-            body: MultipartRequest::MeterConfig(openflow::meter::OFPM_ALL),
-        };
-        let xid = self.send(&req).await?;
-        loop {
-            let m = self
-                .answer(xid, |m| matches!(m, Message::MultipartReply { .. }))
-                .await?;
-            let Message::MultipartReply { flags, body } = m else {
-                continue;
-            };
-            if let MultipartReply::MeterConfig(meters) = body {
-                for c in meters {
-                    let body = MeterBody {
-                        flags: c.flags,
-                        bands: c.bands,
-                    };
-                    table.insert_meter(c.meter_id, body);
-                }
-            }
-            if flags & OFPMPF_REPLY_MORE == 0 {
-                return Ok(());
-            }
-        }
-    }
-
-    /// Every meter's counters (`dragonflow port` and tests read them).
-    pub async fn meter_stats(&mut self) -> Result<Vec<openflow::meter::MeterStats>> {
-        let req = Message::MultipartRequest {
-            flags: 0,
-            body: MultipartRequest::MeterStats(openflow::meter::OFPM_ALL),
-        };
-        let xid = self.send(&req).await?;
+    /// Sends a multipart request and collects every reply body, following
+    /// `OFPMPF_REPLY_MORE` to the last part.
+    async fn multipart(&mut self, body: MultipartRequest) -> Result<Vec<MultipartReply>> {
+        let xid = self
+            .send(&Message::MultipartRequest { flags: 0, body })
+            .await?;
         let mut out = Vec::new();
         loop {
             let m = self
@@ -297,13 +206,70 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             let Message::MultipartReply { flags, body } = m else {
                 continue;
             };
-            if let MultipartReply::MeterStats(v) = body {
-                out.extend(v);
-            }
+            out.push(body);
             if flags & OFPMPF_REPLY_MORE == 0 {
                 return Ok(out);
             }
         }
+    }
+
+    /// Every flow installed on the switch.
+    pub async fn dump_flows(&mut self) -> Result<FlowTable> {
+        let mut table = FlowTable::new();
+        let parts = self
+            .multipart(MultipartRequest::Flow(FlowStatsRequest::default()))
+            .await?;
+        for part in parts {
+            if let MultipartReply::Flow(stats) = part {
+                for f in stats {
+                    let key = FlowKey::new(f.table_id, f.priority, f.match_);
+                    table.insert(key, FlowBody::new(f.cookie, &f.instructions));
+                }
+            }
+        }
+        Ok(table)
+    }
+
+    /// Every group installed on the switch, and every meter (the third reconciled kind).
+    pub async fn dump_groups(&mut self) -> Result<GroupTable> {
+        let mut table = GroupTable::default();
+        for part in self.multipart(MultipartRequest::GroupDesc).await? {
+            if let MultipartReply::GroupDesc(groups) = part {
+                for g in groups {
+                    let body = GroupBody {
+                        group_type: g.group_type,
+                        buckets: g.buckets,
+                    };
+                    table.insert(g.group_id, body);
+                }
+            }
+        }
+        let all = openflow::meter::OFPM_ALL;
+        for part in self.multipart(MultipartRequest::MeterConfig(all)).await? {
+            if let MultipartReply::MeterConfig(meters) = part {
+                for c in meters {
+                    let body = MeterBody {
+                        flags: c.flags,
+                        bands: c.bands,
+                    };
+                    table.insert_meter(c.meter_id, body);
+                }
+            }
+        }
+        Ok(table)
+    }
+
+    /// Every meter's counters (`dragonflow port` and tests read them).
+    pub async fn meter_stats(&mut self) -> Result<Vec<openflow::meter::MeterStats>> {
+        let all = openflow::meter::OFPM_ALL;
+        let parts = self.multipart(MultipartRequest::MeterStats(all)).await?;
+        Ok(parts
+            .into_iter()
+            .flat_map(|part| match part {
+                MultipartReply::MeterStats(v) => v,
+                _ => Vec::new(),
+            })
+            .collect())
     }
 
     /// Sends meter-mods outside any bundle (OVS 3.1 does not bundle them) and waits for
