@@ -112,6 +112,27 @@ pub fn to_physical(host: &Host, net: &Network) -> Option<Vec<Action>> {
     Some(out)
 }
 
+/// The buckets that carry a flood of `net` beyond this host: one per host in `chassis`
+/// over its tunnel (tunnelled networks), and the physical network (provider networks).
+pub fn remote_buckets<'a>(
+    view: &View,
+    host: &Host,
+    net: &Network,
+    chassis: impl IntoIterator<Item = &'a str>,
+) -> Vec<Bucket> {
+    let mut out = Vec::new();
+    if net.network_type.is_tunnel() {
+        out.extend(
+            chassis
+                .into_iter()
+                .filter_map(|c| to_chassis(view, host, net, c))
+                .map(Bucket::new),
+        );
+    }
+    out.extend(to_physical(host, net).map(Bucket::new));
+    out
+}
+
 /// The actions that put an 802.1Q tag with VLAN `vid` on a frame.
 pub fn push_tag(vid: u16) -> Vec<Action> {
     vec![

@@ -97,16 +97,8 @@ pub fn groups(view: &View, host: &Host, net: &Network) -> Vec<Group> {
             remote_hosts.insert(p.binding_host_id.as_str());
         }
     }
-    if net.network_type.is_tunnel() {
-        all.extend(
-            remote_hosts
-                .into_iter()
-                .filter_map(|c| deliver::to_chassis(view, host, net, c))
-                .map(Bucket::new),
-        );
-    }
     // A provider network reaches the other hosts and the outside on the physical network.
-    all.extend(deliver::to_physical(host, net).map(Bucket::new));
+    all.extend(deliver::remote_buckets(view, host, net, remote_hosts));
     let group = |id: u32, buckets: Vec<Bucket>| Group {
         id,
         body: GroupBody {

@@ -318,15 +318,12 @@ pub fn groups(view: &View, host: &Host, net: &Network) -> Vec<Group> {
             .map(|p| deliver::local_bucket(p))
             .collect();
         let mut all = here.clone();
-        if net.network_type.is_tunnel() {
-            all.extend(
-                hosts
-                    .iter()
-                    .filter_map(|c| deliver::to_chassis(view, host, net, c))
-                    .map(Bucket::new),
-            );
-        }
-        all.extend(deliver::to_physical(host, net).map(Bucket::new));
+        all.extend(deliver::remote_buckets(
+            view,
+            host,
+            net,
+            hosts.iter().map(String::as_str),
+        ));
         let group = |id: u32, buckets: Vec<Bucket>| Group {
             id,
             body: GroupBody {
