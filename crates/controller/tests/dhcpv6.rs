@@ -209,6 +209,20 @@ fn solicit_gets_an_advertise_of_the_neutron_address_and_request_a_reply() {
     );
     assert_eq!(adv.dhcp.dns_servers, [DNS.parse::<Ipv6Addr>().unwrap()]);
     assert_eq!(adv.dhcp.domain_list, ["openstacklocal"]);
+    // No dns_name: the address's default name, under the domain (RFC 4704's option).
+    let name = adv
+        .dhcp
+        .client_fqdn
+        .as_ref()
+        .expect("the Client FQDN option");
+    assert_eq!(
+        name.name,
+        format!(
+            "{}.openstacklocal.",
+            model::dns::default_hostname(v6(5).into())
+        )
+    );
+    assert_eq!(name.flags, dhcpv6::fqdn_flag::S);
 
     let (_, reply) = ask(
         &mut sim,
@@ -314,6 +328,7 @@ fn stateless_information_request_gets_dns_domain_and_extra_options() {
     let mut sim = world("dhcpv6-stateless");
     let mut a = port("a", 5, Some(v6(5)), "");
     a.binding_host_id = "h".into();
+    a.dns_name = "web".into();
     a.extra_dhcp_opts = vec![
         ExtraDhcpOpt {
             opt_name: "option6:ntp-server".into(),
@@ -353,6 +368,11 @@ fn stateless_information_request_gets_dns_domain_and_extra_options() {
     assert!(d.ia_na.is_empty());
     assert_eq!(d.dns_servers, [DNS.parse::<Ipv6Addr>().unwrap()]);
     assert_eq!(d.domain_list, ["example.org", "openstacklocal"]);
+    assert_eq!(
+        d.client_fqdn.as_ref().map(|f| f.name.as_str()),
+        Some("web.openstacklocal."),
+        "the port's dns_name"
+    );
     let mut ntp = vec![0, 1, 0, 16];
     ntp.extend_from_slice(&"2001:db8::123".parse::<Ipv6Addr>().unwrap().octets());
     assert_eq!(

@@ -1,7 +1,8 @@
 //! DHCPv6 end to end: real OVS on two hosts, `dragonflow controller` per host, VMs with
 //! only their link-local address (`accept_ra=0`: no router advertisement is needed or
 //! taken) that run ISC `dhclient -6` and get exactly the Neutron address from their own
-//! host's controller, a changed address at the next Renew, the DNS servers by
+//! host's controller with their names (the Client FQDN option, read back from dhclient's
+//! lease file), a changed address at the next Renew, the DNS servers by
 //! `dhclient -6 -S` on a stateless subnet; `dhcpcd` as a second client; a rogue DHCPv6
 //! server in a VM never reaches another VM (tcpdump on the victims); a VM flooding
 //! 10,000 Solicits a second is blocked in the switch and does not hold up another's
@@ -197,9 +198,18 @@ fn stateful_dhclient_gets_the_neutron_address_on_two_hosts_and_a_changed_one_at_
         "dhcpv6-stateful",
         json!({"dns_nameservers": ["2001:db8:61::53"]}),
     );
-    let pa = srv.create("ports", "port", json!({"network_id": net["id"]}));
+    let pa = srv.create(
+        "ports",
+        "port",
+        json!({"network_id": net["id"], "dns_name": "vm6a"}),
+    );
     let pb = srv.create("ports", "port", json!({"network_id": net["id"]}));
     let (ip_a, ip_b) = (v6_of(&pa), v6_of(&pb));
+    // The names DHCPv6 hands out (RFC 4704's Client FQDN): the dns_name, or host-<address>.
+    let names = [
+        "vm6a".to_string(),
+        format!("host-{}", ip_b.replace(':', "-")),
+    ];
     let a = V6Vm::plug(&ovs_a, &pa, &srv, "host-a");
     let b = V6Vm::plug(&ovs_b, &pb, &srv, "host-b");
     let dumps = || {
@@ -211,7 +221,7 @@ fn stateful_dhclient_gets_the_neutron_address_on_two_hosts_and_a_changed_one_at_
             ctl_b.log()
         )
     };
-    for (vm, ip) in [(&a, &ip_a), (&b, &ip_b)] {
+    for ((vm, ip), name) in [(&a, &ip_a), (&b, &ip_b)].into_iter().zip(&names) {
         let took = vm.lease(&[]);
         println!("dhclient -6 lease for {ip}: {took:?}");
         let g = vm.global();
@@ -223,6 +233,15 @@ fn stateful_dhclient_gets_the_neutron_address_on_two_hosts_and_a_changed_one_at_
         assert_eq!(g.lines().count(), 1, "{g}");
         let resolv = vm.resolv();
         assert!(resolv.contains("nameserver 2001:db8:61::53"), "{resolv}");
+        // dhclient keeps what it read in its lease file, the server's update flag too.
+        let lease = std::fs::read_to_string(vm.file("leases6")).unwrap_or_default();
+        for line in [
+            format!("option fqdn.hostname \"{name}\";"),
+            format!("option fqdn.fqdn \"{name}.openstacklocal\";"),
+            "option fqdn.server-update true;".to_string(),
+        ] {
+            assert!(lease.contains(&line), "{line} in the lease: {lease}");
+        }
     }
     // Each from its own host's controller.
     assert!(answered(&ctl_a.log(), &ip_a), "{}", dumps());

@@ -74,6 +74,18 @@ pub mod code {
     pub const IAPREFIX: u16 = 26;
     /// Information refresh time.
     pub const INFORMATION_REFRESH_TIME: u16 = 32;
+    /// Client FQDN (RFC 4704): the client's name, and who updates the DNS.
+    pub const CLIENT_FQDN: u16 = 39;
+}
+
+/// The flags of the Client FQDN option (RFC 4704 4.1).
+pub mod fqdn_flag {
+    /// S: the server updates the AAAA record (the client asks, the server answers).
+    pub const S: u8 = 0x01;
+    /// O: the server overrode the client's S.
+    pub const O: u8 = 0x02;
+    /// N: the server should not update any record.
+    pub const N: u8 = 0x04;
 }
 
 /// Status codes (option 13).
@@ -453,39 +465,98 @@ pub fn encode_domain(name: &str) -> Option<Vec<u8>> {
     (out.len() <= 255).then_some(out)
 }
 
+/// Reads the labels of one name at the start of `v` (uncompressed, RFC 1035 3.1): the
+/// dotted name, what follows it, and whether it ended with the root label (a zero byte)
+/// rather than with the data (a partial name, RFC 4704 4.2).
+fn read_name(mut v: &[u8]) -> Result<(String, &[u8], bool)> {
+    let mut name = String::new();
+    let start = v.len();
+    let mut terminated = false;
+    while let Some((&len, rest)) = v.split_first() {
+        v = rest;
+        if len == 0 {
+            terminated = true;
+            break;
+        }
+        // Compression pointers (0xc0) and anything above 63 are not labels here.
+        let label = v
+            .get(..usize::from(len))
+            .filter(|_| len <= 63)
+            .ok_or(Error::Malformed)?;
+        if !label.iter().copied().all(label_char) {
+            return Err(Error::Malformed);
+        }
+        if !name.is_empty() {
+            name.push('.');
+        }
+        // Checked ASCII above.
+        name.push_str(std::str::from_utf8(label).map_err(|_| Error::Malformed)?);
+        v = &v[usize::from(len)..];
+    }
+    // A partial name must still fit once completed with the root label.
+    if start - v.len() + usize::from(!terminated) > 255 {
+        return Err(Error::Malformed);
+    }
+    Ok((name, v, terminated))
+}
+
 /// The names of a domain search list option.
 pub fn parse_domains(mut v: &[u8]) -> Result<Vec<String>> {
     let mut out = Vec::new();
     while !v.is_empty() {
-        let mut name = String::new();
-        let start = v.len();
-        loop {
-            let (&len, rest) = v.split_first().ok_or(Error::Malformed)?;
-            v = rest;
-            if len == 0 {
-                break;
-            }
-            // Compression pointers (0xc0) and anything above 63 are not labels here.
-            let label = v
-                .get(..usize::from(len))
-                .filter(|_| len <= 63)
-                .ok_or(Error::Malformed)?;
-            if !label.iter().copied().all(label_char) {
-                return Err(Error::Malformed);
-            }
-            if !name.is_empty() {
-                name.push('.');
-            }
-            // Checked ASCII above.
-            name.push_str(std::str::from_utf8(label).map_err(|_| Error::Malformed)?);
-            v = &v[usize::from(len)..];
-        }
-        if name.is_empty() || start - v.len() > 255 {
+        let (name, rest, terminated) = read_name(v)?;
+        if name.is_empty() || !terminated {
             return Err(Error::Malformed);
         }
+        v = rest;
         out.push(name);
     }
     Ok(out)
+}
+
+/// The Client FQDN option (RFC 4704): flags and a name, fully qualified (written with a
+/// trailing dot), partial (no trailing dot: the server completes it) or empty (the
+/// client asks the server for one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientFqdn {
+    /// [`fqdn_flag`] bits; the must-be-zero bits are dropped on parse.
+    pub flags: u8,
+    /// The name, dotted.
+    pub name: String,
+}
+
+impl ClientFqdn {
+    /// Parses the option's data.
+    pub fn parse(v: &[u8]) -> Result<ClientFqdn> {
+        let (&flags, rest) = v.split_first().ok_or(Error::Malformed)?;
+        let (mut name, left, terminated) = read_name(rest)?;
+        // The root alone, or anything after the root label, is not a client's name.
+        if !left.is_empty() || (terminated && name.is_empty()) {
+            return Err(Error::Malformed);
+        }
+        if terminated {
+            name.push('.');
+        }
+        Ok(ClientFqdn {
+            flags: flags & (fqdn_flag::S | fqdn_flag::O | fqdn_flag::N),
+            name,
+        })
+    }
+
+    /// The option's data, or `None` when the name does not encode ([`encode_domain`]).
+    pub fn bytes(&self) -> Option<Vec<u8>> {
+        let mut out = vec![self.flags];
+        if self.name.is_empty() {
+            return Some(out);
+        }
+        let mut wire = encode_domain(&self.name)?;
+        if !self.name.ends_with('.') {
+            // Partial: no root label.
+            wire.pop();
+        }
+        out.extend_from_slice(&wire);
+        Some(out)
+    }
 }
 
 /// Appends option `code` with `data` to `out`; data longer than an option can hold is
@@ -526,6 +597,8 @@ pub struct Dhcpv6Repr {
     pub dns_servers: Vec<Ipv6Addr>,
     /// Domain search list (option 24).
     pub domain_list: Vec<String>,
+    /// Client FQDN (option 39).
+    pub client_fqdn: Option<ClientFqdn>,
     /// Any other option, raw, in order (IA_TA and IA_PD among them).
     pub other_options: Vec<(u16, Vec<u8>)>,
 }
@@ -565,7 +638,7 @@ impl Dhcpv6Repr {
         }
         let mut r = Dhcpv6Repr::new(t, packet.transaction_id());
         let (mut status, mut elapsed, mut pref) = (None, None, None);
-        let (mut dns, mut domains, mut oro) = (None, None, None);
+        let (mut dns, mut domains, mut oro, mut fqdn) = (None, None, None, None);
         for o in packet.option_iter() {
             let (c, v) = o.map_err(|_| Error::Malformed)?;
             match c {
@@ -605,6 +678,7 @@ impl Dhcpv6Repr {
                     once(&mut dns, list)?;
                 }
                 code::DOMAIN_LIST => once(&mut domains, parse_domains(v)?)?,
+                code::CLIENT_FQDN => once(&mut fqdn, ClientFqdn::parse(v)?)?,
                 code::IA_TA if v.len() < 4 => return Err(Error::Malformed),
                 code::IA_PD if v.len() < 12 => return Err(Error::Malformed),
                 other => r.other_options.push((other, v.to_vec())),
@@ -616,6 +690,7 @@ impl Dhcpv6Repr {
         r.dns_servers = dns.unwrap_or_default();
         r.domain_list = domains.unwrap_or_default();
         r.oro = oro.unwrap_or_default();
+        r.client_fqdn = fqdn;
         Ok(r)
     }
 
@@ -672,6 +747,9 @@ impl Dhcpv6Repr {
             .collect();
         if !domains.is_empty() {
             put(&mut out, code::DOMAIN_LIST, &domains);
+        }
+        if let Some(v) = self.client_fqdn.as_ref().and_then(ClientFqdn::bytes) {
+            put(&mut out, code::CLIENT_FQDN, &v);
         }
         for (c, v) in &self.other_options {
             put(&mut out, *c, v);

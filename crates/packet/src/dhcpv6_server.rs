@@ -8,7 +8,9 @@
 //! Nothing from the client is echoed but its Client Identifier (validated by the parser)
 //! and its IAIDs.
 
-use crate::dhcpv6::{Dhcpv6Repr, IaAddress, IaNa, MessageType, StatusCode, code, status};
+use crate::dhcpv6::{
+    ClientFqdn, Dhcpv6Repr, IaAddress, IaNa, MessageType, StatusCode, code, fqdn_flag, status,
+};
 use std::net::Ipv6Addr;
 
 /// Lifetimes of the addresses given, and the IAs' renewal and rebinding times (seconds).
@@ -31,6 +33,8 @@ pub struct Options {
     pub dns_servers: Vec<Ipv6Addr>,
     /// Domain search list (24).
     pub domain_list: Vec<String>,
+    /// The client's name (the Client FQDN option, 39), fully qualified or partial.
+    pub fqdn: Option<String>,
     /// Any other option, raw; never one of [`server_only`].
     pub other: Vec<(u16, Vec<u8>)>,
 }
@@ -72,6 +76,7 @@ pub fn server_only(c: u16) -> bool {
             | code::RECONF_ACCEPT
             | code::IA_PD
             | code::IAPREFIX
+            | code::CLIENT_FQDN
     )
 }
 
@@ -169,9 +174,24 @@ fn zeroed(client: &IaNa) -> IaNa {
     }
 }
 
-fn configure(r: &mut Dhcpv6Repr, o: &Options) {
+/// The flags of the server's Client FQDN option (RFC 4704 6.1). The name is the
+/// server's, not the client's, and the server's DNS answers it: S always, with O when the
+/// client had asked to update the record itself; never N.
+pub fn fqdn_flags(req: &Dhcpv6Repr) -> u8 {
+    match &req.client_fqdn {
+        Some(c) if c.flags & fqdn_flag::S == 0 => fqdn_flag::S | fqdn_flag::O,
+        _ => fqdn_flag::S,
+    }
+}
+
+fn configure(r: &mut Dhcpv6Repr, o: &Options, req: &Dhcpv6Repr) {
     r.dns_servers = o.dns_servers.clone();
     r.domain_list = o.domain_list.clone();
+    // Sent whether or not the client asked, as dnsmasq (Neutron's DHCP server) does.
+    r.client_fqdn = o.fqdn.as_ref().map(|name| ClientFqdn {
+        flags: fqdn_flags(req),
+        name: name.clone(),
+    });
     r.other_options = o
         .other
         .iter()
@@ -222,7 +242,7 @@ pub fn answer(b: &Binding<'_>, req: &Dhcpv6Repr) -> Option<Dhcpv6Repr> {
                 .iter()
                 .map(|ia| ia_reply(ia, b, status::NO_ADDRS_AVAIL))
                 .collect();
-            configure(&mut r, b.options);
+            configure(&mut r, b.options, req);
             r
         }
         MessageType::Request | MessageType::Renew | MessageType::Rebind => {
@@ -246,7 +266,7 @@ pub fn answer(b: &Binding<'_>, req: &Dhcpv6Repr) -> Option<Dhcpv6Repr> {
                     }
                 })
                 .collect();
-            configure(&mut r, b.options);
+            configure(&mut r, b.options, req);
             r
         }
         MessageType::Confirm => {
@@ -272,7 +292,7 @@ pub fn answer(b: &Binding<'_>, req: &Dhcpv6Repr) -> Option<Dhcpv6Repr> {
         }
         MessageType::InformationRequest => {
             let mut r = reply(MessageType::Reply);
-            configure(&mut r, b.options);
+            configure(&mut r, b.options, req);
             r
         }
         _ => return None,

@@ -1,5 +1,5 @@
 //! DHCPv6 codec: a real client's Solicit, round trips of every typed option, malformed
-//! options refused, domain names.
+//! options refused, domain names, the Client FQDN option.
 
 use packet::dhcpv6::*;
 use packet::{Error, EthernetAddress};
@@ -62,6 +62,10 @@ fn a_reply_round_trips_with_every_typed_option() {
     r.status = Some(StatusCode::new(status::SUCCESS, ""));
     r.dns_servers = vec!["2001:db8::53".parse().unwrap()];
     r.domain_list = vec!["example.org".into(), "openstacklocal".into()];
+    r.client_fqdn = Some(ClientFqdn {
+        flags: fqdn_flag::S,
+        name: "vm1.openstacklocal.".into(),
+    });
     r.other_options = vec![(
         56,
         vec![
@@ -111,6 +115,10 @@ fn malformed_options_fail_the_whole_message() {
         &[0, 24, 0, 4, 2, b'a', b'.', 0], // a dot in a label
         &[0, 24, 0, 3, 5, b'a', b'b'], // label past the end
         &[0, 14, 0, 1, 0],         // rapid commit with data
+        &[0, 39, 0, 0],            // FQDN without flags
+        &[0, 39, 0, 2, 1, 0],      // FQDN of the root alone
+        &[0, 39, 0, 5, 0, 1, b'a', 0, 7], // FQDN with bytes after the root
+        &[0, 39, 0, 3, 0, 2, b'a'], // FQDN label past the end
         &[0, 1, 0, 9],             // past the end
         &[0, 1, 0],                // half a header
     ] {
@@ -139,6 +147,41 @@ fn domains_encode_plain_labels_only() {
     );
     let mut r = Dhcpv6Repr::new(MessageType::Reply, 1);
     r.domain_list = vec!["bad name".into()];
+    assert_eq!(r.build().len(), 4, "an unencodable name is left out");
+}
+
+/// RFC 4704 4.2: a fully qualified name ends with the root label, a partial one does not,
+/// and an empty one asks the server for a name.
+#[test]
+fn client_fqdn_names_full_partial_and_empty() {
+    let full = ClientFqdn::parse(&[1, 2, b'v', b'm', 3, b'o', b'r', b'g', 0]).unwrap();
+    assert_eq!((full.flags, full.name.as_str()), (fqdn_flag::S, "vm.org."));
+    let partial = ClientFqdn::parse(&[0, 2, b'v', b'm']).unwrap();
+    assert_eq!(partial.name, "vm");
+    assert_eq!(partial.bytes().unwrap(), [0, 2, b'v', b'm']);
+    let empty = ClientFqdn::parse(&[fqdn_flag::N]).unwrap();
+    assert_eq!((empty.flags, empty.name.as_str()), (fqdn_flag::N, ""));
+    assert_eq!(empty.bytes().unwrap(), [fqdn_flag::N]);
+    // Must-be-zero bits are dropped, so what is kept round-trips.
+    assert_eq!(ClientFqdn::parse(&[0xf9]).unwrap().flags, fqdn_flag::S);
+    // A partial name must fit with its root label: 255 bytes of labels do not.
+    let labels = |last: u8| {
+        let mut v = vec![0];
+        for len in [63, 63, 63, last] {
+            v.push(len);
+            v.extend(std::iter::repeat_n(b'x', usize::from(len)));
+        }
+        v
+    };
+    assert!(ClientFqdn::parse(&labels(62)).is_err(), "255 bytes + root");
+    assert!(ClientFqdn::parse(&labels(61)).is_ok(), "254 bytes + root");
+    let bad = ClientFqdn {
+        flags: 0,
+        name: "bad name".into(),
+    };
+    assert_eq!(bad.bytes(), None);
+    let mut r = Dhcpv6Repr::new(MessageType::Reply, 1);
+    r.client_fqdn = Some(bad);
     assert_eq!(r.build().len(), 4, "an unencodable name is left out");
 }
 
@@ -233,8 +276,9 @@ mod server {
         let options = Options {
             dns_servers: vec![a("2001:db8::53")],
             domain_list: vec!["example.org".into()],
+            fqdn: None,
             // A server-only option never goes out, whatever the configuration says.
-            other: vec![(2, vec![1, 2, 3]), (56, vec![0, 1, 0, 0])],
+            other: vec![(2, vec![1, 2, 3]), (56, vec![0, 1, 0, 0]), (39, vec![0])],
         };
         let mine = [a("2001:db8::77")];
         let b = Binding {
@@ -282,5 +326,56 @@ mod server {
         assert_eq!(r.message_type, Some(MessageType::Advertise));
         assert!(r.ia_na.is_empty());
         assert_eq!(r.status.unwrap().code, status::NO_ADDRS_AVAIL);
+    }
+
+    /// RFC 4704 6.1: the server names the client (dnsmasq sends the name unasked, as
+    /// here), says it updates the record (S), and that it overrode a client that wanted to
+    /// (O); the client's own name never comes back.
+    #[test]
+    fn the_client_is_named_by_the_server() {
+        use packet::dhcpv6::{ClientFqdn, fqdn_flag};
+        let us = duid_ll(EthernetAddress([2, 0, 0, 0, 0, 1]));
+        let options = Options {
+            fqdn: Some("vm1.openstacklocal.".into()),
+            ..Options::default()
+        };
+        let mine = [a("2001:db8::77")];
+        let b = Binding {
+            server_id: &us,
+            addresses: &mine,
+            links: &[(a("2001:db8::"), 64)],
+            lifetimes: L,
+            options: &options,
+        };
+        let named = |req: &Dhcpv6Repr| answer(&b, req).unwrap().client_fqdn.unwrap();
+        let plain = msg(MessageType::Solicit, &[], None);
+        let got = named(&plain);
+        assert_eq!(
+            (got.flags, got.name.as_str()),
+            (fqdn_flag::S, "vm1.openstacklocal.")
+        );
+        let mut selfish = msg(MessageType::Request, &[], Some(&us));
+        selfish.client_fqdn = Some(ClientFqdn {
+            flags: fqdn_flag::N,
+            name: "evil.example.".into(),
+        });
+        let got = named(&selfish);
+        assert_eq!(
+            (got.flags, got.name.as_str()),
+            (fqdn_flag::S | fqdn_flag::O, "vm1.openstacklocal.")
+        );
+        let mut info = Dhcpv6Repr::new(MessageType::InformationRequest, 3);
+        info.client_fqdn = Some(ClientFqdn {
+            flags: fqdn_flag::S,
+            name: String::new(),
+        });
+        assert_eq!(named(&info).flags, fqdn_flag::S);
+        let release = answer(&b, &msg(MessageType::Release, &[], Some(&us))).unwrap();
+        assert_eq!(release.client_fqdn, None, "only configuring replies name");
+        let unnamed = Binding {
+            options: &Options::default(),
+            ..b
+        };
+        assert_eq!(answer(&unnamed, &plain).unwrap().client_fqdn, None);
     }
 }

@@ -2,7 +2,7 @@
 //! (`dhcpv6_server::answer`, what the controller's responder calls with a port's
 //! binding): never panics; a reply keeps the transaction, names this server, echoes only
 //! the client's identifier and IAIDs, gives only the binding's addresses (or the client's
-//! own with lifetimes 0), carries only the configured options, and parses back from the
+//! own with lifetimes 0), carries only the configured options and name, and parses back from the
 //! frame it is sent in.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
@@ -21,6 +21,7 @@ fuzz_target!(|data: &[u8]| {
     let options = Options {
         dns_servers: vec!["2001:db8::53".parse().unwrap()],
         domain_list: vec!["openstacklocal".into()],
+        fqdn: Some("vm.openstacklocal.".into()),
         other: vec![(56, vec![0, 1, 0, 0]), (2, vec![1])],
     };
     for req in reqs.into_iter().flatten() {
@@ -55,6 +56,12 @@ fuzz_target!(|data: &[u8]| {
                 }
             }
             assert!(r.other_options.iter().all(|o| o == &options.other[0]));
+            // The name is the server's, never the client's.
+            assert!(
+                r.client_fqdn
+                    .as_ref()
+                    .is_none_or(|f| Some(&f.name) == options.fqdn.as_ref())
+            );
             let frame = dhcpv6::reply_frame(
                 &r,
                 (

@@ -157,6 +157,20 @@ pub fn domain_search(_view: &View, _port: &Port, cfg: &Config) -> Vec<String> {
         .collect()
 }
 
+/// The port's name for the Client FQDN option: the `dns_assignment` name of the address
+/// DHCPv6 gives it (its first IPv6 address when it gets none: stateless), as dnsmasq
+/// hands out the names of Neutron's host file. A name that does not encode: none.
+pub fn fqdn(view: &View, cfg: &Config, port: &Port) -> Option<String> {
+    let names = model::dns::assignment(port, &cfg.domain);
+    let given = addresses(view, port);
+    names
+        .iter()
+        .find(|a| matches!(a.ip_address, IpAddr::V6(ip) if given.contains(&ip)))
+        .or_else(|| names.iter().find(|a| a.ip_address.is_ipv6()))
+        .map(|a| a.fqdn.clone())
+        .filter(|n| encode_domain(n).is_some())
+}
+
 /// The configuration options of a reply to `port`: DNS servers of its DHCPv6 subnets (the
 /// ones it has an address on, else all of the network's), the domain search list, then
 /// its `extra_dhcp_opts` of version 6 over them.
@@ -179,6 +193,7 @@ pub fn options(view: &View, cfg: &Config, port: &Port) -> Options {
         }
     }
     o.domain_list = domain_search(view, port, cfg);
+    o.fqdn = fqdn(view, cfg, port);
     for opt in port.extra_dhcp_opts.iter().filter(|o| o.ip_version == 6) {
         if !extra_option(&mut o, opt) {
             tracing::debug!(port = %port.meta.id, name = %opt.opt_name, value = %opt.opt_value, "extra_dhcp_opt (IPv6) not understood; left out");
