@@ -3,7 +3,7 @@
 //! that a running server holds) or directly from a store URL (`embedded:PATH` of a
 //! stopped server, etcd, Redis).
 
-mod wait;
+pub(crate) mod wait;
 
 use clap::Subcommand;
 use serde_json::{Value, json};
@@ -205,25 +205,35 @@ impl Source {
                     .read_json()
                     .map_err(|e| format!("{url}: {e}"))?
             }
-            Source::Store(store, rt) => rt.block_on(async {
-                let last_commit = store.last_commit().await.map_err(|e| e.to_string())?;
-                let leases = store
-                    .leases(model::agent::PREFIX)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let agents: Vec<Value> = leases
-                    .iter()
-                    .filter_map(|l| {
-                        let hb: model::agent::Heartbeat = serde_json::from_slice(&l.value).ok()?;
-                        Some(json!({"host": hb.report.host, "binary": hb.report.binary,
-                            "alive": l.live, "applied_revision": hb.report.applied_revision}))
-                    })
-                    .collect();
-                Ok::<_, String>(json!({"last_commit": last_commit, "agents": agents}))
-            })?,
+            Source::Store(store, rt) => rt.block_on(realized_json(store.as_ref()))?,
         };
         wait::Realized::from_json(&v)
     }
+}
+
+/// The realized state as `GET /nb/v1/agents` gives it, read from `store` itself: the
+/// last commit and every agent's heartbeat.
+async fn realized_json(store: &dyn nbdb::Store) -> Result<Value, String> {
+    let last_commit = store.last_commit().await.map_err(|e| e.to_string())?;
+    let leases = store
+        .leases(model::agent::PREFIX)
+        .await
+        .map_err(|e| e.to_string())?;
+    let agents: Vec<Value> = leases
+        .iter()
+        .filter_map(|l| {
+            let hb: model::agent::Heartbeat = serde_json::from_slice(&l.value).ok()?;
+            Some(json!({"host": hb.report.host, "binary": hb.report.binary,
+                "alive": l.live, "applied_revision": hb.report.applied_revision}))
+        })
+        .collect();
+    Ok(json!({"last_commit": last_commit, "agents": agents}))
+}
+
+/// Every host controller's applied revision and liveness, read from `store` (a server's
+/// own: the web console).
+pub async fn realized_in(store: &dyn nbdb::Store) -> Result<Vec<wait::Host>, String> {
+    Ok(wait::Realized::from_json(&realized_json(store).await?)?.hosts)
 }
 
 /// A GET of the server's NB listener with `token`; a refusal says what to do.

@@ -4,6 +4,7 @@
 mod capture;
 mod cni;
 mod config;
+mod console;
 // The `controller` subcommand; the `controller` crate is `::controller`.
 mod controller;
 mod db;

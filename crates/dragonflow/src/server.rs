@@ -131,6 +131,7 @@ pub fn run(file: config::File, args: Args) -> Result<(), String> {
             "noauth_default_admin is on: any request without X-Project-Id, from anyone who can reach {listen}, acts as admin"
         );
     }
+    let console_open = settings.noauth_default_admin;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -169,10 +170,17 @@ pub fn run(file: config::File, args: Args) -> Result<(), String> {
         let metrics = std::sync::Arc::new(
             neutron_api::metrics::ApiMetrics::new().map_err(|e| format!("metrics: {e}"))?,
         );
-        let neutron = neutron.route_layer(axum::middleware::from_fn_with_state(
-            metrics.clone(),
-            neutron_api::metrics::track,
-        ));
+        let neutron = neutron
+            .route_layer(axum::middleware::from_fn_with_state(
+                metrics.clone(),
+                neutron_api::metrics::track,
+            ))
+            // After the API's own auth and metrics layers: the console has its own gate.
+            .merge(crate::console::router(
+                store.clone(),
+                keystone.clone(),
+                console_open,
+            ));
         if let Some(addr) = metrics_listen {
             let store = store.clone();
             crate::metrics::serve(addr, move || {

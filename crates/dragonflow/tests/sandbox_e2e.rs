@@ -1,8 +1,13 @@
 //! `dragonflow sandbox` end to end: `up` on real OVS and namespaces, its table of live
-//! checks, `status`, `exec`, `openstack`, a refused second `up`, and `down` leaving nothing
-//! behind (namespaces, processes, OVS directories, /etc/netns entries).
+//! checks, `status`, `exec`, `openstack`, the web console in headless Chromium (topology,
+//! live update, a drawn trace, a screenshot), a refused second `up`, and `down` leaving
+//! nothing behind (namespaces, processes, OVS directories, /etc/netns entries).
+
+#[path = "common/webdriver.rs"]
+mod webdriver;
 
 use std::process::{Command, Output};
+use std::time::Duration;
 
 /// The checks that must pass with the features in the tree (all of them, now that DHCP,
 /// security groups and north-south are in; a new feature's check goes in both lists).
@@ -207,6 +212,7 @@ fn up_checks_and_down_leaves_nothing() {
         serde_json::from_slice(&tr.stdout).unwrap_or(serde_json::Value::Null);
     assert_eq!(report["outcome"], "delivered", "{}", text(&tr));
     assert!(report["ovs_tables"].is_array(), "{}", text(&tr));
+    console(port, &vm2_ip);
     let fails = sandbox(&["exec", "vm1", "--", "false"]);
     assert!(!fails.status.success(), "exec passes on the exit status");
     if std::path::Path::new("/opt/dragonflow/venv/bin/openstack").exists() {
@@ -240,6 +246,62 @@ fn up_checks_and_down_leaves_nothing() {
     let again = sandbox(&["down"]);
     assert!(again.status.success(), "{}", text(&again));
     assert!(text(&again).contains("no sandbox"), "{}", text(&again));
+}
+
+/// The web console in a real browser: the sandbox's hosts and VMs, a network made
+/// through the API appearing without a reload, a trace from vm1 to vm2 drawn across the
+/// two hosts and delivered; the screenshot shows the green verdict.
+fn console(port: u16, vm2_ip: &str) {
+    let b = webdriver::Browser::start(1280, 1000);
+    b.go(&format!("http://127.0.0.1:{port}/console"));
+    let topo = b.wait_text("#topology", Duration::from_secs(20), |t| {
+        ["vm1", "vm2", "vm3", "vm4", "net-a1", "public"]
+            .iter()
+            .all(|w| t.contains(w))
+    });
+    assert!(
+        topo.contains("ACTIVE") && topo.contains("realized"),
+        "{topo}"
+    );
+    // Live: a network made through the API shows up in the open page.
+    let made = ureq::post(&format!("http://127.0.0.1:{port}/v2.0/networks"))
+        .send_json(serde_json::json!({"network": {"name": "console-live"}}));
+    assert!(made.is_ok(), "{made:?}");
+    b.wait_text("#topology", Duration::from_secs(10), |t| {
+        t.contains("console-live")
+    });
+    b.type_into("#from", "vm1");
+    b.type_into("#to", vm2_ip);
+    b.click("#go");
+    let verdict = b.wait_text("#verdict", Duration::from_secs(30), |t| !t.is_empty());
+    assert!(verdict.contains("delivered"), "{verdict}");
+    let path = b.text("#path");
+    assert!(
+        path.contains("host1") && path.contains("host2") && path.contains("tunnel"),
+        "the path crosses both hosts: {path}"
+    );
+    let png = b.screenshot();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target");
+    let _ = std::fs::write(dir.join("console.png"), &png);
+    if std::env::var_os("DF_RECORD").is_some() {
+        let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs");
+        std::fs::write(docs.join("console.png"), &png).expect("docs/console.png");
+    }
+    let decoder = png::Decoder::new(std::io::Cursor::new(png));
+    let mut reader = decoder.read_info().expect("a PNG");
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).expect("a frame");
+    assert!(info.width >= 1000 && info.height >= 600, "{info:?}");
+    let step = info.color_type.samples();
+    // The verdict's green (#1a7f37) fills its banner: thousands of pixels.
+    let green = buf[..info.buffer_size()]
+        .chunks(step)
+        .filter(|p| p.len() >= 3 && p[0] == 0x1a && p[1] == 0x7f && p[2] == 0x37)
+        .count();
+    assert!(
+        green > 5_000,
+        "{green} verdict-green pixels in the screenshot"
+    );
 }
 
 /// A crashed `up` (killed midway) leaves pieces; `down` still removes them all.

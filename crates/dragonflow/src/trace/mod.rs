@@ -4,7 +4,7 @@
 //! controller's own compiler onto the fake switch, hosts joined by their tunnels; `--real`
 //! also runs the frame through this host's Open vSwitch and checks that it agrees.
 
-mod explain;
+pub(crate) mod explain;
 pub(crate) mod frame;
 mod inspect;
 pub(crate) mod real;
@@ -14,7 +14,7 @@ mod tests;
 mod world;
 
 use explain::Report;
-use frame::Proto;
+pub(crate) use frame::Proto;
 use world::World;
 
 /// What to trace.
@@ -57,9 +57,57 @@ pub struct Args {
 
 /// Connection state of the traced packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum State {
+pub(crate) enum State {
     New,
     Established,
+}
+
+/// A trace of a made-up packet from port `from` (id, name or IP) to `to` (IP[:port]) on
+/// the pipelines compiled from `snap`, with no real switch: what the web console shows.
+pub(crate) fn trace(
+    snap: &nbdb::Snapshot,
+    from: &str,
+    to: &str,
+    proto: Option<Proto>,
+    state: State,
+) -> Result<Report, String> {
+    let mut world = World::compile(snap, None)?;
+    let from = frame::find_port(&world.view, from)?;
+    let (host, ofport) = sender(&world, &from)?;
+    let (dst, dport) = frame::parse_to(to)?;
+    let probe = frame::probe(&world.view, from, dst, dport, proto)?;
+    let bytes = frame::frame(&world.view, &probe)?;
+    Ok(send(&mut world, &host, ofport, Some(&probe), &bytes, state))
+}
+
+/// The host a port is bound to and its OpenFlow port there.
+fn sender(world: &World, from: &model::Port) -> Result<(String, u32), String> {
+    let host = world.host_of(from)?;
+    let name = host.chassis.id.clone();
+    let ofport = host.ofport_of(&from.meta.id).ok_or_else(|| {
+        format!(
+            "port {} is bound to {name} but not plugged there (no interface has its iface-id)",
+            from.meta.id
+        )
+    })?;
+    Ok((name, ofport))
+}
+
+/// Sends `bytes` in at `ofport` of `host` (twice for an established connection: the
+/// first makes conntrack know it) and explains what happened to the last one.
+fn send(
+    world: &mut World,
+    host: &str,
+    ofport: u32,
+    probe: Option<&frame::Probe>,
+    bytes: &[u8],
+    state: State,
+) -> Report {
+    if state == State::Established {
+        world.net.send(host, ofport, bytes);
+    }
+    let delivery = world.net.send(host, ofport, bytes);
+    explain::explain(world, host, probe, &delivery)
 }
 
 /// `dragonflow flows --owner X`.
@@ -140,14 +188,7 @@ pub fn run(nb: &str, token: Option<&str>, json: bool, mut args: Args) -> Result<
         &snap,
         real_ifaces.as_ref().map(|(h, i)| (h.as_str(), i.clone())),
     )?;
-    let host = world.host_of(&from)?;
-    let host_name = host.chassis.id.clone();
-    let ofport = host.ofport_of(&from.meta.id).ok_or_else(|| {
-        format!(
-            "port {} is bound to {host_name} but not plugged there (no interface has its iface-id)",
-            from.meta.id
-        )
-    })?;
+    let (host_name, ofport) = sender(&world, &from)?;
     let (probe, bytes) = match &args.frame {
         Some(hex) => (None, frame::parse_hex(hex)?),
         None => {
@@ -158,11 +199,14 @@ pub fn run(nb: &str, token: Option<&str>, json: bool, mut args: Args) -> Result<
             (Some(p), bytes)
         }
     };
-    if args.state == State::Established {
-        world.net.send(&host_name, ofport, &bytes);
-    }
-    let delivery = world.net.send(&host_name, ofport, &bytes);
-    let report = explain::explain(&world, &host_name, probe.as_ref(), &delivery);
+    let report = send(
+        &mut world,
+        &host_name,
+        ofport,
+        probe.as_ref(),
+        &bytes,
+        args.state,
+    );
     let agreement = if args.real {
         let (tables, text) =
             real::ofproto_trace(args.vswitchd_ctl.as_deref(), &args.bridge, ofport, &bytes)?;
