@@ -456,7 +456,11 @@ pub fn open(url: &str) -> Result<Arc<dyn Store>> {
         if hosts.is_empty() {
             return Err(StoreError::Invalid(format!("no zookeeper host in {url:?}")));
         }
-        return Ok(Arc::new(ZooKeeper::new(hosts, &prefix, zk::Options::default())?));
+        return Ok(Arc::new(ZooKeeper::new(
+            hosts,
+            &prefix,
+            zk::Options::default(),
+        )?));
     }
     if url.contains("://") {
         return Err(StoreError::Invalid(format!(
@@ -517,7 +521,10 @@ mod tests {
             open("redis://127.0.0.1:1"),
             Err(StoreError::Invalid(_))
         ));
-        assert!(matches!(open("zk://127.0.0.1:1"), Err(StoreError::Invalid(_))));
+        assert!(matches!(
+            open("zk://127.0.0.1:1"),
+            Err(StoreError::Invalid(_))
+        ));
     }
 
     #[tokio::test]

@@ -22,10 +22,17 @@ impl Layout {
     pub fn new(prefix: &str) -> Result<Layout, StoreError> {
         let p = prefix.trim_end_matches('/');
         if !p.starts_with('/') || p.len() < 2 || p.contains("//") {
-            return Err(StoreError::Invalid(format!("bad zookeeper prefix {prefix:?}")));
+            return Err(StoreError::Invalid(format!(
+                "bad zookeeper prefix {prefix:?}"
+            )));
         }
-        if p.split('/').skip(1).any(|c| c == "." || c == ".." || c.is_empty()) {
-            return Err(StoreError::Invalid(format!("bad zookeeper prefix {prefix:?}")));
+        if p.split('/')
+            .skip(1)
+            .any(|c| c == "." || c == ".." || c.is_empty())
+        {
+            return Err(StoreError::Invalid(format!(
+                "bad zookeeper prefix {prefix:?}"
+            )));
         }
         Ok(Layout { base: p.into() })
     }
@@ -148,7 +155,10 @@ pub fn unescape(name: &str) -> Option<String> {
 }
 
 /// A decimal number stored as data (a revision, a counter); empty is 0.
-pub fn decode_number<T: std::str::FromStr + Default>(what: &str, data: &[u8]) -> Result<T, StoreError> {
+pub fn decode_number<T: std::str::FromStr + Default>(
+    what: &str,
+    data: &[u8],
+) -> Result<T, StoreError> {
     if data.is_empty() {
         return Ok(T::default());
     }
@@ -204,8 +214,18 @@ mod tests {
     #[test]
     fn escaping_round_trips_and_makes_one_valid_component() {
         for s in [
-            "", ".", "..", "a", "ip/s1/a", "100%", "=x", "é/ü", "\u{0}\u{1f}\u{7f}", "a b",
-            "zookeeper", "%41",
+            "",
+            ".",
+            "..",
+            "a",
+            "ip/s1/a",
+            "100%",
+            "=x",
+            "é/ü",
+            "\u{0}\u{1f}\u{7f}",
+            "a b",
+            "zookeeper",
+            "%41",
         ] {
             let e = escape(s);
             assert!(e.starts_with('='), "{e}");
@@ -237,6 +257,36 @@ mod tests {
         assert_eq!(decode_number::<u64>("rev", b"42").unwrap(), 42);
         assert_eq!(decode_number::<i64>("n", b"-3").unwrap(), -3);
         assert!(decode_number::<u64>("rev", b"x").is_err());
+    }
+
+    /// Names and bytes from the store are untrusted: every short input over an alphabet
+    /// of the interesting bytes decodes or fails, never panics, and a name that decodes is
+    /// the escape of what it decodes to.
+    #[test]
+    fn arbitrary_names_and_bytes_never_panic() {
+        let alphabet = [
+            b'=', b'%', b'0', b'f', b'F', b'z', b'/', b' ', 0xc3, 0xa9, 0xff, 0,
+        ];
+        let n = alphabet.len();
+        for len in 0..=5u32 {
+            for mut code in 0..n.pow(len) {
+                let mut bytes = Vec::new();
+                for _ in 0..len {
+                    bytes.push(alphabet[code % n]);
+                    code /= n;
+                }
+                if let Ok(name) = std::str::from_utf8(&bytes)
+                    && let Some(s) = unescape(name)
+                {
+                    assert_eq!(unescape(&escape(&s)).as_deref(), Some(s.as_str()));
+                }
+                let _ = decode_lease(&bytes);
+                let _ = decode_number::<u64>("n", &bytes);
+                let _ = decode_number::<i64>("n", &bytes);
+                let _ = crate::codec::decode_object(&bytes);
+                let _ = crate::codec::decode_changes(1, &bytes);
+            }
+        }
     }
 
     #[test]

@@ -52,7 +52,8 @@ impl Backend {
             kind,
             retention: RETENTION,
             dir: tempdir(),
-            server: server.map(|s| s.expect("the suite needs etcd-server, redis-server and zookeeper")),
+            server: server
+                .map(|s| s.expect("the suite needs etcd-server, redis-server and zookeeper")),
             embedded: std::sync::Mutex::new(Weak::<Embedded>::new()),
         };
         b.wait_ready().await;
