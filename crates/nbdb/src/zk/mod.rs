@@ -22,11 +22,11 @@
 mod commit;
 pub mod layout;
 
-use crate::codec::{self, LogEntry};
+use crate::codec;
 use crate::{Change, Count, Op, Record, Result, Revision, Snapshot, Store, StoreError};
 use async_trait::async_trait;
 use layout::Layout;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
