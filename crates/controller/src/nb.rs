@@ -1,6 +1,6 @@
 //! The controller's link to the NB store: through the API server's NB listener (`http://…`,
-//! with this host's token; the only way to the embedded store) or straight to etcd or
-//! Redis (`etcd://…`, `redis://…`). Either way the controller reads snapshots and follows
+//! with this host's token; the only way to the embedded store) or straight to etcd, Redis
+//! or ZooKeeper (`etcd://…`, `redis://…`, `zk://…`). Either way the controller reads snapshots and follows
 //! changes limited to the topics it needs, looks up single objects, registers its chassis,
 //! reports port bindings and writes its heartbeat ([`Beats`]).
 

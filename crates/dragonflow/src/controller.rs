@@ -8,7 +8,7 @@ pub struct Args {
     chassis: String,
     /// Where the NB model comes from: the server's NB listener (`http://HOST:9697`, the
     /// only way to its embedded store) or the store itself (`etcd://HOST:PORT`,
-    /// `redis://HOST:PORT`).
+    /// `redis://HOST:PORT`, `zk://HOST:PORT[,…][/PREFIX]`).
     #[arg(long, default_value = "http://127.0.0.1:9697")]
     nb: String,
     /// A file holding this host's NB token (`dragonflow nb-token --host CHASSIS`); else
@@ -70,7 +70,7 @@ pub struct Args {
     #[arg(long, default_value_t = 100)]
     dns_rate_limit: u32,
     /// The server's NB listener (`http://HOST:9697`), when --nb names a store (etcd://,
-    /// redis://): a host's SNAT address is allocated through it.
+    /// redis://, zk://): a host's SNAT address is allocated through it.
     #[arg(long)]
     api: Option<String>,
     /// Physical networks and their bridges: `physnet1:br-ex[,physnet2:br-ex2]`.

@@ -11,7 +11,8 @@ pub struct Args {
     /// Address to listen on (default 127.0.0.1:9696).
     #[arg(long)]
     listen: Option<SocketAddr>,
-    /// NB store: embedded:PATH (default embedded:/var/lib/dragonflow/nb.redb).
+    /// NB store: embedded:PATH (default embedded:/var/lib/dragonflow/nb.redb),
+    /// etcd://HOST:PORT[,…][/PREFIX], redis://HOST:PORT[/DB] or zk://HOST:PORT[,…][/PREFIX].
     #[arg(long)]
     db: Option<String>,
     /// Address of the NB store endpoints (/nb/v1) for hosts and tools, never the

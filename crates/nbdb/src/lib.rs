@@ -12,6 +12,7 @@ pub mod etcd;
 pub mod redis;
 pub mod remote;
 pub mod source;
+pub mod zk;
 
 use async_trait::async_trait;
 use std::sync::Arc;
@@ -22,6 +23,7 @@ pub use embedded::Embedded;
 pub use etcd::Etcd;
 pub use redis::Redis;
 pub use source::{Changes, Filter, Source};
+pub use zk::ZooKeeper;
 
 /// A global store revision. 0 means "nothing written yet".
 pub type Revision = u64;
@@ -410,9 +412,11 @@ impl Watch {
 /// - `embedded:PATH` (or a bare path): a redb file in this process;
 /// - `etcd://HOST:PORT[,HOST:PORT...][/PREFIX]`: etcd v3, keys under `/PREFIX/`
 ///   (default `/dragonflow/`);
-/// - `redis://HOST:PORT[/DB]`: Redis, keys under `dragonflow:`.
+/// - `redis://HOST:PORT[/DB]`: Redis, keys under `dragonflow:`;
+/// - `zk://HOST:PORT[,HOST:PORT...][/PREFIX]`: ZooKeeper, znodes under `/PREFIX`
+///   (default `/dragonflow`).
 ///
-/// etcd and Redis connect lazily (the first operation connects, and every operation
+/// etcd, Redis and ZooKeeper connect lazily (the first operation connects, and every operation
 /// reconnects after a failure), so this stays synchronous; it must be called inside a
 /// tokio runtime for them because their change follower is a background task. Use
 /// [`connect`] to fail fast when the server is unreachable.
@@ -441,10 +445,27 @@ pub fn open(url: &str) -> Result<Arc<dyn Store>> {
     if url.starts_with("redis://") {
         return Ok(Arc::new(Redis::new(url, redis::Options::default())?));
     }
+    if let Some(rest) = url.strip_prefix("zk://") {
+        let (hosts, prefix) = match rest.split_once('/') {
+            Some((h, p)) if !p.trim_matches('/').is_empty() => {
+                (h, format!("/{}", p.trim_matches('/')))
+            }
+            Some((h, _)) => (h, zk::layout::DEFAULT_PREFIX.to_string()),
+            None => (rest, zk::layout::DEFAULT_PREFIX.to_string()),
+        };
+        if hosts.is_empty() {
+            return Err(StoreError::Invalid(format!("no zookeeper host in {url:?}")));
+        }
+        return Ok(Arc::new(ZooKeeper::new(
+            hosts,
+            &prefix,
+            zk::Options::default(),
+        )?));
+    }
     if url.contains("://") {
         return Err(StoreError::Invalid(format!(
             "unsupported store URL {url:?} (supported: embedded:PATH, etcd://HOST:PORT[/PREFIX], \
-             redis://HOST:PORT[/DB])"
+             redis://HOST:PORT[/DB], zk://HOST:PORT[,...][/PREFIX])"
         )));
     }
     Ok(Arc::new(Embedded::open(url)?))
@@ -473,7 +494,19 @@ mod tests {
             "{}",
             s.describe()
         );
-        for bad in ["etcd:///x", "zookeeper://h:1", "redis://h:notaport"] {
+        let s = open("zk://h1:2181,h2:2181/cloud-a/").unwrap();
+        assert_eq!(s.describe(), "zk:h1:2181,h2:2181/cloud-a");
+        let s = open("zk://127.0.0.1:1").unwrap();
+        assert_eq!(s.describe(), "zk:127.0.0.1:1/dragonflow");
+        for bad in [
+            "etcd:///x",
+            "zookeeper://h:1",
+            "redis://h:notaport",
+            "zk:///x",
+            "zk://h",
+            "zk://h:1,,h:2",
+            "zk://h:1/a/../b",
+        ] {
             assert!(matches!(open(bad), Err(StoreError::Invalid(_))), "{bad}");
         }
     }
@@ -488,6 +521,10 @@ mod tests {
             open("redis://127.0.0.1:1"),
             Err(StoreError::Invalid(_))
         ));
+        assert!(matches!(
+            open("zk://127.0.0.1:1"),
+            Err(StoreError::Invalid(_))
+        ));
     }
 
     #[tokio::test]
@@ -496,6 +533,8 @@ mod tests {
         let e = connect("redis://127.0.0.1:1").await.err().unwrap();
         assert!(matches!(e, StoreError::Unavailable(_)), "{e}");
         let e = connect("etcd://127.0.0.1:1").await.err().unwrap();
+        assert!(matches!(e, StoreError::Unavailable(_)), "{e}");
+        let e = connect("zk://127.0.0.1:1").await.err().unwrap();
         assert!(matches!(e, StoreError::Unavailable(_)), "{e}");
     }
 

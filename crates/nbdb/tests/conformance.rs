@@ -832,6 +832,7 @@ macro_rules! conformance {
         backend!(Embedded, embedded);
         backend!(Etcd, etcd);
         backend!(Redis, redis);
+        backend!(ZooKeeper, zookeeper);
     };
 }
 
@@ -1043,4 +1044,38 @@ async fn etcd_commit_beyond_its_size_limit_is_invalid() {
     let e = s.commit(ops).await.unwrap_err();
     assert!(matches!(e, StoreError::Invalid(_)), "{e}");
     assert!(s.list("bulk", "").await.unwrap().is_empty());
+}
+
+/// Not part of the shared contract: ZooKeeper refuses a request over 1 MB (jute.maxbuffer)
+/// by dropping the connection; the store refuses such a commit first, as a bad request, and
+/// the connection and the store stay usable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zookeeper_values_near_its_request_limit_are_invalid() {
+    let b = Backend::start(Kind::ZooKeeper).await;
+    let s = b.open().await;
+    let before = s.revision().await.unwrap();
+    // Stored twice (object and log entry): 600 kB is over, 400 kB is under.
+    let big = vec![7u8; 600 * 1024];
+    let e = s
+        .commit(vec![Op::put("blob", "big", big, Expect::Any)])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, StoreError::Invalid(m) if m.contains("jute.maxbuffer")),
+        "{e}"
+    );
+    let e = s
+        .put_lease("agent/big", vec![0; 1 << 20], None)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, StoreError::Invalid(_)), "{e}");
+    assert_eq!(s.revision().await.unwrap(), before);
+    assert!(s.get("blob", "big").await.unwrap().is_none());
+    let ok = vec![9u8; 400 * 1024];
+    let r = s
+        .commit(vec![Op::put("blob", "ok", ok.clone(), Expect::Any)])
+        .await
+        .unwrap();
+    assert_eq!(s.get("blob", "ok").await.unwrap().unwrap().value, ok);
+    assert_eq!(s.changes_since(r - 1, 1).await.unwrap()[0].value, Some(ok));
 }

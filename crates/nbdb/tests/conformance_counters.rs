@@ -227,6 +227,7 @@ macro_rules! conformance {
         backend!(Embedded, embedded);
         backend!(Etcd, etcd);
         backend!(Redis, redis);
+        backend!(ZooKeeper, zookeeper);
     };
 }
 

@@ -120,8 +120,14 @@ async fn measure(kind: Kind) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "benchmark: prints figures"]
+async fn throughput_zookeeper() {
+    measure(Kind::ZooKeeper).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: prints figures"]
 async fn throughput() {
-    for kind in [Kind::Embedded, Kind::Etcd, Kind::Redis] {
+    for kind in [Kind::Embedded, Kind::Etcd, Kind::Redis, Kind::ZooKeeper] {
         measure(kind).await;
     }
 }

@@ -1,4 +1,4 @@
-//! Real etcd and Redis servers on free loopback ports: for tests and benchmarks each in its
+//! Real etcd, Redis and ZooKeeper servers on free loopback ports: for tests and benchmarks each in its
 //! own temp dir and killed on drop (their data survives [`StoreServer::restart`]); for the
 //! sandbox detached, in a directory it owns, left running.
 
@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 pub enum StoreKind {
     Etcd,
     Redis,
+    /// A standalone ZooKeeper (Debian's `zookeeper`, run with `java`).
+    ZooKeeper,
 }
 
 /// A running etcd or redis-server.
@@ -78,6 +80,7 @@ impl StoreServer {
         match self.kind {
             StoreKind::Etcd => format!("etcd://127.0.0.1:{}", self.ports.0),
             StoreKind::Redis => format!("redis://127.0.0.1:{}/0", self.ports.0),
+            StoreKind::ZooKeeper => format!("zk://127.0.0.1:{}", self.ports.0),
         }
     }
 
@@ -135,10 +138,12 @@ impl StoreServer {
                 c.arg("--logfile").arg(dir.join("redis.log"));
                 c
             }
+            StoreKind::ZooKeeper => zookeeper(dir, client)?,
         };
         let missing = |e: io::Error| {
             io::Error::other(format!(
-                "cannot start {:?} ({e}): install etcd-server and redis-server (scripts/setup)",
+                "cannot start {:?} ({e}): install etcd-server, redis-server and zookeeper \
+                 (scripts/setup)",
                 self.kind
             ))
         };
@@ -197,6 +202,45 @@ impl StoreServer {
             let _ = child.wait();
         }
     }
+}
+
+/// Debian's ZooKeeper jar: its manifest names the libraries it needs.
+pub const ZOOKEEPER_JAR: &str = "/usr/share/java/zookeeper.jar";
+
+/// A standalone ZooKeeper on `port` with its data under `dir`: `ZooKeeperServerMain` with a
+/// small config, no admin server, a short tick (sessions of 1 to 10 s) and a small log
+/// preallocation (tmpfs). The JVM is tuned to start fast (about 2 s here).
+fn zookeeper(dir: &Path, port: u16) -> io::Result<Command> {
+    let data = dir.join("zookeeper");
+    std::fs::create_dir_all(&data)?;
+    let cfg = dir.join("zoo.cfg");
+    std::fs::write(
+        &cfg,
+        format!(
+            "tickTime=500\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\n\
+             maxClientCnxns=0\nadmin.enableServer=false\n4lw.commands.whitelist=ruok,srvr\n",
+            data.display()
+        ),
+    )?;
+    if !Path::new(ZOOKEEPER_JAR).exists() {
+        return Err(io::Error::other(format!(
+            "{ZOOKEEPER_JAR} missing: install zookeeper (scripts/setup)"
+        )));
+    }
+    let mut c = Command::new("java");
+    c.args([
+        "-XX:+UseSerialGC",
+        "-XX:TieredStopAtLevel=1",
+        "-Xms32m",
+        "-Xmx256m",
+        "-Dzookeeper.admin.enableServer=false",
+        "-Dzookeeper.preAllocSize=4096",
+        "-cp",
+        ZOOKEEPER_JAR,
+        "org.apache.zookeeper.server.ZooKeeperServerMain",
+    ]);
+    c.arg(cfg);
+    Ok(c)
 }
 
 impl Drop for StoreServer {

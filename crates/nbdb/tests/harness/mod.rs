@@ -1,8 +1,8 @@
-//! Starts each backend's real server for a test (etcd, redis-server: own temp dir, free
+//! Starts each backend's real server for a test (etcd, redis-server, ZooKeeper: own temp dir, free
 //! loopback ports, killed on drop) and does what the `Store` interface cannot: restart the
 //! server, force log compaction, plant garbage bytes.
 
-use nbdb::{Embedded, Etcd, Expect, Op, Redis, Store};
+use nbdb::{Embedded, Etcd, Expect, Op, Redis, Store, ZooKeeper};
 use std::path::PathBuf;
 
 use std::sync::{Arc, Weak};
@@ -13,6 +13,7 @@ pub enum Kind {
     Embedded,
     Etcd,
     Redis,
+    ZooKeeper,
 }
 
 /// Revisions the embedded store and Redis keep in their logs during tests: small, so a
@@ -45,12 +46,14 @@ impl Backend {
             Kind::Embedded => None,
             Kind::Etcd => Some(testbed::StoreServer::start(testbed::StoreKind::Etcd)),
             Kind::Redis => Some(testbed::StoreServer::start(testbed::StoreKind::Redis)),
+            Kind::ZooKeeper => Some(testbed::StoreServer::start(testbed::StoreKind::ZooKeeper)),
         };
         let b = Backend {
             kind,
             retention: RETENTION,
             dir: tempdir(),
-            server: server.map(|s| s.expect("the suite needs etcd-server and redis-server")),
+            server: server
+                .map(|s| s.expect("the suite needs etcd-server, redis-server and zookeeper")),
             embedded: std::sync::Mutex::new(Weak::<Embedded>::new()),
         };
         b.wait_ready().await;
@@ -74,7 +77,25 @@ impl Backend {
             Kind::Embedded => format!("embedded:{}", self.db_path().display()),
             Kind::Etcd => format!("etcd://127.0.0.1:{}/conformance", self.port()),
             Kind::Redis => format!("redis://127.0.0.1:{}/0", self.port()),
+            Kind::ZooKeeper => format!("zk://127.0.0.1:{}/conformance", self.port()),
         }
+    }
+
+    fn zk_hosts(&self) -> String {
+        format!("127.0.0.1:{}", self.port())
+    }
+
+    fn zk_options(&self) -> nbdb::zk::Options {
+        nbdb::zk::Options {
+            retention: self.retention,
+            ..Default::default()
+        }
+    }
+
+    async fn zk(&self) -> ZooKeeper {
+        ZooKeeper::connect(&self.zk_hosts(), "/conformance", self.zk_options())
+            .await
+            .expect("zookeeper client")
     }
 
     fn redis_options(&self) -> nbdb::redis::Options {
@@ -119,6 +140,7 @@ impl Backend {
                     .await
                     .expect("redis client"),
             ),
+            Kind::ZooKeeper => Arc::new(self.zk().await),
         }
     }
 
@@ -159,6 +181,13 @@ impl Backend {
                     .query_async::<String>(&mut con)
                     .await
                     .is_ok()
+            }
+            Kind::ZooKeeper => {
+                let Ok(s) = ZooKeeper::new(&self.zk_hosts(), "/conformance", self.zk_options())
+                else {
+                    return false;
+                };
+                s.revision().await.is_ok()
             }
         }
     }
@@ -210,6 +239,7 @@ impl Backend {
                     .expect("redis admin");
                 admin.trim(now).await.expect("trim");
             }
+            Kind::ZooKeeper => self.zk().await.trim(now).await.expect("trim"),
         }
     }
 
@@ -259,6 +289,12 @@ impl Backend {
                     .await
                     .expect("put raw");
             }
+            Kind::ZooKeeper => self
+                .zk()
+                .await
+                .put_raw(table, id, b"\x01\x02\x03")
+                .await
+                .expect("put raw"),
         }
     }
 }
