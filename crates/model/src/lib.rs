@@ -9,6 +9,7 @@ pub mod agent;
 pub mod dns;
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
+pub mod fwaas;
 pub mod instance;
 pub mod lb;
 pub mod mac;
@@ -20,6 +21,7 @@ pub mod qos;
 pub mod time;
 pub mod trunk;
 
+pub use fwaas::{FirewallGroup, FirewallPolicy, FirewallRule};
 pub use lb::LoadBalancer;
 pub use mac::MacAddr;
 pub use mcast::McastGroup;
@@ -57,12 +59,16 @@ pub enum Table {
     McastGroup,
     /// Load balancers (Octavia), each with its whole tree.
     LoadBalancer,
+    /// FWaaS v2 rules, policies and groups (`fwaas`).
+    FirewallRule,
+    FirewallPolicy,
+    FirewallGroup,
     /// `ip/<subnet>/<addr>`, `mac/<mac>`, `key/<kind>/<n>`, `seg/<type>/<n>` → owner id.
     Claim,
 }
 
 impl Table {
-    pub const ALL: [Table; 18] = [
+    pub const ALL: [Table; 21] = [
         Table::Network,
         Table::Subnet,
         Table::Port,
@@ -80,6 +86,9 @@ impl Table {
         Table::Trunk,
         Table::McastGroup,
         Table::LoadBalancer,
+        Table::FirewallRule,
+        Table::FirewallPolicy,
+        Table::FirewallGroup,
         Table::Claim,
     ];
 
@@ -103,6 +112,9 @@ impl Table {
             Table::Trunk => "trunk",
             Table::McastGroup => "mcast_group",
             Table::LoadBalancer => "loadbalancer",
+            Table::FirewallRule => "firewall_rule",
+            Table::FirewallPolicy => "firewall_policy",
+            Table::FirewallGroup => "firewall_group",
             Table::Claim => "claim",
         }
     }

@@ -53,6 +53,9 @@ impl ApiError {
             "AddressGroup" => "Address group".to_string(),
             "PortForwarding" => "Port Forwarding".to_string(),
             "QosPolicy" => "QoS policy".to_string(),
+            "FirewallRule" => "Firewall rule".to_string(),
+            "FirewallPolicy" => "Firewall policy".to_string(),
+            "FirewallGroup" => "Firewall group".to_string(),
             k => k.to_string(),
         };
         ApiError::new(

@@ -9,6 +9,7 @@ pub mod config;
 pub mod context;
 pub mod db;
 pub mod error;
+pub mod fwaas;
 pub mod ip_availability;
 pub mod keystone;
 pub mod limits;
@@ -144,6 +145,18 @@ pub fn router(api: Arc<Api>) -> Router {
             )
     };
     let r = resource::<model::Trunk>(r, "/v2.0/trunks");
+    let r = resource::<model::FirewallRule>(r, "/v2.0/fwaas/firewall_rules");
+    let r = resource::<model::FirewallPolicy>(r, "/v2.0/fwaas/firewall_policies");
+    let r = resource::<model::FirewallGroup>(r, "/v2.0/fwaas/firewall_groups");
+    let r = r
+        .route(
+            "/v2.0/fwaas/firewall_policies/{id}/insert_rule",
+            put(fwaas::policies::insert_rule),
+        )
+        .route(
+            "/v2.0/fwaas/firewall_policies/{id}/remove_rule",
+            put(fwaas::policies::remove_rule),
+        );
     let r = r
         .route(
             "/v2.0/routers/{id}/add_router_interface",

@@ -105,6 +105,11 @@ pub const EXTENSIONS: &[(&str, &str, &str)] = &[
     ),
     ("net-mtu", "Network MTU", "mtu on networks"),
     (
+        "fwaas_v2",
+        "FWaaS v2",
+        "Provides support for firewall-as-a-service version 2",
+    ),
+    (
         "net-mtu-writable",
         "Network MTU (writable)",
         "mtu can be set on networks",
@@ -250,6 +255,11 @@ pub const EXTENSIONS: &[(&str, &str, &str)] = &[
         "description on every resource",
     ),
     (
+        "standard-attr-fwaas-v2",
+        "Standard Attribute FWaaS v2 Extension",
+        "Add standard attributes to FWaaS v2 resources",
+    ),
+    (
         "standard-attr-revisions",
         "Resource revision numbers",
         "revision_number on every resource",
@@ -343,6 +353,9 @@ pub async fn v2(headers: HeaderMap) -> Json<Value> {
         ("policy", "qos/policies"),
         ("rule_type", "qos/rule-types"),
         ("trunk", "trunks"),
+        ("firewall_group", "fwaas/firewall_groups"),
+        ("firewall_policy", "fwaas/firewall_policies"),
+        ("firewall_rule", "fwaas/firewall_rules"),
     ]
     .into_iter()
     .map(|(name, coll)| {

@@ -121,6 +121,9 @@ fn leaf() -> impl Strategy<Value = Value> {
             Just("example.org."),
             Just("-bad..name_"),
             Just("inherit"),
+            Just("reject"),
+            Just("22:23"),
+            Just("0b6f5c1e-8c77-4f43-9d3e-6c3f0b3e2a11"),
         ]
         .prop_map(|s| json!(s)),
     ]
@@ -156,6 +159,9 @@ const TARGETS: &[(&str, &str)] = &[
     ("floatingips/{fip}/port_forwardings", "port_forwarding"),
     ("address-groups", "address_group"),
     ("trunks", "trunk"),
+    ("fwaas/firewall_rules", "firewall_rule"),
+    ("fwaas/firewall_policies", "firewall_policy"),
+    ("fwaas/firewall_groups", "firewall_group"),
     (
         "default-security-group-rules",
         "default_security_group_rule",
@@ -326,6 +332,21 @@ proptest! {
                     check(st, &v)?;
                     let (st, v) = send(&app, "PUT", &uri, raw.clone()).await;
                     check(st, &v)?;
+                }
+            }
+            // The policy actions, on a policy that exists, with a rule in it.
+            if coll == "fwaas/firewall_policies" {
+                let r = json!({"firewall_rule": {"protocol": "tcp"}}).to_string();
+                let (_, r) = send(&app, "POST", "/v2.0/fwaas/firewall_rules", r).await;
+                let p = json!({"firewall_policy": {"firewall_rules": [r["firewall_rule"]["id"]]}});
+                let (_, p) = send(&app, "POST", "/v2.0/fwaas/firewall_policies", p.to_string()).await;
+                let id = p["firewall_policy"]["id"].as_str().unwrap_or("x").to_string();
+                for action in ["insert_rule", "remove_rule"] {
+                    let uri = format!("/v2.0/fwaas/firewall_policies/{id}/{action}");
+                    for b in [&body, &raw, &attrs.to_string()] {
+                        let (st, v) = send(&app, "PUT", &uri, b.clone()).await;
+                        check(st, &v)?;
+                    }
                 }
             }
             // The trunk actions, on a trunk that exists, with a subport to name.

@@ -159,6 +159,10 @@ fn body(c: &Cloud, w: &World, key: &str) -> Value {
         "address_group" => json!({"address_group": {"name": "a",
             "addresses": [format!("10.{}.0.0/16", n % 250)]}}),
         "trunk" => json!({"trunk": {"port_id": w.ports[n as usize % PARENTS]}}),
+        "firewall_rule" => json!({"firewall_rule": {"protocol": "tcp",
+            "destination_port": format!("{}", n % 60000 + 1)}}),
+        "firewall_policy" => json!({"firewall_policy": {"name": "fp"}}),
+        "firewall_group" => json!({"firewall_group": {"name": "fg"}}),
         _ => json!({"rbac_policy": {"object_type": "network", "object_id": w.network,
             "action": "access_as_shared", "target_tenant": format!("{n:032x}")}}),
     }
@@ -174,7 +178,7 @@ fn change(key: &str) -> Value {
     }
 }
 
-const RESOURCES: [(&str, &str); 12] = [
+const RESOURCES: [(&str, &str); 15] = [
     ("network", "networks"),
     ("subnet", "subnets"),
     ("port", "ports"),
@@ -187,6 +191,9 @@ const RESOURCES: [(&str, &str); 12] = [
     ("address_scope", "address-scopes"),
     ("address_group", "address-groups"),
     ("trunk", "trunks"),
+    ("firewall_rule", "fwaas/firewall_rules"),
+    ("firewall_policy", "fwaas/firewall_policies"),
+    ("firewall_group", "fwaas/firewall_groups"),
 ];
 
 /// The expected create status for each caller (admin, P member, P reader, Q member, Q

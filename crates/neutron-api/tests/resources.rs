@@ -256,6 +256,39 @@ fn rows(w: &World) -> Vec<Row> {
             change: ("name", json!("t2")),
             read_only: ("port_id", json!(w.port)),
         },
+        Row {
+            path: "fwaas/firewall_rules",
+            key: "firewall_rule",
+            create: json!({"firewall_rule": {"protocol": "tcp", "destination_port": "22"}}),
+            invalid: (
+                json!({"firewall_rule": {"destination_port": "22"}}),
+                "FirewallRuleWithPortWithoutProtocolInvalid",
+            ),
+            change: ("action", json!("reject")),
+            read_only: ("firewall_policy_id", json!(null)),
+        },
+        Row {
+            path: "fwaas/firewall_policies",
+            key: "firewall_policy",
+            create: json!({"firewall_policy": {"name": "fp", "audited": true}}),
+            invalid: (
+                json!({"firewall_policy": {"firewall_rules": ["nope"]}}),
+                "HTTPBadRequest",
+            ),
+            change: ("audited", json!(true)),
+            read_only: ("id", json!("x")),
+        },
+        Row {
+            path: "fwaas/firewall_groups",
+            key: "firewall_group",
+            create: json!({"firewall_group": {"name": "fg"}}),
+            invalid: (
+                json!({"firewall_group": {"admin_state_up": "maybe"}}),
+                "HTTPBadRequest",
+            ),
+            change: ("admin_state_up", json!(false)),
+            read_only: ("status", json!("ACTIVE")),
+        },
     ]
 }
 
@@ -367,6 +400,9 @@ fn kind_of(key: &str) -> &'static str {
         "security_group" => "SecurityGroup",
         "address_group" => "AddressGroup",
         "trunk" => "Trunk",
+        "firewall_rule" => "FirewallRule",
+        "firewall_policy" => "FirewallPolicy",
+        "firewall_group" => "FirewallGroup",
         _ => "SecurityGroupRule",
     }
 }

@@ -18,6 +18,7 @@ pub mod dhcpv6;
 pub mod dns;
 #[cfg(feature = "fault-injection")]
 pub mod fault;
+pub mod fwaas;
 pub mod here;
 pub mod l2;
 pub mod l3;

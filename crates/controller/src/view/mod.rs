@@ -386,7 +386,11 @@ impl View {
                 | Table::RbacPolicy
                 | Table::SubnetPool
                 | Table::AddressScope
-                | Table::DefaultSecurityGroupRule,
+                | Table::DefaultSecurityGroupRule
+                // FWaaS is not compiled into the datapath yet (docs/api.md).
+                | Table::FirewallRule
+                | Table::FirewallPolicy
+                | Table::FirewallGroup,
             )
             | None => false,
         }
