@@ -6,6 +6,7 @@
 //! allocated by the server, which becomes the metadata/register value in flows.
 
 pub mod agent;
+pub mod bgp;
 pub mod dns;
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
@@ -20,6 +21,7 @@ pub mod qos;
 pub mod time;
 pub mod trunk;
 
+pub use bgp::{BgpPeer, BgpSpeaker};
 pub use lb::LoadBalancer;
 pub use mac::MacAddr;
 pub use mcast::McastGroup;
@@ -57,12 +59,15 @@ pub enum Table {
     McastGroup,
     /// Load balancers (Octavia), each with its whole tree.
     LoadBalancer,
+    /// BGP speakers and peers (neutron-dynamic-routing), read by `dragonflow bgp`.
+    BgpSpeaker,
+    BgpPeer,
     /// `ip/<subnet>/<addr>`, `mac/<mac>`, `key/<kind>/<n>`, `seg/<type>/<n>` → owner id.
     Claim,
 }
 
 impl Table {
-    pub const ALL: [Table; 18] = [
+    pub const ALL: [Table; 20] = [
         Table::Network,
         Table::Subnet,
         Table::Port,
@@ -80,6 +85,8 @@ impl Table {
         Table::Trunk,
         Table::McastGroup,
         Table::LoadBalancer,
+        Table::BgpSpeaker,
+        Table::BgpPeer,
         Table::Claim,
     ];
 
@@ -103,6 +110,8 @@ impl Table {
             Table::Trunk => "trunk",
             Table::McastGroup => "mcast_group",
             Table::LoadBalancer => "loadbalancer",
+            Table::BgpSpeaker => "bgp_speaker",
+            Table::BgpPeer => "bgp_peer",
             Table::Claim => "claim",
         }
     }
