@@ -150,7 +150,8 @@ pub fn advertised_routes(speaker: &BgpSpeaker, w: &World<'_>) -> BTreeMap<IpNet,
     }
     if speaker.advertise_floating_ip_host_routes {
         let ports: HashMap<&str, &Port> = w.ports.iter().map(|p| (p.meta.id.as_str(), p)).collect();
-        let hosts: HashMap<&str, IpAddr> = w.chassis.iter().map(|c| (c.id.as_str(), c.ip)).collect();
+        let hosts: HashMap<&str, IpAddr> =
+            w.chassis.iter().map(|c| (c.id.as_str(), c.ip)).collect();
         for f in w.floating_ips {
             if !networks.contains(f.floating_network_id.as_str())
                 || !of_version(&f.floating_ip_address)
@@ -158,10 +159,11 @@ pub fn advertised_routes(speaker: &BgpSpeaker, w: &World<'_>) -> BTreeMap<IpNet,
                 continue;
             }
             // The host of the port behind it: the associated port, or a port forwarding's.
-            let port = f
-                .port_id
-                .as_deref()
-                .or_else(|| f.port_forwardings.first().map(|p| p.internal_port_id.as_str()));
+            let port = f.port_id.as_deref().or_else(|| {
+                f.port_forwardings
+                    .first()
+                    .map(|p| p.internal_port_id.as_str())
+            });
             let Some(host) = port
                 .and_then(|p| ports.get(p))
                 .map(|p| p.binding_host_id.as_str())

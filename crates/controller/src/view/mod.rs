@@ -386,7 +386,9 @@ impl View {
                 | Table::RbacPolicy
                 | Table::SubnetPool
                 | Table::AddressScope
-                | Table::DefaultSecurityGroupRule,
+                | Table::DefaultSecurityGroupRule
+                | Table::BgpSpeaker
+                | Table::BgpPeer,
             )
             | None => false,
         }

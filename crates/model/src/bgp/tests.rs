@@ -136,7 +136,10 @@ fn tenant_subnets_in_scope_go_via_the_gateway_and_floating_ips_via_their_host() 
     assert_eq!(routes(&only_fips, &w).len(), 1);
     let mut only_nets = sp.clone();
     only_nets.advertise_floating_ip_host_routes = false;
-    assert_eq!(routes(&only_nets, &w), vec![("10.0.0.0/24".into(), "172.24.4.10".into())]);
+    assert_eq!(
+        routes(&only_nets, &w),
+        vec![("10.0.0.0/24".into(), "172.24.4.10".into())]
+    );
     // An IPv6 speaker on the same network has nothing of IPv4.
     let mut v6 = sp.clone();
     v6.ip_version = 6;
