@@ -42,8 +42,9 @@ pub async fn run(cfg: PeerConfig, mut routes: watch::Receiver<Routes>) {
     let mut buf = vec![0u8; 65536];
     let mut pending = fsm.handle(std::time::Instant::now(), Input::Start);
     loop {
-        // Perform what the FSM asked, which may feed it again (a failed write).
-        while !pending.is_empty() {
+        // Perform what the FSM asked, which may feed it again (a failed write), and send
+        // what the Adj-RIB-Out owes (new routes arrive with no FSM output).
+        while !pending.is_empty() || (fsm.state() == State::Established && rib.pending()) {
             let now = std::time::Instant::now();
             let mut next = Vec::new();
             for o in pending.drain(..) {
