@@ -219,29 +219,34 @@ fn bird_learns_tenant_networks_and_floating_ips_via_their_host() {
     assert_eq!(st, 200, "{v}");
     let cidr = sub["cidr"].as_str().expect("cidr").to_string();
 
-    let speaker = srv.create(
-        "bgp-speakers",
-        "bgp_speaker",
-        json!({"name": "s1", "local_as": 64512, "ip_version": 4}),
-    );
-    let peer = srv.create(
-        "bgp-peers",
-        "bgp_peer",
-        json!({"name": "bird", "peer_ip": BIRD_IP, "remote_as": 65000, "auth_type": "none"}),
-    );
+    // The speaker and its peer through the real `openstack bgp` commands.
+    let speaker = srv.os(&[
+        "bgp",
+        "speaker",
+        "create",
+        "--local-as",
+        "64512",
+        "--ip-version",
+        "4",
+        "s1",
+    ]);
+    assert_eq!(speaker["local_as"], json!(64512), "{speaker}");
+    let peer = srv.os(&[
+        "bgp",
+        "peer",
+        "create",
+        "--peer-ip",
+        BIRD_IP,
+        "--remote-as",
+        "65000",
+        "bird",
+    ]);
+    assert_eq!(peer["auth_type"], json!("none"), "{peer}");
+    srv.os_ok(&["bgp", "speaker", "add", "peer", "s1", "bird"]);
+    srv.os_ok(&["bgp", "speaker", "add", "network", "s1", "public"]);
     let base = format!("/v2.0/bgp-speakers/{}", id(&speaker));
-    let (st, v) = srv.call(
-        "PUT",
-        &format!("{base}/add_bgp_peer"),
-        Some(json!({"bgp_peer_id": peer["id"]})),
-    );
-    assert_eq!(st, 200, "{v}");
-    let (st, v) = srv.call(
-        "PUT",
-        &format!("{base}/add_gateway_network"),
-        Some(json!({"network_id": ext["id"]})),
-    );
-    assert_eq!(st, 200, "{v}");
+    let (_, v) = srv.call("GET", &base, None);
+    assert_eq!(v["bgp_speaker"]["peers"], json!([peer["id"]]), "{v}");
 
     let dir = tempfile::tempdir().expect("tempdir");
     let token_file = dir.path().join("token");
@@ -314,12 +319,15 @@ fn bird_learns_tenant_networks_and_floating_ips_via_their_host() {
     assert!(withdrawn < Duration::from_secs(1), "{withdrawn:?}");
     assert_eq!(bird.routes().get(&cidr), Some(&gw));
 
-    // The API says the same as bird.
+    // The API says the same as bird, and so does the CLI.
     let (_, v) = srv.call("GET", &format!("{base}/get_advertised_routes"), None);
     assert_eq!(
         v["advertised_routes"],
         json!([{"destination": cidr, "next_hop": gw}])
     );
+    let routes = srv.os(&["bgp", "speaker", "list", "advertised", "routes", "s1"]);
+    assert_eq!(routes.as_array().map(Vec::len), Some(1), "{routes}");
+    assert!(routes.to_string().contains(&cidr), "{routes}");
 
     // The agents API shows the speaker.
     let (_, v) = srv.call("GET", "/v2.0/agents?agent_type=DF%20BGP%20speaker", None);
