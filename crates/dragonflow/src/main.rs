@@ -1,6 +1,7 @@
 //! The `dragonflow` command: parses the command line and the config file, sets up logging,
 //! and runs a subcommand. No logic of its own.
 
+mod bgp;
 mod capture;
 mod cni;
 mod config;
@@ -45,6 +46,8 @@ enum Command {
     NbToken(nb_token::Args),
     /// Run the local controller of this host.
     Controller(controller::Args),
+    /// Run the BGP speaker: advertise tenant networks and floating IPs to BGP peers.
+    Bgp(bgp::Args),
     /// Inspect the NB store: tables, ls, get, dump, watch.
     Db {
         #[command(flatten)]
@@ -139,6 +142,7 @@ fn main() -> ExitCode {
             Err(e) => return usage(&e),
         },
         Command::NbToken(args) => nb_token::print(args),
+        Command::Bgp(args) => return bgp::run(args),
         Command::Db { nb, command } => return nb.run(|u, t, j| db::run(u, t, j, command)),
         Command::Trace { nb, args } => return nb.run(|u, t, j| trace::run(u, t, j, args)),
         Command::Port { port, switch, nb } => {

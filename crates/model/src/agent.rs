@@ -14,6 +14,9 @@ pub const SERVER_TYPE: &str = "DF API server";
 pub const CONTROLLER_BINARY: &str = "dragonflow-controller";
 /// `binary` of an API server.
 pub const SERVER_BINARY: &str = "dragonflow-server";
+/// The BGP speaker process (`dragonflow bgp`), as the agents API shows it.
+pub const BGP_TYPE: &str = "DF BGP speaker";
+pub const BGP_BINARY: &str = "dragonflow-bgp";
 /// Where heartbeats live in the lease space.
 pub const PREFIX: &str = "agent/";
 /// Where the admin's settings live in the lease space (no time to live).

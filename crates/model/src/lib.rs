@@ -6,6 +6,7 @@
 //! allocated by the server, which becomes the metadata/register value in flows.
 
 pub mod agent;
+pub mod bgp;
 pub mod dns;
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
@@ -22,6 +23,7 @@ pub mod time;
 pub mod trunk;
 
 pub use fwaas::{FirewallGroup, FirewallPolicy, FirewallRule};
+pub use bgp::{BgpPeer, BgpSpeaker};
 pub use lb::LoadBalancer;
 pub use mac::MacAddr;
 pub use mcast::McastGroup;
@@ -63,12 +65,15 @@ pub enum Table {
     FirewallRule,
     FirewallPolicy,
     FirewallGroup,
+    /// BGP speakers and peers (neutron-dynamic-routing), read by `dragonflow bgp`.
+    BgpSpeaker,
+    BgpPeer,
     /// `ip/<subnet>/<addr>`, `mac/<mac>`, `key/<kind>/<n>`, `seg/<type>/<n>` → owner id.
     Claim,
 }
 
 impl Table {
-    pub const ALL: [Table; 21] = [
+    pub const ALL: [Table; 22] = [
         Table::Network,
         Table::Subnet,
         Table::Port,
@@ -89,6 +94,8 @@ impl Table {
         Table::FirewallRule,
         Table::FirewallPolicy,
         Table::FirewallGroup,
+        Table::BgpSpeaker,
+        Table::BgpPeer,
         Table::Claim,
     ];
 
@@ -115,6 +122,8 @@ impl Table {
             Table::FirewallRule => "firewall_rule",
             Table::FirewallPolicy => "firewall_policy",
             Table::FirewallGroup => "firewall_group",
+            Table::BgpSpeaker => "bgp_speaker",
+            Table::BgpPeer => "bgp_peer",
             Table::Claim => "claim",
         }
     }

@@ -157,6 +157,31 @@ pub fn router(api: Arc<Api>) -> Router {
             "/v2.0/fwaas/firewall_policies/{id}/remove_rule",
             put(fwaas::policies::remove_rule),
         );
+    let r = resource::<model::BgpSpeaker>(r, "/v2.0/bgp-speakers");
+    let r = resource::<model::BgpPeer>(r, "/v2.0/bgp-peers");
+    let r = {
+        use resources::bgp::actions as bgp;
+        r.route(
+            "/v2.0/bgp-speakers/{id}/add_bgp_peer",
+            put(bgp::add_bgp_peer),
+        )
+        .route(
+            "/v2.0/bgp-speakers/{id}/remove_bgp_peer",
+            put(bgp::remove_bgp_peer),
+        )
+        .route(
+            "/v2.0/bgp-speakers/{id}/add_gateway_network",
+            put(bgp::add_gateway_network),
+        )
+        .route(
+            "/v2.0/bgp-speakers/{id}/remove_gateway_network",
+            put(bgp::remove_gateway_network),
+        )
+        .route(
+            "/v2.0/bgp-speakers/{id}/get_advertised_routes",
+            get(bgp::get_advertised_routes),
+        )
+    };
     let r = r
         .route(
             "/v2.0/routers/{id}/add_router_interface",

@@ -38,6 +38,16 @@ pub const EXTENSIONS: &[(&str, &str, &str)] = &[
         "The zones host controllers report, and hints on networks and routers",
     ),
     (
+        "bgp",
+        "Neutron BGP Dynamic Routing Extension",
+        "Advertise tenant networks and floating IPs (via their host) to BGP peers",
+    ),
+    (
+        "bgp_4byte_asn",
+        "4-byte ASN support for BGP",
+        "AS numbers up to 4294967295 for speakers and peers",
+    ),
+    (
         "binding",
         "Port Binding",
         "binding:host_id, binding:vif_type, binding:profile",
@@ -356,6 +366,8 @@ pub async fn v2(headers: HeaderMap) -> Json<Value> {
         ("firewall_group", "fwaas/firewall_groups"),
         ("firewall_policy", "fwaas/firewall_policies"),
         ("firewall_rule", "fwaas/firewall_rules"),
+        ("bgp_speaker", "bgp-speakers"),
+        ("bgp_peer", "bgp-peers"),
     ]
     .into_iter()
     .map(|(name, coll)| {

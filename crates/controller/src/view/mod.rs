@@ -390,7 +390,9 @@ impl View {
                 // FWaaS is not compiled into the datapath yet (docs/api.md).
                 | Table::FirewallRule
                 | Table::FirewallPolicy
-                | Table::FirewallGroup,
+                | Table::FirewallGroup
+                | Table::BgpSpeaker
+                | Table::BgpPeer,
             )
             | None => false,
         }

@@ -80,7 +80,7 @@ pub fn parse_report(body: Value) -> ApiResult<Report> {
 }
 
 /// `PUT /nb/v1/agents/{host}` with a [`Report`]: a host's controller reports. A host
-/// token reports only as a controller on its own host; the admin token as anyone; the
+/// token reports only as a controller or BGP speaker on its own host; the admin token as anyone; the
 /// reader token never. The heartbeat lives for the server's `agent_down_time`, and is
 /// stamped with the server's clock.
 pub async fn put(
@@ -93,7 +93,9 @@ pub async fn put(
     let allowed = match &who {
         Principal::Admin => report.host == host,
         Principal::Host(me) => {
-            *me == host && report.host == host && report.binary == agent::CONTROLLER_BINARY
+            *me == host
+                && report.host == host
+                && (report.binary == agent::CONTROLLER_BINARY || report.binary == agent::BGP_BINARY)
         }
         Principal::Reader => false,
     };

@@ -6,6 +6,7 @@
 
 pub mod address_groups;
 pub mod address_scopes;
+pub mod bgp;
 pub mod bulk;
 pub mod default_sg_rules;
 pub mod floatingips;
