@@ -234,6 +234,58 @@ impl Nb {
         }
     }
 
+    /// Writes a member's health as this host's check concluded it: through the server
+    /// (which checks that this host is the member's checker), or straight into the
+    /// balancer's object with a compare-and-swap.
+    pub async fn set_member_health(
+        &self,
+        chassis: &str,
+        h: &crate::apps::lb::health::MemberHealth,
+    ) -> Result<(), String> {
+        let status = if h.up {
+            model::lb::operating::ONLINE
+        } else {
+            model::lb::operating::ERROR
+        };
+        match &self.writes {
+            Writes::Server(Api { base, http }) => {
+                let url = format!("{base}/nb/v1/lb-health");
+                let body = serde_json::json!({
+                    "host": chassis,
+                    "loadbalancer": h.loadbalancer,
+                    "member": h.member,
+                    "operating_status": status,
+                });
+                Ok(send_json(http.put(&url), &body).await?)
+            }
+            Writes::Store(store, _) => {
+                let table = model::Table::LoadBalancer.name();
+                for _ in 0..20 {
+                    let Some(r) = store
+                        .get(table, &h.loadbalancer)
+                        .await
+                        .map_err(|e| e.to_string())?
+                    else {
+                        return Ok(());
+                    };
+                    let mut lb: model::LoadBalancer =
+                        serde_json::from_slice(&r.value).map_err(|e| e.to_string())?;
+                    if lb.set_member_health(&h.member, h.up) != Some(true) {
+                        return Ok(());
+                    }
+                    let value = serde_json::to_vec(&lb).map_err(|e| e.to_string())?;
+                    let op = Op::put(table, &lb.meta.id, value, Expect::Revision(r.revision))
+                        .with_topic(Some(&lb.vip_network_id));
+                    match store.commit(vec![op]).await {
+                        Err(StoreError::Conflict { .. }) => continue,
+                        other => return other.map(|_| ()).map_err(|e| e.to_string()),
+                    }
+                }
+                Err(format!("member {}: lost the race 20 times", h.member))
+            }
+        }
+    }
+
     /// Makes sure this host has its SNAT address port on external network `network`: the
     /// server's NB listener makes it (`PUT /nb/v1/snat/{network}`: an ordinary port through
     /// its IPAM and transaction, device owner `network:chassis_snat`, `device_id` = the

@@ -407,6 +407,12 @@ impl Io {
                     }
                 }
             }
+            for h in std::mem::take(&mut fx.health) {
+                // The check makes the write again until the store says so.
+                if let Err(e) = self.nb.set_member_health(&self.cfg.chassis, &h).await {
+                    tracing::warn!(member = %h.member, error = %e, "member health not written");
+                }
+            }
             for net in std::mem::take(&mut fx.snat_ports) {
                 match self.nb.ensure_snat_port(&net, &self.cfg.chassis).await {
                     Ok(()) => tracing::info!(network = %net, "SNAT address requested"),

@@ -194,6 +194,8 @@ pub fn run(file: config::File, args: Args) -> Result<(), String> {
         tracing::info!(%listen, %nb_listen, %octavia_listen, store = %store.describe(), secret = %secret_file.display(), auth_strategy, "dragonflow server ready");
         // This server's own heartbeat: an agent `DF API server` on `host`.
         tokio::spawn(neutron_api::agents::beat::serve(api.clone(), host));
+        // Members whose checking host died are marked down (`nb_lb_health::sweep`).
+        tokio::spawn(neutron_api::nb_lb_health::sweep(api.clone()));
         let stopping = {
             let api = api.clone();
             tokio::spawn(async move {

@@ -7,38 +7,12 @@
 mod common;
 
 use common::Server;
+use common::backends::{curl, python, serve, tally};
 use common::cloud::{TwoHosts, two_hosts, wait_until};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
-
-/// A child process killed when dropped (the HTTP servers).
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// An HTTP/1.1 server on port 8000 in the VM answering every GET with `name` (keep-alive,
-/// so one connection can carry several requests).
-const SERVER: &str = r#"
-import http.server, sys
-name = sys.argv[1].encode()
-class H(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    def do_GET(self):
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(name)))
-        self.end_headers()
-        self.wfile.write(name)
-    def log_message(self, *a):
-        pass
-http.server.ThreadingHTTPServer(("0.0.0.0", 8000), H).serve_forever()
-"#;
 
 /// One TCP connection to `vip:80`: a request, `pause` seconds, a second request; prints
 /// both answers on one line.
@@ -51,27 +25,6 @@ c.request("GET", "/"); b = c.getresponse().read().decode()
 print(a, b)
 "#;
 
-fn python() -> String {
-    std::env::var("DF_PYTHON").unwrap_or_else(|_| "python3".into())
-}
-
-fn serve(vm: &testbed::Vm, name: &str) -> Proc {
-    let mut c = vm.ns.command([&python(), "-c", SERVER, name]);
-    c.stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    Proc(c.spawn().expect("http server"))
-}
-
-/// One request through a new connection (curl); the member's name, or None.
-fn curl(vm: &testbed::Vm, url: &str) -> Option<String> {
-    vm.ns
-        .exec(["curl", "-s", "--max-time", "2", url])
-        .ok()
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-}
-
 /// The Octavia API of the server (noauth admin).
 fn lb(srv: &Server, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
     common::http_call(&format!("{}{path}", srv.octavia_url), method, body, &[])
@@ -81,15 +34,6 @@ fn made(srv: &Server, path: &str, body: Value) -> Value {
     let (st, v) = lb(srv, "POST", path, Some(body));
     assert_eq!(st, 201, "POST {path}: {v}\n{}", srv.log_tail());
     v.as_object().unwrap().values().next().unwrap().clone()
-}
-
-fn tally(vm: &testbed::Vm, url: &str, n: usize) -> BTreeMap<String, usize> {
-    let mut seen = BTreeMap::new();
-    for _ in 0..n {
-        let who = curl(vm, url).unwrap_or_else(|| "(no answer)".into());
-        *seen.entry(who).or_default() += 1;
-    }
-    seen
 }
 
 #[test]

@@ -231,6 +231,30 @@ impl LoadBalancer {
             || self.pool_of_monitor(id).is_some()
     }
 
+    /// Sets member `id`'s operating status from a health check (ONLINE or ERROR) and rolls
+    /// the tree up. `None`: no such member, or its pool has no monitor (a check that raced
+    /// the monitor's removal must not bring back a status nobody keeps); `Some(false)`:
+    /// it already said so.
+    pub fn set_member_health(&mut self, id: &str, up: bool) -> Option<bool> {
+        let status = if up {
+            operating::ONLINE
+        } else {
+            operating::ERROR
+        };
+        let pool = self
+            .pools
+            .iter_mut()
+            .find(|p| p.members.iter().any(|m| m.meta.id == id))?;
+        pool.healthmonitor.as_ref()?;
+        let m = pool.members.iter_mut().find(|m| m.meta.id == id)?;
+        if m.status.operating_status == status {
+            return Some(false);
+        }
+        m.status.operating_status = status.into();
+        self.roll_up();
+        Some(true)
+    }
+
     /// Recomputes every operating status from the members' (Octavia's roll-up): a pool is
     /// ONLINE when all its enabled members are, DEGRADED when some are down, ERROR when all
     /// are; a listener follows its default pool, the balancer its worst listener.

@@ -16,6 +16,7 @@ pub mod limits;
 pub mod listing;
 pub mod metrics;
 pub mod nb_auth;
+pub mod nb_lb_health;
 pub mod nb_mcast;
 pub mod nb_stream;
 pub mod nova;
@@ -289,6 +290,7 @@ pub fn nb_router(api: Arc<Api>, auth: nb_auth::NbAuth) -> Router {
         .route("/nb/v1/bindings", put(nb_stream::put_bindings))
         .route("/nb/v1/snat/{network}", put(nb_stream::put_snat))
         .route("/nb/v1/mcast/{network}", put(nb_mcast::put_mcast))
+        .route("/nb/v1/lb-health", put(nb_lb_health::put_health))
         .route("/nb/v1/agents", get(agents::beat::get))
         .route("/nb/v1/agents/{host}", put(agents::beat::put))
         .fallback(versions::not_found)

@@ -556,3 +556,26 @@ async fn octavia_refusals_have_octavia_codes_and_words() {
         .await;
     assert_eq!(st, 403);
 }
+
+#[tokio::test]
+async fn the_api_is_served_under_v2_0_too_as_octaviaclient_asks() {
+    let c = Cloud::new();
+    let (_, s) = net(&c).await;
+    // python-octaviaclient appends /v2.0 to the catalog's endpoint.
+    let (st, v) = c
+        .lb(
+            OWNER,
+            "POST",
+            "/v2.0/lbaas/loadbalancers",
+            Some(json!({"loadbalancer": {"vip_subnet_id": s}})),
+        )
+        .await;
+    assert_eq!(st, 201, "{v}");
+    let id = id(&v["loadbalancer"]);
+    for path in ["/v2/lbaas/loadbalancers/", "/v2.0/lbaas/loadbalancers/"] {
+        let (st, v) = c.lb(OWNER, "GET", &format!("{path}{id}"), None).await;
+        assert_eq!(st, 200, "{path}: {v}");
+    }
+    let (st, _) = c.lb(OWNER, "GET", "/v2.1/lbaas/loadbalancers", None).await;
+    assert_eq!(st, 404);
+}

@@ -389,10 +389,16 @@ impl Keystone {
     /// Registers a `network` service whose public endpoint is `url` in the catalog, so
     /// the openstack CLI finds the Neutron API through Keystone.
     pub fn register_network(&self, url: &str) -> io::Result<()> {
+        self.register_service("network", "neutron", url)
+    }
+
+    /// Registers a service of `kind` (`network`, `load-balancer`) named `name` whose
+    /// public endpoint is `url`.
+    pub fn register_service(&self, kind: &str, name: &str, url: &str) -> io::Result<()> {
         let v = self.admin(
             "POST",
             "/services",
-            Some(json!({"service": {"type": "network", "name": "neutron"}})),
+            Some(json!({"service": {"type": kind, "name": name}})),
         )?;
         let id = v["service"]["id"].as_str().unwrap_or_default().to_string();
         self.admin(

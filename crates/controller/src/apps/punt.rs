@@ -23,6 +23,8 @@ pub struct Punted {
     pub dns: Vec<super::dns::responder::Forward>,
     /// This host's multicast groups of a network, to write to the NB store.
     pub mcast: Vec<(String, std::collections::BTreeSet<std::net::IpAddr>)>,
+    /// Members whose health this host concluded, to write to the NB store (`lb::health`).
+    pub health: Vec<super::lb::health::MemberHealth>,
 }
 
 impl Punted {
@@ -32,6 +34,7 @@ impl Punted {
             && self.recompile.is_empty()
             && self.dns.is_empty()
             && self.mcast.is_empty()
+            && self.health.is_empty()
     }
 
     pub fn append(&mut self, mut other: Punted) {
@@ -40,6 +43,7 @@ impl Punted {
         self.recompile.append(&mut other.recompile);
         self.dns.append(&mut other.dns);
         self.mcast.append(&mut other.mcast);
+        self.health.append(&mut other.health);
     }
 }
 

@@ -124,9 +124,18 @@ fn random_lb(rnd: &mut impl FnMut(u64) -> u64, k: u64) -> model::LoadBalancer {
         if rnd(3) != 0 {
             continue;
         }
+        // Some marked down by a health check (out of the group, still checked).
+        let status = if rnd(4) == 0 {
+            Status {
+                operating_status: "ERROR".into(),
+                ..st()
+            }
+        } else {
+            st()
+        };
         members.push(Member {
             meta: fixtures::meta(&format!("b{b}m{n}")),
-            status: st(),
+            status,
             admin_state_up: rnd(5) != 0,
             address: format!("10.0.{}.{}", k % 3, 10 + n).parse().unwrap(),
             protocol_port: 8000,
@@ -137,6 +146,23 @@ fn random_lb(rnd: &mut impl FnMut(u64) -> u64, k: u64) -> model::LoadBalancer {
             monitor_port: None,
         });
     }
+    // A health monitor of any kind, maybe (its members bound here get punt flows).
+    let healthmonitor = (rnd(2) == 0).then(|| {
+        let kind = ["TCP", "PING", "HTTP", "UDP-CONNECT"][rnd(4) as usize];
+        HealthMonitor {
+            meta: fixtures::meta(&format!("b{b}h")),
+            status: st(),
+            admin_state_up: rnd(4) != 0,
+            kind: kind.into(),
+            delay: 2,
+            timeout: 1,
+            max_retries: 2,
+            max_retries_down: 2,
+            http_method: None,
+            url_path: None,
+            expected_codes: None,
+        }
+    });
     LoadBalancer {
         meta: fixtures::meta(&format!("b{b}")),
         status: st(),
@@ -160,7 +186,7 @@ fn random_lb(rnd: &mut impl FnMut(u64) -> u64, k: u64) -> model::LoadBalancer {
             session_persistence: None,
             listener_id: None,
             members,
-            healthmonitor: None,
+            healthmonitor,
         }],
     }
 }

@@ -115,6 +115,8 @@ pub struct Effects {
     pub snat_ports: Vec<String>,
     /// This host's multicast groups of a network, to write (`apps::mcast`).
     pub mcast: Vec<(String, BTreeSet<std::net::IpAddr>)>,
+    /// Members' health as this host's checks concluded it (`apps::lb::health`), to write.
+    pub health: Vec<apps::lb::health::MemberHealth>,
 }
 
 /// What the core knows of what the switch holds.
@@ -343,6 +345,7 @@ impl Controller {
                 fx.flow_mods.extend(out.flow_mods);
                 fx.dns.extend(out.dns);
                 fx.mcast.extend(out.mcast);
+                fx.health.extend(out.health);
                 if !out.recompile.is_empty() {
                     self.pending.extend(out.recompile);
                     self.refresh();
@@ -494,6 +497,7 @@ impl Controller {
         fx.packets.extend(out.packets);
         fx.flow_mods.extend(out.flow_mods);
         fx.mcast.extend(out.mcast);
+        fx.health.extend(out.health);
         if !out.recompile.is_empty() {
             self.pending.extend(out.recompile);
             self.refresh();

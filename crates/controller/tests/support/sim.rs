@@ -321,6 +321,7 @@ impl Sim {
                 recompile: Vec::new(),
                 dns: fx.dns.clone(),
                 mcast: fx.mcast.clone(),
+                health: fx.health.clone(),
             });
             self.perform(fx);
         }
@@ -434,6 +435,7 @@ impl Sim {
             recompile: Vec::new(),
             dns: fx.dns.clone(),
             mcast: fx.mcast.clone(),
+            health: fx.health.clone(),
         };
         (punted, self.perform(fx))
     }

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod backends;
 pub mod cloud;
 pub mod cni;
 pub mod lifecycle;

@@ -219,67 +219,102 @@ pub fn created_status(operating: &str) -> model::lb::Status {
     }
 }
 
-/// Octavia's routes.
+/// Octavia's routes: the API under `/v2` and, as Octavia serves it too, `/v2.0` (where
+/// python-octaviaclient sends every request).
 pub fn router(api: Arc<Api>) -> Router {
+    let mut r = Router::new()
+        .route("/", get(loadbalancers::versions))
+        .route("/v2", get(loadbalancers::versions))
+        .route("/v2.0", get(loadbalancers::versions));
+    for base in ["/v2", "/v2.0"] {
+        r = lbaas(r, base);
+    }
+    let r = r.fallback(loadbalancers::not_found).with_state(api);
+    crate::limited(r)
+}
+
+/// The `lbaas` collections under `base`.
+fn lbaas(r: Router<Arc<Api>>, base: &str) -> Router<Arc<Api>> {
     use children::{hm, listener, member, pool};
     use loadbalancers as lbs;
-    let r = Router::new()
-        .route("/", get(lbs::versions))
-        .route("/v2", get(lbs::versions))
-        .route("/v2/lbaas/providers", get(lbs::providers))
+    r.route(&format!("{base}/lbaas/providers"), get(lbs::providers))
         .route(
-            "/v2/lbaas/providers/{name}/flavor_capabilities",
+            &format!("{base}/lbaas/providers/{{name}}/flavor_capabilities"),
             get(lbs::capabilities),
         )
         .route(
-            "/v2/lbaas/providers/{name}/availability_zone_capabilities",
+            &format!("{base}/lbaas/providers/{{name}}/availability_zone_capabilities"),
             get(lbs::capabilities),
         )
-        .route("/v2/lbaas/loadbalancers", get(lbs::list).post(lbs::create))
         .route(
-            "/v2/lbaas/loadbalancers/{id}",
+            &format!("{base}/lbaas/loadbalancers"),
+            get(lbs::list).post(lbs::create),
+        )
+        .route(
+            &format!("{base}/lbaas/loadbalancers/{{id}}"),
             get(lbs::show).put(lbs::update).delete(lbs::delete),
         )
-        .route("/v2/lbaas/loadbalancers/{id}/status", get(lbs::status))
-        .route("/v2/lbaas/loadbalancers/{id}/stats", get(lbs::stats))
-        .route("/v2/lbaas/loadbalancers/{id}/failover", put(lbs::failover))
         .route(
-            "/v2/lbaas/listeners",
+            &format!("{base}/lbaas/loadbalancers/{{id}}/status"),
+            get(lbs::status),
+        )
+        .route(
+            &format!("{base}/lbaas/loadbalancers/{{id}}/stats"),
+            get(lbs::stats),
+        )
+        .route(
+            &format!("{base}/lbaas/loadbalancers/{{id}}/failover"),
+            put(lbs::failover),
+        )
+        .route(
+            &format!("{base}/lbaas/listeners"),
             get(listener::list).post(listener::create),
         )
         .route(
-            "/v2/lbaas/listeners/{id}",
+            &format!("{base}/lbaas/listeners/{{id}}"),
             get(listener::show)
                 .put(listener::update)
                 .delete(listener::delete),
         )
-        .route("/v2/lbaas/listeners/{id}/stats", get(listener::stats))
-        .route("/v2/lbaas/pools", get(pool::list).post(pool::create))
         .route(
-            "/v2/lbaas/pools/{id}",
+            &format!("{base}/lbaas/listeners/{{id}}/stats"),
+            get(listener::stats),
+        )
+        .route(
+            &format!("{base}/lbaas/pools"),
+            get(pool::list).post(pool::create),
+        )
+        .route(
+            &format!("{base}/lbaas/pools/{{id}}"),
             get(pool::show).put(pool::update).delete(pool::delete),
         )
         .route(
-            "/v2/lbaas/pools/{id}/members",
+            &format!("{base}/lbaas/pools/{{id}}/members"),
             get(member::list).post(member::create),
         )
         .route(
-            "/v2/lbaas/pools/{pool}/members/{id}",
+            &format!("{base}/lbaas/pools/{{pool}}/members/{{id}}"),
             get(member::show).put(member::update).delete(member::delete),
         )
-        .route("/v2/lbaas/healthmonitors", get(hm::list).post(hm::create))
         .route(
-            "/v2/lbaas/healthmonitors/{id}",
+            &format!("{base}/lbaas/healthmonitors"),
+            get(hm::list).post(hm::create),
+        )
+        .route(
+            &format!("{base}/lbaas/healthmonitors/{{id}}"),
             get(hm::show).put(hm::update).delete(hm::delete),
         )
-        .route("/v2/lbaas/l7policies", get(lbs::empty_l7).post(lbs::no_l7))
-        .route("/v2/lbaas/l7policies/{id}", get(lbs::no_l7).put(lbs::no_l7))
         .route(
-            "/v2/lbaas/l7policies/{id}/rules",
+            &format!("{base}/lbaas/l7policies"),
+            get(lbs::empty_l7).post(lbs::no_l7),
+        )
+        .route(
+            &format!("{base}/lbaas/l7policies/{{id}}"),
+            get(lbs::no_l7).put(lbs::no_l7),
+        )
+        .route(
+            &format!("{base}/lbaas/l7policies/{{id}}/rules"),
             get(lbs::no_l7).post(lbs::no_l7),
         )
-        .route("/v2/lbaas/quotas", get(lbs::empty_quotas))
-        .fallback(lbs::not_found)
-        .with_state(api);
-    crate::limited(r)
+        .route(&format!("{base}/lbaas/quotas"), get(lbs::empty_quotas))
 }

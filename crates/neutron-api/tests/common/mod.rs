@@ -23,6 +23,10 @@ pub struct Cloud {
     pub app: axum::Router,
     /// The Octavia routes on the same server.
     pub octavia: axum::Router,
+    /// The NB routes (`/nb/v1`), and the secret their tokens are made with.
+    pub nb: axum::Router,
+    pub nb_auth: neutron_api::nb_auth::NbAuth,
+    pub api: std::sync::Arc<Api>,
     _dir: tempfile::TempDir,
 }
 
@@ -36,9 +40,14 @@ impl Cloud {
         .expect("store");
         let config = ApiConfig::default().check().expect("config");
         let api = Api::new(store, config);
+        let nb_auth =
+            neutron_api::nb_auth::NbAuth::new(b"the operator's secret, 32 bytes!").expect("secret");
         Cloud {
             app: router(api.clone()),
-            octavia: neutron_api::octavia::router(api),
+            octavia: neutron_api::octavia::router(api.clone()),
+            nb: neutron_api::nb_router(api.clone(), nb_auth.clone()),
+            api,
+            nb_auth,
             _dir: dir,
         }
     }
@@ -56,6 +65,34 @@ impl Cloud {
     /// One request to the Octavia API.
     pub async fn lb(&self, who: Who, method: &str, uri: &str, body: Option<Value>) -> (u16, Value) {
         call(&self.octavia, who, method, uri, body).await
+    }
+
+    /// One request to the NB routes as `who` (a host, the admin, the reader).
+    pub async fn nb(
+        &self,
+        who: neutron_api::nb_auth::Principal,
+        method: &str,
+        uri: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let r = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("content-type", "application/json")
+            .header(
+                "authorization",
+                format!("Bearer {}", self.nb_auth.token(&who)),
+            );
+        let req = r
+            .body(body.map_or_else(Body::empty, |b| Body::from(b.to_string())))
+            .expect("request");
+        let resp = self.nb.clone().oneshot(req).await.expect("infallible");
+        let status = resp.status().as_u16();
+        let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
     }
 
     /// POSTs `body` to `collection` (201 expected) and returns the object.

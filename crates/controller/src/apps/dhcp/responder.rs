@@ -504,6 +504,9 @@ impl Dhcp {
     /// The flood guard: a token bucket per port (`rate_limit` per second, as many in a
     /// burst). A port past it is blocked in the switch for `block`; what reaches us
     /// meanwhile (sent before the drop flow was in) is dropped here.
+    // The refusal is the answer itself (a drop flow, at most), made once per packet-in:
+    // boxing it would cost more than moving it.
+    #[allow(clippy::result_large_err)]
     fn admit(&mut self, now: Instant, key: u32, port: Option<&Port>) -> Result<(), Punted> {
         let seconds = match self
             .guard

@@ -427,6 +427,9 @@ impl Dhcpv6 {
     }
 
     /// DHCPv4's flood guard with DHCPv6's block flow.
+    // The refusal is the answer itself (a drop flow, at most), made once per packet-in:
+    // boxing it would cost more than moving it.
+    #[allow(clippy::result_large_err)]
     fn admit(&mut self, now: Instant, key: u32, port: Option<&Port>) -> Result<(), Punted> {
         let seconds = match self
             .guard

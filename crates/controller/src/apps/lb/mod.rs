@@ -23,6 +23,8 @@
 //! The VIP's ARP answer is the ARP responder's: the VIP port is a port of the network.
 //! IPv4 only for now (an IPv6 VIP compiles nothing).
 
+pub mod health;
+
 use super::{App, Cx, Flow, Group, Object, Owner, Sink, flow};
 use crate::pipeline::{App as AppId, reg, table};
 use crate::reconcile::GroupBody;
@@ -266,6 +268,8 @@ pub fn compile(cx: Cx<'_>, lb: &LoadBalancer) -> (Vec<Flow>, Vec<Group>) {
             ],
         ));
     }
+    // Answers to the probes of the members this host checks.
+    flows.extend(health::flows(cx.view, cx.host, lb));
     (flows, groups)
 }
 
@@ -376,6 +380,7 @@ impl App for Lb {
 
     fn tables(&self) -> &'static [u8] {
         &[
+            table::PORT_SECURITY,
             table::SERVICES,
             table::LB,
             table::LB_SELECT,
@@ -383,6 +388,10 @@ impl App for Lb {
             table::INGRESS_CT,
             table::LB_REPLY,
         ]
+    }
+
+    fn handler(&self, _settings: &super::Settings) -> Option<Box<dyn super::Handler>> {
+        Some(Box::new(health::Checker::default()))
     }
 
     fn compile(&self, cx: Cx<'_>, obj: Object<'_>, out: &mut Sink<'_>) {

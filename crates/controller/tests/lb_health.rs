@@ -1,0 +1,452 @@
+//! Health checks of balancer members on the fake switch (issue 23): the host a member's
+//! port is bound to probes it from the VIP (TCP, HTTP, PING, UDP-CONNECT), the member's
+//! answers are punted from its port-security table, and the conclusions come out as
+//! member health to write; a member marked ERROR in the store leaves the select group.
+
+mod support;
+
+use controller::apps::Handler;
+use controller::apps::Settings;
+use controller::apps::lb::health::{Checker, MemberHealth};
+use model::lb::{HealthMonitor, Listener, LoadBalancer, Member, Pool, Protocol, Status};
+use model::{Network, Port, fixtures};
+use packet::ethernet::{EtherType, EthernetAddress, EthernetRepr, Frame};
+use packet::icmpv4::{self, Icmpv4Repr};
+use packet::ip::IpProtocol;
+use packet::ipv4::{self, Ipv4Repr};
+use packet::tcp::{self, Flags, TcpRepr};
+use packet::udp::{self, UdpRepr};
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+use support::sim::Sim;
+use support::{mac, open_port, put_open_group};
+
+const CLIENT: u32 = 1;
+const LOCAL_MEMBER: u32 = 2;
+const TUNNEL: u32 = 100;
+const VIP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 100);
+const M1: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 11);
+const CLIENT_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 5);
+
+fn status(op: &str) -> Status {
+    Status {
+        provisioning_status: "ACTIVE".into(),
+        operating_status: op.into(),
+    }
+}
+
+fn member(id: &str, last: u8, op: &str) -> Member {
+    Member {
+        meta: fixtures::meta(id),
+        status: status(op),
+        admin_state_up: true,
+        address: IpAddr::V4(Ipv4Addr::new(10, 0, 0, last)),
+        protocol_port: 80,
+        weight: 1,
+        backup: false,
+        subnet_id: None,
+        monitor_address: None,
+        monitor_port: None,
+    }
+}
+
+fn monitor(kind: &str, rise: u8, fall: u8) -> HealthMonitor {
+    let http = kind == "HTTP";
+    HealthMonitor {
+        meta: fixtures::meta("hm"),
+        status: status("ONLINE"),
+        admin_state_up: true,
+        kind: kind.into(),
+        delay: 2,
+        timeout: 1,
+        max_retries: rise,
+        max_retries_down: fall,
+        http_method: http.then(|| "GET".into()),
+        url_path: http.then(|| "/healthz".into()),
+        expected_codes: http.then(|| "200-204".into()),
+    }
+}
+
+/// A balancer on 10.0.0.100:80 over m1 (.11, here) and m2 (.12, on host o), checked by
+/// `hm`, its members' statuses `ops`.
+fn balancer(proto: Protocol, hm: HealthMonitor, ops: [&str; 2]) -> LoadBalancer {
+    let mut lb = LoadBalancer {
+        meta: fixtures::meta("lb"),
+        status: status("ONLINE"),
+        admin_state_up: true,
+        provider: "dragonflow".into(),
+        vip_address: IpAddr::V4(VIP),
+        vip_port_id: "vip".into(),
+        vip_subnet_id: "s".into(),
+        vip_network_id: "n".into(),
+        vip_mac: fixtures::mac(100),
+        vip_port_owned: true,
+        unique_key: 7,
+        listeners: vec![Listener {
+            meta: fixtures::meta("l"),
+            status: status("ONLINE"),
+            admin_state_up: true,
+            protocol: proto,
+            protocol_port: 80,
+            connection_limit: -1,
+            allowed_cidrs: vec![],
+            default_pool_id: Some("pool".into()),
+        }],
+        pools: vec![Pool {
+            meta: fixtures::meta("pool"),
+            status: status("ONLINE"),
+            admin_state_up: true,
+            protocol: proto,
+            lb_algorithm: model::lb::Algorithm::SourceIpPort,
+            session_persistence: None,
+            listener_id: Some("l".into()),
+            members: vec![member("m1", 11, ops[0]), member("m2", 12, ops[1])],
+            healthmonitor: Some(hm),
+        }],
+    };
+    lb.roll_up();
+    lb
+}
+
+fn world(lb: &LoadBalancer) -> Sim {
+    let mut sim = Sim::with("h", TUNNEL, &[], &Settings::default());
+    sim.chassis("o", "192.0.2.2");
+    put_open_group(&mut sim);
+    sim.put(&Network {
+        subnets: vec!["s".into()],
+        ..fixtures::network("n", 1)
+    });
+    sim.put(&fixtures::subnet("s", "n", "10.0.0.0/24"));
+    sim.put(&open_port("c", 5, "h"));
+    sim.put(&open_port("m1", 11, "h"));
+    sim.put(&open_port("m2", 12, "o"));
+    sim.put(&Port {
+        fixed_ips: vec![fixtures::fixed_ip("s", "10.0.0.100")],
+        device_owner: "Octavia".into(),
+        ..fixtures::port("vip", "n", 100, "")
+    });
+    sim.plug("c", CLIENT);
+    sim.plug("m1", LOCAL_MEMBER);
+    sim.put(lb);
+    sim
+}
+
+/// The probes that left over `d`: (OpenFlow port, frame), and the health concluded.
+fn run(sim: &mut Sim, d: Duration) -> (Vec<(u32, Vec<u8>)>, Vec<MemberHealth>) {
+    let punted = sim.wait(d);
+    let health = punted.iter().flat_map(|p| p.health.clone()).collect();
+    let frames = punted
+        .iter()
+        .flat_map(|p| &p.packets)
+        .map(|po| {
+            let port = match po.actions.first() {
+                Some(openflow::action::Action::Output { port, .. }) => *port,
+                other => panic!("probe sent with {other:?}"),
+            };
+            (port, po.data.clone())
+        })
+        .collect();
+    (frames, health)
+}
+
+/// The IPv4 packet of a frame, parsed: (header, L4 bytes).
+fn ip_of(frame: &[u8]) -> (Ipv4Repr, Vec<u8>) {
+    let eth = Frame::new_checked(frame).unwrap();
+    let ip = ipv4::Packet::new_checked(eth.payload()).unwrap();
+    (Ipv4Repr::parse(&ip).unwrap(), ip.payload().to_vec())
+}
+
+fn tcp_of(frame: &[u8]) -> (u16, u16, u32, u32, u8, Vec<u8>) {
+    let (ip, l4) = ip_of(frame);
+    let p = tcp::Packet::new_checked(&l4[..]).unwrap();
+    let s = TcpRepr::parse(&p, &IpAddr::V4(ip.src_addr), &IpAddr::V4(ip.dst_addr)).unwrap();
+    (
+        s.src_port,
+        s.dst_port,
+        s.seq_number,
+        s.ack_number,
+        s.flags.0,
+        s.payload.to_vec(),
+    )
+}
+
+/// A frame from m1 to the VIP carrying `l4`.
+fn from_m1(protocol: IpProtocol, l4: &[u8]) -> Vec<u8> {
+    let ip = Ipv4Repr::new(M1, VIP, protocol, l4.len()).build(l4);
+    EthernetRepr {
+        src_addr: EthernetAddress(mac(11)),
+        dst_addr: EthernetAddress(fixtures::mac(100).0),
+        vlan: None,
+        ethertype: EtherType::Ipv4,
+    }
+    .build(&ip)
+}
+
+fn m1_tcp(dport: u16, seq: u32, ack: u32, flags: u8, payload: &[u8]) -> Vec<u8> {
+    let seg = TcpRepr {
+        src_port: 80,
+        dst_port: dport,
+        seq_number: seq,
+        ack_number: ack,
+        flags: Flags(flags),
+        window_len: 1000,
+        urgent_at: 0,
+        payload,
+    }
+    .build(&IpAddr::V4(M1), &IpAddr::V4(VIP));
+    from_m1(IpProtocol::Tcp, &seg)
+}
+
+fn up(up: bool) -> Vec<MemberHealth> {
+    vec![MemberHealth {
+        loadbalancer: "lb".into(),
+        member: "m1".into(),
+        up,
+    }]
+}
+
+/// The first probe of a fresh world: to m1's port only (m2 is o's to check).
+fn first_probe(sim: &mut Sim) -> Vec<u8> {
+    let (frames, health) = run(sim, Duration::from_millis(100));
+    assert!(health.is_empty());
+    assert_eq!(frames.len(), 1, "one probe, for m1: {frames:?}");
+    assert_eq!(frames[0].0, LOCAL_MEMBER);
+    let (ip, _) = ip_of(&frames[0].1);
+    assert_eq!((ip.src_addr, ip.dst_addr), (VIP, M1), "from the VIP");
+    frames[0].1.clone()
+}
+
+#[test]
+fn tcp_syn_ack_is_up_and_the_connection_is_reset() {
+    let lb = balancer(Protocol::Tcp, monitor("TCP", 1, 2), ["NO_MONITOR"; 2]);
+    let mut sim = world(&lb);
+    let syn = first_probe(&mut sim);
+    let (sport, dport, isn, _, flags, _) = tcp_of(&syn);
+    assert_eq!(dport, 80);
+    assert_eq!(flags, Flags::SYN);
+    // m1's kernel answers: the switch punts it from m1's port.
+    let sent = sim.send(
+        LOCAL_MEMBER,
+        &m1_tcp(sport, 5000, isn + 1, Flags::SYN | Flags::ACK, b""),
+    );
+    let health: Vec<_> = sent.punted.iter().flat_map(|p| p.health.clone()).collect();
+    assert_eq!(health, up(true));
+    let frames = sent.frames();
+    assert_eq!(frames.len(), 1, "the RST, nothing else: {frames:?}");
+    assert_eq!(frames[0].0, LOCAL_MEMBER);
+    let (_, _, seq, _, flags, _) = tcp_of(&frames[0].1);
+    assert_eq!((seq, flags), (isn + 1, Flags::RST));
+    // Nothing more until the delay is over.
+    let (frames, _) = run(&mut sim, Duration::from_millis(1800));
+    assert!(frames.is_empty(), "{frames:?}");
+    let (frames, _) = run(&mut sim, Duration::from_millis(200));
+    assert_eq!(frames.len(), 1);
+}
+
+#[test]
+fn resets_take_a_member_down_after_max_retries_down() {
+    let lb = balancer(Protocol::Tcp, monitor("TCP", 1, 2), ["ONLINE"; 2]);
+    let mut sim = world(&lb);
+    let mut health = Vec::new();
+    for round in 0..2 {
+        let (frames, h) = run(&mut sim, Duration::from_secs(2));
+        health.extend(h);
+        assert_eq!(frames.len(), 1, "round {round}: {frames:?}");
+        let (sport, ..) = tcp_of(&frames[0].1);
+        let sent = sim.send(
+            LOCAL_MEMBER,
+            &m1_tcp(sport, 0, 0, Flags::RST | Flags::ACK, b""),
+        );
+        health.extend(sent.punted.iter().flat_map(|p| p.health.clone()));
+        if round == 0 {
+            assert!(health.is_empty(), "one failure of two");
+        }
+    }
+    assert_eq!(health, up(false));
+}
+
+#[test]
+fn silence_takes_a_member_down_too() {
+    let lb = balancer(Protocol::Tcp, monitor("TCP", 1, 2), ["ONLINE"; 2]);
+    let mut sim = world(&lb);
+    // Two probes unanswered, each failing at its 1 s timeout.
+    let (frames, health) = run(&mut sim, Duration::from_millis(3200));
+    assert_eq!(frames.len(), 2);
+    assert_eq!(health, up(false));
+}
+
+#[test]
+fn an_error_member_leaves_the_select_group() {
+    let lb = balancer(Protocol::Tcp, monitor("TCP", 1, 2), ["ERROR", "ONLINE"]);
+    let mut sim = world(&lb);
+    assert_eq!(lb.status.operating_status, "DEGRADED");
+    for sport in 2000..2032u16 {
+        let seg = TcpRepr {
+            src_port: sport,
+            dst_port: 80,
+            seq_number: 1,
+            ack_number: 0,
+            flags: Flags(Flags::SYN),
+            window_len: 1000,
+            urgent_at: 0,
+            payload: &[],
+        }
+        .build(&IpAddr::V4(CLIENT_IP), &IpAddr::V4(VIP));
+        let ip = Ipv4Repr::new(CLIENT_IP, VIP, IpProtocol::Tcp, seg.len()).build(&seg);
+        let f = EthernetRepr {
+            src_addr: EthernetAddress(mac(5)),
+            dst_addr: EthernetAddress(fixtures::mac(100).0),
+            vlan: None,
+            ethertype: EtherType::Ipv4,
+        }
+        .build(&ip);
+        let out = sim.send(CLIENT, &f).frames();
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(out[0].0, TUNNEL, "only m2 takes connections");
+    }
+}
+
+#[test]
+fn http_gets_the_path_and_checks_the_code() {
+    for (answer, ok) in [
+        (&b"HTTP/1.0 204 No Content\r\n\r\n"[..], true),
+        (b"HTTP/1.0 500 Oops\r\n", false),
+    ] {
+        let lb = balancer(Protocol::Tcp, monitor("HTTP", 1, 1), ["NO_MONITOR"; 2]);
+        let mut sim = world(&lb);
+        let syn = first_probe(&mut sim);
+        let (sport, _, isn, ..) = tcp_of(&syn);
+        let sent = sim.send(
+            LOCAL_MEMBER,
+            &m1_tcp(sport, 9000, isn + 1, Flags::SYN | Flags::ACK, b""),
+        );
+        let frames = sent.frames();
+        assert_eq!(frames.len(), 1, "{frames:?}");
+        let (_, dport, seq, ack, flags, payload) = tcp_of(&frames[0].1);
+        assert_eq!((dport, seq, ack), (80, isn + 1, 9001));
+        assert_eq!(flags, Flags::ACK | Flags::PSH);
+        let req = String::from_utf8(payload.clone()).unwrap();
+        assert!(req.starts_with("GET /healthz HTTP/1.0\r\n"), "{req}");
+        assert!(
+            sent.punted.iter().all(|p| p.health.is_empty()),
+            "not concluded yet"
+        );
+        let sent = sim.send(
+            LOCAL_MEMBER,
+            &m1_tcp(
+                sport,
+                9001,
+                seq + payload.len() as u32,
+                Flags::ACK | Flags::PSH,
+                answer,
+            ),
+        );
+        let health: Vec<_> = sent.punted.iter().flat_map(|p| p.health.clone()).collect();
+        assert_eq!(health, up(ok), "{}", String::from_utf8_lossy(answer));
+        let frames = sent.frames();
+        assert_eq!(frames.len(), 1);
+        let (.., flags, _) = tcp_of(&frames[0].1);
+        assert_eq!(flags, Flags::RST);
+    }
+}
+
+#[test]
+fn ping_is_answered_by_an_echo_reply() {
+    let lb = balancer(Protocol::Tcp, monitor("PING", 1, 1), ["NO_MONITOR"; 2]);
+    let mut sim = world(&lb);
+    let probe = first_probe(&mut sim);
+    let eth = Frame::new_checked(&probe[..]).unwrap();
+    let reply = icmpv4::echo_reply(eth.payload()).unwrap();
+    let frame = EthernetRepr {
+        src_addr: EthernetAddress(mac(11)),
+        dst_addr: EthernetAddress(fixtures::mac(100).0),
+        vlan: None,
+        ethertype: EtherType::Ipv4,
+    }
+    .build(&reply);
+    let sent = sim.send(LOCAL_MEMBER, &frame);
+    let health: Vec<_> = sent.punted.iter().flat_map(|p| p.health.clone()).collect();
+    assert_eq!(health, up(true));
+    // An echo reply the VM makes up (another sequence number) concludes nothing.
+    let mut sim = world(&lb);
+    first_probe(&mut sim);
+    let fake = Icmpv4Repr::EchoReply {
+        ident: 0xdf1b,
+        seq_no: 999,
+        data: b"x",
+    }
+    .build();
+    let sent = sim.send(LOCAL_MEMBER, &from_m1(IpProtocol::Icmp, &fake));
+    assert!(sent.punted.iter().all(|p| p.health.is_empty()));
+}
+
+#[test]
+fn udp_connect_is_down_on_port_unreachable_and_up_on_silence() {
+    let lb = balancer(
+        Protocol::Udp,
+        monitor("UDP-CONNECT", 1, 1),
+        ["NO_MONITOR"; 2],
+    );
+    let mut sim = world(&lb);
+    let probe = first_probe(&mut sim);
+    let (ip, l4) = ip_of(&probe);
+    assert_eq!(ip.protocol, IpProtocol::Udp);
+    let d = UdpRepr::parse(
+        &udp::Packet::new_checked(&l4[..]).unwrap(),
+        &IpAddr::V4(VIP),
+        &IpAddr::V4(M1),
+    )
+    .unwrap();
+    assert_eq!(d.dst_port, 80);
+    let eth = Frame::new_checked(&probe[..]).unwrap();
+    let unreach = icmpv4::dst_unreachable(eth.payload(), icmpv4::unreachable::PORT, 0, M1).unwrap();
+    let frame = EthernetRepr {
+        src_addr: EthernetAddress(mac(11)),
+        dst_addr: EthernetAddress(fixtures::mac(100).0),
+        vlan: None,
+        ethertype: EtherType::Ipv4,
+    }
+    .build(&unreach);
+    let sent = sim.send(LOCAL_MEMBER, &frame);
+    let health: Vec<_> = sent.punted.iter().flat_map(|p| p.health.clone()).collect();
+    assert_eq!(health, up(false));
+    // Nobody said otherwise: silence until the timeout is up.
+    let mut sim = world(&lb);
+    first_probe(&mut sim);
+    let (_, health) = run(&mut sim, Duration::from_millis(1100));
+    assert_eq!(health, up(true));
+}
+
+#[test]
+fn a_member_flooding_the_vip_is_limited() {
+    let lb = balancer(Protocol::Tcp, monitor("TCP", 1, 2), ["ONLINE"; 2]);
+    let mut sim = world(&lb);
+    first_probe(&mut sim);
+    let mut punted = 0;
+    for i in 0..500u32 {
+        let sent = sim.send(
+            LOCAL_MEMBER,
+            &m1_tcp(0xf123, i, 0, Flags::SYN | Flags::ACK, b""),
+        );
+        punted += sent.punted.len();
+        assert!(
+            sent.punted
+                .iter()
+                .all(|p| p.health.is_empty() && p.packets.is_empty())
+        );
+    }
+    assert_eq!(punted, 500, "the answers are punted");
+    let counters = sim.handler::<Checker>().counters();
+    let dropped = counters
+        .iter()
+        .find(|(n, _)| *n == "health_dropped")
+        .unwrap()
+        .1;
+    assert!(dropped >= 400, "past 50 a second, dropped: {counters:?}");
+    // The member's own connections to the VIP (ephemeral source port) are not punted.
+    let sent = sim.send(
+        LOCAL_MEMBER,
+        &m1_tcp(40000, 1, 0, Flags::SYN | Flags::ACK, b""),
+    );
+    assert!(sent.punted.is_empty());
+}

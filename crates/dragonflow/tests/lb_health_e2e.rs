@@ -1,0 +1,197 @@
+//! Health checking end to end (issue 23): two hosts with real OVS, a balancer over three
+//! HTTP members (one on the client's host, two on the other) checked by an HTTP monitor
+//! through the Octavia API. Each member's own host probes it from the VIP; killing one
+//! member's server turns it ERROR and the balancer DEGRADED, after which 30 of 30
+//! requests succeed (from the other two); restarting it brings it back ONLINE. The
+//! detection and recovery times are printed.
+
+mod common;
+
+use common::Server;
+use common::backends::{curl, serve, tally};
+use common::cloud::{TwoHosts, two_hosts, wait_until};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+fn lb(srv: &Server, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    common::http_call(&format!("{}{path}", srv.octavia_url), method, body, &[])
+}
+
+fn made(srv: &Server, path: &str, body: Value) -> Value {
+    let (st, v) = lb(srv, "POST", path, Some(body));
+    assert_eq!(st, 201, "POST {path}: {v}\n{}", srv.log_tail());
+    v.as_object().unwrap().values().next().unwrap().clone()
+}
+
+/// The balancer's status tree: its own operating status and each member's, by id.
+fn statuses(srv: &Server, lb_id: &str) -> (String, BTreeMap<String, String>) {
+    let (st, v) = lb(
+        srv,
+        "GET",
+        &format!("/v2/lbaas/loadbalancers/{lb_id}/status"),
+        None,
+    );
+    assert_eq!(st, 200, "{v}");
+    let tree = &v["statuses"]["loadbalancer"];
+    let members = tree["listeners"][0]["pools"][0]["members"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|m| {
+            (
+                m["id"].as_str().unwrap_or_default().to_string(),
+                m["operating_status"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+        })
+        .collect();
+    (
+        tree["operating_status"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+        members,
+    )
+}
+
+/// Waits until member `id` is `want`; how long it took.
+fn until_member(t: &TwoHosts, lb_id: &str, id: &str, want: &str, within: Duration) -> Duration {
+    let start = Instant::now();
+    loop {
+        let (_, members) = statuses(&t.srv, lb_id);
+        if members.get(id).map(String::as_str) == Some(want) {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < within,
+            "member {id} not {want} after {within:?}: {members:?}\n{}\n{}",
+            t.srv.log_tail(),
+            t.dumps()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_dead_member_goes_error_and_comes_back_online() {
+    let t: TwoHosts = two_hosts();
+    let srv = &t.srv;
+    let net = srv.network("lbhnet", "10.51.0.0/24");
+    let (_, subnets) = srv.call(
+        "GET",
+        &format!("/v2.0/subnets?network_id={}", net["id"].as_str().unwrap()),
+        None,
+    );
+    let subnet = subnets["subnets"][0]["id"].as_str().unwrap().to_string();
+    let (client, _) = t.vm(&net, 0);
+    let (m1, ip1) = t.vm(&net, 0);
+    let (m2, ip2) = t.vm(&net, 1);
+    let (m3, ip3) = t.vm(&net, 1);
+    let mut servers = vec![
+        Some(serve(&m1, "m1")),
+        Some(serve(&m2, "m2")),
+        Some(serve(&m3, "m3")),
+    ];
+    for ip in [&ip1, &ip2, &ip3] {
+        wait_until("a member to serve", Duration::from_secs(20), || {
+            curl(&client, &format!("http://{ip}:8000/")).is_some()
+        });
+    }
+    let b = made(
+        srv,
+        "/v2/lbaas/loadbalancers",
+        json!({"loadbalancer": {"name": "web", "vip_subnet_id": subnet}}),
+    );
+    let lb_id = b["id"].as_str().unwrap().to_string();
+    let vip = b["vip_address"].as_str().unwrap().to_string();
+    let l = made(
+        srv,
+        "/v2/lbaas/listeners",
+        json!({"listener": {"loadbalancer_id": lb_id, "protocol": "TCP", "protocol_port": 80}}),
+    );
+    let pool = made(
+        srv,
+        "/v2/lbaas/pools",
+        json!({"pool": {"listener_id": l["id"], "protocol": "TCP",
+            "lb_algorithm": "ROUND_ROBIN"}}),
+    );
+    let pool_id = pool["id"].as_str().unwrap().to_string();
+    let mut ids = Vec::new();
+    for ip in [&ip1, &ip2, &ip3] {
+        let m = made(
+            srv,
+            &format!("/v2/lbaas/pools/{pool_id}/members"),
+            json!({"member": {"address": ip, "protocol_port": 8000, "subnet_id": subnet}}),
+        );
+        ids.push(m["id"].as_str().unwrap().to_string());
+    }
+    let (delay, timeout, rise, fall) = (1u64, 1u64, 2u64, 2u64);
+    made(
+        srv,
+        "/v2/lbaas/healthmonitors",
+        json!({"healthmonitor": {"pool_id": pool_id, "type": "HTTP", "delay": delay,
+            "timeout": timeout, "max_retries": rise, "max_retries_down": fall,
+            "url_path": "/", "expected_codes": "200"}}),
+    );
+    // Every member is checked by its own host and comes up.
+    for id in &ids {
+        until_member(&t, &lb_id, id, "ONLINE", Duration::from_secs(20));
+    }
+    assert_eq!(statuses(srv, &lb_id).0, "ONLINE");
+    let url = format!("http://{vip}/");
+    wait_until("the VIP to answer", Duration::from_secs(20), || {
+        curl(&client, &url).is_some()
+    });
+    let seen = tally(&client, &url, 30);
+    assert_eq!(
+        seen.keys().cloned().collect::<Vec<_>>(),
+        ["m1", "m2", "m3"],
+        "every member answers: {seen:?}"
+    );
+
+    // m2 (on the other host) dies.
+    servers[1] = None;
+    let took_down = until_member(&t, &lb_id, &ids[1], "ERROR", Duration::from_secs(30));
+    let (overall, members) = statuses(srv, &lb_id);
+    assert_eq!(overall, "DEGRADED", "{members:?}");
+    assert_eq!(members[&ids[0]], "ONLINE");
+    assert_eq!(members[&ids[2]], "ONLINE");
+    let seen = tally(&client, &url, 30);
+    assert_eq!(
+        seen.keys().cloned().collect::<Vec<_>>(),
+        ["m1", "m3"],
+        "30 of 30 from the live members: {seen:?}\n{}",
+        t.dumps()
+    );
+
+    // m1 (on the client's host) dies too, then both come back.
+    servers[0] = None;
+    let took_down_local = until_member(&t, &lb_id, &ids[0], "ERROR", Duration::from_secs(30));
+    let seen = tally(&client, &url, 10);
+    assert_eq!(seen.keys().cloned().collect::<Vec<_>>(), ["m3"], "{seen:?}");
+    servers[0] = Some(serve(&m1, "m1"));
+    servers[1] = Some(serve(&m2, "m2"));
+    let took_up = until_member(&t, &lb_id, &ids[1], "ONLINE", Duration::from_secs(30));
+    until_member(&t, &lb_id, &ids[0], "ONLINE", Duration::from_secs(30));
+    assert_eq!(statuses(srv, &lb_id).0, "ONLINE");
+    wait_until(
+        "every member to answer again",
+        Duration::from_secs(20),
+        || tally(&client, &url, 12).len() == 3,
+    );
+    println!(
+        "health (HTTP, delay {delay} s, timeout {timeout} s, max_retries {rise}, \
+         max_retries_down {fall}): member down seen ERROR after {:.1} s (remote host) / \
+         {:.1} s (client's host), back ONLINE after {:.1} s; bound delay x (retries_down - 1) \
+         + timeout = {} s, + 1 s for the server to start",
+        took_down.as_secs_f64(),
+        took_down_local.as_secs_f64(),
+        took_up.as_secs_f64(),
+        delay * (fall - 1) + timeout
+    );
+    drop(servers);
+    drop(m3);
+}

@@ -1,0 +1,235 @@
+//! `PUT /nb/v1/lb-health` `{"host", "loadbalancer", "member", "operating_status"}`: the
+//! host that checks a balancer member (the host its monitored address's port is bound to,
+//! `controller::apps::lb::health`) says whether it is up (ONLINE) or down (ERROR). The
+//! server sets the member's status and rolls the tree up (pool, listener, balancer) in one
+//! compare-and-swap write, so every host's select group follows it. A host writes only the
+//! members it checks; the admin any.
+
+use crate::Api;
+use crate::error::{ApiError, ApiResult};
+use crate::nb_auth::Principal;
+use axum::extract::State;
+use axum::{Extension, Json};
+use model::LoadBalancer;
+use model::lb::operating;
+use nbdb::{Expect, Op};
+use serde_json::{Value, json};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+pub async fn put_health(
+    State(api): State<Arc<Api>>,
+    Extension(who): Extension<Principal>,
+    crate::body::JsonBody(body): crate::body::JsonBody,
+) -> ApiResult<Json<Value>> {
+    let field = |k: &str| {
+        body.get(k)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .ok_or_else(|| ApiError::bad_request("HTTPBadRequest", format!("{k} is required")))
+    };
+    let (lb_id, member) = (field("loadbalancer")?, field("member")?);
+    let up = match field("operating_status")?.as_str() {
+        operating::ONLINE => true,
+        operating::ERROR => false,
+        other => {
+            return Err(ApiError::bad_request(
+                "HTTPBadRequest",
+                format!("operating_status {other:?}: ONLINE or ERROR"),
+            ));
+        }
+    };
+    let host = match (&who, body.get("host").and_then(Value::as_str)) {
+        (Principal::Host(me), None) => Some(me.clone()),
+        (Principal::Host(me), Some(h)) if h == me => Some(me.clone()),
+        (Principal::Admin, _) => None,
+        _ => {
+            tracing::warn!(principal = %who, "NB write refused: member health");
+            return Err(ApiError::forbidden(format!(
+                "{who} may not write the health of member {member}"
+            )));
+        }
+    };
+    let changed = crate::db::retrying(|| async {
+        let Some((mut lb, rev)) = api.db.get::<LoadBalancer>(&lb_id).await? else {
+            return Err(ApiError::not_found("LoadBalancer", &lb_id));
+        };
+        if lb.pool_of_member(&member).is_none() {
+            return Err(ApiError::not_found("Member", &member));
+        }
+        if let Some(h) = &host {
+            checks(&api, &lb, &member, h).await?;
+        }
+        let Some(changed) = lb.set_member_health(&member, up) else {
+            return Err(ApiError::conflict(
+                "HTTPConflict",
+                format!("member {member} of {lb_id} has no health monitor"),
+            ));
+        };
+        if !changed {
+            return Ok(false);
+        }
+        let value = serde_json::to_vec(&lb).map_err(|e| ApiError::internal(e.to_string()))?;
+        api.db
+            .store
+            .commit(vec![
+                Op::put(
+                    model::Table::LoadBalancer.name(),
+                    &lb.meta.id,
+                    value,
+                    Expect::Revision(rev),
+                )
+                .with_topic(Some(&lb.vip_network_id)),
+            ])
+            .await?;
+        Ok(true)
+    })
+    .await?;
+    if changed {
+        tracing::info!(loadbalancer = %lb_id, %member, up, "member health written");
+    }
+    Ok(Json(json!({"member": member, "changed": changed})))
+}
+
+/// Refuses unless `host` checks `member`: its monitored address is a port of the VIP's
+/// network bound to `host`.
+async fn checks(api: &Api, lb: &LoadBalancer, member: &str, host: &str) -> ApiResult<()> {
+    let addr: Option<IpAddr> = lb
+        .pools
+        .iter()
+        .flat_map(|p| &p.members)
+        .find(|m| m.meta.id == member)
+        .map(|m| m.monitor_address.unwrap_or(m.address));
+    let Some(addr) = addr else {
+        return Err(ApiError::not_found("Member", member));
+    };
+    let ports = api
+        .db
+        .store
+        .list_topic(model::Table::Port.name(), &lb.vip_network_id, false)
+        .await?;
+    let bound_here = ports.iter().any(|r| {
+        serde_json::from_slice::<model::Port>(&r.value).is_ok_and(|p| {
+            p.binding_host_id == host
+                && p.network_id == lb.vip_network_id
+                && p.fixed_ips.iter().any(|f| f.ip_address == addr)
+        })
+    });
+    if bound_here {
+        Ok(())
+    } else {
+        tracing::warn!(%host, member, "NB write refused: member health from a host that does not check it");
+        Err(ApiError::forbidden(format!(
+            "host {host} does not check member {member}"
+        )))
+    }
+}
+
+/// The monitored members of `lb` whose checker is gone: their port (on the VIP's network,
+/// holding the monitored address) is bound to a host for which `live` is false. Their VM
+/// went with the host; nobody else can reach them the way their checker did.
+pub fn orphaned<'a>(
+    lb: &'a LoadBalancer,
+    ports: &[model::Port],
+    live: impl Fn(&str) -> bool,
+) -> Vec<&'a str> {
+    let mut out = Vec::new();
+    for pool in lb.pools.iter().filter(|p| p.healthmonitor.is_some()) {
+        for m in pool.members.iter().filter(|m| m.admin_state_up) {
+            if m.status.operating_status == operating::ERROR {
+                continue;
+            }
+            let addr = m.monitor_address.unwrap_or(m.address);
+            let host = ports
+                .iter()
+                .find(|p| {
+                    p.network_id == lb.vip_network_id
+                        && p.fixed_ips.iter().any(|f| f.ip_address == addr)
+                })
+                .map(|p| p.binding_host_id.as_str())
+                .filter(|h| !h.is_empty());
+            if host.is_some_and(|h| !live(h)) {
+                out.push(m.meta.id.as_str());
+            }
+        }
+    }
+    out
+}
+
+/// Every `report_interval` until the server stops: members whose checking host's
+/// controller lost its heartbeat lease are marked ERROR (their host comes back and its
+/// checks bring them up again). Several servers may do it at once: the writes are
+/// compare-and-swap and idempotent.
+pub async fn sweep(api: Arc<Api>) {
+    let mut tick = tokio::time::interval(api.config.report_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = api.stopped() => return,
+            _ = tick.tick() => {}
+        }
+        if let Err(e) = sweep_once(&api).await {
+            tracing::warn!(error = %e.message, "member health sweep failed");
+        }
+    }
+}
+
+/// One pass of [`sweep`]: the members it marked ERROR.
+pub async fn sweep_once(api: &Api) -> ApiResult<usize> {
+    let store = &api.db.store;
+    let prefix = model::agent::key(model::agent::CONTROLLER_BINARY, "");
+    let live: std::collections::BTreeSet<String> = store
+        .leases(&prefix)
+        .await?
+        .into_iter()
+        .filter(|l| l.live)
+        .filter_map(|l| l.key.strip_prefix(&prefix).map(str::to_string))
+        .collect();
+    let mut marked = 0;
+    for (lb, _) in api.db.all::<LoadBalancer>().await? {
+        if !lb.pools.iter().any(|p| p.healthmonitor.is_some()) {
+            continue;
+        }
+        let ports: Vec<model::Port> = store
+            .list_topic(model::Table::Port.name(), &lb.vip_network_id, false)
+            .await?
+            .iter()
+            .filter_map(|r| serde_json::from_slice(&r.value).ok())
+            .collect();
+        let gone: Vec<String> = orphaned(&lb, &ports, |h| live.contains(h))
+            .into_iter()
+            .map(str::to_string)
+            .collect();
+        for member in gone {
+            let changed = crate::db::retrying(|| async {
+                let Some((mut lb, rev)) = api.db.get::<LoadBalancer>(&lb.meta.id).await? else {
+                    return Ok(false);
+                };
+                if lb.set_member_health(&member, false) != Some(true) {
+                    return Ok(false);
+                }
+                let value =
+                    serde_json::to_vec(&lb).map_err(|e| ApiError::internal(e.to_string()))?;
+                store
+                    .commit(vec![
+                        Op::put(
+                            model::Table::LoadBalancer.name(),
+                            &lb.meta.id,
+                            value,
+                            Expect::Revision(rev),
+                        )
+                        .with_topic(Some(&lb.vip_network_id)),
+                    ])
+                    .await?;
+                Ok(true)
+            })
+            .await?;
+            if changed {
+                marked += 1;
+                tracing::info!(loadbalancer = %lb.meta.id, %member, "member ERROR: its checking host is gone");
+            }
+        }
+    }
+    Ok(marked)
+}

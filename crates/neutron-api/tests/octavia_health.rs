@@ -1,0 +1,215 @@
+//! Member health from the hosts that check them (issue 23), in process: the host a
+//! member's port is bound to writes ONLINE or ERROR through the NB routes
+//! (`/nb/v1/lb-health`), the tree rolls up (pool and listener ERROR, balancer DEGRADED),
+//! the Octavia API shows it; another host, the reader and a member without a monitor are
+//! refused.
+
+mod common;
+
+use common::{ADMIN, Cloud, OWNER};
+use neutron_api::nb_auth::Principal;
+use serde_json::{Value, json};
+
+async fn made(c: &Cloud, path: &str, body: Value) -> Value {
+    let (st, v) = c.lb(OWNER, "POST", path, Some(body)).await;
+    assert_eq!(st, 201, "{path}: {v}");
+    v.as_object().unwrap().values().next().unwrap().clone()
+}
+
+fn id(v: &Value) -> String {
+    v["id"].as_str().unwrap().to_string()
+}
+
+/// A balancer with a TCP listener and pool over two members on ports bound to host-a
+/// and host-b: (balancer, pool, [member on a, member on b]).
+async fn world(c: &Cloud) -> (String, String, [String; 2]) {
+    let n = c
+        .made(OWNER, "networks", json!({"network": {"name": "lbnet"}}))
+        .await;
+    let s = c
+        .made(
+            OWNER,
+            "subnets",
+            json!({"subnet": {"network_id": n["id"], "cidr": "10.9.0.0/24", "ip_version": 4}}),
+        )
+        .await;
+    let mut members = Vec::new();
+    for (host, ip) in [("host-a", "10.9.0.11"), ("host-b", "10.9.0.12")] {
+        let p = c
+            .made(
+                ADMIN,
+                "ports",
+                json!({"port": {"network_id": n["id"], "project_id": "p1",
+                    "fixed_ips": [{"subnet_id": s["id"], "ip_address": ip}],
+                    "binding:host_id": host}}),
+            )
+            .await;
+        assert_eq!(p["binding:host_id"], host, "{p}");
+        members.push(ip);
+    }
+    let lb = made(
+        c,
+        "/v2/lbaas/loadbalancers",
+        json!({"loadbalancer": {"vip_subnet_id": s["id"]}}),
+    )
+    .await;
+    let l = made(
+        c,
+        "/v2/lbaas/listeners",
+        json!({"listener": {"loadbalancer_id": id(&lb), "protocol": "TCP", "protocol_port": 80}}),
+    )
+    .await;
+    let pool = made(
+        c,
+        "/v2/lbaas/pools",
+        json!({"pool": {"listener_id": id(&l), "protocol": "TCP", "lb_algorithm": "ROUND_ROBIN"}}),
+    )
+    .await;
+    let mut ids = Vec::new();
+    for ip in members {
+        let m = made(
+            c,
+            &format!("/v2/lbaas/pools/{}/members", id(&pool)),
+            json!({"member": {"address": ip, "protocol_port": 80, "subnet_id": s["id"]}}),
+        )
+        .await;
+        ids.push(id(&m));
+    }
+    (id(&lb), id(&pool), [ids[0].clone(), ids[1].clone()])
+}
+
+async fn health(c: &Cloud, who: Principal, lb: &str, member: &str, status: &str) -> (u16, Value) {
+    c.nb(
+        who,
+        "PUT",
+        "/nb/v1/lb-health",
+        Some(json!({"loadbalancer": lb, "member": member, "operating_status": status})),
+    )
+    .await
+}
+
+async fn status(c: &Cloud, lb: &str) -> Value {
+    let (st, v) = c
+        .lb(
+            OWNER,
+            "GET",
+            &format!("/v2/lbaas/loadbalancers/{lb}/status"),
+            None,
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    v["statuses"]["loadbalancer"].clone()
+}
+
+#[tokio::test]
+async fn the_checking_host_writes_member_health_and_the_tree_rolls_up() {
+    let c = Cloud::new();
+    let (lb, pool, [a, b]) = world(&c).await;
+    let host_a = || Principal::Host("host-a".into());
+    // No monitor yet: nothing to keep a status.
+    let (st, v) = health(&c, host_a(), &lb, &a, "ERROR").await;
+    assert_eq!(st, 409, "{v}");
+    made(
+        &c,
+        "/v2/lbaas/healthmonitors",
+        json!({"healthmonitor": {"pool_id": pool, "type": "TCP", "delay": 2, "timeout": 1, "max_retries": 1}}),
+    )
+    .await;
+    // Only the member's own host (or the admin) writes it.
+    for who in [Principal::Host("host-b".into()), Principal::Reader] {
+        let (st, v) = health(&c, who, &lb, &a, "ERROR").await;
+        assert_eq!(st, 403, "{v}");
+    }
+    let (st, v) = health(&c, host_a(), &lb, &a, "DEGRADED").await;
+    assert_eq!(st, 400, "{v}");
+    let (st, v) = health(&c, host_a(), &lb, &a, "ERROR").await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["changed"], true);
+    let tree = status(&c, &lb).await;
+    assert_eq!(tree["operating_status"], "DEGRADED", "{tree}");
+    let listener = &tree["listeners"][0];
+    let p = &listener["pools"][0];
+    assert_eq!(p["operating_status"], "DEGRADED", "{tree}");
+    let m = |id: &str| {
+        p["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["id"] == id)
+            .unwrap()["operating_status"]
+            .clone()
+    };
+    assert_eq!(m(&a), "ERROR");
+    assert_eq!(m(&b), "NO_MONITOR");
+    // Both down: the pool is ERROR, the balancer still DEGRADED (Octavia's roll-up).
+    let (st, _) = health(&c, Principal::Host("host-b".into()), &lb, &b, "ERROR").await;
+    assert_eq!(st, 200);
+    let tree = status(&c, &lb).await;
+    assert_eq!(
+        tree["listeners"][0]["pools"][0]["operating_status"], "ERROR",
+        "{tree}"
+    );
+    assert_eq!(tree["listeners"][0]["operating_status"], "ERROR", "{tree}");
+    // Written again: no change, no write.
+    let (st, v) = health(&c, host_a(), &lb, &a, "ERROR").await;
+    assert_eq!((st, &v["changed"]), (200, &json!(false)));
+    // Back up.
+    for (h, m) in [("host-a", &a), ("host-b", &b)] {
+        let (st, _) = health(&c, Principal::Host(h.into()), &lb, m, "ONLINE").await;
+        assert_eq!(st, 200);
+    }
+    let tree = status(&c, &lb).await;
+    assert_eq!(tree["operating_status"], "ONLINE", "{tree}");
+    let (st, v) = health(&c, Principal::Admin, &lb, "no-such-member", "ONLINE").await;
+    assert_eq!(st, 404, "{v}");
+}
+
+#[tokio::test]
+async fn members_of_a_host_whose_controller_is_gone_are_marked_error() {
+    let c = Cloud::new();
+    let (lb, pool, [a, b]) = world(&c).await;
+    made(
+        &c,
+        "/v2/lbaas/healthmonitors",
+        json!({"healthmonitor": {"pool_id": pool, "type": "PING", "delay": 2, "timeout": 1, "max_retries": 1}}),
+    )
+    .await;
+    // host-a's controller is alive, host-b's is not (no heartbeat at all).
+    let key = model::agent::key(model::agent::CONTROLLER_BINARY, "host-a");
+    c.api
+        .db
+        .store
+        .put_lease(
+            &key,
+            b"{}".to_vec(),
+            Some(std::time::Duration::from_secs(60)),
+        )
+        .await
+        .unwrap();
+    let (st, _) = health(&c, Principal::Host("host-a".into()), &lb, &a, "ONLINE").await;
+    assert_eq!(st, 200);
+    let marked = neutron_api::nb_lb_health::sweep_once(&c.api).await.unwrap();
+    assert_eq!(marked, 1);
+    let tree = status(&c, &lb).await;
+    let members = &tree["listeners"][0]["pools"][0]["members"];
+    let of = |id: &str| {
+        members
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["id"] == id)
+            .unwrap()["operating_status"]
+            .clone()
+    };
+    assert_eq!(
+        (of(&a), of(&b)),
+        (json!("ONLINE"), json!("ERROR")),
+        "{tree}"
+    );
+    assert_eq!(tree["operating_status"], "DEGRADED");
+    // Nothing more to do on the next pass.
+    assert_eq!(
+        neutron_api::nb_lb_health::sweep_once(&c.api).await.unwrap(),
+        0
+    );
+}
