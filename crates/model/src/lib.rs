@@ -73,7 +73,7 @@ pub enum Table {
 }
 
 impl Table {
-    pub const ALL: [Table; 22] = [
+    pub const ALL: [Table; 23] = [
         Table::Network,
         Table::Subnet,
         Table::Port,
