@@ -17,6 +17,7 @@ pub mod nova;
 pub mod objects;
 pub mod pools;
 pub mod qos;
+pub mod sfc;
 pub mod time;
 pub mod trunk;
 
@@ -26,6 +27,7 @@ pub use mcast::McastGroup;
 pub use objects::*;
 pub use pools::{AddressScope, SubnetPool};
 pub use qos::{QosDirection, QosPolicy, QosRule, QosRuleKind};
+pub use sfc::{FlowClassifier, PortChain, PortPair, PortPairGroup};
 pub use trunk::{SubPort, Trunk};
 
 /// The NB store tables, one per object kind, plus the claims table that makes allocations
@@ -57,12 +59,18 @@ pub enum Table {
     McastGroup,
     /// Load balancers (Octavia), each with its whole tree.
     LoadBalancer,
+    /// Service function chaining (`sfc`): port pairs, port pair groups and flow
+    /// classifiers are the API server's; port chains carry what the hosts compile.
+    SfcPortPair,
+    SfcPortPairGroup,
+    SfcFlowClassifier,
+    SfcPortChain,
     /// `ip/<subnet>/<addr>`, `mac/<mac>`, `key/<kind>/<n>`, `seg/<type>/<n>` → owner id.
     Claim,
 }
 
 impl Table {
-    pub const ALL: [Table; 18] = [
+    pub const ALL: [Table; 22] = [
         Table::Network,
         Table::Subnet,
         Table::Port,
@@ -80,6 +88,10 @@ impl Table {
         Table::Trunk,
         Table::McastGroup,
         Table::LoadBalancer,
+        Table::SfcPortPair,
+        Table::SfcPortPairGroup,
+        Table::SfcFlowClassifier,
+        Table::SfcPortChain,
         Table::Claim,
     ];
 
@@ -103,6 +115,10 @@ impl Table {
             Table::Trunk => "trunk",
             Table::McastGroup => "mcast_group",
             Table::LoadBalancer => "loadbalancer",
+            Table::SfcPortPair => "sfc_port_pair",
+            Table::SfcPortPairGroup => "sfc_port_pair_group",
+            Table::SfcFlowClassifier => "sfc_flow_classifier",
+            Table::SfcPortChain => "sfc_port_chain",
             Table::Claim => "claim",
         }
     }
