@@ -23,6 +23,9 @@ pub struct Cloud {
     pub app: axum::Router,
     /// The Octavia routes on the same server.
     pub octavia: axum::Router,
+    /// The server itself (its store, for what the API does not show).
+    #[allow(dead_code)]
+    pub api: std::sync::Arc<neutron_api::Api>,
     _dir: tempfile::TempDir,
 }
 
@@ -38,7 +41,8 @@ impl Cloud {
         let api = Api::new(store, config);
         Cloud {
             app: router(api.clone()),
-            octavia: neutron_api::octavia::router(api),
+            octavia: neutron_api::octavia::router(api.clone()),
+            api,
             _dir: dir,
         }
     }
