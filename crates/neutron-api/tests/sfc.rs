@@ -287,10 +287,13 @@ async fn a_chain_from_pairs_groups_and_classifiers() {
             .await;
         assert_eq!((st, kind(&v)), (409, want), "{v}");
     }
+    let g2 = id(&c
+        .made(OWNER, "sfc/port_pair_groups", json!({"port_pair_group": {}}))
+        .await);
     let (st, v) = post(
         &c,
         "port_chains",
-        json!({"port_chain": {"port_pair_groups": [g1], "flow_classifiers": [fc1]}}),
+        json!({"port_chain": {"port_pair_groups": [g2], "flow_classifiers": [fc1]}}),
     )
     .await;
     assert_eq!((st, kind(&v)), (409, "FlowClassifierInUse"), "{v}");
@@ -303,9 +306,6 @@ async fn a_chain_from_pairs_groups_and_classifiers() {
     )
     .await;
     assert_eq!((st, kind(&v)), (409, "InvalidPortPairGroups"), "{v}");
-    let g2 = id(&c
-        .made(OWNER, "sfc/port_pair_groups", json!({"port_pair_group": {}}))
-        .await);
     let (st, v) = post(
         &c,
         "port_chains",
