@@ -131,7 +131,11 @@ fn classified_traffic_goes_through_the_service_function_on_this_host() {
     sim.put(&chain(vec![pair("pp", "sf-in", "sf-out", 1)]));
     let f = a_to_b(1000, 7000);
     let out = sim.send(A, &f).frames();
-    assert_eq!(out, vec![(SF_IN, f.clone())], "to the SF's ingress, unchanged");
+    assert_eq!(
+        out,
+        vec![(SF_IN, f.clone())],
+        "to the SF's ingress, unchanged"
+    );
     // The service function bridges it out of its egress port: on to b, not back in.
     let out = sim.send(SF_OUT, &f).frames();
     assert_eq!(out, vec![(B, f.clone())], "delivered to its destination");
@@ -208,5 +212,8 @@ fn a_group_spreads_flows_over_its_pairs_by_weight() {
         let again = sim.send(A, &a_to_b(sport, 7000)).frames();
         assert_eq!(again[0].0, out[0].0, "flow {sport} moved");
     }
-    assert!(here > 20 && there > here, "weights 1:3: {here} here, {there} there");
+    assert!(
+        here > 20 && there > here,
+        "weights 1:3: {here} here, {there} there"
+    );
 }

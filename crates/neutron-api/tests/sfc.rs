@@ -167,7 +167,12 @@ async fn a_chain_from_pairs_groups_and_classifiers() {
         "{v}"
     );
     let (st, v) = c
-        .call(OWNER, "DELETE", &format!("/v2.0/sfc/port_pairs/{pp1}"), None)
+        .call(
+            OWNER,
+            "DELETE",
+            &format!("/v2.0/sfc/port_pairs/{pp1}"),
+            None,
+        )
         .await;
     assert_eq!((st, kind(&v)), (409, "PortPairInUse"), "{v}");
 
@@ -288,7 +293,11 @@ async fn a_chain_from_pairs_groups_and_classifiers() {
         assert_eq!((st, kind(&v)), (409, want), "{v}");
     }
     let g2 = id(&c
-        .made(OWNER, "sfc/port_pair_groups", json!({"port_pair_group": {}}))
+        .made(
+            OWNER,
+            "sfc/port_pair_groups",
+            json!({"port_pair_group": {}}),
+        )
         .await);
     let (st, v) = post(
         &c,
@@ -324,7 +333,12 @@ async fn a_chain_from_pairs_groups_and_classifiers() {
     )
     .await;
     assert_eq!((st, kind(&v)), (400, "PortChainChainIdInConflict"), "{v}");
-    let (st, v) = post(&c, "port_chains", json!({"port_chain": {"port_pair_groups": []}})).await;
+    let (st, v) = post(
+        &c,
+        "port_chains",
+        json!({"port_chain": {"port_pair_groups": []}}),
+    )
+    .await;
     assert_eq!((st, kind(&v)), (400, "PortPairGroupNotSpecified"), "{v}");
     let (st, v) = post(
         &c,
@@ -349,7 +363,12 @@ async fn a_chain_from_pairs_groups_and_classifiers() {
 
     // The chain goes; its classifier and group are free again, in that order.
     let (st, v) = c
-        .call(OWNER, "DELETE", &format!("/v2.0/sfc/port_chains/{pc1}"), None)
+        .call(
+            OWNER,
+            "DELETE",
+            &format!("/v2.0/sfc/port_chains/{pc1}"),
+            None,
+        )
         .await;
     assert_eq!(st, 204, "{v}");
     for path in [
@@ -391,10 +410,12 @@ async fn chains_this_datapath_cannot_steer_are_refused() {
     )
     .await;
     assert_eq!((st, kind(&v)), (400, "InvalidInput"), "{v}");
-    assert!(v["NeutronError"]["message"]
-        .as_str()
-        .unwrap()
-        .contains("one network"));
+    assert!(
+        v["NeutronError"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("one network")
+    );
     // A chain whose service function port is its own source loops.
     let looped = http_classifier(&c, &sf_out, 8080).await;
     let (st, v) = post(
@@ -404,7 +425,12 @@ async fn chains_this_datapath_cannot_steer_are_refused() {
     )
     .await;
     assert_eq!((st, kind(&v)), (400, "InvalidInput"), "{v}");
-    assert!(v["NeutronError"]["message"].as_str().unwrap().contains("loop"));
+    assert!(
+        v["NeutronError"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("loop")
+    );
     // What was refused marked nothing: the same classifier and group still make a chain.
     let pc = c
         .made(

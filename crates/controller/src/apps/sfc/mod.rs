@@ -78,7 +78,10 @@ pub fn classifier_matches(net_key: u32, c: &Classifier, dst_mac: Option<[u8; 6]>
     if let Some(mac) = dst_mac {
         m = m.eth_dst(mac);
     }
-    for (p, src) in [(&c.source_ip_prefix, true), (&c.destination_ip_prefix, false)] {
+    for (p, src) in [
+        (&c.source_ip_prefix, true),
+        (&c.destination_ip_prefix, false),
+    ] {
         m = match (p, src) {
             (Some(ipnet::IpNet::V4(n)), true) => m.ipv4_src_prefix(n.network(), n.prefix_len()),
             (Some(ipnet::IpNet::V4(n)), false) => m.ipv4_dst_prefix(n.network(), n.prefix_len()),
@@ -143,11 +146,7 @@ pub fn compile(cx: Cx<'_>, chain: &PortChain) -> (Vec<Flow>, Vec<Group>) {
         return (flows, groups);
     };
     let key = chain.chain_id;
-    let local = |id: &str| {
-        view.ports
-            .get(id)
-            .filter(|p| here::is_local(view, host, p))
-    };
+    let local = |id: &str| view.ports.get(id).filter(|p| here::is_local(view, host, p));
     let dst_mac = |c: &Classifier| {
         let id = c.logical_destination_port.as_deref()?;
         view.ports.get(id).map(|p| p.mac_address.0)
@@ -198,7 +197,14 @@ pub fn compile(cx: Cx<'_>, chain: &PortChain) -> (Vec<Flow>, Vec<Group>) {
                         } else {
                             vec![Instruction::GotoTable(table::L2)]
                         };
-                        flows.push(flow(table::SERVICES, PRIO_CLASSIFY, m, AppId::Sfc, key, ins));
+                        flows.push(flow(
+                            table::SERVICES,
+                            PRIO_CLASSIFY,
+                            m,
+                            AppId::Sfc,
+                            key,
+                            ins,
+                        ));
                     }
                 }
                 if next {

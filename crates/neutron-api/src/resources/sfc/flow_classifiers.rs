@@ -44,8 +44,14 @@ impl Resource for FlowClassifier {
         let r = &self.rule;
         m.insert("ethertype".into(), json!(r.ethertype));
         m.insert("protocol".into(), json!(r.protocol));
-        m.insert("source_port_range_min".into(), json!(r.source_port_range_min));
-        m.insert("source_port_range_max".into(), json!(r.source_port_range_max));
+        m.insert(
+            "source_port_range_min".into(),
+            json!(r.source_port_range_min),
+        );
+        m.insert(
+            "source_port_range_max".into(),
+            json!(r.source_port_range_max),
+        );
         m.insert(
             "destination_port_range_min".into(),
             json!(r.destination_port_range_min),
@@ -56,7 +62,10 @@ impl Resource for FlowClassifier {
         );
         let prefix = |p: &Option<IpNet>| json!(p.map(|p| p.to_string()));
         m.insert("source_ip_prefix".into(), prefix(&r.source_ip_prefix));
-        m.insert("destination_ip_prefix".into(), prefix(&r.destination_ip_prefix));
+        m.insert(
+            "destination_ip_prefix".into(),
+            prefix(&r.destination_ip_prefix),
+        );
         m.insert("logical_source_port".into(), json!(r.logical_source_port));
         m.insert(
             "logical_destination_port".into(),
@@ -117,12 +126,14 @@ fn port_value(v: Option<Value>) -> ApiResult<Option<u16>> {
         Value::String(s) => s.trim().parse::<i64>().ok(),
         _ => None,
     };
-    n.and_then(|n| u16::try_from(n).ok()).map(Some).ok_or_else(|| {
-        invalid(
-            "FlowClassifierInvalidPortValue",
-            format!("Flow Classifier has invalid port value {}.", show(&v)),
-        )
-    })
+    n.and_then(|n| u16::try_from(n).ok())
+        .map(Some)
+        .ok_or_else(|| {
+            invalid(
+                "FlowClassifierInvalidPortValue",
+                format!("Flow Classifier has invalid port value {}.", show(&v)),
+            )
+        })
 }
 
 /// `type:subnet_or_none`.
@@ -145,8 +156,7 @@ fn check_range(min: Option<u16>, max: Option<u16>, protocol: &Option<String>) ->
             ),
         ));
     }
-    if (min.is_some() || max.is_some())
-        && !matches!(protocol.as_deref(), Some("tcp") | Some("udp"))
+    if (min.is_some() || max.is_some()) && !matches!(protocol.as_deref(), Some("tcp") | Some("udp"))
     {
         return Err(invalid(
             "FlowClassifierProtocolRequiredWithPorts",
@@ -200,9 +210,18 @@ impl Lifecycle for FlowClassifier {
                     ),
                 ));
             }
-            Some(v) => return Err(bad_attr("l7_parameters", format!("'{v}' is not a dictionary"))),
+            Some(v) => {
+                return Err(bad_attr(
+                    "l7_parameters",
+                    format!("'{v}' is not a dictionary"),
+                ));
+            }
         }
-        check_range(c.source_port_range_min, c.source_port_range_max, &c.protocol)?;
+        check_range(
+            c.source_port_range_min,
+            c.source_port_range_max,
+            &c.protocol,
+        )?;
         check_range(
             c.destination_port_range_min,
             c.destination_port_range_max,

@@ -64,7 +64,10 @@ pub(crate) fn uuid_list(attrs: &mut Attrs, key: &str) -> ApiResult<Option<Vec<St
     for v in items {
         let id = uuid_value(key, v)?;
         if out.contains(&id) {
-            return Err(bad_attr(key, format!("Duplicate items in the list: '{id}'")));
+            return Err(bad_attr(
+                key,
+                format!("Duplicate items in the list: '{id}'"),
+            ));
         }
         out.push(id);
     }

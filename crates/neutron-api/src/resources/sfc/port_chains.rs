@@ -89,7 +89,10 @@ fn chain_parameters(v: Option<Value>) -> ApiResult<(String, bool)> {
             },
             "symmetric" => {
                 symmetric = parse_bool(&v).ok_or_else(|| {
-                    bad_attr(KEY, format!("'{}' cannot be converted to boolean", show(&v)))
+                    bad_attr(
+                        KEY,
+                        format!("'{}' cannot be converted to boolean", show(&v)),
+                    )
                 })?;
             }
             other => {

@@ -2,9 +2,9 @@
 //! group (its `group` mark, written with the group); the pairs of a group share one
 //! correlation; a change of the pairs is written into the chains using the group.
 
+use super::super::Resource;
 use super::super::lifecycle::Lifecycle;
 use super::super::ops::Plan;
-use super::super::Resource;
 use super::port_pairs::SFC_STANDARD;
 use super::{chains_with_group, in_use, invalid, uuid_list};
 use crate::Api;
@@ -172,7 +172,10 @@ async fn write_pairs(
     now: Vec<(PortPair, nbdb::Revision)>,
     plan: &mut Plan<'_>,
 ) -> ApiResult<()> {
-    for id in before.iter().filter(|id| !now.iter().any(|(p, _)| p.meta.id == **id)) {
+    for id in before
+        .iter()
+        .filter(|id| !now.iter().any(|(p, _)| p.meta.id == **id))
+    {
         if let Some((mut pp, rev)) = api.db.get::<PortPair>(id).await? {
             pp.group = None;
             plan.txn.update(&pp, rev);

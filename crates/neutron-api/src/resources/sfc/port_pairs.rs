@@ -65,10 +65,7 @@ fn sf_parameters(v: Option<Value>) -> ApiResult<(Option<String>, u32)> {
                     v => {
                         return Err(bad_attr(
                             KEY,
-                            format!(
-                                "'{}' is not in [None, 'mpls', 'nsh']",
-                                show(&v)
-                            ),
+                            format!("'{}' is not in [None, 'mpls', 'nsh']", show(&v)),
                         ));
                     }
                 }
@@ -80,9 +77,7 @@ fn sf_parameters(v: Option<Value>) -> ApiResult<(Option<String>, u32)> {
                     _ => None,
                 }
                 .and_then(|w| u32::try_from(w).ok())
-                .ok_or_else(|| {
-                    bad_attr(KEY, format!("'{}' should be non-negative", show(&v)))
-                })?;
+                .ok_or_else(|| bad_attr(KEY, format!("'{}' should be non-negative", show(&v))))?;
             }
             other => {
                 return Err(bad_attr(
@@ -148,13 +143,19 @@ impl Lifecycle for PortPair {
         if ingress.device_id.is_empty() {
             return Err(invalid(
                 "PortPairIngressNoHost",
-                format!("Port Pair ingress port {} does not belong to a host.", req.ingress),
+                format!(
+                    "Port Pair ingress port {} does not belong to a host.",
+                    req.ingress
+                ),
             ));
         }
         if egress.device_id.is_empty() {
             return Err(invalid(
                 "PortPairEgressNoHost",
-                format!("Port Pair egress port {} does not belong to a host.", req.egress),
+                format!(
+                    "Port Pair egress port {} does not belong to a host.",
+                    req.egress
+                ),
             ));
         }
         if ingress.device_id != egress.device_id {
