@@ -974,7 +974,9 @@ pub fn port_masks(min: u16, max: u16) -> Vec<(u16, u16)> {
         while lo + size - 1 > hi {
             size >>= 1;
         }
-        out.push((lo as u16, (!(size - 1) & 0xffff) as u16));
+        let value = u16::try_from(lo).unwrap_or(u16::MAX);
+        let mask = u16::try_from(!(size - 1) & 0xffff).unwrap_or(0);
+        out.push((value, mask));
         lo += size;
     }
     out
