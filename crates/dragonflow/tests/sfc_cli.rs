@@ -26,9 +26,23 @@ fn a_chain_made_and_unmade_with_the_openstack_cli() {
     let srv = Server::start();
     srv.os(&["network", "create", "n1"]);
     srv.os(&[
-        "subnet", "create", "--network", "n1", "--subnet-range", "10.0.0.0/24", "s1",
+        "subnet",
+        "create",
+        "--network",
+        "n1",
+        "--subnet-range",
+        "10.0.0.0/24",
+        "s1",
     ]);
-    srv.os(&["port", "create", "--network", "n1", "--device-id", "vm-a", "a"]);
+    srv.os(&[
+        "port",
+        "create",
+        "--network",
+        "n1",
+        "--device-id",
+        "vm-a",
+        "a",
+    ]);
     for p in ["sf-in", "sf-out"] {
         srv.os(&["port", "create", "--network", "n1", "--device-id", "sf1", p]);
     }
@@ -48,11 +62,26 @@ fn a_chain_made_and_unmade_with_the_openstack_cli() {
     let pp_id = id(&pp);
     // The same ports again: networking-sfc's refusal reaches the CLI.
     let again = srv.openstack(&[
-        "sfc", "port", "pair", "create", "--ingress", "sf-in", "--egress", "sf-out", "pp2",
+        "sfc",
+        "port",
+        "pair",
+        "create",
+        "--ingress",
+        "sf-in",
+        "--egress",
+        "sf-out",
+        "pp2",
     ]);
     assert!(again.is_err(), "{again:?}");
     let ppg = srv.os(&[
-        "sfc", "port", "pair", "group", "create", "--port-pair", "pp1", "g1",
+        "sfc",
+        "port",
+        "pair",
+        "group",
+        "create",
+        "--port-pair",
+        "pp1",
+        "g1",
     ]);
     let fc = srv.os(&[
         "sfc",

@@ -159,6 +159,7 @@ fn body(c: &Cloud, w: &World, key: &str) -> Value {
         "address_group" => json!({"address_group": {"name": "a",
             "addresses": [format!("10.{}.0.0/16", n % 250)]}}),
         "trunk" => json!({"trunk": {"port_id": w.ports[n as usize % PARENTS]}}),
+        "port_pair_group" => json!({"port_pair_group": {}}),
         _ => json!({"rbac_policy": {"object_type": "network", "object_id": w.network,
             "action": "access_as_shared", "target_tenant": format!("{n:032x}")}}),
     }
@@ -174,7 +175,7 @@ fn change(key: &str) -> Value {
     }
 }
 
-const RESOURCES: [(&str, &str); 12] = [
+const RESOURCES: [(&str, &str); 13] = [
     ("network", "networks"),
     ("subnet", "subnets"),
     ("port", "ports"),
@@ -187,6 +188,7 @@ const RESOURCES: [(&str, &str); 12] = [
     ("address_scope", "address-scopes"),
     ("address_group", "address-groups"),
     ("trunk", "trunks"),
+    ("port_pair_group", "sfc/port_pair_groups"),
 ];
 
 /// The expected create status for each caller (admin, P member, P reader, Q member, Q
