@@ -115,10 +115,10 @@ fn a_chain_made_and_unmade_with_the_openstack_cli() {
     assert!(shown.to_string().contains(&id(&fc)), "{shown}");
     // In use: the classifier, the group, the pair.
     for args in [
-        ["sfc", "flow", "classifier", "delete", "http"],
-        ["sfc", "port", "pair", "group", "delete", "g1"],
+        &["sfc", "flow", "classifier", "delete", "http"][..],
+        &["sfc", "port", "pair", "group", "delete", "g1"][..],
     ] {
-        let r = srv.openstack(&args);
+        let r = srv.openstack(args);
         assert!(r.is_err(), "{args:?}: {r:?}");
     }
     let r = srv.openstack(&["sfc", "port", "pair", "delete", &pp_id]);
