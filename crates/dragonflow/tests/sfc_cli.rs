@@ -34,17 +34,9 @@ fn a_chain_made_and_unmade_with_the_openstack_cli() {
         "10.0.0.0/24",
         "s1",
     ]);
-    srv.os(&[
-        "port",
-        "create",
-        "--network",
-        "n1",
-        "--device-id",
-        "vm-a",
-        "a",
-    ]);
+    srv.os(&["port", "create", "--network", "n1", "--device", "vm-a", "a"]);
     for p in ["sf-in", "sf-out"] {
-        srv.os(&["port", "create", "--network", "n1", "--device-id", "sf1", p]);
+        srv.os(&["port", "create", "--network", "n1", "--device", "sf1", p]);
     }
     let pp = srv.os(&[
         "sfc",
