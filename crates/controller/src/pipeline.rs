@@ -326,10 +326,11 @@ pub enum App {
     Mcast = 17,
     Lb = 18,
     Qos = 19,
+    Sfc = 20,
 }
 
 impl App {
-    pub const ALL: [App; 19] = [
+    pub const ALL: [App; 20] = [
         App::Classifier,
         App::PortSecurity,
         App::L2,
@@ -349,6 +350,7 @@ impl App {
         App::Mcast,
         App::Lb,
         App::Qos,
+        App::Sfc,
     ];
 }
 

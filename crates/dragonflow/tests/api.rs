@@ -513,6 +513,8 @@ fn projects_if_match_and_discovery() {
         "dns-domain-ports",
         "trunk",
         "trunk-details",
+        "sfc",
+        "flow_classifier",
         "qos",
         "qos-bw-limit-direction",
         "qos-default",

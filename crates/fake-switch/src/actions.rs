@@ -63,7 +63,8 @@ fn ins_rank(i: &Instruction) -> u8 {
 /// Action-set slot (one action per slot; later writes replace) and execution rank.
 fn set_slot(a: &Action) -> (u8, String) {
     match a {
-        Action::PopVlan => (1, String::new()),
+        Action::PopVlan | Action::PopMpls(_) => (1, String::new()),
+        Action::PushMpls(_) => (2, "mpls".into()),
         Action::PushVlan(_) => (2, String::new()),
         Action::DecNwTtl | Action::DecTtlCntIds(_) => (3, String::new()),
         Action::SetField(f) | Action::RegLoad2(f) => (4, format!("{:?}", f.field)),
@@ -333,6 +334,8 @@ impl<'a> Engine<'a> {
                 }
                 Action::PushVlan(tpid) => pkt.push_vlan(*tpid),
                 Action::PopVlan => pkt.pop_vlan(),
+                Action::PushMpls(ethertype) => pkt.push_mpls(*ethertype),
+                Action::PopMpls(ethertype) => pkt.pop_mpls(*ethertype),
                 Action::DecNwTtl | Action::DecTtlCntIds(_) => {
                     if !pkt.dec_ttl() {
                         self.log(depth, "dec_ttl: TTL expired".into());

@@ -81,6 +81,10 @@ pub(crate) fn put(frame: &mut [u8], off: usize, len: usize, v: u128) -> bool {
 }
 
 impl Layout {
+    pub(crate) fn is_mpls(&self) -> bool {
+        matches!(self.eth_type, 0x8847 | 0x8848)
+    }
+
     pub(crate) fn of(frame: &[u8]) -> Option<Layout> {
         let mut eth_type = be(frame, 12, 2)? as u16;
         let mut l3 = 14;
@@ -200,6 +204,10 @@ fn locate(frame: &[u8], f: Field) -> Option<(usize, usize, u32, u32)> {
         EthDst => whole(0, 6),
         EthSrc => whole(6, 6),
         VlanPcp if l.vlan => Some((14, 1, 5, 3)),
+        // The outer label stack entry: label(20) tc(3) bos(1) ttl(8).
+        MplsLabel if l.is_mpls() => Some((l.l3, 4, 12, 20)),
+        MplsTc if l.is_mpls() => Some((l.l3, 4, 9, 3)),
+        MplsBos if l.is_mpls() => Some((l.l3, 4, 8, 1)),
         // IPv6: the upper layer's, past extension headers (`Layout::proto_at`).
         IpProto if l.ip != 0 => whole(if v4 { l.l3 + 9 } else { l.proto_at }, 1),
         IpTtl if l.ip != 0 => whole(l.l3 + if v4 { 8 } else { 7 }, 1),
@@ -452,6 +460,29 @@ impl Packet {
         tag.extend_from_slice(&tpid.to_be_bytes());
         tag.extend_from_slice(&tci.to_be_bytes());
         self.frame.splice(12..12, tag);
+    }
+
+    /// Pushes an MPLS label stack entry (label 0, TC 0, the IP TTL or 64) after the L2
+    /// header, as OVS's push_mpls does; the frame's ethertype becomes `ethertype`.
+    pub(crate) fn push_mpls(&mut self, ethertype: u16) {
+        let Some(l) = self.layout() else { return };
+        let bos: u32 = if l.is_mpls() { 0 } else { 1 };
+        let ttl = u32::try_from(self.get(Field::IpTtl).unwrap_or(64)).unwrap_or(64);
+        let lse = (bos << 8) | (ttl & 0xff);
+        self.frame.splice(l.l3..l.l3, lse.to_be_bytes());
+        put(&mut self.frame, l.l3 - 2, 2, u128::from(ethertype));
+    }
+
+    /// Pops the outer MPLS label stack entry; the frame's ethertype becomes `ethertype`.
+    pub(crate) fn pop_mpls(&mut self, ethertype: u16) {
+        let Some(l) = self.layout().filter(Layout::is_mpls) else {
+            return;
+        };
+        if self.frame.len() < l.l3 + 4 {
+            return;
+        }
+        self.frame.drain(l.l3..l.l3 + 4);
+        put(&mut self.frame, l.l3 - 2, 2, u128::from(ethertype));
     }
 
     pub(crate) fn pop_vlan(&mut self) {

@@ -19,6 +19,7 @@ pub mod nova;
 pub mod objects;
 pub mod pools;
 pub mod qos;
+pub mod sfc;
 pub mod time;
 pub mod trunk;
 
@@ -30,6 +31,7 @@ pub use mcast::McastGroup;
 pub use objects::*;
 pub use pools::{AddressScope, SubnetPool};
 pub use qos::{QosDirection, QosPolicy, QosRule, QosRuleKind};
+pub use sfc::{FlowClassifier, PortChain, PortPair, PortPairGroup};
 pub use trunk::{SubPort, Trunk};
 
 /// The NB store tables, one per object kind, plus the claims table that makes allocations
@@ -68,12 +70,18 @@ pub enum Table {
     /// BGP speakers and peers (neutron-dynamic-routing), read by `dragonflow bgp`.
     BgpSpeaker,
     BgpPeer,
+    /// Service function chaining (`sfc`): port pairs, port pair groups and flow
+    /// classifiers are the API server's; port chains carry what the hosts compile.
+    SfcPortPair,
+    SfcPortPairGroup,
+    SfcFlowClassifier,
+    SfcPortChain,
     /// `ip/<subnet>/<addr>`, `mac/<mac>`, `key/<kind>/<n>`, `seg/<type>/<n>` → owner id.
     Claim,
 }
 
 impl Table {
-    pub const ALL: [Table; 23] = [
+    pub const ALL: [Table; 27] = [
         Table::Network,
         Table::Subnet,
         Table::Port,
@@ -96,6 +104,10 @@ impl Table {
         Table::FirewallGroup,
         Table::BgpSpeaker,
         Table::BgpPeer,
+        Table::SfcPortPair,
+        Table::SfcPortPairGroup,
+        Table::SfcFlowClassifier,
+        Table::SfcPortChain,
         Table::Claim,
     ];
 
@@ -124,6 +136,10 @@ impl Table {
             Table::FirewallGroup => "firewall_group",
             Table::BgpSpeaker => "bgp_speaker",
             Table::BgpPeer => "bgp_peer",
+            Table::SfcPortPair => "sfc_port_pair",
+            Table::SfcPortPairGroup => "sfc_port_pair_group",
+            Table::SfcFlowClassifier => "sfc_flow_classifier",
+            Table::SfcPortChain => "sfc_port_chain",
             Table::Claim => "claim",
         }
     }

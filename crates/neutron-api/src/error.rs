@@ -44,6 +44,21 @@ impl ApiError {
 
     /// 404 `<Kind>NotFound`.
     pub fn not_found(kind: &str, id: &str) -> ApiError {
+        // networking-sfc's own wording ("Port Pair <id> not found.").
+        let sfc = match kind {
+            "PortPair" => Some("Port Pair"),
+            "PortPairGroup" => Some("Port Pair Group"),
+            "FlowClassifier" => Some("Flow Classifier"),
+            "PortChain" => Some("Port Chain"),
+            _ => None,
+        };
+        if let Some(noun) = sfc {
+            return ApiError::new(
+                StatusCode::NOT_FOUND,
+                &format!("{kind}NotFound"),
+                format!("{noun} {id} not found."),
+            );
+        }
         let noun = match kind {
             "FloatingIP" => "Floating IP".to_string(),
             "SecurityGroup" => "Security group".to_string(),

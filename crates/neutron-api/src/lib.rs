@@ -183,6 +183,10 @@ pub fn router(api: Arc<Api>) -> Router {
             get(bgp::get_advertised_routes),
         )
     };
+    let r = resource::<model::PortPair>(r, "/v2.0/sfc/port_pairs");
+    let r = resource::<model::PortPairGroup>(r, "/v2.0/sfc/port_pair_groups");
+    let r = resource::<model::FlowClassifier>(r, "/v2.0/sfc/flow_classifiers");
+    let r = resource::<model::PortChain>(r, "/v2.0/sfc/port_chains");
     let r = r
         .route(
             "/v2.0/routers/{id}/add_router_interface",

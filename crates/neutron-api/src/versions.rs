@@ -99,6 +99,11 @@ pub const EXTENSIONS: &[(&str, &str, &str)] = &[
         "Unknown filters are rejected with 400",
     ),
     (
+        "flow_classifier",
+        "Flow Classifier",
+        "Flow Classifier Extension: the traffic a port chain takes",
+    ),
+    (
         "floating-ip-port-forwarding",
         "Floating IP Port Forwarding",
         "Allow port forwarding from floating IP port to an internal port",
@@ -255,6 +260,11 @@ pub const EXTENSIONS: &[(&str, &str, &str)] = &[
         "The service providers: this project's distributed routers",
     ),
     (
+        "sfc",
+        "Service Function Chaining",
+        "Service Function Chain extension: port pairs, port pair groups and port chains, steered with MPLS between hosts",
+    ),
+    (
         "sorting",
         "Sorting support",
         "sort_key and sort_dir on collections",
@@ -368,6 +378,10 @@ pub async fn v2(headers: HeaderMap) -> Json<Value> {
         ("firewall_rule", "fwaas/firewall_rules"),
         ("bgp_speaker", "bgp-speakers"),
         ("bgp_peer", "bgp-peers"),
+        ("port_pair", "sfc/port_pairs"),
+        ("port_pair_group", "sfc/port_pair_groups"),
+        ("flow_classifier", "sfc/flow_classifiers"),
+        ("port_chain", "sfc/port_chains"),
     ]
     .into_iter()
     .map(|(name, coll)| {

@@ -10,6 +10,20 @@ use serde_json::{Map, Value, json};
 use tower::ServiceExt;
 
 const KEYS: &[&str] = &[
+    "ingress",
+    "egress",
+    "service_function_parameters",
+    "port_pairs",
+    "port_pair_group_parameters",
+    "source_port_range_min",
+    "destination_port_range_max",
+    "source_ip_prefix",
+    "logical_source_port",
+    "l7_parameters",
+    "port_pair_groups",
+    "flow_classifiers",
+    "chain_parameters",
+    "chain_id",
     "name",
     "network_id",
     "subnet_id",
@@ -162,6 +176,10 @@ const TARGETS: &[(&str, &str)] = &[
     ("fwaas/firewall_rules", "firewall_rule"),
     ("fwaas/firewall_policies", "firewall_policy"),
     ("fwaas/firewall_groups", "firewall_group"),
+    ("sfc/port_pairs", "port_pair"),
+    ("sfc/port_pair_groups", "port_pair_group"),
+    ("sfc/flow_classifiers", "flow_classifier"),
+    ("sfc/port_chains", "port_chain"),
     (
         "default-security-group-rules",
         "default_security_group_rule",

@@ -163,6 +163,7 @@ fn body(c: &Cloud, w: &World, key: &str) -> Value {
             "destination_port": format!("{}", n % 60000 + 1)}}),
         "firewall_policy" => json!({"firewall_policy": {"name": "fp"}}),
         "firewall_group" => json!({"firewall_group": {"name": "fg"}}),
+        "port_pair_group" => json!({"port_pair_group": {}}),
         _ => json!({"rbac_policy": {"object_type": "network", "object_id": w.network,
             "action": "access_as_shared", "target_tenant": format!("{n:032x}")}}),
     }
@@ -178,7 +179,7 @@ fn change(key: &str) -> Value {
     }
 }
 
-const RESOURCES: [(&str, &str); 15] = [
+const RESOURCES: [(&str, &str); 16] = [
     ("network", "networks"),
     ("subnet", "subnets"),
     ("port", "ports"),
@@ -194,6 +195,7 @@ const RESOURCES: [(&str, &str); 15] = [
     ("firewall_rule", "fwaas/firewall_rules"),
     ("firewall_policy", "fwaas/firewall_policies"),
     ("firewall_group", "fwaas/firewall_groups"),
+    ("port_pair_group", "sfc/port_pair_groups"),
 ];
 
 /// The expected create status for each caller (admin, P member, P reader, Q member, Q

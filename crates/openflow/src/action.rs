@@ -42,6 +42,8 @@ pub const ONF_VENDOR_ID: u32 = 0x4f4e_4600;
 const OFPAT_OUTPUT: u16 = 0;
 const OFPAT_PUSH_VLAN: u16 = 17;
 const OFPAT_POP_VLAN: u16 = 18;
+const OFPAT_PUSH_MPLS: u16 = 19;
+const OFPAT_POP_MPLS: u16 = 20;
 const OFPAT_SET_QUEUE: u16 = 21;
 const OFPAT_GROUP: u16 = 22;
 const OFPAT_DEC_NW_TTL: u16 = 24;
@@ -69,6 +71,10 @@ pub enum Action {
     PushVlan(u16),
     /// Pop the outer VLAN tag.
     PopVlan,
+    /// Push an MPLS label stack entry; the ethertype is 0x8847 (unicast) or 0x8848.
+    PushMpls(u16),
+    /// Pop the outer MPLS label; the ethertype is what the packet becomes.
+    PopMpls(u16),
     /// Decrement the IP TTL (OFPAT_DEC_NW_TTL).
     DecNwTtl,
     /// Set the output queue.
@@ -247,6 +253,18 @@ impl Action {
                 put_zeros(out, 2);
                 return;
             }
+            Action::PushMpls(ethertype) | Action::PopMpls(ethertype) => {
+                let ty = if matches!(self, Action::PushMpls(_)) {
+                    OFPAT_PUSH_MPLS
+                } else {
+                    OFPAT_POP_MPLS
+                };
+                put_u16(out, ty);
+                put_u16(out, 8);
+                put_u16(out, *ethertype);
+                put_zeros(out, 2);
+                return;
+            }
             Action::PopVlan | Action::DecNwTtl => {
                 let ty = if matches!(self, Action::PopVlan) {
                     OFPAT_POP_VLAN
@@ -315,6 +333,8 @@ impl Action {
             OFPAT_SET_QUEUE => Action::SetQueue(a.u32()?),
             OFPAT_PUSH_VLAN => Action::PushVlan(a.u16()?),
             OFPAT_POP_VLAN => Action::PopVlan,
+            OFPAT_PUSH_MPLS => Action::PushMpls(a.u16()?),
+            OFPAT_POP_MPLS => Action::PopMpls(a.u16()?),
             OFPAT_DEC_NW_TTL => Action::DecNwTtl,
             OFPAT_SET_FIELD => {
                 let f = OxmField::decode(&mut a)?;

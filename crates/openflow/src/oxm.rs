@@ -114,6 +114,12 @@ pub enum Field {
     NdReserved,
     /// The type of an ND message's first option (1: SLL, 2: TLL), OVS 2.11+.
     NdOptionsType,
+    /// MPLS label (20 bits), OXM_OF_MPLS_LABEL.
+    MplsLabel,
+    /// MPLS traffic class (3 bits), OXM_OF_MPLS_TC.
+    MplsTc,
+    /// MPLS bottom of stack (1 bit), OXM_OF_MPLS_BOS.
+    MplsBos,
     /// Tunnel id (VNI / key), OXM_OF_TUNNEL_ID.
     TunId,
     /// 32-bit register `reg0`..`reg15`.
@@ -218,6 +224,9 @@ impl Field {
             NdTll => (b, 33, 6),
             NdReserved => (ERICOXM_CLASS_OF, 1, 4),
             NdOptionsType => (ERICOXM_CLASS_OF, 2, 1),
+            MplsLabel => (b, 34, 4),
+            MplsTc => (b, 35, 1),
+            MplsBos => (b, 36, 1),
             TunId => (b, 38, 8),
             Reg(n) => (nx, n, 4),
             XReg(n) => (OXM_CLASS_PKT_REG, n, 8),
@@ -271,6 +280,9 @@ impl Field {
         match self {
             VlanVid => 13,
             VlanPcp => 3,
+            MplsLabel => 20,
+            MplsTc => 3,
+            MplsBos => 1,
             IpDscp => 6,
             IpEcn => 2,
             IpFrag => 2,
@@ -287,6 +299,9 @@ impl Field {
             InPort
                 | NxmInPort
                 | VlanPcp
+                | MplsLabel
+                | MplsTc
+                | MplsBos
                 | IpDscp
                 | IpEcn
                 | IpProto
@@ -340,6 +355,9 @@ impl Field {
                 31 => Some(NdTarget),
                 32 => Some(NdSll),
                 33 => Some(NdTll),
+                34 => Some(MplsLabel),
+                35 => Some(MplsTc),
+                36 => Some(MplsBos),
                 38 => Some(TunId),
                 _ => None,
             },
@@ -487,6 +505,9 @@ const NAMES: &[(Field, &str)] = &[
     (EthType, "eth_type"),
     (VlanVid, "vlan_vid"),
     (VlanPcp, "vlan_pcp"),
+    (MplsLabel, "mpls_label"),
+    (MplsTc, "mpls_tc"),
+    (MplsBos, "mpls_bos"),
     (IpDscp, "ip_dscp"),
     (IpEcn, "nw_ecn"),
     (IpProto, "nw_proto"),
@@ -760,6 +781,10 @@ impl Match {
         icmp_code: Icmpv4Code, u8;
         /// vlan_vid (include [`OFPVID_PRESENT`] to match tagged frames).
         vlan_vid: VlanVid, u16;
+        /// mpls_label (needs eth_type 0x8847).
+        mpls_label: MplsLabel, u32;
+        /// mpls_tc (needs eth_type 0x8847).
+        mpls_tc: MplsTc, u8;
         /// conj_id.
         conj_id: ConjId, u32;
         /// ct_mark (exact).
@@ -921,6 +946,7 @@ impl Match {
                 NdReserved | NdOptionsType => {
                     is6 && proto == Some(58) && matches!(exact(Icmpv6Type), Some(135) | Some(136))
                 }
+                MplsLabel | MplsTc | MplsBos => matches!(eth, Some(0x8847) | Some(0x8848)),
                 VlanPcp => self
                     .get(VlanVid)
                     .is_some_and(|v| v.value & u128::from(OFPVID_PRESENT) != 0),
@@ -932,6 +958,28 @@ impl Match {
         }
         Ok(())
     }
+}
+
+/// `[min, max]` as (value, mask) pairs of a 16-bit field (a port range as the
+/// fewest aligned value/mask blocks).
+pub fn port_masks(min: u16, max: u16) -> Vec<(u16, u16)> {
+    let mut out = Vec::new();
+    let (mut lo, hi) = (u32::from(min), u32::from(max));
+    while lo <= hi {
+        let mut size: u32 = if lo == 0 {
+            1 << 16
+        } else {
+            lo & lo.wrapping_neg()
+        };
+        while lo + size - 1 > hi {
+            size >>= 1;
+        }
+        let value = u16::try_from(lo).unwrap_or(u16::MAX);
+        let mask = u16::try_from(!(size - 1) & 0xffff).unwrap_or(0);
+        out.push((value, mask));
+        lo += size;
+    }
+    out
 }
 
 /// The mask of a `prefix`-bit prefix of a `width`-bit address (prefix clamped to width).

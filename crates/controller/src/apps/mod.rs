@@ -34,6 +34,7 @@ pub mod qos;
 pub mod ra;
 pub mod rate;
 pub mod security_groups;
+pub mod sfc;
 mod sink;
 pub mod trunk;
 pub mod tunnel;
@@ -172,6 +173,7 @@ pub enum Object<'a> {
     FloatingIp(&'a FloatingIp),
     Rule(&'a SecurityGroupRule),
     LoadBalancer(&'a model::LoadBalancer),
+    PortChain(&'a model::PortChain),
 }
 
 /// What an app compiles from: the local view and what the host knows.
@@ -243,6 +245,7 @@ pub static APPS: &[&dyn App] = &[
     &mcast::Mcast,
     &lb::Lb,
     &qos::Qos,
+    &sfc::Sfc,
 ];
 
 /// The object an owner names, if the view has it.
@@ -255,6 +258,7 @@ fn object<'a>(view: &'a View, owner: &Owner) -> Option<Object<'a>> {
         Table::FloatingIp => Object::FloatingIp(view.floating_ips.get(&owner.id)?),
         Table::SecurityGroupRule => Object::Rule(view.rules.get(&owner.id)?),
         Table::LoadBalancer => Object::LoadBalancer(view.loadbalancers.get(&owner.id)?),
+        Table::SfcPortChain => Object::PortChain(view.port_chains.get(&owner.id)?),
         _ => return None,
     })
 }
@@ -308,6 +312,10 @@ pub fn owners(view: &View) -> Vec<Owner> {
             table: Table::LoadBalancer,
             id: id.clone(),
         }))
+        .chain(view.port_chains.keys().map(|id| Touched {
+            table: Table::SfcPortChain,
+            id: id.clone(),
+        }))
         .collect()
 }
 
@@ -328,7 +336,8 @@ pub fn affected(view: &View, touched: &Touched) -> Vec<Owner> {
         | Table::Router
         | Table::FloatingIp
         | Table::SecurityGroupRule
-        | Table::LoadBalancer => out.push(touched.clone()),
+        | Table::LoadBalancer
+        | Table::SfcPortChain => out.push(touched.clone()),
         _ => {}
     }
     for app in APPS {

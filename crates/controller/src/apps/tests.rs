@@ -191,6 +191,46 @@ fn random_lb(rnd: &mut impl FnMut(u64) -> u64, k: u64) -> model::LoadBalancer {
     }
 }
 
+/// Chain pc0 or pc1 on network n`k`: UDP from one of the ports x0..x11 through one or
+/// two hops of one or two pairs among those ports (weights 0..3).
+fn random_chain(rnd: &mut impl FnMut(u64) -> u64, k: u64) -> model::PortChain {
+    use model::sfc::{Classifier, Hop, HopPair};
+    let c = rnd(2);
+    let hops = 1 + rnd(2) as usize;
+    let path = (0..hops)
+        .map(|h| Hop {
+            group: format!("pc{c}g{h}"),
+            pairs: (0..1 + rnd(2))
+                .map(|i| HopPair {
+                    id: format!("pc{c}g{h}p{i}"),
+                    ingress: format!("x{}", rnd(12)),
+                    egress: format!("x{}", rnd(12)),
+                    weight: rnd(4) as u32,
+                })
+                .collect(),
+        })
+        .collect();
+    model::PortChain {
+        meta: fixtures::meta(&format!("pc{c}")),
+        chain_id: c as u32 + 1,
+        port_pair_groups: vec![],
+        flow_classifiers: vec![],
+        correlation: "mpls".into(),
+        symmetric: false,
+        network_id: format!("n{k}"),
+        path,
+        classifiers: vec![Classifier {
+            id: format!("fc{c}"),
+            ethertype: if rnd(4) == 0 { "IPv6" } else { "IPv4" }.into(),
+            protocol: Some("udp".into()),
+            destination_port_range_min: Some(7000),
+            destination_port_range_max: Some(7000 + rnd(3) as u16),
+            logical_source_port: Some(format!("x{}", rnd(12))),
+            ..Classifier::default()
+        }],
+    }
+}
+
 /// Router r0 or r1 with interfaces on some of n0..n2 and maybe an extra route.
 fn random_router(rnd: &mut impl FnMut(u64) -> u64) -> model::Router {
     let which = rnd(2);
@@ -346,6 +386,7 @@ fn incremental_equals_full_after_random_changes() {
     let mut nated = 0;
     let mut trunked = 0;
     let mut balanced = 0;
+    let mut chained = 0;
     // Port keys, MACs and port numbers are unique per port, as the API and OVS make them.
     for rev in 1..2000 {
         let n = rnd(12);
@@ -353,7 +394,10 @@ fn incremental_equals_full_after_random_changes() {
         // n3 overlaps n0: the same addresses on two networks, as two projects have them.
         let k = rnd(4);
         let net = format!("n{k}");
-        let change = match rnd(27) {
+        let change = match rnd(28) {
+            // Port chains come, change their path and go.
+            27 if rnd(3) == 0 => removed("sfc_port_chain", &format!("pc{}", rnd(2)), rev),
+            27 => written(&random_chain(&mut rnd, k), rev),
             // Balancers come, change their members and go.
             22 if rnd(3) == 0 => removed("loadbalancer", &format!("b{}", rnd(2)), rev),
             22 => written(&random_lb(&mut rnd, k), rev),
@@ -676,6 +720,13 @@ fn incremental_equals_full_after_random_changes() {
             .iter()
             .filter(|(k, _)| k.table() == table::LB_OUT)
             .count();
+        chained += d
+            .table()
+            .iter()
+            .filter(|(k, _)| {
+                k.table() == table::SERVICES && k.priority() == super::sfc::PRIO_CLASSIFY
+            })
+            .count();
         nated += d
             .table()
             .iter()
@@ -698,6 +749,7 @@ fn incremental_equals_full_after_random_changes() {
     assert!(nated > 50, "north-south flows were exercised: {nated}");
     assert!(trunked > 100, "subports were wired: {trunked}");
     assert!(balanced > 50, "load balancers were exercised: {balanced}");
+    assert!(chained > 50, "port chains were exercised: {chained}");
 }
 
 /// The network, tagged `mcast_snoop` when `on`.

@@ -32,7 +32,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 /// The tables a controller follows (not claims).
-pub const TABLES: [Table; 13] = [
+pub const TABLES: [Table; 14] = [
     Table::Network,
     Table::Subnet,
     Table::Port,
@@ -46,6 +46,7 @@ pub const TABLES: [Table; 13] = [
     Table::McastGroup,
     Table::LoadBalancer,
     Table::QosPolicy,
+    Table::SfcPortChain,
 ];
 
 /// [`TABLES`] by name, as snapshots and watches are limited to them.

@@ -45,6 +45,8 @@ pub struct View {
     trunk_by_port: BTreeMap<String, String>,
     /// Load balancers with their VIP on a followed network.
     pub loadbalancers: Objects<LoadBalancer>,
+    /// Port chains on a followed network (service function chaining).
+    pub port_chains: Objects<model::PortChain>,
     /// Ports of each network.
     ports_by_network: BTreeMap<String, BTreeSet<String>>,
     /// Ports holding each security group.
@@ -366,6 +368,7 @@ impl View {
             }
             Some(Table::Chassis) => set(&mut self.chassis_by_name, table, id, value),
             Some(Table::LoadBalancer) => set(&mut self.loadbalancers, table, id, value),
+            Some(Table::SfcPortChain) => set(&mut self.port_chains, table, id, value),
             Some(Table::AddressGroup) => set(&mut self.address_groups, table, id, value),
             Some(Table::McastGroup) => set(&mut self.mcast_groups, table, id, value),
             Some(Table::Trunk) => {
@@ -392,7 +395,10 @@ impl View {
                 | Table::FirewallPolicy
                 | Table::FirewallGroup
                 | Table::BgpSpeaker
-                | Table::BgpPeer,
+                | Table::BgpPeer
+                | Table::SfcPortPair
+                | Table::SfcPortPairGroup
+                | Table::SfcFlowClassifier,
             )
             | None => false,
         }
@@ -468,6 +474,12 @@ impl View {
             Table::QosPolicy,
             &self.qos_policies,
             &other.qos_policies,
+            &mut out,
+        );
+        diff(
+            Table::SfcPortChain,
+            &self.port_chains,
+            &other.port_chains,
             &mut out,
         );
         out

@@ -20,6 +20,7 @@ pub mod rbac_policies;
 pub mod routers;
 pub mod security_group_rules;
 pub mod security_groups;
+pub mod sfc;
 pub mod standard;
 pub mod subnet_pools;
 pub mod subnets;

@@ -213,6 +213,8 @@ pub fn leaf_action() -> impl Strategy<Value = Action> {
         oxm_exact().prop_map(Action::SetField),
         any::<u16>().prop_map(Action::PushVlan),
         Just(Action::PopVlan),
+        any::<u16>().prop_map(Action::PushMpls),
+        any::<u16>().prop_map(Action::PopMpls),
         Just(Action::DecNwTtl),
         any::<u32>().prop_map(Action::SetQueue),
         (any::<u16>(), any::<u8>(), any::<bool>())

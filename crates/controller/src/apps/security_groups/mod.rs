@@ -136,24 +136,7 @@ pub fn conj_id(rule_id: &str) -> u32 {
     h
 }
 
-/// `[min, max]` as (value, mask) pairs of a 16-bit field.
-pub fn port_masks(min: u16, max: u16) -> Vec<(u16, u16)> {
-    let mut out = Vec::new();
-    let (mut lo, hi) = (u32::from(min), u32::from(max));
-    while lo <= hi {
-        let mut size: u32 = if lo == 0 {
-            1 << 16
-        } else {
-            lo & lo.wrapping_neg()
-        };
-        while lo + size - 1 > hi {
-            size >>= 1;
-        }
-        out.push((lo as u16, (!(size - 1) & 0xffff) as u16));
-        lo += size;
-    }
-    out
-}
+pub use openflow::oxm::port_masks;
 
 /// The protocol and port part of a rule, as the matches it needs (several for a port
 /// range that is not one aligned block). Empty when the rule can never match.
