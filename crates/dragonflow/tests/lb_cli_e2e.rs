@@ -242,7 +242,7 @@ fn openstack_loadbalancer_builds_a_tree_and_shows_its_status() {
             .as_array()
             .unwrap()
             .iter()
-            .all(|p| p["Fixed IP Addresses"].to_string().contains(&vip) == false),
+            .all(|p| !p["Fixed IP Addresses"].to_string().contains(&vip)),
         "the VIP port is gone: {ports}"
     );
 }

@@ -23,8 +23,8 @@ pub mod sfc;
 pub mod time;
 pub mod trunk;
 
-pub use fwaas::{FirewallGroup, FirewallPolicy, FirewallRule};
 pub use bgp::{BgpPeer, BgpSpeaker};
+pub use fwaas::{FirewallGroup, FirewallPolicy, FirewallRule};
 pub use lb::LoadBalancer;
 pub use mac::MacAddr;
 pub use mcast::McastGroup;
