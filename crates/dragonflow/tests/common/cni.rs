@@ -42,7 +42,12 @@ impl Plugin {
             .stderr(Stdio::piped())
             .spawn()
             .expect("plugin");
-        child.stdin.take().unwrap().write_all(stdin).unwrap();
+        // A plugin may answer without reading stdin (VERSION does) and exit first: the
+        // pipe is then closed, which is not the plugin's failure.
+        match child.stdin.take().unwrap().write_all(stdin) {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+            r => r.unwrap(),
+        }
         child
     }
 
