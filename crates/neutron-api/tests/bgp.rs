@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{ADMIN, Cloud, OWNER, kind};
+use common::{ADMIN, Cloud, OWNER, kind, message};
 use serde_json::{Value, json};
 
 async fn speaker(c: &Cloud, attrs: Value) -> Value {
@@ -72,50 +72,39 @@ async fn a_speaker_is_rendered_and_validated_as_upstream() {
         ),
     ] {
         let (st, v) = c
-            .call(
+            .send(
                 ADMIN,
                 "POST",
                 "/v2.0/bgp-speakers",
-                Some(json!({"bgp_speaker": body})),
+                json!({"bgp_speaker": body}),
             )
             .await;
         assert_eq!(st, 400, "{body}: {v}");
-        assert!(
-            v["NeutronError"]["message"]
-                .as_str()
-                .unwrap()
-                .contains(what),
-            "{v}"
-        );
+        assert!(message(&v).contains(what), "{v}");
     }
     // Only the switches and the name change.
     let uri = format!("/v2.0/bgp-speakers/{}", id(&s));
     let (st, v) = c
-        .call(
+        .send(
             ADMIN,
             "PUT",
             &uri,
-            Some(json!({"bgp_speaker": {"advertise_tenant_networks": false}})),
+            json!({"bgp_speaker": {"advertise_tenant_networks": false}}),
         )
         .await;
     assert_eq!(st, 200, "{v}");
     assert_eq!(v["bgp_speaker"]["advertise_tenant_networks"], json!(false));
     let (st, _) = c
-        .call(
-            ADMIN,
-            "PUT",
-            &uri,
-            Some(json!({"bgp_speaker": {"local_as": 1}})),
-        )
+        .send(ADMIN, "PUT", &uri, json!({"bgp_speaker": {"local_as": 1}}))
         .await;
     assert_eq!(st, 400);
     // The admin's only.
     let (st, v) = c
-        .call(
+        .send(
             OWNER,
             "POST",
             "/v2.0/bgp-speakers",
-            Some(json!({"bgp_speaker": {"local_as": 1, "ip_version": 4}})),
+            json!({"bgp_speaker": {"local_as": 1, "ip_version": 4}}),
         )
         .await;
     assert_eq!((st, kind(&v)), (403, "PolicyNotAuthorized"), "{v}");
@@ -132,7 +121,12 @@ async fn a_speaker_is_rendered_and_validated_as_upstream() {
 async fn peers_hide_their_password_and_change_only_name_and_password() {
     let c = Cloud::new();
     let (st, v) = c
-        .call(ADMIN, "POST", "/v2.0/bgp-peers", Some(json!({"bgp_peer": {"peer_ip": "192.0.2.1", "remote_as": 65000, "auth_type": "md5"}})))
+        .send(
+            ADMIN,
+            "POST",
+            "/v2.0/bgp-peers",
+            json!({"bgp_peer": {"peer_ip": "192.0.2.1", "remote_as": 65000, "auth_type": "md5"}}),
+        )
         .await;
     assert_eq!(
         (st, kind(&v)),
@@ -140,12 +134,16 @@ async fn peers_hide_their_password_and_change_only_name_and_password() {
         "{v}"
     );
     let (st, v) = c
-        .call(ADMIN, "POST", "/v2.0/bgp-peers", Some(json!({"bgp_peer": {"peer_ip": "192.0.2.1", "remote_as": 65000, "auth_type": "sha1"}})))
+        .send(
+            ADMIN,
+            "POST",
+            "/v2.0/bgp-peers",
+            json!({"bgp_peer": {"peer_ip": "192.0.2.1", "remote_as": 65000, "auth_type": "sha1"}}),
+        )
         .await;
     assert_eq!(st, 400, "{v}");
     let (st, v) = c
-        .call(ADMIN, "POST", "/v2.0/bgp-peers", Some(json!({"bgp_peer": {"peer_ip": "192.0.2.300", "remote_as": 65000, "auth_type": "none"}})))
-        .await;
+        .send(ADMIN, "POST", "/v2.0/bgp-peers", json!({"bgp_peer": {"peer_ip": "192.0.2.300", "remote_as": 65000, "auth_type": "none"}})).await;
     assert_eq!(st, 400, "{v}");
     let p = c
         .made(ADMIN, "bgp-peers", json!({"bgp_peer": {"name": "r", "peer_ip": "192.0.2.1", "remote_as": 65000, "auth_type": "md5", "password": "s3cret"}}))
@@ -154,21 +152,16 @@ async fn peers_hide_their_password_and_change_only_name_and_password() {
     assert_eq!(p["auth_type"], json!("md5"));
     let uri = format!("/v2.0/bgp-peers/{}", id(&p));
     let (st, _) = c
-        .call(
+        .send(
             ADMIN,
             "PUT",
             &uri,
-            Some(json!({"bgp_peer": {"password": "new", "name": "r2"}})),
+            json!({"bgp_peer": {"password": "new", "name": "r2"}}),
         )
         .await;
     assert_eq!(st, 200);
     let (st, _) = c
-        .call(
-            ADMIN,
-            "PUT",
-            &uri,
-            Some(json!({"bgp_peer": {"remote_as": 1}})),
-        )
+        .send(ADMIN, "PUT", &uri, json!({"bgp_peer": {"remote_as": 1}}))
         .await;
     assert_eq!(st, 400);
     // A password for a peer without authentication.
@@ -193,33 +186,31 @@ async fn actions_bind_peers_and_networks_as_upstream() {
     let p2 = peer(&c, "192.0.2.1").await;
     let act = |name: &str| format!("{base}/{name}");
     let (st, v) = c
-        .call(
+        .send(
             ADMIN,
             "PUT",
             &act("add_bgp_peer"),
-            Some(json!({"bgp_peer_id": id(&p1)})),
+            json!({"bgp_peer_id": id(&p1)}),
         )
         .await;
     assert_eq!((st, &v), (200, &json!({"bgp_peer_id": id(&p1)})));
     let (st, v) = c
-        .call(
+        .send(
             ADMIN,
             "PUT",
             &act("add_bgp_peer"),
-            Some(json!({"bgp_peer_id": id(&p2)})),
+            json!({"bgp_peer_id": id(&p2)}),
         )
         .await;
     assert_eq!((st, kind(&v)), (409, "DuplicateBgpPeerIpException"), "{v}");
-    let (st, v) = c
-        .call(ADMIN, "PUT", &act("add_bgp_peer"), Some(json!({})))
-        .await;
+    let (st, v) = c.send(ADMIN, "PUT", &act("add_bgp_peer"), json!({})).await;
     assert_eq!(st, 400, "{v}");
     let (st, v) = c
-        .call(
+        .send(
             ADMIN,
             "PUT",
             &act("add_bgp_peer"),
-            Some(json!({"bgp_peer_id": "6a3f1c2e-0000-4000-8000-000000000000"})),
+            json!({"bgp_peer_id": "6a3f1c2e-0000-4000-8000-000000000000"}),
         )
         .await;
     assert_eq!((st, kind(&v)), (404, "BgpPeerNotFound"), "{v}");
@@ -238,11 +229,11 @@ async fn actions_bind_peers_and_networks_as_upstream() {
     let (_, v) = c.call(ADMIN, "GET", &base, None).await;
     assert_eq!(v["bgp_speaker"]["peers"], json!([]));
     let (st, v) = c
-        .call(
+        .send(
             ADMIN,
             "PUT",
             &act("remove_bgp_peer"),
-            Some(json!({"bgp_peer_id": id(&p2)})),
+            json!({"bgp_peer_id": id(&p2)}),
         )
         .await;
     assert_eq!((st, kind(&v)), (404, "BgpSpeakerPeerNotAssociated"), "{v}");
@@ -255,20 +246,20 @@ async fn actions_bind_peers_and_networks_as_upstream() {
         )
         .await;
     let (st, v) = c
-        .call(
+        .send(
             ADMIN,
             "PUT",
             &act("add_gateway_network"),
-            Some(json!({"network_id": id(&net)})),
+            json!({"network_id": id(&net)}),
         )
         .await;
     assert_eq!((st, &v), (200, &json!({"network_id": id(&net)})));
     let (st, v) = c
-        .call(
+        .send(
             ADMIN,
             "PUT",
             &act("add_gateway_network"),
-            Some(json!({"network_id": id(&net)})),
+            json!({"network_id": id(&net)}),
         )
         .await;
     assert_eq!(
@@ -277,20 +268,20 @@ async fn actions_bind_peers_and_networks_as_upstream() {
         "{v}"
     );
     let (st, v) = c
-        .call(
+        .send(
             ADMIN,
             "PUT",
             &act("remove_gateway_network"),
-            Some(json!({"network_id": id(&net)})),
+            json!({"network_id": id(&net)}),
         )
         .await;
     assert_eq!(st, 200, "{v}");
     let (st, v) = c
-        .call(
+        .send(
             ADMIN,
             "PUT",
             &act("remove_gateway_network"),
-            Some(json!({"network_id": id(&net)})),
+            json!({"network_id": id(&net)}),
         )
         .await;
     assert_eq!(
@@ -299,11 +290,11 @@ async fn actions_bind_peers_and_networks_as_upstream() {
         "{v}"
     );
     let (st, v) = c
-        .call(
+        .send(
             OWNER,
             "PUT",
             &act("add_gateway_network"),
-            Some(json!({"network_id": id(&net)})),
+            json!({"network_id": id(&net)}),
         )
         .await;
     assert_eq!(st, 404, "another project's speaker is not seen: {v}");
@@ -378,22 +369,22 @@ async fn tenant_subnets_in_the_gateway_scope_are_advertised_via_the_router_gatew
         v["advertised_routes"].clone()
     };
     assert_eq!(routes().await, json!([]));
-    c.call(
+    c.send(
         ADMIN,
         "PUT",
         &format!("{base}/add_gateway_network"),
-        Some(json!({"network_id": id(&ext)})),
+        json!({"network_id": id(&ext)}),
     )
     .await;
     assert_eq!(
         routes().await,
         json!([{"destination": "10.10.0.0/24", "next_hop": gw}])
     );
-    c.call(
+    c.send(
         ADMIN,
         "PUT",
         &base,
-        Some(json!({"bgp_speaker": {"advertise_tenant_networks": false}})),
+        json!({"bgp_speaker": {"advertise_tenant_networks": false}}),
     )
     .await;
     assert_eq!(routes().await, json!([]));

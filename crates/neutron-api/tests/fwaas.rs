@@ -74,11 +74,11 @@ async fn a_project_sees_its_default_group_on_first_listing() {
     let (st, v) = c.call(OWNER, "DELETE", &uri, None).await;
     assert_eq!((st, kind(&v)), (409, "FirewallGroupCannotRemoveDefault"));
     let (st, v) = c
-        .call(
+        .send(
             OWNER,
             "PUT",
             &uri,
-            Some(json!({"firewall_group": {"admin_state_up": false}})),
+            json!({"firewall_group": {"admin_state_up": false}}),
         )
         .await;
     assert_eq!(
@@ -86,11 +86,11 @@ async fn a_project_sees_its_default_group_on_first_listing() {
         (409, "FirewallDefaultObjectUpdateRestricted")
     );
     let (st, v) = c
-        .call(
+        .send(
             ADMIN,
             "PUT",
             &uri,
-            Some(json!({"firewall_group": {"name": "mine"}})),
+            json!({"firewall_group": {"name": "mine"}}),
         )
         .await;
     assert_eq!(
@@ -110,11 +110,11 @@ async fn a_project_sees_its_default_group_on_first_listing() {
 async fn reserved_names_are_refused() {
     let c = Cloud::new();
     let (st, v) = c
-        .call(
+        .send(
             OWNER,
             "POST",
             GROUPS,
-            Some(json!({"firewall_group": {"name": "default"}})),
+            json!({"firewall_group": {"name": "default"}}),
         )
         .await;
     assert_eq!(
@@ -123,11 +123,11 @@ async fn reserved_names_are_refused() {
         "{v}"
     );
     let (st, v) = c
-        .call(
+        .send(
             OWNER,
             "POST",
             POLICIES,
-            Some(json!({"firewall_policy": {"name": "default ingress"}})),
+            json!({"firewall_policy": {"name": "default ingress"}}),
         )
         .await;
     assert_eq!(
@@ -210,11 +210,11 @@ async fn rules_are_validated_as_neutron_fwaas_does() {
         (json!({"shared": true}), 403, "PolicyNotAuthorized"),
     ] {
         let (st, v) = c
-            .call(
+            .send(
                 OWNER,
                 "POST",
                 RULES,
-                Some(json!({ "firewall_rule": body.clone() })),
+                json!({ "firewall_rule": body.clone() }),
             )
             .await;
         assert_eq!((st, kind(&v)), (status, want), "{body}: {v}");
@@ -222,11 +222,11 @@ async fn rules_are_validated_as_neutron_fwaas_does() {
     // An update is checked against the whole rule.
     let uri = format!("{RULES}/{}", r["id"].as_str().unwrap());
     let (st, v) = c
-        .call(
+        .send(
             OWNER,
             "PUT",
             &uri,
-            Some(json!({"firewall_rule": {"protocol": "icmp"}})),
+            json!({"firewall_rule": {"protocol": "icmp"}}),
         )
         .await;
     assert_eq!(
@@ -235,11 +235,11 @@ async fn rules_are_validated_as_neutron_fwaas_does() {
         "{v}"
     );
     let (st, v) = c
-        .call(
+        .send(
             OWNER,
             "PUT",
             &uri,
-            Some(json!({"firewall_rule": {"protocol": "icmp", "destination_port": null}})),
+            json!({"firewall_rule": {"protocol": "icmp", "destination_port": null}}),
         )
         .await;
     assert_eq!(st, 200, "{v}");
@@ -275,11 +275,11 @@ async fn insert_and_remove_keep_the_order_and_clear_audited() {
     let remove = format!("{POLICIES}/{id}/remove_rule");
 
     let (st, v) = c
-        .call(
+        .send(
             OWNER,
             "PUT",
             &insert,
-            Some(json!({"firewall_rule_id": b, "insert_after": a})),
+            json!({"firewall_rule_id": b, "insert_after": a}),
         )
         .await;
     assert_eq!(st, 200, "{v}");
@@ -310,19 +310,19 @@ async fn insert_and_remove_keep_the_order_and_clear_audited() {
             "FirewallRuleNotFound",
         ),
     ] {
-        let (st, v) = c.call(OWNER, "PUT", &insert, Some(body.clone())).await;
+        let (st, v) = c.send(OWNER, "PUT", &insert, body.clone()).await;
         assert_eq!((st, kind(&v)), (status, want), "{body}: {v}");
     }
     let (st, v) = c
-        .call(OWNER, "PUT", &remove, Some(json!({"firewall_rule_id": b})))
+        .send(OWNER, "PUT", &remove, json!({"firewall_rule_id": b}))
         .await;
     assert_eq!(st, 200, "{v}");
     let (st, v) = c
-        .call(
+        .send(
             OWNER,
             "PUT",
             &insert,
-            Some(json!({"firewall_rule_id": b, "insert_before": b})),
+            json!({"firewall_rule_id": b, "insert_before": b}),
         )
         .await;
     assert_eq!(
@@ -332,27 +332,27 @@ async fn insert_and_remove_keep_the_order_and_clear_audited() {
     );
     // With no reference the rule goes first; insert_before wins over insert_after.
     let (_, v) = c
-        .call(OWNER, "PUT", &insert, Some(json!({"firewall_rule_id": b})))
+        .send(OWNER, "PUT", &insert, json!({"firewall_rule_id": b}))
         .await;
     assert_eq!(v["firewall_rules"], json!([b, a, x]));
     let (_, _) = c
-        .call(OWNER, "PUT", &remove, Some(json!({"firewall_rule_id": b})))
+        .send(OWNER, "PUT", &remove, json!({"firewall_rule_id": b}))
         .await;
     let (_, v) = c
-        .call(
+        .send(
             OWNER,
             "PUT",
             &insert,
-            Some(json!({"firewall_rule_id": b, "insert_before": x, "insert_after": a})),
+            json!({"firewall_rule_id": b, "insert_before": x, "insert_after": a}),
         )
         .await;
     assert_eq!(v["firewall_rules"], json!([a, b, x]));
     let (st, v) = c
-        .call(OWNER, "PUT", &remove, Some(json!({"firewall_rule_id": b})))
+        .send(OWNER, "PUT", &remove, json!({"firewall_rule_id": b}))
         .await;
     assert_eq!(st, 200, "{v}");
     let (st, v) = c
-        .call(OWNER, "PUT", &remove, Some(json!({"firewall_rule_id": b})))
+        .send(OWNER, "PUT", &remove, json!({"firewall_rule_id": b}))
         .await;
     assert_eq!(
         (st, kind(&v)),
@@ -362,50 +362,50 @@ async fn insert_and_remove_keep_the_order_and_clear_audited() {
 
     // A rule in a policy is in use; changing it un-audits the policy.
     let uri = format!("{POLICIES}/{id}");
-    c.call(
+    c.send(
         OWNER,
         "PUT",
         &uri,
-        Some(json!({"firewall_policy": {"audited": true}})),
+        json!({"firewall_policy": {"audited": true}}),
     )
     .await;
     let (st, v) = c.call(OWNER, "DELETE", &format!("{RULES}/{a}"), None).await;
     assert_eq!((st, kind(&v)), (409, "FirewallRuleInUse"), "{v}");
     let (st, _) = c
-        .call(
+        .send(
             OWNER,
             "PUT",
             &format!("{RULES}/{a}"),
-            Some(json!({"firewall_rule": {"enabled": false}})),
+            json!({"firewall_rule": {"enabled": false}}),
         )
         .await;
     assert_eq!(st, 200);
     let (_, v) = c.call(OWNER, "GET", &uri, None).await;
     assert_eq!(v["firewall_policy"]["audited"], false, "{v}");
     // A PUT that does not say `audited` clears it too.
-    c.call(
+    c.send(
         OWNER,
         "PUT",
         &uri,
-        Some(json!({"firewall_policy": {"audited": true}})),
+        json!({"firewall_policy": {"audited": true}}),
     )
     .await;
     let (_, v) = c
-        .call(
+        .send(
             OWNER,
             "PUT",
             &uri,
-            Some(json!({"firewall_policy": {"description": "d"}})),
+            json!({"firewall_policy": {"description": "d"}}),
         )
         .await;
     assert_eq!(v["firewall_policy"]["audited"], false, "{v}");
     // A rule list with a duplicate is refused.
     let (st, v) = c
-        .call(
+        .send(
             OWNER,
             "PUT",
             &uri,
-            Some(json!({"firewall_policy": {"firewall_rules": [a, a]}})),
+            json!({"firewall_policy": {"firewall_rules": [a, a]}}),
         )
         .await;
     assert_eq!((st, kind(&v)), (400, "HTTPBadRequest"), "{v}");
@@ -419,11 +419,11 @@ async fn sharing_rules_follow_neutron_fwaas() {
     let private = rule(&c, ADMIN, json!({"protocol": "tcp"})).await;
     // Another project's private rule: FirewallRuleConflict; a shared one is fine.
     let (st, v) = c
-        .call(
+        .send(
             OWNER,
             "POST",
             POLICIES,
-            Some(json!({"firewall_policy": {"firewall_rules": [private]}})),
+            json!({"firewall_policy": {"firewall_rules": [private]}}),
         )
         .await;
     // The member cannot see it: not found. The admin can, and gets the conflict when
@@ -456,11 +456,11 @@ async fn sharing_rules_follow_neutron_fwaas() {
     let id = p["id"].as_str().unwrap();
     // Sharing the policy needs every rule shared (and the admin).
     let (st, v) = c
-        .call(
+        .send(
             ADMIN,
             "PUT",
             &format!("{POLICIES}/{id}"),
-            Some(json!({"firewall_policy": {"shared": true}})),
+            json!({"firewall_policy": {"shared": true}}),
         )
         .await;
     assert_eq!(
@@ -469,11 +469,11 @@ async fn sharing_rules_follow_neutron_fwaas() {
         "{v}"
     );
     let (st, v) = c
-        .call(
+        .send(
             ADMIN,
             "POST",
             POLICIES,
-            Some(json!({"firewall_policy": {"shared": true, "firewall_rules": [mine]}})),
+            json!({"firewall_policy": {"shared": true, "firewall_rules": [mine]}}),
         )
         .await;
     assert_eq!((st, kind(&v)), (404, "FirewallRuleSharingConflict"), "{v}");
@@ -492,11 +492,11 @@ async fn sharing_rules_follow_neutron_fwaas() {
     );
     // Another project's unshared policy in a group: FirewallPolicyConflict.
     let (st, v) = c
-        .call(
+        .send(
             ADMIN,
             "POST",
             GROUPS,
-            Some(json!({"firewall_group": {"name": "g", "ingress_firewall_policy_id": id}})),
+            json!({"firewall_group": {"name": "g", "ingress_firewall_policy_id": id}}),
         )
         .await;
     assert_eq!((st, kind(&v)), (404, "FirewallPolicyConflict"), "{v}");
@@ -519,11 +519,11 @@ async fn router_interface(c: &Cloud) -> (String, String) {
         .await;
     let rid = r["id"].as_str().unwrap().to_string();
     let (st, v) = c
-        .call(
+        .send(
             OWNER,
             "PUT",
             &format!("/v2.0/routers/{rid}/add_router_interface"),
-            Some(json!({"subnet_id": sub["id"]})),
+            json!({"subnet_id": sub["id"]}),
         )
         .await;
     assert_eq!(st, 200, "{v}");
@@ -554,11 +554,11 @@ async fn groups_take_router_interfaces_and_bound_vm_ports_once() {
     let gid = g["id"].as_str().unwrap().to_string();
     // A port is in one group at most.
     let (st, v) = c
-        .call(
+        .send(
             OWNER,
             "POST",
             GROUPS,
-            Some(json!({"firewall_group": {"ports": [iface]}})),
+            json!({"firewall_group": {"ports": [iface]}}),
         )
         .await;
     assert_eq!((st, kind(&v)), (409, "FirewallGroupPortInUse"), "{v}");
@@ -570,11 +570,11 @@ async fn groups_take_router_interfaces_and_bound_vm_ports_once() {
         .made(OWNER, "ports", json!({"port": {"network_id": net["id"]}}))
         .await;
     let (st, v) = c
-        .call(
+        .send(
             OWNER,
             "POST",
             GROUPS,
-            Some(json!({"firewall_group": {"ports": [plain["id"]]}})),
+            json!({"firewall_group": {"ports": [plain["id"]]}}),
         )
         .await;
     assert_eq!((st, kind(&v)), (409, "FirewallGroupPortInvalid"), "{v}");
@@ -587,11 +587,11 @@ async fn groups_take_router_interfaces_and_bound_vm_ports_once() {
         .await;
     let vm_id = vm["id"].as_str().unwrap().to_string();
     let (st, v) = c
-        .call(
+        .send(
             OWNER,
             "POST",
             GROUPS,
-            Some(json!({"firewall_group": {"ports": [vm_id]}})),
+            json!({"firewall_group": {"ports": [vm_id]}}),
         )
         .await;
     assert_eq!(
@@ -600,11 +600,11 @@ async fn groups_take_router_interfaces_and_bound_vm_ports_once() {
         "{v}"
     );
     let (st, v) = c
-        .call(
+        .send(
             ADMIN,
             "PUT",
             &format!("/v2.0/ports/{vm_id}"),
-            Some(json!({"port": {"binding:host_id": "host-a"}})),
+            json!({"port": {"binding:host_id": "host-a"}}),
         )
         .await;
     assert_eq!(st, 200, "{v}");
@@ -612,11 +612,11 @@ async fn groups_take_router_interfaces_and_bound_vm_ports_once() {
     // (a bound VM port is taken: fwaas_e2e).
     let uri = format!("{GROUPS}/{gid}");
     let (st, v) = c
-        .call(
+        .send(
             OWNER,
             "PUT",
             &uri,
-            Some(json!({"firewall_group": {"ports": [iface, vm_id]}})),
+            json!({"firewall_group": {"ports": [iface, vm_id]}}),
         )
         .await;
     assert_eq!(
@@ -642,11 +642,11 @@ async fn groups_take_router_interfaces_and_bound_vm_ports_once() {
         .await;
     assert_eq!(st, 204);
     let (st, v) = c
-        .call(
+        .send(
             OWNER,
             "PUT",
             &format!("/v2.0/routers/{rid}/remove_router_interface"),
-            Some(json!({"port_id": iface})),
+            json!({"port_id": iface}),
         )
         .await;
     assert_eq!(st, 200, "{v}");
@@ -657,12 +657,12 @@ async fn groups_take_router_interfaces_and_bound_vm_ports_once() {
     assert_eq!(st, 204, "{v}");
     // A missing policy is FirewallPolicyNotFound.
     let (st, v) = c
-        .call(
+        .send(
             OWNER,
             "POST",
             GROUPS,
-            Some(json!({"firewall_group": {
-                "ingress_firewall_policy_id": "0b6f5c1e-8c77-4f43-9d3e-6c3f0b3e2a11"}})),
+            json!({"firewall_group": {
+                "ingress_firewall_policy_id": "0b6f5c1e-8c77-4f43-9d3e-6c3f0b3e2a11"}}),
         )
         .await;
     assert_eq!((st, kind(&v)), (404, "FirewallPolicyNotFound"), "{v}");

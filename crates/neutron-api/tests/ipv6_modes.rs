@@ -18,13 +18,8 @@ async fn subnet(c: &Cloud, net: &Value, attrs: Value) -> (u16, Value) {
     body.as_object_mut()
         .unwrap()
         .extend(attrs.as_object().unwrap().clone());
-    c.call(
-        OWNER,
-        "POST",
-        "/v2.0/subnets",
-        Some(json!({ "subnet": body })),
-    )
-    .await
+    c.send(OWNER, "POST", "/v2.0/subnets", json!({ "subnet": body }))
+        .await
 }
 
 fn message(v: &Value) -> &str {
@@ -87,11 +82,11 @@ async fn dhcp_cannot_be_turned_off_under_a_mode() {
     .await;
     let id = v["subnet"]["id"].as_str().unwrap().to_string();
     let (status, v) = c
-        .call(
+        .send(
             OWNER,
             "PUT",
             &format!("/v2.0/subnets/{id}"),
-            Some(json!({"subnet": {"enable_dhcp": false}})),
+            json!({"subnet": {"enable_dhcp": false}}),
         )
         .await;
     assert_eq!(status, 400, "{v}");

@@ -28,13 +28,8 @@ impl Cloud {
         if attrs.get("ip_version").is_none() {
             attrs["ip_version"] = json!(4);
         }
-        self.call(
-            who,
-            "POST",
-            "/v2.0/subnets",
-            Some(json!({ "subnet": attrs })),
-        )
-        .await
+        self.send(who, "POST", "/v2.0/subnets", json!({ "subnet": attrs }))
+            .await
     }
 }
 
@@ -66,7 +61,7 @@ async fn a_pool_is_rendered_as_neutron_does() {
     // Shared and default pools are the admin's to make.
     for attr in ["shared", "is_default"] {
         let body = json!({"subnetpool": {"name": "x", "prefixes": ["10.9.0.0/16"], attr: true}});
-        let (st, v) = c.call(OWNER, "POST", "/v2.0/subnetpools", Some(body)).await;
+        let (st, v) = c.send(OWNER, "POST", "/v2.0/subnetpools", body).await;
         assert_eq!(st, 403, "{attr}: {v}");
     }
     // Bad bounds, mixed versions, no prefixes: 400 with Neutron's types.
@@ -90,22 +85,22 @@ async fn a_pool_is_rendered_as_neutron_does() {
         ),
     ] {
         let (st, v) = c
-            .call(
+            .send(
                 OWNER,
                 "POST",
                 "/v2.0/subnetpools",
-                Some(json!({ "subnetpool": attrs })),
+                json!({ "subnetpool": attrs }),
             )
             .await;
         assert_eq!((st, kind(&v)), (400, want), "{v}");
     }
     // The shared flag cannot change, even for a pool the caller cannot see.
     let (st, v) = c
-        .call(
+        .send(
             OTHER,
             "PUT",
             &format!("/v2.0/subnetpools/{id}"),
-            Some(json!({"subnetpool": {"shared": true}})),
+            json!({"subnetpool": {"shared": true}}),
         )
         .await;
     assert_eq!(st, 400, "{v}");
@@ -344,11 +339,11 @@ async fn prefixes_grow_but_never_shrink() {
     assert_eq!(v["subnetpool"]["prefixes"], json!(["10.11.0.0/16"]));
     // The operations: add merges, remove splits; a prefix in use stays.
     let (st, v) = c
-        .call(
+        .send(
             OWNER,
             "PUT",
             &format!("{uri}/add_prefixes"),
-            Some(json!({"prefixes": ["10.12.0.0/16"]})),
+            json!({"prefixes": ["10.12.0.0/16"]}),
         )
         .await;
     assert_eq!(st, 200, "{v}");
@@ -362,11 +357,11 @@ async fn prefixes_grow_but_never_shrink() {
         .await;
     assert_eq!(st, 201, "{s}");
     let (st, v) = c
-        .call(
+        .send(
             OWNER,
             "PUT",
             &format!("{uri}/remove_prefixes"),
-            Some(json!({"prefixes": ["10.12.0.0/16"]})),
+            json!({"prefixes": ["10.12.0.0/16"]}),
         )
         .await;
     assert_eq!(
@@ -375,30 +370,30 @@ async fn prefixes_grow_but_never_shrink() {
         "{v}"
     );
     let (st, v) = c
-        .call(
+        .send(
             OWNER,
             "PUT",
             &format!("{uri}/remove_prefixes"),
-            Some(json!({"prefixes": ["10.11.0.0/17"]})),
+            json!({"prefixes": ["10.11.0.0/17"]}),
         )
         .await;
     assert_eq!(st, 200, "{v}");
     assert_eq!(v, json!({"prefixes": ["10.11.128.0/17", "10.12.0.0/16"]}));
     let (st, _) = c
-        .call(
+        .send(
             OWNER,
             "PUT",
             &format!("{uri}/add_prefixes"),
-            Some(json!({"prefixes": []})),
+            json!({"prefixes": []}),
         )
         .await;
     assert_eq!(st, 400);
     let (st, _) = c
-        .call(
+        .send(
             OTHER,
             "PUT",
             &format!("{uri}/add_prefixes"),
-            Some(json!({"prefixes": ["10.0.0.0/8"]})),
+            json!({"prefixes": ["10.0.0.0/8"]}),
         )
         .await;
     assert_eq!(st, 404);
@@ -424,7 +419,7 @@ async fn pools_in_a_scope_do_not_overlap() {
         )
         .await;
     let body = json!({"subnetpool": {"prefixes": ["20.0.0.13/24"], "address_scope_id": sid}});
-    let (st, v) = c.call(OWNER, "POST", "/v2.0/subnetpools", Some(body)).await;
+    let (st, v) = c.send(OWNER, "POST", "/v2.0/subnetpools", body).await;
     assert_eq!((st, kind(&v)), (409, "AddressScopePrefixConflict"), "{v}");
     let p2 = c
         .pool(
@@ -434,11 +429,11 @@ async fn pools_in_a_scope_do_not_overlap() {
         .await;
     let uri = format!("/v2.0/subnetpools/{}", p1["id"].as_str().unwrap());
     let (st, v) = c
-        .call(
+        .send(
             OWNER,
             "PUT",
             &uri,
-            Some(json!({"subnetpool": {"prefixes": ["20.0.0.0/12"]}})),
+            json!({"subnetpool": {"prefixes": ["20.0.0.0/12"]}}),
         )
         .await;
     assert_eq!((st, kind(&v)), (409, "AddressScopePrefixConflict"), "{v}");
@@ -451,11 +446,11 @@ async fn pools_in_a_scope_do_not_overlap() {
         )
         .await;
     let (st, v) = c
-        .call(
+        .send(
             OWNER,
             "PUT",
             &uri,
-            Some(json!({"subnetpool": {"address_scope_id": v6["id"]}})),
+            json!({"subnetpool": {"address_scope_id": v6["id"]}}),
         )
         .await;
     assert_eq!(
@@ -471,11 +466,11 @@ async fn pools_in_a_scope_do_not_overlap() {
         )
         .await;
     let (st, v) = c
-        .call(
+        .send(
             OWNER,
             "PUT",
             &uri,
-            Some(json!({"subnetpool": {"address_scope_id": hidden["id"]}})),
+            json!({"subnetpool": {"address_scope_id": hidden["id"]}}),
         )
         .await;
     assert_eq!((st, kind(&v)), (404, "AddressScopeNotFound"), "{v}");
@@ -488,7 +483,7 @@ async fn pools_in_a_scope_do_not_overlap() {
         .await;
     let body =
         json!({"subnetpool": {"prefixes": ["30.0.0.0/8"], "address_scope_id": shared["id"]}});
-    let (st, v) = c.call(OWNER, "POST", "/v2.0/subnetpools", Some(body)).await;
+    let (st, v) = c.send(OWNER, "POST", "/v2.0/subnetpools", body).await;
     assert_eq!(
         (st, kind(&v)),
         (400, "IllegalSubnetPoolAssociationToAddressScope"),
@@ -496,20 +491,20 @@ async fn pools_in_a_scope_do_not_overlap() {
     );
     let suri = format!("/v2.0/address-scopes/{}", shared["id"].as_str().unwrap());
     let (st, v) = c
-        .call(
+        .send(
             ADMIN,
             "PUT",
             &suri,
-            Some(json!({"address_scope": {"shared": false}})),
+            json!({"address_scope": {"shared": false}}),
         )
         .await;
     assert_eq!((st, kind(&v)), (400, "AddressScopeUpdateError"), "{v}");
     let (st, _) = c
-        .call(
+        .send(
             OWNER,
             "PUT",
             &format!("/v2.0/address-scopes/{sid}"),
-            Some(json!({"address_scope": {"shared": true}})),
+            json!({"address_scope": {"shared": true}}),
         )
         .await;
     assert_eq!(st, 403);
@@ -556,7 +551,7 @@ async fn the_default_pool_serves_use_default_subnetpool() {
         .pool(ADMIN, json!({"prefixes": ["10.50.0.0/16"], "default_prefixlen": 24, "is_default": true, "shared": true}))
         .await;
     let body = json!({"subnetpool": {"prefixes": ["10.60.0.0/16"], "is_default": true}});
-    let (st, v) = c.call(ADMIN, "POST", "/v2.0/subnetpools", Some(body)).await;
+    let (st, v) = c.send(ADMIN, "POST", "/v2.0/subnetpools", body).await;
     assert_eq!((st, kind(&v)), (400, "InvalidInput"), "{v}");
     let (st, v) = c
         .subnet(OWNER, &net, json!({"use_default_subnetpool": true}))
@@ -575,11 +570,11 @@ async fn the_default_pool_serves_use_default_subnetpool() {
     // Another default once this one is not.
     let uri = format!("/v2.0/subnetpools/{}", p["id"].as_str().unwrap());
     let (st, v) = c
-        .call(
+        .send(
             ADMIN,
             "PUT",
             &uri,
-            Some(json!({"subnetpool": {"is_default": false}})),
+            json!({"subnetpool": {"is_default": false}}),
         )
         .await;
     assert_eq!(st, 200, "{v}");

@@ -49,11 +49,11 @@ async fn world(c: &Cloud) -> World {
         )
         .await);
     let (st, v) = c
-        .call(
+        .send(
             OWNER,
             "PUT",
             &format!("/v2.0/routers/{router}/add_router_interface"),
-            Some(json!({"subnet_id": subnet})),
+            json!({"subnet_id": subnet}),
         )
         .await;
     assert_eq!(st, 200, "{v}");
@@ -176,11 +176,11 @@ async fn lifecycle_and_what_the_floating_ip_shows() {
     assert_eq!(v["NeutronError"]["type"], "FipInUseByPortForwarding");
     let (other, _) = w.port(&c).await;
     let (st, v) = c
-        .call(
+        .send(
             OWNER,
             "PUT",
             &format!("/v2.0/floatingips/{fip}"),
-            Some(json!({"floatingip": {"port_id": other}})),
+            json!({"floatingip": {"port_id": other}}),
         )
         .await;
     assert_eq!(st, 409, "{v}");
@@ -226,7 +226,7 @@ async fn neutron_refusals() {
     let post = |body: Value| {
         let c = &c;
         let uri = pfs(&fip);
-        async move { c.call(OWNER, "POST", &uri, Some(body)).await }
+        async move { c.send(OWNER, "POST", &uri, body).await }
     };
     assert_eq!(post(pf(&p1, &ip1, 1111, 2222, "tcp")).await.0, 201);
     // The same external port and protocol, or the same internal end: 400.
@@ -292,11 +292,11 @@ async fn neutron_refusals() {
     assert_eq!(v["NeutronError"]["type"], "PortHasBindingFloatingIP");
     // And an address with forwardings takes no floating IP.
     let (st, v) = c
-        .call(
+        .send(
             OWNER,
             "POST",
             "/v2.0/floatingips",
-            Some(json!({"floatingip": {"floating_network_id": w.external, "port_id": p1}})),
+            json!({"floatingip": {"floating_network_id": w.external, "port_id": p1}}),
         )
         .await;
     assert_eq!(st, 400, "{v}");
@@ -340,22 +340,22 @@ async fn forwardings_go_with_their_port_or_address() {
         .await;
     // A new address for the port: the forwarding to the old one goes.
     let (st, v) = c
-        .call(
+        .send(
             ADMIN,
             "PUT",
             &format!("/v2.0/ports/{port}"),
-            Some(json!({"port": {"fixed_ips": [{"ip_address": "10.0.0.200"}]}})),
+            json!({"port": {"fixed_ips": [{"ip_address": "10.0.0.200"}]}}),
         )
         .await;
     assert_eq!(st, 200, "{v}");
     let (_, v) = c.call(OWNER, "GET", &pfs(&fip), None).await;
     assert_eq!(v["port_forwardings"], json!([]));
     let (st, v) = c
-        .call(
+        .send(
             OWNER,
             "PUT",
             &format!("/v2.0/floatingips/{fip}"),
-            Some(json!({"floatingip": {"port_id": port}})),
+            json!({"floatingip": {"port_id": port}}),
         )
         .await;
     assert_eq!(st, 200, "{v}");

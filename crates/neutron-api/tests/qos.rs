@@ -23,11 +23,11 @@ async fn policies_and_rules_follow_neutron() {
     let c = Cloud::new();
     // Creating policies is the admin's, even in one's own project.
     let (st, v) = c
-        .call(
+        .send(
             OWNER,
             "POST",
             "/v2.0/qos/policies",
-            Some(json!({"policy": {"name": "x"}})),
+            json!({"policy": {"name": "x"}}),
         )
         .await;
     assert_eq!((st, kind(&v)), (403, "PolicyNotAuthorized"), "{v}");
@@ -49,20 +49,20 @@ async fn policies_and_rules_follow_neutron() {
 
     let rules = format!("/v2.0/qos/policies/{p}/bandwidth_limit_rules");
     let (st, v) = c
-        .call(
+        .send(
             OWNER,
             "POST",
             &rules,
-            Some(json!({"bandwidth_limit_rule": {"max_kbps": 1}})),
+            json!({"bandwidth_limit_rule": {"max_kbps": 1}}),
         )
         .await;
     assert_eq!(st, 403, "{v}");
     let (st, v) = c
-        .call(
+        .send(
             ADMIN,
             "POST",
             &rules,
-            Some(json!({"bandwidth_limit_rule": {"max_kbps": 10000}})),
+            json!({"bandwidth_limit_rule": {"max_kbps": 10000}}),
         )
         .await;
     assert_eq!(st, 201, "{v}");
@@ -72,73 +72,68 @@ async fn policies_and_rules_follow_neutron() {
     let egress = id(r);
     // One per type and direction; the other direction is another rule.
     let (st, v) = c
-        .call(
+        .send(
             ADMIN,
             "POST",
             &rules,
-            Some(json!({"bandwidth_limit_rule": {"max_kbps": 5}})),
+            json!({"bandwidth_limit_rule": {"max_kbps": 5}}),
         )
         .await;
     assert_eq!((st, kind(&v)), (409, "QoSRulesConflict"), "{v}");
     let (st, v) = c
-        .call(
+        .send(
             ADMIN,
             "POST",
             &rules,
-            Some(json!({"bandwidth_limit_rule":
-            {"max_kbps": 20000, "max_burst_kbps": 2000, "direction": "ingress"}})),
+            json!({"bandwidth_limit_rule":
+            {"max_kbps": 20000, "max_burst_kbps": 2000, "direction": "ingress"}}),
         )
         .await;
     assert_eq!(st, 201, "{v}");
     let (st, v) = c
-        .call(
+        .send(
             ADMIN,
             "POST",
             &rules,
-            Some(json!({"bandwidth_limit_rule":
-            {"max_kbps": -1}})),
+            json!({"bandwidth_limit_rule":
+            {"max_kbps": -1}}),
         )
         .await;
     assert_eq!(st, 400, "{v}");
     // A minimum above the limit of its direction is refused.
     let mins = format!("/v2.0/qos/policies/{p}/minimum_bandwidth_rules");
     let (st, v) = c
-        .call(
+        .send(
             ADMIN,
             "POST",
             &mins,
-            Some(json!({"minimum_bandwidth_rule": {"min_kbps": 50000}})),
+            json!({"minimum_bandwidth_rule": {"min_kbps": 50000}}),
         )
         .await;
     assert_eq!((st, kind(&v)), (409, "QoSRuleParameterConflict"), "{v}");
     let (st, v) = c
-        .call(
-            ADMIN,
-            "POST",
-            &mins,
-            Some(json!({"minimum_bandwidth_rule": {}})),
-        )
+        .send(ADMIN, "POST", &mins, json!({"minimum_bandwidth_rule": {}}))
         .await;
     assert_eq!(st, 400, "{v}");
     // DSCP marks: Neutron's list only.
     let dscp = format!("/v2.0/qos/policies/{p}/dscp_marking_rules");
     for bad in [58, 1, 42] {
         let (st, v) = c
-            .call(
+            .send(
                 ADMIN,
                 "POST",
                 &dscp,
-                Some(json!({"dscp_marking_rule": {"dscp_mark": bad}})),
+                json!({"dscp_marking_rule": {"dscp_mark": bad}}),
             )
             .await;
         assert_eq!(st, 400, "{bad}: {v}");
     }
     let (st, v) = c
-        .call(
+        .send(
             ADMIN,
             "POST",
             &dscp,
-            Some(json!({"dscp_marking_rule": {"dscp_mark": 46}})),
+            json!({"dscp_marking_rule": {"dscp_mark": 46}}),
         )
         .await;
     assert_eq!(st, 201, "{v}");
@@ -162,20 +157,20 @@ async fn policies_and_rules_follow_neutron() {
     let (st, _) = c.call(OWNER, "GET", &one, None).await;
     assert_eq!(st, 200);
     let (st, _) = c
-        .call(
+        .send(
             OWNER,
             "PUT",
             &one,
-            Some(json!({"bandwidth_limit_rule": {"max_kbps": 2}})),
+            json!({"bandwidth_limit_rule": {"max_kbps": 2}}),
         )
         .await;
     assert_eq!(st, 403);
     let (st, v) = c
-        .call(
+        .send(
             ADMIN,
             "PUT",
             &one,
-            Some(json!({"bandwidth_limit_rule": {"max_kbps": 12000}})),
+            json!({"bandwidth_limit_rule": {"max_kbps": 12000}}),
         )
         .await;
     assert_eq!(
@@ -185,11 +180,11 @@ async fn policies_and_rules_follow_neutron() {
     );
     // Moving it to the direction that has a rule conflicts.
     let (st, v) = c
-        .call(
+        .send(
             ADMIN,
             "PUT",
             &one,
-            Some(json!({"bandwidth_limit_rule": {"direction": "ingress"}})),
+            json!({"bandwidth_limit_rule": {"direction": "ingress"}}),
         )
         .await;
     assert_eq!((st, kind(&v)), (409, "QoSRulesConflict"), "{v}");
@@ -205,11 +200,11 @@ async fn policies_and_rules_follow_neutron() {
     let (st, v) = c.call(OTHER, "GET", &alias, None).await;
     assert_eq!(st, 404, "{v}");
     let (st, v) = c
-        .call(
+        .send(
             ADMIN,
             "PUT",
             &alias,
-            Some(json!({"alias_dscp_marking_rule": {"dscp_mark": 10}})),
+            json!({"alias_dscp_marking_rule": {"dscp_mark": 10}}),
         )
         .await;
     assert_eq!(
@@ -256,11 +251,11 @@ async fn networks_and_ports_take_policies() {
     let c = Cloud::new();
     let default = policy(&c, json!({"project_id": "p1", "is_default": true})).await;
     let (st, v) = c
-        .call(
+        .send(
             ADMIN,
             "POST",
             "/v2.0/qos/policies",
-            Some(json!({"policy": {"project_id": "p1", "is_default": true}})),
+            json!({"policy": {"project_id": "p1", "is_default": true}}),
         )
         .await;
     assert_eq!(
@@ -275,11 +270,11 @@ async fn networks_and_ports_take_policies() {
     // Another project's policy is not found, unless shared with the caller.
     let foreign = policy(&c, json!({"project_id": "p2"})).await;
     let (st, v) = c
-        .call(
+        .send(
             OWNER,
             "POST",
             "/v2.0/ports",
-            Some(json!({"port": {"network_id": net, "qos_policy_id": foreign}})),
+            json!({"port": {"network_id": net, "qos_policy_id": foreign}}),
         )
         .await;
     assert_eq!((st, kind(&v)), (404, "QosPolicyNotFound"), "{v}");
@@ -295,11 +290,11 @@ async fn networks_and_ports_take_policies() {
     assert_eq!(port["qos_network_policy_id"], json!(default));
     let port = id(&port);
     let (st, v) = c
-        .call(
+        .send(
             OWNER,
             "PUT",
             &format!("/v2.0/ports/{port}"),
-            Some(json!({"port": {"qos_network_policy_id": shared}})),
+            json!({"port": {"qos_network_policy_id": shared}}),
         )
         .await;
     assert_eq!(st, 400, "{v}");
@@ -312,21 +307,21 @@ async fn networks_and_ports_take_policies() {
         assert_eq!((st, kind(&v)), (409, "QosPolicyInUse"), "{v}");
     }
     let (st, v) = c
-        .call(
+        .send(
             ADMIN,
             "PUT",
             &format!("/v2.0/qos/policies/{shared}"),
-            Some(json!({"policy": {"shared": false}})),
+            json!({"policy": {"shared": false}}),
         )
         .await;
     assert_eq!((st, kind(&v)), (409, "RbacPolicyInUse"), "{v}");
     // Detached, they go.
     let (st, v) = c
-        .call(
+        .send(
             OWNER,
             "PUT",
             &format!("/v2.0/ports/{port}"),
-            Some(json!({"port": {"qos_policy_id": null}})),
+            json!({"port": {"qos_policy_id": null}}),
         )
         .await;
     assert_eq!(
@@ -344,11 +339,11 @@ async fn networks_and_ports_take_policies() {
         .await;
     assert_eq!(st, 204);
     let (st, _) = c
-        .call(
+        .send(
             OWNER,
             "PUT",
             &format!("/v2.0/networks/{net}"),
-            Some(json!({"network": {"qos_policy_id": null}})),
+            json!({"network": {"qos_policy_id": null}}),
         )
         .await;
     assert_eq!(st, 200);

@@ -176,22 +176,22 @@ async fn address_groups_hold_normalised_prefixes_and_refuse_what_neutron_does() 
     // A bare address, or something else, is no address group member.
     for bad in ["10.20.30.40", "this is bad IP address"] {
         let (status, v) = c
-            .call(
+            .send(
                 OWNER,
                 "POST",
                 "/v2.0/address-groups",
-                Some(json!({"address_group": {"addresses": [bad]}})),
+                json!({"address_group": {"addresses": [bad]}}),
             )
             .await;
         assert_eq!(status, 400, "{bad}: {v}");
     }
     // The addresses change through the actions only.
     let (status, _) = c
-        .call(
+        .send(
             OWNER,
             "PUT",
             &uri,
-            Some(json!({"address_group": {"addresses": []}})),
+            json!({"address_group": {"addresses": []}}),
         )
         .await;
     assert_eq!(status, 400);
@@ -199,11 +199,11 @@ async fn address_groups_hold_normalised_prefixes_and_refuse_what_neutron_does() 
         let uri = format!("{uri}/{a}");
         let c = &c;
         async move {
-            c.call(
+            c.send(
                 OWNER,
                 "PUT",
                 &uri,
-                Some(json!({"address_group": {"addresses": addrs}})),
+                json!({"address_group": {"addresses": addrs}}),
             )
             .await
         }
@@ -219,11 +219,11 @@ async fn address_groups_hold_normalised_prefixes_and_refuse_what_neutron_does() 
     assert_eq!(status, 400);
     // Neutron's own client sends the addresses unwrapped.
     let (status, v) = c
-        .call(
+        .send(
             OWNER,
             "PUT",
             &format!("{uri}/remove_addresses"),
-            Some(json!({"addresses": ["10.10.10.3"]})),
+            json!({"addresses": ["10.10.10.3"]}),
         )
         .await;
     assert_eq!(status, 200, "{v}");
@@ -231,11 +231,11 @@ async fn address_groups_hold_normalised_prefixes_and_refuse_what_neutron_does() 
     // Another project neither sees nor changes it.
     assert_eq!(c.call(OTHER, "GET", &uri, None).await.0, 404);
     let (status, _) = c
-        .call(
+        .send(
             OTHER,
             "PUT",
             &format!("{uri}/add_addresses"),
-            Some(json!({"address_group": {"addresses": ["1.2.3.0/24"]}})),
+            json!({"address_group": {"addresses": ["1.2.3.0/24"]}}),
         )
         .await;
     assert_eq!(status, 404);
@@ -260,12 +260,7 @@ async fn address_groups_hold_normalised_prefixes_and_refuse_what_neutron_does() 
         json!({"remote_group_id": sg["id"]}),
     ] {
         let (status, v) = c
-            .call(
-                OWNER,
-                "POST",
-                "/v2.0/security-group-rules",
-                Some(rule(extra)),
-            )
+            .send(OWNER, "POST", "/v2.0/security-group-rules", rule(extra))
             .await;
         assert_eq!(status, 400, "{v}");
     }
@@ -325,11 +320,11 @@ async fn stateful_is_one_kind_per_port_and_fixed_while_in_use() {
     let p = c.made(OWNER, "ports", port(vec![&stateless["id"]])).await;
     let p_uri = format!("/v2.0/ports/{}", p["id"].as_str().unwrap());
     let (status, _) = c
-        .call(
+        .send(
             OWNER,
             "PUT",
             &p_uri,
-            Some(json!({"port": {"security_groups": [stateless["id"], stateful["id"]]}})),
+            json!({"port": {"security_groups": [stateless["id"], stateful["id"]]}}),
         )
         .await;
     assert_eq!(status, 409);
@@ -339,31 +334,31 @@ async fn stateful_is_one_kind_per_port_and_fixed_while_in_use() {
         stateless["id"].as_str().unwrap()
     );
     let (status, v) = c
-        .call(
+        .send(
             OWNER,
             "PUT",
             &g_uri,
-            Some(json!({"security_group": {"stateful": true}})),
+            json!({"security_group": {"stateful": true}}),
         )
         .await;
     assert_eq!((status, kind(&v)), (409, "SecurityGroupInUse"), "{v}");
     let (status, _) = c
-        .call(
+        .send(
             OWNER,
             "PUT",
             &g_uri,
-            Some(json!({"security_group": {"stateful": false, "name": "h"}})),
+            json!({"security_group": {"stateful": false, "name": "h"}}),
         )
         .await;
     assert_eq!(status, 200);
     // Free again: it changes.
     assert_eq!(c.call(OWNER, "DELETE", &p_uri, None).await.0, 204);
     let (status, v) = c
-        .call(
+        .send(
             OWNER,
             "PUT",
             &g_uri,
-            Some(json!({"security_group": {"stateful": true}})),
+            json!({"security_group": {"stateful": true}}),
         )
         .await;
     assert_eq!(status, 200, "{v}");

@@ -76,11 +76,11 @@ async fn subports_join_with_their_vlan_and_leave_as_they_were() {
 
     // inherit: the VLAN network's type and id.
     let (st, v) = c
-        .call(
+        .send(
             OWNER,
             "PUT",
             &format!("/v2.0/trunks/{id}/add_subports"),
-            Some(json!({"sub_ports": [{"port_id": b["id"], "segmentation_type": "inherit"}]})),
+            json!({"sub_ports": [{"port_id": b["id"], "segmentation_type": "inherit"}]}),
         )
         .await;
     assert_eq!(st, 200, "{v}");
@@ -147,11 +147,11 @@ async fn subports_join_with_their_vlan_and_leave_as_they_were() {
 
     // Removed: no longer a subport, unbound, and deletable.
     let (st, v) = c
-        .call(
+        .send(
             OWNER,
             "PUT",
             &format!("/v2.0/trunks/{id}/remove_subports"),
-            Some(json!({"sub_ports": [{"port_id": a["id"]}]})),
+            json!({"sub_ports": [{"port_id": a["id"]}]}),
         )
         .await;
     assert_eq!(st, 200, "{v}");
@@ -162,11 +162,11 @@ async fn subports_join_with_their_vlan_and_leave_as_they_were() {
     assert_eq!(v["port"]["binding:host_id"], "");
     assert_eq!(c.call(OWNER, "DELETE", &a_uri, None).await.0, 204);
     let (st, v) = c
-        .call(
+        .send(
             OWNER,
             "PUT",
             &format!("/v2.0/trunks/{id}/remove_subports"),
-            Some(json!({"sub_ports": [{"port_id": a["id"]}]})),
+            json!({"sub_ports": [{"port_id": a["id"]}]}),
         )
         .await;
     assert_eq!((st, kind(&v)), (404, "SubPortNotFound"), "{v}");
@@ -226,40 +226,37 @@ async fn neutrons_refusals() {
     let add = |body: Value| {
         let uri = format!("/v2.0/trunks/{id}/add_subports");
         let c = &c;
-        async move {
-            c.call(OWNER, "PUT", &uri, Some(json!({"sub_ports": body})))
-                .await
-        }
+        async move { c.send(OWNER, "PUT", &uri, json!({"sub_ports": body})).await }
     };
 
     // The parent as its own subport; a second trunk on the parent or on a subport.
     let (st, v) = add(json!([sub(&parent, 2)])).await;
     assert_eq!((st, kind(&v)), (409, "ParentPortInUse"), "{v}");
     let (st, v) = c
-        .call(
+        .send(
             OWNER,
             "POST",
             "/v2.0/trunks",
-            Some(json!({"trunk": {"port_id": parent["id"]}})),
+            json!({"trunk": {"port_id": parent["id"]}}),
         )
         .await;
     assert_eq!((st, kind(&v)), (409, "ParentPortInUse"), "{v}");
     assert_eq!(add(json!([sub(&a, 2)])).await.0, 200);
     let (st, v) = c
-        .call(
+        .send(
             OWNER,
             "POST",
             "/v2.0/trunks",
-            Some(json!({"trunk": {"port_id": other["id"], "sub_ports": [sub(&a, 3)]}})),
+            json!({"trunk": {"port_id": other["id"], "sub_ports": [sub(&a, 3)]}}),
         )
         .await;
     assert_eq!((st, kind(&v)), (409, "TrunkPortInUse"), "{v}");
     let (st, v) = c
-        .call(
+        .send(
             OWNER,
             "POST",
             "/v2.0/trunks",
-            Some(json!({"trunk": {"port_id": a["id"]}})),
+            json!({"trunk": {"port_id": a["id"]}}),
         )
         .await;
     assert_eq!((st, kind(&v)), (409, "TrunkPortInUse"), "{v}");
@@ -284,11 +281,11 @@ async fn neutrons_refusals() {
     // A subport's network may not have a larger MTU than the parent's.
     let big_parent = port(&c, &small).await;
     let (st, v) = c
-        .call(
+        .send(
             OWNER,
             "POST",
             "/v2.0/trunks",
-            Some(json!({"trunk": {"port_id": big_parent["id"], "sub_ports": [sub(&b, 9)]}})),
+            json!({"trunk": {"port_id": big_parent["id"], "sub_ports": [sub(&b, 9)]}}),
         )
         .await;
     assert_eq!(
@@ -300,11 +297,11 @@ async fn neutrons_refusals() {
     // A disabled trunk: no subport change, no delete; it may be enabled again.
     let uri = format!("/v2.0/trunks/{id}");
     let (st, v) = c
-        .call(
+        .send(
             OWNER,
             "PUT",
             &uri,
-            Some(json!({"trunk": {"admin_state_up": false}})),
+            json!({"trunk": {"admin_state_up": false}}),
         )
         .await;
     assert_eq!(
@@ -315,33 +312,28 @@ async fn neutrons_refusals() {
     let (st, v) = add(json!([sub(&b, 5)])).await;
     assert_eq!((st, kind(&v)), (409, "TrunkDisabled"), "{v}");
     let (st, v) = c
-        .call(
+        .send(
             OWNER,
             "PUT",
             &format!("{uri}/remove_subports"),
-            Some(json!({"sub_ports": [sub(&a, 2)]})),
+            json!({"sub_ports": [sub(&a, 2)]}),
         )
         .await;
     assert_eq!((st, kind(&v)), (409, "TrunkDisabled"), "{v}");
     let (st, v) = c.call(OWNER, "DELETE", &uri, None).await;
     assert_eq!((st, kind(&v)), (409, "TrunkDisabled"), "{v}");
     let (st, _) = c
-        .call(
+        .send(
             OWNER,
             "PUT",
             &uri,
-            Some(json!({"trunk": {"admin_state_up": true}})),
+            json!({"trunk": {"admin_state_up": true}}),
         )
         .await;
     assert_eq!(st, 200);
     // Read-only after create.
     let (st, _) = c
-        .call(
-            OWNER,
-            "PUT",
-            &uri,
-            Some(json!({"trunk": {"sub_ports": []}})),
-        )
+        .send(OWNER, "PUT", &uri, json!({"trunk": {"sub_ports": []}}))
         .await;
     assert_eq!(st, 400);
     assert_eq!(c.call(OWNER, "DELETE", &uri, None).await.0, 204);

@@ -32,13 +32,18 @@ pub struct Cloud {
 
 impl Cloud {
     pub fn new() -> Cloud {
+        Cloud::with_config(ApiConfig::default())
+    }
+
+    /// A cloud whose API runs with `config` (checked).
+    pub fn with_config(config: ApiConfig) -> Cloud {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = nbdb::open(&format!(
             "embedded:{}",
             dir.path().join("nb.redb").display()
         ))
         .expect("store");
-        let config = ApiConfig::default().check().expect("config");
+        let config = config.check().expect("config");
         let api = Api::new(store, config);
         let nb_auth =
             neutron_api::nb_auth::NbAuth::new(b"the operator's secret, 32 bytes!").expect("secret");
@@ -60,6 +65,11 @@ impl Cloud {
         body: Option<Value>,
     ) -> (u16, Value) {
         call(&self.app, who, method, uri, body).await
+    }
+
+    /// One request with a JSON body (`call` with `Some(body)`).
+    pub async fn send(&self, who: Who, method: &str, uri: &str, body: Value) -> (u16, Value) {
+        self.call(who, method, uri, Some(body)).await
     }
 
     /// One request to the Octavia API.
@@ -131,6 +141,11 @@ pub async fn call(
         status,
         serde_json::from_slice(&bytes).unwrap_or(Value::Null),
     )
+}
+
+/// A Neutron error's message.
+pub fn message(v: &Value) -> &str {
+    v["NeutronError"]["message"].as_str().unwrap_or_default()
 }
 
 /// A Neutron error's type.
