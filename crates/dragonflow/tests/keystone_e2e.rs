@@ -13,7 +13,6 @@ mod common;
 use common::Server;
 use serde_json::{Value, json};
 use std::collections::HashSet;
-use std::process::Command;
 use std::time::{Duration, Instant};
 use testbed::keystone::Keystone;
 
@@ -270,35 +269,11 @@ fn keystone_auth_end_to_end() {
     ks.register_network(&srv.url)
         .expect("register the network endpoint");
     let cli = |args: &[&str]| -> Value {
-        let bin = std::env::var("DF_OPENSTACK")
-            .unwrap_or_else(|_| "/opt/dragonflow/venv/bin/openstack".into());
-        let out = Command::new(&bin)
-            .args([
-                "--os-auth-type",
-                "password",
-                "--os-identity-api-version",
-                "3",
-            ])
-            .args(["--os-auth-url", &format!("{}/v3", ks.url())])
-            .args(["--os-username", "alice", "--os-password", "alice-pw"])
-            .args([
-                "--os-project-name",
-                "alpha",
-                "--os-user-domain-name",
-                "Default",
-            ])
-            .args([
-                "--os-project-domain-name",
-                "Default",
-                "--os-region-name",
-                "RegionOne",
-            ])
-            .args(["--os-interface", "public"])
+        let out = common::keystone_cli(&ks.url(), ("alice", "alice-pw", "alpha"))
             .args(args)
             .args(["-f", "json"])
-            .env_remove("OS_CLOUD")
             .output()
-            .unwrap_or_else(|e| panic!("cannot run {bin} (scripts/setup): {e}"));
+            .unwrap_or_else(|e| panic!("cannot run openstack (scripts/setup): {e}"));
         assert!(
             out.status.success(),
             "openstack {args:?}: {}{}",

@@ -9,40 +9,15 @@ mod common;
 
 use common::Server;
 use serde_json::Value;
-use std::process::Command;
 use std::time::Duration;
 use testbed::keystone::{ADMIN_PASSWORD, Keystone};
 
 /// Runs the CLI as the admin: its stdout, or its stdout and stderr on failure.
 fn openstack(ks: &Keystone, args: &[&str]) -> Result<String, String> {
-    let bin = std::env::var("DF_OPENSTACK")
-        .unwrap_or_else(|_| "/opt/dragonflow/venv/bin/openstack".into());
-    let out = Command::new(&bin)
-        .args([
-            "--os-auth-type",
-            "password",
-            "--os-identity-api-version",
-            "3",
-        ])
-        .args(["--os-auth-url", &format!("{}/v3", ks.url())])
-        .args(["--os-username", "admin", "--os-password", ADMIN_PASSWORD])
-        .args([
-            "--os-project-name",
-            "admin",
-            "--os-user-domain-name",
-            "Default",
-        ])
-        .args([
-            "--os-project-domain-name",
-            "Default",
-            "--os-region-name",
-            "RegionOne",
-        ])
-        .args(["--os-interface", "public"])
+    let out = common::keystone_cli(&ks.url(), ("admin", ADMIN_PASSWORD, "admin"))
         .args(args)
-        .env_remove("OS_CLOUD")
         .output()
-        .unwrap_or_else(|e| panic!("cannot run {bin} (scripts/setup): {e}"));
+        .unwrap_or_else(|e| panic!("cannot run openstack (scripts/setup): {e}"));
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     if out.status.success() {
         Ok(stdout)

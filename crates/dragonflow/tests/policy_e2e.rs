@@ -11,7 +11,6 @@ mod common;
 
 use common::Server;
 use serde_json::Value;
-use std::process::Command;
 use std::time::Duration;
 use testbed::keystone::{ADMIN_PASSWORD, Keystone};
 
@@ -25,30 +24,7 @@ fn cli(
     (user, password, project): (&str, &str, &str),
     args: &[&str],
 ) -> Result<Value, String> {
-    let bin = std::env::var("DF_OPENSTACK")
-        .unwrap_or_else(|_| "/opt/dragonflow/venv/bin/openstack".into());
-    let out = Command::new(&bin)
-        .args([
-            "--os-auth-type",
-            "password",
-            "--os-identity-api-version",
-            "3",
-        ])
-        .args(["--os-auth-url", &format!("{}/v3", ks.url())])
-        .args(["--os-username", user, "--os-password", password])
-        .args([
-            "--os-project-name",
-            project,
-            "--os-user-domain-name",
-            "Default",
-        ])
-        .args([
-            "--os-project-domain-name",
-            "Default",
-            "--os-region-name",
-            "RegionOne",
-        ])
-        .args(["--os-interface", "public"])
+    let out = common::keystone_cli(&ks.url(), (user, password, project))
         .args(args)
         // Deletes print nothing and take no format.
         .args(if args.contains(&"delete") {
@@ -56,9 +32,8 @@ fn cli(
         } else {
             &["-f", "json"][..]
         })
-        .env_remove("OS_CLOUD")
         .output()
-        .unwrap_or_else(|e| panic!("cannot run {bin} (scripts/setup): {e}"));
+        .unwrap_or_else(|e| panic!("cannot run openstack (scripts/setup): {e}"));
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),

@@ -10,7 +10,6 @@ mod common;
 
 use common::Server;
 use serde_json::Value;
-use std::process::Command;
 use std::time::Duration;
 use testbed::keystone::{ADMIN_PASSWORD, Keystone};
 
@@ -21,35 +20,10 @@ fn server(ks: &Keystone) -> Server {
 
 /// Runs the CLI as `user` of `project`: its stdout, or its stdout and stderr on failure.
 fn openstack(ks: &Keystone, who: (&str, &str, &str), args: &[&str]) -> Result<String, String> {
-    let bin = std::env::var("DF_OPENSTACK")
-        .unwrap_or_else(|_| "/opt/dragonflow/venv/bin/openstack".into());
-    let (user, password, project) = who;
-    let out = Command::new(&bin)
-        .args([
-            "--os-auth-type",
-            "password",
-            "--os-identity-api-version",
-            "3",
-        ])
-        .args(["--os-auth-url", &format!("{}/v3", ks.url())])
-        .args(["--os-username", user, "--os-password", password])
-        .args([
-            "--os-project-name",
-            project,
-            "--os-user-domain-name",
-            "Default",
-        ])
-        .args([
-            "--os-project-domain-name",
-            "Default",
-            "--os-region-name",
-            "RegionOne",
-        ])
-        .args(["--os-interface", "public"])
+    let out = common::keystone_cli(&ks.url(), who)
         .args(args)
-        .env_remove("OS_CLOUD")
         .output()
-        .unwrap_or_else(|e| panic!("cannot run {bin} (scripts/setup): {e}"));
+        .unwrap_or_else(|e| panic!("cannot run openstack (scripts/setup): {e}"));
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     if out.status.success() {
         Ok(stdout)

@@ -270,37 +270,12 @@ impl Server {
     /// The `openstack` CLI authenticates with password `user`/`password` on `project`
     /// at Keystone `keystone_url` and finds this server in its catalog.
     pub fn set_cli_auth(&mut self, keystone_url: &str, user: &str, password: &str, project: &str) {
-        self.cli_auth = [
-            "--os-auth-type",
-            "password",
-            "--os-identity-api-version",
-            "3",
-            "--os-auth-url",
-            &format!("{keystone_url}/v3"),
-            "--os-username",
-            user,
-            "--os-password",
-            password,
-            "--os-project-name",
-            project,
-            "--os-user-domain-name",
-            "Default",
-            "--os-project-domain-name",
-            "Default",
-            "--os-region-name",
-            "RegionOne",
-            "--os-interface",
-            "public",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+        self.cli_auth = keystone_cli_auth(keystone_url, (user, password, project));
     }
 
     /// Runs the real `openstack` CLI against this server; returns stdout or stderr.
     pub fn openstack(&self, args: &[&str]) -> Result<String, String> {
-        let bin = std::env::var("DF_OPENSTACK")
-            .unwrap_or_else(|_| "/opt/dragonflow/venv/bin/openstack".into());
+        let bin = openstack_bin();
         let mut cmd = Command::new(&bin);
         if self.cli_auth.is_empty() {
             cmd.args(["--os-auth-type", "none", "--os-endpoint", &self.url]);
@@ -392,4 +367,52 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// The real `openstack` CLI: scripts/setup installs it; DF_OPENSTACK names another.
+pub fn openstack_bin() -> String {
+    std::env::var("DF_OPENSTACK").unwrap_or_else(|_| "/opt/dragonflow/venv/bin/openstack".into())
+}
+
+/// The CLI's arguments to log in with a password at Keystone `keystone_url` as `user` in
+/// `project`: the Default domain, RegionOne, the public endpoints of the catalog.
+fn keystone_cli_auth(
+    keystone_url: &str,
+    (user, password, project): (&str, &str, &str),
+) -> Vec<String> {
+    let url = format!("{keystone_url}/v3");
+    [
+        "--os-auth-type",
+        "password",
+        "--os-identity-api-version",
+        "3",
+        "--os-auth-url",
+        &url,
+        "--os-username",
+        user,
+        "--os-password",
+        password,
+        "--os-project-name",
+        project,
+        "--os-user-domain-name",
+        "Default",
+        "--os-project-domain-name",
+        "Default",
+        "--os-region-name",
+        "RegionOne",
+        "--os-interface",
+        "public",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+/// The `openstack` CLI logged in to Keystone `keystone_url` as `(user, password,
+/// project)`, with no `OS_CLOUD` from the environment.
+pub fn keystone_cli(keystone_url: &str, who: (&str, &str, &str)) -> Command {
+    let mut cmd = Command::new(openstack_bin());
+    cmd.args(keystone_cli_auth(keystone_url, who))
+        .env_remove("OS_CLOUD");
+    cmd
 }
