@@ -129,7 +129,7 @@ pub const TABLES: &[Table] = &[
     Table {
         id: LB_AFFINITY,
         name: "lb_affinity",
-        role: "SOURCE_IP pools: flows learned by the group buckets, (network, client, VIP, protocol, port) → the remembered member's address and port in reg2 and reg1; reached by resubmit",
+        role: "SOURCE_IP pools: flows learned in lb_affinity_select, (network, client, VIP, protocol, port) → the remembered member's address and port in reg2 and reg1; reached by resubmit",
         next: &[],
     },
     Table {
@@ -141,7 +141,7 @@ pub const TABLES: &[Table] = &[
     Table {
         id: LB_AFFINITY_SELECT,
         name: "lb_affinity_select",
-        role: "SOURCE_IP pools: the remembered member (reg2, reg1), if it takes traffic, ct(commit, nat(dst=member)) recirculating to lb_out; otherwise the select group, whose bucket learns its choice",
+        role: "SOURCE_IP pools: the remembered or chosen member (reg2, reg1), if it takes traffic, learned into lb_affinity and ct(commit, nat(dst=member)) recirculating to lb_out; otherwise the select group, whose buckets load their member into reg2 and reg1 and resubmit here",
         next: &[],
     },
     Table {
@@ -319,7 +319,7 @@ pub mod reg {
     pub const CT_ZONE: Field = Field::Reg(4);
     /// Load balancing flags (bit 0: the reply was un-NATed already).
     pub const LB_FLAGS: Field = Field::Reg(3);
-    /// SOURCE_IP affinity: the remembered member's IPv4 address (0: none).
+    /// SOURCE_IP affinity: the remembered (or just chosen) member's IPv4 address (0: none).
     pub const LB_MEMBER_ADDR: Field = Field::Reg(2);
     /// SOURCE_IP affinity: the remembered member's port (low 16 bits).
     pub const LB_MEMBER_PORT: Field = Field::Reg(1);

@@ -335,20 +335,8 @@ fn source_ip_persistence_keeps_each_client_on_one_member() {
     let first = pinned(&mut sim, CLIENT, 5, 7000..7048);
     let second = pinned(&mut sim, CLIENT2, 6, 7000..7048);
     assert!([11, 12].contains(&first) && [11, 12].contains(&second));
-    // The memory is a learned flow with Octavia's default idle timeout.
-    let g = sim
-        .switch
-        .groups()
-        .get(controller::apps::lb::group_id(7, 0))
-        .expect("the listener's group");
-    for b in &g.buckets {
-        match b.actions.first() {
-            Some(openflow::action::Action::Learn(l)) => {
-                assert_eq!((l.idle_timeout, l.table_id), (360, 24));
-            }
-            other => panic!("a bucket that does not learn first: {other:?}"),
-        }
-    }
+    // The memory is a flow learned in 24 with Octavia's default idle timeout.
+    assert_eq!(learn_timeouts(&sim), [360, 360]);
     assert_eq!(sim.switch.flows(24).len(), 3, "two learned, one default");
     // Its member disabled: the client moves to the other, and stays there once it is
     // back (the new choice replaced the memory).
@@ -386,15 +374,7 @@ fn source_ip_algorithm_and_a_timeout_are_honoured_and_round_robin_learns_nothing
         vec![member("m1", 11, 1), member("m2", 12, 1)],
         Some(42),
     ));
-    let g = sim
-        .switch
-        .groups()
-        .get(controller::apps::lb::group_id(7, 0))
-        .expect("group");
-    assert!(g.buckets.iter().all(|b| matches!(
-        b.actions.first(),
-        Some(openflow::action::Action::Learn(l)) if l.idle_timeout == 42
-    )));
+    assert_eq!(learn_timeouts(&sim), [42, 42]);
     // ROUND_ROBIN: buckets without learn, nothing learned, connections spread.
     let mut rr = balancer(vec![member("m1", 11, 1), member("m2", 12, 1)]);
     rr.pools[0].lb_algorithm = model::lb::Algorithm::RoundRobin;
@@ -404,14 +384,22 @@ fn source_ip_algorithm_and_a_timeout_are_honoured_and_round_robin_learns_nothing
         (8100..8164u16).map(|s| to_vip(&mut sim, s)[0].1).collect();
     assert_eq!(spread.len(), 2, "{spread:?}");
     assert_eq!(sim.switch.flows(24).len(), 1, "only the default");
-    let g = sim
-        .switch
-        .groups()
-        .get(controller::apps::lb::group_id(7, 0))
-        .expect("group");
-    assert!(g.buckets.iter().all(|b| {
-        !b.actions
-            .iter()
-            .any(|a| matches!(a, openflow::action::Action::Learn(_)))
-    }));
+    assert!(learn_timeouts(&sim).is_empty());
+}
+
+/// The idle timeouts of the learn actions of table 26 (one per member flow), into 24.
+fn learn_timeouts(sim: &Sim) -> Vec<u16> {
+    sim.switch
+        .flows(26)
+        .iter()
+        .flat_map(|f| f.instructions.iter())
+        .flat_map(|i| match i {
+            openflow::Instruction::ApplyActions(a) => a.clone(),
+            _ => Vec::new(),
+        })
+        .filter_map(|a| match a {
+            openflow::action::Action::Learn(l) if l.table_id == 24 => Some(l.idle_timeout),
+            _ => None,
+        })
+        .collect()
 }

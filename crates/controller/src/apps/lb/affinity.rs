@@ -8,14 +8,16 @@
 //!   granularity's mask, VIP, protocol, VIP port) → load the remembered member's address
 //!   and port; none (yet, or expired): the registers stay 0;
 //! - lb_affinity_select (26): one flow per member that takes traffic, matching its address
-//!   and port in the registers → `ct(commit, nat(dst=member))` as its bucket would; the
-//!   rest (no memory, or a member gone, disabled or marked down) → the select group;
-//! - every bucket of such a listener's group learns its member into 24 before its
-//!   `ct(commit)`, with the pool's idle timeout: a new choice replaces the old memory.
+//!   and port in the registers → learn it into 24 (with the pool's idle timeout: the
+//!   memory is refreshed, or replaced) and `ct(commit, nat(dst=member))` as a plain bucket
+//!   would; the rest (no memory, or a member gone, disabled or marked down) → the select
+//!   group, whose buckets only load their member into the registers and resubmit to 26.
 //!
-//! The member is remembered by address and port, not by its place in the pool, so that
-//! removing another member moves no client. Learned flows live in the switch only: a
-//! controller restart (a resync deletes what it did not make) forgets them, and the next
+//! The learn is in a flow, not in the buckets: OVS runs a bucket as an action set, which
+//! keeps set-field and load actions and one final `ct`, `resubmit`, `group` or `output`,
+//! and silently drops a `learn`. The member is remembered by address and port, not by its
+//! place in the pool, so that removing another member moves no client. Learned flows live
+//! in the switch only: a controller resync deletes what it did not make, and the next
 //! connection picks and learns again.
 
 use super::{PRIO_NEW, member_nat};
@@ -45,9 +47,19 @@ pub fn lookup() -> Vec<Instruction> {
     ]
 }
 
-/// The learn action a bucket of an affinity listener carries: remember `addr:port` for
-/// this client (under a `/prefix` mask), VIP and VIP port, for `idle` seconds.
-pub fn learn(
+/// The bucket of member `addr:port` of an affinity listener's group: the choice into the
+/// registers, then lb_affinity_select's flow of that member learns and NATs it.
+pub fn bucket(addr: Ipv4Addr, port: u16) -> Vec<Action> {
+    vec![
+        Action::load(reg::LB_MEMBER_ADDR, 0, 32, u32::from(addr).into()),
+        Action::load(reg::LB_MEMBER_PORT, 0, 32, port.into()),
+        Action::resubmit_table(table::LB_AFFINITY_SELECT),
+    ]
+}
+
+/// The learn action of member `addr:port`: remember it for this client (under a `/prefix`
+/// mask), VIP and VIP port, for `idle` seconds.
+fn learn(
     key: u32,
     proto: Protocol,
     (idle, prefix): (u16, u8),
@@ -98,8 +110,16 @@ pub fn learn(
 }
 
 /// lb_affinity_select's flows of one listener (`vip` matches its VIP and port): each
-/// member that takes traffic, by the registers, to its NAT; the rest to the group `gid`.
-pub fn select(key: u32, vip: &dyn Fn() -> Match, pool: &Pool, gid: u32) -> Vec<Flow> {
+/// member that takes traffic, by the registers, learned and NATed; the rest to the group
+/// `gid`.
+pub fn select(
+    key: u32,
+    vip: &dyn Fn() -> Match,
+    proto: Protocol,
+    affinity: (u16, u8),
+    pool: &Pool,
+    gid: u32,
+) -> Vec<Flow> {
     let mut out: Vec<Flow> = pool
         .members
         .iter()
@@ -116,10 +136,10 @@ pub fn select(key: u32, vip: &dyn Fn() -> Match, pool: &Pool, gid: u32) -> Vec<F
                     .masked(reg::LB_MEMBER_PORT, u32::from(m.protocol_port), u32::MAX),
                 AppId::Lb,
                 key,
-                [Instruction::ApplyActions(vec![member_nat(
-                    addr,
-                    m.protocol_port,
-                )])],
+                [Instruction::ApplyActions(vec![
+                    learn(key, proto, affinity, addr, m.protocol_port),
+                    member_nat(addr, m.protocol_port),
+                ])],
             ))
         })
         .collect();

@@ -203,8 +203,8 @@ pub fn compile(cx: Cx<'_>, lb: &LoadBalancer) -> (Vec<Flow>, Vec<Group>) {
             key,
             pick,
         ));
-        if affinity.is_some() {
-            flows.extend(affinity::select(key, &vip_match, pool, gid));
+        if let Some(a) = affinity {
+            flows.extend(affinity::select(key, &vip_match, l.protocol, a, pool, gid));
         }
         let buckets = pool
             .members
@@ -213,11 +213,10 @@ pub fn compile(cx: Cx<'_>, lb: &LoadBalancer) -> (Vec<Flow>, Vec<Group>) {
             .filter_map(|m| Some((m, ipv4(m.address)?)))
             .map(|(m, addr)| {
                 members.insert(addr, ());
-                let mut actions = Vec::new();
-                if let Some(a) = affinity {
-                    actions.push(affinity::learn(key, l.protocol, a, addr, m.protocol_port));
-                }
-                actions.push(member_nat(addr, m.protocol_port));
+                let actions = match affinity {
+                    Some(_) => affinity::bucket(addr, m.protocol_port),
+                    None => vec![member_nat(addr, m.protocol_port)],
+                };
                 Bucket {
                     weight: m.weight,
                     ..Bucket::new(actions)
