@@ -24,7 +24,9 @@ pub mod table {
     pub const LB: u8 = 21;
     pub const LB_SELECT: u8 = 22;
     pub const LB_OUT: u8 = 23;
+    pub const LB_AFFINITY: u8 = 24;
     pub const ARP: u8 = 25;
+    pub const LB_AFFINITY_SELECT: u8 = 26;
     pub const DHCP: u8 = 30;
     pub const DHCPV6: u8 = 31;
     pub const DNS: u8 = 32;
@@ -57,7 +59,11 @@ use table::*;
 /// Tables reached by `resubmit` rather than `goto` (from, to): a resubmit runs the other
 /// table's actions and comes back, which a learned flow (it can only load and output)
 /// needs to be followed by a `goto`.
-pub const RESUBMITS: &[(u8, u8)] = &[(METADATA, METADATA_REPLY), (LB_REPLY, INGRESS_CT)];
+pub const RESUBMITS: &[(u8, u8)] = &[
+    (METADATA, METADATA_REPLY),
+    (LB_REPLY, INGRESS_CT),
+    (LB_SELECT, LB_AFFINITY),
+];
 
 /// Every table, in order.
 pub const TABLES: &[Table] = &[
@@ -111,8 +117,8 @@ pub const TABLES: &[Table] = &[
     Table {
         id: LB_SELECT,
         name: "lb_select",
-        role: "new connections to a listener's select group (one bucket per member: ct(commit, nat(dst=member))); established ones on",
-        next: &[LB_OUT],
+        role: "new connections to a listener's select group (one bucket per member: ct(commit, nat(dst=member))), or, for SOURCE_IP pools, to the client's remembered member (resubmit to lb_affinity, then lb_affinity_select); established ones on",
+        next: &[LB_OUT, LB_AFFINITY_SELECT],
     },
     Table {
         id: LB_OUT,
@@ -121,10 +127,22 @@ pub const TABLES: &[Table] = &[
         next: &[L2],
     },
     Table {
+        id: LB_AFFINITY,
+        name: "lb_affinity",
+        role: "SOURCE_IP pools: flows learned in lb_affinity_select, (network, client, VIP, protocol, port) → the remembered member's address and port in reg2 and reg1; reached by resubmit",
+        next: &[],
+    },
+    Table {
         id: ARP,
         name: "arp",
         role: "ARP responder for router interfaces and every known port IP",
         next: &[REPLY, L2],
+    },
+    Table {
+        id: LB_AFFINITY_SELECT,
+        name: "lb_affinity_select",
+        role: "SOURCE_IP pools: the remembered or chosen member (reg2, reg1), if it takes traffic, learned into lb_affinity and ct(commit, nat(dst=member)) recirculating to lb_out; otherwise the select group, whose buckets load their member into reg2 and reg1 and resubmit here",
+        next: &[],
     },
     Table {
         id: DHCP,
@@ -301,6 +319,10 @@ pub mod reg {
     pub const CT_ZONE: Field = Field::Reg(4);
     /// Load balancing flags (bit 0: the reply was un-NATed already).
     pub const LB_FLAGS: Field = Field::Reg(3);
+    /// SOURCE_IP affinity: the remembered (or just chosen) member's IPv4 address (0: none).
+    pub const LB_MEMBER_ADDR: Field = Field::Reg(2);
+    /// SOURCE_IP affinity: the remembered member's port (low 16 bits).
+    pub const LB_MEMBER_PORT: Field = Field::Reg(1);
 }
 
 /// The app that owns a flow: the top byte of its cookie.

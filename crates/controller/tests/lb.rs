@@ -1,8 +1,8 @@
 //! Distributed load balancing on the fake switch (issue 23): a client's datagrams to the
 //! VIP are spread over the members (a local one and one behind the tunnel), one
 //! connection stays on its member, replies come back from the VIP, members that take no
-//! traffic get none, an established connection survives a member added, and the VIP is
-//! answered by ARP in the switch.
+//! traffic get none, an established connection survives a member added, the VIP is
+//! answered by ARP in the switch, and a SOURCE_IP pool keeps each client on one member.
 
 mod support;
 
@@ -128,8 +128,20 @@ fn src(frame: &[u8]) -> (Ipv4Addr, u16) {
 /// A datagram from the client's port `sport` to the VIP: where it went, as (OpenFlow
 /// port, destination address, destination port).
 fn to_vip(sim: &mut Sim, sport: u16) -> Vec<(u32, Ipv4Addr, u16, [u8; 6])> {
-    let f = udp_frame(mac(5), fixtures::mac(100).0, (CLIENT_IP, sport), (VIP, 53));
-    sim.send(CLIENT, &f)
+    from_client(sim, CLIENT, 5, sport)
+}
+
+/// A datagram to the VIP from the client on OpenFlow port `ofport` with address
+/// 10.0.0.`last`, from UDP port `sport`.
+fn from_client(
+    sim: &mut Sim,
+    ofport: u32,
+    last: u8,
+    sport: u16,
+) -> Vec<(u32, Ipv4Addr, u16, [u8; 6])> {
+    let ip = Ipv4Addr::new(10, 0, 0, last);
+    let f = udp_frame(mac(last), fixtures::mac(100).0, (ip, sport), (VIP, 53));
+    sim.send(ofport, &f)
         .frames()
         .into_iter()
         .map(|(port, fr)| {
@@ -279,4 +291,115 @@ fn the_vip_is_answered_by_arp_and_an_ipv6_or_disabled_balancer_compiles_nothing(
     off.admin_state_up = false;
     sim.put(&off);
     assert!(to_vip(&mut sim, 6000).is_empty());
+}
+
+/// The balancer with SOURCE_IP session persistence (`timeout`, when given).
+fn sticky(members: Vec<Member>, timeout: Option<i64>) -> LoadBalancer {
+    let mut lb = balancer(members);
+    lb.pools[0].lb_algorithm = model::lb::Algorithm::RoundRobin;
+    lb.pools[0].session_persistence = Some(model::lb::SessionPersistence {
+        kind: "SOURCE_IP".into(),
+        persistence_timeout: timeout,
+        persistence_granularity: None,
+    });
+    lb
+}
+
+/// The member (last octet) every one of `n` new connections of client 10.0.0.`last`
+/// reached, each from another source port; panics when they went to different members.
+fn pinned(sim: &mut Sim, ofport: u32, last: u8, ports: std::ops::Range<u16>) -> u8 {
+    let got: std::collections::BTreeSet<u8> = ports
+        .map(|sport| {
+            let out = from_client(sim, ofport, last, sport);
+            assert_eq!(out.len(), 1, "one copy, to one member: {out:?}");
+            out[0].1.octets()[3]
+        })
+        .collect();
+    assert_eq!(got.len(), 1, "client .{last} went to members {got:?}");
+    got.into_iter().next().unwrap_or_default()
+}
+
+/// Client port c2 (10.0.0.6) on host h, plugged at OpenFlow port 3.
+const CLIENT2: u32 = 3;
+
+#[test]
+fn source_ip_persistence_keeps_each_client_on_one_member() {
+    let mut sim = world(vec![member("m1", 11, 1), member("m2", 12, 1)]);
+    sim.put(&open_port("c2", 6, "h"));
+    sim.plug("c2", CLIENT2);
+    sim.put(&sticky(
+        vec![member("m1", 11, 1), member("m2", 12, 1)],
+        None,
+    ));
+    // Many new connections (another source port each): one member per client.
+    let first = pinned(&mut sim, CLIENT, 5, 7000..7048);
+    let second = pinned(&mut sim, CLIENT2, 6, 7000..7048);
+    assert!([11, 12].contains(&first) && [11, 12].contains(&second));
+    // The memory is a flow learned in 24 with Octavia's default idle timeout.
+    assert_eq!(learn_timeouts(&sim), [360, 360]);
+    assert_eq!(sim.switch.flows(24).len(), 3, "two learned, one default");
+    // Its member disabled: the client moves to the other, and stays there once it is
+    // back (the new choice replaced the memory).
+    let other = if first == 11 { 12 } else { 11 };
+    let with = |down: Option<u8>| {
+        [("m1", 11), ("m2", 12)]
+            .into_iter()
+            .map(|(id, last)| {
+                let mut m = member(id, last, 1);
+                m.admin_state_up = Some(last) != down;
+                m
+            })
+            .collect::<Vec<_>>()
+    };
+    sim.put(&sticky(with(Some(first)), Some(30)));
+    assert_eq!(pinned(&mut sim, CLIENT, 5, 7100..7132), other);
+    sim.put(&sticky(with(None), Some(30)));
+    assert_eq!(pinned(&mut sim, CLIENT, 5, 7200..7232), other);
+    // A hash of the 5-tuple again (SOURCE_IP_PORT): the same client spreads over both.
+    sim.put(&balancer(vec![member("m1", 11, 1), member("m2", 12, 1)]));
+    let spread: std::collections::BTreeSet<Ipv4Addr> =
+        (7300..7364u16).map(|s| to_vip(&mut sim, s)[0].1).collect();
+    assert_eq!(spread.len(), 2, "{spread:?}");
+}
+
+#[test]
+fn source_ip_algorithm_and_a_timeout_are_honoured_and_round_robin_learns_nothing() {
+    let mut lb = balancer(vec![member("m1", 11, 1), member("m2", 12, 1)]);
+    lb.pools[0].lb_algorithm = model::lb::Algorithm::SourceIp;
+    let mut sim = world(vec![member("m1", 11, 1), member("m2", 12, 1)]);
+    sim.put(&lb);
+    pinned(&mut sim, CLIENT, 5, 8000..8048);
+    // A UDP pool's persistence_timeout is the learned flows' idle timeout.
+    sim.put(&sticky(
+        vec![member("m1", 11, 1), member("m2", 12, 1)],
+        Some(42),
+    ));
+    assert_eq!(learn_timeouts(&sim), [42, 42]);
+    // ROUND_ROBIN: buckets without learn, nothing learned, connections spread.
+    let mut rr = balancer(vec![member("m1", 11, 1), member("m2", 12, 1)]);
+    rr.pools[0].lb_algorithm = model::lb::Algorithm::RoundRobin;
+    let mut sim = world(vec![member("m1", 11, 1), member("m2", 12, 1)]);
+    sim.put(&rr);
+    let spread: std::collections::BTreeSet<Ipv4Addr> =
+        (8100..8164u16).map(|s| to_vip(&mut sim, s)[0].1).collect();
+    assert_eq!(spread.len(), 2, "{spread:?}");
+    assert_eq!(sim.switch.flows(24).len(), 1, "only the default");
+    assert!(learn_timeouts(&sim).is_empty());
+}
+
+/// The idle timeouts of the learn actions of table 26 (one per member flow), into 24.
+fn learn_timeouts(sim: &Sim) -> Vec<u16> {
+    sim.switch
+        .flows(26)
+        .iter()
+        .flat_map(|f| f.instructions.iter())
+        .flat_map(|i| match i {
+            openflow::Instruction::ApplyActions(a) => a.clone(),
+            _ => Vec::new(),
+        })
+        .filter_map(|a| match a {
+            openflow::action::Action::Learn(l) if l.table_id == 24 => Some(l.idle_timeout),
+            _ => None,
+        })
+        .collect()
 }

@@ -120,6 +120,27 @@ fn openstack_loadbalancer_builds_a_tree_and_shows_its_status() {
         ],
     );
     assert_eq!(pool["lb_algorithm"], "ROUND_ROBIN", "{pool}");
+    // SOURCE_IP persistence, as the client sends and shows it.
+    openstack(
+        &ks,
+        &[
+            "loadbalancer",
+            "pool",
+            "set",
+            "--session-persistence",
+            "type=SOURCE_IP",
+            "backends",
+            "--wait",
+        ],
+    )
+    .unwrap_or_else(|e| panic!("pool set: {e}\n{}", srv.log_tail()));
+    let shown = json_of(&ks, &srv, &["loadbalancer", "pool", "show", "backends"]);
+    assert!(
+        shown["session_persistence"]
+            .to_string()
+            .contains("SOURCE_IP"),
+        "{shown}"
+    );
     let member = json_of(
         &ks,
         &srv,

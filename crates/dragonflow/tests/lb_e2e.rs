@@ -2,7 +2,8 @@
 //! made through the Octavia API, members serving HTTP with Python's `http.server` in VM
 //! namespaces on both hosts, and a client VM on the first host that reaches them through
 //! the VIP: every member answers, one connection stays on one member (also while a member
-//! is added), and a removed member gets no new connection.
+//! is added), and a removed member gets no new connection. With SOURCE_IP session
+//! persistence, every new connection of one client reaches one member, on either host.
 
 mod common;
 
@@ -170,4 +171,117 @@ fn a_vip_spreads_connections_over_members_on_two_hosts() {
     wait_until("the VIP to go quiet", Duration::from_secs(20), || {
         curl(&client, &url).is_none()
     });
+}
+
+/// The one member that answered all `n` new connections of `vm`; panics, with the
+/// switches' flows, when several (or none) did.
+fn pinned(t: &TwoHosts, vm: &testbed::Vm, url: &str, n: usize) -> String {
+    let seen = tally(vm, url, n);
+    let groups = |h: usize| {
+        t.ovs[h]
+            .ofctl(["-O", "OpenFlow13", "dump-groups", "br-int"])
+            .unwrap_or_else(|e| e.to_string())
+    };
+    assert_eq!(
+        seen.len(),
+        1,
+        "one client, one member: {seen:?}\n{}\ngroups a:\n{}\ngroups b:\n{}",
+        t.dumps(),
+        groups(0),
+        groups(1)
+    );
+    let who = seen.into_keys().next().unwrap_or_default();
+    assert!(who.starts_with('m'), "answered by {who}\n{}", t.dumps());
+    who
+}
+
+#[test]
+fn source_ip_persistence_keeps_each_client_on_one_member() {
+    let t: TwoHosts = two_hosts();
+    let srv = &t.srv;
+    let net = srv.network("stickynet", "10.51.0.0/24");
+    let (_, subnets) = srv.call(
+        "GET",
+        &format!("/v2.0/subnets?network_id={}", net["id"].as_str().unwrap()),
+        None,
+    );
+    let subnet = subnets["subnets"][0]["id"].as_str().unwrap().to_string();
+    // A client on each host (each host balances its own clients' connections).
+    let (c1, _) = t.vm(&net, 0);
+    let (c2, _) = t.vm(&net, 1);
+    let (m1, ip1) = t.vm(&net, 0);
+    let (m2, ip2) = t.vm(&net, 1);
+    let (m3, ip3) = t.vm(&net, 1);
+    let _servers = [serve(&m1, "m1"), serve(&m2, "m2"), serve(&m3, "m3")];
+    for ip in [&ip1, &ip2, &ip3] {
+        wait_until("a member to serve", Duration::from_secs(20), || {
+            curl(&c1, &format!("http://{ip}:8000/")).is_some()
+        });
+    }
+    let b = made(
+        srv,
+        "/v2/lbaas/loadbalancers",
+        json!({"loadbalancer": {"name": "sticky", "vip_subnet_id": subnet}}),
+    );
+    let vip = b["vip_address"].as_str().unwrap().to_string();
+    let l = made(
+        srv,
+        "/v2/lbaas/listeners",
+        json!({"listener": {"loadbalancer_id": b["id"], "protocol": "TCP", "protocol_port": 80}}),
+    );
+    let pool = made(
+        srv,
+        "/v2/lbaas/pools",
+        json!({"pool": {"listener_id": l["id"], "protocol": "TCP",
+            "lb_algorithm": "ROUND_ROBIN", "session_persistence": {"type": "SOURCE_IP"}}}),
+    );
+    assert_eq!(pool["session_persistence"]["type"], "SOURCE_IP", "{pool}");
+    let members = format!("/v2/lbaas/pools/{}/members", pool["id"].as_str().unwrap());
+    let mut ids = BTreeMap::new();
+    for (name, ip) in [("m1", &ip1), ("m2", &ip2), ("m3", &ip3)] {
+        let m = made(
+            srv,
+            &members,
+            json!({"member": {"address": ip, "protocol_port": 8000, "subnet_id": subnet}}),
+        );
+        ids.insert(name.to_string(), m["id"].as_str().unwrap().to_string());
+    }
+    let url = format!("http://{vip}/");
+    for c in [&c1, &c2] {
+        wait_until("the VIP to answer", Duration::from_secs(20), || {
+            curl(c, &url).is_some()
+        });
+    }
+
+    // 20 new connections (new source ports) of each client: one member each.
+    let first = pinned(&t, &c1, &url, 20);
+    let second = pinned(&t, &c2, &url, 20);
+    // The memory is a flow learned on the client's host.
+    let learned = t.ovs[0]
+        .ofctl(["dump-flows", "br-int", "table=24"])
+        .unwrap_or_default();
+    assert!(
+        learned.contains("load:") && learned.contains("idle_timeout=360"),
+        "{learned}"
+    );
+
+    // The first client's member disabled: the client moves, and keeps its new member.
+    let (st, v) = lb(
+        srv,
+        "PUT",
+        &format!("{members}/{}", ids[&first]),
+        Some(json!({"member": {"admin_state_up": false}})),
+    );
+    assert_eq!(st, 200, "{v}");
+    wait_until(
+        "the client to leave its disabled member",
+        Duration::from_secs(20),
+        || curl(&c1, &url).is_some_and(|w| w != first),
+    );
+    let moved = pinned(&t, &c1, &url, 10);
+    assert_ne!(moved, first);
+    // The other client's member still takes traffic: it stays (unless it was the same).
+    if second != first {
+        assert_eq!(pinned(&t, &c2, &url, 10), second);
+    }
 }

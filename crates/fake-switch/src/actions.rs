@@ -433,8 +433,20 @@ impl<'a> Engine<'a> {
         for b in buckets {
             let mut p = pkt.clone();
             let mut scratch = Vec::new();
-            if self.exec_list(&mut p, &mut scratch, &b.actions, depth.saturating_add(1))
-                == Ctl::Drop
+            // OVS runs a bucket as an action set, which has no learn: it is dropped.
+            let actions: Vec<Action> = b
+                .actions
+                .iter()
+                .filter(|a| !matches!(a, Action::Learn(_)))
+                .cloned()
+                .collect();
+            if actions.len() < b.actions.len() {
+                self.log(
+                    depth,
+                    format!("group {g}: learn in a bucket, dropped as OVS does"),
+                );
+            }
+            if self.exec_list(&mut p, &mut scratch, &actions, depth.saturating_add(1)) == Ctl::Drop
                 && self.steps > MAX_STEPS
             {
                 return Ctl::Drop;

@@ -72,6 +72,10 @@ pub enum Algorithm {
     /// Served as SOURCE_IP_PORT: a hash spreads new connections as evenly over time.
     #[serde(rename = "ROUND_ROBIN")]
     RoundRobin,
+    /// One client address, one member: the first connection's member is remembered (as
+    /// SOURCE_IP session persistence, with its default idle timeout).
+    #[serde(rename = "SOURCE_IP")]
+    SourceIp,
 }
 
 impl Algorithm {
@@ -79,6 +83,7 @@ impl Algorithm {
         match self {
             Algorithm::SourceIpPort => "SOURCE_IP_PORT",
             Algorithm::RoundRobin => "ROUND_ROBIN",
+            Algorithm::SourceIp => "SOURCE_IP",
         }
     }
 }
@@ -108,13 +113,63 @@ pub struct Pool {
     pub admin_state_up: bool,
     pub protocol: Protocol,
     pub lb_algorithm: Algorithm,
-    /// Its type, when one is honoured (none is yet: the API refuses them).
-    pub session_persistence: Option<String>,
+    /// How a client stays on its member (SOURCE_IP only: the API refuses cookies).
+    pub session_persistence: Option<SessionPersistence>,
     /// The listener the pool was created for (its default pool), if any.
     pub listener_id: Option<String>,
     #[serde(default)]
     pub members: Vec<Member>,
     pub healthmonitor: Option<HealthMonitor>,
+}
+
+/// Octavia's `session_persistence` of a pool, as given.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionPersistence {
+    /// `SOURCE_IP` (the only type an L4 provider honours).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Seconds a client's member is remembered after its last new connection (UDP pools
+    /// only, as Octavia's); `None`: [`DEFAULT_PERSISTENCE_TIMEOUT`].
+    #[serde(default)]
+    pub persistence_timeout: Option<i64>,
+    /// The netmask applied to the client's address (UDP pools only, as Octavia's).
+    #[serde(default)]
+    pub persistence_granularity: Option<IpAddr>,
+}
+
+/// Octavia's default SOURCE_IP persistence timeout (seconds).
+pub const DEFAULT_PERSISTENCE_TIMEOUT: u16 = 360;
+
+impl Pool {
+    /// When the pool keeps a client on one member: `Some((idle timeout in seconds, client
+    /// prefix length))` for `lb_algorithm` SOURCE_IP or `session_persistence` SOURCE_IP.
+    /// A timeout of 0 or less is the default (as Octavia's drivers read it), more than
+    /// 65535 s is 65535 (OpenFlow's limit); a granularity that is not an IPv4 netmask is
+    /// the whole address.
+    pub fn affinity(&self) -> Option<(u16, u8)> {
+        let sp = self
+            .session_persistence
+            .as_ref()
+            .filter(|sp| sp.kind == "SOURCE_IP");
+        if sp.is_none() && self.lb_algorithm != Algorithm::SourceIp {
+            return None;
+        }
+        let timeout = match sp.and_then(|sp| sp.persistence_timeout) {
+            Some(t) if t > 0 => u16::try_from(t).unwrap_or(u16::MAX),
+            _ => DEFAULT_PERSISTENCE_TIMEOUT,
+        };
+        let prefix = match sp.and_then(|sp| sp.persistence_granularity) {
+            Some(IpAddr::V4(m)) => netmask_len(u32::from(m)).unwrap_or(32),
+            _ => 32,
+        };
+        Some((timeout, prefix))
+    }
+}
+
+/// The prefix length of a contiguous IPv4 netmask (`None` for one with holes).
+pub fn netmask_len(mask: u32) -> Option<u8> {
+    let len = mask.leading_ones();
+    (mask.checked_shl(len).unwrap_or(0) == 0).then_some(len as u8)
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

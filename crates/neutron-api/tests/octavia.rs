@@ -380,7 +380,7 @@ async fn octavia_refusals_have_octavia_codes_and_words() {
     assert_eq!(st, 201);
     let l_id = l["listener"]["id"].as_str().unwrap().to_string();
 
-    // Pools: algorithms the hash honours, SOURCE_IP persistence only.
+    // Pools: algorithms the switch honours, SOURCE_IP persistence only.
     let pools = "/v2/lbaas/pools";
     let pool = |body: Value| {
         let c = &c;
@@ -400,10 +400,10 @@ async fn octavia_refusals_have_octavia_codes_and_words() {
     )
     .await;
     assert_eq!(st, 501, "{v}");
-    let (st, v) =
-        pool(json!({"loadbalancer_id": lb_id, "protocol": "TCP", "lb_algorithm": "SOURCE_IP"}))
-            .await;
-    assert_eq!(st, 501, "{v}");
+    assert!(
+        fault(&v).contains("HTTP_COOKIE: this provider balances at L4"),
+        "{v}"
+    );
     let (st, v) = pool(
         json!({"loadbalancer_id": lb_id, "protocol": "TCP", "lb_algorithm": "ROUND_ROBIN",
         "session_persistence": {"type": "BOGUS"}}),
@@ -578,4 +578,168 @@ async fn the_api_is_served_under_v2_0_too_as_octaviaclient_asks() {
     }
     let (st, _) = c.lb(OWNER, "GET", "/v2.1/lbaas/loadbalancers", None).await;
     assert_eq!(st, 404);
+}
+
+#[tokio::test]
+async fn source_ip_algorithm_and_persistence_are_stored_and_shown_as_octavia() {
+    let c = Cloud::new();
+    let (n, _) = net(&c).await;
+    let lb = made(
+        &c,
+        "/v2/lbaas/loadbalancers",
+        json!({"loadbalancer": {"vip_network_id": n}}),
+    )
+    .await;
+    let lb_id = id(&lb);
+    let pools = "/v2/lbaas/pools";
+    let pool = |body: Value| {
+        let c = &c;
+        async move {
+            c.lb(OWNER, "POST", pools, Some(json!({"pool": body})))
+                .await
+        }
+    };
+    let sp = |v: Value| {
+        json!({"loadbalancer_id": lb_id, "protocol": "TCP",
+        "lb_algorithm": "ROUND_ROBIN", "session_persistence": v})
+    };
+    let udp = |v: Value| {
+        json!({"loadbalancer_id": lb_id, "protocol": "UDP",
+        "lb_algorithm": "ROUND_ROBIN", "session_persistence": v})
+    };
+
+    // lb_algorithm SOURCE_IP.
+    let (st, p) =
+        pool(json!({"loadbalancer_id": lb_id, "protocol": "TCP", "lb_algorithm": "SOURCE_IP"}))
+            .await;
+    assert_eq!(st, 201, "{p}");
+    assert_eq!(p["pool"]["lb_algorithm"], "SOURCE_IP");
+    assert_eq!(p["pool"]["session_persistence"], Value::Null);
+
+    // SOURCE_IP persistence on TCP: every attribute shown, the unset ones null.
+    let (st, p) = pool(sp(json!({"type": "SOURCE_IP"}))).await;
+    assert_eq!(st, 201, "{p}");
+    assert_eq!(
+        p["pool"]["session_persistence"],
+        json!({"type": "SOURCE_IP", "cookie_name": null, "persistence_timeout": null,
+            "persistence_granularity": null})
+    );
+    let tcp_id = id(&p["pool"]);
+
+    // Octavia's checks, in its order and words.
+    let validation = |detail: &str| format!("Validation failure: {detail}");
+    let (st, v) = pool(sp(json!({"type": "SOURCE_IP", "persistence_timeout": 60}))).await;
+    assert_eq!(
+        (st, fault(&v)),
+        (
+            400,
+            validation(
+                "persistence_timeout and persistence_granularity is only for UDP protocol pools."
+            )
+            .as_str()
+        )
+    );
+    let (st, v) = pool(sp(json!({"type": "SOURCE_IP", "cookie_name": "c"}))).await;
+    assert_eq!(
+        (st, fault(&v)),
+        (
+            400,
+            validation(
+                "Field \"cookie_name\" can only be specified with session persistence of type \"APP_COOKIE\"."
+            )
+            .as_str()
+        )
+    );
+    let (st, v) = pool(sp(json!({"type": "APP_COOKIE"}))).await;
+    assert_eq!(
+        (st, fault(&v)),
+        (
+            400,
+            validation(
+                "Field \"cookie_name\" must be specified when using the \"APP_COOKIE\" session persistence type."
+            )
+            .as_str()
+        )
+    );
+    let (st, v) = pool(sp(json!({"type": "APP_COOKIE", "cookie_name": "c"}))).await;
+    assert_eq!(st, 501, "{v}");
+    assert!(fault(&v).contains("this provider balances at L4"), "{v}");
+    let (st, v) = pool(udp(json!({"type": "HTTP_COOKIE"}))).await;
+    assert_eq!(
+        (st, fault(&v)),
+        (
+            400,
+            validation(
+                "Session persistence of type HTTP_COOKIE is not supported for UDP protocol pools."
+            )
+            .as_str()
+        )
+    );
+    let (st, v) = pool(udp(json!({"type": "SOURCE_IP", "cookie_name": "c"}))).await;
+    assert_eq!(st, 400, "{v}");
+    assert!(
+        fault(&v).contains("only accepts: type, persistence_timeout"),
+        "{v}"
+    );
+    let (st, v) = pool(sp(json!({"persistence_timeout": 60}))).await;
+    assert_eq!(st, 400, "{v}");
+    let (st, v) = pool(sp(json!({"type": "SOURCE_IP", "bogus": 1}))).await;
+    assert_eq!(st, 400, "{v}");
+    assert!(fault(&v).contains("Unknown attribute"), "{v}");
+    let (st, v) = pool(udp(
+        json!({"type": "SOURCE_IP", "persistence_timeout": "x"}),
+    ))
+    .await;
+    assert_eq!(st, 400, "{v}");
+    let (st, v) = pool(udp(
+        json!({"type": "SOURCE_IP", "persistence_granularity": "255.0.255.0"}),
+    ))
+    .await;
+    assert_eq!(st, 501, "{v}");
+
+    // UDP: a timeout and a granularity, shown back; a PUT updates what it names.
+    let (st, p) = pool(udp(json!({"type": "SOURCE_IP", "persistence_timeout": 60,
+        "persistence_granularity": "255.255.255.0"})))
+    .await;
+    assert_eq!(st, 201, "{p}");
+    assert_eq!(
+        p["pool"]["session_persistence"],
+        json!({"type": "SOURCE_IP", "cookie_name": null, "persistence_timeout": 60,
+            "persistence_granularity": "255.255.255.0"})
+    );
+    let udp_path = format!("{pools}/{}", id(&p["pool"]));
+    let (st, p) = c
+        .lb(
+            OWNER,
+            "PUT",
+            &udp_path,
+            Some(json!({"pool": {"session_persistence": {"persistence_timeout": 120}}})),
+        )
+        .await;
+    assert_eq!(st, 200, "{p}");
+    assert_eq!(
+        p["pool"]["session_persistence"],
+        json!({"type": "SOURCE_IP", "cookie_name": null, "persistence_timeout": 120,
+            "persistence_granularity": "255.255.255.0"})
+    );
+    let (st, p) = c.lb(OWNER, "GET", &udp_path, None).await;
+    assert_eq!(st, 200);
+    assert_eq!(p["pool"]["session_persistence"]["persistence_timeout"], 120);
+
+    // A TCP pool's persistence cleared with null, set again; its algorithm changed.
+    let tcp_path = format!("{pools}/{tcp_id}");
+    let put = |body: Value| {
+        let (c, path) = (&c, tcp_path.clone());
+        async move { c.lb(OWNER, "PUT", &path, Some(json!({"pool": body}))).await }
+    };
+    let (st, p) = put(json!({"session_persistence": null})).await;
+    assert_eq!((st, &p["pool"]["session_persistence"]), (200, &Value::Null));
+    let (st, v) = put(json!({"session_persistence": {"persistence_timeout": 5}})).await;
+    assert_eq!(st, 400, "{v}");
+    let (st, p) =
+        put(json!({"session_persistence": {"type": "SOURCE_IP"}, "lb_algorithm": "SOURCE_IP"}))
+            .await;
+    assert_eq!(st, 200, "{p}");
+    assert_eq!(p["pool"]["session_persistence"]["type"], "SOURCE_IP");
+    assert_eq!(p["pool"]["lb_algorithm"], "SOURCE_IP");
 }

@@ -182,8 +182,14 @@ fn random_lb(rnd: &mut impl FnMut(u64) -> u64, k: u64) -> model::LoadBalancer {
             status: st(),
             admin_state_up: true,
             protocol: Protocol::Tcp,
-            lb_algorithm: Algorithm::RoundRobin,
-            session_persistence: None,
+            // SOURCE_IP affinity on some balancers, without drawing more random numbers
+            // (the sequence of changes stays the one this test always ran).
+            lb_algorithm: [Algorithm::RoundRobin, Algorithm::SourceIp][b as usize % 2],
+            session_persistence: k.is_multiple_of(2).then(|| model::lb::SessionPersistence {
+                kind: "SOURCE_IP".into(),
+                persistence_timeout: Some(30 + k as i64),
+                persistence_granularity: None,
+            }),
             listener_id: None,
             members,
             healthmonitor,

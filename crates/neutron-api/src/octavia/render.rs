@@ -98,11 +98,11 @@ pub fn listener(lb: &LoadBalancer, l: &Listener) -> Map<String, Value> {
 fn persistence(p: &Pool) -> Value {
     match &p.session_persistence {
         None => Value::Null,
-        Some(t) => json!({
-            "type": t,
+        Some(sp) => json!({
+            "type": sp.kind,
             "cookie_name": null,
-            "persistence_timeout": null,
-            "persistence_granularity": null,
+            "persistence_timeout": sp.persistence_timeout,
+            "persistence_granularity": sp.persistence_granularity.map(|g| g.to_string()),
         }),
     }
 }

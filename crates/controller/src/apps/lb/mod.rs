@@ -9,7 +9,8 @@
 //! - lb_select (22): a new connection goes to the listener's select group: one bucket per
 //!   member that takes traffic, weighted, each `ct(commit, nat(dst=member:port))` → 23
 //!   (OVS hashes the 5-tuple with dp_hash); a known one (`+dnat`: table 21 found its
-//!   member, replied or not) goes straight on to 23;
+//!   member, replied or not) goes straight on to 23; a SOURCE_IP pool's listener first
+//!   looks up the client's remembered member ([`affinity`]: tables 24 and 26);
 //! - lb_out (23): to the member's MAC, then L2 (55) carries it as any frame to the member,
 //!   whose ingress security groups see the client and the member's own address.
 //!
@@ -23,6 +24,7 @@
 //! The VIP's ARP answer is the ARP responder's: the VIP port is a port of the network.
 //! IPv4 only for now (an IPv6 VIP compiles nothing).
 
+pub mod affinity;
 pub mod health;
 
 use super::{App, Cx, Flow, Group, Object, Owner, Sink, flow};
@@ -86,6 +88,24 @@ fn from_port(m: Match, proto: Protocol, port: u16) -> Match {
         Protocol::Tcp => m.tcp_src(port),
         Protocol::Udp => m.udp_src(port),
     }
+}
+
+/// A new connection to member `addr:port`: committed in [`LB_ZONE`] with its destination
+/// NATed, on to lb_out.
+fn member_nat(addr: Ipv4Addr, port: u16) -> Action {
+    Action::Ct(Ct {
+        flags: ct_flags::COMMIT,
+        zone: CtZone::Imm(LB_ZONE),
+        recirc_table: table::LB_OUT,
+        alg: 0,
+        actions: vec![Action::Nat(Nat {
+            flags: nat_flags::DST,
+            addr_min: Some(IpAddr::V4(addr)),
+            addr_max: Some(IpAddr::V4(addr)),
+            port_min: Some(port),
+            port_max: Some(port),
+        })],
+    })
 }
 
 /// The listener's pool when the listener, the pool and the balancer are up.
@@ -165,8 +185,13 @@ pub fn compile(cx: Cx<'_>, lb: &LoadBalancer) -> (Vec<Flow>, Vec<Group>) {
                 ..Ct::default()
             })])],
         ));
-        // A new connection picks a member.
+        // A new connection picks a member (its client's remembered one, for SOURCE_IP).
         let gid = group_id(key, i);
+        let affinity = pool.affinity();
+        let pick = match affinity {
+            Some(_) => affinity::lookup(),
+            None => vec![Instruction::ApplyActions(vec![Action::Group(gid)])],
+        };
         flows.push(flow(
             table::LB_SELECT,
             PRIO_NEW,
@@ -176,8 +201,11 @@ pub fn compile(cx: Cx<'_>, lb: &LoadBalancer) -> (Vec<Flow>, Vec<Group>) {
             ),
             AppId::Lb,
             key,
-            [Instruction::ApplyActions(vec![Action::Group(gid)])],
+            pick,
         ));
+        if let Some(a) = affinity {
+            flows.extend(affinity::select(key, &vip_match, l.protocol, a, pool, gid));
+        }
         let buckets = pool
             .members
             .iter()
@@ -185,21 +213,13 @@ pub fn compile(cx: Cx<'_>, lb: &LoadBalancer) -> (Vec<Flow>, Vec<Group>) {
             .filter_map(|m| Some((m, ipv4(m.address)?)))
             .map(|(m, addr)| {
                 members.insert(addr, ());
+                let actions = match affinity {
+                    Some(_) => affinity::bucket(addr, m.protocol_port),
+                    None => vec![member_nat(addr, m.protocol_port)],
+                };
                 Bucket {
                     weight: m.weight,
-                    ..Bucket::new(vec![Action::Ct(Ct {
-                        flags: ct_flags::COMMIT,
-                        zone: CtZone::Imm(LB_ZONE),
-                        recirc_table: table::LB_OUT,
-                        alg: 0,
-                        actions: vec![Action::Nat(Nat {
-                            flags: nat_flags::DST,
-                            addr_min: Some(IpAddr::V4(addr)),
-                            addr_max: Some(IpAddr::V4(addr)),
-                            port_min: Some(m.protocol_port),
-                            port_max: Some(m.protocol_port),
-                        })],
-                    })])
+                    ..Bucket::new(actions)
                 }
             })
             .collect();
@@ -279,7 +299,8 @@ pub fn compile(cx: Cx<'_>, lb: &LoadBalancer) -> (Vec<Flow>, Vec<Group>) {
 /// the balancer cannot place (invalid, a member with no port) is dropped; un-NATed
 /// replies go back to ingress conntrack.
 fn base() -> Vec<Flow> {
-    vec![
+    let mut out = affinity::base();
+    out.extend([
         flow(
             table::LB_SELECT,
             PRIO_EST,
@@ -335,7 +356,8 @@ fn base() -> Vec<Flow> {
                 ct: false,
             }])],
         ),
-    ]
+    ]);
+    out
 }
 
 /// Whether `lb` is the one balancer of its network (the lowest id) that makes the flows
@@ -385,6 +407,8 @@ impl App for Lb {
             table::LB,
             table::LB_SELECT,
             table::LB_OUT,
+            table::LB_AFFINITY,
+            table::LB_AFFINITY_SELECT,
             table::INGRESS_CT,
             table::LB_REPLY,
         ]

@@ -11,8 +11,9 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use model::lb::{Algorithm, Pool, operating};
+use model::lb::{Algorithm, Pool, Protocol, SessionPersistence, operating};
 use serde_json::{Map, Value, json};
+use std::net::IpAddr;
 use std::sync::Arc;
 
 const PROTOCOLS: &[&str] = &["HTTP", "HTTPS", "PROXY", "PROXYV2", "TCP", "UDP", "SCTP"];
@@ -38,21 +39,27 @@ pub fn algorithm(name: &str) -> FaultResult<Algorithm> {
     match name {
         "ROUND_ROBIN" => Ok(Algorithm::RoundRobin),
         "SOURCE_IP_PORT" => Ok(Algorithm::SourceIpPort),
+        "SOURCE_IP" => Ok(Algorithm::SourceIp),
         "LEAST_CONNECTIONS" => Err(Fault::unsupported(
             "lb_algorithm LEAST_CONNECTIONS: the switch cannot count the open connections \
-             of members (use ROUND_ROBIN or SOURCE_IP_PORT)",
+             of members (use ROUND_ROBIN, SOURCE_IP_PORT or SOURCE_IP)",
         )),
-        other => Err(Fault::unsupported(format!(
-            "lb_algorithm {other}: the select group hashes the 5-tuple; hashing the source \
-             address alone is not built yet (use ROUND_ROBIN or SOURCE_IP_PORT)"
-        ))),
+        other => Err(Fault::unsupported(format!("lb_algorithm {other}"))),
     }
 }
 
-/// Reads `session_persistence`: checked as Octavia does, then refused, since the select
-/// group hashes the 5-tuple and no type is honoured yet (`SOURCE_IP` needs a hash of the
-/// client address alone). `Ok(None)` when absent, `Ok(Some(None))` when null (cleared).
-fn persistence(b: &mut Body) -> FaultResult<Option<Option<String>>> {
+/// A `session_persistence` as sent (a PUT may leave any attribute out).
+#[derive(Default)]
+struct SpRequest {
+    kind: Option<String>,
+    cookie_name: Option<String>,
+    timeout: Option<i64>,
+    granularity: Option<IpAddr>,
+}
+
+/// Reads `session_persistence` with Octavia's WSME types. `Ok(None)` when absent,
+/// `Ok(Some(None))` when null (cleared).
+fn persistence(b: &mut Body) -> FaultResult<Option<Option<SpRequest>>> {
     if b.is_null("session_persistence") {
         b.ignore(&["session_persistence"]);
         return Ok(Some(None));
@@ -61,18 +68,94 @@ fn persistence(b: &mut Body) -> FaultResult<Option<Option<String>>> {
         return Ok(None);
     };
     let mut sp = Body::from_map("session_persistence", m);
-    let t = sp.choice("type", &["SOURCE_IP", "HTTP_COOKIE", "APP_COOKIE"])?;
-    let t = Body::required("type", t)?;
-    sp.ignore(&[
-        "cookie_name",
-        "persistence_timeout",
-        "persistence_granularity",
-    ]);
+    let req = SpRequest {
+        kind: sp.choice("type", &["SOURCE_IP", "HTTP_COOKIE", "APP_COOKIE"])?,
+        cookie_name: sp.string("cookie_name", 255)?,
+        timeout: sp.int("persistence_timeout", i64::MIN, i64::MAX)?,
+        granularity: sp.ip("persistence_granularity")?,
+    };
     sp.finish()?;
-    Err(Fault::unsupported(format!(
-        "session_persistence {t}: new connections are spread by a hash of the 5-tuple; \
-         no persistence is built yet"
-    )))
+    Ok(Some(Some(req)))
+}
+
+/// Octavia's checks of a persistence request for a pool of `protocol` (the UDP rules,
+/// then `validate.check_session_persistence`), then this provider's: SOURCE_IP only, a
+/// granularity that is an IPv4 netmask.
+fn check_persistence(sp: &SpRequest, protocol: Protocol) -> FaultResult<()> {
+    let kind = sp.kind.as_deref();
+    let cookie = sp.cookie_name.as_deref().filter(|c| !c.is_empty());
+    if protocol == Protocol::Udp {
+        if kind == Some("SOURCE_IP") && cookie.is_some() {
+            return Err(Fault::validation(
+                "session_persistence SOURCE_IP type for UDP protocol only accepts: type, \
+                 persistence_timeout, persistence_granularity.",
+            ));
+        }
+        if cookie.is_some() {
+            return Err(Fault::validation(
+                "Cookie names are not supported for UDP pools.",
+            ));
+        }
+        if let Some(k @ ("HTTP_COOKIE" | "APP_COOKIE")) = kind {
+            return Err(Fault::validation(format!(
+                "Session persistence of type {k} is not supported for UDP protocol pools."
+            )));
+        }
+    } else if sp.timeout.is_some_and(|t| t != 0) || sp.granularity.is_some() {
+        return Err(Fault::validation(
+            "persistence_timeout and persistence_granularity is only for UDP protocol pools.",
+        ));
+    }
+    if cookie.is_some() && kind != Some("APP_COOKIE") {
+        return Err(Fault::validation(
+            "Field \"cookie_name\" can only be specified with session persistence of type \
+             \"APP_COOKIE\".",
+        ));
+    }
+    if kind == Some("APP_COOKIE") && cookie.is_none() {
+        return Err(Fault::validation(
+            "Field \"cookie_name\" must be specified when using the \"APP_COOKIE\" session \
+             persistence type.",
+        ));
+    }
+    if let Some(k @ ("HTTP_COOKIE" | "APP_COOKIE")) = kind {
+        return Err(Fault::unsupported(format!(
+            "session_persistence {k}: this provider balances at L4 (TCP and UDP) and reads \
+             no cookies; SOURCE_IP persistence is supported"
+        )));
+    }
+    match sp.granularity {
+        None => Ok(()),
+        Some(IpAddr::V4(m)) if model::lb::netmask_len(u32::from(m)).is_some() => Ok(()),
+        Some(g) => Err(Fault::unsupported(format!(
+            "persistence_granularity {g}: the switch masks client addresses with an IPv4 \
+             netmask"
+        ))),
+    }
+}
+
+/// The stored persistence after a request: a POST's as given, a PUT's merged into the
+/// pool's (Octavia updates the attributes sent).
+fn merge(
+    old: Option<&SessionPersistence>,
+    sp: SpRequest,
+    protocol: Protocol,
+) -> FaultResult<SessionPersistence> {
+    check_persistence(&sp, protocol)?;
+    let kind = match (sp.kind, old) {
+        (Some(k), _) => k,
+        (None, Some(o)) => o.kind.clone(),
+        (None, None) => Body::required("type", None::<String>)?,
+    };
+    Ok(SessionPersistence {
+        kind,
+        persistence_timeout: sp
+            .timeout
+            .or_else(|| old.and_then(|o| o.persistence_timeout)),
+        persistence_granularity: sp
+            .granularity
+            .or_else(|| old.and_then(|o| o.persistence_granularity)),
+    })
 }
 
 pub async fn list(
@@ -126,6 +209,7 @@ pub async fn create(
     b.finish()?;
     let protocol = super::listener::protocol(&proto)?;
     let lb_algorithm = algorithm(&algo)?;
+    let sp = sp.map(|sp| merge(None, sp, protocol)).transpose()?;
     // The balancer: named, or the listener's.
     let lb_id = match (lb_id, &listener_id) {
         (Some(id), _) => id,
@@ -210,7 +294,9 @@ pub async fn update(
             p.lb_algorithm = algorithm(&a)?;
         }
         if let Some(sp) = persistence(&mut b)? {
-            p.session_persistence = sp;
+            p.session_persistence = sp
+                .map(|sp| merge(p.session_persistence.as_ref(), sp, p.protocol))
+                .transpose()?;
         }
         b.refuse(NOT_L4)?;
         b.finish()?;
