@@ -229,8 +229,11 @@ fn random_chain(rnd: &mut impl FnMut(u64) -> u64, k: u64) -> model::PortChain {
             id: format!("fc{c}"),
             ethertype: if rnd(4) == 0 { "IPv6" } else { "IPv4" }.into(),
             protocol: Some("udp".into()),
-            destination_port_range_min: Some(7000),
-            destination_port_range_max: Some(7000 + rnd(3) as u16),
+            // Apart per chain: networking-sfc refuses two chains whose classifiers
+            // overlap (the same source port and traffic), so no two chains ever own the
+            // same classifier flow.
+            destination_port_range_min: Some(7000 + 100 * c as u16),
+            destination_port_range_max: Some(7000 + 100 * c as u16 + rnd(3) as u16),
             logical_source_port: Some(format!("x{}", rnd(12))),
             ..Classifier::default()
         }],
@@ -315,7 +318,12 @@ impl Sent {
 
 #[test]
 fn incremental_equals_full_after_random_changes() {
-    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    // DF_SEED=N runs another sequence (seeds 1 to 16 were run when the chains' classifiers
+    // were made disjoint).
+    let mut seed: u64 = std::env::var("DF_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x9e37_79b9_7f4a_7c15);
     let mut rnd = |n: u64| {
         seed ^= seed << 13;
         seed ^= seed >> 7;
