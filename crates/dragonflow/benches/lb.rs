@@ -8,10 +8,9 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use common::Server;
-use common::backends::{Proc, python};
+use common::backends::{Proc, balancer, first_subnet, octavia as lb, octavia_made as made, python};
 use common::cloud::{TwoHosts, two_hosts, wait_until};
-use serde_json::{Value, json};
+use serde_json::json;
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -98,16 +97,6 @@ fn rate(vm: &testbed::Vm, host: &str) -> (f64, u64) {
     (r, f)
 }
 
-fn lb(srv: &Server, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-    common::http_call(&format!("{}{path}", srv.octavia_url), method, body, &[])
-}
-
-fn made(srv: &Server, path: &str, body: Value) -> Value {
-    let (st, v) = lb(srv, "POST", path, Some(body));
-    assert_eq!(st, 201, "POST {path}: {v}");
-    v.as_object().unwrap().values().next().unwrap().clone()
-}
-
 /// Flows of the load-balancing app (cookie app byte 18) in br-int.
 fn lb_flows(ovs: &testbed::Ovs) -> usize {
     ovs.ofctl(["--no-stats", "dump-flows", "br-int"])
@@ -153,12 +142,7 @@ fn main() {
     let t: TwoHosts = two_hosts();
     let srv = &t.srv;
     let net = srv.network("lbnet", "10.60.0.0/24");
-    let (_, subnets) = srv.call(
-        "GET",
-        &format!("/v2.0/subnets?network_id={}", net["id"].as_str().unwrap()),
-        None,
-    );
-    let subnet = subnets["subnets"][0]["id"].as_str().unwrap().to_string();
+    let subnet = first_subnet(srv, &net);
     // Two clients on host A: one through the VIP, one straight to the member. One client
     // doing both meets the member's TIME_WAIT of the other path's connection on the same
     // ports (it picks ports per destination; the server closes first), and that SYN is
@@ -177,25 +161,8 @@ fn main() {
     }
     let base = settled_flows(&t.ovs[0]);
 
-    let b = made(
-        srv,
-        "/v2/lbaas/loadbalancers",
-        json!({"loadbalancer": {"name": "bench", "vip_subnet_id": subnet}}),
-    );
-    let vip = b["vip_address"].as_str().unwrap().to_string();
-    let l = made(
-        srv,
-        "/v2/lbaas/listeners",
-        json!({"listener": {"loadbalancer_id": b["id"], "protocol": "TCP",
-            "protocol_port": 9000}}),
-    );
-    let pool = made(
-        srv,
-        "/v2/lbaas/pools",
-        json!({"pool": {"listener_id": l["id"], "protocol": "TCP",
-            "lb_algorithm": "ROUND_ROBIN"}}),
-    );
-    let members = format!("/v2/lbaas/pools/{}/members", pool["id"].as_str().unwrap());
+    let bal = balancer(srv, &subnet, "bench", 9000, json!({}));
+    let (vip, members) = (bal.vip, bal.members);
     made(
         srv,
         &members,

@@ -7,10 +7,11 @@
 
 mod common;
 
-use common::Server;
-use common::backends::{curl, python, serve, tally};
+use common::backends::{
+    balancer, curl, first_subnet, octavia as lb, octavia_made as made, python, serve, tally,
+};
 use common::cloud::{TwoHosts, two_hosts, wait_until};
-use serde_json::{Value, json};
+use serde_json::json;
 use std::collections::BTreeMap;
 use std::process::Stdio;
 use std::time::Duration;
@@ -26,28 +27,12 @@ c.request("GET", "/"); b = c.getresponse().read().decode()
 print(a, b)
 "#;
 
-/// The Octavia API of the server (noauth admin).
-fn lb(srv: &Server, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-    common::http_call(&format!("{}{path}", srv.octavia_url), method, body, &[])
-}
-
-fn made(srv: &Server, path: &str, body: Value) -> Value {
-    let (st, v) = lb(srv, "POST", path, Some(body));
-    assert_eq!(st, 201, "POST {path}: {v}\n{}", srv.log_tail());
-    v.as_object().unwrap().values().next().unwrap().clone()
-}
-
 #[test]
 fn a_vip_spreads_connections_over_members_on_two_hosts() {
     let t: TwoHosts = two_hosts();
     let srv = &t.srv;
     let net = srv.network("lbnet", "10.50.0.0/24");
-    let (_, subnets) = srv.call(
-        "GET",
-        &format!("/v2.0/subnets?network_id={}", net["id"].as_str().unwrap()),
-        None,
-    );
-    let subnet = subnets["subnets"][0]["id"].as_str().unwrap().to_string();
+    let subnet = first_subnet(srv, &net);
     // The default group lets the members in from the client (same group) and the client's
     // replies back (conntrack).
     let (client, _) = t.vm(&net, 0);
@@ -61,25 +46,8 @@ fn a_vip_spreads_connections_over_members_on_two_hosts() {
         });
     }
 
-    let b = made(
-        srv,
-        "/v2/lbaas/loadbalancers",
-        json!({"loadbalancer": {"name": "web", "vip_subnet_id": subnet}}),
-    );
-    let lb_id = b["id"].as_str().unwrap().to_string();
-    let vip = b["vip_address"].as_str().unwrap().to_string();
-    let l = made(
-        srv,
-        "/v2/lbaas/listeners",
-        json!({"listener": {"loadbalancer_id": lb_id, "protocol": "TCP", "protocol_port": 80}}),
-    );
-    let pool = made(
-        srv,
-        "/v2/lbaas/pools",
-        json!({"pool": {"listener_id": l["id"], "protocol": "TCP",
-            "lb_algorithm": "ROUND_ROBIN"}}),
-    );
-    let members = format!("/v2/lbaas/pools/{}/members", pool["id"].as_str().unwrap());
+    let bal = balancer(srv, &subnet, "web", 80, json!({}));
+    let (lb_id, vip, members) = (bal.id, bal.vip, bal.members);
     let mut ids = BTreeMap::new();
     for (name, ip) in [("m1", &ip1), ("m2", &ip2)] {
         let m = made(
@@ -200,12 +168,7 @@ fn source_ip_persistence_keeps_each_client_on_one_member() {
     let t: TwoHosts = two_hosts();
     let srv = &t.srv;
     let net = srv.network("stickynet", "10.51.0.0/24");
-    let (_, subnets) = srv.call(
-        "GET",
-        &format!("/v2.0/subnets?network_id={}", net["id"].as_str().unwrap()),
-        None,
-    );
-    let subnet = subnets["subnets"][0]["id"].as_str().unwrap().to_string();
+    let subnet = first_subnet(srv, &net);
     // A client on each host (each host balances its own clients' connections).
     let (c1, _) = t.vm(&net, 0);
     let (c2, _) = t.vm(&net, 1);
@@ -218,25 +181,15 @@ fn source_ip_persistence_keeps_each_client_on_one_member() {
             curl(&c1, &format!("http://{ip}:8000/")).is_some()
         });
     }
-    let b = made(
+    let bal = balancer(
         srv,
-        "/v2/lbaas/loadbalancers",
-        json!({"loadbalancer": {"name": "sticky", "vip_subnet_id": subnet}}),
+        &subnet,
+        "sticky",
+        80,
+        json!({"session_persistence": {"type": "SOURCE_IP"}}),
     );
-    let vip = b["vip_address"].as_str().unwrap().to_string();
-    let l = made(
-        srv,
-        "/v2/lbaas/listeners",
-        json!({"listener": {"loadbalancer_id": b["id"], "protocol": "TCP", "protocol_port": 80}}),
-    );
-    let pool = made(
-        srv,
-        "/v2/lbaas/pools",
-        json!({"pool": {"listener_id": l["id"], "protocol": "TCP",
-            "lb_algorithm": "ROUND_ROBIN", "session_persistence": {"type": "SOURCE_IP"}}}),
-    );
+    let (vip, pool, members) = (bal.vip, bal.pool, bal.members);
     assert_eq!(pool["session_persistence"]["type"], "SOURCE_IP", "{pool}");
-    let members = format!("/v2/lbaas/pools/{}/members", pool["id"].as_str().unwrap());
     let mut ids = BTreeMap::new();
     for (name, ip) in [("m1", &ip1), ("m2", &ip2), ("m3", &ip3)] {
         let m = made(

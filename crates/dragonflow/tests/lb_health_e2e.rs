@@ -8,21 +8,13 @@
 mod common;
 
 use common::Server;
-use common::backends::{curl, serve, tally};
+use common::backends::{
+    balancer, curl, first_subnet, octavia as lb, octavia_made as made, serve, tally,
+};
 use common::cloud::{TwoHosts, two_hosts, wait_until};
-use serde_json::{Value, json};
+use serde_json::json;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
-
-fn lb(srv: &Server, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-    common::http_call(&format!("{}{path}", srv.octavia_url), method, body, &[])
-}
-
-fn made(srv: &Server, path: &str, body: Value) -> Value {
-    let (st, v) = lb(srv, "POST", path, Some(body));
-    assert_eq!(st, 201, "POST {path}: {v}\n{}", srv.log_tail());
-    v.as_object().unwrap().values().next().unwrap().clone()
-}
 
 /// The balancer's status tree: its own operating status and each member's, by id.
 fn statuses(srv: &Server, lb_id: &str) -> (String, BTreeMap<String, String>) {
@@ -80,12 +72,7 @@ fn a_dead_member_goes_error_and_comes_back_online() {
     let t: TwoHosts = two_hosts();
     let srv = &t.srv;
     let net = srv.network("lbhnet", "10.51.0.0/24");
-    let (_, subnets) = srv.call(
-        "GET",
-        &format!("/v2.0/subnets?network_id={}", net["id"].as_str().unwrap()),
-        None,
-    );
-    let subnet = subnets["subnets"][0]["id"].as_str().unwrap().to_string();
+    let subnet = first_subnet(srv, &net);
     let (client, _) = t.vm(&net, 0);
     let (m1, ip1) = t.vm(&net, 0);
     let (m2, ip2) = t.vm(&net, 1);
@@ -100,24 +87,9 @@ fn a_dead_member_goes_error_and_comes_back_online() {
             curl(&client, &format!("http://{ip}:8000/")).is_some()
         });
     }
-    let b = made(
-        srv,
-        "/v2/lbaas/loadbalancers",
-        json!({"loadbalancer": {"name": "web", "vip_subnet_id": subnet}}),
-    );
-    let lb_id = b["id"].as_str().unwrap().to_string();
-    let vip = b["vip_address"].as_str().unwrap().to_string();
-    let l = made(
-        srv,
-        "/v2/lbaas/listeners",
-        json!({"listener": {"loadbalancer_id": lb_id, "protocol": "TCP", "protocol_port": 80}}),
-    );
-    let pool = made(
-        srv,
-        "/v2/lbaas/pools",
-        json!({"pool": {"listener_id": l["id"], "protocol": "TCP",
-            "lb_algorithm": "ROUND_ROBIN"}}),
-    );
+    let bal = balancer(srv, &subnet, "web", 80, json!({}));
+    let (lb_id, vip) = (bal.id.clone(), bal.vip.clone());
+    let pool = &bal.pool;
     let pool_id = pool["id"].as_str().unwrap().to_string();
     let mut ids = Vec::new();
     for ip in [&ip1, &ip2, &ip3] {

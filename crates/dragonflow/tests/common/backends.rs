@@ -61,3 +61,79 @@ pub fn tally(vm: &testbed::Vm, url: &str, n: usize) -> BTreeMap<String, usize> {
     }
     seen
 }
+
+/// One call to the server's Octavia API (noauth admin).
+pub fn octavia(
+    srv: &super::Server,
+    method: &str,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    super::http_call(&format!("{}{path}", srv.octavia_url), method, body, &[])
+}
+
+/// POSTs `body` to the Octavia `path` (201 expected): the object made.
+pub fn octavia_made(srv: &super::Server, path: &str, body: serde_json::Value) -> serde_json::Value {
+    let (st, v) = octavia(srv, "POST", path, Some(body));
+    assert_eq!(st, 201, "POST {path}: {v}\n{}", srv.log_tail());
+    v.as_object()
+        .and_then(|o| o.values().next())
+        .cloned()
+        .expect("object")
+}
+
+/// The id of the first subnet of `net`.
+pub fn first_subnet(srv: &super::Server, net: &serde_json::Value) -> String {
+    let net_id = net["id"].as_str().expect("network id");
+    let (_, v) = srv.call("GET", &format!("/v2.0/subnets?network_id={net_id}"), None);
+    v["subnets"][0]["id"]
+        .as_str()
+        .expect("a subnet")
+        .to_string()
+}
+
+/// A balancer made through the Octavia API with one TCP listener and its pool.
+pub struct Balancer {
+    pub id: String,
+    pub vip: String,
+    pub pool: serde_json::Value,
+    /// The pool's members collection: `/v2/lbaas/pools/{id}/members`.
+    pub members: String,
+}
+
+/// A balancer `name` on `subnet` with a TCP listener on `port` and a ROUND_ROBIN pool;
+/// `pool` adds or overrides the pool's attributes.
+pub fn balancer(
+    srv: &super::Server,
+    subnet: &str,
+    name: &str,
+    port: u16,
+    pool: serde_json::Value,
+) -> Balancer {
+    use serde_json::json;
+    let b = octavia_made(
+        srv,
+        "/v2/lbaas/loadbalancers",
+        json!({"loadbalancer": {"name": name, "vip_subnet_id": subnet}}),
+    );
+    let l = octavia_made(
+        srv,
+        "/v2/lbaas/listeners",
+        json!({"listener": {"loadbalancer_id": b["id"], "protocol": "TCP", "protocol_port": port}}),
+    );
+    let mut attrs =
+        json!({"listener_id": l["id"], "protocol": "TCP", "lb_algorithm": "ROUND_ROBIN"});
+    if let (Some(a), Some(extra)) = (attrs.as_object_mut(), pool.as_object()) {
+        a.extend(extra.clone());
+    }
+    let pool = octavia_made(srv, "/v2/lbaas/pools", json!({ "pool": attrs }));
+    Balancer {
+        id: b["id"].as_str().expect("id").to_string(),
+        vip: b["vip_address"].as_str().expect("vip").to_string(),
+        members: format!(
+            "/v2/lbaas/pools/{}/members",
+            pool["id"].as_str().expect("id")
+        ),
+        pool,
+    }
+}
