@@ -13,6 +13,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use model::bgp::{World, advertised_routes};
 use model::{BgpPeer, BgpSpeaker, Chassis, FloatingIp, Network, Port, Router, Subnet, SubnetPool};
+use nbdb::Revision;
 use serde_json::{Value, json};
 use std::sync::Arc;
 
@@ -29,6 +30,14 @@ fn id_in(body: &Value, key: &str) -> ApiResult<String> {
             crate::body::show(v)
         ))),
     }
+}
+
+/// Writes the changed speaker in `txn` (which may hold checks of what it now names).
+async fn save(api: &Api, mut s: BgpSpeaker, rev: Revision, mut txn: Txn) -> ApiResult<()> {
+    touch(&mut s.meta);
+    txn.update(&s, rev);
+    txn.commit(&api.db).await?;
+    Ok(())
 }
 
 fn not_associated(kind: &str, what: &str, id: &str, speaker: &str) -> ApiError {
@@ -77,12 +86,9 @@ pub async fn add_bgp_peer(
             }
         }
         s.peers.push(peer_id.clone());
-        touch(&mut s.meta);
         let mut txn = Txn::new();
-        txn.update(&s, rev);
         txn.check::<BgpPeer>(&peer_id, peer_rev);
-        txn.commit(&api.db).await?;
-        Ok(())
+        save(&api, s, rev, txn).await
     })
     .await?;
     tracing::info!(%id, peer = %peer_id, "bgp_speaker add_bgp_peer");
@@ -109,11 +115,7 @@ pub async fn remove_bgp_peer(
             ));
         };
         s.peers.remove(i);
-        touch(&mut s.meta);
-        let mut txn = Txn::new();
-        txn.update(&s, rev);
-        txn.commit(&api.db).await?;
-        Ok(())
+        save(&api, s, rev, Txn::new()).await
     })
     .await?;
     tracing::info!(%id, peer = %peer_id, "bgp_speaker remove_bgp_peer");
@@ -141,12 +143,9 @@ pub async fn add_gateway_network(
             ));
         }
         s.networks.push(net_id.clone());
-        touch(&mut s.meta);
         let mut txn = Txn::new();
-        txn.update(&s, rev);
         txn.check::<Network>(&net_id, net_rev);
-        txn.commit(&api.db).await?;
-        Ok(())
+        save(&api, s, rev, txn).await
     })
     .await?;
     tracing::info!(%id, network = %net_id, "bgp_speaker add_gateway_network");
@@ -173,11 +172,7 @@ pub async fn remove_gateway_network(
             ));
         };
         s.networks.remove(i);
-        touch(&mut s.meta);
-        let mut txn = Txn::new();
-        txn.update(&s, rev);
-        txn.commit(&api.db).await?;
-        Ok(())
+        save(&api, s, rev, Txn::new()).await
     })
     .await?;
     tracing::info!(%id, network = %net_id, "bgp_speaker remove_gateway_network");
