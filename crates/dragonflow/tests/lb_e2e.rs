@@ -8,7 +8,7 @@
 mod common;
 
 use common::backends::{
-    balancer, curl, first_subnet, octavia as lb, octavia_made as made, python, serve, tally,
+    Proc, balancer, curl, first_subnet, octavia as lb, octavia_made as made, python, serve, tally,
 };
 use common::cloud::{TwoHosts, two_hosts, wait_until};
 use serde_json::json;
@@ -27,6 +27,31 @@ c.request("GET", "/"); b = c.getresponse().read().decode()
 print(a, b)
 "#;
 
+/// Members m1 (on host A), m2 and m3 (on host B), each answering HTTP on port 8000 with
+/// its name, once `from` reaches them all: the VMs and their servers (kept while the
+/// test runs), and the members' addresses.
+fn three_members(
+    t: &TwoHosts,
+    net: &serde_json::Value,
+    from: &testbed::Vm,
+) -> (Vec<(testbed::Vm, Proc)>, [String; 3]) {
+    let mut kept = Vec::new();
+    let mut ips = Vec::new();
+    for (name, host) in [("m1", 0), ("m2", 1), ("m3", 1)] {
+        let (vm, ip) = t.vm(net, host);
+        let server = serve(&vm, name);
+        kept.push((vm, server));
+        ips.push(ip);
+    }
+    for ip in &ips {
+        wait_until("a member to serve", Duration::from_secs(20), || {
+            curl(from, &format!("http://{ip}:8000/")).is_some()
+        });
+    }
+    let ips: [String; 3] = ips.try_into().expect("three members");
+    (kept, ips)
+}
+
 #[test]
 fn a_vip_spreads_connections_over_members_on_two_hosts() {
     let t: TwoHosts = two_hosts();
@@ -36,15 +61,7 @@ fn a_vip_spreads_connections_over_members_on_two_hosts() {
     // The default group lets the members in from the client (same group) and the client's
     // replies back (conntrack).
     let (client, _) = t.vm(&net, 0);
-    let (m1, ip1) = t.vm(&net, 0);
-    let (m2, ip2) = t.vm(&net, 1);
-    let (m3, ip3) = t.vm(&net, 1);
-    let _servers = [serve(&m1, "m1"), serve(&m2, "m2"), serve(&m3, "m3")];
-    for ip in [&ip1, &ip2, &ip3] {
-        wait_until("a member to serve", Duration::from_secs(20), || {
-            curl(&client, &format!("http://{ip}:8000/")).is_some()
-        });
-    }
+    let (_members, [ip1, ip2, ip3]) = three_members(&t, &net, &client);
 
     let bal = balancer(srv, &subnet, "web", 80, json!({}));
     let (lb_id, vip, members) = (bal.id, bal.vip, bal.members);
@@ -172,15 +189,7 @@ fn source_ip_persistence_keeps_each_client_on_one_member() {
     // A client on each host (each host balances its own clients' connections).
     let (c1, _) = t.vm(&net, 0);
     let (c2, _) = t.vm(&net, 1);
-    let (m1, ip1) = t.vm(&net, 0);
-    let (m2, ip2) = t.vm(&net, 1);
-    let (m3, ip3) = t.vm(&net, 1);
-    let _servers = [serve(&m1, "m1"), serve(&m2, "m2"), serve(&m3, "m3")];
-    for ip in [&ip1, &ip2, &ip3] {
-        wait_until("a member to serve", Duration::from_secs(20), || {
-            curl(&c1, &format!("http://{ip}:8000/")).is_some()
-        });
-    }
+    let (_members, [ip1, ip2, ip3]) = three_members(&t, &net, &c1);
     let bal = balancer(
         srv,
         &subnet,
