@@ -627,54 +627,34 @@ async fn source_ip_algorithm_and_persistence_are_stored_and_shown_as_octavia() {
     let tcp_id = id(&p["pool"]);
 
     // Octavia's checks, in its order and words.
-    let validation = |detail: &str| format!("Validation failure: {detail}");
-    let (st, v) = pool(sp(json!({"type": "SOURCE_IP", "persistence_timeout": 60}))).await;
-    assert_eq!(
-        (st, fault(&v)),
+    for (body, detail) in [
         (
-            400,
-            validation(
-                "persistence_timeout and persistence_granularity is only for UDP protocol pools."
-            )
-            .as_str()
-        )
-    );
-    let (st, v) = pool(sp(json!({"type": "SOURCE_IP", "cookie_name": "c"}))).await;
-    assert_eq!(
-        (st, fault(&v)),
+            sp(json!({"type": "SOURCE_IP", "persistence_timeout": 60})),
+            "persistence_timeout and persistence_granularity is only for UDP protocol pools.",
+        ),
         (
-            400,
-            validation(
-                "Field \"cookie_name\" can only be specified with session persistence of type \"APP_COOKIE\"."
-            )
-            .as_str()
-        )
-    );
-    let (st, v) = pool(sp(json!({"type": "APP_COOKIE"}))).await;
-    assert_eq!(
-        (st, fault(&v)),
+            sp(json!({"type": "SOURCE_IP", "cookie_name": "c"})),
+            "Field \"cookie_name\" can only be specified with session persistence of type \"APP_COOKIE\".",
+        ),
         (
-            400,
-            validation(
-                "Field \"cookie_name\" must be specified when using the \"APP_COOKIE\" session persistence type."
-            )
-            .as_str()
-        )
-    );
+            sp(json!({"type": "APP_COOKIE"})),
+            "Field \"cookie_name\" must be specified when using the \"APP_COOKIE\" session persistence type.",
+        ),
+        (
+            udp(json!({"type": "HTTP_COOKIE"})),
+            "Session persistence of type HTTP_COOKIE is not supported for UDP protocol pools.",
+        ),
+    ] {
+        let (st, v) = pool(body.clone()).await;
+        assert_eq!(
+            (st, fault(&v)),
+            (400, format!("Validation failure: {detail}").as_str()),
+            "{body}"
+        );
+    }
     let (st, v) = pool(sp(json!({"type": "APP_COOKIE", "cookie_name": "c"}))).await;
     assert_eq!(st, 501, "{v}");
     assert!(fault(&v).contains("this provider balances at L4"), "{v}");
-    let (st, v) = pool(udp(json!({"type": "HTTP_COOKIE"}))).await;
-    assert_eq!(
-        (st, fault(&v)),
-        (
-            400,
-            validation(
-                "Session persistence of type HTTP_COOKIE is not supported for UDP protocol pools."
-            )
-            .as_str()
-        )
-    );
     let (st, v) = pool(udp(json!({"type": "SOURCE_IP", "cookie_name": "c"}))).await;
     assert_eq!(st, 400, "{v}");
     assert!(
