@@ -87,7 +87,12 @@ pub struct Session<S> {
     /// The read buffer, on the heap: kept inside every pending future it would make each
     /// one 64 KiB larger.
     read_buf: Box<[u8]>,
+    /// Messages encoded and not yet written: a bundle goes out in few large writes.
+    out: Vec<u8>,
 }
+
+/// How much of a bundle is written at a time.
+const OUT_CHUNK: usize = 256 * 1024;
 
 impl Session<tokio::net::UnixStream> {
     /// Connects to a unix socket (e.g. the bridge's `br-int.mgmt`) and does the handshake.
@@ -107,6 +112,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             pending: VecDeque::new(),
             next_bundle: 1,
             read_buf: vec![0u8; 65536].into_boxed_slice(),
+            out: Vec::new(),
         };
         s.send(&Message::Hello(Hello::of13())).await?;
         match s.recv().await? {
@@ -123,10 +129,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     }
 
     async fn send(&mut self, m: &Message) -> Result<u32> {
-        let xid = self.xids.next_xid();
-        let buf = m.to_vec(xid)?;
-        self.stream.write_all(&buf).await?;
+        let xid = self.queue(m)?;
+        self.flush_out().await?;
         Ok(xid)
+    }
+
+    /// Encodes `m` behind what is queued, to go out with the next [`Session::flush_out`].
+    fn queue(&mut self, m: &Message) -> Result<u32> {
+        let xid = self.xids.next_xid();
+        self.out.extend_from_slice(&m.to_vec(xid)?);
+        Ok(xid)
+    }
+
+    /// Writes everything queued.
+    async fn flush_out(&mut self) -> Result<()> {
+        if !self.out.is_empty() {
+            self.stream.write_all(&self.out).await?;
+            self.out.clear();
+        }
+        Ok(())
     }
 
     /// The next message from the switch (echo requests are answered here); with a
@@ -377,12 +398,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 properties: vec![],
             })
         };
-        let open = self.send(&ctrl(BundleCtrlType::OpenRequest)).await?;
-        self.answer(
-            open,
-            |m| matches!(m, Message::BundleControl(c) if c.ty == BundleCtrlType::OpenReply),
-        )
-        .await?;
+        // Open, adds and a barrier go out in one write, without waiting for the open's
+        // reply: on a busy switch every round trip waits for a turn of ovs-vswitchd's main
+        // loop (about 20 ms on a userspace bridge of 500 ports), and the switch handles a
+        // connection's messages in order anyway.
+        let started = std::time::Instant::now();
+        let open = self.queue(&ctrl(BundleCtrlType::OpenRequest))?;
         // Each add's xid, to what it carried: OVS answers every refused add (not only the
         // first) with an error under that add's xid.
         let mut adds = std::collections::HashMap::new();
@@ -400,15 +421,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 flags,
                 message: Box::new(m),
             };
-            adds.insert(self.send(&add).await?, what);
+            adds.insert(self.queue(&add)?, what);
+            if self.out.len() >= OUT_CHUNK {
+                self.flush_out().await?;
+            }
         }
         // OVS checks each message as it is added and leaves a refused one out of the bundle
         // (a commit would apply the rest): collect those errors first, behind a barrier.
-        let barrier = self.send(&Message::BarrierRequest).await?;
+        let barrier = self.queue(&Message::BarrierRequest)?;
+        self.flush_out().await?;
         let mut refused = Vec::new();
+        let mut open_error = None;
         loop {
             match self.recv().await? {
                 (x, Message::BarrierReply) if x == barrier => break,
+                (x, Message::BundleControl(c))
+                    if x == open && c.ty == BundleCtrlType::OpenReply => {}
+                (x, Message::Error(error)) if x == open => open_error = Some(error),
                 (x, Message::Error(error)) if adds.contains_key(&x) => {
                     if let Some(what) = adds.remove(&x) {
                         refused.push(Refusal { what, error });
@@ -418,6 +447,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 (x, other) => tracing::debug!(xid = x, "unexpected message in a bundle: {other:?}"),
             }
         }
+        if let Some(error) = open_error {
+            return Err(SwitchError::Refused(error));
+        }
         if !refused.is_empty() {
             let discard = self.send(&ctrl(BundleCtrlType::DiscardRequest)).await?;
             let _ = self
@@ -425,13 +457,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 .await;
             return Err(SwitchError::BundleRefused(refused));
         }
+        let checked = started.elapsed();
         let commit = self.send(&ctrl(BundleCtrlType::CommitRequest)).await?;
         self.answer(
             commit,
             |m| matches!(m, Message::BundleControl(c) if c.ty == BundleCtrlType::CommitReply),
         )
-        .await
-        .map(|_| ())
+        .await?;
+        tracing::debug!(
+            checked_ms = checked.as_secs_f64() * 1e3,
+            committed_ms = started.elapsed().as_secs_f64() * 1e3,
+            "bundle committed"
+        );
+        Ok(())
     }
 
     /// Sends a packet out (an answer the controller made); no reply is awaited.

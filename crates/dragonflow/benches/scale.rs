@@ -22,7 +22,7 @@ mod vm;
 use common::Server;
 use common::cloud::{Controller, underlay, wait_until};
 use serde_json::{Value, json};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 use testbed::bench::{cpu_seconds, env, ms, percentile, rss_mib, write_section};
 
@@ -157,6 +157,21 @@ fn flows(ovs: &[testbed::Ovs]) -> Vec<usize> {
         .collect()
 }
 
+/// How many flows each table of `ovs`'s br-int holds (for `DF_BENCH_LOG`).
+fn flows_per_table(ovs: &testbed::Ovs) -> BTreeMap<u8, usize> {
+    let mut per = BTreeMap::new();
+    for l in ovs
+        .ofctl(["dump-flows", "br-int"])
+        .unwrap_or_default()
+        .lines()
+    {
+        if let Some(t) = l.split("table=").nth(1).and_then(|r| r.split(',').next()) {
+            *per.entry(t.parse().unwrap_or(255)).or_insert(0) += 1;
+        }
+    }
+    per
+}
+
 /// 20 single ports on host 0's network 0, one at a time: `make(i, mac, ip)` creates the
 /// port and returns its iface-id; each is plugged into a VM that pings `target`. p50 and
 /// p99 of create to first reply, and of create + plug alone.
@@ -179,6 +194,12 @@ fn single_ports(
             "a single port on the loaded host never reached the target"
         );
         wires.push(t0.elapsed());
+        if std::env::var_os("DF_BENCH_LOG").is_some() {
+            eprintln!(
+                "single port {i}: plugged {:?}, first reply {:?}",
+                plugs[i], wires[i]
+            );
+        }
         vms.push(ns);
     }
     wires.sort();
@@ -277,10 +298,11 @@ fn ours(shape: Shape) -> Figures {
     let agents_rss = pids.iter().map(|p| rss_mib(*p)).collect();
     let central_rss = rss_mib(server_pid);
     let flows = flows(&ovs);
+    let (wire, plug) = single_ports(&ovs[0], target_ip, |_, mac, ip| port(&nets[0], mac, ip));
     if std::env::var_os("DF_BENCH_LOG").is_some() {
         eprintln!("{}", ctl[0].log());
+        eprintln!("flows per table on host 0: {:?}", flows_per_table(&ovs[0]));
     }
-    let (wire, plug) = single_ports(&ovs[0], target_ip, |_, mac, ip| port(&nets[0], mac, ip));
     // Host 0's controller restarted with every port in place: until it is ready again.
     drop(ctl.remove(0));
     let t0 = Instant::now();
