@@ -127,6 +127,38 @@ fn a_request_reaches_the_server_as_its_port_and_the_reply_finds_the_vm() {
     assert!(sim.send(MD_OFPORT, &stray).frames().is_empty());
 }
 
+/// A SYN from port `n` at `ofport` to the metadata address; it learns its way back.
+fn ask(sim: &mut Sim, n: u8, ofport: u32, sport: u16) {
+    let syn = tcp((mac(n), mac(2).0), (ip(n), sport), (metadata::IP, 80), SYN);
+    assert_eq!(sim.send(ofport, &syn).frames().len(), 1, "to the server");
+}
+
+/// The learned reply flows of the port with key `n`.
+fn learned(sim: &Sim, n: u8) -> usize {
+    let me = u128::from(u32::from(client(DEFAULT_RANGE, n.into()).unwrap()));
+    sim.switch
+        .flows(40)
+        .iter()
+        .filter(|f| f.match_.fields.iter().any(|m| m.value == me))
+        .count()
+}
+
+#[test]
+fn a_port_that_leaves_takes_its_learned_replies_and_no_one_elses() {
+    // The request flows are shared by every port, so a port's learned replies cannot go
+    // with its own flows: a later port given the same key must not get them.
+    let mut sim = world();
+    ask(&mut sim, 5, 1, 40000);
+    ask(&mut sim, 5, 1, 40001);
+    ask(&mut sim, 6, 2, 40000);
+    assert_eq!((learned(&sim, 5), learned(&sim, 6)), (2, 1));
+    sim.unplug("a");
+    assert_eq!((learned(&sim, 5), learned(&sim, 6)), (0, 1), "unplugged");
+    // Deleted from the store while still plugged.
+    sim.delete(model::Table::Port, "b");
+    assert_eq!(learned(&sim, 6), 0, "deleted");
+}
+
 #[test]
 fn a_vm_forging_another_vms_addresses_is_still_itself() {
     let mut sim = world();

@@ -273,8 +273,8 @@ fn cloud_init_reads_each_vms_own_identity_on_two_hosts() {
     );
 
     // curl on the EC2 paths.
-    let keys = metadata_keys(&c.ovs[0]);
-    assert_eq!(keys.len(), 1, "one VM port on host a has a metadata flow");
+    let keys = port_keys(&c.ovs[0]);
+    assert_eq!(keys.len(), 1, "one VM port on host a: {keys:?}");
     assert_eq!(
         curl(&vm1, &[&md("/2009-04-04/meta-data/instance-id")]),
         (200, format!("i-{:08x}", keys[0]))
@@ -347,16 +347,20 @@ fn dhcp_address(c: &Cloud, port: &Value) -> String {
 
 /// The port keys of the VM ports with a metadata flow on `ovs` (reg6 of table 35's
 /// request flows; the key is not in the API's JSON).
-fn metadata_keys(ovs: &testbed::Ovs) -> Vec<u32> {
+/// The keys classification gives this host's VM ports (`set_field:KEY->reg6` or
+/// `load:KEY->NXM_NX_REG6[]` in table 0).
+fn port_keys(ovs: &testbed::Ovs) -> Vec<u32> {
     let flows = ovs
-        .ofctl(["dump-flows", "br-int", "table=35"])
+        .ofctl(["dump-flows", "br-int", "table=0"])
         .unwrap_or_default();
-    // One flow per IP family, both with the port's key.
     let keys: std::collections::BTreeSet<u32> = flows
         .lines()
-        .filter_map(|l| l.split("reg6=").nth(1))
-        .filter_map(|s| {
-            let v = s.split([',', ' ']).next()?;
+        .flat_map(|l| l.split([':', ',']).collect::<Vec<_>>())
+        .filter_map(|a| {
+            let (v, rest) = a.split_once("->")?;
+            if rest != "reg6" && rest != "NXM_NX_REG6[]" {
+                return None;
+            }
             u32::from_str_radix(v.trim_start_matches("0x"), 16).ok()
         })
         .collect();

@@ -301,6 +301,16 @@ impl Controller {
                 // A failed port's own status write coming back changes nothing of its
                 // flows: compiling it again would only be refused again.
                 let echo = self.status_echo(&c);
+                // A local port deleted: its learned metadata replies go with it.
+                let gone = (c.value.is_none() && c.table == Table::Port.name())
+                    .then(|| self.view.ports.get(&c.id))
+                    .flatten()
+                    .filter(|_| self.host.ofports.contains_key(&c.id))
+                    .map(|p| p.unique_key);
+                if let Some(key) = gone {
+                    fx.flow_mods
+                        .extend(apps::metadata::forget(self.host.metadata.range, key));
+                }
                 let touched = self.view.apply(&c);
                 if !echo {
                     self.changed(touched);
@@ -336,7 +346,12 @@ impl Controller {
             Event::Interface(ev) => {
                 tracing::debug!(event = ?ev, "interface");
                 self.interfaces_known = true;
-                let owners = interface_event(&mut self.host, &self.view, ev);
+                let mut unplugged = Vec::new();
+                let owners = interface_event(&mut self.host, &self.view, ev, &mut unplugged);
+                for key in unplugged {
+                    fx.flow_mods
+                        .extend(apps::metadata::forget(self.host.metadata.range, key));
+                }
                 self.pending.extend(owners);
                 self.refresh();
             }

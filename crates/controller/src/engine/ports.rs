@@ -9,8 +9,14 @@ use ovsdb::{InterfaceEvent, InterfaceState};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Keeps the iface-id → ofport map, the tunnel and patch ports; returns the owners whose
-/// flows depend on the event.
-pub fn interface_event(host: &mut Host, view: &View, ev: InterfaceEvent) -> Vec<Owner> {
+/// flows depend on the event, and adds to `unplugged` the key of each known port that left
+/// the switch.
+pub fn interface_event(
+    host: &mut Host,
+    view: &View,
+    ev: InterfaceEvent,
+    unplugged: &mut Vec<u32>,
+) -> Vec<Owner> {
     let mut touched = Vec::new();
     let mut set = |host: &mut Host, s: &InterfaceState, present: bool| {
         let ofport = s.ofport().filter(|_| present);
@@ -49,7 +55,13 @@ pub fn interface_event(host: &mut Host, view: &View, ev: InterfaceEvent) -> Vec<
         }
         let changed = match ofport {
             Some(p) => host.ofports.insert(id.clone(), p) != Some(p),
-            None => host.ofports.remove(&id).is_some(),
+            None => {
+                let was = host.ofports.remove(&id).is_some();
+                if was && let Some(p) = view.ports.get(&id) {
+                    unplugged.push(p.unique_key);
+                }
+                was
+            }
         };
         if changed {
             touched.push(Touched {

@@ -115,7 +115,12 @@ pub fn compile(snap: &Snapshot, chassis: &Chassis, ifaces: Vec<Iface>) -> Compil
     view.load(snap);
     let mut host = Host::default();
     let states = ifaces.iter().map(Iface::state).collect();
-    interface_event(&mut host, &view, InterfaceEvent::Resync(states));
+    interface_event(
+        &mut host,
+        &view,
+        InterfaceEvent::Resync(states),
+        &mut Vec::new(),
+    );
     assign_zones(&view, &mut host);
     let desired = Desired::full(&view, &host);
     let at = ifaces.into_iter().map(|i| (i.ofport, i)).collect();

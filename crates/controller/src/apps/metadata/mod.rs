@@ -2,13 +2,15 @@
 //! 169.254.169.254:80 from a local VM port is sent to this host's controller, which serves
 //! HTTP on an OVS internal port of br-int ([`PORT_NAME`]).
 //!
-//! Who asks is decided by the switch, never by the VM: the port's own flow in table 35
-//! (matched on reg6, which classification set from the `in_port`) rewrites the source
-//! address to one that encodes the port key ([`client`]: the server's address plus the
-//! key, in [`HostSide::range`]), and the destination to the server's. The same flow
-//! learns the reverse flow into table 40 (idle timeout [`IDLE`], gone a few seconds after
-//! a FIN), which puts the VM's address, MAC, port and network back on the replies; those
-//! then go through the port's ingress security groups (table 105) as any reply does.
+//! Who asks is decided by the switch, never by the VM: one flow per IP family in table 35,
+//! shared by every local port, writes reg6 (the port key, which classification set from
+//! the `in_port`) into the source address ([`client`]: the range's network with the key
+//! in its host bits, in [`HostSide::range`]), and the server's address as the
+//! destination. The same flow learns the reverse flow into table 40 (idle timeout
+//! [`IDLE`], gone a few seconds after a FIN), which puts the VM's address, MAC, port and
+//! network back on the replies; those then go through the port's ingress security groups
+//! (table 105) as any reply does. A port's learned flows are deleted when it leaves
+//! ([`forget`]).
 //! The server ([`serve`]) maps the source address back to the port key, and the key to
 //! the port in the view. A VM that forges its source address or MAC changes nothing: the
 //! rewrite only reads reg6.
@@ -16,11 +18,9 @@
 pub mod content;
 pub mod serve;
 
-use super::{App, Cx, Flow, Host, Object, Sink, flow, is_local};
+use super::{App, Cx, Flow, Host, Object, Sink, flow};
 use crate::pipeline::{App as AppId, Cookie, reg, table};
-use crate::view::View;
 use ipnet::{Ipv4Net, Ipv6Net};
-use model::Port;
 use openflow::Instruction;
 use openflow::action::Action;
 use openflow::nx::{Learn, LearnSpec, LearnSrc, Subfield, learn_flags};
@@ -58,6 +58,9 @@ const FIN_IDLE: u16 = 2;
 const PRIO_SERVICE: u16 = 100;
 const PRIO_REQUEST: u16 = 100;
 const PRIO_REPLY: u16 = 100;
+/// The server's replies in table 35: above the request flows and their exclusions (a
+/// reply has no port in reg6).
+const PRIO_REPLY_IN: u16 = 120;
 const PRIO_ARP: u16 = 110;
 const PRIO_ND: u16 = 110;
 const PRIO_DEFAULT: u16 = 1;
@@ -84,36 +87,46 @@ impl Default for HostSide {
     }
 }
 
-/// The server's address: the range's first host address.
+/// The server's address: the range's last host address. The addresses below it stand
+/// for port keys, the key in the host bits (see [`host_bits`]), so that the switch can
+/// write a key into an address with one `move`.
 pub fn server(range: Ipv4Net) -> Ipv4Addr {
-    Ipv4Addr::from(u32::from(range.network()).wrapping_add(1))
+    Ipv4Addr::from(u32::from(range.broadcast()).wrapping_sub(1))
 }
 
-/// The address that stands for port `key` (none when the range is too small for it).
+/// How many low bits of an address in `range` hold a port key.
+pub fn host_bits(range: Ipv4Net) -> u16 {
+    32 - u16::from(range.prefix_len())
+}
+
+/// The address that stands for port `key`: the range's network with the key in its host
+/// bits (none when the range is too small for it, or the key would be the server's or
+/// the broadcast address).
 pub fn client(range: Ipv4Net, key: u32) -> Option<Ipv4Addr> {
-    let a = u32::from(server(range)).checked_add(key)?;
-    (key > 0 && a < u32::from(range.broadcast())).then(|| Ipv4Addr::from(a))
+    let a = u32::from(range.network()).checked_add(key)?;
+    (key > 0 && a < u32::from(server(range))).then(|| Ipv4Addr::from(a))
 }
 
 /// The port key an address stands for (the inverse of [`client`]).
 pub fn key_of(range: Ipv4Net, a: Ipv4Addr) -> Option<u32> {
-    let key = u32::from(a).checked_sub(u32::from(server(range)))?;
+    let key = u32::from(a).checked_sub(u32::from(range.network()))?;
     (client(range, key) == Some(a)).then_some(key)
 }
 
-/// The server's IPv6 address.
+/// The server's IPv6 address: just above the 32 bits of port keys.
 pub fn server6() -> Ipv6Addr {
-    Ipv6Addr::from(u128::from(RANGE6.network()) + 1)
+    Ipv6Addr::from(u128::from(RANGE6.network()) + (1 << 32))
 }
 
-/// The IPv6 address that stands for port `key`.
+/// The IPv6 address that stands for port `key`: the prefix with the key in the low 32
+/// bits.
 pub fn client6(key: u32) -> Option<Ipv6Addr> {
-    (key > 0).then(|| Ipv6Addr::from(u128::from(server6()) + u128::from(key)))
+    (key > 0).then(|| Ipv6Addr::from(u128::from(RANGE6.network()) + u128::from(key)))
 }
 
 /// The port key an IPv6 address stands for (the inverse of [`client6`]).
 pub fn key_of6(a: Ipv6Addr) -> Option<u32> {
-    let d = u128::from(a).checked_sub(u128::from(server6()))?;
+    let d = u128::from(a).checked_sub(u128::from(RANGE6.network()))?;
     u32::try_from(d).ok().filter(|k| *k > 0)
 }
 
@@ -151,109 +164,171 @@ fn requests6() -> Match {
         .tcp_dst(PORT)
 }
 
-/// One IP family's fields.
+/// One IP family's fields, and where port keys go in its addresses.
 #[derive(Clone, Copy)]
 struct Family {
     eth: u16,
     src: Field,
     dst: Field,
+    /// The field's width in bits.
+    width: u16,
+    /// The prefix port keys are written into (host bits zero).
+    base: u128,
+    /// How many low bits hold the key.
+    key_bits: u16,
+    /// The server's address.
+    server: u128,
 }
 
-const V4: Family = Family {
-    eth: ETH_IPV4,
-    src: Field::Ipv4Src,
-    dst: Field::Ipv4Dst,
-};
-const V6: Family = Family {
-    eth: ETH_IPV6,
-    src: Field::Ipv6Src,
-    dst: Field::Ipv6Dst,
-};
+fn v4(range: Ipv4Net) -> Family {
+    Family {
+        eth: ETH_IPV4,
+        src: Field::Ipv4Src,
+        dst: Field::Ipv4Dst,
+        width: 32,
+        base: u32::from(range.network()).into(),
+        key_bits: host_bits(range),
+        server: u32::from(server(range)).into(),
+    }
+}
 
-/// The reverse flow a request learns in table 40: replies to the port's address (`client`)
-/// from the service's TCP port to this connection's source port get the VM's addresses
-/// (the address it asked, whichever service that was), port and network back.
-fn learn(key: u32, net_key: u32, fam: Family, client: u128) -> Action {
-    let m = |src, dst| LearnSpec::Match { src, dst: sub(dst) };
-    let load = |src, dst| LearnSpec::Load { src, dst: sub(dst) };
+fn v6() -> Family {
+    Family {
+        eth: ETH_IPV6,
+        src: Field::Ipv6Src,
+        dst: Field::Ipv6Dst,
+        width: 128,
+        base: u128::from(RANGE6.network()),
+        key_bits: 32,
+        server: u128::from(server6()),
+    }
+}
+
+/// The reverse flow a request learns in table 40: replies to the port's address (the
+/// family's prefix with reg6 in its key bits) from the service's TCP port to this
+/// connection's source port get the VM's addresses (the address it asked, whichever
+/// service that was), port (reg6 into reg7) and network back. Read before the request's
+/// addresses are rewritten.
+fn learn(fam: Family) -> Action {
+    let m = |src, dst| LearnSpec::Match { src, dst };
+    let load = |src, dst| LearnSpec::Load { src, dst };
     let f = |field| LearnSrc::Field(sub(field));
+    let mut specs = vec![
+        m(LearnSrc::Imm(fam.eth.into()), sub(Field::EthType)),
+        m(LearnSrc::Imm(TCP.into()), sub(Field::IpProto)),
+    ];
+    if fam.key_bits < fam.width {
+        specs.push(m(
+            LearnSrc::Imm(fam.base >> fam.key_bits),
+            Subfield::new(fam.dst, fam.key_bits, fam.width - fam.key_bits),
+        ));
+    }
+    specs.extend([
+        m(
+            LearnSrc::Field(Subfield::new(reg::SRC_PORT, 0, fam.key_bits.min(32))),
+            Subfield::new(fam.dst, 0, fam.key_bits.min(32)),
+        ),
+        m(f(Field::TcpSrc), sub(Field::TcpDst)),
+        m(f(Field::TcpDst), sub(Field::TcpSrc)),
+        load(f(Field::EthDst), sub(Field::EthSrc)),
+        load(f(Field::EthSrc), sub(Field::EthDst)),
+        load(f(fam.dst), sub(fam.src)),
+        load(f(fam.src), sub(fam.dst)),
+        load(f(reg::SRC_PORT), sub(reg::DST_PORT)),
+        load(f(Field::Metadata), sub(Field::Metadata)),
+    ]);
     Action::Learn(Learn {
         idle_timeout: IDLE,
         hard_timeout: 0,
         priority: PRIO_REPLY,
         cookie: Cookie {
             app: AppId::Metadata,
-            key,
+            key: 0,
         }
         .encode(),
         flags: learn_flags::DELETE_LEARNED,
         table_id: table::METADATA_REPLY,
         fin_idle_timeout: FIN_IDLE,
         fin_hard_timeout: 0,
-        specs: vec![
-            m(LearnSrc::Imm(fam.eth.into()), Field::EthType),
-            m(LearnSrc::Imm(TCP.into()), Field::IpProto),
-            m(LearnSrc::Imm(client), fam.dst),
-            m(f(Field::TcpSrc), Field::TcpDst),
-            m(f(Field::TcpDst), Field::TcpSrc),
-            load(f(Field::EthDst), Field::EthSrc),
-            load(f(Field::EthSrc), Field::EthDst),
-            load(f(fam.dst), fam.src),
-            load(f(fam.src), fam.dst),
-            load(LearnSrc::Imm(key.into()), reg::DST_PORT),
-            load(LearnSrc::Imm(net_key.into()), Field::Metadata),
-        ],
+        specs,
     })
 }
 
-/// The request flows of a local port, one per IP family: learn the way back, rewrite the
-/// addresses, out to the server. They match any TCP of the port that reached table 35:
-/// only the services table (metadata) and the DNS table (DNS over TCP to the network's
-/// DNS address) send it there, and the destination port is kept, so the server's listener
-/// on that port answers. Nothing for a port whose key the range cannot hold, or before
-/// the internal port is plugged.
-pub fn compile(view: &View, host: &Host, p: &Port) -> Vec<Flow> {
-    let side = &host.metadata;
-    let (Some(ofport), Some(client), Some(client6)) = (
-        side.ofport,
-        client(side.range, p.unique_key),
-        client6(p.unique_key),
-    ) else {
-        return Vec::new();
-    };
-    if !is_local(view, host, p) || p.device_owner.starts_with("network:") {
-        return Vec::new();
-    }
-    let Some(net) = view.networks.get(&p.network_id) else {
-        return Vec::new();
-    };
-    let per_family = |fam: Family, client: u128, server: u128| {
+/// The request flows, one per IP family and shared by every local port (reg6 is the
+/// asking port's key, set by classification from the `in_port`): learn the way back, write
+/// the key into the source address, the server's as the destination, out to the server.
+/// They match any TCP that reached table 35: only the services table (metadata) and the
+/// DNS table (DNS over TCP to the network's DNS address) send it there, and the
+/// destination port is kept, so the server's listener on that port answers. A key the
+/// IPv4 range cannot hold (too large, or the server's or the broadcast address) goes on
+/// to L2 as before the internal port is plugged.
+fn requests_flows(side: &HostSide, ofport: u32) -> Vec<Flow> {
+    let to_l2 = |m: Match| {
         flow(
             table::METADATA,
-            PRIO_REQUEST,
-            Match::new()
-                .masked(reg::SRC_PORT, p.unique_key, u32::MAX)
-                .eth_type(fam.eth)
-                .ip_proto(TCP),
+            PRIO_REQUEST + 1,
+            m,
             AppId::Metadata,
-            p.unique_key,
+            0,
+            [Instruction::GotoTable(table::L2)],
+        )
+    };
+    let fam4 = v4(side.range);
+    let keys4 = u32::try_from(1u64 << fam4.key_bits.min(32)).unwrap_or(0);
+    let mut out = vec![to_l2(Match::new().masked(reg::SRC_PORT, 0u32, u32::MAX))];
+    for key in [keys4.wrapping_sub(2), keys4.wrapping_sub(1)] {
+        out.push(to_l2(
+            Match::new()
+                .masked(reg::SRC_PORT, key, u32::MAX)
+                .eth_type(ETH_IPV4),
+        ));
+    }
+    for fam in [fam4, v6()] {
+        let m = Match::new().eth_type(fam.eth).ip_proto(TCP);
+        let m = if fam.key_bits < 32 {
+            m.masked(reg::SRC_PORT, 0u32, !(keys4.wrapping_sub(1)))
+        } else {
+            m
+        };
+        out.push(flow(
+            table::METADATA,
+            PRIO_REQUEST,
+            m,
+            AppId::Metadata,
+            0,
             [Instruction::ApplyActions(vec![
-                learn(p.unique_key, net.unique_key, fam, client),
-                Action::set_field(fam.src, client),
-                Action::set_field(fam.dst, server),
+                learn(fam),
+                Action::set_field(fam.src, fam.base),
+                Action::RegMove {
+                    src: Subfield::new(reg::SRC_PORT, 0, fam.key_bits.min(32)),
+                    dst: Subfield::new(fam.src, 0, fam.key_bits.min(32)),
+                },
+                Action::set_field(fam.dst, fam.server),
                 Action::set_field(Field::EthDst, mac_u128(MAC)),
                 Action::output(ofport),
             ])],
-        )
+        ));
+    }
+    out
+}
+
+/// The learned reply flows of port `key` (both families), deleted when the port leaves
+/// this host or the store: the shared request flows cannot take them with them, and a
+/// later port with the same key must not get the replies of an old connection.
+pub fn forget(range: Ipv4Net, key: u32) -> Vec<openflow::flow::FlowMod> {
+    let mut out = Vec::new();
+    let delete = |m: Match| openflow::flow::FlowMod {
+        command: openflow::flow::FlowModCommand::Delete,
+        match_: m,
+        ..openflow::flow::FlowMod::add(table::METADATA_REPLY, 0)
     };
-    vec![
-        per_family(
-            V4,
-            u32::from(client).into(),
-            u32::from(server(side.range)).into(),
-        ),
-        per_family(V6, u128::from(client6), u128::from(server6())),
-    ]
+    if let Some(a) = client(range, key) {
+        out.push(delete(Match::new().eth_type(ETH_IPV4).ipv4_dst(a)));
+    }
+    if let Some(a) = client6(key) {
+        out.push(delete(Match::new().eth_type(ETH_IPV6).ipv6_dst(a)));
+    }
+    out
 }
 
 /// Replies from the server (one family, one service port): the learned flow restores the
@@ -333,8 +408,9 @@ pub fn base(host: &Host) -> Vec<Flow> {
         ),
     ];
     if let Some(ofport) = host.metadata.ofport {
+        out.extend(requests_flows(&host.metadata, ofport));
         let range = host.metadata.range;
-        for fam in [V4, V6] {
+        for fam in [v4(range), v6()] {
             for service in SERVICES {
                 out.push(flow(
                     table::CLASSIFY,
@@ -346,7 +422,7 @@ pub fn base(host: &Host) -> Vec<Flow> {
                 ));
                 out.push(flow(
                     table::METADATA,
-                    PRIO_REPLY,
+                    PRIO_REPLY_IN,
                     replies(range, ofport, fam, service),
                     AppId::Metadata,
                     0,
@@ -382,10 +458,8 @@ impl App for Metadata {
     }
 
     fn compile(&self, cx: Cx<'_>, obj: Object<'_>, out: &mut Sink<'_>) {
-        match obj {
-            Object::Base => out.extend(base(cx.host)),
-            Object::Port(p) => out.extend(compile(cx.view, cx.host, p)),
-            _ => {}
+        if let Object::Base = obj {
+            out.extend(base(cx.host));
         }
     }
 }

@@ -3,15 +3,18 @@ use super::*;
 #[test]
 fn port_keys_map_to_addresses_and_back() {
     let r = DEFAULT_RANGE;
-    assert_eq!(server(r), Ipv4Addr::new(198, 18, 0, 1));
-    assert_eq!(client(r, 1), Some(Ipv4Addr::new(198, 18, 0, 2)));
+    assert_eq!(server(r), Ipv4Addr::new(198, 19, 255, 254));
+    assert_eq!(host_bits(r), 17);
+    assert_eq!(client(r, 1), Some(Ipv4Addr::new(198, 18, 0, 1)));
     assert_eq!(client(r, 0), None, "key 0 is no port");
-    assert_eq!(key_of(r, Ipv4Addr::new(198, 18, 0, 2)), Some(1));
+    assert_eq!(key_of(r, Ipv4Addr::new(198, 18, 0, 1)), Some(1));
     assert_eq!(key_of(r, server(r)), None);
     assert_eq!(key_of(r, Ipv4Addr::new(198, 18, 0, 0)), None);
-    // The last key the range holds, and the broadcast address left out.
+    // The key in the host bits, as the switch writes it with one move.
+    assert_eq!(client(r, 0x1_0203), Some(Ipv4Addr::new(198, 19, 2, 3)));
+    // The last key the range holds; the server's and the broadcast address left out.
     let last = (1u32 << 17) - 3;
-    assert_eq!(client(r, last), Some(Ipv4Addr::new(198, 19, 255, 254)));
+    assert_eq!(client(r, last), Some(Ipv4Addr::new(198, 19, 255, 253)));
     assert_eq!(client(r, last + 1), None);
     assert_eq!(key_of(r, Ipv4Addr::new(198, 19, 255, 255)), None);
     assert_eq!(key_of(r, Ipv4Addr::new(10, 0, 0, 1)), None);
@@ -276,9 +279,13 @@ mod serving {
 
 #[test]
 fn ipv6_port_keys_map_to_addresses_and_back() {
-    assert_eq!(server6(), "2001:2::1".parse::<Ipv6Addr>().unwrap());
+    assert_eq!(server6(), "2001:2::1:0:0".parse::<Ipv6Addr>().unwrap());
     assert_eq!(client6(0), None, "key 0 is no port");
-    assert_eq!(client6(1), Some("2001:2::2".parse().unwrap()));
+    assert_eq!(client6(1), Some("2001:2::1".parse().unwrap()));
+    assert_eq!(
+        client6(0x0102_0304),
+        Some("2001:2::102:304".parse().unwrap())
+    );
     assert_eq!(key_of6(server6()), None);
     assert_eq!(key_of6("2001:2::1:0:0:0".parse().unwrap()), None);
     assert_eq!(key_of6("fe80::2".parse().unwrap()), None);
