@@ -2,7 +2,8 @@
 //! made through the Octavia API, members serving HTTP with Python's `http.server` in VM
 //! namespaces on both hosts, and a client VM on the first host that reaches them through
 //! the VIP: every member answers, one connection stays on one member (also while a member
-//! is added), and a removed member gets no new connection. With SOURCE_IP session
+//! is added), and a removed member gets no new connection; the balancer reads
+//! PENDING_* until both hosts applied a change, and answers once ACTIVE. With SOURCE_IP session
 //! persistence, every new connection of one client reaches one member, on either host.
 
 mod common;
@@ -72,14 +73,25 @@ fn a_vip_spreads_connections_over_members_on_two_hosts() {
             &members,
             json!({"member": {"address": ip, "protocol_port": 8000, "subnet_id": subnet}}),
         );
+        // Both hosts have a port on the network: the member is pending until they
+        // applied it.
+        assert_eq!(m["provisioning_status"], "PENDING_CREATE", "{m}");
         ids.insert(name, m["id"].as_str().unwrap().to_string());
     }
     let url = format!("http://{vip}/");
 
-    // 30 new connections: both members answer, nothing is lost.
-    wait_until("the VIP to answer", Duration::from_secs(20), || {
-        curl(&client, &url).is_some()
+    // ACTIVE once both hosts applied the tree: then the VIP answers at once.
+    wait_until("the balancer to be ACTIVE", Duration::from_secs(20), || {
+        let (_, v) = lb(
+            srv,
+            "GET",
+            &format!("/v2/lbaas/loadbalancers/{lb_id}"),
+            None,
+        );
+        v["loadbalancer"]["provisioning_status"] == "ACTIVE"
     });
+    assert!(curl(&client, &url).is_some(), "ACTIVE and not answering");
+    // 30 new connections: both members answer, nothing is lost.
     let seen = tally(&client, &url, 30);
     assert_eq!(
         seen.keys().cloned().collect::<Vec<_>>(),
