@@ -21,10 +21,14 @@
 //! as a reply to what its egress allowed. A packet from a member that is not a balanced
 //! connection comes out of `ct(nat)` unchanged and is filtered as ever.
 //!
+//! A member balanced to itself is source-NATed to the VIP as well ([`hairpin`]: tables
+//! 23, 20, 27 and 28).
+//!
 //! The VIP's ARP answer is the ARP responder's: the VIP port is a port of the network.
 //! IPv4 only for now (an IPv6 VIP compiles nothing).
 
 pub mod affinity;
+pub mod hairpin;
 pub mod health;
 
 use super::{App, Cx, Flow, Group, Object, Owner, Sink, flow};
@@ -288,6 +292,19 @@ pub fn compile(cx: Cx<'_>, lb: &LoadBalancer) -> (Vec<Flow>, Vec<Group>) {
             ],
         ));
     }
+    // A member balanced to itself.
+    let mac_of = |addr: Ipv4Addr| {
+        cx.view
+            .ports_of(&net.meta.id)
+            .find(|p| p.fixed_ips.iter().any(|f| f.ip_address == IpAddr::V4(addr)))
+            .map(|p| p.mac_address.0)
+    };
+    flows.extend(hairpin::flows(
+        lb,
+        vip,
+        net.unique_key,
+        &hairpin::members(lb, mac_of),
+    ));
     // Answers to the probes of the members this host checks.
     flows.extend(health::flows(cx.view, cx.host, lb));
     (flows, groups)
@@ -300,6 +317,7 @@ pub fn compile(cx: Cx<'_>, lb: &LoadBalancer) -> (Vec<Flow>, Vec<Group>) {
 /// replies go back to ingress conntrack.
 fn base() -> Vec<Flow> {
     let mut out = affinity::base();
+    out.extend(hairpin::base());
     out.extend([
         flow(
             table::LB_SELECT,
@@ -409,6 +427,8 @@ impl App for Lb {
             table::LB_OUT,
             table::LB_AFFINITY,
             table::LB_AFFINITY_SELECT,
+            table::LB_HAIRPIN,
+            table::LB_HAIRPIN_REPLY,
             table::INGRESS_CT,
             table::LB_REPLY,
         ]
