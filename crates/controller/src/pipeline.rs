@@ -65,6 +65,7 @@ pub const RESUBMITS: &[(u8, u8)] = &[
     (METADATA, METADATA_REPLY),
     (LB_REPLY, INGRESS_CT),
     (LB_SELECT, LB_AFFINITY),
+    (INGRESS_SNAT, SERVICES),
 ];
 
 /// Every table, in order.
@@ -156,8 +157,8 @@ pub const TABLES: &[Table] = &[
     Table {
         id: LB_HAIRPIN_REPLY,
         name: "lb_hairpin_reply",
-        role: "a hairpin reply after un-DNAT (from the VIP): the VIP's MAC to the member's, then L2",
-        next: &[L2],
+        role: "a hairpin reply after un-DNAT (from the VIP): the VIP's MAC to the member's, then L2; an answer to the outside (a floating IP of the VIP) to the router, L3",
+        next: &[L2, L3],
     },
     Table {
         id: DHCP,
