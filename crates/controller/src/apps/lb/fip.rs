@@ -1,6 +1,6 @@
 //! Floating IPs on a VIP: the outside reaches the balancer. The VIP port is bound nowhere,
-//! so one host holds its floating IP: the first host (by name) with a port on the VIP's
-//! network bound to it ([`holder`]), which every host of the network works out alike. It
+//! so one host holds its floating IP: the first host (by name) with an ACTIVE port on the
+//! VIP's network bound to it ([`holder`]), which every host of the network works out alike. It
 //! must reach the external network (a bridge mapping, as for any floating IP held
 //! there); the other hosts send it the members' answers.
 //!
@@ -38,11 +38,16 @@ const PRIO_FIP: u16 = 120;
 /// Below the members' hairpin replies in lb_hairpin_reply (110).
 const PRIO_OUT: u16 = 50;
 
-/// The host that holds the VIP's floating IPs: the first, by name, that a port of the VIP
-/// network (the VIP's own aside) is bound to.
+/// The host that holds the VIP's floating IPs: the first, by name, that an ACTIVE port of
+/// the VIP network is bound to (ACTIVE: plugged there, so that host compiles the
+/// balancer).
 pub fn holder<'a>(view: &'a View, lb: &LoadBalancer) -> Option<&'a str> {
     view.ports_of(&lb.vip_network_id)
-        .filter(|p| p.meta.id != lb.vip_port_id && !p.binding_host_id.is_empty())
+        .filter(|p| {
+            p.meta.id != lb.vip_port_id
+                && !p.binding_host_id.is_empty()
+                && p.status == model::PortStatus::Active
+        })
         .map(|p| p.binding_host_id.as_str())
         .min()
 }
