@@ -70,6 +70,12 @@ pub async fn put_health(
         if !changed {
             return Ok(false);
         }
+        // Octavia shows no PENDING_* for a health change: the last API change's marks go
+        // if the hosts realized it, so that this write does not bring them back.
+        let lb = crate::octavia::realized::shown(&api, vec![(lb, rev)])
+            .await?
+            .remove(0)
+            .0;
         let value = serde_json::to_vec(&lb).map_err(|e| ApiError::internal(e.to_string()))?;
         api.db
             .store

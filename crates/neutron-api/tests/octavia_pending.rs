@@ -198,3 +198,81 @@ async fn with_no_live_controller_on_the_network_a_change_reads_active() {
         "PENDING_CREATE"
     );
 }
+
+#[tokio::test]
+async fn a_health_change_does_not_bring_back_a_realized_changes_marks() {
+    let c = Cloud::new();
+    let n = c
+        .made(OWNER, "networks", json!({"network": {"name": "lbnet"}}))
+        .await;
+    let s = c
+        .made(
+            OWNER,
+            "subnets",
+            json!({"subnet": {"network_id": n["id"], "cidr": "10.9.0.0/24", "ip_version": 4}}),
+        )
+        .await;
+    c.made(
+        ADMIN,
+        "ports",
+        json!({"port": {"network_id": n["id"], "project_id": "p1",
+            "fixed_ips": [{"subnet_id": s["id"], "ip_address": "10.9.0.11"}],
+            "binding:host_id": "host-a"}}),
+    )
+    .await;
+    let lb = made(
+        &c,
+        "/v2/lbaas/loadbalancers",
+        json!({"loadbalancer": {"vip_subnet_id": s["id"]}}),
+    )
+    .await;
+    let l = made(
+        &c,
+        "/v2/lbaas/listeners",
+        json!({"listener": {"loadbalancer_id": id(&lb), "protocol": "TCP", "protocol_port": 80}}),
+    )
+    .await;
+    let pool = made(
+        &c,
+        "/v2/lbaas/pools",
+        json!({"pool": {"listener_id": id(&l), "protocol": "TCP", "lb_algorithm": "ROUND_ROBIN"}}),
+    )
+    .await;
+    let m = made(
+        &c,
+        &format!("/v2/lbaas/pools/{}/members", id(&pool)),
+        json!({"member": {"address": "10.9.0.11", "protocol_port": 80}}),
+    )
+    .await;
+    made(
+        &c,
+        "/v2/lbaas/healthmonitors",
+        json!({"healthmonitor": {"pool_id": id(&pool), "type": "TCP", "delay": 2, "timeout": 1, "max_retries": 1}}),
+    )
+    .await;
+    // host-a applied all of it.
+    beat(&c, "host-a", last_commit(&c).await, LIVE).await;
+    let lb_path = format!("/v2/lbaas/loadbalancers/{}", id(&lb));
+    assert_eq!(get(&c, &lb_path).await["provisioning_status"], "ACTIVE");
+    // Its checker writes the member's health; host-a has not applied that write yet.
+    let (st, v) = c
+        .nb(
+            neutron_api::nb_auth::Principal::Host("host-a".into()),
+            "PUT",
+            "/nb/v1/lb-health",
+            Some(json!({"loadbalancer": id(&lb), "member": id(&m), "operating_status": "ONLINE"})),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let tree = get(&c, &format!("{lb_path}/status")).await;
+    let tree = &tree["loadbalancer"];
+    assert_eq!(tree["provisioning_status"], "ACTIVE", "{tree}");
+    assert_eq!(
+        tree["listeners"][0]["pools"][0]["health_monitor"]["provisioning_status"], "ACTIVE",
+        "{tree}"
+    );
+    assert_eq!(
+        tree["listeners"][0]["pools"][0]["members"][0]["operating_status"], "ONLINE",
+        "{tree}"
+    );
+}

@@ -4,7 +4,8 @@
 //! a read shows that only while some host that balances for the VIP network (a live
 //! controller with a port bound there) has not applied the balancer's store revision yet,
 //! from the applied revisions the controllers report in their heartbeats. Realized, or
-//! with no such host, every node reads ACTIVE.
+//! with no such host, every node reads ACTIVE. A health write (`nb_lb_health`) clears
+//! the marks of a realized change, so it does not bring them back.
 
 use crate::Api;
 use model::LoadBalancer;
