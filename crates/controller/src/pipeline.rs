@@ -27,6 +27,8 @@ pub mod table {
     pub const LB_AFFINITY: u8 = 24;
     pub const ARP: u8 = 25;
     pub const LB_AFFINITY_SELECT: u8 = 26;
+    pub const LB_HAIRPIN: u8 = 27;
+    pub const LB_HAIRPIN_REPLY: u8 = 28;
     pub const DHCP: u8 = 30;
     pub const DHCPV6: u8 = 31;
     pub const DNS: u8 = 32;
@@ -63,6 +65,7 @@ pub const RESUBMITS: &[(u8, u8)] = &[
     (METADATA, METADATA_REPLY),
     (LB_REPLY, INGRESS_CT),
     (LB_SELECT, LB_AFFINITY),
+    (INGRESS_SNAT, SERVICES),
 ];
 
 /// Every table, in order.
@@ -97,6 +100,7 @@ pub const TABLES: &[Table] = &[
         role: "ARP, DHCP, DHCPv6, DNS, metadata, ND, router solicitations to their responders; the rest to L2",
         next: &[
             LB,
+            LB_HAIRPIN,
             ARP,
             DHCP,
             DHCPV6,
@@ -123,8 +127,8 @@ pub const TABLES: &[Table] = &[
     Table {
         id: LB_OUT,
         name: "lb_out",
-        role: "to the chosen member's MAC, then L2",
-        next: &[L2],
+        role: "to the chosen member's MAC, then L2; a client balanced to itself (hairpin) source-NATed to the VIP in the hairpin zone",
+        next: &[L2, LB_HAIRPIN],
     },
     Table {
         id: LB_AFFINITY,
@@ -143,6 +147,18 @@ pub const TABLES: &[Table] = &[
         name: "lb_affinity_select",
         role: "SOURCE_IP pools: the remembered or chosen member (reg2, reg1), if it takes traffic, learned into lb_affinity and ct(commit, nat(dst=member)) recirculating to lb_out; otherwise the select group, whose buckets load their member into reg2 and reg1 and resubmit here",
         next: &[],
+    },
+    Table {
+        id: LB_HAIRPIN,
+        name: "lb_hairpin",
+        role: "hairpin connections after the hairpin zone: the way there on to L2; a member's reply (un-SNATed) to ct(nat) in the balancers' zone",
+        next: &[L2, LB_HAIRPIN_REPLY],
+    },
+    Table {
+        id: LB_HAIRPIN_REPLY,
+        name: "lb_hairpin_reply",
+        role: "a hairpin reply after un-DNAT (from the VIP): the VIP's MAC to the member's, then L2; an answer to the outside (a floating IP of the VIP) to the router, L3",
+        next: &[L2, L3],
     },
     Table {
         id: DHCP,

@@ -2,7 +2,8 @@
 //! VIP are spread over the members (a local one and one behind the tunnel), one
 //! connection stays on its member, replies come back from the VIP, members that take no
 //! traffic get none, an established connection survives a member added, the VIP is
-//! answered by ARP in the switch, and a SOURCE_IP pool keeps each client on one member.
+//! answered by ARP in the switch, a SOURCE_IP pool keeps each client on one member, and a
+//! member balanced to itself (hairpin) is source-NATed to the VIP both ways.
 
 mod support;
 
@@ -402,4 +403,54 @@ fn learn_timeouts(sim: &Sim) -> Vec<u16> {
             _ => None,
         })
         .collect()
+}
+
+/// A frame's IPv4 source and destination (address, UDP port).
+fn ends(frame: &[u8]) -> ((Ipv4Addr, u16), (Ipv4Addr, u16)) {
+    let (a, p, _) = dst(frame);
+    (src(frame), (a, p))
+}
+
+#[test]
+fn a_member_balanced_to_itself_sees_the_vip_and_its_answer_comes_back_from_the_vip() {
+    let mut sim = world(vec![member("m1", 11, 1)]);
+    let m1 = Ipv4Addr::new(10, 0, 0, 11);
+    // m1 to its own VIP: back to m1, from the VIP (not from itself: a martian).
+    let out = sim
+        .send(
+            LOCAL_MEMBER,
+            &udp_frame(mac(11), fixtures::mac(100).0, (m1, 7000), (VIP, 53)),
+        )
+        .frames();
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(out[0].0, LOCAL_MEMBER, "back out of the port it came in by");
+    assert_eq!(ends(&out[0].1), ((VIP, 7000), (m1, 5353)));
+    assert_eq!(
+        &out[0].1[6..12],
+        &fixtures::mac(100).0,
+        "from the VIP's MAC"
+    );
+    // Its answer to the VIP comes back to it from the VIP's listener port.
+    let out = sim
+        .send(
+            LOCAL_MEMBER,
+            &udp_frame(mac(11), fixtures::mac(100).0, (m1, 5353), (VIP, 7000)),
+        )
+        .frames();
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(out[0].0, LOCAL_MEMBER);
+    assert_eq!(ends(&out[0].1), ((VIP, 53), (m1, 7000)));
+    // Another client is not source-NATed.
+    assert_eq!(
+        ends(&client_frame(&mut sim, 7002)),
+        ((CLIENT_IP, 7002), (m1, 5353))
+    );
+}
+
+/// The one frame a datagram of the client from `sport` to the VIP becomes.
+fn client_frame(sim: &mut Sim, sport: u16) -> Vec<u8> {
+    let f = udp_frame(mac(5), fixtures::mac(100).0, (CLIENT_IP, sport), (VIP, 53));
+    let mut frames = sim.send(CLIENT, &f).frames();
+    assert_eq!(frames.len(), 1, "{frames:?}");
+    frames.remove(0).1
 }

@@ -5,6 +5,7 @@
 //! physnet1, 203.0.113.0/24, next hop 203.0.113.1). Local VMs: a (10.0.1.5, port 1) with
 //! floating IP 203.0.113.30, b (10.0.1.6, port 2) without; this host's SNAT address is
 //! 203.0.113.20. A VLAN network v100 (segmentation id 100) has VM d (198.51.100.5, port 3).
+//! A load balancer's VIP on net1 with a floating IP is balanced here and answered from it.
 
 mod support;
 
@@ -13,8 +14,8 @@ use controller::apps::nat::CHASSIS_SNAT;
 use controller::apps::nat::punt::NatPunt;
 use fake_switch::Outcome;
 use model::{
-    ExternalGateway, FloatingIp, MacAddr, Network, NetworkType, Port, Router, RouterInterface,
-    Subnet, fixtures, owner,
+    ExternalGateway, FloatingIp, MacAddr, Network, NetworkType, Port, PortStatus, Router,
+    RouterInterface, Subnet, fixtures, owner,
 };
 use openflow::oxm::Match;
 use openflow::packet::{PacketIn, PacketOut};
@@ -468,4 +469,150 @@ fn random_and_mangled_frames_from_outside_never_panic_the_nat_handler() {
     let neighbours = &sim.core.host().neighbours;
     assert!(neighbours.keys().all(|k| *k == hop), "{neighbours:?}");
     assert!(sim.handler::<NatPunt>().ignored > 4000);
+}
+
+/// A UDP balancer on 10.0.1.100:53 (port `vip`, MAC 100) of net1 over a (10.0.1.5, here)
+/// and c (10.0.1.7, on host o), port 5353, with floating IP 203.0.113.40 on its VIP.
+fn with_vip_fip(sim: &mut Sim) {
+    use model::lb::{Algorithm, Listener, LoadBalancer, Member, Pool, Protocol, Status};
+    let up = || Status {
+        provisioning_status: "ACTIVE".into(),
+        operating_status: "ONLINE".into(),
+    };
+    let member = |id: &str, ip: &str| Member {
+        meta: fixtures::meta(id),
+        status: up(),
+        admin_state_up: true,
+        address: ip.parse().unwrap(),
+        protocol_port: 5353,
+        weight: 1,
+        backup: false,
+        subnet_id: None,
+        monitor_address: None,
+        monitor_port: None,
+    };
+    sim.chassis("o", "192.0.2.2");
+    sim.put(&Port {
+        status: PortStatus::Active,
+        ..port("a", "net1", 5, "10.0.1.5")
+    });
+    sim.put(&Port {
+        status: PortStatus::Active,
+        binding_host_id: "o".into(),
+        ..port("c", "net1", 7, "10.0.1.7")
+    });
+    sim.put(&Port {
+        device_owner: model::lb::VIP_OWNER.into(),
+        binding_host_id: String::new(),
+        ..port("vip", "net1", 100, "10.0.1.100")
+    });
+    sim.put(&LoadBalancer {
+        meta: fixtures::meta("lb"),
+        status: up(),
+        admin_state_up: true,
+        provider: "dragonflow".into(),
+        vip_address: "10.0.1.100".parse().unwrap(),
+        vip_port_id: "vip".into(),
+        vip_subnet_id: "s-net1".into(),
+        vip_network_id: "net1".into(),
+        vip_mac: MacAddr(mac(100)),
+        vip_port_owned: true,
+        unique_key: 9,
+        listeners: vec![Listener {
+            meta: fixtures::meta("l"),
+            status: up(),
+            admin_state_up: true,
+            protocol: Protocol::Udp,
+            protocol_port: 53,
+            connection_limit: -1,
+            allowed_cidrs: Vec::new(),
+            default_pool_id: Some("p".into()),
+        }],
+        pools: vec![Pool {
+            meta: fixtures::meta("p"),
+            status: up(),
+            admin_state_up: true,
+            protocol: Protocol::Udp,
+            lb_algorithm: Algorithm::RoundRobin,
+            session_persistence: None,
+            listener_id: Some("l".into()),
+            members: vec![member("ma", "10.0.1.5"), member("mc", "10.0.1.7")],
+            healthmonitor: None,
+        }],
+    });
+    sim.put(&Port {
+        device_owner: owner::FLOATING_IP.into(),
+        binding_host_id: String::new(),
+        ..port("fip2-port", "ext", 40, "203.0.113.40")
+    });
+    sim.put(&FloatingIp {
+        meta: fixtures::meta("fip2"),
+        floating_ip_address: "203.0.113.40".parse().unwrap(),
+        floating_port_id: "fip2-port".into(),
+        port_id: Some("vip".into()),
+        fixed_ip_address: Some("10.0.1.100".parse().unwrap()),
+        ..fip()
+    });
+}
+
+#[test]
+fn a_floating_ip_on_a_vip_is_balanced_by_its_holder_and_answered_from_it() {
+    let mut sim = world();
+    with_vip_fip(&mut sim);
+    let (outside, fip, vip) = (
+        Ipv4Addr::new(198, 18, 0, 9),
+        Ipv4Addr::new(203, 0, 113, 40),
+        Ipv4Addr::new(10, 0, 1, 100),
+    );
+    // This host (h, before o by name) holds it: the outside's datagrams reach both
+    // members, from the VIP.
+    let mut to: std::collections::BTreeMap<u32, u16> = Default::default();
+    for sport in 4000..4032u16 {
+        let o = send(
+            &mut sim,
+            PATCH,
+            &udp_frame(
+                "198.18.0.9",
+                "203.0.113.40",
+                sport,
+                53,
+                OUTSIDE_MAC,
+                mac(40),
+            ),
+        );
+        assert_eq!(o.outputs.len(), 1, "{o}");
+        let (_, ip, s, d) = parsed(&o.outputs[0].frame);
+        assert_eq!((ip.src_addr, s, d), (vip, sport, 5353), "{o}");
+        let port = o.outputs[0].port;
+        let member = match port {
+            1 => Ipv4Addr::new(10, 0, 1, 5),
+            99 => Ipv4Addr::new(10, 0, 1, 7),
+            p => panic!("out of {p}: {o}"),
+        };
+        assert_eq!(ip.dst_addr, member);
+        to.insert(port, sport);
+    }
+    assert_eq!(to.len(), 2, "both members: {to:?}");
+    // a's answer (here) leaves by the floating IP.
+    let sport = to[&1];
+    let o = send(
+        &mut sim,
+        1,
+        &udp_frame("10.0.1.5", "10.0.1.100", 5353, sport, mac(5), mac(100)),
+    );
+    assert_eq!(o.ports(), vec![PATCH], "{o}");
+    let (e, ip, s, d) = parsed(&o.outputs[0].frame);
+    assert_eq!((ip.src_addr, s, ip.dst_addr, d), (fip, 53, outside, sport));
+    assert_eq!((e.src_addr.0, e.dst_addr.0), (mac(40), OUTSIDE_MAC));
+    // c's answer comes by tunnel and leaves the same way.
+    let sport = to[&99];
+    let mut pkt = fake_switch::Packet::new(
+        99,
+        udp_frame("10.0.1.7", "10.0.1.100", 5353, sport, mac(7), mac(100)),
+    );
+    pkt.tun_id = 101;
+    let o = sim.send_packet(pkt).outcome;
+    assert_eq!(o.ports(), vec![PATCH], "{o}");
+    let (_, ip, s, d) = parsed(&o.outputs[0].frame);
+    assert_eq!((ip.src_addr, s, ip.dst_addr, d), (fip, 53, outside, sport));
 }

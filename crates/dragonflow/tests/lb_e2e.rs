@@ -2,7 +2,9 @@
 //! made through the Octavia API, members serving HTTP with Python's `http.server` in VM
 //! namespaces on both hosts, and a client VM on the first host that reaches them through
 //! the VIP: every member answers, one connection stays on one member (also while a member
-//! is added), and a removed member gets no new connection. With SOURCE_IP session
+//! is added), and a removed member gets no new connection; the balancer reads
+//! PENDING_* until both hosts applied a change, and answers once ACTIVE. A member reaches
+//! its own VIP (hairpin) whichever member it is balanced to. With SOURCE_IP session
 //! persistence, every new connection of one client reaches one member, on either host.
 
 mod common;
@@ -72,14 +74,25 @@ fn a_vip_spreads_connections_over_members_on_two_hosts() {
             &members,
             json!({"member": {"address": ip, "protocol_port": 8000, "subnet_id": subnet}}),
         );
+        // Both hosts have a port on the network: the member is pending until they
+        // applied it.
+        assert_eq!(m["provisioning_status"], "PENDING_CREATE", "{m}");
         ids.insert(name, m["id"].as_str().unwrap().to_string());
     }
     let url = format!("http://{vip}/");
 
-    // 30 new connections: both members answer, nothing is lost.
-    wait_until("the VIP to answer", Duration::from_secs(20), || {
-        curl(&client, &url).is_some()
+    // ACTIVE once both hosts applied the tree: then the VIP answers at once.
+    wait_until("the balancer to be ACTIVE", Duration::from_secs(20), || {
+        let (_, v) = lb(
+            srv,
+            "GET",
+            &format!("/v2/lbaas/loadbalancers/{lb_id}"),
+            None,
+        );
+        v["loadbalancer"]["provisioning_status"] == "ACTIVE"
     });
+    assert!(curl(&client, &url).is_some(), "ACTIVE and not answering");
+    // 30 new connections: both members answer, nothing is lost.
     let seen = tally(&client, &url, 30);
     assert_eq!(
         seen.keys().cloned().collect::<Vec<_>>(),
@@ -246,4 +259,72 @@ fn source_ip_persistence_keeps_each_client_on_one_member() {
     if second != first {
         assert_eq!(pinned(&t, &c2, &url, 10), second);
     }
+}
+
+/// Hairpin: a member that connects to its own VIP and is balanced to itself is answered
+/// (source-NATed to the VIP, as OVN does), and balanced to the other member as well.
+#[test]
+fn a_member_reaches_its_own_vip_whichever_member_it_gets() {
+    let t: TwoHosts = two_hosts();
+    let srv = &t.srv;
+    let net = srv.network("hairnet", "10.52.0.0/24");
+    let subnet = first_subnet(srv, &net);
+    let (m1, ip1) = t.vm(&net, 0);
+    let _s1 = serve(&m1, "m1");
+    let (m2, ip2) = t.vm(&net, 1);
+    let _s2 = serve(&m2, "m2");
+    for (from, ip) in [(&m1, &ip2), (&m2, &ip1)] {
+        wait_until("a member to serve", Duration::from_secs(20), || {
+            curl(from, &format!("http://{ip}:8000/")).is_some()
+        });
+    }
+    let bal = balancer(srv, &subnet, "hair", 80, json!({}));
+    // A member balanced to itself sees the VIP connecting: its group lets the VIP in.
+    let (_, groups) = srv.call("GET", "/v2.0/security-groups?name=default", None);
+    srv.create(
+        "security-group-rules",
+        "security_group_rule",
+        json!({"security_group_id": groups["security_groups"][0]["id"], "direction": "ingress",
+               "ethertype": "IPv4", "protocol": "tcp", "port_range_min": 8000,
+               "port_range_max": 8000, "remote_ip_prefix": format!("{}/32", bal.vip)}),
+    );
+    made(
+        srv,
+        &bal.members,
+        json!({"member": {"address": ip1, "protocol_port": 8000, "subnet_id": subnet}}),
+    );
+    let url = format!("http://{}/", bal.vip);
+    // m1 is the only member: every connection of m1 to the VIP comes back to m1.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while curl(&m1, &url).is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "m1 does not reach itself through its VIP\n{}",
+            t.dumps()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let seen = tally(&m1, &url, 10);
+    assert_eq!(
+        seen.get("m1"),
+        Some(&10),
+        "m1 through its own VIP: {seen:?}\n{}",
+        t.dumps()
+    );
+    // With m2 too, m1's connections reach both.
+    made(
+        srv,
+        &bal.members,
+        json!({"member": {"address": ip2, "protocol_port": 8000, "subnet_id": subnet}}),
+    );
+    wait_until("m2 to take connections", Duration::from_secs(20), || {
+        tally(&m1, &url, 6).contains_key("m2")
+    });
+    let seen = tally(&m1, &url, 30);
+    assert_eq!(
+        seen.keys().cloned().collect::<Vec<_>>(),
+        ["m1", "m2"],
+        "both answer m1, every time: {seen:?}\n{}",
+        t.dumps()
+    );
 }

@@ -70,6 +70,12 @@ pub async fn put_health(
         if !changed {
             return Ok(false);
         }
+        // Octavia shows no PENDING_* for a health change: the last API change's marks go
+        // if the hosts realized it, so that this write does not bring them back.
+        let lb = crate::octavia::realized::shown(&api, vec![(lb, rev)])
+            .await?
+            .remove(0)
+            .0;
         let value = serde_json::to_vec(&lb).map_err(|e| ApiError::internal(e.to_string()))?;
         api.db
             .store
@@ -209,6 +215,11 @@ pub async fn sweep_once(api: &Api) -> ApiResult<usize> {
                 if lb.set_member_health(&member, false) != Some(true) {
                     return Ok(false);
                 }
+                // As a checker's write: no PENDING_* brought back.
+                let lb = crate::octavia::realized::shown(api, vec![(lb, rev)])
+                    .await?
+                    .remove(0)
+                    .0;
                 let value =
                     serde_json::to_vec(&lb).map_err(|e| ApiError::internal(e.to_string()))?;
                 store

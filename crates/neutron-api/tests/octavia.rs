@@ -124,6 +124,14 @@ async fn a_balancer_is_built_node_by_node_and_cascade_deleted_with_its_vip_port(
         )
         .await;
     assert_eq!(v["listener"]["default_pool_id"], pool_id.as_str());
+    // An update may say "no limit", not set one.
+    let l_path = format!("/v2/lbaas/listeners/{}", id(&l));
+    let limit = |n: i64| json!({"listener": {"connection_limit": n}});
+    let (st, v) = c.lb(OWNER, "PUT", &l_path, Some(limit(10))).await;
+    assert_eq!(st, 501, "{v}");
+    let (st, v) = c.lb(OWNER, "PUT", &l_path, Some(limit(-1))).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["listener"]["connection_limit"], -1);
     let (_, v) = c
         .lb(
             OWNER,
@@ -337,6 +345,21 @@ async fn octavia_refusals_have_octavia_codes_and_words() {
         fault(&v).starts_with("Provider 'dragonflow' does not support a requested option"),
         "{v}"
     );
+    // A connection limit is not counted anywhere: refused, but -1 (none) is fine, and
+    // a value out of range is WSME's 400 first.
+    let (st, v) = post(
+        json!({"loadbalancer_id": lb_id, "protocol": "TCP", "protocol_port": 80,
+        "connection_limit": 100}),
+    )
+    .await;
+    assert_eq!(st, 501, "{v}");
+    assert!(fault(&v).contains("connection_limit"), "{v}");
+    let (st, v) = post(
+        json!({"loadbalancer_id": lb_id, "protocol": "TCP", "protocol_port": 80,
+        "connection_limit": -2}),
+    )
+    .await;
+    assert_eq!(st, 400, "{v}");
     let (st, v) =
         post(json!({"loadbalancer_id": lb_id, "protocol": "QUIC", "protocol_port": 80})).await;
     assert_eq!(st, 400, "{v}");

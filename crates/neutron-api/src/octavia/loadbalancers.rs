@@ -155,10 +155,12 @@ pub async fn show(
 }
 
 async fn fetch(api: &Api, id: &str) -> FaultResult<(LoadBalancer, nbdb::Revision)> {
-    api.db
+    let found = api
+        .db
         .get::<LoadBalancer>(id)
         .await?
-        .ok_or_else(|| Fault::not_found("Load Balancer", id))
+        .ok_or_else(|| Fault::not_found("Load Balancer", id))?;
+    Ok(super::realized::shown(api, vec![found]).await?.remove(0))
 }
 
 /// Where the VIP goes: its subnet, network, address and, when the client named a port,
@@ -384,10 +386,11 @@ pub async fn create(
         }
     };
     tracing::info!(id = %lb.meta.id, vip = %lb.vip_address, "loadbalancer created");
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({"loadbalancer": render::loadbalancer(&lb)})),
-    ))
+    let mut answer = json!({"loadbalancer": render::loadbalancer(&lb)});
+    if !super::realized::will_pend(&api, &lb.vip_network_id).await? {
+        super::realized::settle_json(&mut answer);
+    }
+    Ok((StatusCode::CREATED, Json(answer)))
 }
 
 pub async fn update(
@@ -426,9 +429,6 @@ pub async fn delete(
         .any(|(k, v)| k == "cascade" && v.eq_ignore_ascii_case("true"));
     let (lb, rev) = fetch(&api, &id).await?;
     may_write(&ctx, &lb.meta.project_id)?;
-    if lb.status.provisioning_status.starts_with("PENDING_") {
-        return Err(Fault::pending(&lb));
-    }
     if !cascade && (!lb.listeners.is_empty() || !lb.pools.is_empty()) {
         return Err(Fault::validation(format!(
             "Cannot delete Load Balancer {id} - it has children"

@@ -7,6 +7,7 @@
 
 pub mod children;
 pub mod loadbalancers;
+pub mod realized;
 pub mod render;
 pub mod wire;
 
@@ -78,17 +79,6 @@ impl Fault {
             "Policy does not allow this request to be performed.",
         )
     }
-
-    /// `LBPendingStateError` (409).
-    pub fn pending(lb: &LoadBalancer) -> Fault {
-        Fault::new(
-            StatusCode::CONFLICT,
-            format!(
-                "Invalid state {} of loadbalancer resource {}",
-                lb.status.provisioning_status, lb.meta.id
-            ),
-        )
-    }
 }
 
 impl From<ApiError> for Fault {
@@ -142,28 +132,37 @@ pub fn may_write(ctx: &Context, project: &str) -> FaultResult<()> {
     }
 }
 
-/// Every load balancer with its revision.
+/// Every load balancer with its revision, as it reads now ([`realized`]).
 pub async fn all(api: &Api) -> FaultResult<Vec<(LoadBalancer, Revision)>> {
-    Ok(api.db.all::<LoadBalancer>().await?)
+    Ok(realized::shown(api, api.db.all::<LoadBalancer>().await?).await?)
 }
 
-/// The balancer whose tree holds `id` (a listener, pool, member or monitor), or the
-/// Octavia 404 for `resource`.
+/// The balancer whose tree holds `id` (a listener, pool, member or monitor), as it reads
+/// now, or the Octavia 404 for `resource`.
 pub async fn holder(api: &Api, id: &str, resource: &str) -> FaultResult<(LoadBalancer, Revision)> {
+    let found = stored(api, id, resource).await?;
+    Ok(realized::shown(api, vec![found]).await?.remove(0))
+}
+
+/// The balancer whose tree holds `id` as stored (its nodes' marks of the last change).
+async fn stored(api: &Api, id: &str, resource: &str) -> FaultResult<(LoadBalancer, Revision)> {
     if let Some(found) = api.db.get::<LoadBalancer>(id).await? {
         return Ok(found);
     }
-    all(api)
+    api.db
+        .all::<LoadBalancer>()
         .await?
         .into_iter()
         .find(|(lb, _)| lb.holds(id))
         .ok_or_else(|| Fault::not_found(resource, id))
 }
 
-/// Changes the balancer holding `id` with `f`, as Octavia does: the caller must be
-/// allowed to write its project, the balancer must not be PENDING_*, and the change is
-/// one compare-and-swap write (retried when another change won the race). `f` returns
-/// the answer's body, taken from the changed tree.
+/// Changes the balancer holding `id` with `f`: the caller must be allowed to write its
+/// project, and the change is one compare-and-swap write (retried when another change
+/// won the race). The balancer and node `id` read PENDING_UPDATE until hosts realize it
+/// ([`realized`]); unlike Octavia, a change while PENDING_* is not refused (409): each is
+/// one write of the whole tree, with nothing in flight to protect. `f` returns the
+/// answer's body, taken from the changed tree (ACTIVE when no host needs the change).
 pub async fn change<F>(
     api: &Api,
     ctx: &Context,
@@ -175,17 +174,18 @@ where
     F: FnMut(&mut LoadBalancer) -> FaultResult<Value>,
 {
     for _ in 0..20 {
-        let (mut lb, rev) = holder(api, id, resource).await?;
+        let (mut lb, rev) = stored(api, id, resource).await?;
         may_write(ctx, &lb.meta.project_id)?;
-        if lb.status.provisioning_status.starts_with("PENDING_") {
-            return Err(Fault::pending(&lb));
-        }
-        let answer = f(&mut lb)?;
+        realized::mark_update(&mut lb, id);
+        let mut answer = f(&mut lb)?;
         lb.roll_up();
         lb.meta.touch();
         match save(api, &lb, rev).await {
             Err(e) if e.retry => continue,
             other => other?,
+        }
+        if !realized::will_pend(api, &lb.vip_network_id).await? {
+            realized::settle_json(&mut answer);
         }
         return Ok(answer);
     }
@@ -211,10 +211,10 @@ pub async fn save(api: &Api, lb: &LoadBalancer, rev: Revision) -> FaultResult<()
     Ok(())
 }
 
-/// A new node's status: realized once written (see docs/api.md).
+/// A new node's status: PENDING_CREATE until realized ([`realized`]).
 pub fn created_status(operating: &str) -> model::lb::Status {
     model::lb::Status {
-        provisioning_status: provisioning::ACTIVE.into(),
+        provisioning_status: provisioning::PENDING_CREATE.into(),
         operating_status: operating.into(),
     }
 }

@@ -21,10 +21,16 @@
 //! as a reply to what its egress allowed. A packet from a member that is not a balanced
 //! connection comes out of `ct(nat)` unchanged and is filtered as ever.
 //!
+//! A member balanced to itself is source-NATed to the VIP as well ([`hairpin`]: tables
+//! 23, 20, 27 and 28), and so is a connection that came in by a floating IP of the VIP
+//! ([`fip`]: held by one host of the network, which the members' answers go back to).
+//!
 //! The VIP's ARP answer is the ARP responder's: the VIP port is a port of the network.
 //! IPv4 only for now (an IPv6 VIP compiles nothing).
 
 pub mod affinity;
+pub mod fip;
+pub mod hairpin;
 pub mod health;
 
 use super::{App, Cx, Flow, Group, Object, Owner, Sink, flow};
@@ -288,6 +294,17 @@ pub fn compile(cx: Cx<'_>, lb: &LoadBalancer) -> (Vec<Flow>, Vec<Group>) {
             ],
         ));
     }
+    // A member balanced to itself.
+    let mac_of = |addr: Ipv4Addr| {
+        cx.view
+            .ports_of(&net.meta.id)
+            .find(|p| p.fixed_ips.iter().any(|f| f.ip_address == IpAddr::V4(addr)))
+            .map(|p| p.mac_address.0)
+    };
+    let hairpinned = hairpin::members(lb, mac_of);
+    flows.extend(hairpin::flows(lb, vip, net.unique_key, &hairpinned));
+    // The VIP's floating IPs.
+    flows.extend(fip::flows(cx.view, cx.host, lb, vip, net, &hairpinned));
     // Answers to the probes of the members this host checks.
     flows.extend(health::flows(cx.view, cx.host, lb));
     (flows, groups)
@@ -300,6 +317,7 @@ pub fn compile(cx: Cx<'_>, lb: &LoadBalancer) -> (Vec<Flow>, Vec<Group>) {
 /// replies go back to ingress conntrack.
 fn base() -> Vec<Flow> {
     let mut out = affinity::base();
+    out.extend(hairpin::base());
     out.extend([
         flow(
             table::LB_SELECT,
@@ -409,6 +427,14 @@ impl App for Lb {
             table::LB_OUT,
             table::LB_AFFINITY,
             table::LB_AFFINITY_SELECT,
+            table::LB_HAIRPIN,
+            table::LB_HAIRPIN_REPLY,
+            table::INGRESS_NAT,
+            table::INGRESS_SNAT,
+            table::EGRESS_NAT,
+            table::EGRESS_SNAT,
+            table::EGRESS,
+            table::FROM_TUNNEL,
             table::INGRESS_CT,
             table::LB_REPLY,
         ]
@@ -439,6 +465,15 @@ impl App for Lb {
         let network = match changed.table {
             model::Table::Network => Some(changed.id.as_str()),
             model::Table::Port => view.ports.get(&changed.id).map(|p| p.network_id.as_str()),
+            // A floating IP of a VIP, its router or a chassis (the holder's address) may
+            // move the VIP's floating IP flows: few balancers per host, all of them.
+            model::Table::FloatingIp | model::Table::Router | model::Table::Chassis => {
+                out.extend(view.loadbalancers.keys().map(|id| Touched {
+                    table: model::Table::LoadBalancer,
+                    id: id.clone(),
+                }));
+                None
+            }
             // The view no longer knows the network it was on, if it moved or went.
             model::Table::LoadBalancer => {
                 out.extend(view.loadbalancers.keys().map(|id| Touched {

@@ -134,7 +134,7 @@ pub fn snat_ports_wanted(view: &View, host: &Host) -> Vec<String> {
     out
 }
 
-fn ct_nat(flags: u16, addr: Ipv4Addr, router: u32, recirc: u8) -> Action {
+pub fn ct_nat(flags: u16, addr: Ipv4Addr, router: u32, recirc: u8) -> Action {
     Action::Ct(Ct {
         flags: ct_flags::COMMIT,
         zone: CtZone::Imm(NAT_ZONE),
@@ -153,7 +153,7 @@ fn ct_nat(flags: u16, addr: Ipv4Addr, router: u32, recirc: u8) -> Action {
 }
 
 /// After source NAT: out of the router onto the external network, to the next hop.
-fn leave(g: &Gateway<'_>, src_mac: [u8; 6]) -> Vec<Instruction> {
+pub fn leave(g: &Gateway<'_>, src_mac: [u8; 6]) -> Vec<Instruction> {
     vec![
         Instruction::ApplyActions(vec![
             Action::DecNwTtl,
@@ -172,6 +172,18 @@ fn leave(g: &Gateway<'_>, src_mac: [u8; 6]) -> Vec<Instruction> {
 /// On the external network from the patch port: a request for `ip` is answered with
 /// `mac` back out the patch port (tagged again).
 fn arp(host: &Host, net: &Network, ip: Ipv4Addr, mac: [u8; 6], key: u32) -> Vec<Flow> {
+    arp_as(AppId::Nat, host, net, ip, mac, key)
+}
+
+/// [`arp`] with the cookie of `app` (a floating IP held for another app's object).
+pub fn arp_as(
+    app: AppId,
+    host: &Host,
+    net: &Network,
+    ip: Ipv4Addr,
+    mac: [u8; 6],
+    key: u32,
+) -> Vec<Flow> {
     let Some(out) = to_physical(host, net) else {
         return Vec::new();
     };
@@ -201,7 +213,7 @@ fn arp(host: &Host, net: &Network, ip: Ipv4Addr, mac: [u8; 6], key: u32) -> Vec<
         table::INGRESS_NAT,
         PRIO_ARP,
         on(ARP_REQUEST),
-        AppId::Nat,
+        app,
         key,
         [Instruction::ApplyActions(answer)],
     )]

@@ -77,6 +77,19 @@ fn client_auth(b: &mut Body) -> FaultResult<()> {
 }
 
 /// Checks `allowed_cidrs` against the VIP's family (Octavia's rule).
+/// `connection_limit` -1 (none) only: each client's host balances its own connections,
+/// so no one place counts a listener's (OVS counts connections per conntrack zone and
+/// host); a limit the datapath cannot honour is refused, as Octavia refuses a provider's
+/// unsupported option, rather than stored and ignored.
+fn unlimited(limit: Option<i64>) -> FaultResult<()> {
+    match limit {
+        Some(l) if l != -1 => Err(Fault::unsupported(
+            "connection_limit: a distributed load balancer has no one place that counts a listener's connections",
+        )),
+        _ => Ok(()),
+    }
+}
+
 fn check_cidrs(lb: &LoadBalancer, cidrs: &[ipnet::IpNet]) -> FaultResult<()> {
     for c in cidrs {
         if c.addr().is_ipv4() != lb.vip_address.is_ipv4() {
@@ -144,9 +157,8 @@ pub async fn create(
     let admin_state_up = b.bool("admin_state_up")?.unwrap_or(true);
     let proto = Body::required("protocol", b.choice("protocol", PROTOCOLS)?)?;
     let port = Body::required("protocol_port", b.int("protocol_port", 1, 65535)?)?;
-    let connection_limit = b
-        .int("connection_limit", -1, i64::from(i32::MAX))?
-        .unwrap_or(-1);
+    let limit = b.int("connection_limit", -1, i64::from(i32::MAX))?;
+    let connection_limit = limit.unwrap_or(-1);
     let default_pool_id = b.uuid("default_pool_id")?;
     let lb_id = Body::required("loadbalancer_id", b.uuid("loadbalancer_id")?)?;
     let allowed_cidrs = b.cidrs("allowed_cidrs")?.unwrap_or_default();
@@ -155,6 +167,7 @@ pub async fn create(
     b.ignore(TIMEOUTS);
     b.finish()?;
     let protocol = protocol(&proto)?;
+    unlimited(limit)?;
     let l = Listener {
         meta,
         status: created_status(operating::ONLINE),
@@ -230,7 +243,8 @@ pub async fn update(
         if let Some(up) = b.bool("admin_state_up")? {
             l.admin_state_up = up;
         }
-        if let Some(c) = b.int("connection_limit", -1, i64::from(i32::MAX))? {
+        let limit = b.int("connection_limit", -1, i64::from(i32::MAX))?;
+        if let Some(c) = limit {
             l.connection_limit = c;
         }
         if b.is_null("default_pool_id") {
@@ -251,6 +265,7 @@ pub async fn update(
         b.refuse(NOT_L4)?;
         b.ignore(TIMEOUTS);
         b.finish()?;
+        unlimited(limit)?;
         lb.listeners[i] = l;
         Ok(Value::Null)
     })

@@ -1,0 +1,95 @@
+//! A floating IP on a load balancer's VIP, end to end (issue 23), on the north-south cloud
+//! of `ns` (two hosts with real OVS and `br-ex`, an outside namespace on the physical
+//! network): members serving HTTP on both hosts, a balancer made through the Octavia API,
+//! a floating IP associated to its VIP port; curl from the outside to the floating IP
+//! reaches both members, and they see the VIP as the client (the holder host source-NATs
+//! the connection so that their answers come back to it).
+
+mod common;
+
+mod ns;
+
+use common::backends::{balancer, first_subnet, octavia as lb, octavia_made as made, serve};
+use common::cloud::{addr, wait_until};
+use ns::{Cloud, routed_inside};
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// One request from the outside through a new connection: who answered.
+fn curl(ns: &testbed::Netns, url: &str) -> Option<String> {
+    ns.exec(["curl", "-s", "--max-time", "2", url])
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+}
+
+#[test]
+fn the_outside_reaches_the_members_through_a_floating_ip_on_the_vip() {
+    if !testbed::require_root("the_outside_reaches_the_members_through_a_floating_ip_on_the_vip") {
+        return;
+    }
+    let t = Cloud::start(None);
+    let (ext, net) = routed_inside(&t);
+    let subnet = first_subnet(&t.srv, &net);
+    let (pa, pb) = (t.port(&net), t.port(&net));
+    let vm_a = t.plug(&pa, 0);
+    let vm_b = t.plug(&pb, 1);
+    for vm in [&vm_a, &vm_b] {
+        vm.ns
+            .exec(["ip", "route", "add", "default", "via", "10.0.0.1"])
+            .expect("route");
+    }
+    let _servers = [serve(&vm_a, "m1"), serve(&vm_b, "m2")];
+    let bal = balancer(&t.srv, &subnet, "public", 80, json!({}));
+    for p in [&pa, &pb] {
+        made(
+            &t.srv,
+            &bal.members,
+            json!({"member": {"address": addr(p).1, "protocol_port": 8000, "subnet_id": subnet}}),
+        );
+    }
+    let (_, v) = lb(
+        &t.srv,
+        "GET",
+        &format!("/v2/lbaas/loadbalancers/{}", bal.id),
+        None,
+    );
+    let vip_port = v["loadbalancer"]["vip_port_id"].clone();
+    let fip = t.srv.create(
+        "floatingips",
+        "floatingip",
+        json!({"floating_network_id": ext["id"], "port_id": vip_port}),
+    );
+    assert_eq!(fip["fixed_ip_address"], bal.vip.as_str(), "{fip}");
+    let url = format!("http://{}/", fip["floating_ip_address"].as_str().unwrap());
+
+    wait_until("the floating IP to answer", Duration::from_secs(30), || {
+        curl(&t.outside, &url).is_some()
+    });
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    for _ in 0..30 {
+        let who = curl(&t.outside, &url).unwrap_or_else(|| "(no answer)".into());
+        *seen.entry(who).or_default() += 1;
+    }
+    assert_eq!(
+        seen.keys().cloned().collect::<Vec<_>>(),
+        ["m1", "m2"],
+        "both members answer the outside, every time: {seen:?}\n{}",
+        t.dumps()
+    );
+
+    // Disassociated: the floating IP answers no more.
+    let fid = fip["id"].as_str().unwrap();
+    let (st, v) = t.srv.call(
+        "PUT",
+        &format!("/v2.0/floatingips/{fid}"),
+        Some(json!({"floatingip": {"port_id": null}})),
+    );
+    assert_eq!(st, 200, "{v}");
+    wait_until(
+        "the floating IP to go quiet",
+        Duration::from_secs(20),
+        || curl(&t.outside, &url).is_none(),
+    );
+}
