@@ -20,6 +20,8 @@ pub mod table {
     pub const PORT_SECURITY: u8 = 1;
     pub const EGRESS_CT: u8 = 10;
     pub const EGRESS_SG: u8 = 15;
+    pub const EGRESS_FW: u8 = 16;
+    pub const EGRESS_FW_RULES: u8 = 17;
     pub const SERVICES: u8 = 20;
     pub const LB: u8 = 21;
     pub const LB_SELECT: u8 = 22;
@@ -51,6 +53,8 @@ pub mod table {
     pub const INGRESS_CT: u8 = 105;
     pub const LB_REPLY: u8 = 106;
     pub const INGRESS_SG: u8 = 110;
+    pub const INGRESS_FW: u8 = 111;
+    pub const INGRESS_FW_RULES: u8 = 112;
     pub const DISPATCH: u8 = 115;
 }
 
@@ -89,6 +93,18 @@ pub const TABLES: &[Table] = &[
         id: EGRESS_SG,
         name: "egress_sg",
         role: "egress security group rules",
+        next: &[EGRESS_FW],
+    },
+    Table {
+        id: EGRESS_FW,
+        name: "egress_fw",
+        role: "FWaaS: a VM port in a firewall group with an egress policy: IP to ct() in the firewall's zone of its network, recirculating to egress_fw_rules; the rest on to services",
+        next: &[EGRESS_FW_RULES, SERVICES],
+    },
+    Table {
+        id: EGRESS_FW_RULES,
+        name: "egress_fw_rules",
+        role: "FWaaS egress policy: replies, related and this side's accepted connections pass; then the rules in order (falling priorities: allow commits, deny drops, reject goes to the controller); the rest is the implicit deny",
         next: &[SERVICES],
     },
     Table {
@@ -286,6 +302,18 @@ pub const TABLES: &[Table] = &[
         id: INGRESS_SG,
         name: "ingress_sg",
         role: "ingress security group rules",
+        next: &[INGRESS_FW],
+    },
+    Table {
+        id: INGRESS_FW,
+        name: "ingress_fw",
+        role: "FWaaS: to a VM port in a firewall group with an ingress policy: IP to ct() in the firewall's zone of its network, recirculating to ingress_fw_rules; the rest on to dispatch",
+        next: &[INGRESS_FW_RULES, DISPATCH],
+    },
+    Table {
+        id: INGRESS_FW_RULES,
+        name: "ingress_fw_rules",
+        role: "FWaaS ingress policy, as egress_fw_rules",
         next: &[DISPATCH],
     },
     Table {
@@ -349,10 +377,11 @@ pub enum App {
     Lb = 18,
     Qos = 19,
     Sfc = 20,
+    Fwaas = 21,
 }
 
 impl App {
-    pub const ALL: [App; 20] = [
+    pub const ALL: [App; 21] = [
         App::Classifier,
         App::PortSecurity,
         App::L2,
@@ -373,6 +402,7 @@ impl App {
         App::Lb,
         App::Qos,
         App::Sfc,
+        App::Fwaas,
     ];
 }
 

@@ -1,7 +1,279 @@
-//! FWaaS v2 in the datapath (issue 24). So far only its pure rule compiler
-//! ([`matches`]): a policy's rules, in order, as prioritised OpenFlow matches with first
-//! match winning and the implicit deny below them. The app that places them in tables of
-//! its own, with conntrack and the reject handler, is not built yet (docs/architecture.md,
-//! "FWaaS v2").
+//! FWaaS v2 in the datapath (issue 24): a firewall group's ingress and egress policies on
+//! its VM ports, after the security groups of each side (a packet must pass both).
+//!
+//! - **Entry** (egress_fw 16, ingress_fw 111): a local VM port in a group with a policy
+//!   for the direction: its IP traffic (reg6 out, reg7 in) → `ct()` in the firewall's
+//!   zone of its network ([`zone`]: the security groups' zone + 0x8000, so that neither
+//!   app's commits ever mark the other's connections), recirculating to the rules table;
+//!   everything else goes on (services 20, dispatch 115).
+//! - **Rules** (egress_fw_rules 17, ingress_fw_rules 112): invalid dropped; replies,
+//!   related packets and connections this side already accepted (`ct_mark` bit
+//!   [`MARK_EGRESS`] or [`MARK_INGRESS`]: one zone serves both sides of two ports on one
+//!   host) pass; then the policy's enabled rules in order as falling priorities
+//!   ([`matches`]): allow commits with this side's bit, deny drops, reject goes to the
+//!   controller ([`reject`]), which answers with a TCP RST or an ICMP port unreachable.
+//!   Below them the implicit deny (priority 1). A group administratively down denies
+//!   everything a policy would filter.
+//!
+//! A port's firewall flows are compiled with the port (owner: the port), so a rule
+//! inserted or moved in a policy recompiles the ports of its groups, and the old and new
+//! priorities go to the switch in the one bundle every change is. Connections a change no
+//! longer allows are not cut yet (an established connection passes on its conntrack
+//! state), nor are router interface ports enforced yet (docs/architecture.md).
 
 pub mod matches;
+pub mod reject;
+
+use super::{App, Cx, Flow, Host, Object, Owner, Sink, flow, security_groups};
+use crate::pipeline::{App as AppId, reg, table};
+use crate::view::{Touched, View};
+use model::fwaas::FwAction;
+use model::{Direction, Port, Table};
+use openflow::Instruction;
+use openflow::action::{Action, OFPCML_NO_BUFFER};
+use openflow::nx::{Ct, CtZone, ct_flags};
+use openflow::oxm::{Field, Match, OxmField, ct_state};
+
+/// `ct_mark` bit in the firewall zone: the egress policy accepted the connection.
+pub const MARK_EGRESS: u32 = 1;
+/// `ct_mark` bit in the firewall zone: the ingress policy accepted the connection.
+pub const MARK_INGRESS: u32 = 2;
+/// The firewall zone of a network is its security groups' zone plus this.
+pub const ZONE_OFFSET: u16 = 0x8000;
+
+/// In the entry tables.
+const PRIO_CT: u16 = 100;
+const PRIO_PASS: u16 = 1;
+/// In the rules tables: above every rule ([`matches::PRIO_FIRST`]).
+const PRIO_INVALID: u16 = 30_300;
+const PRIO_REPLY: u16 = 30_200;
+const PRIO_ACCEPTED: u16 = 30_100;
+/// The implicit deny.
+const PRIO_DENY: u16 = 1;
+const _: () = assert!(matches::PRIO_FIRST < PRIO_ACCEPTED);
+
+const ETH_IPV4: u16 = 0x0800;
+const ETH_IPV6: u16 = 0x86dd;
+
+/// The firewall's conntrack zone of the network whose security groups' zone is
+/// `sg_zone`; `None` past the range (below the NAT and balancer zones, 0xfff0 and up).
+pub fn zone(sg_zone: u16) -> Option<u16> {
+    (sg_zone < 0x7ff0).then(|| sg_zone + ZONE_OFFSET)
+}
+
+/// One direction's tables: (entry, rules, next, port register, mark bit).
+pub fn side(d: Direction) -> (u8, u8, u8, Field, u32) {
+    match d {
+        Direction::Egress => (
+            table::EGRESS_FW,
+            table::EGRESS_FW_RULES,
+            table::SERVICES,
+            reg::SRC_PORT,
+            MARK_EGRESS,
+        ),
+        Direction::Ingress => (
+            table::INGRESS_FW,
+            table::INGRESS_FW_RULES,
+            table::DISPATCH,
+            reg::DST_PORT,
+            MARK_INGRESS,
+        ),
+    }
+}
+
+/// What a rule's match does.
+fn action(d: Direction, zone: u16, a: FwAction) -> Vec<Instruction> {
+    let (_, _, next, _, mark) = side(d);
+    match a {
+        FwAction::Allow => vec![
+            Instruction::ApplyActions(vec![Action::Ct(Ct {
+                flags: ct_flags::COMMIT,
+                zone: CtZone::Imm(zone),
+                actions: vec![Action::RegLoad2(OxmField::masked(
+                    Field::CtMark,
+                    u128::from(mark),
+                    u128::from(mark),
+                ))],
+                ..Ct::default()
+            })]),
+            Instruction::GotoTable(next),
+        ],
+        FwAction::Deny => Vec::new(),
+        // The whole frame: the answer quotes it (ICMP) or mirrors its sequence (RST).
+        FwAction::Reject => vec![Instruction::ApplyActions(vec![Action::controller(
+            OFPCML_NO_BUFFER,
+        )])],
+    }
+}
+
+/// The policy of `d` of the group holding port `p`, with whether the group is up:
+/// `None` when no group holds it or the group has no policy for that direction.
+fn policy<'a>(view: &'a View, p: &Port, d: Direction) -> Option<(&'a str, bool)> {
+    let g = view.fw_group_of(&p.meta.id)?;
+    let id = match d {
+        Direction::Ingress => g.ingress_firewall_policy_id.as_deref(),
+        Direction::Egress => g.egress_firewall_policy_id.as_deref(),
+    }?;
+    Some((id, g.admin_state_up))
+}
+
+/// The firewall flows of a local VM port (one whose traffic passes the security groups'
+/// tables: bound and plugged here, port security on, its network with a zone).
+pub fn port(view: &View, host: &Host, p: &Port) -> Vec<Flow> {
+    let Some(sg_zone) = security_groups::filtered(view, host, p) else {
+        return Vec::new();
+    };
+    let key = p.unique_key;
+    let fz = zone(sg_zone);
+    let mut out = Vec::new();
+    for d in [Direction::Egress, Direction::Ingress] {
+        let Some((pid, up)) = policy(view, p, d) else {
+            continue;
+        };
+        let (entry, rules, _, preg, _) = side(d);
+        let mine = |m: Match| m.masked(preg, key, u32::MAX);
+        for et in [ETH_IPV4, ETH_IPV6] {
+            // Past the zones (never in practice): fail closed.
+            let ins = match fz {
+                Some(z) => vec![Instruction::ApplyActions(vec![Action::Ct(Ct {
+                    zone: CtZone::Imm(z),
+                    recirc_table: rules,
+                    ..Ct::default()
+                })])],
+                None => Vec::new(),
+            };
+            out.push(flow(
+                entry,
+                PRIO_CT,
+                mine(Match::new().eth_type(et)),
+                AppId::Fwaas,
+                key,
+                ins,
+            ));
+        }
+        let Some(z) = fz.filter(|_| up) else {
+            continue;
+        };
+        for e in matches::compile(&view.fw_rules_of(pid)) {
+            for m in e.matches {
+                out.push(flow(
+                    rules,
+                    e.priority,
+                    mine(m),
+                    AppId::Fwaas,
+                    key,
+                    action(d, z, e.action),
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// The flows every pipeline has: on past the entry tables; in the rules tables the
+/// conntrack states that pass or drop whatever the policy, and the implicit deny.
+pub fn base() -> Vec<Flow> {
+    let mut out = Vec::new();
+    let f = |t: u8, prio: u16, m: Match, next: Option<u8>| {
+        flow(
+            t,
+            prio,
+            m,
+            AppId::Fwaas,
+            0,
+            next.map(Instruction::GotoTable)
+                .into_iter()
+                .collect::<Vec<_>>(),
+        )
+    };
+    use ct_state::{EST, INV, REL, RPL, TRK};
+    let st = |v: u32, m: u32| Match::new().ct_state(v, m);
+    for d in [Direction::Egress, Direction::Ingress] {
+        let (entry, rules, next, _, mark) = side(d);
+        out.push(f(entry, PRIO_PASS, Match::new(), Some(next)));
+        out.push(f(rules, PRIO_INVALID, st(TRK | INV, TRK | INV), None));
+        out.push(f(
+            rules,
+            PRIO_REPLY,
+            st(TRK | EST | RPL, TRK | EST | RPL | INV),
+            Some(next),
+        ));
+        out.push(f(
+            rules,
+            PRIO_REPLY,
+            st(TRK | REL, TRK | REL | INV),
+            Some(next),
+        ));
+        out.push(f(
+            rules,
+            PRIO_ACCEPTED,
+            st(TRK | EST, TRK | EST | RPL | INV).masked(Field::CtMark, mark, mark),
+            Some(next),
+        ));
+        out.push(f(rules, PRIO_DENY, Match::new(), None));
+    }
+    out
+}
+
+/// The ports whose firewall flows a changed policy or rule decides. (A group's own
+/// change touches its ports, before and after, from the view: `View::apply`.)
+fn affected_ports(view: &View, changed: &Touched) -> Vec<Owner> {
+    let ports = match changed.table {
+        Table::FirewallPolicy => view.fw_ports_of_policy(&changed.id),
+        Table::FirewallRule => view.fw_ports_of_rule(&changed.id),
+        _ => return Vec::new(),
+    };
+    ports
+        .into_iter()
+        .map(|id| Touched {
+            table: Table::Port,
+            id,
+        })
+        .collect()
+}
+
+pub struct Fwaas;
+
+impl App for Fwaas {
+    fn id(&self) -> AppId {
+        AppId::Fwaas
+    }
+
+    fn tables(&self) -> &'static [u8] {
+        &[
+            table::EGRESS_FW,
+            table::EGRESS_FW_RULES,
+            table::INGRESS_FW,
+            table::INGRESS_FW_RULES,
+        ]
+    }
+
+    fn compile(&self, cx: Cx<'_>, obj: Object<'_>, out: &mut Sink<'_>) {
+        match obj {
+            Object::Base => out.extend(base()),
+            Object::Port(p) => out.extend(port(cx.view, cx.host, p)),
+            _ => {}
+        }
+    }
+
+    fn affected(&self, view: &View, changed: &Touched, out: &mut Vec<Owner>) {
+        out.extend(affected_ports(view, changed));
+    }
+
+    fn handler(&self, _settings: &super::Settings) -> Option<Box<dyn super::Handler>> {
+        Some(Box::new(reject::Reject::new(reject::DEFAULT_RATE)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn firewall_zones_stay_apart_from_the_others() {
+        assert_eq!(zone(1), Some(0x8001));
+        assert_eq!(zone(0x7fef), Some(0xffef));
+        assert!(zone(0x7fef).unwrap() < crate::apps::nat::NAT_ZONE);
+        assert_eq!(zone(0x7ff0), None);
+    }
+}

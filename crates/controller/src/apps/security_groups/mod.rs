@@ -97,18 +97,20 @@ fn family(a: &IpNet) -> EtherType {
     }
 }
 
-/// Where a direction's flows go: (sg table, next table, port register, mark bit).
+/// Where a direction's flows go: (sg table, next table, port register, mark bit). What
+/// the groups accept goes on to the firewall groups' tables (`apps::fwaas`): a packet
+/// must pass both.
 fn dir_tables(d: Direction) -> (u8, u8, Field, u32) {
     match d {
         Direction::Egress => (
             table::EGRESS_SG,
-            table::SERVICES,
+            table::EGRESS_FW,
             reg::SRC_PORT,
             MARK_EGRESS,
         ),
         Direction::Ingress => (
             table::INGRESS_SG,
-            table::DISPATCH,
+            table::INGRESS_FW,
             reg::DST_PORT,
             MARK_INGRESS,
         ),

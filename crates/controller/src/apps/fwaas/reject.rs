@@ -1,0 +1,136 @@
+//! The answers of a `reject` rule: a TCP segment is refused with a RST, anything else with
+//! an ICMP (or ICMPv6) port unreachable, both from the address it was sent to (as if the
+//! destination refused it, as iptables' REJECT does), at most [`DEFAULT_RATE`] a second
+//! per port so a VM cannot make its controller answer without limit (past it, the packet
+//! is only dropped). Errors about errors are never sent (the `packet` builders refuse).
+//!
+//! Egress (the VM sent it): the answer goes straight back out of the VM's port. Ingress
+//! (to the VM): it enters the pipeline as if the VM sent it (reg6 = its port, metadata =
+//! its network) at services (20), past its security groups and firewall, which already
+//! had their say on the refused packet, and reaches the sender as any frame does (over a
+//! tunnel, through a router).
+
+use crate::apps::rate::Limiter;
+use crate::apps::{Handler, Host, Punted, deliver};
+use crate::pipeline::{reg, table};
+use crate::view::View;
+use openflow::action::{Action, port};
+use openflow::flow::NO_BUFFER;
+use openflow::oxm::Field;
+use openflow::packet::{PacketIn, PacketOut, PipelineFields};
+use packet::ethernet::{self, EtherType, EthernetRepr};
+use packet::{IpProtocol, icmpv4, icmpv6, ipv4, ipv6, tcp};
+use std::time::Instant;
+
+/// Answers per second per port.
+pub const DEFAULT_RATE: u32 = 10;
+
+#[derive(Debug)]
+pub struct Reject {
+    limit: Limiter<u32>,
+    /// RSTs and port unreachables sent.
+    pub answered: u64,
+    /// Answers the rate limit held back.
+    pub limited: u64,
+    /// Packet-ins that deserved no answer (malformed, a RST, an ICMP error).
+    pub ignored: u64,
+}
+
+impl Reject {
+    pub fn new(rate: u32) -> Reject {
+        Reject {
+            limit: Limiter::new(rate),
+            answered: 0,
+            limited: 0,
+            ignored: 0,
+        }
+    }
+}
+
+/// The IP packet that refuses `ip` (of `ethertype`), from its destination to its source.
+pub fn refusal(ethertype: EtherType, ip: &[u8]) -> Option<Vec<u8>> {
+    match ethertype {
+        EtherType::Ipv4 => {
+            let p = ipv4::Packet::new_checked(ip).ok()?;
+            if p.protocol() == IpProtocol::Tcp {
+                return tcp::rst_packet(ip).ok().map(|(_, b)| b);
+            }
+            icmpv4::dst_unreachable(ip, icmpv4::unreachable::PORT, 0, p.dst_addr()).ok()
+        }
+        EtherType::Ipv6 => {
+            let p = ipv6::Packet::new_checked(ip).ok()?;
+            if p.next_header() == IpProtocol::Tcp {
+                return tcp::rst_packet(ip).ok().map(|(_, b)| b);
+            }
+            if p.next_header() == IpProtocol::Icmpv6 && ip.get(40).is_some_and(|t| *t < 128) {
+                // An ICMPv6 error (types below 128) is never answered.
+                return None;
+            }
+            icmpv6::dst_unreachable(ip, icmpv6::unreachable::PORT, p.dst_addr()).ok()
+        }
+        _ => None,
+    }
+}
+
+impl Reject {
+    fn answer(&self, host: &Host, pi: &PacketIn, key: u32) -> Option<PacketOut> {
+        let eth = ethernet::Frame::new_checked(pi.data.as_slice()).ok()?;
+        let repr = EthernetRepr::parse(&eth).ok()?;
+        let reply = refusal(repr.ethertype, eth.payload())?;
+        let frame = EthernetRepr {
+            src_addr: repr.dst_addr,
+            dst_addr: repr.src_addr,
+            vlan: None,
+            ethertype: repr.ethertype,
+        }
+        .build(&reply);
+        let actions = if pi.table_id == table::EGRESS_FW_RULES {
+            deliver::back(host, pi.reg(6), pi.in_port()?)
+        } else {
+            vec![
+                Action::load(reg::SRC_PORT, 0, 32, u64::from(key)),
+                Action::set_field(Field::Metadata, pi.metadata()),
+                Action::resubmit_table(table::SERVICES),
+            ]
+        };
+        Some(PacketOut {
+            buffer_id: NO_BUFFER,
+            in_port: port::CONTROLLER,
+            actions,
+            data: frame,
+        })
+    }
+}
+
+impl Handler for Reject {
+    fn packet_in(
+        &mut self,
+        _view: &View,
+        host: &mut Host,
+        now: Instant,
+        pi: &PacketIn,
+        key: u32,
+    ) -> Punted {
+        let Some(out) = self.answer(host, pi, key) else {
+            self.ignored += 1;
+            return Punted::default();
+        };
+        if !self.limit.allow(key, now) {
+            self.limited += 1;
+            return Punted::default();
+        }
+        self.answered += 1;
+        Punted {
+            packets: vec![out],
+            ..Punted::default()
+        }
+    }
+
+    fn counters(&self) -> Vec<(&'static str, u64)> {
+        vec![
+            ("answered", self.answered),
+            ("limited", self.limited),
+            ("ignored", self.ignored),
+        ]
+    }
+}

@@ -1,0 +1,307 @@
+//! FWaaS v2 on the fake switch (issue 24): a firewall group's policies on VM ports, after
+//! their security groups. First match in rule order wins, below the rules the implicit
+//! deny, `reject` answered by the controller (a RST, an ICMP port unreachable), rate
+//! limited; traffic the firewall allows still needs the security groups; a rule inserted
+//! before another is one commit and keeps the connections that stay allowed.
+
+mod support;
+
+use controller::apps::fwaas::reject::{DEFAULT_RATE, Reject};
+use model::fwaas::{FwAction, PortRange};
+use model::{
+    Direction, FirewallGroup, FirewallPolicy, FirewallRule, Port, SecurityGroupRule, Table,
+    fixtures,
+};
+use packet::ethernet::{EtherType, EthernetRepr, Frame};
+use packet::ipv4::{Ipv4Repr, Packet as Ipv4Packet};
+use packet::tcp::{Flags, Packet as TcpPacket, TcpRepr};
+use packet::{EthernetAddress, IpProtocol};
+use std::net::{IpAddr, Ipv4Addr};
+use support::sim::{Sent, Sim};
+use support::{mac, open_port, put_open_group, udp_frame};
+
+const A: u32 = 1;
+const B: u32 = 2;
+const C: u32 = 3;
+
+fn ip(n: u8) -> Ipv4Addr {
+    Ipv4Addr::new(10, 0, 0, n)
+}
+
+/// A VM port (the only kind a group takes besides router interfaces).
+fn vm(id: &str, n: u8, groups: &[&str]) -> Port {
+    Port {
+        device_owner: "compute:nova".into(),
+        security_groups: groups.iter().map(|g| g.to_string()).collect(),
+        ..open_port(id, n, "h")
+    }
+}
+
+fn rule(id: &str, proto: Option<&str>, port: Option<u16>, action: FwAction) -> FirewallRule {
+    FirewallRule {
+        meta: fixtures::meta(id),
+        shared: false,
+        protocol: proto.map(str::to_string),
+        ip_version: 4,
+        source_ip_address: None,
+        destination_ip_address: None,
+        source_port: None,
+        destination_port: port.map(|p| PortRange { min: p, max: p }),
+        action,
+        enabled: true,
+        deleting: false,
+    }
+}
+
+fn policy(id: &str, rules: &[&str]) -> FirewallPolicy {
+    FirewallPolicy {
+        meta: fixtures::meta(id),
+        shared: false,
+        audited: false,
+        firewall_rules: rules.iter().map(|r| r.to_string()).collect(),
+        deleting: false,
+    }
+}
+
+fn group(id: &str, ingress: Option<&str>, egress: Option<&str>, ports: &[&str]) -> FirewallGroup {
+    FirewallGroup {
+        meta: fixtures::meta(id),
+        shared: false,
+        admin_state_up: true,
+        ingress_firewall_policy_id: ingress.map(str::to_string),
+        egress_firewall_policy_id: egress.map(str::to_string),
+        ports: ports.iter().map(|p| p.to_string()).collect(),
+        is_default: false,
+    }
+}
+
+/// Network n on host h: a (.5), b (.6) in security group "open"; c (.7) in "closed"
+/// (egress only). Group fwg on b and c with the ingress policy [deny tcp/22, reject
+/// tcp/23, reject udp/69, allow any].
+fn world() -> Sim {
+    let mut sim = Sim::new("h", 0);
+    sim.put(&fixtures::network("n", 9));
+    put_open_group(&mut sim);
+    sim.put(&fixtures::security_group("closed"));
+    sim.put(&SecurityGroupRule {
+        ..fixtures::security_group_rule("closed-out", "closed", Direction::Egress)
+    });
+    for (p, ofport) in [
+        (vm("a", 5, &["open"]), A),
+        (vm("b", 6, &["open"]), B),
+        (vm("c", 7, &["closed"]), C),
+    ] {
+        sim.put(&p);
+        sim.plug(&p.meta.id, ofport);
+    }
+    sim.put(&rule("deny22", Some("tcp"), Some(22), FwAction::Deny));
+    sim.put(&rule("rej23", Some("tcp"), Some(23), FwAction::Reject));
+    sim.put(&rule("rej69", Some("udp"), Some(69), FwAction::Reject));
+    sim.put(&rule("any", None, None, FwAction::Allow));
+    sim.put(&policy("in", &["deny22", "rej23", "rej69", "any"]));
+    sim.put(&group("fwg", Some("in"), None, &["b", "c"]));
+    sim
+}
+
+/// A TCP segment from port n `from` to n `to`.
+fn tcp_frame(from: u8, to: u8, sport: u16, dport: u16, flags: u8) -> Vec<u8> {
+    let (src, dst) = (ip(from), ip(to));
+    let seg = TcpRepr {
+        src_port: sport,
+        dst_port: dport,
+        seq_number: 1000,
+        ack_number: if flags & Flags::ACK != 0 { 1 } else { 0 },
+        flags: Flags(flags),
+        window_len: 1000,
+        urgent_at: 0,
+        payload: &[],
+    }
+    .build(&IpAddr::V4(src), &IpAddr::V4(dst));
+    let ip = Ipv4Repr::new(src, dst, IpProtocol::Tcp, seg.len()).build(&seg);
+    EthernetRepr {
+        src_addr: EthernetAddress(mac(from)),
+        dst_addr: EthernetAddress(mac(to)),
+        vlan: None,
+        ethertype: EtherType::Ipv4,
+    }
+    .build(&ip)
+}
+
+/// A SYN from a (in by its port) to n `to`; what came of it.
+fn syn(sim: &mut Sim, to: u8, sport: u16, dport: u16) -> Sent {
+    sim.send(A, &tcp_frame(5, to, sport, dport, Flags::SYN))
+}
+
+/// The ports the frame itself left by (not the controller's answers).
+fn reached(s: &Sent) -> Vec<u32> {
+    s.outcome.ports()
+}
+
+/// The controller's answers, by port: (port, IP protocol, source, TCP flags if TCP).
+fn answers(s: &Sent) -> Vec<(u32, IpProtocol, Ipv4Addr, Option<u8>)> {
+    s.answers
+        .iter()
+        .flat_map(|a| a.outputs.iter())
+        .map(|o| {
+            let eth = Frame::new_checked(o.frame.as_slice()).expect("ethernet");
+            let ip = Ipv4Packet::new_checked(eth.payload()).expect("ipv4");
+            let flags = (ip.protocol() == IpProtocol::Tcp)
+                .then(|| TcpPacket::new_checked(ip.payload()).expect("tcp").flags().0);
+            (o.port, ip.protocol(), ip.src_addr(), flags)
+        })
+        .collect()
+}
+
+#[test]
+fn first_match_wins_and_reject_answers() {
+    let mut sim = world();
+    let s = syn(&mut sim, 6, 40000, 22);
+    assert!(reached(&s).is_empty(), "deny tcp/22 drops");
+    assert!(answers(&s).is_empty(), "deny answers nothing");
+    let s = syn(&mut sim, 6, 40001, 23);
+    assert!(reached(&s).is_empty(), "reject drops the SYN");
+    assert_eq!(
+        answers(&s),
+        [(A, IpProtocol::Tcp, ip(6), Some(Flags::RST | Flags::ACK))],
+        "and a RST from b comes back to a"
+    );
+    let s = sim.send(A, &udp_frame(mac(5), mac(6), (ip(5), 40002), (ip(6), 69)));
+    assert!(reached(&s).is_empty());
+    assert_eq!(
+        answers(&s),
+        [(A, IpProtocol::Icmp, ip(6), None)],
+        "UDP gets a port unreachable"
+    );
+    assert_eq!(reached(&syn(&mut sim, 6, 40003, 80)), [B], "allow any");
+    // Without a group, b's egress is not filtered: the reply of 80 passes, and so does
+    // anything a starts towards another port with no group.
+    let reply = tcp_frame(6, 5, 80, 40003, Flags::SYN | Flags::ACK);
+    assert_eq!(reached(&sim.send(B, &reply)), [A]);
+}
+
+#[test]
+fn below_the_rules_is_the_implicit_deny() {
+    let mut sim = world();
+    sim.put(&policy("in", &["deny22"]));
+    assert!(reached(&syn(&mut sim, 6, 40000, 80)).is_empty());
+    // A group with no ingress policy does not filter ingress.
+    sim.put(&group("fwg", None, Some("in"), &["b", "c"]));
+    assert_eq!(reached(&syn(&mut sim, 6, 40001, 80)), [B]);
+    // Administratively down: everything its policies would filter is denied.
+    let mut g = group("fwg", Some("in"), None, &["b"]);
+    g.admin_state_up = false;
+    sim.put(&policy("in", &["any"]));
+    sim.put(&g);
+    assert!(reached(&syn(&mut sim, 6, 40002, 80)).is_empty());
+    // Out of the group, b is filtered by its security groups alone.
+    sim.put(&group("fwg", Some("in"), None, &[]));
+    assert_eq!(reached(&syn(&mut sim, 6, 40003, 22)), [B]);
+}
+
+#[test]
+fn allowed_traffic_still_needs_the_security_groups() {
+    let mut sim = world();
+    // c's group "closed" has no ingress rule: the firewall's allow any is not enough.
+    assert!(reached(&syn(&mut sim, 7, 40000, 80)).is_empty());
+    sim.put(&fixtures::security_group_rule(
+        "closed-in",
+        "closed",
+        Direction::Ingress,
+    ));
+    assert_eq!(reached(&syn(&mut sim, 7, 40001, 80)), [C]);
+    // ...and the security groups allowing it does not get it past a deny.
+    assert!(reached(&syn(&mut sim, 7, 40002, 22)).is_empty());
+}
+
+#[test]
+fn inserting_a_rule_first_is_one_commit_and_keeps_what_stays_allowed() {
+    let mut sim = world();
+    assert_eq!(reached(&syn(&mut sim, 6, 40000, 80)), [B]);
+    assert!(reached(&syn(&mut sim, 6, 40001, 22)).is_empty());
+    sim.put(&rule("allow22", Some("tcp"), Some(22), FwAction::Allow));
+    let commits = sim.commits;
+    sim.put(&policy(
+        "in",
+        &["allow22", "deny22", "rej23", "rej69", "any"],
+    ));
+    assert_eq!(
+        sim.commits,
+        commits + 1,
+        "the whole reordering in one bundle"
+    );
+    assert_eq!(reached(&syn(&mut sim, 6, 40002, 22)), [B], "22 is open");
+    // The connection to 80 goes on: an ACK of it passes as established.
+    let ack = tcp_frame(5, 6, 40000, 80, Flags::ACK);
+    assert_eq!(reached(&sim.send(A, &ack)), [B]);
+    // Removing the rule from the policy closes 22 again for new connections.
+    sim.put(&policy("in", &["deny22", "rej23", "rej69", "any"]));
+    assert!(reached(&syn(&mut sim, 6, 40003, 22)).is_empty());
+    // A rule's own change (disabled) recompiles the ports of its policies' groups.
+    let mut any = rule("any", None, None, FwAction::Allow);
+    any.enabled = false;
+    sim.put(&any);
+    assert!(reached(&syn(&mut sim, 6, 40004, 80)).is_empty());
+}
+
+#[test]
+fn egress_policies_and_the_answers_rate_limit() {
+    let mut sim = world();
+    sim.put(&rule("rej25", Some("tcp"), Some(25), FwAction::Reject));
+    sim.put(&policy("out", &["rej25", "any"]));
+    sim.put(&group("fwa", None, Some("out"), &["a"]));
+    let s = syn(&mut sim, 6, 40000, 25);
+    assert!(reached(&s).is_empty());
+    assert_eq!(
+        answers(&s),
+        [(A, IpProtocol::Tcp, ip(6), Some(Flags::RST | Flags::ACK))],
+        "refused on a's own host, straight back"
+    );
+    assert_eq!(reached(&syn(&mut sim, 6, 40001, 80)), [B]);
+    // Past the rate in one instant (the bucket full again), the rest are dropped
+    // unanswered.
+    sim.now += std::time::Duration::from_secs(2);
+    let n = DEFAULT_RATE as u16 + 5;
+    let answered: usize = (0..n)
+        .map(|i| answers(&syn(&mut sim, 6, 41000 + i, 25)).len())
+        .sum();
+    assert_eq!(answered, DEFAULT_RATE as usize);
+    assert_eq!(sim.handler::<Reject>().limited, 5);
+    // Deleting the group lifts it.
+    sim.delete(Table::FirewallGroup, "fwa");
+    assert_eq!(reached(&syn(&mut sim, 6, 42000, 25)), [B]);
+}
+
+#[test]
+fn a_shared_policy_of_another_project_is_looked_up_and_followed() {
+    let mut sim = Sim::new("h", 0);
+    sim.put(&fixtures::network("n", 9));
+    put_open_group(&mut sim);
+    sim.put(&vm("a", 5, &["open"]));
+    sim.plug("a", A);
+    sim.put(&vm("b", 6, &["open"]));
+    sim.plug("b", B);
+    // Policy and rules of project q, which no port of this host is in.
+    let theirs = |mut r: FirewallRule| {
+        r.meta.project_id = "q".into();
+        r.shared = true;
+        r
+    };
+    sim.put(&theirs(rule(
+        "deny22",
+        Some("tcp"),
+        Some(22),
+        FwAction::Deny,
+    )));
+    sim.put(&theirs(rule("any", None, None, FwAction::Allow)));
+    let mut shared = policy("in", &["deny22", "any"]);
+    shared.meta.project_id = "q".into();
+    shared.shared = true;
+    sim.put(&shared);
+    assert!(sim.core.view().fw_policies.is_empty(), "not followed yet");
+    sim.put(&group("fwg", Some("in"), None, &["b"]));
+    assert!(reached(&syn(&mut sim, 6, 40000, 22)).is_empty());
+    assert_eq!(reached(&syn(&mut sim, 6, 40001, 80)), [B]);
+    // A rule changed there now reaches this host.
+    sim.put(&theirs(rule("any", Some("udp"), None, FwAction::Allow)));
+    assert!(reached(&syn(&mut sim, 6, 40002, 80)).is_empty());
+}
