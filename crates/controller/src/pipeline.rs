@@ -41,10 +41,14 @@ pub mod table {
     pub const INGRESS_NAT: u8 = 50;
     pub const INGRESS_SNAT: u8 = 51;
     pub const L2: u8 = 55;
+    pub const ROUTER_FW_IN: u8 = 56;
+    pub const ROUTER_FW_IN_RULES: u8 = 57;
     pub const L3: u8 = 60;
     pub const L3_ROUTES: u8 = 65;
     pub const EGRESS_NAT: u8 = 70;
     pub const EGRESS_SNAT: u8 = 71;
+    pub const ROUTER_FW_OUT: u8 = 72;
+    pub const ROUTER_FW_OUT_RULES: u8 = 73;
     pub const EGRESS: u8 = 75;
     pub const FIP_DNAT: u8 = 76;
     pub const FIP_SNAT: u8 = 77;
@@ -229,20 +233,32 @@ pub const TABLES: &[Table] = &[
     Table {
         id: L2,
         name: "l2",
-        role: "(network, eth_dst) to reg7; router MAC to L3; broadcast and multicast to groups",
-        next: &[L3, EGRESS],
+        role: "(network, eth_dst) to reg7; router MAC to L3 (by router_fw_in); broadcast and multicast to groups",
+        next: &[ROUTER_FW_IN, L3, EGRESS],
+    },
+    Table {
+        id: ROUTER_FW_IN,
+        name: "router_fw_in",
+        role: "FWaaS: into a router by an interface port in a firewall group with an ingress policy: IP to ct() in the router's firewall zone, recirculating to router_fw_in_rules; the rest on to L3",
+        next: &[ROUTER_FW_IN_RULES, L3],
+    },
+    Table {
+        id: ROUTER_FW_IN_RULES,
+        name: "router_fw_in_rules",
+        role: "FWaaS ingress policy of a router interface, as egress_fw_rules",
+        next: &[L3],
     },
     Table {
         id: L3,
         name: "l3",
         role: "L3 lookup by router (reg5)",
-        next: &[L3_ROUTES, EGRESS_NAT, EGRESS],
+        next: &[L3_ROUTES, EGRESS_NAT, ROUTER_FW_OUT, EGRESS],
     },
     Table {
         id: L3_ROUTES,
         name: "l3_routes",
         role: "proactive routes: dec_ttl, rewrite MACs, set destination",
-        next: &[EGRESS_NAT, EGRESS],
+        next: &[EGRESS_NAT, ROUTER_FW_OUT, EGRESS],
     },
     Table {
         id: EGRESS_NAT,
@@ -254,6 +270,18 @@ pub const TABLES: &[Table] = &[
         id: EGRESS_SNAT,
         name: "egress_snat",
         role: "after SNAT: dec_ttl, external MACs, the external network; on to egress",
+        next: &[EGRESS],
+    },
+    Table {
+        id: ROUTER_FW_OUT,
+        name: "router_fw_out",
+        role: "FWaaS: routed out of a router by an interface port in a firewall group with an egress policy (metadata, eth_src): IP to ct() in the router's firewall zone, recirculating to router_fw_out_rules; the rest on to egress",
+        next: &[ROUTER_FW_OUT_RULES, EGRESS],
+    },
+    Table {
+        id: ROUTER_FW_OUT_RULES,
+        name: "router_fw_out_rules",
+        role: "FWaaS egress policy of a router interface, as egress_fw_rules",
         next: &[EGRESS],
     },
     Table {

@@ -7,16 +7,12 @@
 mod support;
 
 use controller::apps::fwaas::reject::{DEFAULT_RATE, Reject};
-use model::fwaas::{FwAction, PortRange};
-use model::{
-    Direction, FirewallGroup, FirewallPolicy, FirewallRule, Port, SecurityGroupRule, Table,
-    fixtures,
-};
-use packet::ethernet::{EtherType, EthernetRepr, Frame};
-use packet::ipv4::{Ipv4Repr, Packet as Ipv4Packet};
-use packet::tcp::{Flags, Packet as TcpPacket, TcpRepr};
-use packet::{EthernetAddress, IpProtocol};
-use std::net::{IpAddr, Ipv4Addr};
+use model::fwaas::FwAction;
+use model::{Direction, FirewallRule, Port, SecurityGroupRule, Table, fixtures};
+use packet::IpProtocol;
+use packet::tcp::Flags;
+use std::net::Ipv4Addr;
+use support::fwaas::{self, group, policy, rule};
 use support::sim::{Sent, Sim};
 use support::{mac, open_port, put_open_group, udp_frame};
 
@@ -34,44 +30,6 @@ fn vm(id: &str, n: u8, groups: &[&str]) -> Port {
         device_owner: "compute:nova".into(),
         security_groups: groups.iter().map(|g| g.to_string()).collect(),
         ..open_port(id, n, "h")
-    }
-}
-
-fn rule(id: &str, proto: Option<&str>, port: Option<u16>, action: FwAction) -> FirewallRule {
-    FirewallRule {
-        meta: fixtures::meta(id),
-        shared: false,
-        protocol: proto.map(str::to_string),
-        ip_version: 4,
-        source_ip_address: None,
-        destination_ip_address: None,
-        source_port: None,
-        destination_port: port.map(|p| PortRange { min: p, max: p }),
-        action,
-        enabled: true,
-        deleting: false,
-    }
-}
-
-fn policy(id: &str, rules: &[&str]) -> FirewallPolicy {
-    FirewallPolicy {
-        meta: fixtures::meta(id),
-        shared: false,
-        audited: false,
-        firewall_rules: rules.iter().map(|r| r.to_string()).collect(),
-        deleting: false,
-    }
-}
-
-fn group(id: &str, ingress: Option<&str>, egress: Option<&str>, ports: &[&str]) -> FirewallGroup {
-    FirewallGroup {
-        meta: fixtures::meta(id),
-        shared: false,
-        admin_state_up: true,
-        ingress_firewall_policy_id: ingress.map(str::to_string),
-        egress_firewall_policy_id: egress.map(str::to_string),
-        ports: ports.iter().map(|p| p.to_string()).collect(),
-        is_default: false,
     }
 }
 
@@ -103,31 +61,20 @@ fn world() -> Sim {
     sim
 }
 
-/// A TCP segment from port n `from` to n `to`.
+/// A SYN from a (in by its port) to n `to`; what came of it.
 fn tcp_frame(from: u8, to: u8, sport: u16, dport: u16, flags: u8) -> Vec<u8> {
-    let (src, dst) = (ip(from), ip(to));
-    let seg = TcpRepr {
-        src_port: sport,
-        dst_port: dport,
-        seq_number: 1000,
-        ack_number: if flags & Flags::ACK != 0 { 1 } else { 0 },
-        flags: Flags(flags),
-        window_len: 1000,
-        urgent_at: 0,
-        payload: &[],
-    }
-    .build(&IpAddr::V4(src), &IpAddr::V4(dst));
-    let ip = Ipv4Repr::new(src, dst, IpProtocol::Tcp, seg.len()).build(&seg);
-    EthernetRepr {
-        src_addr: EthernetAddress(mac(from)),
-        dst_addr: EthernetAddress(mac(to)),
-        vlan: None,
-        ethertype: EtherType::Ipv4,
-    }
-    .build(&ip)
+    fwaas::tcp_frame(
+        (mac(from), ip(from), sport),
+        (mac(to), ip(to), dport),
+        flags,
+    )
 }
 
-/// A SYN from a (in by its port) to n `to`; what came of it.
+/// The controller's answers to one frame.
+fn answers(s: &Sent) -> Vec<(u32, IpProtocol, Ipv4Addr, Option<u8>)> {
+    fwaas::answers(&s.answers)
+}
+
 fn syn(sim: &mut Sim, to: u8, sport: u16, dport: u16) -> Sent {
     sim.send(A, &tcp_frame(5, to, sport, dport, Flags::SYN))
 }
@@ -135,21 +82,6 @@ fn syn(sim: &mut Sim, to: u8, sport: u16, dport: u16) -> Sent {
 /// The ports the frame itself left by (not the controller's answers).
 fn reached(s: &Sent) -> Vec<u32> {
     s.outcome.ports()
-}
-
-/// The controller's answers, by port: (port, IP protocol, source, TCP flags if TCP).
-fn answers(s: &Sent) -> Vec<(u32, IpProtocol, Ipv4Addr, Option<u8>)> {
-    s.answers
-        .iter()
-        .flat_map(|a| a.outputs.iter())
-        .map(|o| {
-            let eth = Frame::new_checked(o.frame.as_slice()).expect("ethernet");
-            let ip = Ipv4Packet::new_checked(eth.payload()).expect("ipv4");
-            let flags = (ip.protocol() == IpProtocol::Tcp)
-                .then(|| TcpPacket::new_checked(ip.payload()).expect("tcp").flags().0);
-            (o.port, ip.protocol(), ip.src_addr(), flags)
-        })
-        .collect()
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! FWaaS v2 in the datapath (issue 24): a firewall group's ingress and egress policies on
-//! its VM ports, after the security groups of each side (a packet must pass both).
+//! its VM ports, after the security groups of each side (a packet must pass both), and
+//! on its router interface ports where the router routes ([`router`]).
 //!
 //! - **Entry** (egress_fw 16, ingress_fw 111): a local VM port in a group with a policy
 //!   for the direction: its IP traffic (reg6 out, reg7 in) → `ct()` in the firewall's
@@ -13,16 +14,18 @@
 //!   ([`matches`]): allow commits with this side's bit, deny drops, reject goes to the
 //!   controller ([`reject`]), which answers with a TCP RST or an ICMP port unreachable.
 //!   Below them the implicit deny (priority 1). A group administratively down denies
-//!   everything a policy would filter.
+//!   everything its policies would filter; a group with no policy for a direction leaves
+//!   that direction alone.
 //!
-//! A port's firewall flows are compiled with the port (owner: the port), so a rule
-//! inserted or moved in a policy recompiles the ports of its groups, and the old and new
-//! priorities go to the switch in the one bundle every change is. Connections a change no
-//! longer allows are not cut yet (an established connection passes on its conntrack
-//! state), nor are router interface ports enforced yet (docs/architecture.md).
+//! A port's firewall flows are compiled with the port, a router interface's with its
+//! router, so a rule inserted or moved in a policy recompiles the owners of its groups'
+//! ports, and the old and new priorities go to the switch in the one bundle every change
+//! is. Connections a change no longer allows are not cut yet: an established connection
+//! passes on its conntrack state (docs/architecture.md).
 
 pub mod matches;
 pub mod reject;
+pub mod router;
 
 use super::{App, Cx, Flow, Host, Object, Owner, Sink, flow, security_groups};
 use crate::pipeline::{App as AppId, reg, table};
@@ -61,29 +64,59 @@ pub fn zone(sg_zone: u16) -> Option<u16> {
     (sg_zone < 0x7ff0).then(|| sg_zone + ZONE_OFFSET)
 }
 
-/// One direction's tables: (entry, rules, next, port register, mark bit).
-pub fn side(d: Direction) -> (u8, u8, u8, Field, u32) {
+/// The tables of one place a policy is enforced, and the `ct_mark` bit its accepts set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Side {
+    pub entry: u8,
+    pub rules: u8,
+    pub next: u8,
+    pub mark: u32,
+}
+
+/// A VM port's side of direction `d`, with the register that holds the port.
+pub fn vm_side(d: Direction) -> (Side, Field) {
     match d {
         Direction::Egress => (
-            table::EGRESS_FW,
-            table::EGRESS_FW_RULES,
-            table::SERVICES,
+            Side {
+                entry: table::EGRESS_FW,
+                rules: table::EGRESS_FW_RULES,
+                next: table::SERVICES,
+                mark: MARK_EGRESS,
+            },
             reg::SRC_PORT,
-            MARK_EGRESS,
         ),
         Direction::Ingress => (
-            table::INGRESS_FW,
-            table::INGRESS_FW_RULES,
-            table::DISPATCH,
+            Side {
+                entry: table::INGRESS_FW,
+                rules: table::INGRESS_FW_RULES,
+                next: table::DISPATCH,
+                mark: MARK_INGRESS,
+            },
             reg::DST_PORT,
-            MARK_INGRESS,
         ),
     }
 }
 
+/// A router interface's side of direction `d` (ingress: into the router).
+pub fn router_side(d: Direction) -> Side {
+    match d {
+        Direction::Ingress => Side {
+            entry: table::ROUTER_FW_IN,
+            rules: table::ROUTER_FW_IN_RULES,
+            next: table::L3,
+            mark: MARK_INGRESS,
+        },
+        Direction::Egress => Side {
+            entry: table::ROUTER_FW_OUT,
+            rules: table::ROUTER_FW_OUT_RULES,
+            next: table::EGRESS,
+            mark: MARK_EGRESS,
+        },
+    }
+}
+
 /// What a rule's match does.
-fn action(d: Direction, zone: u16, a: FwAction) -> Vec<Instruction> {
-    let (_, _, next, _, mark) = side(d);
+fn action(side: Side, zone: u16, a: FwAction) -> Vec<Instruction> {
     match a {
         FwAction::Allow => vec![
             Instruction::ApplyActions(vec![Action::Ct(Ct {
@@ -91,12 +124,12 @@ fn action(d: Direction, zone: u16, a: FwAction) -> Vec<Instruction> {
                 zone: CtZone::Imm(zone),
                 actions: vec![Action::RegLoad2(OxmField::masked(
                     Field::CtMark,
-                    u128::from(mark),
-                    u128::from(mark),
+                    u128::from(side.mark),
+                    u128::from(side.mark),
                 ))],
                 ..Ct::default()
             })]),
-            Instruction::GotoTable(next),
+            Instruction::GotoTable(side.next),
         ],
         FwAction::Deny => Vec::new(),
         // The whole frame: the answer quotes it (ICMP) or mirrors its sequence (RST).
@@ -106,15 +139,73 @@ fn action(d: Direction, zone: u16, a: FwAction) -> Vec<Instruction> {
     }
 }
 
+/// The flows of one policy at one side: its traffic (`m`) to ct() in `zone` (none:
+/// dropped, fail closed), and its rules, each also matching `m`; `up` false leaves only
+/// the implicit deny. `key` is the owner's, for the cookie.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn enforce(
+    view: &View,
+    side: Side,
+    m: &Match,
+    zone: Option<u16>,
+    policy: &str,
+    up: bool,
+    key: u32,
+) -> Vec<Flow> {
+    let mut out = Vec::new();
+    for et in [ETH_IPV4, ETH_IPV6] {
+        let ins = match zone {
+            Some(z) => vec![Instruction::ApplyActions(vec![Action::Ct(Ct {
+                zone: CtZone::Imm(z),
+                recirc_table: side.rules,
+                ..Ct::default()
+            })])],
+            None => Vec::new(),
+        };
+        out.push(flow(
+            side.entry,
+            PRIO_CT,
+            m.clone().eth_type(et),
+            AppId::Fwaas,
+            key,
+            ins,
+        ));
+    }
+    let Some(z) = zone.filter(|_| up) else {
+        return out;
+    };
+    for e in matches::compile(&view.fw_rules_of(policy)) {
+        for rm in e.matches {
+            let mut full = rm;
+            for f in &m.fields {
+                full = full.with(*f);
+            }
+            out.push(flow(
+                side.rules,
+                e.priority,
+                full,
+                AppId::Fwaas,
+                key,
+                action(side, z, e.action),
+            ));
+        }
+    }
+    out
+}
+
+/// A group's policy for direction `d`.
+pub fn policy_of(g: &model::FirewallGroup, d: Direction) -> Option<&str> {
+    match d {
+        Direction::Ingress => g.ingress_firewall_policy_id.as_deref(),
+        Direction::Egress => g.egress_firewall_policy_id.as_deref(),
+    }
+}
+
 /// The policy of `d` of the group holding port `p`, with whether the group is up:
 /// `None` when no group holds it or the group has no policy for that direction.
 fn policy<'a>(view: &'a View, p: &Port, d: Direction) -> Option<(&'a str, bool)> {
     let g = view.fw_group_of(&p.meta.id)?;
-    let id = match d {
-        Direction::Ingress => g.ingress_firewall_policy_id.as_deref(),
-        Direction::Egress => g.egress_firewall_policy_id.as_deref(),
-    }?;
-    Some((id, g.admin_state_up))
+    Some((policy_of(g, d)?, g.admin_state_up))
 }
 
 /// The firewall flows of a local VM port (one whose traffic passes the security groups'
@@ -124,48 +215,14 @@ pub fn port(view: &View, host: &Host, p: &Port) -> Vec<Flow> {
         return Vec::new();
     };
     let key = p.unique_key;
-    let fz = zone(sg_zone);
     let mut out = Vec::new();
     for d in [Direction::Egress, Direction::Ingress] {
         let Some((pid, up)) = policy(view, p, d) else {
             continue;
         };
-        let (entry, rules, _, preg, _) = side(d);
-        let mine = |m: Match| m.masked(preg, key, u32::MAX);
-        for et in [ETH_IPV4, ETH_IPV6] {
-            // Past the zones (never in practice): fail closed.
-            let ins = match fz {
-                Some(z) => vec![Instruction::ApplyActions(vec![Action::Ct(Ct {
-                    zone: CtZone::Imm(z),
-                    recirc_table: rules,
-                    ..Ct::default()
-                })])],
-                None => Vec::new(),
-            };
-            out.push(flow(
-                entry,
-                PRIO_CT,
-                mine(Match::new().eth_type(et)),
-                AppId::Fwaas,
-                key,
-                ins,
-            ));
-        }
-        let Some(z) = fz.filter(|_| up) else {
-            continue;
-        };
-        for e in matches::compile(&view.fw_rules_of(pid)) {
-            for m in e.matches {
-                out.push(flow(
-                    rules,
-                    e.priority,
-                    mine(m),
-                    AppId::Fwaas,
-                    key,
-                    action(d, z, e.action),
-                ));
-            }
-        }
+        let (side, preg) = vm_side(d);
+        let m = Match::new().masked(preg, key, u32::MAX);
+        out.extend(enforce(view, side, &m, zone(sg_zone), pid, up, key));
     }
     out
 }
@@ -188,9 +245,12 @@ pub fn base() -> Vec<Flow> {
     };
     use ct_state::{EST, INV, REL, RPL, TRK};
     let st = |v: u32, m: u32| Match::new().ct_state(v, m);
-    for d in [Direction::Egress, Direction::Ingress] {
-        let (entry, rules, next, _, mark) = side(d);
-        out.push(f(entry, PRIO_PASS, Match::new(), Some(next)));
+    let sides = [Direction::Egress, Direction::Ingress]
+        .into_iter()
+        .flat_map(|d| [vm_side(d).0, router_side(d)]);
+    for side in sides {
+        let (rules, next, mark) = (side.rules, side.next, side.mark);
+        out.push(f(side.entry, PRIO_PASS, Match::new(), Some(next)));
         out.push(f(rules, PRIO_INVALID, st(TRK | INV, TRK | INV), None));
         out.push(f(
             rules,
@@ -225,9 +285,16 @@ fn affected_ports(view: &View, changed: &Touched) -> Vec<Owner> {
     };
     ports
         .into_iter()
-        .map(|id| Touched {
-            table: Table::Port,
-            id,
+        .map(|id| match view.ports.get(&id) {
+            // A router interface's flows are its router's.
+            Some(p) if router::is_interface(p) => Touched {
+                table: Table::Router,
+                id: p.device_id.clone(),
+            },
+            _ => Touched {
+                table: Table::Port,
+                id,
+            },
         })
         .collect()
 }
@@ -245,6 +312,10 @@ impl App for Fwaas {
             table::EGRESS_FW_RULES,
             table::INGRESS_FW,
             table::INGRESS_FW_RULES,
+            table::ROUTER_FW_IN,
+            table::ROUTER_FW_IN_RULES,
+            table::ROUTER_FW_OUT,
+            table::ROUTER_FW_OUT_RULES,
         ]
     }
 
@@ -252,6 +323,7 @@ impl App for Fwaas {
         match obj {
             Object::Base => out.extend(base()),
             Object::Port(p) => out.extend(port(cx.view, cx.host, p)),
+            Object::Router(r) => out.extend(router::compile(cx.view, cx.host, r)),
             _ => {}
         }
     }

@@ -4,11 +4,14 @@
 //! per port so a VM cannot make its controller answer without limit (past it, the packet
 //! is only dropped). Errors about errors are never sent (the `packet` builders refuse).
 //!
-//! Egress (the VM sent it): the answer goes straight back out of the VM's port. Ingress
-//! (to the VM): it enters the pipeline as if the VM sent it (reg6 = its port, metadata =
-//! its network) at services (20), past its security groups and firewall, which already
-//! had their say on the refused packet, and reaches the sender as any frame does (over a
-//! tunnel, through a router).
+//! A VM's egress, or a router interface's ingress (the sender is on this host: routing
+//! happens on the sender's host): the answer goes straight back out of the port it came
+//! in by. A VM's ingress: it enters the pipeline as if the VM sent it (reg6 = its port,
+//! metadata = its network) at services (20), past its security groups and firewall,
+//! which already had their say on the refused packet, and reaches the sender as any
+//! frame does (over a tunnel, through a router). A router interface's egress: it enters
+//! L3 (60) on the router (reg5) in the network it was going to, and is routed back to
+//! the sender as the reply of what the router let in.
 
 use crate::apps::rate::Limiter;
 use crate::apps::{Handler, Host, Punted, deliver};
@@ -84,14 +87,25 @@ impl Reject {
             ethertype: repr.ethertype,
         }
         .build(&reply);
-        let actions = if pi.table_id == table::EGRESS_FW_RULES {
-            deliver::back(host, pi.reg(6), pi.in_port()?)
-        } else {
-            vec![
+        let actions = match pi.table_id {
+            // From a port of this host (a VM's way out, or into a router: routing happens
+            // on the sender's host): straight back.
+            table::EGRESS_FW_RULES | table::ROUTER_FW_IN_RULES => {
+                deliver::back(host, pi.reg(6), pi.in_port()?)
+            }
+            // To a VM: as if it answered, past its security groups and firewall.
+            table::INGRESS_FW_RULES => vec![
                 Action::load(reg::SRC_PORT, 0, 32, u64::from(key)),
                 Action::set_field(Field::Metadata, pi.metadata()),
                 Action::resubmit_table(table::SERVICES),
-            ]
+            ],
+            // Out of a router, already routed: routed back from where it was going.
+            table::ROUTER_FW_OUT_RULES => vec![
+                Action::load(reg::ROUTER, 0, 32, u64::from(key)),
+                Action::set_field(Field::Metadata, pi.metadata()),
+                Action::resubmit_table(table::L3),
+            ],
+            _ => return None,
         };
         Some(PacketOut {
             buffer_id: NO_BUFFER,

@@ -96,7 +96,8 @@ fn deliver(view: &View, i: &RouterInterface, p: &Port) -> Option<Vec<Instruction
             metadata: u64::from(net.unique_key),
             mask: u64::MAX,
         },
-        Instruction::GotoTable(table::EGRESS),
+        // By the firewall of the way out (`apps::fwaas::router`), on to egress.
+        Instruction::GotoTable(table::ROUTER_FW_OUT),
     ])
 }
 
@@ -143,7 +144,8 @@ pub fn compile(view: &View, r: &Router) -> Vec<Flow> {
             key,
             vec![
                 Instruction::ApplyActions(vec![Action::load(reg::ROUTER, 0, 32, u64::from(key))]),
-                Instruction::GotoTable(table::L3),
+                // By the firewall of the interface (`apps::fwaas::router`), on to L3.
+                Instruction::GotoTable(table::ROUTER_FW_IN),
             ],
         ));
         // The router's own address: echo, and unreachable ports, from the controller. An
