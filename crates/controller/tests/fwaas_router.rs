@@ -132,9 +132,23 @@ fn an_interfaces_ingress_policy_filters_what_enters_the_router() {
         reached(&b_to_a(&mut sim, 80, 40002, Flags::SYN | Flags::ACK)),
         [A]
     );
-    // b starting something towards a enters by r2, which has no group.
+    // b starting something towards a enters by r2, which has no group, and leaves by
+    // r1, which has no egress policy; a's reply, entering by r1, is a reply there.
     assert_eq!(reached(&b_to_a(&mut sim, 40003, 22, Flags::SYN)), [A]);
+    assert_eq!(
+        reached(&a_to_b(&mut sim, 22, 40003, Flags::SYN | Flags::ACK)),
+        [B]
+    );
     assert_eq!(sim.handler::<Reject>().answered, 1);
+    // Only the implicit deny into the router by r1: a starts nothing, but b still does,
+    // and gets a's answers.
+    sim.put(&policy("in", &[]));
+    assert!(reached(&a_to_b(&mut sim, 40004, 80, Flags::SYN)).is_empty());
+    assert_eq!(reached(&b_to_a(&mut sim, 40005, 80, Flags::SYN)), [A]);
+    assert_eq!(
+        reached(&a_to_b(&mut sim, 80, 40005, Flags::SYN | Flags::ACK)),
+        [B]
+    );
 }
 
 #[test]

@@ -14,8 +14,9 @@
 //!   ([`matches`]): allow commits with this side's bit, deny drops, reject goes to the
 //!   controller ([`reject`]), which answers with a TCP RST or an ICMP port unreachable.
 //!   Below them the implicit deny (priority 1). A group administratively down denies
-//!   everything its policies would filter; a group with no policy for a direction leaves
-//!   that direction alone.
+//!   everything its policies would filter; a group with no policy for a direction lets
+//!   everything through that side, committed (so that the replies of what it lets out
+//!   are known as replies where the other side's policy looks at them).
 //!
 //! A port's firewall flows are compiled with the port, a router interface's with its
 //! router, so a rule inserted or moved in a policy recompiles the owners of its groups'
@@ -53,6 +54,8 @@ const PRIO_REPLY: u16 = 30_200;
 const PRIO_ACCEPTED: u16 = 30_100;
 /// The implicit deny.
 const PRIO_DENY: u16 = 1;
+/// A side with no policy: everything, committed.
+const PRIO_UNFILTERED: u16 = 2;
 const _: () = assert!(matches::PRIO_FIRST < PRIO_ACCEPTED);
 
 const ETH_IPV4: u16 = 0x0800;
@@ -139,16 +142,16 @@ fn action(side: Side, zone: u16, a: FwAction) -> Vec<Instruction> {
     }
 }
 
-/// The flows of one policy at one side: its traffic (`m`) to ct() in `zone` (none:
-/// dropped, fail closed), and its rules, each also matching `m`; `up` false leaves only
-/// the implicit deny. `key` is the owner's, for the cookie.
-#[allow(clippy::too_many_arguments)]
+/// The flows of one side of a port or interface in a group: its traffic (`m`) to ct() in
+/// `zone` (none: dropped, fail closed), and its policy's rules, each also matching `m`;
+/// `up` false leaves only the implicit deny. With no policy for this side everything
+/// passes, but committed: the replies of what this side lets out must be known as such
+/// where the other side's policy looks at them. `key` is the owner's, for the cookie.
 pub(super) fn enforce(
     view: &View,
-    side: Side,
-    m: &Match,
+    (side, m): (Side, &Match),
     zone: Option<u16>,
-    policy: &str,
+    policy: Option<&str>,
     up: bool,
     key: u32,
 ) -> Vec<Flow> {
@@ -171,9 +174,23 @@ pub(super) fn enforce(
             ins,
         ));
     }
-    let Some(z) = zone.filter(|_| up) else {
+    let Some(z) = zone else {
         return out;
     };
+    let Some(policy) = policy else {
+        out.push(flow(
+            side.rules,
+            PRIO_UNFILTERED,
+            m.clone(),
+            AppId::Fwaas,
+            key,
+            action(side, z, FwAction::Allow),
+        ));
+        return out;
+    };
+    if !up {
+        return out;
+    }
     for e in matches::compile(&view.fw_rules_of(policy)) {
         for rm in e.matches {
             let mut full = rm;
@@ -201,11 +218,9 @@ pub fn policy_of(g: &model::FirewallGroup, d: Direction) -> Option<&str> {
     }
 }
 
-/// The policy of `d` of the group holding port `p`, with whether the group is up:
-/// `None` when no group holds it or the group has no policy for that direction.
-fn policy<'a>(view: &'a View, p: &Port, d: Direction) -> Option<(&'a str, bool)> {
-    let g = view.fw_group_of(&p.meta.id)?;
-    Some((policy_of(g, d)?, g.admin_state_up))
+/// Whether a group filters anything (a group with neither policy does not).
+pub fn filters(g: &model::FirewallGroup) -> bool {
+    g.ingress_firewall_policy_id.is_some() || g.egress_firewall_policy_id.is_some()
 }
 
 /// The firewall flows of a local VM port (one whose traffic passes the security groups'
@@ -214,15 +229,16 @@ pub fn port(view: &View, host: &Host, p: &Port) -> Vec<Flow> {
     let Some(sg_zone) = security_groups::filtered(view, host, p) else {
         return Vec::new();
     };
+    let Some(g) = view.fw_group_of(&p.meta.id).filter(|g| filters(g)) else {
+        return Vec::new();
+    };
     let key = p.unique_key;
     let mut out = Vec::new();
     for d in [Direction::Egress, Direction::Ingress] {
-        let Some((pid, up)) = policy(view, p, d) else {
-            continue;
-        };
         let (side, preg) = vm_side(d);
         let m = Match::new().masked(preg, key, u32::MAX);
-        out.extend(enforce(view, side, &m, zone(sg_zone), pid, up, key));
+        let (z, pid) = (zone(sg_zone), policy_of(g, d));
+        out.extend(enforce(view, (side, &m), z, pid, g.admin_state_up, key));
     }
     out
 }

@@ -7,7 +7,7 @@
 //! conntrack zone of the router's on this host (given with the networks' zones, under
 //! [`zone_key`]), so a reply is `+est+rpl` at every interface its request passed.
 
-use super::{enforce, policy_of, router_side};
+use super::{enforce, filters, policy_of, router_side};
 use crate::apps::here::routes_for;
 use crate::apps::{Flow, Host};
 use crate::pipeline::reg;
@@ -33,7 +33,7 @@ pub fn enforced(view: &View, r: &Router) -> bool {
     r.admin_state_up
         && r.interfaces
             .iter()
-            .any(|i| view.fw_group_of(&i.port_id).is_some())
+            .any(|i| view.fw_group_of(&i.port_id).is_some_and(filters))
         && routes_for(view, r)
 }
 
@@ -52,15 +52,12 @@ pub fn compile(view: &View, host: &Host, r: &Router) -> Vec<Flow> {
             continue;
         }
         let (Some(g), Some(net)) = (
-            view.fw_group_of(&i.port_id),
+            view.fw_group_of(&i.port_id).filter(|g| filters(g)),
             view.networks.get(&i.network_id),
         ) else {
             continue;
         };
         for d in [Direction::Ingress, Direction::Egress] {
-            let Some(pid) = policy_of(g, d) else {
-                continue;
-            };
             let m = Match::new()
                 .masked(reg::ROUTER, key, u32::MAX)
                 .metadata(u64::from(net.unique_key));
@@ -68,10 +65,10 @@ pub fn compile(view: &View, host: &Host, r: &Router) -> Vec<Flow> {
                 Direction::Ingress => m.eth_dst(i.mac_address.0),
                 Direction::Egress => m.eth_src(i.mac_address.0),
             };
+            let pid = policy_of(g, d);
             out.extend(enforce(
                 view,
-                router_side(d),
-                &m,
+                (router_side(d), &m),
                 zone,
                 pid,
                 g.admin_state_up,
