@@ -47,8 +47,6 @@ pub mod table {
     pub const L3_ROUTES: u8 = 65;
     pub const EGRESS_NAT: u8 = 70;
     pub const EGRESS_SNAT: u8 = 71;
-    pub const ROUTER_FW_OUT: u8 = 72;
-    pub const ROUTER_FW_OUT_RULES: u8 = 73;
     pub const EGRESS: u8 = 75;
     pub const FIP_DNAT: u8 = 76;
     pub const FIP_SNAT: u8 = 77;
@@ -57,8 +55,10 @@ pub mod table {
     pub const INGRESS_CT: u8 = 105;
     pub const LB_REPLY: u8 = 106;
     pub const INGRESS_SG: u8 = 110;
-    pub const INGRESS_FW: u8 = 111;
-    pub const INGRESS_FW_RULES: u8 = 112;
+    pub const ROUTER_FW_OUT: u8 = 111;
+    pub const ROUTER_FW_OUT_RULES: u8 = 112;
+    pub const INGRESS_FW: u8 = 113;
+    pub const INGRESS_FW_RULES: u8 = 114;
     pub const DISPATCH: u8 = 115;
 }
 
@@ -252,13 +252,13 @@ pub const TABLES: &[Table] = &[
         id: L3,
         name: "l3",
         role: "L3 lookup by router (reg5)",
-        next: &[L3_ROUTES, EGRESS_NAT, ROUTER_FW_OUT, EGRESS],
+        next: &[L3_ROUTES, EGRESS_NAT, EGRESS],
     },
     Table {
         id: L3_ROUTES,
         name: "l3_routes",
         role: "proactive routes: dec_ttl, rewrite MACs, set destination",
-        next: &[EGRESS_NAT, ROUTER_FW_OUT, EGRESS],
+        next: &[EGRESS_NAT, EGRESS],
     },
     Table {
         id: EGRESS_NAT,
@@ -270,18 +270,6 @@ pub const TABLES: &[Table] = &[
         id: EGRESS_SNAT,
         name: "egress_snat",
         role: "after SNAT: dec_ttl, external MACs, the external network; on to egress",
-        next: &[EGRESS],
-    },
-    Table {
-        id: ROUTER_FW_OUT,
-        name: "router_fw_out",
-        role: "FWaaS: routed out of a router by an interface port in a firewall group with an egress policy (metadata, eth_src): IP to ct() in the router's firewall zone, recirculating to router_fw_out_rules; the rest on to egress",
-        next: &[ROUTER_FW_OUT_RULES, EGRESS],
-    },
-    Table {
-        id: ROUTER_FW_OUT_RULES,
-        name: "router_fw_out_rules",
-        role: "FWaaS egress policy of a router interface, as egress_fw_rules",
         next: &[EGRESS],
     },
     Table {
@@ -317,8 +305,8 @@ pub const TABLES: &[Table] = &[
     Table {
         id: INGRESS_CT,
         name: "ingress_ct",
-        role: "ingress conntrack in the network's zone",
-        next: &[INGRESS_SG, DISPATCH, LB_REPLY],
+        role: "ingress conntrack in the network's zone; a port with port security off straight on to the firewall groups' tables",
+        next: &[INGRESS_SG, ROUTER_FW_OUT, DISPATCH, LB_REPLY],
     },
     Table {
         id: LB_REPLY,
@@ -330,6 +318,18 @@ pub const TABLES: &[Table] = &[
         id: INGRESS_SG,
         name: "ingress_sg",
         role: "ingress security group rules",
+        next: &[ROUTER_FW_OUT],
+    },
+    Table {
+        id: ROUTER_FW_OUT,
+        name: "router_fw_out",
+        role: "FWaaS: arrived from a router by an interface port in a firewall group with an egress policy (metadata, eth_src), on the destination's host: IP to ct() in the router's firewall zone there, recirculating to router_fw_out_rules; the rest on to ingress_fw",
+        next: &[ROUTER_FW_OUT_RULES, INGRESS_FW],
+    },
+    Table {
+        id: ROUTER_FW_OUT_RULES,
+        name: "router_fw_out_rules",
+        role: "FWaaS egress policy of a router interface, as egress_fw_rules",
         next: &[INGRESS_FW],
     },
     Table {

@@ -57,6 +57,23 @@ fn try_connect(vm: &testbed::Vm, ip: &str, port: u16, secs: u32) -> (bool, Strin
     (out.status.success(), said, start.elapsed())
 }
 
+/// Waits (up to 20 s, for the flows) until a connection to `ip:port` is refused at once.
+fn refused_soon(t: &TwoHosts, vm: &testbed::Vm, ip: &str, port: u16) {
+    let start = Instant::now();
+    loop {
+        let (ok, said, took) = try_connect(vm, ip, port, 5);
+        if !ok && said.contains("refused") && took < Duration::from_millis(1500) {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "{port} not refused: connected {ok}, {said:?} after {took:?}\n{}",
+            t.dumps()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// A connection that should work: a few attempts (the first packet across the underlay
 /// can be lost while OVS resolves the tunnel peer's MAC).
 fn reaches(vm: &testbed::Vm, ip: &str, port: u16) -> bool {
@@ -210,10 +227,7 @@ fn a_router_interface_group_denies_rejects_and_allows_alongside_security_groups(
     ]);
 
     // 23 refused at once: the firewall is in.
-    wait_until("23 to be refused", Duration::from_secs(20), || {
-        let (ok, said, took) = try_connect(&client, &ip_s, 23, 5);
-        !ok && said.contains("refused") && took < Duration::from_millis(1500)
-    });
+    refused_soon(&t, &client, &ip_s, 23);
     let (ok, said, took) = try_connect(&client, &ip_s, 22, 2);
     assert!(
         !ok && !said.contains("refused") && took >= Duration::from_secs(2),
@@ -245,4 +259,102 @@ fn a_router_interface_group_denies_rejects_and_allows_alongside_security_groups(
         !ok && said.contains("refused") && took < Duration::from_millis(1500),
         "23 still refused: {said}"
     );
+}
+
+/// A VM port (`compute:nova`) on host b, in the project's default group first (ingress
+/// deny, egress allow: nothing gets in, its own connections and their replies do), then
+/// in a group of its own with the ingress policy [deny tcp/22, reject tcp/23, allow any]:
+/// enforced on its own host, the RST for 23 crossing the tunnel back to the client.
+#[test]
+fn a_vm_port_group_filters_on_the_ports_own_host() {
+    if !testbed::require_root("a_vm_port_group_filters_on_the_ports_own_host") {
+        return;
+    }
+    let t = two_hosts();
+    let (net, _) = network(&t, "net", "10.0.1.0/24");
+    let (client, ip_c) = t.vm(&net, 0);
+    let sp = t.srv.create(
+        "ports",
+        "port",
+        json!({"network_id": net["id"], "device_owner": "compute:nova"}),
+    );
+    let server = t.plug(&sp, 1, 24);
+    let (sid, ip_s) = (id(&sp), common::cloud::addr(&sp).1);
+    let _server_listens: Vec<Proc> = [22, 23, 80]
+        .into_iter()
+        .map(|p| listen(&server, p))
+        .collect();
+    let _client_listens = listen(&client, 8000);
+    std::thread::sleep(Duration::from_millis(300));
+    wait_until("80 to be reachable", Duration::from_secs(20), || {
+        reaches(&client, &ip_s, 80)
+    });
+
+    // The default group (made on the first listing).
+    let groups = t.srv.os(&["firewall", "group", "list"]);
+    let default = (groups.as_array().expect("groups").iter())
+        .find(|g| g.get("Name").or_else(|| g.get("name")) == Some(&json!("default")))
+        .map(id)
+        .expect("the default group");
+    t.srv
+        .os_ok(&["firewall", "group", "set", &default, "--port", &sid]);
+    wait_until(
+        "the default group to close 80",
+        Duration::from_secs(20),
+        || !try_connect(&client, &ip_s, 80, 1).0,
+    );
+    assert!(
+        reaches(&server, &ip_c, 8000),
+        "the server's own connection and its replies pass\n{}",
+        t.dumps()
+    );
+    t.srv
+        .os_ok(&["firewall", "group", "unset", &default, "--port", &sid]);
+
+    let d22 = tcp_rule(&t, "no-ssh", 22, "deny");
+    let r23 = tcp_rule(&t, "no-telnet", 23, "reject");
+    let any = id(&t.srv.os(&[
+        "firewall",
+        "group",
+        "rule",
+        "create",
+        "--name",
+        "rest",
+        "--protocol",
+        "any",
+        "--action",
+        "allow",
+    ]));
+    let policy = id(&t.srv.os(&[
+        "firewall",
+        "group",
+        "policy",
+        "create",
+        "--firewall-rule",
+        &d22,
+        "--firewall-rule",
+        &r23,
+        "--firewall-rule",
+        &any,
+        "vm",
+    ]));
+    t.srv.os(&[
+        "firewall",
+        "group",
+        "create",
+        "--name",
+        "vm",
+        "--ingress-firewall-policy",
+        &policy,
+        "--port",
+        &sid,
+    ]);
+    refused_soon(&t, &client, &ip_s, 23);
+    let (ok, said, took) = try_connect(&client, &ip_s, 22, 2);
+    assert!(
+        !ok && !said.contains("refused") && took >= Duration::from_secs(2),
+        "22 times out: {said} after {took:?}\n{}",
+        t.dumps()
+    );
+    assert!(reaches(&client, &ip_s, 80), "80 works\n{}", t.dumps());
 }

@@ -100,7 +100,8 @@ pub fn vm_side(d: Direction) -> (Side, Field) {
     }
 }
 
-/// A router interface's side of direction `d` (ingress: into the router).
+/// A router interface's side of direction `d` (ingress: into the router, where it
+/// routes; egress: out of it, where it arrives).
 pub fn router_side(d: Direction) -> Side {
     match d {
         Direction::Ingress => Side {
@@ -109,10 +110,11 @@ pub fn router_side(d: Direction) -> Side {
             next: table::L3,
             mark: MARK_INGRESS,
         },
+        // On the destination's host, as it arrives (see `router`).
         Direction::Egress => Side {
             entry: table::ROUTER_FW_OUT,
             rules: table::ROUTER_FW_OUT_RULES,
-            next: table::EGRESS,
+            next: table::INGRESS_FW,
             mark: MARK_EGRESS,
         },
     }
@@ -178,14 +180,17 @@ pub(super) fn enforce(
         return out;
     };
     let Some(policy) = policy else {
-        out.push(flow(
-            side.rules,
-            PRIO_UNFILTERED,
-            m.clone(),
-            AppId::Fwaas,
-            key,
-            action(side, z, FwAction::Allow),
-        ));
+        // ct() needs the IP version in the match (OVS refuses it otherwise).
+        for et in [ETH_IPV4, ETH_IPV6] {
+            out.push(flow(
+                side.rules,
+                PRIO_UNFILTERED,
+                m.clone().eth_type(et),
+                AppId::Fwaas,
+                key,
+                action(side, z, FwAction::Allow),
+            ));
+        }
         return out;
     };
     if !up {

@@ -9,9 +9,9 @@
 //! in by. A VM's ingress: it enters the pipeline as if the VM sent it (reg6 = its port,
 //! metadata = its network) at services (20), past its security groups and firewall,
 //! which already had their say on the refused packet, and reaches the sender as any
-//! frame does (over a tunnel, through a router). A router interface's egress: it enters
-//! L3 (60) on the router (reg5) in the network it was going to, and is routed back to
-//! the sender as the reply of what the router let in.
+//! frame does (over a tunnel, through a router). A router interface's egress (checked
+//! where the packet arrives): it enters L3 (60) on the router (reg5) in the network it
+//! was going to, and is routed back to the sender.
 
 use crate::apps::rate::Limiter;
 use crate::apps::{Handler, Host, Punted, deliver};
@@ -99,7 +99,9 @@ impl Reject {
                 Action::set_field(Field::Metadata, pi.metadata()),
                 Action::resubmit_table(table::SERVICES),
             ],
-            // Out of a router, already routed: routed back from where it was going.
+            // Out of a router, arrived at its destination's host: routed back from the
+            // network it was going to, by the router's L3 (past the interface's own
+            // ingress policy, which would see an answer to what it never saw).
             table::ROUTER_FW_OUT_RULES => vec![
                 Action::load(reg::ROUTER, 0, 32, u64::from(key)),
                 Action::set_field(Field::Metadata, pi.metadata()),

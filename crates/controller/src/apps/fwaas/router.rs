@@ -1,11 +1,15 @@
-//! FWaaS on router interface ports: enforced where the router routes, which is every
-//! host with a port on one of its networks (routing happens on the sender's host). The
-//! ingress policy of an interface filters what enters the router from its network
-//! (router_fw_in 56, between L2 and L3: metadata = its network, eth_dst = its MAC); the
-//! egress policy what the router sends into that network (router_fw_out 72, after the
-//! route rewrote the packet: metadata = its network, eth_src = its MAC). Both in one
-//! conntrack zone of the router's on this host (given with the networks' zones, under
-//! [`zone_key`]), so a reply is `+est+rpl` at every interface its request passed.
+//! FWaaS on router interface ports, where the router's traffic is: routing happens on the
+//! sender's host, so what enters a router by an interface is routed on the host of a
+//! port of that interface's network, and what the router sends out by it arrives at the
+//! host of a port of that network. The ingress policy is enforced where the router
+//! routes (router_fw_in 56, between L2 and L3: reg5 = the router, metadata = the
+//! interface's network, eth_dst = its MAC), the egress policy where the packet arrives
+//! (router_fw_out 111, after the destination's security groups: metadata = the network,
+//! eth_src = the interface's MAC, which routing wrote). Both sides of one interface are
+//! thus on the hosts of its network's ports, which see every connection through it both
+//! ways, in one conntrack zone of the router's on each (given with the networks' zones,
+//! under [`zone_key`]): a reply is `+est+rpl` where its request was committed, whichever
+//! host routed which way.
 
 use super::{enforce, filters, policy_of, router_side};
 use crate::apps::here::routes_for;
@@ -58,11 +62,12 @@ pub fn compile(view: &View, host: &Host, r: &Router) -> Vec<Flow> {
             continue;
         };
         for d in [Direction::Ingress, Direction::Egress] {
-            let m = Match::new()
-                .masked(reg::ROUTER, key, u32::MAX)
-                .metadata(u64::from(net.unique_key));
+            let m = Match::new().metadata(u64::from(net.unique_key));
             let m = match d {
-                Direction::Ingress => m.eth_dst(i.mac_address.0),
+                Direction::Ingress => m
+                    .masked(reg::ROUTER, key, u32::MAX)
+                    .eth_dst(i.mac_address.0),
+                // From another host reg5 is not carried: the MAC says the router.
                 Direction::Egress => m.eth_src(i.mac_address.0),
             };
             let pid = policy_of(g, d);

@@ -96,8 +96,7 @@ fn deliver(view: &View, i: &RouterInterface, p: &Port) -> Option<Vec<Instruction
             metadata: u64::from(net.unique_key),
             mask: u64::MAX,
         },
-        // By the firewall of the way out (`apps::fwaas::router`), on to egress.
-        Instruction::GotoTable(table::ROUTER_FW_OUT),
+        Instruction::GotoTable(table::EGRESS),
     ])
 }
 

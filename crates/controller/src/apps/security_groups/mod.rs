@@ -110,7 +110,7 @@ fn dir_tables(d: Direction) -> (u8, u8, Field, u32) {
         ),
         Direction::Ingress => (
             table::INGRESS_SG,
-            table::INGRESS_FW,
+            table::ROUTER_FW_OUT,
             reg::DST_PORT,
             MARK_INGRESS,
         ),
@@ -348,7 +348,8 @@ pub fn port(view: &View, host: &Host, p: &Port) -> Vec<Flow> {
             Match::new().masked(reg::DST_PORT, key, u32::MAX),
             AppId::SecurityGroup,
             key,
-            [Instruction::GotoTable(table::DISPATCH)],
+            // Past the groups, not past the firewall of the router it may come from.
+            [Instruction::GotoTable(table::ROUTER_FW_OUT)],
         ));
     }
     if filtered(view, host, p).is_some() {
