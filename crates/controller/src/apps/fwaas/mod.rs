@@ -2,12 +2,12 @@
 //! its VM ports, after the security groups of each side (a packet must pass both), and
 //! on its router interface ports where the router routes ([`router`]).
 //!
-//! - **Entry** (egress_fw 16, ingress_fw 111): a local VM port in a group with a policy
+//! - **Entry** (egress_fw 16, ingress_fw 113): a local VM port in a group with a policy
 //!   for the direction: its IP traffic (reg6 out, reg7 in) → `ct()` in the firewall's
 //!   zone of its network ([`zone`]: the security groups' zone + 0x8000, so that neither
 //!   app's commits ever mark the other's connections), recirculating to the rules table;
 //!   everything else goes on (services 20, dispatch 115).
-//! - **Rules** (egress_fw_rules 17, ingress_fw_rules 112): invalid dropped; replies,
+//! - **Rules** (egress_fw_rules 17, ingress_fw_rules 114): invalid dropped; replies,
 //!   related packets and connections this side already accepted (`ct_mark` bit
 //!   [`MARK_EGRESS`] or [`MARK_INGRESS`]: one zone serves both sides of two ports on one
 //!   host) pass; then the policy's enabled rules in order as falling priorities
