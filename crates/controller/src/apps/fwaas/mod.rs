@@ -1,9 +1,9 @@
 //! FWaaS v2 in the datapath (issue 24): a firewall group's ingress and egress policies on
 //! its VM ports, after the security groups of each side (a packet must pass both), and
-//! on its router interface ports where the router routes ([`router`]).
+//! on its router interface ports where the router's traffic is ([`router`]).
 //!
-//! - **Entry** (egress_fw 16, ingress_fw 113): a local VM port in a group with a policy
-//!   for the direction: its IP traffic (reg6 out, reg7 in) → `ct()` in the firewall's
+//! - **Entry** (egress_fw 16, ingress_fw 113): a local VM port in a group with a policy:
+//!   its IP traffic (reg6 out, reg7 in) → `ct()` in the firewall's
 //!   zone of its network ([`zone`]: the security groups' zone + 0x8000, so that neither
 //!   app's commits ever mark the other's connections), recirculating to the rules table;
 //!   everything else goes on (services 20, dispatch 115).

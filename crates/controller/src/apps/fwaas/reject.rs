@@ -52,7 +52,11 @@ impl Reject {
 
 /// The IP packet that refuses `ip` (of `ethertype`), from its destination to its source.
 pub fn refusal(ethertype: EtherType, ip: &[u8]) -> Option<Vec<u8>> {
+    // The IP version must be the frame's (the RST builder goes by the version alone).
+    let version = ip.first()? >> 4;
     match ethertype {
+        EtherType::Ipv4 if version != 4 => None,
+        EtherType::Ipv6 if version != 6 => None,
         EtherType::Ipv4 => {
             let p = ipv4::Packet::new_checked(ip).ok()?;
             if p.protocol() == IpProtocol::Tcp {
@@ -148,5 +152,54 @@ impl Handler for Reject {
             ("limited", self.limited),
             ("ignored", self.ignored),
         ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use packet::tcp::{Flags, TcpRepr};
+    use std::net::{IpAddr, Ipv4Addr};
+
+    fn syn(flags: u8) -> Vec<u8> {
+        let (a, b) = (Ipv4Addr::new(10, 0, 0, 5), Ipv4Addr::new(10, 0, 0, 6));
+        let seg = TcpRepr {
+            src_port: 40000,
+            dst_port: 23,
+            seq_number: 7,
+            ack_number: 0,
+            flags: Flags(flags),
+            window_len: 100,
+            urgent_at: 0,
+            payload: &[],
+        }
+        .build(&IpAddr::V4(a), &IpAddr::V4(b));
+        ipv4::Ipv4Repr::new(a, b, IpProtocol::Tcp, seg.len()).build(&seg)
+    }
+
+    #[test]
+    fn a_syn_gets_a_rst_from_where_it_went_and_a_rst_gets_nothing() {
+        let out = refusal(EtherType::Ipv4, &syn(Flags::SYN)).expect("a RST");
+        let ip = ipv4::Packet::new_checked(&out[..]).unwrap();
+        assert_eq!(ip.src_addr(), Ipv4Addr::new(10, 0, 0, 6));
+        assert_eq!(ip.protocol(), IpProtocol::Tcp);
+        assert_eq!(refusal(EtherType::Ipv4, &syn(Flags::RST)), None);
+        // An IPv4 packet in an IPv6 frame is no IPv6 packet.
+        assert_eq!(refusal(EtherType::Ipv6, &syn(Flags::SYN)), None);
+    }
+
+    /// Found by the fuzz target `fwaas_refusal`: an IPv6 packet in an IPv4 frame was
+    /// answered with an IPv6 RST (the RST builder goes by the version nibble).
+    #[test]
+    fn the_ip_version_must_be_the_frames() {
+        let data = [
+            0x66, 0x88, 0x00, 0x21, 0x00, 0x23, 0x06, 0x66, 0x01, 0x06, 0x88, 0x00, 0x21, 0x00,
+            0x23, 0x06, 0x66, 0x01, 0x06, 0x00, 0x00, 0x00, 0x00, 0x00, 0x28, 0xe5, 0xe5, 0x3a,
+            0x35, 0x00, 0x88, 0x01, 0x80, 0xac, 0x29, 0x08, 0x00, 0x14, 0x00, 0x00, 0x00, 0x00,
+            0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x28, 0x01, 0x30, 0x88, 0x80, 0x29, 0x00, 0xd4,
+            0x00, 0x29, 0xff, 0xff, 0xff, 0xff, 0x4c, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+            0x2d, 0x2d, 0xff, 0x00, 0x00, 0x10, 0x00, 0x00, 0x29, 0x8e,
+        ];
+        assert_eq!(refusal(EtherType::Ipv4, &data), None);
     }
 }
