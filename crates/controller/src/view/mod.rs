@@ -113,9 +113,10 @@ impl View {
         fresh.revision = snap.revision;
         let mut touched = self.differences(&fresh);
         // The groups of changed rules, before and after, and the groups whose members
-        // changed (as `apply` reports them).
+        // changed (as `apply` reports them); the ports of changed trunks and firewall
+        // groups, before and after.
         let mut groups = BTreeSet::new();
-        let mut trunk_ports = BTreeSet::new();
+        let mut ports = BTreeSet::new();
         fresh.membership = std::mem::take(&mut self.membership);
         for t in &touched {
             match t.table {
@@ -125,13 +126,13 @@ impl View {
                 }
                 Table::AddressGroup => groups.extend(fresh.groups_naming_address_group(&t.id)),
                 Table::Trunk => {
-                    trunk_ports.extend(self.trunk_ports(&t.id));
-                    trunk_ports.extend(fresh.trunk_ports(&t.id));
+                    ports.extend(self.trunk_ports(&t.id));
+                    ports.extend(fresh.trunk_ports(&t.id));
                 }
                 // A port's firewall flows follow its group (`fwaas`).
                 Table::FirewallGroup => {
-                    trunk_ports.extend(self.fw_group_ports(&t.id));
-                    trunk_ports.extend(fresh.fw_group_ports(&t.id));
+                    ports.extend(self.fw_group_ports(&t.id));
+                    ports.extend(fresh.fw_group_ports(&t.id));
                 }
                 Table::Port => fresh.membership.extend(membership_changes(
                     self.ports.get(&t.id),
@@ -144,7 +145,7 @@ impl View {
             table: Table::SecurityGroup,
             id,
         }));
-        touched.extend(trunk_ports.into_iter().map(|id| Touched {
+        touched.extend(ports.into_iter().map(|id| Touched {
             table: Table::Port,
             id,
         }));
