@@ -4,7 +4,9 @@
 //! interface, ingress policy [deny tcp/22, reject tcp/23, allow any]. Enforced where the
 //! router routes the client's traffic (host a): `nc` to 22 times out, 23 is refused at
 //! once (the controller's RST), 80 works, the server's security group still keeps 8080
-//! closed, and an allow tcp/22 inserted before the deny opens 22.
+//! closed, and an allow tcp/22 inserted before the deny opens 22. Then an egress policy
+//! on the server's interface, checked where the routed packet arrives (host b): its
+//! reject is routed back over the tunnel. And a VM port's group, on its own host.
 
 mod common;
 
@@ -144,11 +146,11 @@ fn a_router_interface_group_denies_rejects_and_allows_alongside_security_groups(
         );
         assert_eq!(st, 200, "{body}");
     }
-    // The server's security group: 22, 23 and 80 in, not 8080.
+    // The server's security group: 22, 23, 25 and 80 in, not 8080.
     let web = id(&t
         .srv
         .create("security-groups", "security_group", json!({"name": "web"})));
-    for p in [22, 23, 80] {
+    for p in [22, 23, 25, 80] {
         t.srv.create(
             "security-group-rules",
             "security_group_rule",
@@ -166,7 +168,7 @@ fn a_router_interface_group_denies_rejects_and_allows_alongside_security_groups(
     let ip_s = common::cloud::addr(&sp).1;
     default_route(&client, &s1);
     default_route(&server, &s2);
-    let _listeners: Vec<Proc> = [22, 23, 80, 8080]
+    let _listeners: Vec<Proc> = [22, 23, 25, 80, 8080]
         .into_iter()
         .map(|p| listen(&server, p))
         .collect();
@@ -258,6 +260,58 @@ fn a_router_interface_group_denies_rejects_and_allows_alongside_security_groups(
     assert!(
         !ok && said.contains("refused") && took < Duration::from_millis(1500),
         "23 still refused: {said}"
+    );
+
+    // The server's interface (net2) with an egress policy [reject tcp/25, allow any]:
+    // checked where the routed packet arrives (host b), whose controller routes the RST
+    // back over the tunnel.
+    assert!(reaches(&client, &ip_s, 25), "25 open so far");
+    let (_, ports) = t.srv.call(
+        "GET",
+        &format!("/v2.0/ports?device_id={rid}&network_id={}", id(&n2)),
+        None,
+    );
+    let r2 = id(&ports["ports"][0]);
+    let r25 = tcp_rule(&t, "no-smtp", 25, "reject");
+    let any2 = id(&t.srv.os(&[
+        "firewall",
+        "group",
+        "rule",
+        "create",
+        "--name",
+        "rest2",
+        "--protocol",
+        "any",
+        "--action",
+        "allow",
+    ]));
+    let out = id(&t.srv.os(&[
+        "firewall",
+        "group",
+        "policy",
+        "create",
+        "--firewall-rule",
+        &r25,
+        "--firewall-rule",
+        &any2,
+        "servers-out",
+    ]));
+    t.srv.os(&[
+        "firewall",
+        "group",
+        "create",
+        "--name",
+        "servers",
+        "--egress-firewall-policy",
+        &out,
+        "--port",
+        &r2,
+    ]);
+    refused_soon(&t, &client, &ip_s, 25);
+    assert!(
+        reaches(&client, &ip_s, 80),
+        "80 passes both interfaces' groups\n{}",
+        t.dumps()
     );
 }
 
