@@ -170,9 +170,17 @@ fn inserting_a_rule_first_is_one_commit_and_keeps_what_stays_allowed() {
     // The connection to 80 goes on: an ACK of it passes as established.
     let ack = tcp_frame(5, 6, 40000, 80, Flags::ACK);
     assert_eq!(reached(&sim.send(A, &ack)), [B]);
-    // Removing the rule from the policy closes 22 again for new connections.
+    // Removing the rule from the policy closes 22 again, for new connections and for the
+    // one it let in: its next packet from a is dropped (b's answers still reach a, and
+    // go nowhere).
     sim.put(&policy("in", &["deny22", "rej23", "rej69", "any"]));
     assert!(reached(&syn(&mut sim, 6, 40003, 22)).is_empty());
+    let reply = tcp_frame(6, 5, 22, 40002, Flags::SYN | Flags::ACK);
+    assert_eq!(reached(&sim.send(B, &reply)), [A]);
+    let more = tcp_frame(5, 6, 40002, 22, Flags::ACK);
+    assert!(reached(&sim.send(A, &more)).is_empty(), "cut");
+    // The connection to 80 is still allowed, and goes on.
+    assert_eq!(reached(&sim.send(A, &ack)), [B]);
     // A rule's own change (disabled) recompiles the ports of its policies' groups.
     let mut any = rule("any", None, None, FwAction::Allow);
     any.enabled = false;

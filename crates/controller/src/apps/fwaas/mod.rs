@@ -7,12 +7,15 @@
 //!   zone of its network ([`zone`]: the security groups' zone + 0x8000, so that neither
 //!   app's commits ever mark the other's connections), recirculating to the rules table;
 //!   everything else goes on (services 20, dispatch 115).
-//! - **Rules** (egress_fw_rules 17, ingress_fw_rules 114): invalid dropped; replies,
-//!   related packets and connections this side already accepted (`ct_mark` bit
-//!   [`MARK_EGRESS`] or [`MARK_INGRESS`]: one zone serves both sides of two ports on one
-//!   host) pass; then the policy's enabled rules in order as falling priorities
-//!   ([`matches`]): allow commits with this side's bit, deny drops, reject goes to the
-//!   controller ([`reject`]), which answers with a TCP RST or an ICMP port unreachable.
+//! - **Rules** (egress_fw_rules 17, ingress_fw_rules 114): invalid dropped; replies and
+//!   related packets of a connection pass; every other packet, of a new connection or
+//!   an established one, meets the policy's enabled rules in order as falling
+//!   priorities ([`matches`]): allow commits, deny drops, reject goes to the controller
+//!   ([`reject`]), which answers with a TCP RST or an ICMP port unreachable. So a policy
+//!   change keeps the established connections it still allows and stops, from their
+//!   next packet, those it no longer does, with no conntrack flush, in the one bundle
+//!   every change is; and the two sides of a connection between two ports of one
+//!   network on one host, which share the zone, each apply their own policy.
 //!   Below them the implicit deny (priority 1). A group administratively down denies
 //!   everything its policies would filter; a group with no policy for a direction lets
 //!   everything through that side, committed (so that the replies of what it lets out
@@ -20,9 +23,7 @@
 //!
 //! A port's firewall flows are compiled with the port, a router interface's with its
 //! router, so a rule inserted or moved in a policy recompiles the owners of its groups'
-//! ports, and the old and new priorities go to the switch in the one bundle every change
-//! is. Connections a change no longer allows are not cut yet: an established connection
-//! passes on its conntrack state (docs/architecture.md).
+//! ports.
 
 pub mod matches;
 pub mod reject;
@@ -36,12 +37,8 @@ use model::{Direction, Port, Table};
 use openflow::Instruction;
 use openflow::action::{Action, OFPCML_NO_BUFFER};
 use openflow::nx::{Ct, CtZone, ct_flags};
-use openflow::oxm::{Field, Match, OxmField, ct_state};
+use openflow::oxm::{Field, Match, ct_state};
 
-/// `ct_mark` bit in the firewall zone: the egress policy accepted the connection.
-pub const MARK_EGRESS: u32 = 1;
-/// `ct_mark` bit in the firewall zone: the ingress policy accepted the connection.
-pub const MARK_INGRESS: u32 = 2;
 /// The firewall zone of a network is its security groups' zone plus this.
 pub const ZONE_OFFSET: u16 = 0x8000;
 
@@ -51,12 +48,11 @@ const PRIO_PASS: u16 = 1;
 /// In the rules tables: above every rule ([`matches::PRIO_FIRST`]).
 const PRIO_INVALID: u16 = 30_300;
 const PRIO_REPLY: u16 = 30_200;
-const PRIO_ACCEPTED: u16 = 30_100;
 /// The implicit deny.
 const PRIO_DENY: u16 = 1;
 /// A side with no policy: everything, committed.
 const PRIO_UNFILTERED: u16 = 2;
-const _: () = assert!(matches::PRIO_FIRST < PRIO_ACCEPTED);
+const _: () = assert!(matches::PRIO_FIRST < PRIO_REPLY);
 
 const ETH_IPV4: u16 = 0x0800;
 const ETH_IPV6: u16 = 0x86dd;
@@ -67,13 +63,12 @@ pub fn zone(sg_zone: u16) -> Option<u16> {
     (sg_zone < 0x7ff0).then(|| sg_zone + ZONE_OFFSET)
 }
 
-/// The tables of one place a policy is enforced, and the `ct_mark` bit its accepts set.
+/// The tables of one place a policy is enforced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Side {
     pub entry: u8,
     pub rules: u8,
     pub next: u8,
-    pub mark: u32,
 }
 
 /// A VM port's side of direction `d`, with the register that holds the port.
@@ -84,7 +79,6 @@ pub fn vm_side(d: Direction) -> (Side, Field) {
                 entry: table::EGRESS_FW,
                 rules: table::EGRESS_FW_RULES,
                 next: table::SERVICES,
-                mark: MARK_EGRESS,
             },
             reg::SRC_PORT,
         ),
@@ -93,7 +87,6 @@ pub fn vm_side(d: Direction) -> (Side, Field) {
                 entry: table::INGRESS_FW,
                 rules: table::INGRESS_FW_RULES,
                 next: table::DISPATCH,
-                mark: MARK_INGRESS,
             },
             reg::DST_PORT,
         ),
@@ -108,14 +101,12 @@ pub fn router_side(d: Direction) -> Side {
             entry: table::ROUTER_FW_IN,
             rules: table::ROUTER_FW_IN_RULES,
             next: table::L3,
-            mark: MARK_INGRESS,
         },
         // On the destination's host, as it arrives (see `router`).
         Direction::Egress => Side {
             entry: table::ROUTER_FW_OUT,
             rules: table::ROUTER_FW_OUT_RULES,
             next: table::INGRESS_FW,
-            mark: MARK_EGRESS,
         },
     }
 }
@@ -127,11 +118,6 @@ fn action(side: Side, zone: u16, a: FwAction) -> Vec<Instruction> {
             Instruction::ApplyActions(vec![Action::Ct(Ct {
                 flags: ct_flags::COMMIT,
                 zone: CtZone::Imm(zone),
-                actions: vec![Action::RegLoad2(OxmField::masked(
-                    Field::CtMark,
-                    u128::from(side.mark),
-                    u128::from(side.mark),
-                ))],
                 ..Ct::default()
             })]),
             Instruction::GotoTable(side.next),
@@ -270,7 +256,7 @@ pub fn base() -> Vec<Flow> {
         .into_iter()
         .flat_map(|d| [vm_side(d).0, router_side(d)]);
     for side in sides {
-        let (rules, next, mark) = (side.rules, side.next, side.mark);
+        let (rules, next) = (side.rules, side.next);
         out.push(f(side.entry, PRIO_PASS, Match::new(), Some(next)));
         out.push(f(rules, PRIO_INVALID, st(TRK | INV, TRK | INV), None));
         out.push(f(
@@ -283,12 +269,6 @@ pub fn base() -> Vec<Flow> {
             rules,
             PRIO_REPLY,
             st(TRK | REL, TRK | REL | INV),
-            Some(next),
-        ));
-        out.push(f(
-            rules,
-            PRIO_ACCEPTED,
-            st(TRK | EST, TRK | EST | RPL | INV).masked(Field::CtMark, mark, mark),
             Some(next),
         ));
         out.push(f(rules, PRIO_DENY, Match::new(), None));

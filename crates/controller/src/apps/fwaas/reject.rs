@@ -1,8 +1,9 @@
 //! The answers of a `reject` rule: a TCP segment is refused with a RST, anything else with
 //! an ICMP (or ICMPv6) port unreachable, both from the address it was sent to (as if the
 //! destination refused it, as iptables' REJECT does), at most [`DEFAULT_RATE`] a second
-//! per port so a VM cannot make its controller answer without limit (past it, the packet
-//! is only dropped). Errors about errors are never sent (the `packet` builders refuse).
+//! per port (per router for its interfaces) so a VM cannot make its controller answer
+//! without limit (past it, the packet is only dropped). Errors about errors are never
+//! sent (the `packet` builders refuse).
 //!
 //! A VM's egress, or a router interface's ingress (the sender is on this host: routing
 //! happens on the sender's host): the answer goes straight back out of the port it came
@@ -25,7 +26,7 @@ use packet::ethernet::{self, EtherType, EthernetRepr};
 use packet::{IpProtocol, icmpv4, icmpv6, ipv4, ipv6, tcp};
 use std::time::Instant;
 
-/// Answers per second per port.
+/// Answers per second per port (per router for its interfaces: the flow's cookie key).
 pub const DEFAULT_RATE: u32 = 10;
 
 #[derive(Debug)]
