@@ -4,7 +4,8 @@
 //! interface, ingress policy [deny tcp/22, reject tcp/23, allow any]. Enforced where the
 //! router routes the client's traffic (host a): `nc` to 22 times out, 23 is refused at
 //! once (the controller's RST), 80 works, the server's security group still keeps 8080
-//! closed, and an allow tcp/22 inserted before the deny opens 22. Then an egress policy
+//! closed, and an allow tcp/22 inserted before the deny opens 22 while an established
+//! session stays up (it is cut when a later change no longer allows it). Then an egress policy
 //! on the server's interface, checked where the routed packet arrives (host b): its
 //! reject is routed back over the tunnel. And a VM port's group, on its own host.
 
@@ -32,6 +33,58 @@ fn listen(vm: &testbed::Vm, port: u16) -> Proc {
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     Proc(c.spawn().expect("nc -lk"))
+}
+
+/// A TCP session from the VM to a listener that writes what it receives to a file: lines
+/// are sent one by one, and the file says which arrived.
+struct Session {
+    client: Proc,
+    _server: Proc,
+    file: tempfile::NamedTempFile,
+}
+
+impl Session {
+    fn open(client: &testbed::Vm, server: &testbed::Vm, ip: &str, port: u16) -> Session {
+        let file = tempfile::NamedTempFile::new().expect("temp file");
+        let mut l = server.ns.command([
+            "sh",
+            "-c",
+            &format!("exec nc -l {port} > {}", file.path().display()),
+        ]);
+        l.stdin(Stdio::null()).stderr(Stdio::null());
+        let server = Proc(l.spawn().expect("nc -l"));
+        std::thread::sleep(Duration::from_millis(300));
+        let mut c = client.ns.command(["nc", ip, &port.to_string()]);
+        c.stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        Session {
+            client: Proc(c.spawn().expect("nc")),
+            _server: server,
+            file,
+        }
+    }
+
+    /// Sends `line`; whether it arrives within `within`.
+    fn sends(&mut self, line: &str, within: Duration) -> bool {
+        use std::io::Write;
+        let stdin = self.client.0.stdin.as_mut().expect("stdin");
+        if writeln!(stdin, "{line}")
+            .and_then(|_| stdin.flush())
+            .is_err()
+        {
+            return false;
+        }
+        let start = Instant::now();
+        while start.elapsed() < within {
+            let got = std::fs::read_to_string(self.file.path()).unwrap_or_default();
+            if got.lines().any(|l| l == line) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
 }
 
 /// One `nc -z -v -w <secs>` from the VM: whether it connected, what nc said, how long
@@ -146,11 +199,11 @@ fn a_router_interface_group_denies_rejects_and_allows_alongside_security_groups(
         );
         assert_eq!(st, 200, "{body}");
     }
-    // The server's security group: 22, 23, 25 and 80 in, not 8080.
+    // The server's security group: 22, 23, 25, 80 and 443 in, not 8080.
     let web = id(&t
         .srv
         .create("security-groups", "security_group", json!({"name": "web"})));
-    for p in [22, 23, 25, 80] {
+    for p in [22, 23, 25, 80, 443] {
         t.srv.create(
             "security-group-rules",
             "security_group_rule",
@@ -240,6 +293,14 @@ fn a_router_interface_group_denies_rejects_and_allows_alongside_security_groups(
     let (ok, said, _) = try_connect(&client, &ip_s, 8080, 1);
     assert!(!ok, "the security group still applies: {said}");
 
+    // A session to 443 (allow any), open across the changes below.
+    let mut session = Session::open(&client, &server, &ip_s, 443);
+    assert!(
+        session.sends("one", Duration::from_secs(5)),
+        "the session works\n{}",
+        t.dumps()
+    );
+
     // allow tcp/22 inserted before the deny opens it.
     let a22 = tcp_rule(&t, "ssh", 22, "allow");
     t.srv.os_ok(&[
@@ -260,6 +321,10 @@ fn a_router_interface_group_denies_rejects_and_allows_alongside_security_groups(
     assert!(
         !ok && said.contains("refused") && took < Duration::from_millis(1500),
         "23 still refused: {said}"
+    );
+    assert!(
+        session.sends("two", Duration::from_secs(5)),
+        "the reordering kept the established session"
     );
 
     // The server's interface (net2) with an egress policy [reject tcp/25, allow any]:
@@ -312,6 +377,18 @@ fn a_router_interface_group_denies_rejects_and_allows_alongside_security_groups(
         reaches(&client, &ip_s, 80),
         "80 passes both interfaces' groups\n{}",
         t.dumps()
+    );
+
+    // Without its allow any, the policy no longer allows the session: it stops.
+    t.srv.os_ok(&[
+        "firewall", "group", "policy", "remove", "rule", &policy, &any,
+    ]);
+    wait_until("80 to close", Duration::from_secs(20), || {
+        !try_connect(&client, &ip_s, 80, 1).0
+    });
+    assert!(
+        !session.sends("three", Duration::from_secs(2)),
+        "the session a policy change no longer allows is cut"
     );
 }
 
