@@ -5,9 +5,9 @@
 //! router routes the client's traffic (host a): `nc` to 22 times out, 23 is refused at
 //! once (the controller's RST), 80 works, the server's security group still keeps 8080
 //! closed, and an allow tcp/22 inserted before the deny opens 22 while an established
-//! session stays up (it is cut when a later change no longer allows it). Then an egress policy
-//! on the server's interface, checked where the routed packet arrives (host b): its
-//! reject is routed back over the tunnel. And a VM port's group, on its own host.
+//! session stays up (it is cut when a later change no longer allows it). Then an egress
+//! policy on the server's interface, checked where the routed packet arrives (host b):
+//! its reject is routed back over the tunnel. And a VM port's group, on its own host.
 
 mod common;
 
