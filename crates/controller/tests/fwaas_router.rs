@@ -16,7 +16,7 @@ use packet::tcp::Flags;
 use std::net::Ipv4Addr;
 use support::fwaas::{self, group, policy, rule};
 use support::sim::{Sent, Sim};
-use support::{mac, put_open_group};
+use support::{mac, put_open_group, udp_frame};
 
 const A: u32 = 1;
 const B: u32 = 2;
@@ -148,6 +148,16 @@ fn an_interfaces_ingress_policy_filters_what_enters_the_router() {
     assert_eq!(
         reached(&a_to_b(&mut sim, 80, 40005, Flags::SYN | Flags::ACK)),
         [B]
+    );
+    // What is addressed to the router itself is not forwarded, and not filtered: a
+    // datagram to its address on net1 gets L3's port unreachable.
+    let gw = Ipv4Addr::new(10, 0, 1, 1);
+    let s = sim.send(A, &udp_frame(mac(5), mac(R1), (a_ip(), 40006), (gw, 7)));
+    assert_eq!(
+        fwaas::answers(&s.answers),
+        [(A, IpProtocol::Icmp, gw, None)],
+        "{:?}",
+        s.outcome
     );
 }
 

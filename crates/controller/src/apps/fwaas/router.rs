@@ -13,12 +13,17 @@
 
 use super::{enforce, filters, policy_of, router_side};
 use crate::apps::here::routes_for;
-use crate::apps::{Flow, Host};
-use crate::pipeline::reg;
+use crate::apps::{Flow, Host, flow};
+use crate::pipeline::{App as AppId, reg, table};
 use crate::view::View;
 use model::{Direction, Port, Router, owner};
+use openflow::Instruction;
 use openflow::oxm::Match;
 use std::collections::BTreeSet;
+use std::net::IpAddr;
+
+/// The router's own addresses, above its interfaces' ct() flows in router_fw_in.
+const PRIO_OWN: u16 = 110;
 
 /// Whether `p` is a router's interface port.
 pub fn is_interface(p: &Port) -> bool {
@@ -39,6 +44,37 @@ pub fn enforced(view: &View, r: &Router) -> bool {
             .iter()
             .any(|i| view.fw_group_of(&i.port_id).is_some_and(filters))
         && routes_for(view, r)
+}
+
+/// What is addressed to the router itself (ping to the gateway; its addresses on every
+/// interface) goes on to L3 unfiltered, as neutron-fwaas's iptables driver filters only
+/// what the router forwards.
+fn to_the_router(r: &Router, m: &Match, key: u32) -> Vec<Flow> {
+    let mut own: Vec<IpAddr> = r.interfaces.iter().map(|i| i.ip_address).collect();
+    own.extend(
+        r.interfaces
+            .iter()
+            .filter(|i| i.ip_address.is_ipv6())
+            .map(|i| IpAddr::V6(packet::ipv6::link_local(i.mac_address.0))),
+    );
+    own.sort();
+    own.dedup();
+    own.into_iter()
+        .map(|ip| {
+            let m = match ip {
+                IpAddr::V4(a) => m.clone().eth_type(0x0800).ipv4_dst(a),
+                IpAddr::V6(a) => m.clone().eth_type(0x86dd).ipv6_dst(a),
+            };
+            flow(
+                table::ROUTER_FW_IN,
+                PRIO_OWN,
+                m,
+                AppId::Fwaas,
+                key,
+                [Instruction::GotoTable(table::L3)],
+            )
+        })
+        .collect()
 }
 
 /// The firewall flows of router `r` on this host (owner: the router).
@@ -70,6 +106,9 @@ pub fn compile(view: &View, host: &Host, r: &Router) -> Vec<Flow> {
                 // From another host reg5 is not carried: the MAC says the router.
                 Direction::Egress => m.eth_src(i.mac_address.0),
             };
+            if d == Direction::Ingress {
+                out.extend(to_the_router(r, &m, key));
+            }
             let pid = policy_of(g, d);
             out.extend(enforce(
                 view,
