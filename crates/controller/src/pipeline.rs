@@ -20,6 +20,8 @@ pub mod table {
     pub const PORT_SECURITY: u8 = 1;
     pub const EGRESS_CT: u8 = 10;
     pub const EGRESS_SG: u8 = 15;
+    pub const EGRESS_FW: u8 = 16;
+    pub const EGRESS_FW_RULES: u8 = 17;
     pub const SERVICES: u8 = 20;
     pub const LB: u8 = 21;
     pub const LB_SELECT: u8 = 22;
@@ -41,6 +43,8 @@ pub mod table {
     pub const INGRESS_NAT: u8 = 50;
     pub const INGRESS_SNAT: u8 = 51;
     pub const L2: u8 = 55;
+    pub const ROUTER_FW_IN: u8 = 56;
+    pub const ROUTER_FW_IN_RULES: u8 = 57;
     pub const L3: u8 = 60;
     pub const L3_ROUTES: u8 = 65;
     pub const EGRESS_NAT: u8 = 70;
@@ -53,6 +57,10 @@ pub mod table {
     pub const INGRESS_CT: u8 = 105;
     pub const LB_REPLY: u8 = 106;
     pub const INGRESS_SG: u8 = 110;
+    pub const ROUTER_FW_OUT: u8 = 111;
+    pub const ROUTER_FW_OUT_RULES: u8 = 112;
+    pub const INGRESS_FW: u8 = 113;
+    pub const INGRESS_FW_RULES: u8 = 114;
     pub const DISPATCH: u8 = 115;
 }
 
@@ -92,6 +100,18 @@ pub const TABLES: &[Table] = &[
         id: EGRESS_SG,
         name: "egress_sg",
         role: "egress security group rules",
+        next: &[EGRESS_FW],
+    },
+    Table {
+        id: EGRESS_FW,
+        name: "egress_fw",
+        role: "FWaaS: a VM port in a firewall group with an egress policy: IP to ct() in the firewall's zone of its network, recirculating to egress_fw_rules; the rest on to services",
+        next: &[EGRESS_FW_RULES, SERVICES],
+    },
+    Table {
+        id: EGRESS_FW_RULES,
+        name: "egress_fw_rules",
+        role: "FWaaS egress policy: replies, related and this side's accepted connections pass; then the rules in order (falling priorities: allow commits, deny drops, reject goes to the controller); the rest is the implicit deny",
         next: &[SERVICES],
     },
     Table {
@@ -229,8 +249,20 @@ pub const TABLES: &[Table] = &[
     Table {
         id: L2,
         name: "l2",
-        role: "(network, eth_dst) to reg7; router MAC to L3; broadcast and multicast to groups",
-        next: &[L3, EGRESS],
+        role: "(network, eth_dst) to reg7; router MAC to L3 (by router_fw_in); broadcast and multicast to groups",
+        next: &[ROUTER_FW_IN, L3, EGRESS],
+    },
+    Table {
+        id: ROUTER_FW_IN,
+        name: "router_fw_in",
+        role: "FWaaS: into a router by an interface port in a firewall group with an ingress policy: IP to ct() in the router's firewall zone, recirculating to router_fw_in_rules; the rest on to L3",
+        next: &[ROUTER_FW_IN_RULES, L3],
+    },
+    Table {
+        id: ROUTER_FW_IN_RULES,
+        name: "router_fw_in_rules",
+        role: "FWaaS ingress policy of a router interface, as egress_fw_rules",
+        next: &[L3],
     },
     Table {
         id: L3,
@@ -289,8 +321,8 @@ pub const TABLES: &[Table] = &[
     Table {
         id: INGRESS_CT,
         name: "ingress_ct",
-        role: "ingress conntrack in the network's zone",
-        next: &[INGRESS_SG, DISPATCH, LB_REPLY],
+        role: "ingress conntrack in the network's zone; a port with port security off straight on to the firewall groups' tables",
+        next: &[INGRESS_SG, ROUTER_FW_OUT, DISPATCH, LB_REPLY],
     },
     Table {
         id: LB_REPLY,
@@ -302,6 +334,30 @@ pub const TABLES: &[Table] = &[
         id: INGRESS_SG,
         name: "ingress_sg",
         role: "ingress security group rules",
+        next: &[ROUTER_FW_OUT],
+    },
+    Table {
+        id: ROUTER_FW_OUT,
+        name: "router_fw_out",
+        role: "FWaaS: arrived from a router by an interface port in a firewall group with an egress policy (metadata, eth_src), on the destination's host: IP to ct() in the router's firewall zone there, recirculating to router_fw_out_rules; the rest on to ingress_fw",
+        next: &[ROUTER_FW_OUT_RULES, INGRESS_FW],
+    },
+    Table {
+        id: ROUTER_FW_OUT_RULES,
+        name: "router_fw_out_rules",
+        role: "FWaaS egress policy of a router interface, as egress_fw_rules",
+        next: &[INGRESS_FW],
+    },
+    Table {
+        id: INGRESS_FW,
+        name: "ingress_fw",
+        role: "FWaaS: to a VM port in a firewall group with an ingress policy: IP to ct() in the firewall's zone of its network, recirculating to ingress_fw_rules; the rest on to dispatch",
+        next: &[INGRESS_FW_RULES, DISPATCH],
+    },
+    Table {
+        id: INGRESS_FW_RULES,
+        name: "ingress_fw_rules",
+        role: "FWaaS ingress policy, as egress_fw_rules",
         next: &[DISPATCH],
     },
     Table {
@@ -365,10 +421,11 @@ pub enum App {
     Lb = 18,
     Qos = 19,
     Sfc = 20,
+    Fwaas = 21,
 }
 
 impl App {
-    pub const ALL: [App; 20] = [
+    pub const ALL: [App; 21] = [
         App::Classifier,
         App::PortSecurity,
         App::L2,
@@ -389,6 +446,7 @@ impl App {
         App::Lb,
         App::Qos,
         App::Sfc,
+        App::Fwaas,
     ];
 }
 

@@ -246,6 +246,7 @@ pub static APPS: &[&dyn App] = &[
     &lb::Lb,
     &qos::Qos,
     &sfc::Sfc,
+    &fwaas::Fwaas,
 ];
 
 /// The object an owner names, if the view has it.

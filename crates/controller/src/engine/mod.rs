@@ -32,7 +32,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 /// The tables a controller follows (not claims).
-pub const TABLES: [Table; 14] = [
+pub const TABLES: [Table; 17] = [
     Table::Network,
     Table::Subnet,
     Table::Port,
@@ -47,6 +47,9 @@ pub const TABLES: [Table; 14] = [
     Table::LoadBalancer,
     Table::QosPolicy,
     Table::SfcPortChain,
+    Table::FirewallRule,
+    Table::FirewallPolicy,
+    Table::FirewallGroup,
 ];
 
 /// [`TABLES`] by name, as snapshots and watches are limited to them.
@@ -466,7 +469,12 @@ impl Controller {
         self.pending.iter().any(|o| {
             matches!(
                 o.table,
-                Table::Port | Table::Router | Table::SecurityGroup | Table::SecurityGroupRule
+                Table::Port
+                    | Table::Router
+                    | Table::SecurityGroup
+                    | Table::SecurityGroupRule
+                    | Table::FirewallGroup
+                    | Table::FirewallPolicy
             )
         })
     }
@@ -608,7 +616,11 @@ impl Controller {
     fn compile(&mut self, now: Instant, fx: &mut Effects) {
         let zones = assign_zones(&self.view, &mut self.host);
         self.pending.extend(zones.touched);
+        // A network's firewall zone goes with its security groups' zone.
+        let fw = zones.released.iter().filter_map(|z| apps::fwaas::zone(*z));
+        let fw: Vec<u16> = fw.collect();
         self.released.extend(zones.released);
+        self.released.extend(fw);
         let ids = apps::mcast::assign_ids(&self.view, &mut self.host);
         self.pending.extend(ids);
         let mut owners = std::mem::take(&mut self.pending);

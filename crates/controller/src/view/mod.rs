@@ -2,11 +2,11 @@
 //! the store's snapshot and change stream, with the indexes the apps look things up by.
 //! Sans-IO: changes go in, the keys of what changed come out.
 
-use model::LoadBalancer;
 use model::{
     AddressGroup, Chassis, FloatingIp, McastGroup, NbObject, Network, Port, QosPolicy, Router,
     SecurityGroup, SecurityGroupRule, Subnet, Table, Trunk,
 };
+use model::{FirewallGroup, FirewallPolicy, FirewallRule, LoadBalancer};
 use nbdb::{Change, Record, Revision, Snapshot};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -47,6 +47,12 @@ pub struct View {
     pub loadbalancers: Objects<LoadBalancer>,
     /// Port chains on a followed network (service function chaining).
     pub port_chains: Objects<model::PortChain>,
+    /// FWaaS v2: rules, policies and groups of the followed projects (`fwaas`).
+    pub fw_rules: Objects<FirewallRule>,
+    pub fw_policies: Objects<FirewallPolicy>,
+    pub fw_groups: Objects<FirewallGroup>,
+    /// The firewall group of each port in one.
+    fw_group_by_port: BTreeMap<String, String>,
     /// Ports of each network.
     ports_by_network: BTreeMap<String, BTreeSet<String>>,
     /// Ports holding each security group.
@@ -107,9 +113,10 @@ impl View {
         fresh.revision = snap.revision;
         let mut touched = self.differences(&fresh);
         // The groups of changed rules, before and after, and the groups whose members
-        // changed (as `apply` reports them).
+        // changed (as `apply` reports them); the ports of changed trunks and firewall
+        // groups, before and after.
         let mut groups = BTreeSet::new();
-        let mut trunk_ports = BTreeSet::new();
+        let mut ports = BTreeSet::new();
         fresh.membership = std::mem::take(&mut self.membership);
         for t in &touched {
             match t.table {
@@ -119,8 +126,13 @@ impl View {
                 }
                 Table::AddressGroup => groups.extend(fresh.groups_naming_address_group(&t.id)),
                 Table::Trunk => {
-                    trunk_ports.extend(self.trunk_ports(&t.id));
-                    trunk_ports.extend(fresh.trunk_ports(&t.id));
+                    ports.extend(self.trunk_ports(&t.id));
+                    ports.extend(fresh.trunk_ports(&t.id));
+                }
+                // A port's firewall flows follow its group (`fwaas`).
+                Table::FirewallGroup => {
+                    ports.extend(self.fw_group_ports(&t.id));
+                    ports.extend(fresh.fw_group_ports(&t.id));
                 }
                 Table::Port => fresh.membership.extend(membership_changes(
                     self.ports.get(&t.id),
@@ -133,7 +145,7 @@ impl View {
             table: Table::SecurityGroup,
             id,
         }));
-        touched.extend(trunk_ports.into_iter().map(|id| Touched {
+        touched.extend(ports.into_iter().map(|id| Touched {
             table: Table::Port,
             id,
         }));
@@ -199,6 +211,10 @@ impl View {
             .flatten();
         let rule_groups_before = self.rule_groups(id);
         let trunk_ports_before = self.trunk_ports(id);
+        let fw_ports_before = match table {
+            Table::FirewallGroup => self.fw_group_ports(id),
+            _ => Vec::new(),
+        };
         if !self.set(name, id, value) {
             return Vec::new();
         }
@@ -250,6 +266,17 @@ impl View {
                 let ports: BTreeSet<String> = trunk_ports_before
                     .into_iter()
                     .chain(self.trunk_ports(id))
+                    .collect();
+                out.extend(ports.into_iter().map(|id| Touched {
+                    table: Table::Port,
+                    id,
+                }));
+            }
+            // The ports it held and holds: their firewall flows follow it.
+            Table::FirewallGroup => {
+                let ports: BTreeSet<String> = fw_ports_before
+                    .into_iter()
+                    .chain(self.fw_group_ports(id))
                     .collect();
                 out.extend(ports.into_iter().map(|id| Touched {
                     table: Table::Port,
@@ -384,16 +411,15 @@ impl View {
                 changed
             }
             Some(Table::QosPolicy) => set(&mut self.qos_policies, table, id, value),
+            Some(Table::FirewallRule) => set(&mut self.fw_rules, table, id, value),
+            Some(Table::FirewallPolicy) => set(&mut self.fw_policies, table, id, value),
+            Some(Table::FirewallGroup) => self.set_fw_group(id, value),
             Some(
                 Table::Claim
                 | Table::RbacPolicy
                 | Table::SubnetPool
                 | Table::AddressScope
                 | Table::DefaultSecurityGroupRule
-                // FWaaS is not compiled into the datapath yet (docs/api.md).
-                | Table::FirewallRule
-                | Table::FirewallPolicy
-                | Table::FirewallGroup
                 | Table::BgpSpeaker
                 | Table::BgpPeer
                 | Table::SfcPortPair
@@ -480,6 +506,24 @@ impl View {
             Table::SfcPortChain,
             &self.port_chains,
             &other.port_chains,
+            &mut out,
+        );
+        diff(
+            Table::FirewallRule,
+            &self.fw_rules,
+            &other.fw_rules,
+            &mut out,
+        );
+        diff(
+            Table::FirewallPolicy,
+            &self.fw_policies,
+            &other.fw_policies,
+            &mut out,
+        );
+        diff(
+            Table::FirewallGroup,
+            &self.fw_groups,
+            &other.fw_groups,
             &mut out,
         );
         out
@@ -595,6 +639,7 @@ impl View {
         }
         topics.extend(networks.into_iter().map(str::to_string));
         topics.extend(behind);
+        self.fw_topics(&mut topics);
         topics.retain(|t| !t.is_empty());
         topics
     }
@@ -642,6 +687,7 @@ impl View {
                 }
             }
         }
+        self.fw_missing(&mut out);
         for n in networks {
             for p in self.ports_of(n) {
                 if p.device_owner == model::owner::ROUTER_INTERFACE
@@ -713,6 +759,9 @@ pub fn removed(table: &str, id: &str, revision: Revision) -> Change {
         value: None,
     }
 }
+
+mod fwaas;
+pub use fwaas::is_vm_port;
 
 #[cfg(test)]
 mod tests;

@@ -5,6 +5,7 @@
 
 #![allow(dead_code)]
 
+pub mod fwaas;
 pub mod sim;
 
 use controller::apps::Desired;

@@ -258,6 +258,10 @@ fn dropped(world: &World, probe: Option<&Probe>, d: &Delivery, what: &str) -> St
     });
     let last = out.trace.last();
     let table = missed.or(last.map(|s| s.table)).unwrap_or(0);
+    let to = probe.and_then(|p| receiver(&world.view, p));
+    if let Some(why) = super::fwaas::dropped(&world.view, probe, to, (host, table), what) {
+        return why;
+    }
     let sg = |port: Option<&str>, dir: &str, peer: String| {
         let port = port.unwrap_or_default();
         let name = world.view.ports.get(port).map_or(port.to_string(), |p| {

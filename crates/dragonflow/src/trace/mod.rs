@@ -6,6 +6,7 @@
 
 pub(crate) mod explain;
 pub(crate) mod frame;
+mod fwaas;
 mod inspect;
 pub(crate) mod real;
 mod rules;

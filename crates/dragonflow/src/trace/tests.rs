@@ -150,3 +150,89 @@ fn bad_endpoints_are_errors_that_say_why() {
     assert!(frame::parse_hex("é1").is_err());
     assert_eq!(frame::parse_hex("0a:0b").unwrap(), vec![10, 11]);
 }
+
+/// The server in firewall group `edge` with the ingress policy `in` of `rules`, of
+/// no-ssh (r22: deny tcp/22) and r80 (allow tcp/80).
+fn with_firewall(mut snap: Snapshot, rules: &[&str]) -> Snapshot {
+    use model::fwaas::{FwAction, PortRange};
+    use model::{FirewallGroup, FirewallPolicy, FirewallRule, fixtures::meta};
+    let rule = |id: &str, port: u16, action: FwAction| FirewallRule {
+        meta: meta(id),
+        shared: false,
+        protocol: Some("tcp".into()),
+        ip_version: 4,
+        source_ip_address: None,
+        destination_ip_address: None,
+        source_port: None,
+        destination_port: Some(PortRange {
+            min: port,
+            max: port,
+        }),
+        action,
+        enabled: true,
+        deleting: false,
+    };
+    let mut no_ssh = rule("r22", 22, FwAction::Deny);
+    no_ssh.meta.name = "no-ssh".into();
+    snap.records.push(record(&no_ssh, 1));
+    snap.records
+        .push(record(&rule("r80", 80, FwAction::Allow), 1));
+    let mut p = FirewallPolicy {
+        meta: meta("in"),
+        shared: false,
+        audited: false,
+        firewall_rules: rules.iter().map(|r| r.to_string()).collect(),
+        deleting: false,
+    };
+    p.meta.name = "in".into();
+    snap.records.push(record(&p, 1));
+    let mut g = FirewallGroup {
+        meta: meta("edge"),
+        shared: false,
+        admin_state_up: true,
+        ingress_firewall_policy_id: Some("in".into()),
+        egress_firewall_policy_id: None,
+        ports: vec!["b".into()],
+        is_default: false,
+    };
+    g.meta.name = "edge".into();
+    snap.records.push(record(&g, 1));
+    snap
+}
+
+#[test]
+fn a_firewall_drop_names_its_group_and_the_rule_or_the_implicit_deny() {
+    let run = |rules: &[&str]| {
+        let snap = with_firewall(snapshot(true), rules);
+        let mut world = World::compile(&snap, None).expect("compile");
+        let from = frame::find_port(&world.view, "client").expect("client");
+        let host = world.host_of(&from).expect("host").chassis.id.clone();
+        let ofport = world.hosts[&host].ofport_of("a").expect("plugged");
+        let (dst, dport) = frame::parse_to("10.0.0.6:22").expect("to");
+        let p = frame::probe(&world.view, from, dst, dport, None).expect("probe");
+        let bytes = frame::frame(&world.view, &p).expect("frame");
+        let d = world.net.send(&host, ofport, &bytes);
+        explain(&world, &host, Some(&p), &d)
+    };
+    // The security group admits 22; the firewall's first rule denies it.
+    let r = run(&["r22", "r80"]);
+    assert_eq!(r.outcome, "dropped", "{r:?}");
+    assert!(
+        r.verdict.contains("by firewall group edge of port b")
+            && r.verdict
+                .contains("rule no-ssh of ingress policy in says deny")
+            && r.verdict.contains("host-b"),
+        "{}",
+        r.verdict
+    );
+    // With no rule for 22, the implicit deny.
+    let r = run(&["r80"]);
+    assert_eq!(r.outcome, "dropped", "{r:?}");
+    assert!(
+        r.verdict
+            .contains("no rule of ingress policy in matches: the implicit deny"),
+        "{}",
+        r.verdict
+    );
+    assert_eq!(run(&[]).outcome, "dropped");
+}

@@ -143,7 +143,8 @@ pub fn compile(view: &View, r: &Router) -> Vec<Flow> {
             key,
             vec![
                 Instruction::ApplyActions(vec![Action::load(reg::ROUTER, 0, 32, u64::from(key))]),
-                Instruction::GotoTable(table::L3),
+                // By the firewall of the interface (`apps::fwaas::router`), on to L3.
+                Instruction::GotoTable(table::ROUTER_FW_IN),
             ],
         ));
         // The router's own address: echo, and unreachable ports, from the controller. An

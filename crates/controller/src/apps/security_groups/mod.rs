@@ -97,18 +97,20 @@ fn family(a: &IpNet) -> EtherType {
     }
 }
 
-/// Where a direction's flows go: (sg table, next table, port register, mark bit).
+/// Where a direction's flows go: (sg table, next table, port register, mark bit). What
+/// the groups accept goes on to the firewall groups' tables (`apps::fwaas`): a packet
+/// must pass both.
 fn dir_tables(d: Direction) -> (u8, u8, Field, u32) {
     match d {
         Direction::Egress => (
             table::EGRESS_SG,
-            table::SERVICES,
+            table::EGRESS_FW,
             reg::SRC_PORT,
             MARK_EGRESS,
         ),
         Direction::Ingress => (
             table::INGRESS_SG,
-            table::DISPATCH,
+            table::ROUTER_FW_OUT,
             reg::DST_PORT,
             MARK_INGRESS,
         ),
@@ -346,7 +348,8 @@ pub fn port(view: &View, host: &Host, p: &Port) -> Vec<Flow> {
             Match::new().masked(reg::DST_PORT, key, u32::MAX),
             AppId::SecurityGroup,
             key,
-            [Instruction::GotoTable(table::DISPATCH)],
+            // Past the groups, not past the firewall of the router it may come from.
+            [Instruction::GotoTable(table::ROUTER_FW_OUT)],
         ));
     }
     if filtered(view, host, p).is_some() {

@@ -73,8 +73,8 @@ mod tests {
     #[test]
     fn stateless_rules_go_on_without_a_commit() {
         for (d, next) in [
-            (Direction::Egress, table::SERVICES),
-            (Direction::Ingress, table::DISPATCH),
+            (Direction::Egress, table::EGRESS_FW),
+            (Direction::Ingress, table::ROUTER_FW_OUT),
         ] {
             assert!(commits(&pass(d, true)));
             assert_eq!(pass(d, false), [Instruction::GotoTable(next)]);

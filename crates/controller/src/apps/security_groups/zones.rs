@@ -1,4 +1,5 @@
-//! The conntrack zone of each network with a local port, allocated on this host.
+//! The conntrack zone of each network with a local port, allocated on this host, and of
+//! each router whose firewall groups this host enforces (`fwaas::router`).
 
 use crate::apps::Host;
 use crate::view::{Touched, View};
@@ -17,10 +18,31 @@ pub struct ZoneChanges {
     pub released: Vec<u16>,
 }
 
-/// Brings `host.zones` in line with the networks that have local ports.
+/// The owner whose flows name the zone of `key`: a network, or a router's firewall.
+fn owner(key: &str) -> Touched {
+    match key.strip_prefix("router/") {
+        Some(id) => Touched {
+            table: Table::Router,
+            id: id.to_string(),
+        },
+        None => Touched {
+            table: Table::Network,
+            id: key.to_string(),
+        },
+    }
+}
+
+/// Brings `host.zones` in line with the networks that have local ports and the routers
+/// with a firewall group enforced here.
 pub fn assign_zones(view: &View, host: &mut Host) -> ZoneChanges {
     let mut out = ZoneChanges::default();
-    let needed: BTreeSet<&str> = view.local_ports().map(|p| p.network_id.as_str()).collect();
+    let mut needed: BTreeSet<String> = view.local_ports().map(|p| p.network_id.clone()).collect();
+    needed.extend(
+        view.routers
+            .values()
+            .filter(|r| crate::apps::fwaas::router::enforced(view, r))
+            .map(|r| crate::apps::fwaas::router::zone_key(&r.meta.id)),
+    );
     let gone: Vec<String> = host
         .zones
         .keys()
@@ -30,14 +52,12 @@ pub fn assign_zones(view: &View, host: &mut Host) -> ZoneChanges {
     for n in gone {
         if let Some(z) = host.zones.remove(&n) {
             out.released.push(z);
-            out.touched.push(Touched {
-                table: Table::Network,
-                id: n,
-            });
+            out.touched.push(owner(&n));
         }
     }
     let mut used: BTreeSet<u16> = host.zones.values().copied().collect();
-    for n in needed {
+    for n in &needed {
+        let n = n.as_str();
         if host.zones.contains_key(n) {
             continue;
         }
@@ -47,10 +67,7 @@ pub fn assign_zones(view: &View, host: &mut Host) -> ZoneChanges {
         };
         used.insert(z);
         host.zones.insert(n.to_string(), z);
-        out.touched.push(Touched {
-            table: Table::Network,
-            id: n.to_string(),
-        });
+        out.touched.push(owner(n));
         out.touched.extend(view.ports_of(n).map(|p| Touched {
             table: Table::Port,
             id: p.meta.id.clone(),
