@@ -236,8 +236,11 @@ pub fn port(view: &View, host: &Host, p: &Port) -> Vec<Flow> {
 
 /// The flows every pipeline has: on past the entry tables; in the rules tables the
 /// conntrack states that pass or drop whatever the policy, and the implicit deny.
-pub fn base() -> Vec<Flow> {
+pub fn base(view: &View) -> Vec<Flow> {
     let mut out = Vec::new();
+    // The rules tables are reached only from a grouped port's or interface's flows: a
+    // host with none has only the pass-through entries.
+    let enforced = view.fw_groups.values().any(|g| !g.ports.is_empty());
     let f = |t: u8, prio: u16, m: Match, next: Option<u8>| {
         flow(
             t,
@@ -258,6 +261,9 @@ pub fn base() -> Vec<Flow> {
     for side in sides {
         let (rules, next) = (side.rules, side.next);
         out.push(f(side.entry, PRIO_PASS, Match::new(), Some(next)));
+        if !enforced {
+            continue;
+        }
         out.push(f(rules, PRIO_INVALID, st(TRK | INV, TRK | INV), None));
         out.push(f(
             rules,
@@ -322,7 +328,7 @@ impl App for Fwaas {
 
     fn compile(&self, cx: Cx<'_>, obj: Object<'_>, out: &mut Sink<'_>) {
         match obj {
-            Object::Base => out.extend(base()),
+            Object::Base => out.extend(base(cx.view)),
             Object::Port(p) => out.extend(port(cx.view, cx.host, p)),
             Object::Router(r) => out.extend(router::compile(cx.view, cx.host, r)),
             _ => {}
@@ -331,6 +337,11 @@ impl App for Fwaas {
 
     fn affected(&self, view: &View, changed: &Touched, out: &mut Vec<Owner>) {
         out.extend(affected_ports(view, changed));
+        // A group gaining its first ports or losing its last adds or removes the rules
+        // tables' shared flows.
+        if changed.table == Table::FirewallGroup {
+            out.push(super::base_owner());
+        }
     }
 
     fn handler(&self, _settings: &super::Settings) -> Option<Box<dyn super::Handler>> {

@@ -315,7 +315,12 @@ pub fn compile(cx: Cx<'_>, lb: &LoadBalancer) -> (Vec<Flow>, Vec<Group>) {
 /// the select table; what
 /// the balancer cannot place (invalid, a member with no port) is dropped; un-NATed
 /// replies go back to ingress conntrack.
-fn base() -> Vec<Flow> {
+/// The shared flows of tables 21 to 28 and 106, on a host that follows a balancer: no
+/// other flow leads there.
+fn base(view: &View) -> Vec<Flow> {
+    if view.loadbalancers.is_empty() {
+        return Vec::new();
+    }
     let mut out = affinity::base();
     out.extend(hairpin::base());
     out.extend([
@@ -446,7 +451,7 @@ impl App for Lb {
 
     fn compile(&self, cx: Cx<'_>, obj: Object<'_>, out: &mut Sink<'_>) {
         match obj {
-            Object::Base => out.extend(base()),
+            Object::Base => out.extend(base(cx.view)),
             Object::LoadBalancer(lb) => {
                 let (flows, groups) = compile(cx, lb);
                 out.extend(flows);
@@ -474,8 +479,10 @@ impl App for Lb {
                 }));
                 None
             }
-            // The view no longer knows the network it was on, if it moved or went.
+            // The view no longer knows the network it was on, if it moved or went. The
+            // first balancer here or the last brings or takes the shared flows.
             model::Table::LoadBalancer => {
+                out.push(super::base_owner());
                 out.extend(view.loadbalancers.keys().map(|id| Touched {
                     table: model::Table::LoadBalancer,
                     id: id.clone(),
