@@ -179,6 +179,39 @@ fn tcp_rule(t: &TwoHosts, name: &str, port: u16, action: &str) -> String {
     ]))
 }
 
+/// The issue's policy `name`, [deny tcp/22, reject tcp/23, allow any], through the CLI:
+/// the three rules' ids and the policy's.
+fn issue_policy(t: &TwoHosts, name: &str) -> [String; 4] {
+    let d22 = tcp_rule(t, "no-ssh", 22, "deny");
+    let r23 = tcp_rule(t, "no-telnet", 23, "reject");
+    let any = id(&t.srv.os(&[
+        "firewall",
+        "group",
+        "rule",
+        "create",
+        "--name",
+        "rest",
+        "--protocol",
+        "any",
+        "--action",
+        "allow",
+    ]));
+    let policy = id(&t.srv.os(&[
+        "firewall",
+        "group",
+        "policy",
+        "create",
+        "--firewall-rule",
+        &d22,
+        "--firewall-rule",
+        &r23,
+        "--firewall-rule",
+        &any,
+        name,
+    ]));
+    [d22, r23, any, policy]
+}
+
 #[test]
 fn a_router_interface_group_denies_rejects_and_allows_alongside_security_groups() {
     if !testbed::require_root(
@@ -242,33 +275,7 @@ fn a_router_interface_group_denies_rejects_and_allows_alongside_security_groups(
         None,
     );
     let r1 = id(&ports["ports"][0]);
-    let d22 = tcp_rule(&t, "no-ssh", 22, "deny");
-    let r23 = tcp_rule(&t, "no-telnet", 23, "reject");
-    let any = id(&t.srv.os(&[
-        "firewall",
-        "group",
-        "rule",
-        "create",
-        "--name",
-        "rest",
-        "--protocol",
-        "any",
-        "--action",
-        "allow",
-    ]));
-    let policy = id(&t.srv.os(&[
-        "firewall",
-        "group",
-        "policy",
-        "create",
-        "--firewall-rule",
-        &d22,
-        "--firewall-rule",
-        &r23,
-        "--firewall-rule",
-        &any,
-        "edge",
-    ]));
+    let [d22, _, any, policy] = issue_policy(&t, "edge");
     t.srv.os(&[
         "firewall",
         "group",
@@ -442,33 +449,7 @@ fn a_vm_port_group_filters_on_the_ports_own_host() {
     t.srv
         .os_ok(&["firewall", "group", "unset", &default, "--port", &sid]);
 
-    let d22 = tcp_rule(&t, "no-ssh", 22, "deny");
-    let r23 = tcp_rule(&t, "no-telnet", 23, "reject");
-    let any = id(&t.srv.os(&[
-        "firewall",
-        "group",
-        "rule",
-        "create",
-        "--name",
-        "rest",
-        "--protocol",
-        "any",
-        "--action",
-        "allow",
-    ]));
-    let policy = id(&t.srv.os(&[
-        "firewall",
-        "group",
-        "policy",
-        "create",
-        "--firewall-rule",
-        &d22,
-        "--firewall-rule",
-        &r23,
-        "--firewall-rule",
-        &any,
-        "vm",
-    ]));
+    let [.., policy] = issue_policy(&t, "vm");
     t.srv.os(&[
         "firewall",
         "group",

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{ADMIN, Cloud, OTHER, OWNER, READER};
+use common::{ADMIN, Cloud, OTHER, OWNER, READER, id};
 use serde_json::{Value, json};
 
 fn fault(v: &Value) -> &str {
@@ -13,42 +13,23 @@ fn fault(v: &Value) -> &str {
 
 /// A network with one IPv4 subnet of project p1: (network, subnet).
 async fn net(c: &Cloud) -> (String, String) {
-    let n = c
-        .made(OWNER, "networks", json!({"network": {"name": "lbnet"}}))
-        .await;
-    let s = c
-        .made(
-            OWNER,
-            "subnets",
-            json!({"subnet": {"network_id": n["id"], "cidr": "10.9.0.0/24", "ip_version": 4}}),
-        )
-        .await;
+    let (n, s) = c.lb_net().await;
     (
         n["id"].as_str().unwrap().into(),
         s["id"].as_str().unwrap().into(),
     )
 }
 
-async fn made(c: &Cloud, path: &str, body: Value) -> Value {
-    let (st, v) = c.lb(OWNER, "POST", path, Some(body)).await;
-    assert_eq!(st, 201, "{path}: {v}");
-    v.as_object().unwrap().values().next().unwrap().clone()
-}
-
-fn id(v: &Value) -> String {
-    v["id"].as_str().unwrap().to_string()
-}
-
 #[tokio::test]
 async fn a_balancer_is_built_node_by_node_and_cascade_deleted_with_its_vip_port() {
     let c = Cloud::new();
     let (n, s) = net(&c).await;
-    let lb = made(
-        &c,
-        "/v2/lbaas/loadbalancers",
-        json!({"loadbalancer": {"name": "web", "vip_subnet_id": s, "tags": ["t"]}}),
-    )
-    .await;
+    let lb = c
+        .lb_made(
+            "/v2/lbaas/loadbalancers",
+            json!({"loadbalancer": {"name": "web", "vip_subnet_id": s, "tags": ["t"]}}),
+        )
+        .await;
     assert_eq!(lb["provisioning_status"], "ACTIVE", "{lb}");
     assert_eq!(lb["operating_status"], "ONLINE");
     assert_eq!(lb["provider"], "dragonflow");
@@ -66,20 +47,18 @@ async fn a_balancer_is_built_node_by_node_and_cascade_deleted_with_its_vip_port(
     assert_eq!(p["port"]["fixed_ips"][0]["ip_address"], vip);
     let lb_id = id(&lb);
 
-    let l = made(
-        &c,
-        "/v2/lbaas/listeners",
-        json!({"listener": {"loadbalancer_id": lb_id, "protocol": "TCP", "protocol_port": 80,
+    let l = c
+        .lb_made(
+            "/v2/lbaas/listeners",
+            json!({"listener": {"loadbalancer_id": lb_id, "protocol": "TCP", "protocol_port": 80,
             "allowed_cidrs": ["10.0.0.0/8"], "timeout_client_data": 1000}}),
-    )
-    .await;
+        )
+        .await;
     assert_eq!(l["connection_limit"], -1);
     assert_eq!(l["default_pool_id"], Value::Null);
     assert_eq!(l["loadbalancers"][0]["id"], lb_id.as_str());
     assert_eq!(l["allowed_cidrs"], json!(["10.0.0.0/8"]));
-    let pool = made(
-        &c,
-        "/v2/lbaas/pools",
+    let pool = c.lb_made("/v2/lbaas/pools",
         json!({"pool": {"listener_id": l["id"], "protocol": "TCP", "lb_algorithm": "ROUND_ROBIN",
             "session_persistence": null}}),
     )
@@ -88,27 +67,27 @@ async fn a_balancer_is_built_node_by_node_and_cascade_deleted_with_its_vip_port(
     assert_eq!(pool["session_persistence"], Value::Null);
     let pool_id = id(&pool);
     let members = format!("/v2/lbaas/pools/{pool_id}/members");
-    let m1 = made(
-        &c,
-        &members,
-        json!({"member": {"address": "10.9.0.10", "protocol_port": 8080, "subnet_id": s}}),
-    )
-    .await;
+    let m1 = c
+        .lb_made(
+            &members,
+            json!({"member": {"address": "10.9.0.10", "protocol_port": 8080, "subnet_id": s}}),
+        )
+        .await;
     assert_eq!(m1["weight"], 1);
     assert_eq!(m1["operating_status"], "NO_MONITOR");
-    let m2 = made(
-        &c,
-        &members,
-        json!({"member": {"address": "10.9.0.11", "protocol_port": 8080, "weight": 3}}),
-    )
-    .await;
-    let hm = made(
-        &c,
-        "/v2/lbaas/healthmonitors",
-        json!({"healthmonitor": {"pool_id": pool_id, "type": "HTTP", "delay": 2, "timeout": 1,
+    let m2 = c
+        .lb_made(
+            &members,
+            json!({"member": {"address": "10.9.0.11", "protocol_port": 8080, "weight": 3}}),
+        )
+        .await;
+    let hm = c
+        .lb_made(
+            "/v2/lbaas/healthmonitors",
+            json!({"healthmonitor": {"pool_id": pool_id, "type": "HTTP", "delay": 2, "timeout": 1,
             "max_retries": 2}}),
-    )
-    .await;
+        )
+        .await;
     assert_eq!(hm["http_method"], "GET");
     assert_eq!(hm["url_path"], "/");
     assert_eq!(hm["expected_codes"], "200");
@@ -298,12 +277,12 @@ async fn octavia_refusals_have_octavia_codes_and_words() {
         )
         .await;
     assert_eq!(st, 403);
-    let lb = made(
-        &c,
-        "/v2/lbaas/loadbalancers",
-        json!({"loadbalancer": {"vip_network_id": n, "vip_address": "10.9.0.50"}}),
-    )
-    .await;
+    let lb = c
+        .lb_made(
+            "/v2/lbaas/loadbalancers",
+            json!({"loadbalancer": {"vip_network_id": n, "vip_address": "10.9.0.50"}}),
+        )
+        .await;
     assert_eq!(lb["vip_address"], "10.9.0.50");
     assert_eq!(lb["vip_subnet_id"], s.as_str());
     let lb_id = id(&lb);
@@ -607,12 +586,12 @@ async fn the_api_is_served_under_v2_0_too_as_octaviaclient_asks() {
 async fn source_ip_algorithm_and_persistence_are_stored_and_shown_as_octavia() {
     let c = Cloud::new();
     let (n, _) = net(&c).await;
-    let lb = made(
-        &c,
-        "/v2/lbaas/loadbalancers",
-        json!({"loadbalancer": {"vip_network_id": n}}),
-    )
-    .await;
+    let lb = c
+        .lb_made(
+            "/v2/lbaas/loadbalancers",
+            json!({"loadbalancer": {"vip_network_id": n}}),
+        )
+        .await;
     let lb_id = id(&lb);
     let pools = "/v2/lbaas/pools";
     let pool = |body: Value| {

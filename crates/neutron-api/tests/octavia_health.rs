@@ -6,33 +6,14 @@
 
 mod common;
 
-use common::{ADMIN, Cloud, OWNER};
+use common::{ADMIN, Cloud, OWNER, id};
 use neutron_api::nb_auth::Principal;
 use serde_json::{Value, json};
-
-async fn made(c: &Cloud, path: &str, body: Value) -> Value {
-    let (st, v) = c.lb(OWNER, "POST", path, Some(body)).await;
-    assert_eq!(st, 201, "{path}: {v}");
-    v.as_object().unwrap().values().next().unwrap().clone()
-}
-
-fn id(v: &Value) -> String {
-    v["id"].as_str().unwrap().to_string()
-}
 
 /// A balancer with a TCP listener and pool over two members on ports bound to host-a
 /// and host-b: (balancer, pool, [member on a, member on b]).
 async fn world(c: &Cloud) -> (String, String, [String; 2]) {
-    let n = c
-        .made(OWNER, "networks", json!({"network": {"name": "lbnet"}}))
-        .await;
-    let s = c
-        .made(
-            OWNER,
-            "subnets",
-            json!({"subnet": {"network_id": n["id"], "cidr": "10.9.0.0/24", "ip_version": 4}}),
-        )
-        .await;
+    let (n, s) = c.lb_net().await;
     let mut members = Vec::new();
     for (host, ip) in [("host-a", "10.9.0.11"), ("host-b", "10.9.0.12")] {
         let p = c
@@ -47,32 +28,28 @@ async fn world(c: &Cloud) -> (String, String, [String; 2]) {
         assert_eq!(p["binding:host_id"], host, "{p}");
         members.push(ip);
     }
-    let lb = made(
-        c,
-        "/v2/lbaas/loadbalancers",
-        json!({"loadbalancer": {"vip_subnet_id": s["id"]}}),
-    )
-    .await;
-    let l = made(
-        c,
-        "/v2/lbaas/listeners",
+    let lb = c
+        .lb_made(
+            "/v2/lbaas/loadbalancers",
+            json!({"loadbalancer": {"vip_subnet_id": s["id"]}}),
+        )
+        .await;
+    let l = c.lb_made("/v2/lbaas/listeners",
         json!({"listener": {"loadbalancer_id": id(&lb), "protocol": "TCP", "protocol_port": 80}}),
     )
     .await;
-    let pool = made(
-        c,
-        "/v2/lbaas/pools",
+    let pool = c.lb_made("/v2/lbaas/pools",
         json!({"pool": {"listener_id": id(&l), "protocol": "TCP", "lb_algorithm": "ROUND_ROBIN"}}),
     )
     .await;
     let mut ids = Vec::new();
     for ip in members {
-        let m = made(
-            c,
-            &format!("/v2/lbaas/pools/{}/members", id(&pool)),
-            json!({"member": {"address": ip, "protocol_port": 80, "subnet_id": s["id"]}}),
-        )
-        .await;
+        let m = c
+            .lb_made(
+                &format!("/v2/lbaas/pools/{}/members", id(&pool)),
+                json!({"member": {"address": ip, "protocol_port": 80, "subnet_id": s["id"]}}),
+            )
+            .await;
         ids.push(id(&m));
     }
     (id(&lb), id(&pool), [ids[0].clone(), ids[1].clone()])
@@ -109,9 +86,7 @@ async fn the_checking_host_writes_member_health_and_the_tree_rolls_up() {
     // No monitor yet: nothing to keep a status.
     let (st, v) = health(&c, host_a(), &lb, &a, "ERROR").await;
     assert_eq!(st, 409, "{v}");
-    made(
-        &c,
-        "/v2/lbaas/healthmonitors",
+    c.lb_made("/v2/lbaas/healthmonitors",
         json!({"healthmonitor": {"pool_id": pool, "type": "TCP", "delay": 2, "timeout": 1, "max_retries": 1}}),
     )
     .await;
@@ -168,9 +143,7 @@ async fn the_checking_host_writes_member_health_and_the_tree_rolls_up() {
 async fn members_of_a_host_whose_controller_is_gone_are_marked_error() {
     let c = Cloud::new();
     let (lb, pool, [a, b]) = world(&c).await;
-    made(
-        &c,
-        "/v2/lbaas/healthmonitors",
+    c.lb_made("/v2/lbaas/healthmonitors",
         json!({"healthmonitor": {"pool_id": pool, "type": "PING", "delay": 2, "timeout": 1, "max_retries": 1}}),
     )
     .await;

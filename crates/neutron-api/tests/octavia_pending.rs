@@ -5,33 +5,14 @@
 
 mod common;
 
-use common::{ADMIN, Cloud, OWNER};
+use common::{ADMIN, Cloud, OWNER, id};
 use model::agent::{self, Heartbeat, Report};
 use serde_json::{Value, json};
 use std::time::Duration;
 
-async fn made(c: &Cloud, path: &str, body: Value) -> Value {
-    let (st, v) = c.lb(OWNER, "POST", path, Some(body)).await;
-    assert_eq!(st, 201, "{path}: {v}");
-    v.as_object().unwrap().values().next().unwrap().clone()
-}
-
-fn id(v: &Value) -> String {
-    v["id"].as_str().unwrap().to_string()
-}
-
 /// A network with a subnet and a port bound to `host` when given: the subnet's id.
 async fn net(c: &Cloud, host: Option<&str>) -> String {
-    let n = c
-        .made(OWNER, "networks", json!({"network": {"name": "lbnet"}}))
-        .await;
-    let s = c
-        .made(
-            OWNER,
-            "subnets",
-            json!({"subnet": {"network_id": n["id"], "cidr": "10.9.0.0/24", "ip_version": 4}}),
-        )
-        .await;
+    let (n, s) = c.lb_net().await;
     if let Some(host) = host {
         c.made(
             ADMIN,
@@ -82,12 +63,12 @@ async fn a_change_is_pending_until_the_host_with_a_port_there_applied_it() {
     let c = Cloud::new();
     let subnet = net(&c, Some("host-a")).await;
     beat(&c, "host-a", last_commit(&c).await, LIVE).await;
-    let lb = made(
-        &c,
-        "/v2/lbaas/loadbalancers",
-        json!({"loadbalancer": {"vip_subnet_id": subnet}}),
-    )
-    .await;
+    let lb = c
+        .lb_made(
+            "/v2/lbaas/loadbalancers",
+            json!({"loadbalancer": {"vip_subnet_id": subnet}}),
+        )
+        .await;
     assert_eq!(lb["provisioning_status"], "PENDING_CREATE", "{lb}");
     let lb_path = format!("/v2/lbaas/loadbalancers/{}", id(&lb));
     assert_eq!(
@@ -100,9 +81,7 @@ async fn a_change_is_pending_until_the_host_with_a_port_there_applied_it() {
 
     // A listener: it is PENDING_CREATE and its balancer PENDING_UPDATE, in the answer,
     // the show and the status tree, until host-a applied it.
-    let l = made(
-        &c,
-        "/v2/lbaas/listeners",
+    let l = c.lb_made("/v2/lbaas/listeners",
         json!({"listener": {"loadbalancer_id": id(&lb), "protocol": "TCP", "protocol_port": 80}}),
     )
     .await;
@@ -143,9 +122,7 @@ async fn a_change_is_pending_until_the_host_with_a_port_there_applied_it() {
 
     // The next change marks only what it changed: the listener it created before stays
     // ACTIVE while the pool is PENDING_CREATE.
-    let pool = made(
-        &c,
-        "/v2/lbaas/pools",
+    let pool = c.lb_made("/v2/lbaas/pools",
         json!({"pool": {"listener_id": id(&l), "protocol": "TCP", "lb_algorithm": "ROUND_ROBIN"}}),
     )
     .await;
@@ -169,12 +146,12 @@ async fn with_no_live_controller_on_the_network_a_change_reads_active() {
     let c = Cloud::new();
     let subnet = net(&c, None).await;
     beat(&c, "host-a", 0, LIVE).await;
-    let lb = made(
-        &c,
-        "/v2/lbaas/loadbalancers",
-        json!({"loadbalancer": {"vip_subnet_id": subnet}}),
-    )
-    .await;
+    let lb = c
+        .lb_made(
+            "/v2/lbaas/loadbalancers",
+            json!({"loadbalancer": {"vip_subnet_id": subnet}}),
+        )
+        .await;
     assert_eq!(lb["provisioning_status"], "ACTIVE", "{lb}");
 
     // A port bound to a host whose controller's lease ran out: it holds nothing.
@@ -182,12 +159,12 @@ async fn with_no_live_controller_on_the_network_a_change_reads_active() {
     let subnet = net(&c, Some("host-b")).await;
     beat(&c, "host-b", 0, Duration::from_millis(1)).await;
     tokio::time::sleep(Duration::from_millis(50)).await;
-    let lb = made(
-        &c,
-        "/v2/lbaas/loadbalancers",
-        json!({"loadbalancer": {"vip_subnet_id": subnet}}),
-    )
-    .await;
+    let lb = c
+        .lb_made(
+            "/v2/lbaas/loadbalancers",
+            json!({"loadbalancer": {"vip_subnet_id": subnet}}),
+        )
+        .await;
     assert_eq!(lb["provisioning_status"], "ACTIVE", "{lb}");
     let lb_path = format!("/v2/lbaas/loadbalancers/{}", id(&lb));
     assert_eq!(get(&c, &lb_path).await["provisioning_status"], "ACTIVE");
@@ -202,16 +179,7 @@ async fn with_no_live_controller_on_the_network_a_change_reads_active() {
 #[tokio::test]
 async fn a_health_change_does_not_bring_back_a_realized_changes_marks() {
     let c = Cloud::new();
-    let n = c
-        .made(OWNER, "networks", json!({"network": {"name": "lbnet"}}))
-        .await;
-    let s = c
-        .made(
-            OWNER,
-            "subnets",
-            json!({"subnet": {"network_id": n["id"], "cidr": "10.9.0.0/24", "ip_version": 4}}),
-        )
-        .await;
+    let (n, s) = c.lb_net().await;
     c.made(
         ADMIN,
         "ports",
@@ -220,33 +188,27 @@ async fn a_health_change_does_not_bring_back_a_realized_changes_marks() {
             "binding:host_id": "host-a"}}),
     )
     .await;
-    let lb = made(
-        &c,
-        "/v2/lbaas/loadbalancers",
-        json!({"loadbalancer": {"vip_subnet_id": s["id"]}}),
-    )
-    .await;
-    let l = made(
-        &c,
-        "/v2/lbaas/listeners",
+    let lb = c
+        .lb_made(
+            "/v2/lbaas/loadbalancers",
+            json!({"loadbalancer": {"vip_subnet_id": s["id"]}}),
+        )
+        .await;
+    let l = c.lb_made("/v2/lbaas/listeners",
         json!({"listener": {"loadbalancer_id": id(&lb), "protocol": "TCP", "protocol_port": 80}}),
     )
     .await;
-    let pool = made(
-        &c,
-        "/v2/lbaas/pools",
+    let pool = c.lb_made("/v2/lbaas/pools",
         json!({"pool": {"listener_id": id(&l), "protocol": "TCP", "lb_algorithm": "ROUND_ROBIN"}}),
     )
     .await;
-    let m = made(
-        &c,
-        &format!("/v2/lbaas/pools/{}/members", id(&pool)),
-        json!({"member": {"address": "10.9.0.11", "protocol_port": 80}}),
-    )
-    .await;
-    made(
-        &c,
-        "/v2/lbaas/healthmonitors",
+    let m = c
+        .lb_made(
+            &format!("/v2/lbaas/pools/{}/members", id(&pool)),
+            json!({"member": {"address": "10.9.0.11", "protocol_port": 80}}),
+        )
+        .await;
+    c.lb_made("/v2/lbaas/healthmonitors",
         json!({"healthmonitor": {"pool_id": id(&pool), "type": "TCP", "delay": 2, "timeout": 1, "max_retries": 1}}),
     )
     .await;

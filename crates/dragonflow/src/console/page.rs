@@ -165,10 +165,14 @@ pub fn trace_form(f: &TraceForm) -> String {
     )
 }
 
-/// The path: one box per host, its steps in order, the tunnels between them, then the
-/// verdict.
+/// The verdict first (in view however long the path is), then the path: one box per
+/// host, its steps in order, the tunnels between them.
 pub fn trace(r: &Report) -> String {
-    let mut s = String::from("<div class=\"path\" id=\"path\">");
+    let mut s = format!(
+        "<div id=\"verdict\" class=\"verdict {}\">{}</div><div class=\"path\" id=\"path\">",
+        r.outcome,
+        esc(&r.verdict)
+    );
     let mut host: Option<&str> = None;
     for step in &r.steps {
         if host != Some(step.host.as_str()) {
@@ -191,12 +195,7 @@ pub fn trace(r: &Report) -> String {
     if host.is_some() {
         s.push_str("</div>");
     }
-    let _ = write!(
-        s,
-        "</div><div id=\"verdict\" class=\"verdict {}\">{}</div>",
-        r.outcome,
-        esc(&r.verdict)
-    );
+    s.push_str("</div>");
     s
 }
 

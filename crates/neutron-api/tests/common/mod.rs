@@ -116,6 +116,41 @@ impl Cloud {
             .cloned()
             .expect("object")
     }
+
+    /// POSTs `body` to the Octavia `path` as the owner (201 expected) and returns the
+    /// object.
+    pub async fn lb_made(&self, path: &str, body: Value) -> Value {
+        let (st, v) = self.lb(OWNER, "POST", path, Some(body)).await;
+        assert_eq!(st, 201, "{path}: {v}");
+        v.as_object()
+            .and_then(|o| o.values().next())
+            .cloned()
+            .expect("object")
+    }
+
+    /// The owner's network `lbnet` with its subnet 10.9.0.0/24: (network, subnet).
+    pub async fn lb_net(&self) -> (Value, Value) {
+        let n = self
+            .made(
+                OWNER,
+                "networks",
+                serde_json::json!({"network": {"name": "lbnet"}}),
+            )
+            .await;
+        let s = self
+            .made(
+                OWNER,
+                "subnets",
+                serde_json::json!({"subnet": {"network_id": n["id"], "cidr": "10.9.0.0/24", "ip_version": 4}}),
+            )
+            .await;
+        (n, s)
+    }
+}
+
+/// An object's id.
+pub fn id(v: &Value) -> String {
+    v["id"].as_str().expect("an id").to_string()
 }
 
 /// One request to `app` as `who`: the status and the JSON answer (null if none).
