@@ -7,6 +7,9 @@ use crate::view::{removed, written};
 use model::fixtures::{self, network};
 use model::{Network, NetworkType, Port};
 use nbdb::Change;
+use random::{random_chain, random_fw, random_lb, random_router};
+
+mod random;
 
 /// Port `id` with key `key` and MAC fa:16:3e:00:00:`mac`.
 fn port(id: &str, net: &str, host: &str, key: u32, mac: u8) -> Port {
@@ -100,202 +103,6 @@ fn with_address(mut p: Port, k: u64, n: u64) -> Port {
     p
 }
 
-/// Balancer b0 or b1 with its VIP on network n`k`: a TCP listener on 80 and one on 81
-/// (maybe down), members among the addresses ports of n`k` may have (weights 0..3).
-fn random_lb(rnd: &mut impl FnMut(u64) -> u64, k: u64) -> model::LoadBalancer {
-    use model::lb::*;
-    let b = rnd(2);
-    let st = || Status {
-        provisioning_status: "ACTIVE".into(),
-        operating_status: "ONLINE".into(),
-    };
-    let listener = |port: u16, up: bool| Listener {
-        meta: fixtures::meta(&format!("b{b}l{port}")),
-        status: st(),
-        admin_state_up: up,
-        protocol: Protocol::Tcp,
-        protocol_port: port,
-        connection_limit: -1,
-        allowed_cidrs: vec![],
-        default_pool_id: Some(format!("b{b}p")),
-    };
-    let mut members = Vec::new();
-    for n in 0..12u64 {
-        if rnd(3) != 0 {
-            continue;
-        }
-        // Some marked down by a health check (out of the group, still checked).
-        let status = if rnd(4) == 0 {
-            Status {
-                operating_status: "ERROR".into(),
-                ..st()
-            }
-        } else {
-            st()
-        };
-        members.push(Member {
-            meta: fixtures::meta(&format!("b{b}m{n}")),
-            status,
-            admin_state_up: rnd(5) != 0,
-            address: format!("10.0.{}.{}", k % 3, 10 + n).parse().unwrap(),
-            protocol_port: 8000,
-            weight: rnd(4) as u16,
-            backup: false,
-            subnet_id: None,
-            monitor_address: None,
-            monitor_port: None,
-        });
-    }
-    // A health monitor of any kind, maybe (its members bound here get punt flows).
-    let healthmonitor = (rnd(2) == 0).then(|| {
-        let kind = ["TCP", "PING", "HTTP", "UDP-CONNECT"][rnd(4) as usize];
-        HealthMonitor {
-            meta: fixtures::meta(&format!("b{b}h")),
-            status: st(),
-            admin_state_up: rnd(4) != 0,
-            kind: kind.into(),
-            delay: 2,
-            timeout: 1,
-            max_retries: 2,
-            max_retries_down: 2,
-            http_method: None,
-            url_path: None,
-            expected_codes: None,
-        }
-    });
-    LoadBalancer {
-        meta: fixtures::meta(&format!("b{b}")),
-        status: st(),
-        admin_state_up: true,
-        provider: PROVIDER.into(),
-        // Its own VIP: a port's address, unique in its network.
-        vip_address: format!("10.0.{}.{}", k % 3, 200 + b).parse().unwrap(),
-        vip_port_id: String::new(),
-        vip_subnet_id: format!("s{k}"),
-        vip_network_id: format!("n{k}"),
-        vip_mac: fixtures::mac(200),
-        vip_port_owned: true,
-        unique_key: b as u32 + 1,
-        listeners: vec![listener(80, true), listener(81, rnd(2) == 0)],
-        pools: vec![Pool {
-            meta: fixtures::meta(&format!("b{b}p")),
-            status: st(),
-            admin_state_up: true,
-            protocol: Protocol::Tcp,
-            // SOURCE_IP affinity on some balancers, without drawing more random numbers
-            // (the sequence of changes stays the one this test always ran).
-            lb_algorithm: [Algorithm::RoundRobin, Algorithm::SourceIp][b as usize % 2],
-            session_persistence: k.is_multiple_of(2).then(|| model::lb::SessionPersistence {
-                kind: "SOURCE_IP".into(),
-                persistence_timeout: Some(30 + k as i64),
-                persistence_granularity: None,
-            }),
-            listener_id: None,
-            members,
-            healthmonitor,
-        }],
-    }
-}
-
-/// Chain pc0 or pc1 on network n`k`: UDP from one of the ports x0..x11 through one or
-/// two hops of one or two pairs among those ports (weights 0..3).
-fn random_chain(rnd: &mut impl FnMut(u64) -> u64, k: u64) -> model::PortChain {
-    use model::sfc::{Classifier, Hop, HopPair};
-    let c = rnd(2);
-    let hops = 1 + rnd(2) as usize;
-    let path = (0..hops)
-        .map(|h| Hop {
-            group: format!("pc{c}g{h}"),
-            pairs: (0..1 + rnd(2))
-                .map(|i| HopPair {
-                    id: format!("pc{c}g{h}p{i}"),
-                    ingress: format!("x{}", rnd(12)),
-                    egress: format!("x{}", rnd(12)),
-                    weight: rnd(4) as u32,
-                })
-                .collect(),
-        })
-        .collect();
-    model::PortChain {
-        meta: fixtures::meta(&format!("pc{c}")),
-        chain_id: c as u32 + 1,
-        port_pair_groups: vec![],
-        flow_classifiers: vec![],
-        correlation: "mpls".into(),
-        symmetric: false,
-        network_id: format!("n{k}"),
-        path,
-        classifiers: vec![Classifier {
-            id: format!("fc{c}"),
-            ethertype: if rnd(4) == 0 { "IPv6" } else { "IPv4" }.into(),
-            protocol: Some("udp".into()),
-            // Apart per chain: networking-sfc refuses two chains whose classifiers
-            // overlap (the same source port and traffic), so no two chains ever own the
-            // same classifier flow.
-            destination_port_range_min: Some(7000 + 100 * c as u16),
-            destination_port_range_max: Some(7000 + 100 * c as u16 + rnd(3) as u16),
-            logical_source_port: Some(format!("x{}", rnd(12))),
-            ..Classifier::default()
-        }],
-    }
-}
-
-/// Router r0 or r1 with interfaces on some of n0..n2 and maybe an extra route.
-fn random_router(rnd: &mut impl FnMut(u64) -> u64) -> model::Router {
-    let which = rnd(2);
-    let interfaces = (0..3u64)
-        .filter(|_| rnd(2) == 0)
-        .map(|k| model::RouterInterface {
-            port_id: format!("rp{which}-{k}"),
-            subnet_id: format!("s{k}"),
-            network_id: format!("n{k}"),
-            ip_address: format!("10.0.{k}.1").parse().unwrap(),
-            cidr: format!("10.0.{k}.0/24").parse().unwrap(),
-            mac_address: model::MacAddr([0xfa, 0x16, 0x3f, which as u8, k as u8, 1]),
-        })
-        .collect();
-    let mut routes: Vec<model::HostRoute> = (rnd(2) == 0)
-        .then(|| model::HostRoute {
-            destination: "10.9.0.0/16".parse().unwrap(),
-            nexthop: format!("10.0.{}.{}", rnd(3), 10 + rnd(12)).parse().unwrap(),
-        })
-        .into_iter()
-        .collect();
-    // Sometimes an IPv6 route to a next hop outside (on the IPv6 external subnet).
-    if rnd(3) == 0 {
-        routes.push(model::HostRoute {
-            destination: "2001:db8:77::/64".parse().unwrap(),
-            nexthop: "2001:db8:ff::5".parse().unwrap(),
-        });
-    }
-    // Sometimes a gateway on the external network, with or without SNAT, and sometimes
-    // an IPv6 address there too (routed, no NAT).
-    let external_gateway = (rnd(2) == 0).then(|| {
-        let mut ips = vec![fixtures::fixed_ip(
-            "sext",
-            &format!("203.0.113.{}", 2 + which),
-        )];
-        if rnd(2) == 0 {
-            ips.push(fixtures::fixed_ip(
-                "sext6",
-                &format!("2001:db8:ff::{}", 2 + which),
-            ));
-        }
-        model::ExternalGateway {
-            network_id: "ext".into(),
-            enable_snat: rnd(2) == 0,
-            external_fixed_ips: ips,
-            port_id: format!("gw{which}"),
-        }
-    });
-    model::Router {
-        external_gateway,
-        routes,
-        interfaces,
-        ..fixtures::router(&format!("r{which}"), 50 + which as u32)
-    }
-}
-
 /// A switch that is sent only what changed since the last time.
 #[derive(Default)]
 struct Sent {
@@ -324,11 +131,19 @@ fn incremental_equals_full_after_random_changes() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(0x9e37_79b9_7f4a_7c15);
+    // The firewall changes' own stream (below).
+    let mut fw_seed = seed ^ 0x5bd1_e995;
     let mut rnd = |n: u64| {
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;
         seed % n
+    };
+    let mut fw_rnd = |n: u64| {
+        fw_seed ^= fw_seed << 13;
+        fw_seed ^= fw_seed >> 7;
+        fw_seed ^= fw_seed << 17;
+        fw_seed % n
     };
     let mut v = View::new("h");
     let mut host = Host {
@@ -402,7 +217,33 @@ fn incremental_equals_full_after_random_changes() {
     let mut balanced = 0;
     let mut chained = 0;
     // Port keys, MACs and port numbers are unique per port, as the API and OVS make them.
+    let mut firewalled = 0;
     for rev in 1..2000 {
+        // Firewall groups on the local ports come, change their policies, rules and
+        // ports, and go: every ninth change, from a stream of their own, so that the
+        // other changes keep the sequence the seeds above were run with.
+        if rev % 9 == 0 {
+            let c = random_fw(&mut fw_rnd, rev);
+            let todo: Vec<Owner> = v.apply(&c).iter().flat_map(|t| affected(&v, t)).collect();
+            d.update(&v, &host, todo);
+            sent.follow(&mut d);
+            let full = Desired::full(&v, &host);
+            assert!(
+                d.table() == full.table(),
+                "after firewall change {rev} ({} {}): to reach a full compile: {:?}",
+                c.table,
+                c.id,
+                full.table().diff(d.table())
+            );
+            firewalled += d
+                .table()
+                .iter()
+                .filter(|(k, _)| {
+                    [table::EGRESS_FW_RULES, table::INGRESS_FW_RULES].contains(&k.table())
+                        && k.priority() > 100
+                })
+                .count();
+        }
         let n = rnd(12);
         let id = format!("x{n}");
         // n3 overlaps n0: the same addresses on two networks, as two projects have them.
@@ -691,7 +532,6 @@ fn incremental_equals_full_after_random_changes() {
             .iter()
             .flat_map(|t| affected(&v, t))
             .collect();
-        todo.push(base_owner());
         for t in trunk::wire(&v, &mut host) {
             todo.extend(affected(&v, &t));
         }
@@ -754,6 +594,10 @@ fn incremental_equals_full_after_random_changes() {
             .count();
     }
     assert!(routed > 500, "routers were exercised: {routed}");
+    assert!(
+        firewalled > 50,
+        "firewall rules were exercised: {firewalled}"
+    );
     assert!(routed6 > 50, "IPv6 gateways were exercised: {routed6}");
     assert!(
         seen_clauses == [true, true] && seen_rule,
