@@ -616,3 +616,23 @@ fn a_floating_ip_on_a_vip_is_balanced_by_its_holder_and_answered_from_it() {
     let (_, ip, s, d) = parsed(&o.outputs[0].frame);
     assert_eq!((ip.src_addr, s, ip.dst_addr, d), (fip, 53, outside, sport));
 }
+
+#[test]
+fn a_floating_ip_on_a_vip_made_before_the_next_hop_is_learnt_works_once_it_is() {
+    // Found by lb_fip_e2e under load: learning the next hop recompiled floating IPs and
+    // routers but not the balancer that compiles its VIP's floating IP.
+    let mut sim = bare();
+    with_vip_fip(&mut sim);
+    let datagram = udp_frame("198.18.0.9", "203.0.113.40", 4000, 53, OUTSIDE_MAC, mac(40));
+    assert!(
+        send(&mut sim, PATCH, &datagram).outputs.is_empty(),
+        "no way out yet, no floating IP"
+    );
+    send(&mut sim, PATCH, &next_hop_reply([2, 0, 0, 0, 0, 9]));
+    let o = send(&mut sim, PATCH, &datagram);
+    assert_eq!(
+        o.outputs.len(),
+        1,
+        "to a member once the next hop is known: {o}"
+    );
+}

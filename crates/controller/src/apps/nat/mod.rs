@@ -434,9 +434,10 @@ pub fn floating_ip(view: &View, host: &Host, f: &FloatingIp) -> Vec<Flow> {
 }
 
 /// The north-south owners: provider networks (whether this host serves one follows its
-/// ports and routers), floating IPs (whose flows follow their port, router and networks)
-/// and routers with a gateway. Few per host, so any change that may move them recompiles
-/// them all.
+/// ports and routers), floating IPs (whose flows follow their port, router and networks),
+/// routers with a gateway, and load balancers (a floating IP on a VIP is compiled with
+/// its balancer, and needs the router's next hop as a floating IP does). Few per host, so
+/// any change that may move them (a next hop learnt) recompiles them all.
 pub fn north_south(view: &View) -> Vec<Owner> {
     view.networks
         .values()
@@ -458,6 +459,10 @@ pub fn north_south(view: &View) -> Vec<Owner> {
                     id: r.meta.id.clone(),
                 }),
         )
+        .chain(view.loadbalancers.keys().map(|id| Touched {
+            table: Table::LoadBalancer,
+            id: id.clone(),
+        }))
         .collect()
 }
 
