@@ -15,7 +15,7 @@
 //! the outside: to the router (reg5) and L3, whose way out (70, 71) finds the floating IP's
 //! connection and sends it from the floating IP.
 
-use super::hairpin::{HAIRPIN_ZONE, Member};
+use super::hairpin::{self, HAIRPIN_ZONE, Member};
 use super::{AppId, ETH_IPV4};
 use crate::apps::deliver::to_chassis;
 use crate::apps::nat;
@@ -25,7 +25,7 @@ use crate::view::View;
 use model::{FloatingIp, LoadBalancer, Network};
 use openflow::Instruction;
 use openflow::action::Action;
-use openflow::nx::{Ct, CtZone, Nat, ct_flags, nat_flags};
+use openflow::nx::{Ct, CtZone, Nat, nat_flags};
 use openflow::oxm::{Field, Match, ct_state, mac_u128};
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -206,18 +206,7 @@ pub fn flows(
             [Instruction::ApplyActions(vec![
                 Action::set_field(Field::EthSrc, mac_u128(lb.vip_mac.0)),
                 Action::set_field(Field::EthDst, mac_u128(m.mac)),
-                Action::Ct(Ct {
-                    flags: ct_flags::COMMIT,
-                    zone: CtZone::Imm(HAIRPIN_ZONE),
-                    recirc_table: table::LB_HAIRPIN,
-                    alg: 0,
-                    actions: vec![Action::Nat(Nat {
-                        flags: nat_flags::SRC,
-                        addr_min: Some(IpAddr::V4(vip)),
-                        addr_max: Some(IpAddr::V4(vip)),
-                        ..Nat::default()
-                    })],
-                }),
+                hairpin::snat_to_vip(vip),
             ])],
         ));
     }

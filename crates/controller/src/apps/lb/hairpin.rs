@@ -65,18 +65,7 @@ pub fn flows(lb: &LoadBalancer, vip: Ipv4Addr, net: u32, members: &[Member]) -> 
                 Action::set_field(Field::EthSrc, mac_u128(lb.vip_mac.0)),
                 Action::set_field(Field::EthDst, mac_u128(m.mac)),
                 not_from_here(),
-                Action::Ct(Ct {
-                    flags: ct_flags::COMMIT,
-                    zone: CtZone::Imm(HAIRPIN_ZONE),
-                    recirc_table: table::LB_HAIRPIN,
-                    alg: 0,
-                    actions: vec![Action::Nat(Nat {
-                        flags: nat_flags::SRC,
-                        addr_min: Some(IpAddr::V4(vip)),
-                        addr_max: Some(IpAddr::V4(vip)),
-                        ..Nat::default()
-                    })],
-                }),
+                snat_to_vip(vip),
             ])],
         ));
         // Back: the member's answers to the VIP from each port it serves on.
@@ -188,4 +177,21 @@ pub fn members(lb: &LoadBalancer, mac_of: impl Fn(Ipv4Addr) -> Option<[u8; 6]>) 
             })
         })
         .collect()
+}
+
+/// Commits the connection in the hairpin zone with its source NATed to the VIP, then on to
+/// [`table::LB_HAIRPIN`]: the members answer the VIP (a hairpin, or a floating IP's holder).
+pub fn snat_to_vip(vip: std::net::Ipv4Addr) -> Action {
+    Action::Ct(Ct {
+        flags: ct_flags::COMMIT,
+        zone: CtZone::Imm(HAIRPIN_ZONE),
+        recirc_table: table::LB_HAIRPIN,
+        alg: 0,
+        actions: vec![Action::Nat(Nat {
+            flags: nat_flags::SRC,
+            addr_min: Some(IpAddr::V4(vip)),
+            addr_max: Some(IpAddr::V4(vip)),
+            ..Nat::default()
+        })],
+    })
 }
