@@ -219,8 +219,9 @@ fn main() {
          port of the group: the time from the policy's change entering the view to its flow-mods being computed, then on a \
          real OVS (userspace datapath) until the bundle's commit is acknowledged. Priorities are positions, so an insert \
          rewrites every later rule of every port of the group (2 flow-mods each): its cost grows with rules × ports, \
-         where sparse priorities would make it the new rule's own flows. Not measured yet: new connections per second \
-         through the policy against none (real traffic). Load average of the 2-core machine when measured: {load}.\n\n\
+         where sparse priorities would make it the new rule's own flows. New connections per second through the \
+         policy against none, and an insert's enforcement on real traffic, are in the next section \
+         (`fwaas_traffic`). Load average of the 2-core machine when measured: {load}.\n\n\
          | measure | value |\n|---|---|\n\
          | flows on this host (FWaaS flows; a port's: 2 entry + 1 per rule and port block, each side) | {flows} ({fw_flows}; {per:.0} a port) |\n\
          | full compile | {:.1} ms |\n\

@@ -8,50 +8,16 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use common::backends::{Proc, balancer, first_subnet, octavia as lb, octavia_made as made, python};
+use common::backends::{balancer, first_subnet, octavia as lb, octavia_made as made, python};
 use common::cloud::{TwoHosts, two_hosts, wait_until};
+use common::conn_rate::{ROUND_SECONDS, load, median, profile, rate, serve_name as serve};
 use serde_json::json;
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use testbed::bench::write_section;
 
-const PORT: &str = "9000";
-const ROUND_SECONDS: &str = "3";
 const ROUNDS: usize = 4;
-
-/// A TCP server on port 9000 that writes its name and closes: the cheapest answer a
-/// connection can get, so that the rate measures the connections, not the server.
-const SERVER: &str = r#"
-import asyncio, sys
-name = sys.argv[1].encode()
-async def answer(r, w):
-    w.write(name)
-    await w.drain()
-    w.close()
-async def main():
-    s = await asyncio.start_server(answer, "0.0.0.0", 9000, backlog=4096, reuse_address=True)
-    await s.serve_forever()
-asyncio.run(main())
-"#;
-
-/// New connections one after another for `secs` seconds: prints connections per second.
-const RATE: &str = r#"
-import socket, sys, time
-host, port, secs = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
-n, failed, end = 0, 0, time.monotonic() + secs
-start = time.monotonic()
-while time.monotonic() < end:
-    try:
-        s = socket.create_connection((host, port), timeout=2)
-        while s.recv(64):
-            pass
-        s.close()
-        n += 1
-    except OSError:
-        failed += 1
-print(n / (time.monotonic() - start), failed)
-"#;
 
 /// New connections every 5 ms until one is answered by `sys.argv[2]`; prints the wall
 /// clock time of that answer. Prints "ready" first.
@@ -77,26 +43,6 @@ while True:
     time.sleep(0.005)
 "#;
 
-fn serve(vm: &testbed::Vm, name: &str) -> Proc {
-    let mut c = vm.ns.command([&python(), "-c", SERVER, name]);
-    c.stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    Proc(c.spawn().expect("server"))
-}
-
-/// Connections per second from `vm` to `host`, and how many failed.
-fn rate(vm: &testbed::Vm, host: &str) -> (f64, u64) {
-    let out = vm
-        .ns
-        .exec([&python(), "-c", RATE, host, PORT, ROUND_SECONDS])
-        .expect("rate client");
-    let mut it = out.split_whitespace();
-    let r = it.next().and_then(|s| s.parse().ok()).unwrap_or(0.0);
-    let f = it.next().and_then(|s| s.parse().ok()).unwrap_or(0);
-    (r, f)
-}
-
 /// Flows of the load-balancing app (cookie app byte 18) in br-int.
 fn lb_flows(ovs: &testbed::Ovs) -> usize {
     ovs.ofctl(["--no-stats", "dump-flows", "br-int"])
@@ -121,11 +67,6 @@ fn settled_flows(ovs: &testbed::Ovs) -> usize {
     }
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 fn now() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -137,8 +78,7 @@ fn main() {
     if !testbed::require_root("load-balancing benchmark") {
         return;
     }
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    let load = load.split_whitespace().next().unwrap_or("?");
+    let load = load();
     let t: TwoHosts = two_hosts();
     let srv = &t.srv;
     let net = srv.network("lbnet", "10.60.0.0/24");
@@ -243,11 +183,7 @@ answer to a new connection through the VIP, the client connecting every 5 ms: me
 Flows of the balancer app on the client's host: {base} with none, {one} with a \
 balancer, a TCP listener and a pool of one member (+{per_lb} for the balancer), {two} \
 with a second member (+{per_member} per member).\n",
-        profile = if cfg!(debug_assertions) {
-            "debug"
-        } else {
-            "release"
-        },
+        profile = profile(),
         cores = std::thread::available_parallelism().map_or(0, |n| n.get()),
         ratio = via / direct.max(1.0),
         list = first

@@ -7,6 +7,7 @@
 pub mod backends;
 pub mod cloud;
 pub mod cni;
+pub mod conn_rate;
 pub mod lifecycle;
 
 use neutron_api::nb_auth::{NbAuth, Principal};
