@@ -9,6 +9,8 @@
 //! `cargo bench -p dragonflow --bench api_wrk` (needs `wrk`, installed by scripts/setup).
 //! Env: DF_WRK_PORTS (36000), DF_WRK_SECONDS per round (5), DF_WRK_CONNECTIONS (16),
 //! DF_WRK_THREADS (2), DF_WRK_ROUNDS at most (40), DF_WRK_RECORD=0 to leave the docs alone.
+//! With `DF_SERVER_LOG=info,nbdb=debug` each round also reports the embedded store's group
+//! commits (from the server's log): how many, their size, and the writer thread's time.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -45,6 +47,56 @@ fn summary(out: &str) -> Option<std::collections::HashMap<String, f64>> {
             .filter_map(|(k, v)| Some((k.to_string(), v.parse().ok()?)))
             .collect(),
     )
+}
+
+/// `line` without its ANSI colour codes (the server colours its log even into a file).
+fn plain(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            chars.by_ref().find(|&c| c == 'm');
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The embedded store's group commits in `log` (its `store batch committed` debug lines):
+/// batches, mean jobs a batch, mean µs applying and committing one, and the writer's busy
+/// seconds.
+fn batches(log: &str) -> Option<(usize, f64, f64, f64, f64)> {
+    let field = |l: &str, k: &str| -> Option<f64> {
+        let v = l.split(&format!("{k}=")).nth(1)?;
+        let v: String = v.chars().take_while(char::is_ascii_digit).collect();
+        v.parse().ok()
+    };
+    let rows: Vec<(f64, f64, f64)> = log
+        .lines()
+        .filter(|l| l.contains("store batch committed"))
+        .map(plain)
+        .filter_map(|l| {
+            Some((
+                field(&l, "jobs")?,
+                field(&l, "apply_us")?,
+                field(&l, "commit_us")?,
+            ))
+        })
+        .collect();
+    if rows.is_empty() {
+        return None;
+    }
+    let n = rows.len() as f64;
+    let sum = |f: fn(&(f64, f64, f64)) -> f64| rows.iter().map(f).sum::<f64>();
+    let (jobs, apply, commit) = (sum(|r| r.0), sum(|r| r.1), sum(|r| r.2));
+    Some((
+        rows.len(),
+        jobs / n,
+        apply / n,
+        commit / n,
+        (apply + commit) / 1e6,
+    ))
 }
 
 struct Round {
@@ -85,6 +137,7 @@ fn main() {
 
     let mut rounds = Vec::new();
     let mut store = 1;
+    let mut log_seen = server.log().len();
     while store <= target && rounds.len() < max_rounds {
         let (cpu0, m0) = (cpu_seconds(pid), machine_jiffies());
         let out = Command::new("wrk")
@@ -100,6 +153,14 @@ fn main() {
             .output()
             .expect("run wrk");
         let (cpu1, m1) = (cpu_seconds(pid), machine_jiffies());
+        let log = server.log();
+        if let Some((n, jobs, apply, commit, busy)) = batches(log.get(log_seen..).unwrap_or("")) {
+            println!(
+                "  store: {n} group commits of {jobs:.1} creates, {apply:.0} µs applying + \
+                 {commit:.0} µs committing each; the writer busy {busy:.2} s of {seconds} s"
+            );
+        }
+        log_seen = log.len();
         let text = String::from_utf8_lossy(&out.stdout);
         let s = summary(&text).unwrap_or_else(|| {
             panic!(

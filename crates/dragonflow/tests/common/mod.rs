@@ -155,7 +155,13 @@ impl Server {
 
     fn launch(&mut self) {
         let log = std::fs::File::create(self.dir.path().join("server.log")).expect("log");
-        let child = Command::new(env!("CARGO_BIN_EXE_dragonflow"))
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_dragonflow"));
+        // DF_SERVER_LOG: the servers' log filter (DRAGONFLOW_LOG), e.g. `info,nbdb=debug`
+        // for the store's group commits in a benchmark.
+        if let Ok(filter) = std::env::var("DF_SERVER_LOG") {
+            cmd.env("DRAGONFLOW_LOG", filter);
+        }
+        let child = cmd
             .args(["server", "--listen", &self.addr, "--db", &self.db])
             .args(["--nb-listen", &self.nb_addr])
             .args(["--octavia-listen", &self.octavia_addr])
