@@ -454,3 +454,76 @@ fn client_frame(sim: &mut Sim, sport: u16) -> Vec<u8> {
     assert_eq!(frames.len(), 1, "{frames:?}");
     frames.remove(0).1
 }
+
+/// Network n2 (10.0.2.0/24) joined to n by router r: member m3 (10.0.2.13) on n2, on host
+/// o. The router is put after the balancer, as when an interface is added later.
+fn routed_world() -> Sim {
+    use model::{MacAddr, Router, RouterInterface, owner};
+    let mut m3 = member("m3", 13, 1);
+    m3.address = IpAddr::V4(Ipv4Addr::new(10, 0, 2, 13));
+    let mut sim = world(vec![m3]);
+    sim.put(&Network {
+        subnets: vec!["s2".into()],
+        ..fixtures::network("n2", 2)
+    });
+    sim.put(&fixtures::subnet("s2", "n2", "10.0.2.0/24"));
+    sim.put(&Port {
+        fixed_ips: vec![fixtures::fixed_ip("s2", "10.0.2.13")],
+        security_groups: vec!["open".into()],
+        ..fixtures::port("m3", "n2", 13, "o")
+    });
+    let iface = |port: &str, net: &str, n: u8, ip: &str, cidr: &str| RouterInterface {
+        port_id: port.into(),
+        subnet_id: if net == "n" { "s" } else { "s2" }.into(),
+        network_id: net.into(),
+        ip_address: ip.parse().unwrap(),
+        cidr: cidr.parse().unwrap(),
+        mac_address: MacAddr(mac(n)),
+    };
+    let interfaces = vec![
+        iface("r1", "n", 201, "10.0.0.1", "10.0.0.0/24"),
+        iface("r2", "n2", 202, "10.0.2.1", "10.0.2.0/24"),
+    ];
+    for i in &interfaces {
+        let n = i.mac_address.0[5];
+        sim.put(&Port {
+            fixed_ips: vec![fixtures::fixed_ip(&i.subnet_id, &i.ip_address.to_string())],
+            device_owner: owner::ROUTER_INTERFACE.into(),
+            device_id: "r".into(),
+            ..fixtures::port(&i.port_id, &i.network_id, n.into(), "")
+        });
+    }
+    sim.put(&Router {
+        interfaces,
+        ..fixtures::router("r", 9)
+    });
+    sim
+}
+
+#[test]
+fn a_member_on_another_network_is_routed_to_and_its_answer_un_natted() {
+    let mut sim = routed_world();
+    let datagram = udp_frame(mac(5), fixtures::mac(100).0, (CLIENT_IP, 4100), (VIP, 53));
+    let out = sim.send(CLIENT, &datagram).outcome;
+    assert_eq!(out.ports(), vec![TUNNEL], "to host o: {out}");
+    let o = &out.outputs[0];
+    let (addr, port, eth) = dst(&o.frame);
+    assert_eq!((addr, port), (Ipv4Addr::new(10, 0, 2, 13), 5353), "DNATed");
+    assert_eq!(eth, mac(13), "routed: to the member's MAC");
+    assert_eq!(o.frame[6..12], mac(202), "from the router's n2 interface");
+    assert_eq!(o.tun_id, 2, "in n2's tunnel key");
+    // The member's answer, routed on its host back into n, comes by tunnel and is
+    // un-NATed to the VIP before the client sees it.
+    let answer = udp_frame(
+        mac(201),
+        mac(5),
+        (Ipv4Addr::new(10, 0, 2, 13), 5353),
+        (CLIENT_IP, 4100),
+    );
+    let mut pkt = fake_switch::Packet::new(TUNNEL, answer);
+    pkt.tun_id = 1;
+    let frames = sim.send_packet(pkt).frames();
+    assert_eq!(frames.len(), 1, "{frames:?}");
+    assert_eq!(frames[0].0, CLIENT);
+    assert_eq!(src(&frames[0].1), (VIP, 53), "un-NATed to the VIP");
+}

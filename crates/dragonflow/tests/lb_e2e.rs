@@ -5,7 +5,8 @@
 //! is added), and a removed member gets no new connection; the balancer reads
 //! PENDING_* until both hosts applied a change, and answers once ACTIVE. A member reaches
 //! its own VIP (hairpin) whichever member it is balanced to. With SOURCE_IP session
-//! persistence, every new connection of one client reaches one member, on either host.
+//! persistence, every new connection of one client reaches one member, on either host. A
+//! member on another network, behind a router, is balanced to beside one on the VIP's.
 
 mod common;
 
@@ -325,6 +326,78 @@ fn a_member_reaches_its_own_vip_whichever_member_it_gets() {
         seen.keys().cloned().collect::<Vec<_>>(),
         ["m1", "m2"],
         "both answer m1, every time: {seen:?}\n{}",
+        t.dumps()
+    );
+}
+
+/// A member on another network, behind a router of the VIP's network: the client's host
+/// balances the connection and routes it there, the member's host routes the answer back,
+/// and the client's host un-NATs it; a member on the VIP's network shares the pool.
+#[test]
+fn a_member_behind_a_router_is_balanced_to_with_one_on_the_vip_network() {
+    let t: TwoHosts = two_hosts();
+    let srv = &t.srv;
+    let net = srv.network("vipnet", "10.53.0.0/24");
+    let far = srv.network("farnet", "10.54.0.0/24");
+    let subnet = first_subnet(srv, &net);
+    let far_subnet = first_subnet(srv, &far);
+    let router = srv.create("routers", "router", json!({"name": "lbr"}));
+    for s in [&subnet, &far_subnet] {
+        let (st, body) = srv.call(
+            "PUT",
+            &format!(
+                "/v2.0/routers/{}/add_router_interface",
+                router["id"].as_str().unwrap()
+            ),
+            Some(json!({"subnet_id": s})),
+        );
+        assert_eq!(st, 200, "{body}");
+    }
+    let (client, _) = t.vm(&net, 0);
+    let (near, near_ip) = t.vm(&net, 0);
+    let (remote, remote_ip) = t.vm(&far, 1);
+    for (vm, gw) in [
+        (&client, "10.53.0.1"),
+        (&near, "10.53.0.1"),
+        (&remote, "10.54.0.1"),
+    ] {
+        vm.ns
+            .exec(["ip", "route", "add", "default", "via", gw])
+            .expect("default route");
+    }
+    let _servers = [serve(&near, "near"), serve(&remote, "far")];
+    for ip in [&near_ip, &remote_ip] {
+        wait_until("a member to serve", Duration::from_secs(20), || {
+            curl(&client, &format!("http://{ip}:8000/")).is_some()
+        });
+    }
+    let bal = balancer(srv, &subnet, "routed", 80, json!({}));
+    made(
+        srv,
+        &bal.members,
+        json!({"member": {"address": remote_ip, "protocol_port": 8000, "subnet_id": far_subnet}}),
+    );
+    let url = format!("http://{}/", bal.vip);
+    wait_until("the far member to answer", Duration::from_secs(20), || {
+        curl(&client, &url).as_deref() == Some("far")
+    });
+    let seen = tally(&client, &url, 10);
+    assert_eq!(seen.get("far"), Some(&10), "{seen:?}\n{}", t.dumps());
+    made(
+        srv,
+        &bal.members,
+        json!({"member": {"address": near_ip, "protocol_port": 8000, "subnet_id": subnet}}),
+    );
+    wait_until(
+        "the near member to take connections",
+        Duration::from_secs(20),
+        || tally(&client, &url, 6).contains_key("near"),
+    );
+    let seen = tally(&client, &url, 30);
+    assert_eq!(
+        seen.keys().cloned().collect::<Vec<_>>(),
+        ["far", "near"],
+        "both answer, every time: {seen:?}\n{}",
         t.dumps()
     );
 }

@@ -12,7 +12,9 @@
 //!   member, replied or not) goes straight on to 23; a SOURCE_IP pool's listener first
 //!   looks up the client's remembered member ([`affinity`]: tables 24 and 26);
 //! - lb_out (23): to the member's MAC, then L2 (55) carries it as any frame to the member,
-//!   whose ingress security groups see the client and the member's own address.
+//!   whose ingress security groups see the client and the member's own address; a member
+//!   on another network behind a router of the VIP's network goes to that router's MAC
+//!   instead, and is routed there (its answer is routed back and un-NATed as any).
 //!
 //! Back, on the client's host: ingress conntrack (105) sends TCP/UDP from a member's
 //! address and port through `ct(nat)` in [`LB_ZONE`] (un-DNAT: the source becomes the
@@ -121,6 +123,34 @@ fn serving<'a>(lb: &'a LoadBalancer, l: &Listener) -> Option<&'a Pool> {
     }
     let pool = lb.pool(l.default_pool_id.as_deref()?)?;
     pool.admin_state_up.then_some(pool)
+}
+
+/// The MAC a balanced packet to member `addr` is sent to from the VIP's `network`: the
+/// member's own port there, or else the VIP network's interface of the first router (by
+/// id) that has an interface on the member's subnet. The router then routes it as any
+/// packet (on this host: routing is distributed), and routes the member's answer back to
+/// the client's network, where the answer is un-NATed as a local member's would be.
+fn member_mac(view: &View, network: &str, addr: Ipv4Addr) -> Option<[u8; 6]> {
+    let ip = IpAddr::V4(addr);
+    if let Some(p) = view
+        .ports_of(network)
+        .find(|p| p.fixed_ips.iter().any(|f| f.ip_address == ip))
+    {
+        return Some(p.mac_address.0);
+    }
+    let mut routers: Vec<_> = view.routers.values().filter(|r| r.admin_state_up).collect();
+    routers.sort_by(|a, b| a.meta.id.cmp(&b.meta.id));
+    routers.into_iter().find_map(|r| {
+        let via = r
+            .interfaces
+            .iter()
+            .find(|i| i.network_id == network && i.ip_address.is_ipv4())?;
+        let reaches = r
+            .interfaces
+            .iter()
+            .any(|i| i.network_id != network && i.cidr.contains(&ip));
+        reaches.then_some(via.mac_address.0)
+    })
 }
 
 /// Whether this host balances for the network: one of its ports there is plugged here.
@@ -266,17 +296,13 @@ pub fn compile(cx: Cx<'_>, lb: &LoadBalancer) -> (Vec<Flow>, Vec<Group>) {
             ));
         }
     }
-    // To each member's port, by its MAC (a member the view does not know as a port of
-    // the network is not reached).
+    // To each member: by its port's MAC on the VIP's network, or by a router's (a member
+    // the view cannot place is not reached).
     for addr in members.keys() {
         if !first_with(cx.view, lb, *addr, None) {
             continue;
         }
-        let Some(port) = cx.view.ports_of(&net.meta.id).find(|p| {
-            p.fixed_ips
-                .iter()
-                .any(|f| f.ip_address == IpAddr::V4(*addr))
-        }) else {
+        let Some(mac) = member_mac(cx.view, &net.meta.id, *addr) else {
             continue;
         };
         flows.push(flow(
@@ -286,10 +312,7 @@ pub fn compile(cx: Cx<'_>, lb: &LoadBalancer) -> (Vec<Flow>, Vec<Group>) {
             AppId::Lb,
             key,
             [
-                Instruction::ApplyActions(vec![Action::set_field(
-                    Field::EthDst,
-                    mac_u128(port.mac_address.0),
-                )]),
+                Instruction::ApplyActions(vec![Action::set_field(Field::EthDst, mac_u128(mac))]),
                 Instruction::GotoTable(table::L2),
             ],
         ));
