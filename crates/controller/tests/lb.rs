@@ -11,9 +11,9 @@ use controller::apps::Settings;
 use model::lb::{HealthMonitor, Listener, LoadBalancer, Member, Pool, Protocol, Status};
 use model::{Network, Port, fixtures};
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use support::sim::Sim;
-use support::{mac, open_port, put_open_group, udp_frame};
+use support::{mac, open_port, put_open_group, udp_frame, udp6_frame};
 
 const CLIENT: u32 = 1;
 const LOCAL_MEMBER: u32 = 2;
@@ -277,7 +277,7 @@ fn arp_request(from: [u8; 6], ip: Ipv4Addr, for_ip: Ipv4Addr) -> Vec<u8> {
 }
 
 #[test]
-fn the_vip_is_answered_by_arp_and_an_ipv6_or_disabled_balancer_compiles_nothing() {
+fn the_vip_is_answered_by_arp_and_a_disabled_balancer_compiles_nothing() {
     let mut sim = world(vec![member("m1", 11, 1)]);
     let frames = sim
         .send(CLIENT, &arp_request(mac(5), CLIENT_IP, VIP))
@@ -526,4 +526,83 @@ fn a_member_on_another_network_is_routed_to_and_its_answer_un_natted() {
     assert_eq!(frames.len(), 1, "{frames:?}");
     assert_eq!(frames[0].0, CLIENT);
     assert_eq!(src(&frames[0].1), (VIP, 53), "un-NATed to the VIP");
+}
+
+/// The IPv6 source and destination (address, UDP port) of a frame.
+fn ends6(frame: &[u8]) -> ((Ipv6Addr, u16), (Ipv6Addr, u16)) {
+    let ip = &frame[14..];
+    let a = |o: usize| Ipv6Addr::from(<[u8; 16]>::try_from(&ip[o..o + 16]).unwrap());
+    let p = |o: usize| u16::from_be_bytes([ip[40 + o], ip[41 + o]]);
+    ((a(8), p(0)), (a(24), p(2)))
+}
+
+#[test]
+fn an_ipv6_vip_balances_over_ipv6_members_and_answers_come_back_from_it() {
+    let six = |last: u16| Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, last);
+    let (vip, client) = (six(0x100), six(5));
+    let mut m1 = member("m1", 11, 1);
+    m1.address = IpAddr::V6(six(11));
+    let mut m2 = member("m2", 12, 1);
+    m2.address = IpAddr::V6(six(12));
+    let mut sim = world(vec![]);
+    for (id, d) in [
+        ("open6-in", model::Direction::Ingress),
+        ("open6-out", model::Direction::Egress),
+    ] {
+        sim.put(&model::SecurityGroupRule {
+            ethertype: model::EtherType::IPv6,
+            ..fixtures::security_group_rule(id, "open", d)
+        });
+    }
+    sim.put(&Network {
+        subnets: vec!["s".into(), "s6".into()],
+        ..fixtures::network("n", 1)
+    });
+    sim.put(&fixtures::subnet("s6", "n", "fd00::/64"));
+    for (id, n, host) in [("c", 5u8, "h"), ("m1", 11, "h"), ("m2", 12, "o")] {
+        let mut p = open_port(id, n, host);
+        p.fixed_ips
+            .push(fixtures::fixed_ip("s6", &six(n.into()).to_string()));
+        sim.put(&p);
+    }
+    let mut lb = balancer(vec![m1, m2]);
+    lb.vip_address = IpAddr::V6(vip);
+    lb.vip_subnet_id = "s6".into();
+    sim.put(&lb);
+    let mut seen = BTreeMap::new();
+    for sport in 2000..2032u16 {
+        let f = udp6_frame(mac(5), fixtures::mac(100).0, (client, sport), (vip, 53));
+        let sent = sim.send(CLIENT, &f);
+        let frames = sent.frames();
+        assert_eq!(frames.len(), 1, "{}", sent.outcome);
+        let (port, frame) = &frames[0];
+        let (from, to) = ends6(frame);
+        assert_eq!(from, (client, sport));
+        assert_eq!(to.1, 5353, "the member's port");
+        let want = if to.0 == six(11) {
+            LOCAL_MEMBER
+        } else {
+            TUNNEL
+        };
+        assert!(to.0 == six(11) || to.0 == six(12), "to {to:?}");
+        assert_eq!(*port, want);
+        *seen.entry(to.0).or_insert(0) += 1;
+    }
+    assert_eq!(seen.len(), 2, "both members: {seen:?}");
+    // m1's answer to one of its connections is un-NATed to the VIP.
+    let sport = (2000..2032u16)
+        .find(|&p| {
+            let f = udp6_frame(mac(5), fixtures::mac(100).0, (client, p), (vip, 53));
+            ends6(&sim.send(CLIENT, &f).frames()[0].1).1.0 == six(11)
+        })
+        .expect("a connection to m1");
+    let answer = udp6_frame(mac(11), mac(5), (six(11), 5353), (client, sport));
+    let sent = sim.send(LOCAL_MEMBER, &answer).frames();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0].0, CLIENT);
+    assert_eq!(
+        ends6(&sent[0].1),
+        ((vip, 53), (client, sport)),
+        "un-NATed to the VIP"
+    );
 }

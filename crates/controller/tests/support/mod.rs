@@ -111,6 +111,30 @@ pub fn mac(n: u8) -> [u8; 6] {
 
 /// A UDP datagram (payload "hello", checksummed) from `src` to `dst` in an Ethernet frame
 /// from MAC `from` to `to`.
+/// [`udp_frame`] over IPv6 (hop limit 64).
+pub fn udp6_frame(
+    from: [u8; 6],
+    to: [u8; 6],
+    (src, sport): (std::net::Ipv6Addr, u16),
+    (dst, dport): (std::net::Ipv6Addr, u16),
+) -> Vec<u8> {
+    let l4 = UdpRepr {
+        src_port: sport,
+        dst_port: dport,
+        payload: b"hello",
+    }
+    .build(&IpAddr::V6(src), &IpAddr::V6(dst));
+    let ip =
+        packet::ipv6::Ipv6Repr::new(src, dst, packet::IpProtocol::Udp, l4.len(), 64).build(&l4);
+    EthernetRepr {
+        src_addr: EthernetAddress(from),
+        dst_addr: EthernetAddress(to),
+        vlan: None,
+        ethertype: EtherType::Ipv6,
+    }
+    .build(&ip)
+}
+
 pub fn udp_frame(
     from: [u8; 6],
     to: [u8; 6],

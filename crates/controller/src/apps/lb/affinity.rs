@@ -138,7 +138,7 @@ pub fn select(
                 key,
                 [Instruction::ApplyActions(vec![
                     learn(key, proto, affinity, addr, m.protocol_port),
-                    member_nat(addr, m.protocol_port),
+                    member_nat(addr.into(), m.protocol_port),
                 ])],
             ))
         })

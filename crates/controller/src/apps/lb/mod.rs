@@ -28,7 +28,10 @@
 //! ([`fip`]: held by one host of the network, which the members' answers go back to).
 //!
 //! The VIP's ARP answer is the ARP responder's: the VIP port is a port of the network.
-//! IPv4 only for now (an IPv6 VIP compiles nothing).
+//! An IPv6 VIP balances over the pool's IPv6 members the same way (members of the other
+//! family get nothing); hairpin, floating IPs, health probes and SOURCE_IP persistence
+//! are IPv4 only, and an IPv6 VIP's SOURCE_IP pool is closed rather than balanced
+//! without its persistence.
 
 pub mod affinity;
 pub mod fip;
@@ -55,6 +58,7 @@ pub const LB_ZONE: u16 = 0xfff1;
 const UNNATTED: u32 = 1;
 
 const ETH_IPV4: u16 = 0x0800;
+const ETH_IPV6: u16 = 0x86dd;
 const PRIO_VIP: u16 = 150;
 const PRIO_NEW: u16 = 100;
 const PRIO_EST: u16 = 50;
@@ -80,6 +84,27 @@ fn ipv4(a: IpAddr) -> Option<Ipv4Addr> {
     }
 }
 
+/// The Ethernet type of an address's family.
+fn eth_type_of(a: IpAddr) -> u16 {
+    if a.is_ipv4() { ETH_IPV4 } else { ETH_IPV6 }
+}
+
+/// `m` with destination address `a`, in its family's field.
+fn with_dst(m: Match, a: IpAddr) -> Match {
+    match a {
+        IpAddr::V4(a) => m.ipv4_dst(a),
+        IpAddr::V6(a) => m.ipv6_dst(a),
+    }
+}
+
+/// `m` with source address `a`, in its family's field.
+fn with_src(m: Match, a: IpAddr) -> Match {
+    match a {
+        IpAddr::V4(a) => m.ipv4_src(a),
+        IpAddr::V6(a) => m.ipv6_src(a),
+    }
+}
+
 /// The L4 match of a protocol: destination port `port`.
 fn to_port(m: Match, proto: Protocol, port: u16) -> Match {
     let m = m.ip_proto(proto.number());
@@ -100,7 +125,7 @@ fn from_port(m: Match, proto: Protocol, port: u16) -> Match {
 
 /// A new connection to member `addr:port`: committed in [`LB_ZONE`] with its destination
 /// NATed, on to lb_out.
-fn member_nat(addr: Ipv4Addr, port: u16) -> Action {
+fn member_nat(addr: IpAddr, port: u16) -> Action {
     Action::Ct(Ct {
         flags: ct_flags::COMMIT,
         zone: CtZone::Imm(LB_ZONE),
@@ -108,8 +133,8 @@ fn member_nat(addr: Ipv4Addr, port: u16) -> Action {
         alg: 0,
         actions: vec![Action::Nat(Nat {
             flags: nat_flags::DST,
-            addr_min: Some(IpAddr::V4(addr)),
-            addr_max: Some(IpAddr::V4(addr)),
+            addr_min: Some(addr),
+            addr_max: Some(addr),
             port_min: Some(port),
             port_max: Some(port),
         })],
@@ -130,8 +155,7 @@ fn serving<'a>(lb: &'a LoadBalancer, l: &Listener) -> Option<&'a Pool> {
 /// id) that has an interface on the member's subnet. The router then routes it as any
 /// packet (on this host: routing is distributed), and routes the member's answer back to
 /// the client's network, where the answer is un-NATed as a local member's would be.
-fn member_mac(view: &View, network: &str, addr: Ipv4Addr) -> Option<[u8; 6]> {
-    let ip = IpAddr::V4(addr);
+fn member_mac(view: &View, network: &str, ip: IpAddr) -> Option<[u8; 6]> {
     if let Some(p) = view
         .ports_of(network)
         .find(|p| p.fixed_ips.iter().any(|f| f.ip_address == ip))
@@ -144,13 +168,20 @@ fn member_mac(view: &View, network: &str, addr: Ipv4Addr) -> Option<[u8; 6]> {
         let via = r
             .interfaces
             .iter()
-            .find(|i| i.network_id == network && i.ip_address.is_ipv4())?;
+            .find(|i| i.network_id == network && i.ip_address.is_ipv4() == ip.is_ipv4())?;
         let reaches = r
             .interfaces
             .iter()
             .any(|i| i.network_id != network && i.cidr.contains(&ip));
         reaches.then_some(via.mac_address.0)
     })
+}
+
+/// The pool a listener balances over: [`serving`], except that an IPv6 VIP's SOURCE_IP
+/// pool is closed rather than balanced without its persistence (remembered members are
+/// kept in a 32-bit register: IPv4 only).
+fn balanced<'a>(lb: &'a LoadBalancer, l: &Listener) -> Option<&'a Pool> {
+    serving(lb, l).filter(|p| p.affinity().is_none() || lb.vip_address.is_ipv4())
 }
 
 /// Whether this host balances for the network: one of its ports there is plugged here.
@@ -166,9 +197,7 @@ pub fn compile(cx: Cx<'_>, lb: &LoadBalancer) -> (Vec<Flow>, Vec<Group>) {
     let Some(net) = cx.view.networks.get(&lb.vip_network_id) else {
         return (flows, groups);
     };
-    let Some(vip) = ipv4(lb.vip_address) else {
-        return (flows, groups);
-    };
+    let vip = lb.vip_address;
     if !here(cx, &net.meta.id) {
         return (flows, groups);
     }
@@ -176,25 +205,28 @@ pub fn compile(cx: Cx<'_>, lb: &LoadBalancer) -> (Vec<Flow>, Vec<Group>) {
     let on_net = || {
         Match::new()
             .metadata(u64::from(net.unique_key))
-            .eth_type(ETH_IPV4)
+            .eth_type(eth_type_of(vip))
     };
     let mut members = std::collections::BTreeMap::new();
     for (i, l) in lb.listeners.iter().enumerate() {
-        let Some(pool) = serving(lb, l) else {
+        let Some(pool) = balanced(lb, l) else {
             continue;
         };
-        let vip_match = || to_port(on_net().ipv4_dst(vip), l.protocol, l.protocol_port);
+        let vip_match = || to_port(with_dst(on_net(), vip), l.protocol, l.protocol_port);
         // Into the balancer, from the allowed sources only.
         let sources: Vec<Match> = if l.allowed_cidrs.is_empty() {
             vec![vip_match()]
         } else {
             l.allowed_cidrs
                 .iter()
-                .filter_map(|c| match c {
-                    ipnet::IpNet::V4(c) => {
+                .filter_map(|c| match (c, vip) {
+                    (ipnet::IpNet::V4(c), IpAddr::V4(_)) => {
                         Some(vip_match().ipv4_src_prefix(c.network(), c.prefix_len()))
                     }
-                    ipnet::IpNet::V6(_) => None,
+                    (ipnet::IpNet::V6(c), IpAddr::V6(_)) => {
+                        Some(vip_match().ipv6_src_prefix(c.network(), c.prefix_len()))
+                    }
+                    _ => None,
                 })
                 .collect()
         };
@@ -246,12 +278,12 @@ pub fn compile(cx: Cx<'_>, lb: &LoadBalancer) -> (Vec<Flow>, Vec<Group>) {
             .members
             .iter()
             .filter(|m| m.takes_traffic())
-            .filter_map(|m| Some((m, ipv4(m.address)?)))
-            .map(|(m, addr)| {
-                members.insert(addr, ());
-                let actions = match affinity {
-                    Some(_) => affinity::bucket(addr, m.protocol_port),
-                    None => vec![member_nat(addr, m.protocol_port)],
+            .filter(|m| m.address.is_ipv4() == vip.is_ipv4())
+            .map(|m| {
+                members.insert(m.address, ());
+                let actions = match (affinity, m.address) {
+                    (Some(_), IpAddr::V4(addr)) => affinity::bucket(addr, m.protocol_port),
+                    _ => vec![member_nat(m.address, m.protocol_port)],
                 };
                 Bucket {
                     weight: m.weight,
@@ -268,16 +300,17 @@ pub fn compile(cx: Cx<'_>, lb: &LoadBalancer) -> (Vec<Flow>, Vec<Group>) {
         });
         // Replies from each member's address and port, un-NATed on the client's host.
         for m in pool.members.iter() {
-            let Some(addr) = ipv4(m.address) else {
+            let addr = m.address;
+            if addr.is_ipv4() != vip.is_ipv4() {
                 continue;
-            };
+            }
             if !first_with(cx.view, lb, addr, Some((l.protocol, m.protocol_port))) {
                 continue;
             }
             flows.push(flow(
                 table::INGRESS_CT,
                 PRIO_REPLY,
-                from_port(on_net().ipv4_src(addr), l.protocol, m.protocol_port).masked(
+                from_port(with_src(on_net(), addr), l.protocol, m.protocol_port).masked(
                     reg::LB_FLAGS,
                     0u32,
                     UNNATTED,
@@ -308,7 +341,7 @@ pub fn compile(cx: Cx<'_>, lb: &LoadBalancer) -> (Vec<Flow>, Vec<Group>) {
         flows.push(flow(
             table::LB_OUT,
             PRIO_MEMBER,
-            on_net().ipv4_dst(*addr),
+            with_dst(on_net(), *addr),
             AppId::Lb,
             key,
             [
@@ -317,7 +350,11 @@ pub fn compile(cx: Cx<'_>, lb: &LoadBalancer) -> (Vec<Flow>, Vec<Group>) {
             ],
         ));
     }
-    // A member balanced to itself.
+    // IPv4 only: a member balanced to itself, the VIP's floating IPs (Neutron's are
+    // IPv4), the health probes' answers.
+    let IpAddr::V4(vip) = vip else {
+        return (flows, groups);
+    };
     let mac_of = |addr: Ipv4Addr| {
         cx.view
             .ports_of(&net.meta.id)
@@ -326,9 +363,7 @@ pub fn compile(cx: Cx<'_>, lb: &LoadBalancer) -> (Vec<Flow>, Vec<Group>) {
     };
     let hairpinned = hairpin::members(lb, mac_of);
     flows.extend(hairpin::flows(lb, vip, net.unique_key, &hairpinned));
-    // The VIP's floating IPs.
     flows.extend(fip::flows(cx.view, cx.host, lb, vip, net, &hairpinned));
-    // Answers to the probes of the members this host checks.
     flows.extend(health::flows(cx.view, cx.host, lb));
     (flows, groups)
 }
@@ -410,18 +445,13 @@ fn base(view: &View) -> Vec<Flow> {
 /// every balancer with member `addr` (on `port`, when given) would make alike: two
 /// balancers may front the same member, and one flow has one owner, so the one that
 /// owns it must not depend on which balancer changed last.
-fn first_with(
-    view: &View,
-    lb: &LoadBalancer,
-    addr: Ipv4Addr,
-    port: Option<(Protocol, u16)>,
-) -> bool {
+fn first_with(view: &View, lb: &LoadBalancer, addr: IpAddr, port: Option<(Protocol, u16)>) -> bool {
     let has = |other: &LoadBalancer| {
-        ipv4(other.vip_address).is_some()
+        other.vip_address.is_ipv4() == addr.is_ipv4()
             && other.listeners.iter().any(|l| {
-                serving(other, l).is_some_and(|pool| {
+                balanced(other, l).is_some_and(|pool| {
                     pool.members.iter().any(|m| {
-                        ipv4(m.address) == Some(addr)
+                        m.address == addr
                             && port.is_none_or(|(proto, p)| {
                                 l.protocol == proto && m.protocol_port == p
                             })
