@@ -189,19 +189,21 @@ async fn resolve(
     let gs: Vec<PortPairGroup> = groups.iter().map(|(g, _)| g.clone()).collect();
     chain.path = resolve_path(api, &gs).await?;
     chain.classifiers = classifiers.iter().map(|(c, _)| c.rule.clone()).collect();
+    check_ports(chain)?;
+    // A symmetric chain's answers start at the logical destination ports.
     let sources: Vec<&String> = (chain.classifiers.iter())
-        .filter_map(|c: &Classifier| c.logical_source_port.as_ref())
+        .flat_map(|c: &Classifier| {
+            let dst = c
+                .logical_destination_port
+                .as_ref()
+                .filter(|_| chain.symmetric);
+            c.logical_source_port.iter().chain(dst)
+        })
         .collect();
     let sf_ports: Vec<&String> = (chain.path.iter())
         .flat_map(|h| h.pairs.iter())
         .flat_map(|p| [&p.ingress, &p.egress])
         .collect();
-    if let Some(p) = sources.iter().find(|s| sf_ports.contains(s)) {
-        return Err(datapath_invalid(format!(
-            "port {p} is a classifier's logical source port and a service function port of \
-             the chain: its traffic would loop"
-        )));
-    }
     let mut network: Option<String> = None;
     for id in sources.iter().chain(sf_ports.iter()) {
         let Some((port, _)) = api.db.get::<Port>(id).await? else {
@@ -220,6 +222,66 @@ async fn resolve(
         }
     }
     chain.network_id = network.unwrap_or_else(|| chain.meta.project_id.clone());
+    Ok(())
+}
+
+/// The ports of a resolved chain, as this datapath needs them: no service function port
+/// is where classified traffic starts (a classifier's logical source port, or for a
+/// symmetric chain its logical destination port, where the answers start): its traffic
+/// would loop; and no port serves two hops (its frames could not tell which hop they
+/// left). Checked on every change of the chain or of one of its groups.
+pub(crate) fn check_ports(chain: &PortChain) -> ApiResult<()> {
+    let mut sources: Vec<&String> = (chain.classifiers.iter())
+        .filter_map(|c| c.logical_source_port.as_ref())
+        .collect();
+    if chain.symmetric {
+        sources
+            .extend((chain.classifiers.iter()).filter_map(|c| c.logical_destination_port.as_ref()));
+    }
+    let mut hop_of: Vec<(&String, usize)> = Vec::new();
+    for (h, hop) in chain.path.iter().enumerate() {
+        for p in hop.pairs.iter().flat_map(|p| [&p.ingress, &p.egress]) {
+            if sources.contains(&p) {
+                return Err(datapath_invalid(format!(
+                    "port {p} is a classifier's logical {} port and a service function \
+                     port of the chain: its traffic would loop",
+                    if (chain.classifiers.iter()).any(|c| c.logical_source_port.as_ref() == Some(p))
+                    {
+                        "source"
+                    } else {
+                        "destination"
+                    }
+                )));
+            }
+            if let Some((_, first)) = hop_of.iter().find(|(q, g)| *q == p && *g != h) {
+                return Err(datapath_invalid(format!(
+                    "port {p} is a service function port of two port pair groups of the \
+                     chain (positions {first} and {h})"
+                )));
+            }
+            hop_of.push((p, h));
+        }
+    }
+    Ok(())
+}
+
+/// networking-sfc's OVS driver, on creating a symmetric chain: every classifier names
+/// its logical destination port, where the answers start (message as upstream words it).
+fn check_symmetric(classifiers: &[(FlowClassifier, nbdb::Revision)]) -> ApiResult<()> {
+    for (fc, _) in classifiers {
+        if fc.rule.logical_destination_port.is_none() {
+            return Err(invalid(
+                "SfcBadRequest",
+                format!(
+                    "FlowClassifier {} does not setlogical_destination_port. \
+                     logical_destination_port needed when symmetric has been set. Please \
+                     recreate FlowClassifier with logical_destination_port and \
+                     destination_ip_prefix.",
+                    fc.meta.id
+                ),
+            ));
+        }
+    }
     Ok(())
 }
 
@@ -340,6 +402,9 @@ impl Lifecycle for PortChain {
             }
         }
         let classifiers = classifiers_for(api, &meta.id, &req.classifiers).await?;
+        if req.symmetric {
+            check_symmetric(&classifiers)?;
+        }
         let taken: Vec<(u32, String)> = (api.db.all::<PortChain>().await?)
             .into_iter()
             .map(|(c, _)| (c.chain_id, c.meta.id))
