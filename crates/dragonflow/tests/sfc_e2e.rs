@@ -193,3 +193,61 @@ fn a_symmetric_chain_takes_the_answers_back_through_the_service_function() {
         t.ovs.iter().all(|o| chain_left(o, chain_id).is_empty())
     });
 }
+
+#[test]
+fn an_ipv6_chain_pops_its_label_to_ipv6() {
+    if !testbed::require_root("sfc_e2e") {
+        return;
+    }
+    let s = setup();
+    let t = &s.t;
+    let sf = Sf::new(t, &s.net, 1, "sf1");
+    sf.forward_tcp6("eth0", "eth1");
+    let group = sfc(
+        t,
+        "port_pair_groups",
+        "port_pair_group",
+        json!({"port_pairs": [sf.pair]}),
+    );
+    let fc = sfc(
+        t,
+        "flow_classifiers",
+        "flow_classifier",
+        json!({"ethertype": "IPv6", "protocol": "tcp", "destination_port_range_min": 8081,
+            "destination_port_range_max": 8081, "logical_source_port": s.client_port}),
+    );
+    sfc(
+        t,
+        "port_chains",
+        "port_chain",
+        json!({"port_pair_groups": [group], "flow_classifiers": [fc]}),
+    );
+    let url = format!("http://[{}]:8081/", s.server_ip6);
+    wait_until(
+        "HTTP over IPv6 through the SF",
+        Duration::from_secs(20),
+        || get(&s.client, &url) && sf.forwarded("eth0") > 0,
+    );
+    s.client
+        .ns
+        .exec(["ip6tables", "-A", "OUTPUT", "-p", "tcp", "--dport", "8081"])
+        .expect("ip6tables counter");
+    let before = sf.forwarded("eth0");
+    for _ in 0..5 {
+        assert!(get(&s.client, &url), "HTTP over IPv6 through the chain");
+    }
+    let sent: u64 = (s.client.ns)
+        .exec(["ip6tables", "-nvxL", "OUTPUT"])
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.contains("dpt:8081"))
+        .and_then(|l| l.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0);
+    assert!(sent >= 25, "5 connections: {sent} packets");
+    assert_eq!(sf.forwarded("eth0") - before, sent, "{}", t.dumps());
+    // IPv4 to the same port is not this chain's.
+    let v4 = format!("http://{}:8081/", s.server_ip);
+    let before = sf.forwarded("eth0");
+    assert!(get(&s.client, &v4), "IPv4 to 8081");
+    assert_eq!(sf.forwarded("eth0"), before, "IPv4 bypasses the IPv6 chain");
+}

@@ -76,7 +76,19 @@ impl Sf {
         .expect("mirred");
     }
 
-    /// The packets it forwarded from `dev` (the mirred action's counter).
+    /// Every IPv6 TCP segment arriving on `from` leaves by `to` too (not all IPv6: the
+    /// network's neighbour discovery would loop through it).
+    pub fn forward_tcp6(&self, from: &str, to: &str) {
+        (self.vm.ns)
+            .exec([
+                "tc", "filter", "add", "dev", from, "parent", "ffff:", "protocol", "ipv6", "u32",
+                "match", "ip6", "protocol", "6", "0xff", "action", "mirred", "egress", "redirect",
+                "dev", to,
+            ])
+            .expect("mirred");
+    }
+
+    /// The packets it forwarded from `dev` (the mirred actions' counters).
     pub fn forwarded(&self, dev: &str) -> u64 {
         let out = (self.vm.ns)
             .exec(["tc", "-s", "filter", "show", "dev", dev, "ingress"])
@@ -106,6 +118,15 @@ pub fn mtu(vm: &testbed::Vm, net: &Value, dev: &str) {
     vm.ns.ip(["link", "set", dev, "mtu", &mtu]).expect("MTU");
 }
 
+/// The port's IPv6 address.
+pub fn ipv6(port: &Value) -> String {
+    (port["fixed_ips"].as_array().into_iter().flatten())
+        .filter_map(|f| f["ip_address"].as_str())
+        .find(|a| a.contains(':'))
+        .expect("an IPv6 address")
+        .to_string()
+}
+
 /// POSTs to `/v2.0/sfc/{collection}`; the new object's id.
 pub fn sfc(t: &TwoHosts, collection: &str, resource: &str, attrs: Value) -> String {
     let v = t.srv.create(&format!("sfc/{collection}"), resource, attrs);
@@ -133,14 +154,14 @@ pub fn http_sent(vm: &testbed::Vm) -> u64 {
     http_count(vm, "OUTPUT")
 }
 
-/// A web server on `port` in the VM.
-pub fn web(vm: &testbed::Vm, port: u16) -> Proc {
+/// A web server on `bind`:`port` in the VM (`::`: IPv6 and IPv4).
+pub fn web(vm: &testbed::Vm, bind: &str, port: u16) -> Proc {
     let mut c = vm.ns.command([
         &python(),
         "-m",
         "http.server",
         "--bind",
-        "0.0.0.0",
+        bind,
         &port.to_string(),
     ]);
     c.stdin(Stdio::null())
@@ -153,7 +174,16 @@ pub fn web(vm: &testbed::Vm, port: u16) -> Proc {
 /// One HTTP GET over a new connection; whether it was answered.
 pub fn get(vm: &testbed::Vm, url: &str) -> bool {
     vm.ns
-        .exec(["curl", "-s", "-o", "/dev/null", "--max-time", "3", url])
+        .exec([
+            "curl",
+            "-g",
+            "-s",
+            "-o",
+            "/dev/null",
+            "--max-time",
+            "3",
+            url,
+        ])
         .is_ok()
 }
 
@@ -204,12 +234,18 @@ pub struct Setup {
     pub server: testbed::Vm,
     pub server_ip: String,
     pub server_port: String,
-    _web: [Proc; 2],
+    pub server_ip6: String,
+    _web: [Proc; 3],
 }
 
 pub fn setup() -> Setup {
     let t = two_hosts();
     let net = t.srv.network("sfcnet", "10.60.0.0/24");
+    t.srv.create(
+        "subnets",
+        "subnet",
+        json!({"network_id": net["id"], "ip_version": 6, "cidr": "fd60::/64"}),
+    );
     let cp = t
         .srv
         .create("ports", "port", json!({"network_id": net["id"]}));
@@ -218,14 +254,27 @@ pub fn setup() -> Setup {
         .create("ports", "port", json!({"network_id": net["id"]}));
     let client = t.plug(&cp, 0, 24);
     let server = t.plug(&sp, 1, 24);
-    for vm in [&client, &server] {
+    for (vm, port) in [(&client, &cp), (&server, &sp)] {
         mtu(vm, &net, "eth0");
+        let v6 = format!("{}/64", ipv6(port));
+        vm.ns
+            .ip(["addr", "add", &v6, "dev", "eth0", "nodad"])
+            .expect("IPv6 address");
     }
     let server_ip = common::cloud::addr(&sp).1;
-    let webs = [web(&server, 80), web(&server, 8080)];
-    for port in [80, 8080] {
+    let server_ip6 = ipv6(&sp);
+    let webs = [
+        web(&server, "0.0.0.0", 80),
+        web(&server, "0.0.0.0", 8080),
+        web(&server, "::", 8081),
+    ];
+    for url in [80, 8080]
+        .map(|p| format!("http://{server_ip}:{p}/"))
+        .into_iter()
+        .chain([format!("http://[{server_ip6}]:8081/")])
+    {
         wait_until("the server to answer", Duration::from_secs(20), || {
-            get(&client, &format!("http://{server_ip}:{port}/"))
+            get(&client, &url)
         });
     }
     let client_ip = common::cloud::addr(&cp).1;
@@ -250,6 +299,7 @@ pub fn setup() -> Setup {
         server,
         server_ip,
         client_ip,
+        server_ip6,
         _web: webs,
     }
 }
