@@ -15,7 +15,7 @@ mod sfc;
 
 use common::cloud::wait_until;
 use serde_json::json;
-use sfc::{Sf, chain_left, get, http_count, http_sent, setup, sfc, sfc_call};
+use sfc::{Sf, chain_left, get, http_count, http_sent, mtu, setup, setup_on, sfc, sfc_call};
 use std::time::{Duration, Instant};
 
 #[test]
@@ -250,4 +250,67 @@ fn an_ipv6_chain_pops_its_label_to_ipv6() {
     let before = sf.forwarded("eth0");
     assert!(get(&s.client, &v4), "IPv4 to 8081");
     assert_eq!(sf.forwarded("eth0"), before, "IPv4 bypasses the IPv6 chain");
+}
+
+#[test]
+fn full_size_frames_reach_a_service_function_on_another_host_on_every_tunnel_type() {
+    if !testbed::require_root("sfc_e2e") {
+        return;
+    }
+    for kind in ["vxlan", "gre"] {
+        let s = setup_on(kind);
+        let t = &s.t;
+        let sf = Sf::new(t, &s.net, 1, "sf1");
+        let group = sfc(
+            t,
+            "port_pair_groups",
+            "port_pair_group",
+            json!({"port_pairs": [sf.pair]}),
+        );
+        let fc = s.classifier(80, false);
+        let body = json!({"port_chain": {"port_pair_groups": [group], "flow_classifiers": [fc]}});
+        // At the largest MTU of the type, the label does not fit the underlay: OVS would
+        // drop every full-size frame sent to the service function's host.
+        let (st, v) = sfc_call(t, "POST", "port_chains", Some(body.clone()));
+        let max = s.net["mtu"].as_u64().unwrap();
+        assert_eq!(st, 400, "{kind}: {v}");
+        let said = v["NeutronError"]["message"].as_str().unwrap_or_default();
+        assert!(
+            said.contains(&format!("at most {}", max - 4)),
+            "{kind}: {v}"
+        );
+        // Four bytes lower (the VMs told, as DHCP would), it passes whole.
+        let net_id = s.net["id"].as_str().unwrap();
+        let (st, v) = t.srv.call(
+            "PUT",
+            &format!("/v2.0/networks/{net_id}"),
+            Some(json!({"network": {"mtu": max - 4}})),
+        );
+        assert_eq!(st, 200, "{v}");
+        let net = &v["network"];
+        for vm in [&s.client, &s.server] {
+            mtu(vm, net, "eth0");
+        }
+        for dev in ["eth0", "eth1"] {
+            mtu(&sf.vm, net, dev);
+        }
+        let (st, v) = sfc_call(t, "POST", "port_chains", Some(body));
+        assert_eq!(st, 201, "{kind}: {v}");
+        s.steered(&sf);
+        let big = "x".repeat(max as usize * 3);
+        let before = sf.forwarded("eth0");
+        let posted = s.client.ns.exec([
+            "curl",
+            "-s",
+            "-o",
+            "/dev/null",
+            "--max-time",
+            "5",
+            "--data",
+            &big,
+            &s.url(80),
+        ]);
+        assert!(posted.is_ok(), "{kind}: full-size frames through the chain");
+        assert!(sf.forwarded("eth0") > before + 3, "{kind}: through the SF");
+    }
 }

@@ -522,3 +522,33 @@ async fn symmetric_chains_and_ports_that_would_loop() {
     assert_eq!((st, kind(&v)), (400, "InvalidInput"), "{v}");
     assert!(message(&v).contains("loop"), "{v}");
 }
+
+#[tokio::test]
+async fn a_chain_needs_room_for_its_label_on_the_underlay() {
+    let c = Cloud::new();
+    let body = json!({"network": {"name": "x", "project_id": "p1",
+        "provider:network_type": "vxlan"}});
+    let net = id(&c.made(ADMIN, "networks", body).await);
+    subnet(&c, &net, "10.0.0.0/24").await;
+    let src = port(&c, &net, "vm-a").await;
+    let (sf_in, sf_out) = (port(&c, &net, "sf").await, port(&c, &net, "sf").await);
+    let pp = pair(&c, &sf_in, &sf_out).await;
+    let g = json!({"port_pair_group": {"port_pairs": [pp]}});
+    let g = id(&c.made(OWNER, "sfc/port_pair_groups", g).await);
+    let fc = http_classifier(&c, &src, 80).await;
+    let chain = json!({"port_chain": {"port_pair_groups": [g], "flow_classifiers": [fc]}});
+    let (st, v) = post(&c, "port_chains", chain.clone()).await;
+    assert_eq!((st, kind(&v)), (400, "InvalidInput"), "{v}");
+    assert!(message(&v).contains("MTU must be at most 1446"), "{v}");
+    let (st, v) = c
+        .send(
+            ADMIN,
+            "PUT",
+            &format!("/v2.0/networks/{net}"),
+            json!({"network": {"mtu": 1446}}),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let (st, v) = post(&c, "port_chains", chain).await;
+    assert_eq!(st, 201, "{v}");
+}

@@ -239,8 +239,22 @@ pub struct Setup {
 }
 
 pub fn setup() -> Setup {
+    setup_on("geneve")
+}
+
+/// [`setup`] on a network of type `kind` (`geneve`, `vxlan`, `gre`).
+pub fn setup_on(kind: &str) -> Setup {
     let t = two_hosts();
-    let net = t.srv.network("sfcnet", "10.60.0.0/24");
+    let net = t.srv.create(
+        "networks",
+        "network",
+        json!({"name": "sfcnet", "provider:network_type": kind}),
+    );
+    t.srv.create(
+        "subnets",
+        "subnet",
+        json!({"network_id": net["id"], "ip_version": 4, "cidr": "10.60.0.0/24"}),
+    );
     t.srv.create(
         "subnets",
         "subnet",

@@ -15,7 +15,7 @@ use crate::body::{Attrs, bad_attr, parse_bool, show};
 use crate::context::Context;
 use crate::error::{ApiError, ApiResult};
 use model::sfc::{Classifier, MAX_CHAIN_ID, MAX_HOPS};
-use model::{FlowClassifier, Meta, Port, PortChain, PortPairGroup};
+use model::{FlowClassifier, Meta, Network, NetworkType, Port, PortChain, PortPairGroup};
 use serde_json::{Map, Value, json};
 
 impl Resource for PortChain {
@@ -221,8 +221,37 @@ async fn resolve(
             Some(_) => {}
         }
     }
+    if let Some(id) = &network
+        && let Some((net, _)) = api.db.get::<Network>(id).await?
+    {
+        check_label_room(api, &net)?;
+    }
     chain.network_id = network.unwrap_or_else(|| chain.meta.project_id.clone());
     Ok(())
+}
+
+/// The bytes a chain adds to a frame between hosts: its MPLS label.
+const LABEL_BYTES: u32 = 4;
+
+/// A full-size frame of `net` must still cross to another host with the chain's label:
+/// VXLAN and GRE networks at their largest MTU fill the underlay to the byte (Geneve's
+/// keeps room for options), and so do VLAN and flat ones the physical network. Open
+/// vSwitch drops what does not fit, silently, so such a chain would pass small packets
+/// and lose full-size ones.
+fn check_label_room(api: &Api, net: &Network) -> ApiResult<()> {
+    let t = net.network_type;
+    let max = api.config.max_mtu(t);
+    if matches!(t, NetworkType::Geneve | NetworkType::Local) || net.mtu + LABEL_BYTES <= max {
+        return Ok(());
+    }
+    Err(datapath_invalid(format!(
+        "network {} ({}, MTU {}) leaves no room for the {LABEL_BYTES} bytes of the MPLS \
+         label that carries a chain between hosts: its MTU must be at most {}",
+        net.meta.id,
+        t.as_str(),
+        net.mtu,
+        max.saturating_sub(LABEL_BYTES)
+    )))
 }
 
 /// The ports of a resolved chain, as this datapath needs them: no service function port
