@@ -319,3 +319,56 @@ fn full_size_frames_reach_a_service_function_on_another_host_on_every_tunnel_typ
         assert!(sf.forwarded("eth0") > before + 3, "{kind}: through the SF");
     }
 }
+
+#[test]
+fn a_two_hop_chain_crosses_between_the_hosts_with_each_hops_label() {
+    if !testbed::require_root("sfc_e2e") {
+        return;
+    }
+    let s = setup();
+    let t = &s.t;
+    // Client (A) → sf1 (B, hop 0's label) → sf2 (A, hop 1's label) → server (B).
+    let sf1 = Sf::new(t, &s.net, 1, "sf1");
+    let sf2 = Sf::new(t, &s.net, 0, "sf2");
+    let groups: Vec<String> = [&sf1, &sf2]
+        .iter()
+        .map(|sf| {
+            sfc(
+                t,
+                "port_pair_groups",
+                "port_pair_group",
+                json!({"port_pairs": [sf.pair]}),
+            )
+        })
+        .collect();
+    let fc = s.classifier(80, false);
+    sfc(
+        t,
+        "port_chains",
+        "port_chain",
+        json!({"port_pair_groups": groups, "flow_classifiers": [fc]}),
+    );
+    s.steered(&sf2);
+    let before = (
+        sf1.forwarded("eth0"),
+        sf2.forwarded("eth0"),
+        http_sent(&s.client),
+    );
+    for _ in 0..5 {
+        assert!(get(&s.client, &s.url(80)), "HTTP through two hops");
+    }
+    let sent = http_sent(&s.client) - before.2;
+    assert!(sent >= 25, "5 connections: {sent} packets");
+    assert_eq!(
+        sf1.forwarded("eth0") - before.0,
+        sent,
+        "hop 0\n{}",
+        t.dumps()
+    );
+    assert_eq!(
+        sf2.forwarded("eth0") - before.1,
+        sent,
+        "hop 1\n{}",
+        t.dumps()
+    );
+}
