@@ -552,3 +552,51 @@ async fn a_chain_needs_room_for_its_label_on_the_underlay() {
     let (st, v) = post(&c, "port_chains", chain).await;
     assert_eq!(st, 201, "{v}");
 }
+
+#[tokio::test]
+async fn a_symmetric_chains_answers_meet_no_other_chains_classifier() {
+    let c = Cloud::new();
+    let net = network(&c, "n").await;
+    subnet(&c, &net, "10.0.0.0/24").await;
+    let (a, b) = (port(&c, &net, "vm-a").await, port(&c, &net, "vm-b").await);
+    let mut groups = Vec::new();
+    for sf in ["sf1", "sf2"] {
+        let (i, o) = (port(&c, &net, sf).await, port(&c, &net, sf).await);
+        let pp = pair(&c, &i, &o).await;
+        let g = json!({"port_pair_group": {"port_pairs": [pp]}});
+        groups.push(id(&c.made(OWNER, "sfc/port_pair_groups", g).await));
+    }
+    let classifier = |from: &str, to: &str, sport: u16, dport: u16| {
+        json!({"flow_classifier": {"logical_source_port": from,
+            "logical_destination_port": to, "protocol": "tcp",
+            "source_port_range_min": sport, "source_port_range_max": sport,
+            "destination_port_range_min": dport, "destination_port_range_max": dport}})
+    };
+    let fc = id(&c
+        .made(OWNER, "sfc/flow_classifiers", classifier(&a, &b, 1000, 80))
+        .await);
+    let chain = |g: &str, fc: &str, symmetric: bool| {
+        json!({"port_chain": {"port_pair_groups": [g], "flow_classifiers": [fc],
+            "chain_parameters": {"symmetric": symmetric}}})
+    };
+    let first = c
+        .made(OWNER, "sfc/port_chains", chain(&groups[0], &fc, true))
+        .await;
+    // b's answers from port 80 to port 1000 are the first chain's reverse path.
+    let back = id(&c
+        .made(OWNER, "sfc/flow_classifiers", classifier(&b, &a, 80, 1000))
+        .await);
+    let (st, v) = post(&c, "port_chains", chain(&groups[1], &back, false)).await;
+    assert_eq!(
+        (st, kind(&v)),
+        (400, "PortChainFlowClassifierInConflict"),
+        "{v}"
+    );
+    assert!(message(&v).contains(&id(&first)), "{v}");
+    // To another port they are not.
+    let other = id(&c
+        .made(OWNER, "sfc/flow_classifiers", classifier(&b, &a, 80, 2000))
+        .await);
+    c.made(OWNER, "sfc/port_chains", chain(&groups[1], &other, false))
+        .await;
+}

@@ -133,11 +133,15 @@ async fn groups_for(
 }
 
 /// The classifiers `ids` for chain `chain`: each exists, serves no other chain, and
-/// meets no classifier of another chain.
+/// meets no classifier of another chain. A symmetric chain also classifies the answers
+/// ([`reversed`]): those are compared too, both ways (networking-sfc compares the
+/// forward classifiers only; here two chains would otherwise steer the same packets from
+/// one port, with flows the same to the byte).
 async fn classifiers_for(
     api: &Api,
     chain: &str,
     ids: &[String],
+    symmetric: bool,
 ) -> ApiResult<Vec<(FlowClassifier, nbdb::Revision)>> {
     let all = all_classifiers(api).await?;
     let mut out = Vec::new();
@@ -152,11 +156,27 @@ async fn classifiers_for(
         }
         out.push((c, rev));
     }
+    let symmetric_chains: Vec<String> = (api.db.all::<PortChain>().await?)
+        .into_iter()
+        .filter(|(c, _)| c.symmetric)
+        .map(|(c, _)| c.meta.id)
+        .collect();
+    let rules = |c: &FlowClassifier, both: bool| {
+        let rev = if both { reversed(&c.rule) } else { None };
+        std::iter::once(c.rule.clone())
+            .chain(rev)
+            .collect::<Vec<_>>()
+    };
     for (other, _) in &all {
         let Some(pc) = other.chain.as_deref().filter(|pc| *pc != chain) else {
             continue;
         };
-        if let Some((mine, _)) = out.iter().find(|(c, _)| c.rule.meets(&other.rule)) {
+        let theirs = rules(other, symmetric_chains.iter().any(|s| s == pc));
+        let clash = out.iter().find(|(mine, _)| {
+            let mine = rules(mine, symmetric);
+            mine.iter().any(|m| theirs.iter().any(|t| m.meets(t)))
+        });
+        if let Some((mine, _)) = clash {
             return Err(invalid(
                 "PortChainFlowClassifierInConflict",
                 format!(
@@ -167,6 +187,24 @@ async fn classifiers_for(
         }
     }
     Ok(out)
+}
+
+/// The answers' classifier of a symmetric chain, as the datapath builds it
+/// (`controller::apps::sfc::reversed`, networking-sfc's reverse path): from the logical
+/// destination port, prefixes and port ranges swapped; none without that port.
+fn reversed(c: &Classifier) -> Option<Classifier> {
+    let dst = c.logical_destination_port.clone()?;
+    Some(Classifier {
+        source_ip_prefix: c.destination_ip_prefix,
+        destination_ip_prefix: c.source_ip_prefix,
+        source_port_range_min: c.destination_port_range_min,
+        source_port_range_max: c.destination_port_range_max,
+        destination_port_range_min: c.source_port_range_min,
+        destination_port_range_max: c.source_port_range_max,
+        logical_source_port: Some(dst),
+        logical_destination_port: c.logical_source_port.clone(),
+        ..c.clone()
+    })
 }
 
 fn datapath_invalid(message: impl std::fmt::Display) -> ApiError {
@@ -430,7 +468,7 @@ impl Lifecycle for PortChain {
                 }
             }
         }
-        let classifiers = classifiers_for(api, &meta.id, &req.classifiers).await?;
+        let classifiers = classifiers_for(api, &meta.id, &req.classifiers, req.symmetric).await?;
         if req.symmetric {
             check_symmetric(&classifiers)?;
         }
@@ -502,8 +540,8 @@ impl Lifecycle for PortChain {
         }
         let id = chain.meta.id.clone();
         let classifiers = match &req.classifiers {
-            Some(ids) => classifiers_for(api, &id, ids).await?,
-            None => classifiers_for(api, &id, &chain.flow_classifiers).await?,
+            Some(ids) => classifiers_for(api, &id, ids, chain.symmetric).await?,
+            None => classifiers_for(api, &id, &chain.flow_classifiers, chain.symmetric).await?,
         };
         let groups = match &req.groups {
             Some(ids) => groups_for(api, &id, ids).await?,
