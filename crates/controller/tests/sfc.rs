@@ -120,8 +120,12 @@ fn no_chain_left(sim: &Sim) {
         assert!(left.is_empty(), "table {t}: {left:?}");
     }
     for local in [false, true] {
-        let g = group_id(CHAIN_ID << 4, false, local);
-        assert!(sim.switch.groups().get(g).is_none(), "group {g:#x} stayed");
+        for tc in 0..4 {
+            for hop in 0..2 {
+                let g = group_id(CHAIN_ID << 4 | hop, tc, local);
+                assert!(sim.switch.groups().get(g).is_none(), "group {g:#x} stayed");
+            }
+        }
     }
 }
 
@@ -216,4 +220,156 @@ fn a_group_spreads_flows_over_its_pairs_by_weight() {
         here > 20 && there > here,
         "weights 1:3: {here} here, {there} there"
     );
+}
+
+/// What a bump-in-the-wire service function does: a frame out to `from` (its entry port
+/// in this direction) comes back in by `to`.
+const WIRE: [(u32, u32); 4] = [
+    (SF_IN, SF_OUT),
+    (SF_OUT, SF_IN),
+    (SF2_IN, SF2_OUT),
+    (SF2_OUT, SF2_IN),
+];
+
+/// Sends `f` from `port` on `sim`, then plays every service function it reaches until the
+/// frame leaves by another port (a VM or the tunnel): that port and the service
+/// function ports it passed. Panics past 8 passes (a loop).
+fn through(sim: &mut Sim, port: u32, f: &[u8]) -> (u32, Vec<u32>) {
+    let mut passed = Vec::new();
+    let mut out = sim.send(port, f).frames();
+    for _ in 0..8 {
+        assert_eq!(out.len(), 1, "one copy: {out:?}");
+        let (p, frame) = out.remove(0);
+        let Some((_, back)) = WIRE.iter().find(|(to, _)| *to == p) else {
+            return (p, passed);
+        };
+        passed.push(p);
+        out = sim.send(*back, &frame).frames();
+    }
+    panic!("looped through {passed:?}");
+}
+
+#[test]
+fn a_service_function_port_that_is_also_a_source_never_loops() {
+    // The API refuses it; the datapath holds anyway: what the service function sends
+    // on after its hop is never classified into the chain again.
+    let mut sim = host("h");
+    let mut c = chain(vec![pair("pp", "sf-in", "sf-out", 1)]);
+    let mut again = c.classifiers[0].clone();
+    again.id = "fc2".into();
+    again.logical_source_port = Some("sf-out".into());
+    c.classifiers.push(again);
+    sim.put(&c);
+    let f = a_to_b(1000, 7000);
+    assert_eq!(through(&mut sim, A, &f), (B, vec![SF_IN]), "once through");
+    // A port of two hops: out of it after either, the frame only goes forward.
+    let mut sim = host("h");
+    let mut c = chain(vec![pair("pp", "sf-in", "sf-out", 1)]);
+    c.path.push(Hop {
+        group: "g2".into(),
+        pairs: vec![pair("pp2", "sf2-in", "sf-out", 1)],
+    });
+    sim.put(&c);
+    let (to, passed) = through(&mut sim, A, &f);
+    assert_eq!(to, B, "{passed:?}");
+    assert!(passed.len() <= 2, "{passed:?}");
+    // A second chain whose source is the first one's service function egress port, with
+    // the same classifier: out of that port, the first chain's frame goes on (one flow
+    // wins whatever the order the chains came in), not into the second chain.
+    let mut sim = host("h");
+    let first = chain(vec![pair("pp", "sf-in", "sf-out", 1)]);
+    let mut second = chain(vec![pair("pp2", "sf2-in", "sf2-out", 1)]);
+    second.meta = fixtures::meta("pc2");
+    second.chain_id = CHAIN_ID + 1;
+    second.classifiers[0].logical_source_port = Some("sf-out".into());
+    sim.put(&second);
+    sim.put(&first);
+    assert_eq!(through(&mut sim, A, &f), (B, vec![SF_IN]), "once through");
+    sim.delete(model::Table::SfcPortChain, "pc");
+    sim.put(&first);
+    assert_eq!(through(&mut sim, A, &f), (B, vec![SF_IN]), "once through");
+}
+
+/// Chain 7 through sf (on h) then sf2 (on o), symmetric: UDP to 7000 from a to b.
+fn symmetric_chain() -> PortChain {
+    let mut c = chain(vec![pair("pp", "sf-in", "sf-out", 1)]);
+    c.path.push(Hop {
+        group: "g2".into(),
+        pairs: vec![pair("pp2", "sf2-in", "sf2-out", 1)],
+    });
+    c.symmetric = true;
+    c.classifiers[0].logical_destination_port = Some("b".into());
+    c
+}
+
+/// The label stack entry of an MPLS frame: (label, tc).
+fn lse(frame: &[u8]) -> (u32, u32) {
+    assert_eq!(u16::from_be_bytes([frame[12], frame[13]]), ETH_MPLS);
+    let lse = u32::from_be_bytes([frame[14], frame[15], frame[16], frame[17]]);
+    (lse >> 12, (lse >> 9) & 7)
+}
+
+/// A frame that came over the tunnel.
+fn from_tunnel(sim: &mut Sim, frame: &[u8]) -> (u32, Vec<u8>) {
+    let mut pkt = fake_switch::Packet::new(TUNNEL, frame.to_vec());
+    pkt.tun_id = 1;
+    let out = sim.send_packet(pkt).frames();
+    assert_eq!(out.len(), 1, "{out:?}");
+    out[0].clone()
+}
+
+#[test]
+fn a_symmetric_chain_takes_the_answers_back_through_its_functions_in_reverse() {
+    let mut h = host("h");
+    let mut o = host("o");
+    let c = symmetric_chain();
+    h.put(&c);
+    o.put(&c);
+    // Forward: sf on h, then sf2 on o (hop 1 in the label), then b.
+    let f = a_to_b(1000, 7000);
+    assert_eq!(h.send(A, &f).frames(), vec![(SF_IN, f.clone())]);
+    let out = h.send(SF_OUT, &f).frames();
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!((out[0].0, lse(&out[0].1)), (TUNNEL, (CHAIN_ID << 4 | 1, 0)));
+    assert_eq!(from_tunnel(&mut o, &out[0].1), (SF2_IN, f.clone()));
+    assert_eq!(o.send(SF2_OUT, &f).frames(), vec![(TUNNEL, f.clone())]);
+    // The answer, b to a from port 7000: sf2 first (entered by its egress port, the
+    // reverse direction in the TC bits), then sf (by its egress port too), then a.
+    let back = udp_frame(mac(6), mac(5), (ip(6), 7000), (ip(5), 1000));
+    let out = h.send(B, &back).frames();
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!((out[0].0, lse(&out[0].1)), (TUNNEL, (CHAIN_ID << 4, 2)));
+    assert_eq!(from_tunnel(&mut o, &out[0].1), (SF2_OUT, back.clone()));
+    let out = o.send(SF2_IN, &back).frames();
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!((out[0].0, lse(&out[0].1)), (TUNNEL, (CHAIN_ID << 4 | 1, 2)));
+    assert_eq!(from_tunnel(&mut h, &out[0].1), (SF_OUT, back.clone()));
+    assert_eq!(h.send(SF_IN, &back).frames(), vec![(A, back.clone())]);
+    // Only the answer: b to a to another port, or from another port, goes straight.
+    let other = udp_frame(mac(6), mac(5), (ip(6), 7001), (ip(5), 1000));
+    assert_eq!(h.send(B, &other).frames(), vec![(A, other.clone())]);
+    // Not symmetric: the answer goes straight.
+    let plain = PortChain {
+        symmetric: false,
+        ..c.clone()
+    };
+    h.put(&plain);
+    assert_eq!(h.send(B, &back).frames(), vec![(A, back.clone())]);
+    h.delete(model::Table::SfcPortChain, "pc");
+    o.delete(model::Table::SfcPortChain, "pc");
+    no_chain_left(&h);
+    no_chain_left(&o);
+}
+
+#[test]
+fn a_symmetric_chain_on_one_host_needs_no_tunnel() {
+    let mut sim = host("h");
+    let mut c = chain(vec![pair("pp", "sf-in", "sf-out", 1)]);
+    c.symmetric = true;
+    c.classifiers[0].logical_destination_port = Some("b".into());
+    sim.put(&c);
+    let f = a_to_b(1000, 7000);
+    assert_eq!(through(&mut sim, A, &f), (B, vec![SF_IN]));
+    let back = udp_frame(mac(6), mac(5), (ip(6), 7000), (ip(5), 1000));
+    assert_eq!(through(&mut sim, B, &back), (A, vec![SF_OUT]));
 }

@@ -1,7 +1,7 @@
 //! The real `openstack sfc ...` commands (python-neutronclient's OSC plugin, in the venv
 //! scripts/setup makes) drive networking-sfc's API against a real `dragonflow server`
 //! process: a port pair, a group, a classifier and a chain, the deletes refused while in
-//! use, and the teardown in order.
+//! use, a symmetric chain without a destination port refused, and the teardown in order.
 
 mod common;
 
@@ -88,6 +88,25 @@ fn a_chain_made_and_unmade_with_the_openstack_cli() {
         "a",
         "http",
     ]);
+    // Symmetric needs the classifier's destination port (networking-sfc's OVS driver).
+    let sym = srv.openstack(&[
+        "sfc",
+        "port",
+        "chain",
+        "create",
+        "--port-pair-group",
+        "g1",
+        "--flow-classifier",
+        "http",
+        "--chain-parameters",
+        "symmetric=true",
+        "sym",
+    ]);
+    let err = sym.expect_err("a symmetric chain without a destination port");
+    assert!(
+        err.contains("does not setlogical_destination_port"),
+        "{err}"
+    );
     let pc = srv.os(&[
         "sfc",
         "port",

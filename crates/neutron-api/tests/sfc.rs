@@ -1,7 +1,8 @@
 //! Service function chaining (`sfc`, `flow_classifier`), in process: networking-sfc's
 //! defaults and shapes, its refusals (a pair twice, ports of two devices, a pair in two
 //! groups, classifiers in conflict or in use, two chains on the same groups or meeting
-//! classifiers, chain ids), what this datapath adds (one network, no loop), and the
+//! classifiers, chain ids, a symmetric chain's classifier without a destination port),
+//! what this datapath adds (one network, no loop, a port in one hop only), and the
 //! chain object the hosts compile following group changes.
 
 mod common;
@@ -437,4 +438,165 @@ async fn chains_this_datapath_cannot_steer_are_refused() {
         .call(OWNER, "GET", "/v2.0/extensions/flow_classifier", None)
         .await;
     assert_eq!(v["extension"]["alias"], "flow_classifier");
+}
+
+#[tokio::test]
+async fn symmetric_chains_and_ports_that_would_loop() {
+    let c = Cloud::new();
+    let net = network(&c, "n").await;
+    subnet(&c, &net, "10.0.0.0/24").await;
+    let (src, dst) = (port(&c, &net, "vm-a").await, port(&c, &net, "vm-b").await);
+    let (sf_in, sf_out) = (port(&c, &net, "sf").await, port(&c, &net, "sf").await);
+    let sf_in2 = port(&c, &net, "sf").await;
+    let pp = pair(&c, &sf_in, &sf_out).await;
+    let g = |pairs: Vec<String>| json!({"port_pair_group": {"port_pairs": pairs}});
+    let g1 = id(&c
+        .made(OWNER, "sfc/port_pair_groups", g(vec![pp.clone()]))
+        .await);
+    let chain = |groups: Vec<&str>, fc: &str, symmetric: bool| {
+        json!({"port_chain": {"port_pair_groups": groups, "flow_classifiers": [fc],
+            "chain_parameters": {"symmetric": symmetric}}})
+    };
+    // networking-sfc's OVS driver: a symmetric chain needs the destination port.
+    let no_dst = http_classifier(&c, &src, 80).await;
+    let (st, v) = post(&c, "port_chains", chain(vec![&g1], &no_dst, true)).await;
+    assert_eq!((st, kind(&v)), (400, "SfcBadRequest"), "{v}");
+    assert_eq!(
+        message(&v),
+        format!(
+            "FlowClassifier {no_dst} does not setlogical_destination_port. \
+             logical_destination_port needed when symmetric has been set. Please recreate \
+             FlowClassifier with logical_destination_port and destination_ip_prefix."
+        )
+    );
+    // Its answers start at the destination port: a service function port there loops.
+    let to_sf = |port: u16, d: &str| {
+        json!({"flow_classifier": {"logical_source_port": src, "logical_destination_port": d,
+            "protocol": "tcp", "destination_port_range_min": port,
+            "destination_port_range_max": port}})
+    };
+    let fc = id(&c
+        .made(OWNER, "sfc/flow_classifiers", to_sf(81, &sf_in))
+        .await);
+    let (st, v) = post(&c, "port_chains", chain(vec![&g1], &fc, true)).await;
+    assert_eq!((st, kind(&v)), (400, "InvalidInput"), "{v}");
+    assert!(message(&v).contains("logical destination port"), "{v}");
+    assert!(message(&v).contains("loop"), "{v}");
+    // Not symmetric, the same classifier is fine (the answers are not chained).
+    let pc = c
+        .made(OWNER, "sfc/port_chains", chain(vec![&g1], &fc, false))
+        .await;
+    let (st, _) = c
+        .call(
+            OWNER,
+            "DELETE",
+            &format!("/v2.0/sfc/port_chains/{}", id(&pc)),
+            None,
+        )
+        .await;
+    assert_eq!(st, 204);
+    // A port in two hops.
+    let shared = pair(&c, &sf_in2, &sf_out).await;
+    let g2 = id(&c.made(OWNER, "sfc/port_pair_groups", g(vec![shared])).await);
+    let (st, v) = post(&c, "port_chains", chain(vec![&g1, &g2], &no_dst, false)).await;
+    assert_eq!((st, kind(&v)), (400, "InvalidInput"), "{v}");
+    assert!(message(&v).contains("two port pair groups"), "{v}");
+    // A symmetric chain with its destination port: stored as such.
+    let fc = id(&c.made(OWNER, "sfc/flow_classifiers", to_sf(82, &dst)).await);
+    let pc = c
+        .made(OWNER, "sfc/port_chains", chain(vec![&g1], &fc, true))
+        .await;
+    assert_eq!(pc["chain_parameters"]["symmetric"], json!(true), "{pc}");
+    assert!(stored(&c, &id(&pc)).await.symmetric);
+    // A group change that would make a chain loop is refused too: a pair whose port is
+    // the chain's source, added to its group.
+    let looping = pair(&c, &src, &src).await;
+    let (st, v) = c
+        .send(
+            OWNER,
+            "PUT",
+            &format!("/v2.0/sfc/port_pair_groups/{g1}"),
+            g(vec![pp, looping]),
+        )
+        .await;
+    assert_eq!((st, kind(&v)), (400, "InvalidInput"), "{v}");
+    assert!(message(&v).contains("loop"), "{v}");
+}
+
+#[tokio::test]
+async fn a_chain_needs_room_for_its_label_on_the_underlay() {
+    let c = Cloud::new();
+    let body = json!({"network": {"name": "x", "project_id": "p1",
+        "provider:network_type": "vxlan"}});
+    let net = id(&c.made(ADMIN, "networks", body).await);
+    subnet(&c, &net, "10.0.0.0/24").await;
+    let src = port(&c, &net, "vm-a").await;
+    let (sf_in, sf_out) = (port(&c, &net, "sf").await, port(&c, &net, "sf").await);
+    let pp = pair(&c, &sf_in, &sf_out).await;
+    let g = json!({"port_pair_group": {"port_pairs": [pp]}});
+    let g = id(&c.made(OWNER, "sfc/port_pair_groups", g).await);
+    let fc = http_classifier(&c, &src, 80).await;
+    let chain = json!({"port_chain": {"port_pair_groups": [g], "flow_classifiers": [fc]}});
+    let (st, v) = post(&c, "port_chains", chain.clone()).await;
+    assert_eq!((st, kind(&v)), (400, "InvalidInput"), "{v}");
+    assert!(message(&v).contains("MTU must be at most 1446"), "{v}");
+    let (st, v) = c
+        .send(
+            ADMIN,
+            "PUT",
+            &format!("/v2.0/networks/{net}"),
+            json!({"network": {"mtu": 1446}}),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let (st, v) = post(&c, "port_chains", chain).await;
+    assert_eq!(st, 201, "{v}");
+}
+
+#[tokio::test]
+async fn a_symmetric_chains_answers_meet_no_other_chains_classifier() {
+    let c = Cloud::new();
+    let net = network(&c, "n").await;
+    subnet(&c, &net, "10.0.0.0/24").await;
+    let (a, b) = (port(&c, &net, "vm-a").await, port(&c, &net, "vm-b").await);
+    let mut groups = Vec::new();
+    for sf in ["sf1", "sf2"] {
+        let (i, o) = (port(&c, &net, sf).await, port(&c, &net, sf).await);
+        let pp = pair(&c, &i, &o).await;
+        let g = json!({"port_pair_group": {"port_pairs": [pp]}});
+        groups.push(id(&c.made(OWNER, "sfc/port_pair_groups", g).await));
+    }
+    let classifier = |from: &str, to: &str, sport: u16, dport: u16| {
+        json!({"flow_classifier": {"logical_source_port": from,
+            "logical_destination_port": to, "protocol": "tcp",
+            "source_port_range_min": sport, "source_port_range_max": sport,
+            "destination_port_range_min": dport, "destination_port_range_max": dport}})
+    };
+    let fc = id(&c
+        .made(OWNER, "sfc/flow_classifiers", classifier(&a, &b, 1000, 80))
+        .await);
+    let chain = |g: &str, fc: &str, symmetric: bool| {
+        json!({"port_chain": {"port_pair_groups": [g], "flow_classifiers": [fc],
+            "chain_parameters": {"symmetric": symmetric}}})
+    };
+    let first = c
+        .made(OWNER, "sfc/port_chains", chain(&groups[0], &fc, true))
+        .await;
+    // b's answers from port 80 to port 1000 are the first chain's reverse path.
+    let back = id(&c
+        .made(OWNER, "sfc/flow_classifiers", classifier(&b, &a, 80, 1000))
+        .await);
+    let (st, v) = post(&c, "port_chains", chain(&groups[1], &back, false)).await;
+    assert_eq!(
+        (st, kind(&v)),
+        (400, "PortChainFlowClassifierInConflict"),
+        "{v}"
+    );
+    assert!(message(&v).contains(&id(&first)), "{v}");
+    // To another port they are not.
+    let other = id(&c
+        .made(OWNER, "sfc/flow_classifiers", classifier(&b, &a, 80, 2000))
+        .await);
+    c.made(OWNER, "sfc/port_chains", chain(&groups[1], &other, false))
+        .await;
 }

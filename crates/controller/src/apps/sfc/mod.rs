@@ -13,21 +13,28 @@
 //! - **Across hosts** (from_tunnel, 100, [`PRIO_LABEL`]): a label of a hop with a pair
 //!   here is popped and goes to the hop's local-only group (never back into the
 //!   underlay); any other MPLS frame is dropped ([`PRIO_MPLS_DROP`]).
-//! - **Onward** (services, 20): what a pair's egress port sends that matches the chain's
-//!   classifiers goes to the next hop's group, never the same hop's; after the last hop
-//!   it goes on to L2 (55) and reaches its destination as any frame does.
+//! - **Onward** (services, 20, [`onward_priority`]): what a pair's egress port sends that
+//!   matches the chain's classifiers goes to the next hop's group, never the same hop's;
+//!   after the last hop it goes on to L2 (55) and reaches its destination as any frame
+//!   does. These flows sit above every entry and above the hops before them, so a frame
+//!   out of a service function only moves forward, even when its port is also some
+//!   chain's source: at most one pass through each of the 16 hops, never a loop.
+//! - **Symmetric chains** (networking-sfc's reverse path): the answers, classified by the
+//!   classifier [`reversed`] (from the logical destination port to the source, prefixes
+//!   and ports swapped), go through the groups in reverse order, entering each service
+//!   function by its egress port and leaving by its ingress port; the same labels, the
+//!   direction in the MPLS TC bits ([`tc`]) and in the group ids.
 //!
 //! The position in the chain is the label between hosts and the egress port on the
 //! service function's host (correlation none: the service function keeps no label).
-//! Every hop moves the position strictly forward, and the API refuses a chain whose
-//! source is one of its service function ports, so a packet cannot loop.
+//! The API refuses a chain whose source is one of its service function ports.
 
 use super::{App, Cx, Flow, Group, Object, Owner, Sink, deliver, flow, here};
 use crate::pipeline::{App as AppId, reg, table};
 use crate::reconcile::GroupBody;
 use crate::view::{Touched, View};
 use model::PortChain;
-use model::sfc::Classifier;
+use model::sfc::{Classifier, Hop, HopPair, MAX_HOPS};
 use openflow::Instruction;
 use openflow::action::Action;
 use openflow::flow::{Bucket, GroupType};
@@ -36,6 +43,8 @@ use std::collections::BTreeSet;
 
 /// Classification in services (20): above the VIPs (150) and every responder.
 pub const PRIO_CLASSIFY: u16 = 170;
+/// What a service function sends on after hop h: [`onward_priority`], 171 to 186.
+pub const PRIO_ONWARD: u16 = PRIO_CLASSIFY + 1;
 /// Labelled frames from the tunnels (100): above the L2 lookup by MAC.
 pub const PRIO_LABEL: u16 = 300;
 /// Any other MPLS frame from a tunnel is dropped.
@@ -50,18 +59,21 @@ const ETH_IPV6: u16 = 0x86dd;
 const GROUP_BIT: u32 = 1 << 28;
 const LOCAL_BIT: u32 = 1 << 27;
 
-/// The select group of hop label `label` for one IP family; `local_only` for the copy
-/// that serves labelled frames from the tunnel (this host's pairs only).
-pub fn group_id(label: u32, v6: bool, local_only: bool) -> u32 {
+/// The select group of hop label `label` for one [`tc`] (IP family and direction);
+/// `local_only` for the copy that serves labelled frames from the tunnel (this host's
+/// pairs only).
+pub fn group_id(label: u32, tc: u8, local_only: bool) -> u32 {
     GROUP_BIT
         | if local_only { LOCAL_BIT } else { 0 }
-        | if v6 { 1 << 20 } else { 0 }
+        | (u32::from(tc & 3) << 20)
         | (label & 0xf_ffff)
 }
 
-/// The MPLS TC bits carrying the IP family, so the far end pops to the right ethertype.
-fn tc(v6: bool) -> u8 {
-    u8::from(v6)
+/// The MPLS TC bits: the IP family (bit 0), so the far end pops to the right ethertype,
+/// and the direction (bit 1: a symmetric chain's reverse path), whose hops have the
+/// same labels.
+pub fn tc(v6: bool, reverse: bool) -> u8 {
+    u8::from(v6) | u8::from(reverse) << 1
 }
 
 fn ethertype(v6: bool) -> u16 {
@@ -138,13 +150,84 @@ fn base() -> Vec<Flow> {
     )]
 }
 
+/// One direction of a chain: its hops with each pair's ports as traffic of this
+/// direction enters and leaves the service function, and the classifiers that start it.
+struct Direction {
+    reverse: bool,
+    path: Vec<Hop>,
+    classifiers: Vec<Classifier>,
+}
+
+/// The forward direction, and for a symmetric chain the reverse one (networking-sfc's
+/// reverse path): the groups in reverse order, each pair entered by its egress port and
+/// left by its ingress port, classified by [`reversed`].
+fn directions(chain: &PortChain) -> Vec<Direction> {
+    let mut out = vec![Direction {
+        reverse: false,
+        path: chain.path.clone(),
+        classifiers: chain.classifiers.clone(),
+    }];
+    if chain.symmetric {
+        let path = (chain.path.iter().rev())
+            .map(|h| Hop {
+                group: h.group.clone(),
+                pairs: (h.pairs.iter())
+                    .map(|p| HopPair {
+                        ingress: p.egress.clone(),
+                        egress: p.ingress.clone(),
+                        ..p.clone()
+                    })
+                    .collect(),
+            })
+            .collect();
+        out.push(Direction {
+            reverse: true,
+            path,
+            classifiers: chain.classifiers.iter().filter_map(reversed).collect(),
+        });
+    }
+    out
+}
+
+/// networking-sfc's reverse classification of a symmetric chain: from the logical
+/// destination port back to the logical source port, prefixes and port ranges swapped;
+/// none for a classifier without a logical destination port (the API refuses those in
+/// a symmetric chain it creates).
+pub fn reversed(c: &Classifier) -> Option<Classifier> {
+    let dst = c.logical_destination_port.clone()?;
+    Some(Classifier {
+        source_ip_prefix: c.destination_ip_prefix,
+        destination_ip_prefix: c.source_ip_prefix,
+        source_port_range_min: c.destination_port_range_min,
+        source_port_range_max: c.destination_port_range_max,
+        destination_port_range_min: c.source_port_range_min,
+        destination_port_range_max: c.source_port_range_max,
+        logical_source_port: Some(dst),
+        logical_destination_port: c.logical_source_port.clone(),
+        ..c.clone()
+    })
+}
+
 /// The flows and groups of one chain on this host.
 pub fn compile(cx: Cx<'_>, chain: &PortChain) -> (Vec<Flow>, Vec<Group>) {
+    let mut out = (Vec::new(), Vec::new());
+    if let Some(net) = cx.view.networks.get(&chain.network_id) {
+        for dir in directions(chain) {
+            compile_direction(cx, chain, net, &dir, &mut out);
+        }
+    }
+    out
+}
+
+/// One direction of a chain, per IP family of its classifiers.
+fn compile_direction(
+    cx: Cx<'_>,
+    chain: &PortChain,
+    net: &model::Network,
+    dir: &Direction,
+    (flows, groups): &mut (Vec<Flow>, Vec<Group>),
+) {
     let (view, host) = (cx.view, cx.host);
-    let (mut flows, mut groups) = (Vec::new(), Vec::new());
-    let Some(net) = view.networks.get(&chain.network_id) else {
-        return (flows, groups);
-    };
     let key = chain.chain_id;
     let local = |id: &str| view.ports.get(id).filter(|p| here::is_local(view, host, p));
     let dst_mac = |c: &Classifier| {
@@ -152,16 +235,17 @@ pub fn compile(cx: Cx<'_>, chain: &PortChain) -> (Vec<Flow>, Vec<Group>) {
         view.ports.get(id).map(|p| p.mac_address.0)
     };
     let to_group = |gid: u32| vec![Instruction::ApplyActions(vec![Action::Group(gid)])];
-    let families: BTreeSet<bool> = chain.classifiers.iter().map(Classifier::is_ipv6).collect();
+    let families: BTreeSet<bool> = dir.classifiers.iter().map(Classifier::is_ipv6).collect();
     for v6 in families {
-        let mine: Vec<&Classifier> = (chain.classifiers.iter())
+        let tc = tc(v6, dir.reverse);
+        let mine: Vec<&Classifier> = (dir.classifiers.iter())
             .filter(|c| c.is_ipv6() == v6)
             .collect();
         // The hops whose full group (entry points here) or local-only group (pairs
         // here) this host needs.
         let mut full = BTreeSet::new();
         let mut local_only = BTreeSet::new();
-        if !chain.path.is_empty() {
+        if !dir.path.is_empty() {
             for c in &mine {
                 let Some(src) = c.logical_source_port.as_deref().and_then(local) else {
                     continue;
@@ -174,13 +258,13 @@ pub fn compile(cx: Cx<'_>, chain: &PortChain) -> (Vec<Flow>, Vec<Group>) {
                         m,
                         AppId::Sfc,
                         key,
-                        to_group(group_id(chain.label(0), v6, false)),
+                        to_group(group_id(chain.label(0), tc, false)),
                     ));
                 }
                 full.insert(0);
             }
         }
-        for (h, hop) in chain.path.iter().enumerate() {
+        for (h, hop) in dir.path.iter().enumerate() {
             for pair in &hop.pairs {
                 if local(&pair.ingress).is_some() {
                     local_only.insert(h);
@@ -188,18 +272,18 @@ pub fn compile(cx: Cx<'_>, chain: &PortChain) -> (Vec<Flow>, Vec<Group>) {
                 let Some(egress) = local(&pair.egress) else {
                     continue;
                 };
-                let next = h + 1 < chain.path.len();
+                let next = h + 1 < dir.path.len();
                 for c in &mine {
                     for m in classifier_matches(net.unique_key, c, dst_mac(c)) {
                         let m = m.reg(6, egress.unique_key);
                         let ins = if next {
-                            to_group(group_id(chain.label(h + 1), v6, false))
+                            to_group(group_id(chain.label(h + 1), tc, false))
                         } else {
                             vec![Instruction::GotoTable(table::L2)]
                         };
                         flows.push(flow(
                             table::SERVICES,
-                            PRIO_CLASSIFY,
+                            onward_priority(h),
                             m,
                             AppId::Sfc,
                             key,
@@ -213,7 +297,7 @@ pub fn compile(cx: Cx<'_>, chain: &PortChain) -> (Vec<Flow>, Vec<Group>) {
             }
         }
         for h in full {
-            let Some(hop) = chain.path.get(h) else {
+            let Some(hop) = dir.path.get(h) else {
                 continue;
             };
             let label = chain.label(h);
@@ -226,7 +310,7 @@ pub fn compile(cx: Cx<'_>, chain: &PortChain) -> (Vec<Flow>, Vec<Group>) {
                         let mut a = vec![
                             Action::PushMpls(ETH_MPLS),
                             Action::set_field(Field::MplsLabel, label),
-                            Action::set_field(Field::MplsTc, tc(v6)),
+                            Action::set_field(Field::MplsTc, tc),
                         ];
                         a.extend(deliver::to_chassis(view, host, net, &port.binding_host_id)?);
                         a
@@ -234,10 +318,10 @@ pub fn compile(cx: Cx<'_>, chain: &PortChain) -> (Vec<Flow>, Vec<Group>) {
                     Some(weighted(pair.weight, actions))
                 })
                 .collect();
-            groups.push(select(group_id(label, v6, false), buckets));
+            groups.push(select(group_id(label, tc, false), buckets));
         }
         for h in local_only {
-            let Some(hop) = chain.path.get(h) else {
+            let Some(hop) = dir.path.get(h) else {
                 continue;
             };
             let label = chain.label(h);
@@ -247,7 +331,7 @@ pub fn compile(cx: Cx<'_>, chain: &PortChain) -> (Vec<Flow>, Vec<Group>) {
                     Some(weighted(pair.weight, to_sf(port.unique_key)))
                 })
                 .collect();
-            let gid = group_id(label, v6, true);
+            let gid = group_id(label, tc, true);
             groups.push(select(gid, buckets));
             flows.push(flow(
                 table::FROM_TUNNEL,
@@ -256,7 +340,7 @@ pub fn compile(cx: Cx<'_>, chain: &PortChain) -> (Vec<Flow>, Vec<Group>) {
                     .metadata(u64::from(net.unique_key))
                     .eth_type(ETH_MPLS)
                     .mpls_label(label)
-                    .mpls_tc(tc(v6)),
+                    .mpls_tc(tc),
                 AppId::Sfc,
                 key,
                 [Instruction::ApplyActions(vec![
@@ -266,7 +350,14 @@ pub fn compile(cx: Cx<'_>, chain: &PortChain) -> (Vec<Flow>, Vec<Group>) {
             ));
         }
     }
-    (flows, groups)
+}
+
+/// What a service function's egress port sends on after hop `h`: above every entry
+/// ([`PRIO_CLASSIFY`]) and above the hops before, so a frame out of a service function
+/// only ever moves forward, whatever else its port is (a classifier's source, a port of
+/// an earlier hop): at most one pass through each hop, never a loop.
+pub fn onward_priority(h: usize) -> u16 {
+    PRIO_ONWARD + u16::try_from(h.min(MAX_HOPS - 1)).unwrap_or(0)
 }
 
 /// Straight to a service function's ingress port (dispatch): its security groups are
@@ -342,10 +433,10 @@ mod tests {
 
     #[test]
     fn group_ids_stay_apart_from_the_others() {
-        let g = group_id(0xfffff, true, true);
-        assert_eq!(g, GROUP_BIT | LOCAL_BIT | 1 << 20 | 0xfffff);
+        let g = group_id(0xfffff, tc(true, true), true);
+        assert_eq!(g, GROUP_BIT | LOCAL_BIT | 3 << 20 | 0xfffff);
         assert!(g < 0x4000_0000, "below the multicast groups");
-        assert!(group_id(16, false, false) > (1 << 25 | 0xffff << 8 | 0xff));
+        assert!(group_id(16, 0, false) > (1 << 25 | 0xffff << 8 | 0xff));
     }
 
     #[test]

@@ -118,6 +118,7 @@ pub(crate) async fn chains_with_group(
             }
         }
         chain.path = resolve_path(api, &groups).await?;
+        port_chains::check_ports(&chain)?;
         out.push((chain, rev));
     }
     Ok(out)

@@ -15,7 +15,7 @@ use crate::body::{Attrs, bad_attr, parse_bool, show};
 use crate::context::Context;
 use crate::error::{ApiError, ApiResult};
 use model::sfc::{Classifier, MAX_CHAIN_ID, MAX_HOPS};
-use model::{FlowClassifier, Meta, Port, PortChain, PortPairGroup};
+use model::{FlowClassifier, Meta, Network, NetworkType, Port, PortChain, PortPairGroup};
 use serde_json::{Map, Value, json};
 
 impl Resource for PortChain {
@@ -133,11 +133,15 @@ async fn groups_for(
 }
 
 /// The classifiers `ids` for chain `chain`: each exists, serves no other chain, and
-/// meets no classifier of another chain.
+/// meets no classifier of another chain. A symmetric chain also classifies the answers
+/// ([`reversed`]): those are compared too, both ways (networking-sfc compares the
+/// forward classifiers only; here two chains would otherwise steer the same packets from
+/// one port, with flows the same to the byte).
 async fn classifiers_for(
     api: &Api,
     chain: &str,
     ids: &[String],
+    symmetric: bool,
 ) -> ApiResult<Vec<(FlowClassifier, nbdb::Revision)>> {
     let all = all_classifiers(api).await?;
     let mut out = Vec::new();
@@ -152,11 +156,27 @@ async fn classifiers_for(
         }
         out.push((c, rev));
     }
+    let symmetric_chains: Vec<String> = (api.db.all::<PortChain>().await?)
+        .into_iter()
+        .filter(|(c, _)| c.symmetric)
+        .map(|(c, _)| c.meta.id)
+        .collect();
+    let rules = |c: &FlowClassifier, both: bool| {
+        let rev = if both { reversed(&c.rule) } else { None };
+        std::iter::once(c.rule.clone())
+            .chain(rev)
+            .collect::<Vec<_>>()
+    };
     for (other, _) in &all {
         let Some(pc) = other.chain.as_deref().filter(|pc| *pc != chain) else {
             continue;
         };
-        if let Some((mine, _)) = out.iter().find(|(c, _)| c.rule.meets(&other.rule)) {
+        let theirs = rules(other, symmetric_chains.iter().any(|s| s == pc));
+        let clash = out.iter().find(|(mine, _)| {
+            let mine = rules(mine, symmetric);
+            mine.iter().any(|m| theirs.iter().any(|t| m.meets(t)))
+        });
+        if let Some((mine, _)) = clash {
             return Err(invalid(
                 "PortChainFlowClassifierInConflict",
                 format!(
@@ -167,6 +187,24 @@ async fn classifiers_for(
         }
     }
     Ok(out)
+}
+
+/// The answers' classifier of a symmetric chain, as the datapath builds it
+/// (`controller::apps::sfc::reversed`, networking-sfc's reverse path): from the logical
+/// destination port, prefixes and port ranges swapped; none without that port.
+fn reversed(c: &Classifier) -> Option<Classifier> {
+    let dst = c.logical_destination_port.clone()?;
+    Some(Classifier {
+        source_ip_prefix: c.destination_ip_prefix,
+        destination_ip_prefix: c.source_ip_prefix,
+        source_port_range_min: c.destination_port_range_min,
+        source_port_range_max: c.destination_port_range_max,
+        destination_port_range_min: c.source_port_range_min,
+        destination_port_range_max: c.source_port_range_max,
+        logical_source_port: Some(dst),
+        logical_destination_port: c.logical_source_port.clone(),
+        ..c.clone()
+    })
 }
 
 fn datapath_invalid(message: impl std::fmt::Display) -> ApiError {
@@ -189,19 +227,21 @@ async fn resolve(
     let gs: Vec<PortPairGroup> = groups.iter().map(|(g, _)| g.clone()).collect();
     chain.path = resolve_path(api, &gs).await?;
     chain.classifiers = classifiers.iter().map(|(c, _)| c.rule.clone()).collect();
+    check_ports(chain)?;
+    // A symmetric chain's answers start at the logical destination ports.
     let sources: Vec<&String> = (chain.classifiers.iter())
-        .filter_map(|c: &Classifier| c.logical_source_port.as_ref())
+        .flat_map(|c: &Classifier| {
+            let dst = c
+                .logical_destination_port
+                .as_ref()
+                .filter(|_| chain.symmetric);
+            c.logical_source_port.iter().chain(dst)
+        })
         .collect();
     let sf_ports: Vec<&String> = (chain.path.iter())
         .flat_map(|h| h.pairs.iter())
         .flat_map(|p| [&p.ingress, &p.egress])
         .collect();
-    if let Some(p) = sources.iter().find(|s| sf_ports.contains(s)) {
-        return Err(datapath_invalid(format!(
-            "port {p} is a classifier's logical source port and a service function port of \
-             the chain: its traffic would loop"
-        )));
-    }
     let mut network: Option<String> = None;
     for id in sources.iter().chain(sf_ports.iter()) {
         let Some((port, _)) = api.db.get::<Port>(id).await? else {
@@ -219,7 +259,96 @@ async fn resolve(
             Some(_) => {}
         }
     }
+    if let Some(id) = &network
+        && let Some((net, _)) = api.db.get::<Network>(id).await?
+    {
+        check_label_room(api, &net)?;
+    }
     chain.network_id = network.unwrap_or_else(|| chain.meta.project_id.clone());
+    Ok(())
+}
+
+/// The bytes a chain adds to a frame between hosts: its MPLS label.
+const LABEL_BYTES: u32 = 4;
+
+/// A full-size frame of `net` must still cross to another host with the chain's label:
+/// VXLAN and GRE networks at their largest MTU fill the underlay to the byte (Geneve's
+/// keeps room for options), and so do VLAN and flat ones the physical network. Open
+/// vSwitch drops what does not fit, silently, so such a chain would pass small packets
+/// and lose full-size ones.
+fn check_label_room(api: &Api, net: &Network) -> ApiResult<()> {
+    let t = net.network_type;
+    let max = api.config.max_mtu(t);
+    if matches!(t, NetworkType::Geneve | NetworkType::Local) || net.mtu + LABEL_BYTES <= max {
+        return Ok(());
+    }
+    Err(datapath_invalid(format!(
+        "network {} ({}, MTU {}) leaves no room for the {LABEL_BYTES} bytes of the MPLS \
+         label that carries a chain between hosts: its MTU must be at most {}",
+        net.meta.id,
+        t.as_str(),
+        net.mtu,
+        max.saturating_sub(LABEL_BYTES)
+    )))
+}
+
+/// The ports of a resolved chain, as this datapath needs them: no service function port
+/// is where classified traffic starts (a classifier's logical source port, or for a
+/// symmetric chain its logical destination port, where the answers start): its traffic
+/// would loop; and no port serves two hops (its frames could not tell which hop they
+/// left). Checked on every change of the chain or of one of its groups.
+pub(crate) fn check_ports(chain: &PortChain) -> ApiResult<()> {
+    let mut sources: Vec<&String> = (chain.classifiers.iter())
+        .filter_map(|c| c.logical_source_port.as_ref())
+        .collect();
+    if chain.symmetric {
+        sources
+            .extend((chain.classifiers.iter()).filter_map(|c| c.logical_destination_port.as_ref()));
+    }
+    let mut hop_of: Vec<(&String, usize)> = Vec::new();
+    for (h, hop) in chain.path.iter().enumerate() {
+        for p in hop.pairs.iter().flat_map(|p| [&p.ingress, &p.egress]) {
+            if sources.contains(&p) {
+                return Err(datapath_invalid(format!(
+                    "port {p} is a classifier's logical {} port and a service function \
+                     port of the chain: its traffic would loop",
+                    if (chain.classifiers.iter()).any(|c| c.logical_source_port.as_ref() == Some(p))
+                    {
+                        "source"
+                    } else {
+                        "destination"
+                    }
+                )));
+            }
+            if let Some((_, first)) = hop_of.iter().find(|(q, g)| *q == p && *g != h) {
+                return Err(datapath_invalid(format!(
+                    "port {p} is a service function port of two port pair groups of the \
+                     chain (positions {first} and {h})"
+                )));
+            }
+            hop_of.push((p, h));
+        }
+    }
+    Ok(())
+}
+
+/// networking-sfc's OVS driver, on creating a symmetric chain: every classifier names
+/// its logical destination port, where the answers start (message as upstream words it).
+fn check_symmetric(classifiers: &[(FlowClassifier, nbdb::Revision)]) -> ApiResult<()> {
+    for (fc, _) in classifiers {
+        if fc.rule.logical_destination_port.is_none() {
+            return Err(invalid(
+                "SfcBadRequest",
+                format!(
+                    "FlowClassifier {} does not setlogical_destination_port. \
+                     logical_destination_port needed when symmetric has been set. Please \
+                     recreate FlowClassifier with logical_destination_port and \
+                     destination_ip_prefix.",
+                    fc.meta.id
+                ),
+            ));
+        }
+    }
     Ok(())
 }
 
@@ -339,7 +468,10 @@ impl Lifecycle for PortChain {
                 }
             }
         }
-        let classifiers = classifiers_for(api, &meta.id, &req.classifiers).await?;
+        let classifiers = classifiers_for(api, &meta.id, &req.classifiers, req.symmetric).await?;
+        if req.symmetric {
+            check_symmetric(&classifiers)?;
+        }
         let taken: Vec<(u32, String)> = (api.db.all::<PortChain>().await?)
             .into_iter()
             .map(|(c, _)| (c.chain_id, c.meta.id))
@@ -408,8 +540,8 @@ impl Lifecycle for PortChain {
         }
         let id = chain.meta.id.clone();
         let classifiers = match &req.classifiers {
-            Some(ids) => classifiers_for(api, &id, ids).await?,
-            None => classifiers_for(api, &id, &chain.flow_classifiers).await?,
+            Some(ids) => classifiers_for(api, &id, ids, chain.symmetric).await?,
+            None => classifiers_for(api, &id, &chain.flow_classifiers, chain.symmetric).await?,
         };
         let groups = match &req.groups {
             Some(ids) => groups_for(api, &id, ids).await?,
