@@ -6,12 +6,14 @@
 //! PENDING_* until both hosts applied a change, and answers once ACTIVE. A member reaches
 //! its own VIP (hairpin) whichever member it is balanced to. With SOURCE_IP session
 //! persistence, every new connection of one client reaches one member, on either host. A
-//! member on another network, behind a router, is balanced to beside one on the VIP's.
+//! member on another network, behind a router, is balanced to beside one on the VIP's. An
+//! IPv6 VIP spreads connections over IPv6 members on both hosts.
 
 mod common;
 
 use common::backends::{
-    Proc, balancer, curl, first_subnet, octavia as lb, octavia_made as made, python, serve, tally,
+    Proc, balancer, curl, first_subnet, octavia as lb, octavia_made as made, python, serve,
+    serve_on, tally,
 };
 use common::cloud::{TwoHosts, two_hosts, wait_until};
 use serde_json::json;
@@ -400,4 +402,54 @@ fn a_member_behind_a_router_is_balanced_to_with_one_on_the_vip_network() {
         "both answer, every time: {seen:?}\n{}",
         t.dumps()
     );
+}
+
+/// An IPv6 VIP on an IPv6-only network: connections from a client VM reach members on
+/// both hosts through it, and their answers come back from the VIP (curl checks that).
+#[test]
+fn an_ipv6_vip_spreads_connections_over_members_on_two_hosts() {
+    let t: TwoHosts = two_hosts();
+    let srv = &t.srv;
+    let net = srv.create("networks", "network", json!({"name": "lb6"}));
+    srv.create(
+        "subnets",
+        "subnet",
+        json!({"network_id": net["id"], "ip_version": 6, "cidr": "fd00:55::/64"}),
+    );
+    let subnet = first_subnet(srv, &net);
+    let vm6 = |h: usize| {
+        let p = srv.create("ports", "port", json!({"network_id": net["id"]}));
+        let ip = common::cloud::addr(&p).1;
+        (t.plug(&p, h, 64), ip)
+    };
+    let (client, _) = vm6(0);
+    let (m1, ip1) = vm6(0);
+    let (m2, ip2) = vm6(1);
+    let _servers = [serve_on(&m1, "m1", "::"), serve_on(&m2, "m2", "::")];
+    for ip in [&ip1, &ip2] {
+        wait_until("a member to serve", Duration::from_secs(30), || {
+            curl(&client, &format!("http://[{ip}]:8000/")).is_some()
+        });
+    }
+    let bal = balancer(srv, &subnet, "web6", 80, json!({}));
+    assert!(bal.vip.contains(':'), "an IPv6 VIP: {}", bal.vip);
+    for ip in [&ip1, &ip2] {
+        made(
+            srv,
+            &bal.members,
+            json!({"member": {"address": ip, "protocol_port": 8000, "subnet_id": subnet}}),
+        );
+    }
+    let url = format!("http://[{}]/", bal.vip);
+    wait_until("both members to answer", Duration::from_secs(20), || {
+        tally(&client, &url, 8).len() == 2
+    });
+    let seen = tally(&client, &url, 30);
+    assert_eq!(
+        seen.values().sum::<usize>(),
+        30,
+        "every connection answered: {seen:?}\n{}",
+        t.dumps()
+    );
+    assert_eq!(seen.len(), 2, "both members: {seen:?}");
 }

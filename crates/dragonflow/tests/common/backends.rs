@@ -15,10 +15,13 @@ impl Drop for Proc {
 }
 
 /// An HTTP/1.1 server on port 8000 in the VM answering every GET with `name` (keep-alive,
-/// so one connection can carry several requests).
+/// so one connection can carry several requests), on IPv4 or, given "::", IPv6.
 const SERVER: &str = r#"
-import http.server, sys
+import http.server, socket, sys
 name = sys.argv[1].encode()
+bind = sys.argv[2] if len(sys.argv) > 2 else "0.0.0.0"
+class Server(http.server.ThreadingHTTPServer):
+    address_family = socket.AF_INET6 if ":" in bind else socket.AF_INET
 class H(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     def do_GET(self):
@@ -28,7 +31,7 @@ class H(http.server.BaseHTTPRequestHandler):
         self.wfile.write(name)
     def log_message(self, *a):
         pass
-http.server.ThreadingHTTPServer(("0.0.0.0", 8000), H).serve_forever()
+Server((bind, 8000), H).serve_forever()
 "#;
 
 pub fn python() -> String {
@@ -36,7 +39,12 @@ pub fn python() -> String {
 }
 
 pub fn serve(vm: &testbed::Vm, name: &str) -> Proc {
-    let mut c = vm.ns.command([&python(), "-c", SERVER, name]);
+    serve_on(vm, name, "0.0.0.0")
+}
+
+/// [`serve`] on address `bind` ("::" for IPv6).
+pub fn serve_on(vm: &testbed::Vm, name: &str, bind: &str) -> Proc {
+    let mut c = vm.ns.command([&python(), "-c", SERVER, name, bind]);
     c.stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
