@@ -72,6 +72,7 @@ fn host(name: &str, service_host: &str) -> Sim {
     sim.put(&fixtures::subnet("s", "n", "10.0.0.0/24"));
     sim.put(&open_port("a", 5, "h"));
     sim.put(&open_port("b", 6, "h"));
+    sim.put(&open_port("c", 7, "o"));
     sim.put(&service_port(service_host));
     for (id, ofport, on) in [("a", A, "h"), ("b", B, "h"), ("s", S, service_host)] {
         if on == name {
@@ -183,6 +184,17 @@ fn copies_cross_hosts_with_the_services_own_key_and_skip_its_filters() {
     assert_eq!(copy.tun_dst, u32::from(Ipv4Addr::new(192, 0, 2, 2)));
     assert_eq!(copy.frame, a_to_b(), "unchanged");
     assert!(outs.iter().any(|o| o.port == B && o.frame == a_to_b()));
+    // A reply to a from c on o arrives by the tunnel: its copy goes back into it (the
+    // port it came in by), to s's host.
+    let c_to_a = udp_frame(mac(7), mac(5), (ip(7), 7000), (ip(5), 1000));
+    let mut pkt = fake_switch::Packet::new(TUNNEL, c_to_a.clone());
+    pkt.tun_id = 1;
+    let sent = h.send_packet(pkt);
+    let outs = &sent.outcome.outputs;
+    assert_eq!(outs.len(), 2, "{:?}", sent.outcome.log);
+    assert!(outs.iter().any(|o| o.port == A && o.frame == c_to_a));
+    let back = outs.iter().find(|o| o.port == TUNNEL).expect("the copy");
+    assert_eq!((back.tun_id, &back.frame), (u64::from(KEY), &c_to_a));
     // On o: what comes with the key goes to s alone, past its port security and groups
     // (a frame from a to b's MAC is not s's).
     let mut pkt = fake_switch::Packet::new(TUNNEL, copy.frame.clone());

@@ -27,7 +27,7 @@ use crate::reconcile::GroupBody;
 use crate::view::{Touched, View};
 use model::{Port, Table, TapFlow};
 use openflow::Instruction;
-use openflow::action::{Action, port as ofp};
+use openflow::action::Action;
 use openflow::flow::{Bucket, GroupType};
 use openflow::oxm::{Field, Match};
 use std::collections::BTreeSet;
@@ -71,16 +71,14 @@ fn target(f: &TapFlow) -> Target<'_> {
 }
 
 /// The actions that deliver one copy (none when the service port's host, or this host's
-/// tunnel of its type, is not known yet). `in_port`: the OpenFlow port the frame came by,
-/// when known (a copy back out of it needs `IN_PORT`).
-fn copy(view: &View, host: &Host, t: &Target<'_>, in_port: Option<u32>) -> Option<Vec<Action>> {
+/// tunnel of its type, is not known yet). Each starts by clearing `in_port` in its
+/// bucket: the copy may have to leave by the port the frame came in by (a reply from the
+/// tunnel copied back into it, a service port's own frame), which OpenFlow's `output`
+/// skips.
+fn copy(view: &View, host: &Host, t: &Target<'_>) -> Option<Vec<Action>> {
+    let clear = Action::load(Field::NxmInPort, 0, 16, 0);
     if let Some(&ofport) = host.ofports.get(t.port) {
-        let out = if in_port == Some(ofport) {
-            ofp::IN_PORT
-        } else {
-            ofport
-        };
-        return Some(vec![Action::output(out)]);
+        return Some(vec![clear, Action::output(ofport)]);
     }
     let service = view.ports.get(t.port)?;
     let net = view.networks.get(t.network)?;
@@ -93,6 +91,7 @@ fn copy(view: &View, host: &Host, t: &Target<'_>, in_port: Option<u32>) -> Optio
         return None; // Bound here but not plugged yet.
     }
     Some(vec![
+        clear,
         Action::set_field(Field::TunId, u64::from(key)),
         Action::set_field(Field::TunIpv4Dst, u32::from(dst)),
         Action::output(tunnel),
@@ -107,10 +106,9 @@ fn tap(cx: Cx<'_>, p: &Port, ingress: bool, targets: &BTreeSet<Target<'_>>, out:
     ) else {
         return;
     };
-    let in_port = (!ingress).then_some(ofport);
     let mut buckets: Vec<Bucket> = targets
         .iter()
-        .filter_map(|t| copy(cx.view, cx.host, t, in_port))
+        .filter_map(|t| copy(cx.view, cx.host, t))
         .map(Bucket::new)
         .collect();
     if buckets.is_empty() {
