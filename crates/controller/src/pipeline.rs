@@ -84,7 +84,7 @@ pub const TABLES: &[Table] = &[
     Table {
         id: CLASSIFY,
         name: "classify",
-        role: "VM port: reg6 = port key, metadata = network key; tunnel: network by tun_id",
+        role: "VM port: reg6 = port key, metadata = network key; tunnel: network by tun_id; a tapped port's frames to its copy group, tap copies by tunnel key to the service port",
         next: &[PORT_SECURITY, METADATA, FROM_TUNNEL, INGRESS_NAT],
     },
     Table {
@@ -366,7 +366,7 @@ pub const TABLES: &[Table] = &[
     Table {
         id: DISPATCH,
         name: "dispatch",
-        role: "reg7 to the port",
+        role: "reg7 to the port; a tapped port's frames to its copy group first",
         next: &[],
     },
 ];
