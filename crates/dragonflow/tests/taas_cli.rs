@@ -39,13 +39,7 @@ fn tap_service_and_flow_lifecycle_with_the_cli() {
     let (s_port, a_port, b_port) = (port("collector"), port("a"), port("b"));
 
     let s = srv.os(&[
-        "tap",
-        "service",
-        "create",
-        "--name",
-        "mirror",
-        "--port",
-        &s_port,
+        "tap", "service", "create", "--name", "mirror", "--port", &s_port,
     ]);
     assert_eq!(field(&s, &["port_id", "Port ID"]), s_port.as_str(), "{s}");
     assert_eq!(field(&s, &["status", "Status"]), "ACTIVE", "{s}");

@@ -4,7 +4,8 @@
 //! B sends back, each once and unchanged (the request copied at A's door on host a, the
 //! reply where it is delivered to A, both tunnelled to host b with the service's own
 //! key); S's port has a security group that lets nothing in, which the copies bypass;
-//! tcpdump in B sees each request exactly once. Deleting the flow stops the mirror.
+//! tcpdump in B sees each request exactly once. Deleting the flow stops the mirror. And a
+//! service port that taps itself gets a bounded number of copies on real OVS too.
 
 mod common;
 
@@ -132,7 +133,7 @@ fn a_both_tap_flow_mirrors_request_and_reply_to_a_service_on_another_host() {
         "/v2.0/taas/tap_flows",
         Some(
             json!({"tap_flow": {"tap_service_id": ts["tap_service"]["id"],
-            "source_port": a_port_id(&t, &a_ip), "direction": "BOTH"}}),
+            "source_port": port_id(&t, &a_ip), "direction": "BOTH"}}),
         ),
     );
     assert_eq!(st, 201, "{tf}");
@@ -178,8 +179,83 @@ fn a_both_tap_flow_mirrors_request_and_reply_to_a_service_on_another_host() {
     assert!(seen.is_empty(), "no copy after the delete: {seen:?}");
 }
 
-/// The id of A's port (the port with address `ip`).
-fn a_port_id(t: &TwoHosts, ip: &str) -> Value {
+/// A tap service on port `port` and a tap flow from `source` into it; the flow's id.
+fn tap(
+    t: &TwoHosts,
+    service: Option<&Value>,
+    port: &Value,
+    source: &Value,
+    direction: &str,
+) -> (Value, String) {
+    let ts = match service {
+        Some(s) => s.clone(),
+        None => {
+            let (st, v) = t.srv.call(
+                "POST",
+                "/v2.0/taas/tap_services",
+                Some(json!({"tap_service": {"port_id": port}})),
+            );
+            assert_eq!(st, 201, "{v}");
+            v["tap_service"]["id"].clone()
+        }
+    };
+    let (st, v) = t.srv.call(
+        "POST",
+        "/v2.0/taas/tap_flows",
+        Some(
+            json!({"tap_flow": {"tap_service_id": ts, "source_port": source,
+            "direction": direction}}),
+        ),
+    );
+    assert_eq!(st, 201, "{v}");
+    (ts, v["tap_flow"]["id"].as_str().unwrap().to_string())
+}
+
+/// On real Open vSwitch (its recursion through a group's resubmit included): a service
+/// port S that taps itself both ways, and a source A tapped into it, give a bounded
+/// number of copies. S pings B: S sees its request leave and its own `OUT` copy of it,
+/// B's reply arrive and its own `IN` copy of it (2 and 2 a ping; the copies are not
+/// copied again). A pings B: S sees one copy of each request and reply.
+#[test]
+fn a_service_port_that_taps_itself_gets_bounded_copies() {
+    if !testbed::require_root("a_service_port_that_taps_itself_gets_bounded_copies") {
+        return;
+    }
+    let t: TwoHosts = two_hosts();
+    let net = t.srv.network("tapnet", "10.62.0.0/24");
+    let (a, a_ip) = t.vm(&net, 0);
+    let (b, b_ip) = t.vm(&net, 1);
+    let (s, s_ip) = t.vm(&net, 1);
+    assert!(ping(&s, &b_ip, 1) && ping(&a, &b_ip, 1), "{}", t.dumps());
+    let s_port = port_id(&t, &s_ip);
+    let (ts, _) = tap(&t, None, &s_port, &port_id(&t, &a_ip), "BOTH");
+    tap(&t, Some(&ts), &s_port, &s_port, "BOTH");
+    wait_until(
+        "the tap flows on both hosts",
+        Duration::from_secs(20),
+        || has_tap_flows(&t, 0) && has_tap_flows(&t, 1),
+    );
+    let (in_s, in_b) = (Tcpdump::start(&s, 6), Tcpdump::start(&b, 5));
+    assert!(ping(&s, &b_ip, 4), "S reaches B\n{}", t.dumps());
+    assert!(ping(&a, &b_ip, 4), "A reaches B\n{}", t.dumps());
+    let (seen, at_b) = (in_s.lines(), in_b.lines());
+    let n = |src: &str, dst: &str, kind: &str| count(&seen, src, dst, kind);
+    assert_eq!(
+        (n(&s_ip, &b_ip, "request"), n(&b_ip, &s_ip, "reply")),
+        (8, 8),
+        "{seen:#?}"
+    );
+    assert_eq!(
+        (n(&a_ip, &b_ip, "request"), n(&b_ip, &a_ip, "reply")),
+        (4, 4),
+        "{seen:#?}"
+    );
+    assert_eq!(seen.len(), 24, "nothing else: {seen:#?}");
+    assert_eq!(at_b.len(), 16, "B: each request and reply once: {at_b:#?}");
+}
+
+/// The id of the port with address `ip`.
+fn port_id(t: &TwoHosts, ip: &str) -> Value {
     let (_, v) = t.srv.call("GET", "/v2.0/ports", None);
     v["ports"]
         .as_array()
