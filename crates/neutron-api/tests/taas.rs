@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{ADMIN, Cloud, OTHER, OWNER, kind, message};
+use common::{ADMIN, Cloud, OTHER, OWNER, READER, kind, message};
 use model::{TapFlow, TapService};
 use serde_json::{Value, json};
 
@@ -306,4 +306,50 @@ async fn deletes_cascade_as_upstreams_plugin_does() {
     // The keys were given back: a new service may take one again.
     let p2 = ports(&c, 1).await;
     service(&c, &p2[0]).await;
+}
+
+#[tokio::test]
+async fn only_members_of_the_project_see_and_change_taps_as_upstreams_policy_says() {
+    let c = Cloud::new();
+    let p = ports(&c, 2).await;
+    let sid = service(&c, &p[0]).await;
+    let fid = flow(&c, &sid, &p[1], "OUT").await;
+    for (uri, coll, key) in [
+        (format!("{SERVICES}/{sid}"), SERVICES, "tap_services"),
+        (format!("{FLOWS}/{fid}"), FLOWS, "tap_flows"),
+    ] {
+        // Upstream's get rule is admin or project member: a reader sees nothing.
+        for (who, seen) in [
+            (ADMIN, true),
+            (OWNER, true),
+            (READER, false),
+            (OTHER, false),
+        ] {
+            let (st, v) = c.call(who, "GET", &uri, None).await;
+            assert_eq!(st, if seen { 200 } else { 404 }, "{who:?} {uri}: {v}");
+            let (_, v) = c.call(who, "GET", coll, None).await;
+            let n = v[key].as_array().map_or(0, Vec::len);
+            assert_eq!(n, usize::from(seen), "{who:?} lists {coll}: {v}");
+        }
+        let body = |k: &str| json!({ k: {"name": "n"} });
+        let k = if coll == SERVICES {
+            "tap_service"
+        } else {
+            "tap_flow"
+        };
+        let (st, _) = c.send(READER, "PUT", &uri, body(k)).await;
+        assert_eq!(st, 404);
+        let (st, _) = c.send(OTHER, "PUT", &uri, body(k)).await;
+        assert_eq!(st, 404);
+        let (st, v) = c.send(OWNER, "PUT", &uri, body(k)).await;
+        assert_eq!(st, 200, "{v}");
+    }
+    // A reader may not create.
+    let body = json!({"tap_service": {"port_id": p[1]}});
+    let (st, v) = c.send(READER, "POST", SERVICES, body).await;
+    assert_eq!((st, kind(&v)), (403, "PolicyNotAuthorized"), "{v}");
+    let (st, _) = c
+        .call(OTHER, "DELETE", &format!("{SERVICES}/{sid}"), None)
+        .await;
+    assert_eq!(st, 404);
 }
