@@ -294,14 +294,7 @@ impl View {
             }
             // The source port of a flow, the port of a service: they compile the copies.
             Table::TapFlow | Table::TapService => {
-                let ports: BTreeSet<String> = tap_port_before
-                    .into_iter()
-                    .chain(self.tap_port(table, id))
-                    .collect();
-                out.extend(ports.into_iter().map(|id| Touched {
-                    table: Table::Port,
-                    id,
-                }));
+                out.extend(self.tap_ports_touched(table, id, tap_port_before));
             }
             // Its addresses are matched in the rules that name it: their groups change.
             Table::AddressGroup => {

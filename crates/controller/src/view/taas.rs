@@ -5,7 +5,7 @@
 //! (where it is bound; on this host or not). A port's copies follow the flows from it and
 //! the services on it: their changes touch that port, whose owner compiles them.
 
-use super::View;
+use super::{Touched, View};
 use model::{TapFlow, TapService};
 use std::collections::BTreeSet;
 
@@ -28,6 +28,23 @@ impl View {
             model::Table::TapService => self.tap_services.get(id).map(|s| s.port_id.clone()),
             _ => None,
         }
+    }
+
+    /// The ports a tap flow or service's change touches: its port before and after.
+    pub(super) fn tap_ports_touched(
+        &self,
+        table: model::Table,
+        id: &str,
+        before: Option<String>,
+    ) -> Vec<Touched> {
+        let ports: BTreeSet<String> = before.into_iter().chain(self.tap_port(table, id)).collect();
+        ports
+            .into_iter()
+            .map(|id| Touched {
+                table: model::Table::Port,
+                id,
+            })
+            .collect()
     }
 
     /// The tap topics: the networks of the service ports of flows from local ports.
