@@ -74,6 +74,9 @@ pub const RESUBMITS: &[(u8, u8)] = &[
     (LB_REPLY, INGRESS_CT),
     (LB_SELECT, LB_AFFINITY),
     (INGRESS_SNAT, SERVICES),
+    // Tap as a service: after the copy, the frame is looked up again where it was.
+    (CLASSIFY, CLASSIFY),
+    (DISPATCH, DISPATCH),
 ];
 
 /// Every table, in order.
@@ -81,7 +84,7 @@ pub const TABLES: &[Table] = &[
     Table {
         id: CLASSIFY,
         name: "classify",
-        role: "VM port: reg6 = port key, metadata = network key; tunnel: network by tun_id",
+        role: "VM port: reg6 = port key, metadata = network key; tunnel: network by tun_id; a tapped port's frames to its copy group, tap copies by tunnel key to the service port",
         next: &[PORT_SECURITY, METADATA, FROM_TUNNEL, INGRESS_NAT],
     },
     Table {
@@ -363,7 +366,7 @@ pub const TABLES: &[Table] = &[
     Table {
         id: DISPATCH,
         name: "dispatch",
-        role: "reg7 to the port",
+        role: "reg7 to the port; a tapped port's frames to its copy group first",
         next: &[],
     },
 ];
@@ -395,6 +398,10 @@ pub mod reg {
     pub const LB_MEMBER_ADDR: Field = Field::Reg(2);
     /// SOURCE_IP affinity: the remembered member's port (low 16 bits).
     pub const LB_MEMBER_PORT: Field = Field::Reg(1);
+    /// Tap as a service: bit 0 once a frame from a tapped port was copied (classify),
+    /// bit 1 once a frame to one was (dispatch), so the lookup after the copy takes the
+    /// ordinary flow.
+    pub const TAPPED: Field = Field::Reg(0);
 }
 
 /// The app that owns a flow: the top byte of its cookie.
@@ -422,10 +429,11 @@ pub enum App {
     Qos = 19,
     Sfc = 20,
     Fwaas = 21,
+    Taas = 22,
 }
 
 impl App {
-    pub const ALL: [App; 21] = [
+    pub const ALL: [App; 22] = [
         App::Classifier,
         App::PortSecurity,
         App::L2,
@@ -447,6 +455,7 @@ impl App {
         App::Qos,
         App::Sfc,
         App::Fwaas,
+        App::Taas,
     ];
 }
 

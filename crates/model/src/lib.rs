@@ -20,6 +20,7 @@ pub mod objects;
 pub mod pools;
 pub mod qos;
 pub mod sfc;
+pub mod taas;
 pub mod time;
 pub mod trunk;
 
@@ -32,6 +33,7 @@ pub use objects::*;
 pub use pools::{AddressScope, SubnetPool};
 pub use qos::{QosDirection, QosPolicy, QosRule, QosRuleKind};
 pub use sfc::{FlowClassifier, PortChain, PortPair, PortPairGroup};
+pub use taas::{TapDirection, TapFlow, TapService};
 pub use trunk::{SubPort, Trunk};
 
 /// The NB store tables, one per object kind, plus the claims table that makes allocations
@@ -76,12 +78,15 @@ pub enum Table {
     SfcPortPairGroup,
     SfcFlowClassifier,
     SfcPortChain,
+    /// Tap as a service (`taas`): tap services and the tap flows into them.
+    TapService,
+    TapFlow,
     /// `ip/<subnet>/<addr>`, `mac/<mac>`, `key/<kind>/<n>`, `seg/<type>/<n>` → owner id.
     Claim,
 }
 
 impl Table {
-    pub const ALL: [Table; 27] = [
+    pub const ALL: [Table; 29] = [
         Table::Network,
         Table::Subnet,
         Table::Port,
@@ -108,6 +113,8 @@ impl Table {
         Table::SfcPortPairGroup,
         Table::SfcFlowClassifier,
         Table::SfcPortChain,
+        Table::TapService,
+        Table::TapFlow,
         Table::Claim,
     ];
 
@@ -140,6 +147,8 @@ impl Table {
             Table::SfcPortPairGroup => "sfc_port_pair_group",
             Table::SfcFlowClassifier => "sfc_flow_classifier",
             Table::SfcPortChain => "sfc_port_chain",
+            Table::TapService => "tap_service",
+            Table::TapFlow => "tap_flow",
             Table::Claim => "claim",
         }
     }

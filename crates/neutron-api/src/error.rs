@@ -59,6 +59,19 @@ impl ApiError {
                 format!("{noun} {id} not found."),
             );
         }
+        // tap-as-a-service's own wording (two spaces and all).
+        let taas = match kind {
+            "TapService" => Some("Tap Service"),
+            "TapFlow" => Some("Tap Flow"),
+            _ => None,
+        };
+        if let Some(noun) = taas {
+            return ApiError::new(
+                StatusCode::NOT_FOUND,
+                &format!("{kind}NotFound"),
+                format!("{noun}  {id} does not exist"),
+            );
+        }
         let noun = match kind {
             "FloatingIP" => "Floating IP".to_string(),
             "SecurityGroup" => "Security group".to_string(),

@@ -24,6 +24,7 @@ pub mod octavia;
 pub mod policy;
 pub mod quotas;
 pub mod resources;
+pub mod taas;
 pub mod versions;
 
 use axum::Router;
@@ -187,6 +188,8 @@ pub fn router(api: Arc<Api>) -> Router {
     let r = resource::<model::PortPairGroup>(r, "/v2.0/sfc/port_pair_groups");
     let r = resource::<model::FlowClassifier>(r, "/v2.0/sfc/flow_classifiers");
     let r = resource::<model::PortChain>(r, "/v2.0/sfc/port_chains");
+    let r = resource::<model::TapService>(r, "/v2.0/taas/tap_services");
+    let r = resource::<model::TapFlow>(r, "/v2.0/taas/tap_flows");
     let r = r
         .route(
             "/v2.0/routers/{id}/add_router_interface",

@@ -315,6 +315,16 @@ pub const EXTENSIONS: &[(&str, &str, &str)] = &[
         "add_prefixes and remove_prefixes on subnet pools",
     ),
     (
+        "taas",
+        "Neutron Tap as a Service",
+        "Neutron Tap as a Service Extension: tap services and tap flows (copies by a group, between hosts over the tunnel with the service's own key)",
+    ),
+    (
+        "taas-vlan-filter",
+        "VLAN filtering for Neutron Tap as a Service",
+        "vlan_filter on tap flows (stored and shown; every frame is copied, as upstream's OVS driver does)",
+    ),
+    (
         "tag-creation",
         "Tag support for resource creation",
         "tags in create requests",
@@ -382,6 +392,8 @@ pub async fn v2(headers: HeaderMap) -> Json<Value> {
         ("port_pair_group", "sfc/port_pair_groups"),
         ("flow_classifier", "sfc/flow_classifiers"),
         ("port_chain", "sfc/port_chains"),
+        ("tap_service", "taas/tap_services"),
+        ("tap_flow", "taas/tap_flows"),
     ]
     .into_iter()
     .map(|(name, coll)| {

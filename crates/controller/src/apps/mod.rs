@@ -36,6 +36,7 @@ pub mod rate;
 pub mod security_groups;
 pub mod sfc;
 mod sink;
+pub mod taas;
 pub mod trunk;
 pub mod tunnel;
 
@@ -247,6 +248,7 @@ pub static APPS: &[&dyn App] = &[
     &qos::Qos,
     &sfc::Sfc,
     &fwaas::Fwaas,
+    &taas::Taas,
 ];
 
 /// The object an owner names, if the view has it.

@@ -7,7 +7,7 @@ use crate::view::{removed, written};
 use model::fixtures::{self, network};
 use model::{Network, NetworkType, Port};
 use nbdb::Change;
-use random::{random_chain, random_fw, random_lb, random_router};
+use random::{random_chain, random_fw, random_lb, random_router, random_tap};
 
 mod random;
 
@@ -133,6 +133,8 @@ fn incremental_equals_full_after_random_changes() {
         .unwrap_or(0x9e37_79b9_7f4a_7c15);
     // The firewall changes' own stream (below).
     let mut fw_seed = seed ^ 0x5bd1_e995;
+    // And the tap changes' (below).
+    let mut tap_seed = seed ^ 0x27d4_eb2f;
     let mut rnd = |n: u64| {
         seed ^= seed << 13;
         seed ^= seed >> 7;
@@ -144,6 +146,12 @@ fn incremental_equals_full_after_random_changes() {
         fw_seed ^= fw_seed >> 7;
         fw_seed ^= fw_seed << 17;
         fw_seed % n
+    };
+    let mut tap_rnd = |n: u64| {
+        tap_seed ^= tap_seed << 13;
+        tap_seed ^= tap_seed >> 7;
+        tap_seed ^= tap_seed << 17;
+        tap_seed % n
     };
     let mut v = View::new("h");
     let mut host = Host {
@@ -218,7 +226,32 @@ fn incremental_equals_full_after_random_changes() {
     let mut chained = 0;
     // Port keys, MACs and port numbers are unique per port, as the API and OVS make them.
     let mut firewalled = 0;
+    let mut tapped = 0;
     for rev in 1..2000 {
+        // Tap services and flows come and go every seventh change, from their own stream.
+        if rev % 7 == 0 {
+            let c = random_tap(&mut tap_rnd, &v, rev);
+            let todo: Vec<Owner> = v.apply(&c).iter().flat_map(|t| affected(&v, t)).collect();
+            d.update(&v, &host, todo);
+            sent.follow(&mut d);
+            let full = Desired::full(&v, &host);
+            assert!(
+                d.table() == full.table(),
+                "after tap change {rev} ({} {}): to reach a full compile: {:?}",
+                c.table,
+                c.id,
+                full.table().diff(d.table())
+            );
+            assert_eq!(d.groups(), full.groups(), "tap change {rev}: groups");
+            tapped += d
+                .table()
+                .iter()
+                .filter(|(k, _)| {
+                    [table::CLASSIFY, table::DISPATCH].contains(&k.table())
+                        && k.priority() == crate::apps::taas::PRIO_TAP
+                })
+                .count();
+        }
         // Firewall groups on the local ports come, change their policies, rules and
         // ports, and go: every ninth change, from a stream of their own, so that the
         // other changes keep the sequence the seeds above were run with.
@@ -608,6 +641,7 @@ fn incremental_equals_full_after_random_changes() {
     assert!(trunked > 100, "subports were wired: {trunked}");
     assert!(balanced > 50, "load balancers were exercised: {balanced}");
     assert!(chained > 50, "port chains were exercised: {chained}");
+    assert!(tapped > 50, "tap flows were exercised: {tapped}");
 }
 
 /// The network, tagged `mcast_snoop` when `on`.

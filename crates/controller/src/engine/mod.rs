@@ -32,7 +32,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 /// The tables a controller follows (not claims).
-pub const TABLES: [Table; 17] = [
+pub const TABLES: [Table; 19] = [
     Table::Network,
     Table::Subnet,
     Table::Port,
@@ -50,6 +50,8 @@ pub const TABLES: [Table; 17] = [
     Table::FirewallRule,
     Table::FirewallPolicy,
     Table::FirewallGroup,
+    Table::TapService,
+    Table::TapFlow,
 ];
 
 /// [`TABLES`] by name, as snapshots and watches are limited to them.

@@ -6,7 +6,7 @@ use model::{
     AddressGroup, Chassis, FloatingIp, McastGroup, NbObject, Network, Port, QosPolicy, Router,
     SecurityGroup, SecurityGroupRule, Subnet, Table, Trunk,
 };
-use model::{FirewallGroup, FirewallPolicy, FirewallRule, LoadBalancer};
+use model::{FirewallGroup, FirewallPolicy, FirewallRule, LoadBalancer, TapFlow, TapService};
 use nbdb::{Change, Record, Revision, Snapshot};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -51,6 +51,9 @@ pub struct View {
     pub fw_rules: Objects<FirewallRule>,
     pub fw_policies: Objects<FirewallPolicy>,
     pub fw_groups: Objects<FirewallGroup>,
+    /// Tap services on followed networks and tap flows from them (`taas`).
+    pub tap_services: Objects<TapService>,
+    pub tap_flows: Objects<TapFlow>,
     /// The firewall group of each port in one.
     fw_group_by_port: BTreeMap<String, String>,
     /// Ports of each network.
@@ -134,6 +137,11 @@ impl View {
                     ports.extend(self.fw_group_ports(&t.id));
                     ports.extend(fresh.fw_group_ports(&t.id));
                 }
+                // A port's copies follow the tap flows from it and the services on it.
+                Table::TapFlow | Table::TapService => {
+                    ports.extend(self.tap_port(t.table, &t.id));
+                    ports.extend(fresh.tap_port(t.table, &t.id));
+                }
                 Table::Port => fresh.membership.extend(membership_changes(
                     self.ports.get(&t.id),
                     fresh.ports.get(&t.id),
@@ -215,6 +223,7 @@ impl View {
             Table::FirewallGroup => self.fw_group_ports(id),
             _ => Vec::new(),
         };
+        let tap_port_before = self.tap_port(table, id);
         if !self.set(name, id, value) {
             return Vec::new();
         }
@@ -282,6 +291,10 @@ impl View {
                     table: Table::Port,
                     id,
                 }));
+            }
+            // The source port of a flow, the port of a service: they compile the copies.
+            Table::TapFlow | Table::TapService => {
+                out.extend(self.tap_ports_touched(table, id, tap_port_before));
             }
             // Its addresses are matched in the rules that name it: their groups change.
             Table::AddressGroup => {
@@ -414,6 +427,8 @@ impl View {
             Some(Table::FirewallRule) => set(&mut self.fw_rules, table, id, value),
             Some(Table::FirewallPolicy) => set(&mut self.fw_policies, table, id, value),
             Some(Table::FirewallGroup) => self.set_fw_group(id, value),
+            Some(Table::TapService) => set(&mut self.tap_services, table, id, value),
+            Some(Table::TapFlow) => set(&mut self.tap_flows, table, id, value),
             Some(
                 Table::Claim
                 | Table::RbacPolicy
@@ -526,6 +541,13 @@ impl View {
             &other.fw_groups,
             &mut out,
         );
+        diff(
+            Table::TapService,
+            &self.tap_services,
+            &other.tap_services,
+            &mut out,
+        );
+        diff(Table::TapFlow, &self.tap_flows, &other.tap_flows, &mut out);
         out
     }
 
@@ -640,6 +662,7 @@ impl View {
         topics.extend(networks.into_iter().map(str::to_string));
         topics.extend(behind);
         self.fw_topics(&mut topics);
+        self.taas_topics(&mut topics);
         topics.retain(|t| !t.is_empty());
         topics
     }
@@ -762,6 +785,7 @@ pub fn removed(table: &str, id: &str, revision: Revision) -> Change {
 
 mod fwaas;
 pub use fwaas::is_vm_port;
+mod taas;
 
 #[cfg(test)]
 mod tests;

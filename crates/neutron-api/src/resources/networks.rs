@@ -412,13 +412,13 @@ fn check_mtu(api: &Api, t: NetworkType, mtu: Option<u32>) -> ApiResult<u32> {
 }
 
 /// The segment a new network gets: explicit provider attributes (admin) or a tenant segment.
-struct Segment {
+pub(crate) struct Segment {
     network_type: NetworkType,
     physical_network: Option<String>,
-    segmentation_id: Option<u32>,
+    pub(crate) segmentation_id: Option<u32>,
 }
 
-fn seg_claim(t: NetworkType, physnet: Option<&str>, id: Option<u32>) -> String {
+pub(crate) fn seg_claim(t: NetworkType, physnet: Option<&str>, id: Option<u32>) -> String {
     match (physnet, id) {
         (Some(p), Some(i)) => format!("seg/{}/{p}/{i}", t.as_str()),
         (Some(p), None) => format!("seg/{}/{p}", t.as_str()),
@@ -453,7 +453,7 @@ async fn claim_requested(
 }
 
 /// Picks a free segmentation id of type `t` (on `physnet`) in `ranges` and claims it.
-async fn claim_free(
+pub(crate) async fn claim_free(
     api: &Api,
     plan: &mut Plan<'_>,
     owner: &str,

@@ -557,6 +557,7 @@ impl Lifecycle for Port {
         forwarding::drop_for_port(api, &mut plan.txn, &p.meta.id, &addrs, &[]).await?;
         release_claims(api, &mut plan.txn, p);
         crate::fwaas::groups::forget_port(api, &p.meta.id, &mut plan.txn).await?;
+        crate::taas::forget_port(api, &p.meta.id, &mut plan.txn).await?;
         plan.txn
             .nova_events(model::nova::on_delete(p).into_iter().collect());
         Ok(())

@@ -268,3 +268,48 @@ pub fn random_router(rnd: &mut impl FnMut(u64) -> u64) -> model::Router {
         ..fixtures::router(&format!("r{which}"), 50 + which as u32)
     }
 }
+
+/// A random tap-as-a-service change: services ts0/ts1 on ports x0..x11 come and go,
+/// and flows tf0..tf3 from those ports into them, in any direction (a service port
+/// that is a source too included).
+pub fn random_tap(rnd: &mut impl FnMut(u64) -> u64, view: &crate::view::View, rev: u64) -> Change {
+    use model::{TapDirection, TapFlow, TapService};
+    let net_of = |p: &str| {
+        view.ports
+            .get(p)
+            .map_or("n0".to_string(), |p| p.network_id.clone())
+    };
+    match rnd(6) {
+        0 => crate::view::removed("tap_flow", &format!("tf{}", rnd(4)), rev),
+        1 => crate::view::removed("tap_service", &format!("ts{}", rnd(2)), rev),
+        2 => {
+            let port = format!("x{}", rnd(12));
+            let s = TapService {
+                meta: fixtures::meta(&format!("ts{}", rnd(2))),
+                network_id: net_of(&port),
+                port_id: port,
+                tap_key: Some(5000 + rnd(2) as u32),
+                status: "ACTIVE".into(),
+            };
+            written(&s, rev)
+        }
+        _ => {
+            let (source, service) = (format!("x{}", rnd(12)), format!("x{}", rnd(12)));
+            let direction =
+                [TapDirection::In, TapDirection::Out, TapDirection::Both][rnd(3) as usize];
+            let f = TapFlow {
+                meta: fixtures::meta(&format!("tf{}", rnd(4))),
+                tap_service_id: format!("ts{}", rnd(2)),
+                network_id: net_of(&source),
+                source_port: source,
+                direction,
+                vlan_filter: None,
+                status: "ACTIVE".into(),
+                service_network: net_of(&service),
+                service_port: service,
+                tap_key: Some(5000 + rnd(2) as u32),
+            };
+            written(&f, rev)
+        }
+    }
+}

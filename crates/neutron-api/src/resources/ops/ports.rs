@@ -132,8 +132,9 @@ pub fn release_claims(api: &Api, txn: &mut Txn, p: &Port) {
 pub async fn remove_port_by_id(api: &Api, txn: &mut Txn, id: &str) -> ApiResult<()> {
     if let Some((p, rev)) = api.db.get::<Port>(id).await? {
         remove_port(api, txn, &p, rev);
-        // A router interface leaves its firewall group with it.
+        // A router interface leaves its firewall group with it, and its taps go.
         crate::fwaas::groups::forget_port(api, id, txn).await?;
+        crate::taas::forget_port(api, id, txn).await?;
     }
     Ok(())
 }
