@@ -6,7 +6,9 @@
 //! `birdc show route` then shows the tenant /24 via the router's gateway address; a
 //! floating IP associated with a port bound to host A adds a /32 via A's underlay
 //! address, moving the port to host B moves the next hop, disassociating withdraws it
-//! within a second, and restarting the speaker advertises everything again. The hosts are
+//! within a second, restarting the speaker advertises everything again, and so does
+//! restarting bird; with TCP MD5 (bird's `password`), a peer with the right password gets
+//! the session and one with a wrong password none. The hosts are
 //! chassis records (no OVS here: what is advertised depends on the model only).
 
 mod common;
@@ -27,7 +29,7 @@ struct Bird {
     ns: testbed::Netns,
     child: Child,
     sock: String,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Bird {
@@ -44,30 +46,49 @@ impl Bird {
         ns.ip(["link", "set", "eth0", "up"]).expect("up");
         ns.ip(["link", "set", "lo", "up"]).expect("lo");
         let dir = tempfile::tempdir().expect("tempdir");
-        let conf = dir.path().join("bird.conf");
         let sock = dir.path().join("bird.ctl").display().to_string();
+        let child = Self::spawn(&ns, &dir, &sock, None);
+        Bird {
+            ns,
+            child,
+            sock,
+            dir,
+        }
+    }
+
+    /// bird with its config in `dir`, asking the speaker for TCP MD5 with `password`.
+    fn spawn(
+        ns: &testbed::Netns,
+        dir: &tempfile::TempDir,
+        sock: &str,
+        password: Option<&str>,
+    ) -> Child {
+        let conf = dir.path().join("bird.conf");
+        let password = password.map_or(String::new(), |p| format!("  password \"{p}\";\n"));
         std::fs::write(
             &conf,
             format!(
                 "router id {BIRD_IP};\n\
                  protocol device {{}}\n\
                  protocol direct {{ ipv4; interface \"eth0\"; }}\n\
-                 protocol bgp df {{\n  local {BIRD_IP} as 65000;\n  neighbor {SPEAKER_IP} as 64512;\n  passive on;\n  hold time 9;\n  ipv4 {{ import all; export none; }};\n}}\n"
+                 protocol bgp df {{\n  local {BIRD_IP} as 65000;\n  neighbor {SPEAKER_IP} as 64512;\n  passive on;\n  hold time 9;\n{password}  ipv4 {{ import all; export none; }};\n}}\n"
             ),
         )
         .expect("bird.conf");
-        let child = ns
-            .command(["bird", "-f", "-c", &conf.display().to_string(), "-s", &sock])
+        ns.command(["bird", "-f", "-c", &conf.display().to_string(), "-s", sock])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("bird (scripts/setup installs bird2)");
-        Bird {
-            ns,
-            child,
-            sock,
-            _dir: dir,
-        }
+            .expect("bird (scripts/setup installs bird2)")
+    }
+
+    /// Stops bird and starts it again (asking for MD5 with `password`, when given): it
+    /// knows nothing until the speaker connects again.
+    fn restart(&mut self, password: Option<&str>) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.sock);
+        self.child = Self::spawn(&self.ns, &self.dir, &self.sock, password);
     }
 
     /// `birdc show route`: prefix → next hop, for the routes learnt over BGP.
@@ -169,7 +190,7 @@ fn id(v: &Value) -> String {
 fn bird_learns_tenant_networks_and_floating_ips_via_their_host() {
     let srv = Server::start();
     let link = format!("bgpv{}", std::process::id() % 10000);
-    let bird = Bird::start(&link);
+    let mut bird = Bird::start(&link);
     let _cleanup = scopeguard(link.clone());
 
     // An address scope shared by the external subnet and the tenant subnet.
@@ -338,6 +359,49 @@ fn bird_learns_tenant_networks_and_floating_ips_via_their_host() {
     bird.wait("routes gone with the speaker", |r| r.is_empty());
     spk = Speaker::start(&srv, &token_file);
     bird.wait("the tenant subnet again", |r| r.get(&cidr) == Some(&gw));
+
+    // A restarted bird learns everything again.
+    bird.restart(None);
+    bird.wait("the tenant subnet after bird's restart", |r| {
+        r.get(&cidr) == Some(&gw)
+    });
+
+    // TCP MD5: bird asks for it; a peer with auth_type md5 and the right password gets
+    // the session, a wrong password none (the kernels drop the unsigned or badly signed
+    // segments), and the right one again brings the routes back.
+    let md5 = srv.os(&[
+        "bgp",
+        "peer",
+        "create",
+        "--peer-ip",
+        BIRD_IP,
+        "--remote-as",
+        "65000",
+        "--auth-type",
+        "md5",
+        "--password",
+        "s3cret",
+        "bird-md5",
+    ]);
+    assert_eq!(md5["auth_type"], json!("md5"), "{md5}");
+    srv.os_ok(&["bgp", "speaker", "remove", "peer", "s1", "bird"]);
+    bird.restart(Some("s3cret"));
+    srv.os_ok(&["bgp", "speaker", "add", "peer", "s1", "bird-md5"]);
+    bird.wait("the tenant subnet over an MD5-signed session", |r| {
+        r.get(&cidr) == Some(&gw)
+    });
+    srv.os_ok(&["bgp", "peer", "set", "--password", "wrong", "bird-md5"]);
+    bird.restart(Some("s3cret"));
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(
+        bird.routes().is_empty(),
+        "no session with a wrong password: {:?}",
+        bird.routes()
+    );
+    srv.os_ok(&["bgp", "peer", "set", "--password", "s3cret", "bird-md5"]);
+    bird.wait("the routes with the right password again", |r| {
+        r.get(&cidr) == Some(&gw)
+    });
     drop(spk);
 }
 

@@ -7,9 +7,10 @@
 //! to the agents API as a "DF BGP speaker".
 //!
 //! Several hosts may run it for the same speakers: each peers on its own (peers see the
-//! same routes from two neighbours). MD5 authentication (`TCP_MD5SIG`) is not done yet: a
-//! peer with `auth_type` md5 is skipped with an error in the log.
+//! same routes from two neighbours). A peer with `auth_type` md5 gets TCP MD5 signatures
+//! (`TCP_MD5SIG`, [`md5`]) with its password as the key.
 
+mod md5;
 mod peer;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -243,10 +244,20 @@ fn apply(
             let Some(p) = peers.get(peer_id) else {
                 continue;
             };
-            if p.auth_type == "md5" {
-                tracing::error!(peer = %p.peer_ip, "MD5 authentication (TCP_MD5SIG) is not supported yet: peer skipped");
-                continue;
-            }
+            let md5 = match (p.auth_type.as_str(), &p.password) {
+                ("md5", Some(key)) if !key.is_empty() && key.len() <= md5::MAX_KEY => {
+                    Some(peer::Key(key.clone()))
+                }
+                ("md5", _) => {
+                    tracing::error!(
+                        peer = %p.peer_ip,
+                        "auth_type md5 needs a password of 1 to {} bytes: peer skipped",
+                        md5::MAX_KEY
+                    );
+                    continue;
+                }
+                _ => None,
+            };
             let family = if s.ip_version == 6 {
                 (AFI_IPV6, SAFI_UNICAST)
             } else {
@@ -262,6 +273,7 @@ fn apply(
                     families: vec![family],
                 },
                 peer: SocketAddr::new(p.peer_ip, args.peer_port),
+                md5,
             };
             let key = (s.meta.id.clone(), peer_id.clone());
             wanted.insert(key.clone());

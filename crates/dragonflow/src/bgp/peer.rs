@@ -26,6 +26,31 @@ pub type Routes = Arc<BTreeMap<Prefix, IpAddr>>;
 pub struct PeerConfig {
     pub fsm: Config,
     pub peer: SocketAddr,
+    /// The TCP MD5 key of a peer with `auth_type` md5.
+    pub md5: Option<Key>,
+}
+
+/// A peer's password: compared, never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Key(pub String);
+
+impl std::fmt::Debug for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Key(***)")
+    }
+}
+
+/// A TCP connection to `peer`, its segments signed with `md5` when given.
+async fn connect(peer: SocketAddr, md5: Option<Key>) -> std::io::Result<TcpStream> {
+    let socket = if peer.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    if let Some(Key(key)) = &md5 {
+        super::md5::sign(&socket, peer, key.as_bytes())?;
+    }
+    socket.connect(peer).await
 }
 
 type Connecting = Pin<Box<dyn Future<Output = std::io::Result<TcpStream>> + Send>>;
@@ -51,10 +76,10 @@ pub async fn run(cfg: PeerConfig, mut routes: watch::Receiver<Routes>) {
                 match o {
                     Output::Connect => {
                         stream = None;
-                        let peer = cfg.peer;
+                        let (peer, md5) = (cfg.peer, cfg.md5.clone());
                         let limit = cfg.fsm.connect_retry;
                         connecting = Some(Box::pin(async move {
-                            tokio::time::timeout(limit, TcpStream::connect(peer))
+                            tokio::time::timeout(limit, connect(peer, md5))
                                 .await
                                 .unwrap_or_else(|_| {
                                     Err(std::io::Error::new(
