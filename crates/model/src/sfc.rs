@@ -105,6 +105,26 @@ fn same_or_any<T: PartialEq>(a: &Option<T>, b: &Option<T>) -> bool {
 }
 
 impl Classifier {
+    /// networking-sfc's reverse classification of a symmetric chain (what the datapath
+    /// steers back and the API checks for conflicts): from the logical destination port
+    /// back to the logical source port, prefixes and port ranges swapped; none for a
+    /// classifier without a logical destination port (the API refuses those in a
+    /// symmetric chain it creates).
+    pub fn reversed(&self) -> Option<Classifier> {
+        let dst = self.logical_destination_port.clone()?;
+        Some(Classifier {
+            source_ip_prefix: self.destination_ip_prefix,
+            destination_ip_prefix: self.source_ip_prefix,
+            source_port_range_min: self.destination_port_range_min,
+            source_port_range_max: self.destination_port_range_max,
+            destination_port_range_min: self.source_port_range_min,
+            destination_port_range_max: self.source_port_range_max,
+            logical_source_port: Some(dst),
+            logical_destination_port: self.logical_source_port.clone(),
+            ..self.clone()
+        })
+    }
+
     /// networking-sfc's basic conflict: some packet could match both (ethertype,
     /// protocol, prefixes and port ranges; the logical ports left out). Two chains may
     /// not have classifiers that meet.

@@ -20,7 +20,7 @@
 //!   out of a service function only moves forward, even when its port is also some
 //!   chain's source: at most one pass through each of the 16 hops, never a loop.
 //! - **Symmetric chains** (networking-sfc's reverse path): the answers, classified by the
-//!   classifier [`reversed`] (from the logical destination port to the source, prefixes
+//!   classifier [`Classifier::reversed`] (from the logical destination port to the source, prefixes
 //!   and ports swapped), go through the groups in reverse order, entering each service
 //!   function by its egress port and leaving by its ingress port; the same labels, the
 //!   direction in the MPLS TC bits ([`tc`]) and in the group ids.
@@ -160,7 +160,7 @@ struct Direction {
 
 /// The forward direction, and for a symmetric chain the reverse one (networking-sfc's
 /// reverse path): the groups in reverse order, each pair entered by its egress port and
-/// left by its ingress port, classified by [`reversed`].
+/// left by its ingress port, classified by [`Classifier::reversed`].
 fn directions(chain: &PortChain) -> Vec<Direction> {
     let mut out = vec![Direction {
         reverse: false,
@@ -183,29 +183,10 @@ fn directions(chain: &PortChain) -> Vec<Direction> {
         out.push(Direction {
             reverse: true,
             path,
-            classifiers: chain.classifiers.iter().filter_map(reversed).collect(),
+            classifiers: chain.classifiers.iter().filter_map(Classifier::reversed).collect(),
         });
     }
     out
-}
-
-/// networking-sfc's reverse classification of a symmetric chain: from the logical
-/// destination port back to the logical source port, prefixes and port ranges swapped;
-/// none for a classifier without a logical destination port (the API refuses those in
-/// a symmetric chain it creates).
-pub fn reversed(c: &Classifier) -> Option<Classifier> {
-    let dst = c.logical_destination_port.clone()?;
-    Some(Classifier {
-        source_ip_prefix: c.destination_ip_prefix,
-        destination_ip_prefix: c.source_ip_prefix,
-        source_port_range_min: c.destination_port_range_min,
-        source_port_range_max: c.destination_port_range_max,
-        destination_port_range_min: c.source_port_range_min,
-        destination_port_range_max: c.source_port_range_max,
-        logical_source_port: Some(dst),
-        logical_destination_port: c.logical_source_port.clone(),
-        ..c.clone()
-    })
 }
 
 /// The flows and groups of one chain on this host.

@@ -162,7 +162,7 @@ async fn classifiers_for(
         .map(|(c, _)| c.meta.id)
         .collect();
     let rules = |c: &FlowClassifier, both: bool| {
-        let rev = if both { reversed(&c.rule) } else { None };
+        let rev = if both { c.rule.reversed() } else { None };
         std::iter::once(c.rule.clone())
             .chain(rev)
             .collect::<Vec<_>>()
@@ -187,24 +187,6 @@ async fn classifiers_for(
         }
     }
     Ok(out)
-}
-
-/// The answers' classifier of a symmetric chain, as the datapath builds it
-/// (`controller::apps::sfc::reversed`, networking-sfc's reverse path): from the logical
-/// destination port, prefixes and port ranges swapped; none without that port.
-fn reversed(c: &Classifier) -> Option<Classifier> {
-    let dst = c.logical_destination_port.clone()?;
-    Some(Classifier {
-        source_ip_prefix: c.destination_ip_prefix,
-        destination_ip_prefix: c.source_ip_prefix,
-        source_port_range_min: c.destination_port_range_min,
-        source_port_range_max: c.destination_port_range_max,
-        destination_port_range_min: c.source_port_range_min,
-        destination_port_range_max: c.source_port_range_max,
-        logical_source_port: Some(dst),
-        logical_destination_port: c.logical_source_port.clone(),
-        ..c.clone()
-    })
 }
 
 fn datapath_invalid(message: impl std::fmt::Display) -> ApiError {
