@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod backends;
+pub mod bgp;
 pub mod cloud;
 pub mod cni;
 pub mod conn_rate;

@@ -183,7 +183,11 @@ fn directions(chain: &PortChain) -> Vec<Direction> {
         out.push(Direction {
             reverse: true,
             path,
-            classifiers: chain.classifiers.iter().filter_map(Classifier::reversed).collect(),
+            classifiers: chain
+                .classifiers
+                .iter()
+                .filter_map(Classifier::reversed)
+                .collect(),
         });
     }
     out
