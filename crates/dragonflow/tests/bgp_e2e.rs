@@ -8,13 +8,14 @@
 //! address, moving the port to host B moves the next hop, disassociating withdraws it
 //! within a second, restarting the speaker advertises everything again, and so does
 //! restarting bird; with TCP MD5 (bird's `password`), a peer with the right password gets
-//! the session and one with a wrong password none. The hosts are
+//! the session and one with a wrong password none. An IPv6 speaker's tenant /64 reaches
+//! bird over a second, IPv6 session, via the router's IPv6 gateway address. The hosts are
 //! chassis records (no OVS here: what is advertised depends on the model only).
 
 mod common;
 
 use common::Server;
-use common::bgp::{BIRD_IP, Bird, HOST_A, HOST_B, Speaker, id, scopeguard};
+use common::bgp::{BIRD_IP, BIRD_IP6, Bird, HOST_A, HOST_B, Speaker, id, scopeguard};
 use neutron_api::nb_auth::Principal;
 use serde_json::json;
 use std::time::{Duration, Instant};
@@ -182,6 +183,77 @@ fn bird_learns_tenant_networks_and_floating_ips_via_their_host() {
     srv.os_ok(&["bgp", "peer", "set", "--password", "s3cret", "bird-md5"]);
     bird.wait("the routes with the right password again", |r| {
         r.get(&cidr) == Some(&gw)
+    });
+
+    // IPv6: a second session (bird's `df6`) for an IPv6 speaker. Its tenant /64 is
+    // advertised via the router's IPv6 gateway address (MP_REACH_NLRI, an IPv6 next hop).
+    let scope6 = srv.create(
+        "address-scopes",
+        "address_scope",
+        json!({"name": "s6", "ip_version": 6, "shared": true}),
+    );
+    let pool6 = |name: &str, prefix: &str| {
+        srv.create(
+            "subnetpools",
+            "subnetpool",
+            json!({"name": name, "prefixes": [prefix], "address_scope_id": scope6["id"],
+                   "shared": true}),
+        )
+    };
+    let (ext_pool6, tenant_pool6) = (
+        pool6("ext6", "fd00:25::/64"),
+        pool6("tenant6", "fd00:26::/48"),
+    );
+    let ext6 = srv.create(
+        "subnets",
+        "subnet",
+        json!({"network_id": ext["id"], "ip_version": 6, "cidr": "fd00:25::/64",
+               "subnetpool_id": ext_pool6["id"], "gateway_ip": "fd00:25::ffff",
+               "allocation_pools": [{"start": "fd00:25::100", "end": "fd00:25::200"}]}),
+    );
+    let sub6 = srv.create(
+        "subnets",
+        "subnet",
+        json!({"network_id": net["id"], "ip_version": 6, "subnetpool_id": tenant_pool6["id"],
+               "prefixlen": 64}),
+    );
+    let r6 = srv.create(
+        "routers",
+        "router",
+        json!({"name": "r6", "external_gateway_info": {"network_id": ext["id"],
+               "external_fixed_ips": [{"subnet_id": ext6["id"]}]}}),
+    );
+    let gw6 = r6["external_gateway_info"]["external_fixed_ips"][0]["ip_address"]
+        .as_str()
+        .expect("IPv6 gateway")
+        .to_string();
+    let (st, v) = srv.call(
+        "PUT",
+        &format!("/v2.0/routers/{}/add_router_interface", id(&r6)),
+        Some(json!({"subnet_id": sub6["id"]})),
+    );
+    assert_eq!(st, 200, "{v}");
+    let cidr6 = sub6["cidr"].as_str().expect("cidr").to_string();
+    let s6 = srv.create(
+        "bgp-speakers",
+        "bgp_speaker",
+        json!({"name": "s6", "local_as": 64512, "ip_version": 6}),
+    );
+    let peer6 = srv.create(
+        "bgp-peers",
+        "bgp_peer",
+        json!({"name": "bird6", "peer_ip": BIRD_IP6, "remote_as": 65000, "auth_type": "none"}),
+    );
+    let base6 = format!("/v2.0/bgp-speakers/{}", id(&s6));
+    for (action, body) in [
+        ("add_bgp_peer", json!({"bgp_peer_id": id(&peer6)})),
+        ("add_gateway_network", json!({"network_id": id(&ext)})),
+    ] {
+        let (st, v) = srv.call("PUT", &format!("{base6}/{action}"), Some(body));
+        assert_eq!(st, 200, "{action}: {v}");
+    }
+    bird.wait_on("df6", "the tenant /64 via the IPv6 gateway", |r| {
+        r.get(&cidr6) == Some(&gw6)
     });
     drop(spk);
 }

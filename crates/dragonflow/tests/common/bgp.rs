@@ -13,6 +13,9 @@ pub const SPEAKER_IP: &str = "198.18.25.1";
 pub const BIRD_IP: &str = "198.18.25.2";
 pub const HOST_A: &str = "198.18.25.11";
 pub const HOST_B: &str = "198.18.25.12";
+/// The second session's ends (bird's protocol `df6`, IPv6 routes with IPv6 next hops).
+pub const SPEAKER_IP6: &str = "fd00:25::1";
+pub const BIRD_IP6: &str = "fd00:25::2";
 
 pub struct Bird {
     ns: testbed::Netns,
@@ -29,9 +32,29 @@ impl Bird {
             "ip",
             &["addr", "add", &format!("{SPEAKER_IP}/24"), "dev", link],
         );
+        run(
+            "ip",
+            &[
+                "addr",
+                "add",
+                &format!("{SPEAKER_IP6}/64"),
+                "dev",
+                link,
+                "nodad",
+            ],
+        );
         run("ip", &["link", "set", link, "up"]);
         ns.ip(["addr", "add", &format!("{BIRD_IP}/24"), "dev", "eth0"])
             .expect("addr");
+        ns.ip([
+            "addr",
+            "add",
+            &format!("{BIRD_IP6}/64"),
+            "dev",
+            "eth0",
+            "nodad",
+        ])
+        .expect("addr6");
         ns.ip(["link", "set", "eth0", "up"]).expect("up");
         ns.ip(["link", "set", "lo", "up"]).expect("lo");
         let dir = tempfile::tempdir().expect("tempdir");
@@ -59,8 +82,9 @@ impl Bird {
             format!(
                 "router id {BIRD_IP};\n\
                  protocol device {{}}\n\
-                 protocol direct {{ ipv4; interface \"eth0\"; }}\n\
-                 protocol bgp df {{\n  local {BIRD_IP} as 65000;\n  neighbor {SPEAKER_IP} as 64512;\n  passive on;\n  hold time 9;\n{password}  ipv4 {{ import all; export none; }};\n}}\n"
+                 protocol direct {{ ipv4; ipv6; interface \"eth0\"; }}\n\
+                 protocol bgp df {{\n  local {BIRD_IP} as 65000;\n  neighbor {SPEAKER_IP} as 64512;\n  passive on;\n  hold time 9;\n{password}  ipv4 {{ import all; export none; }};\n}}\n\
+                 protocol bgp df6 {{\n  local {BIRD_IP6} as 65000;\n  neighbor {SPEAKER_IP6} as 64512;\n  passive on;\n  hold time 9;\n  ipv6 {{ import all; export none; }};\n}}\n"
             ),
         )
         .expect("bird.conf");
@@ -80,10 +104,15 @@ impl Bird {
         self.child = Self::spawn(&self.ns, &self.dir, &self.sock, password);
     }
 
-    /// `birdc show route`: prefix → next hop, for the routes learnt over BGP.
+    /// `birdc show route`: prefix → next hop, for the routes learnt over the IPv4 session.
     pub fn routes(&self) -> BTreeMap<String, String> {
+        self.routes_of("df")
+    }
+
+    /// The same for bird's protocol `proto` (`df6`: the IPv6 session).
+    pub fn routes_of(&self, proto: &str) -> BTreeMap<String, String> {
         let out = Command::new("birdc")
-            .args(["-s", &self.sock, "show", "route", "protocol", "df"])
+            .args(["-s", &self.sock, "show", "route", "protocol", proto])
             .output()
             .expect("birdc");
         let text = String::from_utf8_lossy(&out.stdout);
@@ -104,9 +133,19 @@ impl Bird {
 
     /// Waits until `check` holds for bird's routes; the time it took.
     pub fn wait(&self, what: &str, check: impl Fn(&BTreeMap<String, String>) -> bool) -> Duration {
+        self.wait_on("df", what, check)
+    }
+
+    /// [`Bird::wait`] for protocol `proto`.
+    pub fn wait_on(
+        &self,
+        proto: &str,
+        what: &str,
+        check: impl Fn(&BTreeMap<String, String>) -> bool,
+    ) -> Duration {
         let start = Instant::now();
         loop {
-            let r = self.routes();
+            let r = self.routes_of(proto);
             if check(&r) {
                 return start.elapsed();
             }
