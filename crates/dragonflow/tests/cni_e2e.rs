@@ -6,13 +6,12 @@
 mod common;
 mod ns;
 
-use common::cloud::{TwoHosts, two_hosts, wait_until};
-use common::cni::{Plugin, pod};
+use common::backends::Proc;
+use common::cloud::{TwoHosts, wait_until};
+use common::cni::{PROJECT, Plugin, address, conf_for, pings, pod, pods_cloud as setup, reference};
 use serde_json::{Value, json};
 use std::path::Path;
 use std::time::Duration;
-
-const PROJECT: &str = "pods-project";
 
 /// The network configuration for host `h` of `t`.
 fn conf(t: &TwoHosts, h: usize, extra: Value) -> Value {
@@ -25,34 +24,6 @@ fn conf(t: &TwoHosts, h: usize, extra: Value) -> Value {
     )
 }
 
-/// The network configuration of a plugin on the host of `ovs`, acting in `project`.
-fn conf_for(url: &str, ovs: &testbed::Ovs, host: &str, project: &str, extra: Value) -> Value {
-    let mut c = json!({
-        "cniVersion": "1.0.0",
-        "name": "pods",
-        "type": "dragonflow-cni",
-        "api": {"url": url, "auth": {"strategy": "noauth", "project_id": project}},
-        "network": "pods",
-        "ovsdb": format!("unix:{}", ovs.db_sock().display()),
-        "ovs_netns": ovs.netns().expect("host namespace"),
-        "host": host,
-    });
-    for (k, v) in extra.as_object().into_iter().flatten() {
-        c[k] = v.clone();
-    }
-    c
-}
-
-fn pings(ns: &testbed::Netns, ip: &str) -> bool {
-    ns.exec(["ping", "-c", "2", "-i", "0.2", "-W", "1", ip])
-        .is_ok()
-}
-
-fn address(result: &Value) -> String {
-    let a = result["ips"][0]["address"].as_str().expect("an address");
-    a.split('/').next().unwrap().to_string()
-}
-
 fn container_ports(t: &TwoHosts, container: &str) -> Vec<Value> {
     let (st, v) = t
         .srv
@@ -63,22 +34,6 @@ fn container_ports(t: &TwoHosts, container: &str) -> Vec<Value> {
 
 fn ovs_ports(t: &TwoHosts, h: usize) -> String {
     t.ovs[h].vsctl(["list-ports", "br-int"]).unwrap_or_default()
-}
-
-fn setup() -> TwoHosts {
-    let t = two_hosts();
-    let h = [("X-Project-Id", PROJECT)];
-    let (st, n) = t.srv.call_as(
-        "POST",
-        "/v2.0/networks",
-        Some(json!({"network": {"name": "pods"}})),
-        &h,
-    );
-    assert_eq!(st, 201, "{n}");
-    let sub = json!({"subnet": {"network_id": n["network"]["id"], "ip_version": 4,
-        "cidr": "10.10.0.0/24", "dns_nameservers": ["10.10.0.53"]}});
-    assert_eq!(t.srv.call_as("POST", "/v2.0/subnets", Some(sub), &h).0, 201);
-    t
 }
 
 /// Two pods on two hosts reach each other and a VM through their Neutron ports; the result
@@ -455,4 +410,117 @@ fn an_add_killed_midway_is_cleaned_by_del() {
     let (ok, r) = plugin.exec("ADD", "ctr-kill", &path_a, &c);
     assert!(ok, "{r}");
     assert_eq!(container_ports(&t, "ctr-kill")[0]["status"], "ACTIVE");
+}
+
+/// `iperf3` between `pod` and `server` for 3 s after 1 s left out (`download`: the server
+/// sends): the receiver's Mbit/s.
+fn iperf(pod: &testbed::Netns, server: &str, download: bool) -> f64 {
+    let mut argv = vec![
+        "iperf3",
+        "-c",
+        server,
+        "-t",
+        "3",
+        "-O",
+        "1",
+        "-J",
+        "--connect-timeout",
+        "3000",
+    ];
+    if download {
+        argv.push("-R");
+    }
+    let out = pod.command(argv).output().expect("iperf3");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    let rate = v["end"]["sum_received"]["bits_per_second"].as_f64();
+    rate.map(|b| b / 1e6)
+        .unwrap_or_else(|| panic!("iperf3: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+/// Chaining: the reference `bandwidth` plugin after dragonflow-cni, run by the runtime on
+/// the host (where the veth's host end is, which the result names), holds the pod's
+/// download to its `ingressRate` (a `tbf` on the host end). Its `egressRate` (the host
+/// end's ingress redirected to an `ifb`) is not held on the userspace datapath: OVS reads
+/// the host end with a packet socket, which sees a frame before tc's ingress hook; the
+/// test prints that rate and does not assert it. DEL of the chain (in reverse) leaves no
+/// ifb device and no port.
+#[test]
+fn the_bandwidth_plugin_chained_after_it_shapes_the_pods_download() {
+    if !testbed::require_root("the_bandwidth_plugin_chained_after_it_shapes_the_pods_download") {
+        return;
+    }
+    let t = setup();
+    let plugin = Plugin::install();
+    let (pod_a, path_a) = pod();
+    let (ok, r) = plugin.exec("ADD", "bw-1", &path_a, &conf(&t, 0, json!({})));
+    assert!(ok, "ADD: {r}");
+    assert!(
+        r["interfaces"][1]["name"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("tap"),
+        "{r}"
+    );
+
+    let net = t.srv.call("GET", "/v2.0/networks?name=pods", None).1["networks"][0].clone();
+    let (st, vm_port) = t.srv.call_as(
+        "POST",
+        "/v2.0/ports",
+        Some(json!({"port": {"network_id": net["id"]}})),
+        &[("X-Project-Id", PROJECT)],
+    );
+    assert_eq!(st, 201, "{vm_port}");
+    let vm = t.plug(&vm_port["port"], 1, 24);
+    let mtu = net["mtu"].as_u64().expect("the network's MTU").to_string();
+    vm.ns.ip(["link", "set", "eth0", "mtu", &mtu]).expect("mtu");
+    let ip_b = vm_port["port"]["fixed_ips"][0]["ip_address"]
+        .as_str()
+        .unwrap();
+    let _server = Proc(
+        vm.ns
+            .command(["iperf3", "-s"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("iperf3 -s"),
+    );
+    wait_until("iperf3 to listen", Duration::from_secs(10), || {
+        vm.ns
+            .exec(["ss", "-ltn", "sport = :5201"])
+            .is_ok_and(|o| o.contains("5201"))
+    });
+    let (down_before, up_before) = (iperf(&pod_a, ip_b, true), iperf(&pod_a, ip_b, false));
+
+    let host_ns = t.ovs[0].netns().expect("host a's namespace").to_string();
+    let bw = json!({"cniVersion": "1.0.0", "name": "pods", "type": "bandwidth",
+        "ingressRate": 10_000_000, "ingressBurst": 1_000_000,
+        "egressRate": 10_000_000, "egressBurst": 1_000_000, "prevResult": r});
+    let (ok, v) = reference("bandwidth", "ADD", "bw-1", &path_a, Some(&host_ns), &bw);
+    assert!(ok, "bandwidth ADD: {v}");
+    let (down, up) = (iperf(&pod_a, ip_b, true), iperf(&pod_a, ip_b, false));
+    eprintln!(
+        "download {down_before:.1} Mbit/s alone, {down:.1} with bandwidth at 10; upload {up_before:.1} alone, {up:.1} with bandwidth at 10 (not held on the userspace datapath)"
+    );
+    assert!(down < 13.0, "shaped to 10 Mbit/s, measured {down:.1}");
+    assert!(
+        down_before > 2.0 * down,
+        "{down_before:.1} before, {down:.1} after"
+    );
+
+    let host = testbed::Netns::attach(&host_ns);
+    let ifbs = || {
+        host.ip(["-o", "link", "show", "type", "ifb"])
+            .unwrap_or_default()
+    };
+    assert!(!ifbs().trim().is_empty(), "bandwidth made its ifb");
+    let (ok, v) = reference("bandwidth", "DEL", "bw-1", &path_a, Some(&host_ns), &bw);
+    assert!(ok, "bandwidth DEL: {v}");
+    let (ok, v) = plugin.exec(
+        "DEL",
+        "bw-1",
+        &path_a,
+        &conf(&t, 0, json!({"prevResult": r})),
+    );
+    assert!(ok, "DEL: {v}");
+    assert!(ifbs().trim().is_empty(), "left: {}", ifbs());
+    assert!(container_ports(&t, "bw-1").is_empty());
 }

@@ -110,6 +110,12 @@ impl Client {
         Ok(v["ports"].as_array().and_then(|p| p.first()).cloned())
     }
 
+    /// The port carrying `tag` (nested mode's container ports are found by theirs).
+    pub fn tagged_port(&self, tag: &str) -> Result<Option<Value>, Error> {
+        let v = self.call("GET", &format!("/v2.0/ports?tags={}", encode(tag)), None)?;
+        Ok(v["ports"].as_array().and_then(|p| p.first()).cloned())
+    }
+
     pub fn port(&self, id: &str) -> Result<Value, Error> {
         Ok(self.call("GET", &format!("/v2.0/ports/{id}"), None)?["port"].take())
     }

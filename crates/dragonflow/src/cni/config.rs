@@ -77,6 +77,25 @@ pub struct Config {
     /// How long ADD waits for the port to turn ACTIVE (its flows in) before failing.
     #[serde(default = "wait_seconds")]
     pub wait_active_seconds: u64,
+    /// Nested mode: this "host" is a VM whose port is a trunk's parent, and `bridge`,
+    /// `ovsdb` and `ovs_netns` name the VM's own Open vSwitch.
+    #[serde(default)]
+    pub nested: Option<Nested>,
+}
+
+/// Nested mode (Kuryr's nested VLAN driver): each container's port is a subport of the
+/// VM's trunk on a VLAN of its own.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Nested {
+    /// The VM's interface that is its trunk parent port (found by its MAC), and a trunk
+    /// port of the VM's bridge.
+    #[serde(default = "eth0")]
+    pub link_iface: String,
+}
+
+fn eth0() -> String {
+    "eth0".into()
 }
 
 fn br_int() -> String {
@@ -101,6 +120,14 @@ impl Config {
             .map_err(|e| format!("dragonflow network configuration: {e}"))?;
         if cfg.network.trim().is_empty() {
             return Err("dragonflow network configuration: `network` is empty".into());
+        }
+        if let Some(n) = &cfg.nested
+            && !super::link::is_ifname(&n.link_iface)
+        {
+            return Err(format!(
+                "dragonflow network configuration: `nested.link_iface` {:?} is not an interface name",
+                n.link_iface
+            ));
         }
         if !(1..=600).contains(&cfg.wait_active_seconds) {
             return Err(format!(
@@ -143,6 +170,23 @@ mod tests {
             }
         );
         assert!(c.security_groups.is_none() && c.subnet.is_none() && c.host.is_none());
+        assert!(c.nested.is_none());
+    }
+
+    #[test]
+    fn nested_mode_defaults_its_link_to_eth0() {
+        let api =
+            json!({"url": "http://n:9696", "auth": {"strategy": "noauth", "project_id": "p"}});
+        let c = Config::from_custom(&custom(
+            json!({"api": api, "network": "pods", "nested": {}}),
+        ))
+        .unwrap();
+        assert_eq!(c.nested.unwrap().link_iface, "eth0");
+        let c = Config::from_custom(&custom(
+            json!({"api": api, "network": "pods", "nested": {"link_iface": "ens3"}}),
+        ))
+        .unwrap();
+        assert_eq!(c.nested.unwrap().link_iface, "ens3");
     }
 
     #[test]
@@ -188,6 +232,14 @@ mod tests {
                 "unknown variant",
             ),
             (json!({"api": api, "network": 7}), "invalid type"),
+            (
+                json!({"api": api, "network": "x", "nested": {"link": "eth0"}}),
+                "unknown field `link`",
+            ),
+            (
+                json!({"api": api, "network": "x", "nested": {"link_iface": "a b/c"}}),
+                "not an interface name",
+            ),
         ] {
             let e = Config::from_custom(&custom(v)).unwrap_err();
             assert!(e.contains(want), "{e} should say {want}");

@@ -18,6 +18,8 @@ pub struct Attachment {
     pub addresses: Vec<String>,
     /// The default route of each IP version that has a gateway.
     pub gateways: Vec<IpAddr>,
+    /// Nested mode: the VLAN of the port's subport; the host end is an access port of it.
+    pub vlan: Option<u16>,
 }
 
 /// Where the two ends live and how OVS is reached.
@@ -39,6 +41,16 @@ pub fn tap_name(port_id: &str) -> String {
         .take(11)
         .collect();
     format!("tap{id}")
+}
+
+/// A name the kernel takes for an interface: 1 to 15 bytes, no '/', no blank.
+pub fn is_ifname(name: &str) -> bool {
+    (1..=15).contains(&name.len())
+        && name != "."
+        && name != ".."
+        && !name
+            .bytes()
+            .any(|b| b == b'/' || b.is_ascii_whitespace() || b == 0)
 }
 
 type Argv = Vec<String>;
@@ -145,19 +157,24 @@ impl Place<'_> {
         let sysctl = format!("net.ipv6.conf.{tap}.disable_ipv6=1");
         steps.push(self.host(&["sysctl", "-qw", &sysctl]));
         steps.push(self.host(&["ip", "link", "set", &tap, "up"]));
-        steps.push(self.vsctl(&[
-            "add-port",
-            self.bridge,
-            &tap,
-            "--",
-            "set",
-            "Interface",
-            &tap,
-            &format!("external_ids:iface-id={}", a.port_id),
-            &format!("external_ids:attached-mac={}", a.mac),
-            &format!("external_ids:cni-container-id={}", a.container_id),
-        ]));
+        let tag = a.vlan.map(|v| format!("tag={v}"));
+        let (id, mac, owner) = (
+            format!("external_ids:iface-id={}", a.port_id),
+            format!("external_ids:attached-mac={}", a.mac),
+            format!("external_ids:cni-container-id={}", a.container_id),
+        );
+        let mut plug = vec!["add-port", self.bridge, &tap];
+        plug.extend(tag.as_deref());
+        plug.extend(["--", "set", "Interface", &tap, &id, &mac, &owner]);
+        steps.push(self.vsctl(&plug));
         steps
+    }
+
+    /// The MAC of `iface`, an interface where Open vSwitch runs (nested mode: the VM's link).
+    pub fn mac_of(&self, iface: &str) -> Result<String, String> {
+        let path = format!("/sys/class/net/{iface}/address");
+        let mac = run(&self.host(&["cat", &path]))?;
+        Ok(mac.trim().to_string())
     }
 
     /// Whether the bridge is a userspace (netdev) datapath.
@@ -256,6 +273,7 @@ mod tests {
             mtu: 1442,
             addresses: vec!["10.0.0.5/24".into(), "fd00::5/64".into()],
             gateways: vec!["10.0.0.1".parse().unwrap(), "fd00::1".parse().unwrap()],
+            vlan: None,
         }
     }
 
@@ -290,6 +308,35 @@ mod tests {
                 "ovs-vsctl --timeout=10 --db=unix:/run/ovs/db.sock add-port br-int tap0b1c2d3e4f5 -- set Interface tap0b1c2d3e4f5 external_ids:iface-id=0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0 external_ids:attached-mac=fa:16:3e:00:00:01 external_ids:cni-container-id=c1".to_string(),
             ]
         );
+    }
+
+    #[test]
+    fn a_nested_container_is_an_access_port_of_its_vlan() {
+        let mut a = attachment();
+        a.vlan = Some(7);
+        let p = Place {
+            bridge: "br-vm",
+            ..place(Some("vm1"))
+        };
+        let plug = p.add(&a, true).pop().unwrap().join(" ");
+        assert!(
+            plug.starts_with("ovs-vsctl --timeout=10 --db=unix:/run/ovs/db.sock add-port br-vm tap0b1c2d3e4f5 tag=7 -- set Interface tap0b1c2d3e4f5 external_ids:iface-id="),
+            "{plug}"
+        );
+        assert_eq!(
+            p.host(&["cat", "/sys/class/net/eth0/address"]).join(" "),
+            "ip netns exec vm1 cat /sys/class/net/eth0/address"
+        );
+    }
+
+    #[test]
+    fn interface_names_are_the_kernels() {
+        for ok in ["eth0", "ens3", "a", "tap0b1c2d3e4f5a"] {
+            assert!(is_ifname(ok), "{ok}");
+        }
+        for bad in ["", ".", "..", "a/b", "a b", "sixteen-letters!"] {
+            assert!(!is_ifname(bad), "{bad}");
+        }
     }
 
     #[test]

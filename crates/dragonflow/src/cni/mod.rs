@@ -8,6 +8,7 @@
 mod api;
 mod config;
 mod link;
+mod nested;
 mod result;
 
 use api::Client;
@@ -88,10 +89,41 @@ impl<'a> Call<'a> {
         })
     }
 
+    /// Nested mode: the VM's trunk, whose parent is the port of the VM's link.
+    fn trunk(&self, api: &Client) -> Result<Option<Value>, Error> {
+        let Some(n) = &self.cfg.nested else {
+            return Ok(None);
+        };
+        let mac = self.place().mac_of(&n.link_iface).map_err(|e| {
+            Error::InvalidNetworkConfig(format!("nested mode: the VM's {}: {e}", n.link_iface))
+        })?;
+        nested::parent_trunk(api, &n.link_iface, &mac).map(Some)
+    }
+
+    /// The container's port, if it has one: found by its `device_id`, or in nested mode
+    /// (where a subport has none) by its tag.
+    fn existing(&self, api: &Client) -> Result<Option<Value>, Error> {
+        match self.cfg.nested {
+            Some(_) => api.tagged_port(&nested::tag(self.container)),
+            None => api.container_port(self.container),
+        }
+    }
+
+    /// Removes a container's interface and port (and its subport first, in nested mode).
+    fn remove(&self, api: &Client, port_id: &str) -> Result<(), Error> {
+        if self.cfg.nested.is_some() {
+            nested::detach(api, port_id)?;
+        }
+        for step in self.place().remove(&tap_name(port_id)) {
+            let _ = link::run(&step);
+        }
+        api.delete_port(port_id)
+    }
+
     /// The port to attach: the container's own (left by an ADD that did not finish), else
     /// a new one on the configured network. True when made now.
     fn port(&self, api: &Client) -> Result<(Value, bool), Error> {
-        if let Some(p) = api.container_port(self.container)? {
+        if let Some(p) = self.existing(api)? {
             tracing::info!(port = %p["id"], container = self.container, "adopting the container's port");
             return Ok((p, false));
         }
@@ -108,7 +140,14 @@ impl<'a> Call<'a> {
             "device_id": self.container,
         });
         // No `binding:host_id`: setting it is an admin's right, and this host's controller
-        // binds the port to itself when its interface appears in br-int.
+        // binds the port to itself when its interface appears in br-int (a subport gets
+        // its parent's).
+        if self.cfg.nested.is_some() {
+            let obj = port.as_object_mut().expect("an object");
+            obj.remove("device_owner");
+            obj.remove("device_id");
+            obj.insert("tags".into(), json!([nested::tag(self.container)]));
+        }
         if let Some(s) = &self.cfg.subnet {
             let sub = api
                 .find("subnets", s)?
@@ -159,6 +198,8 @@ impl<'a> Call<'a> {
         }
         let api = Client::connect(&self.cfg.api)?;
         let place = self.place();
+        // Before any port is made: a VM without a trunk is the configuration's error.
+        let trunk = self.trunk(&api)?;
         let (port, made) = self.port(&api)?;
         let id = port["id"].as_str().unwrap_or_default().to_string();
         let tap = tap_name(&id);
@@ -177,11 +218,12 @@ impl<'a> Call<'a> {
             let _ = link::run(&step);
         }
         let undo = |e: Error| {
-            for step in place.remove(&tap) {
-                let _ = link::run(&step);
-            }
             if made {
-                let _ = api.delete_port(&id);
+                let _ = self.remove(&api, &id);
+            } else {
+                for step in place.remove(&tap) {
+                    let _ = link::run(&step);
+                }
             }
             e
         };
@@ -204,7 +246,10 @@ impl<'a> Call<'a> {
             )
             .map(|n| n["network"]["mtu"].as_u64().unwrap_or(1500) as u32)
             .map_err(undo)?;
-        let attachment = result::attachment(&port, &subnets, self.container, mtu);
+        let mut attachment = result::attachment(&port, &subnets, self.container, mtu);
+        if let Some(t) = &trunk {
+            attachment.vlan = Some(nested::attach(&api, t, &id).map_err(undo)?);
+        }
         let offload_off = place
             .datapath_is_netdev()
             .map_err(io_failure)
@@ -214,18 +259,20 @@ impl<'a> Call<'a> {
             .map_err(undo)?;
         let port = self.wait_active(&api, &id).map_err(undo)?;
         tracing::info!(port = %id, container = self.container, tap = %tap, "container attached");
-        Ok(result::cni_result(&port, &subnets, self.ifname, self.netns))
+        Ok(result::cni_result(
+            &port,
+            &subnets,
+            self.ifname,
+            self.netns,
+            &tap,
+        ))
     }
 
     fn del(&self) -> Result<(), Error> {
         let api = Client::connect(&self.cfg.api)?;
-        let place = self.place();
-        if let Some(p) = api.container_port(self.container)? {
+        if let Some(p) = self.existing(&api)? {
             let id = p["id"].as_str().unwrap_or_default();
-            for step in place.remove(&tap_name(id)) {
-                let _ = link::run(&step);
-            }
-            api.delete_port(id)?;
+            self.remove(&api, id)?;
             tracing::info!(port = %id, container = self.container, "container detached");
         }
         Ok(())
@@ -234,12 +281,17 @@ impl<'a> Call<'a> {
     fn check(&self) -> Result<(), Error> {
         let api = Client::connect(&self.cfg.api)?;
         let failed = |what: String| Error::Custom(CHECK_FAILED, "check failed".into(), what);
-        let port = api
-            .container_port(self.container)?
+        let port = self
+            .existing(&api)?
             .ok_or_else(|| failed(format!("container {} has no port", self.container)))?;
         let id = port["id"].as_str().unwrap_or_default();
         if port["status"] != "ACTIVE" {
             return Err(failed(format!("port {id} is {}", port["status"])));
+        }
+        if self.cfg.nested.is_some() && port["device_owner"] != model::trunk::SUBPORT_OWNER {
+            return Err(failed(format!(
+                "port {id} is not a subport of the VM's trunk"
+            )));
         }
         let place = self.place();
         if place.plugged_id(&tap_name(id)).as_deref() != Some(id) {
@@ -306,24 +358,39 @@ impl Cni for Dragonflow {
             .map(|a| a.container_id.as_str())
             .collect();
         let api = Client::connect(&call.cfg.api)?;
-        let host = call.host();
-        let ports = api.call(
-            "GET",
-            &format!("/v2.0/ports?device_owner=compute:container&binding:host_id={host}"),
-            None,
-        )?;
-        for p in ports["ports"].as_array().into_iter().flatten() {
-            let (id, owner) = (
-                p["id"].as_str().unwrap_or(""),
-                p["device_id"].as_str().unwrap_or(""),
-            );
-            if valid.contains(&owner) {
+        // The container ports this host holds, each with the container it names.
+        let ports: Vec<(Value, String)> = match call.trunk(&api)? {
+            Some(trunk) => {
+                let mut ports = Vec::new();
+                for s in trunk["sub_ports"].as_array().into_iter().flatten() {
+                    let p = api.port(s["port_id"].as_str().unwrap_or_default())?;
+                    if let Some(c) = nested::container_of(&p).map(str::to_string) {
+                        ports.push((p, c));
+                    }
+                }
+                ports
+            }
+            None => {
+                let host = call.host();
+                let v = api.call(
+                    "GET",
+                    &format!("/v2.0/ports?device_owner=compute:container&binding:host_id={host}"),
+                    None,
+                )?;
+                v["ports"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|p| (p.clone(), p["device_id"].as_str().unwrap_or("").to_string()))
+                    .collect()
+            }
+        };
+        for (p, owner) in ports {
+            if valid.contains(&owner.as_str()) {
                 continue;
             }
-            for step in call.place().remove(&tap_name(id)) {
-                let _ = link::run(&step);
-            }
-            api.delete_port(id)?;
+            let id = p["id"].as_str().unwrap_or("");
+            call.remove(&api, id)?;
             tracing::info!(port = %id, container = owner, "stale container port collected");
         }
         Ok(())

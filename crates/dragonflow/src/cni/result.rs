@@ -65,16 +65,19 @@ pub fn attachment(
         mtu,
         addresses: addrs.iter().map(|(ip, p, _)| format!("{ip}/{p}")).collect(),
         gateways,
+        vlan: None,
     }
 }
 
-/// The ADD result: the container's interface, its addresses, default routes and the
-/// subnets' DNS servers.
+/// The ADD result: the container's interface (index 0, which the addresses name), the
+/// host end of its veth (index 1, no sandbox: what a chained `bandwidth` plugin shapes),
+/// its addresses, default routes and the subnets' DNS servers.
 pub fn cni_result(
     port: &Value,
     subnets: &BTreeMap<String, Value>,
     ifname: &str,
     netns: &Path,
+    host_end: &str,
 ) -> CNIResult {
     let a = attachment(port, subnets, "", 0);
     let ips = addresses(port, subnets)
@@ -113,14 +116,24 @@ pub fn cni_result(
         }
     }
     CNIResult {
-        interfaces: vec![Interface {
-            name: ifname.to_string(),
-            mac: a.mac,
-            mtu: None,
-            sandbox: Some(netns.display().to_string()),
-            socket_path: None,
-            pci_id: None,
-        }],
+        interfaces: vec![
+            Interface {
+                name: ifname.to_string(),
+                mac: a.mac,
+                mtu: None,
+                sandbox: Some(netns.display().to_string()),
+                socket_path: None,
+                pci_id: None,
+            },
+            Interface {
+                name: host_end.to_string(),
+                mac: String::new(),
+                mtu: None,
+                sandbox: None,
+                socket_path: None,
+                pci_id: None,
+            },
+        ],
         ips,
         routes,
         dns: Some(Dns {
@@ -175,10 +188,18 @@ mod tests {
 
     #[test]
     fn the_result_names_the_interface_addresses_routes_and_dns() {
-        let r = cni_result(&port(), &subnets(), "eth0", Path::new("/var/run/netns/x"));
+        let r = cni_result(
+            &port(),
+            &subnets(),
+            "eth0",
+            Path::new("/var/run/netns/x"),
+            "tapabc",
+        );
         let v = serde_json::to_value(&r).unwrap();
         assert_eq!(v["interfaces"][0]["name"], "eth0");
         assert_eq!(v["interfaces"][0]["sandbox"], "/var/run/netns/x");
+        assert_eq!(v["interfaces"][1]["name"], "tapabc");
+        assert!(v["interfaces"][1]["sandbox"].is_null(), "{v}");
         assert_eq!(v["ips"][0]["address"], "10.0.0.5/24");
         assert_eq!(v["ips"][0]["gateway"], "10.0.0.1");
         assert_eq!(v["ips"][0]["interface"], 0);

@@ -3,7 +3,8 @@
 //! configuration on stdin; and pods, namespaces with their loopback set up by Debian's
 //! reference `loopback` plugin.
 
-use serde_json::Value;
+use super::cloud::{TwoHosts, two_hosts};
+use serde_json::{Value, json};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -93,6 +94,54 @@ impl Plugin {
     }
 }
 
+/// Runs reference plugin `name` of Debian's containernetworking-plugins as a runtime runs a
+/// chained plugin: the `CNI_*` environment and `conf` (with its `prevResult`) on stdin, in
+/// host namespace `host_ns` (where a runtime on that host runs) when given. Exit success
+/// and stdout as JSON (Null when empty).
+pub fn reference(
+    name: &str,
+    command: &str,
+    container: &str,
+    netns: &Path,
+    host_ns: Option<&str>,
+    conf: &Value,
+) -> (bool, Value) {
+    let bin = format!("/usr/lib/cni/{name}");
+    let mut cmd = match host_ns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns, &bin]);
+            c
+        }
+        None => Command::new(&bin),
+    };
+    let mut child = cmd
+        .env("CNI_COMMAND", command)
+        .env("CNI_CONTAINERID", container)
+        .env("CNI_NETNS", netns)
+        .env("CNI_IFNAME", "eth0")
+        .env("CNI_PATH", "/usr/lib/cni")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{bin} (containernetworking-plugins): {e}"));
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(conf.to_string().as_bytes())
+        .expect("stdin");
+    let out = child.wait_with_output().expect(name);
+    let text = String::from_utf8_lossy(&out.stdout);
+    eprintln!(
+        "{name} {command} {container}: {text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = serde_json::from_str(&text).unwrap_or(Value::Null);
+    (out.status.success(), v)
+}
+
 /// A pod: a network namespace with its loopback set up by the reference plugin.
 pub fn pod() -> (testbed::Netns, PathBuf) {
     let ns = testbed::Netns::new(&testbed::unique_name("pod")).expect("netns");
@@ -116,4 +165,52 @@ pub fn pod() -> (testbed::Netns, PathBuf) {
         .expect("the reference loopback plugin (containernetworking-plugins)");
     assert!(lo.success(), "loopback plugin failed");
     (ns, path)
+}
+
+/// The project the pods' ports are made in.
+pub const PROJECT: &str = "pods-project";
+
+/// The network configuration of a plugin on the host of `ovs`, acting in `project`.
+pub fn conf_for(url: &str, ovs: &testbed::Ovs, host: &str, project: &str, extra: Value) -> Value {
+    let mut c = json!({
+        "cniVersion": "1.0.0",
+        "name": "pods",
+        "type": "dragonflow-cni",
+        "api": {"url": url, "auth": {"strategy": "noauth", "project_id": project}},
+        "network": "pods",
+        "ovsdb": format!("unix:{}", ovs.db_sock().display()),
+        "ovs_netns": ovs.netns().expect("host namespace"),
+        "host": host,
+    });
+    for (k, v) in extra.as_object().into_iter().flatten() {
+        c[k] = v.clone();
+    }
+    c
+}
+
+pub fn pings(ns: &testbed::Netns, ip: &str) -> bool {
+    ns.exec(["ping", "-c", "2", "-i", "0.2", "-W", "1", ip])
+        .is_ok()
+}
+
+pub fn address(result: &Value) -> String {
+    let a = result["ips"][0]["address"].as_str().expect("an address");
+    a.split('/').next().unwrap().to_string()
+}
+
+/// Two hosts and the project's `pods` network (10.10.0.0/24, DNS 10.10.0.53).
+pub fn pods_cloud() -> TwoHosts {
+    let t = two_hosts();
+    let h = [("X-Project-Id", PROJECT)];
+    let (st, n) = t.srv.call_as(
+        "POST",
+        "/v2.0/networks",
+        Some(json!({"network": {"name": "pods"}})),
+        &h,
+    );
+    assert_eq!(st, 201, "{n}");
+    let sub = json!({"subnet": {"network_id": n["network"]["id"], "ip_version": 4,
+        "cidr": "10.10.0.0/24", "dns_nameservers": ["10.10.0.53"]}});
+    assert_eq!(t.srv.call_as("POST", "/v2.0/subnets", Some(sub), &h).0, 201);
+    t
 }
