@@ -27,6 +27,11 @@ pub struct Config {
     pub connect_retry: Duration,
     /// The (AFI, SAFI) pairs to offer.
     pub families: Vec<(u16, u8)>,
+    /// Graceful restart (RFC 4724) offered with this restart time in seconds; 0: not
+    /// offered. A session that ends without a NOTIFICATION (the process killed or
+    /// restarted) then leaves our routes with the peer, marked stale, until the next
+    /// session's End-of-RIB or this time; a [`Input::Stop`] still withdraws them (CEASE).
+    pub restart_time: u16,
 }
 
 /// The session's state; `Connect` covers waiting for TCP and for the retry timer.
@@ -173,12 +178,15 @@ impl Session {
             }
             Input::Connected => {
                 if self.state == State::Connect {
-                    let open = Open::new(
+                    let mut open = Open::new(
                         self.cfg.local_as,
                         self.cfg.hold_time,
                         self.cfg.router_id,
                         &self.cfg.families,
                     );
+                    if self.cfg.restart_time > 0 {
+                        open = open.with_graceful_restart(self.cfg.restart_time);
+                    }
                     out.push(Output::Send(Message::Open(open).encode(Codec::default())));
                     self.state = State::OpenSent;
                     self.retry_at = None;

@@ -4,7 +4,8 @@
 //! NB model) lives in `dragonflow bgp`; nothing here reads a clock or a socket.
 //!
 //! Only what a speaker that advertises (and never installs) routes needs: OPEN with
-//! capabilities (multiprotocol IPv4/IPv6 unicast, 4-octet AS numbers, route refresh),
+//! capabilities (multiprotocol IPv4/IPv6 unicast, 4-octet AS numbers, route refresh,
+//! graceful restart),
 //! KEEPALIVE, UPDATE (IPv4 NLRI, MP_REACH/MP_UNREACH for IPv6), NOTIFICATION, ROUTE-REFRESH.
 //! Bytes from a peer never panic: every malformation is a [`wire::Notification`] with the
 //! RFC 4271 §6 code and subcode, to send before closing.

@@ -136,11 +136,34 @@ fn bird_learns_tenant_networks_and_floating_ips_via_their_host() {
     let (_, v) = srv.call("GET", "/v2.0/agents?agent_type=DF%20BGP%20speaker", None);
     assert_eq!(v["agents"][0]["host"], json!("bgp-host"), "{v}");
 
-    // A restarted speaker advertises everything again (bird dropped the session's routes).
+    // Graceful restart (RFC 4724): the speaker offers it, so when its process dies (no
+    // NOTIFICATION) bird keeps its routes, stale, and the hosts forward on. The restarted
+    // speaker advertises everything again; a floating IP disassociated while it was down
+    // is swept by bird at the new session's End-of-RIB.
+    let (st, v) = srv.call(
+        "PUT",
+        &fip_uri,
+        Some(json!({"floatingip": {"port_id": port["id"]}})),
+    );
+    assert_eq!(st, 200, "{v}");
+    bird.wait("the floating IP via host B again", |r| {
+        r.get(&fip_addr).map(String::as_str) == Some(HOST_B)
+    });
     drop(spk);
-    bird.wait("routes gone with the speaker", |r| r.is_empty());
+    std::thread::sleep(Duration::from_secs(2));
+    let kept = bird.routes();
+    assert_eq!(kept.get(&cidr), Some(&gw), "kept while down: {kept:?}");
+    assert!(kept.contains_key(&fip_addr), "kept while down: {kept:?}");
+    let (st, v) = srv.call(
+        "PUT",
+        &fip_uri,
+        Some(json!({"floatingip": {"port_id": null}})),
+    );
+    assert_eq!(st, 200, "{v}");
     spk = Speaker::start(&srv, &token_file);
-    bird.wait("the tenant subnet again", |r| r.get(&cidr) == Some(&gw));
+    bird.wait("the stale floating IP swept at the End-of-RIB", |r| {
+        !r.contains_key(&fip_addr) && r.get(&cidr) == Some(&gw)
+    });
 
     // A restarted bird learns everything again.
     bird.restart(None);

@@ -1,7 +1,7 @@
 //! The BGP message parser: never panics, with either AS width; a parsed message encodes
 //! and parses back to itself.
 #![no_main]
-use bgp::wire::{Codec, MAX_LEN, Message, decode};
+use bgp::wire::{Codec, MAX_LEN, decode};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

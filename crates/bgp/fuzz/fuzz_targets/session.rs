@@ -17,6 +17,7 @@ fuzz_target!(|data: &[u8]| {
         hold_time: 9,
         connect_retry: Duration::from_secs(1),
         families: vec![(1, 1), (2, 1)],
+        restart_time: 120,
     });
     s.handle(t0, Input::Start);
     s.handle(t0, Input::Connected);

@@ -13,6 +13,7 @@ fn cfg() -> Config {
         hold_time: 9,
         connect_retry: Duration::from_secs(5),
         families: vec![(AFI_IPV4, SAFI_UNICAST), (AFI_IPV6, SAFI_UNICAST)],
+        restart_time: 120,
     }
 }
 
@@ -240,4 +241,20 @@ fn ibgp_refuses_our_own_identifier() {
         .encode(Codec::default());
     let n = notification(&s.handle(t0, Input::Bytes(&open)));
     assert_eq!((n.code, n.subcode), (OPEN_ERROR, BAD_BGP_IDENTIFIER));
+}
+
+#[test]
+fn the_open_offers_graceful_restart_only_with_a_restart_time() {
+    for (time, want) in [(120, Some(120)), (0, None)] {
+        let mut s = Session::new(Config {
+            restart_time: time,
+            ..cfg()
+        });
+        s.handle(Instant::now(), Input::Start);
+        let out = s.handle(Instant::now(), Input::Connected);
+        let [Message::Open(o)] = &sent(&out)[..] else {
+            panic!("{out:?}")
+        };
+        assert_eq!(o.graceful_restart(), want);
+    }
 }

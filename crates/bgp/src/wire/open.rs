@@ -1,5 +1,6 @@
 //! The OPEN message (RFC 4271 §4.2) and its capabilities (RFC 5492): multiprotocol
-//! (RFC 4760), route refresh (RFC 2918), 4-octet AS numbers (RFC 6793). What the OPEN
+//! (RFC 4760), route refresh (RFC 2918), graceful restart (RFC 4724), 4-octet AS numbers
+//! (RFC 6793). What the OPEN
 //! itself may get wrong is checked here; whether it suits the configured peer (its AS, the
 //! hold time) is the session's check.
 
@@ -10,7 +11,14 @@ use super::{AS_TRANS, Notification, UNSUPPORTED_OPTIONAL_PARAMETER, be16, be32};
 const PARAM_CAPABILITIES: u8 = 2;
 const CAP_MULTIPROTOCOL: u8 = 1;
 const CAP_ROUTE_REFRESH: u8 = 2;
+const CAP_GRACEFUL_RESTART: u8 = 64;
 const CAP_FOUR_OCTET_AS: u8 = 65;
+/// Graceful restart's Restart State bit, in the top nibble of its first two bytes.
+const GR_RESTART_STATE: u16 = 0x8000;
+/// The restart time's 12 bits.
+const GR_TIME: u16 = 0x0fff;
+/// A family's Forwarding State bit.
+const GR_FORWARDING: u8 = 0x80;
 
 /// One capability as advertised.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -20,6 +28,14 @@ pub enum Capability {
         safi: u8,
     },
     RouteRefresh,
+    /// RFC 4724: keep my routes for `restart_time` seconds when the session drops without
+    /// a NOTIFICATION, until I send End-of-RIB again. `families`: (AFI, SAFI, forwarding
+    /// state kept across the restart).
+    GracefulRestart {
+        restart_state: bool,
+        restart_time: u16,
+        families: Vec<(u16, u8, bool)>,
+    },
     FourOctetAs(u32),
     /// Anything else is kept only to be ignored (RFC 5492 §3).
     Other {
@@ -55,6 +71,31 @@ impl Open {
             router_id,
             capabilities,
         }
+    }
+
+    /// Offers graceful restart (RFC 4724) for its families: a peer keeps this speaker's
+    /// routes for `restart_time` seconds (at most 4095) after the session drops without a
+    /// NOTIFICATION, with their forwarding state kept (the hosts forward, not the speaker).
+    pub fn with_graceful_restart(mut self, restart_time: u16) -> Open {
+        let families = self
+            .families()
+            .into_iter()
+            .map(|(afi, safi)| (afi, safi, true))
+            .collect();
+        self.capabilities.push(Capability::GracefulRestart {
+            restart_state: false,
+            restart_time: restart_time.min(GR_TIME),
+            families,
+        });
+        self
+    }
+
+    /// The restart time the peer offered, if it offers graceful restart.
+    pub fn graceful_restart(&self) -> Option<u16> {
+        self.capabilities.iter().find_map(|c| match c {
+            Capability::GracefulRestart { restart_time, .. } => Some(*restart_time),
+            _ => None,
+        })
     }
 
     /// The speaker's AS: the 4-octet capability's when present (RFC 6793 §4.1).
@@ -151,6 +192,21 @@ impl Open {
                     caps.extend_from_slice(&[0, *safi]);
                 }
                 Capability::RouteRefresh => caps.extend_from_slice(&[CAP_ROUTE_REFRESH, 0]),
+                Capability::GracefulRestart {
+                    restart_state,
+                    restart_time,
+                    families,
+                } => {
+                    // 2 + 4 a family; 63 families fill the 253 bytes a parameter can hold.
+                    let families = &families[..families.len().min(62)];
+                    caps.extend_from_slice(&[CAP_GRACEFUL_RESTART, (2 + 4 * families.len()) as u8]);
+                    let flags = if *restart_state { GR_RESTART_STATE } else { 0 };
+                    caps.extend_from_slice(&(flags | (restart_time & GR_TIME)).to_be_bytes());
+                    for (afi, safi, fwd) in families {
+                        caps.extend_from_slice(&afi.to_be_bytes());
+                        caps.extend_from_slice(&[*safi, if *fwd { GR_FORWARDING } else { 0 }]);
+                    }
+                }
                 Capability::FourOctetAs(a) => {
                     caps.extend_from_slice(&[CAP_FOUR_OCTET_AS, 4]);
                     caps.extend_from_slice(&a.to_be_bytes());
@@ -184,7 +240,29 @@ fn parse_capabilities(mut b: &[u8], out: &mut Vec<Capability>) -> Option<()> {
             },
             (CAP_ROUTE_REFRESH, 0) => Capability::RouteRefresh,
             (CAP_FOUR_OCTET_AS, 4) => Capability::FourOctetAs(be32(value, 0)?),
-            (CAP_MULTIPROTOCOL | CAP_ROUTE_REFRESH | CAP_FOUR_OCTET_AS, _) => return None,
+            (CAP_GRACEFUL_RESTART, n) if n >= 2 && (n - 2) % 4 == 0 => {
+                let head = be16(value, 0)?;
+                Capability::GracefulRestart {
+                    restart_state: head & GR_RESTART_STATE != 0,
+                    restart_time: head & GR_TIME,
+                    families: value[2..]
+                        .chunks_exact(4)
+                        .map(|f| {
+                            (
+                                u16::from_be_bytes([f[0], f[1]]),
+                                f[2],
+                                f[3] & GR_FORWARDING != 0,
+                            )
+                        })
+                        .collect(),
+                }
+            }
+            (
+                CAP_MULTIPROTOCOL | CAP_ROUTE_REFRESH | CAP_FOUR_OCTET_AS | CAP_GRACEFUL_RESTART,
+                _,
+            ) => {
+                return None;
+            }
             _ => Capability::Other {
                 code: *code,
                 value: value.to_vec(),

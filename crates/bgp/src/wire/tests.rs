@@ -73,6 +73,51 @@ fn open_with_capabilities_has_the_rfc_layout() {
 }
 
 #[test]
+fn graceful_restart_has_the_rfc_layout() {
+    let o = Open::new(
+        64512,
+        90,
+        Ipv4Addr::new(192, 0, 2, 1),
+        &[(AFI_IPV4, SAFI_UNICAST), (AFI_IPV6, SAFI_UNICAST)],
+    )
+    .with_graceful_restart(120);
+    let b = Message::Open(o.clone()).encode(FOUR);
+    // Code 64, 2 + 4 a family: R bit clear and 120 s, then each family with its F bit.
+    let gr = [64, 10, 0, 120, 0, 1, 1, 0x80, 0, 2, 1, 0x80];
+    assert!(b.windows(gr.len()).any(|w| w == gr), "{b:?}");
+    let Message::Open(back) = one(&b, FOUR).unwrap() else {
+        panic!()
+    };
+    assert_eq!(back, o);
+    assert_eq!(back.graceful_restart(), Some(120));
+    // The time has 12 bits; the Restart State bit is read back.
+    let o = Open::new(1, 90, Ipv4Addr::new(192, 0, 2, 1), &[]).with_graceful_restart(9999);
+    assert_eq!(o.graceful_restart(), Some(4095));
+    // R set, 30 s, no family: one capability of 2 bytes in one parameter of 4.
+    let body = [4, 0xfd, 0xe8, 0, 180, 10, 0, 0, 1, 6, 2, 4, 64, 2, 0x80, 30];
+    let b = msg(1, &body);
+    let Message::Open(o) = one(&b, TWO).unwrap() else {
+        panic!()
+    };
+    assert_eq!(
+        o.capabilities,
+        [Capability::GracefulRestart {
+            restart_state: true,
+            restart_time: 30,
+            families: vec![]
+        }]
+    );
+}
+
+#[test]
+fn a_graceful_restart_capability_of_a_bad_length_is_a_malformed_open() {
+    // Code 64 with 3 bytes: not 2 + 4n.
+    let body = [4, 0xfd, 0xe8, 0, 180, 10, 0, 0, 1, 7, 2, 5, 64, 3, 0, 30, 0];
+    let e = one(&msg(1, &body), TWO).unwrap_err();
+    assert_eq!((e.code, e.subcode), (2, 0), "{e:?}");
+}
+
+#[test]
 fn an_open_without_capabilities_speaks_ipv4() {
     let body = [4, 0xfd, 0xe8, 0, 180, 10, 0, 0, 1, 0];
     let Message::Open(o) = one(&msg(1, &body), TWO).unwrap() else {

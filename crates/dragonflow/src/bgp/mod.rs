@@ -51,6 +51,11 @@ pub struct Args {
     /// Seconds between connection attempts to a peer that is down.
     #[arg(long, default_value_t = 5)]
     connect_retry: u64,
+    /// Graceful restart (RFC 4724): how long, in seconds, a peer keeps this speaker's
+    /// routes when the session drops without a NOTIFICATION (the speaker restarted or
+    /// died: the hosts go on forwarding); 0 turns it off. At most 4095.
+    #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u16).range(0..=4095))]
+    restart_time: u16,
     /// The peers' TCP port.
     #[arg(long, default_value_t = 179)]
     peer_port: u16,
@@ -271,6 +276,7 @@ fn apply(
                     hold_time: args.hold_time,
                     connect_retry: Duration::from_secs(args.connect_retry.max(1)),
                     families: vec![family],
+                    restart_time: args.restart_time,
                 },
                 peer: SocketAddr::new(p.peer_ip, args.peer_port),
                 md5,
