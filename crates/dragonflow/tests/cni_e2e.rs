@@ -8,7 +8,9 @@ mod ns;
 
 use common::backends::Proc;
 use common::cloud::{TwoHosts, wait_until};
-use common::cni::{PROJECT, Plugin, address, conf_for, pings, pod, pods_cloud as setup, reference};
+use common::cni::{
+    PROJECT, Plugin, address, conf_for, pings, pod, pods_cloud as setup, pods_vm, reference,
+};
 use serde_json::{Value, json};
 use std::path::Path;
 use std::time::Duration;
@@ -82,19 +84,7 @@ fn pods_on_two_hosts_get_ports_reach_each_other_and_leave_nothing() {
     // The first packet is not lost: ADD answered once the port's flows were in.
     assert!(pings(&pod_a, &address(&rb)), "{}", t.dumps());
     // A VM of the same project (its default group admits its members) on host b.
-    let vm_net = t.srv.call("GET", "/v2.0/networks?name=pods", None).1["networks"][0].clone();
-    let (st, vm_port) = t.srv.call_as(
-        "POST",
-        "/v2.0/ports",
-        Some(json!({"port": {"network_id": vm_net["id"]}})),
-        &[("X-Project-Id", PROJECT)],
-    );
-    assert_eq!(st, 201, "{vm_port}");
-    let _vm = t.plug(&vm_port["port"], 1, 24);
-    let vm_ip = vm_port["port"]["fixed_ips"][0]["ip_address"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (_vm, vm_ip) = pods_vm(&t, 1);
     assert!(pings(&pod_a, &vm_ip), "pod to VM\n{}", t.dumps());
 
     // CHECK agrees with what ADD made.
@@ -330,18 +320,8 @@ fn podman_runs_a_container_that_pings_a_vm() {
     )
     .unwrap();
     // The VM the container pings, of the same project, on host a.
-    let net = t.srv.call("GET", "/v2.0/networks?name=pods", None).1["networks"][0].clone();
-    let (st, vm_port) = t.srv.call_as(
-        "POST",
-        "/v2.0/ports",
-        Some(json!({"port": {"network_id": net["id"]}})),
-        &[("X-Project-Id", PROJECT)],
-    );
-    assert_eq!(st, 201);
-    let _vm = t.plug(&vm_port["port"], 0, 24);
-    let vm_ip = vm_port["port"]["fixed_ips"][0]["ip_address"]
-        .as_str()
-        .unwrap();
+    let (_vm, vm_ip) = pods_vm(&t, 0);
+    let vm_ip = vm_ip.as_str();
     let out = std::process::Command::new("podman")
         .env("CONTAINERS_CONF", &conf_file)
         .arg(format!("--root={}", dir.path().join("storage").display()))
@@ -462,20 +442,8 @@ fn the_bandwidth_plugin_chained_after_it_shapes_the_pods_download() {
         "{r}"
     );
 
-    let net = t.srv.call("GET", "/v2.0/networks?name=pods", None).1["networks"][0].clone();
-    let (st, vm_port) = t.srv.call_as(
-        "POST",
-        "/v2.0/ports",
-        Some(json!({"port": {"network_id": net["id"]}})),
-        &[("X-Project-Id", PROJECT)],
-    );
-    assert_eq!(st, 201, "{vm_port}");
-    let vm = t.plug(&vm_port["port"], 1, 24);
-    let mtu = net["mtu"].as_u64().expect("the network's MTU").to_string();
-    vm.ns.ip(["link", "set", "eth0", "mtu", &mtu]).expect("mtu");
-    let ip_b = vm_port["port"]["fixed_ips"][0]["ip_address"]
-        .as_str()
-        .unwrap();
+    let (vm, ip_b) = pods_vm(&t, 1);
+    let ip_b = ip_b.as_str();
     let _server = Proc(
         vm.ns
             .command(["iperf3", "-s"])

@@ -8,10 +8,9 @@
 
 mod common;
 
-use common::cloud::{TwoHosts, addr, wait_until};
-use common::cni::{PROJECT, Plugin, address, conf_for, pings, pod, pods_cloud};
+use common::cloud::TwoHosts;
+use common::cni::{PROJECT, Plugin, address, conf_for, pings, pod, pods_cloud, pods_vm};
 use serde_json::{Value, json};
-use std::time::Duration;
 
 const AS: [(&str, &str); 1] = [("X-Project-Id", PROJECT)];
 
@@ -45,26 +44,8 @@ fn nested_vm(t: &TwoHosts) -> NestedVm {
         &AS,
     );
     assert_eq!(st, 201, "{p}");
-    let (mac, _) = addr(&p["port"]);
     let parent = p["port"]["id"].as_str().unwrap().to_string();
-    let vm = testbed::Vm::plug_unaddressed(&t.ovs[0], "br-int", &parent, &mac).expect("plug");
-    let ovs = testbed::Ovs::start_in_netns(&vm.ns).expect("the VM's own OVS");
-    ovs.vsctl([
-        "add-br",
-        "br-vm",
-        "--",
-        "set",
-        "bridge",
-        "br-vm",
-        "datapath_type=netdev",
-    ])
-    .expect("br-vm");
-    ovs.vsctl(["add-port", "br-vm", "eth0"])
-        .expect("the trunk port");
-    wait_until("the parent to turn ACTIVE", Duration::from_secs(20), || {
-        let (_, v) = t.srv.call("GET", &format!("/v2.0/ports/{parent}"), None);
-        v["port"]["status"] == "ACTIVE" && v["port"]["binding:host_id"] == "host-a"
-    });
+    let (ovs, vm) = t.vlan_aware_vm(&p["port"], &[]);
     NestedVm {
         ovs,
         _vm: vm,
@@ -177,16 +158,8 @@ fn containers_in_a_vm_are_subports_that_reach_a_vm_on_another_host_and_leave_not
     }
 
     // A VM of the pods network on host b, and each container: over the trunk, the tunnel.
-    let net = t.srv.call("GET", "/v2.0/networks?name=pods", None).1["networks"][0].clone();
-    let (st, vm_b) = t.srv.call_as(
-        "POST",
-        "/v2.0/ports",
-        Some(json!({"port": {"network_id": net["id"]}})),
-        &AS,
-    );
-    assert_eq!(st, 201, "{vm_b}");
-    let _vm_b = t.plug(&vm_b["port"], 1, 24);
-    let ip_b = vm_b["port"]["fixed_ips"][0]["ip_address"].as_str().unwrap();
+    let (_vm_b, ip_b) = pods_vm(&t, 1);
+    let ip_b = ip_b.as_str();
     assert!(
         pings(&pod1, ip_b),
         "container 1 to the VM on host b\n{}",

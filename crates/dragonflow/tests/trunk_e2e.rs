@@ -22,38 +22,11 @@ struct TrunkVm {
 
 impl TrunkVm {
     fn new(t: &TwoHosts, parent: &Value) -> TrunkVm {
-        let (mac, _) = addr(parent);
-        let id = parent["id"].as_str().unwrap();
-        let vm = testbed::Vm::plug_unaddressed(&t.ovs[0], "br-int", id, &mac).expect("plug");
+        let (ovs, vm) = t.vlan_aware_vm(
+            parent,
+            &["vlan_mode=native-untagged", "tag=100", "trunks=100,101,102"],
+        );
         vm.ns.resolv_conf().expect("/etc/netns/NS/resolv.conf");
-        let ovs = testbed::Ovs::start_in_netns(&vm.ns).expect("the VM's own OVS");
-        ovs.vsctl([
-            "add-br",
-            "br-vm",
-            "--",
-            "set",
-            "bridge",
-            "br-vm",
-            "datapath_type=netdev",
-        ])
-        .expect("br-vm");
-        ovs.vsctl([
-            "add-port",
-            "br-vm",
-            "eth0",
-            "--",
-            "set",
-            "port",
-            "eth0",
-            "vlan_mode=native-untagged",
-            "tag=100",
-            "trunks=100,101,102",
-        ])
-        .expect("trunk port");
-        wait_until("the parent to turn ACTIVE", Duration::from_secs(20), || {
-            let (_, v) = t.srv.call("GET", &format!("/v2.0/ports/{id}"), None);
-            v["port"]["status"] == "ACTIVE" && v["port"]["binding:host_id"] == "host-a"
-        });
         TrunkVm {
             ovs,
             vm,

@@ -186,6 +186,39 @@ impl TwoHosts {
 
     /// Plugs `port` (as the API returned it) into a VM on host `h` with its first fixed IP
     /// and `prefix_len`, and waits for the port to turn ACTIVE there.
+    /// A VLAN-aware VM on host a: port `parent` plugged as its `eth0` (no address), and
+    /// an Open vSwitch of its own in its namespace (this kernel has no 8021q module) with
+    /// bridge `br-vm` holding `eth0` as a port with `eth0_port` (`vlan_mode=…`, `tag=…`,
+    /// `trunks=…`; none: every VLAN). Returns once the parent is ACTIVE on host a. Drop
+    /// the OVS before the VM: its daemons run in the VM's namespace.
+    pub fn vlan_aware_vm(&self, parent: &Value, eth0_port: &[&str]) -> (testbed::Ovs, testbed::Vm) {
+        let (mac, _) = addr(parent);
+        let id = parent["id"].as_str().unwrap();
+        let vm = testbed::Vm::plug_unaddressed(&self.ovs[0], "br-int", id, &mac).expect("plug");
+        let ovs = testbed::Ovs::start_in_netns(&vm.ns).expect("the VM's own OVS");
+        ovs.vsctl([
+            "add-br",
+            "br-vm",
+            "--",
+            "set",
+            "bridge",
+            "br-vm",
+            "datapath_type=netdev",
+        ])
+        .expect("br-vm");
+        let mut add = vec!["add-port", "br-vm", "eth0"];
+        if !eth0_port.is_empty() {
+            add.extend(["--", "set", "port", "eth0"]);
+            add.extend(eth0_port);
+        }
+        ovs.vsctl(add).expect("the trunk port");
+        wait_until("the parent to turn ACTIVE", Duration::from_secs(20), || {
+            let (_, v) = self.srv.call("GET", &format!("/v2.0/ports/{id}"), None);
+            v["port"]["status"] == "ACTIVE" && v["port"]["binding:host_id"] == "host-a"
+        });
+        (ovs, vm)
+    }
+
     pub fn plug(&self, port: &Value, h: usize, prefix_len: u8) -> testbed::Vm {
         let (mac, ip) = addr(port);
         let id = port["id"].as_str().unwrap().to_string();

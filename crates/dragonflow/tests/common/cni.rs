@@ -214,3 +214,21 @@ pub fn pods_cloud() -> TwoHosts {
     assert_eq!(t.srv.call_as("POST", "/v2.0/subnets", Some(sub), &h).0, 201);
     t
 }
+
+/// A VM of the project on the `pods` network, plugged on host `h` with the network's MTU
+/// (its default group admits the pods of the project): the VM and its address.
+pub fn pods_vm(t: &TwoHosts, h: usize) -> (testbed::Vm, String) {
+    let net = t.srv.call("GET", "/v2.0/networks?name=pods", None).1["networks"][0].clone();
+    let (st, port) = t.srv.call_as(
+        "POST",
+        "/v2.0/ports",
+        Some(json!({"port": {"network_id": net["id"]}})),
+        &[("X-Project-Id", PROJECT)],
+    );
+    assert_eq!(st, 201, "{port}");
+    let vm = t.plug(&port["port"], h, 24);
+    let mtu = net["mtu"].as_u64().expect("the network's MTU").to_string();
+    vm.ns.ip(["link", "set", "eth0", "mtu", &mtu]).expect("mtu");
+    let ip = port["port"]["fixed_ips"][0]["ip_address"].as_str().unwrap();
+    (vm, ip.to_string())
+}
