@@ -6,8 +6,9 @@
 //! `birdc show route` then shows the tenant /24 via the router's gateway address; a
 //! floating IP associated with a port bound to host A adds a /32 via A's underlay
 //! address, moving the port to host B moves the next hop, disassociating withdraws it
-//! within a second, restarting the speaker advertises everything again, and so does
-//! restarting bird; with TCP MD5 (bird's `password`), a peer with the right password gets
+//! within a second, a second speaker process on another host advertises the same routes
+//! over its own session, a killed speaker's routes stay in bird (graceful restart) until
+//! its restart's End-of-RIB, restarting bird learns everything again; with TCP MD5 (bird's `password`), a peer with the right password gets
 //! the session and one with a wrong password none. An IPv6 speaker's tenant /64 reaches
 //! bird over a second, IPv6 session, via the router's IPv6 gateway address. The hosts are
 //! chassis records (no OVS here: what is advertised depends on the model only).
@@ -15,7 +16,8 @@
 mod common;
 
 use common::Server;
-use common::bgp::{BIRD_IP, BIRD_IP6, Bird, HOST_A, HOST_B, Speaker, id, scopeguard};
+use common::bgp::{BIRD_IP, BIRD_IP6, Bird, HOST_A, HOST_B, SPEAKER2_IP, Speaker, id, scopeguard};
+use common::cloud::wait_until;
 use neutron_api::nb_auth::Principal;
 use serde_json::json;
 use std::time::{Duration, Instant};
@@ -135,6 +137,36 @@ fn bird_learns_tenant_networks_and_floating_ips_via_their_host() {
     // The agents API shows the speaker.
     let (_, v) = srv.call("GET", "/v2.0/agents?agent_type=DF%20BGP%20speaker", None);
     assert_eq!(v["agents"][0]["host"], json!("bgp-host"), "{v}");
+
+    // A second speaker process, on another host, serves the same speaker: bird learns the
+    // same routes over its own session (`df2`, from the address given by --local-address),
+    // and the agents API shows both.
+    let spk2 = Speaker::start_as(
+        &srv,
+        &token_file,
+        "bgp-host-2",
+        SPEAKER2_IP,
+        &["--local-address", SPEAKER2_IP],
+    );
+    bird.wait_on("df2", "the tenant subnet from the second speaker", |r| {
+        r.get(&cidr) == Some(&gw)
+    });
+    wait_until(
+        "both speakers in the agents API",
+        Duration::from_secs(10),
+        || {
+            let (_, v) = srv.call("GET", "/v2.0/agents?agent_type=DF%20BGP%20speaker", None);
+            let mut hosts: Vec<String> = v["agents"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|a| a["host"].as_str().map(str::to_string))
+                .collect();
+            hosts.sort();
+            hosts == ["bgp-host", "bgp-host-2"]
+        },
+    );
+    drop(spk2);
 
     // Graceful restart (RFC 4724): the speaker offers it, so when its process dies (no
     // NOTIFICATION) bird keeps its routes, stale, and the hosts forward on. The restarted

@@ -14,7 +14,7 @@ mod md5;
 mod peer;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -56,6 +56,11 @@ pub struct Args {
     /// died: the hosts go on forwarding); 0 turns it off. At most 4095.
     #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u16).range(0..=4095))]
     restart_time: u16,
+    /// The address to connect to peers from, once per IP version (e.g. this host's
+    /// loopback address that the routers name as the neighbour); default: the address
+    /// the kernel picks towards each peer.
+    #[arg(long = "local-address")]
+    local_addresses: Vec<IpAddr>,
     /// The peers' TCP port.
     #[arg(long, default_value_t = 179)]
     peer_port: u16,
@@ -279,6 +284,11 @@ fn apply(
                     restart_time: args.restart_time,
                 },
                 peer: SocketAddr::new(p.peer_ip, args.peer_port),
+                local: args
+                    .local_addresses
+                    .iter()
+                    .find(|a| a.is_ipv4() == p.peer_ip.is_ipv4())
+                    .copied(),
                 md5,
             };
             let key = (s.meta.id.clone(), peer_id.clone());

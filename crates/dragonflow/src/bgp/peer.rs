@@ -26,6 +26,9 @@ pub type Routes = Arc<BTreeMap<Prefix, IpAddr>>;
 pub struct PeerConfig {
     pub fsm: Config,
     pub peer: SocketAddr,
+    /// The address to connect from (the peer's neighbour address for this speaker);
+    /// None: the one the kernel picks towards the peer.
+    pub local: Option<IpAddr>,
     /// The TCP MD5 key of a peer with `auth_type` md5.
     pub md5: Option<Key>,
 }
@@ -40,13 +43,21 @@ impl std::fmt::Debug for Key {
     }
 }
 
-/// A TCP connection to `peer`, its segments signed with `md5` when given.
-async fn connect(peer: SocketAddr, md5: Option<Key>) -> std::io::Result<TcpStream> {
+/// A TCP connection to `peer` from `local` (when given), its segments signed with `md5`
+/// when given.
+async fn connect(
+    peer: SocketAddr,
+    local: Option<IpAddr>,
+    md5: Option<Key>,
+) -> std::io::Result<TcpStream> {
     let socket = if peer.is_ipv4() {
         tokio::net::TcpSocket::new_v4()?
     } else {
         tokio::net::TcpSocket::new_v6()?
     };
+    if let Some(ip) = local {
+        socket.bind(SocketAddr::new(ip, 0))?;
+    }
     if let Some(Key(key)) = &md5 {
         super::md5::sign(&socket, peer, key.as_bytes())?;
     }
@@ -76,10 +87,10 @@ pub async fn run(cfg: PeerConfig, mut routes: watch::Receiver<Routes>) {
                 match o {
                     Output::Connect => {
                         stream = None;
-                        let (peer, md5) = (cfg.peer, cfg.md5.clone());
+                        let (peer, local, md5) = (cfg.peer, cfg.local, cfg.md5.clone());
                         let limit = cfg.fsm.connect_retry;
                         connecting = Some(Box::pin(async move {
-                            tokio::time::timeout(limit, connect(peer, md5))
+                            tokio::time::timeout(limit, connect(peer, local, md5))
                                 .await
                                 .unwrap_or_else(|_| {
                                     Err(std::io::Error::new(

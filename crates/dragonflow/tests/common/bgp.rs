@@ -10,6 +10,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub const SPEAKER_IP: &str = "198.18.25.1";
+/// A second speaker process's address (bird's protocol `df2`), bound with `--local-address`.
+pub const SPEAKER2_IP: &str = "198.18.25.3";
 pub const BIRD_IP: &str = "198.18.25.2";
 pub const HOST_A: &str = "198.18.25.11";
 pub const HOST_B: &str = "198.18.25.12";
@@ -42,6 +44,10 @@ impl Bird {
                 link,
                 "nodad",
             ],
+        );
+        run(
+            "ip",
+            &["addr", "add", &format!("{SPEAKER2_IP}/24"), "dev", link],
         );
         run("ip", &["link", "set", link, "up"]);
         ns.ip(["addr", "add", &format!("{BIRD_IP}/24"), "dev", "eth0"])
@@ -84,6 +90,7 @@ impl Bird {
                  protocol device {{}}\n\
                  protocol direct {{ ipv4; ipv6; interface \"eth0\"; }}\n\
                  protocol bgp df {{\n  local {BIRD_IP} as 65000;\n  neighbor {SPEAKER_IP} as 64512;\n  passive on;\n  hold time 9;\n{password}  ipv4 {{ import all; export none; }};\n}}\n\
+                 protocol bgp df2 {{\n  local {BIRD_IP} as 65000;\n  neighbor {SPEAKER2_IP} as 64512;\n  passive on;\n  hold time 9;\n  ipv4 {{ import all; export none; }};\n}}\n\
                  protocol bgp df6 {{\n  local {BIRD_IP6} as 65000;\n  neighbor {SPEAKER_IP6} as 64512;\n  passive on;\n  hold time 9;\n  ipv6 {{ import all; export none; }};\n}}\n"
             ),
         )
@@ -175,6 +182,17 @@ pub struct Speaker(Child);
 
 impl Speaker {
     pub fn start(srv: &Server, token_file: &std::path::Path) -> Speaker {
+        Self::start_as(srv, token_file, "bgp-host", SPEAKER_IP, &[])
+    }
+
+    /// A speaker process on `host` with BGP identifier `router_id`, and `extra` arguments.
+    pub fn start_as(
+        srv: &Server,
+        token_file: &std::path::Path,
+        host: &str,
+        router_id: &str,
+        extra: &[&str],
+    ) -> Speaker {
         Speaker(
             Command::new(env!("CARGO_BIN_EXE_dragonflow"))
                 .args([
@@ -184,9 +202,9 @@ impl Speaker {
                     "--nb-token-file",
                     &token_file.display().to_string(),
                     "--host",
-                    "bgp-host",
+                    host,
                     "--router-id",
-                    SPEAKER_IP,
+                    router_id,
                     "--hold-time",
                     "9",
                     "--connect-retry",
@@ -194,6 +212,7 @@ impl Speaker {
                     "--report-interval",
                     "1",
                 ])
+                .args(extra)
                 .env("RUST_LOG", "info")
                 .stdout(Stdio::null())
                 .stderr(Stdio::inherit())
