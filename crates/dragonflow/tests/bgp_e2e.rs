@@ -8,7 +8,8 @@
 //! address, moving the port to host B moves the next hop, disassociating withdraws it
 //! within a second, a second speaker process on another host advertises the same routes
 //! over its own session, a killed speaker's routes stay in bird (graceful restart) until
-//! its restart's End-of-RIB, restarting bird learns everything again; with TCP MD5 (bird's `password`), a peer with the right password gets
+//! its restart's End-of-RIB, restarting bird learns everything again; FRR's bgpd, a second
+//! peer implementation, holds the same routes as best paths; with TCP MD5 (bird's `password`), a peer with the right password gets
 //! the session and one with a wrong password none. An IPv6 speaker's tenant /64 reaches
 //! bird over a second, IPv6 session, via the router's IPv6 gateway address. The hosts are
 //! chassis records (no OVS here: what is advertised depends on the model only).
@@ -16,7 +17,9 @@
 mod common;
 
 use common::Server;
-use common::bgp::{BIRD_IP, BIRD_IP6, Bird, HOST_A, HOST_B, SPEAKER2_IP, Speaker, id, scopeguard};
+use common::bgp::{
+    BIRD_IP, BIRD_IP6, Bird, FRR_IP, Frr, HOST_A, HOST_B, SPEAKER2_IP, Speaker, id, scopeguard,
+};
 use common::cloud::wait_until;
 use neutron_api::nb_auth::Principal;
 use serde_json::json;
@@ -167,6 +170,45 @@ fn bird_learns_tenant_networks_and_floating_ips_via_their_host() {
         },
     );
     drop(spk2);
+
+    // FRR (bgpd) as a second peer implementation, beside bird: it takes the speaker's
+    // OPEN (graceful restart, 4-octet AS, route refresh) and UPDATEs, and holds the tenant
+    // route and a floating IP's /32 via its host as best paths, until withdrawn.
+    let frr = Frr::start(&bird);
+    srv.os(&[
+        "bgp",
+        "peer",
+        "create",
+        "--peer-ip",
+        FRR_IP,
+        "--remote-as",
+        "65001",
+        "frr",
+    ]);
+    srv.os_ok(&["bgp", "speaker", "add", "peer", "s1", "frr"]);
+    frr.wait("the tenant subnet in FRR", |r| r.get(&cidr) == Some(&gw));
+    let (st, v) = srv.call(
+        "PUT",
+        &fip_uri,
+        Some(json!({"floatingip": {"port_id": port["id"]}})),
+    );
+    assert_eq!(st, 200, "{v}");
+    frr.wait("the floating IP via host B in FRR", |r| {
+        r.get(&fip_addr).map(String::as_str) == Some(HOST_B)
+    });
+    eprintln!("FRR's best paths: {:?}", frr.routes());
+    let (st, v) = srv.call(
+        "PUT",
+        &fip_uri,
+        Some(json!({"floatingip": {"port_id": null}})),
+    );
+    assert_eq!(st, 200, "{v}");
+    frr.wait("the floating IP withdrawn from FRR", |r| {
+        !r.contains_key(&fip_addr) && r.get(&cidr) == Some(&gw)
+    });
+    srv.os_ok(&["bgp", "speaker", "remove", "peer", "s1", "frr"]);
+    frr.wait("everything withdrawn from FRR (CEASE)", |r| r.is_empty());
+    drop(frr);
 
     // Graceful restart (RFC 4724): the speaker offers it, so when its process dies (no
     // NOTIFICATION) bird keeps its routes, stale, and the hosts forward on. The restarted

@@ -15,6 +15,8 @@ pub const SPEAKER2_IP: &str = "198.18.25.3";
 pub const BIRD_IP: &str = "198.18.25.2";
 pub const HOST_A: &str = "198.18.25.11";
 pub const HOST_B: &str = "198.18.25.12";
+/// FRR's bgpd, beside bird in its namespace (a second peer implementation, AS 65001).
+pub const FRR_IP: &str = "198.18.25.4";
 /// The second session's ends (bird's protocol `df6`, IPv6 routes with IPv6 next hops).
 pub const SPEAKER_IP6: &str = "fd00:25::1";
 pub const BIRD_IP6: &str = "fd00:25::2";
@@ -89,9 +91,9 @@ impl Bird {
                 "router id {BIRD_IP};\n\
                  protocol device {{}}\n\
                  protocol direct {{ ipv4; ipv6; interface \"eth0\"; }}\n\
-                 protocol bgp df {{\n  local {BIRD_IP} as 65000;\n  neighbor {SPEAKER_IP} as 64512;\n  passive on;\n  hold time 9;\n{password}  ipv4 {{ import all; export none; }};\n}}\n\
-                 protocol bgp df2 {{\n  local {BIRD_IP} as 65000;\n  neighbor {SPEAKER2_IP} as 64512;\n  passive on;\n  hold time 9;\n  ipv4 {{ import all; export none; }};\n}}\n\
-                 protocol bgp df6 {{\n  local {BIRD_IP6} as 65000;\n  neighbor {SPEAKER_IP6} as 64512;\n  passive on;\n  hold time 9;\n  ipv6 {{ import all; export none; }};\n}}\n"
+                 protocol bgp df {{\n  local {BIRD_IP} as 65000;\n  neighbor {SPEAKER_IP} as 64512;\n  passive on;\n  strict bind on;\n  hold time 9;\n{password}  ipv4 {{ import all; export none; }};\n}}\n\
+                 protocol bgp df2 {{\n  local {BIRD_IP} as 65000;\n  neighbor {SPEAKER2_IP} as 64512;\n  passive on;\n  strict bind on;\n  hold time 9;\n  ipv4 {{ import all; export none; }};\n}}\n\
+                 protocol bgp df6 {{\n  local {BIRD_IP6} as 65000;\n  neighbor {SPEAKER_IP6} as 64512;\n  passive on;\n  strict bind on;\n  hold time 9;\n  ipv6 {{ import all; export none; }};\n}}\n"
             ),
         )
         .expect("bird.conf");
@@ -162,6 +164,99 @@ impl Bird {
             );
             std::thread::sleep(Duration::from_millis(2));
         }
+    }
+}
+
+/// FRR's bgpd in bird's namespace, on [`FRR_IP`], passive towards the speaker at
+/// [`SPEAKER_IP`]: no zebra (it installs nothing), its vty on a socket in its directory.
+pub struct Frr {
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl Frr {
+    pub fn start(bird: &Bird) -> Frr {
+        bird.ns
+            .ip(["addr", "add", &format!("{FRR_IP}/24"), "dev", "eth0"])
+            .expect("FRR's address");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let conf = dir.path().join("bgpd.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "frr defaults traditional\nhostname frr\n!\nrouter bgp 65001\n bgp router-id {FRR_IP}\n no bgp ebgp-requires-policy\n neighbor {SPEAKER_IP} remote-as 64512\n neighbor {SPEAKER_IP} passive\n neighbor {SPEAKER_IP} timers 3 9\n!\n"
+            ),
+        )
+        .expect("bgpd.conf");
+        let d = dir.path().display().to_string();
+        let child = bird
+            .ns
+            .command([
+                "/usr/lib/frr/bgpd",
+                "-f",
+                &conf.display().to_string(),
+                "-i",
+                &format!("{d}/bgpd.pid"),
+                "--vty_socket",
+                &d,
+                "-P",
+                "0",
+                "-Z",
+                "-S",
+                "-l",
+                FRR_IP,
+                "--log",
+                &format!("file:{d}/bgpd.log"),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("bgpd (scripts/setup installs frr)");
+        Frr { child, dir }
+    }
+
+    /// `show bgp ipv4 unicast json`: prefix → next hop of its best path.
+    pub fn routes(&self) -> BTreeMap<String, String> {
+        let out = Command::new("vtysh")
+            .args(["--vty_socket", &self.dir.path().display().to_string()])
+            .args(["-d", "bgpd", "-c", "show bgp ipv4 unicast json"])
+            .output()
+            .expect("vtysh");
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        let mut routes = BTreeMap::new();
+        for (prefix, paths) in v["routes"].as_object().into_iter().flatten() {
+            for p in paths.as_array().into_iter().flatten() {
+                if p["bestpath"] == true || p["bestpath"]["overall"] == true {
+                    let nh = p["nexthops"][0]["ip"].as_str().unwrap_or_default();
+                    routes.insert(prefix.clone(), nh.to_string());
+                }
+            }
+        }
+        routes
+    }
+
+    /// Waits until `check` holds for FRR's best routes; the time it took.
+    pub fn wait(&self, what: &str, check: impl Fn(&BTreeMap<String, String>) -> bool) -> Duration {
+        let start = Instant::now();
+        loop {
+            let r = self.routes();
+            if check(&r) {
+                return start.elapsed();
+            }
+            let log = std::fs::read_to_string(self.dir.path().join("bgpd.log")).unwrap_or_default();
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "{what}: FRR has {r:?}\n{log}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Frr {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
