@@ -27,7 +27,18 @@ use std::time::{Duration, Instant};
 
 #[test]
 fn bird_learns_tenant_networks_and_floating_ips_via_their_host() {
-    let srv = Server::start();
+    // Heartbeats live 3 s, so that a controller's death shows within the test.
+    let conf = tempfile::NamedTempFile::new().expect("config");
+    std::fs::write(
+        conf.path(),
+        "[neutron]\nreport_interval = 1\nagent_down_time = 3\n",
+    )
+    .expect("config");
+    let srv = Server::start_args(&[
+        "--noauth-admin",
+        "--config",
+        &conf.path().display().to_string(),
+    ]);
     let link = format!("bgpv{}", std::process::id() % 10000);
     let mut bird = Bird::start(&link);
     let _cleanup = scopeguard(link.clone());
@@ -281,6 +292,44 @@ fn bird_learns_tenant_networks_and_floating_ips_via_their_host() {
     bird.wait("the routes with the right password again", |r| {
         r.get(&cidr) == Some(&gw)
     });
+
+    // A host whose controller dies takes its floating IPs' routes with it (its DNAT is
+    // gone): host B's controller heartbeat runs out (3 s here) and bird loses the /32;
+    // a heartbeat again brings it back.
+    common::bgp::controller_beat(&srv, "host-b");
+    let (st, v) = srv.call(
+        "PUT",
+        &fip_uri,
+        Some(json!({"floatingip": {"port_id": port["id"]}})),
+    );
+    assert_eq!(st, 200, "{v}");
+    bird.wait("the floating IP via host B, alive", |r| {
+        r.get(&fip_addr).map(String::as_str) == Some(HOST_B)
+    });
+    let t = Instant::now();
+    let took = bird.wait("the floating IP withdrawn: host B's controller died", |r| {
+        !r.contains_key(&fip_addr) && r.get(&cidr) == Some(&gw)
+    });
+    eprintln!("floating IP withdrawn {took:?} after host B's last heartbeat (3 s lease)");
+    assert!(
+        t.elapsed() > Duration::from_secs(1),
+        "before the lease ran out"
+    );
+    let (_, v) = srv.call("GET", &format!("{base}/get_advertised_routes"), None);
+    assert_eq!(
+        v["advertised_routes"],
+        json!([{"destination": cidr, "next_hop": gw}])
+    );
+    common::bgp::controller_beat(&srv, "host-b");
+    bird.wait("the floating IP back with host B's controller", |r| {
+        r.get(&fip_addr).map(String::as_str) == Some(HOST_B)
+    });
+    let (st, v) = srv.call(
+        "PUT",
+        &fip_uri,
+        Some(json!({"floatingip": {"port_id": null}})),
+    );
+    assert_eq!(st, 200, "{v}");
 
     // IPv6: a second session (bird's `df6`) for an IPv6 speaker. Its tenant /64 is
     // advertised via the router's IPv6 gateway address (MP_REACH_NLRI, an IPv6 next hop).

@@ -7,8 +7,9 @@
 //!   subnet's address scope is one of the gateway networks' subnets' scopes.
 //! - Floating IPs on those networks as host routes (/32) via the underlay address of the
 //!   host where the fixed port is bound: DNAT happens there (distributed, like Neutron's
-//!   DVR host routes), not on a network node. A floating IP whose port is unbound, or
-//!   whose host is unknown, is not advertised.
+//!   DVR host routes), not on a network node. A floating IP whose port is unbound, whose
+//!   host is unknown, or whose host's controller is dead (its heartbeat ran out: the host
+//!   is down, and its DNAT with it), is not advertised.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
@@ -91,6 +92,9 @@ pub struct World<'a> {
     pub floating_ips: &'a [FloatingIp],
     pub ports: &'a [Port],
     pub chassis: &'a [Chassis],
+    /// Hosts whose controller's heartbeat ran out (a host with no heartbeat at all is not
+    /// among them: only a controller known to have died takes its routes away).
+    pub dead_hosts: &'a [String],
 }
 
 /// The routes `speaker` advertises: destination → next hop.
@@ -171,6 +175,9 @@ pub fn advertised_routes(speaker: &BgpSpeaker, w: &World<'_>) -> BTreeMap<IpNet,
             else {
                 continue;
             };
+            if w.dead_hosts.iter().any(|d| d == host) {
+                continue;
+            }
             let Some(&next_hop) = hosts.get(host).filter(|ip| of_version(ip)) else {
                 continue;
             };

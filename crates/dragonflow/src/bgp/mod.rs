@@ -3,8 +3,10 @@
 //! `model::bgp::advertised_routes` (the function the API's `get_advertised_routes` uses),
 //! and runs one session per (speaker, peer) with the `bgp` crate's FSM and Adj-RIB-Out
 //! (`peer.rs`). Changes are applied in batches: what arrives within 20 ms of a change is
-//! handled with it, so a thousand floating IPs become a few UPDATEs. It reports itself
-//! to the agents API as a "DF BGP speaker".
+//! handled with it, so a thousand floating IPs become a few UPDATEs. Every second it also
+//! reads the agents' heartbeats: a host whose controller died loses its floating IPs'
+//! routes until it reports again. It reports itself to the agents API as a "DF BGP
+//! speaker".
 //!
 //! Several hosts may run it for the same speakers: each peers on its own (peers see the
 //! same routes from two neighbours). A peer with `auth_type` md5 gets TCP MD5 signatures
@@ -173,6 +175,7 @@ async fn main(args: Args, token: Option<String>) -> Result<(), String> {
         topics: None,
     };
     let mut sessions: BTreeMap<(String, String), Running> = BTreeMap::new();
+    let mut dead = dead_hosts(args.nb.clone(), token.clone());
     loop {
         let mut model = Model::default();
         let snap = match source.snapshot(&filter).await {
@@ -190,13 +193,33 @@ async fn main(args: Args, token: Option<String>) -> Result<(), String> {
             revision = snap.revision,
             "BGP speaker following the NB store"
         );
-        apply(&args, &model, &mut sessions, &status_tx);
+        apply(&args, &model, &mut sessions, &status_tx, &dead.borrow());
+        // The changes come through a channel, so that waiting for one can be given up
+        // for a change of the hosts' liveness without losing it.
         let mut changes = source.watch(snap.revision, filter.clone());
+        let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
+        let forward = tokio::spawn(async move {
+            loop {
+                let c = changes.next().await;
+                let failed = c.is_err();
+                if tx.send(c).await.is_err() || failed {
+                    return;
+                }
+            }
+        });
         loop {
-            let c = match changes.next().await {
-                Ok(c) => c,
-                Err(StoreError::Compacted { .. }) => break,
-                Err(e) => {
+            let c = tokio::select! {
+                c = rx.recv() => c,
+                Ok(()) = dead.changed() => {
+                    tracing::info!(dead = ?*dead.borrow(), "hosts' controllers alive or dead: routes again");
+                    apply(&args, &model, &mut sessions, &status_tx, &dead.borrow());
+                    continue;
+                }
+            };
+            let c = match c {
+                Some(Ok(c)) => c,
+                None | Some(Err(StoreError::Compacted { .. })) => break,
+                Some(Err(e)) => {
                     tracing::warn!(error = %e, "NB watch failed; taking a new snapshot");
                     tokio::time::sleep(Duration::from_secs(1)).await;
                     break;
@@ -205,12 +228,47 @@ async fn main(args: Args, token: Option<String>) -> Result<(), String> {
             model.put(&c.table, &c.id, c.value);
             // Whatever else arrives within 20 ms goes with it.
             let until = tokio::time::Instant::now() + Duration::from_millis(20);
-            while let Ok(Ok(c)) = tokio::time::timeout_at(until, changes.next()).await {
+            while let Ok(Some(Ok(c))) = tokio::time::timeout_at(until, rx.recv()).await {
                 model.put(&c.table, &c.id, c.value);
             }
-            apply(&args, &model, &mut sessions, &status_tx);
+            apply(&args, &model, &mut sessions, &status_tx, &dead.borrow());
         }
+        forward.abort();
     }
+}
+
+/// The hosts whose controller's heartbeat ran out, read every second from the agents'
+/// heartbeats (`GET /nb/v1/agents`, or the store's lease space); a change wakes the
+/// receiver. A failed read leaves the last answer standing.
+fn dead_hosts(nb: String, token: Option<String>) -> watch::Receiver<Vec<String>> {
+    let (tx, rx) = watch::channel(Vec::new());
+    tokio::spawn(async move {
+        loop {
+            let (nb, token) = (nb.clone(), token.clone());
+            let read =
+                tokio::task::spawn_blocking(move || crate::db::realized(&nb, token.as_deref()))
+                    .await;
+            match read {
+                Ok(Ok(hosts)) => {
+                    let mut now: Vec<String> = hosts
+                        .into_iter()
+                        .filter(|h| !h.alive)
+                        .map(|h| h.host)
+                        .collect();
+                    now.sort();
+                    tx.send_if_modified(|d| {
+                        let changed = *d != now;
+                        *d = now;
+                        changed
+                    });
+                }
+                Ok(Err(e)) => tracing::debug!(error = %e, "the agents' heartbeats unreadable"),
+                Err(e) => tracing::debug!(error = %e, "the agents' heartbeats unreadable"),
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    });
+    rx
 }
 
 /// Computes every speaker's routes and brings the sessions in line: new ones started,
@@ -220,6 +278,7 @@ fn apply(
     model: &Model,
     sessions: &mut BTreeMap<(String, String), Running>,
     status: &watch::Sender<(usize, usize)>,
+    dead_hosts: &[String],
 ) {
     let speakers: Vec<BgpSpeaker> = model.all(Table::BgpSpeaker);
     let peers: HashMap<String, BgpPeer> = model
@@ -240,6 +299,7 @@ fn apply(
         floating_ips: &fips,
         ports: &ports,
         chassis: &chassis,
+        dead_hosts,
     };
     let mut wanted = BTreeSet::new();
     let mut total = 0;

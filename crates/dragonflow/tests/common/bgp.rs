@@ -408,6 +408,16 @@ pub fn hosts(srv: &Server) {
     }
 }
 
+/// One heartbeat of `host`'s controller (as the admin writes it: the test has no
+/// controller), alive for the server's `agent_down_time`.
+pub fn controller_beat(srv: &Server, host: &str) {
+    let report = json!({"agent_type": "DF local controller", "binary": "dragonflow-controller",
+        "host": host, "topic": "N/A", "availability_zone": "nova", "version": "test",
+        "started_at": "2026-01-01T00:00:00Z", "applied_revision": 0, "configurations": {}});
+    let (st, v) = srv.nb_call("PUT", &format!("/nb/v1/agents/{host}"), Some(report));
+    assert!(st < 300, "{v}");
+}
+
 /// Removes the underlay link from this namespace at the end (the namespace's end goes
 /// with the namespace).
 pub struct LinkGuard(String);

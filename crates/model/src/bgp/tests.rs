@@ -122,6 +122,7 @@ fn tenant_subnets_in_scope_go_via_the_gateway_and_floating_ips_via_their_host() 
         floating_ips: &fips,
         ports: &ports,
         chassis: &chassis,
+        dead_hosts: &[],
     };
     let sp = speaker();
     assert_eq!(
@@ -144,6 +145,18 @@ fn tenant_subnets_in_scope_go_via_the_gateway_and_floating_ips_via_their_host() 
     let mut v6 = sp.clone();
     v6.ip_version = 6;
     assert!(routes(&v6, &w).is_empty());
+    // A host whose controller died takes its floating IPs' routes with it.
+    let dead = ["host1".to_string()];
+    assert_eq!(
+        routes(
+            &sp,
+            &World {
+                dead_hosts: &dead,
+                ..w
+            }
+        ),
+        vec![("10.0.0.0/24".into(), "172.24.4.10".into())]
+    );
     // No gateway network, no routes.
     let mut none = sp;
     none.networks.clear();

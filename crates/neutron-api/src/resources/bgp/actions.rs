@@ -235,6 +235,12 @@ async fn routes_of(
         .into_iter()
         .filter_map(|r| serde_json::from_slice(&r.value).ok())
         .collect();
+    let dead_hosts: Vec<String> = crate::agents::all(api)
+        .await?
+        .into_iter()
+        .filter(|a| !a.alive && a.heartbeat.report.binary == model::agent::CONTROLLER_BINARY)
+        .map(|a| a.heartbeat.report.host)
+        .collect();
     Ok(advertised_routes(
         s,
         &World {
@@ -244,6 +250,7 @@ async fn routes_of(
             floating_ips: &fips,
             ports: &ports,
             chassis: &chassis,
+            dead_hosts: &dead_hosts,
         },
     ))
 }
