@@ -22,6 +22,28 @@ fn put(srv: &Server, uri: &str, body: Value) {
     assert_eq!(st, 200, "{uri}: {v}");
 }
 
+/// The UPDATE messages the speaker on `bgp-host` has sent, as its last heartbeat says
+/// (written every second here).
+fn updates_sent(srv: &Server) -> u64 {
+    let (_, v) = srv.call("GET", "/v2.0/agents?agent_type=DF%20BGP%20speaker", None);
+    v["agents"][0]["configurations"]["updates_sent"]
+        .as_u64()
+        .expect("updates_sent in the speaker's heartbeat")
+}
+
+/// The count once two heartbeats in a row agree (the speaker has flushed and reported).
+fn settled_updates(srv: &Server) -> u64 {
+    let mut last = updates_sent(srv);
+    loop {
+        std::thread::sleep(Duration::from_millis(2500));
+        let now = updates_sent(srv);
+        if now == last {
+            return now;
+        }
+        last = now;
+    }
+}
+
 /// The resident memory of process `pid`, in MiB.
 fn rss_mib(pid: u32) -> f64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
@@ -157,6 +179,7 @@ fn main() {
         fips.push((id(&f), id(&p)));
     }
     let rss_before = rss_mib(spk.pid());
+    let updates_before = settled_updates(&srv);
     let t = Instant::now();
     for (f, p) in &fips {
         put(
@@ -172,6 +195,21 @@ fn main() {
     let all = t.elapsed();
     std::thread::sleep(Duration::from_millis(500));
     let rss_after = rss_mib(spk.pid());
+    let updates_one_by_one = settled_updates(&srv) - updates_before;
+    // The whole table at once: bird restarted, the speaker sends every route again.
+    let mut bird = bird;
+    let before = settled_updates(&srv);
+    let t = Instant::now();
+    bird.restart(None);
+    bird.wait("every /32 after bird's restart", |r| {
+        r.keys().filter(|k| k.ends_with("/32")).count() >= many
+    });
+    let table = t.elapsed();
+    let updates_table = settled_updates(&srv) - before;
+    eprintln!(
+        "UPDATEs: {updates_one_by_one} for {many} associations one by one; the whole table to a restarted bird in {:.2} s, {updates_table} UPDATEs",
+        table.as_secs_f64()
+    );
     eprintln!(
         "{many} floating IPs: associated in {:.2} s, all in bird after {:.2} s; speaker {rss_before:.1} → {rss_after:.1} MiB",
         api.as_secs_f64(),
@@ -196,8 +234,11 @@ fn main() {
              {many} floating IPs: the API took {api:.2} s to associate them all, and bird had every /32 \
              {all:.2} s after the first call. The speaker's resident memory: {rss_before:.1} MiB before the \
              associations (it already follows the {many} ports and floating IPs), {rss_after:.1} MiB \
-             advertising {routes} routes. UPDATE messages are counted exactly by the Adj-RIB-Out's unit \
-             tests (section above), not here.\n",
+             advertising {routes} routes. UPDATE messages the speaker sent (its heartbeat's `updates_sent`): \
+             {updates_one_by_one} for the {many} associations one API call after another (the speaker \
+             batches what arrives within 20 ms). Then bird restarted: the whole table ({routes} routes) \
+             again in {table:.2} s from the restart until bird had every /32, in {updates_table} UPDATEs \
+             (with the End-of-RIB).\n",
             profile = if cfg!(debug_assertions) {
                 "debug"
             } else {
@@ -206,6 +247,7 @@ fn main() {
             api = api.as_secs_f64(),
             all = all.as_secs_f64(),
             routes = many + 1,
+            table = table.as_secs_f64(),
         ),
     );
     drop(spk);

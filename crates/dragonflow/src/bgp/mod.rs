@@ -400,6 +400,8 @@ async fn heartbeat(
         let mut configurations = BTreeMap::new();
         configurations.insert("bgp_speakers".into(), serde_json::json!(speakers));
         configurations.insert("advertise_routes".into(), serde_json::json!(routes));
+        let updates = peer::UPDATES_SENT.load(std::sync::atomic::Ordering::Relaxed);
+        configurations.insert("updates_sent".into(), serde_json::json!(updates));
         let report = model::agent::Report {
             agent_type: model::agent::BGP_TYPE.into(),
             binary: model::agent::BGP_BINARY.into(),

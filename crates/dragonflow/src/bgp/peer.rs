@@ -18,6 +18,10 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+/// UPDATE messages written to peers by this process, every session together: reported
+/// with its heartbeat (the agents API's `updates_sent`).
+pub static UPDATES_SENT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// The routes of a speaker: prefix → next hop.
 pub type Routes = Arc<BTreeMap<Prefix, IpAddr>>;
 
@@ -218,11 +222,12 @@ async fn flush(
         return Vec::new();
     }
     tracing::debug!(peer = %label, updates = updates.len(), routes = rib.sent().len(), "BGP UPDATEs");
-    if let Some(s) = stream.as_mut()
-        && s.write_all(&bytes).await.is_err()
-    {
-        *stream = None;
-        return fsm.handle(std::time::Instant::now(), Input::Closed);
+    if let Some(s) = stream.as_mut() {
+        if s.write_all(&bytes).await.is_err() {
+            *stream = None;
+            return fsm.handle(std::time::Instant::now(), Input::Closed);
+        }
+        UPDATES_SENT.fetch_add(updates.len() as u64, std::sync::atomic::Ordering::Relaxed);
     }
     Vec::new()
 }
