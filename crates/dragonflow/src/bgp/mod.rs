@@ -238,18 +238,29 @@ async fn main(args: Args, token: Option<String>) -> Result<(), String> {
 }
 
 /// The hosts whose controller's heartbeat ran out, read every second from the agents'
-/// heartbeats (`GET /nb/v1/agents`, or the store's lease space); a change wakes the
-/// receiver. A failed read leaves the last answer standing.
+/// heartbeats (`GET /nb/v1/agents`, or the store's lease space over one connection); a
+/// change wakes the receiver. A failed read leaves the last answer standing.
 fn dead_hosts(nb: String, token: Option<String>) -> watch::Receiver<Vec<String>> {
     let (tx, rx) = watch::channel(Vec::new());
     tokio::spawn(async move {
+        let http = nb.starts_with("http://") || nb.starts_with("https://");
+        let store = if http {
+            None
+        } else {
+            nbdb::connect(&nb).await.ok()
+        };
         loop {
-            let (nb, token) = (nb.clone(), token.clone());
-            let read =
-                tokio::task::spawn_blocking(move || crate::db::realized(&nb, token.as_deref()))
-                    .await;
+            let read = match &store {
+                Some(s) => crate::db::realized_in(s.as_ref()).await,
+                None => {
+                    let (nb, token) = (nb.clone(), token.clone());
+                    tokio::task::spawn_blocking(move || crate::db::realized(&nb, token.as_deref()))
+                        .await
+                        .unwrap_or_else(|e| Err(e.to_string()))
+                }
+            };
             match read {
-                Ok(Ok(hosts)) => {
+                Ok(hosts) => {
                     let mut now: Vec<String> = hosts
                         .into_iter()
                         .filter(|h| !h.alive)
@@ -262,7 +273,6 @@ fn dead_hosts(nb: String, token: Option<String>) -> watch::Receiver<Vec<String>>
                         changed
                     });
                 }
-                Ok(Err(e)) => tracing::debug!(error = %e, "the agents' heartbeats unreadable"),
                 Err(e) => tracing::debug!(error = %e, "the agents' heartbeats unreadable"),
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
