@@ -73,7 +73,7 @@ impl Nb {
         let api = api.map(|a| Api::new(a, token)).transpose()?;
         let store = nbdb::connect(url)
             .await
-            .map_err(|e| format!("NB store {url}: {e}"))?;
+            .map_err(|e| format!("NB store {}: {e}", nbdb::url::redacted(url)))?;
         Ok(Nb {
             source: Box::new(store.clone()),
             writes: Writes::Store(store, api),

@@ -89,7 +89,10 @@ impl Source {
             .build()
             .map_err(|e| e.to_string())?;
         let store = rt.block_on(nbdb::connect(url)).map_err(|e| {
-            format!("cannot open {url}: {e} (is a server holding it? use --nb http://HOST:9697)")
+            format!(
+                "cannot open {}: {e} (is a server holding it? use --nb http://HOST:9697)",
+                nbdb::url::redacted(url)
+            )
         })?;
         Ok(Source::Store(store, rt))
     }

@@ -140,7 +140,7 @@ pub fn run(file: config::File, args: Args) -> Result<(), String> {
     runtime.block_on(async move {
         let store = nbdb::connect(&db)
             .await
-            .map_err(|e| format!("cannot open the NB store {db}: {e}"))?;
+            .map_err(|e| format!("cannot open the NB store {}: {e}", nbdb::url::redacted(&db)))?;
         let api = neutron_api::Api::new(store.clone(), settings);
         let nova = nova
             .sender(store.clone(), keystone.clone())

@@ -51,6 +51,8 @@ pub struct Etcd {
 /// What the store and its follower task share.
 struct Shared {
     endpoints: Vec<String>,
+    /// etcd's user and password, when its authentication is on.
+    user: Option<(String, String)>,
     prefix: String,
     client: OnceCell<Client>,
     /// The last revision the follower has seen whole (in `recent`).
@@ -100,13 +102,25 @@ fn prefix_end(key: &[u8]) -> Vec<u8> {
     vec![0]
 }
 
-async fn connect(endpoints: &[String]) -> Result<Client> {
-    let options = ConnectOptions::new()
+async fn connect(endpoints: &[String], user: Option<&(String, String)>) -> Result<Client> {
+    let mut options = ConnectOptions::new()
         .with_connect_timeout(Duration::from_secs(2))
         // Detects a dead server under a long-lived watch stream.
         .with_keep_alive(Duration::from_secs(5), Duration::from_secs(5))
         .with_keep_alive_while_idle(true);
-    Client::connect(endpoints, Some(options)).await.map_err(io)
+    if let Some((name, password)) = user {
+        options = options.with_user(name.clone(), password.clone());
+    }
+    Client::connect(endpoints, Some(options))
+        .await
+        .map_err(|e| match user {
+            // etcd's answer names what is wrong ("authentication failed, invalid user ID
+            // or password"); the password itself is never in it.
+            Some((name, _)) if e.to_string().contains("auth") => StoreError::Unavailable(format!(
+                "etcd refused the credentials of user {name:?}: {e}"
+            )),
+            _ => io(e),
+        })
 }
 
 impl Etcd {
@@ -120,6 +134,17 @@ impl Etcd {
     /// A watcher further behind reads etcd's history (which etcd compacts on its own
     /// schedule, then the watcher gets [`StoreError::Compacted`]).
     pub fn with_buffer(endpoints: Vec<String>, prefix: &str, buffer: usize) -> Result<Etcd> {
+        Etcd::with_user(endpoints, prefix, buffer, None)
+    }
+
+    /// Like [`Etcd::with_buffer`], authenticated as `user` (name, password) when given:
+    /// a cluster with authentication on (`etcdctl auth enable`).
+    pub fn with_user(
+        endpoints: Vec<String>,
+        prefix: &str,
+        buffer: usize,
+        user: Option<(String, String)>,
+    ) -> Result<Etcd> {
         let handle = tokio::runtime::Handle::try_current()
             .map_err(|_| StoreError::Invalid("the etcd store needs a tokio runtime".into()))?;
         let prefix = if prefix.ends_with('/') {
@@ -130,6 +155,7 @@ impl Etcd {
         let (tx, _) = watch::channel(0);
         let shared = Arc::new(Shared {
             endpoints,
+            user,
             prefix,
             client: OnceCell::new(),
             revision: tx,
@@ -152,7 +178,7 @@ impl Shared {
     async fn client(&self) -> Result<Client> {
         // The client reconnects by itself once built; only building it can fail here.
         self.client
-            .get_or_try_init(|| connect(&self.endpoints))
+            .get_or_try_init(|| connect(&self.endpoints, self.user.as_ref()))
             .await
             .cloned()
     }

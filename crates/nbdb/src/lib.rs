@@ -12,6 +12,7 @@ pub mod etcd;
 pub mod redis;
 pub mod remote;
 pub mod source;
+pub mod url;
 pub mod zk;
 
 use async_trait::async_trait;
@@ -410,9 +411,9 @@ impl Watch {
 
 /// Opens a store from a `--db` URL:
 /// - `embedded:PATH` (or a bare path): a redb file in this process;
-/// - `etcd://HOST:PORT[,HOST:PORT...][/PREFIX]`: etcd v3, keys under `/PREFIX/`
-///   (default `/dragonflow/`);
-/// - `redis://HOST:PORT[/DB]`: Redis, keys under `dragonflow:`;
+/// - `etcd://[USER:PASSWORD@]HOST:PORT[,HOST:PORT...][/PREFIX]`: etcd v3, keys under
+///   `/PREFIX/` (default `/dragonflow/`), as USER when its authentication is on;
+/// - `redis://[[USER]:PASSWORD@]HOST:PORT[/DB]`: Redis, keys under `dragonflow:`;
 /// - `zk://HOST:PORT[,HOST:PORT...][/PREFIX]`: ZooKeeper, znodes under `/PREFIX`
 ///   (default `/dragonflow`).
 ///
@@ -425,6 +426,7 @@ pub fn open(url: &str) -> Result<Arc<dyn Store>> {
         return Ok(Arc::new(Embedded::open(path)?));
     }
     if let Some(rest) = url.strip_prefix("etcd://") {
+        let (user, rest) = url::credentials(rest);
         let (hosts, prefix) = match rest.split_once('/') {
             Some((h, p)) if !p.trim_matches('/').is_empty() => {
                 (h, format!("/{}/", p.trim_matches('/')))
@@ -438,9 +440,17 @@ pub fn open(url: &str) -> Result<Arc<dyn Store>> {
             .map(|h| format!("http://{h}"))
             .collect();
         if endpoints.is_empty() {
-            return Err(StoreError::Invalid(format!("no etcd host in {url:?}")));
+            return Err(StoreError::Invalid(format!(
+                "no etcd host in {:?}",
+                url::redacted(url)
+            )));
         }
-        return Ok(Arc::new(Etcd::new(endpoints, &prefix)?));
+        return Ok(Arc::new(Etcd::with_user(
+            endpoints,
+            &prefix,
+            etcd::DEFAULT_BUFFER,
+            user,
+        )?));
     }
     if url.starts_with("redis://") {
         return Ok(Arc::new(Redis::new(url, redis::Options::default())?));

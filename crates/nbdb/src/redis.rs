@@ -63,7 +63,12 @@ pub struct Redis {
 
 impl std::fmt::Debug for Redis {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Redis({} {})", self.url, self.options.prefix)
+        write!(
+            f,
+            "Redis({} {})",
+            crate::url::redacted(&self.url),
+            self.options.prefix
+        )
     }
 }
 
@@ -378,7 +383,8 @@ impl Redis {
     pub fn new(url: &str, options: Options) -> Result<Redis> {
         let handle = tokio::runtime::Handle::try_current()
             .map_err(|_| StoreError::Invalid("the redis store needs a tokio runtime".into()))?;
-        let client = Client::open(url).map_err(|e| StoreError::Invalid(format!("{url}: {e}")))?;
+        let client = Client::open(url)
+            .map_err(|e| StoreError::Invalid(format!("{}: {e}", crate::url::redacted(url))))?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(2)))
             // Scripts over big tables (snapshots) can take a while.
@@ -477,7 +483,11 @@ impl Redis {
 #[async_trait]
 impl Store for Redis {
     fn describe(&self) -> String {
-        format!("redis:{} {}", self.url, self.options.prefix)
+        format!(
+            "redis:{} {}",
+            crate::url::redacted(&self.url),
+            self.options.prefix
+        )
     }
 
     async fn get(&self, table: &str, id: &str) -> Result<Option<Record>> {

@@ -24,6 +24,8 @@ pub struct StoreServer {
     /// Client port, and etcd's peer port.
     ports: (u16, u16),
     child: Option<Child>,
+    /// Redis's `requirepass`, when it asks for one.
+    password: Option<String>,
 }
 
 /// Where the data lives: a temp dir, removed with the server (scoped), or a directory of
@@ -42,7 +44,13 @@ impl StoreServer {
     /// Starts a server; data goes to tmpfs when there is one (etcd fsyncs every commit).
     pub fn start(kind: StoreKind) -> io::Result<StoreServer> {
         let dir = tempfile::tempdir_in("/dev/shm").or_else(|_| tempfile::tempdir())?;
-        Self::start_in(kind, Dir::Temp(dir))
+        Self::start_in(kind, Dir::Temp(dir), None)
+    }
+
+    /// A Redis that asks every client for `password` (`requirepass`).
+    pub fn start_redis_with_password(password: &str) -> io::Result<StoreServer> {
+        let dir = tempfile::tempdir_in("/dev/shm").or_else(|_| tempfile::tempdir())?;
+        Self::start_in(StoreKind::Redis, Dir::Temp(dir), Some(password.to_string()))
     }
 
     /// Starts a server detached (its own process group) with its data in `dir` (created)
@@ -55,15 +63,16 @@ impl StoreServer {
             dir: dir.to_path_buf(),
             log: log.to_path_buf(),
         };
-        Self::start_in(kind, dir)
+        Self::start_in(kind, dir, None)
     }
 
-    fn start_in(kind: StoreKind, dir: Dir) -> io::Result<StoreServer> {
+    fn start_in(kind: StoreKind, dir: Dir, password: Option<String>) -> io::Result<StoreServer> {
         let mut s = StoreServer {
             kind,
             dir,
             ports: (free_port()?, free_port()?),
             child: None,
+            password,
         };
         // Another test may take a probed port before the server binds it: try new ones.
         for _ in 0..3 {
@@ -136,6 +145,9 @@ impl StoreServer {
                 c.arg("--dir").arg(dir);
                 c.args(["--save", "", "--appendonly", "yes", "--daemonize", "no"]);
                 c.arg("--logfile").arg(dir.join("redis.log"));
+                if let Some(p) = &self.password {
+                    c.args(["--requirepass", p]);
+                }
                 c
             }
             StoreKind::ZooKeeper => zookeeper(dir, client)?,

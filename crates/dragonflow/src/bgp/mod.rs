@@ -157,7 +157,7 @@ async fn main(args: Args, token: Option<String>) -> Result<(), String> {
             Box::new(
                 nbdb::connect(&args.nb)
                     .await
-                    .map_err(|e| format!("NB store {}: {e}", args.nb))?,
+                    .map_err(|e| format!("NB store {}: {e}", nbdb::url::redacted(&args.nb)))?,
             )
         };
     let beats = ::controller::nb::Nb::connect(&args.nb, None, token.as_deref())
