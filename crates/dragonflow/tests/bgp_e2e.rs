@@ -25,6 +25,12 @@ use neutron_api::nb_auth::Principal;
 use serde_json::json;
 use std::time::{Duration, Instant};
 
+/// Associates the floating IP at `uri` with `port` (a port id, or null: disassociates).
+fn associate(srv: &Server, uri: &str, port: serde_json::Value) {
+    let (st, v) = srv.call("PUT", uri, Some(json!({"floatingip": {"port_id": port}})));
+    assert_eq!(st, 200, "{v}");
+}
+
 #[test]
 fn bird_learns_tenant_networks_and_floating_ips_via_their_host() {
     // Heartbeats live 3 s, so that a controller's death shows within the test.
@@ -99,12 +105,7 @@ fn bird_learns_tenant_networks_and_floating_ips_via_their_host() {
     let fip_addr = format!("{}/32", fip["floating_ip_address"].as_str().expect("fip"));
     let fip_uri = format!("/v2.0/floatingips/{}", id(&fip));
     let t = Instant::now();
-    let (st, v) = srv.call(
-        "PUT",
-        &fip_uri,
-        Some(json!({"floatingip": {"port_id": port["id"]}})),
-    );
-    assert_eq!(st, 200, "{v}");
+    associate(&srv, &fip_uri, json!(port["id"]));
     bird.wait("the floating IP via host A", |r| {
         r.get(&fip_addr).map(String::as_str) == Some(HOST_A)
     });
@@ -126,12 +127,7 @@ fn bird_learns_tenant_networks_and_floating_ips_via_their_host() {
 
     // Disassociated: withdrawn within a second.
     let t = Instant::now();
-    let (st, v) = srv.call(
-        "PUT",
-        &fip_uri,
-        Some(json!({"floatingip": {"port_id": null}})),
-    );
-    assert_eq!(st, 200, "{v}");
+    associate(&srv, &fip_uri, json!(null));
     bird.wait("the floating IP withdrawn", |r| !r.contains_key(&fip_addr));
     let withdrawn = t.elapsed();
     eprintln!("floating IP withdrawn from bird after {withdrawn:?}");
@@ -198,22 +194,12 @@ fn bird_learns_tenant_networks_and_floating_ips_via_their_host() {
     ]);
     srv.os_ok(&["bgp", "speaker", "add", "peer", "s1", "frr"]);
     frr.wait("the tenant subnet in FRR", |r| r.get(&cidr) == Some(&gw));
-    let (st, v) = srv.call(
-        "PUT",
-        &fip_uri,
-        Some(json!({"floatingip": {"port_id": port["id"]}})),
-    );
-    assert_eq!(st, 200, "{v}");
+    associate(&srv, &fip_uri, json!(port["id"]));
     frr.wait("the floating IP via host B in FRR", |r| {
         r.get(&fip_addr).map(String::as_str) == Some(HOST_B)
     });
     eprintln!("FRR's best paths: {:?}", frr.routes());
-    let (st, v) = srv.call(
-        "PUT",
-        &fip_uri,
-        Some(json!({"floatingip": {"port_id": null}})),
-    );
-    assert_eq!(st, 200, "{v}");
+    associate(&srv, &fip_uri, json!(null));
     frr.wait("the floating IP withdrawn from FRR", |r| {
         !r.contains_key(&fip_addr) && r.get(&cidr) == Some(&gw)
     });
@@ -225,12 +211,7 @@ fn bird_learns_tenant_networks_and_floating_ips_via_their_host() {
     // NOTIFICATION) bird keeps its routes, stale, and the hosts forward on. The restarted
     // speaker advertises everything again; a floating IP disassociated while it was down
     // is swept by bird at the new session's End-of-RIB.
-    let (st, v) = srv.call(
-        "PUT",
-        &fip_uri,
-        Some(json!({"floatingip": {"port_id": port["id"]}})),
-    );
-    assert_eq!(st, 200, "{v}");
+    associate(&srv, &fip_uri, json!(port["id"]));
     bird.wait("the floating IP via host B again", |r| {
         r.get(&fip_addr).map(String::as_str) == Some(HOST_B)
     });
@@ -239,12 +220,7 @@ fn bird_learns_tenant_networks_and_floating_ips_via_their_host() {
     let kept = bird.routes();
     assert_eq!(kept.get(&cidr), Some(&gw), "kept while down: {kept:?}");
     assert!(kept.contains_key(&fip_addr), "kept while down: {kept:?}");
-    let (st, v) = srv.call(
-        "PUT",
-        &fip_uri,
-        Some(json!({"floatingip": {"port_id": null}})),
-    );
-    assert_eq!(st, 200, "{v}");
+    associate(&srv, &fip_uri, json!(null));
     spk = Speaker::start(&srv, &token_file);
     bird.wait("the stale floating IP swept at the End-of-RIB", |r| {
         !r.contains_key(&fip_addr) && r.get(&cidr) == Some(&gw)
@@ -297,12 +273,7 @@ fn bird_learns_tenant_networks_and_floating_ips_via_their_host() {
     // gone): host B's controller heartbeat runs out (3 s here) and bird loses the /32;
     // a heartbeat again brings it back.
     common::bgp::controller_beat(&srv, "host-b");
-    let (st, v) = srv.call(
-        "PUT",
-        &fip_uri,
-        Some(json!({"floatingip": {"port_id": port["id"]}})),
-    );
-    assert_eq!(st, 200, "{v}");
+    associate(&srv, &fip_uri, json!(port["id"]));
     bird.wait("the floating IP via host B, alive", |r| {
         r.get(&fip_addr).map(String::as_str) == Some(HOST_B)
     });
@@ -324,12 +295,7 @@ fn bird_learns_tenant_networks_and_floating_ips_via_their_host() {
     bird.wait("the floating IP back with host B's controller", |r| {
         r.get(&fip_addr).map(String::as_str) == Some(HOST_B)
     });
-    let (st, v) = srv.call(
-        "PUT",
-        &fip_uri,
-        Some(json!({"floatingip": {"port_id": null}})),
-    );
-    assert_eq!(st, 200, "{v}");
+    associate(&srv, &fip_uri, json!(null));
 
     // IPv6: a second session (bird's `df6`) for an IPv6 speaker. Its tenant /64 is
     // advertised via the router's IPv6 gateway address (MP_REACH_NLRI, an IPv6 next hop).
