@@ -119,25 +119,34 @@ impl Server {
     }
 
     fn start_with(dir: tempfile::TempDir, db: String, args: &[&str]) -> Server {
-        let addr = format!("127.0.0.1:{}", free_port());
-        let nb_addr = format!("127.0.0.1:{}", free_port());
-        let octavia_addr = format!("127.0.0.1:{}", free_port());
         std::fs::write(dir.path().join("nb-secret"), TEST_SECRET).expect("secret");
         let mut s = Server {
-            url: format!("http://{addr}"),
-            addr,
-            nb_url: format!("http://{nb_addr}"),
-            nb_addr,
-            octavia_url: format!("http://{octavia_addr}"),
-            octavia_addr,
+            url: String::new(),
+            addr: String::new(),
+            nb_url: String::new(),
+            nb_addr: String::new(),
+            octavia_url: String::new(),
+            octavia_addr: String::new(),
             db,
             args: args.iter().map(|a| a.to_string()).collect(),
             dir,
             child: None,
             cli_auth: Vec::new(),
         };
-        s.spawn();
+        s.new_ports();
+        s.launch();
+        s.spawn_launched(true);
         s
+    }
+
+    /// Free ports for the three listeners.
+    fn new_ports(&mut self) {
+        self.addr = format!("127.0.0.1:{}", free_port());
+        self.nb_addr = format!("127.0.0.1:{}", free_port());
+        self.octavia_addr = format!("127.0.0.1:{}", free_port());
+        self.url = format!("http://{}", self.addr);
+        self.nb_url = format!("http://{}", self.nb_addr);
+        self.octavia_url = format!("http://{}", self.octavia_addr);
     }
 
     /// The server process's id, while it runs.
@@ -178,6 +187,13 @@ impl Server {
 
     fn spawn(&mut self) {
         self.launch();
+        self.spawn_launched(false);
+    }
+
+    /// Waits for the launched server to answer, launching it again when it exits. On its
+    /// first start (`relocatable`) a listener port that another process took between
+    /// `free_port` and the server's bind (seen in CI) is replaced by new ones.
+    fn spawn_launched(&mut self, relocatable: bool) {
         let start = Instant::now();
         while start.elapsed() < Duration::from_secs(20) {
             if ureq::get(&format!("{}/", self.url)).call().is_ok() {
@@ -185,6 +201,9 @@ impl Server {
             }
             // A store that was not ready yet makes the server exit: start it again.
             if let Some(Ok(Some(_))) = self.child.as_mut().map(|c| c.try_wait()) {
+                if relocatable && self.log().contains("Address already in use") {
+                    self.new_ports();
+                }
                 self.launch();
             }
             std::thread::sleep(Duration::from_millis(50));
