@@ -2,10 +2,13 @@
 //! loop) that writes this host's agent report every `report_interval`, and sooner (at most
 //! once a second) when the revision the switch reflects moved on, so `dragonflow db wait`
 //! learns it without waiting a whole interval. The runtime hands it what it reports
-//! through a watch channel; the engine is not involved.
+//! through a watch channel; the engine is not involved. The balancer listeners' counts
+//! (`lb_stats`) ride along, and a new count is a reason to write too (they are counted
+//! every few seconds only).
 
 use crate::nb::Beats;
 use model::agent::{self, Report};
+use model::lb_stats::ByListener;
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -42,7 +45,7 @@ pub struct Settings {
 const EARLY: Duration = Duration::from_secs(1);
 
 /// The report of `status`.
-pub fn report(s: &Settings, started_at: &str, status: &Status) -> Report {
+pub fn report(s: &Settings, started_at: &str, status: &Status, lb_stats: &ByListener) -> Report {
     let mut configurations = BTreeMap::new();
     configurations.insert("tunnel_types".into(), json!(s.tunnel_types));
     let mappings: BTreeMap<&str, &str> = s
@@ -64,30 +67,50 @@ pub fn report(s: &Settings, started_at: &str, status: &Status) -> Report {
         started_at: started_at.into(),
         applied_revision: status.applied,
         configurations,
+        lb_stats: lb_stats.clone(),
     }
 }
 
 /// Writes heartbeats until `status`'s sender is dropped.
-pub async fn run(beats: Beats, s: Settings, mut status: watch::Receiver<Status>) {
+pub async fn run(
+    beats: Beats,
+    s: Settings,
+    mut status: watch::Receiver<Status>,
+    mut lb_stats: watch::Receiver<ByListener>,
+) {
     let started_at = model::time::now();
     // The revision the last heartbeat written carried.
     let mut reported: Option<u64> = None;
     let mut due = tokio::time::Instant::now();
+    // Until the counts' sender is gone (the status one going ends the loop).
+    let mut counting = true;
+    // A count came that no heartbeat carried yet.
+    let mut recount = false;
     loop {
         // The interval, or a newer revision than the one reported, whichever comes first.
         loop {
             let newer = reported.is_none_or(|r| status.borrow().applied > r);
-            if newer || tokio::time::Instant::now() >= due {
+            if newer || recount || tokio::time::Instant::now() >= due {
                 break;
             }
             tokio::select! {
                 _ = tokio::time::sleep_until(due) => {}
                 changed = status.changed() => if changed.is_err() { return },
+                // (`changed` marks the count seen: remember that it is new.)
+                c = lb_stats.changed(), if counting => {
+                    counting = c.is_ok();
+                    recount = counting;
+                }
             }
         }
         let current = status.borrow_and_update().clone();
+        let counts = lb_stats.borrow_and_update().clone();
+        recount = false;
         match beats
-            .send(&report(&s, &started_at, &current), s.agent_down_time)
+            .send(
+                &report(&s, &started_at, &current, &counts),
+                s.agent_down_time,
+            )
             .await
         {
             Ok(()) => reported = Some(current.applied),
@@ -134,7 +157,8 @@ mod tests {
             flows: 10,
             devices: 1,
         });
-        let task = tokio::spawn(run(Beats::to_store(store.clone()), settings, rx));
+        let (counts, counts_rx) = watch::channel(ByListener::new());
+        let task = tokio::spawn(run(Beats::to_store(store.clone()), settings, rx, counts_rx));
         let wait_for = |want: u64| {
             let store = store.clone();
             async move {
@@ -166,6 +190,35 @@ mod tests {
         tx.send_modify(|s| s.applied = 9);
         let took = wait_for(9).await;
         assert!(took < Duration::from_millis(1500), "{took:?}");
+        // A new count goes out well before the interval too, and the counts' sender
+        // going first does not stop (nor spin) the loop.
+        let stats = model::lb_stats::Stats {
+            total_connections: 3,
+            ..Default::default()
+        };
+        // (Sent while the loop waits, past its one-second pause after a write.)
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        counts.send_replace([("l1".to_string(), stats)].into());
+        let start = tokio::time::Instant::now();
+        loop {
+            let l = store
+                .get_lease(&agent::key(agent::CONTROLLER_BINARY, "h1"))
+                .await
+                .unwrap()
+                .unwrap();
+            let hb: agent::Heartbeat = serde_json::from_slice(&l.value).unwrap();
+            if hb.report.lb_stats.get("l1") == Some(&stats) {
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(3),
+                "counts not reported"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        drop(counts);
+        tx.send_modify(|s| s.applied = 11);
+        wait_for(11).await;
         drop(tx);
         tokio::time::timeout(Duration::from_secs(3), task)
             .await

@@ -8,6 +8,7 @@ pub mod dns_forward;
 pub mod dns_tcp;
 pub mod engine;
 pub mod heartbeat;
+pub mod lb_stats;
 pub mod metadata_http;
 pub mod metrics;
 pub mod nb;

@@ -36,6 +36,8 @@ pub enum Resync {
     SwitchReconnected,
     /// The NB stream fell behind the store's log: a fresh snapshot.
     NbCompacted,
+    /// A balancer's failover: the switch is read back and repaired.
+    Failover,
 }
 
 impl Resync {
@@ -44,6 +46,7 @@ impl Resync {
             Resync::Start => "start",
             Resync::SwitchReconnected => "switch_reconnected",
             Resync::NbCompacted => "nb_compacted",
+            Resync::Failover => "failover",
         }
     }
 }

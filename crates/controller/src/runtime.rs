@@ -57,6 +57,8 @@ pub struct Config {
     pub availability_zone: String,
     /// The metadata service (None: off): its address range and the server's settings.
     pub metadata: Option<(ipnet::Ipv4Net, crate::apps::metadata::serve::Config)>,
+    /// How often the balancer listeners' statistics are counted (`crate::lb_stats`).
+    pub lb_stats_interval: Duration,
 }
 
 /// Parses `physnet:bridge[,physnet:bridge]`.
@@ -192,6 +194,7 @@ pub async fn run(cfg: Config, metrics: std::sync::Arc<Metrics>) -> Result<(), St
     );
     // The heartbeat has a task of its own; it is told what to report after every batch.
     let (status, status_rx) = tokio::sync::watch::channel(heartbeat::Status::default());
+    let (collector, lb_stats_rx) = crate::lb_stats::Collector::new(&cfg.openflow);
     tokio::spawn(heartbeat::run(
         nb.beats(),
         heartbeat::Settings {
@@ -204,6 +207,7 @@ pub async fn run(cfg: Config, metrics: std::sync::Arc<Metrics>) -> Result<(), St
             availability_zone: cfg.availability_zone.clone(),
         },
         status_rx,
+        lb_stats_rx,
     ));
     let (dns, mut dns_answers) = crate::dns_forward::Forwarder::new();
     let mut io = Io {
@@ -230,6 +234,8 @@ pub async fn run(cfg: Config, metrics: std::sync::Arc<Metrics>) -> Result<(), St
     .await?;
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut stats_tick = tokio::time::interval(io.cfg.lb_stats_interval);
+    stats_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         // Wait for something, then take whatever else is ready at once: one batch, one
         // pass through the engine (one bundle, one status write).
@@ -271,11 +277,13 @@ pub async fn run(cfg: Config, metrics: std::sync::Arc<Metrics>) -> Result<(), St
                     None => Got::Nothing,
                 },
                 _ = tick.tick(), if wait => Got::Event(Event::Tick),
+                _ = stats_tick.tick() => Got::Stats,
                 _ = std::future::ready(()), if !wait => break,
             };
             match got {
                 Got::Event(ev) => batch.push(ev),
                 Got::Nothing => {}
+                Got::Stats => collector.collect(&mut io.session, core.view()).await,
                 Got::Metadata(q) => {
                     if let Some(server) = md_server.as_mut() {
                         crate::metadata_http::answer(server, &core, q);
@@ -358,6 +366,8 @@ enum Got {
     DnsTcp(crate::dns_tcp::Question),
     StoreAway(nbdb::StoreError),
     SwitchLost(crate::switch::SwitchError),
+    /// Time to count the balancer listeners' statistics.
+    Stats,
 }
 
 impl Io {
@@ -442,6 +452,11 @@ impl Io {
                 continue;
             }
             self.flush(std::mem::take(&mut fx.flushes)).await;
+            if std::mem::take(&mut fx.reread) {
+                let (flows, groups) = read_switch(&mut self.session).await?;
+                self.metrics.resync(Resync::Failover);
+                queue.push(core.handle(Event::SwitchRead(flows, groups), Instant::now()));
+            }
             if !fx.reports.is_empty() {
                 let reports = std::mem::take(&mut fx.reports);
                 let t = Instant::now();

@@ -251,6 +251,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         Ok(table)
     }
 
+    /// The flows (with their counters) that `req` selects.
+    pub async fn flow_stats(
+        &mut self,
+        req: FlowStatsRequest,
+    ) -> Result<Vec<openflow::multipart::FlowStats>> {
+        let parts = self.multipart(MultipartRequest::Flow(req)).await?;
+        Ok(parts
+            .into_iter()
+            .flat_map(|part| match part {
+                MultipartReply::Flow(stats) => stats,
+                _ => Vec::new(),
+            })
+            .collect())
+    }
+
     /// Every group installed on the switch, and every meter (the third reconciled kind).
     pub async fn dump_groups(&mut self) -> Result<GroupTable> {
         let mut table = GroupTable::default();

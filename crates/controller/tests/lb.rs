@@ -78,6 +78,7 @@ fn balancer(members: Vec<Member>) -> LoadBalancer {
             members,
             healthmonitor: None::<HealthMonitor>,
         }],
+        failovers: 0,
     }
 }
 
@@ -605,4 +606,71 @@ fn an_ipv6_vip_balances_over_ipv6_members_and_answers_come_back_from_it() {
         ((vip, 53), (client, sport)),
         "un-NATed to the VIP"
     );
+}
+
+/// Statistics (`apps::lb::stats`) read the counters of the flows the balancer compiles:
+/// among every flow installed, exactly one counts the listener's bytes in, one its new
+/// connections and one its answers (the test fails when the compiled matches and the
+/// counted ones part ways), and nothing else is counted.
+#[test]
+fn statistics_count_exactly_the_listeners_compiled_flows() {
+    use controller::apps::lb::stats::Counted;
+    use openflow::multipart::FlowStats;
+    let sim = world(vec![member("m1", 11, 1), member("m2", 12, 1)]);
+    let installed: Vec<FlowStats> = (0..=u8::MAX)
+        .flat_map(|t| sim.switch.flows(t))
+        .map(|f| FlowStats {
+            table_id: f.table,
+            duration_sec: 0,
+            duration_nsec: 0,
+            priority: f.priority,
+            idle_timeout: 0,
+            hard_timeout: 0,
+            flags: 0,
+            cookie: f.cookie,
+            packet_count: 1,
+            byte_count: 100,
+            match_: f.match_.clone(),
+            instructions: f.instructions.clone(),
+        })
+        .collect();
+    let counted = Counted::of(sim.core.view());
+    let got = counted.tally(&installed);
+    let l = got.get("l").expect("the listener is counted");
+    assert_eq!(
+        (l.bytes_in, l.total_connections, l.bytes_out),
+        (100, 1, 100),
+        "{got:?}"
+    );
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(counted.endpoints.len(), 1);
+    assert_eq!(counted.endpoints[0].port, 53);
+}
+
+/// A failover (`failovers` counted up) makes the host read its switch back and repair
+/// the balancer's flows and group that someone deleted behind its back; another change
+/// of the balancer compiles the same flows, so it repairs nothing.
+#[test]
+fn a_failover_repairs_the_balancers_flows_and_group_deleted_behind_the_controllers_back() {
+    use controller::pipeline::{App, Cookie};
+    let mut sim = world(vec![member("m1", 11, 1), member("m2", 12, 1)]);
+    let balanced = |sim: &mut Sim, sport| {
+        to_vip(sim, sport)
+            .iter()
+            .any(|(_, a, _, _)| a.octets()[3] == 11 || a.octets()[3] == 12)
+    };
+    assert!(balanced(&mut sim, 1000));
+    let of_lb = |c: u64| Cookie::decode(c).is_some_and(|k| k.app == App::Lb && k.key == 7);
+    sim.tamper(of_lb, &[controller::apps::lb::group_id(7, 0)]);
+    sim.unchecked = true;
+    assert!(!balanced(&mut sim, 1001), "nothing balanced without them");
+    let mut lb = balancer(vec![member("m1", 11, 1), member("m2", 12, 1)]);
+    lb.meta.name = "renamed".into();
+    sim.put(&lb);
+    assert!(!balanced(&mut sim, 1002), "a rename repairs nothing");
+    lb.failovers = 1;
+    sim.put(&lb);
+    sim.unchecked = false;
+    sim.check();
+    assert!(balanced(&mut sim, 1003), "repaired by the failover");
 }

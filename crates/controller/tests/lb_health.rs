@@ -103,6 +103,7 @@ fn balancer(proto: Protocol, hm: HealthMonitor, ops: [&str; 2]) -> LoadBalancer 
             members: vec![member("m1", 11, ops[0]), member("m2", 12, ops[1])],
             healthmonitor: Some(hm),
         }],
+        failovers: 0,
     };
     lb.roll_up();
     lb

@@ -539,6 +539,7 @@ fn with_vip_fip(sim: &mut Sim) {
             members: vec![member("ma", "10.0.1.5"), member("mc", "10.0.1.7")],
             healthmonitor: None,
         }],
+        failovers: 0,
     });
     sim.put(&Port {
         device_owner: owner::FLOATING_IP.into(),

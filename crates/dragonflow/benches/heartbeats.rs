@@ -78,6 +78,7 @@ fn report(i: usize, applied: u64) -> Report {
         started_at: "2026-12-02T10:00:00Z".into(),
         applied_revision: applied,
         configurations,
+        lb_stats: Default::default(),
     }
 }
 

@@ -83,6 +83,10 @@ pub struct Args {
     /// server's NB listener, the server's `agent_down_time` applies).
     #[arg(long, default_value_t = 75)]
     agent_down_time: u64,
+    /// Seconds between two counts of the balancer listeners' statistics (Octavia's
+    /// `/stats`), reported with the heartbeat when they changed.
+    #[arg(long, default_value_t = 10)]
+    lb_stats_interval: u64,
     /// The availability zone this host is in (Neutron's `availability_zone`, `nova`):
     /// its agent shows it, and networks and routers may name it as a hint.
     #[arg(long, default_value = "nova")]
@@ -141,6 +145,7 @@ pub fn config(args: Args) -> Result<Setup, String> {
         api,
         report_interval,
         agent_down_time,
+        lb_stats_interval,
         availability_zone,
         metrics_listen,
         no_metadata,
@@ -249,6 +254,7 @@ pub fn config(args: Args) -> Result<Setup, String> {
         agent_down_time: std::time::Duration::from_secs(agent_down_time),
         availability_zone,
         metadata,
+        lb_stats_interval: std::time::Duration::from_secs(lb_stats_interval.max(1)),
     };
     Ok((cfg, metrics_listen))
 }

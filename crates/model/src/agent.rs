@@ -39,6 +39,10 @@ pub struct Report {
     pub applied_revision: u64,
     /// Agent-specific facts (tunnel types, bridge mappings, flows, devices).
     pub configurations: BTreeMap<String, serde_json::Value>,
+    /// A controller's counts of the balancer listeners it balances for (Octavia's
+    /// `/stats`, summed by the server); not part of the agents API.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub lb_stats: crate::lb_stats::ByListener,
 }
 
 /// A stored heartbeat: the last report and what its writer adds to it.
@@ -118,6 +122,7 @@ mod tests {
             started_at: "t0".into(),
             applied_revision: rev,
             configurations: BTreeMap::new(),
+            lb_stats: Default::default(),
         }
     }
 

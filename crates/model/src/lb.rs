@@ -241,6 +241,10 @@ pub struct LoadBalancer {
     pub listeners: Vec<Listener>,
     #[serde(default)]
     pub pools: Vec<Pool>,
+    /// Failovers asked for (`PUT …/failover`): each one makes the hosts that follow the
+    /// balancer read their switch back and repair what differs from the compiled flows.
+    #[serde(default)]
+    pub failovers: u64,
 }
 
 impl LoadBalancer {

@@ -13,6 +13,7 @@ pub mod fixtures;
 pub mod fwaas;
 pub mod instance;
 pub mod lb;
+pub mod lb_stats;
 pub mod mac;
 pub mod mcast;
 pub mod nova;

@@ -527,20 +527,48 @@ async fn octavia_refusals_have_octavia_codes_and_words() {
         (409, "This pool already has a health monitor")
     );
 
-    // No L7, no stats counted, no failover, one provider.
+    // No L7; statistics (none counted: no host reports); failover by an admin only;
+    // one provider.
     let (st, _) = c
         .lb(OWNER, "POST", "/v2/lbaas/l7policies", Some(json!({})))
         .await;
     assert_eq!(st, 501);
+    let stats = format!("/v2/lbaas/loadbalancers/{lb_id}/stats");
+    let (st, v) = c.lb(OWNER, "GET", &stats, None).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(
+        v,
+        json!({"stats": {"bytes_in": 0, "bytes_out": 0, "active_connections": 0,
+            "total_connections": 0, "request_errors": 0}})
+    );
+    let (st, _) = c.lb(OTHER, "GET", &stats, None).await;
+    assert_eq!(st, 403);
+    let failover = format!("/v2/lbaas/loadbalancers/{lb_id}/failover");
+    let (st, _) = c.lb(OWNER, "PUT", &failover, None).await;
+    assert_eq!(st, 403);
+    let before = c
+        .api
+        .db
+        .get::<model::LoadBalancer>(&lb_id)
+        .await
+        .unwrap()
+        .unwrap()
+        .0;
+    let (st, _) = c.lb(ADMIN, "PUT", &failover, None).await;
+    assert_eq!(st, 202);
+    let after = c
+        .api
+        .db
+        .get::<model::LoadBalancer>(&lb_id)
+        .await
+        .unwrap()
+        .unwrap()
+        .0;
+    assert_eq!(after.failovers, before.failovers + 1);
     let (st, _) = c
-        .lb(
-            OWNER,
-            "PUT",
-            &format!("/v2/lbaas/loadbalancers/{lb_id}/failover"),
-            None,
-        )
+        .lb(ADMIN, "PUT", "/v2/lbaas/loadbalancers/nope/failover", None)
         .await;
-    assert_eq!(st, 501);
+    assert_eq!(st, 404);
     let (st, v) = c.lb(OWNER, "GET", "/v2/lbaas/providers", None).await;
     assert_eq!(st, 200);
     assert_eq!(v["providers"][0]["name"], "dragonflow");

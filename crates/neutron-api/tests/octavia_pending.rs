@@ -26,6 +26,17 @@ async fn net(c: &Cloud, host: Option<&str>) -> String {
 
 /// `host`'s controller says it applied `applied` (alive for `ttl`).
 async fn beat(c: &Cloud, host: &str, applied: u64, ttl: Duration) {
+    counted(c, host, applied, ttl, Default::default()).await
+}
+
+/// [`beat`], with the listeners' counts `lb_stats`.
+async fn counted(
+    c: &Cloud,
+    host: &str,
+    applied: u64,
+    ttl: Duration,
+    lb_stats: model::lb_stats::ByListener,
+) {
     let report = Report {
         agent_type: agent::CONTROLLER_TYPE.into(),
         binary: agent::CONTROLLER_BINARY.into(),
@@ -36,6 +47,7 @@ async fn beat(c: &Cloud, host: &str, applied: u64, ttl: Duration) {
         started_at: "2026-12-04T00:00:00Z".into(),
         applied_revision: applied,
         configurations: Default::default(),
+        lb_stats,
     };
     let hb = Heartbeat::next(None, report, "2026-12-04T00:00:00Z");
     c.api
@@ -237,4 +249,90 @@ async fn a_health_change_does_not_bring_back_a_realized_changes_marks() {
         tree["listeners"][0]["pools"][0]["members"][0]["operating_status"], "ONLINE",
         "{tree}"
     );
+}
+
+/// `/stats` sums what the live controllers counted for the balancer's listeners: a
+/// listener's own `/stats` has its part, another balancer's listener is not counted, and
+/// a host whose heartbeat ran out takes its counts with it.
+#[tokio::test]
+async fn stats_sum_the_live_hosts_counts_of_the_balancers_listeners() {
+    use model::lb_stats::Stats;
+    let c = Cloud::new();
+    let subnet = net(&c, None).await;
+    let made = |port: u16| {
+        let c = &c;
+        let subnet = subnet.clone();
+        async move {
+            let lb = c
+                .lb_made(
+                    "/v2/lbaas/loadbalancers",
+                    json!({"loadbalancer": {"vip_subnet_id": subnet}}),
+                )
+                .await;
+            let l = c.lb_made("/v2/lbaas/listeners",
+                json!({"listener": {"loadbalancer_id": id(&lb), "protocol": "TCP", "protocol_port": port}}),
+            )
+            .await;
+            (id(&lb), id(&l))
+        }
+    };
+    let (lb, l1) = made(80).await;
+    let l2 = id(&c
+        .lb_made(
+            "/v2/lbaas/listeners",
+            json!({"listener": {"loadbalancer_id": lb, "protocol": "UDP", "protocol_port": 53}}),
+        )
+        .await);
+    let (_, other) = made(81).await;
+    let s = |bytes_in, total, active| Stats {
+        bytes_in,
+        bytes_out: bytes_in * 2,
+        active_connections: active,
+        total_connections: total,
+        request_errors: 0,
+    };
+    let rev = last_commit(&c).await;
+    counted(
+        &c,
+        "host-a",
+        rev,
+        LIVE,
+        [
+            (l1.clone(), s(100, 3, 1)),
+            (l2.clone(), s(10, 1, 0)),
+            (other.clone(), s(7, 7, 7)),
+        ]
+        .into(),
+    )
+    .await;
+    counted(&c, "host-b", rev, LIVE, [(l1.clone(), s(50, 2, 2))].into()).await;
+    counted(
+        &c,
+        "host-c",
+        rev,
+        Duration::from_millis(1),
+        [(l1.clone(), s(1000, 1000, 1000))].into(),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let want = |bytes_in: u64, total: u64, active: u64| {
+        json!({"bytes_in": bytes_in, "bytes_out": bytes_in * 2, "active_connections": active,
+            "total_connections": total, "request_errors": 0})
+    };
+    assert_eq!(
+        get(&c, &format!("/v2/lbaas/loadbalancers/{lb}/stats")).await,
+        want(160, 6, 3)
+    );
+    assert_eq!(
+        get(&c, &format!("/v2/lbaas/listeners/{l1}/stats")).await,
+        want(150, 5, 3)
+    );
+    assert_eq!(
+        get(&c, &format!("/v2/lbaas/listeners/{l2}/stats")).await,
+        want(10, 1, 0)
+    );
+    let (st, _) = c
+        .lb(OWNER, "GET", "/v2/lbaas/listeners/nope/stats", None)
+        .await;
+    assert_eq!(st, 404);
 }

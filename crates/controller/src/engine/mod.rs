@@ -123,6 +123,9 @@ pub struct Effects {
     pub mcast: Vec<(String, BTreeSet<std::net::IpAddr>)>,
     /// Members' health as this host's checks concluded it (`apps::lb::health`), to write.
     pub health: Vec<apps::lb::health::MemberHealth>,
+    /// Read the switch back and compare everything with it (a balancer's failover), after
+    /// this round's commit.
+    pub reread: bool,
 }
 
 /// What the core knows of what the switch holds.
@@ -316,7 +319,17 @@ impl Controller {
                     fx.flow_mods
                         .extend(apps::metadata::forget(self.host.metadata.range, key));
                 }
+                let failovers = |v: &View| v.loadbalancers.get(&c.id).map(|lb| lb.failovers);
+                let before = (c.table == Table::LoadBalancer.name())
+                    .then(|| failovers(&self.view))
+                    .flatten();
                 let touched = self.view.apply(&c);
+                if let (Some(b), Some(a)) = (before, failovers(&self.view))
+                    && a > b
+                {
+                    tracing::info!(loadbalancer = %c.id, "balancer failover: reading the switch back");
+                    fx.reread = true;
+                }
                 if !echo {
                     self.changed(touched);
                 }

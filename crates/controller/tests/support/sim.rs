@@ -446,6 +446,36 @@ impl Sim {
         self.perform(fx);
     }
 
+    /// Someone else's `ovs-ofctl del-flows` and `del-groups` on the switch: the flows whose
+    /// cookie `cookie` selects, and the groups `groups`, are gone; the controller is not
+    /// told.
+    pub fn tamper(&mut self, cookie: impl Fn(u64) -> bool, groups: &[u32]) {
+        let gone: Vec<FlowMod> = self
+            .sent
+            .0
+            .iter()
+            .filter(|(_, b)| cookie(b.cookie))
+            .map(|(k, _)| controller::reconcile::flow_mod(&(k, None)))
+            .collect();
+        for m in &gone {
+            self.switch.apply_flow_mod(m).expect("a delete");
+        }
+        self.sent.0.apply(&gone);
+        let deletes: Vec<openflow::flow::GroupMod> = groups
+            .iter()
+            .map(|&g| openflow::flow::GroupMod {
+                command: openflow::flow::GroupModCommand::Delete,
+                group_type: openflow::flow::GroupType::Select,
+                group_id: g,
+                buckets: Vec::new(),
+            })
+            .collect();
+        for g in &deletes {
+            self.switch.apply_group_mod(g).expect("a group delete");
+        }
+        self.sent.1.apply(&deletes);
+    }
+
     /// Performs effects as the runtime does; returns what the packet-outs did.
     fn perform(&mut self, fx: Effects) -> Vec<Outcome> {
         let mut answers = Vec::new();
@@ -520,6 +550,14 @@ impl Sim {
                 continue;
             }
             self.flushes.append(&mut fx.flushes);
+            if std::mem::take(&mut fx.reread) {
+                // Read back: the switch holds what the commits sent, less what was
+                // taken behind the controller's back.
+                let read = Event::SwitchRead(self.sent.0.clone(), self.sent.1.clone());
+                queue.push(fx);
+                queue.push(self.core.handle(read, self.now));
+                continue;
+            }
             if !fx.reports.is_empty() {
                 let reports = std::mem::take(&mut fx.reports);
                 let results = reports

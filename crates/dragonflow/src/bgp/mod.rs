@@ -422,6 +422,7 @@ async fn heartbeat(
             started_at: started_at.clone(),
             applied_revision: 0,
             configurations,
+            lb_stats: Default::default(),
         };
         if let Err(e) = beats.send(&report, Duration::from_secs(75)).await {
             tracing::warn!(error = %e, "heartbeat not written");

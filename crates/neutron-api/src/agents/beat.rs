@@ -36,6 +36,8 @@ pub async fn write(
 const MAX_FIELD: usize = 255;
 /// The largest `configurations` a report may carry, as JSON.
 const MAX_CONFIGURATIONS: usize = 16 * 1024;
+/// The most balancer listeners a report may count (a balancer has at most 256).
+const MAX_LB_STATS: usize = 16 * 1024;
 
 /// A report as a host sends it, checked: known fields of the right types and sizes.
 pub fn parse_report(body: Value) -> ApiResult<Report> {
@@ -74,6 +76,11 @@ pub fn parse_report(body: Value) -> ApiResult<Report> {
     if size > MAX_CONFIGURATIONS {
         return Err(bad(format!(
             "configurations are larger than {MAX_CONFIGURATIONS} bytes"
+        )));
+    }
+    if report.lb_stats.len() > MAX_LB_STATS || report.lb_stats.keys().any(|k| k.len() > MAX_FIELD) {
+        return Err(bad(format!(
+            "lb_stats counts more than {MAX_LB_STATS} listeners or has a long id"
         )));
     }
     Ok(report)
@@ -169,6 +176,7 @@ pub async fn serve(api: Arc<Api>, host: String) {
             started_at: started_at.clone(),
             applied_revision: applied,
             configurations,
+            lb_stats: Default::default(),
         };
         if let Err(e) = write(store.as_ref(), report, api.config.agent_down_time).await {
             tracing::warn!(error = %e, "server heartbeat not written");

@@ -5,7 +5,7 @@
 
 use super::render::{self, fields, matches, select};
 use super::wire::Body;
-use super::{Fault, FaultResult, all, change, created_status, holder, may_read, may_write};
+use super::{Fault, FaultResult, all, change, created_status, may_read, may_write};
 use crate::Api;
 use crate::context::Context;
 use crate::resources::lifecycle;
@@ -364,6 +364,7 @@ pub async fn create(
         unique_key: 0,
         listeners: Vec::new(),
         pools: Vec::new(),
+        failovers: 0,
     };
     let mut lb = lb;
     lb.roll_up();
@@ -455,28 +456,36 @@ pub async fn status(
     Ok(Json(render::status_tree(&lb)))
 }
 
-/// Not counted yet: see docs/api.md.
+/// The sum of its listeners' statistics over the hosts ([`super::stats`]).
 pub async fn stats(
     State(api): State<Arc<Api>>,
     ctx: Context,
     Path(id): Path<String>,
 ) -> FaultResult<Json<Value>> {
-    let (lb, _) = holder(&api, &id, "Load Balancer").await?;
+    let (lb, _) = fetch(&api, &id).await?;
     may_read(&ctx, &lb.meta.project_id)?;
-    Err(Fault::unsupported(
-        "statistics: the distributed datapath does not count them yet",
-    ))
+    let ids: Vec<&str> = lb.listeners.iter().map(|l| l.meta.id.as_str()).collect();
+    Ok(Json(super::stats::of(&api, &ids).await?))
 }
 
-/// Nothing to fail over: no amphora; every host balances its own clients.
+/// There is no amphora to replace: every host that balances for the VIP reads its
+/// switch back and repairs what differs from the compiled flows and groups. 202; the
+/// balancer reads PENDING_UPDATE until they have. Admin only, as Octavia's default
+/// policy has it (a member gets 403, as for another project's balancer).
 pub async fn failover(
     State(api): State<Arc<Api>>,
     ctx: Context,
     Path(id): Path<String>,
 ) -> FaultResult<StatusCode> {
     let (lb, _) = fetch(&api, &id).await?;
-    may_write(&ctx, &lb.meta.project_id)?;
-    Err(Fault::unsupported(
-        "failover: a distributed load balancer has no amphora to replace",
-    ))
+    if !ctx.is_admin {
+        return Err(Fault::forbidden());
+    }
+    change(&api, &ctx, &lb.meta.id, "Load Balancer", |lb| {
+        lb.failovers = lb.failovers.saturating_add(1);
+        Ok(Value::Null)
+    })
+    .await?;
+    tracing::info!(%id, "loadbalancer failover: the hosts read their switches back");
+    Ok(StatusCode::ACCEPTED)
 }

@@ -9,6 +9,7 @@ pub mod children;
 pub mod loadbalancers;
 pub mod realized;
 pub mod render;
+pub mod stats;
 pub mod wire;
 
 use crate::Api;

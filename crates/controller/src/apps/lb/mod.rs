@@ -37,6 +37,7 @@ pub mod affinity;
 pub mod fip;
 pub mod hairpin;
 pub mod health;
+pub mod stats;
 
 use super::{App, Cx, Flow, Group, Object, Owner, Sink, flow};
 use crate::pipeline::{App as AppId, reg, table};
@@ -120,6 +121,45 @@ fn from_port(m: Match, proto: Protocol, port: u16) -> Match {
     match proto {
         Protocol::Tcp => m.tcp_src(port),
         Protocol::Udp => m.udp_src(port),
+    }
+}
+
+/// The match of a listener's connections: to its VIP and port on the VIP's network.
+pub(crate) fn listener_match(net_key: u32, vip: IpAddr, l: &Listener) -> Match {
+    let on_net = Match::new()
+        .metadata(u64::from(net_key))
+        .eth_type(eth_type_of(vip));
+    to_port(with_dst(on_net, vip), l.protocol, l.protocol_port)
+}
+
+/// The matches into a listener (services, 20): [`listener_match`] from each of its
+/// allowed sources (any, when it names none).
+pub(crate) fn sources(net_key: u32, vip: IpAddr, l: &Listener) -> Vec<Match> {
+    let vip_match = || listener_match(net_key, vip, l);
+    if l.allowed_cidrs.is_empty() {
+        return vec![vip_match()];
+    }
+    l.allowed_cidrs
+        .iter()
+        .filter_map(|c| match (c, vip) {
+            (ipnet::IpNet::V4(c), IpAddr::V4(_)) => {
+                Some(vip_match().ipv4_src_prefix(c.network(), c.prefix_len()))
+            }
+            (ipnet::IpNet::V6(c), IpAddr::V6(_)) => {
+                Some(vip_match().ipv6_src_prefix(c.network(), c.prefix_len()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// An un-NATed answer goes back to ingress conntrack (105), where the client's security
+/// groups see it.
+fn to_ingress_ct() -> Action {
+    Action::Resubmit {
+        in_port: 0xfff8,
+        table: table::INGRESS_CT,
+        ct: false,
     }
 }
 
@@ -212,25 +252,9 @@ pub fn compile(cx: Cx<'_>, lb: &LoadBalancer) -> (Vec<Flow>, Vec<Group>) {
         let Some(pool) = balanced(lb, l) else {
             continue;
         };
-        let vip_match = || to_port(with_dst(on_net(), vip), l.protocol, l.protocol_port);
+        let vip_match = || listener_match(net.unique_key, vip, l);
         // Into the balancer, from the allowed sources only.
-        let sources: Vec<Match> = if l.allowed_cidrs.is_empty() {
-            vec![vip_match()]
-        } else {
-            l.allowed_cidrs
-                .iter()
-                .filter_map(|c| match (c, vip) {
-                    (ipnet::IpNet::V4(c), IpAddr::V4(_)) => {
-                        Some(vip_match().ipv4_src_prefix(c.network(), c.prefix_len()))
-                    }
-                    (ipnet::IpNet::V6(c), IpAddr::V6(_)) => {
-                        Some(vip_match().ipv6_src_prefix(c.network(), c.prefix_len()))
-                    }
-                    _ => None,
-                })
-                .collect()
-        };
-        for m in sources {
+        for m in sources(net.unique_key, vip, l) {
             flows.push(flow(
                 table::SERVICES,
                 PRIO_VIP,
@@ -291,6 +315,16 @@ pub fn compile(cx: Cx<'_>, lb: &LoadBalancer) -> (Vec<Flow>, Vec<Group>) {
                 }
             })
             .collect();
+        // The answers of the listener's connections, after their un-NAT: counted
+        // (`stats`), then to ingress conntrack as every answer.
+        flows.push(flow(
+            table::LB_REPLY,
+            PRIO_VIP,
+            stats::answer_match(net.unique_key, vip, l),
+            AppId::Lb,
+            key,
+            [Instruction::ApplyActions(vec![to_ingress_ct()])],
+        ));
         groups.push(Group {
             id: gid,
             body: GroupBody {
@@ -431,11 +465,7 @@ fn base(view: &View) -> Vec<Flow> {
             Match::new(),
             AppId::Lb,
             0,
-            [Instruction::ApplyActions(vec![Action::Resubmit {
-                in_port: 0xfff8,
-                table: table::INGRESS_CT,
-                ct: false,
-            }])],
+            [Instruction::ApplyActions(vec![to_ingress_ct()])],
         ),
     ]);
     out

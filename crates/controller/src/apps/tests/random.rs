@@ -167,6 +167,7 @@ pub fn random_lb(rnd: &mut impl FnMut(u64) -> u64, k: u64) -> model::LoadBalance
             members,
             healthmonitor,
         }],
+        failovers: 0,
     }
 }
 

@@ -296,7 +296,7 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Not counted yet (as the balancer's `/stats`).
+/// Its statistics summed over the hosts (`octavia::stats`).
 pub async fn stats(
     State(api): State<Arc<Api>>,
     ctx: Context,
@@ -306,7 +306,5 @@ pub async fn stats(
     lb.listener(&id)
         .ok_or_else(|| Fault::not_found("Listener", &id))?;
     may_read(&ctx, &lb.meta.project_id)?;
-    Err(Fault::unsupported(
-        "statistics: the distributed datapath does not count them yet",
-    ))
+    Ok(Json(crate::octavia::stats::of(&api, &[id.as_str()]).await?))
 }
