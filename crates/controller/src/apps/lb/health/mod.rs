@@ -1,8 +1,10 @@
 //! Health monitoring of balancer members (issue 23): every member is checked by the host
 //! its port is bound to (deterministic, and the probes never cross a tunnel), from the
 //! balancer's VIP, with no address of the tenant network taken. Probes are packet-outs
-//! straight to the member's port; the member answers the VIP (whose MAC the ARP responder
-//! gives), and the punt flows here send that answer to the controller in the member's
+//! straight to the member's port; the member answers the VIP (whose MAC the ARP
+//! responder gives, or for an IPv6 VIP the ND responder: the VIP port is a port of the
+//! network, answered on every host of it), and the punt flows here send that answer to
+//! the controller in the member's
 //! port-security table, before its egress conntrack (which never saw the probe) could
 //! call it invalid. The conclusions go to the NB store as the member's operating status,
 //! so every host's select group leaves a down member out (`Member::takes_traffic`).
@@ -27,7 +29,6 @@ use openflow::oxm::{Field, Match};
 use openflow::packet::{PacketIn, PacketOut, PipelineFields};
 use probe::{Answer, Ends};
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
 /// A conclusion for the NB store: member `member` of balancer `loadbalancer` is up
@@ -42,12 +43,14 @@ pub struct MemberHealth {
 /// Above port security's flows (its unfiltered ports' 200): answers to probes leave the
 /// pipeline before egress conntrack.
 const PRIO_ANSWER: u16 = 250;
-const ETH_IPV4: u16 = 0x0800;
 const ICMP: u8 = 1;
 const TCP: u8 = 6;
 const UDP: u8 = 17;
+const ICMPV6: u8 = 58;
 const ICMP_ECHO_REPLY: u8 = 0;
 const ICMP_UNREACHABLE: u8 = 3;
+const ICMPV6_UNREACHABLE: u8 = 1;
+const ICMPV6_ECHO_REPLY: u8 = 129;
 /// Answers one member may have punted a second (a member flooding the VIP with SYN-ACKs
 /// costs the controller this much at most).
 const ANSWERS_PER_SECOND: u32 = 50;
@@ -108,21 +111,12 @@ fn stored(m: &Member) -> Stored {
     }
 }
 
-fn v4(a: IpAddr) -> Option<Ipv4Addr> {
-    match a {
-        IpAddr::V4(a) => Some(a),
-        IpAddr::V6(_) => None,
-    }
-}
-
 /// The members of `lb` this host checks: enabled members of enabled pools with an
-/// enabled monitor, whose monitored address is a port of the VIP's network bound and
-/// plugged here.
+/// enabled monitor, whose monitored address is of the VIP's family and a port of the
+/// VIP's network bound and plugged here.
 pub fn targets_of(view: &View, host: &Host, lb: &LoadBalancer) -> Vec<Target> {
     let mut out = Vec::new();
-    let Some(vip) = v4(lb.vip_address) else {
-        return out;
-    };
+    let vip = lb.vip_address;
     if !lb.admin_state_up {
         return out;
     }
@@ -134,12 +128,13 @@ pub fn targets_of(view: &View, host: &Host, lb: &LoadBalancer) -> Vec<Target> {
             continue;
         };
         for m in pool.members.iter().filter(|m| m.admin_state_up) {
-            let Some(addr) = v4(m.monitor_address.unwrap_or(m.address)) else {
+            let addr = m.monitor_address.unwrap_or(m.address);
+            if addr.is_ipv4() != vip.is_ipv4() {
                 continue;
-            };
+            }
             let Some(port) = view
                 .ports_of(&lb.vip_network_id)
-                .find(|p| p.fixed_ips.iter().any(|f| f.ip_address == IpAddr::V4(addr)))
+                .find(|p| p.fixed_ips.iter().any(|f| f.ip_address == addr))
             else {
                 continue;
             };
@@ -175,12 +170,18 @@ pub fn targets_of(view: &View, host: &Host, lb: &LoadBalancer) -> Vec<Target> {
 pub fn flows(view: &View, host: &Host, lb: &LoadBalancer) -> Vec<Flow> {
     let mut matches = std::collections::BTreeMap::new();
     for t in targets_of(view, host, lb) {
+        let (vip, member) = (t.ends.vip, t.ends.member);
+        let v6 = vip.is_ipv6();
         let base = || {
-            Match::new()
-                .masked(reg::SRC_PORT, t.port_key, u32::MAX)
-                .eth_type(ETH_IPV4)
-                .ipv4_src(t.ends.member)
-                .ipv4_dst(t.ends.vip)
+            let m = Match::new().masked(reg::SRC_PORT, t.port_key, u32::MAX);
+            super::with_dst(
+                super::with_src(m.eth_type(super::eth_type_of(vip)), member),
+                vip,
+            )
+        };
+        let icmp = |v4_type, v6_type| match v6 {
+            false => base().ip_proto(ICMP).icmp_type(v4_type),
+            true => base().ip_proto(ICMPV6).icmpv6_type(v6_type),
         };
         let wanted: Vec<Match> = match t.kind {
             // To a probe's source port only: a member's own (hairpinned) connections
@@ -192,14 +193,14 @@ pub fn flows(view: &View, host: &Host, lb: &LoadBalancer) -> Vec<Flow> {
                     probe::PORT_BASE,
                 )]
             }
-            Kind::Ping => vec![base().ip_proto(ICMP).icmp_type(ICMP_ECHO_REPLY)],
+            Kind::Ping => vec![icmp(ICMP_ECHO_REPLY, ICMPV6_ECHO_REPLY)],
             Kind::UdpConnect => vec![
                 base().ip_proto(UDP).udp_src(t.ends.port).masked(
                     Field::UdpDst,
                     probe::PORT_BASE,
                     probe::PORT_BASE,
                 ),
-                base().ip_proto(ICMP).icmp_type(ICMP_UNREACHABLE),
+                icmp(ICMP_UNREACHABLE, ICMPV6_UNREACHABLE),
             ],
         };
         for m in wanted {
