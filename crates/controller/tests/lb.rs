@@ -601,12 +601,7 @@ type End6 = (Ipv6Addr, u16);
 
 /// A datagram to the IPv6 VIP from fd00::`last` on OpenFlow port `ofport`, from `sport`:
 /// where it went, as (OpenFlow port, its source and destination).
-fn from_client6(
-    sim: &mut Sim,
-    ofport: u32,
-    last: u8,
-    sport: u16,
-) -> Vec<(u32, End6, End6)> {
+fn from_client6(sim: &mut Sim, ofport: u32, last: u8, sport: u16) -> Vec<(u32, End6, End6)> {
     let f = udp6_frame(
         mac(last),
         fixtures::mac(100).0,
