@@ -156,7 +156,7 @@ pub const TABLES: &[Table] = &[
     Table {
         id: LB_AFFINITY,
         name: "lb_affinity",
-        role: "SOURCE_IP pools: flows learned in lb_affinity_select, (network, client, VIP, protocol, port) → the remembered member's address and port in reg2 and reg1; reached by resubmit",
+        role: "SOURCE_IP pools: flows learned in lb_affinity_select, (network, client, VIP, protocol, port) → the remembered member's address and port in reg2 (xxreg2 for IPv6) and reg1; reached by resubmit",
         next: &[],
     },
     Table {
