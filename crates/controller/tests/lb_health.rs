@@ -623,3 +623,58 @@ fn an_ipv6_vip_checks_its_members_in_ipv6() {
     let (_, health) = run(&mut sim, Duration::from_millis(1100));
     assert_eq!(health, up(true));
 }
+
+#[test]
+fn an_answer_goes_to_the_check_it_answers_when_one_port_has_several() {
+    // m1 in a UDP pool checked by UDP-CONNECT (first), and as m1b in a TCP pool checked
+    // by PING: its echo reply is the PING check's, whichever target is looked at first.
+    let mut lb = balancer(
+        Protocol::Udp,
+        monitor("UDP-CONNECT", 1, 1),
+        ["NO_MONITOR"; 2],
+    );
+    let mut l2 = lb.listeners[0].clone();
+    l2.meta = fixtures::meta("l2");
+    l2.protocol = Protocol::Tcp;
+    l2.default_pool_id = Some("pool2".into());
+    let mut pool = lb.pools[0].clone();
+    pool.meta = fixtures::meta("pool2");
+    pool.protocol = Protocol::Tcp;
+    pool.listener_id = Some("l2".into());
+    pool.members = vec![member("m1b", 11, "NO_MONITOR")];
+    pool.healthmonitor = Some(HealthMonitor {
+        meta: fixtures::meta("hm2"),
+        ..monitor("PING", 1, 1)
+    });
+    lb.listeners.push(l2);
+    lb.pools.push(pool);
+    let mut sim = world(&lb);
+    let (frames, _) = run(&mut sim, Duration::from_millis(100));
+    assert_eq!(
+        frames.len(),
+        2,
+        "a datagram and an echo request: {frames:?}"
+    );
+    let echo = frames
+        .iter()
+        .find(|(_, f)| ip_of(f).0.protocol == IpProtocol::Icmp)
+        .expect("the echo request");
+    let eth = Frame::new_checked(&echo.1[..]).unwrap();
+    let reply = EthernetRepr {
+        src_addr: EthernetAddress(mac(11)),
+        dst_addr: EthernetAddress(fixtures::mac(100).0),
+        vlan: None,
+        ethertype: EtherType::Ipv4,
+    }
+    .build(&icmpv4::echo_reply(eth.payload()).unwrap());
+    let sent = sim.send(LOCAL_MEMBER, &reply);
+    let health: Vec<_> = sent.punted.iter().flat_map(|p| p.health.clone()).collect();
+    assert_eq!(
+        health,
+        [MemberHealth {
+            loadbalancer: "lb".into(),
+            member: "m1b".into(),
+            up: true,
+        }]
+    );
+}

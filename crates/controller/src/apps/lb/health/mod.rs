@@ -266,6 +266,23 @@ fn isn(token: u16) -> u32 {
     u32::from(token).wrapping_mul(2_654_435_761)
 }
 
+/// Whether `a` answers probe `token` of a check of kind `kind`.
+fn answers(kind: &Kind, a: &Answer, token: u16) -> bool {
+    let sport = probe::source_port(token);
+    match (kind, a) {
+        (Kind::Ping, Answer::Echo { token: got }) => *got == token,
+        (Kind::Tcp, Answer::SynAck { port, .. } | Answer::Reset { port })
+        | (
+            Kind::Http { .. },
+            Answer::SynAck { port, .. } | Answer::Reset { port } | Answer::Data { port, .. },
+        )
+        | (Kind::UdpConnect, Answer::PortUnreachable { port } | Answer::Datagram { port }) => {
+            *port == sport
+        }
+        _ => false,
+    }
+}
+
 fn out_to(ofport: u32, data: Vec<u8>) -> PacketOut {
     PacketOut {
         buffer_id: openflow::flow::NO_BUFFER,
@@ -321,21 +338,21 @@ impl Handler for Checker {
             return out;
         }
         // Several members may be checked through one port (its other addresses, other
-        // ports of one address): the answer names its own by address and port.
-        let Some((t, answer)) = targets
-            .iter()
-            .filter(|c| c.ofport == in_port)
-            .find_map(|c| {
-                let a = probe::answer(&pi.data, c.ends.vip, c.ends.member, c.ends.port)?;
-                Some((c, a))
-            })
+        // ports of one address, one address in pools checked another way): the answer
+        // names its own by address, port, kind and probe.
+        let Some((t, answer, token)) =
+            targets
+                .iter()
+                .filter(|c| c.ofport == in_port)
+                .find_map(|c| {
+                    let a = probe::answer(&pi.data, c.ends.vip, c.ends.member, c.ends.port)?;
+                    let token = self.monitor.inflight(&c.member)?;
+                    answers(&c.kind, &a, token).then_some((c, a, token))
+                })
         else {
             return out;
         };
         self.answers += 1;
-        let Some(token) = self.monitor.inflight(&t.member) else {
-            return out;
-        };
         let sport = probe::source_port(token);
         let ok = match (&t.kind, answer) {
             (Kind::Ping, Answer::Echo { token: got }) if got == token => Some(true),
