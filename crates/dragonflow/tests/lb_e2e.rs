@@ -8,13 +8,14 @@
 //! persistence, every new connection of one client reaches one member, on either host. A
 //! member on another network, behind a router, is balanced to beside one on the VIP's. An
 //! IPv6 VIP spreads connections over IPv6 members on both hosts, a member reaches its own
-//! IPv6 VIP, and SOURCE_IP persistence keeps an IPv6 client on one member.
+//! IPv6 VIP, and SOURCE_IP persistence keeps an IPv6 client (or, with an IPv6
+//! granularity, a /64 of clients) on one member.
 
 mod common;
 
 use common::backends::{
-    Proc, balancer, curl, first_subnet, octavia as lb, octavia_made as made, python, serve,
-    serve_on, tally,
+    Proc, ask_udp, balancer, curl, first_subnet, octavia as lb, octavia_made as made, python,
+    serve, serve_on, serve_udp, tally,
 };
 use common::cloud::{TwoHosts, two_hosts, wait_until};
 use serde_json::json;
@@ -581,4 +582,65 @@ fn source_ip_persistence_keeps_each_ipv6_client_on_one_member() {
         || curl(&c1, &url).is_some_and(|w| w != first),
     );
     assert_ne!(pinned(&t, &c1, &url, 10), first);
+}
+
+/// An IPv6 `persistence_granularity` (a UDP pool's, as Octavia allows): two clients of
+/// one /64 on one host are one memory, so every new datagram flow of either reaches one
+/// member; the learned flow matches the client's /64.
+#[test]
+fn an_ipv6_granularity_keeps_a_prefix_of_clients_on_one_member() {
+    let t: TwoHosts = two_hosts();
+    let srv = &t.srv;
+    let net = srv.network("gran6", "fd00:59::/64");
+    let subnet = first_subnet(srv, &net);
+    let (c1, _) = t.vm(&net, 0);
+    let (c2, _) = t.vm(&net, 0);
+    let mut kept = Vec::new();
+    let mut ips = Vec::new();
+    for (name, host) in [("m1", 0), ("m2", 1)] {
+        let (vm, ip) = t.vm(&net, host);
+        let server = serve_udp(&vm, name, "::", 5353);
+        wait_until("a member to answer", Duration::from_secs(30), || {
+            ask_udp(&c1, &ip, 5353).as_deref() == Some(name)
+        });
+        ips.push(ip);
+        kept.push((vm, server));
+    }
+    let bal = balancer(
+        srv,
+        &subnet,
+        "gran6",
+        53,
+        json!({"protocol": "UDP", "lb_algorithm": "SOURCE_IP",
+            "session_persistence": {"type": "SOURCE_IP",
+                "persistence_granularity": "ffff:ffff:ffff:ffff::"}}),
+    );
+    for ip in &ips {
+        made(
+            srv,
+            &bal.members,
+            json!({"member": {"address": ip, "protocol_port": 5353, "subnet_id": subnet}}),
+        );
+    }
+    wait_until("the VIP to answer", Duration::from_secs(20), || {
+        ask_udp(&c1, &bal.vip, 53).is_some()
+    });
+    let mut seen = BTreeMap::new();
+    for c in [&c1, &c2, &c1, &c2] {
+        for _ in 0..5 {
+            let who = ask_udp(c, &bal.vip, 53).unwrap_or_else(|| "(no answer)".into());
+            *seen.entry(who).or_insert(0) += 1;
+        }
+    }
+    let learned = t.ovs[0]
+        .ofctl(["dump-flows", "br-int", "table=24"])
+        .unwrap_or_default();
+    assert_eq!(
+        seen.len(),
+        1,
+        "one /64, one member: {seen:?}\n{learned}\n{}",
+        t.dumps()
+    );
+    assert!(seen.keys().all(|w| w.starts_with('m')), "{seen:?}");
+    assert!(learned.contains("ipv6_src=fd00:59::/64"), "{learned}");
 }

@@ -10,13 +10,12 @@ mod common;
 
 use common::Server;
 use common::backends::{
-    Proc, balancer, curl, first_subnet, octavia as lb, octavia_made as made, python, serve,
-    serve_on, tally,
+    balancer, curl, first_subnet, octavia as lb, octavia_made as made, serve, serve_on, serve_udp,
+    tally,
 };
 use common::cloud::{TwoHosts, two_hosts, wait_until};
 use serde_json::json;
 use std::collections::BTreeMap;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 /// The balancer's status tree: its own operating status and each member's, by id.
@@ -171,16 +170,6 @@ fn a_dead_member_goes_error_and_comes_back_online() {
     drop(m3);
 }
 
-/// A UDP server on [::]:9999 in a VM answering every datagram with "ok".
-const UDP6_SERVER: &str = r#"
-import socket
-s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
-s.bind(("::", 9999))
-while True:
-    data, peer = s.recvfrom(2048)
-    s.sendto(b"ok", peer)
-"#;
-
 /// Members of an IPv6 VIP are checked in IPv6 from the VIP by their own hosts: HTTP (a
 /// dead server goes ERROR and leaves the pool, back ONLINE once it serves again), PING
 /// (ICMPv6 echo) and, on a UDP listener, UDP-CONNECT (the member with no server answers
@@ -272,13 +261,7 @@ fn an_ipv6_vips_members_are_checked_in_ipv6() {
 
     // UDP-CONNECT on a UDP listener: m1 serves UDP, m2 answers an ICMPv6 port
     // unreachable.
-    let _udp = {
-        let mut c = m1.ns.command([&python(), "-c", UDP6_SERVER]);
-        c.stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        Proc(c.spawn().expect("udp server"))
-    };
+    let _udp = serve_udp(&m1, "m1", "::", 9999);
     let listener = made(
         srv,
         "/v2/lbaas/listeners",
