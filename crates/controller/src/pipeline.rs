@@ -156,7 +156,7 @@ pub const TABLES: &[Table] = &[
     Table {
         id: LB_AFFINITY,
         name: "lb_affinity",
-        role: "SOURCE_IP pools: flows learned in lb_affinity_select, (network, client, VIP, protocol, port) → the remembered member's address and port in reg2 and reg1; reached by resubmit",
+        role: "SOURCE_IP pools: flows learned in lb_affinity_select, (network, client, VIP, protocol, port) → the remembered member's address and port in reg2 (xxreg2 for IPv6) and reg1; reached by resubmit",
         next: &[],
     },
     Table {
@@ -396,6 +396,9 @@ pub mod reg {
     pub const LB_FLAGS: Field = Field::Reg(3);
     /// SOURCE_IP affinity: the remembered (or just chosen) member's IPv4 address (0: none).
     pub const LB_MEMBER_ADDR: Field = Field::Reg(2);
+    /// SOURCE_IP affinity of an IPv6 VIP: the remembered (or just chosen) member's IPv6
+    /// address (`xxreg2`, that is reg8 to reg11; 0: none).
+    pub const LB_MEMBER_ADDR6: Field = Field::XxReg(2);
     /// SOURCE_IP affinity: the remembered member's port (low 16 bits).
     pub const LB_MEMBER_PORT: Field = Field::Reg(1);
     /// Tap as a service: bit 0 once a frame from a tapped port was copied (classify),

@@ -3,7 +3,8 @@
 //! connection stays on its member, replies come back from the VIP, members that take no
 //! traffic get none, an established connection survives a member added, the VIP is
 //! answered by ARP in the switch, a SOURCE_IP pool keeps each client on one member, and a
-//! member balanced to itself (hairpin) is source-NATed to the VIP both ways.
+//! member balanced to itself (hairpin) is source-NATed to the VIP both ways; an IPv6 VIP
+//! does the same (balancing, hairpin, SOURCE_IP persistence under an IPv6 granularity).
 
 mod support;
 
@@ -537,14 +538,22 @@ fn ends6(frame: &[u8]) -> ((Ipv6Addr, u16), (Ipv6Addr, u16)) {
     ((a(8), p(0)), (a(24), p(2)))
 }
 
-#[test]
-fn an_ipv6_vip_balances_over_ipv6_members_and_answers_come_back_from_it() {
-    let six = |last: u16| Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, last);
-    let (vip, client) = (six(0x100), six(5));
-    let mut m1 = member("m1", 11, 1);
-    m1.address = IpAddr::V6(six(11));
-    let mut m2 = member("m2", 12, 1);
-    m2.address = IpAddr::V6(six(12));
+/// fd00::`last`.
+fn six(last: u16) -> Ipv6Addr {
+    Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, last)
+}
+
+/// A member at fd00::`last`.
+fn member6(id: &str, last: u8, weight: u16) -> Member {
+    Member {
+        address: IpAddr::V6(six(last.into())),
+        ..member(id, last, weight)
+    }
+}
+
+/// The world with IPv6 too (subnet s6, fd00::/64: every port also has fd00::its number,
+/// the security group lets IPv6 in and out), and `lb` moved to the VIP fd00::100.
+fn world6(lb: LoadBalancer) -> Sim {
     let mut sim = world(vec![]);
     for (id, d) in [
         ("open6-in", model::Direction::Ingress),
@@ -560,16 +569,60 @@ fn an_ipv6_vip_balances_over_ipv6_members_and_answers_come_back_from_it() {
         ..fixtures::network("n", 1)
     });
     sim.put(&fixtures::subnet("s6", "n", "fd00::/64"));
-    for (id, n, host) in [("c", 5u8, "h"), ("m1", 11, "h"), ("m2", 12, "o")] {
+    for (id, n, host) in [
+        ("c", 5u8, "h"),
+        ("m1", 11, "h"),
+        ("m2", 12, "o"),
+        ("c2", 6, "h"),
+    ] {
         let mut p = open_port(id, n, host);
         p.fixed_ips
             .push(fixtures::fixed_ip("s6", &six(n.into()).to_string()));
         sim.put(&p);
     }
-    let mut lb = balancer(vec![m1, m2]);
-    lb.vip_address = IpAddr::V6(vip);
+    sim.plug("c2", CLIENT2);
+    sim.put(&Port {
+        fixed_ips: vec![fixtures::fixed_ip("s6", &six(0x100).to_string())],
+        device_owner: "Octavia".into(),
+        ..fixtures::port("vip", "n", 100, "")
+    });
+    sim.put(&at_vip6(lb));
+    sim
+}
+
+/// `lb` moved to the VIP fd00::100.
+fn at_vip6(mut lb: LoadBalancer) -> LoadBalancer {
+    lb.vip_address = IpAddr::V6(six(0x100));
     lb.vip_subnet_id = "s6".into();
-    sim.put(&lb);
+    lb
+}
+
+/// An IPv6 address and UDP port.
+type End6 = (Ipv6Addr, u16);
+
+/// A datagram to the IPv6 VIP from fd00::`last` on OpenFlow port `ofport`, from `sport`:
+/// where it went, as (OpenFlow port, its source and destination).
+fn from_client6(sim: &mut Sim, ofport: u32, last: u8, sport: u16) -> Vec<(u32, End6, End6)> {
+    let f = udp6_frame(
+        mac(last),
+        fixtures::mac(100).0,
+        (six(last.into()), sport),
+        (six(0x100), 53),
+    );
+    sim.send(ofport, &f)
+        .frames()
+        .into_iter()
+        .map(|(port, fr)| {
+            let (from, to) = ends6(&fr);
+            (port, from, to)
+        })
+        .collect()
+}
+
+#[test]
+fn an_ipv6_vip_balances_over_ipv6_members_and_answers_come_back_from_it() {
+    let (vip, client) = (six(0x100), six(5));
+    let mut sim = world6(balancer(vec![member6("m1", 11, 1), member6("m2", 12, 1)]));
     let mut seen = BTreeMap::new();
     for sport in 2000..2032u16 {
         let f = udp6_frame(mac(5), fixtures::mac(100).0, (client, sport), (vip, 53));
@@ -673,4 +726,78 @@ fn a_failover_repairs_the_balancers_flows_and_group_deleted_behind_the_controlle
     sim.unchecked = false;
     sim.check();
     assert!(balanced(&mut sim, 1003), "repaired by the failover");
+}
+
+#[test]
+fn an_ipv6_member_balanced_to_itself_sees_the_vip_and_its_answer_comes_back_from_it() {
+    let mut sim = world6(balancer(vec![member6("m1", 11, 1)]));
+    let (vip, m1) = (six(0x100), six(11));
+    let f = udp6_frame(mac(11), fixtures::mac(100).0, (m1, 7000), (vip, 53));
+    let out = sim.send(LOCAL_MEMBER, &f).frames();
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(out[0].0, LOCAL_MEMBER, "back out of the port it came in by");
+    assert_eq!(ends6(&out[0].1), ((vip, 7000), (m1, 5353)), "from the VIP");
+    assert_eq!(&out[0].1[6..12], &fixtures::mac(100).0, "the VIP's MAC");
+    // Its answer to the VIP comes back to it from the VIP's listener port.
+    let f = udp6_frame(mac(11), fixtures::mac(100).0, (m1, 5353), (vip, 7000));
+    let out = sim.send(LOCAL_MEMBER, &f).frames();
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(out[0].0, LOCAL_MEMBER);
+    assert_eq!(ends6(&out[0].1), ((vip, 53), (m1, 7000)));
+    // Another client is not source-NATed.
+    let out = from_client6(&mut sim, CLIENT, 5, 7002);
+    assert_eq!(
+        out.iter().map(|o| (o.1, o.2)).collect::<Vec<_>>(),
+        [((six(5), 7002), (m1, 5353))]
+    );
+}
+
+/// The member (last group) every new connection of client fd00::`last` from `ports`
+/// reached; panics when they went to different members.
+fn pinned6(sim: &mut Sim, ofport: u32, last: u8, ports: std::ops::Range<u16>) -> u16 {
+    let got: std::collections::BTreeSet<u16> = ports
+        .map(|sport| {
+            let out = from_client6(sim, ofport, last, sport);
+            assert_eq!(out.len(), 1, "one copy, to one member: {out:?}");
+            out[0].2.0.segments()[7]
+        })
+        .collect();
+    assert_eq!(
+        got.len(),
+        1,
+        "client fd00::{last:x} went to members {got:?}"
+    );
+    got.into_iter().next().unwrap_or_default()
+}
+
+#[test]
+fn source_ip_persistence_keeps_each_ipv6_client_on_one_member_under_its_granularity() {
+    let members = || vec![member6("m1", 11, 1), member6("m2", 12, 1)];
+    let mut sim = world6(sticky(members(), Some(60)));
+    let first = pinned6(&mut sim, CLIENT, 5, 7000..7048);
+    let second = pinned6(&mut sim, CLIENT2, 6, 7000..7048);
+    assert!([11, 12].contains(&first) && [11, 12].contains(&second));
+    assert_eq!(learn_timeouts(&sim), [60, 60]);
+    assert_eq!(sim.switch.flows(24).len(), 3, "two learned, one default");
+    // Its member disabled: the client moves to the other and stays there.
+    let mut lb = sticky(members(), Some(60));
+    let gone = usize::from(first == 12);
+    lb.pools[0].members[gone].admin_state_up = false;
+    sim.put(&at_vip6(lb));
+    let moved = pinned6(&mut sim, CLIENT, 5, 7100..7132);
+    assert_ne!(moved, first);
+    // A /64 granularity: both clients (one /64) are one memory, on one member.
+    for seed in 0..4u16 {
+        let mut lb = sticky(members(), None);
+        lb.pools[0].session_persistence = Some(model::lb::SessionPersistence {
+            kind: "SOURCE_IP".into(),
+            persistence_timeout: None,
+            persistence_granularity: Some("ffff:ffff:ffff:ffff::".parse().unwrap()),
+        });
+        let mut sim = world6(lb);
+        let base = 7200 + seed * 100;
+        let a = pinned6(&mut sim, CLIENT, 5, base..base + 16);
+        assert_eq!(pinned6(&mut sim, CLIENT2, 6, base..base + 16), a);
+        assert_eq!(sim.switch.flows(24).len(), 2, "one learned, one default");
+    }
 }

@@ -1,7 +1,8 @@
 //! Health checks of balancer members on the fake switch (issue 23): the host a member's
 //! port is bound to probes it from the VIP (TCP, HTTP, PING, UDP-CONNECT), the member's
 //! answers are punted from its port-security table, and the conclusions come out as
-//! member health to write; a member marked ERROR in the store leaves the select group.
+//! member health to write; a member marked ERROR in the store leaves the select group. An
+//! IPv6 VIP's members are checked in IPv6 (and resolve the VIP by the ND responder).
 
 mod support;
 
@@ -12,11 +13,13 @@ use model::lb::{HealthMonitor, Listener, LoadBalancer, Member, Pool, Protocol, S
 use model::{Network, Port, fixtures};
 use packet::ethernet::{EtherType, EthernetAddress, EthernetRepr, Frame};
 use packet::icmpv4::{self, Icmpv4Repr};
+use packet::icmpv6::{self, Icmpv6Repr};
 use packet::ip::IpProtocol;
 use packet::ipv4::{self, Ipv4Repr};
+use packet::ipv6::{self, Ipv6Repr};
 use packet::tcp::{self, Flags, TcpRepr};
 use packet::udp::{self, UdpRepr};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 use support::sim::Sim;
 use support::{mac, open_port, put_open_group};
@@ -450,4 +453,229 @@ fn a_member_flooding_the_vip_is_limited() {
         &m1_tcp(40000, 1, 0, Flags::SYN | Flags::ACK, b""),
     );
     assert!(sent.punted.is_empty());
+}
+
+const VIP6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 0x100);
+const M16: Ipv6Addr = Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 11);
+
+/// The world of an IPv6 VIP (fd00::100) over m1 (fd00::b, here) and m2 (fd00::c, on o):
+/// the same ports with IPv6 addresses in subnet s6.
+fn world6(kind: &str, proto: Protocol) -> Sim {
+    let mut lb = balancer(proto, monitor(kind, 1, 1), ["NO_MONITOR"; 2]);
+    lb.vip_address = IpAddr::V6(VIP6);
+    lb.vip_subnet_id = "s6".into();
+    for (m, last) in lb.pools[0].members.iter_mut().zip([11u16, 12]) {
+        m.address = IpAddr::V6(Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, last));
+    }
+    let mut sim = world(&lb);
+    sim.put(&Network {
+        subnets: vec!["s".into(), "s6".into()],
+        ..fixtures::network("n", 1)
+    });
+    sim.put(&fixtures::subnet("s6", "n", "fd00::/64"));
+    for (id, n, host) in [("c", 5u8, "h"), ("m1", 11, "h"), ("m2", 12, "o")] {
+        let mut p = open_port(id, n, host);
+        let six = Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, n.into());
+        p.fixed_ips.push(fixtures::fixed_ip("s6", &six.to_string()));
+        sim.put(&p);
+    }
+    sim.put(&Port {
+        fixed_ips: vec![fixtures::fixed_ip("s6", &VIP6.to_string())],
+        device_owner: "Octavia".into(),
+        ..fixtures::port("vip", "n", 100, "")
+    });
+    sim.put(&lb);
+    sim
+}
+
+/// An IPv6 packet from m1 to the VIP in a frame.
+fn from_m16(ip: &[u8]) -> Vec<u8> {
+    EthernetRepr {
+        src_addr: EthernetAddress(mac(11)),
+        dst_addr: EthernetAddress(fixtures::mac(100).0),
+        vlan: None,
+        ethertype: EtherType::Ipv6,
+    }
+    .build(ip)
+}
+
+/// The one probe of a fresh IPv6 world, to m1's port from the VIP: its IPv6 packet.
+fn first_probe6(sim: &mut Sim) -> Vec<u8> {
+    let (frames, _) = run(sim, Duration::from_millis(100));
+    assert_eq!(frames.len(), 1, "one probe, for m1: {frames:?}");
+    assert_eq!(frames[0].0, LOCAL_MEMBER);
+    let eth = Frame::new_checked(&frames[0].1[..]).unwrap();
+    assert_eq!(eth.src_addr(), EthernetAddress(fixtures::mac(100).0));
+    let ip = ipv6::Packet::new_checked(eth.payload()).unwrap();
+    assert_eq!((ip.src_addr(), ip.dst_addr()), (VIP6, M16), "from the VIP");
+    ip.packet().to_vec()
+}
+
+fn health_of(sent: &support::sim::Sent) -> Vec<MemberHealth> {
+    sent.punted.iter().flat_map(|p| p.health.clone()).collect()
+}
+
+/// m1's TCP segment to the VIP from port 80.
+fn m16_tcp(dport: u16, seq: u32, ack: u32, flags: u8, payload: &[u8]) -> Vec<u8> {
+    let seg = TcpRepr {
+        src_port: 80,
+        dst_port: dport,
+        seq_number: seq,
+        ack_number: ack,
+        flags: Flags(flags),
+        window_len: 1000,
+        urgent_at: 0,
+        payload,
+    }
+    .build(&IpAddr::V6(M16), &IpAddr::V6(VIP6));
+    from_m16(&Ipv6Repr::new(M16, VIP6, IpProtocol::Tcp, seg.len(), 64).build(&seg))
+}
+
+#[test]
+fn an_ipv6_vip_checks_its_members_in_ipv6() {
+    // m1 resolves the VIP by neighbour discovery on its own host, or it could never
+    // answer: the switch answers its solicitation with the VIP's MAC.
+    let mut sim = world6("TCP", Protocol::Tcp);
+    let group = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 1, 0xff00, 0x100);
+    let ns = icmpv6::build_frame(
+        EthernetAddress(mac(11)),
+        EthernetAddress::ipv6_multicast(&group),
+        None,
+        &Ipv6Repr::new(M16, group, IpProtocol::Icmpv6, 0, 255),
+        &Icmpv6Repr::NeighborSolicit {
+            target_addr: VIP6,
+            lladdr: Some(EthernetAddress(mac(11))),
+        },
+    );
+    let na = sim.send(LOCAL_MEMBER, &ns).frames();
+    assert_eq!(na.len(), 1, "{na:?}");
+    assert_eq!(na[0].0, LOCAL_MEMBER);
+    let parsed = icmpv6::parse_frame(&na[0].1).unwrap();
+    assert!(
+        matches!(parsed.icmpv6, Icmpv6Repr::NeighborAdvert { target_addr, lladdr, .. }
+            if target_addr == VIP6 && lladdr == Some(EthernetAddress(fixtures::mac(100).0))),
+        "{parsed:?}"
+    );
+
+    // TCP: a SYN from the VIP; m1's SYN-ACK is up, and the connection is reset.
+    let syn = first_probe6(&mut sim);
+    let seg = TcpRepr::parse(
+        &tcp::Packet::new_checked(&syn[40..]).unwrap(),
+        &IpAddr::V6(VIP6),
+        &IpAddr::V6(M16),
+    )
+    .unwrap();
+    assert_eq!((seg.dst_port, seg.flags.0), (80, Flags::SYN));
+    let (sport, isn) = (seg.src_port, seg.seq_number);
+    let sent = sim.send(
+        LOCAL_MEMBER,
+        &m16_tcp(sport, 5000, isn + 1, Flags::SYN | Flags::ACK, b""),
+    );
+    assert_eq!(health_of(&sent), up(true));
+    assert_eq!(sent.frames().len(), 1, "the RST");
+
+    // HTTP: the GET on the SYN-ACK, its status line read.
+    let mut sim = world6("HTTP", Protocol::Tcp);
+    let syn = first_probe6(&mut sim);
+    let sport = u16::from_be_bytes([syn[40], syn[41]]);
+    let isn = u32::from_be_bytes([syn[44], syn[45], syn[46], syn[47]]);
+    let sent = sim.send(
+        LOCAL_MEMBER,
+        &m16_tcp(sport, 9000, isn + 1, Flags::SYN | Flags::ACK, b""),
+    );
+    let get = sent.frames();
+    assert_eq!(get.len(), 1, "{get:?}");
+    let req = String::from_utf8_lossy(&get[0].1[14 + 40 + 20..]).to_string();
+    assert!(
+        req.starts_with("GET /healthz HTTP/1.0\r\nHost: [fd00::b]\r\n"),
+        "{req}"
+    );
+    let sent = sim.send(
+        LOCAL_MEMBER,
+        &m16_tcp(
+            sport,
+            9001,
+            isn + 1 + req.len() as u32,
+            Flags::ACK | Flags::PSH,
+            b"HTTP/1.0 200 OK\r\n\r\n",
+        ),
+    );
+    assert_eq!(health_of(&sent), up(true));
+
+    // PING: an ICMPv6 echo request; m1's echo reply is up.
+    let mut sim = world6("PING", Protocol::Tcp);
+    let request = first_probe6(&mut sim);
+    let sent = sim.send(
+        LOCAL_MEMBER,
+        &from_m16(&icmpv6::echo_reply(&request).unwrap()),
+    );
+    assert_eq!(health_of(&sent), up(true));
+
+    // UDP-CONNECT: m1's ICMPv6 port unreachable is down.
+    let mut sim = world6("UDP-CONNECT", Protocol::Udp);
+    let datagram = first_probe6(&mut sim);
+    assert_eq!(datagram[6], 17, "UDP");
+    let unreach = icmpv6::dst_unreachable(&datagram, icmpv6::unreachable::PORT, M16).unwrap();
+    let sent = sim.send(LOCAL_MEMBER, &from_m16(&unreach));
+    assert_eq!(health_of(&sent), up(false));
+    // Nobody said otherwise: silence until the timeout is up.
+    let mut sim = world6("UDP-CONNECT", Protocol::Udp);
+    first_probe6(&mut sim);
+    let (_, health) = run(&mut sim, Duration::from_millis(1100));
+    assert_eq!(health, up(true));
+}
+
+#[test]
+fn an_answer_goes_to_the_check_it_answers_when_one_port_has_several() {
+    // m1 in a UDP pool checked by UDP-CONNECT (first), and as m1b in a TCP pool checked
+    // by PING: its echo reply is the PING check's, whichever target is looked at first.
+    let mut lb = balancer(
+        Protocol::Udp,
+        monitor("UDP-CONNECT", 1, 1),
+        ["NO_MONITOR"; 2],
+    );
+    let mut l2 = lb.listeners[0].clone();
+    l2.meta = fixtures::meta("l2");
+    l2.protocol = Protocol::Tcp;
+    l2.default_pool_id = Some("pool2".into());
+    let mut pool = lb.pools[0].clone();
+    pool.meta = fixtures::meta("pool2");
+    pool.protocol = Protocol::Tcp;
+    pool.listener_id = Some("l2".into());
+    pool.members = vec![member("m1b", 11, "NO_MONITOR")];
+    pool.healthmonitor = Some(HealthMonitor {
+        meta: fixtures::meta("hm2"),
+        ..monitor("PING", 1, 1)
+    });
+    lb.listeners.push(l2);
+    lb.pools.push(pool);
+    let mut sim = world(&lb);
+    let (frames, _) = run(&mut sim, Duration::from_millis(100));
+    assert_eq!(
+        frames.len(),
+        2,
+        "a datagram and an echo request: {frames:?}"
+    );
+    let echo = frames
+        .iter()
+        .find(|(_, f)| ip_of(f).0.protocol == IpProtocol::Icmp)
+        .expect("the echo request");
+    let eth = Frame::new_checked(&echo.1[..]).unwrap();
+    let reply = EthernetRepr {
+        src_addr: EthernetAddress(mac(11)),
+        dst_addr: EthernetAddress(fixtures::mac(100).0),
+        vlan: None,
+        ethertype: EtherType::Ipv4,
+    }
+    .build(&icmpv4::echo_reply(eth.payload()).unwrap());
+    let sent = sim.send(LOCAL_MEMBER, &reply);
+    let health: Vec<_> = sent.punted.iter().flat_map(|p| p.health.clone()).collect();
+    assert_eq!(
+        health,
+        [MemberHealth {
+            loadbalancer: "lb".into(),
+            member: "m1b".into(),
+            up: true,
+        }]
+    );
 }

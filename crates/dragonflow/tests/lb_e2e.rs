@@ -7,13 +7,15 @@
 //! its own VIP (hairpin) whichever member it is balanced to. With SOURCE_IP session
 //! persistence, every new connection of one client reaches one member, on either host. A
 //! member on another network, behind a router, is balanced to beside one on the VIP's. An
-//! IPv6 VIP spreads connections over IPv6 members on both hosts.
+//! IPv6 VIP spreads connections over IPv6 members on both hosts, a member reaches its own
+//! IPv6 VIP, and SOURCE_IP persistence keeps an IPv6 client (or, with an IPv6
+//! granularity, a /64 of clients) on one member.
 
 mod common;
 
 use common::backends::{
-    Proc, balancer, curl, first_subnet, octavia as lb, octavia_made as made, python, serve,
-    serve_on, tally,
+    Proc, ask_udp, balancer, curl, first_subnet, octavia as lb, octavia_made as made, python,
+    serve, serve_on, serve_udp, tally,
 };
 use common::cloud::{TwoHosts, two_hosts, wait_until};
 use serde_json::json;
@@ -404,33 +406,41 @@ fn a_member_behind_a_router_is_balanced_to_with_one_on_the_vip_network() {
     );
 }
 
+/// Members m1 (host A) and m2 (host B) on the IPv6 network `net`, serving HTTP on
+/// [::]:8000 with their names, once `from` reaches both: the VMs and servers, and the
+/// members' addresses.
+fn two_members6(
+    t: &TwoHosts,
+    net: &serde_json::Value,
+    from: &testbed::Vm,
+) -> (Vec<(testbed::Vm, Proc)>, [String; 2]) {
+    let mut kept = Vec::new();
+    let mut ips = Vec::new();
+    for (name, host) in [("m1", 0), ("m2", 1)] {
+        let (vm, ip) = t.vm(net, host);
+        let server = serve_on(&vm, name, "::");
+        kept.push((vm, server));
+        ips.push(ip);
+    }
+    for ip in &ips {
+        wait_until("a member to serve", Duration::from_secs(30), || {
+            curl(from, &format!("http://[{ip}]:8000/")).is_some()
+        });
+    }
+    let ips: [String; 2] = ips.try_into().expect("two members");
+    (kept, ips)
+}
+
 /// An IPv6 VIP on an IPv6-only network: connections from a client VM reach members on
 /// both hosts through it, and their answers come back from the VIP (curl checks that).
 #[test]
 fn an_ipv6_vip_spreads_connections_over_members_on_two_hosts() {
     let t: TwoHosts = two_hosts();
     let srv = &t.srv;
-    let net = srv.create("networks", "network", json!({"name": "lb6"}));
-    srv.create(
-        "subnets",
-        "subnet",
-        json!({"network_id": net["id"], "ip_version": 6, "cidr": "fd00:55::/64"}),
-    );
+    let net = srv.network("lb6", "fd00:55::/64");
     let subnet = first_subnet(srv, &net);
-    let vm6 = |h: usize| {
-        let p = srv.create("ports", "port", json!({"network_id": net["id"]}));
-        let ip = common::cloud::addr(&p).1;
-        (t.plug(&p, h, 64), ip)
-    };
-    let (client, _) = vm6(0);
-    let (m1, ip1) = vm6(0);
-    let (m2, ip2) = vm6(1);
-    let _servers = [serve_on(&m1, "m1", "::"), serve_on(&m2, "m2", "::")];
-    for ip in [&ip1, &ip2] {
-        wait_until("a member to serve", Duration::from_secs(30), || {
-            curl(&client, &format!("http://[{ip}]:8000/")).is_some()
-        });
-    }
+    let (client, _) = t.vm(&net, 0);
+    let (_members, [ip1, ip2]) = two_members6(&t, &net, &client);
     let bal = balancer(srv, &subnet, "web6", 80, json!({}));
     assert!(bal.vip.contains(':'), "an IPv6 VIP: {}", bal.vip);
     for ip in [&ip1, &ip2] {
@@ -452,4 +462,185 @@ fn an_ipv6_vip_spreads_connections_over_members_on_two_hosts() {
         t.dumps()
     );
     assert_eq!(seen.len(), 2, "both members: {seen:?}");
+}
+
+/// Hairpin on an IPv6 VIP: a member balanced to itself is source-NATed to the VIP (and
+/// resolves the VIP by neighbour discovery to answer it), and reaches the other member
+/// through the VIP too.
+#[test]
+fn an_ipv6_member_reaches_its_own_vip_whichever_member_it_gets() {
+    let t: TwoHosts = two_hosts();
+    let srv = &t.srv;
+    let net = srv.network("hair6", "fd00:56::/64");
+    let subnet = first_subnet(srv, &net);
+    let (client, _) = t.vm(&net, 0);
+    let (members, [ip1, ip2]) = two_members6(&t, &net, &client);
+    let m1 = &members[0].0;
+    let bal = balancer(srv, &subnet, "hair6", 80, json!({}));
+    // A member balanced to itself sees the VIP connecting: its group lets the VIP in.
+    let (_, groups) = srv.call("GET", "/v2.0/security-groups?name=default", None);
+    srv.create(
+        "security-group-rules",
+        "security_group_rule",
+        json!({"security_group_id": groups["security_groups"][0]["id"], "direction": "ingress",
+               "ethertype": "IPv6", "protocol": "tcp", "port_range_min": 8000,
+               "port_range_max": 8000, "remote_ip_prefix": format!("{}/128", bal.vip)}),
+    );
+    made(
+        srv,
+        &bal.members,
+        json!({"member": {"address": ip1, "protocol_port": 8000, "subnet_id": subnet}}),
+    );
+    let url = format!("http://[{}]/", bal.vip);
+    // m1 is the only member: every connection of m1 to the VIP comes back to m1.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while curl(m1, &url).is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "m1 does not reach itself through its IPv6 VIP\n{}",
+            t.dumps()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let seen = tally(m1, &url, 10);
+    assert_eq!(
+        seen.get("m1"),
+        Some(&10),
+        "m1 through its own VIP: {seen:?}\n{}",
+        t.dumps()
+    );
+    made(
+        srv,
+        &bal.members,
+        json!({"member": {"address": ip2, "protocol_port": 8000, "subnet_id": subnet}}),
+    );
+    wait_until("m2 to take connections", Duration::from_secs(20), || {
+        tally(m1, &url, 6).contains_key("m2")
+    });
+    let seen = tally(m1, &url, 30);
+    assert_eq!(
+        seen.keys().cloned().collect::<Vec<_>>(),
+        ["m1", "m2"],
+        "both answer m1, every time: {seen:?}\n{}",
+        t.dumps()
+    );
+}
+
+/// SOURCE_IP persistence on an IPv6 VIP: every new connection of one IPv6 client reaches
+/// one member, remembered by a flow learned on its host (keyed on its IPv6 address); a
+/// client whose member is disabled moves and stays.
+#[test]
+fn source_ip_persistence_keeps_each_ipv6_client_on_one_member() {
+    let t: TwoHosts = two_hosts();
+    let srv = &t.srv;
+    let net = srv.network("sticky6", "fd00:57::/64");
+    let subnet = first_subnet(srv, &net);
+    let (c1, _) = t.vm(&net, 0);
+    let (c2, _) = t.vm(&net, 1);
+    let (_members, [ip1, ip2]) = two_members6(&t, &net, &c1);
+    let bal = balancer(
+        srv,
+        &subnet,
+        "sticky6",
+        80,
+        json!({"lb_algorithm": "SOURCE_IP"}),
+    );
+    let mut ids = BTreeMap::new();
+    for (name, ip) in [("m1", &ip1), ("m2", &ip2)] {
+        let m = made(
+            srv,
+            &bal.members,
+            json!({"member": {"address": ip, "protocol_port": 8000, "subnet_id": subnet}}),
+        );
+        ids.insert(name.to_string(), m["id"].as_str().unwrap().to_string());
+    }
+    let url = format!("http://[{}]/", bal.vip);
+    for c in [&c1, &c2] {
+        wait_until("the VIP to answer", Duration::from_secs(20), || {
+            curl(c, &url).is_some()
+        });
+    }
+    let first = pinned(&t, &c1, &url, 20);
+    pinned(&t, &c2, &url, 20);
+    let learned = t.ovs[0]
+        .ofctl(["dump-flows", "br-int", "table=24"])
+        .unwrap_or_default();
+    assert!(
+        learned.contains("ipv6_src=") && learned.contains("idle_timeout=360"),
+        "{learned}"
+    );
+    let (st, v) = lb(
+        srv,
+        "PUT",
+        &format!("{}/{}", bal.members, ids[&first]),
+        Some(json!({"member": {"admin_state_up": false}})),
+    );
+    assert_eq!(st, 200, "{v}");
+    wait_until(
+        "the client to leave its disabled member",
+        Duration::from_secs(20),
+        || curl(&c1, &url).is_some_and(|w| w != first),
+    );
+    assert_ne!(pinned(&t, &c1, &url, 10), first);
+}
+
+/// An IPv6 `persistence_granularity` (a UDP pool's, as Octavia allows): two clients of
+/// one /64 on one host are one memory, so every new datagram flow of either reaches one
+/// member; the learned flow matches the client's /64.
+#[test]
+fn an_ipv6_granularity_keeps_a_prefix_of_clients_on_one_member() {
+    let t: TwoHosts = two_hosts();
+    let srv = &t.srv;
+    let net = srv.network("gran6", "fd00:59::/64");
+    let subnet = first_subnet(srv, &net);
+    let (c1, _) = t.vm(&net, 0);
+    let (c2, _) = t.vm(&net, 0);
+    let mut kept = Vec::new();
+    let mut ips = Vec::new();
+    for (name, host) in [("m1", 0), ("m2", 1)] {
+        let (vm, ip) = t.vm(&net, host);
+        let server = serve_udp(&vm, name, "::", 5353);
+        wait_until("a member to answer", Duration::from_secs(30), || {
+            ask_udp(&c1, &ip, 5353).as_deref() == Some(name)
+        });
+        ips.push(ip);
+        kept.push((vm, server));
+    }
+    let bal = balancer(
+        srv,
+        &subnet,
+        "gran6",
+        53,
+        json!({"protocol": "UDP", "lb_algorithm": "SOURCE_IP",
+            "session_persistence": {"type": "SOURCE_IP",
+                "persistence_granularity": "ffff:ffff:ffff:ffff::"}}),
+    );
+    for ip in &ips {
+        made(
+            srv,
+            &bal.members,
+            json!({"member": {"address": ip, "protocol_port": 5353, "subnet_id": subnet}}),
+        );
+    }
+    wait_until("the VIP to answer", Duration::from_secs(20), || {
+        ask_udp(&c1, &bal.vip, 53).is_some()
+    });
+    let mut seen = BTreeMap::new();
+    for c in [&c1, &c2, &c1, &c2] {
+        for _ in 0..5 {
+            let who = ask_udp(c, &bal.vip, 53).unwrap_or_else(|| "(no answer)".into());
+            *seen.entry(who).or_insert(0) += 1;
+        }
+    }
+    let learned = t.ovs[0]
+        .ofctl(["dump-flows", "br-int", "table=24"])
+        .unwrap_or_default();
+    assert_eq!(
+        seen.len(),
+        1,
+        "one /64, one member: {seen:?}\n{learned}\n{}",
+        t.dumps()
+    );
+    assert!(seen.keys().all(|w| w.starts_with('m')), "{seen:?}");
+    assert!(learned.contains("ipv6_src=fd00:59::/64"), "{learned}");
 }

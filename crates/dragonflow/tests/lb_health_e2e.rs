@@ -3,13 +3,15 @@
 //! through the Octavia API. Each member's own host probes it from the VIP; killing one
 //! member's server turns it ERROR and the balancer DEGRADED, after which 30 of 30
 //! requests succeed (from the other two); restarting it brings it back ONLINE. The
-//! detection and recovery times are printed.
+//! detection and recovery times are printed. An IPv6 VIP's members are checked in IPv6
+//! (HTTP, PING, UDP-CONNECT).
 
 mod common;
 
 use common::Server;
 use common::backends::{
-    balancer, curl, first_subnet, octavia as lb, octavia_made as made, serve, tally,
+    balancer, curl, first_subnet, octavia as lb, octavia_made as made, serve, serve_on, serve_udp,
+    tally,
 };
 use common::cloud::{TwoHosts, two_hosts, wait_until};
 use serde_json::json;
@@ -166,4 +168,145 @@ fn a_dead_member_goes_error_and_comes_back_online() {
     );
     drop(servers);
     drop(m3);
+}
+
+/// Members of an IPv6 VIP are checked in IPv6 from the VIP by their own hosts: HTTP (a
+/// dead server goes ERROR and leaves the pool, back ONLINE once it serves again), PING
+/// (ICMPv6 echo) and, on a UDP listener, UDP-CONNECT (the member with no server answers
+/// an ICMPv6 port unreachable: ERROR). Each member resolves the VIP by neighbour
+/// discovery on its own host to answer.
+#[test]
+fn an_ipv6_vips_members_are_checked_in_ipv6() {
+    let t: TwoHosts = two_hosts();
+    let srv = &t.srv;
+    let net = srv.network("lbh6", "fd00:58::/64");
+    let subnet = first_subnet(srv, &net);
+    let (client, _) = t.vm(&net, 0);
+    let (m1, ip1) = t.vm(&net, 0);
+    let (m2, ip2) = t.vm(&net, 1);
+    let mut servers = vec![
+        Some(serve_on(&m1, "m1", "::")),
+        Some(serve_on(&m2, "m2", "::")),
+    ];
+    for ip in [&ip1, &ip2] {
+        wait_until("a member to serve", Duration::from_secs(30), || {
+            curl(&client, &format!("http://[{ip}]:8000/")).is_some()
+        });
+    }
+    let bal = balancer(srv, &subnet, "web6", 80, json!({}));
+    assert!(bal.vip.contains(':'), "{}", bal.vip);
+    let lb_id = bal.id.clone();
+    let mut ids = Vec::new();
+    for ip in [&ip1, &ip2] {
+        let m = made(
+            srv,
+            &bal.members,
+            json!({"member": {"address": ip, "protocol_port": 8000, "subnet_id": subnet}}),
+        );
+        ids.push(m["id"].as_str().unwrap().to_string());
+    }
+    let monitor = |kind: &str, pool: &serde_json::Value| {
+        let mut hm = json!({"pool_id": pool["id"], "type": kind, "delay": 1, "timeout": 1,
+            "max_retries": 2, "max_retries_down": 2});
+        if kind == "HTTP" {
+            hm["url_path"] = json!("/");
+        }
+        made(
+            srv,
+            "/v2/lbaas/healthmonitors",
+            json!({ "healthmonitor": hm }),
+        )
+    };
+    let hm = monitor("HTTP", &bal.pool);
+    for id in &ids {
+        until_member(&t, &lb_id, id, "ONLINE", Duration::from_secs(20));
+    }
+    // Each member's host answers its neighbour solicitations for the VIP in the switch.
+    for h in 0..2 {
+        let nd = t.ovs[h]
+            .ofctl(["-O", "OpenFlow13", "dump-flows", "br-int", "table=45"])
+            .unwrap_or_default();
+        assert!(nd.contains(&format!("nd_target={}", bal.vip)), "{nd}");
+    }
+    // m2 (on the other host) dies: ERROR, and the VIP answers from m1 only.
+    servers[1] = None;
+    let took_down = until_member(&t, &lb_id, &ids[1], "ERROR", Duration::from_secs(30));
+    assert_eq!(statuses(srv, &lb_id).0, "DEGRADED");
+    let url = format!("http://[{}]/", bal.vip);
+    let seen = tally(&client, &url, 20);
+    assert_eq!(
+        seen.keys().cloned().collect::<Vec<_>>(),
+        ["m1"],
+        "20 of 20 from the live member: {seen:?}\n{}",
+        t.dumps()
+    );
+    servers[1] = Some(serve_on(&m2, "m2", "::"));
+    let took_up = until_member(&t, &lb_id, &ids[1], "ONLINE", Duration::from_secs(30));
+
+    // PING: the HTTP monitor replaced; both members answer ICMPv6 echoes.
+    let (st, v) = lb(
+        srv,
+        "DELETE",
+        &format!("/v2/lbaas/healthmonitors/{}", hm["id"].as_str().unwrap()),
+        None,
+    );
+    assert_eq!(st, 204, "{v}");
+    for id in &ids {
+        until_member(&t, &lb_id, id, "NO_MONITOR", Duration::from_secs(10));
+    }
+    monitor("PING", &bal.pool);
+    for id in &ids {
+        until_member(&t, &lb_id, id, "ONLINE", Duration::from_secs(20));
+    }
+
+    // UDP-CONNECT on a UDP listener: m1 serves UDP, m2 answers an ICMPv6 port
+    // unreachable.
+    let _udp = serve_udp(&m1, "m1", "::", 9999);
+    let listener = made(
+        srv,
+        "/v2/lbaas/listeners",
+        json!({"listener": {"loadbalancer_id": lb_id, "protocol": "UDP", "protocol_port": 53}}),
+    );
+    let pool = made(
+        srv,
+        "/v2/lbaas/pools",
+        json!({"pool": {"listener_id": listener["id"], "protocol": "UDP",
+            "lb_algorithm": "ROUND_ROBIN"}}),
+    );
+    let pool_id = pool["id"].as_str().unwrap();
+    let mut udp_ids = Vec::new();
+    for ip in [&ip1, &ip2] {
+        let m = made(
+            srv,
+            &format!("/v2/lbaas/pools/{pool_id}/members"),
+            json!({"member": {"address": ip, "protocol_port": 9999, "subnet_id": subnet}}),
+        );
+        udp_ids.push(m["id"].as_str().unwrap().to_string());
+    }
+    monitor("UDP-CONNECT", &pool);
+    let member_status = |id: &str| {
+        let (st, v) = lb(
+            srv,
+            "GET",
+            &format!("/v2/lbaas/pools/{pool_id}/members/{id}"),
+            None,
+        );
+        assert_eq!(st, 200, "{v}");
+        v["member"]["operating_status"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    wait_until(
+        "m1 ONLINE and m2 ERROR by UDP-CONNECT",
+        Duration::from_secs(30),
+        || member_status(&udp_ids[0]) == "ONLINE" && member_status(&udp_ids[1]) == "ERROR",
+    );
+    println!(
+        "health of an IPv6 VIP's members (HTTP, delay 1 s, timeout 1 s, retries 2/2): \
+         ERROR after {:.1} s, back ONLINE after {:.1} s",
+        took_down.as_secs_f64(),
+        took_up.as_secs_f64()
+    );
+    drop(servers);
 }

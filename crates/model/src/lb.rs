@@ -142,11 +142,12 @@ pub const DEFAULT_PERSISTENCE_TIMEOUT: u16 = 360;
 
 impl Pool {
     /// When the pool keeps a client on one member: `Some((idle timeout in seconds, client
-    /// prefix length))` for `lb_algorithm` SOURCE_IP or `session_persistence` SOURCE_IP.
-    /// A timeout of 0 or less is the default (as Octavia's drivers read it), more than
-    /// 65535 s is 65535 (OpenFlow's limit); a granularity that is not an IPv4 netmask is
-    /// the whole address.
-    pub fn affinity(&self) -> Option<(u16, u8)> {
+    /// prefix length))` for `lb_algorithm` SOURCE_IP or `session_persistence` SOURCE_IP,
+    /// for clients of an IPv4 VIP (`ipv4`) or an IPv6 one. A timeout of 0 or less is the
+    /// default (as Octavia's drivers read it), more than 65535 s is 65535 (OpenFlow's
+    /// limit); a granularity that is not a netmask of the VIP's family is the whole
+    /// address (32 or 128 bits).
+    pub fn affinity(&self, ipv4: bool) -> Option<(u16, u8)> {
         let sp = self
             .session_persistence
             .as_ref()
@@ -158,10 +159,12 @@ impl Pool {
             Some(t) if t > 0 => u16::try_from(t).unwrap_or(u16::MAX),
             _ => DEFAULT_PERSISTENCE_TIMEOUT,
         };
-        let prefix = match sp.and_then(|sp| sp.persistence_granularity) {
-            Some(IpAddr::V4(m)) => netmask_len(u32::from(m)).unwrap_or(32),
-            _ => 32,
-        };
+        let whole = if ipv4 { 32 } else { 128 };
+        let prefix = sp
+            .and_then(|sp| sp.persistence_granularity)
+            .filter(|g| g.is_ipv4() == ipv4)
+            .and_then(granularity_len)
+            .unwrap_or(whole);
         Some((timeout, prefix))
     }
 }
@@ -170,6 +173,19 @@ impl Pool {
 pub fn netmask_len(mask: u32) -> Option<u8> {
     let len = mask.leading_ones();
     (mask.checked_shl(len).unwrap_or(0) == 0).then_some(len as u8)
+}
+
+/// The prefix length of a contiguous netmask of either family (`ffff:ffff:ffff:ffff::`
+/// is 64); `None` for one with holes.
+pub fn granularity_len(mask: IpAddr) -> Option<u8> {
+    match mask {
+        IpAddr::V4(m) => netmask_len(u32::from(m)),
+        IpAddr::V6(m) => {
+            let m = u128::from(m);
+            let len = m.leading_ones();
+            (m.checked_shl(len).unwrap_or(0) == 0).then_some(len as u8)
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -384,5 +400,22 @@ impl NbObject for LoadBalancer {
     /// The VIP's network: the hosts of its ports (its clients) follow it.
     fn topic(&self) -> &str {
         &self.vip_network_id
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn netmasks_of_either_family_give_their_prefix_length() {
+        let len = |s: &str| granularity_len(s.parse().unwrap());
+        assert_eq!(len("255.255.255.0"), Some(24));
+        assert_eq!(len("0.0.0.0"), Some(0));
+        assert_eq!(len("255.0.255.0"), None);
+        assert_eq!(len("ffff:ffff:ffff:ffff::"), Some(64));
+        assert_eq!(len("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"), Some(128));
+        assert_eq!(len("::"), Some(0));
+        assert_eq!(len("ffff::ffff"), None);
     }
 }

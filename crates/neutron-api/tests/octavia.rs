@@ -753,3 +753,78 @@ async fn source_ip_algorithm_and_persistence_are_stored_and_shown_as_octavia() {
     assert_eq!(p["pool"]["session_persistence"]["type"], "SOURCE_IP");
     assert_eq!(p["pool"]["lb_algorithm"], "SOURCE_IP");
 }
+
+#[tokio::test]
+async fn a_granularity_is_a_netmask_of_the_vips_family() {
+    let c = Cloud::new();
+    let (n, s4) = net(&c).await;
+    let s6 = c
+        .made(
+            OWNER,
+            "subnets",
+            json!({"subnet": {"network_id": n, "cidr": "fd00:9::/64", "ip_version": 6}}),
+        )
+        .await;
+    let balancer = |subnet: String| {
+        let c = &c;
+        async move {
+            id(&c
+                .lb_made(
+                    "/v2/lbaas/loadbalancers",
+                    json!({"loadbalancer": {"vip_subnet_id": subnet}}),
+                )
+                .await)
+        }
+    };
+    let (lb4, lb6) = (balancer(s4).await, balancer(id(&s6)).await);
+    let pool = |lb: &str, g: &str| {
+        let (c, body) = (
+            &c,
+            json!({"pool": {"loadbalancer_id": lb, "protocol": "UDP", "lb_algorithm": "SOURCE_IP",
+                "session_persistence": {"type": "SOURCE_IP", "persistence_granularity": g}}}),
+        );
+        async move { c.lb(OWNER, "POST", "/v2/lbaas/pools", Some(body)).await }
+    };
+    // An IPv6 VIP's clients are masked with an IPv6 netmask, shown back as given.
+    let (st, p) = pool(&lb6, "ffff:ffff:ffff:ffff::").await;
+    assert_eq!(st, 201, "{p}");
+    assert_eq!(
+        p["pool"]["session_persistence"]["persistence_granularity"],
+        "ffff:ffff:ffff:ffff::"
+    );
+    // A netmask of the other family, or one with holes: Octavia's answer for an option
+    // the provider does not support.
+    for (lb, g, says) in [
+        (&lb6, "255.255.255.0", "is IPv6"),
+        (&lb4, "ffff:ffff:ffff:ffff::", "is IPv4"),
+        (&lb6, "ffff::ffff", "with a netmask"),
+    ] {
+        let (st, v) = pool(lb, g).await;
+        assert_eq!(st, 501, "{g}: {v}");
+        assert!(
+            fault(&v).starts_with("Provider 'dragonflow' does not support a requested option")
+                && fault(&v).contains(says),
+            "{g}: {v}"
+        );
+    }
+    // A PUT is checked against the VIP too.
+    let (st, p) = pool(&lb6, "ffff:ffff:ffff:ff00::").await;
+    assert_eq!(st, 201, "{p}");
+    let path = format!("/v2/lbaas/pools/{}", id(&p["pool"]));
+    let (st, v) = c
+        .lb(
+            OWNER,
+            "PUT",
+            &path,
+            Some(
+                json!({"pool": {"session_persistence": {"persistence_granularity": "255.0.0.0"}}}),
+            ),
+        )
+        .await;
+    assert_eq!(st, 501, "{v}");
+    let (_, p) = c.lb(OWNER, "GET", &path, None).await;
+    assert_eq!(
+        p["pool"]["session_persistence"]["persistence_granularity"], "ffff:ffff:ffff:ff00::",
+        "unchanged"
+    );
+}

@@ -94,12 +94,17 @@ fn every_flow_fits_the_pipeline() {
 }
 
 /// The port's address in network `n<k>` (10.0.k.0/24; n3 is another project's 10.0.0.0/24,
-/// overlapping n0), as the API would give it.
+/// overlapping n0), as the API would give it; in n1 also fd00:1::`10 + n` (its
+/// balancers' VIPs are IPv6: [`random::random_lb`]).
 fn with_address(mut p: Port, k: u64, n: u64) -> Port {
     p.fixed_ips = vec![fixtures::fixed_ip(
         &format!("s{k}"),
         &format!("10.0.{}.{}", k % 3, 10 + n),
     )];
+    if k == 1 {
+        p.fixed_ips
+            .push(fixtures::fixed_ip("s1", &format!("fd00:1::{}", 10 + n)));
+    }
     p
 }
 

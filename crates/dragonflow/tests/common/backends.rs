@@ -51,6 +51,45 @@ pub fn serve_on(vm: &testbed::Vm, name: &str, bind: &str) -> Proc {
     Proc(c.spawn().expect("http server"))
 }
 
+/// A UDP server on port `port` of address `bind` ("::" for IPv6) in the VM, answering
+/// every datagram with `name`.
+const UDP_SERVER: &str = r#"
+import socket, sys
+name, bind, port = sys.argv[1].encode(), sys.argv[2], int(sys.argv[3])
+s = socket.socket(socket.AF_INET6 if ":" in bind else socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((bind, port))
+while True:
+    data, peer = s.recvfrom(2048)
+    s.sendto(name, peer)
+"#;
+
+pub fn serve_udp(vm: &testbed::Vm, name: &str, bind: &str, port: u16) -> Proc {
+    let mut c = vm
+        .ns
+        .command([&python(), "-c", UDP_SERVER, name, bind, &port.to_string()]);
+    c.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    Proc(c.spawn().expect("udp server"))
+}
+
+/// One datagram from a new socket (a new source port) to `addr`:`port`; the answer, or
+/// None within 2 s.
+pub fn ask_udp(vm: &testbed::Vm, addr: &str, port: u16) -> Option<String> {
+    const ASK: &str = r#"
+import socket, sys
+s = socket.socket(socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(2)
+s.sendto(b"?", (sys.argv[1], int(sys.argv[2])))
+print(s.recvfrom(2048)[0].decode())
+"#;
+    vm.ns
+        .exec([&python(), "-c", ASK, addr, &port.to_string()])
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+}
+
 /// One request through a new connection (curl); the member's name, or None.
 pub fn curl(vm: &testbed::Vm, url: &str) -> Option<String> {
     vm.ns
@@ -110,7 +149,8 @@ pub struct Balancer {
 }
 
 /// A balancer `name` on `subnet` with a TCP listener on `port` and a ROUND_ROBIN pool;
-/// `pool` adds or overrides the pool's attributes.
+/// `pool` adds or overrides the pool's attributes (a `protocol` there is the listener's
+/// too).
 pub fn balancer(
     srv: &super::Server,
     subnet: &str,
@@ -124,10 +164,11 @@ pub fn balancer(
         "/v2/lbaas/loadbalancers",
         json!({"loadbalancer": {"name": name, "vip_subnet_id": subnet}}),
     );
+    let protocol = pool["protocol"].as_str().unwrap_or("TCP");
     let l = octavia_made(
         srv,
         "/v2/lbaas/listeners",
-        json!({"listener": {"loadbalancer_id": b["id"], "protocol": "TCP", "protocol_port": port}}),
+        json!({"listener": {"loadbalancer_id": b["id"], "protocol": protocol, "protocol_port": port}}),
     );
     let mut attrs =
         json!({"listener_id": l["id"], "protocol": "TCP", "lb_algorithm": "ROUND_ROBIN"});

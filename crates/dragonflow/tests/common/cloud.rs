@@ -174,14 +174,15 @@ impl TwoHosts {
         )
     }
 
-    /// A VM on host `h` (0 or 1) for a new port of `net` (a /24), once that port is
-    /// ACTIVE there.
+    /// A VM on host `h` (0 or 1) for a new port of `net` (a /24, or a /64 when its first
+    /// address is IPv6), once that port is ACTIVE there.
     pub fn vm(&self, net: &Value, h: usize) -> (testbed::Vm, String) {
         let p = self
             .srv
             .create("ports", "port", json!({"network_id": net["id"]}));
         let ip = addr(&p).1;
-        (self.plug(&p, h, 24), ip)
+        let len = if ip.contains(':') { 64 } else { 24 };
+        (self.plug(&p, h, len), ip)
     }
 
     /// Plugs `port` (as the API returned it) into a VM on host `h` with its first fixed IP

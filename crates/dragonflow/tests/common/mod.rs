@@ -274,12 +274,14 @@ impl Server {
 
     /// POST expecting 201; returns the resource object.
     /// A network with one IPv4 subnet of `cidr`, as admin; returns the network.
+    /// A network `name` with one subnet `cidr` (IPv4, or IPv6 for an IPv6 prefix).
     pub fn network(&self, name: &str, cidr: &str) -> Value {
         let net = self.create("networks", "network", serde_json::json!({"name": name}));
+        let version = if cidr.contains(':') { 6 } else { 4 };
         self.create(
             "subnets",
             "subnet",
-            serde_json::json!({"network_id": net["id"], "ip_version": 4, "cidr": cidr}),
+            serde_json::json!({"network_id": net["id"], "ip_version": version, "cidr": cidr}),
         );
         net
     }

@@ -13,8 +13,11 @@
 //!   lb_hairpin (27), a reply: `ct(nat)` in the balancers' zone (the source back to the
 //!   VIP and listener port) → lb_hairpin_reply (28): the VIP's MAC to the member's → L2,
 //!   and into the member as the reply its egress connection expects.
+//!
+//! An IPv6 VIP's members get the same flows in IPv6 (`ct_ipv6_dst` for the original
+//! destination).
 
-use super::{AppId, ETH_IPV4, from_port, ipv4};
+use super::{AppId, ETH_IPV4, ETH_IPV6, eth_type_of, from_port, with_dst, with_src};
 use crate::apps::{Flow, flow};
 use crate::pipeline::table;
 use model::LoadBalancer;
@@ -22,7 +25,7 @@ use model::lb::Protocol;
 use openflow::Instruction;
 use openflow::action::Action;
 use openflow::nx::{Ct, CtZone, Nat, ct_flags, nat_flags};
-use openflow::oxm::{Field, Match, ct_state, mac_u128};
+use openflow::oxm::{Field, Match, OxmField, ct_state, mac_u128};
 use std::net::{IpAddr, Ipv4Addr};
 
 /// The conntrack zone of hairpin source NAT on every host.
@@ -34,30 +37,44 @@ const PRIO_HAIRPIN: u16 = 110;
 const PRIO_REPLY: u16 = 160;
 const PRIO_DEFAULT: u16 = 1;
 
-/// A member of the balancer: its address, MAC and, for each listener that reaches it, the
-/// protocol and the member's port.
-pub struct Member {
-    pub addr: Ipv4Addr,
+/// A member of the balancer: its address (of the VIP's family: `Ipv4Addr` or `Ipv6Addr`),
+/// MAC and, for each listener that reaches it, the protocol and the member's port.
+pub struct Member<A = Ipv4Addr> {
+    pub addr: A,
     pub mac: [u8; 6],
     pub ports: Vec<(Protocol, u16)>,
 }
 
-/// The hairpin flows of balancer `lb` (VIP `vip`, network key `net`) for its members.
-pub fn flows(lb: &LoadBalancer, vip: Ipv4Addr, net: u32, members: &[Member]) -> Vec<Flow> {
+/// The hairpin flows of balancer `lb` (VIP `vip`, network key `net`) for its members, of
+/// the VIP's family.
+pub fn flows<A: Copy + Into<IpAddr>>(
+    lb: &LoadBalancer,
+    vip: A,
+    net: u32,
+    members: &[Member<A>],
+) -> Vec<Flow> {
     let key = lb.unique_key;
-    let on_net = || Match::new().metadata(u64::from(net)).eth_type(ETH_IPV4);
+    let vip: IpAddr = vip.into();
+    let on_net = || {
+        Match::new()
+            .metadata(u64::from(net))
+            .eth_type(eth_type_of(vip))
+    };
+    // The connection's original destination (`ct_nw_dst` wants a valid one: +trk-inv).
+    let to_vip = match vip {
+        IpAddr::V4(v) => OxmField::masked(Field::CtNwDst, u32::from(v), u32::MAX),
+        IpAddr::V6(v) => OxmField::masked(Field::CtIpv6Dst, u128::from(v), u128::MAX),
+    };
     let mut out = Vec::new();
     for m in members {
+        let addr: IpAddr = m.addr.into();
         // There: the member balanced to itself through this VIP.
         out.push(flow(
             table::LB_OUT,
             PRIO_HAIRPIN,
-            on_net()
-                .ipv4_src(m.addr)
-                .ipv4_dst(m.addr)
-                // `ct_nw_dst` wants a valid connection: +trk-inv.
+            with_dst(with_src(on_net(), addr), addr)
                 .ct_state(ct_state::TRK, ct_state::TRK | ct_state::INV)
-                .masked(Field::CtNwDst, u32::from(vip), u32::MAX),
+                .with(to_vip),
             AppId::Lb,
             key,
             [Instruction::ApplyActions(vec![
@@ -65,7 +82,7 @@ pub fn flows(lb: &LoadBalancer, vip: Ipv4Addr, net: u32, members: &[Member]) -> 
                 Action::set_field(Field::EthSrc, mac_u128(lb.vip_mac.0)),
                 Action::set_field(Field::EthDst, mac_u128(m.mac)),
                 not_from_here(),
-                snat_to_vip(vip),
+                snat_to(vip),
             ])],
         ));
         // Back: the member's answers to the VIP from each port it serves on.
@@ -73,7 +90,7 @@ pub fn flows(lb: &LoadBalancer, vip: Ipv4Addr, net: u32, members: &[Member]) -> 
             out.push(flow(
                 table::SERVICES,
                 PRIO_REPLY,
-                from_port(on_net().ipv4_src(m.addr), *proto, *port).ipv4_dst(vip),
+                with_dst(from_port(with_src(on_net(), addr), *proto, *port), vip),
                 AppId::Lb,
                 key,
                 [Instruction::ApplyActions(vec![Action::Ct(Ct {
@@ -88,7 +105,7 @@ pub fn flows(lb: &LoadBalancer, vip: Ipv4Addr, net: u32, members: &[Member]) -> 
         out.push(flow(
             table::LB_HAIRPIN_REPLY,
             PRIO_HAIRPIN,
-            on_net().ipv4_src(vip).ipv4_dst(m.addr),
+            with_dst(with_src(on_net(), vip), addr),
             AppId::Lb,
             key,
             [
@@ -114,12 +131,12 @@ fn not_from_here() -> Action {
 /// zone to be un-DNATed, anything else (the way there) on to L2; what lb_hairpin_reply
 /// cannot place is dropped.
 pub fn base() -> Vec<Flow> {
-    vec![
+    let reply = |eth| {
         flow(
             table::LB_HAIRPIN,
             PRIO_HAIRPIN,
             Match::new()
-                .eth_type(ETH_IPV4)
+                .eth_type(eth)
                 .ct_state(ct_state::TRK | ct_state::RPL, ct_state::TRK | ct_state::RPL),
             AppId::Lb,
             0,
@@ -129,7 +146,11 @@ pub fn base() -> Vec<Flow> {
                 actions: vec![Action::Nat(Nat::default())],
                 ..Ct::default()
             })])],
-        ),
+        )
+    };
+    vec![
+        reply(ETH_IPV4),
+        reply(ETH_IPV6),
         flow(
             table::LB_HAIRPIN,
             PRIO_DEFAULT,
@@ -150,16 +171,19 @@ pub fn base() -> Vec<Flow> {
 }
 
 /// The members of `lb` whose flows this host needs, from the listeners' pools: address
-/// and port of each (IPv4 only), with its MAC from `mac_of`.
-pub fn members(lb: &LoadBalancer, mac_of: impl Fn(Ipv4Addr) -> Option<[u8; 6]>) -> Vec<Member> {
-    let mut by_addr: std::collections::BTreeMap<Ipv4Addr, Vec<(Protocol, u16)>> =
-        Default::default();
+/// and port of each (those of the family `of` keeps), with its MAC from `mac_of`.
+pub fn members<A: Ord + Copy>(
+    lb: &LoadBalancer,
+    of: impl Fn(IpAddr) -> Option<A>,
+    mac_of: impl Fn(A) -> Option<[u8; 6]>,
+) -> Vec<Member<A>> {
+    let mut by_addr: std::collections::BTreeMap<A, Vec<(Protocol, u16)>> = Default::default();
     for l in &lb.listeners {
         let Some(pool) = super::serving(lb, l) else {
             continue;
         };
         for m in &pool.members {
-            if let Some(a) = ipv4(m.address) {
+            if let Some(a) = of(m.address) {
                 let ports = by_addr.entry(a).or_default();
                 if !ports.contains(&(l.protocol, m.protocol_port)) {
                     ports.push((l.protocol, m.protocol_port));
@@ -181,7 +205,12 @@ pub fn members(lb: &LoadBalancer, mac_of: impl Fn(Ipv4Addr) -> Option<[u8; 6]>) 
 
 /// Commits the connection in the hairpin zone with its source NATed to the VIP, then on to
 /// [`table::LB_HAIRPIN`]: the members answer the VIP (a hairpin, or a floating IP's holder).
-pub fn snat_to_vip(vip: std::net::Ipv4Addr) -> Action {
+pub fn snat_to_vip(vip: Ipv4Addr) -> Action {
+    snat_to(IpAddr::V4(vip))
+}
+
+/// [`snat_to_vip`] for a VIP of either family.
+pub fn snat_to(vip: IpAddr) -> Action {
     Action::Ct(Ct {
         flags: ct_flags::COMMIT,
         zone: CtZone::Imm(HAIRPIN_ZONE),
@@ -189,8 +218,8 @@ pub fn snat_to_vip(vip: std::net::Ipv4Addr) -> Action {
         alg: 0,
         actions: vec![Action::Nat(Nat {
             flags: nat_flags::SRC,
-            addr_min: Some(IpAddr::V4(vip)),
-            addr_max: Some(IpAddr::V4(vip)),
+            addr_min: Some(vip),
+            addr_max: Some(vip),
             ..Nat::default()
         })],
     })

@@ -29,9 +29,8 @@
 //!
 //! The VIP's ARP answer is the ARP responder's: the VIP port is a port of the network.
 //! An IPv6 VIP balances over the pool's IPv6 members the same way (members of the other
-//! family get nothing); hairpin, floating IPs, health probes and SOURCE_IP persistence
-//! are IPv4 only, and an IPv6 VIP's SOURCE_IP pool is closed rather than balanced
-//! without its persistence.
+//! family get nothing), with hairpin, SOURCE_IP persistence and health probes in IPv6;
+//! floating IPs are IPv4 only (Neutron's are).
 
 pub mod affinity;
 pub mod fip;
@@ -50,7 +49,7 @@ use openflow::action::Action;
 use openflow::flow::{Bucket, GroupType};
 use openflow::nx::{Ct, CtZone, Nat, ct_flags, nat_flags};
 use openflow::oxm::{Field, Match, ct_state, mac_u128};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// The conntrack zone of balanced connections on every host (north-south NAT has
 /// 0xfff0; security groups allocate from the bottom).
@@ -82,6 +81,13 @@ fn ipv4(a: IpAddr) -> Option<Ipv4Addr> {
     match a {
         IpAddr::V4(a) => Some(a),
         IpAddr::V6(_) => None,
+    }
+}
+
+fn ipv6(a: IpAddr) -> Option<Ipv6Addr> {
+    match a {
+        IpAddr::V6(a) => Some(a),
+        IpAddr::V4(_) => None,
     }
 }
 
@@ -217,13 +223,6 @@ fn member_mac(view: &View, network: &str, ip: IpAddr) -> Option<[u8; 6]> {
     })
 }
 
-/// The pool a listener balances over: [`serving`], except that an IPv6 VIP's SOURCE_IP
-/// pool is closed rather than balanced without its persistence (remembered members are
-/// kept in a 32-bit register: IPv4 only).
-fn balanced<'a>(lb: &'a LoadBalancer, l: &Listener) -> Option<&'a Pool> {
-    serving(lb, l).filter(|p| p.affinity().is_none() || lb.vip_address.is_ipv4())
-}
-
 /// Whether this host balances for the network: one of its ports there is plugged here.
 fn here(cx: Cx<'_>, network: &str) -> bool {
     cx.view
@@ -249,7 +248,7 @@ pub fn compile(cx: Cx<'_>, lb: &LoadBalancer) -> (Vec<Flow>, Vec<Group>) {
     };
     let mut members = std::collections::BTreeMap::new();
     for (i, l) in lb.listeners.iter().enumerate() {
-        let Some(pool) = balanced(lb, l) else {
+        let Some(pool) = serving(lb, l) else {
             continue;
         };
         let vip_match = || listener_match(net.unique_key, vip, l);
@@ -279,9 +278,9 @@ pub fn compile(cx: Cx<'_>, lb: &LoadBalancer) -> (Vec<Flow>, Vec<Group>) {
         ));
         // A new connection picks a member (its client's remembered one, for SOURCE_IP).
         let gid = group_id(key, i);
-        let affinity = pool.affinity();
+        let affinity = pool.affinity(vip.is_ipv4());
         let pick = match affinity {
-            Some(_) => affinity::lookup(),
+            Some(_) => affinity::lookup(vip.is_ipv4()),
             None => vec![Instruction::ApplyActions(vec![Action::Group(gid)])],
         };
         flows.push(flow(
@@ -296,7 +295,15 @@ pub fn compile(cx: Cx<'_>, lb: &LoadBalancer) -> (Vec<Flow>, Vec<Group>) {
             pick,
         ));
         if let Some(a) = affinity {
-            flows.extend(affinity::select(key, &vip_match, l.protocol, a, pool, gid));
+            let (ipv4, proto) = (vip.is_ipv4(), l.protocol);
+            flows.extend(affinity::select(
+                key,
+                &vip_match,
+                proto,
+                a,
+                pool,
+                (gid, ipv4),
+            ));
         }
         let buckets = pool
             .members
@@ -305,9 +312,9 @@ pub fn compile(cx: Cx<'_>, lb: &LoadBalancer) -> (Vec<Flow>, Vec<Group>) {
             .filter(|m| m.address.is_ipv4() == vip.is_ipv4())
             .map(|m| {
                 members.insert(m.address, ());
-                let actions = match (affinity, m.address) {
-                    (Some(_), IpAddr::V4(addr)) => affinity::bucket(addr, m.protocol_port),
-                    _ => vec![member_nat(m.address, m.protocol_port)],
+                let actions = match affinity {
+                    Some(_) => affinity::bucket(m.address, m.protocol_port),
+                    None => vec![member_nat(m.address, m.protocol_port)],
                 };
                 Bucket {
                     weight: m.weight,
@@ -384,20 +391,25 @@ pub fn compile(cx: Cx<'_>, lb: &LoadBalancer) -> (Vec<Flow>, Vec<Group>) {
             ],
         ));
     }
-    // IPv4 only: a member balanced to itself, the VIP's floating IPs (Neutron's are
-    // IPv4), the health probes' answers.
-    let IpAddr::V4(vip) = vip else {
-        return (flows, groups);
-    };
-    let mac_of = |addr: Ipv4Addr| {
+    // A member balanced to itself, of the VIP's family; the VIP's floating IPs (Neutron's
+    // are IPv4); the health probes' answers.
+    let mac_of = |addr: IpAddr| {
         cx.view
             .ports_of(&net.meta.id)
-            .find(|p| p.fixed_ips.iter().any(|f| f.ip_address == IpAddr::V4(addr)))
+            .find(|p| p.fixed_ips.iter().any(|f| f.ip_address == addr))
             .map(|p| p.mac_address.0)
     };
-    let hairpinned = hairpin::members(lb, mac_of);
-    flows.extend(hairpin::flows(lb, vip, net.unique_key, &hairpinned));
-    flows.extend(fip::flows(cx.view, cx.host, lb, vip, net, &hairpinned));
+    match vip {
+        IpAddr::V4(vip) => {
+            let hairpinned = hairpin::members(lb, ipv4, |a| mac_of(a.into()));
+            flows.extend(hairpin::flows(lb, vip, net.unique_key, &hairpinned));
+            flows.extend(fip::flows(cx.view, cx.host, lb, vip, net, &hairpinned));
+        }
+        IpAddr::V6(vip) => {
+            let hairpinned = hairpin::members(lb, ipv6, |a| mac_of(a.into()));
+            flows.extend(hairpin::flows(lb, vip, net.unique_key, &hairpinned));
+        }
+    }
     flows.extend(health::flows(cx.view, cx.host, lb));
     (flows, groups)
 }
@@ -479,7 +491,7 @@ fn first_with(view: &View, lb: &LoadBalancer, addr: IpAddr, port: Option<(Protoc
     let has = |other: &LoadBalancer| {
         other.vip_address.is_ipv4() == addr.is_ipv4()
             && other.listeners.iter().any(|l| {
-                balanced(other, l).is_some_and(|pool| {
+                serving(other, l).is_some_and(|pool| {
                     pool.members.iter().any(|m| {
                         m.address == addr
                             && port.is_none_or(|(proto, p)| {

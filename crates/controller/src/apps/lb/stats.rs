@@ -6,7 +6,7 @@
 //! conntrack entries of the balancers' zone (`ovs-appctl dpctl/dump-conntrack`, parsed
 //! by [`active`]). Pure: the runtime asks the switch and runs the command.
 
-use super::{LB_ZONE, PRIO_NEW, PRIO_VIP, balanced, from_port, listener_match, sources};
+use super::{LB_ZONE, PRIO_NEW, PRIO_VIP, from_port, listener_match, serving, sources};
 use crate::pipeline::{App as AppId, Cookie, table};
 use crate::reconcile::FlowKey;
 use crate::view::View;
@@ -73,7 +73,7 @@ impl Counted {
             };
             let (key, vip) = (net.unique_key, lb.vip_address);
             for l in &lb.listeners {
-                if balanced(lb, l).is_none() {
+                if serving(lb, l).is_none() {
                     continue;
                 }
                 let id = &l.meta.id;

@@ -92,6 +92,15 @@ pub fn random_lb(rnd: &mut impl FnMut(u64) -> u64, k: u64) -> model::LoadBalance
         allowed_cidrs: vec![],
         default_pool_id: Some(format!("b{b}p")),
     };
+    // Network n1's balancers are IPv6 (its ports have IPv6 addresses too), the others
+    // IPv4, without drawing more random numbers.
+    let address = |last: u64| -> std::net::IpAddr {
+        if k == 1 {
+            format!("fd00:1::{last}").parse().unwrap()
+        } else {
+            format!("10.0.{}.{last}", k % 3).parse().unwrap()
+        }
+    };
     let mut members = Vec::new();
     for n in 0..12u64 {
         if rnd(3) != 0 {
@@ -110,7 +119,7 @@ pub fn random_lb(rnd: &mut impl FnMut(u64) -> u64, k: u64) -> model::LoadBalance
             meta: fixtures::meta(&format!("b{b}m{n}")),
             status,
             admin_state_up: rnd(5) != 0,
-            address: format!("10.0.{}.{}", k % 3, 10 + n).parse().unwrap(),
+            address: address(10 + n),
             protocol_port: 8000,
             weight: rnd(4) as u16,
             backup: false,
@@ -142,7 +151,7 @@ pub fn random_lb(rnd: &mut impl FnMut(u64) -> u64, k: u64) -> model::LoadBalance
         admin_state_up: true,
         provider: PROVIDER.into(),
         // Its own VIP: a port's address, unique in its network.
-        vip_address: format!("10.0.{}.{}", k % 3, 200 + b).parse().unwrap(),
+        vip_address: address(200 + b),
         vip_port_id: String::new(),
         vip_subnet_id: format!("s{k}"),
         vip_network_id: format!("n{k}"),

@@ -80,7 +80,7 @@ fn persistence(b: &mut Body) -> FaultResult<Option<Option<SpRequest>>> {
 
 /// Octavia's checks of a persistence request for a pool of `protocol` (the UDP rules,
 /// then `validate.check_session_persistence`), then this provider's: SOURCE_IP only, a
-/// granularity that is an IPv4 netmask.
+/// granularity that is a netmask (of the VIP's family: [`check_family`]).
 fn check_persistence(sp: &SpRequest, protocol: Protocol) -> FaultResult<()> {
     let kind = sp.kind.as_deref();
     let cookie = sp.cookie_name.as_deref().filter(|c| !c.is_empty());
@@ -125,12 +125,31 @@ fn check_persistence(sp: &SpRequest, protocol: Protocol) -> FaultResult<()> {
         )));
     }
     match sp.granularity {
-        None => Ok(()),
-        Some(IpAddr::V4(m)) if model::lb::netmask_len(u32::from(m)).is_some() => Ok(()),
-        Some(g) => Err(Fault::unsupported(format!(
-            "persistence_granularity {g}: the switch masks client addresses with an IPv4 \
-             netmask"
+        Some(g) if model::lb::granularity_len(g).is_none() => Err(Fault::unsupported(format!(
+            "persistence_granularity {g}: the switch masks client addresses with a netmask \
+             (as 255.255.255.0, or ffff:ffff:ffff:ffff:: for an IPv6 VIP)"
         ))),
+        _ => Ok(()),
+    }
+}
+
+/// This provider's check of a granularity against the balancer's VIP: the switch masks
+/// the clients' addresses, which are of the VIP's family.
+fn check_family(sp: Option<&SessionPersistence>, vip: IpAddr) -> FaultResult<()> {
+    match sp.and_then(|sp| sp.persistence_granularity) {
+        Some(g) if g.is_ipv4() != vip.is_ipv4() => {
+            let (family, example) = if vip.is_ipv4() {
+                ("IPv4", "255.255.255.0")
+            } else {
+                ("IPv6", "ffff:ffff:ffff:ffff::")
+            };
+            Err(Fault::unsupported(format!(
+                "persistence_granularity {g}: the VIP {vip} is {family}, and so are its \
+                 clients, whose addresses the switch masks with an {family} netmask (as \
+                 {example})"
+            )))
+        }
+        _ => Ok(()),
     }
 }
 
@@ -244,6 +263,7 @@ pub async fn create(
         if pool.meta.project_id != lb.meta.project_id {
             return Err(Fault::forbidden());
         }
+        check_family(pool.session_persistence.as_ref(), lb.vip_address)?;
         if let Some(lid) = &listener_id {
             let l = lb
                 .listeners
@@ -283,6 +303,7 @@ pub async fn update(
 ) -> FaultResult<Json<Value>> {
     change(&api, &ctx, &id, "Pool", |lb| {
         let mut b = Body::parse(&body, "pool")?;
+        let vip = lb.vip_address;
         let p = lb
             .pool_mut(&id)
             .ok_or_else(|| Fault::not_found("Pool", &id))?;
@@ -297,6 +318,7 @@ pub async fn update(
             p.session_persistence = sp
                 .map(|sp| merge(p.session_persistence.as_ref(), sp, p.protocol))
                 .transpose()?;
+            check_family(p.session_persistence.as_ref(), vip)?;
         }
         b.refuse(NOT_L4)?;
         b.finish()?;

@@ -1,8 +1,10 @@
 //! Health monitoring of balancer members (issue 23): every member is checked by the host
 //! its port is bound to (deterministic, and the probes never cross a tunnel), from the
 //! balancer's VIP, with no address of the tenant network taken. Probes are packet-outs
-//! straight to the member's port; the member answers the VIP (whose MAC the ARP responder
-//! gives), and the punt flows here send that answer to the controller in the member's
+//! straight to the member's port; the member answers the VIP (whose MAC the ARP
+//! responder gives, or for an IPv6 VIP the ND responder: the VIP port is a port of the
+//! network, answered on every host of it), and the punt flows here send that answer to
+//! the controller in the member's
 //! port-security table, before its egress conntrack (which never saw the probe) could
 //! call it invalid. The conclusions go to the NB store as the member's operating status,
 //! so every host's select group leaves a down member out (`Member::takes_traffic`).
@@ -27,7 +29,6 @@ use openflow::oxm::{Field, Match};
 use openflow::packet::{PacketIn, PacketOut, PipelineFields};
 use probe::{Answer, Ends};
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
 /// A conclusion for the NB store: member `member` of balancer `loadbalancer` is up
@@ -42,12 +43,14 @@ pub struct MemberHealth {
 /// Above port security's flows (its unfiltered ports' 200): answers to probes leave the
 /// pipeline before egress conntrack.
 const PRIO_ANSWER: u16 = 250;
-const ETH_IPV4: u16 = 0x0800;
 const ICMP: u8 = 1;
 const TCP: u8 = 6;
 const UDP: u8 = 17;
+const ICMPV6: u8 = 58;
 const ICMP_ECHO_REPLY: u8 = 0;
 const ICMP_UNREACHABLE: u8 = 3;
+const ICMPV6_UNREACHABLE: u8 = 1;
+const ICMPV6_ECHO_REPLY: u8 = 129;
 /// Answers one member may have punted a second (a member flooding the VIP with SYN-ACKs
 /// costs the controller this much at most).
 const ANSWERS_PER_SECOND: u32 = 50;
@@ -108,21 +111,12 @@ fn stored(m: &Member) -> Stored {
     }
 }
 
-fn v4(a: IpAddr) -> Option<Ipv4Addr> {
-    match a {
-        IpAddr::V4(a) => Some(a),
-        IpAddr::V6(_) => None,
-    }
-}
-
 /// The members of `lb` this host checks: enabled members of enabled pools with an
-/// enabled monitor, whose monitored address is a port of the VIP's network bound and
-/// plugged here.
+/// enabled monitor, whose monitored address is of the VIP's family and a port of the
+/// VIP's network bound and plugged here.
 pub fn targets_of(view: &View, host: &Host, lb: &LoadBalancer) -> Vec<Target> {
     let mut out = Vec::new();
-    let Some(vip) = v4(lb.vip_address) else {
-        return out;
-    };
+    let vip = lb.vip_address;
     if !lb.admin_state_up {
         return out;
     }
@@ -134,12 +128,13 @@ pub fn targets_of(view: &View, host: &Host, lb: &LoadBalancer) -> Vec<Target> {
             continue;
         };
         for m in pool.members.iter().filter(|m| m.admin_state_up) {
-            let Some(addr) = v4(m.monitor_address.unwrap_or(m.address)) else {
+            let addr = m.monitor_address.unwrap_or(m.address);
+            if addr.is_ipv4() != vip.is_ipv4() {
                 continue;
-            };
+            }
             let Some(port) = view
                 .ports_of(&lb.vip_network_id)
-                .find(|p| p.fixed_ips.iter().any(|f| f.ip_address == IpAddr::V4(addr)))
+                .find(|p| p.fixed_ips.iter().any(|f| f.ip_address == addr))
             else {
                 continue;
             };
@@ -175,12 +170,18 @@ pub fn targets_of(view: &View, host: &Host, lb: &LoadBalancer) -> Vec<Target> {
 pub fn flows(view: &View, host: &Host, lb: &LoadBalancer) -> Vec<Flow> {
     let mut matches = std::collections::BTreeMap::new();
     for t in targets_of(view, host, lb) {
+        let (vip, member) = (t.ends.vip, t.ends.member);
+        let v6 = vip.is_ipv6();
         let base = || {
-            Match::new()
-                .masked(reg::SRC_PORT, t.port_key, u32::MAX)
-                .eth_type(ETH_IPV4)
-                .ipv4_src(t.ends.member)
-                .ipv4_dst(t.ends.vip)
+            let m = Match::new().masked(reg::SRC_PORT, t.port_key, u32::MAX);
+            super::with_dst(
+                super::with_src(m.eth_type(super::eth_type_of(vip)), member),
+                vip,
+            )
+        };
+        let icmp = |v4_type, v6_type| match v6 {
+            false => base().ip_proto(ICMP).icmp_type(v4_type),
+            true => base().ip_proto(ICMPV6).icmpv6_type(v6_type),
         };
         let wanted: Vec<Match> = match t.kind {
             // To a probe's source port only: a member's own (hairpinned) connections
@@ -192,14 +193,14 @@ pub fn flows(view: &View, host: &Host, lb: &LoadBalancer) -> Vec<Flow> {
                     probe::PORT_BASE,
                 )]
             }
-            Kind::Ping => vec![base().ip_proto(ICMP).icmp_type(ICMP_ECHO_REPLY)],
+            Kind::Ping => vec![icmp(ICMP_ECHO_REPLY, ICMPV6_ECHO_REPLY)],
             Kind::UdpConnect => vec![
                 base().ip_proto(UDP).udp_src(t.ends.port).masked(
                     Field::UdpDst,
                     probe::PORT_BASE,
                     probe::PORT_BASE,
                 ),
-                base().ip_proto(ICMP).icmp_type(ICMP_UNREACHABLE),
+                icmp(ICMP_UNREACHABLE, ICMPV6_UNREACHABLE),
             ],
         };
         for m in wanted {
@@ -265,6 +266,23 @@ fn isn(token: u16) -> u32 {
     u32::from(token).wrapping_mul(2_654_435_761)
 }
 
+/// Whether `a` answers probe `token` of a check of kind `kind`.
+fn answers(kind: &Kind, a: &Answer, token: u16) -> bool {
+    let sport = probe::source_port(token);
+    match (kind, a) {
+        (Kind::Ping, Answer::Echo { token: got }) => *got == token,
+        (Kind::Tcp, Answer::SynAck { port, .. } | Answer::Reset { port })
+        | (
+            Kind::Http { .. },
+            Answer::SynAck { port, .. } | Answer::Reset { port } | Answer::Data { port, .. },
+        )
+        | (Kind::UdpConnect, Answer::PortUnreachable { port } | Answer::Datagram { port }) => {
+            *port == sport
+        }
+        _ => false,
+    }
+}
+
 fn out_to(ofport: u32, data: Vec<u8>) -> PacketOut {
     PacketOut {
         buffer_id: openflow::flow::NO_BUFFER,
@@ -320,21 +338,21 @@ impl Handler for Checker {
             return out;
         }
         // Several members may be checked through one port (its other addresses, other
-        // ports of one address): the answer names its own by address and port.
-        let Some((t, answer)) = targets
-            .iter()
-            .filter(|c| c.ofport == in_port)
-            .find_map(|c| {
-                let a = probe::answer(&pi.data, c.ends.vip, c.ends.member, c.ends.port)?;
-                Some((c, a))
-            })
+        // ports of one address, one address in pools checked another way): the answer
+        // names its own by address, port, kind and probe.
+        let Some((t, answer, token)) =
+            targets
+                .iter()
+                .filter(|c| c.ofport == in_port)
+                .find_map(|c| {
+                    let a = probe::answer(&pi.data, c.ends.vip, c.ends.member, c.ends.port)?;
+                    let token = self.monitor.inflight(&c.member)?;
+                    answers(&c.kind, &a, token).then_some((c, a, token))
+                })
         else {
             return out;
         };
         self.answers += 1;
-        let Some(token) = self.monitor.inflight(&t.member) else {
-            return out;
-        };
         let sport = probe::source_port(token);
         let ok = match (&t.kind, answer) {
             (Kind::Ping, Answer::Echo { token: got }) if got == token => Some(true),
