@@ -203,6 +203,20 @@ fn openstack_loadbalancer_builds_a_tree_and_shows_its_status() {
     assert_eq!(p["health_monitor"]["name"], "check", "{tree}");
     // Nobody checks 10.60.0.11 (no such port, no host): it stays unchecked.
     assert_eq!(p["members"][0]["operating_status"], "NO_MONITOR", "{tree}");
+    // Statistics (no host balances here: all zero) and a failover, as the CLI asks them.
+    let stats = json_of(&ks, &srv, &["loadbalancer", "stats", "show", "web"]);
+    assert_eq!(stats["total_connections"], 0, "{stats}");
+    assert_eq!(stats["bytes_in"], 0, "{stats}");
+    let stats = json_of(
+        &ks,
+        &srv,
+        &["loadbalancer", "listener", "stats", "show", "http"],
+    );
+    assert_eq!(stats["active_connections"], 0, "{stats}");
+    openstack(&ks, &["loadbalancer", "failover", "web", "--wait"])
+        .unwrap_or_else(|e| panic!("failover: {e}\n{}", srv.log_tail()));
+    let lb = json_of(&ks, &srv, &["loadbalancer", "show", "web"]);
+    assert_eq!(lb["provisioning_status"], "ACTIVE", "{lb}");
     // Refusals come back through the CLI with Octavia's words.
     let e = openstack(
         &ks,
