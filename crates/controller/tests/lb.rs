@@ -80,6 +80,7 @@ fn balancer(members: Vec<Member>) -> LoadBalancer {
             healthmonitor: None::<HealthMonitor>,
         }],
         failovers: 0,
+        fip_holder: None,
     }
 }
 

@@ -107,6 +107,7 @@ fn balancer(proto: Protocol, hm: HealthMonitor, ops: [&str; 2]) -> LoadBalancer 
             healthmonitor: Some(hm),
         }],
         failovers: 0,
+        fip_holder: None,
     };
     lb.roll_up();
     lb

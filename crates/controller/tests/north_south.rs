@@ -540,6 +540,7 @@ fn with_vip_fip(sim: &mut Sim) {
             healthmonitor: None,
         }],
         failovers: 0,
+        fip_holder: None,
     });
     sim.put(&Port {
         device_owner: owner::FLOATING_IP.into(),

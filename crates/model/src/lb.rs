@@ -261,6 +261,11 @@ pub struct LoadBalancer {
     /// balancer read their switch back and repair what differs from the compiled flows.
     #[serde(default)]
     pub failovers: u64,
+    /// The host that holds the VIP's floating IPs, as the server chose it among the hosts
+    /// with a live controller (`None`: not chosen yet; the hosts then take the first by
+    /// name with an ACTIVE port of the VIP network, as the server would).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fip_holder: Option<String>,
 }
 
 impl LoadBalancer {
@@ -386,6 +391,26 @@ impl LoadBalancer {
         }
         .into();
     }
+}
+
+/// The host that holds a VIP's floating IPs, among the ports of its network (`ports`):
+/// the first by name that an ACTIVE port other than the VIP's is bound to, of the hosts
+/// `live` accepts. ACTIVE: plugged there, so that host compiles the balancer.
+pub fn first_holder<'a>(
+    ports: impl IntoIterator<Item = &'a crate::Port>,
+    vip_port_id: &str,
+    live: impl Fn(&str) -> bool,
+) -> Option<&'a str> {
+    ports
+        .into_iter()
+        .filter(|p| {
+            p.meta.id != vip_port_id
+                && !p.binding_host_id.is_empty()
+                && p.status == crate::PortStatus::Active
+                && live(&p.binding_host_id)
+        })
+        .map(|p| p.binding_host_id.as_str())
+        .min()
 }
 
 impl NbObject for LoadBalancer {

@@ -165,8 +165,9 @@ pub fn orphaned<'a>(
 
 /// Every `report_interval` until the server stops: members whose checking host's
 /// controller lost its heartbeat lease are marked ERROR (their host comes back and its
-/// checks bring them up again). Several servers may do it at once: the writes are
-/// compare-and-swap and idempotent.
+/// checks bring them up again), and a VIP's floating IPs move to the first host by name
+/// with a live controller and an ACTIVE port of the VIP network (`fip_holder`). Several
+/// servers may do it at once: the writes are compare-and-swap and idempotent.
 pub async fn sweep(api: Arc<Api>) {
     let mut tick = tokio::time::interval(api.config.report_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -176,12 +177,12 @@ pub async fn sweep(api: Arc<Api>) {
             _ = tick.tick() => {}
         }
         if let Err(e) = sweep_once(&api).await {
-            tracing::warn!(error = %e.message, "member health sweep failed");
+            tracing::warn!(error = %e.message, "balancer sweep failed");
         }
     }
 }
 
-/// One pass of [`sweep`]: the members it marked ERROR.
+/// One pass of [`sweep`]: the changes it wrote (members marked ERROR, holders moved).
 pub async fn sweep_once(api: &Api) -> ApiResult<usize> {
     let store = &api.db.store;
     let prefix = model::agent::key(model::agent::CONTROLLER_BINARY, "");
@@ -192,55 +193,82 @@ pub async fn sweep_once(api: &Api) -> ApiResult<usize> {
         .filter(|l| l.live)
         .filter_map(|l| l.key.strip_prefix(&prefix).map(str::to_string))
         .collect();
-    let mut marked = 0;
+    let mut written = 0;
     for (lb, _) in api.db.all::<LoadBalancer>().await? {
-        if !lb.pools.iter().any(|p| p.healthmonitor.is_some()) {
-            continue;
-        }
         let ports: Vec<model::Port> = store
             .list_topic(model::Table::Port.name(), &lb.vip_network_id, false)
             .await?
             .iter()
             .filter_map(|r| serde_json::from_slice(&r.value).ok())
             .collect();
+        // With no live host to hold them, the floating IPs stay where they were.
+        let holder = model::lb::first_holder(&ports, &lb.vip_port_id, |h| live.contains(h));
+        if let Some(h) = holder.filter(|h| lb.fip_holder.as_deref() != Some(*h)) {
+            let moved = write_as_checker(api, &lb.meta.id, |lb| {
+                let changed = lb.fip_holder.as_deref() != Some(h);
+                lb.fip_holder = Some(h.to_string());
+                changed
+            })
+            .await?;
+            if moved {
+                written += 1;
+                tracing::info!(loadbalancer = %lb.meta.id, from = ?lb.fip_holder, to = %h, "floating IP holder chosen");
+            }
+        }
+        if !lb.pools.iter().any(|p| p.healthmonitor.is_some()) {
+            continue;
+        }
         let gone: Vec<String> = orphaned(&lb, &ports, |h| live.contains(h))
             .into_iter()
             .map(str::to_string)
             .collect();
         for member in gone {
-            let changed = crate::db::retrying(|| async {
-                let Some((mut lb, rev)) = api.db.get::<LoadBalancer>(&lb.meta.id).await? else {
-                    return Ok(false);
-                };
-                if lb.set_member_health(&member, false) != Some(true) {
-                    return Ok(false);
-                }
-                // As a checker's write: no PENDING_* brought back.
-                let lb = crate::octavia::realized::shown(api, vec![(lb, rev)])
-                    .await?
-                    .remove(0)
-                    .0;
-                let value =
-                    serde_json::to_vec(&lb).map_err(|e| ApiError::internal(e.to_string()))?;
-                store
-                    .commit(vec![
-                        Op::put(
-                            model::Table::LoadBalancer.name(),
-                            &lb.meta.id,
-                            value,
-                            Expect::Revision(rev),
-                        )
-                        .with_topic(Some(&lb.vip_network_id)),
-                    ])
-                    .await?;
-                Ok(true)
+            let changed = write_as_checker(api, &lb.meta.id, |lb| {
+                lb.set_member_health(&member, false) == Some(true)
             })
             .await?;
             if changed {
-                marked += 1;
+                written += 1;
                 tracing::info!(loadbalancer = %lb.meta.id, %member, "member ERROR: its checking host is gone");
             }
         }
     }
-    Ok(marked)
+    Ok(written)
+}
+
+/// Changes balancer `id` with `f` (true: it changed something) in one compare-and-swap
+/// write, as a checker's write: no PENDING_* brought back. False when `f` changed nothing
+/// or the balancer is gone.
+async fn write_as_checker(
+    api: &Api,
+    id: &str,
+    f: impl Fn(&mut LoadBalancer) -> bool,
+) -> ApiResult<bool> {
+    crate::db::retrying(|| async {
+        let Some((mut lb, rev)) = api.db.get::<LoadBalancer>(id).await? else {
+            return Ok(false);
+        };
+        if !f(&mut lb) {
+            return Ok(false);
+        }
+        let lb = crate::octavia::realized::shown(api, vec![(lb, rev)])
+            .await?
+            .remove(0)
+            .0;
+        let value = serde_json::to_vec(&lb).map_err(|e| ApiError::internal(e.to_string()))?;
+        api.db
+            .store
+            .commit(vec![
+                Op::put(
+                    model::Table::LoadBalancer.name(),
+                    &lb.meta.id,
+                    value,
+                    Expect::Revision(rev),
+                )
+                .with_topic(Some(&lb.vip_network_id)),
+            ])
+            .await?;
+        Ok(true)
+    })
+    .await
 }

@@ -186,3 +186,76 @@ async fn members_of_a_host_whose_controller_is_gone_are_marked_error() {
         0
     );
 }
+
+/// A VIP's floating IPs are held by the first host by name with a live controller and an
+/// ACTIVE port of the VIP network: the sweep writes it, moves it when that host's
+/// controller is gone, leaves it when no live host is left, and brings it back.
+#[tokio::test]
+async fn the_floating_ip_holder_is_the_first_live_host_and_moves_when_it_dies() {
+    use std::time::Duration;
+    let c = Cloud::new();
+    let (lb, _, _) = world(&c).await;
+    let (st, v) = c
+        .lb(OWNER, "GET", &format!("/v2/lbaas/loadbalancers/{lb}"), None)
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let vip_port = v["loadbalancer"]["vip_port_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (_, ports) = c.call(ADMIN, "GET", "/v2.0/ports", None).await;
+    for p in ports["ports"].as_array().unwrap() {
+        let host = p["binding:host_id"].as_str().unwrap_or("");
+        if host.is_empty() || p["id"] == vip_port.as_str() {
+            continue;
+        }
+        let (st, v) = c
+            .nb(
+                Principal::Host(host.into()),
+                "PUT",
+                &format!("/nb/v1/ports/{}/binding", id(p)),
+                Some(json!({"host": host, "status": "ACTIVE"})),
+            )
+            .await;
+        assert_eq!(st, 200, "{v}");
+    }
+    let beat = |host: &'static str, ttl: Duration| {
+        let c = &c;
+        async move {
+            let key = model::agent::key(model::agent::CONTROLLER_BINARY, host);
+            c.api
+                .db
+                .store
+                .put_lease(&key, b"{}".to_vec(), Some(ttl))
+                .await
+                .unwrap();
+        }
+    };
+    let holder = || async {
+        let (lb, _) = c
+            .api
+            .db
+            .get::<model::LoadBalancer>(&lb)
+            .await
+            .unwrap()
+            .unwrap();
+        lb.fip_holder
+    };
+    let sweep = || neutron_api::nb_lb_health::sweep_once(&c.api);
+    // No live controller yet: nobody chosen.
+    assert_eq!(sweep().await.unwrap(), 0);
+    assert_eq!(holder().await, None);
+    beat("host-a", Duration::from_millis(300)).await;
+    beat("host-b", Duration::from_secs(60)).await;
+    assert_eq!(sweep().await.unwrap(), 1);
+    assert_eq!(holder().await.as_deref(), Some("host-a"));
+    assert_eq!(sweep().await.unwrap(), 0, "nothing more to write");
+    // host-a's heartbeat runs out: host-b takes over.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(sweep().await.unwrap(), 1);
+    assert_eq!(holder().await.as_deref(), Some("host-b"));
+    // host-a is back: the first by name again.
+    beat("host-a", Duration::from_secs(60)).await;
+    sweep().await.unwrap();
+    assert_eq!(holder().await.as_deref(), Some("host-a"));
+}

@@ -15,19 +15,25 @@ pub use crate::common::cloud::Controller as Ctl;
 /// A controller with `--bridge-mappings physnet1:br-ex` (the shared harness starts them
 /// without).
 pub fn controller(srv: &Server, ovs: &testbed::Ovs, name: &str, ip: &str) -> Ctl {
-    Ctl::spawn(
-        &srv.nb_url,
-        ovs,
-        name,
-        ip,
-        &[
-            "--tunnel-types",
-            "geneve",
-            "--bridge-mappings",
-            "physnet1:br-ex",
-        ],
-        None,
-    )
+    controller_with(srv, ovs, name, ip, &[])
+}
+
+/// [`controller`] with `extra` arguments.
+pub fn controller_with(
+    srv: &Server,
+    ovs: &testbed::Ovs,
+    name: &str,
+    ip: &str,
+    extra: &[&str],
+) -> Ctl {
+    let mut args = vec![
+        "--tunnel-types",
+        "geneve",
+        "--bridge-mappings",
+        "physnet1:br-ex",
+    ];
+    args.extend_from_slice(extra);
+    Ctl::spawn(&srv.nb_url, ovs, name, ip, &args, None)
 }
 
 pub struct Cloud {
@@ -58,7 +64,11 @@ impl Cloud {
 
     /// With `access_vlan`, the outside is on that VLAN of the physical network.
     pub fn start(access_vlan: Option<u16>) -> Cloud {
-        let srv = Server::start();
+        Cloud::start_on(Server::start(), access_vlan, &[])
+    }
+
+    /// [`Cloud::start`] around `srv`, its controllers with `ctl_args` too.
+    pub fn start_on(srv: Server, access_vlan: Option<u16>, ctl_args: &[&str]) -> Cloud {
         let ovs = [
             testbed::Ovs::start().expect("ovs a"),
             testbed::Ovs::start().expect("ovs b"),
@@ -115,8 +125,8 @@ impl Cloud {
         ip(&outside, &["link", "set", "eth0", "up"]);
         let _ = outside.exec(["ethtool", "-K", "eth0", "tx", "off"]);
         let ctl = vec![
-            controller(&srv, &ovs[0], "host-a", "192.0.2.1"),
-            controller(&srv, &ovs[1], "host-b", "192.0.2.2"),
+            controller_with(&srv, &ovs[0], "host-a", "192.0.2.1", ctl_args),
+            controller_with(&srv, &ovs[1], "host-b", "192.0.2.2", ctl_args),
         ];
         for o in &ovs {
             wait_until("patch ports", Duration::from_secs(20), || {

@@ -365,6 +365,7 @@ pub async fn create(
         listeners: Vec::new(),
         pools: Vec::new(),
         failovers: 0,
+        fip_holder: None,
     };
     let mut lb = lb;
     lb.roll_up();

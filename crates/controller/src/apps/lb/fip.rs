@@ -1,6 +1,8 @@
 //! Floating IPs on a VIP: the outside reaches the balancer. The VIP port is bound nowhere,
-//! so one host holds its floating IP: the first host (by name) with an ACTIVE port on the
-//! VIP's network bound to it ([`holder`]), which every host of the network works out alike. It
+//! so one host holds its floating IP: the one the server chose (`fip_holder`: the first
+//! host by name with a live controller and an ACTIVE port on the VIP's network, chosen
+//! again when that host's controller dies), or before it chose, the first by name with
+//! such a port ([`holder`]), which every host of the network works out alike. It
 //! must reach the external network (a bridge mapping, as for any floating IP held
 //! there); the other hosts send it the members' answers.
 //!
@@ -38,18 +40,42 @@ const PRIO_FIP: u16 = 120;
 /// Below the members' hairpin replies in lb_hairpin_reply (110).
 const PRIO_OUT: u16 = 50;
 
-/// The host that holds the VIP's floating IPs: the first, by name, that an ACTIVE port of
-/// the VIP network is bound to (ACTIVE: plugged there, so that host compiles the
-/// balancer).
-pub fn holder<'a>(view: &'a View, lb: &LoadBalancer) -> Option<&'a str> {
-    view.ports_of(&lb.vip_network_id)
-        .filter(|p| {
-            p.meta.id != lb.vip_port_id
-                && !p.binding_host_id.is_empty()
-                && p.status == model::PortStatus::Active
-        })
-        .map(|p| p.binding_host_id.as_str())
-        .min()
+/// The host that holds the VIP's floating IPs: the server's choice, else the first by
+/// name with an ACTIVE port of the VIP network ([`model::lb::first_holder`], as the
+/// server chooses among the live ones).
+pub fn holder<'a>(view: &'a View, lb: &'a LoadBalancer) -> Option<&'a str> {
+    if let Some(h) = &lb.fip_holder {
+        return Some(h);
+    }
+    model::lb::first_holder(view.ports_of(&lb.vip_network_id), &lb.vip_port_id, |_| true)
+}
+
+/// A floating IP of a VIP that this host holds, to announce on the external network
+/// (`apps::nat`'s gratuitous ARP: the holder changed hosts, and the physical switches
+/// must learn where the floating IP's MAC now is): its address, MAC and network.
+pub fn held_here<'a>(
+    view: &'a View,
+    host: &Host,
+    f: &FloatingIp,
+) -> Option<(Ipv4Addr, [u8; 6], &'a Network)> {
+    let vip_port = f.port_id.as_deref()?;
+    let lb = view
+        .loadbalancers
+        .values()
+        .find(|lb| lb.vip_port_id == vip_port && f.fixed_ip_address == Some(lb.vip_address))?;
+    if holder(view, lb)? != view.chassis {
+        return None;
+    }
+    let router = view.routers.get(f.router_id.as_ref()?)?;
+    let g = nat::gateway(view, host, router)?;
+    if g.net.meta.id != f.floating_network_id {
+        return None;
+    }
+    let IpAddr::V4(fip) = f.floating_ip_address else {
+        return None;
+    };
+    let mac = view.ports.get(&f.floating_port_id)?.mac_address.0;
+    Some((fip, mac, g.net))
 }
 
 /// The floating IPs associated to the balancer's VIP.

@@ -219,6 +219,12 @@ impl NatPunt {
                 // Held for its port forwardings: it moves with the first one's port.
                 here.insert((h.fip, h.mac, first.internal_port_id.clone()));
                 nets.insert(h.fip, h.gateway.net.meta.id.clone());
+            } else if let Some((fip, mac, net)) = crate::apps::lb::fip::held_here(view, host, f)
+                && let Some(vip_port) = &f.port_id
+            {
+                // A balancer's VIP: it moves with the balancer's holder.
+                here.insert((fip, mac, vip_port.clone()));
+                nets.insert(fip, net.meta.id.clone());
             }
         }
         for net_id in hops.iter().map(|(n, _)| n) {

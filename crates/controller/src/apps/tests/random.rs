@@ -177,6 +177,7 @@ pub fn random_lb(rnd: &mut impl FnMut(u64) -> u64, k: u64) -> model::LoadBalance
             healthmonitor,
         }],
         failovers: 0,
+        fip_holder: None,
     }
 }
 
