@@ -680,3 +680,98 @@ fn an_answer_goes_to_the_check_it_answers_when_one_port_has_several() {
         }]
     );
 }
+
+/// A member on another network, behind a router of the VIP's network, is checked by its
+/// own host, which has no port on the VIP's network (it follows it through the router):
+/// the probe comes from the VIP as the router delivers it (from its interface's MAC on the
+/// member's network), and the member's answer to its gateway is punted and concludes.
+#[test]
+fn a_member_behind_a_router_is_checked_from_its_own_host() {
+    use model::{MacAddr, Router, RouterInterface, owner};
+    const ROUTED: u32 = 3;
+    let m3 = Ipv4Addr::new(10, 0, 2, 13);
+    let mut lb = balancer(Protocol::Tcp, monitor("TCP", 1, 2), ["NO_MONITOR"; 2]);
+    lb.pools[0].members[0].address = IpAddr::V4(m3);
+    lb.pools[0].members.truncate(1);
+    let mut sim = Sim::with("h", TUNNEL, &[], &Settings::default());
+    sim.chassis("o", "192.0.2.2");
+    put_open_group(&mut sim);
+    for (n, s, key, cidr) in [("n", "s", 1, "10.0.0.0/24"), ("n2", "s2", 2, "10.0.2.0/24")] {
+        sim.put(&Network {
+            subnets: vec![s.into()],
+            ..fixtures::network(n, key)
+        });
+        sim.put(&fixtures::subnet(s, n, cidr));
+    }
+    sim.put(&Port {
+        fixed_ips: vec![fixtures::fixed_ip("s", "10.0.0.100")],
+        device_owner: "Octavia".into(),
+        ..fixtures::port("vip", "n", 100, "")
+    });
+    sim.put(&open_port("c", 5, "o"));
+    let iface =
+        |port: &str, net: &str, subnet: &str, n: u8, ip: &str, cidr: &str| RouterInterface {
+            port_id: port.into(),
+            subnet_id: subnet.into(),
+            network_id: net.into(),
+            ip_address: ip.parse().unwrap(),
+            cidr: cidr.parse().unwrap(),
+            mac_address: MacAddr(mac(n)),
+        };
+    let interfaces = vec![
+        iface("r1", "n", "s", 201, "10.0.0.1", "10.0.0.0/24"),
+        iface("r2", "n2", "s2", 202, "10.0.2.1", "10.0.2.0/24"),
+    ];
+    for i in &interfaces {
+        sim.put(&Port {
+            fixed_ips: vec![fixtures::fixed_ip(&i.subnet_id, &i.ip_address.to_string())],
+            device_owner: owner::ROUTER_INTERFACE.into(),
+            device_id: "r".into(),
+            ..fixtures::port(&i.port_id, &i.network_id, u32::from(i.mac_address.0[5]), "")
+        });
+    }
+    sim.put(&Router {
+        interfaces,
+        ..fixtures::router("r", 9)
+    });
+    sim.put(&lb);
+    // The member's port comes last, as a VM booted after its balancer.
+    sim.put(&Port {
+        fixed_ips: vec![fixtures::fixed_ip("s2", "10.0.2.13")],
+        security_groups: vec!["open".into()],
+        ..fixtures::port("m3", "n2", 13, "h")
+    });
+    sim.plug("m3", ROUTED);
+    let (frames, health) = run(&mut sim, Duration::from_millis(100));
+    assert!(health.is_empty());
+    assert_eq!(frames.len(), 1, "one probe, for m3: {frames:?}");
+    assert_eq!(frames[0].0, ROUTED);
+    let syn = &frames[0].1;
+    assert_eq!(syn[6..12], mac(202), "from the router's interface on n2");
+    assert_eq!(syn[0..6], mac(13));
+    let (ip, _) = ip_of(syn);
+    assert_eq!((ip.src_addr, ip.dst_addr), (VIP, m3), "from the VIP");
+    let (sport, _, isn, ..) = tcp_of(syn);
+    // m3 answers its gateway: punted from its port, and up.
+    let seg = TcpRepr {
+        src_port: 80,
+        dst_port: sport,
+        seq_number: 9000,
+        ack_number: isn + 1,
+        flags: Flags(Flags::SYN | Flags::ACK),
+        window_len: 1000,
+        urgent_at: 0,
+        payload: b"",
+    }
+    .build(&IpAddr::V4(m3), &IpAddr::V4(VIP));
+    let answer = EthernetRepr {
+        src_addr: EthernetAddress(mac(13)),
+        dst_addr: EthernetAddress(mac(202)),
+        vlan: None,
+        ethertype: EtherType::Ipv4,
+    }
+    .build(&Ipv4Repr::new(m3, VIP, IpProtocol::Tcp, seg.len()).build(&seg));
+    let sent = sim.send(ROUTED, &answer);
+    let health: Vec<_> = sent.punted.iter().flat_map(|p| p.health.clone()).collect();
+    assert_eq!(health, up(true));
+}

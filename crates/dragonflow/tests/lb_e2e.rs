@@ -345,18 +345,7 @@ fn a_member_behind_a_router_is_balanced_to_with_one_on_the_vip_network() {
     let far = srv.network("farnet", "10.54.0.0/24");
     let subnet = first_subnet(srv, &net);
     let far_subnet = first_subnet(srv, &far);
-    let router = srv.create("routers", "router", json!({"name": "lbr"}));
-    for s in [&subnet, &far_subnet] {
-        let (st, body) = srv.call(
-            "PUT",
-            &format!(
-                "/v2.0/routers/{}/add_router_interface",
-                router["id"].as_str().unwrap()
-            ),
-            Some(json!({"subnet_id": s})),
-        );
-        assert_eq!(st, 200, "{body}");
-    }
+    common::backends::router_on(srv, "lbr", &[&subnet, &far_subnet]);
     let (client, _) = t.vm(&net, 0);
     let (near, near_ip) = t.vm(&net, 0);
     let (remote, remote_ip) = t.vm(&far, 1);

@@ -4,7 +4,8 @@
 //! member's server turns it ERROR and the balancer DEGRADED, after which 30 of 30
 //! requests succeed (from the other two); restarting it brings it back ONLINE. The
 //! detection and recovery times are printed. An IPv6 VIP's members are checked in IPv6
-//! (HTTP, PING, UDP-CONNECT).
+//! (HTTP, PING, UDP-CONNECT). A member on another network, behind a router, is checked by
+//! its own host too (which has no port on the VIP's network).
 
 mod common;
 
@@ -309,4 +310,59 @@ fn an_ipv6_vips_members_are_checked_in_ipv6() {
         took_up.as_secs_f64()
     );
     drop(servers);
+}
+
+#[test]
+fn a_member_behind_a_router_is_checked_by_its_own_host() {
+    let t: TwoHosts = two_hosts();
+    let srv = &t.srv;
+    let net = srv.network("hvipnet", "10.55.0.0/24");
+    let far = srv.network("hfarnet", "10.56.0.0/24");
+    let (subnet, far_subnet) = (first_subnet(srv, &net), first_subnet(srv, &far));
+    common::backends::router_on(srv, "hlbr", &[&subnet, &far_subnet]);
+    let (client, _) = t.vm(&net, 0);
+    // Host b has a port on the member's network only.
+    let (remote, remote_ip) = t.vm(&far, 1);
+    for (vm, gw) in [(&client, "10.55.0.1"), (&remote, "10.56.0.1")] {
+        vm.ns
+            .exec(["ip", "route", "add", "default", "via", gw])
+            .expect("default route");
+    }
+    let server = serve(&remote, "far");
+    let bal = balancer(srv, &subnet, "routedhm", 80, json!({}));
+    let m = made(
+        srv,
+        &bal.members,
+        json!({"member": {"address": remote_ip, "protocol_port": 8000, "subnet_id": far_subnet}}),
+    );
+    let id = m["id"].as_str().unwrap().to_string();
+    made(
+        srv,
+        "/v2/lbaas/healthmonitors",
+        json!({"healthmonitor": {"pool_id": bal.pool["id"], "type": "HTTP", "delay": 1,
+            "timeout": 1, "max_retries": 2, "max_retries_down": 2,
+            "url_path": "/", "expected_codes": "200"}}),
+    );
+    let up = until_member(&t, &bal.id, &id, "ONLINE", Duration::from_secs(30));
+    assert!(
+        t.ctl[1].log().contains("member health"),
+        "host b concluded: {}",
+        t.ctl[1].log()
+    );
+    let url = format!("http://{}/", bal.vip);
+    wait_until("the far member to answer", Duration::from_secs(20), || {
+        curl(&client, &url).as_deref() == Some("far")
+    });
+    // Its server dies: ERROR, the balancer ERROR too (its only member); back ONLINE.
+    drop(server);
+    let down = until_member(&t, &bal.id, &id, "ERROR", Duration::from_secs(30));
+    assert_ne!(statuses(srv, &bal.id).0, "ONLINE");
+    let _server = serve(&remote, "far");
+    let again = until_member(&t, &bal.id, &id, "ONLINE", Duration::from_secs(30));
+    eprintln!(
+        "member behind a router: ONLINE after {:.1} s, ERROR {:.1} s after its server died, ONLINE {:.1} s after it came back",
+        up.as_secs_f64(),
+        down.as_secs_f64(),
+        again.as_secs_f64()
+    );
 }

@@ -14,7 +14,6 @@ use model::LoadBalancer;
 use model::lb::operating;
 use nbdb::{Expect, Op};
 use serde_json::{Value, json};
-use std::net::IpAddr;
 use std::sync::Arc;
 
 pub async fn put_health(
@@ -98,31 +97,19 @@ pub async fn put_health(
     Ok(Json(json!({"member": member, "changed": changed})))
 }
 
-/// Refuses unless `host` checks `member`: its monitored address is a port of the VIP's
-/// network bound to `host`.
+/// Refuses unless `host` checks `member`: the port holding its monitored address (on the
+/// VIP's network, or on its own subnet's network behind a router) is bound to `host`.
 async fn checks(api: &Api, lb: &LoadBalancer, member: &str, host: &str) -> ApiResult<()> {
-    let addr: Option<IpAddr> = lb
+    let Some(m) = lb
         .pools
         .iter()
         .flat_map(|p| &p.members)
         .find(|m| m.meta.id == member)
-        .map(|m| m.monitor_address.unwrap_or(m.address));
-    let Some(addr) = addr else {
+    else {
         return Err(ApiError::not_found("Member", member));
     };
-    let ports = api
-        .db
-        .store
-        .list_topic(model::Table::Port.name(), &lb.vip_network_id, false)
-        .await?;
-    let bound_here = ports.iter().any(|r| {
-        serde_json::from_slice::<model::Port>(&r.value).is_ok_and(|p| {
-            p.binding_host_id == host
-                && p.network_id == lb.vip_network_id
-                && p.fixed_ips.iter().any(|f| f.ip_address == addr)
-        })
-    });
-    if bound_here {
+    let (ports, subnets) = member_ports(api, lb).await?;
+    if member_port(lb, m, &ports, &subnets).is_some_and(|p| p.binding_host_id == host) {
         Ok(())
     } else {
         tracing::warn!(%host, member, "NB write refused: member health from a host that does not check it");
@@ -132,12 +119,69 @@ async fn checks(api: &Api, lb: &LoadBalancer, member: &str, host: &str) -> ApiRe
     }
 }
 
-/// The monitored members of `lb` whose checker is gone: their port (on the VIP's network,
-/// holding the monitored address) is bound to a host for which `live` is false. Their VM
-/// went with the host; nobody else can reach them the way their checker did.
+/// Subnet id → network id, for the members' subnets.
+pub type Subnets = std::collections::BTreeMap<String, String>;
+
+/// The ports that may hold `lb`'s members: those of the VIP's network and of its members'
+/// subnets' networks; and those subnets' networks.
+pub async fn member_ports(api: &Api, lb: &LoadBalancer) -> ApiResult<(Vec<model::Port>, Subnets)> {
+    let mut subnets = Subnets::new();
+    for id in lb
+        .pools
+        .iter()
+        .flat_map(|p| &p.members)
+        .filter_map(|m| m.subnet_id.as_ref())
+    {
+        if !subnets.contains_key(id)
+            && let Some((s, _)) = api.db.get::<model::Subnet>(id).await?
+        {
+            subnets.insert(id.clone(), s.network_id);
+        }
+    }
+    let mut networks: std::collections::BTreeSet<&str> =
+        subnets.values().map(String::as_str).collect();
+    networks.insert(&lb.vip_network_id);
+    let mut ports = Vec::new();
+    for n in networks {
+        let records = api
+            .db
+            .store
+            .list_topic(model::Table::Port.name(), n, false)
+            .await?;
+        ports.extend(
+            records
+                .iter()
+                .filter_map(|r| serde_json::from_slice::<model::Port>(&r.value).ok())
+                .filter(|p| p.network_id == n),
+        );
+    }
+    Ok((ports, subnets))
+}
+
+/// The port holding member `m`'s monitored address: on the VIP's network, else on its
+/// subnet's network (behind a router; addresses may repeat across networks).
+pub fn member_port<'a>(
+    lb: &LoadBalancer,
+    m: &model::lb::Member,
+    ports: &'a [model::Port],
+    subnets: &Subnets,
+) -> Option<&'a model::Port> {
+    let addr = m.monitor_address.unwrap_or(m.address);
+    let at = |net: &str| {
+        ports
+            .iter()
+            .find(|p| p.network_id == net && p.fixed_ips.iter().any(|f| f.ip_address == addr))
+    };
+    at(&lb.vip_network_id).or_else(|| at(subnets.get(m.subnet_id.as_ref()?)?))
+}
+
+/// The monitored members of `lb` whose checker is gone: their port ([`member_port`]) is
+/// bound to a host for which `live` is false. Their VM went with the host; nobody else
+/// can reach them the way their checker did.
 pub fn orphaned<'a>(
     lb: &'a LoadBalancer,
     ports: &[model::Port],
+    subnets: &Subnets,
     live: impl Fn(&str) -> bool,
 ) -> Vec<&'a str> {
     let mut out = Vec::new();
@@ -146,13 +190,7 @@ pub fn orphaned<'a>(
             if m.status.operating_status == operating::ERROR {
                 continue;
             }
-            let addr = m.monitor_address.unwrap_or(m.address);
-            let host = ports
-                .iter()
-                .find(|p| {
-                    p.network_id == lb.vip_network_id
-                        && p.fixed_ips.iter().any(|f| f.ip_address == addr)
-                })
+            let host = member_port(lb, m, ports, subnets)
                 .map(|p| p.binding_host_id.as_str())
                 .filter(|h| !h.is_empty());
             if host.is_some_and(|h| !live(h)) {
@@ -195,14 +233,10 @@ pub async fn sweep_once(api: &Api) -> ApiResult<usize> {
         .collect();
     let mut written = 0;
     for (lb, _) in api.db.all::<LoadBalancer>().await? {
-        let ports: Vec<model::Port> = store
-            .list_topic(model::Table::Port.name(), &lb.vip_network_id, false)
-            .await?
-            .iter()
-            .filter_map(|r| serde_json::from_slice(&r.value).ok())
-            .collect();
+        let (ports, subnets) = member_ports(api, &lb).await?;
         // With no live host to hold them, the floating IPs stay where they were.
-        let holder = model::lb::first_holder(&ports, &lb.vip_port_id, |h| live.contains(h));
+        let vip_net = ports.iter().filter(|p| p.network_id == lb.vip_network_id);
+        let holder = model::lb::first_holder(vip_net, &lb.vip_port_id, |h| live.contains(h));
         if let Some(h) = holder.filter(|h| lb.fip_holder.as_deref() != Some(*h)) {
             let moved = write_as_checker(api, &lb.meta.id, |lb| {
                 let changed = lb.fip_holder.as_deref() != Some(h);
@@ -218,7 +252,7 @@ pub async fn sweep_once(api: &Api) -> ApiResult<usize> {
         if !lb.pools.iter().any(|p| p.healthmonitor.is_some()) {
             continue;
         }
-        let gone: Vec<String> = orphaned(&lb, &ports, |h| live.contains(h))
+        let gone: Vec<String> = orphaned(&lb, &ports, &subnets, |h| live.contains(h))
             .into_iter()
             .map(str::to_string)
             .collect();

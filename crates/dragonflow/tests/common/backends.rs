@@ -186,3 +186,20 @@ pub fn balancer(
         pool,
     }
 }
+
+/// A router with an interface on each of `subnets` (the VIP's network and a member's, in
+/// the tests of members behind a router).
+pub fn router_on(srv: &super::Server, name: &str, subnets: &[&str]) -> serde_json::Value {
+    use serde_json::json;
+    let router = srv.create("routers", "router", json!({ "name": name }));
+    let id = router["id"].as_str().expect("router id");
+    for s in subnets {
+        let (st, body) = srv.call(
+            "PUT",
+            &format!("/v2.0/routers/{id}/add_router_interface"),
+            Some(json!({ "subnet_id": s })),
+        );
+        assert_eq!(st, 200, "{body}");
+    }
+    router
+}

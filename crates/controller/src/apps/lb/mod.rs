@@ -208,6 +208,12 @@ fn member_mac(view: &View, network: &str, ip: IpAddr) -> Option<[u8; 6]> {
     {
         return Some(p.mac_address.0);
     }
+    router_between(view, network, ip).map(|(via, _)| via)
+}
+
+/// The first router (by id, up) with an interface on `network` and one on another network
+/// whose subnet holds `ip`: the MACs of those two interfaces (`network`'s side, `ip`'s).
+pub(crate) fn router_between(view: &View, network: &str, ip: IpAddr) -> Option<([u8; 6], [u8; 6])> {
     let mut routers: Vec<_> = view.routers.values().filter(|r| r.admin_state_up).collect();
     routers.sort_by(|a, b| a.meta.id.cmp(&b.meta.id));
     routers.into_iter().find_map(|r| {
@@ -218,8 +224,8 @@ fn member_mac(view: &View, network: &str, ip: IpAddr) -> Option<[u8; 6]> {
         let reaches = r
             .interfaces
             .iter()
-            .any(|i| i.network_id != network && i.cidr.contains(&ip));
-        reaches.then_some(via.mac_address.0)
+            .find(|i| i.network_id != network && i.cidr.contains(&ip))?;
+        Some((via.mac_address.0, reaches.mac_address.0))
     })
 }
 
@@ -238,7 +244,8 @@ pub fn compile(cx: Cx<'_>, lb: &LoadBalancer) -> (Vec<Flow>, Vec<Group>) {
     };
     let vip = lb.vip_address;
     if !here(cx, &net.meta.id) {
-        return (flows, groups);
+        // Members on other networks bound here are still checked from here.
+        return (health::flows(cx.view, cx.host, lb), groups);
     }
     let key = lb.unique_key;
     let on_net = || {
@@ -504,6 +511,15 @@ fn first_with(view: &View, lb: &LoadBalancer, addr: IpAddr, port: Option<(Protoc
     !on_network(view, &lb.vip_network_id).any(|other| other.meta.id < lb.meta.id && has(other))
 }
 
+/// Whether a member of `lb` is (or is monitored) at one of `port`'s addresses.
+fn has_member_at(lb: &LoadBalancer, port: &model::Port) -> bool {
+    lb.pools.iter().flat_map(|p| &p.members).any(|m| {
+        port.fixed_ips
+            .iter()
+            .any(|f| f.ip_address == m.address || Some(f.ip_address) == m.monitor_address)
+    })
+}
+
 /// The balancers whose VIP is on `network`.
 fn on_network<'a>(view: &'a View, network: &'a str) -> impl Iterator<Item = &'a LoadBalancer> {
     view.loadbalancers
@@ -564,7 +580,22 @@ impl App for Lb {
     fn affected(&self, view: &View, changed: &Touched, out: &mut Vec<Owner>) {
         let network = match changed.table {
             model::Table::Network => Some(changed.id.as_str()),
-            model::Table::Port => view.ports.get(&changed.id).map(|p| p.network_id.as_str()),
+            model::Table::Port => {
+                // A member's port on another network (checked from its host): the
+                // balancers with a member at one of its addresses, or all of them when
+                // it is gone from the view (few balancers per host).
+                let port = view.ports.get(&changed.id);
+                out.extend(
+                    view.loadbalancers
+                        .values()
+                        .filter(|lb| port.is_none_or(|p| has_member_at(lb, p)))
+                        .map(|lb| Touched {
+                            table: model::Table::LoadBalancer,
+                            id: lb.meta.id.clone(),
+                        }),
+                );
+                port.map(|p| p.network_id.as_str())
+            }
             // A floating IP of a VIP, its router or a chassis (the holder's address) may
             // move the VIP's floating IP flows: few balancers per host, all of them.
             model::Table::FloatingIp | model::Table::Router | model::Table::Chassis => {

@@ -1,7 +1,10 @@
 //! Health monitoring of balancer members (issue 23): every member is checked by the host
 //! its port is bound to (deterministic, and the probes never cross a tunnel), from the
 //! balancer's VIP, with no address of the tenant network taken. Probes are packet-outs
-//! straight to the member's port; the member answers the VIP (whose MAC the ARP
+//! straight to the member's port (for a member on another network, behind a router of
+//! the VIP's, as that router would deliver them: from its interface's MAC there, which
+//! the member answers as its gateway; its host follows the VIP's network through that
+//! router, so it has the balancer); the member answers the VIP (whose MAC the ARP
 //! responder gives, or for an IPv6 VIP the ND responder: the VIP port is a port of the
 //! network, answered on every host of it), and the punt flows here send that answer to
 //! the controller in the member's
@@ -112,8 +115,8 @@ fn stored(m: &Member) -> Stored {
 }
 
 /// The members of `lb` this host checks: enabled members of enabled pools with an
-/// enabled monitor, whose monitored address is of the VIP's family and a port of the
-/// VIP's network bound and plugged here.
+/// enabled monitor, whose monitored address is of the VIP's family and a port bound and
+/// plugged here, of the VIP's network or of one a router of the VIP's network reaches.
 pub fn targets_of(view: &View, host: &Host, lb: &LoadBalancer) -> Vec<Target> {
     let mut out = Vec::new();
     let vip = lb.vip_address;
@@ -132,11 +135,22 @@ pub fn targets_of(view: &View, host: &Host, lb: &LoadBalancer) -> Vec<Target> {
             if addr.is_ipv4() != vip.is_ipv4() {
                 continue;
             }
-            let Some(port) = view
-                .ports_of(&lb.vip_network_id)
-                .find(|p| p.fixed_ips.iter().any(|f| f.ip_address == addr))
-            else {
-                continue;
+            // A port of the VIP's network, answered from the VIP's MAC; else one on another
+            // network behind a router of the VIP's, whose probes come as routed from that
+            // router's interface there (the member answers its gateway).
+            let with = |p: &&model::Port| p.fixed_ips.iter().any(|f| f.ip_address == addr);
+            let (port, from_mac) = match view.ports_of(&lb.vip_network_id).find(with) {
+                Some(p) => (p, lb.vip_mac.0),
+                None => {
+                    let Some((_, there)) = super::router_between(view, &lb.vip_network_id, addr)
+                    else {
+                        continue;
+                    };
+                    let Some(p) = view.local_ports().find(with) else {
+                        continue;
+                    };
+                    (p, there)
+                }
             };
             if port.binding_host_id != view.chassis {
                 continue;
@@ -152,7 +166,7 @@ pub fn targets_of(view: &View, host: &Host, lb: &LoadBalancer) -> Vec<Target> {
                 stored: stored(m),
                 ends: Ends {
                     vip,
-                    vip_mac: lb.vip_mac.0,
+                    vip_mac: from_mac,
                     member: addr,
                     member_mac: port.mac_address.0,
                     port: m.monitor_port.unwrap_or(m.protocol_port),
