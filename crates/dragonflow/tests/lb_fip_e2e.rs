@@ -66,6 +66,15 @@ fn the_outside_reaches_the_members_through_a_floating_ip_on_the_vip() {
     assert_eq!(fip["fixed_ip_address"], bal.vip.as_str(), "{fip}");
     let url = format!("http://{}/", fip["floating_ip_address"].as_str().unwrap());
 
+    // Both members serving (their Python servers may start slowly on a loaded machine).
+    for p in [&pa, &pb] {
+        let direct = format!("http://{}:8000/", addr(p).1);
+        wait_until("a member to serve", Duration::from_secs(30), || {
+            vm_a.ns
+                .exec(["curl", "-s", "--max-time", "2", &direct])
+                .is_ok_and(|s| !s.trim().is_empty())
+        });
+    }
     wait_until("the floating IP to answer", Duration::from_secs(30), || {
         curl(&t.outside, &url).is_some()
     });
