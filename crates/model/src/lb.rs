@@ -141,6 +141,21 @@ pub struct SessionPersistence {
 pub const DEFAULT_PERSISTENCE_TIMEOUT: u16 = 360;
 
 impl Pool {
+    /// The members new connections go to, of the VIP's family (`ipv4` or not): those that
+    /// take traffic, the backup ones only while no other does (Octavia's `backup`).
+    pub fn serving(&self, ipv4: bool) -> Vec<&Member> {
+        let up: Vec<&Member> = self
+            .members
+            .iter()
+            .filter(|m| m.takes_traffic() && m.address.is_ipv4() == ipv4)
+            .collect();
+        if up.iter().any(|m| !m.backup) {
+            up.into_iter().filter(|m| !m.backup).collect()
+        } else {
+            up
+        }
+    }
+
     /// When the pool keeps a client on one member: `Some((idle timeout in seconds, client
     /// prefix length))` for `lb_algorithm` SOURCE_IP or `session_persistence` SOURCE_IP,
     /// for clients of an IPv4 VIP (`ipv4`) or an IPv6 one. A timeout of 0 or less is the

@@ -458,8 +458,12 @@ async fn octavia_refusals_have_octavia_codes_and_words() {
     assert_eq!(st, 400, "{v}");
     let (st, v) = member(json!({"address": "2001:db8::7", "protocol_port": 80})).await;
     assert_eq!(st, 400, "{v}");
-    let (st, v) = member(json!({"address": "10.9.0.7", "protocol_port": 80, "backup": true})).await;
-    assert_eq!(st, 501, "{v}");
+    let (st, v) = member(json!({"address": "10.9.0.8", "protocol_port": 80, "backup": true})).await;
+    assert_eq!(st, 201, "{v}");
+    assert_eq!(v["member"]["backup"], true, "{v}");
+    let (st, v) =
+        member(json!({"address": "10.9.0.7", "protocol_port": 80, "backup": "yes"})).await;
+    assert_eq!(st, 400, "{v}");
     let (st, _) = member(json!({"address": "10.9.0.7", "protocol_port": 80})).await;
     assert_eq!(st, 201);
     let (st, v) = member(json!({"address": "10.9.0.7", "protocol_port": 80})).await;

@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod fwaas;
+pub mod lb;
 pub mod sim;
 
 use controller::apps::Desired;

@@ -158,9 +158,8 @@ pub fn select(
     (gid, ipv4): (u32, bool),
 ) -> Vec<Flow> {
     let mut out: Vec<Flow> = pool
-        .members
-        .iter()
-        .filter(|m| m.takes_traffic() && m.address.is_ipv4() == ipv4)
+        .serving(ipv4)
+        .into_iter()
         .map(|m: &Member| {
             let held = match m.address {
                 IpAddr::V4(a) => vip().masked(reg::LB_MEMBER_ADDR, u32::from(a), u32::MAX),

@@ -312,13 +312,17 @@ pub fn compile(cx: Cx<'_>, lb: &LoadBalancer) -> (Vec<Flow>, Vec<Group>) {
                 (gid, ipv4),
             ));
         }
-        let buckets = pool
-            .members
-            .iter()
-            .filter(|m| m.takes_traffic())
-            .filter(|m| m.address.is_ipv4() == vip.is_ipv4())
-            .map(|m| {
+        // Every member that takes traffic is reached (a backup's connections made while
+        // the others were down go on); new ones go to the serving ones.
+        for m in pool.members.iter().filter(|m| m.takes_traffic()) {
+            if m.address.is_ipv4() == vip.is_ipv4() {
                 members.insert(m.address, ());
+            }
+        }
+        let buckets = pool
+            .serving(vip.is_ipv4())
+            .into_iter()
+            .map(|m| {
                 let actions = match affinity {
                     Some(_) => affinity::bucket(m.address, m.protocol_port),
                     None => vec![member_nat(m.address, m.protocol_port)],

@@ -93,11 +93,6 @@ pub async fn create(
     let (monitor_address, monitor_port) = monitor(&mut b)?;
     b.refuse(&["request_sriov"])?;
     b.finish()?;
-    if backup {
-        return Err(Fault::unsupported(
-            "backup members: every member of a pool takes new connections",
-        ));
-    }
     if let Some(s) = &subnet_id {
         let Some((subnet, _)) = api.db.get::<model::Subnet>(s).await? else {
             return Err(Fault::new(
@@ -186,10 +181,8 @@ pub async fn update(
         if let Some(w) = b.int("weight", 0, MAX_WEIGHT)? {
             m.weight = w as u16;
         }
-        if let Some(true) = b.bool("backup")? {
-            return Err(Fault::unsupported(
-                "backup members: every member of a pool takes new connections",
-            ));
+        if let Some(backup) = b.bool("backup")? {
+            m.backup = backup;
         }
         if b.is_null("monitor_address") {
             m.monitor_address = None;
