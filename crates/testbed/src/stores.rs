@@ -36,7 +36,7 @@ enum Dir {
     Kept { dir: PathBuf, log: PathBuf },
 }
 
-fn free_port() -> io::Result<u16> {
+pub(crate) fn free_port() -> io::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
@@ -111,29 +111,13 @@ impl StoreServer {
         };
         let mut cmd = match self.kind {
             StoreKind::Etcd => {
-                let (curl, purl) = (
-                    format!("http://127.0.0.1:{client}"),
-                    format!("http://127.0.0.1:{peer}"),
+                let purl = format!("http://127.0.0.1:{peer}");
+                let mut c = etcd(
+                    "test",
+                    &dir.join("etcd"),
+                    (client, peer),
+                    &format!("test={purl}"),
                 );
-                let mut c = Command::new("etcd");
-                c.arg("--name")
-                    .arg("test")
-                    .arg("--data-dir")
-                    .arg(dir.join("etcd"));
-                c.args([
-                    "--listen-client-urls",
-                    &curl,
-                    "--advertise-client-urls",
-                    &curl,
-                ]);
-                c.args([
-                    "--listen-peer-urls",
-                    &purl,
-                    "--initial-advertise-peer-urls",
-                    &purl,
-                ]);
-                c.arg("--initial-cluster").arg(format!("test={purl}"));
-                c.args(["--logger", "zap", "--log-level", "error"]);
                 if matches!(self.dir, Dir::Kept { .. }) {
                     c.args(["--auto-compaction-retention", "1"]);
                 }
@@ -169,27 +153,19 @@ impl StoreServer {
             Dir::Kept { log, .. } => crate::process::spawn_detached_child(&mut cmd, log)?,
         };
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Some(c) = self.child.as_mut()
-                && let Ok(Some(_)) = c.try_wait()
-            {
-                self.child = None;
-                return Ok(false);
+        match listening(&mut self.child, client, Duration::from_secs(30)) {
+            Some(up) => Ok(up),
+            None => {
+                let log = match &self.dir {
+                    Dir::Temp(_) => String::new(),
+                    Dir::Kept { log, .. } => format!(": {}", crate::tail(log, 3)),
+                };
+                Err(io::Error::other(format!(
+                    "{:?} server not listening after 30 s{log}",
+                    self.kind
+                )))
             }
-            if TcpStream::connect(("127.0.0.1", client)).is_ok() {
-                return Ok(true);
-            }
-            std::thread::sleep(Duration::from_millis(20));
         }
-        let log = match &self.dir {
-            Dir::Temp(_) => String::new(),
-            Dir::Kept { log, .. } => format!(": {}", crate::tail(log, 3)),
-        };
-        Err(io::Error::other(format!(
-            "{:?} server not listening after 30 s{log}",
-            self.kind
-        )))
     }
 
     /// Stops the server gracefully (data kept) and starts it again on the same ports.
@@ -214,6 +190,56 @@ impl StoreServer {
             let _ = child.wait();
         }
     }
+}
+
+/// Waits until `port` on 127.0.0.1 accepts connections: `Some(true)`; the child exited
+/// first (taken out of `child`, e.g. its port was taken): `Some(false)`; timeout: `None`.
+pub(crate) fn listening(child: &mut Option<Child>, port: u16, within: Duration) -> Option<bool> {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if let Some(c) = child.as_mut()
+            && let Ok(Some(_)) = c.try_wait()
+        {
+            *child = None;
+            return Some(false);
+        }
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Some(true);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
+/// An etcd member `name` with its data in `data`, on `(client, peer)` ports of
+/// 127.0.0.1, in the cluster `initial_cluster` (`name=http://…,…`).
+pub(crate) fn etcd(
+    name: &str,
+    data: &Path,
+    (client, peer): (u16, u16),
+    initial_cluster: &str,
+) -> Command {
+    let (curl, purl) = (
+        format!("http://127.0.0.1:{client}"),
+        format!("http://127.0.0.1:{peer}"),
+    );
+    let mut c = Command::new("etcd");
+    c.arg("--name").arg(name).arg("--data-dir").arg(data);
+    c.args([
+        "--listen-client-urls",
+        &curl,
+        "--advertise-client-urls",
+        &curl,
+    ]);
+    c.args([
+        "--listen-peer-urls",
+        &purl,
+        "--initial-advertise-peer-urls",
+        &purl,
+    ]);
+    c.arg("--initial-cluster").arg(initial_cluster);
+    c.args(["--logger", "zap", "--log-level", "error"]);
+    c
 }
 
 /// Debian's ZooKeeper jar: its manifest names the libraries it needs.
