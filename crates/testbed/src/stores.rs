@@ -246,20 +246,28 @@ pub(crate) fn etcd(
 pub const ZOOKEEPER_JAR: &str = "/usr/share/java/zookeeper.jar";
 
 /// A standalone ZooKeeper on `port` with its data under `dir`: `ZooKeeperServerMain` with a
-/// small config, no admin server, a short tick (sessions of 1 to 10 s) and a small log
-/// preallocation (tmpfs). The JVM is tuned to start fast (about 2 s here).
+/// small config (below).
 fn zookeeper(dir: &Path, port: u16) -> io::Result<Command> {
     let data = dir.join("zookeeper");
     std::fs::create_dir_all(&data)?;
     let cfg = dir.join("zoo.cfg");
-    std::fs::write(
-        &cfg,
-        format!(
-            "tickTime=500\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\n\
-             maxClientCnxns=0\nadmin.enableServer=false\n4lw.commands.whitelist=ruok,srvr\n",
-            data.display()
-        ),
-    )?;
+    std::fs::write(&cfg, zookeeper_cfg(&data, port))?;
+    zookeeper_java("org.apache.zookeeper.server.ZooKeeperServerMain", &cfg)
+}
+
+/// A ZooKeeper config with no admin server, a short tick (sessions of 1 to 10 s), and the
+/// `ruok` and `srvr` words.
+pub(crate) fn zookeeper_cfg(data: &Path, port: u16) -> String {
+    format!(
+        "tickTime=500\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\n\
+         maxClientCnxns=0\nadmin.enableServer=false\n4lw.commands.whitelist=ruok,srvr\n",
+        data.display()
+    )
+}
+
+/// ZooKeeper's `main` class on config `cfg`, with a small log preallocation (tmpfs) and
+/// the JVM tuned to start fast (about 2 s here).
+pub(crate) fn zookeeper_java(main: &str, cfg: &Path) -> io::Result<Command> {
     if !Path::new(ZOOKEEPER_JAR).exists() {
         return Err(io::Error::other(format!(
             "{ZOOKEEPER_JAR} missing: install zookeeper (scripts/setup)"
@@ -275,7 +283,7 @@ fn zookeeper(dir: &Path, port: u16) -> io::Result<Command> {
         "-Dzookeeper.preAllocSize=4096",
         "-cp",
         ZOOKEEPER_JAR,
-        "org.apache.zookeeper.server.ZooKeeperServerMain",
+        main,
     ]);
     c.arg(cfg);
     Ok(c)
