@@ -1,9 +1,11 @@
-//! Many API servers (issue 26): three `dragonflow server` processes on a real three-member
-//! etcd cluster, under clients that spread their creates across them. Mid-burst one server
-//! and the etcd leader are killed with SIGKILL. Every create answered 201 must be there
-//! afterwards on the surviving servers, nothing may be half written (a port without its
-//! network, an IP or MAC claim without its port or a port without its claims), and a
-//! client whose request got no answer or a 5xx succeeds by retrying on another server.
+//! Many API servers (issue 26): three `dragonflow server` processes on one store, under
+//! clients that spread their creates across them. Mid-burst one server and the store's
+//! leader are killed with SIGKILL: a three-member etcd cluster, a three-member ZooKeeper
+//! ensemble, or (one Redis, no member to kill) the server alone. Every create answered 201
+//! must be there afterwards on the surviving servers, nothing may be half written (a port
+//! without its network, an IP or MAC claim without its port or a port without its
+//! claims), and a client whose request got no answer or a 5xx succeeds by retrying on
+//! another server.
 
 mod common;
 
@@ -13,7 +15,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
-use testbed::EtcdCluster;
+use testbed::{EtcdCluster, StoreKind, StoreServer, ZooKeeperEnsemble};
 
 /// Client threads, each with its own network and subnet made before the burst.
 const CLIENTS: usize = 4;
@@ -90,7 +92,7 @@ impl Load {
             };
             *self.retried.lock().unwrap().entry(why.clone()).or_default() += 1;
             whys.push(why);
-            std::thread::sleep(Duration::from_millis(50 * attempt as u64));
+            std::thread::sleep(Duration::from_millis(100 * attempt as u64));
         }
         panic!("create {resource}: no server succeeded in {ATTEMPTS} attempts: {whys:?}");
     }
@@ -130,10 +132,66 @@ fn claims(db: &str) -> HashMap<String, String> {
         .collect()
 }
 
+/// The store under the servers.
+enum Nb {
+    Etcd(EtcdCluster),
+    /// One Redis: no member to kill (Sentinel or Cluster are not supported).
+    Redis(StoreServer),
+    ZooKeeper(ZooKeeperEnsemble),
+}
+
+impl Nb {
+    fn url(&self) -> String {
+        match self {
+            Nb::Etcd(c) => c.url(),
+            Nb::Redis(r) => r.url(),
+            Nb::ZooKeeper(z) => z.url(),
+        }
+    }
+
+    /// Kills the store's leader with SIGKILL, when it has members; names what was killed.
+    /// The leader (as `etcdctl endpoint status` or ZooKeeper's `srvr` names it): losing it
+    /// forces an election under the load, the harder case.
+    fn kill_leader(&mut self) -> String {
+        match self {
+            Nb::Etcd(c) => {
+                let leader = c.leader().expect("etcd leader");
+                c.kill(leader).expect("kill etcd member");
+                format!("etcd member {leader} of 3 (the leader)")
+            }
+            Nb::Redis(_) => "no store member (one Redis)".into(),
+            Nb::ZooKeeper(z) => {
+                let leader = z.leader().expect("ZooKeeper leader");
+                z.kill(leader).expect("kill ZooKeeper member");
+                format!("ZooKeeper member {leader} of 3 (the leader)")
+            }
+        }
+    }
+}
+
 #[test]
 fn servers_and_an_etcd_member_killed_mid_burst_lose_no_answered_create() {
-    let mut cluster = EtcdCluster::start(3).expect("etcd cluster");
-    let db = cluster.url();
+    burst(Nb::Etcd(EtcdCluster::start(3).expect("etcd cluster")));
+}
+
+#[test]
+fn a_server_killed_mid_burst_on_one_redis_loses_no_answered_create() {
+    burst(Nb::Redis(
+        StoreServer::start(StoreKind::Redis).expect("redis"),
+    ));
+}
+
+#[test]
+fn a_server_and_a_zookeeper_member_killed_mid_burst_lose_no_answered_create() {
+    burst(Nb::ZooKeeper(
+        ZooKeeperEnsemble::start(3).expect("ZooKeeper ensemble"),
+    ));
+}
+
+/// Three servers on `nb` under the clients; server 0 and the store's leader killed after
+/// [`KILL_AFTER`] creates; then the checks.
+fn burst(mut nb: Nb) {
+    let db = nb.url();
     let mut servers: Vec<Server> = (0..3).map(|_| Server::start_on_unlimited(&db)).collect();
     let load = Load {
         urls: servers.iter().map(|s| s.url.clone()).collect(),
@@ -150,7 +208,7 @@ fn servers_and_an_etcd_member_killed_mid_burst_lose_no_answered_create() {
 
     let done = AtomicUsize::new(0);
     let start = Instant::now();
-    let (killed_at, done_at_kill, leader) = std::thread::scope(|s| {
+    let (killed_at, done_at_kill, member) = std::thread::scope(|s| {
         for (c, home) in homes.iter().enumerate() {
             let (load, done) = (&load, &done);
             s.spawn(move || {
@@ -168,21 +226,17 @@ fn servers_and_an_etcd_member_killed_mid_burst_lose_no_answered_create() {
         while done.load(Ordering::SeqCst) < KILL_AFTER {
             std::thread::sleep(Duration::from_millis(10));
         }
-        // The leader, as `etcdctl endpoint status` would name it: losing it forces an
-        // election under the load, the harder case.
-        let leader = cluster.leader().expect("etcd leader");
         servers[0].kill();
-        cluster.kill(leader).expect("kill etcd member");
-        (start.elapsed(), done.load(Ordering::SeqCst), leader)
+        let member = nb.kill_leader();
+        (start.elapsed(), done.load(Ordering::SeqCst), member)
     });
     let burst = start.elapsed();
     let answered = load.answered.into_inner().unwrap();
     let retried = load.retried.into_inner().unwrap();
     let retries: usize = retried.values().sum();
     eprintln!(
-        "ha_e2e: {} creates answered in {:.1} s ({:.0}/s) by 3 servers on 3 etcd members; \
-         server 0 and etcd member {leader} (the leader) killed at {:.1} s after {} creates; \
-         {retries} retries: {retried:?}",
+        "ha_e2e: {} creates answered in {:.1} s ({:.0}/s) by 3 servers on {db}; server 0 \
+         and {member} killed at {:.1} s after {} creates; {retries} retries: {retried:?}",
         answered.len(),
         burst.as_secs_f64(),
         answered.len() as f64 / burst.as_secs_f64(),
