@@ -271,7 +271,6 @@ impl Etcd {
         end: Vec<u8>,
         mut at: i64,
     ) -> Result<(Revision, Vec<Record>)> {
-        let mut c = self.shared.client().await?;
         let mut from = start;
         let mut out = Vec::new();
         loop {
@@ -279,10 +278,7 @@ impl Etcd {
             if at > 0 {
                 opts = opts.with_revision(at);
             }
-            let resp = c
-                .get(from.clone(), Some(opts))
-                .await
-                .map_err(|e| self.shared.lost(&c, e))?;
+            let resp = self.shared.members.get(from.clone(), Some(opts)).await?;
             if at == 0 {
                 at = resp.header().map(|h| h.revision()).unwrap_or(0);
             }
@@ -359,12 +355,8 @@ impl Etcd {
 
     /// The revision of our last commit (from the marker) and etcd's current revision.
     async fn latest(&self) -> Result<(Revision, Revision)> {
-        let resp = {
-            let mut c = self.shared.client().await?;
-            c.get(self.shared.marker(), None)
-                .await
-                .map_err(|e| self.shared.lost(&c, e))?
-        };
+        let marker = self.shared.marker().into_bytes();
+        let resp = self.shared.members.get(marker, None).await?;
         let ours = resp.kvs().first().map(|kv| rev_of(kv.mod_revision()));
         let now = resp.header().map(|h| rev_of(h.revision())).unwrap_or(0);
         Ok((ours.unwrap_or(0), now.max(ours.unwrap_or(0))))
@@ -400,15 +392,15 @@ impl Etcd {
         if counts.is_empty() {
             return Ok((compares, writes));
         }
-        let mut c = self.shared.client().await?;
         for count in counts {
             let name = count.name();
             let base = format!("{}/", self.shared.counter(name));
             let opts = GetOptions::new().with_range(prefix_end(base.as_bytes()));
-            let resp = c
-                .get(base.clone(), Some(opts))
-                .await
-                .map_err(|e| self.shared.lost(&c, e))?;
+            let resp = self
+                .shared
+                .members
+                .get(base.clone().into_bytes(), Some(opts))
+                .await?;
             let mut shards = [None; SHARDS];
             for kv in resp.kvs() {
                 if let Some(i) = shard_of(&kv.key()[base.len()..]) {
@@ -591,10 +583,7 @@ impl Etcd {
             TxnOp::get(v.clone(), Some(opts(false))),
             TxnOp::get(live.clone(), Some(opts(true))),
         ]);
-        let resp = {
-            let mut c = self.shared.client().await?;
-            c.txn(txn).await.map_err(|e| self.shared.lost(&c, e))?
-        };
+        let resp = self.shared.members.read(txn).await?;
         let ops = resp.op_responses();
         let (Some(TxnOpResponse::Get(values)), Some(TxnOpResponse::Get(lives))) =
             (ops.first(), ops.get(1))
@@ -638,12 +627,8 @@ impl Store for Etcd {
     }
 
     async fn get(&self, table: &str, id: &str) -> Result<Option<Record>> {
-        let resp = {
-            let mut c = self.shared.client().await?;
-            c.get(self.shared.key(table, id), None)
-                .await
-                .map_err(|e| self.shared.lost(&c, e))?
-        };
+        let key = self.shared.key(table, id).into_bytes();
+        let resp = self.shared.members.get(key, None).await?;
         match resp.kvs().first() {
             Some(kv) => self
                 .shared
@@ -676,12 +661,7 @@ impl Store for Etcd {
         let start = self.shared.counter(prefix).into_bytes();
         let base = self.shared.counter("").len();
         let opts = GetOptions::new().with_range(prefix_end(&start));
-        let resp = {
-            let mut c = self.shared.client().await?;
-            c.get(start, Some(opts))
-                .await
-                .map_err(|e| self.shared.lost(&c, e))?
-        };
+        let resp = self.shared.members.get(start, Some(opts)).await?;
         // `<name>/<shard>`: the shards of one counter are added up.
         let mut out: std::collections::BTreeMap<String, i64> = Default::default();
         for kv in resp.kvs() {

@@ -8,7 +8,9 @@
 
 use super::io;
 use crate::{Result, StoreError};
-use etcd_client::{Client, ConnectOptions};
+use etcd_client::{Client, ConnectOptions, GetOptions, GetResponse, Txn, TxnResponse};
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -44,12 +46,14 @@ impl DerefMut for Pinned {
 }
 
 impl Members {
+    /// Starts at a random member, so that several servers spread over the cluster.
     pub(super) fn new(endpoints: Vec<String>, user: Option<(String, String)>) -> Members {
+        let first = RandomState::new().hash_one(&endpoints) as usize;
         Members {
             clients: endpoints.iter().map(|_| OnceCell::new()).collect(),
+            current: AtomicUsize::new(first % endpoints.len().max(1)),
             endpoints,
             user,
-            current: AtomicUsize::new(0),
         }
     }
 
@@ -84,6 +88,35 @@ impl Members {
             self.next(c.member);
         }
         io(e)
+    }
+
+    /// A read of `key`, tried on each member in turn while one does not answer: a read is
+    /// safe to repeat, and a one-shot reader (`dragonflow db`) has no next request.
+    pub(super) async fn get(&self, key: Vec<u8>, opts: Option<GetOptions>) -> Result<GetResponse> {
+        let mut tries = self.clients.len();
+        loop {
+            let mut c = self.client().await?;
+            match c.get(key.clone(), opts.clone()).await {
+                Ok(r) => return Ok(r),
+                Err(e) if tries > 1 && unanswered(&e) => self.next(c.member),
+                Err(e) => return Err(self.lost(&c, e)),
+            }
+            tries -= 1;
+        }
+    }
+
+    /// A transaction of reads only, tried as [`Members::get`] is.
+    pub(super) async fn read(&self, txn: Txn) -> Result<TxnResponse> {
+        let mut tries = self.clients.len();
+        loop {
+            let mut c = self.client().await?;
+            match c.txn(txn.clone()).await {
+                Ok(r) => return Ok(r),
+                Err(e) if tries > 1 && unanswered(&e) => self.next(c.member),
+                Err(e) => return Err(self.lost(&c, e)),
+            }
+            tries -= 1;
+        }
     }
 
     /// Moves on from `member`, once however many requests saw it fail.
@@ -152,12 +185,14 @@ mod tests {
         assert!(!unanswered_code(11) && !unanswered_code(3));
         assert!(!unanswered(&etcd_client::Error::InvalidArgs("x".into())));
         let m = Members::new(vec!["a".into(), "b".into(), "c".into()], None);
-        // Two requests on member 0 failing move the store on once, not twice.
-        m.next(0);
-        m.next(0);
-        assert_eq!(m.current.load(Ordering::Relaxed), 1);
-        m.next(1);
-        m.next(2);
-        assert_eq!(m.current.load(Ordering::Relaxed), 0);
+        let first = m.current.load(Ordering::Relaxed);
+        assert!(first < 3);
+        // Two requests on one member failing move the store on once, not twice.
+        m.next(first);
+        m.next(first);
+        assert_eq!(m.current.load(Ordering::Relaxed), (first + 1) % 3);
+        m.next((first + 1) % 3);
+        m.next((first + 2) % 3);
+        assert_eq!(m.current.load(Ordering::Relaxed), first);
     }
 }
