@@ -20,19 +20,22 @@
 //! is attached to an etcd lease of the time to live, so etcd itself drops it when the
 //! writer stops renewing: liveness is etcd's clock, not the writer's.
 
+mod members;
+
 use crate::codec::{decode_value, encode_value, topic_of};
 use crate::{Change, Count, Expect, Op, Record, Result, Revision, Snapshot, Store, StoreError};
 use async_trait::async_trait;
 use etcd_client::{
-    Client, Compare, CompareOp, ConnectOptions, EventType, GetOptions, KeyValue, PutOptions, Txn,
-    TxnOp, TxnOpResponse, WatchOptions,
+    Compare, CompareOp, EventType, GetOptions, KeyValue, PutOptions, Txn, TxnOp, TxnOpResponse,
+    WatchOptions,
 };
+use members::{Members, Pinned};
 use std::collections::VecDeque;
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{OnceCell, watch};
+use tokio::sync::watch;
 
 /// Where objects live unless the URL names another prefix.
 pub const DEFAULT_PREFIX: &str = "/dragonflow/";
@@ -50,11 +53,8 @@ pub struct Etcd {
 
 /// What the store and its follower task share.
 struct Shared {
-    endpoints: Vec<String>,
-    /// etcd's user and password, when its authentication is on.
-    user: Option<(String, String)>,
+    members: Members,
     prefix: String,
-    client: OnceCell<Client>,
     /// The last revision the follower has seen whole (in `recent`).
     revision: watch::Sender<Revision>,
     recent: Mutex<Recent>,
@@ -72,7 +72,7 @@ struct Recent {
 impl std::fmt::Debug for Etcd {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let s = &self.shared;
-        write!(f, "Etcd({}{})", s.endpoints.join(","), s.prefix)
+        write!(f, "Etcd({}{})", s.members.endpoints().join(","), s.prefix)
     }
 }
 
@@ -100,27 +100,6 @@ fn prefix_end(key: &[u8]) -> Vec<u8> {
         }
     }
     vec![0]
-}
-
-async fn connect(endpoints: &[String], user: Option<&(String, String)>) -> Result<Client> {
-    let mut options = ConnectOptions::new()
-        .with_connect_timeout(Duration::from_secs(2))
-        // Detects a dead server under a long-lived watch stream.
-        .with_keep_alive(Duration::from_secs(5), Duration::from_secs(5))
-        .with_keep_alive_while_idle(true);
-    if let Some((name, password)) = user {
-        options = options.with_user(name.clone(), password.clone());
-    }
-    Client::connect(endpoints, Some(options))
-        .await
-        .map_err(|e| match user {
-            // etcd's answer names what is wrong ("authentication failed, invalid user ID
-            // or password"); the password itself is never in it.
-            Some((name, _)) if e.to_string().contains("auth") => StoreError::Unavailable(format!(
-                "etcd refused the credentials of user {name:?}: {e}"
-            )),
-            _ => io(e),
-        })
 }
 
 impl Etcd {
@@ -154,10 +133,8 @@ impl Etcd {
         };
         let (tx, _) = watch::channel(0);
         let shared = Arc::new(Shared {
-            endpoints,
-            user,
+            members: Members::new(endpoints, user),
             prefix,
-            client: OnceCell::new(),
             revision: tx,
             recent: Mutex::new(Recent::default()),
             buffer,
@@ -175,12 +152,13 @@ impl Etcd {
 }
 
 impl Shared {
-    async fn client(&self) -> Result<Client> {
-        // The client reconnects by itself once built; only building it can fail here.
-        self.client
-            .get_or_try_init(|| connect(&self.endpoints, self.user.as_ref()))
-            .await
-            .cloned()
+    async fn client(&self) -> Result<Pinned> {
+        self.members.client().await
+    }
+
+    /// The error of a request through `c` (see [`Members::lost`]).
+    fn lost(&self, c: &Pinned, e: etcd_client::Error) -> StoreError {
+        self.members.lost(c, e)
     }
 
     fn key(&self, table: &str, id: &str) -> String {
@@ -293,7 +271,6 @@ impl Etcd {
         end: Vec<u8>,
         mut at: i64,
     ) -> Result<(Revision, Vec<Record>)> {
-        let mut c = self.shared.client().await?;
         let mut from = start;
         let mut out = Vec::new();
         loop {
@@ -301,7 +278,7 @@ impl Etcd {
             if at > 0 {
                 opts = opts.with_revision(at);
             }
-            let resp = c.get(from.clone(), Some(opts)).await.map_err(io)?;
+            let resp = self.shared.members.get(from.clone(), Some(opts)).await?;
             if at == 0 {
                 at = resp.header().map(|h| h.revision()).unwrap_or(0);
             }
@@ -354,14 +331,15 @@ impl Etcd {
         // Last, so a watcher that sees it knows the revision is complete.
         writes.push(TxnOp::put(self.shared.marker(), Vec::new(), None));
         let txn = Txn::new().when(compares).and_then(writes).or_else(reads);
-        let resp = self.shared.client().await?.txn(txn).await.map_err(|e| {
+        let mut c = self.shared.client().await?;
+        let resp = c.txn(txn).await.map_err(|e| {
             let msg = e.to_string();
             // etcd caps each branch of a txn (--max-txn-ops, 128 by default), so a commit
             // holds at most that many ops less one (the marker).
             if msg.contains("too many operations") {
                 StoreError::Invalid(format!("transaction too large for etcd: {msg}"))
             } else {
-                io(e)
+                self.shared.lost(&c, e)
             }
         })?;
         if !resp.succeeded() {
@@ -377,13 +355,8 @@ impl Etcd {
 
     /// The revision of our last commit (from the marker) and etcd's current revision.
     async fn latest(&self) -> Result<(Revision, Revision)> {
-        let resp = self
-            .shared
-            .client()
-            .await?
-            .get(self.shared.marker(), None)
-            .await
-            .map_err(io)?;
+        let marker = self.shared.marker().into_bytes();
+        let resp = self.shared.members.get(marker, None).await?;
         let ours = resp.kvs().first().map(|kv| rev_of(kv.mod_revision()));
         let now = resp.header().map(|h| rev_of(h.revision())).unwrap_or(0);
         Ok((ours.unwrap_or(0), now.max(ours.unwrap_or(0))))
@@ -419,12 +392,15 @@ impl Etcd {
         if counts.is_empty() {
             return Ok((compares, writes));
         }
-        let mut c = self.shared.client().await?;
         for count in counts {
             let name = count.name();
             let base = format!("{}/", self.shared.counter(name));
             let opts = GetOptions::new().with_range(prefix_end(base.as_bytes()));
-            let resp = c.get(base.clone(), Some(opts)).await.map_err(io)?;
+            let resp = self
+                .shared
+                .members
+                .get(base.clone().into_bytes(), Some(opts))
+                .await?;
             let mut shards = [None; SHARDS];
             for kv in resp.kvs() {
                 if let Some(i) = shard_of(&kv.key()[base.len()..]) {
@@ -528,7 +504,10 @@ async fn follow(shared: Arc<Shared>) {
 
 async fn follow_once(shared: &Shared) -> Result<()> {
     let mut c = shared.client().await?;
-    let resp = c.get(shared.marker(), None).await.map_err(io)?;
+    let resp = c
+        .get(shared.marker(), None)
+        .await
+        .map_err(|e| shared.lost(&c, e))?;
     let ours = resp
         .kvs()
         .first()
@@ -551,9 +530,9 @@ async fn follow_once(shared: &Shared) -> Result<()> {
     let mut stream = c
         .watch(shared.prefix.clone(), Some(opts))
         .await
-        .map_err(io)?;
+        .map_err(|e| shared.lost(&c, e))?;
     let mut current = Vec::new();
-    while let Some(resp) = stream.message().await.map_err(io)? {
+    while let Some(resp) = stream.message().await.map_err(|e| shared.lost(&c, e))? {
         if resp.canceled() || resp.compact_revision() > 0 {
             return Err(io(format!("watch canceled: {}", resp.cancel_reason())));
         }
@@ -604,7 +583,7 @@ impl Etcd {
             TxnOp::get(v.clone(), Some(opts(false))),
             TxnOp::get(live.clone(), Some(opts(true))),
         ]);
-        let resp = self.shared.client().await?.txn(txn).await.map_err(io)?;
+        let resp = self.shared.members.read(txn).await?;
         let ops = resp.op_responses();
         let (Some(TxnOpResponse::Get(values)), Some(TxnOpResponse::Get(lives))) =
             (ops.first(), ops.get(1))
@@ -642,19 +621,14 @@ impl Store for Etcd {
     fn describe(&self) -> String {
         format!(
             "etcd:{}{}",
-            self.shared.endpoints.join(","),
+            self.shared.members.endpoints().join(","),
             self.shared.prefix
         )
     }
 
     async fn get(&self, table: &str, id: &str) -> Result<Option<Record>> {
-        let resp = self
-            .shared
-            .client()
-            .await?
-            .get(self.shared.key(table, id), None)
-            .await
-            .map_err(io)?;
+        let key = self.shared.key(table, id).into_bytes();
+        let resp = self.shared.members.get(key, None).await?;
         match resp.kvs().first() {
             Some(kv) => self
                 .shared
@@ -687,13 +661,7 @@ impl Store for Etcd {
         let start = self.shared.counter(prefix).into_bytes();
         let base = self.shared.counter("").len();
         let opts = GetOptions::new().with_range(prefix_end(&start));
-        let resp = self
-            .shared
-            .client()
-            .await?
-            .get(start, Some(opts))
-            .await
-            .map_err(io)?;
+        let resp = self.shared.members.get(start, Some(opts)).await?;
         // `<name>/<shard>`: the shards of one counter are added up.
         let mut out: std::collections::BTreeMap<String, i64> = Default::default();
         for kv in resp.kvs() {
@@ -727,7 +695,10 @@ impl Store for Etcd {
                 let secs = i64::try_from(t.as_millis().div_ceil(1000))
                     .unwrap_or(i64::MAX)
                     .max(1);
-                let lease = c.lease_grant(secs, None).await.map_err(io)?;
+                let lease = c
+                    .lease_grant(secs, None)
+                    .await
+                    .map_err(|e| self.shared.lost(&c, e))?;
                 Some(PutOptions::new().with_lease(lease.id()))
             }
             None => None,
@@ -736,7 +707,7 @@ impl Store for Etcd {
             TxnOp::put(self.shared.lease_key("v", key), value, None),
             TxnOp::put(self.shared.lease_key("live", key), Vec::new(), live),
         ]);
-        c.txn(txn).await.map_err(io)?;
+        c.txn(txn).await.map_err(|e| self.shared.lost(&c, e))?;
         Ok(())
     }
 
@@ -753,7 +724,10 @@ impl Store for Etcd {
             TxnOp::delete(self.shared.lease_key("v", key), None),
             TxnOp::delete(self.shared.lease_key("live", key), None),
         ]);
-        let resp = self.shared.client().await?.txn(txn).await.map_err(io)?;
+        let resp = {
+            let mut c = self.shared.client().await?;
+            c.txn(txn).await.map_err(|e| self.shared.lost(&c, e))?
+        };
         Ok(resp
             .op_responses()
             .first()
@@ -778,17 +752,19 @@ impl Store for Etcd {
             .with_prefix()
             .with_prev_key()
             .with_start_revision(i64::try_from(after + 1).unwrap_or(i64::MAX));
-        let mut stream = self
-            .shared
-            .client()
-            .await?
+        let mut c = self.shared.client().await?;
+        let mut stream = c
             .watch(self.shared.prefix.clone(), Some(opts))
             .await
-            .map_err(io)?;
+            .map_err(|e| self.shared.lost(&c, e))?;
         let mut out = Vec::new();
         let mut current = Vec::new();
         let mut revisions = 0;
-        while let Some(resp) = stream.message().await.map_err(io)? {
+        while let Some(resp) = stream
+            .message()
+            .await
+            .map_err(|e| self.shared.lost(&c, e))?
+        {
             if resp.compact_revision() > 0 {
                 return Err(StoreError::Compacted {
                     requested: after + 1,

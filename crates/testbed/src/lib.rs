@@ -2,8 +2,9 @@
 //! servers, a Keystone, and the system tools that drive them, in two modes.
 //!
 //! - **Scoped**, for tests and benchmarks: [`Netns::new`], [`veth`], [`Ovs::start`],
-//!   [`Vm::plug`], [`StoreServer::start`]. Everything is torn down on drop. Each [`Ovs`] runs
-//!   its own `ovsdb-server` and `ovs-vswitchd --disable-system` (userspace datapath) in a
+//!   [`Vm::plug`], [`StoreServer::start`], [`EtcdCluster::start`],
+//!   [`ZooKeeperEnsemble::start`]. Everything is torn down on drop. Each [`Ovs`] runs its
+//!   own `ovsdb-server` and `ovs-vswitchd --disable-system` (userspace datapath) in a
 //!   private directory given through `OVS_RUNDIR`/`OVS_LOGDIR`/`OVS_DBDIR`, so several
 //!   instances coexist and nothing touches the machine's own OVS. Tests that need root call
 //!   [`require_root`] and skip with a clear message.
@@ -16,6 +17,7 @@
 //! bridges a host has, which daemons of ours run and with what flags is the caller's.
 
 pub mod bench;
+mod clusters;
 mod detached;
 pub mod keystone;
 mod netns;
@@ -25,6 +27,7 @@ pub mod stores;
 pub mod tempest;
 mod vm;
 
+pub use clusters::{EtcdCluster, ZooKeeperEnsemble};
 pub use detached::{Detached, Swept};
 pub use netns::{Netns, veth};
 pub use ovs::{Ovs, schema_path};

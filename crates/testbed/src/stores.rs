@@ -36,7 +36,7 @@ enum Dir {
     Kept { dir: PathBuf, log: PathBuf },
 }
 
-fn free_port() -> io::Result<u16> {
+pub(crate) fn free_port() -> io::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
@@ -111,29 +111,13 @@ impl StoreServer {
         };
         let mut cmd = match self.kind {
             StoreKind::Etcd => {
-                let (curl, purl) = (
-                    format!("http://127.0.0.1:{client}"),
-                    format!("http://127.0.0.1:{peer}"),
+                let purl = format!("http://127.0.0.1:{peer}");
+                let mut c = etcd(
+                    "test",
+                    &dir.join("etcd"),
+                    (client, peer),
+                    &format!("test={purl}"),
                 );
-                let mut c = Command::new("etcd");
-                c.arg("--name")
-                    .arg("test")
-                    .arg("--data-dir")
-                    .arg(dir.join("etcd"));
-                c.args([
-                    "--listen-client-urls",
-                    &curl,
-                    "--advertise-client-urls",
-                    &curl,
-                ]);
-                c.args([
-                    "--listen-peer-urls",
-                    &purl,
-                    "--initial-advertise-peer-urls",
-                    &purl,
-                ]);
-                c.arg("--initial-cluster").arg(format!("test={purl}"));
-                c.args(["--logger", "zap", "--log-level", "error"]);
                 if matches!(self.dir, Dir::Kept { .. }) {
                     c.args(["--auto-compaction-retention", "1"]);
                 }
@@ -169,27 +153,19 @@ impl StoreServer {
             Dir::Kept { log, .. } => crate::process::spawn_detached_child(&mut cmd, log)?,
         };
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Some(c) = self.child.as_mut()
-                && let Ok(Some(_)) = c.try_wait()
-            {
-                self.child = None;
-                return Ok(false);
+        match listening(&mut self.child, client, Duration::from_secs(30)) {
+            Some(up) => Ok(up),
+            None => {
+                let log = match &self.dir {
+                    Dir::Temp(_) => String::new(),
+                    Dir::Kept { log, .. } => format!(": {}", crate::tail(log, 3)),
+                };
+                Err(io::Error::other(format!(
+                    "{:?} server not listening after 30 s{log}",
+                    self.kind
+                )))
             }
-            if TcpStream::connect(("127.0.0.1", client)).is_ok() {
-                return Ok(true);
-            }
-            std::thread::sleep(Duration::from_millis(20));
         }
-        let log = match &self.dir {
-            Dir::Temp(_) => String::new(),
-            Dir::Kept { log, .. } => format!(": {}", crate::tail(log, 3)),
-        };
-        Err(io::Error::other(format!(
-            "{:?} server not listening after 30 s{log}",
-            self.kind
-        )))
     }
 
     /// Stops the server gracefully (data kept) and starts it again on the same ports.
@@ -216,24 +192,82 @@ impl StoreServer {
     }
 }
 
+/// Waits until `port` on 127.0.0.1 accepts connections: `Some(true)`; the child exited
+/// first (taken out of `child`, e.g. its port was taken): `Some(false)`; timeout: `None`.
+pub(crate) fn listening(child: &mut Option<Child>, port: u16, within: Duration) -> Option<bool> {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if let Some(c) = child.as_mut()
+            && let Ok(Some(_)) = c.try_wait()
+        {
+            *child = None;
+            return Some(false);
+        }
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Some(true);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
+/// An etcd member `name` with its data in `data`, on `(client, peer)` ports of
+/// 127.0.0.1, in the cluster `initial_cluster` (`name=http://…,…`).
+pub(crate) fn etcd(
+    name: &str,
+    data: &Path,
+    (client, peer): (u16, u16),
+    initial_cluster: &str,
+) -> Command {
+    let (curl, purl) = (
+        format!("http://127.0.0.1:{client}"),
+        format!("http://127.0.0.1:{peer}"),
+    );
+    let mut c = Command::new("etcd");
+    c.arg("--name").arg(name).arg("--data-dir").arg(data);
+    c.args([
+        "--listen-client-urls",
+        &curl,
+        "--advertise-client-urls",
+        &curl,
+    ]);
+    c.args([
+        "--listen-peer-urls",
+        &purl,
+        "--initial-advertise-peer-urls",
+        &purl,
+    ]);
+    c.arg("--initial-cluster").arg(initial_cluster);
+    c.args(["--logger", "zap", "--log-level", "error"]);
+    c
+}
+
 /// Debian's ZooKeeper jar: its manifest names the libraries it needs.
 pub const ZOOKEEPER_JAR: &str = "/usr/share/java/zookeeper.jar";
 
 /// A standalone ZooKeeper on `port` with its data under `dir`: `ZooKeeperServerMain` with a
-/// small config, no admin server, a short tick (sessions of 1 to 10 s) and a small log
-/// preallocation (tmpfs). The JVM is tuned to start fast (about 2 s here).
+/// small config (below).
 fn zookeeper(dir: &Path, port: u16) -> io::Result<Command> {
     let data = dir.join("zookeeper");
     std::fs::create_dir_all(&data)?;
     let cfg = dir.join("zoo.cfg");
-    std::fs::write(
-        &cfg,
-        format!(
-            "tickTime=500\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\n\
-             maxClientCnxns=0\nadmin.enableServer=false\n4lw.commands.whitelist=ruok,srvr\n",
-            data.display()
-        ),
-    )?;
+    std::fs::write(&cfg, zookeeper_cfg(&data, port))?;
+    zookeeper_java("org.apache.zookeeper.server.ZooKeeperServerMain", &cfg)
+}
+
+/// A ZooKeeper config with no admin server, a short tick (sessions of 1 to 10 s), and the
+/// `ruok` and `srvr` words.
+pub(crate) fn zookeeper_cfg(data: &Path, port: u16) -> String {
+    format!(
+        "tickTime=500\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\n\
+         maxClientCnxns=0\nadmin.enableServer=false\n4lw.commands.whitelist=ruok,srvr\n",
+        data.display()
+    )
+}
+
+/// ZooKeeper's `main` class on config `cfg`, with a small log preallocation (tmpfs) and
+/// the JVM tuned to start fast (about 2 s here).
+pub(crate) fn zookeeper_java(main: &str, cfg: &Path) -> io::Result<Command> {
     if !Path::new(ZOOKEEPER_JAR).exists() {
         return Err(io::Error::other(format!(
             "{ZOOKEEPER_JAR} missing: install zookeeper (scripts/setup)"
@@ -249,7 +283,7 @@ fn zookeeper(dir: &Path, port: u16) -> io::Result<Command> {
         "-Dzookeeper.preAllocSize=4096",
         "-cp",
         ZOOKEEPER_JAR,
-        "org.apache.zookeeper.server.ZooKeeperServerMain",
+        main,
     ]);
     c.arg(cfg);
     Ok(c)

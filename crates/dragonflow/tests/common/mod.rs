@@ -69,10 +69,21 @@ impl Server {
     /// benches and tests that make more of one project's objects than Neutron's default
     /// quotas allow (500 ports, 100 networks, 10 routers, ...).
     pub fn start_unlimited() -> Server {
-        let dir = tempfile::tempdir().expect("tempdir");
+        Self::start_unlimited_in(tempfile::tempdir().expect("tempdir"), None)
+    }
+
+    /// Like [`Server::start_unlimited`], on the store at `db` (shared with other servers).
+    pub fn start_on_unlimited(db: &str) -> Server {
+        Self::start_unlimited_in(tempfile::tempdir().expect("tempdir"), Some(db))
+    }
+
+    fn start_unlimited_in(dir: tempfile::TempDir, db: Option<&str>) -> Server {
         let conf = dir.path().join("unlimited.toml");
         std::fs::write(&conf, testbed::bench::UNLIMITED_QUOTAS).expect("config");
-        let db = format!("embedded:{}", dir.path().join("nb.redb").display());
+        let db = db.map_or_else(
+            || format!("embedded:{}", dir.path().join("nb.redb").display()),
+            str::to_string,
+        );
         let conf = conf.display().to_string();
         Self::start_with(dir, db, &["--noauth-admin", "--config", &conf])
     }
@@ -228,6 +239,14 @@ impl Server {
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Kills the server with SIGKILL, as a crash would: no request is finished.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
         }
