@@ -2,12 +2,13 @@
 //! counts what real connections through the VIP did (bytes both ways, connections in
 //! all, and one held open while it is open), and `/failover` repairs a host whose
 //! balancer group was deleted behind its controller's back (`ovs-ofctl del-groups`, which
-//! takes the flows that use it too): the VIP does not answer, then does again.
+//! takes the flows that use it too): the VIP does not answer, then does again. A backup
+//! member answers only while the other one is down.
 
 mod common;
 
 use common::backends::{
-    Proc, balancer, curl, first_subnet, octavia as lb, octavia_made as made, serve,
+    Proc, balancer, curl, first_subnet, octavia as lb, octavia_made as made, serve, tally,
 };
 use common::cloud::{two_hosts, wait_until};
 use serde_json::json;
@@ -165,4 +166,68 @@ fn stats_count_real_connections_and_a_failover_repairs_a_broken_host() {
         "the controller says why it read its switch back"
     );
     drop(kept);
+}
+
+#[test]
+fn a_backup_member_answers_only_while_the_other_is_down() {
+    let t = two_hosts();
+    let srv = &t.srv;
+    let net = srv.network("bknet", "10.57.0.0/24");
+    let subnet = first_subnet(srv, &net);
+    let (client, _) = t.vm(&net, 0);
+    let (vm1, ip1) = t.vm(&net, 0);
+    let (vm2, ip2) = t.vm(&net, 1);
+    let m1 = serve(&vm1, "m1");
+    let _m2 = serve(&vm2, "m2");
+    for ip in [&ip1, &ip2] {
+        wait_until("a member to serve", Duration::from_secs(20), || {
+            curl(&client, &format!("http://{ip}:8000/")).is_some()
+        });
+    }
+    let bal = balancer(srv, &subnet, "bk", 80, json!({}));
+    let first = made(
+        srv,
+        &bal.members,
+        json!({"member": {"address": ip1, "protocol_port": 8000, "subnet_id": subnet}}),
+    );
+    made(
+        srv,
+        &bal.members,
+        json!({"member": {"address": ip2, "protocol_port": 8000, "subnet_id": subnet,
+            "backup": true}}),
+    );
+    made(
+        srv,
+        "/v2/lbaas/healthmonitors",
+        json!({"healthmonitor": {"pool_id": bal.pool["id"], "type": "TCP", "delay": 1,
+            "timeout": 1, "max_retries": 1, "max_retries_down": 2}}),
+    );
+    let m1_path = format!("{}/{}", bal.members, first["id"].as_str().expect("id"));
+    let m1_is = |want: &str| {
+        let (_, v) = lb(srv, "GET", &m1_path, None);
+        v["member"]["operating_status"] == want
+    };
+    wait_until("m1 ONLINE", Duration::from_secs(20), || m1_is("ONLINE"));
+    let url = format!("http://{}/", bal.vip);
+    wait_until("the VIP to answer", Duration::from_secs(20), || {
+        curl(&client, &url).is_some()
+    });
+    let only = |who: &str| std::collections::BTreeMap::from([(who.to_string(), 10)]);
+    assert_eq!(
+        tally(&client, &url, 10),
+        only("m1"),
+        "the backup gets nothing"
+    );
+    drop(m1);
+    wait_until("m1 ERROR", Duration::from_secs(20), || m1_is("ERROR"));
+    assert_eq!(
+        tally(&client, &url, 10),
+        only("m2"),
+        "the backup takes over"
+    );
+    let _m1 = serve(&vm1, "m1");
+    wait_until("m1 ONLINE again", Duration::from_secs(20), || {
+        m1_is("ONLINE")
+    });
+    assert_eq!(tally(&client, &url, 10), only("m1"), "back to m1");
 }
