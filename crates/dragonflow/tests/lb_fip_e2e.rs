@@ -26,25 +26,38 @@ fn curl(ns: &testbed::Netns, url: &str) -> Option<String> {
         .filter(|s| !s.is_empty())
 }
 
-#[test]
-fn the_outside_reaches_the_members_through_a_floating_ip_on_the_vip() {
-    if !testbed::require_root("the_outside_reaches_the_members_through_a_floating_ip_on_the_vip") {
-        return;
-    }
-    let t = Cloud::start(None);
-    let (ext, net) = routed_inside(&t);
+/// Members m1 (host A) and m2 (host B) serving HTTP (their VMs and servers kept) on the inside network of
+/// `routed_inside`, a balancer over them on port 80, and a floating IP on its VIP port.
+struct Public {
+    _vms: [testbed::Vm; 2],
+    _servers: [common::backends::Proc; 2],
+    bal: common::backends::Balancer,
+    fip: serde_json::Value,
+}
+
+fn public_balancer(t: &Cloud) -> Public {
+    let (ext, net) = routed_inside(t);
     let subnet = first_subnet(&t.srv, &net);
-    let (pa, pb) = (t.port(&net), t.port(&net));
-    let vm_a = t.plug(&pa, 0);
-    let vm_b = t.plug(&pb, 1);
-    for vm in [&vm_a, &vm_b] {
+    let ports = [t.port(&net), t.port(&net)];
+    let vms = [t.plug(&ports[0], 0), t.plug(&ports[1], 1)];
+    for vm in &vms {
         vm.ns
             .exec(["ip", "route", "add", "default", "via", "10.0.0.1"])
             .expect("route");
     }
-    let _servers = [serve(&vm_a, "m1"), serve(&vm_b, "m2")];
+    let servers = [serve(&vms[0], "m1"), serve(&vms[1], "m2")];
+    // Both serving before anything is counted (Python starts slowly on a loaded machine).
+    for p in &ports {
+        let direct = format!("http://{}:8000/", addr(p).1);
+        wait_until("a member to serve", Duration::from_secs(30), || {
+            vms[0]
+                .ns
+                .exec(["curl", "-s", "--max-time", "2", &direct])
+                .is_ok_and(|s| !s.trim().is_empty())
+        });
+    }
     let bal = balancer(&t.srv, &subnet, "public", 80, json!({}));
-    for p in [&pa, &pb] {
+    for p in &ports {
         made(
             &t.srv,
             &bal.members,
@@ -57,24 +70,29 @@ fn the_outside_reaches_the_members_through_a_floating_ip_on_the_vip() {
         &format!("/v2/lbaas/loadbalancers/{}", bal.id),
         None,
     );
-    let vip_port = v["loadbalancer"]["vip_port_id"].clone();
     let fip = t.srv.create(
         "floatingips",
         "floatingip",
-        json!({"floating_network_id": ext["id"], "port_id": vip_port}),
+        json!({"floating_network_id": ext["id"], "port_id": v["loadbalancer"]["vip_port_id"]}),
     );
+    Public {
+        _vms: vms,
+        _servers: servers,
+        bal,
+        fip,
+    }
+}
+
+#[test]
+fn the_outside_reaches_the_members_through_a_floating_ip_on_the_vip() {
+    if !testbed::require_root("the_outside_reaches_the_members_through_a_floating_ip_on_the_vip") {
+        return;
+    }
+    let t = Cloud::start(None);
+    let p = public_balancer(&t);
+    let (fip, bal) = (&p.fip, &p.bal);
     assert_eq!(fip["fixed_ip_address"], bal.vip.as_str(), "{fip}");
     let url = format!("http://{}/", fip["floating_ip_address"].as_str().unwrap());
-
-    // Both members serving (their Python servers may start slowly on a loaded machine).
-    for p in [&pa, &pb] {
-        let direct = format!("http://{}:8000/", addr(p).1);
-        wait_until("a member to serve", Duration::from_secs(30), || {
-            vm_a.ns
-                .exec(["curl", "-s", "--max-time", "2", &direct])
-                .is_ok_and(|s| !s.trim().is_empty())
-        });
-    }
     wait_until("the floating IP to answer", Duration::from_secs(30), || {
         curl(&t.outside, &url).is_some()
     });
@@ -123,41 +141,13 @@ fn the_floating_ip_moves_to_another_host_when_its_holder_dies() {
         &conf.path().display().to_string(),
     ]);
     let mut t = Cloud::start_on(srv, None, &["--report-interval", "1"]);
-    let (ext, net) = routed_inside(&t);
-    let subnet = first_subnet(&t.srv, &net);
-    let (pa, pb) = (t.port(&net), t.port(&net));
-    let vm_a = t.plug(&pa, 0);
-    let vm_b = t.plug(&pb, 1);
-    for vm in [&vm_a, &vm_b] {
-        vm.ns
-            .exec(["ip", "route", "add", "default", "via", "10.0.0.1"])
-            .expect("route");
-    }
-    let _servers = [serve(&vm_a, "m1"), serve(&vm_b, "m2")];
-    let bal = balancer(&t.srv, &subnet, "public", 80, json!({}));
-    for p in [&pa, &pb] {
-        made(
-            &t.srv,
-            &bal.members,
-            json!({"member": {"address": addr(p).1, "protocol_port": 8000, "subnet_id": subnet}}),
-        );
-    }
+    let p = public_balancer(&t);
+    let fip = &p.fip;
     made(
         &t.srv,
         "/v2/lbaas/healthmonitors",
-        json!({"healthmonitor": {"pool_id": bal.pool["id"], "type": "TCP", "delay": 1,
+        json!({"healthmonitor": {"pool_id": p.bal.pool["id"], "type": "TCP", "delay": 1,
             "timeout": 1, "max_retries": 1, "max_retries_down": 2}}),
-    );
-    let (_, v) = lb(
-        &t.srv,
-        "GET",
-        &format!("/v2/lbaas/loadbalancers/{}", bal.id),
-        None,
-    );
-    let fip = t.srv.create(
-        "floatingips",
-        "floatingip",
-        json!({"floating_network_id": ext["id"], "port_id": v["loadbalancer"]["vip_port_id"]}),
     );
     let url = format!("http://{}/", fip["floating_ip_address"].as_str().unwrap());
     let answers = |t: &Cloud, n: usize| {

@@ -69,25 +69,7 @@ pub async fn put_health(
         if !changed {
             return Ok(false);
         }
-        // Octavia shows no PENDING_* for a health change: the last API change's marks go
-        // if the hosts realized it, so that this write does not bring them back.
-        let lb = crate::octavia::realized::shown(&api, vec![(lb, rev)])
-            .await?
-            .remove(0)
-            .0;
-        let value = serde_json::to_vec(&lb).map_err(|e| ApiError::internal(e.to_string()))?;
-        api.db
-            .store
-            .commit(vec![
-                Op::put(
-                    model::Table::LoadBalancer.name(),
-                    &lb.meta.id,
-                    value,
-                    Expect::Revision(rev),
-                )
-                .with_topic(Some(&lb.vip_network_id)),
-            ])
-            .await?;
+        save_as_checker(&api, lb, rev).await?;
         Ok(true)
     })
     .await?;
@@ -285,24 +267,32 @@ async fn write_as_checker(
         if !f(&mut lb) {
             return Ok(false);
         }
-        let lb = crate::octavia::realized::shown(api, vec![(lb, rev)])
-            .await?
-            .remove(0)
-            .0;
-        let value = serde_json::to_vec(&lb).map_err(|e| ApiError::internal(e.to_string()))?;
-        api.db
-            .store
-            .commit(vec![
-                Op::put(
-                    model::Table::LoadBalancer.name(),
-                    &lb.meta.id,
-                    value,
-                    Expect::Revision(rev),
-                )
-                .with_topic(Some(&lb.vip_network_id)),
-            ])
-            .await?;
+        save_as_checker(api, lb, rev).await?;
         Ok(true)
     })
     .await
+}
+
+/// Writes `lb` if it is still at `rev`, as a checker's write: Octavia shows no PENDING_*
+/// for a health change, so the last API change's marks go if the hosts realized it, and
+/// this write does not bring them back.
+async fn save_as_checker(api: &Api, lb: LoadBalancer, rev: nbdb::Revision) -> ApiResult<()> {
+    let lb = crate::octavia::realized::shown(api, vec![(lb, rev)])
+        .await?
+        .remove(0)
+        .0;
+    let value = serde_json::to_vec(&lb).map_err(|e| ApiError::internal(e.to_string()))?;
+    api.db
+        .store
+        .commit(vec![
+            Op::put(
+                model::Table::LoadBalancer.name(),
+                &lb.meta.id,
+                value,
+                Expect::Revision(rev),
+            )
+            .with_topic(Some(&lb.vip_network_id)),
+        ])
+        .await?;
+    Ok(())
 }
