@@ -12,7 +12,6 @@ use axum::extract::State;
 use axum::{Extension, Json};
 use model::LoadBalancer;
 use model::lb::operating;
-use nbdb::{Expect, Op};
 use serde_json::{Value, json};
 use std::sync::Arc;
 
@@ -281,18 +280,5 @@ async fn save_as_checker(api: &Api, lb: LoadBalancer, rev: nbdb::Revision) -> Ap
         .await?
         .remove(0)
         .0;
-    let value = serde_json::to_vec(&lb).map_err(|e| ApiError::internal(e.to_string()))?;
-    api.db
-        .store
-        .commit(vec![
-            Op::put(
-                model::Table::LoadBalancer.name(),
-                &lb.meta.id,
-                value,
-                Expect::Revision(rev),
-            )
-            .with_topic(Some(&lb.vip_network_id)),
-        ])
-        .await?;
-    Ok(())
+    Ok(crate::octavia::store_put(api, &lb, rev).await?)
 }

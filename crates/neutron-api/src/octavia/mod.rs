@@ -195,8 +195,13 @@ where
 
 /// Writes `lb` if it is still at `rev`.
 pub async fn save(api: &Api, lb: &LoadBalancer, rev: Revision) -> FaultResult<()> {
-    let value =
-        serde_json::to_vec(lb).map_err(|e| Fault::from(ApiError::internal(e.to_string())))?;
+    Ok(store_put(api, lb, rev).await?)
+}
+
+/// The store write of [`save`] (also the hosts' health writes'): `lb` in its VIP
+/// network's topic, if it is still at `rev`.
+pub async fn store_put(api: &Api, lb: &LoadBalancer, rev: Revision) -> Result<(), StoreError> {
+    let value = serde_json::to_vec(lb).map_err(|e| StoreError::Invalid(e.to_string()))?;
     api.db
         .store
         .commit(vec![
