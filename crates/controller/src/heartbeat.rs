@@ -55,6 +55,7 @@ pub fn report(s: &Settings, started_at: &str, status: &Status, lb_stats: &ByList
         .collect();
     configurations.insert("bridge_mappings".into(), json!(mappings));
     configurations.insert("datapath_type".into(), json!(s.datapath_type));
+    configurations.insert("model_version".into(), json!(model::version::MODEL_VERSION));
     configurations.insert("flows".into(), json!(status.flows));
     configurations.insert("devices".into(), json!(status.devices));
     Report {

@@ -120,6 +120,20 @@ impl Nb {
         self.source.get_many(keys).await
     }
 
+    /// The store's NB model version (`model::version`), or why this build cannot follow it:
+    /// more than one version step away either way.
+    pub async fn model_version(&self) -> Result<u32, String> {
+        use model::version::{KEY, TABLE};
+        let marker = self
+            .source
+            .get(TABLE, KEY)
+            .await
+            .map_err(|e| format!("reading the NB model version: {e}"))?;
+        let version = model::version::stored(marker.as_ref().map(|r| r.value.as_slice()))?;
+        model::version::check(version)?;
+        Ok(version)
+    }
+
     /// Registers this host (its tunnel endpoint); waits for a server still starting.
     pub async fn register(&self, chassis: &Chassis) -> Result<(), String> {
         let Writes::Server(Api { base, http }) = &self.writes else {

@@ -105,6 +105,17 @@ pub async fn run(cfg: Config, metrics: std::sync::Arc<Metrics>) -> Result<(), St
         tunnel_types,
     };
     nb.register(&me).await?;
+    // After the registration, which waits for a server still starting.
+    let model = nb.model_version().await?;
+    if model != model::version::MODEL_VERSION {
+        tracing::warn!(
+            store = model,
+            this = model::version::MODEL_VERSION,
+            "the NB model is one version step from this controller's: it follows it (a rolling upgrade); upgrade the other side to match"
+        );
+    } else {
+        tracing::info!(version = model, "NB model version");
+    }
     let ovs = ovsdb::Client::connect(&cfg.ovsdb)
         .await
         .map_err(|e| format!("ovsdb {}: {e}", cfg.ovsdb))?;

@@ -141,6 +141,8 @@ pub fn run(file: config::File, args: Args) -> Result<(), String> {
         let store = nbdb::connect(&db)
             .await
             .map_err(|e| format!("cannot open the NB store {}: {e}", nbdb::url::redacted(&db)))?;
+        let me = format!("dragonflow {}", env!("CARGO_PKG_VERSION"));
+        neutron_api::model_version::settle(store.as_ref(), &me).await?;
         let api = neutron_api::Api::new(store.clone(), settings);
         let nova = nova
             .sender(store.clone(), keystone.clone())

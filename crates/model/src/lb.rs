@@ -90,10 +90,11 @@ impl Algorithm {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Listener {
-    #[serde(flatten)]
-    pub meta: Meta,
+    // Status first: `Meta` keeps whatever is left (see `Meta::unknown`).
     #[serde(flatten)]
     pub status: Status,
+    #[serde(flatten)]
+    pub meta: Meta,
     pub admin_state_up: bool,
     pub protocol: Protocol,
     pub protocol_port: u16,
@@ -106,10 +107,11 @@ pub struct Listener {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Pool {
-    #[serde(flatten)]
-    pub meta: Meta,
+    // Status first: `Meta` keeps whatever is left (see `Meta::unknown`).
     #[serde(flatten)]
     pub status: Status,
+    #[serde(flatten)]
+    pub meta: Meta,
     pub admin_state_up: bool,
     pub protocol: Protocol,
     pub lb_algorithm: Algorithm,
@@ -205,10 +207,11 @@ pub fn granularity_len(mask: IpAddr) -> Option<u8> {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Member {
-    #[serde(flatten)]
-    pub meta: Meta,
+    // Status first: `Meta` keeps whatever is left (see `Meta::unknown`).
     #[serde(flatten)]
     pub status: Status,
+    #[serde(flatten)]
+    pub meta: Meta,
     pub admin_state_up: bool,
     pub address: IpAddr,
     pub protocol_port: u16,
@@ -230,10 +233,11 @@ impl Member {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HealthMonitor {
-    #[serde(flatten)]
-    pub meta: Meta,
+    // Status first: `Meta` keeps whatever is left (see `Meta::unknown`).
     #[serde(flatten)]
     pub status: Status,
+    #[serde(flatten)]
+    pub meta: Meta,
     pub admin_state_up: bool,
     /// `TCP`, `UDP-CONNECT`, `PING` or `HTTP`.
     #[serde(rename = "type")]
@@ -250,10 +254,11 @@ pub struct HealthMonitor {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LoadBalancer {
-    #[serde(flatten)]
-    pub meta: Meta,
+    // Status first: `Meta` keeps whatever is left (see `Meta::unknown`).
     #[serde(flatten)]
     pub status: Status,
+    #[serde(flatten)]
+    pub meta: Meta,
     pub admin_state_up: bool,
     pub provider: String,
     pub vip_address: IpAddr,

@@ -24,6 +24,7 @@ pub mod sfc;
 pub mod taas;
 pub mod time;
 pub mod trunk;
+pub mod version;
 
 pub use bgp::{BgpPeer, BgpSpeaker};
 pub use fwaas::{FirewallGroup, FirewallPolicy, FirewallRule};

@@ -25,6 +25,15 @@ pub struct Meta {
     /// Bumped on every update of the object (Neutron's `revision_number`).
     #[serde(default)]
     pub revision_number: u64,
+    /// The object's fields that a newer model wrote and this one does not know, written
+    /// back as they were. Every object flattens its `Meta` after any other flattened
+    /// struct, so only the object's leftovers land here.
+    #[serde(
+        flatten,
+        default,
+        skip_serializing_if = "crate::version::Unknown::is_empty"
+    )]
+    pub unknown: crate::version::Unknown,
 }
 
 impl Meta {

@@ -15,6 +15,7 @@ pub mod keystone;
 pub mod limits;
 pub mod listing;
 pub mod metrics;
+pub mod model_version;
 pub mod nb_auth;
 pub mod nb_lb_health;
 pub mod nb_mcast;

@@ -31,6 +31,7 @@ pub async fn ensure_listed(api: &Api, ctx: &Context, query: &Query) -> ApiResult
 fn meta(project: &str, name: &str, description: &str) -> Meta {
     let now = model::time::now();
     Meta {
+        unknown: Default::default(),
         id: model::new_id(),
         name: name.into(),
         description: description.into(),

@@ -45,6 +45,7 @@ pub fn new_meta(ctx: &Context, b: &mut Body, description: bool) -> FaultResult<M
     }
     let now = model::time::now();
     Ok(Meta {
+        unknown: Default::default(),
         id: model::new_id(),
         name,
         description,

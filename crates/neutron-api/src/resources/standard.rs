@@ -97,6 +97,7 @@ pub fn new_meta(ctx: &Context, std: Standard, attrs: &mut Attrs) -> ApiResult<Me
     };
     let name = attrs.string("name")?.unwrap_or_default();
     Ok(Meta {
+        unknown: Default::default(),
         id: model::new_id(),
         name: if std.name { name } else { String::new() },
         description: if std.described {

@@ -51,6 +51,7 @@ pub async fn ensure_default(api: &Api, project: &str) -> ApiResult<String> {
         }
         let now = model::time::now();
         let meta = Meta {
+            unknown: Default::default(),
             id: model::new_id(),
             name: "default".into(),
             description: "Default security group".into(),
