@@ -29,6 +29,7 @@ use etcd_client::{
     Compare, CompareOp, EventType, GetOptions, KeyValue, PutOptions, Txn, TxnOp, TxnOpResponse,
     WatchOptions,
 };
+pub use members::Access;
 use members::{Members, Pinned};
 use std::collections::VecDeque;
 use std::collections::hash_map::RandomState;
@@ -113,16 +114,15 @@ impl Etcd {
     /// A watcher further behind reads etcd's history (which etcd compacts on its own
     /// schedule, then the watcher gets [`StoreError::Compacted`]).
     pub fn with_buffer(endpoints: Vec<String>, prefix: &str, buffer: usize) -> Result<Etcd> {
-        Etcd::with_user(endpoints, prefix, buffer, None)
+        Etcd::with_access(endpoints, prefix, buffer, Access::default())
     }
 
-    /// Like [`Etcd::with_buffer`], authenticated as `user` (name, password) when given:
-    /// a cluster with authentication on (`etcdctl auth enable`).
-    pub fn with_user(
+    /// Like [`Etcd::with_buffer`], with credentials and TLS (`https://` endpoints).
+    pub fn with_access(
         endpoints: Vec<String>,
         prefix: &str,
         buffer: usize,
-        user: Option<(String, String)>,
+        access: Access,
     ) -> Result<Etcd> {
         let handle = tokio::runtime::Handle::try_current()
             .map_err(|_| StoreError::Invalid("the etcd store needs a tokio runtime".into()))?;
@@ -133,7 +133,7 @@ impl Etcd {
         };
         let (tx, _) = watch::channel(0);
         let shared = Arc::new(Shared {
-            members: Members::new(endpoints, user),
+            members: Members::new(endpoints, access),
             prefix,
             revision: tx,
             recent: Mutex::new(Recent::default()),

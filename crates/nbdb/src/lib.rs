@@ -12,6 +12,7 @@ pub mod etcd;
 pub mod redis;
 pub mod remote;
 pub mod source;
+pub mod tls;
 pub mod url;
 pub mod zk;
 
@@ -414,6 +415,9 @@ impl Watch {
 /// - `etcd://[USER:PASSWORD@]HOST:PORT[,HOST:PORT...][/PREFIX]`: etcd v3, keys under
 ///   `/PREFIX/` (default `/dragonflow/`), as USER when its authentication is on;
 /// - `redis://[[USER]:PASSWORD@]HOST:PORT[/DB]`: Redis, keys under `dragonflow:`;
+/// - `etcds://…` and `rediss://…`: the same over TLS, with `?ca=PATH` (the CA that signs
+///   the server's certificate; default: the system's roots) and `&cert=PATH&key=PATH` (the
+///   client's own, for a server that asks for one);
 /// - `zk://HOST:PORT[,HOST:PORT...][/PREFIX]`: ZooKeeper, znodes under `/PREFIX`
 ///   (default `/dragonflow`).
 ///
@@ -425,8 +429,13 @@ pub fn open(url: &str) -> Result<Arc<dyn Store>> {
     if let Some(path) = url.strip_prefix("embedded:") {
         return Ok(Arc::new(Embedded::open(path)?));
     }
-    if let Some(rest) = url.strip_prefix("etcd://") {
+    let etcd = (url.strip_prefix("etcd://").map(|r| (r, false)))
+        .or_else(|| url.strip_prefix("etcds://").map(|r| (r, true)));
+    if let Some((rest, secure)) = etcd {
         let (user, rest) = url::credentials(rest);
+        let (rest, paths) = tls::split(rest, secure)?;
+        let tls = secure.then(|| paths.read()).transpose()?;
+        let scheme = if secure { "https" } else { "http" };
         let (hosts, prefix) = match rest.split_once('/') {
             Some((h, p)) if !p.trim_matches('/').is_empty() => {
                 (h, format!("/{}/", p.trim_matches('/')))
@@ -437,7 +446,7 @@ pub fn open(url: &str) -> Result<Arc<dyn Store>> {
         let endpoints: Vec<String> = hosts
             .split(',')
             .filter(|h| !h.is_empty())
-            .map(|h| format!("http://{h}"))
+            .map(|h| format!("{scheme}://{h}"))
             .collect();
         if endpoints.is_empty() {
             return Err(StoreError::Invalid(format!(
@@ -445,15 +454,21 @@ pub fn open(url: &str) -> Result<Arc<dyn Store>> {
                 url::redacted(url)
             )));
         }
-        return Ok(Arc::new(Etcd::with_user(
+        return Ok(Arc::new(Etcd::with_access(
             endpoints,
             &prefix,
             etcd::DEFAULT_BUFFER,
-            user,
+            etcd::Access { user, tls },
         )?));
     }
-    if url.starts_with("redis://") {
-        return Ok(Arc::new(Redis::new(url, redis::Options::default())?));
+    if url.starts_with("redis://") || url.starts_with("rediss://") {
+        let secure = url.starts_with("rediss://");
+        let (plain, paths) = tls::split(url, secure)?;
+        let options = redis::Options {
+            tls: secure.then(|| paths.read()).transpose()?,
+            ..redis::Options::default()
+        };
+        return Ok(Arc::new(Redis::new(plain, options)?));
     }
     if let Some(rest) = url.strip_prefix("zk://") {
         let (hosts, prefix) = match rest.split_once('/') {
@@ -474,8 +489,8 @@ pub fn open(url: &str) -> Result<Arc<dyn Store>> {
     }
     if url.contains("://") {
         return Err(StoreError::Invalid(format!(
-            "unsupported store URL {url:?} (supported: embedded:PATH, etcd://HOST:PORT[/PREFIX], \
-             redis://HOST:PORT[/DB], zk://HOST:PORT[,...][/PREFIX])"
+            "unsupported store URL {url:?} (supported: embedded:PATH, etcd[s]://HOST:PORT[/PREFIX], \
+             redis[s]://HOST:PORT[/DB], zk://HOST:PORT[,...][/PREFIX])"
         )));
     }
     Ok(Arc::new(Embedded::open(url)?))

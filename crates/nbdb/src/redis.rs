@@ -37,6 +37,9 @@ pub struct Options {
     pub prefix: String,
     /// About how many revisions the change stream keeps (`XADD MAXLEN ~`).
     pub retention: u64,
+    /// The CA and client certificate of a `rediss://` server (`None`: plain, or TLS with
+    /// the system's roots).
+    pub tls: Option<crate::tls::Tls>,
 }
 
 impl Default for Options {
@@ -44,6 +47,7 @@ impl Default for Options {
         Options {
             prefix: "dragonflow:".into(),
             retention: crate::embedded::DEFAULT_RETENTION,
+            tls: None,
         }
     }
 }
@@ -383,7 +387,7 @@ impl Redis {
     pub fn new(url: &str, options: Options) -> Result<Redis> {
         let handle = tokio::runtime::Handle::try_current()
             .map_err(|_| StoreError::Invalid("the redis store needs a tokio runtime".into()))?;
-        let client = Client::open(url)
+        let client = crate::tls::redis_client(url, options.tls.as_ref())
             .map_err(|e| StoreError::Invalid(format!("{}: {e}", crate::url::redacted(url))))?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(2)))

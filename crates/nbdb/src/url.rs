@@ -32,7 +32,7 @@ pub fn redacted(url: &str) -> String {
 }
 
 /// Percent-decoding (RFC 3986); a malformed escape is kept as it is.
-fn decode(s: &str) -> String {
+pub(crate) fn decode(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;

@@ -81,7 +81,7 @@ impl EtcdCluster {
             .join(",");
         for m in &mut self.members {
             let data = self.dir.path().join(&m.name);
-            let mut cmd = etcd(&m.name, &data, (m.client, m.peer), &initial);
+            let mut cmd = etcd(&m.name, &data, (m.client, m.peer), &initial, "http");
             cmd.args(["--initial-cluster-token", "testbed"]);
             let child = cmd
                 .stdin(Stdio::null())

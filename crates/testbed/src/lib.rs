@@ -17,6 +17,7 @@
 //! bridges a host has, which daemons of ours run and with what flags is the caller's.
 
 pub mod bench;
+mod certs;
 mod clusters;
 mod detached;
 pub mod keystone;
@@ -27,6 +28,7 @@ pub mod stores;
 pub mod tempest;
 mod vm;
 
+pub use certs::Certs;
 pub use clusters::{EtcdCluster, ZooKeeperEnsemble};
 pub use detached::{Detached, Swept};
 pub use netns::{Netns, veth};

@@ -26,6 +26,8 @@ pub struct StoreServer {
     child: Option<Child>,
     /// Redis's `requirepass`, when it asks for one.
     password: Option<String>,
+    /// TLS only, with client certificates required (etcd and Redis).
+    tls: Option<crate::Certs>,
 }
 
 /// Where the data lives: a temp dir, removed with the server (scoped), or a directory of
@@ -53,6 +55,35 @@ impl StoreServer {
         Self::start_in(StoreKind::Redis, Dir::Temp(dir), Some(password.to_string()))
     }
 
+    /// An etcd or Redis that speaks only TLS and asks every client for a certificate of
+    /// its own CA ([`StoreServer::certs`]); [`StoreServer::url`] presents one.
+    pub fn start_tls(kind: StoreKind) -> io::Result<StoreServer> {
+        let dir = tempfile::tempdir_in("/dev/shm").or_else(|_| tempfile::tempdir())?;
+        let certs = crate::Certs::make(&dir.path().join("certs"))?;
+        let mut s = StoreServer {
+            kind,
+            dir: Dir::Temp(dir),
+            ports: (free_port()?, free_port()?),
+            child: None,
+            password: None,
+            tls: Some(certs),
+        };
+        for _ in 0..3 {
+            if s.spawn()? {
+                return Ok(s);
+            }
+            s.ports = (free_port()?, free_port()?);
+        }
+        Err(io::Error::other(format!(
+            "{kind:?} TLS server did not start"
+        )))
+    }
+
+    /// The certificates of a [`StoreServer::start_tls`] server.
+    pub fn certs(&self) -> Option<&crate::Certs> {
+        self.tls.as_ref()
+    }
+
     /// Starts a server detached (its own process group) with its data in `dir` (created)
     /// and its output in `log`: it keeps running when the value is dropped and after this
     /// process ends ([`StoreServer::pid`]). etcd compacts its history hourly.
@@ -73,6 +104,7 @@ impl StoreServer {
             ports: (free_port()?, free_port()?),
             child: None,
             password,
+            tls: None,
         };
         // Another test may take a probed port before the server binds it: try new ones.
         for _ in 0..3 {
@@ -86,6 +118,12 @@ impl StoreServer {
 
     /// The URL `dragonflow` and `nbdb::open` take.
     pub fn url(&self) -> String {
+        if let Some(certs) = &self.tls {
+            return match self.kind {
+                StoreKind::Etcd => format!("etcds://127.0.0.1:{}{}", self.ports.0, certs.query()),
+                _ => format!("rediss://127.0.0.1:{}/0{}", self.ports.0, certs.query()),
+            };
+        }
         match self.kind {
             StoreKind::Etcd => format!("etcd://127.0.0.1:{}", self.ports.0),
             StoreKind::Redis => format!("redis://127.0.0.1:{}/0", self.ports.0),
@@ -112,12 +150,20 @@ impl StoreServer {
         let mut cmd = match self.kind {
             StoreKind::Etcd => {
                 let purl = format!("http://127.0.0.1:{peer}");
+                let scheme = if self.tls.is_some() { "https" } else { "http" };
                 let mut c = etcd(
                     "test",
                     &dir.join("etcd"),
                     (client, peer),
                     &format!("test={purl}"),
+                    scheme,
                 );
+                if let Some(t) = &self.tls {
+                    c.arg("--cert-file").arg(&t.server_cert);
+                    c.arg("--key-file").arg(&t.server_key);
+                    c.arg("--trusted-ca-file").arg(&t.ca);
+                    c.arg("--client-cert-auth");
+                }
                 if matches!(self.dir, Dir::Kept { .. }) {
                     c.args(["--auto-compaction-retention", "1"]);
                 }
@@ -125,7 +171,19 @@ impl StoreServer {
             }
             StoreKind::Redis => {
                 let mut c = Command::new("redis-server");
-                c.args(["--port", &client.to_string(), "--bind", "127.0.0.1"]);
+                match &self.tls {
+                    None => c.args(["--port", &client.to_string()]),
+                    Some(t) => c
+                        .args(["--port", "0", "--tls-port", &client.to_string()])
+                        .arg("--tls-cert-file")
+                        .arg(&t.server_cert)
+                        .arg("--tls-key-file")
+                        .arg(&t.server_key)
+                        .arg("--tls-ca-cert-file")
+                        .arg(&t.ca)
+                        .args(["--tls-auth-clients", "yes"]),
+                };
+                c.args(["--bind", "127.0.0.1"]);
                 c.arg("--dir").arg(dir);
                 c.args(["--save", "", "--appendonly", "yes", "--daemonize", "no"]);
                 c.arg("--logfile").arg(dir.join("redis.log"));
@@ -212,15 +270,17 @@ pub(crate) fn listening(child: &mut Option<Child>, port: u16, within: Duration) 
 }
 
 /// An etcd member `name` with its data in `data`, on `(client, peer)` ports of
-/// 127.0.0.1, in the cluster `initial_cluster` (`name=http://…,…`).
+/// 127.0.0.1, in the cluster `initial_cluster` (`name=http://…,…`), serving clients on
+/// `client_scheme` (`http`, or `https` with the caller's certificate flags).
 pub(crate) fn etcd(
     name: &str,
     data: &Path,
     (client, peer): (u16, u16),
     initial_cluster: &str,
+    client_scheme: &str,
 ) -> Command {
     let (curl, purl) = (
-        format!("http://127.0.0.1:{client}"),
+        format!("{client_scheme}://127.0.0.1:{client}"),
         format!("http://127.0.0.1:{peer}"),
     );
     let mut c = Command::new("etcd");

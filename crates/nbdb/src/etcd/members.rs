@@ -19,11 +19,18 @@ use tokio::sync::OnceCell;
 /// The cluster's members, a client for each built on first use.
 pub(super) struct Members {
     endpoints: Vec<String>,
-    /// etcd's user and password, when its authentication is on.
-    user: Option<(String, String)>,
+    access: Access,
     clients: Vec<OnceCell<Client>>,
     /// The member requests go to.
     current: AtomicUsize,
+}
+
+/// How the store reaches the cluster: etcd's user and password, when its authentication is
+/// on, and TLS for `https://` endpoints.
+#[derive(Clone, Debug, Default)]
+pub struct Access {
+    pub user: Option<(String, String)>,
+    pub tls: Option<crate::tls::Tls>,
 }
 
 /// A client of one member, and which one (for [`Members::lost`]).
@@ -47,13 +54,13 @@ impl DerefMut for Pinned {
 
 impl Members {
     /// Starts at a random member, so that several servers spread over the cluster.
-    pub(super) fn new(endpoints: Vec<String>, user: Option<(String, String)>) -> Members {
+    pub(super) fn new(endpoints: Vec<String>, access: Access) -> Members {
         let first = RandomState::new().hash_one(&endpoints) as usize;
         Members {
             clients: endpoints.iter().map(|_| OnceCell::new()).collect(),
             current: AtomicUsize::new(first % endpoints.len().max(1)),
             endpoints,
-            user,
+            access,
         }
     }
 
@@ -67,7 +74,7 @@ impl Members {
         let endpoint = &self.endpoints[member..=member];
         // A client reconnects by itself once built; only building it can fail here.
         match self.clients[member]
-            .get_or_try_init(|| connect(endpoint, self.user.as_ref()))
+            .get_or_try_init(|| connect(endpoint, &self.access))
             .await
         {
             Ok(client) => Ok(Pinned {
@@ -153,7 +160,8 @@ fn unanswered_code(code: i32) -> bool {
     matches!(code, 1 | 2 | 4 | 14)
 }
 
-async fn connect(endpoints: &[String], user: Option<&(String, String)>) -> Result<Client> {
+async fn connect(endpoints: &[String], access: &Access) -> Result<Client> {
+    let user = access.user.as_ref();
     let mut options = ConnectOptions::new()
         .with_connect_timeout(Duration::from_secs(2))
         // Detects a dead server under a long-lived watch stream.
@@ -161,6 +169,17 @@ async fn connect(endpoints: &[String], user: Option<&(String, String)>) -> Resul
         .with_keep_alive_while_idle(true);
     if let Some((name, password)) = user {
         options = options.with_user(name.clone(), password.clone());
+    }
+    if let Some(tls) = &access.tls {
+        let mut t = etcd_client::TlsOptions::new();
+        t = match &tls.ca {
+            Some(ca) => t.ca_certificate(etcd_client::Certificate::from_pem(ca)),
+            None => t.with_native_roots(),
+        };
+        if let Some((cert, key)) = &tls.identity {
+            t = t.identity(etcd_client::Identity::from_pem(cert, key));
+        }
+        options = options.with_tls(t);
     }
     Client::connect(endpoints, Some(options))
         .await
@@ -184,7 +203,7 @@ mod tests {
         // The cluster's own answers (a compacted revision, a bad request) stay put.
         assert!(!unanswered_code(11) && !unanswered_code(3));
         assert!(!unanswered(&etcd_client::Error::InvalidArgs("x".into())));
-        let m = Members::new(vec!["a".into(), "b".into(), "c".into()], None);
+        let m = Members::new(vec!["a".into(), "b".into(), "c".into()], Access::default());
         let first = m.current.load(Ordering::Relaxed);
         assert!(first < 3);
         // Two requests on one member failing move the store on once, not twice.

@@ -100,8 +100,8 @@ impl Backend {
 
     fn redis_options(&self) -> nbdb::redis::Options {
         nbdb::redis::Options {
-            prefix: nbdb::redis::Options::default().prefix,
             retention: self.retention,
+            ..nbdb::redis::Options::default()
         }
     }
 
