@@ -103,9 +103,26 @@ async fn checks(api: &Api, lb: &LoadBalancer, member: &str, host: &str) -> ApiRe
 /// Subnet id → network id, for the members' subnets.
 pub type Subnets = std::collections::BTreeMap<String, String>;
 
+/// What one pass over the balancers has read: subnets' networks and networks' ports, each
+/// read once however many balancers share them.
+#[derive(Default)]
+struct Reads {
+    subnets: Subnets,
+    ports: std::collections::BTreeMap<String, Vec<model::Port>>,
+}
+
 /// The ports that may hold `lb`'s members: those of the VIP's network and of its members'
 /// subnets' networks; and those subnets' networks.
 pub async fn member_ports(api: &Api, lb: &LoadBalancer) -> ApiResult<(Vec<model::Port>, Subnets)> {
+    member_ports_in(api, lb, &mut Reads::default()).await
+}
+
+/// [`member_ports`], reading only what `reads` does not hold yet.
+async fn member_ports_in(
+    api: &Api,
+    lb: &LoadBalancer,
+    reads: &mut Reads,
+) -> ApiResult<(Vec<model::Port>, Subnets)> {
     let mut subnets = Subnets::new();
     for id in lb
         .pools
@@ -113,10 +130,13 @@ pub async fn member_ports(api: &Api, lb: &LoadBalancer) -> ApiResult<(Vec<model:
         .flat_map(|p| &p.members)
         .filter_map(|m| m.subnet_id.as_ref())
     {
-        if !subnets.contains_key(id)
+        if !reads.subnets.contains_key(id)
             && let Some((s, _)) = api.db.get::<model::Subnet>(id).await?
         {
-            subnets.insert(id.clone(), s.network_id);
+            reads.subnets.insert(id.clone(), s.network_id);
+        }
+        if let Some(n) = reads.subnets.get(id) {
+            subnets.insert(id.clone(), n.clone());
         }
     }
     let mut networks: std::collections::BTreeSet<&str> =
@@ -124,17 +144,20 @@ pub async fn member_ports(api: &Api, lb: &LoadBalancer) -> ApiResult<(Vec<model:
     networks.insert(&lb.vip_network_id);
     let mut ports = Vec::new();
     for n in networks {
-        let records = api
-            .db
-            .store
-            .list_topic(model::Table::Port.name(), n, false)
-            .await?;
-        ports.extend(
-            records
+        if !reads.ports.contains_key(n) {
+            let records = api
+                .db
+                .store
+                .list_topic(model::Table::Port.name(), n, false)
+                .await?;
+            let on_net = records
                 .iter()
                 .filter_map(|r| serde_json::from_slice::<model::Port>(&r.value).ok())
-                .filter(|p| p.network_id == n),
-        );
+                .filter(|p| p.network_id == n)
+                .collect();
+            reads.ports.insert(n.to_string(), on_net);
+        }
+        ports.extend(reads.ports[n].iter().cloned());
     }
     Ok((ports, subnets))
 }
@@ -213,8 +236,9 @@ pub async fn sweep_once(api: &Api) -> ApiResult<usize> {
         .filter_map(|l| l.key.strip_prefix(&prefix).map(str::to_string))
         .collect();
     let mut written = 0;
+    let mut reads = Reads::default();
     for (lb, _) in api.db.all::<LoadBalancer>().await? {
-        let (ports, subnets) = member_ports(api, &lb).await?;
+        let (ports, subnets) = member_ports_in(api, &lb, &mut reads).await?;
         // With no live host to hold them, the floating IPs stay where they were.
         let vip_net = ports.iter().filter(|p| p.network_id == lb.vip_network_id);
         let holder = model::lb::first_holder(vip_net, &lb.vip_port_id, |h| live.contains(h));
