@@ -134,6 +134,12 @@ pub fn conntrack_command() -> [String; 2] {
 /// port; a TCP one only while it is being opened or established (not closing, not in
 /// TIME_WAIT). A line it cannot read is skipped.
 pub fn active(dump: &str, endpoints: &[Endpoint]) -> HashMap<String, u64> {
+    // Looked up per line: a busy host's dump has many lines, and it may balance for many
+    // listeners.
+    let by_target: HashMap<(Protocol, IpAddr, u16), &str> = endpoints
+        .iter()
+        .map(|ep| ((ep.protocol, ep.vip, ep.port), ep.listener.as_str()))
+        .collect();
     let mut out = HashMap::new();
     for line in dump.lines() {
         let Some(e) = Entry::parse(line) else {
@@ -142,11 +148,8 @@ pub fn active(dump: &str, endpoints: &[Endpoint]) -> HashMap<String, u64> {
         if e.zone != LB_ZONE || !e.open {
             continue;
         }
-        if let Some(ep) = endpoints
-            .iter()
-            .find(|ep| ep.protocol == e.protocol && ep.vip == e.dst && ep.port == e.dport)
-        {
-            *out.entry(ep.listener.clone()).or_insert(0) += 1;
+        if let Some(listener) = by_target.get(&(e.protocol, e.dst, e.dport)) {
+            *out.entry(listener.to_string()).or_insert(0) += 1;
         }
     }
     out
