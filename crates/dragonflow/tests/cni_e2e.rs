@@ -86,6 +86,7 @@ fn pods_on_two_hosts_get_ports_reach_each_other_and_leave_nothing() {
     // A VM of the same project (its default group admits its members) on host b.
     let (_vm, vm_ip) = pods_vm(&t, 1);
     assert!(pings(&pod_a, &vm_ip), "pod to VM\n{}", t.dumps());
+    common::trace::delivered(&t.srv, &t.ovs[0], &address(&ra), &vm_ip, None);
 
     // CHECK agrees with what ADD made.
     let (ok, v) = plugin.exec(

@@ -58,6 +58,7 @@ fn one_host_switches_between_ports_created_through_the_api() {
         ctl_log()
     );
     assert!(b.pings(&ip_a), "b reaches a");
+    common::trace::delivered(&srv, &ovs, &ip_a, &ip_b, None);
 
     // Deleting b stops its traffic and removes its flows.
     assert_eq!(
@@ -92,6 +93,8 @@ fn across_hosts(network_type: &str) {
         t.dumps()
     );
     assert!(b.pings(&ip_a), "b reaches a");
+    let r = common::trace::delivered(&t.srv, &t.ovs[0], &ip_a, &ip_b, None);
+    assert!(r.verdict.contains(network_type), "{}", r.verdict);
 }
 
 #[test]

@@ -183,6 +183,16 @@ fn dig_from_a_vm_finds_its_neighbours_across_hosts_by_name_and_address() {
         "answered on vm1's host only:\n{}",
         c.dumps()
     );
+    // vm1's query goes to its own host's controller, in OVS too.
+    let vm1_ip = addr(&p1).1;
+    common::trace::expect(
+        &c.srv,
+        &c.ovs[0],
+        &vm1_ip,
+        &format!("{dns}:53"),
+        Some("udp"),
+        "controller",
+    );
 
     // A rename through the API is answered within a second.
     c.srv.os_ok(&[

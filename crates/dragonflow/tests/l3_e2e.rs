@@ -131,6 +131,8 @@ fn vms_on_two_hosts_route_through_the_distributed_router() {
     assert!(reaches(vm1, ip2), "vm1 reaches vm2\n{}", r.t.dumps());
     assert!(vm2.pings(ip1), "vm2 reaches vm1\n{}", r.t.dumps());
     assert!(vm1.pings(&gw1), "the gateway answers ping\n{}", r.t.dumps());
+    // The router's own address answers: OVS agrees on the way the echo request takes.
+    common::trace::agrees(&r.t.srv, &r.t.ovs[0], ip1, &gw1, None);
     assert!(
         vm1.pings(&gateway_of(&r.subnets[1])),
         "the router's other address answers too"
@@ -237,7 +239,7 @@ fn an_extra_route_through_a_vm_gateway_works() {
     }
     let r = routed(0, 1);
     let t = &r.t;
-    let [(vm1, _), _] = &r.vms;
+    let [(vm1, ip1), _] = &r.vms;
     // vm-gw on net2 owns 10.9.0.0/24 behind it (on its loopback) and may send from it.
     let port = t.srv.create(
         "ports",
@@ -265,6 +267,12 @@ fn an_extra_route_through_a_vm_gateway_works() {
         reaches(vm1, "10.9.0.1"),
         "through the route's next hop\n{}",
         t.dumps()
+    );
+    let r = common::trace::delivered(&t.srv, &t.ovs[0], ip1, "10.9.0.1", None);
+    assert!(
+        r.verdict.contains("host-b"),
+        "to the next hop's host: {}",
+        r.out
     );
 }
 
@@ -312,6 +320,7 @@ fn ping6_across_the_router_between_two_ipv6_subnets() {
         t.dumps()
     );
     assert!(vm2.pings(&ip1), "and back");
+    common::trace::delivered(&t.srv, &t.ovs[0], &ip1, &ip2, None);
 }
 
 /// ND for a known address is answered on the asking VM's host: no solicitation for it

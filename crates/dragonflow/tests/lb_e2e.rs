@@ -67,7 +67,7 @@ fn a_vip_spreads_connections_over_members_on_two_hosts() {
     let subnet = first_subnet(srv, &net);
     // The default group lets the members in from the client (same group) and the client's
     // replies back (conntrack).
-    let (client, _) = t.vm(&net, 0);
+    let (client, client_ip) = t.vm(&net, 0);
     let (_members, [ip1, ip2, ip3]) = three_members(&t, &net, &client);
 
     let bal = balancer(srv, &subnet, "web", 80, json!({}));
@@ -106,6 +106,8 @@ fn a_vip_spreads_connections_over_members_on_two_hosts() {
         t.dumps()
     );
     assert!(seen.values().all(|n| *n >= 5), "spread: {seen:?}");
+    // A new connection to the VIP, balanced to a member: OVS takes the same tables.
+    common::trace::delivered(&t.srv, &t.ovs[0], &client_ip, &format!("{vip}:80"), None);
 
     // One connection stays on its member, even when a member is added meanwhile.
     let mut keep = client.ns.command([&python(), "-c", KEEPALIVE, &vip, "3"]);

@@ -61,6 +61,15 @@ fn classified_http_goes_through_the_service_function_on_another_host() {
         t.dumps()
     );
     assert_eq!(sf2.forwarded("eth0"), 0, "sf2 is not in the chain yet");
+    // The classified packet steered to sf1's ingress port on host b, as OVS takes it.
+    let r = common::trace::delivered(
+        &t.srv,
+        &t.ovs[0],
+        &s.client_ip,
+        &format!("{}:80", s.server_ip),
+        None,
+    );
+    assert!(r.verdict.contains("sf1-in"), "{}", r.out);
 
     // ICMP and another port go straight.
     let sf_before = sf1.forwarded("eth0");

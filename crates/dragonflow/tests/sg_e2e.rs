@@ -142,7 +142,7 @@ fn ingress_rules_by_port_prefix_and_protocol() {
         json!({"security_group_id": srv_group, "direction": "ingress", "protocol": "tcp",
                "port_range_min": 22, "port_range_max": 22, "remote_ip_prefix": "10.0.1.0/24"}),
     );
-    let (client, _, _) = vm(&t, &net, None, 0, 24);
+    let (client, ip_c, _) = vm(&t, &net, None, 0, 24);
     let (server, ip_s, _) = vm(&t, &net, Some(vec![&srv_group]), 1, 24);
     let _l22 = listen(&server, 22);
     let _l23 = listen(&server, 23);
@@ -152,6 +152,10 @@ fn ingress_rules_by_port_prefix_and_protocol() {
         t.dumps()
     );
     assert!(!connects(&client, &ip_s, 23), "tcp/23 has no rule");
+    // The compiled pipeline agrees with OVS and with nc: 22 admitted, 23 dropped.
+    let (to22, to23) = (format!("{ip_s}:22"), format!("{ip_s}:23"));
+    common::trace::delivered(&t.srv, &t.ovs[0], &ip_c, &to22, None);
+    common::trace::expect(&t.srv, &t.ovs[0], &ip_c, &to23, None, "dropped");
     assert!(!pings_once(&client, &ip_s), "ICMP has no rule yet");
     let asked = Instant::now();
     let icmp = rule(
@@ -431,7 +435,7 @@ fn a_stateless_group_passes_and_blocks_as_its_rules_say() {
         json!({"security_group_id": sg, "direction": "ingress", "protocol": "tcp",
                "port_range_min": 22, "port_range_max": 22}),
     );
-    let (client, _, _) = vm(&t, &net, None, 0, 24);
+    let (client, ip_c, _) = vm(&t, &net, None, 0, 24);
     let (server, ip_s, _) = vm(&t, &net, Some(vec![&sg]), 1, 24);
     let _l22 = listen(&server, 22);
     let _l23 = listen(&server, 23);
@@ -441,6 +445,10 @@ fn a_stateless_group_passes_and_blocks_as_its_rules_say() {
         t.dumps()
     );
     assert!(!connects(&client, &ip_s, 23), "tcp/23 has no rule");
+    // Stateless: the compiled pipeline agrees with OVS and with nc, 22 in and 23 dropped.
+    let (to22, to23) = (format!("{ip_s}:22"), format!("{ip_s}:23"));
+    common::trace::delivered(&t.srv, &t.ovs[0], &ip_c, &to22, None);
+    common::trace::expect(&t.srv, &t.ovs[0], &ip_c, &to23, None, "dropped");
     // The server's packets skip conntrack: its rule's flow (priority 100) commits nothing.
     let flows = t.ovs[1]
         .ofctl(["dump-flows", "br-int", "table=110,tcp"])

@@ -166,6 +166,10 @@ fn a_both_tap_flow_mirrors_request_and_reply_to_a_service_on_another_host() {
         why()
     );
     assert_eq!(seen_s.len(), 10, "nothing else, no copy twice: {seen_s:#?}");
+    // The request and its mirrored copy, as OVS takes them on A's host.
+    let r = common::trace::delivered(&t.srv, &t.ovs[0], &a_ip, &b_ip, None);
+    let collector = s_port["id"].as_str().unwrap_or_default();
+    assert!(r.verdict.contains(collector), "the copy to S: {}", r.out);
 
     // The flow goes: the mirror stops.
     let (st, v) = srv.call("DELETE", &format!("/v2.0/taas/tap_flows/{tf_id}"), None);

@@ -62,6 +62,9 @@ pub fn agrees(
         json["ovs_tables"].is_array(),
         "no comparison with Open vSwitch was made: {out}"
     );
+    if let Some(u) = json["ovs_unfollowed"].as_str() {
+        eprintln!("trace {from} -> {to}: {u}");
+    }
     Traced {
         outcome: json["outcome"].as_str().unwrap_or_default().to_string(),
         verdict: json["verdict"].as_str().unwrap_or_default().to_string(),
