@@ -227,6 +227,9 @@ fn verdict(world: &World, probe: Option<&Probe>, d: &Delivery) -> (&'static str,
                     "left {host} to physical network {}",
                     &i.name["patch-int-".len()..]
                 ),
+                // An interface of no port: the host's own (the metadata and DNS-over-TCP
+                // server's internal port), named as OVSDB names it.
+                (None, Some(i)) => format!("left {host} by {} (OpenFlow port {ofport})", i.name),
                 _ => format!("left {host} by OpenFlow port {ofport}"),
             };
             places.push(place);
