@@ -175,7 +175,7 @@ fn a_restarted_vswitchd_gets_its_flows_back() {
     }
     let t = two_hosts();
     let net = t.srv.network("n", "10.0.0.0/24");
-    let (a, _) = t.vm(&net, 0);
+    let (a, ip_a) = t.vm(&net, 0);
     let (_b, ip_b) = t.vm(&net, 1);
     assert!(a.pings(&ip_b), "{}", t.dumps());
     let count = |ovs: &testbed::Ovs| {
@@ -196,6 +196,8 @@ fn a_restarted_vswitchd_gets_its_flows_back() {
         restarted.elapsed()
     );
     assert!(a.pings(&ip_b), "traffic after the restart\n{}", t.dumps());
+    // The flows put back are the compiled ones: OVS takes the same tables.
+    common::trace::delivered(&t.srv, &t.ovs[0], &ip_a, &ip_b, None);
 }
 
 /// Two projects' networks with the same CIDR over the same two hosts stay apart: each VM
@@ -301,7 +303,7 @@ fn a_broadcast_reaches_the_vm_on_the_other_host() {
     }
     let t = two_hosts();
     let net = t.srv.network("n", "10.0.0.0/24");
-    let (a, _) = t.vm(&net, 0);
+    let (a, ip_a) = t.vm(&net, 0);
     let pb = t.srv.create(
         "ports",
         "port",
@@ -319,6 +321,9 @@ fn a_broadcast_reaches_the_vm_on_the_other_host() {
         .ofctl(["dump-groups", "br-int"])
         .expect("dump-groups");
     assert!(dump.contains("type=all"), "host a has flood groups: {dump}");
+    // A broadcast datagram through the flood group, as OVS takes it, to host b too.
+    let r = common::trace::delivered(&t.srv, &t.ovs[0], &ip_a, "255.255.255.255:9", Some("udp"));
+    assert!(r.verdict.contains("host-b"), "{}", r.out);
 }
 
 /// A host follows only the networks its ports are on: host b, with no port on `only-a`,

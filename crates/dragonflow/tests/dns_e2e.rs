@@ -403,6 +403,11 @@ fn an_answer_over_512_bytes_is_truncated_over_udp_and_whole_over_tcp() {
     assert_eq!((status.as_str(), set(answers)), ("NOERROR", want.clone()));
     let (_, answers) = dig(&vm, &dns, &["+tcp", "-x", "10.55.0.117"]);
     assert_eq!(answers, ["big.openstacklocal."]);
+    // A query over TCP goes to the asker's host's own server (behind the internal port it
+    // shares with metadata), in OVS too.
+    let asker_ip = addr(&asker).1;
+    let r = common::trace::delivered(&c.srv, &c.ovs[0], &asker_ip, &format!("{dns}:53"), None);
+    assert!(r.verdict.contains("df-metadata"), "{}", r.out);
     // Several queries on one connection (+keepopen), in order.
     let (_, answers) = dig(
         &vm,

@@ -175,13 +175,20 @@ fn routing_on_one_host_never_touches_the_tunnel() {
         return;
     }
     let r = routed(0, 0);
-    let [(vm1, _), (_, ip2)] = &r.vms;
+    let [(vm1, ip1), (_, ip2)] = &r.vms;
     // A third VM on net2 on the other host: the control that the capture sees routing.
     let net2 = r.subnets[1]["network_id"].clone();
     let (vm3, ip3) = r.t.vm(&json!({"id": net2}), 1);
     default_route(&vm3, &gateway_of(&r.subnets[1]));
     assert!(reaches(vm1, ip2), "{}", r.t.dumps());
     assert!(reaches(vm1, &ip3), "{}", r.t.dumps());
+    // Routed on host a, delivered there: no tunnel in the compiled pipeline either.
+    let tr = common::trace::delivered(&r.t.srv, &r.t.ovs[0], ip1, ip2, None);
+    assert!(
+        tr.verdict.contains("on host-a") && !tr.verdict.contains(" via "),
+        "{}",
+        tr.out
+    );
     let cap = capture(&r.t, 0);
     assert!(vm1.pings(ip2));
     assert!(vm1.pings(&ip3));
@@ -204,7 +211,7 @@ fn removing_the_interface_stops_routing_and_another_routers_network_is_unreachab
         return;
     }
     let r = routed(0, 1);
-    let [(vm1, _), (vm2, ip2)] = &r.vms;
+    let [(vm1, ip1), (vm2, ip2)] = &r.vms;
     let t = &r.t;
     // net3 is on another router.
     let (n3, s3) = network(t, "net3", 4, "10.0.3.0/24");
@@ -221,6 +228,9 @@ fn removing_the_interface_stops_routing_and_another_routers_network_is_unreachab
             && text.contains("Unreachable"),
         "the router says so:\n{text}"
     );
+    // Not routed to another router's network, as OVS takes it.
+    let tr = common::trace::agrees(&t.srv, &t.ovs[0], ip1, &ip3, None);
+    assert_ne!(tr.outcome, "delivered", "{}", tr.out);
     interface(t, &r.router, "remove", &r.subnets[1]);
     wait_until("vm2 to be unreachable", Duration::from_secs(15), || {
         !vm1.pings(ip2)
