@@ -122,7 +122,7 @@ fn a_killed_controller_loses_no_packet_and_restarts_hitless() {
     }
     let mut t = two_hosts();
     let net = t.srv.network("n", "10.0.0.0/24");
-    let (a, _) = t.vm(&net, 0);
+    let (a, ip_a) = t.vm(&net, 0);
     let (_b, ip_b) = t.vm(&net, 1);
     assert!(a.pings(&ip_b), "{}", t.dumps());
     let before = t.ovs[0]
@@ -164,6 +164,7 @@ fn a_killed_controller_loses_no_packet_and_restarts_hitless() {
         l
     };
     assert_eq!(sorted(&before), sorted(&after), "the restart changed flows");
+    common::trace::delivered(&t.srv, &t.ovs[0], &ip_a, &ip_b, None);
 }
 
 /// ovs-vswitchd restarts (its flows are gone): the controller notices, reconnects and
@@ -393,6 +394,8 @@ fn controllers_on_the_store(kind: testbed::StoreKind) {
     let (b, ip_b) = t.vm(&net, 1);
     assert!(a.pings(&ip_b), "{}", t.dumps());
     assert!(b.pings(&ip_a));
+    // The store the controllers read directly, through the server's NB: the same tables.
+    common::trace::delivered(&t.srv, &t.ovs[0], &ip_a, &ip_b, None);
 }
 
 #[test]
