@@ -86,6 +86,7 @@ fn pods_on_two_hosts_get_ports_reach_each_other_and_leave_nothing() {
     // A VM of the same project (its default group admits its members) on host b.
     let (_vm, vm_ip) = pods_vm(&t, 1);
     assert!(pings(&pod_a, &vm_ip), "pod to VM\n{}", t.dumps());
+    common::trace::delivered(&t.srv, &t.ovs[0], &address(&ra), &vm_ip, None);
 
     // CHECK agrees with what ADD made.
     let (ok, v) = plugin.exec(
@@ -149,7 +150,7 @@ fn a_pod_gets_its_security_groups_filtering() {
     let plugin = Plugin::install();
     let (pod_a, path_a) = pod();
     let (_pod_b, path_b) = pod();
-    let (ok, _) = plugin.exec("ADD", "ctr-a", &path_a, &conf(&t, 0, json!({})));
+    let (ok, ra) = plugin.exec("ADD", "ctr-a", &path_a, &conf(&t, 0, json!({})));
     assert!(ok);
     let closed = conf(&t, 1, json!({"security_groups": ["closed"]}));
     let (ok, rb) = plugin.exec("ADD", "ctr-b", &path_b, &closed);
@@ -163,6 +164,15 @@ fn a_pod_gets_its_security_groups_filtering() {
         !pings(&pod_a, &address(&rb)),
         "no ingress rule, yet ICMP passed"
     );
+    let r = common::trace::expect(
+        &t.srv,
+        &t.ovs[0],
+        &address(&ra),
+        &address(&rb),
+        None,
+        "dropped",
+    );
+    assert!(r.verdict.contains("security group closed"), "{}", r.out);
     let rule = json!({"security_group_rule": {"security_group_id": sg["security_group"]["id"],
         "direction": "ingress", "ethertype": "IPv4", "protocol": "icmp"}});
     assert_eq!(
@@ -280,6 +290,7 @@ fn a_pod_reaches_the_outside_through_snat() {
     let peer = server.peer().expect("the outside saw the connection");
     assert!(peer.starts_with("203.0.113."), "not SNATed: {peer}");
     assert_ne!(peer, address(&r));
+    common::trace::delivered(&t.srv, &t.ovs[0], &address(&r), "203.0.113.1:8080", None);
 }
 
 /// A real runtime: podman (Debian's 4.3, CNI backend) runs a container from a directory

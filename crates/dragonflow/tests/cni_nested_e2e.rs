@@ -171,6 +171,9 @@ fn containers_in_a_vm_are_subports_that_reach_a_vm_on_another_host_and_leave_not
         t.dumps()
     );
 
+    // Container 1's frame, tagged on the VM's trunk port, as OVS takes it on host a.
+    common::trace::delivered(&t.srv, &t.ovs[0], &address(&r1), ip_b, None);
+
     let (ok, v) = plugin.exec("CHECK", "nest-1", &path1, &conf(&t, &vm));
     assert!(ok, "CHECK: {v}");
 

@@ -58,6 +58,7 @@ fn one_host_switches_between_ports_created_through_the_api() {
         ctl_log()
     );
     assert!(b.pings(&ip_a), "b reaches a");
+    common::trace::delivered(&srv, &ovs, &ip_a, &ip_b, None);
 
     // Deleting b stops its traffic and removes its flows.
     assert_eq!(
@@ -92,6 +93,8 @@ fn across_hosts(network_type: &str) {
         t.dumps()
     );
     assert!(b.pings(&ip_a), "b reaches a");
+    let r = common::trace::delivered(&t.srv, &t.ovs[0], &ip_a, &ip_b, None);
+    assert!(r.verdict.contains(network_type), "{}", r.verdict);
 }
 
 #[test]
@@ -119,7 +122,7 @@ fn a_killed_controller_loses_no_packet_and_restarts_hitless() {
     }
     let mut t = two_hosts();
     let net = t.srv.network("n", "10.0.0.0/24");
-    let (a, _) = t.vm(&net, 0);
+    let (a, ip_a) = t.vm(&net, 0);
     let (_b, ip_b) = t.vm(&net, 1);
     assert!(a.pings(&ip_b), "{}", t.dumps());
     let before = t.ovs[0]
@@ -161,6 +164,7 @@ fn a_killed_controller_loses_no_packet_and_restarts_hitless() {
         l
     };
     assert_eq!(sorted(&before), sorted(&after), "the restart changed flows");
+    common::trace::delivered(&t.srv, &t.ovs[0], &ip_a, &ip_b, None);
 }
 
 /// ovs-vswitchd restarts (its flows are gone): the controller notices, reconnects and
@@ -172,7 +176,7 @@ fn a_restarted_vswitchd_gets_its_flows_back() {
     }
     let t = two_hosts();
     let net = t.srv.network("n", "10.0.0.0/24");
-    let (a, _) = t.vm(&net, 0);
+    let (a, ip_a) = t.vm(&net, 0);
     let (_b, ip_b) = t.vm(&net, 1);
     assert!(a.pings(&ip_b), "{}", t.dumps());
     let count = |ovs: &testbed::Ovs| {
@@ -193,6 +197,8 @@ fn a_restarted_vswitchd_gets_its_flows_back() {
         restarted.elapsed()
     );
     assert!(a.pings(&ip_b), "traffic after the restart\n{}", t.dumps());
+    // The flows put back are the compiled ones: OVS takes the same tables.
+    common::trace::delivered(&t.srv, &t.ovs[0], &ip_a, &ip_b, None);
 }
 
 /// Two projects' networks with the same CIDR over the same two hosts stay apart: each VM
@@ -298,7 +304,7 @@ fn a_broadcast_reaches_the_vm_on_the_other_host() {
     }
     let t = two_hosts();
     let net = t.srv.network("n", "10.0.0.0/24");
-    let (a, _) = t.vm(&net, 0);
+    let (a, ip_a) = t.vm(&net, 0);
     let pb = t.srv.create(
         "ports",
         "port",
@@ -316,6 +322,9 @@ fn a_broadcast_reaches_the_vm_on_the_other_host() {
         .ofctl(["dump-groups", "br-int"])
         .expect("dump-groups");
     assert!(dump.contains("type=all"), "host a has flood groups: {dump}");
+    // A broadcast datagram through the flood group, as OVS takes it, to host b too.
+    let r = common::trace::delivered(&t.srv, &t.ovs[0], &ip_a, "255.255.255.255:9", Some("udp"));
+    assert!(r.verdict.contains("host-b"), "{}", r.out);
 }
 
 /// A host follows only the networks its ports are on: host b, with no port on `only-a`,
@@ -385,6 +394,8 @@ fn controllers_on_the_store(kind: testbed::StoreKind) {
     let (b, ip_b) = t.vm(&net, 1);
     assert!(a.pings(&ip_b), "{}", t.dumps());
     assert!(b.pings(&ip_a));
+    // The store the controllers read directly, through the server's NB: the same tables.
+    common::trace::delivered(&t.srv, &t.ovs[0], &ip_a, &ip_b, None);
 }
 
 #[test]

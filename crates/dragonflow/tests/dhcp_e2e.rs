@@ -225,6 +225,15 @@ fn two_vms_on_two_hosts_configured_only_by_dhcp_get_the_neutron_config_and_ping(
     assert!(!answered(&ctl_a.log(), &ip_b), "{}", dumps());
     assert!(!answered(&ctl_b.log(), &ip_a), "{}", dumps());
     assert!(a.vm.pings(&ip_b), "a reaches b\n{}", dumps());
+    // A's broadcast request goes to its own host's controller, in OVS too.
+    common::trace::expect(
+        &srv,
+        &ovs_a,
+        &ip_a,
+        "255.255.255.255:67",
+        Some("udp"),
+        "controller",
+    );
     assert!(b.vm.pings(&ip_a), "b reaches a");
 
     // RELEASE: the client gives the address up and the controller takes note.

@@ -247,6 +247,15 @@ fn stateful_dhclient_gets_the_neutron_address_on_two_hosts_and_a_changed_one_at_
     assert!(answered(&ctl_a.log(), &ip_a), "{}", dumps());
     assert!(answered(&ctl_b.log(), &ip_b), "{}", dumps());
     assert!(!answered(&ctl_a.log(), &ip_b) && !answered(&ctl_b.log(), &ip_a));
+    // A's request to All_DHCP_Relay_Agents_and_Servers goes to its own host's controller.
+    common::trace::expect(
+        &srv,
+        &ovs_a,
+        &ip_a,
+        "[ff02::1:2]:547",
+        Some("udp"),
+        "controller",
+    );
     // The addresses work: a reaches b across the hosts by them (dhclient sets a /128;
     // with no router advertisement the /64 is put on-link by hand).
     for vm in [&a, &b] {

@@ -183,6 +183,16 @@ fn dig_from_a_vm_finds_its_neighbours_across_hosts_by_name_and_address() {
         "answered on vm1's host only:\n{}",
         c.dumps()
     );
+    // vm1's query goes to its own host's controller, in OVS too.
+    let vm1_ip = addr(&p1).1;
+    common::trace::expect(
+        &c.srv,
+        &c.ovs[0],
+        &vm1_ip,
+        &format!("{dns}:53"),
+        Some("udp"),
+        "controller",
+    );
 
     // A rename through the API is answered within a second.
     c.srv.os_ok(&[
@@ -393,6 +403,11 @@ fn an_answer_over_512_bytes_is_truncated_over_udp_and_whole_over_tcp() {
     assert_eq!((status.as_str(), set(answers)), ("NOERROR", want.clone()));
     let (_, answers) = dig(&vm, &dns, &["+tcp", "-x", "10.55.0.117"]);
     assert_eq!(answers, ["big.openstacklocal."]);
+    // A query over TCP goes to the asker's host's own server (behind the internal port it
+    // shares with metadata), in OVS too.
+    let asker_ip = addr(&asker).1;
+    let r = common::trace::delivered(&c.srv, &c.ovs[0], &asker_ip, &format!("{dns}:53"), None);
+    assert!(r.verdict.contains("df-metadata"), "{}", r.out);
     // Several queries on one connection (+keepopen), in order.
     let (_, answers) = dig(
         &vm,

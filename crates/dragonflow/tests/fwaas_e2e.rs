@@ -244,7 +244,7 @@ fn a_router_interface_group_denies_rejects_and_allows_alongside_security_groups(
                    "port_range_min": p, "port_range_max": p}),
         );
     }
-    let (client, _) = t.vm(&n1, 0);
+    let (client, ip_c) = t.vm(&n1, 0);
     let sp = t.srv.create(
         "ports",
         "port",
@@ -299,6 +299,11 @@ fn a_router_interface_group_denies_rejects_and_allows_alongside_security_groups(
     assert!(reaches(&client, &ip_s, 80), "80 works\n{}", t.dumps());
     let (ok, said, _) = try_connect(&client, &ip_s, 8080, 1);
     assert!(!ok, "the security group still applies: {said}");
+    // The router's firewall in the compiled pipeline, as OVS and nc saw it.
+    let (to22, to80) = (format!("{ip_s}:22"), format!("{ip_s}:80"));
+    let r = common::trace::expect(&t.srv, &t.ovs[0], &ip_c, &to22, None, "dropped");
+    assert!(r.verdict.contains("firewall"), "{}", r.out);
+    common::trace::delivered(&t.srv, &t.ovs[0], &ip_c, &to80, None);
 
     // A session to 443 (allow any), open across the changes below.
     let mut session = Session::open(&client, &server, &ip_s, 443);
@@ -469,4 +474,7 @@ fn a_vm_port_group_filters_on_the_ports_own_host() {
         t.dumps()
     );
     assert!(reaches(&client, &ip_s, 80), "80 works\n{}", t.dumps());
+    let (to22, to80) = (format!("{ip_s}:22"), format!("{ip_s}:80"));
+    common::trace::expect(&t.srv, &t.ovs[0], &ip_c, &to22, None, "dropped");
+    common::trace::delivered(&t.srv, &t.ovs[0], &ip_c, &to80, None);
 }

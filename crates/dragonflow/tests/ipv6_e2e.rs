@@ -383,6 +383,7 @@ fn slaac_vms_on_two_hosts_reach_each_other_and_no_nd_or_ra_crosses_the_underlay(
         });
     }
     assert!(pings6(&vms[0], &fixed[1]), "{}", t.dumps());
+    common::trace::delivered(&t.srv, &t.ovs[0], &fixed[0], &fixed[1], None);
     let text = stop(underlay);
     assert!(
         text.contains("ICMP6, echo request"),

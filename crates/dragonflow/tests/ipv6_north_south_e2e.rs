@@ -219,6 +219,9 @@ fn ipv6_is_routed_to_the_outside_and_back_without_nat() {
             "the outside saw: {seen}"
         );
     }
+    // vm a's echo request routed out without NAT, as OVS takes it on host a.
+    let r = common::trace::delivered(&t.srv, &t.ovs[0], &ip_a, OUTSIDE, None);
+    assert!(r.verdict.contains("physical network"), "{}", r.out);
     // In: the outside reaches both VMs' global addresses (one of them through the host
     // that answered for the gateway address, then the tunnel).
     assert!(

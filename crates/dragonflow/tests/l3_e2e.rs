@@ -131,6 +131,8 @@ fn vms_on_two_hosts_route_through_the_distributed_router() {
     assert!(reaches(vm1, ip2), "vm1 reaches vm2\n{}", r.t.dumps());
     assert!(vm2.pings(ip1), "vm2 reaches vm1\n{}", r.t.dumps());
     assert!(vm1.pings(&gw1), "the gateway answers ping\n{}", r.t.dumps());
+    // The router's own address answers: OVS agrees on the way the echo request takes.
+    common::trace::agrees(&r.t.srv, &r.t.ovs[0], ip1, &gw1, None);
     assert!(
         vm1.pings(&gateway_of(&r.subnets[1])),
         "the router's other address answers too"
@@ -173,13 +175,20 @@ fn routing_on_one_host_never_touches_the_tunnel() {
         return;
     }
     let r = routed(0, 0);
-    let [(vm1, _), (_, ip2)] = &r.vms;
+    let [(vm1, ip1), (_, ip2)] = &r.vms;
     // A third VM on net2 on the other host: the control that the capture sees routing.
     let net2 = r.subnets[1]["network_id"].clone();
     let (vm3, ip3) = r.t.vm(&json!({"id": net2}), 1);
     default_route(&vm3, &gateway_of(&r.subnets[1]));
     assert!(reaches(vm1, ip2), "{}", r.t.dumps());
     assert!(reaches(vm1, &ip3), "{}", r.t.dumps());
+    // Routed on host a, delivered there: no tunnel in the compiled pipeline either.
+    let tr = common::trace::delivered(&r.t.srv, &r.t.ovs[0], ip1, ip2, None);
+    assert!(
+        tr.verdict.contains("on host-a") && !tr.verdict.contains(" via "),
+        "{}",
+        tr.out
+    );
     let cap = capture(&r.t, 0);
     assert!(vm1.pings(ip2));
     assert!(vm1.pings(&ip3));
@@ -202,7 +211,7 @@ fn removing_the_interface_stops_routing_and_another_routers_network_is_unreachab
         return;
     }
     let r = routed(0, 1);
-    let [(vm1, _), (vm2, ip2)] = &r.vms;
+    let [(vm1, ip1), (vm2, ip2)] = &r.vms;
     let t = &r.t;
     // net3 is on another router.
     let (n3, s3) = network(t, "net3", 4, "10.0.3.0/24");
@@ -219,6 +228,9 @@ fn removing_the_interface_stops_routing_and_another_routers_network_is_unreachab
             && text.contains("Unreachable"),
         "the router says so:\n{text}"
     );
+    // Not routed to another router's network, as OVS takes it.
+    let tr = common::trace::agrees(&t.srv, &t.ovs[0], ip1, &ip3, None);
+    assert_ne!(tr.outcome, "delivered", "{}", tr.out);
     interface(t, &r.router, "remove", &r.subnets[1]);
     wait_until("vm2 to be unreachable", Duration::from_secs(15), || {
         !vm1.pings(ip2)
@@ -237,7 +249,7 @@ fn an_extra_route_through_a_vm_gateway_works() {
     }
     let r = routed(0, 1);
     let t = &r.t;
-    let [(vm1, _), _] = &r.vms;
+    let [(vm1, ip1), _] = &r.vms;
     // vm-gw on net2 owns 10.9.0.0/24 behind it (on its loopback) and may send from it.
     let port = t.srv.create(
         "ports",
@@ -265,6 +277,12 @@ fn an_extra_route_through_a_vm_gateway_works() {
         reaches(vm1, "10.9.0.1"),
         "through the route's next hop\n{}",
         t.dumps()
+    );
+    let r = common::trace::delivered(&t.srv, &t.ovs[0], ip1, "10.9.0.1", None);
+    assert!(
+        r.verdict.contains("host-b"),
+        "to the next hop's host: {}",
+        r.out
     );
 }
 
@@ -312,6 +330,7 @@ fn ping6_across_the_router_between_two_ipv6_subnets() {
         t.dumps()
     );
     assert!(vm2.pings(&ip1), "and back");
+    common::trace::delivered(&t.srv, &t.ovs[0], &ip1, &ip2, None);
 }
 
 /// ND for a known address is answered on the asking VM's host: no solicitation for it

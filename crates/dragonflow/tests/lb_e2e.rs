@@ -67,7 +67,7 @@ fn a_vip_spreads_connections_over_members_on_two_hosts() {
     let subnet = first_subnet(srv, &net);
     // The default group lets the members in from the client (same group) and the client's
     // replies back (conntrack).
-    let (client, _) = t.vm(&net, 0);
+    let (client, client_ip) = t.vm(&net, 0);
     let (_members, [ip1, ip2, ip3]) = three_members(&t, &net, &client);
 
     let bal = balancer(srv, &subnet, "web", 80, json!({}));
@@ -106,6 +106,8 @@ fn a_vip_spreads_connections_over_members_on_two_hosts() {
         t.dumps()
     );
     assert!(seen.values().all(|n| *n >= 5), "spread: {seen:?}");
+    // A new connection to the VIP, balanced to a member: OVS takes the same tables.
+    common::trace::delivered(&t.srv, &t.ovs[0], &client_ip, &format!("{vip}:80"), None);
 
     // One connection stays on its member, even when a member is added meanwhile.
     let mut keep = client.ns.command([&python(), "-c", KEEPALIVE, &vip, "3"]);
@@ -316,6 +318,9 @@ fn a_member_reaches_its_own_vip_whichever_member_it_gets() {
         "m1 through its own VIP: {seen:?}\n{}",
         t.dumps()
     );
+    // Hairpin: m1 balanced to itself, as OVS takes it.
+    let vip80 = format!("{}:80", bal.vip);
+    common::trace::delivered(srv, &t.ovs[0], &ip1, &vip80, None);
     // With m2 too, m1's connections reach both.
     made(
         srv,
@@ -346,7 +351,7 @@ fn a_member_behind_a_router_is_balanced_to_with_one_on_the_vip_network() {
     let subnet = first_subnet(srv, &net);
     let far_subnet = first_subnet(srv, &far);
     common::backends::router_on(srv, "lbr", &[&subnet, &far_subnet]);
-    let (client, _) = t.vm(&net, 0);
+    let (client, client_ip) = t.vm(&net, 0);
     let (near, near_ip) = t.vm(&net, 0);
     let (remote, remote_ip) = t.vm(&far, 1);
     for (vm, gw) in [
@@ -376,6 +381,9 @@ fn a_member_behind_a_router_is_balanced_to_with_one_on_the_vip_network() {
     });
     let seen = tally(&client, &url, 10);
     assert_eq!(seen.get("far"), Some(&10), "{seen:?}\n{}", t.dumps());
+    // Balanced, then routed to the far member on host b, as OVS takes it.
+    let r = common::trace::delivered(srv, &t.ovs[0], &client_ip, &format!("{}:80", bal.vip), None);
+    assert!(r.verdict.contains("host-b"), "{}", r.out);
     made(
         srv,
         &bal.members,
@@ -428,7 +436,7 @@ fn an_ipv6_vip_spreads_connections_over_members_on_two_hosts() {
     let srv = &t.srv;
     let net = srv.network("lb6", "fd00:55::/64");
     let subnet = first_subnet(srv, &net);
-    let (client, _) = t.vm(&net, 0);
+    let (client, client_ip) = t.vm(&net, 0);
     let (_members, [ip1, ip2]) = two_members6(&t, &net, &client);
     let bal = balancer(srv, &subnet, "web6", 80, json!({}));
     assert!(bal.vip.contains(':'), "an IPv6 VIP: {}", bal.vip);
@@ -451,6 +459,13 @@ fn an_ipv6_vip_spreads_connections_over_members_on_two_hosts() {
         t.dumps()
     );
     assert_eq!(seen.len(), 2, "both members: {seen:?}");
+    common::trace::delivered(
+        srv,
+        &t.ovs[0],
+        &client_ip,
+        &format!("[{}]:80", bal.vip),
+        None,
+    );
 }
 
 /// Hairpin on an IPv6 VIP: a member balanced to itself is source-NATed to the VIP (and
@@ -498,6 +513,7 @@ fn an_ipv6_member_reaches_its_own_vip_whichever_member_it_gets() {
         "m1 through its own VIP: {seen:?}\n{}",
         t.dumps()
     );
+    common::trace::delivered(srv, &t.ovs[0], &ip1, &format!("[{}]:80", bal.vip), None);
     made(
         srv,
         &bal.members,

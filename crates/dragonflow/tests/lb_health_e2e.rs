@@ -76,7 +76,7 @@ fn a_dead_member_goes_error_and_comes_back_online() {
     let srv = &t.srv;
     let net = srv.network("lbhnet", "10.51.0.0/24");
     let subnet = first_subnet(srv, &net);
-    let (client, _) = t.vm(&net, 0);
+    let (client, client_ip) = t.vm(&net, 0);
     let (m1, ip1) = t.vm(&net, 0);
     let (m2, ip2) = t.vm(&net, 1);
     let (m3, ip3) = t.vm(&net, 1);
@@ -147,6 +147,9 @@ fn a_dead_member_goes_error_and_comes_back_online() {
     let took_down_local = until_member(&t, &lb_id, &ids[0], "ERROR", Duration::from_secs(30));
     let seen = tally(&client, &url, 10);
     assert_eq!(seen.keys().cloned().collect::<Vec<_>>(), ["m3"], "{seen:?}");
+    // The dead members out of the VIP's buckets: to m3 on host b, as OVS takes it.
+    let r = common::trace::delivered(srv, &t.ovs[0], &client_ip, &format!("{vip}:80"), None);
+    assert!(r.verdict.contains("host-b"), "only m3 is alive: {}", r.out);
     servers[0] = Some(serve(&m1, "m1"));
     servers[1] = Some(serve(&m2, "m2"));
     let took_up = until_member(&t, &lb_id, &ids[1], "ONLINE", Duration::from_secs(30));
@@ -182,7 +185,7 @@ fn an_ipv6_vips_members_are_checked_in_ipv6() {
     let srv = &t.srv;
     let net = srv.network("lbh6", "fd00:58::/64");
     let subnet = first_subnet(srv, &net);
-    let (client, _) = t.vm(&net, 0);
+    let (client, client_ip) = t.vm(&net, 0);
     let (m1, ip1) = t.vm(&net, 0);
     let (m2, ip2) = t.vm(&net, 1);
     let mut servers = vec![
@@ -241,6 +244,15 @@ fn an_ipv6_vips_members_are_checked_in_ipv6() {
         "20 of 20 from the live member: {seen:?}\n{}",
         t.dumps()
     );
+    // m2 (host b) out of the IPv6 VIP's buckets: to m1 on host a, as OVS takes it.
+    let r = common::trace::delivered(
+        srv,
+        &t.ovs[0],
+        &client_ip,
+        &format!("[{}]:80", bal.vip),
+        None,
+    );
+    assert!(!r.verdict.contains("host-b"), "m2 is down: {}", r.out);
     servers[1] = Some(serve_on(&m2, "m2", "::"));
     let took_up = until_member(&t, &lb_id, &ids[1], "ONLINE", Duration::from_secs(30));
 

@@ -174,7 +174,7 @@ fn a_backup_member_answers_only_while_the_other_is_down() {
     let srv = &t.srv;
     let net = srv.network("bknet", "10.57.0.0/24");
     let subnet = first_subnet(srv, &net);
-    let (client, _) = t.vm(&net, 0);
+    let (client, client_ip) = t.vm(&net, 0);
     let (vm1, ip1) = t.vm(&net, 0);
     let (vm2, ip2) = t.vm(&net, 1);
     let m1 = serve(&vm1, "m1");
@@ -225,6 +225,9 @@ fn a_backup_member_answers_only_while_the_other_is_down() {
         only("m2"),
         "the backup takes over"
     );
+    // m1 out, the backup (host b) in the VIP's buckets, as OVS takes it.
+    let r = common::trace::delivered(srv, &t.ovs[0], &client_ip, &format!("{}:80", bal.vip), None);
+    assert!(r.verdict.contains("host-b"), "to the backup: {}", r.out);
     let _m1 = serve(&vm1, "m1");
     wait_until("m1 ONLINE again", Duration::from_secs(20), || {
         m1_is("ONLINE")

@@ -238,6 +238,9 @@ fn cloud_init_reads_each_vms_own_identity_on_two_hosts() {
     let r1 = cloud_init_read(&vm1).unwrap_or_else(|e| panic!("{e}\n{}", c.dumps()));
     println!("cloud-init read_v2 on vm1 took {:?}", t.elapsed());
     assert_eq!(r1["metadata"]["uuid"], dev1, "{r1}");
+    // vm1's request to the metadata address, as OVS takes it to the host's server.
+    let r = common::trace::delivered(&c.srv, &c.ovs[0], &addr(&p1).1, "169.254.169.254:80", None);
+    assert!(r.verdict.contains("df-metadata"), "{}", r.out);
     assert_eq!(r1["metadata"]["name"], "web-1");
     assert_eq!(r1["metadata"]["hostname"], "vm1.openstacklocal");
     assert_eq!(r1["metadata"]["public_keys"]["mykey"], key);

@@ -59,6 +59,9 @@ fn snat_and_floating_ips_on_the_vms_own_host() {
     let srv = TcpServer::start(&t.outside, 5001);
     assert_eq!(tcp_get(&vm_b.ns, "203.0.113.1", 5001), "hello");
     assert_eq!(srv.peer().as_deref(), Some(snat_b.as_str()));
+    // SNAT on host b: out to the physical network, as OVS takes it.
+    let r = common::trace::delivered(&t.srv, &t.ovs[1], &addr(&pb).1, "203.0.113.1:5001", None);
+    assert!(r.verdict.contains("physical network"), "{}", r.out);
     // host a's VM leaves by host a's address.
     let srv = TcpServer::start(&t.outside, 5002);
     assert_eq!(tcp_get(&vm_a.ns, "203.0.113.1", 5002), "hello");
@@ -80,6 +83,8 @@ fn snat_and_floating_ips_on_the_vms_own_host() {
     let srv = TcpServer::start(&t.outside, 5003);
     assert_eq!(tcp_get(&vm_a.ns, "203.0.113.1", 5003), "hello");
     assert_eq!(srv.peer().as_deref(), Some(fip_ip.as_str()));
+    // From the floating IP on host a, as OVS takes it.
+    common::trace::delivered(&t.srv, &t.ovs[0], &addr(&pa).1, "203.0.113.1:5003", None);
 
     // ICMP errors on the floating-IP path are translated: a UDP probe to a closed port of
     // vm a through its floating IP gets "port unreachable" the outside's socket accepts.
@@ -187,6 +192,10 @@ fn vlan_provider_network_is_tagged_on_the_wire() {
     let cap = capture(t.phys(), "ha", &["icmp", "or", "vlan"]);
     assert!(reaches(&vm_a.ns, "198.51.100.1"), "{}", t.dumps());
     assert!(reaches(&vm_a.ns, &ip_b), "across hosts on the VLAN");
+    // Across the physical network (not a tunnel), as OVS takes it on host a.
+    let a_ip = addr(&pa).1;
+    let r = common::trace::agrees(&t.srv, &t.ovs[0], &a_ip, &ip_b, None);
+    assert!(r.verdict.contains("physical network"), "{}", r.out);
     let srv = TcpServer::start(&t.outside, 5100);
     assert_eq!(tcp_get(&vm_b.ns, "198.51.100.1", 5100), "hello");
     assert_eq!(srv.peer(), Some(ip_b.clone()));

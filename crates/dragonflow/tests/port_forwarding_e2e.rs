@@ -133,6 +133,9 @@ fn a_forwarded_port_reaches_the_vm_and_others_do_not() {
         who.contains("203.0.113.1"),
         "the VM sees the outside: {who}"
     );
+    // The forwarded connection starts outside, where trace cannot send from (it sends
+    // only from Neutron ports): the VM's own way out through the same router is traced.
+    common::trace::delivered(&t.srv, &t.ovs[0], &vm_ip, "203.0.113.1:2222", None);
 
     // Not forwarded: the floating IP's port 22 itself, and a port the VM listens on.
     for port in [22, 2223] {

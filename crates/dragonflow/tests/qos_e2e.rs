@@ -256,6 +256,8 @@ fn qos_limits_marks_and_changes_live_with_real_traffic() {
     let (inn, _) = iperf(vm_a, ip_b, 5, true);
     eprintln!("ingress limited: {inn:.2} Mbit/s");
     assert_near("to the VM (ingress)", inn, LIMIT_KBPS);
+    // Through the port's meters, as OVS takes it too (the fake switch does not meter).
+    common::trace::delivered(&t.srv, &t.ovs[0], ip_a, &format!("{ip_b}:5201"), None);
 
     // The operator's view: each meter, its rule, its counters.
     let v = port_tool(t, "qa");

@@ -61,6 +61,15 @@ fn classified_http_goes_through_the_service_function_on_another_host() {
         t.dumps()
     );
     assert_eq!(sf2.forwarded("eth0"), 0, "sf2 is not in the chain yet");
+    // The classified packet steered to sf1's ingress port on host b, as OVS takes it.
+    let r = common::trace::delivered(
+        &t.srv,
+        &t.ovs[0],
+        &s.client_ip,
+        &format!("{}:80", s.server_ip),
+        None,
+    );
+    assert!(r.verdict.contains("sf1-in"), "{}", r.out);
 
     // ICMP and another port go straight.
     let sf_before = sf1.forwarded("eth0");
@@ -245,6 +254,9 @@ fn an_ipv6_chain_pops_its_label_to_ipv6() {
         .unwrap_or(0);
     assert!(sent >= 25, "5 connections: {sent} packets");
     assert_eq!(sf.forwarded("eth0") - before, sent, "{}", t.dumps());
+    let to = format!("[{}]:8081", s.server_ip6);
+    let r = common::trace::delivered(&t.srv, &t.ovs[0], &s.client_port, &to, None);
+    assert!(r.verdict.contains("sf1-in"), "{}", r.out);
     // IPv4 to the same port is not this chain's.
     let v4 = format!("http://{}:8081/", s.server_ip);
     let before = sf.forwarded("eth0");
@@ -317,6 +329,13 @@ fn full_size_frames_reach_a_service_function_on_another_host_on_every_tunnel_typ
         ]);
         assert!(posted.is_ok(), "{kind}: full-size frames through the chain");
         assert!(sf.forwarded("eth0") > before + 3, "{kind}: through the SF");
+        let to = format!("{}:80", s.server_ip);
+        let r = common::trace::delivered(&t.srv, &t.ovs[0], &s.client_ip, &to, None);
+        assert!(
+            r.verdict.contains("sf1-in") && r.verdict.contains(&format!("via {kind}")),
+            "{}",
+            r.out
+        );
     }
 }
 
@@ -371,4 +390,9 @@ fn a_two_hop_chain_crosses_between_the_hosts_with_each_hops_label() {
         "hop 1\n{}",
         t.dumps()
     );
+    // Hop 0 from the client's host, and hop 1 from sf1's egress port on host b.
+    let to = format!("{}:80", s.server_ip);
+    let r = common::trace::delivered(&t.srv, &t.ovs[0], &s.client_ip, &to, None);
+    assert!(r.verdict.contains("sf1-in"), "{}", r.out);
+    common::trace::agrees(&t.srv, &t.ovs[1], "sf1-out", &to, None);
 }

@@ -142,7 +142,7 @@ fn ingress_rules_by_port_prefix_and_protocol() {
         json!({"security_group_id": srv_group, "direction": "ingress", "protocol": "tcp",
                "port_range_min": 22, "port_range_max": 22, "remote_ip_prefix": "10.0.1.0/24"}),
     );
-    let (client, _, _) = vm(&t, &net, None, 0, 24);
+    let (client, ip_c, _) = vm(&t, &net, None, 0, 24);
     let (server, ip_s, _) = vm(&t, &net, Some(vec![&srv_group]), 1, 24);
     let _l22 = listen(&server, 22);
     let _l23 = listen(&server, 23);
@@ -152,6 +152,10 @@ fn ingress_rules_by_port_prefix_and_protocol() {
         t.dumps()
     );
     assert!(!connects(&client, &ip_s, 23), "tcp/23 has no rule");
+    // The compiled pipeline agrees with OVS and with nc: 22 admitted, 23 dropped.
+    let (to22, to23) = (format!("{ip_s}:22"), format!("{ip_s}:23"));
+    common::trace::delivered(&t.srv, &t.ovs[0], &ip_c, &to22, None);
+    common::trace::expect(&t.srv, &t.ovs[0], &ip_c, &to23, None, "dropped");
     assert!(!pings_once(&client, &ip_s), "ICMP has no rule yet");
     let asked = Instant::now();
     let icmp = rule(
@@ -217,6 +221,9 @@ fn replies_to_egress_connections_pass_without_ingress_rules() {
         "nothing may start towards the client"
     );
     assert!(!pings_once(&server, &ip_c), "no echo request reaches it");
+    // From host b: the server's own connection is dropped at the client's group.
+    let to = format!("{ip_c}:8080");
+    common::trace::expect(&t.srv, &t.ovs[1], &ip_s, &to, None, "dropped");
 }
 
 #[test]
@@ -233,7 +240,7 @@ fn remote_group_members_connect_and_joining_opens() {
         json!({"security_group_id": web, "direction": "ingress", "protocol": "tcp",
                "port_range_min": 80, "port_range_max": 80, "remote_group_id": clients}),
     );
-    let (member, _, _) = vm(&t, &net, Some(vec![&clients]), 0, 24);
+    let (member, ip_m, _) = vm(&t, &net, Some(vec![&clients]), 0, 24);
     let (outsider, ip_o, outsider_id) = vm(&t, &net, Some(vec![&web]), 0, 24);
     let (server, ip_w, _) = vm(&t, &net, Some(vec![&web]), 1, 24);
     let _l = listen(&server, 80);
@@ -243,6 +250,10 @@ fn remote_group_members_connect_and_joining_opens() {
         t.dumps()
     );
     assert!(!connects(&outsider, &ip_w, 80), "a non-member does not");
+    // The remote group's clause, as OVS and nc saw it.
+    let to80 = format!("{ip_w}:80");
+    common::trace::delivered(&t.srv, &t.ovs[0], &ip_m, &to80, None);
+    common::trace::expect(&t.srv, &t.ovs[0], &ip_o, &to80, None, "dropped");
     let (code, body) = t.srv.call(
         "PUT",
         &format!("/v2.0/ports/{outsider_id}"),
@@ -397,6 +408,7 @@ fn an_ipv6_rule_allows_ping6_and_its_absence_blocks_it() {
         ping6(&client, &ip_s)
     });
     assert!(ping6(&server, &ip_c), "and the other way");
+    common::trace::delivered(&t.srv, &t.ovs[0], &ip_c, &ip_s, None);
     delete_rule(&t, &r);
     within("ping6 to be blocked again", Duration::from_secs(5), || {
         !ping6(&client, &ip_s)
@@ -431,7 +443,7 @@ fn a_stateless_group_passes_and_blocks_as_its_rules_say() {
         json!({"security_group_id": sg, "direction": "ingress", "protocol": "tcp",
                "port_range_min": 22, "port_range_max": 22}),
     );
-    let (client, _, _) = vm(&t, &net, None, 0, 24);
+    let (client, ip_c, _) = vm(&t, &net, None, 0, 24);
     let (server, ip_s, _) = vm(&t, &net, Some(vec![&sg]), 1, 24);
     let _l22 = listen(&server, 22);
     let _l23 = listen(&server, 23);
@@ -441,6 +453,10 @@ fn a_stateless_group_passes_and_blocks_as_its_rules_say() {
         t.dumps()
     );
     assert!(!connects(&client, &ip_s, 23), "tcp/23 has no rule");
+    // Stateless: the compiled pipeline agrees with OVS and with nc, 22 in and 23 dropped.
+    let (to22, to23) = (format!("{ip_s}:22"), format!("{ip_s}:23"));
+    common::trace::delivered(&t.srv, &t.ovs[0], &ip_c, &to22, None);
+    common::trace::expect(&t.srv, &t.ovs[0], &ip_c, &to23, None, "dropped");
     // The server's packets skip conntrack: its rule's flow (priority 100) commits nothing.
     let flows = t.ovs[1]
         .ofctl(["dump-flows", "br-int", "table=110,tcp"])
@@ -499,6 +515,9 @@ fn an_address_group_admits_its_prefixes_and_follows_their_changes() {
         t.dumps()
     );
     assert!(!connects(&other, &ip_s, 22), "another address does not");
+    let to22 = format!("{ip_s}:22");
+    common::trace::delivered(&t.srv, &t.ovs[0], &ip_c, &to22, None);
+    common::trace::expect(&t.srv, &t.ovs[0], &ip_o, &to22, None, "dropped");
     let change = |action: &str, ip: &str| {
         let (code, body) = t.srv.call(
             "PUT",

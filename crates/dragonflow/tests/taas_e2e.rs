@@ -166,6 +166,10 @@ fn a_both_tap_flow_mirrors_request_and_reply_to_a_service_on_another_host() {
         why()
     );
     assert_eq!(seen_s.len(), 10, "nothing else, no copy twice: {seen_s:#?}");
+    // The request and its mirrored copy, as OVS takes them on A's host.
+    let r = common::trace::delivered(&t.srv, &t.ovs[0], &a_ip, &b_ip, None);
+    let collector = s_port["id"].as_str().unwrap_or_default();
+    assert!(r.verdict.contains(collector), "the copy to S: {}", r.out);
 
     // The flow goes: the mirror stops.
     let (st, v) = srv.call("DELETE", &format!("/v2.0/taas/tap_flows/{tf_id}"), None);
@@ -294,6 +298,8 @@ fn a_service_port_that_taps_itself_gets_bounded_copies() {
         "{seen:#?}"
     );
     assert_eq!(seen.len(), 24, "nothing else: {seen:#?}");
+    // S's own request and its copy back to S, as OVS takes them on host b.
+    common::trace::delivered(&t.srv, &t.ovs[1], &s_ip, &b_ip, None);
     assert_eq!(at_b.len(), 16, "B: each request and reply once: {at_b:#?}");
 }
 

@@ -13,12 +13,7 @@ use std::time::Duration;
 
 /// `dragonflow trace ARGS` with host `h`'s OVS for `--real`.
 fn trace(t: &TwoHosts, h: usize, args: &[&str]) -> (bool, Value, String) {
-    let ovs = &t.ovs[h];
-    let db = format!("unix:{}", ovs.db_sock().display());
-    let ctl = ovs.dir().join("ovs-vswitchd.ctl").display().to_string();
-    let mut all = vec!["trace", "--ovsdb", &db, "--vswitchd-ctl", &ctl];
-    all.extend_from_slice(args);
-    inspect(t, &all)
+    common::trace::run(&t.srv, &t.ovs[h], args)
 }
 
 /// `dragonflow ARGS --json` against the server with the reader token: whether it
@@ -343,6 +338,13 @@ fn a_routed_packet_names_its_router_and_ovs_agrees() {
     let (ok, _, out) = inspect(&t, &["flows", "--owner", "no-such-thing"]);
     assert!(!ok && out.contains("no port, network, router"), "{out}");
 
+    // The shared helper of the e2e scenarios can fail: a wrong expectation of the outcome,
+    // and (below) a table of host a's pipeline deleted behind the controller's back.
+    let wrong = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        common::trace::expect(&t.srv, &t.ovs[0], "left-vm", &ipb, None, "dropped")
+    }));
+    assert!(wrong.is_err(), "a wrong expectation must fail the helper");
+
     // An address nobody has: the trace says where it went, and no port is named falsely.
     let (ok, r, out) = trace(&t, 0, &["--from", "left-vm", "--to", "10.0.3.99"]);
     assert!(ok, "{out}");
@@ -361,4 +363,25 @@ fn a_routed_packet_names_its_router_and_ovs_agrees() {
             "{bad:?}: {out}"
         );
     }
+
+    // A table the packet goes through, emptied on host a: OVS no longer agrees with the
+    // compiled pipeline, and the trace says so (the helper of the e2e scenarios fails).
+    let r = common::trace::delivered(&t.srv, &t.ovs[0], "left-vm", &ipb, None);
+    let tables = r.json["ovs_tables"].as_array().cloned().unwrap_or_default();
+    let table = tables[tables.len() / 2].as_u64().expect("a table");
+    t.ovs[0]
+        .ofctl(["del-flows", "br-int", &format!("table={table}")])
+        .expect("del-flows");
+    let (ok, _, out) = trace(&t, 0, &["--from", "left-vm", "--to", &ipb, "--real"]);
+    assert!(
+        !ok && out.contains("Open vSwitch disagrees"),
+        "table {table} emptied: {out}"
+    );
+    let tampered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        common::trace::agrees(&t.srv, &t.ovs[0], "left-vm", &ipb, None)
+    }));
+    assert!(
+        tampered.is_err(),
+        "the helper must fail on a tampered table"
+    );
 }

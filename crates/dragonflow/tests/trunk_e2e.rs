@@ -227,6 +227,9 @@ fn a_vlan_aware_vm_reaches_each_subports_network_across_hosts() {
         "par → parent-net\n{}",
         t.dumps()
     );
+    // The subport's frame, tagged 101 on the parent's port, as OVS takes it.
+    let r = common::trace::delivered(&t.srv, &t.ovs[0], &addr(&s101).1, &b101_ip, None);
+    assert!(r.verdict.contains("host-b"), "{}", r.out);
     // VLAN 101 is net101 only: a frame to the parent network's VM (its MAC known, as if
     // on-link) never reaches it, while the same from the parent's interface does.
     let (bp_mac, _) = {

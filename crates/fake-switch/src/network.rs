@@ -3,7 +3,9 @@
 //!
 //! A tunnel output (a port registered with [`Network::add_tunnel_port`]) is delivered to the
 //! host whose underlay IP equals the packet's `tun_dst`, arriving on that host's tunnel port
-//! with the same number (or its first tunnel port) with `tun_id` and `tun_src` set. Output
+//! of the same type (hosts number their ports independently: a VXLAN packet must not
+//! arrive on the Geneve port), else the one with the same number, else its first, with
+//! `tun_id` and `tun_src` set. Output
 //! to a linked port arrives at the other end of the link. Any other output leaves the
 //! network (it reached a VM port) and is reported in [`Delivery::delivered`].
 
@@ -22,6 +24,8 @@ pub struct Host {
     pub ip: u32,
     /// Ports that are tunnel ports.
     pub tunnel_ports: BTreeSet<u32>,
+    /// The type (`geneve`, `vxlan`, ...) of the tunnel ports registered with one.
+    pub tunnel_kinds: BTreeMap<u32, String>,
 }
 
 /// Where a frame ended up.
@@ -84,6 +88,15 @@ impl Network {
         }
     }
 
+    /// Marks `port` of `host` as a tunnel port of type `kind`: packets it sends arrive on
+    /// the peer's port of the same type.
+    pub fn add_tunnel_port_of(&mut self, host: &str, port: u32, kind: &str) {
+        if let Some(h) = self.hosts.get_mut(host) {
+            h.tunnel_ports.insert(port);
+            h.tunnel_kinds.insert(port, kind.to_string());
+        }
+    }
+
     /// Joins two ports (both directions).
     pub fn link(&mut self, a: &str, pa: u32, b: &str, pb: u32) {
         self.links.insert((a.to_string(), pa), (b.to_string(), pb));
@@ -124,6 +137,7 @@ impl Network {
             d.hops.push((name.clone(), out.clone()));
             let my_ip = h.ip;
             let my_tunnels = h.tunnel_ports.clone();
+            let my_kinds = h.tunnel_kinds.clone();
             d.log
                 .extend(out.log.iter().map(|l| format!("{name}:   {l}")));
             for pi in out.to_controller {
@@ -137,10 +151,16 @@ impl Network {
                         .find(|(_, h)| h.ip == o.tun_dst && o.tun_dst != 0);
                     match dst {
                         Some((peer, ph)) => {
-                            let in_port = if ph.tunnel_ports.contains(&o.port) {
-                                o.port
-                            } else {
-                                ph.tunnel_ports.first().copied().unwrap_or(o.port)
+                            let same_kind = my_kinds.get(&o.port).and_then(|k| {
+                                ph.tunnel_kinds
+                                    .iter()
+                                    .find(|(_, pk)| *pk == k)
+                                    .map(|(p, _)| *p)
+                            });
+                            let in_port = match same_kind {
+                                Some(p) => p,
+                                None if ph.tunnel_ports.contains(&o.port) => o.port,
+                                None => ph.tunnel_ports.first().copied().unwrap_or(o.port),
                             };
                             let p = Packet {
                                 tun_id: o.tun_id,

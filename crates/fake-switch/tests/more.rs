@@ -464,3 +464,40 @@ fn conjunction_clauses_at_different_priorities_do_not_combine() {
     assert_eq!(sw.process(1, &f).ports(), vec![2]);
     assert!(sw.process(3, &f).dropped());
 }
+
+/// Hosts number their tunnel ports independently: a VXLAN packet from a's port 2 arrives
+/// on b's VXLAN port (11), not on b's port 2 (Geneve there) nor b's first tunnel port.
+#[test]
+fn a_tunnel_packet_arrives_on_the_peers_port_of_its_type() {
+    let mut net = Network::new();
+    net.add_host("a", ip(192, 168, 0, 1));
+    net.add_host("b", ip(192, 168, 0, 2));
+    net.add_tunnel_port_of("a", 1, "geneve");
+    net.add_tunnel_port_of("a", 2, "vxlan");
+    net.add_tunnel_port_of("b", 2, "geneve");
+    net.add_tunnel_port_of("b", 11, "vxlan");
+    let a = net.switch_mut("a").unwrap();
+    a.apply_flow_mod(&flow(
+        0,
+        100,
+        Match::new().in_port(5),
+        vec![apply(vec![
+            Action::set_field(Field::TunIpv4Dst, u32::from(ip(192, 168, 0, 2))),
+            Action::output(2),
+        ])],
+    ))
+    .unwrap();
+    let b = net.switch_mut("b").unwrap();
+    for (tun, vm) in [(2, 7), (11, 8)] {
+        b.apply_flow_mod(&flow(
+            0,
+            100,
+            Match::new().in_port(tun),
+            vec![apply(vec![Action::output(vm)])],
+        ))
+        .unwrap();
+    }
+    let f = udp_frame(mac(2), mac(1), ip(10, 0, 0, 1), ip(10, 0, 0, 2), 1, 2, 64);
+    let d = net.send("a", 5, &f);
+    assert_eq!(d.endpoints(), vec![("b".to_string(), 8)], "{:#?}", d.log);
+}

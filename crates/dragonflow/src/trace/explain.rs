@@ -37,6 +37,10 @@ pub struct Report {
     pub outcome: &'static str,
     /// Tables visited on the sender's host, in order (what `--real` compares).
     pub first_host_tables: Vec<u8>,
+    /// What the trace took as known that only a controller's memory holds (a next hop's
+    /// MAC learnt by ARP, listeners learnt by snooping), said with the verdict.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 fn table_name(id: u8) -> &'static str {
@@ -153,11 +157,28 @@ pub fn explain(world: &World, sender_host: &str, probe: Option<&Probe>, d: &Deli
         .map(|(_, o)| o.trace.iter().map(|s| s.table).collect())
         .unwrap_or_default();
     let (outcome, verdict) = verdict(world, probe, d);
+    // The next hops taken as resolved matter to a packet that left by a router's gateway.
+    let mut notes = if steps.iter().any(|s| s.app == "Nat") {
+        world.assumed.clone()
+    } else {
+        Vec::new()
+    };
+    if let Some(p) = probe
+        && model::mcast::snoopable(&p.dst)
+        && (world.view.networks.get(&p.from.network_id))
+            .is_some_and(controller::apps::mcast::snoops)
+    {
+        notes.push(format!(
+            "which ports listen to {} is learnt by snooping and kept in each controller's memory: the trace knows only which hosts have listeners (their mcast_group records), and no port listening on them",
+            p.dst
+        ));
+    }
     Report {
         steps,
         verdict,
         outcome,
         first_host_tables,
+        notes,
     }
 }
 
@@ -198,14 +219,7 @@ fn verdict(world: &World, probe: Option<&Probe>, d: &Delivery) -> (&'static str,
             };
             let via = match d.hops.len() {
                 0 | 1 => String::new(),
-                _ => {
-                    let t = world
-                        .hosts
-                        .get(&d.hops[0].0)
-                        .and_then(|c0| c0.host.tunnels.keys().next().cloned())
-                        .unwrap_or_else(|| "a tunnel".into());
-                    format!(" via {t}")
-                }
+                _ => format!(" via {}", tunnel_left_by(world, d)),
             };
             let place = match (port_at(c, *ofport), c.at.get(ofport)) {
                 (Some(p), _) => format!("delivered to {p} on {host}{via}"),
@@ -213,6 +227,9 @@ fn verdict(world: &World, probe: Option<&Probe>, d: &Delivery) -> (&'static str,
                     "left {host} to physical network {}",
                     &i.name["patch-int-".len()..]
                 ),
+                // An interface of no port: the host's own (the metadata and DNS-over-TCP
+                // server's internal port), named as OVSDB names it.
+                (None, Some(i)) => format!("left {host} by {} (OpenFlow port {ofport})", i.name),
                 _ => format!("left {host} by OpenFlow port {ofport}"),
             };
             places.push(place);
@@ -241,6 +258,24 @@ fn verdict(world: &World, probe: Option<&Probe>, d: &Delivery) -> (&'static str,
         );
     }
     ("dropped", dropped(world, probe, d, &what))
+}
+
+/// The type of the tunnel port the packet left the first host by (`a tunnel` if none of
+/// its outputs was one).
+fn tunnel_left_by(world: &World, d: &Delivery) -> String {
+    let Some((host, out)) = d.hops.first() else {
+        return "a tunnel".into();
+    };
+    let tunnels = world.hosts.get(host).map(|c| &c.host.tunnels);
+    out.outputs
+        .iter()
+        .find_map(|o| {
+            tunnels?
+                .iter()
+                .find(|(_, p)| **p == o.port)
+                .map(|(kind, _)| kind.clone())
+        })
+        .unwrap_or_else(|| "a tunnel".into())
 }
 
 /// Where and why it was dropped: the last flow hit, and for the security group tables the

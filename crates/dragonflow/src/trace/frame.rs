@@ -2,10 +2,11 @@
 //! to which address and port, and the frame the VM would put on the wire for it (its own
 //! MAC and address; the destination's MAC on the same network, else its gateway's).
 
+use controller::apps::metadata;
 use controller::view::View;
 use model::Port;
 use packet::IpProtocol;
-use packet::ethernet::{EtherType, EthernetAddress, EthernetRepr};
+use packet::ethernet::{EtherType, EthernetAddress, EthernetRepr, VlanTag};
 use packet::icmpv4::Icmpv4Repr;
 use packet::icmpv6::Icmpv6Repr;
 use packet::ipv4::Ipv4Repr;
@@ -44,6 +45,28 @@ pub struct Probe {
     pub sport: u16,
     /// The port on the same network that has the destination address, if any.
     pub to_port: Option<Port>,
+    /// The VLAN of a trunk's subport: its VM sends tagged frames on the parent's port.
+    pub vlan: Option<u16>,
+}
+
+/// The VLAN a trunk subport's frames carry on its parent's port (`None` for any other
+/// port: it sends untagged on its own).
+fn subport_vlan(view: &View, port: &Port) -> Option<u16> {
+    let trunk = view.trunk_of(&port.meta.id)?;
+    if trunk.port_id == port.meta.id {
+        return None;
+    }
+    trunk.vlan_of(&port.meta.id)
+}
+
+/// The source port the VM's client would use: DHCP's and DHCPv6's are fixed (the switch
+/// takes their requests by both ports), any other an ephemeral one.
+fn client_port(proto: Proto, dport: Option<u16>) -> u16 {
+    match (proto, dport) {
+        (Proto::Udp, Some(67)) => 68,
+        (Proto::Udp, Some(547)) => 546,
+        _ => 40000,
+    }
 }
 
 /// Finds a port by id, name or fixed IP; a name or address several ports share is an error
@@ -121,20 +144,39 @@ pub fn probe(
         .ports_of(&from.network_id)
         .find(|p| p.fixed_ips.iter().any(|f| f.ip_address == dst))
         .cloned();
+    let vlan = subport_vlan(view, &from);
     Ok(Probe {
         from,
         src,
         dst,
         proto,
         dport: dport.unwrap_or(0),
-        sport: 40000,
+        sport: client_port(proto, dport),
         to_port,
+        vlan,
     })
 }
 
-/// The MAC the sender addresses: the destination port's on its own network, else the
+/// The MAC the sender addresses: the broadcast's, a multicast group's own (RFC 1112,
+/// RFC 2464), the metadata address's, the destination port's on its own network, else the
 /// router interface that is the gateway of the sender's subnet.
 pub fn next_hop_mac(view: &View, p: &Probe) -> Result<[u8; 6], String> {
+    match p.dst {
+        // A DHCP client's request before it has (or when it renews without) a server.
+        IpAddr::V4(d) if d.is_broadcast() => return Ok([0xff; 6]),
+        IpAddr::V4(d) if d.is_multicast() => {
+            let o = d.octets();
+            return Ok([0x01, 0x00, 0x5e, o[1] & 0x7f, o[2], o[3]]);
+        }
+        IpAddr::V6(d) if d.is_multicast() => {
+            let o = d.octets();
+            return Ok([0x33, 0x33, o[12], o[13], o[14], o[15]]);
+        }
+        // The metadata address, on-link: the switch answers ARP and ND for it with its MAC.
+        IpAddr::V4(d) if d == metadata::IP => return Ok(metadata::MAC),
+        IpAddr::V6(d) if d == metadata::IP6 => return Ok(metadata::MAC),
+        _ => {}
+    }
     if let Some(to) = &p.to_port {
         return Ok(to.mac_address.0);
     }
@@ -207,7 +249,11 @@ pub fn frame(view: &View, p: &Probe) -> Result<Vec<u8>, String> {
     Ok(EthernetRepr {
         src_addr: EthernetAddress(p.from.mac_address.0),
         dst_addr: EthernetAddress(dst_mac),
-        vlan: None,
+        vlan: p.vlan.map(|vid| VlanTag {
+            pcp: 0,
+            dei: false,
+            vid,
+        }),
         ethertype,
     }
     .build(&ip))

@@ -81,11 +81,12 @@ pub(crate) fn trace(
     Ok(send(&mut world, &host, ofport, Some(&probe), &bytes, state))
 }
 
-/// The host a port is bound to and its OpenFlow port there.
+/// The host a port is bound to and its OpenFlow port there (a trunk subport's: its
+/// parent's, where its VM sends it tagged).
 fn sender(world: &World, from: &model::Port) -> Result<(String, u32), String> {
     let host = world.host_of(from)?;
     let name = host.chassis.id.clone();
-    let ofport = host.ofport_of(&from.meta.id).ok_or_else(|| {
+    let ofport = host.host.door(&from.meta.id).ok_or_else(|| {
         format!(
             "port {} is bound to {name} but not plugged there (no interface has its iface-id)",
             from.meta.id
@@ -180,7 +181,7 @@ pub fn run(nb: &str, token: Option<&str>, json: bool, mut args: Args) -> Result<
     let real_ifaces = if args.real {
         Some((
             from.binding_host_id.clone(),
-            real::interfaces(args.ovsdb.as_deref())?,
+            real::bridge_interfaces(args.ovsdb.as_deref(), &args.bridge)?,
         ))
     } else {
         None
@@ -208,34 +209,54 @@ pub fn run(nb: &str, token: Option<&str>, json: bool, mut args: Args) -> Result<
         &bytes,
         args.state,
     );
-    let agreement = if args.real {
-        let (tables, text) =
-            real::ofproto_trace(args.vswitchd_ctl.as_deref(), &args.bridge, ofport, &bytes)?;
-        Some((tables, text))
+    let ovs = if args.real {
+        Some(real::ofproto_trace(
+            args.vswitchd_ctl.as_deref(),
+            &args.bridge,
+            ofport,
+            &bytes,
+        )?)
     } else {
         None
     };
-    let agreed = agreement
+    let agreed = ovs
         .as_ref()
-        .filter(|(t, _)| *t == report.first_host_tables)
-        .map(|(t, _)| t.as_slice());
+        .filter(|o| agrees(o, &report.first_host_tables));
     print(&report, json, agreed);
-    if let Some((tables, text)) = agreement
-        && tables != report.first_host_tables
+    if let Some(o) = ovs
+        && !agrees(&o, &report.first_host_tables)
     {
+        let partial = o.unfollowed.map(|u| format!(" ({u})")).unwrap_or_default();
+        let notes: String = report
+            .notes
+            .iter()
+            .map(|n| format!("\nnote: {n}"))
+            .collect();
         return Err(format!(
-            "Open vSwitch disagrees: it went through tables {tables:?}, the compiled pipeline through {:?} (a bug of ours). Its trace:\n{text}",
-            report.first_host_tables
+            "Open vSwitch disagrees: it went through tables {:?}{partial}, the compiled pipeline through {:?} (a bug of ours).{notes}\nIts trace:\n{}",
+            o.tables, report.first_host_tables, o.text
         ));
     }
     Ok(())
 }
 
-fn print(r: &Report, json: bool, real: Option<&[u8]>) {
+/// Whether OVS went through the compiled tables: all of them, or where its trace cannot
+/// follow the packet (a dp_hash group), all of them up to there.
+fn agrees(ovs: &real::OvsTrace, compiled: &[u8]) -> bool {
+    match ovs.unfollowed {
+        None => ovs.tables == compiled,
+        Some(_) => !ovs.tables.is_empty() && compiled.starts_with(&ovs.tables),
+    }
+}
+
+fn print(r: &Report, json: bool, real: Option<&real::OvsTrace>) {
     if json {
         let mut v = serde_json::to_value(r).unwrap_or_default();
-        if let Some(t) = real {
-            v["ovs_tables"] = serde_json::json!(t);
+        if let Some(o) = real {
+            v["ovs_tables"] = serde_json::json!(o.tables);
+            if let Some(u) = &o.unfollowed {
+                v["ovs_unfollowed"] = serde_json::json!(u);
+            }
         }
         println!("{v}");
         return;
@@ -252,8 +273,17 @@ fn print(r: &Report, json: bool, real: Option<&[u8]>) {
             s.table, s.table_name, s.priority, s.app, s.owner
         );
     }
-    if let Some(t) = real {
-        println!("Open vSwitch agrees: tables {t:?}");
+    if let Some(o) = real {
+        match &o.unfollowed {
+            None => println!("Open vSwitch agrees: tables {:?}", o.tables),
+            Some(u) => println!(
+                "Open vSwitch agrees up to where it stops: tables {:?}; {u}",
+                o.tables
+            ),
+        }
+    }
+    for n in &r.notes {
+        println!("note: {n}");
     }
     println!("{}", r.verdict);
 }

@@ -236,3 +236,30 @@ fn a_firewall_drop_names_its_group_and_the_rule_or_the_implicit_deny() {
     );
     assert_eq!(run(&[]).outcome, "dropped");
 }
+
+/// A datagram to a group is addressed to the group's MAC, not to a gateway (the network
+/// has no router): an IPv4 group's low 23 bits, as the VM's kernel would send it.
+#[test]
+fn a_multicast_probe_is_sent_to_the_groups_mac() {
+    let snap = snapshot(true);
+    let world = World::compile(&snap, None).expect("compile");
+    let from = frame::find_port(&world.view, "client").expect("client");
+    let p = frame::probe(
+        &world.view,
+        from,
+        "239.129.2.3".parse().unwrap(),
+        Some(5001),
+        Some(Proto::Udp),
+    )
+    .expect("probe");
+    let bytes = frame::frame(&world.view, &p).expect("frame");
+    assert_eq!(bytes[..6], [0x01, 0x00, 0x5e, 0x01, 0x02, 0x03]);
+    let v6 = frame::Probe {
+        dst: "ff1e::12:3456".parse().unwrap(),
+        ..p
+    };
+    assert_eq!(
+        frame::next_hop_mac(&world.view, &v6),
+        Ok([0x33, 0x33, 0x00, 0x12, 0x34, 0x56])
+    );
+}

@@ -51,6 +51,8 @@ pub struct Compiled {
     pub desired: Desired,
     /// OpenFlow port → what is plugged there (a port id, `tun-geneve`, `patch-int-…`).
     pub at: BTreeMap<u32, Iface>,
+    /// The next hops taken as resolved here.
+    pub assumed: Vec<String>,
 }
 
 impl Compiled {
@@ -66,6 +68,41 @@ pub struct World {
     pub view: View,
     pub hosts: BTreeMap<String, Compiled>,
     pub net: Network,
+    /// The next hops taken as resolved ([`NEXT_HOP_MAC`]), described.
+    pub assumed: Vec<String>,
+}
+
+/// The MAC the trace gives a router's next hop on an external network. The controller
+/// learns the real one by ARP or ND at run time and keeps it in memory only, so the store
+/// cannot say it: the trace takes every next hop as resolved, the steady state (the tables
+/// a packet goes through do not depend on the MAC's value). A host still resolving it
+/// sends the packet to its controller instead, and `--real` then says they disagree.
+pub const NEXT_HOP_MAC: [u8; 6] = [0x02, 0x00, 0x5e, 0x00, 0x00, 0x01];
+
+/// Gives every router's next hop on its external network [`NEXT_HOP_MAC`] on `host`.
+fn assume_next_hops(view: &View, host: &mut Host) -> Vec<String> {
+    use controller::apps::nat;
+    let mut hops: Vec<(String, IpAddr)> = view
+        .routers
+        .values()
+        .filter_map(|r| nat::nexthop(view, r))
+        .map(|(net, ip)| (net.meta.id.clone(), IpAddr::V4(ip)))
+        .collect();
+    hops.extend(
+        nat::ipv6::unresolved(view, host)
+            .into_iter()
+            .map(|(net, _, _, ip)| (net.meta.id.clone(), IpAddr::V6(ip))),
+    );
+    let mut out = Vec::new();
+    for k in hops {
+        if host.neighbours.insert(k.clone(), NEXT_HOP_MAC).is_none() {
+            out.push(format!(
+                "next hop {} of the external network is taken as resolved: its MAC is learnt by the controller at run time and is in no store",
+                k.1
+            ));
+        }
+    }
+    out
 }
 
 /// The interfaces a host's controller would see, made up from the store: one per port
@@ -121,7 +158,14 @@ pub fn compile(snap: &Snapshot, chassis: &Chassis, ifaces: Vec<Iface>) -> Compil
         InterfaceEvent::Resync(states),
         &mut Vec::new(),
     );
+    // What the controller derives next from the view and the plugged ports, as its
+    // engine does before compiling: trunk subports wired through their plugged parents,
+    // the numbers of multicast groups with listeners (those of other hosts, by their
+    // records: the local ones learnt by snooping are no part of the store).
+    controller::apps::trunk::wire(&view, &mut host);
     assign_zones(&view, &mut host);
+    controller::apps::mcast::assign_ids(&view, &mut host);
+    let assumed = assume_next_hops(&view, &mut host);
     let desired = Desired::full(&view, &host);
     let at = ifaces.into_iter().map(|i| (i.ofport, i)).collect();
     Compiled {
@@ -130,6 +174,7 @@ pub fn compile(snap: &Snapshot, chassis: &Chassis, ifaces: Vec<Iface>) -> Compil
         host,
         desired,
         at,
+        assumed,
     }
 }
 
@@ -158,6 +203,7 @@ impl World {
         view.load(snap);
         let mut hosts = BTreeMap::new();
         let mut net = Network::new();
+        let mut assumed = Vec::new();
         let mut chassis: Vec<Chassis> = view.chassis_by_name.values().cloned().collect();
         chassis.sort_by(|a, b| a.id.cmp(&b.id));
         for ch in chassis {
@@ -173,16 +219,26 @@ impl World {
                 ));
             };
             net.add_host(&ch.id, ip);
-            for p in c.host.tunnels.values() {
-                net.add_tunnel_port(&ch.id, *p);
+            for (kind, p) in &c.host.tunnels {
+                net.add_tunnel_port_of(&ch.id, *p, kind);
             }
             let sw = switch_of(&c)?;
             if let Some(s) = net.switch_mut(&ch.id) {
                 *s = sw;
             }
+            for a in &c.assumed {
+                if !assumed.contains(a) {
+                    assumed.push(a.clone());
+                }
+            }
             hosts.insert(ch.id.clone(), c);
         }
-        Ok(World { view, hosts, net })
+        Ok(World {
+            view,
+            hosts,
+            net,
+            assumed,
+        })
     }
 
     /// The host a port is bound to, compiled.
