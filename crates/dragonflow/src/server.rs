@@ -46,6 +46,10 @@ pub struct Args {
     /// by default).
     #[arg(long)]
     metrics_listen: Option<SocketAddr>,
+    /// Seconds an NB watcher (a host's controller) may take nothing before it is
+    /// disconnected; it resumes from its revision (default 60).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    nb_stall_timeout: Option<u64>,
 }
 
 /// The machine's host name, as the kernel has it.
@@ -100,6 +104,10 @@ pub fn run(file: config::File, args: Args) -> Result<(), String> {
     neutron.agent_down_time = args.agent_down_time.unwrap_or(neutron.agent_down_time);
     let host = args.host.unwrap_or_else(hostname);
     let metrics_listen = args.metrics_listen.or(file.server.metrics_listen);
+    let nb_stall = args.nb_stall_timeout.map_or(
+        neutron_api::nb_stream::DEFAULT_STALL_TIMEOUT,
+        std::time::Duration::from_secs,
+    );
     let mut settings = neutron
         .check()
         .map_err(|e| format!("config [neutron]: {e}"))?;
@@ -217,7 +225,16 @@ pub fn run(file: config::File, args: Args) -> Result<(), String> {
         };
         let result = tokio::try_join!(
             serve(listener, neutron),
-            serve(nb_listener, neutron_api::nb_router(api.clone(), auth)),
+            async {
+                let app = neutron_api::nb_router(api.clone(), auth);
+                let stop = {
+                    let api = api.clone();
+                    async move { api.stopped().await }
+                };
+                neutron_api::nb_stream::serve(nb_listener, app, nb_stall, stop)
+                    .await
+                    .map_err(|e| format!("server failed: {e}"))
+            },
             serve(octavia_listener, octavia),
         );
         stopping.abort();

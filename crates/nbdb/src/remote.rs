@@ -2,7 +2,8 @@
 //! server): a client for hosts that cannot open the store themselves, which is always the
 //! case for the embedded store. Every request carries the host's bearer token. A
 //! [`RemoteWatch`] resumes from its last revision after the connection or the server goes
-//! away, so nothing is lost or seen twice across a restart.
+//! away, so nothing is lost or seen twice across a restart, or after the server cut a
+//! watcher that took nothing for its stall timeout (a stopped or overloaded host).
 
 use crate::source::{Filter, wire};
 use crate::{Change, Record, Result, Revision, Snapshot, StoreError};
@@ -11,6 +12,9 @@ use std::time::Duration;
 
 /// How long a snapshot or a lookup may take before the server is taken as unavailable.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// A watch stream silent this long is dead (the server sends a blank line every 15 s),
+/// e.g. its server's host went away without a reset: reconnect.
+const SILENT: Duration = Duration::from_secs(45);
 
 /// A server's store endpoints, e.g. `http://127.0.0.1:9696`.
 #[derive(Clone, Debug)]
@@ -156,6 +160,7 @@ impl Remote {
             resp: None,
             buf: Vec::new(),
             backoff: Duration::from_millis(50),
+            resumes: 0,
         }
     }
 }
@@ -174,6 +179,8 @@ pub struct RemoteWatch {
     resp: Option<reqwest::Response>,
     buf: Vec<u8>,
     backoff: Duration,
+    /// Streams that ended and were resumed.
+    resumes: u64,
 }
 
 /// The longest pause between reconnection attempts.
@@ -196,6 +203,12 @@ impl RemoteWatch {
         }
     }
 
+    /// How many times the stream ended (the server cut it, restarted, went silent) and was
+    /// resumed from the last revision.
+    pub fn resumes(&self) -> u64 {
+        self.resumes
+    }
+
     async fn connect(&mut self) -> Result<reqwest::Response> {
         // A revision's changes come together; if only some of the last one were handed
         // out, ask for it again and pass over those.
@@ -214,9 +227,16 @@ impl RemoteWatch {
             match self.remote.client.get(&url).send().await {
                 Ok(r) if r.status().is_success() => {
                     self.backoff = Duration::from_millis(50);
+                    if self.resumes > 0 {
+                        tracing::info!(revision = after, "NB watch resumed after its revision");
+                    }
                     return Ok(r);
                 }
                 Ok(r) if r.status() == reqwest::StatusCode::GONE => {
+                    tracing::warn!(
+                        revision = after,
+                        "NB watch: the server's log no longer reaches back to this revision; taking a new snapshot"
+                    );
                     return Err(StoreError::Compacted {
                         requested: after + 1,
                         oldest: 0,
@@ -267,13 +287,23 @@ impl RemoteWatch {
                     self.resp.insert(r)
                 }
             };
-            match resp.chunk().await {
-                Ok(Some(bytes)) => self.buf.extend_from_slice(&bytes),
-                Ok(None) | Err(_) => {
+            match tokio::time::timeout(SILENT, resp.chunk()).await {
+                Ok(Ok(Some(bytes))) => self.buf.extend_from_slice(&bytes),
+                ended => {
                     // The stream ended: drop any partial line and resume where we are.
-                    tracing::debug!(revision = self.last, "watch stream ended; resuming");
+                    let why = match ended {
+                        Err(_) => "silent".to_string(),
+                        Ok(Err(e)) => e.to_string(),
+                        Ok(_) => "closed".to_string(),
+                    };
+                    tracing::info!(
+                        revision = self.last,
+                        why,
+                        "NB watch stream ended; resuming after its revision"
+                    );
                     self.resp = None;
                     self.buf.clear();
+                    self.resumes += 1;
                 }
             }
         }

@@ -13,20 +13,33 @@
 //! takes a new snapshot. A blank line is sent every 15 s of silence so dead connections
 //! are noticed, and `{"progress": R}` after half a second without a change to send when
 //! the watch has read past changes its filter left out (see `nbdb::remote`).
+//!
+//! A watch is fed with backpressure: its changes are read from the store's log only as
+//! fast as the connection takes them (one line waits at a time), and a watcher that takes
+//! nothing for the stall timeout (`--nb-stall-timeout`, [`DEFAULT_STALL_TIMEOUT`]) is
+//! disconnected with a reset, its queued bytes dropped; it resumes from its last revision
+//! (or takes a new snapshot when that was compacted). Cutting the connection needs the
+//! listener's help: [`serve`] wraps each accepted socket so a watch can cut its own.
 
 use crate::Api;
 use crate::error::{ApiError, ApiResult};
 use crate::nb_auth::Principal;
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{ConnectInfo, Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use nbdb::source::wire;
 use nbdb::{Filter, StoreError, Watch};
 use serde_json::{Value, json};
+use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::mpsc;
 
 const HEARTBEAT: Duration = Duration::from_secs(15);
 /// After this long without a change to send, a watch whose filter left changes out says
@@ -123,7 +136,13 @@ pub async fn lookup(
     Ok(Json(LookupBody { records }).into_response())
 }
 
-pub async fn watch(State(api): State<Arc<Api>>, RawQuery(q): RawQuery) -> ApiResult<Response> {
+pub async fn watch(
+    State(api): State<Arc<Api>>,
+    who: Option<Extension<Principal>>,
+    conn: Option<Extension<ConnectInfo<Conn>>>,
+    stall: Option<Extension<StallTimeout>>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
     let (filter, after) = params(q.as_deref(), true)?;
     let after = after
         .ok_or_else(|| ApiError::bad_request("HTTPBadRequest", "after=REVISION is required"))?;
@@ -141,44 +160,259 @@ pub async fn watch(State(api): State<Arc<Api>>, RawQuery(q): RawQuery) -> ApiRes
         Err(e) => return Err(e.into()),
         Ok(_) => {}
     }
-    let w = Watch::filtered(api.db.store.clone(), after, filter);
-    // The stream's state: the watch, the position last told, when a line was last sent.
-    let state = (w, api, after, tokio::time::Instant::now());
-    let stream = futures_util::stream::unfold(state, |(mut w, api, told, sent)| async move {
+    // One line waits for the connection at a time: the watch reads the log no faster
+    // than the watcher takes it, so nothing piles up here for a slow one.
+    let (tx, rx) = mpsc::channel::<Bytes>(1);
+    let feed = Feed {
+        watch: Watch::filtered(api.db.store.clone(), after, filter),
+        api,
+        tx,
+        stall: stall.map_or(DEFAULT_STALL_TIMEOUT, |s| s.0.0),
+        who: who.map_or_else(|| "unknown".into(), |w| w.0.to_string()),
+        conn: conn.map(|c| c.0.0),
+    };
+    tokio::spawn(feed.run(after));
+    let body = futures_util::stream::unfold(rx, |mut rx| async move {
+        let line = rx.recv().await?;
+        Some((Ok::<Bytes, std::io::Error>(line), rx))
+    });
+    Response::builder()
+        .header("content-type", "application/x-ndjson")
+        .body(Body::from_stream(body))
+        .map_err(|e| ApiError::internal(e.to_string()))
+}
+
+/// How long a watcher may take nothing before it is disconnected.
+pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The stall timeout of a listener's watches (a request extension; see [`serve`]).
+#[derive(Clone, Copy, Debug)]
+pub struct StallTimeout(pub Duration);
+
+/// One watch's writer: reads the log, hands lines to the connection, and cuts a
+/// connection that takes nothing for `stall`.
+struct Feed {
+    watch: Watch,
+    api: Arc<Api>,
+    tx: mpsc::Sender<Bytes>,
+    stall: Duration,
+    who: String,
+    conn: Option<Conn>,
+}
+
+impl Feed {
+    async fn run(mut self, after: u64) {
+        // The position last told, the revision the connection last took, when a line
+        // was last sent.
+        let (mut told, mut taken, mut sent) = (after, after, tokio::time::Instant::now());
         loop {
             let next = tokio::select! {
-                _ = api.stopped() => return None,
-                n = tokio::time::timeout(PROGRESS, w.next()) => n,
+                _ = self.api.stopped() => return,
+                // The watcher went away (its body was dropped).
+                _ = self.tx.closed() => return,
+                n = tokio::time::timeout(PROGRESS, self.watch.next()) => n,
             };
             let now = tokio::time::Instant::now();
-            let line = match next {
-                Err(_) if w.position() > told => {
-                    let at = w.position();
-                    let mut line = wire::progress_line(at).to_string().into_bytes();
+            let (line, at) = match next {
+                Err(_) if self.watch.position() > told => {
+                    told = self.watch.position();
+                    let mut line = wire::progress_line(told).to_string().into_bytes();
                     line.push(b'\n');
-                    return Some((Ok(Bytes::from(line)), (w, api, at, now)));
+                    (Bytes::from(line), told)
                 }
-                Err(_) if now.duration_since(sent) >= HEARTBEAT => Bytes::from_static(b"\n"),
+                Err(_) if now.duration_since(sent) >= HEARTBEAT => {
+                    (Bytes::from_static(b"\n"), taken)
+                }
                 Err(_) => continue,
                 Ok(Err(e)) => {
                     // The stream ends; the client resumes from its last revision.
-                    tracing::warn!(error = %e, "watch stream ended");
-                    return None;
+                    tracing::warn!(error = %e, principal = %self.who, "watch stream ended");
+                    return;
                 }
                 Ok(Ok(c)) => {
                     let Some(v) = wire::change(&c) else { continue };
                     let mut line = v.to_string().into_bytes();
                     line.push(b'\n');
-                    Bytes::from(line)
+                    (Bytes::from(line), c.revision)
                 }
             };
-            return Some((Ok::<Bytes, std::io::Error>(line), (w, api, told, now)));
+            let sending = tokio::select! {
+                _ = self.api.stopped() => return,
+                r = self.tx.send_timeout(line, self.stall) => r,
+            };
+            match sending {
+                Ok(()) => (taken, sent) = (at, now),
+                Err(mpsc::error::SendTimeoutError::Closed(_)) => return,
+                Err(mpsc::error::SendTimeoutError::Timeout(_)) => {
+                    let peer = self.conn.as_ref().map(|c| c.peer.to_string());
+                    tracing::warn!(
+                        principal = %self.who,
+                        peer = peer.as_deref().unwrap_or("-"),
+                        revision = taken,
+                        stall_timeout_s = self.stall.as_secs_f64(),
+                        "NB watcher took nothing for the stall timeout: disconnected (it resumes after its revision)"
+                    );
+                    if let Some(c) = &self.conn {
+                        c.cut.cut();
+                    }
+                    return;
+                }
+            }
         }
-    });
-    Response::builder()
-        .header("content-type", "application/x-ndjson")
-        .body(Body::from_stream(stream))
-        .map_err(|e| ApiError::internal(e.to_string()))
+    }
+}
+
+/// Serves `app` (the NB router) on `listener` until `stop`: every connection can be cut
+/// by its own watch ([`Conn`]), and watches stall out after `stall`.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    stall: Duration,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = app.layer(Extension(StallTimeout(stall)));
+    axum::serve(
+        NbListener(listener),
+        app.into_make_service_with_connect_info::<Conn>(),
+    )
+    .with_graceful_shutdown(stop)
+    .await
+}
+
+/// The NB listener: a TCP listener whose connections can be cut from inside.
+pub struct NbListener(pub tokio::net::TcpListener);
+
+/// A connection as its requests see it: the peer, and the switch that cuts it.
+#[derive(Clone, Debug)]
+pub struct Conn {
+    pub peer: SocketAddr,
+    cut: Arc<Cut>,
+}
+
+impl axum::serve::Listener for NbListener {
+    type Io = CuttableIo;
+    type Addr = Conn;
+
+    async fn accept(&mut self) -> (CuttableIo, Conn) {
+        let (io, peer) = axum::serve::Listener::accept(&mut self.0).await;
+        let cut = Arc::new(Cut::default());
+        (
+            CuttableIo {
+                io,
+                cut: cut.clone(),
+            },
+            Conn { peer, cut },
+        )
+    }
+
+    fn local_addr(&self) -> std::io::Result<Conn> {
+        Ok(Conn {
+            peer: self.0.local_addr()?,
+            cut: Arc::default(),
+        })
+    }
+}
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, NbListener>> for Conn {
+    fn connect_info(stream: axum::serve::IncomingStream<'_, NbListener>) -> Conn {
+        stream.remote_addr().clone()
+    }
+}
+
+/// Set once a connection is to be cut; wakes the connection's task so it sees it.
+#[derive(Debug, Default)]
+struct Cut {
+    cut: AtomicBool,
+    waker: std::sync::Mutex<Option<Waker>>,
+}
+
+impl Cut {
+    fn cut(&self) {
+        self.cut.store(true, Ordering::SeqCst);
+        if let Some(w) = self.waker.lock().ok().and_then(|mut w| w.take()) {
+            w.wake();
+        }
+    }
+
+    /// Whether the connection is cut; otherwise remembers who to wake when it is.
+    fn is_cut(&self, cx: &Context<'_>) -> bool {
+        if let Ok(mut w) = self.waker.lock() {
+            match w.as_mut() {
+                Some(w) if w.will_wake(cx.waker()) => {}
+                _ => *w = Some(cx.waker().clone()),
+            }
+        }
+        self.cut.load(Ordering::SeqCst)
+    }
+}
+
+/// A TCP connection that fails every read and write once cut: hyper drops it, and with
+/// a zero linger the kernel resets it at once rather than keep its queued bytes (up to
+/// the socket's send buffer, 4 MB by default) for a peer that does not read.
+pub struct CuttableIo {
+    io: tokio::net::TcpStream,
+    cut: Arc<Cut>,
+}
+
+impl CuttableIo {
+    fn check(&self, cx: &Context<'_>) -> std::io::Result<()> {
+        if !self.cut.is_cut(cx) {
+            return Ok(());
+        }
+        let _ = self.io.set_zero_linger();
+        Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionAborted,
+            "NB watcher stalled",
+        ))
+    }
+}
+
+impl AsyncRead for CuttableIo {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let me = self.get_mut();
+        me.check(cx)?;
+        Pin::new(&mut me.io).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for CuttableIo {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let me = self.get_mut();
+        me.check(cx)?;
+        Pin::new(&mut me.io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let me = self.get_mut();
+        me.check(cx)?;
+        Pin::new(&mut me.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let me = self.get_mut();
+        me.check(cx)?;
+        Pin::new(&mut me.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
 }
 
 /// 403 for a write the caller's token does not allow.
