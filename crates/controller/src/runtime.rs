@@ -554,12 +554,13 @@ impl Io {
                 );
                 Ok(Event::Refused(refused))
             }
-            Err(SwitchError::Refused(e)) => Err(format!(
-                "the switch refused the flows: {}",
-                SwitchError::Refused(e)
-            )),
+            Err(e @ SwitchError::Refused(_)) if !e.bundle_lost() => {
+                Err(format!("the switch refused the flows: {e}"))
+            }
             Err(e) => {
-                tracing::warn!(error = %e, "lost the switch; reconnecting");
+                // A lost connection, or a bundle the switch dropped (stopped past its idle
+                // timeout): either way, read the switch back and compare.
+                tracing::warn!(error = %e, "lost the switch or its bundle; reconnecting");
                 core.handle(Event::SwitchLost, Instant::now());
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 self.session = connect_switch(&self.cfg.openflow).await?;

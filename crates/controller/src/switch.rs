@@ -37,6 +37,18 @@ pub enum SwitchError {
     Timeout(Duration),
 }
 
+impl SwitchError {
+    /// True when the switch no longer holds the bundle being sent (it discarded it after
+    /// its idle timeout, e.g. while this process was stopped): nothing of it was applied,
+    /// so reading the switch back and comparing again recovers.
+    pub fn bundle_lost(&self) -> bool {
+        matches!(self, SwitchError::Refused(e) if matches!(
+            e.name(),
+            Some("OFPBFC_BAD_ID" | "OFPBFC_TIMEOUT" | "OFPBFC_BUNDLE_CLOSED")
+        ))
+    }
+}
+
 fn describe(e: &ErrorMsg) -> String {
     format!(
         "{} {}",
@@ -507,5 +519,29 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     /// Takes the asynchronous messages received so far.
     pub fn take_pending(&mut self) -> Vec<(u32, Message)> {
         self.pending.drain(..).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn onf(code: u16) -> SwitchError {
+        SwitchError::Refused(ErrorMsg {
+            ty: 0xffff,
+            code,
+            experimenter: openflow::action::ONF_VENDOR_ID,
+            data: Vec::new(),
+        })
+    }
+
+    #[test]
+    fn a_dropped_bundle_is_recovered_and_a_refused_flow_is_not() {
+        // OFPBFC_BAD_ID, OFPBFC_TIMEOUT: the switch no longer holds the bundle.
+        assert!(onf(2302).bundle_lost());
+        assert!(onf(2314).bundle_lost());
+        // OFPBFC_MSG_FAILED: its contents were refused (`BundleRefused` names them).
+        assert!(!onf(2313).bundle_lost());
+        assert!(!SwitchError::Timeout(Duration::from_secs(1)).bundle_lost());
     }
 }
