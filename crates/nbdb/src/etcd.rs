@@ -20,20 +20,21 @@
 //! is attached to an etcd lease of the time to live, so etcd itself drops it when the
 //! writer stops renewing: liveness is etcd's clock, not the writer's.
 
+mod counters;
+mod follow;
 mod members;
 
 use crate::codec::{decode_value, encode_value, topic_of};
 use crate::{Change, Count, Expect, Op, Record, Result, Revision, Snapshot, Store, StoreError};
 use async_trait::async_trait;
+use counters::{number, shard_of};
 use etcd_client::{
     Compare, CompareOp, EventType, GetOptions, KeyValue, PutOptions, Txn, TxnOp, TxnOpResponse,
     WatchOptions,
 };
+use follow::{Recent, follow};
 pub use members::Access;
 use members::{Members, Pinned};
-use std::collections::VecDeque;
-use std::collections::hash_map::RandomState;
-use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -60,14 +61,6 @@ struct Shared {
     revision: watch::Sender<Revision>,
     recent: Mutex<Recent>,
     buffer: usize,
-}
-
-/// The changes of every revision in `(from, head]` that changed something.
-#[derive(Default)]
-struct Recent {
-    from: Revision,
-    head: Revision,
-    revisions: VecDeque<(Revision, Vec<Change>)>,
 }
 
 impl std::fmt::Debug for Etcd {
@@ -237,25 +230,6 @@ impl Shared {
             value,
         }))
     }
-
-    /// Changes after `after` from the follower's buffer, if it holds all of them up to
-    /// `latest`.
-    fn buffered(&self, after: Revision, latest: Revision, limit: usize) -> Option<Vec<Change>> {
-        let recent = self.recent.lock().ok()?;
-        if recent.from > after || recent.head < latest {
-            return None;
-        }
-        let start = recent.revisions.partition_point(|(r, _)| *r <= after);
-        Some(
-            recent
-                .revisions
-                .iter()
-                .skip(start)
-                .take(limit)
-                .flat_map(|(_, changes)| changes.iter().cloned())
-                .collect(),
-        )
-    }
 }
 
 impl Etcd {
@@ -377,102 +351,6 @@ impl Etcd {
         }
         None
     }
-
-    /// The compares and writes that move `counts` on from their current values. etcd has
-    /// no arithmetic in a transaction, so a counter is read, then compared when written (a
-    /// moved counter fails the txn, which is tried again). To keep concurrent commits off
-    /// one key, a counter is [`SHARDS`] keys and an increment moves one picked at random:
-    /// - without a limit (an unlimited quota, a delete) only that shard is compared;
-    /// - with one, the room left under the limit is shared out: each other shard may have
-    ///   grown by at most its share (compared by value, the values being encoded so that
-    ///   byte order is numeric order) when this one commits, so the sum cannot pass the
-    ///   limit; near the limit the share is 0 and every shard is compared exactly.
-    async fn counted(&self, counts: &[Count]) -> Result<(Vec<Compare>, Vec<TxnOp>)> {
-        let (mut compares, mut writes) = (Vec::new(), Vec::new());
-        if counts.is_empty() {
-            return Ok((compares, writes));
-        }
-        for count in counts {
-            let name = count.name();
-            let base = format!("{}/", self.shared.counter(name));
-            let opts = GetOptions::new().with_range(prefix_end(base.as_bytes()));
-            let resp = self
-                .shared
-                .members
-                .get(base.clone().into_bytes(), Some(opts))
-                .await?;
-            let mut shards = [None; SHARDS];
-            for kv in resp.kvs() {
-                if let Some(i) = shard_of(&kv.key()[base.len()..]) {
-                    shards[i] = Some((number(name, kv.value())?, kv.mod_revision()));
-                }
-            }
-            let key = |i: usize| format!("{base}{i:02}");
-            let unchanged = |i: usize| match shards[i] {
-                Some((_, r)) => Compare::mod_revision(key(i), CompareOp::Equal, r),
-                None => Compare::create_revision(key(i), CompareOp::Equal, 0),
-            };
-            match count {
-                Count::Add { delta, limit, .. } => {
-                    let i = (RandomState::new().hash_one(name) % SHARDS as u64) as usize;
-                    let own = shards[i].map_or(0, |s| s.0);
-                    compares.push(unchanged(i));
-                    writes.push(TxnOp::put(
-                        key(i),
-                        encode_count(own.saturating_add(*delta)),
-                        None,
-                    ));
-                    if let (Some(limit), true) = (limit, *delta > 0) {
-                        let sum: i64 = shards.iter().flatten().map(|s| s.0).sum();
-                        count.apply(sum)?;
-                        let share = (limit - sum - delta) / (SHARDS as i64 - 1);
-                        for j in (0..SHARDS).filter(|j| *j != i) {
-                            compares.push(match shards[j] {
-                                Some((v, _)) if share > 0 => Compare::value(
-                                    key(j),
-                                    CompareOp::Less,
-                                    encode_count(v.saturating_add(share + 1)),
-                                ),
-                                _ => unchanged(j),
-                            });
-                        }
-                    }
-                }
-                Count::Set { value, .. } => {
-                    writes.push(TxnOp::put(key(0), encode_count(*value), None));
-                    for i in (1..SHARDS).filter(|i| shards[*i].is_some()) {
-                        writes.push(TxnOp::delete(key(i), None));
-                    }
-                }
-            }
-        }
-        Ok((compares, writes))
-    }
-}
-
-/// How many keys a counter is spread over (see [`Etcd::counted`]).
-const SHARDS: usize = 16;
-
-/// A counter shard's stored form: the value with its sign bit flipped, as 20 decimal
-/// digits, so that comparing the bytes compares the numbers.
-fn encode_count(v: i64) -> String {
-    format!("{:020}", (v ^ i64::MIN) as u64)
-}
-
-/// A counter's stored value.
-fn number(name: &str, bytes: &[u8]) -> Result<i64> {
-    std::str::from_utf8(bytes)
-        .ok()
-        .filter(|v| v.len() == 20)
-        .and_then(|v| v.parse::<u64>().ok())
-        .map(|v| (v as i64) ^ i64::MIN)
-        .ok_or_else(|| StoreError::Corrupt(format!("counter {name} is not a number")))
-}
-
-/// The shard a counter key's last part names (`00` to `15`).
-fn shard_of(rest: &[u8]) -> Option<usize> {
-    let i: usize = std::str::from_utf8(rest).ok()?.parse().ok()?;
-    (rest.len() == 2 && i < SHARDS).then_some(i)
 }
 
 fn conflict_on(table: &str, id: &str) -> StoreError {
@@ -480,87 +358,6 @@ fn conflict_on(table: &str, id: &str) -> StoreError {
         table: table.into(),
         id: id.into(),
     }
-}
-
-/// Follows the prefix with one watch, buffering the changes of recent revisions and
-/// raising the revision channel as each revision is seen whole; after any failure waits a
-/// little and starts over from the current state (which also covers commits made while
-/// the server was away).
-async fn follow(shared: Arc<Shared>) {
-    let mut delay = Duration::from_millis(100);
-    loop {
-        let started = tokio::time::Instant::now();
-        if let Err(e) = follow_once(&shared).await {
-            tracing::debug!(error = %e, "etcd change follower restarting");
-        }
-        // Back off only while reconnecting keeps failing.
-        if started.elapsed() > Duration::from_secs(5) {
-            delay = Duration::from_millis(100);
-        }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_secs(2));
-    }
-}
-
-async fn follow_once(shared: &Shared) -> Result<()> {
-    let mut c = shared.client().await?;
-    let resp = c
-        .get(shared.marker(), None)
-        .await
-        .map_err(|e| shared.lost(&c, e))?;
-    let ours = resp
-        .kvs()
-        .first()
-        .map(|kv| rev_of(kv.mod_revision()))
-        .unwrap_or(0);
-    let now = resp.header().map(|h| h.revision()).unwrap_or(0);
-    // Revisions in (ours, now] are not ours: the buffer is complete from `ours` on.
-    if let Ok(mut recent) = shared.recent.lock() {
-        *recent = Recent {
-            from: ours,
-            head: ours,
-            revisions: VecDeque::new(),
-        };
-    }
-    crate::bump(&shared.revision, ours);
-    let opts = WatchOptions::new()
-        .with_prefix()
-        .with_prev_key()
-        .with_start_revision(now + 1);
-    let mut stream = c
-        .watch(shared.prefix.clone(), Some(opts))
-        .await
-        .map_err(|e| shared.lost(&c, e))?;
-    let mut current = Vec::new();
-    while let Some(resp) = stream.message().await.map_err(|e| shared.lost(&c, e))? {
-        if resp.canceled() || resp.compact_revision() > 0 {
-            return Err(io(format!("watch canceled: {}", resp.cancel_reason())));
-        }
-        for event in resp.events() {
-            if let Some(change) = shared.change(event)? {
-                current.push(change);
-                continue;
-            }
-            let Some(kv) = event.kv() else { continue };
-            // The marker closes a revision.
-            let rev = rev_of(kv.mod_revision());
-            if let Ok(mut recent) = shared.recent.lock() {
-                if !current.is_empty() {
-                    recent
-                        .revisions
-                        .push_back((rev, std::mem::take(&mut current)));
-                }
-                while recent.revisions.len() > shared.buffer {
-                    if let Some((old, _)) = recent.revisions.pop_front() {
-                        recent.from = old;
-                    }
-                }
-                recent.head = rev;
-            }
-            crate::bump(&shared.revision, rev);
-        }
-    }
-    Ok(())
 }
 
 impl Etcd {
@@ -866,22 +663,7 @@ impl Etcd {
 
 #[cfg(test)]
 mod tests {
-    use super::{encode_count, number, prefix_end, shard_of};
-
-    #[test]
-    fn counter_values_sort_as_bytes_as_they_do_as_numbers() {
-        let values = [i64::MIN, -5_000, -1, 0, 1, 9, 10, 499, 500, i64::MAX];
-        for w in values.windows(2) {
-            assert!(encode_count(w[0]) < encode_count(w[1]), "{w:?}");
-        }
-        for v in values {
-            assert_eq!(number("c", encode_count(v).as_bytes()).unwrap(), v);
-        }
-        assert!(number("c", b"12").is_err());
-        assert_eq!(shard_of(b"07"), Some(7));
-        assert_eq!(shard_of(b"16"), None);
-        assert_eq!(shard_of(b"7"), None);
-    }
+    use super::prefix_end;
 
     #[test]
     fn prefix_end_increments_the_last_byte() {

@@ -10,6 +10,7 @@ pub mod cloud;
 pub mod cni;
 pub mod conn_rate;
 pub mod lifecycle;
+pub mod metadata;
 pub mod trace;
 
 use neutron_api::nb_auth::{NbAuth, Principal};
