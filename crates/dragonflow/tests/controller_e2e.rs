@@ -5,7 +5,7 @@
 mod common;
 
 use common::Server;
-use common::cloud::{Controller, addr, two_hosts, wait_until};
+use common::cloud::{Controller, addr, flows, two_hosts, wait_until};
 use serde_json::json;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -125,9 +125,7 @@ fn a_killed_controller_loses_no_packet_and_restarts_hitless() {
     let (a, ip_a) = t.vm(&net, 0);
     let (_b, ip_b) = t.vm(&net, 1);
     assert!(a.pings(&ip_b), "{}", t.dumps());
-    let before = t.ovs[0]
-        .ofctl(["--no-stats", "dump-flows", "br-int"])
-        .expect("dump");
+    let before = flows(&t.ovs[0]);
     let ping =
         a.ns.command(["ping", "-i", "0.05", "-c", "60", &ip_b])
             .stdout(Stdio::piped())
@@ -151,19 +149,7 @@ fn a_killed_controller_loses_no_packet_and_restarts_hitless() {
         || t.ctl[0].log().contains("controller ready"),
     );
     std::thread::sleep(Duration::from_millis(300));
-    let after = t.ovs[0]
-        .ofctl(["--no-stats", "dump-flows", "br-int"])
-        .expect("dump");
-    let sorted = |s: &str| {
-        let mut l: Vec<String> = s
-            .lines()
-            .filter(|l| l.contains("table="))
-            .map(str::to_string)
-            .collect();
-        l.sort();
-        l
-    };
-    assert_eq!(sorted(&before), sorted(&after), "the restart changed flows");
+    assert_eq!(before, flows(&t.ovs[0]), "the restart changed flows");
     common::trace::delivered(&t.srv, &t.ovs[0], &ip_a, &ip_b, None);
 }
 
@@ -387,15 +373,7 @@ fn a_host_holds_nothing_of_networks_it_has_no_port_on() {
 /// ports bound and ACTIVE, VMs on two hosts ping.
 fn controllers_on_the_store(kind: testbed::StoreKind) {
     let store = testbed::StoreServer::start(kind).expect("store server");
-    let srv = Server::start_on(&store.url());
-    let t = common::cloud::two_hosts_on(srv, &store.url());
-    let net = t.srv.network("n", "10.0.0.0/24");
-    let (a, ip_a) = t.vm(&net, 0);
-    let (b, ip_b) = t.vm(&net, 1);
-    assert!(a.pings(&ip_b), "{}", t.dumps());
-    assert!(b.pings(&ip_a));
-    // The store the controllers read directly, through the server's NB: the same tables.
-    common::trace::delivered(&t.srv, &t.ovs[0], &ip_a, &ip_b, None);
+    common::cloud::vms_ping_on_store(&store.url());
 }
 
 #[test]

@@ -5,8 +5,6 @@
 
 mod common;
 
-use common::Server;
-use common::cloud::two_hosts_on;
 use nbdb::{Expect, Op};
 use std::time::{Duration, Instant};
 
@@ -62,13 +60,7 @@ fn a_cloud_runs_on_a_tls_only_store(kind: testbed::StoreKind) {
     assert!(e.contains("TLS scheme"), "{e}");
 
     // A cloud on it: the server, and controllers that follow the store themselves.
-    let srv = Server::start_on(&url);
-    let t = two_hosts_on(srv, &url);
-    let net = t.srv.network("n", "10.0.0.0/24");
-    let (a, ip_a) = t.vm(&net, 0);
-    let (b, ip_b) = t.vm(&net, 1);
-    assert!(a.pings(&ip_b), "{}", t.dumps());
-    assert!(b.pings(&ip_a));
+    common::cloud::vms_ping_on_store(&url);
 }
 
 #[test]

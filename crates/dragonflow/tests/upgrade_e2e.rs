@@ -11,7 +11,7 @@
 mod common;
 
 use common::Server;
-use common::cloud::{Controller, addr, two_hosts_on, wait_until};
+use common::cloud::{Controller, addr, flows, two_hosts_on, wait_until};
 use model::version::{KEY, MODEL_VERSION, Marker, TABLE};
 use nbdb::{Expect, Op, Store};
 use serde_json::{Value, json};
@@ -72,20 +72,6 @@ impl Db {
             .block_on(self.store.commit(vec![op]))
             .expect("graft");
     }
-}
-
-/// br-int's flows without counters, sorted.
-fn flows(ovs: &testbed::Ovs) -> Vec<String> {
-    let dump = ovs
-        .ofctl(["--no-stats", "dump-flows", "br-int"])
-        .expect("dump-flows");
-    let mut l: Vec<String> = dump
-        .lines()
-        .filter(|l| l.contains("table="))
-        .map(str::to_string)
-        .collect();
-    l.sort();
-    l
 }
 
 fn groups(ovs: &testbed::Ovs) -> Vec<String> {
