@@ -126,23 +126,8 @@ fn a_killed_controller_loses_no_packet_and_restarts_hitless() {
     let (_b, ip_b) = t.vm(&net, 1);
     assert!(a.pings(&ip_b), "{}", t.dumps());
     let before = flows(&t.ovs[0]);
-    let ping =
-        a.ns.command(["ping", "-i", "0.05", "-c", "60", &ip_b])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("ping");
-    std::thread::sleep(Duration::from_millis(500));
-    let _ = t.ctl[0].0.kill();
-    let _ = t.ctl[0].0.wait();
-    std::thread::sleep(Duration::from_millis(500));
-    t.ctl[0] = Controller::start(&t.srv, &t.ovs[0], "host-a", "192.0.2.1");
-    let out = ping.wait_with_output().expect("ping");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        text.contains("60 received"),
-        "packets lost across the restart:\n{text}\n{}",
-        t.dumps()
-    );
+    let nb = t.srv.nb_url.clone();
+    t.restart_under_ping(0, &nb, "KILL", &a, &ip_b);
     wait_until(
         "the restarted controller to be ready",
         Duration::from_secs(10),

@@ -15,7 +15,6 @@ use common::cloud::{Controller, addr, flows, two_hosts_on, wait_until};
 use model::version::{KEY, MODEL_VERSION, Marker, TABLE};
 use nbdb::{Expect, Op, Store};
 use serde_json::{Value, json};
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -136,26 +135,7 @@ fn a_host_upgraded_across_a_model_step_loses_no_packet_and_ends_with_fresh_flows
 
     // Host a's controller is upgraded the way the package does it: SIGTERM, then the new
     // process, while a VM on it pings host b every 50 ms.
-    let ping =
-        a.ns.command(["ping", "-i", "0.05", "-c", "60", &ip_b])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("ping");
-    std::thread::sleep(Duration::from_millis(500));
-    let pid = t.ctl[0].0.id().to_string();
-    Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill");
-    let _ = t.ctl[0].0.wait();
-    t.ctl[0] = Controller::start_nb(&nb, &t.ovs[0], "host-a", "192.0.2.1");
-    let out = ping.wait_with_output().expect("ping");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        text.contains(" 60 received"),
-        "packets lost across the upgrade:\n{text}\n{}",
-        t.dumps()
-    );
+    t.restart_under_ping(0, &nb, "TERM", &a, &ip_b);
     ready(&t.ctl[0]);
     let log = t.ctl[0].log();
     assert!(

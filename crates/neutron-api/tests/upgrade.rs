@@ -15,33 +15,23 @@ fn future() -> Value {
     json!({"x": [1, 2], "note": "written by the next model"})
 }
 
-/// The stored JSON of `table/id`.
+/// The stored JSON of `table/id`, and its topic.
+async fn stored_with_topic(c: &Cloud, table: &str, id: &str) -> (Value, Option<String>) {
+    let r = c.api.db.store.get(table, id).await.unwrap();
+    let r = r.expect("stored");
+    (serde_json::from_slice(&r.value).unwrap(), r.topic)
+}
+
 async fn stored(c: &Cloud, table: &str, id: &str) -> Value {
-    let r = c
-        .api
-        .db
-        .store
-        .get(table, id)
-        .await
-        .unwrap()
-        .expect("stored");
-    serde_json::from_slice(&r.value).unwrap()
+    stored_with_topic(c, table, id).await.0
 }
 
 /// Rewrites `table/id` with `edit` applied to its stored JSON, keeping its topic.
 async fn graft(c: &Cloud, table: &str, id: &str, edit: impl FnOnce(&mut Value)) {
-    let r = c
-        .api
-        .db
-        .store
-        .get(table, id)
-        .await
-        .unwrap()
-        .expect("stored");
-    let mut v: Value = serde_json::from_slice(&r.value).unwrap();
+    let (mut v, topic) = stored_with_topic(c, table, id).await;
     edit(&mut v);
     let op = Op::put(table, id, serde_json::to_vec(&v).unwrap(), Expect::Any)
-        .with_topic(r.topic.as_deref());
+        .with_topic(topic.as_deref());
     c.api.db.store.commit(vec![op]).await.unwrap();
 }
 

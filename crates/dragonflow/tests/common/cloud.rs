@@ -141,6 +141,9 @@ pub fn two_hosts() -> TwoHosts {
     two_hosts_on(srv, &nb)
 }
 
+/// The two hosts' chassis names and tunnel addresses.
+pub const HOSTS: [(&str, &str); 2] = [("host-a", "192.0.2.1"), ("host-b", "192.0.2.2")];
+
 /// Two hosts whose controllers follow `nb` (the server's NB listener or its store's URL).
 pub fn two_hosts_on(srv: Server, nb: &str) -> TwoHosts {
     let (ovs_a, ovs_b) = (
@@ -150,8 +153,8 @@ pub fn two_hosts_on(srv: Server, nb: &str) -> TwoHosts {
     testbed::veth("ul0", ovs_a.own_netns(), "ul0", ovs_b.own_netns()).expect("underlay wire");
     underlay(&ovs_a, "ul0", "192.0.2.1/24");
     underlay(&ovs_b, "ul0", "192.0.2.2/24");
-    let ctl_a = Controller::start_nb(nb, &ovs_a, "host-a", "192.0.2.1");
-    let ctl_b = Controller::start_nb(nb, &ovs_b, "host-b", "192.0.2.2");
+    let ctl_a = Controller::start_nb(nb, &ovs_a, HOSTS[0].0, HOSTS[0].1);
+    let ctl_b = Controller::start_nb(nb, &ovs_b, HOSTS[1].0, HOSTS[1].1);
     TwoHosts {
         srv,
         ovs: [ovs_a, ovs_b],
@@ -160,6 +163,42 @@ pub fn two_hosts_on(srv: Server, nb: &str) -> TwoHosts {
 }
 
 impl TwoHosts {
+    /// Replaces host `h`'s controller (stopped by `kill -SIGNAL`, then started again
+    /// following `nb`) while `vm` pings `ip` every 50 ms for 3 s; panics unless every one
+    /// of the 60 pings was answered.
+    pub fn restart_under_ping(
+        &mut self,
+        h: usize,
+        nb: &str,
+        signal: &str,
+        vm: &testbed::Vm,
+        ip: &str,
+    ) {
+        let ping = vm
+            .ns
+            .command(["ping", "-i", "0.05", "-c", "60", ip])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("ping");
+        std::thread::sleep(Duration::from_millis(500));
+        let pid = self.ctl[h].0.id().to_string();
+        Command::new("kill")
+            .args([&format!("-{signal}"), &pid])
+            .status()
+            .expect("kill");
+        let _ = self.ctl[h].0.wait();
+        std::thread::sleep(Duration::from_millis(500));
+        let (name, addr) = HOSTS[h];
+        self.ctl[h] = Controller::start_nb(nb, &self.ovs[h], name, addr);
+        let out = ping.wait_with_output().expect("ping");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains(" 60 received"),
+            "packets lost across the restart (kill -{signal}):\n{text}\n{}",
+            self.dumps()
+        );
+    }
+
     pub fn dumps(&self) -> String {
         format!(
             "host a:\n{}\nhost b:\n{}\ncontroller a:\n{}\ncontroller b:\n{}",
