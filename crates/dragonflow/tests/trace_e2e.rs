@@ -16,22 +16,9 @@ fn trace(t: &TwoHosts, h: usize, args: &[&str]) -> (bool, Value, String) {
     common::trace::run(&t.srv, &t.ovs[h], args)
 }
 
-/// `dragonflow ARGS --json` against the server with the reader token: whether it
-/// succeeded, its JSON, and all it printed.
+/// `dragonflow ARGS --json` against the server with the reader token.
 fn inspect(t: &TwoHosts, args: &[&str]) -> (bool, Value, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_dragonflow"))
-        .args(args)
-        .args(["--nb", &t.srv.nb_url, "--json"])
-        .env(
-            "DRAGONFLOW_NB_TOKEN",
-            common::token(neutron_api::nb_auth::Principal::Reader),
-        )
-        .output()
-        .expect("dragonflow");
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    let v = serde_json::from_str(stdout.trim()).unwrap_or(Value::Null);
-    let all = format!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
-    (out.status.success(), v, all)
+    common::trace::inspect(&t.srv, args)
 }
 
 struct Proc(Child);

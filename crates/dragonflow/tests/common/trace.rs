@@ -16,14 +16,21 @@ pub struct Traced {
     pub out: String,
 }
 
-/// `dragonflow ARGS --json` against `srv`'s NB with the reader token, `ovs` being the
-/// sender's host (its OVSDB and ovs-vswitchd for `--real`): whether it succeeded, its
-/// JSON, and all it printed.
+/// `dragonflow trace ARGS --json` against `srv`'s NB, `ovs` being the sender's host (its
+/// OVSDB and ovs-vswitchd for `--real`): whether it succeeded, its JSON, and all it
+/// printed.
 pub fn run(srv: &Server, ovs: &testbed::Ovs, args: &[&str]) -> (bool, Value, String) {
     let db = format!("unix:{}", ovs.db_sock().display());
     let ctl = ovs.dir().join("ovs-vswitchd.ctl").display().to_string();
+    let mut all = vec!["trace", "--ovsdb", &db, "--vswitchd-ctl", &ctl];
+    all.extend_from_slice(args);
+    inspect(srv, &all)
+}
+
+/// `dragonflow ARGS --json` against `srv`'s NB with the reader token: whether it
+/// succeeded, its JSON, and all it printed.
+pub fn inspect(srv: &Server, args: &[&str]) -> (bool, Value, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_dragonflow"))
-        .args(["trace", "--ovsdb", &db, "--vswitchd-ctl", &ctl])
         .args(args)
         .args(["--nb", &srv.nb_url, "--json"])
         .env(
@@ -31,7 +38,7 @@ pub fn run(srv: &Server, ovs: &testbed::Ovs, args: &[&str]) -> (bool, Value, Str
             super::token(neutron_api::nb_auth::Principal::Reader),
         )
         .output()
-        .expect("dragonflow trace");
+        .expect("dragonflow");
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     let v = serde_json::from_str(stdout.trim()).unwrap_or(Value::Null);
     let all = format!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
