@@ -15,5 +15,6 @@ pub mod nb;
 pub mod pipeline;
 pub mod reconcile;
 pub mod runtime;
+pub mod simhost;
 pub mod switch;
 pub mod view;

@@ -4,6 +4,7 @@
 //! changes limited to the topics it needs, looks up single objects, registers its chassis,
 //! reports port bindings and writes its heartbeat ([`Beats`]).
 
+use crate::engine;
 use model::{Chassis, Port, PortStatus};
 use nbdb::remote::Remote;
 use nbdb::{Changes, Expect, Filter, Op, Record, Revision, Snapshot, Source, Store, StoreError};
@@ -118,6 +119,47 @@ impl Nb {
         keys: &[(String, String)],
     ) -> Result<Vec<Option<Record>>, StoreError> {
         self.source.get_many(keys).await
+    }
+
+    /// Answers what the core asked to read ([`engine::Read`]), as the event that hands it
+    /// back: the topic of each object looked up, or a snapshot of `tables` in its topics.
+    pub async fn answer(&self, tables: &BTreeSet<String>, read: engine::Read) -> engine::Event {
+        use crate::engine::{Event, Read};
+        match read {
+            Read::Lookups(objects) => {
+                let keys: Vec<(String, String)> = objects
+                    .iter()
+                    .map(|t| (t.table.name().to_string(), t.id.clone()))
+                    .collect();
+                let answers: Vec<Result<Option<String>, String>> = match self.get_many(&keys).await
+                {
+                    Ok(records) => records
+                        .into_iter()
+                        .map(|r| Ok(r.and_then(|r| r.topic)))
+                        .collect(),
+                    Err(e) => vec![Err(format!("NB look-up: {e}")); objects.len()],
+                };
+                Event::LookedUp(objects.into_iter().zip(answers).collect())
+            }
+            Read::Snapshot(topics) => Event::Snapshot(
+                self.snapshot(tables, &topics)
+                    .await
+                    .map_err(|e| format!("NB snapshot: {e}")),
+            ),
+        }
+    }
+
+    /// Writes the statuses the core reported ([`engine::Effects::reports`]) for `host`, as
+    /// the event that hands the store's answers back.
+    pub async fn report(&self, host: &str, reports: Vec<(String, PortStatus)>) -> engine::Event {
+        let answers = self.bind_many(host, &reports).await;
+        engine::Event::Reported(
+            reports
+                .into_iter()
+                .zip(answers)
+                .map(|((id, status), r)| (id, status, r))
+                .collect(),
+        )
     }
 
     /// The store's NB model version (`model::version`), or why this build cannot follow it:

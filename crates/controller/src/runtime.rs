@@ -7,7 +7,7 @@
 //! their owners out); only a switch that stays unreachable, or refuses a request outside
 //! a bundle, ends the process.
 
-use crate::engine::{self, Controller, Effects, Event, Read};
+use crate::engine::{self, Controller, Effects, Event};
 use crate::metrics::{Metrics, Resync};
 use crate::nb::{Nb, NbWatch};
 use crate::switch::{Session, SwitchError};
@@ -444,7 +444,7 @@ impl Io {
             // follow it.
             let t = Instant::now();
             let next = if let Some(read) = fx.read.take() {
-                let ev = self.read(read).await;
+                let ev = self.nb.answer(&self.tables, read).await;
                 spent[1] += t.elapsed();
                 Some(ev)
             } else if fx.commit {
@@ -471,14 +471,9 @@ impl Io {
             if !fx.reports.is_empty() {
                 let reports = std::mem::take(&mut fx.reports);
                 let t = Instant::now();
-                let answers = self.nb.bind_many(&self.cfg.chassis, &reports).await;
+                let ev = self.nb.report(&self.cfg.chassis, reports).await;
                 spent[3] += t.elapsed();
-                let results = reports
-                    .into_iter()
-                    .zip(answers)
-                    .map(|((id, status), r)| (id, status, r))
-                    .collect();
-                queue.push(core.handle(Event::Reported(results), Instant::now()));
+                queue.push(core.handle(ev, Instant::now()));
             }
         }
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
@@ -496,33 +491,6 @@ impl Io {
             "batch handled"
         );
         Ok(())
-    }
-
-    /// Reads what the core needs from the store.
-    async fn read(&mut self, read: Read) -> Event {
-        match read {
-            Read::Lookups(objects) => {
-                let keys: Vec<(String, String)> = objects
-                    .iter()
-                    .map(|t| (t.table.name().to_string(), t.id.clone()))
-                    .collect();
-                let answers: Vec<Result<Option<String>, String>> =
-                    match self.nb.get_many(&keys).await {
-                        Ok(records) => records
-                            .into_iter()
-                            .map(|r| Ok(r.and_then(|r| r.topic)))
-                            .collect(),
-                        Err(e) => vec![Err(format!("NB look-up: {e}")); objects.len()],
-                    };
-                Event::LookedUp(objects.into_iter().zip(answers).collect())
-            }
-            Read::Snapshot(topics) => Event::Snapshot(
-                self.nb
-                    .snapshot(&self.tables, &topics)
-                    .await
-                    .map_err(|e| format!("NB snapshot: {e}")),
-            ),
-        }
     }
 
     /// Sends the core's commit in one bundle; a switch that went away is reconnected and

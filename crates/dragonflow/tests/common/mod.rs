@@ -9,6 +9,7 @@ pub mod bgp;
 pub mod cloud;
 pub mod cni;
 pub mod conn_rate;
+pub mod hosts;
 pub mod lifecycle;
 pub mod metadata;
 pub mod trace;
