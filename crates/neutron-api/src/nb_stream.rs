@@ -29,6 +29,7 @@ use axum::extract::{ConnectInfo, Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
+use futures_util::FutureExt as _;
 use nbdb::source::wire;
 use nbdb::{Filter, StoreError, Watch};
 use serde_json::{Value, json};
@@ -46,6 +47,8 @@ const HEARTBEAT: Duration = Duration::from_secs(15);
 /// how far it has read (`{"progress": R}`): a host's realized revision goes on past
 /// other projects' changes.
 const PROGRESS: Duration = Duration::from_millis(500);
+/// A chunk of changes grows to about this many bytes at most.
+const CHUNK: usize = 64 * 1024;
 
 /// The filter (and `after`) of a request's query string; a bad one is a 400.
 fn params(raw: Option<&str>, with_after: bool) -> ApiResult<(Filter, Option<u64>)> {
@@ -230,10 +233,30 @@ impl Feed {
                     return;
                 }
                 Ok(Ok(c)) => {
-                    let Some(v) = wire::change(&c) else { continue };
-                    let mut line = v.to_string().into_bytes();
-                    line.push(b'\n');
-                    (Bytes::from(line), c.revision)
+                    // The changes the watch already holds go out with it, as one chunk:
+                    // one write for a burst, and the host takes them as one batch.
+                    let mut chunk = Vec::new();
+                    let mut at = c.revision;
+                    let mut next = Some(c);
+                    while let Some(c) = next.take() {
+                        at = c.revision;
+                        if let Some(v) = wire::change(&c) {
+                            chunk.extend_from_slice(v.to_string().as_bytes());
+                            chunk.push(b'\n');
+                        }
+                        if chunk.len() >= CHUNK {
+                            break;
+                        }
+                        next = match self.watch.next().now_or_never() {
+                            Some(Ok(c)) => Some(c),
+                            // An error shows again on the next read, after this chunk.
+                            Some(Err(_)) | None => None,
+                        };
+                    }
+                    if chunk.is_empty() {
+                        continue;
+                    }
+                    (Bytes::from(chunk), at)
                 }
             };
             let sending = tokio::select! {
