@@ -74,6 +74,11 @@ pub struct Figures {
     pub snapshots: u64,
     pub commits: u64,
     pub flow_mods: u64,
+    /// What the host asked of the store: reads (look-ups and snapshots), writes (status
+    /// reports and its chassis record), and watch streams opened.
+    pub reads: u64,
+    pub writes: u64,
+    pub watches: u64,
     /// Whether every change handed out is compiled and committed.
     pub ready: bool,
 }
@@ -264,14 +269,17 @@ impl Host {
         let mut queue = vec![self.core.handle_batch(events, Instant::now())];
         while let Some(mut fx) = queue.pop() {
             if let Some((revision, topics)) = fx.watch_from.take() {
+                self.counts.watches += 1;
                 self.watch = self.nb.watch(revision, &self.tables, &topics);
             }
-            if let Some(me) = fx.register.take()
-                && let Err(e) = self.nb.write_chassis(&me).await
-            {
-                tracing::warn!(error = %e, "chassis record not restored");
+            if let Some(me) = fx.register.take() {
+                self.counts.writes += 1;
+                if let Err(e) = self.nb.write_chassis(&me).await {
+                    tracing::warn!(error = %e, "chassis record not restored");
+                }
             }
             let next = if let Some(read) = fx.read.take() {
+                self.counts.reads += 1;
                 let ev = self.nb.answer(&self.tables, read).await;
                 if let Event::Snapshot(Ok(s)) = &ev {
                     self.counts.snapshots += 1;
@@ -292,6 +300,7 @@ impl Host {
             debug_assert!(!fx.reread, "the counting switch refused nothing");
             ignore_switch_only(&mut fx);
             if !fx.reports.is_empty() {
+                self.counts.writes += 1;
                 let ev = self
                     .nb
                     .report(self.core.view().chassis.as_str(), fx.reports)
