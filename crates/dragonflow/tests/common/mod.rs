@@ -11,6 +11,7 @@ pub mod cni;
 pub mod conn_rate;
 pub mod lifecycle;
 pub mod metadata;
+pub mod prom;
 pub mod trace;
 
 use neutron_api::nb_auth::{NbAuth, Principal};

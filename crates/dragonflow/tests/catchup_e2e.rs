@@ -1,0 +1,333 @@
+//! A host so far behind that the server's log no longer reaches back to it catches up by
+//! a new snapshot. Host A's controller is stopped (SIGSTOP) on a server whose embedded
+//! store keeps a short log (`--nb-log-retention`); once the server has cut A's stalled
+//! watch, A's network changes (a port of it deleted, one updated, a new one plugged on A)
+//! and then enough more that those changes leave the log. After SIGCONT, A's resume is
+//! refused (410) and it takes a new snapshot: the deleted port's flows are gone, the
+//! update is in, the new port turns ACTIVE, the trace agrees with Open vSwitch, and A's
+//! flows equal a fresh compile on an emptied switch. Host B wires ports at its usual
+//! latency all along.
+
+mod common;
+
+use common::Server;
+use common::cloud::{Controller, addr, flows, two_hosts_with, wait_until};
+use common::prom::{free_addr, scrape, value};
+use serde_json::{Value, json};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// Revisions the server's log keeps: small, so a stop of seconds falls off it.
+const RETENTION: u64 = 500;
+/// What the server logs when it cuts a stalled watcher.
+const STALL_LINE: &str = "took nothing for the stall timeout";
+/// What host A logs when its resume is refused (`nbdb::remote`).
+const SNAPSHOT_LINE: &str = "taking a new snapshot";
+/// The longest A stays stopped, should the server never cut it or the log never move.
+const MAX_STOP: Duration = Duration::from_secs(90);
+/// How long A may take, after SIGCONT, to have the port plugged while it was stopped
+/// ACTIVE (on a loaded 2-core machine).
+const CATCH_UP: Duration = Duration::from_secs(60);
+/// An address the update made while A was stopped allows on A's port.
+const PAIR_IP: &str = "10.0.1.250";
+
+fn signal(pid: u32, sig: &str) {
+    let st = std::process::Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(st.success(), "kill {sig} {pid}");
+}
+
+fn revision(srv: &Server) -> u64 {
+    let (_, v) = srv.nb_call("GET", "/nb/v1/revision", None);
+    v["revision"].as_u64().expect("revision")
+}
+
+fn active_on(srv: &Server, id: &str, host: &str) -> bool {
+    let (_, v) = srv.call("GET", &format!("/v2.0/ports/{id}"), None);
+    v["port"]["status"] == "ACTIVE" && v["port"]["binding:host_id"] == host
+}
+
+fn id(port: &Value) -> String {
+    port["id"].as_str().expect("id").to_string()
+}
+
+fn groups(ovs: &testbed::Ovs) -> Vec<String> {
+    let dump = ovs
+        .ofctl(["-O", "OpenFlow13", "dump-groups", "br-int"])
+        .expect("dump-groups");
+    let mut l: Vec<String> = dump
+        .lines()
+        .filter(|l| l.contains("group_id="))
+        .map(str::to_string)
+        .collect();
+    l.sort();
+    l
+}
+
+fn tail(log: &str) -> String {
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(40)..].join("\n")
+}
+
+#[test]
+fn a_host_behind_the_compacted_log_catches_up_by_snapshot() {
+    if !testbed::require_root("a_host_behind_the_compacted_log_catches_up_by_snapshot") {
+        return;
+    }
+    let retention = RETENTION.to_string();
+    let srv = Server::start_args(&[
+        "--noauth-admin",
+        "--nb-stall-timeout",
+        "2",
+        "--nb-log-retention",
+        &retention,
+    ]);
+    let nb = srv.nb_url.clone();
+    let metrics = free_addr();
+    let mut h = two_hosts_with(srv, &nb, [&["--metrics-listen", &metrics], &[]]);
+    let (net_a, net_b) = (
+        h.srv.network("a", "10.0.1.0/24"),
+        h.srv.network("b", "10.0.2.0/24"),
+    );
+    // On A's network: a VM on A, and two on B (one to stay, one whose port goes while A
+    // is stopped). B's wiring latency on a network of its own, as usual.
+    let pa = h
+        .srv
+        .create("ports", "port", json!({"network_id": net_a["id"]}));
+    let vm_a = h.plug(&pa, 0, 24);
+    let (ip_a, id_a) = (addr(&pa).1, id(&pa));
+    let (vm_b, ip_b) = h.vm(&net_a, 1);
+    let gone = h
+        .srv
+        .create("ports", "port", json!({"network_id": net_a["id"]}));
+    let _vm_gone = h.plug(&gone, 1, 24);
+    let (gone_mac, gone_ip) = addr(&gone);
+    let mut usual = Vec::new();
+    let mut vms = Vec::new();
+    for _ in 0..2 {
+        let t = Instant::now();
+        vms.push(h.vm(&net_b, 1));
+        usual.push(t.elapsed());
+    }
+    assert!(vm_a.pings(&ip_b), "{}", h.dumps());
+    assert!(vm_a.pings(&gone_ip), "{}", h.dumps());
+    wait_until("A's flows for B's port", Duration::from_secs(10), || {
+        flows(&h.ovs[0]).iter().any(|f| f.contains(&gone_mac))
+    });
+    // Ports on A's network that nobody plugs: renaming them changes A's topic only.
+    let filler: Vec<String> = (0..6)
+        .map(|_| {
+            id(&h
+                .srv
+                .create("ports", "port", json!({"network_id": net_a["id"]})))
+        })
+        .collect();
+    // A applied everything before it stops (a bundle left open for OVS's 10 s bundle
+    // timeout is another fault; see stall_e2e).
+    let now = revision(&h.srv);
+    wait_until(
+        "host A to apply everything",
+        Duration::from_secs(30),
+        || value(&scrape(&metrics), "dragonflow_controller_nb_revision") >= now as f64,
+    );
+    let compacted_before = value(
+        &scrape(&metrics),
+        "dragonflow_controller_resyncs_total{cause=\"nb_compacted\"",
+    );
+
+    let pid_a = h.ctl[0].0.id();
+    signal(pid_a, "-STOP");
+    let stopped = Instant::now();
+    let (done, renames) = (AtomicBool::new(false), AtomicUsize::new(0));
+    let mut during = Vec::new();
+    // The revision once the changes were made, and the port plugged on A meanwhile.
+    let mut changed: Option<(u64, String, testbed::Vm)> = None;
+    let mut pushed = false;
+    std::thread::scope(|s| {
+        for pid in &filler {
+            let (done, renames, url) = (&done, &renames, &h.srv.url);
+            s.spawn(move || {
+                let agent: ureq::Agent = ureq::Agent::config_builder().build().into();
+                let (long, pad) = ("x".repeat(240), "p".repeat(4000));
+                let mut i = 0;
+                while !done.load(Ordering::SeqCst) && stopped.elapsed() < MAX_STOP {
+                    // About 5 kB a change: A's sockets fill after about a thousand, and
+                    // the server cuts it.
+                    let body = json!({"port": {"name": format!("{i}-{long}"),
+                        "description": long, "binding:profile": {"pad": pad}}});
+                    let r = agent
+                        .put(&format!("{url}/v2.0/ports/{pid}"))
+                        .send_json(&body)
+                        .expect("rename");
+                    assert_eq!(r.status().as_u16(), 200);
+                    renames.fetch_add(1, Ordering::SeqCst);
+                    i += 1;
+                }
+            });
+        }
+        while stopped.elapsed() < MAX_STOP {
+            // B wires new ports, one after another, all along.
+            if during.len() < 4 {
+                let t = Instant::now();
+                vms.push(h.vm(&net_b, 1));
+                during.push(t.elapsed());
+            } else {
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            match &changed {
+                // Once A is cut, nothing after the store's revision now reached it: the
+                // changes it must learn from the snapshot.
+                None if h
+                    .srv
+                    .log()
+                    .lines()
+                    .any(|l| l.contains(STALL_LINE) && l.contains("host:host-a")) =>
+                {
+                    let (st, v) = h
+                        .srv
+                        .call("DELETE", &format!("/v2.0/ports/{}", id(&gone)), None);
+                    assert_eq!(st, 204, "{v}");
+                    let body =
+                        json!({"port": {"allowed_address_pairs": [{"ip_address": PAIR_IP}]}});
+                    let (st, v) = h
+                        .srv
+                        .call("PUT", &format!("/v2.0/ports/{id_a}"), Some(body));
+                    assert_eq!(st, 200, "{v}");
+                    let late = h
+                        .srv
+                        .create("ports", "port", json!({"network_id": net_a["id"]}));
+                    let (mac, ip) = addr(&late);
+                    let vm = testbed::Vm::plug(
+                        &h.ovs[0],
+                        "br-int",
+                        &id(&late),
+                        &mac,
+                        &format!("{ip}/24"),
+                    )
+                    .expect("plug");
+                    changed = Some((revision(&h.srv), id(&late), vm));
+                }
+                // Then enough more that those changes leave the log (trimmed to the
+                // retention, plus at most its step, on commit).
+                Some((at, _, _))
+                    if revision(&h.srv)
+                        > at + RETENTION + nbdb::embedded::trim_step(RETENTION) + 1 =>
+                {
+                    pushed = true;
+                    break;
+                }
+                _ => {}
+            }
+        }
+        done.store(true, Ordering::SeqCst);
+    });
+    let stop_for = stopped.elapsed();
+    let renames = renames.load(Ordering::SeqCst);
+    let end = revision(&h.srv);
+    signal(pid_a, "-CONT");
+    let resumed = Instant::now();
+    eprintln!(
+        "A stopped {:.1} s, {renames} renames on its network (store at revision {end}, log \
+         kept {RETENTION}); B's wiring: usual {usual:?}, while A was stopped {during:?}",
+        stop_for.as_secs_f64()
+    );
+    let Some((at, late, late_vm)) = changed else {
+        panic!(
+            "the server never cut the stopped host after {renames} renames:\n{}",
+            h.srv.log_tail()
+        );
+    };
+    assert!(
+        pushed,
+        "the log did not move {RETENTION} revisions past {at} in {MAX_STOP:?}"
+    );
+    assert!(!during.is_empty(), "B wired ports while A was stopped");
+    // Generous: the machine is busy with the renames, but B never waits for A.
+    let worst = during.iter().max().copied().unwrap_or_default();
+    assert!(
+        worst < Duration::from_secs(10),
+        "B wired a port in {worst:?} while A was stopped (usual {usual:?})"
+    );
+
+    // A continues: its resume is refused, it takes a new snapshot, and the port plugged
+    // while it was stopped (known only from that snapshot) turns ACTIVE.
+    while !active_on(&h.srv, &late, "host-a") {
+        assert!(
+            resumed.elapsed() < CATCH_UP,
+            "host A did not catch up within {CATCH_UP:?} of SIGCONT:\n{}",
+            tail(&h.ctl[0].log())
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let caught_up = resumed.elapsed();
+    let log = h.ctl[0].log();
+    assert!(
+        log.contains(SNAPSHOT_LINE),
+        "host A did not take a new snapshot:\n{}",
+        tail(&log)
+    );
+    let m = scrape(&metrics);
+    let compacted = value(
+        &m,
+        "dragonflow_controller_resyncs_total{cause=\"nb_compacted\"",
+    );
+    assert!(
+        compacted > compacted_before,
+        "no nb_compacted resync counted:\n{m}"
+    );
+    assert!(
+        value(&m, "dragonflow_controller_nb_revision") >= end as f64,
+        "A's view is behind the store's revision {end}:\n{m}"
+    );
+    // The deleted port's flows are gone, the updated one's pair is in.
+    wait_until(
+        "A's flows to follow the snapshot",
+        Duration::from_secs(10),
+        || {
+            let f = flows(&h.ovs[0]);
+            !f.iter().any(|l| l.contains(&gone_mac)) && f.iter().any(|l| l.contains(PAIR_IP))
+        },
+    );
+    assert!(vm_a.pings(&ip_b), "{}", h.dumps());
+    let late_ip = addr(&h.srv.call("GET", &format!("/v2.0/ports/{late}"), None).1["port"]).1;
+    assert!(late_vm.pings(&ip_b), "{}", h.dumps());
+    assert!(vm_b.pings(&late_ip));
+    eprintln!(
+        "A took a new snapshot ({compacted} nb_compacted resyncs); the port plugged while it \
+         was stopped was ACTIVE {:.1} s after SIGCONT",
+        caught_up.as_secs_f64()
+    );
+    common::trace::delivered(&h.srv, &h.ovs[0], &ip_a, &ip_b, None);
+    common::trace::delivered(&h.srv, &h.ovs[0], &late_ip, &ip_b, None);
+
+    // What the snapshot left on A is what a fresh compile installs on an emptied switch.
+    std::thread::sleep(Duration::from_millis(300));
+    let (caught, caught_groups) = (flows(&h.ovs[0]), groups(&h.ovs[0]));
+    let _ = h.ctl[0].0.kill();
+    let _ = h.ctl[0].0.wait();
+    for what in ["del-flows", "del-groups"] {
+        h.ovs[0]
+            .ofctl(["-O", "OpenFlow13", what, "br-int"])
+            .expect(what);
+    }
+    h.ctl[0] = Controller::start_nb(&nb, &h.ovs[0], "host-a", "192.0.2.1");
+    assert!(late_vm.pings(&ip_b), "{}", h.dumps());
+    let fresh = Instant::now();
+    while flows(&h.ovs[0]) != caught && fresh.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let now = flows(&h.ovs[0]);
+    let only = |a: &[String], b: &[String]| -> Vec<String> {
+        a.iter().filter(|l| !b.contains(l)).cloned().collect()
+    };
+    assert!(
+        now == caught,
+        "A's flows after the snapshot differ from a fresh compile: only after the snapshot \
+         {:#?}\nonly in the fresh compile {:#?}",
+        only(&caught, &now),
+        only(&now, &caught)
+    );
+    assert_eq!(groups(&h.ovs[0]), caught_groups);
+}
