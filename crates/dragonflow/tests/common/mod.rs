@@ -108,6 +108,11 @@ impl Server {
         )
     }
 
+    /// A server on the store at `db` with `args` (no `--noauth-admin` unless given).
+    pub fn start_on_args(db: &str, args: &[&str]) -> Server {
+        Self::start_with(tempfile::tempdir().expect("tempdir"), db.to_string(), args)
+    }
+
     /// A server on its own embedded store with `auth_strategy = keystone` behind the
     /// Keystone at `ks_url` (its `neutron` service user, as `testbed::keystone` makes it).
     /// `extra` is appended to the config file right after `[keystone_authtoken]`'s keys
