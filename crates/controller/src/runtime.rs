@@ -81,6 +81,9 @@ struct Io {
     nb: Nb,
     tables: BTreeSet<String>,
     watch: NbWatch,
+    /// The watch said its revision was compacted: it is not read again until a snapshot
+    /// replaces it (asked again, it would say so again, one request after another).
+    behind: bool,
     session: Switch,
     metrics: std::sync::Arc<Metrics>,
     /// Asks upstream resolvers what internal DNS does not answer.
@@ -226,6 +229,7 @@ pub async fn run(cfg: Config, metrics: std::sync::Arc<Metrics>) -> Result<(), St
         nb,
         tables,
         watch,
+        behind: false,
         session,
         metrics,
         dns,
@@ -259,9 +263,10 @@ pub async fn run(cfg: Config, metrics: std::sync::Arc<Metrics>) -> Result<(), St
                     Some(ev) => Got::Event(Event::Interface(ev)),
                     None => return Err("the OVSDB monitor ended".into()),
                 },
-                c = io.watch.next() => match c {
+                c = io.watch.next(), if !io.behind => match c {
                     Ok(c) => Got::Event(Event::Change(c)),
                     Err(nbdb::StoreError::Compacted { .. }) => {
+                        io.behind = true;
                         io.metrics.resync(Resync::NbCompacted);
                         Got::Event(Event::Compacted)
                     }
@@ -406,6 +411,7 @@ impl Io {
         while let Some(mut fx) = queue.pop() {
             if let Some((revision, topics)) = fx.watch_from.take() {
                 self.watch = self.nb.watch(revision, &self.tables, &topics);
+                self.behind = false;
             }
             self.send(&mut fx).await;
             if let Some(me) = fx.register.take() {

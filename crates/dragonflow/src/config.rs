@@ -30,6 +30,8 @@ pub struct Server {
     pub nb_secret_file: Option<PathBuf>,
     /// Where Prometheus metrics are served (`/metrics`); none: not served.
     pub metrics_listen: Option<SocketAddr>,
+    /// Revisions the embedded store's change log keeps (`--nb-log-retention`).
+    pub nb_log_retention: Option<u64>,
 }
 
 impl File {

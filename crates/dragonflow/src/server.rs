@@ -50,6 +50,19 @@ pub struct Args {
     /// disconnected; it resumes from its revision (default 60).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     nb_stall_timeout: Option<u64>,
+    /// Revisions of changes the embedded store's log keeps for hosts that resume (default
+    /// 100000, `[server] nb_log_retention`); a host further behind takes a new snapshot.
+    #[arg(long, value_parser = retention)]
+    nb_log_retention: Option<u64>,
+}
+
+/// `--nb-log-retention`: a whole number of revisions, at least 1.
+fn retention(s: &str) -> Result<u64, String> {
+    match s.parse::<u64>() {
+        Ok(0) => Err("at least 1 revision must be kept in the log".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("{s:?} is not a number of revisions")),
+    }
 }
 
 /// The machine's host name, as the kernel has it.
@@ -108,6 +121,17 @@ pub fn run(file: config::File, args: Args) -> Result<(), String> {
         neutron_api::nb_stream::DEFAULT_STALL_TIMEOUT,
         std::time::Duration::from_secs,
     );
+    let log_retention = args.nb_log_retention.or(file.server.nb_log_retention);
+    if log_retention == Some(0) {
+        return Err("config [server] nb_log_retention: at least 1 revision must be kept".into());
+    }
+    if log_retention.is_some() && nbdb::embedded_path(&db).is_none() {
+        return Err(format!(
+            "--nb-log-retention is for the embedded store, not {} (etcd: set its own \
+             --auto-compaction-retention)",
+            nbdb::url::redacted(&db)
+        ));
+    }
     let mut settings = neutron
         .check()
         .map_err(|e| format!("config [neutron]: {e}"))?;
@@ -146,9 +170,11 @@ pub fn run(file: config::File, args: Args) -> Result<(), String> {
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
     runtime.block_on(async move {
-        let store = nbdb::connect(&db)
-            .await
-            .map_err(|e| format!("cannot open the NB store {}: {e}", nbdb::url::redacted(&db)))?;
+        let store = match log_retention {
+            Some(n) => nbdb::connect_with_retention(&db, n).await,
+            None => nbdb::connect(&db).await,
+        };
+        let store = store.map_err(|e| format!("cannot open the NB store {}: {e}", nbdb::url::redacted(&db)))?;
         let me = format!("dragonflow {}", env!("CARGO_PKG_VERSION"));
         neutron_api::model_version::settle(store.as_ref(), &me).await?;
         let api = neutron_api::Api::new(store.clone(), settings);

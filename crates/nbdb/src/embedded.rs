@@ -34,6 +34,15 @@ const COUNTERS: TableDefinition<'_, &str, i64> = TableDefinition::new("counters"
 
 /// How many revisions of the change log are kept for watchers that resume.
 pub const DEFAULT_RETENTION: u64 = 100_000;
+
+/// How far past its retention the log may grow before it is trimmed (back to the
+/// retention): trimming is a range delete, done in steps rather than on every commit. A
+/// tenth of the retention, between 1 and 1000, so a small retention (in tests, or a
+/// store short of disk) is not dwarfed by the step: the log holds between `retention`
+/// and `retention + trim_step(retention)` revisions.
+pub fn trim_step(retention: u64) -> u64 {
+    (retention / 10).clamp(1, 1000)
+}
 /// The most transactions folded into one durable commit.
 const MAX_BATCH: usize = 512;
 
@@ -124,7 +133,14 @@ impl Embedded {
         Self::open_with_retention(path, DEFAULT_RETENTION)
     }
 
+    /// Opens the store keeping the last `retention` revisions of the change log (at least
+    /// 1; see [`trim_step`] for how many more it holds between trims).
     pub fn open_with_retention(path: impl AsRef<Path>, retention: u64) -> Result<Embedded> {
+        if retention == 0 {
+            return Err(StoreError::Invalid(
+                "the change log's retention must be at least 1 revision".into(),
+            ));
+        }
         let path = path.as_ref().to_path_buf();
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
@@ -267,7 +283,7 @@ fn apply_batch(
             .map(|v| v.value())
             .unwrap_or(1);
         // Trim the change log in steps, not on every commit.
-        if revision > oldest + retention + 1000 {
+        if revision > oldest + retention + trim_step(retention) {
             let keep_from = revision - retention;
             changes.retain_in(..keep_from, |_, _| false).map_err(io)?;
             meta.insert("oldest_change", keep_from).map_err(io)?;
@@ -812,6 +828,26 @@ mod tests {
         let err = s.changes_since(0, 10).await.unwrap_err();
         assert!(matches!(err, StoreError::Compacted { .. }), "{err}");
         assert_eq!(s.changes_since(1095, 10).await.unwrap().len(), 5);
+    }
+
+    #[tokio::test]
+    async fn a_small_retention_is_kept_to_within_its_trim_step() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Embedded::open_with_retention(dir.path().join("nb.redb"), 100).unwrap();
+        for i in 0..1000u32 {
+            s.commit(vec![Op::put("t", &i.to_string(), vec![], Expect::Absent)])
+                .await
+                .unwrap();
+        }
+        // The last 100 revisions are always there; at most 10 (the step) more.
+        assert_eq!(s.changes_since(900, 1000).await.unwrap().len(), 100);
+        let err = s.changes_since(1000 - 100 - 10 - 1, 10).await.unwrap_err();
+        assert!(matches!(err, StoreError::Compacted { .. }), "{err}");
+        assert_eq!(
+            (trim_step(100_000), trim_step(100), trim_step(5)),
+            (1000, 10, 1)
+        );
+        assert!(Embedded::open_with_retention(dir.path().join("zero.redb"), 0).is_err());
     }
 
     #[tokio::test]

@@ -503,6 +503,29 @@ pub async fn connect(url: &str) -> Result<Arc<dyn Store>> {
     Ok(store)
 }
 
+/// The file of an embedded store's URL (`embedded:PATH` or a bare path); none for a
+/// networked store.
+pub fn embedded_path(url: &str) -> Option<&str> {
+    match url.strip_prefix("embedded:") {
+        Some(path) => Some(path),
+        None => (!url.contains("://")).then_some(url),
+    }
+}
+
+/// Like [`connect`], for an embedded store whose change log keeps the last `retention`
+/// revisions (instead of [`embedded::DEFAULT_RETENTION`]). Refused for the other stores:
+/// their history is trimmed by their own settings (etcd's compaction).
+pub async fn connect_with_retention(url: &str, retention: u64) -> Result<Arc<dyn Store>> {
+    let Some(path) = embedded_path(url) else {
+        return Err(StoreError::Invalid(format!(
+            "a log retention is the embedded store's, not {}'s (etcd: its own \
+             --auto-compaction-retention)",
+            url.split("://").next().unwrap_or(url)
+        )));
+    };
+    Ok(Arc::new(Embedded::open_with_retention(path, retention)?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

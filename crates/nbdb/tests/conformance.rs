@@ -1046,6 +1046,32 @@ async fn etcd_commit_beyond_its_size_limit_is_invalid() {
     assert!(s.list("bulk", "").await.unwrap().is_empty());
 }
 
+/// Not part of the shared contract: etcd sends a watcher that is behind up to 1000
+/// revisions of history in one response, with the values before them; with large objects
+/// that is past gRPC's 4 MiB default, and a host that far behind must still read it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_history_in_responses_over_4_mib_is_read() {
+    let b = Backend::start(Kind::Etcd).await;
+    // Its buffer is the harness's retention: older changes come from etcd's history.
+    let s = b.open().await;
+    let base = s.revision().await.unwrap();
+    let value = "v".repeat(12 * 1024);
+    for i in 0..400u32 {
+        let id = (i % 4).to_string();
+        s.commit(vec![put("big", &id, &value, Expect::Any)])
+            .await
+            .unwrap();
+    }
+    // About 9 MB: 400 revisions, each with its value and the one before.
+    let changes = s.changes_since(base, 1000).await.unwrap();
+    assert_eq!(changes.len(), 400);
+    assert!(
+        changes
+            .iter()
+            .all(|c| c.value.as_deref() == Some(value.as_bytes()))
+    );
+}
+
 /// Not part of the shared contract: ZooKeeper refuses a request over 1 MB (jute.maxbuffer)
 /// by dropping the connection; the store refuses such a commit first, as a bad request, and
 /// the connection and the store stay usable.

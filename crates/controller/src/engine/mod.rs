@@ -335,7 +335,8 @@ impl Controller {
                 }
             }
             Event::Compacted => {
-                // Behind the log: a fresh snapshot of the same topics.
+                // Behind the log: a fresh snapshot of the same topics (now, or once the
+                // commit that is out is confirmed).
                 self.follow.loaded = false;
                 self.refresh();
             }
@@ -717,9 +718,10 @@ impl Controller {
         }
         fx.reports = self.reports_due();
         let _ = now;
-        // Changes that came in while the commit was out are handled now.
+        // Changes that came in while the commit was out are handled now, and so is a
+        // stream that fell behind the log meanwhile (it is not read again until then).
         self.phase = Phase::Idle;
-        if !self.pending.is_empty() {
+        if !self.pending.is_empty() || !self.follow.loaded {
             self.refresh();
         }
     }

@@ -18,14 +18,20 @@ impl Controller {
     /// The same, with `--nb nb` (a server's NB listener, or a store's URL such as
     /// `etcd://…`).
     pub fn start_nb(nb: &str, ovs: &testbed::Ovs, name: &str, ip: &str) -> Controller {
-        let c = Controller::spawn(
-            nb,
-            ovs,
-            name,
-            ip,
-            &["--tunnel-types", "geneve,vxlan,gre"],
-            None,
-        );
+        Controller::start_nb_with(nb, ovs, name, ip, &[])
+    }
+
+    /// [`Controller::start_nb`] with `extra` flags (e.g. `--metrics-listen ADDR`).
+    pub fn start_nb_with(
+        nb: &str,
+        ovs: &testbed::Ovs,
+        name: &str,
+        ip: &str,
+        extra: &[&str],
+    ) -> Controller {
+        let mut args = vec!["--tunnel-types", "geneve,vxlan,gre"];
+        args.extend_from_slice(extra);
+        let c = Controller::spawn(nb, ovs, name, ip, &args, None);
         c.wait_for_br_int(ovs);
         c
     }
@@ -146,6 +152,11 @@ pub const HOSTS: [(&str, &str); 2] = [("host-a", "192.0.2.1"), ("host-b", "192.0
 
 /// Two hosts whose controllers follow `nb` (the server's NB listener or its store's URL).
 pub fn two_hosts_on(srv: Server, nb: &str) -> TwoHosts {
+    two_hosts_with(srv, nb, [&[], &[]])
+}
+
+/// [`two_hosts_on`], with `extra` flags for each host's controller.
+pub fn two_hosts_with(srv: Server, nb: &str, extra: [&[&str]; 2]) -> TwoHosts {
     let (ovs_a, ovs_b) = (
         testbed::Ovs::start().expect("ovs a"),
         testbed::Ovs::start().expect("ovs b"),
@@ -153,8 +164,8 @@ pub fn two_hosts_on(srv: Server, nb: &str) -> TwoHosts {
     testbed::veth("ul0", ovs_a.own_netns(), "ul0", ovs_b.own_netns()).expect("underlay wire");
     underlay(&ovs_a, "ul0", "192.0.2.1/24");
     underlay(&ovs_b, "ul0", "192.0.2.2/24");
-    let ctl_a = Controller::start_nb(nb, &ovs_a, HOSTS[0].0, HOSTS[0].1);
-    let ctl_b = Controller::start_nb(nb, &ovs_b, HOSTS[1].0, HOSTS[1].1);
+    let ctl_a = Controller::start_nb_with(nb, &ovs_a, HOSTS[0].0, HOSTS[0].1, extra[0]);
+    let ctl_b = Controller::start_nb_with(nb, &ovs_b, HOSTS[1].0, HOSTS[1].1, extra[1]);
     TwoHosts {
         srv,
         ovs: [ovs_a, ovs_b],

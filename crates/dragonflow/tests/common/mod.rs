@@ -12,6 +12,7 @@ pub mod conn_rate;
 pub mod hosts;
 pub mod lifecycle;
 pub mod metadata;
+pub mod prom;
 pub mod trace;
 
 use neutron_api::nb_auth::{NbAuth, Principal};
@@ -106,6 +107,11 @@ impl Server {
             db.to_string(),
             &["--noauth-admin"],
         )
+    }
+
+    /// A server on the store at `db` with `args` (no `--noauth-admin` unless given).
+    pub fn start_on_args(db: &str, args: &[&str]) -> Server {
+        Self::start_with(tempfile::tempdir().expect("tempdir"), db.to_string(), args)
     }
 
     /// A server on its own embedded store with `auth_strategy = keystone` behind the

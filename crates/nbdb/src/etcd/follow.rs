@@ -1,7 +1,7 @@
 //! The change follower: one long-lived watch over the prefix filling a buffer of recent
 //! revisions, which `changes_since` reads instead of opening a watch of its own.
 
-use super::{Shared, io, rev_of};
+use super::{Shared, io, rev_of, watch_on};
 use crate::{Change, Result, Revision};
 use etcd_client::WatchOptions;
 use std::collections::VecDeque;
@@ -87,8 +87,7 @@ async fn follow_once(shared: &Shared) -> Result<()> {
         .with_prefix()
         .with_prev_key()
         .with_start_revision(now + 1);
-    let mut stream = c
-        .watch(shared.prefix.clone(), Some(opts))
+    let mut stream = watch_on(&c, &shared.prefix, opts)
         .await
         .map_err(|e| shared.lost(&c, e))?;
     let mut current = Vec::new();

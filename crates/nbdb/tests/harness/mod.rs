@@ -203,7 +203,7 @@ impl Backend {
 
     /// Pushes every revision up to now out of the store's change log.
     pub async fn force_compaction(&self, store: &Arc<dyn Store>) {
-        // The embedded store trims in steps of 1000 beyond its retention; the etcd client
+        // The embedded store trims in steps (of 1000 at most) beyond its retention; the etcd client
         // keeps a buffer as long as the retention.
         let mut tasks = Vec::new();
         for chunk in 0..12u32 {
