@@ -173,6 +173,8 @@ async fn zmq_task(addr: String, mut follows: mpsc::UnboundedReceiver<Follow>) {
     tracing::info!(%addr, "pubsub: subscribed");
     let mut current: Option<Follow> = None;
     let mut keys: BTreeSet<String> = BTreeSet::new();
+    // The first `Connected` is the connection made above.
+    let mut connections = 0u64;
     loop {
         tokio::select! {
             f = follows.recv() => {
@@ -192,8 +194,11 @@ async fn zmq_task(addr: String, mut follows: mpsc::UnboundedReceiver<Follow>) {
                 current = Some(f);
             }
             ev = futures_next(&mut monitor) => {
-                if let Some(SocketEvent::Connected(..)) = ev
-                    && let Some(f) = &current
+                if let Some(SocketEvent::Connected(..)) = ev {
+                    connections += 1;
+                }
+                if let (Some(SocketEvent::Connected(..)), Some(f)) = (&ev, &current)
+                    && connections > 1
                 {
                     tracing::info!(%addr, "pubsub: reconnected to the publisher");
                     f.reconnected.store(true, Ordering::Release);

@@ -285,6 +285,8 @@ impl PubsubWatch {
             let c = c?;
             if c.revision > *upto {
                 done = true; // past the gap: its message comes (or is missed) on its own
+            } else if Channel::of(c.topic.as_deref()) != *channel {
+                // A topic's filter passes the topic-less objects too: not this gap's.
             } else {
                 self.stats.from_store += 1;
                 self.out.push_back(c);
