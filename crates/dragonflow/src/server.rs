@@ -50,6 +50,11 @@ pub struct Args {
     /// disconnected; it resumes from its revision (default 60).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     nb_stall_timeout: Option<u64>,
+    /// Publish every change to the hosts' controllers, as well as serving the stream:
+    /// `zmq://BIND_ADDR:PORT` (ZeroMQ PUB) or `redis://HOST:PORT` (Redis pub/sub);
+    /// `[server] pubsub`. Off by default (docs/operations.md, "Publish-subscribe").
+    #[arg(long)]
+    pubsub: Option<String>,
 }
 
 /// The machine's host name, as the kernel has it.
@@ -104,6 +109,11 @@ pub fn run(file: config::File, args: Args) -> Result<(), String> {
     neutron.agent_down_time = args.agent_down_time.unwrap_or(neutron.agent_down_time);
     let host = args.host.unwrap_or_else(hostname);
     let metrics_listen = args.metrics_listen.or(file.server.metrics_listen);
+    let pubsub = args
+        .pubsub
+        .or(file.server.pubsub)
+        .map(|u| nbdb::pubsub::Endpoint::parse(&u))
+        .transpose()?;
     let nb_stall = args.nb_stall_timeout.map_or(
         neutron_api::nb_stream::DEFAULT_STALL_TIMEOUT,
         std::time::Duration::from_secs,
@@ -149,6 +159,9 @@ pub fn run(file: config::File, args: Args) -> Result<(), String> {
         let store = nbdb::connect(&db)
             .await
             .map_err(|e| format!("cannot open the NB store {}: {e}", nbdb::url::redacted(&db)))?;
+        if let Some(ep) = &pubsub {
+            nbdb::pubsub::publish::start(store.clone(), ep).await?;
+        }
         let me = format!("dragonflow {}", env!("CARGO_PKG_VERSION"));
         neutron_api::model_version::settle(store.as_ref(), &me).await?;
         let api = neutron_api::Api::new(store.clone(), settings);

@@ -250,20 +250,31 @@ impl PubsubWatch {
         else {
             return Ok(());
         };
+        let mut reached = None;
         if let Ok(c) = tokio::time::timeout(POLL, changes.next()).await {
             let c = c?;
-            *handed = (*handed).max(c.revision);
-            if !self
-                .tracker
-                .covered(&Channel::of(c.topic.as_deref()), c.revision)
-            {
-                self.stats.from_store += 1;
-                self.out.push_back(c);
+            if target.is_some_and(|t| c.revision > t) && c.revision > *handed {
+                // The first change past the first message (a busy stream sends no
+                // progress): everything before its revision is out; it and the rest
+                // come as messages.
+                reached = Some(c.revision - 1);
+            } else {
+                *handed = (*handed).max(c.revision);
+                if !self
+                    .tracker
+                    .covered(&Channel::of(c.topic.as_deref()), c.revision)
+                {
+                    self.stats.from_store += 1;
+                    self.out.push_back(c);
+                }
             }
         }
         let p = changes.position();
-        // Done at a revision's end past the first message: the messages take over.
-        if target.is_some_and(|t| p >= t) && p >= *handed {
+        // Or at a revision's end past the first message (a quiet stream).
+        if reached.is_none() && target.is_some_and(|t| p >= t) && p >= *handed {
+            reached = Some(p);
+        }
+        if let Some(p) = reached {
             self.tracker.raise_floor(p);
             self.phase = Phase::Live;
         }
