@@ -160,7 +160,8 @@ pub fn run(file: config::File, args: Args) -> Result<(), String> {
             .await
             .map_err(|e| format!("cannot open the NB store {}: {e}", nbdb::url::redacted(&db)))?;
         if let Some(ep) = &pubsub {
-            nbdb::pubsub::publish::start(store.clone(), ep).await?;
+            // Runs as long as the server.
+            let _ = nbdb::pubsub::publish::start(store.clone(), ep).await?;
         }
         let me = format!("dragonflow {}", env!("CARGO_PKG_VERSION"));
         neutron_api::model_version::settle(store.as_ref(), &me).await?;

@@ -223,3 +223,73 @@ async fn a_gap_compacted_away_surfaces_as_compacted() {
         r.map(|r| r.map(|c| c.revision))
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_publisher_and_the_writes_while_it_was_down_are_filled() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = store(&dir, 100_000);
+    let url = format!("zmq://127.0.0.1:{}", free_port());
+    let ep = Endpoint::parse(&url).unwrap();
+    let publisher = publish::start(store.clone(), &ep).await.unwrap();
+    let sub = Subscription::start(&ep);
+    let source: Arc<dyn Source> = Arc::new(store.clone());
+    let filter = Filter::new(&set(&["obj", "chassis"]), &set(&["a", "c"]));
+    let mut w = PubsubWatch::new(&sub, source, 0, filter.clone());
+    // Reads all along, as a host does.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let reader = tokio::spawn(async move {
+        loop {
+            match w.next().await {
+                Ok(c) => {
+                    if tx.send(c).is_err() {
+                        return w.stats();
+                    }
+                }
+                Err(e) => panic!("watch failed: {e}"),
+            }
+        }
+    });
+    write(&store, 300).await;
+    // The publisher goes away; writes go on; a new one starts on the same address.
+    publisher.abort();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    write(&store, 300).await;
+    let mut again = None;
+    for _ in 0..50 {
+        match publish::start(store.clone(), &ep).await {
+            Ok(p) => {
+                again = Some(p);
+                break;
+            }
+            // The old socket may take a moment to close.
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    let _again = again.expect("the publisher restarted");
+    write(&store, 300).await;
+    let want = expected(&store, 0, &filter).await;
+    let mut seen = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(45);
+    while seen.len() < want.len() {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Some(c)) => seen.push(c),
+            _ => panic!("{} of {} changes after 45 s", seen.len(), want.len()),
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    while let Ok(c) = rx.try_recv() {
+        seen.push(c);
+    }
+    check(&seen, &want);
+    drop(rx);
+    write(&store, 1).await; // wakes the reader, which then stops
+    let st = tokio::time::timeout(Duration::from_secs(10), reader)
+        .await
+        .expect("reader stops")
+        .expect("reader");
+    eprintln!("restart: {} changes, {st:?}", seen.len());
+    assert!(
+        st.from_messages > 0 && (st.gaps > 0 || st.catch_ups > 1),
+        "{st:?}"
+    );
+}

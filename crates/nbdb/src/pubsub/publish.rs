@@ -13,11 +13,13 @@ use std::time::Duration;
 pub const SWEEP: Duration = Duration::from_secs(1);
 
 /// Opens the publishing socket (so a bad address fails the server's start) and spawns
-/// the loop that feeds it.
-pub async fn start(store: Arc<dyn Store>, ep: &Endpoint) -> Result<(), String> {
+/// the loop that feeds it; aborting the returned handle stops it (and closes the socket).
+pub async fn start(
+    store: Arc<dyn Store>,
+    ep: &Endpoint,
+) -> Result<tokio::task::AbortHandle, String> {
     let publisher = Publisher::open(ep).await?;
-    tokio::spawn(run(store, publisher));
-    Ok(())
+    Ok(tokio::spawn(run(store, publisher)).abort_handle())
 }
 
 async fn run(store: Arc<dyn Store>, mut out: Publisher) {
