@@ -9,7 +9,7 @@
 
 use super::wire::{Channel, Message};
 use crate::{Change, Revision};
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 
 /// How many sweeps a channel's tail is re-sent after its last message.
 const TAIL_SWEEPS: u8 = 3;
@@ -127,13 +127,7 @@ pub struct Tracker {
     known: HashMap<Channel, Revision>,
     /// The highest revision handed out or ticked: how far the subscriber has come.
     position: Revision,
-    /// The last ticks, oldest first.
-    ticks: VecDeque<Revision>,
 }
-
-/// Ticks after which a revision's losses have all been noticed: more than the sweeps
-/// that re-send a tail, so a lost tail or two is covered too.
-const FLOOR_LAG: usize = TAIL_SWEEPS as usize + 2;
 
 impl Tracker {
     /// Every channel complete up to `after`.
@@ -142,7 +136,6 @@ impl Tracker {
             floor: after,
             known: HashMap::new(),
             position: after,
-            ticks: VecDeque::new(),
         }
     }
 
@@ -169,11 +162,6 @@ impl Tracker {
     /// A change at `revision` on `channel` was handed out already.
     pub fn covered(&self, channel: &Channel, revision: Revision) -> bool {
         revision <= self.known(channel)
-    }
-
-    /// The connection was lost and made again: ticks from before tell nothing now.
-    pub fn reconnected(&mut self) {
-        self.ticks.clear();
     }
 
     /// Every channel is complete up to `revision` (the store's stream brought it there).
@@ -227,15 +215,9 @@ impl Tracker {
                 Verdict::Drop
             }
             Message::Tick { revision } => {
+                // Only how far the host has come: a loss on one of its channels may not
+                // have shown yet, so the floor (where a catch-up starts) stays.
                 self.position = self.position.max(*revision);
-                // A loss published before the tick `FLOOR_LAG` sweeps ago has been seen
-                // by now (a later message or tail of its channel came and was judged).
-                self.ticks.push_back(*revision);
-                if self.ticks.len() > FLOOR_LAG
-                    && let Some(old) = self.ticks.pop_front()
-                {
-                    self.raise_floor(old);
-                }
                 Verdict::Drop
             }
         }

@@ -142,7 +142,6 @@ impl PubsubWatch {
 
     /// Reads the store's stream again from where every channel is complete.
     fn catch_up(&mut self) {
-        self.tracker.reconnected();
         let after = self.tracker.safe();
         self.stats.catch_ups += 1;
         self.phase = Phase::CatchUp {
