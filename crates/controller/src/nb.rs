@@ -3,9 +3,13 @@
 //! or ZooKeeper (`etcd://…`, `redis://…`, `zk://…`). Either way the controller reads snapshots and follows
 //! changes limited to the topics it needs, looks up single objects, registers its chassis,
 //! reports port bindings and writes its heartbeat ([`Beats`]).
+//! With [`Nb::with_pubsub`] the change stream comes from the server's publish-subscribe
+//! fan-out instead, every loss filled from the same source (`nbdb::pubsub`).
 
 use crate::engine;
 use model::{Chassis, Port, PortStatus};
+use nbdb::pubsub::PubsubWatch;
+use nbdb::pubsub::transport::Subscription;
 use nbdb::remote::Remote;
 use nbdb::{Changes, Expect, Filter, Op, Record, Revision, Snapshot, Source, Store, StoreError};
 use std::collections::BTreeSet;
@@ -15,8 +19,10 @@ use std::time::Duration;
 /// Where the NB model comes from and where this host's few writes go.
 pub struct Nb {
     /// Snapshots, the change stream and look-ups: the server's NB listener or a store.
-    source: Box<dyn Source>,
+    source: Arc<dyn Source>,
     writes: Writes,
+    /// The fan-out the change stream comes from instead, filled from `source`.
+    pubsub: Option<Subscription>,
 }
 
 /// Where this host's writes (its chassis record, bindings, its SNAT address) go.
@@ -62,8 +68,9 @@ impl Nb {
     pub async fn connect(url: &str, api: Option<&str>, token: Option<&str>) -> Result<Nb, String> {
         if url.starts_with("http://") || url.starts_with("https://") {
             return Ok(Nb {
-                source: Box::new(Remote::with_token(url, token)),
+                source: Arc::new(Remote::with_token(url, token)),
                 writes: Writes::Server(Api::new(url, token)?),
+                pubsub: None,
             });
         }
         if url.starts_with("embedded:") || !url.contains("://") {
@@ -76,9 +83,20 @@ impl Nb {
             .await
             .map_err(|e| format!("NB store {}: {e}", nbdb::url::redacted(url)))?;
         Ok(Nb {
-            source: Box::new(store.clone()),
+            source: Arc::new(store.clone()),
             writes: Writes::Store(store, api),
+            pubsub: None,
         })
+    }
+
+    /// The change stream from a publish-subscribe fan-out (`zmq://HOST:PORT`,
+    /// `redis://HOST:PORT`; see `nbdb::pubsub`), every loss filled from this `Nb`'s
+    /// source; snapshots and look-ups stay with the source. Subscribes now, in the
+    /// background (call inside a tokio runtime).
+    pub fn with_pubsub(mut self, url: &str) -> Result<Nb, String> {
+        let ep = nbdb::pubsub::Endpoint::parse(url)?;
+        self.pubsub = Some(Subscription::start(&ep));
+        Ok(self)
     }
 
     /// Where this host's heartbeats go, for a task of their own.
@@ -105,7 +123,16 @@ impl Nb {
         tables: &BTreeSet<String>,
         topics: &BTreeSet<String>,
     ) -> NbWatch {
-        self.source.watch(after, Filter::new(tables, topics))
+        let filter = Filter::new(tables, topics);
+        match &self.pubsub {
+            Some(sub) => Changes::Pubsub(Box::new(PubsubWatch::new(
+                sub,
+                self.source.clone(),
+                after,
+                filter,
+            ))),
+            None => self.source.watch(after, filter),
+        }
     }
 
     /// One object, wherever its topic.

@@ -39,6 +39,9 @@ pub struct Config {
     /// The server's NB listener, when `nb` names a store: for the write that needs its
     /// allocation (the SNAT address).
     pub api: Option<String>,
+    /// The publish-subscribe fan-out the change stream comes from (`zmq://…`,
+    /// `redis://…`), filled from `nb`; `None`: from `nb` alone.
+    pub pubsub: Option<String>,
     /// The DHCP responder's settings.
     pub dhcp: crate::apps::dhcp::responder::Config,
     /// The DNS responder's settings (internal domain, upstream resolvers, rate).
@@ -92,7 +95,10 @@ struct Io {
 
 /// Runs until the process is stopped; returns only on a fatal error.
 pub async fn run(cfg: Config, metrics: std::sync::Arc<Metrics>) -> Result<(), String> {
-    let nb = Nb::connect(&cfg.nb, cfg.api.as_deref(), cfg.nb_token.as_deref()).await?;
+    let mut nb = Nb::connect(&cfg.nb, cfg.api.as_deref(), cfg.nb_token.as_deref()).await?;
+    if let Some(url) = &cfg.pubsub {
+        nb = nb.with_pubsub(url)?;
+    }
     let tunnel_types = cfg
         .tunnel_types
         .iter()

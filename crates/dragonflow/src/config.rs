@@ -24,6 +24,8 @@ pub struct Server {
     pub db: Option<String>,
     /// The NB store endpoints' own listener (hosts and tools; never tenants).
     pub nb_listen: Option<SocketAddr>,
+    /// Publish-subscribe fan-out of the change stream (`--pubsub`; off when absent).
+    pub pubsub: Option<String>,
     /// The Octavia (load-balancer) API's address (default 127.0.0.1:9876).
     pub octavia_listen: Option<SocketAddr>,
     /// The secret the NB tokens are derived from.

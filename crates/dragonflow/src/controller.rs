@@ -73,6 +73,11 @@ pub struct Args {
     /// redis://, zk://): a host's SNAT address is allocated through it.
     #[arg(long)]
     api: Option<String>,
+    /// Receive the change stream from the server's publisher (`zmq://HOST:PORT` or
+    /// `redis://HOST:PORT`, as the server's --pubsub), filling any loss from --nb. Off
+    /// by default: the stream is read from --nb alone.
+    #[arg(long)]
+    pubsub: Option<String>,
     /// Physical networks and their bridges: `physnet1:br-ex[,physnet2:br-ex2]`.
     #[arg(long, default_value = "")]
     bridge_mappings: String,
@@ -143,6 +148,7 @@ pub fn config(args: Args) -> Result<Setup, String> {
         dns_rate_limit,
         bridge_mappings,
         api,
+        pubsub,
         report_interval,
         agent_down_time,
         lb_stats_interval,
@@ -229,6 +235,7 @@ pub fn config(args: Args) -> Result<Setup, String> {
         tunnel_types: tunnel_types.split(',').map(str::to_string).collect(),
         icmp_rate,
         api,
+        pubsub,
         dhcp: ::controller::apps::dhcp::responder::Config {
             rate_limit: dhcp_rate_limit,
             block: std::time::Duration::from_secs(dhcp_block_seconds),

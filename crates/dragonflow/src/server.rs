@@ -54,6 +54,11 @@ pub struct Args {
     /// 100000, `[server] nb_log_retention`); a host further behind takes a new snapshot.
     #[arg(long, value_parser = retention)]
     nb_log_retention: Option<u64>,
+    /// Publish every change to the hosts' controllers, as well as serving the stream:
+    /// `zmq://BIND_ADDR:PORT` (ZeroMQ PUB) or `redis://HOST:PORT` (Redis pub/sub);
+    /// `[server] pubsub`. Off by default (docs/operations.md, "Publish-subscribe").
+    #[arg(long)]
+    pubsub: Option<String>,
 }
 
 /// `--nb-log-retention`: a whole number of revisions, at least 1.
@@ -117,6 +122,11 @@ pub fn run(file: config::File, args: Args) -> Result<(), String> {
     neutron.agent_down_time = args.agent_down_time.unwrap_or(neutron.agent_down_time);
     let host = args.host.unwrap_or_else(hostname);
     let metrics_listen = args.metrics_listen.or(file.server.metrics_listen);
+    let pubsub = args
+        .pubsub
+        .or(file.server.pubsub)
+        .map(|u| nbdb::pubsub::Endpoint::parse(&u))
+        .transpose()?;
     let nb_stall = args.nb_stall_timeout.map_or(
         neutron_api::nb_stream::DEFAULT_STALL_TIMEOUT,
         std::time::Duration::from_secs,
@@ -175,6 +185,10 @@ pub fn run(file: config::File, args: Args) -> Result<(), String> {
             None => nbdb::connect(&db).await,
         };
         let store = store.map_err(|e| format!("cannot open the NB store {}: {e}", nbdb::url::redacted(&db)))?;
+        if let Some(ep) = &pubsub {
+            // Runs as long as the server.
+            let _ = nbdb::pubsub::publish::start(store.clone(), ep).await?;
+        }
         let me = format!("dragonflow {}", env!("CARGO_PKG_VERSION"));
         neutron_api::model_version::settle(store.as_ref(), &me).await?;
         let api = neutron_api::Api::new(store.clone(), settings);

@@ -9,6 +9,7 @@ pub mod codec;
 pub mod counters;
 pub mod embedded;
 pub mod etcd;
+pub mod pubsub;
 pub mod redis;
 pub mod remote;
 pub mod source;

@@ -221,6 +221,8 @@ pub trait Source: Send + Sync {
 pub enum Changes {
     Store(Watch),
     Remote(RemoteWatch),
+    /// From the publish-subscribe fan-out, filled from one of the others.
+    Pubsub(Box<crate::pubsub::PubsubWatch>),
 }
 
 impl Changes {
@@ -230,6 +232,8 @@ impl Changes {
         match self {
             Changes::Store(w) => w.next().await,
             Changes::Remote(w) => w.next().await,
+            // Boxed: a pubsub watch fills its gaps from a `Changes` of its own.
+            Changes::Pubsub(w) => Box::pin(w.next()).await,
         }
     }
 
@@ -239,6 +243,7 @@ impl Changes {
         match self {
             Changes::Store(w) => w.position(),
             Changes::Remote(w) => w.position(),
+            Changes::Pubsub(w) => w.position(),
         }
     }
 }
