@@ -10,8 +10,9 @@
 //! latency against host count (docs/hosts-latency.svg).
 //!
 //! `cargo bench -p dragonflow --bench hosts`. Env: DF_HOSTS (10,100,300,1000),
-//! DF_HOSTS_BACKENDS (embedded,etcd,redis,zookeeper: embedded is the server's stream, the
-//! others hosts reading the store directly), DF_HOSTS_WAVE (100 ports, and half as many
+//! DF_HOSTS_BACKENDS (embedded,pubsub,etcd,redis,zookeeper: embedded is the server's
+//! stream, pubsub the server's zmq fan-out filled from that stream, the others hosts
+//! reading the store directly), DF_HOSTS_WAVE (100 ports, and half as many
 //! rules, 20 a second).
 
 #[path = "../tests/common/mod.rs"]
@@ -45,8 +46,8 @@ struct Run {
 
 fn backends() -> Vec<&'static str> {
     let list = std::env::var("DF_HOSTS_BACKENDS")
-        .unwrap_or_else(|_| "embedded,etcd,redis,zookeeper".into());
-    ["embedded", "etcd", "redis", "zookeeper"]
+        .unwrap_or_else(|_| "embedded,pubsub,etcd,redis,zookeeper".into());
+    ["embedded", "pubsub", "etcd", "redis", "zookeeper"]
         .into_iter()
         .filter(|b| list.split(',').any(|x| x.trim() == *b))
         .collect()
@@ -60,12 +61,28 @@ fn counts() -> Vec<usize> {
         .collect()
 }
 
+/// The fan-out's address for the `pubsub` backend (one run at a time).
+fn pubsub_url() -> String {
+    static URL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    URL.get_or_init(|| {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        format!("zmq://127.0.0.1:{}", l.local_addr().expect("addr").port())
+    })
+    .clone()
+}
+
 /// A store of `backend` (none: the server's embedded one) and a server on it.
 fn start(backend: &str) -> (Option<StoreServer>, Server) {
     let kind = match backend {
         "etcd" => StoreKind::Etcd,
         "redis" => StoreKind::Redis,
         "zookeeper" => StoreKind::ZooKeeper,
+        "pubsub" => {
+            return (
+                None,
+                Server::start_unlimited_with(&["--pubsub", &pubsub_url()]),
+            );
+        }
         _ => return (None, Server::start_unlimited()),
     };
     let store = StoreServer::start(kind).expect("store");
@@ -89,7 +106,8 @@ fn run(backend: &'static str, n: usize, wave: usize) -> Run {
     let nb = store
         .as_ref()
         .map_or_else(|| srv.nb_url.clone(), StoreServer::url);
-    let h = Hosts::start(&cloud, &nb, 2);
+    let fanout = (backend == "pubsub").then(pubsub_url);
+    let h = Hosts::start_with(&cloud, &nb, fanout.as_deref(), 2);
     let ports = shape.hosts * shape.ports_per_host;
     while hosts::active_ports(&srv) < ports {
         assert!(t.elapsed() < Duration::from_secs(1200), "ports not ACTIVE");
@@ -114,10 +132,13 @@ fn run(backend: &'static str, n: usize, wave: usize) -> Run {
     let gap = Duration::from_millis(50);
     let created = hosts::create_ports(&srv, &mut cloud, &h, wave, gap);
     let create = hosts::settle(&h, shape, &created, Duration::from_secs(120));
+    println!("{backend} {n} hosts: creates {}", cell(&create));
     let deleted = hosts::delete_ports(&srv, &h, &created, gap);
     let delete = hosts::settle(&h, shape, &deleted, Duration::from_secs(120));
+    println!("{backend} {n} hosts: deletes {}", cell(&delete));
     let rule_ops = hosts::add_rules(&srv, &cloud, wave / 2, 1000, gap);
     let rules = hosts::settle(&h, shape, &rule_ops, Duration::from_secs(120));
+    println!("{backend} {n} hosts: rules {}", cell(&rules));
     let server_cpu = cpu_seconds(srv_pid) - cpu0;
     // The store restarts (the embedded one with its server); once it is back, a rule per
     // group, timed from the store's return to the last host of the group having it.

@@ -43,6 +43,8 @@ pub struct Config {
     pub token: Option<String>,
     /// Ports plugged when the host starts (Neutron port ids).
     pub plugged: Vec<String>,
+    /// The publish-subscribe fan-out the change stream comes from (`Nb::with_pubsub`).
+    pub pubsub: Option<String>,
 }
 
 /// What the harness asks of a running host.
@@ -107,7 +109,10 @@ impl Handle {
 
 /// Connects a host's NB follower, registers its chassis and starts it.
 pub async fn start(cfg: Config) -> Result<Handle, String> {
-    let nb = Nb::connect(&cfg.nb, None, cfg.token.as_deref()).await?;
+    let mut nb = Nb::connect(&cfg.nb, None, cfg.token.as_deref()).await?;
+    if let Some(url) = &cfg.pubsub {
+        nb = nb.with_pubsub(url)?;
+    }
     let me = Chassis {
         id: cfg.chassis.clone(),
         ip: cfg.ip,
@@ -123,6 +128,7 @@ pub async fn start(cfg: Config) -> Result<Handle, String> {
         nb,
         tables,
         watch,
+        behind: false,
         ofports: BTreeMap::new(),
         seen: seen.clone(),
         pending: Vec::new(),
@@ -142,6 +148,9 @@ struct Host {
     nb: Nb,
     tables: BTreeSet<String>,
     watch: NbWatch,
+    /// The watch said Compacted: not read again until a snapshot replaces it, as in the
+    /// real runtime.
+    behind: bool,
     /// Plugged ports and their OpenFlow port numbers.
     ofports: BTreeMap<String, u32>,
     seen: Arc<Seen>,
@@ -196,9 +205,12 @@ impl Host {
                         Some(Command::Figures(tx)) => Got::Answer(tx),
                         Some(Command::Stop) | None => Got::Stop,
                     },
-                    c = self.watch.next() => match c {
+                    c = self.watch.next(), if !self.behind => match c {
                         Ok(c) => Got::Event(Event::Change(c)),
-                        Err(nbdb::StoreError::Compacted { .. }) => Got::Event(Event::Compacted),
+                        Err(nbdb::StoreError::Compacted { .. }) => {
+                            self.behind = true;
+                            Got::Event(Event::Compacted)
+                        }
                         Err(e) => {
                             tracing::debug!(error = %e, "NB stream interrupted");
                             tokio::time::sleep(Duration::from_millis(200)).await;
@@ -271,6 +283,7 @@ impl Host {
             if let Some((revision, topics)) = fx.watch_from.take() {
                 self.counts.watches += 1;
                 self.watch = self.nb.watch(revision, &self.tables, &topics);
+                self.behind = false;
             }
             if let Some(me) = fx.register.take() {
                 self.counts.writes += 1;

@@ -188,6 +188,11 @@ impl Hosts {
     /// Starts a host per host of `cloud`, reading `nb` (the server's NB listener, with
     /// each host's token, or a store's URL), each with its ports plugged.
     pub fn start(cloud: &Cloud, nb: &str, threads: usize) -> Hosts {
+        Hosts::start_with(cloud, nb, None, threads)
+    }
+
+    /// The same, each host's change stream from the fan-out at `pubsub` (filled from `nb`).
+    pub fn start_with(cloud: &Cloud, nb: &str, pubsub: Option<&str>, threads: usize) -> Hosts {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads)
             .enable_all()
@@ -203,6 +208,7 @@ impl Hosts {
                     nb: nb.to_string(),
                     token: token.then(|| host_token(&chassis(h))),
                     plugged: cloud.ports[h].clone(),
+                    pubsub: pubsub.map(str::to_string),
                 };
                 rt.block_on(simhost::start(cfg)).expect("a simulated host")
             })

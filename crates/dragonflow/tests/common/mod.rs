@@ -73,15 +73,20 @@ impl Server {
     /// benches and tests that make more of one project's objects than Neutron's default
     /// quotas allow (500 ports, 100 networks, 10 routers, ...).
     pub fn start_unlimited() -> Server {
-        Self::start_unlimited_in(tempfile::tempdir().expect("tempdir"), None)
+        Self::start_unlimited_with(&[])
+    }
+
+    /// Like [`Server::start_unlimited`], with more flags.
+    pub fn start_unlimited_with(args: &[&str]) -> Server {
+        Self::start_unlimited_in(tempfile::tempdir().expect("tempdir"), None, args)
     }
 
     /// Like [`Server::start_unlimited`], on the store at `db` (shared with other servers).
     pub fn start_on_unlimited(db: &str) -> Server {
-        Self::start_unlimited_in(tempfile::tempdir().expect("tempdir"), Some(db))
+        Self::start_unlimited_in(tempfile::tempdir().expect("tempdir"), Some(db), &[])
     }
 
-    fn start_unlimited_in(dir: tempfile::TempDir, db: Option<&str>) -> Server {
+    fn start_unlimited_in(dir: tempfile::TempDir, db: Option<&str>, args: &[&str]) -> Server {
         let conf = dir.path().join("unlimited.toml");
         std::fs::write(&conf, testbed::bench::UNLIMITED_QUOTAS).expect("config");
         let db = db.map_or_else(
@@ -89,7 +94,9 @@ impl Server {
             str::to_string,
         );
         let conf = conf.display().to_string();
-        Self::start_with(dir, db, &["--noauth-admin", "--config", &conf])
+        let mut all = vec!["--noauth-admin", "--config", &conf];
+        all.extend_from_slice(args);
+        Self::start_with(dir, db, &all)
     }
 
     /// A server on its own embedded store with `args` (no `--noauth-admin` unless given).
