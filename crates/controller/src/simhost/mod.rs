@@ -154,8 +154,8 @@ struct Host {
     /// Plugged ports and their OpenFlow port numbers.
     ofports: BTreeMap<String, u32>,
     seen: Arc<Seen>,
-    /// What this host took in and has not yet compiled and committed.
-    pending: Vec<Key>,
+    /// What this host took in (and when) and has not yet compiled and committed.
+    pending: Vec<(Key, Instant)>,
     /// The counters of [`Figures`].
     counts: Figures,
 }
@@ -272,10 +272,11 @@ impl Host {
         if events.is_empty() {
             return;
         }
+        let got = Instant::now();
         for ev in &events {
             if let Event::Change(c) = ev {
                 self.counts.changes += 1;
-                self.pending.push(Key::of(c));
+                self.pending.push((Key::of(c), got));
             }
         }
         let mut queue = vec![self.core.handle_batch(events, Instant::now())];
@@ -296,7 +297,9 @@ impl Host {
                 let ev = self.nb.answer(&self.tables, read).await;
                 if let Event::Snapshot(Ok(s)) = &ev {
                     self.counts.snapshots += 1;
-                    self.pending.extend(s.records.iter().map(Key::of_record));
+                    let got = Instant::now();
+                    self.pending
+                        .extend(s.records.iter().map(|r| (Key::of_record(r), got)));
                 }
                 Some(ev)
             } else if std::mem::take(&mut fx.commit) {

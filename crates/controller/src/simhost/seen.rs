@@ -42,6 +42,7 @@ impl Key {
 pub struct Seen {
     recording: AtomicBool,
     installed: Mutex<HashMap<Key, Instant>>,
+    received: Mutex<HashMap<Key, Instant>>,
     active: Mutex<HashMap<String, Instant>>,
 }
 
@@ -50,6 +51,8 @@ pub struct Seen {
 pub struct Taken {
     /// When each write or deletion was first in the switch.
     pub installed: HashMap<Key, Instant>,
+    /// When the host took each of them from the stream (or a snapshot).
+    pub received: HashMap<Key, Instant>,
     /// When each port was first reported ACTIVE (and the store took it).
     pub active: HashMap<String, Instant>,
 }
@@ -59,13 +62,16 @@ impl Seen {
         self.recording.store(on, Ordering::SeqCst);
     }
 
-    /// These writes are in the switch as of `at` (the first time counts).
-    pub fn installed(&self, keys: Vec<Key>, at: Instant) {
+    /// These writes, each received when it says, are in the switch as of `at` (the first
+    /// time counts).
+    pub fn installed(&self, keys: Vec<(Key, Instant)>, at: Instant) {
         if !self.recording.load(Ordering::Relaxed) {
             return;
         }
         let mut m = self.installed.lock().unwrap_or_else(|e| e.into_inner());
-        for k in keys {
+        let mut r = self.received.lock().unwrap_or_else(|e| e.into_inner());
+        for (k, got) in keys {
+            r.entry(k.clone()).or_insert(got);
             m.entry(k).or_insert(at);
         }
     }
@@ -89,6 +95,7 @@ impl Seen {
             installed: std::mem::take(
                 &mut *self.installed.lock().unwrap_or_else(|e| e.into_inner()),
             ),
+            received: std::mem::take(&mut *self.received.lock().unwrap_or_else(|e| e.into_inner())),
             active: std::mem::take(&mut *self.active.lock().unwrap_or_else(|e| e.into_inner())),
         }
     }
@@ -110,12 +117,12 @@ mod tests {
     fn only_the_first_time_counts_and_only_while_recording() {
         let s = Seen::default();
         let t0 = Instant::now();
-        s.installed(vec![key("a")], t0);
+        s.installed(vec![(key("a"), t0)], t0);
         assert!(s.take().installed.is_empty(), "not recording yet");
         s.record(true);
-        s.installed(vec![key("a")], t0);
+        s.installed(vec![(key("a"), t0)], t0);
         s.installed(
-            vec![key("a"), key("b")],
+            vec![(key("a"), t0), (key("b"), t0)],
             t0 + std::time::Duration::from_millis(5),
         );
         s.reported(
@@ -129,6 +136,7 @@ mod tests {
         let t = s.take();
         assert_eq!(t.installed[&key("a")], t0);
         assert_eq!(t.installed.len(), 2);
+        assert_eq!(t.received[&key("b")], t0);
         assert_eq!(t.active.keys().collect::<Vec<_>>(), vec!["a"]);
         assert!(s.take().installed.is_empty(), "taken once");
     }

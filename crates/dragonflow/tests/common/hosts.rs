@@ -263,6 +263,10 @@ pub struct Outcome {
     pub missing: usize,
     /// (change, host) pairs where a host compiled a change it did not need.
     pub unneeded: usize,
+    /// Per (change, needing host): from the host taking the change to its commit, which
+    /// is the host's own share of the latency (the rest is waiting for the stream and,
+    /// with every host in one process, for a core).
+    pub on_host: Vec<Duration>,
 }
 
 /// Creates `n` ports, round-robin over the groups, `gap` apart; each is plugged on its
@@ -397,6 +401,9 @@ pub fn settle(hosts: &Hosts, shape: Shape, ops: &[Op], deadline: Duration) -> Ou
             for (k, t) in new.active {
                 acc.active.entry(k).or_insert(t);
             }
+            for (k, t) in new.received {
+                acc.received.entry(k).or_insert(t);
+            }
         }
         let all = ops.iter().all(|op| {
             shape
@@ -428,6 +435,14 @@ pub fn settle(hosts: &Hosts, shape: Shape, ops: &[Op], deadline: Duration) -> Ou
         if let Some(t) = last {
             out.latencies.push(t - op.at);
         }
+        for h in shape.hosts_of(op.group) {
+            if let (Some(r), Some(i)) = (
+                seen[h].received.get(&op.key),
+                seen[h].installed.get(&op.key),
+            ) {
+                out.on_host.push(*i - *r);
+            }
+        }
         let needed = shape.hosts_of(op.group);
         out.unneeded += (0..shape.hosts)
             .filter(|h| !needed.contains(h))
@@ -440,6 +455,7 @@ pub fn settle(hosts: &Hosts, shape: Shape, ops: &[Op], deadline: Duration) -> Ou
             .count();
     }
     out.latencies.sort();
+    out.on_host.sort();
     out
 }
 
