@@ -13,7 +13,7 @@
 mod common;
 
 use common::Server;
-use common::cloud::{Controller, addr, flows, two_hosts_with, wait_until};
+use common::cloud::{Controller, addr, flows, groups, pad_port, two_hosts_with, wait_until};
 use common::prom::{free_addr, scrape, value};
 use serde_json::{Value, json};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -60,19 +60,6 @@ fn active_on(srv: &Server, id: &str, host: &str) -> bool {
 
 fn id(port: &Value) -> String {
     port["id"].as_str().expect("id").to_string()
-}
-
-fn groups(ovs: &testbed::Ovs) -> Vec<String> {
-    let dump = ovs
-        .ofctl(["-O", "OpenFlow13", "dump-groups", "br-int"])
-        .expect("dump-groups");
-    let mut l: Vec<String> = dump
-        .lines()
-        .filter(|l| l.contains("group_id="))
-        .map(str::to_string)
-        .collect();
-    l.sort();
-    l
 }
 
 fn tail(log: &str) -> String {
@@ -249,18 +236,10 @@ fn catches_up(log: Log) {
             let (done, renames, url) = (&done, &renames, &h.srv.url);
             s.spawn(move || {
                 let agent: ureq::Agent = ureq::Agent::config_builder().build().into();
-                let (long, pad) = ("x".repeat(240), "p".repeat(4000));
                 let mut i = 0;
                 while !done.load(Ordering::SeqCst) && stopped.elapsed() < MAX_STOP {
-                    // About 5 kB a change: A's sockets fill after about a thousand, and
-                    // the server cuts it.
-                    let body = json!({"port": {"name": format!("{i}-{long}"),
-                        "description": long, "binding:profile": {"pad": pad}}});
-                    let r = agent
-                        .put(&format!("{url}/v2.0/ports/{pid}"))
-                        .send_json(&body)
-                        .expect("rename");
-                    assert_eq!(r.status().as_u16(), 200);
+                    // A's sockets fill after about a thousand, and the server cuts it.
+                    pad_port(&agent, url, pid, i);
                     renames.fetch_add(1, Ordering::SeqCst);
                     i += 1;
                 }

@@ -8,7 +8,7 @@
 mod common;
 
 use common::Server;
-use common::cloud::{addr, two_hosts_on, wait_until};
+use common::cloud::{addr, pad_port, two_hosts_on, wait_until};
 use serde_json::json;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -95,22 +95,12 @@ fn a_stopped_host_is_cut_catches_up_after_it_continues_and_never_slows_the_other
             let (cut, renames, url) = (&cut, &renames, &h.srv.url);
             s.spawn(move || {
                 let agent: ureq::Agent = ureq::Agent::config_builder().build().into();
-                let long = "x".repeat(240);
-                let pad = "p".repeat(4000);
                 let mut i = 0;
                 // A stays stopped at least 10 s, cut or not (a minute is the same, only longer).
                 while !(cut.load(Ordering::SeqCst) && stopped.elapsed() >= Duration::from_secs(10))
                     && stopped.elapsed() < Duration::from_secs(60)
                 {
-                    // About 5 kB a change (a binding profile is free-form): the host's
-                    // sockets fill after about a thousand.
-                    let body = json!({"port": {"name": format!("{i}-{long}"), "description": long,
-                        "binding:profile": {"pad": pad}}});
-                    let r = agent
-                        .put(&format!("{url}/v2.0/ports/{id}"))
-                        .send_json(&body)
-                        .expect("rename");
-                    assert_eq!(r.status().as_u16(), 200);
+                    pad_port(&agent, url, id, i);
                     renames.fetch_add(1, Ordering::SeqCst);
                     i += 1;
                 }

@@ -11,7 +11,7 @@
 mod common;
 
 use common::Server;
-use common::cloud::{Controller, addr, flows, two_hosts_on, wait_until};
+use common::cloud::{Controller, addr, flows, groups, two_hosts_on, wait_until};
 use model::version::{KEY, MODEL_VERSION, Marker, TABLE};
 use nbdb::{Expect, Op, Store};
 use serde_json::{Value, json};
@@ -71,19 +71,6 @@ impl Db {
             .block_on(self.store.commit(vec![op]))
             .expect("graft");
     }
-}
-
-fn groups(ovs: &testbed::Ovs) -> Vec<String> {
-    let dump = ovs
-        .ofctl(["-O", "OpenFlow13", "dump-groups", "br-int"])
-        .expect("dump-groups");
-    let mut l: Vec<String> = dump
-        .lines()
-        .filter(|l| l.contains("group_id="))
-        .map(str::to_string)
-        .collect();
-    l.sort();
-    l
 }
 
 fn ready(c: &Controller) {

@@ -319,3 +319,31 @@ pub fn vms_ping_on_store(url: &str) {
     // The store the controllers read directly, through the server's NB: the same tables.
     super::trace::delivered(&t.srv, &t.ovs[0], &ip_a, &ip_b, None);
 }
+
+/// br-int's groups, one line each, sorted (to compare a switch's groups with another's).
+pub fn groups(ovs: &testbed::Ovs) -> Vec<String> {
+    let dump = ovs
+        .ofctl(["-O", "OpenFlow13", "dump-groups", "br-int"])
+        .expect("dump-groups");
+    let mut l: Vec<String> = dump
+        .lines()
+        .filter(|l| l.contains("group_id="))
+        .map(str::to_string)
+        .collect();
+    l.sort();
+    l
+}
+
+/// Renames port `id` through the API at `url` with a change of about 5 kB (the binding
+/// profile is free-form): the load that fills a stopped host's sockets after about a
+/// thousand changes.
+pub fn pad_port(agent: &ureq::Agent, url: &str, id: &str, i: usize) {
+    let (long, pad) = ("x".repeat(240), "p".repeat(4000));
+    let body = json!({"port": {"name": format!("{i}-{long}"), "description": long,
+        "binding:profile": {"pad": pad}}});
+    let r = agent
+        .put(&format!("{url}/v2.0/ports/{id}"))
+        .send_json(&body)
+        .expect("rename");
+    assert_eq!(r.status().as_u16(), 200);
+}
