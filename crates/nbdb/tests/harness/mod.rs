@@ -18,7 +18,7 @@ pub enum Kind {
 
 /// Revisions the embedded store and Redis keep in their logs during tests: small, so a
 /// test can push a watcher off the end.
-pub const RETENTION: u64 = 10;
+pub const RETENTION: u64 = 100;
 
 pub struct Backend {
     pub kind: Kind,
