@@ -13,7 +13,9 @@
 mod common;
 
 use common::Server;
-use common::cloud::{Controller, addr, flows, groups, pad_port, two_hosts_with, wait_until};
+use common::cloud::{
+    Controller, addr, flows, groups, pad_port, signal, two_hosts_with, wait_until,
+};
 use common::prom::{free_addr, scrape, value};
 use serde_json::{Value, json};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -39,14 +41,6 @@ fn catch_up(log: &Log) -> Duration {
 }
 /// An address the update made while A was stopped allows on A's port.
 const PAIR_IP: &str = "10.0.1.250";
-
-fn signal(pid: u32, sig: &str) {
-    let st = std::process::Command::new("kill")
-        .args([sig, &pid.to_string()])
-        .status()
-        .expect("kill");
-    assert!(st.success(), "kill {sig} {pid}");
-}
 
 fn revision(srv: &Server) -> u64 {
     let (_, v) = srv.nb_call("GET", "/nb/v1/revision", None);

@@ -8,7 +8,7 @@
 mod common;
 
 use common::Server;
-use common::cloud::{addr, pad_port, two_hosts_on, wait_until};
+use common::cloud::{addr, pad_port, signal, two_hosts_on, wait_until};
 use serde_json::json;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -24,14 +24,6 @@ const CATCH_UP: Duration = Duration::from_secs(60);
 fn tail(log: &str) -> String {
     let lines: Vec<&str> = log.lines().collect();
     lines[lines.len().saturating_sub(40)..].join("\n")
-}
-
-fn signal(pid: u32, sig: &str) {
-    let st = std::process::Command::new("kill")
-        .args([sig, &pid.to_string()])
-        .status()
-        .expect("kill");
-    assert!(st.success(), "kill {sig} {pid}");
 }
 
 #[test]

@@ -347,3 +347,12 @@ pub fn pad_port(agent: &ureq::Agent, url: &str, id: &str, i: usize) {
         .expect("rename");
     assert_eq!(r.status().as_u16(), 200);
 }
+
+/// Sends `sig` (`-STOP`, `-CONT`, ...) to process `pid`.
+pub fn signal(pid: u32, sig: &str) {
+    let st = Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(st.success(), "kill {sig} {pid}");
+}
