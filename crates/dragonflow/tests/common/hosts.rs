@@ -70,10 +70,19 @@ fn chassis(h: usize) -> String {
     format!("sim-{h:04}")
 }
 
+/// POST expecting 201. A 503 (the store away, e.g. just restarted) is tried again for a
+/// while, as Neutron's clients do.
 fn post(srv: &Server, collection: &str, body: Value) -> Value {
-    let (st, v) = srv.call("POST", &format!("/v2.0/{collection}"), Some(body));
-    assert_eq!(st, 201, "POST {collection}: {v}");
-    v
+    let start = Instant::now();
+    loop {
+        let (st, v) = srv.call("POST", &format!("/v2.0/{collection}"), Some(body.clone()));
+        if st == 503 && start.elapsed() < Duration::from_secs(20) {
+            std::thread::sleep(Duration::from_millis(100));
+            continue;
+        }
+        assert_eq!(st, 201, "POST {collection}: {v}");
+        return v;
+    }
 }
 
 /// Makes the cloud of `shape` through `srv`'s API; ports in bulk requests.
