@@ -184,13 +184,7 @@ fn catches_up(log: Log) {
         .create("ports", "port", json!({"network_id": net_a["id"]}));
     let _vm_gone = h.plug(&gone, 1, 24);
     let (gone_mac, gone_ip) = addr(&gone);
-    let mut usual = Vec::new();
-    let mut vms = Vec::new();
-    for _ in 0..2 {
-        let t = Instant::now();
-        vms.push(h.vm(&net_b, 1));
-        usual.push(t.elapsed());
-    }
+    let (mut vms, usual) = h.timed_vms(&net_b, 1, 2);
     assert!(vm_a.pings(&ip_b), "{}", h.dumps());
     assert!(vm_a.pings(&gone_ip), "{}", h.dumps());
     wait_until("A's flows for B's port", Duration::from_secs(10), || {

@@ -42,13 +42,7 @@ fn a_stopped_host_is_cut_catches_up_after_it_continues_and_never_slows_the_other
     );
     // Each host follows its network through a VM there; B's wiring latency as usual.
     let _vm_a = h.vm(&net_a, 0);
-    let mut usual = Vec::new();
-    let mut vms = Vec::new();
-    for _ in 0..2 {
-        let t = Instant::now();
-        vms.push(h.vm(&net_b, 1));
-        usual.push(t.elapsed());
-    }
+    let (mut vms, usual) = h.timed_vms(&net_b, 1, 2);
     // Ports on A's network that nobody plugs: renaming them changes A's topic only.
     let filler: Vec<String> = (0..6)
         .map(|_| {

@@ -226,6 +226,22 @@ impl TwoHosts {
 
     /// A VM on host `h` (0 or 1) for a new port of `net` (a /24, or a /64 when its first
     /// address is IPv6), once that port is ACTIVE there.
+    /// `n` VMs on `net` on host `h`, one after another, and how long each took to wire.
+    pub fn timed_vms(
+        &self,
+        net: &Value,
+        h: usize,
+        n: usize,
+    ) -> (Vec<(testbed::Vm, String)>, Vec<Duration>) {
+        (0..n)
+            .map(|_| {
+                let t = Instant::now();
+                let vm = self.vm(net, h);
+                (vm, t.elapsed())
+            })
+            .unzip()
+    }
+
     pub fn vm(&self, net: &Value, h: usize) -> (testbed::Vm, String) {
         let p = self
             .srv

@@ -85,40 +85,40 @@ fn post(srv: &Server, collection: &str, body: Value) -> Value {
     }
 }
 
+/// Creates one `resource` in `collection`; its id.
+fn create(srv: &Server, collection: &str, resource: &str, attrs: Value) -> String {
+    let v = post(srv, collection, json!({ resource: attrs }));
+    v[resource]["id"].as_str().expect("an id").to_string()
+}
+
 /// Makes the cloud of `shape` through `srv`'s API; ports in bulk requests.
 pub fn build(srv: &Server, shape: Shape) -> Cloud {
     let mut groups = Vec::new();
     let mut ports = vec![Vec::new(); shape.hosts];
     for g in 0..shape.groups() {
         let project = format!("scale-{g:03}");
-        let router = post(
+        let router = create(
             srv,
             "routers",
-            json!({"router": {"name": format!("r{g}"), "project_id": project}}),
-        )["router"]["id"]
-            .as_str()
-            .expect("router id")
-            .to_string();
+            "router",
+            json!({"name": format!("r{g}"), "project_id": project}),
+        );
         let mut networks = Vec::new();
         for i in 0..shape.nets_per_group {
             let x = g * shape.nets_per_group + i;
-            let net = post(
+            let net = create(
                 srv,
                 "networks",
-                json!({"network": {"name": format!("n{x}"), "project_id": project}}),
-            )["network"]["id"]
-                .as_str()
-                .expect("network id")
-                .to_string();
-            let subnet = post(
+                "network",
+                json!({"name": format!("n{x}"), "project_id": project}),
+            );
+            let subnet = create(
                 srv,
                 "subnets",
-                json!({"subnet": {"network_id": net, "project_id": project, "ip_version": 4,
-                    "cidr": format!("10.{}.{}.0/24", x / 256, x % 256), "enable_dhcp": false}}),
-            )["subnet"]["id"]
-                .as_str()
-                .expect("subnet id")
-                .to_string();
+                "subnet",
+                json!({"network_id": net, "project_id": project, "ip_version": 4,
+                    "cidr": format!("10.{}.{}.0/24", x / 256, x % 256), "enable_dhcp": false}),
+            );
             let (st, v) = srv.call(
                 "PUT",
                 &format!("/v2.0/routers/{router}/add_router_interface"),
@@ -127,14 +127,12 @@ pub fn build(srv: &Server, shape: Shape) -> Cloud {
             assert_eq!(st, 200, "router interface: {v}");
             networks.push(net);
         }
-        let sg = post(
+        let sg = create(
             srv,
             "security-groups",
-            json!({"security_group": {"name": format!("sg{g}"), "project_id": project}}),
-        )["security_group"]["id"]
-            .as_str()
-            .expect("group id")
-            .to_string();
+            "security_group",
+            json!({"name": format!("sg{g}"), "project_id": project}),
+        );
         post(
             srv,
             "security-group-rules",
@@ -295,12 +293,12 @@ pub fn create_ports(
         let group = &cloud.groups[g];
         let net = &group.networks[j % group.networks.len()];
         let at = Instant::now();
-        let v = post(
+        let id = create(
             srv,
             "ports",
-            json!({"port": port_body(&group.project, net, &group.security_group, h)}),
+            "port",
+            port_body(&group.project, net, &group.security_group, h),
         );
-        let id = v["port"]["id"].as_str().expect("port id").to_string();
         hosts.handles[h].send(simhost::Command::Plug(id.clone()));
         cloud.ports[h].push(id.clone());
         ops.push(Op {
@@ -357,21 +355,19 @@ pub fn add_rules(
         let group = &cloud.groups[g];
         let at = Instant::now();
         let port = first_port + j;
-        let v = post(
+        let id = create(
             srv,
             "security-group-rules",
-            json!({"security_group_rule": {"security_group_id": group.security_group,
+            "security_group_rule",
+            json!({"security_group_id": group.security_group,
                 "project_id": group.project, "direction": "ingress", "ethertype": "IPv4",
                 "protocol": "tcp", "port_range_min": port, "port_range_max": port,
-                "remote_group_id": group.security_group}}),
+                "remote_group_id": group.security_group}),
         );
         ops.push(Op {
             key: Key {
                 table: model::Table::SecurityGroupRule.name().into(),
-                id: v["security_group_rule"]["id"]
-                    .as_str()
-                    .expect("rule id")
-                    .to_string(),
+                id,
                 gone: false,
             },
             group: g,
